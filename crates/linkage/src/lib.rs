@@ -1,0 +1,1 @@
+//! Identity resolution: match department records to register members, with evidence. Pure.

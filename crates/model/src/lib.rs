@@ -1,0 +1,22 @@
+//! Domain types of doudi: region codes, identity numbers (GB 11643-1999), exact money, households and
+//! members of the low-income register, and the feed events with their validating parser.
+//!
+//! This crate is pure: it never does I/O, never logs, and never panics on input. Everything that
+//! reads outside data returns a typed error that says what was wrong and where.
+//! Personal data (ID numbers, names) is shown masked by `Display`/`Debug` wherever this crate can.
+
+pub mod event;
+pub mod household;
+pub mod id_number;
+pub mod money;
+pub mod region;
+
+pub use event::{
+    parse_event, Event, EventError, ParseLimits, Payload, Source, Subject, ALL_KINDS, ALL_SOURCES,
+};
+pub use household::{
+    Area, Category, Household, Member, RegisterError, Relation, Sex, WorkCapacity,
+};
+pub use id_number::{mask_id_str, mask_name, IdNumber, IdNumberError};
+pub use money::{Money, MoneyError};
+pub use region::{RegionCode, RegionError, RegionLevel};

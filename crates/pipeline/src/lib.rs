@@ -1,0 +1,1 @@
+//! Pipeline: file sources, ingest, link, assess, warn, dead letters, batch commits.

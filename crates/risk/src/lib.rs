@@ -1,0 +1,1 @@
+//! Household timelines, versioned explainable risk rules and relief suggestions. Pure.

@@ -1,0 +1,1 @@
+//! sqlx store: SQLite (embedded default), migrations, batch writes, source positions.

@@ -1,0 +1,1 @@
+//! Synthetic register and feeds with ground truth and controlled noise.

@@ -1,0 +1,1 @@
+//! Warning lifecycle decisions: open, update, escalate per household episode. Pure.
