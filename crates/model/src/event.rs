@@ -359,7 +359,7 @@ pub struct DisabilityCertified {
 }
 
 /// The typed `data` of an event, by kind.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "data", rename_all = "snake_case")]
 pub enum Payload {
     Settlement(Settlement),
@@ -566,6 +566,18 @@ impl Event {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
+}
+
+/// A linked event as applied to one household's timeline: what happened, to which member, when.
+/// The household's state is a pure function of its facts (see the `risk` crate).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fact {
+    pub event_id: String,
+    pub source: Source,
+    pub household_id: String,
+    pub member_id: String,
+    pub occurred_at: DateTime<FixedOffset>,
+    pub payload: Payload,
 }
 
 /// Limits on a single event, so that one absurd record cannot exhaust memory or stack.
@@ -795,6 +807,21 @@ mod tests {
         // the normalised JSON parses back to the same event
         let again = parse_event(e.to_json().as_bytes(), &ParseLimits::default()).unwrap();
         assert_eq!(again, e);
+    }
+
+    #[test]
+    fn facts_round_trip_through_json() {
+        let e = parse_event(line(GOOD).as_bytes(), &ParseLimits::default()).unwrap();
+        let f = Fact {
+            event_id: e.event_id.clone(),
+            source: e.source,
+            household_id: "H1".into(),
+            member_id: "M1".into(),
+            occurred_at: e.occurred_at,
+            payload: e.payload.clone(),
+        };
+        let back: Fact = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
+        assert_eq!(back, f);
     }
 
     #[test]
