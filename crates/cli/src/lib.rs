@@ -1,2 +1,127 @@
-//! The doudi command line.
-pub fn main() -> std::process::ExitCode { std::process::ExitCode::SUCCESS }
+//! The `doudi` command line. A thin shell: parse flags, load configuration, call the library
+//! crates, print for people (or JSON for scripts). `anyhow` lives here and nowhere else.
+
+mod commands;
+mod config;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use config::Config;
+
+const AFTER_HELP: &str = "\
+Start here:
+  doudi demo                         generate data, import it, run the pipeline, show warnings
+
+A real run on the embedded default (SQLite, file feeds):
+  doudi import register.jsonl        load or update the low-income register
+  doudi run --feeds feeds --once     read every feed file once and stop
+  doudi run --feeds feeds            keep watching the feeds for new lines and files
+  doudi status                       counts: events, duplicates, dead letters, links, warnings
+
+Configuration: built-in defaults < --config FILE (TOML) < DOUDI_SECTION__KEY environment
+variables < flags. Example: DOUDI_LIMITS__BATCH_SIZE=500. Logs: DOUDI_LOG=debug.";
+
+/// 兜底 doudi — finds low-income households falling into hardship from department feeds, and
+/// warns the township officer in time.
+#[derive(Debug, Parser)]
+#[command(name = "doudi", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Configuration file (TOML). Without it, built-in defaults apply.
+    #[arg(long, global = true, env = "DOUDI_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Database URL, e.g. sqlite://doudi.db (overrides store.url).
+    #[arg(long, global = true, env = "DOUDI_DB", value_name = "URL")]
+    db: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate data, import it, run the pipeline once and print what an officer would see.
+    Demo(commands::demo::DemoArgs),
+    /// Generate a synthetic register and department feeds with ground truth.
+    Gen(commands::gen::GenArgs),
+    /// Import (or re-import) the register from a JSONL file, one household per line.
+    Import(commands::import::ImportArgs),
+    /// Run the pipeline over a feeds folder.
+    Run(commands::run::RunArgs),
+    /// Show counts: events received, applied, duplicates, dead letters, links, warnings.
+    Status(commands::status::StatusArgs),
+    /// Inspect records refused at ingest.
+    #[command(subcommand)]
+    Deadletters(commands::deadletters::DeadlettersCommand),
+    /// Check a rule-set file.
+    #[command(subcommand)]
+    Rules(commands::rules::RulesCommand),
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Print the effective configuration (after file and environment) as TOML.
+    Config,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("DOUDI_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(db) = cli.db {
+        config.store.url = db;
+    }
+    match cli.command {
+        Command::Demo(args) => commands::demo::run(&config, args).await,
+        Command::Gen(args) => commands::gen::run(args),
+        Command::Import(args) => commands::import::run(&config, args).await,
+        Command::Run(args) => commands::run::run(&config, args).await,
+        Command::Status(args) => commands::status::run(&config, args).await,
+        Command::Deadletters(c) => commands::deadletters::run(&config, c).await,
+        Command::Rules(c) => commands::rules::run(c),
+        Command::Migrate => {
+            let store = commands::open_store(&config).await?;
+            store.close().await;
+            println!("database {} is up to date", config.store.url);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config => {
+            print!("{}", toml::to_string_pretty(&config)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

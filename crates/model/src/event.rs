@@ -113,7 +113,9 @@ impl Subject {
                 .chars()
                 .filter(|c| !c.is_whitespace())
                 .map(|c| match c {
-                    '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32).unwrap_or(c),
+                    '０'..='９' => {
+                        char::from_u32(c as u32 - '０' as u32 + '0' as u32).unwrap_or(c)
+                    }
                     'ｘ' | 'Ｘ' | 'x' => 'X',
                     _ => c,
                 })
@@ -430,6 +432,12 @@ impl Payload {
                 }
             })
         }
+        if !data.trim_start().starts_with('{') {
+            return Err(EventError::InvalidField {
+                field: "data".into(),
+                message: "must be a JSON object".into(),
+            });
+        }
         Ok(match kind {
             "settlement" => Payload::Settlement(de(data)?),
             "serious_illness_diagnosed" => Payload::SeriousIllnessDiagnosed(de(data)?),
@@ -467,7 +475,8 @@ impl Payload {
         };
         match self {
             Payload::Settlement(s) => {
-                if s.fund_paid_fen.fen() + s.out_of_pocket_fen.fen() > s.total_cost_fen.fen() {
+                let paid = s.fund_paid_fen.fen() as i128 + s.out_of_pocket_fen.fen() as i128;
+                if paid > s.total_cost_fen.fen() as i128 {
                     return bad(
                         "out_of_pocket_fen",
                         format!(
@@ -495,18 +504,18 @@ impl Payload {
                     }
                 }
             }
-            Payload::SeriousIllnessDiagnosed(s) => {
-                if !is_icd10(&s.diagnosis) {
-                    return bad(
-                        "diagnosis",
-                        format!("{:?} is not an ICD-10 code like \"C34.9\"", s.diagnosis),
-                    );
-                }
+            Payload::SeriousIllnessDiagnosed(s) if !is_icd10(&s.diagnosis) => {
+                return bad(
+                    "diagnosis",
+                    format!("{:?} is not an ICD-10 code like \"C34.9\"", s.diagnosis),
+                );
             }
             Payload::ContributionsStopped(c) => {
-                let ok = NaiveDate::parse_from_str(&format!("{}-01", c.last_paid_month), "%Y-%m-%d")
-                    .is_ok()
-                    && c.last_paid_month.len() == 7;
+                let m = c.last_paid_month.as_bytes();
+                let ok = m.len() == 7
+                    && m[4] == b'-'
+                    && m[..4].iter().chain(&m[5..]).all(u8::is_ascii_digit)
+                    && matches!(&m[5..], [b'0', b'1'..=b'9'] | [b'1', b'0'..=b'2']);
                 if !ok {
                     return bad(
                         "last_paid_month",
@@ -517,10 +526,8 @@ impl Payload {
                     return bad("months_unpaid", "must be at least 1".to_string());
                 }
             }
-            Payload::DisabilityCertified(d) => {
-                if !(1..=4).contains(&d.grade) {
-                    return bad("grade", format!("must be 1 to 4, got {}", d.grade));
-                }
+            Payload::DisabilityCertified(d) if !(1..=4).contains(&d.grade) => {
+                return bad("grade", format!("must be 1 to 4, got {}", d.grade));
             }
             _ => {}
         }
@@ -646,8 +653,7 @@ impl EventError {
 /// Make serde's and chrono's messages say what a person should fix.
 fn explain_serde(msg: &str) -> String {
     let msg = msg.split(" at line ").next().unwrap_or(msg).to_string();
-    if msg.contains("input is out of range") || msg.contains("input contains invalid characters")
-    {
+    if msg.contains("input is out of range") || msg.contains("input contains invalid characters") {
         "not a real calendar date (write dates as YYYY-MM-DD)".to_string()
     } else if msg.contains("premature end of input") || msg.contains("trailing input") {
         "not a date written YYYY-MM-DD".to_string()
@@ -744,7 +750,10 @@ pub fn parse_event(bytes: &[u8], limits: &ParseLimits) -> Result<Event, EventErr
 
     let event_id = raw.event_id.ok_or(EventError::MissingField("event_id"))?;
     let event_id = event_id.trim().to_string();
-    if event_id.is_empty() || event_id.len() > 128 || event_id.chars().any(char::is_control) {
+    if event_id.is_empty()
+        || event_id.chars().count() > 128
+        || event_id.chars().any(char::is_control)
+    {
         return Err(EventError::InvalidField {
             field: "event_id".into(),
             message: "must be 1 to 128 characters with no control characters".into(),
@@ -757,7 +766,9 @@ pub fn parse_event(bytes: &[u8], limits: &ParseLimits) -> Result<Event, EventErr
     if !source.kinds().any(|k| k == kind) {
         return Err(EventError::UnknownKind { source_code, kind });
     }
-    let occurred_at = raw.occurred_at.ok_or(EventError::MissingField("occurred_at"))?;
+    let occurred_at = raw
+        .occurred_at
+        .ok_or(EventError::MissingField("occurred_at"))?;
     let occurred_at =
         DateTime::parse_from_rfc3339(&occurred_at).map_err(|_| EventError::InvalidField {
             field: "occurred_at".into(),
@@ -837,7 +848,10 @@ mod tests {
         assert_eq!(err(b"not json").code(), "not_json");
         assert_eq!(err(b"[1,2]"), EventError::NotObject("an array"));
         assert_eq!(err(b"42"), EventError::NotObject("a number"));
-        assert_eq!(err(br#"{"source":"housing"}"#), EventError::MissingField("event_id"));
+        assert_eq!(
+            err(br#"{"source":"housing"}"#),
+            EventError::MissingField("event_id")
+        );
         assert_eq!(
             err(br#"{"event_id":"x","source":"tax","kind":"a","occurred_at":"2026-01-01T00:00:00Z","data":{}}"#)
                 .code(),
@@ -872,8 +886,24 @@ mod tests {
         let big = line(&GOOD.replace("C34.9", &"A".repeat(70_000)));
         assert!(matches!(err(big.as_bytes()), EventError::TooLarge { .. }));
         let sums = err(line(&GOOD.replace("3000000", "4000000")).as_bytes());
-        assert!(sums.to_string().contains("exceeds the total cost"), "{sums}");
-        let unknown = err(line(&GOOD.replace("\"setting\"", "\"colour\":1,\"setting\"")).as_bytes());
+        assert!(
+            sums.to_string().contains("exceeds the total cost"),
+            "{sums}"
+        );
+        let overflow = err(line(
+            &GOOD
+                .replace("3000000", "9223372036854775807")
+                .replace("2000000,", "1,"),
+        )
+        .as_bytes());
+        assert!(
+            overflow.to_string().contains("exceeds the total cost"),
+            "{overflow}"
+        );
+        let array = err(line(r#"["2026-02-27"]"#).as_bytes());
+        assert_eq!(array.to_string(), "data: must be a JSON object");
+        let unknown =
+            err(line(&GOOD.replace("\"setting\"", "\"colour\":1,\"setting\"")).as_bytes());
         assert!(unknown.to_string().contains("colour"), "{unknown}");
     }
 

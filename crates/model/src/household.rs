@@ -185,7 +185,9 @@ pub enum RegisterError {
     EmptyName { member: usize },
     #[error("members[{member}].disability_grade must be 1 to 4, got {grade}")]
     BadDisabilityGrade { member: usize, grade: u8 },
-    #[error("members[{member}].birth_date disagrees with the birth date in the member's ID number")]
+    #[error(
+        "members[{member}].birth_date disagrees with the birth date in the member's ID number"
+    )]
     BirthDateMismatch { member: usize },
     #[error("members[{member}].sex disagrees with the sex in the member's ID number")]
     SexMismatch { member: usize },
@@ -231,7 +233,10 @@ impl Household {
             if m.id_number.sex() != m.sex {
                 return Err(RegisterError::SexMismatch { member: i });
             }
-            if let Some(prev) = self.members[..i].iter().find(|p| p.member_id == m.member_id) {
+            if let Some(prev) = self.members[..i]
+                .iter()
+                .find(|p| p.member_id == m.member_id)
+            {
                 return Err(RegisterError::DuplicateMemberId {
                     member: i,
                     member_id: prev.member_id.clone(),

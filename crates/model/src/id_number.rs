@@ -224,7 +224,10 @@ mod tests {
     fn accepts_the_standards_own_example() {
         let id = IdNumber::parse(STANDARD_EXAMPLE).unwrap();
         assert_eq!(id.expose(), STANDARD_EXAMPLE);
-        assert_eq!(id.birth_date(), NaiveDate::from_ymd_opt(1949, 12, 31).unwrap());
+        assert_eq!(
+            id.birth_date(),
+            NaiveDate::from_ymd_opt(1949, 12, 31).unwrap()
+        );
         assert_eq!(id.sex(), Sex::Female);
         assert_eq!(id.address_code(), "110105");
         // lower-case x is the same number

@@ -12,7 +12,8 @@ pub mod money;
 pub mod region;
 
 pub use event::{
-    parse_event, Event, EventError, Fact, ParseLimits, Payload, Source, Subject, ALL_KINDS, ALL_SOURCES,
+    parse_event, Event, EventError, Fact, ParseLimits, Payload, Source, Subject, ALL_KINDS,
+    ALL_SOURCES,
 };
 pub use household::{
     Area, Category, Household, Member, RegisterError, Relation, Sex, WorkCapacity,

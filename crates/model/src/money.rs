@@ -103,7 +103,9 @@ impl Money {
         if frac.len() > 2 {
             return Err(MoneyError::TooPrecise(s.to_string()));
         }
-        let whole: i64 = whole.parse().map_err(|_| MoneyError::TooLarge(s.to_string()))?;
+        let whole: i64 = whole
+            .parse()
+            .map_err(|_| MoneyError::TooLarge(s.to_string()))?;
         let mut fen: i64 = 0;
         for (i, b) in frac.bytes().enumerate() {
             let d = (b - b'0') as i64;
@@ -236,10 +238,22 @@ mod tests {
         assert_eq!(Money::parse_yuan("961").unwrap(), Money::from_fen(96100));
         assert_eq!(Money::parse_yuan("961.5").unwrap(), Money::from_fen(96150));
         assert_eq!(Money::parse_yuan("0.07").unwrap(), Money::from_fen(7));
-        assert!(matches!(Money::parse_yuan("1.234"), Err(MoneyError::TooPrecise(_))));
-        assert!(matches!(Money::parse_yuan("-3"), Err(MoneyError::Negative(_))));
-        assert!(matches!(Money::parse_yuan("abc"), Err(MoneyError::NotANumber(_))));
-        assert!(matches!(Money::parse_yuan("3."), Err(MoneyError::NotANumber(_))));
+        assert!(matches!(
+            Money::parse_yuan("1.234"),
+            Err(MoneyError::TooPrecise(_))
+        ));
+        assert!(matches!(
+            Money::parse_yuan("-3"),
+            Err(MoneyError::Negative(_))
+        ));
+        assert!(matches!(
+            Money::parse_yuan("abc"),
+            Err(MoneyError::NotANumber(_))
+        ));
+        assert!(matches!(
+            Money::parse_yuan("3."),
+            Err(MoneyError::NotANumber(_))
+        ));
     }
 
     #[test]
@@ -250,17 +264,25 @@ mod tests {
 
     #[test]
     fn json_rejects_negative_and_fractional_fen() {
-        assert_eq!(serde_json::from_str::<Money>("1200").unwrap(), Money::from_fen(1200));
+        assert_eq!(
+            serde_json::from_str::<Money>("1200").unwrap(),
+            Money::from_fen(1200)
+        );
         let neg = serde_json::from_str::<Money>("-1").unwrap_err().to_string();
         assert!(neg.contains("negative"), "{neg}");
-        let frac = serde_json::from_str::<Money>("12.5").unwrap_err().to_string();
+        let frac = serde_json::from_str::<Money>("12.5")
+            .unwrap_err()
+            .to_string();
         assert!(frac.contains("whole number of fen"), "{frac}");
     }
 
     #[test]
     fn scale_and_ratio() {
         assert_eq!(Money::from_yuan(641).scale(3, 2), Money::from_fen(96150));
-        assert_eq!(Money::from_yuan(50).ratio_permille(Money::from_yuan(100)), Some(500));
+        assert_eq!(
+            Money::from_yuan(50).ratio_permille(Money::from_yuan(100)),
+            Some(500)
+        );
         assert_eq!(Money::from_yuan(50).ratio_permille(Money::ZERO), None);
     }
 }

@@ -132,8 +132,14 @@ mod tests {
 
     #[test]
     fn rejects_bad_codes() {
-        assert!(matches!(RegionCode::parse("34150"), Err(RegionError::BadLength(_))));
-        assert!(matches!(RegionCode::parse("34150a"), Err(RegionError::NotDigits(_))));
+        assert!(matches!(
+            RegionCode::parse("34150"),
+            Err(RegionError::BadLength(_))
+        ));
+        assert!(matches!(
+            RegionCode::parse("34150a"),
+            Err(RegionError::NotDigits(_))
+        ));
         assert!(serde_json::from_str::<RegionCode>("\"1234567\"").is_err());
     }
 }

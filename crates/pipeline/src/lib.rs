@@ -1,1 +1,45 @@
-//! Pipeline: file sources, ingest, link, assess, warn, dead letters, batch commits.
+//! The doudi pipeline: read feeds, ingest (parse, validate, normalise), link each record to a
+//! register member, assess the household, open or update its warning — and commit each batch's
+//! effects together with the source positions it came from, in one transaction.
+//!
+//! Reading and parsing run on a blocking thread; applying runs on the async side; a bounded
+//! channel between them makes a slow database slow the reading instead of growing memory.
+//! Bad records go to dead letters with the reason and their position; nothing is dropped.
+//! Logs never carry personal data.
+
+pub mod apply;
+pub mod files;
+mod ingest;
+
+use std::path::PathBuf;
+
+pub use apply::{apply_batch, BatchOutcome, Engine};
+pub use ingest::{ingest_record, Ingested};
+
+/// What can stop a run.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a known source folder (known: {known}); move or rename it")]
+    UnknownSourceFolder { path: PathBuf, known: String },
+    #[error("unexpected {path}: {hint}")]
+    UnexpectedFeedEntry { path: PathBuf, hint: &'static str },
+    #[error("{path} is shorter ({now} bytes) than the position already read ({stored} bytes): feed files must only grow; restore it or move it aside")]
+    FileShrank {
+        path: PathBuf,
+        stored: u64,
+        now: u64,
+    },
+    #[error(transparent)]
+    Store(#[from] doudi_store::StoreError),
+    #[error("the reader thread stopped unexpectedly")]
+    ReaderGone,
+}
+
+mod run;
+pub use run::{run_files, Progress, RunOptions, RunReport};

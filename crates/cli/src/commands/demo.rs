@@ -1,0 +1,214 @@
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use doudi_model::{mask_name, Household};
+use doudi_risk::Assessment;
+use doudi_synth::{GenConfig, Noise};
+
+use super::{gen, import, open_store, run};
+use crate::Config;
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The demo writes into DIR (default ./doudi-demo): the generated register and feeds, the ground truth,
+and the database doudi.db (unless --db is given). Running it again starts afresh in the same folder.")]
+pub struct DemoArgs {
+    /// Folder for the generated data and the demo database.
+    #[arg(long, default_value = "doudi-demo", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Number of households to generate.
+    #[arg(long, default_value_t = 2000)]
+    pub households: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// How many warnings to print.
+    #[arg(long, default_value_t = 5)]
+    pub show: i64,
+}
+
+/// Remove what an earlier demo left in `dir` (only the files the demo writes).
+fn clear_demo_dir(dir: &Path, db_file: Option<&Path>) -> anyhow::Result<()> {
+    for sub in ["feeds", "truth"] {
+        let p = dir.join(sub);
+        if p.exists() {
+            std::fs::remove_dir_all(&p).with_context(|| format!("cannot clear {}", p.display()))?;
+        }
+    }
+    let mut files = vec![dir.join("register.jsonl")];
+    if let Some(db) = db_file {
+        for suffix in ["", "-wal", "-shm"] {
+            files.push(PathBuf::from(format!("{}{suffix}", db.display())));
+        }
+    }
+    for f in files {
+        if f.exists() {
+            std::fs::remove_file(&f).with_context(|| format!("cannot remove {}", f.display()))?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let mut config = config.clone();
+    // The demo keeps its database beside its data unless one was named.
+    let default_db = Config::default().store.url;
+    let own_db = config.store.url == default_db;
+    if own_db {
+        config.store.url = format!("sqlite://{}", args.dir.join("doudi.db").display());
+    }
+    let db_file = own_db.then(|| args.dir.join("doudi.db"));
+    clear_demo_dir(&args.dir, db_file.as_deref())?;
+
+    println!("兜底 doudi — demo\n");
+    let cfg = GenConfig {
+        households: args.households,
+        seed: args.seed,
+        start: gen::default_start(),
+        months: 12,
+        hardship_share: 0.05,
+        noise: Noise::default(),
+    };
+    let summary = gen::generate(&args.dir, &cfg)?;
+    let events: usize = summary.events.values().sum();
+    println!(
+        "1. generated {} households ({} members) and {} department events in {}/",
+        summary.households,
+        summary.members,
+        events,
+        args.dir.display()
+    );
+
+    let store = open_store(&config).await?;
+    let register_file = args.dir.join("register.jsonl");
+    let households = match import::read_register(&register_file)? {
+        Ok(h) => h,
+        Err(problems) => anyhow::bail!("generated register is invalid: {}", problems.join("; ")),
+    };
+    let report = import::import_households(&store, &households, &register_file, true).await?;
+    println!(
+        "2. imported the register: {} households added",
+        report.added
+    );
+
+    let run_report = run::run_pipeline(&config, &store, args.dir.join("feeds"), true).await?;
+    println!(
+        "3. ran the pipeline: {} records in {:.1} s — {} linked to a household member, {} unmatched, {} dead letters",
+        run_report.received,
+        run_report.elapsed_ms as f64 / 1000.0,
+        run_report.linked,
+        run_report.unmatched,
+        run_report.dead_letters
+    );
+
+    let status = store.status().await?;
+    let open: i64 = status.warnings_open.values().sum();
+    let level = |l: &str| status.warnings_open.get(l).copied().unwrap_or(0);
+    println!(
+        "\n预警 Open warnings: {open} — 红色 red {}, 橙色 orange {}, 黄色 yellow {}. The most urgent:\n",
+        level("red"),
+        level("orange"),
+        level("yellow")
+    );
+    for w in store.open_warnings(args.show).await? {
+        print_warning(&w);
+    }
+    println!(
+        "Done in {:.1} s. Look further:\n  doudi status --db {}\n  doudi deadletters list --db {}",
+        started.elapsed().as_secs_f64(),
+        config.store.url,
+        config.store.url
+    );
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_warning(w: &doudi_store::WarningView) {
+    let assessment: Option<Assessment> = serde_json::from_value(w.summary.clone()).ok();
+    let household: Option<Household> = serde_json::from_value(w.household.clone()).ok();
+    let level_zh = match w.level.as_str() {
+        "red" => "红色",
+        "orange" => "橙色",
+        "yellow" => "黄色",
+        _ => "",
+    };
+    println!(
+        "[{level_zh} {}] 预警 #{} · 户 {} · score {}",
+        w.level.to_uppercase(),
+        w.warning_id,
+        w.household_id,
+        w.score
+    );
+    if let Some(h) = &household {
+        println!(
+            "  {} · {} · {}",
+            h.category.name_zh(),
+            h.region_code,
+            h.address
+        );
+        let members: Vec<String> = h
+            .members
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} ({}, {})",
+                    mask_name(&m.name),
+                    relation_zh(m.relation),
+                    m.id_number
+                )
+            })
+            .collect();
+        println!("  成员 members: {}", members.join(", "));
+    }
+    if let Some(a) = &assessment {
+        println!("  原因 why:");
+        for c in &a.contributions {
+            println!("   {:+4}  {}", c.points, c.reason_zh);
+            println!("         {}", c.reason_en);
+        }
+        for r in &a.review_needed {
+            println!("   复核 review: {r}");
+        }
+        if let Some(r) = &a.relief {
+            println!(
+                "  建议临时救助 suggested relief: {} 元 ({} months, {}; approved by the {})",
+                r.amount, r.months, r.kind, r.approver
+            );
+        }
+    }
+    println!("  截止 act by: {}\n", deadline_text(&w.deadline));
+}
+
+fn relation_zh(r: doudi_model::Relation) -> &'static str {
+    use doudi_model::Relation::*;
+    match r {
+        Head => "户主",
+        Spouse => "配偶",
+        Child => "子女",
+        Parent => "父母",
+        Grandchild => "孙辈",
+        Grandparent => "祖辈",
+        Sibling => "兄弟姐妹",
+        Other => "其他",
+    }
+}
+
+/// `2026-11-24 22:23 (+08:00), in 23 h` from a stored UTC timestamp.
+fn deadline_text(stored: &str) -> String {
+    let Ok(t) = chrono::DateTime::parse_from_rfc3339(stored) else {
+        return stored.to_string();
+    };
+    let china = chrono::FixedOffset::east_opt(8 * 3600).unwrap_or(*t.offset());
+    let local = t.with_timezone(&china);
+    let hours = (t.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_hours();
+    let left = if hours >= 0 {
+        format!("in {hours} h")
+    } else {
+        format!("{} h overdue", -hours)
+    };
+    format!("{} (+08:00), {left}", local.format("%Y-%m-%d %H:%M"))
+}

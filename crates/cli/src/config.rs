@@ -1,0 +1,189 @@
+//! Configuration: built-in defaults → a TOML file → `DOUDI_*` environment variables → flags.
+//! Unknown keys are errors, so a typo never silently falls back to a default.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration. Every field has a default; see `deploy/doudi.example.toml`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub store: StoreConfig,
+    pub feeds: FeedsConfig,
+    pub limits: LimitsConfig,
+    pub rules: RulesConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` (created if missing).
+    pub url: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: "sqlite://doudi.db".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedsConfig {
+    /// Folder with one sub-folder per source (`health_insurance/`, …) of `*.jsonl` files.
+    pub dir: PathBuf,
+    /// How often `run` (without `--once`) looks for new lines and files, in milliseconds.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for FeedsConfig {
+    fn default() -> Self {
+        FeedsConfig {
+            dir: PathBuf::from("feeds"),
+            poll_interval_ms: 1000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest accepted event in bytes; larger ones go to dead letters.
+    pub max_event_bytes: usize,
+    /// Deepest accepted nesting of JSON objects/arrays in an event.
+    pub max_depth: usize,
+    /// Records per transaction.
+    pub batch_size: usize,
+    /// Batches read ahead of the database (bounds memory).
+    pub channel_batches: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let p = doudi_model::ParseLimits::default();
+        LimitsConfig {
+            max_event_bytes: p.max_event_bytes,
+            max_depth: p.max_depth,
+            batch_size: 2000,
+            channel_batches: 4,
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub fn parse_limits(&self) -> doudi_model::ParseLimits {
+        doudi_model::ParseLimits {
+            max_event_bytes: self.max_event_bytes,
+            max_depth: self.max_depth,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// A rule-set TOML file; empty means the built-in `rules/default.toml`.
+    pub file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Load: defaults, then `file` (if given), then `DOUDI_SECTION__KEY` environment variables.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                anyhow::bail!(
+                    "configuration file {} does not exist (see deploy/doudi.example.toml for one to start from)",
+                    path.display()
+                );
+            }
+            fig = fig.merge(Toml::file_exact(path));
+        }
+        fig = fig.merge(
+            Env::prefixed("DOUDI_")
+                .filter(|k| k.as_str().contains("__"))
+                .split("__"),
+        );
+        let config: Config = fig.extract().map_err(|e| {
+            let mut msg = String::from("invalid configuration");
+            for err in e {
+                msg.push_str(&format!("\n  - {err}"));
+            }
+            anyhow::anyhow!(msg)
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let l = &self.limits;
+        if l.max_event_bytes < 256 {
+            anyhow::bail!(
+                "limits.max_event_bytes must be at least 256 (got {})",
+                l.max_event_bytes
+            );
+        }
+        if l.max_depth < 3 {
+            anyhow::bail!("limits.max_depth must be at least 3 (an event nests subject and data)");
+        }
+        if l.batch_size == 0 || l.batch_size > 100_000 {
+            anyhow::bail!(
+                "limits.batch_size must be 1 to 100000 (got {})",
+                l.batch_size
+            );
+        }
+        if l.channel_batches == 0 {
+            anyhow::bail!("limits.channel_batches must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The rule set named by the configuration, or the built-in one.
+    pub fn rule_set(&self) -> anyhow::Result<doudi_risk::RuleSet> {
+        match &self.rules.file {
+            None => Ok(doudi_risk::RuleSet::builtin()),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read rule set {}", path.display()))?;
+                doudi_risk::RuleSet::from_toml_str(&text)
+                    .with_context(|| format!("rule set {} is invalid", path.display()))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = Config::load(None).unwrap();
+        assert_eq!(c.store.url, "sqlite://doudi.db");
+        assert_eq!(c.limits.max_event_bytes, 65536);
+    }
+
+    #[test]
+    fn file_values_override_defaults_and_unknown_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("doudi.toml");
+        std::fs::write(&p, "[limits]\nbatch_size = 50\n").unwrap();
+        assert_eq!(Config::load(Some(&p)).unwrap().limits.batch_size, 50);
+        std::fs::write(&p, "[limits]\nbatch_sise = 50\n").unwrap();
+        let e = Config::load(Some(&p)).unwrap_err().to_string();
+        assert!(e.contains("batch_sise"), "{e}");
+        std::fs::write(&p, "[limits]\nbatch_size = 0\n").unwrap();
+        let e = Config::load(Some(&p)).unwrap_err().to_string();
+        assert!(e.contains("batch_size"), "{e}");
+        let e = Config::load(Some(&dir.path().join("missing.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not exist"), "{e}");
+    }
+}

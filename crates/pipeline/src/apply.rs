@@ -1,0 +1,283 @@
+//! Apply a batch: dedupe, link, append facts, assess, decide warnings — one transaction, with the
+//! positions the batch came from.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::Utc;
+use doudi_linkage::{Outcome, RegisterIndex};
+use doudi_model::{Fact, Household, ParseLimits};
+use doudi_risk::{assess, derive_state, Level, RuleSet};
+use doudi_store::{
+    AssessmentRow, DeadLetterRow, EventRow, FactRow, LinkRow, NewWarning, PositionRow, Store,
+    WarningUpdate,
+};
+use doudi_warnings::{decide, Decision, OpenWarning};
+
+use crate::ingest::{sniff_event_id, Ingested};
+use crate::PipelineError;
+
+/// What the pipeline knows while it runs: the rule set and the register (held in memory).
+pub struct Engine {
+    pub rules: RuleSet,
+    pub limits: ParseLimits,
+    households: HashMap<String, Household>,
+    index: RegisterIndex,
+}
+
+impl Engine {
+    pub fn new(rules: RuleSet, limits: ParseLimits, register: Vec<Household>) -> Self {
+        let index = RegisterIndex::build(&register);
+        let households = register
+            .into_iter()
+            .map(|h| (h.household_id.clone(), h))
+            .collect();
+        Engine {
+            rules,
+            limits,
+            households,
+            index,
+        }
+    }
+
+    pub fn household_count(&self) -> usize {
+        self.households.len()
+    }
+}
+
+/// What one batch did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub received: u64,
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub dead_letters: u64,
+    pub linked: u64,
+    pub review: u64,
+    pub unmatched: u64,
+    pub warnings_opened: u64,
+    pub warnings_raised: u64,
+    /// Dead letters by reason code.
+    pub dead_by_reason: BTreeMap<&'static str, u64>,
+}
+
+/// Apply one batch of ingested records in a single transaction.
+pub async fn apply_batch(
+    store: &Store,
+    engine: &Engine,
+    batch: &[Ingested],
+) -> Result<BatchOutcome, PipelineError> {
+    let mut out = BatchOutcome {
+        received: batch.len() as u64,
+        ..BatchOutcome::default()
+    };
+    let mut tx = store.begin().await?;
+
+    // Positions: the end of the last record of each stream in the batch.
+    let mut positions: BTreeMap<&str, PositionRow> = BTreeMap::new();
+    let mut dead = Vec::new();
+    let mut rows = Vec::new();
+    let mut events = Vec::new();
+    for item in batch {
+        let r = &item.record;
+        positions.insert(
+            r.stream.as_str(),
+            PositionRow {
+                source: r.source.code().to_string(),
+                stream: r.stream.clone(),
+                byte_offset: r.end_offset,
+                line: r.line,
+            },
+        );
+        match &item.result {
+            Ok(event) => {
+                rows.push(EventRow {
+                    source: event.source.code().to_string(),
+                    event_id: event.event_id.clone(),
+                    kind: event.kind().to_string(),
+                    occurred_at: event.occurred_at,
+                    stream: r.stream.clone(),
+                    position: r.line,
+                    raw: r.bytes.clone(),
+                    normalised: event.to_json(),
+                });
+                events.push(event);
+            }
+            Err(e) => {
+                *out.dead_by_reason.entry(e.code()).or_default() += 1;
+                dead.push(DeadLetterRow {
+                    source: r.source.code().to_string(),
+                    stream: r.stream.clone(),
+                    line: r.line,
+                    byte_offset: r.byte_offset,
+                    event_id: sniff_event_id(&r.bytes),
+                    reason_code: e.code().to_string(),
+                    reason: e.to_string(),
+                    raw: r.bytes.clone(),
+                    raw_len: r.full_len,
+                });
+            }
+        }
+    }
+    out.dead_letters = dead.len() as u64;
+
+    let new = tx.insert_events(&rows).await?;
+    out.accepted = new.len() as u64;
+    out.duplicates = rows.len() as u64 - out.accepted;
+
+    // Link every new event, in batch order.
+    let mut links = Vec::with_capacity(new.len());
+    let mut facts = Vec::new();
+    let mut seen = std::collections::HashSet::with_capacity(new.len());
+    for event in events {
+        let key = (event.source.code().to_string(), event.event_id.clone());
+        // A key repeated inside the batch was inserted once: link it once.
+        if !new.contains(&key) || !seen.insert(key) {
+            continue;
+        }
+        let decision = engine.index.link(&event.subject);
+        match decision.outcome {
+            Outcome::Linked => out.linked += 1,
+            Outcome::Review => out.review += 1,
+            Outcome::Unmatched => out.unmatched += 1,
+        }
+        if let (Outcome::Linked, Some(hh), Some(member)) = (
+            decision.outcome,
+            decision.household_id.as_ref(),
+            decision.member_id.as_ref(),
+        ) {
+            facts.push(Fact {
+                event_id: event.event_id.clone(),
+                source: event.source,
+                household_id: hh.clone(),
+                member_id: member.clone(),
+                occurred_at: event.occurred_at,
+                payload: event.payload.clone(),
+            });
+        }
+        links.push(LinkRow {
+            source: event.source.code().to_string(),
+            event_id: event.event_id.clone(),
+            outcome: decision.outcome.code(),
+            household_id: decision.household_id.clone(),
+            member_id: decision.member_id.clone(),
+            evidence: serde_json::to_string(&decision.evidence).unwrap_or_default(),
+        });
+    }
+
+    // Assess each household after each of its new facts, and decide its warning.
+    let mut affected: Vec<String> = facts.iter().map(|f| f.household_id.clone()).collect();
+    affected.sort();
+    affected.dedup();
+    let mut timelines = tx.facts_for(&affected).await?;
+    let mut open: HashMap<String, OpenWarning> = tx
+        .open_warnings(&affected)
+        .await?
+        .into_values()
+        .map(|w| {
+            let level = Level::from_code(&w.level).unwrap_or(Level::None);
+            (
+                w.household_id.clone(),
+                OpenWarning {
+                    warning_id: w.warning_id,
+                    household_id: w.household_id,
+                    level,
+                    score: w.score,
+                    deadline: w.deadline,
+                },
+            )
+        })
+        .collect();
+    let now = Utc::now();
+    let mut assessments = Vec::with_capacity(facts.len());
+    for fact in &facts {
+        let Some(household) = engine.households.get(&fact.household_id) else {
+            continue;
+        };
+        let timeline = timelines.entry(fact.household_id.clone()).or_default();
+        timeline.push(fact.clone());
+        // Assess as of the latest fact known, so a late record with an early date still sees
+        // everything that came after it.
+        let as_of = timeline
+            .iter()
+            .map(|f| f.occurred_at)
+            .max()
+            .unwrap_or(fact.occurred_at);
+        let state = derive_state(household, timeline, as_of);
+        let assessment = assess(&engine.rules, household, &state);
+        let summary = serde_json::to_string(&assessment).unwrap_or_default();
+        assessments.push(AssessmentRow {
+            source: fact.source.code().to_string(),
+            event_id: fact.event_id.clone(),
+            household_id: fact.household_id.clone(),
+            rule_set_version: assessment.rule_set_version.clone(),
+            score: assessment.score,
+            level: assessment.level.code().to_string(),
+            assessment: summary.clone(),
+        });
+        match decide(open.get(&fact.household_id), &assessment, now) {
+            Decision::Nothing => {}
+            Decision::Open { level, deadline } => {
+                let id = tx
+                    .open_warning(&NewWarning {
+                        household_id: fact.household_id.clone(),
+                        region_code: household.region_code.to_string(),
+                        level: level.code().to_string(),
+                        score: assessment.score,
+                        deadline,
+                        source: fact.source.code().to_string(),
+                        event_id: fact.event_id.clone(),
+                        summary,
+                    })
+                    .await?;
+                out.warnings_opened += 1;
+                open.insert(
+                    fact.household_id.clone(),
+                    OpenWarning {
+                        warning_id: id,
+                        household_id: fact.household_id.clone(),
+                        level,
+                        score: assessment.score,
+                        deadline,
+                    },
+                );
+            }
+            Decision::Update {
+                warning_id,
+                level,
+                raised,
+                deadline,
+            } => {
+                tx.update_warning(&WarningUpdate {
+                    warning_id,
+                    level: level.code().to_string(),
+                    score: assessment.score,
+                    raised,
+                    deadline,
+                    source: fact.source.code().to_string(),
+                    event_id: fact.event_id.clone(),
+                    summary,
+                })
+                .await?;
+                if raised {
+                    out.warnings_raised += 1;
+                }
+                if let Some(w) = open.get_mut(&fact.household_id) {
+                    w.level = level;
+                    w.score = assessment.score;
+                    w.deadline = deadline;
+                }
+            }
+        }
+    }
+
+    tx.insert_links(&links).await?;
+    let fact_rows: Vec<FactRow> = facts.into_iter().map(|fact| FactRow { fact }).collect();
+    tx.insert_facts(&fact_rows).await?;
+    tx.insert_assessments(&assessments).await?;
+    tx.insert_dead_letters(&dead).await?;
+    let positions: Vec<PositionRow> = positions.into_values().collect();
+    tx.set_positions(&positions).await?;
+    tx.add_counters(out.received, out.duplicates).await?;
+    tx.commit().await?;
+    Ok(out)
+}

@@ -1,0 +1,46 @@
+//! Ingest: raw record → validated event, or the reason it is refused.
+
+use doudi_model::{parse_event, Event, EventError, ParseLimits};
+
+use crate::files::RawRecord;
+
+/// A record after ingest.
+#[derive(Debug)]
+pub struct Ingested {
+    pub record: RawRecord,
+    pub result: Result<Event, EventError>,
+}
+
+/// Parse and validate one record. An event whose `source` is not the feed it arrived on is refused.
+pub fn ingest_record(record: RawRecord, limits: &ParseLimits) -> Ingested {
+    let result = if record.truncated() {
+        Err(EventError::TooLarge {
+            len: record.full_len as usize,
+            limit: limits.max_event_bytes,
+        })
+    } else {
+        parse_event(&record.bytes, limits).and_then(|e| {
+            if e.source != record.source {
+                Err(EventError::SourceMismatch {
+                    expected: record.source.code().to_string(),
+                    found: e.source.code().to_string(),
+                })
+            } else {
+                Ok(e)
+            }
+        })
+    };
+    Ingested { record, result }
+}
+
+/// Best effort: the `event_id` of a refused record, for finding it again (never trusted).
+pub(crate) fn sniff_event_id(bytes: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        event_id: String,
+    }
+    serde_json::from_slice::<Id>(bytes)
+        .ok()
+        .map(|i| i.event_id)
+        .filter(|s| !s.is_empty() && s.len() <= 128)
+}

@@ -1,0 +1,252 @@
+//! Running over file feeds: a blocking reader thread (read, parse, merge by time) feeding batches
+//! through a bounded channel to the applier, which commits one transaction per batch.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use doudi_store::Store;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::apply::{apply_batch, BatchOutcome, Engine};
+use crate::files::{scan_feeds, SourceFiles, SourceReader};
+use crate::ingest::{ingest_record, Ingested};
+use crate::PipelineError;
+
+/// How to run over a feeds folder.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub feeds_dir: PathBuf,
+    /// Records per transaction.
+    pub batch_size: usize,
+    /// Batches read ahead of the applier (the bound on memory).
+    pub channel_batches: usize,
+    /// Read what is there and stop; otherwise keep watching for new lines and files.
+    pub once: bool,
+    /// How often to look for new data when not `once`.
+    pub poll_interval: Duration,
+}
+
+/// Totals of a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RunReport {
+    pub received: u64,
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub dead_letters: u64,
+    pub linked: u64,
+    pub review: u64,
+    pub unmatched: u64,
+    pub warnings_opened: u64,
+    pub warnings_raised: u64,
+    pub batches: u64,
+    pub elapsed_ms: u64,
+    pub dead_by_reason: std::collections::BTreeMap<String, u64>,
+}
+
+impl RunReport {
+    fn add(&mut self, b: &BatchOutcome) {
+        self.received += b.received;
+        self.accepted += b.accepted;
+        self.duplicates += b.duplicates;
+        self.dead_letters += b.dead_letters;
+        self.linked += b.linked;
+        self.review += b.review;
+        self.unmatched += b.unmatched;
+        self.warnings_opened += b.warnings_opened;
+        self.warnings_raised += b.warnings_raised;
+        self.batches += 1;
+        for (k, v) in &b.dead_by_reason {
+            *self.dead_by_reason.entry((*k).to_string()).or_default() += v;
+        }
+    }
+
+    /// Records per second over the run.
+    pub fn rate(&self) -> f64 {
+        if self.elapsed_ms == 0 {
+            0.0
+        } else {
+            self.received as f64 * 1000.0 / self.elapsed_ms as f64
+        }
+    }
+}
+
+/// Told about progress (a progress bar, a log line).
+pub trait Progress: Send + Sync {
+    /// A pass starts with this many bytes to read.
+    fn start(&self, _total_bytes: u64) {}
+    /// A batch of this many bytes was committed.
+    fn advance(&self, _bytes: u64, _report: &RunReport) {}
+}
+
+impl Progress for () {}
+
+type Positions = HashMap<String, (u64, u64)>;
+
+/// Run over `opts.feeds_dir` until the feeds are read (`once`) or `stop` is set.
+pub async fn run_files(
+    store: &Store,
+    engine: Arc<Engine>,
+    opts: &RunOptions,
+    progress: &dyn Progress,
+    stop: Arc<AtomicBool>,
+) -> Result<RunReport, PipelineError> {
+    let started = Instant::now();
+    let mut report = RunReport::default();
+    // Stored positions, by source code then stream.
+    let mut positions: HashMap<String, Positions> = HashMap::new();
+    for ((source, stream), p) in store.positions().await? {
+        positions
+            .entry(source)
+            .or_default()
+            .insert(stream, (p.byte_offset, p.line));
+    }
+    loop {
+        let sources = scan_feeds(&opts.feeds_dir)?;
+        let total: u64 = sources
+            .iter()
+            .flat_map(|s| {
+                let pos = positions.get(s.source.code());
+                s.files.iter().map(move |(stream, path)| {
+                    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+                    let done = pos.and_then(|p| p.get(stream)).map(|p| p.0).unwrap_or(0);
+                    len.saturating_sub(done)
+                })
+            })
+            .sum();
+        progress.start(total);
+        let (tx, mut rx) = mpsc::channel::<Vec<Ingested>>(opts.channel_batches.max(1));
+        let reader = {
+            let positions = positions.clone();
+            let limits = engine.limits;
+            let batch_size = opts.batch_size.max(1);
+            let once = opts.once;
+            let stop = stop.clone();
+            tokio::task::spawn_blocking(move || {
+                read_pass(sources, positions, limits, batch_size, once, tx, stop)
+            })
+        };
+        let mut failure = None;
+        while let Some(batch) = rx.recv().await {
+            let bytes: u64 = batch
+                .iter()
+                .map(|i| i.record.end_offset - i.record.byte_offset)
+                .sum();
+            match apply_batch(store, &engine, &batch).await {
+                Ok(outcome) => {
+                    report.add(&outcome);
+                    report.elapsed_ms = started.elapsed().as_millis() as u64;
+                    if outcome.dead_letters > 0 {
+                        tracing::warn!(
+                            count = outcome.dead_letters,
+                            reasons = ?outcome.dead_by_reason,
+                            "records refused at ingest went to dead letters"
+                        );
+                    }
+                    tracing::debug!(
+                        received = outcome.received,
+                        accepted = outcome.accepted,
+                        duplicates = outcome.duplicates,
+                        "batch committed"
+                    );
+                    progress.advance(bytes, &report);
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        drop(rx);
+        let pass = reader.await.map_err(|_| PipelineError::ReaderGone)?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        positions = pass?;
+        if opts.once || stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let until = Instant::now() + opts.poll_interval;
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// One pass over every source: read, parse, merge the sources by event time, send batches.
+/// Returns the positions reached (what was sent; the applier commits them with the effects).
+fn read_pass(
+    sources: Vec<SourceFiles>,
+    mut positions: HashMap<String, Positions>,
+    limits: doudi_model::ParseLimits,
+    batch_size: usize,
+    once: bool,
+    tx: mpsc::Sender<Vec<Ingested>>,
+    stop: Arc<AtomicBool>,
+) -> Result<HashMap<String, Positions>, PipelineError> {
+    // Read a little past the limit so that an oversized line is seen as oversized.
+    let cap = limits.max_event_bytes.saturating_add(1);
+    let mut readers: Vec<SourceReader> = sources
+        .into_iter()
+        .map(|s| {
+            let pos = positions.get(s.source.code()).cloned().unwrap_or_default();
+            SourceReader::new(s, pos, cap, once)
+        })
+        .collect();
+    let mut heads: Vec<Option<Ingested>> = Vec::with_capacity(readers.len());
+    for r in readers.iter_mut() {
+        heads.push(r.next_record()?.map(|rec| ingest_record(rec, &limits)));
+    }
+    let mut batch = Vec::with_capacity(batch_size);
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(positions);
+        }
+        // The head with the earliest event time; a refused record (no trusted time) goes first.
+        let next = heads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| h.as_ref().map(|h| (sort_key(h), i)))
+            .min();
+        let Some((_, i)) = next else { break };
+        let Some(item) = heads[i].take() else { break };
+        let rec = &item.record;
+        positions
+            .entry(rec.source.code().to_string())
+            .or_default()
+            .insert(rec.stream.clone(), (rec.end_offset, rec.line));
+        batch.push(item);
+        heads[i] = readers[i]
+            .next_record()?
+            .map(|rec| ingest_record(rec, &limits));
+        if batch.len() >= batch_size {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+            if tx.blocking_send(full).is_err() {
+                return Ok(positions);
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.blocking_send(batch);
+    }
+    Ok(positions)
+}
+
+fn sort_key(item: &Ingested) -> Option<DateTime<Utc>> {
+    item.result
+        .as_ref()
+        .ok()
+        .map(|e| e.occurred_at.with_timezone(&Utc))
+}

@@ -1,0 +1,478 @@
+//! The assessment: rules → points → vulnerability multiplier → score → level, with a relief
+//! suggestion, the time to act, and the reviews that income or asset rises open.
+
+use doudi_model::Household;
+use serde::{Deserialize, Serialize};
+
+use crate::level::Level;
+use crate::relief::{suggest_relief, ReliefSuggestion};
+use crate::review::review_needed;
+use crate::rules::{able, RULES, VULNERABILITY_ID};
+use crate::ruleset::RuleSet;
+use crate::state::HouseholdState;
+
+/// What one rule added to the score, and why, in words an officer reads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contribution {
+    pub rule_id: String,
+    pub points: i64,
+    pub reason_zh: String,
+    pub reason_en: String,
+    /// The facts that made the rule fire.
+    pub event_ids: Vec<String>,
+}
+
+/// The outcome of assessing one household under one rule set.
+///
+/// The contributions' points add up to `score` exactly (the vulnerability multiplier appears as
+/// its own contribution, `rule_id = "vulnerability"`), so an auditor can replay the sum.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assessment {
+    pub rule_set_version: String,
+    pub household_id: String,
+    pub score: i64,
+    pub level: Level,
+    pub contributions: Vec<Contribution>,
+    pub relief: Option<ReliefSuggestion>,
+    /// Hours within which an officer should act (from the level); `None` at level none.
+    pub act_within_hours: Option<i64>,
+    /// Reviews to open: 低保渐退 after an income rise, an asset check, a benefit stop on death.
+    /// Never a cut by themselves.
+    pub review_needed: Vec<String>,
+}
+
+/// Assess a household from its derived state. Pure; never panics.
+pub fn assess(rules: &RuleSet, household: &Household, state: &HouseholdState) -> Assessment {
+    let review = review_needed(rules, household, state);
+    let mut assessment = Assessment {
+        rule_set_version: rules.version.clone(),
+        household_id: household.household_id.clone(),
+        score: 0,
+        level: Level::None,
+        contributions: Vec::new(),
+        relief: None,
+        act_within_hours: None,
+        review_needed: review,
+    };
+    // Nobody left alive: nothing to warn about; the review says to stop the benefit.
+    if state.size_now() == 0 {
+        return assessment;
+    }
+
+    let mut contributions: Vec<Contribution> = RULES
+        .iter()
+        .filter_map(|(_, rule)| rule(rules, household, state))
+        .filter(|c| c.points != 0)
+        .collect();
+    let base: i64 = contributions.iter().map(|c| c.points).sum();
+    if base > 0 {
+        if let Some(v) = vulnerability(rules, household, state, base) {
+            contributions.push(v);
+        }
+    }
+    let score: i64 = contributions.iter().map(|c| c.points).sum::<i64>().max(0);
+    let level = rules.levels.level_for(score);
+    assessment.relief = suggest_relief(rules, household, state, level, &contributions);
+    assessment.act_within_hours = rules.levels.params(level).map(|p| p.act_within_hours);
+    assessment.score = score;
+    assessment.level = level;
+    assessment.contributions = contributions;
+    assessment
+}
+
+/// `1500` → `"1.5"`, `1000` → `"1.0"`, `1150` → `"1.15"`.
+pub(crate) fn times(permille: i64) -> String {
+    let sign = if permille < 0 { "-" } else { "" };
+    let p = permille.abs();
+    let mut frac = format!("{:03}", p % 1000);
+    while frac.len() > 1 && frac.ends_with('0') {
+        frac.pop();
+    }
+    format!("{sign}{}.{frac}", p / 1000)
+}
+
+/// The vulnerability multiplier as a contribution: `points = base × multiplier − base`.
+pub fn vulnerability(
+    rules: &RuleSet,
+    household: &Household,
+    state: &HouseholdState,
+    base: i64,
+) -> Option<Contribution> {
+    let v = &rules.vulnerability;
+    let g = &rules.general;
+    let category = household.category;
+    let cat = v.category_permille.get(category);
+    let mut multiplier = cat;
+    let mut zh = vec![format!(
+        "家庭类别为{}（×{}）",
+        category.name_zh(),
+        times(cat)
+    )];
+    let mut en = vec![format!(
+        "category {} {} (×{})",
+        category.name_zh(),
+        category.code(),
+        times(cat)
+    )];
+    let alive: Vec<_> = state.alive_members().collect();
+    if alive.len() == 1 && alive.iter().all(|m| i64::from(m.age) >= g.elderly_age) {
+        multiplier += v.elderly_alone_permille;
+        zh.push(format!("独居老人（+{}）", times(v.elderly_alone_permille)));
+        en.push(format!(
+            "an elderly person living alone (+{})",
+            times(v.elderly_alone_permille)
+        ));
+    }
+    if alive.iter().any(|m| i64::from(m.age) < g.child_age_below) {
+        multiplier += v.children_present_permille;
+        zh.push(format!(
+            "家中有未成年人（+{}）",
+            times(v.children_present_permille)
+        ));
+        en.push(format!(
+            "children in the household (+{})",
+            times(v.children_present_permille)
+        ));
+    }
+    if !alive.iter().any(|m| able(rules, m)) {
+        multiplier += v.nobody_able_to_work_permille;
+        zh.push(format!(
+            "家中无有劳动能力的成员（+{}）",
+            times(v.nobody_able_to_work_permille)
+        ));
+        en.push(format!(
+            "nobody able to work (+{})",
+            times(v.nobody_able_to_work_permille)
+        ));
+    }
+    if multiplier == 1000 {
+        return None;
+    }
+    let total = ((i128::from(base) * i128::from(multiplier)) / 1000)
+        .clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+    Some(Contribution {
+        rule_id: VULNERABILITY_ID.to_string(),
+        points: total - base,
+        reason_zh: format!(
+            "{}：风险分{base}×{}={total}",
+            zh.join("，"),
+            times(multiplier)
+        ),
+        reason_en: format!(
+            "Vulnerability: {}; score {base} × {} = {total}",
+            en.join(", "),
+            times(multiplier)
+        ),
+        event_ids: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::derive_state;
+    use crate::testkit::*;
+    use doudi_model::event::HouseGrade;
+    use doudi_model::{Category, Money};
+
+    fn run(h: &Household, facts: &[doudi_model::Fact], day: &str) -> Assessment {
+        let rules = RuleSet::builtin();
+        let s = derive_state(h, facts, at(day));
+        assess(&rules, h, &s)
+    }
+
+    fn sum_is_score(a: &Assessment) {
+        assert_eq!(
+            a.contributions.iter().map(|c| c.points).sum::<i64>(),
+            a.score,
+            "{a:#?}"
+        );
+    }
+
+    #[test]
+    fn quiet_household_has_no_warning() {
+        let a = run(&family_dibao_rural(), &[], "2026-04-01");
+        assert_eq!(a.level, Level::None);
+        assert_eq!(a.score, 0);
+        assert!(a.contributions.is_empty());
+        assert_eq!(a.relief, None);
+        assert_eq!(a.act_within_hours, None);
+        assert!(a.review_needed.is_empty());
+    }
+
+    #[test]
+    fn routine_outpatient_bill_gives_no_warning() {
+        let h = family(Category::EdgeProne);
+        let facts = [fact(
+            "E1",
+            "M2",
+            "2026-03-10",
+            settlement(12_000, "2026-03-10"),
+        )];
+        let a = run(&h, &facts, "2026-04-01");
+        assert_eq!(a.level, Level::None, "{a:#?}");
+        assert_eq!(a.score, 0);
+        assert_eq!(a.relief, None);
+    }
+
+    #[test]
+    fn death_of_earner_raises_red() {
+        let h = family_dibao_rural();
+        let facts = [fact("E1", "M1", "2026-03-02", death("2026-03-02"))];
+        let a = run(&h, &facts, "2026-03-03");
+        assert_eq!(a.level, Level::Red, "{a:#?}");
+        assert_eq!(a.act_within_hours, Some(24));
+        sum_is_score(&a);
+        let c = &a.contributions[0];
+        assert_eq!(c.rule_id, "death");
+        assert_eq!(c.event_ids, vec!["E1".to_string()]);
+        assert!(
+            c.reason_zh
+                .starts_with("家庭成员（户主）于2026-03-02死亡，为家中主要劳动力"),
+            "{}",
+            c.reason_zh
+        );
+        assert!(
+            c.reason_en.starts_with(
+                "Member (head of household) died on 2026-03-02; they were the main earner"
+            ),
+            "{}",
+            c.reason_en
+        );
+        let r = a.relief.as_ref().expect("relief suggested");
+        assert_eq!(r.kind, "emergency");
+        // rural 低保 732 × (3 months red + 1 emergency) = 2,928 ≤ 3,000: the township decides
+        assert_eq!(r.amount, Money::from_yuan(2928));
+        assert_eq!(r.months, 4);
+        assert!(r.within_township_limit);
+        assert_eq!(r.approver, "township");
+        // the dead member's benefit must be reviewed (no over-payment)
+        assert!(a
+            .review_needed
+            .iter()
+            .any(|r| r.starts_with("[benefit_adjust_on_death]")));
+    }
+
+    #[test]
+    fn death_of_non_earner_is_milder_than_earner() {
+        let h = family_dibao_rural();
+        let child = run(
+            &h,
+            &[fact("E1", "M3", "2026-03-02", death("2026-03-02"))],
+            "2026-03-03",
+        );
+        let head = run(
+            &h,
+            &[fact("E1", "M1", "2026-03-02", death("2026-03-02"))],
+            "2026-03-03",
+        );
+        assert!(child.score < head.score);
+        assert!(child.level < head.level);
+        assert_eq!(child.level, Level::Yellow, "{child:#?}");
+    }
+
+    #[test]
+    fn old_events_no_longer_count() {
+        let h = family_dibao_rural();
+        let facts = [fact("E1", "M1", "2025-07-01", death("2025-07-01"))];
+        assert_eq!(run(&h, &facts, "2025-07-02").level, Level::Red);
+        assert_eq!(run(&h, &facts, "2026-04-01").level, Level::None);
+    }
+
+    #[test]
+    fn single_elderly_tekun_weighs_more() {
+        let facts = [fact(
+            "E1",
+            "M1",
+            "2026-03-01",
+            diagnosis("C34.9", "2026-03-01"),
+        )];
+        let tekun = run(&single_elderly(Category::Tekun), &facts, "2026-03-02");
+        let ordinary = run(&family(Category::EdgeProne), &facts, "2026-03-02");
+        assert!(tekun.score > ordinary.score, "{tekun:#?} {ordinary:#?}");
+        assert!(tekun.level > ordinary.level);
+        sum_is_score(&tekun);
+        let v = tekun
+            .contributions
+            .iter()
+            .find(|c| c.rule_id == "vulnerability")
+            .expect("multiplier shown");
+        // ×1.5 tekun + 0.3 alone + 0.2 nobody able to work = ×2.0
+        assert!(v.reason_zh.contains("×2.0"), "{}", v.reason_zh);
+        assert!(v.reason_zh.contains("独居老人"), "{}", v.reason_zh);
+        assert_eq!(tekun.score, 90);
+    }
+
+    #[test]
+    fn illness_with_heavy_bills_is_red_emergency() {
+        let h = family_dibao_rural();
+        let facts = [
+            fact("E1", "M2", "2026-01-05", diagnosis("C50.9", "2026-01-05")),
+            fact("E2", "M2", "2026-01-20", inpatient(1_200_000, "2026-01-20")),
+            fact("E3", "M2", "2026-02-20", inpatient(800_000, "2026-02-20")),
+        ];
+        let a = run(&h, &facts, "2026-03-01");
+        assert_eq!(a.level, Level::Red, "{a:#?}");
+        sum_is_score(&a);
+        let ids: Vec<_> = a.contributions.iter().map(|c| c.rule_id.as_str()).collect();
+        assert!(ids.contains(&"serious_illness"));
+        assert!(ids.contains(&"medical_burden"));
+        assert!(ids.contains(&"catastrophic_bill"));
+        assert_eq!(
+            a.relief.as_ref().map(|r| r.kind.as_str()),
+            Some("emergency")
+        );
+    }
+
+    #[test]
+    fn new_job_opens_review_not_a_cut() {
+        let h = family(Category::DibaoEdge);
+        let lost = [fact("E1", "M1", "2026-02-01", job_lost("2026-01-31", None))];
+        let before = run(&h, &lost, "2026-02-10");
+        assert!(before.level > Level::None, "{before:#?}");
+        let mut both = lost.to_vec();
+        both.push(fact(
+            "E2",
+            "M1",
+            "2026-02-08",
+            job_started("2026-02-08", 300_000),
+        ));
+        let after = run(&h, &both, "2026-02-10");
+        assert!(after.score >= before.score, "{before:#?} {after:#?}");
+        assert_eq!(after.level, before.level);
+        assert!(
+            after
+                .review_needed
+                .iter()
+                .any(|r| r.contains("E2") || r.contains("2026-02-08")),
+            "{:#?}",
+            after.review_needed
+        );
+    }
+
+    #[test]
+    fn dibao_income_rise_opens_gradual_exit_review() {
+        let h = family_dibao_rural();
+        let facts = [fact(
+            "E1",
+            "M2",
+            "2026-02-08",
+            job_started("2026-02-08", 300_000),
+        )];
+        let a = run(&h, &facts, "2026-02-10");
+        assert_eq!(a.level, Level::None);
+        let r = a
+            .review_needed
+            .iter()
+            .find(|r| r.starts_with("[dibao_gradual_exit]"))
+            .expect("gradual exit review");
+        assert!(r.contains("6个月"), "{r}");
+        assert!(r.contains("never an instant cut"), "{r}");
+        let p = [fact(
+            "E2",
+            "M2",
+            "2026-02-08",
+            property_acquired("2026-02-08", 50_000_000),
+        )];
+        let a = run(&h, &p, "2026-02-10");
+        assert!(a
+            .review_needed
+            .iter()
+            .any(|r| r.starts_with("[asset_check]")));
+        assert_eq!(a.level, Level::None);
+    }
+
+    #[test]
+    fn sole_member_death_stops_benefit_without_warning() {
+        let h = single_elderly(Category::Tekun);
+        let facts = [fact("E1", "M1", "2026-03-02", death("2026-03-02"))];
+        let a = run(&h, &facts, "2026-03-03");
+        assert_eq!(a.level, Level::None);
+        assert_eq!(a.relief, None);
+        assert!(a
+            .review_needed
+            .iter()
+            .any(|r| r.starts_with("[benefit_stop_on_death]")));
+    }
+
+    #[test]
+    fn job_loss_of_only_earner_in_edge_household() {
+        // head earning 2,000 loses the job; per capita falls from 833.33 to 166.66, below 732
+        let h = family(Category::DibaoEdge);
+        let facts = [fact(
+            "E1",
+            "M1",
+            "2026-02-01",
+            job_lost("2026-01-31", Some(200_000)),
+        )];
+        let a = run(&h, &facts, "2026-02-02");
+        sum_is_score(&a);
+        let ids: Vec<_> = a.contributions.iter().map(|c| c.rule_id.as_str()).collect();
+        assert_eq!(ids, vec!["job_loss", "income_below_line", "vulnerability"]);
+        assert_eq!(a.level, Level::Orange, "{a:#?}");
+        assert_eq!(a.act_within_hours, Some(72));
+        assert_eq!(a.relief.as_ref().map(|r| r.kind.as_str()), Some("expense"));
+    }
+
+    #[test]
+    fn uninhabitable_home_after_flood_for_elderly_tekun_is_red() {
+        let h = single_elderly(Category::Tekun);
+        let facts = [fact(
+            "E1",
+            "M1",
+            "2026-07-01",
+            disaster(3_500_000, true, "2026-07-01"),
+        )];
+        let a = run(&h, &facts, "2026-07-02");
+        assert_eq!(a.level, Level::Red);
+        assert!(a.contributions[0].reason_zh.contains("35000.00元"));
+        let r = a.relief.unwrap();
+        assert_eq!(r.kind, "emergency");
+    }
+
+    #[test]
+    fn dangerous_house_c_is_weaker_than_d() {
+        let h = family_dibao_rural();
+        let c = run(
+            &h,
+            &[fact(
+                "E1",
+                "M1",
+                "2026-03-01",
+                dangerous(HouseGrade::C, "2026-03-01"),
+            )],
+            "2026-03-02",
+        );
+        let d = run(
+            &h,
+            &[fact(
+                "E1",
+                "M1",
+                "2026-03-01",
+                dangerous(HouseGrade::D, "2026-03-01"),
+            )],
+            "2026-03-02",
+        );
+        assert!(c.score < d.score);
+    }
+
+    #[test]
+    fn assessment_roundtrips_json() {
+        let h = family_dibao_rural();
+        let facts = [fact("E1", "M1", "2026-03-02", death("2026-03-02"))];
+        let a = run(&h, &facts, "2026-03-03");
+        let j = serde_json::to_string(&a).unwrap();
+        assert!(j.contains("\"level\":\"red\""), "{j}");
+        let back: Assessment = serde_json::from_str(&j).unwrap();
+        assert_eq!(back, a);
+        assert_eq!(a.rule_set_version, RuleSet::builtin().version);
+    }
+
+    #[test]
+    fn times_formats_permille() {
+        assert_eq!(times(1500), "1.5");
+        assert_eq!(times(1000), "1.0");
+        assert_eq!(times(1150), "1.15");
+        assert_eq!(times(300), "0.3");
+    }
+}

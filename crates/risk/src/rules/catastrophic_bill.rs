@@ -1,0 +1,104 @@
+//! `catastrophic_bill`: one bill whose out-of-pocket reaches a share of the household's yearly
+//! capacity to pay (its yearly income, but at least the yearly 低保 standard for every member).
+
+use doudi_model::{Household, Money};
+
+use super::{is_recent, percent};
+use crate::assess::Contribution;
+use crate::ruleset::RuleSet;
+use crate::state::HouseholdState;
+
+pub const ID: &str = "catastrophic_bill";
+
+/// The household's yearly capacity to pay used by this rule.
+pub fn capacity(rules: &RuleSet, household: &Household, state: &HouseholdState) -> Money {
+    let std = rules.standard_for(&state.region_code, household.area);
+    let income = state.monthly_income_now.times(12);
+    let floor = std
+        .dibao_monthly
+        .times(12)
+        .times(i64::from(state.size_now().max(1)));
+    income.max(floor)
+}
+
+pub fn evaluate(
+    rules: &RuleSet,
+    household: &Household,
+    state: &HouseholdState,
+) -> Option<Contribution> {
+    let p = &rules.rules.catastrophic_bill;
+    let cap = capacity(rules, household, state);
+    let threshold = cap.scale(p.share_of_capacity_permille, 1000);
+    let bills: Vec<_> = state
+        .settlements
+        .iter()
+        .filter(|s| is_recent(rules, state, s.settled_on))
+        .filter(|s| s.out_of_pocket > Money::ZERO && s.out_of_pocket >= threshold)
+        .collect();
+    let worst = bills.iter().max_by_key(|s| s.out_of_pocket)?;
+    let share = worst.out_of_pocket.ratio_permille(cap).unwrap_or(0);
+    let more = bills.len() - 1;
+    Some(Contribution {
+        rule_id: ID.to_string(),
+        points: p.points,
+        reason_zh: format!(
+            "{}一次就医自付{}元，达到家庭年支付能力{cap}元的{}%{}",
+            worst.settled_on,
+            worst.out_of_pocket,
+            percent(share),
+            if more > 0 {
+                format!("（另有{more}笔类似账单）")
+            } else {
+                String::new()
+            }
+        ),
+        reason_en: format!(
+            "A single bill settled on {} left {} yuan to pay out of pocket, {}% of the household's yearly capacity to pay ({cap} yuan){}",
+            worst.settled_on,
+            worst.out_of_pocket,
+            percent(share),
+            if more > 0 {
+                format!(" ({more} more such bills)")
+            } else {
+                String::new()
+            }
+        ),
+        event_ids: bills.iter().map(|s| s.event_id.clone()).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::derive_state;
+    use crate::testkit::*;
+    use doudi_model::Category;
+
+    #[test]
+    fn one_large_bill_is_catastrophic_small_is_not() {
+        let rules = RuleSet::builtin();
+        let h = family_dibao_rural(); // 2,500 a month → 30,000 a year; 40 % = 12,000
+        let eval = |oop: i64| {
+            let facts = [fact("E1", "M2", "2026-02-10", inpatient(oop, "2026-02-10"))];
+            evaluate(&rules, &h, &derive_state(&h, &facts, at("2026-03-01")))
+        };
+        assert_eq!(eval(1_199_999), None);
+        let c = eval(1_200_000).unwrap();
+        assert_eq!(c.points, 35);
+        assert!(c.reason_zh.contains("12000.00元"), "{}", c.reason_zh);
+        // no income: capacity is the yearly 低保 standard (732 × 12 = 8,784; 40 % = 3,513.60)
+        let lone = single_elderly(Category::Tekun);
+        let facts = [fact(
+            "E1",
+            "M1",
+            "2026-02-10",
+            inpatient(351_360, "2026-02-10"),
+        )];
+        assert!(evaluate(
+            &rules,
+            &lone,
+            &derive_state(&lone, &facts, at("2026-03-01"))
+        )
+        .is_some());
+    }
+}

@@ -1,0 +1,80 @@
+//! `dangerous_house`: the home was appraised dangerous (危房): grade C less, grade D more.
+
+use doudi_model::event::HouseGrade;
+use doudi_model::Household;
+
+use super::is_recent;
+use crate::assess::Contribution;
+use crate::ruleset::RuleSet;
+use crate::state::HouseholdState;
+
+pub const ID: &str = "dangerous_house";
+
+pub fn evaluate(
+    rules: &RuleSet,
+    _household: &Household,
+    state: &HouseholdState,
+) -> Option<Contribution> {
+    let p = &rules.rules.dangerous_house;
+    let points = |g: HouseGrade| match g {
+        HouseGrade::C => p.grade_c,
+        HouseGrade::D => p.grade_d,
+    };
+    let recent: Vec<_> = state
+        .dangerous_house
+        .iter()
+        .filter(|d| is_recent(rules, state, d.appraised_on))
+        .collect();
+    let worst = recent
+        .iter()
+        .max_by_key(|d| (points(d.grade), d.appraised_on))?;
+    let (zh, en) = match worst.grade {
+        HouseGrade::C => (
+            "C级危房（局部危险）",
+            "grade C dangerous house (partly dangerous)",
+        ),
+        HouseGrade::D => (
+            "D级危房（整栋危险）",
+            "grade D dangerous house (wholly dangerous)",
+        ),
+    };
+    Some(Contribution {
+        rule_id: ID.to_string(),
+        points: points(worst.grade),
+        reason_zh: format!("住房于{}被鉴定为{zh}", worst.appraised_on),
+        reason_en: format!("The home was appraised a {en} on {}", worst.appraised_on),
+        event_ids: recent.iter().map(|d| d.event_id.clone()).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::derive_state;
+    use crate::testkit::*;
+
+    #[test]
+    fn grade_d_weighs_more_than_c() {
+        let rules = RuleSet::builtin();
+        let h = family_dibao_rural();
+        let facts = [fact(
+            "E1",
+            "M1",
+            "2026-03-01",
+            dangerous(HouseGrade::C, "2026-03-01"),
+        )];
+        let c = evaluate(&rules, &h, &derive_state(&h, &facts, at("2026-03-02"))).unwrap();
+        assert_eq!(c.points, 25);
+        let mut both = facts.to_vec();
+        both.push(fact(
+            "E2",
+            "M1",
+            "2026-03-10",
+            dangerous(HouseGrade::D, "2026-03-10"),
+        ));
+        let d = evaluate(&rules, &h, &derive_state(&h, &both, at("2026-03-11"))).unwrap();
+        assert_eq!(d.points, 40);
+        assert_eq!(d.reason_zh, "住房于2026-03-10被鉴定为D级危房（整栋危险）");
+        assert_eq!(d.event_ids, vec!["E1", "E2"]);
+    }
+}

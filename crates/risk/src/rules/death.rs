@@ -1,0 +1,116 @@
+//! `death`: a member died. An earner's death weighs more; when the one who died could work and
+//! nobody left can, it weighs most.
+
+use doudi_model::{Household, Money, WorkCapacity};
+
+use super::{able, is_recent, of_working_age, relation_en, relation_zh};
+use crate::assess::Contribution;
+use crate::ruleset::RuleSet;
+use crate::state::HouseholdState;
+
+pub const ID: &str = "death";
+
+pub fn evaluate(
+    rules: &RuleSet,
+    _household: &Household,
+    state: &HouseholdState,
+) -> Option<Contribution> {
+    let p = &rules.rules.death;
+    let nobody_able_left = !state.alive_members().any(|m| able(rules, m));
+    let mut tiers = Vec::new();
+    let (mut zh, mut en, mut ids) = (Vec::new(), Vec::new(), Vec::new());
+    for d in state
+        .deaths
+        .iter()
+        .filter(|d| is_recent(rules, state, d.died_on))
+    {
+        let could_work = d.work_capacity.is_some_and(|c| c != WorkCapacity::None)
+            && d.age.is_some_and(|a| of_working_age(rules, a));
+        let earner = d.employed || (d.monthly_income > Money::ZERO && could_work);
+        let mut r_zh = format!("家庭成员（{}）于{}死亡", relation_zh(d.relation), d.died_on);
+        let mut r_en = format!("Member ({}) died on {}", relation_en(d.relation), d.died_on);
+        if earner && d.main_earner {
+            r_zh.push_str(&format!(
+                "，为家中主要劳动力（月收入{}元）",
+                d.monthly_income
+            ));
+            r_en.push_str(&format!(
+                "; they were the main earner (monthly income {} yuan)",
+                d.monthly_income
+            ));
+        } else if earner {
+            r_zh.push_str(&format!("，有劳动收入（月收入{}元）", d.monthly_income));
+            r_en.push_str(&format!(
+                "; they had earned income ({} yuan a month)",
+                d.monthly_income
+            ));
+        }
+        let tier = if (earner || could_work) && nobody_able_left {
+            r_zh.push_str("，家中已无有劳动能力的成员");
+            r_en.push_str("; nobody left in the household is able to work");
+            p.nobody_left_able_to_work
+        } else if earner {
+            p.earner
+        } else {
+            p.any_member
+        };
+        tiers.push(tier);
+        zh.push(r_zh);
+        en.push(r_en);
+        ids.push(d.event_id.clone());
+    }
+    let top = tiers.iter().copied().max()?;
+    // The gravest death counts in full; each further death adds the base weight.
+    let points = top + p.any_member * (tiers.len() as i64 - 1);
+    Some(Contribution {
+        rule_id: ID.to_string(),
+        points,
+        reason_zh: zh.join("；"),
+        reason_en: en.join("; "),
+        event_ids: ids,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::derive_state;
+    use crate::testkit::*;
+    use doudi_model::{Category, Relation, Sex, WorkCapacity};
+
+    #[test]
+    fn death_weighs_by_earner_and_who_is_left() {
+        let rules = RuleSet::builtin();
+        let h = family_dibao_rural();
+        let eval = |h: &Household, member: &str| {
+            let facts = [fact("E1", member, "2026-03-02", death("2026-03-02"))];
+            evaluate(&rules, h, &derive_state(h, &facts, at("2026-03-03")))
+        };
+        assert_eq!(eval(&h, "M3").map(|c| c.points), Some(30));
+        assert_eq!(eval(&h, "M1").map(|c| c.points), Some(70));
+        // a couple where the wife cannot work: the husband's death leaves nobody able
+        let mut couple = h.clone();
+        couple.members[1].work_capacity = WorkCapacity::None;
+        let c = eval(&couple, "M1").unwrap();
+        assert_eq!(c.points, 90);
+        assert!(c.reason_en.contains("nobody left"), "{}", c.reason_en);
+        // no death, no contribution
+        assert_eq!(
+            evaluate(&rules, &h, &derive_state(&h, &[], at("2026-03-03"))),
+            None
+        );
+        // an elderly parent without income
+        let mut with_parent = h.clone();
+        with_parent.members.push(member(
+            "M4",
+            Relation::Parent,
+            Sex::Female,
+            "1945-01-01",
+            WorkCapacity::None,
+            false,
+            0,
+        ));
+        with_parent.category = Category::Dibao;
+        assert_eq!(eval(&with_parent, "M4").map(|c| c.points), Some(30));
+    }
+}

@@ -1,0 +1,119 @@
+//! `disaster_damage`: the home was damaged by a disaster; more when it can no longer be lived in.
+
+use doudi_model::event::DisasterKind;
+use doudi_model::{Household, Money};
+
+use super::is_recent;
+use crate::assess::Contribution;
+use crate::ruleset::RuleSet;
+use crate::state::HouseholdState;
+
+pub const ID: &str = "disaster_damage";
+
+fn names(k: DisasterKind) -> (&'static str, &'static str) {
+    match k {
+        DisasterKind::Flood => ("洪涝", "flood"),
+        DisasterKind::Earthquake => ("地震", "earthquake"),
+        DisasterKind::Fire => ("火灾", "fire"),
+        DisasterKind::Typhoon => ("台风", "typhoon"),
+        DisasterKind::Landslide => ("山体滑坡", "landslide"),
+        DisasterKind::Drought => ("干旱", "drought"),
+        DisasterKind::Hail => ("冰雹", "hail"),
+        DisasterKind::Other => ("其他", "other disaster"),
+    }
+}
+
+pub fn evaluate(
+    rules: &RuleSet,
+    _household: &Household,
+    state: &HouseholdState,
+) -> Option<Contribution> {
+    let p = &rules.rules.disaster_damage;
+    let recent: Vec<_> = state
+        .disasters
+        .iter()
+        .filter(|d| is_recent(rules, state, d.occurred_on))
+        .collect();
+    if recent.is_empty() {
+        return None;
+    }
+    let uninhabitable = recent.iter().any(|d| d.uninhabitable);
+    let total: Money = recent.iter().map(|d| d.loss).sum();
+    let zh: Vec<String> = recent
+        .iter()
+        .map(|d| {
+            let (z, _) = names(d.disaster);
+            format!(
+                "{}遭受{z}灾害，损失{}元{}",
+                d.occurred_on,
+                d.loss,
+                if d.uninhabitable {
+                    "，住房已无法居住"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect();
+    let en: Vec<String> = recent
+        .iter()
+        .map(|d| {
+            let (_, e) = names(d.disaster);
+            format!(
+                "Damage by {e} on {}, losses of {} yuan{}",
+                d.occurred_on,
+                d.loss,
+                if d.uninhabitable {
+                    "; the home can no longer be lived in"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect();
+    let (mut zh, mut en) = (zh.join("；"), en.join("; "));
+    if recent.len() > 1 {
+        zh.push_str(&format!("（合计损失{total}元）"));
+        en.push_str(&format!(" (total losses {total} yuan)"));
+    }
+    Some(Contribution {
+        rule_id: ID.to_string(),
+        points: if uninhabitable {
+            p.uninhabitable
+        } else {
+            p.damaged
+        },
+        reason_zh: zh,
+        reason_en: en,
+        event_ids: recent.iter().map(|d| d.event_id.clone()).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::derive_state;
+    use crate::testkit::*;
+
+    #[test]
+    fn uninhabitable_weighs_more() {
+        let rules = RuleSet::builtin();
+        let h = family_dibao_rural();
+        let eval = |uninhabitable: bool| {
+            let facts = [fact(
+                "E1",
+                "M1",
+                "2026-07-01",
+                disaster(800_000, uninhabitable, "2026-07-01"),
+            )];
+            evaluate(&rules, &h, &derive_state(&h, &facts, at("2026-07-02"))).unwrap()
+        };
+        assert_eq!(eval(false).points, 30);
+        let c = eval(true);
+        assert_eq!(c.points, 60);
+        assert_eq!(
+            c.reason_zh,
+            "2026-07-01遭受洪涝灾害，损失8000.00元，住房已无法居住"
+        );
+    }
+}

@@ -1,0 +1,71 @@
+//! `forced_relocation`: the household was forced to relocate.
+
+use doudi_model::event::RelocationReason;
+use doudi_model::Household;
+
+use super::is_recent;
+use crate::assess::Contribution;
+use crate::ruleset::RuleSet;
+use crate::state::HouseholdState;
+
+pub const ID: &str = "forced_relocation";
+
+fn names(r: RelocationReason) -> (&'static str, &'static str) {
+    match r {
+        RelocationReason::Disaster => ("灾害", "disaster"),
+        RelocationReason::Demolition => ("拆迁", "demolition"),
+        RelocationReason::DangerousHouse => ("危房", "dangerous house"),
+        RelocationReason::Ecological => ("生态搬迁", "ecological resettlement"),
+        RelocationReason::Other => ("其他", "other reason"),
+    }
+}
+
+pub fn evaluate(
+    rules: &RuleSet,
+    _household: &Household,
+    state: &HouseholdState,
+) -> Option<Contribution> {
+    let forced: Vec<_> = state
+        .relocations
+        .iter()
+        .filter(|r| r.forced && is_recent(rules, state, r.relocated_on))
+        .collect();
+    let last = forced.last()?;
+    let (zh, en) = names(last.reason);
+    Some(Contribution {
+        rule_id: ID.to_string(),
+        points: rules.rules.forced_relocation.points,
+        reason_zh: format!("家庭于{}被迫搬迁（原因：{zh}）", last.relocated_on),
+        reason_en: format!(
+            "The household was forced to relocate on {} ({en})",
+            last.relocated_on
+        ),
+        event_ids: forced.iter().map(|r| r.event_id.clone()).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::derive_state;
+    use crate::testkit::*;
+
+    #[test]
+    fn only_forced_relocation_counts() {
+        let rules = RuleSet::builtin();
+        let h = family_dibao_rural();
+        let eval = |forced: bool| {
+            let facts = [fact(
+                "E1",
+                "M1",
+                "2026-05-01",
+                relocated(forced, "2026-05-01"),
+            )];
+            evaluate(&rules, &h, &derive_state(&h, &facts, at("2026-05-02")))
+        };
+        assert_eq!(eval(false), None);
+        let c = eval(true).unwrap();
+        assert_eq!(c.points, 30);
+        assert_eq!(c.reason_zh, "家庭于2026-05-01被迫搬迁（原因：拆迁）");
+    }
+}

@@ -1,0 +1,169 @@
+//! `job_loss`: an earning member lost their job, registered as unemployed, or their social-insurance
+//! contributions stopped. Per member the strongest signal counts; members add up; a bonus when,
+//! right after a loss, nobody in the household was employed.
+
+use doudi_model::Household;
+
+use super::{is_recent, relation_en, relation_of, relation_zh};
+use crate::assess::Contribution;
+use crate::ruleset::RuleSet;
+use crate::state::{EmploymentLoss, EmploymentLossKind, HouseholdState};
+
+pub const ID: &str = "job_loss";
+
+fn describe(state: &HouseholdState, l: &EmploymentLoss) -> (String, String) {
+    let rel = relation_of(state, &l.member_id);
+    let (zh, en) = (relation_zh(rel), relation_en(rel));
+    match l.kind {
+        EmploymentLossKind::JobLost => match l.monthly_wage_lost {
+            Some(w) => (
+                format!("家庭成员（{zh}）于{}失去工作（原月工资{w}元）", l.on),
+                format!(
+                    "Member ({en}) lost their job on {} (monthly wage was {w} yuan)",
+                    l.on
+                ),
+            ),
+            None => (
+                format!("家庭成员（{zh}）于{}失去工作", l.on),
+                format!("Member ({en}) lost their job on {}", l.on),
+            ),
+        },
+        EmploymentLossKind::UnemploymentRegistered => (
+            format!("家庭成员（{zh}）于{}登记失业", l.on),
+            format!("Member ({en}) registered as unemployed on {}", l.on),
+        ),
+        EmploymentLossKind::ContributionsStopped => {
+            let n = l.months_unpaid.unwrap_or(0);
+            (
+                format!("家庭成员（{zh}）社保自{}起停缴已{n}个月", l.on),
+                format!(
+                    "Member ({en}): social-insurance contributions unpaid for {n} months since {}",
+                    l.on
+                ),
+            )
+        }
+    }
+}
+
+/// On equal weight, the more definite signal describes the member.
+fn rank(k: EmploymentLossKind) -> u8 {
+    match k {
+        EmploymentLossKind::JobLost => 2,
+        EmploymentLossKind::UnemploymentRegistered => 1,
+        EmploymentLossKind::ContributionsStopped => 0,
+    }
+}
+
+pub fn evaluate(
+    rules: &RuleSet,
+    _household: &Household,
+    state: &HouseholdState,
+) -> Option<Contribution> {
+    let p = &rules.rules.job_loss;
+    let weight = |l: &EmploymentLoss| match l.kind {
+        EmploymentLossKind::JobLost => p.job_lost,
+        EmploymentLossKind::UnemploymentRegistered => p.unemployment_registered,
+        EmploymentLossKind::ContributionsStopped => {
+            if i64::from(l.months_unpaid.unwrap_or(0)) >= p.contributions_stopped_min_months {
+                p.contributions_stopped
+            } else {
+                0
+            }
+        }
+    };
+    let counted: Vec<&EmploymentLoss> = state
+        .employment_losses
+        .iter()
+        .filter(|l| is_recent(rules, state, l.on) && weight(l) > 0)
+        .collect();
+    if counted.is_empty() {
+        return None;
+    }
+    // Members in order of first signal; for each, the strongest signal.
+    let mut members: Vec<&str> = Vec::new();
+    for l in &counted {
+        if !members.contains(&l.member_id.as_str()) {
+            members.push(&l.member_id);
+        }
+    }
+    let (mut points, mut zh, mut en) = (0i64, Vec::new(), Vec::new());
+    for m in members {
+        let strongest = counted
+            .iter()
+            .filter(|l| l.member_id == m)
+            .max_by_key(|l| (weight(l), rank(l.kind)));
+        if let Some(l) = strongest {
+            points += weight(l);
+            let (z, e) = describe(state, l);
+            zh.push(z);
+            en.push(e);
+        }
+    }
+    if counted
+        .iter()
+        .any(|l| l.kind != EmploymentLossKind::ContributionsStopped && !l.anyone_employed_after)
+    {
+        points += p.no_earner_left_bonus;
+        zh.push("家中已无就业成员".to_string());
+        en.push("nobody in the household was left in work".to_string());
+    }
+    Some(Contribution {
+        rule_id: ID.to_string(),
+        points,
+        reason_zh: zh.join("；"),
+        reason_en: en.join("; "),
+        event_ids: counted.iter().map(|l| l.event_id.clone()).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::derive_state;
+    use crate::testkit::*;
+
+    #[test]
+    fn job_loss_counts_strongest_signal_per_member() {
+        let rules = RuleSet::builtin();
+        let h = family_dibao_rural();
+        let facts = [
+            fact(
+                "E1",
+                "M1",
+                "2026-02-01",
+                contributions_stopped("2026-01", 1),
+            ),
+            fact("E2", "M1", "2026-02-02", job_lost("2026-01-31", None)),
+            fact("E3", "M1", "2026-02-05", unemployment("2026-02-05")),
+        ];
+        let c = evaluate(&rules, &h, &derive_state(&h, &facts, at("2026-02-10"))).unwrap();
+        // job lost 25 + nobody left in work 10; one month unpaid is below the 2-month minimum
+        assert_eq!(c.points, 35);
+        assert_eq!(c.event_ids, vec!["E2", "E3"]);
+        assert!(
+            c.reason_zh
+                .contains("家庭成员（户主）于2026-01-31失去工作（原月工资2000.00元）"),
+            "{}",
+            c.reason_zh
+        );
+    }
+
+    #[test]
+    fn stopped_contributions_alone_are_a_weak_signal() {
+        let rules = RuleSet::builtin();
+        let h = family_dibao_rural();
+        let facts = [fact(
+            "E1",
+            "M1",
+            "2026-04-01",
+            contributions_stopped("2026-01", 3),
+        )];
+        let c = evaluate(&rules, &h, &derive_state(&h, &facts, at("2026-04-02"))).unwrap();
+        assert_eq!(c.points, 15);
+        assert!(
+            c.reason_en.contains("3 months since 2026-02-01"),
+            "{}",
+            c.reason_en
+        );
+    }
+}

@@ -1,0 +1,87 @@
+//! `medical_burden`: the household's out-of-pocket medical spend over the trailing 12 months,
+//! against last year's per-capita disposable income of the local standard (50 % / 100 % tiers).
+
+use doudi_model::Household;
+
+use super::percent;
+use crate::assess::Contribution;
+use crate::ruleset::RuleSet;
+use crate::state::HouseholdState;
+
+pub const ID: &str = "medical_burden";
+
+pub fn evaluate(
+    rules: &RuleSet,
+    household: &Household,
+    state: &HouseholdState,
+) -> Option<Contribution> {
+    let p = &rules.rules.medical_burden;
+    let std = rules.standard_for(&state.region_code, household.area);
+    let income = std.per_capita_disposable_yearly;
+    let ratio = state.out_of_pocket_12m.ratio_permille(income)?;
+    let (points, tier) = if ratio >= p.above_full_permille {
+        (p.above_full_points, p.above_full_permille)
+    } else if ratio >= p.above_half_permille {
+        (p.above_half_points, p.above_half_permille)
+    } else {
+        return None;
+    };
+    let oop = state.out_of_pocket_12m;
+    Some(Contribution {
+        rule_id: ID.to_string(),
+        points,
+        reason_zh: format!(
+            "近12个月自付医疗费用合计{oop}元，达到上年人均可支配收入{income}元的{}%（超过{}%）",
+            percent(ratio),
+            percent(tier)
+        ),
+        reason_en: format!(
+            "Out-of-pocket medical spending over the last 12 months totals {oop} yuan, {}% of last year's per-capita disposable income of {income} yuan (above {}%)",
+            percent(ratio),
+            percent(tier)
+        ),
+        event_ids: state
+            .settlements_12m()
+            .filter(|s| s.out_of_pocket.fen() > 0)
+            .map(|s| s.event_id.clone())
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::derive_state;
+    use crate::testkit::*;
+
+    #[test]
+    fn burden_tiers_at_half_and_full_income() {
+        let rules = RuleSet::builtin();
+        let h = family_dibao_rural(); // rural: 18,000 a year
+        let eval = |oop_fen: i64| {
+            let facts = [
+                fact(
+                    "E1",
+                    "M2",
+                    "2026-01-10",
+                    inpatient(oop_fen / 2, "2026-01-10"),
+                ),
+                fact(
+                    "E2",
+                    "M2",
+                    "2026-02-10",
+                    inpatient(oop_fen - oop_fen / 2, "2026-02-10"),
+                ),
+                // more than 12 months old: not counted
+                fact("E0", "M2", "2025-01-10", inpatient(5_000_000, "2025-01-10")),
+            ];
+            evaluate(&rules, &h, &derive_state(&h, &facts, at("2026-03-01")))
+        };
+        assert_eq!(eval(899_999), None);
+        let half = eval(900_000).unwrap();
+        assert_eq!(half.points, 30);
+        assert_eq!(half.event_ids, vec!["E1", "E2"]);
+        assert!(half.reason_zh.contains("9000.00元"), "{}", half.reason_zh);
+        assert_eq!(eval(1_800_000).map(|c| c.points), Some(55));
+    }
+}

@@ -1,0 +1,164 @@
+//! Read-side queries: status counts, warnings, dead letters.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::error::Ctx;
+use crate::{Store, StoreError};
+
+/// Counts over everything the store holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Status {
+    /// Records read from all sources (accepted + duplicates + dead letters).
+    pub received: i64,
+    /// New events stored.
+    pub accepted: i64,
+    /// Events whose `(source, event_id)` had been seen before: no effect.
+    pub duplicates: i64,
+    pub dead_letters: i64,
+    pub linked: i64,
+    pub review: i64,
+    pub unmatched: i64,
+    /// Facts applied to household timelines.
+    pub applied: i64,
+    pub assessments: i64,
+    /// Open warnings by level.
+    pub warnings_open: BTreeMap<String, i64>,
+    pub warnings_total: i64,
+    pub households: i64,
+    pub members: i64,
+}
+
+/// A warning as a list shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct WarningView {
+    pub warning_id: i64,
+    pub household_id: String,
+    pub region_code: String,
+    pub status: String,
+    pub level: String,
+    pub score: i64,
+    pub deadline: String,
+    pub opened_at: String,
+    /// The latest assessment, as JSON.
+    pub summary: serde_json::Value,
+    /// The household record, as JSON.
+    pub household: serde_json::Value,
+}
+
+/// A dead letter as a list shows it (raw shown as lossy UTF-8, at most 200 characters).
+#[derive(Clone, Debug, Serialize)]
+pub struct DeadLetterView {
+    pub id: i64,
+    pub source: String,
+    pub stream: String,
+    pub line: i64,
+    pub reason_code: String,
+    pub reason: String,
+    pub raw_len: i64,
+    pub raw_preview: String,
+}
+
+impl Store {
+    pub async fn status(&self) -> Result<Status, StoreError> {
+        let pool = self.pool();
+        let scalar = |sql: &'static str| async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(pool)
+                .await
+                .ctx("counting for status")
+        };
+        let mut s = Status {
+            received: scalar("SELECT value FROM counters WHERE name = 'received'").await?,
+            duplicates: scalar("SELECT value FROM counters WHERE name = 'duplicates'").await?,
+            accepted: scalar("SELECT COUNT(*) FROM events").await?,
+            dead_letters: scalar("SELECT COUNT(*) FROM dead_letters").await?,
+            applied: scalar("SELECT COUNT(*) FROM timeline").await?,
+            assessments: scalar("SELECT COUNT(*) FROM assessments").await?,
+            warnings_total: scalar("SELECT COUNT(*) FROM warnings").await?,
+            households: scalar("SELECT COUNT(*) FROM households WHERE active = 1").await?,
+            members: scalar("SELECT COUNT(*) FROM members WHERE active = 1").await?,
+            ..Status::default()
+        };
+        for row in sqlx::query("SELECT outcome, COUNT(*) FROM link_decisions GROUP BY outcome")
+            .fetch_all(pool)
+            .await
+            .ctx("counting link decisions")?
+        {
+            let n: i64 = row.get(1);
+            match row.get::<String, _>(0).as_str() {
+                "linked" => s.linked = n,
+                "review" => s.review = n,
+                _ => s.unmatched = n,
+            }
+        }
+        for row in
+            sqlx::query("SELECT level, COUNT(*) FROM warnings WHERE status = 'open' GROUP BY level")
+                .fetch_all(pool)
+                .await
+                .ctx("counting warnings")?
+        {
+            s.warnings_open.insert(row.get(0), row.get(1));
+        }
+        Ok(s)
+    }
+
+    /// Open warnings, most urgent first (level, then score), at most `limit`.
+    pub async fn open_warnings(&self, limit: i64) -> Result<Vec<WarningView>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.score, w.deadline, w.opened_at, w.summary, h.record
+             FROM warnings w JOIN households h ON h.household_id = w.household_id
+             WHERE w.status = 'open'
+             ORDER BY CASE w.level WHEN 'red' THEN 0 WHEN 'orange' THEN 1 WHEN 'yellow' THEN 2 ELSE 3 END, w.score DESC, w.warning_id
+             LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await
+        .ctx("listing warnings")?;
+        Ok(rows
+            .into_iter()
+            .map(|r| WarningView {
+                warning_id: r.get(0),
+                household_id: r.get(1),
+                region_code: r.get(2),
+                status: r.get(3),
+                level: r.get(4),
+                score: r.get(5),
+                deadline: r.get(6),
+                opened_at: r.get(7),
+                summary: serde_json::from_str(&r.get::<String, _>(8)).unwrap_or_default(),
+                household: serde_json::from_str(&r.get::<String, _>(9)).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// Dead letters, oldest first, at most `limit`.
+    pub async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetterView>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, source, stream, line, reason_code, reason, raw_len, raw FROM dead_letters ORDER BY id LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await
+        .ctx("listing dead letters")?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let raw: Vec<u8> = r.get(7);
+                DeadLetterView {
+                    id: r.get(0),
+                    source: r.get(1),
+                    stream: r.get(2),
+                    line: r.get(3),
+                    reason_code: r.get(4),
+                    reason: r.get(5),
+                    raw_len: r.get(6),
+                    raw_preview: String::from_utf8_lossy(&raw).chars().take(200).collect(),
+                }
+            })
+            .collect())
+    }
+}

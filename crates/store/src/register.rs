@@ -1,0 +1,208 @@
+//! The register: import with additions, changes and removals, keeping every version in history.
+
+use std::collections::{HashMap, HashSet};
+
+use doudi_model::Household;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::error::{corrupt, Ctx};
+use crate::{now, Position, Store, StoreError};
+
+/// What an import changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ImportReport {
+    pub import_id: i64,
+    pub added: u64,
+    pub changed: u64,
+    pub removed: u64,
+    pub restored: u64,
+    pub unchanged: u64,
+}
+
+impl Store {
+    /// Import households. With `full_snapshot`, households active in the store but absent from
+    /// `households` are marked removed (never deleted); otherwise only additions and changes apply.
+    /// All in one transaction: an import applies whole or not at all.
+    pub async fn import_register(
+        &self,
+        households: &[Household],
+        file: &str,
+        full_snapshot: bool,
+    ) -> Result<ImportReport, StoreError> {
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .ctx("starting the register import")?;
+        let existing: HashMap<String, (String, bool, String)> =
+            sqlx::query("SELECT household_id, digest, active, record FROM households")
+                .fetch_all(&mut *tx)
+                .await
+                .ctx("reading the current register")?
+                .into_iter()
+                .map(|r| {
+                    (
+                        r.get::<String, _>(0),
+                        (r.get::<String, _>(1), r.get::<i64, _>(2) != 0, r.get(3)),
+                    )
+                })
+                .collect();
+        let at = now();
+        let import_id: i64 = sqlx::query_scalar(
+            "INSERT INTO register_imports (file, imported_at, full_snapshot, added, changed, removed, unchanged) VALUES (?, ?, ?, 0, 0, 0, 0) RETURNING import_id",
+        )
+        .bind(file)
+        .bind(&at)
+        .bind(full_snapshot)
+        .fetch_one(&mut *tx)
+        .await
+        .ctx("recording the import")?;
+        let mut report = ImportReport {
+            import_id,
+            ..ImportReport::default()
+        };
+        let mut seen = HashSet::with_capacity(households.len());
+        for h in households {
+            let record = serde_json::to_string(h).map_err(|e| corrupt("household", e))?;
+            let digest = hex::encode(Sha256::digest(record.as_bytes()));
+            seen.insert(h.household_id.clone());
+            let (change, before) = match existing.get(&h.household_id) {
+                None => ("added", None),
+                Some((d, true, _)) if *d == digest => {
+                    report.unchanged += 1;
+                    continue;
+                }
+                Some((_, true, before)) => ("changed", Some(before.clone())),
+                Some((_, false, before)) => ("restored", Some(before.clone())),
+            };
+            match change {
+                "added" => report.added += 1,
+                "changed" => report.changed += 1,
+                _ => report.restored += 1,
+            }
+            sqlx::query(
+                "INSERT INTO households (household_id, region_code, category, area, record, digest, active, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, 1, ?)
+                 ON CONFLICT (household_id) DO UPDATE SET region_code = excluded.region_code, category = excluded.category,
+                   area = excluded.area, record = excluded.record, digest = excluded.digest, active = 1, updated_at = excluded.updated_at",
+            )
+            .bind(&h.household_id)
+            .bind(h.region_code.as_str())
+            .bind(h.category.code())
+            .bind(h.area.code())
+            .bind(&record)
+            .bind(&digest)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await
+            .ctx("writing a household")?;
+            sqlx::query("UPDATE members SET active = 0 WHERE household_id = ?")
+                .bind(&h.household_id)
+                .execute(&mut *tx)
+                .await
+                .ctx("retiring old members")?;
+            for m in &h.members {
+                sqlx::query(
+                    "INSERT INTO members (member_id, household_id, id_number, active) VALUES (?, ?, ?, 1)
+                     ON CONFLICT (member_id) DO UPDATE SET household_id = excluded.household_id, id_number = excluded.id_number, active = 1",
+                )
+                .bind(&m.member_id)
+                .bind(&h.household_id)
+                .bind(m.id_number.expose())
+                .execute(&mut *tx)
+                .await
+                .ctx("writing a member")?;
+            }
+            sqlx::query(
+                "INSERT INTO register_history (import_id, household_id, change, before, after) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(import_id)
+            .bind(&h.household_id)
+            .bind(change)
+            .bind(before)
+            .bind(&record)
+            .execute(&mut *tx)
+            .await
+            .ctx("recording register history")?;
+        }
+        if full_snapshot {
+            for (id, (_, active, before)) in &existing {
+                if *active && !seen.contains(id) {
+                    report.removed += 1;
+                    sqlx::query(
+                        "UPDATE households SET active = 0, updated_at = ? WHERE household_id = ?",
+                    )
+                    .bind(&at)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .ctx("removing a household")?;
+                    sqlx::query("UPDATE members SET active = 0 WHERE household_id = ?")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .ctx("removing members")?;
+                    sqlx::query(
+                        "INSERT INTO register_history (import_id, household_id, change, before, after) VALUES (?, ?, 'removed', ?, NULL)",
+                    )
+                    .bind(import_id)
+                    .bind(id)
+                    .bind(before)
+                    .execute(&mut *tx)
+                    .await
+                    .ctx("recording register history")?;
+                }
+            }
+        }
+        sqlx::query(
+            "UPDATE register_imports SET added = ?, changed = ?, removed = ?, unchanged = ? WHERE import_id = ?",
+        )
+        .bind(report.added as i64)
+        .bind((report.changed + report.restored) as i64)
+        .bind(report.removed as i64)
+        .bind(report.unchanged as i64)
+        .bind(import_id)
+        .execute(&mut *tx)
+        .await
+        .ctx("recording the import")?;
+        tx.commit().await.ctx("committing the register import")?;
+        Ok(report)
+    }
+
+    /// The active households of the register.
+    pub async fn load_register(&self) -> Result<Vec<Household>, StoreError> {
+        let rows =
+            sqlx::query("SELECT record FROM households WHERE active = 1 ORDER BY household_id")
+                .fetch_all(self.pool())
+                .await
+                .ctx("loading the register")?;
+        rows.into_iter()
+            .map(|r| {
+                let text: String = r.get(0);
+                serde_json::from_str(&text).map_err(|e| corrupt("household record", e))
+            })
+            .collect()
+    }
+
+    /// The stored read positions of every stream of every source: `(source, stream) → position`.
+    pub async fn positions(&self) -> Result<HashMap<(String, String), Position>, StoreError> {
+        let rows = sqlx::query("SELECT source, stream, byte_offset, line FROM positions")
+            .fetch_all(self.pool())
+            .await
+            .ctx("reading source positions")?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    (r.get::<String, _>(0), r.get::<String, _>(1)),
+                    Position {
+                        byte_offset: r.get::<i64, _>(2) as u64,
+                        line: r.get::<i64, _>(3) as u64,
+                    },
+                )
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,408 @@
+//! End-to-end tests of the `doudi` binary on the embedded default (SQLite, file feeds): bad input
+//! loses nothing, runs are idempotent, and a killed run resumes to the same final state.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn doudi(dir: &Path, args: &[&str]) -> Output {
+    doudi_env(dir, args, &[])
+}
+
+fn doudi_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_doudi"));
+    cmd.current_dir(dir)
+        .args(args)
+        .env_remove("DOUDI_CONFIG")
+        .env_remove("DOUDI_DB")
+        .env("DOUDI_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run doudi")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "doudi failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn status(dir: &Path, db: &str) -> Value {
+    serde_json::from_str(&ok(doudi(dir, &["status", "--json", "--db", db]))).expect("status json")
+}
+
+/// Generate a small clean data set and import it; returns the database URL.
+fn setup(dir: &Path, households: &str, seed: &str) -> String {
+    ok(doudi(
+        dir,
+        &[
+            "gen",
+            "--households",
+            households,
+            "--seed",
+            seed,
+            "--out",
+            "data",
+            "--start",
+            "2025-01-01",
+        ],
+    ));
+    let db = format!("sqlite://{}", dir.join("doudi.db").display());
+    ok(doudi(dir, &["import", "data/register.jsonl", "--db", &db]));
+    db
+}
+
+fn count_lines(dir: &Path) -> u64 {
+    let mut n = 0;
+    for source in std::fs::read_dir(dir).unwrap() {
+        for f in std::fs::read_dir(source.unwrap().path()).unwrap() {
+            let text = std::fs::read(f.unwrap().path()).unwrap();
+            n += text
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count() as u64;
+        }
+    }
+    n
+}
+
+#[test]
+fn bad_lines_land_in_dead_letters_with_reason_and_position_and_the_rest_is_processed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let db = setup(dir, "60", "3");
+    let good_lines = count_lines(&dir.join("data/feeds"));
+
+    let valid = r#"{"event_id":"bad-base","source":"health_insurance","kind":"settlement","occurred_at":"2025-03-01T08:00:00+08:00","subject":{},"data":{"setting":"outpatient","total_cost_fen":1000,"fund_paid_fen":500,"out_of_pocket_fen":500,"settled_on":"2025-03-01"}}"#;
+    let deep = format!(
+        r#"{{"event_id":"deep","source":"health_insurance","kind":"settlement","occurred_at":"2025-03-01T08:00:00+08:00","data":{}{}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let huge = valid.replace(
+        "\"subject\":{}",
+        &format!("\"subject\":{{\"name\":\"{}\"}}", "长".repeat(30_000)),
+    );
+    let mut bad: Vec<(Vec<u8>, &str)> = vec![
+        (b"this is not json".to_vec(), "not_json"),
+        (b"[1, 2, 3]".to_vec(), "not_object"),
+        (
+            valid.replace(r#""event_id":"bad-base","#, "").into_bytes(),
+            "missing_field",
+        ),
+        (
+            valid
+                .replace(r#""source":"health_insurance""#, r#""source":"tax_bureau""#)
+                .into_bytes(),
+            "unknown_source",
+        ),
+        (
+            valid
+                .replace(r#""kind":"settlement""#, r#""kind":"lottery_win""#)
+                .into_bytes(),
+            "unknown_kind",
+        ),
+        (
+            valid
+                .replace(r#""total_cost_fen":1000"#, r#""total_cost_fen":"a lot""#)
+                .into_bytes(),
+            "invalid_field",
+        ),
+        (
+            valid
+                .replace(r#""out_of_pocket_fen":500"#, r#""out_of_pocket_fen":-500"#)
+                .into_bytes(),
+            "invalid_field",
+        ),
+        (
+            valid
+                .replace(
+                    r#""settled_on":"2025-03-01""#,
+                    r#""settled_on":"2025-02-30""#,
+                )
+                .into_bytes(),
+            "invalid_field",
+        ),
+        (deep.into_bytes(), "too_deep"),
+        (huge.into_bytes(), "too_large"),
+        (
+            br#"{"event_id":"misrouted","source":"civil_registry","kind":"death","occurred_at":"2025-03-01T08:00:00+08:00","data":{"died_on":"2025-02-28"}}"#
+                .to_vec(),
+            "source_mismatch",
+        ),
+    ];
+    let mut utf8 = valid.as_bytes().to_vec();
+    utf8.splice(20..20, [0xff, 0xfe]);
+    bad.push((utf8, "invalid_utf8"));
+    let mut file = Vec::new();
+    for (line, _) in &bad {
+        file.extend_from_slice(line);
+        file.push(b'\n');
+    }
+    std::fs::write(dir.join("data/feeds/health_insurance/zz-bad.jsonl"), &file).unwrap();
+
+    let out = ok(doudi(
+        dir,
+        &["run", "--feeds", "data/feeds", "--once", "--db", &db],
+    ));
+    assert!(out.contains("dead letters"), "{out}");
+    let s = status(dir, &db);
+    assert_eq!(s["dead_letters"], bad.len() as u64);
+    assert_eq!(s["received"], good_lines + bad.len() as u64);
+    assert_eq!(s["accepted"], good_lines, "every good line is processed");
+    assert_eq!(s["duplicates"], 0);
+    assert_eq!(
+        s["linked"].as_u64().unwrap()
+            + s["review"].as_u64().unwrap()
+            + s["unmatched"].as_u64().unwrap(),
+        good_lines
+    );
+
+    let list: Value = serde_json::from_str(&ok(doudi(
+        dir,
+        &["deadletters", "list", "--json", "--db", &db],
+    )))
+    .unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), bad.len());
+    for (i, (_, code)) in bad.iter().enumerate() {
+        let d = list
+            .iter()
+            .find(|d| d["line"] == (i as u64 + 1))
+            .unwrap_or_else(|| panic!("no dead letter for line {}", i + 1));
+        assert_eq!(d["stream"], "health_insurance/zz-bad.jsonl");
+        assert_eq!(d["reason_code"], *code, "line {}: {}", i + 1, d["reason"]);
+        assert!(!d["reason"].as_str().unwrap().is_empty());
+    }
+    let negative = list.iter().find(|d| d["line"] == 7).unwrap();
+    assert!(negative["reason"]
+        .as_str()
+        .unwrap()
+        .contains("out_of_pocket_fen"));
+    let too_large = list
+        .iter()
+        .find(|d| d["reason_code"] == "too_large")
+        .unwrap();
+    assert!(
+        too_large["raw_len"].as_u64().unwrap() > 65536,
+        "the full length is kept"
+    );
+}
+
+#[test]
+fn a_second_run_applies_nothing_and_a_copied_file_counts_only_duplicates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let db = setup(dir, "80", "5");
+    ok(doudi(
+        dir,
+        &["run", "--feeds", "data/feeds", "--once", "--db", &db],
+    ));
+    let first = status(dir, &db);
+    assert!(first["accepted"].as_u64().unwrap() > 0);
+    assert!(
+        first["warnings_total"].as_u64().unwrap() > 0,
+        "hardship scenarios raise warnings"
+    );
+
+    let again: Value = serde_json::from_str(&ok(doudi(
+        dir,
+        &[
+            "run",
+            "--feeds",
+            "data/feeds",
+            "--once",
+            "--json",
+            "--db",
+            &db,
+        ],
+    )))
+    .unwrap();
+    assert_eq!(
+        again["received"], 0,
+        "positions are stored: nothing is read twice"
+    );
+    assert_eq!(status(dir, &db), first);
+
+    // The same events under a new file name: every one a duplicate, no new effect.
+    let src = dir.join("data/feeds/civil_registry");
+    let original = std::fs::read_dir(&src)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let lines = std::fs::read_to_string(&original).unwrap().lines().count() as u64;
+    std::fs::copy(&original, src.join("zz-resent.jsonl")).unwrap();
+    ok(doudi(
+        dir,
+        &["run", "--feeds", "data/feeds", "--once", "--db", &db],
+    ));
+    let after = status(dir, &db);
+    assert_eq!(after["duplicates"], lines);
+    assert_eq!(
+        after["received"],
+        first["received"].as_u64().unwrap() + lines
+    );
+    for key in [
+        "accepted",
+        "applied",
+        "assessments",
+        "warnings_total",
+        "warnings_open",
+        "linked",
+        "unmatched",
+    ] {
+        assert_eq!(after[key], first[key], "{key} changed on a resend");
+    }
+}
+
+#[test]
+fn killing_the_run_at_any_moment_and_restarting_gives_the_same_final_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(doudi(
+        dir,
+        &[
+            "gen",
+            "--households",
+            "1500",
+            "--seed",
+            "11",
+            "--out",
+            "data",
+            "--start",
+            "2025-01-01",
+        ],
+    ));
+    let env = [("DOUDI_LIMITS__BATCH_SIZE", "50")];
+
+    // Reference: one uninterrupted run.
+    let reference = format!("sqlite://{}", dir.join("ref.db").display());
+    ok(doudi(
+        dir,
+        &["import", "data/register.jsonl", "--db", &reference],
+    ));
+    ok(doudi_env(
+        dir,
+        &["run", "--feeds", "data/feeds", "--once", "--db", &reference],
+        &env,
+    ));
+    let expected = status(dir, &reference);
+    let total = expected["received"].as_u64().unwrap();
+    assert!(total > 1000, "enough records to kill mid-run: {total}");
+
+    // Killed several times mid-run, then finished.
+    let killed = format!("sqlite://{}", dir.join("killed.db").display());
+    ok(doudi(
+        dir,
+        &["import", "data/register.jsonl", "--db", &killed],
+    ));
+    let mut kills = 0;
+    let mut seen_progress = Vec::new();
+    for delay_ms in [150u64, 300, 450, 600] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_doudi"))
+            .current_dir(dir)
+            .args(["run", "--feeds", "data/feeds", "--once", "--db", &killed])
+            .env("DOUDI_LIMITS__BATCH_SIZE", "50")
+            .env("DOUDI_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        let mut finished = false;
+        while start.elapsed() < Duration::from_millis(delay_ms) {
+            if child.try_wait().unwrap().is_some() {
+                finished = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if !finished {
+            child.kill().unwrap(); // SIGKILL: no chance to clean up
+            kills += 1;
+        }
+        child.wait().unwrap();
+        let s = status(dir, &killed);
+        seen_progress.push(s["received"].as_u64().unwrap());
+        if finished {
+            break;
+        }
+    }
+    ok(doudi_env(
+        dir,
+        &["run", "--feeds", "data/feeds", "--once", "--db", &killed],
+        &env,
+    ));
+    let got = status(dir, &killed);
+    assert!(kills > 0, "the run was never killed mid-way");
+    assert!(
+        seen_progress.iter().any(|&r| r > 0 && r < total),
+        "at least one kill landed mid-run: {seen_progress:?} of {total}"
+    );
+    assert_eq!(got, expected, "progress at kills: {seen_progress:?}");
+}
+
+#[test]
+fn reimporting_the_register_applies_additions_changes_and_removals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let db = setup(dir, "30", "9");
+    let text = std::fs::read_to_string(dir.join("data/register.jsonl")).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    // remove the first household, change the second's address, add a copy of the third under a new id
+    lines.remove(0);
+    let mut changed: Value = serde_json::from_str(&lines[0]).unwrap();
+    changed["address"] = Value::from("新地址 1 号");
+    lines[0] = changed.to_string();
+    let mut added: Value = serde_json::from_str(&lines[1]).unwrap();
+    added["household_id"] = Value::from("H-NEW-1");
+    for m in added["members"].as_array_mut().unwrap() {
+        let id = format!("{}-new", m["member_id"].as_str().unwrap());
+        m["member_id"] = Value::from(id);
+    }
+    lines.push(added.to_string());
+    let second = dir.join("register2.jsonl");
+    std::fs::write(&second, lines.join("\n")).unwrap();
+    let out = ok(doudi(
+        dir,
+        &["import", second.to_str().unwrap(), "--db", &db],
+    ));
+    assert!(
+        out.contains("1 added, 1 changed, 0 restored, 1 removed, 28 unchanged"),
+        "{out}"
+    );
+    assert_eq!(status(dir, &db)["households"], 30);
+
+    // A bad line: nothing is imported, and the line is named.
+    std::fs::write(&second, format!("{}\n{{\"household_id\": 5}}\n", lines[0])).unwrap();
+    let out = doudi(dir, &["import", second.to_str().unwrap(), "--db", &db]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2"), "{err}");
+    assert_eq!(status(dir, &db)["households"], 30);
+}
+
+#[test]
+fn configuration_errors_say_which_key_and_environment_overrides_apply() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("bad.toml"), "[limits]\nmax_event_byts = 10\n").unwrap();
+    let out = doudi(dir, &["--config", "bad.toml", "status"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_event_byts"));
+
+    let out = doudi_env(dir, &["config"], &[("DOUDI_LIMITS__BATCH_SIZE", "123")]);
+    assert!(ok(out).contains("batch_size = 123"));
+    let out = doudi_env(dir, &["config"], &[("DOUDI_LIMITS__BATCH_SIZE", "0")]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("batch_size"));
+}
