@@ -70,6 +70,7 @@ pub async fn apply_batch(
         received: batch.len() as u64,
         ..BatchOutcome::default()
     };
+    let t0 = std::time::Instant::now();
     let mut tx = store.begin().await?;
 
     // Positions: the end of the last record of each stream in the batch.
@@ -120,7 +121,9 @@ pub async fn apply_batch(
     }
     out.dead_letters = dead.len() as u64;
 
+    let t1 = t0.elapsed();
     let new = tx.insert_events(&rows).await?;
+    let t2 = t0.elapsed();
     out.accepted = new.len() as u64;
     out.duplicates = rows.len() as u64 - out.accepted;
 
@@ -187,6 +190,7 @@ pub async fn apply_batch(
             )
         })
         .collect();
+    let t3 = t0.elapsed();
     let now = Utc::now();
     let mut assessments = Vec::with_capacity(facts.len());
     for fact in &facts {
@@ -270,6 +274,7 @@ pub async fn apply_batch(
         }
     }
 
+    let t4 = t0.elapsed();
     tx.insert_links(&links).await?;
     let fact_rows: Vec<FactRow> = facts.into_iter().map(|fact| FactRow { fact }).collect();
     tx.insert_facts(&fact_rows).await?;
@@ -278,6 +283,8 @@ pub async fn apply_batch(
     let positions: Vec<PositionRow> = positions.into_values().collect();
     tx.set_positions(&positions).await?;
     tx.add_counters(out.received, out.duplicates).await?;
+    let t5 = t0.elapsed();
     tx.commit().await?;
+    tracing::debug!(?t1, ?t2, ?t3, ?t4, ?t5, total = ?t0.elapsed(), "batch timing");
     Ok(out)
 }

@@ -9,7 +9,7 @@ use crate::error::{corrupt, Ctx};
 use crate::{now, ts, StoreError};
 
 /// Rows per multi-row INSERT (well under SQLite's 32,766 bound parameters).
-const CHUNK: usize = 500;
+pub(crate) const CHUNK: usize = 500;
 
 /// An accepted event, raw and normalised.
 #[derive(Clone, Debug)]

@@ -5,8 +5,9 @@ use std::collections::{HashMap, HashSet};
 use doudi_model::Household;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row, Sqlite};
 
+use crate::batch::CHUNK;
 use crate::error::{corrupt, Ctx};
 use crate::{now, Position, Store, StoreError};
 
@@ -64,6 +65,9 @@ impl Store {
             ..ImportReport::default()
         };
         let mut seen = HashSet::with_capacity(households.len());
+        // (household, its JSON, digest, change, version before)
+        let mut writes: Vec<(&Household, String, String, &'static str, Option<String>)> =
+            Vec::new();
         for h in households {
             let record = serde_json::to_string(h).map_err(|e| corrupt("household", e))?;
             let digest = hex::encode(Sha256::digest(record.as_bytes()));
@@ -82,50 +86,77 @@ impl Store {
                 "changed" => report.changed += 1,
                 _ => report.restored += 1,
             }
-            sqlx::query(
-                "INSERT INTO households (household_id, region_code, category, area, record, digest, active, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, 1, ?)
-                 ON CONFLICT (household_id) DO UPDATE SET region_code = excluded.region_code, category = excluded.category,
+            writes.push((h, record, digest, change, before));
+        }
+        for chunk in writes.chunks(CHUNK) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO households (household_id, region_code, category, area, record, digest, active, updated_at) ",
+            );
+            qb.push_values(chunk, |mut b, (h, record, digest, _, _)| {
+                b.push_bind(&h.household_id)
+                    .push_bind(h.region_code.as_str())
+                    .push_bind(h.category.code())
+                    .push_bind(h.area.code())
+                    .push_bind(record)
+                    .push_bind(digest)
+                    .push_bind(1i64)
+                    .push_bind(&at);
+            });
+            qb.push(
+                " ON CONFLICT (household_id) DO UPDATE SET region_code = excluded.region_code, category = excluded.category,
                    area = excluded.area, record = excluded.record, digest = excluded.digest, active = 1, updated_at = excluded.updated_at",
-            )
-            .bind(&h.household_id)
-            .bind(h.region_code.as_str())
-            .bind(h.category.code())
-            .bind(h.area.code())
-            .bind(&record)
-            .bind(&digest)
-            .bind(&at)
-            .execute(&mut *tx)
-            .await
-            .ctx("writing a household")?;
-            sqlx::query("UPDATE members SET active = 0 WHERE household_id = ?")
-                .bind(&h.household_id)
+            );
+            qb.build()
+                .execute(&mut *tx)
+                .await
+                .ctx("writing households")?;
+
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new("UPDATE members SET active = 0 WHERE household_id IN (");
+            let mut sep = qb.separated(", ");
+            for (h, ..) in chunk {
+                sep.push_bind(&h.household_id);
+            }
+            qb.push(")");
+            qb.build()
                 .execute(&mut *tx)
                 .await
                 .ctx("retiring old members")?;
-            for m in &h.members {
-                sqlx::query(
-                    "INSERT INTO members (member_id, household_id, id_number, active) VALUES (?, ?, ?, 1)
-                     ON CONFLICT (member_id) DO UPDATE SET household_id = excluded.household_id, id_number = excluded.id_number, active = 1",
-                )
-                .bind(&m.member_id)
-                .bind(&h.household_id)
-                .bind(m.id_number.expose())
+
+            let members: Vec<(&str, &doudi_model::Member)> = chunk
+                .iter()
+                .flat_map(|(h, ..)| h.members.iter().map(|m| (h.household_id.as_str(), m)))
+                .collect();
+            for members in members.chunks(CHUNK) {
+                let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                    "INSERT INTO members (member_id, household_id, id_number, active) ",
+                );
+                qb.push_values(members, |mut b, (hh, m)| {
+                    b.push_bind(&m.member_id)
+                        .push_bind(*hh)
+                        .push_bind(m.id_number.expose())
+                        .push_bind(1i64);
+                });
+                qb.push(
+                    " ON CONFLICT (member_id) DO UPDATE SET household_id = excluded.household_id, id_number = excluded.id_number, active = 1",
+                );
+                qb.build().execute(&mut *tx).await.ctx("writing members")?;
+            }
+
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO register_history (import_id, household_id, change, before, after) ",
+            );
+            qb.push_values(chunk, |mut b, (h, record, _, change, before)| {
+                b.push_bind(import_id)
+                    .push_bind(&h.household_id)
+                    .push_bind(*change)
+                    .push_bind(before)
+                    .push_bind(record);
+            });
+            qb.build()
                 .execute(&mut *tx)
                 .await
-                .ctx("writing a member")?;
-            }
-            sqlx::query(
-                "INSERT INTO register_history (import_id, household_id, change, before, after) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(import_id)
-            .bind(&h.household_id)
-            .bind(change)
-            .bind(before)
-            .bind(&record)
-            .execute(&mut *tx)
-            .await
-            .ctx("recording register history")?;
+                .ctx("recording register history")?;
         }
         if full_snapshot {
             for (id, (_, active, before)) in &existing {

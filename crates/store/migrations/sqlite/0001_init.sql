@@ -47,6 +47,7 @@ CREATE INDEX register_history_household ON register_history(household_id);
 
 -- Accepted events, raw and normalised; (source, event_id) makes redelivery a no-op.
 CREATE TABLE events (
+    seq         INTEGER PRIMARY KEY,
     source      TEXT NOT NULL,
     event_id    TEXT NOT NULL,
     kind        TEXT NOT NULL,
@@ -56,10 +57,11 @@ CREATE TABLE events (
     position    INTEGER NOT NULL,        -- line number or offset
     raw         BLOB NOT NULL,
     normalised  TEXT NOT NULL,
-    PRIMARY KEY (source, event_id)
-) WITHOUT ROWID;
+    UNIQUE (source, event_id)
+);
 
 CREATE TABLE link_decisions (
+    seq          INTEGER PRIMARY KEY,
     source       TEXT NOT NULL,
     event_id     TEXT NOT NULL,
     outcome      TEXT NOT NULL CHECK (outcome IN ('linked', 'review', 'unmatched')),
@@ -67,8 +69,8 @@ CREATE TABLE link_decisions (
     member_id    TEXT,
     evidence     TEXT NOT NULL,
     decided_at   TEXT NOT NULL,
-    PRIMARY KEY (source, event_id)
-) WITHOUT ROWID;
+    UNIQUE (source, event_id)
+);
 CREATE INDEX link_decisions_outcome ON link_decisions(outcome);
 
 -- Each household's timeline of applied facts.
@@ -87,6 +89,7 @@ CREATE INDEX timeline_household ON timeline(household_id);
 
 -- One assessment per applied fact: score, level, rule-set version, each rule's contribution.
 CREATE TABLE assessments (
+    seq           INTEGER PRIMARY KEY,
     source        TEXT NOT NULL,
     event_id      TEXT NOT NULL,
     household_id  TEXT NOT NULL,
@@ -95,8 +98,8 @@ CREATE TABLE assessments (
     level         TEXT NOT NULL,
     assessment    TEXT NOT NULL,
     assessed_at   TEXT NOT NULL,
-    PRIMARY KEY (source, event_id)
-) WITHOUT ROWID;
+    UNIQUE (source, event_id)
+);
 CREATE INDEX assessments_household ON assessments(household_id);
 
 -- Warnings: at most one open warning per household (one per episode).
