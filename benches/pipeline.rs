@@ -1,1 +1,107 @@
-fn main() {}
+//! End-to-end load benchmark: generate a register and feeds, import the register, and run the
+//! whole pipeline once over the feeds on the embedded default (SQLite), as `doudi run --once` does.
+//! Prints events per second for each phase.
+//!
+//! ```sh
+//! cargo bench --bench pipeline                              # 100,000 households
+//! DOUDI_BENCH_HOUSEHOLDS=20000 cargo bench --bench pipeline  # smaller
+//! ```
+//! A benchmark, not a test: nothing here asserts a speed.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use doudi_pipeline::{run_files, Engine, RunOptions};
+use doudi_risk::RuleSet;
+use doudi_store::Store;
+use doudi_synth::{GenConfig, Noise};
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: run small then.
+    let benching = std::env::args().any(|a| a == "--bench");
+    let households: usize = std::env::var("DOUDI_BENCH_HOUSEHOLDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if benching { 100_000 } else { 500 });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(bench(households));
+}
+
+async fn bench(households: usize) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = GenConfig {
+        households,
+        seed: 1,
+        start: NaiveDate::from_ymd_opt(2025, 11, 1).expect("date"),
+        months: 12,
+        hardship_share: 0.05,
+        noise: Noise::default(),
+    };
+    let t = Instant::now();
+    let summary = doudi_synth::write_dataset(dir.path(), &cfg, &mut |_| {}).expect("generate");
+    let events: usize = summary.events.values().sum();
+    report("generate", households, "households", t.elapsed());
+
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let store = Store::open(&url).await.expect("open store");
+    let register = doudi_synth::generate_register(&cfg);
+    let t = Instant::now();
+    store
+        .import_register(&register, "register.jsonl", true)
+        .await
+        .expect("import");
+    report("import register", households, "households", t.elapsed());
+
+    let engine = Arc::new(Engine::new(
+        RuleSet::builtin(),
+        doudi_model::ParseLimits::default(),
+        store.load_register().await.expect("load register"),
+    ));
+    let opts = RunOptions {
+        feeds_dir: dir.path().join("feeds"),
+        batch_size: 2000,
+        channel_batches: 4,
+        once: true,
+        poll_interval: Duration::from_secs(1),
+    };
+    let t = Instant::now();
+    let run = run_files(&store, engine, &opts, &(), Arc::new(AtomicBool::new(false)))
+        .await
+        .expect("run");
+    let elapsed = t.elapsed();
+    assert_eq!(
+        run.received as usize, events,
+        "every generated event was read"
+    );
+    report("run --once (end to end)", events, "events", elapsed);
+    println!(
+        "  {} linked, {} unmatched, {} warnings opened, {} batches",
+        run.linked, run.unmatched, run.warnings_opened, run.batches
+    );
+    let db_bytes: u64 = std::fs::read_dir(dir.path())
+        .expect("read dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("bench.db"))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    println!(
+        "  database size after the run: {:.0} MiB",
+        db_bytes as f64 / 1048576.0
+    );
+    store.close().await;
+}
+
+fn report(phase: &str, n: usize, unit: &str, elapsed: Duration) {
+    println!(
+        "{phase:<26} {n:>9} {unit:<10} {:>8.2} s {:>10.0} {unit}/s",
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64()
+    );
+}

@@ -28,7 +28,12 @@ variables < flags. Example: DOUDI_LIMITS__BATCH_SIZE=500. Logs: DOUDI_LOG=debug.
 /// 兜底 doudi — finds low-income households falling into hardship from department feeds, and
 /// warns the township officer in time.
 #[derive(Debug, Parser)]
-#[command(name = "doudi", version, about, after_help = AFTER_HELP)]
+#[command(
+    name = "doudi",
+    version,
+    about = "兜底 doudi: finds low-income households falling into hardship in department feeds, and warns the township officer in time",
+    after_help = AFTER_HELP
+)]
 pub struct Cli {
     /// Configuration file (TOML). Without it, built-in defaults apply.
     #[arg(long, global = true, env = "DOUDI_CONFIG", value_name = "FILE")]

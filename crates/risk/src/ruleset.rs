@@ -373,12 +373,15 @@ impl RuleSet {
         Ok(rules)
     }
 
-    /// The rule set shipped with the program (`rules/default.toml`).
+    /// The rule set shipped with the program (`rules/default.toml`, compiled in).
     ///
-    /// The embedded file is checked by a unit test; should it ever fail to parse, this returns
-    /// the same numbers built in code rather than panicking.
+    /// The embedded file is not outside input: `builtin_rules_parse` proves it parses, so a
+    /// failure here is a build defect and panics with the reason.
     pub fn builtin() -> RuleSet {
-        RuleSet::from_toml_str(BUILTIN).unwrap_or_else(|_| RuleSet::fallback())
+        match RuleSet::from_toml_str(BUILTIN) {
+            Ok(rules) => rules,
+            Err(e) => panic!("the built-in rules/default.toml is invalid: {e}"),
+        }
     }
 
     /// The standard for a household in `region` and `area`: the region entry with the longest
@@ -667,122 +670,6 @@ impl RuleSet {
         )?;
         Ok(())
     }
-
-    /// The defaults in code, used only if the embedded file could not be read (a test ensures it can).
-    fn fallback() -> RuleSet {
-        let std_of = |dibao: i64, tekun: i64, disposable: i64| Standard {
-            dibao_monthly: Money::from_yuan(dibao),
-            tekun_monthly: Money::from_yuan(tekun),
-            edge_factor_permille: 1500,
-            per_capita_disposable_yearly: Money::from_yuan(disposable),
-        };
-        RuleSet {
-            version: "builtin-fallback".to_string(),
-            description: String::new(),
-            general: General {
-                recent_days: 180,
-                working_age_min: 16,
-                working_age_max: 60,
-                elderly_age: 60,
-                child_age_below: 18,
-            },
-            standards: Standards {
-                default: AreaStandards {
-                    urban: std_of(961, 1538, 30_000),
-                    rural: std_of(732, 1172, 18_000),
-                },
-                regions: Vec::new(),
-            },
-            rules: RuleParams {
-                death: DeathParams {
-                    any_member: 30,
-                    earner: 70,
-                    nobody_left_able_to_work: 90,
-                },
-                serious_illness: PointsParams { points: 45 },
-                medical_burden: MedicalBurdenParams {
-                    above_half_permille: 500,
-                    above_half_points: 30,
-                    above_full_permille: 1000,
-                    above_full_points: 55,
-                },
-                catastrophic_bill: CatastrophicBillParams {
-                    share_of_capacity_permille: 400,
-                    points: 35,
-                },
-                job_loss: JobLossParams {
-                    contributions_stopped_min_months: 2,
-                    contributions_stopped: 15,
-                    unemployment_registered: 20,
-                    job_lost: 25,
-                    no_earner_left_bonus: 10,
-                },
-                severe_disability: SevereDisabilityParams {
-                    max_grade: 2,
-                    points: 40,
-                },
-                dangerous_house: DangerousHouseParams {
-                    grade_c: 25,
-                    grade_d: 40,
-                },
-                disaster_damage: DisasterParams {
-                    damaged: 30,
-                    uninhabitable: 60,
-                },
-                forced_relocation: PointsParams { points: 30 },
-                income_below_line: IncomeParams {
-                    below_edge: 15,
-                    below_dibao: 25,
-                },
-            },
-            vulnerability: Vulnerability {
-                category_permille: CategoryPermille {
-                    dibao: 1300,
-                    tekun: 1500,
-                    dibao_edge: 1200,
-                    expenditure: 1200,
-                    unstable: 1150,
-                    edge_prone: 1100,
-                    sudden: 1200,
-                },
-                elderly_alone_permille: 300,
-                children_present_permille: 100,
-                nobody_able_to_work_permille: 200,
-            },
-            levels: Levels {
-                yellow: LevelParams {
-                    min_score: 30,
-                    act_within_hours: 360,
-                    relief_months: 1,
-                },
-                orange: LevelParams {
-                    min_score: 60,
-                    act_within_hours: 72,
-                    relief_months: 2,
-                },
-                red: LevelParams {
-                    min_score: 90,
-                    act_within_hours: 24,
-                    relief_months: 3,
-                },
-            },
-            relief: ReliefParams {
-                township_limit: Money::from_yuan(3000),
-                emergency_extra_months: 1,
-                max_months: 6,
-                emergency_rules: vec!["death".into(), "disaster_damage".into()],
-                emergency_if_red_rules: vec![
-                    "serious_illness".into(),
-                    "medical_burden".into(),
-                    "catastrophic_bill".into(),
-                ],
-            },
-            review: ReviewParams {
-                dibao_grace_months: 6,
-                risk_clear_stable_months: 6,
-            },
-        }
-    }
 }
 
 fn invalid<T>(key: &str, message: &str) -> Result<T, RuleSetError> {
@@ -844,13 +731,6 @@ mod tests {
         assert_eq!(d.rural.dibao_monthly, Money::from_yuan(732));
         assert_eq!(d.urban.tekun_monthly, Money::from_yuan(1538));
         assert_eq!(d.rural.tekun_monthly, Money::from_yuan(1172));
-        // The code fallback is itself a valid rule set with the same policy numbers.
-        let mut fb = RuleSet::fallback();
-        assert_eq!(fb.validate(), Ok(()));
-        fb.version = r.version.clone();
-        fb.description = r.description.clone();
-        fb.standards.regions = r.standards.regions.clone();
-        assert_eq!(fb, r, "fallback in code drifted from rules/default.toml");
     }
 
     #[test]

@@ -13,8 +13,7 @@ use crate::Config;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-The demo writes into DIR (default ./doudi-demo): the generated register and feeds, the ground truth,
-and the database doudi.db (unless --db is given). Running it again starts afresh in the same folder.")]
+The demo writes into DIR (default ./doudi-demo): the generated register and feeds, the ground truth, and the database doudi.db (unless --db is given). Running it again starts afresh in the same folder.")]
 pub struct DemoArgs {
     /// Folder for the generated data and the demo database.
     #[arg(long, default_value = "doudi-demo", value_name = "DIR")]

@@ -10,9 +10,7 @@ use crate::output;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Writes DIR/register.jsonl (the register, one household per line), DIR/feeds/<source>/<YYYY-MM>.jsonl
-(department events) and DIR/truth/ (which member each event is about, which households were given a
-hardship scenario). The same --seed always writes the same bytes.
+Writes DIR/register.jsonl (the register, one household per line), DIR/feeds/<source>/<YYYY-MM>.jsonl (department events) and DIR/truth/ (which member each event is about, which households were given a hardship scenario). The same --seed always writes the same bytes.
 
 Example: doudi gen --households 100000 --seed 1 --out data && doudi import data/register.jsonl")]
 pub struct GenArgs {

@@ -18,10 +18,7 @@ const SHOW_PROBLEMS: usize = 20;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-The file holds one household per line (schemas/register/household.schema.json). Importing again
-applies additions, changes and removals: a household missing from the file is marked removed (never
-deleted) unless --no-removals is given; every version is kept in the register history.
-If any line is invalid, nothing is imported and every problem is listed with its line number.")]
+The file holds one household per line (schemas/register/household.schema.json). Importing again applies additions, changes and removals: a household missing from the file is marked removed (never deleted) unless --no-removals is given; every version is kept in the register history. If any line is invalid, nothing is imported and every problem is listed with its line number.")]
 pub struct ImportArgs {
     /// Register file (JSONL, one household per line).
     pub file: PathBuf,

@@ -15,11 +15,7 @@ use crate::Config;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-The feeds folder holds one folder per source (health_insurance/, employment/, housing/,
-civil_registry/) of *.jsonl files, one event per line, read in file-name order. Each batch's effects
-and the position it was read to commit together: stop it (Ctrl-C) or kill it at any moment and run it
-again, and it continues where it stopped without losing or repeating anything. Invalid lines go to
-dead letters (see `doudi deadletters list`) and never stop the run.")]
+The feeds folder holds one folder per source (health_insurance/, employment/, housing/, civil_registry/) of *.jsonl files, one event per line, read in file-name order. Each batch's effects and the position it was read to commit together: stop it (Ctrl-C) or kill it at any moment and run it again, and it continues where it stopped without losing or repeating anything. Invalid lines go to dead letters (see `doudi deadletters list`) and never stop the run.")]
 pub struct RunArgs {
     /// Feeds folder (overrides feeds.dir).
     #[arg(long, value_name = "DIR")]

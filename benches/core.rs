@@ -1,0 +1,107 @@
+//! Criterion benches of the pure core: parsing an event, linking a record, assessing a household.
+//! `cargo bench --bench core`
+
+use chrono::NaiveDate;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use doudi_linkage::RegisterIndex;
+use doudi_model::{parse_event, Fact, ParseLimits};
+use doudi_risk::{assess, derive_state, RuleSet};
+use doudi_synth::{GenConfig, Noise};
+
+fn dataset() -> (tempfile::TempDir, GenConfig) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = GenConfig {
+        households: 2000,
+        seed: 3,
+        start: NaiveDate::from_ymd_opt(2025, 11, 1).expect("date"),
+        months: 12,
+        hardship_share: 0.05,
+        noise: Noise::default(),
+    };
+    doudi_synth::write_dataset(dir.path(), &cfg, &mut |_| {}).expect("generate");
+    (dir, cfg)
+}
+
+fn lines(dir: &std::path::Path) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for source in std::fs::read_dir(dir.join("feeds")).expect("feeds") {
+        for file in std::fs::read_dir(source.expect("entry").path()).expect("source") {
+            let text = std::fs::read(file.expect("file").path()).expect("read");
+            out.extend(
+                text.split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(<[u8]>::to_vec),
+            );
+        }
+    }
+    out
+}
+
+fn benches(c: &mut Criterion) {
+    let (dir, cfg) = dataset();
+    let raw = lines(dir.path());
+    let limits = ParseLimits::default();
+    let events: Vec<_> = raw
+        .iter()
+        .filter_map(|l| parse_event(l, &limits).ok())
+        .collect();
+    let register = doudi_synth::generate_register(&cfg);
+    let index = RegisterIndex::build(&register);
+    let rules = RuleSet::builtin();
+
+    let mut g = c.benchmark_group("core");
+    g.throughput(Throughput::Elements(raw.len() as u64));
+    g.bench_function("parse_event (all feed lines)", |b| {
+        b.iter(|| {
+            raw.iter()
+                .filter(|l| parse_event(l, &limits).is_ok())
+                .count()
+        })
+    });
+    g.bench_function("link exact id (all events)", |b| {
+        b.iter(|| events.iter().map(|e| index.link(&e.subject)).count())
+    });
+    g.finish();
+
+    // Assess the household with the longest timeline after each of its facts.
+    let by_id: std::collections::HashMap<_, _> = register
+        .iter()
+        .map(|h| (h.household_id.clone(), h))
+        .collect();
+    let mut timelines: std::collections::HashMap<String, Vec<Fact>> = Default::default();
+    for e in &events {
+        let d = index.link(&e.subject);
+        if let (Some(h), Some(m)) = (d.household_id, d.member_id) {
+            timelines.entry(h.clone()).or_default().push(Fact {
+                event_id: e.event_id.clone(),
+                source: e.source,
+                household_id: h,
+                member_id: m,
+                occurred_at: e.occurred_at,
+                payload: e.payload.clone(),
+            });
+        }
+    }
+    let (hh, facts) = timelines
+        .iter()
+        .max_by_key(|(_, f)| f.len())
+        .expect("some timeline");
+    let household = by_id[hh];
+    let as_of = facts.iter().map(|f| f.occurred_at).max().expect("facts");
+    let mut g = c.benchmark_group("risk");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function(
+        format!("derive_state + assess ({} facts)", facts.len()),
+        |b| {
+            b.iter_batched(
+                || facts.clone(),
+                |f| assess(&rules, household, &derive_state(household, &f, as_of)),
+                BatchSize::SmallInput,
+            )
+        },
+    );
+    g.finish();
+}
+
+criterion_group!(core, benches);
+criterion_main!(core);
