@@ -20,9 +20,12 @@ pub struct GenArgs {
     /// Random seed: the same seed gives the same data.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Output folder (created; existing generated files are overwritten).
+    /// Output folder (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Replace data an earlier `gen` wrote in the output folder (its register.jsonl, feeds/, truth/).
+    #[arg(long)]
+    pub force: bool,
     /// First day of the feed window (default: the first of the month a year before today).
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub start: Option<NaiveDate>,
@@ -96,6 +99,27 @@ pub fn default_start() -> NaiveDate {
 
 pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.to_config();
+    let earlier: Vec<PathBuf> = ["register.jsonl", "feeds", "truth"]
+        .iter()
+        .map(|p| args.out.join(p))
+        .filter(|p| p.exists())
+        .collect();
+    if !earlier.is_empty() {
+        if !args.force {
+            anyhow::bail!(
+                "{} already holds generated data (feed files from another run would mix with the new ones); choose another --out or pass --force to replace it",
+                args.out.display()
+            );
+        }
+        for p in earlier {
+            let removed = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            removed.with_context(|| format!("cannot remove {}", p.display()))?;
+        }
+    }
     let summary = generate(&args.out, &cfg)?;
     let events: usize = summary.events.values().sum();
     println!(
