@@ -2,6 +2,8 @@
 //! positions the batch came from.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
 
 use chrono::Utc;
 use doudi_linkage::{Outcome, RegisterIndex};
@@ -22,6 +24,27 @@ pub struct Engine {
     pub limits: ParseLimits,
     households: HashMap<String, Household>,
     index: RegisterIndex,
+    cache: Mutex<TimelineCache>,
+}
+
+/// At most this many facts are kept in memory; past it the cache starts afresh.
+const CACHE_MAX_FACTS: usize = 2_000_000;
+
+/// The committed timelines of households seen lately, so that a batch need not read (and parse)
+/// them back from the database. It is only trusted while the store's timeline version is the one
+/// it was filled at: anything else that appends to the timeline (another process) empties it.
+#[derive(Default)]
+struct TimelineCache {
+    version: i64,
+    timelines: HashMap<String, Vec<Fact>>,
+    facts: usize,
+}
+
+impl TimelineCache {
+    fn clear(&mut self) {
+        self.timelines.clear();
+        self.facts = 0;
+    }
 }
 
 impl Engine {
@@ -36,6 +59,7 @@ impl Engine {
             limits,
             households,
             index,
+            cache: Mutex::new(TimelineCache::default()),
         }
     }
 
@@ -70,7 +94,7 @@ pub async fn apply_batch(
         received: batch.len() as u64,
         ..BatchOutcome::default()
     };
-    let t0 = std::time::Instant::now();
+    let t0 = Instant::now();
     let mut tx = store.begin().await?;
 
     // Positions: the end of the last record of each stream in the batch.
@@ -121,9 +145,9 @@ pub async fn apply_batch(
     }
     out.dead_letters = dead.len() as u64;
 
-    let t1 = t0.elapsed();
+    let t_prepare = t0.elapsed();
     let new = tx.insert_events(&rows).await?;
-    let t2 = t0.elapsed();
+    let t_events = t0.elapsed();
     out.accepted = new.len() as u64;
     out.duplicates = rows.len() as u64 - out.accepted;
 
@@ -133,8 +157,11 @@ pub async fn apply_batch(
     let mut seen = std::collections::HashSet::with_capacity(new.len());
     for event in events {
         let key = (event.source.code().to_string(), event.event_id.clone());
+        let Some(&event_seq) = new.get(&key) else {
+            continue;
+        };
         // A key repeated inside the batch was inserted once: link it once.
-        if !new.contains(&key) || !seen.insert(key) {
+        if !seen.insert(key) {
             continue;
         }
         let decision = engine.index.link(&event.subject);
@@ -148,16 +175,20 @@ pub async fn apply_batch(
             decision.household_id.as_ref(),
             decision.member_id.as_ref(),
         ) {
-            facts.push(Fact {
-                event_id: event.event_id.clone(),
-                source: event.source,
-                household_id: hh.clone(),
-                member_id: member.clone(),
-                occurred_at: event.occurred_at,
-                payload: event.payload.clone(),
+            facts.push(FactRow {
+                event_seq,
+                fact: Fact {
+                    event_id: event.event_id.clone(),
+                    source: event.source,
+                    household_id: hh.clone(),
+                    member_id: member.clone(),
+                    occurred_at: event.occurred_at,
+                    payload: event.payload.clone(),
+                },
             });
         }
         links.push(LinkRow {
+            event_seq,
             source: event.source.code().to_string(),
             event_id: event.event_id.clone(),
             outcome: decision.outcome.code(),
@@ -168,10 +199,30 @@ pub async fn apply_batch(
     }
 
     // Assess each household after each of its new facts, and decide its warning.
-    let mut affected: Vec<String> = facts.iter().map(|f| f.household_id.clone()).collect();
+    let mut affected: Vec<String> = facts.iter().map(|f| f.fact.household_id.clone()).collect();
     affected.sort();
     affected.dedup();
-    let mut timelines = tx.facts_for(&affected).await?;
+    let version = tx.timeline_version().await?;
+    let mut timelines: HashMap<String, Vec<Fact>> = HashMap::with_capacity(affected.len());
+    let mut missing = Vec::new();
+    {
+        let mut cache = engine.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.version != version {
+            cache.clear();
+            cache.version = version;
+        }
+        for hh in &affected {
+            match cache.timelines.remove(hh) {
+                Some(t) => {
+                    cache.facts -= t.len();
+                    timelines.insert(hh.clone(), t);
+                }
+                None => missing.push(hh.clone()),
+            }
+        }
+    }
+    let cache_hits = affected.len() - missing.len();
+    timelines.extend(tx.facts_for(&missing).await?);
     let mut open: HashMap<String, OpenWarning> = tx
         .open_warnings(&affected)
         .await?
@@ -190,15 +241,15 @@ pub async fn apply_batch(
             )
         })
         .collect();
-    let t3 = t0.elapsed();
+    let t_read = t0.elapsed();
     let now = Utc::now();
     let mut assessments = Vec::with_capacity(facts.len());
-    for fact in &facts {
+    for FactRow { event_seq, fact } in &facts {
+        let timeline = timelines.entry(fact.household_id.clone()).or_default();
+        timeline.push(fact.clone());
         let Some(household) = engine.households.get(&fact.household_id) else {
             continue;
         };
-        let timeline = timelines.entry(fact.household_id.clone()).or_default();
-        timeline.push(fact.clone());
         // Assess as of the latest fact known, so a late record with an early date still sees
         // everything that came after it.
         let as_of = timeline
@@ -210,6 +261,7 @@ pub async fn apply_batch(
         let assessment = assess(&engine.rules, household, &state);
         let summary = serde_json::to_string(&assessment).unwrap_or_default();
         assessments.push(AssessmentRow {
+            event_seq: *event_seq,
             source: fact.source.code().to_string(),
             event_id: fact.event_id.clone(),
             household_id: fact.household_id.clone(),
@@ -274,17 +326,47 @@ pub async fn apply_batch(
         }
     }
 
-    let t4 = t0.elapsed();
+    let t_assess = t0.elapsed();
     tx.insert_links(&links).await?;
-    let fact_rows: Vec<FactRow> = facts.into_iter().map(|fact| FactRow { fact }).collect();
-    tx.insert_facts(&fact_rows).await?;
+    tx.insert_facts(&facts).await?;
     tx.insert_assessments(&assessments).await?;
     tx.insert_dead_letters(&dead).await?;
     let positions: Vec<PositionRow> = positions.into_values().collect();
     tx.set_positions(&positions).await?;
     tx.add_counters(out.received, out.duplicates).await?;
-    let t5 = t0.elapsed();
+    let after = tx.timeline_version().await?;
+    let t_write = t0.elapsed();
     tx.commit().await?;
-    tracing::debug!(?t1, ?t2, ?t3, ?t4, ?t5, total = ?t0.elapsed(), "batch timing");
+    let t_commit = t0.elapsed();
+
+    // Committed: these timelines are now what the store holds.
+    {
+        let mut cache = engine.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.version == version {
+            cache.version = after;
+            cache.facts += timelines.values().map(Vec::len).sum::<usize>();
+            cache.timelines.extend(timelines);
+            if cache.facts > CACHE_MAX_FACTS {
+                cache.clear();
+            }
+        } else {
+            cache.clear();
+        }
+    }
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    tracing::debug!(
+        received = out.received,
+        accepted = out.accepted,
+        households = affected.len(),
+        cache_hits,
+        prepare_ms = ms(t_prepare),
+        events_ms = ms(t_events - t_prepare),
+        read_ms = ms(t_read - t_events),
+        assess_ms = ms(t_assess - t_read),
+        write_ms = ms(t_write - t_assess),
+        commit_ms = ms(t_commit - t_write),
+        total_ms = ms(t_commit),
+        "batch applied"
+    );
     Ok(out)
 }

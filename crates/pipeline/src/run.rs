@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use doudi_store::Store;
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use crate::apply::{apply_batch, BatchOutcome, Engine};
 use crate::files::{scan_feeds, SourceFiles, SourceReader};
@@ -85,6 +85,9 @@ pub trait Progress: Send + Sync {
 
 impl Progress for () {}
 
+/// How often the background checkpoint runs while batches are committed.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(1000);
+
 type Positions = HashMap<String, (u64, u64)>;
 
 /// Run over `opts.feeds_dir` until the feeds are read (`once`) or `stop` is set.
@@ -105,6 +108,63 @@ pub async fn run_files(
             .or_default()
             .insert(stream, (p.byte_offset, p.line));
     }
+    // Checkpoint the write-ahead log beside the writer, after each commit, so that copying pages
+    // into the database file (and its fsync) uses the other core instead of delaying the batches.
+    let checkpoint_due = Arc::new(Notify::new());
+    let checkpoint_stop = Arc::new(AtomicBool::new(false));
+    let checkpointer = tokio::spawn({
+        let store = store.clone();
+        let due = checkpoint_due.clone();
+        let stop = checkpoint_stop.clone();
+        async move {
+            loop {
+                due.notified().await;
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                // Not after every commit: a page rewritten by many batches is then copied once.
+                tokio::time::sleep(CHECKPOINT_EVERY).await;
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                if let Err(e) = store.checkpoint().await {
+                    tracing::warn!(error = %e, "background checkpoint failed (the next commit will checkpoint)");
+                }
+            }
+        }
+    });
+    let result = run_passes(
+        store,
+        engine,
+        opts,
+        progress,
+        stop,
+        &checkpoint_due,
+        started,
+        &mut report,
+        &mut positions,
+    )
+    .await;
+    checkpoint_stop.store(true, Ordering::Relaxed);
+    checkpoint_due.notify_one();
+    let _ = checkpointer.await;
+    result?;
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_passes(
+    store: &Store,
+    engine: Arc<Engine>,
+    opts: &RunOptions,
+    progress: &dyn Progress,
+    stop: Arc<AtomicBool>,
+    checkpoint_due: &Notify,
+    started: Instant,
+    report: &mut RunReport,
+    positions: &mut HashMap<String, Positions>,
+) -> Result<(), PipelineError> {
     loop {
         let sources = scan_feeds(&opts.feeds_dir)?;
         let total: u64 = sources
@@ -138,6 +198,7 @@ pub async fn run_files(
                 .sum();
             match apply_batch(store, &engine, &batch).await {
                 Ok(outcome) => {
+                    checkpoint_due.notify_one();
                     report.add(&outcome);
                     report.elapsed_ms = started.elapsed().as_millis() as u64;
                     if outcome.dead_letters > 0 {
@@ -147,13 +208,7 @@ pub async fn run_files(
                             "records refused at ingest went to dead letters"
                         );
                     }
-                    tracing::debug!(
-                        received = outcome.received,
-                        accepted = outcome.accepted,
-                        duplicates = outcome.duplicates,
-                        "batch committed"
-                    );
-                    progress.advance(bytes, &report);
+                    progress.advance(bytes, report);
                 }
                 Err(e) => {
                     failure = Some(e);
@@ -169,7 +224,7 @@ pub async fn run_files(
         if let Some(e) = failure {
             return Err(e);
         }
-        positions = pass?;
+        *positions = pass?;
         if opts.once || stop.load(Ordering::Relaxed) {
             break;
         }
@@ -181,8 +236,7 @@ pub async fn run_files(
             break;
         }
     }
-    report.elapsed_ms = started.elapsed().as_millis() as u64;
-    Ok(report)
+    Ok(())
 }
 
 /// One pass over every source: read, parse, merge the sources by event time, send batches.

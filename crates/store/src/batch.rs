@@ -1,6 +1,6 @@
 //! One batch = one transaction: the effects of a batch of records and the positions they came from.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use doudi_model::Fact;
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
@@ -27,6 +27,8 @@ pub struct EventRow {
 /// The identity decision for one event.
 #[derive(Clone, Debug)]
 pub struct LinkRow {
+    /// The event's `seq`, as [`BatchTx::insert_events`] returned it.
+    pub event_seq: i64,
     pub source: String,
     pub event_id: String,
     pub outcome: &'static str,
@@ -38,12 +40,16 @@ pub struct LinkRow {
 /// A fact to append to a household's timeline.
 #[derive(Clone, Debug)]
 pub struct FactRow {
+    /// The event's `seq`, as [`BatchTx::insert_events`] returned it.
+    pub event_seq: i64,
     pub fact: Fact,
 }
 
 /// One assessment (the JSON is the whole explainable result).
 #[derive(Clone, Debug)]
 pub struct AssessmentRow {
+    /// The `seq` of the event whose fact was assessed.
+    pub event_seq: i64,
     pub source: String,
     pub event_id: String,
     pub household_id: String,
@@ -113,24 +119,75 @@ pub struct WarningUpdate {
 }
 
 /// A batch transaction. Dropping it without [`BatchTx::commit`] rolls everything back.
+///
+/// Warning changes ([`BatchTx::open_warning`], [`BatchTx::update_warning`]) are kept in memory and
+/// written as a few multi-row statements before the next warning read and at commit, so a batch
+/// costs a handful of statements however many warnings it touches.
 pub struct BatchTx {
     tx: Transaction<'static, Sqlite>,
     at: String,
+    warnings: PendingWarnings,
+}
+
+/// Warning changes not yet written (see [`BatchTx`]).
+#[derive(Default)]
+struct PendingWarnings {
+    /// The next warning id to hand out, once read from the database.
+    next_id: Option<i64>,
+    /// Warnings opened in this batch, in their latest state.
+    opened: Vec<(i64, NewWarning)>,
+    /// Existing warnings changed in this batch: id → latest change.
+    updated: Vec<WarningUpdate>,
+    /// Where each pending warning is in `opened` (`Ok`) or `updated` (`Err`).
+    at: HashMap<i64, Result<usize, usize>>,
+    /// Every change, in order: (warning id, action, level, score, source, event id).
+    history: Vec<(i64, &'static str, String, i64, String, String)>,
+}
+
+impl PendingWarnings {
+    fn is_empty(&self) -> bool {
+        self.history.is_empty()
+    }
 }
 
 impl BatchTx {
     pub(crate) async fn begin(pool: &SqlitePool) -> Result<BatchTx, StoreError> {
         let tx = pool.begin().await.ctx("starting a batch transaction")?;
-        Ok(BatchTx { tx, at: now() })
+        Ok(BatchTx {
+            tx,
+            at: now(),
+            warnings: PendingWarnings::default(),
+        })
     }
 
-    /// Insert events; returns the keys `(source, event_id)` that were new. Events already stored
-    /// (a redelivery, or the same event in another file) are left as they are.
+    /// The highest timeline `seq` (0 before the first fact). The timeline is append-only and a
+    /// new fact's `seq` is its event's, above every stored one, so an unchanged value means an
+    /// unchanged timeline: the pipeline uses it to know whether the timelines it holds in memory
+    /// are still current.
+    pub async fn timeline_version(&mut self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM timeline")
+            .fetch_one(&mut *self.tx)
+            .await
+            .ctx("reading the timeline version")
+    }
+
+    /// Insert events; returns the keys `(source, event_id)` that were new, with the `seq` each
+    /// was stored at. Events already stored (a redelivery, or the same event in another file) are
+    /// left as they are.
     pub async fn insert_events(
         &mut self,
         rows: &[EventRow],
-    ) -> Result<HashSet<(String, String)>, StoreError> {
-        let mut new = HashSet::with_capacity(rows.len());
+    ) -> Result<HashMap<(String, String), i64>, StoreError> {
+        if rows.is_empty() {
+            return Ok(HashMap::new());
+        }
+        // The batch holds the write lock, so every row above the current highest `seq` is one
+        // this call inserted. Usually all are new: then the keys need not be read back.
+        let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
+            .fetch_one(&mut *self.tx)
+            .await
+            .ctx("reading the last event sequence")?;
+        let mut inserted = 0u64;
         for chunk in rows.chunks(CHUNK) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO events (source, event_id, kind, occurred_at, received_at, stream, position, raw, normalised) ",
@@ -146,15 +203,40 @@ impl BatchTx {
                     .push_bind(&r.raw)
                     .push_bind(&r.normalised);
             });
-            qb.push(" ON CONFLICT (source, event_id) DO NOTHING RETURNING source, event_id");
-            let returned = qb
+            qb.push(" ON CONFLICT (source, event_id) DO NOTHING");
+            inserted += qb
                 .build()
-                .fetch_all(&mut *self.tx)
+                .execute(&mut *self.tx)
                 .await
-                .ctx("inserting events")?;
-            for row in returned {
-                new.insert((row.get::<String, _>(0), row.get::<String, _>(1)));
+                .ctx("inserting events")?
+                .rows_affected();
+        }
+        if inserted == rows.len() as u64 {
+            // All new: SQLite gave them `before + 1`, `before + 2`, … in the order inserted
+            // (one above the largest), unless the largest now says otherwise.
+            let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
+                .fetch_one(&mut *self.tx)
+                .await
+                .ctx("reading the last event sequence")?;
+            if last == before + inserted as i64 {
+                return Ok(rows
+                    .iter()
+                    .zip(before + 1..)
+                    .map(|(r, seq)| ((r.source.clone(), r.event_id.clone()), seq))
+                    .collect());
             }
+        }
+        let mut new = HashMap::with_capacity(inserted as usize);
+        let returned = sqlx::query("SELECT seq, source, event_id FROM events WHERE seq > ?")
+            .bind(before)
+            .fetch_all(&mut *self.tx)
+            .await
+            .ctx("reading which events were new")?;
+        for row in returned {
+            new.insert(
+                (row.get::<String, _>(1), row.get::<String, _>(2)),
+                row.get::<i64, _>(0),
+            );
         }
         Ok(new)
     }
@@ -162,10 +244,11 @@ impl BatchTx {
     pub async fn insert_links(&mut self, rows: &[LinkRow]) -> Result<(), StoreError> {
         for chunk in rows.chunks(CHUNK) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO link_decisions (source, event_id, outcome, household_id, member_id, evidence, decided_at) ",
+                "INSERT INTO link_decisions (seq, source, event_id, outcome, household_id, member_id, evidence, decided_at) ",
             );
             qb.push_values(chunk, |mut b, r| {
-                b.push_bind(&r.source)
+                b.push_bind(r.event_seq)
+                    .push_bind(&r.source)
                     .push_bind(&r.event_id)
                     .push_bind(r.outcome)
                     .push_bind(&r.household_id)
@@ -215,7 +298,7 @@ impl BatchTx {
     pub async fn insert_facts(&mut self, rows: &[FactRow]) -> Result<(), StoreError> {
         for chunk in rows.chunks(CHUNK) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO timeline (household_id, member_id, source, event_id, kind, occurred_at, fact) ",
+                "INSERT INTO timeline (seq, household_id, member_id, source, event_id, kind, occurred_at, fact) ",
             );
             let mut err = None;
             qb.push_values(chunk, |mut b, r| {
@@ -224,7 +307,8 @@ impl BatchTx {
                     err = Some(e.to_string());
                     String::new()
                 });
-                b.push_bind(f.household_id.clone())
+                b.push_bind(r.event_seq)
+                    .push_bind(f.household_id.clone())
                     .push_bind(f.member_id.clone())
                     .push_bind(f.source.code())
                     .push_bind(f.event_id.clone())
@@ -246,10 +330,11 @@ impl BatchTx {
     pub async fn insert_assessments(&mut self, rows: &[AssessmentRow]) -> Result<(), StoreError> {
         for chunk in rows.chunks(CHUNK) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO assessments (source, event_id, household_id, rule_set_version, score, level, assessment, assessed_at) ",
+                "INSERT INTO assessments (seq, source, event_id, household_id, rule_set_version, score, level, assessment, assessed_at) ",
             );
             qb.push_values(chunk, |mut b, r| {
-                b.push_bind(&r.source)
+                b.push_bind(r.event_seq)
+                    .push_bind(&r.source)
                     .push_bind(&r.event_id)
                     .push_bind(&r.household_id)
                     .push_bind(&r.rule_set_version)
@@ -271,6 +356,7 @@ impl BatchTx {
         &mut self,
         household_ids: &[String],
     ) -> Result<HashMap<String, OpenWarningRow>, StoreError> {
+        self.flush_warnings().await?;
         let mut out = HashMap::new();
         for chunk in household_ids.chunks(CHUNK) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
@@ -304,81 +390,140 @@ impl BatchTx {
         Ok(out)
     }
 
-    /// Open a warning; returns its id.
+    /// Open a warning; returns its id. (Written with the batch's other warning changes.)
     pub async fn open_warning(&mut self, w: &NewWarning) -> Result<i64, StoreError> {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO warnings (household_id, region_code, status, level, score, deadline, assessment_source, assessment_event_id, summary, opened_at, updated_at)
-             VALUES (?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING warning_id",
-        )
-        .bind(&w.household_id)
-        .bind(&w.region_code)
-        .bind(&w.level)
-        .bind(w.score)
-        .bind(ts(&w.deadline))
-        .bind(&w.source)
-        .bind(&w.event_id)
-        .bind(&w.summary)
-        .bind(&self.at)
-        .bind(&self.at)
-        .fetch_one(&mut *self.tx)
-        .await
-        .ctx("opening a warning")?;
-        self.history(id, "opened", &w.level, w.score, &w.source, &w.event_id)
-            .await?;
+        let id = match self.warnings.next_id {
+            Some(id) => id,
+            // What AUTOINCREMENT would hand out: above every id ever used.
+            None => sqlx::query_scalar(
+                "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'warnings'), 0),
+                            COALESCE((SELECT MAX(warning_id) FROM warnings), 0)) + 1",
+            )
+            .fetch_one(&mut *self.tx)
+            .await
+            .ctx("reading the next warning id")?,
+        };
+        self.warnings.next_id = Some(id + 1);
+        let p = &mut self.warnings;
+        p.at.insert(id, Ok(p.opened.len()));
+        p.opened.push((id, w.clone()));
+        p.history.push((
+            id,
+            "opened",
+            w.level.clone(),
+            w.score,
+            w.source.clone(),
+            w.event_id.clone(),
+        ));
         Ok(id)
     }
 
-    /// Update an open warning with a newer assessment.
+    /// Update an open warning with a newer assessment. (Written with the batch's other warning
+    /// changes.)
     pub async fn update_warning(&mut self, u: &WarningUpdate) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE warnings SET level = ?, score = ?, deadline = ?, assessment_source = ?, assessment_event_id = ?, summary = ?, updated_at = ?
-             WHERE warning_id = ?",
-        )
-        .bind(&u.level)
-        .bind(u.score)
-        .bind(ts(&u.deadline))
-        .bind(&u.source)
-        .bind(&u.event_id)
-        .bind(&u.summary)
-        .bind(&self.at)
-        .bind(u.warning_id)
-        .execute(&mut *self.tx)
-        .await
-        .ctx("updating a warning")?;
+        let p = &mut self.warnings;
+        match p.at.get(&u.warning_id).copied() {
+            Some(Ok(i)) => {
+                let w = &mut p.opened[i].1;
+                w.level = u.level.clone();
+                w.score = u.score;
+                w.deadline = u.deadline;
+                w.source = u.source.clone();
+                w.event_id = u.event_id.clone();
+                w.summary = u.summary.clone();
+            }
+            Some(Err(i)) => p.updated[i] = u.clone(),
+            None => {
+                p.at.insert(u.warning_id, Err(p.updated.len()));
+                p.updated.push(u.clone());
+            }
+        }
         let action = if u.raised { "raised" } else { "updated" };
-        self.history(
+        p.history.push((
             u.warning_id,
             action,
-            &u.level,
+            u.level.clone(),
             u.score,
-            &u.source,
-            &u.event_id,
-        )
-        .await
+            u.source.clone(),
+            u.event_id.clone(),
+        ));
+        Ok(())
     }
 
-    async fn history(
-        &mut self,
-        warning_id: i64,
-        action: &str,
-        level: &str,
-        score: i64,
-        source: &str,
-        event_id: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO warning_history (warning_id, action, level, score, actor, source, event_id, at) VALUES (?, ?, ?, ?, 'pipeline', ?, ?, ?)",
-        )
-        .bind(warning_id)
-        .bind(action)
-        .bind(level)
-        .bind(score)
-        .bind(source)
-        .bind(event_id)
-        .bind(&self.at)
-        .execute(&mut *self.tx)
-        .await
-        .ctx("recording warning history")?;
+    /// Write the pending warning changes: new warnings, updates, history.
+    async fn flush_warnings(&mut self) -> Result<(), StoreError> {
+        if self.warnings.is_empty() {
+            return Ok(());
+        }
+        let p = std::mem::take(&mut self.warnings);
+        for chunk in p.opened.chunks(CHUNK) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO warnings (warning_id, household_id, region_code, status, level, score, deadline, assessment_source, assessment_event_id, summary, opened_at, updated_at) ",
+            );
+            qb.push_values(chunk, |mut b, (id, w)| {
+                b.push_bind(*id)
+                    .push_bind(&w.household_id)
+                    .push_bind(&w.region_code)
+                    .push_bind("open")
+                    .push_bind(&w.level)
+                    .push_bind(w.score)
+                    .push_bind(ts(&w.deadline))
+                    .push_bind(&w.source)
+                    .push_bind(&w.event_id)
+                    .push_bind(&w.summary)
+                    .push_bind(&self.at)
+                    .push_bind(&self.at);
+            });
+            qb.build()
+                .execute(&mut *self.tx)
+                .await
+                .ctx("opening warnings")?;
+        }
+        for chunk in p.updated.chunks(CHUNK) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "UPDATE warnings SET level = v.column2, score = v.column3, deadline = v.column4, assessment_source = v.column5, assessment_event_id = v.column6, summary = v.column7, updated_at = ",
+            );
+            qb.push_bind(&self.at);
+            qb.push(" FROM (");
+            qb.push_values(chunk, |mut b, u| {
+                b.push_bind(u.warning_id)
+                    .push_bind(&u.level)
+                    .push_bind(u.score)
+                    .push_bind(ts(&u.deadline))
+                    .push_bind(&u.source)
+                    .push_bind(&u.event_id)
+                    .push_bind(&u.summary);
+            });
+            qb.push(") AS v WHERE warnings.warning_id = v.column1");
+            qb.build()
+                .execute(&mut *self.tx)
+                .await
+                .ctx("updating warnings")?;
+        }
+        for chunk in p.history.chunks(CHUNK) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO warning_history (warning_id, action, level, score, actor, source, event_id, at) ",
+            );
+            qb.push_values(
+                chunk,
+                |mut b, (id, action, level, score, source, event_id)| {
+                    b.push_bind(*id)
+                        .push_bind(*action)
+                        .push_bind(level)
+                        .push_bind(*score)
+                        .push_bind("pipeline")
+                        .push_bind(source)
+                        .push_bind(event_id)
+                        .push_bind(&self.at);
+                },
+            );
+            qb.build()
+                .execute(&mut *self.tx)
+                .await
+                .ctx("recording warning history")?;
+        }
+        // Ids handed out stay valid for the rest of the batch.
+        self.warnings.next_id = p.next_id;
         Ok(())
     }
 
@@ -408,39 +553,48 @@ impl BatchTx {
     }
 
     pub async fn set_positions(&mut self, rows: &[PositionRow]) -> Result<(), StoreError> {
-        for r in rows {
-            sqlx::query(
-                "INSERT INTO positions (source, stream, byte_offset, line, updated_at) VALUES (?, ?, ?, ?, ?)
-                 ON CONFLICT (source, stream) DO UPDATE SET byte_offset = excluded.byte_offset, line = excluded.line, updated_at = excluded.updated_at",
-            )
-            .bind(&r.source)
-            .bind(&r.stream)
-            .bind(r.byte_offset as i64)
-            .bind(r.line as i64)
-            .bind(&self.at)
-            .execute(&mut *self.tx)
-            .await
-            .ctx("storing source positions")?;
+        for chunk in rows.chunks(CHUNK) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO positions (source, stream, byte_offset, line, updated_at) ",
+            );
+            qb.push_values(chunk, |mut b, r| {
+                b.push_bind(&r.source)
+                    .push_bind(&r.stream)
+                    .push_bind(r.byte_offset as i64)
+                    .push_bind(r.line as i64)
+                    .push_bind(&self.at);
+            });
+            qb.push(
+                " ON CONFLICT (source, stream) DO UPDATE SET byte_offset = excluded.byte_offset, line = excluded.line, updated_at = excluded.updated_at",
+            );
+            qb.build()
+                .execute(&mut *self.tx)
+                .await
+                .ctx("storing source positions")?;
         }
         Ok(())
     }
 
     /// Add to the records-read and duplicates counters.
     pub async fn add_counters(&mut self, received: u64, duplicates: u64) -> Result<(), StoreError> {
-        for (name, n) in [("received", received), ("duplicates", duplicates)] {
-            if n > 0 {
-                sqlx::query("UPDATE counters SET value = value + ? WHERE name = ?")
-                    .bind(n as i64)
-                    .bind(name)
-                    .execute(&mut *self.tx)
-                    .await
-                    .ctx("updating counters")?;
-            }
+        if received == 0 && duplicates == 0 {
+            return Ok(());
         }
+        sqlx::query(
+            "UPDATE counters SET value = value + CASE name WHEN 'received' THEN ? ELSE ? END
+             WHERE name IN ('received', 'duplicates')",
+        )
+        .bind(received as i64)
+        .bind(duplicates as i64)
+        .execute(&mut *self.tx)
+        .await
+        .ctx("updating counters")?;
         Ok(())
     }
 
-    pub async fn commit(self) -> Result<(), StoreError> {
+    /// Write the batch's pending warning changes and commit.
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        self.flush_warnings().await?;
         self.tx.commit().await.ctx("committing a batch")
     }
 }

@@ -16,7 +16,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{Row, SqlitePool};
+
+use crate::error::Ctx;
 
 pub use batch::{
     AssessmentRow, BatchTx, DeadLetterRow, EventRow, FactRow, LinkRow, NewWarning, OpenWarningRow,
@@ -59,7 +61,7 @@ impl Store {
             .foreign_keys(true)
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory")
-            .pragma("wal_autocheckpoint", "16384");
+            .pragma("wal_autocheckpoint", "32768");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -84,6 +86,17 @@ impl Store {
     /// Start a batch transaction.
     pub async fn begin(&self) -> Result<BatchTx, StoreError> {
         BatchTx::begin(&self.pool).await
+    }
+
+    /// Copy committed pages from the write-ahead log into the database file without blocking the
+    /// writer (SQLite's PASSIVE checkpoint). Run from a task beside a long write, it moves the
+    /// copying (and its fsync) off the writer's connection. Returns (log frames, frames copied).
+    pub async fn checkpoint(&self) -> Result<(i64, i64), StoreError> {
+        let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&self.pool)
+            .await
+            .ctx("checkpointing the write-ahead log")?;
+        Ok((row.get(1), row.get(2)))
     }
 
     pub(crate) fn pool(&self) -> &SqlitePool {

@@ -60,36 +60,37 @@ CREATE TABLE events (
     UNIQUE (source, event_id)
 );
 
+-- link_decisions, timeline and assessments are keyed by the event's `seq` in `events` (at most one
+-- row per event); find one by (source, event_id) through `events`. Keyed so, a batch appends to them
+-- instead of inserting at random places in an index of event ids.
 CREATE TABLE link_decisions (
-    seq          INTEGER PRIMARY KEY,
+    seq          INTEGER PRIMARY KEY,    -- events.seq
     source       TEXT NOT NULL,
     event_id     TEXT NOT NULL,
     outcome      TEXT NOT NULL CHECK (outcome IN ('linked', 'review', 'unmatched')),
     household_id TEXT,
     member_id    TEXT,
     evidence     TEXT NOT NULL,
-    decided_at   TEXT NOT NULL,
-    UNIQUE (source, event_id)
+    decided_at   TEXT NOT NULL
 );
 CREATE INDEX link_decisions_outcome ON link_decisions(outcome);
 
--- Each household's timeline of applied facts.
+-- Each household's timeline of applied facts (append-only: seq order is the order applied).
 CREATE TABLE timeline (
-    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq          INTEGER PRIMARY KEY,    -- events.seq
     household_id TEXT NOT NULL,
     member_id    TEXT NOT NULL,
     source       TEXT NOT NULL,
     event_id     TEXT NOT NULL,
     kind         TEXT NOT NULL,
     occurred_at  TEXT NOT NULL,
-    fact         TEXT NOT NULL,
-    UNIQUE (source, event_id)
+    fact         TEXT NOT NULL
 );
 CREATE INDEX timeline_household ON timeline(household_id);
 
 -- One assessment per applied fact: score, level, rule-set version, each rule's contribution.
 CREATE TABLE assessments (
-    seq           INTEGER PRIMARY KEY,
+    seq           INTEGER PRIMARY KEY,   -- events.seq of the fact assessed after
     source        TEXT NOT NULL,
     event_id      TEXT NOT NULL,
     household_id  TEXT NOT NULL,
@@ -97,8 +98,7 @@ CREATE TABLE assessments (
     score         INTEGER NOT NULL,
     level         TEXT NOT NULL,
     assessment    TEXT NOT NULL,
-    assessed_at   TEXT NOT NULL,
-    UNIQUE (source, event_id)
+    assessed_at   TEXT NOT NULL
 );
 CREATE INDEX assessments_household ON assessments(household_id);
 
