@@ -18,6 +18,11 @@ use doudi_risk::RuleSet;
 use doudi_store::Store;
 use doudi_synth::{GenConfig, Noise};
 
+// The same allocator as the `doudi` binary, so that the figures are the binary's.
+#[cfg(all(target_os = "linux", not(target_env = "musl")))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: run small then.
     let benching = std::env::args().any(|a| a == "--bench");
@@ -65,8 +70,8 @@ async fn bench(households: usize) {
     ));
     let opts = RunOptions {
         feeds_dir: dir.path().join("feeds"),
-        batch_size: 2000,
-        channel_batches: 4,
+        batch_size: 10_000,
+        channel_batches: 2,
         once: true,
         poll_interval: Duration::from_secs(1),
     };

@@ -70,8 +70,8 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_event_bytes: p.max_event_bytes,
             max_depth: p.max_depth,
-            batch_size: 2000,
-            channel_batches: 4,
+            batch_size: 10_000,
+            channel_batches: 2,
         }
     }
 }
