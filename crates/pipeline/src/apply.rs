@@ -123,7 +123,7 @@ pub async fn apply_batch(
                     stream: r.stream.clone(),
                     position: r.line,
                     raw: r.bytes.clone(),
-                    normalised: event.to_json(),
+                    normalised: item.normalised.clone(),
                 });
                 events.push(event);
             }
@@ -259,7 +259,13 @@ pub async fn apply_batch(
             .unwrap_or(fact.occurred_at);
         let state = derive_state(household, timeline, as_of);
         let assessment = assess(&engine.rules, household, &state);
-        let summary = serde_json::to_string(&assessment).unwrap_or_default();
+        let json = (!is_quiet(&assessment))
+            .then(|| serde_json::to_string(&assessment).unwrap_or_default());
+        let summary = || {
+            json.clone()
+                .unwrap_or_else(|| serde_json::to_string(&assessment).unwrap_or_default())
+        };
+        let decision = decide(open.get(&fact.household_id), &assessment, now);
         assessments.push(AssessmentRow {
             event_seq: *event_seq,
             source: fact.source.code().to_string(),
@@ -268,9 +274,9 @@ pub async fn apply_batch(
             rule_set_version: assessment.rule_set_version.clone(),
             score: assessment.score,
             level: assessment.level.code().to_string(),
-            assessment: summary.clone(),
+            assessment: json.clone(),
         });
-        match decide(open.get(&fact.household_id), &assessment, now) {
+        match decision {
             Decision::Nothing => {}
             Decision::Open { level, deadline } => {
                 let id = tx
@@ -282,7 +288,7 @@ pub async fn apply_batch(
                         deadline,
                         source: fact.source.code().to_string(),
                         event_id: fact.event_id.clone(),
-                        summary,
+                        summary: summary(),
                     })
                     .await?;
                 out.warnings_opened += 1;
@@ -311,7 +317,7 @@ pub async fn apply_batch(
                     deadline,
                     source: fact.source.code().to_string(),
                     event_id: fact.event_id.clone(),
-                    summary,
+                    summary: summary(),
                 })
                 .await?;
                 if raised {
@@ -369,4 +375,13 @@ pub async fn apply_batch(
         "batch applied"
     );
     Ok(out)
+}
+
+/// An assessment that found nothing: stored as its columns alone (most facts are routine).
+fn is_quiet(a: &doudi_risk::Assessment) -> bool {
+    a.score == 0
+        && a.level == Level::None
+        && a.contributions.is_empty()
+        && a.relief.is_none()
+        && a.review_needed.is_empty()
 }

@@ -9,6 +9,9 @@ use crate::files::RawRecord;
 pub struct Ingested {
     pub record: RawRecord,
     pub result: Result<Event, EventError>,
+    /// The event's canonical JSON (empty when refused), made here on the reader thread so that the
+    /// applier, which waits on the database, does less.
+    pub normalised: String,
 }
 
 /// Parse and validate one record. An event whose `source` is not the feed it arrived on is refused.
@@ -30,7 +33,12 @@ pub fn ingest_record(record: RawRecord, limits: &ParseLimits) -> Ingested {
             }
         })
     };
-    Ingested { record, result }
+    let normalised = result.as_ref().map(Event::to_json).unwrap_or_default();
+    Ingested {
+        record,
+        result,
+        normalised,
+    }
 }
 
 /// Best effort: the `event_id` of a refused record, for finding it again (never trusted).

@@ -56,7 +56,9 @@ pub struct AssessmentRow {
     pub rule_set_version: String,
     pub score: i64,
     pub level: String,
-    pub assessment: String,
+    /// The whole result as JSON; `None` for a quiet assessment (score 0, no contribution, no
+    /// relief, no review), which the other columns then describe completely.
+    pub assessment: Option<String>,
 }
 
 /// A record refused at ingest.

@@ -28,6 +28,9 @@ pub use error::StoreError;
 pub use queries::{DeadLetterView, Status, WarningView};
 pub use register::ImportReport;
 
+/// Database page size (set when the file is created).
+const PAGE_SIZE: u32 = 8192;
+
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// A position in one source stream: the byte offset after the last committed record and its line.
@@ -55,6 +58,7 @@ impl Store {
                 message: e.to_string(),
             })?
             .create_if_missing(true)
+            .page_size(PAGE_SIZE)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))

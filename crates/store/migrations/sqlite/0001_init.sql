@@ -97,7 +97,7 @@ CREATE TABLE assessments (
     rule_set_version TEXT NOT NULL,
     score         INTEGER NOT NULL,
     level         TEXT NOT NULL,
-    assessment    TEXT NOT NULL,
+    assessment    TEXT,                   -- the whole result (JSON); NULL: score 0, nothing found, nothing to review
     assessed_at   TEXT NOT NULL
 );
 CREATE INDEX assessments_household ON assessments(household_id);
