@@ -271,56 +271,56 @@ impl BatchTx {
         &mut self,
         household_ids: &[String],
     ) -> Result<HashMap<String, Vec<Fact>>, StoreError> {
+        // The stored normalised events were validated on the way in; these limits only guard
+        // against a damaged database.
+        let limits = doudi_model::ParseLimits {
+            max_event_bytes: 16 * 1024 * 1024,
+            max_depth: 64,
+        };
         let mut out: HashMap<String, Vec<Fact>> = HashMap::new();
         for chunk in household_ids.chunks(CHUNK) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "SELECT household_id, fact FROM timeline WHERE household_id IN (",
+                "SELECT t.household_id, t.member_id, e.normalised FROM timeline t JOIN events e ON e.seq = t.seq WHERE t.household_id IN (",
             );
             let mut sep = qb.separated(", ");
             for id in chunk {
                 sep.push_bind(id);
             }
-            qb.push(") ORDER BY seq");
+            qb.push(") ORDER BY t.seq");
             let rows = qb
                 .build()
                 .fetch_all(&mut *self.tx)
                 .await
                 .ctx("reading household timelines")?;
             for row in rows {
-                let hh: String = row.get(0);
-                let text: String = row.get(1);
-                let fact: Fact =
-                    serde_json::from_str(&text).map_err(|e| corrupt("timeline fact", e))?;
-                out.entry(hh).or_default().push(fact);
+                let household_id: String = row.get(0);
+                let member_id: String = row.get(1);
+                let text: String = row.get(2);
+                let event = doudi_model::parse_event(text.as_bytes(), &limits)
+                    .map_err(|e| corrupt("timeline event", e))?;
+                out.entry(household_id.clone()).or_default().push(Fact {
+                    event_id: event.event_id,
+                    source: event.source,
+                    household_id,
+                    member_id,
+                    occurred_at: event.occurred_at,
+                    payload: event.payload,
+                });
             }
         }
         Ok(out)
     }
 
+    /// Append facts to timelines (their events must be in this batch or earlier).
     pub async fn insert_facts(&mut self, rows: &[FactRow]) -> Result<(), StoreError> {
         for chunk in rows.chunks(CHUNK) {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO timeline (seq, household_id, member_id, source, event_id, kind, occurred_at, fact) ",
-            );
-            let mut err = None;
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO timeline (seq, household_id, member_id) ");
             qb.push_values(chunk, |mut b, r| {
-                let f = &r.fact;
-                let json = serde_json::to_string(f).unwrap_or_else(|e| {
-                    err = Some(e.to_string());
-                    String::new()
-                });
                 b.push_bind(r.event_seq)
-                    .push_bind(f.household_id.clone())
-                    .push_bind(f.member_id.clone())
-                    .push_bind(f.source.code())
-                    .push_bind(f.event_id.clone())
-                    .push_bind(f.payload.kind())
-                    .push_bind(ts(&f.occurred_at))
-                    .push_bind(json);
+                    .push_bind(&r.fact.household_id)
+                    .push_bind(&r.fact.member_id);
             });
-            if let Some(e) = err {
-                return Err(corrupt("serialising a fact", e));
-            }
             qb.build()
                 .execute(&mut *self.tx)
                 .await

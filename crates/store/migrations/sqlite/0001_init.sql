@@ -77,14 +77,9 @@ CREATE INDEX link_decisions_outcome ON link_decisions(outcome);
 
 -- Each household's timeline of applied facts (append-only: seq order is the order applied).
 CREATE TABLE timeline (
-    seq          INTEGER PRIMARY KEY,    -- events.seq
+    seq          INTEGER PRIMARY KEY,    -- events.seq: what happened is the event itself
     household_id TEXT NOT NULL,
-    member_id    TEXT NOT NULL,
-    source       TEXT NOT NULL,
-    event_id     TEXT NOT NULL,
-    kind         TEXT NOT NULL,
-    occurred_at  TEXT NOT NULL,
-    fact         TEXT NOT NULL
+    member_id    TEXT NOT NULL
 );
 CREATE INDEX timeline_household ON timeline(household_id);
 
