@@ -68,8 +68,8 @@ impl Engine {
     }
 }
 
-/// What one batch did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// What one batch did (and, added up, what a run did).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct BatchOutcome {
     pub received: u64,
     pub accepted: u64,
@@ -82,6 +82,24 @@ pub struct BatchOutcome {
     pub warnings_raised: u64,
     /// Dead letters by reason code.
     pub dead_by_reason: BTreeMap<&'static str, u64>,
+}
+
+impl BatchOutcome {
+    /// Add another batch's counts to these.
+    pub fn add(&mut self, b: &BatchOutcome) {
+        self.received += b.received;
+        self.accepted += b.accepted;
+        self.duplicates += b.duplicates;
+        self.dead_letters += b.dead_letters;
+        self.linked += b.linked;
+        self.review += b.review;
+        self.unmatched += b.unmatched;
+        self.warnings_opened += b.warnings_opened;
+        self.warnings_raised += b.warnings_raised;
+        for (k, v) in &b.dead_by_reason {
+            *self.dead_by_reason.entry(k).or_default() += v;
+        }
+    }
 }
 
 /// Apply one batch of ingested records in a single transaction.

@@ -31,38 +31,26 @@ pub struct RunOptions {
     pub poll_interval: Duration,
 }
 
-/// Totals of a run.
+/// Totals of a run: the batches' counts added up, with how many batches and how long.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct RunReport {
-    pub received: u64,
-    pub accepted: u64,
-    pub duplicates: u64,
-    pub dead_letters: u64,
-    pub linked: u64,
-    pub review: u64,
-    pub unmatched: u64,
-    pub warnings_opened: u64,
-    pub warnings_raised: u64,
+    #[serde(flatten)]
+    pub totals: BatchOutcome,
     pub batches: u64,
     pub elapsed_ms: u64,
-    pub dead_by_reason: std::collections::BTreeMap<String, u64>,
+}
+
+impl std::ops::Deref for RunReport {
+    type Target = BatchOutcome;
+    fn deref(&self) -> &BatchOutcome {
+        &self.totals
+    }
 }
 
 impl RunReport {
     fn add(&mut self, b: &BatchOutcome) {
-        self.received += b.received;
-        self.accepted += b.accepted;
-        self.duplicates += b.duplicates;
-        self.dead_letters += b.dead_letters;
-        self.linked += b.linked;
-        self.review += b.review;
-        self.unmatched += b.unmatched;
-        self.warnings_opened += b.warnings_opened;
-        self.warnings_raised += b.warnings_raised;
+        self.totals.add(b);
         self.batches += 1;
-        for (k, v) in &b.dead_by_reason {
-            *self.dead_by_reason.entry((*k).to_string()).or_default() += v;
-        }
     }
 
     /// Records per second over the run.
