@@ -262,23 +262,14 @@ pub async fn apply_batch(
     let t_read = t0.elapsed();
     let now = Utc::now();
     let mut assessments = Vec::with_capacity(facts.len());
-    for FactRow { event_seq, fact } in &facts {
-        let timeline = timelines.entry(fact.household_id.clone()).or_default();
-        timeline.push(fact.clone());
+    let mut assessed = assess_all(engine, &facts, &mut timelines);
+    for (i, FactRow { event_seq, fact }) in facts.iter().enumerate() {
+        let Some((assessment, json)) = assessed[i].take() else {
+            continue;
+        };
         let Some(household) = engine.households.get(&fact.household_id) else {
             continue;
         };
-        // Assess as of the latest fact known, so a late record with an early date still sees
-        // everything that came after it.
-        let as_of = timeline
-            .iter()
-            .map(|f| f.occurred_at)
-            .max()
-            .unwrap_or(fact.occurred_at);
-        let state = derive_state(household, timeline, as_of);
-        let assessment = assess(&engine.rules, household, &state);
-        let json = (!is_quiet(&assessment))
-            .then(|| serde_json::to_string(&assessment).unwrap_or_default());
         let summary = || {
             json.clone()
                 .unwrap_or_else(|| serde_json::to_string(&assessment).unwrap_or_default())
@@ -402,4 +393,91 @@ fn is_quiet(a: &doudi_risk::Assessment) -> bool {
         && a.contributions.is_empty()
         && a.relief.is_none()
         && a.review_needed.is_empty()
+}
+
+/// An assessment and its JSON (`None` when quiet).
+type Assessed = (doudi_risk::Assessment, Option<String>);
+
+/// Append each fact to its household's timeline and assess the household after it. Households are
+/// independent, so they are shared out over the cores; each household's facts stay in order.
+/// Returns one result per fact (`None` for a household no longer in the register).
+fn assess_all(
+    engine: &Engine,
+    facts: &[FactRow],
+    timelines: &mut HashMap<String, Vec<Fact>>,
+) -> Vec<Option<Assessed>> {
+    // Facts by household, in batch order.
+    let mut groups: Vec<(String, Vec<usize>, Vec<Fact>)> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for (i, f) in facts.iter().enumerate() {
+        let hh = f.fact.household_id.as_str();
+        let g = *index.entry(hh).or_insert_with(|| {
+            let timeline = timelines.remove(hh).unwrap_or_default();
+            groups.push((hh.to_string(), Vec::new(), timeline));
+            groups.len() - 1
+        });
+        groups[g].1.push(i);
+    }
+    let work = |groups: &mut [(String, Vec<usize>, Vec<Fact>)]| {
+        let mut out = Vec::new();
+        for (hh, indices, timeline) in groups.iter_mut() {
+            let household = engine.households.get(hh.as_str());
+            for &i in indices.iter() {
+                let fact = &facts[i].fact;
+                timeline.push(fact.clone());
+                let Some(household) = household else {
+                    continue;
+                };
+                // Assess as of the latest fact known, so a late record with an early date still
+                // sees everything that came after it.
+                let as_of = timeline
+                    .iter()
+                    .map(|f| f.occurred_at)
+                    .max()
+                    .unwrap_or(fact.occurred_at);
+                let state = derive_state(household, timeline, as_of);
+                let assessment = assess(&engine.rules, household, &state);
+                let json = (!is_quiet(&assessment))
+                    .then(|| serde_json::to_string(&assessment).unwrap_or_default());
+                out.push((i, (assessment, json)));
+            }
+        }
+        out
+    };
+    // Split where half of the facts are on each side.
+    let half = facts.len() / 2;
+    let mut seen = 0;
+    let split = groups
+        .iter()
+        .position(|(_, idx, _)| {
+            seen += idx.len();
+            seen >= half
+        })
+        .map_or(groups.len(), |p| p + 1);
+    let (left, right) = groups.split_at_mut(split);
+    let parallel =
+        facts.len() >= 256 && std::thread::available_parallelism().map_or(1, |n| n.get()) > 1;
+    let results = if parallel {
+        std::thread::scope(|scope| {
+            let other = scope.spawn(|| work(right));
+            let mut mine = work(left);
+            match other.join() {
+                Ok(theirs) => mine.extend(theirs),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+            mine
+        })
+    } else {
+        let mut all = work(left);
+        all.extend(work(right));
+        all
+    };
+    let mut assessed: Vec<Option<Assessed>> = (0..facts.len()).map(|_| None).collect();
+    for (i, a) in results {
+        assessed[i] = Some(a);
+    }
+    for (hh, _, timeline) in groups {
+        timelines.insert(hh, timeline);
+    }
+    assessed
 }
