@@ -63,6 +63,11 @@ impl Engine {
         }
     }
 
+    /// The register's identity index (read-only while running).
+    pub fn index(&self) -> &RegisterIndex {
+        &self.index
+    }
+
     pub fn household_count(&self) -> usize {
         self.households.len()
     }
@@ -143,7 +148,7 @@ pub async fn apply_batch(
                     raw: r.bytes.clone(),
                     normalised: item.normalised.clone(),
                 });
-                events.push(event);
+                events.push((event, item.link.as_ref()));
             }
             Err(e) => {
                 *out.dead_by_reason.entry(e.code()).or_default() += 1;
@@ -173,7 +178,7 @@ pub async fn apply_batch(
     let mut links = Vec::with_capacity(new.len());
     let mut facts = Vec::new();
     let mut seen = std::collections::HashSet::with_capacity(new.len());
-    for event in events {
+    for (event, linked_ahead) in events {
         let key = (event.source.code().to_string(), event.event_id.clone());
         let Some(&event_seq) = new.get(&key) else {
             continue;
@@ -182,7 +187,16 @@ pub async fn apply_batch(
         if !seen.insert(key) {
             continue;
         }
-        let decision = engine.index.link(&event.subject);
+        let linked_here;
+        let (decision, evidence) = match linked_ahead {
+            Some((d, e)) => (d, e.as_str()),
+            None => {
+                let d = engine.index.link(&event.subject);
+                let e = serde_json::to_string(&d.evidence).unwrap_or_default();
+                linked_here = (d, e);
+                (&linked_here.0, linked_here.1.as_str())
+            }
+        };
         match decision.outcome {
             Outcome::Linked => out.linked += 1,
             Outcome::Review => out.review += 1,
@@ -212,7 +226,7 @@ pub async fn apply_batch(
             outcome: decision.outcome.code(),
             household_id: decision.household_id.clone(),
             member_id: decision.member_id.clone(),
-            evidence: serde_json::to_string(&decision.evidence).unwrap_or_default(),
+            evidence: evidence.to_string(),
         });
     }
 

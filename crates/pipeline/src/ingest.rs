@@ -12,6 +12,20 @@ pub struct Ingested {
     /// The event's canonical JSON (empty when refused), made here on the reader thread so that the
     /// applier, which waits on the database, does less.
     pub normalised: String,
+    /// The identity decision and its evidence as JSON, when made ahead on the reader thread
+    /// (the applier links whatever has none).
+    pub link: Option<(doudi_linkage::LinkDecision, String)>,
+}
+
+impl Ingested {
+    /// Link the event ahead of the applier (pure: the register index is read-only).
+    pub fn link_with(&mut self, index: &doudi_linkage::RegisterIndex) {
+        if let Ok(event) = &self.result {
+            let decision = index.link(&event.subject);
+            let evidence = serde_json::to_string(&decision.evidence).unwrap_or_default();
+            self.link = Some((decision, evidence));
+        }
+    }
 }
 
 /// Parse and validate one record. An event whose `source` is not the feed it arrived on is refused.
@@ -38,6 +52,7 @@ pub fn ingest_record(record: RawRecord, limits: &ParseLimits) -> Ingested {
         record,
         result,
         normalised,
+        link: None,
     }
 }
 

@@ -170,12 +170,12 @@ async fn run_passes(
         let (tx, mut rx) = mpsc::channel::<Vec<Ingested>>(opts.channel_batches.max(1));
         let reader = {
             let positions = positions.clone();
-            let limits = engine.limits;
+            let engine = engine.clone();
             let batch_size = opts.batch_size.max(1);
             let once = opts.once;
             let stop = stop.clone();
             tokio::task::spawn_blocking(move || {
-                read_pass(sources, positions, limits, batch_size, once, tx, stop)
+                read_pass(sources, positions, &engine, batch_size, once, tx, stop)
             })
         };
         let mut failure = None;
@@ -232,13 +232,20 @@ async fn run_passes(
 fn read_pass(
     sources: Vec<SourceFiles>,
     mut positions: HashMap<String, Positions>,
-    limits: doudi_model::ParseLimits,
+    engine: &Engine,
     batch_size: usize,
     once: bool,
     tx: mpsc::Sender<Vec<Ingested>>,
     stop: Arc<AtomicBool>,
 ) -> Result<HashMap<String, Positions>, PipelineError> {
     // Read a little past the limit so that an oversized line is seen as oversized.
+    let limits = engine.limits;
+    // Parse, normalise and link here, on the reader's core, ahead of the applier.
+    let ingest = |rec| {
+        let mut item = ingest_record(rec, &limits);
+        item.link_with(engine.index());
+        item
+    };
     let cap = limits.max_event_bytes.saturating_add(1);
     let mut readers: Vec<SourceReader> = sources
         .into_iter()
@@ -249,7 +256,7 @@ fn read_pass(
         .collect();
     let mut heads: Vec<Option<Ingested>> = Vec::with_capacity(readers.len());
     for r in readers.iter_mut() {
-        heads.push(r.next_record()?.map(|rec| ingest_record(rec, &limits)));
+        heads.push(r.next_record()?.map(ingest));
     }
     let mut batch = Vec::with_capacity(batch_size);
     loop {
@@ -270,9 +277,7 @@ fn read_pass(
             .or_default()
             .insert(rec.stream.clone(), (rec.end_offset, rec.line));
         batch.push(item);
-        heads[i] = readers[i]
-            .next_record()?
-            .map(|rec| ingest_record(rec, &limits));
+        heads[i] = readers[i].next_record()?.map(ingest);
         if batch.len() >= batch_size {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
             if tx.blocking_send(full).is_err() {
