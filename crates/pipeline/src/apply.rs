@@ -15,7 +15,7 @@ use doudi_store::{
 };
 use doudi_warnings::{decide, Decision, OpenWarning};
 
-use crate::ingest::{sniff_event_id, Ingested};
+use crate::ingest::{link_event, sniff_event_id, Ingested};
 use crate::PipelineError;
 
 /// What the pipeline knows while it runs: the rule set and the register (held in memory).
@@ -66,10 +66,6 @@ impl Engine {
     /// The register's identity index (read-only while running).
     pub fn index(&self) -> &RegisterIndex {
         &self.index
-    }
-
-    pub fn household_count(&self) -> usize {
-        self.households.len()
     }
 }
 
@@ -191,9 +187,7 @@ pub async fn apply_batch(
         let (decision, evidence) = match linked_ahead {
             Some((d, e)) => (d, e.as_str()),
             None => {
-                let d = engine.index.link(&event.subject);
-                let e = serde_json::to_string(&d.evidence).unwrap_or_default();
-                linked_here = (d, e);
+                linked_here = link_event(&engine.index, event);
                 (&linked_here.0, linked_here.1.as_str())
             }
         };

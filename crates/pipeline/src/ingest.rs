@@ -21,11 +21,19 @@ impl Ingested {
     /// Link the event ahead of the applier (pure: the register index is read-only).
     pub fn link_with(&mut self, index: &doudi_linkage::RegisterIndex) {
         if let Ok(event) = &self.result {
-            let decision = index.link(&event.subject);
-            let evidence = serde_json::to_string(&decision.evidence).unwrap_or_default();
-            self.link = Some((decision, evidence));
+            self.link = Some(link_event(index, event));
         }
     }
+}
+
+/// Link one event: the decision and its evidence as JSON.
+pub(crate) fn link_event(
+    index: &doudi_linkage::RegisterIndex,
+    event: &Event,
+) -> (doudi_linkage::LinkDecision, String) {
+    let decision = index.link(&event.subject);
+    let evidence = serde_json::to_string(&decision.evidence).unwrap_or_default();
+    (decision, evidence)
 }
 
 /// Parse and validate one record. An event whose `source` is not the feed it arrived on is refused.
