@@ -1,0 +1,1 @@
+//! Nightly cross-checks of the register against full department snapshots (placeholder: being built).
