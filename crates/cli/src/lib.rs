@@ -60,6 +60,12 @@ enum Command {
     /// Inspect records refused at ingest.
     #[command(subcommand)]
     Deadletters(commands::deadletters::DeadlettersCommand),
+    /// The officer directory warnings and findings are routed to.
+    #[command(subcommand)]
+    Officers(commands::officers::OfficersCommand),
+    /// The identity review queue: records the linker could not decide alone.
+    #[command(subcommand)]
+    Review(commands::review::ReviewCommand),
     /// Check a rule-set file.
     #[command(subcommand)]
     Rules(commands::rules::RulesCommand),
@@ -117,6 +123,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => commands::run::run(&config, args).await,
         Command::Status(args) => commands::status::run(&config, args).await,
         Command::Deadletters(c) => commands::deadletters::run(&config, c).await,
+        Command::Officers(c) => commands::officers::run(&config, c).await,
+        Command::Review(c) => commands::review::run(&config, c).await,
         Command::Rules(c) => commands::rules::run(c),
         Command::Migrate => {
             let store = commands::open_store(&config).await?;

@@ -10,9 +10,10 @@ use doudi_linkage::{Outcome, RegisterIndex};
 use doudi_model::{Fact, Household, ParseLimits};
 use doudi_risk::{assess, derive_state, Level, RuleSet};
 use doudi_store::{
-    AssessmentRow, DeadLetterRow, EventRow, FactRow, LinkRow, NewWarning, PositionRow, Store,
-    WarningUpdate,
+    AssessmentRow, BatchTx, DeadLetterRow, EventRow, FactRow, LinkRow, NewWarning, PositionRow,
+    Store, WarningUpdate,
 };
+use doudi_warnings::routing::Directory;
 use doudi_warnings::{decide, Decision, OpenWarning};
 
 use crate::ingest::{link_event, sniff_event_id, Ingested};
@@ -24,6 +25,8 @@ pub struct Engine {
     pub limits: ParseLimits,
     households: HashMap<String, Household>,
     index: RegisterIndex,
+    /// Who is responsible for which region (empty: warnings stay unassigned).
+    pub directory: Directory,
     cache: Mutex<TimelineCache>,
 }
 
@@ -59,8 +62,15 @@ impl Engine {
             limits,
             households,
             index,
+            directory: Directory::default(),
             cache: Mutex::new(TimelineCache::default()),
         }
+    }
+
+    /// Route new warnings with this officer directory.
+    pub fn with_directory(mut self, directory: Directory) -> Self {
+        self.directory = directory;
+        self
     }
 
     /// The register's identity index (read-only while running).
@@ -249,105 +259,10 @@ pub async fn apply_batch(
     }
     let cache_hits = affected.len() - missing.len();
     timelines.extend(tx.facts_for(&missing).await?);
-    let mut open: HashMap<String, OpenWarning> = tx
-        .open_warnings(&affected)
-        .await?
-        .into_values()
-        .map(|w| {
-            let level = Level::from_code(&w.level).unwrap_or(Level::None);
-            (
-                w.household_id.clone(),
-                OpenWarning {
-                    warning_id: w.warning_id,
-                    household_id: w.household_id,
-                    level,
-                    score: w.score,
-                    deadline: w.deadline,
-                },
-            )
-        })
-        .collect();
+    let open = open_warnings(&mut tx, &affected).await?;
     let t_read = t0.elapsed();
-    let now = Utc::now();
-    let mut assessments = Vec::with_capacity(facts.len());
-    let mut assessed = assess_all(engine, &facts, &mut timelines);
-    for (i, FactRow { event_seq, fact }) in facts.iter().enumerate() {
-        let Some((assessment, json)) = assessed[i].take() else {
-            continue;
-        };
-        let Some(household) = engine.households.get(&fact.household_id) else {
-            continue;
-        };
-        let summary = || {
-            json.clone()
-                .unwrap_or_else(|| serde_json::to_string(&assessment).unwrap_or_default())
-        };
-        let decision = decide(open.get(&fact.household_id), &assessment, now);
-        assessments.push(AssessmentRow {
-            event_seq: *event_seq,
-            source: fact.source.code().to_string(),
-            event_id: fact.event_id.clone(),
-            household_id: fact.household_id.clone(),
-            rule_set_version: assessment.rule_set_version.clone(),
-            score: assessment.score,
-            level: assessment.level.code().to_string(),
-            assessment: json.clone(),
-        });
-        match decision {
-            Decision::Nothing => {}
-            Decision::Open { level, deadline } => {
-                let id = tx
-                    .open_warning(&NewWarning {
-                        household_id: fact.household_id.clone(),
-                        region_code: household.region_code.to_string(),
-                        level: level.code().to_string(),
-                        score: assessment.score,
-                        deadline,
-                        source: fact.source.code().to_string(),
-                        event_id: fact.event_id.clone(),
-                        summary: summary(),
-                    })
-                    .await?;
-                out.warnings_opened += 1;
-                open.insert(
-                    fact.household_id.clone(),
-                    OpenWarning {
-                        warning_id: id,
-                        household_id: fact.household_id.clone(),
-                        level,
-                        score: assessment.score,
-                        deadline,
-                    },
-                );
-            }
-            Decision::Update {
-                warning_id,
-                level,
-                raised,
-                deadline,
-            } => {
-                tx.update_warning(&WarningUpdate {
-                    warning_id,
-                    level: level.code().to_string(),
-                    score: assessment.score,
-                    raised,
-                    deadline,
-                    source: fact.source.code().to_string(),
-                    event_id: fact.event_id.clone(),
-                    summary: summary(),
-                })
-                .await?;
-                if raised {
-                    out.warnings_raised += 1;
-                }
-                if let Some(w) = open.get_mut(&fact.household_id) {
-                    w.level = level;
-                    w.score = assessment.score;
-                    w.deadline = deadline;
-                }
-            }
-        }
-    }
+    let assessments =
+        assess_and_warn(&mut tx, engine, &facts, &mut timelines, open, &mut out).await?;
 
     let t_assess = t0.elapsed();
     tx.insert_links(&links).await?;
@@ -392,6 +307,130 @@ pub async fn apply_batch(
         "batch applied"
     );
     Ok(out)
+}
+
+/// The open warnings of these households, as the warning rules see them.
+pub(crate) async fn open_warnings(
+    tx: &mut BatchTx,
+    households: &[String],
+) -> Result<HashMap<String, OpenWarning>, PipelineError> {
+    Ok(tx
+        .open_warnings(households)
+        .await?
+        .into_values()
+        .map(|w| {
+            let level = Level::from_code(&w.level).unwrap_or(Level::None);
+            (
+                w.household_id.clone(),
+                OpenWarning {
+                    warning_id: w.warning_id,
+                    household_id: w.household_id,
+                    level,
+                    score: w.score,
+                    deadline: w.deadline,
+                },
+            )
+        })
+        .collect())
+}
+
+/// Append each fact to its household's timeline (`timelines` holds each affected household's
+/// committed timeline), assess the household after it, and open or update its warning in `tx`.
+/// Returns the assessments to store.
+pub(crate) async fn assess_and_warn(
+    tx: &mut BatchTx,
+    engine: &Engine,
+    facts: &[FactRow],
+    timelines: &mut HashMap<String, Vec<Fact>>,
+    mut open: HashMap<String, OpenWarning>,
+    out: &mut BatchOutcome,
+) -> Result<Vec<AssessmentRow>, PipelineError> {
+    let now = Utc::now();
+    let mut assessments = Vec::with_capacity(facts.len());
+    let mut assessed = assess_all(engine, facts, timelines);
+    for (i, FactRow { event_seq, fact }) in facts.iter().enumerate() {
+        let Some((assessment, json)) = assessed[i].take() else {
+            continue;
+        };
+        let Some(household) = engine.households.get(&fact.household_id) else {
+            continue;
+        };
+        let summary = || {
+            json.clone()
+                .unwrap_or_else(|| serde_json::to_string(&assessment).unwrap_or_default())
+        };
+        let decision = decide(open.get(&fact.household_id), &assessment, now);
+        assessments.push(AssessmentRow {
+            event_seq: *event_seq,
+            source: fact.source.code().to_string(),
+            event_id: fact.event_id.clone(),
+            household_id: fact.household_id.clone(),
+            rule_set_version: assessment.rule_set_version.clone(),
+            score: assessment.score,
+            level: assessment.level.code().to_string(),
+            assessment: json.clone(),
+        });
+        match decision {
+            Decision::Nothing => {}
+            Decision::Open { level, deadline } => {
+                let id = tx
+                    .open_warning(&NewWarning {
+                        household_id: fact.household_id.clone(),
+                        region_code: household.region_code.to_string(),
+                        level: level.code().to_string(),
+                        score: assessment.score,
+                        deadline,
+                        source: fact.source.code().to_string(),
+                        event_id: fact.event_id.clone(),
+                        summary: summary(),
+                        assigned_to: engine
+                            .directory
+                            .route(&household.region_code)
+                            .map(|a| a.officer_id),
+                    })
+                    .await?;
+                out.warnings_opened += 1;
+                open.insert(
+                    fact.household_id.clone(),
+                    OpenWarning {
+                        warning_id: id,
+                        household_id: fact.household_id.clone(),
+                        level,
+                        score: assessment.score,
+                        deadline,
+                    },
+                );
+            }
+            Decision::Update {
+                warning_id,
+                level,
+                raised,
+                deadline,
+            } => {
+                tx.update_warning(&WarningUpdate {
+                    warning_id,
+                    level: level.code().to_string(),
+                    score: assessment.score,
+                    raised,
+                    deadline,
+                    source: fact.source.code().to_string(),
+                    event_id: fact.event_id.clone(),
+                    summary: summary(),
+                })
+                .await?;
+                if raised {
+                    out.warnings_raised += 1;
+                }
+                if let Some(w) = open.get_mut(&fact.household_id) {
+                    w.level = level;
+                    w.score = assessment.score;
+                    w.deadline = deadline;
+                }
+            }
+        }
+    }
+
+    Ok(assessments)
 }
 
 /// An assessment that found nothing: stored as its columns alone (most facts are routine).

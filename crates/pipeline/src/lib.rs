@@ -10,11 +10,13 @@
 pub mod apply;
 pub mod files;
 mod ingest;
+mod review;
 
 use std::path::PathBuf;
 
 pub use apply::{apply_batch, BatchOutcome, Engine};
 pub use ingest::{ingest_record, Ingested};
+pub use review::{decide_review, ReviewApplied};
 
 /// What can stop a run.
 #[derive(Debug, thiserror::Error)]

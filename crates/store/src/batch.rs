@@ -105,6 +105,8 @@ pub struct NewWarning {
     pub source: String,
     pub event_id: String,
     pub summary: String,
+    /// The officer responsible (routing by region); `None` if no officer covers the region.
+    pub assigned_to: Option<String>,
 }
 
 /// A change to an open warning.
@@ -162,12 +164,12 @@ impl BatchTx {
         })
     }
 
-    /// The highest timeline `seq` (0 before the first fact). The timeline is append-only and a
-    /// new fact's `seq` is its event's, above every stored one, so an unchanged value means an
-    /// unchanged timeline: the pipeline uses it to know whether the timelines it holds in memory
-    /// are still current.
+    /// How many facts have ever been appended to timelines. The timeline is append-only, so an
+    /// unchanged value means unchanged timelines: the pipeline uses it to know whether the
+    /// timelines it holds in memory are still current. (Not the highest `seq`: a fact linked by a
+    /// person's review decision has an older event's `seq`.)
     pub async fn timeline_version(&mut self) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM timeline")
+        sqlx::query_scalar("SELECT value FROM counters WHERE name = 'timeline_changes'")
             .fetch_one(&mut *self.tx)
             .await
             .ctx("reading the timeline version")
@@ -271,44 +273,7 @@ impl BatchTx {
         &mut self,
         household_ids: &[String],
     ) -> Result<HashMap<String, Vec<Fact>>, StoreError> {
-        // The stored normalised events were validated on the way in; these limits only guard
-        // against a damaged database.
-        let limits = doudi_model::ParseLimits {
-            max_event_bytes: 16 * 1024 * 1024,
-            max_depth: 64,
-        };
-        let mut out: HashMap<String, Vec<Fact>> = HashMap::new();
-        for chunk in household_ids.chunks(CHUNK) {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "SELECT t.household_id, t.member_id, e.normalised FROM timeline t JOIN events e ON e.seq = t.seq WHERE t.household_id IN (",
-            );
-            let mut sep = qb.separated(", ");
-            for id in chunk {
-                sep.push_bind(id);
-            }
-            qb.push(") ORDER BY t.seq");
-            let rows = qb
-                .build()
-                .fetch_all(&mut *self.tx)
-                .await
-                .ctx("reading household timelines")?;
-            for row in rows {
-                let household_id: String = row.get(0);
-                let member_id: String = row.get(1);
-                let text: String = row.get(2);
-                let event = doudi_model::parse_event(text.as_bytes(), &limits)
-                    .map_err(|e| corrupt("timeline event", e))?;
-                out.entry(household_id.clone()).or_default().push(Fact {
-                    event_id: event.event_id,
-                    source: event.source,
-                    household_id,
-                    member_id,
-                    occurred_at: event.occurred_at,
-                    payload: event.payload,
-                });
-            }
-        }
-        Ok(out)
+        facts_for(&mut self.tx, household_ids).await
     }
 
     /// Append facts to timelines (their events must be in this batch or earlier).
@@ -325,6 +290,13 @@ impl BatchTx {
                 .execute(&mut *self.tx)
                 .await
                 .ctx("appending timeline facts")?;
+        }
+        if !rows.is_empty() {
+            sqlx::query("UPDATE counters SET value = value + ? WHERE name = 'timeline_changes'")
+                .bind(rows.len() as i64)
+                .execute(&mut *self.tx)
+                .await
+                .ctx("counting timeline changes")?;
         }
         Ok(())
     }
@@ -460,7 +432,7 @@ impl BatchTx {
         let p = std::mem::take(&mut self.warnings);
         for chunk in p.opened.chunks(CHUNK) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO warnings (warning_id, household_id, region_code, status, level, score, deadline, assessment_source, assessment_event_id, summary, opened_at, updated_at) ",
+                "INSERT INTO warnings (warning_id, household_id, region_code, status, level, score, deadline, assessment_source, assessment_event_id, summary, opened_at, updated_at, assigned_to) ",
             );
             qb.push_values(chunk, |mut b, (id, w)| {
                 b.push_bind(*id)
@@ -474,7 +446,8 @@ impl BatchTx {
                     .push_bind(&w.event_id)
                     .push_bind(&w.summary)
                     .push_bind(&self.at)
-                    .push_bind(&self.at);
+                    .push_bind(&self.at)
+                    .push_bind(&w.assigned_to);
             });
             qb.build()
                 .execute(&mut *self.tx)
@@ -595,8 +568,58 @@ impl BatchTx {
     }
 
     /// Write the batch's pending warning changes and commit.
+    /// The transaction's connection, for the store's other modules.
+    pub(crate) fn conn(&mut self) -> &mut sqlx::SqliteConnection {
+        &mut self.tx
+    }
+
     pub async fn commit(mut self) -> Result<(), StoreError> {
         self.flush_warnings().await?;
         self.tx.commit().await.ctx("committing a batch")
     }
+}
+
+/// Each household's timeline, in the order its facts were applied.
+pub(crate) async fn facts_for(
+    conn: &mut sqlx::SqliteConnection,
+    household_ids: &[String],
+) -> Result<HashMap<String, Vec<Fact>>, StoreError> {
+    // The stored normalised events were validated on the way in; these limits only guard
+    // against a damaged database.
+    let limits = doudi_model::ParseLimits {
+        max_event_bytes: 16 * 1024 * 1024,
+        max_depth: 64,
+    };
+    let mut out: HashMap<String, Vec<Fact>> = HashMap::new();
+    for chunk in household_ids.chunks(CHUNK) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT t.household_id, t.member_id, e.normalised FROM timeline t JOIN events e ON e.seq = t.seq WHERE t.household_id IN (",
+        );
+        let mut sep = qb.separated(", ");
+        for id in chunk {
+            sep.push_bind(id);
+        }
+        qb.push(") ORDER BY t.seq");
+        let rows = qb
+            .build()
+            .fetch_all(&mut *conn)
+            .await
+            .ctx("reading household timelines")?;
+        for row in rows {
+            let household_id: String = row.get(0);
+            let member_id: String = row.get(1);
+            let text: String = row.get(2);
+            let event = doudi_model::parse_event(text.as_bytes(), &limits)
+                .map_err(|e| corrupt("timeline event", e))?;
+            out.entry(household_id.clone()).or_default().push(Fact {
+                event_id: event.event_id,
+                source: event.source,
+                household_id,
+                member_id,
+                occurred_at: event.occurred_at,
+                payload: event.payload,
+            });
+        }
+    }
+    Ok(out)
 }

@@ -19,6 +19,10 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// The request does not fit what is stored (already decided, not found, …); the message says
+    /// what to do.
+    #[error("{0}")]
+    Conflict(String),
     #[error("stored data is corrupt ({context}): {message}")]
     Corrupt {
         context: &'static str,

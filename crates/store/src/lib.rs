@@ -9,8 +9,11 @@
 
 mod batch;
 mod error;
+mod findings;
+mod officers;
 mod queries;
 mod register;
+mod review;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -25,8 +28,11 @@ pub use batch::{
     PositionRow, WarningUpdate,
 };
 pub use error::StoreError;
+pub use findings::{CrosscheckRunRow, FindingRow, NightChanges, StoredFinding};
+pub use officers::{OfficerImport, OfficerRow};
 pub use queries::{DeadLetterView, Status, WarningView};
 pub use register::ImportReport;
+pub use review::{ReviewChoice, ReviewDecisionView, ReviewItem, StoredModel};
 
 /// Database page size (set when the file is created).
 const PAGE_SIZE: u32 = 8192;

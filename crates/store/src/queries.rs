@@ -46,6 +46,8 @@ pub struct WarningView {
     pub summary: serde_json::Value,
     /// The household record, as JSON.
     pub household: serde_json::Value,
+    /// The officer responsible, if any covers the region.
+    pub assigned_to: Option<String>,
 }
 
 /// A dead letter as a list shows it (raw shown as lossy UTF-8, at most 200 characters).
@@ -108,7 +110,7 @@ impl Store {
     /// Open warnings, most urgent first (level, then score), at most `limit`.
     pub async fn open_warnings(&self, limit: i64) -> Result<Vec<WarningView>, StoreError> {
         let rows = sqlx::query(
-            "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.score, w.deadline, w.opened_at, w.summary, h.record
+            "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.score, w.deadline, w.opened_at, w.summary, h.record, w.assigned_to
              FROM warnings w JOIN households h ON h.household_id = w.household_id
              WHERE w.status = 'open'
              ORDER BY CASE w.level WHEN 'red' THEN 0 WHEN 'orange' THEN 1 WHEN 'yellow' THEN 2 ELSE 3 END, w.score DESC, w.warning_id
@@ -131,6 +133,7 @@ impl Store {
                 opened_at: r.get(7),
                 summary: serde_json::from_str(&r.get::<String, _>(8)).unwrap_or_default(),
                 household: serde_json::from_str(&r.get::<String, _>(9)).unwrap_or_default(),
+                assigned_to: r.get(10),
             })
             .collect())
     }
@@ -158,6 +161,36 @@ impl Store {
                     raw_len: r.get(6),
                     raw_preview: String::from_utf8_lossy(&raw).chars().take(200).collect(),
                 }
+            })
+            .collect())
+    }
+
+    /// Timelines of the households after `after` (in household id order; `""` to start), at most
+    /// `limit` households a page: a caller walks every timeline page by page in bounded memory.
+    pub async fn timelines_after(
+        &self,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, Vec<doudi_model::Fact>)>, StoreError> {
+        let mut conn = self
+            .pool()
+            .acquire()
+            .await
+            .ctx("reading household timelines")?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT household_id FROM timeline WHERE household_id > ? ORDER BY household_id LIMIT ?",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await
+        .ctx("listing households with timelines")?;
+        let mut facts = crate::batch::facts_for(&mut conn, &ids).await?;
+        Ok(ids
+            .into_iter()
+            .map(|id| {
+                let f = facts.remove(&id).unwrap_or_default();
+                (id, f)
             })
             .collect())
     }

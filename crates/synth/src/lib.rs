@@ -24,6 +24,7 @@
 mod feeds;
 mod names;
 mod noise;
+pub mod officers;
 mod regions;
 mod register;
 

@@ -13,8 +13,12 @@
 //!   person closes or downgrades a warning, after a visit); when the level rises, `raised` is true
 //!   and the deadline tightens to the new level's, never later than the existing one.
 //!
+//! [`routing`] holds the officer directory and says who is responsible for a region.
+//!
 //! What it must never do: any I/O, any logging (of personal data or anything else), any panic on
 //! input. It is a pure function of its arguments.
+
+pub mod routing;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use doudi_risk::{Assessment, Level};

@@ -8,7 +8,7 @@ use doudi_model::{mask_name, Household};
 use doudi_risk::Assessment;
 use doudi_synth::{GenConfig, Noise};
 
-use super::{gen, import, open_store, run};
+use super::{gen, import, officers, open_store, run};
 use crate::Config;
 
 #[derive(Debug, Args)]
@@ -37,7 +37,7 @@ fn clear_demo_dir(dir: &Path, db_file: Option<&Path>) -> anyhow::Result<()> {
             std::fs::remove_dir_all(&p).with_context(|| format!("cannot clear {}", p.display()))?;
         }
     }
-    let mut files = vec![dir.join("register.jsonl")];
+    let mut files = vec![dir.join("register.jsonl"), dir.join("officers.jsonl")];
     if let Some(db) = db_file {
         for suffix in ["", "-wal", "-shm"] {
             files.push(PathBuf::from(format!("{}{suffix}", db.display())));
@@ -89,9 +89,15 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
         Err(problems) => anyhow::bail!("generated register is invalid: {}", problems.join("; ")),
     };
     let report = import::import_households(&store, &households, &register_file, true).await?;
+    let officers_file = args.dir.join("officers.jsonl");
+    let officers = match officers::read_officers(&officers_file)? {
+        Ok(o) => o,
+        Err(problems) => anyhow::bail!("generated officers are invalid: {}", problems.join("; ")),
+    };
+    let directory = officers::import(&store, officers).await?;
     println!(
-        "2. imported the register: {} households added",
-        report.added
+        "2. imported the register: {} households added; and {} officers to route warnings to",
+        report.added, directory.added
     );
 
     let run_report = run::run_pipeline(&config, &store, args.dir.join("feeds"), true).await?;
@@ -136,11 +142,12 @@ fn print_warning(w: &doudi_store::WarningView) {
         _ => "",
     };
     println!(
-        "[{level_zh} {}] 预警 #{} · 户 {} · score {}",
+        "[{level_zh} {}] 预警 #{} · 户 {} · score {} · 责任人 officer {}",
         w.level.to_uppercase(),
         w.warning_id,
         w.household_id,
-        w.score
+        w.score,
+        w.assigned_to.as_deref().unwrap_or("(unassigned)")
     );
     if let Some(h) = &household {
         println!(

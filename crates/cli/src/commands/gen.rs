@@ -10,7 +10,7 @@ use crate::output;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Writes DIR/register.jsonl (the register, one household per line), DIR/feeds/<source>/<YYYY-MM>.jsonl (department events) and DIR/truth/ (which member each event is about, which households were given a hardship scenario). The same --seed always writes the same bytes.
+Writes DIR/register.jsonl (the register, one household per line), DIR/officers.jsonl (an officer per township, a supervisor per county), DIR/feeds/<source>/<YYYY-MM>.jsonl (department events) and DIR/truth/ (which member each event is about, which households were given a hardship scenario). The same --seed always writes the same bytes.
 
 Example: doudi gen --households 100000 --seed 1 --out data && doudi import data/register.jsonl")]
 pub struct GenArgs {
@@ -99,7 +99,7 @@ pub fn default_start() -> NaiveDate {
 
 pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.to_config();
-    let earlier: Vec<PathBuf> = ["register.jsonl", "feeds", "truth"]
+    let earlier: Vec<PathBuf> = ["register.jsonl", "officers.jsonl", "feeds", "truth"]
         .iter()
         .map(|p| args.out.join(p))
         .filter(|p| p.exists())
@@ -134,8 +134,9 @@ pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
     }
     println!("  hardship scenarios: {}", summary.scenarios);
     println!(
-        "next: doudi import {}",
-        args.out.join("register.jsonl").display()
+        "next: doudi import {} && doudi officers import {}",
+        args.out.join("register.jsonl").display(),
+        args.out.join("officers.jsonl").display()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -145,5 +146,11 @@ pub fn generate(out: &std::path::Path, cfg: &GenConfig) -> anyhow::Result<doudi_
     let summary = doudi_synth::write_dataset(out, cfg, &mut |done| bar.set_position(done))
         .with_context(|| format!("cannot generate data into {}", out.display()))?;
     bar.finish_and_clear();
+    let officers: String = doudi_synth::officers::officers(cfg.seed)
+        .iter()
+        .map(|o| format!("{o}\n"))
+        .collect();
+    let path = out.join("officers.jsonl");
+    std::fs::write(&path, officers).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(summary)
 }

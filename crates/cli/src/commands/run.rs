@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use doudi_pipeline::{run_files, Engine, RunOptions, RunReport};
+use doudi_pipeline::{run_files, RunOptions, RunReport};
 use doudi_store::Store;
 
 use super::open_store;
@@ -57,23 +57,8 @@ pub async fn run_pipeline(
     feeds: PathBuf,
     once: bool,
 ) -> anyhow::Result<RunReport> {
-    let rules = config.rule_set()?;
-    let register = store
-        .load_register()
-        .await
-        .context("cannot load the register")?;
-    if register.is_empty() {
-        tracing::warn!(
-            "the register is empty: every event will be unmatched (run `doudi import FILE` first)"
-        );
-    }
-    tracing::info!(
-        households = register.len(),
-        rule_set = %rules.version,
-        feeds = %feeds.display(),
-        "pipeline starting"
-    );
-    let engine = Arc::new(Engine::new(rules, config.limits.parse_limits(), register));
+    let engine = Arc::new(super::load_engine(config, store).await?);
+    tracing::info!(feeds = %feeds.display(), "pipeline starting");
     let opts = RunOptions {
         feeds_dir: feeds,
         batch_size: config.limits.batch_size,

@@ -1,0 +1,157 @@
+//! `doudi officers`: the directory of officers and supervisors that warnings and findings are
+//! routed to.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+use doudi_store::{OfficerRow, Store};
+use doudi_warnings::routing::{Directory, Officer};
+
+use super::open_store;
+use crate::Config;
+
+#[derive(Debug, Subcommand)]
+pub enum OfficersCommand {
+    /// Import the directory from a JSONL file (one officer per line); it replaces the stored one.
+    #[command(after_help = "\
+Each line is one officer:
+  {\"officer_id\":\"o-341502001\",\"name\":\"李娜\",\"role\":\"officer\",\"region\":\"341502001\",
+   \"channels\":{\"webhook\":\"https://…\"},\"substitute\":\"o-341502002\",\"on_duty\":true}
+role is officer (a township or village: receives its warnings) or supervisor (a county: receives
+escalations, approves relief above the township's limit). A warning goes to the officer of the
+longest region prefix of the household's region; off duty, to their substitute, else to the
+supervisor. Officers missing from a later import become inactive. Any bad line: nothing is imported,
+every problem is listed with its line number.")]
+    Import { file: PathBuf },
+    /// List the officers and the regions they cover.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(config: &Config, cmd: OfficersCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        OfficersCommand::Import { file } => {
+            let officers = match read_officers(&file)? {
+                Ok(o) => o,
+                Err(problems) => {
+                    eprintln!("error: {} is invalid, nothing imported:", file.display());
+                    for p in problems.iter().take(20) {
+                        eprintln!("  {}:{p}", file.display());
+                    }
+                    if problems.len() > 20 {
+                        eprintln!("  … and {} more", problems.len() - 20);
+                    }
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let store = open_store(config).await?;
+            let report = import(&store, officers).await?;
+            store.close().await;
+            println!(
+                "officers: {} added, {} changed, {} unchanged, {} made inactive",
+                report.added, report.changed, report.unchanged, report.deactivated
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        OfficersCommand::List { json } => {
+            let store = open_store(config).await?;
+            let directory = load_directory(&store).await?;
+            store.close().await;
+            let mut all: Vec<&Officer> = directory_officers(&directory);
+            all.sort_by(|a, b| {
+                a.region
+                    .cmp(&b.region)
+                    .then(a.officer_id.cmp(&b.officer_id))
+            });
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else if all.is_empty() {
+                println!("no officers (import a directory: doudi officers import FILE)");
+            } else {
+                for o in all {
+                    println!(
+                        "{:<14} {:<10} {:<12} {}{}",
+                        o.officer_id,
+                        o.role.code(),
+                        o.region.as_str(),
+                        if o.on_duty { "on duty" } else { "off duty" },
+                        o.substitute
+                            .as_deref()
+                            .map(|s| format!(", substitute {s}"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn directory_officers(d: &Directory) -> Vec<&Officer> {
+    d.officers().collect()
+}
+
+/// Read and check a directory file; on any problem return every problem as `line N: what`.
+pub fn read_officers(path: &Path) -> anyhow::Result<Result<Vec<Officer>, Vec<String>>> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut officers = Vec::new();
+    let mut problems = Vec::new();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("cannot read {}", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Officer>(&line) {
+            Ok(o) => officers.push(o),
+            Err(e) => problems.push(format!("line {}: {e}", i + 1)),
+        }
+    }
+    if problems.is_empty() {
+        if let Err(e) = Directory::new(officers.clone()) {
+            problems.push(format!(" {e}"));
+        }
+    }
+    Ok(if problems.is_empty() {
+        Ok(officers)
+    } else {
+        Err(problems)
+    })
+}
+
+pub async fn import(
+    store: &Store,
+    officers: Vec<Officer>,
+) -> anyhow::Result<doudi_store::OfficerImport> {
+    let rows = officers
+        .iter()
+        .map(|o| {
+            Ok(OfficerRow {
+                officer_id: o.officer_id.clone(),
+                role: o.role.code().to_string(),
+                region_code: o.region.as_str().to_string(),
+                record: serde_json::to_string(o)?,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(store.import_officers(&rows).await?)
+}
+
+/// The stored directory (empty if none was imported).
+pub async fn load_directory(store: &Store) -> anyhow::Result<Directory> {
+    let rows = store.load_officers().await?;
+    let officers = rows
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Officer>(&r.record)
+                .with_context(|| format!("stored officer {} is unreadable", r.officer_id))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Directory::new(officers)
+        .context("the stored officer directory is inconsistent; import it again")
+}

@@ -1,0 +1,108 @@
+//! A person's decision on a record the linker sent to review. A record linked by hand then goes on
+//! through the pipeline as if the linker had linked it: its fact joins the household's timeline,
+//! the household is assessed, and its warning is opened or updated — all in one transaction with
+//! the decision itself.
+
+use doudi_model::{parse_event, Fact, ParseLimits};
+use doudi_store::{FactRow, ReviewChoice, Store, StoreError};
+use serde::Serialize;
+
+use crate::apply::{assess_and_warn, open_warnings, BatchOutcome, Engine};
+use crate::PipelineError;
+
+/// What a review decision did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ReviewApplied {
+    pub seq: i64,
+    pub decision: &'static str,
+    pub household_id: Option<String>,
+    pub member_id: Option<String>,
+    /// The household's level after the fact (`None` for a rejection).
+    pub level: Option<String>,
+    pub score: Option<i64>,
+    pub warnings_opened: u64,
+    pub warnings_raised: u64,
+}
+
+/// Record `choice` on review item `seq` by `decided_by`, and apply a link through the pipeline.
+///
+/// Refused (nothing written) if the item is not in the queue, was decided already, or the member is
+/// not an active member of the register.
+pub async fn decide_review(
+    store: &Store,
+    engine: &Engine,
+    seq: i64,
+    choice: ReviewChoice,
+    decided_by: &str,
+    note: &str,
+) -> Result<ReviewApplied, PipelineError> {
+    let mut tx = store.begin().await?;
+    let mut applied = ReviewApplied {
+        seq,
+        decision: match choice {
+            ReviewChoice::Link { .. } => "link",
+            ReviewChoice::Reject => "reject",
+        },
+        ..ReviewApplied::default()
+    };
+    let choice = match choice {
+        ReviewChoice::Link { member_id, .. } => {
+            let household_id = tx.member_household(&member_id).await?.ok_or_else(|| {
+                StoreError::Conflict(format!(
+                    "member {member_id} is not an active member of the register (the candidates are in `doudi review show {seq}`)"
+                ))
+            })?;
+            ReviewChoice::Link {
+                household_id,
+                member_id,
+            }
+        }
+        ReviewChoice::Reject => ReviewChoice::Reject,
+    };
+    tx.record_review(seq, &choice, decided_by, note).await?;
+    if let ReviewChoice::Link {
+        household_id,
+        member_id,
+    } = choice
+    {
+        let text = tx
+            .event_at(seq)
+            .await?
+            .ok_or_else(|| StoreError::Conflict(format!("event #{seq} is not in the store")))?;
+        let limits = ParseLimits {
+            max_event_bytes: 16 * 1024 * 1024,
+            max_depth: 64,
+        };
+        let event = parse_event(text.as_bytes(), &limits).map_err(|e| StoreError::Corrupt {
+            context: "stored event",
+            message: e.to_string(),
+        })?;
+        let facts = [FactRow {
+            event_seq: seq,
+            fact: Fact {
+                event_id: event.event_id,
+                source: event.source,
+                household_id: household_id.clone(),
+                member_id: member_id.clone(),
+                occurred_at: event.occurred_at,
+                payload: event.payload,
+            },
+        }];
+        let affected = [household_id.clone()];
+        let mut timelines = tx.facts_for(&affected).await?;
+        let open = open_warnings(&mut tx, &affected).await?;
+        let mut out = BatchOutcome::default();
+        let assessments =
+            assess_and_warn(&mut tx, engine, &facts, &mut timelines, open, &mut out).await?;
+        tx.insert_facts(&facts).await?;
+        tx.insert_assessments(&assessments).await?;
+        applied.level = assessments.last().map(|a| a.level.clone());
+        applied.score = assessments.last().map(|a| a.score);
+        applied.warnings_opened = out.warnings_opened;
+        applied.warnings_raised = out.warnings_raised;
+        applied.household_id = Some(household_id);
+        applied.member_id = Some(member_id);
+    }
+    tx.commit().await?;
+    Ok(applied)
+}

@@ -1,0 +1,80 @@
+-- 0002: the identity review queue, trained linkage models, the officer directory, nightly
+-- cross-check findings, and a timeline change counter.
+
+-- A person's decision on an event the linker sent to review (one per event; the automatic decision
+-- in link_decisions is never rewritten).
+CREATE TABLE review_decisions (
+    seq          INTEGER PRIMARY KEY REFERENCES link_decisions(seq),
+    decision     TEXT NOT NULL CHECK (decision IN ('link', 'reject')),
+    household_id TEXT,
+    member_id    TEXT,
+    decided_by   TEXT NOT NULL,
+    decided_at   TEXT NOT NULL,
+    note         TEXT NOT NULL DEFAULT ''
+);
+
+-- Linkage models (Fellegi–Sunter parameters) as trained; the pipeline uses the active one, so a
+-- restarted worker links exactly as before.
+CREATE TABLE linkage_models (
+    version     TEXT PRIMARY KEY,
+    model       TEXT NOT NULL,           -- the model (JSON)
+    trained_on  INTEGER NOT NULL,        -- records used to train it
+    trained_at  TEXT NOT NULL,
+    active      INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX linkage_models_one_active ON linkage_models(active) WHERE active = 1;
+
+-- Appends to timelines from anywhere (a batch, a review decision): the pipeline's in-memory
+-- timelines are current only while this is unchanged.
+INSERT INTO counters(name, value) VALUES ('timeline_changes', 0);
+
+-- The officer directory (imported whole: officers missing from a later import become inactive).
+CREATE TABLE officers (
+    officer_id  TEXT PRIMARY KEY,
+    role        TEXT NOT NULL,
+    region_code TEXT NOT NULL,
+    record      TEXT NOT NULL,           -- the officer as imported (JSON)
+    active      INTEGER NOT NULL DEFAULT 1,
+    updated_at  TEXT NOT NULL
+);
+
+-- The officer a warning is assigned to (routing by region; NULL: no officer covers the region).
+ALTER TABLE warnings ADD COLUMN assigned_to TEXT;
+
+-- Nightly cross-check runs and their findings. One open finding per key (check + subject); a
+-- finding no longer true is closed with a note, never deleted.
+CREATE TABLE crosscheck_runs (
+    run_id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    night        TEXT NOT NULL,
+    snapshots    TEXT NOT NULL,
+    started_at   TEXT NOT NULL,
+    finished_at  TEXT NOT NULL,
+    rows_read    INTEGER NOT NULL,
+    bad_rows     INTEGER NOT NULL,
+    opened       INTEGER NOT NULL,
+    still_open   INTEGER NOT NULL,
+    closed       INTEGER NOT NULL
+);
+
+CREATE TABLE findings (
+    finding_id   INTEGER PRIMARY KEY AUTOINCREMENT,
+    key          TEXT NOT NULL,
+    check_code   TEXT NOT NULL,
+    household_id TEXT NOT NULL,
+    member_id    TEXT,
+    region_code  TEXT NOT NULL,
+    category     TEXT NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('open', 'closed')),
+    amount_fen   INTEGER NOT NULL DEFAULT 0,
+    finding      TEXT NOT NULL,          -- the latest finding (JSON: evidence, summaries)
+    first_seen   TEXT NOT NULL,          -- night first found
+    last_seen    TEXT NOT NULL,          -- last night still true
+    deadline     TEXT NOT NULL,
+    assigned_to  TEXT,                   -- the officer responsible (routing by region)
+    closed_on    TEXT,
+    close_note   TEXT,
+    opened_run   INTEGER NOT NULL REFERENCES crosscheck_runs(run_id),
+    closed_run   INTEGER REFERENCES crosscheck_runs(run_id)
+);
+CREATE UNIQUE INDEX findings_one_open_per_key ON findings(key) WHERE status = 'open';
+CREATE INDEX findings_region ON findings(region_code, status);

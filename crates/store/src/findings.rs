@@ -1,0 +1,195 @@
+//! Nightly cross-check runs and their findings: at most one open finding per key; a finding that
+//! is no longer true is closed with a note, never deleted.
+
+use serde::Serialize;
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use crate::batch::CHUNK;
+use crate::error::Ctx;
+use crate::{now, Store, StoreError};
+
+/// A finding as the store keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FindingRow {
+    /// Stable across nights: the check and its subject.
+    pub key: String,
+    pub check_code: String,
+    pub household_id: String,
+    pub member_id: Option<String>,
+    pub region_code: String,
+    pub category: String,
+    pub amount_fen: i64,
+    /// The finding itself (JSON: evidence, summaries), as the latest night saw it.
+    pub finding: String,
+    /// The night it was first found (`YYYY-MM-DD`).
+    pub first_seen: String,
+    /// The last night it was still true.
+    pub last_seen: String,
+    /// Deadline for the eligibility review (RFC 3339).
+    pub deadline: String,
+    /// The officer responsible (routing by region), if any covers it.
+    pub assigned_to: Option<String>,
+}
+
+/// A stored finding (open or closed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StoredFinding {
+    pub finding_id: i64,
+    pub status: String,
+    pub closed_on: Option<String>,
+    pub close_note: Option<String>,
+    #[serde(flatten)]
+    pub row: FindingRow,
+}
+
+/// One night's run, as recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CrosscheckRunRow {
+    pub night: String,
+    pub snapshots: String,
+    pub started_at: String,
+    pub rows_read: i64,
+    pub bad_rows: i64,
+}
+
+/// What a night changed: findings opened, still open (refreshed), closed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NightChanges {
+    pub opened: Vec<FindingRow>,
+    pub refreshed: Vec<FindingRow>,
+    /// (key, note)
+    pub closed: Vec<(String, String)>,
+}
+
+fn stored(r: sqlx::sqlite::SqliteRow) -> StoredFinding {
+    StoredFinding {
+        finding_id: r.get(0),
+        status: r.get(1),
+        closed_on: r.get(2),
+        close_note: r.get(3),
+        row: FindingRow {
+            key: r.get(4),
+            check_code: r.get(5),
+            household_id: r.get(6),
+            member_id: r.get(7),
+            region_code: r.get(8),
+            category: r.get(9),
+            amount_fen: r.get(10),
+            finding: r.get(11),
+            first_seen: r.get(12),
+            last_seen: r.get(13),
+            deadline: r.get(14),
+            assigned_to: r.get(15),
+        },
+    }
+}
+
+const FINDING_COLUMNS: &str =
+    "SELECT finding_id, status, closed_on, close_note, key, check_code, household_id, member_id,
+        region_code, category, amount_fen, finding, first_seen, last_seen, deadline, assigned_to FROM findings";
+
+impl Store {
+    /// Every open finding, by key.
+    pub async fn open_findings(&self) -> Result<Vec<StoredFinding>, StoreError> {
+        let sql = format!("{FINDING_COLUMNS} WHERE status = 'open' ORDER BY key");
+        Ok(sqlx::query(&sql)
+            .fetch_all(self.pool())
+            .await
+            .ctx("reading open findings")?
+            .into_iter()
+            .map(stored)
+            .collect())
+    }
+
+    /// Every finding, open and closed, in the order they were opened.
+    pub async fn all_findings(&self) -> Result<Vec<StoredFinding>, StoreError> {
+        let sql = format!("{FINDING_COLUMNS} ORDER BY finding_id");
+        Ok(sqlx::query(&sql)
+            .fetch_all(self.pool())
+            .await
+            .ctx("reading findings")?
+            .into_iter()
+            .map(stored)
+            .collect())
+    }
+
+    /// Record one night's run and its changes in one transaction; returns the run id. A key
+    /// opened while an open finding has it already is refused (the caller reconciles first).
+    pub async fn record_crosscheck(
+        &self,
+        run: &CrosscheckRunRow,
+        changes: &NightChanges,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .ctx("starting to record a cross-check")?;
+        let run_id: i64 = sqlx::query_scalar(
+            "INSERT INTO crosscheck_runs (night, snapshots, started_at, finished_at, rows_read, bad_rows, opened, still_open, closed)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING run_id",
+        )
+        .bind(&run.night)
+        .bind(&run.snapshots)
+        .bind(&run.started_at)
+        .bind(now())
+        .bind(run.rows_read)
+        .bind(run.bad_rows)
+        .bind(changes.opened.len() as i64)
+        .bind(changes.refreshed.len() as i64)
+        .bind(changes.closed.len() as i64)
+        .fetch_one(&mut *tx)
+        .await
+        .ctx("recording a cross-check run")?;
+        for chunk in changes.opened.chunks(CHUNK / 2) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO findings (key, check_code, household_id, member_id, region_code, category, status,
+                 amount_fen, finding, first_seen, last_seen, deadline, assigned_to, opened_run) ",
+            );
+            qb.push_values(chunk, |mut b, f| {
+                b.push_bind(&f.key)
+                    .push_bind(&f.check_code)
+                    .push_bind(&f.household_id)
+                    .push_bind(&f.member_id)
+                    .push_bind(&f.region_code)
+                    .push_bind(&f.category)
+                    .push_bind("open")
+                    .push_bind(f.amount_fen)
+                    .push_bind(&f.finding)
+                    .push_bind(&f.first_seen)
+                    .push_bind(&f.last_seen)
+                    .push_bind(&f.deadline)
+                    .push_bind(&f.assigned_to)
+                    .push_bind(run_id);
+            });
+            qb.build().execute(&mut *tx).await.ctx("opening findings")?;
+        }
+        for f in &changes.refreshed {
+            sqlx::query(
+                "UPDATE findings SET last_seen = ?, amount_fen = ?, finding = ?, assigned_to = COALESCE(?, assigned_to) WHERE key = ? AND status = 'open'",
+            )
+            .bind(&f.last_seen)
+            .bind(f.amount_fen)
+            .bind(&f.finding)
+            .bind(&f.assigned_to)
+            .bind(&f.key)
+            .execute(&mut *tx)
+            .await
+            .ctx("refreshing findings")?;
+        }
+        for (key, note) in &changes.closed {
+            sqlx::query(
+                "UPDATE findings SET status = 'closed', closed_on = ?, close_note = ?, closed_run = ? WHERE key = ? AND status = 'open'",
+            )
+            .bind(&run.night)
+            .bind(note)
+            .bind(run_id)
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .ctx("closing findings")?;
+        }
+        tx.commit().await.ctx("committing a cross-check run")?;
+        Ok(run_id)
+    }
+}

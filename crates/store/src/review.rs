@@ -1,0 +1,258 @@
+//! The identity review queue (events the linker could not decide alone), a person's decisions on
+//! them, and the linkage models the pipeline links with.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::batch::BatchTx;
+use crate::error::{corrupt, Ctx};
+use crate::{now, Store, StoreError};
+
+/// An event waiting in (or taken out of) the review queue.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReviewItem {
+    /// The event's `seq`: what `doudi review decide` takes.
+    pub seq: i64,
+    pub source: String,
+    pub event_id: String,
+    pub kind: String,
+    pub occurred_at: String,
+    /// When the linker sent it to review.
+    pub queued_at: String,
+    /// The linker's evidence (JSON): candidates, comparisons, weights.
+    pub evidence: serde_json::Value,
+    /// A person's decision, once made.
+    pub decision: Option<ReviewDecisionView>,
+}
+
+/// A person's decision on a review item.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ReviewDecisionView {
+    pub decision: String,
+    pub household_id: Option<String>,
+    pub member_id: Option<String>,
+    pub decided_by: String,
+    pub decided_at: String,
+    pub note: String,
+}
+
+/// What a person decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReviewChoice {
+    /// The record is about this member of this household.
+    Link {
+        household_id: String,
+        member_id: String,
+    },
+    /// The record is about nobody in the register (or cannot be told).
+    Reject,
+}
+
+/// A stored linkage model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredModel {
+    pub version: String,
+    pub model: String,
+    pub trained_on: i64,
+    pub trained_at: String,
+}
+
+const REVIEW_COLUMNS: &str =
+    "SELECT l.seq, l.source, l.event_id, e.kind, e.occurred_at, l.decided_at, l.evidence,
+        r.decision, r.household_id, r.member_id, r.decided_by, r.decided_at, r.note
+     FROM link_decisions l JOIN events e ON e.seq = l.seq
+     LEFT JOIN review_decisions r ON r.seq = l.seq";
+
+fn review_item(r: sqlx::sqlite::SqliteRow) -> Result<ReviewItem, StoreError> {
+    let evidence: String = r.get(6);
+    let decision: Option<String> = r.get(7);
+    Ok(ReviewItem {
+        seq: r.get(0),
+        source: r.get(1),
+        event_id: r.get(2),
+        kind: r.get(3),
+        occurred_at: r.get(4),
+        queued_at: r.get(5),
+        evidence: serde_json::from_str(&evidence).map_err(|e| corrupt("link evidence", e))?,
+        decision: decision.map(|decision| ReviewDecisionView {
+            decision,
+            household_id: r.get(8),
+            member_id: r.get(9),
+            decided_by: r.get(10),
+            decided_at: r.get(11),
+            note: r.get(12),
+        }),
+    })
+}
+
+impl Store {
+    /// Events waiting for a person's decision, oldest first, at most `limit`.
+    pub async fn pending_reviews(&self, limit: i64) -> Result<Vec<ReviewItem>, StoreError> {
+        let sql = format!(
+            "{REVIEW_COLUMNS} WHERE l.outcome = 'review' AND r.seq IS NULL ORDER BY l.seq LIMIT ?"
+        );
+        sqlx::query(&sql)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await
+            .ctx("listing the review queue")?
+            .into_iter()
+            .map(review_item)
+            .collect()
+    }
+
+    /// How many events wait for review.
+    pub async fn pending_review_count(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM link_decisions l WHERE l.outcome = 'review'
+             AND NOT EXISTS (SELECT 1 FROM review_decisions r WHERE r.seq = l.seq)",
+        )
+        .fetch_one(self.pool())
+        .await
+        .ctx("counting the review queue")
+    }
+
+    /// One event that went to review (decided or not); `None` if no such review item.
+    pub async fn review_item(&self, seq: i64) -> Result<Option<ReviewItem>, StoreError> {
+        let sql = format!("{REVIEW_COLUMNS} WHERE l.seq = ? AND l.outcome = 'review'");
+        sqlx::query(&sql)
+            .bind(seq)
+            .fetch_optional(self.pool())
+            .await
+            .ctx("reading a review item")?
+            .map(review_item)
+            .transpose()
+    }
+
+    /// The active linkage model, if one was stored.
+    pub async fn active_linkage_model(&self) -> Result<Option<StoredModel>, StoreError> {
+        Ok(sqlx::query(
+            "SELECT version, model, trained_on, trained_at FROM linkage_models WHERE active = 1",
+        )
+        .fetch_optional(self.pool())
+        .await
+        .ctx("reading the active linkage model")?
+        .map(|r| StoredModel {
+            version: r.get(0),
+            model: r.get(1),
+            trained_on: r.get(2),
+            trained_at: r.get(3),
+        }))
+    }
+
+    /// Store a linkage model and make it the active one (a model already stored under the same
+    /// version is kept as it was and made active).
+    pub async fn activate_linkage_model(
+        &self,
+        version: &str,
+        model: &str,
+        trained_on: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .ctx("starting to store a linkage model")?;
+        sqlx::query("UPDATE linkage_models SET active = 0 WHERE active = 1")
+            .execute(&mut *tx)
+            .await
+            .ctx("deactivating the previous linkage model")?;
+        sqlx::query(
+            "INSERT INTO linkage_models (version, model, trained_on, trained_at, active) VALUES (?, ?, ?, ?, 1)
+             ON CONFLICT(version) DO UPDATE SET active = 1",
+        )
+        .bind(version)
+        .bind(model)
+        .bind(trained_on)
+        .bind(now())
+        .execute(&mut *tx)
+        .await
+        .ctx("storing a linkage model")?;
+        tx.commit().await.ctx("committing a linkage model")
+    }
+}
+
+impl BatchTx {
+    /// Record a person's decision on a review item. Fails with [`StoreError::Conflict`] if the
+    /// event is not in the review queue or was decided already.
+    pub async fn record_review(
+        &mut self,
+        seq: i64,
+        choice: &ReviewChoice,
+        decided_by: &str,
+        note: &str,
+    ) -> Result<(), StoreError> {
+        let state: Option<(String, Option<i64>)> = sqlx::query_as(
+            "SELECT l.outcome, r.seq FROM link_decisions l LEFT JOIN review_decisions r ON r.seq = l.seq WHERE l.seq = ?",
+        )
+        .bind(seq)
+        .fetch_optional(self.conn())
+        .await
+        .ctx("reading a review item")?;
+        match state {
+            None => {
+                return Err(StoreError::Conflict(format!(
+                    "event #{seq} has no identity decision (see `doudi review list`)"
+                )))
+            }
+            Some((outcome, _)) if outcome != "review" => {
+                return Err(StoreError::Conflict(format!(
+                    "event #{seq} was {outcome} by the linker, not sent to review"
+                )))
+            }
+            Some((_, Some(_))) => {
+                return Err(StoreError::Conflict(format!(
+                    "event #{seq} was decided already (see `doudi review show {seq}`)"
+                )))
+            }
+            Some(_) => {}
+        }
+        let (decision, household, member) = match choice {
+            ReviewChoice::Link {
+                household_id,
+                member_id,
+            } => (
+                "link",
+                Some(household_id.as_str()),
+                Some(member_id.as_str()),
+            ),
+            ReviewChoice::Reject => ("reject", None, None),
+        };
+        sqlx::query(
+            "INSERT INTO review_decisions (seq, decision, household_id, member_id, decided_by, decided_at, note)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(seq)
+        .bind(decision)
+        .bind(household)
+        .bind(member)
+        .bind(decided_by)
+        .bind(now())
+        .bind(note)
+        .execute(self.conn())
+        .await
+        .ctx("recording a review decision")?;
+        Ok(())
+    }
+
+    /// The household of an active register member; `None` if there is no such active member.
+    pub async fn member_household(
+        &mut self,
+        member_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT household_id FROM members WHERE member_id = ? AND active = 1")
+            .bind(member_id)
+            .fetch_optional(self.conn())
+            .await
+            .ctx("looking up a register member")
+    }
+
+    /// The normalised event stored at `seq`.
+    pub async fn event_at(&mut self, seq: i64) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT normalised FROM events WHERE seq = ?")
+            .bind(seq)
+            .fetch_optional(self.conn())
+            .await
+            .ctx("reading an event")
+    }
+}
