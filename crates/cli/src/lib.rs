@@ -60,6 +60,9 @@ enum Command {
     /// Inspect records refused at ingest.
     #[command(subcommand)]
     Deadletters(commands::deadletters::DeadlettersCommand),
+    /// Open warnings, most urgent first, with the officer responsible.
+    #[command(subcommand)]
+    Warnings(commands::warnings::WarningsCommand),
     /// The officer directory warnings and findings are routed to.
     #[command(subcommand)]
     Officers(commands::officers::OfficersCommand),
@@ -123,6 +126,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => commands::run::run(&config, args).await,
         Command::Status(args) => commands::status::run(&config, args).await,
         Command::Deadletters(c) => commands::deadletters::run(&config, c).await,
+        Command::Warnings(c) => commands::warnings::run(&config, c).await,
         Command::Officers(c) => commands::officers::run(&config, c).await,
         Command::Review(c) => commands::review::run(&config, c).await,
         Command::Rules(c) => commands::rules::run(c),

@@ -107,15 +107,21 @@ impl Store {
         Ok(s)
     }
 
-    /// Open warnings, most urgent first (level, then score), at most `limit`.
-    pub async fn open_warnings(&self, limit: i64) -> Result<Vec<WarningView>, StoreError> {
+    /// Open warnings, most urgent first (level, then score), at most `limit`; only those assigned
+    /// to `officer` when given.
+    pub async fn open_warnings(
+        &self,
+        limit: i64,
+        officer: Option<&str>,
+    ) -> Result<Vec<WarningView>, StoreError> {
         let rows = sqlx::query(
             "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.score, w.deadline, w.opened_at, w.summary, h.record, w.assigned_to
              FROM warnings w JOIN households h ON h.household_id = w.household_id
-             WHERE w.status = 'open'
+             WHERE w.status = 'open' AND (?1 IS NULL OR w.assigned_to = ?1)
              ORDER BY CASE w.level WHEN 'red' THEN 0 WHEN 'orange' THEN 1 WHEN 'yellow' THEN 2 ELSE 3 END, w.score DESC, w.warning_id
-             LIMIT ?",
+             LIMIT ?2",
         )
+        .bind(officer)
         .bind(limit)
         .fetch_all(self.pool())
         .await

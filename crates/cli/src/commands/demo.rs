@@ -119,7 +119,7 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
         level("orange"),
         level("yellow")
     );
-    for w in store.open_warnings(args.show).await? {
+    for w in store.open_warnings(args.show, None).await? {
         print_warning(&w);
     }
     println!(

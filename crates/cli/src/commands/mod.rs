@@ -7,6 +7,7 @@ pub mod review;
 pub mod rules;
 pub mod run;
 pub mod status;
+pub mod warnings;
 
 use anyhow::Context;
 use doudi_store::Store;

@@ -1,0 +1,239 @@
+//! End-to-end: a record the linker cannot decide goes to the review queue; a person's decision is
+//! recorded with who and why, and a linked record goes on through the pipeline (timeline,
+//! assessment, warning routed to the township officer).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::{json, Value};
+
+fn doudi(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_doudi"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("DOUDI_CONFIG")
+        .env_remove("DOUDI_DB")
+        .env_remove("DOUDI_USER")
+        .env("DOUDI_LOG", "warn")
+        .output()
+        .expect("run doudi")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "doudi failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn refused(out: Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "expected a refusal (exit 2): stdout {} stderr {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// One elderly woman enrolled twice (two households, same ID number, name and birth date): no
+/// linker can tell which household a record about her belongs to.
+fn household(id: &str) -> Value {
+    json!({
+        "household_id": id, "region_code": "341502001003", "address": format!("大塘村{id}号"),
+        "category": "tekun", "area": "rural", "monthly_benefit_fen": 117200, "enrolled_on": "2023-05-01",
+        "members": [{"member_id": format!("{id}-1"), "id_number": "34240119490127046X", "name": "陈桂兰",
+            "sex": "female", "birth_date": "1949-01-27", "relation": "head", "work_capacity": "none"}]
+    })
+}
+
+#[test]
+fn a_reviewed_record_is_linked_by_a_person_and_goes_on_to_a_routed_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let db = format!("sqlite://{}", dir.join("doudi.db").display());
+    std::fs::write(
+        dir.join("register.jsonl"),
+        format!("{}\n{}\n", household("HA"), household("HB")),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("officers.jsonl"),
+        [
+            json!({"officer_id": "o-341502001", "name": "李娜", "role": "officer", "region": "341502001", "substitute": "o-341502002"}),
+            json!({"officer_id": "o-341502002", "name": "王磊", "role": "officer", "region": "341502002"}),
+            json!({"officer_id": "s-341502", "name": "陈主任", "role": "supervisor", "region": "341502"}),
+        ]
+        .iter()
+        .map(|v| format!("{v}\n"))
+        .collect::<String>(),
+    )
+    .unwrap();
+    let feeds = dir.join("feeds/health_insurance");
+    std::fs::create_dir_all(&feeds).unwrap();
+    let event = json!({
+        "event_id": "YB-1", "source": "health_insurance", "kind": "serious_illness_diagnosed",
+        "occurred_at": "2026-02-12T10:05:00+08:00",
+        "subject": {"id_number": "34240119490127046X", "name": "陈桂兰", "birth_date": "1949-01-27",
+            "sex": "female", "region_code": "341502001003"},
+        "data": {"diagnosis": "C34.9", "description": "肺恶性肿瘤", "diagnosed_on": "2026-02-12"}
+    });
+    std::fs::write(feeds.join("2026-02.jsonl"), format!("{event}\n")).unwrap();
+
+    ok(doudi(dir, &["import", "register.jsonl", "--db", &db]));
+    let imported = ok(doudi(
+        dir,
+        &["officers", "import", "officers.jsonl", "--db", &db],
+    ));
+    assert!(imported.contains("3 added"), "{imported}");
+    ok(doudi(
+        dir,
+        &["run", "--feeds", "feeds", "--once", "--db", &db],
+    ));
+
+    let queue: Value =
+        serde_json::from_str(&ok(doudi(dir, &["review", "list", "--json", "--db", &db]))).unwrap();
+    let items = queue.as_array().unwrap();
+    assert_eq!(items.len(), 1, "{queue}");
+    let seq = items[0]["seq"].as_i64().unwrap().to_string();
+    assert!(items[0]["decision"].is_null());
+    let shown = ok(doudi(dir, &["review", "show", &seq, "--db", &db]));
+    assert!(
+        !shown.contains("34240119490127046X"),
+        "full ID number shown: {shown}"
+    );
+
+    // Without a name for the decider the decision is refused by the command line itself.
+    let no_by = doudi(dir, &["review", "decide", &seq, "--reject", "--db", &db]);
+    assert!(!no_by.status.success());
+    // A member who is not in the register is refused and nothing is recorded.
+    let e = refused(doudi(
+        dir,
+        &[
+            "review", "decide", &seq, "--link", "HZ-1", "--by", "li", "--db", &db,
+        ],
+    ));
+    assert!(
+        e.contains("HZ-1") && e.contains("not an active member"),
+        "{e}"
+    );
+
+    let done = ok(doudi(
+        dir,
+        &[
+            "review",
+            "decide",
+            &seq,
+            "--link",
+            "HA-1",
+            "--by",
+            "li",
+            "--note",
+            "checked hukou",
+            "--db",
+            &db,
+        ],
+    ));
+    assert!(done.contains("linked to household HA"), "{done}");
+    assert!(done.contains("warnings opened 1"), "{done}");
+
+    // Decided once only.
+    let e = refused(doudi(
+        dir,
+        &[
+            "review", "decide", &seq, "--reject", "--by", "wang", "--db", &db,
+        ],
+    ));
+    assert!(e.contains("decided already"), "{e}");
+
+    let queue: Value =
+        serde_json::from_str(&ok(doudi(dir, &["review", "list", "--json", "--db", &db]))).unwrap();
+    assert_eq!(queue.as_array().unwrap().len(), 0);
+    let item: Value = serde_json::from_str(&ok(doudi(
+        dir,
+        &["review", "show", &seq, "--json", "--db", &db],
+    )))
+    .unwrap();
+    assert_eq!(item["decision"]["decided_by"], "li");
+    assert_eq!(item["decision"]["member_id"], "HA-1");
+    assert_eq!(item["decision"]["note"], "checked hukou");
+
+    let status: Value =
+        serde_json::from_str(&ok(doudi(dir, &["status", "--json", "--db", &db]))).unwrap();
+    assert_eq!(
+        status["applied"], 1,
+        "the reviewed fact joined HA's timeline"
+    );
+    let open: i64 = status["warnings_open"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_i64().unwrap())
+        .sum();
+    assert_eq!(open, 1);
+    let list = ok(doudi(dir, &["officers", "list", "--db", &db]));
+    assert!(
+        list.contains("o-341502001") && list.contains("supervisor"),
+        "{list}"
+    );
+    // Routed to the officer of the household's township, and shown masked.
+    let warnings: Value = serde_json::from_str(&ok(doudi(
+        dir,
+        &[
+            "warnings",
+            "list",
+            "--officer",
+            "o-341502001",
+            "--json",
+            "--db",
+            &db,
+        ],
+    )))
+    .unwrap();
+    let w = &warnings.as_array().unwrap()[0];
+    assert_eq!(w["household_id"], "HA");
+    assert_eq!(w["assigned_to"], "o-341502001");
+    let text = warnings.to_string();
+    assert!(
+        !text.contains("34240119490127046X") && !text.contains("陈桂兰"),
+        "{text}"
+    );
+    let none: Value = serde_json::from_str(&ok(doudi(
+        dir,
+        &[
+            "warnings",
+            "list",
+            "--officer",
+            "o-341502002",
+            "--json",
+            "--db",
+            &db,
+        ],
+    )))
+    .unwrap();
+    assert_eq!(none.as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn a_bad_officer_file_is_refused_whole_with_line_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let db = format!("sqlite://{}", dir.join("doudi.db").display());
+    std::fs::write(
+        dir.join("officers.jsonl"),
+        "{\"officer_id\":\"a\",\"name\":\"x\",\"role\":\"officer\",\"region\":\"341502001\"}\n{\"officer_id\":\"b\",\"name\":\"y\",\"role\":\"chief\",\"region\":\"341502001\"}\n",
+    )
+    .unwrap();
+    let e = refused(doudi(
+        dir,
+        &["officers", "import", "officers.jsonl", "--db", &db],
+    ));
+    assert!(e.contains("line 2") && e.contains("chief"), "{e}");
+    let list = ok(doudi(dir, &["officers", "list", "--db", &db]));
+    assert!(list.contains("no officers"), "{list}");
+}
