@@ -334,7 +334,7 @@ impl BatchTx {
         let mut out = HashMap::new();
         for chunk in household_ids.chunks(CHUNK) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "SELECT warning_id, household_id, level, score, deadline FROM warnings WHERE status = 'open' AND household_id IN (",
+                "SELECT warning_id, household_id, level, score, deadline FROM warnings WHERE status <> 'resolved' AND household_id IN (",
             );
             let mut sep = qb.separated(", ");
             for id in chunk {

@@ -10,6 +10,7 @@
 mod batch;
 mod error;
 mod findings;
+mod lifecycle;
 mod officers;
 mod queries;
 mod register;
@@ -29,6 +30,7 @@ pub use batch::{
 };
 pub use error::StoreError;
 pub use findings::{CrosscheckRunRow, FindingRow, NightChanges, StoredFinding};
+pub use lifecycle::{HistoryEntry, WarningDetail, WarningMove};
 pub use officers::{OfficerImport, OfficerRow};
 pub use queries::{DeadLetterView, Status, WarningView};
 pub use register::ImportReport;

@@ -24,7 +24,7 @@ pub struct Status {
     /// Facts applied to household timelines.
     pub applied: i64,
     pub assessments: i64,
-    /// Open warnings by level.
+    /// Active (not yet resolved) warnings by level.
     pub warnings_open: BTreeMap<String, i64>,
     pub warnings_total: i64,
     pub households: i64,
@@ -96,18 +96,19 @@ impl Store {
                 _ => s.unmatched = n,
             }
         }
-        for row in
-            sqlx::query("SELECT level, COUNT(*) FROM warnings WHERE status = 'open' GROUP BY level")
-                .fetch_all(pool)
-                .await
-                .ctx("counting warnings")?
+        for row in sqlx::query(
+            "SELECT level, COUNT(*) FROM warnings WHERE status <> 'resolved' GROUP BY level",
+        )
+        .fetch_all(pool)
+        .await
+        .ctx("counting warnings")?
         {
             s.warnings_open.insert(row.get(0), row.get(1));
         }
         Ok(s)
     }
 
-    /// Open warnings, most urgent first (level, then score), at most `limit`; only those assigned
+    /// Active (not yet resolved) warnings, most urgent first (level, then score), at most `limit`; only those assigned
     /// to `officer` when given.
     pub async fn open_warnings(
         &self,
@@ -117,7 +118,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.score, w.deadline, w.opened_at, w.summary, h.record, w.assigned_to
              FROM warnings w JOIN households h ON h.household_id = w.household_id
-             WHERE w.status = 'open' AND (?1 IS NULL OR w.assigned_to = ?1)
+             WHERE w.status <> 'resolved' AND (?1 IS NULL OR w.assigned_to = ?1)
              ORDER BY CASE w.level WHEN 'red' THEN 0 WHEN 'orange' THEN 1 WHEN 'yellow' THEN 2 ELSE 3 END, w.score DESC, w.warning_id
              LIMIT ?2",
         )

@@ -2,11 +2,29 @@
 
 use std::process::ExitCode;
 
-use clap::Subcommand;
-use doudi_model::mask_id_str;
+use clap::{Subcommand, ValueEnum};
+use doudi_model::{mask_id_str, Category, Money, RegionCode};
+use doudi_store::{StoreError, WarningMove};
+use doudi_warnings::lifecycle::{authorise, transition, Disposition, Move, Status};
 
-use super::open_store;
+use super::{officers, open_store};
 use crate::Config;
+
+/// How a warning was resolved (see `doudi warnings resolve --help`).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum DispositionArg {
+    /// Temporary relief granted (--amount; above the township's limit a supervisor records it).
+    ReliefGranted,
+    /// Enrolled in 低保 / 特困 (--category).
+    Enrolled,
+    /// Referred to another department (--department).
+    Referred,
+    /// 风险消除: the risk is gone.
+    RiskCleared,
+    /// Nothing was wrong.
+    FalseAlarm,
+}
 
 #[derive(Debug, Subcommand)]
 pub enum WarningsCommand {
@@ -22,11 +40,66 @@ pub enum WarningsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// One warning: household, reasons, suggested relief, status and its whole history.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take a warning up (the deadline to act still runs).
+    Ack {
+        id: i64,
+        /// The officer acting (recorded; must be the assigned officer, their substitute or a
+        /// supervisor of the region).
+        #[arg(long, env = "DOUDI_USER", value_name = "OFFICER")]
+        by: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Record the home visit (入户核查).
+    Visit {
+        id: i64,
+        #[arg(long, env = "DOUDI_USER", value_name = "OFFICER")]
+        by: String,
+        /// What the visit found.
+        #[arg(long)]
+        note: String,
+    },
+    /// Close a warning with a disposition.
+    #[command(after_help = "\
+Examples:
+  doudi warnings resolve 17 --by o-341502001 --disposition relief_granted --amount 2000 --note \"急难型临时救助\"
+  doudi warnings resolve 18 --by o-341502001 --disposition referred --department 医保局 --note \"医疗救助\"
+  doudi warnings resolve 19 --by o-341502001 --disposition false_alarm --note \"账单已报销\"
+Relief and enrolment need a recorded visit first. Relief above the township's approval limit (relief.township_limit of the rule set) is recorded by a supervisor of the county.")]
+    Resolve {
+        id: i64,
+        #[arg(long, env = "DOUDI_USER", value_name = "OFFICER")]
+        by: String,
+        #[arg(long, value_enum)]
+        disposition: DispositionArg,
+        /// Relief amount in yuan (relief_granted).
+        #[arg(
+            long,
+            value_name = "YUAN",
+            required_if_eq("disposition", "relief_granted")
+        )]
+        amount: Option<Money>,
+        /// Category enrolled in (enrolled): dibao, tekun, …
+        #[arg(long, required_if_eq("disposition", "enrolled"))]
+        category: Option<String>,
+        /// Department referred to (referred).
+        #[arg(long, required_if_eq("disposition", "referred"))]
+        department: Option<String>,
+        /// Why (kept in the history).
+        #[arg(long)]
+        note: String,
+    },
 }
 
 pub async fn run(config: &Config, cmd: WarningsCommand) -> anyhow::Result<ExitCode> {
     let store = open_store(config).await?;
-    match cmd {
+    let code = match cmd {
         WarningsCommand::List {
             limit,
             officer,
@@ -54,10 +127,212 @@ pub async fn run(config: &Config, cmd: WarningsCommand) -> anyhow::Result<ExitCo
                     );
                 }
             }
+            ExitCode::SUCCESS
+        }
+        WarningsCommand::Show { id, json } => match store.warning_detail(id).await? {
+            None => {
+                eprintln!("error: no warning #{id} (see `doudi warnings list`)");
+                ExitCode::from(2)
+            }
+            Some(mut d) => {
+                mask_household(&mut d.warning.household);
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&d)?);
+                } else {
+                    print_detail(&d);
+                }
+                ExitCode::SUCCESS
+            }
+        },
+        WarningsCommand::Ack { id, by, note } => {
+            make_move(config, &store, id, &by, &note, Move::Acknowledge).await?
+        }
+        WarningsCommand::Visit { id, by, note } => {
+            make_move(config, &store, id, &by, &note, Move::Visit).await?
+        }
+        WarningsCommand::Resolve {
+            id,
+            by,
+            disposition,
+            amount,
+            category,
+            department,
+            note,
+        } => {
+            let d = match disposition {
+                DispositionArg::ReliefGranted => Disposition::ReliefGranted {
+                    amount: amount.unwrap_or(Money::ZERO),
+                },
+                DispositionArg::Enrolled => {
+                    let text = category.unwrap_or_default();
+                    match serde_json::from_value::<Category>(serde_json::Value::String(
+                        text.clone(),
+                    )) {
+                        Ok(category) => Disposition::Enrolled { category },
+                        Err(_) => {
+                            eprintln!("error: unknown category {text:?} (dibao, tekun, dibao_edge, expenditure, unstable, edge_prone, sudden)");
+                            return Ok(ExitCode::from(2));
+                        }
+                    }
+                }
+                DispositionArg::Referred => Disposition::Referred {
+                    department: department.unwrap_or_default(),
+                },
+                DispositionArg::RiskCleared => Disposition::RiskCleared,
+                DispositionArg::FalseAlarm => Disposition::FalseAlarm,
+            };
+            make_move(config, &store, id, &by, &note, Move::Resolve(d)).await?
+        }
+    };
+    store.close().await;
+    Ok(code)
+}
+
+/// Check a person's move (who may, and from which status), record it — or record the refusal.
+async fn make_move(
+    config: &Config,
+    store: &doudi_store::Store,
+    id: i64,
+    actor: &str,
+    note: &str,
+    m: Move,
+) -> anyhow::Result<ExitCode> {
+    let Some(detail) = store.warning_detail(id).await? else {
+        eprintln!("error: no warning #{id} (see `doudi warnings list`)");
+        return Ok(ExitCode::from(2));
+    };
+    let w = &detail.warning;
+    let Some(status) = Status::from_code(&w.status) else {
+        anyhow::bail!("warning #{id} has an unknown status {:?}", w.status);
+    };
+    let region = RegionCode::parse(&w.region_code)?;
+    let directory = officers::load_directory(store).await?;
+    let limit = config.rule_set()?.relief.township_limit;
+    if let Err(e) = authorise(
+        &directory,
+        actor,
+        w.assigned_to.as_deref(),
+        &region,
+        &m,
+        limit,
+    ) {
+        if e.is_unauthorised() {
+            store
+                .record_refused_move(id, m.code(), actor, note, &e.to_string())
+                .await?;
+            tracing::warn!(
+                warning_id = id,
+                action = m.code(),
+                "refused a warning move: not authorised"
+            );
+        }
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(2));
+    }
+    let to = match transition(status, &m) {
+        Ok(to) => to,
+        Err(e) => {
+            eprintln!("error: warning #{id}: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let disposition = match &m {
+        Move::Resolve(d) => Some(serde_json::to_string(d)?),
+        _ => None,
+    };
+    let moved = store
+        .move_warning(&WarningMove {
+            warning_id: id,
+            from: status.code(),
+            to: to.code(),
+            action: m.code(),
+            actor,
+            note,
+            disposition,
+        })
+        .await;
+    match moved {
+        Ok(()) => {
+            println!(
+                "warning #{id}: {} → {} by {actor}",
+                status.code(),
+                to.code()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(StoreError::Conflict(msg)) => {
+            eprintln!("error: {msg}");
+            Ok(ExitCode::from(2))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn print_detail(d: &doudi_store::WarningDetail) {
+    let w = &d.warning;
+    println!(
+        "warning #{} · {} · {} · score {} · household {} · region {}",
+        w.warning_id, w.status, w.level, w.score, w.household_id, w.region_code
+    );
+    println!(
+        "assigned to {} · opened {} · deadline {}",
+        w.assigned_to
+            .as_deref()
+            .unwrap_or("(nobody: no officer covers the region)"),
+        w.opened_at,
+        w.deadline
+    );
+    if let Some(members) = w.household.get("members").and_then(|m| m.as_array()) {
+        let list: Vec<String> = members
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} {}",
+                    m.get("name").and_then(|v| v.as_str()).unwrap_or(""),
+                    m.get("id_number").and_then(|v| v.as_str()).unwrap_or("")
+                )
+            })
+            .collect();
+        println!("members: {}", list.join(", "));
+    }
+    if let Some(contribs) = w.summary.get("contributions").and_then(|c| c.as_array()) {
+        println!(
+            "why (rule set {}):",
+            w.summary
+                .get("rule_set_version")
+                .and_then(|v| v.as_str())
+                .unwrap_or("?")
+        );
+        for c in contribs {
+            println!(
+                "  {:+5}  {}",
+                c.get("points").and_then(|v| v.as_i64()).unwrap_or(0),
+                c.get("reason_zh").and_then(|v| v.as_str()).unwrap_or("")
+            );
         }
     }
-    store.close().await;
-    Ok(ExitCode::SUCCESS)
+    if let Some(disposition) = &d.disposition {
+        println!("disposition: {disposition}");
+    }
+    println!("history:");
+    for h in &d.history {
+        println!(
+            "  {}  {:<12} by {:<14} level {:<6}{}{}",
+            h.at,
+            h.action,
+            h.actor,
+            h.level,
+            h.note
+                .as_deref()
+                .filter(|n| !n.is_empty())
+                .map(|n| format!(" — {n}"))
+                .unwrap_or_default(),
+            h.refused
+                .as_deref()
+                .map(|r| format!(" [REFUSED: {r}]"))
+                .unwrap_or_default()
+        );
+    }
 }
 
 /// Mask the ID numbers and names in a household record shown to a person.

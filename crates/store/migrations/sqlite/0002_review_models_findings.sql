@@ -78,3 +78,15 @@ CREATE TABLE findings (
 );
 CREATE UNIQUE INDEX findings_one_open_per_key ON findings(key) WHERE status = 'open';
 CREATE INDEX findings_region ON findings(region_code, status);
+
+-- The warning lifecycle: open → acknowledged → visited → resolved. One active (not resolved)
+-- warning per household episode.
+DROP INDEX warnings_one_open_per_household;
+CREATE UNIQUE INDEX warnings_one_active_per_household ON warnings(household_id) WHERE status <> 'resolved';
+ALTER TABLE warnings ADD COLUMN acknowledged_at TEXT;
+ALTER TABLE warnings ADD COLUMN visited_at TEXT;
+ALTER TABLE warnings ADD COLUMN resolved_at TEXT;
+ALTER TABLE warnings ADD COLUMN disposition TEXT;    -- JSON, set on resolve
+-- Why a person moved a warning, and for a refused attempt, why it was refused.
+ALTER TABLE warning_history ADD COLUMN note TEXT;
+ALTER TABLE warning_history ADD COLUMN refused TEXT;

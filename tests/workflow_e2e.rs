@@ -1,6 +1,7 @@
-//! End-to-end: a record the linker cannot decide goes to the review queue; a person's decision is
-//! recorded with who and why, and a linked record goes on through the pipeline (timeline,
-//! assessment, warning routed to the township officer).
+//! End-to-end, what people do with what the pipeline found: a record the linker cannot decide goes
+//! to the review queue, and a person's decision (recorded with who and why) sends a linked record on
+//! through the pipeline to a warning routed to the township officer; the officer acknowledges,
+//! visits and resolves the warning, and every move — refused ones included — is in its history.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -236,4 +237,217 @@ fn a_bad_officer_file_is_refused_whole_with_line_numbers() {
     assert!(e.contains("line 2") && e.contains("chief"), "{e}");
     let list = ok(doudi(dir, &["officers", "list", "--db", &db]));
     assert!(list.contains("no officers"), "{list}");
+}
+
+/// One household at risk (a death in a tekun household leaves nobody: red), its officer and their
+/// neighbour township's officer.
+fn warned(dir: &Path) -> (String, i64) {
+    let db = format!("sqlite://{}", dir.join("doudi.db").display());
+    std::fs::write(dir.join("register.jsonl"), format!("{}\n", household("HA"))).unwrap();
+    std::fs::write(
+        dir.join("officers.jsonl"),
+        [
+            json!({"officer_id": "li", "name": "李娜", "role": "officer", "region": "341502001", "substitute": "wang"}),
+            json!({"officer_id": "wang", "name": "王磊", "role": "officer", "region": "341502002"}),
+            json!({"officer_id": "zhou", "name": "周洁", "role": "officer", "region": "341503001"}),
+            json!({"officer_id": "chen", "name": "陈主任", "role": "supervisor", "region": "341502"}),
+        ]
+        .iter()
+        .map(|v| format!("{v}\n"))
+        .collect::<String>(),
+    )
+    .unwrap();
+    let feeds = dir.join("feeds/health_insurance");
+    std::fs::create_dir_all(&feeds).unwrap();
+    let event = json!({
+        "event_id": "YB-1", "source": "health_insurance", "kind": "serious_illness_diagnosed",
+        "occurred_at": "2026-02-12T10:05:00+08:00",
+        "subject": {"id_number": "34240119490127046X", "name": "陈桂兰", "birth_date": "1949-01-27",
+            "sex": "female", "region_code": "341502001003"},
+        "data": {"diagnosis": "C34.9", "description": "肺恶性肿瘤", "diagnosed_on": "2026-02-12"}
+    });
+    std::fs::write(feeds.join("2026-02.jsonl"), format!("{event}\n")).unwrap();
+    ok(doudi(dir, &["import", "register.jsonl", "--db", &db]));
+    ok(doudi(
+        dir,
+        &["officers", "import", "officers.jsonl", "--db", &db],
+    ));
+    ok(doudi(
+        dir,
+        &["run", "--feeds", "feeds", "--once", "--db", &db],
+    ));
+    let list: Value = serde_json::from_str(&ok(doudi(
+        dir,
+        &["warnings", "list", "--json", "--db", &db],
+    )))
+    .unwrap();
+    let w = &list.as_array().unwrap()[0];
+    assert_eq!(w["assigned_to"], "li");
+    (db, w["warning_id"].as_i64().unwrap())
+}
+
+#[test]
+fn a_warning_is_acknowledged_visited_and_resolved_by_its_officer_with_every_move_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (db, id) = warned(dir);
+    let id = id.to_string();
+
+    // Another township's officer is refused, and the attempt is recorded.
+    let e = refused(doudi(
+        dir,
+        &["warnings", "ack", &id, "--by", "zhou", "--db", &db],
+    ));
+    assert!(e.contains("may not act") && e.contains("\"li\""), "{e}");
+    // Resolving before acknowledging is refused with what to do.
+    let e = refused(doudi(
+        dir,
+        &[
+            "warnings",
+            "resolve",
+            &id,
+            "--by",
+            "li",
+            "--disposition",
+            "false_alarm",
+            "--note",
+            "x",
+            "--db",
+            &db,
+        ],
+    ));
+    assert!(e.contains("acknowledge it first"), "{e}");
+
+    ok(doudi(
+        dir,
+        &[
+            "warnings",
+            "ack",
+            &id,
+            "--by",
+            "wang",
+            "--note",
+            "substitute takes it",
+            "--db",
+            &db,
+        ],
+    ));
+    let e = refused(doudi(
+        dir,
+        &["warnings", "ack", &id, "--by", "li", "--db", &db],
+    ));
+    assert!(e.contains("acknowledged already"), "{e}");
+    // Relief needs the visit first.
+    let e = refused(doudi(
+        dir,
+        &[
+            "warnings",
+            "resolve",
+            &id,
+            "--by",
+            "li",
+            "--disposition",
+            "relief_granted",
+            "--amount",
+            "2000",
+            "--note",
+            "x",
+            "--db",
+            &db,
+        ],
+    ));
+    assert!(e.contains("visit"), "{e}");
+    ok(doudi(
+        dir,
+        &[
+            "warnings",
+            "visit",
+            &id,
+            "--by",
+            "li",
+            "--note",
+            "独居，住院中",
+            "--db",
+            &db,
+        ],
+    ));
+    // Above the township's limit (3,000 yuan by default) an officer is refused; the supervisor may.
+    let e = refused(doudi(
+        dir,
+        &[
+            "warnings",
+            "resolve",
+            &id,
+            "--by",
+            "li",
+            "--disposition",
+            "relief_granted",
+            "--amount",
+            "5000",
+            "--note",
+            "x",
+            "--db",
+            &db,
+        ],
+    ));
+    assert!(e.contains("approval limit"), "{e}");
+    ok(doudi(
+        dir,
+        &[
+            "warnings",
+            "resolve",
+            &id,
+            "--by",
+            "chen",
+            "--disposition",
+            "relief_granted",
+            "--amount",
+            "5000",
+            "--note",
+            "急难型临时救助",
+            "--db",
+            &db,
+        ],
+    ));
+
+    let d: Value = serde_json::from_str(&ok(doudi(
+        dir,
+        &["warnings", "show", &id, "--json", "--db", &db],
+    )))
+    .unwrap();
+    assert_eq!(d["status"], "resolved");
+    assert_eq!(d["disposition"]["disposition"], "relief_granted");
+    assert_eq!(d["disposition"]["amount_fen"], 500_000);
+    let history: Vec<(String, String, bool)> = d["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["action"].as_str().unwrap().to_string(),
+                h["actor"].as_str().unwrap().to_string(),
+                !h["refused"].is_null(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, bool)> = [
+        ("opened", "pipeline", false),
+        ("acknowledge", "zhou", true),
+        ("acknowledge", "wang", false),
+        ("visit", "li", false),
+        ("resolve", "li", true),
+        ("resolve", "chen", false),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), *c))
+    .collect();
+    assert_eq!(history, expected);
+    assert!(!d.to_string().contains("34240119490127046X"));
+    // Resolved: no longer in the list of active warnings.
+    let list: Value = serde_json::from_str(&ok(doudi(
+        dir,
+        &["warnings", "list", "--json", "--db", &db],
+    )))
+    .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 0);
 }

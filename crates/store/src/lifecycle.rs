@@ -1,0 +1,193 @@
+//! People's moves on warnings (acknowledge, visit, resolve) and the refused attempts, each recorded
+//! in the warning's history with who, when and why.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::error::Ctx;
+use crate::queries::WarningView;
+use crate::{now, Store, StoreError};
+
+/// One entry of a warning's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    pub at: String,
+    pub action: String,
+    pub actor: String,
+    pub level: String,
+    pub score: i64,
+    /// The event that caused a pipeline change.
+    pub source: Option<String>,
+    pub event_id: Option<String>,
+    pub note: Option<String>,
+    /// Set when the attempt was refused: why.
+    pub refused: Option<String>,
+}
+
+/// A warning with its lifecycle and history.
+#[derive(Clone, Debug, Serialize)]
+pub struct WarningDetail {
+    #[serde(flatten)]
+    pub warning: WarningView,
+    pub acknowledged_at: Option<String>,
+    pub visited_at: Option<String>,
+    pub resolved_at: Option<String>,
+    /// JSON, once resolved.
+    pub disposition: Option<serde_json::Value>,
+    pub history: Vec<HistoryEntry>,
+}
+
+/// A move to record.
+#[derive(Clone, Debug)]
+pub struct WarningMove<'a> {
+    pub warning_id: i64,
+    /// The status the move was decided from: if the warning moved meanwhile, the move is refused.
+    pub from: &'a str,
+    pub to: &'a str,
+    pub action: &'a str,
+    pub actor: &'a str,
+    pub note: &'a str,
+    /// JSON of the disposition (resolve only).
+    pub disposition: Option<String>,
+}
+
+impl Store {
+    /// One warning (any status) with its history, oldest entry first.
+    pub async fn warning_detail(
+        &self,
+        warning_id: i64,
+    ) -> Result<Option<WarningDetail>, StoreError> {
+        let Some(r) = sqlx::query(
+            "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.score, w.deadline, w.opened_at,
+                    w.summary, h.record, w.assigned_to, w.acknowledged_at, w.visited_at, w.resolved_at, w.disposition
+             FROM warnings w JOIN households h ON h.household_id = w.household_id WHERE w.warning_id = ?",
+        )
+        .bind(warning_id)
+        .fetch_optional(self.pool())
+        .await
+        .ctx("reading a warning")?
+        else {
+            return Ok(None);
+        };
+        let history = sqlx::query(
+            "SELECT at, action, actor, level, score, source, event_id, note, refused FROM warning_history
+             WHERE warning_id = ? ORDER BY id",
+        )
+        .bind(warning_id)
+        .fetch_all(self.pool())
+        .await
+        .ctx("reading a warning's history")?
+        .into_iter()
+        .map(|h| HistoryEntry {
+            at: h.get(0),
+            action: h.get(1),
+            actor: h.get(2),
+            level: h.get(3),
+            score: h.get(4),
+            source: h.get(5),
+            event_id: h.get(6),
+            note: h.get(7),
+            refused: h.get(8),
+        })
+        .collect();
+        let disposition: Option<String> = r.get(14);
+        Ok(Some(WarningDetail {
+            warning: WarningView {
+                warning_id: r.get(0),
+                household_id: r.get(1),
+                region_code: r.get(2),
+                status: r.get(3),
+                level: r.get(4),
+                score: r.get(5),
+                deadline: r.get(6),
+                opened_at: r.get(7),
+                summary: serde_json::from_str(&r.get::<String, _>(8)).unwrap_or_default(),
+                household: serde_json::from_str(&r.get::<String, _>(9)).unwrap_or_default(),
+                assigned_to: r.get(10),
+            },
+            acknowledged_at: r.get(11),
+            visited_at: r.get(12),
+            resolved_at: r.get(13),
+            disposition: disposition.and_then(|d| serde_json::from_str(&d).ok()),
+            history,
+        }))
+    }
+
+    /// Carry out a person's move, with its history entry, in one transaction. Refused with
+    /// [`StoreError::Conflict`] if the warning is no longer in `from` (someone moved it meanwhile).
+    pub async fn move_warning(&self, m: &WarningMove<'_>) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await.ctx("starting a warning move")?;
+        let at = now();
+        let stamp = match m.to {
+            "acknowledged" => "acknowledged_at",
+            "visited" => "visited_at",
+            "resolved" => "resolved_at",
+            other => {
+                return Err(StoreError::Conflict(format!(
+                    "unknown warning status {other:?}"
+                )))
+            }
+        };
+        // A visit also acknowledges a warning nobody acknowledged.
+        let sql = format!(
+            "UPDATE warnings SET status = ?, {stamp} = ?, acknowledged_at = COALESCE(acknowledged_at, ?),
+                 disposition = COALESCE(?, disposition), updated_at = ?
+             WHERE warning_id = ? AND status = ?"
+        );
+        let done = sqlx::query(&sql)
+            .bind(m.to)
+            .bind(&at)
+            .bind(&at)
+            .bind(&m.disposition)
+            .bind(&at)
+            .bind(m.warning_id)
+            .bind(m.from)
+            .execute(&mut *tx)
+            .await
+            .ctx("moving a warning")?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Conflict(format!(
+                "warning #{} is no longer {}: someone moved it meanwhile (see `doudi warnings show {}`)",
+                m.warning_id, m.from, m.warning_id
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO warning_history (warning_id, action, level, score, actor, at, note)
+             SELECT warning_id, ?, level, score, ?, ?, ? FROM warnings WHERE warning_id = ?",
+        )
+        .bind(m.action)
+        .bind(m.actor)
+        .bind(&at)
+        .bind(m.note)
+        .bind(m.warning_id)
+        .execute(&mut *tx)
+        .await
+        .ctx("recording a warning move")?;
+        tx.commit().await.ctx("committing a warning move")
+    }
+
+    /// Record an attempt that was refused (who tried what, and why it was refused).
+    pub async fn record_refused_move(
+        &self,
+        warning_id: i64,
+        action: &str,
+        actor: &str,
+        note: &str,
+        refused: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO warning_history (warning_id, action, level, score, actor, at, note, refused)
+             SELECT warning_id, ?, level, score, ?, ?, ?, ? FROM warnings WHERE warning_id = ?",
+        )
+        .bind(action)
+        .bind(actor)
+        .bind(now())
+        .bind(note)
+        .bind(refused)
+        .bind(warning_id)
+        .execute(self.pool())
+        .await
+        .ctx("recording a refused warning move")?;
+        Ok(())
+    }
+}
