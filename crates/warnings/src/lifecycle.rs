@@ -155,16 +155,12 @@ pub fn transition(status: Status, m: &Move) -> Result<Status, MoveError> {
         (Status::Open | Status::Acknowledged, Move::Visit) => Ok(Status::Visited),
         (Status::Visited, Move::Visit) => Err(bad(" (the visit is recorded already)")),
         (Status::Open, Move::Resolve(_)) => Err(bad(" (acknowledge it first)")),
-        (Status::Acknowledged, Move::Resolve(d))
-            if matches!(
-                d,
-                Disposition::ReliefGranted { .. } | Disposition::Enrolled { .. }
-            ) =>
-        {
-            Err(bad(
-                " before a visit (relief and enrolment follow a home visit: record it with `visit`)",
-            ))
-        }
+        (
+            Status::Acknowledged,
+            Move::Resolve(Disposition::ReliefGranted { .. } | Disposition::Enrolled { .. }),
+        ) => Err(bad(
+            " before a visit (relief and enrolment follow a home visit: record it with `visit`)",
+        )),
         (Status::Acknowledged | Status::Visited, Move::Resolve(_)) => Ok(Status::Resolved),
     }
 }
