@@ -291,3 +291,38 @@ mod tests {
         assert!(read_capped_line(&mut r, 8, &mut buf).unwrap().is_none());
     }
 }
+
+/// Up to `max` subjects of valid events from the feeds under `dir`, taken evenly from every source
+/// (round robin over the sources, each read from its first file on): what the identity model is
+/// trained on. Deterministic for the same files. Invalid lines are skipped here (the run itself
+/// dead-letters them).
+pub fn sample_subjects(
+    dir: &Path,
+    limits: &doudi_model::ParseLimits,
+    max: usize,
+) -> Result<Vec<doudi_model::Subject>, PipelineError> {
+    let mut readers: Vec<SourceReader> = scan_feeds(dir)?
+        .into_iter()
+        .map(|files| SourceReader::new(files, HashMap::new(), limits.max_event_bytes + 1, true))
+        .collect();
+    let mut out = Vec::with_capacity(max.min(1 << 20));
+    while out.len() < max && !readers.is_empty() {
+        let mut i = 0;
+        while i < readers.len() && out.len() < max {
+            match readers[i].next_record()? {
+                None => {
+                    readers.remove(i);
+                    continue;
+                }
+                Some(r) if !r.truncated() => {
+                    if let Ok(event) = doudi_model::parse_event(&r.bytes, limits) {
+                        out.push(event.subject);
+                    }
+                }
+                Some(_) => {}
+            }
+            i += 1;
+        }
+    }
+    Ok(out)
+}
