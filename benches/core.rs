@@ -2,7 +2,7 @@
 //! `cargo bench --bench core`
 
 use chrono::NaiveDate;
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use doudi_linkage::RegisterIndex;
 use doudi_model::{parse_event, Fact, ParseLimits};
 use doudi_risk::{assess, derive_state, RuleSet};
@@ -97,12 +97,30 @@ fn benches(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function(
         format!("derive_state + assess ({} facts)", facts.len()),
+        |b| b.iter(|| assess(&rules, household, &derive_state(household, facts, as_of))),
+    );
+    // Realistic households: every household of the register with its year of linked facts,
+    // assessed as of the end of the window (most have a few routine facts, a few a hardship).
+    let end = events.iter().map(|e| e.occurred_at).max().expect("events");
+    let none = Vec::new();
+    let rows: Vec<_> = register
+        .iter()
+        .map(|h| (h, timelines.get(&h.household_id).unwrap_or(&none)))
+        .collect();
+    let n_facts: usize = rows.iter().map(|(_, f)| f.len()).sum();
+    g.throughput(Throughput::Elements(rows.len() as u64));
+    g.bench_function(
+        format!(
+            "assessments/s: derive_state + assess, {} households, {:.1} facts each",
+            rows.len(),
+            n_facts as f64 / rows.len() as f64
+        ),
         |b| {
-            b.iter_batched(
-                || facts.clone(),
-                |f| assess(&rules, household, &derive_state(household, &f, as_of)),
-                BatchSize::SmallInput,
-            )
+            b.iter(|| {
+                rows.iter()
+                    .map(|(h, f)| assess(&rules, h, &derive_state(h, f, end)).score)
+                    .sum::<i64>()
+            })
         },
     );
     g.finish();

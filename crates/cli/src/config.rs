@@ -16,6 +16,8 @@ pub struct Config {
     pub feeds: FeedsConfig,
     pub limits: LimitsConfig,
     pub rules: RulesConfig,
+    /// What the nightly cross-check counts as disqualifying, income lines, review deadline.
+    pub crosscheck: doudi_crosscheck::CheckConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

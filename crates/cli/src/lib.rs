@@ -69,6 +69,14 @@ enum Command {
     /// The identity review queue: records the linker could not decide alone.
     #[command(subcommand)]
     Review(commands::review::ReviewCommand),
+    /// Nightly cross-check of the register against full department snapshots (deaths, hukou,
+    /// vehicles, properties, companies, wages, payments).
+    Crosscheck(commands::crosscheck::CrosscheckArgs),
+    /// Findings of the nightly cross-checks: eligibility reviews routed to officers.
+    #[command(subcommand)]
+    Findings(commands::findings::FindingsCommand),
+    /// Replay every stored household timeline under another rule set: what would change.
+    Backtest(commands::backtest::BacktestArgs),
     /// Check a rule-set file.
     #[command(subcommand)]
     Rules(commands::rules::RulesCommand),
@@ -129,6 +137,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Warnings(c) => commands::warnings::run(&config, c).await,
         Command::Officers(c) => commands::officers::run(&config, c).await,
         Command::Review(c) => commands::review::run(&config, c).await,
+        Command::Crosscheck(args) => commands::crosscheck::run(&config, args).await,
+        Command::Findings(c) => commands::findings::run(&config, c).await,
+        Command::Backtest(args) => commands::backtest::run(&config, args).await,
         Command::Rules(c) => commands::rules::run(c),
         Command::Migrate => {
             let store = commands::open_store(&config).await?;

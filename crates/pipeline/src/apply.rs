@@ -6,7 +6,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use chrono::Utc;
-use doudi_linkage::{Outcome, RegisterIndex};
+use doudi_linkage::{Linker, Outcome, RegisterIndex};
 use doudi_model::{Fact, Household, ParseLimits};
 use doudi_risk::{assess, derive_state, Level, RuleSet};
 use doudi_store::{
@@ -24,7 +24,7 @@ pub struct Engine {
     pub rules: RuleSet,
     pub limits: ParseLimits,
     households: HashMap<String, Household>,
-    index: RegisterIndex,
+    index: Linker,
     /// Who is responsible for which region (empty: warnings stay unassigned).
     pub directory: Directory,
     cache: Mutex<TimelineCache>,
@@ -52,7 +52,8 @@ impl TimelineCache {
 
 impl Engine {
     pub fn new(rules: RuleSet, limits: ParseLimits, register: Vec<Household>) -> Self {
-        let index = RegisterIndex::build(&register);
+        // The prior model until a trained one is stored (see `doudi_linkage::train`).
+        let index = Linker::with_prior(RegisterIndex::build(&register));
         let households = register
             .into_iter()
             .map(|h| (h.household_id.clone(), h))
@@ -73,8 +74,8 @@ impl Engine {
         self
     }
 
-    /// The register's identity index (read-only while running).
-    pub fn index(&self) -> &RegisterIndex {
+    /// The register's identity linker: index, model, thresholds (read-only while running).
+    pub fn index(&self) -> &Linker {
         &self.index
     }
 }

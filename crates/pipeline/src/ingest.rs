@@ -18,20 +18,20 @@ pub struct Ingested {
 }
 
 impl Ingested {
-    /// Link the event ahead of the applier (pure: the register index is read-only).
-    pub fn link_with(&mut self, index: &doudi_linkage::RegisterIndex) {
+    /// Link the event ahead of the applier (pure: the linker is read-only).
+    pub fn link_with(&mut self, linker: &doudi_linkage::Linker) {
         if let Ok(event) = &self.result {
-            self.link = Some(link_event(index, event));
+            self.link = Some(link_event(linker, event));
         }
     }
 }
 
 /// Link one event: the decision and its evidence as JSON.
 pub(crate) fn link_event(
-    index: &doudi_linkage::RegisterIndex,
+    linker: &doudi_linkage::Linker,
     event: &Event,
 ) -> (doudi_linkage::LinkDecision, String) {
-    let decision = index.link(&event.subject);
+    let decision = linker.link(&event.subject);
     let evidence = serde_json::to_string(&decision.evidence).unwrap_or_default();
     (decision, evidence)
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::level::Level;
 use crate::relief::{suggest_relief, ReliefSuggestion};
 use crate::review::review_needed;
-use crate::rules::{able, RULES, VULNERABILITY_ID};
+use crate::rules::{able, watch, Ctx, RULES, VULNERABILITY_ID};
 use crate::ruleset::RuleSet;
 use crate::state::HouseholdState;
 
@@ -43,7 +43,14 @@ pub struct Assessment {
 
 /// Assess a household from its derived state. Pure; never panics.
 pub fn assess(rules: &RuleSet, household: &Household, state: &HouseholdState) -> Assessment {
-    let review = review_needed(rules, household, state);
+    let cx = Ctx::new(rules, household, state);
+    assess_in(&cx)
+}
+
+/// Assess with the per-assessment context already worked out.
+pub(crate) fn assess_in(cx: &Ctx) -> Assessment {
+    let (rules, household, state) = (cx.rules, cx.household, cx.state);
+    let review = review_needed(cx);
     let mut assessment = Assessment {
         rule_set_version: rules.version.clone(),
         household_id: household.household_id.clone(),
@@ -59,20 +66,31 @@ pub fn assess(rules: &RuleSet, household: &Household, state: &HouseholdState) ->
         return assessment;
     }
 
-    let mut contributions: Vec<Contribution> = RULES
-        .iter()
-        .filter_map(|(_, rule)| rule(rules, household, state))
-        .filter(|c| c.points != 0)
-        .collect();
+    let mut contributions: Vec<Contribution> = Vec::new();
+    for (_, rule) in RULES.iter() {
+        if let Some(c) = rule(cx) {
+            if c.points != 0 {
+                contributions.push(c);
+            }
+        }
+    }
+    if contributions.is_empty() {
+        return assessment;
+    }
     let base: i64 = contributions.iter().map(|c| c.points).sum();
     if base > 0 {
         if let Some(v) = vulnerability(rules, household, state, base) {
             contributions.push(v);
         }
     }
-    let score: i64 = contributions.iter().map(|c| c.points).sum::<i64>().max(0);
+    let mut score: i64 = contributions.iter().map(|c| c.points).sum::<i64>().max(0);
+    // A household never cleared (nobody can work) stays watched at a fixed score.
+    if let Some(w) = watch::adjust(cx, score) {
+        score += w.points;
+        contributions.push(w);
+    }
     let level = rules.levels.level_for(score);
-    assessment.relief = suggest_relief(rules, household, state, level, &contributions);
+    assessment.relief = suggest_relief(cx, level, &contributions);
     assessment.act_within_hours = rules.levels.params(level).map(|p| p.act_within_hours);
     assessment.score = score;
     assessment.level = level;
@@ -173,7 +191,7 @@ mod tests {
     use crate::state::derive_state;
     use crate::testkit::*;
     use doudi_model::event::HouseGrade;
-    use doudi_model::{Category, Money};
+    use doudi_model::{Category, Money, WorkCapacity};
 
     fn run(h: &Household, facts: &[doudi_model::Fact], day: &str) -> Assessment {
         let rules = RuleSet::builtin();
@@ -223,6 +241,10 @@ mod tests {
         assert_eq!(a.level, Level::Red, "{a:#?}");
         assert_eq!(a.act_within_hours, Some(24));
         sum_is_score(&a);
+        // earner 70 + income per head down 70 % 15 = 85, × (1.3 低保 + 0.1 a child) = 119
+        let points: Vec<_> = a.contributions.iter().map(|c| c.points).collect();
+        assert_eq!(points, vec![70, 15, 34]);
+        assert_eq!(a.score, 119);
         let c = &a.contributions[0];
         assert_eq!(c.rule_id, "death");
         assert_eq!(c.event_ids, vec!["E1".to_string()]);
@@ -272,11 +294,173 @@ mod tests {
     }
 
     #[test]
-    fn old_events_no_longer_count() {
+    fn risk_is_cleared_after_six_stable_months_and_the_officer_is_told() {
+        // the child dies: income per head rises ((2,000 × 0.8 + 500) / 2 = 1,050), nobody lost work
+        let h = family_dibao_rural();
+        let facts = [fact("E1", "M3", "2025-07-01", death("2025-07-01"))];
+        let a = run(&h, &facts, "2025-07-02");
+        assert_eq!(a.level, Level::Yellow);
+        assert_eq!(a.score, 39); // 30 × 1.3
+                                 // six months later, stable: cleared
+        let s = derive_state(&h, &facts, at("2026-01-02"));
+        let c = s.clearance(&RuleSet::builtin(), &h);
+        assert_eq!(c.status, crate::ClearanceStatus::Cleared);
+        assert_eq!(c.cleared_on, Some(date("2026-01-01")));
+        let a = run(&h, &facts, "2026-01-02");
+        assert_eq!(a.level, Level::None, "{a:#?}");
+        assert!(a.contributions.is_empty());
+        assert!(
+            a.review_needed[0].starts_with("[risk_cleared] 自2025-07-01起无新的风险因素"),
+            "{:#?}",
+            a.review_needed
+        );
+        // the day before, not yet
+        assert_eq!(run(&h, &facts, "2025-12-31").level, Level::Yellow);
+    }
+
+    #[test]
+    fn earner_death_with_income_still_below_the_line_is_not_cleared_after_six_months() {
         let h = family_dibao_rural();
         let facts = [fact("E1", "M1", "2025-07-01", death("2025-07-01"))];
-        assert_eq!(run(&h, &facts, "2025-07-02").level, Level::Red);
-        assert_eq!(run(&h, &facts, "2026-04-01").level, Level::None);
+        let a = run(&h, &facts, "2026-04-01");
+        // death of an earner 70, income per head down 70 % (666.66 → 200) 15; ×1.4 (低保, a child)
+        let points: Vec<_> = a
+            .contributions
+            .iter()
+            .map(|c| (c.rule_id.as_str(), c.points))
+            .collect();
+        assert_eq!(
+            points,
+            vec![
+                ("death", 70),
+                ("income_below_line", 15),
+                ("vulnerability", 34)
+            ]
+        );
+        assert_eq!(a.level, Level::Red);
+        assert!(
+            a.review_needed.iter().any(|r| r.starts_with(
+                "[risk_not_cleared] 风险自2025-07-01起尚未消除：扣除后人均月收入仍低于666.66元"
+            )),
+            "{:#?}",
+            a.review_needed
+        );
+    }
+
+    #[test]
+    fn household_nobody_in_which_can_work_is_never_cleared_but_stays_watched_at_yellow() {
+        let h = single_elderly(Category::EdgeProne);
+        let facts = [fact(
+            "E1",
+            "M1",
+            "2025-06-01",
+            disaster(800_000, false, "2025-06-01"),
+        )];
+        // fresh: 30 × (1.1 + 0.3 alone + 0.2 nobody able) = 48
+        assert_eq!(run(&h, &facts, "2025-06-02").score, 48);
+        let a = run(&h, &facts, "2026-04-01");
+        let points: Vec<_> = a
+            .contributions
+            .iter()
+            .map(|c| (c.rule_id.as_str(), c.points))
+            .collect();
+        assert_eq!(
+            points,
+            vec![
+                ("disaster_damage", 30),
+                ("vulnerability", 18),
+                ("watch", -18)
+            ]
+        );
+        assert_eq!((a.score, a.level), (30, Level::Yellow));
+        assert!(a.contributions[2].reason_zh.contains("不作风险消除"));
+        sum_is_score(&a);
+    }
+
+    #[test]
+    fn earner_death_with_no_one_left_able_to_work_is_red() {
+        let mut h = family_dibao_rural();
+        h.members[1].work_capacity = WorkCapacity::None;
+        let facts = [fact("E1", "M1", "2026-03-02", death("2026-03-02"))];
+        let a = run(&h, &facts, "2026-03-03");
+        let points: Vec<_> = a
+            .contributions
+            .iter()
+            .map(|c| (c.rule_id.as_str(), c.points))
+            .collect();
+        // 90 + income per head down 70 % 15 = 105; × (1.3 + 0.1 child + 0.2 nobody able) = 168
+        assert_eq!(
+            points,
+            vec![
+                ("death", 90),
+                ("income_below_line", 15),
+                ("vulnerability", 63)
+            ]
+        );
+        assert_eq!(
+            (a.score, a.level, a.act_within_hours),
+            (168, Level::Red, Some(24))
+        );
+        sum_is_score(&a);
+    }
+
+    #[test]
+    fn vulnerability_multiplier_scales_by_category_elderly_alone_children_and_work_capacity() {
+        let rules = RuleSet::builtin();
+        let h = single_elderly(Category::Tekun);
+        let s = derive_state(&h, &[], at("2026-03-01"));
+        let v = vulnerability(&rules, &h, &s, 100).unwrap();
+        // 1.5 + 0.3 + 0.2 = 2.0
+        assert_eq!(v.points, 100);
+        assert_eq!(
+            v.reason_en,
+            "Vulnerability: category 特困人员 tekun (×1.5), an elderly person living alone (+0.3), nobody able to work (+0.2); score 100 × 2.0 = 200"
+        );
+        let f = family(Category::EdgeProne);
+        let s = derive_state(&f, &[], at("2026-03-01"));
+        // 1.1 + 0.1 children
+        assert_eq!(vulnerability(&rules, &f, &s, 100).unwrap().points, 20);
+    }
+
+    #[test]
+    fn levels_and_deadlines_follow_the_rule_set() {
+        let rules = RuleSet::builtin();
+        let l = &rules.levels;
+        assert_eq!(l.level_for(29), Level::None);
+        assert_eq!(l.level_for(30), Level::Yellow);
+        assert_eq!(l.level_for(60), Level::Orange);
+        assert_eq!(l.level_for(90), Level::Red);
+        assert_eq!(l.params(Level::Red).map(|p| p.act_within_hours), Some(24));
+        assert_eq!(
+            l.params(Level::Orange).map(|p| p.act_within_hours),
+            Some(72)
+        );
+        assert_eq!(
+            l.params(Level::Yellow).map(|p| p.act_within_hours),
+            Some(360)
+        );
+    }
+
+    #[test]
+    fn score_only_rises_as_facts_arrive_in_an_open_episode() {
+        let h = family(Category::DibaoEdge);
+        let all = [
+            fact(
+                "E1",
+                "M1",
+                "2026-02-01",
+                job_lost("2026-01-31", Some(200_000)),
+            ),
+            fact("E2", "M1", "2026-02-10", unemployment("2026-02-10")),
+            fact("E3", "M2", "2026-03-01", diagnosis("C50.9", "2026-03-01")),
+            fact("E4", "M1", "2026-04-01", job_started("2026-04-01", 300_000)),
+        ];
+        let mut last = 0;
+        for n in 1..=all.len() {
+            let a = run(&h, &all[..n], "2026-04-02");
+            assert!(a.score >= last, "{n}: {} < {last}", a.score);
+            last = a.score;
+        }
     }
 
     #[test]
@@ -407,9 +591,23 @@ mod tests {
         )];
         let a = run(&h, &facts, "2026-02-02");
         sum_is_score(&a);
-        let ids: Vec<_> = a.contributions.iter().map(|c| c.rule_id.as_str()).collect();
-        assert_eq!(ids, vec!["job_loss", "income_below_line", "vulnerability"]);
-        assert_eq!(a.level, Level::Orange, "{a:#?}");
+        let points: Vec<_> = a
+            .contributions
+            .iter()
+            .map(|c| (c.rule_id.as_str(), c.points))
+            .collect();
+        // job lost 25 + nobody left in work 10; income per head after deductions down 80 %
+        // (666.66 → 133.33; already below 732 at registration, so a sharp drop) 15;
+        // × (1.2 低保边缘 + 0.1 a child) = 65
+        assert_eq!(
+            points,
+            vec![
+                ("job_loss", 35),
+                ("income_below_line", 15),
+                ("vulnerability", 15)
+            ]
+        );
+        assert_eq!((a.score, a.level), (65, Level::Orange), "{a:#?}");
         assert_eq!(a.act_within_hours, Some(72));
         assert_eq!(a.relief.as_ref().map(|r| r.kind.as_str()), Some("expense"));
     }

@@ -3,17 +3,26 @@
 //! What it is for: given a household of the low-income register and the facts linked to it, derive
 //! the household's state ([`derive_state`]), score it under a versioned rule set ([`assess`]) and
 //! say how urgent it is, why (each rule's contribution in plain words, with amounts, dates and the
-//! events behind it), what temporary relief to suggest and who may approve it, and which reviews
-//! (低保渐退, asset check, benefit stop on death) to open. Every number comes from the rule set
-//! (`rules/default.toml`), whose version is stamped on each assessment so that an auditor can
-//! replay it.
+//! events behind it), what temporary relief to suggest and who may approve it, which enrolment to
+//! consider (单人户, 低保, 特困), and which reviews (低保渐退, asset check, benefit stop on death,
+//! 风险消除) to open. Every number comes from the rule set (`rules/default.toml`), whose version
+//! is stamped on each assessment so that an auditor can replay it; [`backtest`] replays stored
+//! timelines under a candidate rule set and says what would change.
+//!
+//! Income is compared with the lines after the deductions the policy makes (刚性支出: medical
+//! out-of-pocket and schooling; 就业成本: a share of wages). A risk signal counts until the risk is
+//! cleared ([`clearance`]: six stable months, income back at or above the line, someone able to
+//! work); a household nobody in which can work is never cleared and stays watched.
 //!
 //! What it must never do: any I/O (it only parses a TOML string it is given), any logging, any
 //! panic on input, any float arithmetic on money (amounts are integer fen, ratios permille). The
-//! derived state carries no names or ID numbers. A rise in income or assets never lowers a score
-//! or cuts a benefit by itself: it opens a review.
+//! derived state carries no names or ID numbers, and borrows its identifiers from the facts (no
+//! string is allocated to derive it). A rise in income or assets never lowers a score or cuts a
+//! benefit by itself: it opens a review.
 
 pub mod assess;
+pub mod backtest;
+pub mod clearance;
 pub mod level;
 pub mod relief;
 pub mod review;
@@ -22,9 +31,13 @@ pub mod ruleset;
 pub mod state;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod testkit;
 
 pub use assess::{assess, Assessment, Contribution};
+pub use backtest::{backtest, BacktestReport};
+pub use clearance::{Clearance, ClearanceStatus};
 pub use level::Level;
 pub use relief::ReliefSuggestion;
 pub use rules::{RULES, RULE_IDS, VULNERABILITY_ID};

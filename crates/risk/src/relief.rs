@@ -1,13 +1,12 @@
 //! The temporary-relief (临时救助) suggestion: the local 低保 standard × months by level, more for
 //! an emergency, capped; within the township's approval limit or not.
 
-use doudi_model::{Household, Money};
+use doudi_model::{Category, Money};
 use serde::{Deserialize, Serialize};
 
 use crate::assess::Contribution;
 use crate::level::Level;
-use crate::ruleset::RuleSet;
-use crate::state::HouseholdState;
+use crate::rules::{able, Ctx};
 
 /// What an officer may grant, and who approves it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +21,10 @@ pub struct ReliefSuggestion {
     pub approver: String,
     pub reason_zh: String,
     pub reason_en: String,
+    /// Enrolment to consider beside the one-off relief, one line each, `[code] 中文 / English`:
+    /// `single_person` (单人户: enrol a severely ill or disabled member alone), `dibao`, `tekun`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enrolment: Vec<String>,
 }
 
 pub const KIND_EMERGENCY: &str = "emergency";
@@ -32,12 +35,11 @@ pub const APPROVER_COUNTY: &str = "county";
 /// The suggestion for a level and the contributions that led to it; `None` at level none or
 /// when the level suggests no months.
 pub fn suggest_relief(
-    rules: &RuleSet,
-    household: &Household,
-    state: &HouseholdState,
+    cx: &Ctx,
     level: Level,
     contributions: &[Contribution],
 ) -> Option<ReliefSuggestion> {
+    let rules = cx.rules;
     let lp = rules.levels.params(level)?;
     let r = &rules.relief;
     let fired = |ids: &[String]| contributions.iter().any(|c| ids.contains(&c.rule_id));
@@ -52,9 +54,7 @@ pub fn suggest_relief(
     if months == 0 {
         return None;
     }
-    let standard = rules
-        .standard_for(&state.region_code, household.area)
-        .dibao_monthly;
+    let standard = cx.standard.dibao_monthly;
     let amount = standard.times(months);
     let within = amount <= r.township_limit;
     let limit = r.township_limit;
@@ -66,7 +66,10 @@ pub fn suggest_relief(
     let (extra_zh, extra_en) = if extra > 0 && months > lp.relief_months {
         (
             format!("，急难型加{extra}个月"),
-            format!(", {extra} more for an emergency"),
+            format!(
+                ", {extra} more month{} for an emergency",
+                if extra == 1 { "" } else { "s" }
+            ),
         )
     } else {
         (String::new(), String::new())
@@ -98,15 +101,52 @@ pub fn suggest_relief(
             level.name_zh()
         ),
         reason_en: format!(
-            "Suggest {kind_en} temporary relief of {amount} yuan (local 低保 standard {standard} yuan a month × {months} months for a {} warning{extra_en}); {who_en}",
+            "Suggest {kind_en} temporary relief of {amount} yuan (local 低保 standard {standard} yuan a month × {months} month{} for {} {} warning{extra_en}); {who_en}",
+            if months == 1 { "" } else { "s" },
+            if level == Level::Orange { "an" } else { "a" },
             level.code()
         ),
+        enrolment: enrolment(cx, contributions),
     })
+}
+
+/// Enrolment an officer should consider: 单人户 for a severely ill or disabled member of a
+/// household not on 低保/特困, 低保 when income after deductions is below the standard now, 特困
+/// when nobody can work and there is no income.
+fn enrolment(cx: &Ctx, contributions: &[Contribution]) -> Vec<String> {
+    let (rules, household, state) = (cx.rules, cx.household, cx.state);
+    let mut out = Vec::new();
+    let supported = matches!(household.category, Category::Dibao | Category::Tekun);
+    if supported {
+        return out;
+    }
+    let fired = |id: &str| contributions.iter().any(|c| c.rule_id == id);
+    let dibao = cx.standard.dibao_monthly;
+    let pc = rules.deductions.per_capita(state.parts_now(), cx.pupils);
+    let nobody_able = !state.alive_members().any(|m| able(rules, m));
+    if nobody_able && state.monthly_income_now == Money::ZERO {
+        out.push(format!(
+            "[tekun] 家中无有劳动能力的成员且无收入：考虑纳入特困供养（标准{}元/月） / Nobody can work and there is no income: consider extreme-poverty support (特困, {} yuan a month)",
+            cx.standard.tekun_monthly, cx.standard.tekun_monthly
+        ));
+    } else if pc < dibao {
+        out.push(format!(
+            "[dibao] 扣除刚性支出和就业成本后人均月收入{pc}元，低于低保标准{dibao}元：考虑纳入低保 / Per-capita income after deductions is {pc} yuan, below the 低保 standard of {dibao} yuan: consider 低保 enrolment"
+        ));
+    } else if fired(crate::rules::serious_illness::ID) || fired(crate::rules::severe_disability::ID)
+    {
+        out.push(
+            "[single_person] 家庭成员患重病或重度残疾：可考虑将其单独纳入低保（单人户） / A member is seriously ill or severely disabled: consider enrolling them alone in 低保 (单人户)"
+                .to_string(),
+        );
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ruleset::RuleSet;
     use crate::state::derive_state;
     use crate::testkit::*;
     use doudi_model::Area;
@@ -129,18 +169,57 @@ mod tests {
         let job = [contribution("job_loss")];
         let illness = [contribution("serious_illness")];
         let death = [contribution("death")];
-        assert_eq!(suggest_relief(&rules, &h, &s, Level::None, &job), None);
-        let y = suggest_relief(&rules, &h, &s, Level::Yellow, &job).unwrap();
+        assert_eq!(
+            suggest_relief(&Ctx::new(&rules, &h, &s), Level::None, &job),
+            None
+        );
+        let y = suggest_relief(&Ctx::new(&rules, &h, &s), Level::Yellow, &job).unwrap();
         assert_eq!((y.months, y.amount), (1, Money::from_yuan(732)));
         assert_eq!(y.kind, "expense");
-        let o = suggest_relief(&rules, &h, &s, Level::Orange, &illness).unwrap();
+        let o = suggest_relief(&Ctx::new(&rules, &h, &s), Level::Orange, &illness).unwrap();
         assert_eq!((o.months, o.kind.as_str()), (2, "expense"));
-        let r = suggest_relief(&rules, &h, &s, Level::Red, &illness).unwrap();
+        let r = suggest_relief(&Ctx::new(&rules, &h, &s), Level::Red, &illness).unwrap();
         assert_eq!((r.months, r.kind.as_str()), (4, "emergency"));
-        let d = suggest_relief(&rules, &h, &s, Level::Yellow, &death).unwrap();
+        let d = suggest_relief(&Ctx::new(&rules, &h, &s), Level::Yellow, &death).unwrap();
         assert_eq!((d.months, d.kind.as_str()), (2, "emergency"));
         assert_eq!(d.approver, "township");
         assert!(d.reason_zh.contains("急难型"), "{}", d.reason_zh);
+    }
+
+    #[test]
+    fn enrolment_is_suggested_single_person_dibao_or_tekun_by_situation() {
+        let rules = RuleSet::builtin();
+        let illness = [contribution("serious_illness")];
+        // an edge household still above the line with a seriously ill member: 单人户
+        let mut h = family(doudi_model::Category::DibaoEdge);
+        h.members[0].monthly_income = Money::from_yuan(2800);
+        let s = derive_state(&h, &[], at("2026-03-01"));
+        let r = suggest_relief(&Ctx::new(&rules, &h, &s), Level::Orange, &illness).unwrap();
+        assert_eq!(r.enrolment.len(), 1);
+        assert!(
+            r.enrolment[0].starts_with("[single_person]"),
+            "{:?}",
+            r.enrolment
+        );
+        // below the 低保 line after deductions: 低保 ((2,000 × 0.8 + 400) / 3 = 666.66 < 732)
+        let h = family(doudi_model::Category::DibaoEdge);
+        let s = derive_state(&h, &[], at("2026-03-01"));
+        let r = suggest_relief(&Ctx::new(&rules, &h, &s), Level::Orange, &illness).unwrap();
+        assert!(
+            r.enrolment[0].starts_with("[dibao] 扣除刚性支出和就业成本后人均月收入666.66元"),
+            "{:?}",
+            r.enrolment
+        );
+        // nobody can work, no income: 特困
+        let h = single_elderly(doudi_model::Category::EdgeProne);
+        let s = derive_state(&h, &[], at("2026-03-01"));
+        let r = suggest_relief(&Ctx::new(&rules, &h, &s), Level::Yellow, &illness).unwrap();
+        assert!(r.enrolment[0].starts_with("[tekun]"), "{:?}", r.enrolment);
+        // already on 低保: nothing to suggest
+        let h = family_dibao_rural();
+        let s = derive_state(&h, &[], at("2026-03-01"));
+        let r = suggest_relief(&Ctx::new(&rules, &h, &s), Level::Yellow, &illness).unwrap();
+        assert!(r.enrolment.is_empty());
     }
 
     #[test]
@@ -150,7 +229,12 @@ mod tests {
         h.area = Area::Urban;
         let s = derive_state(&h, &[], at("2026-03-01"));
         // urban 961 × 4 = 3,844 > 3,000
-        let r = suggest_relief(&rules, &h, &s, Level::Red, &[contribution("death")]).unwrap();
+        let r = suggest_relief(
+            &Ctx::new(&rules, &h, &s),
+            Level::Red,
+            &[contribution("death")],
+        )
+        .unwrap();
         assert_eq!(r.amount, Money::from_yuan(3844));
         assert!(!r.within_township_limit);
         assert_eq!(r.approver, "county");
@@ -162,7 +246,12 @@ mod tests {
         // never above the cap
         let mut big = rules.clone();
         big.levels.red.relief_months = 6;
-        let r = suggest_relief(&big, &h, &s, Level::Red, &[contribution("death")]).unwrap();
+        let r = suggest_relief(
+            &Ctx::new(&big, &h, &s),
+            Level::Red,
+            &[contribution("death")],
+        )
+        .unwrap();
         assert_eq!(r.months, 6);
     }
 }

@@ -6,10 +6,10 @@
 
 use chrono::{Months, NaiveDate};
 use doudi_model::event::PropertyType;
-use doudi_model::{Category, Household};
+use doudi_model::Category;
 
-use crate::rules::{able, is_recent, relation_en, relation_of, relation_zh};
-use crate::ruleset::RuleSet;
+use crate::clearance::ClearanceStatus;
+use crate::rules::{able, relation_en, relation_of, relation_zh, Ctx};
 use crate::state::{HouseholdState, IncomeRise, IncomeRiseKind};
 
 fn entry(code: &str, zh: String, en: String) -> String {
@@ -17,7 +17,7 @@ fn entry(code: &str, zh: String, en: String) -> String {
 }
 
 fn what(state: &HouseholdState, r: &IncomeRise) -> (String, String) {
-    let rel = relation_of(state, &r.member_id);
+    let rel = relation_of(state, r.member_id);
     let (z, e) = (relation_zh(rel), relation_en(rel));
     let amount = r
         .amount
@@ -57,12 +57,65 @@ fn what(state: &HouseholdState, r: &IncomeRise) -> (String, String) {
     }
 }
 
+/// What the officer should know about clearing the risk (风险消除).
+fn clearance_note(cx: &Ctx, out: &mut Vec<String>) {
+    let c = &cx.clearance;
+    let months = cx.rules.review.risk_clear_stable_months;
+    let as_of = cx.state.as_of_date();
+    let line = c.line;
+    match c.status {
+        // Say it while it is news: within the stable period after the day it was cleared.
+        ClearanceStatus::Cleared => {
+            let (Some(since), Some(on)) = (c.stable_since, c.cleared_on) else {
+                return;
+            };
+            let shown_until = on
+                .checked_add_months(Months::new(u32::try_from(months).unwrap_or(6)))
+                .unwrap_or(NaiveDate::MAX);
+            if as_of < shown_until {
+                out.push(entry(
+                    "risk_cleared",
+                    format!("自{since}起无新的风险因素，扣除后人均月收入稳定不低于{line}元满{months}个月，且家中有劳动能力的成员：可作风险消除（{on}）"),
+                    format!("No risk signal since {since}; per-capita income after deductions has stayed at or above {line} yuan for {months} months and someone can work: the risk may be cleared ({on})"),
+                ));
+            }
+        }
+        ClearanceStatus::Open => {
+            let Some(start) = c.episode_start else { return };
+            // Only once the episode is older than the stable period: say why it is not cleared.
+            let old = start
+                .checked_add_months(Months::new(u32::try_from(months).unwrap_or(6)))
+                .is_some_and(|d| as_of >= d);
+            if !old {
+                return;
+            }
+            let (zh, en) = match (c.stable_since, c.anyone_able) {
+                (None, _) => (
+                    format!("扣除后人均月收入仍低于{line}元"),
+                    format!("per-capita income after deductions is still below {line} yuan"),
+                ),
+                (Some(s), true) => (
+                    format!("自{s}起稳定，尚未满{months}个月"),
+                    format!("stable since {s}, not yet for {months} months"),
+                ),
+                (Some(s), false) => (
+                    format!("自{s}起稳定，但家中无有劳动能力的成员"),
+                    format!("stable since {s}, but nobody in the household can work"),
+                ),
+            };
+            out.push(entry(
+                "risk_not_cleared",
+                format!("风险自{start}起尚未消除：{zh}，继续监测"),
+                format!("The risk open since {start} is not cleared: {en}; keep watching"),
+            ));
+        }
+        ClearanceStatus::NoRisk | ClearanceStatus::Watched => {}
+    }
+}
+
 /// The reviews the state calls for under these rules.
-pub fn review_needed(
-    rules: &RuleSet,
-    household: &Household,
-    state: &HouseholdState,
-) -> Vec<String> {
+pub fn review_needed(cx: &Ctx) -> Vec<String> {
+    let (rules, household, state) = (cx.rules, cx.household, cx.state);
     let mut out: Vec<String> = Vec::new();
     let as_of = state.as_of_date();
     let grace = u32::try_from(rules.review.dibao_grace_months).unwrap_or(6);
@@ -81,11 +134,7 @@ pub fn review_needed(
             format!("All members have died (the last on {on}): stop the benefit and close the file, to prevent over-payment"),
         ));
     } else if supported {
-        for d in state
-            .deaths
-            .iter()
-            .filter(|d| is_recent(rules, state, d.died_on))
-        {
+        for d in state.deaths.iter().filter(|d| cx.counts(d.died_on)) {
             out.push(entry(
                 "benefit_adjust_on_death",
                 format!(
@@ -105,8 +154,8 @@ pub fn review_needed(
         return out;
     }
 
-    let std = rules.standard_for(&state.region_code, household.area);
-    let pc = state.per_capita_now;
+    let std = cx.standard;
+    let pc = rules.deductions.per_capita(state.parts_now(), cx.pupils);
     let nobody_able = !state.alive_members().any(|m| able(rules, m));
     let stable = rules.review.risk_clear_stable_months;
     for r in state.income_rises.iter().filter(|r| r.on >= grace_start) {
@@ -175,16 +224,30 @@ pub fn review_needed(
             }
         }
     }
-    let mut seen = std::collections::HashSet::new();
-    out.retain(|e| seen.insert(e.clone()));
+    clearance_note(cx, &mut out);
+    // Drop repeats (two rises on one day read the same), keeping the first.
+    let mut i = 0;
+    while i < out.len() {
+        if out[..i].contains(&out[i]) {
+            out.remove(i);
+        } else {
+            i += 1;
+        }
+    }
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ruleset::RuleSet;
     use crate::state::derive_state;
     use crate::testkit::*;
+    use doudi_model::Household;
+
+    fn review_needed_for(rules: &RuleSet, h: &Household, s: &HouseholdState) -> Vec<String> {
+        review_needed(&Ctx::new(rules, h, s))
+    }
 
     #[test]
     fn wage_rise_in_dibao_household_opens_gradual_exit_with_grace_months() {
@@ -196,12 +259,12 @@ mod tests {
             "2026-02-01",
             wage_changed("2026-02-01", 300_000),
         )];
-        let v = review_needed(&rules, &h, &derive_state(&h, &facts, at("2026-02-02")));
+        let v = review_needed_for(&rules, &h, &derive_state(&h, &facts, at("2026-02-02")));
         assert_eq!(v.len(), 1, "{v:#?}");
         assert!(v[0].starts_with("[dibao_gradual_exit]"), "{}", v[0]);
         assert!(v[0].contains("至2026-08-01"), "{}", v[0]);
         // after the grace period the entry is gone
-        let later = review_needed(&rules, &h, &derive_state(&h, &facts, at("2026-09-01")));
+        let later = review_needed_for(&rules, &h, &derive_state(&h, &facts, at("2026-09-01")));
         assert!(later.is_empty(), "{later:#?}");
         // a wage cut is not a rise
         let cut = [fact(
@@ -210,7 +273,9 @@ mod tests {
             "2026-02-01",
             wage_changed("2026-02-01", 100_000),
         )];
-        assert!(review_needed(&rules, &h, &derive_state(&h, &cut, at("2026-02-02"))).is_empty());
+        assert!(
+            review_needed_for(&rules, &h, &derive_state(&h, &cut, at("2026-02-02"))).is_empty()
+        );
     }
 
     #[test]
@@ -223,7 +288,7 @@ mod tests {
             "2026-02-01",
             job_started("2026-02-01", 100_000),
         )];
-        let v = review_needed(&rules, &h, &derive_state(&h, &facts, at("2026-02-02")));
+        let v = review_needed_for(&rules, &h, &derive_state(&h, &facts, at("2026-02-02")));
         assert!(v[0].starts_with("[risk_clear_review]"), "{}", v[0]);
         assert!(v[0].contains("risk is not cleared"), "{}", v[0]);
     }

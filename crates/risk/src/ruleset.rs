@@ -6,6 +6,7 @@ use doudi_model::{Area, Category, Money, RegionCode};
 use serde::{Deserialize, Serialize};
 
 use crate::level::Level;
+use crate::state::IncomeParts;
 
 /// Why a rules file was refused. `key` is the dotted path of the offending entry
 /// (e.g. `levels.orange.min_score`), so the person editing the file knows where to look.
@@ -25,6 +26,20 @@ impl RuleSetError {
         match self {
             RuleSetError::Parse { key, .. } | RuleSetError::Invalid { key, .. } => key,
         }
+    }
+
+    /// What is wrong, without the key.
+    pub fn message(&self) -> &str {
+        match self {
+            RuleSetError::Parse { message, .. } | RuleSetError::Invalid { message, .. } => message,
+        }
+    }
+
+    /// The rule the error is about, when it is in a rule's own section (`rules.<id>.…`).
+    pub fn rule(&self) -> Option<&str> {
+        let rest = self.key().strip_prefix("rules.")?;
+        let id = rest.split(['.', '[']).next()?;
+        crate::rules::RULE_IDS.iter().copied().find(|r| *r == id)
     }
 }
 
@@ -95,8 +110,6 @@ pub struct Standards {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct General {
-    /// An event counts as a fresh risk signal for this many days after it happened.
-    pub recent_days: i64,
     /// Youngest age counted as able to work.
     pub working_age_min: i64,
     /// Oldest age counted as able to work.
@@ -184,6 +197,88 @@ pub struct IncomeParams {
     pub below_edge: i64,
     /// Per-capita income was at or above the 低保 standard at registration and fell below it.
     pub below_dibao: i64,
+    /// A fall across a line counts only when it is at least this share (‰) of the income at
+    /// registration (a dip of a few yuan across the line is not a risk signal).
+    pub min_drop_permille: i64,
+    /// Per-capita income fell by at least this share (‰) of the income at registration, whatever
+    /// the lines ...
+    pub sharp_drop_permille: i64,
+    /// ... for these points (when no line was crossed).
+    pub sharp_drop: i64,
+}
+
+/// What is deducted from income before it is compared with a line (刚性支出核减, 就业成本核减).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deductions {
+    /// 就业成本核减: this share (‰) of earned income (wages) is disregarded as the cost of working.
+    pub employment_cost_permille: i64,
+    /// 刚性支出核减: deduct the out-of-pocket medical spend of the last 12 months (per month) ...
+    pub medical_out_of_pocket: bool,
+    /// ... above this share (‰) of the household's yearly income (ordinary spending on health is
+    /// part of living costs, not a rigid expense).
+    pub medical_floor_permille: i64,
+    /// 刚性支出核减: schooling costs deducted per pupil per month.
+    #[serde(with = "doudi_model::money::yuan")]
+    pub schooling_monthly_per_pupil: Money,
+    /// Members aged `school_age_min` up to (not including) `school_age_below` count as pupils.
+    pub school_age_min: i64,
+    pub school_age_below: i64,
+}
+
+impl Deductions {
+    /// Monthly per-capita income after deductions, never below zero.
+    pub fn per_capita(&self, parts: IncomeParts, pupils: i64) -> Money {
+        let (cost, medical, schooling) = self.amounts(parts, pupils);
+        let net = parts
+            .monthly_income
+            .saturating_sub(cost)
+            .saturating_sub(medical)
+            .saturating_sub(schooling)
+            .max(Money::ZERO);
+        net.per(i64::from(parts.household_size))
+    }
+
+    /// The same, counting only the members the household had before any birth since registration:
+    /// a birth is not a loss of income, so it is not a risk signal by itself.
+    pub fn per_capita_for_risk(&self, parts: IncomeParts, pupils: i64) -> Money {
+        let size = parts.household_size.saturating_sub(parts.newborns).max(1);
+        self.per_capita(
+            IncomeParts {
+                household_size: size,
+                ..parts
+            },
+            pupils,
+        )
+    }
+
+    /// The monthly amounts deducted: (就业成本, medical, schooling), for reasons.
+    pub fn amounts(&self, parts: IncomeParts, pupils: i64) -> (Money, Money, Money) {
+        let cost = permille_of(parts.monthly_wages, self.employment_cost_permille);
+        let medical = if self.medical_out_of_pocket && parts.out_of_pocket_12m > Money::ZERO {
+            let floor = permille_of(parts.monthly_income.times(12), self.medical_floor_permille);
+            parts
+                .out_of_pocket_12m
+                .saturating_sub(floor)
+                .max(Money::ZERO)
+                .per(12)
+        } else {
+            Money::ZERO
+        };
+        (
+            cost,
+            medical,
+            self.schooling_monthly_per_pupil.times(pupils),
+        )
+    }
+}
+
+/// `permille` ‰ of `m`, rounding toward zero, in 64-bit arithmetic when it cannot overflow.
+fn permille_of(m: Money, permille: i64) -> Money {
+    match m.fen().checked_mul(permille) {
+        Some(p) => Money::from_fen(p / 1000),
+        None => m.scale(permille, 1000),
+    }
 }
 
 /// Parameters of each rule, by rule id.
@@ -318,8 +413,12 @@ pub struct ReliefParams {
 pub struct ReviewParams {
     /// 低保渐退: months the payment continues after income rises above the standard.
     pub dibao_grace_months: i64,
-    /// 风险消除: months income must stay above the line before risk is cleared.
+    /// 风险消除: months without any risk signal, with per-capita income (after deductions) above
+    /// the line, before risk is cleared. Until then the signals keep counting.
     pub risk_clear_stable_months: i64,
+    /// A household nobody in which can work is never cleared: once stable that long, it stays
+    /// watched with these points (not scaled by vulnerability).
+    pub watch_points: i64,
 }
 
 /// A complete, validated rule set. Every number the assessment uses is here.
@@ -332,6 +431,7 @@ pub struct RuleSet {
     pub description: String,
     pub general: General,
     pub standards: Standards,
+    pub deductions: Deductions,
     pub rules: RuleParams,
     pub vulnerability: Vulnerability,
     pub levels: Levels,
@@ -413,7 +513,6 @@ impl RuleSet {
         }
 
         let g = &self.general;
-        range("general.recent_days", g.recent_days, 1, 3650)?;
         range("general.working_age_min", g.working_age_min, 0, 120)?;
         range("general.working_age_max", g.working_age_max, 0, 120)?;
         if g.working_age_max < g.working_age_min {
@@ -544,6 +643,51 @@ impl RuleSet {
             r.income_below_line.below_dibao,
         )?;
 
+        range(
+            "rules.income_below_line.min_drop_permille",
+            r.income_below_line.min_drop_permille,
+            0,
+            1000,
+        )?;
+        range(
+            "rules.income_below_line.sharp_drop_permille",
+            r.income_below_line.sharp_drop_permille,
+            1,
+            1000,
+        )?;
+        points(
+            "rules.income_below_line.sharp_drop",
+            r.income_below_line.sharp_drop,
+        )?;
+
+        let d = &self.deductions;
+        range(
+            "deductions.employment_cost_permille",
+            d.employment_cost_permille,
+            0,
+            1000,
+        )?;
+        range(
+            "deductions.medical_floor_permille",
+            d.medical_floor_permille,
+            0,
+            1000,
+        )?;
+        if d.schooling_monthly_per_pupil.is_negative() {
+            return invalid(
+                "deductions.schooling_monthly_per_pupil",
+                "must not be negative",
+            );
+        }
+        range("deductions.school_age_min", d.school_age_min, 0, 30)?;
+        range("deductions.school_age_below", d.school_age_below, 0, 30)?;
+        if d.school_age_below < d.school_age_min {
+            return invalid(
+                "deductions.school_age_below",
+                "must not be below deductions.school_age_min",
+            );
+        }
+
         let vu = &self.vulnerability;
         for (name, p) in vu.category_permille.entries() {
             range(
@@ -668,6 +812,7 @@ impl RuleSet {
             1,
             36,
         )?;
+        points("review.watch_points", self.review.watch_points)?;
         Ok(())
     }
 }
@@ -734,6 +879,52 @@ mod tests {
     }
 
     #[test]
+    fn lu_an_counties_have_their_own_urban_and_rural_standards() {
+        let r = RuleSet::builtin();
+        let v = |c: &str| RegionCode::parse(c).unwrap();
+        let dibao = |c: &str, a: Area| r.standard_for(&v(c), a).dibao_monthly;
+        assert_eq!(dibao("341502001001", Area::Urban), Money::from_yuan(800));
+        assert_eq!(dibao("341502001001", Area::Rural), Money::from_yuan(730));
+        assert_eq!(dibao("341503002003", Area::Urban), Money::from_yuan(790));
+        assert_eq!(dibao("341503002003", Area::Rural), Money::from_yuan(720));
+        assert_eq!(dibao("341522010001", Area::Urban), Money::from_yuan(760));
+        assert_eq!(dibao("341522010001", Area::Rural), Money::from_yuan(700));
+        // elsewhere: the default (Haifeng 2023)
+        assert_eq!(dibao("441521001001", Area::Rural), Money::from_yuan(732));
+        let t = r.standard_for(&v("341522010001"), Area::Rural);
+        assert_eq!(t.tekun_monthly, Money::from_yuan(910));
+        assert_eq!(t.edge_line_monthly(), Money::from_yuan(1050));
+        assert_eq!(t.per_capita_disposable_yearly, Money::from_yuan(21144));
+    }
+
+    #[test]
+    fn deductions_take_cost_of_working_medical_above_a_tenth_of_income_and_schooling() {
+        let d = RuleSet::builtin().deductions;
+        let parts = IncomeParts {
+            household_size: 3,
+            newborns: 1,
+            monthly_income: Money::from_yuan(3000),
+            monthly_wages: Money::from_yuan(2500),
+            out_of_pocket_12m: Money::from_yuan(6000),
+        };
+        // cost 500; medical (6,000 − 3,600) / 12 = 200; schooling 100
+        assert_eq!(
+            d.amounts(parts, 1),
+            (
+                Money::from_yuan(500),
+                Money::from_yuan(200),
+                Money::from_yuan(100)
+            )
+        );
+        assert_eq!(
+            d.per_capita(parts, 1),
+            Money::from_yuan(733) + Money::from_fen(33)
+        );
+        // for risk, the newborn is not counted: 2,200 / 2
+        assert_eq!(d.per_capita_for_risk(parts, 1), Money::from_yuan(1100));
+    }
+
+    #[test]
     fn builtin_rules_roundtrip_through_toml() {
         let r = RuleSet::builtin();
         let text = toml::to_string(&r).expect("serialises");
@@ -783,6 +974,8 @@ mod tests {
         let text = replace("points = 45", "points = -5");
         let e = RuleSet::from_toml_str(&text).unwrap_err();
         assert_eq!(e.key(), "rules.serious_illness.points", "{e}");
+        assert_eq!(e.rule(), Some("serious_illness"));
+        assert_eq!(e.message(), "-5 is out of range 0..=1000");
 
         // unknown rule id in relief
         let text = replace("\"disaster_damage\"]", "\"disastre\"]");

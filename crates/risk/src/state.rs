@@ -6,17 +6,17 @@
 
 use std::cmp::Ordering;
 
-use chrono::{DateTime, FixedOffset, Months, NaiveDate};
+use chrono::{DateTime, Datelike, FixedOffset, Months, NaiveDate};
 use doudi_model::event::{
     CareSetting, DisasterKind, HouseGrade, PropertyAction, PropertyType, RelocationReason,
 };
 use doudi_model::{Fact, Household, IdNumber, Money, Payload, RegionCode, Relation, WorkCapacity};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// One member as of the state's date (or as of their death).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemberState {
-    pub member_id: String,
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MemberState<'a> {
+    pub member_id: &'a str,
     pub relation: Relation,
     /// Whole years at `as_of` (for a deceased member: at death).
     pub age: u32,
@@ -35,10 +35,10 @@ pub struct MemberState {
     pub registered: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeathRecord {
-    pub event_id: String,
-    pub member_id: String,
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DeathRecord<'a> {
+    pub event_id: &'a str,
+    pub member_id: &'a str,
     /// `None` when the member is not on the register.
     pub relation: Option<Relation>,
     pub died_on: NaiveDate,
@@ -51,26 +51,26 @@ pub struct DeathRecord {
     pub main_earner: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SettlementRecord {
-    pub event_id: String,
-    pub member_id: String,
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SettlementRecord<'a> {
+    pub event_id: &'a str,
+    pub member_id: &'a str,
     pub setting: CareSetting,
     pub total_cost: Money,
     pub out_of_pocket: Money,
     pub settled_on: NaiveDate,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IllnessRecord {
-    pub event_id: String,
-    pub member_id: String,
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IllnessRecord<'a> {
+    pub event_id: &'a str,
+    pub member_id: &'a str,
     /// ICD-10 code.
-    pub diagnosis: String,
+    pub diagnosis: &'a str,
     pub diagnosed_on: NaiveDate,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EmploymentLossKind {
     JobLost,
@@ -78,10 +78,10 @@ pub enum EmploymentLossKind {
     ContributionsStopped,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EmploymentLoss {
-    pub event_id: String,
-    pub member_id: String,
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EmploymentLoss<'a> {
+    pub event_id: &'a str,
+    pub member_id: &'a str,
     pub kind: EmploymentLossKind,
     pub on: NaiveDate,
     /// Monthly wage lost (job loss), when known.
@@ -94,7 +94,7 @@ pub struct EmploymentLoss {
     pub anyone_employed_after: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IncomeRiseKind {
     JobStarted,
@@ -103,10 +103,10 @@ pub enum IncomeRiseKind {
 }
 
 /// An event that raises income or assets. It never lowers a score: it opens a review.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IncomeRise {
-    pub event_id: String,
-    pub member_id: String,
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IncomeRise<'a> {
+    pub event_id: &'a str,
+    pub member_id: &'a str,
     pub kind: IncomeRiseKind,
     pub on: NaiveDate,
     /// New monthly wage, or the property's value.
@@ -119,10 +119,10 @@ pub struct IncomeRise {
     pub property_type: Option<PropertyType>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DisabilityRecord {
-    pub event_id: String,
-    pub member_id: String,
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DisabilityRecord<'a> {
+    pub event_id: &'a str,
+    pub member_id: &'a str,
     pub grade: u8,
     /// The grade held before this certificate, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,97 +130,127 @@ pub struct DisabilityRecord {
     pub certified_on: NaiveDate,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DangerousHouseRecord {
-    pub event_id: String,
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DangerousHouseRecord<'a> {
+    pub event_id: &'a str,
     pub grade: HouseGrade,
     pub appraised_on: NaiveDate,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DisasterRecord {
-    pub event_id: String,
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DisasterRecord<'a> {
+    pub event_id: &'a str,
     pub disaster: DisasterKind,
     pub loss: Money,
     pub uninhabitable: bool,
     pub occurred_on: NaiveDate,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RelocationRecord {
-    pub event_id: String,
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RelocationRecord<'a> {
+    pub event_id: &'a str,
     pub reason: RelocationReason,
     pub forced: bool,
     pub relocated_on: NaiveDate,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BirthRecord {
-    pub event_id: String,
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BirthRecord<'a> {
+    pub event_id: &'a str,
     /// The parent the record was about.
-    pub parent_member_id: String,
+    pub parent_member_id: &'a str,
     pub born_on: NaiveDate,
     /// Whether the child was added to the household (false if already on the register).
     pub added_member: bool,
 }
 
 /// Events kept for the record that no rule of this version scores (marriage, divorce, move, sale).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OtherEvent {
-    pub event_id: String,
-    pub member_id: String,
-    pub kind: String,
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OtherEvent<'a> {
+    pub event_id: &'a str,
+    pub member_id: &'a str,
+    pub kind: &'static str,
     pub on: NaiveDate,
 }
 
-/// Per-capita monthly income right after a fact that changed income or household size.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IncomePoint {
-    pub event_id: String,
+/// The household's income right after a fact that changed income, household size or the
+/// medical spending deducted from income. Kept as its parts so that any rule set can apply its
+/// own deductions ([`HouseholdState::assessed_per_capita`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IncomePoint<'a> {
+    pub event_id: &'a str,
     pub on: NaiveDate,
     pub household_size: u32,
+    /// All monthly income of the living members.
     pub monthly_income: Money,
+    /// The part of it that is earned (wages).
+    pub monthly_wages: Money,
+    /// Out-of-pocket medical spend of the 12 months up to `on`.
+    pub out_of_pocket_12m: Money,
+    /// Living children born since registration (counted in `household_size`).
+    pub newborns: u32,
+    /// Monthly income per person, before any deduction.
     pub per_capita: Money,
 }
 
+/// The deductions a rule set applies before comparing income with a line
+/// (`[deductions]` in the rules file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IncomeParts {
+    pub household_size: u32,
+    /// Living children born since registration (included in `household_size`).
+    pub newborns: u32,
+    pub monthly_income: Money,
+    pub monthly_wages: Money,
+    pub out_of_pocket_12m: Money,
+}
+
 /// The household as its timeline says it is at `as_of`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HouseholdState {
-    pub household_id: String,
+///
+/// It borrows its identifiers from the household and the facts it was derived from, so deriving
+/// it allocates no strings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HouseholdState<'a> {
+    pub household_id: &'a str,
     pub as_of: DateTime<FixedOffset>,
+    /// The local date of `as_of`.
+    #[serde(skip)]
+    pub as_of_day: NaiveDate,
     /// Where the household lives now (a move changes it).
-    pub region_code: RegionCode,
+    pub region_code: &'a RegionCode,
     /// Every member: registered ones, then children born since, each with `alive`.
-    pub members: Vec<MemberState>,
+    pub members: Vec<MemberState<'a>>,
     pub size_at_registration: u32,
     pub monthly_income_at_registration: Money,
+    pub wages_at_registration: Money,
     pub per_capita_at_registration: Money,
     pub monthly_income_now: Money,
+    pub wages_now: Money,
     pub per_capita_now: Money,
-    /// Per-capita income after each change, oldest first.
-    pub income_history: Vec<IncomePoint>,
+    /// Income after each change, oldest first.
+    pub income_history: Vec<IncomePoint<'a>>,
     /// Out-of-pocket medical spend of bills settled in the 12 months up to `as_of`.
     pub out_of_pocket_12m: Money,
-    pub deaths: Vec<DeathRecord>,
-    pub settlements: Vec<SettlementRecord>,
-    pub serious_illnesses: Vec<IllnessRecord>,
-    pub employment_losses: Vec<EmploymentLoss>,
-    pub income_rises: Vec<IncomeRise>,
-    pub disabilities: Vec<DisabilityRecord>,
-    pub dangerous_house: Vec<DangerousHouseRecord>,
-    pub disasters: Vec<DisasterRecord>,
-    pub relocations: Vec<RelocationRecord>,
-    pub births: Vec<BirthRecord>,
-    pub other_events: Vec<OtherEvent>,
+    pub deaths: Vec<DeathRecord<'a>>,
+    pub settlements: Vec<SettlementRecord<'a>>,
+    pub serious_illnesses: Vec<IllnessRecord<'a>>,
+    pub employment_losses: Vec<EmploymentLoss<'a>>,
+    pub income_rises: Vec<IncomeRise<'a>>,
+    pub disabilities: Vec<DisabilityRecord<'a>>,
+    pub dangerous_house: Vec<DangerousHouseRecord<'a>>,
+    pub disasters: Vec<DisasterRecord<'a>>,
+    pub relocations: Vec<RelocationRecord<'a>>,
+    pub births: Vec<BirthRecord<'a>>,
+    pub other_events: Vec<OtherEvent<'a>>,
     /// How many distinct facts were applied.
     pub facts_applied: u32,
     /// The last fact applied (in timeline order).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_event_id: Option<String>,
+    pub last_event_id: Option<&'a str>,
 }
 
-impl HouseholdState {
-    pub fn alive_members(&self) -> impl Iterator<Item = &MemberState> {
+impl<'a> HouseholdState<'a> {
+    pub fn alive_members(&self) -> impl Iterator<Item = &MemberState<'a>> {
         self.members.iter().filter(|m| m.alive)
     }
 
@@ -228,7 +258,7 @@ impl HouseholdState {
         self.alive_members().count() as u32
     }
 
-    pub fn member(&self, member_id: &str) -> Option<&MemberState> {
+    pub fn member(&self, member_id: &str) -> Option<&MemberState<'a>> {
         self.members.iter().find(|m| m.member_id == member_id)
     }
 
@@ -238,45 +268,124 @@ impl HouseholdState {
     }
 
     pub fn as_of_date(&self) -> NaiveDate {
-        self.as_of.date_naive()
+        self.as_of_day
     }
 
     /// Bills settled in the 12 months up to `as_of` (after the same day a year earlier).
-    pub fn settlements_12m(&self) -> impl Iterator<Item = &SettlementRecord> {
-        let start = self
-            .as_of_date()
-            .checked_sub_months(Months::new(12))
-            .unwrap_or(NaiveDate::MIN);
+    pub fn settlements_12m(&self) -> impl Iterator<Item = &SettlementRecord<'a>> {
+        let start = year_before(self.as_of_date());
         self.settlements
             .iter()
             .filter(move |s| s.settled_on > start)
     }
+
+    /// Income parts at registration (no medical spend is known then).
+    pub fn parts_at_registration(&self) -> IncomeParts {
+        IncomeParts {
+            household_size: self.size_at_registration,
+            newborns: 0,
+            monthly_income: self.monthly_income_at_registration,
+            monthly_wages: self.wages_at_registration,
+            out_of_pocket_12m: Money::ZERO,
+        }
+    }
+
+    /// Income parts at `as_of`.
+    pub fn parts_now(&self) -> IncomeParts {
+        IncomeParts {
+            household_size: self.size_now(),
+            newborns: self.alive_members().filter(|m| !m.registered).count() as u32,
+            monthly_income: self.monthly_income_now,
+            monthly_wages: self.wages_now,
+            out_of_pocket_12m: self.out_of_pocket_12m,
+        }
+    }
+
+    /// Since when the home has been unsafe — appraised dangerous (危房 C/D) or made uninhabitable
+    /// by a disaster — with no move since; `None` when it is not (or no longer) unsafe.
+    pub fn unsafe_home_since(&self) -> Option<NaiveDate> {
+        let as_of = self.as_of_day;
+        let moved_after = |d: NaiveDate| {
+            self.relocations
+                .iter()
+                .any(|r| r.relocated_on >= d && r.relocated_on <= as_of)
+        };
+        let dangerous = self.dangerous_house.iter().map(|x| x.appraised_on);
+        let ruined = self
+            .disasters
+            .iter()
+            .filter(|x| x.uninhabitable)
+            .map(|x| x.occurred_on);
+        dangerous
+            .chain(ruined)
+            .filter(|d| *d <= as_of && !moved_after(*d))
+            .min()
+    }
+
+    /// Where the household stands on clearing its risk (风险消除) under `rules`: cleared, open
+    /// (with the day it is stable since), or watched because nobody can work.
+    pub fn clearance(
+        &self,
+        rules: &crate::ruleset::RuleSet,
+        household: &Household,
+    ) -> crate::clearance::Clearance {
+        crate::rules::Ctx::new(rules, household, self).clearance
+    }
+
+    /// Living members of school age at `as_of` (`min ≤ age < below`), for the schooling deduction.
+    pub fn pupils(&self, min_age: i64, below_age: i64) -> i64 {
+        self.alive_members()
+            .filter(|m| (min_age..below_age).contains(&i64::from(m.age)))
+            .count() as i64
+    }
+}
+
+impl IncomePoint<'_> {
+    pub fn parts(&self) -> IncomeParts {
+        IncomeParts {
+            household_size: self.household_size,
+            newborns: self.newborns,
+            monthly_income: self.monthly_income,
+            monthly_wages: self.monthly_wages,
+            out_of_pocket_12m: self.out_of_pocket_12m,
+        }
+    }
+}
+
+fn year_before(d: NaiveDate) -> NaiveDate {
+    d.checked_sub_months(Months::new(12))
+        .unwrap_or(NaiveDate::MIN)
 }
 
 /// Working copy of a member with the birth date needed for ages (never leaves this module).
-struct Working {
-    m: MemberState,
+struct Working<'a> {
+    m: MemberState<'a>,
     birth_date: NaiveDate,
     id_number: Option<IdNumber>,
 }
 
+/// Whole years from `birth` to `on` (0 if `on` is earlier).
 fn age_on(birth: NaiveDate, on: NaiveDate) -> u32 {
-    on.years_since(birth).unwrap_or(0)
+    let years =
+        on.year() - birth.year() - i32::from((on.month(), on.day()) < (birth.month(), birth.day()));
+    u32::try_from(years).unwrap_or(0)
 }
 
-fn total_income(ws: &[Working]) -> Money {
-    ws.iter()
-        .filter(|w| w.m.alive)
-        .map(|w| w.m.monthly_income)
-        .sum()
+/// (income, wages, living members).
+fn totals(ws: &[Working]) -> (Money, Money, u32) {
+    let mut income = Money::ZERO;
+    let mut wages = Money::ZERO;
+    let mut n = 0;
+    for w in ws.iter().filter(|w| w.m.alive) {
+        income += w.m.monthly_income;
+        wages += w.m.monthly_wage;
+        n += 1;
+    }
+    (income, wages, n)
 }
 
 fn anyone_employed(ws: &[Working]) -> bool {
     ws.iter().any(|w| w.m.alive && w.m.employed)
-}
-
-fn alive_count(ws: &[Working]) -> u32 {
-    ws.iter().filter(|w| w.m.alive).count() as u32
 }
 
 /// Order of the timeline: occurred_at, then event_id, then the payload (so that even two
@@ -297,20 +406,20 @@ fn timeline_order(a: &Fact, b: &Fact) -> Ordering {
 /// Pure and deterministic: facts are ordered by `(occurred_at, event_id)` internally, so arrival
 /// order does not matter; a repeated `event_id` is applied once; facts about another household or
 /// after `as_of` are ignored.
-pub fn derive_state(
-    household: &Household,
-    facts: &[Fact],
+pub fn derive_state<'a>(
+    household: &'a Household,
+    facts: &'a [Fact],
     as_of: DateTime<FixedOffset>,
-) -> HouseholdState {
+) -> HouseholdState<'a> {
     let as_of_date = as_of.date_naive();
-    let mut ws: Vec<Working> = household
+    let mut ws: Vec<Working<'a>> = household
         .members
         .iter()
         .map(|m| Working {
             birth_date: m.birth_date,
             id_number: Some(m.id_number),
             m: MemberState {
-                member_id: m.member_id.clone(),
+                member_id: m.member_id.as_str(),
                 relation: m.relation,
                 age: 0,
                 alive: true,
@@ -329,26 +438,34 @@ pub fn derive_state(
         })
         .collect();
 
-    let size_at_registration = alive_count(&ws);
-    let income_at_registration = total_income(&ws);
+    let (income_at_registration, wages_at_registration, size_at_registration) = totals(&ws);
     let per_capita_at_registration = income_at_registration.per(i64::from(size_at_registration));
 
-    let mut timeline: Vec<&Fact> = facts
+    let mut timeline: Vec<&'a Fact> = facts
         .iter()
         .filter(|f| f.household_id == household.household_id && f.occurred_at <= as_of)
         .collect();
-    timeline.sort_by(|a, b| timeline_order(a, b));
+    // Facts usually arrive in order: check before sorting.
+    if !timeline
+        .windows(2)
+        .all(|w| timeline_order(w[0], w[1]) != Ordering::Greater)
+    {
+        timeline.sort_by(|a, b| timeline_order(a, b));
+    }
     timeline.dedup_by(|b, a| a.event_id == b.event_id);
 
     let mut st = HouseholdState {
-        household_id: household.household_id.clone(),
+        household_id: household.household_id.as_str(),
         as_of,
-        region_code: household.region_code.clone(),
+        as_of_day: as_of_date,
+        region_code: &household.region_code,
         members: Vec::new(),
         size_at_registration,
         monthly_income_at_registration: income_at_registration,
+        wages_at_registration,
         per_capita_at_registration,
         monthly_income_now: income_at_registration,
+        wages_now: wages_at_registration,
         per_capita_now: per_capita_at_registration,
         income_history: Vec::new(),
         out_of_pocket_12m: Money::ZERO,
@@ -367,38 +484,60 @@ pub fn derive_state(
         last_event_id: None,
     };
 
+    let mut before = (
+        income_at_registration,
+        wages_at_registration,
+        size_at_registration,
+    );
     for f in timeline {
-        let before = (total_income(&ws), alive_count(&ws));
+        let bills = st.settlements.len();
         let on = apply(&mut st, &mut ws, f);
         st.facts_applied = st.facts_applied.saturating_add(1);
-        st.last_event_id = Some(f.event_id.clone());
-        let after = (total_income(&ws), alive_count(&ws));
-        if after != before {
+        st.last_event_id = Some(f.event_id.as_str());
+        let after = totals(&ws);
+        let new_bill = st.settlements.len() > bills
+            && st
+                .settlements
+                .last()
+                .is_some_and(|s| s.out_of_pocket > Money::ZERO);
+        if after != before || new_bill {
+            let since = year_before(on);
+            let oop: Money = st
+                .settlements
+                .iter()
+                .filter(|s| s.settled_on > since && s.settled_on <= on)
+                .map(|s| s.out_of_pocket)
+                .sum();
             st.income_history.push(IncomePoint {
-                event_id: f.event_id.clone(),
+                event_id: f.event_id.as_str(),
                 on,
-                household_size: after.1,
+                household_size: after.2,
                 monthly_income: after.0,
-                per_capita: after.0.per(i64::from(after.1)),
+                monthly_wages: after.1,
+                out_of_pocket_12m: oop,
+                newborns: ws.iter().filter(|w| w.m.alive && !w.m.registered).count() as u32,
+                per_capita: after.0.per(i64::from(after.2)),
             });
         }
+        before = after;
     }
 
     for w in &mut ws {
         w.m.age = age_on(w.birth_date, w.m.died_on.unwrap_or(as_of_date));
     }
-    st.monthly_income_now = total_income(&ws);
-    st.per_capita_now = st.monthly_income_now.per(i64::from(alive_count(&ws)));
+    let (income, wages, n) = totals(&ws);
+    st.monthly_income_now = income;
+    st.wages_now = wages;
+    st.per_capita_now = income.per(i64::from(n));
     st.out_of_pocket_12m = st.settlements_12m().map(|s| s.out_of_pocket).sum();
     st.members = ws.into_iter().map(|w| w.m).collect();
     st
 }
-
 /// Apply one fact; returns the date it happened (from its data).
-fn apply(st: &mut HouseholdState, ws: &mut Vec<Working>, f: &Fact) -> NaiveDate {
+fn apply<'a>(st: &mut HouseholdState<'a>, ws: &mut Vec<Working<'a>>, f: &'a Fact) -> NaiveDate {
     let idx = ws.iter().position(|w| w.m.member_id == f.member_id);
-    let event_id = f.event_id.clone();
-    let member_id = f.member_id.clone();
+    let event_id = f.event_id.as_str();
+    let member_id = f.member_id.as_str();
     match &f.payload {
         Payload::Settlement(s) => {
             st.settlements.push(SettlementRecord {
@@ -415,7 +554,7 @@ fn apply(st: &mut HouseholdState, ws: &mut Vec<Working>, f: &Fact) -> NaiveDate 
             st.serious_illnesses.push(IllnessRecord {
                 event_id,
                 member_id,
-                diagnosis: d.diagnosis.clone(),
+                diagnosis: d.diagnosis.as_str(),
                 diagnosed_on: d.diagnosed_on,
             });
             d.diagnosed_on
@@ -534,7 +673,7 @@ fn apply(st: &mut HouseholdState, ws: &mut Vec<Working>, f: &Fact) -> NaiveDate 
                 st.other_events.push(OtherEvent {
                     event_id,
                     member_id,
-                    kind: "wage_cut".into(),
+                    kind: "wage_cut",
                     on: w.effective_on,
                 });
             }
@@ -554,7 +693,7 @@ fn apply(st: &mut HouseholdState, ws: &mut Vec<Working>, f: &Fact) -> NaiveDate 
                 PropertyAction::Sold => st.other_events.push(OtherEvent {
                     event_id,
                     member_id,
-                    kind: "property_sold".into(),
+                    kind: "property_sold",
                     on: p.registered_on,
                 }),
             }
@@ -587,7 +726,7 @@ fn apply(st: &mut HouseholdState, ws: &mut Vec<Working>, f: &Fact) -> NaiveDate 
             });
             if let Some(to) = &r.to_region_code {
                 if to.as_str().len() == 12 {
-                    st.region_code = to.clone();
+                    st.region_code = to;
                 }
             }
             r.relocated_on
@@ -603,16 +742,14 @@ fn apply(st: &mut HouseholdState, ws: &mut Vec<Working>, f: &Fact) -> NaiveDate 
                 Some(Relation::Child) => Relation::Grandchild,
                 _ => Relation::Other,
             };
-            let add = !already
-                && !ws
-                    .iter()
-                    .any(|w| w.m.member_id == format!("birth:{}", f.event_id));
+            let add = !already;
             if add {
                 ws.push(Working {
                     birth_date: b.born_on,
                     id_number: child_id,
                     m: MemberState {
-                        member_id: format!("birth:{}", f.event_id),
+                        // a child not yet on the register is known by the birth record's id
+                        member_id: event_id,
                         relation,
                         age: 0,
                         alive: true,
@@ -662,7 +799,7 @@ fn apply(st: &mut HouseholdState, ws: &mut Vec<Working>, f: &Fact) -> NaiveDate 
                 Some(_) => st.other_events.push(OtherEvent {
                     event_id,
                     member_id,
-                    kind: "death_repeated".into(),
+                    kind: "death_repeated",
                     on: d.died_on,
                 }),
                 None => st.deaths.push(DeathRecord {
@@ -704,7 +841,7 @@ fn apply(st: &mut HouseholdState, ws: &mut Vec<Working>, f: &Fact) -> NaiveDate 
             st.other_events.push(OtherEvent {
                 event_id,
                 member_id,
-                kind: "marriage".into(),
+                kind: "marriage",
                 on: m.married_on,
             });
             m.married_on
@@ -713,19 +850,19 @@ fn apply(st: &mut HouseholdState, ws: &mut Vec<Working>, f: &Fact) -> NaiveDate 
             st.other_events.push(OtherEvent {
                 event_id,
                 member_id,
-                kind: "divorce".into(),
+                kind: "divorce",
                 on: d.divorced_on,
             });
             d.divorced_on
         }
         Payload::HouseholdMoved(h) => {
             if h.to_region_code.as_str().len() == 12 {
-                st.region_code = h.to_region_code.clone();
+                st.region_code = &h.to_region_code;
             }
             st.other_events.push(OtherEvent {
                 event_id,
                 member_id,
-                kind: "household_moved".into(),
+                kind: "household_moved",
                 on: h.moved_on,
             });
             h.moved_on
@@ -737,6 +874,7 @@ fn apply(st: &mut HouseholdState, ws: &mut Vec<Working>, f: &Fact) -> NaiveDate 
 mod tests {
     use super::*;
     use crate::testkit::*;
+    use doudi_model::event::HouseGrade;
 
     #[test]
     fn arrival_order_does_not_change_state() {
@@ -801,7 +939,12 @@ mod tests {
         assert_eq!(s.monthly_income_at_registration, Money::from_yuan(2500));
         assert_eq!(s.monthly_income_now, Money::from_yuan(500));
         assert_eq!(s.per_capita_now, Money::from_fen(16_666));
-        assert_eq!(s.income_history.len(), 2);
+        // the death and the birth change income per head; each bill changes what is deducted
+        assert_eq!(s.income_history.len(), 4);
+        assert_eq!(s.income_history[0].out_of_pocket_12m, Money::from_yuan(700));
+        assert_eq!(s.income_history[3].out_of_pocket_12m, Money::from_yuan(500));
+        assert_eq!(s.income_history[3].newborns, 1);
+        assert_eq!(s.parts_now().newborns, 1);
         assert!(s.members.iter().any(|m| !m.registered && m.age == 0));
         let m3 = s.member("M3").unwrap();
         assert_eq!(m3.work_capacity, WorkCapacity::None);
@@ -833,11 +976,30 @@ mod tests {
     }
 
     #[test]
+    fn home_stays_unsafe_until_the_household_moves() {
+        let h = family_dibao_rural();
+        let facts = vec![
+            fact(
+                "E1",
+                "M1",
+                "2026-03-01",
+                dangerous(HouseGrade::D, "2026-03-01"),
+            ),
+            fact("E2", "M1", "2026-05-01", relocated(false, "2026-05-01")),
+        ];
+        let s = derive_state(&h, &facts, at("2026-04-01"));
+        assert_eq!(s.unsafe_home_since(), Some(date("2026-03-01")));
+        let s = derive_state(&h, &facts, at("2026-05-02"));
+        assert_eq!(s.unsafe_home_since(), None);
+    }
+
+    #[test]
     fn facts_of_other_households_are_ignored() {
         let h = family_dibao_rural();
         let mut f = fact("E1", "M1", "2026-03-02", death("2026-03-02"));
         f.household_id = "OTHER".into();
-        let s = derive_state(&h, &[f], at("2026-04-01"));
+        let facts = [f];
+        let s = derive_state(&h, &facts, at("2026-04-01"));
         assert!(s.deaths.is_empty());
         assert_eq!(s.facts_applied, 0);
     }

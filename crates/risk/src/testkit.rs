@@ -20,7 +20,7 @@ pub fn at(s: &str) -> DateTime<FixedOffset> {
 
 fn id_for(birth: &str, seq: u32, sex: Sex) -> IdNumber {
     let seq = seq * 2 + if sex == Sex::Male { 1 } else { 0 };
-    let first17 = format!("341502{}{:03}", birth.replace('-', ""), seq % 1000);
+    let first17 = format!("441521{}{:03}", birth.replace('-', ""), seq % 1000);
     let c = check_char(first17.as_bytes()).expect("17 digits") as char;
     IdNumber::parse(&format!("{first17}{c}")).expect("valid test id")
 }
@@ -53,8 +53,8 @@ pub fn member(
 pub fn household(category: Category, area: Area, members: Vec<Member>) -> Household {
     Household {
         household_id: "H1".into(),
-        region_code: RegionCode::parse("341502001001").expect("region"),
-        address: "金安区三十铺镇一村12号".into(),
+        region_code: RegionCode::parse("441521001001").expect("region"),
+        address: "海丰县海城镇一村12号".into(),
         category,
         area,
         monthly_benefit: Money::ZERO,

@@ -239,6 +239,18 @@ const BIG_STAY_COVER: Cover = Cover {
     oop_pct: (30, 45),
 };
 
+/// Ongoing treatment of a serious disease in the outpatient scheme (门诊慢特病): better covered
+/// than ordinary outpatient care, but drugs outside the catalogue leave a sizeable share.
+const TREATMENT_COVER: Cover = Cover {
+    fund_pct: (55, 70),
+    oop_pct: (25, 40),
+};
+/// Rehabilitation after a disabling injury: partly covered.
+const REHAB_COVER: Cover = Cover {
+    fund_pct: (40, 60),
+    oop_pct: (35, 55),
+};
+
 /// A settlement of `total`; fund and out-of-pocket shares drawn from `cover`.
 fn settlement(
     rng: &mut ChaCha8Rng,
@@ -452,10 +464,15 @@ fn scenario(
             (5..=75).contains(&m.age_on(start)) && !matches!(m.disability_grade, Some(1 | 2))
         })
         .collect();
+    // A death that leaves no one behind is not a household's hardship (the file is closed).
+    let survivors = h.members.len() >= 2;
     let kinds: [(&str, u32); 5] = [
         ("serious_illness", 35),
         ("job_loss", if earner.is_some() { 20 } else { 0 }),
-        ("earner_death", if earner.is_some() { 15 } else { 0 }),
+        (
+            "earner_death",
+            if earner.is_some() && survivors { 15 } else { 0 },
+        ),
         ("housing_crisis", 15),
         (
             "severe_disability",
@@ -626,6 +643,45 @@ fn scenario(
                 certified_on,
             });
             push(&mut story, at, m, p);
+            // An earner so disabled loses the job (the last working day before the injury or
+            // the certificate).
+            if h.members[m].employed && h.members[m].monthly_income.fen() > 0 {
+                let last_day = if certified_on > t0 {
+                    t0
+                } else {
+                    sub_days(t0, 1)
+                };
+                let at = lag(rng, certified_on, 0, 10);
+                let wage = h.members[m].monthly_income;
+                let p = Payload::JobLost(JobLost {
+                    last_day,
+                    monthly_wage_fen: Some(wage),
+                    employer: rng.gen_bool(0.8).then(|| employer(rng)),
+                });
+                let lost_at = push(&mut story, at, m, p);
+                cons.jobless = Some((m, lost_at));
+            }
+            // rehabilitation: a bill every month or so for some months
+            let mut d = add_days(certified_on, rng.gen_range(10..=30));
+            for _ in 0..rng.gen_range(2..=6) {
+                if d >= w.end {
+                    break;
+                }
+                let total = yuan_between(rng, 1_500, 6_000);
+                let dx = pick(rng, INJURIES).to_string();
+                let p = settlement(
+                    rng,
+                    CareSetting::Outpatient,
+                    total,
+                    &REHAB_COVER,
+                    vec![dx],
+                    None,
+                    d,
+                );
+                let at = lag(rng, d, 0, 2);
+                push(&mut story, at, m, p);
+                d = add_days(d, rng.gen_range(25..=40));
+            }
         }
         _ => {
             // serious_illness: the adult most at risk, else anyone
@@ -647,12 +703,46 @@ fn scenario(
             });
             push(&mut story, at, m, p);
             let mut admitted = add_days(t0, rng.gen_range(0..=5));
+            let mut first_discharge = None;
             for _ in 0..rng.gen_range(1..=3) {
                 let discharged = add_days(admitted, rng.gen_range(7..=28));
+                first_discharge.get_or_insert(discharged);
                 let p = big_inpatient(rng, dx, admitted, discharged);
                 let at = lag(rng, discharged, 0, 2);
                 push(&mut story, at, m, p);
                 admitted = add_days(discharged, rng.gen_range(5..=25));
+            }
+            // A working patient stops work (因病失业) about half the time.
+            let patient = &h.members[m];
+            if patient.employed && patient.monthly_income.fen() > 0 && rng.gen_bool(0.5) {
+                let last_day = sub_days(first_discharge.unwrap_or(t0), rng.gen_range(0..=20));
+                let at = lag(rng, first_discharge.unwrap_or(t0), 1, 10);
+                let p = Payload::JobLost(JobLost {
+                    last_day: last_day.max(t0),
+                    monthly_wage_fen: Some(patient.monthly_income),
+                    employer: rng.gen_bool(0.8).then(|| employer(rng)),
+                });
+                let lost_at = push(&mut story, at, m, p);
+                cons.jobless = Some((m, lost_at));
+            }
+            // Treatment goes on (chemotherapy cycles, dialysis, follow-up care under the
+            // outpatient serious-disease scheme 门诊慢特病): a bill every few weeks to the end of
+            // the window.
+            let mut d = add_days(admitted, rng.gen_range(10..=30));
+            while d < w.end {
+                let total = yuan_between(rng, 2_000, 12_000);
+                let p = settlement(
+                    rng,
+                    CareSetting::Outpatient,
+                    total,
+                    &TREATMENT_COVER,
+                    vec![dx.to_string()],
+                    None,
+                    d,
+                );
+                let at = lag(rng, d, 0, 2);
+                push(&mut story, at, m, p);
+                d = add_days(d, rng.gen_range(21..=45));
             }
         }
     }

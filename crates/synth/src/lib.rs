@@ -27,6 +27,7 @@ mod noise;
 pub mod officers;
 mod regions;
 mod register;
+pub mod snapshots;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -123,7 +124,7 @@ impl GenConfig {
 /// events about people outside the register (at most 0.5).
 ///
 /// The four ID-number kinds exclude each other (at most one per event); the two name kinds may
-/// combine. A kind that cannot apply is skipped, so two realised rates sit below the configured
+/// combine, and combine with a swapped birth date. A kind that cannot apply is skipped, so two realised rates sit below the configured
 /// ones: `legacy_15` applies only to people born 1900–1999 (about 3/4 of events), and
 /// `traditional_name` only to names with a character whose traditional form differs (about
 /// 3/4 of names).
@@ -142,6 +143,10 @@ pub struct Noise {
     pub homophone_name: f64,
     /// The name written in traditional characters (张伟 → 張偉), where any differ.
     pub traditional_name: f64,
+    /// Birth date typed with day and month exchanged (1960-03-05 → 1960-05-03), where that is
+    /// another real date (day 1–12, day ≠ month). Drawn without consuming the random stream, so
+    /// the rest of a dataset is the same whatever this rate.
+    pub swapped_birth_date: f64,
     /// Share of all events that are about generated people not in the register.
     pub outsiders: f64,
 }
@@ -155,6 +160,7 @@ impl Default for Noise {
             missing_id: 0.02,
             homophone_name: 0.02,
             traditional_name: 0.02,
+            swapped_birth_date: 0.02,
             outsiders: 0.03,
         }
     }
@@ -170,6 +176,7 @@ impl Noise {
             missing_id: 0.0,
             homophone_name: 0.0,
             traditional_name: 0.0,
+            swapped_birth_date: 0.0,
             outsiders: 0.0,
         }
     }
@@ -334,6 +341,7 @@ pub fn write_dataset(
         out.json_line(h)?;
     }
     out.finish()?;
+    snapshots::write_for_dataset(dir, &register, cfg)?;
 
     let window_start = window.start;
     let ctx = feeds::Ctx {

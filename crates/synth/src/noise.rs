@@ -16,17 +16,19 @@ pub const LEGACY_15: &str = "legacy_15";
 pub const MISSING_ID: &str = "missing_id";
 pub const HOMOPHONE_NAME: &str = "homophone_name";
 pub const TRADITIONAL_NAME: &str = "traditional_name";
+pub const SWAPPED_BIRTH_DATE: &str = "swapped_birth_date";
 /// The event is about a person not in the register.
 pub const OUTSIDER: &str = "outsider";
 
 /// Every label, in the order they are listed on an event.
-pub const ALL_LABELS: [&str; 7] = [
+pub const ALL_LABELS: [&str; 8] = [
     WRONG_DIGIT,
     SWAPPED_DIGITS,
     LEGACY_15,
     MISSING_ID,
     HOMOPHONE_NAME,
     TRADITIONAL_NAME,
+    SWAPPED_BIRTH_DATE,
     OUTSIDER,
 ];
 
@@ -54,6 +56,14 @@ fn swapped_digits(rng: &mut ChaCha8Rng, id: &str) -> Option<String> {
     let i = pairs[rng.gen_range(0..pairs.len())];
     b.swap(i, i + 1);
     String::from_utf8(b).ok()
+}
+
+/// The date with day and month exchanged, where that is a real, different date.
+fn swap_day_month(d: NaiveDate) -> Option<NaiveDate> {
+    if d.day() == d.month() || d.day() > 12 {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(d.year(), d.day(), d.month())
 }
 
 /// The legacy 15-digit form: century and check character dropped (born 1900–1999 only).
@@ -134,10 +144,20 @@ pub(crate) fn subject(
     let with_birth = has(0.6);
     let with_sex = has(0.6);
     let with_region = has(0.5);
+    // A second uniform from the low bits of `u`: no draw, so the stream (and every other field of
+    // the dataset) is the same whatever the rate.
+    let u2 = (u * 1_048_576.0).fract();
+    let mut birth = t.birth;
+    if with_birth && u2 < noise.swapped_birth_date.clamp(0.0, 1.0) {
+        if let Some(s) = swap_day_month(t.birth) {
+            birth = s;
+            labels.push(SWAPPED_BIRTH_DATE);
+        }
+    }
     Subject {
         id_number,
         name: with_name.then_some(name),
-        birth_date: with_birth.then_some(t.birth),
+        birth_date: with_birth.then_some(birth),
         sex: with_sex.then_some(t.sex),
         region_code: if with_region { t.region.cloned() } else { None },
     }
@@ -164,6 +184,11 @@ mod tests {
         let l = legacy_15(id.expose(), birth).unwrap();
         assert_eq!(l.len(), 15);
         assert_eq!(IdNumber::parse(&l).unwrap(), id);
+        assert_eq!(swap_day_month(birth), NaiveDate::from_ymd_opt(1958, 7, 3));
+        assert_eq!(
+            swap_day_month(NaiveDate::from_ymd_opt(1958, 3, 17).unwrap()),
+            None
+        );
         let young = NaiveDate::from_ymd_opt(2003, 3, 7).unwrap();
         let id2 = IdNumber::from_parts("341502", young, 124).unwrap();
         assert_eq!(legacy_15(id2.expose(), young), None);

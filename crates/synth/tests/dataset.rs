@@ -269,6 +269,7 @@ fn noise_rates_are_roughly_honoured_and_mean_what_they_say() {
             missing_id: 0.05,
             homophone_name: 0.05,
             traditional_name: 0.05,
+            swapped_birth_date: 0.05,
             outsiders: 0.05,
         },
         ..cfg(3000, 3)

@@ -1,5 +1,8 @@
+pub mod backtest;
+pub mod crosscheck;
 pub mod deadletters;
 pub mod demo;
+pub mod findings;
 pub mod gen;
 pub mod import;
 pub mod officers;

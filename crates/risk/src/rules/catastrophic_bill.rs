@@ -3,22 +3,29 @@
 
 use doudi_model::{Household, Money};
 
-use super::{is_recent, percent};
+use super::{percent, Ctx};
 use crate::assess::Contribution;
-use crate::ruleset::RuleSet;
+use crate::ruleset::{RuleSet, Standard};
 use crate::state::HouseholdState;
 
 pub const ID: &str = "catastrophic_bill";
 
 /// The household's yearly capacity to pay used by this rule.
-pub fn capacity(rules: &RuleSet, household: &Household, state: &HouseholdState) -> Money {
-    let std = rules.standard_for(&state.region_code, household.area);
+pub fn capacity(state: &HouseholdState, standard: &Standard) -> Money {
     let income = state.monthly_income_now.times(12);
-    let floor = std
+    let floor = standard
         .dibao_monthly
         .times(12)
         .times(i64::from(state.size_now().max(1)));
     income.max(floor)
+}
+
+/// The out-of-pocket amount from which one bill is catastrophic.
+pub fn threshold(rules: &RuleSet, state: &HouseholdState, standard: &Standard) -> Money {
+    capacity(state, standard).scale(
+        rules.rules.catastrophic_bill.share_of_capacity_permille,
+        1000,
+    )
 }
 
 pub fn evaluate(
@@ -26,13 +33,18 @@ pub fn evaluate(
     household: &Household,
     state: &HouseholdState,
 ) -> Option<Contribution> {
+    eval(&Ctx::new(rules, household, state))
+}
+
+pub fn eval(cx: &Ctx) -> Option<Contribution> {
+    let (rules, state) = (cx.rules, cx.state);
     let p = &rules.rules.catastrophic_bill;
-    let cap = capacity(rules, household, state);
+    let cap = capacity(state, &cx.standard);
     let threshold = cap.scale(p.share_of_capacity_permille, 1000);
     let bills: Vec<_> = state
         .settlements
         .iter()
-        .filter(|s| is_recent(rules, state, s.settled_on))
+        .filter(|s| cx.counts(s.settled_on))
         .filter(|s| s.out_of_pocket > Money::ZERO && s.out_of_pocket >= threshold)
         .collect();
     let worst = bills.iter().max_by_key(|s| s.out_of_pocket)?;
@@ -63,7 +75,7 @@ pub fn evaluate(
                 String::new()
             }
         ),
-        event_ids: bills.iter().map(|s| s.event_id.clone()).collect(),
+        event_ids: bills.iter().map(|s| s.event_id.to_string()).collect(),
     })
 }
 
@@ -75,7 +87,7 @@ mod tests {
     use doudi_model::Category;
 
     #[test]
-    fn one_large_bill_is_catastrophic_small_is_not() {
+    fn one_bill_of_40_percent_of_yearly_capacity_to_pay_adds_35() {
         let rules = RuleSet::builtin();
         let h = family_dibao_rural(); // 2,500 a month → 30,000 a year; 40 % = 12,000
         let eval = |oop: i64| {

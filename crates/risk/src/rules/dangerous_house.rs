@@ -3,7 +3,7 @@
 use doudi_model::event::HouseGrade;
 use doudi_model::Household;
 
-use super::is_recent;
+use super::Ctx;
 use crate::assess::Contribution;
 use crate::ruleset::RuleSet;
 use crate::state::HouseholdState;
@@ -12,9 +12,14 @@ pub const ID: &str = "dangerous_house";
 
 pub fn evaluate(
     rules: &RuleSet,
-    _household: &Household,
+    household: &Household,
     state: &HouseholdState,
 ) -> Option<Contribution> {
+    eval(&Ctx::new(rules, household, state))
+}
+
+pub fn eval(cx: &Ctx) -> Option<Contribution> {
+    let (rules, state) = (cx.rules, cx.state);
     let p = &rules.rules.dangerous_house;
     let points = |g: HouseGrade| match g {
         HouseGrade::C => p.grade_c,
@@ -23,7 +28,7 @@ pub fn evaluate(
     let recent: Vec<_> = state
         .dangerous_house
         .iter()
-        .filter(|d| is_recent(rules, state, d.appraised_on))
+        .filter(|d| cx.counts(d.appraised_on))
         .collect();
     let worst = recent
         .iter()
@@ -43,7 +48,7 @@ pub fn evaluate(
         points: points(worst.grade),
         reason_zh: format!("住房于{}被鉴定为{zh}", worst.appraised_on),
         reason_en: format!("The home was appraised a {en} on {}", worst.appraised_on),
-        event_ids: recent.iter().map(|d| d.event_id.clone()).collect(),
+        event_ids: recent.iter().map(|d| d.event_id.to_string()).collect(),
     })
 }
 
@@ -54,7 +59,7 @@ mod tests {
     use crate::testkit::*;
 
     #[test]
-    fn grade_d_weighs_more_than_c() {
+    fn house_appraised_dangerous_adds_25_for_grade_c_and_40_for_grade_d() {
         let rules = RuleSet::builtin();
         let h = family_dibao_rural();
         let facts = [fact(

@@ -3,7 +3,7 @@
 
 use doudi_model::{Household, Money, WorkCapacity};
 
-use super::{able, is_recent, of_working_age, relation_en, relation_zh};
+use super::{able, of_working_age, relation_en, relation_zh, Ctx};
 use crate::assess::Contribution;
 use crate::ruleset::RuleSet;
 use crate::state::HouseholdState;
@@ -12,18 +12,19 @@ pub const ID: &str = "death";
 
 pub fn evaluate(
     rules: &RuleSet,
-    _household: &Household,
+    household: &Household,
     state: &HouseholdState,
 ) -> Option<Contribution> {
+    eval(&Ctx::new(rules, household, state))
+}
+
+pub fn eval(cx: &Ctx) -> Option<Contribution> {
+    let (rules, state) = (cx.rules, cx.state);
     let p = &rules.rules.death;
     let nobody_able_left = !state.alive_members().any(|m| able(rules, m));
     let mut tiers = Vec::new();
     let (mut zh, mut en, mut ids) = (Vec::new(), Vec::new(), Vec::new());
-    for d in state
-        .deaths
-        .iter()
-        .filter(|d| is_recent(rules, state, d.died_on))
-    {
+    for d in state.deaths.iter().filter(|d| cx.counts(d.died_on)) {
         let could_work = d.work_capacity.is_some_and(|c| c != WorkCapacity::None)
             && d.age.is_some_and(|a| of_working_age(rules, a));
         let earner = d.employed || (d.monthly_income > Money::ZERO && could_work);
@@ -57,7 +58,7 @@ pub fn evaluate(
         tiers.push(tier);
         zh.push(r_zh);
         en.push(r_en);
-        ids.push(d.event_id.clone());
+        ids.push(d.event_id.to_string());
     }
     let top = tiers.iter().copied().max()?;
     // The gravest death counts in full; each further death adds the base weight.
@@ -79,7 +80,7 @@ mod tests {
     use doudi_model::{Category, Relation, Sex, WorkCapacity};
 
     #[test]
-    fn death_weighs_by_earner_and_who_is_left() {
+    fn death_adds_30_for_a_member_70_for_an_earner_and_90_when_no_one_left_can_work() {
         let rules = RuleSet::builtin();
         let h = family_dibao_rural();
         let eval = |h: &Household, member: &str| {

@@ -3,7 +3,7 @@
 use doudi_model::event::DisasterKind;
 use doudi_model::{Household, Money};
 
-use super::is_recent;
+use super::Ctx;
 use crate::assess::Contribution;
 use crate::ruleset::RuleSet;
 use crate::state::HouseholdState;
@@ -25,14 +25,19 @@ fn names(k: DisasterKind) -> (&'static str, &'static str) {
 
 pub fn evaluate(
     rules: &RuleSet,
-    _household: &Household,
+    household: &Household,
     state: &HouseholdState,
 ) -> Option<Contribution> {
+    eval(&Ctx::new(rules, household, state))
+}
+
+pub fn eval(cx: &Ctx) -> Option<Contribution> {
+    let (rules, state) = (cx.rules, cx.state);
     let p = &rules.rules.disaster_damage;
     let recent: Vec<_> = state
         .disasters
         .iter()
-        .filter(|d| is_recent(rules, state, d.occurred_on))
+        .filter(|d| cx.counts(d.occurred_on))
         .collect();
     if recent.is_empty() {
         return None;
@@ -85,7 +90,7 @@ pub fn evaluate(
         },
         reason_zh: zh,
         reason_en: en,
-        event_ids: recent.iter().map(|d| d.event_id.clone()).collect(),
+        event_ids: recent.iter().map(|d| d.event_id.to_string()).collect(),
     })
 }
 
@@ -96,7 +101,7 @@ mod tests {
     use crate::testkit::*;
 
     #[test]
-    fn uninhabitable_weighs_more() {
+    fn disaster_damage_adds_30_and_60_when_the_home_is_uninhabitable() {
         let rules = RuleSet::builtin();
         let h = family_dibao_rural();
         let eval = |uninhabitable: bool| {

@@ -3,7 +3,7 @@
 use doudi_model::event::RelocationReason;
 use doudi_model::Household;
 
-use super::is_recent;
+use super::Ctx;
 use crate::assess::Contribution;
 use crate::ruleset::RuleSet;
 use crate::state::HouseholdState;
@@ -22,13 +22,18 @@ fn names(r: RelocationReason) -> (&'static str, &'static str) {
 
 pub fn evaluate(
     rules: &RuleSet,
-    _household: &Household,
+    household: &Household,
     state: &HouseholdState,
 ) -> Option<Contribution> {
+    eval(&Ctx::new(rules, household, state))
+}
+
+pub fn eval(cx: &Ctx) -> Option<Contribution> {
+    let (rules, state) = (cx.rules, cx.state);
     let forced: Vec<_> = state
         .relocations
         .iter()
-        .filter(|r| r.forced && is_recent(rules, state, r.relocated_on))
+        .filter(|r| r.forced && cx.counts(r.relocated_on))
         .collect();
     let last = forced.last()?;
     let (zh, en) = names(last.reason);
@@ -40,7 +45,7 @@ pub fn evaluate(
             "The household was forced to relocate on {} ({en})",
             last.relocated_on
         ),
-        event_ids: forced.iter().map(|r| r.event_id.clone()).collect(),
+        event_ids: forced.iter().map(|r| r.event_id.to_string()).collect(),
     })
 }
 
@@ -51,7 +56,7 @@ mod tests {
     use crate::testkit::*;
 
     #[test]
-    fn only_forced_relocation_counts() {
+    fn forced_relocation_adds_30_and_a_voluntary_move_nothing() {
         let rules = RuleSet::builtin();
         let h = family_dibao_rural();
         let eval = |forced: bool| {

@@ -1,13 +1,15 @@
-//! `income_below_line`: per-capita monthly income was at or above a line at registration and fell
-//! below it (a death, a birth, a job loss, a wage cut). Uses the lowest per-capita income of the
-//! recent window, so a later rise does not abruptly lower the score (it opens a review instead).
+//! `income_below_line`: per-capita monthly income after deductions (刚性支出: medical
+//! out-of-pocket and schooling; 就业成本: a share of wages) was at or above a line at registration
+//! and fell below it (a death, a birth, a job loss, a wage cut, heavy medical bills), or fell
+//! sharply. Uses the lowest point since the risk began (until it is cleared), so a later rise does
+//! not abruptly lower the score: it opens a review instead.
 
-use doudi_model::Household;
+use doudi_model::{Household, Money};
 
-use super::is_recent;
+use super::Ctx;
 use crate::assess::Contribution;
 use crate::ruleset::RuleSet;
-use crate::state::HouseholdState;
+use crate::state::{HouseholdState, IncomePoint};
 
 pub const ID: &str = "income_below_line";
 
@@ -16,62 +18,122 @@ pub fn evaluate(
     household: &Household,
     state: &HouseholdState,
 ) -> Option<Contribution> {
+    eval(&Ctx::new(rules, household, state))
+}
+
+pub fn eval(cx: &Ctx) -> Option<Contribution> {
+    let (rules, state) = (cx.rules, cx.state);
     if state.size_now() == 0 {
         return None;
     }
     let p = &rules.rules.income_below_line;
-    let std = rules.standard_for(&state.region_code, household.area);
-    let dibao = std.dibao_monthly;
-    let edge = std.edge_line_monthly();
-    let baseline = state.per_capita_at_registration;
-    let recent: Vec<_> = state
+    let d = &rules.deductions;
+    let dibao = cx.standard.dibao_monthly;
+    let edge = cx.standard.edge_line_monthly();
+    let assessed = |pt: &IncomePoint| d.per_capita_for_risk(pt.parts(), cx.pupils);
+    let baseline = d.per_capita_for_risk(state.parts_at_registration(), cx.pupils);
+    let lowest = state
         .income_history
         .iter()
-        .filter(|pt| is_recent(rules, state, pt.on))
-        .collect();
-    let lowest = recent.iter().min_by_key(|pt| pt.per_capita)?;
-    let (points, line, zh_line, en_line) = if baseline >= dibao && lowest.per_capita < dibao {
-        (
+        .filter(|pt| cx.counts(pt.on))
+        .map(|pt| (assessed(pt), pt))
+        .min_by_key(|(pc, _)| *pc)?;
+    let (low, pt) = lowest;
+    let drop = baseline - low;
+    if drop <= Money::ZERO {
+        return None;
+    }
+    let drop_permille = drop.ratio_permille(baseline).unwrap_or(0);
+    let material = drop_permille >= p.min_drop_permille;
+    // (points, line, zh, en); the heaviest that applies
+    let mut best: Option<(i64, Money, &str, &str)> = None;
+    let mut consider = |c: (i64, Money, &'static str, &'static str)| {
+        if c.0 > 0 && best.is_none_or(|b| c.0 > b.0) {
+            best = Some(c);
+        }
+    };
+    if material && baseline >= dibao && low < dibao {
+        consider((
             p.below_dibao,
             dibao,
             "当地低保标准",
             "the local 低保 standard",
-        )
-    } else if baseline >= edge && lowest.per_capita < edge {
-        (
+        ));
+    }
+    if material && baseline >= edge && low < edge {
+        consider((
             p.below_edge,
             edge,
             "低保边缘线",
             "the 低保边缘 (near-poverty) line",
+        ));
+    }
+    if drop_permille >= p.sharp_drop_permille {
+        consider((p.sharp_drop, Money::ZERO, "", ""));
+    }
+    let (points, line, zh_line, en_line) = best?;
+    let (zh_why, en_why) = if line > Money::ZERO {
+        (
+            format!("，低于{zh_line}{line}元"),
+            format!(", below {en_line} of {line} yuan"),
         )
     } else {
-        return None;
-    };
-    let below: Vec<String> = recent
-        .iter()
-        .filter(|pt| pt.per_capita < line)
-        .map(|pt| pt.event_id.clone())
-        .collect();
-    let now = if state.per_capita_now != lowest.per_capita {
         (
-            format!("，目前为{}元", state.per_capita_now),
-            format!("; it is {} yuan now", state.per_capita_now),
+            format!("，下降{}%", super::percent(drop_permille)),
+            format!(", down {}%", super::percent(drop_permille)),
+        )
+    };
+    let (cost, medical, school) = d.amounts(pt.parts(), cx.pupils);
+    let mut zh_ded = Vec::new();
+    let mut en_ded = Vec::new();
+    if cost > Money::ZERO {
+        zh_ded.push(format!("就业成本{cost}元"));
+        en_ded.push(format!("{cost} yuan cost of working"));
+    }
+    if medical > Money::ZERO {
+        zh_ded.push(format!("医疗自付{medical}元"));
+        en_ded.push(format!("{medical} yuan medical out-of-pocket"));
+    }
+    if school > Money::ZERO {
+        zh_ded.push(format!("就学{school}元"));
+        en_ded.push(format!("{school} yuan schooling"));
+    }
+    let (zh_ded, en_ded) = if zh_ded.is_empty() {
+        (String::new(), String::new())
+    } else {
+        (
+            format!("（已扣除每月{}）", zh_ded.join("、")),
+            format!(" (after deducting a monthly {})", en_ded.join(", ")),
+        )
+    };
+    let now_pc = d.per_capita_for_risk(state.parts_now(), cx.pupils);
+    let now = if now_pc != low {
+        (
+            format!("，目前为{now_pc}元"),
+            format!("; it is {now_pc} yuan now"),
         )
     } else {
         (String::new(), String::new())
     };
+    let event_ids = state
+        .income_history
+        .iter()
+        .filter(|q| cx.counts(q.on) && assessed(q) < baseline)
+        .filter(|q| line == Money::ZERO || assessed(q) < line)
+        .map(|q| q.event_id.to_string())
+        .collect();
     Some(Contribution {
         rule_id: ID.to_string(),
         points,
         reason_zh: format!(
-            "家庭人均月收入由登记时的{baseline}元降至{}元（{}，{}人），低于{zh_line}{line}元{}",
-            lowest.per_capita, lowest.on, lowest.household_size, now.0
+            "家庭人均月收入由登记时的{baseline}元降至{low}元（{}，{}人）{zh_ded}{zh_why}{}",
+            pt.on, pt.household_size, now.0
         ),
         reason_en: format!(
-            "Per-capita monthly income fell from {baseline} yuan at registration to {} yuan ({}, {} people), below {en_line} of {line} yuan{}",
-            lowest.per_capita, lowest.on, lowest.household_size, now.1
+            "Per-capita monthly income fell from {baseline} yuan at registration to {low} yuan ({}, {} people){en_ded}{en_why}{}",
+            pt.on, pt.household_size, now.1
         ),
-        event_ids: below,
+        event_ids,
     })
 }
 
@@ -82,55 +144,127 @@ mod tests {
     use crate::testkit::*;
     use doudi_model::{Category, Money};
 
+    /// The test family with the head earning `wage` yuan: per capita after deductions is
+    /// (wage × 0.8 + 500 − 100 for the pupil) / 3.
+    fn earning(wage: i64) -> Household {
+        let mut h = family(Category::EdgeProne);
+        h.members[0].monthly_income = Money::from_yuan(wage);
+        h
+    }
+
+    fn eval(h: &Household, facts: &[doudi_model::Fact], day: &str) -> Option<Contribution> {
+        evaluate(&RuleSet::builtin(), h, &derive_state(h, facts, at(day)))
+    }
+
     #[test]
-    fn falling_below_the_dibao_line_counts_and_a_rise_does_not_undo_it() {
-        let rules = RuleSet::builtin();
-        let h = family(Category::EdgeProne); // 2,500 / 3 = 833.33 ≥ 732
+    fn job_loss_pushing_income_below_the_dibao_line_adds_25_and_a_new_job_does_not_undo_it() {
+        // (2,800 × 0.8 + 500 − 100) / 3 = 880 ≥ 732; without the wage: (500 − 100) / 3 = 133.33
+        let h = earning(2800);
         let lost = [fact("E1", "M1", "2026-02-01", job_lost("2026-01-31", None))];
-        let c = evaluate(&rules, &h, &derive_state(&h, &lost, at("2026-02-02"))).unwrap();
+        let c = eval(&h, &lost, "2026-02-02").unwrap();
         assert_eq!(c.points, 25);
         assert_eq!(c.event_ids, vec!["E1"]);
-        assert!(
-            c.reason_zh.starts_with("家庭人均月收入由登记时的833.33元降至166.66元（2026-01-31，3人），低于当地低保标准732.00元"),
-            "{}",
-            c.reason_zh
+        assert_eq!(
+            c.reason_zh,
+            "家庭人均月收入由登记时的880.00元降至133.33元（2026-01-31，3人）（已扣除每月就学100.00元），低于当地低保标准732.00元"
+        );
+        assert_eq!(
+            c.reason_en,
+            "Per-capita monthly income fell from 880.00 yuan at registration to 133.33 yuan (2026-01-31, 3 people) (after deducting a monthly 100.00 yuan schooling), below the local 低保 standard of 732.00 yuan"
         );
         let mut both = lost.to_vec();
         both.push(fact(
             "E2",
             "M1",
             "2026-03-01",
-            job_started("2026-03-01", 200_000),
+            job_started("2026-03-01", 280_000),
         ));
-        let c2 = evaluate(&rules, &h, &derive_state(&h, &both, at("2026-03-02"))).unwrap();
+        let c2 = eval(&h, &both, "2026-03-02").unwrap();
         assert_eq!(c2.points, 25);
         assert!(
-            c2.reason_en.contains("it is 833.33 yuan now"),
+            c2.reason_en.ends_with("; it is 880.00 yuan now"),
             "{}",
             c2.reason_en
         );
     }
 
     #[test]
-    fn a_birth_can_push_below_the_edge_line() {
-        let rules = RuleSet::builtin();
-        // 3,300 / 3 = 1,100 ≥ edge 1,098; a birth makes it 825: below the edge, above 低保
-        let mut h = family(Category::EdgeProne);
-        h.members[0].monthly_income = Money::from_yuan(2800);
-        let facts = [fact("E1", "M2", "2026-03-01", birth("2026-03-01"))];
-        let c = evaluate(&rules, &h, &derive_state(&h, &facts, at("2026-03-02"))).unwrap();
+    fn medical_bills_above_a_tenth_of_income_are_deducted_and_can_push_below_the_edge_line() {
+        // (4,000 × 0.8 + 500 − 100) / 3 = 1,200 ≥ edge 1,098. A bill of 12,600 out of pocket,
+        // less 10 % of the yearly 54,000 income, is 7,200 a year = 600 a month: 3,000 / 3 = 1,000.
+        let h = earning(4000);
+        let facts = [fact(
+            "E1",
+            "M2",
+            "2026-03-01",
+            inpatient(1_260_000, "2026-03-01"),
+        )];
+        let c = eval(&h, &facts, "2026-03-02").unwrap();
         assert_eq!(c.points, 15);
-        // already below the line at registration (a 低保 household): not a fall
-        let mut poor = family(Category::Dibao);
-        poor.members[0].monthly_income = Money::from_yuan(1000);
-        let facts = [fact("E1", "M1", "2026-02-01", job_lost("2026-01-31", None))];
         assert_eq!(
-            evaluate(
-                &rules,
-                &poor,
-                &derive_state(&poor, &facts, at("2026-02-02"))
-            ),
-            None
+            c.reason_en,
+            "Per-capita monthly income fell from 1200.00 yuan at registration to 1000.00 yuan (2026-03-01, 3 people) (after deducting a monthly 800.00 yuan cost of working, 600.00 yuan medical out-of-pocket, 100.00 yuan schooling), below the 低保边缘 (near-poverty) line of 1098.00 yuan"
         );
+        // ordinary spending (within 10 % of income) is not deducted
+        let small = [fact(
+            "E1",
+            "M2",
+            "2026-03-01",
+            inpatient(540_000, "2026-03-01"),
+        )];
+        assert_eq!(eval(&h, &small, "2026-03-02"), None);
+    }
+
+    #[test]
+    fn a_sharp_drop_that_crosses_no_line_adds_15() {
+        // (8,000 × 0.8 + 400) / 3 = 2,266.66 → wage cut to 4,500: (4,500 × 0.8 + 400) / 3 = 1,333.33
+        let h = earning(8000);
+        let facts = [fact(
+            "E1",
+            "M1",
+            "2026-03-01",
+            wage_changed("2026-03-01", 450_000),
+        )];
+        let c = eval(&h, &facts, "2026-03-02").unwrap();
+        assert_eq!(c.points, 15);
+        assert!(c.reason_zh.ends_with("，下降41.1%"), "{}", c.reason_zh);
+    }
+
+    #[test]
+    fn a_dip_of_less_than_a_tenth_across_the_line_does_not_count() {
+        // (2,500 × 0.8 + 400) / 3 = 800 → wage 2,230: 728 (below 732, but only 9 % down)
+        let h = earning(2500);
+        let dip = [fact(
+            "E1",
+            "M1",
+            "2026-03-01",
+            wage_changed("2026-03-01", 223_000),
+        )];
+        assert_eq!(eval(&h, &dip, "2026-03-02"), None);
+        // wage 2,200: 720, 10 % down: counts
+        let fall = [fact(
+            "E1",
+            "M1",
+            "2026-03-01",
+            wage_changed("2026-03-01", 220_000),
+        )];
+        assert_eq!(eval(&h, &fall, "2026-03-02").map(|c| c.points), Some(25));
+    }
+
+    #[test]
+    fn a_birth_is_not_a_fall_in_income() {
+        let h = earning(2800);
+        let facts = [fact("E1", "M2", "2026-03-01", birth("2026-03-01"))];
+        assert_eq!(eval(&h, &facts, "2026-03-02"), None);
+    }
+
+    #[test]
+    fn a_household_already_below_the_line_at_registration_has_not_fallen_across_it() {
+        // a 低保 household at (1,000 × 0.8 + 400) / 3 = 400: losing the job is a sharp drop only
+        let h = earning(1000);
+        let facts = [fact("E1", "M1", "2026-02-01", job_lost("2026-01-31", None))];
+        let c = eval(&h, &facts, "2026-02-02").unwrap();
+        assert_eq!(c.points, 15);
+        assert!(c.reason_en.ends_with(", down 66.6%"), "{}", c.reason_en);
     }
 }

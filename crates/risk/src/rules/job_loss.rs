@@ -4,15 +4,15 @@
 
 use doudi_model::Household;
 
-use super::{is_recent, relation_en, relation_of, relation_zh};
+use super::{relation_en, relation_of, relation_zh, Ctx};
 use crate::assess::Contribution;
-use crate::ruleset::RuleSet;
+use crate::ruleset::{JobLossParams, RuleSet};
 use crate::state::{EmploymentLoss, EmploymentLossKind, HouseholdState};
 
 pub const ID: &str = "job_loss";
 
 fn describe(state: &HouseholdState, l: &EmploymentLoss) -> (String, String) {
-    let rel = relation_of(state, &l.member_id);
+    let rel = relation_of(state, l.member_id);
     let (zh, en) = (relation_zh(rel), relation_en(rel));
     match l.kind {
         EmploymentLossKind::JobLost => match l.monthly_wage_lost {
@@ -45,6 +45,21 @@ fn describe(state: &HouseholdState, l: &EmploymentLoss) -> (String, String) {
     }
 }
 
+/// The points one signal is worth (0: it does not count).
+pub fn weight(p: &JobLossParams, l: &EmploymentLoss) -> i64 {
+    match l.kind {
+        EmploymentLossKind::JobLost => p.job_lost,
+        EmploymentLossKind::UnemploymentRegistered => p.unemployment_registered,
+        EmploymentLossKind::ContributionsStopped => {
+            if i64::from(l.months_unpaid.unwrap_or(0)) >= p.contributions_stopped_min_months {
+                p.contributions_stopped
+            } else {
+                0
+            }
+        }
+    }
+}
+
 /// On equal weight, the more definite signal describes the member.
 fn rank(k: EmploymentLossKind) -> u8 {
     match k {
@@ -56,34 +71,29 @@ fn rank(k: EmploymentLossKind) -> u8 {
 
 pub fn evaluate(
     rules: &RuleSet,
-    _household: &Household,
+    household: &Household,
     state: &HouseholdState,
 ) -> Option<Contribution> {
+    eval(&Ctx::new(rules, household, state))
+}
+
+pub fn eval(cx: &Ctx) -> Option<Contribution> {
+    let (rules, state) = (cx.rules, cx.state);
     let p = &rules.rules.job_loss;
-    let weight = |l: &EmploymentLoss| match l.kind {
-        EmploymentLossKind::JobLost => p.job_lost,
-        EmploymentLossKind::UnemploymentRegistered => p.unemployment_registered,
-        EmploymentLossKind::ContributionsStopped => {
-            if i64::from(l.months_unpaid.unwrap_or(0)) >= p.contributions_stopped_min_months {
-                p.contributions_stopped
-            } else {
-                0
-            }
-        }
-    };
+    let weight = |l: &EmploymentLoss| weight(p, l);
     let counted: Vec<&EmploymentLoss> = state
         .employment_losses
         .iter()
-        .filter(|l| is_recent(rules, state, l.on) && weight(l) > 0)
+        .filter(|l| cx.counts(l.on) && weight(l) > 0)
         .collect();
     if counted.is_empty() {
         return None;
     }
     // Members in order of first signal; for each, the strongest signal.
-    let mut members: Vec<&str> = Vec::new();
+    let mut members: Vec<&str> = Vec::with_capacity(2);
     for l in &counted {
-        if !members.contains(&l.member_id.as_str()) {
-            members.push(&l.member_id);
+        if !members.contains(&l.member_id) {
+            members.push(l.member_id);
         }
     }
     let (mut points, mut zh, mut en) = (0i64, Vec::new(), Vec::new());
@@ -112,7 +122,7 @@ pub fn evaluate(
         points,
         reason_zh: zh.join("；"),
         reason_en: en.join("; "),
-        event_ids: counted.iter().map(|l| l.event_id.clone()).collect(),
+        event_ids: counted.iter().map(|l| l.event_id.to_string()).collect(),
     })
 }
 
@@ -123,7 +133,7 @@ mod tests {
     use crate::testkit::*;
 
     #[test]
-    fn job_loss_counts_strongest_signal_per_member() {
+    fn job_loss_of_the_only_earner_adds_25_plus_10_with_the_strongest_signal_per_member() {
         let rules = RuleSet::builtin();
         let h = family_dibao_rural();
         let facts = [
@@ -149,7 +159,7 @@ mod tests {
     }
 
     #[test]
-    fn stopped_contributions_alone_are_a_weak_signal() {
+    fn contributions_stopped_for_three_months_alone_add_15() {
         let rules = RuleSet::builtin();
         let h = family_dibao_rural();
         let facts = [fact(
@@ -164,6 +174,19 @@ mod tests {
             c.reason_en.contains("3 months since 2026-02-01"),
             "{}",
             c.reason_en
+        );
+    }
+
+    #[test]
+    fn unemployment_registration_of_the_only_earner_adds_20_plus_10() {
+        let rules = RuleSet::builtin();
+        let h = family_dibao_rural();
+        let facts = [fact("E1", "M1", "2026-02-05", unemployment("2026-02-05"))];
+        let c = evaluate(&rules, &h, &derive_state(&h, &facts, at("2026-02-06"))).unwrap();
+        assert_eq!(c.points, 30);
+        assert_eq!(
+            c.reason_en,
+            "Member (head of household) registered as unemployed on 2026-02-05; nobody in the household was left in work"
         );
     }
 }

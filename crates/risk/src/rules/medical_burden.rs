@@ -1,9 +1,9 @@
 //! `medical_burden`: the household's out-of-pocket medical spend over the trailing 12 months,
 //! against last year's per-capita disposable income of the local standard (50 % / 100 % tiers).
 
-use doudi_model::Household;
+use doudi_model::{Household, Money};
 
-use super::percent;
+use super::{percent, Ctx};
 use crate::assess::Contribution;
 use crate::ruleset::RuleSet;
 use crate::state::HouseholdState;
@@ -15,10 +15,20 @@ pub fn evaluate(
     household: &Household,
     state: &HouseholdState,
 ) -> Option<Contribution> {
+    eval(&Ctx::new(rules, household, state))
+}
+
+pub fn eval(cx: &Ctx) -> Option<Contribution> {
+    let (rules, state) = (cx.rules, cx.state);
     let p = &rules.rules.medical_burden;
-    let std = rules.standard_for(&state.region_code, household.area);
-    let income = std.per_capita_disposable_yearly;
-    let ratio = state.out_of_pocket_12m.ratio_permille(income)?;
+    let income = cx.standard.per_capita_disposable_yearly;
+    // Bills of the last 12 months whose risk is not cleared.
+    let oop: Money = state
+        .settlements_12m()
+        .filter(|s| cx.counts(s.settled_on))
+        .map(|s| s.out_of_pocket)
+        .sum();
+    let ratio = oop.ratio_permille(income)?;
     let (points, tier) = if ratio >= p.above_full_permille {
         (p.above_full_points, p.above_full_permille)
     } else if ratio >= p.above_half_permille {
@@ -26,7 +36,6 @@ pub fn evaluate(
     } else {
         return None;
     };
-    let oop = state.out_of_pocket_12m;
     Some(Contribution {
         rule_id: ID.to_string(),
         points,
@@ -42,8 +51,8 @@ pub fn evaluate(
         ),
         event_ids: state
             .settlements_12m()
-            .filter(|s| s.out_of_pocket.fen() > 0)
-            .map(|s| s.event_id.clone())
+            .filter(|s| s.out_of_pocket.fen() > 0 && cx.counts(s.settled_on))
+            .map(|s| s.event_id.to_string())
             .collect(),
     })
 }
@@ -55,7 +64,7 @@ mod tests {
     use crate::testkit::*;
 
     #[test]
-    fn burden_tiers_at_half_and_full_income() {
+    fn out_of_pocket_above_half_of_disposable_income_adds_30_and_above_all_of_it_55() {
         let rules = RuleSet::builtin();
         let h = family_dibao_rural(); // rural: 18,000 a year
         let eval = |oop_fen: i64| {

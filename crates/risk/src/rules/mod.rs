@@ -6,7 +6,8 @@ use chrono::NaiveDate;
 use doudi_model::{Household, Relation, WorkCapacity};
 
 use crate::assess::Contribution;
-use crate::ruleset::RuleSet;
+use crate::clearance::{self, Clearance};
+use crate::ruleset::{RuleSet, Standard};
 use crate::state::{HouseholdState, MemberState};
 
 pub mod catastrophic_bill;
@@ -19,22 +20,60 @@ pub mod job_loss;
 pub mod medical_burden;
 pub mod serious_illness;
 pub mod severe_disability;
+pub mod watch;
+
+/// What every rule sees: the rule set, the household, its state, and what is worked out once per
+/// assessment (the local standard, the pupils, the risk-clearing position).
+pub struct Ctx<'s, 'a> {
+    pub rules: &'s RuleSet,
+    pub household: &'s Household,
+    pub state: &'s HouseholdState<'a>,
+    pub standard: Standard,
+    pub pupils: i64,
+    pub clearance: Clearance,
+}
+
+impl<'s, 'a> Ctx<'s, 'a> {
+    pub fn new(
+        rules: &'s RuleSet,
+        household: &'s Household,
+        state: &'s HouseholdState<'a>,
+    ) -> Self {
+        let standard = rules.standard_for(state.region_code, household.area);
+        let d = &rules.deductions;
+        let pupils = state.pupils(d.school_age_min, d.school_age_below);
+        let clearance = clearance::compute(rules, state, &standard, pupils);
+        Ctx {
+            rules,
+            household,
+            state,
+            standard,
+            pupils,
+            clearance,
+        }
+    }
+
+    /// Whether a signal that happened `on` still counts (its risk is not cleared).
+    pub fn counts(&self, on: NaiveDate) -> bool {
+        on <= self.state.as_of_date() && self.clearance.counts(on)
+    }
+}
 
 /// A rule: its contribution to a household's score, if it fires.
-pub type RuleFn = fn(&RuleSet, &Household, &HouseholdState) -> Option<Contribution>;
+pub type RuleFn = for<'s, 'a> fn(&Ctx<'s, 'a>) -> Option<Contribution>;
 
 /// Every rule, in the order contributions are listed.
 pub const RULES: [(&str, RuleFn); 10] = [
-    (death::ID, death::evaluate),
-    (serious_illness::ID, serious_illness::evaluate),
-    (medical_burden::ID, medical_burden::evaluate),
-    (catastrophic_bill::ID, catastrophic_bill::evaluate),
-    (job_loss::ID, job_loss::evaluate),
-    (severe_disability::ID, severe_disability::evaluate),
-    (dangerous_house::ID, dangerous_house::evaluate),
-    (disaster_damage::ID, disaster_damage::evaluate),
-    (forced_relocation::ID, forced_relocation::evaluate),
-    (income_below_line::ID, income_below_line::evaluate),
+    (death::ID, death::eval),
+    (serious_illness::ID, serious_illness::eval),
+    (medical_burden::ID, medical_burden::eval),
+    (catastrophic_bill::ID, catastrophic_bill::eval),
+    (job_loss::ID, job_loss::eval),
+    (severe_disability::ID, severe_disability::eval),
+    (dangerous_house::ID, dangerous_house::eval),
+    (disaster_damage::ID, disaster_damage::eval),
+    (forced_relocation::ID, forced_relocation::eval),
+    (income_below_line::ID, income_below_line::eval),
 ];
 
 /// The ids of the rules, for validating the rule set's references to them.
@@ -53,15 +92,6 @@ pub const RULE_IDS: [&str; 10] = [
 
 /// The id of the vulnerability multiplier's contribution.
 pub const VULNERABILITY_ID: &str = "vulnerability";
-
-/// Whether something that happened `on` is still a fresh signal at the state's date.
-pub(crate) fn is_recent(rules: &RuleSet, state: &HouseholdState, on: NaiveDate) -> bool {
-    let as_of = state.as_of_date();
-    let start = as_of
-        .checked_sub_signed(chrono::TimeDelta::days(rules.general.recent_days))
-        .unwrap_or(NaiveDate::MIN);
-    on >= start
-}
 
 pub(crate) fn of_working_age(rules: &RuleSet, age: u32) -> bool {
     let a = i64::from(age);

@@ -2,7 +2,7 @@
 
 use doudi_model::Household;
 
-use super::{is_recent, relation_en, relation_of, relation_zh};
+use super::{relation_en, relation_of, relation_zh, Ctx};
 use crate::assess::Contribution;
 use crate::ruleset::RuleSet;
 use crate::state::HouseholdState;
@@ -11,13 +11,18 @@ pub const ID: &str = "serious_illness";
 
 pub fn evaluate(
     rules: &RuleSet,
-    _household: &Household,
+    household: &Household,
     state: &HouseholdState,
 ) -> Option<Contribution> {
+    eval(&Ctx::new(rules, household, state))
+}
+
+pub fn eval(cx: &Ctx) -> Option<Contribution> {
+    let (rules, state) = (cx.rules, cx.state);
     let recent: Vec<_> = state
         .serious_illnesses
         .iter()
-        .filter(|i| is_recent(rules, state, i.diagnosed_on))
+        .filter(|i| cx.counts(i.diagnosed_on))
         .collect();
     if recent.is_empty() {
         return None;
@@ -27,7 +32,7 @@ pub fn evaluate(
         .map(|i| {
             format!(
                 "家庭成员（{}）于{}确诊重大疾病或慢性病",
-                relation_zh(relation_of(state, &i.member_id)),
+                relation_zh(relation_of(state, i.member_id)),
                 i.diagnosed_on
             )
         })
@@ -37,7 +42,7 @@ pub fn evaluate(
         .map(|i| {
             format!(
                 "Member ({}) was diagnosed with a serious or chronic disease on {}",
-                relation_en(relation_of(state, &i.member_id)),
+                relation_en(relation_of(state, i.member_id)),
                 i.diagnosed_on
             )
         })
@@ -47,7 +52,7 @@ pub fn evaluate(
         points: rules.rules.serious_illness.points,
         reason_zh: zh.join("；"),
         reason_en: en.join("; "),
-        event_ids: recent.iter().map(|i| i.event_id.clone()).collect(),
+        event_ids: recent.iter().map(|i| i.event_id.to_string()).collect(),
     })
 }
 
@@ -58,7 +63,7 @@ mod tests {
     use crate::testkit::*;
 
     #[test]
-    fn diagnosis_adds_points_with_date() {
+    fn serious_illness_diagnosis_adds_45_with_its_date() {
         let rules = RuleSet::builtin();
         let h = family_dibao_rural();
         let facts = [fact(

@@ -3,7 +3,7 @@
 
 use doudi_model::Household;
 
-use super::{is_recent, relation_en, relation_of, relation_zh};
+use super::{relation_en, relation_of, relation_zh, Ctx};
 use crate::assess::Contribution;
 use crate::ruleset::RuleSet;
 use crate::state::HouseholdState;
@@ -21,14 +21,19 @@ fn grade_zh(g: u8) -> &'static str {
 
 pub fn evaluate(
     rules: &RuleSet,
-    _household: &Household,
+    household: &Household,
     state: &HouseholdState,
 ) -> Option<Contribution> {
+    eval(&Ctx::new(rules, household, state))
+}
+
+pub fn eval(cx: &Ctx) -> Option<Contribution> {
+    let (rules, state) = (cx.rules, cx.state);
     let p = &rules.rules.severe_disability;
     let new: Vec<_> = state
         .disabilities
         .iter()
-        .filter(|d| is_recent(rules, state, d.certified_on))
+        .filter(|d| cx.counts(d.certified_on))
         .filter(|d| i64::from(d.grade) <= p.max_grade)
         .filter(|d| d.previous_grade.is_none_or(|prev| prev > d.grade))
         .collect();
@@ -40,7 +45,7 @@ pub fn evaluate(
         .map(|d| {
             format!(
                 "家庭成员（{}）于{}被评定为{}残疾（重度）",
-                relation_zh(relation_of(state, &d.member_id)),
+                relation_zh(relation_of(state, d.member_id)),
                 d.certified_on,
                 grade_zh(d.grade)
             )
@@ -51,7 +56,7 @@ pub fn evaluate(
         .map(|d| {
             format!(
                 "Member ({}) was certified with a grade {} (severe) disability on {}",
-                relation_en(relation_of(state, &d.member_id)),
+                relation_en(relation_of(state, d.member_id)),
                 d.grade,
                 d.certified_on
             )
@@ -62,7 +67,7 @@ pub fn evaluate(
         points: p.points,
         reason_zh: zh.join("；"),
         reason_en: en.join("; "),
-        event_ids: new.iter().map(|d| d.event_id.clone()).collect(),
+        event_ids: new.iter().map(|d| d.event_id.to_string()).collect(),
     })
 }
 
@@ -73,7 +78,7 @@ mod tests {
     use crate::testkit::*;
 
     #[test]
-    fn only_new_severe_grades_count() {
+    fn new_grade_1_or_2_disability_adds_40_and_a_milder_or_repeated_grade_nothing() {
         let rules = RuleSet::builtin();
         let mut h = family_dibao_rural();
         let eval = |h: &Household, grade: u8| {

@@ -1,0 +1,90 @@
+//! `doudi backtest`: replay every stored household timeline under another rule set and report what
+//! would change, before the change is made.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use doudi_model::{Fact, Household};
+use doudi_risk::RuleSet;
+
+use super::open_store;
+use crate::{output, Config};
+
+/// Households read from the store per page.
+const PAGE: i64 = 2_000;
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Every household with a timeline is assessed twice, as of its latest fact: under the rule set in use (rules.file, or the built-in one) and under NEW.toml. The report counts warnings gained and lost by level, the level-change matrix, and shows a few households of each kind of change with their top reasons. Nothing is written.
+
+Example: doudi backtest --rules rules/2027-01.toml --examples 5")]
+pub struct BacktestArgs {
+    /// The candidate rule set (checked first, as `doudi rules check` does).
+    #[arg(long, value_name = "NEW.toml")]
+    pub rules: PathBuf,
+    /// Households shown per kind of change.
+    #[arg(long, default_value_t = 3)]
+    pub examples: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(config: &Config, args: BacktestArgs) -> anyhow::Result<ExitCode> {
+    let current = config.rule_set()?;
+    let text = std::fs::read_to_string(&args.rules)
+        .with_context(|| format!("cannot read {}", args.rules.display()))?;
+    let candidate = match RuleSet::from_toml_str(&text) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.rules.display());
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let store = open_store(config).await?;
+    let register: HashMap<String, Household> = store
+        .load_register()
+        .await
+        .context("cannot load the register")?
+        .into_iter()
+        .map(|h| (h.household_id.clone(), h))
+        .collect();
+    let bar = output::bar(register.len() as u64, "replaying timelines");
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<(String, Vec<Fact>)>>(4);
+    let examples = args.examples;
+    let replay = tokio::task::spawn_blocking(move || {
+        let items = std::iter::from_fn(|| rx.blocking_recv())
+            .flatten()
+            .filter_map(|(id, facts)| {
+                let h = register.get(&id)?.clone();
+                let as_of = facts.iter().map(|f| f.occurred_at).max()?;
+                Some((h, facts, as_of))
+            });
+        doudi_risk::backtest(&current, &candidate, items, examples)
+    });
+    let mut after = String::new();
+    loop {
+        let page = store.timelines_after(&after, PAGE).await?;
+        let Some((last, _)) = page.last() else {
+            break;
+        };
+        after = last.clone();
+        bar.inc(page.len() as u64);
+        if tx.send(page).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let report = replay.await.context("the backtest thread stopped")?;
+    bar.finish_and_clear();
+    store.close().await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render_text());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,371 @@
+//! `doudi crosscheck`: the nightly comparison of the register against full department snapshots.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use clap::Args;
+use doudi_crosscheck::{
+    reconcile_checks, Finding, Flow, Progress, Reconciliation, RunOptions, RunResult, StoredFinding,
+};
+use doudi_store::{CrosscheckRunRow, FindingRow, NightChanges};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use super::{officers, open_store};
+use crate::Config;
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Reads every snapshot file in DIR (death.csv, hukou.csv, vehicles.csv, properties.csv, companies.csv, wages.csv, payments.csv, or .jsonl; schemas in schemas/snapshots/), compares them with the register, and records the night's findings: new ones are opened and routed to the officer of the household's township with a deadline (category eligibility review, never an automatic cut); findings still true are kept (no duplicates on a re-run); findings no longer true close themselves with a note.
+
+Exit codes (for cron): 0 all checks ran on clean snapshots; 3 all checks ran but bad rows were skipped (listed in the report with file and line); 4 some checks could not run (a snapshot missing or unreadable: their open findings are left as they were); 1 the run failed.
+
+Example (cron at 2 a.m.): doudi crosscheck --snapshots /data/snapshots/$(date +%F) --out /srv/reports/$(date +%F)")]
+pub struct CrosscheckArgs {
+    /// Folder of snapshot files (one file per kind; CSV with a header row, or JSONL).
+    #[arg(long, value_name = "DIR")]
+    pub snapshots: PathBuf,
+    /// Write findings.json, findings.csv and report.html here.
+    #[arg(long, value_name = "REPORT_DIR")]
+    pub out: Option<PathBuf>,
+    /// The night the snapshots describe (default: DIR/manifest.json's as_of, else today).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub as_of: Option<NaiveDate>,
+    /// Keep checkpoints here, so that an interrupted run resumes (default: DIR/.doudi-work if
+    /// writable, otherwise none).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Print the night's summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(config: &Config, args: CrosscheckArgs) -> anyhow::Result<ExitCode> {
+    if !args.snapshots.is_dir() {
+        anyhow::bail!(
+            "snapshot folder {} does not exist (try `doudi gen --out DIR`: it writes DIR/snapshots/)",
+            args.snapshots.display()
+        );
+    }
+    let as_of = match args.as_of {
+        Some(d) => d,
+        None => doudi_crosscheck::snapshot_as_of(&args.snapshots)?
+            .unwrap_or_else(|| chrono::Local::now().date_naive()),
+    };
+    let store = open_store(config).await?;
+    let register = store
+        .load_register()
+        .await
+        .context("cannot load the register")?;
+    if register.is_empty() {
+        anyhow::bail!("the register is empty: import it first (doudi import FILE)");
+    }
+    let directory = officers::load_directory(&store).await?;
+    let started_at = chrono::Utc::now();
+    tracing::info!(households = register.len(), night = %as_of, snapshots = %args.snapshots.display(), "cross-check starting");
+
+    let cfg = config.crosscheck.clone();
+    let snapshots = args.snapshots.clone();
+    let opts = RunOptions {
+        work_dir: args.work_dir.clone(),
+        ..RunOptions::default()
+    };
+    let result = tokio::task::spawn_blocking(move || {
+        let progress = BarProgress::new();
+        let r = doudi_crosscheck::run_with(&register, &snapshots, &cfg, as_of, &progress, &opts);
+        progress.finish();
+        r
+    })
+    .await
+    .context("the cross-check thread stopped")?
+    .context("the cross-check failed")?;
+
+    // Reconcile with the open findings and record the night.
+    let open = store.open_findings().await?;
+    let open: Vec<StoredFinding> =
+        open.iter()
+            .map(|s| {
+                Ok(StoredFinding {
+                    finding: serde_json::from_str::<Finding>(&s.row.finding)
+                        .with_context(|| format!("stored finding {} is unreadable", s.row.key))?,
+                    first_seen: s.row.first_seen.parse().with_context(|| {
+                        format!("stored finding {} has a bad first_seen", s.row.key)
+                    })?,
+                    last_seen: s.row.last_seen.parse().with_context(|| {
+                        format!("stored finding {} has a bad last_seen", s.row.key)
+                    })?,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+    let rec = reconcile_checks(&open, &result.findings, as_of, &result.checks_run);
+    let assigned: HashMap<String, Option<String>> = rec
+        .new
+        .iter()
+        .chain(&rec.still_open)
+        .map(|s| {
+            (
+                s.finding.key.clone(),
+                directory
+                    .route(&s.finding.region_code)
+                    .map(|a| a.officer_id),
+            )
+        })
+        .collect();
+    let row = |s: &StoredFinding| -> anyhow::Result<FindingRow> {
+        let f = &s.finding;
+        Ok(FindingRow {
+            key: f.key.clone(),
+            check_code: f.check.code().to_string(),
+            household_id: f.household_id.clone(),
+            member_id: f.member_id.clone(),
+            region_code: f.region_code.to_string(),
+            category: f.category.clone(),
+            amount_fen: f.amount_at_stake.fen(),
+            finding: serde_json::to_string(f)?,
+            first_seen: s.first_seen.to_string(),
+            last_seen: s.last_seen.to_string(),
+            deadline: f.deadline.to_string(),
+            assigned_to: assigned.get(&f.key).cloned().flatten(),
+        })
+    };
+    let changes = NightChanges {
+        opened: rec.new.iter().map(row).collect::<anyhow::Result<_>>()?,
+        refreshed: rec
+            .still_open
+            .iter()
+            .map(row)
+            .collect::<anyhow::Result<_>>()?,
+        closed: rec
+            .closed
+            .iter()
+            .map(|c| {
+                (
+                    c.finding.finding.key.clone(),
+                    format!("{} / {}", c.note_zh, c.note_en),
+                )
+            })
+            .collect(),
+    };
+    let rows_read: u64 = result.files.iter().map(|f| f.rows).sum();
+    let run_id = store
+        .record_crosscheck(
+            &CrosscheckRunRow {
+                night: as_of.to_string(),
+                snapshots: args.snapshots.display().to_string(),
+                started_at: started_at.to_rfc3339(),
+                rows_read: rows_read as i64,
+                bad_rows: result.bad_row_count as i64,
+            },
+            &changes,
+        )
+        .await?;
+    store.close().await;
+
+    let report = match &args.out {
+        Some(dir) => Some(
+            doudi_crosscheck::write_report(dir, &result, Some(&rec))
+                .with_context(|| format!("cannot write the report into {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    let unassigned = assigned.values().filter(|a| a.is_none()).count();
+    if unassigned > 0 {
+        tracing::warn!(unassigned, "findings in regions no officer covers (import the officer directory: doudi officers import FILE)");
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary_json(
+                run_id,
+                &result,
+                &rec,
+                unassigned,
+                report.as_ref()
+            ))?
+        );
+    } else {
+        print_summary(run_id, &result, &rec, unassigned, report.as_ref());
+    }
+    Ok(ExitCode::from(
+        u8::try_from(result.exit_code()).unwrap_or(1),
+    ))
+}
+
+fn by_check(rec: &Reconciliation) -> BTreeMap<&'static str, (u64, i64)> {
+    let mut m: BTreeMap<&'static str, (u64, i64)> = BTreeMap::new();
+    for s in rec.new.iter().chain(&rec.still_open) {
+        let e = m.entry(s.finding.check.code()).or_default();
+        e.0 += 1;
+        e.1 += s.finding.amount_at_stake.fen();
+    }
+    m
+}
+
+fn summary_json(
+    run_id: i64,
+    result: &RunResult,
+    rec: &Reconciliation,
+    unassigned: usize,
+    report: Option<&doudi_crosscheck::ReportFiles>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "run_id": run_id,
+        "night": result.as_of,
+        "rows_read": result.files.iter().map(|f| f.rows).sum::<u64>(),
+        "bad_rows": result.bad_row_count,
+        "bad_rows_by_file": result.bad_rows_by_file(),
+        "checks_run": result.checks_run,
+        "checks_skipped": result.checks_skipped,
+        "new": rec.new.len(),
+        "still_open": rec.still_open.len(),
+        "closed": rec.closed.len(),
+        "unassigned": unassigned,
+        "by_check": by_check(rec).into_iter().map(|(k, (n, fen))| (k, serde_json::json!({"findings": n, "amount_at_stake_fen": fen}))).collect::<BTreeMap<_, _>>(),
+        "timings_ms": result.timings,
+        "exit_code": result.exit_code(),
+        "report": report.map(|r| serde_json::json!({"json": r.json, "csv": r.csv, "html": r.html})),
+    })
+}
+
+fn print_summary(
+    run_id: i64,
+    result: &RunResult,
+    rec: &Reconciliation,
+    unassigned: usize,
+    report: Option<&doudi_crosscheck::ReportFiles>,
+) {
+    let rows: u64 = result.files.iter().map(|f| f.rows).sum();
+    println!(
+        "cross-check of {} (run #{run_id}): {} snapshot rows in {:.1} s, {} bad rows",
+        result.as_of,
+        rows,
+        result.timings.total_ms as f64 / 1000.0,
+        result.bad_row_count
+    );
+    println!(
+        "findings: {} new, {} still open, {} closed (no longer true){}",
+        rec.new.len(),
+        rec.still_open.len(),
+        rec.closed.len(),
+        if unassigned > 0 {
+            format!(", {unassigned} in regions no officer covers")
+        } else {
+            String::new()
+        }
+    );
+    for (check, (n, fen)) in by_check(rec) {
+        println!(
+            "  {check:<28} {n:>6}   at stake {:>14.2} yuan",
+            fen as f64 / 100.0
+        );
+    }
+    for (check, why) in &result.checks_skipped {
+        println!("  skipped {check}: {why}");
+    }
+    for b in result.bad_rows.iter().take(10) {
+        println!("  bad row {}:{}: {}", b.file, b.line, b.reason);
+    }
+    if result.bad_row_count > 10 {
+        println!(
+            "  … {} bad rows in all (see the report)",
+            result.bad_row_count
+        );
+    }
+    if let Some(r) = report {
+        println!(
+            "report: {} (also {} and {})",
+            r.html.display(),
+            r.json.display(),
+            r.csv.display()
+        );
+    }
+}
+
+/// Byte bars per file on a terminal; otherwise a log line per file and one every 5 s.
+struct BarProgress {
+    terminal: bool,
+    multi: MultiProgress,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+    /// Bytes read in all, and when the last progress line was logged.
+    logged: Mutex<(u64, std::time::Instant)>,
+}
+
+impl BarProgress {
+    fn new() -> Self {
+        BarProgress {
+            terminal: std::io::stderr().is_terminal(),
+            multi: MultiProgress::new(),
+            bars: Mutex::new(HashMap::new()),
+            logged: Mutex::new((0, std::time::Instant::now())),
+        }
+    }
+
+    fn finish(&self) {
+        if let Ok(bars) = self.bars.lock() {
+            for b in bars.values() {
+                b.finish_and_clear();
+            }
+        }
+    }
+
+    fn bar(&self, file: &str) -> Option<ProgressBar> {
+        self.bars.lock().ok().and_then(|b| b.get(file).cloned())
+    }
+}
+
+impl Progress for BarProgress {
+    fn start_file(&self, file: &str, bytes: u64) {
+        if !self.terminal {
+            tracing::info!(file, bytes, "reading snapshot");
+            return;
+        }
+        let bar = self.multi.add(ProgressBar::new(bytes));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg:24} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_message(file.to_string());
+        if let Ok(mut bars) = self.bars.lock() {
+            bars.insert(file.to_string(), bar);
+        }
+    }
+
+    fn advance(&self, file: &str, bytes: u64, _rows: u64) -> Flow {
+        if self.terminal {
+            if let Some(b) = self.bar(file) {
+                b.inc(bytes);
+            }
+        } else if let Ok(mut g) = self.logged.lock() {
+            g.0 += bytes;
+            if g.1.elapsed() >= std::time::Duration::from_secs(5) {
+                g.1 = std::time::Instant::now();
+                tracing::info!(bytes_read = g.0, "cross-check progress");
+            }
+        }
+        Flow::Continue
+    }
+
+    fn finish_file(&self, file: &str, rows: u64, resumed: bool) {
+        if !self.terminal {
+            tracing::info!(file, rows, resumed, "snapshot read");
+            return;
+        }
+        if let Some(b) = self.bar(file) {
+            b.finish_with_message(format!(
+                "{file} ({rows} rows{})",
+                if resumed { ", resumed" } else { "" }
+            ));
+        }
+    }
+
+    fn stage(&self, what: &str) {
+        tracing::info!("cross-check: {what}");
+    }
+}

@@ -1,0 +1,556 @@
+//! The checks: from the night's aggregates to findings with evidence. Pure functions.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{Days, NaiveDate};
+use serde_json::{json, Value};
+
+use doudi_model::{mask_name, Household, Member, Money};
+
+use crate::aggregate::{Partial, HUKOU_BIRTH_DIFFERS, HUKOU_NAME_DIFFERS, HUKOU_SEEN};
+use crate::config::CheckConfig;
+use crate::finding::{Check, Finding, CATEGORY};
+use crate::index::Index;
+use crate::snapshot::Month;
+
+pub(crate) struct Judge<'a> {
+    pub index: &'a Index<'a>,
+    pub cfg: &'a CheckConfig,
+    pub as_of: NaiveDate,
+    pub wage_window: (Month, u32),
+    pub ran: &'a BTreeSet<Check>,
+}
+
+fn yuan(m: Money) -> String {
+    m.to_string()
+}
+
+fn months_json(ms: &[Month]) -> Value {
+    Value::Array(ms.iter().map(|m| Value::String(m.to_string())).collect())
+}
+
+fn who(m: &Member) -> Value {
+    json!({
+        "member_id": m.member_id,
+        "name": mask_name(&m.name),
+        "id_number": m.id_number.masked(),
+    })
+}
+
+impl Judge<'_> {
+    fn finding(
+        &self,
+        check: Check,
+        h: &Household,
+        member: Option<&Member>,
+        amount: Money,
+        evidence: Value,
+        (summary_zh, summary_en): (String, String),
+    ) -> Finding {
+        let member_id = member.map(|m| m.member_id.clone());
+        Finding {
+            key: check.key(&h.household_id, member_id.as_deref()),
+            check,
+            household_id: h.household_id.clone(),
+            member_id,
+            region_code: h.region_code.clone(),
+            category: CATEGORY.to_string(),
+            household_category: h.category,
+            amount_at_stake: amount,
+            evidence,
+            summary_zh,
+            summary_en,
+            as_of: self.as_of,
+            deadline: self
+                .as_of
+                .checked_add_days(Days::new(u64::from(self.cfg.deadline_days)))
+                .unwrap_or(self.as_of),
+        }
+    }
+
+    /// A year of the household's benefit: what paying an ineligible household costs.
+    fn year_of_benefit(h: &Household) -> Money {
+        h.monthly_benefit.times(12)
+    }
+
+    pub fn run(&self, p: &Partial) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let ran = |c: Check| self.ran.contains(&c);
+        if ran(Check::DeceasedStillPaid) {
+            self.deceased(p, &mut out);
+        }
+        if ran(Check::NoLivingMember) {
+            self.no_living(p, &mut out);
+        }
+        if ran(Check::DisqualifyingVehicle) {
+            self.vehicles(p, &mut out);
+        }
+        if ran(Check::DisqualifyingProperty) {
+            self.properties(p, &mut out);
+        }
+        if ran(Check::DisqualifyingCompany) {
+            self.companies(p, &mut out);
+        }
+        if ran(Check::IncomeAboveLine) {
+            self.income(p, &mut out);
+        }
+        if ran(Check::DuplicateEnrolment) {
+            self.duplicates(p, &mut out);
+        }
+        if ran(Check::IdUnknownToHukou) || ran(Check::HukouMismatch) {
+            self.hukou(p, &mut out);
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out.dedup_by(|a, b| a.key == b.key);
+        out
+    }
+
+    fn deceased(&self, p: &Partial, out: &mut Vec<Finding>) {
+        for (&m, death) in &p.deaths {
+            let (h, mem) = self.index.member(m);
+            let paid = p.overpaid.get(&m);
+            if h.monthly_benefit == Money::ZERO && paid.is_none() {
+                continue;
+            }
+            let (months, amount) = paid
+                .map(|x| (x.months.as_slice(), x.amount))
+                .unwrap_or((&[], Money::ZERO));
+            let ev = json!({
+                "member": who(mem),
+                "death_date": death.date,
+                "death_record_id": death.record_id,
+                "household_monthly_benefit_fen": h.monthly_benefit,
+                "months_paid_after_death": months_json(months),
+                "overpaid_fen": amount,
+            });
+            let zh = format!(
+                "成员{}（{}）已于 {} 登记死亡，仍在保障家庭中；死亡后发放 {} 个月，共 {} 元。",
+                mask_name(&mem.name),
+                mem.id_number.masked(),
+                death.date,
+                months.len(),
+                yuan(amount)
+            );
+            let en = format!(
+                "Member {} registered dead on {}, still in a paid household; paid for {} month(s) \
+                 after death, {} yuan in all.",
+                mem.member_id,
+                death.date,
+                months.len(),
+                yuan(amount)
+            );
+            out.push(self.finding(Check::DeceasedStillPaid, h, Some(mem), amount, ev, (zh, en)));
+        }
+    }
+
+    fn no_living(&self, p: &Partial, out: &mut Vec<Finding>) {
+        let mut dead_by_household: BTreeMap<u32, u32> = BTreeMap::new();
+        for &m in p.deaths.keys() {
+            *dead_by_household
+                .entry(self.index.household_of(m))
+                .or_default() += 1;
+        }
+        for (hi, dead) in dead_by_household {
+            let h = &self.index.households[hi as usize];
+            if (dead as usize) < h.members.len() {
+                continue;
+            }
+            let members: Vec<Value> = self
+                .index
+                .members_of(hi)
+                .map(|m| {
+                    let (_, mem) = self.index.member(m);
+                    let d = p.deaths.get(&m).map(|d| d.date);
+                    json!({"member": who(mem), "death_date": d})
+                })
+                .collect();
+            let last = self
+                .index
+                .members_of(hi)
+                .filter_map(|m| p.deaths.get(&m).map(|d| d.date))
+                .max()
+                .unwrap_or(self.as_of);
+            let paid = p.orphan_paid.get(&hi);
+            let (months, amount) = paid
+                .map(|x| (x.months.as_slice(), x.amount))
+                .unwrap_or((&[], Money::ZERO));
+            let ev = json!({
+                "members": members,
+                "last_death_date": last,
+                "household_monthly_benefit_fen": h.monthly_benefit,
+                "months_paid_after_last_death": months_json(months),
+                "paid_after_last_death_fen": amount,
+            });
+            let zh = format!(
+                "家庭全部 {} 名成员均已登记死亡（最后一人于 {}），此后仍发放 {} 个月，共 {} 元；应核实并停发。",
+                h.members.len(),
+                last,
+                months.len(),
+                yuan(amount)
+            );
+            let en = format!(
+                "All {} member(s) of the household are registered dead (the last on {}); paid for \
+                 {} month(s) since, {} yuan in all.",
+                h.members.len(),
+                last,
+                months.len(),
+                yuan(amount)
+            );
+            out.push(self.finding(Check::NoLivingMember, h, None, amount, ev, (zh, en)));
+        }
+    }
+
+    fn vehicles(&self, p: &Partial, out: &mut Vec<Finding>) {
+        let mut by_household: BTreeMap<u32, Vec<Value>> = BTreeMap::new();
+        for (&m, items) in &p.vehicles {
+            let (_, mem) = self.index.member(m);
+            let mut items = items.clone();
+            items.sort();
+            for v in items {
+                by_household
+                    .entry(self.index.household_of(m))
+                    .or_default()
+                    .push(json!({
+                        "owner": who(mem),
+                        "plate": v.plate_masked,
+                        "vehicle_type": v.vehicle_type,
+                        "value_fen": v.value,
+                        "registered_on": v.registered_on,
+                    }));
+            }
+        }
+        let rule = &self.cfg.vehicle;
+        for (hi, vehicles) in by_household {
+            let h = &self.index.households[hi as usize];
+            let n = vehicles.len();
+            let ev = json!({
+                "vehicles": vehicles,
+                "rule": {"max_value_fen": rule.max_value, "exempt_types": rule.exempt_types,
+                         "always_disqualifying_types": rule.always_disqualifying_types},
+            });
+            let amount = Self::year_of_benefit(h);
+            let zh = format!(
+                "家庭成员名下有 {n} 辆超出规定的机动车（价值超过 {} 元或属禁止车型），需核查保障资格。",
+                yuan(rule.max_value)
+            );
+            let en = format!(
+                "Members own {n} vehicle(s) beyond the rule (value above {} yuan or a \
+                 disqualifying type): review eligibility.",
+                yuan(rule.max_value)
+            );
+            out.push(self.finding(Check::DisqualifyingVehicle, h, None, amount, ev, (zh, en)));
+        }
+    }
+
+    fn properties(&self, p: &Partial, out: &mut Vec<Finding>) {
+        let rule = &self.cfg.property;
+        let mut by_household: BTreeMap<u32, Vec<(u32, &crate::aggregate::PropertyItem)>> =
+            BTreeMap::new();
+        for (&m, items) in &p.properties {
+            for it in items {
+                by_household
+                    .entry(self.index.household_of(m))
+                    .or_default()
+                    .push((m, it));
+            }
+        }
+        for (hi, mut items) in by_household {
+            items.sort_by(|a, b| a.1.cmp(b.1).then(a.0.cmp(&b.0)));
+            let homes: BTreeSet<u64> = items
+                .iter()
+                .filter(|(_, it)| rule.counts_as_home(it.usage))
+                .map(|(_, it)| it.certificate_key)
+                .collect();
+            let other = items
+                .iter()
+                .filter(|(_, it)| rule.disqualifies_alone(it.usage))
+                .count();
+            if homes.len() as u32 <= rule.max_homes && other == 0 {
+                continue;
+            }
+            let h = &self.index.households[hi as usize];
+            let list: Vec<Value> = items
+                .iter()
+                .map(|(m, it)| {
+                    let (_, mem) = self.index.member(*m);
+                    json!({
+                        "owner": who(mem),
+                        "certificate_no": it.certificate_masked,
+                        "usage": it.usage,
+                        "area_m2": it.area_m2,
+                        "value_fen": it.value,
+                        "registered_on": it.registered_on,
+                    })
+                })
+                .collect();
+            let ev = json!({
+                "homes": homes.len(),
+                "non_residential": other,
+                "properties": list,
+                "rule": {"max_homes": rule.max_homes,
+                         "non_residential_disqualifies": rule.non_residential_disqualifies},
+            });
+            let zh = format!(
+                "家庭名下住房 {} 套（规定不超过 {} 套），非住宅房产 {} 处，需核查保障资格。",
+                homes.len(),
+                rule.max_homes,
+                other
+            );
+            let en = format!(
+                "The household owns {} home(s) (at most {} allowed) and {} non-residential \
+                 propert(ies): review eligibility.",
+                homes.len(),
+                rule.max_homes,
+                other
+            );
+            out.push(self.finding(
+                Check::DisqualifyingProperty,
+                h,
+                None,
+                Self::year_of_benefit(h),
+                ev,
+                (zh, en),
+            ));
+        }
+    }
+
+    fn companies(&self, p: &Partial, out: &mut Vec<Finding>) {
+        let rule = &self.cfg.company;
+        let mut by_household: BTreeMap<u32, Vec<Value>> = BTreeMap::new();
+        for (&m, items) in &p.companies {
+            let (_, mem) = self.index.member(m);
+            let mut items = items.clone();
+            items.sort();
+            for c in items {
+                by_household
+                    .entry(self.index.household_of(m))
+                    .or_default()
+                    .push(json!({
+                        "person": who(mem),
+                        "credit_code": c.credit_code,
+                        "company_name": c.company_name,
+                        "role": c.role,
+                        "registered_capital_fen": c.registered_capital,
+                    }));
+            }
+        }
+        for (hi, companies) in by_household {
+            let h = &self.index.households[hi as usize];
+            let n = companies.len();
+            let ev = json!({
+                "companies": companies,
+                "rule": {"legal_representative_disqualifies": rule.legal_representative_disqualifies,
+                         "max_registered_capital_fen": rule.max_registered_capital},
+            });
+            let zh = format!(
+                "家庭成员在 {n} 家存续企业中担任法定代表人或出资（注册资本超过 {} 元），需核查保障资格。",
+                yuan(rule.max_registered_capital)
+            );
+            let en = format!(
+                "Members hold {n} role(s) in active companies (legal representative, or capital \
+                 above {} yuan): review eligibility.",
+                yuan(rule.max_registered_capital)
+            );
+            out.push(self.finding(
+                Check::DisqualifyingCompany,
+                h,
+                None,
+                Self::year_of_benefit(h),
+                ev,
+                (zh, en),
+            ));
+        }
+    }
+
+    fn income(&self, p: &Partial, out: &mut Vec<Finding>) {
+        let rule = &self.cfg.income;
+        let (first, n) = self.wage_window;
+        for (&hi, wages) in &p.wages {
+            let h = &self.index.households[hi as usize];
+            if !rule.categories.contains(&h.category) || h.members.is_empty() {
+                continue;
+            }
+            let size = h.members.len() as i64;
+            let line = rule.line.for_household(&h.region_code, h.area);
+            let per_capita: Vec<Money> = wages.iter().map(|w| Money::from_fen(*w / size)).collect();
+            if per_capita.len() != n as usize || per_capita.iter().any(|pc| *pc <= line) {
+                continue;
+            }
+            // The grace period runs from the month the review opens: the same for every night
+            // of that month, so a re-run does not move it.
+            let grace_end = Month::of(self.as_of)
+                .plus(rule.grace_months as i32)
+                .first_day();
+            let months: Vec<Value> = (0..n)
+                .map(|k| {
+                    json!({
+                        "month": first.plus(k as i32).to_string(),
+                        "income_fen": wages[k as usize],
+                        "per_capita_fen": per_capita[k as usize],
+                    })
+                })
+                .collect();
+            let amount = h.monthly_benefit.times(i64::from(rule.grace_months));
+            let ev = json!({
+                "line_fen": line,
+                "members": size,
+                "months": months,
+                "grace_months": rule.grace_months,
+                "grace_period_ends": grace_end,
+                "automatic_cut": false,
+            });
+            let zh = format!(
+                "家庭人均工资收入连续 {n} 个月（{} 至 {}）高于保障标准 {} 元；按渐退办法复核，渐退期至 {}，不自动停发。",
+                first,
+                first.plus(n as i32 - 1),
+                yuan(line),
+                grace_end
+            );
+            let en = format!(
+                "Per-capita wage income above the line of {} yuan for {n} months in a row ({} to \
+                 {}): phase-out review, grace period until {}; never an automatic cut.",
+                yuan(line),
+                first,
+                first.plus(n as i32 - 1),
+                grace_end
+            );
+            out.push(self.finding(Check::IncomeAboveLine, h, None, amount, ev, (zh, en)));
+        }
+    }
+
+    fn duplicates(&self, p: &Partial, out: &mut Vec<Finding>) {
+        // Per member: other enrolments (payments under another household number, and the
+        // register's own repeats of the ID number).
+        let mut subjects: BTreeMap<u32, (Vec<Value>, Money)> = BTreeMap::new();
+        for (&m, by_hh) in &p.foreign {
+            let (h, _) = self.index.member(m);
+            let e = subjects.entry(m).or_default();
+            for (other, f) in by_hh {
+                let kind = if f.region.county() == h.region_code.county() {
+                    "two_households"
+                } else {
+                    "two_localities"
+                };
+                e.0.push(json!({
+                    "kind": kind,
+                    "source": "payments",
+                    "household_id": other,
+                    "region_code": f.region,
+                    "category": f.category,
+                    "months": months_json(&f.paid.months),
+                    "amount_fen": f.paid.amount,
+                }));
+                e.1 += f.paid.amount;
+            }
+        }
+        for &(a, b) in &self.index.duplicates {
+            for (subject, other) in [(a, b), (b, a)] {
+                let (oh, om) = self.index.member(other);
+                let (h, _) = self.index.member(subject);
+                let kind = if oh.region_code.county() == h.region_code.county() {
+                    "two_households"
+                } else {
+                    "two_localities"
+                };
+                subjects.entry(subject).or_default().0.push(json!({
+                    "kind": kind,
+                    "source": "register",
+                    "household_id": oh.household_id,
+                    "member_id": om.member_id,
+                    "region_code": oh.region_code,
+                    "category": oh.category,
+                }));
+            }
+        }
+        for (m, (others, amount)) in subjects {
+            let (h, mem) = self.index.member(m);
+            let n = others.len();
+            let ev = json!({"member": who(mem), "other_enrolments": others});
+            let zh = format!(
+                "成员{}（{}）同时在另外 {n} 个家庭或地区享受保障，另处发放共 {} 元。",
+                mask_name(&mem.name),
+                mem.id_number.masked(),
+                yuan(amount)
+            );
+            let en = format!(
+                "Member {} is also enrolled in {n} other household(s) or locality(ies); {} yuan \
+                 paid there.",
+                mem.member_id,
+                yuan(amount)
+            );
+            out.push(self.finding(
+                Check::DuplicateEnrolment,
+                h,
+                Some(mem),
+                amount,
+                ev,
+                (zh, en),
+            ));
+        }
+    }
+
+    fn hukou(&self, p: &Partial, out: &mut Vec<Finding>) {
+        if p.hukou.len() != self.index.members.len() {
+            return;
+        }
+        for (m, flags) in p.hukou.iter().enumerate() {
+            let m = m as u32;
+            let (h, mem) = self.index.member(m);
+            let share = h
+                .monthly_benefit
+                .per(h.members.len().max(1) as i64)
+                .times(12);
+            if flags & HUKOU_SEEN == 0 {
+                if !self.ran.contains(&Check::IdUnknownToHukou) {
+                    continue;
+                }
+                let ev = json!({"member": who(mem)});
+                let zh = format!(
+                    "成员{}的身份证号（{}）在户籍库中查无此人，需核实身份。",
+                    mask_name(&mem.name),
+                    mem.id_number.masked()
+                );
+                let en = format!(
+                    "Member {}'s ID number is not on the hukou roll: verify identity.",
+                    mem.member_id
+                );
+                out.push(self.finding(Check::IdUnknownToHukou, h, Some(mem), share, ev, (zh, en)));
+            } else if flags & (HUKOU_NAME_DIFFERS | HUKOU_BIRTH_DIFFERS) != 0 {
+                if !self.ran.contains(&Check::HukouMismatch) {
+                    continue;
+                }
+                let diff = p.hukou_diff.get(&m);
+                let name_differs = flags & HUKOU_NAME_DIFFERS != 0;
+                let birth_differs = flags & HUKOU_BIRTH_DIFFERS != 0;
+                let ev = json!({
+                    "member": who(mem),
+                    "name_differs": name_differs,
+                    "hukou_name": diff.map(|d| d.name_masked.clone()),
+                    "birth_date_differs": birth_differs,
+                    "register_birth_date": mem.birth_date,
+                    "hukou_birth_date": diff.map(|d| d.birth_date),
+                });
+                let what_zh = match (name_differs, birth_differs) {
+                    (true, true) => "姓名和出生日期",
+                    (true, false) => "姓名",
+                    _ => "出生日期",
+                };
+                let what_en = match (name_differs, birth_differs) {
+                    (true, true) => "name and birth date",
+                    (true, false) => "name",
+                    _ => "birth date",
+                };
+                let zh = format!(
+                    "成员{}（{}）的{what_zh}与户籍登记不一致，需核实身份。",
+                    mask_name(&mem.name),
+                    mem.id_number.masked()
+                );
+                let en = format!(
+                    "Member {}'s {what_en} disagrees with the hukou roll: verify identity.",
+                    mem.member_id
+                );
+                out.push(self.finding(Check::HukouMismatch, h, Some(mem), share, ev, (zh, en)));
+            }
+        }
+    }
+}

@@ -1,0 +1,558 @@
+//! Streaming snapshot files: planning byte-range chunks at line boundaries, and reading one chunk
+//! row by row into a [`Partial`]. A bad row becomes a [`BadRow`] and reading goes on.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use doudi_model::{mask_id_str, mask_name, IdNumber};
+
+use crate::aggregate::{find, Apply, Cx, Partial};
+use crate::progress::{Flow, Progress};
+use crate::snapshot::{all_columns, required_columns, Format, Kind, SnapshotRow};
+use crate::CrosscheckError;
+
+/// Rows between two progress reports (and stop-flag checks).
+const REPORT_EVERY: u64 = 8192;
+
+/// A snapshot row that could not be used: where it is and why. Never holds the row itself.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BadRow {
+    /// File name inside the snapshot directory.
+    pub file: String,
+    /// Line number in the file, from 1 (the CSV header is line 1).
+    pub line: u64,
+    /// The field (column) at fault, when known.
+    pub field: Option<String>,
+    /// What was wrong, with any quoted value masked.
+    pub reason: String,
+}
+
+/// A snapshot file ready to be read in chunks.
+#[derive(Clone, Debug)]
+pub(crate) struct FilePlan {
+    pub name: String,
+    pub path: PathBuf,
+    pub kind: Kind,
+    pub format: Format,
+    pub size: u64,
+    pub header: Option<csv::ByteRecord>,
+    /// Lines before the data (1 for a CSV header).
+    pub header_lines: u64,
+    /// Byte offset of the first data line.
+    pub data_start: u64,
+}
+
+/// A bad row whose line is counted from the start of its chunk.
+#[derive(Clone, Debug)]
+pub(crate) struct ChunkBad {
+    pub line_in_chunk: u64,
+    pub field: Option<String>,
+    pub reason: String,
+}
+
+pub(crate) struct ChunkOut {
+    pub partial: Partial,
+    /// Newlines in the chunk (lines for numbering the next chunk).
+    pub newlines: u64,
+    pub bad: Vec<ChunkBad>,
+    pub bad_count: u64,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CrosscheckError + '_ {
+    move |source| CrosscheckError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Read the header of a CSV file and check its columns; JSONL needs nothing.
+pub(crate) fn plan(
+    path: &Path,
+    name: &str,
+    kind: Kind,
+    format: Format,
+) -> Result<FilePlan, CrosscheckError> {
+    let size = std::fs::metadata(path).map_err(io_err(path))?.len();
+    let mut plan = FilePlan {
+        name: name.to_string(),
+        path: path.to_path_buf(),
+        kind,
+        format,
+        size,
+        header: None,
+        header_lines: 0,
+        data_start: 0,
+    };
+    if format == Format::Jsonl {
+        return Ok(plan);
+    }
+    let f = File::open(path).map_err(io_err(path))?;
+    let mut r = BufReader::new(f);
+    let mut line = Vec::new();
+    let n = r.read_until(b'\n', &mut line).map_err(io_err(path))?;
+    // A file without its header row would show data here: mask what could be personal.
+    let bad_header = |reason: String| CrosscheckError::BadHeader {
+        file: name.to_string(),
+        reason: sanitize(&reason),
+    };
+    if n == 0 {
+        return Err(bad_header(
+            "the file is empty: a header row is needed".into(),
+        ));
+    }
+    let text =
+        std::str::from_utf8(&line).map_err(|_| bad_header("the header row is not UTF-8".into()))?;
+    let text = text.trim_start_matches('\u{feff}').trim_end();
+    let mut header = csv::ByteRecord::new();
+    let columns: Vec<String> = text.split(',').map(|c| c.trim().to_string()).collect();
+    for c in &columns {
+        if !all_columns(kind).contains(&c.as_str()) {
+            return Err(bad_header(format!(
+                "unknown column {c:?} for a {kind} snapshot (columns: {})",
+                all_columns(kind).join(", ")
+            )));
+        }
+        header.push_field(c.as_bytes());
+    }
+    for req in required_columns(kind) {
+        if !columns.iter().any(|c| c == req) {
+            return Err(bad_header(format!("missing column {req:?}")));
+        }
+    }
+    plan.header = Some(header);
+    plan.header_lines = 1;
+    plan.data_start = n as u64;
+    Ok(plan)
+}
+
+/// Split the data of a file into byte ranges of about `target` bytes, each starting at the
+/// beginning of a line.
+pub(crate) fn chunks(plan: &FilePlan, target: u64) -> Result<Vec<(u64, u64)>, CrosscheckError> {
+    let start = plan.data_start;
+    let end = plan.size;
+    if end <= start {
+        return Ok(vec![(start, start)]);
+    }
+    let target = target.max(1 << 16);
+    let mut bounds = vec![start];
+    let mut f = File::open(&plan.path).map_err(io_err(&plan.path))?;
+    let mut pos = start + target;
+    let mut buf = vec![0u8; 1 << 16];
+    while pos < end {
+        // the next line starts after the first newline at or after pos - 1
+        f.seek(SeekFrom::Start(pos - 1))
+            .map_err(io_err(&plan.path))?;
+        let mut scanned = pos - 1;
+        let mut found = None;
+        loop {
+            let n = f.read(&mut buf).map_err(io_err(&plan.path))?;
+            if n == 0 {
+                break;
+            }
+            if let Some(i) = buf[..n].iter().position(|b| *b == b'\n') {
+                found = Some(scanned + i as u64 + 1);
+                break;
+            }
+            scanned += n as u64;
+        }
+        match found {
+            Some(b) if b < end => {
+                bounds.push(b);
+                pos = b + target;
+            }
+            _ => break,
+        }
+    }
+    bounds.push(end);
+    Ok(bounds.windows(2).map(|w| (w[0], w[1])).collect())
+}
+
+/// Counts bytes and newlines as they are read.
+struct Counting<R> {
+    inner: R,
+    bytes: u64,
+    newlines: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        self.newlines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+        Ok(n)
+    }
+}
+
+/// Mask every quoted or back-quoted value in a parser's message that could be personal data
+/// (non-ASCII text, or six digits or more).
+pub(crate) fn sanitize(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(i) = rest.find(['"', '`']) {
+        let q = rest[i..].chars().next().unwrap_or('"');
+        out.push_str(&rest[..=i]);
+        let after = &rest[i + 1..];
+        match after.find(q) {
+            Some(j) => {
+                let inner = &after[..j];
+                let digits = inner.bytes().filter(u8::is_ascii_digit).count();
+                if !inner.is_ascii() {
+                    out.push_str(&mask_name(inner));
+                } else if digits >= 6 {
+                    out.push_str(&mask_id_str(inner));
+                } else {
+                    out.push_str(inner);
+                }
+                out.push(q);
+                rest = &after[j + 1..];
+            }
+            None => {
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+struct Reporter<'a> {
+    file: &'a str,
+    progress: &'a dyn Progress,
+    stop: &'a AtomicBool,
+    rows: u64,
+    reported_rows: u64,
+    reported_bytes: u64,
+}
+
+impl Reporter<'_> {
+    /// Report progress now and then; `false` when the run must stop.
+    fn tick(&mut self, bytes: u64) -> bool {
+        self.rows += 1;
+        if self.rows - self.reported_rows >= REPORT_EVERY {
+            self.flush(bytes)
+        } else {
+            true
+        }
+    }
+
+    fn flush(&mut self, bytes: u64) -> bool {
+        let flow = self.progress.advance(
+            self.file,
+            bytes.saturating_sub(self.reported_bytes),
+            self.rows - self.reported_rows,
+        );
+        self.reported_rows = self.rows;
+        self.reported_bytes = bytes;
+        if flow == Flow::Stop {
+            self.stop.store(true, Ordering::SeqCst);
+        }
+        !self.stop.load(Ordering::Relaxed)
+    }
+}
+
+struct Sink<'a> {
+    cx: &'a Cx<'a>,
+    out: ChunkOut,
+    max_bad: usize,
+}
+
+impl Sink<'_> {
+    fn bad(&mut self, line: u64, field: Option<String>, reason: String) {
+        self.out.bad_count += 1;
+        if self.out.bad.len() < self.max_bad {
+            self.out.bad.push(ChunkBad {
+                line_in_chunk: line,
+                field,
+                reason,
+            });
+        }
+    }
+
+    fn row<R: SnapshotRow + Apply>(&mut self, line: u64, row: R) {
+        for (field, text) in row.required_text() {
+            if text.trim().is_empty() {
+                self.bad(line, Some(field.to_string()), "must not be blank".into());
+                return;
+            }
+        }
+        let id = match IdNumber::parse(row.id_number()) {
+            Ok(id) => id,
+            Err(e) => {
+                self.bad(line, Some("id_number".into()), e.to_string());
+                return;
+            }
+        };
+        self.out.partial.rows += 1;
+        let member = find(self.cx.index, &id);
+        if member.is_some() {
+            self.out.partial.matched += 1;
+        }
+        row.apply(member, self.cx, &mut self.out.partial);
+    }
+}
+
+/// Read the byte range `range` of `plan` as rows of `R`.
+pub(crate) fn read_chunk<R: SnapshotRow + Apply>(
+    plan: &FilePlan,
+    range: (u64, u64),
+    cx: &Cx,
+    progress: &dyn Progress,
+    stop: &AtomicBool,
+) -> Result<ChunkOut, CrosscheckError> {
+    let mut f = File::open(&plan.path).map_err(io_err(&plan.path))?;
+    f.seek(SeekFrom::Start(range.0))
+        .map_err(io_err(&plan.path))?;
+    let mut src = Counting {
+        inner: f.take(range.1 - range.0),
+        bytes: 0,
+        newlines: 0,
+    };
+    let mut sink = Sink {
+        cx,
+        out: ChunkOut {
+            partial: Partial::default(),
+            newlines: 0,
+            bad: Vec::new(),
+            bad_count: 0,
+        },
+        max_bad: cx.cfg.max_bad_rows_listed,
+    };
+    let mut rep = Reporter {
+        file: &plan.name,
+        progress,
+        stop,
+        rows: 0,
+        reported_rows: 0,
+        reported_bytes: 0,
+    };
+    match plan.format {
+        Format::Csv => {
+            let header: Vec<String> = plan
+                .header
+                .as_ref()
+                .map(|h| {
+                    h.iter()
+                        .map(|f| String::from_utf8_lossy(f).into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut rdr = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(false)
+                .buffer_capacity(1 << 17)
+                .from_reader(&mut src);
+            let mut rec = csv::StringRecord::new();
+            loop {
+                match rdr.read_record(&mut rec) {
+                    Ok(false) => break,
+                    Ok(true) => {
+                        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+                        let cells = || {
+                            serde::de::value::MapDeserializer::new(
+                                header
+                                    .iter()
+                                    .map(String::as_str)
+                                    .zip(rec.iter().map(cell::Cell)),
+                            )
+                        };
+                        // Fast path untracked; on error, again with the field path tracked.
+                        match R::deserialize(cells()) {
+                            Ok(row) => sink.row(line, row),
+                            Err(plain) => {
+                                let (field, reason) =
+                                    match serde_path_to_error::deserialize::<_, R>(cells()) {
+                                        Err(e) => {
+                                            let path = e.path().to_string();
+                                            ((path != ".").then_some(path), e.into_inner())
+                                        }
+                                        Ok(_) => (None, plain),
+                                    };
+                                sink.bad(line, field, sanitize(&reason.to_string()));
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let line = e.position().map(|p| p.line()).unwrap_or(0);
+                        match e.kind() {
+                            csv::ErrorKind::Io(_) => {
+                                return Err(CrosscheckError::Io {
+                                    path: plan.path.clone(),
+                                    source: io::Error::other(e.to_string()),
+                                })
+                            }
+                            csv::ErrorKind::UnequalLengths {
+                                expected_len, len, ..
+                            } => sink.bad(
+                                line,
+                                None,
+                                format!("{len} fields where the header has {expected_len}"),
+                            ),
+                            _ => sink.bad(line, None, sanitize(&e.to_string())),
+                        }
+                    }
+                }
+                let bytes = rdr.position().byte();
+                if !rep.tick(bytes) {
+                    return Err(CrosscheckError::Interrupted);
+                }
+            }
+        }
+        Format::Jsonl => {
+            let mut r = BufReader::with_capacity(1 << 17, &mut src);
+            let mut buf = Vec::with_capacity(512);
+            let mut line: u64 = 0;
+            let mut bytes: u64 = 0;
+            loop {
+                buf.clear();
+                let n = r.read_until(b'\n', &mut buf).map_err(io_err(&plan.path))?;
+                if n == 0 {
+                    break;
+                }
+                line += 1;
+                bytes += n as u64;
+                if buf.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                match serde_json::from_slice::<R>(&buf) {
+                    Ok(row) => sink.row(line, row),
+                    Err(plain) => {
+                        // again with the field path tracked, for the report
+                        let mut de = serde_json::Deserializer::from_slice(&buf);
+                        let (field, reason) =
+                            match serde_path_to_error::deserialize::<_, R>(&mut de) {
+                                Err(e) => {
+                                    let path = e.path().to_string();
+                                    ((path != ".").then_some(path), e.into_inner().to_string())
+                                }
+                                Ok(_) => (None, plain.to_string()),
+                            };
+                        sink.bad(line, field, sanitize(&reason));
+                    }
+                }
+                if !rep.tick(bytes) {
+                    return Err(CrosscheckError::Interrupted);
+                }
+            }
+        }
+    }
+    rep.flush(range.1 - range.0);
+    if stop.load(Ordering::Relaxed) {
+        return Err(CrosscheckError::Interrupted);
+    }
+    sink.out.newlines = src.newlines;
+    Ok(sink.out)
+}
+
+/// One CSV field as a serde deserializer: numbers are inferred for `deserialize_any` (amounts in
+/// fen), an empty field is `None` for an option, everything else is read from the text. Keys
+/// are the header's column names, so a failing field is named in the error.
+mod cell {
+    use serde::de::value::{Error, StrDeserializer};
+    use serde::de::{IntoDeserializer, Visitor};
+    use serde::forward_to_deserialize_any;
+
+    pub(crate) struct Cell<'a>(pub &'a str);
+
+    impl<'de> IntoDeserializer<'de, Error> for Cell<'de> {
+        type Deserializer = Self;
+        fn into_deserializer(self) -> Self {
+            self
+        }
+    }
+
+    macro_rules! parse_int {
+        ($($m:ident $t:ty => $visit:ident),*) => {$(
+            fn $m<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
+                match self.0.trim().parse::<$t>() {
+                    Ok(n) => v.$visit(n),
+                    Err(_) => Err(<Error as serde::de::Error>::custom(format!(
+                        "expected a whole number, found {:?}",
+                        self.0
+                    ))),
+                }
+            }
+        )*};
+    }
+
+    impl<'de> serde::Deserializer<'de> for Cell<'de> {
+        type Error = Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
+            let s = self.0;
+            if let Ok(n) = s.parse::<u64>() {
+                return v.visit_u64(n);
+            }
+            if let Ok(n) = s.parse::<i64>() {
+                return v.visit_i64(n);
+            }
+            if s.contains(['.', 'e', 'E']) {
+                if let Ok(f) = s.parse::<f64>() {
+                    return v.visit_f64(f);
+                }
+            }
+            v.visit_borrowed_str(s)
+        }
+
+        fn deserialize_option<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
+            if self.0.is_empty() {
+                v.visit_none()
+            } else {
+                v.visit_some(self)
+            }
+        }
+
+        fn deserialize_str<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
+            v.visit_borrowed_str(self.0)
+        }
+
+        fn deserialize_string<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
+            v.visit_borrowed_str(self.0)
+        }
+
+        fn deserialize_enum<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            _variants: &'static [&'static str],
+            v: V,
+        ) -> Result<V::Value, Error> {
+            let d: StrDeserializer<'de, Error> = self.0.into_deserializer();
+            v.visit_enum(d)
+        }
+
+        parse_int!(
+            deserialize_u8 u8 => visit_u8,
+            deserialize_u16 u16 => visit_u16,
+            deserialize_u32 u32 => visit_u32,
+            deserialize_u64 u64 => visit_u64,
+            deserialize_i32 i32 => visit_i32,
+            deserialize_i64 i64 => visit_i64
+        );
+
+        forward_to_deserialize_any! {
+            bool i8 i16 i128 u128 f32 f64 char bytes byte_buf unit unit_struct
+            newtype_struct seq tuple tuple_struct map struct identifier ignored_any
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_masks_values_but_keeps_field_names() {
+        let m = sanitize(r#"invalid type: string "11010519491231002X", expected fen"#);
+        assert_eq!(
+            m,
+            r#"invalid type: string "110105********002X", expected fen"#
+        );
+        let m = sanitize("unknown field `colour`, expected one of `plate`");
+        assert_eq!(m, "unknown field `colour`, expected one of `plate`");
+        let m = sanitize(r#"unknown variant `王秀英`"#);
+        assert!(!m.contains("秀英"), "{m}");
+    }
+}

@@ -1,0 +1,234 @@
+//! 风险消除 (risk cleared) over a household's timeline.
+//!
+//! A risk signal (a death, a diagnosis, a job loss, a severe-disability certificate, a dangerous-house
+//! appraisal, a disaster, a forced relocation, a catastrophic bill or a heavy medical year) and
+//! every stretch of time with per-capita income after deductions below the line make the household
+//! *unstable*. Signals keep counting until the household has been stable for
+//! `review.risk_clear_stable_months` months on end: then the risk is cleared and those signals no
+//! longer count. A household nobody in which can work is never cleared (DOMAIN.md): once stable
+//! that long it stays watched (`review.watch_points`).
+//!
+//! A dangerous house (危房 C/D) or a home made uninhabitable by a disaster stays a risk until the
+//! household has moved (a relocation record on or after it).
+//!
+//! The line is the local 低保 standard, or the household's own per-capita income at registration
+//! (after deductions) when that was lower: a 低保 household is not required to leave 低保 for a
+//! new risk to be cleared, only to be back where it was.
+//!
+//! Simplification, written down: whether someone is able to work is judged at the date of the
+//! assessment, also for episodes that ended earlier.
+
+use chrono::{Months, NaiveDate};
+use doudi_model::Money;
+use serde::Serialize;
+
+use crate::rules::{able, catastrophic_bill, job_loss};
+use crate::ruleset::{RuleSet, Standard};
+use crate::state::HouseholdState;
+
+/// Where the household stands on clearing its risk at the date of the assessment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClearanceStatus {
+    /// No risk signal and income never below the line.
+    NoRisk,
+    /// A risk episode is open: its signals count.
+    Open,
+    /// The last episode was cleared (`cleared_on`).
+    Cleared,
+    /// Stable long enough, but nobody in the household can work: never cleared, stays watched
+    /// (its last episode's signals still count, and the score is set to `review.watch_points`).
+    Watched,
+}
+
+/// The household's risk-clearing position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Clearance {
+    pub status: ClearanceStatus,
+    /// The per-capita line (after deductions) income must stay at or above.
+    pub line: Money,
+    /// Signals on or before this day belong to a cleared (or watched) episode and do not count.
+    pub resolved_through: Option<NaiveDate>,
+    /// First day of the open episode.
+    pub episode_start: Option<NaiveDate>,
+    /// Since when there has been no signal and income has stayed at or above the line
+    /// (`None` while income is below it, or when there never was a risk).
+    pub stable_since: Option<NaiveDate>,
+    /// The day the risk was (status cleared) or will be (status open, if nothing happens) cleared.
+    pub cleared_on: Option<NaiveDate>,
+    /// Someone living is able to work.
+    pub anyone_able: bool,
+}
+
+impl Clearance {
+    /// Whether a signal that happened `on` still counts.
+    pub fn counts(&self, on: NaiveDate) -> bool {
+        self.resolved_through.is_none_or(|r| on > r)
+    }
+}
+
+fn add_months(d: NaiveDate, n: u32) -> NaiveDate {
+    d.checked_add_months(Months::new(n))
+        .unwrap_or(NaiveDate::MAX)
+}
+
+/// The clearing position of `state` under `rules`, with the household's standard and pupils.
+pub(crate) fn compute(
+    rules: &RuleSet,
+    state: &HouseholdState,
+    standard: &Standard,
+    pupils: i64,
+) -> Clearance {
+    let as_of = state.as_of_date();
+    let months = u32::try_from(rules.review.risk_clear_stable_months).unwrap_or(6);
+    let d = &rules.deductions;
+    let baseline = d.per_capita_for_risk(state.parts_at_registration(), pupils);
+    let line = standard.dibao_monthly.min(baseline);
+    let anyone_able = state.alive_members().any(|m| able(rules, m));
+
+    // Unstable stretches (first day, last day), signals being one-day stretches.
+    let mut spans: Vec<(NaiveDate, NaiveDate)> = Vec::new();
+    let signal = |spans: &mut Vec<(NaiveDate, NaiveDate)>, on: NaiveDate| {
+        if on <= as_of {
+            spans.push((on, on));
+        }
+    };
+    for x in &state.deaths {
+        signal(&mut spans, x.died_on);
+    }
+    for x in &state.serious_illnesses {
+        signal(&mut spans, x.diagnosed_on);
+    }
+    let jl = &rules.rules.job_loss;
+    for x in &state.employment_losses {
+        if job_loss::weight(jl, x) > 0 {
+            signal(&mut spans, x.on);
+        }
+    }
+    let sd = &rules.rules.severe_disability;
+    for x in &state.disabilities {
+        if i64::from(x.grade) <= sd.max_grade && x.previous_grade.is_none_or(|p| p > x.grade) {
+            signal(&mut spans, x.certified_on);
+        }
+    }
+    // A dangerous or uninhabitable home stays a risk until the household has moved.
+    let moved_after = |d: NaiveDate| {
+        state
+            .relocations
+            .iter()
+            .filter(|r| r.relocated_on >= d && r.relocated_on <= as_of)
+            .map(|r| r.relocated_on)
+            .min()
+    };
+    for x in &state.dangerous_house {
+        if x.appraised_on <= as_of {
+            spans.push((x.appraised_on, moved_after(x.appraised_on).unwrap_or(as_of)));
+        }
+    }
+    for x in &state.disasters {
+        if x.occurred_on <= as_of {
+            let until = if x.uninhabitable {
+                moved_after(x.occurred_on).unwrap_or(as_of)
+            } else {
+                x.occurred_on
+            };
+            spans.push((x.occurred_on, until));
+        }
+    }
+    for x in &state.relocations {
+        if x.forced {
+            signal(&mut spans, x.relocated_on);
+        }
+    }
+    if !state.settlements.is_empty() {
+        let threshold = catastrophic_bill::threshold(rules, state, standard);
+        for x in &state.settlements {
+            if x.out_of_pocket > Money::ZERO && x.out_of_pocket >= threshold {
+                signal(&mut spans, x.settled_on);
+            }
+        }
+        let heavy = standard
+            .per_capita_disposable_yearly
+            .scale(rules.rules.medical_burden.above_half_permille, 1000);
+        for p in &state.income_history {
+            if p.out_of_pocket_12m > Money::ZERO && p.out_of_pocket_12m >= heavy {
+                signal(&mut spans, p.on);
+            }
+        }
+    }
+    let now_pc = d.per_capita_for_risk(state.parts_now(), pupils);
+    let below_now = now_pc < line && state.size_now() > 0;
+    let hist = &state.income_history;
+    for (i, p) in hist.iter().enumerate() {
+        if p.on > as_of || d.per_capita_for_risk(p.parts(), pupils) >= line {
+            continue;
+        }
+        let end = match hist.get(i + 1) {
+            Some(next) => next.on.min(as_of),
+            None if below_now => as_of,
+            // Above the line now with no later fact: bills have left the 12-month window.
+            None => add_months(p.on, 12).min(as_of),
+        };
+        spans.push((p.on, end.max(p.on)));
+    }
+    if spans.is_empty() {
+        return Clearance {
+            status: if below_now {
+                ClearanceStatus::Open
+            } else {
+                ClearanceStatus::NoRisk
+            },
+            line,
+            resolved_through: None,
+            episode_start: below_now.then_some(as_of),
+            stable_since: None,
+            cleared_on: None,
+            anyone_able,
+        };
+    }
+    spans.sort_unstable();
+
+    // Episodes: stretches closer than `months` apart belong together.
+    let mut resolved_through = None;
+    let (mut start, mut end) = spans[0];
+    for &(s, e) in &spans[1..] {
+        if s >= add_months(end, months) {
+            resolved_through = Some(end);
+            start = s;
+        }
+        end = end.max(e);
+    }
+    let clear_day = add_months(end, months);
+    if !below_now && as_of >= clear_day {
+        if anyone_able {
+            return Clearance {
+                status: ClearanceStatus::Cleared,
+                line,
+                resolved_through: Some(end),
+                episode_start: None,
+                stable_since: Some(end),
+                cleared_on: Some(clear_day),
+                anyone_able,
+            };
+        }
+        // Never cleared: the last episode's signals still explain why it is watched.
+        return Clearance {
+            status: ClearanceStatus::Watched,
+            line,
+            resolved_through,
+            episode_start: Some(start),
+            stable_since: Some(end),
+            cleared_on: None,
+            anyone_able,
+        };
+    }
+    Clearance {
+        status: ClearanceStatus::Open,
+        line,
+        resolved_through,
+        episode_start: Some(start),
+        stable_since: (!below_now).then_some(end),
+        cleared_on: (!below_now && anyone_able).then_some(clear_day),
+        anyone_able,
+    }
+}

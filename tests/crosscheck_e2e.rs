@@ -1,0 +1,222 @@
+//! End-to-end: `doudi crosscheck` over generated snapshots finds exactly the planted findings,
+//! routes them to officers, is idempotent over nights, closes findings no longer true with a note,
+//! reports bad rows with file and line, and exits with a code a cron job can act on.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn doudi(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_doudi"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("DOUDI_CONFIG")
+        .env_remove("DOUDI_DB")
+        .env("DOUDI_LOG", "warn")
+        .output()
+        .expect("run doudi")
+}
+
+fn run_ok(out: Output, code: i32) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn night(dir: &Path, db: &str, snapshots: &str, code: i32) -> Value {
+    serde_json::from_str(&run_ok(
+        doudi(
+            dir,
+            &[
+                "crosscheck",
+                "--snapshots",
+                snapshots,
+                "--out",
+                "report",
+                "--json",
+                "--db",
+                db,
+            ],
+        ),
+        code,
+    ))
+    .expect("summary json")
+}
+
+type Key = (String, String, Option<String>);
+
+fn open_findings(dir: &Path, db: &str) -> Vec<Value> {
+    let v: Value = serde_json::from_str(&run_ok(
+        doudi(
+            dir,
+            &[
+                "findings", "list", "--limit", "100000", "--json", "--db", db,
+            ],
+        ),
+        0,
+    ))
+    .unwrap();
+    v.as_array().unwrap().clone()
+}
+
+fn keys(findings: &[Value]) -> BTreeSet<Key> {
+    findings
+        .iter()
+        .map(|f| {
+            (
+                f["check_code"].as_str().unwrap().to_string(),
+                f["household_id"].as_str().unwrap().to_string(),
+                f["member_id"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn three_nights_find_exactly_the_planted_findings_once_and_close_what_is_no_longer_true() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let db = format!("sqlite://{}", dir.join("doudi.db").display());
+    run_ok(
+        doudi(
+            dir,
+            &[
+                "gen",
+                "--households",
+                "1500",
+                "--seed",
+                "7",
+                "--out",
+                "data",
+            ],
+        ),
+        0,
+    );
+    run_ok(
+        doudi(dir, &["import", "data/register.jsonl", "--db", &db]),
+        0,
+    );
+    run_ok(
+        doudi(
+            dir,
+            &["officers", "import", "data/officers.jsonl", "--db", &db],
+        ),
+        0,
+    );
+
+    // Night 1: exactly the planted findings, each routed to an officer.
+    let s = night(dir, &db, "data/snapshots", 0);
+    let truth: BTreeSet<Key> = std::fs::read_to_string(dir.join("data/truth/findings.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["check"].as_str().unwrap().to_string(),
+                v["household_id"].as_str().unwrap().to_string(),
+                v["member_id"].as_str().map(str::to_string),
+            )
+        })
+        .collect();
+    assert!(truth.len() > 50, "the generator planted findings");
+    let open = open_findings(dir, &db);
+    assert_eq!(keys(&open), truth);
+    assert_eq!(s["new"], truth.len());
+    assert!(open.iter().all(|f| f["assigned_to"].is_string()));
+    assert!(open.iter().all(|f| f["category"] == "eligibility_review"));
+    for f in ["report.html", "findings.json", "findings.csv"] {
+        assert!(dir.join("report").join(f).is_file(), "{f} written");
+    }
+    let html = std::fs::read_to_string(dir.join("report/report.html")).unwrap();
+    let register = std::fs::read_to_string(dir.join("data/register.jsonl")).unwrap();
+    let first: Value = serde_json::from_str(register.lines().next().unwrap()).unwrap();
+    let id = first["members"][0]["id_number"].as_str().unwrap();
+    assert!(!html.contains(id), "no full ID number in the report");
+
+    // Night 2, same snapshots: nothing new, nothing closed, no duplicate.
+    let s = night(dir, &db, "data/snapshots", 0);
+    assert_eq!(
+        (s["new"].as_u64(), s["closed"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(s["still_open"], truth.len());
+    assert_eq!(open_findings(dir, &db).len(), truth.len());
+
+    // Night 3: the death registry no longer lists one planted death (it was a wrong record), and
+    // one payment row is broken. The finding closes with a note; the bad row is named; exit 3.
+    let deaths_path = dir.join("data/snapshots/deaths.jsonl");
+    let deaths = std::fs::read_to_string(&deaths_path).unwrap();
+    let planted = open
+        .iter()
+        .find(|f| f["check_code"] == "deceased_still_paid")
+        .unwrap();
+    let member = planted["member_id"].as_str().unwrap();
+    let register_line = register.lines().find(|l| l.contains(member)).unwrap();
+    let household: Value = serde_json::from_str(register_line).unwrap();
+    let id_number = household["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["member_id"] == member)
+        .unwrap()["id_number"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let kept: String = deaths
+        .lines()
+        .filter(|l| !l.contains(&id_number))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        kept.len() < deaths.len(),
+        "the planted death was in the registry"
+    );
+    std::fs::write(&deaths_path, kept).unwrap();
+    let payments = dir.join("data/snapshots/payments-bad.csv");
+    let header = std::fs::read_dir(dir.join("data/snapshots"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_string_lossy().starts_with("payments-"))
+        .and_then(|e| std::fs::read_to_string(e.path()).ok())
+        .and_then(|t| t.lines().next().map(str::to_string))
+        .expect("a payments snapshot with a header row");
+    std::fs::write(&payments, format!("{header}\nthis,is,not,a,payment\n")).unwrap();
+    let s = night(dir, &db, "data/snapshots", 3);
+    assert_eq!(s["closed"], 1, "{s}");
+    assert_eq!(s["bad_rows"], 1);
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report/findings.json")).unwrap())
+            .unwrap();
+    let text = report.to_string();
+    assert!(
+        text.contains("payments-bad.csv"),
+        "the bad row's file is reported"
+    );
+    let all: Value = serde_json::from_str(&run_ok(
+        doudi(
+            dir,
+            &[
+                "findings", "list", "--all", "--limit", "100000", "--json", "--db", &db,
+            ],
+        ),
+        0,
+    ))
+    .unwrap();
+    let closed: Vec<&Value> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["status"] == "closed")
+        .collect();
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0]["member_id"], member);
+    assert!(closed[0]["close_note"].as_str().unwrap().len() > 5);
+    assert_eq!(open_findings(dir, &db).len(), truth.len() - 1);
+}
