@@ -451,3 +451,75 @@ fn a_warning_is_acknowledged_visited_and_resolved_by_its_officer_with_every_move
     .unwrap();
     assert_eq!(list.as_array().unwrap().len(), 0);
 }
+
+/// The built-in rule set with the serious-illness rule weighed at `points` and a new version.
+fn candidate_rules(points: i64) -> String {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/default.toml"))
+            .unwrap();
+    let mut out = String::new();
+    let mut in_rule = false;
+    let mut done = false;
+    for line in text.lines() {
+        if line.starts_with('[') {
+            in_rule = line.trim() == "[rules.serious_illness]";
+        }
+        let line = if line.starts_with("version = ") {
+            "version = \"candidate-1\"".to_string()
+        } else if in_rule && !done && line.starts_with("points = ") {
+            done = true;
+            format!("points = {points}")
+        } else {
+            line.to_string()
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    assert!(done, "the serious_illness rule has points");
+    out
+}
+
+#[test]
+fn a_backtest_shows_the_warnings_a_rule_change_would_lose_and_refuses_a_bad_rule_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (db, _) = warned(dir);
+    std::fs::write(dir.join("candidate.toml"), candidate_rules(0)).unwrap();
+    let report: Value = serde_json::from_str(&ok(doudi(
+        dir,
+        &[
+            "backtest",
+            "--rules",
+            "candidate.toml",
+            "--json",
+            "--db",
+            &db,
+        ],
+    )))
+    .unwrap();
+    assert_eq!(report["candidate_version"], "candidate-1");
+    assert_eq!(report["households"], 1);
+    let lost = report["lost"]["red"].as_u64().unwrap()
+        + report["lost"]["orange"].as_u64().unwrap()
+        + report["lost"]["yellow"].as_u64().unwrap();
+    let lowered = report["lowered"].as_u64().unwrap();
+    assert_eq!(lost + lowered, 1, "{report}");
+    assert_eq!(report["examples"][0]["household_id"], "HA");
+    // Nothing was written: the warning is as it was.
+    let list: Value = serde_json::from_str(&ok(doudi(
+        dir,
+        &["warnings", "list", "--json", "--db", &db],
+    )))
+    .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+
+    std::fs::write(dir.join("bad.toml"), candidate_rules(-5)).unwrap();
+    let e = refused(doudi(
+        dir,
+        &["backtest", "--rules", "bad.toml", "--db", &db],
+    ));
+    assert!(
+        e.contains("bad.toml") && e.contains("serious_illness"),
+        "{e}"
+    );
+}
