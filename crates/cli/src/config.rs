@@ -16,6 +16,8 @@ pub struct Config {
     pub feeds: FeedsConfig,
     pub limits: LimitsConfig,
     pub rules: RulesConfig,
+    /// Identity resolution: training of the model, decision thresholds.
+    pub linkage: LinkageConfig,
     /// What the nightly cross-check counts as disqualifying, income lines, review deadline.
     pub crosscheck: doudi_crosscheck::CheckConfig,
 }
@@ -187,5 +189,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("does not exist"), "{e}");
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinkageConfig {
+    /// Records sampled from the feeds (evenly over the sources) to train the identity model by
+    /// EM when none is stored yet (`doudi linkage train` retrains on demand).
+    pub train_sample: usize,
+    /// EM iterations when training.
+    pub train_iterations: usize,
+    /// Decision thresholds on the total match weight (bits): link, margin over the runner-up,
+    /// review, and the blocking cap.
+    pub thresholds: doudi_linkage::Thresholds,
+}
+
+impl Default for LinkageConfig {
+    fn default() -> Self {
+        LinkageConfig {
+            train_sample: 50_000,
+            train_iterations: 25,
+            thresholds: doudi_linkage::Thresholds::default(),
+        }
     }
 }

@@ -66,6 +66,9 @@ enum Command {
     /// The officer directory warnings and findings are routed to.
     #[command(subcommand)]
     Officers(commands::officers::OfficersCommand),
+    /// The identity model: train, show, explain a decision, evaluate on CSV files.
+    #[command(subcommand)]
+    Linkage(commands::linkage::LinkageCommand),
     /// The identity review queue: records the linker could not decide alone.
     #[command(subcommand)]
     Review(commands::review::ReviewCommand),
@@ -88,6 +91,13 @@ enum Command {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    // Output piped into `head` and closed early: end quietly, as other command-line tools do,
+    // instead of panicking on the next print.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -136,6 +146,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deadletters(c) => commands::deadletters::run(&config, c).await,
         Command::Warnings(c) => commands::warnings::run(&config, c).await,
         Command::Officers(c) => commands::officers::run(&config, c).await,
+        Command::Linkage(c) => commands::linkage::run(&config, c).await,
         Command::Review(c) => commands::review::run(&config, c).await,
         Command::Crosscheck(args) => commands::crosscheck::run(&config, args).await,
         Command::Findings(c) => commands::findings::run(&config, c).await,

@@ -485,6 +485,11 @@ impl Linker {
         Linker { index, scorer }
     }
 
+    /// The same index with another model and thresholds (a trained model replacing the prior).
+    pub fn with_model(self, model: Model, thresholds: Thresholds) -> Linker {
+        Linker::new(self.index, model, thresholds)
+    }
+
     /// The prior model and default thresholds (before any training).
     pub fn with_prior(index: RegisterIndex) -> Linker {
         Linker::new(index, Model::prior(), Thresholds::default())

@@ -68,6 +68,18 @@ impl Engine {
         }
     }
 
+    /// Link with this model and these thresholds (instead of the prior model).
+    pub fn with_model(
+        self,
+        model: doudi_linkage::Model,
+        thresholds: doudi_linkage::Thresholds,
+    ) -> Self {
+        Engine {
+            index: self.index.with_model(model, thresholds),
+            ..self
+        }
+    }
+
     /// Route new warnings with this officer directory.
     pub fn with_directory(mut self, directory: Directory) -> Self {
         self.directory = directory;

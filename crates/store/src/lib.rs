@@ -34,7 +34,7 @@ pub use lifecycle::{HistoryEntry, WarningDetail, WarningMove};
 pub use officers::{OfficerImport, OfficerRow};
 pub use queries::{DeadLetterView, Status, WarningView};
 pub use register::ImportReport;
-pub use review::{ReviewChoice, ReviewDecisionView, ReviewItem, StoredModel};
+pub use review::{LinkDecisionView, ReviewChoice, ReviewDecisionView, ReviewItem, StoredModel};
 
 /// Database page size (set when the file is created).
 const PAGE_SIZE: u32 = 8192;

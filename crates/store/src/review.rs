@@ -48,6 +48,19 @@ pub enum ReviewChoice {
     Reject,
 }
 
+/// The identity decision stored for an event.
+#[derive(Clone, Debug, Serialize)]
+pub struct LinkDecisionView {
+    pub seq: i64,
+    pub source: String,
+    pub event_id: String,
+    pub outcome: String,
+    pub household_id: Option<String>,
+    pub member_id: Option<String>,
+    pub evidence: serde_json::Value,
+    pub decided_at: String,
+}
+
 /// A stored linkage model.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredModel {
@@ -122,6 +135,33 @@ impl Store {
             .ctx("reading a review item")?
             .map(review_item)
             .transpose()
+    }
+
+    /// The identity decision of the event at `seq`, if it has one.
+    pub async fn link_decision(&self, seq: i64) -> Result<Option<LinkDecisionView>, StoreError> {
+        sqlx::query(
+            "SELECT seq, source, event_id, outcome, household_id, member_id, evidence, decided_at
+             FROM link_decisions WHERE seq = ?",
+        )
+        .bind(seq)
+        .fetch_optional(self.pool())
+        .await
+        .ctx("reading an identity decision")?
+        .map(|r| {
+            let evidence: String = r.get(6);
+            Ok(LinkDecisionView {
+                seq: r.get(0),
+                source: r.get(1),
+                event_id: r.get(2),
+                outcome: r.get(3),
+                household_id: r.get(4),
+                member_id: r.get(5),
+                evidence: serde_json::from_str(&evidence)
+                    .map_err(|e| corrupt("link evidence", e))?,
+                decided_at: r.get(7),
+            })
+        })
+        .transpose()
     }
 
     /// The active linkage model, if one was stored.

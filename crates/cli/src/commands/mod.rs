@@ -5,6 +5,7 @@ pub mod demo;
 pub mod findings;
 pub mod gen;
 pub mod import;
+pub mod linkage;
 pub mod officers;
 pub mod review;
 pub mod rules;
@@ -23,8 +24,15 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         .with_context(|| format!("cannot use the database {}", config.store.url))
 }
 
-/// The pipeline's engine over the stored register, with the configured rule set.
-pub async fn load_engine(config: &Config, store: &Store) -> anyhow::Result<doudi_pipeline::Engine> {
+/// The pipeline's engine over the stored register, with the configured rule set, the officer
+/// directory and the active identity model. With no model stored yet and `feeds` given, one is
+/// trained on a sample of the feeds first and stored, so that every later run (a restart too)
+/// links with the same model.
+pub async fn load_engine(
+    config: &Config,
+    store: &Store,
+    feeds: Option<&std::path::Path>,
+) -> anyhow::Result<doudi_pipeline::Engine> {
     let rules = config.rule_set()?;
     let register = store
         .load_register()
@@ -42,8 +50,28 @@ pub async fn load_engine(config: &Config, store: &Store) -> anyhow::Result<doudi
             "no officer directory: warnings stay unassigned (run `doudi officers import FILE`)"
         );
     }
-    Ok(
-        doudi_pipeline::Engine::new(rules, config.limits.parse_limits(), register)
-            .with_directory(directory),
-    )
+    let engine = doudi_pipeline::Engine::new(rules, config.limits.parse_limits(), register)
+        .with_directory(directory);
+    let model = match store.active_linkage_model().await? {
+        Some(m) => Some(
+            serde_json::from_str::<doudi_linkage::Model>(&m.model)
+                .with_context(|| format!("stored linkage model {} is unreadable", m.version))?,
+        ),
+        None => match feeds {
+            Some(dir) if !engine.index().is_empty() => {
+                linkage::train_and_store(config, store, &engine, dir).await?
+            }
+            _ => None,
+        },
+    };
+    Ok(match model {
+        Some(model) => {
+            tracing::info!(model = %model.version, "identity model loaded");
+            engine.with_model(model, config.linkage.thresholds.clone())
+        }
+        None => {
+            tracing::info!("identity model: the prior (none trained yet)");
+            engine
+        }
+    })
 }

@@ -88,7 +88,7 @@ pub async fn run(config: &Config, cmd: ReviewCommand) -> anyhow::Result<ExitCode
                 ExitCode::SUCCESS
             }
             Some(item) => {
-                print_item(&item);
+                print_item(config, &item);
                 ExitCode::SUCCESS
             }
         },
@@ -106,7 +106,7 @@ pub async fn run(config: &Config, cmd: ReviewCommand) -> anyhow::Result<ExitCode
                 },
                 None => ReviewChoice::Reject,
             };
-            let engine = load_engine(config, &store).await?;
+            let engine = load_engine(config, &store, None).await?;
             match doudi_pipeline::decide_review(&store, &engine, seq, choice, &by, &note).await {
                 Ok(done) => {
                     match (&done.household_id, &done.level) {
@@ -136,7 +136,8 @@ pub async fn run(config: &Config, cmd: ReviewCommand) -> anyhow::Result<ExitCode
 fn list_line(item: &ReviewItem) -> String {
     let candidates = item
         .evidence
-        .get("candidates")
+        .get("cands")
+        .or_else(|| item.evidence.get("candidates"))
         .and_then(|c| c.as_array())
         .map_or(0, Vec::len);
     format!(
@@ -145,7 +146,7 @@ fn list_line(item: &ReviewItem) -> String {
     )
 }
 
-fn print_item(item: &ReviewItem) {
+fn print_item(config: &Config, item: &ReviewItem) {
     println!(
         "record #{}: {} {} ({})",
         item.seq, item.source, item.kind, item.event_id
@@ -154,7 +155,10 @@ fn print_item(item: &ReviewItem) {
         "occurred {}; sent to review {}",
         item.occurred_at, item.queued_at
     );
-    println!("{}", explain(&item.evidence));
+    print!(
+        "{}",
+        super::linkage::explain(config, "review", None, None, &item.evidence)
+    );
     match &item.decision {
         None => println!(
             "undecided: doudi review decide {} --link MEMBER | --reject --by NAME",
@@ -173,9 +177,4 @@ fn print_item(item: &ReviewItem) {
             }
         ),
     }
-}
-
-/// The linker's evidence, for a person to read.
-fn explain(evidence: &serde_json::Value) -> String {
-    serde_json::to_string_pretty(evidence).unwrap_or_default()
 }

@@ -57,7 +57,7 @@ pub async fn run_pipeline(
     feeds: PathBuf,
     once: bool,
 ) -> anyhow::Result<RunReport> {
-    let engine = Arc::new(super::load_engine(config, store).await?);
+    let engine = Arc::new(super::load_engine(config, store, Some(&feeds)).await?);
     tracing::info!(feeds = %feeds.display(), "pipeline starting");
     let opts = RunOptions {
         feeds_dir: feeds,
