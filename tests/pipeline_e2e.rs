@@ -306,9 +306,13 @@ fn killing_the_run_at_any_moment_and_restarting_gives_the_same_final_state() {
         dir,
         &["import", "data/register.jsonl", "--db", &killed],
     ));
+    // Each run is killed (SIGKILL) a little after it has committed something new: at a moment
+    // that falls anywhere in a batch (the jitter), never before startup is over.
     let mut kills = 0;
     let mut seen_progress = Vec::new();
-    for delay_ms in [150u64, 300, 450, 600] {
+    let mut last = 0u64;
+    let mut jitter = 17u64;
+    for _ in 0..5 {
         let mut child = Command::new(env!("CARGO_BIN_EXE_doudi"))
             .current_dir(dir)
             .args(["run", "--feeds", "data/feeds", "--once", "--db", &killed])
@@ -320,21 +324,28 @@ fn killing_the_run_at_any_moment_and_restarting_gives_the_same_final_state() {
             .unwrap();
         let start = Instant::now();
         let mut finished = false;
-        while start.elapsed() < Duration::from_millis(delay_ms) {
+        loop {
             if child.try_wait().unwrap().is_some() {
                 finished = true;
                 break;
             }
-            std::thread::sleep(Duration::from_millis(5));
+            let received = status(dir, &killed)["received"].as_u64().unwrap();
+            if received > last || start.elapsed() > Duration::from_secs(60) {
+                jitter = (jitter * 7 + 13) % 97;
+                std::thread::sleep(Duration::from_millis(jitter));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        if !finished {
+        if !finished && child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL: no chance to clean up
             kills += 1;
         }
         child.wait().unwrap();
         let s = status(dir, &killed);
-        seen_progress.push(s["received"].as_u64().unwrap());
-        if finished {
+        last = s["received"].as_u64().unwrap();
+        seen_progress.push(last);
+        if finished || last >= total {
             break;
         }
     }
@@ -344,7 +355,10 @@ fn killing_the_run_at_any_moment_and_restarting_gives_the_same_final_state() {
         &env,
     ));
     let got = status(dir, &killed);
-    assert!(kills > 0, "the run was never killed mid-way");
+    assert!(
+        kills >= 3,
+        "killed only {kills} times: {seen_progress:?} of {total}"
+    );
     assert!(
         seen_progress.iter().any(|&r| r > 0 && r < total),
         "at least one kill landed mid-run: {seen_progress:?} of {total}"

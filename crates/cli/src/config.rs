@@ -162,6 +162,29 @@ impl Config {
     }
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinkageConfig {
+    /// Records sampled from the feeds (evenly over the sources) to train the identity model by
+    /// EM when none is stored yet (`doudi linkage train` retrains on demand).
+    pub train_sample: usize,
+    /// EM iterations when training.
+    pub train_iterations: usize,
+    /// Decision thresholds on the total match weight (bits): link, margin over the runner-up,
+    /// review, and the blocking cap.
+    pub thresholds: doudi_linkage::Thresholds,
+}
+
+impl Default for LinkageConfig {
+    fn default() -> Self {
+        LinkageConfig {
+            train_sample: 50_000,
+            train_iterations: 25,
+            thresholds: doudi_linkage::Thresholds::default(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,27 +213,15 @@ mod tests {
             .to_string();
         assert!(e.contains("does not exist"), "{e}");
     }
-}
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LinkageConfig {
-    /// Records sampled from the feeds (evenly over the sources) to train the identity model by
-    /// EM when none is stored yet (`doudi linkage train` retrains on demand).
-    pub train_sample: usize,
-    /// EM iterations when training.
-    pub train_iterations: usize,
-    /// Decision thresholds on the total match weight (bits): link, margin over the runner-up,
-    /// review, and the blocking cap.
-    pub thresholds: doudi_linkage::Thresholds,
-}
-
-impl Default for LinkageConfig {
-    fn default() -> Self {
-        LinkageConfig {
-            train_sample: 50_000,
-            train_iterations: 25,
-            thresholds: doudi_linkage::Thresholds::default(),
-        }
+    #[test]
+    fn the_example_configuration_holds_every_default() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/doudi.example.toml");
+        let c = Config::load(Some(&p)).unwrap();
+        assert_eq!(
+            c,
+            Config::default(),
+            "deploy/doudi.example.toml is out of step with the defaults"
+        );
     }
 }

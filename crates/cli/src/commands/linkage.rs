@@ -44,12 +44,12 @@ The model (m and u probabilities per field and comparison level, the prior, term
 Example:
   doudi linkage eval --spec people.toml --left a.csv --right b.csv --truth pairs.csv
 
-The spec (TOML) names the id column and, per column, a comparator:
-  id_column = \"rec_id\"
-  [[fields]]
+The spec (TOML) names the id column and, per compared column, a comparator type:
+  id = \"rec_id\"
+  [[field]]
   column = \"given_name\"
-  type = \"given_name\"     # identity_number | person_name | given_name | family_name | date | text | code | number
-Without --right the left file is deduplicated. The truth file holds pairs of ids (two columns, with a header row). Errors name the file, line and column. See the README for the whole format.")]
+  type = \"given_name\"   # identity_number | person_name | given_name | family_name | date | text | code | number
+Without --right the left file is deduplicated. The truth file is CSV with a header row and two columns: the ids of a true pair. Errors name the file, line and column. See the README for the whole format.")]
     Eval {
         #[arg(long, value_name = "SPEC.toml")]
         spec: PathBuf,
