@@ -523,3 +523,136 @@ fn a_backtest_shows_the_warnings_a_rule_change_would_lose_and_refuses_a_bad_rule
         "{e}"
     );
 }
+
+fn opened_at(dir: &Path, db: &str, id: i64) -> chrono::DateTime<chrono::Utc> {
+    let d: Value = serde_json::from_str(&ok(doudi(
+        dir,
+        &["warnings", "show", &id.to_string(), "--json", "--db", db],
+    )))
+    .unwrap();
+    chrono::DateTime::parse_from_rfc3339(d["opened_at"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+}
+
+fn tick(dir: &Path, db: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+    ok(doudi(
+        dir,
+        &["warnings", "tick", "--now", &at.to_rfc3339(), "--db", db],
+    ))
+}
+
+fn inbox(dir: &Path, db: &str, officer: &str) -> Vec<String> {
+    let v: Value = serde_json::from_str(&ok(doudi(
+        dir,
+        &[
+            "warnings",
+            "inbox",
+            "--officer",
+            officer,
+            "--json",
+            "--db",
+            db,
+        ],
+    )))
+    .unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn an_unacknowledged_red_warning_escalates_to_the_supervisor_exactly_at_its_deadline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (db, id) = warned(dir);
+    let opened = opened_at(dir, &db, id);
+    assert_eq!(
+        inbox(dir, &db, "li"),
+        ["opened"],
+        "the officer was told at once"
+    );
+
+    let out = tick(dir, &db, opened + chrono::TimeDelta::minutes(119));
+    assert!(out.contains("escalated 0"), "not before two hours: {out}");
+    assert!(inbox(dir, &db, "chen").is_empty());
+    let out = tick(dir, &db, opened + chrono::TimeDelta::hours(2));
+    assert!(out.contains("escalated 1"), "at two hours: {out}");
+    assert_eq!(inbox(dir, &db, "chen"), ["escalated"]);
+    // Ticking again at the same moment changes nothing.
+    let out = tick(dir, &db, opened + chrono::TimeDelta::hours(2));
+    assert!(out.contains("escalated 0"), "{out}");
+    let history = ok(doudi(
+        dir,
+        &["warnings", "show", &id.to_string(), "--db", &db],
+    ));
+    assert!(
+        history.contains("escalated") && history.contains("to chen"),
+        "{history}"
+    );
+}
+
+#[test]
+fn an_acknowledged_warning_does_not_escalate_for_acknowledgement() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (db, id) = warned(dir);
+    let opened = opened_at(dir, &db, id);
+    ok(doudi(
+        dir,
+        &[
+            "warnings",
+            "ack",
+            &id.to_string(),
+            "--by",
+            "li",
+            "--db",
+            &db,
+        ],
+    ));
+    let out = tick(dir, &db, opened + chrono::TimeDelta::hours(20));
+    assert!(out.contains("escalated 0"), "{out}");
+    assert!(inbox(dir, &db, "chen").is_empty());
+}
+
+#[test]
+fn a_silence_holds_escalation_back_until_it_ends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (db, id) = warned(dir);
+    let opened = opened_at(dir, &db, id);
+    let until = opened + chrono::TimeDelta::hours(10);
+    ok(doudi(
+        dir,
+        &[
+            "silences",
+            "add",
+            "--region",
+            "341502001",
+            "--until",
+            &until.to_rfc3339(),
+            "--reason",
+            "flood response on site",
+            "--by",
+            "chen",
+            "--db",
+            &db,
+        ],
+    ));
+    let out = tick(dir, &db, opened + chrono::TimeDelta::hours(3));
+    assert!(
+        out.contains("escalated 0") && out.contains("silences 1"),
+        "{out}"
+    );
+    assert!(inbox(dir, &db, "chen").is_empty());
+    let out = tick(dir, &db, opened + chrono::TimeDelta::hours(11));
+    assert!(out.contains("escalated 1"), "the silence has ended: {out}");
+    assert_eq!(inbox(dir, &db, "chen"), ["escalated"]);
+    let list = ok(doudi(dir, &["silences", "list", "--db", &db]));
+    assert!(
+        list.contains("flood response on site") && list.contains("chen"),
+        "{list}"
+    );
+}

@@ -18,6 +18,8 @@ pub struct Config {
     pub rules: RulesConfig,
     /// Identity resolution: training of the model, decision thresholds.
     pub linkage: LinkageConfig,
+    /// Deadlines to acknowledge, escalation and reminders of warnings.
+    pub warnings: WarningsConfig,
     /// What the nightly cross-check counts as disqualifying, income lines, review deadline.
     pub crosscheck: doudi_crosscheck::CheckConfig,
 }
@@ -145,6 +147,13 @@ impl Config {
         if l.channel_batches == 0 {
             anyhow::bail!("limits.channel_batches must be at least 1");
         }
+        self.warnings
+            .escalation
+            .validate()
+            .map_err(anyhow::Error::msg)?;
+        self.crosscheck
+            .validate()
+            .map_err(|e| anyhow::anyhow!("crosscheck: {e}"))?;
         Ok(())
     }
 
@@ -183,6 +192,12 @@ impl Default for LinkageConfig {
             thresholds: doudi_linkage::Thresholds::default(),
         }
     }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WarningsConfig {
+    pub escalation: doudi_warnings::escalation::EscalationConfig,
 }
 
 #[cfg(test)]

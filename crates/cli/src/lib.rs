@@ -63,6 +63,9 @@ enum Command {
     /// Open warnings, most urgent first, with the officer responsible.
     #[command(subcommand)]
     Warnings(commands::warnings::WarningsCommand),
+    /// Hold back notices for a household or region, for a reason and a time window.
+    #[command(subcommand)]
+    Silences(commands::silences::SilencesCommand),
     /// The officer directory warnings and findings are routed to.
     #[command(subcommand)]
     Officers(commands::officers::OfficersCommand),
@@ -145,6 +148,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => commands::status::run(&config, args).await,
         Command::Deadletters(c) => commands::deadletters::run(&config, c).await,
         Command::Warnings(c) => commands::warnings::run(&config, c).await,
+        Command::Silences(c) => commands::silences::run(&config, c).await,
         Command::Officers(c) => commands::officers::run(&config, c).await,
         Command::Linkage(c) => commands::linkage::run(&config, c).await,
         Command::Review(c) => commands::review::run(&config, c).await,

@@ -497,6 +497,55 @@ impl BatchTx {
                 .await
                 .ctx("recording warning history")?;
         }
+        // Notices to the officer responsible (the inbox and the delivery outbox), unless a silence
+        // covers the household or region; in the same transaction as the change they announce.
+        let notify: Vec<(i64, &str)> = p
+            .history
+            .iter()
+            .filter(|h| h.1 == "opened" || h.1 == "raised")
+            .map(|h| (h.0, h.1))
+            .collect();
+        for chunk in notify.chunks(CHUNK) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO notices (warning_id, kind, recipient, due_at, created_at, note)
+                 SELECT w.warning_id, v.column2, w.assigned_to, ",
+            );
+            qb.push_bind(&self.at);
+            qb.push(", ");
+            qb.push_bind(&self.at);
+            qb.push(", '' FROM (");
+            qb.push_values(chunk, |mut b, (id, kind)| {
+                b.push_bind(*id).push_bind(*kind);
+            });
+            qb.push(
+                ") AS v JOIN warnings w ON w.warning_id = v.column1 WHERE w.assigned_to IS NOT NULL
+                 AND NOT EXISTS (SELECT 1 FROM silences s WHERE s.starts_at <= ",
+            );
+            qb.push_bind(&self.at);
+            qb.push(" AND s.ends_at > ");
+            qb.push_bind(&self.at);
+            qb.push(
+                " AND ((s.scope = 'household' AND s.target = w.household_id)
+                   OR (s.scope = 'region' AND substr(w.region_code, 1, length(s.target)) = s.target)))",
+            );
+            qb.build()
+                .execute(&mut *self.tx)
+                .await
+                .ctx("recording notices")?;
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new("UPDATE warnings SET last_notice_at = ");
+            qb.push_bind(&self.at);
+            qb.push(" WHERE warning_id IN (");
+            let mut sep = qb.separated(", ");
+            for (id, _) in chunk {
+                sep.push_bind(*id);
+            }
+            qb.push(")");
+            qb.build()
+                .execute(&mut *self.tx)
+                .await
+                .ctx("recording notice times")?;
+        }
         // Ids handed out stay valid for the rest of the batch.
         self.warnings.next_id = p.next_id;
         Ok(())

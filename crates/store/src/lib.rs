@@ -11,6 +11,7 @@ mod batch;
 mod error;
 mod findings;
 mod lifecycle;
+mod notices;
 mod officers;
 mod queries;
 mod register;
@@ -31,6 +32,7 @@ pub use batch::{
 pub use error::StoreError;
 pub use findings::{CrosscheckRunRow, FindingRow, NightChanges, StoredFinding};
 pub use lifecycle::{HistoryEntry, WarningDetail, WarningMove};
+pub use notices::{NoticeRow, NoticeView, SilenceRow, WarningClockRow};
 pub use officers::{OfficerImport, OfficerRow};
 pub use queries::{DeadLetterView, Status, WarningView};
 pub use register::ImportReport;

@@ -18,6 +18,7 @@
 //! What it must never do: any I/O, any logging (of personal data or anything else), any panic on
 //! input. It is a pure function of its arguments.
 
+pub mod escalation;
 pub mod lifecycle;
 pub mod routing;
 

@@ -188,6 +188,12 @@ impl Directory {
             .collect()
     }
 
+    /// The escalation chain above `region`: supervisors covering it, nearest (longest prefix)
+    /// first.
+    pub fn supervisors(&self, region: &RegionCode) -> Vec<&Officer> {
+        self.covering(Role::Supervisor, region)
+    }
+
     /// The supervisor above `region` (longest prefix; one on duty first).
     pub fn supervisor_of(&self, region: &RegionCode) -> Option<&Officer> {
         let all = self.covering(Role::Supervisor, region);

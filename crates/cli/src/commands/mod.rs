@@ -10,6 +10,7 @@ pub mod officers;
 pub mod review;
 pub mod rules;
 pub mod run;
+pub mod silences;
 pub mod status;
 pub mod warnings;
 

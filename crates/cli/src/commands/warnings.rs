@@ -40,6 +40,24 @@ pub enum WarningsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Escalate warnings not acknowledged in time and remind whoever holds them (run it from cron
+    /// every few minutes; deadlines per level are warnings.escalation.*).
+    #[command(after_help = "\
+A warning nobody acknowledged within its level's time (red 2 h, orange 24 h, yellow 72 h by default) escalates to the supervisor of its region, then one step further up for each further period; one acknowledged but not resolved by its deadline escalates once to the supervisor. Whoever holds it is reminded at an interval. A silence holds the notices back until it ends (the warning still counts). Each notice is in the recipient's inbox (`doudi warnings inbox`) and the warning's history.")]
+    Tick {
+        /// The time to act as of (RFC 3339), for replays and tests; default now.
+        #[arg(long, value_name = "TIME")]
+        now: Option<chrono::DateTime<chrono::FixedOffset>>,
+    },
+    /// An officer's inbox: notices addressed to them (opened, raised, escalated, reminders).
+    Inbox {
+        #[arg(long, value_name = "OFFICER")]
+        officer: String,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
     /// One warning: household, reasons, suggested relief, status and its whole history.
     Show {
         id: i64,
@@ -144,6 +162,30 @@ pub async fn run(config: &Config, cmd: WarningsCommand) -> anyhow::Result<ExitCo
                 ExitCode::SUCCESS
             }
         },
+        WarningsCommand::Tick { now } => {
+            let now = now.map_or_else(chrono::Utc::now, |t| t.with_timezone(&chrono::Utc));
+            tick(config, &store, now).await?
+        }
+        WarningsCommand::Inbox {
+            officer,
+            limit,
+            json,
+        } => {
+            let list = store.inbox(&officer, limit).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else if list.is_empty() {
+                println!("no notices for {officer}");
+            } else {
+                for n in &list {
+                    println!(
+                        "{}  {:<10} warning #{:<6} {:<6} household {:<14} deadline {}  {}",
+                        n.due_at, n.kind, n.warning_id, n.level, n.household_id, n.deadline, n.note
+                    );
+                }
+            }
+            ExitCode::SUCCESS
+        }
         WarningsCommand::Ack { id, by, note } => {
             make_move(config, &store, id, &by, &note, Move::Acknowledge).await?
         }
@@ -347,4 +389,120 @@ fn mask_household(h: &mut serde_json::Value) {
             }
         }
     }
+}
+
+/// Escalations and reminders due at `now`.
+async fn tick(
+    config: &Config,
+    store: &doudi_store::Store,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<ExitCode> {
+    use doudi_warnings::escalation::{due, Clock, Notice};
+    let cfg = &config.warnings.escalation;
+    let directory = officers::load_directory(store).await?;
+    let stamp = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let parse = |s: &str| -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+        Ok(chrono::DateTime::parse_from_rfc3339(s)?.with_timezone(&chrono::Utc))
+    };
+    let mut notices = Vec::new();
+    let mut state = Vec::new();
+    let (mut escalated, mut reminded, mut silenced) = (0u64, 0u64, 0u64);
+    for w in store.warning_clocks(&stamp(now)).await? {
+        let (Some(status), Some(level)) = (
+            Status::from_code(&w.status),
+            doudi_risk::Level::from_code(&w.level),
+        ) else {
+            continue;
+        };
+        let region = RegionCode::parse(&w.region_code)?;
+        let chain: Vec<String> = directory
+            .supervisors(&region)
+            .into_iter()
+            .map(|o| o.officer_id.clone())
+            .filter(|id| Some(id) != w.assigned_to.as_ref())
+            .collect();
+        let opened = parse(&w.opened_at)?;
+        let clock = Clock {
+            status,
+            level,
+            opened_at: opened,
+            deadline: parse(&w.deadline)?,
+            ack_steps: u32::try_from(w.ack_steps).unwrap_or(0),
+            resolve_escalated: w.resolve_escalated,
+            last_notice_at: w
+                .last_notice_at
+                .as_deref()
+                .map(parse)
+                .transpose()?
+                .unwrap_or(opened),
+        };
+        let due_now = due(&clock, now, cfg, chain.len() as u32);
+        if due_now.is_empty() {
+            continue;
+        }
+        if w.silenced_until.is_some() {
+            silenced += 1;
+            continue;
+        }
+        let mut steps = clock.ack_steps;
+        let mut resolve_escalated = clock.resolve_escalated;
+        let mut last = clock.last_notice_at;
+        let holder = |steps: u32| -> Option<String> {
+            match steps {
+                0 => w.assigned_to.clone(),
+                k => chain.get(k as usize - 1).cloned(),
+            }
+        };
+        for n in due_now {
+            let (kind, recipient, at, note) = match n {
+                Notice::Escalate { step, at } => {
+                    steps = step;
+                    escalated += 1;
+                    (
+                        "escalated",
+                        holder(step),
+                        at,
+                        format!(
+                            "not acknowledged within {} h",
+                            cfg.ack_within_hours.get(level).unwrap_or(0) * step
+                        ),
+                    )
+                }
+                Notice::Overdue { at } => {
+                    resolve_escalated = true;
+                    escalated += 1;
+                    (
+                        "overdue",
+                        chain.first().cloned(),
+                        at,
+                        "not resolved by its deadline".to_string(),
+                    )
+                }
+                Notice::Remind { at } => {
+                    reminded += 1;
+                    ("reminder", holder(steps), at, "still waiting".to_string())
+                }
+            };
+            last = at;
+            if let Some(recipient) = recipient {
+                notices.push(doudi_store::NoticeRow {
+                    warning_id: w.warning_id,
+                    kind: kind.to_string(),
+                    recipient,
+                    due_at: stamp(at),
+                    note,
+                });
+            }
+        }
+        state.push((
+            w.warning_id,
+            i64::from(steps),
+            resolve_escalated,
+            stamp(last),
+        ));
+    }
+    store.record_notices(&notices, &state).await?;
+    tracing::info!(escalated, reminded, silenced, "warnings ticked");
+    println!("escalated {escalated}, reminded {reminded}, held back by silences {silenced}");
+    Ok(ExitCode::SUCCESS)
 }

@@ -90,3 +90,40 @@ ALTER TABLE warnings ADD COLUMN disposition TEXT;    -- JSON, set on resolve
 -- Why a person moved a warning, and for a refused attempt, why it was refused.
 ALTER TABLE warning_history ADD COLUMN note TEXT;
 ALTER TABLE warning_history ADD COLUMN refused TEXT;
+
+-- Escalation state of a warning.
+ALTER TABLE warnings ADD COLUMN ack_steps INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE warnings ADD COLUMN resolve_escalated INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE warnings ADD COLUMN last_notice_at TEXT;
+
+-- Notices to people: the officer inbox, and the outbox every delivery channel reads from. Written
+-- in the same transaction as the change they announce, so none is lost between the decision and
+-- the sending.
+CREATE TABLE notices (
+    notice_id    INTEGER PRIMARY KEY AUTOINCREMENT,
+    warning_id   INTEGER NOT NULL REFERENCES warnings(warning_id),
+    kind         TEXT NOT NULL,          -- opened, raised, escalated, overdue, reminder
+    recipient    TEXT NOT NULL,          -- officer id
+    due_at       TEXT NOT NULL,          -- when it fell due
+    created_at   TEXT NOT NULL,
+    note         TEXT NOT NULL DEFAULT '',
+    read_at      TEXT,
+    delivered_at TEXT,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    last_error   TEXT
+);
+CREATE INDEX notices_recipient ON notices(recipient, notice_id);
+CREATE INDEX notices_undelivered ON notices(notice_id) WHERE delivered_at IS NULL;
+
+-- Silences: notices for a household or a region (prefix) are held back for a stated reason and
+-- time window; the warnings themselves are still opened and updated.
+CREATE TABLE silences (
+    silence_id  INTEGER PRIMARY KEY AUTOINCREMENT,
+    scope       TEXT NOT NULL CHECK (scope IN ('household', 'region')),
+    target      TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    starts_at   TEXT NOT NULL,
+    ends_at     TEXT NOT NULL,
+    created_by  TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+);

@@ -1,0 +1,238 @@
+//! Notices to people (the officer inbox and the delivery outbox), the escalation state of warnings,
+//! and silences.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::error::Ctx;
+use crate::{now, Store, StoreError};
+
+/// What escalation needs of an active warning.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WarningClockRow {
+    pub warning_id: i64,
+    pub household_id: String,
+    pub region_code: String,
+    pub status: String,
+    pub level: String,
+    pub opened_at: String,
+    pub deadline: String,
+    pub assigned_to: Option<String>,
+    pub ack_steps: i64,
+    pub resolve_escalated: bool,
+    pub last_notice_at: Option<String>,
+    /// The end of the latest silence covering the warning's household or region at the time asked.
+    pub silenced_until: Option<String>,
+}
+
+/// A notice to record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NoticeRow {
+    pub warning_id: i64,
+    pub kind: String,
+    pub recipient: String,
+    pub due_at: String,
+    pub note: String,
+}
+
+/// A notice as the inbox shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NoticeView {
+    pub notice_id: i64,
+    pub warning_id: i64,
+    pub kind: String,
+    pub recipient: String,
+    pub due_at: String,
+    pub created_at: String,
+    pub note: String,
+    pub level: String,
+    pub household_id: String,
+    pub deadline: String,
+}
+
+/// A silence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SilenceRow {
+    pub silence_id: i64,
+    pub scope: String,
+    pub target: String,
+    pub reason: String,
+    pub starts_at: String,
+    pub ends_at: String,
+    pub created_by: String,
+    pub created_at: String,
+}
+
+/// A silence covering the household or region of warning `w` at time `?1`.
+const SILENCE_OF: &str =
+    "(SELECT MAX(s.ends_at) FROM silences s WHERE s.starts_at <= ?1 AND s.ends_at > ?1
+      AND ((s.scope = 'household' AND s.target = w.household_id)
+        OR (s.scope = 'region' AND substr(w.region_code, 1, length(s.target)) = s.target)))";
+
+impl Store {
+    /// Active (not resolved) warnings with their escalation state, as of `at` (RFC 3339) for
+    /// silences.
+    pub async fn warning_clocks(&self, at: &str) -> Result<Vec<WarningClockRow>, StoreError> {
+        let sql = format!(
+            "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.opened_at, w.deadline,
+                    w.assigned_to, w.ack_steps, w.resolve_escalated, w.last_notice_at, {SILENCE_OF}
+             FROM warnings w WHERE w.status <> 'resolved' ORDER BY w.warning_id"
+        );
+        Ok(sqlx::query(&sql)
+            .bind(at)
+            .fetch_all(self.pool())
+            .await
+            .ctx("reading warning clocks")?
+            .into_iter()
+            .map(|r| WarningClockRow {
+                warning_id: r.get(0),
+                household_id: r.get(1),
+                region_code: r.get(2),
+                status: r.get(3),
+                level: r.get(4),
+                opened_at: r.get(5),
+                deadline: r.get(6),
+                assigned_to: r.get(7),
+                ack_steps: r.get(8),
+                resolve_escalated: r.get::<i64, _>(9) != 0,
+                last_notice_at: r.get(10),
+                silenced_until: r.get(11),
+            })
+            .collect())
+    }
+
+    /// Record notices and the escalation state they move a warning to, with a history entry
+    /// each, in one transaction. `state` is `(warning_id, ack_steps, resolve_escalated,
+    /// last_notice_at)`; a warning that moved meanwhile (resolved) is left alone.
+    pub async fn record_notices(
+        &self,
+        notices: &[NoticeRow],
+        state: &[(i64, i64, bool, String)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .ctx("starting to record notices")?;
+        let at = now();
+        for n in notices {
+            sqlx::query(
+                "INSERT INTO notices (warning_id, kind, recipient, due_at, created_at, note)
+                 SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM warnings WHERE warning_id = ? AND status <> 'resolved')",
+            )
+            .bind(n.warning_id)
+            .bind(&n.kind)
+            .bind(&n.recipient)
+            .bind(&n.due_at)
+            .bind(&at)
+            .bind(&n.note)
+            .bind(n.warning_id)
+            .execute(&mut *tx)
+            .await
+            .ctx("recording a notice")?;
+            sqlx::query(
+                "INSERT INTO warning_history (warning_id, action, level, score, actor, at, note)
+                 SELECT warning_id, ?, level, score, 'doudi', ?, ? FROM warnings WHERE warning_id = ? AND status <> 'resolved'",
+            )
+            .bind(&n.kind)
+            .bind(&n.due_at)
+            .bind(format!("to {}: {}", n.recipient, n.note))
+            .bind(n.warning_id)
+            .execute(&mut *tx)
+            .await
+            .ctx("recording a notice in the history")?;
+        }
+        for (id, steps, resolve_escalated, last) in state {
+            sqlx::query(
+                "UPDATE warnings SET ack_steps = ?, resolve_escalated = ?, last_notice_at = ?
+                 WHERE warning_id = ? AND status <> 'resolved'",
+            )
+            .bind(steps)
+            .bind(i64::from(*resolve_escalated))
+            .bind(last)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .ctx("recording escalation state")?;
+        }
+        tx.commit().await.ctx("committing notices")
+    }
+
+    /// An officer's inbox: notices addressed to them, newest first.
+    pub async fn inbox(&self, officer: &str, limit: i64) -> Result<Vec<NoticeView>, StoreError> {
+        Ok(sqlx::query(
+            "SELECT n.notice_id, n.warning_id, n.kind, n.recipient, n.due_at, n.created_at, n.note,
+                    w.level, w.household_id, w.deadline
+             FROM notices n JOIN warnings w ON w.warning_id = n.warning_id
+             WHERE n.recipient = ? ORDER BY n.notice_id DESC LIMIT ?",
+        )
+        .bind(officer)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await
+        .ctx("reading an inbox")?
+        .into_iter()
+        .map(|r| NoticeView {
+            notice_id: r.get(0),
+            warning_id: r.get(1),
+            kind: r.get(2),
+            recipient: r.get(3),
+            due_at: r.get(4),
+            created_at: r.get(5),
+            note: r.get(6),
+            level: r.get(7),
+            household_id: r.get(8),
+            deadline: r.get(9),
+        })
+        .collect())
+    }
+
+    /// Add a silence; returns its id.
+    pub async fn add_silence(
+        &self,
+        scope: &str,
+        target: &str,
+        reason: &str,
+        starts_at: &str,
+        ends_at: &str,
+        created_by: &str,
+    ) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "INSERT INTO silences (scope, target, reason, starts_at, ends_at, created_by, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING silence_id",
+        )
+        .bind(scope)
+        .bind(target)
+        .bind(reason)
+        .bind(starts_at)
+        .bind(ends_at)
+        .bind(created_by)
+        .bind(now())
+        .fetch_one(self.pool())
+        .await
+        .ctx("adding a silence")
+    }
+
+    /// Every silence, newest first.
+    pub async fn silences(&self) -> Result<Vec<SilenceRow>, StoreError> {
+        Ok(sqlx::query(
+            "SELECT silence_id, scope, target, reason, starts_at, ends_at, created_by, created_at
+             FROM silences ORDER BY silence_id DESC",
+        )
+        .fetch_all(self.pool())
+        .await
+        .ctx("listing silences")?
+        .into_iter()
+        .map(|r| SilenceRow {
+            silence_id: r.get(0),
+            scope: r.get(1),
+            target: r.get(2),
+            reason: r.get(3),
+            starts_at: r.get(4),
+            ends_at: r.get(5),
+            created_by: r.get(6),
+            created_at: r.get(7),
+        })
+        .collect())
+    }
+}
