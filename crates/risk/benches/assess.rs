@@ -96,6 +96,18 @@ fn bench(c: &mut Criterion) {
             })
         },
     );
+    let (h, f) = rows
+        .iter()
+        .max_by_key(|(_, f)| f.len())
+        .expect("some household");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function(
+        format!(
+            "derive_state + assess, longest timeline ({} facts)",
+            f.len()
+        ),
+        |b| b.iter(|| assess(&rules, h, &derive_state(h, f, as_of))),
+    );
     g.finish();
 
     // The machine may be shared: also count per CPU-second of this thread (one core).

@@ -85,12 +85,19 @@ pub(crate) fn assess_in(cx: &Ctx) -> Assessment {
     }
     let mut score: i64 = contributions.iter().map(|c| c.points).sum::<i64>().max(0);
     // A household never cleared (nobody can work) stays watched at a fixed score.
-    if let Some(w) = watch::adjust(cx, score) {
-        score += w.points;
-        contributions.push(w);
-    }
+    let watched = match watch::adjust(cx, score) {
+        Some(w) => {
+            score += w.points;
+            contributions.push(w);
+            true
+        }
+        None => false,
+    };
     let level = rules.levels.level_for(score);
-    assessment.relief = suggest_relief(cx, level, &contributions);
+    // A watched household is stable: it is visited, not paid relief again.
+    if !watched {
+        assessment.relief = suggest_relief(cx, level, &contributions);
+    }
     assessment.act_within_hours = rules.levels.params(level).map(|p| p.act_within_hours);
     assessment.score = score;
     assessment.level = level;

@@ -328,6 +328,7 @@ mod tests {
         let mut candidate = current.clone();
         candidate.version = "test-strict".into();
         candidate.levels.yellow.min_score = 10;
+        candidate.review.watch_points = 10;
         candidate.levels.orange.min_score = 35;
         candidate.levels.red.min_score = 70;
         let h = family_dibao_rural();

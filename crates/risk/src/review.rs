@@ -119,9 +119,13 @@ pub fn review_needed(cx: &Ctx) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let as_of = state.as_of_date();
     let grace = u32::try_from(rules.review.dibao_grace_months).unwrap_or(6);
-    let grace_start = as_of
-        .checked_sub_months(Months::new(grace))
-        .unwrap_or(NaiveDate::MIN);
+    let grace_start = if state.income_rises.is_empty() {
+        NaiveDate::MAX
+    } else {
+        as_of
+            .checked_sub_months(Months::new(grace))
+            .unwrap_or(NaiveDate::MIN)
+    };
     let supported = matches!(household.category, Category::Dibao | Category::Tekun);
 
     // Deaths: stop or adjust the benefit (never pay a deceased person).

@@ -813,6 +813,15 @@ impl RuleSet {
             36,
         )?;
         points("review.watch_points", self.review.watch_points)?;
+        if self.review.watch_points < l.yellow.min_score {
+            return invalid(
+                "review.watch_points",
+                &format!(
+                    "{} is below levels.yellow.min_score ({}): a household that is never cleared must stay watched",
+                    self.review.watch_points, l.yellow.min_score
+                ),
+            );
+        }
         Ok(())
     }
 }
@@ -985,6 +994,25 @@ mod tests {
         // not TOML at all
         let e = RuleSet::from_toml_str("version = ").unwrap_err();
         assert!(matches!(e, RuleSetError::Parse { .. }), "{e}");
+    }
+
+    #[test]
+    fn watch_below_yellow_and_bad_deductions_are_refused_with_the_key() {
+        let mut r = RuleSet::builtin();
+        r.review.watch_points = 20;
+        let e = r.validate().unwrap_err();
+        assert_eq!(e.key(), "review.watch_points");
+        assert!(e.message().contains("levels.yellow.min_score (30)"), "{e}");
+        let mut r = RuleSet::builtin();
+        r.deductions.employment_cost_permille = 1200;
+        assert_eq!(
+            r.validate().unwrap_err().key(),
+            "deductions.employment_cost_permille"
+        );
+        let text = replace("school_age_below = 18", "school_age_below = 3");
+        let e = RuleSet::from_toml_str(&text).unwrap_err();
+        assert_eq!(e.key(), "deductions.school_age_below", "{e}");
+        assert_eq!(e.rule(), None);
     }
 
     #[test]

@@ -352,8 +352,10 @@ impl IncomePoint<'_> {
     }
 }
 
+/// The same day a year earlier (29 February → 28 February).
 fn year_before(d: NaiveDate) -> NaiveDate {
-    d.checked_sub_months(Months::new(12))
+    d.with_year(d.year() - 1)
+        .or_else(|| NaiveDate::from_ymd_opt(d.year() - 1, d.month(), 28))
         .unwrap_or(NaiveDate::MIN)
 }
 
@@ -529,7 +531,9 @@ pub fn derive_state<'a>(
     st.monthly_income_now = income;
     st.wages_now = wages;
     st.per_capita_now = income.per(i64::from(n));
-    st.out_of_pocket_12m = st.settlements_12m().map(|s| s.out_of_pocket).sum();
+    if !st.settlements.is_empty() {
+        st.out_of_pocket_12m = st.settlements_12m().map(|s| s.out_of_pocket).sum();
+    }
     st.members = ws.into_iter().map(|w| w.m).collect();
     st
 }

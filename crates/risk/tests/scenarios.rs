@@ -196,3 +196,32 @@ fn hardship_households_are_warned_with_their_cause_and_others_rarely() {
         "{false_warn}/{quiet} households without a scenario warned: {false_examples:#?}"
     );
 }
+
+#[test]
+fn backtest_reports_what_higher_orange_and_red_thresholds_would_change() {
+    let data = common::generate(1500, 12, 0.08);
+    let current = RuleSet::builtin();
+    let mut candidate = current.clone();
+    candidate.version = "2026.11-2-higher".into();
+    candidate.levels.orange.min_score = 80;
+    candidate.levels.red.min_score = 120;
+    let none = Vec::new();
+    let rows = data.register.iter().map(|h| {
+        (
+            h,
+            data.facts.get(&h.household_id).unwrap_or(&none).as_slice(),
+            data.as_of,
+        )
+    });
+    let r = doudi_risk::backtest(&current, &candidate, rows, 3);
+    println!("{}", r.render_text());
+    assert_eq!(r.households, 1500);
+    // higher orange and red thresholds only lower levels: nothing gained, lost or raised
+    assert_eq!(r.gained.total() + r.lost.total() + r.raised, 0, "{r:#?}");
+    assert!(r.lowered > 0, "{r:#?}");
+    assert_eq!(r.households_affected, r.lowered);
+    assert_eq!(r.scores_changed, 0);
+    assert_eq!(r.examples.len(), 3);
+    assert!(r.examples.iter().all(|e| e.change == "lowered"));
+    assert_eq!(r.warned_current.total(), r.warned_candidate.total());
+}

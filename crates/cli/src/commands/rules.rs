@@ -24,7 +24,17 @@ pub fn run(cmd: RulesCommand) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
-                    eprintln!("{}: invalid: {e}", file.display());
+                    // the file, the rule (when the entry belongs to one), the entry, what is wrong
+                    let rule = e
+                        .rule()
+                        .map(|r| format!(" rule `{r}`,"))
+                        .unwrap_or_default();
+                    eprintln!(
+                        "{}: invalid:{rule} `{}`: {}",
+                        file.display(),
+                        e.key(),
+                        e.message()
+                    );
                     Ok(ExitCode::from(2))
                 }
             }

@@ -130,8 +130,11 @@ pub fn eval(cx: &Ctx) -> Option<Contribution> {
             pt.on, pt.household_size, now.0
         ),
         reason_en: format!(
-            "Per-capita monthly income fell from {baseline} yuan at registration to {low} yuan ({}, {} people){en_ded}{en_why}{}",
-            pt.on, pt.household_size, now.1
+            "Per-capita monthly income fell from {baseline} yuan at registration to {low} yuan ({}, {} {}){en_ded}{en_why}{}",
+            pt.on,
+            pt.household_size,
+            if pt.household_size == 1 { "person" } else { "people" },
+            now.1
         ),
         event_ids,
     })

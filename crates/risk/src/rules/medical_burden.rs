@@ -20,6 +20,9 @@ pub fn evaluate(
 
 pub fn eval(cx: &Ctx) -> Option<Contribution> {
     let (rules, state) = (cx.rules, cx.state);
+    if state.settlements.is_empty() {
+        return None;
+    }
     let p = &rules.rules.medical_burden;
     let income = cx.standard.per_capita_disposable_yearly;
     // Bills of the last 12 months whose risk is not cleared.
