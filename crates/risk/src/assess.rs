@@ -74,6 +74,7 @@ pub(crate) fn assess_in(cx: &Ctx) -> Assessment {
             }
         }
     }
+    inhibit(state, &mut contributions, &mut assessment.review_needed);
     if contributions.is_empty() {
         return assessment;
     }
@@ -103,6 +104,31 @@ pub(crate) fn assess_in(cx: &Ctx) -> Assessment {
     assessment.level = level;
     assessment.contributions = contributions;
     assessment
+}
+
+/// Inhibition (as Alertmanager inhibits an alert another explains): a fall in income that
+/// deaths in the household explain — every income point below the line is a death — is not counted
+/// again beside the death, whose contribution already weighs the lost earner. It stays visible as a
+/// note for the officer.
+fn inhibit(state: &HouseholdState, contributions: &mut Vec<Contribution>, notes: &mut Vec<String>) {
+    use crate::rules::{death, income_below_line};
+    if !contributions.iter().any(|c| c.rule_id == death::ID) {
+        return;
+    }
+    let explained = |c: &Contribution| {
+        c.rule_id == income_below_line::ID
+            && !c.event_ids.is_empty()
+            && c.event_ids
+                .iter()
+                .all(|e| state.deaths.iter().any(|d| d.event_id == e.as_str()))
+    };
+    if let Some(pos) = contributions.iter().position(explained) {
+        let c = contributions.remove(pos);
+        notes.push(format!(
+            "[inhibited] 收入下降由家庭成员死亡所致，已计入死亡一项，不重复计分（{}） / The fall in income is explained by the death and counted there, not twice ({})",
+            c.reason_zh, c.reason_en
+        ));
+    }
 }
 
 /// `1500` → `"1.5"`, `1000` → `"1.0"`, `1150` → `"1.15"`.
@@ -248,10 +274,17 @@ mod tests {
         assert_eq!(a.level, Level::Red, "{a:#?}");
         assert_eq!(a.act_within_hours, Some(24));
         sum_is_score(&a);
-        // earner 70 + income per head down 70 % 15 = 85, × (1.3 低保 + 0.1 a child) = 119
+        // earner 70 (the fall in income it explains is inhibited), × (1.3 低保 + 0.1 a child) = 98
         let points: Vec<_> = a.contributions.iter().map(|c| c.points).collect();
-        assert_eq!(points, vec![70, 15, 34]);
-        assert_eq!(a.score, 119);
+        assert_eq!(points, vec![70, 28]);
+        assert_eq!(a.score, 98);
+        assert!(
+            a.review_needed
+                .iter()
+                .any(|r| r.starts_with("[inhibited] 收入下降由家庭成员死亡所致")),
+            "{:#?}",
+            a.review_needed
+        );
         let c = &a.contributions[0];
         assert_eq!(c.rule_id, "death");
         assert_eq!(c.event_ids, vec!["E1".to_string()]);
@@ -330,20 +363,14 @@ mod tests {
         let h = family_dibao_rural();
         let facts = [fact("E1", "M1", "2025-07-01", death("2025-07-01"))];
         let a = run(&h, &facts, "2026-04-01");
-        // death of an earner 70, income per head down 70 % (666.66 → 200) 15; ×1.4 (低保, a child)
+        // death of an earner 70 (income per head down 70 %, 666.66 → 200, is the death's and
+        // inhibited); ×1.4 (低保, a child)
         let points: Vec<_> = a
             .contributions
             .iter()
             .map(|c| (c.rule_id.as_str(), c.points))
             .collect();
-        assert_eq!(
-            points,
-            vec![
-                ("death", 70),
-                ("income_below_line", 15),
-                ("vulnerability", 34)
-            ]
-        );
+        assert_eq!(points, vec![("death", 70), ("vulnerability", 28)]);
         assert_eq!(a.level, Level::Red);
         assert!(
             a.review_needed.iter().any(|r| r.starts_with(
@@ -352,6 +379,26 @@ mod tests {
             "{:#?}",
             a.review_needed
         );
+    }
+
+    #[test]
+    fn a_fall_in_income_with_another_cause_beside_a_death_is_still_counted() {
+        let mut h = family_dibao_rural();
+        // The spouse earns too, and loses her job a week after the death.
+        h.members[1].employed = true;
+        let facts = [
+            fact("E1", "M1", "2026-03-02", death("2026-03-02")),
+            fact("E2", "M2", "2026-03-10", job_lost("2026-03-10", None)),
+        ];
+        let a = run(&h, &facts, "2026-03-11");
+        assert!(
+            a.contributions
+                .iter()
+                .any(|c| c.rule_id == "income_below_line"),
+            "{:#?}",
+            a.contributions
+        );
+        assert!(!a.review_needed.iter().any(|r| r.starts_with("[inhibited]")));
     }
 
     #[test]
@@ -395,18 +442,12 @@ mod tests {
             .iter()
             .map(|c| (c.rule_id.as_str(), c.points))
             .collect();
-        // 90 + income per head down 70 % 15 = 105; × (1.3 + 0.1 child + 0.2 nobody able) = 168
-        assert_eq!(
-            points,
-            vec![
-                ("death", 90),
-                ("income_below_line", 15),
-                ("vulnerability", 63)
-            ]
-        );
+        // 90 (the fall in income is the death's: inhibited); × (1.3 + 0.1 child + 0.2 nobody
+        // able) = 144
+        assert_eq!(points, vec![("death", 90), ("vulnerability", 54)]);
         assert_eq!(
             (a.score, a.level, a.act_within_hours),
-            (168, Level::Red, Some(24))
+            (144, Level::Red, Some(24))
         );
         sum_is_score(&a);
     }
