@@ -100,7 +100,7 @@ fn hardship_households_are_warned_for_their_cause_and_others_rarely_are() {
                     .collect()
             })
             .unwrap_or_default();
-        contributions.sort_by(|a, b| b.0.cmp(&a.0));
+        contributions.sort_by_key(|c| std::cmp::Reverse(c.0));
         let cleared = w["summary"]["review_needed"].as_array().is_some_and(|r| {
             r.iter()
                 .any(|x| x.as_str().is_some_and(|s| s.starts_with("[risk_cleared]")))
