@@ -656,3 +656,87 @@ fn a_silence_holds_escalation_back_until_it_ends() {
         "{list}"
     );
 }
+
+#[test]
+fn a_trace_shows_the_record_its_identity_evidence_the_assessment_and_every_human_action() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (db, id) = warned(dir);
+    let _ = doudi(
+        dir,
+        &[
+            "warnings",
+            "ack",
+            &id.to_string(),
+            "--by",
+            "zhou",
+            "--db",
+            &db,
+        ],
+    );
+    ok(doudi(
+        dir,
+        &[
+            "warnings",
+            "ack",
+            &id.to_string(),
+            "--by",
+            "li",
+            "--note",
+            "on my way",
+            "--db",
+            &db,
+        ],
+    ));
+    let trace: Value =
+        serde_json::from_str(&ok(doudi(dir, &["trace", "HA", "--json", "--db", &db]))).unwrap();
+    let entries = trace.as_array().unwrap();
+    let kinds: Vec<&str> = entries
+        .iter()
+        .map(|e| e["entry"].as_str().unwrap())
+        .collect();
+    for k in ["register", "event", "assessment", "warning"] {
+        assert!(kinds.contains(&k), "{k} in {kinds:?}");
+    }
+    let event = entries.iter().find(|e| e["entry"] == "event").unwrap();
+    assert_eq!(event["stream"], "health_insurance/2026-02.jsonl");
+    assert_eq!(event["position"], 1);
+    assert_eq!(event["outcome"], "linked");
+    assert!(
+        event["evidence"]["model"].is_string(),
+        "the model version is in the evidence"
+    );
+    let assessment = entries.iter().find(|e| e["entry"] == "assessment").unwrap();
+    assert!(assessment["rule_set_version"].is_string());
+    assert!(
+        assessment["assessment"]["contributions"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 2
+    );
+    let actions: Vec<(String, bool)> = entries
+        .iter()
+        .filter(|e| e["entry"] == "warning")
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap().to_string(),
+                e["refused"].is_string(),
+            )
+        })
+        .collect();
+    assert!(actions.contains(&("zhou".to_string(), true)), "{actions:?}");
+    assert!(actions.contains(&("li".to_string(), false)), "{actions:?}");
+    let text = trace.to_string();
+    assert!(
+        !text.contains("34240119490127046X") && !text.contains("陈桂兰"),
+        "masked: {text}"
+    );
+    let human = ok(doudi(dir, &["trace", "HA", "--db", &db]));
+    assert!(
+        human.contains("REFUSED") && human.contains("on my way"),
+        "{human}"
+    );
+    let e = refused(doudi(dir, &["trace", "NOPE", "--db", &db]));
+    assert!(e.contains("knows nothing"), "{e}");
+}

@@ -78,6 +78,9 @@ enum Command {
     /// Nightly cross-check of the register against full department snapshots (deaths, hukou,
     /// vehicles, properties, companies, wages, payments).
     Crosscheck(commands::crosscheck::CrosscheckArgs),
+    /// Everything about one household, in order: source records, identity decisions, assessments,
+    /// warnings and every human action, findings.
+    Trace(commands::trace::TraceArgs),
     /// Findings of the nightly cross-checks: eligibility reviews routed to officers.
     #[command(subcommand)]
     Findings(commands::findings::FindingsCommand),
@@ -153,6 +156,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Linkage(c) => commands::linkage::run(&config, c).await,
         Command::Review(c) => commands::review::run(&config, c).await,
         Command::Crosscheck(args) => commands::crosscheck::run(&config, args).await,
+        Command::Trace(args) => commands::trace::run(&config, args).await,
         Command::Findings(c) => commands::findings::run(&config, c).await,
         Command::Backtest(args) => commands::backtest::run(&config, args).await,
         Command::Rules(c) => commands::rules::run(c),

@@ -16,6 +16,7 @@ mod officers;
 mod queries;
 mod register;
 mod review;
+mod trace;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -37,6 +38,7 @@ pub use officers::{OfficerImport, OfficerRow};
 pub use queries::{DeadLetterView, Status, WarningView};
 pub use register::ImportReport;
 pub use review::{LinkDecisionView, ReviewChoice, ReviewDecisionView, ReviewItem, StoredModel};
+pub use trace::TraceEntry;
 
 /// Database page size (set when the file is created).
 const PAGE_SIZE: u32 = 8192;

@@ -12,6 +12,7 @@ pub mod rules;
 pub mod run;
 pub mod silences;
 pub mod status;
+pub mod trace;
 pub mod warnings;
 
 use anyhow::Context;

@@ -1,0 +1,205 @@
+//! `doudi trace HOUSEHOLD`: everything about one household, in order — source records with where
+//! they came from, each identity decision with its evidence, each assessment with its rule-set
+//! version and contributions, each warning change and every human action, and cross-check findings.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use doudi_model::{mask_id_str, mask_name};
+use doudi_store::TraceEntry;
+use serde_json::Value;
+
+use super::open_store;
+use crate::Config;
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Answers \"why was this household flagged on that day?\" from the store alone. Personal data (ID numbers, names) is masked in the output. Events are dated by when they happened; warning changes by when the system or a person made them.
+
+Example: doudi trace H00001804 --json > H00001804-trace.json")]
+pub struct TraceArgs {
+    /// The household id.
+    pub household: String,
+    /// Print as JSON (one array of entries, oldest first).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(config: &Config, args: TraceArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    let mut entries = store.trace(&args.household).await?;
+    store.close().await;
+    if entries.is_empty() {
+        eprintln!(
+            "error: the store knows nothing of household {} (check the id: `doudi warnings list`)",
+            args.household
+        );
+        return Ok(ExitCode::from(2));
+    }
+    for e in &mut entries {
+        mask(e);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "trace of household {} ({} entries)",
+        args.household,
+        entries.len()
+    );
+    for e in &entries {
+        print_entry(e);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Mask the ID numbers and names a trace entry carries.
+fn mask(e: &mut TraceEntry) {
+    match e {
+        TraceEntry::Register {
+            record: Some(record),
+            ..
+        } => mask_household(record),
+        TraceEntry::Event { raw, .. } => {
+            *raw = match serde_json::from_str::<Value>(raw) {
+                Ok(mut v) => {
+                    if let Some(s) = v.get_mut("subject") {
+                        mask_person(s);
+                    }
+                    v.to_string()
+                }
+                Err(_) => format!("(not JSON: {} bytes, kept in the store)", raw.len()),
+            }
+        }
+        _ => {}
+    }
+}
+
+fn mask_person(p: &mut Value) {
+    if let Some(id) = p.get("id_number").and_then(Value::as_str) {
+        p["id_number"] = Value::String(mask_id_str(id));
+    }
+    if let Some(name) = p.get("name").and_then(Value::as_str) {
+        p["name"] = Value::String(mask_name(name));
+    }
+}
+
+fn mask_household(h: &mut Value) {
+    if let Some(members) = h.get_mut("members").and_then(Value::as_array_mut) {
+        members.iter_mut().for_each(mask_person);
+    }
+}
+
+fn print_entry(e: &TraceEntry) {
+    match e {
+        TraceEntry::Register {
+            at, change, file, ..
+        } => {
+            println!("{at}  register   {change} (import of {file})");
+        }
+        TraceEntry::Event {
+            seq,
+            at,
+            source,
+            event_id,
+            kind,
+            stream,
+            position,
+            outcome,
+            member_id,
+            evidence,
+            review,
+            ..
+        } => {
+            let total = evidence.get("total").and_then(Value::as_f64);
+            let model = evidence.get("model").and_then(Value::as_str).unwrap_or("");
+            println!(
+                "{at}  event #{seq} {source} {kind} {event_id} ({stream}:{position}) → {outcome} {}{}",
+                member_id.as_deref().unwrap_or(""),
+                total
+                    .map(|t| format!(" [match weight {t:.1}, model {model}]"))
+                    .unwrap_or_default()
+            );
+            if let Some(r) = review {
+                println!(
+                    "{:27}reviewed: {} by {} at {} {}",
+                    "",
+                    r.get("decision").and_then(Value::as_str).unwrap_or(""),
+                    r.get("decided_by").and_then(Value::as_str).unwrap_or(""),
+                    r.get("decided_at").and_then(Value::as_str).unwrap_or(""),
+                    r.get("note").and_then(Value::as_str).unwrap_or("")
+                );
+            }
+        }
+        TraceEntry::Assessment {
+            seq,
+            at,
+            rule_set_version,
+            score,
+            level,
+            assessment,
+        } => {
+            println!(
+                "{at}  assessed after #{seq}: score {score}, {level} (rules {rule_set_version})"
+            );
+            if let Some(a) = assessment {
+                for c in a
+                    .get("contributions")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    println!(
+                        "{:27}{:+5} {}",
+                        "",
+                        c.get("points").and_then(Value::as_i64).unwrap_or(0),
+                        c.get("reason_zh").and_then(Value::as_str).unwrap_or("")
+                    );
+                }
+            }
+        }
+        TraceEntry::Warning {
+            warning_id,
+            at,
+            action,
+            actor,
+            level,
+            note,
+            refused,
+            ..
+        } => {
+            println!(
+                "{at}  warning #{warning_id} {action} by {actor} ({level}){}{}",
+                note.as_deref()
+                    .filter(|n| !n.is_empty())
+                    .map(|n| format!(" — {n}"))
+                    .unwrap_or_default(),
+                refused
+                    .as_deref()
+                    .map(|r| format!(" [REFUSED: {r}]"))
+                    .unwrap_or_default()
+            );
+        }
+        TraceEntry::Finding {
+            at,
+            status,
+            check,
+            finding,
+            close_note,
+            ..
+        } => {
+            println!(
+                "{at}  finding {check} ({status}): {}{}",
+                finding
+                    .get("summary_zh")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+                close_note
+                    .as_deref()
+                    .map(|n| format!(" [closed: {n}]"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+}
