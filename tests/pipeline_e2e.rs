@@ -420,3 +420,113 @@ fn configuration_errors_say_which_key_and_environment_overrides_apply() {
     let out = doudi_env(dir, &["config"], &[("DOUDI_LIMITS__BATCH_SIZE", "0")]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("batch_size"));
 }
+
+#[test]
+fn dead_letters_replayed_after_a_fix_go_through_the_pipeline_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let db = setup(dir, "30", "5");
+    // One member of the register, a valid event about them that is too large for the default
+    // limit (a long free-text description), and a line that is not JSON at all.
+    let register = std::fs::read_to_string(dir.join("data/register.jsonl")).unwrap();
+    let h: Value = serde_json::from_str(register.lines().next().unwrap()).unwrap();
+    let m = &h["members"][0];
+    let big = serde_json::json!({
+        "event_id": "YB-BIG-1", "source": "health_insurance", "kind": "serious_illness_diagnosed",
+        "occurred_at": "2025-06-01T10:00:00+08:00",
+        "subject": {"id_number": m["id_number"], "name": m["name"], "birth_date": m["birth_date"],
+            "sex": m["sex"], "region_code": h["region_code"]},
+        "data": {"diagnosis": "C34.9", "description": "肺".repeat(30_000), "diagnosed_on": "2025-06-01"}
+    })
+    .to_string();
+    assert!(big.len() > 65_536);
+    let feed = dir.join("data/feeds/health_insurance/zz-extra.jsonl");
+    std::fs::write(&feed, format!("{big}\nnot json at all\n")).unwrap();
+    ok(doudi(
+        dir,
+        &["run", "--feeds", "data/feeds", "--once", "--db", &db],
+    ));
+    let before = status(dir, &db);
+    assert_eq!(before["dead_letters"], 2);
+
+    // Without a fix nothing passes.
+    let out = ok(doudi(
+        dir,
+        &[
+            "deadletters",
+            "replay",
+            "--feeds",
+            "data/feeds",
+            "--db",
+            &db,
+        ],
+    ));
+    assert!(
+        out.contains("replayed 0") && out.contains("2 still refused"),
+        "{out}"
+    );
+
+    // The fix: a larger limit. The large record (kept only in part) is read again from its file.
+    let out = ok(doudi_env(
+        dir,
+        &[
+            "deadletters",
+            "replay",
+            "--reason",
+            "too_large",
+            "--feeds",
+            "data/feeds",
+            "--db",
+            &db,
+        ],
+        &[("DOUDI_LIMITS__MAX_EVENT_BYTES", "262144")],
+    ));
+    assert!(
+        out.contains("replayed 1") && out.contains("1 new events"),
+        "{out}"
+    );
+    let after = status(dir, &db);
+    assert_eq!(
+        after["accepted"].as_i64(),
+        before["accepted"].as_i64().map(|n| n + 1)
+    );
+    assert_eq!(
+        after["applied"].as_i64(),
+        before["applied"].as_i64().map(|n| n + 1)
+    );
+    assert_eq!(
+        after["received"], before["received"],
+        "a replay is not a new receipt"
+    );
+    let list: Value = serde_json::from_str(&ok(doudi(
+        dir,
+        &["deadletters", "list", "--json", "--db", &db],
+    )))
+    .unwrap();
+    let replayed: Vec<&Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["replayed_at"].is_string())
+        .collect();
+    assert_eq!(replayed.len(), 1);
+    assert_eq!(replayed[0]["reason_code"], "too_large");
+
+    // Again: nothing left of that reason; the other one stays refused.
+    let out = ok(doudi_env(
+        dir,
+        &[
+            "deadletters",
+            "replay",
+            "--reason",
+            "too_large",
+            "--feeds",
+            "data/feeds",
+            "--db",
+            &db,
+        ],
+        &[("DOUDI_LIMITS__MAX_EVENT_BYTES", "262144")],
+    ));
+    assert!(out.contains("no dead letters to replay"), "{out}");
+    assert_eq!(status(dir, &db)["accepted"], after["accepted"]);
+}

@@ -132,6 +132,28 @@ pub async fn apply_batch(
     engine: &Engine,
     batch: &[Ingested],
 ) -> Result<BatchOutcome, PipelineError> {
+    apply_records(store, engine, batch, None).await
+}
+
+/// Apply dead letters that pass ingest now (after a fix: a raised limit, a corrected parser),
+/// in one transaction that also marks the dead letters `replayed_ids` as replayed. Source positions
+/// and receipt counters are left alone: these records were read (and counted) before. `batch`
+/// should hold only records that parse; one that still fails is left out by the caller.
+pub async fn apply_replayed(
+    store: &Store,
+    engine: &Engine,
+    batch: &[Ingested],
+    replayed_ids: &[i64],
+) -> Result<BatchOutcome, PipelineError> {
+    apply_records(store, engine, batch, Some(replayed_ids)).await
+}
+
+async fn apply_records(
+    store: &Store,
+    engine: &Engine,
+    batch: &[Ingested],
+    replayed: Option<&[i64]>,
+) -> Result<BatchOutcome, PipelineError> {
     let mut out = BatchOutcome {
         received: batch.len() as u64,
         ..BatchOutcome::default()
@@ -283,8 +305,13 @@ pub async fn apply_batch(
     tx.insert_assessments(&assessments).await?;
     tx.insert_dead_letters(&dead).await?;
     let positions: Vec<PositionRow> = positions.into_values().collect();
-    tx.set_positions(&positions).await?;
-    tx.add_counters(out.received, out.duplicates).await?;
+    match replayed {
+        None => {
+            tx.set_positions(&positions).await?;
+            tx.add_counters(out.received, out.duplicates).await?;
+        }
+        Some(ids) => tx.mark_replayed(ids).await?,
+    }
     let after = tx.timeline_version().await?;
     let t_write = t0.elapsed();
     tx.commit().await?;

@@ -14,7 +14,7 @@ mod review;
 
 use std::path::PathBuf;
 
-pub use apply::{apply_batch, BatchOutcome, Engine};
+pub use apply::{apply_batch, apply_replayed, BatchOutcome, Engine};
 pub use ingest::{ingest_record, Ingested};
 pub use review::{decide_review, ReviewApplied};
 

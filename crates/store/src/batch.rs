@@ -617,6 +617,26 @@ impl BatchTx {
     }
 
     /// Write the batch's pending warning changes and commit.
+    /// Mark dead letters as replayed (their records were applied in this transaction).
+    pub async fn mark_replayed(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        for chunk in ids.chunks(CHUNK) {
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new("UPDATE dead_letters SET replayed_at = ");
+            qb.push_bind(&self.at);
+            qb.push(" WHERE id IN (");
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            qb.push(")");
+            qb.build()
+                .execute(&mut *self.tx)
+                .await
+                .ctx("marking dead letters replayed")?;
+        }
+        Ok(())
+    }
+
     /// The transaction's connection, for the store's other modules.
     pub(crate) fn conn(&mut self) -> &mut sqlx::SqliteConnection {
         &mut self.tx

@@ -35,7 +35,7 @@ pub use findings::{CrosscheckRunRow, FindingRow, NightChanges, StoredFinding};
 pub use lifecycle::{HistoryEntry, WarningDetail, WarningMove};
 pub use notices::{NoticeRow, NoticeView, SilenceRow, WarningClockRow};
 pub use officers::{OfficerImport, OfficerRow};
-pub use queries::{DeadLetterView, Status, WarningView};
+pub use queries::{DeadLetterRecord, DeadLetterView, Status, WarningView};
 pub use register::ImportReport;
 pub use review::{LinkDecisionView, ReviewChoice, ReviewDecisionView, ReviewItem, StoredModel};
 pub use trace::TraceEntry;

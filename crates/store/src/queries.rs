@@ -61,6 +61,8 @@ pub struct DeadLetterView {
     pub reason: String,
     pub raw_len: i64,
     pub raw_preview: String,
+    /// When it was replayed into the pipeline after a fix, if it was.
+    pub replayed_at: Option<String>,
 }
 
 impl Store {
@@ -148,7 +150,7 @@ impl Store {
     /// Dead letters, oldest first, at most `limit`.
     pub async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetterView>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, source, stream, line, reason_code, reason, raw_len, raw FROM dead_letters ORDER BY id LIMIT ?",
+            "SELECT id, source, stream, line, reason_code, reason, raw_len, raw, replayed_at FROM dead_letters ORDER BY id LIMIT ?",
         )
         .bind(limit)
         .fetch_all(self.pool())
@@ -167,6 +169,7 @@ impl Store {
                     reason: r.get(5),
                     raw_len: r.get(6),
                     raw_preview: String::from_utf8_lossy(&raw).chars().take(200).collect(),
+                    replayed_at: r.get(8),
                 }
             })
             .collect())
@@ -201,4 +204,49 @@ impl Store {
             })
             .collect())
     }
+
+    /// Dead letters not replayed yet, oldest first: all, or those with these ids, or this reason.
+    pub async fn dead_letters_to_replay(
+        &self,
+        ids: &[i64],
+        reason_code: Option<&str>,
+    ) -> Result<Vec<DeadLetterRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, source, stream, line, byte_offset, reason_code, raw, raw_len FROM dead_letters
+             WHERE replayed_at IS NULL AND (?1 IS NULL OR reason_code = ?1) ORDER BY id",
+        )
+        .bind(reason_code)
+        .fetch_all(self.pool())
+        .await
+        .ctx("reading dead letters to replay")?;
+        Ok(rows
+            .into_iter()
+            .map(|r| DeadLetterRecord {
+                id: r.get(0),
+                source: r.get(1),
+                stream: r.get(2),
+                line: r.get(3),
+                byte_offset: r.get(4),
+                reason_code: r.get(5),
+                raw: r.get(6),
+                raw_len: r.get(7),
+            })
+            .filter(|d| ids.is_empty() || ids.contains(&d.id))
+            .collect())
+    }
+}
+
+/// A dead letter with its bytes, for replay.
+#[derive(Clone, Debug)]
+pub struct DeadLetterRecord {
+    pub id: i64,
+    pub source: String,
+    pub stream: String,
+    pub line: i64,
+    pub byte_offset: i64,
+    pub reason_code: String,
+    /// At most the size limit in force when it was refused.
+    pub raw: Vec<u8>,
+    /// The record's full length.
+    pub raw_len: i64,
 }

@@ -1,8 +1,13 @@
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Subcommand;
+use doudi_model::Source;
+use doudi_pipeline::files::RawRecord;
 
-use super::open_store;
+use super::{load_engine, open_store};
 use crate::Config;
 
 #[derive(Debug, Subcommand)]
@@ -15,6 +20,25 @@ pub enum DeadlettersCommand {
         /// Print as JSON, raw preview included (it may hold personal data).
         #[arg(long)]
         json: bool,
+    },
+    /// Try refused records again after a fix (a raised limit, a corrected parser): those that
+    /// pass now go through the pipeline and are marked replayed; the others stay, with why.
+    #[command(after_help = "\
+Examples:
+  DOUDI_LIMITS__MAX_EVENT_BYTES=262144 doudi deadletters replay --reason too_large
+  doudi deadletters replay --id 17 --id 18
+
+A record longer than the size limit in force when it was refused was kept only in part; its whole line is read again from its feed file (under --feeds, by its byte offset). Replayed records keep their original event ids, so replaying twice changes nothing.")]
+    Replay {
+        /// Only these dead letters (repeat the flag for more).
+        #[arg(long = "id", value_name = "ID")]
+        ids: Vec<i64>,
+        /// Only dead letters refused for this reason code.
+        #[arg(long, value_name = "CODE")]
+        reason: Option<String>,
+        /// The feeds folder, to re-read records that were kept only in part (overrides feeds.dir).
+        #[arg(long, value_name = "DIR")]
+        feeds: Option<PathBuf>,
     },
 }
 
@@ -30,13 +54,129 @@ pub async fn run(config: &Config, cmd: DeadlettersCommand) -> anyhow::Result<Exi
             } else {
                 for d in &list {
                     println!(
-                        "#{:<6} {}:{}  [{}] {}  ({} bytes)",
-                        d.id, d.stream, d.line, d.reason_code, d.reason, d.raw_len
+                        "#{:<6} {}:{}  [{}] {}  ({} bytes){}",
+                        d.id,
+                        d.stream,
+                        d.line,
+                        d.reason_code,
+                        d.reason,
+                        d.raw_len,
+                        d.replayed_at
+                            .as_deref()
+                            .map(|t| format!("  replayed {t}"))
+                            .unwrap_or_default()
                     );
                 }
             }
         }
+        DeadlettersCommand::Replay { ids, reason, feeds } => {
+            let feeds = feeds.unwrap_or_else(|| config.feeds.dir.clone());
+            replay(config, &store, &ids, reason.as_deref(), &feeds).await?;
+        }
     }
     store.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+async fn replay(
+    config: &Config,
+    store: &doudi_store::Store,
+    ids: &[i64],
+    reason: Option<&str>,
+    feeds: &std::path::Path,
+) -> anyhow::Result<()> {
+    let letters = store.dead_letters_to_replay(ids, reason).await?;
+    if letters.is_empty() {
+        println!("no dead letters to replay");
+        return Ok(());
+    }
+    let engine = load_engine(config, store, None).await?;
+    let limits = config.limits.parse_limits();
+    let mut good = Vec::new();
+    let mut good_ids = Vec::new();
+    let mut still = 0u64;
+    for d in &letters {
+        let Some(source) = Source::from_code(&d.source) else {
+            println!("#{}: unknown source {:?}: left as it is", d.id, d.source);
+            still += 1;
+            continue;
+        };
+        let bytes = if d.raw_len as usize > d.raw.len() {
+            match reread(feeds, &d.stream, d.byte_offset, d.raw_len) {
+                Ok(b) => b,
+                Err(e) => {
+                    println!(
+                        "#{}: kept only in part and {e:#}: left as it is (pass --feeds DIR)",
+                        d.id
+                    );
+                    still += 1;
+                    continue;
+                }
+            }
+        } else {
+            d.raw.clone()
+        };
+        let record = RawRecord {
+            source,
+            stream: d.stream.clone(),
+            line: u64::try_from(d.line).unwrap_or(0),
+            byte_offset: u64::try_from(d.byte_offset).unwrap_or(0),
+            end_offset: u64::try_from(d.byte_offset + d.raw_len + 1).unwrap_or(0),
+            full_len: bytes.len() as u64,
+            bytes,
+        };
+        let mut item = doudi_pipeline::ingest_record(record, &limits);
+        match &item.result {
+            Ok(_) => {
+                item.link_with(engine.index());
+                good.push(item);
+                good_ids.push(d.id);
+            }
+            Err(e) => {
+                println!(
+                    "#{} {}:{}: still refused: [{}] {e}",
+                    d.id,
+                    d.stream,
+                    d.line,
+                    e.code()
+                );
+                still += 1;
+            }
+        }
+    }
+    let mut total = doudi_pipeline::BatchOutcome::default();
+    let size = config.limits.batch_size.max(1);
+    for (items, ids) in good.chunks(size).zip(good_ids.chunks(size)) {
+        let out = doudi_pipeline::apply_replayed(store, &engine, items, ids).await?;
+        total.add(&out);
+    }
+    tracing::info!(
+        replayed = good_ids.len(),
+        still_refused = still,
+        "dead letters replayed"
+    );
+    println!(
+        "replayed {} dead letters: {} new events ({} duplicates), {} linked, {} for review, {} unmatched, {} warnings opened; {} still refused",
+        good_ids.len(),
+        total.accepted,
+        total.duplicates,
+        total.linked,
+        total.review,
+        total.unmatched,
+        total.warnings_opened,
+        still
+    );
+    Ok(())
+}
+
+/// The whole line of a record kept only in part, from its feed file.
+fn reread(feeds: &std::path::Path, stream: &str, offset: i64, len: i64) -> anyhow::Result<Vec<u8>> {
+    let path = feeds.join(stream);
+    let mut f = std::fs::File::open(&path)
+        .with_context(|| format!("its file {} cannot be opened", path.display()))?;
+    f.seek(SeekFrom::Start(u64::try_from(offset)?))?;
+    let mut buf = vec![0; usize::try_from(len)?];
+    f.read_exact(&mut buf)
+        .with_context(|| format!("its file {} is shorter than recorded", path.display()))?;
+    Ok(buf)
 }
