@@ -267,31 +267,6 @@ pub fn read_capped_line<R: BufRead>(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn capped_lines_keep_the_cap_and_consume_the_rest() {
-        let data = b"short\nthis line is long\nlast";
-        let mut r = std::io::BufReader::with_capacity(4, &data[..]);
-        let mut buf = Vec::new();
-        let a = read_capped_line(&mut r, 8, &mut buf).unwrap().unwrap();
-        assert_eq!(
-            (buf.as_slice(), a.consumed, a.full_len, a.terminated),
-            (&b"short"[..], 6, 5, true)
-        );
-        let b = read_capped_line(&mut r, 8, &mut buf).unwrap().unwrap();
-        assert_eq!(
-            (buf.as_slice(), b.consumed, b.full_len),
-            (&b"this lin"[..], 18, 17)
-        );
-        let c = read_capped_line(&mut r, 8, &mut buf).unwrap().unwrap();
-        assert_eq!((buf.as_slice(), c.terminated), (&b"last"[..], false));
-        assert!(read_capped_line(&mut r, 8, &mut buf).unwrap().is_none());
-    }
-}
-
 /// Up to `max` subjects of valid events from the feeds under `dir`, taken evenly from every source
 /// (round robin over the sources, each read from its first file on): what the identity model is
 /// trained on. Deterministic for the same files. Invalid lines are skipped here (the run itself
@@ -325,4 +300,29 @@ pub fn sample_subjects(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capped_lines_keep_the_cap_and_consume_the_rest() {
+        let data = b"short\nthis line is long\nlast";
+        let mut r = std::io::BufReader::with_capacity(4, &data[..]);
+        let mut buf = Vec::new();
+        let a = read_capped_line(&mut r, 8, &mut buf).unwrap().unwrap();
+        assert_eq!(
+            (buf.as_slice(), a.consumed, a.full_len, a.terminated),
+            (&b"short"[..], 6, 5, true)
+        );
+        let b = read_capped_line(&mut r, 8, &mut buf).unwrap().unwrap();
+        assert_eq!(
+            (buf.as_slice(), b.consumed, b.full_len),
+            (&b"this lin"[..], 18, 17)
+        );
+        let c = read_capped_line(&mut r, 8, &mut buf).unwrap().unwrap();
+        assert_eq!((buf.as_slice(), c.terminated), (&b"last"[..], false));
+        assert!(read_capped_line(&mut r, 8, &mut buf).unwrap().is_none());
+    }
 }
