@@ -31,7 +31,7 @@ pub struct DemoArgs {
 
 /// Remove what an earlier demo left in `dir` (only the files the demo writes).
 fn clear_demo_dir(dir: &Path, db_file: Option<&Path>) -> anyhow::Result<()> {
-    for sub in ["feeds", "truth"] {
+    for sub in ["feeds", "truth", "snapshots", "report"] {
         let p = dir.join(sub);
         if p.exists() {
             std::fs::remove_dir_all(&p).with_context(|| format!("cannot clear {}", p.display()))?;
@@ -122,11 +122,12 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
     for w in store.open_warnings(args.show, None).await? {
         print_warning(&w);
     }
+    let db = &config.store.url;
     println!(
-        "Done in {:.1} s. Look further:\n  doudi status --db {}\n  doudi deadletters list --db {}",
+        "Done in {:.1} s. Look further (add --db {db}):\n  doudi status\n  doudi warnings list            all warnings, with the officer responsible\n  doudi warnings show ID         one warning: reasons, relief, history\n  doudi trace HOUSEHOLD          why a household was flagged, record by record\n  doudi review list              records the linker left for a person to decide\n  doudi crosscheck --snapshots {}/snapshots --out {}/report",
         started.elapsed().as_secs_f64(),
-        config.store.url,
-        config.store.url
+        args.dir.display(),
+        args.dir.display()
     );
     store.close().await;
     Ok(ExitCode::SUCCESS)

@@ -10,7 +10,7 @@ use crate::output;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Writes DIR/register.jsonl (the register, one household per line), DIR/officers.jsonl (an officer per township, a supervisor per county), DIR/feeds/<source>/<YYYY-MM>.jsonl (department events) and DIR/truth/ (which member each event is about, which households were given a hardship scenario). The same --seed always writes the same bytes.
+Writes DIR/register.jsonl (the register, one household per line), DIR/officers.jsonl (an officer per township, a supervisor per county), DIR/snapshots/ (nightly department extracts for `doudi crosscheck`), DIR/feeds/<source>/<YYYY-MM>.jsonl (department events) and DIR/truth/ (which member each event is about, which households were given a hardship scenario). The same --seed always writes the same bytes.
 
 Example: doudi gen --households 100000 --seed 1 --out data && doudi import data/register.jsonl")]
 pub struct GenArgs {
@@ -23,7 +23,7 @@ pub struct GenArgs {
     /// Output folder (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Replace data an earlier `gen` wrote in the output folder (its register.jsonl, feeds/, truth/).
+    /// Replace data an earlier `gen` wrote in the output folder (its register.jsonl, officers.jsonl, feeds/, snapshots/, truth/).
     #[arg(long)]
     pub force: bool,
     /// First day of the feed window (default: the first of the month a year before today).
@@ -99,7 +99,7 @@ pub fn default_start() -> NaiveDate {
 
 pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.to_config();
-    let earlier: Vec<PathBuf> = ["register.jsonl", "officers.jsonl", "feeds", "truth"]
+    let earlier: Vec<PathBuf> = ["register.jsonl", "officers.jsonl", "feeds", "truth", "snapshots"]
         .iter()
         .map(|p| args.out.join(p))
         .filter(|p| p.exists())
