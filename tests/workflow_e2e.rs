@@ -740,3 +740,116 @@ fn a_trace_shows_the_record_its_identity_evidence_the_assessment_and_every_human
     let e = refused(doudi(dir, &["trace", "NOPE", "--db", &db]));
     assert!(e.contains("knows nothing"), "{e}");
 }
+
+/// Run one SQL statement against the test database, as someone tampering with it would.
+fn tamper(db: &str, sql: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(db).await.unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+        c.close().await.unwrap();
+    });
+}
+
+fn verify(dir: &Path, db: &str) -> (Option<i32>, Value) {
+    let out = doudi(dir, &["audit", "verify", "--json", "--db", db]);
+    (
+        out.status.code(),
+        serde_json::from_slice(&out.stdout).expect("verify json"),
+    )
+}
+
+#[test]
+fn audit_verify_names_the_first_altered_deleted_or_reordered_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (db, id) = warned(dir);
+    let id = id.to_string();
+    let _ = doudi(dir, &["warnings", "ack", &id, "--by", "zhou", "--db", &db]);
+    ok(doudi(
+        dir,
+        &["warnings", "ack", &id, "--by", "li", "--db", &db],
+    ));
+    ok(doudi(dir, &["trace", "HA", "--db", &db]));
+    let (code, v) = verify(dir, &db);
+    assert_eq!(code, Some(0), "{v}");
+    let n = v["records"].as_i64().unwrap();
+    assert!(
+        n >= 6,
+        "register import, officers, batch, refusal, move, read: {v}"
+    );
+    let list = ok(doudi(dir, &["audit", "list", "--db", &db]));
+    for action in [
+        "register_imported",
+        "officers_imported",
+        "batch_applied",
+        "warning_acknowledge_refused",
+        "warning_acknowledge",
+        "read_personal_data",
+    ] {
+        assert!(list.contains(action), "{action} in {list}");
+    }
+    assert!(
+        !list.contains("34240119490127046X"),
+        "no ID number in the trail"
+    );
+
+    // Altered: record 3's detail edited.
+    tamper(&db, "UPDATE audit_log SET detail = '{}' WHERE seq = 3");
+    let (code, v) = verify(dir, &db);
+    assert_eq!(code, Some(3));
+    assert_eq!(v["first_broken"][0], 3);
+    assert!(
+        v["first_broken"][1].as_str().unwrap().contains("altered"),
+        "{v}"
+    );
+
+    // Deleted: record 2 removed, on a fresh trail.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (db, _) = warned(dir);
+    tamper(&db, "DELETE FROM audit_log WHERE seq = 2");
+    let (code, v) = verify(dir, &db);
+    assert_eq!(code, Some(3));
+    assert_eq!(v["first_broken"][0], 3, "{v}");
+    assert!(
+        v["first_broken"][1]
+            .as_str()
+            .unwrap()
+            .contains("#2 is missing"),
+        "{v}"
+    );
+
+    // Reordered: records 2 and 3 swap places.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (db, _) = warned(dir);
+    tamper(&db, "UPDATE audit_log SET seq = -2 WHERE seq = 2");
+    tamper(&db, "UPDATE audit_log SET seq = 2 WHERE seq = 3");
+    tamper(&db, "UPDATE audit_log SET seq = 3 WHERE seq = -2");
+    let (code, v) = verify(dir, &db);
+    assert_eq!(code, Some(3));
+    assert_eq!(v["first_broken"][0], 2, "{v}");
+
+    // The end cut off.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (db, _) = warned(dir);
+    tamper(
+        &db,
+        "DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)",
+    );
+    let (code, v) = verify(dir, &db);
+    assert_eq!(code, Some(3));
+    assert!(
+        v["first_broken"][1]
+            .as_str()
+            .unwrap()
+            .contains("end of the trail"),
+        "{v}"
+    );
+}

@@ -86,6 +86,9 @@ enum Command {
     Findings(commands::findings::FindingsCommand),
     /// Replay every stored household timeline under another rule set: what would change.
     Backtest(commands::backtest::BacktestArgs),
+    /// The hash-chained audit trail: verify it, read it.
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCommand),
     /// Check a rule-set file.
     #[command(subcommand)]
     Rules(commands::rules::RulesCommand),
@@ -159,6 +162,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Trace(args) => commands::trace::run(&config, args).await,
         Command::Findings(c) => commands::findings::run(&config, c).await,
         Command::Backtest(args) => commands::backtest::run(&config, args).await,
+        Command::Audit(c) => commands::audit::run(&config, c).await,
         Command::Rules(c) => commands::rules::run(c),
         Command::Migrate => {
             let store = commands::open_store(&config).await?;

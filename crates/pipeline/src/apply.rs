@@ -312,6 +312,19 @@ async fn apply_records(
         }
         Some(ids) => tx.mark_replayed(ids).await?,
     }
+    tx.audit(
+        "pipeline",
+        if replayed.is_some() { "dead_letters_replayed" } else { "batch_applied" },
+        "events",
+        &serde_json::json!({
+            "received": out.received, "accepted": out.accepted, "duplicates": out.duplicates,
+            "dead_letters": out.dead_letters, "linked": out.linked, "review": out.review,
+            "unmatched": out.unmatched, "warnings_opened": out.warnings_opened,
+            "warnings_raised": out.warnings_raised, "replayed": replayed,
+            "positions": positions.iter().map(|p| serde_json::json!([p.stream, p.line])).collect::<Vec<_>>(),
+        }),
+    )
+    .await?;
     let after = tx.timeline_version().await?;
     let t_write = t0.elapsed();
     tx.commit().await?;

@@ -617,6 +617,17 @@ impl BatchTx {
     }
 
     /// Write the batch's pending warning changes and commit.
+    /// Append an audit record in this transaction.
+    pub async fn audit(
+        &mut self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        crate::audit::append(&mut self.tx, actor, action, subject, detail).await
+    }
+
     /// Mark dead letters as replayed (their records were applied in this transaction).
     pub async fn mark_replayed(&mut self, ids: &[i64]) -> Result<(), StoreError> {
         for chunk in ids.chunks(CHUNK) {

@@ -189,6 +189,17 @@ impl Store {
             .await
             .ctx("closing findings")?;
         }
+        crate::audit::append(
+            &mut tx,
+            "doudi",
+            "crosscheck_night",
+            &format!("night:{}", run.night),
+            &serde_json::json!({"run_id": run_id, "rows_read": run.rows_read, "bad_rows": run.bad_rows,
+                "opened": changes.opened.iter().map(|f| &f.key).collect::<Vec<_>>(),
+                "refreshed": changes.refreshed.len(),
+                "closed": changes.closed.iter().map(|c| &c.0).collect::<Vec<_>>()}),
+        )
+        .await?;
         tx.commit().await.ctx("committing a cross-check run")?;
         Ok(run_id)
     }

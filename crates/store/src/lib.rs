@@ -7,6 +7,7 @@
 //! transaction, so a crash at any instant leaves either all of a batch or none of it.
 //! It never logs personal data.
 
+mod audit;
 mod batch;
 mod error;
 mod findings;
@@ -26,6 +27,7 @@ use sqlx::{Row, SqlitePool};
 
 use crate::error::Ctx;
 
+pub use audit::{record_hash, AuditCheck, AuditRecord, GENESIS};
 pub use batch::{
     AssessmentRow, BatchTx, DeadLetterRow, EventRow, FactRow, LinkRow, NewWarning, OpenWarningRow,
     PositionRow, WarningUpdate,

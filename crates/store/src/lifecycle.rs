@@ -163,6 +163,14 @@ impl Store {
         .execute(&mut *tx)
         .await
         .ctx("recording a warning move")?;
+        crate::audit::append(
+            &mut tx,
+            m.actor,
+            &format!("warning_{}", m.action),
+            &format!("warning:{}", m.warning_id),
+            &serde_json::json!({"from": m.from, "to": m.to, "note": m.note, "disposition": m.disposition}),
+        )
+        .await?;
         tx.commit().await.ctx("committing a warning move")
     }
 
@@ -175,6 +183,11 @@ impl Store {
         note: &str,
         refused: &str,
     ) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .ctx("starting to record a refusal")?;
         sqlx::query(
             "INSERT INTO warning_history (warning_id, action, level, score, actor, at, note, refused)
              SELECT warning_id, ?, level, score, ?, ?, ?, ? FROM warnings WHERE warning_id = ?",
@@ -185,9 +198,17 @@ impl Store {
         .bind(note)
         .bind(refused)
         .bind(warning_id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
         .ctx("recording a refused warning move")?;
-        Ok(())
+        crate::audit::append(
+            &mut tx,
+            actor,
+            &format!("warning_{action}_refused"),
+            &format!("warning:{warning_id}"),
+            &serde_json::json!({"note": note, "refused": refused}),
+        )
+        .await?;
+        tx.commit().await.ctx("committing a refusal")
     }
 }

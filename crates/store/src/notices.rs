@@ -155,6 +155,16 @@ impl Store {
             .await
             .ctx("recording escalation state")?;
         }
+        if !notices.is_empty() {
+            crate::audit::append(
+                &mut tx,
+                "doudi",
+                "notices",
+                "warnings",
+                &serde_json::json!({"notices": notices.iter().map(|n| serde_json::json!({"warning_id": n.warning_id, "kind": n.kind, "recipient": n.recipient})).collect::<Vec<_>>()}),
+            )
+            .await?;
+        }
         tx.commit().await.ctx("committing notices")
     }
 
@@ -197,7 +207,8 @@ impl Store {
         ends_at: &str,
         created_by: &str,
     ) -> Result<i64, StoreError> {
-        sqlx::query_scalar(
+        let mut tx = self.pool().begin().await.ctx("starting to add a silence")?;
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO silences (scope, target, reason, starts_at, ends_at, created_by, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING silence_id",
         )
@@ -208,9 +219,19 @@ impl Store {
         .bind(ends_at)
         .bind(created_by)
         .bind(now())
-        .fetch_one(self.pool())
+        .fetch_one(&mut *tx)
         .await
-        .ctx("adding a silence")
+        .ctx("adding a silence")?;
+        crate::audit::append(
+            &mut tx,
+            created_by,
+            "silence_added",
+            &format!("{scope}:{target}"),
+            &serde_json::json!({"silence_id": id, "reason": reason, "starts_at": starts_at, "ends_at": ends_at}),
+        )
+        .await?;
+        tx.commit().await.ctx("committing a silence")?;
+        Ok(id)
     }
 
     /// Every silence, newest first.

@@ -81,6 +81,14 @@ impl Store {
                 .ctx("deactivating an officer")?;
             report.deactivated += 1;
         }
+        crate::audit::append(
+            &mut tx,
+            "doudi",
+            "officers_imported",
+            "officers",
+            &serde_json::to_value(&report).unwrap_or_default(),
+        )
+        .await?;
         tx.commit().await.ctx("committing an officer import")?;
         Ok(report)
     }

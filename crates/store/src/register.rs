@@ -198,6 +198,15 @@ impl Store {
         .execute(&mut *tx)
         .await
         .ctx("recording the import")?;
+        crate::audit::append(
+            &mut tx,
+            "doudi",
+            "register_imported",
+            &format!("import:{import_id}"),
+            &serde_json::json!({"file": file, "added": report.added, "changed": report.changed,
+                "restored": report.restored, "removed": report.removed, "unchanged": report.unchanged}),
+        )
+        .await?;
         tx.commit().await.ctx("committing the register import")?;
         Ok(report)
     }

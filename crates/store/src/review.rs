@@ -208,6 +208,14 @@ impl Store {
         .execute(&mut *tx)
         .await
         .ctx("storing a linkage model")?;
+        crate::audit::append(
+            &mut tx,
+            "doudi",
+            "linkage_model_activated",
+            &format!("model:{version}"),
+            &serde_json::json!({"trained_on": trained_on}),
+        )
+        .await?;
         tx.commit().await.ctx("committing a linkage model")
     }
 }
@@ -272,6 +280,14 @@ impl BatchTx {
         .execute(self.conn())
         .await
         .ctx("recording a review decision")?;
+        crate::audit::append(
+            self.conn(),
+            decided_by,
+            "review_decided",
+            &format!("event:{seq}"),
+            &serde_json::json!({"decision": decision, "household_id": household, "member_id": member, "note": note}),
+        )
+        .await?;
         Ok(())
     }
 

@@ -99,11 +99,17 @@ pub fn default_start() -> NaiveDate {
 
 pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
     let cfg = args.to_config();
-    let earlier: Vec<PathBuf> = ["register.jsonl", "officers.jsonl", "feeds", "truth", "snapshots"]
-        .iter()
-        .map(|p| args.out.join(p))
-        .filter(|p| p.exists())
-        .collect();
+    let earlier: Vec<PathBuf> = [
+        "register.jsonl",
+        "officers.jsonl",
+        "feeds",
+        "truth",
+        "snapshots",
+    ]
+    .iter()
+    .map(|p| args.out.join(p))
+    .filter(|p| p.exists())
+    .collect();
     if !earlier.is_empty() {
         if !args.force {
             anyhow::bail!(

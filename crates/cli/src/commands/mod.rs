@@ -1,3 +1,4 @@
+pub mod audit;
 pub mod backtest;
 pub mod crosscheck;
 pub mod deadletters;
@@ -76,4 +77,13 @@ pub async fn load_engine(
             engine
         }
     })
+}
+
+/// Who is using the command line, for the audit trail of reads of personal data: `DOUDI_USER`,
+/// else the login name.
+pub fn reader() -> String {
+    std::env::var("DOUDI_USER")
+        .or_else(|_| std::env::var("USER"))
+        .map(|u| format!("cli:{u}"))
+        .unwrap_or_else(|_| "cli:unknown".to_string())
 }

@@ -28,6 +28,16 @@ pub struct TraceArgs {
 pub async fn run(config: &Config, args: TraceArgs) -> anyhow::Result<ExitCode> {
     let store = open_store(config).await?;
     let mut entries = store.trace(&args.household).await?;
+    if !entries.is_empty() {
+        store
+            .audit(
+                &super::reader(),
+                "read_personal_data",
+                &format!("household:{}", args.household),
+                &serde_json::json!({"via": "trace", "entries": entries.len()}),
+            )
+            .await?;
+    }
     store.close().await;
     if entries.is_empty() {
         eprintln!(

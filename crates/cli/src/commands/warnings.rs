@@ -153,6 +153,14 @@ pub async fn run(config: &Config, cmd: WarningsCommand) -> anyhow::Result<ExitCo
                 ExitCode::from(2)
             }
             Some(mut d) => {
+                store
+                    .audit(
+                        &super::reader(),
+                        "read_personal_data",
+                        &format!("household:{}", d.warning.household_id),
+                        &serde_json::json!({"via": "warnings show", "warning_id": id}),
+                    )
+                    .await?;
                 mask_household(&mut d.warning.household);
                 if json {
                     println!("{}", serde_json::to_string_pretty(&d)?);

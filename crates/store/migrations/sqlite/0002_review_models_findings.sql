@@ -127,3 +127,17 @@ CREATE TABLE silences (
     created_by  TEXT NOT NULL,
     created_at  TEXT NOT NULL
 );
+
+-- The audit trail: append-only, hash-chained. Each record's hash covers its own fields and the
+-- previous record's hash, so an edited, deleted or reordered record breaks the chain from there on
+-- (`doudi audit verify` names the first).
+CREATE TABLE audit_log (
+    seq        INTEGER PRIMARY KEY,      -- 1, 2, 3, … without gaps
+    at         TEXT NOT NULL,
+    actor      TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    detail     TEXT NOT NULL,            -- JSON, never unmasked personal data
+    prev_hash  TEXT NOT NULL,
+    hash       TEXT NOT NULL
+);

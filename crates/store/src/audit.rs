@@ -1,0 +1,227 @@
+//! The audit trail: append-only, hash-chained records of state changes, human actions and reads of
+//! personal data. A record's hash is SHA-256 over the previous record's hash and the record's own
+//! fields, so any edit, deletion or reordering breaks the chain at the first record touched.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::{Row, SqliteConnection};
+
+use crate::error::Ctx;
+use crate::{now, Store, StoreError};
+
+/// The hash before the first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One audit record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditRecord {
+    pub seq: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The hash of a record's fields after `prev_hash`. Fields are length-prefixed, so no two
+/// different records hash the same text.
+pub fn record_hash(
+    prev_hash: &str,
+    seq: i64,
+    at: &str,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    detail: &str,
+) -> String {
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(seq.to_be_bytes());
+    for f in [at, actor, action, subject, detail] {
+        h.update((f.len() as u64).to_be_bytes());
+        h.update(f.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// What `verify` found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditCheck {
+    pub records: i64,
+    /// The first record that does not fit the chain, and how.
+    pub first_broken: Option<(i64, String)>,
+}
+
+/// Append a record inside the caller's transaction (its change and its audit record commit
+/// together).
+pub(crate) async fn append(
+    conn: &mut SqliteConnection,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    detail: &serde_json::Value,
+) -> Result<(), StoreError> {
+    let last: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await
+            .ctx("reading the audit chain's head")?;
+    let (seq, prev) = match last {
+        Some((s, h)) => (s + 1, h),
+        None => (1, GENESIS.to_string()),
+    };
+    let at = now();
+    let detail = detail.to_string();
+    let hash = record_hash(&prev, seq, &at, actor, action, subject, &detail);
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(seq)
+    .bind(&at)
+    .bind(actor)
+    .bind(action)
+    .bind(subject)
+    .bind(&detail)
+    .bind(&prev)
+    .bind(&hash)
+    .execute(&mut *conn)
+    .await
+    .ctx("appending to the audit trail")?;
+    sqlx::query("INSERT INTO counters (name, value) VALUES ('audit_records', ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value")
+        .bind(seq)
+        .execute(&mut *conn)
+        .await
+        .ctx("counting audit records")?;
+    Ok(())
+}
+
+impl Store {
+    /// Append an audit record on its own (for reads of personal data and other actions without a
+    /// transaction of their own).
+    pub async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await.ctx("starting an audit record")?;
+        append(&mut tx, actor, action, subject, detail).await?;
+        tx.commit().await.ctx("committing an audit record")
+    }
+
+    /// Recompute the chain from the first record; name the first record that was altered,
+    /// deleted or reordered.
+    pub async fn verify_audit(&self) -> Result<AuditCheck, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log ORDER BY rowid",
+        )
+        .fetch_all(self.pool())
+        .await
+        .ctx("reading the audit trail")?;
+        let mut prev = GENESIS.to_string();
+        let mut expected_seq = 1i64;
+        let mut records = 0i64;
+        for r in rows {
+            records += 1;
+            let rec = AuditRecord {
+                seq: r.get(0),
+                at: r.get(1),
+                actor: r.get(2),
+                action: r.get(3),
+                subject: r.get(4),
+                detail: r.get(5),
+                prev_hash: r.get(6),
+                hash: r.get(7),
+            };
+            let broken = |why: String| {
+                Ok(AuditCheck {
+                    records,
+                    first_broken: Some((rec.seq, why)),
+                })
+            };
+            if rec.seq != expected_seq {
+                return broken(format!(
+                    "record #{expected_seq} is missing or out of place (found #{} where #{expected_seq} belongs): deleted or reordered",
+                    rec.seq
+                ));
+            }
+            if rec.prev_hash != prev {
+                return broken(format!(
+                    "record #{} does not follow record #{}: a record before it was deleted, reordered or altered",
+                    rec.seq,
+                    rec.seq - 1
+                ));
+            }
+            let h = record_hash(
+                &prev,
+                rec.seq,
+                &rec.at,
+                &rec.actor,
+                &rec.action,
+                &rec.subject,
+                &rec.detail,
+            );
+            if h != rec.hash {
+                return broken(format!(
+                    "record #{} was altered: its content no longer matches its hash",
+                    rec.seq
+                ));
+            }
+            prev = rec.hash;
+            expected_seq += 1;
+        }
+        let counted: Option<i64> =
+            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'audit_records'")
+                .fetch_optional(self.pool())
+                .await
+                .ctx("reading the audit count")?;
+        if let Some(n) = counted.filter(|n| *n > records) {
+            return Ok(AuditCheck {
+                records,
+                first_broken: Some((
+                    records + 1,
+                    format!(
+                        "records #{} to #{n} are missing: the end of the trail was deleted",
+                        records + 1
+                    ),
+                )),
+            });
+        }
+        Ok(AuditCheck {
+            records,
+            first_broken: None,
+        })
+    }
+
+    /// The audit trail, oldest first, at most `limit` records from `from_seq`.
+    pub async fn audit_records(
+        &self,
+        from_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        Ok(sqlx::query(
+            "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log
+             WHERE seq >= ? ORDER BY seq LIMIT ?",
+        )
+        .bind(from_seq)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await
+        .ctx("reading the audit trail")?
+        .into_iter()
+        .map(|r| AuditRecord {
+            seq: r.get(0),
+            at: r.get(1),
+            actor: r.get(2),
+            action: r.get(3),
+            subject: r.get(4),
+            detail: r.get(5),
+            prev_hash: r.get(6),
+            hash: r.get(7),
+        })
+        .collect())
+    }
+}
