@@ -122,9 +122,8 @@ impl Store {
         .await
         .ctx("reading the audit trail")?;
         let mut prev = GENESIS.to_string();
-        let mut expected_seq = 1i64;
         let mut records = 0i64;
-        for r in rows {
+        for (expected_seq, r) in (1i64..).zip(rows) {
             records += 1;
             let rec = AuditRecord {
                 seq: r.get(0),
@@ -171,7 +170,6 @@ impl Store {
                 ));
             }
             prev = rec.hash;
-            expected_seq += 1;
         }
         let counted: Option<i64> =
             sqlx::query_scalar("SELECT value FROM counters WHERE name = 'audit_records'")
