@@ -135,3 +135,57 @@ fn a_bad_csv_row_is_refused_naming_the_file_line_and_column() {
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("nope"), "{e}");
 }
+
+#[test]
+fn linkage_eval_on_generated_feeds_at_default_noise_meets_the_precision_and_recall_aims() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let out = doudi(
+        dir,
+        &[
+            "gen",
+            "--households",
+            "1500",
+            "--seed",
+            "3",
+            "--out",
+            "data",
+            "--eval-csv",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let eval = dir.join("data/eval");
+    let out = doudi(
+        &eval,
+        &[
+            "linkage",
+            "eval",
+            "--spec",
+            "spec.toml",
+            "--left",
+            "records.csv",
+            "--right",
+            "register.csv",
+            "--truth",
+            "truth.csv",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    eprintln!(
+        "generated set: precision {} recall {} f1 {} over {} true pairs, {} candidate pairs",
+        r["precision"], r["recall"], r["f1"], r["truth_pairs"], r["candidate_pairs"]
+    );
+    assert!(r["truth_pairs"].as_u64().unwrap() > 3000);
+    assert!(r["precision"].as_f64().unwrap() >= 0.999, "{r}");
+    assert!(r["recall"].as_f64().unwrap() >= 0.99, "{r}");
+}

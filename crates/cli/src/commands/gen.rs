@@ -59,6 +59,10 @@ pub struct GenArgs {
     /// Share of records about people not in the register.
     #[arg(long)]
     pub outsiders: Option<f64>,
+    /// Also write DIR/eval/: the feed records and the register members as CSV, the true pairs and
+    /// a spec, for `doudi linkage eval` (the command is the first line of DIR/eval/spec.toml).
+    #[arg(long)]
+    pub eval_csv: bool,
 }
 
 impl GenArgs {
@@ -127,6 +131,13 @@ pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let summary = generate(&args.out, &cfg)?;
+    if args.eval_csv {
+        let n = write_eval_csv(&args.out).context("cannot write the linkage evaluation files")?;
+        println!(
+            "wrote {n} records for `doudi linkage eval` to {}",
+            args.out.join("eval").display()
+        );
+    }
     let events: usize = summary.events.values().sum();
     println!(
         "wrote {} households ({} members) and {} events to {}",
@@ -159,4 +170,92 @@ pub fn generate(out: &std::path::Path, cfg: &GenConfig) -> anyhow::Result<doudi_
     let path = out.join("officers.jsonl");
     std::fs::write(&path, officers).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(summary)
+}
+
+/// DIR/eval/: `records.csv` (every feed record's subject), `register.csv` (every member),
+/// `truth.csv` (record → member, for records about register members) and `spec.toml`.
+/// Returns the number of records.
+fn write_eval_csv(out: &std::path::Path) -> anyhow::Result<usize> {
+    use std::io::{BufRead, Write};
+    let dir = out.join("eval");
+    std::fs::create_dir_all(&dir)?;
+    let file = |name: &str| -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
+        Ok(std::io::BufWriter::new(std::fs::File::create(
+            dir.join(name),
+        )?))
+    };
+    const HEADER: &str = "rec_id,id_no,name,birth,sex,region\n";
+    let field = |v: &serde_json::Value, k: &str| -> String {
+        v.get(k)
+            .and_then(|x| x.as_str())
+            .unwrap_or("")
+            .replace([',', '"', '\n'], " ")
+    };
+    let mut register = file("register.csv")?;
+    register.write_all(HEADER.as_bytes())?;
+    for line in std::io::BufReader::new(std::fs::File::open(out.join("register.jsonl"))?).lines() {
+        let h: serde_json::Value = serde_json::from_str(&line?)?;
+        let region = field(&h, "region_code");
+        for m in h["members"].as_array().into_iter().flatten() {
+            writeln!(
+                register,
+                "{},{},{},{},{},{region}",
+                field(m, "member_id"),
+                field(m, "id_number"),
+                field(m, "name"),
+                field(m, "birth_date"),
+                field(m, "sex")
+            )?;
+        }
+    }
+    let mut records = file("records.csv")?;
+    records.write_all(HEADER.as_bytes())?;
+    let mut n = 0;
+    let mut sources: Vec<_> = std::fs::read_dir(out.join("feeds"))?.collect::<Result<_, _>>()?;
+    sources.sort_by_key(|e| e.file_name());
+    for source in sources {
+        let mut files: Vec<_> = std::fs::read_dir(source.path())?.collect::<Result<_, _>>()?;
+        files.sort_by_key(|e| e.file_name());
+        for f in files {
+            for line in std::io::BufReader::new(std::fs::File::open(f.path())?).lines() {
+                let e: serde_json::Value = serde_json::from_str(&line?)?;
+                let s = &e["subject"];
+                writeln!(
+                    records,
+                    "{},{},{},{},{},{}",
+                    field(&e, "event_id"),
+                    field(s, "id_number"),
+                    field(s, "name"),
+                    field(s, "birth_date"),
+                    field(s, "sex"),
+                    field(s, "region_code")
+                )?;
+                n += 1;
+            }
+        }
+    }
+    let mut truth = file("truth.csv")?;
+    truth.write_all(b"record,member\n")?;
+    for line in
+        std::io::BufReader::new(std::fs::File::open(out.join("truth/events.jsonl"))?).lines()
+    {
+        let t: serde_json::Value = serde_json::from_str(&line?)?;
+        if let Some(member) = t["member_id"].as_str() {
+            writeln!(truth, "{},{member}", field(&t, "event_id"))?;
+        }
+    }
+    std::fs::write(
+        dir.join("spec.toml"),
+        "# doudi linkage eval --spec spec.toml --left records.csv --right register.csv --truth truth.csv\n\
+         id = \"rec_id\"\n\n\
+         [[field]]\ncolumn = \"id_no\"\ntype = \"identity_number\"\n\n\
+         [[field]]\ncolumn = \"name\"\ntype = \"person_name\"\n\n\
+         [[field]]\ncolumn = \"birth\"\ntype = \"date\"\n\n\
+         [[field]]\ncolumn = \"sex\"\ntype = \"code\"\n\n\
+         [[field]]\ncolumn = \"region\"\ntype = \"code\"\n",
+    )?;
+    for w in [&mut register, &mut records, &mut truth] {
+        w.flush()?;
+    }
+    Ok(n)
 }
