@@ -21,6 +21,7 @@ pub const DATE_FAR: u8 = 3;
 pub const DATE_MISSING: u8 = 4;
 pub const DATE_LEVELS: [&str; 5] = ["exact", "day_month_swapped", "close", "far", "missing"];
 
+pub const SEX_MISSING: u8 = 2;
 pub const SEX_LEVELS: [&str; 3] = ["same", "different", "missing"];
 
 pub const REGION_VILLAGE: u8 = 0;

@@ -4,11 +4,13 @@
 //! Blocking keys (each a sorted `(key, member)` array searched by binary search):
 //! - the first 17 digits of the identity number: exact and legacy numbers look up one key, a number
 //!   that fails its check looks up every valid number one substitution or one adjacent swap away;
-//! - the birth date (and the date with day and month exchanged);
+//! - the birth date (and the date with day and month exchanged) with the family name's sound, and
+//!   with the township;
 //! - the name's sound (toneless pinyin) with the birth year;
 //! - the name's sound with the township (records whose region is given to the township or village).
 //!
-//! About 100 bytes per member (see [`RegisterIndex::heap_bytes`]).
+//! About 160 bytes per member at a million members (see [`RegisterIndex::heap_bytes`] and
+//! `benches/linkage.rs`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -16,7 +18,7 @@ use chrono::{Datelike, NaiveDate};
 use doudi_model::{Household, Sex, Subject};
 
 use crate::compare::{self, swap_day_month};
-use crate::idnum::{self, IdForm};
+use crate::idnum::{self, IdForm, IdLevel};
 use crate::model::{F_BIRTH, F_ID, F_NAME, F_REGION, F_SEX};
 use crate::normalise::{normalise_name, NormName, Script};
 
@@ -147,6 +149,14 @@ fn sound_year_key(sound: &str, year: i32) -> u64 {
     fnv(&[sound.as_bytes(), &year.to_le_bytes()])
 }
 
+fn birth_family_key(days: i32, family_sound: &str) -> u64 {
+    fnv(&[&days.to_le_bytes(), family_sound.as_bytes()])
+}
+
+fn birth_township_key(days: i32, township: &[u8]) -> u64 {
+    fnv(&[&days.to_le_bytes(), township])
+}
+
 fn sound_township_key(sound: &str, township: &[u8]) -> u64 {
     fnv(&[sound.as_bytes(), township])
 }
@@ -161,6 +171,10 @@ pub struct Query {
     pub sex: Option<Sex>,
     /// Region code digits (6, 9 or 12), empty when missing.
     pub region: String,
+    /// The birth date and sex typed agree with those the typed ID number encodes: when the number
+    /// agrees with a member's, they add nothing the number has not said (counted once, not twice).
+    pub birth_in_id: bool,
+    pub sex_in_id: bool,
 }
 
 impl std::fmt::Debug for Query {
@@ -184,8 +198,35 @@ impl std::fmt::Debug for Query {
 
 impl Query {
     pub fn new(s: &Subject) -> Query {
+        let form = idnum::id_form(s.id_number.as_deref());
+        let digits = match &form {
+            IdForm::Valid(id) | IdForm::Upgraded(id) | IdForm::Invalid(id) => Some(id),
+            IdForm::Missing | IdForm::Unusable => None,
+        };
+        let birth_in_id = match (digits, s.birth_date) {
+            (Some(id), Some(b)) => {
+                let num = |r: std::ops::Range<usize>| {
+                    id[r]
+                        .iter()
+                        .fold(0i64, |a, d| a * 10 + i64::from(d.wrapping_sub(b'0')))
+                };
+                num(6..10) == i64::from(b.year())
+                    && num(10..12) == i64::from(b.month())
+                    && num(12..14) == i64::from(b.day())
+            }
+            _ => false,
+        };
+        let sex_in_id = match (digits, s.sex) {
+            (Some(id), Some(sex)) => {
+                let odd = id[16].wrapping_sub(b'0') % 2 == 1;
+                odd == (sex == Sex::Male)
+            }
+            _ => false,
+        };
         Query {
-            form: idnum::id_form(s.id_number.as_deref()),
+            birth_in_id,
+            sex_in_id,
+            form,
             name: normalise_name(s.name.as_deref().unwrap_or("")),
             birth: s.birth_date,
             sex: s.sex,
@@ -214,7 +255,8 @@ pub struct RegisterIndex {
     h_region: Vec<[u8; 12]>,
     names: Vec<NameEntry>,
     by_id: Keyed,
-    by_birth: Keyed,
+    by_birth_family: Keyed,
+    by_birth_township: Keyed,
     by_sound_year: Keyed,
     by_sound_township: Keyed,
 }
@@ -234,7 +276,8 @@ impl RegisterIndex {
         let mut sound_counts: HashMap<Box<str>, u32> = HashMap::new();
         let mut seen: HashSet<(String, String)> = HashSet::new();
         let mut by_id = Vec::new();
-        let mut by_birth = Vec::new();
+        let mut by_birth_family = Vec::new();
+        let mut by_birth_township = Vec::new();
         let mut by_sound_year = Vec::new();
         let mut by_sound_township = Vec::new();
         for h in households {
@@ -273,7 +316,8 @@ impl RegisterIndex {
                 *sound_counts.entry(norm.sound.clone().into()).or_default() += 1;
                 let birth = m.birth_date.num_days_from_ce();
                 by_id.push((idnum::key17(&id), idx));
-                by_birth.push((birth as u64, idx));
+                by_birth_family.push((birth_family_key(birth, norm.family_sound()), idx));
+                by_birth_township.push((birth_township_key(birth, &region[..9]), idx));
                 if !norm.sound.is_empty() {
                     by_sound_year.push((sound_year_key(&norm.sound, m.birth_date.year()), idx));
                     by_sound_township.push((sound_township_key(&norm.sound, &region[..9]), idx));
@@ -290,7 +334,8 @@ impl RegisterIndex {
             n.sound_count = sound_counts.get(&n.sound).copied().unwrap_or(0);
         }
         ix.by_id = Keyed::build(by_id);
-        ix.by_birth = Keyed::build(by_birth);
+        ix.by_birth_family = Keyed::build(by_birth_family);
+        ix.by_birth_township = Keyed::build(by_birth_township);
         ix.by_sound_year = Keyed::build(by_sound_year);
         ix.by_sound_township = Keyed::build(by_sound_township);
         ix.m_id.shrink_to_fit();
@@ -332,7 +377,8 @@ impl RegisterIndex {
             + self.h_region.capacity() * 12
             + names
             + self.by_id.heap_bytes()
-            + self.by_birth.heap_bytes()
+            + self.by_birth_family.heap_bytes()
+            + self.by_birth_township.heap_bytes()
             + self.by_sound_year.heap_bytes()
             + self.by_sound_township.heap_bytes()
     }
@@ -390,9 +436,21 @@ impl RegisterIndex {
     pub fn other_candidates(&self, q: &Query, max_block: usize, out: &mut Vec<u32>) {
         let mut take = |s: &[u32]| out.extend_from_slice(&s[..s.len().min(max_block)]);
         if let Some(b) = q.birth {
-            take(self.by_birth.get(b.num_days_from_ce() as u64));
-            if let Some(s) = swap_day_month(b) {
-                take(self.by_birth.get(s.num_days_from_ce() as u64));
+            let dates = [Some(b), swap_day_month(b)];
+            for d in dates.iter().flatten() {
+                let days = d.num_days_from_ce();
+                if !q.name.is_empty() {
+                    take(
+                        self.by_birth_family
+                            .get(birth_family_key(days, q.name.family_sound())),
+                    );
+                }
+                if q.region.len() >= 9 {
+                    take(
+                        self.by_birth_township
+                            .get(birth_township_key(days, &q.region.as_bytes()[..9])),
+                    );
+                }
             }
         }
         if !q.name.sound.is_empty() {
@@ -429,6 +487,16 @@ impl RegisterIndex {
                 .map(|s| if *s == 0 { Sex::Male } else { Sex::Female }),
         );
         l[F_REGION] = compare::compare_region(q.region.as_bytes(), self.region(m));
+        // Birth date and sex are written inside the ID number: when the numbers agree (exactly or
+        // after repair) and the typed fields say what the typed number says, count them once.
+        if l[F_ID] < IdLevel::Different as u8 {
+            if q.birth_in_id {
+                l[F_BIRTH] = compare::DATE_MISSING;
+            }
+            if q.sex_in_id {
+                l[F_SEX] = compare::SEX_MISSING;
+            }
+        }
         l
     }
 }

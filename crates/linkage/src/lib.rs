@@ -8,7 +8,8 @@
 //!   repaired numbers one substitution or one adjacent swap away (candidates, never automatic
 //!   links: the other fields decide);
 //! - [`RegisterIndex`]: the register in flat sorted arrays with cheap blocking keys (identity
-//!   number and its repairs, birth date, name sound with birth year or county);
+//!   number and its repairs; birth date with family-name sound or township; name sound with birth
+//!   year or township);
 //! - [`compare`]: per-field comparison levels (exact / close / far / missing in each field's words);
 //! - [`Model`]: `m` and `u` per level, weights `log2(m/u)`, the prior, term-frequency adjustment;
 //!   [`train`] estimates it by EM from unlabelled records, [`blend_labels`] adds clerks' decisions;

@@ -619,7 +619,7 @@ pub fn explain(decision: &LinkDecision, thresholds: &Thresholds) -> String {
         if !missing.is_empty() {
             let _ = writeln!(
                 s,
-                "  not compared (missing on one side, weight 0) 缺失: {}",
+                "  not compared (missing on one side, or already said by the ID number; weight 0) 未比较: {}",
                 missing.join(", ")
             );
         }

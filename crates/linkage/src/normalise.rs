@@ -122,6 +122,8 @@ pub struct NormName {
     pub script: Script,
     /// Byte length of the family name inside `key` (Han only; 0 for Latin).
     pub family_len: usize,
+    /// Byte length of the family name's sound at the start of `sound` (Latin: all of it).
+    pub family_sound_len: usize,
 }
 
 impl NormName {
@@ -136,6 +138,13 @@ impl NormName {
         } else {
             &self.key
         }
+    }
+
+    /// The family name's sound (Han: its pinyin; Latin: the whole sound).
+    pub fn family_sound(&self) -> &str {
+        self.sound
+            .get(..self.family_sound_len)
+            .unwrap_or(&self.sound)
     }
 
     /// The given name (Han), or the whole key (Latin).
@@ -171,24 +180,32 @@ pub fn normalise_name(raw: &str) -> NormName {
         }
     }
     if han_count > 0 {
-        let mut sound = String::with_capacity(han.len() * 2);
-        for c in han.chars() {
-            match c.to_pinyin() {
-                Some(p) => sound.push_str(p.plain()),
-                None => sound.push(c),
-            }
-        }
         let family_len = COMPOUND_SURNAMES
             .iter()
             .find(|s| han.starts_with(*s) && han.len() > s.len())
             .map(|s| s.len())
             .or_else(|| han.chars().next().map(char::len_utf8))
             .unwrap_or(0);
+        let mut sound = String::with_capacity(han.len() * 2);
+        let mut family_sound_len = 0;
+        for (i, c) in han.char_indices() {
+            if i == family_len {
+                family_sound_len = sound.len();
+            }
+            match c.to_pinyin() {
+                Some(p) => sound.push_str(p.plain()),
+                None => sound.push(c),
+            }
+        }
+        if family_len >= han.len() {
+            family_sound_len = sound.len();
+        }
         return NormName {
             key: han,
             sound,
             script: Script::Han,
             family_len,
+            family_sound_len,
         };
     }
     let mut tokens: Vec<&str> = latin.split_whitespace().collect();
@@ -198,6 +215,7 @@ pub fn normalise_name(raw: &str) -> NormName {
             sound: String::new(),
             script: Script::Empty,
             family_len: 0,
+            family_sound_len: 0,
         };
     }
     tokens.sort_unstable();
@@ -205,6 +223,7 @@ pub fn normalise_name(raw: &str) -> NormName {
     let sound = tokens.concat();
     NormName {
         key,
+        family_sound_len: sound.len(),
         sound,
         script: Script::Latin,
         family_len: 0,
@@ -247,6 +266,8 @@ mod tests {
         assert_eq!(s.sound, "zhangwei");
         assert_eq!(s.family(), "张");
         assert_eq!(s.given(), "伟");
+        assert_eq!(s.family_sound(), "zhang");
+        assert_eq!(normalise_name("欧阳娜娜").family_sound(), "ouyang");
         assert_eq!(normalise_name("歐陽娜娜").family(), "欧阳");
     }
 

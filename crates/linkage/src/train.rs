@@ -156,7 +156,7 @@ pub(crate) fn em(
 
 /// Train the register model on `records` (the subjects of feed events, no labels needed).
 ///
-/// 1. `u`: level frequencies over [`U_SAMPLES`] random (record, member) pairs, leaving out pairs
+/// 1. `u`: level frequencies over 200,000 random (record, member) pairs, leaving out pairs
 ///    whose identity numbers agree; for the identity-number agreement levels themselves, how often
 ///    a record's number reaches a member other than the best one.
 /// 2. `m` and the match share among candidate pairs: EM over every candidate pair that blocking
