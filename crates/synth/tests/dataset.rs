@@ -465,30 +465,3 @@ fn bad_configurations_are_refused_with_the_field_named() {
     let e = write_dataset(&file.join("sub"), &cfg(10, 1), &mut |_| {}).unwrap_err();
     assert!(e.to_string().contains("a-file"), "{e}");
 }
-
-/// `cargo test -p doudi-synth --release -- --ignored --nocapture`
-#[test]
-#[ignore]
-fn time_100k_households() {
-    let tmp = tempfile::tempdir().unwrap();
-    let t = std::time::Instant::now();
-    let s = write_dataset(tmp.path(), &cfg(100_000, 1), &mut |_| {}).unwrap();
-    let el = t.elapsed();
-    let bytes: u64 = files(tmp.path())
-        .iter()
-        .map(|f| fs::metadata(tmp.path().join(f)).unwrap().len())
-        .sum();
-    println!(
-        "100k households: {:.2?}, {} members, events {:?}, {} scenarios, {} MB",
-        el,
-        s.members,
-        s.events,
-        s.scenarios,
-        bytes / 1_000_000
-    );
-    let s1k = write_dataset(&tmp.path().join("k"), &cfg(1000, 1), &mut |_| {}).unwrap();
-    println!(
-        "1k households: {} members, events {:?}, {} scenarios",
-        s1k.members, s1k.events, s1k.scenarios
-    );
-}
