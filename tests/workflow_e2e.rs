@@ -182,6 +182,12 @@ fn a_reviewed_record_is_linked_by_a_person_and_goes_on_to_a_routed_warning() {
         list.contains("o-341502001") && list.contains("supervisor"),
         "{list}"
     );
+    // The decision is a labelled pair: retraining blends it into the identity model.
+    let trained = ok(doudi(
+        dir,
+        &["linkage", "train", "--feeds", "feeds", "--db", &db],
+    ));
+    assert!(trained.contains("labels"), "{trained}");
     // Routed to the officer of the household's township, and shown masked.
     let warnings: Value = serde_json::from_str(&ok(doudi(
         dir,

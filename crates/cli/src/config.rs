@@ -179,6 +179,9 @@ pub struct LinkageConfig {
     pub train_sample: usize,
     /// EM iterations when training.
     pub train_iterations: usize,
+    /// How many labelled pairs the EM estimate is worth when people's review decisions are
+    /// blended in (each decided review is a labelled pair; more decisions weigh more).
+    pub label_strength: f64,
     /// Decision thresholds on the total match weight (bits): link, margin over the runner-up,
     /// review, and the blocking cap.
     pub thresholds: doudi_linkage::Thresholds,
@@ -189,6 +192,7 @@ impl Default for LinkageConfig {
         LinkageConfig {
             train_sample: 50_000,
             train_iterations: 25,
+            label_strength: 1000.0,
             thresholds: doudi_linkage::Thresholds::default(),
         }
     }

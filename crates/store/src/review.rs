@@ -164,6 +164,38 @@ impl Store {
         .transpose()
     }
 
+    /// Every decided review: the event (normalised JSON), the decision, the member chosen and the
+    /// linker's evidence (its candidates) — labelled pairs for training the identity model.
+    pub async fn decided_reviews(
+        &self,
+    ) -> Result<Vec<(String, ReviewDecisionView, serde_json::Value)>, StoreError> {
+        sqlx::query(
+            "SELECT e.normalised, r.decision, r.household_id, r.member_id, r.decided_by, r.decided_at, r.note, l.evidence
+             FROM review_decisions r JOIN events e ON e.seq = r.seq JOIN link_decisions l ON l.seq = r.seq
+             ORDER BY r.seq",
+        )
+        .fetch_all(self.pool())
+        .await
+        .ctx("reading decided reviews")?
+        .into_iter()
+        .map(|r| {
+            let evidence: String = r.get(7);
+            Ok((
+                r.get(0),
+                ReviewDecisionView {
+                    decision: r.get(1),
+                    household_id: r.get(2),
+                    member_id: r.get(3),
+                    decided_by: r.get(4),
+                    decided_at: r.get(5),
+                    note: r.get(6),
+                },
+                serde_json::from_str(&evidence).map_err(|e| corrupt("link evidence", e))?,
+            ))
+        })
+        .collect()
+    }
+
     /// The active linkage model, if one was stored.
     pub async fn active_linkage_model(&self) -> Result<Option<StoredModel>, StoreError> {
         Ok(sqlx::query(

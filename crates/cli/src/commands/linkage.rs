@@ -248,6 +248,23 @@ pub async fn train_and_store(
     let Some(model) = model else {
         return Ok(None);
     };
+    // People's review decisions, where there are any, improve the estimate.
+    let labels = labelled_pairs(store).await?;
+    let model = if labels.is_empty() {
+        model
+    } else {
+        let (blended, used) = doudi_linkage::blend_labels(
+            &model,
+            engine.index().index(),
+            &labels,
+            config.linkage.label_strength,
+        );
+        tracing::info!(
+            labels = used,
+            "blended people's review decisions into the identity model"
+        );
+        blended
+    };
     store
         .activate_linkage_model(
             &model.version,
@@ -262,4 +279,50 @@ pub async fn train_and_store(
         "trained the identity model on a sample of the feeds"
     );
     Ok(Some(model))
+}
+
+/// Labelled pairs from decided reviews: the member a person linked is a match; every other
+/// candidate the linker offered (all of them, for a rejection) is a non-match.
+async fn labelled_pairs(store: &Store) -> anyhow::Result<Vec<doudi_linkage::LabelledPair>> {
+    let limits = doudi_model::ParseLimits {
+        max_event_bytes: 16 * 1024 * 1024,
+        max_depth: 64,
+    };
+    let mut out = Vec::new();
+    for (event, decision, evidence) in store.decided_reviews().await? {
+        let Ok(event) = doudi_model::parse_event(event.as_bytes(), &limits) else {
+            continue;
+        };
+        let chosen = decision.member_id.as_deref();
+        if let (Some(hh), Some(m)) = (&decision.household_id, chosen) {
+            out.push(doudi_linkage::LabelledPair {
+                subject: event.subject.clone(),
+                household_id: hh.clone(),
+                member_id: m.to_string(),
+                is_match: true,
+            });
+        }
+        for c in evidence
+            .get("cands")
+            .and_then(|c| c.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let (Some(hh), Some(m)) = (
+                c.get("hh").and_then(|v| v.as_str()),
+                c.get("m").and_then(|v| v.as_str()),
+            ) else {
+                continue;
+            };
+            if Some(m) != chosen {
+                out.push(doudi_linkage::LabelledPair {
+                    subject: event.subject.clone(),
+                    household_id: hh.to_string(),
+                    member_id: m.to_string(),
+                    is_match: false,
+                });
+            }
+        }
+    }
+    Ok(out)
 }
