@@ -2,36 +2,16 @@
 //! routes them to officers, is idempotent over nights, closes findings no longer true with a note,
 //! reports bad rows with file and line, and exits with a code a cron job can act on.
 
+mod common;
+
+use common::{doudi, exits};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn doudi(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_doudi"))
-        .current_dir(dir)
-        .args(args)
-        .env_remove("DOUDI_CONFIG")
-        .env_remove("DOUDI_DB")
-        .env("DOUDI_LOG", "warn")
-        .output()
-        .expect("run doudi")
-}
-
-fn run_ok(out: Output, code: i32) -> String {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn night(dir: &Path, db: &str, snapshots: &str, code: i32) -> Value {
-    serde_json::from_str(&run_ok(
+    serde_json::from_str(&exits(
         doudi(
             dir,
             &[
@@ -53,7 +33,7 @@ fn night(dir: &Path, db: &str, snapshots: &str, code: i32) -> Value {
 type Key = (String, String, Option<String>);
 
 fn open_findings(dir: &Path, db: &str) -> Vec<Value> {
-    let v: Value = serde_json::from_str(&run_ok(
+    let v: Value = serde_json::from_str(&exits(
         doudi(
             dir,
             &[
@@ -84,7 +64,7 @@ fn three_nights_find_exactly_the_planted_findings_once_and_close_what_is_no_long
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let db = format!("sqlite://{}", dir.join("doudi.db").display());
-    run_ok(
+    exits(
         doudi(
             dir,
             &[
@@ -99,11 +79,11 @@ fn three_nights_find_exactly_the_planted_findings_once_and_close_what_is_no_long
         ),
         0,
     );
-    run_ok(
+    exits(
         doudi(dir, &["import", "data/register.jsonl", "--db", &db]),
         0,
     );
-    run_ok(
+    exits(
         doudi(
             dir,
             &["officers", "import", "data/officers.jsonl", "--db", &db],
@@ -199,7 +179,7 @@ fn three_nights_find_exactly_the_planted_findings_once_and_close_what_is_no_long
         text.contains("payments-bad.csv"),
         "the bad row's file is reported"
     );
-    let all: Value = serde_json::from_str(&run_ok(
+    let all: Value = serde_json::from_str(&exits(
         doudi(
             dir,
             &[

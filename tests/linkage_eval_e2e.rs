@@ -1,24 +1,15 @@
 //! End-to-end: `doudi linkage eval` links two CSV files described by a spec and scores the result
 //! against truth pairs; bad input is refused naming the file, line and column.
 
+mod common;
+
+use common::doudi;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/linkage/tests/data")
-}
-
-fn doudi(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_doudi"))
-        .current_dir(dir)
-        .args(args)
-        .env_remove("DOUDI_CONFIG")
-        .env_remove("DOUDI_DB")
-        .env("DOUDI_LOG", "warn")
-        .output()
-        .expect("run doudi")
 }
 
 #[test]

@@ -1,39 +1,14 @@
 //! End-to-end tests of the `doudi` binary on the embedded default (SQLite, file feeds): bad input
 //! loses nothing, runs are idempotent, and a killed run resumes to the same final state.
 
+mod common;
+
+use common::{doudi, doudi_env, ok};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-fn doudi(dir: &Path, args: &[&str]) -> Output {
-    doudi_env(dir, args, &[])
-}
-
-fn doudi_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_doudi"));
-    cmd.current_dir(dir)
-        .args(args)
-        .env_remove("DOUDI_CONFIG")
-        .env_remove("DOUDI_DB")
-        .env("DOUDI_LOG", "warn");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run doudi")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "doudi failed: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn status(dir: &Path, db: &str) -> Value {
     serde_json::from_str(&ok(doudi(dir, &["status", "--json", "--db", db]))).expect("status json")

@@ -3,32 +3,12 @@
 //! reasons; households without one are rarely warned. Through the whole pipeline: noisy records,
 //! the trained linker, the rules, the warnings.
 
+mod common;
+
+use common::{doudi, ok};
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
-use std::process::{Command, Output};
 
 use serde_json::Value;
-
-fn doudi(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_doudi"))
-        .current_dir(dir)
-        .args(args)
-        .env_remove("DOUDI_CONFIG")
-        .env_remove("DOUDI_DB")
-        .env("DOUDI_LOG", "warn")
-        .output()
-        .expect("run doudi")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// The rules that may rightly explain each kind of story.
 fn causes(kind: &str) -> &'static [&'static str] {

@@ -3,44 +3,12 @@
 //! through the pipeline to a warning routed to the township officer; the officer acknowledges,
 //! visits and resolves the warning, and every move — refused ones included — is in its history.
 
+mod common;
+
+use common::{doudi, ok, refused};
 use std::path::Path;
-use std::process::{Command, Output};
 
 use serde_json::{json, Value};
-
-fn doudi(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_doudi"))
-        .current_dir(dir)
-        .args(args)
-        .env_remove("DOUDI_CONFIG")
-        .env_remove("DOUDI_DB")
-        .env_remove("DOUDI_USER")
-        .env("DOUDI_LOG", "warn")
-        .output()
-        .expect("run doudi")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "doudi failed: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn refused(out: Output) -> String {
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "expected a refusal (exit 2): stdout {} stderr {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// One elderly woman enrolled twice (two households, same ID number, name and birth date): no
 /// linker can tell which household a record about her belongs to.

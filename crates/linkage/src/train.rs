@@ -117,18 +117,8 @@ pub(crate) fn em(
         for (f, fm) in fields.iter_mut().enumerate() {
             let missing = fm.missing;
             let n = fm.levels.len() as f64;
-            let sum_m: f64 = m_acc[f]
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| Some(*i) != missing)
-                .map(|(_, v)| v)
-                .sum();
-            let sum_u: f64 = u_acc[f]
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| Some(*i) != missing)
-                .map(|(_, v)| v)
-                .sum();
+            let sum_m = sum_present(&m_acc[f], missing);
+            let sum_u = sum_present(&u_acc[f], missing);
             for (i, lv) in fm.levels.iter_mut().enumerate() {
                 if Some(i) == missing {
                     continue;
@@ -152,6 +142,16 @@ pub(crate) fn em(
         }
     }
     iterations
+}
+
+/// The sum of a field's level counts, the "missing" level left out.
+fn sum_present(counts: &[f64], missing: Option<usize>) -> f64 {
+    counts
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != missing)
+        .map(|(_, v)| v)
+        .sum()
 }
 
 /// Train the register model on `records` (the subjects of feed events, no labels needed).
@@ -322,18 +322,8 @@ pub fn blend_labels(
     let mut fields = model.fields.clone();
     for (f, fm) in fields.iter_mut().enumerate() {
         let missing = fm.missing;
-        let nm: f64 = mc[f]
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| Some(*i) != missing)
-            .map(|(_, v)| v)
-            .sum();
-        let nu: f64 = uc[f]
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| Some(*i) != missing)
-            .map(|(_, v)| v)
-            .sum();
+        let nm = sum_present(&mc[f], missing);
+        let nu = sum_present(&uc[f], missing);
         for (i, lv) in fm.levels.iter_mut().enumerate() {
             if Some(i) == missing {
                 continue;

@@ -46,6 +46,19 @@ pub fn record_hash(
     hex::encode(h.finalize())
 }
 
+fn audit_record(r: &sqlx::sqlite::SqliteRow) -> AuditRecord {
+    AuditRecord {
+        seq: r.get(0),
+        at: r.get(1),
+        actor: r.get(2),
+        action: r.get(3),
+        subject: r.get(4),
+        detail: r.get(5),
+        prev_hash: r.get(6),
+        hash: r.get(7),
+    }
+}
+
 /// What `verify` found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AuditCheck {
@@ -125,16 +138,7 @@ impl Store {
         let mut records = 0i64;
         for (expected_seq, r) in (1i64..).zip(rows) {
             records += 1;
-            let rec = AuditRecord {
-                seq: r.get(0),
-                at: r.get(1),
-                actor: r.get(2),
-                action: r.get(3),
-                subject: r.get(4),
-                detail: r.get(5),
-                prev_hash: r.get(6),
-                hash: r.get(7),
-            };
+            let rec = audit_record(&r);
             let broken = |why: String| {
                 Ok(AuditCheck {
                     records,
@@ -210,16 +214,7 @@ impl Store {
         .await
         .ctx("reading the audit trail")?
         .into_iter()
-        .map(|r| AuditRecord {
-            seq: r.get(0),
-            at: r.get(1),
-            actor: r.get(2),
-            action: r.get(3),
-            subject: r.get(4),
-            detail: r.get(5),
-            prev_hash: r.get(6),
-            hash: r.get(7),
-        })
+        .map(|r| audit_record(&r))
         .collect())
     }
 }

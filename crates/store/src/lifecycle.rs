@@ -92,19 +92,7 @@ impl Store {
         .collect();
         let disposition: Option<String> = r.get(14);
         Ok(Some(WarningDetail {
-            warning: WarningView {
-                warning_id: r.get(0),
-                household_id: r.get(1),
-                region_code: r.get(2),
-                status: r.get(3),
-                level: r.get(4),
-                score: r.get(5),
-                deadline: r.get(6),
-                opened_at: r.get(7),
-                summary: serde_json::from_str(&r.get::<String, _>(8)).unwrap_or_default(),
-                household: serde_json::from_str(&r.get::<String, _>(9)).unwrap_or_default(),
-                assigned_to: r.get(10),
-            },
+            warning: crate::queries::warning_view(&r),
             acknowledged_at: r.get(11),
             visited_at: r.get(12),
             resolved_at: r.get(13),

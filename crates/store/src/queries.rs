@@ -65,6 +65,24 @@ pub struct DeadLetterView {
     pub replayed_at: Option<String>,
 }
 
+/// A warning from a row whose first eleven columns are `warning_id, household_id, region_code,
+/// status, level, score, deadline, opened_at, summary, record (of the household), assigned_to`.
+pub(crate) fn warning_view(r: &sqlx::sqlite::SqliteRow) -> WarningView {
+    WarningView {
+        warning_id: r.get(0),
+        household_id: r.get(1),
+        region_code: r.get(2),
+        status: r.get(3),
+        level: r.get(4),
+        score: r.get(5),
+        deadline: r.get(6),
+        opened_at: r.get(7),
+        summary: serde_json::from_str(&r.get::<String, _>(8)).unwrap_or_default(),
+        household: serde_json::from_str(&r.get::<String, _>(9)).unwrap_or_default(),
+        assigned_to: r.get(10),
+    }
+}
+
 impl Store {
     pub async fn status(&self) -> Result<Status, StoreError> {
         let pool = self.pool();
@@ -129,22 +147,7 @@ impl Store {
         .fetch_all(self.pool())
         .await
         .ctx("listing warnings")?;
-        Ok(rows
-            .into_iter()
-            .map(|r| WarningView {
-                warning_id: r.get(0),
-                household_id: r.get(1),
-                region_code: r.get(2),
-                status: r.get(3),
-                level: r.get(4),
-                score: r.get(5),
-                deadline: r.get(6),
-                opened_at: r.get(7),
-                summary: serde_json::from_str(&r.get::<String, _>(8)).unwrap_or_default(),
-                household: serde_json::from_str(&r.get::<String, _>(9)).unwrap_or_default(),
-                assigned_to: r.get(10),
-            })
-            .collect())
+        Ok(rows.into_iter().map(|r| warning_view(&r)).collect())
     }
 
     /// Dead letters, oldest first, at most `limit`.
