@@ -22,6 +22,13 @@ A real run on the embedded default (SQLite, file feeds):
   doudi run --feeds feeds            keep watching the feeds for new lines and files
   doudi status                       counts: events, duplicates, dead letters, links, warnings
 
+Daily work:
+  doudi warnings list --officer ID   an officer's warnings, most urgent first
+  doudi warnings ack|visit|resolve   move a warning on (who may: the officer, a substitute, a supervisor)
+  doudi review list                  records the linker left for a person to decide
+  doudi trace HOUSEHOLD              why a household was flagged, record by record
+  doudi crosscheck --snapshots DIR   the nightly cross-check (from cron)
+
 Configuration: built-in defaults < --config FILE (TOML) < DOUDI_SECTION__KEY environment
 variables < flags. Example: DOUDI_LIMITS__BATCH_SIZE=500. Logs: DOUDI_LOG=debug.";
 
@@ -60,7 +67,7 @@ enum Command {
     /// Inspect records refused at ingest.
     #[command(subcommand)]
     Deadletters(commands::deadletters::DeadlettersCommand),
-    /// Open warnings, most urgent first, with the officer responsible.
+    /// Warnings: list, show, acknowledge, visit, resolve; escalation (tick) and officers' inboxes.
     #[command(subcommand)]
     Warnings(commands::warnings::WarningsCommand),
     /// Hold back notices for a household or region, for a reason and a time window.
