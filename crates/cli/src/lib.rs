@@ -24,7 +24,7 @@ A real run on the embedded default (SQLite, file feeds):
 
 Daily work:
   doudi warnings list --officer ID   an officer's warnings, most urgent first
-  doudi warnings ack|visit|resolve   move a warning on (who may: the officer, a substitute, a supervisor)
+  doudi warnings ack|visit|resolve   move a warning on (its officer, their substitute, a supervisor)
   doudi review list                  records the linker left for a person to decide
   doudi trace HOUSEHOLD              why a household was flagged, record by record
   doudi crosscheck --snapshots DIR   the nightly cross-check (from cron)
