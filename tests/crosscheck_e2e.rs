@@ -60,7 +60,7 @@ fn keys(findings: &[Value]) -> BTreeSet<Key> {
 }
 
 #[test]
-fn three_nights_find_exactly_the_planted_findings_once_and_close_what_is_no_longer_true() {
+fn nights_find_exactly_the_planted_findings_once_and_close_only_what_clean_data_shows_gone() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let db = format!("sqlite://{}", dir.join("doudi.db").display());
@@ -129,8 +129,9 @@ fn three_nights_find_exactly_the_planted_findings_once_and_close_what_is_no_long
     assert_eq!(s["still_open"], truth.len());
     assert_eq!(open_findings(dir, &db).len(), truth.len());
 
-    // Night 3: the death registry no longer lists one planted death (it was a wrong record), and
-    // one payment row is broken. The finding closes with a note; the bad row is named; exit 3.
+    // Night 3: the death registry no longer lists one planted death (it was a wrong record), but
+    // one of its rows is broken: the finding is not closed on partial data; the bad row is named;
+    // exit 3.
     let deaths_path = dir.join("data/snapshots/deaths.jsonl");
     let deaths = std::fs::read_to_string(&deaths_path).unwrap();
     let planted = open
@@ -158,27 +159,31 @@ fn three_nights_find_exactly_the_planted_findings_once_and_close_what_is_no_long
         kept.len() < deaths.len(),
         "the planted death was in the registry"
     );
-    std::fs::write(&deaths_path, kept).unwrap();
-    let payments = dir.join("data/snapshots/payments-bad.csv");
-    let header = std::fs::read_dir(dir.join("data/snapshots"))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .find(|e| e.file_name().to_string_lossy().starts_with("payments-"))
-        .and_then(|e| std::fs::read_to_string(e.path()).ok())
-        .and_then(|t| t.lines().next().map(str::to_string))
-        .expect("a payments snapshot with a header row");
-    std::fs::write(&payments, format!("{header}\nthis,is,not,a,payment\n")).unwrap();
+    std::fs::write(&deaths_path, format!("{kept}{{\"death_date\": 17}}\n")).unwrap();
     let s = night(dir, &db, "data/snapshots", 3);
-    assert_eq!(s["closed"], 1, "{s}");
+    assert_eq!(
+        s["closed"], 0,
+        "a snapshot with bad rows closes nothing: {s}"
+    );
     assert_eq!(s["bad_rows"], 1);
+    assert!(s["not_closed_tonight"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c == "deceased_still_paid"));
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("report/findings.json")).unwrap())
             .unwrap();
-    let text = report.to_string();
     assert!(
-        text.contains("payments-bad.csv"),
+        report.to_string().contains("deaths.jsonl"),
         "the bad row's file is reported"
     );
+    assert_eq!(open_findings(dir, &db).len(), truth.len());
+
+    // Night 4: the bad row fixed: the finding no longer true closes with a note.
+    std::fs::write(&deaths_path, &kept).unwrap();
+    let s = exits_json(dir, &db, "2026-11-02");
+    assert_eq!(s["closed"], 1, "{s}");
     let all: Value = serde_json::from_str(&exits(
         doudi(
             dir,
@@ -199,4 +204,42 @@ fn three_nights_find_exactly_the_planted_findings_once_and_close_what_is_no_long
     assert_eq!(closed[0]["member_id"], member);
     assert!(closed[0]["close_note"].as_str().unwrap().len() > 5);
     assert_eq!(open_findings(dir, &db).len(), truth.len() - 1);
+
+    // An older night than the last one checked is refused: it would close what was found since.
+    let out = doudi(
+        dir,
+        &[
+            "crosscheck",
+            "--snapshots",
+            "data/snapshots",
+            "--as-of",
+            "2026-10-01",
+            "--db",
+            &db,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("older than the last night"));
+    assert_eq!(open_findings(dir, &db).len(), truth.len() - 1);
+}
+
+/// A night at a given date, exit 0.
+fn exits_json(dir: &Path, db: &str, as_of: &str) -> Value {
+    serde_json::from_str(&exits(
+        doudi(
+            dir,
+            &[
+                "crosscheck",
+                "--snapshots",
+                "data/snapshots",
+                "--as-of",
+                as_of,
+                "--json",
+                "--db",
+                db,
+            ],
+        ),
+        0,
+    ))
+    .unwrap()
 }

@@ -505,3 +505,44 @@ fn dead_letters_replayed_after_a_fix_go_through_the_pipeline_once() {
     assert!(out.contains("no dead letters to replay"), "{out}");
     assert_eq!(status(dir, &db)["accepted"], after["accepted"]);
 }
+
+#[test]
+fn peoples_commands_wait_for_the_running_pipeline_instead_of_failing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let db = setup(dir, "1500", "21");
+    ok(doudi(
+        dir,
+        &["officers", "import", "data/officers.jsonl", "--db", &db],
+    ));
+    let mut run = Command::new(env!("CARGO_BIN_EXE_doudi"))
+        .current_dir(dir)
+        .args(["run", "--feeds", "data/feeds", "--once", "--db", &db])
+        .env("DOUDI_LIMITS__BATCH_SIZE", "50")
+        .env("DOUDI_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // While batches commit, people read households (each read is audited: a write) and an
+    // administrator re-imports the officer directory (a write).
+    let mut rounds = 0;
+    while run.try_wait().unwrap().is_none() && rounds < 20 {
+        ok(doudi(
+            dir,
+            &["officers", "import", "data/officers.jsonl", "--db", &db],
+        ));
+        let out = doudi(dir, &["trace", "H00000001", "--db", &db]);
+        assert!(
+            out.status.success() || out.status.code() == Some(2),
+            "trace failed while the pipeline ran: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        rounds += 1;
+    }
+    assert!(run.wait().unwrap().success());
+    assert!(rounds > 0, "the commands ran while the pipeline did");
+    let v: Value =
+        serde_json::from_str(&ok(doudi(dir, &["audit", "verify", "--json", "--db", &db]))).unwrap();
+    assert!(v["first_broken"].is_null(), "{v}");
+}

@@ -509,11 +509,20 @@ fn opened_at(dir: &Path, db: &str, id: i64) -> chrono::DateTime<chrono::Utc> {
         .with_timezone(&chrono::Utc)
 }
 
-fn tick(dir: &Path, db: &str, at: chrono::DateTime<chrono::Utc>) -> String {
-    ok(doudi(
+/// `warnings tick` at `at`: (escalated, reminded, held back by silences).
+fn tick(dir: &Path, db: &str, at: chrono::DateTime<chrono::Utc>) -> (u64, u64, u64) {
+    let out = ok(doudi(
         dir,
         &["warnings", "tick", "--now", &at.to_rfc3339(), "--db", db],
-    ))
+    ));
+    let n = |label: &str| -> u64 {
+        out.split(label)
+            .nth(1)
+            .and_then(|r| r.trim_start().split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|d| d.parse().ok())
+            .unwrap_or_else(|| panic!("no {label} count in {out:?}"))
+    };
+    (n("escalated"), n("reminded"), n("silences"))
 }
 
 fn inbox(dir: &Path, db: &str, officer: &str) -> Vec<String> {
@@ -549,15 +558,16 @@ fn an_unacknowledged_red_warning_escalates_to_the_supervisor_exactly_at_its_dead
         "the officer was told at once"
     );
 
-    let out = tick(dir, &db, opened + chrono::TimeDelta::minutes(119));
-    assert!(out.contains("escalated 0"), "not before two hours: {out}");
+    let (escalated, reminded, _) = tick(dir, &db, opened + chrono::TimeDelta::minutes(119));
+    assert_eq!(escalated, 0, "not before two hours");
+    assert_eq!(reminded, 1, "the officer is reminded after an hour");
     assert!(inbox(dir, &db, "chen").is_empty());
-    let out = tick(dir, &db, opened + chrono::TimeDelta::hours(2));
-    assert!(out.contains("escalated 1"), "at two hours: {out}");
+    let (escalated, _, _) = tick(dir, &db, opened + chrono::TimeDelta::hours(2));
+    assert_eq!(escalated, 1, "at two hours");
     assert_eq!(inbox(dir, &db, "chen"), ["escalated"]);
     // Ticking again at the same moment changes nothing.
-    let out = tick(dir, &db, opened + chrono::TimeDelta::hours(2));
-    assert!(out.contains("escalated 0"), "{out}");
+    let (escalated, _, _) = tick(dir, &db, opened + chrono::TimeDelta::hours(2));
+    assert_eq!(escalated, 0);
     let history = ok(doudi(
         dir,
         &["warnings", "show", &id.to_string(), "--db", &db],
@@ -586,8 +596,8 @@ fn an_acknowledged_warning_does_not_escalate_for_acknowledgement() {
             &db,
         ],
     ));
-    let out = tick(dir, &db, opened + chrono::TimeDelta::hours(20));
-    assert!(out.contains("escalated 0"), "{out}");
+    let (escalated, _, _) = tick(dir, &db, opened + chrono::TimeDelta::hours(20));
+    assert_eq!(escalated, 0);
     assert!(inbox(dir, &db, "chen").is_empty());
 }
 
@@ -598,6 +608,25 @@ fn a_silence_holds_escalation_back_until_it_ends() {
     let (db, id) = warned(dir);
     let opened = opened_at(dir, &db, id);
     let until = opened + chrono::TimeDelta::hours(10);
+    // Only a supervisor of the region may silence it; a refusal is in the audit trail.
+    let e = refused(doudi(
+        dir,
+        &[
+            "silences",
+            "add",
+            "--region",
+            "341502001",
+            "--hours",
+            "10",
+            "--reason",
+            "x",
+            "--by",
+            "li",
+            "--db",
+            &db,
+        ],
+    ));
+    assert!(e.contains("only a supervisor"), "{e}");
     ok(doudi(
         dir,
         &[
@@ -615,14 +644,11 @@ fn a_silence_holds_escalation_back_until_it_ends() {
             &db,
         ],
     ));
-    let out = tick(dir, &db, opened + chrono::TimeDelta::hours(3));
-    assert!(
-        out.contains("escalated 0") && out.contains("silences 1"),
-        "{out}"
-    );
+    let (escalated, _, silenced) = tick(dir, &db, opened + chrono::TimeDelta::hours(3));
+    assert_eq!((escalated, silenced), (0, 1));
     assert!(inbox(dir, &db, "chen").is_empty());
-    let out = tick(dir, &db, opened + chrono::TimeDelta::hours(11));
-    assert!(out.contains("escalated 1"), "the silence has ended: {out}");
+    let (escalated, _, _) = tick(dir, &db, opened + chrono::TimeDelta::hours(11));
+    assert_eq!(escalated, 1, "the silence has ended");
     assert_eq!(inbox(dir, &db, "chen"), ["escalated"]);
     let list = ok(doudi(dir, &["silences", "list", "--db", &db]));
     assert!(

@@ -59,6 +59,16 @@ fn audit_record(r: &sqlx::sqlite::SqliteRow) -> AuditRecord {
     }
 }
 
+/// Free text people typed (notes, reasons) as the trail keeps it: its length and SHA-256, never
+/// the text itself, which may name people and cannot be removed from an append-only trail. The
+/// text stays in the warning's or the review's own history, where it can be corrected.
+pub(crate) fn text_digest(text: &str) -> serde_json::Value {
+    serde_json::json!({
+        "chars": text.chars().count(),
+        "sha256": hex::encode(Sha256::digest(text.as_bytes())),
+    })
+}
+
 /// What `verify` found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AuditCheck {
@@ -120,7 +130,11 @@ impl Store {
         subject: &str,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await.ctx("starting an audit record")?;
+        let mut tx = self
+            .pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .ctx("starting an audit record")?;
         append(&mut tx, actor, action, subject, detail).await?;
         tx.commit().await.ctx("committing an audit record")
     }

@@ -156,7 +156,10 @@ impl PendingWarnings {
 
 impl BatchTx {
     pub(crate) async fn begin(pool: &SqlitePool) -> Result<BatchTx, StoreError> {
-        let tx = pool.begin().await.ctx("starting a batch transaction")?;
+        let tx = pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .ctx("starting a batch transaction")?;
         Ok(BatchTx {
             tx,
             at: now(),
@@ -616,7 +619,6 @@ impl BatchTx {
         Ok(())
     }
 
-    /// Write the batch's pending warning changes and commit.
     /// Append an audit record in this transaction.
     pub async fn audit(
         &mut self,
@@ -653,6 +655,7 @@ impl BatchTx {
         &mut self.tx
     }
 
+    /// Write the batch's pending warning changes and commit.
     pub async fn commit(mut self) -> Result<(), StoreError> {
         self.flush_warnings().await?;
         self.tx.commit().await.ctx("committing a batch")

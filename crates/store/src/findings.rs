@@ -89,6 +89,14 @@ const FINDING_COLUMNS: &str =
         region_code, category, amount_fen, finding, first_seen, last_seen, deadline, assigned_to FROM findings";
 
 impl Store {
+    /// The latest night a cross-check was recorded for (`YYYY-MM-DD`).
+    pub async fn last_crosscheck_night(&self) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT MAX(night) FROM crosscheck_runs")
+            .fetch_one(self.pool())
+            .await
+            .ctx("reading the last cross-check night")
+    }
+
     /// Every open finding, by key.
     pub async fn open_findings(&self) -> Result<Vec<StoredFinding>, StoreError> {
         let sql = format!("{FINDING_COLUMNS} WHERE status = 'open' ORDER BY key");
@@ -122,9 +130,19 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let mut tx = self
             .pool()
-            .begin()
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .ctx("starting to record a cross-check")?;
+        let last: Option<String> = sqlx::query_scalar("SELECT MAX(night) FROM crosscheck_runs")
+            .fetch_one(&mut *tx)
+            .await
+            .ctx("reading the last cross-check night")?;
+        if let Some(last) = last.filter(|l| run.night.as_str() < l.as_str()) {
+            return Err(StoreError::Conflict(format!(
+                "night {} is older than the last night checked ({last}): replaying it would close findings found since; check a night from {last} on",
+                run.night
+            )));
+        }
         let run_id: i64 = sqlx::query_scalar(
             "INSERT INTO crosscheck_runs (night, snapshots, started_at, finished_at, rows_read, bad_rows, opened, still_open, closed)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING run_id",

@@ -5,6 +5,9 @@
 //! [`BatchTx`] per batch and writes the batch's effects (events, link decisions, timeline facts,
 //! assessments, warnings, dead letters) and the source positions it came from in that one
 //! transaction, so a crash at any instant leaves either all of a batch or none of it.
+//! Every transaction that writes starts with `BEGIN IMMEDIATE`: it takes the write lock first
+//! (waiting up to the busy timeout), so a person's command never fails because the pipeline
+//! committed between its read and its write (SQLite's BUSY_SNAPSHOT in WAL mode).
 //! It never logs personal data.
 
 mod audit;
@@ -35,7 +38,7 @@ pub use batch::{
 pub use error::StoreError;
 pub use findings::{CrosscheckRunRow, FindingRow, NightChanges, StoredFinding};
 pub use lifecycle::{HistoryEntry, WarningDetail, WarningMove};
-pub use notices::{NoticeRow, NoticeView, SilenceRow, WarningClockRow};
+pub use notices::{EscalationUpdate, NoticeRow, NoticeView, SilenceRow, WarningClockRow};
 pub use officers::{OfficerImport, OfficerRow};
 pub use queries::{DeadLetterRecord, DeadLetterView, Status, WarningView};
 pub use register::ImportReport;

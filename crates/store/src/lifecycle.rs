@@ -104,7 +104,11 @@ impl Store {
     /// Carry out a person's move, with its history entry, in one transaction. Refused with
     /// [`StoreError::Conflict`] if the warning is no longer in `from` (someone moved it meanwhile).
     pub async fn move_warning(&self, m: &WarningMove<'_>) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await.ctx("starting a warning move")?;
+        let mut tx = self
+            .pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .ctx("starting a warning move")?;
         let at = now();
         let stamp = match m.to {
             "acknowledged" => "acknowledged_at",
@@ -156,7 +160,7 @@ impl Store {
             m.actor,
             &format!("warning_{}", m.action),
             &format!("warning:{}", m.warning_id),
-            &serde_json::json!({"from": m.from, "to": m.to, "note": m.note, "disposition": m.disposition}),
+            &serde_json::json!({"from": m.from, "to": m.to, "note": crate::audit::text_digest(m.note), "disposition": m.disposition}),
         )
         .await?;
         tx.commit().await.ctx("committing a warning move")
@@ -173,7 +177,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self
             .pool()
-            .begin()
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .ctx("starting to record a refusal")?;
         sqlx::query(
@@ -194,7 +198,7 @@ impl Store {
             actor,
             &format!("warning_{action}_refused"),
             &format!("warning:{warning_id}"),
-            &serde_json::json!({"note": note, "refused": refused}),
+            &serde_json::json!({"note": crate::audit::text_digest(note), "refused": refused}),
         )
         .await?;
         tx.commit().await.ctx("committing a refusal")

@@ -35,6 +35,19 @@ pub struct NoticeRow {
     pub note: String,
 }
 
+/// One warning's escalation step, decided from the state it expects to find.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EscalationUpdate {
+    pub warning_id: i64,
+    pub expected_status: String,
+    pub expected_ack_steps: i64,
+    pub expected_resolve_escalated: bool,
+    pub ack_steps: i64,
+    pub resolve_escalated: bool,
+    pub last_notice_at: String,
+    pub notices: Vec<NoticeRow>,
+}
+
 /// A notice as the inbox shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct NoticeView {
@@ -101,71 +114,79 @@ impl Store {
             .collect())
     }
 
-    /// Record notices and the escalation state they move a warning to, with a history entry
-    /// each, in one transaction. `state` is `(warning_id, ack_steps, resolve_escalated,
-    /// last_notice_at)`; a warning that moved meanwhile (resolved) is left alone.
-    pub async fn record_notices(
+    /// Record escalation steps: each update moves one warning from the escalation state it was
+    /// decided on to a new one, with its notices and a history entry per notice. All in one
+    /// transaction, and each as a compare-and-set: an update whose warning moved meanwhile (an
+    /// acknowledgement, another tick) is skipped with its notices, so nothing escalates twice or
+    /// after an acknowledgement. Returns the notices recorded.
+    pub async fn record_escalations(
         &self,
-        notices: &[NoticeRow],
-        state: &[(i64, i64, bool, String)],
-    ) -> Result<(), StoreError> {
+        updates: &[EscalationUpdate],
+    ) -> Result<Vec<NoticeRow>, StoreError> {
         let mut tx = self
             .pool()
-            .begin()
+            .begin_with("BEGIN IMMEDIATE")
             .await
-            .ctx("starting to record notices")?;
+            .ctx("starting to record escalations")?;
         let at = now();
-        for n in notices {
-            sqlx::query(
-                "INSERT INTO notices (warning_id, kind, recipient, due_at, created_at, note)
-                 SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM warnings WHERE warning_id = ? AND status <> 'resolved')",
-            )
-            .bind(n.warning_id)
-            .bind(&n.kind)
-            .bind(&n.recipient)
-            .bind(&n.due_at)
-            .bind(&at)
-            .bind(&n.note)
-            .bind(n.warning_id)
-            .execute(&mut *tx)
-            .await
-            .ctx("recording a notice")?;
-            sqlx::query(
-                "INSERT INTO warning_history (warning_id, action, level, score, actor, at, note)
-                 SELECT warning_id, ?, level, score, 'doudi', ?, ? FROM warnings WHERE warning_id = ? AND status <> 'resolved'",
-            )
-            .bind(&n.kind)
-            .bind(&n.due_at)
-            .bind(format!("to {}: {}", n.recipient, n.note))
-            .bind(n.warning_id)
-            .execute(&mut *tx)
-            .await
-            .ctx("recording a notice in the history")?;
-        }
-        for (id, steps, resolve_escalated, last) in state {
-            sqlx::query(
+        let mut recorded = Vec::new();
+        for u in updates {
+            let moved = sqlx::query(
                 "UPDATE warnings SET ack_steps = ?, resolve_escalated = ?, last_notice_at = ?
-                 WHERE warning_id = ? AND status <> 'resolved'",
+                 WHERE warning_id = ? AND status = ? AND ack_steps = ? AND resolve_escalated = ?",
             )
-            .bind(steps)
-            .bind(i64::from(*resolve_escalated))
-            .bind(last)
-            .bind(id)
+            .bind(u.ack_steps)
+            .bind(i64::from(u.resolve_escalated))
+            .bind(&u.last_notice_at)
+            .bind(u.warning_id)
+            .bind(&u.expected_status)
+            .bind(u.expected_ack_steps)
+            .bind(i64::from(u.expected_resolve_escalated))
             .execute(&mut *tx)
             .await
             .ctx("recording escalation state")?;
+            if moved.rows_affected() != 1 {
+                continue;
+            }
+            for n in &u.notices {
+                sqlx::query(
+                    "INSERT INTO notices (warning_id, kind, recipient, due_at, created_at, note) VALUES (?, ?, ?, ?, ?, ?)",
+                )
+                .bind(n.warning_id)
+                .bind(&n.kind)
+                .bind(&n.recipient)
+                .bind(&n.due_at)
+                .bind(&at)
+                .bind(&n.note)
+                .execute(&mut *tx)
+                .await
+                .ctx("recording a notice")?;
+                sqlx::query(
+                    "INSERT INTO warning_history (warning_id, action, level, score, actor, at, note)
+                     SELECT warning_id, ?, level, score, 'doudi', ?, ? FROM warnings WHERE warning_id = ?",
+                )
+                .bind(&n.kind)
+                .bind(&n.due_at)
+                .bind(format!("to {}: {}", n.recipient, n.note))
+                .bind(n.warning_id)
+                .execute(&mut *tx)
+                .await
+                .ctx("recording a notice in the history")?;
+                recorded.push(n.clone());
+            }
         }
-        if !notices.is_empty() {
+        if !recorded.is_empty() {
             crate::audit::append(
                 &mut tx,
                 "doudi",
                 "notices",
                 "warnings",
-                &serde_json::json!({"notices": notices.iter().map(|n| serde_json::json!({"warning_id": n.warning_id, "kind": n.kind, "recipient": n.recipient})).collect::<Vec<_>>()}),
+                &serde_json::json!({"notices": recorded.iter().map(|n| serde_json::json!({"warning_id": n.warning_id, "kind": n.kind, "recipient": n.recipient})).collect::<Vec<_>>()}),
             )
             .await?;
         }
-        tx.commit().await.ctx("committing notices")
+        tx.commit().await.ctx("committing escalations")?;
+        Ok(recorded)
     }
 
     /// An officer's inbox: notices addressed to them, newest first.
@@ -207,7 +228,11 @@ impl Store {
         ends_at: &str,
         created_by: &str,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.pool().begin().await.ctx("starting to add a silence")?;
+        let mut tx = self
+            .pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .ctx("starting to add a silence")?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO silences (scope, target, reason, starts_at, ends_at, created_by, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING silence_id",
@@ -227,11 +252,20 @@ impl Store {
             created_by,
             "silence_added",
             &format!("{scope}:{target}"),
-            &serde_json::json!({"silence_id": id, "reason": reason, "starts_at": starts_at, "ends_at": ends_at}),
+            &serde_json::json!({"silence_id": id, "reason": crate::audit::text_digest(reason), "starts_at": starts_at, "ends_at": ends_at}),
         )
         .await?;
         tx.commit().await.ctx("committing a silence")?;
         Ok(id)
+    }
+
+    /// The region code of a household of the register (active or not).
+    pub async fn household_region(&self, household_id: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT region_code FROM households WHERE household_id = ?")
+            .bind(household_id)
+            .fetch_optional(self.pool())
+            .await
+            .ctx("reading a household's region")
     }
 
     /// Every silence, newest first.

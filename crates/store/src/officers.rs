@@ -34,7 +34,7 @@ impl Store {
     ) -> Result<OfficerImport, StoreError> {
         let mut tx = self
             .pool()
-            .begin()
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .ctx("starting an officer import")?;
         let mut report = OfficerImport::default();

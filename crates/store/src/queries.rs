@@ -208,20 +208,39 @@ impl Store {
             .collect())
     }
 
-    /// Dead letters not replayed yet, oldest first: all, or those with these ids, or this reason.
+    /// Dead letters not replayed yet with an id above `after`, oldest first, at most `limit`:
+    /// all, or those with these ids, or this reason (a caller pages through them).
     pub async fn dead_letters_to_replay(
         &self,
         ids: &[i64],
         reason_code: Option<&str>,
+        after: i64,
+        limit: i64,
     ) -> Result<Vec<DeadLetterRecord>, StoreError> {
-        let rows = sqlx::query(
+        let mut qb: sqlx::QueryBuilder<sqlx::Sqlite> = sqlx::QueryBuilder::new(
             "SELECT id, source, stream, line, byte_offset, reason_code, raw, raw_len FROM dead_letters
-             WHERE replayed_at IS NULL AND (?1 IS NULL OR reason_code = ?1) ORDER BY id",
-        )
-        .bind(reason_code)
-        .fetch_all(self.pool())
-        .await
-        .ctx("reading dead letters to replay")?;
+             WHERE replayed_at IS NULL AND id > ",
+        );
+        qb.push_bind(after);
+        if let Some(code) = reason_code {
+            qb.push(" AND reason_code = ");
+            qb.push_bind(code);
+        }
+        if !ids.is_empty() {
+            qb.push(" AND id IN (");
+            let mut sep = qb.separated(", ");
+            for id in ids.iter().take(crate::batch::CHUNK) {
+                sep.push_bind(*id);
+            }
+            qb.push(")");
+        }
+        qb.push(" ORDER BY id LIMIT ");
+        qb.push_bind(limit);
+        let rows = qb
+            .build()
+            .fetch_all(self.pool())
+            .await
+            .ctx("reading dead letters to replay")?;
         Ok(rows
             .into_iter()
             .map(|r| DeadLetterRecord {
@@ -234,7 +253,6 @@ impl Store {
                 raw: r.get(6),
                 raw_len: r.get(7),
             })
-            .filter(|d| ids.is_empty() || ids.contains(&d.id))
             .collect())
     }
 }

@@ -34,7 +34,7 @@ impl Store {
     ) -> Result<ImportReport, StoreError> {
         let mut tx = self
             .pool()
-            .begin()
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .ctx("starting the register import")?;
         let existing: HashMap<String, (String, bool, String)> =

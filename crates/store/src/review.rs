@@ -222,7 +222,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self
             .pool()
-            .begin()
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .ctx("starting to store a linkage model")?;
         sqlx::query("UPDATE linkage_models SET active = 0 WHERE active = 1")
@@ -317,7 +317,7 @@ impl BatchTx {
             decided_by,
             "review_decided",
             &format!("event:{seq}"),
-            &serde_json::json!({"decision": decision, "household_id": household, "member_id": member, "note": note}),
+            &serde_json::json!({"decision": decision, "household_id": household, "member_id": member, "note": crate::audit::text_digest(note)}),
         )
         .await?;
         Ok(())

@@ -7,12 +7,19 @@
 //! Between steps, the current holder is reminded at an interval. An acknowledged warning never
 //! escalates for acknowledgement; a resolved one never does anything. Nothing fires before its
 //! moment: `due` at `t` is empty for every `t` before the deadline.
+//!
+//! The acknowledgement clock runs from when the warning was opened, at its current level's pace:
+//! a warning nobody acknowledged for days that is raised to red is escalated at once, as far up
+//! as the time it has waited reaches — deliberately, since nobody has taken it up.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use doudi_risk::Level;
 use serde::{Deserialize, Serialize};
 
 use crate::lifecycle::Status;
+
+/// The longest period accepted (a year).
+pub const MAX_HOURS: u32 = 8760;
 
 /// Hours per level.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,9 +75,12 @@ impl EscalationConfig {
             ("ack_within_hours", &self.ack_within_hours),
             ("remind_every_hours", &self.remind_every_hours),
         ] {
-            if p.red == 0 || p.orange == 0 || p.yellow == 0 {
+            if [p.red, p.orange, p.yellow]
+                .iter()
+                .any(|h| *h == 0 || *h > MAX_HOURS)
+            {
                 return Err(format!(
-                    "warnings.escalation.{name}: every level needs at least 1 hour"
+                    "warnings.escalation.{name}: every level needs 1 to {MAX_HOURS} hours"
                 ));
             }
         }
@@ -128,7 +138,12 @@ pub fn due(c: &Clock, now: DateTime<Utc>, cfg: &EscalationConfig, chain_len: u32
             // Step k falls due at opened + k × ack (k ≥ 1), up to the top of the chain.
             let mut step = c.ack_steps;
             while step < chain_len {
-                let at = c.opened_at + hours(ack) * (step as i32 + 1);
+                let Some(at) = c
+                    .opened_at
+                    .checked_add_signed(hours(ack.min(MAX_HOURS)) * (step.min(16) as i32 + 1))
+                else {
+                    break;
+                };
                 if at > now {
                     break;
                 }
@@ -147,9 +162,10 @@ pub fn due(c: &Clock, now: DateTime<Utc>, cfg: &EscalationConfig, chain_len: u32
     // Reminders: while unacknowledged, or once overdue.
     let waiting = c.status == Status::Open || (c.deadline <= now && c.status != Status::Resolved);
     if waiting {
-        let next = last_notice + hours(remind);
-        if next <= now && out.is_empty() {
-            out.push(Notice::Remind { at: next });
+        if let Some(next) = last_notice.checked_add_signed(hours(remind.min(MAX_HOURS))) {
+            if next <= now && out.is_empty() {
+                out.push(Notice::Remind { at: next });
+            }
         }
     }
     out
@@ -248,6 +264,22 @@ mod tests {
         // Nobody above: the officer is reminded instead.
         let c = clock(Level::Red);
         assert_eq!(due(&c, t(2), &cfg(), 0), vec![Notice::Remind { at: t(1) }]);
+    }
+
+    #[test]
+    fn absurd_periods_are_refused_and_never_panic() {
+        let mut cfg = cfg();
+        cfg.ack_within_hours.red = u32::MAX;
+        assert!(cfg.validate().is_err());
+        // Even unvalidated, a huge period is taken as the longest accepted one.
+        let c = clock(Level::Red);
+        assert_eq!(
+            due(&c, t(1_000_000), &cfg, 1),
+            vec![Notice::Escalate {
+                step: 1,
+                at: t(i64::from(MAX_HOURS))
+            }]
+        );
     }
 
     #[test]

@@ -165,6 +165,14 @@ pub fn transition(status: Status, m: &Move) -> Result<Status, MoveError> {
     }
 }
 
+/// A visit and a resolution need a reason (kept in the warning's history).
+pub fn check_reason(m: &Move, note: &str) -> Result<(), MoveError> {
+    match m {
+        Move::Visit | Move::Resolve(_) if note.trim().is_empty() => Err(MoveError::NoReason),
+        _ => Ok(()),
+    }
+}
+
 /// Whether `actor` may make move `m` on a warning of `region` assigned to `assignee`.
 pub fn authorise(
     directory: &Directory,
@@ -351,6 +359,17 @@ mod tests {
             authorise(&d, "li", None, &region(), &Move::Acknowledge, limit),
             Err(MoveError::Unassigned { .. })
         ));
+    }
+
+    #[test]
+    fn a_visit_or_a_resolution_without_a_reason_is_refused() {
+        assert_eq!(check_reason(&Move::Visit, "  "), Err(MoveError::NoReason));
+        assert_eq!(
+            check_reason(&Move::Resolve(Disposition::FalseAlarm), ""),
+            Err(MoveError::NoReason)
+        );
+        assert_eq!(check_reason(&Move::Acknowledge, ""), Ok(()));
+        assert_eq!(check_reason(&Move::Visit, "独居，住院中"), Ok(()));
     }
 
     #[test]

@@ -188,10 +188,36 @@ impl Directory {
             .collect()
     }
 
-    /// The escalation chain above `region`: supervisors covering it, nearest (longest prefix)
-    /// first.
-    pub fn supervisors(&self, region: &RegionCode) -> Vec<&Officer> {
-        self.covering(Role::Supervisor, region)
+    /// The escalation chain above `region`: one supervisor per level covering it (village,
+    /// township, county), nearest first; at each level one on duty, else an on-duty substitute of
+    /// one, else the first there.
+    pub fn escalation_chain(&self, region: &RegionCode) -> Vec<&Officer> {
+        let code = region.as_str();
+        [12usize, 9, 6]
+            .into_iter()
+            .filter(|&n| n <= code.len())
+            .filter_map(|n| {
+                self.by_region
+                    .get(&(Role::Supervisor, code[..n].to_string()))
+            })
+            .filter_map(|ids| {
+                let at_level: Vec<&Officer> =
+                    ids.iter().filter_map(|id| self.officers.get(id)).collect();
+                at_level
+                    .iter()
+                    .find(|o| o.on_duty)
+                    .copied()
+                    .or_else(|| {
+                        at_level.iter().find_map(|o| {
+                            o.substitute
+                                .as_deref()
+                                .and_then(|s| self.officers.get(s))
+                                .filter(|s| s.on_duty)
+                        })
+                    })
+                    .or_else(|| at_level.first().copied())
+            })
+            .collect()
     }
 
     /// The supervisor above `region` (longest prefix; one on duty first).
@@ -329,6 +355,29 @@ mod tests {
         assert!(!d.may_act("nobody", "li", &r));
         let other_county = region("341503001001");
         assert!(!d.may_act("chen", "x", &other_county));
+    }
+
+    #[test]
+    fn the_escalation_chain_has_one_supervisor_per_level_preferring_one_on_duty() {
+        let mut off = officer("sun", Role::Supervisor, "341502");
+        off.on_duty = false;
+        let d = Directory::new(vec![
+            officer("li", Role::Officer, "341502001"),
+            officer("ma", Role::Supervisor, "341502001"),
+            off,
+            officer("chen", Role::Supervisor, "341502"),
+        ])
+        .unwrap();
+        let chain: Vec<&str> = d
+            .escalation_chain(&region("341502001003"))
+            .iter()
+            .map(|o| o.officer_id.as_str())
+            .collect();
+        assert_eq!(
+            chain,
+            ["ma", "chen"],
+            "township first, then the county's on-duty one"
+        );
     }
 
     #[test]

@@ -57,6 +57,16 @@ pub async fn run(config: &Config, args: CrosscheckArgs) -> anyhow::Result<ExitCo
             .unwrap_or_else(|| chrono::Local::now().date_naive()),
     };
     let store = open_store(config).await?;
+    if let Some(last) = store
+        .last_crosscheck_night()
+        .await?
+        .filter(|l| as_of.to_string().as_str() < l.as_str())
+    {
+        eprintln!(
+            "error: night {as_of} is older than the last night checked ({last}): replaying it would close findings found since (pass --as-of {last} or later)"
+        );
+        return Ok(ExitCode::from(2));
+    }
     let register = store
         .load_register()
         .await
@@ -101,7 +111,27 @@ pub async fn run(config: &Config, args: CrosscheckArgs) -> anyhow::Result<ExitCo
                 })
             })
             .collect::<anyhow::Result<_>>()?;
-    let rec = reconcile_checks(&open, &result.findings, as_of, &result.checks_run);
+    // A check whose snapshot had bad rows ran on partial data: its findings are reported, but
+    // none is closed tonight (the bad row may be the one that still holds it).
+    let partial: std::collections::BTreeSet<doudi_crosscheck::snapshot::Kind> = result
+        .files
+        .iter()
+        .filter(|f| f.bad_rows > 0)
+        .map(|f| f.kind)
+        .collect();
+    let ran: std::collections::BTreeSet<doudi_crosscheck::Check> = result
+        .checks_run
+        .iter()
+        .copied()
+        .filter(|c| !c.needs().iter().any(|k| partial.contains(k)))
+        .collect();
+    let held_open: Vec<&'static str> = result
+        .checks_run
+        .iter()
+        .filter(|c| !ran.contains(c))
+        .map(|c| c.code())
+        .collect();
+    let rec = reconcile_checks(&open, &result.findings, as_of, &ran);
     let assigned: HashMap<String, Option<String>> = rec
         .new
         .iter()
@@ -173,20 +203,20 @@ pub async fn run(config: &Config, args: CrosscheckArgs) -> anyhow::Result<ExitCo
         None => None,
     };
     let unassigned = assigned.values().filter(|a| a.is_none()).count();
+    if !held_open.is_empty() {
+        tracing::warn!(checks = ?held_open, "findings of checks with bad snapshot rows were not closed tonight");
+        eprintln!(
+            "note: snapshots had bad rows, so no finding of {} was closed tonight",
+            held_open.join(", ")
+        );
+    }
     if unassigned > 0 {
         tracing::warn!(unassigned, "findings in regions no officer covers (import the officer directory: doudi officers import FILE)");
     }
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&summary_json(
-                run_id,
-                &result,
-                &rec,
-                unassigned,
-                report.as_ref()
-            ))?
-        );
+        let mut summary = summary_json(run_id, &result, &rec, unassigned, report.as_ref());
+        summary["not_closed_tonight"] = serde_json::json!(held_open);
+        println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print_summary(run_id, &result, &rec, unassigned, report.as_ref());
     }

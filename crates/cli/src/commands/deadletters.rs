@@ -85,86 +85,98 @@ async fn replay(
     reason: Option<&str>,
     feeds: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let letters = store.dead_letters_to_replay(ids, reason).await?;
-    if letters.is_empty() {
+    let limits = config.limits.parse_limits();
+    let page_size = config.limits.batch_size.max(1) as i64;
+    let mut engine = None;
+    let mut after = 0;
+    let (mut replayed, mut still, mut seen) = (0usize, 0u64, 0usize);
+    let mut total = doudi_pipeline::BatchOutcome::default();
+    // A page of dead letters at a time (their bytes can be large), each applied in one transaction.
+    loop {
+        let letters = store
+            .dead_letters_to_replay(ids, reason, after, page_size)
+            .await?;
+        let Some(last) = letters.last() else {
+            break;
+        };
+        after = last.id;
+        seen += letters.len();
+        if engine.is_none() {
+            engine = Some(load_engine(config, store, None).await?);
+        }
+        let Some(engine) = engine.as_ref() else {
+            break;
+        };
+        let mut good = Vec::new();
+        let mut good_ids = Vec::new();
+        for d in &letters {
+            let Some(source) = Source::from_code(&d.source) else {
+                println!("#{}: unknown source {:?}: left as it is", d.id, d.source);
+                still += 1;
+                continue;
+            };
+            let bytes = if d.raw_len as usize > d.raw.len() {
+                match reread(feeds, &d.stream, d.byte_offset, d.raw_len) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        println!(
+                            "#{}: kept only in part and {e:#}: left as it is (pass --feeds DIR)",
+                            d.id
+                        );
+                        still += 1;
+                        continue;
+                    }
+                }
+            } else {
+                d.raw.clone()
+            };
+            let record = RawRecord {
+                source,
+                stream: d.stream.clone(),
+                line: u64::try_from(d.line).unwrap_or(0),
+                byte_offset: u64::try_from(d.byte_offset).unwrap_or(0),
+                end_offset: u64::try_from(d.byte_offset + d.raw_len + 1).unwrap_or(0),
+                full_len: bytes.len() as u64,
+                bytes,
+            };
+            let mut item = doudi_pipeline::ingest_record(record, &limits);
+            match &item.result {
+                Ok(_) => {
+                    item.link_with(engine.index());
+                    good.push(item);
+                    good_ids.push(d.id);
+                }
+                Err(e) => {
+                    println!(
+                        "#{} {}:{}: still refused: [{}] {e}",
+                        d.id,
+                        d.stream,
+                        d.line,
+                        e.code()
+                    );
+                    still += 1;
+                }
+            }
+        }
+        if !good.is_empty() {
+            let out = doudi_pipeline::apply_replayed(store, engine, &good, &good_ids).await?;
+            total.add(&out);
+            replayed += good_ids.len();
+        }
+    }
+    if seen == 0 {
         println!("no dead letters to replay");
         return Ok(());
     }
-    let engine = load_engine(config, store, None).await?;
-    let limits = config.limits.parse_limits();
-    let mut good = Vec::new();
-    let mut good_ids = Vec::new();
-    let mut still = 0u64;
-    for d in &letters {
-        let Some(source) = Source::from_code(&d.source) else {
-            println!("#{}: unknown source {:?}: left as it is", d.id, d.source);
-            still += 1;
-            continue;
-        };
-        let bytes = if d.raw_len as usize > d.raw.len() {
-            match reread(feeds, &d.stream, d.byte_offset, d.raw_len) {
-                Ok(b) => b,
-                Err(e) => {
-                    println!(
-                        "#{}: kept only in part and {e:#}: left as it is (pass --feeds DIR)",
-                        d.id
-                    );
-                    still += 1;
-                    continue;
-                }
-            }
-        } else {
-            d.raw.clone()
-        };
-        let record = RawRecord {
-            source,
-            stream: d.stream.clone(),
-            line: u64::try_from(d.line).unwrap_or(0),
-            byte_offset: u64::try_from(d.byte_offset).unwrap_or(0),
-            end_offset: u64::try_from(d.byte_offset + d.raw_len + 1).unwrap_or(0),
-            full_len: bytes.len() as u64,
-            bytes,
-        };
-        let mut item = doudi_pipeline::ingest_record(record, &limits);
-        match &item.result {
-            Ok(_) => {
-                item.link_with(engine.index());
-                good.push(item);
-                good_ids.push(d.id);
-            }
-            Err(e) => {
-                println!(
-                    "#{} {}:{}: still refused: [{}] {e}",
-                    d.id,
-                    d.stream,
-                    d.line,
-                    e.code()
-                );
-                still += 1;
-            }
-        }
-    }
-    let mut total = doudi_pipeline::BatchOutcome::default();
-    let size = config.limits.batch_size.max(1);
-    for (items, ids) in good.chunks(size).zip(good_ids.chunks(size)) {
-        let out = doudi_pipeline::apply_replayed(store, &engine, items, ids).await?;
-        total.add(&out);
-    }
-    tracing::info!(
-        replayed = good_ids.len(),
-        still_refused = still,
-        "dead letters replayed"
-    );
+    tracing::info!(replayed, still_refused = still, "dead letters replayed");
     println!(
-        "replayed {} dead letters: {} new events ({} duplicates), {} linked, {} for review, {} unmatched, {} warnings opened; {} still refused",
-        good_ids.len(),
+        "replayed {replayed} dead letters: {} new events ({} duplicates), {} linked, {} for review, {} unmatched, {} warnings opened; {still} still refused",
         total.accepted,
         total.duplicates,
         total.linked,
         total.review,
         total.unmatched,
         total.warnings_opened,
-        still
     );
     Ok(())
 }

@@ -69,7 +69,15 @@ pub async fn run(config: &Config, cmd: OfficersCommand) -> anyhow::Result<ExitCo
                     .then(a.officer_id.cmp(&b.officer_id))
             });
             if json {
-                println!("{}", serde_json::to_string_pretty(&all)?);
+                let shown: Vec<Officer> = all
+                    .iter()
+                    .map(|o| {
+                        let mut o = (*o).clone();
+                        o.channels.phone = o.channels.phone.as_deref().map(mask_phone);
+                        o
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&shown)?);
             } else if all.is_empty() {
                 println!("no officers (import a directory: doudi officers import FILE)");
             } else {
@@ -109,7 +117,11 @@ pub fn read_officers(path: &Path) -> anyhow::Result<Result<Vec<Officer>, Vec<Str
         }
         match serde_json::from_str::<Officer>(&line) {
             Ok(o) => officers.push(o),
-            Err(e) => problems.push(format!("line {}: {e}", i + 1)),
+            Err(e) => problems.push(format!(
+                "line {}: {}",
+                i + 1,
+                without_values(&e.to_string())
+            )),
         }
     }
     if problems.is_empty() {
@@ -154,4 +166,68 @@ pub async fn load_directory(store: &Store) -> anyhow::Result<Directory> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     Directory::new(officers)
         .context("the stored officer directory is inconsistent; import it again")
+}
+
+/// A phone number as shown: its first three and last two digits.
+fn mask_phone(p: &str) -> String {
+    let chars: Vec<char> = p.chars().collect();
+    if chars.len() <= 5 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars[..3].iter().collect();
+    let tail: String = chars[chars.len() - 2..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - 5))
+}
+
+/// A parse error without the values it quotes (a phone number or a name typed in the wrong
+/// place must not be echoed to a terminal or a log); field and variant names stay.
+fn without_values(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(start) = rest.find(['`', '"']) {
+        let quote = rest[start..].chars().next().unwrap_or('"');
+        let Some(len) = rest[start + 1..].find(quote) else {
+            break;
+        };
+        let inner = &rest[start + 1..start + 1 + len];
+        out.push_str(&rest[..start]);
+        let is_name = !inner.is_empty()
+            && inner
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())
+            && inner.chars().next().is_some_and(|c| c.is_ascii_lowercase());
+        if is_name {
+            out.push(quote);
+            out.push_str(inner);
+            out.push(quote);
+        } else {
+            out.push_str("(value hidden)");
+        }
+        rest = &rest[start + 2 + len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_errors_keep_field_names_and_hide_values() {
+        let e = serde_json::from_str::<Officer>(
+            r#"{"officer_id":"a","name":"李娜","role":"officer","region":"341502001","channels":{"phone":13800138000}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        let shown = without_values(&e);
+        assert!(!shown.contains("13800138000"), "{shown}");
+        let e = serde_json::from_str::<Officer>(
+            r#"{"officer_id":"a","name":"李娜","role":"chief","region":"341502001"}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(without_values(&e).contains("chief"), "{e}");
+        assert_eq!(mask_phone("13800138000"), "138******00");
+    }
 }

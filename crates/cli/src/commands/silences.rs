@@ -11,9 +11,11 @@ use crate::Config;
 
 #[derive(Debug, Subcommand)]
 pub enum SilencesCommand {
-    /// Silence notices (escalations, reminders, new warnings' notices) for a household or a
-    /// region. Warnings are still opened, updated and counted; only the notices wait.
-    #[command(after_help = "\\
+    /// Silence notices (new warnings', escalations, reminders) for a household or a region, for a
+    /// time window: notices that fall due meanwhile are not sent; when it ends, escalations and
+    /// reminders resume. Warnings are still opened, updated and counted. Only a supervisor of the
+    /// region may set one.
+    #[command(after_help = "\
 Examples:
   doudi silences add --region 341502001 --hours 48 --reason \"flood response: the township works on site\" --by s-341502
   doudi silences add --household H00001804 --until 2026-12-01T00:00:00+08:00 --reason \"in hospital, family informed\" --by o-341502001")]
@@ -78,6 +80,35 @@ pub async fn run(config: &Config, cmd: SilencesCommand) -> anyhow::Result<ExitCo
                 },
                 (None, None) => unreachable_args()?,
             };
+            // Only a supervisor whose region contains the silenced one may set it.
+            let region = match scope {
+                "region" => Some(target.clone()),
+                _ => store.household_region(&target).await?,
+            };
+            let Some(region) = region else {
+                eprintln!("error: household {target} is not in the register");
+                return Ok(ExitCode::from(2));
+            };
+            let directory = super::officers::load_directory(&store).await?;
+            let allowed = directory.get(&by).is_some_and(|o| {
+                o.role == doudi_warnings::routing::Role::Supervisor
+                    && region.starts_with(o.region.as_str())
+            });
+            if !allowed {
+                let why = format!(
+                    "{by:?} may not silence {scope} {target}: only a supervisor whose region contains {region} may (see `doudi officers list`)"
+                );
+                store
+                    .audit(
+                        &by,
+                        "silence_refused",
+                        &format!("{scope}:{target}"),
+                        &serde_json::json!({"refused": why}),
+                    )
+                    .await?;
+                eprintln!("error: {why}");
+                return Ok(ExitCode::from(2));
+            }
             if reason.trim().is_empty() {
                 eprintln!("error: a silence needs a reason (--reason)");
                 return Ok(ExitCode::from(2));

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Subcommand, ValueEnum};
 use doudi_model::{mask_id_str, Category, Money, RegionCode};
 use doudi_store::{StoreError, WarningMove};
-use doudi_warnings::lifecycle::{authorise, transition, Disposition, Move, Status};
+use doudi_warnings::lifecycle::{authorise, check_reason, transition, Disposition, Move, Status};
 
 use super::{officers, open_store};
 use crate::Config;
@@ -43,7 +43,7 @@ pub enum WarningsCommand {
     /// Escalate warnings not acknowledged in time and remind whoever holds them (run it from cron
     /// every few minutes; deadlines per level are warnings.escalation.*).
     #[command(after_help = "\
-A warning nobody acknowledged within its level's time (red 2 h, orange 24 h, yellow 72 h by default) escalates to the supervisor of its region, then one step further up for each further period; one acknowledged but not resolved by its deadline escalates once to the supervisor. Whoever holds it is reminded at an interval. A silence holds the notices back until it ends (the warning still counts). Each notice is in the recipient's inbox (`doudi warnings inbox`) and the warning's history.")]
+A warning nobody acknowledged within its level's time (red 2 h, orange 24 h, yellow 72 h by default) escalates to the supervisor of its region, then one step further up for each further period; one acknowledged but not resolved by its deadline escalates once to the supervisor. Whoever holds it is reminded at an interval. Notices that fall due during a silence are not sent; when it ends, escalations and reminders resume (the warning still counts). Each notice is in the recipient's inbox (`doudi warnings inbox`) and the warning's history.")]
     Tick {
         /// The time to act as of (RFC 3339), for replays and tests; default now.
         #[arg(long, value_name = "TIME")]
@@ -89,7 +89,7 @@ Examples:
   doudi warnings resolve 17 --by o-341502001 --disposition relief_granted --amount 2000 --note \"急难型临时救助\"
   doudi warnings resolve 18 --by o-341502001 --disposition referred --department 医保局 --note \"医疗救助\"
   doudi warnings resolve 19 --by o-341502001 --disposition false_alarm --note \"账单已报销\"
-Relief and enrolment need a recorded visit first. Relief above the township's approval limit (relief.township_limit of the rule set) is recorded by a supervisor of the county.")]
+Relief and enrolment need a recorded visit first. Relief above the township's approval limit (relief.township_limit of the rule set) is recorded by a supervisor whose region contains the household's. Visits and resolutions need a --note (kept in the history).")]
     Resolve {
         id: i64,
         #[arg(long, env = "DOUDI_USER", value_name = "OFFICER")]
@@ -279,6 +279,10 @@ async fn make_move(
         eprintln!("error: {e}");
         return Ok(ExitCode::from(2));
     }
+    if let Err(e) = check_reason(&m, note) {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(2));
+    }
     let to = match transition(status, &m) {
         Ok(to) => to,
         Err(e) => {
@@ -412,9 +416,8 @@ async fn tick(
     let parse = |s: &str| -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
         Ok(chrono::DateTime::parse_from_rfc3339(s)?.with_timezone(&chrono::Utc))
     };
-    let mut notices = Vec::new();
-    let mut state = Vec::new();
-    let (mut escalated, mut reminded, mut silenced) = (0u64, 0u64, 0u64);
+    let mut updates = Vec::new();
+    let mut silenced = 0u64;
     for w in store.warning_clocks(&stamp(now)).await? {
         let (Some(status), Some(level)) = (
             Status::from_code(&w.status),
@@ -423,8 +426,9 @@ async fn tick(
             continue;
         };
         let region = RegionCode::parse(&w.region_code)?;
+        // One person per level above the assigned officer, nearest first.
         let chain: Vec<String> = directory
-            .supervisors(&region)
+            .escalation_chain(&region)
             .into_iter()
             .map(|o| o.officer_id.clone())
             .filter(|id| Some(id) != w.assigned_to.as_ref())
@@ -461,11 +465,11 @@ async fn tick(
                 k => chain.get(k as usize - 1).cloned(),
             }
         };
+        let mut notices = Vec::new();
         for n in due_now {
             let (kind, recipient, at, note) = match n {
                 Notice::Escalate { step, at } => {
                     steps = step;
-                    escalated += 1;
                     (
                         "escalated",
                         holder(step),
@@ -478,7 +482,6 @@ async fn tick(
                 }
                 Notice::Overdue { at } => {
                     resolve_escalated = true;
-                    escalated += 1;
                     (
                         "overdue",
                         chain.first().cloned(),
@@ -487,7 +490,6 @@ async fn tick(
                     )
                 }
                 Notice::Remind { at } => {
-                    reminded += 1;
                     ("reminder", holder(steps), at, "still waiting".to_string())
                 }
             };
@@ -502,14 +504,25 @@ async fn tick(
                 });
             }
         }
-        state.push((
-            w.warning_id,
-            i64::from(steps),
+        updates.push(doudi_store::EscalationUpdate {
+            warning_id: w.warning_id,
+            expected_status: w.status.clone(),
+            expected_ack_steps: w.ack_steps,
+            expected_resolve_escalated: w.resolve_escalated,
+            ack_steps: i64::from(steps),
             resolve_escalated,
-            stamp(last),
-        ));
+            last_notice_at: stamp(last),
+            notices,
+        });
     }
-    store.record_notices(&notices, &state).await?;
+    let recorded = store.record_escalations(&updates).await?;
+    let count = |kinds: &[&str]| {
+        recorded
+            .iter()
+            .filter(|n| kinds.contains(&n.kind.as_str()))
+            .count()
+    };
+    let (escalated, reminded) = (count(&["escalated", "overdue"]), count(&["reminder"]));
     tracing::info!(escalated, reminded, silenced, "warnings ticked");
     println!("escalated {escalated}, reminded {reminded}, held back by silences {silenced}");
     Ok(ExitCode::SUCCESS)
