@@ -22,6 +22,8 @@ pub struct Config {
     pub warnings: WarningsConfig,
     /// What the nightly cross-check counts as disqualifying, income lines, review deadline.
     pub crosscheck: doudi_crosscheck::CheckConfig,
+    /// Delivery of notices over signed webhooks (`doudi deliver`).
+    pub deliver: DeliverConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -111,9 +113,13 @@ impl Config {
             }
             fig = fig.merge(Toml::file_exact(path));
         }
+        // The signing secret is read as is, below: through figment an all-digit secret would
+        // become a number.
         fig = fig.merge(
             Env::prefixed("DOUDI_")
-                .filter(|k| k.as_str().contains("__"))
+                .filter(|k| {
+                    k.as_str().contains("__") && !k.as_str().eq_ignore_ascii_case(SECRET_VAR)
+                })
                 .split("__"),
         );
         let config: Config = fig.extract().map_err(|e| {
@@ -123,6 +129,13 @@ impl Config {
             }
             anyhow::anyhow!(msg)
         })?;
+        let mut config = config;
+        if let Some(secret) = std::env::var_os(format!("DOUDI_{SECRET_VAR}")) {
+            let secret = secret
+                .into_string()
+                .map_err(|_| anyhow::anyhow!("DOUDI_{SECRET_VAR} is not valid UTF-8"))?;
+            config.deliver.secret = Secret(secret);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -151,6 +164,21 @@ impl Config {
             .escalation
             .validate()
             .map_err(anyhow::Error::msg)?;
+        let d = &self.deliver;
+        if d.quota_per_minute == 0 {
+            anyhow::bail!("deliver.quota_per_minute must be at least 1");
+        }
+        if d.max_attempts == 0 {
+            anyhow::bail!("deliver.max_attempts must be at least 1");
+        }
+        if d.batch_size == 0 || d.max_digest_items == 0 || d.concurrency == 0 {
+            anyhow::bail!(
+                "deliver.batch_size, max_digest_items and concurrency must be at least 1"
+            );
+        }
+        if d.backoff_base_ms == 0 || d.backoff_cap_ms < d.backoff_base_ms {
+            anyhow::bail!("deliver.backoff_base_ms must be at least 1 and at most backoff_cap_ms");
+        }
         self.crosscheck
             .validate()
             .map_err(|e| anyhow::anyhow!("crosscheck: {e}"))?;
@@ -204,6 +232,76 @@ pub struct WarningsConfig {
     pub escalation: doudi_warnings::escalation::EscalationConfig,
 }
 
+/// The environment variable (after `DOUDI_`) holding the webhook signing secret.
+const SECRET_VAR: &str = "DELIVER__SECRET";
+
+/// A secret: never printed (`Debug` shows `<redacted>`, `doudi config` leaves it out).
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "<empty>"
+        } else {
+            "<redacted>"
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliverConfig {
+    /// HMAC-SHA256 key shared with the receivers; from `DOUDI_DELIVER__SECRET` in practice.
+    /// Delivery refuses to start without one.
+    #[serde(skip_serializing)]
+    pub secret: Secret,
+    /// Deliveries per recipient per minute (also the burst); beyond it, one digest.
+    pub quota_per_minute: u32,
+    /// Most notices in one digest (the rest go in the next).
+    pub max_digest_items: usize,
+    /// Retry delays: full jitter below min(cap, base · 2^(attempt-1)).
+    pub backoff_base_ms: u64,
+    pub backoff_cap_ms: u64,
+    /// Attempts per notice before it is marked failed (still listed in the inbox and the log).
+    pub max_attempts: u32,
+    /// Per request.
+    pub timeout_ms: u64,
+    /// How often `doudi deliver` looks for due notices when idle.
+    pub poll_interval_ms: u64,
+    /// Pending notices read per pass.
+    pub batch_size: usize,
+    /// Recipients served at once.
+    pub concurrency: usize,
+    /// The web service, for the link to each warning in the payload.
+    pub web_base_url: String,
+}
+
+impl Default for DeliverConfig {
+    fn default() -> Self {
+        DeliverConfig {
+            secret: Secret::default(),
+            quota_per_minute: 30,
+            max_digest_items: 500,
+            backoff_base_ms: 1000,
+            backoff_cap_ms: 300_000,
+            max_attempts: 15,
+            timeout_ms: 10_000,
+            poll_interval_ms: 1000,
+            batch_size: 5000,
+            concurrency: 8,
+            web_base_url: "http://localhost:8080".into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +329,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("does not exist"), "{e}");
+    }
+
+    #[test]
+    fn the_delivery_secret_is_never_printed() {
+        let mut c = Config::default();
+        c.deliver.secret = Secret("s3cr3t-value".into());
+        assert!(!format!("{c:?}").contains("s3cr3t-value"));
+        let printed = toml::to_string_pretty(&c).unwrap();
+        assert!(
+            !printed.contains("s3cr3t-value") && !printed.contains("secret"),
+            "{printed}"
+        );
+        assert!(printed.contains("quota_per_minute"), "{printed}");
     }
 
     #[test]

@@ -70,6 +70,8 @@ enum Command {
     /// Warnings: list, show, acknowledge, visit, resolve; escalation (tick) and officers' inboxes.
     #[command(subcommand)]
     Warnings(commands::warnings::WarningsCommand),
+    /// Send notices to officers' signed webhooks (retries, quotas, digests, a delivery log).
+    Deliver(commands::deliver::DeliverArgs),
     /// Hold back notices for a household or region, for a reason and a time window.
     #[command(subcommand)]
     Silences(commands::silences::SilencesCommand),
@@ -161,6 +163,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => commands::status::run(&config, args).await,
         Command::Deadletters(c) => commands::deadletters::run(&config, c).await,
         Command::Warnings(c) => commands::warnings::run(&config, c).await,
+        Command::Deliver(args) => commands::deliver::run(&config, args).await,
         Command::Silences(c) => commands::silences::run(&config, c).await,
         Command::Officers(c) => commands::officers::run(&config, c).await,
         Command::Linkage(c) => commands::linkage::run(&config, c).await,

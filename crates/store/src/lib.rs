@@ -12,6 +12,7 @@
 
 mod audit;
 mod batch;
+mod delivery;
 mod error;
 mod findings;
 mod lifecycle;
@@ -34,6 +35,9 @@ pub use audit::{record_hash, AuditCheck, AuditRecord, GENESIS};
 pub use batch::{
     AssessmentRow, BatchTx, DeadLetterRow, EventRow, FactRow, LinkRow, NewWarning, OpenWarningRow,
     PositionRow, WarningUpdate,
+};
+pub use delivery::{
+    AttemptOutcome, DeliveryAttempt, DeliveryLogRow, NoticeDelivery, PendingNotice,
 };
 pub use error::StoreError;
 pub use findings::{CrosscheckRunRow, FindingRow, NightChanges, StoredFinding};

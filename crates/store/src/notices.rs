@@ -149,29 +149,7 @@ impl Store {
                 continue;
             }
             for n in &u.notices {
-                sqlx::query(
-                    "INSERT INTO notices (warning_id, kind, recipient, due_at, created_at, note) VALUES (?, ?, ?, ?, ?, ?)",
-                )
-                .bind(n.warning_id)
-                .bind(&n.kind)
-                .bind(&n.recipient)
-                .bind(&n.due_at)
-                .bind(&at)
-                .bind(&n.note)
-                .execute(&mut *tx)
-                .await
-                .ctx("recording a notice")?;
-                sqlx::query(
-                    "INSERT INTO warning_history (warning_id, action, level, score, actor, at, note)
-                     SELECT warning_id, ?, level, score, 'doudi', ?, ? FROM warnings WHERE warning_id = ?",
-                )
-                .bind(&n.kind)
-                .bind(&n.due_at)
-                .bind(format!("to {}: {}", n.recipient, n.note))
-                .bind(n.warning_id)
-                .execute(&mut *tx)
-                .await
-                .ctx("recording a notice in the history")?;
+                insert_notice(&mut tx, n, &at).await?;
                 recorded.push(n.clone());
             }
         }
@@ -187,6 +165,21 @@ impl Store {
         }
         tx.commit().await.ctx("committing escalations")?;
         Ok(recorded)
+    }
+
+    /// Record notices as they are (a message to officers outside the escalation schedule), with a
+    /// history entry each, in one transaction.
+    pub async fn add_notices(&self, notices: &[NoticeRow]) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .ctx("starting to record notices")?;
+        let at = now();
+        for n in notices {
+            insert_notice(&mut tx, n, &at).await?;
+        }
+        tx.commit().await.ctx("committing notices")
     }
 
     /// An officer's inbox: notices addressed to them, newest first.
@@ -290,4 +283,36 @@ impl Store {
         })
         .collect())
     }
+}
+
+/// A notice and its history entry.
+async fn insert_notice(
+    conn: &mut sqlx::SqliteConnection,
+    n: &NoticeRow,
+    at: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO notices (warning_id, kind, recipient, due_at, created_at, note) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(n.warning_id)
+    .bind(&n.kind)
+    .bind(&n.recipient)
+    .bind(&n.due_at)
+    .bind(at)
+    .bind(&n.note)
+    .execute(&mut *conn)
+    .await
+    .ctx("recording a notice")?;
+    sqlx::query(
+        "INSERT INTO warning_history (warning_id, action, level, score, actor, at, note)
+         SELECT warning_id, ?, level, score, 'doudi', ?, ? FROM warnings WHERE warning_id = ?",
+    )
+    .bind(&n.kind)
+    .bind(&n.due_at)
+    .bind(format!("to {}: {}", n.recipient, n.note))
+    .bind(n.warning_id)
+    .execute(&mut *conn)
+    .await
+    .ctx("recording a notice in the history")?;
+    Ok(())
 }

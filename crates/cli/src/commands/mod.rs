@@ -2,6 +2,7 @@ pub mod audit;
 pub mod backtest;
 pub mod crosscheck;
 pub mod deadletters;
+pub mod deliver;
 pub mod demo;
 pub mod findings;
 pub mod gen;

@@ -1,0 +1,128 @@
+//! `doudi deliver`: send notices from the outbox to officers' signed webhooks, with retries,
+//! per-recipient quotas and digests, every attempt in the delivery log.
+
+use std::num::NonZeroU32;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use doudi_deliver::{Backoff, Deliverer, PassReport, Settings};
+
+use super::open_store;
+use crate::Config;
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Reads the notices (opened, raised, escalated, overdue, reminder) in notice order and POSTs each to
+its recipient's channels.webhook, signed: X-Doudi-Timestamp, X-Doudi-Signature (sha256= HMAC of
+\"{timestamp}.{body}\" with deliver.secret), Idempotency-Key (doudi-notice-<id>). A failed attempt is
+retried with backoff; a household's later notices wait behind an earlier one. A recipient over
+deliver.quota_per_minute gets one digest of everything pending. Officers without a webhook read
+notices in their inbox only. Needs DOUDI_DELIVER__SECRET.")]
+pub struct DeliverArgs {
+    /// Deliver what is due now, then stop (notices in backoff stay for a later run).
+    #[arg(long)]
+    pub once: bool,
+    /// Print the totals (or the log) as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Show the delivery log (newest first: every attempt with status or error and time taken)
+    /// instead of delivering; needs no secret.
+    #[arg(long, conflicts_with = "once")]
+    pub log: bool,
+    /// With --log: only attempts carrying this notice.
+    #[arg(long, value_name = "NOTICE", requires = "log")]
+    pub notice: Option<i64>,
+    /// With --log: at most this many rows.
+    #[arg(long, default_value_t = 50, requires = "log")]
+    pub limit: i64,
+}
+
+pub fn settings(config: &Config) -> anyhow::Result<Settings> {
+    let d = &config.deliver;
+    if d.secret.expose().is_empty() {
+        anyhow::bail!(
+            "delivery refuses to start without a signing secret: set DOUDI_DELIVER__SECRET \
+             (shared with the receivers, who verify X-Doudi-Signature with it)"
+        );
+    }
+    Ok(Settings {
+        secret: d.secret.expose().as_bytes().to_vec(),
+        quota_per_minute: NonZeroU32::new(d.quota_per_minute)
+            .context("deliver.quota_per_minute must be at least 1")?,
+        max_digest_items: d.max_digest_items,
+        backoff: Backoff {
+            base: Duration::from_millis(d.backoff_base_ms),
+            cap: Duration::from_millis(d.backoff_cap_ms),
+        },
+        max_attempts: d.max_attempts,
+        timeout: Duration::from_millis(d.timeout_ms),
+        web_base_url: d.web_base_url.clone(),
+        batch_size: i64::try_from(d.batch_size).unwrap_or(i64::MAX),
+        concurrency: d.concurrency,
+    })
+}
+
+pub async fn run(config: &Config, args: DeliverArgs) -> anyhow::Result<ExitCode> {
+    if args.log {
+        return show_log(config, &args).await;
+    }
+    let settings = settings(config)?;
+    let store = open_store(config).await?;
+    let mut deliverer = Deliverer::new(settings)?;
+    let report = if args.once {
+        deliverer.pass(&store).await?
+    } else {
+        tracing::info!("delivering notices until Ctrl-C");
+        let poll = Duration::from_millis(config.deliver.poll_interval_ms);
+        deliverer
+            .run(&store, poll, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?
+    };
+    store.close().await;
+    print_report(&report, args.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn show_log(config: &Config, args: &DeliverArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    let log = store.delivery_log(args.notice, args.limit).await?;
+    store.close().await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&log)?);
+    } else if log.is_empty() {
+        println!("no delivery attempts yet");
+    } else {
+        for l in &log {
+            let ids: Vec<String> = l.notice_ids.iter().map(|i| i.to_string()).collect();
+            println!(
+                "{}  {:<10} {:<14} attempt {:<2} {:<6} {:>6} ms  {}{}  notices {}",
+                l.at,
+                l.outcome,
+                l.recipient,
+                l.attempt,
+                l.http_status.map_or("-".to_string(), |s| s.to_string()),
+                l.elapsed_ms,
+                if l.digest { "digest " } else { "" },
+                l.error.as_deref().unwrap_or(""),
+                ids.join(",")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(r: &PassReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+    } else {
+        println!(
+            "delivered {} notices ({} requests, {} digests), {} to retry, {} failed, {} inbox only, {} waiting",
+            r.delivered, r.attempts, r.digests, r.retrying, r.failed, r.inbox_only, r.waiting
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,316 @@
+//! What a webhook receives: one notice, or a digest of several for one recipient, each item telling
+//! the officer on one screen who (household, members concerned with masked ID numbers and names,
+//! address, category), why (the reasons in plain words, with amounts and dates), how urgent (level,
+//! deadline) and what to do (suggested relief), with a link to the warning in the web service.
+//!
+//! The body is a function of the notices alone (no send time in it), so a retried request carries
+//! the very same bytes; the send time is in the signed `X-Doudi-Timestamp` header.
+
+use doudi_model::{mask_id_str, mask_name};
+use doudi_store::PendingNotice;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// One request body.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Payload {
+    /// `notice` (one item) or `digest` (several, the recipient being over their quota).
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub recipient: String,
+    /// The same as the `Idempotency-Key` header. Each item also has its own key: a receiver that
+    /// applies each item once by its key is safe against every retry, digests included.
+    pub idempotency_key: String,
+    pub count: usize,
+    pub items: Vec<Item>,
+}
+
+/// One notice as the officer reads it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    /// `doudi-notice-<notice_id>`.
+    pub idempotency_key: String,
+    pub notice_id: i64,
+    /// opened, raised, escalated, overdue, reminder.
+    pub notice: String,
+    pub due_at: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+    pub warning: WarningRef,
+    pub household: HouseholdRef,
+    /// The members concerned (those whose records made the rules fire; every member when none is
+    /// known), masked.
+    pub members: Vec<MemberRef>,
+    /// Why, in plain words, strongest first as the assessment lists them.
+    pub reasons: Vec<Reason>,
+    /// The suggested relief (amount, months, kind, approver, why), if any.
+    pub relief: Option<Value>,
+    /// Reviews to open (低保渐退, asset checks, stopping a benefit on death): never cuts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub review_needed: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WarningRef {
+    pub warning_id: i64,
+    /// The warning in the web service.
+    pub link: String,
+    pub level: String,
+    pub score: i64,
+    pub status: String,
+    pub opened_at: String,
+    /// The deadline to act.
+    pub deadline: String,
+    pub rule_set_version: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HouseholdRef {
+    pub household_id: String,
+    pub region_code: String,
+    pub address: Option<String>,
+    pub category: Option<String>,
+    pub area: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemberRef {
+    pub member_id: String,
+    /// Masked: `陈**`.
+    pub name: String,
+    /// Masked: `342401********046X`.
+    pub id_number: String,
+    pub relation: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reason {
+    pub rule_id: String,
+    pub points: i64,
+    pub reason_zh: String,
+    pub reason_en: String,
+    /// The source records behind it.
+    pub event_ids: Vec<String>,
+}
+
+/// The idempotency key of one notice.
+pub fn notice_key(notice_id: i64) -> String {
+    format!("doudi-notice-{notice_id}")
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+/// The item for a pending notice. A stored record that is not JSON gives empty fields, never a
+/// failure: the officer still gets the notice and the link.
+pub fn item(n: &PendingNotice, web_base_url: &str) -> Item {
+    let summary: Value = serde_json::from_str(&n.summary).unwrap_or(Value::Null);
+    let household: Value = serde_json::from_str(&n.household).unwrap_or(Value::Null);
+    let all: Vec<&Value> = household
+        .get("members")
+        .and_then(Value::as_array)
+        .map(|m| m.iter().collect())
+        .unwrap_or_default();
+    let concerned: Vec<&Value> = all
+        .iter()
+        .copied()
+        .filter(|m| text(m, "member_id").is_some_and(|id| n.members_concerned.contains(&id)))
+        .collect();
+    let members = if concerned.is_empty() { all } else { concerned }
+        .into_iter()
+        .map(|m| MemberRef {
+            member_id: text(m, "member_id").unwrap_or_default(),
+            name: mask_name(&text(m, "name").unwrap_or_default()),
+            id_number: mask_id_str(&text(m, "id_number").unwrap_or_default()),
+            relation: text(m, "relation"),
+        })
+        .collect();
+    let reasons = summary
+        .get("contributions")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .map(|c| Reason {
+                    rule_id: text(c, "rule_id").unwrap_or_default(),
+                    points: c.get("points").and_then(Value::as_i64).unwrap_or(0),
+                    reason_zh: text(c, "reason_zh").unwrap_or_default(),
+                    reason_en: text(c, "reason_en").unwrap_or_default(),
+                    event_ids: c
+                        .get("event_ids")
+                        .and_then(Value::as_array)
+                        .map(|ids| {
+                            ids.iter()
+                                .filter_map(|i| i.as_str().map(str::to_string))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Item {
+        idempotency_key: notice_key(n.notice_id),
+        notice_id: n.notice_id,
+        notice: n.kind.clone(),
+        due_at: n.due_at.clone(),
+        note: n.note.clone(),
+        warning: WarningRef {
+            warning_id: n.warning_id,
+            link: format!(
+                "{}/warnings/{}",
+                web_base_url.trim_end_matches('/'),
+                n.warning_id
+            ),
+            level: n.level.clone(),
+            score: n.score,
+            status: n.warning_status.clone(),
+            opened_at: n.opened_at.clone(),
+            deadline: n.deadline.clone(),
+            rule_set_version: text(&summary, "rule_set_version"),
+        },
+        household: HouseholdRef {
+            household_id: n.household_id.clone(),
+            region_code: n.region_code.clone(),
+            address: text(&household, "address"),
+            category: text(&household, "category"),
+            area: text(&household, "area"),
+        },
+        members,
+        reasons,
+        relief: summary.get("relief").filter(|r| !r.is_null()).cloned(),
+        review_needed: summary
+            .get("review_needed")
+            .and_then(Value::as_array)
+            .map(|r| {
+                r.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// The body for `items` (in notice order) to `recipient`: a notice if one, else a digest whose key
+/// is derived from the notice ids it carries (the same set retried gives the same key).
+pub fn payload(recipient: &str, items: Vec<Item>) -> Payload {
+    let (kind, key) = match items.as_slice() {
+        [one] => ("notice", one.idempotency_key.clone()),
+        many => {
+            let ids: Vec<String> = many.iter().map(|i| i.notice_id.to_string()).collect();
+            let hash = Sha256::digest(ids.join(",").as_bytes());
+            (
+                "digest",
+                format!("doudi-digest-{}", &hex::encode(hash)[..24]),
+            )
+        }
+    };
+    Payload {
+        kind: kind.to_string(),
+        recipient: recipient.to_string(),
+        idempotency_key: key,
+        count: items.len(),
+        items,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn pending(notice_id: i64, household: &str, recipient: &str) -> PendingNotice {
+        PendingNotice {
+            notice_id,
+            warning_id: 40 + notice_id,
+            kind: "opened".into(),
+            recipient: recipient.into(),
+            due_at: "2026-02-12T02:05:00.000000Z".into(),
+            created_at: "2026-02-12T02:05:00.000000Z".into(),
+            note: String::new(),
+            attempts: 0,
+            next_attempt_at: None,
+            household_id: household.into(),
+            region_code: "341502001003".into(),
+            level: "red".into(),
+            score: 85,
+            warning_status: "open".into(),
+            deadline: "2026-02-14T02:05:00.000000Z".into(),
+            opened_at: "2026-02-12T02:05:00.000000Z".into(),
+            summary: serde_json::json!({
+                "rule_set_version": "2026.1",
+                "contributions": [{"rule_id": "serious_illness", "points": 60,
+                    "reason_zh": "2026-02-12 确诊重病（肺恶性肿瘤）", "reason_en": "serious illness diagnosed on 2026-02-12",
+                    "event_ids": ["YB-1"]}],
+                "relief": {"amount": "2196.00", "months": 3, "kind": "emergency", "approver": "township"},
+                "review_needed": []
+            })
+            .to_string(),
+            household: serde_json::json!({
+                "household_id": household, "address": "大塘村1号", "category": "tekun", "area": "rural",
+                "members": [
+                    {"member_id": format!("{household}-1"), "id_number": "34240119490127046X", "name": "陈桂兰", "relation": "head"},
+                    {"member_id": format!("{household}-2"), "id_number": "342401197501010012", "name": "李强", "relation": "child"}
+                ]
+            })
+            .to_string(),
+            members_concerned: vec![format!("{household}-1")],
+        }
+    }
+
+    #[test]
+    fn an_item_names_the_members_concerned_masked_with_reasons_relief_and_link() {
+        let i = item(&pending(7, "HA", "li"), "https://doudi.example/");
+        assert_eq!(i.idempotency_key, "doudi-notice-7");
+        assert_eq!(i.warning.link, "https://doudi.example/warnings/47");
+        assert_eq!(i.members.len(), 1, "only the member concerned");
+        assert_eq!(i.members[0].id_number, "342401********046X");
+        assert_eq!(i.members[0].name, "陈**");
+        assert_eq!(i.household.address.as_deref(), Some("大塘村1号"));
+        assert_eq!(i.reasons[0].reason_zh, "2026-02-12 确诊重病（肺恶性肿瘤）");
+        assert_eq!(i.relief.as_ref().unwrap()["amount"], "2196.00");
+        let body = serde_json::to_string(&payload("li", vec![i])).unwrap();
+        assert!(!body.contains("34240119490127046X") && !body.contains("陈桂兰"));
+    }
+
+    #[test]
+    fn with_no_member_known_every_member_is_listed_masked() {
+        let mut n = pending(7, "HA", "li");
+        n.members_concerned.clear();
+        let i = item(&n, "http://x");
+        assert_eq!(i.members.len(), 2);
+        assert_eq!(i.members[1].id_number, "342401********0012");
+    }
+
+    #[test]
+    fn a_record_that_is_not_json_still_gives_a_notice_with_its_link() {
+        let mut n = pending(7, "HA", "li");
+        n.summary = "not json".into();
+        n.household = "{".into();
+        let i = item(&n, "http://x");
+        assert!(i.members.is_empty() && i.reasons.is_empty());
+        assert_eq!(i.warning.link, "http://x/warnings/47");
+    }
+
+    #[test]
+    fn one_item_is_a_notice_with_its_key_and_several_a_digest_keyed_by_the_set() {
+        let one = payload("li", vec![item(&pending(1, "HA", "li"), "")]);
+        assert_eq!(
+            (one.kind.as_str(), one.idempotency_key.as_str()),
+            ("notice", "doudi-notice-1")
+        );
+        let d = |ids: &[i64]| {
+            payload(
+                "li",
+                ids.iter()
+                    .map(|&i| item(&pending(i, "HA", "li"), ""))
+                    .collect(),
+            )
+        };
+        let a = d(&[1, 2, 3]);
+        assert_eq!((a.kind.as_str(), a.count), ("digest", 3));
+        assert!(a.idempotency_key.starts_with("doudi-digest-"));
+        assert_eq!(a.idempotency_key, d(&[1, 2, 3]).idempotency_key);
+        assert_ne!(a.idempotency_key, d(&[1, 2]).idempotency_key);
+    }
+}

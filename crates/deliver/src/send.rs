@@ -1,0 +1,456 @@
+//! The sending loop: read pending notices, plan the pass, send (recipients in parallel, each
+//! recipient's deliveries in order), log every attempt and move the notices on, in one transaction
+//! per pass.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use doudi_store::{AttemptOutcome, DeliveryAttempt, PendingNotice, Store};
+use doudi_warnings::routing::Officer;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::backoff::Backoff;
+use crate::limits::RecipientLimits;
+use crate::payload::{item, payload};
+use crate::plan::plan;
+use crate::sign::{sign, HEADER_IDEMPOTENCY_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+use crate::DeliverError;
+
+/// How to deliver.
+#[derive(Clone)]
+pub struct Settings {
+    /// The HMAC key shared with receivers (never logged).
+    pub secret: Vec<u8>,
+    /// Deliveries per recipient per minute (also the burst).
+    pub quota_per_minute: NonZeroU32,
+    /// Most notices in one digest.
+    pub max_digest_items: usize,
+    pub backoff: Backoff,
+    /// Attempts per notice before it is marked failed.
+    pub max_attempts: u32,
+    /// Per request.
+    pub timeout: Duration,
+    /// The web service, for the link to each warning.
+    pub web_base_url: String,
+    /// Pending notices read per pass.
+    pub batch_size: i64,
+    /// Recipients served at once.
+    pub concurrency: usize,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("secret", &"<redacted>")
+            .field("quota_per_minute", &self.quota_per_minute)
+            .field("max_digest_items", &self.max_digest_items)
+            .field("backoff", &self.backoff)
+            .field("max_attempts", &self.max_attempts)
+            .field("timeout", &self.timeout)
+            .field("web_base_url", &self.web_base_url)
+            .field("batch_size", &self.batch_size)
+            .field("concurrency", &self.concurrency)
+            .finish()
+    }
+}
+
+/// What one pass (or a run of passes) did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PassReport {
+    /// Notices delivered.
+    pub delivered: u64,
+    /// Requests made (each a notice or a digest).
+    pub attempts: u64,
+    /// Digests delivered.
+    pub digests: u64,
+    /// Notices whose attempt failed and that will be retried.
+    pub retrying: u64,
+    /// Notices given up on (still listed).
+    pub failed: u64,
+    /// Notices whose recipient has no webhook: inbox only.
+    pub inbox_only: u64,
+    /// Notices waiting: in backoff, behind an earlier notice of their household, or over quota.
+    pub waiting: u64,
+}
+
+impl PassReport {
+    fn add(&mut self, o: &PassReport) {
+        self.delivered += o.delivered;
+        self.attempts += o.attempts;
+        self.digests += o.digests;
+        self.retrying += o.retrying;
+        self.failed += o.failed;
+        self.inbox_only += o.inbox_only;
+        self.waiting = o.waiting;
+    }
+
+    /// Did the pass move anything?
+    pub fn moved(&self) -> bool {
+        self.attempts > 0 || self.inbox_only > 0
+    }
+}
+
+/// The deliverer: settings, an HTTP client, the per-recipient limits and the jitter's RNG.
+pub struct Deliverer {
+    settings: Settings,
+    secret: Arc<[u8]>,
+    client: reqwest::Client,
+    limits: RecipientLimits,
+    rng: ChaCha8Rng,
+}
+
+/// One request to make.
+struct Job {
+    key: String,
+    body: Vec<u8>,
+    /// (notice id, this attempt's number for it).
+    notices: Vec<(i64, i64)>,
+    households: Vec<String>,
+    digest: bool,
+}
+
+enum Sent {
+    /// Not attempted: an earlier delivery of one of its households failed in this pass.
+    Skipped,
+    Done {
+        at: DateTime<Utc>,
+        status: Option<u16>,
+        error: Option<String>,
+        elapsed_ms: i64,
+        /// A retry may help (no answer, 408, 425, 429, 5xx).
+        retryable: bool,
+    },
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// An error's text with its causes, without the URL (it may carry a token).
+fn describe(e: reqwest::Error, timeout: Duration) -> String {
+    if e.is_timeout() {
+        return format!("no answer within {} ms", timeout.as_millis());
+    }
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+impl Deliverer {
+    /// Refuses an empty secret: an unsigned webhook could be forged by anyone.
+    pub fn new(settings: Settings) -> Result<Deliverer, DeliverError> {
+        if settings.secret.is_empty() {
+            return Err(DeliverError::NoSecret);
+        }
+        if settings.max_attempts == 0 {
+            return Err(DeliverError::Setting(
+                "max_attempts must be at least 1".into(),
+            ));
+        }
+        if settings.batch_size <= 0 {
+            return Err(DeliverError::Setting(
+                "batch_size must be at least 1".into(),
+            ));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("doudi/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| DeliverError::Client(e.to_string()))?;
+        Ok(Deliverer {
+            secret: Arc::from(settings.secret.as_slice()),
+            limits: RecipientLimits::per_minute(settings.quota_per_minute),
+            settings,
+            client,
+            rng: ChaCha8Rng::from_entropy(),
+        })
+    }
+
+    /// Seed the jitter (tests, benchmarks).
+    pub fn with_seed(mut self, seed: u64) -> Deliverer {
+        self.rng = ChaCha8Rng::seed_from_u64(seed);
+        self
+    }
+
+    /// Recipient → webhook URL, from the stored officer directory.
+    async fn webhooks(store: &Store) -> Result<HashMap<String, String>, DeliverError> {
+        let mut out = HashMap::new();
+        for r in store.load_officers().await? {
+            let o: Officer =
+                serde_json::from_str(&r.record).map_err(|e| DeliverError::Officer {
+                    officer: r.officer_id.clone(),
+                    message: e.to_string(),
+                })?;
+            if let Some(url) = o.channels.webhook.filter(|u| !u.trim().is_empty()) {
+                out.insert(o.officer_id, url);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One pass: deliver what is due now.
+    pub async fn pass(&mut self, store: &Store) -> Result<PassReport, DeliverError> {
+        let webhooks = Self::webhooks(store).await?;
+        let pending = store.pending_notices(self.settings.batch_size).await?;
+        let mut report = PassReport::default();
+        if pending.is_empty() {
+            return Ok(report);
+        }
+        let now = stamp(Utc::now());
+        let p = plan(
+            &pending,
+            &webhooks,
+            &now,
+            &mut self.limits,
+            self.settings.max_digest_items,
+        );
+        store.mark_inbox_only(&p.inbox_only).await?;
+        report.inbox_only = p.inbox_only.len() as u64;
+        report.waiting = (p.not_due + p.held + p.over_quota) as u64;
+
+        let mut tasks = tokio::task::JoinSet::new();
+        let permits = Arc::new(tokio::sync::Semaphore::new(
+            self.settings.concurrency.max(1),
+        ));
+        for (r, rp) in p.recipients.iter().enumerate() {
+            let jobs: Vec<Job> = rp
+                .deliveries
+                .iter()
+                .map(|d| self.job(&rp.recipient, d.iter().map(|&i| &pending[i]), rp.digest))
+                .collect();
+            let client = self.client.clone();
+            let secret = Arc::clone(&self.secret);
+            let url = rp.url.clone();
+            let permits = Arc::clone(&permits);
+            let timeout = self.settings.timeout;
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let sent = send_all(&client, &secret, &url, &jobs, timeout).await;
+                (r, jobs, sent)
+            });
+        }
+        let mut results = Vec::with_capacity(p.recipients.len());
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(r) => results.push(r),
+                Err(e) => tracing::error!(error = %e, "a delivery task failed"),
+            }
+        }
+        // In plan order, so that the jitter drawn is deterministic under a seed.
+        results.sort_by_key(|(r, _, _)| *r);
+        let mut attempts = Vec::new();
+        for (r, jobs, sent) in results {
+            let recipient = &p.recipients[r].recipient;
+            for (job, s) in jobs.into_iter().zip(sent) {
+                let Sent::Done {
+                    at,
+                    status,
+                    error,
+                    elapsed_ms,
+                    retryable,
+                } = s
+                else {
+                    report.waiting += job.notices.len() as u64;
+                    continue;
+                };
+                report.attempts += 1;
+                let attempt = job.notices.iter().map(|(_, n)| *n).max().unwrap_or(1);
+                let ok = status.is_some_and(|s| (200..300).contains(&s));
+                let outcome = if ok {
+                    report.delivered += job.notices.len() as u64;
+                    if job.digest {
+                        report.digests += 1;
+                    }
+                    AttemptOutcome::Delivered
+                } else if retryable && attempt < i64::from(self.settings.max_attempts) {
+                    report.retrying += job.notices.len() as u64;
+                    let delay = self
+                        .settings
+                        .backoff
+                        .delay(u32::try_from(attempt).unwrap_or(u32::MAX), &mut self.rng);
+                    let next = at + chrono::Duration::from_std(delay).unwrap_or_default();
+                    tracing::warn!(
+                        recipient = %recipient,
+                        notices = job.notices.len(),
+                        attempt,
+                        status = status.map(i64::from),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "delivery failed; will retry"
+                    );
+                    AttemptOutcome::Retry {
+                        next_attempt_at: stamp(next),
+                    }
+                } else {
+                    report.failed += job.notices.len() as u64;
+                    tracing::error!(
+                        recipient = %recipient,
+                        notices = job.notices.len(),
+                        attempt,
+                        status = status.map(i64::from),
+                        "delivery given up: notices marked failed (still in the inbox)"
+                    );
+                    AttemptOutcome::Failed
+                };
+                attempts.push(DeliveryAttempt {
+                    recipient: recipient.clone(),
+                    channel: "webhook".into(),
+                    idempotency_key: job.key,
+                    notices: job.notices,
+                    digest: job.digest,
+                    at: stamp(at),
+                    http_status: status.map(i64::from),
+                    error: if ok {
+                        None
+                    } else {
+                        error.or_else(|| status.map(|s| format!("HTTP {s}")))
+                    },
+                    elapsed_ms,
+                    outcome,
+                });
+            }
+        }
+        store.record_deliveries(&attempts).await?;
+        if report.moved() {
+            tracing::info!(
+                delivered = report.delivered,
+                digests = report.digests,
+                retrying = report.retrying,
+                failed = report.failed,
+                inbox_only = report.inbox_only,
+                waiting = report.waiting,
+                "delivery pass"
+            );
+        }
+        Ok(report)
+    }
+
+    fn job<'a>(
+        &self,
+        recipient: &str,
+        notices: impl Iterator<Item = &'a PendingNotice>,
+        digest: bool,
+    ) -> Job {
+        let notices: Vec<&PendingNotice> = notices.collect();
+        let items = notices
+            .iter()
+            .map(|n| item(n, &self.settings.web_base_url))
+            .collect();
+        let body = payload(recipient, items);
+        let mut households: Vec<String> = notices.iter().map(|n| n.household_id.clone()).collect();
+        households.sort();
+        households.dedup();
+        Job {
+            key: body.idempotency_key.clone(),
+            // A payload of strings and numbers always serialises.
+            body: serde_json::to_vec(&body).unwrap_or_default(),
+            notices: notices
+                .iter()
+                .map(|n| (n.notice_id, n.attempts + 1))
+                .collect(),
+            households,
+            digest,
+        }
+    }
+
+    /// Passes until `shutdown` resolves: straight on while there is work, else every `poll`.
+    pub async fn run(
+        &mut self,
+        store: &Store,
+        poll: Duration,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<PassReport, DeliverError> {
+        let mut total = PassReport::default();
+        tokio::pin!(shutdown);
+        loop {
+            let r = self.pass(store).await?;
+            total.add(&r);
+            if !r.moved() {
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = tokio::time::sleep(poll) => {}
+                }
+            } else if futures_ready(&mut shutdown).await {
+                break;
+            }
+        }
+        Ok(total)
+    }
+}
+
+/// Has `f` completed (polled once, without waiting)?
+async fn futures_ready<F: Future<Output = ()> + Unpin>(f: &mut F) -> bool {
+    tokio::select! {
+        biased;
+        _ = f => true,
+        _ = std::future::ready(()) => false,
+    }
+}
+
+/// A recipient's deliveries, in order; after a failure, the rest of that household's wait.
+async fn send_all(
+    client: &reqwest::Client,
+    secret: &[u8],
+    url: &str,
+    jobs: &[Job],
+    timeout: Duration,
+) -> Vec<Sent> {
+    let mut failed: HashSet<&str> = HashSet::new();
+    let mut out = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        if job.households.iter().any(|h| failed.contains(h.as_str())) {
+            out.push(Sent::Skipped);
+            continue;
+        }
+        let at = Utc::now();
+        let ts = at.timestamp();
+        let started = Instant::now();
+        let res = client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(HEADER_TIMESTAMP, ts.to_string())
+            .header(HEADER_SIGNATURE, sign(secret, ts, &job.body))
+            .header(HEADER_IDEMPOTENCY_KEY, &job.key)
+            .body(job.body.clone())
+            .send()
+            .await;
+        let (status, error) = match res {
+            Ok(resp) => {
+                let s = resp.status().as_u16();
+                // Read the (small) answer so that the connection is reused.
+                let _ = resp.bytes().await;
+                (Some(s), None)
+            }
+            Err(e) => (None, Some(describe(e, timeout))),
+        };
+        let elapsed_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let ok = status.is_some_and(|s| (200..300).contains(&s));
+        let retryable = match status {
+            None => true,
+            Some(s) => s == 408 || s == 425 || s == 429 || s >= 500,
+        };
+        if !ok {
+            failed.extend(job.households.iter().map(String::as_str));
+        }
+        out.push(Sent::Done {
+            at,
+            status,
+            error,
+            elapsed_ms,
+            retryable,
+        });
+    }
+    out
+}

@@ -1,0 +1,649 @@
+//! End to end, delivery of notices to officers over signed webhooks: the pipeline opens warnings
+//! (their notices committed with them, the outbox), `doudi deliver` posts them to a real HTTP
+//! receiver on loopback (axum, in the test), which verifies each signature and applies each item
+//! once by its idempotency key, as a receiver should.
+//!
+//! "Down for a minute" is simulated by a down window counted in requests (connections refused,
+//! then 503 answers) with short backoff settings (20–100 ms): the retries, their count and the
+//! outcome are the same as with real minutes, and nothing here asserts a duration.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use doudi_store::{NoticeDelivery, NoticeRow, Store};
+use serde_json::{json, Value};
+
+const SECRET: &str = "test-secret-0123456789";
+
+fn doudi(dir: &Path, args: &[&str]) -> Output {
+    doudi_cmd(dir, args).output().expect("run doudi")
+}
+
+fn doudi_cmd(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_doudi"));
+    c.current_dir(dir)
+        .args(args)
+        .env_remove("DOUDI_CONFIG")
+        .env_remove("DOUDI_DB")
+        .env_remove("DOUDI_USER")
+        .env("DOUDI_DELIVER__SECRET", SECRET)
+        .env("DOUDI_LOG", "warn");
+    c
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "doudi failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A valid 18-digit ID number (GB 11643) born on `birth` (YYYYMMDD) in 342401, with sequence `seq`.
+fn id_number(birth: &str, seq: u32) -> String {
+    let body = format!("342401{birth}{seq:03}");
+    let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = body
+        .chars()
+        .zip(weights)
+        .map(|(c, w)| c.to_digit(10).unwrap() * w)
+        .sum();
+    let check = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'][(sum % 11) as usize];
+    format!("{body}{check}")
+}
+
+const NAMES: [&str; 14] = [
+    "陈桂兰",
+    "王秀英",
+    "李玉珍",
+    "张淑芬",
+    "刘桂芳",
+    "杨凤英",
+    "赵秀兰",
+    "黄玉兰",
+    "周桂珍",
+    "吴秀珍",
+    "徐凤兰",
+    "孙玉英",
+    "马桂英",
+    "朱秀芳",
+];
+
+/// Household `H{i}` (i < 14): one elderly woman (特困), distinct name and birth date; returns the
+/// record and the member's (ID number, name, birth date).
+fn household(i: u32) -> (Value, (String, String, String)) {
+    let day = 27 - i;
+    let id = id_number(&format!("194901{day:02}"), 46);
+    let name = NAMES[i as usize].to_string();
+    let birth = format!("1949-01-{day:02}");
+    let h = json!({
+        "household_id": format!("H{i}"), "region_code": "341502001003", "address": format!("大塘村{i}号"),
+        "category": "tekun", "area": "rural", "monthly_benefit_fen": 117200, "enrolled_on": "2023-05-01",
+        "members": [{"member_id": format!("H{i}-1"), "id_number": id, "name": name,
+            "sex": "female", "birth_date": birth, "relation": "head", "work_capacity": "none"}]
+    });
+    (h, (id, name, birth))
+}
+
+/// A register of `n` households, each with a serious illness (one red warning each, for officer
+/// `li` of township 341502001, whose webhook is `webhook`); supervisor `chen` has no webhook.
+/// Returns the database URL and the members' (ID number, name).
+fn warned(dir: &Path, n: u32, webhook: &str, config: &str) -> (String, Vec<(String, String)>) {
+    let db = format!("sqlite://{}", dir.join("doudi.db").display());
+    let (households, people): (Vec<Value>, Vec<(String, String, String)>) =
+        (0..n).map(household).unzip();
+    std::fs::write(
+        dir.join("register.jsonl"),
+        households
+            .iter()
+            .map(|h| format!("{h}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("officers.jsonl"),
+        [
+            json!({"officer_id": "li", "name": "李娜", "role": "officer", "region": "341502001",
+                   "channels": {"webhook": webhook}}),
+            json!({"officer_id": "chen", "name": "陈主任", "role": "supervisor", "region": "341502"}),
+        ]
+        .iter()
+        .map(|v| format!("{v}\n"))
+        .collect::<String>(),
+    )
+    .unwrap();
+    let feeds = dir.join("feeds/health_insurance");
+    std::fs::create_dir_all(&feeds).unwrap();
+    let events: String = people
+        .iter()
+        .enumerate()
+        .map(|(i, (id, name, birth))| {
+            let e = json!({
+                "event_id": format!("YB-{i}"), "source": "health_insurance", "kind": "serious_illness_diagnosed",
+                "occurred_at": "2026-02-12T10:05:00+08:00",
+                "subject": {"id_number": id, "name": name, "birth_date": birth,
+                    "sex": "female", "region_code": "341502001003"},
+                "data": {"diagnosis": "C34.9", "description": "肺恶性肿瘤", "diagnosed_on": "2026-02-12"}
+            });
+            format!("{e}\n")
+        })
+        .collect();
+    std::fs::write(feeds.join("2026-02.jsonl"), events).unwrap();
+    std::fs::write(dir.join("doudi.toml"), config).unwrap();
+    ok(doudi(dir, &["import", "register.jsonl", "--db", &db]));
+    ok(doudi(
+        dir,
+        &["officers", "import", "officers.jsonl", "--db", &db],
+    ));
+    ok(doudi(
+        dir,
+        &["run", "--feeds", "feeds", "--once", "--db", &db],
+    ));
+    (
+        db,
+        people.into_iter().map(|(id, name, _)| (id, name)).collect(),
+    )
+}
+
+/// Short retries, a generous quota.
+const FAST: &str = "[deliver]\nbackoff_base_ms = 20\nbackoff_cap_ms = 100\nmax_attempts = 10\nquota_per_minute = 1000\npoll_interval_ms = 20\ntimeout_ms = 5000\nweb_base_url = \"https://doudi.example.gov.cn\"\n";
+
+/// One request as the receiver saw it.
+#[derive(Clone, Debug)]
+struct Request {
+    officer: String,
+    key: String,
+    verified: bool,
+    body: Value,
+}
+
+/// The receiver: verifies, then (unless told to fail) applies each item once by its key.
+#[derive(Default)]
+struct Hook {
+    requests: Vec<Request>,
+    /// Item keys in the order applied, each once.
+    applied: Vec<String>,
+    /// Answer 503 without applying to this many next requests.
+    fail_before: usize,
+    /// Apply, then answer 503 (the answer is lost) to this many next requests.
+    fail_after_apply: usize,
+    /// Notice id → requests carrying it to refuse with 503.
+    fail_notice: HashMap<i64, usize>,
+}
+
+type Shared = Arc<Mutex<Hook>>;
+
+fn header(h: &HeaderMap, name: &str) -> String {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+async fn receive(
+    State(s): State<Shared>,
+    UrlPath(officer): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let now = chrono::Utc::now().timestamp();
+    let verified = doudi_deliver::verify(
+        SECRET.as_bytes(),
+        &header(&headers, "X-Doudi-Timestamp"),
+        &header(&headers, "X-Doudi-Signature"),
+        &body,
+        now,
+        300,
+    )
+    .is_ok();
+    let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut h = s.lock().unwrap();
+    h.requests.push(Request {
+        officer,
+        key: header(&headers, "Idempotency-Key"),
+        verified,
+        body: value.clone(),
+    });
+    if !verified {
+        return StatusCode::UNAUTHORIZED;
+    }
+    if h.fail_before > 0 {
+        h.fail_before -= 1;
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let items = value["items"].as_array().cloned().unwrap_or_default();
+    for i in &items {
+        if let Some(left) = h.fail_notice.get_mut(&i["notice_id"].as_i64().unwrap_or(0)) {
+            if *left > 0 {
+                *left -= 1;
+                return StatusCode::SERVICE_UNAVAILABLE;
+            }
+        }
+    }
+    for i in &items {
+        let key = i["idempotency_key"].as_str().unwrap_or("").to_string();
+        if !h.applied.contains(&key) {
+            h.applied.push(key);
+        }
+    }
+    if h.fail_after_apply > 0 {
+        h.fail_after_apply -= 1;
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    StatusCode::OK
+}
+
+/// Serve the receiver on `listener` from the runtime `rt`.
+fn serve(rt: &tokio::runtime::Runtime, listener: TcpListener, state: Shared) {
+    listener.set_nonblocking(true).unwrap();
+    let app = axum::Router::new()
+        .route("/hook/{officer}", axum::routing::post(receive))
+        .with_state(state);
+    rt.spawn(async move {
+        let l = tokio::net::TcpListener::from_std(listener).unwrap();
+        axum::serve(l, app).await.unwrap();
+    });
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn deliveries(rt: &tokio::runtime::Runtime, db: &str) -> Vec<NoticeDelivery> {
+    rt.block_on(async {
+        let store = Store::open(db).await.unwrap();
+        let d = store.notice_deliveries(0, 10_000).await.unwrap();
+        store.close().await;
+        d
+    })
+}
+
+/// Run `doudi deliver` (the loop) until every notice is out of `pending`; a guard of two minutes
+/// turns a hang into a failure with the state (not a timing assertion).
+fn deliver_until_settled(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    db: &str,
+) -> Vec<NoticeDelivery> {
+    let mut child = doudi_cmd(dir, &["deliver", "--config", "doudi.toml", "--db", db])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let guard = Instant::now();
+    let state = loop {
+        let d = deliveries(rt, db);
+        if d.iter().all(|n| n.delivery != "pending") {
+            break d;
+        }
+        if guard.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("notices still pending: {d:#?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    state
+}
+
+#[test]
+fn a_warning_reaches_its_officers_webhook_signed_with_masked_ids_and_a_link() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let rt = runtime();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook/li", listener.local_addr().unwrap());
+    let hook = Shared::default();
+    serve(&rt, listener, hook.clone());
+    let (db, ids) = warned(dir, 1, &url, FAST);
+
+    // Without a secret delivery refuses to start, and says how to give one.
+    let out = doudi_cmd(dir, &["deliver", "--once", "--db", &db])
+        .env_remove("DOUDI_DELIVER__SECRET")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("DOUDI_DELIVER__SECRET"), "{e}");
+    assert!(hook.lock().unwrap().requests.is_empty());
+
+    let printed = ok(doudi(
+        dir,
+        &["deliver", "--once", "--config", "doudi.toml", "--db", &db],
+    ));
+    assert!(printed.contains("delivered 1 notices"), "{printed}");
+    let h = hook.lock().unwrap();
+    assert_eq!(h.requests.len(), 1);
+    let r = &h.requests[0];
+    eprintln!(
+        "payload example:\n{}",
+        serde_json::to_string_pretty(&r.body).unwrap()
+    );
+    assert!(r.verified, "signature verified by the receiver");
+    assert_eq!(r.officer, "li");
+    let notice_id = r.body["items"][0]["notice_id"].as_i64().unwrap();
+    assert_eq!(r.key, format!("doudi-notice-{notice_id}"));
+    assert_eq!(r.body["type"], "notice");
+    let item = &r.body["items"][0];
+    assert_eq!(item["notice"], "opened");
+    assert_eq!(item["household"]["household_id"], "H0");
+    assert_eq!(item["household"]["address"], "大塘村0号");
+    assert_eq!(item["household"]["category"], "tekun");
+    assert_eq!(item["members"][0]["member_id"], "H0-1");
+    assert_eq!(item["members"][0]["id_number"], "342401********046X");
+    assert_eq!(item["members"][0]["name"], "陈**");
+    assert!(item["warning"]["level"].is_string());
+    assert!(item["warning"]["deadline"].is_string());
+    let warning_id = item["warning"]["warning_id"].as_i64().unwrap();
+    assert_eq!(
+        item["warning"]["link"],
+        format!("https://doudi.example.gov.cn/warnings/{warning_id}")
+    );
+    let reasons = item["reasons"].as_array().unwrap();
+    assert!(!reasons.is_empty(), "{item}");
+    assert!(reasons
+        .iter()
+        .any(|r| r["event_ids"].as_array().unwrap().contains(&json!("YB-0"))));
+    let text = r.body.to_string();
+    assert!(
+        !text.contains(&ids[0].0) && !text.contains(&ids[0].1),
+        "personal data in the payload: {text}"
+    );
+    drop(h);
+
+    // Delivered once: a second run sends nothing.
+    ok(doudi(
+        dir,
+        &["deliver", "--once", "--config", "doudi.toml", "--db", &db],
+    ));
+    assert_eq!(hook.lock().unwrap().requests.len(), 1);
+    let d = deliveries(&rt, &db);
+    assert_eq!(d.len(), 1);
+    assert_eq!((d[0].delivery.as_str(), d[0].attempts), ("delivered", 1));
+
+    // The escalation (nobody acknowledged it) goes to the supervisor, who has no webhook: the
+    // notice stays in his inbox, marked as needing no delivery (not failed).
+    ok(doudi(
+        dir,
+        &[
+            "warnings",
+            "tick",
+            "--now",
+            "2030-01-01T00:00:00Z",
+            "--db",
+            &db,
+        ],
+    ));
+    ok(doudi(
+        dir,
+        &["deliver", "--once", "--config", "doudi.toml", "--db", &db],
+    ));
+    let d = deliveries(&rt, &db);
+    let chen: Vec<&NoticeDelivery> = d.iter().filter(|n| n.recipient == "chen").collect();
+    assert!(!chen.is_empty(), "{d:#?}");
+    assert!(chen.iter().all(|n| n.delivery == "inbox_only"), "{d:#?}");
+    let inbox = ok(doudi(
+        dir,
+        &["warnings", "inbox", "--officer", "chen", "--db", &db],
+    ));
+    assert!(inbox.contains("escalated"), "{inbox}");
+}
+
+#[test]
+fn a_receiver_down_then_up_gets_each_notice_once_after_retries_all_in_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let rt = runtime();
+    // A port nobody listens on yet: connections are refused.
+    let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = probe.local_addr().unwrap();
+    drop(probe);
+    let url = format!("http://{addr}/hook/li");
+    let (db, _) = warned(dir, 1, &url, FAST);
+
+    let printed = ok(doudi(
+        dir,
+        &["deliver", "--once", "--config", "doudi.toml", "--db", &db],
+    ));
+    assert!(printed.contains("1 to retry"), "{printed}");
+    let d = deliveries(&rt, &db);
+    assert_eq!((d[0].delivery.as_str(), d[0].attempts), ("pending", 1));
+    let notice_id = d[0].notice_id;
+
+    // Up again, but answering 503 twice, then once applying the notice and losing the answer
+    // (503 after the effect): the retry after that must not apply it a second time.
+    let hook = Shared::default();
+    {
+        let mut h = hook.lock().unwrap();
+        h.fail_before = 2;
+        h.fail_after_apply = 1;
+    }
+    serve(&rt, TcpListener::bind(addr).unwrap(), hook.clone());
+    let d = deliver_until_settled(&rt, dir, &db);
+    assert_eq!(d[0].delivery, "delivered", "{d:#?}");
+    assert_eq!(d[0].attempts, 5);
+
+    let h = hook.lock().unwrap();
+    let key = format!("doudi-notice-{notice_id}");
+    assert_eq!(h.requests.len(), 4, "503, 503, applied+503, 200");
+    assert!(h.requests.iter().all(|r| r.key == key && r.verified));
+    assert_eq!(h.applied, vec![key.clone()], "exactly one effect");
+    // Every request carried the same body.
+    assert!(h.requests.iter().all(|r| r.body == h.requests[0].body));
+    drop(h);
+
+    let log = rt.block_on(async {
+        let store = Store::open(&db).await.unwrap();
+        store.delivery_log(Some(notice_id), 100).await.unwrap()
+    });
+    let mut log = log;
+    log.reverse();
+    let seen: Vec<(i64, Option<i64>, &str)> = log
+        .iter()
+        .map(|l| (l.attempt, l.http_status, l.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (1, None, "retry"),
+            (2, Some(503), "retry"),
+            (3, Some(503), "retry"),
+            (4, Some(503), "retry"),
+            (5, Some(200), "delivered"),
+        ]
+    );
+    assert!(
+        log[0].error.as_deref().unwrap_or("").contains("onnect"),
+        "{:?}",
+        log[0].error
+    );
+    assert!(log.iter().all(|l| l.idempotency_key == key));
+    assert!(
+        !log.iter()
+            .any(|l| l.error.as_deref().unwrap_or("").contains("127.0.0.1")),
+        "no URL in the log"
+    );
+}
+
+#[test]
+fn a_households_later_notices_wait_behind_an_earlier_one_in_retry_while_others_go_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let rt = runtime();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook/li", listener.local_addr().unwrap());
+    let hook = Shared::default();
+    serve(&rt, listener, hook.clone());
+    let (db, _) = warned(dir, 5, &url, FAST);
+
+    // Two more notices for H0's warning (reminders), after both households' first notices.
+    let d = deliveries(&rt, &db);
+    assert_eq!(d.len(), 5, "{d:#?}");
+    let first_h0 = d.iter().find(|n| n.household_id == "H0").unwrap().clone();
+    let first_h1 = d.iter().find(|n| n.household_id == "H1").unwrap().clone();
+    rt.block_on(async {
+        let store = Store::open(&db).await.unwrap();
+        let reminder = |note: &str| NoticeRow {
+            warning_id: first_h0.warning_id,
+            kind: "reminder".into(),
+            recipient: "li".into(),
+            due_at: "2026-02-12T04:00:00.000000Z".into(),
+            note: note.into(),
+        };
+        store
+            .add_notices(&[reminder("first"), reminder("second")])
+            .await
+            .unwrap();
+    });
+    // H0's first notice is refused three times.
+    hook.lock()
+        .unwrap()
+        .fail_notice
+        .insert(first_h0.notice_id, 3);
+
+    let d = deliver_until_settled(&rt, dir, &db);
+    assert!(d.iter().all(|n| n.delivery == "delivered"), "{d:#?}");
+    let h0: Vec<i64> = d
+        .iter()
+        .filter(|n| n.household_id == "H0")
+        .map(|n| n.notice_id)
+        .collect();
+    assert_eq!(h0.len(), 3);
+
+    let h = hook.lock().unwrap();
+    let applied: Vec<i64> = h
+        .applied
+        .iter()
+        .map(|k| k.trim_start_matches("doudi-notice-").parse().unwrap())
+        .collect();
+    // H0's notices applied in notice order; H1's went on while H0's first was in retry.
+    let h0_applied: Vec<i64> = applied.iter().copied().filter(|i| h0.contains(i)).collect();
+    assert_eq!(h0_applied, h0);
+    let pos = |id: i64| applied.iter().position(|&i| i == id).unwrap();
+    assert!(pos(first_h1.notice_id) < pos(first_h0.notice_id));
+    // No later H0 notice ever reached the receiver before the first was applied.
+    let first_ok = h
+        .requests
+        .iter()
+        .position(|r| {
+            r.body["items"][0]["notice_id"] == first_h0.notice_id
+                && h.applied
+                    .contains(&format!("doudi-notice-{}", first_h0.notice_id))
+        })
+        .unwrap();
+    for r in &h.requests[..first_ok] {
+        let id = r.body["items"][0]["notice_id"].as_i64().unwrap();
+        assert!(id == first_h0.notice_id || !h0.contains(&id), "{id} early");
+    }
+    assert_eq!(applied.len(), 7, "each once");
+}
+
+#[test]
+fn a_flood_beyond_the_quota_arrives_as_one_digest_with_every_notice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let rt = runtime();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook/li", listener.local_addr().unwrap());
+    let hook = Shared::default();
+    serve(&rt, listener, hook.clone());
+    let config = FAST.replace("quota_per_minute = 1000", "quota_per_minute = 3");
+    let (db, ids) = warned(dir, 12, &url, &config);
+    let d = deliveries(&rt, &db);
+    assert_eq!(d.len(), 12);
+
+    let printed = ok(doudi(
+        dir,
+        &["deliver", "--once", "--config", "doudi.toml", "--db", &db],
+    ));
+    assert!(
+        printed.contains("delivered 12 notices (1 requests, 1 digests)"),
+        "{printed}"
+    );
+    let h = hook.lock().unwrap();
+    assert_eq!(h.requests.len(), 1, "one digest");
+    let r = &h.requests[0];
+    assert!(r.verified);
+    assert_eq!(r.body["type"], "digest");
+    assert_eq!(r.body["count"], 12);
+    assert!(r.key.starts_with("doudi-digest-"), "{}", r.key);
+    let mut expected: Vec<String> = d
+        .iter()
+        .map(|n| format!("doudi-notice-{}", n.notice_id))
+        .collect();
+    expected.sort();
+    let mut applied = h.applied.clone();
+    applied.sort();
+    assert_eq!(applied, expected, "every notice, none dropped");
+    let text = r.body.to_string();
+    assert!(ids
+        .iter()
+        .all(|(id, name)| !text.contains(id.as_str()) && !text.contains(name.as_str())));
+    drop(h);
+    let d = deliveries(&rt, &db);
+    assert!(d.iter().all(|n| n.delivery == "delivered"));
+}
+
+#[test]
+fn id_numbers_of_the_test_households_are_valid() {
+    assert_eq!(id_number("19490127", 46), "34240119490127046X");
+}
+
+#[test]
+fn a_notice_the_receiver_keeps_refusing_is_marked_failed_and_stays_in_the_inbox() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let rt = runtime();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook/li", listener.local_addr().unwrap());
+    let hook = Shared::default();
+    hook.lock().unwrap().fail_before = usize::MAX;
+    serve(&rt, listener, hook.clone());
+    let config = FAST.replace("max_attempts = 10", "max_attempts = 3");
+    let (db, _) = warned(dir, 1, &url, &config);
+
+    // Down for good: three attempts, then failed (not deleted).
+    let d = deliver_until_settled(&rt, dir, &db);
+    assert_eq!((d[0].delivery.as_str(), d[0].attempts), ("failed", 3));
+    assert_eq!(d[0].last_error.as_deref(), Some("HTTP 503"));
+    assert_eq!(hook.lock().unwrap().requests.len(), 3);
+    assert!(hook.lock().unwrap().applied.is_empty());
+    let inbox = ok(doudi(
+        dir,
+        &["warnings", "inbox", "--officer", "li", "--db", &db],
+    ));
+    assert!(inbox.contains("opened"), "{inbox}");
+
+    // A refusal no retry can help (here: a wrong secret, 401) fails at once.
+    let (db2, _) = {
+        let sub = dir.join("second");
+        std::fs::create_dir_all(&sub).unwrap();
+        warned(&sub, 1, &url, FAST)
+    };
+    let out = doudi_cmd(
+        &dir.join("second"),
+        &["deliver", "--once", "--config", "doudi.toml", "--db", &db2],
+    )
+    .env("DOUDI_DELIVER__SECRET", "not-the-shared-secret")
+    .output()
+    .unwrap();
+    let printed = ok(out);
+    assert!(printed.contains("1 failed"), "{printed}");
+    let d = deliveries(&rt, &db2);
+    assert_eq!((d[0].delivery.as_str(), d[0].attempts), ("failed", 1));
+    assert_eq!(d[0].last_error.as_deref(), Some("HTTP 401"));
+}
