@@ -129,7 +129,7 @@ enum Sent {
 }
 
 fn stamp(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    doudi_store::ts(&t)
 }
 
 /// An error's text with its causes, without the URL (it may carry a token).

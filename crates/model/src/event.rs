@@ -597,6 +597,15 @@ pub struct ParseLimits {
     pub max_depth: usize,
 }
 
+impl ParseLimits {
+    /// For events read back from the store: they were validated on the way in, so these limits
+    /// only guard against a damaged database.
+    pub const STORED: ParseLimits = ParseLimits {
+        max_event_bytes: 16 * 1024 * 1024,
+        max_depth: 64,
+    };
+}
+
 impl Default for ParseLimits {
     fn default() -> Self {
         ParseLimits {

@@ -54,6 +54,23 @@ impl Engine {
     pub fn new(rules: RuleSet, limits: ParseLimits, register: Vec<Household>) -> Self {
         // The prior model until a trained one is stored (see `doudi_linkage::train`).
         let index = Linker::with_prior(RegisterIndex::build(&register));
+        Engine::with_index(rules, limits, register, index)
+    }
+
+    /// An engine that assesses and warns but links nothing (its identity index is empty): for
+    /// applying facts already linked, such as a person's review decision, without building the
+    /// register's index.
+    pub fn assess_only(rules: RuleSet, limits: ParseLimits, register: Vec<Household>) -> Self {
+        let index = Linker::with_prior(RegisterIndex::build(&[]));
+        Engine::with_index(rules, limits, register, index)
+    }
+
+    fn with_index(
+        rules: RuleSet,
+        limits: ParseLimits,
+        register: Vec<Household>,
+        index: Linker,
+    ) -> Self {
         let households = register
             .into_iter()
             .map(|h| (h.household_id.clone(), h))

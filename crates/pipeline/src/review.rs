@@ -69,10 +69,7 @@ pub async fn decide_review(
             .event_at(seq)
             .await?
             .ok_or_else(|| StoreError::Conflict(format!("event #{seq} is not in the store")))?;
-        let limits = ParseLimits {
-            max_event_bytes: 16 * 1024 * 1024,
-            max_depth: 64,
-        };
+        let limits = ParseLimits::STORED;
         let event = parse_event(text.as_bytes(), &limits).map_err(|e| StoreError::Corrupt {
             context: "stored event",
             message: e.to_string(),

@@ -667,12 +667,7 @@ pub(crate) async fn facts_for(
     conn: &mut sqlx::SqliteConnection,
     household_ids: &[String],
 ) -> Result<HashMap<String, Vec<Fact>>, StoreError> {
-    // The stored normalised events were validated on the way in; these limits only guard
-    // against a damaged database.
-    let limits = doudi_model::ParseLimits {
-        max_event_bytes: 16 * 1024 * 1024,
-        max_depth: 64,
-    };
+    let limits = doudi_model::ParseLimits::STORED;
     let mut out: HashMap<String, Vec<Fact>> = HashMap::new();
     for chunk in household_ids.chunks(CHUNK) {
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(

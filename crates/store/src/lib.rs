@@ -134,8 +134,9 @@ impl Store {
     }
 }
 
-/// Timestamps are stored as RFC 3339 in UTC with a `Z`, so that text order is time order.
-pub(crate) fn ts<Tz: chrono::TimeZone>(t: &chrono::DateTime<Tz>) -> String {
+/// Timestamps are stored as RFC 3339 in UTC with a `Z` and six decimals, so that text order is
+/// time order. Whatever writes a time the store compares (a `--now`, a silence's end) uses this.
+pub fn ts<Tz: chrono::TimeZone>(t: &chrono::DateTime<Tz>) -> String {
     t.with_timezone(&chrono::Utc)
         .format("%Y-%m-%dT%H:%M:%S%.6fZ")
         .to_string()

@@ -284,10 +284,7 @@ pub async fn train_and_store(
 /// Labelled pairs from decided reviews: the member a person linked is a match; every other
 /// candidate the linker offered (all of them, for a rejection) is a non-match.
 async fn labelled_pairs(store: &Store) -> anyhow::Result<Vec<doudi_linkage::LabelledPair>> {
-    let limits = doudi_model::ParseLimits {
-        max_event_bytes: 16 * 1024 * 1024,
-        max_depth: 64,
-    };
+    let limits = doudi_model::ParseLimits::STORED;
     let mut out = Vec::new();
     for (event, decision, evidence) in store.decided_reviews().await? {
         let Ok(event) = doudi_model::parse_event(event.as_bytes(), &limits) else {

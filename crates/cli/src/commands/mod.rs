@@ -37,25 +37,7 @@ pub async fn load_engine(
     store: &Store,
     feeds: Option<&std::path::Path>,
 ) -> anyhow::Result<doudi_pipeline::Engine> {
-    let rules = config.rule_set()?;
-    let register = store
-        .load_register()
-        .await
-        .context("cannot load the register")?;
-    if register.is_empty() {
-        tracing::warn!(
-            "the register is empty: every event will be unmatched (run `doudi import FILE` first)"
-        );
-    }
-    tracing::info!(households = register.len(), rule_set = %rules.version, "register and rules loaded");
-    let directory = officers::load_directory(store).await?;
-    if directory.is_empty() {
-        tracing::warn!(
-            "no officer directory: warnings stay unassigned (run `doudi officers import FILE`)"
-        );
-    }
-    let engine = doudi_pipeline::Engine::new(rules, config.limits.parse_limits(), register)
-        .with_directory(directory);
+    let engine = engine_parts(config, store, doudi_pipeline::Engine::new).await?;
     let model = match store.active_linkage_model().await? {
         Some(m) => Some(
             serde_json::from_str::<doudi_linkage::Model>(&m.model)
@@ -80,6 +62,48 @@ pub async fn load_engine(
     })
 }
 
+/// The engine for applying facts already linked (a review decision): rules, register and
+/// officer directory, without building the register's identity index.
+pub async fn load_assessor(
+    config: &Config,
+    store: &Store,
+) -> anyhow::Result<doudi_pipeline::Engine> {
+    engine_parts(config, store, doudi_pipeline::Engine::assess_only).await
+}
+
+/// How an engine is made from rules, limits and the register.
+type BuildEngine = fn(
+    doudi_risk::RuleSet,
+    doudi_model::ParseLimits,
+    Vec<doudi_model::Household>,
+) -> doudi_pipeline::Engine;
+
+/// Rules, register and officer directory, made into an engine by `build`.
+async fn engine_parts(
+    config: &Config,
+    store: &Store,
+    build: BuildEngine,
+) -> anyhow::Result<doudi_pipeline::Engine> {
+    let rules = config.rule_set()?;
+    let register = store
+        .load_register()
+        .await
+        .context("cannot load the register")?;
+    if register.is_empty() {
+        tracing::warn!(
+            "the register is empty: every event will be unmatched (run `doudi import FILE` first)"
+        );
+    }
+    tracing::info!(households = register.len(), rule_set = %rules.version, "register and rules loaded");
+    let directory = officers::load_directory(store).await?;
+    if directory.is_empty() {
+        tracing::warn!(
+            "no officer directory: warnings stay unassigned (run `doudi officers import FILE`)"
+        );
+    }
+    Ok(build(rules, config.limits.parse_limits(), register).with_directory(directory))
+}
+
 /// Who is using the command line, for the audit trail of reads of personal data: `DOUDI_USER`,
 /// else the login name.
 pub fn reader() -> String {
@@ -87,4 +111,24 @@ pub fn reader() -> String {
         .or_else(|_| std::env::var("USER"))
         .map(|u| format!("cli:{u}"))
         .unwrap_or_else(|_| "cli:unknown".to_string())
+}
+
+/// Mask a person's ID number and name (a JSON object with `id_number` and `name`) for display.
+pub fn mask_person(p: &mut serde_json::Value) {
+    if let Some(id) = p.get("id_number").and_then(serde_json::Value::as_str) {
+        p["id_number"] = serde_json::Value::String(doudi_model::mask_id_str(id));
+    }
+    if let Some(name) = p.get("name").and_then(serde_json::Value::as_str) {
+        p["name"] = serde_json::Value::String(doudi_model::mask_name(name));
+    }
+}
+
+/// Mask every member of a household record (JSON) for display.
+pub fn mask_household(h: &mut serde_json::Value) {
+    if let Some(members) = h
+        .get_mut("members")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        members.iter_mut().for_each(mask_person);
+    }
 }

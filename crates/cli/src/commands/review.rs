@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use doudi_store::{ReviewChoice, ReviewItem};
 
-use super::{load_engine, open_store};
+use super::{load_assessor, open_store};
 use crate::Config;
 
 #[derive(Debug, Subcommand)]
@@ -106,7 +106,7 @@ pub async fn run(config: &Config, cmd: ReviewCommand) -> anyhow::Result<ExitCode
                 },
                 None => ReviewChoice::Reject,
             };
-            let engine = load_engine(config, &store, None).await?;
+            let engine = load_assessor(config, &store).await?;
             match doudi_pipeline::decide_review(&store, &engine, seq, choice, &by, &note).await {
                 Ok(done) => {
                     match (&done.household_id, &done.level) {

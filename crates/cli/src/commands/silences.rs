@@ -54,7 +54,7 @@ Examples:
 }
 
 fn stamp(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    doudi_store::ts(&t)
 }
 
 pub async fn run(config: &Config, cmd: SilencesCommand) -> anyhow::Result<ExitCode> {

@@ -5,11 +5,10 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use doudi_model::{mask_id_str, mask_name};
 use doudi_store::TraceEntry;
 use serde_json::Value;
 
-use super::open_store;
+use super::{mask_household, mask_person, open_store};
 use crate::Config;
 
 #[derive(Debug, Args)]
@@ -83,21 +82,6 @@ fn mask(e: &mut TraceEntry) {
             }
         }
         _ => {}
-    }
-}
-
-fn mask_person(p: &mut Value) {
-    if let Some(id) = p.get("id_number").and_then(Value::as_str) {
-        p["id_number"] = Value::String(mask_id_str(id));
-    }
-    if let Some(name) = p.get("name").and_then(Value::as_str) {
-        p["name"] = Value::String(mask_name(name));
-    }
-}
-
-fn mask_household(h: &mut Value) {
-    if let Some(members) = h.get_mut("members").and_then(Value::as_array_mut) {
-        members.iter_mut().for_each(mask_person);
     }
 }
 

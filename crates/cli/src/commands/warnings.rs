@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use clap::{Subcommand, ValueEnum};
-use doudi_model::{mask_id_str, Category, Money, RegionCode};
+use doudi_model::{Category, Money, RegionCode};
 use doudi_store::{StoreError, WarningMove};
 use doudi_warnings::lifecycle::{authorise, check_reason, transition, Disposition, Move, Status};
 
-use super::{officers, open_store};
+use super::{mask_household, officers, open_store};
 use crate::Config;
 
 /// How a warning was resolved (see `doudi warnings resolve --help`).
@@ -389,20 +389,6 @@ fn print_detail(d: &doudi_store::WarningDetail) {
     }
 }
 
-/// Mask the ID numbers and names in a household record shown to a person.
-fn mask_household(h: &mut serde_json::Value) {
-    if let Some(members) = h.get_mut("members").and_then(|m| m.as_array_mut()) {
-        for m in members {
-            if let Some(id) = m.get("id_number").and_then(|v| v.as_str()) {
-                m["id_number"] = serde_json::Value::String(mask_id_str(id));
-            }
-            if let Some(name) = m.get("name").and_then(|v| v.as_str()) {
-                m["name"] = serde_json::Value::String(doudi_model::mask_name(name));
-            }
-        }
-    }
-}
-
 /// Escalations and reminders due at `now`.
 async fn tick(
     config: &Config,
@@ -412,7 +398,7 @@ async fn tick(
     use doudi_warnings::escalation::{due, Clock, Notice};
     let cfg = &config.warnings.escalation;
     let directory = officers::load_directory(store).await?;
-    let stamp = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let stamp = |t: chrono::DateTime<chrono::Utc>| doudi_store::ts(&t);
     let parse = |s: &str| -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
         Ok(chrono::DateTime::parse_from_rfc3339(s)?.with_timezone(&chrono::Utc))
     };
