@@ -123,6 +123,9 @@ pub struct BatchOutcome {
     pub warnings_raised: u64,
     /// Dead letters by reason code.
     pub dead_by_reason: BTreeMap<&'static str, u64>,
+    /// Warnings opened and raised, by (level code, `opened` | `raised`).
+    #[serde(skip)]
+    pub warnings_by_level: BTreeMap<(&'static str, &'static str), u64>,
 }
 
 impl BatchOutcome {
@@ -139,6 +142,9 @@ impl BatchOutcome {
         self.warnings_raised += b.warnings_raised;
         for (k, v) in &b.dead_by_reason {
             *self.dead_by_reason.entry(k).or_default() += v;
+        }
+        for (k, v) in &b.warnings_by_level {
+            *self.warnings_by_level.entry(*k).or_default() += v;
         }
     }
 }
@@ -361,6 +367,27 @@ async fn apply_records(
             cache.clear();
         }
     }
+    if replayed.is_none() {
+        let mut consumed: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for item in batch {
+            *consumed.entry(item.record.source.code()).or_default() += 1;
+        }
+        for (source, n) in consumed {
+            doudi_telemetry::events_consumed(source, n);
+        }
+    }
+    record_metrics(
+        &out,
+        &dead,
+        [
+            ("ingest", t_events),
+            ("read", t_read - t_events),
+            ("assess", t_assess - t_read),
+            ("write", t_write - t_assess),
+            ("commit", t_commit - t_write),
+            ("batch", t_commit),
+        ],
+    );
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
     tracing::debug!(
         received = out.received,
@@ -377,6 +404,30 @@ async fn apply_records(
         "batch applied"
     );
     Ok(out)
+}
+
+/// Metrics of one committed batch (never before the commit: a rolled-back batch counts nothing).
+/// Label values are codes only.
+fn record_metrics(
+    out: &BatchOutcome,
+    dead: &[DeadLetterRow],
+    stages: [(&'static str, std::time::Duration); 6],
+) {
+    for (stage, took) in stages {
+        doudi_telemetry::observe_stage(stage, took.as_secs_f64());
+    }
+    let mut by_source: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for d in dead {
+        *by_source
+            .entry((d.source.as_str(), d.reason_code.as_str()))
+            .or_default() += 1;
+    }
+    for ((source, reason), n) in by_source {
+        doudi_telemetry::dead_letters(source, reason, n);
+    }
+    for ((level, what), n) in &out.warnings_by_level {
+        doudi_telemetry::warnings(level, what, *n);
+    }
 }
 
 /// The open warnings of these households, as the warning rules see them.
@@ -460,6 +511,9 @@ pub(crate) async fn assess_and_warn(
                     })
                     .await?;
                 out.warnings_opened += 1;
+                *out.warnings_by_level
+                    .entry((level.code(), "opened"))
+                    .or_default() += 1;
                 open.insert(
                     fact.household_id.clone(),
                     OpenWarning {
@@ -490,6 +544,9 @@ pub(crate) async fn assess_and_warn(
                 .await?;
                 if raised {
                     out.warnings_raised += 1;
+                    *out.warnings_by_level
+                        .entry((level.code(), "raised"))
+                        .or_default() += 1;
                 }
                 if let Some(w) = open.get_mut(&fact.household_id) {
                     w.level = level;

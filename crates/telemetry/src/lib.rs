@@ -167,15 +167,15 @@ pub fn dead_letters(source: &str, reason: &str, n: u64) {
         .inc_by(n);
 }
 
-/// A warning at `level` (`red`, `orange`, `yellow`) was `opened` or `raised`.
-pub fn warning(level: &str, what: &'static str) {
+/// `n` warnings at `level` (`red`, `orange`, `yellow`) were `opened` or `raised`.
+pub fn warnings(level: &str, what: &'static str, n: u64) {
     metrics()
         .warnings
         .get_or_create(&vec![
             ("level", level.to_string()),
             ("what", what.to_string()),
         ])
-        .inc();
+        .inc_by(n);
 }
 
 /// A database operation (`batch`, `connect`, `read`, …) failed.
@@ -277,7 +277,7 @@ mod tests {
         set_consumer_lag("health_insurance", 2, 17);
         observe_stage("commit", 0.002);
         dead_letters("housing", "bad_json", 1);
-        warning("red", "opened");
+        warnings("red", "opened", 1);
         db_error("batch");
         http_request("GET", "/api/warnings/{id}", 200, 0.001);
         auth_failure();
