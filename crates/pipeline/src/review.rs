@@ -86,6 +86,7 @@ pub async fn decide_review(
             },
         }];
         let affected = [household_id.clone()];
+        tx.lock_households(&affected).await?;
         let mut timelines = tx.facts_for(&affected).await?;
         let open = open_warnings(&mut tx, &affected).await?;
         let mut out = BatchOutcome::default();
