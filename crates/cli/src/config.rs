@@ -24,6 +24,8 @@ pub struct Config {
     pub crosscheck: doudi_crosscheck::CheckConfig,
     /// Delivery of notices over signed webhooks (`doudi deliver`).
     pub deliver: DeliverConfig,
+    /// The HTTP service (`doudi serve`).
+    pub serve: ServeConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -179,6 +181,28 @@ impl Config {
         if d.backoff_base_ms == 0 || d.backoff_cap_ms < d.backoff_base_ms {
             anyhow::bail!("deliver.backoff_base_ms must be at least 1 and at most backoff_cap_ms");
         }
+        let s = &self.serve;
+        if s.max_body_bytes < 1024 {
+            anyhow::bail!(
+                "serve.max_body_bytes must be at least 1024 (got {})",
+                s.max_body_bytes
+            );
+        }
+        if s.auth_failures_per_minute == 0 {
+            anyhow::bail!("serve.auth_failures_per_minute must be at least 1");
+        }
+        if !(1..=10_000).contains(&s.max_page_size) {
+            anyhow::bail!(
+                "serve.max_page_size must be 1 to 10000 (got {})",
+                s.max_page_size
+            );
+        }
+        if !(s.public_url.starts_with("http://") || s.public_url.starts_with("https://")) {
+            anyhow::bail!(
+                "serve.public_url must start with http:// or https:// (got {:?})",
+                s.public_url
+            );
+        }
         self.crosscheck
             .validate()
             .map_err(|e| anyhow::anyhow!("crosscheck: {e}"))?;
@@ -298,6 +322,37 @@ impl Default for DeliverConfig {
             batch_size: 5000,
             concurrency: 8,
             web_base_url: "http://localhost:8080".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// Address to listen on (`--listen` overrides it).
+    pub listen: String,
+    /// Where people reach the service; cookies are marked Secure when it is https://.
+    pub public_url: String,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Failed authentications one client address may make per minute (also the burst); beyond
+    /// it the service answers 429.
+    pub auth_failures_per_minute: u32,
+    /// Most warnings on one page of `GET /api/warnings`.
+    pub max_page_size: i64,
+    /// Seconds to let requests in flight finish after SIGTERM or Ctrl-C.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: "127.0.0.1:8080".into(),
+            public_url: "http://localhost:8080".into(),
+            max_body_bytes: 65536,
+            auth_failures_per_minute: 10,
+            max_page_size: 500,
+            shutdown_grace_seconds: 10,
         }
     }
 }

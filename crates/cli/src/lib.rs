@@ -28,6 +28,7 @@ Daily work:
   doudi review list                  records the linker left for a person to decide
   doudi trace HOUSEHOLD              why a household was flagged, record by record
   doudi crosscheck --snapshots DIR   the nightly cross-check (from cron)
+  doudi serve                        the HTTP API and the officers' pages (tokens: doudi tokens create)
 
 Configuration: built-in defaults < --config FILE (TOML) < DOUDI_SECTION__KEY environment
 variables < flags. Example: DOUDI_LIMITS__BATCH_SIZE=500. Logs: DOUDI_LOG=debug.";
@@ -101,6 +102,11 @@ enum Command {
     /// Check a rule-set file.
     #[command(subcommand)]
     Rules(commands::rules::RulesCommand),
+    /// The HTTP service: JSON API, officers' and auditors' pages, /metrics, /healthz, /readyz.
+    Serve(commands::serve::ServeArgs),
+    /// API tokens of the HTTP service: create (shown once), list, revoke.
+    #[command(subcommand)]
+    Tokens(commands::tokens::TokensCommand),
     /// Create or upgrade the database schema, then exit.
     Migrate,
     /// Print the effective configuration (after file and environment) as TOML.
@@ -174,6 +180,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backtest(args) => commands::backtest::run(&config, args).await,
         Command::Audit(c) => commands::audit::run(&config, c).await,
         Command::Rules(c) => commands::rules::run(c),
+        Command::Serve(args) => commands::serve::run(&config, args).await,
+        Command::Tokens(c) => commands::tokens::run(&config, c).await,
         Command::Migrate => {
             let store = commands::open_store(&config).await?;
             store.close().await;

@@ -10,12 +10,14 @@
 pub mod apply;
 pub mod files;
 mod ingest;
+mod replay;
 mod review;
 
 use std::path::PathBuf;
 
 pub use apply::{apply_batch, apply_replayed, BatchOutcome, Engine};
 pub use ingest::{ingest_record, Ingested};
+pub use replay::{replay_dead_letters, ReplayOptions, ReplayReport, StillRefused};
 pub use review::{decide_review, ReviewApplied};
 
 /// What can stop a run.

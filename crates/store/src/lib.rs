@@ -70,7 +70,9 @@ mod officers;
 mod queries;
 mod register;
 mod review;
+mod tokens;
 mod trace;
+mod web;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -99,7 +101,9 @@ pub use officers::{OfficerImport, OfficerRow};
 pub use queries::{DeadLetterRecord, DeadLetterView, Status, WarningView};
 pub use register::ImportReport;
 pub use review::{LinkDecisionView, ReviewChoice, ReviewDecisionView, ReviewItem, StoredModel};
+pub use tokens::{NewToken, TokenRow};
 pub use trace::TraceEntry;
+pub use web::{HouseholdRecord, RegionCounts, WarningFilter, WarningPage};
 
 /// Database page size (set when the file is created).
 const PAGE_SIZE: u32 = 8192;

@@ -1,11 +1,7 @@
-use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Subcommand;
-use doudi_model::Source;
-use doudi_pipeline::files::RawRecord;
 
 use super::{load_engine, open_store};
 use crate::Config;
@@ -85,89 +81,31 @@ async fn replay(
     reason: Option<&str>,
     feeds: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let limits = config.limits.parse_limits();
-    let page_size = config.limits.batch_size.max(1) as i64;
-    let mut engine = None;
-    let mut after = 0;
-    let (mut replayed, mut still, mut seen) = (0usize, 0u64, 0usize);
-    let mut total = doudi_pipeline::BatchOutcome::default();
-    // A page of dead letters at a time (their bytes can be large), each applied in one transaction.
-    loop {
-        let letters = store
-            .dead_letters_to_replay(ids, reason, after, page_size)
-            .await?;
-        let Some(last) = letters.last() else {
-            break;
-        };
-        after = last.id;
-        seen += letters.len();
-        if engine.is_none() {
-            engine = Some(load_engine(config, store, None).await?);
-        }
-        let Some(engine) = engine.as_ref() else {
-            break;
-        };
-        let mut good = Vec::new();
-        let mut good_ids = Vec::new();
-        for d in &letters {
-            let Some(source) = Source::from_code(&d.source) else {
-                println!("#{}: unknown source {:?}: left as it is", d.id, d.source);
-                still += 1;
-                continue;
-            };
-            let bytes = if d.raw_len as usize > d.raw.len() {
-                match reread(feeds, &d.stream, d.byte_offset, d.raw_len) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        println!(
-                            "#{}: kept only in part and {e:#}: left as it is (pass --feeds DIR)",
-                            d.id
-                        );
-                        still += 1;
-                        continue;
-                    }
-                }
-            } else {
-                d.raw.clone()
-            };
-            let record = RawRecord {
-                source,
-                stream: d.stream.clone(),
-                line: u64::try_from(d.line).unwrap_or(0),
-                byte_offset: u64::try_from(d.byte_offset).unwrap_or(0),
-                end_offset: u64::try_from(d.byte_offset + d.raw_len + 1).unwrap_or(0),
-                full_len: bytes.len() as u64,
-                bytes,
-            };
-            let mut item = doudi_pipeline::ingest_record(record, &limits);
-            match &item.result {
-                Ok(_) => {
-                    item.link_with(engine.index());
-                    good.push(item);
-                    good_ids.push(d.id);
-                }
-                Err(e) => {
-                    println!(
-                        "#{} {}:{}: still refused: [{}] {e}",
-                        d.id,
-                        d.stream,
-                        d.line,
-                        e.code()
-                    );
-                    still += 1;
-                }
-            }
-        }
-        if !good.is_empty() {
-            let out = doudi_pipeline::apply_replayed(store, engine, &good, &good_ids).await?;
-            total.add(&out);
-            replayed += good_ids.len();
-        }
-    }
-    if seen == 0 {
+    // The engine (register index, identity model) only when there is something to replay.
+    if store
+        .dead_letters_to_replay(ids, reason, 0, 1)
+        .await?
+        .is_empty()
+    {
         println!("no dead letters to replay");
         return Ok(());
     }
+    let engine = load_engine(config, store, None).await?;
+    let opts = doudi_pipeline::ReplayOptions {
+        ids,
+        reason,
+        feeds,
+        limits: config.limits.parse_limits(),
+        page_size: config.limits.batch_size.max(1) as i64,
+    };
+    let report = doudi_pipeline::replay_dead_letters(store, &engine, &opts).await?;
+    for s in &report.still_refused {
+        println!(
+            "#{} {}:{}: still refused: [{}] {}",
+            s.id, s.stream, s.line, s.code, s.reason
+        );
+    }
+    let (replayed, still, total) = (report.replayed, report.still_refused.len(), &report.outcome);
     tracing::info!(replayed, still_refused = still, "dead letters replayed");
     println!(
         "replayed {replayed} dead letters: {} new events ({} duplicates), {} linked, {} for review, {} unmatched, {} warnings opened; {still} still refused",
@@ -179,16 +117,4 @@ async fn replay(
         total.warnings_opened,
     );
     Ok(())
-}
-
-/// The whole line of a record kept only in part, from its feed file.
-fn reread(feeds: &std::path::Path, stream: &str, offset: i64, len: i64) -> anyhow::Result<Vec<u8>> {
-    let path = feeds.join(stream);
-    let mut f = std::fs::File::open(&path)
-        .with_context(|| format!("its file {} cannot be opened", path.display()))?;
-    f.seek(SeekFrom::Start(u64::try_from(offset)?))?;
-    let mut buf = vec![0; usize::try_from(len)?];
-    f.read_exact(&mut buf)
-        .with_context(|| format!("its file {} is shorter than recorded", path.display()))?;
-    Ok(buf)
 }

@@ -12,8 +12,10 @@ pub mod officers;
 pub mod review;
 pub mod rules;
 pub mod run;
+pub mod serve;
 pub mod silences;
 pub mod status;
+pub mod tokens;
 pub mod trace;
 pub mod warnings;
 

@@ -1,0 +1,94 @@
+//! `doudi serve`: the HTTP API, the officers' and auditors' pages, /metrics, /healthz, /readyz.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::open_store;
+use crate::Config;
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  doudi tokens create --role officer --region 341502001 --officer o-341502001 --expires-in 90
+  doudi serve                                   # on serve.listen (default 127.0.0.1:8080)
+  doudi serve --listen 0.0.0.0:8080 --config /etc/doudi/doudi.toml
+  curl -H \"Authorization: Bearer $TOKEN\" 'http://127.0.0.1:8080/api/warnings?level=red&limit=20'
+
+Officers sign in at http://HOST:PORT/sign-in by pasting their token (Chinese pages; English with ?lang=en). The API is described in schemas/openapi.json. /healthz (process up), /readyz (database answers) and /metrics (Prometheus) need no token. SIGTERM or Ctrl-C stops accepting and lets requests in flight finish (serve.shutdown_grace_seconds).")]
+pub struct ServeArgs {
+    /// Address to listen on (overrides serve.listen).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+}
+
+pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    let s = &config.serve;
+    let listen = args.listen.unwrap_or_else(|| s.listen.clone());
+    let mut service = doudi_service::ServiceConfig::with_rules(config.rule_set()?);
+    service.public_url = s.public_url.clone();
+    service.max_body_bytes = s.max_body_bytes;
+    service.auth_failures_per_minute = s.auth_failures_per_minute;
+    service.max_page_size = s.max_page_size;
+    service.parse_limits = config.limits.parse_limits();
+    service.thresholds = config.linkage.thresholds.clone();
+    service.feeds_dir = config.feeds.dir.clone();
+    service.replay_page_size = config.limits.batch_size.max(1) as i64;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    if store.tokens().await?.is_empty() {
+        tracing::warn!("no API tokens yet: create one with `doudi tokens create`");
+    }
+    tracing::info!(%addr, public_url = %s.public_url, "serving on http://{addr}");
+    let app = doudi_service::app(doudi_service::AppState::new(store.clone(), service));
+    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing requests in flight");
+        let _ = stopped_tx.send(());
+    };
+    let grace = Duration::from_secs(s.shutdown_grace_seconds);
+    let server = tokio::spawn(doudi_service::serve(listener, app, shutdown));
+    tokio::pin!(server);
+    tokio::select! {
+        done = &mut server => done.context("the server task failed")?.context("the server stopped")?,
+        _ = async {
+            let _ = stopped_rx.await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(grace_seconds = grace.as_secs(), "requests still in flight after the grace period: stopping anyway");
+        }
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C, or SIGTERM (a service manager stopping the service).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,140 @@
+//! Replaying dead letters after a fix (a raised limit, a corrected parser): those that pass now go
+//! through the pipeline (link, assess, warn) once and are marked replayed; the others stay, with
+//! why. Used by `doudi deadletters replay` and the HTTP service.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use doudi_model::{ParseLimits, Source};
+use doudi_store::Store;
+use serde::Serialize;
+
+use crate::apply::{apply_replayed, BatchOutcome, Engine};
+use crate::files::RawRecord;
+use crate::{ingest_record, PipelineError};
+
+/// A dead letter that is still refused, and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct StillRefused {
+    pub id: i64,
+    pub stream: String,
+    pub line: i64,
+    /// A reason code (`bad_json`, …), or `unknown_source` / `partial` (kept only in part and its
+    /// feed file cannot be read again).
+    pub code: String,
+    pub reason: String,
+}
+
+/// What a replay did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ReplayReport {
+    /// Dead letters looked at (not replayed before, matching the selection).
+    pub seen: usize,
+    pub replayed: usize,
+    pub still_refused: Vec<StillRefused>,
+    pub outcome: BatchOutcome,
+}
+
+/// Which dead letters to replay, and how.
+#[derive(Clone, Debug)]
+pub struct ReplayOptions<'a> {
+    /// Only these ids (empty: all).
+    pub ids: &'a [i64],
+    /// Only this reason code.
+    pub reason: Option<&'a str>,
+    /// The feeds folder, to re-read records that were kept only in part.
+    pub feeds: &'a Path,
+    pub limits: ParseLimits,
+    /// Dead letters read (and applied in one transaction) at a time.
+    pub page_size: i64,
+}
+
+/// Replay the dead letters `opts` selects through `engine`, a page at a time.
+pub async fn replay_dead_letters(
+    store: &Store,
+    engine: &Engine,
+    opts: &ReplayOptions<'_>,
+) -> Result<ReplayReport, PipelineError> {
+    let mut report = ReplayReport::default();
+    let mut after = 0;
+    loop {
+        let letters = store
+            .dead_letters_to_replay(opts.ids, opts.reason, after, opts.page_size.max(1))
+            .await?;
+        let Some(last) = letters.last() else {
+            break;
+        };
+        after = last.id;
+        report.seen += letters.len();
+        let mut good = Vec::new();
+        let mut good_ids = Vec::new();
+        for d in &letters {
+            let refuse = |code: &str, reason: String| StillRefused {
+                id: d.id,
+                stream: d.stream.clone(),
+                line: d.line,
+                code: code.to_string(),
+                reason,
+            };
+            let Some(source) = Source::from_code(&d.source) else {
+                report.still_refused.push(refuse(
+                    "unknown_source",
+                    format!("unknown source {:?}", d.source),
+                ));
+                continue;
+            };
+            let bytes = if d.raw_len as usize > d.raw.len() {
+                match reread(opts.feeds, &d.stream, d.byte_offset, d.raw_len) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        report.still_refused.push(refuse(
+                            "partial",
+                            format!("kept only in part and {e} (give the feeds folder)"),
+                        ));
+                        continue;
+                    }
+                }
+            } else {
+                d.raw.clone()
+            };
+            let record = RawRecord {
+                source,
+                stream: d.stream.clone(),
+                line: u64::try_from(d.line).unwrap_or(0),
+                byte_offset: u64::try_from(d.byte_offset).unwrap_or(0),
+                end_offset: u64::try_from(d.byte_offset + d.raw_len + 1).unwrap_or(0),
+                full_len: bytes.len() as u64,
+                bytes,
+            };
+            let mut item = ingest_record(record, &opts.limits);
+            match &item.result {
+                Ok(_) => {
+                    item.link_with(engine.index());
+                    good.push(item);
+                    good_ids.push(d.id);
+                }
+                Err(e) => report.still_refused.push(refuse(e.code(), e.to_string())),
+            }
+        }
+        if !good.is_empty() {
+            let out = apply_replayed(store, engine, &good, &good_ids).await?;
+            report.outcome.add(&out);
+            report.replayed += good_ids.len();
+        }
+    }
+    Ok(report)
+}
+
+/// The whole line of a record kept only in part, from its feed file.
+fn reread(feeds: &Path, stream: &str, offset: i64, len: i64) -> Result<Vec<u8>, String> {
+    let path = feeds.join(stream);
+    let mut f = std::fs::File::open(&path)
+        .map_err(|e| format!("its file {} cannot be opened: {e}", path.display()))?;
+    let offset = u64::try_from(offset).map_err(|_| format!("bad offset {offset}"))?;
+    f.seek(SeekFrom::Start(offset))
+        .map_err(|e| format!("its file {} cannot be read: {e}", path.display()))?;
+    let mut buf = vec![0; usize::try_from(len).map_err(|_| format!("bad length {len}"))?];
+    f.read_exact(&mut buf)
+        .map_err(|_| format!("its file {} is shorter than recorded", path.display()))?;
+    Ok(buf)
+}

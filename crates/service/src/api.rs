@@ -1,0 +1,729 @@
+//! The JSON API under `/api/…` (see `schemas/openapi.json`) and the probes.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use doudi_model::{Category, Money, RegionCode};
+use doudi_store::{ReviewChoice, WarningFilter};
+use doudi_warnings::lifecycle::{Disposition, Move};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::mask::{mask_json, mask_phone};
+use crate::ops::{self, Page};
+use crate::AppState;
+
+type ApiResult = Result<Response, ApiError>;
+
+fn ok(v: impl serde::Serialize) -> ApiResult {
+    Ok(Json(v).into_response())
+}
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+/// `GET /readyz`: the database answers.
+pub async fn readyz(State(state): State<AppState>) -> ApiResult {
+    state
+        .store()
+        .ping()
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    ok(json!({"status": "ready"}))
+}
+
+/// Anything else.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route (the API is described in schemas/openapi.json)".into())
+}
+
+/// Query of `GET /api/warnings`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// `red`, `orange`, `yellow`.
+    pub level: Option<String>,
+    /// `open`, `acknowledged`, `visited`, `resolved`, `active` (default) or `all`.
+    pub state: Option<String>,
+    /// A region-code prefix inside the token's region.
+    pub region: Option<String>,
+    /// Only warnings assigned to this officer.
+    pub officer: Option<String>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+/// The checked filter of a warning list, limited to what `who` may see.
+pub fn warning_filter<'a>(
+    state: &AppState,
+    who: &'a Principal,
+    q: &'a ListQuery,
+) -> Result<WarningFilter<'a>, ApiError> {
+    let level = q.level.as_deref().filter(|l| !l.is_empty());
+    if let Some(l) = level {
+        if !["red", "orange", "yellow"].contains(&l) {
+            return Err(ApiError::BadRequest(format!(
+                "level must be red, orange or yellow (got {l:?})"
+            )));
+        }
+    }
+    let st = q.state.as_deref().unwrap_or("active");
+    if ![
+        "open",
+        "acknowledged",
+        "visited",
+        "resolved",
+        "active",
+        "all",
+    ]
+    .contains(&st)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "state must be open, acknowledged, visited, resolved, active or all (got {st:?})"
+        )));
+    }
+    let region = match q.region.as_deref().filter(|r| !r.is_empty()) {
+        None => who.scope(),
+        Some(r) => {
+            if r.len() > 12 || !r.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ApiError::BadRequest(format!(
+                    "region must be a region-code prefix of up to 12 digits (got {r:?})"
+                )));
+            }
+            if !r.starts_with(who.scope()) {
+                return Err(ApiError::Forbidden(format!(
+                    "region {r} is outside this token's region {}",
+                    who.region
+                )));
+            }
+            r
+        }
+    };
+    let max = state.config().max_page_size;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be 1 to {max} (got {limit})"
+        )));
+    }
+    let offset = q.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::BadRequest(format!(
+            "offset must not be negative (got {offset})"
+        )));
+    }
+    Ok(WarningFilter {
+        region_prefix: region,
+        level,
+        state: st,
+        assigned_to: q.officer.as_deref().filter(|o| !o.is_empty()),
+        limit,
+        offset,
+    })
+}
+
+/// `GET /api/warnings`: warnings in the token's region, most urgent first, a page at a time.
+pub async fn list_warnings(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult {
+    let filter = warning_filter(&state, &who, &q)?;
+    let mut page = state.store().warnings_page(&filter).await?;
+    for w in &mut page.warnings {
+        mask_json(&mut w.household);
+    }
+    ok(page)
+}
+
+fn warning_id(id: &str) -> Result<i64, ApiError> {
+    id.parse::<i64>()
+        .map_err(|_| ApiError::BadRequest(format!("warning id must be a number (got {id:?})")))
+}
+
+/// `GET /api/warnings/{id}`: one warning with reasons, suggested relief and history (members
+/// masked); the read is audited.
+pub async fn show_warning(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let id = warning_id(&id)?;
+    ok(ops::warning(&state, &who, id, "GET /api/warnings/{id}").await?)
+}
+
+/// Body of a move.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveBody {
+    #[serde(default)]
+    pub note: String,
+}
+
+/// Body of a resolution.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveBody {
+    /// `relief_granted`, `enrolled`, `referred`, `risk_cleared`, `false_alarm`.
+    pub disposition: String,
+    /// Relief in yuan (`relief_granted`), e.g. `"2000"` or `"1500.50"`.
+    pub amount: Option<String>,
+    /// `dibao`, `tekun`, … (`enrolled`).
+    pub category: Option<String>,
+    /// The department referred to (`referred`).
+    pub department: Option<String>,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// A disposition from its parts (API body or page form).
+pub fn disposition(
+    code: &str,
+    amount: Option<&str>,
+    category: Option<&str>,
+    department: Option<&str>,
+) -> Result<Disposition, ApiError> {
+    let need = |what: &str| ApiError::BadRequest(format!("disposition {code} needs {what}"));
+    Ok(match code {
+        "relief_granted" => {
+            let text = amount.filter(|a| !a.trim().is_empty()).ok_or_else(|| need("amount (yuan)"))?;
+            let amount = Money::parse_yuan(text.trim()).map_err(|e| {
+                ApiError::BadRequest(format!("amount {text:?} is not an amount in yuan: {e}"))
+            })?;
+            Disposition::ReliefGranted { amount }
+        }
+        "enrolled" => {
+            let text = category.filter(|c| !c.is_empty()).ok_or_else(|| need("category"))?;
+            let category = Category::from_code(text).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "unknown category {text:?} (dibao, tekun, dibao_edge, expenditure, unstable, edge_prone, sudden)"
+                ))
+            })?;
+            Disposition::Enrolled { category }
+        }
+        "referred" => Disposition::Referred {
+            department: department
+                .filter(|d| !d.trim().is_empty())
+                .ok_or_else(|| need("department"))?
+                .trim()
+                .to_string(),
+        },
+        "risk_cleared" => Disposition::RiskCleared,
+        "false_alarm" => Disposition::FalseAlarm,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown disposition {other:?} (relief_granted, enrolled, referred, risk_cleared, false_alarm)"
+            )))
+        }
+    })
+}
+
+/// `POST /api/warnings/{id}/acknowledge`.
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    body: Option<Json<MoveBody>>,
+) -> ApiResult {
+    let id = warning_id(&id)?;
+    let note = body.map(|b| b.0.note).unwrap_or_default();
+    ok(ops::move_warning(&state, &who, id, &note, Move::Acknowledge).await?)
+}
+
+/// `POST /api/warnings/{id}/visit` (a note saying what the visit found is required).
+pub async fn visit(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    Json(body): Json<MoveBody>,
+) -> ApiResult {
+    let id = warning_id(&id)?;
+    ok(ops::move_warning(&state, &who, id, &body.note, Move::Visit).await?)
+}
+
+/// `POST /api/warnings/{id}/resolve`.
+pub async fn resolve(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    Json(body): Json<ResolveBody>,
+) -> ApiResult {
+    let id = warning_id(&id)?;
+    let d = disposition(
+        &body.disposition,
+        body.amount.as_deref(),
+        body.category.as_deref(),
+        body.department.as_deref(),
+    )?;
+    ok(ops::move_warning(&state, &who, id, &body.note, Move::Resolve(d)).await?)
+}
+
+/// `GET /api/households/{id}`: the register record — in clear for the region's officers and
+/// supervisors (they visit it), masked for auditors and admins; audited either way.
+pub async fn show_household(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let Some(mut h) = state.store().household(&id).await? else {
+        return Err(ApiError::NotFound(format!(
+            "household {id} is not in the register"
+        )));
+    };
+    who.require_region(&h.region_code, &format!("household {id}"))?;
+    let clear = ops::in_clear(&who, Page::Household);
+    ops::audit_read(&state, &who, &id, "GET /api/households/{id}", !clear).await?;
+    if !clear {
+        mask_json(&mut h.record);
+    }
+    ok(json!({"household": h, "masked": !clear}))
+}
+
+/// `GET /api/households/{id}/timeline`: the events applied to the household and the assessment
+/// after each, oldest first (masked; audited).
+pub async fn household_timeline(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let entries = ops::trace(
+        &state,
+        &who,
+        &id,
+        Page::Timeline,
+        "GET /api/households/{id}/timeline",
+    )
+    .await?;
+    ok(json!({"household_id": id, "masked": true, "entries": entries}))
+}
+
+/// `GET /api/households/{id}/trace`: everything about the household in order — in clear for
+/// auditors, masked for officers and supervisors; audited either way.
+pub async fn household_trace(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let entries = ops::trace(
+        &state,
+        &who,
+        &id,
+        Page::Trace,
+        "GET /api/households/{id}/trace",
+    )
+    .await?;
+    let masked = !ops::in_clear(&who, Page::Trace);
+    ok(json!({"household_id": id, "masked": masked, "entries": entries}))
+}
+
+/// Query of lists with a limit.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitQuery {
+    pub limit: Option<i64>,
+}
+
+fn limit(state: &AppState, q: &LimitQuery) -> Result<i64, ApiError> {
+    let max = state.config().max_page_size;
+    let l = q.limit.unwrap_or(50);
+    if !(1..=max).contains(&l) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be 1 to {max} (got {l})"
+        )));
+    }
+    Ok(l)
+}
+
+/// `GET /api/review`: records waiting for a person's identity decision; regional roles see those
+/// with a candidate household in their region. The evidence holds no personal data in clear.
+pub async fn list_review(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Query(q): Query<LimitQuery>,
+) -> ApiResult {
+    let limit = limit(&state, &q)?;
+    // Regional roles: read further and keep theirs (the queue is small: a person empties it).
+    let fetch = if who.role.is_regional() {
+        limit.saturating_mul(20).min(10_000)
+    } else {
+        limit
+    };
+    let mut out = Vec::new();
+    for item in state.store().pending_reviews(fetch).await? {
+        if out.len() as i64 >= limit {
+            break;
+        }
+        if who.role.is_regional() {
+            let regions = ops::review_regions(&state, &item.evidence).await?;
+            if !regions.iter().any(|(_, _, r)| who.sees(r)) {
+                continue;
+            }
+        }
+        out.push(item);
+    }
+    ok(json!({"total_pending": state.store().pending_review_count().await?, "items": out}))
+}
+
+/// Body of a review decision: `{"link": MEMBER}` or `{"reject": true}`, and why.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecideBody {
+    pub link: Option<String>,
+    #[serde(default)]
+    pub reject: bool,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// `POST /api/review/{seq}/decide`: link the record to one of its candidates (a member of a
+/// household in the token's region) or reject it; a link goes on through the pipeline.
+pub async fn decide_review(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(seq): Path<String>,
+    Json(body): Json<DecideBody>,
+) -> ApiResult {
+    let seq: i64 = seq
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("review seq must be a number (got {seq:?})")))?;
+    let Some(item) = state.store().review_item(seq).await? else {
+        return Err(ApiError::NotFound(format!(
+            "record #{seq} is not in the review queue"
+        )));
+    };
+    let regions = ops::review_regions(&state, &item.evidence).await?;
+    if !regions.iter().any(|(_, _, r)| who.sees(r)) {
+        return Err(ApiError::Forbidden(format!(
+            "record #{seq} has no candidate household in this token's region {}",
+            who.region
+        )));
+    }
+    let choice = match (body.link, body.reject) {
+        (Some(_), true) | (None, false) => {
+            return Err(ApiError::BadRequest(
+                "give either \"link\": MEMBER or \"reject\": true".into(),
+            ))
+        }
+        (Some(member_id), false) => {
+            let Some((_, _, region)) = regions.iter().find(|(_, m, _)| *m == member_id) else {
+                return Err(ApiError::BadRequest(format!(
+                    "member {member_id} is not among record #{seq}'s candidates (see GET /api/review)"
+                )));
+            };
+            who.require_region(region, &format!("member {member_id}'s household"))?;
+            ReviewChoice::Link {
+                household_id: String::new(),
+                member_id,
+            }
+        }
+        (None, true) => ReviewChoice::Reject,
+    };
+    let by = who.officer_id.clone().ok_or_else(|| {
+        ApiError::Forbidden(format!("token #{} acts for no officer", who.token_id))
+    })?;
+    let directory = ops::directory(&state).await?;
+    let register = state.store().load_register().await?;
+    let cfg = state.config();
+    let engine = doudi_pipeline::Engine::assess_only(cfg.rules.clone(), cfg.parse_limits, register)
+        .with_directory(directory);
+    let done =
+        doudi_pipeline::decide_review(state.store(), &engine, seq, choice, &by, &body.note).await?;
+    tracing::info!(seq, decision = done.decision, "review decided");
+    ok(done)
+}
+
+/// `GET /api/deadletters`: records refused at ingest (their raw bytes are not shown: they may hold
+/// personal data; `doudi deadletters list --json` on the server shows them).
+pub async fn list_dead_letters(
+    State(state): State<AppState>,
+    Query(q): Query<LimitQuery>,
+) -> ApiResult {
+    let limit = limit(&state, &q)?;
+    let list: Vec<Value> = state
+        .store()
+        .dead_letters(limit)
+        .await?
+        .into_iter()
+        .map(|d| {
+            json!({"id": d.id, "source": d.source, "stream": d.stream, "line": d.line,
+                "reason_code": d.reason_code, "raw_len": d.raw_len, "replayed_at": d.replayed_at})
+        })
+        .collect();
+    ok(json!({"dead_letters": list}))
+}
+
+/// Body of a replay: which dead letters (none given: all not yet replayed).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayBody {
+    #[serde(default)]
+    pub ids: Vec<i64>,
+    pub reason: Option<String>,
+}
+
+/// `POST /api/deadletters/replay`: after a fix, send the dead letters that pass now through the
+/// pipeline (as `doudi deadletters replay`).
+pub async fn replay_dead_letters(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(body): Json<ReplayBody>,
+) -> ApiResult {
+    let store = state.store();
+    let reason = body.reason.as_deref().filter(|r| !r.is_empty());
+    if store
+        .dead_letters_to_replay(&body.ids, reason, 0, 1)
+        .await?
+        .is_empty()
+    {
+        return ok(json!({"seen": 0, "replayed": 0, "still_refused": [], "outcome": null}));
+    }
+    let cfg = state.config();
+    let register = store.load_register().await?;
+    let mut engine = doudi_pipeline::Engine::new(cfg.rules.clone(), cfg.parse_limits, register)
+        .with_directory(ops::directory(&state).await?);
+    if let Some(m) = store.active_linkage_model().await? {
+        let model = serde_json::from_str::<doudi_linkage::Model>(&m.model).map_err(|e| {
+            ApiError::Internal(format!(
+                "stored linkage model {} is unreadable: {e}",
+                m.version
+            ))
+        })?;
+        engine = engine.with_model(model, cfg.thresholds.clone());
+    }
+    let opts = doudi_pipeline::ReplayOptions {
+        ids: &body.ids,
+        reason,
+        feeds: &cfg.feeds_dir,
+        limits: cfg.parse_limits,
+        page_size: cfg.replay_page_size,
+    };
+    let report = doudi_pipeline::replay_dead_letters(store, &engine, &opts).await?;
+    store
+        .audit(
+            &who.actor(),
+            "dead_letters_replayed",
+            "dead_letters",
+            &json!({"replayed": report.replayed, "still_refused": report.still_refused.len()}),
+        )
+        .await?;
+    tracing::info!(
+        replayed = report.replayed,
+        still_refused = report.still_refused.len(),
+        "dead letters replayed"
+    );
+    ok(report)
+}
+
+/// `GET /api/officers`: the directory (phone numbers masked); regional roles see the officers of
+/// their region and those above it.
+pub async fn list_officers(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> ApiResult {
+    let directory = ops::directory(&state).await?;
+    let mut list: Vec<_> = directory
+        .officers()
+        .filter(|o| {
+            let r = o.region.as_str();
+            !who.role.is_regional() || r.starts_with(&who.region) || who.region.starts_with(r)
+        })
+        .cloned()
+        .map(|mut o| {
+            o.channels.phone = o.channels.phone.as_deref().map(mask_phone);
+            o
+        })
+        .collect();
+    list.sort_by(|a, b| {
+        a.region
+            .cmp(&b.region)
+            .then(a.officer_id.cmp(&b.officer_id))
+    });
+    ok(json!({"officers": list}))
+}
+
+/// `GET /api/silences`: silences touching the token's region.
+pub async fn list_silences(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> ApiResult {
+    let mut out = Vec::new();
+    for s in state.store().silences().await? {
+        let visible = if !who.role.is_regional() {
+            true
+        } else if s.scope == "region" {
+            s.target.starts_with(&who.region) || who.region.starts_with(&s.target)
+        } else {
+            state
+                .store()
+                .household_region(&s.target)
+                .await?
+                .is_some_and(|r| who.sees(&r))
+        };
+        if visible {
+            out.push(s);
+        }
+    }
+    ok(json!({"silences": out}))
+}
+
+/// Body of a new silence.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceBody {
+    pub household: Option<String>,
+    pub region: Option<String>,
+    pub reason: String,
+    /// RFC 3339; default now.
+    pub from: Option<String>,
+    /// RFC 3339 end, or `hours`.
+    pub until: Option<String>,
+    pub hours: Option<u32>,
+}
+
+fn time(text: &str, what: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| ApiError::BadRequest(format!("{what} {text:?} is not an RFC 3339 time: {e}")))
+}
+
+/// `POST /api/silences`: hold back notices for a household or region (a supervisor whose region
+/// contains it, as `doudi silences add`).
+pub async fn add_silence(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(b): Json<SilenceBody>,
+) -> ApiResult {
+    let (scope, target) = match (b.household, b.region) {
+        (Some(h), None) => ("household", h),
+        (None, Some(r)) => (
+            "region",
+            RegionCode::parse(&r)
+                .map_err(|e| ApiError::BadRequest(format!("region: {e}")))?
+                .as_str()
+                .to_string(),
+        ),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give either \"household\" or \"region\"".into(),
+            ))
+        }
+    };
+    let region = match scope {
+        "region" => target.clone(),
+        _ => state
+            .store()
+            .household_region(&target)
+            .await?
+            .ok_or_else(|| {
+                ApiError::NotFound(format!("household {target} is not in the register"))
+            })?,
+    };
+    who.require_region(&region, &format!("{scope} {target}"))?;
+    let by = who.officer_id.clone().ok_or_else(|| {
+        ApiError::Forbidden(format!("token #{} acts for no officer", who.token_id))
+    })?;
+    let directory = ops::directory(&state).await?;
+    let allowed = directory.get(&by).is_some_and(|o| {
+        o.role == doudi_warnings::routing::Role::Supervisor && region.starts_with(o.region.as_str())
+    });
+    if !allowed {
+        let why = format!(
+            "{by:?} may not silence {scope} {target}: only a supervisor whose region contains {region} may"
+        );
+        state
+            .store()
+            .audit(
+                &by,
+                "silence_refused",
+                &format!("{scope}:{target}"),
+                &json!({"refused": why}),
+            )
+            .await?;
+        return Err(ApiError::Forbidden(why));
+    }
+    if b.reason.trim().is_empty() {
+        return Err(ApiError::BadRequest("a silence needs a reason".into()));
+    }
+    let start = match &b.from {
+        Some(t) => time(t, "from")?,
+        None => chrono::Utc::now(),
+    };
+    let end = match (&b.until, b.hours) {
+        (Some(t), None) => time(t, "until")?,
+        (None, Some(h)) => start + chrono::TimeDelta::hours(i64::from(h)),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give either \"until\" (RFC 3339) or \"hours\"".into(),
+            ))
+        }
+    };
+    if end <= start {
+        return Err(ApiError::BadRequest(format!(
+            "the silence ends ({end}) before it starts ({start})"
+        )));
+    }
+    let (starts_at, ends_at) = (doudi_store::ts(&start), doudi_store::ts(&end));
+    let id = state
+        .store()
+        .add_silence(scope, &target, &b.reason, &starts_at, &ends_at, &by)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"silence_id": id, "scope": scope, "target": target,
+            "starts_at": starts_at, "ends_at": ends_at, "created_by": by})),
+    )
+        .into_response())
+}
+
+/// Query of a region overview.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverviewQuery {
+    /// Days back (default 30, at most 366).
+    pub days: Option<i64>,
+}
+
+/// The overview's data: warnings opened per day and level, active ones per township and level.
+pub async fn overview_data(
+    state: &AppState,
+    who: &Principal,
+    code: &str,
+    days: i64,
+) -> Result<doudi_store::RegionCounts, ApiError> {
+    if code.is_empty() || code.len() > 12 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::BadRequest(format!(
+            "region must be a region code of up to 12 digits (got {code:?})"
+        )));
+    }
+    who.require_region(code, &format!("region {code}"))?;
+    if !(1..=366).contains(&days) {
+        return Err(ApiError::BadRequest(format!(
+            "days must be 1 to 366 (got {days})"
+        )));
+    }
+    let since = chrono::Utc::now() - chrono::TimeDelta::days(days);
+    Ok(state
+        .store()
+        .region_counts(code, &doudi_store::ts(&since))
+        .await?)
+}
+
+/// `GET /api/regions/{code}/overview`.
+pub async fn region_overview(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(code): Path<String>,
+    Query(q): Query<OverviewQuery>,
+) -> ApiResult {
+    let days = q.days.unwrap_or(30);
+    let counts = overview_data(&state, &who, &code, days).await?;
+    ok(
+        json!({"region": code, "days": days, "by_day": counts.by_day.iter().map(|(d, l, n)| json!({"day": d, "level": l, "count": n})).collect::<Vec<_>>(),
+        "by_township": counts.by_township.iter().map(|(t, l, n)| json!({"township": t, "level": l, "count": n})).collect::<Vec<_>>()}),
+    )
+}

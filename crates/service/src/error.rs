@@ -1,0 +1,174 @@
+//! Errors of the service, and how they reach a client: JSON
+//! `{"error": {"status", "code", "message", "where"}}` on the API (`where` is the method and the
+//! route template, added by [`json_errors`] for every 4xx/5xx, axum's own rejections included).
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+/// Why a request failed. Messages say what to do instead; they never carry personal data.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("too many failed sign-ins from this address: wait a minute and try again")]
+    RateLimited,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the database is not answering: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthenticated(_) => "unauthenticated",
+            ApiError::RateLimited => "rate_limited",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<doudi_store::StoreError> for ApiError {
+    fn from(e: doudi_store::StoreError) -> Self {
+        match e {
+            doudi_store::StoreError::Conflict(m) => ApiError::Conflict(m),
+            other => {
+                doudi_telemetry::db_error("read");
+                tracing::error!(error = %other, "store error while serving a request");
+                ApiError::Internal(other.to_string())
+            }
+        }
+    }
+}
+
+impl From<doudi_pipeline::PipelineError> for ApiError {
+    fn from(e: doudi_pipeline::PipelineError) -> Self {
+        match e {
+            doudi_pipeline::PipelineError::Store(s) => s.into(),
+            other => {
+                tracing::error!(error = %other, "pipeline error while serving a request");
+                ApiError::Internal(other.to_string())
+            }
+        }
+    }
+}
+
+/// What an error response carries until [`json_errors`] writes its body.
+#[derive(Clone, Debug)]
+pub(crate) struct ErrorInfo {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = self.status().into_response();
+        r.extensions_mut().insert(ErrorInfo {
+            code: self.code(),
+            message: self.to_string(),
+        });
+        r
+    }
+}
+
+/// The largest rejection text read back to wrap it in JSON.
+const MAX_REJECTION_TEXT: usize = 4096;
+
+fn code_for(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthenticated",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        409 => "conflict",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        422 => "unprocessable",
+        429 => "rate_limited",
+        503 => "unavailable",
+        s if s >= 500 => "internal",
+        _ => "error",
+    }
+}
+
+/// Middleware: every 4xx/5xx response of the API (and of the probes) becomes a JSON error that
+/// says what failed and where (method and route template) — ours, and axum's rejections (a bad
+/// query string, a body that is not JSON or too large, an unknown route, a wrong method).
+pub async fn json_errors(req: Request, next: Next) -> Response {
+    let place = format!(
+        "{} {}",
+        req.method(),
+        req.extensions()
+            .get::<MatchedPath>()
+            .map_or_else(|| req.uri().path().to_owned(), |m| m.as_str().to_owned())
+    );
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    if is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let (code, message) = match parts.extensions.remove::<ErrorInfo>() {
+        Some(info) => (info.code, info.message),
+        None => {
+            let text = axum::body::to_bytes(body, MAX_REJECTION_TEXT)
+                .await
+                .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+                .unwrap_or_default();
+            let text = if text.is_empty() {
+                status.canonical_reason().unwrap_or("error").to_string()
+            } else {
+                text
+            };
+            (code_for(status), text)
+        }
+    };
+    let body = serde_json::json!({"error": {
+        "status": status.as_u16(), "code": code, "message": message, "where": place,
+    }});
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts.headers.insert(
+        CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::from(body.to_string()))
+}

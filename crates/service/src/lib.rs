@@ -1,0 +1,330 @@
+//! `doudi serve`: the HTTP face of the store — a JSON API under `/api/…` (described by
+//! `schemas/openapi.json`), server-rendered pages for township officers and auditors, `/metrics`,
+//! `/healthz` and `/readyz`.
+//!
+//! A thin shell: every answer comes from the store's own queries, every warning move from
+//! `doudi_warnings::lifecycle` (the same rules as `doudi warnings ack|visit|resolve`), a review
+//! decision from `doudi_pipeline::decide_review`, a dead-letter replay from
+//! `doudi_pipeline::replay_dead_letters`. All routes are in one table ([`routes`]): the router, the
+//! OpenAPI test and the authorisation matrix test are built from it.
+//!
+//! Access: API tokens stored hashed (`doudi tokens create`), four roles (officer, supervisor,
+//! auditor, admin), regional roles limited to their region prefix, failed authentication
+//! rate-limited per client address. What it must never do: log personal data (ID numbers, names,
+//! addresses, raw records), show it to a role that does not need it, or let a person read a
+//! household's personal data without an audit record of the read.
+
+mod api;
+mod auth;
+mod error;
+mod html;
+mod mask;
+mod ops;
+mod pages;
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, MethodRouter};
+use axum::Router;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+pub use auth::{form_token, hash_token, new_token, Principal, Role, SESSION_COOKIE};
+pub use error::ApiError;
+
+/// What the service needs besides the store.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// Where people reach the service (cookies are `Secure` when it is `https://…`).
+    pub public_url: String,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Failed authentications a client address may make per minute (also the burst); beyond it 429.
+    pub auth_failures_per_minute: u32,
+    /// Most warnings on one page of the API.
+    pub max_page_size: i64,
+    /// The rule set (a review decision assesses the household; the township's relief limit).
+    pub rules: doudi_risk::RuleSet,
+    pub parse_limits: doudi_model::ParseLimits,
+    /// Identity thresholds (a dead-letter replay links records).
+    pub thresholds: doudi_linkage::Thresholds,
+    /// The feeds folder (a replay re-reads records kept only in part).
+    pub feeds_dir: PathBuf,
+    /// Dead letters replayed per transaction.
+    pub replay_page_size: i64,
+}
+
+impl ServiceConfig {
+    /// Defaults around a rule set (tests, benches).
+    pub fn with_rules(rules: doudi_risk::RuleSet) -> ServiceConfig {
+        ServiceConfig {
+            public_url: "http://localhost:8080".into(),
+            max_body_bytes: 64 * 1024,
+            auth_failures_per_minute: 10,
+            max_page_size: 500,
+            rules,
+            parse_limits: doudi_model::ParseLimits::default(),
+            thresholds: doudi_linkage::Thresholds::default(),
+            feeds_dir: PathBuf::from("feeds"),
+            replay_page_size: 10_000,
+        }
+    }
+}
+
+struct Inner {
+    store: doudi_store::Store,
+    config: ServiceConfig,
+    auth_limiter: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+/// The service's shared state.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl AppState {
+    pub fn new(store: doudi_store::Store, config: ServiceConfig) -> AppState {
+        let per_minute =
+            NonZeroU32::new(config.auth_failures_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        AppState(Arc::new(Inner {
+            store,
+            auth_limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            config,
+        }))
+    }
+
+    pub fn store(&self) -> &doudi_store::Store {
+        &self.0.store
+    }
+
+    pub fn config(&self) -> &ServiceConfig {
+        &self.0.config
+    }
+
+    pub(crate) fn auth_limiter(&self) -> &DefaultKeyedRateLimiter<IpAddr> {
+        &self.0.auth_limiter
+    }
+}
+
+/// What a route serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// JSON under `/api/`, in `schemas/openapi.json`; bearer token.
+    Api,
+    /// Process and database probes, metrics: no token (in `schemas/openapi.json` too).
+    Probe,
+    /// An HTML page; session cookie.
+    Page,
+}
+
+/// One route of the service.
+pub struct Route {
+    pub method: &'static str,
+    /// The axum path template (`/api/warnings/{id}`), as in the OpenAPI document.
+    pub path: &'static str,
+    pub kind: Kind,
+    /// Roles admitted (empty: no token needed). Regional roles are further limited to their
+    /// region by the handler.
+    pub roles: &'static [Role],
+    pub handler: MethodRouter<AppState>,
+}
+
+const ALL: &[Role] = &Role::ALL;
+const DOERS: &[Role] = &[Role::Officer, Role::Supervisor];
+const TRACE_READERS: &[Role] = &[Role::Officer, Role::Supervisor, Role::Auditor];
+const DEAD_LETTER_READERS: &[Role] = &[Role::Auditor, Role::Admin];
+const ADMIN: &[Role] = &[Role::Admin];
+const SUPERVISOR: &[Role] = &[Role::Supervisor];
+const PUBLIC: &[Role] = &[];
+
+fn route(
+    method: &'static str,
+    path: &'static str,
+    kind: Kind,
+    roles: &'static [Role],
+    handler: MethodRouter<AppState>,
+) -> Route {
+    Route {
+        method,
+        path,
+        kind,
+        roles,
+        handler,
+    }
+}
+
+/// Every route of the service: the one table the router, the OpenAPI test and the authorisation
+/// matrix are built from.
+pub fn routes() -> Vec<Route> {
+    use Kind::{Api, Page, Probe};
+    vec![
+        route("GET", "/healthz", Probe, PUBLIC, get(api::healthz)),
+        route("GET", "/readyz", Probe, PUBLIC, get(api::readyz)),
+        route("GET", "/api/warnings", Api, ALL, get(api::list_warnings)),
+        route(
+            "GET",
+            "/api/warnings/{id}",
+            Api,
+            ALL,
+            get(api::show_warning),
+        ),
+        route(
+            "POST",
+            "/api/warnings/{id}/acknowledge",
+            Api,
+            DOERS,
+            post(api::acknowledge),
+        ),
+        route(
+            "POST",
+            "/api/warnings/{id}/visit",
+            Api,
+            DOERS,
+            post(api::visit),
+        ),
+        route(
+            "POST",
+            "/api/warnings/{id}/resolve",
+            Api,
+            DOERS,
+            post(api::resolve),
+        ),
+        route(
+            "GET",
+            "/api/households/{id}",
+            Api,
+            ALL,
+            get(api::show_household),
+        ),
+        route(
+            "GET",
+            "/api/households/{id}/timeline",
+            Api,
+            ALL,
+            get(api::household_timeline),
+        ),
+        route(
+            "GET",
+            "/api/households/{id}/trace",
+            Api,
+            TRACE_READERS,
+            get(api::household_trace),
+        ),
+        route("GET", "/api/review", Api, ALL, get(api::list_review)),
+        route(
+            "POST",
+            "/api/review/{seq}/decide",
+            Api,
+            DOERS,
+            post(api::decide_review),
+        ),
+        route(
+            "GET",
+            "/api/deadletters",
+            Api,
+            DEAD_LETTER_READERS,
+            get(api::list_dead_letters),
+        ),
+        route(
+            "POST",
+            "/api/deadletters/replay",
+            Api,
+            ADMIN,
+            post(api::replay_dead_letters),
+        ),
+        route("GET", "/api/officers", Api, ALL, get(api::list_officers)),
+        route("GET", "/api/silences", Api, ALL, get(api::list_silences)),
+        route(
+            "POST",
+            "/api/silences",
+            Api,
+            SUPERVISOR,
+            post(api::add_silence),
+        ),
+        route(
+            "GET",
+            "/api/regions/{code}/overview",
+            Api,
+            ALL,
+            get(api::region_overview),
+        ),
+        route("GET", "/sign-in", Page, PUBLIC, get(pages::sign_in_form)),
+        route("POST", "/sign-in", Page, PUBLIC, post(pages::sign_in)),
+        route("POST", "/sign-out", Page, ALL, post(pages::sign_out)),
+        route("GET", "/", Page, ALL, get(pages::inbox)),
+        route("GET", "/warnings/{id}", Page, ALL, get(pages::warning)),
+        route(
+            "POST",
+            "/warnings/{id}/acknowledge",
+            Page,
+            DOERS,
+            post(pages::acknowledge),
+        ),
+        route(
+            "POST",
+            "/warnings/{id}/visit",
+            Page,
+            DOERS,
+            post(pages::visit),
+        ),
+        route(
+            "POST",
+            "/warnings/{id}/resolve",
+            Page,
+            DOERS,
+            post(pages::resolve),
+        ),
+        route("GET", "/regions/{code}", Page, ALL, get(pages::region)),
+        route(
+            "GET",
+            "/households/{id}/trace",
+            Page,
+            TRACE_READERS,
+            get(pages::trace),
+        ),
+    ]
+}
+
+/// The path of `/metrics` (served by `doudi_telemetry::router`, outside the table's handlers).
+pub const METRICS_PATH: &str = "/metrics";
+
+/// The whole application: every route of [`routes`] behind its guard, `/metrics`, JSON errors,
+/// the body size limit and request metrics.
+pub fn app(state: AppState) -> Router {
+    let mut router: Router<AppState> = Router::new();
+    for r in routes() {
+        let guard = auth::Guard {
+            state: state.clone(),
+            roles: r.roles,
+            kind: r.kind,
+        };
+        let handler = r
+            .handler
+            .route_layer(axum::middleware::from_fn_with_state(guard, auth::guard));
+        router = router.route(r.path, handler);
+    }
+    router
+        .merge(doudi_telemetry::router())
+        .fallback(api::not_found)
+        .layer(axum::middleware::from_fn(error::json_errors))
+        .layer(DefaultBodyLimit::max(state.config().max_body_bytes))
+        .layer(axum::middleware::from_fn(doudi_telemetry::track_http))
+        .with_state(state)
+}
+
+/// Serve `app` on `listener` until `shutdown` resolves, then finish the requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

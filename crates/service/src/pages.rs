@@ -1,0 +1,923 @@
+//! The pages for township officers, supervisors and auditors: server-rendered HTML, no JavaScript.
+//! Sign in by pasting a token (it becomes an HttpOnly, SameSite=Strict cookie); forms post with a
+//! form token derived from the session ([`crate::auth::form_token`]) and are refused without it.
+//! Every text that comes from data is escaped ([`esc`]).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::header::{LOCATION, ORIGIN, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Form};
+use doudi_warnings::lifecycle::Move;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::auth::{self, Principal, SESSION_COOKIE};
+use crate::error::ApiError;
+use crate::html::{self, esc, page, Lang, LANG_COOKIE};
+use crate::ops::{self, Page};
+use crate::{AppState, Kind};
+
+/// `?lang=` on any page.
+#[derive(Debug, Default, Deserialize)]
+pub struct LangQuery {
+    pub lang: Option<String>,
+    /// A message after a form (`done=acknowledged`, …).
+    pub done: Option<String>,
+    /// Set when the sign-in expired.
+    pub expired: Option<String>,
+}
+
+fn html_response(status: StatusCode, lang: Lang, set_lang: bool, body: String) -> Response {
+    let mut r = (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response();
+    if set_lang {
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "{LANG_COOKIE}={}; Path=/; SameSite=Strict; Max-Age=31536000",
+            lang.code()
+        )) {
+            r.headers_mut().append(SET_COOKIE, v);
+        }
+    }
+    r.headers_mut().insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'"),
+    );
+    r
+}
+
+fn see_other(to: &str) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(LOCATION, v);
+    }
+    r
+}
+
+/// An error as a page (pages) or as JSON (API), for the guard.
+pub fn error_page_or_json(kind: Kind, req: &Request, e: ApiError) -> Response {
+    match kind {
+        Kind::Page => {
+            let (lang, _) = Lang::pick(None, req.headers());
+            error_page(lang, None, req.uri().path(), &e)
+        }
+        _ => e.into_response(),
+    }
+}
+
+fn error_page(lang: Lang, who: Option<&Principal>, path: &str, e: &ApiError) -> Response {
+    let body = format!(
+        "<p class=\"err\">{}</p><p><a href=\"/\">{}</a></p>",
+        esc(&e.to_string()),
+        lang.t("返回待办预警", "Back to the inbox")
+    );
+    html_response(
+        e.status(),
+        lang,
+        false,
+        page(
+            lang,
+            &format!("{} {}", e.status().as_u16(), lang.t("无法完成", "Refused")),
+            who,
+            path,
+            &body,
+        ),
+    )
+}
+
+fn sign_in_body(lang: Lang, message: Option<&str>) -> String {
+    format!(
+        "{}<form method=\"post\" action=\"/sign-in\"><p><label>{}<br><input name=\"token\" type=\"password\" size=\"72\" autocomplete=\"off\" required></label></p><p><button type=\"submit\">{}</button></p></form><p><small>{}</small></p>",
+        message.map(|m| format!("<p class=\"err\">{}</p>", esc(m))).unwrap_or_default(),
+        lang.t("访问令牌（由管理员以 doudi tokens create 生成）", "Access token (an administrator creates it with doudi tokens create)"),
+        lang.t("登录", "Sign in"),
+        lang.t("令牌保存在本浏览器的安全 Cookie 中，仅用于本站。", "The token is kept in a secure cookie of this browser, for this site only."),
+    )
+}
+
+/// `GET /sign-in`.
+pub async fn sign_in_form(headers: HeaderMap, Query(q): Query<LangQuery>) -> Response {
+    let (lang, set) = Lang::pick(q.lang.as_deref(), &headers);
+    let msg = q.expired.as_ref().map(|_| {
+        lang.t(
+            "令牌无效、已过期或已撤销，请重新登录。",
+            "The token is unknown, expired or revoked: sign in again.",
+        )
+    });
+    html_response(
+        StatusCode::OK,
+        lang,
+        set,
+        page(
+            lang,
+            lang.t("登录", "Sign in"),
+            None,
+            "/sign-in",
+            &sign_in_body(lang, msg),
+        ),
+    )
+}
+
+/// The sign-in form.
+#[derive(Debug, Deserialize)]
+pub struct SignInForm {
+    pub token: String,
+}
+
+/// Refuse a form posted from another site (the browser names the page's origin).
+fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let public = state.config().public_url.trim_end_matches('/');
+    let ours = origin == public
+        || origin
+            .split_once("://")
+            .is_some_and(|(_, rest)| !host.is_empty() && rest == host);
+    if ours {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "this form was sent from another site".into(),
+        ))
+    }
+}
+
+/// `POST /sign-in`: a valid token becomes the session cookie.
+pub async fn sign_in(State(state): State<AppState>, req: Request) -> Response {
+    let (lang, _) = Lang::pick(None, req.headers());
+    let ip = auth::client_ip(&req);
+    if let Err(e) = same_origin(&state, req.headers()) {
+        return error_page(lang, None, "/sign-in", &e);
+    }
+    let form: Result<Form<SignInForm>, axum::extract::rejection::FormRejection> =
+        <Form<SignInForm> as axum::extract::FromRequest<AppState>>::from_request(req, &state).await;
+    let token = match form {
+        Ok(Form(f)) => f.token.trim().to_string(),
+        Err(e) => return error_page(lang, None, "/sign-in", &ApiError::BadRequest(e.body_text())),
+    };
+    match auth::check_token(&state, &token).await {
+        Ok(p) => {
+            tracing::info!(token_id = p.token_id, role = p.role.code(), "signed in");
+            let secure = if state.config().public_url.starts_with("https://") {
+                "; Secure"
+            } else {
+                ""
+            };
+            let mut r = see_other("/");
+            match HeaderValue::from_str(&format!(
+                "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}"
+            )) {
+                Ok(v) => {
+                    r.headers_mut().insert(SET_COOKIE, v);
+                    r
+                }
+                Err(_) => error_page(
+                    lang,
+                    None,
+                    "/sign-in",
+                    &ApiError::BadRequest("the token holds characters a token never has".into()),
+                ),
+            }
+        }
+        Err(why) => {
+            if let Err(e) = auth::failed_auth(&state, ip) {
+                return error_page(lang, None, "/sign-in", &e);
+            }
+            html_response(
+                StatusCode::UNAUTHORIZED,
+                lang,
+                false,
+                page(
+                    lang,
+                    lang.t("登录", "Sign in"),
+                    None,
+                    "/sign-in",
+                    &sign_in_body(lang, Some(&why)),
+                ),
+            )
+        }
+    }
+}
+
+/// A form with only the form token.
+#[derive(Debug, Default, Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf: String,
+}
+
+fn check_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    who: &Principal,
+    csrf: &str,
+) -> Result<(), ApiError> {
+    same_origin(state, headers)?;
+    if auth::same(csrf, &who.form_token) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "the form token is missing or wrong: reload the page and send the form again".into(),
+        ))
+    }
+}
+
+/// `POST /sign-out`.
+pub async fn sign_out(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let (lang, _) = Lang::pick(None, &headers);
+    if let Err(e) = check_form(&state, &headers, &who, &f.csrf) {
+        return error_page(lang, Some(&who), "/", &e);
+    }
+    let mut r = see_other("/sign-in");
+    r.headers_mut().insert(
+        SET_COOKIE,
+        HeaderValue::from_static("doudi_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    r
+}
+
+fn household_line(lang: Lang, h: &Value) -> String {
+    let category = h.get("category").and_then(Value::as_str).unwrap_or("");
+    let members = h
+        .get("members")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    format!(
+        "{} · {} {}",
+        esc(&html::category(lang, category)),
+        members,
+        lang.t("人", "members")
+    )
+}
+
+/// `GET /`: the warnings of the signed-in person's region, most urgent first, with the time left.
+pub async fn inbox(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
+) -> Response {
+    let (lang, set) = Lang::pick(q.lang.as_deref(), &headers);
+    let filter = doudi_store::WarningFilter {
+        region_prefix: who.scope(),
+        level: None,
+        state: "active",
+        assigned_to: None,
+        limit: 200,
+        offset: 0,
+    };
+    let list = match state.store().warnings_page(&filter).await {
+        Ok(l) => l,
+        Err(e) => return error_page(lang, Some(&who), "/", &e.into()),
+    };
+    let mut b = String::new();
+    let _ = write!(
+        b,
+        "<p>{} {} · {}</p><table><thead><tr><th>#</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        list.total,
+        lang.t("条未办结预警", "active warnings"),
+        esc(if who.scope().is_empty() { lang.t("全部辖区", "all regions") } else { who.scope() }),
+        lang.t("等级", "Level"),
+        lang.t("期限", "Deadline"),
+        lang.t("户", "Household"),
+        lang.t("村（社区）", "Village"),
+        lang.t("状态", "Status"),
+        lang.t("责任人", "Officer"),
+    );
+    for w in &list.warnings {
+        let mut household = w.household.clone();
+        crate::mask::mask_json(&mut household);
+        let _ = write!(
+            b,
+            "<tr><td><a href=\"/warnings/{id}\">#{id}</a></td><td>{}</td><td>{}<br><small>{}</small></td><td><a href=\"/warnings/{id}\">{}</a><br><small>{}</small></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            html::level(lang, &w.level),
+            html::time_left(lang, &w.deadline),
+            esc(&w.deadline),
+            esc(&w.household_id),
+            household_line(lang, &household),
+            esc(&w.region_code),
+            html::status(lang, &w.status),
+            esc(w.assigned_to.as_deref().unwrap_or("—")),
+            id = w.warning_id,
+        );
+    }
+    b.push_str("</tbody></table>");
+    if list.total > list.warnings.len() as i64 {
+        let _ = write!(
+            b,
+            "<p><small>{}</small></p>",
+            lang.t(
+                "仅显示最紧急的 200 条。",
+                "Only the 200 most urgent are shown."
+            )
+        );
+    }
+    html_response(
+        StatusCode::OK,
+        lang,
+        set,
+        page(lang, lang.t("待办预警", "Inbox"), Some(&who), "/", &b),
+    )
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v.get(key).and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+/// `GET /warnings/{id}`: who, why, how urgent, what to do — and the forms to act.
+pub async fn warning(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<LangQuery>,
+) -> Response {
+    let (lang, set) = Lang::pick(q.lang.as_deref(), &headers);
+    let path = format!("/warnings/{id}");
+    let Ok(num) = id.parse::<i64>() else {
+        return error_page(
+            lang,
+            Some(&who),
+            "/",
+            &ApiError::NotFound(format!("no warning {id:?}")),
+        );
+    };
+    let d = match ops::warning(&state, &who, num, "GET /warnings/{id}").await {
+        Ok(d) => d,
+        Err(e) => return error_page(lang, Some(&who), &path, &e),
+    };
+    let w = &d.warning;
+    let mut b = String::new();
+    if let Some(done) = &q.done {
+        let _ = write!(
+            b,
+            "<p class=\"msg\">{} → {}</p>",
+            lang.t("已记录", "Recorded"),
+            html::status(lang, done)
+        );
+    }
+    let _ = write!(
+        b,
+        "<p>{} · {} · {} {} · {}<br>{}: {} ({})</p>",
+        html::level(lang, &w.level),
+        html::status(lang, &w.status),
+        lang.t("评分", "score"),
+        w.score,
+        html::time_left(lang, &w.deadline),
+        lang.t("期限", "Deadline"),
+        esc(&w.deadline),
+        lang.t("开启于 ", "opened ").to_string() + &esc(&w.opened_at),
+    );
+    let h = &w.household;
+    let _ = write!(
+        b,
+        "<h2>{}</h2><p>{} {} · {} · {} {} · {}</p><table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+        lang.t("户", "Household"),
+        esc(&w.household_id),
+        esc(&html::category(lang, &text(h, "category"))),
+        esc(&text(h, "address")),
+        lang.t("区划", "region"),
+        esc(&w.region_code),
+        esc(w.assigned_to.as_deref().unwrap_or("—")),
+        lang.t("成员", "Member"),
+        lang.t("姓名", "Name"),
+        lang.t("身份证号", "ID number"),
+        lang.t("关系", "Relation"),
+    );
+    for m in h
+        .get("members")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&text(m, "member_id")),
+            esc(&text(m, "name")),
+            esc(&text(m, "id_number")),
+            esc(&text(m, "relation")),
+        );
+    }
+    b.push_str("</table>");
+    let _ = write!(b, "<h2>{}</h2><table>", lang.t("预警原因", "Why"));
+    let reason_key = lang.t("reason_zh", "reason_en");
+    for c in w
+        .summary
+        .get("contributions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let _ = write!(
+            b,
+            "<tr><td>{:+}</td><td>{}</td></tr>",
+            c.get("points").and_then(Value::as_i64).unwrap_or(0),
+            esc(&text(c, reason_key)),
+        );
+    }
+    let _ = write!(
+        b,
+        "</table><p><small>{} {}</small></p>",
+        lang.t("规则集版本", "rule set"),
+        esc(&text(&w.summary, "rule_set_version"))
+    );
+    if let Some(r) = w.summary.get("relief").filter(|r| !r.is_null()) {
+        let fen = r.get("amount").and_then(Value::as_i64).unwrap_or(0);
+        let within = r
+            .get("within_township_limit")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let _ = write!(
+            b,
+            "<h2>{}</h2><p>{} {}.{:02} {} · {}<br>{}</p>",
+            lang.t("建议救助", "Suggested relief"),
+            lang.t("临时救助", "temporary relief"),
+            fen / 100,
+            fen % 100,
+            lang.t("元", "yuan"),
+            if within {
+                lang.t(
+                    "在乡镇审批限额内（可先行救助）",
+                    "within the township's approval limit (relief may be granted first)",
+                )
+            } else {
+                lang.t(
+                    "超过乡镇限额，须县级审批",
+                    "above the township's limit: the county approves",
+                )
+            },
+            esc(&text(r, reason_key)),
+        );
+    }
+    if let Some(disp) = &d.disposition {
+        let _ = write!(
+            b,
+            "<p>{}: <code>{}</code></p>",
+            lang.t("处置", "Disposition"),
+            esc(&disp.to_string())
+        );
+    }
+    if who.role.is_regional() && w.status != "resolved" {
+        let csrf = esc(&who.form_token);
+        let note = lang.t("说明", "Note");
+        if w.status == "open" {
+            let _ = write!(
+                b,
+                "<form class=\"act\" method=\"post\" action=\"/warnings/{num}/acknowledge\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><label>{note} <input name=\"note\"></label> <button type=\"submit\" id=\"acknowledge\">{}</button></form>",
+                lang.t("签收", "Acknowledge"),
+            );
+        }
+        if w.status != "visited" {
+            let _ = write!(
+                b,
+                "<form class=\"act\" method=\"post\" action=\"/warnings/{num}/visit\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><label>{}<textarea name=\"note\" required></textarea></label><button type=\"submit\" id=\"visit\">{}</button></form>",
+                lang.t("入户核查情况（必填）", "What the visit found (required)"),
+                lang.t("记录入户核查", "Record the visit"),
+            );
+        }
+        if w.status != "open" {
+            let _ = write!(
+                b,
+                "<form class=\"act\" method=\"post\" action=\"/warnings/{num}/resolve\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><label>{} <select name=\"disposition\"><option value=\"relief_granted\">{}</option><option value=\"enrolled\">{}</option><option value=\"referred\">{}</option><option value=\"risk_cleared\">{}</option><option value=\"false_alarm\">{}</option></select></label> <label>{} <input name=\"amount\" size=\"8\"></label> <label>{} <input name=\"category\" size=\"10\"></label> <label>{} <input name=\"department\" size=\"10\"></label><label>{}<textarea name=\"note\" required></textarea></label><button type=\"submit\" id=\"resolve\">{}</button></form>",
+                lang.t("处置", "Disposition"),
+                lang.t("给予临时救助", "relief granted"),
+                lang.t("纳入低保/特困", "enrolled"),
+                lang.t("转介其他部门", "referred"),
+                lang.t("风险消除", "risk cleared"),
+                lang.t("误报", "false alarm"),
+                lang.t("金额（元）", "amount (yuan)"),
+                lang.t("类别", "category"),
+                lang.t("部门", "department"),
+                lang.t("办结说明（必填）", "Why (required)"),
+                lang.t("办结", "Resolve"),
+            );
+        }
+    }
+    let _ = write!(
+        b,
+        "<h2>{}</h2><table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+        lang.t("处理记录", "History"),
+        lang.t("时间", "When"),
+        lang.t("动作", "Action"),
+        lang.t("人员", "By"),
+        lang.t("说明", "Note"),
+    );
+    for e in &d.history {
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td></tr>",
+            esc(&e.at),
+            esc(&e.action),
+            esc(&e.actor),
+            esc(e.note.as_deref().unwrap_or("")),
+            e.refused
+                .as_deref()
+                .map(|r| format!(
+                    " <strong>[{}: {}]</strong>",
+                    lang.t("已拒绝", "refused"),
+                    esc(r)
+                ))
+                .unwrap_or_default(),
+        );
+    }
+    b.push_str("</table>");
+    if who.role != crate::auth::Role::Admin {
+        let _ = write!(
+            b,
+            "<p><a href=\"/households/{}/trace\">{}</a></p>",
+            esc(&w.household_id),
+            lang.t("全程追溯", "Trace")
+        );
+    }
+    html_response(
+        StatusCode::OK,
+        lang,
+        set,
+        page(
+            lang,
+            &format!("{} #{num}", lang.t("预警", "Warning")),
+            Some(&who),
+            &path,
+            &b,
+        ),
+    )
+}
+
+/// A form moving a warning.
+#[derive(Debug, Default, Deserialize)]
+pub struct MoveForm {
+    #[serde(default)]
+    pub csrf: String,
+    #[serde(default)]
+    pub note: String,
+    #[serde(default)]
+    pub disposition: String,
+    pub amount: Option<String>,
+    pub category: Option<String>,
+    pub department: Option<String>,
+}
+
+async fn move_page(
+    state: AppState,
+    who: Principal,
+    headers: HeaderMap,
+    id: String,
+    form: MoveForm,
+    make: impl FnOnce(&MoveForm) -> Result<Move, ApiError>,
+) -> Response {
+    let (lang, _) = Lang::pick(None, &headers);
+    let path = format!("/warnings/{id}");
+    let result = async {
+        check_form(&state, &headers, &who, &form.csrf)?;
+        let num: i64 = id
+            .parse()
+            .map_err(|_| ApiError::NotFound(format!("no warning {id:?}")))?;
+        let m = make(&form)?;
+        ops::move_warning(&state, &who, num, form.note.trim(), m).await
+    }
+    .await;
+    match result {
+        Ok(moved) => see_other(&format!("/warnings/{}?done={}", moved.warning_id, moved.to)),
+        Err(e) => error_page(lang, Some(&who), &path, &e),
+    }
+}
+
+/// `POST /warnings/{id}/acknowledge`.
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<MoveForm>,
+) -> Response {
+    move_page(state, who, headers, id, form, |_| Ok(Move::Acknowledge)).await
+}
+
+/// `POST /warnings/{id}/visit`.
+pub async fn visit(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<MoveForm>,
+) -> Response {
+    move_page(state, who, headers, id, form, |_| Ok(Move::Visit)).await
+}
+
+/// `POST /warnings/{id}/resolve`.
+pub async fn resolve(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<MoveForm>,
+) -> Response {
+    move_page(state, who, headers, id, form, |f| {
+        Ok(Move::Resolve(crate::api::disposition(
+            &f.disposition,
+            f.amount.as_deref(),
+            f.category.as_deref(),
+            f.department.as_deref(),
+        )?))
+    })
+    .await
+}
+
+const LEVELS: [(&str, &str); 3] = [
+    ("red", "#c62828"),
+    ("orange", "#ef6c00"),
+    ("yellow", "#f9a825"),
+];
+
+/// Stacked bars (one per label, levels stacked) as inline SVG.
+fn bar_chart(title: &str, rows: &BTreeMap<String, BTreeMap<String, i64>>) -> String {
+    let (w, h, pad) = (720.0_f64, 220.0_f64, 30.0_f64);
+    let max = rows
+        .values()
+        .map(|m| m.values().sum::<i64>())
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let n = rows.len().max(1) as f64;
+    let bw = ((w - 2.0 * pad) / n).max(2.0);
+    let mut s = format!(
+        "<figure><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{}\" role=\"img\" aria-label=\"{}\"><line x1=\"{pad}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#999\"/><text x=\"2\" y=\"12\" font-size=\"11\">{}</text>",
+        h + 40.0,
+        esc(title),
+        h,
+        w - pad,
+        h,
+        max as i64
+    );
+    for (i, (label, levels)) in rows.iter().enumerate() {
+        let x = pad + i as f64 * bw;
+        let mut y = h;
+        for (level, colour) in LEVELS {
+            let c = levels.get(level).copied().unwrap_or(0);
+            if c == 0 {
+                continue;
+            }
+            let bh = (c as f64 / max) * (h - 20.0);
+            y -= bh;
+            let _ = write!(
+                s,
+                "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"{colour}\"><title>{} {}: {c}</title></rect>",
+                (bw - 1.0).max(1.0),
+                esc(label),
+                level
+            );
+        }
+        if rows.len() <= 16 || i % (rows.len() / 8).max(1) == 0 {
+            let _ = write!(
+                s,
+                "<text x=\"{x:.1}\" y=\"{}\" font-size=\"10\" transform=\"rotate(30 {x:.1} {})\">{}</text>",
+                h + 12.0,
+                h + 12.0,
+                esc(label)
+            );
+        }
+    }
+    let _ = write!(s, "</svg><figcaption>{}</figcaption></figure>", esc(title));
+    s
+}
+
+/// `GET /regions/{code}`: warnings by level over the last 30 days, and active ones by township.
+pub async fn region(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+    Query(q): Query<LangQuery>,
+) -> Response {
+    let (lang, set) = Lang::pick(q.lang.as_deref(), &headers);
+    let path = format!("/regions/{code}");
+    let counts = match crate::api::overview_data(&state, &who, &code, 30).await {
+        Ok(c) => c,
+        Err(e) => return error_page(lang, Some(&who), &path, &e),
+    };
+    let mut by_day: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    for (d, l, n) in &counts.by_day {
+        by_day.entry(d.clone()).or_default().insert(l.clone(), *n);
+    }
+    let mut by_town: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    for (t, l, n) in &counts.by_township {
+        by_town.entry(t.clone()).or_default().insert(l.clone(), *n);
+    }
+    let mut b = String::new();
+    b.push_str(&bar_chart(
+        lang.t(
+            "近30天每日新开预警（按等级）",
+            "Warnings opened per day, last 30 days, by level",
+        ),
+        &by_day,
+    ));
+    b.push_str(&bar_chart(
+        lang.t(
+            "各乡镇未办结预警（按等级）",
+            "Active warnings by township and level",
+        ),
+        &by_town,
+    ));
+    let _ = write!(
+        b,
+        "<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+        lang.t("乡镇", "Township"),
+        html::level(lang, "red"),
+        html::level(lang, "orange"),
+        html::level(lang, "yellow"),
+    );
+    for (t, levels) in &by_town {
+        let _ = write!(
+            b,
+            "<tr><td><a href=\"/regions/{t}\">{t}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            levels.get("red").copied().unwrap_or(0),
+            levels.get("orange").copied().unwrap_or(0),
+            levels.get("yellow").copied().unwrap_or(0),
+            t = esc(t),
+        );
+    }
+    b.push_str("</table>");
+    html_response(
+        StatusCode::OK,
+        lang,
+        set,
+        page(
+            lang,
+            &format!("{} {code}", lang.t("辖区概览", "Region overview")),
+            Some(&who),
+            &path,
+            &b,
+        ),
+    )
+}
+
+/// `GET /households/{id}/trace`: the auditor's page — every record, decision, assessment and
+/// action about the household in order; in clear for auditors (the read is audited), masked for
+/// officers and supervisors.
+pub async fn trace(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<LangQuery>,
+) -> Response {
+    use doudi_store::TraceEntry;
+    let (lang, set) = Lang::pick(q.lang.as_deref(), &headers);
+    let path = format!("/households/{id}/trace");
+    let entries =
+        match ops::trace(&state, &who, &id, Page::Trace, "GET /households/{id}/trace").await {
+            Ok(e) => e,
+            Err(e) => return error_page(lang, Some(&who), &path, &e),
+        };
+    let mut b = format!(
+        "<p>{} {} · {}</p><table><tr><th>{}</th><th>{}</th><th>{}</th></tr>",
+        entries.len(),
+        lang.t("条记录", "entries"),
+        if ops::in_clear(&who, Page::Trace) {
+            lang.t(
+                "含个人信息：本次查阅已记入审计日志",
+                "personal data shown: this read is recorded in the audit trail",
+            )
+        } else {
+            lang.t("个人信息已遮蔽", "personal data masked")
+        },
+        lang.t("时间", "When"),
+        lang.t("类型", "What"),
+        lang.t("详情", "Detail"),
+    );
+    for e in &entries {
+        let (at, what, detail) = match e {
+            TraceEntry::Register {
+                at,
+                change,
+                file,
+                record,
+            } => (
+                at,
+                format!("{} {change}", lang.t("登记", "register")),
+                format!(
+                    "{file} {}",
+                    record.as_ref().map(|r| r.to_string()).unwrap_or_default()
+                ),
+            ),
+            TraceEntry::Event {
+                at,
+                seq,
+                source,
+                kind,
+                event_id,
+                stream,
+                position,
+                raw,
+                outcome,
+                member_id,
+                evidence,
+                review,
+                ..
+            } => (
+                at,
+                format!("{} #{seq} {source} {kind}", lang.t("事件", "event")),
+                format!(
+                    "{event_id} ({stream}:{position}) → {outcome} {} · {} {}{}\n{raw}",
+                    member_id.as_deref().unwrap_or(""),
+                    lang.t("匹配证据", "evidence"),
+                    evidence,
+                    review
+                        .as_ref()
+                        .map(|r| format!(" · review {r}"))
+                        .unwrap_or_default()
+                ),
+            ),
+            TraceEntry::Assessment {
+                at,
+                seq,
+                rule_set_version,
+                score,
+                level,
+                assessment,
+            } => (
+                at,
+                format!("{} #{seq}", lang.t("评估", "assessment")),
+                format!(
+                    "{level} {score} ({rule_set_version}) {}",
+                    assessment
+                        .as_ref()
+                        .and_then(|a| a.get("contributions"))
+                        .map(|c| c.to_string())
+                        .unwrap_or_default()
+                ),
+            ),
+            TraceEntry::Warning {
+                at,
+                warning_id,
+                action,
+                actor,
+                level,
+                note,
+                refused,
+                ..
+            } => (
+                at,
+                format!("{} #{warning_id} {action}", lang.t("预警", "warning")),
+                format!(
+                    "{actor} {level} {}{}",
+                    note.as_deref().unwrap_or(""),
+                    refused
+                        .as_deref()
+                        .map(|r| format!(" [refused: {r}]"))
+                        .unwrap_or_default()
+                ),
+            ),
+            TraceEntry::Finding {
+                at,
+                check,
+                status,
+                finding,
+                close_note,
+                ..
+            } => (
+                at,
+                format!("{} {check} {status}", lang.t("核查发现", "finding")),
+                format!("{finding} {}", close_note.as_deref().unwrap_or("")),
+            ),
+        };
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td><small>{}</small></td></tr>",
+            esc(at),
+            esc(&what),
+            esc(&detail)
+        );
+    }
+    b.push_str("</table>");
+    html_response(
+        StatusCode::OK,
+        lang,
+        set,
+        page(
+            lang,
+            &format!("{} {id}", lang.t("全程追溯", "Trace of household")),
+            Some(&who),
+            &path,
+            &b,
+        ),
+    )
+}

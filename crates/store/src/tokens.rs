@@ -1,0 +1,193 @@
+//! API tokens of the HTTP service, stored hashed: the store sees only the SHA-256 of a token, never
+//! the token. Creating and revoking a token are audited; a token row is never deleted.
+//!
+//! Portable SQL only (`$n` placeholders, `RETURNING`, integers as i64): the PostgreSQL twin of the
+//! table is `migrations/postgres/0004_service.sql`.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::error::Ctx;
+use crate::{now, Store, StoreError};
+
+/// A token as stored (its hash is never shown).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TokenRow {
+    pub token_id: i64,
+    pub role: String,
+    pub region_code: String,
+    pub officer_id: Option<String>,
+    pub label: String,
+    pub created_by: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub revoked_by: Option<String>,
+}
+
+/// A token to create.
+#[derive(Clone, Debug)]
+pub struct NewToken<'a> {
+    /// Hex SHA-256 of the token.
+    pub token_hash: &'a str,
+    pub role: &'a str,
+    pub region_code: &'a str,
+    pub officer_id: Option<&'a str>,
+    pub label: &'a str,
+    pub created_by: &'a str,
+    /// Stored timestamp format ([`crate::ts`]); `None`: never expires.
+    pub expires_at: Option<String>,
+}
+
+const TOKEN_COLUMNS: &str = "SELECT token_id, role, region_code, officer_id, label, created_by, created_at, expires_at, revoked_at, revoked_by FROM api_tokens";
+
+fn token_row(r: &sqlx::sqlite::SqliteRow) -> TokenRow {
+    TokenRow {
+        token_id: r.get(0),
+        role: r.get(1),
+        region_code: r.get(2),
+        officer_id: r.get(3),
+        label: r.get(4),
+        created_by: r.get(5),
+        created_at: r.get(6),
+        expires_at: r.get(7),
+        revoked_at: r.get(8),
+        revoked_by: r.get(9),
+    }
+}
+
+impl Store {
+    /// Store a new token (by its hash); returns its id. Audited.
+    pub async fn create_token(&self, t: &NewToken<'_>) -> Result<i64, StoreError> {
+        let mut tx = self
+            .pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .ctx("starting to create a token")?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO api_tokens (token_hash, role, region_code, officer_id, label, created_by, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING token_id",
+        )
+        .bind(t.token_hash)
+        .bind(t.role)
+        .bind(t.region_code)
+        .bind(t.officer_id)
+        .bind(t.label)
+        .bind(t.created_by)
+        .bind(now())
+        .bind(&t.expires_at)
+        .fetch_one(&mut *tx)
+        .await
+        .ctx("creating a token")?;
+        crate::audit::append(
+            &mut tx,
+            t.created_by,
+            "token_created",
+            &format!("token:{id}"),
+            &serde_json::json!({"role": t.role, "region_code": t.region_code,
+                "officer_id": t.officer_id, "expires_at": t.expires_at}),
+        )
+        .await?;
+        tx.commit().await.ctx("committing a new token")?;
+        Ok(id)
+    }
+
+    /// The token with this hash (revoked and expired ones too: the caller says why it is refused).
+    pub async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRow>, StoreError> {
+        let sql = format!("{TOKEN_COLUMNS} WHERE token_hash = $1");
+        Ok(sqlx::query(&sql)
+            .bind(token_hash)
+            .fetch_optional(self.pool())
+            .await
+            .ctx("looking up a token")?
+            .map(|r| token_row(&r)))
+    }
+
+    /// Every token, oldest first.
+    pub async fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+        let sql = format!("{TOKEN_COLUMNS} ORDER BY token_id");
+        Ok(sqlx::query(&sql)
+            .fetch_all(self.pool())
+            .await
+            .ctx("listing tokens")?
+            .iter()
+            .map(token_row)
+            .collect())
+    }
+
+    /// Revoke a token. Refused with [`StoreError::Conflict`] when there is no such token or it was
+    /// revoked already. Audited.
+    pub async fn revoke_token(&self, token_id: i64, revoked_by: &str) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .ctx("starting to revoke a token")?;
+        let at = now();
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1, revoked_by = $2 WHERE token_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(&at)
+        .bind(revoked_by)
+        .bind(token_id)
+        .execute(&mut *tx)
+        .await
+        .ctx("revoking a token")?;
+        if done.rows_affected() != 1 {
+            let exists: Option<i64> =
+                sqlx::query_scalar("SELECT token_id FROM api_tokens WHERE token_id = $1")
+                    .bind(token_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .ctx("looking up a token")?;
+            return Err(StoreError::Conflict(match exists {
+                None => format!("there is no token #{token_id} (see `doudi tokens list`)"),
+                Some(_) => format!("token #{token_id} was revoked already"),
+            }));
+        }
+        crate::audit::append(
+            &mut tx,
+            revoked_by,
+            "token_revoked",
+            &format!("token:{token_id}"),
+            &serde_json::json!({"revoked_at": at}),
+        )
+        .await?;
+        tx.commit().await.ctx("committing a token revocation")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_token_is_found_by_its_hash_and_revoked_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap();
+        let id = store
+            .create_token(&NewToken {
+                token_hash: "abc",
+                role: "officer",
+                region_code: "341502001",
+                officer_id: Some("o-1"),
+                label: "",
+                created_by: "cli:root",
+                expires_at: None,
+            })
+            .await
+            .unwrap();
+        let t = store.token_by_hash("abc").await.unwrap().unwrap();
+        assert_eq!((t.token_id, t.role.as_str()), (id, "officer"));
+        assert!(store.token_by_hash("abd").await.unwrap().is_none());
+        store.revoke_token(id, "cli:root").await.unwrap();
+        let e = store.revoke_token(id, "cli:root").await.unwrap_err();
+        assert!(e.to_string().contains("revoked already"), "{e}");
+        let e = store.revoke_token(99, "cli:root").await.unwrap_err();
+        assert!(e.to_string().contains("no token #99"), "{e}");
+        assert!(store.tokens().await.unwrap()[0].revoked_at.is_some());
+        assert!(store.verify_audit().await.unwrap().first_broken.is_none());
+    }
+}

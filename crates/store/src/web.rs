@@ -1,0 +1,188 @@
+//! Read-side queries of the HTTP service that the command line does not need: warnings filtered by
+//! region, level and state with paging, one household's record, counts for a region's overview,
+//! and a readiness probe.
+//!
+//! Portable SQL only (`$n` placeholders, `substr`, `LIKE`, integers as i64).
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::error::{corrupt, Ctx};
+use crate::queries::WarningView;
+use crate::{Store, StoreError};
+
+/// Which warnings to list.
+#[derive(Clone, Debug, Default)]
+pub struct WarningFilter<'a> {
+    /// Region-code prefix (`""`: every region).
+    pub region_prefix: &'a str,
+    /// `red`, `orange`, `yellow`; `None`: any.
+    pub level: Option<&'a str>,
+    /// `open`, `acknowledged`, `visited`, `resolved`; `active` (not resolved) or `all`.
+    pub state: &'a str,
+    /// Only those assigned to this officer.
+    pub assigned_to: Option<&'a str>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// A page of warnings and how many match in all.
+#[derive(Clone, Debug, Serialize)]
+pub struct WarningPage {
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+    pub warnings: Vec<WarningView>,
+}
+
+/// A household of the register as stored.
+#[derive(Clone, Debug, Serialize)]
+pub struct HouseholdRecord {
+    pub household_id: String,
+    pub region_code: String,
+    pub category: String,
+    /// Still in the register (a household removed by a later import is kept, inactive).
+    pub active: bool,
+    pub updated_at: String,
+    /// The record as imported (JSON).
+    pub record: serde_json::Value,
+}
+
+/// Warnings of a region counted by day opened and level, and active ones by township and level.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RegionCounts {
+    /// (day `YYYY-MM-DD`, level, warnings opened that day).
+    pub by_day: Vec<(String, String, i64)>,
+    /// (township code, level, active warnings).
+    pub by_township: Vec<(String, String, i64)>,
+}
+
+const WHERE_FILTER: &str = "WHERE w.region_code LIKE $1 || '%'
+       AND ($2 = '' OR w.level = $2)
+       AND ($3 = 'all' OR ($3 = 'active' AND w.status <> 'resolved') OR w.status = $3)
+       AND ($4 = '' OR w.assigned_to = $4)";
+
+impl Store {
+    /// Warnings matching `f`, most urgent first (level, then the nearest deadline), one page.
+    pub async fn warnings_page(&self, f: &WarningFilter<'_>) -> Result<WarningPage, StoreError> {
+        let level = f.level.unwrap_or("");
+        let assigned = f.assigned_to.unwrap_or("");
+        let total: i64 =
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM warnings w {WHERE_FILTER}"))
+                .bind(f.region_prefix)
+                .bind(level)
+                .bind(f.state)
+                .bind(assigned)
+                .fetch_one(self.pool())
+                .await
+                .ctx("counting warnings")?;
+        let rows = sqlx::query(&format!(
+            "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.score, w.deadline, w.opened_at, w.summary, h.record, w.assigned_to
+             FROM warnings w JOIN households h ON h.household_id = w.household_id
+             {WHERE_FILTER}
+             ORDER BY CASE w.level WHEN 'red' THEN 0 WHEN 'orange' THEN 1 WHEN 'yellow' THEN 2 ELSE 3 END, w.deadline, w.warning_id
+             LIMIT $5 OFFSET $6"
+        ))
+        .bind(f.region_prefix)
+        .bind(level)
+        .bind(f.state)
+        .bind(assigned)
+        .bind(f.limit)
+        .bind(f.offset)
+        .fetch_all(self.pool())
+        .await
+        .ctx("listing warnings")?;
+        Ok(WarningPage {
+            total,
+            limit: f.limit,
+            offset: f.offset,
+            warnings: rows.iter().map(crate::queries::warning_view).collect(),
+        })
+    }
+
+    /// One household of the register (active or not); `None` if the register never held it.
+    pub async fn household(
+        &self,
+        household_id: &str,
+    ) -> Result<Option<HouseholdRecord>, StoreError> {
+        let Some(r) = sqlx::query(
+            "SELECT household_id, region_code, category, active, updated_at, record FROM households WHERE household_id = $1",
+        )
+        .bind(household_id)
+        .fetch_optional(self.pool())
+        .await
+        .ctx("reading a household")?
+        else {
+            return Ok(None);
+        };
+        let record: String = r.get(5);
+        Ok(Some(HouseholdRecord {
+            household_id: r.get(0),
+            region_code: r.get(1),
+            category: r.get(2),
+            active: r.get::<i64, _>(3) != 0,
+            updated_at: r.get(4),
+            record: serde_json::from_str(&record).map_err(|e| corrupt("household record", e))?,
+        }))
+    }
+
+    /// The region of a warning, and the household it is about; `None` if there is no such warning.
+    pub async fn warning_region(
+        &self,
+        warning_id: i64,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        Ok(
+            sqlx::query("SELECT region_code, household_id FROM warnings WHERE warning_id = $1")
+                .bind(warning_id)
+                .fetch_optional(self.pool())
+                .await
+                .ctx("reading a warning's region")?
+                .map(|r| (r.get(0), r.get(1))),
+        )
+    }
+
+    /// Counts for a region's overview: warnings opened per day and level since `since` (stored
+    /// timestamp format), and active warnings per township and level.
+    pub async fn region_counts(
+        &self,
+        region_prefix: &str,
+        since: &str,
+    ) -> Result<RegionCounts, StoreError> {
+        let by_day = sqlx::query(
+            "SELECT substr(opened_at, 1, 10), level, COUNT(*) FROM warnings
+             WHERE region_code LIKE $1 || '%' AND opened_at >= $2 GROUP BY 1, 2 ORDER BY 1, 2",
+        )
+        .bind(region_prefix)
+        .bind(since)
+        .fetch_all(self.pool())
+        .await
+        .ctx("counting warnings by day")?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+        let by_township = sqlx::query(
+            "SELECT substr(region_code, 1, 9), level, COUNT(*) FROM warnings
+             WHERE region_code LIKE $1 || '%' AND status <> 'resolved' GROUP BY 1, 2 ORDER BY 1, 2",
+        )
+        .bind(region_prefix)
+        .fetch_all(self.pool())
+        .await
+        .ctx("counting warnings by township")?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+        Ok(RegionCounts {
+            by_day,
+            by_township,
+        })
+    }
+
+    /// Whether the database answers (a trivial query).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query_scalar::<_, i64>("SELECT 1")
+            .fetch_one(self.pool())
+            .await
+            .ctx("checking the database answers")?;
+        Ok(())
+    }
+}
