@@ -207,23 +207,7 @@ impl BatchTx {
     /// locks before reading anything of these households (timelines, open warnings, the timeline
     /// version) that the batch will decide on.
     pub async fn lock_households(&mut self, ids: &[String]) -> Result<(), StoreError> {
-        let Db::Postgres(tx) = &mut self.tx else {
-            return Ok(());
-        };
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let mut keys: Vec<i64> = ids.iter().map(|id| household_lock_key(id)).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        // One statement: the set-returning scan yields the keys in array order, and each lock is
-        // taken as its row is produced.
-        sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k")
-            .bind(&keys)
-            .execute(&mut **tx)
-            .await
-            .ctx("locking households")?;
-        Ok(())
+        lock_households(self.tx.conn(), ids).await
     }
 
     /// How many facts have ever been appended to timelines. The timeline is append-only, so an
@@ -922,6 +906,27 @@ impl BatchTx {
         self.flush_warnings().await?;
         self.tx.commit("committing a batch").await
     }
+}
+
+/// See [`BatchTx::lock_households`].
+pub(crate) async fn lock_households(conn: Conn<'_>, ids: &[String]) -> Result<(), StoreError> {
+    let Db::Postgres(c) = conn else {
+        return Ok(());
+    };
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut keys: Vec<i64> = ids.iter().map(|id| household_lock_key(id)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    // One statement: the set-returning scan yields the keys in array order, and each lock is
+    // taken as its row is produced.
+    sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k")
+        .bind(&keys)
+        .execute(&mut *c)
+        .await
+        .ctx("locking households")?;
+    Ok(())
 }
 
 /// Each household's timeline, in the order its facts were applied.

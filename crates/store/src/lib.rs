@@ -359,8 +359,8 @@ impl Store {
     }
 }
 
-/// The URL without its password (for errors and logs).
-fn redact_url(url: &str) -> String {
+/// The URL without its password (for errors, logs and what a command prints).
+pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
@@ -399,5 +399,34 @@ impl<'a> From<&'a mut SqliteConnection> for Conn<'a> {
 impl<'a> From<&'a mut PgConnection> for Conn<'a> {
     fn from(c: &'a mut PgConnection) -> Self {
         Db::Postgres(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_is_shown_without_its_password() {
+        assert_eq!(
+            redact_url("postgres://doudi:s3cret@db:5432/doudi"),
+            "postgres://doudi:***@db:5432/doudi"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/test"),
+            "postgres://postgres@127.0.0.1/test"
+        );
+        assert_eq!(redact_url("sqlite://doudi.db"), "sqlite://doudi.db");
+    }
+
+    #[test]
+    fn household_lock_keys_are_stable_and_distinct() {
+        // The same in every worker and release: a changed key would let two versions of the
+        // worker decide on one household at once during a rolling upgrade.
+        assert_eq!(household_lock_key("H1"), household_lock_key("H1"));
+        assert_ne!(household_lock_key("H1"), household_lock_key("H2"));
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(b"H00000049");
+        assert_eq!(household_lock_key("H00000049").to_be_bytes(), d[..8]);
     }
 }

@@ -111,6 +111,19 @@ impl Store {
                 .begin_with(<DB as crate::Dialect>::BEGIN)
                 .await
                 .ctx("starting a warning move")?;
+            // On PostgreSQL, wait for any batch deciding on the warning's household (as batches
+            // wait for each other), so a person's move and the pipeline's update of the same
+            // warning never interleave.
+            if let Some(household_id) = sqlx::query_scalar::<_, String>(
+                "SELECT household_id FROM warnings WHERE warning_id = $1",
+            )
+            .bind(m.warning_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .ctx("reading a warning")?
+            {
+                crate::batch::lock_households(crate::Db::from(&mut *tx), &[household_id]).await?;
+            }
             let at = now();
             let stamp = match m.to {
                 "acknowledged" => "acknowledged_at",

@@ -299,29 +299,29 @@ impl Store {
 /// A notice and its history entry.
 async fn insert_notice(conn: crate::Conn<'_>, n: &NoticeRow, at: &str) -> Result<(), StoreError> {
     crate::on!(conn, conn => {
-    sqlx::query(
-        "INSERT INTO notices (warning_id, kind, recipient, due_at, created_at, note) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(n.warning_id)
-    .bind(&n.kind)
-    .bind(&n.recipient)
-    .bind(&n.due_at)
-    .bind(at)
-    .bind(&n.note)
-    .execute(&mut *conn)
-    .await
-    .ctx("recording a notice")?;
-    sqlx::query(
-        "INSERT INTO warning_history (warning_id, action, level, score, actor, at, note)
-         SELECT warning_id, $1, level, score, 'doudi', $2, $3 FROM warnings WHERE warning_id = $4",
-    )
-    .bind(&n.kind)
-    .bind(&n.due_at)
-    .bind(format!("to {}: {}", n.recipient, n.note))
-    .bind(n.warning_id)
-    .execute(&mut *conn)
-    .await
-    .ctx("recording a notice in the history")?;
+        sqlx::query(
+            "INSERT INTO notices (warning_id, kind, recipient, due_at, created_at, note) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(n.warning_id)
+        .bind(&n.kind)
+        .bind(&n.recipient)
+        .bind(&n.due_at)
+        .bind(at)
+        .bind(&n.note)
+        .execute(&mut *conn)
+        .await
+        .ctx("recording a notice")?;
+        sqlx::query(
+            "INSERT INTO warning_history (warning_id, action, level, score, actor, at, note)
+             SELECT warning_id, $1, level, score, 'doudi', $2, $3 FROM warnings WHERE warning_id = $4",
+        )
+        .bind(&n.kind)
+        .bind(&n.due_at)
+        .bind(format!("to {}: {}", n.recipient, n.note))
+        .bind(n.warning_id)
+        .execute(&mut *conn)
+        .await
+        .ctx("recording a notice in the history")?;
     });
     Ok(())
 }

@@ -156,6 +156,7 @@ conformance!(
     audit_verify_catches_a_reordered_record,
     concurrent_audit_appends_keep_one_chain,
     batches_on_the_same_household_serialise,
+    a_persons_move_waits_for_a_batch_on_the_household,
     status_counts_everything,
 );
 
@@ -1348,6 +1349,58 @@ async fn batches_on_the_same_household_serialise(db: &TestDb) {
         let mut tx = store.begin().await.unwrap();
         assert_eq!(tx.timeline_version().await.unwrap(), v0 + 2);
     }
+}
+
+async fn a_persons_move_waits_for_a_batch_on_the_household(db: &TestDb) {
+    let store = db.store.clone();
+    let id = open_one_warning(&store).await;
+    let mut tx = store.begin().await.unwrap();
+    tx.lock_households(&["H1".into()]).await.unwrap();
+    let open = tx.open_warnings(&["H1".into()]).await.unwrap();
+    assert_eq!(open["H1"].warning_id, id);
+    let mover = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let done = store
+                .move_warning(&WarningMove {
+                    warning_id: id,
+                    from: "open",
+                    to: "acknowledged",
+                    action: "acknowledge",
+                    actor: "li",
+                    note: "",
+                    disposition: None,
+                })
+                .await;
+            (done, Instant::now())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!mover.is_finished(), "the move did not wait for the batch");
+    tx.update_warning(&WarningUpdate {
+        warning_id: id,
+        level: "red".into(),
+        score: 95,
+        raised: true,
+        deadline: chrono::Utc::now(),
+        source: "civil_registry".into(),
+        event_id: "w2".into(),
+        summary: "{}".into(),
+    })
+    .await
+    .unwrap();
+    let committing = Instant::now();
+    tx.commit().await.unwrap();
+    let (done, at) = mover.await.unwrap();
+    done.unwrap();
+    assert!(at >= committing);
+    let d = store.warning_detail(id).await.unwrap().unwrap();
+    assert_eq!(
+        (d.warning.status.as_str(), d.warning.level.as_str()),
+        ("acknowledged", "red")
+    );
+    let actions: Vec<&str> = d.history.iter().map(|h| h.action.as_str()).collect();
+    assert_eq!(actions, ["opened", "raised", "acknowledge"]);
 }
 
 async fn status_counts_everything(db: &TestDb) {

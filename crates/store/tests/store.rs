@@ -1,5 +1,6 @@
 //! The store's own contract, on SQLite: batches are atomic, events are idempotent by
-//! `(source, event_id)`, positions round-trip, and register imports keep history.
+//! `(source, event_id)`, positions round-trip, and register imports keep history. (The same
+//! contract on both backends is `conformance.rs`.)
 
 use doudi_model::{parse_event, Household, ParseLimits};
 use doudi_store::{EventRow, Position, PositionRow, Store};
@@ -144,7 +145,7 @@ async fn reimporting_the_register_records_each_change_in_history() {
 }
 
 #[tokio::test]
-async fn only_sqlite_urls_are_accepted_for_now() {
+async fn unknown_url_schemes_are_refused() {
     let e = Store::open("mysql://localhost/x").await.unwrap_err();
     assert!(e.to_string().contains("sqlite://"), "{e}");
 }
