@@ -245,7 +245,7 @@ pub async fn sign_out(
     if let Err(e) = check_form(&state, &headers, &who, &f.csrf) {
         return error_page(lang, Some(&who), "/", &e);
     }
-    let mut r = see_other("/sign-in");
+    let mut r = see_other("/sign-in?signed_out=1");
     r.headers_mut().insert(
         SET_COOKIE,
         HeaderValue::from_static("doudi_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),

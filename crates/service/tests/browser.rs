@@ -1,0 +1,276 @@
+//! In a real browser (headless Chromium, driven through chromedriver's W3C WebDriver HTTP API):
+//! an officer signs in with their token, sees only their township's warnings, acknowledges one,
+//! and the change is in the store (the warning's state) and in the audit trail.
+//!
+//! Runs when `DOUDI_TEST_CHROMEDRIVER` names chromedriver (Chromium at `DOUDI_TEST_CHROMIUM`,
+//! default /usr/bin/chromium); otherwise it prints a skip line. `.ci/run` sets it.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::Fixture;
+use doudi_service::Role;
+use serde_json::{json, Value};
+
+/// The W3C name of an element reference in WebDriver answers.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Driver {
+    child: Child,
+    http: reqwest::Client,
+    base: String,
+    session: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<Value>,
+) -> Value {
+    let mut req = http.request(method.clone(), url);
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    let resp = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = resp.status();
+    let text = resp.text().await.expect("webdriver body");
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: {e}: {text}"));
+    assert!(status.is_success(), "{method} {url}: {status} {v}");
+    v["value"].clone()
+}
+
+impl Driver {
+    async fn start(chromedriver: &str, chromium: &str, profile: &std::path::Path) -> Driver {
+        let port = free_port();
+        let child = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {chromedriver}: {e}"));
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("http client");
+        let base = format!("http://127.0.0.1:{port}");
+        let mut ready = false;
+        for _ in 0..100 {
+            if let Ok(r) = http.get(format!("{base}/status")).send().await {
+                if r.status().is_success() {
+                    ready = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut driver = Driver {
+            child,
+            http,
+            base,
+            session: String::new(),
+        };
+        assert!(ready, "chromedriver did not answer on {}", driver.base);
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--disable-dev-shm-usage",
+                    format!("--user-data-dir={}", profile.display())]
+            }
+        }}});
+        let v = call(
+            &driver.http,
+            reqwest::Method::POST,
+            &format!("{}/session", driver.base),
+            Some(caps),
+        )
+        .await;
+        driver.session = v["sessionId"].as_str().expect("session id").to_string();
+        driver
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/session/{}{path}", self.base, self.session)
+    }
+
+    async fn go(&self, url: &str) {
+        call(
+            &self.http,
+            reqwest::Method::POST,
+            &self.url("/url"),
+            Some(json!({"url": url})),
+        )
+        .await;
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let v = call(
+            &self.http,
+            reqwest::Method::POST,
+            &self.url("/element"),
+            Some(json!({"using": "css selector", "value": css})),
+        )
+        .await;
+        v[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}: {v}"))
+            .to_string()
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let e = self.find(css).await;
+        call(
+            &self.http,
+            reqwest::Method::POST,
+            &self.url(&format!("/element/{e}/value")),
+            Some(json!({"text": text})),
+        )
+        .await;
+    }
+
+    async fn click(&self, css: &str) {
+        let e = self.find(css).await;
+        call(
+            &self.http,
+            reqwest::Method::POST,
+            &self.url(&format!("/element/{e}/click")),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    async fn source(&self) -> String {
+        call(&self.http, reqwest::Method::GET, &self.url("/source"), None)
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    async fn current_url(&self) -> String {
+        call(&self.http, reqwest::Method::GET, &self.url("/url"), None)
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    async fn quit(&self) {
+        let _ = self
+            .http
+            .delete(format!("{}/session/{}", self.base, self.session))
+            .send()
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_officer_signs_in_sees_their_township_and_acknowledges_a_warning_in_a_browser() {
+    let Ok(chromedriver) = std::env::var("DOUDI_TEST_CHROMEDRIVER") else {
+        println!("skipped: set DOUDI_TEST_CHROMEDRIVER to chromedriver (and DOUDI_TEST_CHROMIUM to Chromium) to run the browser test");
+        return;
+    };
+    let chromium =
+        std::env::var("DOUDI_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let fx = Fixture::new().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let site = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(doudi_service::serve(listener, fx.app.clone(), async {
+        let _ = stopped.await;
+    }));
+    let profile = tempfile::tempdir().expect("profile dir");
+    let driver = Driver::start(&chromedriver, &chromium, profile.path()).await;
+
+    driver.go(&format!("{site}/sign-in")).await;
+    driver
+        .type_into("input[name=token]", fx.token(Role::Officer))
+        .await;
+    driver.click("button[type=submit]").await;
+    let inbox = driver.source().await;
+    assert!(
+        driver.current_url().await.ends_with('/'),
+        "after sign-in: the inbox"
+    );
+    for w in &fx.own.warnings {
+        assert!(
+            inbox.contains(&format!("/warnings/{w}\"")),
+            "own warning #{w} missing: {inbox}"
+        );
+    }
+    for w in &fx.other.warnings {
+        assert!(
+            !inbox.contains(&format!("/warnings/{w}\"")),
+            "another region's warning #{w} shown"
+        );
+    }
+    let w = fx.own.warnings[0];
+    driver.click(&format!("a[href='/warnings/{w}']")).await;
+    driver
+        .type_into(
+            "form[action$='/acknowledge'] input[name=note]",
+            "已电话联系家属",
+        )
+        .await;
+    driver.click("#acknowledge").await;
+    let after = driver.source().await;
+    assert!(after.contains("已记录"), "{after}");
+    assert!(driver
+        .current_url()
+        .await
+        .contains(&format!("/warnings/{w}?done=acknowledged")));
+    driver.quit().await;
+
+    let d = fx
+        .store
+        .warning_detail(w)
+        .await
+        .expect("detail")
+        .expect("warning");
+    assert_eq!(d.warning.status, "acknowledged");
+    assert!(d.history.iter().any(|h| h.action == "acknowledge"
+        && h.actor == "o-341502001"
+        && h.note.as_deref() == Some("已电话联系家属")));
+    let trail = fx.store.audit_records(1, 10_000).await.expect("audit");
+    assert!(trail.iter().any(|a| a.action == "warning_acknowledge"
+        && a.actor == "o-341502001"
+        && a.subject == format!("warning:{w}")));
+    assert!(trail.iter().any(|a| a.action == "read_personal_data"
+        && a.actor == "o-341502001"
+        && a.detail.contains("GET /warnings/{id}")));
+    assert!(fx
+        .store
+        .verify_audit()
+        .await
+        .expect("verify")
+        .first_broken
+        .is_none());
+    let _ = stop.send(());
+    server.await.expect("server task").expect("server");
+}

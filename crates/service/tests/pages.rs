@@ -1,0 +1,242 @@
+//! The officers' and auditors' pages, in process: sign-in cookie, inbox limited to the township,
+//! the warning page (masked members, reasons, forms), forms refused without the session's form
+//! token, escaping, the language switch, the region chart and the auditor's trace.
+
+mod common;
+
+use common::Fixture;
+use doudi_service::{form_token, Role};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_sets_a_strict_http_only_cookie_and_a_bad_token_is_refused() {
+    let fx = Fixture::new().await;
+    let token = fx.token(Role::Officer).to_string();
+    let r = fx
+        .page("POST", "/sign-in", None, Some(&[("token", &token)]))
+        .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.location(), "/");
+    let cookie = r
+        .headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let r = fx
+        .page("POST", "/sign-in", None, Some(&[("token", "doudi_wrong")]))
+        .await;
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("unknown token"), "{}", r.body);
+    let r = fx.page("GET", "/", None, None).await;
+    assert_eq!((r.status.as_u16(), r.location()), (303, "/sign-in"));
+    let r = fx.page("GET", "/", Some("doudi_wrong"), None).await;
+    assert_eq!(
+        (r.status.as_u16(), r.location()),
+        (303, "/sign-in?expired=1")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbox_shows_the_townships_warnings_most_urgent_first_with_time_left() {
+    let fx = Fixture::new().await;
+    let r = fx
+        .page("GET", "/", Some(fx.token(Role::Officer)), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    for w in &fx.own.warnings {
+        assert!(
+            r.body.contains(&format!("href=\"/warnings/{w}\"")),
+            "{}",
+            r.body
+        );
+    }
+    for w in &fx.other.warnings {
+        assert!(!r.body.contains(&format!("href=\"/warnings/{w}\"")));
+    }
+    assert!(
+        r.body.contains("剩余") || r.body.contains("已超期"),
+        "{}",
+        r.body
+    );
+    let csp = r
+        .headers
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    // English on request, remembered in a cookie.
+    let r = fx
+        .page("GET", "/?lang=en", Some(fx.token(Role::Officer)), None)
+        .await;
+    assert!(r.body.contains("Inbox") && r.body.contains("lang=\"en\""));
+    let set = r
+        .headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(set.starts_with("doudi_lang=en"), "{set}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_warning_page_masks_members_escapes_notes_and_needs_the_form_token() {
+    let fx = Fixture::new().await;
+    let token = fx.token(Role::Officer).to_string();
+    let w = fx.own.warnings[0];
+    let page = fx
+        .page("GET", &format!("/warnings/{w}"), Some(&token), None)
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    for p in &fx.people {
+        assert!(!page.body.contains(&p.id_number) && !page.body.contains(p.name));
+    }
+    assert!(page.body.contains("陈*"), "members masked: {}", page.body);
+    assert!(page.body.contains("预警原因") && page.body.contains("id=\"acknowledge\""));
+    let csrf = form_token(&token);
+    assert!(page.body.contains(&csrf), "the forms carry the form token");
+    // Without the form token (a forged cross-site post): refused, nothing moves.
+    let r = fx
+        .page(
+            "POST",
+            &format!("/warnings/{w}/acknowledge"),
+            Some(&token),
+            Some(&[("note", "x")]),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = fx
+        .page(
+            "POST",
+            &format!("/warnings/{w}/acknowledge"),
+            Some(&token),
+            Some(&[("csrf", &form_token("doudi_other")), ("note", "x")]),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        fx.store
+            .warning_detail(w)
+            .await
+            .expect("d")
+            .expect("w")
+            .warning
+            .status,
+        "open"
+    );
+    // From another site (the browser names it in Origin): refused too.
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri(format!("/warnings/{w}/acknowledge"))
+        .header("cookie", format!("doudi_session={token}"))
+        .header("origin", "https://evil.example")
+        .header("host", "localhost:8080")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from(common::encode_form(&[(
+            "csrf", &csrf,
+        )])))
+        .expect("request");
+    assert_eq!(fx.send(req).await.status, 403);
+    // With it: moved, and back to the page.
+    let r = fx
+        .page(
+            "POST",
+            &format!("/warnings/{w}/acknowledge"),
+            Some(&token),
+            Some(&[("csrf", &csrf), ("note", "<script>alert(1)</script>")]),
+        )
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), r.location()),
+        (303, format!("/warnings/{w}?done=acknowledged").as_str())
+    );
+    let page = fx
+        .page(
+            "GET",
+            &format!("/warnings/{w}?done=acknowledged"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert!(!page.body.contains("<script>alert(1)</script>"));
+    assert!(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(page.body.contains("已记录"));
+    // A visit without a reason is refused with the rule's words.
+    let r = fx
+        .page(
+            "POST",
+            &format!("/warnings/{w}/visit"),
+            Some(&token),
+            Some(&[("csrf", &csrf), ("note", " ")]),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("needs a reason"), "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_region_page_charts_warnings_and_the_auditor_trace_is_in_clear_and_audited() {
+    let fx = Fixture::new().await;
+    let r = fx
+        .page(
+            "GET",
+            "/regions/341502",
+            Some(fx.token(Role::Supervisor)),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("<svg") && r.body.contains("<rect"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("/regions/341502001"));
+    let r = fx
+        .page(
+            "GET",
+            "/regions/341502",
+            Some(fx.token(Role::Officer)),
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.status, 403,
+        "the county is wider than the officer's township"
+    );
+    let hh = &fx.own.households[0];
+    let r = fx
+        .page(
+            "GET",
+            &format!("/households/{hh}/trace"),
+            Some(fx.token(Role::Auditor)),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.contains(&fx.people[0].id_number),
+        "the auditor sees the record as received"
+    );
+    let r = fx
+        .page(
+            "GET",
+            &format!("/households/{hh}/trace"),
+            Some(fx.token(Role::Officer)),
+            None,
+        )
+        .await;
+    assert!(!r.body.contains(&fx.people[0].id_number));
+    let reads: Vec<serde_json::Value> = fx
+        .store
+        .audit_records(1, 10_000)
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter(|a| a.action == "read_personal_data")
+        .map(|a| serde_json::from_str(&a.detail).expect("json"))
+        .collect();
+    assert!(reads.contains(&json!({"via": "GET /households/{id}/trace", "masked": false, "role": "auditor", "token_id": 3})), "{reads:?}");
+}
