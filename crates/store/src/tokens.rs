@@ -4,11 +4,9 @@
 //! Portable SQL only (`$n` placeholders, `RETURNING`, integers as i64): the PostgreSQL twin of the
 //! table is `migrations/postgres/0004_service.sql`.
 
-use serde::Serialize;
-use sqlx::Row;
-
 use crate::error::Ctx;
-use crate::{now, Store, StoreError};
+use crate::{now, Col, Store, StoreError};
+use serde::Serialize;
 
 /// A token as stored (its hash is never shown).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -41,27 +39,27 @@ pub struct NewToken<'a> {
 
 const TOKEN_COLUMNS: &str = "SELECT token_id, role, region_code, officer_id, label, created_by, created_at, expires_at, revoked_at, revoked_by FROM api_tokens";
 
-fn token_row(r: &sqlx::sqlite::SqliteRow) -> TokenRow {
+fn token_row(r: &impl Col) -> TokenRow {
     TokenRow {
-        token_id: r.get(0),
-        role: r.get(1),
-        region_code: r.get(2),
-        officer_id: r.get(3),
-        label: r.get(4),
-        created_by: r.get(5),
-        created_at: r.get(6),
-        expires_at: r.get(7),
-        revoked_at: r.get(8),
-        revoked_by: r.get(9),
+        token_id: r.col(0),
+        role: r.col(1),
+        region_code: r.col(2),
+        officer_id: r.col(3),
+        label: r.col(4),
+        created_by: r.col(5),
+        created_at: r.col(6),
+        expires_at: r.col(7),
+        revoked_at: r.col(8),
+        revoked_by: r.col(9),
     }
 }
 
 impl Store {
     /// Store a new token (by its hash); returns its id. Audited.
     pub async fn create_token(&self, t: &NewToken<'_>) -> Result<i64, StoreError> {
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
+        crate::on!(self.pool(), pool => {
+        let mut tx = pool
+            .begin_with(<DB as crate::Dialect>::BEGIN)
             .await
             .ctx("starting to create a token")?;
         let id: i64 = sqlx::query_scalar(
@@ -80,7 +78,7 @@ impl Store {
         .await
         .ctx("creating a token")?;
         crate::audit::append(
-            &mut tx,
+            crate::Db::from(&mut *tx),
             t.created_by,
             "token_created",
             &format!("token:{id}"),
@@ -90,37 +88,38 @@ impl Store {
         .await?;
         tx.commit().await.ctx("committing a new token")?;
         Ok(id)
+        })
     }
 
     /// The token with this hash (revoked and expired ones too: the caller says why it is refused).
     pub async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRow>, StoreError> {
         let sql = format!("{TOKEN_COLUMNS} WHERE token_hash = $1");
-        Ok(sqlx::query(&sql)
+        crate::on!(self.pool(), pool => Ok(sqlx::query(&sql)
             .bind(token_hash)
-            .fetch_optional(self.pool())
+            .fetch_optional(pool)
             .await
             .ctx("looking up a token")?
-            .map(|r| token_row(&r)))
+            .map(|r| token_row(&r))))
     }
 
     /// Every token, oldest first.
     pub async fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
         let sql = format!("{TOKEN_COLUMNS} ORDER BY token_id");
-        Ok(sqlx::query(&sql)
-            .fetch_all(self.pool())
+        crate::on!(self.pool(), pool => Ok(sqlx::query(&sql)
+            .fetch_all(pool)
             .await
             .ctx("listing tokens")?
             .iter()
             .map(token_row)
-            .collect())
+            .collect()))
     }
 
     /// Revoke a token. Refused with [`StoreError::Conflict`] when there is no such token or it was
     /// revoked already. Audited.
     pub async fn revoke_token(&self, token_id: i64, revoked_by: &str) -> Result<(), StoreError> {
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
+        crate::on!(self.pool(), pool => {
+        let mut tx = pool
+            .begin_with(<DB as crate::Dialect>::BEGIN)
             .await
             .ctx("starting to revoke a token")?;
         let at = now();
@@ -146,7 +145,7 @@ impl Store {
             }));
         }
         crate::audit::append(
-            &mut tx,
+            crate::Db::from(&mut *tx),
             revoked_by,
             "token_revoked",
             &format!("token:{token_id}"),
@@ -154,6 +153,7 @@ impl Store {
         )
         .await?;
         tx.commit().await.ctx("committing a token revocation")
+        })
     }
 }
 

@@ -4,12 +4,10 @@
 //!
 //! Portable SQL only (`$n` placeholders, `substr`, `LIKE`, integers as i64).
 
-use serde::Serialize;
-use sqlx::Row;
-
 use crate::error::{corrupt, Ctx};
 use crate::queries::WarningView;
-use crate::{Store, StoreError};
+use crate::{Col, Store, StoreError};
+use serde::Serialize;
 
 /// Which warnings to list.
 #[derive(Clone, Debug, Default)]
@@ -67,13 +65,14 @@ impl Store {
     pub async fn warnings_page(&self, f: &WarningFilter<'_>) -> Result<WarningPage, StoreError> {
         let level = f.level.unwrap_or("");
         let assigned = f.assigned_to.unwrap_or("");
+        crate::on!(self.pool(), pool => {
         let total: i64 =
             sqlx::query_scalar(&format!("SELECT COUNT(*) FROM warnings w {WHERE_FILTER}"))
                 .bind(f.region_prefix)
                 .bind(level)
                 .bind(f.state)
                 .bind(assigned)
-                .fetch_one(self.pool())
+                .fetch_one(pool)
                 .await
                 .ctx("counting warnings")?;
         let rows = sqlx::query(&format!(
@@ -89,7 +88,7 @@ impl Store {
         .bind(assigned)
         .bind(f.limit)
         .bind(f.offset)
-        .fetch_all(self.pool())
+        .fetch_all(pool)
         .await
         .ctx("listing warnings")?;
         Ok(WarningPage {
@@ -98,6 +97,7 @@ impl Store {
             offset: f.offset,
             warnings: rows.iter().map(crate::queries::warning_view).collect(),
         })
+        })
     }
 
     /// One household of the register (active or not); `None` if the register never held it.
@@ -105,25 +105,27 @@ impl Store {
         &self,
         household_id: &str,
     ) -> Result<Option<HouseholdRecord>, StoreError> {
+        crate::on!(self.pool(), pool => {
         let Some(r) = sqlx::query(
             "SELECT household_id, region_code, category, active, updated_at, record FROM households WHERE household_id = $1",
         )
         .bind(household_id)
-        .fetch_optional(self.pool())
+        .fetch_optional(pool)
         .await
         .ctx("reading a household")?
         else {
             return Ok(None);
         };
-        let record: String = r.get(5);
+        let record: String = r.col(5);
         Ok(Some(HouseholdRecord {
-            household_id: r.get(0),
-            region_code: r.get(1),
-            category: r.get(2),
-            active: r.get::<i64, _>(3) != 0,
-            updated_at: r.get(4),
+            household_id: r.col(0),
+            region_code: r.col(1),
+            category: r.col(2),
+            active: r.col::<i64>(3) != 0,
+            updated_at: r.col(4),
             record: serde_json::from_str(&record).map_err(|e| corrupt("household record", e))?,
         }))
+        })
     }
 
     /// The region of a warning, and the household it is about; `None` if there is no such warning.
@@ -131,14 +133,14 @@ impl Store {
         &self,
         warning_id: i64,
     ) -> Result<Option<(String, String)>, StoreError> {
-        Ok(
+        crate::on!(self.pool(), pool => Ok(
             sqlx::query("SELECT region_code, household_id FROM warnings WHERE warning_id = $1")
                 .bind(warning_id)
-                .fetch_optional(self.pool())
+                .fetch_optional(pool)
                 .await
                 .ctx("reading a warning's region")?
-                .map(|r| (r.get(0), r.get(1))),
-        )
+                .map(|r| (r.col(0), r.col(1))),
+        ))
     }
 
     /// Counts for a region's overview: warnings opened per day and level since `since` (stored
@@ -148,41 +150,45 @@ impl Store {
         region_prefix: &str,
         since: &str,
     ) -> Result<RegionCounts, StoreError> {
+        crate::on!(self.pool(), pool => {
         let by_day = sqlx::query(
             "SELECT substr(opened_at, 1, 10), level, COUNT(*) FROM warnings
              WHERE region_code LIKE $1 || '%' AND opened_at >= $2 GROUP BY 1, 2 ORDER BY 1, 2",
         )
         .bind(region_prefix)
         .bind(since)
-        .fetch_all(self.pool())
+        .fetch_all(pool)
         .await
         .ctx("counting warnings by day")?
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .map(|r| (r.col(0), r.col(1), r.col(2)))
         .collect();
         let by_township = sqlx::query(
             "SELECT substr(region_code, 1, 9), level, COUNT(*) FROM warnings
              WHERE region_code LIKE $1 || '%' AND status <> 'resolved' GROUP BY 1, 2 ORDER BY 1, 2",
         )
         .bind(region_prefix)
-        .fetch_all(self.pool())
+        .fetch_all(pool)
         .await
         .ctx("counting warnings by township")?
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .map(|r| (r.col(0), r.col(1), r.col(2)))
         .collect();
         Ok(RegionCounts {
             by_day,
             by_township,
         })
+        })
     }
 
     /// Whether the database answers (a trivial query).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query_scalar::<_, i64>("SELECT 1")
-            .fetch_one(self.pool())
-            .await
-            .ctx("checking the database answers")?;
-        Ok(())
+        crate::on!(self.pool(), pool => {
+            sqlx::query_scalar::<_, i64>("SELECT CAST(1 AS BIGINT)")
+                .fetch_one(pool)
+                .await
+                .ctx("checking the database answers")?;
+            Ok(())
+        })
     }
 }
