@@ -2,7 +2,7 @@
 //! region, level and state with paging, one household's record, counts for a region's overview,
 //! and a readiness probe.
 //!
-//! Portable SQL only (`$n` placeholders, `substr`, `LIKE`, integers as i64).
+//! Portable SQL only (`$n` placeholders, `substr`, `||`, integers as i64).
 
 use serde::Serialize;
 use sqlx::Row;
@@ -57,7 +57,9 @@ pub struct RegionCounts {
     pub by_township: Vec<(String, String, i64)>,
 }
 
-const WHERE_FILTER: &str = "WHERE w.region_code LIKE $1 || '%'
+// A region prefix as a range (codes are digits; ':' sorts right after '9'), so that the
+// `warnings_region` index serves it on both backends.
+const WHERE_FILTER: &str = "WHERE w.region_code >= $1 AND w.region_code < $1 || ':'
        AND ($2 = '' OR w.level = $2)
        AND ($3 = 'all' OR ($3 = 'active' AND w.status <> 'resolved') OR w.status = $3)
        AND ($4 = '' OR w.assigned_to = $4)";
@@ -150,7 +152,7 @@ impl Store {
     ) -> Result<RegionCounts, StoreError> {
         let by_day = sqlx::query(
             "SELECT substr(opened_at, 1, 10), level, COUNT(*) FROM warnings
-             WHERE region_code LIKE $1 || '%' AND opened_at >= $2 GROUP BY 1, 2 ORDER BY 1, 2",
+             WHERE region_code >= $1 AND region_code < $1 || ':' AND opened_at >= $2 GROUP BY 1, 2 ORDER BY 1, 2",
         )
         .bind(region_prefix)
         .bind(since)
@@ -162,7 +164,7 @@ impl Store {
         .collect();
         let by_township = sqlx::query(
             "SELECT substr(region_code, 1, 9), level, COUNT(*) FROM warnings
-             WHERE region_code LIKE $1 || '%' AND status <> 'resolved' GROUP BY 1, 2 ORDER BY 1, 2",
+             WHERE region_code >= $1 AND region_code < $1 || ':' AND status <> 'resolved' GROUP BY 1, 2 ORDER BY 1, 2",
         )
         .bind(region_prefix)
         .fetch_all(self.pool())
