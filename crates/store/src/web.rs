@@ -181,7 +181,7 @@ impl Store {
 
     /// Whether the database answers (a trivial query).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query_scalar::<_, i64>("SELECT 1")
+        sqlx::query_scalar::<_, i64>("SELECT CAST(1 AS BIGINT)")
             .fetch_one(self.pool())
             .await
             .ctx("checking the database answers")?;
