@@ -192,10 +192,19 @@ pub async fn check_token(state: &AppState, token: &str) -> Result<Principal, Str
     })
 }
 
+/// Addresses with failed authentications kept before the quiet ones are forgotten.
+const MAX_TRACKED_ADDRESSES: usize = 10_000;
+
 /// Count a failed authentication from `ip`; `Err` once the address is over its quota (429).
 pub fn failed_auth(state: &AppState, ip: IpAddr) -> Result<(), ApiError> {
     doudi_telemetry::auth_failure();
-    if state.auth_limiter().check_key(&ip).is_err() {
+    let limiter = state.auth_limiter();
+    // Forget addresses whose quota is whole again, so that a scan from many addresses cannot
+    // grow the table without end.
+    if limiter.len() > MAX_TRACKED_ADDRESSES {
+        limiter.retain_recent();
+    }
+    if limiter.check_key(&ip).is_err() {
         tracing::warn!("failed authentication over the per-address limit: answering 429");
         return Err(ApiError::RateLimited);
     }

@@ -2,7 +2,8 @@
 //! region, level and state with paging, one household's record, counts for a region's overview,
 //! and a readiness probe.
 //!
-//! Portable SQL only (`$n` placeholders, `substr`, `LIKE`, integers as i64).
+//! Portable SQL (`$n` placeholders, `substr`, `||`, integers as i64) but for the region prefix,
+//! which is a range of codes (see [`in_region`]).
 
 use crate::error::{corrupt, Ctx};
 use crate::queries::WarningView;
@@ -55,8 +56,26 @@ pub struct RegionCounts {
     pub by_township: Vec<(String, String, i64)>,
 }
 
-const WHERE_FILTER: &str = "WHERE w.region_code LIKE $1 || '%'
-       AND ($2 = '' OR w.level = $2)
+/// `column` starts with the region prefix `$1`, as a range of codes so that an index on the column
+/// serves it (codes are digits; ':' sorts right after '9'). On PostgreSQL the comparison is made in
+/// the "C" collation: under a language collation (en_US, ICU) punctuation is ignored at first and
+/// '341502001' < '341502:' is false.
+fn in_region(postgres: bool, column: &str) -> String {
+    if postgres {
+        format!("{column} COLLATE \"C\" >= $1 AND {column} COLLATE \"C\" < $1 || ':'")
+    } else {
+        format!("{column} >= $1 AND {column} < $1 || ':'")
+    }
+}
+
+fn where_filter(postgres: bool) -> String {
+    format!(
+        "WHERE {} {FILTER_REST}",
+        in_region(postgres, "w.region_code")
+    )
+}
+
+const FILTER_REST: &str = "AND ($2 = '' OR w.level = $2)
        AND ($3 = 'all' OR ($3 = 'active' AND w.status <> 'resolved') OR w.status = $3)
        AND ($4 = '' OR w.assigned_to = $4)";
 
@@ -67,7 +86,7 @@ impl Store {
         let assigned = f.assigned_to.unwrap_or("");
         crate::on!(self.pool(), pool => {
         let total: i64 =
-            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM warnings w {WHERE_FILTER}"))
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM warnings w {}", where_filter(<DB as crate::Dialect>::POSTGRES)))
                 .bind(f.region_prefix)
                 .bind(level)
                 .bind(f.state)
@@ -78,9 +97,10 @@ impl Store {
         let rows = sqlx::query(&format!(
             "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.score, w.deadline, w.opened_at, w.summary, h.record, w.assigned_to
              FROM warnings w JOIN households h ON h.household_id = w.household_id
-             {WHERE_FILTER}
+             {}
              ORDER BY CASE w.level WHEN 'red' THEN 0 WHEN 'orange' THEN 1 WHEN 'yellow' THEN 2 ELSE 3 END, w.deadline, w.warning_id
-             LIMIT $5 OFFSET $6"
+             LIMIT $5 OFFSET $6",
+            where_filter(<DB as crate::Dialect>::POSTGRES)
         ))
         .bind(f.region_prefix)
         .bind(level)
@@ -151,10 +171,11 @@ impl Store {
         since: &str,
     ) -> Result<RegionCounts, StoreError> {
         crate::on!(self.pool(), pool => {
-        let by_day = sqlx::query(
+        let region = in_region(<DB as crate::Dialect>::POSTGRES, "region_code");
+        let by_day = sqlx::query(&format!(
             "SELECT substr(opened_at, 1, 10), level, COUNT(*) FROM warnings
-             WHERE region_code LIKE $1 || '%' AND opened_at >= $2 GROUP BY 1, 2 ORDER BY 1, 2",
-        )
+             WHERE {region} AND opened_at >= $2 GROUP BY 1, 2 ORDER BY 1, 2"
+        ))
         .bind(region_prefix)
         .bind(since)
         .fetch_all(pool)
@@ -163,10 +184,10 @@ impl Store {
         .iter()
         .map(|r| (r.col(0), r.col(1), r.col(2)))
         .collect();
-        let by_township = sqlx::query(
+        let by_township = sqlx::query(&format!(
             "SELECT substr(region_code, 1, 9), level, COUNT(*) FROM warnings
-             WHERE region_code LIKE $1 || '%' AND status <> 'resolved' GROUP BY 1, 2 ORDER BY 1, 2",
-        )
+             WHERE {region} AND status <> 'resolved' GROUP BY 1, 2 ORDER BY 1, 2"
+        ))
         .bind(region_prefix)
         .fetch_all(pool)
         .await

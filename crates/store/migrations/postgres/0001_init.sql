@@ -116,7 +116,8 @@ CREATE TABLE warnings (
     updated_at   TEXT NOT NULL
 );
 CREATE UNIQUE INDEX warnings_one_open_per_household ON warnings(household_id) WHERE status = 'open';
-CREATE INDEX warnings_region ON warnings(region_code, status);
+-- "C" collation: region prefixes are searched as ranges of codes (see store/src/web.rs).
+CREATE INDEX warnings_region ON warnings(region_code COLLATE "C", status);
 
 -- Every change to a warning, by the pipeline or a person.
 CREATE TABLE warning_history (
