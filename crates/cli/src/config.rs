@@ -24,6 +24,8 @@ pub struct Config {
     pub crosscheck: doudi_crosscheck::CheckConfig,
     /// Delivery of notices over signed webhooks (`doudi deliver`).
     pub deliver: DeliverConfig,
+    /// Kafka feeds, dead-letter and warnings topics (`doudi run --brokers`, `doudi deliver --brokers`).
+    pub kafka: doudi_kafka::KafkaConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -179,6 +181,7 @@ impl Config {
         if d.backoff_base_ms == 0 || d.backoff_cap_ms < d.backoff_base_ms {
             anyhow::bail!("deliver.backoff_base_ms must be at least 1 and at most backoff_cap_ms");
         }
+        self.kafka.validate().map_err(anyhow::Error::msg)?;
         self.crosscheck
             .validate()
             .map_err(|e| anyhow::anyhow!("crosscheck: {e}"))?;

@@ -36,3 +36,22 @@ pub(crate) fn forward_log(level: rdkafka::config::RDKafkaLogLevel, fac: &str, me
         L::Debug => tracing::debug!(target: "librdkafka", "{fac}: {message}"),
     }
 }
+
+/// A client context that logs through `tracing`, and says nothing of the partition ends a reader
+/// of a topic's tail waits for.
+pub(crate) struct Quiet;
+
+impl rdkafka::ClientContext for Quiet {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        forward_log(level, fac, message);
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if matches!(error, rdkafka::error::KafkaError::PartitionEOF(_)) {
+            return;
+        }
+        tracing::warn!(error = %error, "Kafka: {reason}");
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for Quiet {}

@@ -203,8 +203,8 @@ fn read_tail(cfg: &KafkaConfig) -> Result<Vec<(i64, i32, i64)>, KafkaError> {
     c.set("group.id", format!("{}-publisher-recovery", cfg.group_id))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true");
-    let consumer: BaseConsumer = c
-        .create()
+    let consumer: BaseConsumer<crate::Quiet> = c
+        .create_with_context(crate::Quiet)
         .map_err(KafkaError::client("creating the recovery reader"))?;
     let topic = cfg.warnings_topic.as_str();
     let meta = consumer

@@ -473,6 +473,7 @@ fn read_loop(
     let mut windows: HashMap<(Arc<str>, i32), InvalidWindow> = HashMap::new();
     let mut last_commit = Instant::now();
     let mut broken = None;
+    let mut last_error_log: Option<Instant> = None;
     while !shared.stop.load(Ordering::Relaxed) {
         let polled = consumer.poll(Duration::from_millis(20));
         {
@@ -485,7 +486,11 @@ fn read_loop(
         match polled {
             None => {}
             Some(Err(e)) => {
-                tracing::warn!(error = %e, "Kafka consumer error (retrying)");
+                // librdkafka retries on its own; say so at most every few seconds.
+                if last_error_log.is_none_or(|t: Instant| t.elapsed() > Duration::from_secs(5)) {
+                    last_error_log = Some(Instant::now());
+                    tracing::warn!(error = %e, "Kafka consumer error (librdkafka retries)");
+                }
             }
             Some(Ok(msg)) => {
                 let Some((topic, source)) = topics.get(msg.topic()) else {
