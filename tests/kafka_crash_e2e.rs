@@ -13,8 +13,20 @@ use std::time::{Duration, Instant};
 
 use kafka::*;
 
-/// Households giving about 100,000 feed events.
-const HOUSEHOLDS: &str = "6000";
+/// Households and months giving about 100,000 feed events in an optimised build
+/// (`cargo test --release`); a debug build, where linking is some fifty times slower, runs the
+/// same kills over about 12,000 events.
+const HOUSEHOLDS: &str = if cfg!(debug_assertions) {
+    "3800"
+} else {
+    "10800"
+};
+const MONTHS: &str = "36";
+const AT_LEAST: u64 = if cfg!(debug_assertions) {
+    10_000
+} else {
+    100_000
+};
 
 /// Batches small enough that a kill lands mid-stream many times over.
 const BATCH: (&str, &str) = ("DOUDI_LIMITS__BATCH_SIZE", "2000");
@@ -27,14 +39,16 @@ type Outcome = (
     i64,
 );
 
-async fn outcome(db: &str) -> Outcome {
+/// The same queries on either backend's pool.
+macro_rules! outcome_of {
+    ($pool:expr) => {{
     use sqlx::Row;
-    let pool = sqlx::SqlitePool::connect(db).await.unwrap();
+    let pool = &$pool;
     let mut warnings: BTreeMap<String, Vec<(String, String, i64)>> = BTreeMap::new();
     for r in sqlx::query(
         "SELECT household_id, status, level, score FROM warnings ORDER BY household_id, warning_id",
     )
-    .fetch_all(&pool)
+    .fetch_all(pool)
     .await
     .unwrap()
     {
@@ -48,19 +62,33 @@ async fn outcome(db: &str) -> Outcome {
         "SELECT a.household_id, a.score, a.level FROM assessments a
          WHERE a.seq = (SELECT MAX(b.seq) FROM assessments b WHERE b.household_id = a.household_id)",
     )
-    .fetch_all(&pool)
+    .fetch_all(pool)
     .await
     .unwrap()
     {
         last.insert(r.get::<String, _>(0), (r.get::<i64, _>(1), r.get::<String, _>(2)));
     }
     let n: i64 = sqlx::query("SELECT COUNT(*) FROM assessments")
-        .fetch_one(&pool)
+        .fetch_one(pool)
         .await
         .unwrap()
         .get(0);
-    pool.close().await;
     (warnings, last, n)
+    }};
+}
+
+async fn outcome(db: &str) -> Outcome {
+    if db.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(db).await.unwrap();
+        let o = outcome_of!(pool);
+        pool.close().await;
+        o
+    } else {
+        let pool = sqlx::SqlitePool::connect(db).await.unwrap();
+        let o = outcome_of!(pool);
+        pool.close().await;
+        o
+    }
 }
 
 fn crash_run(dir: &Path, broker: &Broker, reference: &str, killed: &str, total: u64) {
@@ -133,10 +161,83 @@ fn a_worker_killed_at_random_moments_ends_as_an_uninterrupted_run_on_sqlite() {
     let dir = tmp.path();
     let reference = format!("sqlite://{}", dir.join("ref.db").display());
     let killed = format!("sqlite://{}", dir.join("killed.db").display());
+    common::ok(common::doudi(
+        dir,
+        &[
+            "gen",
+            "--households",
+            HOUSEHOLDS,
+            "--months",
+            MONTHS,
+            "--seed",
+            "11",
+            "--out",
+            "data",
+            "--start",
+            "2024-01-01",
+        ],
+    ));
     let total = gen_and_import(dir, HOUSEHOLDS, "11", &reference);
     import(dir, &killed);
-    assert!(total >= 100_000, "about 100,000 events: {total}");
+    assert!(total >= AT_LEAST, "at least {AT_LEAST} events: {total}");
     let broker = Broker::start(dir, 4);
     produce_all(dir, &broker.bootstrap);
     crash_run(dir, &broker, &reference, &killed, total);
+}
+
+#[test]
+fn a_worker_killed_at_random_moments_ends_as_an_uninterrupted_run_on_postgres() {
+    let Ok(base) = std::env::var("DOUDI_TEST_POSTGRES_URL") else {
+        eprintln!("skipped: set DOUDI_TEST_POSTGRES_URL to run the crash test on PostgreSQL");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let reference = fresh_database(&base, "ref");
+    let killed = fresh_database(&base, "killed");
+    common::ok(common::doudi(
+        dir,
+        &[
+            "gen",
+            "--households",
+            HOUSEHOLDS,
+            "--months",
+            MONTHS,
+            "--seed",
+            "12",
+            "--out",
+            "data",
+            "--start",
+            "2024-01-01",
+        ],
+    ));
+    let total = gen_and_import(dir, HOUSEHOLDS, "12", &reference);
+    import(dir, &killed);
+    assert!(total >= AT_LEAST, "at least {AT_LEAST} events: {total}");
+    let broker = Broker::start(dir, 4);
+    produce_all(dir, &broker.bootstrap);
+    crash_run(dir, &broker, &reference, &killed, total);
+}
+
+/// A fresh database on the PostgreSQL test server; its URL.
+fn fresh_database(base: &str, what: &str) -> String {
+    let name = format!(
+        "doudi_kafka_crash_{what}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let pool = sqlx::PgPool::connect(base).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+    let (root, _) = base.rsplit_once('/').expect("a URL ending in /DATABASE");
+    format!("{root}/{name}")
 }

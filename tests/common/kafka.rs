@@ -1,6 +1,9 @@
 //! Kafka helpers for the end-to-end tests (included with `#[path]` by the Kafka test files only): a `doudi dev-broker` process with its fault commands,
 //! `doudi run --brokers` workers, and a reader of a topic's messages with their headers.
 
+// Each Kafka test file uses some of these.
+#![allow(dead_code)]
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

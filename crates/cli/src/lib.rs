@@ -184,7 +184,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate => {
             let store = commands::open_store(&config).await?;
             store.close().await;
-            println!("database {} is up to date", config.store.url);
+            println!(
+                "database {} is up to date",
+                doudi_store::redact_url(&config.store.url)
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Config => {

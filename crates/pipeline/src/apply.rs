@@ -290,6 +290,9 @@ async fn apply_records(
     let mut affected: Vec<String> = facts.iter().map(|f| f.fact.household_id.clone()).collect();
     affected.sort();
     affected.dedup();
+    // Several workers may share the store (PostgreSQL): hold these households until commit before
+    // reading anything of them, the timeline version included.
+    tx.lock_households(&affected).await?;
     let version = tx.timeline_version().await?;
     let mut timelines: HashMap<String, Vec<Fact>> = HashMap::with_capacity(affected.len());
     let mut missing = Vec::new();

@@ -59,6 +59,11 @@ pub async fn decide_review(
         }
         ReviewChoice::Reject => ReviewChoice::Reject,
     };
+    // The household first (before the review's audit record), as a batch takes them.
+    if let ReviewChoice::Link { household_id, .. } = &choice {
+        tx.lock_households(std::slice::from_ref(household_id))
+            .await?;
+    }
     tx.record_review(seq, &choice, decided_by, note).await?;
     if let ReviewChoice::Link {
         household_id,

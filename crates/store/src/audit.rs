@@ -4,10 +4,9 @@
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::{Row, SqliteConnection};
 
 use crate::error::Ctx;
-use crate::{now, Store, StoreError};
+use crate::{now, on, Col, Conn, Db, Store, StoreError};
 
 /// The hash before the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -46,16 +45,16 @@ pub fn record_hash(
     hex::encode(h.finalize())
 }
 
-fn audit_record(r: &sqlx::sqlite::SqliteRow) -> AuditRecord {
+fn audit_record(r: &impl Col) -> AuditRecord {
     AuditRecord {
-        seq: r.get(0),
-        at: r.get(1),
-        actor: r.get(2),
-        action: r.get(3),
-        subject: r.get(4),
-        detail: r.get(5),
-        prev_hash: r.get(6),
-        hash: r.get(7),
+        seq: r.col(0),
+        at: r.col(1),
+        actor: r.col(2),
+        action: r.col(3),
+        subject: r.col(4),
+        detail: r.col(5),
+        prev_hash: r.col(6),
+        hash: r.col(7),
     }
 }
 
@@ -80,43 +79,54 @@ pub struct AuditCheck {
 /// Append a record inside the caller's transaction (its change and its audit record commit
 /// together).
 pub(crate) async fn append(
-    conn: &mut SqliteConnection,
+    mut conn: Conn<'_>,
     actor: &str,
     action: &str,
     subject: &str,
     detail: &serde_json::Value,
 ) -> Result<(), StoreError> {
-    let last: Option<(i64, String)> =
-        sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *conn)
+    if let Db::Postgres(c) = &mut conn {
+        // Writers do not wait for each other on PostgreSQL: one appender at a time, until its
+        // transaction ends, so each record follows the last committed one.
+        sqlx::query("SELECT pg_advisory_xact_lock($1, 0)")
+            .bind(crate::batch::LOCK_AUDIT)
+            .execute(&mut **c)
             .await
-            .ctx("reading the audit chain's head")?;
-    let (seq, prev) = match last {
-        Some((s, h)) => (s + 1, h),
-        None => (1, GENESIS.to_string()),
-    };
-    let at = now();
-    let detail = detail.to_string();
-    let hash = record_hash(&prev, seq, &at, actor, action, subject, &detail);
-    sqlx::query(
-        "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(seq)
-    .bind(&at)
-    .bind(actor)
-    .bind(action)
-    .bind(subject)
-    .bind(&detail)
-    .bind(&prev)
-    .bind(&hash)
-    .execute(&mut *conn)
-    .await
-    .ctx("appending to the audit trail")?;
-    sqlx::query("INSERT INTO counters (name, value) VALUES ('audit_records', ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value")
+            .ctx("waiting for the audit chain")?;
+    }
+    on!(conn, c => {
+        let last: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *c)
+                .await
+                .ctx("reading the audit chain's head")?;
+        let (seq, prev) = match last {
+            Some((s, h)) => (s + 1, h),
+            None => (1, GENESIS.to_string()),
+        };
+        let at = now();
+        let detail = detail.to_string();
+        let hash = record_hash(&prev, seq, &at, actor, action, subject, &detail);
+        sqlx::query(
+            "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
         .bind(seq)
-        .execute(&mut *conn)
+        .bind(&at)
+        .bind(actor)
+        .bind(action)
+        .bind(subject)
+        .bind(&detail)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(&mut *c)
         .await
-        .ctx("counting audit records")?;
+        .ctx("appending to the audit trail")?;
+        sqlx::query("INSERT INTO counters (name, value) VALUES ('audit_records', $1) ON CONFLICT(name) DO UPDATE SET value = excluded.value")
+            .bind(seq)
+            .execute(&mut *c)
+            .await
+            .ctx("counting audit records")?;
+    });
     Ok(())
 }
 
@@ -130,29 +140,29 @@ impl Store {
         subject: &str,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .ctx("starting an audit record")?;
-        append(&mut tx, actor, action, subject, detail).await?;
-        tx.commit().await.ctx("committing an audit record")
+        let mut tx = self.write_tx("starting an audit record").await?;
+        append(tx.conn(), actor, action, subject, detail).await?;
+        tx.commit("committing an audit record").await
     }
 
     /// Recompute the chain from the first record; name the first record that was altered,
     /// deleted or reordered.
     pub async fn verify_audit(&self) -> Result<AuditCheck, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log ORDER BY rowid",
+        // In seq order: on SQLite `seq` is the rowid, the order records were stored in.
+        let rows: Vec<AuditRecord> = on!(self.pool(), p => sqlx::query(
+            "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log ORDER BY seq",
         )
-        .fetch_all(self.pool())
+        .fetch_all(p)
         .await
-        .ctx("reading the audit trail")?;
+        .ctx("reading the audit trail")?
+        .iter()
+        .map(audit_record)
+        .collect());
         let mut prev = GENESIS.to_string();
         let mut records = 0i64;
         for (expected_seq, r) in (1i64..).zip(rows) {
             records += 1;
-            let rec = audit_record(&r);
+            let rec = r;
             let broken = |why: String| {
                 Ok(AuditCheck {
                     records,
@@ -189,11 +199,11 @@ impl Store {
             }
             prev = rec.hash;
         }
-        let counted: Option<i64> =
+        let counted: Option<i64> = on!(self.pool(), p =>
             sqlx::query_scalar("SELECT value FROM counters WHERE name = 'audit_records'")
-                .fetch_optional(self.pool())
+                .fetch_optional(p)
                 .await
-                .ctx("reading the audit count")?;
+                .ctx("reading the audit count")?);
         if let Some(n) = counted.filter(|n| *n > records) {
             return Ok(AuditCheck {
                 records,
@@ -218,17 +228,17 @@ impl Store {
         from_seq: i64,
         limit: i64,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        Ok(sqlx::query(
+        Ok(on!(self.pool(), p => sqlx::query(
             "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log
-             WHERE seq >= ? ORDER BY seq LIMIT ?",
+             WHERE seq >= $1 ORDER BY seq LIMIT $2",
         )
         .bind(from_seq)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(p)
         .await
         .ctx("reading the audit trail")?
-        .into_iter()
-        .map(|r| audit_record(&r))
-        .collect())
+        .iter()
+        .map(audit_record)
+        .collect()))
     }
 }

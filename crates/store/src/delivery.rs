@@ -139,50 +139,54 @@ impl Store {
         if published.is_empty() {
             return Ok(0);
         }
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .ctx("starting to mark notices published")?;
         let at = crate::now();
-        let mut marked = 0;
-        for (id, partition, offset) in published {
-            marked += sqlx::query(
-                "UPDATE notices SET kafka_published_at = ?, kafka_partition = ?, kafka_offset = ?
-                 WHERE notice_id = ? AND kafka_published_at IS NULL",
-            )
-            .bind(&at)
-            .bind(i64::from(*partition))
-            .bind(offset)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .ctx("marking a notice published")?
-            .rows_affected();
-        }
-        tx.commit().await.ctx("committing published notices")?;
-        Ok(marked)
+        crate::on!(self.pool(), pool => {
+            let mut tx = pool
+                .begin_with(<DB as crate::Dialect>::BEGIN)
+                .await
+                .ctx("starting to mark notices published")?;
+            let mut marked = 0;
+            for (id, partition, offset) in published {
+                marked += sqlx::query(
+                    "UPDATE notices SET kafka_published_at = $1, kafka_partition = $2, kafka_offset = $3
+                     WHERE notice_id = $4 AND kafka_published_at IS NULL",
+                )
+                .bind(&at)
+                .bind(i64::from(*partition))
+                .bind(offset)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .ctx("marking a notice published")?
+                .rows_affected();
+            }
+            tx.commit().await.ctx("committing published notices")?;
+            Ok(marked)
+        })
     }
 
     /// Every notice's Kafka publication: `(notice_id, partition, offset)`, `None` while
     /// unpublished, in notice order.
     pub async fn kafka_publications(&self) -> Result<Vec<(i64, Option<(i32, i64)>)>, StoreError> {
-        Ok(sqlx::query(
-            "SELECT notice_id, kafka_partition, kafka_offset FROM notices ORDER BY notice_id",
-        )
-        .fetch_all(self.pool())
-        .await
-        .ctx("reading notice publications")?
-        .into_iter()
-        .map(|r| {
-            let p: Option<i64> = r.get(1);
-            let o: Option<i64> = r.get(2);
-            let id: i64 = r.get(0);
-            (id, p.zip(o).map(|(p, o)| (p as i32, o)))
+        crate::on!(self.pool(), pool => {
+            Ok(sqlx::query(
+                "SELECT notice_id, kafka_partition, kafka_offset FROM notices ORDER BY notice_id",
+            )
+            .fetch_all(pool)
+            .await
+            .ctx("reading notice publications")?
+            .into_iter()
+            .map(|r| {
+                let p: Option<i64> = r.get(1);
+                let o: Option<i64> = r.get(2);
+                let id: i64 = r.get(0);
+                (id, p.zip(o).map(|(p, o)| (p as i32, o)))
+            })
+            .collect())
         })
-        .collect())
     }
 
+    /// Notices matching `filter` (over `n`, the notices), with what a payload needs.
     async fn notices_where(
         &self,
         filter: &'static str,
@@ -194,151 +198,161 @@ impl Store {
                     w.status, w.deadline, w.opened_at, w.summary, COALESCE(h.record, '{{}}')
              FROM notices n JOIN warnings w ON w.warning_id = n.warning_id
              LEFT JOIN households h ON h.household_id = w.household_id
-             WHERE {filter} ORDER BY n.notice_id LIMIT ?"
+             WHERE {filter} ORDER BY n.notice_id LIMIT $1"
         );
-        let rows = sqlx::query(&sql)
+        crate::on!(self.pool(), pool => {
+            let rows = sqlx::query(&sql)
             .bind(limit)
-            .fetch_all(self.pool())
+            .fetch_all(pool)
             .await
             .ctx("reading pending notices")?;
-        let mut out: Vec<PendingNotice> = rows
-            .into_iter()
-            .map(|r| PendingNotice {
-                notice_id: r.get(0),
-                warning_id: r.get(1),
-                kind: r.get(2),
-                recipient: r.get(3),
-                due_at: r.get(4),
-                created_at: r.get(5),
-                note: r.get(6),
-                attempts: r.get(7),
-                next_attempt_at: r.get(8),
-                household_id: r.get(9),
-                region_code: r.get(10),
-                level: r.get(11),
-                score: r.get(12),
-                warning_status: r.get(13),
-                deadline: r.get(14),
-                opened_at: r.get(15),
-                summary: r.get(16),
-                household: r.get(17),
-                members_concerned: Vec::new(),
-            })
-            .collect();
-        // Members concerned: those whose events the warning's rules name.
-        let mut cache: std::collections::HashMap<i64, Vec<String>> = Default::default();
-        for n in &mut out {
-            if let Some(m) = cache.get(&n.warning_id) {
-                n.members_concerned = m.clone();
-                continue;
+            let mut out: Vec<PendingNotice> = rows
+                .into_iter()
+                .map(|r| PendingNotice {
+                    notice_id: r.get(0),
+                    warning_id: r.get(1),
+                    kind: r.get(2),
+                    recipient: r.get(3),
+                    due_at: r.get(4),
+                    created_at: r.get(5),
+                    note: r.get(6),
+                    attempts: r.get(7),
+                    next_attempt_at: r.get(8),
+                    household_id: r.get(9),
+                    region_code: r.get(10),
+                    level: r.get(11),
+                    score: r.get(12),
+                    warning_status: r.get(13),
+                    deadline: r.get(14),
+                    opened_at: r.get(15),
+                    summary: r.get(16),
+                    household: r.get(17),
+                    members_concerned: Vec::new(),
+                })
+                .collect();
+            // Members concerned: those whose events the warning's rules name.
+            let mut cache: std::collections::HashMap<i64, Vec<String>> = Default::default();
+            for n in &mut out {
+                if let Some(m) = cache.get(&n.warning_id) {
+                    n.members_concerned = m.clone();
+                    continue;
+                }
+                let members: Vec<String> = sqlx::query_scalar(if <DB as crate::Dialect>::POSTGRES {
+                    "SELECT DISTINCT t.member_id FROM timeline t JOIN events e ON e.seq = t.seq
+                     WHERE t.household_id = $1 AND e.event_id IN (
+                         SELECT jsonb_path_query(w.summary::jsonb, '$.contributions[*].event_ids[*]') #>> '{}'
+                         FROM warnings w WHERE w.warning_id = $2)
+                     ORDER BY t.member_id"
+                } else {
+                    "SELECT DISTINCT t.member_id FROM timeline t JOIN events e ON e.seq = t.seq
+                     WHERE t.household_id = $1 AND e.event_id IN (
+                         SELECT ev.value FROM warnings w, json_each(w.summary, '$.contributions') c,
+                                json_each(c.value, '$.event_ids') ev
+                         WHERE w.warning_id = $2 AND json_valid(w.summary))
+                     ORDER BY t.member_id"
+                })
+                .bind(&n.household_id)
+                .bind(n.warning_id)
+                .fetch_all(pool)
+                .await
+                .ctx("reading the members a warning concerns")?;
+                cache.insert(n.warning_id, members.clone());
+                n.members_concerned = members;
             }
-            let members: Vec<String> = sqlx::query_scalar(
-                "SELECT DISTINCT t.member_id FROM timeline t JOIN events e ON e.seq = t.seq
-                 WHERE t.household_id = ?1 AND e.event_id IN (
-                     SELECT ev.value FROM warnings w, json_each(w.summary, '$.contributions') c,
-                            json_each(c.value, '$.event_ids') ev
-                     WHERE w.warning_id = ?2 AND json_valid(w.summary))
-                 ORDER BY t.member_id",
-            )
-            .bind(&n.household_id)
-            .bind(n.warning_id)
-            .fetch_all(self.pool())
-            .await
-            .ctx("reading the members a warning concerns")?;
-            cache.insert(n.warning_id, members.clone());
-            n.members_concerned = members;
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Mark notices as read in the inbox only: their recipient has no delivery channel.
     pub async fn mark_inbox_only(&self, notice_ids: &[i64]) -> Result<(), StoreError> {
-        if notice_ids.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .ctx("starting to mark notices")?;
-        for id in notice_ids {
-            sqlx::query(
-                "UPDATE notices SET delivery = 'inbox_only' WHERE notice_id = ? AND delivery = 'pending'",
-            )
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .ctx("marking a notice inbox-only")?;
-        }
-        tx.commit().await.ctx("committing inbox-only notices")
+        crate::on!(self.pool(), pool => {
+            if notice_ids.is_empty() {
+                return Ok(());
+            }
+            let mut tx = pool
+                .begin_with(<DB as crate::Dialect>::BEGIN)
+                .await
+                .ctx("starting to mark notices")?;
+            for id in notice_ids {
+                sqlx::query(
+                    "UPDATE notices SET delivery = 'inbox_only' WHERE notice_id = $1 AND delivery = 'pending'",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .ctx("marking a notice inbox-only")?;
+            }
+            tx.commit().await.ctx("committing inbox-only notices")
+        })
     }
 
     /// Record attempts and move their notices on (delivered, to retry, failed), in one transaction.
     pub async fn record_deliveries(&self, attempts: &[DeliveryAttempt]) -> Result<(), StoreError> {
-        if attempts.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .ctx("starting to record deliveries")?;
-        for a in attempts {
-            let ids: Vec<i64> = a.notices.iter().map(|(id, _)| *id).collect();
-            let attempt = a.notices.iter().map(|(_, n)| *n).max().unwrap_or(1);
-            let ids_json = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
-            sqlx::query(
-                "INSERT INTO deliveries (recipient, channel, idempotency_key, notice_ids, digest, attempt, at,
-                                         http_status, error, elapsed_ms, outcome)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&a.recipient)
-            .bind(&a.channel)
-            .bind(&a.idempotency_key)
-            .bind(&ids_json)
-            .bind(i64::from(a.digest))
-            .bind(attempt)
-            .bind(&a.at)
-            .bind(a.http_status)
-            .bind(&a.error)
-            .bind(a.elapsed_ms)
-            .bind(a.outcome.code())
-            .execute(&mut *tx)
-            .await
-            .ctx("logging a delivery")?;
-            for (id, n) in &a.notices {
-                let q = match &a.outcome {
-                    AttemptOutcome::Delivered => sqlx::query(
-                        "UPDATE notices SET delivery = 'delivered', delivered_at = ?, attempts = ?,
-                                next_attempt_at = NULL, last_error = NULL
-                         WHERE notice_id = ? AND delivery = 'pending'",
-                    )
-                    .bind(&a.at)
-                    .bind(n)
-                    .bind(id),
-                    AttemptOutcome::Retry { next_attempt_at } => sqlx::query(
-                        "UPDATE notices SET next_attempt_at = ?, attempts = ?, last_error = ?
-                         WHERE notice_id = ? AND delivery = 'pending'",
-                    )
-                    .bind(next_attempt_at)
-                    .bind(n)
-                    .bind(a.error.as_deref().unwrap_or("refused"))
-                    .bind(id),
-                    AttemptOutcome::Failed => sqlx::query(
-                        "UPDATE notices SET delivery = 'failed', attempts = ?, next_attempt_at = NULL,
-                                last_error = ?
-                         WHERE notice_id = ? AND delivery = 'pending'",
-                    )
-                    .bind(n)
-                    .bind(a.error.as_deref().unwrap_or("refused"))
-                    .bind(id),
-                };
-                q.execute(&mut *tx)
-                    .await
-                    .ctx("recording a notice's delivery")?;
+        crate::on!(self.pool(), pool => {
+            if attempts.is_empty() {
+                return Ok(());
             }
-        }
-        tx.commit().await.ctx("committing deliveries")
+            let mut tx = pool
+                .begin_with(<DB as crate::Dialect>::BEGIN)
+                .await
+                .ctx("starting to record deliveries")?;
+            for a in attempts {
+                let ids: Vec<i64> = a.notices.iter().map(|(id, _)| *id).collect();
+                let attempt = a.notices.iter().map(|(_, n)| *n).max().unwrap_or(1);
+                let ids_json = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+                sqlx::query(
+                    "INSERT INTO deliveries (recipient, channel, idempotency_key, notice_ids, digest, attempt, at,
+                                             http_status, error, elapsed_ms, outcome)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(&a.recipient)
+                .bind(&a.channel)
+                .bind(&a.idempotency_key)
+                .bind(&ids_json)
+                .bind(i64::from(a.digest))
+                .bind(attempt)
+                .bind(&a.at)
+                .bind(a.http_status)
+                .bind(&a.error)
+                .bind(a.elapsed_ms)
+                .bind(a.outcome.code())
+                .execute(&mut *tx)
+                .await
+                .ctx("logging a delivery")?;
+                for (id, n) in &a.notices {
+                    let q = match &a.outcome {
+                        AttemptOutcome::Delivered => sqlx::query(
+                            "UPDATE notices SET delivery = 'delivered', delivered_at = $1, attempts = $2,
+                                    next_attempt_at = NULL, last_error = NULL
+                             WHERE notice_id = $3 AND delivery = 'pending'",
+                        )
+                        .bind(&a.at)
+                        .bind(n)
+                        .bind(id),
+                        AttemptOutcome::Retry { next_attempt_at } => sqlx::query(
+                            "UPDATE notices SET next_attempt_at = $1, attempts = $2, last_error = $3
+                             WHERE notice_id = $4 AND delivery = 'pending'",
+                        )
+                        .bind(next_attempt_at)
+                        .bind(n)
+                        .bind(a.error.as_deref().unwrap_or("refused"))
+                        .bind(id),
+                        AttemptOutcome::Failed => sqlx::query(
+                            "UPDATE notices SET delivery = 'failed', attempts = $1, next_attempt_at = NULL,
+                                    last_error = $2
+                             WHERE notice_id = $3 AND delivery = 'pending'",
+                        )
+                        .bind(n)
+                        .bind(a.error.as_deref().unwrap_or("refused"))
+                        .bind(id),
+                    };
+                    q.execute(&mut *tx)
+                        .await
+                        .ctx("recording a notice's delivery")?;
+                }
+            }
+            tx.commit().await.ctx("committing deliveries")
+        })
     }
 
     /// The delivery log, newest first; only attempts carrying `notice_id` if given.
@@ -347,38 +361,46 @@ impl Store {
         notice_id: Option<i64>,
         limit: i64,
     ) -> Result<Vec<DeliveryLogRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT d.delivery_id, d.recipient, d.channel, d.idempotency_key, d.notice_ids, d.digest,
-                    d.attempt, d.at, d.http_status, d.error, d.elapsed_ms, d.outcome
-             FROM deliveries d
-             WHERE ?1 IS NULL OR EXISTS (SELECT 1 FROM json_each(d.notice_ids) j WHERE j.value = ?1)
-             ORDER BY d.delivery_id DESC LIMIT ?2",
-        )
-        .bind(notice_id)
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await
-        .ctx("reading the delivery log")?;
-        rows.into_iter()
-            .map(|r| {
-                let ids: String = r.get(4);
-                Ok(DeliveryLogRow {
-                    delivery_id: r.get(0),
-                    recipient: r.get(1),
-                    channel: r.get(2),
-                    idempotency_key: r.get(3),
-                    notice_ids: serde_json::from_str(&ids)
-                        .map_err(|e| crate::error::corrupt("delivery notice ids", e))?,
-                    digest: r.get::<i64, _>(5) != 0,
-                    attempt: r.get(6),
-                    at: r.get(7),
-                    http_status: r.get(8),
-                    error: r.get(9),
-                    elapsed_ms: r.get(10),
-                    outcome: r.get(11),
+        crate::on!(self.pool(), pool => {
+            let carries = if <DB as crate::Dialect>::POSTGRES {
+                "$1::bigint IS NULL OR d.notice_ids::jsonb @> jsonb_build_array($1::bigint)"
+            } else {
+                "$1 IS NULL OR EXISTS (SELECT 1 FROM json_each(d.notice_ids) j WHERE j.value = $1)"
+            };
+            let sql = format!(
+                "SELECT d.delivery_id, d.recipient, d.channel, d.idempotency_key, d.notice_ids, d.digest,
+                        d.attempt, d.at, d.http_status, d.error, d.elapsed_ms, d.outcome
+                 FROM deliveries d
+                 WHERE {carries}
+                 ORDER BY d.delivery_id DESC LIMIT $2"
+            );
+            let rows = sqlx::query(&sql)
+            .bind(notice_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .ctx("reading the delivery log")?;
+            rows.into_iter()
+                .map(|r| {
+                    let ids: String = r.get(4);
+                    Ok(DeliveryLogRow {
+                        delivery_id: r.get(0),
+                        recipient: r.get(1),
+                        channel: r.get(2),
+                        idempotency_key: r.get(3),
+                        notice_ids: serde_json::from_str(&ids)
+                            .map_err(|e| crate::error::corrupt("delivery notice ids", e))?,
+                        digest: r.get::<i64, _>(5) != 0,
+                        attempt: r.get(6),
+                        at: r.get(7),
+                        http_status: r.get(8),
+                        error: r.get(9),
+                        elapsed_ms: r.get(10),
+                        outcome: r.get(11),
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     /// Every notice's delivery state, in notice order (at most `limit`, from notice `after` on).
@@ -387,31 +409,33 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> Result<Vec<NoticeDelivery>, StoreError> {
-        Ok(sqlx::query(
-            "SELECT n.notice_id, n.warning_id, w.household_id, n.recipient, n.kind, n.delivery, n.attempts,
-                    n.created_at, n.delivered_at, n.next_attempt_at, n.last_error
-             FROM notices n JOIN warnings w ON w.warning_id = n.warning_id
-             WHERE n.notice_id > ? ORDER BY n.notice_id LIMIT ?",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await
-        .ctx("reading notice deliveries")?
-        .into_iter()
-        .map(|r| NoticeDelivery {
-            notice_id: r.get(0),
-            warning_id: r.get(1),
-            household_id: r.get(2),
-            recipient: r.get(3),
-            kind: r.get(4),
-            delivery: r.get(5),
-            attempts: r.get(6),
-            created_at: r.get(7),
-            delivered_at: r.get(8),
-            next_attempt_at: r.get(9),
-            last_error: r.get(10),
+        crate::on!(self.pool(), pool => {
+            Ok(sqlx::query(
+                "SELECT n.notice_id, n.warning_id, w.household_id, n.recipient, n.kind, n.delivery, n.attempts,
+                        n.created_at, n.delivered_at, n.next_attempt_at, n.last_error
+                 FROM notices n JOIN warnings w ON w.warning_id = n.warning_id
+                 WHERE n.notice_id > $1 ORDER BY n.notice_id LIMIT $2",
+            )
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .ctx("reading notice deliveries")?
+            .into_iter()
+            .map(|r| NoticeDelivery {
+                notice_id: r.get(0),
+                warning_id: r.get(1),
+                household_id: r.get(2),
+                recipient: r.get(3),
+                kind: r.get(4),
+                delivery: r.get(5),
+                attempts: r.get(6),
+                created_at: r.get(7),
+                delivered_at: r.get(8),
+                next_attempt_at: r.get(9),
+                last_error: r.get(10),
+            })
+            .collect())
         })
-        .collect())
     }
 }

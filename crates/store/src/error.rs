@@ -1,7 +1,7 @@
 /// What went wrong in the store, with what it was doing.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("unsupported database URL {0:?}: this build supports sqlite://PATH")]
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST/DATABASE")]
     UnsupportedUrl(String),
     #[error("bad database URL {url:?}: {message}")]
     BadUrl { url: String, message: String },

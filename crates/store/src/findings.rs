@@ -2,7 +2,7 @@
 //! is no longer true is closed with a note, never deleted.
 
 use serde::Serialize;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::QueryBuilder;
 
 use crate::batch::CHUNK;
 use crate::error::Ctx;
@@ -61,25 +61,25 @@ pub struct NightChanges {
     pub closed: Vec<(String, String)>,
 }
 
-fn stored(r: sqlx::sqlite::SqliteRow) -> StoredFinding {
+fn stored(r: &impl crate::Col) -> StoredFinding {
     StoredFinding {
-        finding_id: r.get(0),
-        status: r.get(1),
-        closed_on: r.get(2),
-        close_note: r.get(3),
+        finding_id: r.col(0),
+        status: r.col(1),
+        closed_on: r.col(2),
+        close_note: r.col(3),
         row: FindingRow {
-            key: r.get(4),
-            check_code: r.get(5),
-            household_id: r.get(6),
-            member_id: r.get(7),
-            region_code: r.get(8),
-            category: r.get(9),
-            amount_fen: r.get(10),
-            finding: r.get(11),
-            first_seen: r.get(12),
-            last_seen: r.get(13),
-            deadline: r.get(14),
-            assigned_to: r.get(15),
+            key: r.col(4),
+            check_code: r.col(5),
+            household_id: r.col(6),
+            member_id: r.col(7),
+            region_code: r.col(8),
+            category: r.col(9),
+            amount_fen: r.col(10),
+            finding: r.col(11),
+            first_seen: r.col(12),
+            last_seen: r.col(13),
+            deadline: r.col(14),
+            assigned_to: r.col(15),
         },
     }
 }
@@ -91,34 +91,40 @@ const FINDING_COLUMNS: &str =
 impl Store {
     /// The latest night a cross-check was recorded for (`YYYY-MM-DD`).
     pub async fn last_crosscheck_night(&self) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar("SELECT MAX(night) FROM crosscheck_runs")
-            .fetch_one(self.pool())
-            .await
-            .ctx("reading the last cross-check night")
+        crate::on!(self.pool(), pool => {
+            sqlx::query_scalar("SELECT MAX(night) FROM crosscheck_runs")
+                .fetch_one(pool)
+                .await
+                .ctx("reading the last cross-check night")
+        })
     }
 
     /// Every open finding, by key.
     pub async fn open_findings(&self) -> Result<Vec<StoredFinding>, StoreError> {
-        let sql = format!("{FINDING_COLUMNS} WHERE status = 'open' ORDER BY key");
-        Ok(sqlx::query(&sql)
-            .fetch_all(self.pool())
-            .await
-            .ctx("reading open findings")?
-            .into_iter()
-            .map(stored)
-            .collect())
+        crate::on!(self.pool(), pool => {
+            let sql = format!("{FINDING_COLUMNS} WHERE status = 'open' ORDER BY key");
+            Ok(sqlx::query(&sql)
+                .fetch_all(pool)
+                .await
+                .ctx("reading open findings")?
+                .iter()
+                .map(stored)
+                .collect())
+        })
     }
 
     /// Every finding, open and closed, in the order they were opened.
     pub async fn all_findings(&self) -> Result<Vec<StoredFinding>, StoreError> {
-        let sql = format!("{FINDING_COLUMNS} ORDER BY finding_id");
-        Ok(sqlx::query(&sql)
-            .fetch_all(self.pool())
-            .await
-            .ctx("reading findings")?
-            .into_iter()
-            .map(stored)
-            .collect())
+        crate::on!(self.pool(), pool => {
+            let sql = format!("{FINDING_COLUMNS} ORDER BY finding_id");
+            Ok(sqlx::query(&sql)
+                .fetch_all(pool)
+                .await
+                .ctx("reading findings")?
+                .iter()
+                .map(stored)
+                .collect())
+        })
     }
 
     /// Record one night's run and its changes in one transaction; returns the run id. A key
@@ -128,97 +134,98 @@ impl Store {
         run: &CrosscheckRunRow,
         changes: &NightChanges,
     ) -> Result<i64, StoreError> {
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .ctx("starting to record a cross-check")?;
-        let last: Option<String> = sqlx::query_scalar("SELECT MAX(night) FROM crosscheck_runs")
-            .fetch_one(&mut *tx)
-            .await
-            .ctx("reading the last cross-check night")?;
-        if let Some(last) = last.filter(|l| run.night.as_str() < l.as_str()) {
-            return Err(StoreError::Conflict(format!(
-                "night {} is older than the last night checked ({last}): replaying it would close findings found since; check a night from {last} on",
-                run.night
-            )));
-        }
-        let run_id: i64 = sqlx::query_scalar(
-            "INSERT INTO crosscheck_runs (night, snapshots, started_at, finished_at, rows_read, bad_rows, opened, still_open, closed)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING run_id",
-        )
-        .bind(&run.night)
-        .bind(&run.snapshots)
-        .bind(&run.started_at)
-        .bind(now())
-        .bind(run.rows_read)
-        .bind(run.bad_rows)
-        .bind(changes.opened.len() as i64)
-        .bind(changes.refreshed.len() as i64)
-        .bind(changes.closed.len() as i64)
-        .fetch_one(&mut *tx)
-        .await
-        .ctx("recording a cross-check run")?;
-        for chunk in changes.opened.chunks(CHUNK / 2) {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO findings (key, check_code, household_id, member_id, region_code, category, status,
-                 amount_fen, finding, first_seen, last_seen, deadline, assigned_to, opened_run) ",
-            );
-            qb.push_values(chunk, |mut b, f| {
-                b.push_bind(&f.key)
-                    .push_bind(&f.check_code)
-                    .push_bind(&f.household_id)
-                    .push_bind(&f.member_id)
-                    .push_bind(&f.region_code)
-                    .push_bind(&f.category)
-                    .push_bind("open")
-                    .push_bind(f.amount_fen)
-                    .push_bind(&f.finding)
-                    .push_bind(&f.first_seen)
-                    .push_bind(&f.last_seen)
-                    .push_bind(&f.deadline)
-                    .push_bind(&f.assigned_to)
-                    .push_bind(run_id);
-            });
-            qb.build().execute(&mut *tx).await.ctx("opening findings")?;
-        }
-        for f in &changes.refreshed {
-            sqlx::query(
-                "UPDATE findings SET last_seen = ?, amount_fen = ?, finding = ?, assigned_to = COALESCE(?, assigned_to) WHERE key = ? AND status = 'open'",
-            )
-            .bind(&f.last_seen)
-            .bind(f.amount_fen)
-            .bind(&f.finding)
-            .bind(&f.assigned_to)
-            .bind(&f.key)
-            .execute(&mut *tx)
-            .await
-            .ctx("refreshing findings")?;
-        }
-        for (key, note) in &changes.closed {
-            sqlx::query(
-                "UPDATE findings SET status = 'closed', closed_on = ?, close_note = ?, closed_run = ? WHERE key = ? AND status = 'open'",
+        crate::on!(self.pool(), pool => {
+            let mut tx = pool
+                .begin_with(<DB as crate::Dialect>::BEGIN)
+                .await
+                .ctx("starting to record a cross-check")?;
+            let last: Option<String> = sqlx::query_scalar("SELECT MAX(night) FROM crosscheck_runs")
+                .fetch_one(&mut *tx)
+                .await
+                .ctx("reading the last cross-check night")?;
+            if let Some(last) = last.filter(|l| run.night.as_str() < l.as_str()) {
+                return Err(StoreError::Conflict(format!(
+                    "night {} is older than the last night checked ({last}): replaying it would close findings found since; check a night from {last} on",
+                    run.night
+                )));
+            }
+            let run_id: i64 = sqlx::query_scalar(
+                "INSERT INTO crosscheck_runs (night, snapshots, started_at, finished_at, rows_read, bad_rows, opened, still_open, closed)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING run_id",
             )
             .bind(&run.night)
-            .bind(note)
-            .bind(run_id)
-            .bind(key)
-            .execute(&mut *tx)
+            .bind(&run.snapshots)
+            .bind(&run.started_at)
+            .bind(now())
+            .bind(run.rows_read)
+            .bind(run.bad_rows)
+            .bind(changes.opened.len() as i64)
+            .bind(changes.refreshed.len() as i64)
+            .bind(changes.closed.len() as i64)
+            .fetch_one(&mut *tx)
             .await
-            .ctx("closing findings")?;
-        }
-        crate::audit::append(
-            &mut tx,
-            "doudi",
-            "crosscheck_night",
-            &format!("night:{}", run.night),
-            &serde_json::json!({"run_id": run_id, "rows_read": run.rows_read, "bad_rows": run.bad_rows,
-                "opened": changes.opened.iter().map(|f| &f.key).collect::<Vec<_>>(),
-                "refreshed": changes.refreshed.len(),
-                "closed": changes.closed.iter().map(|c| &c.0).collect::<Vec<_>>()}),
-        )
-        .await?;
-        tx.commit().await.ctx("committing a cross-check run")?;
-        Ok(run_id)
+            .ctx("recording a cross-check run")?;
+            for chunk in changes.opened.chunks(CHUNK / 2) {
+                let mut qb: QueryBuilder<DB> = QueryBuilder::new(
+                    "INSERT INTO findings (key, check_code, household_id, member_id, region_code, category, status,
+                     amount_fen, finding, first_seen, last_seen, deadline, assigned_to, opened_run) ",
+                );
+                qb.push_values(chunk, |mut b, f| {
+                    b.push_bind(&f.key)
+                        .push_bind(&f.check_code)
+                        .push_bind(&f.household_id)
+                        .push_bind(&f.member_id)
+                        .push_bind(&f.region_code)
+                        .push_bind(&f.category)
+                        .push_bind("open")
+                        .push_bind(f.amount_fen)
+                        .push_bind(&f.finding)
+                        .push_bind(&f.first_seen)
+                        .push_bind(&f.last_seen)
+                        .push_bind(&f.deadline)
+                        .push_bind(&f.assigned_to)
+                        .push_bind(run_id);
+                });
+                qb.build().execute(&mut *tx).await.ctx("opening findings")?;
+            }
+            for f in &changes.refreshed {
+                sqlx::query(
+                    "UPDATE findings SET last_seen = $1, amount_fen = $2, finding = $3, assigned_to = COALESCE($4, assigned_to) WHERE key = $5 AND status = 'open'",
+                )
+                .bind(&f.last_seen)
+                .bind(f.amount_fen)
+                .bind(&f.finding)
+                .bind(&f.assigned_to)
+                .bind(&f.key)
+                .execute(&mut *tx)
+                .await
+                .ctx("refreshing findings")?;
+            }
+            for (key, note) in &changes.closed {
+                sqlx::query(
+                    "UPDATE findings SET status = 'closed', closed_on = $1, close_note = $2, closed_run = $3 WHERE key = $4 AND status = 'open'",
+                )
+                .bind(&run.night)
+                .bind(note)
+                .bind(run_id)
+                .bind(key)
+                .execute(&mut *tx)
+                .await
+                .ctx("closing findings")?;
+            }
+            crate::audit::append(
+                crate::Db::from(&mut *tx),
+                "doudi",
+                "crosscheck_night",
+                &format!("night:{}", run.night),
+                &serde_json::json!({"run_id": run_id, "rows_read": run.rows_read, "bad_rows": run.bad_rows,
+                    "opened": changes.opened.iter().map(|f| &f.key).collect::<Vec<_>>(),
+                    "refreshed": changes.refreshed.len(),
+                    "closed": changes.closed.iter().map(|c| &c.0).collect::<Vec<_>>()}),
+            )
+            .await?;
+            tx.commit().await.ctx("committing a cross-check run")?;
+            Ok(run_id)
+        })
     }
 }

@@ -78,7 +78,7 @@ pub struct SilenceRow {
 
 /// A silence covering the household or region of warning `w` at time `?1`.
 const SILENCE_OF: &str =
-    "(SELECT MAX(s.ends_at) FROM silences s WHERE s.starts_at <= ?1 AND s.ends_at > ?1
+    "(SELECT MAX(s.ends_at) FROM silences s WHERE s.starts_at <= $1 AND s.ends_at > $1
       AND ((s.scope = 'household' AND s.target = w.household_id)
         OR (s.scope = 'region' AND substr(w.region_code, 1, length(s.target)) = s.target)))";
 
@@ -86,32 +86,34 @@ impl Store {
     /// Active (not resolved) warnings with their escalation state, as of `at` (RFC 3339) for
     /// silences.
     pub async fn warning_clocks(&self, at: &str) -> Result<Vec<WarningClockRow>, StoreError> {
-        let sql = format!(
-            "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.opened_at, w.deadline,
-                    w.assigned_to, w.ack_steps, w.resolve_escalated, w.last_notice_at, {SILENCE_OF}
-             FROM warnings w WHERE w.status <> 'resolved' ORDER BY w.warning_id"
-        );
-        Ok(sqlx::query(&sql)
-            .bind(at)
-            .fetch_all(self.pool())
-            .await
-            .ctx("reading warning clocks")?
-            .into_iter()
-            .map(|r| WarningClockRow {
-                warning_id: r.get(0),
-                household_id: r.get(1),
-                region_code: r.get(2),
-                status: r.get(3),
-                level: r.get(4),
-                opened_at: r.get(5),
-                deadline: r.get(6),
-                assigned_to: r.get(7),
-                ack_steps: r.get(8),
-                resolve_escalated: r.get::<i64, _>(9) != 0,
-                last_notice_at: r.get(10),
-                silenced_until: r.get(11),
-            })
-            .collect())
+        crate::on!(self.pool(), pool => {
+            let sql = format!(
+                "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.opened_at, w.deadline,
+                        w.assigned_to, w.ack_steps, w.resolve_escalated, w.last_notice_at, {SILENCE_OF}
+                 FROM warnings w WHERE w.status <> 'resolved' ORDER BY w.warning_id"
+            );
+            Ok(sqlx::query(&sql)
+                .bind(at)
+                .fetch_all(pool)
+                .await
+                .ctx("reading warning clocks")?
+                .into_iter()
+                .map(|r| WarningClockRow {
+                    warning_id: r.get(0),
+                    household_id: r.get(1),
+                    region_code: r.get(2),
+                    status: r.get(3),
+                    level: r.get(4),
+                    opened_at: r.get(5),
+                    deadline: r.get(6),
+                    assigned_to: r.get(7),
+                    ack_steps: r.get(8),
+                    resolve_escalated: r.get::<i64, _>(9) != 0,
+                    last_notice_at: r.get(10),
+                    silenced_until: r.get(11),
+                })
+                .collect())
+        })
     }
 
     /// Record escalation steps: each update moves one warning from the escalation state it was
@@ -123,92 +125,96 @@ impl Store {
         &self,
         updates: &[EscalationUpdate],
     ) -> Result<Vec<NoticeRow>, StoreError> {
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .ctx("starting to record escalations")?;
-        let at = now();
-        let mut recorded = Vec::new();
-        for u in updates {
-            let moved = sqlx::query(
-                "UPDATE warnings SET ack_steps = ?, resolve_escalated = ?, last_notice_at = ?
-                 WHERE warning_id = ? AND status = ? AND ack_steps = ? AND resolve_escalated = ?",
-            )
-            .bind(u.ack_steps)
-            .bind(i64::from(u.resolve_escalated))
-            .bind(&u.last_notice_at)
-            .bind(u.warning_id)
-            .bind(&u.expected_status)
-            .bind(u.expected_ack_steps)
-            .bind(i64::from(u.expected_resolve_escalated))
-            .execute(&mut *tx)
-            .await
-            .ctx("recording escalation state")?;
-            if moved.rows_affected() != 1 {
-                continue;
+        crate::on!(self.pool(), pool => {
+            let mut tx = pool
+                .begin_with(<DB as crate::Dialect>::BEGIN)
+                .await
+                .ctx("starting to record escalations")?;
+            let at = now();
+            let mut recorded = Vec::new();
+            for u in updates {
+                let moved = sqlx::query(
+                    "UPDATE warnings SET ack_steps = $1, resolve_escalated = $2, last_notice_at = $3
+                     WHERE warning_id = $4 AND status = $5 AND ack_steps = $6 AND resolve_escalated = $7",
+                )
+                .bind(u.ack_steps)
+                .bind(i64::from(u.resolve_escalated))
+                .bind(&u.last_notice_at)
+                .bind(u.warning_id)
+                .bind(&u.expected_status)
+                .bind(u.expected_ack_steps)
+                .bind(i64::from(u.expected_resolve_escalated))
+                .execute(&mut *tx)
+                .await
+                .ctx("recording escalation state")?;
+                if moved.rows_affected() != 1 {
+                    continue;
+                }
+                for n in &u.notices {
+                    insert_notice(crate::Db::from(&mut *tx), n, &at).await?;
+                    recorded.push(n.clone());
+                }
             }
-            for n in &u.notices {
-                insert_notice(&mut tx, n, &at).await?;
-                recorded.push(n.clone());
+            if !recorded.is_empty() {
+                crate::audit::append(
+                    crate::Db::from(&mut *tx),
+                    "doudi",
+                    "notices",
+                    "warnings",
+                    &serde_json::json!({"notices": recorded.iter().map(|n| serde_json::json!({"warning_id": n.warning_id, "kind": n.kind, "recipient": n.recipient})).collect::<Vec<_>>()}),
+                )
+                .await?;
             }
-        }
-        if !recorded.is_empty() {
-            crate::audit::append(
-                &mut tx,
-                "doudi",
-                "notices",
-                "warnings",
-                &serde_json::json!({"notices": recorded.iter().map(|n| serde_json::json!({"warning_id": n.warning_id, "kind": n.kind, "recipient": n.recipient})).collect::<Vec<_>>()}),
-            )
-            .await?;
-        }
-        tx.commit().await.ctx("committing escalations")?;
-        Ok(recorded)
+            tx.commit().await.ctx("committing escalations")?;
+            Ok(recorded)
+        })
     }
 
     /// Record notices as they are (a message to officers outside the escalation schedule), with a
     /// history entry each, in one transaction.
     pub async fn add_notices(&self, notices: &[NoticeRow]) -> Result<(), StoreError> {
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .ctx("starting to record notices")?;
-        let at = now();
-        for n in notices {
-            insert_notice(&mut tx, n, &at).await?;
-        }
-        tx.commit().await.ctx("committing notices")
+        crate::on!(self.pool(), pool => {
+            let mut tx = pool
+                .begin_with(<DB as crate::Dialect>::BEGIN)
+                .await
+                .ctx("starting to record notices")?;
+            let at = now();
+            for n in notices {
+                insert_notice(crate::Db::from(&mut *tx), n, &at).await?;
+            }
+            tx.commit().await.ctx("committing notices")
+        })
     }
 
     /// An officer's inbox: notices addressed to them, newest first.
     pub async fn inbox(&self, officer: &str, limit: i64) -> Result<Vec<NoticeView>, StoreError> {
-        Ok(sqlx::query(
-            "SELECT n.notice_id, n.warning_id, n.kind, n.recipient, n.due_at, n.created_at, n.note,
-                    w.level, w.household_id, w.deadline
-             FROM notices n JOIN warnings w ON w.warning_id = n.warning_id
-             WHERE n.recipient = ? ORDER BY n.notice_id DESC LIMIT ?",
-        )
-        .bind(officer)
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await
-        .ctx("reading an inbox")?
-        .into_iter()
-        .map(|r| NoticeView {
-            notice_id: r.get(0),
-            warning_id: r.get(1),
-            kind: r.get(2),
-            recipient: r.get(3),
-            due_at: r.get(4),
-            created_at: r.get(5),
-            note: r.get(6),
-            level: r.get(7),
-            household_id: r.get(8),
-            deadline: r.get(9),
+        crate::on!(self.pool(), pool => {
+            Ok(sqlx::query(
+                "SELECT n.notice_id, n.warning_id, n.kind, n.recipient, n.due_at, n.created_at, n.note,
+                        w.level, w.household_id, w.deadline
+                 FROM notices n JOIN warnings w ON w.warning_id = n.warning_id
+                 WHERE n.recipient = $1 ORDER BY n.notice_id DESC LIMIT $2",
+            )
+            .bind(officer)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .ctx("reading an inbox")?
+            .into_iter()
+            .map(|r| NoticeView {
+                notice_id: r.get(0),
+                warning_id: r.get(1),
+                kind: r.get(2),
+                recipient: r.get(3),
+                due_at: r.get(4),
+                created_at: r.get(5),
+                note: r.get(6),
+                level: r.get(7),
+                household_id: r.get(8),
+                deadline: r.get(9),
+            })
+            .collect())
         })
-        .collect())
     }
 
     /// Add a silence; returns its id.
@@ -221,78 +227,80 @@ impl Store {
         ends_at: &str,
         created_by: &str,
     ) -> Result<i64, StoreError> {
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
+        crate::on!(self.pool(), pool => {
+            let mut tx = pool
+                .begin_with(<DB as crate::Dialect>::BEGIN)
+                .await
+                .ctx("starting to add a silence")?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO silences (scope, target, reason, starts_at, ends_at, created_by, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING silence_id",
+            )
+            .bind(scope)
+            .bind(target)
+            .bind(reason)
+            .bind(starts_at)
+            .bind(ends_at)
+            .bind(created_by)
+            .bind(now())
+            .fetch_one(&mut *tx)
             .await
-            .ctx("starting to add a silence")?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO silences (scope, target, reason, starts_at, ends_at, created_by, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING silence_id",
-        )
-        .bind(scope)
-        .bind(target)
-        .bind(reason)
-        .bind(starts_at)
-        .bind(ends_at)
-        .bind(created_by)
-        .bind(now())
-        .fetch_one(&mut *tx)
-        .await
-        .ctx("adding a silence")?;
-        crate::audit::append(
-            &mut tx,
-            created_by,
-            "silence_added",
-            &format!("{scope}:{target}"),
-            &serde_json::json!({"silence_id": id, "reason": crate::audit::text_digest(reason), "starts_at": starts_at, "ends_at": ends_at}),
-        )
-        .await?;
-        tx.commit().await.ctx("committing a silence")?;
-        Ok(id)
+            .ctx("adding a silence")?;
+            crate::audit::append(
+                crate::Db::from(&mut *tx),
+                created_by,
+                "silence_added",
+                &format!("{scope}:{target}"),
+                &serde_json::json!({"silence_id": id, "reason": crate::audit::text_digest(reason), "starts_at": starts_at, "ends_at": ends_at}),
+            )
+            .await?;
+            tx.commit().await.ctx("committing a silence")?;
+            Ok(id)
+        })
     }
 
     /// The region code of a household of the register (active or not).
     pub async fn household_region(&self, household_id: &str) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar("SELECT region_code FROM households WHERE household_id = ?")
-            .bind(household_id)
-            .fetch_optional(self.pool())
-            .await
-            .ctx("reading a household's region")
+        crate::on!(self.pool(), pool => {
+            sqlx::query_scalar("SELECT region_code FROM households WHERE household_id = $1")
+                .bind(household_id)
+                .fetch_optional(pool)
+                .await
+                .ctx("reading a household's region")
+        })
     }
 
     /// Every silence, newest first.
     pub async fn silences(&self) -> Result<Vec<SilenceRow>, StoreError> {
-        Ok(sqlx::query(
-            "SELECT silence_id, scope, target, reason, starts_at, ends_at, created_by, created_at
-             FROM silences ORDER BY silence_id DESC",
-        )
-        .fetch_all(self.pool())
-        .await
-        .ctx("listing silences")?
-        .into_iter()
-        .map(|r| SilenceRow {
-            silence_id: r.get(0),
-            scope: r.get(1),
-            target: r.get(2),
-            reason: r.get(3),
-            starts_at: r.get(4),
-            ends_at: r.get(5),
-            created_by: r.get(6),
-            created_at: r.get(7),
+        crate::on!(self.pool(), pool => {
+            Ok(sqlx::query(
+                "SELECT silence_id, scope, target, reason, starts_at, ends_at, created_by, created_at
+                 FROM silences ORDER BY silence_id DESC",
+            )
+            .fetch_all(pool)
+            .await
+            .ctx("listing silences")?
+            .into_iter()
+            .map(|r| SilenceRow {
+                silence_id: r.get(0),
+                scope: r.get(1),
+                target: r.get(2),
+                reason: r.get(3),
+                starts_at: r.get(4),
+                ends_at: r.get(5),
+                created_by: r.get(6),
+                created_at: r.get(7),
+            })
+            .collect())
         })
-        .collect())
     }
 }
 
 /// A notice and its history entry.
-async fn insert_notice(
-    conn: &mut sqlx::SqliteConnection,
-    n: &NoticeRow,
-    at: &str,
-) -> Result<(), StoreError> {
+async fn insert_notice(conn: crate::Conn<'_>, n: &NoticeRow, at: &str) -> Result<(), StoreError> {
+    crate::on!(conn, conn => {
     sqlx::query(
-        "INSERT INTO notices (warning_id, kind, recipient, due_at, created_at, note) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO notices (warning_id, kind, recipient, due_at, created_at, note) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(n.warning_id)
     .bind(&n.kind)
@@ -305,7 +313,7 @@ async fn insert_notice(
     .ctx("recording a notice")?;
     sqlx::query(
         "INSERT INTO warning_history (warning_id, action, level, score, actor, at, note)
-         SELECT warning_id, ?, level, score, 'doudi', ?, ? FROM warnings WHERE warning_id = ?",
+         SELECT warning_id, $1, level, score, 'doudi', $2, $3 FROM warnings WHERE warning_id = $4",
     )
     .bind(&n.kind)
     .bind(&n.due_at)
@@ -314,5 +322,6 @@ async fn insert_notice(
     .execute(&mut *conn)
     .await
     .ctx("recording a notice in the history")?;
+    });
     Ok(())
 }

@@ -32,82 +32,85 @@ impl Store {
         &self,
         officers: &[OfficerRow],
     ) -> Result<OfficerImport, StoreError> {
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .ctx("starting an officer import")?;
-        let mut report = OfficerImport::default();
-        let at = now();
-        for o in officers {
-            let before: Option<(String, i64)> =
-                sqlx::query_as("SELECT record, active FROM officers WHERE officer_id = ?")
-                    .bind(&o.officer_id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .ctx("reading an officer")?;
-            match before {
-                Some((record, 1)) if record == o.record => report.unchanged += 1,
-                Some(_) => report.changed += 1,
-                None => report.added += 1,
-            }
-            sqlx::query(
-                "INSERT INTO officers (officer_id, role, region_code, record, active, updated_at) VALUES (?, ?, ?, ?, 1, ?)
-                 ON CONFLICT(officer_id) DO UPDATE SET role = excluded.role, region_code = excluded.region_code,
-                   record = excluded.record, active = 1, updated_at = excluded.updated_at",
-            )
-            .bind(&o.officer_id)
-            .bind(&o.role)
-            .bind(&o.region_code)
-            .bind(&o.record)
-            .bind(&at)
-            .execute(&mut *tx)
-            .await
-            .ctx("storing an officer")?;
-        }
-        let active: Vec<String> =
-            sqlx::query_scalar("SELECT officer_id FROM officers WHERE active = 1")
-                .fetch_all(&mut *tx)
+        crate::on!(self.pool(), pool => {
+            let mut tx = pool
+                .begin_with(<DB as crate::Dialect>::BEGIN)
                 .await
-                .ctx("listing officers")?;
-        let keep: std::collections::HashSet<&str> =
-            officers.iter().map(|o| o.officer_id.as_str()).collect();
-        for id in active.iter().filter(|id| !keep.contains(id.as_str())) {
-            sqlx::query("UPDATE officers SET active = 0, updated_at = ? WHERE officer_id = ?")
+                .ctx("starting an officer import")?;
+            let mut report = OfficerImport::default();
+            let at = now();
+            for o in officers {
+                let before: Option<(String, i64)> =
+                    sqlx::query_as("SELECT record, active FROM officers WHERE officer_id = $1")
+                        .bind(&o.officer_id)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .ctx("reading an officer")?;
+                match before {
+                    Some((record, 1)) if record == o.record => report.unchanged += 1,
+                    Some(_) => report.changed += 1,
+                    None => report.added += 1,
+                }
+                sqlx::query(
+                    "INSERT INTO officers (officer_id, role, region_code, record, active, updated_at) VALUES ($1, $2, $3, $4, 1, $5)
+                     ON CONFLICT(officer_id) DO UPDATE SET role = excluded.role, region_code = excluded.region_code,
+                       record = excluded.record, active = 1, updated_at = excluded.updated_at",
+                )
+                .bind(&o.officer_id)
+                .bind(&o.role)
+                .bind(&o.region_code)
+                .bind(&o.record)
                 .bind(&at)
-                .bind(id)
                 .execute(&mut *tx)
                 .await
-                .ctx("deactivating an officer")?;
-            report.deactivated += 1;
-        }
-        crate::audit::append(
-            &mut tx,
-            "doudi",
-            "officers_imported",
-            "officers",
-            &serde_json::to_value(&report).unwrap_or_default(),
-        )
-        .await?;
-        tx.commit().await.ctx("committing an officer import")?;
-        Ok(report)
+                .ctx("storing an officer")?;
+            }
+            let active: Vec<String> =
+                sqlx::query_scalar("SELECT officer_id FROM officers WHERE active = 1")
+                    .fetch_all(&mut *tx)
+                    .await
+                    .ctx("listing officers")?;
+            let keep: std::collections::HashSet<&str> =
+                officers.iter().map(|o| o.officer_id.as_str()).collect();
+            for id in active.iter().filter(|id| !keep.contains(id.as_str())) {
+                sqlx::query("UPDATE officers SET active = 0, updated_at = $1 WHERE officer_id = $2")
+                    .bind(&at)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .ctx("deactivating an officer")?;
+                report.deactivated += 1;
+            }
+            crate::audit::append(
+                crate::Db::from(&mut *tx),
+                "doudi",
+                "officers_imported",
+                "officers",
+                &serde_json::to_value(&report).unwrap_or_default(),
+            )
+            .await?;
+            tx.commit().await.ctx("committing an officer import")?;
+            Ok(report)
+        })
     }
 
     /// The active officers' records (JSON), by officer id.
     pub async fn load_officers(&self) -> Result<Vec<OfficerRow>, StoreError> {
-        Ok(sqlx::query(
-            "SELECT officer_id, role, region_code, record FROM officers WHERE active = 1 ORDER BY officer_id",
-        )
-        .fetch_all(self.pool())
-        .await
-        .ctx("loading the officer directory")?
-        .into_iter()
-        .map(|r| OfficerRow {
-            officer_id: r.get(0),
-            role: r.get(1),
-            region_code: r.get(2),
-            record: r.get(3),
+        crate::on!(self.pool(), pool => {
+            Ok(sqlx::query(
+                "SELECT officer_id, role, region_code, record FROM officers WHERE active = 1 ORDER BY officer_id",
+            )
+            .fetch_all(pool)
+            .await
+            .ctx("loading the officer directory")?
+            .into_iter()
+            .map(|r| OfficerRow {
+                officer_id: r.get(0),
+                role: r.get(1),
+                region_code: r.get(2),
+                record: r.get(3),
+            })
+            .collect())
         })
-        .collect())
     }
 }

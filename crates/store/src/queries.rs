@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::error::Ctx;
-use crate::{Store, StoreError};
+use crate::{on, Col, Store, StoreError};
 
 /// Counts over everything the store holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -67,65 +67,66 @@ pub struct DeadLetterView {
 
 /// A warning from a row whose first eleven columns are `warning_id, household_id, region_code,
 /// status, level, score, deadline, opened_at, summary, record (of the household), assigned_to`.
-pub(crate) fn warning_view(r: &sqlx::sqlite::SqliteRow) -> WarningView {
+pub(crate) fn warning_view(r: &impl Col) -> WarningView {
     WarningView {
-        warning_id: r.get(0),
-        household_id: r.get(1),
-        region_code: r.get(2),
-        status: r.get(3),
-        level: r.get(4),
-        score: r.get(5),
-        deadline: r.get(6),
-        opened_at: r.get(7),
-        summary: serde_json::from_str(&r.get::<String, _>(8)).unwrap_or_default(),
-        household: serde_json::from_str(&r.get::<String, _>(9)).unwrap_or_default(),
-        assigned_to: r.get(10),
+        warning_id: r.col(0),
+        household_id: r.col(1),
+        region_code: r.col(2),
+        status: r.col(3),
+        level: r.col(4),
+        score: r.col(5),
+        deadline: r.col(6),
+        opened_at: r.col(7),
+        summary: serde_json::from_str(&r.col::<String>(8)).unwrap_or_default(),
+        household: serde_json::from_str(&r.col::<String>(9)).unwrap_or_default(),
+        assigned_to: r.col(10),
     }
 }
 
 impl Store {
     pub async fn status(&self) -> Result<Status, StoreError> {
-        let pool = self.pool();
-        let scalar = |sql: &'static str| async move {
-            sqlx::query_scalar::<_, i64>(sql)
-                .fetch_one(pool)
+        on!(self.pool(), pool => {
+            let scalar = |sql: &'static str| async move {
+                sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_one(pool)
+                    .await
+                    .ctx("counting for status")
+            };
+            let mut s = Status {
+                received: scalar("SELECT value FROM counters WHERE name = 'received'").await?,
+                duplicates: scalar("SELECT value FROM counters WHERE name = 'duplicates'").await?,
+                accepted: scalar("SELECT COUNT(*) FROM events").await?,
+                dead_letters: scalar("SELECT COUNT(*) FROM dead_letters").await?,
+                applied: scalar("SELECT COUNT(*) FROM timeline").await?,
+                assessments: scalar("SELECT COUNT(*) FROM assessments").await?,
+                warnings_total: scalar("SELECT COUNT(*) FROM warnings").await?,
+                households: scalar("SELECT COUNT(*) FROM households WHERE active = 1").await?,
+                members: scalar("SELECT COUNT(*) FROM members WHERE active = 1").await?,
+                ..Status::default()
+            };
+            for row in sqlx::query("SELECT outcome, COUNT(*) FROM link_decisions GROUP BY outcome")
+                .fetch_all(pool)
                 .await
-                .ctx("counting for status")
-        };
-        let mut s = Status {
-            received: scalar("SELECT value FROM counters WHERE name = 'received'").await?,
-            duplicates: scalar("SELECT value FROM counters WHERE name = 'duplicates'").await?,
-            accepted: scalar("SELECT COUNT(*) FROM events").await?,
-            dead_letters: scalar("SELECT COUNT(*) FROM dead_letters").await?,
-            applied: scalar("SELECT COUNT(*) FROM timeline").await?,
-            assessments: scalar("SELECT COUNT(*) FROM assessments").await?,
-            warnings_total: scalar("SELECT COUNT(*) FROM warnings").await?,
-            households: scalar("SELECT COUNT(*) FROM households WHERE active = 1").await?,
-            members: scalar("SELECT COUNT(*) FROM members WHERE active = 1").await?,
-            ..Status::default()
-        };
-        for row in sqlx::query("SELECT outcome, COUNT(*) FROM link_decisions GROUP BY outcome")
+                .ctx("counting link decisions")?
+            {
+                let n: i64 = row.get(1);
+                match row.get::<String, _>(0).as_str() {
+                    "linked" => s.linked = n,
+                    "review" => s.review = n,
+                    _ => s.unmatched = n,
+                }
+            }
+            for row in sqlx::query(
+                "SELECT level, COUNT(*) FROM warnings WHERE status <> 'resolved' GROUP BY level",
+            )
             .fetch_all(pool)
             .await
-            .ctx("counting link decisions")?
-        {
-            let n: i64 = row.get(1);
-            match row.get::<String, _>(0).as_str() {
-                "linked" => s.linked = n,
-                "review" => s.review = n,
-                _ => s.unmatched = n,
+            .ctx("counting warnings")?
+            {
+                s.warnings_open.insert(row.get(0), row.get(1));
             }
-        }
-        for row in sqlx::query(
-            "SELECT level, COUNT(*) FROM warnings WHERE status <> 'resolved' GROUP BY level",
-        )
-        .fetch_all(pool)
-        .await
-        .ctx("counting warnings")?
-        {
-            s.warnings_open.insert(row.get(0), row.get(1));
-        }
-        Ok(s)
+            Ok(s)
+        })
     }
 
     /// Active (not yet resolved) warnings, most urgent first (level, then score), at most `limit`; only those assigned
@@ -135,31 +136,32 @@ impl Store {
         limit: i64,
         officer: Option<&str>,
     ) -> Result<Vec<WarningView>, StoreError> {
-        let rows = sqlx::query(
+        Ok(on!(self.pool(), p => sqlx::query(
             "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.score, w.deadline, w.opened_at, w.summary, h.record, w.assigned_to
              FROM warnings w JOIN households h ON h.household_id = w.household_id
-             WHERE w.status <> 'resolved' AND (?1 IS NULL OR w.assigned_to = ?1)
+             WHERE w.status <> 'resolved' AND ($1 IS NULL OR w.assigned_to = $1)
              ORDER BY CASE w.level WHEN 'red' THEN 0 WHEN 'orange' THEN 1 WHEN 'yellow' THEN 2 ELSE 3 END, w.score DESC, w.warning_id
-             LIMIT ?2",
+             LIMIT $2",
         )
         .bind(officer)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(p)
         .await
-        .ctx("listing warnings")?;
-        Ok(rows.into_iter().map(|r| warning_view(&r)).collect())
+        .ctx("listing warnings")?
+        .iter()
+        .map(warning_view)
+        .collect()))
     }
 
     /// Dead letters, oldest first, at most `limit`.
     pub async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetterView>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, source, stream, line, reason_code, reason, raw_len, raw, replayed_at FROM dead_letters ORDER BY id LIMIT ?",
+        Ok(on!(self.pool(), p => sqlx::query(
+            "SELECT id, source, stream, line, reason_code, reason, raw_len, raw, replayed_at FROM dead_letters ORDER BY id LIMIT $1",
         )
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(p)
         .await
-        .ctx("listing dead letters")?;
-        Ok(rows
+        .ctx("listing dead letters")?
             .into_iter()
             .map(|r| {
                 let raw: Vec<u8> = r.get(7);
@@ -175,7 +177,7 @@ impl Store {
                     replayed_at: r.get(8),
                 }
             })
-            .collect())
+            .collect()))
     }
 
     /// Timelines of the households after `after` (in household id order; `""` to start), at most
@@ -185,20 +187,19 @@ impl Store {
         after: &str,
         limit: i64,
     ) -> Result<Vec<(String, Vec<doudi_model::Fact>)>, StoreError> {
-        let mut conn = self
-            .pool()
-            .acquire()
+        let (ids, mut facts) = on!(self.pool(), p => {
+            let mut conn = p.acquire().await.ctx("reading household timelines")?;
+            let ids: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT household_id FROM timeline WHERE household_id > $1 ORDER BY household_id LIMIT $2",
+            )
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&mut *conn)
             .await
-            .ctx("reading household timelines")?;
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT household_id FROM timeline WHERE household_id > ? ORDER BY household_id LIMIT ?",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await
-        .ctx("listing households with timelines")?;
-        let mut facts = crate::batch::facts_for(&mut conn, &ids).await?;
+            .ctx("listing households with timelines")?;
+            let facts = crate::batch::facts_for(crate::Db::from(&mut *conn), &ids).await?;
+            (ids, facts)
+        });
         Ok(ids
             .into_iter()
             .map(|id| {
@@ -217,7 +218,8 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> Result<Vec<DeadLetterRecord>, StoreError> {
-        let mut qb: sqlx::QueryBuilder<sqlx::Sqlite> = sqlx::QueryBuilder::new(
+        on!(self.pool(), p => {
+        let mut qb: sqlx::QueryBuilder<DB> = sqlx::QueryBuilder::new(
             "SELECT id, source, stream, line, byte_offset, reason_code, raw, raw_len FROM dead_letters
              WHERE replayed_at IS NULL AND id > ",
         );
@@ -238,7 +240,7 @@ impl Store {
         qb.push_bind(limit);
         let rows = qb
             .build()
-            .fetch_all(self.pool())
+            .fetch_all(p)
             .await
             .ctx("reading dead letters to replay")?;
         Ok(rows
@@ -254,6 +256,7 @@ impl Store {
                 raw_len: r.get(7),
             })
             .collect())
+        })
     }
 }
 

@@ -76,24 +76,24 @@ const REVIEW_COLUMNS: &str =
      FROM link_decisions l JOIN events e ON e.seq = l.seq
      LEFT JOIN review_decisions r ON r.seq = l.seq";
 
-fn review_item(r: sqlx::sqlite::SqliteRow) -> Result<ReviewItem, StoreError> {
-    let evidence: String = r.get(6);
-    let decision: Option<String> = r.get(7);
+fn review_item(r: &impl crate::Col) -> Result<ReviewItem, StoreError> {
+    let evidence: String = r.col(6);
+    let decision: Option<String> = r.col(7);
     Ok(ReviewItem {
-        seq: r.get(0),
-        source: r.get(1),
-        event_id: r.get(2),
-        kind: r.get(3),
-        occurred_at: r.get(4),
-        queued_at: r.get(5),
+        seq: r.col(0),
+        source: r.col(1),
+        event_id: r.col(2),
+        kind: r.col(3),
+        occurred_at: r.col(4),
+        queued_at: r.col(5),
         evidence: serde_json::from_str(&evidence).map_err(|e| corrupt("link evidence", e))?,
         decision: decision.map(|decision| ReviewDecisionView {
             decision,
-            household_id: r.get(8),
-            member_id: r.get(9),
-            decided_by: r.get(10),
-            decided_at: r.get(11),
-            note: r.get(12),
+            household_id: r.col(8),
+            member_id: r.col(9),
+            decided_by: r.col(10),
+            decided_at: r.col(11),
+            note: r.col(12),
         }),
     })
 }
@@ -101,67 +101,75 @@ fn review_item(r: sqlx::sqlite::SqliteRow) -> Result<ReviewItem, StoreError> {
 impl Store {
     /// Events waiting for a person's decision, oldest first, at most `limit`.
     pub async fn pending_reviews(&self, limit: i64) -> Result<Vec<ReviewItem>, StoreError> {
-        let sql = format!(
-            "{REVIEW_COLUMNS} WHERE l.outcome = 'review' AND r.seq IS NULL ORDER BY l.seq LIMIT ?"
-        );
-        sqlx::query(&sql)
-            .bind(limit)
-            .fetch_all(self.pool())
-            .await
-            .ctx("listing the review queue")?
-            .into_iter()
-            .map(review_item)
-            .collect()
+        crate::on!(self.pool(), pool => {
+            let sql = format!(
+                "{REVIEW_COLUMNS} WHERE l.outcome = 'review' AND r.seq IS NULL ORDER BY l.seq LIMIT $1"
+            );
+            sqlx::query(&sql)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+                .ctx("listing the review queue")?
+                .into_iter()
+                .map(|r| review_item(&r))
+                .collect()
+        })
     }
 
     /// How many events wait for review.
     pub async fn pending_review_count(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar(
-            "SELECT COUNT(*) FROM link_decisions l WHERE l.outcome = 'review'
-             AND NOT EXISTS (SELECT 1 FROM review_decisions r WHERE r.seq = l.seq)",
-        )
-        .fetch_one(self.pool())
-        .await
-        .ctx("counting the review queue")
+        crate::on!(self.pool(), pool => {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM link_decisions l WHERE l.outcome = 'review'
+                 AND NOT EXISTS (SELECT 1 FROM review_decisions r WHERE r.seq = l.seq)",
+            )
+            .fetch_one(pool)
+            .await
+            .ctx("counting the review queue")
+        })
     }
 
     /// One event that went to review (decided or not); `None` if no such review item.
     pub async fn review_item(&self, seq: i64) -> Result<Option<ReviewItem>, StoreError> {
-        let sql = format!("{REVIEW_COLUMNS} WHERE l.seq = ? AND l.outcome = 'review'");
-        sqlx::query(&sql)
-            .bind(seq)
-            .fetch_optional(self.pool())
-            .await
-            .ctx("reading a review item")?
-            .map(review_item)
-            .transpose()
+        crate::on!(self.pool(), pool => {
+            let sql = format!("{REVIEW_COLUMNS} WHERE l.seq = $1 AND l.outcome = 'review'");
+            sqlx::query(&sql)
+                .bind(seq)
+                .fetch_optional(pool)
+                .await
+                .ctx("reading a review item")?
+                .map(|r| review_item(&r))
+                .transpose()
+        })
     }
 
     /// The identity decision of the event at `seq`, if it has one.
     pub async fn link_decision(&self, seq: i64) -> Result<Option<LinkDecisionView>, StoreError> {
-        sqlx::query(
-            "SELECT seq, source, event_id, outcome, household_id, member_id, evidence, decided_at
-             FROM link_decisions WHERE seq = ?",
-        )
-        .bind(seq)
-        .fetch_optional(self.pool())
-        .await
-        .ctx("reading an identity decision")?
-        .map(|r| {
-            let evidence: String = r.get(6);
-            Ok(LinkDecisionView {
-                seq: r.get(0),
-                source: r.get(1),
-                event_id: r.get(2),
-                outcome: r.get(3),
-                household_id: r.get(4),
-                member_id: r.get(5),
-                evidence: serde_json::from_str(&evidence)
-                    .map_err(|e| corrupt("link evidence", e))?,
-                decided_at: r.get(7),
+        crate::on!(self.pool(), pool => {
+            sqlx::query(
+                "SELECT seq, source, event_id, outcome, household_id, member_id, evidence, decided_at
+                 FROM link_decisions WHERE seq = $1",
+            )
+            .bind(seq)
+            .fetch_optional(pool)
+            .await
+            .ctx("reading an identity decision")?
+            .map(|r| {
+                let evidence: String = r.get(6);
+                Ok(LinkDecisionView {
+                    seq: r.get(0),
+                    source: r.get(1),
+                    event_id: r.get(2),
+                    outcome: r.get(3),
+                    household_id: r.get(4),
+                    member_id: r.get(5),
+                    evidence: serde_json::from_str(&evidence)
+                        .map_err(|e| corrupt("link evidence", e))?,
+                    decided_at: r.get(7),
+                })
             })
+            .transpose()
         })
-        .transpose()
     }
 
     /// Every decided review: the event (normalised JSON), the decision, the member chosen and the
@@ -169,47 +177,51 @@ impl Store {
     pub async fn decided_reviews(
         &self,
     ) -> Result<Vec<(String, ReviewDecisionView, serde_json::Value)>, StoreError> {
-        sqlx::query(
-            "SELECT e.normalised, r.decision, r.household_id, r.member_id, r.decided_by, r.decided_at, r.note, l.evidence
-             FROM review_decisions r JOIN events e ON e.seq = r.seq JOIN link_decisions l ON l.seq = r.seq
-             ORDER BY r.seq",
-        )
-        .fetch_all(self.pool())
-        .await
-        .ctx("reading decided reviews")?
-        .into_iter()
-        .map(|r| {
-            let evidence: String = r.get(7);
-            Ok((
-                r.get(0),
-                ReviewDecisionView {
-                    decision: r.get(1),
-                    household_id: r.get(2),
-                    member_id: r.get(3),
-                    decided_by: r.get(4),
-                    decided_at: r.get(5),
-                    note: r.get(6),
-                },
-                serde_json::from_str(&evidence).map_err(|e| corrupt("link evidence", e))?,
-            ))
+        crate::on!(self.pool(), pool => {
+            sqlx::query(
+                "SELECT e.normalised, r.decision, r.household_id, r.member_id, r.decided_by, r.decided_at, r.note, l.evidence
+                 FROM review_decisions r JOIN events e ON e.seq = r.seq JOIN link_decisions l ON l.seq = r.seq
+                 ORDER BY r.seq",
+            )
+            .fetch_all(pool)
+            .await
+            .ctx("reading decided reviews")?
+            .into_iter()
+            .map(|r| {
+                let evidence: String = r.get(7);
+                Ok((
+                    r.get(0),
+                    ReviewDecisionView {
+                        decision: r.get(1),
+                        household_id: r.get(2),
+                        member_id: r.get(3),
+                        decided_by: r.get(4),
+                        decided_at: r.get(5),
+                        note: r.get(6),
+                    },
+                    serde_json::from_str(&evidence).map_err(|e| corrupt("link evidence", e))?,
+                ))
+            })
+            .collect()
         })
-        .collect()
     }
 
     /// The active linkage model, if one was stored.
     pub async fn active_linkage_model(&self) -> Result<Option<StoredModel>, StoreError> {
-        Ok(sqlx::query(
-            "SELECT version, model, trained_on, trained_at FROM linkage_models WHERE active = 1",
-        )
-        .fetch_optional(self.pool())
-        .await
-        .ctx("reading the active linkage model")?
-        .map(|r| StoredModel {
-            version: r.get(0),
-            model: r.get(1),
-            trained_on: r.get(2),
-            trained_at: r.get(3),
-        }))
+        crate::on!(self.pool(), pool => {
+            Ok(sqlx::query(
+                "SELECT version, model, trained_on, trained_at FROM linkage_models WHERE active = 1",
+            )
+            .fetch_optional(pool)
+            .await
+            .ctx("reading the active linkage model")?
+            .map(|r| StoredModel {
+                version: r.get(0),
+                model: r.get(1),
+                trained_on: r.get(2),
+                trained_at: r.get(3),
+            }))
+        })
     }
 
     /// Store a linkage model and make it the active one (a model already stored under the same
@@ -220,35 +232,36 @@ impl Store {
         model: &str,
         trained_on: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .ctx("starting to store a linkage model")?;
-        sqlx::query("UPDATE linkage_models SET active = 0 WHERE active = 1")
+        crate::on!(self.pool(), pool => {
+            let mut tx = pool
+                .begin_with(<DB as crate::Dialect>::BEGIN)
+                .await
+                .ctx("starting to store a linkage model")?;
+            sqlx::query("UPDATE linkage_models SET active = 0 WHERE active = 1")
+                .execute(&mut *tx)
+                .await
+                .ctx("deactivating the previous linkage model")?;
+            sqlx::query(
+                "INSERT INTO linkage_models (version, model, trained_on, trained_at, active) VALUES ($1, $2, $3, $4, 1)
+                 ON CONFLICT(version) DO UPDATE SET active = 1",
+            )
+            .bind(version)
+            .bind(model)
+            .bind(trained_on)
+            .bind(now())
             .execute(&mut *tx)
             .await
-            .ctx("deactivating the previous linkage model")?;
-        sqlx::query(
-            "INSERT INTO linkage_models (version, model, trained_on, trained_at, active) VALUES (?, ?, ?, ?, 1)
-             ON CONFLICT(version) DO UPDATE SET active = 1",
-        )
-        .bind(version)
-        .bind(model)
-        .bind(trained_on)
-        .bind(now())
-        .execute(&mut *tx)
-        .await
-        .ctx("storing a linkage model")?;
-        crate::audit::append(
-            &mut tx,
-            "doudi",
-            "linkage_model_activated",
-            &format!("model:{version}"),
-            &serde_json::json!({"trained_on": trained_on}),
-        )
-        .await?;
-        tx.commit().await.ctx("committing a linkage model")
+            .ctx("storing a linkage model")?;
+            crate::audit::append(
+                crate::Db::from(&mut *tx),
+                "doudi",
+                "linkage_model_activated",
+                &format!("model:{version}"),
+                &serde_json::json!({"trained_on": trained_on}),
+            )
+            .await?;
+            tx.commit().await.ctx("committing a linkage model")
+        })
     }
 }
 
@@ -262,65 +275,67 @@ impl BatchTx {
         decided_by: &str,
         note: &str,
     ) -> Result<(), StoreError> {
-        let state: Option<(String, Option<i64>)> = sqlx::query_as(
-            "SELECT l.outcome, r.seq FROM link_decisions l LEFT JOIN review_decisions r ON r.seq = l.seq WHERE l.seq = ?",
-        )
-        .bind(seq)
-        .fetch_optional(self.conn())
-        .await
-        .ctx("reading a review item")?;
-        match state {
-            None => {
-                return Err(StoreError::Conflict(format!(
-                    "event #{seq} has no identity decision (see `doudi review list`)"
-                )))
+        crate::on!(self.conn(), c => {
+            let state: Option<(String, Option<i64>)> = sqlx::query_as(
+                "SELECT l.outcome, r.seq FROM link_decisions l LEFT JOIN review_decisions r ON r.seq = l.seq WHERE l.seq = $1",
+            )
+            .bind(seq)
+            .fetch_optional(&mut *c)
+            .await
+            .ctx("reading a review item")?;
+            match state {
+                None => {
+                    return Err(StoreError::Conflict(format!(
+                        "event #{seq} has no identity decision (see `doudi review list`)"
+                    )))
+                }
+                Some((outcome, _)) if outcome != "review" => {
+                    return Err(StoreError::Conflict(format!(
+                        "event #{seq} was {outcome} by the linker, not sent to review"
+                    )))
+                }
+                Some((_, Some(_))) => {
+                    return Err(StoreError::Conflict(format!(
+                        "event #{seq} was decided already (see `doudi review show {seq}`)"
+                    )))
+                }
+                Some(_) => {}
             }
-            Some((outcome, _)) if outcome != "review" => {
-                return Err(StoreError::Conflict(format!(
-                    "event #{seq} was {outcome} by the linker, not sent to review"
-                )))
-            }
-            Some((_, Some(_))) => {
-                return Err(StoreError::Conflict(format!(
-                    "event #{seq} was decided already (see `doudi review show {seq}`)"
-                )))
-            }
-            Some(_) => {}
-        }
-        let (decision, household, member) = match choice {
-            ReviewChoice::Link {
-                household_id,
-                member_id,
-            } => (
-                "link",
-                Some(household_id.as_str()),
-                Some(member_id.as_str()),
-            ),
-            ReviewChoice::Reject => ("reject", None, None),
-        };
-        sqlx::query(
-            "INSERT INTO review_decisions (seq, decision, household_id, member_id, decided_by, decided_at, note)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(seq)
-        .bind(decision)
-        .bind(household)
-        .bind(member)
-        .bind(decided_by)
-        .bind(now())
-        .bind(note)
-        .execute(self.conn())
-        .await
-        .ctx("recording a review decision")?;
-        crate::audit::append(
-            self.conn(),
-            decided_by,
-            "review_decided",
-            &format!("event:{seq}"),
-            &serde_json::json!({"decision": decision, "household_id": household, "member_id": member, "note": crate::audit::text_digest(note)}),
-        )
-        .await?;
-        Ok(())
+            let (decision, household, member) = match choice {
+                ReviewChoice::Link {
+                    household_id,
+                    member_id,
+                } => (
+                    "link",
+                    Some(household_id.as_str()),
+                    Some(member_id.as_str()),
+                ),
+                ReviewChoice::Reject => ("reject", None, None),
+            };
+            sqlx::query(
+                "INSERT INTO review_decisions (seq, decision, household_id, member_id, decided_by, decided_at, note)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(seq)
+            .bind(decision)
+            .bind(household)
+            .bind(member)
+            .bind(decided_by)
+            .bind(now())
+            .bind(note)
+            .execute(&mut *c)
+            .await
+            .ctx("recording a review decision")?;
+            crate::audit::append(
+                crate::Db::from(&mut *c),
+                decided_by,
+                "review_decided",
+                &format!("event:{seq}"),
+                &serde_json::json!({"decision": decision, "household_id": household, "member_id": member, "note": crate::audit::text_digest(note)}),
+            )
+            .await?;
+            Ok(())
+        })
     }
 
     /// The household of an active register member; `None` if there is no such active member.
@@ -328,19 +343,23 @@ impl BatchTx {
         &mut self,
         member_id: &str,
     ) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar("SELECT household_id FROM members WHERE member_id = ? AND active = 1")
-            .bind(member_id)
-            .fetch_optional(self.conn())
-            .await
-            .ctx("looking up a register member")
+        crate::on!(self.conn(), c => {
+            sqlx::query_scalar("SELECT household_id FROM members WHERE member_id = $1 AND active = 1")
+                .bind(member_id)
+                .fetch_optional(&mut *c)
+                .await
+                .ctx("looking up a register member")
+        })
     }
 
     /// The normalised event stored at `seq`.
     pub async fn event_at(&mut self, seq: i64) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar("SELECT normalised FROM events WHERE seq = ?")
-            .bind(seq)
-            .fetch_optional(self.conn())
-            .await
-            .ctx("reading an event")
+        crate::on!(self.conn(), c => {
+            sqlx::query_scalar("SELECT normalised FROM events WHERE seq = $1")
+                .bind(seq)
+                .fetch_optional(&mut *c)
+                .await
+                .ctx("reading an event")
+        })
     }
 }

@@ -20,7 +20,10 @@ pub async fn run(config: &Config, args: StatusArgs) -> anyhow::Result<ExitCode> 
         println!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("database        {}", config.store.url);
+    println!(
+        "database        {}",
+        doudi_store::redact_url(&config.store.url)
+    );
     println!(
         "register        {} households, {} members",
         s.households, s.members

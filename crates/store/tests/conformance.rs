@@ -1,0 +1,1433 @@
+//! One contract, two backends: every test here runs against SQLite (a temporary file) and against
+//! PostgreSQL when `DOUDI_TEST_POSTGRES_URL` is set (e.g. `postgres://postgres@127.0.0.1:5432/test`;
+//! each test creates its own database there and drops it after, so tests run in parallel).
+//! Without the variable the PostgreSQL half prints `skipped: DOUDI_TEST_POSTGRES_URL not set`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use doudi_model::{parse_event, Fact, Household, ParseLimits};
+use doudi_store::{
+    AssessmentRow, AttemptOutcome, CrosscheckRunRow, DeadLetterRow, DeliveryAttempt, EventRow,
+    FactRow, FindingRow, LinkRow, NewWarning, NightChanges, OfficerRow, Position, PositionRow,
+    ReviewChoice, Store, StoreError, WarningMove, WarningUpdate, TIMELINE_VERSION_UNKNOWN,
+};
+
+/// A database for one test: the store, its URL (for tampering with raw SQL), and what to clean.
+struct TestDb {
+    store: Store,
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+    /// PostgreSQL: (server URL to connect to for the drop, database name).
+    drop: Option<(String, String)>,
+}
+
+impl TestDb {
+    async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::open(&url).await.expect("open sqlite");
+        TestDb {
+            store,
+            url,
+            _dir: Some(dir),
+            drop: None,
+        }
+    }
+
+    /// A fresh PostgreSQL database, or `None` (with a printed line) without the variable.
+    async fn postgres() -> Option<TestDb> {
+        let Ok(server) = std::env::var("DOUDI_TEST_POSTGRES_URL") else {
+            println!("skipped: DOUDI_TEST_POSTGRES_URL not set");
+            return None;
+        };
+        static N: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = format!(
+            "doudi_t_{}_{}_{}",
+            std::process::id(),
+            nanos,
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        admin(&server, &format!("CREATE DATABASE {name}")).await;
+        let url = with_database(&server, &name);
+        let store = Store::open(&url).await.expect("open postgres");
+        Some(TestDb {
+            store,
+            url,
+            _dir: None,
+            drop: Some((server, name)),
+        })
+    }
+
+    /// Run raw SQL against the database (to tamper with it).
+    async fn exec(&self, sql: &str) {
+        if self.url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(&self.url)
+                .await
+                .expect("raw sqlite");
+            sqlx::raw_sql(sql).execute(&pool).await.expect("raw sql");
+            pool.close().await;
+        } else {
+            let pool = sqlx::PgPool::connect(&self.url)
+                .await
+                .expect("raw postgres");
+            sqlx::raw_sql(sql).execute(&pool).await.expect("raw sql");
+            pool.close().await;
+        }
+    }
+
+    async fn finish(self) {
+        self.store.close().await;
+        if let Some((server, name)) = self.drop {
+            admin(
+                &server,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            )
+            .await;
+        }
+    }
+}
+
+fn with_database(server: &str, name: &str) -> String {
+    let (base, query) = match server.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (server, String::new()),
+    };
+    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[after_scheme..].find('/') {
+        Some(slash) => &base[..after_scheme + slash],
+        None => base,
+    };
+    format!("{base}/{name}{query}")
+}
+
+async fn admin(server: &str, sql: &str) {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(server)
+        .await
+        .expect("connect to DOUDI_TEST_POSTGRES_URL");
+    sqlx::raw_sql(sql).execute(&mut c).await.expect(sql);
+    let _ = c.close().await;
+}
+
+/// `conformance!(name)` runs `async fn name(db: &TestDb)` on SQLite (`name::sqlite`) and on
+/// PostgreSQL (`name::postgres`).
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = super::TestDb::sqlite().await;
+                super::$name(&db).await;
+                db.finish().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(db) = super::TestDb::postgres().await else { return };
+                super::$name(&db).await;
+                db.finish().await;
+            }
+        }
+    )*};
+}
+
+conformance!(
+    events_are_stored_once_and_a_duplicate_changes_nothing,
+    a_batch_without_commit_leaves_nothing,
+    positions_never_move_backwards,
+    facts_read_back_in_order_and_move_the_timeline_version,
+    assessments_are_stored_and_traced,
+    warnings_open_update_and_move_through_their_lifecycle,
+    notices_outbox_and_delivery_state,
+    dead_letters_are_kept_and_marked_replayed,
+    register_import_reports_each_change,
+    a_review_item_is_decided_once,
+    findings_open_once_per_key_refresh_and_close,
+    officer_import_replaces_the_directory,
+    silences_hold_back_notices,
+    audit_verify_passes_on_an_untouched_chain,
+    audit_verify_catches_an_edited_record,
+    audit_verify_catches_a_deleted_record,
+    audit_verify_catches_a_reordered_record,
+    concurrent_audit_appends_keep_one_chain,
+    batches_on_the_same_household_serialise,
+    status_counts_everything,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Builders
+
+fn event_row(id: &str) -> EventRow {
+    event_row_at(id, "2026-03-01T08:00:00+08:00")
+}
+
+fn event_row_at(id: &str, at: &str) -> EventRow {
+    let raw = format!(
+        r#"{{"event_id":"{id}","source":"civil_registry","kind":"death","occurred_at":"{at}","data":{{"died_on":"2026-02-28"}}}}"#
+    );
+    let e = parse_event(raw.as_bytes(), &ParseLimits::default()).expect("valid event");
+    EventRow {
+        source: e.source.code().into(),
+        event_id: e.event_id.clone(),
+        kind: e.kind().into(),
+        occurred_at: e.occurred_at,
+        stream: "civil_registry/a.jsonl".into(),
+        position: 1,
+        raw: raw.into_bytes(),
+        normalised: e.to_json(),
+    }
+}
+
+fn fact_row(seq: i64, row: &EventRow, household: &str) -> FactRow {
+    let e = parse_event(&row.raw, &ParseLimits::default()).expect("valid event");
+    FactRow {
+        event_seq: seq,
+        fact: Fact {
+            event_id: e.event_id,
+            source: e.source,
+            household_id: household.into(),
+            member_id: format!("{household}-1"),
+            occurred_at: e.occurred_at,
+            payload: e.payload,
+        },
+    }
+}
+
+fn key(id: &str) -> (String, String) {
+    ("civil_registry".to_string(), id.to_string())
+}
+
+fn household(id: &str, address: &str) -> Household {
+    serde_json::from_value(serde_json::json!({
+        "household_id": id, "region_code": "341502001001", "address": address, "category": "dibao",
+        "area": "rural", "enrolled_on": "2023-05-01",
+        "members": [{"member_id": format!("{id}-1"), "id_number": "11010519491231002X", "name": "王秀英",
+            "sex": "female", "birth_date": "1949-12-31", "relation": "head", "work_capacity": "none"}]
+    }))
+    .expect("household")
+}
+
+fn link_row(seq: i64, id: &str, outcome: &'static str, household: Option<&str>) -> LinkRow {
+    LinkRow {
+        event_seq: seq,
+        source: "civil_registry".into(),
+        event_id: id.into(),
+        outcome,
+        household_id: household.map(String::from),
+        member_id: household.map(|h| format!("{h}-1")),
+        evidence: r#"{"candidates":[]}"#.into(),
+    }
+}
+
+fn position(offset: u64, line: u64) -> PositionRow {
+    PositionRow {
+        source: "civil_registry".into(),
+        stream: "civil_registry/a.jsonl".into(),
+        byte_offset: offset,
+        line,
+    }
+}
+
+fn new_warning(household: &str, event_id: &str, assigned_to: Option<&str>) -> NewWarning {
+    NewWarning {
+        household_id: household.into(),
+        region_code: "341502001001".into(),
+        level: "orange".into(),
+        score: 60,
+        deadline: chrono::DateTime::parse_from_rfc3339("2026-03-04T00:00:00Z")
+            .expect("time")
+            .with_timezone(&chrono::Utc),
+        source: "civil_registry".into(),
+        event_id: event_id.into(),
+        summary: format!(r#"{{"contributions":[{{"rule":"death","event_ids":["{event_id}"]}}]}}"#),
+        assigned_to: assigned_to.map(String::from),
+    }
+}
+
+/// Store events `ids` for `household` as linked facts, and return their seqs.
+async fn store_facts(store: &Store, household: &str, ids: &[&str]) -> Vec<i64> {
+    let rows: Vec<EventRow> = ids.iter().map(|id| event_row(id)).collect();
+    let mut tx = store.begin().await.unwrap();
+    let new = tx.insert_events(&rows).await.unwrap();
+    let seqs: Vec<i64> = ids.iter().map(|id| new[&key(id)]).collect();
+    let links: Vec<LinkRow> = ids
+        .iter()
+        .zip(&seqs)
+        .map(|(id, s)| link_row(*s, id, "linked", Some(household)))
+        .collect();
+    tx.insert_links(&links).await.unwrap();
+    let facts: Vec<FactRow> = rows
+        .iter()
+        .zip(&seqs)
+        .map(|(r, s)| fact_row(*s, r, household))
+        .collect();
+    tx.insert_facts(&facts).await.unwrap();
+    tx.commit().await.unwrap();
+    seqs
+}
+
+// ---------------------------------------------------------------------------------------------
+// The contract
+
+async fn events_are_stored_once_and_a_duplicate_changes_nothing(db: &TestDb) {
+    let store = &db.store;
+    let mut tx = store.begin().await.unwrap();
+    let first = tx
+        .insert_events(&[event_row("e1"), event_row("e2")])
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 2);
+    assert!(
+        first[&key("e1")] < first[&key("e2")],
+        "seq follows batch order"
+    );
+    tx.add_counters(2, 0).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = store.begin().await.unwrap();
+    let again = tx
+        .insert_events(&[event_row("e2"), event_row("e3"), event_row("e3")])
+        .await
+        .unwrap();
+    let keys: Vec<_> = again.keys().map(|(_, id)| id.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["e3"],
+        "e2 stored before; e3 twice in a batch is one event"
+    );
+    assert!(again[&key("e3")] > first[&key("e2")]);
+    tx.add_counters(3, 2).await.unwrap();
+    tx.commit().await.unwrap();
+
+    // A whole batch of repeats inserts nothing.
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx
+        .insert_events(&[event_row("e1"), event_row("e3")])
+        .await
+        .unwrap()
+        .is_empty());
+    tx.commit().await.unwrap();
+
+    let s = store.status().await.unwrap();
+    assert_eq!((s.received, s.accepted, s.duplicates), (5, 3, 2));
+}
+
+async fn a_batch_without_commit_leaves_nothing(db: &TestDb) {
+    let store = &db.store;
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.insert_events(&[event_row("e1")]).await.unwrap().len(), 1);
+    tx.set_positions(&[position(100, 1)]).await.unwrap();
+    tx.audit(
+        "pipeline",
+        "batch_applied",
+        "events",
+        &serde_json::json!({}),
+    )
+    .await
+    .unwrap();
+    drop(tx);
+    let s = store.status().await.unwrap();
+    assert_eq!(s.accepted, 0);
+    assert!(store.positions().await.unwrap().is_empty());
+    assert!(store.audit_records(1, 10).await.unwrap().is_empty());
+    // The event can still come: nothing of it was kept.
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.insert_events(&[event_row("e1")]).await.unwrap().len(), 1);
+    tx.commit().await.unwrap();
+}
+
+async fn positions_never_move_backwards(db: &TestDb) {
+    let store = &db.store;
+    let stream = (
+        "civil_registry".to_string(),
+        "civil_registry/a.jsonl".to_string(),
+    );
+    let set = |rows: Vec<PositionRow>| async move {
+        let mut tx = store.begin().await.unwrap();
+        tx.set_positions(&rows).await.unwrap();
+        tx.commit().await.unwrap();
+    };
+    set(vec![position(420, 2)]).await;
+    assert_eq!(
+        store.positions().await.unwrap()[&stream],
+        Position {
+            byte_offset: 420,
+            line: 2
+        }
+    );
+    // A late batch (a worker that lost the partition) does not move it back.
+    set(vec![position(100, 1)]).await;
+    assert_eq!(store.positions().await.unwrap()[&stream].byte_offset, 420);
+    // The same stream twice in one call: the furthest counts.
+    set(vec![position(900, 5), position(700, 4)]).await;
+    assert_eq!(
+        store.positions().await.unwrap()[&stream],
+        Position {
+            byte_offset: 900,
+            line: 5
+        }
+    );
+    // Another stream is its own.
+    let mut other = position(10, 1);
+    other.stream = "civil_registry/b.jsonl".into();
+    set(vec![other]).await;
+    let all = store.positions().await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[&stream].byte_offset, 900);
+}
+
+async fn facts_read_back_in_order_and_move_the_timeline_version(db: &TestDb) {
+    let store = &db.store;
+    let mut tx = store.begin().await.unwrap();
+    let v0 = tx.timeline_version().await.unwrap();
+    tx.commit().await.unwrap();
+    store_facts(store, "H1", &["f1", "f2"]).await;
+    store_facts(store, "H2", &["f3"]).await;
+    store_facts(store, "H1", &["f4"]).await;
+
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.timeline_version().await.unwrap(), v0 + 4);
+    let t = tx
+        .facts_for(&["H1".to_string(), "H2".to_string(), "H9".to_string()])
+        .await
+        .unwrap();
+    let ids = |h: &str| t[h].iter().map(|f| f.event_id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids("H1"), ["f1", "f2", "f4"]);
+    assert_eq!(ids("H2"), ["f3"]);
+    assert!(!t.contains_key("H9"));
+    assert_eq!(t["H1"][0].member_id, "H1-1");
+    // Within a batch the version moves by the batch's own appends.
+    let r = event_row("f5");
+    let new = tx.insert_events(std::slice::from_ref(&r)).await.unwrap();
+    tx.insert_facts(&[fact_row(new[&key("f5")], &r, "H2")])
+        .await
+        .unwrap();
+    assert_eq!(tx.timeline_version().await.unwrap(), v0 + 5);
+    tx.commit().await.unwrap();
+
+    let pages = store.timelines_after("", 1).await.unwrap();
+    assert_eq!(pages.len(), 1);
+    assert_eq!((pages[0].0.as_str(), pages[0].1.len()), ("H1", 3));
+    let next = store.timelines_after("H1", 10).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!((next[0].0.as_str(), next[0].1.len()), ("H2", 2));
+}
+
+async fn assessments_are_stored_and_traced(db: &TestDb) {
+    let store = &db.store;
+    store
+        .import_register(&[household("H1", "一村1号")], "reg.jsonl", true)
+        .await
+        .unwrap();
+    let seqs = store_facts(store, "H1", &["a1", "a2"]).await;
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_assessments(&[
+        AssessmentRow {
+            event_seq: seqs[0],
+            source: "civil_registry".into(),
+            event_id: "a1".into(),
+            household_id: "H1".into(),
+            rule_set_version: "rules-1".into(),
+            score: 0,
+            level: "none".into(),
+            assessment: None,
+        },
+        AssessmentRow {
+            event_seq: seqs[1],
+            source: "civil_registry".into(),
+            event_id: "a2".into(),
+            household_id: "H1".into(),
+            rule_set_version: "rules-1".into(),
+            score: 70,
+            level: "red".into(),
+            assessment: Some(r#"{"score":70}"#.into()),
+        },
+    ])
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.status().await.unwrap().assessments, 2);
+    let trace = store.trace("H1").await.unwrap();
+    let scores: Vec<(i64, String, bool)> = trace
+        .iter()
+        .filter_map(|e| match e {
+            doudi_store::TraceEntry::Assessment {
+                score,
+                level,
+                assessment,
+                ..
+            } => Some((*score, level.clone(), assessment.is_some())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        scores,
+        [
+            (0, "none".to_string(), false),
+            (70, "red".to_string(), true)
+        ]
+    );
+    let events = trace
+        .iter()
+        .filter(
+            |e| matches!(e, doudi_store::TraceEntry::Event { outcome, .. } if outcome == "linked"),
+        )
+        .count();
+    assert_eq!(events, 2);
+    assert!(trace.iter().any(
+        |e| matches!(e, doudi_store::TraceEntry::Register { change, .. } if change == "added")
+    ));
+}
+
+/// A register with H1 and an officer "li" covering its region; a warning opened on H1 by event
+/// `w1`. Returns the warning id.
+async fn open_one_warning(store: &Store) -> i64 {
+    store
+        .import_register(
+            &[household("H1", "一村1号"), household("H2", "二村2号")],
+            "reg",
+            true,
+        )
+        .await
+        .unwrap();
+    store
+        .import_officers(&[OfficerRow {
+            officer_id: "li".into(),
+            role: "officer".into(),
+            region_code: "341502001".into(),
+            record: r#"{"officer_id":"li"}"#.into(),
+        }])
+        .await
+        .unwrap();
+    store_facts(store, "H1", &["w1"]).await;
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.open_warnings(&["H1".into()]).await.unwrap().is_empty());
+    let id = tx
+        .open_warning(&new_warning("H1", "w1", Some("li")))
+        .await
+        .unwrap();
+    // Read back inside the batch (pending changes are written first).
+    let open = tx.open_warnings(&["H1".into()]).await.unwrap();
+    assert_eq!(open["H1"].warning_id, id);
+    assert_eq!(
+        (open["H1"].level.as_str(), open["H1"].score),
+        ("orange", 60)
+    );
+    tx.commit().await.unwrap();
+    id
+}
+
+async fn warnings_open_update_and_move_through_their_lifecycle(db: &TestDb) {
+    let store = &db.store;
+    let id = open_one_warning(store).await;
+
+    let mut tx = store.begin().await.unwrap();
+    tx.update_warning(&WarningUpdate {
+        warning_id: id,
+        level: "red".into(),
+        score: 80,
+        raised: true,
+        deadline: chrono::DateTime::parse_from_rfc3339("2026-03-02T00:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc),
+        source: "civil_registry".into(),
+        event_id: "w2".into(),
+        summary: r#"{"contributions":[]}"#.into(),
+    })
+    .await
+    .unwrap();
+    // A second warning in the same batch gets its own id.
+    let id2 = tx
+        .open_warning(&new_warning("H2", "w3", None))
+        .await
+        .unwrap();
+    assert_ne!(id, id2);
+    tx.commit().await.unwrap();
+
+    let list = store.open_warnings(10, None).await.unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!((list[0].warning_id, list[0].level.as_str()), (id, "red"));
+    assert_eq!(list[0].household["household_id"], "H1");
+    assert_eq!(store.open_warnings(10, Some("li")).await.unwrap().len(), 1);
+    assert_eq!(store.status().await.unwrap().warnings_open["red"], 1);
+
+    let mv = |from: &'static str, to: &'static str, action: &'static str| WarningMove {
+        warning_id: id,
+        from,
+        to,
+        action,
+        actor: "li",
+        note: "called the household",
+        disposition: (to == "resolved").then(|| r#"{"relief":"temporary"}"#.to_string()),
+    };
+    store
+        .move_warning(&mv("open", "acknowledged", "acknowledge"))
+        .await
+        .unwrap();
+    let stale = store.move_warning(&mv("open", "visited", "visit")).await;
+    assert!(
+        matches!(&stale, Err(StoreError::Conflict(m)) if m.contains("no longer open")),
+        "{stale:?}"
+    );
+    store
+        .record_refused_move(id, "visit", "li", "", "warning moved meanwhile")
+        .await
+        .unwrap();
+    store
+        .move_warning(&mv("acknowledged", "visited", "visit"))
+        .await
+        .unwrap();
+    store
+        .move_warning(&mv("visited", "resolved", "resolve"))
+        .await
+        .unwrap();
+
+    let d = store.warning_detail(id).await.unwrap().expect("warning");
+    assert_eq!(d.warning.status, "resolved");
+    assert!(d.acknowledged_at.is_some() && d.visited_at.is_some() && d.resolved_at.is_some());
+    assert_eq!(d.disposition.unwrap()["relief"], "temporary");
+    let actions: Vec<&str> = d.history.iter().map(|h| h.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "opened",
+            "raised",
+            "acknowledge",
+            "visit",
+            "visit",
+            "resolve"
+        ]
+    );
+    assert_eq!(d.history[4].refused, None);
+    assert_eq!(
+        d.history[3].refused.as_deref(),
+        Some("warning moved meanwhile")
+    );
+    assert!(store.warning_detail(id + 1000).await.unwrap().is_none());
+
+    // Resolved: no longer open; a new episode may open on the household.
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.open_warnings(&["H1".into()]).await.unwrap().is_empty());
+    let id3 = tx
+        .open_warning(&new_warning("H1", "w4", Some("li")))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(id3 > id2);
+    assert_eq!(store.status().await.unwrap().warnings_total, 3);
+    assert_eq!(store.verify_audit().await.unwrap().first_broken, None);
+}
+
+async fn notices_outbox_and_delivery_state(db: &TestDb) {
+    let store = &db.store;
+    let id = open_one_warning(store).await;
+    let pending = store.pending_notices(10).await.unwrap();
+    assert_eq!(pending.len(), 1, "one notice for the opened warning");
+    let n = &pending[0];
+    assert_eq!(
+        (n.warning_id, n.kind.as_str(), n.recipient.as_str()),
+        (id, "opened", "li")
+    );
+    assert_eq!(n.household_id, "H1");
+    assert_eq!(
+        n.members_concerned,
+        ["H1-1"],
+        "w1 is named by the warning's rules"
+    );
+    assert!(n.household.contains("H1"));
+    assert_eq!(store.inbox("li", 10).await.unwrap().len(), 1);
+
+    // Two more notices (escalation): a retry, then failed; the first delivered.
+    store
+        .add_notices(&[
+            doudi_store::NoticeRow {
+                warning_id: id,
+                kind: "reminder".into(),
+                recipient: "li".into(),
+                due_at: "2026-03-02T00:00:00.000000Z".into(),
+                note: "please acknowledge".into(),
+            },
+            doudi_store::NoticeRow {
+                warning_id: id,
+                kind: "escalated".into(),
+                recipient: "chief".into(),
+                due_at: "2026-03-03T00:00:00.000000Z".into(),
+                note: "".into(),
+            },
+        ])
+        .await
+        .unwrap();
+    let pending = store.pending_notices(10).await.unwrap();
+    let ids: Vec<i64> = pending.iter().map(|p| p.notice_id).collect();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in notice order");
+    let attempt = |notices: Vec<(i64, i64)>, outcome: AttemptOutcome| DeliveryAttempt {
+        recipient: "li".into(),
+        channel: "webhook".into(),
+        idempotency_key: format!("k-{}", notices[0].0),
+        notices,
+        digest: false,
+        at: "2026-03-02T01:00:00.000000Z".into(),
+        http_status: Some(503),
+        error: Some("status 503".into()),
+        elapsed_ms: 12,
+        outcome,
+    };
+    store
+        .record_deliveries(&[
+            attempt(vec![(ids[0], 1)], AttemptOutcome::Delivered),
+            attempt(
+                vec![(ids[1], 1)],
+                AttemptOutcome::Retry {
+                    next_attempt_at: "2026-03-02T01:05:00.000000Z".into(),
+                },
+            ),
+        ])
+        .await
+        .unwrap();
+    store.mark_inbox_only(&[ids[2]]).await.unwrap();
+    let pending = store.pending_notices(10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        (
+            pending[0].notice_id,
+            pending[0].attempts,
+            pending[0].next_attempt_at.as_deref()
+        ),
+        (ids[1], 1, Some("2026-03-02T01:05:00.000000Z"))
+    );
+    store
+        .record_deliveries(&[attempt(vec![(ids[1], 2)], AttemptOutcome::Failed)])
+        .await
+        .unwrap();
+    assert!(store.pending_notices(10).await.unwrap().is_empty());
+
+    let states = store.notice_deliveries(0, 10).await.unwrap();
+    let st: Vec<(&str, i64)> = states
+        .iter()
+        .map(|s| (s.delivery.as_str(), s.attempts))
+        .collect();
+    assert_eq!(st, [("delivered", 1), ("failed", 2), ("inbox_only", 0)]);
+    assert_eq!(states[1].last_error.as_deref(), Some("status 503"));
+    assert!(states[0].delivered_at.is_some());
+
+    let log = store.delivery_log(None, 10).await.unwrap();
+    assert_eq!(log.len(), 3);
+    assert_eq!(log[0].outcome, "failed", "newest first");
+    let of_second = store.delivery_log(Some(ids[1]), 10).await.unwrap();
+    assert_eq!(
+        of_second
+            .iter()
+            .map(|l| (l.attempt, l.outcome.as_str()))
+            .collect::<Vec<_>>(),
+        [(2, "failed"), (1, "retry")]
+    );
+    assert_eq!(of_second[0].notice_ids, [ids[1]]);
+    assert!(store
+        .delivery_log(Some(ids[2]), 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn dead_letters_are_kept_and_marked_replayed(db: &TestDb) {
+    let store = &db.store;
+    let dead = |line: u64, code: &str, raw: &[u8]| DeadLetterRow {
+        source: "civil_registry".into(),
+        stream: "civil_registry/a.jsonl".into(),
+        line,
+        byte_offset: line * 100,
+        event_id: (line != 2).then(|| format!("d{line}")),
+        reason_code: code.into(),
+        reason: format!("{code} at line {line}"),
+        raw: raw.to_vec(),
+        raw_len: raw.len() as u64 + 10,
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_dead_letters(&[
+        dead(1, "bad_json", b"{not json"),
+        dead(2, "too_large", &[0xff, 0xfe, b'x']),
+        dead(3, "bad_json", b"{\"x\":"),
+    ])
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let list = store.dead_letters(10).await.unwrap();
+    assert_eq!(list.len(), 3);
+    assert_eq!(
+        (list[0].line, list[0].reason_code.as_str()),
+        (1, "bad_json")
+    );
+    assert_eq!(
+        list[1].raw_preview, "\u{fffd}\u{fffd}x",
+        "bytes kept as they came"
+    );
+    assert_eq!(list[1].raw_len, 13);
+    let bad_json = store
+        .dead_letters_to_replay(&[], Some("bad_json"), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(bad_json.iter().map(|d| d.line).collect::<Vec<_>>(), [1, 3]);
+    assert_eq!(bad_json[0].raw, b"{not json");
+    let by_id = store
+        .dead_letters_to_replay(&[list[1].id], None, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(by_id.len(), 1);
+    assert_eq!(by_id[0].raw, [0xff, 0xfe, b'x']);
+
+    let mut tx = store.begin().await.unwrap();
+    tx.mark_replayed(&[bad_json[0].id]).await.unwrap();
+    tx.commit().await.unwrap();
+    let left = store
+        .dead_letters_to_replay(&[], None, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(left.iter().map(|d| d.line).collect::<Vec<_>>(), [2, 3]);
+    let after = store
+        .dead_letters_to_replay(&[], None, left[0].id, 10)
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 1);
+    let list = store.dead_letters(10).await.unwrap();
+    assert!(list[0].replayed_at.is_some() && list[1].replayed_at.is_none());
+    assert_eq!(store.status().await.unwrap().dead_letters, 3);
+}
+
+async fn register_import_reports_each_change(db: &TestDb) {
+    let store = &db.store;
+    let r = store
+        .import_register(
+            &[household("H1", "一村1号"), household("H2", "二村2号")],
+            "a",
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.added, r.changed, r.removed, r.unchanged), (2, 0, 0, 0));
+    let r = store
+        .import_register(&[household("H1", "一村9号")], "b", true)
+        .await
+        .unwrap();
+    assert_eq!((r.added, r.changed, r.removed, r.unchanged), (0, 1, 1, 0));
+    assert!(r.import_id > 1);
+    assert_eq!(store.status().await.unwrap().households, 1);
+    // A partial file adds and changes only.
+    let r = store
+        .import_register(&[household("H3", "三村3号")], "c", false)
+        .await
+        .unwrap();
+    assert_eq!((r.added, r.removed), (1, 0));
+    let r = store
+        .import_register(
+            &[household("H1", "一村9号"), household("H2", "二村2号")],
+            "d",
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.added, r.restored, r.unchanged, r.removed), (0, 1, 1, 1));
+    let reg = store.load_register().await.unwrap();
+    assert_eq!(
+        reg.iter()
+            .map(|h| h.household_id.as_str())
+            .collect::<Vec<_>>(),
+        ["H1", "H2"]
+    );
+    let s = store.status().await.unwrap();
+    assert_eq!((s.households, s.members), (2, 2));
+    assert_eq!(
+        store.household_region("H3").await.unwrap().as_deref(),
+        Some("341502001001")
+    );
+    let changes: Vec<String> = store
+        .trace("H2")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e {
+            doudi_store::TraceEntry::Register { change, .. } => Some(change),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(changes, ["added", "removed", "restored"]);
+}
+
+async fn a_review_item_is_decided_once(db: &TestDb) {
+    let store = &db.store;
+    let mut tx = store.begin().await.unwrap();
+    let new = tx
+        .insert_events(&[event_row("r1"), event_row("r2")])
+        .await
+        .unwrap();
+    let (s1, s2) = (new[&key("r1")], new[&key("r2")]);
+    tx.insert_links(&[
+        link_row(s1, "r1", "review", None),
+        link_row(s2, "r2", "linked", Some("H1")),
+    ])
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store
+            .pending_reviews(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|i| i.seq)
+            .collect::<Vec<_>>(),
+        [s1]
+    );
+    assert_eq!(store.pending_review_count().await.unwrap(), 1);
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.event_at(s1).await.unwrap().unwrap().contains("r1"));
+    assert_eq!(tx.member_household("H1-1").await.unwrap(), None);
+    tx.record_review(
+        s1,
+        &ReviewChoice::Link {
+            household_id: "H1".into(),
+            member_id: "H1-1".into(),
+        },
+        "officer-7",
+        "checked by phone",
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.pending_review_count().await.unwrap(), 0);
+    let item = store.review_item(s1).await.unwrap().expect("still shown");
+    let d = item.decision.expect("decided");
+    assert_eq!(
+        (d.decision.as_str(), d.member_id.as_deref()),
+        ("link", Some("H1-1"))
+    );
+    assert_eq!(store.decided_reviews().await.unwrap().len(), 1);
+    assert_eq!(
+        store.link_decision(s2).await.unwrap().unwrap().outcome,
+        "linked"
+    );
+
+    let mut tx = store.begin().await.unwrap();
+    let again = tx
+        .record_review(s1, &ReviewChoice::Reject, "officer-8", "")
+        .await;
+    assert!(
+        matches!(&again, Err(StoreError::Conflict(m)) if m.contains("decided already")),
+        "{again:?}"
+    );
+    let not_review = tx
+        .record_review(s2, &ReviewChoice::Reject, "officer-8", "")
+        .await;
+    assert!(
+        matches!(&not_review, Err(StoreError::Conflict(m)) if m.contains("not sent to review"))
+    );
+    assert!(matches!(
+        tx.record_review(9999, &ReviewChoice::Reject, "x", "").await,
+        Err(StoreError::Conflict(_))
+    ));
+    drop(tx);
+
+    // Linkage models: one active.
+    store.activate_linkage_model("m1", "{}", 10).await.unwrap();
+    store
+        .activate_linkage_model("m2", "{\"x\":1}", 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.active_linkage_model().await.unwrap().unwrap().version,
+        "m2"
+    );
+    store
+        .activate_linkage_model("m1", "ignored", 0)
+        .await
+        .unwrap();
+    let m = store.active_linkage_model().await.unwrap().unwrap();
+    assert_eq!((m.version.as_str(), m.model.as_str()), ("m1", "{}"));
+}
+
+async fn findings_open_once_per_key_refresh_and_close(db: &TestDb) {
+    let store = &db.store;
+    let finding = |key: &str, night: &str| FindingRow {
+        key: key.into(),
+        check_code: "deceased_still_paid".into(),
+        household_id: "H1".into(),
+        member_id: Some("H1-1".into()),
+        region_code: "341502001001".into(),
+        category: "eligibility_review".into(),
+        amount_fen: 64_100,
+        finding: "{}".into(),
+        first_seen: "2026-11-01".into(),
+        last_seen: night.into(),
+        deadline: "2026-11-16T00:00:00Z".into(),
+        assigned_to: Some("li".into()),
+    };
+    let run = |night: &str| CrosscheckRunRow {
+        night: night.into(),
+        snapshots: "snap".into(),
+        started_at: "2026-11-01T02:00:00Z".into(),
+        rows_read: 100,
+        bad_rows: 0,
+    };
+    assert_eq!(store.last_crosscheck_night().await.unwrap(), None);
+    let opened = NightChanges {
+        opened: vec![finding("a", "2026-11-01"), finding("b", "2026-11-01")],
+        ..NightChanges::default()
+    };
+    store
+        .record_crosscheck(&run("2026-11-01"), &opened)
+        .await
+        .unwrap();
+    assert_eq!(store.open_findings().await.unwrap().len(), 2);
+    let dup = NightChanges {
+        opened: vec![finding("a", "2026-11-01")],
+        ..NightChanges::default()
+    };
+    assert!(store
+        .record_crosscheck(&run("2026-11-01"), &dup)
+        .await
+        .is_err());
+    let next = NightChanges {
+        refreshed: vec![finding("a", "2026-11-02")],
+        closed: vec![("b".into(), "no longer true on 2026-11-02".into())],
+        ..NightChanges::default()
+    };
+    store
+        .record_crosscheck(&run("2026-11-02"), &next)
+        .await
+        .unwrap();
+    let older = store
+        .record_crosscheck(&run("2026-10-30"), &NightChanges::default())
+        .await;
+    assert!(matches!(older, Err(StoreError::Conflict(_))));
+    assert_eq!(
+        store.last_crosscheck_night().await.unwrap().as_deref(),
+        Some("2026-11-02")
+    );
+    let open = store.open_findings().await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].row.last_seen, "2026-11-02");
+    let all = store.all_findings().await.unwrap();
+    let b = all.iter().find(|f| f.row.key == "b").unwrap();
+    assert_eq!(
+        (
+            b.status.as_str(),
+            b.closed_on.as_deref(),
+            b.close_note.as_deref()
+        ),
+        (
+            "closed",
+            Some("2026-11-02"),
+            Some("no longer true on 2026-11-02")
+        )
+    );
+    // Reopened later: a new finding, the old one stays closed.
+    let again = NightChanges {
+        opened: vec![finding("b", "2026-11-03")],
+        ..NightChanges::default()
+    };
+    store
+        .record_crosscheck(&run("2026-11-03"), &again)
+        .await
+        .unwrap();
+    assert_eq!(store.all_findings().await.unwrap().len(), 3);
+}
+
+async fn officer_import_replaces_the_directory(db: &TestDb) {
+    let store = &db.store;
+    let row = |id: &str, region: &str| OfficerRow {
+        officer_id: id.into(),
+        role: "officer".into(),
+        region_code: region.into(),
+        record: format!(r#"{{"officer_id":"{id}","region":"{region}"}}"#),
+    };
+    let r = store
+        .import_officers(&[row("li", "341502001"), row("wang", "341502002")])
+        .await
+        .unwrap();
+    assert_eq!((r.added, r.changed, r.deactivated), (2, 0, 0));
+    let r = store
+        .import_officers(&[row("li", "341502003")])
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.added, r.changed, r.unchanged, r.deactivated),
+        (0, 1, 0, 1)
+    );
+    let r = store
+        .import_officers(&[row("li", "341502003"), row("wang", "341502002")])
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.added, r.changed, r.unchanged, r.deactivated),
+        (0, 1, 1, 0)
+    );
+    let all = store.load_officers().await.unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|o| (o.officer_id.as_str(), o.region_code.as_str()))
+            .collect::<Vec<_>>(),
+        [("li", "341502003"), ("wang", "341502002")]
+    );
+}
+
+async fn silences_hold_back_notices(db: &TestDb) {
+    let store = &db.store;
+    let id = open_one_warning(store).await;
+    let now = doudi_store::ts(&chrono::Utc::now());
+    let later = doudi_store::ts(&(chrono::Utc::now() + chrono::Duration::days(1)));
+    let sid = store
+        .add_silence(
+            "region",
+            "3415",
+            "flood: officers in the field",
+            "2000-01-01T00:00:00.000000Z",
+            &later,
+            "chief",
+        )
+        .await
+        .unwrap();
+    let list = store.silences().await.unwrap();
+    assert_eq!(
+        (list[0].silence_id, list[0].scope.as_str()),
+        (sid, "region")
+    );
+    let clocks = store.warning_clocks(&now).await.unwrap();
+    assert_eq!(clocks.len(), 1);
+    assert_eq!(
+        (clocks[0].warning_id, clocks[0].silenced_until.as_deref()),
+        (id, Some(later.as_str()))
+    );
+    assert_eq!(clocks[0].assigned_to.as_deref(), Some("li"));
+    // A warning raised while silenced: updated, but no notice.
+    let before = store.pending_notices(10).await.unwrap().len();
+    let mut tx = store.begin().await.unwrap();
+    tx.update_warning(&WarningUpdate {
+        warning_id: id,
+        level: "red".into(),
+        score: 90,
+        raised: true,
+        deadline: chrono::Utc::now(),
+        source: "civil_registry".into(),
+        event_id: "w9".into(),
+        summary: "{}".into(),
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.pending_notices(10).await.unwrap().len(), before);
+    assert_eq!(store.open_warnings(1, None).await.unwrap()[0].level, "red");
+    // Outside the window the silence does not count.
+    let clocks = store
+        .warning_clocks("1999-01-01T00:00:00.000000Z")
+        .await
+        .unwrap();
+    assert_eq!(clocks[0].silenced_until, None);
+    // An escalation step is a compare-and-set on the state it was decided from.
+    let step = doudi_store::EscalationUpdate {
+        warning_id: id,
+        expected_status: "open".into(),
+        expected_ack_steps: 0,
+        expected_resolve_escalated: false,
+        ack_steps: 1,
+        resolve_escalated: false,
+        last_notice_at: now.clone(),
+        notices: vec![doudi_store::NoticeRow {
+            warning_id: id,
+            kind: "escalated".into(),
+            recipient: "chief".into(),
+            due_at: now.clone(),
+            note: String::new(),
+        }],
+    };
+    assert_eq!(
+        store
+            .record_escalations(std::slice::from_ref(&step))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store.record_escalations(&[step]).await.unwrap().is_empty(),
+        "applied once"
+    );
+    assert_eq!(store.warning_clocks(&now).await.unwrap()[0].ack_steps, 1);
+}
+
+/// Five audit records (and the ones the register import writes).
+async fn some_audit_records(store: &Store) -> i64 {
+    for i in 0..5 {
+        store
+            .audit(
+                "officer-7",
+                "warning_read",
+                &format!("warning:{i}"),
+                &serde_json::json!({"i": i}),
+            )
+            .await
+            .unwrap();
+    }
+    let check = store.verify_audit().await.unwrap();
+    assert_eq!(check.first_broken, None);
+    check.records
+}
+
+async fn audit_verify_passes_on_an_untouched_chain(db: &TestDb) {
+    let store = &db.store;
+    let n = some_audit_records(store).await;
+    assert_eq!(n, 5);
+    let recs = store.audit_records(2, 2).await.unwrap();
+    assert_eq!(recs.iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(recs[1].prev_hash, recs[0].hash);
+    assert_eq!(
+        recs[0].hash,
+        doudi_store::record_hash(
+            &recs[0].prev_hash,
+            2,
+            &recs[0].at,
+            &recs[0].actor,
+            &recs[0].action,
+            &recs[0].subject,
+            &recs[0].detail
+        )
+    );
+}
+
+async fn audit_verify_catches_an_edited_record(db: &TestDb) {
+    some_audit_records(&db.store).await;
+    db.exec("UPDATE audit_log SET detail = '{\"i\":99}' WHERE seq = 3")
+        .await;
+    let check = db.store.verify_audit().await.unwrap();
+    let (seq, why) = check.first_broken.expect("broken");
+    assert_eq!(seq, 3);
+    assert!(why.contains("altered"), "{why}");
+}
+
+async fn audit_verify_catches_a_deleted_record(db: &TestDb) {
+    some_audit_records(&db.store).await;
+    db.exec("DELETE FROM audit_log WHERE seq = 2").await;
+    let (seq, why) = db
+        .store
+        .verify_audit()
+        .await
+        .unwrap()
+        .first_broken
+        .expect("broken");
+    assert_eq!(seq, 3);
+    assert!(why.contains("deleted or reordered"), "{why}");
+    // The end of the trail deleted is caught by the count.
+    db.exec("DELETE FROM audit_log WHERE seq >= 2").await;
+    let (seq, why) = db
+        .store
+        .verify_audit()
+        .await
+        .unwrap()
+        .first_broken
+        .expect("broken");
+    assert_eq!(seq, 2);
+    assert!(why.contains("missing"), "{why}");
+}
+
+async fn audit_verify_catches_a_reordered_record(db: &TestDb) {
+    some_audit_records(&db.store).await;
+    // Records 2 and 3 swap places (their contents and hashes; the numbering stays).
+    db.exec(
+        "UPDATE audit_log SET seq = -2 WHERE seq = 2;
+         UPDATE audit_log SET seq = 2 WHERE seq = 3;
+         UPDATE audit_log SET seq = 3 WHERE seq = -2;",
+    )
+    .await;
+    let (seq, why) = db
+        .store
+        .verify_audit()
+        .await
+        .unwrap()
+        .first_broken
+        .expect("broken");
+    assert_eq!(seq, 2);
+    assert!(
+        why.contains("does not follow") || why.contains("altered"),
+        "{why}"
+    );
+}
+
+async fn concurrent_audit_appends_keep_one_chain(db: &TestDb) {
+    let mut tasks = Vec::new();
+    for t in 0..6 {
+        let store = db.store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..5 {
+                store
+                    .audit(
+                        "pipeline",
+                        "x",
+                        &format!("t{t}:{i}"),
+                        &serde_json::json!({}),
+                    )
+                    .await
+                    .expect("append");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let check = db.store.verify_audit().await.unwrap();
+    assert_eq!((check.records, check.first_broken), (30, None));
+}
+
+async fn batches_on_the_same_household_serialise(db: &TestDb) {
+    let store = db.store.clone();
+    let postgres = store.backend() == "postgres";
+    let (locked_tx, locked_rx) = tokio::sync::oneshot::channel();
+    let hold = Duration::from_millis(400);
+    // A: holds H1, appends a fact, commits after `hold`.
+    let a = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut tx = store.begin().await.unwrap();
+            tx.lock_households(&["H1".into(), "H1".into()])
+                .await
+                .unwrap();
+            let r = event_row("c1");
+            let new = tx.insert_events(std::slice::from_ref(&r)).await.unwrap();
+            tx.insert_facts(&[fact_row(new[&key("c1")], &r, "H1")])
+                .await
+                .unwrap();
+            locked_tx.send(()).unwrap();
+            tokio::time::sleep(hold).await;
+            let committing = Instant::now();
+            tx.commit().await.unwrap();
+            committing
+        })
+    };
+    locked_rx.await.unwrap();
+    if postgres {
+        // Another household is not held up by A.
+        let t0 = Instant::now();
+        let mut tx = store.begin().await.unwrap();
+        tx.lock_households(&["H2".into()]).await.unwrap();
+        tx.commit().await.unwrap();
+        assert!(t0.elapsed() < hold / 2, "H2 waited for H1's batch");
+    }
+    // B: wants H1 too; must see A's fact once it holds the household.
+    let mut tx = store.begin().await.unwrap();
+    tx.lock_households(&["H3".into(), "H1".into()])
+        .await
+        .unwrap();
+    let b_locked = Instant::now();
+    let t = tx.facts_for(&["H1".into()]).await.unwrap();
+    let a_committing = a.await.unwrap();
+    assert!(b_locked >= a_committing, "B held H1 before A committed");
+    assert_eq!(t["H1"].len(), 1, "B reads H1 as A left it");
+    tx.commit().await.unwrap();
+
+    if postgres {
+        // Timelines held since the first version read are not taken as current when another
+        // worker appended meanwhile (to another household).
+        let mut tx = store.begin().await.unwrap();
+        tx.lock_households(&["H1".into()]).await.unwrap();
+        let v0 = tx.timeline_version().await.unwrap();
+        store_facts(&store, "H2", &["c2"]).await;
+        let r = event_row("c3");
+        let new = tx.insert_events(std::slice::from_ref(&r)).await.unwrap();
+        tx.insert_facts(&[fact_row(new[&key("c3")], &r, "H1")])
+            .await
+            .unwrap();
+        assert_eq!(
+            tx.timeline_version().await.unwrap(),
+            TIMELINE_VERSION_UNKNOWN
+        );
+        tx.commit().await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(tx.timeline_version().await.unwrap(), v0 + 2);
+    }
+}
+
+async fn status_counts_everything(db: &TestDb) {
+    let store = &db.store;
+    store
+        .import_register(
+            &[household("H1", "一村1号"), household("H2", "二村2号")],
+            "reg",
+            true,
+        )
+        .await
+        .unwrap();
+    let rows = [
+        event_row("s1"),
+        event_row("s2"),
+        event_row("s3"),
+        event_row("s4"),
+    ];
+    let mut tx = store.begin().await.unwrap();
+    let new = tx.insert_events(&rows).await.unwrap();
+    let seq = |id: &str| new[&key(id)];
+    tx.insert_links(&[
+        link_row(seq("s1"), "s1", "linked", Some("H1")),
+        link_row(seq("s2"), "s2", "linked", Some("H2")),
+        link_row(seq("s3"), "s3", "review", None),
+        link_row(seq("s4"), "s4", "unmatched", None),
+    ])
+    .await
+    .unwrap();
+    tx.insert_facts(&[
+        fact_row(seq("s1"), &rows[0], "H1"),
+        fact_row(seq("s2"), &rows[1], "H2"),
+    ])
+    .await
+    .unwrap();
+    tx.insert_dead_letters(&[DeadLetterRow {
+        source: "civil_registry".into(),
+        stream: "civil_registry/a.jsonl".into(),
+        line: 5,
+        byte_offset: 500,
+        event_id: None,
+        reason_code: "bad_json".into(),
+        reason: "bad".into(),
+        raw: b"{".to_vec(),
+        raw_len: 1,
+    }])
+    .await
+    .unwrap();
+    tx.open_warning(&new_warning("H1", "s1", None))
+        .await
+        .unwrap();
+    tx.add_counters(6, 1).await.unwrap();
+    tx.commit().await.unwrap();
+    let s = store.status().await.unwrap();
+    assert_eq!(
+        (s.received, s.accepted, s.duplicates, s.dead_letters),
+        (6, 4, 1, 1)
+    );
+    assert_eq!((s.linked, s.review, s.unmatched, s.applied), (2, 1, 1, 2));
+    assert_eq!((s.households, s.members, s.warnings_total), (2, 2, 1));
+    assert_eq!(s.warnings_open.get("orange"), Some(&1));
+    assert_eq!(s.assessments, 0);
+}
+
+#[tokio::test]
+async fn other_urls_are_refused_with_what_is_supported() {
+    let e = Store::open("mysql://localhost/x").await.unwrap_err();
+    assert!(matches!(e, StoreError::UnsupportedUrl(_)));
+    assert!(e.to_string().contains("postgres://"), "{e}");
+}
+
+#[test]
+fn a_test_database_url_keeps_server_and_options() {
+    assert_eq!(
+        with_database("postgres://postgres@127.0.0.1:5432/test", "x"),
+        "postgres://postgres@127.0.0.1:5432/x"
+    );
+    assert_eq!(
+        with_database("postgres://u:p@h/test?sslmode=disable", "x"),
+        "postgres://u:p@h/x?sslmode=disable"
+    );
+    assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
+}
