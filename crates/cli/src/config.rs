@@ -26,6 +26,8 @@ pub struct Config {
     pub deliver: DeliverConfig,
     /// The HTTP service (`doudi serve`).
     pub serve: ServeConfig,
+    /// Kafka feeds, dead-letter and warnings topics (`doudi run --brokers`, `doudi deliver --brokers`).
+    pub kafka: doudi_kafka::KafkaConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -203,6 +205,7 @@ impl Config {
                 s.public_url
             );
         }
+        self.kafka.validate().map_err(anyhow::Error::msg)?;
         self.crosscheck
             .validate()
             .map_err(|e| anyhow::anyhow!("crosscheck: {e}"))?;

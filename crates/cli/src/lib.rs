@@ -20,6 +20,7 @@ A real run on the embedded default (SQLite, file feeds):
   doudi import register.jsonl        load or update the low-income register
   doudi run --feeds feeds --once     read every feed file once and stop
   doudi run --feeds feeds            keep watching the feeds for new lines and files
+  doudi run --brokers HOST:PORT      a Kafka worker of the group over the four feed topics
   doudi status                       counts: events, duplicates, dead letters, links, warnings
 
 Daily work:
@@ -63,6 +64,10 @@ enum Command {
     Import(commands::import::ImportArgs),
     /// Run the pipeline over a feeds folder.
     Run(commands::run::RunArgs),
+    /// A Kafka broker for development and tests (in memory), with fault injection on stdin.
+    DevBroker(commands::dev_broker::DevBrokerArgs),
+    /// Publish JSONL feed files to a Kafka topic, each event keyed by its person.
+    Produce(commands::produce::ProduceArgs),
     /// Show counts: events received, applied, duplicates, dead letters, links, warnings.
     Status(commands::status::StatusArgs),
     /// Inspect records refused at ingest.
@@ -166,6 +171,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gen(args) => commands::gen::run(args),
         Command::Import(args) => commands::import::run(&config, args).await,
         Command::Run(args) => commands::run::run(&config, args).await,
+        Command::DevBroker(args) => commands::dev_broker::run(&config, args).await,
+        Command::Produce(args) => commands::produce::run(&config, args).await,
         Command::Status(args) => commands::status::run(&config, args).await,
         Command::Deadletters(c) => commands::deadletters::run(&config, c).await,
         Command::Warnings(c) => commands::warnings::run(&config, c).await,

@@ -116,15 +116,92 @@ impl Store {
     /// Notices still to deliver, in notice order (the order they were committed in), at most
     /// `limit`, due or not (the caller keeps a household's later notices behind one in retry).
     pub async fn pending_notices(&self, limit: i64) -> Result<Vec<PendingNotice>, StoreError> {
+        self.notices_where("n.delivery = 'pending'", limit).await
+    }
+
+    /// Notices not yet published to the Kafka warnings topic, in notice order, at most `limit`
+    /// (independent of webhook delivery).
+    pub async fn kafka_unpublished_notices(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<PendingNotice>, StoreError> {
+        self.notices_where("n.kafka_published_at IS NULL", limit)
+            .await
+    }
+
+    /// Record notices as published to Kafka: `(notice_id, partition, offset)` as the broker
+    /// acknowledged them. A notice already marked keeps its first record. Returns how many were
+    /// newly marked.
+    pub async fn mark_kafka_published(
+        &self,
+        published: &[(i64, i32, i64)],
+    ) -> Result<u64, StoreError> {
+        if published.is_empty() {
+            return Ok(0);
+        }
+        let at = crate::now();
         crate::on!(self.pool(), pool => {
-            let rows = sqlx::query(
-                "SELECT n.notice_id, n.warning_id, n.kind, n.recipient, n.due_at, n.created_at, n.note,
-                        n.attempts, n.next_attempt_at, w.household_id, w.region_code, w.level, w.score,
-                        w.status, w.deadline, w.opened_at, w.summary, COALESCE(h.record, '{}')
-                 FROM notices n JOIN warnings w ON w.warning_id = n.warning_id
-                 LEFT JOIN households h ON h.household_id = w.household_id
-                 WHERE n.delivery = 'pending' ORDER BY n.notice_id LIMIT $1",
+            let mut tx = pool
+                .begin_with(<DB as crate::Dialect>::BEGIN)
+                .await
+                .ctx("starting to mark notices published")?;
+            let mut marked = 0;
+            for (id, partition, offset) in published {
+                marked += sqlx::query(
+                    "UPDATE notices SET kafka_published_at = $1, kafka_partition = $2, kafka_offset = $3
+                     WHERE notice_id = $4 AND kafka_published_at IS NULL",
+                )
+                .bind(&at)
+                .bind(i64::from(*partition))
+                .bind(offset)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .ctx("marking a notice published")?
+                .rows_affected();
+            }
+            tx.commit().await.ctx("committing published notices")?;
+            Ok(marked)
+        })
+    }
+
+    /// Every notice's Kafka publication: `(notice_id, partition, offset)`, `None` while
+    /// unpublished, in notice order.
+    pub async fn kafka_publications(&self) -> Result<Vec<(i64, Option<(i32, i64)>)>, StoreError> {
+        crate::on!(self.pool(), pool => {
+            Ok(sqlx::query(
+                "SELECT notice_id, kafka_partition, kafka_offset FROM notices ORDER BY notice_id",
             )
+            .fetch_all(pool)
+            .await
+            .ctx("reading notice publications")?
+            .into_iter()
+            .map(|r| {
+                let p: Option<i64> = r.get(1);
+                let o: Option<i64> = r.get(2);
+                let id: i64 = r.get(0);
+                (id, p.zip(o).map(|(p, o)| (p as i32, o)))
+            })
+            .collect())
+        })
+    }
+
+    /// Notices matching `filter` (over `n`, the notices), with what a payload needs.
+    async fn notices_where(
+        &self,
+        filter: &'static str,
+        limit: i64,
+    ) -> Result<Vec<PendingNotice>, StoreError> {
+        let sql = format!(
+            "SELECT n.notice_id, n.warning_id, n.kind, n.recipient, n.due_at, n.created_at, n.note,
+                    n.attempts, n.next_attempt_at, w.household_id, w.region_code, w.level, w.score,
+                    w.status, w.deadline, w.opened_at, w.summary, COALESCE(h.record, '{{}}')
+             FROM notices n JOIN warnings w ON w.warning_id = n.warning_id
+             LEFT JOIN households h ON h.household_id = w.household_id
+             WHERE {filter} ORDER BY n.notice_id LIMIT $1"
+        );
+        crate::on!(self.pool(), pool => {
+            let rows = sqlx::query(&sql)
             .bind(limit)
             .fetch_all(pool)
             .await

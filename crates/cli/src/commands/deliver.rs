@@ -19,7 +19,17 @@ its recipient's channels.webhook, signed: X-Doudi-Timestamp, X-Doudi-Signature (
 \"{timestamp}.{body}\" with deliver.secret), Idempotency-Key (doudi-notice-<id>). A failed attempt is
 retried with backoff; a household's later notices wait behind an earlier one. A recipient over
 deliver.quota_per_minute gets one digest of everything pending. Officers without a webhook read
-notices in their inbox only. Needs DOUDI_DELIVER__SECRET.")]
+notices in their inbox only. Needs DOUDI_DELIVER__SECRET.
+
+With --brokers (or kafka.brokers) it also publishes every notice to the Kafka topic
+kafka.warnings_topic, keyed by household (the same item as a webhook's: IDs and names masked),
+with an idempotent producer, in notice order, each notice once: what was published is recorded per
+notice, and on start the tail of the topic is read back so that a crash between sending and
+recording repeats nothing. Without a secret, only Kafka publication runs. Run one `doudi deliver`.
+
+Examples:
+  DOUDI_DELIVER__SECRET=… doudi deliver
+  doudi deliver --brokers 127.0.0.1:9092 --once")]
 pub struct DeliverArgs {
     /// Deliver what is due now, then stop (notices in backoff stay for a later run).
     #[arg(long)]
@@ -27,6 +37,9 @@ pub struct DeliverArgs {
     /// Print the totals (or the log) as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also publish notices to the Kafka warnings topic of these brokers (overrides kafka.brokers).
+    #[arg(long, value_name = "HOST:PORT[,…]", conflicts_with = "log")]
+    pub brokers: Option<String>,
     /// Show the delivery log (newest first: every attempt with status or error and time taken)
     /// instead of delivering; needs no secret.
     #[arg(long, conflicts_with = "once")]
@@ -68,6 +81,13 @@ pub async fn run(config: &Config, args: DeliverArgs) -> anyhow::Result<ExitCode>
     if args.log {
         return show_log(config, &args).await;
     }
+    let brokers = args
+        .brokers
+        .clone()
+        .or_else(|| (!config.kafka.brokers.is_empty()).then(|| config.kafka.brokers.clone()));
+    if let Some(brokers) = brokers {
+        return deliver_with_kafka(config, &args, &brokers).await;
+    }
     let settings = settings(config)?;
     let store = open_store(config).await?;
     let mut deliverer = Deliverer::new(settings)?;
@@ -84,6 +104,73 @@ pub async fn run(config: &Config, args: DeliverArgs) -> anyhow::Result<ExitCode>
     };
     store.close().await;
     print_report(&report, args.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Kafka publication, and webhook delivery too when a secret is set.
+async fn deliver_with_kafka(
+    config: &Config,
+    args: &DeliverArgs,
+    brokers: &str,
+) -> anyhow::Result<ExitCode> {
+    let mut kafka = config.kafka.clone();
+    kafka.brokers = brokers.to_string();
+    let store = open_store(config).await?;
+    let publisher = doudi_kafka::publish::Publisher::new(&kafka, &config.deliver.web_base_url)?;
+    let webhooks = if config.deliver.secret.expose().is_empty() {
+        tracing::info!("no DOUDI_DELIVER__SECRET: publishing to Kafka only (no webhooks)");
+        None
+    } else {
+        Some(Deliverer::new(settings(config)?)?)
+    };
+    let poll = Duration::from_millis(config.deliver.poll_interval_ms);
+    let (published, delivered) = if args.once {
+        let p = publisher.once(&store).await?;
+        let d = match webhooks {
+            Some(mut d) => Some(d.pass(&store).await?),
+            None => None,
+        };
+        (p, d)
+    } else {
+        tracing::info!(topic = %kafka.warnings_topic, "publishing notices until SIGTERM or Ctrl-C");
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let signal = async {
+            super::shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        };
+        let publish = publisher.run(&store, poll, stopped(stop_rx.clone()));
+        let deliver = async {
+            match webhooks {
+                Some(mut d) => d
+                    .run(&store, poll, stopped(stop_rx.clone()))
+                    .await
+                    .map(Some),
+                None => Ok(None),
+            }
+        };
+        let ((), p, d) = tokio::join!(signal, publish, deliver);
+        (p?, d?)
+    };
+    store.close().await;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"kafka": published, "webhooks": delivered})
+            )?
+        );
+    } else {
+        println!(
+            "published {} notices to {} ({} found already published at start)",
+            published.published, kafka.warnings_topic, published.recovered
+        );
+        if let Some(d) = &delivered {
+            print_report(d, false)?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -4,11 +4,13 @@ pub mod crosscheck;
 pub mod deadletters;
 pub mod deliver;
 pub mod demo;
+pub mod dev_broker;
 pub mod findings;
 pub mod gen;
 pub mod import;
 pub mod linkage;
 pub mod officers;
+pub mod produce;
 pub mod review;
 pub mod rules;
 pub mod run;
@@ -23,6 +25,29 @@ use anyhow::Context;
 use doudi_store::Store;
 
 use crate::Config;
+
+/// Resolves on the first SIGTERM (Unix) or Ctrl-C.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
 
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Store::open(&config.store.url).await.with_context(|| {

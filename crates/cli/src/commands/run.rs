@@ -15,11 +15,24 @@ use crate::Config;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-The feeds folder holds one folder per source (health_insurance/, employment/, housing/, civil_registry/) of *.jsonl files, one event per line, read in file-name order. Each batch's effects and the position it was read to commit together: stop it (Ctrl-C) or kill it at any moment and run it again, and it continues where it stopped without losing or repeating anything. Invalid lines go to dead letters (see `doudi deadletters list`) and never stop the run.")]
+The feeds folder holds one folder per source (health_insurance/, employment/, housing/, civil_registry/) of *.jsonl files, one event per line, read in file-name order. Each batch's effects and the position it was read to commit together: stop it (Ctrl-C) or kill it at any moment and run it again, and it continues where it stopped without losing or repeating anything. Invalid lines go to dead letters (see `doudi deadletters list`) and never stop the run.
+
+With --brokers (or kafka.brokers) the worker joins the consumer group kafka.group_id over the four feed topics instead, and runs until SIGTERM or Ctrl-C: each batch commits with the next offset of its partitions, and a partition assigned to it resumes at the stored offset. Run several workers (one database) to share the partitions. Invalid records also go to the dead-letter topic. A partition whose records are nearly all invalid (kafka.max_invalid_ratio) stops the worker with an error.
+
+Examples:
+  doudi run --feeds data/feeds --once
+  doudi run --brokers 127.0.0.1:9092 --metrics-addr 127.0.0.1:9464
+  DOUDI_STORE__URL=postgres://doudi@db/doudi doudi run --brokers kafka-1:9092,kafka-2:9092")]
 pub struct RunArgs {
     /// Feeds folder (overrides feeds.dir).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "brokers")]
     pub feeds: Option<PathBuf>,
+    /// Consume the feed topics of these Kafka brokers (overrides kafka.brokers).
+    #[arg(long, value_name = "HOST:PORT[,…]")]
+    pub brokers: Option<String>,
+    /// Serve Prometheus metrics on http://ADDR/metrics while running.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Read what is there, then stop (otherwise keep watching for new lines and files).
     #[arg(long)]
     pub once: bool,
@@ -29,6 +42,45 @@ pub struct RunArgs {
 }
 
 pub async fn run(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let metrics = args.metrics_addr.map(|addr| {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(doudi_telemetry::serve(addr, async {
+            let _ = stopped.await;
+        }));
+        (stop, server)
+    });
+    let result = run_inner(config, args).await;
+    if let Some((stop, server)) = metrics {
+        let _ = stop.send(());
+        match server.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "the metrics listener failed"),
+            Ok(Ok(())) | Err(_) => {}
+        }
+    }
+    result
+}
+
+async fn run_inner(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let brokers = args
+        .brokers
+        .clone()
+        .or_else(|| (!config.kafka.brokers.is_empty()).then(|| config.kafka.brokers.clone()))
+        .filter(|_| args.feeds.is_none());
+    if let Some(brokers) = brokers {
+        if args.once {
+            anyhow::bail!("--once reads feed files; a Kafka worker runs until SIGTERM or Ctrl-C");
+        }
+        let store = open_store(config).await?;
+        let report = run_kafka(config, &store, &brokers).await;
+        store.close().await;
+        let report = report?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print_report(&report);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let feeds = args
         .feeds
         .clone()
@@ -66,19 +118,7 @@ pub async fn run_pipeline(
         once,
         poll_interval: Duration::from_millis(config.feeds.poll_interval_ms),
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                tracing::info!("stopping after the current batch (Ctrl-C again to abort)");
-                stop.store(true, Ordering::Relaxed);
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
-                }
-            }
-        });
-    }
+    let stop = stop_on_signal();
     let progress = RunProgress::new();
     let report = run_files(store, engine, &opts, &progress, stop).await;
     progress.finish();
@@ -91,6 +131,44 @@ pub async fn run_pipeline(
         warnings_opened = report.warnings_opened,
         elapsed_ms = report.elapsed_ms,
         "pipeline finished"
+    );
+    Ok(report)
+}
+
+/// A flag set on the first SIGTERM or Ctrl-C (the work then stops after draining); a second
+/// one ends the process at once.
+pub fn stop_on_signal() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        super::shutdown_signal().await;
+        tracing::info!("stopping after the current batch (again to abort)");
+        flag.store(true, Ordering::Relaxed);
+        super::shutdown_signal().await;
+        std::process::exit(130);
+    });
+    stop
+}
+
+/// Run a Kafka worker until SIGTERM or Ctrl-C.
+async fn run_kafka(config: &Config, store: &Store, brokers: &str) -> anyhow::Result<RunReport> {
+    let mut kafka = config.kafka.clone();
+    kafka.brokers = brokers.to_string();
+    let engine = Arc::new(super::load_engine(config, store, None).await?);
+    let opts = doudi_kafka::SourceOptions {
+        batch_size: config.limits.batch_size,
+        channel_batches: config.limits.channel_batches,
+    };
+    let stop = stop_on_signal();
+    let report = doudi_kafka::run_kafka(store, engine, &kafka, &opts, Arc::new(()), stop)
+        .await
+        .context("the Kafka worker stopped")?;
+    tracing::info!(
+        received = report.received,
+        accepted = report.accepted,
+        dead_letters = report.dead_letters,
+        elapsed_ms = report.elapsed_ms,
+        "Kafka worker finished"
     );
     Ok(report)
 }

@@ -1,0 +1,168 @@
+//! Publishing a JSONL file of feed events to a topic, each keyed by the person it is about (the
+//! subject's ID number as the department typed it, trimmed and with an upper-case `X`), so that a
+//! person's events stay in one partition and in order.
+//!
+//! Every non-blank line is published as is, bad ones included: refusing records is the worker's
+//! job (dead letters with a reason), not the producer's. A line whose ID number cannot be read
+//! (not JSON, no subject) is published without a key and counted.
+
+use std::collections::VecDeque;
+use std::io::BufRead;
+use std::path::Path;
+use std::time::Duration;
+
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde::Serialize;
+
+use crate::{KafkaConfig, KafkaError};
+
+/// What a file's publication did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProduceReport {
+    /// Lines published (acknowledged by the broker).
+    pub published: u64,
+    /// Of those, lines published without a key (no readable ID number).
+    pub unkeyed: u64,
+    /// The first few of those line numbers (from 1).
+    pub unkeyed_lines: Vec<u64>,
+    /// Blank lines skipped.
+    pub blank: u64,
+    pub bytes: u64,
+}
+
+/// The key of a feed event: its subject's ID number, lightly normalised; `None` if unreadable.
+pub fn person_key(line: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        subject: Option<Subject>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Subject {
+        id_number: Option<String>,
+    }
+    let e: Envelope = serde_json::from_slice(line).ok()?;
+    let id: String = e
+        .subject?
+        .id_number?
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| if c == 'x' { 'X' } else { c })
+        .collect();
+    (!id.is_empty()).then_some(id)
+}
+
+/// Publish every line of `path` to `topic`; `progress` is told the bytes read so far.
+pub async fn produce_file(
+    cfg: &KafkaConfig,
+    topic: &str,
+    path: &Path,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<ProduceReport, KafkaError> {
+    let producer: FutureProducer = cfg
+        .producer()
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .create()
+        .map_err(KafkaError::client("creating the producer"))?;
+    let io = |e| KafkaError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut report = ProduceReport::default();
+    let mut inflight = VecDeque::new();
+    let mut line = Vec::new();
+    let mut number = 0u64;
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        report.bytes += n as u64;
+        while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            line.pop();
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            report.blank += 1;
+            continue;
+        }
+        let key = person_key(&line);
+        if key.is_none() {
+            report.unkeyed += 1;
+            if report.unkeyed_lines.len() < 20 {
+                report.unkeyed_lines.push(number);
+            }
+        }
+        let mut record = FutureRecord::<str, [u8]>::to(topic).payload(&line);
+        if let Some(k) = key.as_deref() {
+            record = record.key(k);
+        }
+        loop {
+            match producer.send_result(record) {
+                Ok(f) => {
+                    inflight.push_back(f);
+                    break;
+                }
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    r,
+                )) => {
+                    record = r;
+                    match inflight.pop_front() {
+                        Some(f) => settle(f, &mut report).await?,
+                        None => tokio::time::sleep(Duration::from_millis(10)).await,
+                    }
+                }
+                Err((e, _)) => return Err(KafkaError::client("queueing a line")(e)),
+            }
+        }
+        while inflight.len() > 50_000 {
+            if let Some(f) = inflight.pop_front() {
+                settle(f, &mut report).await?;
+            }
+        }
+        if number % 1000 == 0 {
+            progress(report.bytes);
+        }
+    }
+    while let Some(f) = inflight.pop_front() {
+        settle(f, &mut report).await?;
+    }
+    progress(report.bytes);
+    Ok(report)
+}
+
+async fn settle(
+    f: rdkafka::producer::DeliveryFuture,
+    report: &mut ProduceReport,
+) -> Result<(), KafkaError> {
+    match f.await {
+        Ok(Ok(_)) => {
+            report.published += 1;
+            Ok(())
+        }
+        Ok(Err((e, _))) => Err(KafkaError::client("publishing a line")(e)),
+        Err(_) => Err(KafkaError::Publish("the producer went away".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_is_the_subjects_id_number_and_unreadable_lines_have_none() {
+        assert_eq!(
+            person_key(br#"{"event_id":"a","subject":{"id_number":" 34240119490127046x "}}"#),
+            Some("34240119490127046X".into())
+        );
+        assert_eq!(person_key(br#"{"event_id":"a","subject":{}}"#), None);
+        assert_eq!(person_key(b"not json"), None);
+        assert_eq!(person_key(br#"{"subject":{"id_number":""}}"#), None);
+    }
+}

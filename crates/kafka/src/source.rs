@@ -1,0 +1,848 @@
+//! The consumer-group source: one worker of many in a group over the four feed topics.
+//!
+//! A consumer thread polls, ingests each message (parse, validate, link: the same [`Ingested`]
+//! record the file reader makes) and gathers batches, which a bounded channel carries to the
+//! applier. The applier sends a batch's invalid records to the dead-letter topic (and waits for
+//! the broker's acknowledgement), then commits the batch's effects and the next offset of each of
+//! its partitions in one database transaction (`apply_batch`), retrying with backoff while the
+//! database is away. Batches are applied one at a time in the order they were read, so each
+//! partition's records are applied in offset order, and a slow database fills the channel,
+//! then librdkafka's bounded prefetch, and so slows the consumption.
+//!
+//! The database is the truth: on assignment the consumer seeks each partition to its stored
+//! position; on revoke and on shutdown it hands over what it has gathered, waits (within
+//! `drain_timeout_ms`) until every batch is committed, then commits the same offsets to Kafka —
+//! which it also does after each database commit, for monitoring only.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use doudi_model::Source;
+use doudi_pipeline::files::RawRecord;
+use doudi_pipeline::{apply_batch, ingest_record, Engine, Ingested, PipelineError, RunReport};
+use doudi_store::{Store, StoreError};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::ClientContext;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::window::InvalidWindow;
+use crate::{KafkaConfig, KafkaError};
+
+/// How much to gather and read ahead.
+#[derive(Clone, Debug)]
+pub struct SourceOptions {
+    /// Records per transaction (at most).
+    pub batch_size: usize,
+    /// Batches gathered ahead of the applier (with librdkafka's prefetch, the bound on memory).
+    pub channel_batches: usize,
+}
+
+/// Where one record came from.
+#[derive(Clone, Debug)]
+pub struct RecordMeta {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+    /// The message's timestamp (producer create time), milliseconds since the epoch.
+    pub timestamp_ms: Option<i64>,
+    /// The message key, kept only for records refused at ingest (for the dead-letter topic).
+    pub key: Option<Vec<u8>>,
+}
+
+/// Told after each batch commits (benchmarks, progress).
+pub trait Observer: Send + Sync {
+    fn committed(&self, _records: &[RecordMeta], _report: &RunReport) {}
+}
+
+impl Observer for () {}
+
+struct Batch {
+    items: Vec<Ingested>,
+    metas: Vec<RecordMeta>,
+}
+
+#[derive(Default)]
+struct Gathering {
+    items: Vec<Ingested>,
+    metas: Vec<RecordMeta>,
+    first_at: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Flow {
+    sent: u64,
+    done: u64,
+    /// The applier stopped (failed or finished): nothing more will be done.
+    applier_gone: bool,
+}
+
+/// What the consumer thread, its rebalance callbacks and the applier share.
+struct Shared {
+    cfg: KafkaConfig,
+    store: Store,
+    handle: Handle,
+    batch_size: usize,
+    gathering: Mutex<Gathering>,
+    tx: Mutex<Option<mpsc::Sender<Batch>>>,
+    flow: Mutex<Flow>,
+    flow_changed: Condvar,
+    /// The next offset of each assigned partition as committed in the database.
+    committed: Mutex<HashMap<(String, i32), i64>>,
+    /// Partitions whose database commit moved since the last commit to Kafka.
+    dirty: AtomicBool,
+    /// Partitions revoked since the consumer thread last looked (their windows restart).
+    revoked: Mutex<HashSet<(String, i32)>>,
+    stop: Arc<AtomicBool>,
+    fatal: Mutex<Option<KafkaError>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    fn fail(&self, e: KafkaError) {
+        let mut f = lock(&self.fatal);
+        if f.is_none() {
+            *f = Some(e);
+        }
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Hand what is gathered to the applier.
+    fn flush(&self) {
+        let batch = {
+            let mut g = lock(&self.gathering);
+            if g.items.is_empty() {
+                return;
+            }
+            g.first_at = None;
+            Batch {
+                items: std::mem::take(&mut g.items),
+                metas: std::mem::take(&mut g.metas),
+            }
+        };
+        let tx = lock(&self.tx).clone();
+        let Some(tx) = tx else { return };
+        lock(&self.flow).sent += 1;
+        if tx.blocking_send(batch).is_err() {
+            // The applier is gone; the records stay uncommitted and are read again.
+            let mut f = lock(&self.flow);
+            f.sent -= 1;
+            f.applier_gone = true;
+        }
+    }
+
+    /// Wait until every batch handed over is committed (or the applier is gone), at most `within`.
+    fn drain(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        let mut f = lock(&self.flow);
+        while f.done < f.sent && !f.applier_gone {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            f = self
+                .flow_changed
+                .wait_timeout(f, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+
+    fn commit_list(&self, only: Option<&HashSet<(String, i32)>>) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), next) in lock(&self.committed).iter() {
+            if only.is_some_and(|o| !o.contains(&(topic.clone(), *partition))) {
+                continue;
+            }
+            if *next > 0 {
+                let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next));
+            }
+        }
+        tpl
+    }
+
+    /// Stored positions of the feed topics, retried while the database is away.
+    fn stored_positions(&self) -> Option<HashMap<(String, String), doudi_store::Position>> {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match self.handle.block_on(self.store.positions()) {
+                Ok(p) => return Some(p),
+                Err(e) => {
+                    doudi_telemetry::db_error("positions");
+                    tracing::warn!(error = %e, "cannot read stored positions; retrying");
+                    if self.stop.load(Ordering::Relaxed) {
+                        return None;
+                    }
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+struct Ctx(Arc<Shared>);
+
+impl ClientContext for Ctx {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        crate::forward_log(level, fac, message);
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        tracing::warn!(error = %error, "Kafka: {reason}");
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        let committed = lock(&self.0.committed);
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                if *partition < 0 || p.hi_offset < 0 {
+                    continue;
+                }
+                if let Some(next) = committed.get(&(topic.clone(), *partition)) {
+                    doudi_telemetry::set_consumer_lag(topic, *partition, p.hi_offset - next);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for Ctx {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.on_assign(tpl);
+                if let Err(e) = consumer.assign(tpl) {
+                    self.0.fail(KafkaError::client("assigning partitions")(e));
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.on_revoke(consumer, tpl);
+                if let Err(e) = consumer.unassign() {
+                    tracing::warn!(error = %e, "unassigning partitions failed");
+                }
+            }
+            other => {
+                tracing::error!(error = ?other, "rebalance error");
+                let _ = consumer.unassign();
+            }
+        }
+    }
+}
+
+impl Ctx {
+    /// Start each partition at its stored position (the next offset), or at the beginning.
+    fn on_assign(&self, tpl: &mut TopicPartitionList) {
+        let s = &self.0;
+        let parts: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        let Some(stored) = s.stored_positions() else {
+            return;
+        };
+        let mut committed = lock(&s.committed);
+        let mut described = Vec::new();
+        for (topic, partition) in parts {
+            let Some(source) = s.cfg.source_of(&topic) else {
+                continue;
+            };
+            let stream = format!("{topic}/{partition}");
+            let next = stored
+                .get(&(source.code().to_string(), stream.clone()))
+                .map(|p| p.byte_offset as i64);
+            let offset = next.map_or(Offset::Beginning, Offset::Offset);
+            if let Err(e) = tpl.set_partition_offset(&topic, partition, offset) {
+                tracing::error!(error = %e, %stream, "cannot set a start offset");
+            }
+            committed.insert((topic, partition), next.unwrap_or(0));
+            described.push(format!("{stream}@{}", next.unwrap_or(0)));
+        }
+        tracing::info!(partitions = %described.join(" "), "partitions assigned; resuming at the stored positions");
+    }
+
+    /// Hand over what is gathered, wait for it to commit, commit the offsets to Kafka.
+    fn on_revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let s = &self.0;
+        let revoked: HashSet<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        s.flush();
+        let within = Duration::from_millis(s.cfg.drain_timeout_ms);
+        if !s.drain(within) {
+            tracing::error!(
+                "in-flight batches did not commit within kafka.drain_timeout_ms; stopping this \
+                 worker so it cannot race the partitions' next owner"
+            );
+            s.fail(KafkaError::Config(format!(
+                "in-flight batches did not commit within {} ms of a revoke",
+                s.cfg.drain_timeout_ms
+            )));
+        }
+        if !consumer.assignment_lost() {
+            let list = s.commit_list(Some(&revoked));
+            if list.count() > 0 {
+                if let Err(e) = consumer.commit(&list, CommitMode::Sync) {
+                    tracing::warn!(error = %e, "committing offsets to Kafka on revoke failed (the database holds them)");
+                }
+            }
+        }
+        let mut committed = lock(&s.committed);
+        for (topic, partition) in &revoked {
+            committed.remove(&(topic.clone(), *partition));
+            doudi_telemetry::clear_consumer_lag(topic, *partition);
+        }
+        lock(&s.revoked).extend(revoked.iter().cloned());
+        tracing::info!(
+            partitions = revoked.len(),
+            "partitions revoked after draining"
+        );
+    }
+}
+
+impl KafkaConfig {
+    fn consumer_config(&self) -> rdkafka::ClientConfig {
+        let mut c = self.client();
+        let session = self.session_timeout_ms.max(3000);
+        c.set("group.id", &self.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set("session.timeout.ms", session.to_string())
+            .set("heartbeat.interval.ms", (session / 4).max(500).to_string())
+            .set(
+                "max.poll.interval.ms",
+                (session * 6).max(60_000).to_string(),
+            )
+            .set(
+                "queued.max.messages.kbytes",
+                self.queued_max_kbytes.to_string(),
+            )
+            .set("queued.min.messages", self.queued_min_messages.to_string())
+            .set("fetch.max.bytes", "16777216")
+            .set("statistics.interval.ms", "2000");
+        c
+    }
+}
+
+/// Run a worker of the group until `stop` is set (then drain and commit) or something fails.
+pub async fn run_kafka(
+    store: &Store,
+    engine: Arc<Engine>,
+    cfg: &KafkaConfig,
+    opts: &SourceOptions,
+    observer: Arc<dyn Observer>,
+    stop: Arc<AtomicBool>,
+) -> Result<RunReport, KafkaError> {
+    cfg.validate().map_err(KafkaError::Config)?;
+    let started = Instant::now();
+    let (tx, rx) = mpsc::channel::<Batch>(opts.channel_batches.max(1));
+    let shared = Arc::new(Shared {
+        cfg: cfg.clone(),
+        store: store.clone(),
+        handle: Handle::current(),
+        batch_size: opts.batch_size.max(1),
+        gathering: Mutex::new(Gathering::default()),
+        tx: Mutex::new(Some(tx)),
+        flow: Mutex::new(Flow::default()),
+        flow_changed: Condvar::new(),
+        committed: Mutex::new(HashMap::new()),
+        dirty: AtomicBool::new(false),
+        revoked: Mutex::new(HashSet::new()),
+        stop: stop.clone(),
+        fatal: Mutex::new(None),
+    });
+    let consumer: BaseConsumer<Ctx> = cfg
+        .consumer_config()
+        .create_with_context(Ctx(shared.clone()))
+        .map_err(KafkaError::client("creating the consumer"))?;
+    let producer: FutureProducer = cfg
+        .producer()
+        .create()
+        .map_err(KafkaError::client("creating the dead-letter producer"))?;
+    let topics: Vec<&str> = cfg.topics.all().iter().map(|(t, _)| *t).collect();
+    consumer
+        .subscribe(&topics)
+        .map_err(KafkaError::client("subscribing to the feed topics"))?;
+    tracing::info!(group = %cfg.group_id, topics = %topics.join(","), "Kafka worker joining its group");
+
+    let reader = {
+        let shared = shared.clone();
+        let engine = engine.clone();
+        std::thread::Builder::new()
+            .name("kafka-consumer".into())
+            .spawn(move || read_loop(&shared, consumer, &engine))
+            .map_err(|e| KafkaError::Io {
+                path: "kafka-consumer thread".into(),
+                source: e,
+            })?
+    };
+    let applier = tokio::spawn(apply_loop(
+        shared.clone(),
+        engine,
+        rx,
+        producer,
+        observer,
+        started,
+    ));
+    let applied = wait_applier(applier, &shared).await;
+    {
+        let mut f = lock(&shared.flow);
+        f.applier_gone = true;
+    }
+    shared.flow_changed.notify_all();
+    if applied.is_err() {
+        stop.store(true, Ordering::Relaxed);
+    }
+    let read = tokio::task::spawn_blocking(move || reader.join())
+        .await
+        .map_err(|_| KafkaError::ReaderGone)?
+        .map_err(|_| KafkaError::ReaderGone)?;
+    if let Some(e) = lock(&shared.fatal).take() {
+        return Err(e);
+    }
+    read?;
+    let mut report = applied?;
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// The applier's result; once `stop` is set it gets `drain_timeout_ms` to finish.
+async fn wait_applier(
+    mut applier: tokio::task::JoinHandle<Result<RunReport, KafkaError>>,
+    shared: &Shared,
+) -> Result<RunReport, KafkaError> {
+    let mut stopping_since: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            r = &mut applier => return r.map_err(|_| KafkaError::ReaderGone)?,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                if shared.stop.load(Ordering::Relaxed) {
+                    let since = *stopping_since.get_or_insert_with(Instant::now);
+                    // The reader drains first (up to the same deadline), then closes the channel.
+                    if since.elapsed() > Duration::from_millis(shared.cfg.drain_timeout_ms) * 2 {
+                        applier.abort();
+                        return Err(KafkaError::Config(format!(
+                            "in-flight batches did not commit within {} ms of the stop; \
+                             they are read again on restart",
+                            shared.cfg.drain_timeout_ms
+                        )));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The consumer thread: poll, ingest, gather, hand over; commit offsets to Kafka after the
+/// database; on stop, drain and commit.
+fn read_loop(
+    shared: &Arc<Shared>,
+    consumer: BaseConsumer<Ctx>,
+    engine: &Engine,
+) -> Result<(), KafkaError> {
+    let cfg = &shared.cfg;
+    let limits = engine.limits;
+    let cap = limits.max_event_bytes.saturating_add(1);
+    let linger = Duration::from_millis(cfg.linger_ms);
+    let mut topics: HashMap<String, (Arc<str>, Source)> = HashMap::new();
+    for (t, s) in cfg.topics.all() {
+        topics.insert(t.to_string(), (Arc::from(t), s));
+    }
+    let mut windows: HashMap<(Arc<str>, i32), InvalidWindow> = HashMap::new();
+    let mut last_commit = Instant::now();
+    let mut broken = None;
+    let mut last_error_log: Option<Instant> = None;
+    while !shared.stop.load(Ordering::Relaxed) {
+        let polled = consumer.poll(Duration::from_millis(20));
+        {
+            let mut revoked = lock(&shared.revoked);
+            if !revoked.is_empty() {
+                windows.retain(|(t, p), _| !revoked.contains(&(t.to_string(), *p)));
+                revoked.clear();
+            }
+        }
+        match polled {
+            None => {}
+            Some(Err(e)) => {
+                // librdkafka retries on its own; say so at most every few seconds.
+                if last_error_log.is_none_or(|t: Instant| t.elapsed() > Duration::from_secs(5)) {
+                    last_error_log = Some(Instant::now());
+                    tracing::warn!(error = %e, "Kafka consumer error (librdkafka retries)");
+                }
+            }
+            Some(Ok(msg)) => {
+                let Some((topic, source)) = topics.get(msg.topic()) else {
+                    tracing::warn!(
+                        topic = msg.topic(),
+                        "message from a topic not configured; skipped"
+                    );
+                    continue;
+                };
+                let payload = msg.payload().unwrap_or_default();
+                let offset = msg.offset();
+                let partition = msg.partition();
+                let record = RawRecord {
+                    source: *source,
+                    stream: format!("{topic}/{partition}"),
+                    line: offset.max(0) as u64,
+                    byte_offset: offset.max(0) as u64,
+                    end_offset: offset.max(0) as u64 + 1,
+                    bytes: payload[..payload.len().min(cap)].to_vec(),
+                    full_len: payload.len() as u64,
+                };
+                let mut item = ingest_record(record, &limits);
+                item.link_with(engine.index());
+                let invalid = item.result.is_err();
+                let window = windows
+                    .entry((topic.clone(), partition))
+                    .or_insert_with(|| InvalidWindow::new(cfg.invalid_window));
+                if let Some(n) = window.record(invalid, cfg.max_invalid_ratio) {
+                    let resume_at = lock(&shared.committed)
+                        .get(&(topic.to_string(), partition))
+                        .copied()
+                        .unwrap_or(0);
+                    broken = Some(KafkaError::BrokenUpstream {
+                        topic: topic.to_string(),
+                        partition,
+                        invalid: n,
+                        window: cfg.invalid_window,
+                        ratio: cfg.max_invalid_ratio,
+                        resume_at,
+                    });
+                    // Nothing gathered is handed over: it is read again after the fix.
+                    *lock(&shared.gathering) = Gathering::default();
+                    break;
+                }
+                let meta = RecordMeta {
+                    topic: topic.clone(),
+                    partition,
+                    offset,
+                    timestamp_ms: msg.timestamp().to_millis(),
+                    key: if invalid {
+                        msg.key().map(<[u8]>::to_vec)
+                    } else {
+                        None
+                    },
+                };
+                let mut g = lock(&shared.gathering);
+                g.first_at.get_or_insert_with(Instant::now);
+                g.items.push(item);
+                g.metas.push(meta);
+            }
+        }
+        let due = {
+            let g = lock(&shared.gathering);
+            g.items.len() >= shared.batch_size || g.first_at.is_some_and(|t| t.elapsed() >= linger)
+        };
+        if due {
+            shared.flush();
+        }
+        if lock(&shared.flow).applier_gone {
+            break;
+        }
+        if shared.dirty.load(Ordering::Relaxed)
+            && last_commit.elapsed() >= Duration::from_millis(200)
+        {
+            shared.dirty.store(false, Ordering::Relaxed);
+            last_commit = Instant::now();
+            let list = shared.commit_list(None);
+            if list.count() > 0 {
+                if let Err(e) = consumer.commit(&list, CommitMode::Async) {
+                    tracing::debug!(error = %e, "committing offsets to Kafka failed (the database holds them)");
+                }
+            }
+        }
+    }
+    if broken.is_none() {
+        // Stopping: hand over what is gathered and wait for it to commit.
+        shared.flush();
+    }
+    *lock(&shared.tx) = None;
+    let drained = shared.drain(Duration::from_millis(cfg.drain_timeout_ms));
+    if !drained {
+        tracing::error!("in-flight batches did not commit within kafka.drain_timeout_ms; they are read again on restart");
+    }
+    let list = shared.commit_list(None);
+    if list.count() > 0 {
+        if let Err(e) = consumer.commit(&list, CommitMode::Sync) {
+            tracing::warn!(error = %e, "committing offsets to Kafka on shutdown failed (the database holds them)");
+        }
+    }
+    // Leave the group now, so the partitions move to another worker at once.
+    consumer.unsubscribe();
+    drop(consumer);
+    match broken {
+        Some(e) => {
+            shared.fail(e);
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+/// Apply batches in the order they were gathered.
+async fn apply_loop(
+    shared: Arc<Shared>,
+    engine: Arc<Engine>,
+    mut rx: mpsc::Receiver<Batch>,
+    producer: FutureProducer,
+    observer: Arc<dyn Observer>,
+    started: Instant,
+) -> Result<RunReport, KafkaError> {
+    let mut report = RunReport::default();
+    let result = async {
+        while let Some(batch) = rx.recv().await {
+            let partitions: HashSet<(&str, i32)> = batch
+                .metas
+                .iter()
+                .map(|m| (&*m.topic, m.partition))
+                .collect();
+            let span = tracing::info_span!(
+                "kafka_batch",
+                records = batch.items.len(),
+                partitions = partitions.len()
+            );
+            let r = apply_one(&shared, &engine, &producer, &batch, &mut report, started)
+                .instrument(span)
+                .await;
+            {
+                let mut f = lock(&shared.flow);
+                f.done += 1;
+            }
+            shared.flow_changed.notify_all();
+            r?;
+            observer.committed(&batch.metas, &report);
+        }
+        Ok::<(), KafkaError>(())
+    }
+    .await;
+    if let Err(e) = &result {
+        tracing::error!(error = %e, "the Kafka worker stops");
+    }
+    result.map(|()| report)
+}
+
+async fn apply_one(
+    shared: &Shared,
+    engine: &Engine,
+    producer: &FutureProducer,
+    batch: &Batch,
+    report: &mut RunReport,
+    started: Instant,
+) -> Result<(), KafkaError> {
+    let t0 = Instant::now();
+    send_dead_letters(shared, producer, batch).await?;
+    let outcome = apply_with_retry(shared, engine, &batch.items).await?;
+    let seconds = t0.elapsed().as_secs_f64();
+    doudi_telemetry::observe_stage("batch", seconds);
+    report.totals.add(&outcome);
+    report.batches += 1;
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    let mut by_source: HashMap<Source, u64> = HashMap::new();
+    for item in &batch.items {
+        *by_source.entry(item.record.source).or_default() += 1;
+        if let Err(e) = &item.result {
+            doudi_telemetry::dead_letters(item.record.source.code(), e.code(), 1);
+        }
+    }
+    for (source, n) in by_source {
+        doudi_telemetry::events_consumed(source.code(), n);
+    }
+    {
+        let mut committed = lock(&shared.committed);
+        for m in &batch.metas {
+            let next = committed
+                .entry((m.topic.to_string(), m.partition))
+                .or_insert(0);
+            *next = (*next).max(m.offset + 1);
+        }
+    }
+    shared.dirty.store(true, Ordering::Relaxed);
+    if outcome.dead_letters > 0 {
+        tracing::warn!(
+            count = outcome.dead_letters,
+            reasons = ?outcome.dead_by_reason,
+            "records refused at ingest went to dead letters"
+        );
+    }
+    tracing::debug!(
+        received = outcome.received,
+        accepted = outcome.accepted,
+        ms = seconds * 1000.0,
+        "batch committed"
+    );
+    Ok(())
+}
+
+/// Whether a failed store operation may succeed if tried again (the database restarting, a
+/// dropped connection, a lock held by another writer).
+pub fn is_transient(e: &StoreError) -> bool {
+    let source = match e {
+        StoreError::Db { source, .. } | StoreError::Open { source, .. } => source,
+        _ => return false,
+    };
+    match source {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // PostgreSQL: connection exceptions, shutdown, starting up, serialization/deadlock.
+            // SQLite: busy, locked.
+            code.starts_with("08")
+                || code.starts_with("57P")
+                || code == "40001"
+                || code == "40P01"
+                || matches!(code.as_ref(), "5" | "6" | "261" | "262" | "517")
+        }
+        _ => false,
+    }
+}
+
+async fn apply_with_retry(
+    shared: &Shared,
+    engine: &Engine,
+    items: &[Ingested],
+) -> Result<doudi_pipeline::BatchOutcome, KafkaError> {
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 1u32;
+    loop {
+        match apply_batch(&shared.store, engine, items).await {
+            Ok(o) => {
+                if attempt > 1 {
+                    tracing::info!(attempt, "the database is back; batch committed");
+                }
+                return Ok(o);
+            }
+            Err(PipelineError::Store(e)) if is_transient(&e) => {
+                doudi_telemetry::db_error("batch");
+                tracing::warn!(attempt, error = %e, retry_in_ms = delay.as_millis() as u64, "batch failed on the database; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+                attempt += 1;
+            }
+            Err(e) => {
+                doudi_telemetry::db_error("batch");
+                return Err(e.into());
+            }
+        }
+    }
+}
+
+/// Send a batch's refused records to the dead-letter topic and wait for every acknowledgement
+/// (retrying what failed), before the batch commits: each reaches the topic at least once.
+async fn send_dead_letters(
+    shared: &Shared,
+    producer: &FutureProducer,
+    batch: &Batch,
+) -> Result<(), KafkaError> {
+    let topic = &shared.cfg.dead_letter_topic;
+    let mut todo: Vec<usize> = batch
+        .items
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| i.result.is_err())
+        .map(|(n, _)| n)
+        .collect();
+    let mut delay = Duration::from_millis(200);
+    while !todo.is_empty() {
+        let mut waiting = Vec::with_capacity(todo.len());
+        for &n in &todo {
+            let item = &batch.items[n];
+            let meta = &batch.metas[n];
+            let (code, reason) = match &item.result {
+                Err(e) => (e.code(), e.to_string()),
+                Ok(_) => continue,
+            };
+            let headers = OwnedHeaders::new_with_capacity(7)
+                .insert(Header {
+                    key: "doudi.topic",
+                    value: Some(meta.topic.as_bytes()),
+                })
+                .insert(Header {
+                    key: "doudi.partition",
+                    value: Some(meta.partition.to_string().as_bytes()),
+                })
+                .insert(Header {
+                    key: "doudi.offset",
+                    value: Some(meta.offset.to_string().as_bytes()),
+                })
+                .insert(Header {
+                    key: "doudi.reason",
+                    value: Some(code.as_bytes()),
+                })
+                .insert(Header {
+                    key: "doudi.reason_text",
+                    value: Some(reason.as_bytes()),
+                })
+                .insert(Header {
+                    key: "doudi.source",
+                    value: Some(item.record.source.code().as_bytes()),
+                })
+                .insert(Header {
+                    key: "doudi.original_length",
+                    value: Some(item.record.full_len.to_string().as_bytes()),
+                });
+            let mut record = FutureRecord::<[u8], [u8]>::to(topic)
+                .payload(&item.record.bytes)
+                .headers(headers);
+            if let Some(k) = &meta.key {
+                record = record.key(k.as_slice());
+            }
+            match producer.send_result(record) {
+                Ok(f) => waiting.push((n, Some(f))),
+                Err((e, _)) => {
+                    tracing::warn!(error = %e, "cannot queue a dead letter; retrying");
+                    waiting.push((n, None));
+                }
+            }
+        }
+        let mut failed = Vec::new();
+        for (n, f) in waiting {
+            let ok = match f {
+                Some(f) => match f.await {
+                    Ok(Ok(_)) => true,
+                    Ok(Err((e, _))) => {
+                        tracing::warn!(error = %e, "dead letter not acknowledged; retrying");
+                        false
+                    }
+                    Err(_) => false,
+                },
+                None => false,
+            };
+            if !ok {
+                failed.push(n);
+            }
+        }
+        todo = failed;
+        if !todo.is_empty() {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,71 @@
+//! The share of invalid records among the last N of a partition: a broken upstream stops the
+//! worker instead of filling the dead-letter topic with a whole feed.
+
+use std::collections::VecDeque;
+
+/// The last `size` outcomes of one partition (true: invalid).
+#[derive(Debug)]
+pub(crate) struct InvalidWindow {
+    outcomes: VecDeque<bool>,
+    invalid: usize,
+    size: usize,
+}
+
+impl InvalidWindow {
+    pub(crate) fn new(size: usize) -> Self {
+        InvalidWindow {
+            outcomes: VecDeque::with_capacity(size.min(1 << 16)),
+            invalid: 0,
+            size: size.max(1),
+        }
+    }
+
+    /// Record one outcome; returns the invalid count when the window is full and over `ratio`.
+    pub(crate) fn record(&mut self, invalid: bool, ratio: f64) -> Option<usize> {
+        if self.outcomes.len() == self.size && self.outcomes.pop_front() == Some(true) {
+            self.invalid -= 1;
+        }
+        self.outcomes.push_back(invalid);
+        if invalid {
+            self.invalid += 1;
+        }
+        (self.outcomes.len() == self.size && self.invalid as f64 > ratio * self.size as f64)
+            .then_some(self.invalid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_window_of_mostly_invalid_records_trips_and_scattered_poison_does_not() {
+        let mut w = InvalidWindow::new(1000);
+        // One bad record in ten, for a long time: never trips.
+        for i in 0..10_000 {
+            assert_eq!(w.record(i % 10 == 0, 0.9), None);
+        }
+        // A burst of 899 invalid among the last 1000 does not trip; the 901st invalid does.
+        let mut w = InvalidWindow::new(1000);
+        for _ in 0..100 {
+            w.record(false, 0.9);
+        }
+        let mut tripped = None;
+        for i in 0..1000 {
+            if let Some(n) = w.record(true, 0.9) {
+                tripped = Some((i, n));
+                break;
+            }
+        }
+        assert_eq!(tripped, Some((900, 901)));
+    }
+
+    #[test]
+    fn an_unfilled_window_never_trips() {
+        let mut w = InvalidWindow::new(1000);
+        for _ in 0..999 {
+            assert_eq!(w.record(true, 0.9), None);
+        }
+        assert_eq!(w.record(true, 0.9), Some(1000));
+    }
+}

@@ -1,0 +1,243 @@
+//! A Kafka worker killed (SIGKILL) at several random moments while consuming 100,000 events, and
+//! restarted each time, ends with the same counts, warnings and assessments as an uninterrupted
+//! run into a fresh store: the database holds the offsets, committed with each batch's effects.
+//! On SQLite always; on PostgreSQL too when DOUDI_TEST_POSTGRES_URL is set.
+
+mod common;
+#[path = "common/kafka.rs"]
+mod kafka;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use kafka::*;
+
+/// Households and months giving about 100,000 feed events in an optimised build
+/// (`cargo test --release`); a debug build, where linking is some fifty times slower, runs the
+/// same kills over about 12,000 events.
+const HOUSEHOLDS: &str = if cfg!(debug_assertions) {
+    "3800"
+} else {
+    "10800"
+};
+const MONTHS: &str = "36";
+const AT_LEAST: u64 = if cfg!(debug_assertions) {
+    10_000
+} else {
+    100_000
+};
+
+/// Batches small enough that a kill lands mid-stream many times over.
+const BATCH: (&str, &str) = ("DOUDI_LIMITS__BATCH_SIZE", "2000");
+
+/// What must be equal between runs: per household, its warnings (status, level, score) and its
+/// final assessment (score, level); and how many assessments were made.
+type Outcome = (
+    BTreeMap<String, Vec<(String, String, i64)>>,
+    BTreeMap<String, (i64, String)>,
+    i64,
+);
+
+/// The same queries on either backend's pool.
+macro_rules! outcome_of {
+    ($pool:expr) => {{
+    use sqlx::Row;
+    let pool = &$pool;
+    let mut warnings: BTreeMap<String, Vec<(String, String, i64)>> = BTreeMap::new();
+    for r in sqlx::query(
+        "SELECT household_id, status, level, score FROM warnings ORDER BY household_id, warning_id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    {
+        warnings
+            .entry(r.get(0))
+            .or_default()
+            .push((r.get(1), r.get(2), r.get(3)));
+    }
+    let mut last = BTreeMap::new();
+    for r in sqlx::query(
+        "SELECT a.household_id, a.score, a.level FROM assessments a
+         WHERE a.seq = (SELECT MAX(b.seq) FROM assessments b WHERE b.household_id = a.household_id)",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    {
+        last.insert(r.get::<String, _>(0), (r.get::<i64, _>(1), r.get::<String, _>(2)));
+    }
+    let n: i64 = sqlx::query("SELECT COUNT(*) FROM assessments")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+        .get(0);
+    (warnings, last, n)
+    }};
+}
+
+async fn outcome(db: &str) -> Outcome {
+    if db.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(db).await.unwrap();
+        let o = outcome_of!(pool);
+        pool.close().await;
+        o
+    } else {
+        let pool = sqlx::SqlitePool::connect(db).await.unwrap();
+        let o = outcome_of!(pool);
+        pool.close().await;
+        o
+    }
+}
+
+fn crash_run(dir: &Path, broker: &Broker, reference: &str, killed: &str, total: u64) {
+    // Reference: one uninterrupted run.
+    let mut w = worker(
+        dir,
+        &broker.bootstrap,
+        reference,
+        &[("DOUDI_KAFKA__GROUP_ID", "reference"), BATCH],
+    );
+    let expected = wait_received(dir, reference, total, Duration::from_secs(600));
+    terminate(&w);
+    assert!(w.wait().unwrap().success(), "{}", logs(dir));
+    assert_eq!(expected["received"], total, "{}", logs(dir));
+
+    // Killed at least five times at random moments, restarted each time.
+    let env = [("DOUDI_KAFKA__GROUP_ID", "killed"), BATCH];
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+        | 1;
+    let mut random = move |below: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % below
+    };
+    let mut kills = 0;
+    let mut seen = Vec::new();
+    while kills < 5 {
+        let mut w = worker(dir, &broker.bootstrap, killed, &env);
+        let before = status(dir, killed)["received"].as_u64().unwrap();
+        // Wait for fresh progress, then kill at a random moment of the following batches.
+        let start = Instant::now();
+        while status(dir, killed)["received"].as_u64().unwrap() == before
+            && start.elapsed() < Duration::from_secs(60)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(random(1500)));
+        w.kill().unwrap(); // SIGKILL: no chance to drain or commit
+        w.wait().unwrap();
+        kills += 1;
+        let now = status(dir, killed)["received"].as_u64().unwrap();
+        seen.push(now);
+        assert!(
+            now < total,
+            "killed too late to prove anything: {seen:?} of {total}"
+        );
+    }
+    let mut w = worker(dir, &broker.bootstrap, killed, &env);
+    let got = wait_received(dir, killed, total, Duration::from_secs(600));
+    terminate(&w);
+    assert!(w.wait().unwrap().success(), "{}", logs(dir));
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    assert_eq!(got["duplicates"], 0, "nothing applied twice ({seen:?})");
+    assert_eq!(got, expected, "same counts after {kills} kills at {seen:?}");
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (a, b) = rt.block_on(async { (outcome(reference).await, outcome(killed).await) });
+    assert_eq!(a.2, b.2, "as many assessments");
+    assert_eq!(a.1, b.1, "the same final assessment of every household");
+    assert_eq!(a.0, b.0, "the same warnings, none twice");
+}
+
+#[test]
+fn a_worker_killed_at_random_moments_ends_as_an_uninterrupted_run_on_sqlite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let reference = format!("sqlite://{}", dir.join("ref.db").display());
+    let killed = format!("sqlite://{}", dir.join("killed.db").display());
+    common::ok(common::doudi(
+        dir,
+        &[
+            "gen",
+            "--households",
+            HOUSEHOLDS,
+            "--months",
+            MONTHS,
+            "--seed",
+            "11",
+            "--out",
+            "data",
+            "--start",
+            "2024-01-01",
+        ],
+    ));
+    let total = gen_and_import(dir, HOUSEHOLDS, "11", &reference);
+    import(dir, &killed);
+    assert!(total >= AT_LEAST, "at least {AT_LEAST} events: {total}");
+    let broker = Broker::start(dir, 4);
+    produce_all(dir, &broker.bootstrap);
+    crash_run(dir, &broker, &reference, &killed, total);
+}
+
+#[test]
+fn a_worker_killed_at_random_moments_ends_as_an_uninterrupted_run_on_postgres() {
+    let Ok(base) = std::env::var("DOUDI_TEST_POSTGRES_URL") else {
+        eprintln!("skipped: set DOUDI_TEST_POSTGRES_URL to run the crash test on PostgreSQL");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let reference = fresh_database(&base, "ref");
+    let killed = fresh_database(&base, "killed");
+    common::ok(common::doudi(
+        dir,
+        &[
+            "gen",
+            "--households",
+            HOUSEHOLDS,
+            "--months",
+            MONTHS,
+            "--seed",
+            "12",
+            "--out",
+            "data",
+            "--start",
+            "2024-01-01",
+        ],
+    ));
+    let total = gen_and_import(dir, HOUSEHOLDS, "12", &reference);
+    import(dir, &killed);
+    assert!(total >= AT_LEAST, "at least {AT_LEAST} events: {total}");
+    let broker = Broker::start(dir, 4);
+    produce_all(dir, &broker.bootstrap);
+    crash_run(dir, &broker, &reference, &killed, total);
+}
+
+/// A fresh database on the PostgreSQL test server; its URL.
+fn fresh_database(base: &str, what: &str) -> String {
+    let name = format!(
+        "doudi_kafka_crash_{what}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let pool = sqlx::PgPool::connect(base).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+    let (root, _) = base.rsplit_once('/').expect("a URL ending in /DATABASE");
+    format!("{root}/{name}")
+}

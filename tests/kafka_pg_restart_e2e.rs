@@ -1,0 +1,128 @@
+//! PostgreSQL restarted under a running Kafka worker: the worker waits, retries with backoff
+//! (counting `doudi_db_errors_total`), resumes, and loses nothing.
+//!
+//! Only when DOUDI_TEST_POSTGRES_URL and DOUDI_TEST_PG_RESTART=1 are both set: restarting the
+//! server would break any other PostgreSQL test running at the time, so this file holds this one
+//! test alone (cargo runs test binaries one at a time).
+
+mod common;
+#[path = "common/kafka.rs"]
+mod kafka;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use kafka::*;
+
+/// A fresh database on the test server; its URL.
+fn fresh_database(base: &str) -> String {
+    let name = format!(
+        "doudi_kafka_restart_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let pool = sqlx::PgPool::connect(base).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+    let (root, _) = base.rsplit_once('/').expect("a URL ending in /DATABASE");
+    format!("{root}/{name}")
+}
+
+fn metrics(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
+#[test]
+fn the_worker_rides_out_a_postgres_restart_and_loses_nothing() {
+    let (Ok(base), Ok("1")) = (
+        std::env::var("DOUDI_TEST_POSTGRES_URL"),
+        std::env::var("DOUDI_TEST_PG_RESTART").as_deref(),
+    ) else {
+        eprintln!(
+            "skipped: set DOUDI_TEST_POSTGRES_URL and DOUDI_TEST_PG_RESTART=1 to restart PostgreSQL under a worker"
+        );
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let db = fresh_database(&base);
+    let total = gen_and_import(dir, "1500", "23", &db);
+    let broker = Broker::start(dir, 4);
+    produce_all(dir, &broker.bootstrap);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut w = {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_doudi"));
+        c.current_dir(dir)
+            .args([
+                "run",
+                "--brokers",
+                &broker.bootstrap,
+                "--metrics-addr",
+                &addr,
+                "--db",
+                &db,
+            ])
+            .env("DOUDI_LOG", "warn")
+            .env("DOUDI_LIMITS__BATCH_SIZE", "100")
+            .env("DOUDI_KAFKA__SESSION_TIMEOUT_MS", "3000")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("worker-pg.log")).unwrap());
+        c.spawn().unwrap()
+    };
+    let s = wait_received(dir, &db, 1, Duration::from_secs(60));
+    assert!(s["received"].as_u64().unwrap() > 0, "{}", logs(dir));
+
+    let cluster = std::fs::read_dir("/etc/postgresql")
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .into_owned();
+    let restarted = Command::new("pg_ctlcluster")
+        .args(["--skip-systemctl-redirect", &cluster, "main", "restart"])
+        .status()
+        .unwrap();
+    assert!(restarted.success(), "pg_ctlcluster restart failed");
+    assert!(
+        w.try_wait().unwrap().is_none(),
+        "the worker must wait, not exit"
+    );
+
+    let start = Instant::now();
+    let s = wait_received(dir, &db, total, Duration::from_secs(300));
+    assert_eq!(s["received"], total, "{}", logs(dir));
+    assert_eq!(s["duplicates"], 0);
+    let m = metrics(&addr);
+    assert!(
+        m.contains("doudi_db_errors_total{operation=\"batch\"}"),
+        "the retries are counted: {m}"
+    );
+    terminate(&w);
+    assert!(w.wait().unwrap().success(), "{}", logs(dir));
+    eprintln!(
+        "resumed and finished {:?} after the restart",
+        start.elapsed()
+    );
+}
