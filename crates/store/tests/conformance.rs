@@ -129,8 +129,19 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 let Some(db) = super::TestDb::postgres().await else { return };
-                super::$name(&db).await;
-                db.finish().await;
+                // Run the test as a task so that its database is dropped even if it fails.
+                let db = std::sync::Arc::new(db);
+                let run = {
+                    let db = db.clone();
+                    tokio::spawn(async move { super::$name(&db).await })
+                };
+                let outcome = run.await;
+                if let Ok(db) = std::sync::Arc::try_unwrap(db) {
+                    db.finish().await;
+                }
+                if let Err(e) = outcome {
+                    std::panic::resume_unwind(e.into_panic());
+                }
             }
         }
     )*};
