@@ -38,6 +38,12 @@
 //!   `(source, event_id)` — the guard that makes a repeat change nothing.
 //! - **The audit chain is strictly sequential**: appending takes a transaction-scoped advisory
 //!   lock (two-key space, never overlapping household keys) before reading the chain's head.
+//! - **One lock order** everywhere, so no two transactions wait for each other in a cycle:
+//!   households (in key order) → the `timeline_changes` counter row → the `received` /
+//!   `duplicates` rows → the audit chain. Appending to the audit chain therefore takes the
+//!   timeline counter's row first; a writer holds all of these until it commits, so the write
+//!   phases of batches (from their first timeline append to commit) and audited commands run one
+//!   at a time, while reading, linking and assessing run in parallel.
 //! - Warning ids come from the table's identity sequence; SQLite-only operations
 //!   ([`Store::checkpoint`]) do nothing.
 //! - Create the database with the C collation (the default `C.UTF-8` of Debian clusters will
