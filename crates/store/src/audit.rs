@@ -87,7 +87,14 @@ pub(crate) async fn append(
 ) -> Result<(), StoreError> {
     if let Db::Postgres(c) = &mut conn {
         // Writers do not wait for each other on PostgreSQL: one appender at a time, until its
-        // transaction ends, so each record follows the last committed one.
+        // transaction ends, so each record follows the last committed one. Locks are taken in
+        // one order everywhere (households, the timeline counter, the audit chain): a batch
+        // bumps the timeline counter before it appends its audit record, so an appender takes
+        // the counter's row first too (a review decision appends facts after its record).
+        sqlx::query("SELECT value FROM counters WHERE name = 'timeline_changes' FOR UPDATE")
+            .execute(&mut **c)
+            .await
+            .ctx("waiting for the timeline counter")?;
         sqlx::query("SELECT pg_advisory_xact_lock($1, 0)")
             .bind(crate::batch::LOCK_AUDIT)
             .execute(&mut **c)

@@ -250,12 +250,17 @@ impl BatchTx {
         let tx = match &mut self.tx {
             Db::Sqlite(tx) => tx,
             Db::Postgres(tx) => {
-                // One statement; a key another transaction holds waits for it, then is left.
+                // One statement; a key another transaction is inserting waits for it, then is
+                // left. Rows go in key order, so two workers inserting overlapping batches (a
+                // late batch after a Kafka rebalance) wait for each other in one direction only,
+                // never in a cycle. (`seq` then follows key order within a batch; nothing reads
+                // batch order from it: the risk engine orders a household's facts itself.)
                 let returned = sqlx::query(
                     "INSERT INTO events (source, event_id, kind, occurred_at, received_at, stream, position, raw, normalised)
                      SELECT u.source, u.event_id, u.kind, u.occurred_at, $5, u.stream, u.position, u.raw, u.normalised
                      FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $6::text[], $7::bigint[], $8::bytea[], $9::text[])
                           AS u(source, event_id, kind, occurred_at, stream, position, raw, normalised)
+                     ORDER BY u.source, u.event_id
                      ON CONFLICT (source, event_id) DO NOTHING
                      RETURNING seq, source, event_id",
                 )

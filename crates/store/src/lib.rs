@@ -23,7 +23,8 @@
 //!   in a cycle, held until commit. The pipeline takes them right after it knows the batch's
 //!   households and before it reads their timelines, open warnings or the timeline version.
 //!   Different households proceed in parallel. (The order of a household's facts in the timeline
-//!   is the events' `seq`, assigned before the locks; the risk engine orders facts by time and
+//!   is the events' `seq`, assigned before the locks and, within a batch, in `(source, event_id)`
+//!   order so that overlapping inserts never deadlock; the risk engine orders facts by time and
 //!   event id itself, so arrival order does not change a score.)
 //! - **The timeline version** ([`BatchTx::timeline_version`]) is a counter row bumped in the same
 //!   transaction as the appends; its row lock orders bumps. A second read in a transaction
@@ -38,8 +39,16 @@
 //!   `(source, event_id)` — the guard that makes a repeat change nothing.
 //! - **The audit chain is strictly sequential**: appending takes a transaction-scoped advisory
 //!   lock (two-key space, never overlapping household keys) before reading the chain's head.
+//! - **One lock order** everywhere, so no two transactions wait for each other in a cycle:
+//!   households (in key order) → the `timeline_changes` counter row → the `received` /
+//!   `duplicates` rows → the audit chain. Appending to the audit chain therefore takes the
+//!   timeline counter's row first; a writer holds all of these until it commits, so the write
+//!   phases of batches (from their first timeline append to commit) and audited commands run one
+//!   at a time, while reading, linking and assessing run in parallel.
 //! - Warning ids come from the table's identity sequence; SQLite-only operations
 //!   ([`Store::checkpoint`]) do nothing.
+//! - Dead letters have no unique key: a bad record read by two workers at once (during a
+//!   rebalance) is kept twice; replaying both applies its event once.
 //! - Create the database with the C collation (the default `C.UTF-8` of Debian clusters will
 //!   do), so text order is byte order as in SQLite.
 //!
@@ -58,6 +67,9 @@
 //!    `if <DB as crate::Dialect>::POSTGRES { … } else { … }`, or match on the `Db` and write
 //!    both arms (bulk writes: `UNNEST` arrays on PostgreSQL);
 //! 4. add the table to `migrations/postgres` under the same number as in `migrations/sqlite`.
+//!
+//! rustfmt leaves the bodies inside `on!(…)` as they are: keep them formatted by hand. Every
+//! method is covered by `tests/conformance.rs`, run against both backends.
 
 mod audit;
 mod batch;

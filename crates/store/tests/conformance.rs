@@ -129,8 +129,19 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 let Some(db) = super::TestDb::postgres().await else { return };
-                super::$name(&db).await;
-                db.finish().await;
+                // Run the test as a task so that its database is dropped even if it fails.
+                let db = std::sync::Arc::new(db);
+                let run = {
+                    let db = db.clone();
+                    tokio::spawn(async move { super::$name(&db).await })
+                };
+                let outcome = run.await;
+                if let Ok(db) = std::sync::Arc::try_unwrap(db) {
+                    db.finish().await;
+                }
+                if let Err(e) = outcome {
+                    std::panic::resume_unwind(e.into_panic());
+                }
             }
         }
     )*};
@@ -157,6 +168,7 @@ conformance!(
     concurrent_audit_appends_keep_one_chain,
     batches_on_the_same_household_serialise,
     a_persons_move_waits_for_a_batch_on_the_household,
+    a_review_decision_and_a_batch_at_once_both_commit,
     status_counts_everything,
 );
 
@@ -1401,6 +1413,64 @@ async fn a_persons_move_waits_for_a_batch_on_the_household(db: &TestDb) {
     );
     let actions: Vec<&str> = d.history.iter().map(|h| h.action.as_str()).collect();
     assert_eq!(actions, ["opened", "raised", "acknowledge"]);
+}
+
+/// A review decision audits before it appends its fact, a batch appends before it audits: one
+/// lock order keeps the two from waiting on each other in a cycle.
+async fn a_review_decision_and_a_batch_at_once_both_commit(db: &TestDb) {
+    let store = db.store.clone();
+    let mut tx = store.begin().await.unwrap();
+    let r = event_row("q1");
+    let s1 = tx.insert_events(std::slice::from_ref(&r)).await.unwrap()[&key("q1")];
+    tx.insert_links(&[link_row(s1, "q1", "review", None)])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    // The person's decision: household H2, its audit record, then (later) the fact.
+    let mut review = store.begin().await.unwrap();
+    review.lock_households(&["H2".into()]).await.unwrap();
+    let choice = ReviewChoice::Link {
+        household_id: "H2".into(),
+        member_id: "H2-1".into(),
+    };
+    review
+        .record_review(s1, &choice, "officer-7", "")
+        .await
+        .unwrap();
+    // Meanwhile a batch on H1: its fact, then its audit record.
+    let batch = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut tx = store.begin().await.unwrap();
+            tx.lock_households(&["H1".into()]).await.unwrap();
+            let r = event_row("q2");
+            let s2 = tx.insert_events(std::slice::from_ref(&r)).await.unwrap()[&key("q2")];
+            tx.insert_facts(&[fact_row(s2, &r, "H1")]).await.unwrap();
+            tx.audit(
+                "pipeline",
+                "batch_applied",
+                "events",
+                &serde_json::json!({}),
+            )
+            .await
+            .unwrap();
+            tx.commit().await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    review
+        .insert_facts(&[fact_row(s1, &r, "H2")])
+        .await
+        .unwrap();
+    review.commit().await.unwrap();
+    batch.await.unwrap().unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let t = tx.facts_for(&["H1".into(), "H2".into()]).await.unwrap();
+    assert_eq!((t["H1"].len(), t["H2"].len()), (1, 1));
+    drop(tx);
+    let check = store.verify_audit().await.unwrap();
+    assert_eq!((check.records, check.first_broken), (2, None));
 }
 
 async fn status_counts_everything(db: &TestDb) {
