@@ -231,8 +231,8 @@ fn a_worker_killed_at_random_moments_ends_as_an_uninterrupted_run_on_postgres() 
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let reference = fresh_database(&base, "ref");
-    let killed = fresh_database(&base, "killed");
+    let reference = fresh_database(&base, "crash_ref");
+    let killed = fresh_database(&base, "crash_killed");
     common::ok(common::doudi(
         dir,
         &[
@@ -255,27 +255,4 @@ fn a_worker_killed_at_random_moments_ends_as_an_uninterrupted_run_on_postgres() 
     let broker = Broker::start(dir, 4);
     produce_all(dir, &broker.bootstrap);
     crash_run(dir, &broker, &reference, &killed, total);
-}
-
-/// A fresh database on the PostgreSQL test server; its URL.
-fn fresh_database(base: &str, what: &str) -> String {
-    let name = format!(
-        "doudi_kafka_crash_{what}_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let pool = sqlx::PgPool::connect(base).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-    });
-    let (root, _) = base.rsplit_once('/').expect("a URL ending in /DATABASE");
-    format!("{root}/{name}")
 }
