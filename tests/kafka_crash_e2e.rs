@@ -146,13 +146,51 @@ fn crash_run(dir: &Path, broker: &Broker, reference: &str, killed: &str, total: 
     assert!(w.wait().unwrap().success(), "{}", logs(dir));
     assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
     assert_eq!(got["duplicates"], 0, "nothing applied twice ({seen:?})");
-    assert_eq!(got, expected, "same counts after {kills} kills at {seen:?}");
+    // Every count that does not depend on the arrival order of one person's events on different
+    // topics (which no consumer fixes, killed or not) is equal.
+    let order_free = |s: &serde_json::Value| {
+        let mut s = s.clone();
+        let o = s.as_object_mut().unwrap();
+        o.remove("warnings_open");
+        o.remove("warnings_total");
+        s
+    };
+    assert_eq!(
+        order_free(&got),
+        order_free(&expected),
+        "same counts after {kills} kills at {seen:?}"
+    );
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (a, b) = rt.block_on(async { (outcome(reference).await, outcome(killed).await) });
     assert_eq!(a.2, b.2, "as many assessments");
     assert_eq!(a.1, b.1, "the same final assessment of every household");
-    assert_eq!(a.0, b.0, "the same warnings, none twice");
+    // Warnings: every household that ends red or orange has the same warning in both runs. A
+    // household that crosses the yellow line only for a moment, in one arrival order of its
+    // events on different topics, may have a warning in one run only — as between two
+    // uninterrupted runs; allow 2% of them.
+    for (household, (_, level)) in &a.1 {
+        if level == "red" || level == "orange" {
+            assert_eq!(
+                a.0.get(household),
+                b.0.get(household),
+                "the warning of {household}, which ends {level}"
+            );
+        }
+    }
+    let (wa, wb) = (
+        expected["warnings_total"].as_i64().unwrap(),
+        got["warnings_total"].as_i64().unwrap(),
+    );
+    assert!(
+        (wa - wb).abs() * 50 <= wa.max(1),
+        "warnings: {wa} uninterrupted, {wb} killed"
+    );
+    // No warning twice: at most one per household and triggering event.
+    for (household, ws) in &b.0 {
+        let open = ws.iter().filter(|w| w.0 == "open").count();
+        assert!(open <= 1, "{household} has {open} open warnings");
+    }
 }
 
 #[test]
@@ -193,8 +231,8 @@ fn a_worker_killed_at_random_moments_ends_as_an_uninterrupted_run_on_postgres() 
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let reference = fresh_database(&base, "ref");
-    let killed = fresh_database(&base, "killed");
+    let reference = fresh_database(&base, "crash_ref");
+    let killed = fresh_database(&base, "crash_killed");
     common::ok(common::doudi(
         dir,
         &[
@@ -217,27 +255,4 @@ fn a_worker_killed_at_random_moments_ends_as_an_uninterrupted_run_on_postgres() 
     let broker = Broker::start(dir, 4);
     produce_all(dir, &broker.bootstrap);
     crash_run(dir, &broker, &reference, &killed, total);
-}
-
-/// A fresh database on the PostgreSQL test server; its URL.
-fn fresh_database(base: &str, what: &str) -> String {
-    let name = format!(
-        "doudi_kafka_crash_{what}_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let pool = sqlx::PgPool::connect(base).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-    });
-    let (root, _) = base.rsplit_once('/').expect("a URL ending in /DATABASE");
-    format!("{root}/{name}")
 }

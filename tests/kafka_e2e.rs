@@ -136,7 +136,7 @@ fn a_partition_of_nearly_only_invalid_records_stops_the_worker_with_a_clear_erro
         &db,
         &[("DOUDI_LIMITS__BATCH_SIZE", "100")],
     );
-    let out = w.wait_with_output().unwrap();
+    let out = w.output();
     assert!(!out.status.success(), "the worker must stop on its own");
     let log = logs(dir);
     assert!(
@@ -151,8 +151,21 @@ fn a_partition_of_nearly_only_invalid_records_stops_the_worker_with_a_clear_erro
 #[test]
 fn a_worker_stopped_mid_stream_hands_its_partitions_over_and_nothing_is_lost_or_applied_twice() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let db = sqlite(dir, "doudi.db");
+    hand_over(tmp.path(), &sqlite(tmp.path(), "doudi.db"));
+}
+
+#[test]
+fn two_workers_on_postgres_hand_partitions_over_and_nothing_is_lost_or_applied_twice() {
+    let Ok(base) = std::env::var("DOUDI_TEST_POSTGRES_URL") else {
+        eprintln!("skipped: set DOUDI_TEST_POSTGRES_URL to run the hand-over on PostgreSQL");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    hand_over(tmp.path(), &fresh_database(&base, "hand_over"));
+}
+
+fn hand_over(dir: &std::path::Path, db: &str) {
+    let db = db.to_string();
     let total = gen_and_import(dir, "1500", "13", &db);
     let broker = Broker::start(dir, 6);
     // The first half of the stream now, the second after the first worker has stopped.
@@ -166,7 +179,7 @@ fn a_worker_stopped_mid_stream_hands_its_partitions_over_and_nothing_is_lost_or_
     let b = worker(dir, &broker.bootstrap, &db, &env);
     std::thread::sleep(Duration::from_secs(5));
     terminate(&a);
-    let a_out = a.wait_with_output().unwrap();
+    let a_out = a.output();
     assert!(a_out.status.success(), "{}", logs(dir));
     let a_report: Value = serde_json::from_slice(&a_out.stdout).unwrap();
     let stopped_at = status(dir, &db)["received"].as_u64().unwrap();
@@ -179,7 +192,7 @@ fn a_worker_stopped_mid_stream_hands_its_partitions_over_and_nothing_is_lost_or_
     produce_half(dir, &broker.bootstrap, 1);
     let s = wait_received(dir, &db, total, Duration::from_secs(180));
     terminate(&b);
-    let b_out = b.wait_with_output().unwrap();
+    let b_out = b.output();
     assert!(b_out.status.success(), "{}", logs(dir));
     let b_report: Value = serde_json::from_slice(&b_out.stdout).unwrap();
     assert_eq!(s["received"], total, "nothing lost: {}", logs(dir));

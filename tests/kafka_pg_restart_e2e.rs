@@ -14,29 +14,6 @@ use std::time::{Duration, Instant};
 
 use kafka::*;
 
-/// A fresh database on the test server; its URL.
-fn fresh_database(base: &str) -> String {
-    let name = format!(
-        "doudi_kafka_restart_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let pool = sqlx::PgPool::connect(base).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-    });
-    let (root, _) = base.rsplit_once('/').expect("a URL ending in /DATABASE");
-    format!("{root}/{name}")
-}
-
 fn metrics(addr: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -60,7 +37,7 @@ fn the_worker_rides_out_a_postgres_restart_and_loses_nothing() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let db = fresh_database(&base);
+    let db = fresh_database(&base, "pg_restart");
     let total = gen_and_import(dir, "1500", "23", &db);
     let broker = Broker::start(dir, 4);
     produce_all(dir, &broker.bootstrap);
@@ -87,7 +64,7 @@ fn the_worker_rides_out_a_postgres_restart_and_loses_nothing() {
             .env("DOUDI_KAFKA__SESSION_TIMEOUT_MS", "3000")
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(dir.join("worker-pg.log")).unwrap());
-        c.spawn().unwrap()
+        Guard(Some(c.spawn().unwrap()))
     };
     let s = wait_received(dir, &db, 1, Duration::from_secs(60));
     assert!(s["received"].as_u64().unwrap() > 0, "{}", logs(dir));

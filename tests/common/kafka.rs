@@ -169,8 +169,63 @@ pub fn produce_part(dir: &Path, bootstrap: &str, keep: impl Fn(usize, usize) -> 
     }
 }
 
+/// A child process killed when dropped (a failed assertion leaves no worker behind).
+pub struct Guard(pub Option<Child>);
+
+impl Guard {
+    /// Wait for it to exit and collect its output.
+    pub fn output(mut self) -> std::process::Output {
+        self.0.take().unwrap().wait_with_output().unwrap()
+    }
+}
+
+impl std::ops::Deref for Guard {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        self.0.as_ref().unwrap()
+    }
+}
+
+impl std::ops::DerefMut for Guard {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0.as_mut().unwrap()
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A fresh database on the PostgreSQL test server (DOUDI_TEST_POSTGRES_URL); its URL.
+pub fn fresh_database(base: &str, what: &str) -> String {
+    let name = format!(
+        "doudi_kafka_{what}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let pool = sqlx::PgPool::connect(base).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+    let (root, _) = base.rsplit_once('/').expect("a URL ending in /DATABASE");
+    format!("{root}/{name}")
+}
+
 /// A `doudi run --brokers` worker.
-pub fn worker(dir: &Path, bootstrap: &str, db: &str, env: &[(&str, &str)]) -> Child {
+pub fn worker(dir: &Path, bootstrap: &str, db: &str, env: &[(&str, &str)]) -> Guard {
     let log = dir.join(format!(
         "worker-{}.log",
         std::time::SystemTime::now()
@@ -191,7 +246,7 @@ pub fn worker(dir: &Path, bootstrap: &str, db: &str, env: &[(&str, &str)]) -> Ch
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.spawn().expect("start worker")
+    Guard(Some(cmd.spawn().expect("start worker")))
 }
 
 /// Send SIGTERM to a process.

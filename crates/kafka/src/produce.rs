@@ -74,6 +74,7 @@ pub async fn produce_file(
     let mut inflight = VecDeque::new();
     let mut line = Vec::new();
     let mut number = 0u64;
+    let mut next_progress = 0u64;
     loop {
         line.clear();
         let n = reader.read_until(b'\n', &mut line).map_err(io)?;
@@ -126,8 +127,9 @@ pub async fn produce_file(
                 settle(f, &mut report).await?;
             }
         }
-        if number % 1000 == 0 {
+        if report.bytes >= next_progress {
             progress(report.bytes);
+            next_progress = report.bytes + (1 << 20);
         }
     }
     while let Some(f) = inflight.pop_front() {

@@ -485,13 +485,14 @@ fn read_loop(
         }
         match polled {
             None => {}
-            Some(Err(e)) => {
-                // librdkafka retries on its own; say so at most every few seconds.
-                if last_error_log.is_none_or(|t: Instant| t.elapsed() > Duration::from_secs(5)) {
-                    last_error_log = Some(Instant::now());
-                    tracing::warn!(error = %e, "Kafka consumer error (librdkafka retries)");
-                }
+            // librdkafka retries on its own; say so at most every few seconds.
+            Some(Err(e))
+                if last_error_log.is_none_or(|t: Instant| t.elapsed() > Duration::from_secs(5)) =>
+            {
+                last_error_log = Some(Instant::now());
+                tracing::warn!(error = %e, "Kafka consumer error (librdkafka retries)");
             }
+            Some(Err(_)) => {}
             Some(Ok(msg)) => {
                 let Some((topic, source)) = topics.get(msg.topic()) else {
                     tracing::warn!(

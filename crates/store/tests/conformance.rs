@@ -170,6 +170,7 @@ conformance!(
     a_persons_move_waits_for_a_batch_on_the_household,
     a_review_decision_and_a_batch_at_once_both_commit,
     status_counts_everything,
+    kafka_publication_is_recorded_once_per_notice,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -746,6 +747,43 @@ async fn notices_outbox_and_delivery_state(db: &TestDb) {
         .await
         .unwrap()
         .is_empty());
+}
+
+async fn kafka_publication_is_recorded_once_per_notice(db: &TestDb) {
+    let store = &db.store;
+    let id = open_one_warning(store).await;
+    store
+        .add_notices(&[doudi_store::NoticeRow {
+            warning_id: id,
+            kind: "reminder".into(),
+            recipient: "li".into(),
+            due_at: "2026-03-02T00:00:00.000000Z".into(),
+            note: String::new(),
+        }])
+        .await
+        .unwrap();
+    let todo = store.kafka_unpublished_notices(10).await.unwrap();
+    assert_eq!(todo.len(), 2, "every notice waits for Kafka");
+    assert!(todo[0].notice_id < todo[1].notice_id, "in notice order");
+    assert_eq!(todo[0].members_concerned, ["H1-1"]);
+    let first = todo[0].notice_id;
+    assert_eq!(
+        store.mark_kafka_published(&[(first, 2, 40)]).await.unwrap(),
+        1
+    );
+    // Marked again (a recovery finding it on the topic): the first record stays.
+    assert_eq!(
+        store.mark_kafka_published(&[(first, 3, 99)]).await.unwrap(),
+        0
+    );
+    let left = store.kafka_unpublished_notices(10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_ne!(left[0].notice_id, first);
+    let all = store.kafka_publications().await.unwrap();
+    assert_eq!(all[0], (first, Some((2, 40))));
+    assert_eq!(all[1].1, None);
+    // Webhook delivery is independent of it.
+    assert_eq!(store.pending_notices(10).await.unwrap().len(), 2);
 }
 
 async fn dead_letters_are_kept_and_marked_replayed(db: &TestDb) {

@@ -52,9 +52,8 @@ pub async fn run(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
     let result = run_inner(config, args).await;
     if let Some((stop, server)) = metrics {
         let _ = stop.send(());
-        match server.await {
-            Ok(Err(e)) => tracing::warn!(error = %e, "the metrics listener failed"),
-            Ok(Ok(())) | Err(_) => {}
+        if let Ok(Err(e)) = server.await {
+            tracing::warn!(error = %e, "the metrics listener failed");
         }
     }
     result
