@@ -218,7 +218,8 @@ fn a_worker_killed_at_random_moments_ends_as_an_uninterrupted_run_on_sqlite() {
     let total = gen_and_import(dir, HOUSEHOLDS, "11", &reference);
     import(dir, &killed);
     assert!(total >= AT_LEAST, "at least {AT_LEAST} events: {total}");
-    let broker = Broker::start(dir, 4);
+    // Partitions small enough for the mock broker, which keeps about 5 MB of each.
+    let broker = Broker::start(dir, 16);
     produce_all(dir, &broker.bootstrap);
     crash_run(dir, &broker, &reference, &killed, total);
 }
@@ -252,7 +253,8 @@ fn a_worker_killed_at_random_moments_ends_as_an_uninterrupted_run_on_postgres() 
     let total = gen_and_import(dir, HOUSEHOLDS, "12", &reference);
     import(dir, &killed);
     assert!(total >= AT_LEAST, "at least {AT_LEAST} events: {total}");
-    let broker = Broker::start(dir, 4);
+    // Partitions small enough for the mock broker, which keeps about 5 MB of each.
+    let broker = Broker::start(dir, 16);
     produce_all(dir, &broker.bootstrap);
     crash_run(dir, &broker, &reference, &killed, total);
 }
