@@ -60,7 +60,7 @@ macro_rules! outcome_of {
     let mut last = BTreeMap::new();
     for r in sqlx::query(
         "SELECT a.household_id, a.score, a.level FROM assessments a
-         WHERE a.seq = (SELECT MAX(b.seq) FROM assessments b WHERE b.household_id = a.household_id)",
+             JOIN (SELECT MAX(seq) AS seq FROM assessments GROUP BY household_id) m ON m.seq = a.seq",
     )
     .fetch_all(pool)
     .await
