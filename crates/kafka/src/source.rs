@@ -474,12 +474,16 @@ fn read_loop(
     let mut last_commit = Instant::now();
     let mut broken = None;
     let mut last_error_log: Option<Instant> = None;
+    // The offset each partition should deliver next: a jump past it means records were removed
+    // (retention, compaction) before this group read them — said loudly, never silently.
+    let mut expected: HashMap<(Arc<str>, i32), i64> = HashMap::new();
     while !shared.stop.load(Ordering::Relaxed) {
         let polled = consumer.poll(Duration::from_millis(20));
         {
             let mut revoked = lock(&shared.revoked);
             if !revoked.is_empty() {
                 windows.retain(|(t, p), _| !revoked.contains(&(t.to_string(), *p)));
+                expected.retain(|(t, p), _| !revoked.contains(&(t.to_string(), *p)));
                 revoked.clear();
             }
         }
@@ -504,6 +508,23 @@ fn read_loop(
                 let payload = msg.payload().unwrap_or_default();
                 let offset = msg.offset();
                 let partition = msg.partition();
+                let next = expected
+                    .entry((topic.clone(), partition))
+                    .or_insert_with(|| {
+                        lock(&shared.committed)
+                            .get(&(topic.to_string(), partition))
+                            .copied()
+                            .unwrap_or(0)
+                    });
+                if offset > *next {
+                    tracing::error!(
+                        stream = %format!("{topic}/{partition}"),
+                        expected = *next,
+                        got = offset,
+                        "records missing from the partition (removed by retention or compaction before they were read)"
+                    );
+                }
+                *next = offset + 1;
                 let record = RawRecord {
                     source: *source,
                     stream: format!("{topic}/{partition}"),
