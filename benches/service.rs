@@ -9,6 +9,7 @@
 //! ```sh
 //! cargo bench --bench service
 //! DOUDI_BENCH_HOUSEHOLDS=50000 DOUDI_BENCH_CLIENTS=16 DOUDI_BENCH_SECONDS=20 cargo bench --bench service
+//! DOUDI_BENCH_PAGE=10 cargo bench --bench service      # warnings per page (default 50)
 //! ```
 //! A benchmark, not a test: nothing here asserts a speed.
 
@@ -59,6 +60,7 @@ async fn bench(benching: bool) {
     ) as usize;
     let clients = env("DOUDI_BENCH_CLIENTS", 8) as usize;
     let seconds = env("DOUDI_BENCH_SECONDS", if benching { 10 } else { 1 });
+    let page = env("DOUDI_BENCH_PAGE", 50);
 
     let dir = tempfile::tempdir().expect("temp dir");
     let cfg = GenConfig {
@@ -171,7 +173,7 @@ async fn bench(benching: bool) {
     let mut tasks = Vec::new();
     for c in 0..clients {
         let token = tokens[c % tokens.len()].clone();
-        let url = format!("{base}/api/warnings?limit=50");
+        let url = format!("{base}/api/warnings?limit={page}");
         tasks.push(tokio::spawn(async move {
             let http = reqwest::Client::builder()
                 .pool_max_idle_per_host(1)
@@ -213,7 +215,7 @@ async fn bench(benching: bool) {
     let elapsed = started.elapsed().as_secs_f64();
     all.sort();
     println!(
-        "GET /api/warnings?limit=50: {} requests in {elapsed:.1} s = {:.0} requests/s; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {failures} failed; largest answer {largest} bytes",
+        "GET /api/warnings?limit={page}: {} requests in {elapsed:.1} s = {:.0} requests/s; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {failures} failed; largest answer {largest} bytes",
         all.len(),
         all.len() as f64 / elapsed,
         percentile(&all, 0.50).as_secs_f64() * 1000.0,

@@ -366,7 +366,13 @@ pub async fn list_review(
         }
         out.push(item);
     }
-    ok(json!({"total_pending": state.store().pending_review_count().await?, "items": out}))
+    // The queue's whole length only for roles that see all of it.
+    let total = if who.role.is_regional() {
+        None
+    } else {
+        Some(state.store().pending_review_count().await?)
+    };
+    ok(json!({"total_pending": total, "items": out}))
 }
 
 /// Body of a review decision: `{"link": MEMBER}` or `{"reject": true}`, and why.

@@ -305,6 +305,15 @@ async fn a_review_decision_links_the_record_and_goes_on_to_a_warning() {
         [seq],
         "the officer sees the item of their township only: {q}"
     );
+    assert!(
+        q["total_pending"].is_null(),
+        "nor the length of the others' queue"
+    );
+    let all = fx
+        .api("GET", "/api/review", Some(fx.token(Role::Auditor)), None)
+        .await
+        .json();
+    assert_eq!(all["total_pending"], 2, "{all}");
     let r = fx
         .api(
             "POST",
