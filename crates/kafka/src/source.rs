@@ -341,6 +341,9 @@ impl KafkaConfig {
             )
             .set("queued.min.messages", self.queued_min_messages.to_string())
             .set("fetch.max.bytes", "16777216")
+            // A fetch that finds nothing new waits at most this long at the broker before it is
+            // answered (librdkafka's default, 500 ms, is a floor under a quiet feed's latency).
+            .set("fetch.wait.max.ms", "50")
             .set("statistics.interval.ms", "2000");
         c
     }
