@@ -67,12 +67,54 @@ fn poison_records_reach_the_dead_letter_topic_with_their_origin_and_never_stall_
     produce_all(dir, &broker.bootstrap);
     let total = good + 2 * poison.len() as u64;
 
-    let mut w = worker(dir, &broker.bootstrap, &db, &[]);
+    let addr = free_addr();
+    let mut w = worker(
+        dir,
+        &broker.bootstrap,
+        &db,
+        &[("DOUDI_METRICS_ADDR", addr.as_str())],
+    );
     let s = wait_received(dir, &db, total, Duration::from_secs(120));
+    // Lag comes with librdkafka's statistics, every two seconds.
+    let lag = "doudi_consumer_lag{topic=\"health_insurance\",partition=\"0\"} 0";
+    let mut metrics = scrape_metrics(&addr);
+    for _ in 0..50 {
+        if metrics.contains(lag) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        metrics = scrape_metrics(&addr);
+    }
     terminate(&w);
     assert!(w.wait().unwrap().success(), "{}", logs(dir));
     assert_eq!(s["received"], total, "{}", logs(dir));
     assert_eq!(s["dead_letters"], poison.len() as u64);
+
+    // The worker's metrics: what it consumed, its lag, its stages, what it refused and warned,
+    // with codes as label values and nothing personal.
+    for needle in [
+        "doudi_events_consumed_total{source=\"health_insurance\"}",
+        lag,
+        "doudi_stage_seconds_count{stage=\"batch\"}",
+        "doudi_stage_seconds_count{stage=\"commit\"}",
+        "doudi_dead_letters_total{source=\"health_insurance\",reason=\"not_json\"} 1",
+        "doudi_dead_letters_total{source=\"health_insurance\",reason=\"too_large\"} 1",
+        "doudi_warnings_total{level=",
+    ] {
+        assert!(metrics.contains(needle), "no {needle} in\n{metrics}");
+    }
+    for household in register.lines() {
+        let h: Value = serde_json::from_str(household).unwrap();
+        for m in h["members"].as_array().unwrap() {
+            for field in ["id_number", "name"] {
+                let value = m[field].as_str().unwrap();
+                assert!(
+                    !metrics.contains(value),
+                    "a member's {field} in the metrics"
+                );
+            }
+        }
+    }
     assert_eq!(
         s["accepted"],
         good + poison.len() as u64,

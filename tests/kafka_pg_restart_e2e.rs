@@ -14,16 +14,6 @@ use std::time::{Duration, Instant};
 
 use kafka::*;
 
-fn metrics(addr: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body
-}
-
 #[test]
 fn the_worker_rides_out_a_postgres_restart_and_loses_nothing() {
     let (Ok(base), Ok("1")) = (
@@ -41,12 +31,7 @@ fn the_worker_rides_out_a_postgres_restart_and_loses_nothing() {
     let total = gen_and_import(dir, "1500", "23", &db);
     let broker = Broker::start(dir, 4);
     produce_all(dir, &broker.bootstrap);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = free_addr();
     let mut w = {
         let mut c = Command::new(env!("CARGO_BIN_EXE_doudi"));
         c.current_dir(dir)
@@ -91,7 +76,7 @@ fn the_worker_rides_out_a_postgres_restart_and_loses_nothing() {
     let s = wait_received(dir, &db, total, Duration::from_secs(300));
     assert_eq!(s["received"], total, "{}", logs(dir));
     assert_eq!(s["duplicates"], 0);
-    let m = metrics(&addr);
+    let m = scrape_metrics(&addr);
     assert!(
         m.contains("doudi_db_errors_total{operation=\"batch\"}"),
         "the retries are counted: {m}"

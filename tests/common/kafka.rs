@@ -249,6 +249,27 @@ pub fn worker(dir: &Path, bootstrap: &str, db: &str, env: &[(&str, &str)]) -> Gu
     Guard(Some(cmd.spawn().expect("start worker")))
 }
 
+/// A loopback address nothing listens on (for a worker's `--metrics-addr`).
+pub fn free_addr() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+/// The text of `GET /metrics` at `addr`.
+pub fn scrape_metrics(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
 /// Send SIGTERM to a process.
 pub fn terminate(child: &Child) {
     let status = Command::new("kill")

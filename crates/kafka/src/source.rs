@@ -679,22 +679,13 @@ async fn apply_one(
 ) -> Result<(), KafkaError> {
     let t0 = Instant::now();
     send_dead_letters(shared, producer, batch).await?;
+    doudi_telemetry::observe_stage("dead_letter_topic", t0.elapsed().as_secs_f64());
+    // Records consumed, dead letters, stage latencies and warnings are counted by the pipeline
+    // once the batch has committed (`doudi_pipeline::apply_batch`), as for file feeds.
     let outcome = apply_with_retry(shared, engine, &batch.items).await?;
-    let seconds = t0.elapsed().as_secs_f64();
-    doudi_telemetry::observe_stage("batch", seconds);
     report.totals.add(&outcome);
     report.batches += 1;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
-    let mut by_source: HashMap<Source, u64> = HashMap::new();
-    for item in &batch.items {
-        *by_source.entry(item.record.source).or_default() += 1;
-        if let Err(e) = &item.result {
-            doudi_telemetry::dead_letters(item.record.source.code(), e.code(), 1);
-        }
-    }
-    for (source, n) in by_source {
-        doudi_telemetry::events_consumed(source.code(), n);
-    }
     {
         let mut committed = lock(&shared.committed);
         for m in &batch.metas {
@@ -715,7 +706,7 @@ async fn apply_one(
     tracing::debug!(
         received = outcome.received,
         accepted = outcome.accepted,
-        ms = seconds * 1000.0,
+        ms = t0.elapsed().as_secs_f64() * 1000.0,
         "batch committed"
     );
     Ok(())

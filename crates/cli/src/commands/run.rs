@@ -31,7 +31,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "HOST:PORT[,…]")]
     pub brokers: Option<String>,
     /// Serve Prometheus metrics on http://ADDR/metrics while running.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", env = "DOUDI_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Read what is there, then stop (otherwise keep watching for new lines and files).
     #[arg(long)]
