@@ -26,6 +26,12 @@ pub struct KafkaConfig {
     pub invalid_window: usize,
     /// Longest a record waits for its batch to fill before the batch is committed anyway.
     pub linger_ms: u64,
+    /// Records are applied in event-time order across the worker's partitions, which waits for
+    /// every partition to deliver its next record or reach its end; a partition that does
+    /// neither for this long (its broker is down, say) stops holding the others back.
+    pub align_wait_ms: u64,
+    /// Records held per partition for that ordering before its fetching pauses (at least 100).
+    pub align_buffer: usize,
     /// On revoke and on shutdown, how long to wait for in-flight batches to commit.
     pub drain_timeout_ms: u64,
     /// Consumer session timeout: a worker that dies is replaced after this long.
@@ -82,6 +88,8 @@ impl Default for KafkaConfig {
             max_invalid_ratio: 0.9,
             invalid_window: 1000,
             linger_ms: 100,
+            align_wait_ms: 5000,
+            align_buffer: 1000,
             drain_timeout_ms: 20_000,
             session_timeout_ms: 10_000,
             queued_max_kbytes: 8192,
@@ -120,6 +128,12 @@ impl KafkaConfig {
         }
         if self.session_timeout_ms < 3000 {
             return Err("kafka.session_timeout_ms must be at least 3000".into());
+        }
+        if self.align_buffer < 100 {
+            return Err(format!(
+                "kafka.align_buffer must be at least 100 (got {})",
+                self.align_buffer
+            ));
         }
         if self.publish_batch == 0 || self.queued_max_kbytes == 0 {
             return Err("kafka.publish_batch and queued_max_kbytes must be at least 1".into());

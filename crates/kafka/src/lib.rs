@@ -11,6 +11,7 @@
 //! It never logs, labels or keys anything by name; keys are ID numbers only on the feed topics
 //! (as the producers send them) and household ids on the warnings topic.
 
+mod align;
 pub mod config;
 pub mod dev;
 mod error;

@@ -1,8 +1,9 @@
 //! The consumer-group source: one worker of many in a group over the four feed topics.
 //!
 //! A consumer thread polls, ingests each message (parse, validate, link: the same [`Ingested`]
-//! record the file reader makes) and gathers batches, which a bounded channel carries to the
-//! applier. The applier sends a batch's invalid records to the dead-letter topic (and waits for
+//! record the file reader makes), releases the records of all its partitions in event-time order
+//! (`crate::align`: so a run's outcome does not depend on how fetches interleave, nor on where it
+//! was interrupted) and gathers batches, which a bounded channel carries to the applier. The applier sends a batch's invalid records to the dead-letter topic (and waits for
 //! the broker's acknowledgement), then commits the batch's effects and the next offset of each of
 //! its partitions in one database transaction (`apply_batch`), retrying with backoff while the
 //! database is away. Batches are applied one at a time in the order they were read, so each
@@ -34,6 +35,7 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use crate::align::{Aligner, Fetch, Key};
 use crate::window::InvalidWindow;
 use crate::{KafkaConfig, KafkaError};
 
@@ -101,6 +103,8 @@ struct Shared {
     dirty: AtomicBool,
     /// Partitions revoked since the consumer thread last looked (their windows restart).
     revoked: Mutex<HashSet<(String, i32)>>,
+    /// Partitions assigned since the consumer thread last looked, with their next offsets.
+    assigned: Mutex<Vec<(String, i32, i64)>>,
     stop: Arc<AtomicBool>,
     fatal: Mutex<Option<KafkaError>>,
 }
@@ -260,6 +264,7 @@ impl Ctx {
             return;
         };
         let mut committed = lock(&s.committed);
+        let mut assigned = lock(&s.assigned);
         let mut described = Vec::new();
         for (topic, partition) in parts {
             let Some(source) = s.cfg.source_of(&topic) else {
@@ -273,7 +278,8 @@ impl Ctx {
             if let Err(e) = tpl.set_partition_offset(&topic, partition, offset) {
                 tracing::error!(error = %e, %stream, "cannot set a start offset");
             }
-            committed.insert((topic, partition), next.unwrap_or(0));
+            committed.insert((topic.clone(), partition), next.unwrap_or(0));
+            assigned.push((topic, partition, next.unwrap_or(0)));
             described.push(format!("{stream}@{}", next.unwrap_or(0)));
         }
         tracing::info!(partitions = %described.join(" "), "partitions assigned; resuming at the stored positions");
@@ -373,6 +379,7 @@ pub async fn run_kafka(
         committed: Mutex::new(HashMap::new()),
         dirty: AtomicBool::new(false),
         revoked: Mutex::new(HashSet::new()),
+        assigned: Mutex::new(Vec::new()),
         stop: stop.clone(),
         fatal: Mutex::new(None),
     });
@@ -477,17 +484,40 @@ fn read_loop(
     let mut last_commit = Instant::now();
     let mut broken = None;
     let mut last_error_log: Option<Instant> = None;
-    // The offset each partition should deliver next: a jump past it means records were removed
-    // (retention, compaction) before this group read them — said loudly, never silently.
-    let mut expected: HashMap<(Arc<str>, i32), i64> = HashMap::new();
+    // Each assigned partition's records, released in event-time order (`crate::align`). It also
+    // knows the offset each partition should deliver next: a jump past it means records were
+    // removed (retention, compaction) before this group read them — said loudly, never silently.
+    let mut aligner: Aligner<(Ingested, RecordMeta)> =
+        Aligner::new(Duration::from_millis(cfg.align_wait_ms), cfg.align_buffer);
     while !shared.stop.load(Ordering::Relaxed) {
         let polled = consumer.poll(Duration::from_millis(20));
         {
             let mut revoked = lock(&shared.revoked);
             if !revoked.is_empty() {
                 windows.retain(|(t, p), _| !revoked.contains(&(t.to_string(), *p)));
-                expected.retain(|(t, p), _| !revoked.contains(&(t.to_string(), *p)));
+                for (t, p) in revoked.iter() {
+                    let dropped = aligner.revoke(&(Arc::from(t.as_str()), *p));
+                    if dropped > 0 {
+                        tracing::debug!(stream = %format!("{t}/{p}"), dropped, "read-ahead of a revoked partition dropped (its next owner reads it)");
+                    }
+                }
                 revoked.clear();
+            }
+        }
+        {
+            let assigned = std::mem::take(&mut *lock(&shared.assigned));
+            if !assigned.is_empty() {
+                let mut tpl = TopicPartitionList::new();
+                for (topic, partition, next) in assigned {
+                    if let Some((t, _)) = topics.get(&topic) {
+                        aligner.assign((t.clone(), partition), next, Instant::now());
+                        tpl.add_partition(&topic, partition);
+                    }
+                }
+                // A partition this consumer paused before it was revoked fetches again.
+                if let Err(e) = consumer.resume(&tpl) {
+                    tracing::warn!(error = %e, "resuming newly assigned partitions failed");
+                }
             }
         }
         match polled {
@@ -511,23 +541,23 @@ fn read_loop(
                 let payload = msg.payload().unwrap_or_default();
                 let offset = msg.offset();
                 let partition = msg.partition();
-                let next = expected
-                    .entry((topic.clone(), partition))
-                    .or_insert_with(|| {
-                        lock(&shared.committed)
-                            .get(&(topic.to_string(), partition))
-                            .copied()
-                            .unwrap_or(0)
-                    });
-                if offset > *next {
+                let part = (topic.clone(), partition);
+                if !aligner.is_assigned(&part) {
+                    let next = lock(&shared.committed)
+                        .get(&(topic.to_string(), partition))
+                        .copied()
+                        .unwrap_or(0);
+                    aligner.assign(part.clone(), next, Instant::now());
+                }
+                let next = aligner.next_offset(&part).unwrap_or(offset);
+                if offset > next {
                     tracing::error!(
                         stream = %format!("{topic}/{partition}"),
-                        expected = *next,
+                        expected = next,
                         got = offset,
                         "records missing from the partition (removed by retention or compaction before they were read)"
                     );
                 }
-                *next = offset + 1;
                 let record = RawRecord {
                     source: *source,
                     stream: format!("{topic}/{partition}"),
@@ -560,6 +590,11 @@ fn read_loop(
                     *lock(&shared.gathering) = Gathering::default();
                     break;
                 }
+                let time = item
+                    .result
+                    .as_ref()
+                    .ok()
+                    .map(|e| e.occurred_at.timestamp_micros());
                 let meta = RecordMeta {
                     topic: topic.clone(),
                     partition,
@@ -571,18 +606,19 @@ fn read_loop(
                         None
                     },
                 };
-                let mut g = lock(&shared.gathering);
-                g.first_at.get_or_insert_with(Instant::now);
-                g.items.push(item);
-                g.metas.push(meta);
+                if let Some(Fetch::Pause(k)) = aligner.push(&part, offset, time, (item, meta)) {
+                    set_paused(&consumer, &k, true);
+                }
             }
         }
+        release(shared, &consumer, &mut aligner);
         let due = {
             let g = lock(&shared.gathering);
-            g.items.len() >= shared.batch_size || g.first_at.is_some_and(|t| t.elapsed() >= linger)
+            g.first_at.is_some_and(|t| t.elapsed() >= linger)
         };
         if due {
             shared.flush();
+            aligner.restart_waits(Instant::now());
         }
         if lock(&shared.flow).applier_gone {
             break;
@@ -624,6 +660,89 @@ fn read_loop(
             Ok(())
         }
         None => Ok(()),
+    }
+}
+
+/// Move what the aligner can release into the gathering, handing over each full batch.
+fn release(
+    shared: &Shared,
+    consumer: &BaseConsumer<Ctx>,
+    aligner: &mut Aligner<(Ingested, RecordMeta)>,
+) {
+    let mut flows = Vec::new();
+    loop {
+        // Empty partitions read to their high watermark (as last fetched) hold nobody back.
+        aligner.refresh(Instant::now(), |(topic, partition), next| {
+            matches!(
+                cached_watermarks(consumer, topic, *partition),
+                Some((low, high)) if next.max(low) >= high
+            )
+        });
+        let mut moved = 0;
+        let full = {
+            let mut g = lock(&shared.gathering);
+            while g.items.len() < shared.batch_size {
+                let Some((item, meta)) = aligner.pop(&mut flows) else {
+                    break;
+                };
+                g.first_at.get_or_insert_with(Instant::now);
+                g.items.push(item);
+                g.metas.push(meta);
+                moved += 1;
+            }
+            g.items.len() >= shared.batch_size
+        };
+        for f in flows.drain(..) {
+            if let Fetch::Resume(k) = f {
+                set_paused(consumer, &k, false);
+            }
+        }
+        if full {
+            shared.flush();
+            aligner.restart_waits(Instant::now());
+            if lock(&shared.flow).applier_gone {
+                return;
+            }
+        } else if moved == 0 {
+            return;
+        }
+    }
+}
+
+/// A partition's low and high watermarks as of its last fetch (librdkafka's cache: no request
+/// to the broker); `None` until a fetch has told them.
+fn cached_watermarks(
+    consumer: &BaseConsumer<Ctx>,
+    topic: &str,
+    partition: i32,
+) -> Option<(i64, i64)> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client handle is alive for as long as `consumer` is borrowed; the topic is a
+    // NUL-terminated string that outlives the call; librdkafka only writes the two integers.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some((low, high))
+}
+
+/// Pause or resume one partition's fetching (the aligner holds enough of it, or drained it).
+fn set_paused(consumer: &BaseConsumer<Ctx>, (topic, partition): &Key, pause: bool) {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, *partition);
+    let r = if pause {
+        consumer.pause(&tpl)
+    } else {
+        consumer.resume(&tpl)
+    };
+    if let Err(e) = r {
+        tracing::warn!(error = %e, stream = %format!("{topic}/{partition}"), pause, "pausing or resuming a partition failed");
     }
 }
 

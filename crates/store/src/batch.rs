@@ -250,17 +250,28 @@ impl BatchTx {
         let tx = match &mut self.tx {
             Db::Sqlite(tx) => tx,
             Db::Postgres(tx) => {
+                // `seq` follows batch order, as on SQLite: a household's timeline is read back
+                // in `seq` order and must be the order its facts were applied in (a worker that
+                // restarts reads what an uninterrupted one kept in memory). The numbers are drawn
+                // first, in one call, and handed out in batch order.
+                let mut seqs: Vec<i64> = sqlx::query_scalar(
+                    "SELECT nextval(pg_get_serial_sequence('events', 'seq')) FROM generate_series(1, $1)",
+                )
+                .bind(rows.len() as i64)
+                .fetch_all(&mut **tx)
+                .await
+                .ctx("drawing event sequence numbers")?;
+                seqs.sort_unstable();
                 // One statement; a key another transaction is inserting waits for it, then is
-                // left. Rows go in key order, so two workers inserting overlapping batches (a
-                // late batch after a Kafka rebalance) wait for each other in one direction only,
-                // never in a cycle. (`seq` then follows key order within a batch; nothing reads
-                // batch order from it: the risk engine orders a household's facts itself.)
+                // left. Rows go in key order (then batch order: the first of a repeated key is
+                // the one kept), so two workers inserting overlapping batches (a late batch after
+                // a Kafka rebalance) wait for each other in one direction only, never in a cycle.
                 let returned = sqlx::query(
-                    "INSERT INTO events (source, event_id, kind, occurred_at, received_at, stream, position, raw, normalised)
-                     SELECT u.source, u.event_id, u.kind, u.occurred_at, $5, u.stream, u.position, u.raw, u.normalised
-                     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $6::text[], $7::bigint[], $8::bytea[], $9::text[])
-                          AS u(source, event_id, kind, occurred_at, stream, position, raw, normalised)
-                     ORDER BY u.source, u.event_id
+                    "INSERT INTO events (seq, source, event_id, kind, occurred_at, received_at, stream, position, raw, normalised)
+                     SELECT u.seq, u.source, u.event_id, u.kind, u.occurred_at, $5, u.stream, u.position, u.raw, u.normalised
+                     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $6::text[], $7::bigint[], $8::bytea[], $9::text[], $10::bigint[])
+                          AS u(source, event_id, kind, occurred_at, stream, position, raw, normalised, seq)
+                     ORDER BY u.source, u.event_id, u.seq
                      ON CONFLICT (source, event_id) DO NOTHING
                      RETURNING seq, source, event_id",
                 )
@@ -273,6 +284,7 @@ impl BatchTx {
                 .bind(rows.iter().map(|r| r.position as i64).collect::<Vec<_>>())
                 .bind(rows.iter().map(|r| r.raw.as_slice()).collect::<Vec<_>>())
                 .bind(rows.iter().map(|r| r.normalised.as_str()).collect::<Vec<_>>())
+                .bind(&seqs)
                 .fetch_all(&mut **tx)
                 .await
                 .ctx("inserting events")?;

@@ -292,13 +292,13 @@ async fn events_are_stored_once_and_a_duplicate_changes_nothing(db: &TestDb) {
     let store = &db.store;
     let mut tx = store.begin().await.unwrap();
     let first = tx
-        .insert_events(&[event_row("e1"), event_row("e2")])
+        .insert_events(&[event_row("e2"), event_row("e1")])
         .await
         .unwrap();
     assert_eq!(first.len(), 2);
     assert!(
-        first[&key("e1")] < first[&key("e2")],
-        "seq follows batch order"
+        first[&key("e2")] < first[&key("e1")],
+        "seq follows batch order, not key order (a timeline is read back in seq order)"
     );
     tx.add_counters(2, 0).await.unwrap();
     tx.commit().await.unwrap();
