@@ -75,6 +75,10 @@ fn nights_find_exactly_the_planted_findings_once_and_close_only_what_clean_data_
                 "7",
                 "--out",
                 "data",
+                // Fixed dates (by default the feeds end this month): the snapshots describe the
+                // night of 2026-11-01, which the later nights below are set against.
+                "--start",
+                "2025-11-01",
             ],
         ),
         0,

@@ -3,12 +3,13 @@
 //! A consumer thread polls, ingests each message (parse, validate, link: the same [`Ingested`]
 //! record the file reader makes), releases the records of all its partitions in event-time order
 //! (`crate::align`: so a run's outcome does not depend on how fetches interleave, nor on where it
-//! was interrupted) and gathers batches, which a bounded channel carries to the applier. The applier sends a batch's invalid records to the dead-letter topic (and waits for
-//! the broker's acknowledgement), then commits the batch's effects and the next offset of each of
-//! its partitions in one database transaction (`apply_batch`), retrying with backoff while the
-//! database is away. Batches are applied one at a time in the order they were read, so each
-//! partition's records are applied in offset order, and a slow database fills the channel,
-//! then librdkafka's bounded prefetch, and so slows the consumption.
+//! was interrupted) and gathers batches, which a bounded channel carries to the applier. The
+//! applier sends a batch's invalid records to the dead-letter topic (and waits for the broker's
+//! acknowledgement), then commits the batch's effects and the next offset of each of its
+//! partitions in one database transaction (`apply_batch`), retrying with backoff while the
+//! database is away. Batches are applied one at a time in the order they were released, so each
+//! partition's records are applied in offset order, and a slow database fills the channel, then
+//! the aligner's and librdkafka's bounded read-ahead, and so slows the consumption.
 //!
 //! The database is the truth: on assignment the consumer seeks each partition to its stored
 //! position; on revoke and on shutdown it hands over what it has gathered, waits (within
@@ -543,11 +544,9 @@ fn read_loop(
                 let partition = msg.partition();
                 let part = (topic.clone(), partition);
                 if !aligner.is_assigned(&part) {
-                    let next = lock(&shared.committed)
-                        .get(&(topic.to_string(), partition))
-                        .copied()
-                        .unwrap_or(0);
-                    aligner.assign(part.clone(), next, Instant::now());
+                    // Not (or no longer) this worker's: never applied here; its owner reads it.
+                    tracing::debug!(stream = %format!("{topic}/{partition}"), offset, "record of a partition not assigned to this worker left to its owner");
+                    continue;
                 }
                 let next = aligner.next_offset(&part).unwrap_or(offset);
                 if offset > next {
