@@ -100,6 +100,9 @@ async fn bench(households: usize, rate: u64, cfg: KafkaConfig, broker: &DevBroke
             Ok(url) => {
                 let (n, took) = end_to_end(&cfg, &url, &register, events, "bench-pg").await;
                 rows.push(rate_row("end to end → PostgreSQL", n, took));
+                if let Err(e) = drop_pg(&base).await {
+                    eprintln!("the benchmark's PostgreSQL database was not dropped: {e}");
+                }
             }
             Err(e) => eprintln!("PostgreSQL skipped: {e}"),
         }
@@ -352,8 +355,28 @@ async fn latency(
     (pick(0.5), pick(0.99), all.len())
 }
 
+fn bench_db_name() -> String {
+    format!("doudi_bench_kafka_{}", std::process::id())
+}
+
+/// Drop the database `fresh_pg` made (and the connections left to it).
+async fn drop_pg(base: &str) -> Result<(), String> {
+    let pool = sqlx::PgPool::connect(base)
+        .await
+        .map_err(|e| e.to_string())?;
+    sqlx::query(&format!(
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        bench_db_name()
+    ))
+    .execute(&pool)
+    .await
+    .map_err(|e| e.to_string())?;
+    pool.close().await;
+    Ok(())
+}
+
 async fn fresh_pg(base: &str) -> Result<String, String> {
-    let name = format!("doudi_bench_kafka_{}", std::process::id());
+    let name = bench_db_name();
     let pool = sqlx::PgPool::connect(base)
         .await
         .map_err(|e| e.to_string())?;

@@ -82,6 +82,20 @@ async fn outcome(db: &str) -> Outcome {
     }
 }
 
+/// Households whose value differs between the uninterrupted and the killed run, described.
+fn differences<V: PartialEq + std::fmt::Debug>(
+    a: &BTreeMap<String, V>,
+    b: &BTreeMap<String, V>,
+) -> Vec<String> {
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|h| a.get(*h) != b.get(*h))
+        .map(|h| format!("{h}: {:?} uninterrupted, {:?} killed", a.get(h), b.get(h)))
+        .collect()
+}
+
 fn crash_run(dir: &Path, broker: &Broker, reference: &str, killed: &str, total: u64) {
     // Reference: one uninterrupted run.
     let mut w = worker(
@@ -154,34 +168,8 @@ fn crash_run(dir: &Path, broker: &Broker, reference: &str, killed: &str, total: 
             logs(dir)
         )
     };
-    differ(
-        "final assessment",
-        a.1.keys()
-            .chain(b.1.keys())
-            .filter(|h| a.1.get(*h) != b.1.get(*h))
-            .map(|h| {
-                format!(
-                    "{h}: {:?} uninterrupted, {:?} killed",
-                    a.1.get(h),
-                    b.1.get(h)
-                )
-            })
-            .collect(),
-    );
-    differ(
-        "warnings",
-        a.0.keys()
-            .chain(b.0.keys())
-            .filter(|h| a.0.get(*h) != b.0.get(*h))
-            .map(|h| {
-                format!(
-                    "{h}: {:?} uninterrupted, {:?} killed",
-                    a.0.get(h),
-                    b.0.get(h)
-                )
-            })
-            .collect(),
-    );
+    differ("final assessment", differences(&a.1, &b.1));
+    differ("warnings", differences(&a.0, &b.0));
     // No warning twice: at most one per household and triggering event.
     for (household, ws) in &b.0 {
         let open = ws.iter().filter(|w| w.0 == "open").count();

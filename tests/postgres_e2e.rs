@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{doudi, ok};
+use common::{doudi, ok, PgDatabase};
 use std::path::Path;
 
 use serde_json::Value;
@@ -38,67 +38,6 @@ fn import_and_run(dir: &Path, db: &str) -> (Value, Value, Value) {
     )
 }
 
-/// A new database on the test server, dropped when this is dropped.
-struct PgDatabase {
-    server: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    fn create(server: &str) -> PgDatabase {
-        let name = format!(
-            "doudi_e2e_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0)
-        );
-        admin(server, &format!("CREATE DATABASE {name}"));
-        let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(server);
-        PgDatabase {
-            server: server.to_string(),
-            url: format!("{base}/{name}"),
-            name,
-        }
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        admin(
-            &self.server,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-    }
-}
-
-fn admin(server: &str, sql: &str) {
-    let server = server.to_string();
-    let sql = sql.to_string();
-    // Its own runtime, on its own thread (also usable from Drop).
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(&server)
-                .await
-                .expect("connect to DOUDI_TEST_POSTGRES_URL");
-            sqlx::raw_sql(&sql)
-                .execute(&mut c)
-                .await
-                .expect("admin sql");
-            let _ = c.close().await;
-        })
-    })
-    .join()
-    .expect("admin thread");
-}
-
 #[test]
 fn a_run_on_postgres_gives_the_same_status_as_on_sqlite_and_a_sound_audit_chain() {
     let Ok(server) = std::env::var("DOUDI_TEST_POSTGRES_URL") else {
@@ -124,7 +63,7 @@ fn a_run_on_postgres_gives_the_same_status_as_on_sqlite_and_a_sound_audit_chain(
     let sqlite = format!("sqlite://{}", dir.join("doudi.db").display());
     let (lite_status, lite_warnings, lite_audit) = import_and_run(dir, &sqlite);
 
-    let pg = PgDatabase::create(&server);
+    let pg = PgDatabase::create(&server, "e2e");
     let (pg_status, pg_warnings, pg_audit) = import_and_run(dir, &pg.url);
 
     assert!(
@@ -155,7 +94,7 @@ fn a_run_on_postgres_gives_the_same_status_as_on_sqlite_and_a_sound_audit_chain(
 
     // Two workers at once on one database, reading the same feeds: every event is applied once
     // (the other's copy is a duplicate), and the outcome is the single run's.
-    let shared = PgDatabase::create(&server);
+    let shared = PgDatabase::create(&server, "e2e");
     ok(doudi(
         dir,
         &["import", "data/register.jsonl", "--db", &shared.url],

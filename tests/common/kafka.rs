@@ -201,65 +201,10 @@ impl Drop for Guard {
     }
 }
 
-/// A fresh database on the PostgreSQL test server (DOUDI_TEST_POSTGRES_URL), dropped (with its
-/// connections) when the test ends, passed or failed. Derefs to its URL.
-pub fn fresh_database(base: &str, what: &str) -> FreshDatabase {
-    let name = format!(
-        "doudi_kafka_{what}_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
-    admin(base, &format!("CREATE DATABASE {name}"));
-    let (root, _) = base.rsplit_once('/').expect("a URL ending in /DATABASE");
-    FreshDatabase {
-        server: base.to_string(),
-        url: format!("{root}/{name}"),
-        name,
-    }
-}
-
-pub struct FreshDatabase {
-    server: String,
-    name: String,
-    url: String,
-}
-
-impl std::ops::Deref for FreshDatabase {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.url
-    }
-}
-
-impl Drop for FreshDatabase {
-    fn drop(&mut self) {
-        admin(
-            &self.server,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-    }
-}
-
-/// One statement on the server, on its own thread and runtime (so also from `Drop`, and from
-/// inside another runtime).
-fn admin(server: &str, sql: &str) {
-    let (server, sql) = (server.to_string(), sql.to_string());
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let pool = sqlx::PgPool::connect(&server).await.unwrap();
-            sqlx::query(&sql).execute(&pool).await.unwrap();
-            pool.close().await;
-        });
-    })
-    .join()
-    .expect("an admin statement on the PostgreSQL test server");
+/// A fresh database on the PostgreSQL test server (DOUDI_TEST_POSTGRES_URL), dropped when the
+/// test ends. Derefs to its URL.
+pub fn fresh_database(base: &str, what: &str) -> crate::common::PgDatabase {
+    crate::common::PgDatabase::create(base, &format!("kafka_{what}"))
 }
 
 /// A `doudi run --brokers` worker.

@@ -62,3 +62,74 @@ pub fn refused(out: Output) -> String {
     );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// A new database on the PostgreSQL test server (`DOUDI_TEST_POSTGRES_URL`), dropped with its
+/// connections when this is dropped, the test passed or not. Derefs to its URL.
+pub struct PgDatabase {
+    server: String,
+    name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// `what` goes into the database's name, to tell leftovers apart.
+    pub fn create(server: &str, what: &str) -> PgDatabase {
+        let name = format!(
+            "doudi_{what}_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0)
+        );
+        pg_admin(server, &format!("CREATE DATABASE {name}"));
+        let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(server);
+        PgDatabase {
+            server: server.to_string(),
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+}
+
+impl std::ops::Deref for PgDatabase {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        pg_admin(
+            &self.server,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+/// One statement on the server, on its own thread and runtime (so also from `Drop`, and from
+/// inside another runtime).
+fn pg_admin(server: &str, sql: &str) {
+    let server = server.to_string();
+    let sql = sql.to_string();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&server)
+                .await
+                .expect("connect to DOUDI_TEST_POSTGRES_URL");
+            sqlx::raw_sql(&sql)
+                .execute(&mut c)
+                .await
+                .expect("admin sql");
+            let _ = c.close().await;
+        })
+    })
+    .join()
+    .expect("admin thread");
+}
