@@ -245,7 +245,14 @@ impl ConsumerContext for Ctx {
                 }
             }
             other => {
-                tracing::error!(error = ?other, "rebalance error");
+                // Give up every partition as a revoke would (drain, then forget what was read
+                // ahead), so nothing held for them is applied after they move.
+                tracing::error!(error = ?other, "rebalance error; letting every partition go");
+                let mut all = TopicPartitionList::new();
+                for (topic, partition) in lock(&self.0.committed).keys() {
+                    all.add_partition(topic, *partition);
+                }
+                self.on_revoke(consumer, &all);
                 let _ = consumer.unassign();
             }
         }
