@@ -92,21 +92,37 @@ fn a_run_on_postgres_gives_the_same_status_as_on_sqlite_and_a_sound_audit_chain(
     assert_eq!(lite_audit["first_broken"], Value::Null, "{lite_audit}");
     assert_eq!(pg_audit["records"], lite_audit["records"]);
 
-    // Two workers at once on one database, reading the same feeds: every event is applied once
-    // (the other's copy is a duplicate), and the outcome is the single run's.
+    // Two workers at once on one database, reading the same events: every event is applied once
+    // (the other's copy is a duplicate), and the outcome is the single run's. The second reads
+    // copies under other file names, so its positions are its own and it reads every record
+    // whether or not the first has finished (with the same files, a worker that starts after the
+    // other's last commit has nothing left to read).
     let shared = PgDatabase::create(&server, "e2e");
     ok(doudi(
         dir,
         &["import", "data/register.jsonl", "--db", &shared.url],
     ));
-    let workers: Vec<_> = (0..2)
-        .map(|_| {
+    for source in std::fs::read_dir(dir.join("data/feeds")).unwrap() {
+        let source = source.unwrap().path();
+        let copy = dir
+            .join("data/feeds_copy")
+            .join(source.file_name().unwrap());
+        std::fs::create_dir_all(&copy).unwrap();
+        for file in std::fs::read_dir(&source).unwrap() {
+            let file = file.unwrap().path();
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            std::fs::copy(&file, copy.join(format!("copy-{name}"))).unwrap();
+        }
+    }
+    let workers: Vec<_> = ["data/feeds", "data/feeds_copy"]
+        .into_iter()
+        .map(|feeds| {
             let dir = dir.to_path_buf();
             let url = shared.url.clone();
             std::thread::spawn(move || {
                 ok(doudi(
                     &dir,
-                    &["run", "--feeds", "data/feeds", "--once", "--db", &url],
+                    &["run", "--feeds", feeds, "--once", "--db", &url],
                 ))
             })
         })
