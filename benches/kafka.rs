@@ -1,12 +1,20 @@
 //! Kafka load benchmark, in one process against librdkafka's mock broker:
 //! - the raw librdkafka consume rate of the feed topics on this machine (the ceiling);
 //! - end-to-end events/s through one worker (`run_kafka`) into SQLite, and into PostgreSQL when
-//!   DOUDI_TEST_POSTGRES_URL is set (a fresh database is created);
-//! - latency from produce to warning committed (p50/p99) with events produced at a fixed rate.
+//!   DOUDI_TEST_POSTGRES_URL is set (a fresh database is created), timed from the worker's
+//!   partition assignment to its last commit (the group join before it is the broker's
+//!   `group.initial.rebalance.delay.ms`, 3 s, not the worker's speed), with the time each stage
+//!   of the applier took (from the worker's own metrics);
+//! - latency from produce to warning committed (p50/p99) with events produced at a fixed rate,
+//!   into SQLite and (with DOUDI_TEST_POSTGRES_URL) PostgreSQL, and the batches that held records
+//!   longest.
 //!
 //! ```sh
 //! cargo bench --bench kafka                                   # 20,000 households
 //! DOUDI_BENCH_HOUSEHOLDS=5000 DOUDI_BENCH_RATE=5000 cargo bench --bench kafka
+//! DOUDI_BENCH_ONLY=latency cargo bench --bench kafka          # or =throughput
+//! DOUDI_BENCH_DUMP=1 RUST_LOG=doudi_kafka=debug cargo bench --bench kafka   # every batch, the
+//!                         # producer's backlog, which partition held the event-time merge back
 //! ```
 //! A benchmark, not a test: nothing here asserts a speed.
 
@@ -31,6 +39,13 @@ use rdkafka::ClientConfig;
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() {
+    // RUST_LOG=doudi_kafka=debug shows the worker's logs (which partition held the merge back).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let benching = std::env::args().any(|a| a == "--bench");
     let households: usize = std::env::var("DOUDI_BENCH_HOUSEHOLDS")
         .ok()
@@ -69,16 +84,84 @@ async fn bench(households: usize, rate: u64, cfg: KafkaConfig, broker: &DevBroke
     let register = doudi_synth::generate_register(&gen);
     let mut rows = Vec::new();
 
+    // DOUDI_BENCH_ONLY=latency (or =throughput) runs only that part.
+    let only = std::env::var("DOUDI_BENCH_ONLY").unwrap_or_default();
+    if only != "latency" {
+        throughput(&cfg, dir.path(), &register, events, &mut rows).await;
+    }
+
+    // Latency at a fixed rate into SQLite, and into PostgreSQL when it is there.
+    if only != "throughput" {
+        let seconds = if benching { 20 } else { 2 };
+        let url = format!("sqlite://{}", dir.path().join("latency.db").display());
+        let (p50, p99, n) = latency(
+            &cfg,
+            broker,
+            &url,
+            &register,
+            dir.path(),
+            (rate, seconds),
+            "sqlite",
+        )
+        .await;
+        rows.push(Row(
+            format!("produce → committed at {rate}/s (SQLite)"),
+            format!("p50 {p50} ms"),
+            format!("p99 {p99} ms ({n} events)"),
+        ));
+        if let Ok(base) = std::env::var("DOUDI_TEST_POSTGRES_URL") {
+            match fresh_pg(&base).await {
+                Ok(url) => {
+                    let (p50, p99, n) = latency(
+                        &cfg,
+                        broker,
+                        &url,
+                        &register,
+                        dir.path(),
+                        (rate, seconds),
+                        "pg",
+                    )
+                    .await;
+                    rows.push(Row(
+                        format!("produce → committed at {rate}/s (PostgreSQL)"),
+                        format!("p50 {p50} ms"),
+                        format!("p99 {p99} ms ({n} events)"),
+                    ));
+                    if let Err(e) = drop_pg(&base).await {
+                        eprintln!("the benchmark's PostgreSQL database was not dropped: {e}");
+                    }
+                }
+                Err(e) => eprintln!("PostgreSQL skipped: {e}"),
+            }
+        }
+    }
+
+    println!();
+    println!("{:<44} {:>16} {:>24}", "kafka benchmark", "", "");
+    for Row(a, b, c) in rows {
+        println!("{a:<44} {b:>16} {c:>24}");
+    }
+}
+
+/// Publish the feeds, consume them raw (the ceiling), then run one worker over them into SQLite
+/// and, with DOUDI_TEST_POSTGRES_URL, into PostgreSQL.
+async fn throughput(
+    cfg: &KafkaConfig,
+    dir: &Path,
+    register: &[doudi_model::Household],
+    events: u64,
+    rows: &mut Vec<Row>,
+) {
     // Publish the feeds.
     let t = Instant::now();
     for (topic, source) in cfg.topics.all() {
-        let folder = dir.path().join("feeds").join(source.code());
+        let folder = dir.join("feeds").join(source.code());
         let mut files: Vec<_> = std::fs::read_dir(&folder)
             .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
             .unwrap_or_default();
         files.sort();
         for f in files {
-            doudi_kafka::produce::produce_file(&cfg, topic, &f, &|_| {})
+            doudi_kafka::produce::produce_file(cfg, topic, &f, &|_| {})
                 .await
                 .expect("produce");
         }
@@ -86,19 +169,18 @@ async fn bench(households: usize, rate: u64, cfg: KafkaConfig, broker: &DevBroke
     rows.push(rate_row("produce (doudi produce)", events, t.elapsed()));
 
     // The ceiling: librdkafka consuming the same topics, doing nothing with the records.
-    let t = Instant::now();
-    let raw = raw_consume(&cfg, events);
-    rows.push(rate_row("raw librdkafka consume", raw, t.elapsed()));
+    let (raw, took) = raw_consume(cfg, events);
+    rows.push(rate_row("raw librdkafka consume", raw, took));
 
     // End to end into SQLite.
-    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let (n, took) = end_to_end(&cfg, &url, &register, events, "bench-sqlite").await;
+    let url = format!("sqlite://{}", dir.join("bench.db").display());
+    let (n, took) = end_to_end(cfg, &url, register, events, "bench-sqlite").await;
     rows.push(rate_row("end to end → SQLite", n, took));
 
     if let Ok(base) = std::env::var("DOUDI_TEST_POSTGRES_URL") {
         match fresh_pg(&base).await {
             Ok(url) => {
-                let (n, took) = end_to_end(&cfg, &url, &register, events, "bench-pg").await;
+                let (n, took) = end_to_end(cfg, &url, register, events, "bench-pg").await;
                 rows.push(rate_row("end to end → PostgreSQL", n, took));
                 if let Err(e) = drop_pg(&base).await {
                     eprintln!("the benchmark's PostgreSQL database was not dropped: {e}");
@@ -108,22 +190,6 @@ async fn bench(households: usize, rate: u64, cfg: KafkaConfig, broker: &DevBroke
         }
     } else {
         eprintln!("PostgreSQL skipped: set DOUDI_TEST_POSTGRES_URL");
-    }
-
-    // Latency at a fixed rate into SQLite.
-    let url = format!("sqlite://{}", dir.path().join("latency.db").display());
-    let seconds = if benching { 20 } else { 2 };
-    let (p50, p99, n) = latency(&cfg, broker, &url, &register, dir.path(), rate, seconds).await;
-    rows.push(Row(
-        format!("produce → committed at {rate}/s (SQLite)"),
-        format!("p50 {p50} ms"),
-        format!("p99 {p99} ms ({n} events)"),
-    ));
-
-    println!();
-    println!("{:<44} {:>16} {:>24}", "kafka benchmark", "", "");
-    for Row(a, b, c) in rows {
-        println!("{a:<44} {b:>16} {c:>24}");
     }
 }
 
@@ -135,7 +201,9 @@ fn rate_row(what: &str, n: u64, took: Duration) -> Row {
     )
 }
 
-fn raw_consume(cfg: &KafkaConfig, events: u64) -> u64 {
+/// Records consumed, and the time from the first record to the last (the group join before the
+/// first is left out, as for the worker).
+fn raw_consume(cfg: &KafkaConfig, events: u64) -> (u64, Duration) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &cfg.brokers)
         .set("group.id", "bench-raw")
@@ -147,24 +215,39 @@ fn raw_consume(cfg: &KafkaConfig, events: u64) -> u64 {
     consumer.subscribe(&topics).expect("subscribe");
     let mut n = 0u64;
     let deadline = Instant::now() + Duration::from_secs(300);
+    let mut first = None;
     while n < events && Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
             use rdkafka::Message;
+            first.get_or_insert_with(Instant::now);
             std::hint::black_box(m.payload());
             n += 1;
         }
     }
-    n
+    (n, first.map_or(Duration::ZERO, |f| f.elapsed()))
 }
 
+/// Stops the worker once `target` records have committed, noting when its partitions were
+/// first assigned and when the last record committed: the rate is taken between the two (the
+/// group join before it, up to the broker's `group.initial.rebalance.delay.ms` of 3 s, is not the
+/// worker's speed; a real broker holds a new group's first join the same way).
 struct StopAt {
     target: u64,
     stop: Arc<AtomicBool>,
+    assigned_at: Mutex<Option<Instant>>,
+    done_at: Mutex<Option<Instant>>,
 }
 
 impl Observer for StopAt {
+    fn assigned(&self, _partitions: usize) {
+        let mut at = self.assigned_at.lock().unwrap_or_else(|e| e.into_inner());
+        at.get_or_insert_with(Instant::now);
+    }
+
     fn committed(&self, _records: &[RecordMeta], report: &RunReport) {
         if report.received >= self.target {
+            let mut at = self.done_at.lock().unwrap_or_else(|e| e.into_inner());
+            at.get_or_insert_with(Instant::now);
             self.stop.store(true, Ordering::Relaxed);
         }
     }
@@ -198,18 +281,71 @@ async fn end_to_end(
     let observer = Arc::new(StopAt {
         target: events,
         stop: stop.clone(),
+        assigned_at: Mutex::new(None),
+        done_at: Mutex::new(None),
     });
     let opts = SourceOptions {
         batch_size: 10_000,
         channel_batches: 2,
     };
+    let before = stage_sums();
     let t = Instant::now();
-    let report = doudi_kafka::run_kafka(&store, engine, &cfg, &opts, observer, stop)
+    let report = doudi_kafka::run_kafka(&store, engine, &cfg, &opts, observer.clone(), stop)
         .await
         .expect("run");
-    let took = t.elapsed();
+    let whole = t.elapsed();
+    let at = |m: &Mutex<Option<Instant>>| *m.lock().unwrap_or_else(|e| e.into_inner());
+    let took = match (at(&observer.assigned_at), at(&observer.done_at)) {
+        (Some(a), Some(d)) => d.saturating_duration_since(a),
+        _ => whole,
+    };
     store.close().await;
+    // Where the applier's time went (the worker's own stage histograms, as on /metrics).
+    let after = stage_sums();
+    let mut parts = Vec::new();
+    for (stage, (sum, count)) in &after {
+        let (s0, c0) = before.get(stage).copied().unwrap_or((0.0, 0.0));
+        parts.push(format!("{stage} {:.2} s", sum - s0));
+        if stage == "batch" {
+            parts.push(format!("{} batches", count - c0));
+        }
+    }
+    eprintln!(
+        "{group}: {} records, {:.2} s from assignment to the last commit ({:.2} s with the group join and shutdown); stages: {}",
+        report.received,
+        took.as_secs_f64(),
+        whole.as_secs_f64(),
+        parts.join(", ")
+    );
     (report.received, took)
+}
+
+/// Each pipeline stage's total seconds and observation count so far, from the metrics registry.
+fn stage_sums() -> std::collections::BTreeMap<String, (f64, f64)> {
+    let mut out = std::collections::BTreeMap::new();
+    for line in doudi_telemetry::render().lines() {
+        let Some((name, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        for (suffix, sum) in [
+            ("stage_seconds_sum{stage=\"", true),
+            ("stage_seconds_count{stage=\"", false),
+        ] {
+            if let Some(i) = name.find(suffix) {
+                let stage = name[i + suffix.len()..].trim_end_matches("\"}").to_string();
+                let e: &mut (f64, f64) = out.entry(stage).or_default();
+                if sum {
+                    e.0 = value;
+                } else {
+                    e.1 = value;
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Produce the feeds' events at `rate` per second for `seconds` to fresh topics and measure, for
@@ -220,20 +356,21 @@ async fn latency(
     url: &str,
     register: &[doudi_model::Household],
     dir: &Path,
-    rate: u64,
-    seconds: u64,
+    (rate, seconds): (u64, u64),
+    tag: &str,
 ) -> (u64, u64, usize) {
     let (store, engine) = open(url, register).await;
     // Fresh topics, so the worker starts at the first timed event.
     let mut cfg = cfg.clone();
-    cfg.group_id = "bench-latency".into();
+    cfg.group_id = format!("bench-latency-{tag}");
     for (t, name) in [
-        (&mut cfg.topics.health_insurance, "lat_health_insurance"),
-        (&mut cfg.topics.employment, "lat_employment"),
-        (&mut cfg.topics.housing, "lat_housing"),
-        (&mut cfg.topics.civil_registry, "lat_civil_registry"),
+        (&mut cfg.topics.health_insurance, "health_insurance"),
+        (&mut cfg.topics.employment, "employment"),
+        (&mut cfg.topics.housing, "housing"),
+        (&mut cfg.topics.civil_registry, "civil_registry"),
     ] {
-        *t = name.to_string();
+        let name = format!("lat_{tag}_{name}");
+        *t = name.clone();
         broker
             .command(&format!("create {name} 8"))
             .expect("create topic");
@@ -268,6 +405,8 @@ async fn latency(
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
     struct Lat {
         all: Arc<Mutex<Vec<u64>>>,
+        /// Per committed batch: (ms since the epoch at commit, records, oldest record's latency).
+        batches: Mutex<Vec<(i64, usize, u64)>>,
         done: AtomicU64,
         target: u64,
         stop: Arc<AtomicBool>,
@@ -276,11 +415,16 @@ async fn latency(
         fn committed(&self, records: &[RecordMeta], _r: &RunReport) {
             let now = chrono::Utc::now().timestamp_millis();
             let mut all = self.all.lock().unwrap_or_else(|e| e.into_inner());
+            let mut worst = 0;
             for r in records {
                 if let Some(ts) = r.timestamp_ms {
-                    all.push(now.saturating_sub(ts).max(0) as u64);
+                    let l = now.saturating_sub(ts).max(0) as u64;
+                    worst = worst.max(l);
+                    all.push(l);
                 }
             }
+            let mut batches = self.batches.lock().unwrap_or_else(|e| e.into_inner());
+            batches.push((now, records.len(), worst));
             let n = self.done.fetch_add(records.len() as u64, Ordering::Relaxed);
             if n + records.len() as u64 >= self.target {
                 self.stop.store(true, Ordering::Relaxed);
@@ -289,6 +433,7 @@ async fn latency(
     }
     let observer = Arc::new(Lat {
         all: latencies.clone(),
+        batches: Mutex::new(Vec::new()),
         done: AtomicU64::new(0),
         target: warm_up as u64 + total,
         stop: stop.clone(),
@@ -333,6 +478,8 @@ async fn latency(
     }
     latencies.lock().unwrap_or_else(|e| e.into_inner()).clear();
     let start = Instant::now();
+    let start_ms = chrono::Utc::now().timestamp_millis();
+    let dump = std::env::var("DOUDI_BENCH_DUMP").is_ok();
     let timed = &lines[warm_up..];
     for (i, (topic, line)) in timed.iter().take(total as usize).enumerate() {
         let due = start + Duration::from_micros(i as u64 * 1_000_000 / rate);
@@ -341,12 +488,38 @@ async fn latency(
             tokio::time::sleep(due - now).await;
         }
         send(topic, line);
+        if dump && i % 500 == 0 {
+            eprintln!(
+                "PRODUCER +{} ms: {i} sent, {} not yet acknowledged by the broker",
+                start.elapsed().as_millis(),
+                producer.in_flight_count()
+            );
+        }
     }
     let _ = producer.flush(Duration::from_secs(30));
     let _ = worker.await;
     store.close().await;
     let mut all = latencies.lock().unwrap_or_else(|e| e.into_inner()).clone();
     all.sort_unstable();
+    // The batches that held records longest: when (since the timed start), how many, how long.
+    let mut batches = observer
+        .batches
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let count = batches.len();
+    if dump {
+        for (at, n, l) in &batches {
+            eprintln!("DUMP +{} {n} {l}", at - start_ms);
+        }
+    }
+    batches.sort_by_key(|b| std::cmp::Reverse(b.2));
+    let worst: Vec<String> = batches
+        .iter()
+        .take(5)
+        .map(|(at, n, l)| format!("{n} records at +{} ms held {l} ms", at - start_ms))
+        .collect();
+    eprintln!("latency: {count} batches; slowest: {}", worst.join("; "));
     let pick = |q: f64| {
         all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1)))
             .copied()

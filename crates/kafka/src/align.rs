@@ -108,7 +108,6 @@ impl<T> Aligner<T> {
     }
 
     /// Records held, over all partitions.
-    #[cfg(test)]
     pub(crate) fn held(&self) -> usize {
         self.held
     }
@@ -171,6 +170,14 @@ impl<T> Aligner<T> {
                 p.empty_since = Some(now);
             }
         }
+    }
+
+    /// A partition that holds the merge back now (empty, not at its end, not overdue), if any.
+    pub(crate) fn holding(&self) -> Option<&Key> {
+        self.parts
+            .iter()
+            .find(|(_, p)| p.queue.is_empty() && !p.at_end && !p.overdue)
+            .map(|(k, _)| k)
     }
 
     /// The next record in event-time order, if it can go now; `flows` gets the partitions to

@@ -17,7 +17,7 @@
 //! which it also does after each database commit, for monitoring only.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -61,8 +61,10 @@ pub struct RecordMeta {
     pub key: Option<Vec<u8>>,
 }
 
-/// Told after each batch commits (benchmarks, progress).
+/// Told when partitions are assigned and after each batch commits (benchmarks, progress).
 pub trait Observer: Send + Sync {
+    /// Partitions were assigned to this worker (`partitions`: how many, this time).
+    fn assigned(&self, _partitions: usize) {}
     fn committed(&self, _records: &[RecordMeta], _report: &RunReport) {}
 }
 
@@ -108,6 +110,9 @@ struct Shared {
     assigned: Mutex<Vec<(String, i32, i64)>>,
     stop: Arc<AtomicBool>,
     fatal: Mutex<Option<KafkaError>>,
+    observer: Arc<dyn Observer>,
+    /// Time the consumer thread spent waiting for the applier to take a batch (microseconds).
+    handover_wait_us: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -139,7 +144,11 @@ impl Shared {
         let tx = lock(&self.tx).clone();
         let Some(tx) = tx else { return };
         lock(&self.flow).sent += 1;
-        if tx.blocking_send(batch).is_err() {
+        let t = Instant::now();
+        let sent = tx.blocking_send(batch);
+        self.handover_wait_us
+            .fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+        if sent.is_err() {
             // The applier is gone; the records stay uncommitted and are read again.
             let mut f = lock(&self.flow);
             f.sent -= 1;
@@ -291,6 +300,8 @@ impl Ctx {
             described.push(format!("{stream}@{}", next.unwrap_or(0)));
         }
         tracing::info!(partitions = %described.join(" "), "partitions assigned; resuming at the stored positions");
+        drop((committed, assigned));
+        s.observer.assigned(described.len());
     }
 
     /// Hand over what is gathered, wait for it to commit, commit the offsets to Kafka.
@@ -358,6 +369,12 @@ impl KafkaConfig {
             // A fetch that finds nothing new waits at most this long at the broker before it is
             // answered (librdkafka's default, 500 ms, is a floor under a quiet feed's latency).
             .set("fetch.wait.max.ms", "50")
+            // A partition whose fetch queue was over its thresholds is not fetched again for
+            // this long (librdkafka's default: 1 s). Under a backlog, the merge in event-time
+            // order (which needs the next record of every partition) then found one partition
+            // after another with nothing fetched for about a second while the others waited:
+            // 13,500 events/s into SQLite instead of 34,600 (benches/kafka.rs, 2026-12-04).
+            .set("fetch.queue.backoff.ms", "50")
             .set("statistics.interval.ms", "2000");
         c
     }
@@ -390,6 +407,8 @@ pub async fn run_kafka(
         assigned: Mutex::new(Vec::new()),
         stop: stop.clone(),
         fatal: Mutex::new(None),
+        observer,
+        handover_wait_us: AtomicU64::new(0),
     });
     let consumer: BaseConsumer<Ctx> = cfg
         .consumer_config()
@@ -416,14 +435,7 @@ pub async fn run_kafka(
                 source: e,
             })?
     };
-    let applier = tokio::spawn(apply_loop(
-        shared.clone(),
-        engine,
-        rx,
-        producer,
-        observer,
-        started,
-    ));
+    let applier = tokio::spawn(apply_loop(shared.clone(), engine, rx, producer, started));
     let applied = wait_applier(applier, &shared).await;
     {
         let mut f = lock(&shared.flow);
@@ -497,6 +509,9 @@ fn read_loop(
     // removed (retention, compaction) before this group read them — said loudly, never silently.
     let mut aligner: Aligner<(Ingested, RecordMeta)> =
         Aligner::new(Duration::from_millis(cfg.align_wait_ms), cfg.align_buffer);
+    let mut held_by: Option<(crate::align::Key, Instant)> = None;
+    let mut merge_wait = Duration::ZERO;
+    let reading_since = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
         let polled = consumer.poll(Duration::from_millis(20));
         {
@@ -618,6 +633,19 @@ fn read_loop(
             }
         }
         release(shared, &consumer, &mut aligner);
+        // Which partition the merge waits on, and for how long (the stop log sums it up).
+        let holding = aligner.holding();
+        if held_by.as_ref().map(|(k, _)| k) != holding {
+            let holding = holding.cloned();
+            if let Some((k, since)) = held_by.take() {
+                let waited = since.elapsed();
+                merge_wait += waited;
+                if waited >= Duration::from_millis(50) {
+                    tracing::debug!(stream = %format!("{}/{}", k.0, k.1), ms = waited.as_millis() as u64, held = aligner.held(), watermarks = ?cached_watermarks(&consumer, &k.0, k.1), next = ?aligner.next_offset(&k), "a partition held the event-time merge back");
+                }
+            }
+            held_by = holding.map(|k| (k, Instant::now()));
+        }
         let due = {
             let g = lock(&shared.gathering);
             g.first_at.is_some_and(|t| t.elapsed() >= linger)
@@ -657,6 +685,12 @@ fn read_loop(
             tracing::warn!(error = %e, "committing offsets to Kafka on shutdown failed (the database holds them)");
         }
     }
+    tracing::info!(
+        reading_ms = reading_since.elapsed().as_millis() as u64,
+        waiting_for_applier_ms = shared.handover_wait_us.load(Ordering::Relaxed) / 1000,
+        waiting_for_partitions_ms = merge_wait.as_millis() as u64,
+        "the consumer stops: time spent waiting for the database to take batches, and for a partition to deliver its next record (event-time order)"
+    );
     // Leave the group now, so the partitions move to another worker at once.
     consumer.unsubscribe();
     drop(consumer);
@@ -758,7 +792,6 @@ async fn apply_loop(
     engine: Arc<Engine>,
     mut rx: mpsc::Receiver<Batch>,
     producer: FutureProducer,
-    observer: Arc<dyn Observer>,
     started: Instant,
 ) -> Result<RunReport, KafkaError> {
     let mut report = RunReport::default();
@@ -783,7 +816,7 @@ async fn apply_loop(
             }
             shared.flow_changed.notify_all();
             r?;
-            observer.committed(&batch.metas, &report);
+            shared.observer.committed(&batch.metas, &report);
         }
         Ok::<(), KafkaError>(())
     }
