@@ -94,39 +94,13 @@ async fn bench(households: usize, rate: u64, cfg: KafkaConfig, broker: &DevBroke
     if only != "throughput" {
         let seconds = if benching { 20 } else { 2 };
         let url = format!("sqlite://{}", dir.path().join("latency.db").display());
-        let (p50, p99, n) = latency(
-            &cfg,
-            broker,
-            &url,
-            &register,
-            dir.path(),
-            (rate, seconds),
-            "sqlite",
-        )
-        .await;
-        rows.push(Row(
-            format!("produce → committed at {rate}/s (SQLite)"),
-            format!("p50 {p50} ms"),
-            format!("p99 {p99} ms ({n} events)"),
-        ));
+        let pace = (rate, seconds);
+        rows.push(latency(&cfg, broker, &url, &register, dir.path(), pace, "SQLite").await);
         if let Ok(base) = std::env::var("DOUDI_TEST_POSTGRES_URL") {
             match fresh_pg(&base).await {
                 Ok(url) => {
-                    let (p50, p99, n) = latency(
-                        &cfg,
-                        broker,
-                        &url,
-                        &register,
-                        dir.path(),
-                        (rate, seconds),
-                        "pg",
-                    )
-                    .await;
-                    rows.push(Row(
-                        format!("produce → committed at {rate}/s (PostgreSQL)"),
-                        format!("p50 {p50} ms"),
-                        format!("p99 {p99} ms ({n} events)"),
-                    ));
+                    let db = "PostgreSQL";
+                    rows.push(latency(&cfg, broker, &url, &register, dir.path(), pace, db).await);
                     if let Err(e) = drop_pg(&base).await {
                         eprintln!("the benchmark's PostgreSQL database was not dropped: {e}");
                     }
@@ -357,8 +331,9 @@ async fn latency(
     register: &[doudi_model::Household],
     dir: &Path,
     (rate, seconds): (u64, u64),
-    tag: &str,
-) -> (u64, u64, usize) {
+    db: &str,
+) -> Row {
+    let tag = db.to_ascii_lowercase();
     let (store, engine) = open(url, register).await;
     // Fresh topics, so the worker starts at the first timed event.
     let mut cfg = cfg.clone();
@@ -501,12 +476,14 @@ async fn latency(
     store.close().await;
     let mut all = latencies.lock().unwrap_or_else(|e| e.into_inner()).clone();
     all.sort_unstable();
-    // The batches that held records longest: when (since the timed start), how many, how long.
+    // The batches that held records longest: when (since the timed start), how many, how long
+    // (the warm-up's, committed before the start, left out).
     let mut batches = observer
         .batches
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
+    batches.retain(|(at, _, _)| *at >= start_ms);
     let count = batches.len();
     if dump {
         for (at, n, l) in &batches {
@@ -525,7 +502,11 @@ async fn latency(
             .copied()
             .unwrap_or(0)
     };
-    (pick(0.5), pick(0.99), all.len())
+    Row(
+        format!("produce → committed at {rate}/s ({db})"),
+        format!("p50 {} ms", pick(0.5)),
+        format!("p99 {} ms ({} events)", pick(0.99), all.len()),
+    )
 }
 
 fn bench_db_name() -> String {
