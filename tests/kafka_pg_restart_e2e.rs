@@ -1,5 +1,6 @@
-//! PostgreSQL restarted under a running Kafka worker: the worker waits, retries with backoff
-//! (counting `doudi_db_errors_total`), resumes, and loses nothing.
+//! PostgreSQL stopped under a running Kafka worker with records still coming, then started again:
+//! the worker waits, retries with backoff (counting `doudi_db_errors_total`), resumes, and loses
+//! nothing.
 //!
 //! Only when DOUDI_TEST_POSTGRES_URL and DOUDI_TEST_PG_RESTART=1 are both set: restarting the
 //! server would break any other PostgreSQL test running at the time, so this file holds this one
@@ -30,7 +31,9 @@ fn the_worker_rides_out_a_postgres_restart_and_loses_nothing() {
     let db = fresh_database(&base, "pg_restart");
     let total = gen_and_import(dir, "1500", "23", &db);
     let broker = Broker::start(dir, 4);
-    produce_all(dir, &broker.bootstrap);
+    // The first half of the feeds now; the second while the server is down, so that the worker
+    // has batches to apply then however fast it read the first half.
+    produce_half(dir, &broker.bootstrap, 0);
     let addr = free_addr();
     let mut w = {
         let mut c = Command::new(env!("CARGO_BIN_EXE_doudi"));
@@ -62,25 +65,48 @@ fn the_worker_rides_out_a_postgres_restart_and_loses_nothing() {
         .file_name()
         .to_string_lossy()
         .into_owned();
-    let restarted = Command::new("pg_ctlcluster")
-        .args(["--skip-systemctl-redirect", &cluster, "main", "restart"])
-        .status()
-        .unwrap();
-    assert!(restarted.success(), "pg_ctlcluster restart failed");
+    let pg = |action: &str| {
+        let done = Command::new("pg_ctlcluster")
+            .args(["--skip-systemctl-redirect", &cluster, "main", action])
+            .status()
+            .unwrap();
+        assert!(done.success(), "pg_ctlcluster {action} failed");
+    };
+    pg("stop");
+    // Started again whatever happens below: the other tests need the server.
+    struct StartAgain<F: Fn(&str)>(F);
+    impl<F: Fn(&str)> Drop for StartAgain<F> {
+        fn drop(&mut self) {
+            (self.0)("start");
+        }
+    }
+    let server = StartAgain(pg);
+    produce_half(dir, &broker.bootstrap, 1);
+    // The worker tries a batch against the stopped server, fails, counts it and retries.
+    let down = Instant::now();
+    let mut m = scrape_metrics(&addr);
+    while !m.contains("doudi_db_errors_total{operation=\"batch\"}")
+        && down.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(200));
+        m = scrape_metrics(&addr);
+    }
+    assert!(
+        m.contains("doudi_db_errors_total{operation=\"batch\"}"),
+        "the failed batches are counted: {m}\n{}",
+        logs(dir)
+    );
     assert!(
         w.try_wait().unwrap().is_none(),
-        "the worker must wait, not exit"
+        "the worker must wait, not exit: {}",
+        logs(dir)
     );
+    drop(server);
 
     let start = Instant::now();
     let s = wait_received(dir, &db, total, Duration::from_secs(300));
     assert_eq!(s["received"], total, "{}", logs(dir));
     assert_eq!(s["duplicates"], 0);
-    let m = scrape_metrics(&addr);
-    assert!(
-        m.contains("doudi_db_errors_total{operation=\"batch\"}"),
-        "the retries are counted: {m}"
-    );
     terminate(&w);
     assert!(w.wait().unwrap().success(), "{}", logs(dir));
     eprintln!(

@@ -633,8 +633,13 @@ fn read_loop(
             }
         }
         release(shared, &consumer, &mut aligner);
-        // Which partition the merge waits on, and for how long (the stop log sums it up).
-        let holding = aligner.holding();
+        // Which partition the merge waits on while it holds records back, and for how long (the
+        // stop log sums it up; an idle merge, holding nothing, waits on nobody).
+        let holding = if aligner.held() > 0 {
+            aligner.holding()
+        } else {
+            None
+        };
         if held_by.as_ref().map(|(k, _)| k) != holding {
             let holding = holding.cloned();
             if let Some((k, since)) = held_by.take() {
