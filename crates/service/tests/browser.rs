@@ -179,6 +179,19 @@ impl Driver {
             .to_string()
     }
 
+    /// The current URL once `done` holds for it (a click's navigation may still be under way when
+    /// the click returns), or whatever it is after 10 s.
+    async fn wait_url(&self, done: impl Fn(&str) -> bool) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let url = self.current_url().await;
+            if done(&url) || start.elapsed() > std::time::Duration::from_secs(10) {
+                return url;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     async fn quit(&self) {
         let _ = self
             .http
@@ -213,11 +226,11 @@ async fn an_officer_signs_in_sees_their_township_and_acknowledges_a_warning_in_a
         .type_into("input[name=token]", fx.token(Role::Officer))
         .await;
     driver.click("button[type=submit]").await;
-    let inbox = driver.source().await;
     assert!(
-        driver.current_url().await.ends_with('/'),
+        driver.wait_url(|u| u.ends_with('/')).await.ends_with('/'),
         "after sign-in: the inbox"
     );
+    let inbox = driver.source().await;
     for w in &fx.own.warnings {
         assert!(
             inbox.contains(&format!("/warnings/{w}\"")),
@@ -233,18 +246,19 @@ async fn an_officer_signs_in_sees_their_township_and_acknowledges_a_warning_in_a
     let w = fx.own.warnings[0];
     driver.click(&format!("a[href='/warnings/{w}']")).await;
     driver
+        .wait_url(|u| u.ends_with(&format!("/warnings/{w}")))
+        .await;
+    driver
         .type_into(
             "form[action$='/acknowledge'] input[name=note]",
             "已电话联系家属",
         )
         .await;
     driver.click("#acknowledge").await;
+    let done = format!("/warnings/{w}?done=acknowledged");
+    assert!(driver.wait_url(|u| u.contains(&done)).await.contains(&done));
     let after = driver.source().await;
     assert!(after.contains("已记录"), "{after}");
-    assert!(driver
-        .current_url()
-        .await
-        .contains(&format!("/warnings/{w}?done=acknowledged")));
     driver.quit().await;
 
     let d = fx
