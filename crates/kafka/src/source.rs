@@ -373,7 +373,8 @@ impl KafkaConfig {
             // this long (librdkafka's default: 1 s). Under a backlog, the merge in event-time
             // order (which needs the next record of every partition) then found one partition
             // after another with nothing fetched for about a second while the others waited:
-            // 13,500 events/s into SQLite instead of 34,600 (benches/kafka.rs, 2026-12-04).
+            // 11,400–13,900 events/s into SQLite instead of 25,600–34,600 (benches/kafka.rs,
+            // four runs each, 2026-12-04).
             .set("fetch.queue.backoff.ms", "50")
             .set("statistics.interval.ms", "2000");
         c
