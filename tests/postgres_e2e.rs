@@ -156,3 +156,160 @@ fn a_run_on_postgres_gives_the_same_status_as_on_sqlite_and_a_sound_audit_chain(
     let audit = json(dir, &["audit", "verify", "--json", "--db", &shared.url]);
     assert_eq!(audit["first_broken"], Value::Null, "{audit}");
 }
+
+/// Every household's timeline (facts in the order applied, as read back by `seq`) and open
+/// warning (level, score), and the store's counts.
+type State = (
+    Vec<(String, Vec<(String, String)>)>,
+    Vec<(String, String, i64)>,
+    doudi_store::Status,
+);
+
+async fn state(store: &doudi_store::Store, households: &[String]) -> State {
+    let mut tx = store.begin().await.expect("begin");
+    let mut timelines: Vec<_> = tx
+        .facts_for(households)
+        .await
+        .expect("timelines")
+        .into_iter()
+        .map(|(h, facts)| {
+            let ids = facts
+                .into_iter()
+                .map(|f| (f.source.code().to_string(), f.event_id))
+                .collect();
+            (h, ids)
+        })
+        .collect();
+    timelines.sort();
+    let mut warnings: Vec<_> = tx
+        .open_warnings(households)
+        .await
+        .expect("open warnings")
+        .into_values()
+        .map(|w| (w.household_id, w.level, w.score))
+        .collect();
+    warnings.sort();
+    drop(tx);
+    (timelines, warnings, store.status().await.expect("status"))
+}
+
+/// The generated feeds as ingested records, merged by event time, in batches of `size`.
+fn ingested_batches(feeds: &Path, size: usize) -> Vec<Vec<doudi_pipeline::Ingested>> {
+    let limits = doudi_model::ParseLimits::default();
+    let mut items = Vec::new();
+    for files in doudi_pipeline::files::scan_feeds(feeds).expect("feeds") {
+        let mut reader = doudi_pipeline::files::SourceReader::new(
+            files,
+            Default::default(),
+            limits.max_event_bytes,
+            true,
+        );
+        while let Some(record) = reader.next_record().expect("read a feed") {
+            items.push(doudi_pipeline::ingest_record(record, &limits));
+        }
+    }
+    items.sort_by_key(|i| i.result.as_ref().ok().map(|e| e.occurred_at));
+    let mut batches = Vec::new();
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        batches.push(items.by_ref().take(size).collect());
+    }
+    batches
+}
+
+async fn open_with_register(
+    url: &str,
+    register: &[doudi_model::Household],
+) -> (doudi_store::Store, doudi_pipeline::Engine) {
+    let store = doudi_store::Store::open(url).await.expect("open");
+    store
+        .import_register(register, "register.jsonl", true)
+        .await
+        .expect("import");
+    let engine = doudi_pipeline::Engine::new(
+        doudi_risk::RuleSet::builtin(),
+        doudi_model::ParseLimits::default(),
+        store.load_register().await.expect("load register"),
+    );
+    (store, engine)
+}
+
+/// What the Kafka worker does on PostgreSQL under a backlog: the next batch is staged (its events
+/// and link decisions written on a second connection) while the batch before it finishes. The
+/// result must be that of the same batches applied one after the other: every household's
+/// timeline in the same order, the same open warnings, the same counts. Midway the batch before a
+/// staged one "fails": both are rolled back, the failed one applied again, the other staged again
+/// after it (as the worker does), and the result must still be the same.
+#[test]
+fn batches_staged_ahead_end_as_batches_applied_one_after_the_other() {
+    let Ok(server) = std::env::var("DOUDI_TEST_POSTGRES_URL") else {
+        println!("skipped: DOUDI_TEST_POSTGRES_URL not set");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let gen = doudi_synth::GenConfig {
+        households: 300,
+        seed: 5,
+        start: chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
+        months: 12,
+        hardship_share: 0.3,
+        noise: doudi_synth::Noise::default(),
+    };
+    doudi_synth::write_dataset(tmp.path(), &gen, &mut |_| {}).expect("generate");
+    let register = doudi_synth::generate_register(&gen);
+    let households: Vec<String> = register.iter().map(|h| h.household_id.clone()).collect();
+    let batches = ingested_batches(&tmp.path().join("feeds"), 100);
+    assert!(batches.len() >= 8, "{} batches", batches.len());
+    let in_turn = PgDatabase::create(&server, "staged_in_turn");
+    let ahead = PgDatabase::create(&server, "staged_ahead");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (expected, got) = rt.block_on(async {
+        let (store, engine) = open_with_register(&in_turn, &register).await;
+        for b in &batches {
+            doudi_pipeline::apply_batch(&store, &engine, b)
+                .await
+                .expect("apply");
+        }
+        let expected = state(&store, &households).await;
+        store.close().await;
+
+        let (store, engine) = open_with_register(&ahead, &register).await;
+        let fail_at = batches.len() / 2;
+        let mut staged = doudi_pipeline::stage_batch(&store, &engine, &batches[0])
+            .await
+            .expect("stage");
+        for (i, b) in batches.iter().enumerate().skip(1) {
+            if i == fail_at {
+                // The batch before `b` fails instead of committing, with `b` staged after it:
+                // both roll back; it is applied afresh, then `b` is staged again.
+                let next = doudi_pipeline::stage_batch(&store, &engine, b)
+                    .await
+                    .expect("stage ahead");
+                drop(next);
+                drop(staged);
+                doudi_pipeline::apply_batch(&store, &engine, &batches[i - 1])
+                    .await
+                    .expect("apply afresh");
+                staged = doudi_pipeline::stage_batch(&store, &engine, b)
+                    .await
+                    .expect("stage again");
+                continue;
+            }
+            let (finished, next) = tokio::join!(
+                staged.finish(&engine),
+                doudi_pipeline::stage_batch(&store, &engine, b)
+            );
+            finished.expect("finish");
+            staged = next.expect("stage ahead");
+        }
+        staged.finish(&engine).await.expect("finish the last");
+        let got = state(&store, &households).await;
+        store.close().await;
+        (expected, got)
+    });
+    assert!(expected.0.iter().map(|(_, t)| t.len()).sum::<usize>() > 500);
+    assert!(!expected.1.is_empty(), "some warnings open");
+    assert_eq!(expected.2, got.2, "counts");
+    assert_eq!(expected.0, got.0, "timelines");
+    assert_eq!(expected.1, got.1, "open warnings");
+}

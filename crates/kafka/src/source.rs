@@ -7,9 +7,13 @@
 //! applier sends a batch's invalid records to the dead-letter topic (and waits for the broker's
 //! acknowledgement), then commits the batch's effects and the next offset of each of its
 //! partitions in one database transaction (`apply_batch`), retrying with backoff while the
-//! database is away. Batches are applied one at a time in the order they were released, so each
+//! database is away. Batches commit one at a time in the order they were released, so each
 //! partition's records are applied in offset order, and a slow database fills the channel, then
-//! the aligner's and librdkafka's bounded read-ahead, and so slows the consumption.
+//! the aligner's and librdkafka's bounded read-ahead, and so slows the consumption. On PostgreSQL
+//! the next batch, when one is waiting, is staged (`stage_batch`: its events and link decisions
+//! written, nothing of any household read) on a second connection while the one before it
+//! finishes; it finishes only after that one has committed, and is rolled back and staged again
+//! if that one failed.
 //!
 //! The database is the truth: on assignment the consumer seeks each partition to its stored
 //! position; on revoke and on shutdown it hands over what it has gathered, waits (within
@@ -23,7 +27,10 @@ use std::time::{Duration, Instant};
 
 use doudi_model::Source;
 use doudi_pipeline::files::RawRecord;
-use doudi_pipeline::{apply_batch, ingest_record, Engine, Ingested, PipelineError, RunReport};
+use doudi_pipeline::{
+    apply_batch, ingest_record, stage_batch, Engine, Ingested, PipelineError, RunReport,
+    StagedBatch,
+};
 use doudi_store::{Store, StoreError};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{Header, Message, OwnedHeaders};
@@ -792,7 +799,20 @@ fn set_paused(consumer: &BaseConsumer<Ctx>, (topic, partition): &Key, pause: boo
     }
 }
 
-/// Apply batches in the order they were gathered.
+/// A batch taken from the channel, with what was done of it ahead of its turn.
+struct Pending {
+    batch: Batch,
+    /// Its refused records are on the dead-letter topic.
+    dead_sent: bool,
+    /// Staged (`doudi_pipeline::stage_batch`) while the batch before it finished.
+    staged: Option<StagedBatch>,
+}
+
+/// Apply batches in the order they were gathered. On PostgreSQL, while a batch finishes (reads,
+/// assesses, writes, commits), the next one, if it is already waiting, is staged on a second
+/// connection (its events and link decisions inserted), so the backlog keeps two database
+/// connections busy. A staged batch finishes only after the one before it committed; if that one
+/// failed, the staged one is rolled back and staged again after it (its events' `seq` must follow).
 async fn apply_loop(
     shared: Arc<Shared>,
     engine: Arc<Engine>,
@@ -800,28 +820,58 @@ async fn apply_loop(
     producer: FutureProducer,
     started: Instant,
 ) -> Result<RunReport, KafkaError> {
+    let overlap = shared.store.backend() == "postgres";
     let mut report = RunReport::default();
     let result = async {
-        while let Some(batch) = rx.recv().await {
-            let partitions: HashSet<(&str, i32)> = batch
+        let mut carried: Option<Pending> = None;
+        loop {
+            let pending = match carried.take() {
+                Some(p) => p,
+                None => match rx.recv().await {
+                    Some(batch) => Pending {
+                        batch,
+                        dead_sent: false,
+                        staged: None,
+                    },
+                    None => break,
+                },
+            };
+            let partitions: HashSet<(&str, i32)> = pending
+                .batch
                 .metas
                 .iter()
                 .map(|m| (&*m.topic, m.partition))
                 .collect();
             let span = tracing::info_span!(
                 "kafka_batch",
-                records = batch.items.len(),
+                records = pending.batch.items.len(),
                 partitions = partitions.len()
             );
-            let r = apply_one(&shared, &engine, &producer, &batch, &mut report, started)
-                .instrument(span)
-                .await;
+            drop(partitions);
+            let Pending {
+                batch,
+                dead_sent,
+                staged,
+            } = pending;
+            let r = apply_one(
+                &shared,
+                &engine,
+                &producer,
+                &batch,
+                dead_sent,
+                staged,
+                (overlap, &mut rx),
+                &mut report,
+                started,
+            )
+            .instrument(span)
+            .await;
             {
                 let mut f = lock(&shared.flow);
                 f.done += 1;
             }
             shared.flow_changed.notify_all();
-            r?;
+            carried = r?;
             shared.observer.committed(&batch.metas, &report);
         }
         Ok::<(), KafkaError>(())
@@ -833,20 +883,54 @@ async fn apply_loop(
     result.map(|()| report)
 }
 
+/// Apply one batch; with `overlap`, stage the next batch from `rx` (if one is waiting) while this
+/// one finishes, and return it.
+#[allow(clippy::too_many_arguments)]
 async fn apply_one(
     shared: &Shared,
     engine: &Engine,
     producer: &FutureProducer,
     batch: &Batch,
+    dead_sent: bool,
+    staged: Option<StagedBatch>,
+    (overlap, rx): (bool, &mut mpsc::Receiver<Batch>),
     report: &mut RunReport,
     started: Instant,
-) -> Result<(), KafkaError> {
+) -> Result<Option<Pending>, KafkaError> {
     let t0 = Instant::now();
-    send_dead_letters(shared, producer, batch).await?;
-    doudi_telemetry::observe_stage("dead_letter_topic", t0.elapsed().as_secs_f64());
+    if !dead_sent {
+        send_dead_letters(shared, producer, batch).await?;
+        doudi_telemetry::observe_stage("dead_letter_topic", t0.elapsed().as_secs_f64());
+    }
     // Records consumed, dead letters, stage latencies and warnings are counted by the pipeline
     // once the batch has committed (`doudi_pipeline::apply_batch`), as for file feeds.
-    let outcome = apply_with_retry(shared, engine, &batch.items).await?;
+    let staged = match staged {
+        Some(s) => Some(s),
+        None if overlap => Some(stage_with_retry(shared, engine, &batch.items).await?),
+        None => None,
+    };
+    let next = if overlap { rx.try_recv().ok() } else { None };
+    let (outcome, next_staged) = match staged {
+        Some(staged) => {
+            let (finished, next_staged) = tokio::join!(staged.finish(engine), async {
+                match &next {
+                    Some(b) => Some(stage_ahead(shared, engine, producer, b).await),
+                    None => None,
+                }
+            });
+            match finished {
+                Ok(o) => (o, next_staged),
+                Err(e) => {
+                    // The next batch's events were numbered after this one's: roll it back and
+                    // stage it again once this one has committed.
+                    let dead_sent = next_staged.is_some_and(|(sent, _)| sent);
+                    let o = retry_after(shared, engine, &batch.items, e).await?;
+                    (o, next.as_ref().map(|_| (dead_sent, None)))
+                }
+            }
+        }
+        None => (apply_with_retry(shared, engine, &batch.items).await?, None),
+    };
     report.totals.add(&outcome);
     report.batches += 1;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
@@ -873,7 +957,37 @@ async fn apply_one(
         ms = t0.elapsed().as_secs_f64() * 1000.0,
         "batch committed"
     );
-    Ok(())
+    Ok(next.map(|batch| {
+        let (dead_sent, staged) = next_staged.unwrap_or((false, None));
+        Pending {
+            batch,
+            dead_sent,
+            staged,
+        }
+    }))
+}
+
+/// Send the next batch's dead letters and stage it, while the batch before it finishes. A failure
+/// is left for its turn, where it is retried: returns whether its dead letters were sent, and the
+/// staged batch if it was staged.
+async fn stage_ahead(
+    shared: &Shared,
+    engine: &Engine,
+    producer: &FutureProducer,
+    batch: &Batch,
+) -> (bool, Option<StagedBatch>) {
+    let t = Instant::now();
+    if send_dead_letters(shared, producer, batch).await.is_err() {
+        return (false, None);
+    }
+    doudi_telemetry::observe_stage("dead_letter_topic", t.elapsed().as_secs_f64());
+    match stage_batch(&shared.store, engine, &batch.items).await {
+        Ok(s) => (true, Some(s)),
+        Err(e) => {
+            tracing::debug!(error = %e, "staging the next batch failed; it is tried again in its turn");
+            (true, None)
+        }
+    }
 }
 
 /// Whether a failed store operation may succeed if tried again (the database restarting, a
@@ -908,19 +1022,62 @@ async fn apply_with_retry(
     engine: &Engine,
     items: &[Ingested],
 ) -> Result<doudi_pipeline::BatchOutcome, KafkaError> {
+    match apply_batch(&shared.store, engine, items).await {
+        Ok(o) => Ok(o),
+        Err(e) => retry_after(shared, engine, items, e).await,
+    }
+}
+
+/// A batch failed with `e`: if the database may come back, apply it afresh (stage and finish)
+/// with backoff until it commits; otherwise fail.
+async fn retry_after(
+    shared: &Shared,
+    engine: &Engine,
+    items: &[Ingested],
+    mut e: PipelineError,
+) -> Result<doudi_pipeline::BatchOutcome, KafkaError> {
     let mut delay = Duration::from_millis(100);
     let mut attempt = 1u32;
     loop {
+        doudi_telemetry::db_error("batch");
+        match e {
+            PipelineError::Store(s) if is_transient(&s) => {
+                tracing::warn!(attempt, error = %s, retry_in_ms = delay.as_millis() as u64, "batch failed on the database; retrying");
+            }
+            e => return Err(e.into()),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+        attempt += 1;
         match apply_batch(&shared.store, engine, items).await {
             Ok(o) => {
-                if attempt > 1 {
-                    tracing::info!(attempt, "the database is back; batch committed");
-                }
+                tracing::info!(attempt, "the database is back; batch committed");
                 return Ok(o);
+            }
+            Err(next) => e = next,
+        }
+    }
+}
+
+/// Stage a batch (PostgreSQL), retrying with backoff while the database may come back.
+async fn stage_with_retry(
+    shared: &Shared,
+    engine: &Engine,
+    items: &[Ingested],
+) -> Result<StagedBatch, KafkaError> {
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 1u32;
+    loop {
+        match stage_batch(&shared.store, engine, items).await {
+            Ok(s) => {
+                if attempt > 1 {
+                    tracing::info!(attempt, "the database is back; batch staged");
+                }
+                return Ok(s);
             }
             Err(PipelineError::Store(e)) if is_transient(&e) => {
                 doudi_telemetry::db_error("batch");
-                tracing::warn!(attempt, error = %e, retry_in_ms = delay.as_millis() as u64, "batch failed on the database; retrying");
+                tracing::warn!(attempt, error = %e, retry_in_ms = delay.as_millis() as u64, "staging a batch failed on the database; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
                 attempt += 1;

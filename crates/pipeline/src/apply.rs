@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use doudi_linkage::{Linker, Outcome, RegisterIndex};
@@ -177,6 +177,56 @@ async fn apply_records(
     batch: &[Ingested],
     replayed: Option<&[i64]>,
 ) -> Result<BatchOutcome, PipelineError> {
+    stage(store, engine, batch, replayed.map(<[i64]>::to_vec))
+        .await?
+        .finish(engine)
+        .await
+}
+
+/// Begin a batch's transaction and write what depends on nothing but the batch itself: its
+/// events (deduplicated), each new event's link decision and its dead letters. Nothing of any
+/// household is read or locked yet: [`StagedBatch::finish`] does that, then assesses, writes the
+/// rest (timeline facts, assessments, warnings, positions) and commits.
+///
+/// So a worker on PostgreSQL may stage the next batch on a second connection while the previous
+/// one finishes (the consumer's backlog then keeps two database connections busy instead of
+/// one). It must finish batches in the order it staged them, only after the previous one
+/// committed, and drop (roll back) a staged batch whose predecessor failed: the events' `seq`
+/// numbers, drawn while staging, must follow the order batches commit in. On SQLite, where one
+/// writer at a time holds the database, stage and finish one batch after the other.
+pub async fn stage_batch(
+    store: &Store,
+    engine: &Engine,
+    batch: &[Ingested],
+) -> Result<StagedBatch, PipelineError> {
+    stage(store, engine, batch, None).await
+}
+
+/// A batch whose transaction holds its events, link decisions and dead letters; see
+/// [`stage_batch`]. Dropping it rolls the transaction back.
+pub struct StagedBatch {
+    tx: BatchTx,
+    out: BatchOutcome,
+    facts: Vec<FactRow>,
+    dead: Vec<DeadLetterRow>,
+    positions: Vec<PositionRow>,
+    /// Records read per source (counted once the batch commits; not for replayed dead letters).
+    consumed: BTreeMap<&'static str, u64>,
+    replayed: Option<Vec<i64>>,
+    /// Time from the start of staging to: rows prepared, events inserted, events linked, staged
+    /// (link decisions and dead letters written).
+    t_prepare: Duration,
+    t_events: Duration,
+    t_linked: Duration,
+    t_staged: Duration,
+}
+
+async fn stage(
+    store: &Store,
+    engine: &Engine,
+    batch: &[Ingested],
+    replayed: Option<Vec<i64>>,
+) -> Result<StagedBatch, PipelineError> {
     let mut out = BatchOutcome {
         received: batch.len() as u64,
         ..BatchOutcome::default()
@@ -231,6 +281,13 @@ async fn apply_records(
         }
     }
     out.dead_letters = dead.len() as u64;
+    let positions: Vec<PositionRow> = positions.into_values().collect();
+    let mut consumed: BTreeMap<&'static str, u64> = BTreeMap::new();
+    if replayed.is_none() {
+        for item in batch {
+            *consumed.entry(item.record.source.code()).or_default() += 1;
+        }
+    }
 
     let t_prepare = t0.elapsed();
     let new = tx.insert_events(&rows).await?;
@@ -291,122 +348,159 @@ async fn apply_records(
             evidence: evidence.to_string(),
         });
     }
+    let t_linked = t0.elapsed();
+    tx.insert_links(&links).await?;
+    tx.insert_dead_letters(&dead).await?;
+    Ok(StagedBatch {
+        tx,
+        out,
+        facts,
+        dead,
+        positions,
+        consumed,
+        replayed,
+        t_prepare,
+        t_events,
+        t_linked,
+        t_staged: t0.elapsed(),
+    })
+}
 
-    // Assess each household after each of its new facts, and decide its warning.
-    let mut affected: Vec<String> = facts.iter().map(|f| f.fact.household_id.clone()).collect();
-    affected.sort();
-    affected.dedup();
-    // Several workers may share the store (PostgreSQL): hold these households until commit before
-    // reading anything of them, the timeline version included.
-    tx.lock_households(&affected).await?;
-    let version = tx.timeline_version().await?;
-    let mut timelines: HashMap<String, Vec<Fact>> = HashMap::with_capacity(affected.len());
-    let mut missing = Vec::new();
-    {
-        let mut cache = engine.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache.version != version {
-            cache.clear();
-            cache.version = version;
-        }
-        for hh in &affected {
-            match cache.timelines.remove(hh) {
-                Some(t) => {
-                    cache.facts -= t.len();
-                    timelines.insert(hh.clone(), t);
+impl StagedBatch {
+    /// Records in the batch.
+    pub fn received(&self) -> u64 {
+        self.out.received
+    }
+
+    /// Lock and read the households the batch's facts belong to, assess each after each of its
+    /// new facts, decide its warning, write the facts, assessments, warnings, positions and
+    /// counters, and commit. See [`stage_batch`] for the order batches must finish in.
+    pub async fn finish(self, engine: &Engine) -> Result<BatchOutcome, PipelineError> {
+        let StagedBatch {
+            mut tx,
+            mut out,
+            facts,
+            dead,
+            positions,
+            consumed,
+            replayed,
+            t_prepare,
+            t_events,
+            t_linked,
+            t_staged,
+        } = self;
+        let t0 = Instant::now();
+        // Assess each household after each of its new facts, and decide its warning.
+        let mut affected: Vec<String> = facts.iter().map(|f| f.fact.household_id.clone()).collect();
+        affected.sort();
+        affected.dedup();
+        // Several workers may share the store (PostgreSQL): hold these households until commit
+        // before reading anything of them, the timeline version included.
+        tx.lock_households(&affected).await?;
+        let version = tx.timeline_version().await?;
+        let mut timelines: HashMap<String, Vec<Fact>> = HashMap::with_capacity(affected.len());
+        let mut missing = Vec::new();
+        {
+            let mut cache = engine.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            if cache.version != version {
+                cache.clear();
+                cache.version = version;
+            }
+            for hh in &affected {
+                match cache.timelines.remove(hh) {
+                    Some(t) => {
+                        cache.facts -= t.len();
+                        timelines.insert(hh.clone(), t);
+                    }
+                    None => missing.push(hh.clone()),
                 }
-                None => missing.push(hh.clone()),
             }
         }
-    }
-    let cache_hits = affected.len() - missing.len();
-    timelines.extend(tx.facts_for(&missing).await?);
-    let open = open_warnings(&mut tx, &affected).await?;
-    let t_read = t0.elapsed();
-    let assessments =
-        assess_and_warn(&mut tx, engine, &facts, &mut timelines, open, &mut out).await?;
+        let cache_hits = affected.len() - missing.len();
+        timelines.extend(tx.facts_for(&missing).await?);
+        let open = open_warnings(&mut tx, &affected).await?;
+        let t_read = t0.elapsed();
+        let assessments =
+            assess_and_warn(&mut tx, engine, &facts, &mut timelines, open, &mut out).await?;
 
-    let t_assess = t0.elapsed();
-    tx.insert_links(&links).await?;
-    tx.insert_facts(&facts).await?;
-    tx.insert_assessments(&assessments).await?;
-    tx.insert_dead_letters(&dead).await?;
-    let positions: Vec<PositionRow> = positions.into_values().collect();
-    match replayed {
-        None => {
-            tx.set_positions(&positions).await?;
-            tx.add_counters(out.received, out.duplicates).await?;
+        let t_assess = t0.elapsed();
+        tx.insert_facts(&facts).await?;
+        tx.insert_assessments(&assessments).await?;
+        match &replayed {
+            None => {
+                tx.set_positions(&positions).await?;
+                tx.add_counters(out.received, out.duplicates).await?;
+            }
+            Some(ids) => tx.mark_replayed(ids).await?,
         }
-        Some(ids) => tx.mark_replayed(ids).await?,
-    }
-    tx.audit(
-        "pipeline",
-        if replayed.is_some() { "dead_letters_replayed" } else { "batch_applied" },
-        "events",
-        &serde_json::json!({
-            "received": out.received, "accepted": out.accepted, "duplicates": out.duplicates,
-            "dead_letters": out.dead_letters, "linked": out.linked, "review": out.review,
-            "unmatched": out.unmatched, "warnings_opened": out.warnings_opened,
-            "warnings_raised": out.warnings_raised, "replayed": replayed,
-            "positions": positions.iter().map(|p| serde_json::json!([p.stream, p.line])).collect::<Vec<_>>(),
-        }),
-    )
-    .await?;
-    let after = tx.timeline_version().await?;
-    let t_write = t0.elapsed();
-    tx.commit().await?;
-    let t_commit = t0.elapsed();
+        tx.audit(
+            "pipeline",
+            if replayed.is_some() { "dead_letters_replayed" } else { "batch_applied" },
+            "events",
+            &serde_json::json!({
+                "received": out.received, "accepted": out.accepted, "duplicates": out.duplicates,
+                "dead_letters": out.dead_letters, "linked": out.linked, "review": out.review,
+                "unmatched": out.unmatched, "warnings_opened": out.warnings_opened,
+                "warnings_raised": out.warnings_raised, "replayed": replayed,
+                "positions": positions.iter().map(|p| serde_json::json!([p.stream, p.line])).collect::<Vec<_>>(),
+            }),
+        )
+        .await?;
+        let after = tx.timeline_version().await?;
+        let t_write = t0.elapsed();
+        tx.commit().await?;
+        let t_commit = t0.elapsed();
 
-    // Committed: these timelines are now what the store holds.
-    {
-        let mut cache = engine.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache.version == version {
-            cache.version = after;
-            cache.facts += timelines.values().map(Vec::len).sum::<usize>();
-            cache.timelines.extend(timelines);
-            if cache.facts > CACHE_MAX_FACTS {
+        // Committed: these timelines are now what the store holds.
+        {
+            let mut cache = engine.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            if cache.version == version {
+                cache.version = after;
+                cache.facts += timelines.values().map(Vec::len).sum::<usize>();
+                cache.timelines.extend(timelines);
+                if cache.facts > CACHE_MAX_FACTS {
+                    cache.clear();
+                }
+            } else {
                 cache.clear();
             }
-        } else {
-            cache.clear();
-        }
-    }
-    if replayed.is_none() {
-        let mut consumed: BTreeMap<&'static str, u64> = BTreeMap::new();
-        for item in batch {
-            *consumed.entry(item.record.source.code()).or_default() += 1;
         }
         for (source, n) in consumed {
             doudi_telemetry::events_consumed(source, n);
         }
+        // Stage times count the batch's own work: not the wait, if any, between staging and
+        // finishing (while the batch before it finished).
+        record_metrics(
+            &out,
+            &dead,
+            [
+                ("ingest", t_events),
+                ("read", (t_linked - t_events) + t_read),
+                ("assess", t_assess - t_read),
+                ("write", (t_staged - t_linked) + (t_write - t_assess)),
+                ("commit", t_commit - t_write),
+                ("batch", t_staged + t_commit),
+            ],
+        );
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        tracing::debug!(
+            received = out.received,
+            accepted = out.accepted,
+            households = affected.len(),
+            cache_hits,
+            prepare_ms = ms(t_prepare),
+            events_ms = ms(t_events - t_prepare),
+            link_ms = ms(t_linked - t_events),
+            staged_ms = ms(t_staged),
+            read_ms = ms(t_read),
+            assess_ms = ms(t_assess - t_read),
+            write_ms = ms(t_write - t_assess),
+            commit_ms = ms(t_commit - t_write),
+            total_ms = ms(t_staged + t_commit),
+            "batch applied"
+        );
+        Ok(out)
     }
-    record_metrics(
-        &out,
-        &dead,
-        [
-            ("ingest", t_events),
-            ("read", t_read - t_events),
-            ("assess", t_assess - t_read),
-            ("write", t_write - t_assess),
-            ("commit", t_commit - t_write),
-            ("batch", t_commit),
-        ],
-    );
-    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
-    tracing::debug!(
-        received = out.received,
-        accepted = out.accepted,
-        households = affected.len(),
-        cache_hits,
-        prepare_ms = ms(t_prepare),
-        events_ms = ms(t_events - t_prepare),
-        read_ms = ms(t_read - t_events),
-        assess_ms = ms(t_assess - t_read),
-        write_ms = ms(t_write - t_assess),
-        commit_ms = ms(t_commit - t_write),
-        total_ms = ms(t_commit),
-        "batch applied"
-    );
-    Ok(out)
 }
 
 /// Metrics of one committed batch (never before the commit: a rolled-back batch counts nothing).
@@ -414,7 +508,7 @@ async fn apply_records(
 fn record_metrics(
     out: &BatchOutcome,
     dead: &[DeadLetterRow],
-    stages: [(&'static str, std::time::Duration); 6],
+    stages: [(&'static str, Duration); 6],
 ) {
     for (stage, took) in stages {
         doudi_telemetry::observe_stage(stage, took.as_secs_f64());

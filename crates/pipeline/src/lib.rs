@@ -15,7 +15,7 @@ mod review;
 
 use std::path::PathBuf;
 
-pub use apply::{apply_batch, apply_replayed, BatchOutcome, Engine};
+pub use apply::{apply_batch, apply_replayed, stage_batch, BatchOutcome, Engine, StagedBatch};
 pub use ingest::{ingest_record, Ingested};
 pub use replay::{replay_dead_letters, ReplayOptions, ReplayReport, StillRefused};
 pub use review::{decide_review, ReviewApplied};

@@ -237,16 +237,6 @@ impl Tx {
     }
 }
 
-impl Conn<'_> {
-    /// Reborrow (to pass the connection on and keep using it).
-    pub(crate) fn re(&mut self) -> Conn<'_> {
-        match self {
-            Db::Sqlite(c) => Db::Sqlite(&mut **c),
-            Db::Postgres(c) => Db::Postgres(&mut **c),
-        }
-    }
-}
-
 /// Connections per pool on PostgreSQL (a worker's batches, people's commands, reads).
 const PG_MAX_CONNECTIONS: u32 = 8;
 
