@@ -984,7 +984,7 @@ async fn stage_ahead(
     match stage_batch(&shared.store, engine, &batch.items).await {
         Ok(s) => (true, Some(s)),
         Err(e) => {
-            tracing::debug!(error = %e, "staging the next batch failed; it is tried again in its turn");
+            tracing::warn!(error = %e, "staging the next batch ahead failed; it is tried again in its turn");
             (true, None)
         }
     }

@@ -871,6 +871,15 @@ impl BatchTx {
         if received == 0 && duplicates == 0 {
             return Ok(());
         }
+        if let Db::Postgres(c) = &mut self.tx {
+            // The lock order (crate docs): the timeline counter's row before these. A batch that
+            // appended facts holds it already; one without facts takes it here, not later in
+            // `audit` while holding these rows (two workers would then wait for each other).
+            sqlx::query("SELECT value FROM counters WHERE name = 'timeline_changes' FOR UPDATE")
+                .execute(&mut **c)
+                .await
+                .ctx("waiting for the timeline counter")?;
+        }
         on!(self.tx.conn(), c => {
             sqlx::query(
                 "UPDATE counters SET value = value + CASE name WHEN 'received' THEN $1 ELSE $2 END

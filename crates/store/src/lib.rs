@@ -23,9 +23,11 @@
 //!   in a cycle, held until commit. The pipeline takes them right after it knows the batch's
 //!   households and before it reads their timelines, open warnings or the timeline version.
 //!   Different households proceed in parallel. (The order of a household's facts in the timeline
-//!   is the events' `seq`, assigned before the locks and, within a batch, in `(source, event_id)`
-//!   order so that overlapping inserts never deadlock; the risk engine orders facts by time and
-//!   event id itself, so arrival order does not change a score.)
+//!   is the events' `seq`, drawn before the locks, in batch order; the rows are inserted in
+//!   `(source, event_id)` order so that overlapping inserts never deadlock. Within one worker
+//!   `seq` follows commit order; across workers it follows the order batches were staged. The
+//!   risk engine orders facts by time and event id itself, so arrival order does not change a
+//!   score.)
 //! - **The timeline version** ([`BatchTx::timeline_version`]) is a counter row bumped in the same
 //!   transaction as the appends; its row lock orders bumps. A second read in a transaction
 //!   returns [`TIMELINE_VERSION_UNKNOWN`] when another worker appended meanwhile, so timelines

@@ -167,6 +167,7 @@ conformance!(
     audit_verify_catches_a_reordered_record,
     concurrent_audit_appends_keep_one_chain,
     batches_on_the_same_household_serialise,
+    a_batch_without_facts_and_one_with_facts_never_wait_in_a_cycle,
     a_persons_move_waits_for_a_batch_on_the_household,
     a_review_decision_and_a_batch_at_once_both_commit,
     status_counts_everything,
@@ -1399,6 +1400,55 @@ async fn batches_on_the_same_household_serialise(db: &TestDb) {
         let mut tx = store.begin().await.unwrap();
         assert_eq!(tx.timeline_version().await.unwrap(), v0 + 2);
     }
+}
+
+/// A batch with facts takes the timeline counter's row, then the `received` / `duplicates` rows; a
+/// batch without facts (only duplicates, or only dead letters) must take them in the same order,
+/// or the two deadlock (PostgreSQL aborts one after `deadlock_timeout`).
+async fn a_batch_without_facts_and_one_with_facts_never_wait_in_a_cycle(db: &TestDb) {
+    let store = db.store.clone();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    // A: appends a fact (the timeline counter's row), lets B start, then counts and commits.
+    let a = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut tx = store.begin().await.unwrap();
+            tx.lock_households(&["H1".into()]).await.unwrap();
+            let r = event_row("w1");
+            let new = tx.insert_events(std::slice::from_ref(&r)).await.unwrap();
+            tx.insert_facts(&[fact_row(new[&key("w1")], &r, "H1")])
+                .await
+                .unwrap();
+            started_tx.send(()).unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            tx.add_counters(1, 0).await.unwrap();
+            tx.audit(
+                "pipeline",
+                "batch_applied",
+                "events",
+                &serde_json::json!({"a": 1}),
+            )
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+        })
+    };
+    started_rx.await.unwrap();
+    // B: a batch of one duplicate, no facts: counts, appends its audit record, commits.
+    let mut tx = store.begin().await.unwrap();
+    tx.add_counters(1, 1).await.unwrap();
+    tx.audit(
+        "pipeline",
+        "batch_applied",
+        "events",
+        &serde_json::json!({"b": 1}),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    a.await.unwrap();
+    let check = store.verify_audit().await.unwrap();
+    assert_eq!((check.records, check.first_broken), (2, None));
 }
 
 async fn a_persons_move_waits_for_a_batch_on_the_household(db: &TestDb) {
