@@ -866,13 +866,9 @@ async fn apply_loop(
             )
             .instrument(span)
             .await;
-            {
-                let mut f = lock(&shared.flow);
-                f.done += 1;
-            }
-            shared.flow_changed.notify_all();
-            carried = r?;
-            shared.observer.committed(&batch.metas, &report);
+            // A batch that committed was counted done by `apply_one`; one that failed is done too
+            // (the worker stops).
+            carried = r.inspect_err(|_| batch_done(&shared))?;
         }
         Ok::<(), KafkaError>(())
     }
@@ -883,8 +879,15 @@ async fn apply_loop(
     result.map(|()| report)
 }
 
+/// A batch handed to the applier is done (committed, or failed): wake whoever waits for it.
+fn batch_done(shared: &Shared) {
+    lock(&shared.flow).done += 1;
+    shared.flow_changed.notify_all();
+}
+
 /// Apply one batch; with `overlap`, stage the next batch from `rx` (if one is waiting) while this
-/// one finishes, and return it.
+/// one finishes, and return it. Once this one has committed, its offsets and its observer are
+/// told at once (`batch_done`), without waiting for the next one's staging to end.
 #[allow(clippy::too_many_arguments)]
 async fn apply_one(
     shared: &Shared,
@@ -910,26 +913,40 @@ async fn apply_one(
         None => None,
     };
     let next = if overlap { rx.try_recv().ok() } else { None };
-    let (outcome, next_staged) = match staged {
+    let mut stage_next = Box::pin(async {
+        match &next {
+            Some(b) => Some(stage_ahead(shared, engine, producer, b).await),
+            None => None,
+        }
+    });
+    // What staging the next batch gave, once it has ended.
+    let mut ahead: Option<Option<(bool, Option<StagedBatch>)>> = None;
+    let outcome = match staged {
         Some(staged) => {
-            let (finished, next_staged) = tokio::join!(staged.finish(engine), async {
-                match &next {
-                    Some(b) => Some(stage_ahead(shared, engine, producer, b).await),
-                    None => None,
+            let finish = staged.finish(engine);
+            tokio::pin!(finish);
+            let finished = loop {
+                tokio::select! {
+                    r = &mut finish => break r,
+                    s = &mut stage_next, if ahead.is_none() => ahead = Some(s),
                 }
-            });
+            };
             match finished {
-                Ok(o) => (o, next_staged),
+                Ok(o) => o,
                 Err(e) => {
-                    // The next batch's events were numbered after this one's: roll it back and
-                    // stage it again once this one has committed.
-                    let dead_sent = next_staged.is_some_and(|(sent, _)| sent);
-                    let o = retry_after(shared, engine, &batch.items, e).await?;
-                    (o, next.as_ref().map(|_| (dead_sent, None)))
+                    // The next batch's events were numbered after this one's: once its staging
+                    // has ended, roll it back, and stage it again once this one has committed.
+                    let staged_next = match ahead.take() {
+                        Some(s) => s,
+                        None => stage_next.as_mut().await,
+                    };
+                    let dead_sent = staged_next.is_some_and(|(sent, _)| sent);
+                    ahead = Some(next.as_ref().map(|_| (dead_sent, None)));
+                    retry_after(shared, engine, &batch.items, e).await?
                 }
             }
         }
-        None => (apply_with_retry(shared, engine, &batch.items).await?, None),
+        None => apply_with_retry(shared, engine, &batch.items).await?,
     };
     report.totals.add(&outcome);
     report.batches += 1;
@@ -957,6 +974,15 @@ async fn apply_one(
         ms = t0.elapsed().as_secs_f64() * 1000.0,
         "batch committed"
     );
+    batch_done(shared);
+    shared.observer.committed(&batch.metas, report);
+    let next_staged = match ahead {
+        Some(s) => {
+            drop(stage_next);
+            s
+        }
+        None => stage_next.await,
+    };
     Ok(next.map(|batch| {
         let (dead_sent, staged) = next_staged.unwrap_or((false, None));
         Pending {

@@ -237,6 +237,16 @@ impl Store {
                 .begin_with(<DB as crate::Dialect>::BEGIN)
                 .await
                 .ctx("starting to store a linkage model")?;
+            if <DB as crate::Dialect>::POSTGRES {
+                // One activation at a time (two workers starting on a new database both store
+                // the default model): without it, each finds no active model to deactivate and
+                // the second insert breaks `linkage_models_one_active`. The timeline counter's
+                // row is the lock the audit append below takes first anyway (crate docs).
+                sqlx::query("SELECT value FROM counters WHERE name = 'timeline_changes' FOR UPDATE")
+                    .execute(&mut *tx)
+                    .await
+                    .ctx("waiting to store a linkage model")?;
+            }
             sqlx::query("UPDATE linkage_models SET active = 0 WHERE active = 1")
                 .execute(&mut *tx)
                 .await

@@ -168,6 +168,7 @@ conformance!(
     concurrent_audit_appends_keep_one_chain,
     batches_on_the_same_household_serialise,
     a_batch_without_facts_and_one_with_facts_never_wait_in_a_cycle,
+    linkage_models_activated_at_once_leave_one_active,
     a_persons_move_waits_for_a_batch_on_the_household,
     a_review_decision_and_a_batch_at_once_both_commit,
     status_counts_everything,
@@ -1449,6 +1450,36 @@ async fn a_batch_without_facts_and_one_with_facts_never_wait_in_a_cycle(db: &Tes
     a.await.unwrap();
     let check = store.verify_audit().await.unwrap();
     assert_eq!((check.records, check.first_broken), (2, None));
+}
+
+/// Two workers started at once on a new database both store the default linkage model, or a
+/// model is trained while a worker starts: every activation succeeds, and one model is active.
+async fn linkage_models_activated_at_once_leave_one_active(db: &TestDb) {
+    for round in 0..10 {
+        // The same version twice (two workers), then two versions (a worker and a training).
+        let versions = if round % 2 == 0 {
+            [format!("v{round}"), format!("v{round}")]
+        } else {
+            [format!("v{round}-a"), format!("v{round}-b")]
+        };
+        let both: Vec<_> = versions
+            .iter()
+            .map(|version| {
+                let store = db.store.clone();
+                let version = version.clone();
+                tokio::spawn(async move { store.activate_linkage_model(&version, "{}", 100).await })
+            })
+            .collect();
+        for task in both {
+            task.await.unwrap().unwrap();
+        }
+        let active = db.store.active_linkage_model().await.unwrap().unwrap();
+        assert!(
+            versions.contains(&active.version),
+            "{} active",
+            active.version
+        );
+    }
 }
 
 async fn a_persons_move_waits_for_a_batch_on_the_household(db: &TestDb) {
