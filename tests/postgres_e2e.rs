@@ -239,7 +239,8 @@ async fn open_with_register(
 /// result must be that of the same batches applied one after the other: every household's
 /// timeline in the same order, the same open warnings, the same counts. Midway the batch before a
 /// staged one "fails": both are rolled back, the failed one applied again, the other staged again
-/// after it (as the worker does), and the result must still be the same.
+/// after it (as the worker does), and the result must still be the same. Two records are
+/// redelivered in the next batch, one across that failure.
 #[test]
 fn batches_staged_ahead_end_as_batches_applied_one_after_the_other() {
     let Ok(server) = std::env::var("DOUDI_TEST_POSTGRES_URL") else {
@@ -258,8 +259,25 @@ fn batches_staged_ahead_end_as_batches_applied_one_after_the_other() {
     doudi_synth::write_dataset(tmp.path(), &gen, &mut |_| {}).expect("generate");
     let register = doudi_synth::generate_register(&gen);
     let households: Vec<String> = register.iter().map(|h| h.household_id.clone()).collect();
-    let batches = ingested_batches(&tmp.path().join("feeds"), 100);
+    let mut batches = ingested_batches(&tmp.path().join("feeds"), 100);
     assert!(batches.len() >= 8, "{} batches", batches.len());
+    let fail_at = batches.len() / 2;
+    // Redeliveries: a record of one batch again at the head of the next (the same event id, as
+    // a Kafka record read again after a rebalance, or the same record in a new file). The batch
+    // staged ahead then inserts an event that the batch before it, not yet committed, inserted
+    // too: its staging waits on that row until the batch before commits (then counts a
+    // duplicate) or rolls back (then stores it, is rolled back in turn and staged again). One
+    // at a plain boundary, one where the batch before fails.
+    for k in [1, fail_at - 1] {
+        let item = batches[k]
+            .iter()
+            .find(|i| i.result.is_ok())
+            .expect("a valid record");
+        let mut record = item.record.clone();
+        record.stream = format!("{}/redelivered-{k}.jsonl", record.source.code());
+        let again = doudi_pipeline::ingest_record(record, &doudi_model::ParseLimits::default());
+        batches[k + 1].insert(0, again);
+    }
     let in_turn = PgDatabase::create(&server, "staged_in_turn");
     let ahead = PgDatabase::create(&server, "staged_ahead");
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -274,19 +292,20 @@ fn batches_staged_ahead_end_as_batches_applied_one_after_the_other() {
         store.close().await;
 
         let (store, engine) = open_with_register(&ahead, &register).await;
-        let fail_at = batches.len() / 2;
         let mut staged = doudi_pipeline::stage_batch(&store, &engine, &batches[0])
             .await
             .expect("stage");
         for (i, b) in batches.iter().enumerate().skip(1) {
             if i == fail_at {
-                // The batch before `b` fails instead of committing, with `b` staged after it:
-                // both roll back; it is applied afresh, then `b` is staged again.
-                let next = doudi_pipeline::stage_batch(&store, &engine, b)
-                    .await
-                    .expect("stage ahead");
-                drop(next);
-                drop(staged);
+                // The batch before `b` fails instead of committing while `b` is staged (whose
+                // staging waits on the event both carry): both roll back; it is applied
+                // afresh, then `b` is staged again.
+                let (next, ()) =
+                    tokio::join!(doudi_pipeline::stage_batch(&store, &engine, b), async {
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                        drop(staged);
+                    });
+                drop(next.expect("stage ahead"));
                 doudi_pipeline::apply_batch(&store, &engine, &batches[i - 1])
                     .await
                     .expect("apply afresh");
@@ -309,6 +328,10 @@ fn batches_staged_ahead_end_as_batches_applied_one_after_the_other() {
     });
     assert!(expected.0.iter().map(|(_, t)| t.len()).sum::<usize>() > 500);
     assert!(!expected.1.is_empty(), "some warnings open");
+    assert_eq!(
+        expected.2.duplicates, 2,
+        "the two redeliveries counted as duplicates"
+    );
     assert_eq!(expected.2, got.2, "counts");
     assert_eq!(expected.0, got.0, "timelines");
     assert_eq!(expected.1, got.1, "open warnings");
