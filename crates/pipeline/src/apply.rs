@@ -1,6 +1,7 @@
 //! Apply a batch: dedupe, link, append facts, assess, decide warnings — one transaction, with the
 //! positions the batch came from.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -235,21 +236,11 @@ async fn stage(
     let mut tx = store.begin().await?;
 
     // Positions: the end of the last record of each stream in the batch.
-    let mut positions: BTreeMap<&str, PositionRow> = BTreeMap::new();
     let mut dead = Vec::new();
     let mut rows = Vec::new();
     let mut events = Vec::new();
     for item in batch {
         let r = &item.record;
-        positions.insert(
-            r.stream.as_str(),
-            PositionRow {
-                source: r.source.code().to_string(),
-                stream: r.stream.clone(),
-                byte_offset: r.end_offset,
-                line: r.line,
-            },
-        );
         match &item.result {
             Ok(event) => {
                 rows.push(EventRow {
@@ -281,7 +272,7 @@ async fn stage(
         }
     }
     out.dead_letters = dead.len() as u64;
-    let positions: Vec<PositionRow> = positions.into_values().collect();
+    let positions = furthest_positions(batch);
     let mut consumed: BTreeMap<&'static str, u64> = BTreeMap::new();
     if replayed.is_none() {
         for item in batch {
@@ -364,6 +355,33 @@ async fn stage(
         t_linked,
         t_staged: t0.elapsed(),
     })
+}
+
+/// The position each stream of the batch was read to: the furthest of its records, wherever it
+/// stands in the batch (a redelivered or replayed record can come after later ones; the store
+/// keeps positions from moving back, but a batch must not hold its own progress back either).
+fn furthest_positions(batch: &[Ingested]) -> Vec<PositionRow> {
+    let mut positions: BTreeMap<&str, PositionRow> = BTreeMap::new();
+    for item in batch {
+        let r = &item.record;
+        let row = PositionRow {
+            source: r.source.code().to_string(),
+            stream: r.stream.clone(),
+            byte_offset: r.end_offset,
+            line: r.line,
+        };
+        match positions.entry(r.stream.as_str()) {
+            Entry::Vacant(v) => {
+                v.insert(row);
+            }
+            Entry::Occupied(mut o) => {
+                if row.byte_offset > o.get().byte_offset {
+                    o.insert(row);
+                }
+            }
+        }
+    }
+    positions.into_values().collect()
 }
 
 impl StagedBatch {
@@ -751,4 +769,50 @@ fn assess_all(
         timelines.insert(hh, timeline);
     }
     assessed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::RawRecord;
+    use doudi_model::Source;
+
+    fn record(source: Source, stream: &str, line: u64, end_offset: u64) -> Ingested {
+        let bytes = b"not json".to_vec();
+        crate::ingest::ingest_record(
+            RawRecord {
+                source,
+                stream: stream.to_string(),
+                line,
+                byte_offset: end_offset - bytes.len() as u64 - 1,
+                end_offset,
+                full_len: bytes.len() as u64,
+                bytes,
+            },
+            &ParseLimits::default(),
+        )
+    }
+
+    #[test]
+    fn each_stream_is_read_to_its_furthest_record_wherever_it_stands_in_the_batch() {
+        let batch = vec![
+            record(Source::Employment, "employment/a.jsonl", 1, 9),
+            record(Source::Employment, "employment/a.jsonl", 3, 27),
+            record(Source::Housing, "housing/b.jsonl", 2, 18),
+            // A record read again (a redelivery) after later ones of its stream.
+            record(Source::Employment, "employment/a.jsonl", 2, 18),
+        ];
+        let positions = furthest_positions(&batch);
+        let got: Vec<(&str, &str, u64, u64)> = positions
+            .iter()
+            .map(|p| (p.source.as_str(), p.stream.as_str(), p.byte_offset, p.line))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("employment", "employment/a.jsonl", 27, 3),
+                ("housing", "housing/b.jsonl", 18, 2),
+            ]
+        );
+    }
 }
