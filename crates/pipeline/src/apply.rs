@@ -235,7 +235,6 @@ async fn stage(
     let t0 = Instant::now();
     let mut tx = store.begin().await?;
 
-    // Positions: the end of the last record of each stream in the batch.
     let mut dead = Vec::new();
     let mut rows = Vec::new();
     let mut events = Vec::new();
