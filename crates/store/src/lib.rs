@@ -75,6 +75,7 @@
 
 mod audit;
 mod batch;
+mod connect;
 mod delivery;
 mod error;
 mod findings;
@@ -91,7 +92,6 @@ mod web;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{
     PgConnection, PgPool, Postgres, Row, Sqlite, SqliteConnection, SqlitePool, Transaction,
@@ -104,6 +104,7 @@ pub use batch::{
     household_lock_key, AssessmentRow, BatchTx, DeadLetterRow, EventRow, FactRow, LinkRow,
     NewWarning, OpenWarningRow, PositionRow, WarningUpdate, TIMELINE_VERSION_UNKNOWN,
 };
+pub use connect::pg_options;
 pub use delivery::{
     AttemptOutcome, DeliveryAttempt, DeliveryLogRow, NoticeDelivery, PendingNotice,
 };
@@ -254,8 +255,8 @@ impl Store {
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         let pool = if url.starts_with("sqlite:") {
             Db::Sqlite(Self::open_sqlite(url).await?)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Db::Postgres(Self::open_postgres(url).await?)
+        } else if connect::is_postgres(url) {
+            Db::Postgres(connect::pg_pool(url, None).await?)
         } else {
             return Err(StoreError::UnsupportedUrl(redact_url(url)));
         };
@@ -285,22 +286,6 @@ impl Store {
             .await
             .map_err(|e| StoreError::Open {
                 url: url.to_string(),
-                source: e,
-            })
-    }
-
-    async fn open_postgres(url: &str) -> Result<PgPool, StoreError> {
-        let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl {
-            url: redact_url(url),
-            message: e.to_string(),
-        })?;
-        PgPoolOptions::new()
-            .max_connections(PG_MAX_CONNECTIONS)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
-            .await
-            .map_err(|e| StoreError::Open {
-                url: redact_url(url),
                 source: e,
             })
     }
