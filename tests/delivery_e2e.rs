@@ -197,8 +197,12 @@ async fn receive(
     body: Bytes,
 ) -> StatusCode {
     let now = chrono::Utc::now().timestamp();
-    let verified = doudi_deliver::verify(
-        SECRET.as_bytes(),
+    // A receiver in the middle of a key change: the retired key "0" and the current "1", picked
+    // by the key id doudi sends (deliver.key_id, "1" by default).
+    let keys: [(&str, &[u8]); 2] = [("0", b"a-retired-key"), ("1", SECRET.as_bytes())];
+    let verified = doudi_deliver::verify_with(
+        &keys,
+        headers.get("X-Doudi-Key-Id").and_then(|v| v.to_str().ok()),
         &header(&headers, "X-Doudi-Timestamp"),
         &header(&headers, "X-Doudi-Signature"),
         &body,
