@@ -200,16 +200,19 @@ async fn receive(
     // A receiver in the middle of a key change: the retired key "0" and the current "1", picked
     // by the key id doudi sends (deliver.key_id, "1" by default).
     let keys: [(&str, &[u8]); 2] = [("0", b"a-retired-key"), ("1", SECRET.as_bytes())];
-    let verified = doudi_deliver::verify_with(
-        &keys,
-        headers.get("X-Doudi-Key-Id").and_then(|v| v.to_str().ok()),
-        &header(&headers, "X-Doudi-Timestamp"),
-        &header(&headers, "X-Doudi-Signature"),
-        &body,
-        now,
-        300,
-    )
-    .is_ok();
+    let key_id = headers.get("X-Doudi-Key-Id").and_then(|v| v.to_str().ok());
+    let verified = doudi_deliver::key_for(&keys, key_id)
+        .and_then(|key| {
+            doudi_deliver::verify(
+                key,
+                &header(&headers, "X-Doudi-Timestamp"),
+                &header(&headers, "X-Doudi-Signature"),
+                &body,
+                now,
+                300,
+            )
+        })
+        .is_ok();
     let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let mut h = s.lock().unwrap();
     h.requests.push(Request {

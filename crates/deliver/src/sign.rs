@@ -4,7 +4,7 @@
 //! request cannot be replayed later than the receiver's tolerance.
 //!
 //! # Checking a request (the receiver's side)
-//! [`verify_with`] does all of it; in another language:
+//! [`key_for`] and [`verify`] do steps 2 to 4; in another language:
 //! 1. Read the **raw body** as received (before any JSON parsing: re-serialised JSON differs).
 //! 2. Find the key named by `X-Doudi-Key-Id` among the keys you hold (a request without the
 //!    header was signed by a sender that predates it: use your one key). An unknown id: refuse.
@@ -102,29 +102,22 @@ pub fn verify(
         .map_err(|_| VerifyError::Mismatch)
 }
 
-/// Check a request as a receiver holding several keys (`(id, key)`; two during a change): the key
-/// named by `key_id` (the `X-Doudi-Key-Id` header; `None` without one, accepted only when a single
-/// key is held) must have signed it, as [`verify`] checks.
-#[allow(clippy::too_many_arguments)]
-pub fn verify_with(
-    keys: &[(&str, &[u8])],
+/// The key a receiver holding several keys (`(id, key)`; two during a change) checks a request
+/// with: the one named by `key_id` (the `X-Doudi-Key-Id` header; `None` without one, which only a
+/// receiver holding a single key accepts). Then [`verify`] with it.
+pub fn key_for<'k>(
+    keys: &[(&str, &'k [u8])],
     key_id: Option<&str>,
-    timestamp: &str,
-    signature: &str,
-    body: &[u8],
-    now_unix: i64,
-    tolerance_secs: i64,
-) -> Result<(), VerifyError> {
-    let key = match (key_id.map(str::trim), keys) {
+) -> Result<&'k [u8], VerifyError> {
+    match (key_id.map(str::trim), keys) {
         (Some(id), _) => keys
             .iter()
             .find(|(k, _)| *k == id)
             .map(|(_, key)| *key)
-            .ok_or_else(|| VerifyError::UnknownKey(id.to_string()))?,
-        (None, [(_, only)]) => only,
-        (None, _) => return Err(VerifyError::NoKeyId),
-    };
-    verify(key, timestamp, signature, body, now_unix, tolerance_secs)
+            .ok_or_else(|| VerifyError::UnknownKey(id.to_string())),
+        (None, [(_, only)]) => Ok(only),
+        (None, _) => Err(VerifyError::NoKeyId),
+    }
 }
 
 #[cfg(test)]
@@ -179,31 +172,25 @@ mod tests {
         let (old, new) = (&b"old-key"[..], &b"new-key"[..]);
         let by_old = sign(old, 100, body);
         let by_new = sign(new, 100, body);
+        let check = |keys: &[(&str, &[u8])], id: Option<&str>, signature: &str| {
+            verify(key_for(keys, id)?, "100", signature, body, 100, 300)
+        };
         let during = [("1", old), ("2", new)];
+        assert_eq!(check(&during, Some("1"), &by_old), Ok(()));
+        assert_eq!(check(&during, Some("2"), &by_new), Ok(()));
         assert_eq!(
-            verify_with(&during, Some("1"), "100", &by_old, body, 100, 300),
-            Ok(())
-        );
-        assert_eq!(
-            verify_with(&during, Some("2"), "100", &by_new, body, 100, 300),
-            Ok(())
-        );
-        assert_eq!(
-            verify_with(&during, Some("2"), "100", &by_old, body, 100, 300),
+            check(&during, Some("2"), &by_old),
             Err(VerifyError::Mismatch),
             "the id picks the key: a signature by the other key does not pass"
         );
-        assert_eq!(
-            verify_with(&during, None, "100", &by_new, body, 100, 300),
-            Err(VerifyError::NoKeyId)
-        );
+        assert_eq!(check(&during, None, &by_new), Err(VerifyError::NoKeyId));
         let after = [("2", new)];
         assert_eq!(
-            verify_with(&after, Some("1"), "100", &by_old, body, 100, 300),
+            check(&after, Some("1"), &by_old),
             Err(VerifyError::UnknownKey("1".into()))
         );
         assert_eq!(
-            verify_with(&after, None, "100", &by_new, body, 100, 300),
+            check(&after, None, &by_new),
             Ok(()),
             "a sender without the header, one key held"
         );
