@@ -2,44 +2,15 @@
 //! suggestion, the time to act, and the reviews that income or asset rises open.
 
 use doudi_model::Household;
-use serde::{Deserialize, Serialize};
+
+pub use doudi_model::assessment::{Assessment, Contribution};
 
 use crate::level::Level;
-use crate::relief::{suggest_relief, ReliefSuggestion};
+use crate::relief::suggest_relief;
 use crate::review::review_needed;
 use crate::rules::{able, watch, Ctx, RULES, VULNERABILITY_ID};
 use crate::ruleset::RuleSet;
 use crate::state::HouseholdState;
-
-/// What one rule added to the score, and why, in words an officer reads.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Contribution {
-    pub rule_id: String,
-    pub points: i64,
-    pub reason_zh: String,
-    pub reason_en: String,
-    /// The facts that made the rule fire.
-    pub event_ids: Vec<String>,
-}
-
-/// The outcome of assessing one household under one rule set.
-///
-/// The contributions' points add up to `score` exactly (the vulnerability multiplier appears as
-/// its own contribution, `rule_id = "vulnerability"`), so an auditor can replay the sum.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Assessment {
-    pub rule_set_version: String,
-    pub household_id: String,
-    pub score: i64,
-    pub level: Level,
-    pub contributions: Vec<Contribution>,
-    pub relief: Option<ReliefSuggestion>,
-    /// Hours within which an officer should act (from the level); `None` at level none.
-    pub act_within_hours: Option<i64>,
-    /// Reviews to open: 低保渐退 after an income rise, an asset check, a benefit stop on death.
-    /// Never a cut by themselves.
-    pub review_needed: Vec<String>,
-}
 
 /// Assess a household from its derived state. Pure; never panics.
 pub fn assess(rules: &RuleSet, household: &Household, state: &HouseholdState) -> Assessment {

@@ -2,30 +2,12 @@
 //! an emergency, capped; within the township's approval limit or not.
 
 use doudi_model::{Category, Money};
-use serde::{Deserialize, Serialize};
+
+pub use doudi_model::assessment::ReliefSuggestion;
 
 use crate::assess::Contribution;
 use crate::level::Level;
 use crate::rules::{able, Ctx};
-
-/// What an officer may grant, and who approves it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReliefSuggestion {
-    pub amount: Money,
-    pub months: i64,
-    /// `"emergency"` (急难型) or `"expense"` (支出型).
-    pub kind: String,
-    /// The amount is within the township's approval limit (先行救助 possible).
-    pub within_township_limit: bool,
-    /// `"township"` or `"county"`.
-    pub approver: String,
-    pub reason_zh: String,
-    pub reason_en: String,
-    /// Enrolment to consider beside the one-off relief, one line each, `[code] 中文 / English`:
-    /// `single_person` (单人户: enrol a severely ill or disabled member alone), `dibao`, `tekun`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub enrolment: Vec<String>,
-}
 
 pub const KIND_EMERGENCY: &str = "emergency";
 pub const KIND_EXPENSE: &str = "expense";
