@@ -18,31 +18,10 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::PgPool;
 
-use crate::{redact_url, Db, Store, StoreError, PG_MAX_CONNECTIONS};
+use crate::{redact_url, StoreError};
 
-impl Store {
-    /// [`Store::open`], with the database password given apart from the URL (`None`: the URL's,
-    /// or none). Only PostgreSQL takes a password.
-    pub async fn open_with_password(
-        url: &str,
-        password: Option<&str>,
-    ) -> Result<Store, StoreError> {
-        let Some(password) = password else {
-            return Store::open(url).await;
-        };
-        if !is_postgres(url) {
-            return Err(StoreError::BadUrl {
-                url: redact_url(url),
-                message: "a database password is given, but only PostgreSQL takes one".into(),
-            });
-        }
-        let store = Store {
-            pool: Db::Postgres(pg_pool(url, Some(password)).await?),
-        };
-        store.migrate().await?;
-        Ok(store)
-    }
-}
+/// Connections per pool on PostgreSQL (a worker's batches, people's commands, reads).
+const PG_MAX_CONNECTIONS: u32 = 8;
 
 pub(crate) fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
