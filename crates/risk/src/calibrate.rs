@@ -224,15 +224,7 @@ mod tests {
         let orange = assess(&rules, &h, &derive_state(&h, &ill, at("2026-03-02")));
         // an old red whose summary is now empty
         let quiet = assess(&rules, &h, &derive_state(&h, &[], at("2026-03-02")));
-        let ruined = [
-            fact(
-                "E1",
-                "M1",
-                "2025-12-10",
-                disaster(8_000_000, true, "2025-12-10"),
-            ),
-            fact("E2", "M1", "2026-01-05", relocated(false, "2026-01-05")),
-        ];
+        let ruined = ruined_then_moved();
         let expired = assess(&rules, &h, &derive_state(&h, &ruined, at("2026-08-01")));
         let mut stale = orange.clone();
         stale

@@ -81,15 +81,7 @@ mod tests {
     #[test]
     fn a_disaster_long_past_is_expired_with_its_original_reasons_and_what_changed() {
         let h = family(Category::Dibao);
-        let facts = [
-            fact(
-                "E1",
-                "M1",
-                "2025-12-10",
-                disaster(8_000_000, true, "2025-12-10"),
-            ),
-            fact("E2", "M1", "2026-01-05", relocated(false, "2026-01-05")),
-        ];
+        let facts = ruined_then_moved();
         // while the home is ruined: red (急难)
         assert_eq!(run(&h, &facts[..1], "2025-12-11").level, Level::Red);
         // eight months on, nothing new: the signal no longer counts; nobody verified anything

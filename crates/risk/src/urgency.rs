@@ -416,17 +416,28 @@ mod tests {
     }
 
     #[test]
-    fn findings_below_yellow_are_raised_to_yellow_at_most() {
-        // income below the 低保 standard (25) in a 低保 household (×1.3 → 32): yellow, one step
+    fn findings_below_yellow_are_raised_one_step_by_vulnerability() {
+        // a grade C dangerous house (25) in a 低保 household with a child (×1.4 → 35): yellow
         let h = family(Category::Dibao);
-        let facts = [fact(
+        let c = [fact(
             "E1",
             "M1",
-            "2026-02-01",
-            job_lost("2026-01-31", Some(200_000)),
+            "2026-03-01",
+            dangerous(HouseGrade::C, "2026-03-01"),
         )];
-        let a = run(&h, &facts, "2026-02-02");
+        let a = run(&h, &c, "2026-03-02");
         let basis = a.basis.as_ref().expect("basis");
-        assert!(a.level <= basis.by_findings.step_up());
+        assert_eq!(
+            (basis.by_findings, a.level, a.score),
+            (Level::None, Level::Yellow, 35)
+        );
+        assert!(basis.raised_by_vulnerability);
+        assert!(
+            basis
+                .reason_zh
+                .contains("未达黄色线（30分）；家庭脆弱性使等级提高一级，为黄色"),
+            "{}",
+            basis.reason_zh
+        );
     }
 }
