@@ -349,6 +349,7 @@ fn print_detail(d: &doudi_store::WarningDetail) {
             .collect();
         println!("members: {}", list.join(", "));
     }
+    print_explanation(&w.level, &w.summary);
     if let Some(contribs) = w.summary.get("contributions").and_then(|c| c.as_array()) {
         println!(
             "why (rule set {}):",
@@ -386,6 +387,27 @@ fn print_detail(d: &doudi_store::WarningDetail) {
                 .map(|r| format!(" [REFUSED: {r}]"))
                 .unwrap_or_default()
         );
+    }
+}
+
+/// Why the warning is at its level, and "verify and close" when the risk that raised it no longer
+/// counts, with the findings as they stood and what changed since.
+fn print_explanation(level: &str, summary: &serde_json::Value) {
+    use doudi_warnings::explain::{explain_stored, Ask};
+    let Some(e) = explain_stored(level, summary) else {
+        return;
+    };
+    if e.ask == Ask::VerifyAndClose {
+        println!("ask: 请核实后关闭 / verify and close");
+    }
+    for (zh, en) in e.why_zh.iter().zip(&e.why_en) {
+        println!("level: {zh}\n       {en}");
+    }
+    if !e.lapsed_zh.is_empty() {
+        println!("raised by (no longer counting):");
+        for (zh, en) in e.lapsed_zh.iter().zip(&e.lapsed_en) {
+            println!("  {zh}\n  {en}");
+        }
     }
 }
 
