@@ -124,6 +124,7 @@ impl Profile {
         };
         let t = match (cell.filter(|s| !s.is_empty()), &f.map) {
             (Some(t), Some(map)) => match map.get(&t) {
+                Some(to) if to.is_empty() => None,
                 Some(to) => Some(to.clone()),
                 None => match f.other {
                     Other::Keep => Some(t),

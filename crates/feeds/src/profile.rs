@@ -191,7 +191,8 @@ struct FieldToml {
     value: Option<Scalar>,
     #[serde(default)]
     transforms: Vec<Transform>,
-    /// Code map, applied after the transforms: export's code → the event's value.
+    /// Code map, applied after the transforms: export's code → the event's value ("" leaves the
+    /// field out).
     map: Option<BTreeMap<String, Scalar>>,
     #[serde(default)]
     other: Other,
@@ -898,7 +899,8 @@ impl Compiler<'_> {
         if let Some(d) = &f.default {
             targets.push(d.clone());
         }
-        for t in targets {
+        // An empty target means "leave the field out" (e.g. sex code 9, 未说明).
+        for t in targets.into_iter().filter(|t| !t.is_empty()) {
             if let Err(why) = crate::map::convert(&f, &t) {
                 return Err(err(
                     self,
