@@ -346,7 +346,7 @@ impl Iterator for FeedReader {
             };
             let profile = Arc::clone(&self.profile);
             let spec = &profile.file;
-            if self.header.is_none() && !matches!(raw.cells, RawCells::Json(..)) {
+            if self.header.is_none() && spec.format != Format::Jsonl {
                 if self.needs_header() {
                     if raw.row < spec.header_row {
                         continue;
@@ -583,6 +583,9 @@ impl CsvSource {
             .has_headers(false)
             .flexible(true)
             .delimiter(delimiter as u8)
+            // Records end at '\n' only, so that a record's position (line, byte) is where it
+            // starts in CRLF files too; the '\r' before it is taken off the last cell.
+            .terminator(csv::Terminator::Any(b'\n'))
             .from_reader(reader);
         CsvSource {
             reader,
@@ -624,8 +627,20 @@ impl RowSource for CsvSource {
                         ),
                     )
                 } else {
-                    let decoded: Result<Vec<String>, String> =
-                        self.record.iter().map(|f| decode(f, self.enc)).collect();
+                    let n = self.record.len();
+                    let decoded: Result<Vec<String>, String> = self
+                        .record
+                        .iter()
+                        .enumerate()
+                        .map(|(i, f)| {
+                            let f = if i + 1 == n {
+                                f.strip_suffix(b"\r").unwrap_or(f)
+                            } else {
+                                f
+                            };
+                            decode(f, self.enc)
+                        })
+                        .collect();
                     match decoded {
                         Ok(cells) => RawCells::Table(cells),
                         Err(why) => RawCells::Bad(lossy_row(&self.record), why),

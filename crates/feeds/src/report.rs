@@ -60,7 +60,7 @@ impl CheckReport {
         let mut n = 0u64;
         while let Some(row) = reader.next() {
             n += 1;
-            if n % 4096 == 0 {
+            if n & 0xFFF == 0 {
                 let (done, total) = reader.progress();
                 progress(done, total);
             }

@@ -70,6 +70,9 @@ fn t(s: impl Into<String>) -> Cell {
     Cell::Text(s.into())
 }
 
+/// Makes a totals row from the data rows.
+pub type TotalsRow = fn(&[Vec<Cell>]) -> Vec<Cell>;
+
 /// One department layout.
 pub struct Layout {
     /// The layout's name, the same as its profile's (`profiles/<name>.toml`).
@@ -87,7 +90,7 @@ pub struct Layout {
     /// A title row above the header (CSV and Excel), with the month.
     pub title: Option<fn(NaiveDate) -> String>,
     /// A totals row at the end (the profile skips it).
-    pub totals: Option<fn(&[Vec<Cell>]) -> Vec<Cell>>,
+    pub totals: Option<TotalsRow>,
     /// The row for one event.
     pub row: fn(&Event) -> Vec<Cell>,
 }
