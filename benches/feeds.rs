@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use doudi_feeds::{shipped, CheckReport, Encoding, FeedReader, Format, Profile};
-use doudi_model::{parse_event, Event, ParseLimits};
+use doudi_model::Event;
 use doudi_synth::native::{layout_for, write_xlsx, Cell, Layout, NativeFormat};
 use doudi_synth::GenConfig;
 
@@ -109,22 +109,11 @@ fn settlements(dir: &Path) -> Vec<Event> {
         ..GenConfig::default()
     };
     doudi_synth::write_dataset(dir, &cfg, &mut |_| {}).expect("generate");
-    let mut out = Vec::new();
-    let folder = dir.join("feeds").join("health_insurance");
-    let mut files: Vec<_> = std::fs::read_dir(&folder)
-        .expect("feeds")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    files.sort();
-    for f in files {
-        for line in std::fs::read_to_string(f).expect("read").lines() {
-            let e = parse_event(line.as_bytes(), &ParseLimits::STORED).expect("event");
-            if e.kind() == "settlement" {
-                out.push(e);
-            }
-        }
-    }
-    out
+    doudi_synth::native::envelope_events(dir)
+        .expect("envelope feeds")
+        .into_iter()
+        .filter(|e| e.kind() == "settlement")
+        .collect()
 }
 
 /// Stream rows to a GB18030 CSV with the layout's title and header rows.

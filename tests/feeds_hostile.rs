@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use doudi_feeds::{shipped, FeedReader, FileError, Profile, Row, RowError, Stats};
-use doudi_model::{parse_event, Event, ParseLimits};
+use doudi_model::Event;
 use doudi_synth::native::{layout_for, write_layout, write_xlsx, Cell, Layout};
 use doudi_synth::GenConfig;
 use proptest::prelude::*;
@@ -24,20 +24,7 @@ fn events() -> Vec<Event> {
         ..GenConfig::default()
     };
     doudi_synth::write_dataset(tmp.path(), &cfg, &mut |_| {}).expect("generate");
-    let mut out = Vec::new();
-    for s in doudi_model::ALL_SOURCES {
-        let mut files: Vec<_> = std::fs::read_dir(tmp.path().join("feeds").join(s.code()))
-            .expect("feeds")
-            .map(|e| e.expect("entry").path())
-            .collect();
-        files.sort();
-        for f in files {
-            for line in std::fs::read_to_string(f).expect("read").lines() {
-                out.push(parse_event(line.as_bytes(), &ParseLimits::STORED).expect("event"));
-            }
-        }
-    }
-    out
+    doudi_synth::native::envelope_events(tmp.path()).expect("envelope feeds")
 }
 
 fn of_kind(events: &[Event], kind: &str, n: usize) -> Vec<Event> {

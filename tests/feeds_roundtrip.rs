@@ -4,11 +4,10 @@
 //! (a department's own record id, or a hash of the columns that identify a record).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use doudi_feeds::{shipped, FeedReader};
-use doudi_model::{parse_event, Event, ParseLimits, ALL_SOURCES};
+use doudi_model::Event;
 use doudi_synth::native::LAYOUTS;
 use doudi_synth::GenConfig;
 
@@ -23,19 +22,6 @@ fn canonical(events: impl IntoIterator<Item = Event>) -> Vec<String> {
         .collect();
     v.sort_unstable();
     v
-}
-
-fn envelope_events(dir: &Path) -> Vec<Event> {
-    let mut out = Vec::new();
-    for s in ALL_SOURCES {
-        for f in std::fs::read_dir(dir.join("feeds").join(s.code())).expect("feeds folder") {
-            let text = std::fs::read_to_string(f.expect("entry").path()).expect("read feed");
-            for line in text.lines() {
-                out.push(parse_event(line.as_bytes(), &ParseLimits::STORED).expect("envelope"));
-            }
-        }
-    }
-    out
 }
 
 #[test]
@@ -111,7 +97,7 @@ fn native_exports_read_through_the_shipped_profiles_give_the_envelope_events() {
         );
     }
 
-    let envelope = envelope_events(tmp.path());
+    let envelope = doudi_synth::native::envelope_events(tmp.path()).expect("envelope feeds");
     assert_eq!(native.len(), envelope.len());
     let (a, b) = (canonical(envelope), canonical(native));
     for (x, y) in a.iter().zip(&b) {

@@ -678,19 +678,39 @@ fn cl_disability(e: &Event) -> Vec<Cell> {
     ]
 }
 
+/// A layout with no title row, totals row, sheet name or widths.
+const fn plain(
+    name: &'static str,
+    source: Source,
+    kinds: &'static [&'static str],
+    format: NativeFormat,
+    columns: &'static [&'static str],
+    row: fn(&Event) -> Vec<Cell>,
+) -> Layout {
+    Layout {
+        name,
+        source,
+        kinds,
+        format,
+        columns,
+        widths: &[],
+        sheet: "",
+        title: None,
+        totals: None,
+        row,
+    }
+}
+
+const fn csv(encoding: TextEncoding, bom: bool) -> NativeFormat {
+    NativeFormat::Csv { encoding, bom }
+}
+
+use NativeFormat::{Fixed, Jsonl, Xlsx};
+use TextEncoding::{Gb18030, Gbk, Utf8};
+
 /// Every layout, one per department export; together they carry every kind.
 pub const LAYOUTS: &[Layout] = &[
     Layout {
-        name: "yibao-settlement",
-        source: Source::HealthInsurance,
-        kinds: &["settlement"],
-        format: NativeFormat::Csv {
-            encoding: TextEncoding::Gb18030,
-            bom: false,
-        },
-        columns: YB_SETTLEMENT,
-        widths: &[],
-        sheet: "",
         title: Some(|m| {
             format!(
                 "六安市医疗保障局 医保结算清单（{}年{:02}月）",
@@ -699,147 +719,112 @@ pub const LAYOUTS: &[Layout] = &[
             )
         }),
         totals: Some(yb_settlement_totals),
-        row: yb_settlement,
+        ..plain(
+            "yibao-settlement",
+            Source::HealthInsurance,
+            &["settlement"],
+            csv(Gb18030, false),
+            YB_SETTLEMENT,
+            yb_settlement,
+        )
     },
     Layout {
-        name: "yibao-chronic",
-        source: Source::HealthInsurance,
-        kinds: &["serious_illness_diagnosed"],
-        format: NativeFormat::Xlsx,
-        columns: YB_CHRONIC,
-        widths: &[],
         sheet: "认定名单",
-        title: None,
-        totals: None,
-        row: yb_chronic,
+        ..plain(
+            "yibao-chronic",
+            Source::HealthInsurance,
+            &["serious_illness_diagnosed"],
+            Xlsx,
+            YB_CHRONIC,
+            yb_chronic,
+        )
     },
     Layout {
-        name: "renshe-employment",
-        source: Source::Employment,
-        kinds: &[
-            "unemployment_registered",
-            "job_lost",
-            "job_started",
-            "wage_changed",
-        ],
-        format: NativeFormat::Xlsx,
-        columns: RS_EMPLOYMENT,
-        widths: &[],
         sheet: "就业失业登记",
-        title: None,
-        totals: None,
-        row: rs_employment,
+        ..plain(
+            "renshe-employment",
+            Source::Employment,
+            &[
+                "unemployment_registered",
+                "job_lost",
+                "job_started",
+                "wage_changed",
+            ],
+            Xlsx,
+            RS_EMPLOYMENT,
+            rs_employment,
+        )
     },
+    plain(
+        "renshe-contributions",
+        Source::Employment,
+        &["contributions_stopped"],
+        csv(Gbk, false),
+        RS_CONTRIBUTIONS,
+        rs_contributions,
+    ),
     Layout {
-        name: "renshe-contributions",
-        source: Source::Employment,
-        kinds: &["contributions_stopped"],
-        format: NativeFormat::Csv {
-            encoding: TextEncoding::Gbk,
-            bom: false,
-        },
-        columns: RS_CONTRIBUTIONS,
-        widths: &[],
-        sheet: "",
-        title: None,
-        totals: None,
-        row: rs_contributions,
-    },
-    Layout {
-        name: "zhujian-dangerous-house",
-        source: Source::Housing,
-        kinds: &["dangerous_house_appraised"],
-        format: NativeFormat::Xlsx,
-        columns: ZJ_DANGER,
-        widths: &[],
         sheet: "危房鉴定",
         title: Some(|m| format!("农村危房鉴定结果汇总表（{}年{}月）", m.year(), m.month())),
-        totals: None,
-        row: zj_danger,
+        ..plain(
+            "zhujian-dangerous-house",
+            Source::Housing,
+            &["dangerous_house_appraised"],
+            Xlsx,
+            ZJ_DANGER,
+            zj_danger,
+        )
     },
+    plain(
+        "yingji-disaster",
+        Source::Housing,
+        &["disaster_damage"],
+        csv(Gb18030, false),
+        YJ_DISASTER,
+        yj_disaster,
+    ),
+    plain(
+        "budongchan-property",
+        Source::Housing,
+        &["property_registered"],
+        csv(Utf8, true),
+        BDC_PROPERTY,
+        bdc_property,
+    ),
+    plain(
+        "banqian-relocation",
+        Source::Housing,
+        &["relocated"],
+        Jsonl,
+        BQ_RELOCATION,
+        bq_relocation,
+    ),
+    plain(
+        "gongan-hukou",
+        Source::CivilRegistry,
+        &["death", "birth", "household_moved"],
+        csv(Gb18030, false),
+        GA_HUKOU,
+        ga_hukou,
+    ),
+    plain(
+        "minzheng-marriage",
+        Source::CivilRegistry,
+        &["marriage", "divorce"],
+        csv(Utf8, false),
+        MZ_MARRIAGE,
+        mz_marriage,
+    ),
     Layout {
-        name: "yingji-disaster",
-        source: Source::Housing,
-        kinds: &["disaster_damage"],
-        format: NativeFormat::Csv {
-            encoding: TextEncoding::Gb18030,
-            bom: false,
-        },
-        columns: YJ_DISASTER,
-        widths: &[],
-        sheet: "",
-        title: None,
-        totals: None,
-        row: yj_disaster,
-    },
-    Layout {
-        name: "budongchan-property",
-        source: Source::Housing,
-        kinds: &["property_registered"],
-        format: NativeFormat::Csv {
-            encoding: TextEncoding::Utf8,
-            bom: true,
-        },
-        columns: BDC_PROPERTY,
-        widths: &[],
-        sheet: "",
-        title: None,
-        totals: None,
-        row: bdc_property,
-    },
-    Layout {
-        name: "banqian-relocation",
-        source: Source::Housing,
-        kinds: &["relocated"],
-        format: NativeFormat::Jsonl,
-        columns: BQ_RELOCATION,
-        widths: &[],
-        sheet: "",
-        title: None,
-        totals: None,
-        row: bq_relocation,
-    },
-    Layout {
-        name: "gongan-hukou",
-        source: Source::CivilRegistry,
-        kinds: &["death", "birth", "household_moved"],
-        format: NativeFormat::Csv {
-            encoding: TextEncoding::Gb18030,
-            bom: false,
-        },
-        columns: GA_HUKOU,
-        widths: &[],
-        sheet: "",
-        title: None,
-        totals: None,
-        row: ga_hukou,
-    },
-    Layout {
-        name: "minzheng-marriage",
-        source: Source::CivilRegistry,
-        kinds: &["marriage", "divorce"],
-        format: NativeFormat::Csv {
-            encoding: TextEncoding::Utf8,
-            bom: false,
-        },
-        columns: MZ_MARRIAGE,
-        widths: &[],
-        sheet: "",
-        title: None,
-        totals: None,
-        row: mz_marriage,
-    },
-    Layout {
-        name: "canlian-disability",
-        source: Source::CivilRegistry,
-        kinds: &["disability_certified"],
-        format: NativeFormat::Fixed,
-        columns: CL_DISABILITY,
         widths: CL_WIDTHS,
-        sheet: "",
-        title: None,
-        totals: None,
-        row: cl_disability,
+        ..plain(
+            "canlian-disability",
+            Source::CivilRegistry,
+            &["disability_certified"],
+            Fixed,
+            CL_DISABILITY,
+            cl_disability,
+        )
     },
 ];
 
@@ -855,10 +840,12 @@ pub struct NativeSummary {
     pub rows: BTreeMap<&'static str, usize>,
 }
 
-/// Read the envelope feeds under `dir/feeds/` and write them again under `dir/native/<layout>/`,
-/// one file per layout and month.
-pub fn write_native(dir: &Path) -> Result<NativeSummary, SynthError> {
-    let mut summary = NativeSummary::default();
+/// Read the envelope feeds under `dir/feeds/`, one month file at a time (sources in order, files
+/// in name order), handing each file's month and events to `each`.
+pub fn each_envelope_file(
+    dir: &Path,
+    each: &mut dyn FnMut(Source, NaiveDate, Vec<Event>) -> Result<(), SynthError>,
+) -> Result<(), SynthError> {
     for source in ALL_SOURCES {
         let folder = dir.join("feeds").join(source.code());
         let mut files: Vec<PathBuf> = fs::read_dir(&folder)
@@ -873,34 +860,60 @@ pub fn write_native(dir: &Path) -> Result<NativeSummary, SynthError> {
             }) else {
                 continue;
             };
-            let mut by_layout: BTreeMap<&'static str, Vec<Event>> = BTreeMap::new();
+            let mut events = Vec::new();
             let f = fs::File::open(&file).map_err(io_err(&file))?;
             for line in BufReader::new(f).lines() {
                 let line = line.map_err(io_err(&file))?;
-                let event = parse_event(line.as_bytes(), &ParseLimits::STORED)
-                    .map_err(|e| SynthError::Config(format!("{}: {e}", file.display())))?;
-                if let Some(l) = layout_for(event.kind()) {
-                    by_layout.entry(l.name).or_default().push(event);
-                }
+                events.push(
+                    parse_event(line.as_bytes(), &ParseLimits::STORED)
+                        .map_err(|e| SynthError::Config(format!("{}: {e}", file.display())))?,
+                );
             }
-            for (name, events) in by_layout {
-                let Some(layout) = LAYOUTS.iter().find(|l| l.name == name) else {
-                    continue;
-                };
-                let out = dir.join("native").join(name);
-                fs::create_dir_all(&out).map_err(io_err(&out))?;
-                let path = out.join(format!(
-                    "{:04}-{:02}.{}",
-                    month.year(),
-                    month.month(),
-                    layout.extension()
-                ));
-                write_layout(layout, month, &events, &path)?;
-                *summary.files.entry(name).or_insert(0) += 1;
-                *summary.rows.entry(name).or_insert(0) += events.len();
-            }
+            each(source, month, events)?;
         }
     }
+    Ok(())
+}
+
+/// Every envelope event under `dir/feeds/`, in file order.
+pub fn envelope_events(dir: &Path) -> Result<Vec<Event>, SynthError> {
+    let mut all = Vec::new();
+    each_envelope_file(dir, &mut |_, _, events| {
+        all.extend(events);
+        Ok(())
+    })?;
+    Ok(all)
+}
+
+/// Read the envelope feeds under `dir/feeds/` and write them again under `dir/native/<layout>/`,
+/// one file per layout and month.
+pub fn write_native(dir: &Path) -> Result<NativeSummary, SynthError> {
+    let mut summary = NativeSummary::default();
+    each_envelope_file(dir, &mut |_, month, events| {
+        let mut by_layout: BTreeMap<&'static str, Vec<Event>> = BTreeMap::new();
+        for event in events {
+            if let Some(l) = layout_for(event.kind()) {
+                by_layout.entry(l.name).or_default().push(event);
+            }
+        }
+        for (name, events) in by_layout {
+            let Some(layout) = LAYOUTS.iter().find(|l| l.name == name) else {
+                continue;
+            };
+            let out = dir.join("native").join(name);
+            fs::create_dir_all(&out).map_err(io_err(&out))?;
+            let path = out.join(format!(
+                "{:04}-{:02}.{}",
+                month.year(),
+                month.month(),
+                layout.extension()
+            ));
+            write_layout(layout, month, &events, &path)?;
+            *summary.files.entry(name).or_insert(0) += 1;
+            *summary.rows.entry(name).or_insert(0) += events.len();
+        }
+        Ok(())
+    })?;
     Ok(summary)
 }
 
