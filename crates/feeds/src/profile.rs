@@ -715,6 +715,22 @@ impl Compiler<'_> {
             });
         }
 
+        // Files without a header name their columns in the profile: every column read must be
+        // one of them (found now, not as every row refused).
+        if let (Some(named), true) = (&raw.file.columns, raw.file.format != Format::Jsonl) {
+            let named: Vec<String> = named.iter().map(|c| normalise_header(c)).collect();
+            if let Some(c) = self
+                .columns
+                .iter()
+                .find(|c| !named.contains(&normalise_header(c)))
+            {
+                return Err(self.err(
+                    None,
+                    format!("column {c:?} is read but not among [file] columns"),
+                ));
+            }
+        }
+
         Ok(Profile {
             name: name.clone(),
             version,
@@ -937,4 +953,27 @@ pub(crate) fn normalise_header(s: &str) -> String {
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '\u{FEFF}')
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_headerless_profile_reads_only_the_columns_it_names() {
+        let text = crate::shipped::text("canlian-disability").unwrap_or_default();
+        let bad = text.replace(
+            "certified_on = { column = \"发证日期\"",
+            "certified_on = { column = \"发证时间\"",
+        );
+        let e = Profile::parse(&bad, Path::new("c.toml"))
+            .map(|_| ())
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("\"发证时间\" is read but not among [file] columns"),
+            "{e}"
+        );
+        assert!(Profile::parse(text, Path::new("c.toml")).is_ok());
+    }
 }
