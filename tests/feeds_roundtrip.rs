@@ -11,6 +11,8 @@ use doudi_model::Event;
 use doudi_synth::native::LAYOUTS;
 use doudi_synth::GenConfig;
 
+mod common;
+
 /// Events without their ids, in a canonical order, as JSON (so that a difference prints).
 fn canonical(events: impl IntoIterator<Item = Event>) -> Vec<String> {
     let mut v: Vec<String> = events
@@ -104,4 +106,54 @@ fn native_exports_read_through_the_shipped_profiles_give_the_envelope_events() {
         assert_eq!(x, y);
     }
     assert_eq!(a, b);
+}
+
+#[test]
+fn gen_native_puts_the_profile_beside_each_folder_and_feeds_check_passes_them() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = common::doudi(
+        tmp.path(),
+        &[
+            "gen",
+            "--households",
+            "400",
+            "--seed",
+            "5",
+            "--start",
+            "2026-01-01",
+            "--months",
+            "3",
+            "--out",
+            "data",
+            "--native",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for layout in ["yibao-settlement", "renshe-employment", "gongan-hukou"] {
+        let dir = tmp.path().join("data/native").join(layout);
+        let mut args = vec![
+            "feeds".to_string(),
+            "check".into(),
+            "--profile".into(),
+            dir.join("profile.toml").display().to_string(),
+        ];
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .expect("folder")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.file_name().is_some_and(|n| n != "profile.toml"))
+            .map(|p| p.display().to_string())
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "{layout} has files");
+        args.extend(files);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let check = common::doudi(tmp.path(), &args);
+        let text = String::from_utf8_lossy(&check.stdout);
+        assert_eq!(check.status.code(), Some(0), "{layout}: {text}");
+        assert!(text.contains("0 refused — ready"), "{text}");
+    }
 }
