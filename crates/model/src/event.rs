@@ -12,9 +12,9 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::household::Sex;
 use crate::money::Money;
 use crate::region::RegionCode;
+use crate::sex::Sex;
 
 /// The department feed an event comes from. Each source is one Kafka topic or one feed folder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

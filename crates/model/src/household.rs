@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::id_number::IdNumber;
 use crate::money::Money;
 use crate::region::{RegionCode, RegionLevel};
+pub use crate::sex::Sex;
 
 /// The category a household is registered under.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -91,13 +92,6 @@ impl Area {
             Area::Rural => "rural",
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Sex {
-    Male,
-    Female,
 }
 
 /// Relation to the head of household.

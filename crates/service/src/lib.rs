@@ -21,6 +21,7 @@ mod html;
 mod mask;
 mod ops;
 mod pages;
+mod transport;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -35,6 +36,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 pub use auth::{form_token, hash_token, new_token, Principal, Role, SESSION_COOKIE};
 pub use error::ApiError;
+pub use transport::{check_transport, serve_tls, tls_config, TlsListener, TrustedProxies};
 
 /// What the service needs besides the store.
 #[derive(Clone, Debug)]
@@ -56,6 +58,8 @@ pub struct ServiceConfig {
     pub feeds_dir: PathBuf,
     /// Dead letters replayed per transaction.
     pub replay_page_size: i64,
+    /// The reverse proxies in front of the service (`serve.trusted_proxies`).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl ServiceConfig {
@@ -71,6 +75,7 @@ impl ServiceConfig {
             thresholds: doudi_linkage::Thresholds::default(),
             feeds_dir: PathBuf::from("feeds"),
             replay_page_size: 10_000,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }

@@ -5,8 +5,11 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::error::Ctx;
-use crate::{now, on, Col, Conn, Db, Store, StoreError};
+use crate::db::{on, Col, Conn};
+use crate::error::{Ctx, StoreError};
+use crate::locks::lock_audit_chain;
+use crate::open::Store;
+use crate::time::now;
 
 /// The hash before the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -85,22 +88,12 @@ pub(crate) async fn append(
     subject: &str,
     detail: &serde_json::Value,
 ) -> Result<(), StoreError> {
-    if let Db::Postgres(c) = &mut conn {
-        // Writers do not wait for each other on PostgreSQL: one appender at a time, until its
-        // transaction ends, so each record follows the last committed one. Locks are taken in
-        // one order everywhere (households, the timeline counter, the audit chain): a batch
-        // bumps the timeline counter before it appends its audit record, so an appender takes
-        // the counter's row first too (a review decision appends facts after its record).
-        sqlx::query("SELECT value FROM counters WHERE name = 'timeline_changes' FOR UPDATE")
-            .execute(&mut **c)
-            .await
-            .ctx("waiting for the timeline counter")?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1, 0)")
-            .bind(crate::batch::LOCK_AUDIT)
-            .execute(&mut **c)
-            .await
-            .ctx("waiting for the audit chain")?;
-    }
+    // Writers do not wait for each other on PostgreSQL: one appender at a time, until its
+    // transaction ends, so each record follows the last committed one. Locks are taken in one
+    // order everywhere (households, the timeline counter, the audit chain): a batch bumps the
+    // timeline counter before it appends its audit record, so an appender takes the counter's row
+    // first too (a review decision appends facts after its record).
+    lock_audit_chain(conn.reborrow()).await?;
     on!(conn, c => {
         let last: Option<(i64, String)> =
             sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")

@@ -1,28 +1,23 @@
 //! One batch = one transaction: the effects of a batch of records and the positions they came from.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use doudi_model::Fact;
-use sha2::{Digest, Sha256};
 use sqlx::{QueryBuilder, Row};
 
-use crate::error::{corrupt, Ctx};
-use crate::{now, on, ts, Conn, Db, Pool, StoreError, Tx};
+use crate::bulk::{bytes, int, maybe_text, text, Bind, Column, OnConflict, Table, CHUNK};
+use crate::db::{on, Conn, Db, Tx};
+use crate::error::{corrupt, Ctx, StoreError};
+use crate::locks::{lock_households, lock_timeline_counter};
+use crate::open::Store;
+use crate::time::{now, ts};
 
-/// Rows per multi-row INSERT (well under SQLite's 32,766 bound parameters).
-pub(crate) const CHUNK: usize = 500;
-
-/// The first key of PostgreSQL's two-key advisory locks that serialise the audit chain (see
-/// [`crate::audit`]); household locks use the one-key space, which never overlaps it.
-pub(crate) const LOCK_AUDIT: i32 = 0x646f_7564; // "doud"
-
-/// The advisory-lock key of a household on PostgreSQL: the first 8 bytes of SHA-256 of its id,
-/// the same in every worker and every release.
-pub fn household_lock_key(household_id: &str) -> i64 {
-    let d = Sha256::digest(household_id.as_bytes());
-    let mut k = [0u8; 8];
-    k.copy_from_slice(&d[..8]);
-    i64::from_be_bytes(k)
+/// A position in one source stream: the byte offset after the last committed record and its line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Position {
+    pub byte_offset: u64,
+    pub line: u64,
 }
 
 /// An accepted event, raw and normalised.
@@ -136,6 +131,113 @@ pub struct WarningUpdate {
     pub summary: String,
 }
 
+/// Events: `seq` is drawn before the insert on PostgreSQL (see [`BatchTx::insert_events`]), given
+/// by AUTOINCREMENT on SQLite; a repeated `(source, event_id)` is left as it is.
+const EVENTS: Table<EventRow> = Table {
+    name: "events",
+    doing: "inserting events",
+    columns: &[
+        text!("source", r => &r.source),
+        text!("event_id", r => &r.event_id),
+        text!("kind", r => &r.kind),
+        Column {
+            name: "occurred_at",
+            bind: Bind::Text(|r| Cow::Owned(ts(&r.occurred_at))),
+        },
+        text!("stream", r => &r.stream),
+        int!("position", r => r.position as i64),
+        bytes!("raw", r => &r.raw),
+        text!("normalised", r => &r.normalised),
+    ],
+    stamp: Some("received_at"),
+    on_conflict: Some(OnConflict {
+        key: &["source", "event_id"],
+        then: "DO NOTHING",
+    }),
+};
+
+const LINKS: Table<LinkRow> = Table {
+    name: "link_decisions",
+    doing: "inserting link decisions",
+    columns: &[
+        int!("seq", r => r.event_seq),
+        text!("source", r => &r.source),
+        text!("event_id", r => &r.event_id),
+        text!("outcome", r => r.outcome),
+        maybe_text!("household_id", r => r.household_id.as_deref()),
+        maybe_text!("member_id", r => r.member_id.as_deref()),
+        text!("evidence", r => &r.evidence),
+    ],
+    stamp: Some("decided_at"),
+    on_conflict: None,
+};
+
+const TIMELINE: Table<FactRow> = Table {
+    name: "timeline",
+    doing: "appending timeline facts",
+    columns: &[
+        int!("seq", r => r.event_seq),
+        text!("household_id", r => &r.fact.household_id),
+        text!("member_id", r => &r.fact.member_id),
+    ],
+    stamp: None,
+    on_conflict: None,
+};
+
+const ASSESSMENTS: Table<AssessmentRow> = Table {
+    name: "assessments",
+    doing: "inserting assessments",
+    columns: &[
+        int!("seq", r => r.event_seq),
+        text!("source", r => &r.source),
+        text!("event_id", r => &r.event_id),
+        text!("household_id", r => &r.household_id),
+        text!("rule_set_version", r => &r.rule_set_version),
+        int!("score", r => r.score),
+        text!("level", r => &r.level),
+        maybe_text!("assessment", r => r.assessment.as_deref()),
+    ],
+    stamp: Some("assessed_at"),
+    on_conflict: None,
+};
+
+const DEAD_LETTERS: Table<DeadLetterRow> = Table {
+    name: "dead_letters",
+    doing: "inserting dead letters",
+    columns: &[
+        text!("source", r => &r.source),
+        text!("stream", r => &r.stream),
+        int!("line", r => r.line as i64),
+        int!("byte_offset", r => r.byte_offset as i64),
+        maybe_text!("event_id", r => r.event_id.as_deref()),
+        text!("reason_code", r => &r.reason_code),
+        text!("reason", r => &r.reason),
+        bytes!("raw", r => &r.raw),
+        int!("raw_len", r => r.raw_len as i64),
+    ],
+    stamp: Some("received_at"),
+    on_conflict: None,
+};
+
+/// Positions are monotonic: a position never moves back.
+const POSITIONS: Table<PositionRow> = Table {
+    name: "positions",
+    doing: "storing source positions",
+    columns: &[
+        text!("source", r => &r.source),
+        text!("stream", r => &r.stream),
+        int!("byte_offset", r => r.byte_offset as i64),
+        int!("line", r => r.line as i64),
+    ],
+    stamp: Some("updated_at"),
+    on_conflict: Some(OnConflict {
+        key: &["source", "stream"],
+        then: "DO UPDATE SET byte_offset = excluded.byte_offset, line = excluded.line, updated_at = excluded.updated_at
+             WHERE excluded.byte_offset > positions.byte_offset
+                OR (excluded.byte_offset = positions.byte_offset AND excluded.line > positions.line)",
+    }),
+};
+
 /// A batch transaction. Dropping it without [`BatchTx::commit`] rolls everything back.
 ///
 /// Warning changes ([`BatchTx::open_warning`], [`BatchTx::update_warning`]) are kept in memory and
@@ -178,19 +280,13 @@ impl PendingWarnings {
 /// this transaction's: no store ever has it, so whatever is stamped with it is never trusted.
 pub const TIMELINE_VERSION_UNKNOWN: i64 = -1;
 
-impl BatchTx {
-    pub(crate) async fn begin(pool: &Pool) -> Result<BatchTx, StoreError> {
-        let tx = match pool {
-            Db::Sqlite(p) => Db::Sqlite(
-                p.begin_with("BEGIN IMMEDIATE")
-                    .await
-                    .ctx("starting a batch transaction")?,
-            ),
-            // Read committed: households are serialised by advisory locks
-            // ([`BatchTx::lock_households`]), counters by their rows' locks, the audit chain by its
-            // own advisory lock.
-            Db::Postgres(p) => Db::Postgres(p.begin().await.ctx("starting a batch transaction")?),
-        };
+impl Store {
+    /// Start a batch transaction.
+    pub async fn begin(&self) -> Result<BatchTx, StoreError> {
+        // On PostgreSQL read committed: households are serialised by advisory locks
+        // ([`BatchTx::lock_households`]), counters by their rows' locks, the audit chain by its
+        // own advisory lock.
+        let tx = self.write_tx("starting a batch transaction").await?;
         Ok(BatchTx {
             tx,
             at: now(),
@@ -199,7 +295,9 @@ impl BatchTx {
             own_facts: 0,
         })
     }
+}
 
+impl BatchTx {
     /// Serialise this transaction with every other that touches these households, until it
     /// ends. On PostgreSQL: one transaction-scoped advisory lock per household
     /// ([`household_lock_key`]), taken in key order so that two batches never wait for each other
@@ -269,33 +367,13 @@ impl BatchTx {
                 // left. Rows go in key order (then batch order: the first of a repeated key is
                 // the one kept), so two workers inserting overlapping batches (a late batch after
                 // a Kafka rebalance) wait for each other in one direction only, never in a cycle.
-                let returned = sqlx::query(
-                    "INSERT INTO events (seq, source, event_id, kind, occurred_at, received_at, stream, position, raw, normalised)
-                     SELECT u.seq, u.source, u.event_id, u.kind, u.occurred_at, $5, u.stream, u.position, u.raw, u.normalised
-                     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $6::text[], $7::bigint[], $8::bytea[], $9::text[], $10::bigint[])
-                          AS u(source, event_id, kind, occurred_at, stream, position, raw, normalised, seq)
-                     ORDER BY u.source, u.event_id, u.seq
-                     ON CONFLICT (source, event_id) DO NOTHING
-                     RETURNING seq",
-                )
-                .bind(rows.iter().map(|r| r.source.as_str()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| ts(&r.occurred_at)).collect::<Vec<_>>())
-                .bind(&self.at)
-                .bind(rows.iter().map(|r| r.stream.as_str()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.position as i64).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.raw.as_slice()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.normalised.as_str()).collect::<Vec<_>>())
-                .bind(&seqs)
-                .fetch_all(&mut **tx)
-                .await
-                .ctx("inserting events")?;
+                let returned = EVENTS
+                    .insert_numbered(tx, rows, &self.at, "seq", &seqs)
+                    .await?;
                 // Row `i` was offered `seqs[i]`: the numbers returned say which rows were new
                 // (reading back only numbers, not every new key).
                 let mut new = HashMap::with_capacity(returned.len());
-                for r in returned {
-                    let seq: i64 = r.get(0);
+                for seq in returned {
                     let i = seqs.binary_search(&seq).map_err(|_| StoreError::Corrupt {
                         context: "inserting events",
                         message: format!(
@@ -313,30 +391,7 @@ impl BatchTx {
             .fetch_one(&mut **tx)
             .await
             .ctx("reading the last event sequence")?;
-        let mut inserted = 0u64;
-        for chunk in rows.chunks(CHUNK) {
-            let mut qb: QueryBuilder<sqlx::Sqlite> = QueryBuilder::new(
-                "INSERT INTO events (source, event_id, kind, occurred_at, received_at, stream, position, raw, normalised) ",
-            );
-            qb.push_values(chunk, |mut b, r| {
-                b.push_bind(&r.source)
-                    .push_bind(&r.event_id)
-                    .push_bind(&r.kind)
-                    .push_bind(ts(&r.occurred_at))
-                    .push_bind(&self.at)
-                    .push_bind(&r.stream)
-                    .push_bind(r.position as i64)
-                    .push_bind(&r.raw)
-                    .push_bind(&r.normalised);
-            });
-            qb.push(" ON CONFLICT (source, event_id) DO NOTHING");
-            inserted += qb
-                .build()
-                .execute(&mut **tx)
-                .await
-                .ctx("inserting events")?
-                .rows_affected();
-        }
+        let inserted = EVENTS.insert(Db::Sqlite(&mut **tx), rows, &self.at).await?;
         if inserted == rows.len() as u64 {
             // All new: SQLite gave them `before + 1`, `before + 2`, … in the order inserted
             // (one above the largest), unless the largest now says otherwise.
@@ -368,50 +423,7 @@ impl BatchTx {
     }
 
     pub async fn insert_links(&mut self, rows: &[LinkRow]) -> Result<(), StoreError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        match &mut self.tx {
-            Db::Sqlite(tx) => {
-                for chunk in rows.chunks(CHUNK) {
-                    let mut qb: QueryBuilder<sqlx::Sqlite> = QueryBuilder::new(
-                        "INSERT INTO link_decisions (seq, source, event_id, outcome, household_id, member_id, evidence, decided_at) ",
-                    );
-                    qb.push_values(chunk, |mut b, r| {
-                        b.push_bind(r.event_seq)
-                            .push_bind(&r.source)
-                            .push_bind(&r.event_id)
-                            .push_bind(r.outcome)
-                            .push_bind(&r.household_id)
-                            .push_bind(&r.member_id)
-                            .push_bind(&r.evidence)
-                            .push_bind(&self.at);
-                    });
-                    qb.build()
-                        .execute(&mut **tx)
-                        .await
-                        .ctx("inserting link decisions")?;
-                }
-            }
-            Db::Postgres(tx) => {
-                sqlx::query(
-                    "INSERT INTO link_decisions (seq, source, event_id, outcome, household_id, member_id, evidence, decided_at)
-                     SELECT u.*, $7 FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $8::text[])
-                          AS u(seq, source, event_id, outcome, household_id, member_id, evidence)",
-                )
-                .bind(rows.iter().map(|r| r.event_seq).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.source.as_str()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.outcome).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.household_id.as_deref()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.member_id.as_deref()).collect::<Vec<_>>())
-                .bind(&self.at)
-                .bind(rows.iter().map(|r| r.evidence.as_str()).collect::<Vec<_>>())
-                .execute(&mut **tx)
-                .await
-                .ctx("inserting link decisions")?;
-            }
-        }
+        LINKS.insert(self.tx.conn(), rows, &self.at).await?;
         Ok(())
     }
 
@@ -428,43 +440,7 @@ impl BatchTx {
         if rows.is_empty() {
             return Ok(());
         }
-        match &mut self.tx {
-            Db::Sqlite(tx) => {
-                for chunk in rows.chunks(CHUNK) {
-                    let mut qb: QueryBuilder<sqlx::Sqlite> =
-                        QueryBuilder::new("INSERT INTO timeline (seq, household_id, member_id) ");
-                    qb.push_values(chunk, |mut b, r| {
-                        b.push_bind(r.event_seq)
-                            .push_bind(&r.fact.household_id)
-                            .push_bind(&r.fact.member_id);
-                    });
-                    qb.build()
-                        .execute(&mut **tx)
-                        .await
-                        .ctx("appending timeline facts")?;
-                }
-            }
-            Db::Postgres(tx) => {
-                sqlx::query(
-                    "INSERT INTO timeline (seq, household_id, member_id)
-                     SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[])",
-                )
-                .bind(rows.iter().map(|r| r.event_seq).collect::<Vec<_>>())
-                .bind(
-                    rows.iter()
-                        .map(|r| r.fact.household_id.as_str())
-                        .collect::<Vec<_>>(),
-                )
-                .bind(
-                    rows.iter()
-                        .map(|r| r.fact.member_id.as_str())
-                        .collect::<Vec<_>>(),
-                )
-                .execute(&mut **tx)
-                .await
-                .ctx("appending timeline facts")?;
-            }
-        }
+        TIMELINE.insert(self.tx.conn(), rows, &self.at).await?;
         // On PostgreSQL the counter's row lock, held to commit, orders this transaction's bump
         // after every other's (see `timeline_version`).
         on!(self.tx.conn(), c => {
@@ -479,52 +455,7 @@ impl BatchTx {
     }
 
     pub async fn insert_assessments(&mut self, rows: &[AssessmentRow]) -> Result<(), StoreError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        match &mut self.tx {
-            Db::Sqlite(tx) => {
-                for chunk in rows.chunks(CHUNK) {
-                    let mut qb: QueryBuilder<sqlx::Sqlite> = QueryBuilder::new(
-                        "INSERT INTO assessments (seq, source, event_id, household_id, rule_set_version, score, level, assessment, assessed_at) ",
-                    );
-                    qb.push_values(chunk, |mut b, r| {
-                        b.push_bind(r.event_seq)
-                            .push_bind(&r.source)
-                            .push_bind(&r.event_id)
-                            .push_bind(&r.household_id)
-                            .push_bind(&r.rule_set_version)
-                            .push_bind(r.score)
-                            .push_bind(&r.level)
-                            .push_bind(&r.assessment)
-                            .push_bind(&self.at);
-                    });
-                    qb.build()
-                        .execute(&mut **tx)
-                        .await
-                        .ctx("inserting assessments")?;
-                }
-            }
-            Db::Postgres(tx) => {
-                sqlx::query(
-                    "INSERT INTO assessments (seq, source, event_id, household_id, rule_set_version, score, level, assessment, assessed_at)
-                     SELECT u.*, $9 FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[])
-                          AS u(seq, source, event_id, household_id, rule_set_version, score, level, assessment)",
-                )
-                .bind(rows.iter().map(|r| r.event_seq).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.source.as_str()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.household_id.as_str()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.rule_set_version.as_str()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.score).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.level.as_str()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.assessment.as_deref()).collect::<Vec<_>>())
-                .bind(&self.at)
-                .execute(&mut **tx)
-                .await
-                .ctx("inserting assessments")?;
-            }
-        }
+        ASSESSMENTS.insert(self.tx.conn(), rows, &self.at).await?;
         Ok(())
     }
 
@@ -757,54 +688,7 @@ impl BatchTx {
     }
 
     pub async fn insert_dead_letters(&mut self, rows: &[DeadLetterRow]) -> Result<(), StoreError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        match &mut self.tx {
-            Db::Sqlite(tx) => {
-                for chunk in rows.chunks(CHUNK) {
-                    let mut qb: QueryBuilder<sqlx::Sqlite> = QueryBuilder::new(
-                        "INSERT INTO dead_letters (source, stream, line, byte_offset, event_id, reason_code, reason, raw, raw_len, received_at) ",
-                    );
-                    qb.push_values(chunk, |mut b, r| {
-                        b.push_bind(&r.source)
-                            .push_bind(&r.stream)
-                            .push_bind(r.line as i64)
-                            .push_bind(r.byte_offset as i64)
-                            .push_bind(&r.event_id)
-                            .push_bind(&r.reason_code)
-                            .push_bind(&r.reason)
-                            .push_bind(&r.raw)
-                            .push_bind(r.raw_len as i64)
-                            .push_bind(&self.at);
-                    });
-                    qb.build()
-                        .execute(&mut **tx)
-                        .await
-                        .ctx("inserting dead letters")?;
-                }
-            }
-            Db::Postgres(tx) => {
-                sqlx::query(
-                    "INSERT INTO dead_letters (source, stream, line, byte_offset, event_id, reason_code, reason, raw, raw_len, received_at)
-                     SELECT u.*, $10 FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::bytea[], $9::bigint[])
-                          AS u(source, stream, line, byte_offset, event_id, reason_code, reason, raw, raw_len)",
-                )
-                .bind(rows.iter().map(|r| r.source.as_str()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.stream.as_str()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.line as i64).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.byte_offset as i64).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.event_id.as_deref()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.reason_code.as_str()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.raw.as_slice()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.raw_len as i64).collect::<Vec<_>>())
-                .bind(&self.at)
-                .execute(&mut **tx)
-                .await
-                .ctx("inserting dead letters")?;
-            }
-        }
+        DEAD_LETTERS.insert(self.tx.conn(), rows, &self.at).await?;
         Ok(())
     }
 
@@ -813,56 +697,22 @@ impl BatchTx {
     /// refused as duplicates and its older position is ignored).
     pub async fn set_positions(&mut self, rows: &[PositionRow]) -> Result<(), StoreError> {
         // One row per stream (the furthest), as PostgreSQL updates a row once per statement.
-        let mut furthest: std::collections::BTreeMap<(&str, &str), (i64, i64)> = Default::default();
+        let mut furthest: std::collections::BTreeMap<(&str, &str), (u64, u64)> = Default::default();
         for r in rows {
-            let p = (r.byte_offset as i64, r.line as i64);
+            let p = (r.byte_offset, r.line);
             let e = furthest.entry((&r.source, &r.stream)).or_insert(p);
             *e = (*e).max(p);
         }
-        if furthest.is_empty() {
-            return Ok(());
-        }
-        const UPSERT: &str = " ON CONFLICT (source, stream) DO UPDATE SET byte_offset = excluded.byte_offset, line = excluded.line, updated_at = excluded.updated_at
-             WHERE excluded.byte_offset > positions.byte_offset
-                OR (excluded.byte_offset = positions.byte_offset AND excluded.line > positions.line)";
-        let rows: Vec<_> = furthest.into_iter().collect();
-        match &mut self.tx {
-            Db::Sqlite(tx) => {
-                for chunk in rows.chunks(CHUNK) {
-                    let mut qb: QueryBuilder<sqlx::Sqlite> = QueryBuilder::new(
-                        "INSERT INTO positions (source, stream, byte_offset, line, updated_at) ",
-                    );
-                    qb.push_values(chunk, |mut b, ((source, stream), (offset, line))| {
-                        b.push_bind(*source)
-                            .push_bind(*stream)
-                            .push_bind(*offset)
-                            .push_bind(*line)
-                            .push_bind(&self.at);
-                    });
-                    qb.push(UPSERT);
-                    qb.build()
-                        .execute(&mut **tx)
-                        .await
-                        .ctx("storing source positions")?;
-                }
-            }
-            Db::Postgres(tx) => {
-                let sql = format!(
-                    "INSERT INTO positions (source, stream, byte_offset, line, updated_at)
-                     SELECT u.*, $5 FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[])
-                          AS u(source, stream, byte_offset, line){UPSERT}"
-                );
-                sqlx::query(&sql)
-                    .bind(rows.iter().map(|r| r.0 .0).collect::<Vec<_>>())
-                    .bind(rows.iter().map(|r| r.0 .1).collect::<Vec<_>>())
-                    .bind(rows.iter().map(|r| r.1 .0).collect::<Vec<_>>())
-                    .bind(rows.iter().map(|r| r.1 .1).collect::<Vec<_>>())
-                    .bind(&self.at)
-                    .execute(&mut **tx)
-                    .await
-                    .ctx("storing source positions")?;
-            }
-        }
+        let rows: Vec<PositionRow> = furthest
+            .into_iter()
+            .map(|((source, stream), (byte_offset, line))| PositionRow {
+                source: source.to_string(),
+                stream: stream.to_string(),
+                byte_offset,
+                line,
+            })
+            .collect();
+        POSITIONS.insert(self.tx.conn(), &rows, &self.at).await?;
         Ok(())
     }
 
@@ -871,15 +721,10 @@ impl BatchTx {
         if received == 0 && duplicates == 0 {
             return Ok(());
         }
-        if let Db::Postgres(c) = &mut self.tx {
-            // The lock order (crate docs): the timeline counter's row before these. A batch that
-            // appended facts holds it already; one without facts takes it here, not later in
-            // `audit` while holding these rows (two workers would then wait for each other).
-            sqlx::query("SELECT value FROM counters WHERE name = 'timeline_changes' FOR UPDATE")
-                .execute(&mut **c)
-                .await
-                .ctx("waiting for the timeline counter")?;
-        }
+        // The lock order (crate docs): the timeline counter's row before these. A batch that
+        // appended facts holds it already; one without facts takes it here, not later in `audit`
+        // while holding these rows (two workers would then wait for each other).
+        lock_timeline_counter(self.tx.conn(), "waiting for the timeline counter").await?;
         on!(self.tx.conn(), c => {
             sqlx::query(
                 "UPDATE counters SET value = value + CASE name WHEN 'received' THEN $1 ELSE $2 END
@@ -937,27 +782,6 @@ impl BatchTx {
         self.flush_warnings().await?;
         self.tx.commit("committing a batch").await
     }
-}
-
-/// See [`BatchTx::lock_households`].
-pub(crate) async fn lock_households(conn: Conn<'_>, ids: &[String]) -> Result<(), StoreError> {
-    let Db::Postgres(c) = conn else {
-        return Ok(());
-    };
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let mut keys: Vec<i64> = ids.iter().map(|id| household_lock_key(id)).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    // One statement: the set-returning scan yields the keys in array order, and each lock is
-    // taken as its row is produced.
-    sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k")
-        .bind(&keys)
-        .execute(&mut *c)
-        .await
-        .ctx("locking households")?;
-    Ok(())
 }
 
 /// The rows of `select` (a statement ending in `… household_id`) for these households, each chunk

@@ -5,8 +5,10 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::error::Ctx;
-use crate::{Store, StoreError};
+use crate::db::{on, Dialect};
+use crate::error::{corrupt, Ctx, StoreError};
+use crate::open::Store;
+use crate::time::now;
 
 /// A notice still to deliver, with its warning and household as a payload needs them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -139,10 +141,10 @@ impl Store {
         if published.is_empty() {
             return Ok(0);
         }
-        let at = crate::now();
-        crate::on!(self.pool(), pool => {
+        let at = now();
+        on!(self.pool(), pool => {
             let mut tx = pool
-                .begin_with(<DB as crate::Dialect>::BEGIN)
+                .begin_with(<DB as Dialect>::BEGIN)
                 .await
                 .ctx("starting to mark notices published")?;
             let mut marked = 0;
@@ -168,7 +170,7 @@ impl Store {
     /// Every notice's Kafka publication: `(notice_id, partition, offset)`, `None` while
     /// unpublished, in notice order.
     pub async fn kafka_publications(&self) -> Result<Vec<(i64, Option<(i32, i64)>)>, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             Ok(sqlx::query(
                 "SELECT notice_id, kafka_partition, kafka_offset FROM notices ORDER BY notice_id",
             )
@@ -200,7 +202,7 @@ impl Store {
              LEFT JOIN households h ON h.household_id = w.household_id
              WHERE {filter} ORDER BY n.notice_id LIMIT $1"
         );
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             let rows = sqlx::query(&sql)
             .bind(limit)
             .fetch_all(pool)
@@ -237,7 +239,7 @@ impl Store {
                     n.members_concerned = m.clone();
                     continue;
                 }
-                let members: Vec<String> = sqlx::query_scalar(if <DB as crate::Dialect>::POSTGRES {
+                let members: Vec<String> = sqlx::query_scalar(if <DB as Dialect>::POSTGRES {
                     "SELECT DISTINCT t.member_id FROM timeline t JOIN events e ON e.seq = t.seq
                      WHERE t.household_id = $1 AND e.event_id IN (
                          SELECT jsonb_path_query(w.summary::jsonb, '$.contributions[*].event_ids[*]') #>> '{}'
@@ -265,12 +267,12 @@ impl Store {
 
     /// Mark notices as read in the inbox only: their recipient has no delivery channel.
     pub async fn mark_inbox_only(&self, notice_ids: &[i64]) -> Result<(), StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             if notice_ids.is_empty() {
                 return Ok(());
             }
             let mut tx = pool
-                .begin_with(<DB as crate::Dialect>::BEGIN)
+                .begin_with(<DB as Dialect>::BEGIN)
                 .await
                 .ctx("starting to mark notices")?;
             for id in notice_ids {
@@ -288,12 +290,12 @@ impl Store {
 
     /// Record attempts and move their notices on (delivered, to retry, failed), in one transaction.
     pub async fn record_deliveries(&self, attempts: &[DeliveryAttempt]) -> Result<(), StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             if attempts.is_empty() {
                 return Ok(());
             }
             let mut tx = pool
-                .begin_with(<DB as crate::Dialect>::BEGIN)
+                .begin_with(<DB as Dialect>::BEGIN)
                 .await
                 .ctx("starting to record deliveries")?;
             for a in attempts {
@@ -361,8 +363,8 @@ impl Store {
         notice_id: Option<i64>,
         limit: i64,
     ) -> Result<Vec<DeliveryLogRow>, StoreError> {
-        crate::on!(self.pool(), pool => {
-            let carries = if <DB as crate::Dialect>::POSTGRES {
+        on!(self.pool(), pool => {
+            let carries = if <DB as Dialect>::POSTGRES {
                 "$1::bigint IS NULL OR d.notice_ids::jsonb @> jsonb_build_array($1::bigint)"
             } else {
                 "$1 IS NULL OR EXISTS (SELECT 1 FROM json_each(d.notice_ids) j WHERE j.value = $1)"
@@ -389,7 +391,7 @@ impl Store {
                         channel: r.get(2),
                         idempotency_key: r.get(3),
                         notice_ids: serde_json::from_str(&ids)
-                            .map_err(|e| crate::error::corrupt("delivery notice ids", e))?,
+                            .map_err(|e| corrupt("delivery notice ids", e))?,
                         digest: r.get::<i64, _>(5) != 0,
                         attempt: r.get(6),
                         at: r.get(7),
@@ -409,7 +411,7 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> Result<Vec<NoticeDelivery>, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             Ok(sqlx::query(
                 "SELECT n.notice_id, n.warning_id, w.household_id, n.recipient, n.kind, n.delivery, n.attempts,
                         n.created_at, n.delivered_at, n.next_attempt_at, n.last_error

@@ -4,9 +4,11 @@
 use serde::Serialize;
 use sqlx::QueryBuilder;
 
-use crate::batch::CHUNK;
-use crate::error::Ctx;
-use crate::{now, Store, StoreError};
+use crate::bulk::CHUNK;
+use crate::db::{on, Col, Db, Dialect};
+use crate::error::{Ctx, StoreError};
+use crate::open::Store;
+use crate::time::now;
 
 /// A finding as the store keeps it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -61,7 +63,7 @@ pub struct NightChanges {
     pub closed: Vec<(String, String)>,
 }
 
-fn stored(r: &impl crate::Col) -> StoredFinding {
+fn stored(r: &impl Col) -> StoredFinding {
     StoredFinding {
         finding_id: r.col(0),
         status: r.col(1),
@@ -91,7 +93,7 @@ const FINDING_COLUMNS: &str =
 impl Store {
     /// The latest night a cross-check was recorded for (`YYYY-MM-DD`).
     pub async fn last_crosscheck_night(&self) -> Result<Option<String>, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             sqlx::query_scalar("SELECT MAX(night) FROM crosscheck_runs")
                 .fetch_one(pool)
                 .await
@@ -101,7 +103,7 @@ impl Store {
 
     /// Every open finding, by key.
     pub async fn open_findings(&self) -> Result<Vec<StoredFinding>, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             let sql = format!("{FINDING_COLUMNS} WHERE status = 'open' ORDER BY key");
             Ok(sqlx::query(&sql)
                 .fetch_all(pool)
@@ -115,7 +117,7 @@ impl Store {
 
     /// Every finding, open and closed, in the order they were opened.
     pub async fn all_findings(&self) -> Result<Vec<StoredFinding>, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             let sql = format!("{FINDING_COLUMNS} ORDER BY finding_id");
             Ok(sqlx::query(&sql)
                 .fetch_all(pool)
@@ -134,9 +136,9 @@ impl Store {
         run: &CrosscheckRunRow,
         changes: &NightChanges,
     ) -> Result<i64, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             let mut tx = pool
-                .begin_with(<DB as crate::Dialect>::BEGIN)
+                .begin_with(<DB as Dialect>::BEGIN)
                 .await
                 .ctx("starting to record a cross-check")?;
             let last: Option<String> = sqlx::query_scalar("SELECT MAX(night) FROM crosscheck_runs")
@@ -214,7 +216,7 @@ impl Store {
                 .ctx("closing findings")?;
             }
             crate::audit::append(
-                crate::Db::from(&mut *tx),
+                Db::from(&mut *tx),
                 "doudi",
                 "crosscheck_night",
                 &format!("night:{}", run.night),

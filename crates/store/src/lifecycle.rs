@@ -4,9 +4,12 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::error::Ctx;
+use crate::db::{on, Db, Dialect};
+use crate::error::{Ctx, StoreError};
+use crate::locks::lock_households;
+use crate::open::Store;
 use crate::queries::WarningView;
-use crate::{now, Store, StoreError};
+use crate::time::now;
 
 /// One entry of a warning's history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -57,7 +60,7 @@ impl Store {
         &self,
         warning_id: i64,
     ) -> Result<Option<WarningDetail>, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             let Some(r) = sqlx::query(
                 "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.score, w.deadline, w.opened_at,
                         w.summary, h.record, w.assigned_to, w.acknowledged_at, w.visited_at, w.resolved_at, w.disposition
@@ -106,9 +109,9 @@ impl Store {
     /// Carry out a person's move, with its history entry, in one transaction. Refused with
     /// [`StoreError::Conflict`] if the warning is no longer in `from` (someone moved it meanwhile).
     pub async fn move_warning(&self, m: &WarningMove<'_>) -> Result<(), StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             let mut tx = pool
-                .begin_with(<DB as crate::Dialect>::BEGIN)
+                .begin_with(<DB as Dialect>::BEGIN)
                 .await
                 .ctx("starting a warning move")?;
             // On PostgreSQL, wait for any batch deciding on the warning's household (as batches
@@ -122,7 +125,7 @@ impl Store {
             .await
             .ctx("reading a warning")?
             {
-                crate::batch::lock_households(crate::Db::from(&mut *tx), &[household_id]).await?;
+                lock_households(Db::from(&mut *tx), &[household_id]).await?;
             }
             let at = now();
             let stamp = match m.to {
@@ -177,7 +180,7 @@ impl Store {
             .await
             .ctx("recording a warning move")?;
             crate::audit::append(
-                crate::Db::from(&mut *tx),
+                Db::from(&mut *tx),
                 m.actor,
                 &format!("warning_{}", m.action),
                 &format!("warning:{}", m.warning_id),
@@ -197,9 +200,9 @@ impl Store {
         note: &str,
         refused: &str,
     ) -> Result<(), StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             let mut tx = pool
-                .begin_with(<DB as crate::Dialect>::BEGIN)
+                .begin_with(<DB as Dialect>::BEGIN)
                 .await
                 .ctx("starting to record a refusal")?;
             sqlx::query(
@@ -216,7 +219,7 @@ impl Store {
             .await
             .ctx("recording a refused warning move")?;
             crate::audit::append(
-                crate::Db::from(&mut *tx),
+                Db::from(&mut *tx),
                 actor,
                 &format!("warning_{action}_refused"),
                 &format!("warning:{warning_id}"),

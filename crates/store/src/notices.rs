@@ -4,8 +4,10 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::error::Ctx;
-use crate::{now, Store, StoreError};
+use crate::db::{on, Conn, Db, Dialect};
+use crate::error::{Ctx, StoreError};
+use crate::open::Store;
+use crate::time::now;
 
 /// What escalation needs of an active warning.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -86,7 +88,7 @@ impl Store {
     /// Active (not resolved) warnings with their escalation state, as of `at` (RFC 3339) for
     /// silences.
     pub async fn warning_clocks(&self, at: &str) -> Result<Vec<WarningClockRow>, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             let sql = format!(
                 "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.opened_at, w.deadline,
                         w.assigned_to, w.ack_steps, w.resolve_escalated, w.last_notice_at, {SILENCE_OF}
@@ -125,9 +127,9 @@ impl Store {
         &self,
         updates: &[EscalationUpdate],
     ) -> Result<Vec<NoticeRow>, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             let mut tx = pool
-                .begin_with(<DB as crate::Dialect>::BEGIN)
+                .begin_with(<DB as Dialect>::BEGIN)
                 .await
                 .ctx("starting to record escalations")?;
             let at = now();
@@ -151,13 +153,13 @@ impl Store {
                     continue;
                 }
                 for n in &u.notices {
-                    insert_notice(crate::Db::from(&mut *tx), n, &at).await?;
+                    insert_notice(Db::from(&mut *tx), n, &at).await?;
                     recorded.push(n.clone());
                 }
             }
             if !recorded.is_empty() {
                 crate::audit::append(
-                    crate::Db::from(&mut *tx),
+                    Db::from(&mut *tx),
                     "doudi",
                     "notices",
                     "warnings",
@@ -173,14 +175,14 @@ impl Store {
     /// Record notices as they are (a message to officers outside the escalation schedule), with a
     /// history entry each, in one transaction.
     pub async fn add_notices(&self, notices: &[NoticeRow]) -> Result<(), StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             let mut tx = pool
-                .begin_with(<DB as crate::Dialect>::BEGIN)
+                .begin_with(<DB as Dialect>::BEGIN)
                 .await
                 .ctx("starting to record notices")?;
             let at = now();
             for n in notices {
-                insert_notice(crate::Db::from(&mut *tx), n, &at).await?;
+                insert_notice(Db::from(&mut *tx), n, &at).await?;
             }
             tx.commit().await.ctx("committing notices")
         })
@@ -188,7 +190,7 @@ impl Store {
 
     /// An officer's inbox: notices addressed to them, newest first.
     pub async fn inbox(&self, officer: &str, limit: i64) -> Result<Vec<NoticeView>, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             Ok(sqlx::query(
                 "SELECT n.notice_id, n.warning_id, n.kind, n.recipient, n.due_at, n.created_at, n.note,
                         w.level, w.household_id, w.deadline
@@ -227,9 +229,9 @@ impl Store {
         ends_at: &str,
         created_by: &str,
     ) -> Result<i64, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             let mut tx = pool
-                .begin_with(<DB as crate::Dialect>::BEGIN)
+                .begin_with(<DB as Dialect>::BEGIN)
                 .await
                 .ctx("starting to add a silence")?;
             let id: i64 = sqlx::query_scalar(
@@ -247,7 +249,7 @@ impl Store {
             .await
             .ctx("adding a silence")?;
             crate::audit::append(
-                crate::Db::from(&mut *tx),
+                Db::from(&mut *tx),
                 created_by,
                 "silence_added",
                 &format!("{scope}:{target}"),
@@ -261,7 +263,7 @@ impl Store {
 
     /// The region code of a household of the register (active or not).
     pub async fn household_region(&self, household_id: &str) -> Result<Option<String>, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             sqlx::query_scalar("SELECT region_code FROM households WHERE household_id = $1")
                 .bind(household_id)
                 .fetch_optional(pool)
@@ -272,7 +274,7 @@ impl Store {
 
     /// Every silence, newest first.
     pub async fn silences(&self) -> Result<Vec<SilenceRow>, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             Ok(sqlx::query(
                 "SELECT silence_id, scope, target, reason, starts_at, ends_at, created_by, created_at
                  FROM silences ORDER BY silence_id DESC",
@@ -297,8 +299,8 @@ impl Store {
 }
 
 /// A notice and its history entry.
-async fn insert_notice(conn: crate::Conn<'_>, n: &NoticeRow, at: &str) -> Result<(), StoreError> {
-    crate::on!(conn, conn => {
+async fn insert_notice(conn: Conn<'_>, n: &NoticeRow, at: &str) -> Result<(), StoreError> {
+    on!(conn, conn => {
         sqlx::query(
             "INSERT INTO notices (warning_id, kind, recipient, due_at, created_at, note) VALUES ($1, $2, $3, $4, $5, $6)",
         )

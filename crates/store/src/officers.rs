@@ -4,8 +4,10 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::error::Ctx;
-use crate::{now, Store, StoreError};
+use crate::db::{on, Db, Dialect};
+use crate::error::{Ctx, StoreError};
+use crate::open::Store;
+use crate::time::now;
 
 /// One officer to store: id, role and region as columns, the whole record as JSON.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -32,9 +34,9 @@ impl Store {
         &self,
         officers: &[OfficerRow],
     ) -> Result<OfficerImport, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             let mut tx = pool
-                .begin_with(<DB as crate::Dialect>::BEGIN)
+                .begin_with(<DB as Dialect>::BEGIN)
                 .await
                 .ctx("starting an officer import")?;
             let mut report = OfficerImport::default();
@@ -82,7 +84,7 @@ impl Store {
                 report.deactivated += 1;
             }
             crate::audit::append(
-                crate::Db::from(&mut *tx),
+                Db::from(&mut *tx),
                 "doudi",
                 "officers_imported",
                 "officers",
@@ -96,7 +98,7 @@ impl Store {
 
     /// The active officers' records (JSON), by officer id.
     pub async fn load_officers(&self) -> Result<Vec<OfficerRow>, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             Ok(sqlx::query(
                 "SELECT officer_id, role, region_code, record FROM officers WHERE active = 1 ORDER BY officer_id",
             )

@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::error::Ctx;
-use crate::{on, Col, Store, StoreError};
+use crate::bulk::CHUNK;
+use crate::db::{on, Col, Db};
+use crate::error::{Ctx, StoreError};
+use crate::open::Store;
 
 /// Counts over everything the store holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -197,7 +199,7 @@ impl Store {
             .fetch_all(&mut *conn)
             .await
             .ctx("listing households with timelines")?;
-            let facts = crate::batch::facts_for(crate::Db::from(&mut *conn), &ids).await?;
+            let facts = crate::batch::facts_for(Db::from(&mut *conn), &ids).await?;
             (ids, facts)
         });
         Ok(ids
@@ -231,7 +233,7 @@ impl Store {
         if !ids.is_empty() {
             qb.push(" AND id IN (");
             let mut sep = qb.separated(", ");
-            for id in ids.iter().take(crate::batch::CHUNK) {
+            for id in ids.iter().take(CHUNK) {
                 sep.push_bind(*id);
             }
             qb.push(")");

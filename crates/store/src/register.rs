@@ -7,9 +7,12 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{QueryBuilder, Row};
 
-use crate::batch::CHUNK;
-use crate::error::{corrupt, Ctx};
-use crate::{now, Position, Store, StoreError};
+use crate::batch::Position;
+use crate::bulk::CHUNK;
+use crate::db::{on, Db, Dialect};
+use crate::error::{corrupt, Ctx, StoreError};
+use crate::open::Store;
+use crate::time::now;
 
 /// What an import changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -32,9 +35,9 @@ impl Store {
         file: &str,
         full_snapshot: bool,
     ) -> Result<ImportReport, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             let mut tx = pool
-                .begin_with(<DB as crate::Dialect>::BEGIN)
+                .begin_with(<DB as Dialect>::BEGIN)
                 .await
                 .ctx("starting the register import")?;
             let existing: HashMap<String, (String, bool, String)> =
@@ -199,7 +202,7 @@ impl Store {
             .await
             .ctx("recording the import")?;
             crate::audit::append(
-                crate::Db::from(&mut *tx),
+                Db::from(&mut *tx),
                 "doudi",
                 "register_imported",
                 &format!("import:{import_id}"),
@@ -214,7 +217,7 @@ impl Store {
 
     /// The active households of the register.
     pub async fn load_register(&self) -> Result<Vec<Household>, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             let rows =
                 sqlx::query("SELECT record FROM households WHERE active = 1 ORDER BY household_id")
                     .fetch_all(pool)
@@ -231,7 +234,7 @@ impl Store {
 
     /// The stored read positions of every stream of every source: `(source, stream) → position`.
     pub async fn positions(&self) -> Result<HashMap<(String, String), Position>, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             let rows = sqlx::query("SELECT source, stream, byte_offset, line FROM positions")
                 .fetch_all(pool)
                 .await

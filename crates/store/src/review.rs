@@ -5,8 +5,11 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::batch::BatchTx;
-use crate::error::{corrupt, Ctx};
-use crate::{now, Store, StoreError};
+use crate::db::{on, Col, Db, Dialect};
+use crate::error::{corrupt, Ctx, StoreError};
+use crate::locks::lock_timeline_counter;
+use crate::open::Store;
+use crate::time::now;
 
 /// An event waiting in (or taken out of) the review queue.
 #[derive(Clone, Debug, Serialize)]
@@ -76,7 +79,7 @@ const REVIEW_COLUMNS: &str =
      FROM link_decisions l JOIN events e ON e.seq = l.seq
      LEFT JOIN review_decisions r ON r.seq = l.seq";
 
-fn review_item(r: &impl crate::Col) -> Result<ReviewItem, StoreError> {
+fn review_item(r: &impl Col) -> Result<ReviewItem, StoreError> {
     let evidence: String = r.col(6);
     let decision: Option<String> = r.col(7);
     Ok(ReviewItem {
@@ -101,7 +104,7 @@ fn review_item(r: &impl crate::Col) -> Result<ReviewItem, StoreError> {
 impl Store {
     /// Events waiting for a person's decision, oldest first, at most `limit`.
     pub async fn pending_reviews(&self, limit: i64) -> Result<Vec<ReviewItem>, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             let sql = format!(
                 "{REVIEW_COLUMNS} WHERE l.outcome = 'review' AND r.seq IS NULL ORDER BY l.seq LIMIT $1"
             );
@@ -118,7 +121,7 @@ impl Store {
 
     /// How many events wait for review.
     pub async fn pending_review_count(&self) -> Result<i64, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             sqlx::query_scalar(
                 "SELECT COUNT(*) FROM link_decisions l WHERE l.outcome = 'review'
                  AND NOT EXISTS (SELECT 1 FROM review_decisions r WHERE r.seq = l.seq)",
@@ -131,7 +134,7 @@ impl Store {
 
     /// One event that went to review (decided or not); `None` if no such review item.
     pub async fn review_item(&self, seq: i64) -> Result<Option<ReviewItem>, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             let sql = format!("{REVIEW_COLUMNS} WHERE l.seq = $1 AND l.outcome = 'review'");
             sqlx::query(&sql)
                 .bind(seq)
@@ -145,7 +148,7 @@ impl Store {
 
     /// The identity decision of the event at `seq`, if it has one.
     pub async fn link_decision(&self, seq: i64) -> Result<Option<LinkDecisionView>, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             sqlx::query(
                 "SELECT seq, source, event_id, outcome, household_id, member_id, evidence, decided_at
                  FROM link_decisions WHERE seq = $1",
@@ -177,7 +180,7 @@ impl Store {
     pub async fn decided_reviews(
         &self,
     ) -> Result<Vec<(String, ReviewDecisionView, serde_json::Value)>, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             sqlx::query(
                 "SELECT e.normalised, r.decision, r.household_id, r.member_id, r.decided_by, r.decided_at, r.note, l.evidence
                  FROM review_decisions r JOIN events e ON e.seq = r.seq JOIN link_decisions l ON l.seq = r.seq
@@ -208,7 +211,7 @@ impl Store {
 
     /// The active linkage model, if one was stored.
     pub async fn active_linkage_model(&self) -> Result<Option<StoredModel>, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             Ok(sqlx::query(
                 "SELECT version, model, trained_on, trained_at FROM linkage_models WHERE active = 1",
             )
@@ -232,21 +235,16 @@ impl Store {
         model: &str,
         trained_on: i64,
     ) -> Result<(), StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             let mut tx = pool
-                .begin_with(<DB as crate::Dialect>::BEGIN)
+                .begin_with(<DB as Dialect>::BEGIN)
                 .await
                 .ctx("starting to store a linkage model")?;
-            if <DB as crate::Dialect>::POSTGRES {
-                // One activation at a time (two workers starting on a new database both store
-                // the default model): without it, each finds no active model to deactivate and
-                // the second insert breaks `linkage_models_one_active`. The timeline counter's
-                // row is the lock the audit append below takes first anyway (crate docs).
-                sqlx::query("SELECT value FROM counters WHERE name = 'timeline_changes' FOR UPDATE")
-                    .execute(&mut *tx)
-                    .await
-                    .ctx("waiting to store a linkage model")?;
-            }
+            // One activation at a time on PostgreSQL (two workers starting on a new database
+            // both store the default model): without it, each finds no active model to
+            // deactivate and the second insert breaks `linkage_models_one_active`. The timeline
+            // counter's row is the lock the audit append below takes first anyway (crate docs).
+            lock_timeline_counter(Db::from(&mut *tx), "waiting to store a linkage model").await?;
             sqlx::query("UPDATE linkage_models SET active = 0 WHERE active = 1")
                 .execute(&mut *tx)
                 .await
@@ -263,7 +261,7 @@ impl Store {
             .await
             .ctx("storing a linkage model")?;
             crate::audit::append(
-                crate::Db::from(&mut *tx),
+                Db::from(&mut *tx),
                 "doudi",
                 "linkage_model_activated",
                 &format!("model:{version}"),
@@ -285,7 +283,7 @@ impl BatchTx {
         decided_by: &str,
         note: &str,
     ) -> Result<(), StoreError> {
-        crate::on!(self.conn(), c => {
+        on!(self.conn(), c => {
             let state: Option<(String, Option<i64>)> = sqlx::query_as(
                 "SELECT l.outcome, r.seq FROM link_decisions l LEFT JOIN review_decisions r ON r.seq = l.seq WHERE l.seq = $1",
             )
@@ -337,7 +335,7 @@ impl BatchTx {
             .await
             .ctx("recording a review decision")?;
             crate::audit::append(
-                crate::Db::from(&mut *c),
+                Db::from(&mut *c),
                 decided_by,
                 "review_decided",
                 &format!("event:{seq}"),
@@ -353,7 +351,7 @@ impl BatchTx {
         &mut self,
         member_id: &str,
     ) -> Result<Option<String>, StoreError> {
-        crate::on!(self.conn(), c => {
+        on!(self.conn(), c => {
             sqlx::query_scalar("SELECT household_id FROM members WHERE member_id = $1 AND active = 1")
                 .bind(member_id)
                 .fetch_optional(&mut *c)
@@ -364,7 +362,7 @@ impl BatchTx {
 
     /// The normalised event stored at `seq`.
     pub async fn event_at(&mut self, seq: i64) -> Result<Option<String>, StoreError> {
-        crate::on!(self.conn(), c => {
+        on!(self.conn(), c => {
             sqlx::query_scalar("SELECT normalised FROM events WHERE seq = $1")
                 .bind(seq)
                 .fetch_optional(&mut *c)

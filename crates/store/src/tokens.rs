@@ -4,8 +4,11 @@
 //! Portable SQL only (`$n` placeholders, `RETURNING`, integers as i64): the PostgreSQL twin of the
 //! table is `migrations/postgres/0004_service.sql`.
 
-use crate::error::Ctx;
-use crate::{now, Col, Store, StoreError};
+use crate::db::Col;
+use crate::db::{on, Db, Dialect};
+use crate::error::{Ctx, StoreError};
+use crate::open::Store;
+use crate::time::now;
 use serde::Serialize;
 
 /// A token as stored (its hash is never shown).
@@ -57,9 +60,9 @@ fn token_row(r: &impl Col) -> TokenRow {
 impl Store {
     /// Store a new token (by its hash); returns its id. Audited.
     pub async fn create_token(&self, t: &NewToken<'_>) -> Result<i64, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
         let mut tx = pool
-            .begin_with(<DB as crate::Dialect>::BEGIN)
+            .begin_with(<DB as Dialect>::BEGIN)
             .await
             .ctx("starting to create a token")?;
         let id: i64 = sqlx::query_scalar(
@@ -78,7 +81,7 @@ impl Store {
         .await
         .ctx("creating a token")?;
         crate::audit::append(
-            crate::Db::from(&mut *tx),
+            Db::from(&mut *tx),
             t.created_by,
             "token_created",
             &format!("token:{id}"),
@@ -94,7 +97,7 @@ impl Store {
     /// The token with this hash (revoked and expired ones too: the caller says why it is refused).
     pub async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRow>, StoreError> {
         let sql = format!("{TOKEN_COLUMNS} WHERE token_hash = $1");
-        crate::on!(self.pool(), pool => Ok(sqlx::query(&sql)
+        on!(self.pool(), pool => Ok(sqlx::query(&sql)
             .bind(token_hash)
             .fetch_optional(pool)
             .await
@@ -105,7 +108,7 @@ impl Store {
     /// Every token, oldest first.
     pub async fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
         let sql = format!("{TOKEN_COLUMNS} ORDER BY token_id");
-        crate::on!(self.pool(), pool => Ok(sqlx::query(&sql)
+        on!(self.pool(), pool => Ok(sqlx::query(&sql)
             .fetch_all(pool)
             .await
             .ctx("listing tokens")?
@@ -117,9 +120,9 @@ impl Store {
     /// Revoke a token. Refused with [`StoreError::Conflict`] when there is no such token or it was
     /// revoked already. Audited.
     pub async fn revoke_token(&self, token_id: i64, revoked_by: &str) -> Result<(), StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
         let mut tx = pool
-            .begin_with(<DB as crate::Dialect>::BEGIN)
+            .begin_with(<DB as Dialect>::BEGIN)
             .await
             .ctx("starting to revoke a token")?;
         let at = now();
@@ -145,7 +148,7 @@ impl Store {
             }));
         }
         crate::audit::append(
-            crate::Db::from(&mut *tx),
+            Db::from(&mut *tx),
             revoked_by,
             "token_revoked",
             &format!("token:{token_id}"),

@@ -4,8 +4,9 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::error::{corrupt, Ctx};
-use crate::{Store, StoreError};
+use crate::db::{on, Dialect};
+use crate::error::{corrupt, Ctx, StoreError};
+use crate::open::Store;
 
 /// One entry of a household's trace.
 #[derive(Clone, Debug, Serialize)]
@@ -88,7 +89,7 @@ impl Store {
     /// The household's trace, oldest first (register versions, events with their identity
     /// decisions, assessments, warning changes, findings). Empty if the store knows nothing of it.
     pub async fn trace(&self, household_id: &str) -> Result<Vec<TraceEntry>, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             let mut out = Vec::new();
             for r in sqlx::query(
                 "SELECT i.imported_at, h.change, i.file, h.after FROM register_history h
@@ -108,7 +109,7 @@ impl Store {
             }
             // Events linked to the household (by the linker or by a person), and events sent to review
             // with the household among the candidates are found through the timeline and reviews.
-            let json_object = if <DB as crate::Dialect>::POSTGRES {
+            let json_object = if <DB as Dialect>::POSTGRES {
                 "json_build_object"
             } else {
                 "json_object"

@@ -5,9 +5,11 @@
 //! Portable SQL (`$n` placeholders, `substr`, `||`, integers as i64) but for the region prefix,
 //! which is a range of codes (see [`in_region`]).
 
-use crate::error::{corrupt, Ctx};
+use crate::db::Col;
+use crate::db::{on, Dialect};
+use crate::error::{corrupt, Ctx, StoreError};
+use crate::open::Store;
 use crate::queries::WarningView;
-use crate::{Col, Store, StoreError};
 use serde::Serialize;
 
 /// Which warnings to list.
@@ -84,9 +86,9 @@ impl Store {
     pub async fn warnings_page(&self, f: &WarningFilter<'_>) -> Result<WarningPage, StoreError> {
         let level = f.level.unwrap_or("");
         let assigned = f.assigned_to.unwrap_or("");
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
         let total: i64 =
-            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM warnings w {}", where_filter(<DB as crate::Dialect>::POSTGRES)))
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM warnings w {}", where_filter(<DB as Dialect>::POSTGRES)))
                 .bind(f.region_prefix)
                 .bind(level)
                 .bind(f.state)
@@ -100,7 +102,7 @@ impl Store {
              {}
              ORDER BY CASE w.level WHEN 'red' THEN 0 WHEN 'orange' THEN 1 WHEN 'yellow' THEN 2 ELSE 3 END, w.deadline, w.warning_id
              LIMIT $5 OFFSET $6",
-            where_filter(<DB as crate::Dialect>::POSTGRES)
+            where_filter(<DB as Dialect>::POSTGRES)
         ))
         .bind(f.region_prefix)
         .bind(level)
@@ -125,7 +127,7 @@ impl Store {
         &self,
         household_id: &str,
     ) -> Result<Option<HouseholdRecord>, StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
         let Some(r) = sqlx::query(
             "SELECT household_id, region_code, category, active, updated_at, record FROM households WHERE household_id = $1",
         )
@@ -153,7 +155,7 @@ impl Store {
         &self,
         warning_id: i64,
     ) -> Result<Option<(String, String)>, StoreError> {
-        crate::on!(self.pool(), pool => Ok(
+        on!(self.pool(), pool => Ok(
             sqlx::query("SELECT region_code, household_id FROM warnings WHERE warning_id = $1")
                 .bind(warning_id)
                 .fetch_optional(pool)
@@ -170,8 +172,8 @@ impl Store {
         region_prefix: &str,
         since: &str,
     ) -> Result<RegionCounts, StoreError> {
-        crate::on!(self.pool(), pool => {
-        let region = in_region(<DB as crate::Dialect>::POSTGRES, "region_code");
+        on!(self.pool(), pool => {
+        let region = in_region(<DB as Dialect>::POSTGRES, "region_code");
         let by_day = sqlx::query(&format!(
             "SELECT substr(opened_at, 1, 10), level, COUNT(*) FROM warnings
              WHERE {region} AND opened_at >= $2 GROUP BY 1, 2 ORDER BY 1, 2"
@@ -204,7 +206,7 @@ impl Store {
 
     /// Whether the database answers (a trivial query).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        crate::on!(self.pool(), pool => {
+        on!(self.pool(), pool => {
             sqlx::query_scalar::<_, i64>("SELECT CAST(1 AS BIGINT)")
                 .fetch_one(pool)
                 .await

@@ -51,12 +51,15 @@ pub async fn shutdown_signal() {
 }
 
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    Store::open(&config.store.url).await.with_context(|| {
-        format!(
-            "cannot use the database {}",
-            doudi_store::redact_url(&config.store.url)
-        )
-    })
+    let password = config.store.password.get();
+    Store::open_with_password(&config.store.url, password)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot use the database {}",
+                doudi_store::redact_url(&config.store.url)
+            )
+        })
 }
 
 /// The pipeline's engine over the stored register, with the configured rule set, the officer

@@ -1,0 +1,173 @@
+//! The plumbing every query runs on: one value per backend ([`Db`]) for a pool, a transaction or a
+//! connection, and [`on!`] to write a query body once for both.
+//!
+//! ## Writing a query once for both backends
+//! `on!(value, x => body)` expands `body` once per backend, with `x` the inner pool / transaction /
+//! connection and `DB` the backend type; rows decode the same way in both (`r.get(i)`, or
+//! `r.col(i)` through [`Col`] in a helper written once). To port a SQLite-style method
+//! mechanically:
+//! 1. use `$1, $2, …` placeholders (SQLite accepts them) and portable SQL (`ON CONFLICT`,
+//!    `RETURNING`, `COALESCE`, `CASE`); bind integers as `i64`, never `bool`;
+//! 2. wrap the method body in `on!(self.pool(), pool => { … })` and use `pool` where
+//!    `self.pool()` was; a transaction is `pool.begin_with(<DB as Dialect>::BEGIN)`; pass a
+//!    transaction to a helper as `Db::from(&mut *tx)` (a [`Conn`]);
+//! 3. `QueryBuilder<DB>` for dynamic SQL; where SQL genuinely differs, choose the text with
+//!    `if <DB as Dialect>::POSTGRES { … } else { … }`, or match on the [`Db`] and write both arms;
+//!    a bulk insert is a table description in [`crate::bulk`], never two hand-written statements;
+//! 4. add the table to `migrations/postgres` under the same number as in `migrations/sqlite`.
+//!
+//! rustfmt leaves the bodies inside `on!(…)` as they are: keep them formatted by hand. Every
+//! method is covered by `tests/conformance.rs`, run against both backends.
+
+use sqlx::{
+    PgConnection, PgPool, Postgres, Row, Sqlite, SqliteConnection, SqlitePool, Transaction,
+};
+
+use crate::error::{Ctx, StoreError};
+
+/// One thing per backend: a pool, a transaction, a connection. [`on!`] opens it.
+#[derive(Clone, Debug)]
+pub(crate) enum Db<S, P> {
+    Sqlite(S),
+    Postgres(P),
+}
+
+/// The connection pool of either backend.
+pub(crate) type Pool = Db<SqlitePool, PgPool>;
+/// A write transaction of either backend (see [`Pool::begin_write`]).
+pub(crate) type Tx = Db<Transaction<'static, Sqlite>, Transaction<'static, Postgres>>;
+/// A connection of either backend (borrowed from a transaction or a pool).
+pub(crate) type Conn<'a> = Db<&'a mut SqliteConnection, &'a mut PgConnection>;
+
+/// Write a query body once and run it on whichever backend `$value` holds: `on!(value, x => body)`
+/// expands `body` once per backend with `x` bound to the inner pool / transaction / connection and
+/// `DB` a type alias for the backend (`sqlx::Sqlite` or `sqlx::Postgres`), for `QueryBuilder::<DB>`
+/// and [`Dialect`]. Each expansion is type-checked against its backend, so a query written once
+/// must be portable SQL (`$1` placeholders, `ON CONFLICT`, `RETURNING`, `COALESCE`); where the SQL
+/// genuinely differs, match on the [`Db`] value instead and write both arms.
+macro_rules! on {
+    ($value:expr, $x:ident => $body:expr) => {
+        match $value {
+            $crate::db::Db::Sqlite($x) => {
+                #[allow(dead_code, clippy::upper_case_acronyms)]
+                type DB = ::sqlx::Sqlite;
+                $body
+            }
+            $crate::db::Db::Postgres($x) => {
+                #[allow(dead_code, clippy::upper_case_acronyms)]
+                type DB = ::sqlx::Postgres;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on;
+
+/// What a query body expanded by [`on!`] may need to know of its backend.
+pub(crate) trait Dialect {
+    /// PostgreSQL (else SQLite).
+    const POSTGRES: bool;
+    /// How a transaction that writes begins (`pool.begin_with(<DB as Dialect>::BEGIN)`):
+    /// `BEGIN IMMEDIATE` on SQLite (the write lock first, see the crate docs), `BEGIN` (read
+    /// committed) on PostgreSQL.
+    const BEGIN: &'static str;
+}
+
+impl Dialect for Sqlite {
+    const POSTGRES: bool = false;
+    const BEGIN: &'static str = "BEGIN IMMEDIATE";
+}
+
+impl Dialect for Postgres {
+    const POSTGRES: bool = true;
+    const BEGIN: &'static str = "BEGIN";
+}
+
+/// Decode a column the same way on either backend's row: lets row-mapping helpers be written once
+/// (`fn view(r: &impl Col) -> View`).
+pub(crate) trait Col {
+    fn col<T>(&self, i: usize) -> T
+    where
+        T: for<'r> sqlx::Decode<'r, Sqlite>
+            + sqlx::Type<Sqlite>
+            + for<'r> sqlx::Decode<'r, Postgres>
+            + sqlx::Type<Postgres>;
+}
+
+impl Col for sqlx::sqlite::SqliteRow {
+    fn col<T>(&self, i: usize) -> T
+    where
+        T: for<'r> sqlx::Decode<'r, Sqlite>
+            + sqlx::Type<Sqlite>
+            + for<'r> sqlx::Decode<'r, Postgres>
+            + sqlx::Type<Postgres>,
+    {
+        self.get(i)
+    }
+}
+
+impl Col for sqlx::postgres::PgRow {
+    fn col<T>(&self, i: usize) -> T
+    where
+        T: for<'r> sqlx::Decode<'r, Sqlite>
+            + sqlx::Type<Sqlite>
+            + for<'r> sqlx::Decode<'r, Postgres>
+            + sqlx::Type<Postgres>,
+    {
+        self.get(i)
+    }
+}
+
+impl Pool {
+    /// Start a transaction that writes (`<DB as Dialect>::BEGIN`).
+    pub(crate) async fn begin_write(&self, context: &'static str) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Db::Sqlite(p) => Db::Sqlite(
+                p.begin_with(<Sqlite as Dialect>::BEGIN)
+                    .await
+                    .ctx(context)?,
+            ),
+            Db::Postgres(p) => Db::Postgres(
+                p.begin_with(<Postgres as Dialect>::BEGIN)
+                    .await
+                    .ctx(context)?,
+            ),
+        })
+    }
+}
+
+impl Tx {
+    /// The transaction's connection.
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Db::Sqlite(tx) => Db::Sqlite(&mut **tx),
+            Db::Postgres(tx) => Db::Postgres(&mut **tx),
+        }
+    }
+
+    pub(crate) async fn commit(self, context: &'static str) -> Result<(), StoreError> {
+        on!(self, tx => tx.commit().await.ctx(context))
+    }
+}
+
+impl<'a> From<&'a mut SqliteConnection> for Conn<'a> {
+    fn from(c: &'a mut SqliteConnection) -> Self {
+        Db::Sqlite(c)
+    }
+}
+
+impl<'a> From<&'a mut PgConnection> for Conn<'a> {
+    fn from(c: &'a mut PgConnection) -> Self {
+        Db::Postgres(c)
+    }
+}
+
+impl Conn<'_> {
+    /// The same connection, borrowed again (to pass to a helper and go on using it).
+    pub(crate) fn reborrow(&mut self) -> Conn<'_> {
+        match self {
+            Db::Sqlite(c) => Db::Sqlite(&mut **c),
+            Db::Postgres(c) => Db::Postgres(&mut **c),
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! The store handle: opening either backend, migrating, starting transactions.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::db::{on, Db, Pool, Tx};
+use crate::error::{Ctx, StoreError};
+
+/// Database page size (set when the file is created).
+const PAGE_SIZE: u32 = 8192;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The store (a pool of connections to one database).
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    /// Open the database at `url` and run migrations: `sqlite://PATH` (the file is created if
+    /// missing) or `postgres://…` / `postgresql://…` (the database must exist).
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with_password(url, None).await
+    }
+
+    /// [`Store::open`], with the PostgreSQL password given apart from the URL (from a file; `None`:
+    /// the URL's, or none). PostgreSQL's TLS parameters: see [`crate::pg_options`].
+    pub async fn open_with_password(
+        url: &str,
+        password: Option<&str>,
+    ) -> Result<Store, StoreError> {
+        let pool = if url.starts_with("sqlite:") {
+            if password.is_some() {
+                return Err(StoreError::BadUrl {
+                    url: redact_url(url),
+                    message: "a database password is given, but only PostgreSQL takes one".into(),
+                });
+            }
+            Db::Sqlite(open_sqlite(url).await?)
+        } else if crate::connect::is_postgres(url) {
+            Db::Postgres(crate::connect::pg_pool(url, password).await?)
+        } else {
+            return Err(StoreError::UnsupportedUrl(redact_url(url)));
+        };
+        let store = Store { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self.pool {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Run the migrations that have not run yet (also done by [`Store::open`]).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.pool {
+            Db::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await,
+            Db::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await,
+        }
+        .map_err(StoreError::Migrate)
+    }
+
+    /// Start a transaction that writes: `BEGIN IMMEDIATE` on SQLite (the write lock first, see
+    /// the crate docs), `BEGIN` (read committed) on PostgreSQL.
+    pub(crate) async fn write_tx(&self, context: &'static str) -> Result<Tx, StoreError> {
+        self.pool.begin_write(context).await
+    }
+
+    /// Copy committed pages from the write-ahead log into the database file without blocking the
+    /// writer (SQLite's PASSIVE checkpoint). Run from a task beside a long write, it moves the
+    /// copying (and its fsync) off the writer's connection. Returns (log frames, frames copied).
+    /// On PostgreSQL the server checkpoints by itself: nothing to do, `(0, 0)`.
+    pub async fn checkpoint(&self) -> Result<(i64, i64), StoreError> {
+        match &self.pool {
+            Db::Sqlite(p) => {
+                let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .fetch_one(p)
+                    .await
+                    .ctx("checkpointing the write-ahead log")?;
+                Ok((row.get(1), row.get(2)))
+            }
+            Db::Postgres(_) => Ok((0, 0)),
+        }
+    }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Close the pool (on SQLite, flushing the WAL).
+    pub async fn close(&self) {
+        on!(&self.pool, p => p.close().await)
+    }
+}
+
+async fn open_sqlite(url: &str) -> Result<SqlitePool, StoreError> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| StoreError::BadUrl {
+            url: url.to_string(),
+            message: e.to_string(),
+        })?
+        .create_if_missing(true)
+        .page_size(PAGE_SIZE)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(30))
+        .foreign_keys(true)
+        .pragma("cache_size", "-65536")
+        .pragma("temp_store", "memory")
+        .pragma("wal_autocheckpoint", "32768");
+    SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+        .map_err(|e| StoreError::Open {
+            url: url.to_string(),
+            source: e,
+        })
+}
+
+/// The URL without its password (for errors, logs and what a command prints).
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_is_shown_without_its_password() {
+        assert_eq!(
+            redact_url("postgres://doudi:s3cret@db:5432/doudi"),
+            "postgres://doudi:***@db:5432/doudi"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/test"),
+            "postgres://postgres@127.0.0.1/test"
+        );
+        assert_eq!(redact_url("sqlite://doudi.db"), "sqlite://doudi.db");
+    }
+}
