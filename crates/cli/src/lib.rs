@@ -107,6 +107,10 @@ enum Command {
     /// Check a rule-set file.
     #[command(subcommand)]
     Rules(commands::rules::RulesCommand),
+    /// Department exports (CSV, Excel, GB18030) read through feed profiles: dry-run check,
+    /// shipped profiles.
+    #[command(subcommand)]
+    Feeds(commands::feeds::FeedsCommand),
     /// The HTTP service: JSON API, officers' and auditors' pages, /metrics, /healthz, /readyz.
     Serve(commands::serve::ServeArgs),
     /// API tokens of the HTTP service: create (shown once), list, revoke.
@@ -187,6 +191,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backtest(args) => commands::backtest::run(&config, args).await,
         Command::Audit(c) => commands::audit::run(&config, c).await,
         Command::Rules(c) => commands::rules::run(c),
+        Command::Feeds(c) => commands::feeds::run(c),
         Command::Serve(args) => commands::serve::run(&config, args).await,
         Command::Tokens(c) => commands::tokens::run(&config, c).await,
         Command::Migrate => {

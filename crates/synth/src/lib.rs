@@ -46,6 +46,7 @@
 
 mod feeds;
 mod names;
+pub mod native;
 mod noise;
 pub mod officers;
 mod regions;

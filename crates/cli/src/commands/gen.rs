@@ -10,7 +10,7 @@ use crate::output;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Writes DIR/register.jsonl (the register, one household per line), DIR/officers.jsonl (an officer per township, a supervisor per county), DIR/snapshots/ (nightly department extracts for `doudi crosscheck`), DIR/feeds/<source>/<YYYY-MM>.jsonl (department events) and DIR/truth/ (which member each event is about, which households were given a hardship scenario). The same --seed always writes the same bytes.
+Writes DIR/register.jsonl (the register, one household per line), DIR/officers.jsonl (an officer per township, a supervisor per county), DIR/snapshots/ (nightly department extracts for `doudi crosscheck`), DIR/feeds/<source>/<YYYY-MM>.jsonl (department events), with --native DIR/native/<profile>/ (the same events as the departments export them) and DIR/truth/ (which member each event is about, which households were given a hardship scenario). The same --seed always writes the same bytes.
 
 Example: doudi gen --households 100000 --seed 1 --out data && doudi import data/register.jsonl")]
 pub struct GenArgs {
@@ -63,6 +63,11 @@ pub struct GenArgs {
     /// a spec, for `doudi linkage eval` (the command is the first line of DIR/eval/spec.toml).
     #[arg(long)]
     pub eval_csv: bool,
+    /// Also write DIR/native/<profile>/: the same feeds as the departments export them (GB18030
+    /// and GBK CSV, UTF-8 CSV with a BOM, Excel workbooks, JSON lines, fixed-width text), one
+    /// folder per shipped profile with its profile.toml, for `doudi feeds check`.
+    #[arg(long)]
+    pub native: bool,
 }
 
 impl GenArgs {
@@ -109,6 +114,7 @@ pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
         "feeds",
         "truth",
         "snapshots",
+        "native",
     ]
     .iter()
     .map(|p| args.out.join(p))
@@ -136,6 +142,13 @@ pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
         println!(
             "wrote {n} records for `doudi linkage eval` to {}",
             args.out.join("eval").display()
+        );
+    }
+    if args.native {
+        let n = write_native(&args.out)?;
+        println!(
+            "wrote {n} native export files to {} (one folder per profile, profile.toml beside the files)",
+            args.out.join("native").display()
         );
     }
     let events: usize = summary.events.values().sum();
@@ -170,6 +183,24 @@ pub fn generate(out: &std::path::Path, cfg: &GenConfig) -> anyhow::Result<doudi_
     let path = out.join("officers.jsonl");
     std::fs::write(&path, officers).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(summary)
+}
+
+/// DIR/native/<layout>/: the envelope feeds in each department's layout, and the shipped profile
+/// that reads them as profile.toml. Returns the number of export files.
+fn write_native(out: &std::path::Path) -> anyhow::Result<usize> {
+    let summary =
+        doudi_synth::native::write_native(out).context("cannot write the native export files")?;
+    for layout in doudi_synth::native::LAYOUTS {
+        let dir = out.join("native").join(layout.name);
+        if !dir.exists() {
+            continue;
+        }
+        let text = doudi_feeds::shipped::text(layout.name)
+            .with_context(|| format!("no shipped profile for layout {}", layout.name))?;
+        let path = dir.join("profile.toml");
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(summary.files.values().sum())
 }
 
 /// DIR/eval/: `records.csv` (every feed record's subject), `register.csv` (every member),

@@ -5,6 +5,7 @@ pub mod deadletters;
 pub mod deliver;
 pub mod demo;
 pub mod dev_broker;
+pub mod feeds;
 pub mod findings;
 pub mod gen;
 pub mod import;

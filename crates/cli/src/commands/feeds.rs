@@ -1,0 +1,195 @@
+//! `doudi feeds`: department exports read through feed profiles — a dry run a data clerk can
+//! read (`check`), and the profiles shipped with doudi (`profiles`, `show`).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use doudi_feeds::{shipped, CheckReport, FeedReader, Profile};
+
+use crate::output;
+
+#[derive(Debug, Subcommand)]
+pub enum FeedsCommand {
+    /// Read export files through a profile without storing anything: rows read, events made by
+    /// kind, every refused row (row, column, why) and five sample events with personal data
+    /// masked. Exit 0 when every row made an event (or was passed over by a rule), 1 when a row
+    /// was refused or a file could not be read to its end, 2 when the profile itself is wrong.
+    Check(CheckArgs),
+    /// List the profiles shipped with doudi (profiles/ in the source tree).
+    Profiles,
+    /// Print a shipped profile's TOML, to start your own from it.
+    Show {
+        /// A shipped profile's name, e.g. yibao-settlement.
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  doudi feeds check --profile yibao-settlement 2026-03.csv
+  doudi feeds check --profile my-county/yibao.toml exports/*.csv --json > report.json
+  doudi feeds show yibao-settlement > my-county/yibao.toml    # then edit it, raise its version
+
+A refused row names its row as the file shows it (Excel's row number, or the CSV line), the column and why; \
+it never prints the cell's value. Fix the export or the profile, then check again.")]
+pub struct CheckArgs {
+    /// The profile: a TOML file, or the name of a shipped profile (see `doudi feeds profiles`).
+    #[arg(long, value_name = "FILE|NAME")]
+    pub profile: String,
+    /// Export files to read (CSV, XLSX, JSON lines or fixed-width, as the profile says).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Print the report as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// How many sample events to show (masked).
+    #[arg(long, default_value_t = 5)]
+    pub samples: usize,
+}
+
+pub fn run(cmd: FeedsCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        FeedsCommand::Check(args) => check(args),
+        FeedsCommand::Profiles => {
+            for (name, _) in shipped::PROFILES {
+                match shipped::profile(name) {
+                    Some(Ok(p)) => println!(
+                        "{name:<26} {:<17} {:<16} {}",
+                        p.source.code(),
+                        p.file.format.describe(),
+                        p.title.as_deref().unwrap_or("")
+                    ),
+                    Some(Err(e)) => println!("{name:<26} (invalid: {e})"),
+                    None => {}
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        FeedsCommand::Show { name } => match shipped::text(&name) {
+            Some(t) => {
+                print!("{t}");
+                Ok(ExitCode::SUCCESS)
+            }
+            None => anyhow::bail!(
+                "no shipped profile named {name:?}; `doudi feeds profiles` lists them"
+            ),
+        },
+    }
+}
+
+/// A profile from a path, or a shipped one by name.
+pub fn load_profile(spec: &str) -> Result<Profile, doudi_feeds::ProfileError> {
+    let path = Path::new(spec);
+    if !path.exists() {
+        if let Some(p) = shipped::profile(spec) {
+            return p;
+        }
+    }
+    Profile::load(path)
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let profile = match load_profile(&args.profile) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let mut report = CheckReport::new(&profile, args.samples);
+    for file in &args.files {
+        let name = file.display().to_string();
+        match FeedReader::open(Arc::clone(&profile), file) {
+            Err(e) => report.unreadable(&name, &profile, e.to_string()),
+            Ok(reader) => {
+                let (_, total) = reader.progress();
+                let bar = output::bar(total.unwrap_or(0), "reading export");
+                report.check(reader, &mut |done, total| {
+                    if let Some(t) = total {
+                        bar.set_length(t);
+                    }
+                    bar.set_position(done);
+                });
+                bar.finish_and_clear();
+            }
+        }
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("cannot write the report")?
+        );
+    } else {
+        print!("{}", render(&report, &profile));
+    }
+    Ok(if report.clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The report as a clerk reads it.
+fn render(r: &CheckReport, p: &Profile) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "profile {} version {} ({}){}",
+        r.profile.profile,
+        r.profile.version,
+        r.source,
+        p.title
+            .as_deref()
+            .map(|t| format!(" — {t}"))
+            .unwrap_or_default()
+    );
+    for f in &r.files {
+        let mut what = vec![f.format.to_string()];
+        what.extend(f.encoding.map(str::to_string));
+        what.extend(f.sheet.as_ref().map(|s| format!("sheet {s}")));
+        let _ = writeln!(o, "\n{} ({})", f.file, what.join(", "));
+        let s = &f.stats;
+        let _ = writeln!(o, "  rows read      {:>9}", s.rows);
+        let _ = writeln!(o, "  events made    {:>9}", s.events);
+        for (kind, n) in &s.by_kind {
+            let _ = writeln!(o, "    {kind:<26} {n:>9}");
+        }
+        for (reason, n) in &s.skipped {
+            let _ = writeln!(o, "  passed over    {n:>9}  {reason}");
+        }
+        let _ = writeln!(o, "  refused        {:>9}", s.refused);
+        for e in &f.refusals {
+            let _ = writeln!(o, "    {e}");
+        }
+        if let Some(e) = &f.error {
+            let _ = writeln!(o, "  FILE NOT READ TO ITS END: {e}");
+        }
+    }
+    if !r.samples.is_empty() {
+        let _ = writeln!(o, "\nsample events (personal data masked):");
+        for s in &r.samples {
+            let _ = writeln!(o, "  {s}");
+        }
+    }
+    let t = r.totals();
+    let _ = writeln!(
+        o,
+        "\n{} file(s): {} rows, {} events, {} refused{}",
+        r.files.len(),
+        t.rows,
+        t.events,
+        t.refused,
+        if r.clean() {
+            " — ready".to_string()
+        } else {
+            " — fix the refused rows (in the export, or the profile's mapping) and check again"
+                .to_string()
+        }
+    );
+    o
+}
