@@ -4,7 +4,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use doudi_model::{Category, Money, RegionCode};
+use doudi_model::{Category, Level, Money, RegionCode};
 use doudi_store::{ReviewChoice, WarningFilter};
 use doudi_warnings::lifecycle::{Disposition, Move};
 use serde::Deserialize;
@@ -64,14 +64,17 @@ pub fn warning_filter<'a>(
     who: &'a Principal,
     q: &'a ListQuery,
 ) -> Result<WarningFilter<'a>, ApiError> {
-    let level = q.level.as_deref().filter(|l| !l.is_empty());
-    if let Some(l) = level {
-        if !["red", "orange", "yellow"].contains(&l) {
-            return Err(ApiError::BadRequest(format!(
-                "level must be red, orange or yellow (got {l:?})"
-            )));
-        }
-    }
+    let level = match q.level.as_deref().filter(|l| !l.is_empty()) {
+        None => None,
+        Some(l) => match Level::from_code(l) {
+            Some(level) if level != Level::None => Some(level),
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "level must be red, orange or yellow (got {l:?})"
+                )))
+            }
+        },
+    };
     let st = q.state.as_deref().unwrap_or("active");
     if ![
         "open",

@@ -4,6 +4,8 @@
 use std::fmt::Write;
 
 use axum::http::HeaderMap;
+use chrono::{DateTime, Utc};
+use doudi_model::{Level, WarningStatus};
 
 use crate::auth::{cookie, Principal};
 
@@ -121,33 +123,34 @@ pub fn page(lang: Lang, title: &str, who: Option<&Principal>, path: &str, body: 
 }
 
 /// A level as a coloured label.
-pub fn level(lang: Lang, level: &str) -> String {
+pub fn level(lang: Lang, level: Level) -> String {
     let name = match level {
-        "red" => lang.t("红色", "red"),
-        "orange" => lang.t("橙色", "orange"),
-        "yellow" => lang.t("黄色", "yellow"),
-        other => other,
+        Level::Red => lang.t("红色", "red"),
+        Level::Orange => lang.t("橙色", "orange"),
+        Level::Yellow => lang.t("黄色", "yellow"),
+        Level::None => "none",
     };
-    format!("<span class=\"lvl {}\">{}</span>", esc(level), esc(name))
+    format!("<span class=\"lvl {}\">{}</span>", level.code(), esc(name))
 }
 
 /// A status in words.
-pub fn status(lang: Lang, status: &str) -> String {
+pub fn status(lang: Lang, status: WarningStatus) -> String {
     esc(match status {
-        "open" => lang.t("待签收", "open"),
-        "acknowledged" => lang.t("已签收", "acknowledged"),
-        "visited" => lang.t("已入户核查", "visited"),
-        "resolved" => lang.t("已办结", "resolved"),
-        other => other,
+        WarningStatus::Open => lang.t("待签收", "open"),
+        WarningStatus::Acknowledged => lang.t("已签收", "acknowledged"),
+        WarningStatus::Visited => lang.t("已入户核查", "visited"),
+        WarningStatus::Resolved => lang.t("已办结", "resolved"),
     })
 }
 
-/// Time left until `deadline` (stored format), counted from now, as an officer reads it.
-pub fn time_left(lang: Lang, deadline: &str) -> String {
-    let Ok(d) = chrono::DateTime::parse_from_rfc3339(deadline) else {
-        return esc(deadline);
-    };
-    let left = d.with_timezone(&chrono::Utc) - chrono::Utc::now();
+/// A time as stored (`2026-03-01T00:00:00.000000Z`), escaped.
+pub fn time(t: &DateTime<Utc>) -> String {
+    esc(&doudi_store::ts(t))
+}
+
+/// Time left until `deadline`, counted from now, as an officer reads it.
+pub fn time_left(lang: Lang, deadline: &DateTime<Utc>) -> String {
+    let left = *deadline - chrono::Utc::now();
     let minutes = left.num_minutes();
     let (h, m) = (minutes.abs() / 60, minutes.abs() % 60);
     let (days, hours) = (h / 24, h % 24);
@@ -197,10 +200,10 @@ mod tests {
 
     #[test]
     fn the_time_left_counts_down_and_says_when_overdue() {
-        let soon = doudi_store::ts(&(chrono::Utc::now() + chrono::TimeDelta::minutes(150)));
+        let soon = chrono::Utc::now() + chrono::TimeDelta::minutes(150);
         let t = time_left(Lang::En, &soon);
         assert!(t.starts_with("2 h") && t.ends_with("left"), "{t}");
-        let past = doudi_store::ts(&(chrono::Utc::now() - chrono::TimeDelta::hours(50)));
+        let past = chrono::Utc::now() - chrono::TimeDelta::hours(50);
         assert!(time_left(Lang::Zh, &past).contains("已超期 2天"));
     }
 }

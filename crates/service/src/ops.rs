@@ -4,7 +4,7 @@
 
 use doudi_model::RegionCode;
 use doudi_store::{StoreError, WarningDetail, WarningMove};
-use doudi_warnings::lifecycle::{authorise, check_reason, transition, Move, Status};
+use doudi_warnings::lifecycle::{authorise, check_reason, transition, Move};
 use doudi_warnings::routing::{Directory, Officer};
 
 use crate::auth::{Principal, Role};
@@ -99,12 +99,7 @@ pub async fn move_warning(
             who.token_id
         )));
     };
-    let status = Status::from_code(&w.status).ok_or_else(|| {
-        ApiError::Internal(format!(
-            "warning #{id} has an unknown status {:?}",
-            w.status
-        ))
-    })?;
+    let status = w.status;
     let region = RegionCode::parse(&w.region_code)
         .map_err(|e| ApiError::Internal(format!("warning #{id} has a bad region code: {e}")))?;
     let directory = directory(state).await?;
@@ -134,17 +129,14 @@ pub async fn move_warning(
     let to =
         transition(status, &m).map_err(|e| ApiError::Conflict(format!("warning #{id}: {e}")))?;
     let disposition = match &m {
-        Move::Resolve(d) => Some(
-            serde_json::to_string(d)
-                .map_err(|e| ApiError::Internal(format!("cannot encode a disposition: {e}")))?,
-        ),
+        Move::Resolve(d) => Some(d),
         _ => None,
     };
     match store
         .move_warning(&WarningMove {
             warning_id: id,
-            from: status.code(),
-            to: to.code(),
+            from: status,
+            to,
             action: m.code(),
             actor: &actor,
             note,
@@ -225,21 +217,10 @@ pub async fn trace(
 /// The regions of the households an identity review item's candidates belong to.
 pub async fn review_regions(
     state: &AppState,
-    evidence: &serde_json::Value,
+    evidence: &doudi_model::Evidence,
 ) -> Result<Vec<(String, String, String)>, ApiError> {
     let mut out = Vec::new();
-    for c in evidence
-        .get("cands")
-        .and_then(|c| c.as_array())
-        .into_iter()
-        .flatten()
-    {
-        let (Some(hh), Some(m)) = (
-            c.get("hh").and_then(|v| v.as_str()),
-            c.get("m").and_then(|v| v.as_str()),
-        ) else {
-            continue;
-        };
+    for (hh, m) in evidence.candidate_members() {
         if let Some(region) = state.store().household_region(hh).await? {
             out.push((hh.to_string(), m.to_string(), region));
         }

@@ -11,6 +11,8 @@ use axum::http::header::{LOCATION, ORIGIN, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
+use doudi_model::{Level, WarningStatus};
+use doudi_store::ts;
 use doudi_warnings::lifecycle::Move;
 use serde::Deserialize;
 use serde_json::Value;
@@ -307,13 +309,13 @@ pub async fn inbox(
         let _ = write!(
             b,
             "<tr><td><a href=\"/warnings/{id}\">#{id}</a></td><td>{}</td><td>{}<br><small>{}</small></td><td><a href=\"/warnings/{id}\">{}</a><br><small>{}</small></td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            html::level(lang, &w.level),
+            html::level(lang, w.level),
             html::time_left(lang, &w.deadline),
-            esc(&w.deadline),
+            html::time(&w.deadline),
             esc(&w.household_id),
             household_line(lang, &household),
             esc(&w.region_code),
-            html::status(lang, &w.status),
+            html::status(lang, w.status),
             esc(w.assigned_to.as_deref().unwrap_or("—")),
             id = w.warning_id,
         );
@@ -335,6 +337,13 @@ pub async fn inbox(
         set,
         page(lang, lang.t("待办预警", "Inbox"), Some(&who), "/", &b),
     )
+}
+
+/// A stored document as compact JSON with its keys in order, as the trace shows it.
+fn json_text(v: &impl serde::Serialize) -> String {
+    serde_json::to_value(v)
+        .map(|v| v.to_string())
+        .unwrap_or_default()
 }
 
 fn text(v: &Value, key: &str) -> String {
@@ -370,20 +379,20 @@ pub async fn warning(
             b,
             "<p class=\"msg\">{} → {}</p>",
             lang.t("已记录", "Recorded"),
-            html::status(lang, done)
+            WarningStatus::from_code(done).map_or_else(|| esc(done), |s| html::status(lang, s))
         );
     }
     let _ = write!(
         b,
         "<p>{} · {} · {} {} · {}<br>{}: {} ({})</p>",
-        html::level(lang, &w.level),
-        html::status(lang, &w.status),
+        html::level(lang, w.level),
+        html::status(lang, w.status),
         lang.t("评分", "score"),
         w.score,
         html::time_left(lang, &w.deadline),
         lang.t("期限", "Deadline"),
-        esc(&w.deadline),
-        lang.t("开启于 ", "opened ").to_string() + &esc(&w.opened_at),
+        html::time(&w.deadline),
+        lang.t("开启于 ", "opened ").to_string() + &html::time(&w.opened_at),
     );
     let h = &w.household;
     let _ = write!(
@@ -418,33 +427,23 @@ pub async fn warning(
     }
     b.push_str("</table>");
     let _ = write!(b, "<h2>{}</h2><table>", lang.t("预警原因", "Why"));
-    let reason_key = lang.t("reason_zh", "reason_en");
-    for c in w
-        .summary
-        .get("contributions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for c in &w.summary.contributions {
         let _ = write!(
             b,
             "<tr><td>{:+}</td><td>{}</td></tr>",
-            c.get("points").and_then(Value::as_i64).unwrap_or(0),
-            esc(&text(c, reason_key)),
+            c.points,
+            esc(lang.t(&c.reason_zh, &c.reason_en)),
         );
     }
     let _ = write!(
         b,
         "</table><p><small>{} {}</small></p>",
         lang.t("规则集版本", "rule set"),
-        esc(&text(&w.summary, "rule_set_version"))
+        esc(&w.summary.rule_set_version)
     );
-    if let Some(r) = w.summary.get("relief").filter(|r| !r.is_null()) {
-        let fen = r.get("amount").and_then(Value::as_i64).unwrap_or(0);
-        let within = r
-            .get("within_township_limit")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+    if let Some(r) = &w.summary.relief {
+        let fen = r.amount.fen();
+        let within = r.within_township_limit;
         let _ = write!(
             b,
             "<h2>{}</h2><p>{} {}.{:02} {} · {}<br>{}</p>",
@@ -464,7 +463,7 @@ pub async fn warning(
                     "above the township's limit: the county approves",
                 )
             },
-            esc(&text(r, reason_key)),
+            esc(lang.t(&r.reason_zh, &r.reason_en)),
         );
     }
     if let Some(disp) = &d.disposition {
@@ -472,20 +471,20 @@ pub async fn warning(
             b,
             "<p>{}: <code>{}</code></p>",
             lang.t("处置", "Disposition"),
-            esc(&disp.to_string())
+            esc(&json_text(disp))
         );
     }
-    if who.role.is_regional() && w.status != "resolved" {
+    if who.role.is_regional() && w.status != WarningStatus::Resolved {
         let csrf = esc(&who.form_token);
         let note = lang.t("说明", "Note");
-        if w.status == "open" {
+        if w.status == WarningStatus::Open {
             let _ = write!(
                 b,
                 "<form class=\"act\" method=\"post\" action=\"/warnings/{num}/acknowledge\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><label>{note} <input name=\"note\"></label> <button type=\"submit\" id=\"acknowledge\">{}</button></form>",
                 lang.t("签收", "Acknowledge"),
             );
         }
-        if w.status != "visited" {
+        if w.status != WarningStatus::Visited {
             let _ = write!(
                 b,
                 "<form class=\"act\" method=\"post\" action=\"/warnings/{num}/visit\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><label>{}<textarea name=\"note\" required></textarea></label><button type=\"submit\" id=\"visit\">{}</button></form>",
@@ -493,7 +492,7 @@ pub async fn warning(
                 lang.t("记录入户核查", "Record the visit"),
             );
         }
-        if w.status != "open" {
+        if w.status != WarningStatus::Open {
             let _ = write!(
                 b,
                 "<form class=\"act\" method=\"post\" action=\"/warnings/{num}/resolve\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><label>{} <select name=\"disposition\"><option value=\"relief_granted\">{}</option><option value=\"enrolled\">{}</option><option value=\"referred\">{}</option><option value=\"risk_cleared\">{}</option><option value=\"false_alarm\">{}</option></select></label> <label>{} <input name=\"amount\" size=\"8\"></label> <label>{} <input name=\"category\" size=\"10\"></label> <label>{} <input name=\"department\" size=\"10\"></label><label>{}<textarea name=\"note\" required></textarea></label><button type=\"submit\" id=\"resolve\">{}</button></form>",
@@ -524,7 +523,7 @@ pub async fn warning(
         let _ = write!(
             b,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td></tr>",
-            esc(&e.at),
+            html::time(&e.at),
             esc(&e.action),
             esc(&e.actor),
             esc(e.note.as_deref().unwrap_or("")),
@@ -715,11 +714,17 @@ pub async fn region(
     };
     let mut by_day: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
     for (d, l, n) in &counts.by_day {
-        by_day.entry(d.clone()).or_default().insert(l.clone(), *n);
+        by_day
+            .entry(d.clone())
+            .or_default()
+            .insert(l.code().to_string(), *n);
     }
     let mut by_town: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
     for (t, l, n) in &counts.by_township {
-        by_town.entry(t.clone()).or_default().insert(l.clone(), *n);
+        by_town
+            .entry(t.clone())
+            .or_default()
+            .insert(l.code().to_string(), *n);
     }
     let mut b = String::new();
     b.push_str(&bar_chart(
@@ -740,9 +745,9 @@ pub async fn region(
         b,
         "<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
         lang.t("乡镇", "Township"),
-        html::level(lang, "red"),
-        html::level(lang, "orange"),
-        html::level(lang, "yellow"),
+        html::level(lang, Level::Red),
+        html::level(lang, Level::Orange),
+        html::level(lang, Level::Yellow),
     );
     for (t, levels) in &by_town {
         let _ = write!(
@@ -811,7 +816,7 @@ pub async fn trace(
                 file,
                 record,
             } => (
-                at,
+                ts(at),
                 format!("{} {change}", lang.t("登记", "register")),
                 format!(
                     "{file} {}",
@@ -833,13 +838,13 @@ pub async fn trace(
                 review,
                 ..
             } => (
-                at,
+                ts(at),
                 format!("{} #{seq} {source} {kind}", lang.t("事件", "event")),
                 format!(
                     "{event_id} ({stream}:{position}) → {outcome} {} · {} {}{}\n{raw}",
                     member_id.as_deref().unwrap_or(""),
                     lang.t("匹配证据", "evidence"),
-                    evidence,
+                    json_text(evidence),
                     review
                         .as_ref()
                         .map(|r| format!(" · review {r}"))
@@ -854,14 +859,13 @@ pub async fn trace(
                 level,
                 assessment,
             } => (
-                at,
+                ts(at),
                 format!("{} #{seq}", lang.t("评估", "assessment")),
                 format!(
                     "{level} {score} ({rule_set_version}) {}",
                     assessment
                         .as_ref()
-                        .and_then(|a| a.get("contributions"))
-                        .map(|c| c.to_string())
+                        .map(|a| json_text(&a.contributions))
                         .unwrap_or_default()
                 ),
             ),
@@ -875,7 +879,7 @@ pub async fn trace(
                 refused,
                 ..
             } => (
-                at,
+                ts(at),
                 format!("{} #{warning_id} {action}", lang.t("预警", "warning")),
                 format!(
                     "{actor} {level} {}{}",
@@ -894,7 +898,7 @@ pub async fn trace(
                 close_note,
                 ..
             } => (
-                at,
+                at.clone(),
                 format!("{} {check} {status}", lang.t("核查发现", "finding")),
                 format!("{finding} {}", close_note.as_deref().unwrap_or("")),
             ),
@@ -902,7 +906,7 @@ pub async fn trace(
         let _ = write!(
             b,
             "<tr><td>{}</td><td>{}</td><td><small>{}</small></td></tr>",
-            esc(at),
+            esc(&at),
             esc(&what),
             esc(&detail)
         );

@@ -160,10 +160,10 @@ pub async fn run(config: &Config, cmd: LinkageCommand) -> anyhow::Result<ExitCod
                     "{}",
                     explain(
                         config,
-                        &row.outcome,
+                        row.outcome,
                         row.household_id,
                         row.member_id,
-                        &row.evidence
+                        row.evidence
                     )
                 );
             }
@@ -194,34 +194,23 @@ pub async fn run(config: &Config, cmd: LinkageCommand) -> anyhow::Result<ExitCod
     }
 }
 
-/// A stored decision, for a person to read (the raw evidence if it cannot be read as one).
+/// A stored decision, for a person to read.
 pub fn explain(
     config: &Config,
-    outcome: &str,
+    outcome: Outcome,
     household_id: Option<String>,
     member_id: Option<String>,
-    evidence: &serde_json::Value,
+    evidence: doudi_model::Evidence,
 ) -> String {
-    let outcome = match outcome {
-        "linked" => Outcome::Linked,
-        "review" => Outcome::Review,
-        _ => Outcome::Unmatched,
-    };
-    match serde_json::from_value(evidence.clone()) {
-        Ok(evidence) => doudi_linkage::explain(
-            &LinkDecision {
-                outcome,
-                household_id,
-                member_id,
-                evidence,
-            },
-            &config.linkage.thresholds,
-        ),
-        Err(_) => format!(
-            "(evidence of an earlier model version)\n{}\n",
-            serde_json::to_string_pretty(evidence).unwrap_or_default()
-        ),
-    }
+    doudi_linkage::explain(
+        &LinkDecision {
+            outcome,
+            household_id,
+            member_id,
+            evidence,
+        },
+        &config.linkage.thresholds,
+    )
 }
 
 /// Train on a sample of `feeds` and make the model the active one; `None` if the feeds hold no
@@ -299,18 +288,7 @@ async fn labelled_pairs(store: &Store) -> anyhow::Result<Vec<doudi_linkage::Labe
                 is_match: true,
             });
         }
-        for c in evidence
-            .get("cands")
-            .and_then(|c| c.as_array())
-            .into_iter()
-            .flatten()
-        {
-            let (Some(hh), Some(m)) = (
-                c.get("hh").and_then(|v| v.as_str()),
-                c.get("m").and_then(|v| v.as_str()),
-            ) else {
-                continue;
-            };
+        for (hh, m) in evidence.candidate_members() {
             if Some(m) != chosen {
                 out.push(doudi_linkage::LabelledPair {
                     subject: event.subject.clone(),

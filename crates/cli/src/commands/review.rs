@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use doudi_store::{ReviewChoice, ReviewItem};
+use doudi_store::{ts, ReviewChoice, ReviewItem};
 
 use super::{load_assessor, open_store};
 use crate::Config;
@@ -134,15 +134,13 @@ pub async fn run(config: &Config, cmd: ReviewCommand) -> anyhow::Result<ExitCode
 }
 
 fn list_line(item: &ReviewItem) -> String {
-    let candidates = item
-        .evidence
-        .get("cands")
-        .or_else(|| item.evidence.get("candidates"))
-        .and_then(|c| c.as_array())
-        .map_or(0, Vec::len);
     format!(
         "#{:<8} {:<16} {:<22} occurred {}  {} candidate(s)",
-        item.seq, item.source, item.kind, item.occurred_at, candidates
+        item.seq,
+        item.source,
+        item.kind,
+        ts(&item.occurred_at),
+        item.evidence.candidates.len()
     )
 }
 
@@ -153,11 +151,18 @@ fn print_item(config: &Config, item: &ReviewItem) {
     );
     println!(
         "occurred {}; sent to review {}",
-        item.occurred_at, item.queued_at
+        ts(&item.occurred_at),
+        ts(&item.queued_at)
     );
     print!(
         "{}",
-        super::linkage::explain(config, "review", None, None, &item.evidence)
+        super::linkage::explain(
+            config,
+            doudi_model::LinkOutcome::Review,
+            None,
+            None,
+            item.evidence.clone()
+        )
     );
     match &item.decision {
         None => println!(
@@ -169,7 +174,7 @@ fn print_item(config: &Config, item: &ReviewItem) {
             d.decision,
             d.member_id.as_deref().unwrap_or(""),
             d.decided_by,
-            d.decided_at,
+            ts(&d.decided_at),
             if d.note.is_empty() {
                 String::new()
             } else {

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use doudi_store::TraceEntry;
+use doudi_store::{ts, TraceEntry};
 use serde_json::Value;
 
 use super::{mask_household, mask_person, open_store};
@@ -90,7 +90,7 @@ fn print_entry(e: &TraceEntry) {
         TraceEntry::Register {
             at, change, file, ..
         } => {
-            println!("{at}  register   {change} (import of {file})");
+            println!("{}  register   {change} (import of {file})", ts(at));
         }
         TraceEntry::Event {
             seq,
@@ -106,10 +106,11 @@ fn print_entry(e: &TraceEntry) {
             review,
             ..
         } => {
-            let total = evidence.get("total").and_then(Value::as_f64);
-            let model = evidence.get("model").and_then(Value::as_str).unwrap_or("");
+            let total = evidence.total;
+            let model = &evidence.model_version;
             println!(
-                "{at}  event #{seq} {source} {kind} {event_id} ({stream}:{position}) → {outcome} {}{}",
+                "{}  event #{seq} {source} {kind} {event_id} ({stream}:{position}) → {outcome} {}{}",
+                ts(at),
                 member_id.as_deref().unwrap_or(""),
                 total
                     .map(|t| format!(" [match weight {t:.1}, model {model}]"))
@@ -135,21 +136,12 @@ fn print_entry(e: &TraceEntry) {
             assessment,
         } => {
             println!(
-                "{at}  assessed after #{seq}: score {score}, {level} (rules {rule_set_version})"
+                "{}  assessed after #{seq}: score {score}, {level} (rules {rule_set_version})",
+                ts(at)
             );
             if let Some(a) = assessment {
-                for c in a
-                    .get("contributions")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    println!(
-                        "{:27}{:+5} {}",
-                        "",
-                        c.get("points").and_then(Value::as_i64).unwrap_or(0),
-                        c.get("reason_zh").and_then(Value::as_str).unwrap_or("")
-                    );
+                for c in &a.contributions {
+                    println!("{:27}{:+5} {}", "", c.points, c.reason_zh);
                 }
             }
         }
@@ -164,7 +156,8 @@ fn print_entry(e: &TraceEntry) {
             ..
         } => {
             println!(
-                "{at}  warning #{warning_id} {action} by {actor} ({level}){}{}",
+                "{}  warning #{warning_id} {action} by {actor} ({level}){}{}",
+                ts(at),
                 note.as_deref()
                     .filter(|n| !n.is_empty())
                     .map(|n| format!(" — {n}"))

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Subcommand, ValueEnum};
 use doudi_model::{Category, Money, RegionCode};
-use doudi_store::{StoreError, WarningMove};
-use doudi_warnings::lifecycle::{authorise, check_reason, transition, Disposition, Move, Status};
+use doudi_store::{ts, StoreError, WarningMove};
+use doudi_warnings::lifecycle::{authorise, check_reason, transition, Disposition, Move};
 
 use super::{mask_household, officers, open_store};
 use crate::Config;
@@ -136,11 +136,11 @@ pub async fn run(config: &Config, cmd: WarningsCommand) -> anyhow::Result<ExitCo
                     println!(
                         "#{:<6} {:<6} score {:<4} household {:<20} region {} deadline {} officer {}",
                         w.warning_id,
-                        w.level,
+                        w.level.code(),
                         w.score,
                         w.household_id,
                         w.region_code,
-                        w.deadline,
+                        ts(&w.deadline),
                         w.assigned_to.as_deref().unwrap_or("(unassigned)")
                     );
                 }
@@ -188,7 +188,13 @@ pub async fn run(config: &Config, cmd: WarningsCommand) -> anyhow::Result<ExitCo
                 for n in &list {
                     println!(
                         "{}  {:<10} warning #{:<6} {:<6} household {:<14} deadline {}  {}",
-                        n.due_at, n.kind, n.warning_id, n.level, n.household_id, n.deadline, n.note
+                        ts(&n.due_at),
+                        n.kind,
+                        n.warning_id,
+                        n.level.code(),
+                        n.household_id,
+                        ts(&n.deadline),
+                        n.note
                     );
                 }
             }
@@ -252,9 +258,7 @@ async fn make_move(
         return Ok(ExitCode::from(2));
     };
     let w = &detail.warning;
-    let Some(status) = Status::from_code(&w.status) else {
-        anyhow::bail!("warning #{id} has an unknown status {:?}", w.status);
-    };
+    let status = w.status;
     let region = RegionCode::parse(&w.region_code)?;
     let directory = officers::load_directory(store).await?;
     let limit = config.rule_set()?.relief.township_limit;
@@ -291,14 +295,14 @@ async fn make_move(
         }
     };
     let disposition = match &m {
-        Move::Resolve(d) => Some(serde_json::to_string(d)?),
+        Move::Resolve(d) => Some(d),
         _ => None,
     };
     let moved = store
         .move_warning(&WarningMove {
             warning_id: id,
-            from: status.code(),
-            to: to.code(),
+            from: status,
+            to,
             action: m.code(),
             actor,
             note,
@@ -333,8 +337,8 @@ fn print_detail(d: &doudi_store::WarningDetail) {
         w.assigned_to
             .as_deref()
             .unwrap_or("(nobody: no officer covers the region)"),
-        w.opened_at,
-        w.deadline
+        ts(&w.opened_at),
+        ts(&w.deadline)
     );
     if let Some(members) = w.household.get("members").and_then(|m| m.as_array()) {
         let list: Vec<String> = members
@@ -349,33 +353,24 @@ fn print_detail(d: &doudi_store::WarningDetail) {
             .collect();
         println!("members: {}", list.join(", "));
     }
-    if let Some(contribs) = w.summary.get("contributions").and_then(|c| c.as_array()) {
-        println!(
-            "why (rule set {}):",
-            w.summary
-                .get("rule_set_version")
-                .and_then(|v| v.as_str())
-                .unwrap_or("?")
-        );
-        for c in contribs {
-            println!(
-                "  {:+5}  {}",
-                c.get("points").and_then(|v| v.as_i64()).unwrap_or(0),
-                c.get("reason_zh").and_then(|v| v.as_str()).unwrap_or("")
-            );
-        }
+    println!("why (rule set {}):", w.summary.rule_set_version);
+    for c in &w.summary.contributions {
+        println!("  {:+5}  {}", c.points, c.reason_zh);
     }
     if let Some(disposition) = &d.disposition {
-        println!("disposition: {disposition}");
+        println!(
+            "disposition: {}",
+            serde_json::to_value(disposition).unwrap_or_default()
+        );
     }
     println!("history:");
     for h in &d.history {
         println!(
             "  {}  {:<12} by {:<14} level {:<6}{}{}",
-            h.at,
+            ts(&h.at),
             h.action,
             h.actor,
-            h.level,
+            h.level.code(),
             h.note
                 .as_deref()
                 .filter(|n| !n.is_empty())
@@ -398,19 +393,10 @@ async fn tick(
     use doudi_warnings::escalation::{due, Clock, Notice};
     let cfg = &config.warnings.escalation;
     let directory = officers::load_directory(store).await?;
-    let stamp = |t: chrono::DateTime<chrono::Utc>| doudi_store::ts(&t);
-    let parse = |s: &str| -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
-        Ok(chrono::DateTime::parse_from_rfc3339(s)?.with_timezone(&chrono::Utc))
-    };
     let mut updates = Vec::new();
     let mut silenced = 0u64;
-    for w in store.warning_clocks(&stamp(now)).await? {
-        let (Some(status), Some(level)) = (
-            Status::from_code(&w.status),
-            doudi_risk::Level::from_code(&w.level),
-        ) else {
-            continue;
-        };
+    for w in store.warning_clocks(now).await? {
+        let (status, level) = (w.status, w.level);
         let region = RegionCode::parse(&w.region_code)?;
         // One person per level above the assigned officer, nearest first.
         let chain: Vec<String> = directory
@@ -419,20 +405,15 @@ async fn tick(
             .map(|o| o.officer_id.clone())
             .filter(|id| Some(id) != w.assigned_to.as_ref())
             .collect();
-        let opened = parse(&w.opened_at)?;
+        let opened = w.opened_at;
         let clock = Clock {
             status,
             level,
             opened_at: opened,
-            deadline: parse(&w.deadline)?,
+            deadline: w.deadline,
             ack_steps: u32::try_from(w.ack_steps).unwrap_or(0),
             resolve_escalated: w.resolve_escalated,
-            last_notice_at: w
-                .last_notice_at
-                .as_deref()
-                .map(parse)
-                .transpose()?
-                .unwrap_or(opened),
+            last_notice_at: w.last_notice_at.unwrap_or(opened),
         };
         let due_now = due(&clock, now, cfg, chain.len() as u32);
         if due_now.is_empty() {
@@ -485,19 +466,19 @@ async fn tick(
                     warning_id: w.warning_id,
                     kind: kind.to_string(),
                     recipient,
-                    due_at: stamp(at),
+                    due_at: at,
                     note,
                 });
             }
         }
         updates.push(doudi_store::EscalationUpdate {
             warning_id: w.warning_id,
-            expected_status: w.status.clone(),
+            expected_status: w.status,
             expected_ack_steps: w.ack_steps,
             expected_resolve_escalated: w.resolve_escalated,
             ack_steps: i64::from(steps),
             resolve_escalated,
-            last_notice_at: stamp(last),
+            last_notice_at: last,
             notices,
         });
     }
