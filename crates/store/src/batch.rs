@@ -789,7 +789,7 @@ impl BatchTx {
 /// The rows of `select` (a statement ending in `… household_id`) for these households, each chunk
 /// followed by `tail` (an `ORDER BY`): on PostgreSQL one statement with an array, on SQLite lists of
 /// bound values, [`CHUNK`] at a time.
-async fn rows_for_households<T>(
+pub(crate) async fn rows_for_households<T>(
     conn: Conn<'_>,
     select: &str,
     tail: &str,

@@ -162,6 +162,7 @@ conformance!(
     notices_outbox_and_delivery_state,
     dead_letters_are_kept_and_marked_replayed,
     register_import_reports_each_change,
+    a_few_households_are_read_without_the_register,
     a_review_item_is_decided_once,
     findings_open_once_per_key_refresh_and_close,
     officer_import_replaces_the_directory,
@@ -1581,6 +1582,38 @@ async fn a_persons_move_waits_for_a_batch_on_the_household(db: &TestDb) {
     );
     let actions: Vec<&str> = d.history.iter().map(|h| h.action.as_str()).collect();
     assert_eq!(actions, ["opened", "raised", "acknowledge"]);
+}
+
+async fn a_few_households_are_read_without_the_register(db: &TestDb) {
+    let store = &db.store;
+    store
+        .import_register(
+            &[
+                household("H1", "一村1号"),
+                household("H2", "二村2号"),
+                household("H3", "三村3号"),
+            ],
+            "reg",
+            true,
+        )
+        .await
+        .unwrap();
+    store
+        .import_register(
+            &[household("H1", "一村1号"), household("H2", "二村2号")],
+            "reg2",
+            true,
+        )
+        .await
+        .unwrap();
+    let ids = |hs: Vec<Household>| hs.into_iter().map(|h| h.household_id).collect::<Vec<_>>();
+    let wanted: Vec<String> = ["H3", "H2", "NOPE"].iter().map(|s| s.to_string()).collect();
+    assert_eq!(
+        ids(store.register_households(&wanted).await.unwrap()),
+        ["H2"],
+        "active households only, unknown ids left out"
+    );
+    assert!(store.register_households(&[]).await.unwrap().is_empty());
 }
 
 /// Stored vocabulary is read back as types: a value no type knows is an error naming the table and
