@@ -8,19 +8,19 @@ pub use doudi_model::assessment::{Assessment, Contribution};
 use crate::level::Level;
 use crate::relief::suggest_relief;
 use crate::review::review_needed;
-use crate::rules::{able, watch, Ctx, RULES, VULNERABILITY_ID};
+use crate::rule::Ctx;
+use crate::rules::{watch, VULNERABILITY_ID};
 use crate::ruleset::RuleSet;
 use crate::state::HouseholdState;
 
 /// Assess a household from its derived state. Pure; never panics.
 pub fn assess(rules: &RuleSet, household: &Household, state: &HouseholdState) -> Assessment {
-    let cx = Ctx::new(rules, household, state);
-    assess_in(&cx)
+    assess_in(rules, &rules.context(household, state))
 }
 
 /// Assess with the per-assessment context already worked out.
-pub(crate) fn assess_in(cx: &Ctx) -> Assessment {
-    let (rules, household, state) = (cx.rules, cx.household, cx.state);
+pub(crate) fn assess_in(rules: &RuleSet, cx: &Ctx) -> Assessment {
+    let (household, state) = (cx.household, cx.state);
     let review = review_needed(cx);
     let mut assessment = Assessment {
         rule_set_version: rules.version.clone(),
@@ -37,14 +37,7 @@ pub(crate) fn assess_in(cx: &Ctx) -> Assessment {
         return assessment;
     }
 
-    let mut contributions: Vec<Contribution> = Vec::new();
-    for (_, rule) in RULES.iter() {
-        if let Some(c) = rule(cx) {
-            if c.points != 0 {
-                contributions.push(c);
-            }
-        }
-    }
+    let mut contributions = rules.rules.evaluate(cx);
     inhibit(state, &mut contributions, &mut assessment.review_needed);
     if contributions.is_empty() {
         return assessment;
@@ -68,7 +61,7 @@ pub(crate) fn assess_in(cx: &Ctx) -> Assessment {
     let level = rules.levels.level_for(score);
     // A watched household is stable: it is visited, not paid relief again.
     if !watched {
-        assessment.relief = suggest_relief(cx, level, &contributions);
+        assessment.relief = suggest_relief(rules, cx, level, &contributions);
     }
     assessment.act_within_hours = rules.levels.params(level).map(|p| p.act_within_hours);
     assessment.score = score;
@@ -156,7 +149,7 @@ pub fn vulnerability(
             times(v.children_present_permille)
         ));
     }
-    if !alive.iter().any(|m| able(rules, m)) {
+    if !alive.iter().any(|m| rules.general.able(m)) {
         multiplier += v.nobody_able_to_work_permille;
         zh.push(format!(
             "家中无有劳动能力的成员（+{}）",
@@ -314,7 +307,7 @@ mod tests {
         assert_eq!(a.score, 39); // 30 × 1.3
                                  // six months later, stable: cleared
         let s = derive_state(&h, &facts, at("2026-01-02"));
-        let c = s.clearance(&RuleSet::builtin(), &h);
+        let c = RuleSet::builtin().clearance(&h, &s);
         assert_eq!(c.status, crate::ClearanceStatus::Cleared);
         assert_eq!(c.cleared_on, Some(date("2026-01-01")));
         let a = run(&h, &facts, "2026-01-02");

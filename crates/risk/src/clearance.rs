@@ -22,8 +22,7 @@ use chrono::{Months, NaiveDate};
 use doudi_model::Money;
 use serde::Serialize;
 
-use crate::rules::{able, catastrophic_bill, job_loss};
-use crate::ruleset::{RuleSet, Standard};
+use crate::policy::{Deductions, General, ReviewParams, Standard};
 use crate::state::HouseholdState;
 
 /// Where the household stands on clearing its risk at the date of the assessment.
@@ -72,90 +71,61 @@ fn add_months(d: NaiveDate, n: u32) -> NaiveDate {
         .unwrap_or(NaiveDate::MAX)
 }
 
-/// The clearing position of `state` under `rules`, with the household's standard and pupils.
+/// The risk signals of a household's timeline up to the day of the assessment, as stretches of
+/// days: a signal is a one-day stretch, a dangerous home lasts until the household moves. Each
+/// rule adds its own (`Rule::signals`); stretches of income below the line are added here.
+#[derive(Clone, Debug)]
+pub struct Signals {
+    as_of: NaiveDate,
+    spans: Vec<(NaiveDate, NaiveDate)>,
+}
+
+impl Signals {
+    pub fn new(as_of: NaiveDate) -> Self {
+        Signals {
+            as_of,
+            spans: Vec::new(),
+        }
+    }
+
+    /// A signal on day `on` (ignored when it is after the day of the assessment).
+    pub fn day(&mut self, on: NaiveDate) {
+        self.span(on, on);
+    }
+
+    /// A risk that lasted from `from` to `to` (ignored when it began after the day of the
+    /// assessment).
+    pub fn span(&mut self, from: NaiveDate, to: NaiveDate) {
+        if from <= self.as_of {
+            self.spans.push((from, to));
+        }
+    }
+}
+
+/// The parts of the rule set that clearing reads.
+#[derive(Clone, Copy)]
+pub struct ClearingRules<'s> {
+    pub general: &'s General,
+    pub deductions: &'s Deductions,
+    pub review: &'s ReviewParams,
+}
+
+/// The clearing position of `state` from the rules' `signals`, with the household's standard and
+/// pupils.
 pub(crate) fn compute(
-    rules: &RuleSet,
+    rules: ClearingRules,
     state: &HouseholdState,
     standard: &Standard,
     pupils: i64,
+    signals: Signals,
 ) -> Clearance {
     let as_of = state.as_of_date();
     let months = u32::try_from(rules.review.risk_clear_stable_months).unwrap_or(6);
-    let d = &rules.deductions;
+    let d = rules.deductions;
     let baseline = d.per_capita_for_risk(state.parts_at_registration(), pupils);
     let line = standard.dibao_monthly.min(baseline);
-    let anyone_able = state.alive_members().any(|m| able(rules, m));
-
-    // Unstable stretches (first day, last day), signals being one-day stretches.
-    let mut spans: Vec<(NaiveDate, NaiveDate)> = Vec::new();
-    let signal = |spans: &mut Vec<(NaiveDate, NaiveDate)>, on: NaiveDate| {
-        if on <= as_of {
-            spans.push((on, on));
-        }
-    };
-    for x in &state.deaths {
-        signal(&mut spans, x.died_on);
-    }
-    for x in &state.serious_illnesses {
-        signal(&mut spans, x.diagnosed_on);
-    }
-    let jl = &rules.rules.job_loss;
-    for x in &state.employment_losses {
-        if job_loss::weight(jl, x) > 0 {
-            signal(&mut spans, x.on);
-        }
-    }
-    let sd = &rules.rules.severe_disability;
-    for x in &state.disabilities {
-        if i64::from(x.grade) <= sd.max_grade && x.previous_grade.is_none_or(|p| p > x.grade) {
-            signal(&mut spans, x.certified_on);
-        }
-    }
-    // A dangerous or uninhabitable home stays a risk until the household has moved.
-    let moved_after = |d: NaiveDate| {
-        state
-            .relocations
-            .iter()
-            .filter(|r| r.relocated_on >= d && r.relocated_on <= as_of)
-            .map(|r| r.relocated_on)
-            .min()
-    };
-    for x in &state.dangerous_house {
-        if x.appraised_on <= as_of {
-            spans.push((x.appraised_on, moved_after(x.appraised_on).unwrap_or(as_of)));
-        }
-    }
-    for x in &state.disasters {
-        if x.occurred_on <= as_of {
-            let until = if x.uninhabitable {
-                moved_after(x.occurred_on).unwrap_or(as_of)
-            } else {
-                x.occurred_on
-            };
-            spans.push((x.occurred_on, until));
-        }
-    }
-    for x in &state.relocations {
-        if x.forced {
-            signal(&mut spans, x.relocated_on);
-        }
-    }
-    if !state.settlements.is_empty() {
-        let threshold = catastrophic_bill::threshold(rules, state, standard);
-        for x in &state.settlements {
-            if x.out_of_pocket > Money::ZERO && x.out_of_pocket >= threshold {
-                signal(&mut spans, x.settled_on);
-            }
-        }
-        let heavy = standard
-            .per_capita_disposable_yearly
-            .scale(rules.rules.medical_burden.above_half_permille, 1000);
-        for p in &state.income_history {
-            if p.out_of_pocket_12m > Money::ZERO && p.out_of_pocket_12m >= heavy {
-                signal(&mut spans, p.on);
-            }
-        }
-    }
+    let anyone_able = state.alive_members().any(|m| rules.general.able(m));
+    let mut spans = signals.spans;
     let now_pc = d.per_capita_for_risk(state.parts_now(), pupils);
     let below_now = now_pc < line && state.size_now() > 0;
     let hist = &state.income_history;

@@ -14,6 +14,13 @@
 //! cleared ([`clearance`]: six stable months, income back at or above the line, someone able to
 //! work); a household nobody in which can work is never cleared and stays watched.
 //!
+//! How it is laid out, from the ground up: `state` (the derived state), `check` (how a rules file
+//! is refused), `policy` (the rule set's shared tables), `clearance`, `rule` (what a rule is and
+//! sees), `rules/` (one file per rule, registered once in `rules/mod.rs`), `ruleset` (the whole
+//! file), then `review`, `relief`, `assess` and `backtest`. Nothing imports upward. The outcome
+//! types (`Level`, `Assessment`, `Contribution`, `ReliefSuggestion`) live in `doudi_model` and are
+//! re-exported here.
+//!
 //! What it must never do: any I/O (it only parses a TOML string it is given), any logging, any
 //! panic on input, any float arithmetic on money (amounts are integer fen, ratios permille). The
 //! derived state carries no names or ID numbers, and borrows its identifiers from the facts (no
@@ -22,10 +29,13 @@
 
 pub mod assess;
 pub mod backtest;
+pub mod check;
 pub mod clearance;
 pub mod level;
+pub mod policy;
 pub mod relief;
 pub mod review;
+pub mod rule;
 pub mod rules;
 pub mod ruleset;
 pub mod state;
@@ -40,6 +50,7 @@ pub use backtest::{backtest, BacktestReport};
 pub use clearance::{Clearance, ClearanceStatus};
 pub use level::Level;
 pub use relief::ReliefSuggestion;
-pub use rules::{RULES, RULE_IDS, VULNERABILITY_ID};
+pub use rule::Rule;
+pub use rules::{RuleParams, RULE_IDS, VULNERABILITY_ID};
 pub use ruleset::{RuleSet, RuleSetError, Standard};
 pub use state::{derive_state, HouseholdState, MemberState};

@@ -5,9 +5,11 @@ use doudi_model::{Category, Money};
 
 pub use doudi_model::assessment::ReliefSuggestion;
 
-use crate::assess::Contribution;
+use doudi_model::Contribution;
+
 use crate::level::Level;
-use crate::rules::{able, Ctx};
+use crate::rule::Ctx;
+use crate::ruleset::RuleSet;
 
 pub const KIND_EMERGENCY: &str = "emergency";
 pub const KIND_EXPENSE: &str = "expense";
@@ -17,11 +19,11 @@ pub const APPROVER_COUNTY: &str = "county";
 /// The suggestion for a level and the contributions that led to it; `None` at level none or
 /// when the level suggests no months.
 pub fn suggest_relief(
+    rules: &RuleSet,
     cx: &Ctx,
     level: Level,
     contributions: &[Contribution],
 ) -> Option<ReliefSuggestion> {
-    let rules = cx.rules;
     let lp = rules.levels.params(level)?;
     let r = &rules.relief;
     let fired = |ids: &[String]| contributions.iter().any(|c| ids.contains(&c.rule_id));
@@ -96,7 +98,7 @@ pub fn suggest_relief(
 /// household not on 低保/特困, 低保 when income after deductions is below the standard now, 特困
 /// when nobody can work and there is no income.
 fn enrolment(cx: &Ctx, contributions: &[Contribution]) -> Vec<String> {
-    let (rules, household, state) = (cx.rules, cx.household, cx.state);
+    let (household, state) = (cx.household, cx.state);
     let mut out = Vec::new();
     let supported = matches!(household.category, Category::Dibao | Category::Tekun);
     if supported {
@@ -104,8 +106,8 @@ fn enrolment(cx: &Ctx, contributions: &[Contribution]) -> Vec<String> {
     }
     let fired = |id: &str| contributions.iter().any(|c| c.rule_id == id);
     let dibao = cx.standard.dibao_monthly;
-    let pc = rules.deductions.per_capita(state.parts_now(), cx.pupils);
-    let nobody_able = !state.alive_members().any(|m| able(rules, m));
+    let pc = cx.deductions.per_capita(state.parts_now(), cx.pupils);
+    let nobody_able = !state.alive_members().any(|m| cx.able(m));
     if nobody_able && state.monthly_income_now == Money::ZERO {
         out.push(format!(
             "[tekun] 家中无有劳动能力的成员且无收入：考虑纳入特困供养（标准{}元/月） / Nobody can work and there is no income: consider extreme-poverty support (特困, {} yuan a month)",
@@ -152,17 +154,17 @@ mod tests {
         let illness = [contribution("serious_illness")];
         let death = [contribution("death")];
         assert_eq!(
-            suggest_relief(&Ctx::new(&rules, &h, &s), Level::None, &job),
+            suggest_relief(&rules, &rules.context(&h, &s), Level::None, &job),
             None
         );
-        let y = suggest_relief(&Ctx::new(&rules, &h, &s), Level::Yellow, &job).unwrap();
+        let y = suggest_relief(&rules, &rules.context(&h, &s), Level::Yellow, &job).unwrap();
         assert_eq!((y.months, y.amount), (1, Money::from_yuan(732)));
         assert_eq!(y.kind, "expense");
-        let o = suggest_relief(&Ctx::new(&rules, &h, &s), Level::Orange, &illness).unwrap();
+        let o = suggest_relief(&rules, &rules.context(&h, &s), Level::Orange, &illness).unwrap();
         assert_eq!((o.months, o.kind.as_str()), (2, "expense"));
-        let r = suggest_relief(&Ctx::new(&rules, &h, &s), Level::Red, &illness).unwrap();
+        let r = suggest_relief(&rules, &rules.context(&h, &s), Level::Red, &illness).unwrap();
         assert_eq!((r.months, r.kind.as_str()), (4, "emergency"));
-        let d = suggest_relief(&Ctx::new(&rules, &h, &s), Level::Yellow, &death).unwrap();
+        let d = suggest_relief(&rules, &rules.context(&h, &s), Level::Yellow, &death).unwrap();
         assert_eq!((d.months, d.kind.as_str()), (2, "emergency"));
         assert_eq!(d.approver, "township");
         assert!(d.reason_zh.contains("急难型"), "{}", d.reason_zh);
@@ -176,7 +178,7 @@ mod tests {
         let mut h = family(doudi_model::Category::DibaoEdge);
         h.members[0].monthly_income = Money::from_yuan(2800);
         let s = derive_state(&h, &[], at("2026-03-01"));
-        let r = suggest_relief(&Ctx::new(&rules, &h, &s), Level::Orange, &illness).unwrap();
+        let r = suggest_relief(&rules, &rules.context(&h, &s), Level::Orange, &illness).unwrap();
         assert_eq!(r.enrolment.len(), 1);
         assert!(
             r.enrolment[0].starts_with("[single_person]"),
@@ -186,7 +188,7 @@ mod tests {
         // below the 低保 line after deductions: 低保 ((2,000 × 0.8 + 400) / 3 = 666.66 < 732)
         let h = family(doudi_model::Category::DibaoEdge);
         let s = derive_state(&h, &[], at("2026-03-01"));
-        let r = suggest_relief(&Ctx::new(&rules, &h, &s), Level::Orange, &illness).unwrap();
+        let r = suggest_relief(&rules, &rules.context(&h, &s), Level::Orange, &illness).unwrap();
         assert!(
             r.enrolment[0].starts_with("[dibao] 扣除刚性支出和就业成本后人均月收入666.66元"),
             "{:?}",
@@ -195,12 +197,12 @@ mod tests {
         // nobody can work, no income: 特困
         let h = single_elderly(doudi_model::Category::EdgeProne);
         let s = derive_state(&h, &[], at("2026-03-01"));
-        let r = suggest_relief(&Ctx::new(&rules, &h, &s), Level::Yellow, &illness).unwrap();
+        let r = suggest_relief(&rules, &rules.context(&h, &s), Level::Yellow, &illness).unwrap();
         assert!(r.enrolment[0].starts_with("[tekun]"), "{:?}", r.enrolment);
         // already on 低保: nothing to suggest
         let h = family_dibao_rural();
         let s = derive_state(&h, &[], at("2026-03-01"));
-        let r = suggest_relief(&Ctx::new(&rules, &h, &s), Level::Yellow, &illness).unwrap();
+        let r = suggest_relief(&rules, &rules.context(&h, &s), Level::Yellow, &illness).unwrap();
         assert!(r.enrolment.is_empty());
     }
 
@@ -212,7 +214,8 @@ mod tests {
         let s = derive_state(&h, &[], at("2026-03-01"));
         // urban 961 × 4 = 3,844 > 3,000
         let r = suggest_relief(
-            &Ctx::new(&rules, &h, &s),
+            &rules,
+            &rules.context(&h, &s),
             Level::Red,
             &[contribution("death")],
         )
@@ -229,7 +232,8 @@ mod tests {
         let mut big = rules.clone();
         big.levels.red.relief_months = 6;
         let r = suggest_relief(
-            &Ctx::new(&big, &h, &s),
+            &big,
+            &big.context(&h, &s),
             Level::Red,
             &[contribution("death")],
         )

@@ -9,7 +9,7 @@ use doudi_model::event::PropertyType;
 use doudi_model::Category;
 
 use crate::clearance::ClearanceStatus;
-use crate::rules::{able, relation_en, relation_of, relation_zh, Ctx};
+use crate::rule::{relation_en, relation_of, relation_zh, Ctx};
 use crate::state::{HouseholdState, IncomeRise, IncomeRiseKind};
 
 fn entry(code: &str, zh: String, en: String) -> String {
@@ -60,7 +60,7 @@ fn what(state: &HouseholdState, r: &IncomeRise) -> (String, String) {
 /// What the officer should know about clearing the risk (风险消除).
 fn clearance_note(cx: &Ctx, out: &mut Vec<String>) {
     let c = &cx.clearance;
-    let months = cx.rules.review.risk_clear_stable_months;
+    let months = cx.review.risk_clear_stable_months;
     let as_of = cx.state.as_of_date();
     let line = c.line;
     match c.status {
@@ -115,10 +115,10 @@ fn clearance_note(cx: &Ctx, out: &mut Vec<String>) {
 
 /// The reviews the state calls for under these rules.
 pub fn review_needed(cx: &Ctx) -> Vec<String> {
-    let (rules, household, state) = (cx.rules, cx.household, cx.state);
+    let (household, state) = (cx.household, cx.state);
     let mut out: Vec<String> = Vec::new();
     let as_of = state.as_of_date();
-    let grace = u32::try_from(rules.review.dibao_grace_months).unwrap_or(6);
+    let grace = u32::try_from(cx.review.dibao_grace_months).unwrap_or(6);
     let grace_start = if state.income_rises.is_empty() {
         NaiveDate::MAX
     } else {
@@ -159,9 +159,9 @@ pub fn review_needed(cx: &Ctx) -> Vec<String> {
     }
 
     let std = cx.standard;
-    let pc = rules.deductions.per_capita(state.parts_now(), cx.pupils);
-    let nobody_able = !state.alive_members().any(|m| able(rules, m));
-    let stable = rules.review.risk_clear_stable_months;
+    let pc = cx.deductions.per_capita(state.parts_now(), cx.pupils);
+    let nobody_able = !state.alive_members().any(|m| cx.able(m));
+    let stable = cx.review.risk_clear_stable_months;
     for r in state.income_rises.iter().filter(|r| r.on >= grace_start) {
         let (wz, we) = what(state, r);
         if r.kind == IncomeRiseKind::PropertyAcquired {
@@ -250,7 +250,7 @@ mod tests {
     use doudi_model::Household;
 
     fn review_needed_for(rules: &RuleSet, h: &Household, s: &HouseholdState) -> Vec<String> {
-        review_needed(&Ctx::new(rules, h, s))
+        review_needed(&rules.context(h, s))
     }
 
     #[test]

@@ -301,15 +301,19 @@ impl<'a> HouseholdState<'a> {
         }
     }
 
+    /// The first day on or after `d` (up to `as_of`) the household moved, if it has.
+    pub fn moved_since(&self, d: NaiveDate) -> Option<NaiveDate> {
+        self.relocations
+            .iter()
+            .filter(|r| r.relocated_on >= d && r.relocated_on <= self.as_of_day)
+            .map(|r| r.relocated_on)
+            .min()
+    }
+
     /// Since when the home has been unsafe — appraised dangerous (危房 C/D) or made uninhabitable
     /// by a disaster — with no move since; `None` when it is not (or no longer) unsafe.
     pub fn unsafe_home_since(&self) -> Option<NaiveDate> {
         let as_of = self.as_of_day;
-        let moved_after = |d: NaiveDate| {
-            self.relocations
-                .iter()
-                .any(|r| r.relocated_on >= d && r.relocated_on <= as_of)
-        };
         let dangerous = self.dangerous_house.iter().map(|x| x.appraised_on);
         let ruined = self
             .disasters
@@ -318,18 +322,8 @@ impl<'a> HouseholdState<'a> {
             .map(|x| x.occurred_on);
         dangerous
             .chain(ruined)
-            .filter(|d| *d <= as_of && !moved_after(*d))
+            .filter(|d| *d <= as_of && self.moved_since(*d).is_none())
             .min()
-    }
-
-    /// Where the household stands on clearing its risk (风险消除) under `rules`: cleared, open
-    /// (with the day it is stable since), or watched because nobody can work.
-    pub fn clearance(
-        &self,
-        rules: &crate::ruleset::RuleSet,
-        household: &Household,
-    ) -> crate::clearance::Clearance {
-        crate::rules::Ctx::new(rules, household, self).clearance
     }
 
     /// Living members of school age at `as_of` (`min ≤ age < below`), for the schooling deduction.

@@ -126,7 +126,7 @@ fn hardship_households_are_warned_with_their_cause_and_others_rarely() {
                     .filter(|f| ids.contains(&f.event_id))
                     .map(|f| f.occurred_at)
                     .max();
-                let c = state.clearance(&rules, h);
+                let c = rules.clearance(h, &state);
                 let cleared = c.status == ClearanceStatus::Cleared
                     // or cleared, and a new episode (not the scenario's) open since
                     || story_end.is_some_and(|t| {
@@ -141,7 +141,7 @@ fn hardship_households_are_warned_with_their_cause_and_others_rarely() {
                     misses.push(format!(
                         "{} {kind} {:?}: end {} / story end {}",
                         h.household_id,
-                        state.clearance(&rules, h),
+                        rules.clearance(h, &state),
                         describe(&a),
                         then.as_ref().map(describe).unwrap_or_default()
                     ));

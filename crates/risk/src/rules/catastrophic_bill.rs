@@ -1,11 +1,13 @@
 //! `catastrophic_bill`: one bill whose out-of-pocket reaches a share of the household's yearly
 //! capacity to pay (its yearly income, but at least the yearly 低保 standard for every member).
 
-use doudi_model::{Household, Money};
+use doudi_model::{Contribution, Money};
+use serde::{Deserialize, Serialize};
 
-use super::{percent, Ctx};
-use crate::assess::Contribution;
-use crate::ruleset::{RuleSet, Standard};
+use crate::check::{RuleSetError, Section};
+use crate::clearance::Signals;
+use crate::policy::Standard;
+use crate::rule::{percent, Ctx, Rule};
 use crate::state::HouseholdState;
 
 pub const ID: &str = "catastrophic_bill";
@@ -20,68 +22,92 @@ pub fn capacity(state: &HouseholdState, standard: &Standard) -> Money {
     income.max(floor)
 }
 
-/// The out-of-pocket amount from which one bill is catastrophic.
-pub fn threshold(rules: &RuleSet, state: &HouseholdState, standard: &Standard) -> Money {
-    capacity(state, standard).scale(
-        rules.rules.catastrophic_bill.share_of_capacity_permille,
-        1000,
-    )
+/// `[rules.catastrophic_bill]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatastrophicBill {
+    /// One bill's out-of-pocket at or above this share (‰) of the household's yearly capacity to pay.
+    pub share_of_capacity_permille: i64,
+    pub points: i64,
 }
 
-pub fn evaluate(
-    rules: &RuleSet,
-    household: &Household,
-    state: &HouseholdState,
-) -> Option<Contribution> {
-    eval(&Ctx::new(rules, household, state))
+impl CatastrophicBill {
+    /// The out-of-pocket amount from which one bill is catastrophic.
+    pub fn threshold(&self, state: &HouseholdState, standard: &Standard) -> Money {
+        capacity(state, standard).scale(self.share_of_capacity_permille, 1000)
+    }
 }
 
-pub fn eval(cx: &Ctx) -> Option<Contribution> {
-    let (rules, state) = (cx.rules, cx.state);
-    let p = &rules.rules.catastrophic_bill;
-    let cap = capacity(state, &cx.standard);
-    let threshold = cap.scale(p.share_of_capacity_permille, 1000);
-    let bills: Vec<_> = state
-        .settlements
-        .iter()
-        .filter(|s| cx.counts(s.settled_on))
-        .filter(|s| s.out_of_pocket > Money::ZERO && s.out_of_pocket >= threshold)
-        .collect();
-    let worst = bills.iter().max_by_key(|s| s.out_of_pocket)?;
-    let share = worst.out_of_pocket.ratio_permille(cap).unwrap_or(0);
-    let more = bills.len() - 1;
-    Some(Contribution {
-        rule_id: ID.to_string(),
-        points: p.points,
-        reason_zh: format!(
-            "{}一次就医自付{}元，达到家庭年支付能力{cap}元的{}%{}",
-            worst.settled_on,
-            worst.out_of_pocket,
-            percent(share),
-            if more > 0 {
-                format!("（另有{more}笔类似账单）")
-            } else {
-                String::new()
+impl Rule for CatastrophicBill {
+    const ID: &'static str = ID;
+
+    fn validate(&self, at: Section) -> Result<(), RuleSetError> {
+        at.share("share_of_capacity_permille", self.share_of_capacity_permille)?;
+        at.points("points", self.points)
+    }
+
+    fn signals(&self, state: &HouseholdState, standard: &Standard, out: &mut Signals) {
+        let threshold = self.threshold(state, standard);
+        for x in &state.settlements {
+            if x.out_of_pocket > Money::ZERO && x.out_of_pocket >= threshold {
+                out.day(x.settled_on);
             }
-        ),
-        reason_en: format!(
-            "A single bill settled on {} left {} yuan to pay out of pocket, {}% of the household's yearly capacity to pay ({cap} yuan){}",
-            worst.settled_on,
-            worst.out_of_pocket,
-            percent(share),
-            if more > 0 {
-                format!(" ({more} more such bills)")
-            } else {
-                String::new()
-            }
-        ),
-        event_ids: bills.iter().map(|s| s.event_id.to_string()).collect(),
-    })
+        }
+    }
+
+    fn eval(&self, cx: &Ctx) -> Option<Contribution> {
+        let state = cx.state;
+        let p = self;
+        let cap = capacity(state, &cx.standard);
+        let threshold = cap.scale(p.share_of_capacity_permille, 1000);
+        let bills: Vec<_> = state
+            .settlements
+            .iter()
+            .filter(|s| cx.counts(s.settled_on))
+            .filter(|s| s.out_of_pocket > Money::ZERO && s.out_of_pocket >= threshold)
+            .collect();
+        let worst = bills.iter().max_by_key(|s| s.out_of_pocket)?;
+        let share = worst.out_of_pocket.ratio_permille(cap).unwrap_or(0);
+        let more = bills.len() - 1;
+        Some(Contribution {
+            rule_id: ID.to_string(),
+            points: p.points,
+            reason_zh: format!(
+                "{}一次就医自付{}元，达到家庭年支付能力{cap}元的{}%{}",
+                worst.settled_on,
+                worst.out_of_pocket,
+                percent(share),
+                if more > 0 {
+                    format!("（另有{more}笔类似账单）")
+                } else {
+                    String::new()
+                }
+            ),
+            reason_en: format!(
+                "A single bill settled on {} left {} yuan to pay out of pocket, {}% of the household's yearly capacity to pay ({cap} yuan){}",
+                worst.settled_on,
+                worst.out_of_pocket,
+                percent(share),
+                if more > 0 {
+                    format!(" ({more} more such bills)")
+                } else {
+                    String::new()
+                }
+            ),
+            event_ids: bills.iter().map(|s| s.event_id.to_string()).collect(),
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ruleset::RuleSet;
+    use doudi_model::Household;
+
+    fn evaluate(r: &RuleSet, h: &Household, s: &HouseholdState) -> Option<Contribution> {
+        r.rules.catastrophic_bill.eval(&r.context(h, s))
+    }
     use crate::state::derive_state;
     use crate::testkit::*;
     use doudi_model::Category;

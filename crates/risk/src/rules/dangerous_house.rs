@@ -1,60 +1,85 @@
 //! `dangerous_house`: the home was appraised dangerous (危房): grade C less, grade D more.
 
 use doudi_model::event::HouseGrade;
-use doudi_model::Household;
+use doudi_model::Contribution;
+use serde::{Deserialize, Serialize};
 
-use super::Ctx;
-use crate::assess::Contribution;
-use crate::ruleset::RuleSet;
+use crate::check::{RuleSetError, Section};
+use crate::clearance::Signals;
+use crate::policy::Standard;
+use crate::rule::{Ctx, Rule};
 use crate::state::HouseholdState;
 
 pub const ID: &str = "dangerous_house";
 
-pub fn evaluate(
-    rules: &RuleSet,
-    household: &Household,
-    state: &HouseholdState,
-) -> Option<Contribution> {
-    eval(&Ctx::new(rules, household, state))
+/// `[rules.dangerous_house]`: points by appraisal grade.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DangerousHouse {
+    pub grade_c: i64,
+    pub grade_d: i64,
 }
 
-pub fn eval(cx: &Ctx) -> Option<Contribution> {
-    let (rules, state) = (cx.rules, cx.state);
-    let p = &rules.rules.dangerous_house;
-    let points = |g: HouseGrade| match g {
-        HouseGrade::C => p.grade_c,
-        HouseGrade::D => p.grade_d,
-    };
-    let recent: Vec<_> = state
-        .dangerous_house
-        .iter()
-        .filter(|d| cx.counts(d.appraised_on))
-        .collect();
-    let worst = recent
-        .iter()
-        .max_by_key(|d| (points(d.grade), d.appraised_on))?;
-    let (zh, en) = match worst.grade {
-        HouseGrade::C => (
-            "C级危房（局部危险）",
-            "grade C dangerous house (partly dangerous)",
-        ),
-        HouseGrade::D => (
-            "D级危房（整栋危险）",
-            "grade D dangerous house (wholly dangerous)",
-        ),
-    };
-    Some(Contribution {
-        rule_id: ID.to_string(),
-        points: points(worst.grade),
-        reason_zh: format!("住房于{}被鉴定为{zh}", worst.appraised_on),
-        reason_en: format!("The home was appraised a {en} on {}", worst.appraised_on),
-        event_ids: recent.iter().map(|d| d.event_id.to_string()).collect(),
-    })
+impl Rule for DangerousHouse {
+    const ID: &'static str = ID;
+
+    fn validate(&self, at: Section) -> Result<(), RuleSetError> {
+        at.points("grade_c", self.grade_c)?;
+        at.points("grade_d", self.grade_d)
+    }
+
+    fn signals(&self, state: &HouseholdState, _: &Standard, out: &mut Signals) {
+        // A dangerous home stays a risk until the household has moved.
+        for x in &state.dangerous_house {
+            let until = state.moved_since(x.appraised_on);
+            out.span(x.appraised_on, until.unwrap_or(state.as_of_date()));
+        }
+    }
+
+    fn eval(&self, cx: &Ctx) -> Option<Contribution> {
+        let state = cx.state;
+        let p = self;
+        let points = |g: HouseGrade| match g {
+            HouseGrade::C => p.grade_c,
+            HouseGrade::D => p.grade_d,
+        };
+        let recent: Vec<_> = state
+            .dangerous_house
+            .iter()
+            .filter(|d| cx.counts(d.appraised_on))
+            .collect();
+        let worst = recent
+            .iter()
+            .max_by_key(|d| (points(d.grade), d.appraised_on))?;
+        let (zh, en) = match worst.grade {
+            HouseGrade::C => (
+                "C级危房（局部危险）",
+                "grade C dangerous house (partly dangerous)",
+            ),
+            HouseGrade::D => (
+                "D级危房（整栋危险）",
+                "grade D dangerous house (wholly dangerous)",
+            ),
+        };
+        Some(Contribution {
+            rule_id: ID.to_string(),
+            points: points(worst.grade),
+            reason_zh: format!("住房于{}被鉴定为{zh}", worst.appraised_on),
+            reason_en: format!("The home was appraised a {en} on {}", worst.appraised_on),
+            event_ids: recent.iter().map(|d| d.event_id.to_string()).collect(),
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ruleset::RuleSet;
+    use doudi_model::Household;
+
+    fn evaluate(r: &RuleSet, h: &Household, s: &HouseholdState) -> Option<Contribution> {
+        r.rules.dangerous_house.eval(&r.context(h, s))
+    }
     use crate::state::derive_state;
     use crate::testkit::*;
 

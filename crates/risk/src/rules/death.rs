@@ -1,80 +1,121 @@
 //! `death`: a member died. An earner's death weighs more; when the one who died could work and
 //! nobody left can, it weighs most.
 
-use doudi_model::{Household, Money, WorkCapacity};
+use doudi_model::{Contribution, Money, WorkCapacity};
+use serde::{Deserialize, Serialize};
 
-use super::{able, of_working_age, relation_en, relation_zh, Ctx};
-use crate::assess::Contribution;
-use crate::ruleset::RuleSet;
+use crate::check::{RuleSetError, Section};
+use crate::clearance::Signals;
+use crate::policy::Standard;
+use crate::rule::{relation_en, relation_zh, Ctx, Rule};
 use crate::state::HouseholdState;
 
 pub const ID: &str = "death";
 
-pub fn evaluate(
-    rules: &RuleSet,
-    household: &Household,
-    state: &HouseholdState,
-) -> Option<Contribution> {
-    eval(&Ctx::new(rules, household, state))
+/// `[rules.death]`: points for a death in the household.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Death {
+    /// A member died who was not earning.
+    pub any_member: i64,
+    /// The member who died was earning.
+    pub earner: i64,
+    /// The member who died could work, and nobody left in the household can.
+    pub nobody_left_able_to_work: i64,
 }
 
-pub fn eval(cx: &Ctx) -> Option<Contribution> {
-    let (rules, state) = (cx.rules, cx.state);
-    let p = &rules.rules.death;
-    let nobody_able_left = !state.alive_members().any(|m| able(rules, m));
-    let mut tiers = Vec::new();
-    let (mut zh, mut en, mut ids) = (Vec::new(), Vec::new(), Vec::new());
-    for d in state.deaths.iter().filter(|d| cx.counts(d.died_on)) {
-        let could_work = d.work_capacity.is_some_and(|c| c != WorkCapacity::None)
-            && d.age.is_some_and(|a| of_working_age(rules, a));
-        let earner = d.employed || (d.monthly_income > Money::ZERO && could_work);
-        let mut r_zh = format!("家庭成员（{}）于{}死亡", relation_zh(d.relation), d.died_on);
-        let mut r_en = format!("Member ({}) died on {}", relation_en(d.relation), d.died_on);
-        if earner && d.main_earner {
-            r_zh.push_str(&format!(
-                "，为家中主要劳动力（月收入{}元）",
-                d.monthly_income
-            ));
-            r_en.push_str(&format!(
-                "; they were the main earner (monthly income {} yuan)",
-                d.monthly_income
-            ));
-        } else if earner {
-            r_zh.push_str(&format!("，有劳动收入（月收入{}元）", d.monthly_income));
-            r_en.push_str(&format!(
-                "; they had earned income ({} yuan a month)",
-                d.monthly_income
-            ));
+impl Rule for Death {
+    const ID: &'static str = ID;
+
+    fn validate(&self, at: Section) -> Result<(), RuleSetError> {
+        at.points("any_member", self.any_member)?;
+        at.points("earner", self.earner)?;
+        at.points("nobody_left_able_to_work", self.nobody_left_able_to_work)?;
+        if self.earner < self.any_member {
+            return at.invalid(
+                "earner",
+                "must not be less than rules.death.any_member (an earner's death weighs more)",
+            );
         }
-        let tier = if (earner || could_work) && nobody_able_left {
-            r_zh.push_str("，家中已无有劳动能力的成员");
-            r_en.push_str("; nobody left in the household is able to work");
-            p.nobody_left_able_to_work
-        } else if earner {
-            p.earner
-        } else {
-            p.any_member
-        };
-        tiers.push(tier);
-        zh.push(r_zh);
-        en.push(r_en);
-        ids.push(d.event_id.to_string());
+        if self.nobody_left_able_to_work < self.earner {
+            return at.invalid(
+                "nobody_left_able_to_work",
+                "must not be less than rules.death.earner (it weighs most)",
+            );
+        }
+        Ok(())
     }
-    let top = tiers.iter().copied().max()?;
-    // The gravest death counts in full; each further death adds the base weight.
-    let points = top + p.any_member * (tiers.len() as i64 - 1);
-    Some(Contribution {
-        rule_id: ID.to_string(),
-        points,
-        reason_zh: zh.join("；"),
-        reason_en: en.join("; "),
-        event_ids: ids,
-    })
+
+    fn signals(&self, state: &HouseholdState, _: &Standard, out: &mut Signals) {
+        for x in &state.deaths {
+            out.day(x.died_on);
+        }
+    }
+
+    fn eval(&self, cx: &Ctx) -> Option<Contribution> {
+        let state = cx.state;
+        let p = self;
+        let nobody_able_left = !state.alive_members().any(|m| cx.able(m));
+        let mut tiers = Vec::new();
+        let (mut zh, mut en, mut ids) = (Vec::new(), Vec::new(), Vec::new());
+        for d in state.deaths.iter().filter(|d| cx.counts(d.died_on)) {
+            let could_work = d.work_capacity.is_some_and(|c| c != WorkCapacity::None)
+                && d.age.is_some_and(|a| cx.general.of_working_age(a));
+            let earner = d.employed || (d.monthly_income > Money::ZERO && could_work);
+            let mut r_zh = format!("家庭成员（{}）于{}死亡", relation_zh(d.relation), d.died_on);
+            let mut r_en = format!("Member ({}) died on {}", relation_en(d.relation), d.died_on);
+            if earner && d.main_earner {
+                r_zh.push_str(&format!(
+                    "，为家中主要劳动力（月收入{}元）",
+                    d.monthly_income
+                ));
+                r_en.push_str(&format!(
+                    "; they were the main earner (monthly income {} yuan)",
+                    d.monthly_income
+                ));
+            } else if earner {
+                r_zh.push_str(&format!("，有劳动收入（月收入{}元）", d.monthly_income));
+                r_en.push_str(&format!(
+                    "; they had earned income ({} yuan a month)",
+                    d.monthly_income
+                ));
+            }
+            let tier = if (earner || could_work) && nobody_able_left {
+                r_zh.push_str("，家中已无有劳动能力的成员");
+                r_en.push_str("; nobody left in the household is able to work");
+                p.nobody_left_able_to_work
+            } else if earner {
+                p.earner
+            } else {
+                p.any_member
+            };
+            tiers.push(tier);
+            zh.push(r_zh);
+            en.push(r_en);
+            ids.push(d.event_id.to_string());
+        }
+        let top = tiers.iter().copied().max()?;
+        // The gravest death counts in full; each further death adds the base weight.
+        let points = top + p.any_member * (tiers.len() as i64 - 1);
+        Some(Contribution {
+            rule_id: ID.to_string(),
+            points,
+            reason_zh: zh.join("；"),
+            reason_en: en.join("; "),
+            event_ids: ids,
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ruleset::RuleSet;
+    use doudi_model::Household;
+
+    fn evaluate(r: &RuleSet, h: &Household, s: &HouseholdState) -> Option<Contribution> {
+        r.rules.death.eval(&r.context(h, s))
+    }
     use crate::state::derive_state;
     use crate::testkit::*;
     use doudi_model::{Category, Relation, Sex, WorkCapacity};

@@ -1,11 +1,13 @@
 //! `disaster_damage`: the home was damaged by a disaster; more when it can no longer be lived in.
 
 use doudi_model::event::DisasterKind;
-use doudi_model::{Household, Money};
+use doudi_model::{Contribution, Money};
+use serde::{Deserialize, Serialize};
 
-use super::Ctx;
-use crate::assess::Contribution;
-use crate::ruleset::RuleSet;
+use crate::check::{RuleSetError, Section};
+use crate::clearance::Signals;
+use crate::policy::Standard;
+use crate::rule::{reasons, Ctx, Rule};
 use crate::state::HouseholdState;
 
 pub const ID: &str = "disaster_damage";
@@ -23,80 +25,90 @@ fn names(k: DisasterKind) -> (&'static str, &'static str) {
     }
 }
 
-pub fn evaluate(
-    rules: &RuleSet,
-    household: &Household,
-    state: &HouseholdState,
-) -> Option<Contribution> {
-    eval(&Ctx::new(rules, household, state))
+/// `[rules.disaster_damage]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisasterDamage {
+    pub damaged: i64,
+    pub uninhabitable: i64,
 }
 
-pub fn eval(cx: &Ctx) -> Option<Contribution> {
-    let (rules, state) = (cx.rules, cx.state);
-    let p = &rules.rules.disaster_damage;
-    let recent: Vec<_> = state
-        .disasters
-        .iter()
-        .filter(|d| cx.counts(d.occurred_on))
-        .collect();
-    if recent.is_empty() {
-        return None;
+impl Rule for DisasterDamage {
+    const ID: &'static str = ID;
+
+    fn validate(&self, at: Section) -> Result<(), RuleSetError> {
+        at.points("damaged", self.damaged)?;
+        at.points("uninhabitable", self.uninhabitable)
     }
-    let uninhabitable = recent.iter().any(|d| d.uninhabitable);
-    let total: Money = recent.iter().map(|d| d.loss).sum();
-    let zh: Vec<String> = recent
-        .iter()
-        .map(|d| {
-            let (z, _) = names(d.disaster);
-            format!(
-                "{}遭受{z}灾害，损失{}元{}",
-                d.occurred_on,
-                d.loss,
-                if d.uninhabitable {
-                    "，住房已无法居住"
-                } else {
-                    ""
-                }
-            )
-        })
-        .collect();
-    let en: Vec<String> = recent
-        .iter()
-        .map(|d| {
-            let (_, e) = names(d.disaster);
-            format!(
-                "Damage by {e} on {}, losses of {} yuan{}",
-                d.occurred_on,
-                d.loss,
-                if d.uninhabitable {
-                    "; the home can no longer be lived in"
-                } else {
-                    ""
-                }
-            )
-        })
-        .collect();
-    let (mut zh, mut en) = (zh.join("；"), en.join("; "));
-    if recent.len() > 1 {
-        zh.push_str(&format!("（合计损失{total}元）"));
-        en.push_str(&format!(" (total losses {total} yuan)"));
+
+    fn signals(&self, state: &HouseholdState, _: &Standard, out: &mut Signals) {
+        // A home made uninhabitable stays a risk until the household has moved.
+        for x in &state.disasters {
+            let until = if x.uninhabitable {
+                let moved = state.moved_since(x.occurred_on);
+                moved.unwrap_or(state.as_of_date())
+            } else {
+                x.occurred_on
+            };
+            out.span(x.occurred_on, until);
+        }
     }
-    Some(Contribution {
-        rule_id: ID.to_string(),
-        points: if uninhabitable {
-            p.uninhabitable
-        } else {
-            p.damaged
-        },
-        reason_zh: zh,
-        reason_en: en,
-        event_ids: recent.iter().map(|d| d.event_id.to_string()).collect(),
-    })
+
+    fn eval(&self, cx: &Ctx) -> Option<Contribution> {
+        let state = cx.state;
+        let p = self;
+        let recent: Vec<_> = state
+            .disasters
+            .iter()
+            .filter(|d| cx.counts(d.occurred_on))
+            .collect();
+        if recent.is_empty() {
+            return None;
+        }
+        let uninhabitable = recent.iter().any(|d| d.uninhabitable);
+        let total: Money = recent.iter().map(|d| d.loss).sum();
+        let (mut zh, mut en) = reasons(&recent, |d| {
+            let (z, e) = names(d.disaster);
+            let (ruined_zh, ruined_en) = if d.uninhabitable {
+                ("，住房已无法居住", "; the home can no longer be lived in")
+            } else {
+                ("", "")
+            };
+            (
+                format!("{}遭受{z}灾害，损失{}元{ruined_zh}", d.occurred_on, d.loss),
+                format!(
+                    "Damage by {e} on {}, losses of {} yuan{ruined_en}",
+                    d.occurred_on, d.loss
+                ),
+            )
+        });
+        if recent.len() > 1 {
+            zh.push_str(&format!("（合计损失{total}元）"));
+            en.push_str(&format!(" (total losses {total} yuan)"));
+        }
+        Some(Contribution {
+            rule_id: ID.to_string(),
+            points: if uninhabitable {
+                p.uninhabitable
+            } else {
+                p.damaged
+            },
+            reason_zh: zh,
+            reason_en: en,
+            event_ids: recent.iter().map(|d| d.event_id.to_string()).collect(),
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ruleset::RuleSet;
+    use doudi_model::Household;
+
+    fn evaluate(r: &RuleSet, h: &Household, s: &HouseholdState) -> Option<Contribution> {
+        r.rules.disaster_damage.eval(&r.context(h, s))
+    }
     use crate::state::derive_state;
     use crate::testkit::*;
 

@@ -1,11 +1,13 @@
 //! `forced_relocation`: the household was forced to relocate.
 
 use doudi_model::event::RelocationReason;
-use doudi_model::Household;
+use doudi_model::Contribution;
+use serde::{Deserialize, Serialize};
 
-use super::Ctx;
-use crate::assess::Contribution;
-use crate::ruleset::RuleSet;
+use crate::check::{RuleSetError, Section};
+use crate::clearance::Signals;
+use crate::policy::Standard;
+use crate::rule::{Ctx, Rule};
 use crate::state::HouseholdState;
 
 pub const ID: &str = "forced_relocation";
@@ -20,38 +22,59 @@ fn names(r: RelocationReason) -> (&'static str, &'static str) {
     }
 }
 
-pub fn evaluate(
-    rules: &RuleSet,
-    household: &Household,
-    state: &HouseholdState,
-) -> Option<Contribution> {
-    eval(&Ctx::new(rules, household, state))
+/// `[rules.forced_relocation]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForcedRelocation {
+    pub points: i64,
 }
 
-pub fn eval(cx: &Ctx) -> Option<Contribution> {
-    let (rules, state) = (cx.rules, cx.state);
-    let forced: Vec<_> = state
-        .relocations
-        .iter()
-        .filter(|r| r.forced && cx.counts(r.relocated_on))
-        .collect();
-    let last = forced.last()?;
-    let (zh, en) = names(last.reason);
-    Some(Contribution {
-        rule_id: ID.to_string(),
-        points: rules.rules.forced_relocation.points,
-        reason_zh: format!("家庭于{}被迫搬迁（原因：{zh}）", last.relocated_on),
-        reason_en: format!(
-            "The household was forced to relocate on {} ({en})",
-            last.relocated_on
-        ),
-        event_ids: forced.iter().map(|r| r.event_id.to_string()).collect(),
-    })
+impl Rule for ForcedRelocation {
+    const ID: &'static str = ID;
+
+    fn validate(&self, at: Section) -> Result<(), RuleSetError> {
+        at.points("points", self.points)
+    }
+
+    fn signals(&self, state: &HouseholdState, _: &Standard, out: &mut Signals) {
+        for x in &state.relocations {
+            if x.forced {
+                out.day(x.relocated_on);
+            }
+        }
+    }
+
+    fn eval(&self, cx: &Ctx) -> Option<Contribution> {
+        let state = cx.state;
+        let forced: Vec<_> = state
+            .relocations
+            .iter()
+            .filter(|r| r.forced && cx.counts(r.relocated_on))
+            .collect();
+        let last = forced.last()?;
+        let (zh, en) = names(last.reason);
+        Some(Contribution {
+            rule_id: ID.to_string(),
+            points: self.points,
+            reason_zh: format!("家庭于{}被迫搬迁（原因：{zh}）", last.relocated_on),
+            reason_en: format!(
+                "The household was forced to relocate on {} ({en})",
+                last.relocated_on
+            ),
+            event_ids: forced.iter().map(|r| r.event_id.to_string()).collect(),
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ruleset::RuleSet;
+    use doudi_model::Household;
+
+    fn evaluate(r: &RuleSet, h: &Household, s: &HouseholdState) -> Option<Contribution> {
+        r.rules.forced_relocation.eval(&r.context(h, s))
+    }
     use crate::state::derive_state;
     use crate::testkit::*;
 

@@ -4,145 +4,174 @@
 //! sharply. Uses the lowest point since the risk began (until it is cleared), so a later rise does
 //! not abruptly lower the score: it opens a review instead.
 
-use doudi_model::{Household, Money};
+use doudi_model::{Contribution, Money};
+use serde::{Deserialize, Serialize};
 
-use super::Ctx;
-use crate::assess::Contribution;
-use crate::ruleset::RuleSet;
-use crate::state::{HouseholdState, IncomePoint};
+use crate::check::{RuleSetError, Section};
+use crate::rule::{percent, Ctx, Rule};
+use crate::state::IncomePoint;
 
 pub const ID: &str = "income_below_line";
 
-pub fn evaluate(
-    rules: &RuleSet,
-    household: &Household,
-    state: &HouseholdState,
-) -> Option<Contribution> {
-    eval(&Ctx::new(rules, household, state))
+/// `[rules.income_below_line]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncomeBelowLine {
+    /// Per-capita income was at or above the 低保边缘 line at registration and fell below it.
+    pub below_edge: i64,
+    /// Per-capita income was at or above the 低保 standard at registration and fell below it.
+    pub below_dibao: i64,
+    /// A fall across a line counts only when it is at least this share (‰) of the income at
+    /// registration (a dip of a few yuan across the line is not a risk signal).
+    pub min_drop_permille: i64,
+    /// Per-capita income fell by at least this share (‰) of the income at registration, whatever
+    /// the lines ...
+    pub sharp_drop_permille: i64,
+    /// ... for these points (when no line was crossed).
+    pub sharp_drop: i64,
 }
 
-pub fn eval(cx: &Ctx) -> Option<Contribution> {
-    let (rules, state) = (cx.rules, cx.state);
-    if state.size_now() == 0 {
-        return None;
+impl Rule for IncomeBelowLine {
+    const ID: &'static str = ID;
+
+    fn validate(&self, at: Section) -> Result<(), RuleSetError> {
+        at.points("below_edge", self.below_edge)?;
+        at.points("below_dibao", self.below_dibao)?;
+        at.range("min_drop_permille", self.min_drop_permille, 0, 1000)?;
+        at.range("sharp_drop_permille", self.sharp_drop_permille, 1, 1000)?;
+        at.points("sharp_drop", self.sharp_drop)
     }
-    let p = &rules.rules.income_below_line;
-    let d = &rules.deductions;
-    let dibao = cx.standard.dibao_monthly;
-    let edge = cx.standard.edge_line_monthly();
-    let assessed = |pt: &IncomePoint| d.per_capita_for_risk(pt.parts(), cx.pupils);
-    let baseline = d.per_capita_for_risk(state.parts_at_registration(), cx.pupils);
-    let lowest = state
-        .income_history
-        .iter()
-        .filter(|pt| cx.counts(pt.on))
-        .map(|pt| (assessed(pt), pt))
-        .min_by_key(|(pc, _)| *pc)?;
-    let (low, pt) = lowest;
-    let drop = baseline - low;
-    if drop <= Money::ZERO {
-        return None;
-    }
-    let drop_permille = drop.ratio_permille(baseline).unwrap_or(0);
-    let material = drop_permille >= p.min_drop_permille;
-    // (points, line, zh, en); the heaviest that applies
-    let mut best: Option<(i64, Money, &str, &str)> = None;
-    let mut consider = |c: (i64, Money, &'static str, &'static str)| {
-        if c.0 > 0 && best.is_none_or(|b| c.0 > b.0) {
-            best = Some(c);
+
+    fn eval(&self, cx: &Ctx) -> Option<Contribution> {
+        let state = cx.state;
+        if state.size_now() == 0 {
+            return None;
         }
-    };
-    if material && baseline >= dibao && low < dibao {
-        consider((
-            p.below_dibao,
-            dibao,
-            "当地低保标准",
-            "the local 低保 standard",
-        ));
+        let p = self;
+        let d = cx.deductions;
+        let dibao = cx.standard.dibao_monthly;
+        let edge = cx.standard.edge_line_monthly();
+        let assessed = |pt: &IncomePoint| d.per_capita_for_risk(pt.parts(), cx.pupils);
+        let baseline = d.per_capita_for_risk(state.parts_at_registration(), cx.pupils);
+        let lowest = state
+            .income_history
+            .iter()
+            .filter(|pt| cx.counts(pt.on))
+            .map(|pt| (assessed(pt), pt))
+            .min_by_key(|(pc, _)| *pc)?;
+        let (low, pt) = lowest;
+        let drop = baseline - low;
+        if drop <= Money::ZERO {
+            return None;
+        }
+        let drop_permille = drop.ratio_permille(baseline).unwrap_or(0);
+        let material = drop_permille >= p.min_drop_permille;
+        // (points, line, zh, en); the heaviest that applies
+        let mut best: Option<(i64, Money, &str, &str)> = None;
+        let mut consider = |c: (i64, Money, &'static str, &'static str)| {
+            if c.0 > 0 && best.is_none_or(|b| c.0 > b.0) {
+                best = Some(c);
+            }
+        };
+        if material && baseline >= dibao && low < dibao {
+            consider((
+                p.below_dibao,
+                dibao,
+                "当地低保标准",
+                "the local 低保 standard",
+            ));
+        }
+        if material && baseline >= edge && low < edge {
+            consider((
+                p.below_edge,
+                edge,
+                "低保边缘线",
+                "the 低保边缘 (near-poverty) line",
+            ));
+        }
+        if drop_permille >= p.sharp_drop_permille {
+            consider((p.sharp_drop, Money::ZERO, "", ""));
+        }
+        let (points, line, zh_line, en_line) = best?;
+        let (zh_why, en_why) = if line > Money::ZERO {
+            (
+                format!("，低于{zh_line}{line}元"),
+                format!(", below {en_line} of {line} yuan"),
+            )
+        } else {
+            (
+                format!("，下降{}%", percent(drop_permille)),
+                format!(", down {}%", percent(drop_permille)),
+            )
+        };
+        let (cost, medical, school) = d.amounts(pt.parts(), cx.pupils);
+        let mut zh_ded = Vec::new();
+        let mut en_ded = Vec::new();
+        if cost > Money::ZERO {
+            zh_ded.push(format!("就业成本{cost}元"));
+            en_ded.push(format!("{cost} yuan cost of working"));
+        }
+        if medical > Money::ZERO {
+            zh_ded.push(format!("医疗自付{medical}元"));
+            en_ded.push(format!("{medical} yuan medical out-of-pocket"));
+        }
+        if school > Money::ZERO {
+            zh_ded.push(format!("就学{school}元"));
+            en_ded.push(format!("{school} yuan schooling"));
+        }
+        let (zh_ded, en_ded) = if zh_ded.is_empty() {
+            (String::new(), String::new())
+        } else {
+            (
+                format!("（已扣除每月{}）", zh_ded.join("、")),
+                format!(" (after deducting a monthly {})", en_ded.join(", ")),
+            )
+        };
+        let now_pc = d.per_capita_for_risk(state.parts_now(), cx.pupils);
+        let now = if now_pc != low {
+            (
+                format!("，目前为{now_pc}元"),
+                format!("; it is {now_pc} yuan now"),
+            )
+        } else {
+            (String::new(), String::new())
+        };
+        let event_ids = state
+            .income_history
+            .iter()
+            .filter(|q| cx.counts(q.on) && assessed(q) < baseline)
+            .filter(|q| line == Money::ZERO || assessed(q) < line)
+            .map(|q| q.event_id.to_string())
+            .collect();
+        Some(Contribution {
+            rule_id: ID.to_string(),
+            points,
+            reason_zh: format!(
+                "家庭人均月收入由登记时的{baseline}元降至{low}元（{}，{}人）{zh_ded}{zh_why}{}",
+                pt.on, pt.household_size, now.0
+            ),
+            reason_en: format!(
+                "Per-capita monthly income fell from {baseline} yuan at registration to {low} yuan ({}, {} {}){en_ded}{en_why}{}",
+                pt.on,
+                pt.household_size,
+                if pt.household_size == 1 { "person" } else { "people" },
+                now.1
+            ),
+            event_ids,
+        })
     }
-    if material && baseline >= edge && low < edge {
-        consider((
-            p.below_edge,
-            edge,
-            "低保边缘线",
-            "the 低保边缘 (near-poverty) line",
-        ));
-    }
-    if drop_permille >= p.sharp_drop_permille {
-        consider((p.sharp_drop, Money::ZERO, "", ""));
-    }
-    let (points, line, zh_line, en_line) = best?;
-    let (zh_why, en_why) = if line > Money::ZERO {
-        (
-            format!("，低于{zh_line}{line}元"),
-            format!(", below {en_line} of {line} yuan"),
-        )
-    } else {
-        (
-            format!("，下降{}%", super::percent(drop_permille)),
-            format!(", down {}%", super::percent(drop_permille)),
-        )
-    };
-    let (cost, medical, school) = d.amounts(pt.parts(), cx.pupils);
-    let mut zh_ded = Vec::new();
-    let mut en_ded = Vec::new();
-    if cost > Money::ZERO {
-        zh_ded.push(format!("就业成本{cost}元"));
-        en_ded.push(format!("{cost} yuan cost of working"));
-    }
-    if medical > Money::ZERO {
-        zh_ded.push(format!("医疗自付{medical}元"));
-        en_ded.push(format!("{medical} yuan medical out-of-pocket"));
-    }
-    if school > Money::ZERO {
-        zh_ded.push(format!("就学{school}元"));
-        en_ded.push(format!("{school} yuan schooling"));
-    }
-    let (zh_ded, en_ded) = if zh_ded.is_empty() {
-        (String::new(), String::new())
-    } else {
-        (
-            format!("（已扣除每月{}）", zh_ded.join("、")),
-            format!(" (after deducting a monthly {})", en_ded.join(", ")),
-        )
-    };
-    let now_pc = d.per_capita_for_risk(state.parts_now(), cx.pupils);
-    let now = if now_pc != low {
-        (
-            format!("，目前为{now_pc}元"),
-            format!("; it is {now_pc} yuan now"),
-        )
-    } else {
-        (String::new(), String::new())
-    };
-    let event_ids = state
-        .income_history
-        .iter()
-        .filter(|q| cx.counts(q.on) && assessed(q) < baseline)
-        .filter(|q| line == Money::ZERO || assessed(q) < line)
-        .map(|q| q.event_id.to_string())
-        .collect();
-    Some(Contribution {
-        rule_id: ID.to_string(),
-        points,
-        reason_zh: format!(
-            "家庭人均月收入由登记时的{baseline}元降至{low}元（{}，{}人）{zh_ded}{zh_why}{}",
-            pt.on, pt.household_size, now.0
-        ),
-        reason_en: format!(
-            "Per-capita monthly income fell from {baseline} yuan at registration to {low} yuan ({}, {} {}){en_ded}{en_why}{}",
-            pt.on,
-            pt.household_size,
-            if pt.household_size == 1 { "person" } else { "people" },
-            now.1
-        ),
-        event_ids,
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ruleset::RuleSet;
+    use doudi_model::Household;
+    use crate::state::HouseholdState;
+
+    fn evaluate(r: &RuleSet, h: &Household, s: &HouseholdState) -> Option<Contribution> {
+        r.rules.income_below_line.eval(&r.context(h, s))
+    }
     use crate::state::derive_state;
     use crate::testkit::*;
     use doudi_model::{Category, Money};

@@ -2,11 +2,13 @@
 //! contributions stopped. Per member the strongest signal counts; members add up; a bonus when,
 //! right after a loss, nobody in the household was employed.
 
-use doudi_model::Household;
+use doudi_model::Contribution;
+use serde::{Deserialize, Serialize};
 
-use super::{relation_en, relation_of, relation_zh, Ctx};
-use crate::assess::Contribution;
-use crate::ruleset::{JobLossParams, RuleSet};
+use crate::check::{RuleSetError, Section};
+use crate::clearance::Signals;
+use crate::policy::Standard;
+use crate::rule::{relation_en, relation_of, relation_zh, Ctx, Rule};
 use crate::state::{EmploymentLoss, EmploymentLossKind, HouseholdState};
 
 pub const ID: &str = "job_loss";
@@ -46,7 +48,7 @@ fn describe(state: &HouseholdState, l: &EmploymentLoss) -> (String, String) {
 }
 
 /// The points one signal is worth (0: it does not count).
-pub fn weight(p: &JobLossParams, l: &EmploymentLoss) -> i64 {
+pub fn weight(p: &JobLoss, l: &EmploymentLoss) -> i64 {
     match l.kind {
         EmploymentLossKind::JobLost => p.job_lost,
         EmploymentLossKind::UnemploymentRegistered => p.unemployment_registered,
@@ -69,66 +71,102 @@ fn rank(k: EmploymentLossKind) -> u8 {
     }
 }
 
-pub fn evaluate(
-    rules: &RuleSet,
-    household: &Household,
-    state: &HouseholdState,
-) -> Option<Contribution> {
-    eval(&Ctx::new(rules, household, state))
+/// `[rules.job_loss]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobLoss {
+    /// Contributions must have stopped for at least this many months to count.
+    pub contributions_stopped_min_months: i64,
+    pub contributions_stopped: i64,
+    pub unemployment_registered: i64,
+    pub job_lost: i64,
+    /// Added once when, right after a loss, nobody in the household was employed.
+    pub no_earner_left_bonus: i64,
 }
 
-pub fn eval(cx: &Ctx) -> Option<Contribution> {
-    let (rules, state) = (cx.rules, cx.state);
-    let p = &rules.rules.job_loss;
-    let weight = |l: &EmploymentLoss| weight(p, l);
-    let counted: Vec<&EmploymentLoss> = state
-        .employment_losses
-        .iter()
-        .filter(|l| cx.counts(l.on) && weight(l) > 0)
-        .collect();
-    if counted.is_empty() {
-        return None;
+impl Rule for JobLoss {
+    const ID: &'static str = ID;
+
+    fn validate(&self, at: Section) -> Result<(), RuleSetError> {
+        at.range(
+            "contributions_stopped_min_months",
+            self.contributions_stopped_min_months,
+            1,
+            60,
+        )?;
+        at.points("contributions_stopped", self.contributions_stopped)?;
+        at.points("unemployment_registered", self.unemployment_registered)?;
+        at.points("job_lost", self.job_lost)?;
+        at.points("no_earner_left_bonus", self.no_earner_left_bonus)
     }
-    // Members in order of first signal; for each, the strongest signal.
-    let mut members: Vec<&str> = Vec::with_capacity(2);
-    for l in &counted {
-        if !members.contains(&l.member_id) {
-            members.push(l.member_id);
+
+    fn signals(&self, state: &HouseholdState, _: &Standard, out: &mut Signals) {
+        for x in &state.employment_losses {
+            if weight(self, x) > 0 {
+                out.day(x.on);
+            }
         }
     }
-    let (mut points, mut zh, mut en) = (0i64, Vec::new(), Vec::new());
-    for m in members {
-        let strongest = counted
+
+    fn eval(&self, cx: &Ctx) -> Option<Contribution> {
+        let state = cx.state;
+        let p = self;
+        let weight = |l: &EmploymentLoss| weight(p, l);
+        let counted: Vec<&EmploymentLoss> = state
+            .employment_losses
             .iter()
-            .filter(|l| l.member_id == m)
-            .max_by_key(|l| (weight(l), rank(l.kind)));
-        if let Some(l) = strongest {
-            points += weight(l);
-            let (z, e) = describe(state, l);
-            zh.push(z);
-            en.push(e);
+            .filter(|l| cx.counts(l.on) && weight(l) > 0)
+            .collect();
+        if counted.is_empty() {
+            return None;
         }
+        // Members in order of first signal; for each, the strongest signal.
+        let mut members: Vec<&str> = Vec::with_capacity(2);
+        for l in &counted {
+            if !members.contains(&l.member_id) {
+                members.push(l.member_id);
+            }
+        }
+        let (mut points, mut zh, mut en) = (0i64, Vec::new(), Vec::new());
+        for m in members {
+            let strongest = counted
+                .iter()
+                .filter(|l| l.member_id == m)
+                .max_by_key(|l| (weight(l), rank(l.kind)));
+            if let Some(l) = strongest {
+                points += weight(l);
+                let (z, e) = describe(state, l);
+                zh.push(z);
+                en.push(e);
+            }
+        }
+        if counted
+            .iter()
+            .any(|l| l.kind != EmploymentLossKind::ContributionsStopped && !l.anyone_employed_after)
+        {
+            points += p.no_earner_left_bonus;
+            zh.push("家中已无就业成员".to_string());
+            en.push("nobody in the household was left in work".to_string());
+        }
+        Some(Contribution {
+            rule_id: ID.to_string(),
+            points,
+            reason_zh: zh.join("；"),
+            reason_en: en.join("; "),
+            event_ids: counted.iter().map(|l| l.event_id.to_string()).collect(),
+        })
     }
-    if counted
-        .iter()
-        .any(|l| l.kind != EmploymentLossKind::ContributionsStopped && !l.anyone_employed_after)
-    {
-        points += p.no_earner_left_bonus;
-        zh.push("家中已无就业成员".to_string());
-        en.push("nobody in the household was left in work".to_string());
-    }
-    Some(Contribution {
-        rule_id: ID.to_string(),
-        points,
-        reason_zh: zh.join("；"),
-        reason_en: en.join("; "),
-        event_ids: counted.iter().map(|l| l.event_id.to_string()).collect(),
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ruleset::RuleSet;
+    use doudi_model::Household;
+
+    fn evaluate(r: &RuleSet, h: &Household, s: &HouseholdState) -> Option<Contribution> {
+        r.rules.job_loss.eval(&r.context(h, s))
+    }
     use crate::state::derive_state;
     use crate::testkit::*;
 

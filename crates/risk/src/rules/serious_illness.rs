@@ -1,64 +1,80 @@
 //! `serious_illness`: a serious or chronic disease (大病/慢病) was diagnosed.
 
-use doudi_model::Household;
+use doudi_model::Contribution;
+use serde::{Deserialize, Serialize};
 
-use super::{relation_en, relation_of, relation_zh, Ctx};
-use crate::assess::Contribution;
-use crate::ruleset::RuleSet;
+use crate::check::{RuleSetError, Section};
+use crate::clearance::Signals;
+use crate::policy::Standard;
+use crate::rule::{reasons, relation_en, relation_of, relation_zh, Ctx, Rule};
 use crate::state::HouseholdState;
 
 pub const ID: &str = "serious_illness";
 
-pub fn evaluate(
-    rules: &RuleSet,
-    household: &Household,
-    state: &HouseholdState,
-) -> Option<Contribution> {
-    eval(&Ctx::new(rules, household, state))
+/// `[rules.serious_illness]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeriousIllness {
+    pub points: i64,
 }
 
-pub fn eval(cx: &Ctx) -> Option<Contribution> {
-    let (rules, state) = (cx.rules, cx.state);
-    let recent: Vec<_> = state
-        .serious_illnesses
-        .iter()
-        .filter(|i| cx.counts(i.diagnosed_on))
-        .collect();
-    if recent.is_empty() {
-        return None;
+impl Rule for SeriousIllness {
+    const ID: &'static str = ID;
+
+    fn validate(&self, at: Section) -> Result<(), RuleSetError> {
+        at.points("points", self.points)
     }
-    let zh: Vec<String> = recent
-        .iter()
-        .map(|i| {
-            format!(
-                "家庭成员（{}）于{}确诊重大疾病或慢性病",
-                relation_zh(relation_of(state, i.member_id)),
-                i.diagnosed_on
+
+    fn signals(&self, state: &HouseholdState, _: &Standard, out: &mut Signals) {
+        for x in &state.serious_illnesses {
+            out.day(x.diagnosed_on);
+        }
+    }
+
+    fn eval(&self, cx: &Ctx) -> Option<Contribution> {
+        let state = cx.state;
+        let recent: Vec<_> = state
+            .serious_illnesses
+            .iter()
+            .filter(|i| cx.counts(i.diagnosed_on))
+            .collect();
+        if recent.is_empty() {
+            return None;
+        }
+        let (zh, en) = reasons(&recent, |i| {
+            let rel = relation_of(state, i.member_id);
+            (
+                format!(
+                    "家庭成员（{}）于{}确诊重大疾病或慢性病",
+                    relation_zh(rel),
+                    i.diagnosed_on
+                ),
+                format!(
+                    "Member ({}) was diagnosed with a serious or chronic disease on {}",
+                    relation_en(rel),
+                    i.diagnosed_on
+                ),
             )
+        });
+        Some(Contribution {
+            rule_id: ID.to_string(),
+            points: self.points,
+            reason_zh: zh,
+            reason_en: en,
+            event_ids: recent.iter().map(|i| i.event_id.to_string()).collect(),
         })
-        .collect();
-    let en: Vec<String> = recent
-        .iter()
-        .map(|i| {
-            format!(
-                "Member ({}) was diagnosed with a serious or chronic disease on {}",
-                relation_en(relation_of(state, i.member_id)),
-                i.diagnosed_on
-            )
-        })
-        .collect();
-    Some(Contribution {
-        rule_id: ID.to_string(),
-        points: rules.rules.serious_illness.points,
-        reason_zh: zh.join("；"),
-        reason_en: en.join("; "),
-        event_ids: recent.iter().map(|i| i.event_id.to_string()).collect(),
-    })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ruleset::RuleSet;
+    use doudi_model::Household;
+
+    fn evaluate(r: &RuleSet, h: &Household, s: &HouseholdState) -> Option<Contribution> {
+        r.rules.serious_illness.eval(&r.context(h, s))
+    }
     use crate::state::derive_state;
     use crate::testkit::*;
 

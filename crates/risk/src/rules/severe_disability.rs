@@ -1,11 +1,13 @@
 //! `severe_disability`: a member was certified with a severe disability (grade 1–2 by default),
 //! new or worse than the grade held before.
 
-use doudi_model::Household;
+use doudi_model::Contribution;
+use serde::{Deserialize, Serialize};
 
-use super::{relation_en, relation_of, relation_zh, Ctx};
-use crate::assess::Contribution;
-use crate::ruleset::RuleSet;
+use crate::check::{RuleSetError, Section};
+use crate::clearance::Signals;
+use crate::policy::Standard;
+use crate::rule::{reasons, relation_en, relation_of, relation_zh, Ctx, Rule};
 use crate::state::HouseholdState;
 
 pub const ID: &str = "severe_disability";
@@ -19,61 +21,86 @@ fn grade_zh(g: u8) -> &'static str {
     }
 }
 
-pub fn evaluate(
-    rules: &RuleSet,
-    household: &Household,
-    state: &HouseholdState,
-) -> Option<Contribution> {
-    eval(&Ctx::new(rules, household, state))
+/// `[rules.severe_disability]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SevereDisability {
+    /// Certificates of this grade or more severe (smaller number) count.
+    pub max_grade: i64,
+    pub points: i64,
 }
 
-pub fn eval(cx: &Ctx) -> Option<Contribution> {
-    let (rules, state) = (cx.rules, cx.state);
-    let p = &rules.rules.severe_disability;
-    let new: Vec<_> = state
-        .disabilities
-        .iter()
-        .filter(|d| cx.counts(d.certified_on))
-        .filter(|d| i64::from(d.grade) <= p.max_grade)
-        .filter(|d| d.previous_grade.is_none_or(|prev| prev > d.grade))
-        .collect();
-    if new.is_empty() {
-        return None;
+impl SevereDisability {
+    /// A certificate of this grade counts, replacing `previous` (a new or worse disability).
+    fn counts(&self, grade: u8, previous: Option<u8>) -> bool {
+        i64::from(grade) <= self.max_grade && previous.is_none_or(|p| p > grade)
     }
-    let zh: Vec<String> = new
-        .iter()
-        .map(|d| {
-            format!(
-                "家庭成员（{}）于{}被评定为{}残疾（重度）",
-                relation_zh(relation_of(state, d.member_id)),
-                d.certified_on,
-                grade_zh(d.grade)
+}
+
+impl Rule for SevereDisability {
+    const ID: &'static str = ID;
+
+    fn validate(&self, at: Section) -> Result<(), RuleSetError> {
+        at.range("max_grade", self.max_grade, 1, 4)?;
+        at.points("points", self.points)
+    }
+
+    fn signals(&self, state: &HouseholdState, _: &Standard, out: &mut Signals) {
+        for x in &state.disabilities {
+            if self.counts(x.grade, x.previous_grade) {
+                out.day(x.certified_on);
+            }
+        }
+    }
+
+    fn eval(&self, cx: &Ctx) -> Option<Contribution> {
+        let state = cx.state;
+        let p = self;
+        let new: Vec<_> = state
+            .disabilities
+            .iter()
+            .filter(|d| cx.counts(d.certified_on))
+            .filter(|d| p.counts(d.grade, d.previous_grade))
+            .collect();
+        if new.is_empty() {
+            return None;
+        }
+        let (zh, en) = reasons(&new, |d| {
+            let rel = relation_of(state, d.member_id);
+            (
+                format!(
+                    "家庭成员（{}）于{}被评定为{}残疾（重度）",
+                    relation_zh(rel),
+                    d.certified_on,
+                    grade_zh(d.grade)
+                ),
+                format!(
+                    "Member ({}) was certified with a grade {} (severe) disability on {}",
+                    relation_en(rel),
+                    d.grade,
+                    d.certified_on
+                ),
             )
+        });
+        Some(Contribution {
+            rule_id: ID.to_string(),
+            points: p.points,
+            reason_zh: zh,
+            reason_en: en,
+            event_ids: new.iter().map(|d| d.event_id.to_string()).collect(),
         })
-        .collect();
-    let en: Vec<String> = new
-        .iter()
-        .map(|d| {
-            format!(
-                "Member ({}) was certified with a grade {} (severe) disability on {}",
-                relation_en(relation_of(state, d.member_id)),
-                d.grade,
-                d.certified_on
-            )
-        })
-        .collect();
-    Some(Contribution {
-        rule_id: ID.to_string(),
-        points: p.points,
-        reason_zh: zh.join("；"),
-        reason_en: en.join("; "),
-        event_ids: new.iter().map(|d| d.event_id.to_string()).collect(),
-    })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ruleset::RuleSet;
+    use doudi_model::Household;
+
+    fn evaluate(r: &RuleSet, h: &Household, s: &HouseholdState) -> Option<Contribution> {
+        r.rules.severe_disability.eval(&r.context(h, s))
+    }
     use crate::state::derive_state;
     use crate::testkit::*;
 

@@ -3,9 +3,10 @@
 //! rules still fire (they say why it is watched) but the score is set to `review.watch_points`:
 //! this contribution is the difference, so that the contributions still add up to the score.
 
-use super::Ctx;
-use crate::assess::Contribution;
+use doudi_model::Contribution;
+
 use crate::clearance::ClearanceStatus;
+use crate::rule::Ctx;
 
 pub const ID: &str = "watch";
 
@@ -16,8 +17,8 @@ pub fn adjust(cx: &Ctx, score: i64) -> Option<Contribution> {
         return None;
     }
     let since = c.stable_since?;
-    let months = cx.rules.review.risk_clear_stable_months;
-    let target = cx.rules.review.watch_points;
+    let months = cx.review.risk_clear_stable_months;
+    let target = cx.review.watch_points;
     Some(Contribution {
         rule_id: ID.to_string(),
         points: target - score,
