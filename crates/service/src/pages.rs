@@ -11,17 +11,18 @@ use axum::http::header::{LOCATION, ORIGIN, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
+use doudi_app::mask::View;
 use doudi_model::{Level, WarningStatus};
 use doudi_store::ts;
 use doudi_warnings::lifecycle::Move;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::auth::{self, Principal, SESSION_COOKIE};
+use crate::auth::{self, SESSION_COOKIE};
 use crate::error::ApiError;
-use crate::html::{self, esc, page, Lang, LANG_COOKIE};
-use crate::ops::{self, Page};
-use crate::{AppState, Kind};
+use crate::html::{self, error_page, esc, html_response, page, Lang};
+use crate::principal::{Principal, Role};
+use crate::AppState;
 
 /// `?lang=` on any page.
 #[derive(Debug, Default, Deserialize)]
@@ -33,65 +34,12 @@ pub struct LangQuery {
     pub expired: Option<String>,
 }
 
-fn html_response(status: StatusCode, lang: Lang, set_lang: bool, body: String) -> Response {
-    let mut r = (
-        status,
-        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        body,
-    )
-        .into_response();
-    if set_lang {
-        if let Ok(v) = HeaderValue::from_str(&format!(
-            "{LANG_COOKIE}={}; Path=/; SameSite=Strict; Max-Age=31536000",
-            lang.code()
-        )) {
-            r.headers_mut().append(SET_COOKIE, v);
-        }
-    }
-    r.headers_mut().insert(
-        "content-security-policy",
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'"),
-    );
-    r
-}
-
 fn see_other(to: &str) -> Response {
     let mut r = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(to) {
         r.headers_mut().insert(LOCATION, v);
     }
     r
-}
-
-/// An error as a page (pages) or as JSON (API), for the guard.
-pub fn error_page_or_json(kind: Kind, req: &Request, e: ApiError) -> Response {
-    match kind {
-        Kind::Page => {
-            let (lang, _) = Lang::pick(None, req.headers());
-            error_page(lang, None, req.uri().path(), &e)
-        }
-        _ => e.into_response(),
-    }
-}
-
-fn error_page(lang: Lang, who: Option<&Principal>, path: &str, e: &ApiError) -> Response {
-    let body = format!(
-        "<p class=\"err\">{}</p><p><a href=\"/\">{}</a></p>",
-        esc(&e.to_string()),
-        lang.t("返回待办预警", "Back to the inbox")
-    );
-    html_response(
-        e.status(),
-        lang,
-        false,
-        page(
-            lang,
-            &format!("{} {}", e.status().as_u16(), lang.t("无法完成", "Refused")),
-            who,
-            path,
-            &body,
-        ),
-    )
 }
 
 fn sign_in_body(lang: Lang, message: Option<&str>) -> String {
@@ -305,7 +253,7 @@ pub async fn inbox(
     );
     for w in &list.warnings {
         let mut household = w.household.clone();
-        crate::mask::mask_json(&mut household);
+        doudi_app::mask::mask_json(&mut household);
         let _ = write!(
             b,
             "<tr><td><a href=\"/warnings/{id}\">#{id}</a></td><td>{}</td><td>{}<br><small>{}</small></td><td><a href=\"/warnings/{id}\">{}</a><br><small>{}</small></td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -368,7 +316,9 @@ pub async fn warning(
             &ApiError::NotFound(format!("no warning {id:?}")),
         );
     };
-    let d = match ops::warning(&state, &who, num, "GET /warnings/{id}").await {
+    let asker = who.who();
+    let read = doudi_app::warnings::show_warning(state.store(), &asker, num, "GET /warnings/{id}");
+    let d = match read.await.map_err(ApiError::from) {
         Ok(d) => d,
         Err(e) => return error_page(lang, Some(&who), &path, &e),
     };
@@ -538,7 +488,7 @@ pub async fn warning(
         );
     }
     b.push_str("</table>");
-    if who.role != crate::auth::Role::Admin {
+    if who.role != Role::Admin {
         let _ = write!(
             b,
             "<p><a href=\"/households/{}/trace\">{}</a></p>",
@@ -590,7 +540,7 @@ async fn move_page(
             .parse()
             .map_err(|_| ApiError::NotFound(format!("no warning {id:?}")))?;
         let m = make(&form)?;
-        ops::move_warning(&state, &who, num, form.note.trim(), m).await
+        crate::api::make_move(&state, &who, num, form.note.trim(), m).await
     }
     .await;
     match result {
@@ -630,7 +580,7 @@ pub async fn resolve(
     Form(form): Form<MoveForm>,
 ) -> Response {
     move_page(state, who, headers, id, form, |f| {
-        Ok(Move::Resolve(crate::api::disposition(
+        Ok(Move::Resolve(doudi_app::warnings::disposition(
             &f.disposition,
             f.amount.as_deref(),
             f.category.as_deref(),
@@ -787,16 +737,18 @@ pub async fn trace(
     use doudi_store::TraceEntry;
     let (lang, set) = Lang::pick(q.lang.as_deref(), &headers);
     let path = format!("/households/{id}/trace");
-    let entries =
-        match ops::trace(&state, &who, &id, Page::Trace, "GET /households/{id}/trace").await {
-            Ok(e) => e,
-            Err(e) => return error_page(lang, Some(&who), &path, &e),
-        };
+    let via = "GET /households/{id}/trace";
+    let asker = who.who();
+    let read = doudi_app::household::trace(state.store(), &asker, &id, View::Trace, via);
+    let (entries, masked) = match read.await.map_err(ApiError::from) {
+        Ok(r) => (r.value, r.masked),
+        Err(e) => return error_page(lang, Some(&who), &path, &e),
+    };
     let mut b = format!(
         "<p>{} {} · {}</p><table><tr><th>{}</th><th>{}</th><th>{}</th></tr>",
         entries.len(),
         lang.t("条记录", "entries"),
-        if ops::in_clear(&who, Page::Trace) {
+        if !masked {
             lang.t(
                 "含个人信息：本次查阅已记入审计日志",
                 "personal data shown: this read is recorded in the audit trail",

@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use crate::batch::BatchTx;
 use crate::codec::{decode_code, ser_time, Typed};
-use crate::db::{on, Col, Db, Dialect};
+use crate::db::{on, Col, Conn, Db, Dialect};
 use crate::error::{Ctx, StoreError};
 use crate::locks::lock_timeline_counter;
 use crate::open::Store;
@@ -281,6 +281,27 @@ impl Store {
     }
 }
 
+/// See [`Store::member_household`].
+async fn member_household(conn: Conn<'_>, member_id: &str) -> Result<Option<String>, StoreError> {
+    on!(conn, c => {
+        sqlx::query_scalar("SELECT household_id FROM members WHERE member_id = $1 AND active = 1")
+            .bind(member_id)
+            .fetch_optional(&mut *c)
+            .await
+            .ctx("looking up a register member")
+    })
+}
+
+impl Store {
+    /// The household of an active register member; `None` if there is no such active member.
+    pub async fn member_household(&self, member_id: &str) -> Result<Option<String>, StoreError> {
+        on!(self.pool(), p => {
+            let mut conn = p.acquire().await.ctx("looking up a register member")?;
+            member_household(Db::from(&mut *conn), member_id).await
+        })
+    }
+}
+
 impl BatchTx {
     /// Record a person's decision on a review item. Fails with [`StoreError::Conflict`] if the
     /// event is not in the review queue or was decided already.
@@ -359,13 +380,7 @@ impl BatchTx {
         &mut self,
         member_id: &str,
     ) -> Result<Option<String>, StoreError> {
-        on!(self.conn(), c => {
-            sqlx::query_scalar("SELECT household_id FROM members WHERE member_id = $1 AND active = 1")
-                .bind(member_id)
-                .fetch_optional(&mut *c)
-                .await
-                .ctx("looking up a register member")
-        })
+        member_household(self.conn(), member_id).await
     }
 
     /// The normalised event stored at `seq`.

@@ -3,9 +3,10 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use doudi_store::{ts, ReviewChoice, ReviewItem};
+use doudi_app::review::{decide, Decision};
+use doudi_store::{ts, ReviewItem};
 
-use super::{load_assessor, open_store};
+use super::{asker, engine_settings, open_store, refused};
 use crate::Config;
 
 #[derive(Debug, Subcommand)]
@@ -99,15 +100,12 @@ pub async fn run(config: &Config, cmd: ReviewCommand) -> anyhow::Result<ExitCode
             by,
             note,
         } => {
-            let choice = match link {
-                Some(member_id) => ReviewChoice::Link {
-                    household_id: String::new(),
-                    member_id,
-                },
-                None => ReviewChoice::Reject,
+            let decision = match link {
+                Some(member_id) => Decision::Link { member_id },
+                None => Decision::Reject,
             };
-            let engine = load_assessor(config, &store).await?;
-            match doudi_pipeline::decide_review(&store, &engine, seq, choice, &by, &note).await {
+            let settings = engine_settings(config)?;
+            match decide(&store, &settings, &asker(), seq, decision, &by, &note).await {
                 Ok(done) => {
                     match (&done.household_id, &done.level) {
                         (Some(hh), Some(level)) => println!(
@@ -121,11 +119,7 @@ pub async fn run(config: &Config, cmd: ReviewCommand) -> anyhow::Result<ExitCode
                     }
                     ExitCode::SUCCESS
                 }
-                Err(doudi_pipeline::PipelineError::Store(doudi_store::StoreError::Conflict(m))) => {
-                    eprintln!("error: {m}");
-                    ExitCode::from(2)
-                }
-                Err(e) => return Err(e.into()),
+                Err(e) => refused(e)?,
             }
         }
     };

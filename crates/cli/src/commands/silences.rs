@@ -89,7 +89,7 @@ pub async fn run(config: &Config, cmd: SilencesCommand) -> anyhow::Result<ExitCo
                 eprintln!("error: household {target} is not in the register");
                 return Ok(ExitCode::from(2));
             };
-            let directory = super::officers::load_directory(&store).await?;
+            let directory = doudi_app::engine::directory(&store).await?;
             let allowed = directory.get(&by).is_some_and(|o| {
                 o.role == doudi_warnings::routing::Role::Supervisor
                     && region.starts_with(o.region.as_str())

@@ -5,10 +5,13 @@
 use std::process::ExitCode;
 
 use clap::Args;
+use doudi_app::household::trace;
+use doudi_app::mask::View;
+use doudi_app::AppError;
 use doudi_store::{ts, TraceEntry};
 use serde_json::Value;
 
-use super::{mask_household, mask_person, open_store};
+use super::{asker, open_store, refused};
 use crate::Config;
 
 #[derive(Debug, Args)]
@@ -26,28 +29,19 @@ pub struct TraceArgs {
 
 pub async fn run(config: &Config, args: TraceArgs) -> anyhow::Result<ExitCode> {
     let store = open_store(config).await?;
-    let mut entries = store.trace(&args.household).await?;
-    if !entries.is_empty() {
-        store
-            .audit(
-                &super::reader(),
-                "read_personal_data",
-                &format!("household:{}", args.household),
-                &serde_json::json!({"via": "trace", "entries": entries.len()}),
-            )
-            .await?;
-    }
+    let read = trace(&store, &asker(), &args.household, View::Trace, "trace").await;
     store.close().await;
-    if entries.is_empty() {
-        eprintln!(
-            "error: the store knows nothing of household {} (check the id: `doudi warnings list`)",
-            args.household
-        );
-        return Ok(ExitCode::from(2));
-    }
-    for e in &mut entries {
-        mask(e);
-    }
+    let entries = match read {
+        Ok(r) => r.value,
+        Err(AppError::NotFound(_)) => {
+            eprintln!(
+                "error: the store knows nothing of household {} (check the id: `doudi warnings list`)",
+                args.household
+            );
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return refused(e),
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(ExitCode::SUCCESS);
@@ -61,28 +55,6 @@ pub async fn run(config: &Config, args: TraceArgs) -> anyhow::Result<ExitCode> {
         print_entry(e);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Mask the ID numbers and names a trace entry carries.
-fn mask(e: &mut TraceEntry) {
-    match e {
-        TraceEntry::Register {
-            record: Some(record),
-            ..
-        } => mask_household(record),
-        TraceEntry::Event { raw, .. } => {
-            *raw = match serde_json::from_str::<Value>(raw) {
-                Ok(mut v) => {
-                    if let Some(s) = v.get_mut("subject") {
-                        mask_person(s);
-                    }
-                    v.to_string()
-                }
-                Err(_) => format!("(not JSON: {} bytes, kept in the store)", raw.len()),
-            }
-        }
-        _ => {}
-    }
 }
 
 fn print_entry(e: &TraceEntry) {
