@@ -9,6 +9,7 @@
 //! - [`review`]: the review queue as a role sees it, and a person's decision on an item;
 //! - [`replay`]: dead letters through the pipeline again after a fix;
 //! - [`household`]: a household's record, timeline and trace;
+//! - [`silences`]: holding back notices for a household or region (a supervisor's);
 //! - [`mask`]: the one masking policy (by role and by what is shown) and the masking itself;
 //! - [`who`]: who asks (role, region, name in the audit trail).
 //!
@@ -22,6 +23,7 @@ pub mod household;
 pub mod mask;
 pub mod replay;
 pub mod review;
+pub mod silences;
 pub mod warnings;
 pub mod who;
 

@@ -7,8 +7,9 @@ use axum::{Extension, Json};
 use doudi_app::household::{household, trace};
 use doudi_app::mask::{mask_phone, mask_warning, View};
 use doudi_app::review::Decision;
+use doudi_app::silences::{add_silence as add_silence_for, NewSilence, Scope};
 use doudi_app::warnings::{move_warning, show_warning as read_warning, MoveRequest};
-use doudi_model::{Level, RegionCode};
+use doudi_model::Level;
 use doudi_store::WarningFilter;
 use doudi_warnings::lifecycle::Move;
 use serde::Deserialize;
@@ -411,13 +412,14 @@ pub async fn replay_dead_letters(
     Json(body): Json<ReplayBody>,
 ) -> ApiResult {
     let cfg = state.config();
-    let replay = doudi_app::replay::Replay {
+    let settings = cfg.engine_settings();
+    let replay = doudi_pipeline::ReplayOptions {
         ids: &body.ids,
         reason: body.reason.as_deref().filter(|r| !r.is_empty()),
         feeds: &cfg.feeds_dir,
+        limits: settings.limits,
         page_size: cfg.replay_page_size,
     };
-    let settings = cfg.engine_settings();
     match doudi_app::replay::replay(state.store(), &settings, &who.who(), &replay).await? {
         Some(report) => ok(report),
         None => ok(json!({"seen": 0, "replayed": 0, "still_refused": [], "outcome": null})),
@@ -503,57 +505,18 @@ pub async fn add_silence(
     Extension(who): Extension<Principal>,
     Json(b): Json<SilenceBody>,
 ) -> ApiResult {
-    let (scope, target) = match (b.household, b.region) {
-        (Some(h), None) => ("household", h),
-        (None, Some(r)) => (
-            "region",
-            RegionCode::parse(&r)
-                .map_err(|e| ApiError::BadRequest(format!("region: {e}")))?
-                .as_str()
-                .to_string(),
-        ),
+    let scope = match (b.household, b.region) {
+        (Some(h), None) => Scope::Household(h),
+        (None, Some(r)) => Scope::Region(r),
         _ => {
             return Err(ApiError::BadRequest(
                 "give either \"household\" or \"region\"".into(),
             ))
         }
     };
-    let region = match scope {
-        "region" => target.clone(),
-        _ => state
-            .store()
-            .household_region(&target)
-            .await?
-            .ok_or_else(|| {
-                ApiError::NotFound(format!("household {target} is not in the register"))
-            })?,
-    };
-    who.require_region(&region, &format!("{scope} {target}"))?;
     let by = who.officer_id.clone().ok_or_else(|| {
         ApiError::Forbidden(format!("token #{} acts for no officer", who.token_id))
     })?;
-    let directory = doudi_app::engine::directory(state.store()).await?;
-    let allowed = directory.get(&by).is_some_and(|o| {
-        o.role == doudi_warnings::routing::Role::Supervisor && region.starts_with(o.region.as_str())
-    });
-    if !allowed {
-        let why = format!(
-            "{by:?} may not silence {scope} {target}: only a supervisor whose region contains {region} may"
-        );
-        state
-            .store()
-            .audit(
-                &by,
-                "silence_refused",
-                &format!("{scope}:{target}"),
-                &json!({"refused": why}),
-            )
-            .await?;
-        return Err(ApiError::Forbidden(why));
-    }
-    if b.reason.trim().is_empty() {
-        return Err(ApiError::BadRequest("a silence needs a reason".into()));
-    }
     let start = match &b.from {
         Some(t) => time(t, "from")?,
         None => chrono::Utc::now(),
@@ -567,22 +530,14 @@ pub async fn add_silence(
             ))
         }
     };
-    if end <= start {
-        return Err(ApiError::BadRequest(format!(
-            "the silence ends ({end}) before it starts ({start})"
-        )));
-    }
-    let (starts_at, ends_at) = (doudi_store::ts(&start), doudi_store::ts(&end));
-    let id = state
-        .store()
-        .add_silence(scope, &target, &b.reason, &starts_at, &ends_at, &by)
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"silence_id": id, "scope": scope, "target": target,
-            "starts_at": starts_at, "ends_at": ends_at, "created_by": by})),
-    )
-        .into_response())
+    let silence = NewSilence {
+        scope,
+        reason: b.reason,
+        start,
+        end,
+    };
+    let done = add_silence_for(state.store(), &who.who(), &by, &silence).await?;
+    Ok((StatusCode::CREATED, Json(done)).into_response())
 }
 
 /// Query of a region overview.

@@ -2,7 +2,9 @@
 //! disposition on resolve; and who may move it (the assigned officer, their substitute, or a
 //! supervisor above the region; relief above the township's approval limit needs a supervisor).
 //!
-//! Pure: the store carries a move out and records it (who, when, why) — refused moves included.
+//! Pure: the store carries a move out and records it (who, when, why) — refused moves included;
+//! `doudi_app::warnings::move_warning` is the one caller for both doors. The status and the
+//! disposition are data of `doudi_model::warning`, re-exported here.
 
 use doudi_model::{Money, RegionCode};
 use serde::{Deserialize, Serialize};

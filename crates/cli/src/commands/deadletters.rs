@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use doudi_app::replay::Replay;
+use doudi_pipeline::ReplayOptions;
 
 use super::{asker, engine_settings, open_store};
 use crate::Config;
@@ -84,10 +84,11 @@ async fn replay(
     feeds: &std::path::Path,
 ) -> anyhow::Result<()> {
     let settings = engine_settings(config)?;
-    let replay = Replay {
+    let replay = ReplayOptions {
         ids,
         reason,
         feeds,
+        limits: settings.limits,
         page_size: config.limits.batch_size.max(1) as i64,
     };
     let Some(report) = doudi_app::replay::replay(store, &settings, &asker(), &replay).await? else {
