@@ -191,6 +191,7 @@ async fn bench(benching: bool) {
     // The deliverer, in its loop.
     let settings = Settings {
         secret: SECRET.to_vec(),
+        key_id: "1".into(),
         quota_per_minute: NonZeroU32::new(1_000_000).expect("nonzero"),
         max_digest_items: 500,
         backoff: Backoff {

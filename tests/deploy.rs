@@ -1,12 +1,13 @@
 //! The deployment files say only what doudi understands: every `DOUDI_…` variable names a real
-//! setting, every doudi command line in them parses, every metric an alert uses is exported.
+//! setting, every doudi command line in them parses, every metric an alert uses is exported; and
+//! they keep secrets secret: every secret comes from a file or a secret object, never a literal.
 
 mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use common::doudi;
+use common::{doudi, doudi_env, ok};
 
 fn deploy_files() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
@@ -19,7 +20,7 @@ fn deploy_files() -> Vec<PathBuf> {
                 dirs.push(path);
             } else if matches!(
                 path.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml" | "md")
+                Some("yaml" | "yml" | "md" | "toml" | "conf" | "properties" | "sh")
             ) || path.file_name().is_some_and(|n| n == "Dockerfile")
             {
                 out.push(path);
@@ -66,6 +67,10 @@ fn every_setting_variable_names_a_real_setting() {
     for file in deploy_files() {
         let text = std::fs::read_to_string(&file).expect("deploy file");
         for var in setting_variables(&text) {
+            if var.ends_with("_FILE") {
+                checked += secret_file_variable_is_known(&file, &var);
+                continue;
+            }
             let path: Vec<String> = var["DOUDI_".len()..]
                 .split("__")
                 .map(str::to_lowercase)
@@ -86,6 +91,231 @@ fn every_setting_variable_names_a_real_setting() {
         }
     }
     assert!(checked >= 5, "only {checked} setting variables found");
+}
+
+/// A `DOUDI_<NAME>_FILE` variable doudi reads: `doudi config` with it naming a file succeeds
+/// (an unknown one is an unknown setting).
+fn secret_file_variable_is_known(file: &Path, var: &str) -> usize {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "s3cr3t\n").expect("secret file");
+    let out = doudi_env(
+        dir.path(),
+        &["config"],
+        &[(var, secret.to_str().expect("UTF-8 path"))],
+    );
+    assert!(
+        out.status.success(),
+        "{}: {var} is not a secret file doudi reads:\n{}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    1
+}
+
+/// The secret settings, as the reference configuration lists them (`#   DOUDI_…_FILE …`).
+fn secret_file_variables() -> Vec<String> {
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/doudi.example.toml"),
+    )
+    .expect("deploy/doudi.example.toml");
+    let vars: Vec<String> = example
+        .lines()
+        .filter_map(|l| l.strip_prefix("#   DOUDI_"))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|v| v.ends_with("_FILE"))
+        .map(|v| format!("DOUDI_{v}"))
+        .collect();
+    assert!(vars.len() >= 5, "doudi.example.toml lists {vars:?}");
+    vars
+}
+
+/// Where a line assigns a value to a name that says it is secret (`…password…`, `…secret…`,
+/// `…token…`, `…passphrase…`): `(name, value)`, the value up to the next delimiter.
+fn secret_assignments(line: &str) -> Vec<(String, String)> {
+    let lower = line.to_ascii_lowercase();
+    let is_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+    let mut out = Vec::new();
+    for word in ["password", "secret", "token", "passphrase"] {
+        for (at, _) in lower.match_indices(word) {
+            let start = lower[..at]
+                .rfind(|c: char| !is_name(c))
+                .map_or(0, |i| i + 1);
+            let end = lower[at..]
+                .find(|c: char| !is_name(c))
+                .map_or(lower.len(), |i| at + i);
+            let after = line[end..].trim_start_matches(['"', '\'', ' ']);
+            let Some(value) = after.strip_prefix(['=', ':']) else {
+                continue;
+            };
+            let value = value.trim_start().trim_start_matches(['"', '\'']);
+            let value: String = value
+                .chars()
+                .take_while(|c| !c.is_whitespace() && !matches!(c, '"' | '\'' | ',' | ';'))
+                .collect();
+            out.push((line[start..end].to_string(), value));
+        }
+    }
+    out
+}
+
+/// A value that is no secret itself: none, a file, a secret object, or read from a file.
+fn names_no_literal(name: &str, value: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    value.is_empty()
+        || name.ends_with("_file")
+        || name.ends_with(".location")
+        // References to secret objects; PostgreSQL's hashing of passwords.
+        || ["secrets", "secret", "secretname", "password_encryption"].contains(&name.as_str())
+        || ["/", "./", "deploy/", "{file:", "%s", "$(cat ", "$$(cat "]
+            .iter()
+            .any(|p| value.starts_with(p))
+}
+
+#[test]
+fn every_secret_in_deploy_comes_from_a_file_or_a_secret_object() {
+    let mut checked = 0;
+    for file in deploy_files() {
+        let text = std::fs::read_to_string(&file).expect("deploy file");
+        let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("");
+        for (n, line) in text.lines().enumerate() {
+            let at = format!("{}:{}", file.display(), n + 1);
+            // No URL carries a password.
+            for (i, _) in line.match_indices("://") {
+                let token: String = line[i + 3..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && !matches!(c, '/' | '"' | '`'))
+                    .collect();
+                if let Some((userinfo, _)) = token.split_once('@') {
+                    assert!(
+                        !userinfo.contains(':'),
+                        "{at}: a URL with a password ({line:?}); give it apart, from a file"
+                    );
+                }
+            }
+            // doudi's secret settings only by their files.
+            for var in secret_file_variables() {
+                let direct = var.trim_end_matches("_FILE");
+                for (i, _) in line.match_indices(direct) {
+                    assert!(
+                        line[i..].starts_with(&var),
+                        "{at}: {direct} holds a secret in the environment; use {var}"
+                    );
+                    checked += 1;
+                }
+            }
+            // Scripts, prose and comments name secrets; configuration assigns them.
+            if matches!(ext, "md" | "sh") || line.trim_start().starts_with('#') {
+                continue;
+            }
+            assert!(
+                !line.contains("POSTGRES_PASSWORD:")
+                    && !line.contains("secretRef")
+                    && !line.contains("secretKeyRef")
+                    && !line.contains("stringData"),
+                "{at}: a secret in an environment or a manifest ({line:?}); mount it as a file"
+            );
+            for (name, value) in secret_assignments(line) {
+                assert!(
+                    names_no_literal(&name, &value),
+                    "{at}: {name} is given a literal value ({value:?}); read it from a file"
+                );
+                checked += 1;
+            }
+        }
+        // A Secret object in the manifests carries no data: secrets are created from files.
+        for doc in text.split("\n---\n") {
+            if doc.contains("\nkind: Secret") {
+                assert!(
+                    !doc.contains("\ndata:"),
+                    "{}: a Secret with its values in the repository",
+                    file.display()
+                );
+            }
+        }
+    }
+    assert!(checked >= 20, "only {checked} secrets checked");
+}
+
+#[test]
+fn the_literal_checks_catch_what_they_are_for() {
+    let bad = [
+        "      DOUDI_DELIVER__SECRET: ${DOUDI_DELIVER__SECRET:?set it}",
+        "      POSTGRES_PASSWORD: change-me",
+        "  sasl.jaas.config: ScramLoginModule required username=\"a\" password=\"hunter2\";",
+        "\"sasl.password\" = \"hunter2\"",
+    ];
+    for line in bad {
+        assert!(
+            secret_assignments(line)
+                .iter()
+                .any(|(n, v)| !names_no_literal(n, v)),
+            "{line}"
+        );
+    }
+    let good = [
+        "    DOUDI_STORE__PASSWORD_FILE: /etc/doudi/secrets/postgres-password",
+        "  postgres_password: {file: ./secrets/postgres_password}",
+        "        secret: {secretName: doudi-tls}",
+        "secret = \"\"",
+    ];
+    for line in good {
+        assert!(
+            secret_assignments(line)
+                .iter()
+                .all(|(n, v)| names_no_literal(n, v)),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn the_deployments_configuration_file_is_valid_and_the_configmap_holds_the_same() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let text = std::fs::read_to_string(root.join("doudi.toml")).expect("deploy/doudi.toml");
+    let manifest = std::fs::read_to_string(root.join("k8s/10-config.yaml")).expect("10-config");
+    let block = manifest
+        .split_once("  doudi.toml: |\n")
+        .expect("10-config.yaml has a doudi.toml")
+        .1;
+    let unindented: String = block
+        .lines()
+        .map(|l| l.strip_prefix("    ").unwrap_or(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        unindented.trim_end(),
+        text.trim_end(),
+        "k8s/10-config.yaml's doudi.toml differs from deploy/doudi.toml"
+    );
+    // As doudi reads it, with the files it names present (under a temporary root).
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut local = String::new();
+    for line in text.lines() {
+        match line.split_once(".location\" = \"") {
+            Some((key, path)) => {
+                let path = path.trim_end_matches('"');
+                let here = dir.path().join(path.trim_start_matches('/'));
+                std::fs::create_dir_all(here.parent().expect("a folder")).expect("mkdir");
+                std::fs::write(&here, "").expect("file");
+                local.push_str(&format!(
+                    "{key}.location\" = {:?}\n",
+                    here.display().to_string()
+                ));
+            }
+            None => local.push_str(&format!("{line}\n")),
+        }
+    }
+    let config = dir.path().join("doudi.toml");
+    std::fs::write(&config, local).expect("config");
+    let printed = ok(doudi(
+        dir.path(),
+        &["config", "--config", config.to_str().expect("UTF-8")],
+    ));
+    assert!(
+        printed.contains("\"security.protocol\" = \"SASL_SSL\""),
+        "{printed}"
+    );
 }
 
 /// The doudi command lines of the compose file and the Kubernetes manifests: flow sequences after

@@ -33,14 +33,20 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// `sqlite://PATH` (created if missing) or `postgres://USER@HOST/DATABASE` (must exist).
+    /// `sqlite://PATH` (created if missing) or `postgres://USER@HOST/DATABASE` (must exist), with
+    /// libpq's TLS parameters (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`).
     pub url: String,
+    /// The PostgreSQL password, apart from the URL: `DOUDI_STORE__PASSWORD_FILE` (see
+    /// [`secret_from_env`]). Never printed.
+    #[serde(skip_serializing)]
+    pub password: Secret,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             url: "sqlite://doudi.db".into(),
+            password: Secret::default(),
         }
     }
 }
@@ -117,29 +123,21 @@ impl Config {
             }
             fig = fig.merge(Toml::file_exact(path));
         }
-        // The signing secret is read as is, below: through figment an all-digit secret would
-        // become a number.
+        // Secrets are read as they are, below (through figment an all-digit secret would become
+        // a number), from the variable or the file its `_FILE` variable names.
         fig = fig.merge(
             Env::prefixed("DOUDI_")
-                .filter(|k| {
-                    k.as_str().contains("__") && !k.as_str().eq_ignore_ascii_case(SECRET_VAR)
-                })
+                .filter(|k| k.as_str().contains("__") && !is_secret_variable(k.as_str()))
                 .split("__"),
         );
-        let config: Config = fig.extract().map_err(|e| {
+        let mut config: Config = fig.extract().map_err(|e| {
             let mut msg = String::from("invalid configuration");
             for err in e {
                 msg.push_str(&format!("\n  - {err}"));
             }
             anyhow::anyhow!(msg)
         })?;
-        let mut config = config;
-        if let Some(secret) = std::env::var_os(format!("DOUDI_{SECRET_VAR}")) {
-            let secret = secret
-                .into_string()
-                .map_err(|_| anyhow::anyhow!("DOUDI_{SECRET_VAR} is not valid UTF-8"))?;
-            config.deliver.secret = Secret(secret);
-        }
+        apply_secrets(&mut config, |var| std::env::var_os(var))?;
         config.validate()?;
         Ok(config)
     }
@@ -205,11 +203,30 @@ impl Config {
                 s.public_url
             );
         }
+        doudi_service::TrustedProxies::parse(&s.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("serve.trusted_proxies: {e}"))?;
+        if s.tls_cert.is_some() != s.tls_key.is_some() {
+            anyhow::bail!("serve.tls_cert and serve.tls_key go together: set both or neither");
+        }
+        if !valid_key_id(&d.key_id) {
+            anyhow::bail!(
+                "deliver.key_id must be 1 to 64 letters, digits, '.', '_' or '-' (got {:?})",
+                d.key_id
+            );
+        }
         self.kafka.validate().map_err(anyhow::Error::msg)?;
         self.crosscheck
             .validate()
             .map_err(|e| anyhow::anyhow!("crosscheck: {e}"))?;
         Ok(())
+    }
+
+    /// The configuration as `doudi config` prints it: no secret, and a password inside
+    /// `store.url` masked.
+    pub fn printable(&self) -> anyhow::Result<String> {
+        let mut shown = self.clone();
+        shown.store.url = doudi_store::redact_url(&shown.store.url);
+        Ok(toml::to_string_pretty(&shown)?)
     }
 
     /// The rule set named by the configuration, or the built-in one.
@@ -259,8 +276,91 @@ pub struct WarningsConfig {
     pub escalation: doudi_warnings::escalation::EscalationConfig,
 }
 
-/// The environment variable (after `DOUDI_`) holding the webhook signing secret.
-const SECRET_VAR: &str = "DELIVER__SECRET";
+/// Every secret setting: the variable after `DOUDI_` (see [`secret_from_env`]) and where it goes.
+/// A new secret setting is one line here (and a `Secret` field that is never serialised).
+type SetSecret = fn(&mut Config, Secret);
+const SECRETS: &[(&str, SetSecret)] = &[
+    ("DELIVER__SECRET", |c, s| c.deliver.secret = s),
+    ("STORE__PASSWORD", |c, s| c.store.password = s),
+    ("KAFKA__SASL_PASSWORD", |c, s| {
+        c.kafka.secrets.set("sasl.password", s.0)
+    }),
+    ("KAFKA__SSL_KEY_PASSWORD", |c, s| {
+        c.kafka.secrets.set("ssl.key.password", s.0)
+    }),
+    ("KAFKA__SSL_KEYSTORE_PASSWORD", |c, s| {
+        c.kafka.secrets.set("ssl.keystore.password", s.0)
+    }),
+];
+
+fn valid_key_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Every secret of [`SECRETS`] that the environment (`var`) sets, into `config`.
+fn apply_secrets(
+    config: &mut Config,
+    var: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> anyhow::Result<()> {
+    for (name, set) in SECRETS {
+        if let Some(secret) = secret_from(name, &var)? {
+            set(config, secret);
+        }
+    }
+    Ok(())
+}
+
+/// A `DOUDI_` variable (without the prefix) that holds a secret or names its file.
+fn is_secret_variable(key: &str) -> bool {
+    let key = key.to_ascii_uppercase();
+    let key = key.strip_suffix("_FILE").unwrap_or(&key);
+    SECRETS.iter().any(|(name, _)| *name == key)
+}
+
+/// One secret setting from the environment, by the one convention every secret follows (as the
+/// official PostgreSQL image does): `DOUDI_<NAME>_FILE` names a file that holds it — a mounted
+/// Kubernetes secret, a Docker secret, a systemd credential — or `DOUDI_<NAME>` holds it (visible
+/// to whoever can read the process's environment: prefer the file). Not both. One trailing line
+/// break of a file is dropped, so `echo "$key" > file` works; an empty file is an error. `None`:
+/// neither variable is set.
+pub fn secret_from_env(name: &str) -> anyhow::Result<Option<Secret>> {
+    secret_from(name, &|var: &str| std::env::var_os(var))
+}
+
+fn secret_from(
+    name: &str,
+    var: &impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> anyhow::Result<Option<Secret>> {
+    let direct = format!("DOUDI_{name}");
+    let file_var = format!("{direct}_FILE");
+    match (var(&direct), var(&file_var)) {
+        (Some(_), Some(_)) => anyhow::bail!(
+            "both {direct} and {file_var} are set: keep one (the file: an environment is easier to leak)"
+        ),
+        (Some(value), None) => value
+            .into_string()
+            .map(|v| Some(Secret(v)))
+            .map_err(|_| anyhow::anyhow!("{direct} is not valid UTF-8")),
+        (None, Some(path)) => {
+            let path = PathBuf::from(path);
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!("{file_var}: cannot read the secret file {}", path.display())
+            })?;
+            let text = text
+                .strip_suffix('\n')
+                .map(|t| t.strip_suffix('\r').unwrap_or(t))
+                .unwrap_or(&text);
+            if text.is_empty() {
+                anyhow::bail!("{file_var}: the secret file {} is empty", path.display());
+            }
+            Ok(Some(Secret(text.to_string())))
+        }
+        (None, None) => Ok(None),
+    }
+}
 
 /// A secret: never printed (`Debug` shows `<redacted>`, `doudi config` leaves it out).
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
@@ -270,6 +370,11 @@ pub struct Secret(pub String);
 impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// The secret, or `None` when it is empty (not set).
+    pub fn get(&self) -> Option<&str> {
+        Some(self.0.as_str()).filter(|s| !s.is_empty())
     }
 }
 
@@ -286,10 +391,13 @@ impl std::fmt::Debug for Secret {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeliverConfig {
-    /// HMAC-SHA256 key shared with the receivers; from `DOUDI_DELIVER__SECRET` in practice.
-    /// Delivery refuses to start without one.
+    /// HMAC-SHA256 key shared with the receivers: `DOUDI_DELIVER__SECRET_FILE` (or
+    /// `DOUDI_DELIVER__SECRET`). Delivery refuses to start without one. Never printed.
     #[serde(skip_serializing)]
     pub secret: Secret,
+    /// The id of that key, sent in `X-Doudi-Key-Id`: receivers hold the old and the new key
+    /// during a change and check with the one named (see `doudi_deliver::sign`).
+    pub key_id: String,
     /// Deliveries per recipient per minute (also the burst); beyond it, one digest.
     pub quota_per_minute: u32,
     /// Most notices in one digest (the rest go in the next).
@@ -315,6 +423,7 @@ impl Default for DeliverConfig {
     fn default() -> Self {
         DeliverConfig {
             secret: Secret::default(),
+            key_id: "1".into(),
             quota_per_minute: 30,
             max_digest_items: 500,
             backoff_base_ms: 1000,
@@ -345,6 +454,14 @@ pub struct ServeConfig {
     pub max_page_size: i64,
     /// Seconds to let requests in flight finish after SIGTERM or Ctrl-C.
     pub shutdown_grace_seconds: u64,
+    /// Addresses (`10.0.0.5`) or networks (`10.0.0.0/8`) of the reverse proxies in front of the
+    /// service, which terminate TLS and whose `X-Forwarded-For` is believed. With an https
+    /// `public_url`, `serve` needs these or its own TLS (`tls_cert`, `tls_key`).
+    pub trusted_proxies: Vec<String>,
+    /// The service's own TLS: a PEM certificate chain and its key (PKCS#8, RSA or SEC1); both or
+    /// neither. Without them it speaks plain HTTP (behind a TLS-terminating proxy).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServeConfig {
@@ -356,6 +473,9 @@ impl Default for ServeConfig {
             auth_failures_per_minute: 10,
             max_page_size: 500,
             shutdown_grace_seconds: 10,
+            trusted_proxies: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -410,6 +530,92 @@ mod tests {
             c,
             Config::default(),
             "deploy/doudi.example.toml is out of step with the defaults"
+        );
+    }
+
+    /// An environment of these variables only.
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<std::ffi::OsString> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.into())
+    }
+
+    #[test]
+    fn a_secret_comes_from_its_variable_or_the_file_its_file_variable_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("key");
+        std::fs::write(&file, "from-the-file\n").unwrap();
+        let path = file.display().to_string();
+        let get = |vars: &[(&str, &str)]| secret_from("DELIVER__SECRET", &env(vars));
+        assert_eq!(get(&[]).unwrap(), None);
+        assert_eq!(
+            get(&[("DOUDI_DELIVER__SECRET", "inline")]).unwrap(),
+            Some(Secret("inline".into()))
+        );
+        assert_eq!(
+            get(&[("DOUDI_DELIVER__SECRET_FILE", &path)]).unwrap(),
+            Some(Secret("from-the-file".into())),
+            "one trailing line break dropped"
+        );
+        let e = get(&[
+            ("DOUDI_DELIVER__SECRET", "inline"),
+            ("DOUDI_DELIVER__SECRET_FILE", &path),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("both DOUDI_DELIVER__SECRET and DOUDI_DELIVER__SECRET_FILE"),
+            "{e}"
+        );
+        std::fs::write(&file, "\n").unwrap();
+        let e = get(&[("DOUDI_DELIVER__SECRET_FILE", &path)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is empty"), "{e}");
+        let e = get(&[("DOUDI_DELIVER__SECRET_FILE", "/nonexistent/key")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("DOUDI_DELIVER__SECRET_FILE") && e.contains("/nonexistent/key"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn every_secret_setting_follows_the_file_convention_and_is_never_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut vars = Vec::new();
+        for (n, (name, _)) in SECRETS.iter().enumerate() {
+            let file = dir.path().join(format!("s{n}"));
+            std::fs::write(&file, format!("secret-number-{n}\n")).unwrap();
+            vars.push((format!("DOUDI_{name}_FILE"), file.display().to_string()));
+            assert!(is_secret_variable(name) && is_secret_variable(&format!("{name}_FILE")));
+        }
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut c = Config::default();
+        c.store.url = "postgres://doudi:inline-pw@db/doudi".into();
+        apply_secrets(&mut c, env(&vars)).unwrap();
+        assert_eq!(c.deliver.secret.expose(), "secret-number-0");
+        assert_eq!(c.store.password.expose(), "secret-number-1");
+        let made = c.kafka.client();
+        assert_eq!(made.get("sasl.password"), Some("secret-number-2"));
+        assert_eq!(made.get("ssl.key.password"), Some("secret-number-3"));
+        assert_eq!(made.get("ssl.keystore.password"), Some("secret-number-4"));
+        let printed = c.printable().unwrap();
+        let debug = format!("{c:?}");
+        for n in 0..SECRETS.len() {
+            let secret = format!("secret-number-{n}");
+            assert!(
+                !printed.contains(&secret) && !debug.contains(&secret),
+                "{n}"
+            );
+        }
+        assert!(!printed.contains("inline-pw"), "{printed}");
+        assert!(
+            printed.contains("postgres://doudi:***@db/doudi"),
+            "{printed}"
         );
     }
 }

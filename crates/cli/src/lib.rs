@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub use config::Config;
+pub use config::{secret_from_env, Config, Secret};
 
 const AFTER_HELP: &str = "\
 Start here:
@@ -202,7 +202,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Config => {
-            print!("{}", toml::to_string_pretty(&config)?);
+            print!("{}", config.printable()?);
             Ok(ExitCode::SUCCESS)
         }
     }

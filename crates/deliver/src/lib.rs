@@ -28,4 +28,4 @@ pub use error::DeliverError;
 pub use limits::RecipientLimits;
 pub use payload::{Item, Payload};
 pub use send::{Deliverer, PassReport, Settings};
-pub use sign::{sign, verify, VerifyError};
+pub use sign::{key_for, sign, verify, VerifyError};

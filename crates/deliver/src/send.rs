@@ -19,7 +19,9 @@ use crate::backoff::Backoff;
 use crate::limits::RecipientLimits;
 use crate::payload::{item, payload};
 use crate::plan::plan;
-use crate::sign::{sign, HEADER_IDEMPOTENCY_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+use crate::sign::{
+    sign, HEADER_IDEMPOTENCY_KEY, HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+};
 use crate::DeliverError;
 
 /// How to deliver.
@@ -27,6 +29,8 @@ use crate::DeliverError;
 pub struct Settings {
     /// The HMAC key shared with receivers (never logged).
     pub secret: Vec<u8>,
+    /// Its id, sent in `X-Doudi-Key-Id` (receivers pick the key by it during a change).
+    pub key_id: String,
     /// Deliveries per recipient per minute (also the burst).
     pub quota_per_minute: NonZeroU32,
     /// Most notices in one digest.
@@ -48,6 +52,7 @@ impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
             .field("secret", &"<redacted>")
+            .field("key_id", &self.key_id)
             .field("quota_per_minute", &self.quota_per_minute)
             .field("max_digest_items", &self.max_digest_items)
             .field("backoff", &self.backoff)
@@ -100,6 +105,7 @@ impl PassReport {
 pub struct Deliverer {
     settings: Settings,
     secret: Arc<[u8]>,
+    key_id: Arc<str>,
     client: reqwest::Client,
     limits: RecipientLimits,
     rng: ChaCha8Rng,
@@ -172,6 +178,7 @@ impl Deliverer {
             .map_err(|e| DeliverError::Client(e.to_string()))?;
         Ok(Deliverer {
             secret: Arc::from(settings.secret.as_slice()),
+            key_id: Arc::from(settings.key_id.as_str()),
             limits: RecipientLimits::per_minute(settings.quota_per_minute),
             settings,
             client,
@@ -233,12 +240,13 @@ impl Deliverer {
                 .collect();
             let client = self.client.clone();
             let secret = Arc::clone(&self.secret);
+            let key_id = Arc::clone(&self.key_id);
             let url = rp.url.clone();
             let permits = Arc::clone(&permits);
             let timeout = self.settings.timeout;
             tasks.spawn(async move {
                 let _permit = permits.acquire_owned().await;
-                let sent = send_all(&client, &secret, &url, &jobs, timeout).await;
+                let sent = send_all(&client, (&key_id, &secret), &url, &jobs, timeout).await;
                 (r, jobs, sent)
             });
         }
@@ -402,7 +410,7 @@ async fn futures_ready<F: Future<Output = ()> + Unpin>(f: &mut F) -> bool {
 /// A recipient's deliveries, in order; after a failure, the rest of that household's wait.
 async fn send_all(
     client: &reqwest::Client,
-    secret: &[u8],
+    (key_id, secret): (&str, &[u8]),
     url: &str,
     jobs: &[Job],
     timeout: Duration,
@@ -422,6 +430,7 @@ async fn send_all(
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(HEADER_TIMESTAMP, ts.to_string())
             .header(HEADER_SIGNATURE, sign(secret, ts, &job.body))
+            .header(HEADER_KEY_ID, key_id)
             .header(HEADER_IDEMPOTENCY_KEY, &job.key)
             .body(job.body.clone())
             .send()

@@ -1,8 +1,13 @@
-//! The `[kafka]` section of doudi's configuration.
+//! The `[kafka]` section of doudi's configuration, and [`KafkaConfig::client`]: the one place
+//! where every client's librdkafka settings are made (the consumer, the dead-letter and warnings
+//! producers, `doudi produce`, the warnings reader), so that a secured cluster's settings
+//! (`[kafka.client]`: TLS, mutual TLS, SASL PLAIN / SCRAM) reach them all.
+
+use std::collections::BTreeMap;
 
 use doudi_model::Source;
 use rdkafka::ClientConfig;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Kafka settings (every key has a default; see `deploy/doudi.example.toml`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -42,7 +47,107 @@ pub struct KafkaConfig {
     pub queued_min_messages: u64,
     /// Notices published per pass by `doudi deliver --brokers`.
     pub publish_batch: usize,
+    /// librdkafka properties for every client, passed through as they are: `security.protocol`
+    /// (`SSL`, `SASL_SSL`), `sasl.mechanisms` (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`),
+    /// `sasl.username`, `ssl.ca.location`, `ssl.certificate.location`, `ssl.key.location`, ….
+    /// Unknown properties are refused by name. Secrets never go here: they come from files
+    /// (`DOUDI_KAFKA__SASL_PASSWORD_FILE`, `…__SSL_KEY_PASSWORD_FILE`,
+    /// `…__SSL_KEYSTORE_PASSWORD_FILE`) into [`KafkaConfig::secrets`].
+    #[serde(deserialize_with = "properties")]
+    pub client: BTreeMap<String, String>,
+    /// Secret librdkafka properties, set by the caller from files; never read from the
+    /// configuration file, never serialised or printed.
+    #[serde(skip)]
+    pub secrets: ClientSecrets,
 }
+
+/// Secret librdkafka properties (`sasl.password`, `ssl.key.password`, …): `Debug` shows their
+/// names only.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ClientSecrets(BTreeMap<&'static str, String>);
+
+impl ClientSecrets {
+    pub fn set(&mut self, property: &'static str, value: String) {
+        self.0.insert(property, value);
+    }
+}
+
+impl std::fmt::Debug for ClientSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|k| (k, "<redacted>")))
+            .finish()
+    }
+}
+
+/// `[kafka.client]` values as librdkafka takes them, text: `true` and `5000` may be written
+/// unquoted.
+fn properties<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Int(i64),
+        Float(f64),
+        Bool(bool),
+    }
+    let raw = BTreeMap::<String, Scalar>::deserialize(d)?;
+    Ok(raw
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Scalar::Text(t) => t,
+                Scalar::Int(i) => i.to_string(),
+                Scalar::Float(x) => x.to_string(),
+                Scalar::Bool(b) => b.to_string(),
+            };
+            (k, v)
+        })
+        .collect())
+}
+
+/// Properties doudi sets itself: its guarantees rest on them (and the first two have their own
+/// keys).
+const RESERVED: [(&str, &str); 10] = [
+    ("bootstrap.servers", "set kafka.brokers (or --brokers)"),
+    ("group.id", "set kafka.group_id"),
+    ("enable.auto.commit", "offsets commit with the database"),
+    (
+        "enable.auto.offset.store",
+        "offsets commit with the database",
+    ),
+    ("auto.offset.reset", "positions come from the database"),
+    (
+        "enable.idempotence",
+        "producers must not duplicate or reorder",
+    ),
+    ("acks", "producers wait for every in-sync replica"),
+    (
+        "isolation.level",
+        "doudi reads what its producers committed",
+    ),
+    ("enable.partition.eof", "the consumer relies on it"),
+    (
+        "transactional.id",
+        "doudi's producers are not transactional",
+    ),
+];
+
+/// Secret properties, and where each comes from instead.
+const SECRET_PROPERTIES: [(&str, &str); 6] = [
+    ("sasl.password", "DOUDI_KAFKA__SASL_PASSWORD_FILE"),
+    ("ssl.key.password", "DOUDI_KAFKA__SSL_KEY_PASSWORD_FILE"),
+    (
+        "ssl.keystore.password",
+        "DOUDI_KAFKA__SSL_KEYSTORE_PASSWORD_FILE",
+    ),
+    ("ssl.key.pem", "a key file named by ssl.key.location"),
+    ("ssl_key", "a key file named by ssl.key.location"),
+    (
+        "sasl.oauthbearer.client.secret",
+        "nothing yet: doudi supports PLAIN and SCRAM; open an issue",
+    ),
+];
 
 /// The feed topic of each source.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +200,8 @@ impl Default for KafkaConfig {
             queued_max_kbytes: 8192,
             queued_min_messages: 10_000,
             publish_batch: 1000,
+            client: BTreeMap::new(),
+            secrets: ClientSecrets::default(),
         }
     }
 }
@@ -138,6 +245,41 @@ impl KafkaConfig {
         if self.publish_batch == 0 || self.queued_max_kbytes == 0 {
             return Err("kafka.publish_batch and queued_max_kbytes must be at least 1".into());
         }
+        self.validate_client()
+    }
+
+    /// Check `[kafka.client]`: no property doudi sets itself, no secret, every property known to
+    /// librdkafka with a value it takes, every file it names readable.
+    fn validate_client(&self) -> Result<(), String> {
+        for (key, value) in &self.client {
+            let at = format!("kafka.client.{key:?}");
+            if let Some((_, why)) = RESERVED.iter().find(|(k, _)| k == key) {
+                return Err(format!("{at} is set by doudi and cannot be changed: {why}"));
+            }
+            if let Some((_, instead)) = SECRET_PROPERTIES.iter().find(|(k, _)| k == key) {
+                return Err(format!(
+                    "{at} is a secret and is not taken from the configuration; use {instead}"
+                ));
+            }
+            let mut one = ClientConfig::new();
+            one.set(key, value);
+            if let Err(e) = one.create_native_config() {
+                let why = match e {
+                    rdkafka::error::KafkaError::ClientConfig(_, desc, _, _) => desc,
+                    other => other.to_string(),
+                };
+                return Err(format!(
+                    "{at}: {why} (librdkafka's properties are listed in its CONFIGURATION.md)"
+                ));
+            }
+            if key.ends_with(".location") && value != "probe" {
+                for path in value.split(',') {
+                    if let Err(e) = std::fs::metadata(path) {
+                        return Err(format!("{at}: cannot read {path}: {e}"));
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
@@ -150,17 +292,25 @@ impl KafkaConfig {
             .map(|(_, s)| s)
     }
 
-    /// Client settings shared by every client: brokers, and quick reconnects.
-    pub(crate) fn client(&self) -> ClientConfig {
+    /// Settings every client starts from: the brokers, quick reconnects, `[kafka.client]` and
+    /// the secrets. Every client doudi makes is made from this (consumers and producers add
+    /// their own settings on top).
+    pub fn client(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers)
             .set("reconnect.backoff.ms", "100")
             .set("reconnect.backoff.max.ms", "2000");
+        for (key, value) in &self.client {
+            c.set(key, value);
+        }
+        for (key, value) in &self.secrets.0 {
+            c.set(*key, value);
+        }
         c
     }
 
     /// An idempotent producer: retries never duplicate or reorder a partition's messages.
-    pub(crate) fn producer(&self) -> ClientConfig {
+    pub fn producer(&self) -> ClientConfig {
         let mut c = self.client();
         c.set("enable.idempotence", "true")
             .set("acks", "all")
@@ -168,5 +318,70 @@ impl KafkaConfig {
             .set("message.timeout.ms", "300000")
             .set("message.max.bytes", "16777216");
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(key: &str, value: &str) -> KafkaConfig {
+        let mut c = KafkaConfig::default();
+        c.client.insert(key.into(), value.into());
+        c
+    }
+
+    #[test]
+    fn client_properties_reach_every_client_with_the_secrets() {
+        let mut c = with("security.protocol", "SASL_SSL");
+        c.client
+            .insert("sasl.mechanisms".into(), "SCRAM-SHA-512".into());
+        c.secrets.set("sasl.password", "pw-from-a-file".into());
+        c.validate().unwrap();
+        for made in [c.client(), c.producer()] {
+            assert_eq!(made.get("security.protocol"), Some("SASL_SSL"));
+            assert_eq!(made.get("sasl.mechanisms"), Some("SCRAM-SHA-512"));
+            assert_eq!(made.get("sasl.password"), Some("pw-from-a-file"));
+        }
+        assert!(!format!("{c:?}").contains("pw-from-a-file"));
+    }
+
+    #[test]
+    fn an_unknown_property_or_a_bad_value_is_named() {
+        let e = with("security.protocl", "SSL").validate().unwrap_err();
+        assert!(e.starts_with("kafka.client.\"security.protocl\":"), "{e}");
+        assert!(e.contains("No such configuration property"), "{e}");
+        let e = with("security.protocol", "TLS").validate().unwrap_err();
+        assert!(e.contains("kafka.client.\"security.protocol\""), "{e}");
+        let e = with("ssl.ca.location", "/nonexistent/ca.pem")
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("cannot read /nonexistent/ca.pem"), "{e}");
+    }
+
+    #[test]
+    fn secrets_and_doudis_own_properties_are_refused_in_the_table() {
+        let e = with("sasl.password", "literal").validate().unwrap_err();
+        assert!(e.contains("DOUDI_KAFKA__SASL_PASSWORD_FILE"), "{e}");
+        assert!(!e.contains("literal"), "{e}");
+        let e = with("enable.auto.commit", "true").validate().unwrap_err();
+        assert!(e.contains("set by doudi"), "{e}");
+        let e = with("bootstrap.servers", "x:9092").validate().unwrap_err();
+        assert!(e.contains("kafka.brokers"), "{e}");
+    }
+
+    #[test]
+    fn the_build_speaks_tls_and_sasl() {
+        for (key, value) in [
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanisms", "SCRAM-SHA-512"),
+            ("sasl.mechanisms", "SCRAM-SHA-256"),
+            ("sasl.mechanisms", "PLAIN"),
+            ("ssl.endpoint.identification.algorithm", "https"),
+        ] {
+            with(key, value)
+                .validate()
+                .unwrap_or_else(|e| panic!("{key}={value}: {e}"));
+        }
     }
 }

@@ -11,7 +11,7 @@
 //!
 //! Modules, lowest first: `error` (statuses), `principal` (who is behind a request), `html` (the
 //! page frame, error pages, small pieces), `auth` (tokens and the guard), `api` (the JSON routes),
-//! `pages` (the HTML routes).
+//! `pages` (the HTML routes); `transport` (TLS and trusted proxies) beside them.
 //!
 //! Access: API tokens stored hashed (`doudi tokens create`), four roles (officer, supervisor,
 //! auditor, admin), regional roles limited to their region prefix, failed authentication
@@ -25,6 +25,7 @@ mod error;
 mod html;
 mod pages;
 mod principal;
+mod transport;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -40,6 +41,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 pub use auth::{form_token, hash_token, new_token, SESSION_COOKIE};
 pub use error::ApiError;
 pub use principal::{Principal, Role};
+pub use transport::{check_transport, serve_tls, tls_config, TlsListener, TrustedProxies};
 
 /// What the service needs besides the store.
 #[derive(Clone, Debug)]
@@ -61,6 +63,8 @@ pub struct ServiceConfig {
     pub feeds_dir: PathBuf,
     /// Dead letters replayed per transaction.
     pub replay_page_size: i64,
+    /// The reverse proxies in front of the service (`serve.trusted_proxies`).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl ServiceConfig {
@@ -76,6 +80,7 @@ impl ServiceConfig {
             thresholds: doudi_linkage::Thresholds::default(),
             feeds_dir: PathBuf::from("feeds"),
             replay_page_size: 10_000,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }

@@ -57,6 +57,8 @@
 //!
 //! ## Inside
 //! - `open`: the [`Store`] handle (opening either backend, migrations, transactions);
+//! - `connect`: PostgreSQL's connection options ([`pg_options`]): TLS with libpq's parameters, a
+//!   password given apart from the URL;
 //! - `db`: the plumbing every query runs on: `Db` (a pool, transaction or connection of either
 //!   backend) and `on!(value, x => body)`, which writes a query body once for both (its module
 //!   docs say how to write one);
@@ -75,6 +77,7 @@ mod audit;
 mod batch;
 mod bulk;
 mod codec;
+mod connect;
 mod db;
 mod delivery;
 mod error;
@@ -98,6 +101,7 @@ pub use batch::{
     Position, PositionRow, WarningUpdate, TIMELINE_VERSION_UNKNOWN,
 };
 pub use codec::{Code, Document, Json, Unreadable};
+pub use connect::pg_options;
 pub use delivery::{
     AttemptOutcome, DeliveryAttempt, DeliveryLogRow, NoticeDelivery, PendingNotice,
 };

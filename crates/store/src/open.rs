@@ -3,18 +3,14 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, Row, SqlitePool};
+use sqlx::{Row, SqlitePool};
 
 use crate::db::{on, Db, Pool, Tx};
 use crate::error::{Ctx, StoreError};
 
 /// Database page size (set when the file is created).
 const PAGE_SIZE: u32 = 8192;
-
-/// Connections per pool on PostgreSQL (a worker's batches, people's commands, reads).
-const PG_MAX_CONNECTIONS: u32 = 8;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -29,10 +25,25 @@ impl Store {
     /// Open the database at `url` and run migrations: `sqlite://PATH` (the file is created if
     /// missing) or `postgres://…` / `postgresql://…` (the database must exist).
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with_password(url, None).await
+    }
+
+    /// [`Store::open`], with the PostgreSQL password given apart from the URL (from a file; `None`:
+    /// the URL's, or none). PostgreSQL's TLS parameters: see [`crate::pg_options`].
+    pub async fn open_with_password(
+        url: &str,
+        password: Option<&str>,
+    ) -> Result<Store, StoreError> {
         let pool = if url.starts_with("sqlite:") {
+            if password.is_some() {
+                return Err(StoreError::BadUrl {
+                    url: redact_url(url),
+                    message: "a database password is given, but only PostgreSQL takes one".into(),
+                });
+            }
             Db::Sqlite(open_sqlite(url).await?)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Db::Postgres(open_postgres(url).await?)
+        } else if crate::connect::is_postgres(url) {
+            Db::Postgres(crate::connect::pg_pool(url, password).await?)
         } else {
             return Err(StoreError::UnsupportedUrl(redact_url(url)));
         };
@@ -112,22 +123,6 @@ async fn open_sqlite(url: &str) -> Result<SqlitePool, StoreError> {
         .await
         .map_err(|e| StoreError::Open {
             url: url.to_string(),
-            source: e,
-        })
-}
-
-async fn open_postgres(url: &str) -> Result<PgPool, StoreError> {
-    let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl {
-        url: redact_url(url),
-        message: e.to_string(),
-    })?;
-    PgPoolOptions::new()
-        .max_connections(PG_MAX_CONNECTIONS)
-        .acquire_timeout(Duration::from_secs(30))
-        .connect_with(options)
-        .await
-        .map_err(|e| StoreError::Open {
-            url: redact_url(url),
             source: e,
         })
 }

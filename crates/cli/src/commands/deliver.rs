@@ -16,10 +16,13 @@ use crate::Config;
 #[command(after_help = "\
 Reads the notices (opened, raised, escalated, overdue, reminder) in notice order and POSTs each to
 its recipient's channels.webhook, signed: X-Doudi-Timestamp, X-Doudi-Signature (sha256= HMAC of
-\"{timestamp}.{body}\" with deliver.secret), Idempotency-Key (doudi-notice-<id>). A failed attempt is
+\"{timestamp}.{body}\" with deliver.secret), X-Doudi-Key-Id (deliver.key_id: receivers hold the old and
+the new key during a key change and check with the one named), Idempotency-Key (doudi-notice-<id>).
+The receiver's check and the steps of a key change: crates/deliver/src/sign.rs. A failed attempt is
 retried with backoff; a household's later notices wait behind an earlier one. A recipient over
 deliver.quota_per_minute gets one digest of everything pending. Officers without a webhook read
-notices in their inbox only. Needs DOUDI_DELIVER__SECRET.
+notices in their inbox only. Needs the key: DOUDI_DELIVER__SECRET_FILE names a file holding it
+(or DOUDI_DELIVER__SECRET holds it).
 
 With --brokers (or kafka.brokers) it also publishes every notice to the Kafka topic
 kafka.warnings_topic, keyed by household (the same item as a webhook's: IDs and names masked),
@@ -28,7 +31,7 @@ notice, and on start the tail of the topic is read back so that a crash between 
 recording repeats nothing. Without a secret, only Kafka publication runs. Run one `doudi deliver`.
 
 Examples:
-  DOUDI_DELIVER__SECRET=… doudi deliver
+  DOUDI_DELIVER__SECRET_FILE=/run/secrets/webhook-key doudi deliver
   doudi deliver --brokers 127.0.0.1:9092 --once")]
 pub struct DeliverArgs {
     /// Deliver what is due now, then stop (notices in backoff stay for a later run).
@@ -56,12 +59,14 @@ pub fn settings(config: &Config) -> anyhow::Result<Settings> {
     let d = &config.deliver;
     if d.secret.expose().is_empty() {
         anyhow::bail!(
-            "delivery refuses to start without a signing secret: set DOUDI_DELIVER__SECRET \
-             (shared with the receivers, who verify X-Doudi-Signature with it)"
+            "delivery refuses to start without a signing secret: set DOUDI_DELIVER__SECRET_FILE \
+             to a file holding it, or DOUDI_DELIVER__SECRET (shared with the receivers, who \
+             verify X-Doudi-Signature with it)"
         );
     }
     Ok(Settings {
         secret: d.secret.expose().as_bytes().to_vec(),
+        key_id: d.key_id.clone(),
         quota_per_minute: NonZeroU32::new(d.quota_per_minute)
             .context("deliver.quota_per_minute must be at least 1")?,
         max_digest_items: d.max_digest_items,

@@ -53,12 +53,15 @@ pub async fn shutdown_signal() {
 }
 
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    Store::open(&config.store.url).await.with_context(|| {
-        format!(
-            "cannot use the database {}",
-            doudi_store::redact_url(&config.store.url)
-        )
-    })
+    let password = config.store.password.get();
+    Store::open_with_password(&config.store.url, password)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot use the database {}",
+                doudi_store::redact_url(&config.store.url)
+            )
+        })
 }
 
 /// What the engine is made with, from the configuration.

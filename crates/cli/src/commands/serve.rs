@@ -17,6 +17,10 @@ Examples:
   doudi serve --listen 0.0.0.0:8080 --config /etc/doudi/doudi.toml
   curl -H \"Authorization: Bearer $TOKEN\" 'http://127.0.0.1:8080/api/warnings?level=red&limit=20'
 
+In production, put a TLS-terminating reverse proxy in front (deploy/README.md: compose and a Kubernetes
+ingress) and list its address in serve.trusted_proxies, or give serve its own certificate
+(serve.tls_cert, serve.tls_key). With an https serve.public_url, serve refuses to start with neither.
+
 Officers sign in at http://HOST:PORT/sign-in by pasting their token (Chinese pages; English with ?lang=en). The API is described in schemas/openapi.json. /healthz (process up), /readyz (database answers) and /metrics (Prometheus) need no token. SIGTERM or Ctrl-C stops accepting and lets requests in flight finish (serve.shutdown_grace_seconds).")]
 pub struct ServeArgs {
     /// Address to listen on (overrides serve.listen).
@@ -25,8 +29,18 @@ pub struct ServeArgs {
 }
 
 pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(config).await?;
     let s = &config.serve;
+    let proxies =
+        doudi_service::TrustedProxies::parse(&s.trusted_proxies).map_err(anyhow::Error::msg)?;
+    doudi_service::check_transport(&s.public_url, s.tls_cert.is_some(), &proxies)
+        .map_err(anyhow::Error::msg)?;
+    let tls = match (&s.tls_cert, &s.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(doudi_service::tls_config(cert, key).map_err(anyhow::Error::msg)?)
+        }
+        _ => None,
+    };
+    let store = open_store(config).await?;
     let listen = args.listen.unwrap_or_else(|| s.listen.clone());
     let mut service = doudi_service::ServiceConfig::with_rules(config.rule_set()?);
     service.public_url = s.public_url.clone();
@@ -37,6 +51,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     service.thresholds = config.linkage.thresholds.clone();
     service.feeds_dir = config.feeds.dir.clone();
     service.replay_page_size = config.limits.batch_size.max(1) as i64;
+    service.trusted_proxies = proxies;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -44,7 +59,8 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     if store.tokens().await?.is_empty() {
         tracing::warn!("no API tokens yet: create one with `doudi tokens create`");
     }
-    tracing::info!(%addr, public_url = %s.public_url, "serving on http://{addr}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, public_url = %s.public_url, "serving on {scheme}://{addr}");
     let app = doudi_service::app(doudi_service::AppState::new(store.clone(), service));
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
@@ -53,7 +69,14 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         let _ = stopped_tx.send(());
     };
     let grace = Duration::from_secs(s.shutdown_grace_seconds);
-    let server = tokio::spawn(doudi_service::serve(listener, app, shutdown));
+    let server = match tls {
+        Some(tls) => tokio::spawn(doudi_service::serve_tls(
+            doudi_service::TlsListener::new(listener, tls)?,
+            app,
+            shutdown,
+        )),
+        None => tokio::spawn(doudi_service::serve(listener, app, shutdown)),
+    };
     tokio::pin!(server);
     tokio::select! {
         done = &mut server => done.context("the server task failed")?.context("the server stopped")?,
