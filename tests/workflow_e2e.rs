@@ -213,8 +213,8 @@ fn a_bad_officer_file_is_refused_whole_with_line_numbers() {
     assert!(list.contains("no officers"), "{list}");
 }
 
-/// One household at risk (a death in a tekun household leaves nobody: red), its officer and their
-/// neighbour township's officer.
+/// One household at risk (a 特困 woman alone with a hospital bill beyond a year of her means: red),
+/// its officer and their neighbour township's officer.
 fn warned(dir: &Path) -> (String, i64) {
     let db = format!("sqlite://{}", dir.join("doudi.db").display());
     std::fs::write(dir.join("register.jsonl"), format!("{}\n", household("HA"))).unwrap();
@@ -233,12 +233,15 @@ fn warned(dir: &Path) -> (String, i64) {
     .unwrap();
     let feeds = dir.join("feeds/health_insurance");
     std::fs::create_dir_all(&feeds).unwrap();
+    // A hospital bill of 17,512 yuan out of pocket: beyond a year of her means (急难, red).
     let event = json!({
-        "event_id": "YB-1", "source": "health_insurance", "kind": "serious_illness_diagnosed",
+        "event_id": "YB-1", "source": "health_insurance", "kind": "settlement",
         "occurred_at": "2026-02-12T10:05:00+08:00",
         "subject": {"id_number": "34240119490127046X", "name": "陈桂兰", "birth_date": "1949-01-27",
             "sex": "female", "region_code": "341502001003"},
-        "data": {"diagnosis": "C34.9", "description": "肺恶性肿瘤", "diagnosed_on": "2026-02-12"}
+        "data": {"setting": "inpatient", "total_cost_fen": 4856200, "fund_paid_fen": 3105000,
+            "out_of_pocket_fen": 1751200, "diagnoses": ["C34.9"], "admitted_on": "2026-02-01",
+            "discharged_on": "2026-02-12", "settled_on": "2026-02-12"}
     });
     std::fs::write(feeds.join("2026-02.jsonl"), format!("{event}\n")).unwrap();
     ok(doudi(dir, &["import", "register.jsonl", "--db", &db]));
@@ -426,8 +429,8 @@ fn a_warning_is_acknowledged_visited_and_resolved_by_its_officer_with_every_move
     assert_eq!(list.as_array().unwrap().len(), 0);
 }
 
-/// The built-in rule set with the serious-illness rule weighed at `points` and a new version.
-fn candidate_rules(points: i64) -> String {
+/// The built-in rule set with `rule` weighed at `points` and a new version.
+fn candidate_rules(rule: &str, points: i64) -> String {
     let text =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/default.toml"))
             .unwrap();
@@ -436,7 +439,7 @@ fn candidate_rules(points: i64) -> String {
     let mut done = false;
     for line in text.lines() {
         if line.starts_with('[') {
-            in_rule = line.trim() == "[rules.serious_illness]";
+            in_rule = line.trim() == format!("[rules.{rule}]");
         }
         let line = if line.starts_with("version = ") {
             "version = \"candidate-1\"".to_string()
@@ -449,7 +452,7 @@ fn candidate_rules(points: i64) -> String {
         out.push_str(&line);
         out.push('\n');
     }
-    assert!(done, "the serious_illness rule has points");
+    assert!(done, "the {rule} rule has points");
     out
 }
 
@@ -458,7 +461,11 @@ fn a_backtest_shows_the_warnings_a_rule_change_would_lose_and_refuses_a_bad_rule
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let (db, _) = warned(dir);
-    std::fs::write(dir.join("candidate.toml"), candidate_rules(0)).unwrap();
+    std::fs::write(
+        dir.join("candidate.toml"),
+        candidate_rules("catastrophic_bill", 0),
+    )
+    .unwrap();
     let report: Value = serde_json::from_str(&ok(doudi(
         dir,
         &[
@@ -487,7 +494,7 @@ fn a_backtest_shows_the_warnings_a_rule_change_would_lose_and_refuses_a_bad_rule
     .unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
 
-    std::fs::write(dir.join("bad.toml"), candidate_rules(-5)).unwrap();
+    std::fs::write(dir.join("bad.toml"), candidate_rules("serious_illness", -5)).unwrap();
     let e = refused(doudi(
         dir,
         &["backtest", "--rules", "bad.toml", "--db", &db],

@@ -232,6 +232,8 @@ pub(crate) mod tests {
                     reason_zh: "2026-02-12 确诊重病（肺恶性肿瘤）".into(),
                     reason_en: "serious illness diagnosed on 2026-02-12".into(),
                     event_ids: vec!["YB-1".into()],
+                    urgency: None,
+                    cause: None,
                 }],
                 relief: Some(ReliefSuggestion {
                     amount: Money::from_fen(219_600),
@@ -245,6 +247,8 @@ pub(crate) mod tests {
                 }),
                 act_within_hours: Some(24),
                 review_needed: Vec::new(),
+                basis: None,
+                risk: None,
             }),
             household: serde_json::json!({
                 "household_id": household, "address": "大塘村1号", "category": "tekun", "area": "rural",

@@ -18,7 +18,10 @@ pub mod region;
 pub mod sex;
 pub mod warning;
 
-pub use assessment::{Assessment, Contribution, Level, ReliefSuggestion};
+pub use assessment::{
+    Assessment, Contribution, Lapsed, Level, LevelBasis, ReliefSuggestion, RiskState, RiskStatus,
+    Urgency,
+};
 pub use event::{
     parse_event, Event, EventError, Fact, ParseLimits, Payload, Source, Subject, ALL_KINDS,
     ALL_SOURCES,

@@ -1,10 +1,11 @@
 //! The assessment: rules → points → vulnerability multiplier → score → level, with a relief
 //! suggestion, the time to act, and the reviews that income or asset rises open.
 
-use doudi_model::Household;
+use doudi_model::{Household, LevelBasis};
 
 pub use doudi_model::assessment::{Assessment, Contribution};
 
+use crate::lapse::risk_state;
 use crate::level::Level;
 use crate::relief::suggest_relief;
 use crate::review::review_needed;
@@ -12,6 +13,7 @@ use crate::rule::Ctx;
 use crate::rules::{watch, VULNERABILITY_ID};
 use crate::ruleset::RuleSet;
 use crate::state::HouseholdState;
+use crate::urgency::{classify, level_of};
 
 /// Assess a household from its derived state. Pure; never panics.
 pub fn assess(rules: &RuleSet, household: &Household, state: &HouseholdState) -> Assessment {
@@ -31,6 +33,8 @@ pub(crate) fn assess_in(rules: &RuleSet, cx: &Ctx) -> Assessment {
         relief: None,
         act_within_hours: None,
         review_needed: review,
+        basis: None,
+        risk: Some(risk_state(rules, cx)),
     };
     // Nobody left alive: nothing to warn about; the review says to stop the benefit.
     if state.size_now() == 0 {
@@ -38,11 +42,13 @@ pub(crate) fn assess_in(rules: &RuleSet, cx: &Ctx) -> Assessment {
     }
 
     let mut contributions = rules.rules.evaluate(cx);
+    classify(&rules.urgency, &mut contributions);
     inhibit(state, &mut contributions, &mut assessment.review_needed);
     if contributions.is_empty() {
         return assessment;
     }
     let base: i64 = contributions.iter().map(|c| c.points).sum();
+    let findings = contributions.len();
     if base > 0 {
         if let Some(v) = vulnerability(rules, household, state, base) {
             contributions.push(v);
@@ -53,20 +59,38 @@ pub(crate) fn assess_in(rules: &RuleSet, cx: &Ctx) -> Assessment {
     let watched = match watch::adjust(cx, score) {
         Some(w) => {
             score += w.points;
+            let basis = LevelBasis {
+                urgency: None,
+                by_findings: rules.levels.level_for(base),
+                raised_by_vulnerability: false,
+                reason_zh: w.reason_zh.clone(),
+                reason_en: w.reason_en.clone(),
+            };
             contributions.push(w);
-            true
+            Some(basis)
         }
-        None => false,
+        None => None,
     };
-    let level = rules.levels.level_for(score);
+    let is_watched = watched.is_some();
+    let (level, basis) = match watched {
+        Some(basis) => (rules.levels.level_for(score), basis),
+        None => level_of(
+            &rules.urgency,
+            &rules.levels,
+            &contributions[..findings],
+            base,
+            score,
+        ),
+    };
     // A watched household is stable: it is visited, not paid relief again.
-    if !watched {
+    if !is_watched {
         assessment.relief = suggest_relief(rules, cx, level, &contributions);
     }
     assessment.act_within_hours = rules.levels.params(level).map(|p| p.act_within_hours);
     assessment.score = score;
     assessment.level = level;
     assessment.contributions = contributions;
+    assessment.basis = Some(basis);
     assessment
 }
 
@@ -165,21 +189,33 @@ pub fn vulnerability(
     }
     let total = ((i128::from(base) * i128::from(multiplier)) / 1000)
         .clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
-    Some(Contribution {
-        rule_id: VULNERABILITY_ID.to_string(),
-        points: total - base,
-        reason_zh: format!(
-            "{}：风险分{base}×{}={total}",
+    // Vulnerability raises a level by one step at most: it adds at most the narrowest band of
+    // scores (none in `[urgency]` with `vulnerability_max_steps = 0`).
+    let cap = rules.levels.narrowest_band() * rules.urgency.vulnerability_max_steps;
+    let points = (total - base).min(cap);
+    let (capped_zh, capped_en) = if points < total - base {
+        (
+            format!("，加分以{cap}分为限（至多提高一级）"),
+            format!("; it adds {cap} points at most (one level)"),
+        )
+    } else {
+        (String::new(), String::new())
+    };
+    Some(Contribution::new(
+        VULNERABILITY_ID,
+        points,
+        format!(
+            "{}：风险分{base}×{}={total}{capped_zh}",
             zh.join("，"),
             times(multiplier)
         ),
-        reason_en: format!(
-            "Vulnerability: {}; score {base} × {} = {total}",
+        format!(
+            "Vulnerability: {}; score {base} × {} = {total}{capped_en}",
             en.join(", "),
             times(multiplier)
         ),
-        event_ids: Vec::new(),
-    })
+        Vec::new(),
+    ))
 }
 
 #[cfg(test)]
@@ -188,7 +224,7 @@ mod tests {
     use crate::state::derive_state;
     use crate::testkit::*;
     use doudi_model::event::HouseGrade;
-    use doudi_model::{Category, Money, WorkCapacity};
+    use doudi_model::{Category, Money, Urgency, WorkCapacity};
 
     fn run(h: &Household, facts: &[doudi_model::Fact], day: &str) -> Assessment {
         let rules = RuleSet::builtin();
@@ -231,12 +267,21 @@ mod tests {
     }
 
     #[test]
-    fn death_of_earner_raises_red() {
+    fn death_of_earner_with_someone_left_able_to_work_is_orange_whoever_the_household_is() {
         let h = family_dibao_rural();
         let facts = [fact("E1", "M1", "2026-03-02", death("2026-03-02"))];
         let a = run(&h, &facts, "2026-03-03");
-        assert_eq!(a.level, Level::Red, "{a:#?}");
-        assert_eq!(a.act_within_hours, Some(24));
+        // the spouse can work: not 急难; 70 is orange by its size, and orange at most
+        assert_eq!(a.level, Level::Orange, "{a:#?}");
+        assert_eq!(a.act_within_hours, Some(72));
+        let basis = a.basis.as_ref().expect("basis");
+        assert_eq!(basis.urgency, Some(Urgency::Expense));
+        assert_eq!(basis.by_findings, Level::Orange);
+        assert!(
+            basis.reason_zh.contains("非急难情形最高为橙色"),
+            "{}",
+            basis.reason_zh
+        );
         sum_is_score(&a);
         // earner 70 (the fall in income it explains is inhibited), × (1.3 低保 + 0.1 a child) = 98
         let points: Vec<_> = a.contributions.iter().map(|c| c.points).collect();
@@ -267,9 +312,9 @@ mod tests {
         );
         let r = a.relief.as_ref().expect("relief suggested");
         assert_eq!(r.kind, "emergency");
-        // rural 低保 732 × (3 months red + 1 emergency) = 2,928 ≤ 3,000: the township decides
-        assert_eq!(r.amount, Money::from_yuan(2928));
-        assert_eq!(r.months, 4);
+        // rural 低保 732 × (2 months orange + 1 emergency) = 2,196 ≤ 3,000: the township decides
+        assert_eq!(r.amount, Money::from_yuan(2196));
+        assert_eq!(r.months, 3);
         assert!(r.within_township_limit);
         assert_eq!(r.approver, "township");
         // the dead member's benefit must be reviewed (no over-payment)
@@ -335,7 +380,7 @@ mod tests {
             .map(|c| (c.rule_id.as_str(), c.points))
             .collect();
         assert_eq!(points, vec![("death", 70), ("vulnerability", 28)]);
-        assert_eq!(a.level, Level::Red);
+        assert_eq!(a.level, Level::Orange);
         assert!(
             a.review_needed.iter().any(|r| r.starts_with(
                 "[risk_not_cleared] 风险自2025-07-01起尚未消除：扣除后人均月收入仍低于666.66元"
@@ -407,13 +452,23 @@ mod tests {
             .map(|c| (c.rule_id.as_str(), c.points))
             .collect();
         // 90 (the fall in income is the death's: inhibited); × (1.3 + 0.1 child + 0.2 nobody
-        // able) = 144
-        assert_eq!(points, vec![("death", 90), ("vulnerability", 54)]);
+        // able) = 144, vulnerability adding 30 at most (one level)
+        assert_eq!(points, vec![("death", 90), ("vulnerability", 30)]);
         assert_eq!(
             (a.score, a.level, a.act_within_hours),
-            (144, Level::Red, Some(24))
+            (120, Level::Red, Some(24))
         );
         sum_is_score(&a);
+        // 急难: the main income gone and nobody left able to work
+        let death = &a.contributions[0];
+        assert_eq!(death.cause.as_deref(), Some("income_gone"));
+        assert_eq!(death.urgency, Some(Urgency::Emergency));
+        let basis = a.basis.as_ref().expect("basis");
+        assert!(
+            basis.reason_zh.starts_with("急难：主要收入中断"),
+            "{}",
+            basis.reason_zh
+        );
     }
 
     #[test]
@@ -422,11 +477,11 @@ mod tests {
         let h = single_elderly(Category::Tekun);
         let s = derive_state(&h, &[], at("2026-03-01"));
         let v = vulnerability(&rules, &h, &s, 100).unwrap();
-        // 1.5 + 0.3 + 0.2 = 2.0
-        assert_eq!(v.points, 100);
+        // 1.5 + 0.3 + 0.2 = 2.0; it adds one level's worth (30) at most
+        assert_eq!(v.points, 30);
         assert_eq!(
             v.reason_en,
-            "Vulnerability: category 特困人员 tekun (×1.5), an elderly person living alone (+0.3), nobody able to work (+0.2); score 100 × 2.0 = 200"
+            "Vulnerability: category 特困人员 tekun (×1.5), an elderly person living alone (+0.3), nobody able to work (+0.2); score 100 × 2.0 = 200; it adds 30 points at most (one level)"
         );
         let f = family(Category::EdgeProne);
         let s = derive_state(&f, &[], at("2026-03-01"));
@@ -496,11 +551,13 @@ mod tests {
         // ×1.5 tekun + 0.3 alone + 0.2 nobody able to work = ×2.0
         assert!(v.reason_zh.contains("×2.0"), "{}", v.reason_zh);
         assert!(v.reason_zh.contains("独居老人"), "{}", v.reason_zh);
-        assert_eq!(tekun.score, 90);
+        // 45 + 30 (at most one level): orange, one step above the finding's yellow
+        assert_eq!(tekun.score, 75);
+        assert_eq!(tekun.level, Level::Orange);
     }
 
     #[test]
-    fn illness_with_heavy_bills_is_red_emergency() {
+    fn illness_with_heavy_bills_is_orange_and_red_when_a_bill_is_beyond_the_households_capacity() {
         let h = family_dibao_rural();
         let facts = [
             fact("E1", "M2", "2026-01-05", diagnosis("C50.9", "2026-01-05")),
@@ -508,14 +565,29 @@ mod tests {
             fact("E3", "M2", "2026-02-20", inpatient(800_000, "2026-02-20")),
         ];
         let a = run(&h, &facts, "2026-03-01");
-        assert_eq!(a.level, Level::Red, "{a:#?}");
+        // 支出型: a bill of 40 % of the yearly capacity (30,000) is heavy, not beyond it
+        assert_eq!(a.level, Level::Orange, "{a:#?}");
         sum_is_score(&a);
         let ids: Vec<_> = a.contributions.iter().map(|c| c.rule_id.as_str()).collect();
         assert!(ids.contains(&"serious_illness"));
         assert!(ids.contains(&"medical_burden"));
         assert!(ids.contains(&"catastrophic_bill"));
+        assert_eq!(a.relief.as_ref().map(|r| r.kind.as_str()), Some("expense"));
+        // one bill of a whole year's capacity: 急难, red
+        let beyond = [
+            fact("E1", "M2", "2026-01-05", diagnosis("C50.9", "2026-01-05")),
+            fact("E2", "M2", "2026-01-20", inpatient(3_000_000, "2026-01-20")),
+        ];
+        let b = run(&h, &beyond, "2026-03-01");
+        assert_eq!(b.level, Level::Red, "{b:#?}");
+        let bill = b
+            .contributions
+            .iter()
+            .find(|c| c.rule_id == "catastrophic_bill")
+            .expect("bill");
+        assert_eq!(bill.cause.as_deref(), Some("bill_beyond_capacity"));
         assert_eq!(
-            a.relief.as_ref().map(|r| r.kind.as_str()),
+            b.relief.as_ref().map(|r| r.kind.as_str()),
             Some("emergency")
         );
     }
@@ -672,7 +744,7 @@ mod tests {
         let facts = [fact("E1", "M1", "2026-03-02", death("2026-03-02"))];
         let a = run(&h, &facts, "2026-03-03");
         let j = serde_json::to_string(&a).unwrap();
-        assert!(j.contains("\"level\":\"red\""), "{j}");
+        assert!(j.contains("\"level\":\"orange\""), "{j}");
         let back: Assessment = serde_json::from_str(&j).unwrap();
         assert_eq!(back, a);
         assert_eq!(a.rule_set_version, RuleSet::builtin().version);

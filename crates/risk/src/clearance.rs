@@ -57,12 +57,39 @@ pub struct Clearance {
     pub cleared_on: Option<NaiveDate>,
     /// Someone living is able to work.
     pub anyone_able: bool,
+    /// The latest episode that no longer counts: the one cleared (status cleared), or the one
+    /// before the open or watched one.
+    pub previous: Option<Episode>,
+    /// Signals after this day do not count either (`None`: no bound). Set only to look back at
+    /// a previous episode ([`Clearance::within`]).
+    pub until: Option<NaiveDate>,
+}
+
+/// A risk episode: signals and stretches of income below the line closer than the stable
+/// period to one another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Episode {
+    pub start: NaiveDate,
+    /// The last signal, or the end of the last stretch below the line or in an unsafe home.
+    pub end: NaiveDate,
+    /// The day income came back at or above the line, when it had fallen below it in the
+    /// episode (evidence of recovery); `None` when it never fell.
+    pub income_back_on: Option<NaiveDate>,
 }
 
 impl Clearance {
     /// Whether a signal that happened `on` still counts.
     pub fn counts(&self, on: NaiveDate) -> bool {
-        self.resolved_through.is_none_or(|r| on > r)
+        self.resolved_through.is_none_or(|r| on > r) && self.until.is_none_or(|u| on <= u)
+    }
+
+    /// The same position, counting only the signals of `episode` (to say what counted then).
+    pub fn within(&self, episode: Episode) -> Clearance {
+        Clearance {
+            resolved_through: episode.start.pred_opt(),
+            until: Some(episode.end),
+            ..*self
+        }
     }
 }
 
@@ -125,7 +152,8 @@ pub(crate) fn compute(
     let baseline = d.per_capita_for_risk(state.parts_at_registration(), pupils);
     let line = standard.dibao_monthly.min(baseline);
     let anyone_able = state.alive_members().any(|m| rules.general.able(m));
-    let mut spans = signals.spans;
+    let spans = signals.spans;
+    let mut income: Vec<(NaiveDate, NaiveDate)> = Vec::new();
     let now_pc = d.per_capita_for_risk(state.parts_now(), pupils);
     let below_now = now_pc < line && state.size_now() > 0;
     let hist = &state.income_history;
@@ -139,8 +167,14 @@ pub(crate) fn compute(
             // Above the line now with no later fact: bills have left the 12-month window.
             None => add_months(p.on, 12).min(as_of),
         };
-        spans.push((p.on, end.max(p.on)));
+        income.push((p.on, end.max(p.on)));
     }
+    // (first day, last day, a stretch of income below the line)
+    let mut spans: Vec<(NaiveDate, NaiveDate, bool)> = spans
+        .into_iter()
+        .map(|(s, e)| (s, e, false))
+        .chain(income.into_iter().map(|(s, e)| (s, e, true)))
+        .collect();
     if spans.is_empty() {
         return Clearance {
             status: if below_now {
@@ -154,20 +188,36 @@ pub(crate) fn compute(
             stable_since: None,
             cleared_on: None,
             anyone_able,
+            previous: None,
+            until: None,
         };
     }
     spans.sort_unstable();
 
     // Episodes: stretches closer than `months` apart belong together.
-    let mut resolved_through = None;
-    let (mut start, mut end) = spans[0];
-    for &(s, e) in &spans[1..] {
-        if s >= add_months(end, months) {
-            resolved_through = Some(end);
-            start = s;
+    let mut previous: Option<Episode> = None;
+    let (s0, e0, i0) = spans[0];
+    let mut episode = Episode {
+        start: s0,
+        end: e0,
+        income_back_on: i0.then_some(e0),
+    };
+    for &(s, e, is_income) in &spans[1..] {
+        if s >= add_months(episode.end, months) {
+            previous = Some(episode);
+            episode = Episode {
+                start: s,
+                end: e,
+                income_back_on: None,
+            };
         }
-        end = end.max(e);
+        episode.end = episode.end.max(e);
+        if is_income {
+            episode.income_back_on = episode.income_back_on.max(Some(e));
+        }
     }
+    let resolved_through = previous.map(|p| p.end);
+    let (start, end) = (episode.start, episode.end);
     let clear_day = add_months(end, months);
     if !below_now && as_of >= clear_day {
         if anyone_able {
@@ -179,6 +229,8 @@ pub(crate) fn compute(
                 stable_since: Some(end),
                 cleared_on: Some(clear_day),
                 anyone_able,
+                previous: Some(episode),
+                until: None,
             };
         }
         // Never cleared: the last episode's signals still explain why it is watched.
@@ -190,6 +242,8 @@ pub(crate) fn compute(
             stable_since: Some(end),
             cleared_on: None,
             anyone_able,
+            previous,
+            until: None,
         };
     }
     Clearance {
@@ -200,5 +254,7 @@ pub(crate) fn compute(
         stable_since: (!below_now).then_some(end),
         cleared_on: (!below_now && anyone_able).then_some(clear_day),
         anyone_able,
+        previous,
+        until: None,
     }
 }

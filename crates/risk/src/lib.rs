@@ -14,11 +14,20 @@
 //! cleared ([`clearance`]: six stable months, income back at or above the line, someone able to
 //! work); a household nobody in which can work is never cleared and stays watched.
 //!
+//! How urgent is policy's, not the household's (`urgency`): 急难 (the main income gone with
+//! nobody able to work, the home uninhabitable, a bill beyond the household's capacity) is red
+//! whoever the household is; other findings are yellow or orange by size; vulnerability raises a
+//! level by one step at most and never makes a red. Every assessment says why it is at its level
+//! and where the household's risk stands; findings that no longer count are kept with what changed
+//! since (`lapse`), so that a warning they raised is never shown empty. [`calibrate()`] spreads a
+//! store's warnings by level × top cause × category.
+//!
 //! How it is laid out, from the ground up: `state` (the derived state), `check` (how a rules file
 //! is refused), `policy` (the rule set's shared tables), `clearance`, `rule` (what a rule is and
-//! sees), `rules/` (one file per rule, registered once in `rules/mod.rs`), `ruleset` (the whole
-//! file), then `review`, `relief`, `assess` and `backtest`. Nothing imports upward. The outcome
-//! types (`Level`, `Assessment`, `Contribution`, `ReliefSuggestion`) live in `doudi_model` and are
+//! sees), `rules/` (one file per rule, registered once in `rules/mod.rs`), `urgency`, `ruleset`
+//! (the whole file), then `lapse`, `review`, `relief`, `assess`, `backtest` and `calibrate`.
+//! Nothing imports upward. The outcome types (`Level`, `Assessment`, `Contribution`,
+//! `ReliefSuggestion`, `Urgency`, `LevelBasis`, `RiskState`) live in `doudi_model` and are
 //! re-exported here.
 //!
 //! What it must never do: any I/O (it only parses a TOML string it is given), any logging, any
@@ -29,8 +38,10 @@
 
 pub mod assess;
 pub mod backtest;
+pub mod calibrate;
 pub mod check;
 pub mod clearance;
+pub mod lapse;
 pub mod level;
 pub mod policy;
 pub mod relief;
@@ -39,6 +50,7 @@ pub mod rule;
 pub mod rules;
 pub mod ruleset;
 pub mod state;
+pub mod urgency;
 
 #[cfg(test)]
 mod proptests;
@@ -47,7 +59,9 @@ mod testkit;
 
 pub use assess::{assess, Assessment, Contribution};
 pub use backtest::{backtest, BacktestReport};
+pub use calibrate::{calibrate, CalibrationReport, Warned};
 pub use clearance::{Clearance, ClearanceStatus};
+pub use doudi_model::{LevelBasis, RiskState, RiskStatus, Urgency};
 pub use level::Level;
 pub use relief::ReliefSuggestion;
 pub use rule::Rule;

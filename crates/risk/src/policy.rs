@@ -3,7 +3,7 @@
 //! with the validation of its own table. The rules' own tables are in their files (`rules/`);
 //! the whole file is put together and checked in `ruleset`.
 
-use doudi_model::{Area, Category, Money, RegionCode};
+use doudi_model::{Area, Category, Money, RegionCode, Urgency};
 use serde::{Deserialize, Serialize};
 
 use crate::check::{invalid, RuleSetError, Section};
@@ -244,6 +244,15 @@ impl Levels {
         }
     }
 
+    /// The narrowest band of scores that makes one level (none, yellow or orange): the most
+    /// vulnerability may add without raising a level by more than one step.
+    pub fn narrowest_band(&self) -> i64 {
+        let yellow = self.yellow.min_score;
+        let orange = self.orange.min_score - yellow;
+        let red = self.red.min_score - self.orange.min_score;
+        yellow.min(orange).min(red).max(0)
+    }
+
     pub fn params(&self, level: Level) -> Option<&LevelParams> {
         match level {
             Level::None => None,
@@ -269,6 +278,78 @@ pub struct ReliefParams {
     pub emergency_rules: Vec<String>,
     /// Rules whose firing makes the relief emergency when the level is red.
     pub emergency_if_red_rules: Vec<String>,
+}
+
+/// `[urgency]`: how urgent a warning is comes from what happened, never from who the household
+/// is. Every cause the rules report — each rule's id, and the policy causes of 急难 — is in one
+/// class.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrgencyTable {
+    /// 急难 (basic living threatened now): red, whatever the household's category.
+    pub emergency: Vec<String>,
+    /// 支出型 (expense-driven): yellow or orange by the size of the findings, never red.
+    pub expense: Vec<String>,
+    /// Income below a line: yellow or orange by size, never red.
+    pub income: Vec<String>,
+    /// Vulnerability raises the level by at most this many steps (0 or 1) and never makes a red.
+    pub vulnerability_max_steps: i64,
+}
+
+impl UrgencyTable {
+    fn classes(&self) -> [(Urgency, &'static str, &Vec<String>); 3] {
+        [
+            (Urgency::Emergency, "emergency", &self.emergency),
+            (Urgency::Expense, "expense", &self.expense),
+            (Urgency::Income, "income", &self.income),
+        ]
+    }
+
+    /// The class of a cause (a rule's id or a policy cause).
+    pub fn class_of(&self, cause: &str) -> Option<Urgency> {
+        self.classes()
+            .into_iter()
+            .find(|(_, _, list)| list.iter().any(|c| c == cause))
+            .map(|(u, _, _)| u)
+    }
+
+    /// `[urgency]`: each of `known` causes in exactly one class, nothing else.
+    pub fn validate(&self, known: &[&str]) -> Result<(), RuleSetError> {
+        let at = Section("urgency");
+        let mut seen: Vec<&str> = Vec::new();
+        for (_, name, list) in self.classes() {
+            for (i, cause) in list.iter().enumerate() {
+                let entry = format!("{name}[{i}]");
+                if !known.contains(&cause.as_str()) {
+                    return at.invalid(
+                        &entry,
+                        &format!("unknown cause {cause:?} (known: {})", known.join(", ")),
+                    );
+                }
+                if seen.contains(&cause.as_str()) {
+                    return at.invalid(
+                        &entry,
+                        &format!("{cause:?} is already in a class: a cause has one urgency"),
+                    );
+                }
+                seen.push(cause);
+            }
+        }
+        if let Some(missing) = known.iter().find(|k| !seen.contains(k)) {
+            return at.invalid(
+                "expense",
+                &format!(
+                    "{missing:?} is in no class: add it to urgency.emergency, urgency.expense or urgency.income"
+                ),
+            );
+        }
+        at.range(
+            "vulnerability_max_steps",
+            self.vulnerability_max_steps,
+            0,
+            1,
+        )
+    }
 }
 
 /// Reviews opened by income or asset rises (never a cut).
@@ -312,15 +393,13 @@ impl Standards {
     /// The standard for a household in `region` and `area`: the region entry with the longest
     /// matching prefix, else the default entry.
     pub fn for_region(&self, region: &RegionCode, area: Area) -> Standard {
-        self.regions
-            .iter()
-            .filter(|r| region.within_prefix(&r.prefix))
-            .max_by_key(|r| r.prefix.len())
-            .map(|r| match area {
+        match regional(&self.regions, region) {
+            Some(r) => match area {
                 Area::Urban => r.urban,
                 Area::Rural => r.rural,
-            })
-            .unwrap_or_else(|| self.default.get(area))
+            },
+            None => self.default.get(area),
+        }
     }
 
     /// `[standards]`: amounts above zero, region prefixes of digits, each once.
@@ -331,26 +410,58 @@ impl Standards {
         self.default
             .rural
             .validate(Section("standards.default.rural"))?;
-        for (i, r) in self.regions.iter().enumerate() {
-            let key = format!("standards.regions[{i}]");
-            let p = &r.prefix;
-            if p.is_empty() || p.len() > 12 || !p.bytes().all(|b| b.is_ascii_digit()) {
-                return invalid(
-                    &format!("{key}.prefix"),
-                    &format!("{p:?} must be 1 to 12 digits of a region code"),
-                );
-            }
-            if self.regions[..i].iter().any(|o| o.prefix == *p) {
-                return invalid(
-                    &format!("{key}.prefix"),
-                    &format!("prefix {p} appears twice"),
-                );
-            }
-            r.urban.validate(Section(&format!("{key}.urban")))?;
-            r.rural.validate(Section(&format!("{key}.rural")))?;
-        }
-        Ok(())
+        check_regions("standards.regions", &self.regions, |at, r| {
+            r.urban.validate(Section(&at.key("urban")))?;
+            r.rural.validate(Section(&at.key("rural")))
+        })
     }
+}
+
+/// An entry of a table given by region-code prefix (a province `34`, a city `3415`, a county
+/// `341502`, a township): it applies to every region code starting with its prefix.
+pub trait Regional {
+    fn prefix(&self) -> &str;
+}
+
+impl Regional for RegionStandards {
+    fn prefix(&self) -> &str {
+        &self.prefix
+    }
+}
+
+/// The entry for `region`: the longest matching prefix, if any matches.
+pub fn regional<'e, T: Regional>(entries: &'e [T], region: &RegionCode) -> Option<&'e T> {
+    entries
+        .iter()
+        .filter(|r| region.within_prefix(r.prefix()))
+        .max_by_key(|r| r.prefix().len())
+}
+
+/// Check a list of region entries at `key` (`standards.regions`): each prefix 1 to 12 digits and
+/// given once, and each entry's own values (`check`, under `key[i]`).
+pub fn check_regions<T: Regional>(
+    key: &str,
+    entries: &[T],
+    check: impl Fn(Section, &T) -> Result<(), RuleSetError>,
+) -> Result<(), RuleSetError> {
+    for (i, r) in entries.iter().enumerate() {
+        let at = format!("{key}[{i}]");
+        let p = r.prefix();
+        if p.is_empty() || p.len() > 12 || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return invalid(
+                &format!("{at}.prefix"),
+                &format!("{p:?} must be 1 to 12 digits of a region code"),
+            );
+        }
+        if entries[..i].iter().any(|o| o.prefix() == p) {
+            return invalid(
+                &format!("{at}.prefix"),
+                &format!("prefix {p} appears twice"),
+            );
+        }
+        check(Section(&at), r)?;
+    }
+    Ok(())
 }
 
 impl General {

@@ -5,7 +5,7 @@ use doudi_model::{Category, Money};
 
 pub use doudi_model::assessment::ReliefSuggestion;
 
-use doudi_model::Contribution;
+use doudi_model::{Contribution, Urgency};
 
 use crate::level::Level;
 use crate::rule::Ctx;
@@ -27,8 +27,12 @@ pub fn suggest_relief(
     let lp = rules.levels.params(level)?;
     let r = &rules.relief;
     let fired = |ids: &[String]| contributions.iter().any(|c| ids.contains(&c.rule_id));
-    let emergency =
-        fired(&r.emergency_rules) || (level == Level::Red && fired(&r.emergency_if_red_rules));
+    // 急难型 when a death or a disaster caused it, illness at red, or any 急难 finding.
+    let emergency = fired(&r.emergency_rules)
+        || (level == Level::Red && fired(&r.emergency_if_red_rules))
+        || contributions
+            .iter()
+            .any(|c| c.urgency == Some(Urgency::Emergency));
     let extra = if emergency {
         r.emergency_extra_months
     } else {
@@ -136,13 +140,7 @@ mod tests {
     use doudi_model::Area;
 
     fn contribution(rule_id: &str) -> Contribution {
-        Contribution {
-            rule_id: rule_id.into(),
-            points: 50,
-            reason_zh: String::new(),
-            reason_en: String::new(),
-            event_ids: vec![],
-        }
+        Contribution::new(rule_id, 50, String::new(), String::new(), vec![])
     }
 
     #[test]

@@ -6,19 +6,33 @@
 //! Weights and thresholds come from the rule's table, never from code.
 
 use chrono::NaiveDate;
-use doudi_model::{Contribution, Household, Relation};
+use doudi_model::{Contribution, Household, Money, Relation};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::check::{RuleSetError, Section};
-use crate::clearance::{Clearance, Signals};
+use crate::clearance::{Clearance, Episode, Signals};
 use crate::policy::{Deductions, General, ReviewParams, Standard};
 use crate::state::HouseholdState;
+
+/// 急难 cause: the main income is gone and nobody left in the household is able to work.
+pub const INCOME_GONE: &str = "income_gone";
+/// 急难 cause: the home cannot be lived in and the household has not moved.
+pub const HOME_UNINHABITABLE: &str = "home_uninhabitable";
+/// 急难 cause: one bill beyond the household's yearly capacity to pay.
+pub const BILL_BEYOND_CAPACITY: &str = "bill_beyond_capacity";
 
 /// One risk rule, owning its parameters (`Self`, the `[rules.<ID>]` table).
 pub trait Rule: Clone + std::fmt::Debug + PartialEq + Eq + Serialize + DeserializeOwned {
     /// The rule's id: its table's name in the rules file and the `rule_id` of its contribution.
     const ID: &'static str;
+
+    /// What the rule is about, in a few words (`灾害` / `disaster`), for "what changed since".
+    const NAME: (&'static str, &'static str);
+
+    /// The policy causes (beside the rule's own id) its findings may report, each to be classed
+    /// in the urgency table: `income_gone`, `home_uninhabitable`, `bill_beyond_capacity`.
+    const CAUSES: &'static [&'static str] = &[];
 
     /// Check the table's values (ranges, order), naming the key that is wrong under `at`
     /// (`rules.<ID>`).
@@ -26,10 +40,67 @@ pub trait Rule: Clone + std::fmt::Debug + PartialEq + Eq + Serialize + Deseriali
 
     /// The household's facts this rule treats as risk signals, up to the day of the assessment,
     /// for clearing the risk (风险消除). None by default.
-    fn signals(&self, _state: &HouseholdState, _standard: &Standard, _out: &mut Signals) {}
+    fn signals(&self, _: &Household, _: &HouseholdState, _: &Standard, _: &mut Signals) {}
 
     /// The rule's contribution to the household's score, if it fires.
     fn eval(&self, cx: &Ctx) -> Option<Contribution>;
+
+    /// What changed since the rule's finding stopped counting (Chinese, English). By default:
+    /// the finding is older than the stable period, with no new signal since.
+    fn change(&self, lapse: &Lapse, _state: &HouseholdState) -> (String, String) {
+        lapse.aged(Self::NAME)
+    }
+}
+
+/// A finding that stopped counting: the episode it belonged to and the stable period after
+/// which a risk is cleared.
+#[derive(Clone, Copy, Debug)]
+pub struct Lapse {
+    pub episode: Episode,
+    pub stable_months: i64,
+    /// The per-capita line (after deductions) income came back to.
+    pub line: Money,
+}
+
+impl Lapse {
+    /// "the disaster is now more than 6 months old, with no new risk signal since …".
+    pub fn aged(&self, (zh, en): (&str, &str)) -> (String, String) {
+        let (m, end) = (self.stable_months, self.episode.end);
+        (
+            format!("{zh}已超过{m}个月，{end}以来无新的风险因素"),
+            format!(
+                "the {en} is now more than {m} months old, with no new risk signal since {end}"
+            ),
+        )
+    }
+
+    /// For a finding about income: "income back at or above the line since …" when it came
+    /// back (evidence of recovery), else [`Lapse::aged`].
+    pub fn income_back(&self, name: (&str, &str)) -> (String, String) {
+        match self.episode.income_back_on {
+            Some(on) => {
+                let line = self.line;
+                (
+                    format!("扣除后人均月收入自{on}起回到{line}元以上，已稳定{}个月以上", self.stable_months),
+                    format!(
+                        "per-capita income after deductions back at or above {line} yuan a month since {on}, stable for more than {} months",
+                        self.stable_months
+                    ),
+                )
+            }
+            None => self.aged(name),
+        }
+    }
+
+    /// For a finding about the home: [`Lapse::aged`], and the day the household moved, if it did.
+    pub fn home(&self, name: (&str, &str), state: &HouseholdState) -> (String, String) {
+        let (mut zh, mut en) = self.aged(name);
+        if let Some(moved) = state.moved_since(self.episode.start) {
+            zh.push_str(&format!("；已于{moved}搬迁"));
+            en.push_str(&format!("; the household moved on {moved}"));
+        }
+        (zh, en)
+    }
 }
 
 /// What every rule sees: the shared parts of the rule set, the household, its state, and what is
@@ -45,7 +116,7 @@ pub struct Ctx<'s, 'a> {
     pub clearance: Clearance,
 }
 
-impl Ctx<'_, '_> {
+impl<'s, 'a> Ctx<'s, 'a> {
     /// Whether a signal that happened `on` still counts (its risk is not cleared).
     pub fn counts(&self, on: NaiveDate) -> bool {
         on <= self.state.as_of_date() && self.clearance.counts(on)
@@ -54,6 +125,20 @@ impl Ctx<'_, '_> {
     /// A living member able to work.
     pub fn able(&self, m: &crate::state::MemberState) -> bool {
         self.general.able(m)
+    }
+
+    /// The same context with another clearing position (to look back at a previous episode).
+    pub fn with_clearance(&self, clearance: Clearance) -> Ctx<'s, 'a> {
+        Ctx {
+            general: self.general,
+            deductions: self.deductions,
+            review: self.review,
+            household: self.household,
+            state: self.state,
+            standard: self.standard,
+            pupils: self.pupils,
+            clearance,
+        }
     }
 }
 

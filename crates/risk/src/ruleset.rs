@@ -10,10 +10,10 @@ pub use crate::check::RuleSetError;
 use crate::clearance::{self, Clearance, ClearingRules, Signals};
 pub use crate::policy::{
     AreaStandards, CategoryPermille, Deductions, General, LevelParams, Levels, RegionStandards,
-    ReliefParams, ReviewParams, Standard, Standards, Vulnerability,
+    ReliefParams, ReviewParams, Standard, Standards, UrgencyTable, Vulnerability,
 };
 use crate::rule::Ctx;
-use crate::rules::{RuleParams, RULE_IDS};
+use crate::rules::{causes, RuleParams, RULE_IDS};
 use crate::state::HouseholdState;
 
 /// A complete, validated rule set. Every number the assessment uses is here.
@@ -30,6 +30,7 @@ pub struct RuleSet {
     pub rules: RuleParams,
     pub vulnerability: Vulnerability,
     pub levels: Levels,
+    pub urgency: UrgencyTable,
     pub relief: ReliefParams,
     pub review: ReviewParams,
 }
@@ -96,7 +97,8 @@ impl RuleSet {
         let d = &self.deductions;
         let pupils = state.pupils(d.school_age_min, d.school_age_below);
         let mut signals = Signals::new(state.as_of_date());
-        self.rules.signals(state, &standard, &mut signals);
+        self.rules
+            .signals(household, state, &standard, &mut signals);
         let clearing = ClearingRules {
             general: &self.general,
             deductions: &self.deductions,
@@ -141,7 +143,8 @@ impl RuleSet {
         self.vulnerability.validate()?;
         self.relief.validate(RULE_IDS)?;
         self.levels.validate(self.relief.max_months)?;
-        self.review.validate(self.levels.yellow.min_score)
+        self.review.validate(self.levels.yellow.min_score)?;
+        self.urgency.validate(&causes())
     }
 }
 

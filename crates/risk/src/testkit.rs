@@ -258,6 +258,20 @@ pub fn birth(on: &str) -> Payload {
     })
 }
 
+/// A home made uninhabitable by a flood on 2025-12-10 (80,000 yuan of losses), the household
+/// moved on 2026-01-05 (at M1).
+pub fn ruined_then_moved() -> Vec<Fact> {
+    vec![
+        fact(
+            "E1",
+            "M1",
+            "2025-12-10",
+            disaster(8_000_000, true, "2025-12-10"),
+        ),
+        fact("E2", "M1", "2026-01-05", relocated(false, "2026-01-05")),
+    ]
+}
+
 /// Source of a payload, for completeness.
 pub fn source_of(p: &Payload) -> Source {
     p.source()

@@ -376,6 +376,7 @@ pub async fn warning(
         );
     }
     b.push_str("</table>");
+    explanation(&mut b, lang, w.level, &w.summary);
     let _ = write!(b, "<h2>{}</h2><table>", lang.t("预警原因", "Why"));
     for c in &w.summary.contributions {
         let _ = write!(
@@ -876,4 +877,39 @@ pub async fn trace(
             &b,
         ),
     )
+}
+
+/// Why the warning is at its level, and "verify and close" when the risk that raised it no
+/// longer counts (with the findings as they stood and what changed since).
+fn explanation(b: &mut String, lang: Lang, level: Level, summary: &doudi_model::Assessment) {
+    use doudi_warnings::explain::{explain, Ask};
+    let e = explain(level, summary);
+    if e.ask == Ask::VerifyAndClose {
+        let _ = write!(
+            b,
+            "<p class=\"msg\"><strong>{}</strong></p>",
+            lang.t("请核实后关闭", "Verify and close")
+        );
+    }
+    let (why, lapsed) = match lang {
+        Lang::Zh => (&e.why_zh, &e.lapsed_zh),
+        Lang::En => (&e.why_en, &e.lapsed_en),
+    };
+    for line in why {
+        let _ = write!(b, "<p>{}</p>", esc(line));
+    }
+    if !lapsed.is_empty() {
+        let _ = write!(
+            b,
+            "<h2>{}</h2><ul>",
+            lang.t(
+                "提出预警的风险因素（已不再计入）",
+                "Raised by (no longer counting)"
+            )
+        );
+        for line in lapsed {
+            let _ = write!(b, "<li>{}</li>", esc(line));
+        }
+        b.push_str("</ul>");
+    }
 }

@@ -252,6 +252,8 @@ fn assessment(household: &str, score: i64, level: Level, event_ids: &[&str]) -> 
             reason_zh: "死亡".into(),
             reason_en: "death".into(),
             event_ids: event_ids.iter().map(|e| e.to_string()).collect(),
+            urgency: None,
+            cause: None,
         }]
     };
     Json::encode(&Assessment {
@@ -263,6 +265,8 @@ fn assessment(household: &str, score: i64, level: Level, event_ids: &[&str]) -> 
         relief: None,
         act_within_hours: None,
         review_needed: Vec::new(),
+        basis: None,
+        risk: None,
     })
 }
 

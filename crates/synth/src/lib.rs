@@ -20,6 +20,29 @@
 //! - `truth/scenarios.jsonl`: for every hardship household, the scenario and its events;
 //! - `truth/summary.json`: the [`GenSummary`] (with `dir` written as `"."`), the configuration
 //!   and counts of noise labels and scenario kinds.
+//!
+//! ## The scenario mix (read a warning distribution against it)
+//!
+//! Households by category (weights): 低保 `dibao` 55, 特困 `tekun` 10, 低保边缘 `dibao_edge` 12,
+//! 支出型 `expenditure` 5, 脱贫不稳定 `unstable` 8, 边缘易致贫 `edge_prone` 7, 突发 `sudden` 3; a
+//! third of them urban (never `unstable` or `edge_prone`, which are rural). Per-capita income at
+//! registration, as a share of the local 低保 standard: `dibao` 0–85 %, `tekun` none,
+//! `dibao_edge` 102–145 %, `expenditure` 110–220 %, `unstable` 95–170 %, `edge_prone` 100–148 %,
+//! `sudden` 50–160 %.
+//!
+//! `hardship_share` of the households (default 5 %) get one hardship scenario, by weight:
+//!
+//! | scenario | weight | what happens | what the rules should make of it |
+//! |---|---|---|---|
+//! | `serious_illness` | 35 | a diagnosis, 1–3 long stays in hospital with big bills, half of working patients stop work, a bill every few weeks to the end of the window | 支出型 (illness, medical burden, heavy bills); 急难 red when one bill is beyond the household's yearly capacity to pay |
+//! | `job_loss` | 20 (households with an earner) | the main earner loses the job, registers as unemployed, contributions stop | 支出型/income (job loss, income below the line); 急难 red only when nobody left can work |
+//! | `earner_death` | 15 (an earner and survivors) | the main earner dies (half after a stay in hospital) | orange when someone left can work; 急难 red when nobody can |
+//! | `housing_crisis` | 15 | rural: 60 % a house appraised D (60 % of them move within 20–50 days), else a disaster (flood, landslide, fire, hail) makes the home uninhabitable and the household moves 3–20 days later (half forced); urban: a fire | 急难 red while the home is uninhabitable and not left; a D house is 支出型 orange |
+//! | `severe_disability` | 15 (a member 5–75 without grade 1–2) | a member certified grade 1 or 2 (60 % after a stay in hospital), an earner so disabled loses the job, months of rehabilitation bills | 支出型 (disability, bills, job loss) |
+//!
+//! Background life, which should raise no serious risk: outpatient visits and small hospital
+//! stays (more for the elderly), wage changes, new jobs, mild disabilities (grades 3–4),
+//! marriages, births, divorces, property sold, household moves.
 
 mod feeds;
 mod names;

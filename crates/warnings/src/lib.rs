@@ -13,12 +13,16 @@
 //!   person closes or downgrades a warning, after a visit); when the level rises, `raised` is true
 //!   and the deadline tightens to the new level's, never later than the existing one.
 //!
+//! [`explain`] says why an open warning is at its level and whether it asks to act or to verify
+//! and close (its risk no longer counts).
+//!
 //! [`routing`] holds the officer directory and says who is responsible for a region.
 //!
 //! What it must never do: any I/O, any logging (of personal data or anything else), any panic on
 //! input. It is a pure function of its arguments.
 
 pub mod escalation;
+pub mod explain;
 pub mod lifecycle;
 pub mod routing;
 
@@ -182,6 +186,8 @@ mod tests {
             relief: None,
             act_within_hours: hours,
             review_needed: vec![],
+            basis: None,
+            risk: None,
         }
     }
 

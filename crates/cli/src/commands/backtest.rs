@@ -1,5 +1,6 @@
 //! `doudi backtest`: replay every stored household timeline under another rule set and report what
-//! would change, before the change is made.
+//! would change, before the change is made; `--report`: how the store's warnings are spread
+//! (level × top cause × category, and what drives the reds).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -7,8 +8,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use doudi_model::{Fact, Household};
-use doudi_risk::RuleSet;
+use doudi_model::{Category, Fact, Household};
+use doudi_risk::{RuleSet, Warned};
 
 use super::open_store;
 use crate::{output, Config};
@@ -20,11 +21,17 @@ const PAGE: i64 = 2_000;
 #[command(after_help = "\
 Every household with a timeline is assessed twice, as of its latest fact: under the rule set in use (rules.file, or the built-in one) and under NEW.toml. The report counts warnings gained and lost by level, the level-change matrix, and shows a few households of each kind of change with their top reasons. Nothing is written.
 
-Example: doudi backtest --rules rules/2027-01.toml --examples 5")]
+With --report (and no --rules), nothing is replayed: the warnings not yet resolved are spread by level × top cause (the largest finding, or the 急难 cause it reports) × the household's category, with how many reds are driven by a finding and how many by the vulnerability multiplier, and examples of each cell. Read it against the generator's scenario mix (crates/synth).
+
+Example: doudi backtest --rules rules/2027-01.toml --examples 5
+         doudi backtest --report --examples 2")]
 pub struct BacktestArgs {
     /// The candidate rule set (checked first, as `doudi rules check` does).
-    #[arg(long, value_name = "NEW.toml")]
-    pub rules: PathBuf,
+    #[arg(long, value_name = "NEW.toml", required_unless_present = "report")]
+    pub rules: Option<PathBuf>,
+    /// Report how the store's warnings are spread instead (calibration).
+    #[arg(long)]
+    pub report: bool,
     /// Households shown per kind of change.
     #[arg(long, default_value_t = 3)]
     pub examples: usize,
@@ -34,13 +41,16 @@ pub struct BacktestArgs {
 }
 
 pub async fn run(config: &Config, args: BacktestArgs) -> anyhow::Result<ExitCode> {
+    let Some(path) = args.rules.as_ref().filter(|_| !args.report) else {
+        return report(config, &args).await;
+    };
     let current = config.rule_set()?;
-    let text = std::fs::read_to_string(&args.rules)
-        .with_context(|| format!("cannot read {}", args.rules.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let candidate = match RuleSet::from_toml_str(&text) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {}: {e}", args.rules.display());
+            eprintln!("error: {}: {e}", path.display());
             return Ok(ExitCode::from(2));
         }
     };
@@ -85,6 +95,51 @@ pub async fn run(config: &Config, args: BacktestArgs) -> anyhow::Result<ExitCode
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.render_text());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--report`: the spread of the warnings not yet resolved.
+async fn report(config: &Config, args: &BacktestArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    let warnings = store
+        .open_warnings(i64::MAX, None)
+        .await
+        .context("cannot read the warnings")?;
+    store.close().await;
+    let mut rows = Vec::with_capacity(warnings.len());
+    let mut unread = 0usize;
+    for w in &warnings {
+        let category = w
+            .household
+            .get("category")
+            .and_then(|c| serde_json::from_value::<Category>(c.clone()).ok());
+        match category {
+            Some(category) => rows.push((
+                w.household_id.as_str(),
+                w.level,
+                category,
+                w.summary.clone(),
+            )),
+            None => unread += 1,
+        }
+    }
+    if unread > 0 {
+        eprintln!("warning: {unread} warnings whose level, household category or summary could not be read are left out");
+    }
+    let report = doudi_risk::calibrate(
+        rows.iter().map(|(id, level, category, latest)| Warned {
+            household_id: id,
+            level: *level,
+            category: *category,
+            latest,
+        }),
+        args.examples,
+    );
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{report}");
     }
     Ok(ExitCode::SUCCESS)
 }

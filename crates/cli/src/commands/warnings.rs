@@ -301,6 +301,7 @@ fn print_detail(d: &doudi_store::WarningDetail) {
             .collect();
         println!("members: {}", list.join(", "));
     }
+    print_explanation(w.level, &w.summary);
     println!("why (rule set {}):", w.summary.rule_set_version);
     for c in &w.summary.contributions {
         println!("  {:+5}  {}", c.points, c.reason_zh);
@@ -329,5 +330,24 @@ fn print_detail(d: &doudi_store::WarningDetail) {
                 .map(|r| format!(" [REFUSED: {r}]"))
                 .unwrap_or_default()
         );
+    }
+}
+
+/// Why the warning is at its level, and "verify and close" when the risk that raised it no longer
+/// counts, with the findings as they stood and what changed since.
+fn print_explanation(level: doudi_model::Level, summary: &doudi_model::Assessment) {
+    use doudi_warnings::explain::{explain, Ask};
+    let e = explain(level, summary);
+    if e.ask == Ask::VerifyAndClose {
+        println!("ask: 请核实后关闭 / verify and close");
+    }
+    for (zh, en) in e.why_zh.iter().zip(&e.why_en) {
+        println!("level: {zh}\n       {en}");
+    }
+    if !e.lapsed_zh.is_empty() {
+        println!("raised by (no longer counting):");
+        for (zh, en) in e.lapsed_zh.iter().zip(&e.lapsed_en) {
+            println!("  {zh}\n  {en}");
+        }
     }
 }

@@ -1,13 +1,13 @@
 //! `catastrophic_bill`: one bill whose out-of-pocket reaches a share of the household's yearly
 //! capacity to pay (its yearly income, but at least the yearly 低保 standard for every member).
 
-use doudi_model::{Contribution, Money};
+use doudi_model::{Contribution, Household, Money};
 use serde::{Deserialize, Serialize};
 
 use crate::check::{RuleSetError, Section};
 use crate::clearance::Signals;
 use crate::policy::Standard;
-use crate::rule::{percent, Ctx, Rule};
+use crate::rule::{percent, Ctx, Rule, BILL_BEYOND_CAPACITY};
 use crate::state::HouseholdState;
 
 pub const ID: &str = "catastrophic_bill";
@@ -29,6 +29,9 @@ pub struct CatastrophicBill {
     /// One bill's out-of-pocket at or above this share (‰) of the household's yearly capacity to pay.
     pub share_of_capacity_permille: i64,
     pub points: i64,
+    /// One bill at or above this share (‰) of the capacity is beyond it: 急难 (the cause
+    /// `bill_beyond_capacity`).
+    pub beyond_capacity_permille: i64,
 }
 
 impl CatastrophicBill {
@@ -40,13 +43,23 @@ impl CatastrophicBill {
 
 impl Rule for CatastrophicBill {
     const ID: &'static str = ID;
+    const NAME: (&'static str, &'static str) = ("大额医疗账单", "catastrophic bill");
+    const CAUSES: &'static [&'static str] = &[BILL_BEYOND_CAPACITY];
 
     fn validate(&self, at: Section) -> Result<(), RuleSetError> {
         at.share("share_of_capacity_permille", self.share_of_capacity_permille)?;
-        at.points("points", self.points)
+        at.points("points", self.points)?;
+        at.share("beyond_capacity_permille", self.beyond_capacity_permille)?;
+        if self.beyond_capacity_permille < self.share_of_capacity_permille {
+            return at.invalid(
+                "beyond_capacity_permille",
+                "must not be below rules.catastrophic_bill.share_of_capacity_permille",
+            );
+        }
+        Ok(())
     }
 
-    fn signals(&self, state: &HouseholdState, standard: &Standard, out: &mut Signals) {
+    fn signals(&self, _: &Household, state: &HouseholdState, standard: &Standard, out: &mut Signals) {
         let threshold = self.threshold(state, standard);
         for x in &state.settlements {
             if x.out_of_pocket > Money::ZERO && x.out_of_pocket >= threshold {
@@ -95,6 +108,8 @@ impl Rule for CatastrophicBill {
                 }
             ),
             event_ids: bills.iter().map(|s| s.event_id.to_string()).collect(),
+            urgency: None,
+            cause: (share >= p.beyond_capacity_permille).then(|| BILL_BEYOND_CAPACITY.to_string()),
         })
     }
 }

@@ -1,13 +1,13 @@
 //! `dangerous_house`: the home was appraised dangerous (危房): grade C less, grade D more.
 
 use doudi_model::event::HouseGrade;
-use doudi_model::Contribution;
+use doudi_model::{Contribution, Household};
 use serde::{Deserialize, Serialize};
 
 use crate::check::{RuleSetError, Section};
 use crate::clearance::Signals;
 use crate::policy::Standard;
-use crate::rule::{Ctx, Rule};
+use crate::rule::{Lapse, Ctx, Rule};
 use crate::state::HouseholdState;
 
 pub const ID: &str = "dangerous_house";
@@ -22,18 +22,23 @@ pub struct DangerousHouse {
 
 impl Rule for DangerousHouse {
     const ID: &'static str = ID;
+    const NAME: (&'static str, &'static str) = ("危房", "dangerous house");
 
     fn validate(&self, at: Section) -> Result<(), RuleSetError> {
         at.points("grade_c", self.grade_c)?;
         at.points("grade_d", self.grade_d)
     }
 
-    fn signals(&self, state: &HouseholdState, _: &Standard, out: &mut Signals) {
+    fn signals(&self, _: &Household, state: &HouseholdState, _: &Standard, out: &mut Signals) {
         // A dangerous home stays a risk until the household has moved.
         for x in &state.dangerous_house {
             let until = state.moved_since(x.appraised_on);
             out.span(x.appraised_on, until.unwrap_or(state.as_of_date()));
         }
+    }
+
+    fn change(&self, lapse: &Lapse, state: &HouseholdState) -> (String, String) {
+        lapse.home(Self::NAME, state)
     }
 
     fn eval(&self, cx: &Ctx) -> Option<Contribution> {
@@ -67,6 +72,8 @@ impl Rule for DangerousHouse {
             reason_zh: format!("住房于{}被鉴定为{zh}", worst.appraised_on),
             reason_en: format!("The home was appraised a {en} on {}", worst.appraised_on),
             event_ids: recent.iter().map(|d| d.event_id.to_string()).collect(),
+                    urgency: None,
+            cause: None,
         })
     }
 }

@@ -1,13 +1,13 @@
 //! `death`: a member died. An earner's death weighs more; when the one who died could work and
 //! nobody left can, it weighs most.
 
-use doudi_model::{Contribution, Money, WorkCapacity};
+use doudi_model::{Contribution, Household, Money, WorkCapacity};
 use serde::{Deserialize, Serialize};
 
 use crate::check::{RuleSetError, Section};
 use crate::clearance::Signals;
 use crate::policy::Standard;
-use crate::rule::{relation_en, relation_zh, Ctx, Rule};
+use crate::rule::{relation_en, relation_zh, Ctx, Rule, INCOME_GONE};
 use crate::state::HouseholdState;
 
 pub const ID: &str = "death";
@@ -26,6 +26,8 @@ pub struct Death {
 
 impl Rule for Death {
     const ID: &'static str = ID;
+    const NAME: (&'static str, &'static str) = ("死亡", "death");
+    const CAUSES: &'static [&'static str] = &[INCOME_GONE];
 
     fn validate(&self, at: Section) -> Result<(), RuleSetError> {
         at.points("any_member", self.any_member)?;
@@ -46,7 +48,7 @@ impl Rule for Death {
         Ok(())
     }
 
-    fn signals(&self, state: &HouseholdState, _: &Standard, out: &mut Signals) {
+    fn signals(&self, _: &Household, state: &HouseholdState, _: &Standard, out: &mut Signals) {
         for x in &state.deaths {
             out.day(x.died_on);
         }
@@ -57,6 +59,7 @@ impl Rule for Death {
         let p = self;
         let nobody_able_left = !state.alive_members().any(|m| cx.able(m));
         let mut tiers = Vec::new();
+        let mut income_gone = false;
         let (mut zh, mut en, mut ids) = (Vec::new(), Vec::new(), Vec::new());
         for d in state.deaths.iter().filter(|d| cx.counts(d.died_on)) {
             let could_work = d.work_capacity.is_some_and(|c| c != WorkCapacity::None)
@@ -83,6 +86,7 @@ impl Rule for Death {
             let tier = if (earner || could_work) && nobody_able_left {
                 r_zh.push_str("，家中已无有劳动能力的成员");
                 r_en.push_str("; nobody left in the household is able to work");
+                income_gone = true;
                 p.nobody_left_able_to_work
             } else if earner {
                 p.earner
@@ -103,6 +107,8 @@ impl Rule for Death {
             reason_zh: zh.join("；"),
             reason_en: en.join("; "),
             event_ids: ids,
+            urgency: None,
+            cause: income_gone.then(|| INCOME_GONE.to_string()),
         })
     }
 }

@@ -1,13 +1,13 @@
 //! `disaster_damage`: the home was damaged by a disaster; more when it can no longer be lived in.
 
 use doudi_model::event::DisasterKind;
-use doudi_model::{Contribution, Money};
+use doudi_model::{Contribution, Household, Money};
 use serde::{Deserialize, Serialize};
 
 use crate::check::{RuleSetError, Section};
 use crate::clearance::Signals;
 use crate::policy::Standard;
-use crate::rule::{reasons, Ctx, Rule};
+use crate::rule::{Lapse, reasons, Ctx, Rule, HOME_UNINHABITABLE};
 use crate::state::HouseholdState;
 
 pub const ID: &str = "disaster_damage";
@@ -35,13 +35,15 @@ pub struct DisasterDamage {
 
 impl Rule for DisasterDamage {
     const ID: &'static str = ID;
+    const NAME: (&'static str, &'static str) = ("灾害", "disaster");
+    const CAUSES: &'static [&'static str] = &[HOME_UNINHABITABLE];
 
     fn validate(&self, at: Section) -> Result<(), RuleSetError> {
         at.points("damaged", self.damaged)?;
         at.points("uninhabitable", self.uninhabitable)
     }
 
-    fn signals(&self, state: &HouseholdState, _: &Standard, out: &mut Signals) {
+    fn signals(&self, _: &Household, state: &HouseholdState, _: &Standard, out: &mut Signals) {
         // A home made uninhabitable stays a risk until the household has moved.
         for x in &state.disasters {
             let until = if x.uninhabitable {
@@ -52,6 +54,10 @@ impl Rule for DisasterDamage {
             };
             out.span(x.occurred_on, until);
         }
+    }
+
+    fn change(&self, lapse: &Lapse, state: &HouseholdState) -> (String, String) {
+        lapse.home(Self::NAME, state)
     }
 
     fn eval(&self, cx: &Ctx) -> Option<Contribution> {
@@ -66,6 +72,10 @@ impl Rule for DisasterDamage {
             return None;
         }
         let uninhabitable = recent.iter().any(|d| d.uninhabitable);
+        // Still without a home: uninhabitable and not moved since (急难).
+        let homeless = recent
+            .iter()
+            .any(|d| d.uninhabitable && state.moved_since(d.occurred_on).is_none());
         let total: Money = recent.iter().map(|d| d.loss).sum();
         let (mut zh, mut en) = reasons(&recent, |d| {
             let (z, e) = names(d.disaster);
@@ -96,6 +106,8 @@ impl Rule for DisasterDamage {
             reason_zh: zh,
             reason_en: en,
             event_ids: recent.iter().map(|d| d.event_id.to_string()).collect(),
+            urgency: None,
+            cause: homeless.then(|| HOME_UNINHABITABLE.to_string()),
         })
     }
 }

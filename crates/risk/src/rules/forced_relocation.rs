@@ -1,7 +1,7 @@
 //! `forced_relocation`: the household was forced to relocate.
 
 use doudi_model::event::RelocationReason;
-use doudi_model::Contribution;
+use doudi_model::{Contribution, Household};
 use serde::{Deserialize, Serialize};
 
 use crate::check::{RuleSetError, Section};
@@ -31,12 +31,13 @@ pub struct ForcedRelocation {
 
 impl Rule for ForcedRelocation {
     const ID: &'static str = ID;
+    const NAME: (&'static str, &'static str) = ("被迫搬迁", "forced relocation");
 
     fn validate(&self, at: Section) -> Result<(), RuleSetError> {
         at.points("points", self.points)
     }
 
-    fn signals(&self, state: &HouseholdState, _: &Standard, out: &mut Signals) {
+    fn signals(&self, _: &Household, state: &HouseholdState, _: &Standard, out: &mut Signals) {
         for x in &state.relocations {
             if x.forced {
                 out.day(x.relocated_on);
@@ -62,6 +63,8 @@ impl Rule for ForcedRelocation {
                 last.relocated_on
             ),
             event_ids: forced.iter().map(|r| r.event_id.to_string()).collect(),
+                    urgency: None,
+            cause: None,
         })
     }
 }

@@ -8,8 +8,8 @@ use doudi_model::{Contribution, Money};
 use serde::{Deserialize, Serialize};
 
 use crate::check::{RuleSetError, Section};
-use crate::rule::{percent, Ctx, Rule};
-use crate::state::IncomePoint;
+use crate::rule::{Lapse, percent, Ctx, Rule};
+use crate::state::{HouseholdState, IncomePoint};
 
 pub const ID: &str = "income_below_line";
 
@@ -33,6 +33,7 @@ pub struct IncomeBelowLine {
 
 impl Rule for IncomeBelowLine {
     const ID: &'static str = ID;
+    const NAME: (&'static str, &'static str) = ("收入下降", "fall in income");
 
     fn validate(&self, at: Section) -> Result<(), RuleSetError> {
         at.points("below_edge", self.below_edge)?;
@@ -40,6 +41,10 @@ impl Rule for IncomeBelowLine {
         at.range("min_drop_permille", self.min_drop_permille, 0, 1000)?;
         at.range("sharp_drop_permille", self.sharp_drop_permille, 1, 1000)?;
         at.points("sharp_drop", self.sharp_drop)
+    }
+
+    fn change(&self, lapse: &Lapse, _: &HouseholdState) -> (String, String) {
+        lapse.income_back(Self::NAME)
     }
 
     fn eval(&self, cx: &Ctx) -> Option<Contribution> {
@@ -158,6 +163,8 @@ impl Rule for IncomeBelowLine {
                 now.1
             ),
             event_ids,
+                    urgency: None,
+            cause: None,
         })
     }
 }

@@ -2,13 +2,13 @@
 //! contributions stopped. Per member the strongest signal counts; members add up; a bonus when,
 //! right after a loss, nobody in the household was employed.
 
-use doudi_model::Contribution;
+use doudi_model::{Contribution, Household};
 use serde::{Deserialize, Serialize};
 
 use crate::check::{RuleSetError, Section};
 use crate::clearance::Signals;
 use crate::policy::Standard;
-use crate::rule::{relation_en, relation_of, relation_zh, Ctx, Rule};
+use crate::rule::{relation_en, relation_of, relation_zh, Ctx, Rule, INCOME_GONE};
 use crate::state::{EmploymentLoss, EmploymentLossKind, HouseholdState};
 
 pub const ID: &str = "job_loss";
@@ -86,6 +86,8 @@ pub struct JobLoss {
 
 impl Rule for JobLoss {
     const ID: &'static str = ID;
+    const NAME: (&'static str, &'static str) = ("失业", "job loss");
+    const CAUSES: &'static [&'static str] = &[INCOME_GONE];
 
     fn validate(&self, at: Section) -> Result<(), RuleSetError> {
         at.range(
@@ -100,7 +102,7 @@ impl Rule for JobLoss {
         at.points("no_earner_left_bonus", self.no_earner_left_bonus)
     }
 
-    fn signals(&self, state: &HouseholdState, _: &Standard, out: &mut Signals) {
+    fn signals(&self, _: &Household, state: &HouseholdState, _: &Standard, out: &mut Signals) {
         for x in &state.employment_losses {
             if weight(self, x) > 0 {
                 out.day(x.on);
@@ -140,13 +142,19 @@ impl Rule for JobLoss {
                 en.push(e);
             }
         }
-        if counted
+        let no_earner_left = counted
             .iter()
-            .any(|l| l.kind != EmploymentLossKind::ContributionsStopped && !l.anyone_employed_after)
-        {
+            .any(|l| l.kind != EmploymentLossKind::ContributionsStopped && !l.anyone_employed_after);
+        // The income is gone when nobody was left in work and nobody left can work (急难).
+        let income_gone = no_earner_left && !state.alive_members().any(|m| cx.able(m));
+        if no_earner_left {
             points += p.no_earner_left_bonus;
             zh.push("家中已无就业成员".to_string());
             en.push("nobody in the household was left in work".to_string());
+        }
+        if income_gone {
+            zh.push("家中已无有劳动能力的成员".to_string());
+            en.push("nobody left in the household is able to work".to_string());
         }
         Some(Contribution {
             rule_id: ID.to_string(),
@@ -154,6 +162,8 @@ impl Rule for JobLoss {
             reason_zh: zh.join("；"),
             reason_en: en.join("; "),
             event_ids: counted.iter().map(|l| l.event_id.to_string()).collect(),
+            urgency: None,
+            cause: income_gone.then(|| INCOME_GONE.to_string()),
         })
     }
 }

@@ -4,13 +4,13 @@
 //! made from the one list in `registry!`: adding a rule is its file, one line there, and its table
 //! in `rules/default.toml`.
 
-use doudi_model::Contribution;
+use doudi_model::{Contribution, Household};
 use serde::{Deserialize, Serialize};
 
 use crate::check::{RuleSetError, Section};
 use crate::clearance::Signals;
 use crate::policy::Standard;
-use crate::rule::{Ctx, Rule};
+use crate::rule::{Ctx, Lapse, Rule};
 use crate::state::HouseholdState;
 
 pub mod watch;
@@ -30,7 +30,46 @@ macro_rules! registry {
         /// The ids of the rules, in order, for validating the rule set's references to them.
         pub const RULE_IDS: &[&str] = &[$(<$module::$rule as Rule>::ID,)*];
 
+        /// Everything the urgency table classes: each rule's id, then the policy causes its
+        /// findings may report.
+        pub fn causes() -> Vec<&'static str> {
+            let mut out = RULE_IDS.to_vec();
+            $(
+                for c in <$module::$rule as Rule>::CAUSES {
+                    if !out.contains(c) {
+                        out.push(c);
+                    }
+                }
+            )*
+            out
+        }
+
+        /// What the rule `id` is about, in a few words (Chinese, English).
+        pub fn rule_name(id: &str) -> Option<(&'static str, &'static str)> {
+            $(
+                if id == <$module::$rule as Rule>::ID {
+                    return Some(<$module::$rule as Rule>::NAME);
+                }
+            )*
+            None
+        }
+
         impl RuleParams {
+            /// What changed since the finding of rule `id` stopped counting.
+            pub fn change(
+                &self,
+                id: &str,
+                lapse: &Lapse,
+                state: &HouseholdState,
+            ) -> Option<(String, String)> {
+                $(
+                    if id == <$module::$rule as Rule>::ID {
+                        return Some(self.$module.change(lapse, state));
+                    }
+                )*
+                None
+            }
+
             /// Each rule checks its own table, in order.
             pub fn validate(&self) -> Result<(), RuleSetError> {
                 $(self.$module.validate(Section(concat!("rules.", stringify!($module))))?;)*
@@ -38,8 +77,14 @@ macro_rules! registry {
             }
 
             /// Every rule's risk signals, for clearing the risk.
-            pub fn signals(&self, state: &HouseholdState, standard: &Standard, out: &mut Signals) {
-                $(self.$module.signals(state, standard, out);)*
+            pub fn signals(
+                &self,
+                household: &Household,
+                state: &HouseholdState,
+                standard: &Standard,
+                out: &mut Signals,
+            ) {
+                $(self.$module.signals(household, state, standard, out);)*
             }
 
             /// The contributions of the rules that fire (with points other than zero), in order.
@@ -69,6 +114,7 @@ registry! {
     disaster_damage::DisasterDamage,
     forced_relocation::ForcedRelocation,
     income_below_line::IncomeBelowLine,
+    monitoring_line::MonitoringLine,
 }
 
 /// The id of the vulnerability multiplier's contribution.
@@ -101,6 +147,7 @@ mod tests {
         ids.sort_unstable();
         assert_eq!(names, ids);
         assert_eq!(RULE_IDS[0], "death");
-        assert_eq!(RULE_IDS.len(), 10);
+        assert!(causes().contains(&"income_gone"));
+        assert_eq!(rule_name("disaster_damage"), Some(("灾害", "disaster")));
     }
 }

@@ -1,6 +1,6 @@
 //! `serious_illness`: a serious or chronic disease (大病/慢病) was diagnosed.
 
-use doudi_model::Contribution;
+use doudi_model::{Contribution, Household};
 use serde::{Deserialize, Serialize};
 
 use crate::check::{RuleSetError, Section};
@@ -20,12 +20,13 @@ pub struct SeriousIllness {
 
 impl Rule for SeriousIllness {
     const ID: &'static str = ID;
+    const NAME: (&'static str, &'static str) = ("重大疾病或慢性病", "serious illness");
 
     fn validate(&self, at: Section) -> Result<(), RuleSetError> {
         at.points("points", self.points)
     }
 
-    fn signals(&self, state: &HouseholdState, _: &Standard, out: &mut Signals) {
+    fn signals(&self, _: &Household, state: &HouseholdState, _: &Standard, out: &mut Signals) {
         for x in &state.serious_illnesses {
             out.day(x.diagnosed_on);
         }
@@ -62,6 +63,8 @@ impl Rule for SeriousIllness {
             reason_zh: zh,
             reason_en: en,
             event_ids: recent.iter().map(|i| i.event_id.to_string()).collect(),
+                    urgency: None,
+            cause: None,
         })
     }
 }

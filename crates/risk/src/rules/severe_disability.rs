@@ -1,7 +1,7 @@
 //! `severe_disability`: a member was certified with a severe disability (grade 1–2 by default),
 //! new or worse than the grade held before.
 
-use doudi_model::Contribution;
+use doudi_model::{Contribution, Household};
 use serde::{Deserialize, Serialize};
 
 use crate::check::{RuleSetError, Section};
@@ -39,13 +39,14 @@ impl SevereDisability {
 
 impl Rule for SevereDisability {
     const ID: &'static str = ID;
+    const NAME: (&'static str, &'static str) = ("重度残疾", "severe disability");
 
     fn validate(&self, at: Section) -> Result<(), RuleSetError> {
         at.range("max_grade", self.max_grade, 1, 4)?;
         at.points("points", self.points)
     }
 
-    fn signals(&self, state: &HouseholdState, _: &Standard, out: &mut Signals) {
+    fn signals(&self, _: &Household, state: &HouseholdState, _: &Standard, out: &mut Signals) {
         for x in &state.disabilities {
             if self.counts(x.grade, x.previous_grade) {
                 out.day(x.certified_on);
@@ -88,6 +89,8 @@ impl Rule for SevereDisability {
             reason_zh: zh,
             reason_en: en,
             event_ids: new.iter().map(|d| d.event_id.to_string()).collect(),
+                    urgency: None,
+            cause: None,
         })
     }
 }

@@ -29,5 +29,7 @@ pub fn adjust(cx: &Ctx, score: i64) -> Option<Contribution> {
             "The last risk signal was on {since} and the household has been stable for {months} months since, but nobody in it is able to work: the risk is not cleared and it stays watched at {target} points"
         ),
         event_ids: Vec::new(),
+            urgency: None,
+        cause: None,
     })
 }
