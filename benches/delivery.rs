@@ -222,7 +222,9 @@ async fn bench(benching: bool) {
             warning_id: w.warning_id,
             kind: "reminder".into(),
             recipient: format!("o-{}", &w.region_code[..9.min(w.region_code.len())]),
-            due_at: "2026-01-01T00:00:00.000000Z".into(),
+            due_at: chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+                .expect("time")
+                .with_timezone(&chrono::Utc),
             note: format!("bench-{n}"),
         }
     };

@@ -508,7 +508,9 @@ fn a_households_later_notices_wait_behind_an_earlier_one_in_retry_while_others_g
             warning_id: first_h0.warning_id,
             kind: "reminder".into(),
             recipient: "li".into(),
-            due_at: "2026-02-12T04:00:00.000000Z".into(),
+            due_at: chrono::DateTime::parse_from_rfc3339("2026-02-12T04:00:00Z")
+                .unwrap()
+                .with_timezone(&chrono::Utc),
             note: note.into(),
         };
         store

@@ -161,7 +161,7 @@ fn a_run_on_postgres_gives_the_same_status_as_on_sqlite_and_a_sound_audit_chain(
 /// warning (level, score), and the store's counts.
 type State = (
     Vec<(String, Vec<(String, String)>)>,
-    Vec<(String, String, i64)>,
+    Vec<(String, doudi_model::Level, i64)>,
     doudi_store::Status,
 );
 

@@ -1,5 +1,8 @@
 //! The `doudi` command line. A thin shell: parse flags, load configuration, call the library
-//! crates, print for people (or JSON for scripts). `anyhow` lives here and nowhere else.
+//! crates — a person's decision (a warning move, a review decision, a replay, a read of a
+//! household's data) through the use cases of `doudi-app`, the same the HTTP service calls — and
+//! print for people (or JSON for scripts); a refusal is `error: …` and exit 2. `anyhow` lives
+//! here and nowhere else.
 
 mod commands;
 mod config;

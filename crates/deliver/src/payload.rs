@@ -103,10 +103,10 @@ fn text(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_string)
 }
 
-/// The item for a pending notice. A stored record that is not JSON gives empty fields, never a
+/// The item for a pending notice. A stored record that cannot be read gives empty fields, never a
 /// failure: the officer still gets the notice and the link.
 pub fn item(n: &PendingNotice, web_base_url: &str) -> Item {
-    let summary: Value = serde_json::from_str(&n.summary).unwrap_or(Value::Null);
+    let summary = n.summary.as_ref().ok();
     let household: Value = serde_json::from_str(&n.household).unwrap_or(Value::Null);
     let all: Vec<&Value> = household
         .get("members")
@@ -128,28 +128,16 @@ pub fn item(n: &PendingNotice, web_base_url: &str) -> Item {
         })
         .collect();
     let reasons = summary
-        .get("contributions")
-        .and_then(Value::as_array)
-        .map(|cs| {
-            cs.iter()
-                .map(|c| Reason {
-                    rule_id: text(c, "rule_id").unwrap_or_default(),
-                    points: c.get("points").and_then(Value::as_i64).unwrap_or(0),
-                    reason_zh: text(c, "reason_zh").unwrap_or_default(),
-                    reason_en: text(c, "reason_en").unwrap_or_default(),
-                    event_ids: c
-                        .get("event_ids")
-                        .and_then(Value::as_array)
-                        .map(|ids| {
-                            ids.iter()
-                                .filter_map(|i| i.as_str().map(str::to_string))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                })
-                .collect()
+        .into_iter()
+        .flat_map(|a| &a.contributions)
+        .map(|c| Reason {
+            rule_id: c.rule_id.clone(),
+            points: c.points,
+            reason_zh: c.reason_zh.clone(),
+            reason_en: c.reason_en.clone(),
+            event_ids: c.event_ids.clone(),
         })
-        .unwrap_or_default();
+        .collect();
     Item {
         idempotency_key: notice_key(n.notice_id),
         notice_id: n.notice_id,
@@ -163,12 +151,12 @@ pub fn item(n: &PendingNotice, web_base_url: &str) -> Item {
                 web_base_url.trim_end_matches('/'),
                 n.warning_id
             ),
-            level: n.level.clone(),
+            level: n.level.code().to_string(),
             score: n.score,
-            status: n.warning_status.clone(),
+            status: n.warning_status.code().to_string(),
             opened_at: n.opened_at.clone(),
             deadline: n.deadline.clone(),
-            rule_set_version: text(&summary, "rule_set_version"),
+            rule_set_version: summary.map(|a| a.rule_set_version.clone()),
         },
         household: HouseholdRef {
             household_id: n.household_id.clone(),
@@ -179,16 +167,10 @@ pub fn item(n: &PendingNotice, web_base_url: &str) -> Item {
         },
         members,
         reasons,
-        relief: summary.get("relief").filter(|r| !r.is_null()).cloned(),
-        review_needed: summary
-            .get("review_needed")
-            .and_then(Value::as_array)
-            .map(|r| {
-                r.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        relief: summary
+            .and_then(|a| a.relief.as_ref())
+            .and_then(|r| serde_json::to_value(r).ok()),
+        review_needed: summary.map(|a| a.review_needed.clone()).unwrap_or_default(),
     }
 }
 
@@ -218,6 +200,8 @@ pub fn payload(recipient: &str, items: Vec<Item>) -> Payload {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use doudi_model::{Assessment, Contribution, Level, Money, ReliefSuggestion, WarningStatus};
+    use doudi_store::Unreadable;
 
     pub(crate) fn pending(notice_id: i64, household: &str, recipient: &str) -> PendingNotice {
         PendingNotice {
@@ -232,20 +216,40 @@ pub(crate) mod tests {
             next_attempt_at: None,
             household_id: household.into(),
             region_code: "341502001003".into(),
-            level: "red".into(),
+            level: Level::Red,
             score: 85,
-            warning_status: "open".into(),
+            warning_status: WarningStatus::Open,
             deadline: "2026-02-14T02:05:00.000000Z".into(),
             opened_at: "2026-02-12T02:05:00.000000Z".into(),
-            summary: serde_json::json!({
-                "rule_set_version": "2026.1",
-                "contributions": [{"rule_id": "serious_illness", "points": 60,
-                    "reason_zh": "2026-02-12 确诊重病（肺恶性肿瘤）", "reason_en": "serious illness diagnosed on 2026-02-12",
-                    "event_ids": ["YB-1"]}],
-                "relief": {"amount": "2196.00", "months": 3, "kind": "emergency", "approver": "township"},
-                "review_needed": []
-            })
-            .to_string(),
+            summary: Ok(Assessment {
+                rule_set_version: "2026.1".into(),
+                household_id: household.into(),
+                score: 85,
+                level: Level::Red,
+                contributions: vec![Contribution {
+                    rule_id: "serious_illness".into(),
+                    points: 60,
+                    reason_zh: "2026-02-12 确诊重病（肺恶性肿瘤）".into(),
+                    reason_en: "serious illness diagnosed on 2026-02-12".into(),
+                    event_ids: vec!["YB-1".into()],
+                    urgency: None,
+                    cause: None,
+                }],
+                relief: Some(ReliefSuggestion {
+                    amount: Money::from_fen(219_600),
+                    months: 3,
+                    kind: "emergency".into(),
+                    within_township_limit: true,
+                    approver: "township".into(),
+                    reason_zh: String::new(),
+                    reason_en: String::new(),
+                    enrolment: Vec::new(),
+                }),
+                act_within_hours: Some(24),
+                review_needed: Vec::new(),
+                basis: None,
+                risk: None,
+            }),
             household: serde_json::json!({
                 "household_id": household, "address": "大塘村1号", "category": "tekun", "area": "rural",
                 "members": [
@@ -268,7 +272,7 @@ pub(crate) mod tests {
         assert_eq!(i.members[0].name, "陈**");
         assert_eq!(i.household.address.as_deref(), Some("大塘村1号"));
         assert_eq!(i.reasons[0].reason_zh, "2026-02-12 确诊重病（肺恶性肿瘤）");
-        assert_eq!(i.relief.as_ref().unwrap()["amount"], "2196.00");
+        assert_eq!(i.relief.as_ref().unwrap()["amount"], 219_600);
         let body = serde_json::to_string(&payload("li", vec![i])).unwrap();
         assert!(!body.contains("34240119490127046X") && !body.contains("陈桂兰"));
     }
@@ -285,7 +289,10 @@ pub(crate) mod tests {
     #[test]
     fn a_record_that_is_not_json_still_gives_a_notice_with_its_link() {
         let mut n = pending(7, "HA", "li");
-        n.summary = "not json".into();
+        n.summary = Err(Unreadable {
+            column: "warnings.summary",
+            message: "not json".into(),
+        });
         n.household = "{".into();
         let i = item(&n, "http://x");
         assert!(i.members.is_empty() && i.reasons.is_empty());

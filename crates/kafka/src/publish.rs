@@ -100,7 +100,7 @@ impl Publisher {
                 })
                 .insert(Header {
                     key: "doudi.level",
-                    value: Some(n.level.as_bytes()),
+                    value: Some(n.level.code().as_bytes()),
                 });
             let record = FutureRecord::to(&self.cfg.warnings_topic)
                 .key(n.household_id.as_bytes())

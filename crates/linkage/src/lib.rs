@@ -41,27 +41,8 @@ use serde::{Deserialize, Serialize};
 /// Version of the matching method family; each model's own version is [`Model::version`].
 pub const MODEL_VERSION: &str = "fellegi-sunter-1";
 
-/// What became of a record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Linked to one member of one household.
-    Linked,
-    /// Needs a person to decide (clerical review queue).
-    Review,
-    /// No member found.
-    Unmatched,
-}
-
-impl Outcome {
-    pub fn code(self) -> &'static str {
-        match self {
-            Outcome::Linked => "linked",
-            Outcome::Review => "review",
-            Outcome::Unmatched => "unmatched",
-        }
-    }
-}
+/// What became of a record (its data type lives in `doudi_model`).
+pub use doudi_model::LinkOutcome as Outcome;
 
 /// A link decision for one record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -14,6 +14,7 @@ use crate::model::{
     probability, Model, F_ID, F_NAME, REGISTER_FIELDS, REGISTER_FIELDS_EN, REGISTER_FIELDS_ZH,
 };
 use crate::{LinkDecision, Outcome};
+pub use doudi_model::link::{CandidateEvidence, Comparison, Evidence, IdEvidence};
 
 /// Decision thresholds on the total weight (prior log-odds included, in bits).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,115 +49,32 @@ impl Default for Thresholds {
     }
 }
 
-/// How the record's identity number looked (masked: never the full number).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "status")]
-pub enum IdEvidence {
-    /// A valid 18-character number.
-    Valid {
-        masked: String,
-    },
-    /// A legacy 15-digit number, upgraded to 18.
-    Upgraded {
-        masked: String,
-    },
-    /// Present but not valid (the check fails, wrong length, not digits).
-    Invalid {
-        masked: String,
-        problem: String,
-    },
-    Missing,
-}
-
-impl IdEvidence {
-    fn of(text: Option<&str>, form: &IdForm) -> IdEvidence {
-        let Some(raw) = text.map(str::trim).filter(|t| !t.is_empty()) else {
-            return IdEvidence::Missing;
-        };
-        match form {
-            IdForm::Valid(_) => IdEvidence::Valid {
+/// How the record's identity number looked, from its text and its parsed form.
+fn id_evidence(text: Option<&str>, form: &IdForm) -> IdEvidence {
+    let Some(raw) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return IdEvidence::Missing;
+    };
+    match form {
+        IdForm::Valid(_) => IdEvidence::Valid {
+            masked: mask_id_str(raw),
+        },
+        IdForm::Upgraded(id) => IdEvidence::Upgraded {
+            masked: mask_id_str(std::str::from_utf8(id).unwrap_or("")),
+        },
+        _ => {
+            let problem = match IdNumber::parse(raw) {
+                Err(IdNumberError::BadCheck { .. }) => "check_failed".to_string(),
+                Err(IdNumberError::BadBirthDate) => "bad_birth_date".to_string(),
+                Err(IdNumberError::BadLength(n)) => format!("length_{n}"),
+                Err(IdNumberError::NotDigit { .. }) => "not_digits".to_string(),
+                Ok(_) => "unusable".to_string(),
+            };
+            IdEvidence::Invalid {
                 masked: mask_id_str(raw),
-            },
-            IdForm::Upgraded(id) => IdEvidence::Upgraded {
-                masked: mask_id_str(std::str::from_utf8(id).unwrap_or("")),
-            },
-            _ => {
-                let problem = match IdNumber::parse(raw) {
-                    Err(IdNumberError::BadCheck { .. }) => "check_failed".to_string(),
-                    Err(IdNumberError::BadBirthDate) => "bad_birth_date".to_string(),
-                    Err(IdNumberError::BadLength(n)) => format!("length_{n}"),
-                    Err(IdNumberError::NotDigit { .. }) => "not_digits".to_string(),
-                    Ok(_) => "unusable".to_string(),
-                };
-                IdEvidence::Invalid {
-                    masked: mask_id_str(raw),
-                    problem,
-                }
+                problem,
             }
         }
     }
-
-    fn describe(&self) -> String {
-        match self {
-            IdEvidence::Valid { masked } => format!("valid {masked}"),
-            IdEvidence::Upgraded { masked } => format!("legacy 15-digit, upgraded to {masked}"),
-            IdEvidence::Invalid { masked, problem } => format!("invalid {masked} ({problem})"),
-            IdEvidence::Missing => "missing".to_string(),
-        }
-    }
-}
-
-/// One field's comparison: level, weight and (for names) the term-frequency adjustment.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Comparison {
-    #[serde(rename = "f")]
-    pub field: Cow<'static, str>,
-    #[serde(rename = "l")]
-    pub level: Cow<'static, str>,
-    /// The level's weight, TF adjustment excluded.
-    #[serde(rename = "w")]
-    pub weight: f64,
-    #[serde(rename = "tf", default, skip_serializing_if = "Option::is_none")]
-    pub tf_adjustment: Option<f64>,
-}
-
-/// A candidate member and its total; comparisons are kept for the best (and, on review, the
-/// runner-up). Fields whose value is missing on either side are left out (they weigh 0).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CandidateEvidence {
-    #[serde(rename = "hh")]
-    pub household_id: String,
-    #[serde(rename = "m")]
-    pub member_id: String,
-    #[serde(rename = "w")]
-    pub total: f64,
-    #[serde(rename = "cmp", default, skip_serializing_if = "Vec::is_empty")]
-    pub comparisons: Vec<Comparison>,
-}
-
-/// Why the decision was made: what was compared and what was found. Holds no personal data in
-/// clear (the ID number is masked; names are never copied).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Evidence {
-    #[serde(rename = "model")]
-    pub model_version: String,
-    #[serde(rename = "id")]
-    pub id_number: IdEvidence,
-    /// The prior log-odds every total starts from.
-    pub prior: f64,
-    /// The best candidate's total weight (absent without candidates).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub total: Option<f64>,
-    /// Probability that the best candidate is the person (candidates compete).
-    #[serde(rename = "p")]
-    pub match_probability: f64,
-    /// Reason code: `linked`, `runner_up_within_margin`, `repaired_id_unconfirmed`,
-    /// `between_thresholds`,
-    /// `below_review_threshold`, `no_candidates`.
-    #[serde(rename = "why")]
-    pub reason: Cow<'static, str>,
-    #[serde(rename = "cands", default, skip_serializing_if = "Vec::is_empty")]
-    pub candidates: Vec<CandidateEvidence>,
 }
 
 fn round2(x: f64) -> f64 {
@@ -435,7 +353,7 @@ impl Scorer {
             member_id,
             evidence: Evidence {
                 model_version: self.model.version.clone(),
-                id_number: IdEvidence::of(subject.id_number.as_deref(), &q.form),
+                id_number: id_evidence(subject.id_number.as_deref(), &q.form),
                 prior: round2(c.prior),
                 total: top.map(|a| round2(a.total)),
                 match_probability: (p * 1e6).round() / 1e6,
@@ -540,14 +458,6 @@ fn field_label(field: &str) -> String {
     }
 }
 
-fn outcome_zh(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Linked => "已关联",
-        Outcome::Review => "待人工复核",
-        Outcome::Unmatched => "未匹配",
-    }
-}
-
 /// A readable account of a decision: for the best candidate a waterfall (field, level, weight,
 /// running total), then the total, the thresholds and the decision. English with Chinese field
 /// names alongside.
@@ -558,7 +468,7 @@ pub fn explain(decision: &LinkDecision, thresholds: &Thresholds) -> String {
         s,
         "Decision 决定: {} {} (reason: {}; model {})",
         decision.outcome.code(),
-        outcome_zh(decision.outcome),
+        decision.outcome.name_zh(),
         e.reason,
         e.model_version
     );
@@ -648,7 +558,7 @@ pub fn explain(decision: &LinkDecision, thresholds: &Thresholds) -> String {
         thresholds.margin,
         thresholds.review,
         decision.outcome.code(),
-        outcome_zh(decision.outcome)
+        decision.outcome.name_zh()
     );
     s
 }

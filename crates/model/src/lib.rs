@@ -1,6 +1,8 @@
 //! Domain types of doudi: region codes, identity numbers (GB 11643-1999), exact money, households and
 //! members of the low-income register, the feed events with their validating parser, and the outcome
-//! of a risk assessment as data (level, contributions, relief suggestion; scored by `doudi-risk`).
+//! of a risk assessment as data (level, contributions, relief suggestion; scored by `doudi-risk`),
+//! a link decision as data (outcome and evidence; made by `doudi-linkage`) and a warning's
+//! lifecycle vocabulary (status, disposition; moved by `doudi-warnings`).
 //!
 //! This crate is pure: it never does I/O, never logs, and never panics on input. Everything that
 //! reads outside data returns a typed error that says what was wrong and where.
@@ -10,9 +12,11 @@ pub mod assessment;
 pub mod event;
 pub mod household;
 pub mod id_number;
+pub mod link;
 pub mod money;
 pub mod region;
 pub mod sex;
+pub mod warning;
 
 pub use assessment::{
     Assessment, Contribution, Lapsed, Level, LevelBasis, ReliefSuggestion, RiskState, RiskStatus,
@@ -24,6 +28,8 @@ pub use event::{
 };
 pub use household::{Area, Category, Household, Member, RegisterError, Relation, WorkCapacity};
 pub use id_number::{mask_id_str, mask_name, IdNumber, IdNumberError};
+pub use link::{CandidateEvidence, Comparison, Evidence, IdEvidence, LinkOutcome};
 pub use money::{Money, MoneyError};
 pub use region::{RegionCode, RegionError, RegionLevel};
 pub use sex::Sex;
+pub use warning::{Disposition, WarningStatus};

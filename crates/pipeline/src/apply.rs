@@ -11,8 +11,8 @@ use doudi_linkage::{Linker, Outcome, RegisterIndex};
 use doudi_model::{Fact, Household, ParseLimits};
 use doudi_risk::{assess, derive_state, Level, RuleSet};
 use doudi_store::{
-    AssessmentRow, BatchTx, DeadLetterRow, EventRow, FactRow, LinkRow, NewWarning, PositionRow,
-    Store, WarningUpdate,
+    AssessmentRow, BatchTx, DeadLetterRow, EventRow, FactRow, Json, LinkRow, NewWarning,
+    PositionRow, Store, WarningUpdate,
 };
 use doudi_warnings::routing::Directory;
 use doudi_warnings::{decide, Decision, OpenWarning};
@@ -300,10 +300,10 @@ async fn stage(
         }
         let linked_here;
         let (decision, evidence) = match linked_ahead {
-            Some((d, e)) => (d, e.as_str()),
+            Some((d, e)) => (d, e),
             None => {
                 linked_here = link_event(&engine.index, event);
-                (&linked_here.0, linked_here.1.as_str())
+                (&linked_here.0, &linked_here.1)
             }
         };
         match decision.outcome {
@@ -332,10 +332,10 @@ async fn stage(
             event_seq,
             source: event.source.code().to_string(),
             event_id: event.event_id.clone(),
-            outcome: decision.outcome.code(),
+            outcome: decision.outcome,
             household_id: decision.household_id.clone(),
             member_id: decision.member_id.clone(),
-            evidence: evidence.to_string(),
+            evidence: evidence.clone(),
         });
     }
     let t_linked = t0.elapsed();
@@ -554,13 +554,12 @@ pub(crate) async fn open_warnings(
         .await?
         .into_values()
         .map(|w| {
-            let level = Level::from_code(&w.level).unwrap_or(Level::None);
             (
                 w.household_id.clone(),
                 OpenWarning {
                     warning_id: w.warning_id,
                     household_id: w.household_id,
-                    level,
+                    level: w.level,
                     score: w.score,
                     deadline: w.deadline,
                 },
@@ -590,10 +589,7 @@ pub(crate) async fn assess_and_warn(
         let Some(household) = engine.households.get(&fact.household_id) else {
             continue;
         };
-        let summary = || {
-            json.clone()
-                .unwrap_or_else(|| serde_json::to_string(&assessment).unwrap_or_default())
-        };
+        let summary = || json.clone().unwrap_or_else(|| Json::encode(&assessment));
         let decision = decide(open.get(&fact.household_id), &assessment, now);
         assessments.push(AssessmentRow {
             event_seq: *event_seq,
@@ -602,7 +598,7 @@ pub(crate) async fn assess_and_warn(
             household_id: fact.household_id.clone(),
             rule_set_version: assessment.rule_set_version.clone(),
             score: assessment.score,
-            level: assessment.level.code().to_string(),
+            level: assessment.level,
             assessment: json.clone(),
         });
         match decision {
@@ -612,7 +608,7 @@ pub(crate) async fn assess_and_warn(
                     .open_warning(&NewWarning {
                         household_id: fact.household_id.clone(),
                         region_code: household.region_code.to_string(),
-                        level: level.code().to_string(),
+                        level,
                         score: assessment.score,
                         deadline,
                         source: fact.source.code().to_string(),
@@ -647,7 +643,7 @@ pub(crate) async fn assess_and_warn(
             } => {
                 tx.update_warning(&WarningUpdate {
                     warning_id,
-                    level: level.code().to_string(),
+                    level,
                     score: assessment.score,
                     raised,
                     deadline,
@@ -683,8 +679,8 @@ fn is_quiet(a: &doudi_risk::Assessment) -> bool {
         && a.review_needed.is_empty()
 }
 
-/// An assessment and its JSON (`None` when quiet).
-type Assessed = (doudi_risk::Assessment, Option<String>);
+/// An assessment and its encoding for the store (`None` when quiet).
+type Assessed = (doudi_risk::Assessment, Option<Json<doudi_risk::Assessment>>);
 
 /// Append each fact to its household's timeline and assess the household after it. Households are
 /// independent, so they are shared out over the cores; each household's facts stay in order.
@@ -725,8 +721,7 @@ fn assess_all(
                     .unwrap_or(fact.occurred_at);
                 let state = derive_state(household, timeline, as_of);
                 let assessment = assess(&engine.rules, household, &state);
-                let json = (!is_quiet(&assessment))
-                    .then(|| serde_json::to_string(&assessment).unwrap_or_default());
+                let json = (!is_quiet(&assessment)).then(|| Json::encode(&assessment));
                 out.push((i, (assessment, json)));
             }
         }

@@ -1,6 +1,7 @@
 //! Ingest: raw record → validated event, or the reason it is refused.
 
-use doudi_model::{parse_event, Event, EventError, ParseLimits};
+use doudi_model::{parse_event, Event, EventError, Evidence, ParseLimits};
+use doudi_store::Json;
 
 use crate::files::RawRecord;
 
@@ -12,9 +13,9 @@ pub struct Ingested {
     /// The event's canonical JSON (empty when refused), made here on the reader thread so that the
     /// applier, which waits on the database, does less.
     pub normalised: String,
-    /// The identity decision and its evidence as JSON, when made ahead on the reader thread
-    /// (the applier links whatever has none).
-    pub link: Option<(doudi_linkage::LinkDecision, String)>,
+    /// The identity decision and its evidence encoded for the store, when made ahead on the
+    /// reader thread (the applier links whatever has none).
+    pub link: Option<(doudi_linkage::LinkDecision, Json<Evidence>)>,
 }
 
 impl Ingested {
@@ -26,13 +27,13 @@ impl Ingested {
     }
 }
 
-/// Link one event: the decision and its evidence as JSON.
+/// Link one event: the decision and its evidence encoded for the store.
 pub(crate) fn link_event(
     linker: &doudi_linkage::Linker,
     event: &Event,
-) -> (doudi_linkage::LinkDecision, String) {
+) -> (doudi_linkage::LinkDecision, Json<Evidence>) {
     let decision = linker.link(&event.subject);
-    let evidence = serde_json::to_string(&decision.evidence).unwrap_or_default();
+    let evidence = Json::encode(&decision.evidence);
     (decision, evidence)
 }
 

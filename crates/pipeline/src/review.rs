@@ -3,7 +3,7 @@
 //! the household is assessed, and its warning is opened or updated — all in one transaction with
 //! the decision itself.
 
-use doudi_model::{parse_event, Fact, ParseLimits};
+use doudi_model::{parse_event, Fact, Level, ParseLimits};
 use doudi_store::{FactRow, ReviewChoice, Store, StoreError};
 use serde::Serialize;
 
@@ -18,7 +18,7 @@ pub struct ReviewApplied {
     pub household_id: Option<String>,
     pub member_id: Option<String>,
     /// The household's level after the fact (`None` for a rejection).
-    pub level: Option<String>,
+    pub level: Option<Level>,
     pub score: Option<i64>,
     pub warnings_opened: u64,
     pub warnings_raised: u64,
@@ -98,7 +98,7 @@ pub async fn decide_review(
             assess_and_warn(&mut tx, engine, &facts, &mut timelines, open, &mut out).await?;
         tx.insert_facts(&facts).await?;
         tx.insert_assessments(&assessments).await?;
-        applied.level = assessments.last().map(|a| a.level.clone());
+        applied.level = assessments.last().map(|a| a.level);
         applied.score = assessments.last().map(|a| a.score);
         applied.warnings_opened = out.warnings_opened;
         applied.warnings_raised = out.warnings_raised;

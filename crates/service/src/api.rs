@@ -4,16 +4,19 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use doudi_model::{Category, Money, RegionCode};
-use doudi_store::{ReviewChoice, WarningFilter};
-use doudi_warnings::lifecycle::{Disposition, Move};
+use doudi_app::household::{household, trace};
+use doudi_app::mask::{mask_phone, mask_warning, View};
+use doudi_app::review::Decision;
+use doudi_app::silences::{add_silence as add_silence_for, NewSilence, Scope};
+use doudi_app::warnings::{move_warning, show_warning as read_warning, MoveRequest};
+use doudi_model::Level;
+use doudi_store::WarningFilter;
+use doudi_warnings::lifecycle::Move;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::mask::{mask_json, mask_phone};
-use crate::ops::{self, Page};
+use crate::principal::Principal;
 use crate::AppState;
 
 type ApiResult = Result<Response, ApiError>;
@@ -64,14 +67,17 @@ pub fn warning_filter<'a>(
     who: &'a Principal,
     q: &'a ListQuery,
 ) -> Result<WarningFilter<'a>, ApiError> {
-    let level = q.level.as_deref().filter(|l| !l.is_empty());
-    if let Some(l) = level {
-        if !["red", "orange", "yellow"].contains(&l) {
-            return Err(ApiError::BadRequest(format!(
-                "level must be red, orange or yellow (got {l:?})"
-            )));
-        }
-    }
+    let level = match q.level.as_deref().filter(|l| !l.is_empty()) {
+        None => None,
+        Some(l) => match Level::from_code(l) {
+            Some(level) if level != Level::None => Some(level),
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "level must be red, orange or yellow (got {l:?})"
+                )))
+            }
+        },
+    };
     let st = q.state.as_deref().unwrap_or("active");
     if ![
         "open",
@@ -135,9 +141,7 @@ pub async fn list_warnings(
 ) -> ApiResult {
     let filter = warning_filter(&state, &who, &q)?;
     let mut page = state.store().warnings_page(&filter).await?;
-    for w in &mut page.warnings {
-        mask_json(&mut w.household);
-    }
+    page.warnings.iter_mut().for_each(mask_warning);
     ok(page)
 }
 
@@ -154,7 +158,7 @@ pub async fn show_warning(
     Path(id): Path<String>,
 ) -> ApiResult {
     let id = warning_id(&id)?;
-    ok(ops::warning(&state, &who, id, "GET /api/warnings/{id}").await?)
+    ok(read_warning(state.store(), &who.who(), id, "GET /api/warnings/{id}").await?)
 }
 
 /// Body of a move.
@@ -181,46 +185,23 @@ pub struct ResolveBody {
     pub note: String,
 }
 
-/// A disposition from its parts (API body or page form).
-pub fn disposition(
-    code: &str,
-    amount: Option<&str>,
-    category: Option<&str>,
-    department: Option<&str>,
-) -> Result<Disposition, ApiError> {
-    let need = |what: &str| ApiError::BadRequest(format!("disposition {code} needs {what}"));
-    Ok(match code {
-        "relief_granted" => {
-            let text = amount.filter(|a| !a.trim().is_empty()).ok_or_else(|| need("amount (yuan)"))?;
-            let amount = Money::parse_yuan(text.trim()).map_err(|e| {
-                ApiError::BadRequest(format!("amount {text:?} is not an amount in yuan: {e}"))
-            })?;
-            Disposition::ReliefGranted { amount }
-        }
-        "enrolled" => {
-            let text = category.filter(|c| !c.is_empty()).ok_or_else(|| need("category"))?;
-            let category = Category::from_code(text).ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "unknown category {text:?} (dibao, tekun, dibao_edge, expenditure, unstable, edge_prone, sudden)"
-                ))
-            })?;
-            Disposition::Enrolled { category }
-        }
-        "referred" => Disposition::Referred {
-            department: department
-                .filter(|d| !d.trim().is_empty())
-                .ok_or_else(|| need("department"))?
-                .trim()
-                .to_string(),
-        },
-        "risk_cleared" => Disposition::RiskCleared,
-        "false_alarm" => Disposition::FalseAlarm,
-        other => {
-            return Err(ApiError::BadRequest(format!(
-                "unknown disposition {other:?} (relief_granted, enrolled, referred, risk_cleared, false_alarm)"
-            )))
-        }
-    })
+/// Carry out `m` on warning `id` for the officer the token acts for (the same checks as
+/// `doudi warnings ack|visit|resolve`).
+pub async fn make_move(
+    state: &AppState,
+    who: &Principal,
+    id: i64,
+    note: &str,
+    m: Move,
+) -> Result<doudi_app::warnings::Moved, ApiError> {
+    let req = MoveRequest {
+        warning_id: id,
+        officer: who.officer()?,
+        note,
+        m,
+    };
+    let limit = state.config().rules.relief.township_limit;
+    Ok(move_warning(state.store(), &who.who(), limit, &req).await?)
 }
 
 /// `POST /api/warnings/{id}/acknowledge`.
@@ -232,7 +213,7 @@ pub async fn acknowledge(
 ) -> ApiResult {
     let id = warning_id(&id)?;
     let note = body.map(|b| b.0.note).unwrap_or_default();
-    ok(ops::move_warning(&state, &who, id, &note, Move::Acknowledge).await?)
+    ok(make_move(&state, &who, id, &note, Move::Acknowledge).await?)
 }
 
 /// `POST /api/warnings/{id}/visit` (a note saying what the visit found is required).
@@ -243,7 +224,7 @@ pub async fn visit(
     Json(body): Json<MoveBody>,
 ) -> ApiResult {
     let id = warning_id(&id)?;
-    ok(ops::move_warning(&state, &who, id, &body.note, Move::Visit).await?)
+    ok(make_move(&state, &who, id, &body.note, Move::Visit).await?)
 }
 
 /// `POST /api/warnings/{id}/resolve`.
@@ -254,13 +235,13 @@ pub async fn resolve(
     Json(body): Json<ResolveBody>,
 ) -> ApiResult {
     let id = warning_id(&id)?;
-    let d = disposition(
+    let d = doudi_app::warnings::disposition(
         &body.disposition,
         body.amount.as_deref(),
         body.category.as_deref(),
         body.department.as_deref(),
     )?;
-    ok(ops::move_warning(&state, &who, id, &body.note, Move::Resolve(d)).await?)
+    ok(make_move(&state, &who, id, &body.note, Move::Resolve(d)).await?)
 }
 
 /// `GET /api/households/{id}`: the register record — in clear for the region's officers and
@@ -270,18 +251,8 @@ pub async fn show_household(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let Some(mut h) = state.store().household(&id).await? else {
-        return Err(ApiError::NotFound(format!(
-            "household {id} is not in the register"
-        )));
-    };
-    who.require_region(&h.region_code, &format!("household {id}"))?;
-    let clear = ops::in_clear(&who, Page::Household);
-    ops::audit_read(&state, &who, &id, "GET /api/households/{id}", !clear).await?;
-    if !clear {
-        mask_json(&mut h.record);
-    }
-    ok(json!({"household": h, "masked": !clear}))
+    let read = household(state.store(), &who.who(), &id, "GET /api/households/{id}").await?;
+    ok(json!({"household": read.value, "masked": read.masked}))
 }
 
 /// `GET /api/households/{id}/timeline`: the events applied to the household and the assessment
@@ -291,15 +262,15 @@ pub async fn household_timeline(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let entries = ops::trace(
-        &state,
-        &who,
+    let read = trace(
+        state.store(),
+        &who.who(),
         &id,
-        Page::Timeline,
+        View::Timeline,
         "GET /api/households/{id}/timeline",
     )
     .await?;
-    ok(json!({"household_id": id, "masked": true, "entries": entries}))
+    ok(json!({"household_id": id, "masked": true, "entries": read.value}))
 }
 
 /// `GET /api/households/{id}/trace`: everything about the household in order — in clear for
@@ -309,16 +280,15 @@ pub async fn household_trace(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let entries = ops::trace(
-        &state,
-        &who,
+    let read = trace(
+        state.store(),
+        &who.who(),
         &id,
-        Page::Trace,
+        View::Trace,
         "GET /api/households/{id}/trace",
     )
     .await?;
-    let masked = !ops::in_clear(&who, Page::Trace);
-    ok(json!({"household_id": id, "masked": masked, "entries": entries}))
+    ok(json!({"household_id": id, "masked": read.masked, "entries": read.value}))
 }
 
 /// Query of lists with a limit.
@@ -347,32 +317,14 @@ pub async fn list_review(
     Query(q): Query<LimitQuery>,
 ) -> ApiResult {
     let limit = limit(&state, &q)?;
-    // Regional roles: read further and keep theirs (the queue is small: a person empties it).
-    let fetch = if who.role.is_regional() {
-        limit.saturating_mul(20).min(10_000)
-    } else {
-        limit
-    };
-    let mut out = Vec::new();
-    for item in state.store().pending_reviews(fetch).await? {
-        if out.len() as i64 >= limit {
-            break;
-        }
-        if who.role.is_regional() {
-            let regions = ops::review_regions(&state, &item.evidence).await?;
-            if !regions.iter().any(|(_, _, r)| who.sees(r)) {
-                continue;
-            }
-        }
-        out.push(item);
-    }
+    let items = doudi_app::review::pending(state.store(), &who.who(), limit).await?;
     // The queue's whole length only for roles that see all of it.
     let total = if who.role.is_regional() {
         None
     } else {
         Some(state.store().pending_review_count().await?)
     };
-    ok(json!({"total_pending": total, "items": out}))
+    ok(json!({"total_pending": total, "items": items}))
 }
 
 /// Body of a review decision: `{"link": MEMBER}` or `{"reject": true}`, and why.
@@ -397,49 +349,29 @@ pub async fn decide_review(
     let seq: i64 = seq
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("review seq must be a number (got {seq:?})")))?;
-    let Some(item) = state.store().review_item(seq).await? else {
-        return Err(ApiError::NotFound(format!(
-            "record #{seq} is not in the review queue"
-        )));
-    };
-    let regions = ops::review_regions(&state, &item.evidence).await?;
-    if !regions.iter().any(|(_, _, r)| who.sees(r)) {
-        return Err(ApiError::Forbidden(format!(
-            "record #{seq} has no candidate household in this token's region {}",
-            who.region
-        )));
-    }
-    let choice = match (body.link, body.reject) {
+    let decision = match (body.link, body.reject) {
         (Some(_), true) | (None, false) => {
             return Err(ApiError::BadRequest(
                 "give either \"link\": MEMBER or \"reject\": true".into(),
             ))
         }
-        (Some(member_id), false) => {
-            let Some((_, _, region)) = regions.iter().find(|(_, m, _)| *m == member_id) else {
-                return Err(ApiError::BadRequest(format!(
-                    "member {member_id} is not among record #{seq}'s candidates (see GET /api/review)"
-                )));
-            };
-            who.require_region(region, &format!("member {member_id}'s household"))?;
-            ReviewChoice::Link {
-                household_id: String::new(),
-                member_id,
-            }
-        }
-        (None, true) => ReviewChoice::Reject,
+        (Some(member_id), false) => Decision::Link { member_id },
+        (None, true) => Decision::Reject,
     };
     let by = who.officer_id.clone().ok_or_else(|| {
         ApiError::Forbidden(format!("token #{} acts for no officer", who.token_id))
     })?;
-    let directory = ops::directory(&state).await?;
-    let register = state.store().load_register().await?;
-    let cfg = state.config();
-    let engine = doudi_pipeline::Engine::assess_only(cfg.rules.clone(), cfg.parse_limits, register)
-        .with_directory(directory);
-    let done =
-        doudi_pipeline::decide_review(state.store(), &engine, seq, choice, &by, &body.note).await?;
-    tracing::info!(seq, decision = done.decision, "review decided");
+    let settings = state.config().engine_settings();
+    let done = doudi_app::review::decide(
+        state.store(),
+        &settings,
+        &who.who(),
+        seq,
+        decision,
+        &by,
+        &body.note,
+    )
+    .await?;
     ok(done)
 }
 
@@ -479,50 +411,19 @@ pub async fn replay_dead_letters(
     Extension(who): Extension<Principal>,
     Json(body): Json<ReplayBody>,
 ) -> ApiResult {
-    let store = state.store();
-    let reason = body.reason.as_deref().filter(|r| !r.is_empty());
-    if store
-        .dead_letters_to_replay(&body.ids, reason, 0, 1)
-        .await?
-        .is_empty()
-    {
-        return ok(json!({"seen": 0, "replayed": 0, "still_refused": [], "outcome": null}));
-    }
     let cfg = state.config();
-    let register = store.load_register().await?;
-    let mut engine = doudi_pipeline::Engine::new(cfg.rules.clone(), cfg.parse_limits, register)
-        .with_directory(ops::directory(&state).await?);
-    if let Some(m) = store.active_linkage_model().await? {
-        let model = serde_json::from_str::<doudi_linkage::Model>(&m.model).map_err(|e| {
-            ApiError::Internal(format!(
-                "stored linkage model {} is unreadable: {e}",
-                m.version
-            ))
-        })?;
-        engine = engine.with_model(model, cfg.thresholds.clone());
-    }
-    let opts = doudi_pipeline::ReplayOptions {
+    let settings = cfg.engine_settings();
+    let replay = doudi_pipeline::ReplayOptions {
         ids: &body.ids,
-        reason,
+        reason: body.reason.as_deref().filter(|r| !r.is_empty()),
         feeds: &cfg.feeds_dir,
-        limits: cfg.parse_limits,
+        limits: settings.limits,
         page_size: cfg.replay_page_size,
     };
-    let report = doudi_pipeline::replay_dead_letters(store, &engine, &opts).await?;
-    store
-        .audit(
-            &who.actor(),
-            "dead_letters_replayed",
-            "dead_letters",
-            &json!({"replayed": report.replayed, "still_refused": report.still_refused.len()}),
-        )
-        .await?;
-    tracing::info!(
-        replayed = report.replayed,
-        still_refused = report.still_refused.len(),
-        "dead letters replayed"
-    );
-    ok(report)
+    match doudi_app::replay::replay(state.store(), &settings, &who.who(), &replay).await? {
+        Some(report) => ok(report),
+        None => ok(json!({"seen": 0, "replayed": 0, "still_refused": [], "outcome": null})),
+    }
 }
 
 /// `GET /api/officers`: the directory (phone numbers masked); regional roles see the officers of
@@ -531,7 +432,7 @@ pub async fn list_officers(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
 ) -> ApiResult {
-    let directory = ops::directory(&state).await?;
+    let directory = doudi_app::engine::directory(state.store()).await?;
     let mut list: Vec<_> = directory
         .officers()
         .filter(|o| {
@@ -604,57 +505,18 @@ pub async fn add_silence(
     Extension(who): Extension<Principal>,
     Json(b): Json<SilenceBody>,
 ) -> ApiResult {
-    let (scope, target) = match (b.household, b.region) {
-        (Some(h), None) => ("household", h),
-        (None, Some(r)) => (
-            "region",
-            RegionCode::parse(&r)
-                .map_err(|e| ApiError::BadRequest(format!("region: {e}")))?
-                .as_str()
-                .to_string(),
-        ),
+    let scope = match (b.household, b.region) {
+        (Some(h), None) => Scope::Household(h),
+        (None, Some(r)) => Scope::Region(r),
         _ => {
             return Err(ApiError::BadRequest(
                 "give either \"household\" or \"region\"".into(),
             ))
         }
     };
-    let region = match scope {
-        "region" => target.clone(),
-        _ => state
-            .store()
-            .household_region(&target)
-            .await?
-            .ok_or_else(|| {
-                ApiError::NotFound(format!("household {target} is not in the register"))
-            })?,
-    };
-    who.require_region(&region, &format!("{scope} {target}"))?;
     let by = who.officer_id.clone().ok_or_else(|| {
         ApiError::Forbidden(format!("token #{} acts for no officer", who.token_id))
     })?;
-    let directory = ops::directory(&state).await?;
-    let allowed = directory.get(&by).is_some_and(|o| {
-        o.role == doudi_warnings::routing::Role::Supervisor && region.starts_with(o.region.as_str())
-    });
-    if !allowed {
-        let why = format!(
-            "{by:?} may not silence {scope} {target}: only a supervisor whose region contains {region} may"
-        );
-        state
-            .store()
-            .audit(
-                &by,
-                "silence_refused",
-                &format!("{scope}:{target}"),
-                &json!({"refused": why}),
-            )
-            .await?;
-        return Err(ApiError::Forbidden(why));
-    }
-    if b.reason.trim().is_empty() {
-        return Err(ApiError::BadRequest("a silence needs a reason".into()));
-    }
     let start = match &b.from {
         Some(t) => time(t, "from")?,
         None => chrono::Utc::now(),
@@ -668,22 +530,14 @@ pub async fn add_silence(
             ))
         }
     };
-    if end <= start {
-        return Err(ApiError::BadRequest(format!(
-            "the silence ends ({end}) before it starts ({start})"
-        )));
-    }
-    let (starts_at, ends_at) = (doudi_store::ts(&start), doudi_store::ts(&end));
-    let id = state
-        .store()
-        .add_silence(scope, &target, &b.reason, &starts_at, &ends_at, &by)
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"silence_id": id, "scope": scope, "target": target,
-            "starts_at": starts_at, "ends_at": ends_at, "created_by": by})),
-    )
-        .into_response())
+    let silence = NewSilence {
+        scope,
+        reason: b.reason,
+        start,
+        end,
+    };
+    let done = add_silence_for(state.store(), &who.who(), &by, &silence).await?;
+    Ok((StatusCode::CREATED, Json(done)).into_response())
 }
 
 /// Query of a region overview.

@@ -1,6 +1,6 @@
 //! Who is asking: API tokens (stored as their SHA-256, with a role, a region, an optional officer,
-//! an expiry and a revocation), the roles and what each may see, the per-route authentication
-//! middleware, and the rate limit on failed authentication per client address.
+//! an expiry and a revocation), the per-route authentication middleware, and the rate limit on
+//! failed authentication per client address. The roles and what each may see are `doudi_app`'s.
 //!
 //! An API request carries `Authorization: Bearer TOKEN`; a page request the `doudi_session`
 //! cookie (HttpOnly, SameSite=Strict) set by the sign-in form, holding the same token. A form post
@@ -10,106 +10,19 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header::{AUTHORIZATION, COOKIE};
-use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use rand::RngCore;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
+use crate::html::{cookie, error_page_or_json};
+use crate::principal::{Principal, Role};
 use crate::{AppState, Kind};
 
 /// The cookie holding a signed-in person's token.
 pub const SESSION_COOKIE: &str = "doudi_session";
-
-/// What a token may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// A township (or village) officer: their region prefix only; acts on their warnings.
-    Officer,
-    /// A county supervisor: their county prefix; acts on its warnings, sets silences.
-    Supervisor,
-    /// Reads everything, changes nothing; sees personal data only on a household's trace, and
-    /// every such read is audited.
-    Auditor,
-    /// Runs the service: reads everything (masked), replays dead letters; makes no decision about
-    /// a household.
-    Admin,
-}
-
-impl Role {
-    pub const ALL: [Role; 4] = [Role::Officer, Role::Supervisor, Role::Auditor, Role::Admin];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Role::Officer => "officer",
-            Role::Supervisor => "supervisor",
-            Role::Auditor => "auditor",
-            Role::Admin => "admin",
-        }
-    }
-
-    pub fn from_code(s: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.code() == s)
-    }
-
-    /// Whether the role is limited to its token's region.
-    pub fn is_regional(self) -> bool {
-        matches!(self, Role::Officer | Role::Supervisor)
-    }
-}
-
-/// The person (or program) behind a request.
-#[derive(Clone, Debug)]
-pub struct Principal {
-    pub token_id: i64,
-    pub role: Role,
-    /// The region prefix the token was created for.
-    pub region: String,
-    pub officer_id: Option<String>,
-    /// The form token of this session (pages).
-    pub form_token: String,
-}
-
-impl Principal {
-    /// Who the audit trail and a warning's history name: the officer, else the token.
-    pub fn actor(&self) -> String {
-        match &self.officer_id {
-            Some(o) => o.clone(),
-            None => format!("token:{}", self.token_id),
-        }
-    }
-
-    /// Whether this principal may see things of `region` (a region code).
-    pub fn sees(&self, region: &str) -> bool {
-        !self.role.is_regional() || region.starts_with(&self.region)
-    }
-
-    /// Refuse unless this principal may see `region`.
-    pub fn require_region(&self, region: &str, what: &str) -> Result<(), ApiError> {
-        if self.sees(region) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(format!(
-                "{what} is in region {region}, outside this token's region {} ({})",
-                self.region,
-                self.role.code()
-            )))
-        }
-    }
-
-    /// The region prefix lists are limited to (`""`: everything).
-    pub fn scope(&self) -> &str {
-        if self.role.is_regional() {
-            &self.region
-        } else {
-            ""
-        }
-    }
-}
 
 /// A new token: what to hand out once, and the hex SHA-256 to store.
 pub fn new_token() -> (String, String) {
@@ -141,18 +54,6 @@ pub fn same(a: &str, b: &str) -> bool {
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
-}
-
-/// The value of cookie `name`, if sent.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
 }
 
 /// The client's address (the connection's peer; `0.0.0.0` when unknown, as in in-process tests).
@@ -249,7 +150,7 @@ pub async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Resp
         Ok(p) => p,
         Err(why) => {
             if let Err(e) = failed_auth(&g.state, ip) {
-                return crate::pages::error_page_or_json(g.kind, &req, e);
+                return error_page_or_json(g.kind, &req, e);
             }
             return match g.kind {
                 Kind::Page => Redirect::to("/sign-in?expired=1").into_response(),
@@ -264,7 +165,7 @@ pub async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Resp
             principal.role.code(),
             allowed.join(", ")
         ));
-        return crate::pages::error_page_or_json(g.kind, &req, e);
+        return error_page_or_json(g.kind, &req, e);
     }
     req.extensions_mut().insert(principal);
     next.run(req).await

@@ -83,6 +83,21 @@ impl From<doudi_pipeline::PipelineError> for ApiError {
     }
 }
 
+impl From<doudi_app::AppError> for ApiError {
+    fn from(e: doudi_app::AppError) -> Self {
+        use doudi_app::AppError as A;
+        match e {
+            A::NotFound(m) => ApiError::NotFound(m),
+            A::Forbidden(m) => ApiError::Forbidden(m),
+            A::BadRequest(m) => ApiError::BadRequest(m),
+            A::Conflict(m) => ApiError::Conflict(m),
+            A::Unusable(m) => ApiError::Internal(m),
+            A::Store(e) => e.into(),
+            A::Pipeline(e) => e.into(),
+        }
+    }
+}
+
 /// What an error response carries until [`json_errors`] writes its body.
 #[derive(Clone, Debug)]
 pub(crate) struct ErrorInfo {

@@ -1,11 +1,86 @@
 //! HTML for the pages: escaping, the two languages (Chinese first, English with `?lang=en` or the
-//! `doudi_lang` cookie), the page frame, and small pieces (levels, time left).
+//! `doudi_lang` cookie), the page frame, error pages (an error as a page or as JSON, for the
+//! guard), and small pieces (levels, statuses, times, time left).
 
 use std::fmt::Write;
 
-use axum::http::HeaderMap;
+use axum::extract::Request;
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use doudi_model::{Level, WarningStatus};
 
-use crate::auth::{cookie, Principal};
+use crate::error::ApiError;
+use crate::principal::Principal;
+use crate::Kind;
+
+/// The value of cookie `name`, if sent.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// A page as a response: its status, the language cookie when the language was chosen, and a
+/// content security policy that allows no script.
+pub fn html_response(status: StatusCode, lang: Lang, set_lang: bool, body: String) -> Response {
+    let mut r = (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response();
+    if set_lang {
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "{LANG_COOKIE}={}; Path=/; SameSite=Strict; Max-Age=31536000",
+            lang.code()
+        )) {
+            r.headers_mut().append(SET_COOKIE, v);
+        }
+    }
+    r.headers_mut().insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'"),
+    );
+    r
+}
+
+/// An error as a page (pages) or as JSON (API), for the guard.
+pub fn error_page_or_json(kind: Kind, req: &Request, e: ApiError) -> Response {
+    match kind {
+        Kind::Page => {
+            let (lang, _) = Lang::pick(None, req.headers());
+            error_page(lang, None, req.uri().path(), &e)
+        }
+        _ => e.into_response(),
+    }
+}
+
+pub fn error_page(lang: Lang, who: Option<&Principal>, path: &str, e: &ApiError) -> Response {
+    let body = format!(
+        "<p class=\"err\">{}</p><p><a href=\"/\">{}</a></p>",
+        esc(&e.to_string()),
+        lang.t("返回待办预警", "Back to the inbox")
+    );
+    html_response(
+        e.status(),
+        lang,
+        false,
+        page(
+            lang,
+            &format!("{} {}", e.status().as_u16(), lang.t("无法完成", "Refused")),
+            who,
+            path,
+            &body,
+        ),
+    )
+}
 
 /// Escape text for HTML content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -121,33 +196,34 @@ pub fn page(lang: Lang, title: &str, who: Option<&Principal>, path: &str, body: 
 }
 
 /// A level as a coloured label.
-pub fn level(lang: Lang, level: &str) -> String {
+pub fn level(lang: Lang, level: Level) -> String {
     let name = match level {
-        "red" => lang.t("红色", "red"),
-        "orange" => lang.t("橙色", "orange"),
-        "yellow" => lang.t("黄色", "yellow"),
-        other => other,
+        Level::Red => lang.t("红色", "red"),
+        Level::Orange => lang.t("橙色", "orange"),
+        Level::Yellow => lang.t("黄色", "yellow"),
+        Level::None => "none",
     };
-    format!("<span class=\"lvl {}\">{}</span>", esc(level), esc(name))
+    format!("<span class=\"lvl {}\">{}</span>", level.code(), esc(name))
 }
 
 /// A status in words.
-pub fn status(lang: Lang, status: &str) -> String {
+pub fn status(lang: Lang, status: WarningStatus) -> String {
     esc(match status {
-        "open" => lang.t("待签收", "open"),
-        "acknowledged" => lang.t("已签收", "acknowledged"),
-        "visited" => lang.t("已入户核查", "visited"),
-        "resolved" => lang.t("已办结", "resolved"),
-        other => other,
+        WarningStatus::Open => lang.t("待签收", "open"),
+        WarningStatus::Acknowledged => lang.t("已签收", "acknowledged"),
+        WarningStatus::Visited => lang.t("已入户核查", "visited"),
+        WarningStatus::Resolved => lang.t("已办结", "resolved"),
     })
 }
 
-/// Time left until `deadline` (stored format), counted from now, as an officer reads it.
-pub fn time_left(lang: Lang, deadline: &str) -> String {
-    let Ok(d) = chrono::DateTime::parse_from_rfc3339(deadline) else {
-        return esc(deadline);
-    };
-    let left = d.with_timezone(&chrono::Utc) - chrono::Utc::now();
+/// A time as stored (`2026-03-01T00:00:00.000000Z`), escaped.
+pub fn time(t: &DateTime<Utc>) -> String {
+    esc(&doudi_store::ts(t))
+}
+
+/// Time left until `deadline`, counted from now, as an officer reads it.
+pub fn time_left(lang: Lang, deadline: &DateTime<Utc>) -> String {
+    let left = *deadline - chrono::Utc::now();
     let minutes = left.num_minutes();
     let (h, m) = (minutes.abs() / 60, minutes.abs() % 60);
     let (days, hours) = (h / 24, h % 24);
@@ -197,10 +273,10 @@ mod tests {
 
     #[test]
     fn the_time_left_counts_down_and_says_when_overdue() {
-        let soon = doudi_store::ts(&(chrono::Utc::now() + chrono::TimeDelta::minutes(150)));
+        let soon = chrono::Utc::now() + chrono::TimeDelta::minutes(150);
         let t = time_left(Lang::En, &soon);
         assert!(t.starts_with("2 h") && t.ends_with("left"), "{t}");
-        let past = doudi_store::ts(&(chrono::Utc::now() - chrono::TimeDelta::hours(50)));
+        let past = chrono::Utc::now() - chrono::TimeDelta::hours(50);
         assert!(time_left(Lang::Zh, &past).contains("已超期 2天"));
     }
 }

@@ -2,11 +2,16 @@
 //! `schemas/openapi.json`), server-rendered pages for township officers and auditors, `/metrics`,
 //! `/healthz` and `/readyz`.
 //!
-//! A thin shell: every answer comes from the store's own queries, every warning move from
-//! `doudi_warnings::lifecycle` (the same rules as `doudi warnings ack|visit|resolve`), a review
-//! decision from `doudi_pipeline::decide_review`, a dead-letter replay from
-//! `doudi_pipeline::replay_dead_letters`. All routes are in one table ([`routes`]): the router, the
-//! OpenAPI test and the authorisation matrix test are built from it.
+//! A thin shell: every decision is a use case of `doudi-app` (the same the command line calls):
+//! reading a warning, moving it, a review decision (over the member's household alone), a
+//! dead-letter replay, a household's record, timeline and trace under the one masking policy
+//! (`doudi_app::mask`). A handler reads its request, calls the use case and maps the result to an
+//! HTTP status (`AppError` → [`ApiError`]). All routes are in one table ([`routes`]): the router,
+//! the OpenAPI test and the authorisation matrix test are built from it.
+//!
+//! Modules, lowest first: `error` (statuses), `principal` (who is behind a request), `html` (the
+//! page frame, error pages, small pieces), `auth` (tokens and the guard), `api` (the JSON routes),
+//! `pages` (the HTML routes); `transport` (TLS and trusted proxies) beside them.
 //!
 //! Access: API tokens stored hashed (`doudi tokens create`), four roles (officer, supervisor,
 //! auditor, admin), regional roles limited to their region prefix, failed authentication
@@ -18,9 +23,8 @@ mod api;
 mod auth;
 mod error;
 mod html;
-mod mask;
-mod ops;
 mod pages;
+mod principal;
 mod transport;
 
 use std::future::Future;
@@ -34,8 +38,9 @@ use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-pub use auth::{form_token, hash_token, new_token, Principal, Role, SESSION_COOKIE};
+pub use auth::{form_token, hash_token, new_token, SESSION_COOKIE};
 pub use error::ApiError;
+pub use principal::{Principal, Role};
 pub use transport::{check_transport, serve_tls, tls_config, TlsListener, TrustedProxies};
 
 /// What the service needs besides the store.
@@ -76,6 +81,17 @@ impl ServiceConfig {
             feeds_dir: PathBuf::from("feeds"),
             replay_page_size: 10_000,
             trusted_proxies: TrustedProxies::default(),
+        }
+    }
+}
+
+impl ServiceConfig {
+    /// What a use case builds the pipeline's engine with (a review decision, a replay).
+    pub fn engine_settings(&self) -> doudi_app::EngineSettings {
+        doudi_app::EngineSettings {
+            limits: self.parse_limits,
+            thresholds: self.thresholds.clone(),
+            ..doudi_app::EngineSettings::with_rules(self.rules.clone())
         }
     }
 }

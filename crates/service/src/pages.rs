@@ -11,15 +11,18 @@ use axum::http::header::{LOCATION, ORIGIN, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
+use doudi_app::mask::View;
+use doudi_model::{Level, WarningStatus};
+use doudi_store::ts;
 use doudi_warnings::lifecycle::Move;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::auth::{self, Principal, SESSION_COOKIE};
+use crate::auth::{self, SESSION_COOKIE};
 use crate::error::ApiError;
-use crate::html::{self, esc, page, Lang, LANG_COOKIE};
-use crate::ops::{self, Page};
-use crate::{AppState, Kind};
+use crate::html::{self, error_page, esc, html_response, page, Lang};
+use crate::principal::{Principal, Role};
+use crate::AppState;
 
 /// `?lang=` on any page.
 #[derive(Debug, Default, Deserialize)]
@@ -31,65 +34,12 @@ pub struct LangQuery {
     pub expired: Option<String>,
 }
 
-fn html_response(status: StatusCode, lang: Lang, set_lang: bool, body: String) -> Response {
-    let mut r = (
-        status,
-        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        body,
-    )
-        .into_response();
-    if set_lang {
-        if let Ok(v) = HeaderValue::from_str(&format!(
-            "{LANG_COOKIE}={}; Path=/; SameSite=Strict; Max-Age=31536000",
-            lang.code()
-        )) {
-            r.headers_mut().append(SET_COOKIE, v);
-        }
-    }
-    r.headers_mut().insert(
-        "content-security-policy",
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'"),
-    );
-    r
-}
-
 fn see_other(to: &str) -> Response {
     let mut r = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(to) {
         r.headers_mut().insert(LOCATION, v);
     }
     r
-}
-
-/// An error as a page (pages) or as JSON (API), for the guard.
-pub fn error_page_or_json(kind: Kind, req: &Request, e: ApiError) -> Response {
-    match kind {
-        Kind::Page => {
-            let (lang, _) = Lang::pick(None, req.headers());
-            error_page(lang, None, req.uri().path(), &e)
-        }
-        _ => e.into_response(),
-    }
-}
-
-fn error_page(lang: Lang, who: Option<&Principal>, path: &str, e: &ApiError) -> Response {
-    let body = format!(
-        "<p class=\"err\">{}</p><p><a href=\"/\">{}</a></p>",
-        esc(&e.to_string()),
-        lang.t("返回待办预警", "Back to the inbox")
-    );
-    html_response(
-        e.status(),
-        lang,
-        false,
-        page(
-            lang,
-            &format!("{} {}", e.status().as_u16(), lang.t("无法完成", "Refused")),
-            who,
-            path,
-            &body,
-        ),
-    )
 }
 
 fn sign_in_body(lang: Lang, message: Option<&str>) -> String {
@@ -303,17 +253,17 @@ pub async fn inbox(
     );
     for w in &list.warnings {
         let mut household = w.household.clone();
-        crate::mask::mask_json(&mut household);
+        doudi_app::mask::mask_json(&mut household);
         let _ = write!(
             b,
             "<tr><td><a href=\"/warnings/{id}\">#{id}</a></td><td>{}</td><td>{}<br><small>{}</small></td><td><a href=\"/warnings/{id}\">{}</a><br><small>{}</small></td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            html::level(lang, &w.level),
+            html::level(lang, w.level),
             html::time_left(lang, &w.deadline),
-            esc(&w.deadline),
+            html::time(&w.deadline),
             esc(&w.household_id),
             household_line(lang, &household),
             esc(&w.region_code),
-            html::status(lang, &w.status),
+            html::status(lang, w.status),
             esc(w.assigned_to.as_deref().unwrap_or("—")),
             id = w.warning_id,
         );
@@ -335,6 +285,13 @@ pub async fn inbox(
         set,
         page(lang, lang.t("待办预警", "Inbox"), Some(&who), "/", &b),
     )
+}
+
+/// A stored document as compact JSON with its keys in order, as the trace shows it.
+fn json_text(v: &impl serde::Serialize) -> String {
+    serde_json::to_value(v)
+        .map(|v| v.to_string())
+        .unwrap_or_default()
 }
 
 fn text(v: &Value, key: &str) -> String {
@@ -359,7 +316,9 @@ pub async fn warning(
             &ApiError::NotFound(format!("no warning {id:?}")),
         );
     };
-    let d = match ops::warning(&state, &who, num, "GET /warnings/{id}").await {
+    let asker = who.who();
+    let read = doudi_app::warnings::show_warning(state.store(), &asker, num, "GET /warnings/{id}");
+    let d = match read.await.map_err(ApiError::from) {
         Ok(d) => d,
         Err(e) => return error_page(lang, Some(&who), &path, &e),
     };
@@ -370,20 +329,20 @@ pub async fn warning(
             b,
             "<p class=\"msg\">{} → {}</p>",
             lang.t("已记录", "Recorded"),
-            html::status(lang, done)
+            WarningStatus::from_code(done).map_or_else(|| esc(done), |s| html::status(lang, s))
         );
     }
     let _ = write!(
         b,
         "<p>{} · {} · {} {} · {}<br>{}: {} ({})</p>",
-        html::level(lang, &w.level),
-        html::status(lang, &w.status),
+        html::level(lang, w.level),
+        html::status(lang, w.status),
         lang.t("评分", "score"),
         w.score,
         html::time_left(lang, &w.deadline),
         lang.t("期限", "Deadline"),
-        esc(&w.deadline),
-        lang.t("开启于 ", "opened ").to_string() + &esc(&w.opened_at),
+        html::time(&w.deadline),
+        lang.t("开启于 ", "opened ").to_string() + &html::time(&w.opened_at),
     );
     let h = &w.household;
     let _ = write!(
@@ -417,35 +376,25 @@ pub async fn warning(
         );
     }
     b.push_str("</table>");
-    explanation(&mut b, lang, &w.level, &w.summary);
+    explanation(&mut b, lang, w.level, &w.summary);
     let _ = write!(b, "<h2>{}</h2><table>", lang.t("预警原因", "Why"));
-    let reason_key = lang.t("reason_zh", "reason_en");
-    for c in w
-        .summary
-        .get("contributions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for c in &w.summary.contributions {
         let _ = write!(
             b,
             "<tr><td>{:+}</td><td>{}</td></tr>",
-            c.get("points").and_then(Value::as_i64).unwrap_or(0),
-            esc(&text(c, reason_key)),
+            c.points,
+            esc(lang.t(&c.reason_zh, &c.reason_en)),
         );
     }
     let _ = write!(
         b,
         "</table><p><small>{} {}</small></p>",
         lang.t("规则集版本", "rule set"),
-        esc(&text(&w.summary, "rule_set_version"))
+        esc(&w.summary.rule_set_version)
     );
-    if let Some(r) = w.summary.get("relief").filter(|r| !r.is_null()) {
-        let fen = r.get("amount").and_then(Value::as_i64).unwrap_or(0);
-        let within = r
-            .get("within_township_limit")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+    if let Some(r) = &w.summary.relief {
+        let fen = r.amount.fen();
+        let within = r.within_township_limit;
         let _ = write!(
             b,
             "<h2>{}</h2><p>{} {}.{:02} {} · {}<br>{}</p>",
@@ -465,7 +414,7 @@ pub async fn warning(
                     "above the township's limit: the county approves",
                 )
             },
-            esc(&text(r, reason_key)),
+            esc(lang.t(&r.reason_zh, &r.reason_en)),
         );
     }
     if let Some(disp) = &d.disposition {
@@ -473,20 +422,20 @@ pub async fn warning(
             b,
             "<p>{}: <code>{}</code></p>",
             lang.t("处置", "Disposition"),
-            esc(&disp.to_string())
+            esc(&json_text(disp))
         );
     }
-    if who.role.is_regional() && w.status != "resolved" {
+    if who.role.is_regional() && w.status != WarningStatus::Resolved {
         let csrf = esc(&who.form_token);
         let note = lang.t("说明", "Note");
-        if w.status == "open" {
+        if w.status == WarningStatus::Open {
             let _ = write!(
                 b,
                 "<form class=\"act\" method=\"post\" action=\"/warnings/{num}/acknowledge\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><label>{note} <input name=\"note\"></label> <button type=\"submit\" id=\"acknowledge\">{}</button></form>",
                 lang.t("签收", "Acknowledge"),
             );
         }
-        if w.status != "visited" {
+        if w.status != WarningStatus::Visited {
             let _ = write!(
                 b,
                 "<form class=\"act\" method=\"post\" action=\"/warnings/{num}/visit\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><label>{}<textarea name=\"note\" required></textarea></label><button type=\"submit\" id=\"visit\">{}</button></form>",
@@ -494,7 +443,7 @@ pub async fn warning(
                 lang.t("记录入户核查", "Record the visit"),
             );
         }
-        if w.status != "open" {
+        if w.status != WarningStatus::Open {
             let _ = write!(
                 b,
                 "<form class=\"act\" method=\"post\" action=\"/warnings/{num}/resolve\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><label>{} <select name=\"disposition\"><option value=\"relief_granted\">{}</option><option value=\"enrolled\">{}</option><option value=\"referred\">{}</option><option value=\"risk_cleared\">{}</option><option value=\"false_alarm\">{}</option></select></label> <label>{} <input name=\"amount\" size=\"8\"></label> <label>{} <input name=\"category\" size=\"10\"></label> <label>{} <input name=\"department\" size=\"10\"></label><label>{}<textarea name=\"note\" required></textarea></label><button type=\"submit\" id=\"resolve\">{}</button></form>",
@@ -525,7 +474,7 @@ pub async fn warning(
         let _ = write!(
             b,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td></tr>",
-            esc(&e.at),
+            html::time(&e.at),
             esc(&e.action),
             esc(&e.actor),
             esc(e.note.as_deref().unwrap_or("")),
@@ -540,7 +489,7 @@ pub async fn warning(
         );
     }
     b.push_str("</table>");
-    if who.role != crate::auth::Role::Admin {
+    if who.role != Role::Admin {
         let _ = write!(
             b,
             "<p><a href=\"/households/{}/trace\">{}</a></p>",
@@ -592,7 +541,7 @@ async fn move_page(
             .parse()
             .map_err(|_| ApiError::NotFound(format!("no warning {id:?}")))?;
         let m = make(&form)?;
-        ops::move_warning(&state, &who, num, form.note.trim(), m).await
+        crate::api::make_move(&state, &who, num, form.note.trim(), m).await
     }
     .await;
     match result {
@@ -632,7 +581,7 @@ pub async fn resolve(
     Form(form): Form<MoveForm>,
 ) -> Response {
     move_page(state, who, headers, id, form, |f| {
-        Ok(Move::Resolve(crate::api::disposition(
+        Ok(Move::Resolve(doudi_app::warnings::disposition(
             &f.disposition,
             f.amount.as_deref(),
             f.category.as_deref(),
@@ -716,11 +665,17 @@ pub async fn region(
     };
     let mut by_day: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
     for (d, l, n) in &counts.by_day {
-        by_day.entry(d.clone()).or_default().insert(l.clone(), *n);
+        by_day
+            .entry(d.clone())
+            .or_default()
+            .insert(l.code().to_string(), *n);
     }
     let mut by_town: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
     for (t, l, n) in &counts.by_township {
-        by_town.entry(t.clone()).or_default().insert(l.clone(), *n);
+        by_town
+            .entry(t.clone())
+            .or_default()
+            .insert(l.code().to_string(), *n);
     }
     let mut b = String::new();
     b.push_str(&bar_chart(
@@ -741,9 +696,9 @@ pub async fn region(
         b,
         "<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
         lang.t("乡镇", "Township"),
-        html::level(lang, "red"),
-        html::level(lang, "orange"),
-        html::level(lang, "yellow"),
+        html::level(lang, Level::Red),
+        html::level(lang, Level::Orange),
+        html::level(lang, Level::Yellow),
     );
     for (t, levels) in &by_town {
         let _ = write!(
@@ -783,16 +738,18 @@ pub async fn trace(
     use doudi_store::TraceEntry;
     let (lang, set) = Lang::pick(q.lang.as_deref(), &headers);
     let path = format!("/households/{id}/trace");
-    let entries =
-        match ops::trace(&state, &who, &id, Page::Trace, "GET /households/{id}/trace").await {
-            Ok(e) => e,
-            Err(e) => return error_page(lang, Some(&who), &path, &e),
-        };
+    let via = "GET /households/{id}/trace";
+    let asker = who.who();
+    let read = doudi_app::household::trace(state.store(), &asker, &id, View::Trace, via);
+    let (entries, masked) = match read.await.map_err(ApiError::from) {
+        Ok(r) => (r.value, r.masked),
+        Err(e) => return error_page(lang, Some(&who), &path, &e),
+    };
     let mut b = format!(
         "<p>{} {} · {}</p><table><tr><th>{}</th><th>{}</th><th>{}</th></tr>",
         entries.len(),
         lang.t("条记录", "entries"),
-        if ops::in_clear(&who, Page::Trace) {
+        if !masked {
             lang.t(
                 "含个人信息：本次查阅已记入审计日志",
                 "personal data shown: this read is recorded in the audit trail",
@@ -812,7 +769,7 @@ pub async fn trace(
                 file,
                 record,
             } => (
-                at,
+                ts(at),
                 format!("{} {change}", lang.t("登记", "register")),
                 format!(
                     "{file} {}",
@@ -834,13 +791,13 @@ pub async fn trace(
                 review,
                 ..
             } => (
-                at,
+                ts(at),
                 format!("{} #{seq} {source} {kind}", lang.t("事件", "event")),
                 format!(
                     "{event_id} ({stream}:{position}) → {outcome} {} · {} {}{}\n{raw}",
                     member_id.as_deref().unwrap_or(""),
                     lang.t("匹配证据", "evidence"),
-                    evidence,
+                    json_text(evidence),
                     review
                         .as_ref()
                         .map(|r| format!(" · review {r}"))
@@ -855,14 +812,13 @@ pub async fn trace(
                 level,
                 assessment,
             } => (
-                at,
+                ts(at),
                 format!("{} #{seq}", lang.t("评估", "assessment")),
                 format!(
                     "{level} {score} ({rule_set_version}) {}",
                     assessment
                         .as_ref()
-                        .and_then(|a| a.get("contributions"))
-                        .map(|c| c.to_string())
+                        .map(|a| json_text(&a.contributions))
                         .unwrap_or_default()
                 ),
             ),
@@ -876,7 +832,7 @@ pub async fn trace(
                 refused,
                 ..
             } => (
-                at,
+                ts(at),
                 format!("{} #{warning_id} {action}", lang.t("预警", "warning")),
                 format!(
                     "{actor} {level} {}{}",
@@ -895,7 +851,7 @@ pub async fn trace(
                 close_note,
                 ..
             } => (
-                at,
+                at.clone(),
                 format!("{} {check} {status}", lang.t("核查发现", "finding")),
                 format!("{finding} {}", close_note.as_deref().unwrap_or("")),
             ),
@@ -903,7 +859,7 @@ pub async fn trace(
         let _ = write!(
             b,
             "<tr><td>{}</td><td>{}</td><td><small>{}</small></td></tr>",
-            esc(at),
+            esc(&at),
             esc(&what),
             esc(&detail)
         );
@@ -925,11 +881,9 @@ pub async fn trace(
 
 /// Why the warning is at its level, and "verify and close" when the risk that raised it no
 /// longer counts (with the findings as they stood and what changed since).
-fn explanation(b: &mut String, lang: Lang, level: &str, summary: &Value) {
-    use doudi_warnings::explain::{explain_stored, Ask};
-    let Some(e) = explain_stored(level, summary) else {
-        return;
-    };
+fn explanation(b: &mut String, lang: Lang, level: Level, summary: &doudi_model::Assessment) {
+    use doudi_warnings::explain::{explain, Ask};
+    let e = explain(level, summary);
     if e.ask == Ask::VerifyAndClose {
         let _ = write!(
             b,

@@ -266,7 +266,7 @@ async fn moves_follow_the_lifecycle_rules_and_are_recorded() {
         .await
         .expect("detail")
         .expect("warning");
-    assert_eq!(d.warning.status, "resolved");
+    assert_eq!(d.warning.status, doudi_model::WarningStatus::Resolved);
     let actions: Vec<(String, String, bool)> = d
         .history
         .iter()

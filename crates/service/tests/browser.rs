@@ -267,7 +267,7 @@ async fn an_officer_signs_in_sees_their_township_and_acknowledges_a_warning_in_a
         .await
         .expect("detail")
         .expect("warning");
-    assert_eq!(d.warning.status, "acknowledged");
+    assert_eq!(d.warning.status, doudi_model::WarningStatus::Acknowledged);
     assert!(d.history.iter().any(|h| h.action == "acknowledge"
         && h.actor == "o-341502001"
         && h.note.as_deref() == Some("已电话联系家属")));

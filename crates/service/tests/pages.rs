@@ -124,7 +124,7 @@ async fn the_warning_page_masks_members_escapes_notes_and_needs_the_form_token()
             .expect("w")
             .warning
             .status,
-        "open"
+        doudi_model::WarningStatus::Open
     );
     // From another site (the browser names it in Origin): refused too.
     let req = axum::http::Request::builder()

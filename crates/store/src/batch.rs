@@ -3,10 +3,11 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use doudi_model::Fact;
+use doudi_model::{Assessment, Evidence, Fact, Level, LinkOutcome};
 use sqlx::{QueryBuilder, Row};
 
 use crate::bulk::{bytes, int, maybe_text, text, Bind, Column, OnConflict, Table, CHUNK};
+use crate::codec::{decode_code, decode_time, Json};
 use crate::db::{on, Conn, Db, Tx};
 use crate::error::{corrupt, Ctx, StoreError};
 use crate::locks::{lock_households, lock_timeline_counter};
@@ -40,10 +41,10 @@ pub struct LinkRow {
     pub event_seq: i64,
     pub source: String,
     pub event_id: String,
-    pub outcome: &'static str,
+    pub outcome: LinkOutcome,
     pub household_id: Option<String>,
     pub member_id: Option<String>,
-    pub evidence: String,
+    pub evidence: Json<Evidence>,
 }
 
 /// A fact to append to a household's timeline.
@@ -64,10 +65,10 @@ pub struct AssessmentRow {
     pub household_id: String,
     pub rule_set_version: String,
     pub score: i64,
-    pub level: String,
-    /// The whole result as JSON; `None` for a quiet assessment (score 0, no contribution, no
-    /// relief, no review), which the other columns then describe completely.
-    pub assessment: Option<String>,
+    pub level: Level,
+    /// The whole result; `None` for a quiet assessment (score 0, no contribution, no relief, no
+    /// review), which the other columns then describe completely.
+    pub assessment: Option<Json<Assessment>>,
 }
 
 /// A record refused at ingest.
@@ -98,7 +99,7 @@ pub struct PositionRow {
 pub struct OpenWarningRow {
     pub warning_id: i64,
     pub household_id: String,
-    pub level: String,
+    pub level: Level,
     pub score: i64,
     pub deadline: chrono::DateTime<chrono::Utc>,
 }
@@ -108,12 +109,13 @@ pub struct OpenWarningRow {
 pub struct NewWarning {
     pub household_id: String,
     pub region_code: String,
-    pub level: String,
+    pub level: Level,
     pub score: i64,
     pub deadline: chrono::DateTime<chrono::Utc>,
     pub source: String,
     pub event_id: String,
-    pub summary: String,
+    /// The assessment that opened it.
+    pub summary: Json<Assessment>,
     /// The officer responsible (routing by region); `None` if no officer covers the region.
     pub assigned_to: Option<String>,
 }
@@ -122,13 +124,14 @@ pub struct NewWarning {
 #[derive(Clone, Debug)]
 pub struct WarningUpdate {
     pub warning_id: i64,
-    pub level: String,
+    pub level: Level,
     pub score: i64,
     pub raised: bool,
     pub deadline: chrono::DateTime<chrono::Utc>,
     pub source: String,
     pub event_id: String,
-    pub summary: String,
+    /// The latest assessment.
+    pub summary: Json<Assessment>,
 }
 
 /// Events: `seq` is drawn before the insert on PostgreSQL (see [`BatchTx::insert_events`]), given
@@ -163,10 +166,10 @@ const LINKS: Table<LinkRow> = Table {
         int!("seq", r => r.event_seq),
         text!("source", r => &r.source),
         text!("event_id", r => &r.event_id),
-        text!("outcome", r => r.outcome),
+        text!("outcome", r => r.outcome.code()),
         maybe_text!("household_id", r => r.household_id.as_deref()),
         maybe_text!("member_id", r => r.member_id.as_deref()),
-        text!("evidence", r => &r.evidence),
+        text!("evidence", r => r.evidence.as_str()),
     ],
     stamp: Some("decided_at"),
     on_conflict: None,
@@ -194,8 +197,8 @@ const ASSESSMENTS: Table<AssessmentRow> = Table {
         text!("household_id", r => &r.household_id),
         text!("rule_set_version", r => &r.rule_set_version),
         int!("score", r => r.score),
-        text!("level", r => &r.level),
-        maybe_text!("assessment", r => r.assessment.as_deref()),
+        text!("level", r => r.level.code()),
+        maybe_text!("assessment", r => r.assessment.as_ref().map(Json::as_str)),
     ],
     stamp: Some("assessed_at"),
     on_conflict: None,
@@ -267,7 +270,7 @@ struct PendingWarnings {
     /// Where each pending warning is in `opened` (`Ok`) or `updated` (`Err`).
     at: HashMap<i64, Result<usize, usize>>,
     /// Every change, in order: (warning id, action, level, score, source, event id).
-    history: Vec<(i64, &'static str, String, i64, String, String)>,
+    history: Vec<(i64, &'static str, Level, i64, String, String)>,
 }
 
 impl PendingWarnings {
@@ -300,7 +303,7 @@ impl Store {
 impl BatchTx {
     /// Serialise this transaction with every other that touches these households, until it
     /// ends. On PostgreSQL: one transaction-scoped advisory lock per household
-    /// ([`household_lock_key`]), taken in key order so that two batches never wait for each other
+    /// ([`crate::household_lock_key`]), taken in key order so that two batches never wait for each other
     /// in a cycle. On SQLite a no-op: `BEGIN IMMEDIATE` already serialises every writer. Take the
     /// locks before reading anything of these households (timelines, open warnings, the timeline
     /// version) that the batch will decide on.
@@ -475,9 +478,8 @@ impl BatchTx {
         )
         .await?;
         for (warning_id, household_id, level, score, deadline) in rows {
-            let deadline = chrono::DateTime::parse_from_rfc3339(&deadline)
-                .map_err(|e| corrupt("warning deadline", e))?
-                .with_timezone(&chrono::Utc);
+            let deadline = decode_time(&deadline, "warnings.deadline")?;
+            let level = decode_code(&level, "warnings.level")?;
             let w = OpenWarningRow {
                 warning_id,
                 household_id,
@@ -517,7 +519,7 @@ impl BatchTx {
         p.history.push((
             id,
             "opened",
-            w.level.clone(),
+            w.level,
             w.score,
             w.source.clone(),
             w.event_id.clone(),
@@ -532,7 +534,7 @@ impl BatchTx {
         match p.at.get(&u.warning_id).copied() {
             Some(Ok(i)) => {
                 let w = &mut p.opened[i].1;
-                w.level = u.level.clone();
+                w.level = u.level;
                 w.score = u.score;
                 w.deadline = u.deadline;
                 w.source = u.source.clone();
@@ -549,7 +551,7 @@ impl BatchTx {
         p.history.push((
             u.warning_id,
             action,
-            u.level.clone(),
+            u.level,
             u.score,
             u.source.clone(),
             u.event_id.clone(),
@@ -574,12 +576,12 @@ impl BatchTx {
                     .push_bind(&w.household_id)
                     .push_bind(&w.region_code)
                     .push_bind("open")
-                    .push_bind(&w.level)
+                    .push_bind(w.level.code())
                     .push_bind(w.score)
                     .push_bind(ts(&w.deadline))
                     .push_bind(&w.source)
                     .push_bind(&w.event_id)
-                    .push_bind(&w.summary)
+                    .push_bind(w.summary.as_str())
                     .push_bind(at)
                     .push_bind(at)
                     .push_bind(&w.assigned_to);
@@ -597,12 +599,12 @@ impl BatchTx {
             qb.push(" FROM (");
             qb.push_values(chunk, |mut b, u| {
                 b.push_bind(u.warning_id)
-                    .push_bind(&u.level)
+                    .push_bind(u.level.code())
                     .push_bind(u.score)
                     .push_bind(ts(&u.deadline))
                     .push_bind(&u.source)
                     .push_bind(&u.event_id)
-                    .push_bind(&u.summary);
+                    .push_bind(u.summary.as_str());
             });
             qb.push(") AS v WHERE warnings.warning_id = v.column1");
             qb.build()
@@ -619,7 +621,7 @@ impl BatchTx {
                 |mut b, (id, action, level, score, source, event_id)| {
                     b.push_bind(*id)
                         .push_bind(*action)
-                        .push_bind(level)
+                        .push_bind(level.code())
                         .push_bind(*score)
                         .push_bind("pipeline")
                         .push_bind(source)
@@ -787,7 +789,7 @@ impl BatchTx {
 /// The rows of `select` (a statement ending in `… household_id`) for these households, each chunk
 /// followed by `tail` (an `ORDER BY`): on PostgreSQL one statement with an array, on SQLite lists of
 /// bound values, [`CHUNK`] at a time.
-async fn rows_for_households<T>(
+pub(crate) async fn rows_for_households<T>(
     conn: Conn<'_>,
     select: &str,
     tail: &str,

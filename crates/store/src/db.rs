@@ -94,29 +94,24 @@ pub(crate) trait Col {
             + sqlx::Type<Postgres>;
 }
 
-impl Col for sqlx::sqlite::SqliteRow {
-    fn col<T>(&self, i: usize) -> T
-    where
-        T: for<'r> sqlx::Decode<'r, Sqlite>
-            + sqlx::Type<Sqlite>
-            + for<'r> sqlx::Decode<'r, Postgres>
-            + sqlx::Type<Postgres>,
-    {
-        self.get(i)
-    }
+/// [`Col`] for a backend's row type: `r.get(i)`.
+macro_rules! col_by_get {
+    ($($row:ty),*) => {$(
+        impl Col for $row {
+            fn col<T>(&self, i: usize) -> T
+            where
+                T: for<'r> sqlx::Decode<'r, Sqlite>
+                    + sqlx::Type<Sqlite>
+                    + for<'r> sqlx::Decode<'r, Postgres>
+                    + sqlx::Type<Postgres>,
+            {
+                self.get(i)
+            }
+        }
+    )*};
 }
 
-impl Col for sqlx::postgres::PgRow {
-    fn col<T>(&self, i: usize) -> T
-    where
-        T: for<'r> sqlx::Decode<'r, Sqlite>
-            + sqlx::Type<Sqlite>
-            + for<'r> sqlx::Decode<'r, Postgres>
-            + sqlx::Type<Postgres>,
-    {
-        self.get(i)
-    }
-}
+col_by_get!(sqlx::sqlite::SqliteRow, sqlx::postgres::PgRow);
 
 impl Pool {
     /// Start a transaction that writes (`<DB as Dialect>::BEGIN`).

@@ -2,9 +2,11 @@
 //! payload needs; the outcome of each attempt and the delivery log. The store knows nothing of HTTP,
 //! signatures or rate limits (that is `doudi-deliver`).
 
+use doudi_model::{Assessment, Level, WarningStatus};
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::codec::{Typed, Unreadable};
 use crate::db::{on, Dialect};
 use crate::error::{corrupt, Ctx, StoreError};
 use crate::open::Store;
@@ -27,13 +29,14 @@ pub struct PendingNotice {
     pub next_attempt_at: Option<String>,
     pub household_id: String,
     pub region_code: String,
-    pub level: String,
+    pub level: Level,
     pub score: i64,
-    pub warning_status: String,
+    pub warning_status: WarningStatus,
     pub deadline: String,
     pub opened_at: String,
-    /// The latest assessment (JSON).
-    pub summary: String,
+    /// The latest assessment, or why it cannot be read: a notice is still delivered (with its
+    /// link) when its warning's stored assessment is unreadable.
+    pub summary: Result<Assessment, Unreadable>,
     /// The household record (JSON); `{}` if the household is unknown.
     pub household: String,
     /// Members whose events made the rules fire (member ids), in member-id order.
@@ -209,8 +212,8 @@ impl Store {
             .await
             .ctx("reading pending notices")?;
             let mut out: Vec<PendingNotice> = rows
-                .into_iter()
-                .map(|r| PendingNotice {
+                .iter()
+                .map(|r| Ok(PendingNotice {
                     notice_id: r.get(0),
                     warning_id: r.get(1),
                     kind: r.get(2),
@@ -222,16 +225,16 @@ impl Store {
                     next_attempt_at: r.get(8),
                     household_id: r.get(9),
                     region_code: r.get(10),
-                    level: r.get(11),
+                    level: r.code(11, "warnings.level")?,
                     score: r.get(12),
-                    warning_status: r.get(13),
+                    warning_status: r.code(13, "warnings.status")?,
                     deadline: r.get(14),
                     opened_at: r.get(15),
-                    summary: r.get(16),
+                    summary: r.json(16, "warnings.summary").map_err(Unreadable::from),
                     household: r.get(17),
                     members_concerned: Vec::new(),
-                })
-                .collect();
+                }))
+                .collect::<Result<_, StoreError>>()?;
             // Members concerned: those whose events the warning's rules name.
             let mut cache: std::collections::HashMap<i64, Vec<String>> = Default::default();
             for n in &mut out {

@@ -63,6 +63,10 @@
 //!   backend) and `on!(value, x => body)`, which writes a query body once for both (its module
 //!   docs say how to write one);
 //! - `bulk`: bulk writes as table descriptions, both backends' statements made from them;
+//! - `codec`: the one encode/decode of what crosses the store as text: levels, warning statuses
+//!   and link outcomes by their codes, times as `DateTime<Utc>`, assessments, evidence and
+//!   dispositions as typed documents ([`Json`]); a stored value that does not decode is
+//!   [`StoreError::Corrupt`] naming its table and column, never a default;
 //! - `locks`: PostgreSQL's locks, in the one order above; `time`: how times are stored;
 //! - `batch`: the pipeline's [`BatchTx`]; the other modules, one area each (audit, lifecycle,
 //!   review, notices, delivery, register, officers, tokens, findings, queries, web, trace).
@@ -72,6 +76,7 @@
 mod audit;
 mod batch;
 mod bulk;
+mod codec;
 mod connect;
 mod db;
 mod delivery;
@@ -95,6 +100,7 @@ pub use batch::{
     AssessmentRow, BatchTx, DeadLetterRow, EventRow, FactRow, LinkRow, NewWarning, OpenWarningRow,
     Position, PositionRow, WarningUpdate, TIMELINE_VERSION_UNKNOWN,
 };
+pub use codec::{Code, Document, Json, Unreadable};
 pub use connect::pg_options;
 pub use delivery::{
     AttemptOutcome, DeliveryAttempt, DeliveryLogRow, NoticeDelivery, PendingNotice,

@@ -1,10 +1,12 @@
 //! People's moves on warnings (acknowledge, visit, resolve) and the refused attempts, each recorded
 //! in the warning's history with who, when and why.
 
+use chrono::{DateTime, Utc};
+use doudi_model::{Disposition, Level, WarningStatus};
 use serde::Serialize;
-use sqlx::Row;
 
-use crate::db::{on, Db, Dialect};
+use crate::codec::{ser_maybe_time, ser_time, Json, Typed};
+use crate::db::{on, Col, Db, Dialect};
 use crate::error::{Ctx, StoreError};
 use crate::locks::lock_households;
 use crate::open::Store;
@@ -14,10 +16,11 @@ use crate::time::now;
 /// One entry of a warning's history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct HistoryEntry {
-    pub at: String,
+    #[serde(serialize_with = "ser_time")]
+    pub at: DateTime<Utc>,
     pub action: String,
     pub actor: String,
-    pub level: String,
+    pub level: Level,
     pub score: i64,
     /// The event that caused a pipeline change.
     pub source: Option<String>,
@@ -32,11 +35,14 @@ pub struct HistoryEntry {
 pub struct WarningDetail {
     #[serde(flatten)]
     pub warning: WarningView,
-    pub acknowledged_at: Option<String>,
-    pub visited_at: Option<String>,
-    pub resolved_at: Option<String>,
-    /// JSON, once resolved.
-    pub disposition: Option<serde_json::Value>,
+    #[serde(serialize_with = "ser_maybe_time")]
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ser_maybe_time")]
+    pub visited_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ser_maybe_time")]
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Once resolved.
+    pub disposition: Option<Disposition>,
     pub history: Vec<HistoryEntry>,
 }
 
@@ -45,13 +51,14 @@ pub struct WarningDetail {
 pub struct WarningMove<'a> {
     pub warning_id: i64,
     /// The status the move was decided from: if the warning moved meanwhile, the move is refused.
-    pub from: &'a str,
-    pub to: &'a str,
+    pub from: WarningStatus,
+    pub to: WarningStatus,
+    /// The move's code (`acknowledge`, `visit`, `resolve`).
     pub action: &'a str,
     pub actor: &'a str,
     pub note: &'a str,
-    /// JSON of the disposition (resolve only).
-    pub disposition: Option<String>,
+    /// Resolve only.
+    pub disposition: Option<&'a Disposition>,
 }
 
 impl Store {
@@ -81,26 +88,27 @@ impl Store {
             .fetch_all(pool)
             .await
             .ctx("reading a warning's history")?
-            .into_iter()
-            .map(|h| HistoryEntry {
-                at: h.get(0),
-                action: h.get(1),
-                actor: h.get(2),
-                level: h.get(3),
-                score: h.get(4),
-                source: h.get(5),
-                event_id: h.get(6),
-                note: h.get(7),
-                refused: h.get(8),
+            .iter()
+            .map(|h| {
+                Ok(HistoryEntry {
+                    at: h.time(0, "warning_history.at")?,
+                    action: h.col(1),
+                    actor: h.col(2),
+                    level: h.code(3, "warning_history.level")?,
+                    score: h.col(4),
+                    source: h.col(5),
+                    event_id: h.col(6),
+                    note: h.col(7),
+                    refused: h.col(8),
+                })
             })
-            .collect();
-            let disposition: Option<String> = r.get(14);
+            .collect::<Result<_, StoreError>>()?;
             Ok(Some(WarningDetail {
-                warning: crate::queries::warning_view(&r),
-                acknowledged_at: r.get(11),
-                visited_at: r.get(12),
-                resolved_at: r.get(13),
-                disposition: disposition.and_then(|d| serde_json::from_str(&d).ok()),
+                warning: crate::queries::warning_view(&r)?,
+                acknowledged_at: r.maybe_time(11, "warnings.acknowledged_at")?,
+                visited_at: r.maybe_time(12, "warnings.visited_at")?,
+                resolved_at: r.maybe_time(13, "warnings.resolved_at")?,
+                disposition: r.maybe_json(14, "warnings.disposition")?,
                 history,
             }))
         })
@@ -129,15 +137,17 @@ impl Store {
             }
             let at = now();
             let stamp = match m.to {
-                "acknowledged" => "acknowledged_at",
-                "visited" => "visited_at",
-                "resolved" => "resolved_at",
-                other => {
+                WarningStatus::Acknowledged => "acknowledged_at",
+                WarningStatus::Visited => "visited_at",
+                WarningStatus::Resolved => "resolved_at",
+                WarningStatus::Open => {
                     return Err(StoreError::Conflict(format!(
-                        "unknown warning status {other:?}"
+                        "warning #{} cannot be moved back to open",
+                        m.warning_id
                     )))
                 }
             };
+            let disposition = m.disposition.map(Json::encode);
             // A visit also acknowledges a warning nobody acknowledged.
             // (A column is set once: PostgreSQL refuses two assignments to one column.)
             let stamp = if stamp == "acknowledged_at" {
@@ -151,13 +161,13 @@ impl Store {
                  WHERE warning_id = $6 AND status = $7"
             );
             let done = sqlx::query(&sql)
-                .bind(m.to)
+                .bind(m.to.code())
                 .bind(&at)
                 .bind(&at)
-                .bind(&m.disposition)
+                .bind(disposition.as_ref().map(Json::as_str))
                 .bind(&at)
                 .bind(m.warning_id)
-                .bind(m.from)
+                .bind(m.from.code())
                 .execute(&mut *tx)
                 .await
                 .ctx("moving a warning")?;
@@ -184,7 +194,7 @@ impl Store {
                 m.actor,
                 &format!("warning_{}", m.action),
                 &format!("warning:{}", m.warning_id),
-                &serde_json::json!({"from": m.from, "to": m.to, "note": crate::audit::text_digest(m.note), "disposition": m.disposition}),
+                &serde_json::json!({"from": m.from, "to": m.to, "note": crate::audit::text_digest(m.note), "disposition": disposition.as_ref().map(Json::as_str)}),
             )
             .await?;
             tx.commit().await.ctx("committing a warning move")

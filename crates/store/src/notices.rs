@@ -1,13 +1,16 @@
 //! Notices to people (the officer inbox and the delivery outbox), the escalation state of warnings,
 //! and silences.
 
+use chrono::{DateTime, Utc};
+use doudi_model::{Level, WarningStatus};
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::codec::{ser_maybe_time, ser_time, Typed};
 use crate::db::{on, Conn, Db, Dialect};
 use crate::error::{Ctx, StoreError};
 use crate::open::Store;
-use crate::time::now;
+use crate::time::{now, ts};
 
 /// What escalation needs of an active warning.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -15,16 +18,20 @@ pub struct WarningClockRow {
     pub warning_id: i64,
     pub household_id: String,
     pub region_code: String,
-    pub status: String,
-    pub level: String,
-    pub opened_at: String,
-    pub deadline: String,
+    pub status: WarningStatus,
+    pub level: Level,
+    #[serde(serialize_with = "ser_time")]
+    pub opened_at: DateTime<Utc>,
+    #[serde(serialize_with = "ser_time")]
+    pub deadline: DateTime<Utc>,
     pub assigned_to: Option<String>,
     pub ack_steps: i64,
     pub resolve_escalated: bool,
-    pub last_notice_at: Option<String>,
+    #[serde(serialize_with = "ser_maybe_time")]
+    pub last_notice_at: Option<DateTime<Utc>>,
     /// The end of the latest silence covering the warning's household or region at the time asked.
-    pub silenced_until: Option<String>,
+    #[serde(serialize_with = "ser_maybe_time")]
+    pub silenced_until: Option<DateTime<Utc>>,
 }
 
 /// A notice to record.
@@ -33,7 +40,8 @@ pub struct NoticeRow {
     pub warning_id: i64,
     pub kind: String,
     pub recipient: String,
-    pub due_at: String,
+    #[serde(serialize_with = "ser_time")]
+    pub due_at: DateTime<Utc>,
     pub note: String,
 }
 
@@ -41,12 +49,12 @@ pub struct NoticeRow {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EscalationUpdate {
     pub warning_id: i64,
-    pub expected_status: String,
+    pub expected_status: WarningStatus,
     pub expected_ack_steps: i64,
     pub expected_resolve_escalated: bool,
     pub ack_steps: i64,
     pub resolve_escalated: bool,
-    pub last_notice_at: String,
+    pub last_notice_at: DateTime<Utc>,
     pub notices: Vec<NoticeRow>,
 }
 
@@ -57,12 +65,15 @@ pub struct NoticeView {
     pub warning_id: i64,
     pub kind: String,
     pub recipient: String,
-    pub due_at: String,
-    pub created_at: String,
+    #[serde(serialize_with = "ser_time")]
+    pub due_at: DateTime<Utc>,
+    #[serde(serialize_with = "ser_time")]
+    pub created_at: DateTime<Utc>,
     pub note: String,
-    pub level: String,
+    pub level: Level,
     pub household_id: String,
-    pub deadline: String,
+    #[serde(serialize_with = "ser_time")]
+    pub deadline: DateTime<Utc>,
 }
 
 /// A silence.
@@ -85,36 +96,40 @@ const SILENCE_OF: &str =
         OR (s.scope = 'region' AND substr(w.region_code, 1, length(s.target)) = s.target)))";
 
 impl Store {
-    /// Active (not resolved) warnings with their escalation state, as of `at` (RFC 3339) for
-    /// silences.
-    pub async fn warning_clocks(&self, at: &str) -> Result<Vec<WarningClockRow>, StoreError> {
+    /// Active (not resolved) warnings with their escalation state, as of `at` for silences.
+    pub async fn warning_clocks(
+        &self,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<WarningClockRow>, StoreError> {
         on!(self.pool(), pool => {
             let sql = format!(
                 "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.opened_at, w.deadline,
                         w.assigned_to, w.ack_steps, w.resolve_escalated, w.last_notice_at, {SILENCE_OF}
                  FROM warnings w WHERE w.status <> 'resolved' ORDER BY w.warning_id"
             );
-            Ok(sqlx::query(&sql)
-                .bind(at)
+            sqlx::query(&sql)
+                .bind(ts(&at))
                 .fetch_all(pool)
                 .await
                 .ctx("reading warning clocks")?
-                .into_iter()
-                .map(|r| WarningClockRow {
-                    warning_id: r.get(0),
-                    household_id: r.get(1),
-                    region_code: r.get(2),
-                    status: r.get(3),
-                    level: r.get(4),
-                    opened_at: r.get(5),
-                    deadline: r.get(6),
-                    assigned_to: r.get(7),
-                    ack_steps: r.get(8),
-                    resolve_escalated: r.get::<i64, _>(9) != 0,
-                    last_notice_at: r.get(10),
-                    silenced_until: r.get(11),
+                .iter()
+                .map(|r| {
+                    Ok(WarningClockRow {
+                        warning_id: r.get(0),
+                        household_id: r.get(1),
+                        region_code: r.get(2),
+                        status: r.code(3, "warnings.status")?,
+                        level: r.code(4, "warnings.level")?,
+                        opened_at: r.time(5, "warnings.opened_at")?,
+                        deadline: r.time(6, "warnings.deadline")?,
+                        assigned_to: r.get(7),
+                        ack_steps: r.get(8),
+                        resolve_escalated: r.get::<i64, _>(9) != 0,
+                        last_notice_at: r.maybe_time(10, "warnings.last_notice_at")?,
+                        silenced_until: r.maybe_time(11, "silences.ends_at")?,
+                    })
                 })
-                .collect())
+                .collect()
         })
     }
 
@@ -141,9 +156,9 @@ impl Store {
                 )
                 .bind(u.ack_steps)
                 .bind(i64::from(u.resolve_escalated))
-                .bind(&u.last_notice_at)
+                .bind(ts(&u.last_notice_at))
                 .bind(u.warning_id)
-                .bind(&u.expected_status)
+                .bind(u.expected_status.code())
                 .bind(u.expected_ack_steps)
                 .bind(i64::from(u.expected_resolve_escalated))
                 .execute(&mut *tx)
@@ -191,7 +206,7 @@ impl Store {
     /// An officer's inbox: notices addressed to them, newest first.
     pub async fn inbox(&self, officer: &str, limit: i64) -> Result<Vec<NoticeView>, StoreError> {
         on!(self.pool(), pool => {
-            Ok(sqlx::query(
+            sqlx::query(
                 "SELECT n.notice_id, n.warning_id, n.kind, n.recipient, n.due_at, n.created_at, n.note,
                         w.level, w.household_id, w.deadline
                  FROM notices n JOIN warnings w ON w.warning_id = n.warning_id
@@ -202,20 +217,22 @@ impl Store {
             .fetch_all(pool)
             .await
             .ctx("reading an inbox")?
-            .into_iter()
-            .map(|r| NoticeView {
-                notice_id: r.get(0),
-                warning_id: r.get(1),
-                kind: r.get(2),
-                recipient: r.get(3),
-                due_at: r.get(4),
-                created_at: r.get(5),
-                note: r.get(6),
-                level: r.get(7),
-                household_id: r.get(8),
-                deadline: r.get(9),
+            .iter()
+            .map(|r| {
+                Ok(NoticeView {
+                    notice_id: r.get(0),
+                    warning_id: r.get(1),
+                    kind: r.get(2),
+                    recipient: r.get(3),
+                    due_at: r.time(4, "notices.due_at")?,
+                    created_at: r.time(5, "notices.created_at")?,
+                    note: r.get(6),
+                    level: r.code(7, "warnings.level")?,
+                    household_id: r.get(8),
+                    deadline: r.time(9, "warnings.deadline")?,
+                })
             })
-            .collect())
+            .collect()
         })
     }
 
@@ -307,7 +324,7 @@ async fn insert_notice(conn: Conn<'_>, n: &NoticeRow, at: &str) -> Result<(), St
         .bind(n.warning_id)
         .bind(&n.kind)
         .bind(&n.recipient)
-        .bind(&n.due_at)
+        .bind(ts(&n.due_at))
         .bind(at)
         .bind(&n.note)
         .execute(&mut *conn)
@@ -318,7 +335,7 @@ async fn insert_notice(conn: Conn<'_>, n: &NoticeRow, at: &str) -> Result<(), St
              SELECT warning_id, $1, level, score, 'doudi', $2, $3 FROM warnings WHERE warning_id = $4",
         )
         .bind(&n.kind)
-        .bind(&n.due_at)
+        .bind(ts(&n.due_at))
         .bind(format!("to {}: {}", n.recipient, n.note))
         .bind(n.warning_id)
         .execute(&mut *conn)

@@ -2,10 +2,13 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
+use doudi_model::{Assessment, Level, LinkOutcome, WarningStatus};
 use serde::Serialize;
 use sqlx::Row;
 
 use crate::bulk::CHUNK;
+use crate::codec::{ser_time, Typed};
 use crate::db::{on, Col, Db};
 use crate::error::{Ctx, StoreError};
 use crate::open::Store;
@@ -27,7 +30,7 @@ pub struct Status {
     pub applied: i64,
     pub assessments: i64,
     /// Active (not yet resolved) warnings by level.
-    pub warnings_open: BTreeMap<String, i64>,
+    pub warnings_open: BTreeMap<Level, i64>,
     pub warnings_total: i64,
     pub households: i64,
     pub members: i64,
@@ -39,13 +42,15 @@ pub struct WarningView {
     pub warning_id: i64,
     pub household_id: String,
     pub region_code: String,
-    pub status: String,
-    pub level: String,
+    pub status: WarningStatus,
+    pub level: Level,
     pub score: i64,
-    pub deadline: String,
-    pub opened_at: String,
-    /// The latest assessment, as JSON.
-    pub summary: serde_json::Value,
+    #[serde(serialize_with = "ser_time")]
+    pub deadline: DateTime<Utc>,
+    #[serde(serialize_with = "ser_time")]
+    pub opened_at: DateTime<Utc>,
+    /// The latest assessment.
+    pub summary: Assessment,
     /// The household record, as JSON.
     pub household: serde_json::Value,
     /// The officer responsible, if any covers the region.
@@ -69,20 +74,20 @@ pub struct DeadLetterView {
 
 /// A warning from a row whose first eleven columns are `warning_id, household_id, region_code,
 /// status, level, score, deadline, opened_at, summary, record (of the household), assigned_to`.
-pub(crate) fn warning_view(r: &impl Col) -> WarningView {
-    WarningView {
+pub(crate) fn warning_view(r: &impl Col) -> Result<WarningView, StoreError> {
+    Ok(WarningView {
         warning_id: r.col(0),
         household_id: r.col(1),
         region_code: r.col(2),
-        status: r.col(3),
-        level: r.col(4),
+        status: r.code(3, "warnings.status")?,
+        level: r.code(4, "warnings.level")?,
         score: r.col(5),
-        deadline: r.col(6),
-        opened_at: r.col(7),
-        summary: serde_json::from_str(&r.col::<String>(8)).unwrap_or_default(),
-        household: serde_json::from_str(&r.col::<String>(9)).unwrap_or_default(),
+        deadline: r.time(6, "warnings.deadline")?,
+        opened_at: r.time(7, "warnings.opened_at")?,
+        summary: r.json(8, "warnings.summary")?,
+        household: r.json(9, "households.record")?,
         assigned_to: r.col(10),
-    }
+    })
 }
 
 impl Store {
@@ -112,10 +117,10 @@ impl Store {
                 .ctx("counting link decisions")?
             {
                 let n: i64 = row.get(1);
-                match row.get::<String, _>(0).as_str() {
-                    "linked" => s.linked = n,
-                    "review" => s.review = n,
-                    _ => s.unmatched = n,
+                match row.code(0, "link_decisions.outcome")? {
+                    LinkOutcome::Linked => s.linked = n,
+                    LinkOutcome::Review => s.review = n,
+                    LinkOutcome::Unmatched => s.unmatched = n,
                 }
             }
             for row in sqlx::query(
@@ -125,7 +130,7 @@ impl Store {
             .await
             .ctx("counting warnings")?
             {
-                s.warnings_open.insert(row.get(0), row.get(1));
+                s.warnings_open.insert(row.code(0, "warnings.level")?, row.get(1));
             }
             Ok(s)
         })
@@ -152,7 +157,7 @@ impl Store {
         .ctx("listing warnings")?
         .iter()
         .map(warning_view)
-        .collect()))
+        .collect::<Result<_, _>>()?))
     }
 
     /// Dead letters, oldest first, at most `limit`.

@@ -232,6 +232,25 @@ impl Store {
         })
     }
 
+    /// The active households of the register among `ids`, in household id order: what a request
+    /// about a few households reads instead of the whole register.
+    pub async fn register_households(&self, ids: &[String]) -> Result<Vec<Household>, StoreError> {
+        let rows: Vec<(String,)> = on!(self.pool(), p => {
+            let mut conn = p.acquire().await.ctx("loading households")?;
+            crate::batch::rows_for_households(
+                Db::from(&mut *conn),
+                "SELECT record FROM households WHERE active = 1 AND household_id",
+                "ORDER BY household_id",
+                ids,
+                "loading households",
+            )
+            .await?
+        });
+        rows.into_iter()
+            .map(|(text,)| serde_json::from_str(&text).map_err(|e| corrupt("households.record", e)))
+            .collect()
+    }
+
     /// The stored read positions of every stream of every source: `(source, stream) → position`.
     pub async fn positions(&self) -> Result<HashMap<(String, String), Position>, StoreError> {
         on!(self.pool(), pool => {

@@ -1,12 +1,15 @@
 //! The identity review queue (events the linker could not decide alone), a person's decisions on
 //! them, and the linkage models the pipeline links with.
 
+use chrono::{DateTime, Utc};
+use doudi_model::{Evidence, LinkOutcome};
 use serde::Serialize;
 use sqlx::Row;
 
 use crate::batch::BatchTx;
-use crate::db::{on, Col, Db, Dialect};
-use crate::error::{corrupt, Ctx, StoreError};
+use crate::codec::{decode_code, ser_time, Typed};
+use crate::db::{on, Col, Conn, Db, Dialect};
+use crate::error::{Ctx, StoreError};
 use crate::locks::lock_timeline_counter;
 use crate::open::Store;
 use crate::time::now;
@@ -19,11 +22,13 @@ pub struct ReviewItem {
     pub source: String,
     pub event_id: String,
     pub kind: String,
-    pub occurred_at: String,
+    #[serde(serialize_with = "ser_time")]
+    pub occurred_at: DateTime<Utc>,
     /// When the linker sent it to review.
-    pub queued_at: String,
-    /// The linker's evidence (JSON): candidates, comparisons, weights.
-    pub evidence: serde_json::Value,
+    #[serde(serialize_with = "ser_time")]
+    pub queued_at: DateTime<Utc>,
+    /// The linker's evidence: candidates, comparisons, weights.
+    pub evidence: Evidence,
     /// A person's decision, once made.
     pub decision: Option<ReviewDecisionView>,
 }
@@ -35,7 +40,8 @@ pub struct ReviewDecisionView {
     pub household_id: Option<String>,
     pub member_id: Option<String>,
     pub decided_by: String,
-    pub decided_at: String,
+    #[serde(serialize_with = "ser_time")]
+    pub decided_at: DateTime<Utc>,
     pub note: String,
 }
 
@@ -57,11 +63,12 @@ pub struct LinkDecisionView {
     pub seq: i64,
     pub source: String,
     pub event_id: String,
-    pub outcome: String,
+    pub outcome: LinkOutcome,
     pub household_id: Option<String>,
     pub member_id: Option<String>,
-    pub evidence: serde_json::Value,
-    pub decided_at: String,
+    pub evidence: Evidence,
+    #[serde(serialize_with = "ser_time")]
+    pub decided_at: DateTime<Utc>,
 }
 
 /// A stored linkage model.
@@ -80,24 +87,35 @@ const REVIEW_COLUMNS: &str =
      LEFT JOIN review_decisions r ON r.seq = l.seq";
 
 fn review_item(r: &impl Col) -> Result<ReviewItem, StoreError> {
-    let evidence: String = r.col(6);
     let decision: Option<String> = r.col(7);
     Ok(ReviewItem {
         seq: r.col(0),
         source: r.col(1),
         event_id: r.col(2),
         kind: r.col(3),
-        occurred_at: r.col(4),
-        queued_at: r.col(5),
-        evidence: serde_json::from_str(&evidence).map_err(|e| corrupt("link evidence", e))?,
-        decision: decision.map(|decision| ReviewDecisionView {
-            decision,
-            household_id: r.col(8),
-            member_id: r.col(9),
-            decided_by: r.col(10),
-            decided_at: r.col(11),
-            note: r.col(12),
-        }),
+        occurred_at: r.time(4, "events.occurred_at")?,
+        queued_at: r.time(5, "link_decisions.decided_at")?,
+        evidence: r.json(6, "link_decisions.evidence")?,
+        decision: decision
+            .map(|decision| review_decision(r, decision, 8))
+            .transpose()?,
+    })
+}
+
+/// A decision from a row whose columns from `at` are `household_id, member_id, decided_by,
+/// decided_at, note` of `review_decisions`.
+fn review_decision(
+    r: &impl Col,
+    decision: String,
+    at: usize,
+) -> Result<ReviewDecisionView, StoreError> {
+    Ok(ReviewDecisionView {
+        decision,
+        household_id: r.col(at),
+        member_id: r.col(at + 1),
+        decided_by: r.col(at + 2),
+        decided_at: r.time(at + 3, "review_decisions.decided_at")?,
+        note: r.col(at + 4),
     })
 }
 
@@ -158,17 +176,15 @@ impl Store {
             .await
             .ctx("reading an identity decision")?
             .map(|r| {
-                let evidence: String = r.get(6);
                 Ok(LinkDecisionView {
-                    seq: r.get(0),
-                    source: r.get(1),
-                    event_id: r.get(2),
-                    outcome: r.get(3),
-                    household_id: r.get(4),
-                    member_id: r.get(5),
-                    evidence: serde_json::from_str(&evidence)
-                        .map_err(|e| corrupt("link evidence", e))?,
-                    decided_at: r.get(7),
+                    seq: r.col(0),
+                    source: r.col(1),
+                    event_id: r.col(2),
+                    outcome: r.code(3, "link_decisions.outcome")?,
+                    household_id: r.col(4),
+                    member_id: r.col(5),
+                    evidence: r.json(6, "link_decisions.evidence")?,
+                    decided_at: r.time(7, "link_decisions.decided_at")?,
                 })
             })
             .transpose()
@@ -179,7 +195,7 @@ impl Store {
     /// linker's evidence (its candidates) — labelled pairs for training the identity model.
     pub async fn decided_reviews(
         &self,
-    ) -> Result<Vec<(String, ReviewDecisionView, serde_json::Value)>, StoreError> {
+    ) -> Result<Vec<(String, ReviewDecisionView, Evidence)>, StoreError> {
         on!(self.pool(), pool => {
             sqlx::query(
                 "SELECT e.normalised, r.decision, r.household_id, r.member_id, r.decided_by, r.decided_at, r.note, l.evidence
@@ -191,18 +207,10 @@ impl Store {
             .ctx("reading decided reviews")?
             .into_iter()
             .map(|r| {
-                let evidence: String = r.get(7);
                 Ok((
-                    r.get(0),
-                    ReviewDecisionView {
-                        decision: r.get(1),
-                        household_id: r.get(2),
-                        member_id: r.get(3),
-                        decided_by: r.get(4),
-                        decided_at: r.get(5),
-                        note: r.get(6),
-                    },
-                    serde_json::from_str(&evidence).map_err(|e| corrupt("link evidence", e))?,
+                    r.col(0),
+                    review_decision(&r, r.col(1), 2)?,
+                    r.json(7, "link_decisions.evidence")?,
                 ))
             })
             .collect()
@@ -273,6 +281,27 @@ impl Store {
     }
 }
 
+/// See [`Store::member_household`].
+async fn member_household(conn: Conn<'_>, member_id: &str) -> Result<Option<String>, StoreError> {
+    on!(conn, c => {
+        sqlx::query_scalar("SELECT household_id FROM members WHERE member_id = $1 AND active = 1")
+            .bind(member_id)
+            .fetch_optional(&mut *c)
+            .await
+            .ctx("looking up a register member")
+    })
+}
+
+impl Store {
+    /// The household of an active register member; `None` if there is no such active member.
+    pub async fn member_household(&self, member_id: &str) -> Result<Option<String>, StoreError> {
+        on!(self.pool(), p => {
+            let mut conn = p.acquire().await.ctx("looking up a register member")?;
+            member_household(Db::from(&mut *conn), member_id).await
+        })
+    }
+}
+
 impl BatchTx {
     /// Record a person's decision on a review item. Fails with [`StoreError::Conflict`] if the
     /// event is not in the review queue or was decided already.
@@ -297,7 +326,7 @@ impl BatchTx {
                         "event #{seq} has no identity decision (see `doudi review list`)"
                     )))
                 }
-                Some((outcome, _)) if outcome != "review" => {
+                Some((outcome, _)) if decode_code::<LinkOutcome>(&outcome, "link_decisions.outcome")? != LinkOutcome::Review => {
                     return Err(StoreError::Conflict(format!(
                         "event #{seq} was {outcome} by the linker, not sent to review"
                     )))
@@ -351,13 +380,7 @@ impl BatchTx {
         &mut self,
         member_id: &str,
     ) -> Result<Option<String>, StoreError> {
-        on!(self.conn(), c => {
-            sqlx::query_scalar("SELECT household_id FROM members WHERE member_id = $1 AND active = 1")
-                .bind(member_id)
-                .fetch_optional(&mut *c)
-                .await
-                .ctx("looking up a register member")
-        })
+        member_household(self.conn(), member_id).await
     }
 
     /// The normalised event stored at `seq`.

@@ -1,12 +1,16 @@
 //! Everything the store holds about one household, in order: what an auditor needs to answer
 //! "why was this household flagged on that day?" without the database.
 
+use chrono::{DateTime, Utc};
+use doudi_model::{Assessment, Evidence, Level, LinkOutcome};
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::codec::{ser_time, Typed};
 use crate::db::{on, Dialect};
-use crate::error::{corrupt, Ctx, StoreError};
+use crate::error::{Ctx, StoreError};
 use crate::open::Store;
+use crate::time::ts;
 
 /// One entry of a household's trace.
 #[derive(Clone, Debug, Serialize)]
@@ -14,7 +18,8 @@ use crate::open::Store;
 pub enum TraceEntry {
     /// A version of the register record (import).
     Register {
-        at: String,
+        #[serde(serialize_with = "ser_time")]
+        at: DateTime<Utc>,
         change: String,
         file: String,
         record: Option<serde_json::Value>,
@@ -22,8 +27,10 @@ pub enum TraceEntry {
     /// A source record about the household, with where it came from and its identity decision.
     Event {
         seq: i64,
-        at: String,
-        received_at: String,
+        #[serde(serialize_with = "ser_time")]
+        at: DateTime<Utc>,
+        #[serde(serialize_with = "ser_time")]
+        received_at: DateTime<Utc>,
         source: String,
         event_id: String,
         kind: String,
@@ -31,28 +38,30 @@ pub enum TraceEntry {
         position: i64,
         /// The record as received (lossy UTF-8).
         raw: String,
-        outcome: String,
+        outcome: LinkOutcome,
         member_id: Option<String>,
-        evidence: serde_json::Value,
+        evidence: Evidence,
         /// A person's review decision, when the linker could not decide.
         review: Option<serde_json::Value>,
     },
     /// An assessment after a fact.
     Assessment {
         seq: i64,
-        at: String,
+        #[serde(serialize_with = "ser_time")]
+        at: DateTime<Utc>,
         rule_set_version: String,
         score: i64,
-        level: String,
-        assessment: Option<serde_json::Value>,
+        level: Level,
+        assessment: Option<Assessment>,
     },
     /// A change to a warning, by the pipeline or a person.
     Warning {
         warning_id: i64,
-        at: String,
+        #[serde(serialize_with = "ser_time")]
+        at: DateTime<Utc>,
         action: String,
         actor: String,
-        level: String,
+        level: Level,
         score: i64,
         note: Option<String>,
         refused: Option<String>,
@@ -60,6 +69,7 @@ pub enum TraceEntry {
     /// A nightly cross-check finding.
     Finding {
         key: String,
+        /// The day it was first seen (`YYYY-MM-DD`).
         at: String,
         status: String,
         check: String,
@@ -69,20 +79,17 @@ pub enum TraceEntry {
 }
 
 impl TraceEntry {
-    fn at(&self) -> &str {
+    /// When, as the store writes it (text order is time order; a finding's day sorts before the
+    /// times of that day).
+    fn at(&self) -> String {
         match self {
             TraceEntry::Register { at, .. }
             | TraceEntry::Event { at, .. }
             | TraceEntry::Assessment { at, .. }
-            | TraceEntry::Warning { at, .. }
-            | TraceEntry::Finding { at, .. } => at,
+            | TraceEntry::Warning { at, .. } => ts(at),
+            TraceEntry::Finding { at, .. } => at.clone(),
         }
     }
-}
-
-fn json(text: Option<String>, what: &'static str) -> Result<Option<serde_json::Value>, StoreError> {
-    text.map(|t| serde_json::from_str(&t).map_err(|e| corrupt(what, e)))
-        .transpose()
 }
 
 impl Store {
@@ -101,10 +108,10 @@ impl Store {
             .ctx("tracing register history")?
             {
                 out.push(TraceEntry::Register {
-                    at: r.get(0),
+                    at: r.time(0, "register_imports.imported_at")?,
                     change: r.get(1),
                     file: r.get(2),
-                    record: json(r.get(3), "register history")?,
+                    record: r.maybe_json(3, "register_history.after")?,
                 });
             }
             // Events linked to the household (by the linker or by a person), and events sent to review
@@ -132,18 +139,18 @@ impl Store {
                 let raw: Vec<u8> = r.get(8);
                 out.push(TraceEntry::Event {
                     seq: r.get(0),
-                    at: r.get(1),
-                    received_at: r.get(2),
+                    at: r.time(1, "events.occurred_at")?,
+                    received_at: r.time(2, "events.received_at")?,
                     source: r.get(3),
                     event_id: r.get(4),
                     kind: r.get(5),
                     stream: r.get(6),
                     position: r.get(7),
                     raw: String::from_utf8_lossy(&raw).into_owned(),
-                    outcome: r.get(9),
+                    outcome: r.code(9, "link_decisions.outcome")?,
                     member_id: r.get(10),
-                    evidence: json(r.get(11), "link evidence")?.unwrap_or_default(),
-                    review: json(r.get(12), "review decision")?,
+                    evidence: r.json(11, "link_decisions.evidence")?,
+                    review: r.maybe_json(12, "review_decisions")?,
                 });
             }
             for r in sqlx::query(
@@ -157,11 +164,11 @@ impl Store {
             {
                 out.push(TraceEntry::Assessment {
                     seq: r.get(0),
-                    at: r.get(1),
+                    at: r.time(1, "events.occurred_at")?,
                     rule_set_version: r.get(2),
                     score: r.get(3),
-                    level: r.get(4),
-                    assessment: json(r.get(5), "assessment")?,
+                    level: r.code(4, "assessments.level")?,
+                    assessment: r.maybe_json(5, "assessments.assessment")?,
                 });
             }
             for r in sqlx::query(
@@ -176,10 +183,10 @@ impl Store {
             {
                 out.push(TraceEntry::Warning {
                     warning_id: r.get(0),
-                    at: r.get(1),
+                    at: r.time(1, "warning_history.at")?,
                     action: r.get(2),
                     actor: r.get(3),
-                    level: r.get(4),
+                    level: r.code(4, "warning_history.level")?,
                     score: r.get(5),
                     note: r.get(6),
                     refused: r.get(7),
@@ -199,13 +206,13 @@ impl Store {
                     at: r.get(1),
                     status: r.get(2),
                     check: r.get(3),
-                    finding: json(r.get(4), "finding")?.unwrap_or_default(),
+                    finding: r.json(4, "findings.finding")?,
                     close_note: r.get(5),
                 });
             }
             // Stable: entries of the same moment keep the order above (register, event, assessment,
             // warning, finding).
-            out.sort_by(|a, b| a.at().cmp(b.at()));
+            out.sort_by_cached_key(TraceEntry::at);
             Ok(out)
         })
     }

@@ -5,11 +5,13 @@
 //! Portable SQL (`$n` placeholders, `substr`, `||`, integers as i64) but for the region prefix,
 //! which is a range of codes (see [`in_region`]).
 
+use crate::codec::Typed;
 use crate::db::Col;
 use crate::db::{on, Dialect};
 use crate::error::{corrupt, Ctx, StoreError};
 use crate::open::Store;
 use crate::queries::WarningView;
+use doudi_model::Level;
 use serde::Serialize;
 
 /// Which warnings to list.
@@ -18,7 +20,7 @@ pub struct WarningFilter<'a> {
     /// Region-code prefix (`""`: every region).
     pub region_prefix: &'a str,
     /// `red`, `orange`, `yellow`; `None`: any.
-    pub level: Option<&'a str>,
+    pub level: Option<Level>,
     /// `open`, `acknowledged`, `visited`, `resolved`; `active` (not resolved) or `all`.
     pub state: &'a str,
     /// Only those assigned to this officer.
@@ -53,9 +55,9 @@ pub struct HouseholdRecord {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RegionCounts {
     /// (day `YYYY-MM-DD`, level, warnings opened that day).
-    pub by_day: Vec<(String, String, i64)>,
+    pub by_day: Vec<(String, Level, i64)>,
     /// (township code, level, active warnings).
-    pub by_township: Vec<(String, String, i64)>,
+    pub by_township: Vec<(String, Level, i64)>,
 }
 
 /// `column` starts with the region prefix `$1`, as a range of codes so that an index on the column
@@ -84,7 +86,7 @@ const FILTER_REST: &str = "AND ($2 = '' OR w.level = $2)
 impl Store {
     /// Warnings matching `f`, most urgent first (level, then the nearest deadline), one page.
     pub async fn warnings_page(&self, f: &WarningFilter<'_>) -> Result<WarningPage, StoreError> {
-        let level = f.level.unwrap_or("");
+        let level = f.level.map_or("", Level::code);
         let assigned = f.assigned_to.unwrap_or("");
         on!(self.pool(), pool => {
         let total: i64 =
@@ -117,7 +119,7 @@ impl Store {
             total,
             limit: f.limit,
             offset: f.offset,
-            warnings: rows.iter().map(crate::queries::warning_view).collect(),
+            warnings: rows.iter().map(crate::queries::warning_view).collect::<Result<_, _>>()?,
         })
         })
     }
@@ -184,8 +186,8 @@ impl Store {
         .await
         .ctx("counting warnings by day")?
         .iter()
-        .map(|r| (r.col(0), r.col(1), r.col(2)))
-        .collect();
+        .map(|r| Ok((r.col(0), r.code(1, "warnings.level")?, r.col(2))))
+        .collect::<Result<_, StoreError>>()?;
         let by_township = sqlx::query(&format!(
             "SELECT substr(region_code, 1, 9), level, COUNT(*) FROM warnings
              WHERE {region} AND status <> 'resolved' GROUP BY 1, 2 ORDER BY 1, 2"
@@ -195,8 +197,8 @@ impl Store {
         .await
         .ctx("counting warnings by township")?
         .iter()
-        .map(|r| (r.col(0), r.col(1), r.col(2)))
-        .collect();
+        .map(|r| Ok((r.col(0), r.code(1, "warnings.level")?, r.col(2))))
+        .collect::<Result<_, StoreError>>()?;
         Ok(RegionCounts {
             by_day,
             by_township,

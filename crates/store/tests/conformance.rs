@@ -6,7 +6,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use doudi_model::{parse_event, Fact, Household, ParseLimits};
+use doudi_model::{
+    parse_event, Assessment, Contribution, Disposition, Evidence, Fact, Household, IdEvidence,
+    Level, LinkOutcome, ParseLimits, WarningStatus,
+};
+use doudi_store::Json;
 use doudi_store::{
     AssessmentRow, AttemptOutcome, CrosscheckRunRow, DeadLetterRow, DeliveryAttempt, EventRow,
     FactRow, FindingRow, LinkRow, NewWarning, NightChanges, OfficerRow, Position, PositionRow,
@@ -148,6 +152,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    an_unknown_stored_value_is_corrupt_naming_its_column,
     events_are_stored_once_and_a_duplicate_changes_nothing,
     a_batch_without_commit_leaves_nothing,
     positions_never_move_backwards,
@@ -157,6 +162,7 @@ conformance!(
     notices_outbox_and_delivery_state,
     dead_letters_are_kept_and_marked_replayed,
     register_import_reports_each_change,
+    a_few_households_are_read_without_the_register,
     a_review_item_is_decided_once,
     findings_open_once_per_key_refresh_and_close,
     officer_import_replaces_the_directory,
@@ -228,7 +234,55 @@ fn household(id: &str, address: &str) -> Household {
     .expect("household")
 }
 
-fn link_row(seq: i64, id: &str, outcome: &'static str, household: Option<&str>) -> LinkRow {
+/// A time as RFC 3339 text says it.
+fn at(text: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .expect("time")
+        .with_timezone(&chrono::Utc)
+}
+
+/// An assessment of `household` whose one contribution (if any events) names `event_ids`.
+fn assessment(household: &str, score: i64, level: Level, event_ids: &[&str]) -> Json<Assessment> {
+    let contributions = if event_ids.is_empty() {
+        Vec::new()
+    } else {
+        vec![Contribution {
+            rule_id: "death".into(),
+            points: score,
+            reason_zh: "死亡".into(),
+            reason_en: "death".into(),
+            event_ids: event_ids.iter().map(|e| e.to_string()).collect(),
+            urgency: None,
+            cause: None,
+        }]
+    };
+    Json::encode(&Assessment {
+        rule_set_version: "rules-1".into(),
+        household_id: household.into(),
+        score,
+        level,
+        contributions,
+        relief: None,
+        act_within_hours: None,
+        review_needed: Vec::new(),
+        basis: None,
+        risk: None,
+    })
+}
+
+fn no_candidates() -> Json<Evidence> {
+    Json::encode(&Evidence {
+        model_version: "m1".into(),
+        id_number: IdEvidence::Missing,
+        prior: -10.0,
+        total: None,
+        match_probability: 0.0,
+        reason: "no_candidates".into(),
+        candidates: Vec::new(),
+    })
+}
+
+fn link_row(seq: i64, id: &str, outcome: LinkOutcome, household: Option<&str>) -> LinkRow {
     LinkRow {
         event_seq: seq,
         source: "civil_registry".into(),
@@ -236,7 +290,7 @@ fn link_row(seq: i64, id: &str, outcome: &'static str, household: Option<&str>) 
         outcome,
         household_id: household.map(String::from),
         member_id: household.map(|h| format!("{h}-1")),
-        evidence: r#"{"candidates":[]}"#.into(),
+        evidence: no_candidates(),
     }
 }
 
@@ -253,14 +307,12 @@ fn new_warning(household: &str, event_id: &str, assigned_to: Option<&str>) -> Ne
     NewWarning {
         household_id: household.into(),
         region_code: "341502001001".into(),
-        level: "orange".into(),
+        level: Level::Orange,
         score: 60,
-        deadline: chrono::DateTime::parse_from_rfc3339("2026-03-04T00:00:00Z")
-            .expect("time")
-            .with_timezone(&chrono::Utc),
+        deadline: at("2026-03-04T00:00:00Z"),
         source: "civil_registry".into(),
         event_id: event_id.into(),
-        summary: format!(r#"{{"contributions":[{{"rule":"death","event_ids":["{event_id}"]}}]}}"#),
+        summary: assessment(household, 60, Level::Orange, &[event_id]),
         assigned_to: assigned_to.map(String::from),
     }
 }
@@ -274,7 +326,7 @@ async fn store_facts(store: &Store, household: &str, ids: &[&str]) -> Vec<i64> {
     let links: Vec<LinkRow> = ids
         .iter()
         .zip(&seqs)
-        .map(|(id, s)| link_row(*s, id, "linked", Some(household)))
+        .map(|(id, s)| link_row(*s, id, LinkOutcome::Linked, Some(household)))
         .collect();
     tx.insert_links(&links).await.unwrap();
     let facts: Vec<FactRow> = rows
@@ -450,7 +502,7 @@ async fn assessments_are_stored_and_traced(db: &TestDb) {
             household_id: "H1".into(),
             rule_set_version: "rules-1".into(),
             score: 0,
-            level: "none".into(),
+            level: Level::None,
             assessment: None,
         },
         AssessmentRow {
@@ -460,8 +512,8 @@ async fn assessments_are_stored_and_traced(db: &TestDb) {
             household_id: "H1".into(),
             rule_set_version: "rules-1".into(),
             score: 70,
-            level: "red".into(),
-            assessment: Some(r#"{"score":70}"#.into()),
+            level: Level::Red,
+            assessment: Some(assessment("H1", 70, Level::Red, &[])),
         },
     ])
     .await
@@ -469,7 +521,7 @@ async fn assessments_are_stored_and_traced(db: &TestDb) {
     tx.commit().await.unwrap();
     assert_eq!(store.status().await.unwrap().assessments, 2);
     let trace = store.trace("H1").await.unwrap();
-    let scores: Vec<(i64, String, bool)> = trace
+    let scores: Vec<(i64, Level, bool)> = trace
         .iter()
         .filter_map(|e| match e {
             doudi_store::TraceEntry::Assessment {
@@ -477,21 +529,15 @@ async fn assessments_are_stored_and_traced(db: &TestDb) {
                 level,
                 assessment,
                 ..
-            } => Some((*score, level.clone(), assessment.is_some())),
+            } => Some((*score, *level, assessment.is_some())),
             _ => None,
         })
         .collect();
-    assert_eq!(
-        scores,
-        [
-            (0, "none".to_string(), false),
-            (70, "red".to_string(), true)
-        ]
-    );
+    assert_eq!(scores, [(0, Level::None, false), (70, Level::Red, true)]);
     let events = trace
         .iter()
         .filter(
-            |e| matches!(e, doudi_store::TraceEntry::Event { outcome, .. } if outcome == "linked"),
+            |e| matches!(e, doudi_store::TraceEntry::Event { outcome, .. } if *outcome == LinkOutcome::Linked),
         )
         .count();
     assert_eq!(events, 2);
@@ -530,10 +576,7 @@ async fn open_one_warning(store: &Store) -> i64 {
     // Read back inside the batch (pending changes are written first).
     let open = tx.open_warnings(&["H1".into()]).await.unwrap();
     assert_eq!(open["H1"].warning_id, id);
-    assert_eq!(
-        (open["H1"].level.as_str(), open["H1"].score),
-        ("orange", 60)
-    );
+    assert_eq!((open["H1"].level, open["H1"].score), (Level::Orange, 60));
     tx.commit().await.unwrap();
     id
 }
@@ -545,15 +588,13 @@ async fn warnings_open_update_and_move_through_their_lifecycle(db: &TestDb) {
     let mut tx = store.begin().await.unwrap();
     tx.update_warning(&WarningUpdate {
         warning_id: id,
-        level: "red".into(),
+        level: Level::Red,
         score: 80,
         raised: true,
-        deadline: chrono::DateTime::parse_from_rfc3339("2026-03-02T00:00:00Z")
-            .unwrap()
-            .with_timezone(&chrono::Utc),
+        deadline: at("2026-03-02T00:00:00Z"),
         source: "civil_registry".into(),
         event_id: "w2".into(),
-        summary: r#"{"contributions":[]}"#.into(),
+        summary: assessment("H1", 80, Level::Red, &[]),
     })
     .await
     .unwrap();
@@ -567,25 +608,29 @@ async fn warnings_open_update_and_move_through_their_lifecycle(db: &TestDb) {
 
     let list = store.open_warnings(10, None).await.unwrap();
     assert_eq!(list.len(), 2);
-    assert_eq!((list[0].warning_id, list[0].level.as_str()), (id, "red"));
+    assert_eq!((list[0].warning_id, list[0].level), (id, Level::Red));
     assert_eq!(list[0].household["household_id"], "H1");
     assert_eq!(store.open_warnings(10, Some("li")).await.unwrap().len(), 1);
-    assert_eq!(store.status().await.unwrap().warnings_open["red"], 1);
+    assert_eq!(store.status().await.unwrap().warnings_open[&Level::Red], 1);
 
-    let mv = |from: &'static str, to: &'static str, action: &'static str| WarningMove {
+    use WarningStatus::{Acknowledged, Open, Resolved, Visited};
+    let relief = Disposition::ReliefGranted {
+        amount: "1500".parse().unwrap(),
+    };
+    let mv = |from: WarningStatus, to: WarningStatus, action: &'static str| WarningMove {
         warning_id: id,
         from,
         to,
         action,
         actor: "li",
         note: "called the household",
-        disposition: (to == "resolved").then(|| r#"{"relief":"temporary"}"#.to_string()),
+        disposition: (to == Resolved).then_some(&relief),
     };
     store
-        .move_warning(&mv("open", "acknowledged", "acknowledge"))
+        .move_warning(&mv(Open, Acknowledged, "acknowledge"))
         .await
         .unwrap();
-    let stale = store.move_warning(&mv("open", "visited", "visit")).await;
+    let stale = store.move_warning(&mv(Open, Visited, "visit")).await;
     assert!(
         matches!(&stale, Err(StoreError::Conflict(m)) if m.contains("no longer open")),
         "{stale:?}"
@@ -595,18 +640,18 @@ async fn warnings_open_update_and_move_through_their_lifecycle(db: &TestDb) {
         .await
         .unwrap();
     store
-        .move_warning(&mv("acknowledged", "visited", "visit"))
+        .move_warning(&mv(Acknowledged, Visited, "visit"))
         .await
         .unwrap();
     store
-        .move_warning(&mv("visited", "resolved", "resolve"))
+        .move_warning(&mv(Visited, Resolved, "resolve"))
         .await
         .unwrap();
 
     let d = store.warning_detail(id).await.unwrap().expect("warning");
-    assert_eq!(d.warning.status, "resolved");
+    assert_eq!(d.warning.status, Resolved);
     assert!(d.acknowledged_at.is_some() && d.visited_at.is_some() && d.resolved_at.is_some());
-    assert_eq!(d.disposition.unwrap()["relief"], "temporary");
+    assert_eq!(d.disposition, Some(relief));
     let actions: Vec<&str> = d.history.iter().map(|h| h.action.as_str()).collect();
     assert_eq!(
         actions,
@@ -665,14 +710,14 @@ async fn notices_outbox_and_delivery_state(db: &TestDb) {
                 warning_id: id,
                 kind: "reminder".into(),
                 recipient: "li".into(),
-                due_at: "2026-03-02T00:00:00.000000Z".into(),
+                due_at: at("2026-03-02T00:00:00.000000Z"),
                 note: "please acknowledge".into(),
             },
             doudi_store::NoticeRow {
                 warning_id: id,
                 kind: "escalated".into(),
                 recipient: "chief".into(),
-                due_at: "2026-03-03T00:00:00.000000Z".into(),
+                due_at: at("2026-03-03T00:00:00.000000Z"),
                 note: "".into(),
             },
         ])
@@ -759,7 +804,7 @@ async fn kafka_publication_is_recorded_once_per_notice(db: &TestDb) {
             warning_id: id,
             kind: "reminder".into(),
             recipient: "li".into(),
-            due_at: "2026-03-02T00:00:00.000000Z".into(),
+            due_at: at("2026-03-02T00:00:00.000000Z"),
             note: String::new(),
         }])
         .await
@@ -921,8 +966,8 @@ async fn a_review_item_is_decided_once(db: &TestDb) {
         .unwrap();
     let (s1, s2) = (new[&key("r1")], new[&key("r2")]);
     tx.insert_links(&[
-        link_row(s1, "r1", "review", None),
-        link_row(s2, "r2", "linked", Some("H1")),
+        link_row(s1, "r1", LinkOutcome::Review, None),
+        link_row(s2, "r2", LinkOutcome::Linked, Some("H1")),
     ])
     .await
     .unwrap();
@@ -963,7 +1008,7 @@ async fn a_review_item_is_decided_once(db: &TestDb) {
     assert_eq!(store.decided_reviews().await.unwrap().len(), 1);
     assert_eq!(
         store.link_decision(s2).await.unwrap().unwrap().outcome,
-        "linked"
+        LinkOutcome::Linked
     );
 
     let mut tx = store.begin().await.unwrap();
@@ -1150,11 +1195,14 @@ async fn silences_hold_back_notices(db: &TestDb) {
         (list[0].silence_id, list[0].scope.as_str()),
         (sid, "region")
     );
-    let clocks = store.warning_clocks(&now).await.unwrap();
+    let clocks = store.warning_clocks(at(&now)).await.unwrap();
     assert_eq!(clocks.len(), 1);
     assert_eq!(
-        (clocks[0].warning_id, clocks[0].silenced_until.as_deref()),
-        (id, Some(later.as_str()))
+        (
+            clocks[0].warning_id,
+            clocks[0].silenced_until.map(|t| doudi_store::ts(&t))
+        ),
+        (id, Some(later.clone()))
     );
     assert_eq!(clocks[0].assigned_to.as_deref(), Some("li"));
     // A warning raised while silenced: updated, but no notice.
@@ -1162,39 +1210,42 @@ async fn silences_hold_back_notices(db: &TestDb) {
     let mut tx = store.begin().await.unwrap();
     tx.update_warning(&WarningUpdate {
         warning_id: id,
-        level: "red".into(),
+        level: Level::Red,
         score: 90,
         raised: true,
         deadline: chrono::Utc::now(),
         source: "civil_registry".into(),
         event_id: "w9".into(),
-        summary: "{}".into(),
+        summary: assessment("H1", 90, Level::Red, &[]),
     })
     .await
     .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(store.pending_notices(10).await.unwrap().len(), before);
-    assert_eq!(store.open_warnings(1, None).await.unwrap()[0].level, "red");
+    assert_eq!(
+        store.open_warnings(1, None).await.unwrap()[0].level,
+        Level::Red
+    );
     // Outside the window the silence does not count.
     let clocks = store
-        .warning_clocks("1999-01-01T00:00:00.000000Z")
+        .warning_clocks(at("1999-01-01T00:00:00.000000Z"))
         .await
         .unwrap();
     assert_eq!(clocks[0].silenced_until, None);
     // An escalation step is a compare-and-set on the state it was decided from.
     let step = doudi_store::EscalationUpdate {
         warning_id: id,
-        expected_status: "open".into(),
+        expected_status: WarningStatus::Open,
         expected_ack_steps: 0,
         expected_resolve_escalated: false,
         ack_steps: 1,
         resolve_escalated: false,
-        last_notice_at: now.clone(),
+        last_notice_at: at(&now),
         notices: vec![doudi_store::NoticeRow {
             warning_id: id,
             kind: "escalated".into(),
             recipient: "chief".into(),
-            due_at: now.clone(),
+            due_at: at(&now),
             note: String::new(),
         }],
     };
@@ -1210,7 +1261,10 @@ async fn silences_hold_back_notices(db: &TestDb) {
         store.record_escalations(&[step]).await.unwrap().is_empty(),
         "applied once"
     );
-    assert_eq!(store.warning_clocks(&now).await.unwrap()[0].ack_steps, 1);
+    assert_eq!(
+        store.warning_clocks(at(&now)).await.unwrap()[0].ack_steps,
+        1
+    );
 }
 
 /// Five audit records (and the ones the register import writes).
@@ -1495,8 +1549,8 @@ async fn a_persons_move_waits_for_a_batch_on_the_household(db: &TestDb) {
             let done = store
                 .move_warning(&WarningMove {
                     warning_id: id,
-                    from: "open",
-                    to: "acknowledged",
+                    from: WarningStatus::Open,
+                    to: WarningStatus::Acknowledged,
                     action: "acknowledge",
                     actor: "li",
                     note: "",
@@ -1510,13 +1564,13 @@ async fn a_persons_move_waits_for_a_batch_on_the_household(db: &TestDb) {
     assert!(!mover.is_finished(), "the move did not wait for the batch");
     tx.update_warning(&WarningUpdate {
         warning_id: id,
-        level: "red".into(),
+        level: Level::Red,
         score: 95,
         raised: true,
         deadline: chrono::Utc::now(),
         source: "civil_registry".into(),
         event_id: "w2".into(),
-        summary: "{}".into(),
+        summary: assessment("H1", 95, Level::Red, &[]),
     })
     .await
     .unwrap();
@@ -1527,11 +1581,78 @@ async fn a_persons_move_waits_for_a_batch_on_the_household(db: &TestDb) {
     assert!(at >= committing);
     let d = store.warning_detail(id).await.unwrap().unwrap();
     assert_eq!(
-        (d.warning.status.as_str(), d.warning.level.as_str()),
-        ("acknowledged", "red")
+        (d.warning.status, d.warning.level),
+        (WarningStatus::Acknowledged, Level::Red)
     );
     let actions: Vec<&str> = d.history.iter().map(|h| h.action.as_str()).collect();
     assert_eq!(actions, ["opened", "raised", "acknowledge"]);
+}
+
+async fn a_few_households_are_read_without_the_register(db: &TestDb) {
+    let store = &db.store;
+    store
+        .import_register(
+            &[
+                household("H1", "一村1号"),
+                household("H2", "二村2号"),
+                household("H3", "三村3号"),
+            ],
+            "reg",
+            true,
+        )
+        .await
+        .unwrap();
+    store
+        .import_register(
+            &[household("H1", "一村1号"), household("H2", "二村2号")],
+            "reg2",
+            true,
+        )
+        .await
+        .unwrap();
+    let ids = |hs: Vec<Household>| hs.into_iter().map(|h| h.household_id).collect::<Vec<_>>();
+    let wanted: Vec<String> = ["H3", "H2", "NOPE"].iter().map(|s| s.to_string()).collect();
+    assert_eq!(
+        ids(store.register_households(&wanted).await.unwrap()),
+        ["H2"],
+        "active households only, unknown ids left out"
+    );
+    assert!(store.register_households(&[]).await.unwrap().is_empty());
+}
+
+/// Stored vocabulary is read back as types: a value no type knows is an error naming the table and
+/// column, never a default (an unknown level once read back as `none`).
+async fn an_unknown_stored_value_is_corrupt_naming_its_column(db: &TestDb) {
+    let store = &db.store;
+    let id = open_one_warning(store).await;
+    db.exec(&format!(
+        "UPDATE warnings SET level = 'purple' WHERE warning_id = {id}"
+    ))
+    .await;
+    let corrupt_level = |e: StoreError| {
+        matches!(
+            e,
+            StoreError::Corrupt {
+                context: "warnings.level",
+                ..
+            }
+        )
+    };
+    let mut tx = store.begin().await.unwrap();
+    assert!(corrupt_level(
+        tx.open_warnings(&["H1".into()]).await.unwrap_err()
+    ));
+    drop(tx);
+    assert!(corrupt_level(store.warning_detail(id).await.unwrap_err()));
+    assert!(corrupt_level(
+        store.open_warnings(10, None).await.unwrap_err()
+    ));
+    db.exec(&format!(
+        "UPDATE warnings SET level = 'red', deadline = 'soon' WHERE warning_id = {id}"
+    ))
+    .await;
+    let e = store.warning_detail(id).await.unwrap_err();
+    assert!(e.to_string().contains("warnings.deadline"), "{e}");
 }
 
 /// A review decision audits before it appends its fact, a batch appends before it audits: one
@@ -1541,7 +1662,7 @@ async fn a_review_decision_and_a_batch_at_once_both_commit(db: &TestDb) {
     let mut tx = store.begin().await.unwrap();
     let r = event_row("q1");
     let s1 = tx.insert_events(std::slice::from_ref(&r)).await.unwrap()[&key("q1")];
-    tx.insert_links(&[link_row(s1, "q1", "review", None)])
+    tx.insert_links(&[link_row(s1, "q1", LinkOutcome::Review, None)])
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -1612,10 +1733,10 @@ async fn status_counts_everything(db: &TestDb) {
     let new = tx.insert_events(&rows).await.unwrap();
     let seq = |id: &str| new[&key(id)];
     tx.insert_links(&[
-        link_row(seq("s1"), "s1", "linked", Some("H1")),
-        link_row(seq("s2"), "s2", "linked", Some("H2")),
-        link_row(seq("s3"), "s3", "review", None),
-        link_row(seq("s4"), "s4", "unmatched", None),
+        link_row(seq("s1"), "s1", LinkOutcome::Linked, Some("H1")),
+        link_row(seq("s2"), "s2", LinkOutcome::Linked, Some("H2")),
+        link_row(seq("s3"), "s3", LinkOutcome::Review, None),
+        link_row(seq("s4"), "s4", LinkOutcome::Unmatched, None),
     ])
     .await
     .unwrap();
@@ -1650,7 +1771,7 @@ async fn status_counts_everything(db: &TestDb) {
     );
     assert_eq!((s.linked, s.review, s.unmatched, s.applied), (2, 1, 1, 2));
     assert_eq!((s.households, s.members, s.warnings_total), (2, 2, 1));
-    assert_eq!(s.warnings_open.get("orange"), Some(&1));
+    assert_eq!(s.warnings_open.get(&Level::Orange), Some(&1));
     assert_eq!(s.assessments, 0);
 }
 

@@ -6,7 +6,8 @@
 //!
 //! Label values are codes only — source codes, partitions, stages, reason codes, levels, route
 //! templates such as `/api/warnings/{id}` — never an ID number, a name or a raw request path, so no
-//! personal data reaches a metric (DESIGN.md). Functions that take a route expect the template
+//! personal data reaches a metric (the project's rule for logs and metric labels alike, see
+//! docs/ARCHITECTURE.md). Functions that take a route expect the template
 //! (axum's `MatchedPath`), which [`track_http`] reads for you.
 
 use std::net::SocketAddr;

@@ -2,83 +2,17 @@
 //! disposition on resolve; and who may move it (the assigned officer, their substitute, or a
 //! supervisor above the region; relief above the township's approval limit needs a supervisor).
 //!
-//! Pure: the store carries a move out and records it (who, when, why) — refused moves included.
+//! Pure: the store carries a move out and records it (who, when, why) — refused moves included;
+//! `doudi_app::warnings::move_warning` is the one caller for both doors. The status and the
+//! disposition are data of `doudi_model::warning`, re-exported here.
 
-use doudi_model::{Category, Money, RegionCode};
+use doudi_model::{Money, RegionCode};
 use serde::{Deserialize, Serialize};
 
 use crate::routing::{Directory, Role};
 
-/// Where a warning is in its lifecycle.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Raised; nobody has taken it up yet.
-    Open,
-    /// The officer has seen it and taken it up.
-    Acknowledged,
-    /// The household was visited (入户核查).
-    Visited,
-    /// Decided, with a disposition. A later fact opens a new warning (a new episode).
-    Resolved,
-}
-
-impl Status {
-    pub fn code(self) -> &'static str {
-        match self {
-            Status::Open => "open",
-            Status::Acknowledged => "acknowledged",
-            Status::Visited => "visited",
-            Status::Resolved => "resolved",
-        }
-    }
-
-    pub fn from_code(s: &str) -> Option<Status> {
-        Some(match s {
-            "open" => Status::Open,
-            "acknowledged" => Status::Acknowledged,
-            "visited" => Status::Visited,
-            "resolved" => Status::Resolved,
-            _ => return None,
-        })
-    }
-
-    /// Still part of the household's current episode (new facts update it).
-    pub fn is_active(self) -> bool {
-        self != Status::Resolved
-    }
-}
-
-/// How a warning was resolved.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "disposition", rename_all = "snake_case")]
-pub enum Disposition {
-    /// Temporary relief granted (临时救助). Above the township's limit a supervisor approves.
-    ReliefGranted {
-        #[serde(rename = "amount_fen")]
-        amount: Money,
-    },
-    /// Enrolled in 低保 or 特困 (or another category).
-    Enrolled { category: Category },
-    /// Referred to another department (medical aid, housing, employment, …).
-    Referred { department: String },
-    /// 风险消除: the risk is gone.
-    RiskCleared,
-    /// Nothing was wrong (a record about someone else, a bill already covered, …).
-    FalseAlarm,
-}
-
-impl Disposition {
-    pub fn code(&self) -> &'static str {
-        match self {
-            Disposition::ReliefGranted { .. } => "relief_granted",
-            Disposition::Enrolled { .. } => "enrolled",
-            Disposition::Referred { .. } => "referred",
-            Disposition::RiskCleared => "risk_cleared",
-            Disposition::FalseAlarm => "false_alarm",
-        }
-    }
-}
+/// Where a warning is and how it was resolved (their data types live in `doudi_model`).
+pub use doudi_model::{Disposition, WarningStatus as Status};
 
 /// A person's move on a warning.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use doudi_model::{Assessment, Category, Fact, Household, Level};
+use doudi_model::{Category, Fact, Household};
 use doudi_risk::{RuleSet, Warned};
 
 use super::open_store;
@@ -110,17 +110,18 @@ async fn report(config: &Config, args: &BacktestArgs) -> anyhow::Result<ExitCode
     let mut rows = Vec::with_capacity(warnings.len());
     let mut unread = 0usize;
     for w in &warnings {
-        let level = Level::from_code(&w.level);
         let category = w
             .household
             .get("category")
             .and_then(|c| serde_json::from_value::<Category>(c.clone()).ok());
-        let latest = serde_json::from_value::<Assessment>(w.summary.clone()).ok();
-        match (level, category, latest) {
-            (Some(level), Some(category), Some(latest)) => {
-                rows.push((w.household_id.as_str(), level, category, latest))
-            }
-            _ => unread += 1,
+        match category {
+            Some(category) => rows.push((
+                w.household_id.as_str(),
+                w.level,
+                category,
+                w.summary.clone(),
+            )),
+            None => unread += 1,
         }
     }
     if unread > 0 {

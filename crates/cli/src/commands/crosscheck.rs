@@ -15,7 +15,7 @@ use doudi_crosscheck::{
 use doudi_store::{CrosscheckRunRow, FindingRow, NightChanges};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use super::{officers, open_store};
+use super::open_store;
 use crate::Config;
 
 #[derive(Debug, Args)]
@@ -74,7 +74,7 @@ pub async fn run(config: &Config, args: CrosscheckArgs) -> anyhow::Result<ExitCo
     if register.is_empty() {
         anyhow::bail!("the register is empty: import it first (doudi import FILE)");
     }
-    let directory = officers::load_directory(&store).await?;
+    let directory = doudi_app::engine::directory(&store).await?;
     let started_at = chrono::Utc::now();
     tracing::info!(households = register.len(), night = %as_of, snapshots = %args.snapshots.display(), "cross-check starting");
 

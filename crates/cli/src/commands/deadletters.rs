@@ -3,7 +3,9 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use super::{load_engine, open_store};
+use doudi_pipeline::ReplayOptions;
+
+use super::{asker, engine_settings, open_store};
 use crate::Config;
 
 #[derive(Debug, Subcommand)]
@@ -81,24 +83,18 @@ async fn replay(
     reason: Option<&str>,
     feeds: &std::path::Path,
 ) -> anyhow::Result<()> {
-    // The engine (register index, identity model) only when there is something to replay.
-    if store
-        .dead_letters_to_replay(ids, reason, 0, 1)
-        .await?
-        .is_empty()
-    {
-        println!("no dead letters to replay");
-        return Ok(());
-    }
-    let engine = load_engine(config, store, None).await?;
-    let opts = doudi_pipeline::ReplayOptions {
+    let settings = engine_settings(config)?;
+    let replay = ReplayOptions {
         ids,
         reason,
         feeds,
-        limits: config.limits.parse_limits(),
+        limits: settings.limits,
         page_size: config.limits.batch_size.max(1) as i64,
     };
-    let report = doudi_pipeline::replay_dead_letters(store, &engine, &opts).await?;
+    let Some(report) = doudi_app::replay::replay(store, &settings, &asker(), &replay).await? else {
+        println!("no dead letters to replay");
+        return Ok(());
+    };
     for s in &report.still_refused {
         println!(
             "#{} {}:{}: still refused: [{}] {}",
@@ -106,7 +102,6 @@ async fn replay(
         );
     }
     let (replayed, still, total) = (report.replayed, report.still_refused.len(), &report.outcome);
-    tracing::info!(replayed, still_refused = still, "dead letters replayed");
     println!(
         "replayed {replayed} dead letters: {} new events ({} duplicates), {} linked, {} for review, {} unmatched, {} warnings opened; {still} still refused",
         total.accepted,

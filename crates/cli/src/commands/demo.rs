@@ -4,8 +4,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use doudi_model::{mask_name, Household};
-use doudi_risk::Assessment;
+use doudi_model::{mask_name, Household, Level};
 use doudi_synth::{GenConfig, Noise};
 
 use super::{gen, import, officers, open_store, run};
@@ -112,12 +111,12 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     let status = store.status().await?;
     let open: i64 = status.warnings_open.values().sum();
-    let level = |l: &str| status.warnings_open.get(l).copied().unwrap_or(0);
+    let level = |l: Level| status.warnings_open.get(&l).copied().unwrap_or(0);
     println!(
         "\n预警 Open warnings: {open} — 红色 red {}, 橙色 orange {}, 黄色 yellow {}. The most urgent:\n",
-        level("red"),
-        level("orange"),
-        level("yellow")
+        level(Level::Red),
+        level(Level::Orange),
+        level(Level::Yellow)
     );
     for w in store.open_warnings(args.show, None).await? {
         print_warning(&w);
@@ -134,17 +133,15 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_warning(w: &doudi_store::WarningView) {
-    let assessment: Option<Assessment> = serde_json::from_value(w.summary.clone()).ok();
+    let assessment = &w.summary;
     let household: Option<Household> = serde_json::from_value(w.household.clone()).ok();
-    let level_zh = match w.level.as_str() {
-        "red" => "红色",
-        "orange" => "橙色",
-        "yellow" => "黄色",
-        _ => "",
+    let level_zh = match w.level {
+        Level::None => "",
+        other => other.name_zh(),
     };
     println!(
         "[{level_zh} {}] 预警 #{} · 户 {} · score {} · 责任人 officer {}",
-        w.level.to_uppercase(),
+        w.level.code().to_uppercase(),
         w.warning_id,
         w.household_id,
         w.score,
@@ -171,7 +168,8 @@ fn print_warning(w: &doudi_store::WarningView) {
             .collect();
         println!("  成员 members: {}", members.join(", "));
     }
-    if let Some(a) = &assessment {
+    {
+        let a = assessment;
         println!("  原因 why:");
         for c in &a.contributions {
             println!("   {:+4}  {}", c.points, c.reason_zh);
@@ -204,14 +202,12 @@ fn relation_zh(r: doudi_model::Relation) -> &'static str {
     }
 }
 
-/// `2026-11-24 22:23 (+08:00), in 23 h` from a stored UTC timestamp.
-fn deadline_text(stored: &str) -> String {
-    let Ok(t) = chrono::DateTime::parse_from_rfc3339(stored) else {
-        return stored.to_string();
-    };
-    let china = chrono::FixedOffset::east_opt(8 * 3600).unwrap_or(*t.offset());
+/// `2026-11-24 22:23 (+08:00), in 23 h`.
+fn deadline_text(t: &chrono::DateTime<chrono::Utc>) -> String {
+    let china = chrono::FixedOffset::east_opt(8 * 3600)
+        .unwrap_or_else(|| chrono::Offset::fix(&chrono::Utc));
     let local = t.with_timezone(&china);
-    let hours = (t.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_hours();
+    let hours = (*t - chrono::Utc::now()).num_hours();
     let left = if hours >= 0 {
         format!("in {hours} h")
     } else {

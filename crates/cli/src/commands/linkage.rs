@@ -1,13 +1,12 @@
 //! `doudi linkage`: the identity model — train it, show it, explain a decision, and evaluate the
 //! engine on any pair of CSV files.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
 use doudi_linkage::{LinkDecision, Model, Outcome};
-use doudi_store::Store;
 
 use super::open_store;
 use crate::Config;
@@ -91,7 +90,8 @@ pub async fn run(config: &Config, cmd: LinkageCommand) -> anyhow::Result<ExitCod
                 config.limits.parse_limits(),
                 register,
             );
-            match train_and_store(&config, &store, &engine, &feeds).await? {
+            let settings = super::engine_settings(&config)?;
+            match doudi_app::engine::train_and_store(&store, &settings, &engine, &feeds).await? {
                 Some(model) => println!(
                     "trained identity model {} ({}); it is now the active model",
                     model.version, model.method
@@ -160,10 +160,10 @@ pub async fn run(config: &Config, cmd: LinkageCommand) -> anyhow::Result<ExitCod
                     "{}",
                     explain(
                         config,
-                        &row.outcome,
+                        row.outcome,
                         row.household_id,
                         row.member_id,
-                        &row.evidence
+                        row.evidence
                     )
                 );
             }
@@ -194,132 +194,21 @@ pub async fn run(config: &Config, cmd: LinkageCommand) -> anyhow::Result<ExitCod
     }
 }
 
-/// A stored decision, for a person to read (the raw evidence if it cannot be read as one).
+/// A stored decision, for a person to read.
 pub fn explain(
     config: &Config,
-    outcome: &str,
+    outcome: Outcome,
     household_id: Option<String>,
     member_id: Option<String>,
-    evidence: &serde_json::Value,
+    evidence: doudi_model::Evidence,
 ) -> String {
-    let outcome = match outcome {
-        "linked" => Outcome::Linked,
-        "review" => Outcome::Review,
-        _ => Outcome::Unmatched,
-    };
-    match serde_json::from_value(evidence.clone()) {
-        Ok(evidence) => doudi_linkage::explain(
-            &LinkDecision {
-                outcome,
-                household_id,
-                member_id,
-                evidence,
-            },
-            &config.linkage.thresholds,
-        ),
-        Err(_) => format!(
-            "(evidence of an earlier model version)\n{}\n",
-            serde_json::to_string_pretty(evidence).unwrap_or_default()
-        ),
-    }
-}
-
-/// Train on a sample of `feeds` and make the model the active one; `None` if the feeds hold no
-/// valid record.
-pub async fn train_and_store(
-    config: &Config,
-    store: &Store,
-    engine: &doudi_pipeline::Engine,
-    feeds: &Path,
-) -> anyhow::Result<Option<Model>> {
-    let limits = config.limits.parse_limits();
-    let n = config.linkage.train_sample;
-    let iterations = config.linkage.train_iterations;
-    let started = std::time::Instant::now();
-    let (subjects, model) = tokio::task::block_in_place(|| -> anyhow::Result<_> {
-        let subjects = doudi_pipeline::files::sample_subjects(feeds, &limits, n)
-            .with_context(|| format!("cannot sample the feeds in {}", feeds.display()))?;
-        if subjects.is_empty() {
-            return Ok((0, None));
-        }
-        let model = doudi_linkage::train(engine.index().index(), &subjects, iterations);
-        Ok((subjects.len(), Some(model)))
-    })?;
-    let Some(model) = model else {
-        return Ok(None);
-    };
-    // People's review decisions, where there are any, improve the estimate.
-    let labels = labelled_pairs(store).await?;
-    let model = if labels.is_empty() {
-        model
-    } else {
-        let (blended, used) = doudi_linkage::blend_labels(
-            &model,
-            engine.index().index(),
-            &labels,
-            config.linkage.label_strength,
-        );
-        tracing::info!(
-            labels = used,
-            "blended people's review decisions into the identity model"
-        );
-        blended
-    };
-    store
-        .activate_linkage_model(
-            &model.version,
-            &serde_json::to_string(&model)?,
-            subjects as i64,
-        )
-        .await?;
-    tracing::info!(
-        model = %model.version,
-        records = subjects,
-        ms = started.elapsed().as_millis() as u64,
-        "trained the identity model on a sample of the feeds"
-    );
-    Ok(Some(model))
-}
-
-/// Labelled pairs from decided reviews: the member a person linked is a match; every other
-/// candidate the linker offered (all of them, for a rejection) is a non-match.
-async fn labelled_pairs(store: &Store) -> anyhow::Result<Vec<doudi_linkage::LabelledPair>> {
-    let limits = doudi_model::ParseLimits::STORED;
-    let mut out = Vec::new();
-    for (event, decision, evidence) in store.decided_reviews().await? {
-        let Ok(event) = doudi_model::parse_event(event.as_bytes(), &limits) else {
-            continue;
-        };
-        let chosen = decision.member_id.as_deref();
-        if let (Some(hh), Some(m)) = (&decision.household_id, chosen) {
-            out.push(doudi_linkage::LabelledPair {
-                subject: event.subject.clone(),
-                household_id: hh.clone(),
-                member_id: m.to_string(),
-                is_match: true,
-            });
-        }
-        for c in evidence
-            .get("cands")
-            .and_then(|c| c.as_array())
-            .into_iter()
-            .flatten()
-        {
-            let (Some(hh), Some(m)) = (
-                c.get("hh").and_then(|v| v.as_str()),
-                c.get("m").and_then(|v| v.as_str()),
-            ) else {
-                continue;
-            };
-            if Some(m) != chosen {
-                out.push(doudi_linkage::LabelledPair {
-                    subject: event.subject.clone(),
-                    household_id: hh.to_string(),
-                    member_id: m.to_string(),
-                    is_match: false,
-                });
-            }
-        }
-    }
-    Ok(out)
+    doudi_linkage::explain(
+        &LinkDecision {
+            outcome,
+            household_id,
+            member_id,
+            evidence,
+        },
+        &config.linkage.thresholds,
+    )
 }

@@ -22,7 +22,10 @@ pub mod tokens;
 pub mod trace;
 pub mod warnings;
 
+use std::process::ExitCode;
+
 use anyhow::Context;
+use doudi_app::{AppError, EngineSettings, Who};
 use doudi_store::Store;
 
 use crate::Config;
@@ -62,80 +65,28 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         })
 }
 
+/// What the engine is made with, from the configuration.
+pub fn engine_settings(config: &Config) -> anyhow::Result<EngineSettings> {
+    Ok(EngineSettings {
+        rules: config.rule_set()?,
+        limits: config.limits.parse_limits(),
+        thresholds: config.linkage.thresholds.clone(),
+        train_sample: config.linkage.train_sample,
+        train_iterations: config.linkage.train_iterations,
+        label_strength: config.linkage.label_strength,
+    })
+}
+
 /// The pipeline's engine over the stored register, with the configured rule set, the officer
-/// directory and the active identity model. With no model stored yet and `feeds` given, one is
-/// trained on a sample of the feeds first and stored, so that every later run (a restart too)
-/// links with the same model.
+/// directory and the active identity model (see `doudi_app::engine::load_engine`: with no model
+/// stored yet and `feeds` given, one is trained first).
 pub async fn load_engine(
     config: &Config,
     store: &Store,
     feeds: Option<&std::path::Path>,
 ) -> anyhow::Result<doudi_pipeline::Engine> {
-    let engine = engine_parts(config, store, doudi_pipeline::Engine::new).await?;
-    let model = match store.active_linkage_model().await? {
-        Some(m) => Some(
-            serde_json::from_str::<doudi_linkage::Model>(&m.model)
-                .with_context(|| format!("stored linkage model {} is unreadable", m.version))?,
-        ),
-        None => match feeds {
-            Some(dir) if !engine.index().is_empty() => {
-                linkage::train_and_store(config, store, &engine, dir).await?
-            }
-            _ => None,
-        },
-    };
-    Ok(match model {
-        Some(model) => {
-            tracing::info!(model = %model.version, "identity model loaded");
-            engine.with_model(model, config.linkage.thresholds.clone())
-        }
-        None => {
-            tracing::info!("identity model: the prior (none trained yet)");
-            engine
-        }
-    })
-}
-
-/// The engine for applying facts already linked (a review decision): rules, register and
-/// officer directory, without building the register's identity index.
-pub async fn load_assessor(
-    config: &Config,
-    store: &Store,
-) -> anyhow::Result<doudi_pipeline::Engine> {
-    engine_parts(config, store, doudi_pipeline::Engine::assess_only).await
-}
-
-/// How an engine is made from rules, limits and the register.
-type BuildEngine = fn(
-    doudi_risk::RuleSet,
-    doudi_model::ParseLimits,
-    Vec<doudi_model::Household>,
-) -> doudi_pipeline::Engine;
-
-/// Rules, register and officer directory, made into an engine by `build`.
-async fn engine_parts(
-    config: &Config,
-    store: &Store,
-    build: BuildEngine,
-) -> anyhow::Result<doudi_pipeline::Engine> {
-    let rules = config.rule_set()?;
-    let register = store
-        .load_register()
-        .await
-        .context("cannot load the register")?;
-    if register.is_empty() {
-        tracing::warn!(
-            "the register is empty: every event will be unmatched (run `doudi import FILE` first)"
-        );
-    }
-    tracing::info!(households = register.len(), rule_set = %rules.version, "register and rules loaded");
-    let directory = officers::load_directory(store).await?;
-    if directory.is_empty() {
-        tracing::warn!(
-            "no officer directory: warnings stay unassigned (run `doudi officers import FILE`)"
-        );
-    }
-    Ok(build(rules, config.limits.parse_limits(), register).with_directory(directory))
+    let settings = engine_settings(config)?;
+    Ok(doudi_app::engine::load_engine(store, &settings, feeds).await?)
 }
 
 /// Who is using the command line, for the audit trail of reads of personal data: `DOUDI_USER`,
@@ -147,22 +98,19 @@ pub fn reader() -> String {
         .unwrap_or_else(|_| "cli:unknown".to_string())
 }
 
-/// Mask a person's ID number and name (a JSON object with `id_number` and `name`) for display.
-pub fn mask_person(p: &mut serde_json::Value) {
-    if let Some(id) = p.get("id_number").and_then(serde_json::Value::as_str) {
-        p["id_number"] = serde_json::Value::String(doudi_model::mask_id_str(id));
-    }
-    if let Some(name) = p.get("name").and_then(serde_json::Value::as_str) {
-        p["name"] = serde_json::Value::String(doudi_model::mask_name(name));
-    }
+/// The command line as the use cases see it: the operator on the server (an administrator:
+/// personal data masked, every read audited under [`reader`]).
+pub fn asker() -> Who {
+    Who::operator(reader())
 }
 
-/// Mask every member of a household record (JSON) for display.
-pub fn mask_household(h: &mut serde_json::Value) {
-    if let Some(members) = h
-        .get_mut("members")
-        .and_then(serde_json::Value::as_array_mut)
-    {
-        members.iter_mut().for_each(mask_person);
+/// A use case's refusal as the command line says it (`error: …`, exit 2); a failure stays an
+/// error (exit 1).
+pub fn refused(e: AppError) -> anyhow::Result<ExitCode> {
+    if e.is_refusal() {
+        eprintln!("error: {e}");
+        Ok(ExitCode::from(2))
+    } else {
+        Err(e.into())
     }
 }

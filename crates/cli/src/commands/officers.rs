@@ -60,7 +60,7 @@ pub async fn run(config: &Config, cmd: OfficersCommand) -> anyhow::Result<ExitCo
         }
         OfficersCommand::List { json } => {
             let store = open_store(config).await?;
-            let directory = load_directory(&store).await?;
+            let directory = doudi_app::engine::directory(&store).await?;
             store.close().await;
             let mut all: Vec<&Officer> = directory_officers(&directory);
             all.sort_by(|a, b| {
@@ -73,7 +73,8 @@ pub async fn run(config: &Config, cmd: OfficersCommand) -> anyhow::Result<ExitCo
                     .iter()
                     .map(|o| {
                         let mut o = (*o).clone();
-                        o.channels.phone = o.channels.phone.as_deref().map(mask_phone);
+                        o.channels.phone =
+                            o.channels.phone.as_deref().map(doudi_app::mask::mask_phone);
                         o
                     })
                     .collect();
@@ -154,31 +155,6 @@ pub async fn import(
     Ok(store.import_officers(&rows).await?)
 }
 
-/// The stored directory (empty if none was imported).
-pub async fn load_directory(store: &Store) -> anyhow::Result<Directory> {
-    let rows = store.load_officers().await?;
-    let officers = rows
-        .iter()
-        .map(|r| {
-            serde_json::from_str::<Officer>(&r.record)
-                .with_context(|| format!("stored officer {} is unreadable", r.officer_id))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Directory::new(officers)
-        .context("the stored officer directory is inconsistent; import it again")
-}
-
-/// A phone number as shown: its first three and last two digits.
-fn mask_phone(p: &str) -> String {
-    let chars: Vec<char> = p.chars().collect();
-    if chars.len() <= 5 {
-        return "*".repeat(chars.len());
-    }
-    let head: String = chars[..3].iter().collect();
-    let tail: String = chars[chars.len() - 2..].iter().collect();
-    format!("{head}{}{tail}", "*".repeat(chars.len() - 5))
-}
-
 /// A parse error without the values it quotes (a phone number or a name typed in the wrong
 /// place must not be echoed to a terminal or a log); field and variant names stay.
 fn without_values(msg: &str) -> String {
@@ -228,6 +204,6 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(without_values(&e).contains("chief"), "{e}");
-        assert_eq!(mask_phone("13800138000"), "138******00");
+        assert_eq!(doudi_app::mask::mask_phone("13800138000"), "138******00");
     }
 }

@@ -3,9 +3,10 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use doudi_store::{ReviewChoice, ReviewItem};
+use doudi_app::review::{decide, Decision};
+use doudi_store::{ts, ReviewItem};
 
-use super::{load_assessor, open_store};
+use super::{asker, engine_settings, open_store, refused};
 use crate::Config;
 
 #[derive(Debug, Subcommand)]
@@ -99,15 +100,12 @@ pub async fn run(config: &Config, cmd: ReviewCommand) -> anyhow::Result<ExitCode
             by,
             note,
         } => {
-            let choice = match link {
-                Some(member_id) => ReviewChoice::Link {
-                    household_id: String::new(),
-                    member_id,
-                },
-                None => ReviewChoice::Reject,
+            let decision = match link {
+                Some(member_id) => Decision::Link { member_id },
+                None => Decision::Reject,
             };
-            let engine = load_assessor(config, &store).await?;
-            match doudi_pipeline::decide_review(&store, &engine, seq, choice, &by, &note).await {
+            let settings = engine_settings(config)?;
+            match decide(&store, &settings, &asker(), seq, decision, &by, &note).await {
                 Ok(done) => {
                     match (&done.household_id, &done.level) {
                         (Some(hh), Some(level)) => println!(
@@ -121,11 +119,7 @@ pub async fn run(config: &Config, cmd: ReviewCommand) -> anyhow::Result<ExitCode
                     }
                     ExitCode::SUCCESS
                 }
-                Err(doudi_pipeline::PipelineError::Store(doudi_store::StoreError::Conflict(m))) => {
-                    eprintln!("error: {m}");
-                    ExitCode::from(2)
-                }
-                Err(e) => return Err(e.into()),
+                Err(e) => refused(e)?,
             }
         }
     };
@@ -134,15 +128,13 @@ pub async fn run(config: &Config, cmd: ReviewCommand) -> anyhow::Result<ExitCode
 }
 
 fn list_line(item: &ReviewItem) -> String {
-    let candidates = item
-        .evidence
-        .get("cands")
-        .or_else(|| item.evidence.get("candidates"))
-        .and_then(|c| c.as_array())
-        .map_or(0, Vec::len);
     format!(
         "#{:<8} {:<16} {:<22} occurred {}  {} candidate(s)",
-        item.seq, item.source, item.kind, item.occurred_at, candidates
+        item.seq,
+        item.source,
+        item.kind,
+        ts(&item.occurred_at),
+        item.evidence.candidates.len()
     )
 }
 
@@ -153,11 +145,18 @@ fn print_item(config: &Config, item: &ReviewItem) {
     );
     println!(
         "occurred {}; sent to review {}",
-        item.occurred_at, item.queued_at
+        ts(&item.occurred_at),
+        ts(&item.queued_at)
     );
     print!(
         "{}",
-        super::linkage::explain(config, "review", None, None, &item.evidence)
+        super::linkage::explain(
+            config,
+            doudi_model::LinkOutcome::Review,
+            None,
+            None,
+            item.evidence.clone()
+        )
     );
     match &item.decision {
         None => println!(
@@ -169,7 +168,7 @@ fn print_item(config: &Config, item: &ReviewItem) {
             d.decision,
             d.member_id.as_deref().unwrap_or(""),
             d.decided_by,
-            d.decided_at,
+            ts(&d.decided_at),
             if d.note.is_empty() {
                 String::new()
             } else {

@@ -4,9 +4,9 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use clap::Subcommand;
-use doudi_model::RegionCode;
+use doudi_app::silences::{add_silence, NewSilence, Scope};
 
-use super::open_store;
+use super::{asker, open_store, refused};
 use crate::Config;
 
 #[derive(Debug, Subcommand)]
@@ -53,10 +53,6 @@ Examples:
     },
 }
 
-fn stamp(t: DateTime<Utc>) -> String {
-    doudi_store::ts(&t)
-}
-
 pub async fn run(config: &Config, cmd: SilencesCommand) -> anyhow::Result<ExitCode> {
     let store = open_store(config).await?;
     let code = match cmd {
@@ -69,69 +65,33 @@ pub async fn run(config: &Config, cmd: SilencesCommand) -> anyhow::Result<ExitCo
             until,
             hours,
         } => {
-            let (scope, target) = match (household, region) {
-                (Some(h), _) => ("household", h),
-                (None, Some(r)) => match RegionCode::parse(&r) {
-                    Ok(code) => ("region", code.as_str().to_string()),
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return Ok(ExitCode::from(2));
-                    }
-                },
+            let scope = match (household, region) {
+                (Some(h), _) => Scope::Household(h),
+                (None, Some(r)) => Scope::Region(r),
                 (None, None) => unreachable_args()?,
             };
-            // Only a supervisor whose region contains the silenced one may set it.
-            let region = match scope {
-                "region" => Some(target.clone()),
-                _ => store.household_region(&target).await?,
-            };
-            let Some(region) = region else {
-                eprintln!("error: household {target} is not in the register");
-                return Ok(ExitCode::from(2));
-            };
-            let directory = super::officers::load_directory(&store).await?;
-            let allowed = directory.get(&by).is_some_and(|o| {
-                o.role == doudi_warnings::routing::Role::Supervisor
-                    && region.starts_with(o.region.as_str())
-            });
-            if !allowed {
-                let why = format!(
-                    "{by:?} may not silence {scope} {target}: only a supervisor whose region contains {region} may (see `doudi officers list`)"
-                );
-                store
-                    .audit(
-                        &by,
-                        "silence_refused",
-                        &format!("{scope}:{target}"),
-                        &serde_json::json!({"refused": why}),
-                    )
-                    .await?;
-                eprintln!("error: {why}");
-                return Ok(ExitCode::from(2));
-            }
-            if reason.trim().is_empty() {
-                eprintln!("error: a silence needs a reason (--reason)");
-                return Ok(ExitCode::from(2));
-            }
             let start = from.map_or_else(Utc::now, |t| t.with_timezone(&Utc));
             let end = match (until, hours) {
                 (Some(t), _) => t.with_timezone(&Utc),
                 (None, Some(h)) => start + TimeDelta::hours(i64::from(h)),
                 (None, None) => unreachable_args()?,
             };
-            if end <= start {
-                eprintln!("error: the silence ends ({end}) before it starts ({start})");
-                return Ok(ExitCode::from(2));
+            let silence = NewSilence {
+                scope,
+                reason,
+                start,
+                end,
+            };
+            match add_silence(&store, &asker(), &by, &silence).await {
+                Ok(s) => {
+                    println!(
+                        "silence #{}: {} {} from {} until {}",
+                        s.silence_id, s.scope, s.target, s.starts_at, s.ends_at
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => refused(e)?,
             }
-            let id = store
-                .add_silence(scope, &target, &reason, &stamp(start), &stamp(end), &by)
-                .await?;
-            println!(
-                "silence #{id}: {scope} {target} from {} until {}",
-                stamp(start),
-                stamp(end)
-            );
-            ExitCode::SUCCESS
         }
         SilencesCommand::List { json } => {
             let list = store.silences().await?;

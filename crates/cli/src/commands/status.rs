@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Args;
+use doudi_model::Level;
 
 use super::open_store;
 use crate::Config;
@@ -41,9 +42,9 @@ pub async fn run(config: &Config, args: StatusArgs) -> anyhow::Result<ExitCode> 
         s.applied, s.assessments
     );
     let open: i64 = s.warnings_open.values().sum();
-    let by_level: Vec<String> = ["red", "orange", "yellow"]
+    let by_level: Vec<String> = [Level::Red, Level::Orange, Level::Yellow]
         .iter()
-        .map(|l| format!("{l} {}", s.warnings_open.get(*l).copied().unwrap_or(0)))
+        .map(|l| format!("{l} {}", s.warnings_open.get(l).copied().unwrap_or(0)))
         .collect();
     println!(
         "warnings open   {open} ({}); {} ever opened",

@@ -7,7 +7,7 @@ use clap::{Subcommand, ValueEnum};
 use doudi_model::RegionCode;
 use doudi_store::{NewToken, StoreError};
 
-use super::{officers, open_store};
+use super::open_store;
 use crate::Config;
 
 /// What a token may do.
@@ -112,7 +112,7 @@ pub async fn run(config: &Config, cmd: TokensCommand) -> anyhow::Result<ExitCode
                     );
                     return Ok(ExitCode::from(2));
                 };
-                let directory = officers::load_directory(&store).await?;
+                let directory = doudi_app::engine::directory(&store).await?;
                 let Some(o) = directory.get(id) else {
                     eprintln!(
                         "error: officer {id:?} is not in the directory (see `doudi officers list`)"

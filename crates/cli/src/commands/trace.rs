@@ -5,10 +5,13 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use doudi_store::TraceEntry;
+use doudi_app::household::trace;
+use doudi_app::mask::View;
+use doudi_app::AppError;
+use doudi_store::{ts, TraceEntry};
 use serde_json::Value;
 
-use super::{mask_household, mask_person, open_store};
+use super::{asker, open_store, refused};
 use crate::Config;
 
 #[derive(Debug, Args)]
@@ -26,28 +29,19 @@ pub struct TraceArgs {
 
 pub async fn run(config: &Config, args: TraceArgs) -> anyhow::Result<ExitCode> {
     let store = open_store(config).await?;
-    let mut entries = store.trace(&args.household).await?;
-    if !entries.is_empty() {
-        store
-            .audit(
-                &super::reader(),
-                "read_personal_data",
-                &format!("household:{}", args.household),
-                &serde_json::json!({"via": "trace", "entries": entries.len()}),
-            )
-            .await?;
-    }
+    let read = trace(&store, &asker(), &args.household, View::Trace, "trace").await;
     store.close().await;
-    if entries.is_empty() {
-        eprintln!(
-            "error: the store knows nothing of household {} (check the id: `doudi warnings list`)",
-            args.household
-        );
-        return Ok(ExitCode::from(2));
-    }
-    for e in &mut entries {
-        mask(e);
-    }
+    let entries = match read {
+        Ok(r) => r.value,
+        Err(AppError::NotFound(_)) => {
+            eprintln!(
+                "error: the store knows nothing of household {} (check the id: `doudi warnings list`)",
+                args.household
+            );
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return refused(e),
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(ExitCode::SUCCESS);
@@ -63,34 +57,12 @@ pub async fn run(config: &Config, args: TraceArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Mask the ID numbers and names a trace entry carries.
-fn mask(e: &mut TraceEntry) {
-    match e {
-        TraceEntry::Register {
-            record: Some(record),
-            ..
-        } => mask_household(record),
-        TraceEntry::Event { raw, .. } => {
-            *raw = match serde_json::from_str::<Value>(raw) {
-                Ok(mut v) => {
-                    if let Some(s) = v.get_mut("subject") {
-                        mask_person(s);
-                    }
-                    v.to_string()
-                }
-                Err(_) => format!("(not JSON: {} bytes, kept in the store)", raw.len()),
-            }
-        }
-        _ => {}
-    }
-}
-
 fn print_entry(e: &TraceEntry) {
     match e {
         TraceEntry::Register {
             at, change, file, ..
         } => {
-            println!("{at}  register   {change} (import of {file})");
+            println!("{}  register   {change} (import of {file})", ts(at));
         }
         TraceEntry::Event {
             seq,
@@ -106,10 +78,11 @@ fn print_entry(e: &TraceEntry) {
             review,
             ..
         } => {
-            let total = evidence.get("total").and_then(Value::as_f64);
-            let model = evidence.get("model").and_then(Value::as_str).unwrap_or("");
+            let total = evidence.total;
+            let model = &evidence.model_version;
             println!(
-                "{at}  event #{seq} {source} {kind} {event_id} ({stream}:{position}) → {outcome} {}{}",
+                "{}  event #{seq} {source} {kind} {event_id} ({stream}:{position}) → {outcome} {}{}",
+                ts(at),
                 member_id.as_deref().unwrap_or(""),
                 total
                     .map(|t| format!(" [match weight {t:.1}, model {model}]"))
@@ -135,21 +108,12 @@ fn print_entry(e: &TraceEntry) {
             assessment,
         } => {
             println!(
-                "{at}  assessed after #{seq}: score {score}, {level} (rules {rule_set_version})"
+                "{}  assessed after #{seq}: score {score}, {level} (rules {rule_set_version})",
+                ts(at)
             );
             if let Some(a) = assessment {
-                for c in a
-                    .get("contributions")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    println!(
-                        "{:27}{:+5} {}",
-                        "",
-                        c.get("points").and_then(Value::as_i64).unwrap_or(0),
-                        c.get("reason_zh").and_then(Value::as_str).unwrap_or("")
-                    );
+                for c in &a.contributions {
+                    println!("{:27}{:+5} {}", "", c.points, c.reason_zh);
                 }
             }
         }
@@ -164,7 +128,8 @@ fn print_entry(e: &TraceEntry) {
             ..
         } => {
             println!(
-                "{at}  warning #{warning_id} {action} by {actor} ({level}){}{}",
+                "{}  warning #{warning_id} {action} by {actor} ({level}){}{}",
+                ts(at),
                 note.as_deref()
                     .filter(|n| !n.is_empty())
                     .map(|n| format!(" — {n}"))

@@ -3,11 +3,14 @@
 use std::process::ExitCode;
 
 use clap::{Subcommand, ValueEnum};
-use doudi_model::{Category, Money, RegionCode};
-use doudi_store::{StoreError, WarningMove};
-use doudi_warnings::lifecycle::{authorise, check_reason, transition, Disposition, Move, Status};
+use doudi_app::mask::mask_warning;
+use doudi_app::warnings::{move_warning, show_warning, tick, MoveRequest};
+use doudi_app::AppError;
+use doudi_model::{Category, Money};
+use doudi_store::ts;
+use doudi_warnings::lifecycle::{Disposition, Move};
 
-use super::{mask_household, officers, open_store};
+use super::{asker, open_store, refused};
 use crate::Config;
 
 /// How a warning was resolved (see `doudi warnings resolve --help`).
@@ -124,9 +127,7 @@ pub async fn run(config: &Config, cmd: WarningsCommand) -> anyhow::Result<ExitCo
             json,
         } => {
             let mut list = store.open_warnings(limit, officer.as_deref()).await?;
-            for w in &mut list {
-                mask_household(&mut w.household);
-            }
+            list.iter_mut().for_each(mask_warning);
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else if list.is_empty() {
@@ -136,43 +137,43 @@ pub async fn run(config: &Config, cmd: WarningsCommand) -> anyhow::Result<ExitCo
                     println!(
                         "#{:<6} {:<6} score {:<4} household {:<20} region {} deadline {} officer {}",
                         w.warning_id,
-                        w.level,
+                        w.level.code(),
                         w.score,
                         w.household_id,
                         w.region_code,
-                        w.deadline,
+                        ts(&w.deadline),
                         w.assigned_to.as_deref().unwrap_or("(unassigned)")
                     );
                 }
             }
             ExitCode::SUCCESS
         }
-        WarningsCommand::Show { id, json } => match store.warning_detail(id).await? {
-            None => {
-                eprintln!("error: no warning #{id} (see `doudi warnings list`)");
-                ExitCode::from(2)
-            }
-            Some(mut d) => {
-                store
-                    .audit(
-                        &super::reader(),
-                        "read_personal_data",
-                        &format!("household:{}", d.warning.household_id),
-                        &serde_json::json!({"via": "warnings show", "warning_id": id}),
-                    )
-                    .await?;
-                mask_household(&mut d.warning.household);
-                if json {
+        WarningsCommand::Show { id, json } => {
+            match show_warning(&store, &asker(), id, "warnings show").await {
+                Ok(d) if json => {
                     println!("{}", serde_json::to_string_pretty(&d)?);
-                } else {
-                    print_detail(&d);
+                    ExitCode::SUCCESS
                 }
-                ExitCode::SUCCESS
+                Ok(d) => {
+                    print_detail(&d);
+                    ExitCode::SUCCESS
+                }
+                Err(AppError::NotFound(_)) => {
+                    eprintln!("error: no warning #{id} (see `doudi warnings list`)");
+                    ExitCode::from(2)
+                }
+                Err(e) => refused(e)?,
             }
-        },
+        }
         WarningsCommand::Tick { now } => {
             let now = now.map_or_else(chrono::Utc::now, |t| t.with_timezone(&chrono::Utc));
-            tick(config, &store, now).await?
+            let directory = doudi_app::engine::directory(&store).await?;
+            let t = tick(&store, &directory, &config.warnings.escalation, now).await?;
+            println!(
+                "escalated {}, reminded {}, held back by silences {}",
+                t.escalated, t.reminded, t.silenced
+            );
+            ExitCode::SUCCESS
         }
         WarningsCommand::Inbox {
             officer,
@@ -188,7 +189,13 @@ pub async fn run(config: &Config, cmd: WarningsCommand) -> anyhow::Result<ExitCo
                 for n in &list {
                     println!(
                         "{}  {:<10} warning #{:<6} {:<6} household {:<14} deadline {}  {}",
-                        n.due_at, n.kind, n.warning_id, n.level, n.household_id, n.deadline, n.note
+                        ts(&n.due_at),
+                        n.kind,
+                        n.warning_id,
+                        n.level.code(),
+                        n.household_id,
+                        ts(&n.deadline),
+                        n.note
                     );
                 }
             }
@@ -247,78 +254,23 @@ async fn make_move(
     note: &str,
     m: Move,
 ) -> anyhow::Result<ExitCode> {
-    let Some(detail) = store.warning_detail(id).await? else {
-        eprintln!("error: no warning #{id} (see `doudi warnings list`)");
-        return Ok(ExitCode::from(2));
-    };
-    let w = &detail.warning;
-    let Some(status) = Status::from_code(&w.status) else {
-        anyhow::bail!("warning #{id} has an unknown status {:?}", w.status);
-    };
-    let region = RegionCode::parse(&w.region_code)?;
-    let directory = officers::load_directory(store).await?;
     let limit = config.rule_set()?.relief.township_limit;
-    if let Err(e) = authorise(
-        &directory,
-        actor,
-        w.assigned_to.as_deref(),
-        &region,
-        &m,
-        limit,
-    ) {
-        if e.is_unauthorised() {
-            store
-                .record_refused_move(id, m.code(), actor, note, &e.to_string())
-                .await?;
-            tracing::warn!(
-                warning_id = id,
-                action = m.code(),
-                "refused a warning move: not authorised"
-            );
-        }
-        eprintln!("error: {e}");
-        return Ok(ExitCode::from(2));
-    }
-    if let Err(e) = check_reason(&m, note) {
-        eprintln!("error: {e}");
-        return Ok(ExitCode::from(2));
-    }
-    let to = match transition(status, &m) {
-        Ok(to) => to,
-        Err(e) => {
-            eprintln!("error: warning #{id}: {e}");
-            return Ok(ExitCode::from(2));
-        }
+    let req = MoveRequest {
+        warning_id: id,
+        officer: actor,
+        note,
+        m,
     };
-    let disposition = match &m {
-        Move::Resolve(d) => Some(serde_json::to_string(d)?),
-        _ => None,
-    };
-    let moved = store
-        .move_warning(&WarningMove {
-            warning_id: id,
-            from: status.code(),
-            to: to.code(),
-            action: m.code(),
-            actor,
-            note,
-            disposition,
-        })
-        .await;
-    match moved {
-        Ok(()) => {
-            println!(
-                "warning #{id}: {} → {} by {actor}",
-                status.code(),
-                to.code()
-            );
+    match move_warning(store, &asker(), limit, &req).await {
+        Ok(moved) => {
+            println!("warning #{id}: {} → {} by {actor}", moved.from, moved.to);
             Ok(ExitCode::SUCCESS)
         }
-        Err(StoreError::Conflict(msg)) => {
-            eprintln!("error: {msg}");
+        Err(AppError::NotFound(_)) => {
+            eprintln!("error: no warning #{id} (see `doudi warnings list`)");
             Ok(ExitCode::from(2))
         }
-        Err(e) => Err(e.into()),
+        Err(e) => refused(e),
     }
 }
 
@@ -333,8 +285,8 @@ fn print_detail(d: &doudi_store::WarningDetail) {
         w.assigned_to
             .as_deref()
             .unwrap_or("(nobody: no officer covers the region)"),
-        w.opened_at,
-        w.deadline
+        ts(&w.opened_at),
+        ts(&w.deadline)
     );
     if let Some(members) = w.household.get("members").and_then(|m| m.as_array()) {
         let list: Vec<String> = members
@@ -349,34 +301,25 @@ fn print_detail(d: &doudi_store::WarningDetail) {
             .collect();
         println!("members: {}", list.join(", "));
     }
-    print_explanation(&w.level, &w.summary);
-    if let Some(contribs) = w.summary.get("contributions").and_then(|c| c.as_array()) {
-        println!(
-            "why (rule set {}):",
-            w.summary
-                .get("rule_set_version")
-                .and_then(|v| v.as_str())
-                .unwrap_or("?")
-        );
-        for c in contribs {
-            println!(
-                "  {:+5}  {}",
-                c.get("points").and_then(|v| v.as_i64()).unwrap_or(0),
-                c.get("reason_zh").and_then(|v| v.as_str()).unwrap_or("")
-            );
-        }
+    print_explanation(w.level, &w.summary);
+    println!("why (rule set {}):", w.summary.rule_set_version);
+    for c in &w.summary.contributions {
+        println!("  {:+5}  {}", c.points, c.reason_zh);
     }
     if let Some(disposition) = &d.disposition {
-        println!("disposition: {disposition}");
+        println!(
+            "disposition: {}",
+            serde_json::to_value(disposition).unwrap_or_default()
+        );
     }
     println!("history:");
     for h in &d.history {
         println!(
             "  {}  {:<12} by {:<14} level {:<6}{}{}",
-            h.at,
+            ts(&h.at),
             h.action,
             h.actor,
-            h.level,
+            h.level.code(),
             h.note
                 .as_deref()
                 .filter(|n| !n.is_empty())
@@ -392,11 +335,9 @@ fn print_detail(d: &doudi_store::WarningDetail) {
 
 /// Why the warning is at its level, and "verify and close" when the risk that raised it no longer
 /// counts, with the findings as they stood and what changed since.
-fn print_explanation(level: &str, summary: &serde_json::Value) {
-    use doudi_warnings::explain::{explain_stored, Ask};
-    let Some(e) = explain_stored(level, summary) else {
-        return;
-    };
+fn print_explanation(level: doudi_model::Level, summary: &doudi_model::Assessment) {
+    use doudi_warnings::explain::{explain, Ask};
+    let e = explain(level, summary);
     if e.ask == Ask::VerifyAndClose {
         println!("ask: 请核实后关闭 / verify and close");
     }
@@ -409,129 +350,4 @@ fn print_explanation(level: &str, summary: &serde_json::Value) {
             println!("  {zh}\n  {en}");
         }
     }
-}
-
-/// Escalations and reminders due at `now`.
-async fn tick(
-    config: &Config,
-    store: &doudi_store::Store,
-    now: chrono::DateTime<chrono::Utc>,
-) -> anyhow::Result<ExitCode> {
-    use doudi_warnings::escalation::{due, Clock, Notice};
-    let cfg = &config.warnings.escalation;
-    let directory = officers::load_directory(store).await?;
-    let stamp = |t: chrono::DateTime<chrono::Utc>| doudi_store::ts(&t);
-    let parse = |s: &str| -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
-        Ok(chrono::DateTime::parse_from_rfc3339(s)?.with_timezone(&chrono::Utc))
-    };
-    let mut updates = Vec::new();
-    let mut silenced = 0u64;
-    for w in store.warning_clocks(&stamp(now)).await? {
-        let (Some(status), Some(level)) = (
-            Status::from_code(&w.status),
-            doudi_risk::Level::from_code(&w.level),
-        ) else {
-            continue;
-        };
-        let region = RegionCode::parse(&w.region_code)?;
-        // One person per level above the assigned officer, nearest first.
-        let chain: Vec<String> = directory
-            .escalation_chain(&region)
-            .into_iter()
-            .map(|o| o.officer_id.clone())
-            .filter(|id| Some(id) != w.assigned_to.as_ref())
-            .collect();
-        let opened = parse(&w.opened_at)?;
-        let clock = Clock {
-            status,
-            level,
-            opened_at: opened,
-            deadline: parse(&w.deadline)?,
-            ack_steps: u32::try_from(w.ack_steps).unwrap_or(0),
-            resolve_escalated: w.resolve_escalated,
-            last_notice_at: w
-                .last_notice_at
-                .as_deref()
-                .map(parse)
-                .transpose()?
-                .unwrap_or(opened),
-        };
-        let due_now = due(&clock, now, cfg, chain.len() as u32);
-        if due_now.is_empty() {
-            continue;
-        }
-        if w.silenced_until.is_some() {
-            silenced += 1;
-            continue;
-        }
-        let mut steps = clock.ack_steps;
-        let mut resolve_escalated = clock.resolve_escalated;
-        let mut last = clock.last_notice_at;
-        let holder = |steps: u32| -> Option<String> {
-            match steps {
-                0 => w.assigned_to.clone(),
-                k => chain.get(k as usize - 1).cloned(),
-            }
-        };
-        let mut notices = Vec::new();
-        for n in due_now {
-            let (kind, recipient, at, note) = match n {
-                Notice::Escalate { step, at } => {
-                    steps = step;
-                    (
-                        "escalated",
-                        holder(step),
-                        at,
-                        format!(
-                            "not acknowledged within {} h",
-                            cfg.ack_within_hours.get(level).unwrap_or(0) * step
-                        ),
-                    )
-                }
-                Notice::Overdue { at } => {
-                    resolve_escalated = true;
-                    (
-                        "overdue",
-                        chain.first().cloned(),
-                        at,
-                        "not resolved by its deadline".to_string(),
-                    )
-                }
-                Notice::Remind { at } => {
-                    ("reminder", holder(steps), at, "still waiting".to_string())
-                }
-            };
-            last = at;
-            if let Some(recipient) = recipient {
-                notices.push(doudi_store::NoticeRow {
-                    warning_id: w.warning_id,
-                    kind: kind.to_string(),
-                    recipient,
-                    due_at: stamp(at),
-                    note,
-                });
-            }
-        }
-        updates.push(doudi_store::EscalationUpdate {
-            warning_id: w.warning_id,
-            expected_status: w.status.clone(),
-            expected_ack_steps: w.ack_steps,
-            expected_resolve_escalated: w.resolve_escalated,
-            ack_steps: i64::from(steps),
-            resolve_escalated,
-            last_notice_at: stamp(last),
-            notices,
-        });
-    }
-    let recorded = store.record_escalations(&updates).await?;
-    let count = |kinds: &[&str]| {
-        recorded
-            .iter()
-            .filter(|n| kinds.contains(&n.kind.as_str()))
-            .count()
-    };
-    let (escalated, reminded) = (count(&["escalated", "overdue"]), count(&["reminder"]));
-    tracing::info!(escalated, reminded, silenced, "warnings ticked");
-    println!("escalated {escalated}, reminded {reminded}, held back by silences {silenced}");
-    Ok(ExitCode::SUCCESS)
 }

@@ -226,13 +226,11 @@ impl Fixture {
             "the fixture needs two warnings a side: {own:?} {other:?}"
         );
         for item in store.pending_reviews(100).await.expect("review queue") {
-            let cands = item.evidence["cands"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            let member = cands
-                .first()
-                .and_then(|c| c["m"].as_str())
+            let member = item
+                .evidence
+                .candidate_members()
+                .next()
+                .map(|(_, m)| m)
                 .unwrap_or("")
                 .to_string();
             if member.starts_with("HR") {

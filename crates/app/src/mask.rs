@@ -1,8 +1,45 @@
-//! Masking of personal data in JSON the service shows: ID numbers (`110105********002X`), names
-//! (`王*`), phone numbers (`138******00`) and address detail (`大塘村***`), wherever they sit in a
-//! record (a household, its members, a raw event's subject and data).
+//! One masking policy for every door, by role and by what is shown ([`in_clear`]), and the masking
+//! itself: ID numbers (`110105********002X`), names (`王*`), phone numbers (`138******00`) and
+//! address detail (`大塘村***`), wherever they sit in a record (a household, its members, a raw
+//! event's subject and data).
+//!
+//! | shown                       | officer, supervisor | auditor  | admin (and the command line) |
+//! |-----------------------------|---------------------|----------|------------------------------|
+//! | a warning (list, detail)    | masked              | masked   | masked                       |
+//! | a household's record        | in clear            | masked   | masked                       |
+//! | a household's timeline      | masked              | masked   | masked                       |
+//! | a household's trace         | masked              | in clear | masked                       |
+//!
+//! Officers and supervisors visit the household: they need who lives there and where. Auditors
+//! replay why a household was flagged: the records as received. Every read of a household's
+//! personal data is audited, masked or not (`crate::household`, `crate::warnings`).
 
+use doudi_store::{TraceEntry, WarningView};
 use serde_json::Value;
+
+use crate::who::Role;
+
+/// What is shown of a household.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    /// A warning with its household's record (a list, one warning).
+    Warning,
+    /// A household's register record.
+    Household,
+    /// A household's events and the assessment after each.
+    Timeline,
+    /// Everything about a household in order, the records as received included.
+    Trace,
+}
+
+/// Whether `role` sees personal data in clear on `view` (the table above).
+pub fn in_clear(role: Role, view: View) -> bool {
+    match view {
+        View::Household => role.is_regional(),
+        View::Trace => role == Role::Auditor,
+        View::Warning | View::Timeline => false,
+    }
+}
 
 /// A phone number as shown: its first three and last two characters.
 pub fn mask_phone(p: &str) -> String {
@@ -67,9 +104,13 @@ pub fn mask_raw(raw: &str) -> String {
     }
 }
 
-/// Mask a trace entry's personal data (register versions and raw events).
-pub fn mask_trace_entry(e: &mut doudi_store::TraceEntry) {
-    use doudi_store::TraceEntry;
+/// Mask a warning's household record.
+pub fn mask_warning(w: &mut WarningView) {
+    mask_json(&mut w.household);
+}
+
+/// Mask a trace entry's personal data (register versions, raw events, findings).
+pub fn mask_trace_entry(e: &mut TraceEntry) {
     match e {
         TraceEntry::Register {
             record: Some(record),
@@ -111,5 +152,18 @@ mod tests {
             mask_raw("not json"),
             "(not JSON: 8 bytes, kept in the store)"
         );
+        assert_eq!(mask_phone("13800138000"), "138******00");
+    }
+
+    #[test]
+    fn the_policy_shows_in_clear_only_what_a_role_needs() {
+        use Role::*;
+        assert!(in_clear(Officer, View::Household) && in_clear(Supervisor, View::Household));
+        assert!(!in_clear(Auditor, View::Household) && !in_clear(Admin, View::Household));
+        assert!(in_clear(Auditor, View::Trace));
+        assert!(!in_clear(Officer, View::Trace) && !in_clear(Admin, View::Trace));
+        for r in Role::ALL {
+            assert!(!in_clear(r, View::Warning) && !in_clear(r, View::Timeline));
+        }
     }
 }

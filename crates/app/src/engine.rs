@@ -1,0 +1,239 @@
+//! The pipeline's engine as the use cases need it: rules, the register, the officer directory and
+//! the active identity model, read from the store — the whole register for a run or a replay
+//! (linking needs its index), a few households for a request about them (a review decision).
+//! Training the identity model on a sample of the feeds, people's review decisions blended in, is
+//! here too: a first run trains one before it links.
+
+use std::path::Path;
+
+use doudi_linkage::{LabelledPair, Model, Thresholds};
+use doudi_model::{Household, ParseLimits};
+use doudi_pipeline::Engine;
+use doudi_risk::RuleSet;
+use doudi_store::{Store, StoreError};
+use doudi_warnings::routing::{Directory, Officer};
+
+use crate::error::AppError;
+
+/// What an engine is made with besides the store.
+#[derive(Clone, Debug)]
+pub struct EngineSettings {
+    pub rules: RuleSet,
+    pub limits: ParseLimits,
+    /// Identity decision thresholds.
+    pub thresholds: Thresholds,
+    /// Feed records sampled to train the identity model.
+    pub train_sample: usize,
+    /// EM iterations of a training.
+    pub train_iterations: usize,
+    /// How strongly people's review decisions weigh when blended into a trained model.
+    pub label_strength: f64,
+}
+
+impl EngineSettings {
+    /// Settings around a rule set, the rest as configured by default.
+    pub fn with_rules(rules: RuleSet) -> EngineSettings {
+        EngineSettings {
+            rules,
+            limits: ParseLimits::default(),
+            thresholds: Thresholds::default(),
+            train_sample: 50_000,
+            train_iterations: 25,
+            label_strength: 1000.0,
+        }
+    }
+}
+
+/// The stored officer directory.
+pub async fn directory(store: &Store) -> Result<Directory, AppError> {
+    let rows = store.load_officers().await?;
+    let officers = rows
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Officer>(&r.record).map_err(|e| {
+                AppError::Unusable(format!(
+                    "stored officer {} is unreadable: {e}",
+                    r.officer_id
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Directory::new(officers).map_err(|e| {
+        AppError::Unusable(format!(
+            "the stored officer directory is inconsistent ({e}); import it again"
+        ))
+    })
+}
+
+/// The active identity model, if one was stored.
+pub async fn active_model(store: &Store) -> Result<Option<Model>, AppError> {
+    store
+        .active_linkage_model()
+        .await?
+        .map(|m| {
+            serde_json::from_str::<Model>(&m.model).map_err(|e| {
+                AppError::Unusable(format!(
+                    "stored linkage model {} is unreadable: {e}",
+                    m.version
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// The engine over the whole stored register, with the rules, the officer directory and the
+/// active identity model. With no model stored yet and `feeds` given, one is trained on a sample
+/// of the feeds first and stored, so that every later run (a restart too) links with the same
+/// model.
+pub async fn load_engine(
+    store: &Store,
+    settings: &EngineSettings,
+    feeds: Option<&Path>,
+) -> Result<Engine, AppError> {
+    let register = store.load_register().await?;
+    if register.is_empty() {
+        tracing::warn!(
+            "the register is empty: every event will be unmatched (run `doudi import FILE` first)"
+        );
+    }
+    let engine = with_parts(store, settings, Engine::new, register).await?;
+    let model = match active_model(store).await? {
+        Some(model) => Some(model),
+        None => match feeds {
+            Some(dir) if !engine.index().is_empty() => {
+                train_and_store(store, settings, &engine, dir).await?
+            }
+            _ => None,
+        },
+    };
+    Ok(match model {
+        Some(model) => {
+            tracing::info!(model = %model.version, "identity model loaded");
+            engine.with_model(model, settings.thresholds.clone())
+        }
+        None => {
+            tracing::info!("identity model: the prior (none trained yet)");
+            engine
+        }
+    })
+}
+
+/// The engine for applying facts already linked to these households (a review decision): the
+/// rules, the officer directory and these households of the register alone, without an identity
+/// index.
+pub async fn assessor_for(
+    store: &Store,
+    settings: &EngineSettings,
+    household_ids: &[String],
+) -> Result<Engine, AppError> {
+    let households = store.register_households(household_ids).await?;
+    with_parts(store, settings, Engine::assess_only, households).await
+}
+
+/// How an engine is made from rules, limits and households.
+type BuildEngine = fn(RuleSet, ParseLimits, Vec<Household>) -> Engine;
+
+/// Rules, households and the officer directory, made into an engine by `build`.
+async fn with_parts(
+    store: &Store,
+    settings: &EngineSettings,
+    build: BuildEngine,
+    households: Vec<Household>,
+) -> Result<Engine, AppError> {
+    tracing::info!(households = households.len(), rule_set = %settings.rules.version, "register and rules loaded");
+    let directory = directory(store).await?;
+    if directory.is_empty() {
+        tracing::warn!(
+            "no officer directory: warnings stay unassigned (run `doudi officers import FILE`)"
+        );
+    }
+    Ok(build(settings.rules.clone(), settings.limits, households).with_directory(directory))
+}
+
+/// Train the identity model on a sample of `feeds` (people's review decisions blended in) and make
+/// it the active one; `None` if the feeds hold no valid record.
+pub async fn train_and_store(
+    store: &Store,
+    settings: &EngineSettings,
+    engine: &Engine,
+    feeds: &Path,
+) -> Result<Option<Model>, AppError> {
+    let started = std::time::Instant::now();
+    let (subjects, model) = tokio::task::block_in_place(|| {
+        let subjects =
+            doudi_pipeline::files::sample_subjects(feeds, &settings.limits, settings.train_sample)?;
+        if subjects.is_empty() {
+            return Ok::<_, AppError>((0, None));
+        }
+        let model =
+            doudi_linkage::train(engine.index().index(), &subjects, settings.train_iterations);
+        Ok((subjects.len(), Some(model)))
+    })?;
+    let Some(model) = model else {
+        return Ok(None);
+    };
+    // People's review decisions, where there are any, improve the estimate.
+    let labels = labelled_pairs(store).await?;
+    let model = if labels.is_empty() {
+        model
+    } else {
+        let (blended, used) = doudi_linkage::blend_labels(
+            &model,
+            engine.index().index(),
+            &labels,
+            settings.label_strength,
+        );
+        tracing::info!(
+            labels = used,
+            "blended people's review decisions into the identity model"
+        );
+        blended
+    };
+    let text = serde_json::to_string(&model)
+        .map_err(|e| AppError::Unusable(format!("cannot encode the identity model: {e}")))?;
+    store
+        .activate_linkage_model(&model.version, &text, subjects as i64)
+        .await?;
+    tracing::info!(
+        model = %model.version,
+        records = subjects,
+        ms = started.elapsed().as_millis() as u64,
+        "trained the identity model on a sample of the feeds"
+    );
+    Ok(Some(model))
+}
+
+/// Labelled pairs from decided reviews: the member a person linked is a match; every other
+/// candidate the linker offered (all of them, for a rejection) is a non-match.
+pub async fn labelled_pairs(store: &Store) -> Result<Vec<LabelledPair>, AppError> {
+    let limits = ParseLimits::STORED;
+    let mut out = Vec::new();
+    for (event, decision, evidence) in store.decided_reviews().await? {
+        let event = doudi_model::parse_event(event.as_bytes(), &limits).map_err(|e| {
+            StoreError::Corrupt {
+                context: "events.normalised",
+                message: e.to_string(),
+            }
+        })?;
+        let chosen = decision.member_id.as_deref();
+        if let (Some(hh), Some(m)) = (&decision.household_id, chosen) {
+            out.push(LabelledPair {
+                subject: event.subject.clone(),
+                household_id: hh.clone(),
+                member_id: m.to_string(),
+                is_match: true,
+            });
+        }
+        for (hh, m) in evidence.candidate_members() {
+            if Some(m) != chosen {
+                out.push(LabelledPair {
+                    subject: event.subject.clone(),
+                    household_id: hh.to_string(),
+                    member_id: m.to_string(),
+                    is_match: false,
+                });
+            }
+        }
+    }
+    Ok(out)
+}

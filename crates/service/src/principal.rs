@@ -1,0 +1,68 @@
+//! The person (or program) behind a request: an API token's role, region and officer, and the
+//! form token of a signed-in session. What a role may see is `doudi_app`'s ([`Who`]).
+
+pub use doudi_app::Role;
+use doudi_app::Who;
+
+use crate::error::ApiError;
+
+/// The person (or program) behind a request.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub token_id: i64,
+    pub role: Role,
+    /// The region prefix the token was created for.
+    pub region: String,
+    pub officer_id: Option<String>,
+    /// The form token of this session (pages).
+    pub form_token: String,
+}
+
+impl Principal {
+    /// Who the audit trail and a warning's history name: the officer, else the token.
+    pub fn actor(&self) -> String {
+        match &self.officer_id {
+            Some(o) => o.clone(),
+            None => format!("token:{}", self.token_id),
+        }
+    }
+
+    /// The asker as the use cases take it.
+    pub fn who(&self) -> Who {
+        Who {
+            role: self.role,
+            region: self.region.clone(),
+            actor: self.actor(),
+            token_id: Some(self.token_id),
+        }
+    }
+
+    /// The officer the token acts for; refused for a token that acts for none.
+    pub fn officer(&self) -> Result<&str, ApiError> {
+        self.officer_id.as_deref().ok_or_else(|| {
+            ApiError::Forbidden(format!(
+                "token #{} acts for no officer: create one with `doudi tokens create --officer ID`",
+                self.token_id
+            ))
+        })
+    }
+
+    /// Whether this principal may see things of `region` (a region code).
+    pub fn sees(&self, region: &str) -> bool {
+        !self.role.is_regional() || region.starts_with(&self.region)
+    }
+
+    /// Refuse unless this principal may see `region`.
+    pub fn require_region(&self, region: &str, what: &str) -> Result<(), ApiError> {
+        Ok(self.who().require_region(region, what)?)
+    }
+
+    /// The region prefix lists are limited to (`""`: everything).
+    pub fn scope(&self) -> &str {
+        if self.role.is_regional() {
+            &self.region
+        } else {
+            ""
+        }
+    }
+}
