@@ -92,7 +92,7 @@ fn benches(c: &mut Criterion) {
     );
     let t = Instant::now();
     let train_on = &records[..records.len().min(20_000)];
-    let model = train(&index, train_on, 30);
+    let model = train(&index, train_on, 30).expect("a usable model");
     println!(
         "trained on {} records in {:.1?}: {} ({})",
         train_on.len(),

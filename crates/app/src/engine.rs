@@ -3,10 +3,17 @@
 //! (linking needs its index), a few households for a request about them (a review decision).
 //! Training the identity model on a sample of the feeds, people's review decisions blended in, is
 //! here too: a first run trains one before it links.
+//!
+//! A model is activated only if it is usable: a degenerate one (EM learned something other than
+//! "same person", or the match share collapsed; see `doudi_linkage::em`) is refused, the last good
+//! model stays active, and the refusal is logged (warn), counted (`doudi_linkage_models{outcome=
+//! "refused"}`) and recorded in the audit trail (`linkage_model_refused`), where
+//! `doudi linkage show` finds it. A stored model that fails the same check is not used (the prior
+//! is).
 
 use std::path::Path;
 
-use doudi_linkage::{LabelledPair, Model, Thresholds};
+use doudi_linkage::{check_model, Degenerate, LabelledPair, Model, Thresholds};
 use doudi_model::{Household, ParseLimits};
 use doudi_pipeline::Engine;
 use doudi_risk::RuleSet;
@@ -65,8 +72,8 @@ pub async fn directory(store: &Store) -> Result<Directory, AppError> {
     })
 }
 
-/// The active identity model, if one was stored.
-pub async fn active_model(store: &Store) -> Result<Option<Model>, AppError> {
+/// The stored active identity model, if one was stored (unchecked: see [`active_model`]).
+pub async fn stored_model(store: &Store) -> Result<Option<Model>, AppError> {
     store
         .active_linkage_model()
         .await?
@@ -79,6 +86,61 @@ pub async fn active_model(store: &Store) -> Result<Option<Model>, AppError> {
             })
         })
         .transpose()
+}
+
+/// The active identity model, if one was stored and it passes [`check_model`]; a stored model
+/// that does not is not used (logged and counted as refused: the engine links with the prior).
+pub async fn active_model(store: &Store) -> Result<Option<Model>, AppError> {
+    Ok(match stored_model(store).await? {
+        Some(model) => match check_model(&model) {
+            Ok(()) => Some(model),
+            Err(reason) => {
+                tracing::warn!(model = %model.version, %reason, "the stored identity model is degenerate: not used, linking with the prior");
+                doudi_telemetry::linkage_model("refused");
+                None
+            }
+        },
+        None => None,
+    })
+}
+
+/// What became of a trained identity model.
+#[derive(Clone, Debug)]
+pub enum Activation {
+    /// Stored and made the active model.
+    Activated(Model),
+    /// Degenerate: not stored; `kept` is the version still active (`None`: the prior).
+    Refused {
+        reason: Degenerate,
+        kept: Option<String>,
+    },
+    /// Nothing to train on.
+    NoRecords,
+}
+
+/// Refuse a degenerate model: log, count and audit it; the active model stays.
+async fn refuse(store: &Store, reason: Degenerate, records: usize) -> Result<Activation, AppError> {
+    let kept = stored_model(store).await?.map(|m| m.version);
+    tracing::warn!(
+        %reason,
+        kept = kept.as_deref().unwrap_or("prior"),
+        "refused a degenerate identity model; the last good model stays active"
+    );
+    doudi_telemetry::linkage_model("refused");
+    store
+        .audit(
+            "doudi",
+            "linkage_model_refused",
+            "linkage",
+            &serde_json::json!({
+                "reason": reason.to_string(),
+                "field": reason.field(),
+                "records": records,
+                "kept": kept,
+            }),
+        )
+        .await?;
+    Ok(Activation::Refused { reason, kept })
 }
 
 /// The engine over the whole stored register, with the rules, the officer directory and the
@@ -101,7 +163,10 @@ pub async fn load_engine(
         Some(model) => Some(model),
         None => match feeds {
             Some(dir) if !engine.index().is_empty() => {
-                train_and_store(store, settings, &engine, dir).await?
+                match train_and_store(store, settings, &engine, dir).await? {
+                    Activation::Activated(model) => Some(model),
+                    Activation::Refused { .. } | Activation::NoRecords => None,
+                }
             }
             _ => None,
         },
@@ -151,26 +216,38 @@ async fn with_parts(
 }
 
 /// Train the identity model on a sample of `feeds` (people's review decisions blended in) and make
-/// it the active one; `None` if the feeds hold no valid record.
+/// it the active one if it is usable; a degenerate model is refused and the last good one kept.
 pub async fn train_and_store(
     store: &Store,
     settings: &EngineSettings,
     engine: &Engine,
     feeds: &Path,
-) -> Result<Option<Model>, AppError> {
-    let started = std::time::Instant::now();
-    let (subjects, model) = tokio::task::block_in_place(|| {
-        let subjects =
-            doudi_pipeline::files::sample_subjects(feeds, &settings.limits, settings.train_sample)?;
-        if subjects.is_empty() {
-            return Ok::<_, AppError>((0, None));
-        }
-        let model =
-            doudi_linkage::train(engine.index().index(), &subjects, settings.train_iterations);
-        Ok((subjects.len(), Some(model)))
+) -> Result<Activation, AppError> {
+    let subjects = tokio::task::block_in_place(|| {
+        doudi_pipeline::files::sample_subjects(feeds, &settings.limits, settings.train_sample)
     })?;
-    let Some(model) = model else {
-        return Ok(None);
+    train_on(store, settings, engine, &subjects, "the feeds").await
+}
+
+/// Train the identity model on `subjects` (a sample of feed records, from files or a stream),
+/// blend in people's review decisions, and activate it if it is usable.
+pub async fn train_on(
+    store: &Store,
+    settings: &EngineSettings,
+    engine: &Engine,
+    subjects: &[doudi_model::Subject],
+    from: &str,
+) -> Result<Activation, AppError> {
+    let started = std::time::Instant::now();
+    if subjects.is_empty() {
+        return Ok(Activation::NoRecords);
+    }
+    let trained = tokio::task::block_in_place(|| {
+        doudi_linkage::train(engine.index().index(), subjects, settings.train_iterations)
+    });
+    let model = match trained {
+        Ok(model) => model,
+        Err(reason) => return refuse(store, reason, subjects.len()).await,
     };
     // People's review decisions, where there are any, improve the estimate.
     let labels = labelled_pairs(store).await?;
@@ -189,18 +266,22 @@ pub async fn train_and_store(
         );
         blended
     };
+    if let Err(reason) = check_model(&model) {
+        return refuse(store, reason, subjects.len()).await;
+    }
     let text = serde_json::to_string(&model)
         .map_err(|e| AppError::Unusable(format!("cannot encode the identity model: {e}")))?;
     store
-        .activate_linkage_model(&model.version, &text, subjects as i64)
+        .activate_linkage_model(&model.version, &text, subjects.len() as i64)
         .await?;
+    doudi_telemetry::linkage_model("activated");
     tracing::info!(
         model = %model.version,
-        records = subjects,
+        records = subjects.len(),
         ms = started.elapsed().as_millis() as u64,
-        "trained the identity model on a sample of the feeds"
+        "trained the identity model on a sample of {from}"
     );
-    Ok(Some(model))
+    Ok(Activation::Activated(model))
 }
 
 /// Labelled pairs from decided reviews: the member a person linked is a match; every other

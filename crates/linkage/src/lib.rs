@@ -15,6 +15,7 @@
 //!   [`train`] estimates it by EM from unlabelled records, [`blend_labels`] adds clerks' decisions;
 //! - [`Linker`]: blocking, scoring, a decision (linked / review / unmatched against
 //!   [`Thresholds`]) and its [`Evidence`]; [`explain`] renders the evidence as a waterfall;
+//! - [`em`]: EM guarded against learning the wrong class, and [`check_model`] for any model;
 //! - [`eval`]: the same engine over any two CSV files described by a TOML spec, scored against
 //!   truth pairs.
 //!
@@ -23,6 +24,7 @@
 //! numbers appear masked, names not at all.
 
 pub mod compare;
+pub mod em;
 pub mod eval;
 pub mod idnum;
 mod index;
@@ -33,6 +35,7 @@ mod train;
 
 pub use index::{Query, RegisterIndex};
 pub use link::{explain, CandidateEvidence, Comparison, Evidence, IdEvidence, Linker, Thresholds};
+pub use em::{check_model, Degenerate};
 pub use model::{FieldModel, LevelModel, Model, TfSettings};
 pub use train::{blend_labels, train, LabelledPair};
 

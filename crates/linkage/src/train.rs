@@ -11,6 +11,7 @@ use doudi_model::Subject;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::em::{self, check_model, sum_present, Degenerate, EmInput, Patterns};
 use crate::idnum::IdLevel;
 use crate::index::{Query, RegisterIndex};
 use crate::model::{FieldModel, Model, F_ID, P_FLOOR};
@@ -19,9 +20,6 @@ use crate::model::{FieldModel, Model, F_ID, P_FLOOR};
 pub const U_SEED: u64 = 0x646f_7564_6920_7521;
 /// Random pairs drawn to estimate `u`.
 pub const U_SAMPLES: usize = 200_000;
-
-/// Pseudo-count keeping every level's `m` away from 0 during EM.
-const SMOOTH: f64 = 0.01;
 
 /// Floor of a trained `m`: no disagreement is taken as impossible for the same person (typing
 /// errors reach every field), which bounds any level's weight from below at about
@@ -46,9 +44,6 @@ pub(crate) fn floor_m(fields: &mut [FieldModel]) {
         }
     }
 }
-
-/// Comparison patterns with their counts (ordered, hence deterministic).
-pub(crate) type Patterns = BTreeMap<Vec<u8>, f64>;
 
 /// `u` per field and level from level counts over random pairs. A level never seen gets half a
 /// count.
@@ -76,96 +71,26 @@ pub(crate) fn u_from_counts(fields: &mut [FieldModel], counts: &[Vec<f64>], samp
     }
 }
 
-/// Run EM over `patterns` starting from `fields` (m and u) and `lambda` (share of pairs that
-/// match). Updates m, u and lambda in place; returns the iterations run. Stops early when no
-/// parameter moves by more than 1e-7.
-pub(crate) fn em(
-    patterns: &Patterns,
-    fields: &mut [FieldModel],
-    lambda: &mut f64,
-    iterations: usize,
-) -> usize {
-    let nf = fields.len();
-    for it in 0..iterations {
-        let mut m_acc: Vec<Vec<f64>> = fields.iter().map(|f| vec![0.0; f.levels.len()]).collect();
-        let mut u_acc = m_acc.clone();
-        let (mut matches, mut total) = (0.0, 0.0);
-        for (p, count) in patterns {
-            let (mut lm, mut lu) = (*lambda, 1.0 - *lambda);
-            for (f, fm) in fields.iter().enumerate().take(nf) {
-                let l = p[f] as usize;
-                if Some(l) == fm.missing {
-                    continue;
-                }
-                if let Some(lv) = fm.levels.get(l) {
-                    lm *= lv.m.max(P_FLOOR);
-                    lu *= lv.u.max(P_FLOOR);
-                }
-            }
-            let post = if lm + lu > 0.0 { lm / (lm + lu) } else { 0.0 };
-            matches += post * count;
-            total += count;
-            for f in 0..nf {
-                let l = p[f] as usize;
-                if l < m_acc[f].len() {
-                    m_acc[f][l] += post * count;
-                    u_acc[f][l] += (1.0 - post) * count;
-                }
-            }
-        }
-        let mut delta: f64 = 0.0;
-        for (f, fm) in fields.iter_mut().enumerate() {
-            let missing = fm.missing;
-            let n = fm.levels.len() as f64;
-            let sum_m = sum_present(&m_acc[f], missing);
-            let sum_u = sum_present(&u_acc[f], missing);
-            for (i, lv) in fm.levels.iter_mut().enumerate() {
-                if Some(i) == missing {
-                    continue;
-                }
-                let m = (m_acc[f][i] + SMOOTH) / (sum_m + SMOOTH * n);
-                let u = (u_acc[f][i] + SMOOTH) / (sum_u + SMOOTH * n);
-                delta = delta.max((m - lv.m).abs()).max((u - lv.u).abs());
-                lv.m = m;
-                lv.u = u;
-            }
-        }
-        let new_lambda = if total > 0.0 {
-            matches / total
-        } else {
-            *lambda
-        };
-        delta = delta.max((new_lambda - *lambda).abs());
-        *lambda = new_lambda.clamp(1e-6, 1.0 - 1e-6);
-        if delta < 1e-7 {
-            return it + 1;
-        }
-    }
-    iterations
-}
-
-/// The sum of a field's level counts, the "missing" level left out.
-fn sum_present(counts: &[f64], missing: Option<usize>) -> f64 {
-    counts
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| Some(*i) != missing)
-        .map(|(_, v)| v)
-        .sum()
-}
-
 /// Train the register model on `records` (the subjects of feed events, no labels needed).
 ///
 /// 1. `u`: level frequencies over 200,000 random (record, member) pairs, leaving out pairs
 ///    whose identity numbers agree; for the identity-number agreement levels themselves, how often
 ///    a record's number reaches a member other than the best one.
 /// 2. `m` and the match share among candidate pairs: EM over every candidate pair that blocking
-///    finds (the identity-number, birth-date and name-sound keys), started from the prior.
+///    finds (the identity-number, birth-date and name-sound keys), started from rules' estimates
+///    and from the prior, constrained and checked ([`crate::em`]).
 /// 3. `lambda`: the share of records about somebody in the register, from EM's match share.
-pub fn train(index: &RegisterIndex, records: &[Subject], iterations: usize) -> Model {
+///
+/// A degenerate fit (the match class agreeing less than the non-match class on a field, a
+/// collapsed prior) is refused: the caller keeps the model it had.
+pub fn train(
+    index: &RegisterIndex,
+    records: &[Subject],
+    iterations: usize,
+) -> Result<Model, Degenerate> {
     let prior = Model::prior();
     if index.is_empty() || records.is_empty() {
-        return prior;
+        return Ok(prior);
     }
     let queries: Vec<Query> = records.iter().map(Query::new).collect();
     let mut fields = prior.fields.clone();
@@ -226,7 +151,7 @@ pub fn train(index: &RegisterIndex, records: &[Subject], iterations: usize) -> M
         .map(|f| f.levels.iter().map(|l| l.u).collect())
         .collect();
 
-    // EM over candidate pairs
+    // EM over candidate pairs, guarded against the wrong class.
     let mut patterns: Patterns = BTreeMap::new();
     for q in &queries {
         cands.clear();
@@ -246,15 +171,26 @@ pub fn train(index: &RegisterIndex, records: &[Subject], iterations: usize) -> M
             lv.u = random_u[f][i].max(1e-4);
         }
     }
-    let mut lambda_pairs = (records.len() as f64 / pairs.max(1.0)).clamp(1e-4, 0.99);
-    let ran = em(&patterns, &mut em_fields, &mut lambda_pairs, iterations);
+    let input = EmInput {
+        patterns: &patterns,
+        fields: &em_fields,
+        records: records.len() as f64,
+        iterations,
+    };
+    let start_lambda = (records.len() as f64 / pairs.max(1.0)).clamp(1e-4, 0.99);
+    let fit = em::fit(&input, start_lambda)?;
 
-    // Final: m from EM, u from random pairs, missing levels neutral.
+    // Final: m from EM, u from random pairs, missing levels neutral; a field the sample holds
+    // (nearly) no values of keeps the prior's estimates.
     for (f, fm) in fields.iter_mut().enumerate() {
+        if !fit.informed.get(f).copied().unwrap_or(true) {
+            *fm = prior.fields[f].clone();
+            continue;
+        }
         let missing = fm.missing;
         for (i, lv) in fm.levels.iter_mut().enumerate() {
             if Some(i) != missing {
-                lv.m = round_sig(em_fields[f].levels[i].m);
+                lv.m = round_sig(fit.fields[f].levels[i].m);
             }
             lv.u = round_sig(lv.u);
             if Some(i) == missing {
@@ -263,8 +199,15 @@ pub fn train(index: &RegisterIndex, records: &[Subject], iterations: usize) -> M
         }
     }
     floor_m(&mut fields);
-    let lambda = round_sig((lambda_pairs * pairs / records.len() as f64).clamp(0.01, 0.999));
-    Model::new(lambda, fields, prior.tf, &format!("em:{ran}"))
+    let lambda = round_sig((fit.lambda * pairs / records.len() as f64).clamp(0.01, 0.999));
+    let model = Model::new(
+        lambda,
+        fields,
+        prior.tf,
+        &format!("em:{}:{}", fit.start, fit.iterations),
+    );
+    check_model(&model)?;
+    Ok(model)
 }
 
 /// Six significant digits: keeps stored models short and versions stable.

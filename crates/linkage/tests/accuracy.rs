@@ -146,8 +146,8 @@ fn linkage_on_noisy_feeds_is_precise_and_complete() {
     let prior = Linker::with_prior(index.clone());
     report("prior model", &score(&prior, &d));
 
-    let model = train(&index, &subjects, 30);
-    let again = train(&index, &subjects, 30);
+    let model = train(&index, &subjects, 30).expect("a usable model");
+    let again = train(&index, &subjects, 30).expect("a usable model");
     assert_eq!(model, again, "training is deterministic");
     println!(
         "trained model {} ({}), lambda {}",

@@ -222,6 +222,20 @@ impl Store {
         })
     }
 
+    /// The latest audit record of an action (e.g. `linkage_model_refused`), if any.
+    pub async fn last_audit_record(&self, action: &str) -> Result<Option<AuditRecord>, StoreError> {
+        Ok(on!(self.pool(), p => sqlx::query(
+            "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log
+             WHERE action = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(action)
+        .fetch_optional(p)
+        .await
+        .ctx("reading the audit trail")?
+        .as_ref()
+        .map(audit_record)))
+    }
+
     /// The audit trail, oldest first, at most `limit` records from `from_seq`.
     pub async fn audit_records(
         &self,

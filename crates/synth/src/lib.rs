@@ -65,6 +65,7 @@ use serde::{Deserialize, Serialize};
 
 use doudi_model::{Event, Household, Source, ALL_SOURCES};
 
+pub use names::split_name;
 pub use noise::ALL_LABELS as NOISE_LABELS;
 
 /// What to generate.

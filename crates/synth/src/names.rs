@@ -505,7 +505,7 @@ pub(crate) fn given_name(rng: &mut ChaCha8Rng, sex: Sex, birth_year: i32) -> Str
 }
 
 /// Split a full name into (surname, given name).
-pub(crate) fn split_name(name: &str) -> (&str, &str) {
+pub fn split_name(name: &str) -> (&str, &str) {
     for c in COMPOUND_SURNAMES {
         if let Some(rest) = name.strip_prefix(c) {
             return (c, rest);

@@ -46,6 +46,7 @@ struct Metrics {
     http_requests: Family<Labels, Counter>,
     http_seconds: HistogramFamily,
     auth_failures: Counter,
+    linkage_models: Family<Labels, Counter>,
 }
 
 fn metrics() -> &'static Metrics {
@@ -106,7 +107,14 @@ fn metrics() -> &'static Metrics {
             "Requests refused because their token was missing, unknown, expired or revoked",
             auth_failures.clone(),
         );
+        let linkage_models = Family::<Labels, Counter>::default();
+        registry.register(
+            "linkage_models",
+            "Identity models trained or loaded, by outcome (activated, refused: degenerate and not used, the last good model kept)",
+            linkage_models.clone(),
+        );
         Metrics {
+            linkage_models,
             registry,
             events_consumed,
             consumer_lag,
@@ -208,6 +216,14 @@ pub fn http_request(method: &str, route: &str, status: u16, seconds: f64) {
 /// A request refused for its credentials.
 pub fn auth_failure() {
     metrics().auth_failures.inc();
+}
+
+/// An identity model was `activated` or `refused` (degenerate: the last good model is kept).
+pub fn linkage_model(outcome: &'static str) {
+    metrics()
+        .linkage_models
+        .get_or_create(&vec![("outcome", outcome.to_string())])
+        .inc();
 }
 
 /// The registry in Prometheus' text format.

@@ -63,6 +63,10 @@ pub struct GenArgs {
     /// a spec, for `doudi linkage eval` (the command is the first line of DIR/eval/spec.toml).
     #[arg(long)]
     pub eval_csv: bool,
+    /// With --eval-csv: leave the ID numbers out and write names and birth dates in parts
+    /// (family and given name; birth year, month and day), with a spec that combines them.
+    #[arg(long, requires = "eval_csv")]
+    pub eval_without_id: bool,
     /// Also write DIR/native/<profile>/: the same feeds as the departments export them (GB18030
     /// and GBK CSV, UTF-8 CSV with a BOM, Excel workbooks, JSON lines, fixed-width text), one
     /// folder per shipped profile with its profile.toml, for `doudi feeds check`.
@@ -138,7 +142,7 @@ pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
     }
     let summary = generate(&args.out, &cfg)?;
     if args.eval_csv {
-        let n = write_eval_csv(&args.out).context("cannot write the linkage evaluation files")?;
+        let n = write_eval_csv(&args.out, args.eval_without_id).context("cannot write the linkage evaluation files")?;
         println!(
             "wrote {n} records for `doudi linkage eval` to {}",
             args.out.join("eval").display()
@@ -204,9 +208,10 @@ fn write_native(out: &std::path::Path) -> anyhow::Result<usize> {
 }
 
 /// DIR/eval/: `records.csv` (every feed record's subject), `register.csv` (every member),
-/// `truth.csv` (record → member, for records about register members) and `spec.toml`.
-/// Returns the number of records.
-fn write_eval_csv(out: &std::path::Path) -> anyhow::Result<usize> {
+/// `truth.csv` (record → member, for records about register members) and `spec.toml`. Without
+/// ID numbers (`without_id`): no ID column, the name as family and given name, the birth date as
+/// year, month and day. Returns the number of records.
+fn write_eval_csv(out: &std::path::Path, without_id: bool) -> anyhow::Result<usize> {
     use std::io::{BufRead, Write};
     let dir = out.join("eval");
     std::fs::create_dir_all(&dir)?;
@@ -215,7 +220,26 @@ fn write_eval_csv(out: &std::path::Path) -> anyhow::Result<usize> {
             dir.join(name),
         )?))
     };
-    const HEADER: &str = "rec_id,id_no,name,birth,sex,region\n";
+    let header = if without_id {
+        "rec_id,family,given,birth_year,birth_month,birth_day,sex,region\n"
+    } else {
+        "rec_id,id_no,name,birth,sex,region\n"
+    };
+    // one CSV row of a person: the id, then the person's columns
+    let row = |id: &str, id_no: &str, name: &str, birth: &str, sex: &str, region: &str| {
+        if without_id {
+            let (family, given) = doudi_synth::split_name(name);
+            let mut parts = birth.splitn(3, '-');
+            let (y, m, d) = (
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or(""),
+            );
+            format!("{id},{family},{given},{y},{m},{d},{sex},{region}\n")
+        } else {
+            format!("{id},{id_no},{name},{birth},{sex},{region}\n")
+        }
+    };
     let field = |v: &serde_json::Value, k: &str| -> String {
         v.get(k)
             .and_then(|x| x.as_str())
@@ -223,24 +247,26 @@ fn write_eval_csv(out: &std::path::Path) -> anyhow::Result<usize> {
             .replace([',', '"', '\n'], " ")
     };
     let mut register = file("register.csv")?;
-    register.write_all(HEADER.as_bytes())?;
+    register.write_all(header.as_bytes())?;
     for line in std::io::BufReader::new(std::fs::File::open(out.join("register.jsonl"))?).lines() {
         let h: serde_json::Value = serde_json::from_str(&line?)?;
         let region = field(&h, "region_code");
         for m in h["members"].as_array().into_iter().flatten() {
-            writeln!(
-                register,
-                "{},{},{},{},{},{region}",
-                field(m, "member_id"),
-                field(m, "id_number"),
-                field(m, "name"),
-                field(m, "birth_date"),
-                field(m, "sex")
+            register.write_all(
+                row(
+                    &field(m, "member_id"),
+                    &field(m, "id_number"),
+                    &field(m, "name"),
+                    &field(m, "birth_date"),
+                    &field(m, "sex"),
+                    &region,
+                )
+                .as_bytes(),
             )?;
         }
     }
     let mut records = file("records.csv")?;
-    records.write_all(HEADER.as_bytes())?;
+    records.write_all(header.as_bytes())?;
     let mut n = 0;
     let mut sources: Vec<_> = std::fs::read_dir(out.join("feeds"))?.collect::<Result<_, _>>()?;
     sources.sort_by_key(|e| e.file_name());
@@ -251,15 +277,16 @@ fn write_eval_csv(out: &std::path::Path) -> anyhow::Result<usize> {
             for line in std::io::BufReader::new(std::fs::File::open(f.path())?).lines() {
                 let e: serde_json::Value = serde_json::from_str(&line?)?;
                 let s = &e["subject"];
-                writeln!(
-                    records,
-                    "{},{},{},{},{},{}",
-                    field(&e, "event_id"),
-                    field(s, "id_number"),
-                    field(s, "name"),
-                    field(s, "birth_date"),
-                    field(s, "sex"),
-                    field(s, "region_code")
+                records.write_all(
+                    row(
+                        &field(&e, "event_id"),
+                        &field(s, "id_number"),
+                        &field(s, "name"),
+                        &field(s, "birth_date"),
+                        &field(s, "sex"),
+                        &field(s, "region_code"),
+                    )
+                    .as_bytes(),
                 )?;
                 n += 1;
             }
@@ -275,16 +302,25 @@ fn write_eval_csv(out: &std::path::Path) -> anyhow::Result<usize> {
             writeln!(truth, "{},{member}", field(&t, "event_id"))?;
         }
     }
-    std::fs::write(
-        dir.join("spec.toml"),
+    let spec = if without_id {
+        "# doudi linkage eval --spec spec.toml --left records.csv --right register.csv --truth truth.csv\n\
+         # No ID numbers: name parts, birth date parts, sex and region carry the decision.\n\
+         id = \"rec_id\"\n\n\
+         [[field]]\ncolumn = \"family\"\ntype = \"family_name\"\nblock = true\n\n\
+         [[field]]\ncolumn = \"given\"\ntype = \"given_name\"\nblock = true\n\n\
+         [[field]]\nname = \"birth\"\ncolumns = [\"birth_year\", \"birth_month\", \"birth_day\"]\ntype = \"date\"\ninvalid = \"missing\"\n\n\
+         [[field]]\ncolumn = \"sex\"\ntype = \"code\"\n\n\
+         [[field]]\ncolumn = \"region\"\ntype = \"code\"\n"
+    } else {
         "# doudi linkage eval --spec spec.toml --left records.csv --right register.csv --truth truth.csv\n\
          id = \"rec_id\"\n\n\
          [[field]]\ncolumn = \"id_no\"\ntype = \"identity_number\"\n\n\
          [[field]]\ncolumn = \"name\"\ntype = \"person_name\"\n\n\
          [[field]]\ncolumn = \"birth\"\ntype = \"date\"\n\n\
          [[field]]\ncolumn = \"sex\"\ntype = \"code\"\n\n\
-         [[field]]\ncolumn = \"region\"\ntype = \"code\"\n",
-    )?;
+         [[field]]\ncolumn = \"region\"\ntype = \"code\"\n"
+    };
+    std::fs::write(dir.join("spec.toml"), spec)?;
     for w in [&mut register, &mut records, &mut truth] {
         w.flush()?;
     }

@@ -14,7 +14,7 @@ use crate::Config;
 #[derive(Debug, Subcommand)]
 pub enum LinkageCommand {
     /// Train the identity model by EM on a sample of the feeds (no labels needed) and make it the
-    /// one the pipeline links with.
+    /// one the pipeline links with, unless it is degenerate (exit 3: the last good model stays).
     #[command(after_help = "\
 The model (m and u probabilities per field and comparison level, the prior, term-frequency settings) is estimated from the register and a sample of feed records (linkage.train_sample, evenly over the sources). `doudi run` does this itself on its first run; run it again after the register or the feeds change a lot. Decisions already made keep the model version they were made with.")]
     Train {
@@ -91,23 +91,28 @@ pub async fn run(config: &Config, cmd: LinkageCommand) -> anyhow::Result<ExitCod
                 register,
             );
             let settings = super::engine_settings(&config)?;
-            match doudi_app::engine::train_and_store(&store, &settings, &engine, &feeds).await? {
-                Some(model) => println!(
-                    "trained identity model {} ({}); it is now the active model",
-                    model.version, model.method
-                ),
-                None => println!(
-                    "no valid records in {}: nothing to train on",
-                    feeds.display()
-                ),
-            }
+            let activation =
+                doudi_app::engine::train_and_store(&store, &settings, &engine, &feeds).await?;
             store.close().await;
-            Ok(ExitCode::SUCCESS)
+            Ok(report_activation(&activation, &feeds.display().to_string()))
         }
         LinkageCommand::Show { json } => {
             let store = open_store(config).await?;
             let stored = store.active_linkage_model().await?;
+            let refused = store.last_audit_record("linkage_model_refused").await?;
+            let activated = store.last_audit_record("linkage_model_activated").await?;
             store.close().await;
+            // a refusal after the last activation: the active model is the one kept
+            let refusal = refused
+                .filter(|r| activated.as_ref().is_none_or(|a| a.seq < r.seq))
+                .map(|r| {
+                    let detail: serde_json::Value =
+                        serde_json::from_str(&r.detail).unwrap_or_default();
+                    (
+                        r.at,
+                        detail["reason"].as_str().unwrap_or("degenerate").to_string(),
+                    )
+                });
             let (model, trained) = match stored {
                 Some(m) => (
                     serde_json::from_str::<Model>(&m.model)
@@ -119,13 +124,31 @@ pub async fn run(config: &Config, cmd: LinkageCommand) -> anyhow::Result<ExitCod
                     "the prior (no model trained yet)".to_string(),
                 ),
             };
+            let usable = doudi_linkage::check_model(&model);
             if json {
-                println!("{}", serde_json::to_string_pretty(&model)?);
+                let mut v = serde_json::to_value(&model)?;
+                v["active"] = serde_json::json!(usable.is_ok());
+                v["check"] = serde_json::json!(usable.as_ref().err().map(ToString::to_string));
+                v["last_refusal"] = serde_json::json!(refusal
+                    .as_ref()
+                    .map(|(at, reason)| serde_json::json!({"at": at, "reason": reason})));
+                println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                println!(
-                    "identity model {} ({}), {trained}",
-                    model.version, model.method
-                );
+                match &usable {
+                    Ok(()) => println!(
+                        "active identity model {} ({}), {trained}",
+                        model.version, model.method
+                    ),
+                    Err(e) => println!(
+                        "stored identity model {} ({}), {trained}, is NOT used: {e}; the pipeline links with the prior",
+                        model.version, model.method
+                    ),
+                }
+                if let Some((at, reason)) = &refusal {
+                    println!(
+                        "last training refused at {at}: {reason}; the model above stays active"
+                    );
+                }
                 println!(
                     "prior share of records about a register member: {:.3}",
                     model.lambda
@@ -190,6 +213,34 @@ pub async fn run(config: &Config, cmd: LinkageCommand) -> anyhow::Result<ExitCod
                 }
             }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Print what became of a trained model; exit 3 when it was refused.
+fn report_activation(activation: &doudi_app::engine::Activation, from: &str) -> ExitCode {
+    use doudi_app::engine::Activation;
+    match activation {
+        Activation::Activated(model) => {
+            println!(
+                "trained identity model {} ({}); it is now the active model",
+                model.version, model.method
+            );
+            ExitCode::SUCCESS
+        }
+        Activation::Refused { reason, kept } => {
+            eprintln!(
+                "error: the trained identity model is degenerate and was NOT activated: {reason}"
+            );
+            eprintln!(
+                "the active model stays {} (check the sample: records without ID numbers that share names but little else can mislead EM)",
+                kept.as_deref().unwrap_or("the prior")
+            );
+            ExitCode::from(3)
+        }
+        Activation::NoRecords => {
+            println!("no valid records in {from}: nothing to train on");
+            ExitCode::SUCCESS
         }
     }
 }
