@@ -283,7 +283,14 @@ fn member_json(hh: &str, name: &str, birth: &str, seq: u32, village: &str) -> Va
     })
 }
 
-fn event_json(n: usize, id: Option<&str>, name: &str, birth: &str, sex: &str, village: &str) -> Value {
+fn event_json(
+    n: usize,
+    id: Option<&str>,
+    name: &str,
+    birth: &str,
+    sex: &str,
+    village: &str,
+) -> Value {
     let iso = format!("{}-{}-{}", &birth[..4], &birth[4..6], &birth[6..]);
     serde_json::json!({
         "event_id": format!("YB-{n}"), "source": "health_insurance", "kind": "serious_illness_diagnosed",
@@ -324,7 +331,12 @@ fn a_feed_built_to_mislead_em_does_not_replace_the_active_model() {
     }
     // sixty people called 王伟 in one township
     for i in 0..60u32 {
-        let birth = format!("19{:02}{:02}{:02}", 50 + i % 40, 1 + i % 12, 1 + (i * 7) % 28);
+        let birth = format!(
+            "19{:02}{:02}{:02}",
+            50 + i % 40,
+            1 + i % 12,
+            1 + (i * 7) % 28
+        );
         let village = villages[i as usize % villages.len()];
         register.push_str(&format!(
             "{}\n",
@@ -373,8 +385,17 @@ fn a_feed_built_to_mislead_em_does_not_replace_the_active_model() {
     std::fs::write(bad.join("2026-03.jsonl"), lines).unwrap();
     let out = doudi(dir, &["linkage", "train", "--feeds", "bad", "--db", &db]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
-    assert!(err.contains("degenerate") && err.contains("NOT activated"), "{err}");
+    if out.status.code() != Some(3) {
+        let shown = doudi(dir, &["linkage", "show", "--db", &db]);
+        panic!(
+            "the misleading feed's model was not refused: {err}\n{}",
+            String::from_utf8_lossy(&shown.stdout)
+        );
+    }
+    assert!(
+        err.contains("degenerate") && err.contains("NOT activated"),
+        "{err}"
+    );
     assert!(err.contains(&version), "the kept model is named: {err}");
     assert!(!err.contains("王伟"), "no name in messages: {err}");
 

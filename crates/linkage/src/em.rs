@@ -39,10 +39,10 @@ const RULE_SHARE: f64 = 0.7;
 #[derive(Clone, Debug, PartialEq, Serialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Degenerate {
-    /// The match class agrees less often than the non-match class on a field.
+    /// The match class agrees less often than the non-match class on a field, or hardly ever.
     #[error(
-        "field {field:?}: the match class agrees less often than the non-match class \
-         (level {level}: m {m:.3e} < u {u:.3e}); EM learned something other than \"same person\""
+        "field {field:?}: the match class agrees less often than the non-match class or hardly \
+         ever (level {level}: m {m:.3e}, u {u:.3e}); EM learned something other than \"same person\""
     )]
     Field {
         field: String,
@@ -81,9 +81,19 @@ fn far_level(fm: &FieldModel) -> Option<usize> {
     (0..fm.levels.len()).rev().find(|i| Some(*i) != fm.missing)
 }
 
+/// Least share of matched pairs agreeing exactly on a field (where it has values) for the match
+/// class to be "same person": below it, EM has found some other class (pairs that share a common
+/// name, say) in which the field hardly ever agrees.
+pub const MIN_EXACT_M: f64 = 0.1;
+
+/// How much less often than the non-match class the match class may agree exactly before a model
+/// is refused (rounding and the floor on `m` move a neutral field's `m` a little below its `u`).
+const CHECK_TOLERANCE: f64 = 0.9;
+
 /// Check a model before it is used: every probability in 0..=1 and finite, a prior in (0, 1), and
-/// on every field the match class at least as likely as the non-match class to agree exactly, and
-/// exact agreement weighing more than disagreement (where different people commonly disagree).
+/// on every field the match class at least as likely as the non-match class to agree exactly (and
+/// at least [`MIN_EXACT_M`] of the time), and exact agreement weighing more than disagreement
+/// (where different people commonly disagree). Neutral fields (m = u) are not checked.
 pub fn check_model(model: &Model) -> Result<(), Degenerate> {
     if !(model.lambda.is_finite() && model.lambda > 0.0 && model.lambda < 1.0) {
         return Err(Degenerate::Invalid(format!(
@@ -107,6 +117,10 @@ pub fn check_model(model: &Model) -> Result<(), Degenerate> {
             continue;
         }
         let exact = &fm.levels[0];
+        // a neutral field (m = u everywhere: no values to learn from) weighs nothing either way
+        if fm.levels.iter().all(|l| l.m == l.u) {
+            continue;
+        }
         let weight = |i: usize| {
             let l = &fm.levels[i];
             (l.m.max(P_FLOOR) / l.u.max(P_FLOOR)).log2()
@@ -114,7 +128,10 @@ pub fn check_model(model: &Model) -> Result<(), Degenerate> {
         // (the disagreeing level is compared only where different people commonly reach it: a
         // level no random pair reached has no meaningful u)
         let far_seen = fm.levels[far].u >= 0.01;
-        if exact.m < exact.u || (far_seen && weight(0) < weight(far)) {
+        if exact.m < MIN_EXACT_M
+            || exact.m < CHECK_TOLERANCE * exact.u
+            || (far_seen && weight(0) < weight(far))
+        {
             return Err(Degenerate::Field {
                 field: fm.field.clone(),
                 level: exact.level.clone(),
@@ -345,11 +362,7 @@ fn run(
                 delta = delta.max((lv.m - m).abs()).max((lv.u - u).abs());
             }
         }
-        let new_lambda = if total > 0.0 {
-            matches / total
-        } else {
-            lambda
-        };
+        let new_lambda = if total > 0.0 { matches / total } else { lambda };
         delta = delta.max((new_lambda - lambda).abs());
         lambda = new_lambda.clamp(1e-9, max_lambda);
         if delta < 1e-7 {
@@ -405,7 +418,8 @@ fn posterior(fields: &[FieldModel], lambda: f64, p: &[u8]) -> f64 {
 }
 
 /// Whether a fit is degenerate: the unconstrained match class agreeing less than half as often as
-/// the non-match class on some field, or a collapsed match share.
+/// the non-match class on some field (or less than [`MIN_EXACT_M`] of the time), or a collapsed
+/// match share.
 fn degenerate(input: &EmInput, fit: &EmFit, raw_exact: &[f64]) -> Option<Degenerate> {
     let pairs: f64 = input.patterns.values().sum();
     let expected = fit.lambda * pairs;
@@ -430,7 +444,7 @@ fn degenerate(input: &EmInput, fit: &EmFit, raw_exact: &[f64]) -> Option<Degener
             continue;
         }
         let u = fm.levels[0].u;
-        if *raw < 0.5 * u {
+        if *raw < 0.5 * u || *raw < MIN_EXACT_M {
             return Some(Degenerate::Field {
                 field: fm.field.clone(),
                 level: fm.levels[0].level.clone(),
@@ -472,8 +486,11 @@ pub(crate) fn fit(input: &EmInput, given_lambda: f64) -> Result<EmFit, Degenerat
     starts.push((given, given_lambda, "given"));
     let mut best: Option<EmFit> = None;
     let mut first_reason: Option<Degenerate> = None;
-    let mut queue: Vec<(Vec<FieldModel>, f64, &'static str, bool)> =
-        starts.into_iter().rev().map(|(f, l, n)| (f, l, n, false)).collect();
+    let mut queue: Vec<(Vec<FieldModel>, f64, &'static str, bool)> = starts
+        .into_iter()
+        .rev()
+        .map(|(f, l, n)| (f, l, n, false))
+        .collect();
     while let Some((fields, lambda, name, swapped)) = queue.pop() {
         let (fit, raw) = run(input, fields, lambda, name);
         // the classes the wrong way round (the "match" class agreeing less on most fields, as
@@ -486,10 +503,6 @@ pub(crate) fn fit(input: &EmInput, given_lambda: f64) -> Result<EmFit, Degenerat
                 }
             }
             queue.push((back, 1.0 - fit.lambda, name, true));
-        }
-        if std::env::var_os("DOUDI_EM_DEBUG").is_some() {
-            eprintln!("start {name}: lambda {} loglik {} it {} raw {:?} -> {:?}", fit.lambda, fit.loglik, fit.iterations, raw, degenerate(input, &fit, &raw));
-            for f in &fit.fields { eprintln!("  {}: {:?}", f.field, f.levels.iter().map(|l| (l.level.as_str(), l.m, l.u)).collect::<Vec<_>>()); }
         }
         match degenerate(input, &fit, &raw) {
             Some(reason) => {

@@ -9,10 +9,12 @@
 //! # Optional: a candidate pair is predicted a match when its total weight (bits, prior
 //! # included) is at least this. Default 0, i.e. a match probability of at least 0.5.
 //! threshold = 0.0
-//! # Optional: a blocking key shared by more records than this (default 500) is split by the
+//! # Optional: a blocking key shared by more records than this (default 50) is split by the
 //! # other blocking fields' keys (sub-blocks); a sub-block still larger is cut to this many, and
-//! # the report says how many records a cut left uncompared. At least 1.
-//! max_block = 500
+//! # the report says how many records a cut left uncompared. At least 1. Each record is then
+//! # compared with at most (its blocking keys × max_block) records: candidate pairs grow
+//! # linearly with the records.
+//! max_block = 50
 //! # Optional: EM iterations (default 30; 0 keeps the rules' estimates).
 //! iterations = 30
 //!
@@ -200,7 +202,7 @@ pub struct Spec {
 }
 
 fn default_max_block() -> usize {
-    500
+    50
 }
 
 fn default_iterations() -> usize {
@@ -327,8 +329,7 @@ pub fn parse_spec(text: &str, path: &Path) -> Result<Spec, EvalError> {
             }
             _ => {}
         }
-        if f.invalid == Invalid::Missing && !matches!(f.kind, FieldType::Date | FieldType::Number)
-        {
+        if f.invalid == Invalid::Missing && !matches!(f.kind, FieldType::Date | FieldType::Number) {
             return Err(err(
                 at("invalid"),
                 format!(

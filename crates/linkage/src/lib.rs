@@ -33,9 +33,9 @@ pub mod model;
 pub mod normalise;
 mod train;
 
+pub use em::{check_model, Degenerate};
 pub use index::{Query, RegisterIndex};
 pub use link::{explain, CandidateEvidence, Comparison, Evidence, IdEvidence, Linker, Thresholds};
-pub use em::{check_model, Degenerate};
 pub use model::{FieldModel, LevelModel, Model, TfSettings};
 pub use train::{blend_labels, train, LabelledPair};
 

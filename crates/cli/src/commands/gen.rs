@@ -142,7 +142,8 @@ pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
     }
     let summary = generate(&args.out, &cfg)?;
     if args.eval_csv {
-        let n = write_eval_csv(&args.out, args.eval_without_id).context("cannot write the linkage evaluation files")?;
+        let n = write_eval_csv(&args.out, args.eval_without_id)
+            .context("cannot write the linkage evaluation files")?;
         println!(
             "wrote {n} records for `doudi linkage eval` to {}",
             args.out.join("eval").display()

@@ -110,7 +110,10 @@ pub async fn run(config: &Config, cmd: LinkageCommand) -> anyhow::Result<ExitCod
                         serde_json::from_str(&r.detail).unwrap_or_default();
                     (
                         r.at,
-                        detail["reason"].as_str().unwrap_or("degenerate").to_string(),
+                        detail["reason"]
+                            .as_str()
+                            .unwrap_or("degenerate")
+                            .to_string(),
                     )
                 });
             let (model, trained) = match stored {
