@@ -384,3 +384,51 @@ fn notices_reach_the_warnings_topic_once_each_even_after_a_crash_between_send_an
         }
     }
 }
+
+/// `linkage train --brokers`: a Kafka-only deployment trains the identity model on a sample of
+/// the feed topics (from each partition's beginning), guarded like training on files.
+#[test]
+fn the_identity_model_trains_on_a_sample_of_the_feed_topics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let db = sqlite(dir, "doudi.db");
+    gen_and_import(dir, "200", "7", &db);
+    let broker = Broker::start(dir, 2);
+    produce_all(dir, &broker.bootstrap);
+    let out = ok(doudi(
+        dir,
+        &[
+            "linkage",
+            "train",
+            "--brokers",
+            &broker.bootstrap,
+            "--per-partition",
+            "100",
+            "--db",
+            &db,
+        ],
+    ));
+    // four topics of two partitions, at most 100 records each
+    let read: u64 = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(read > 100 && read <= 800, "{out}");
+    // records are keyed by person, so a partition may be empty: every topic has some
+    let partitions: usize = out
+        .split("from ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!((4..=8).contains(&partitions), "{out}");
+    assert!(out.contains("now the active model"), "{out}");
+    let shown: Value =
+        serde_json::from_str(&ok(doudi(dir, &["linkage", "show", "--json", "--db", &db]))).unwrap();
+    assert!(
+        shown["method"].as_str().unwrap().starts_with("em:"),
+        "{shown}"
+    );
+    assert_eq!(shown["active"], true);
+}

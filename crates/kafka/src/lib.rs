@@ -17,6 +17,7 @@ pub mod dev;
 mod error;
 pub mod produce;
 pub mod publish;
+pub mod sample;
 pub mod source;
 mod window;
 

@@ -19,8 +19,15 @@ pub enum LinkageCommand {
 The model (m and u probabilities per field and comparison level, the prior, term-frequency settings) is estimated from the register and a sample of feed records (linkage.train_sample, evenly over the sources). `doudi run` does this itself on its first run; run it again after the register or the feeds change a lot. Decisions already made keep the model version they were made with.")]
     Train {
         /// Feeds folder to sample (overrides feeds.dir).
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", conflicts_with = "brokers")]
         feeds: Option<PathBuf>,
+        /// Sample the feed topics of these Kafka brokers instead (up to --per-partition records
+        /// of every partition from its beginning; the workers' positions are untouched).
+        #[arg(long, value_name = "HOST:PORT,…")]
+        brokers: Option<String>,
+        /// With --brokers: records read per partition.
+        #[arg(long, default_value_t = 5000)]
+        per_partition: usize,
         /// Records to sample (overrides linkage.train_sample).
         #[arg(long)]
         sample: Option<usize>,
@@ -65,7 +72,15 @@ Without --right the left file is deduplicated. The truth file is CSV with a head
 
 pub async fn run(config: &Config, cmd: LinkageCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        LinkageCommand::Train { feeds, sample } => {
+        LinkageCommand::Train {
+            feeds,
+            brokers,
+            per_partition,
+            sample,
+        } => {
+            if let Some(brokers) = brokers {
+                return train_from_kafka(config, &brokers, per_partition).await;
+            }
             let feeds = feeds.unwrap_or_else(|| config.feeds.dir.clone());
             if !feeds.is_dir() {
                 anyhow::bail!(
@@ -218,6 +233,63 @@ pub async fn run(config: &Config, cmd: LinkageCommand) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `linkage train --brokers`: train on a sample of the feed topics, with the same guard.
+async fn train_from_kafka(
+    config: &Config,
+    brokers: &str,
+    per_partition: usize,
+) -> anyhow::Result<ExitCode> {
+    let mut kafka = config.kafka.clone();
+    kafka.brokers = brokers.to_string();
+    let limits = config.limits.parse_limits();
+    let sample = tokio::task::spawn_blocking(move || {
+        doudi_kafka::sample::sample_subjects(
+            &kafka,
+            per_partition,
+            &limits,
+            std::time::Duration::from_secs(120),
+        )
+    })
+    .await
+    .context("the sampling thread stopped")?
+    .context("cannot sample the feed topics")?;
+    println!(
+        "sampled {} records from {} partitions ({} not valid){}",
+        sample.read,
+        sample.partitions,
+        sample.invalid,
+        if sample.incomplete > 0 {
+            format!(
+                "; {} partitions not read to the end of the sample in time",
+                sample.incomplete
+            )
+        } else {
+            String::new()
+        }
+    );
+    let store = open_store(config).await?;
+    let register = store
+        .load_register()
+        .await
+        .context("cannot load the register")?;
+    if register.is_empty() {
+        anyhow::bail!("the register is empty: import it first (doudi import FILE)");
+    }
+    let engine =
+        doudi_pipeline::Engine::new(config.rule_set()?, config.limits.parse_limits(), register);
+    let settings = super::engine_settings(config)?;
+    let activation = doudi_app::engine::train_on(
+        &store,
+        &settings,
+        &engine,
+        &sample.subjects,
+        "the Kafka topics",
+    )
+    .await?;
+    store.close().await;
+    Ok(report_activation(&activation, "the feed topics"))
 }
 
 /// Print what became of a trained model; exit 3 when it was refused.
