@@ -117,15 +117,6 @@ pub fn explain(level: Level, latest: &Assessment) -> Explanation {
     }
 }
 
-/// [`explain`] a warning as the store holds it: its level's code and its summary (the latest
-/// assessment, as JSON). `None` when either cannot be read (an assessment stored before these
-/// types, or a level code this version does not know).
-pub fn explain_stored(level: &str, summary: &serde_json::Value) -> Option<Explanation> {
-    let level = Level::from_code(level)?;
-    let latest = serde_json::from_value::<Assessment>(summary.clone()).ok()?;
-    Some(explain(level, &latest))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
