@@ -11,10 +11,10 @@
 //! what [`explain`] says.
 
 use doudi_model::{Assessment, Level, RiskStatus};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What an open warning asks of its officer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Ask {
     /// Act within the level's time (visit, relief, referral).
