@@ -597,6 +597,7 @@ fn read_loop(
                     full_len: payload.len() as u64,
                 };
                 let mut item = ingest_record(record, &limits);
+                item.profile = profile_header(&msg);
                 item.link_with(engine.index());
                 let invalid = item.result.is_err();
                 let window = windows
@@ -1208,4 +1209,18 @@ async fn send_dead_letters(
         }
     }
     Ok(())
+}
+
+/// The feed profile (`name@version`) a record says made it (`doudi produce --profile`), if any
+/// and if it is short, plain text.
+fn profile_header(msg: &rdkafka::message::BorrowedMessage<'_>) -> Option<std::sync::Arc<str>> {
+    use rdkafka::message::{Headers, Message};
+    let headers = msg.headers()?;
+    let value = headers
+        .iter()
+        .find(|h| h.key == crate::produce::PROFILE_HEADER)?
+        .value?;
+    let text = std::str::from_utf8(value).ok()?;
+    (!text.is_empty() && text.len() <= 128 && !text.chars().any(char::is_control))
+        .then(|| std::sync::Arc::from(text))
 }
