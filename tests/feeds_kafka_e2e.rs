@@ -55,7 +55,10 @@ fn exports_produced_through_a_profile_reach_the_worker_with_their_provenance() {
     assert_eq!(report["topic"], "civil_registry", "{report}");
     assert_eq!(report["refused"], 0, "{report}");
     let published = report["published"].as_u64().expect("published");
-    assert!(published > 0 && published == report["rows"].as_u64().unwrap_or(0), "{report}");
+    assert!(
+        published > 0 && published == report["rows"].as_u64().unwrap_or(0),
+        "{report}"
+    );
 
     // A file with a row the profile refuses: the good rows go, the bad one is named, exit 1.
     let bad = dir.join("bad.csv");
@@ -84,7 +87,12 @@ fn exports_produced_through_a_profile_reach_the_worker_with_their_provenance() {
 
     let _w = worker(dir, &broker.bootstrap, &db, &[]);
     let s = wait_received(dir, &db, published, Duration::from_secs(120));
-    assert_eq!(s["received"].as_u64(), Some(published), "{s}\n{}", logs(dir));
+    assert_eq!(
+        s["received"].as_u64(),
+        Some(published),
+        "{s}\n{}",
+        logs(dir)
+    );
     // Nothing more arrives: the refused row was not published.
     std::thread::sleep(Duration::from_secs(2));
     let s = status(dir, &db);
@@ -92,7 +100,10 @@ fn exports_produced_through_a_profile_reach_the_worker_with_their_provenance() {
     assert_eq!(s["dead_letters"].as_u64(), Some(0), "{s}");
 
     let profiles = rows(&db);
-    assert_eq!(profiles, vec![("gongan-hukou@1".to_string(), published as i64)]);
+    assert_eq!(
+        profiles,
+        vec![("gongan-hukou@1".to_string(), published as i64)]
+    );
 }
 
 fn profiles_path() -> String {

@@ -161,8 +161,14 @@ fn the_native_year_run_through_the_shipped_profiles_ends_in_the_envelope_runs_st
             &["officers", "import", "data/officers.jsonl", "--db", db],
         ));
     }
-    ok(doudi(dir, &["run", "--feeds", "data/feeds", "--once", "--db", &a]));
-    ok(doudi(dir, &["run", "--feeds", "data/native", "--once", "--db", &b]));
+    ok(doudi(
+        dir,
+        &["run", "--feeds", "data/feeds", "--once", "--db", &a],
+    ));
+    ok(doudi(
+        dir,
+        &["run", "--feeds", "data/native", "--once", "--db", &b],
+    ));
 
     let (sa, sb) = (status(dir, &a), status(dir, &b));
     assert!(
@@ -189,7 +195,10 @@ fn the_native_year_run_through_the_shipped_profiles_ends_in_the_envelope_runs_st
     // Provenance: every native event carries its profile's name and version, no envelope does.
     let profiles = rows(&b, "SELECT DISTINCT profile FROM events");
     assert_eq!(profiles.len(), 11, "{profiles:?}");
-    assert!(profiles.iter().all(|p| p[0].ends_with("@1")), "{profiles:?}");
+    assert!(
+        profiles.iter().all(|p| p[0].ends_with("@1")),
+        "{profiles:?}"
+    );
     assert_eq!(
         rows(&a, "SELECT DISTINCT profile FROM events"),
         vec![vec!["∅".to_string()]]
@@ -219,7 +228,8 @@ fn id_number(body: &str) -> String {
     format!("{body}{check}")
 }
 
-const HEADER: &str = "变动流水号,变动类型,登记时间,公民身份号码,姓名,性别,出生日期,户籍地区划,变动日期";
+const HEADER: &str =
+    "变动流水号,变动类型,登记时间,公民身份号码,姓名,性别,出生日期,户籍地区划,变动日期";
 
 fn death_row(n: u32, kind: &str, name: &str) -> String {
     let id = id_number(&format!("3415021950010{n:04}"));
@@ -328,7 +338,10 @@ fn export_rows_resume_by_row_refused_rows_are_dead_letters_and_replay_after_the_
 
     // Nothing is read twice; a row appended later is read alone.
     let again = run(&db);
-    assert_eq!(again["received"], 1, "only the cut workbook is tried again: {again}");
+    assert_eq!(
+        again["received"], 1,
+        "only the cut workbook is tried again: {again}"
+    );
     assert_eq!(again["accepted"], 0, "{again}");
     let mut appended = csv.clone();
     appended.push_str(&death_row(4, "死亡注销", "刘淑珍"));
@@ -344,9 +357,21 @@ fn export_rows_resume_by_row_refused_rows_are_dead_letters_and_replay_after_the_
     // Replay before the fix: still refused, with why.
     let before = ok(doudi(
         dir,
-        &["deadletters", "replay", "--reason", "row_refused", "--db", &db, "--feeds", "feeds"],
+        &[
+            "deadletters",
+            "replay",
+            "--reason",
+            "row_refused",
+            "--db",
+            &db,
+            "--feeds",
+            "feeds",
+        ],
     ));
-    assert!(before.contains("still refused") && before.contains("replayed 0"), "{before}");
+    assert!(
+        before.contains("still refused") && before.contains("replayed 0"),
+        "{before}"
+    );
 
     // Fix the profile (the department's other code for a death), raise its version, replay.
     std::fs::write(
@@ -356,10 +381,25 @@ fn export_rows_resume_by_row_refused_rows_are_dead_letters_and_replay_after_the_
     .expect("profile");
     let after = ok(doudi(
         dir,
-        &["deadletters", "replay", "--reason", "row_refused", "--db", &db, "--feeds", "feeds"],
+        &[
+            "deadletters",
+            "replay",
+            "--reason",
+            "row_refused",
+            "--db",
+            &db,
+            "--feeds",
+            "feeds",
+        ],
     ));
-    assert!(after.contains("replayed 1 dead letters: 1 new events"), "{after}");
-    let events = rows(&db, "SELECT event_id, profile, stream, position FROM events");
+    assert!(
+        after.contains("replayed 1 dead letters: 1 new events"),
+        "{after}"
+    );
+    let events = rows(
+        &db,
+        "SELECT event_id, profile, stream, position FROM events",
+    );
     assert_eq!(
         events,
         vec![
@@ -375,7 +415,14 @@ fn export_rows_resume_by_row_refused_rows_are_dead_letters_and_replay_after_the_
     // Replaying again changes nothing.
     let twice = ok(doudi(
         dir,
-        &["deadletters", "replay", "--reason", "row_refused", "--db", &db],
+        &[
+            "deadletters",
+            "replay",
+            "--reason",
+            "row_refused",
+            "--db",
+            &db,
+        ],
     ));
     assert!(twice.contains("no dead letters to replay"), "{twice}");
 }
@@ -388,9 +435,19 @@ fn a_folder_that_is_neither_a_source_nor_a_profile_folder_is_named() {
     std::fs::write(dir.join("feeds/settlements/2026-03.csv"), "a,b\n").expect("csv");
     let out = doudi(
         dir,
-        &["run", "--feeds", "feeds", "--once", "--db", &db_url(dir, "x.db")],
+        &[
+            "run",
+            "--feeds",
+            "feeds",
+            "--once",
+            "--db",
+            &db_url(dir, "x.db"),
+        ],
     );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("settlements") && err.contains("profile.toml"), "{err}");
+    assert!(
+        err.contains("settlements") && err.contains("profile.toml"),
+        "{err}"
+    );
 }

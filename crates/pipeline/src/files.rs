@@ -184,13 +184,12 @@ impl FeedSource {
         marks: FileMarks,
     ) -> Self {
         match files.profile.clone() {
-            Some(profile) => FeedSource::Profile(ProfileReader::new(files, profile, positions, marks)),
-            None => FeedSource::Envelope(SourceReader::new(
-                files,
-                positions,
-                cap,
-                take_unterminated,
-            )),
+            Some(profile) => {
+                FeedSource::Profile(ProfileReader::new(files, profile, positions, marks))
+            }
+            None => {
+                FeedSource::Envelope(SourceReader::new(files, positions, cap, take_unterminated))
+            }
         }
     }
 
@@ -316,7 +315,8 @@ impl ProfileReader {
                     self.mark(&stream, stamp);
                 }
                 Some(Err(e)) => {
-                    let (stream, stamp, row, end) = (cur.stream.clone(), cur.stamp, cur.row, cur.end);
+                    let (stream, stamp, row, end) =
+                        (cur.stream.clone(), cur.stamp, cur.row, cur.end);
                     self.current = None;
                     self.mark(&stream, stamp);
                     return Some(self.file_error(stream, row, end, e));

@@ -178,7 +178,9 @@ async fn run_passes(
             let stop = stop.clone();
             let marks = marks.clone();
             tokio::task::spawn_blocking(move || {
-                read_pass(sources, positions, &engine, batch_size, once, tx, stop, marks)
+                read_pass(
+                    sources, positions, &engine, batch_size, once, tx, stop, marks,
+                )
             })
         };
         let mut failure = None;

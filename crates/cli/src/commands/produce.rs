@@ -165,9 +165,10 @@ async fn produce_exports(
                 }
             }
         }
-        let r = doudi_kafka::produce::produce_events(kafka, &topic, &provenance, events.into_iter())
-            .await
-            .with_context(|| format!("publishing {}", file.display()))?;
+        let r =
+            doudi_kafka::produce::produce_events(kafka, &topic, &provenance, events.into_iter())
+                .await
+                .with_context(|| format!("publishing {}", file.display()))?;
         all.published += r.published;
         all.unkeyed += r.unkeyed;
     }
