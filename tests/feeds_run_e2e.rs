@@ -267,7 +267,54 @@ died_on = {{ column = "变动日期", formats = ["%Y%m%d"] }}
 #[test]
 fn export_rows_resume_by_row_refused_rows_are_dead_letters_and_replay_after_the_profile_is_fixed() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path();
+    let db = db_url(tmp.path(), "doudi.db");
+    exports_in_run(tmp.path(), &db);
+}
+
+#[test]
+fn export_rows_on_postgres_resume_dead_letter_and_replay_as_on_sqlite() {
+    let Ok(server) = std::env::var("DOUDI_TEST_POSTGRES_URL") else {
+        println!("skipped: DOUDI_TEST_POSTGRES_URL not set");
+        return;
+    };
+    let pg = common::PgDatabase::create(&server, "feeds_run");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    exports_in_run(tmp.path(), &pg.url);
+}
+
+/// Each column as text (NULL as "∅"), rows sorted, on either backend.
+fn texts(db: &str, sql: &str) -> Vec<Vec<String>> {
+    macro_rules! all {
+        ($pool:expr) => {{
+            use sqlx::Row;
+            let pool = $pool;
+            let out: Vec<Vec<String>> = sqlx::query(sql)
+                .fetch_all(&pool)
+                .await
+                .expect("query")
+                .iter()
+                .map(|r| {
+                    (0..r.len())
+                        .map(|i| r.get::<Option<String>, _>(i).unwrap_or_else(|| "∅".into()))
+                        .collect()
+                })
+                .collect();
+            pool.close().await;
+            out
+        }};
+    }
+    let mut out = block_on(async {
+        if db.starts_with("postgres") {
+            all!(sqlx::PgPool::connect(db).await.expect("connect"))
+        } else {
+            all!(sqlx::SqlitePool::connect(db).await.expect("connect"))
+        }
+    });
+    out.sort();
+    out
+}
+
+fn exports_in_run(dir: &Path, db: &str) {
     let folder = dir.join("feeds/deaths");
     std::fs::create_dir_all(&folder).expect("folder");
     std::fs::write(
@@ -293,7 +340,6 @@ fn export_rows_resume_by_row_refused_rows_are_dead_letters_and_replay_after_the_
     .expect("profile");
     std::fs::write(chronic.join("2026-03.xlsx"), b"PK\x03\x04 cut short").expect("xlsx");
 
-    let db = db_url(dir, "doudi.db");
     let run = |db: &str| -> Value {
         serde_json::from_str(&ok(doudi(
             dir,
@@ -301,14 +347,14 @@ fn export_rows_resume_by_row_refused_rows_are_dead_letters_and_replay_after_the_
         )))
         .expect("run json")
     };
-    let first = run(&db);
+    let first = run(db);
     assert_eq!(first["received"], 4, "{first}");
     assert_eq!(first["accepted"], 2, "{first}");
     assert_eq!(first["dead_letters"], 2, "{first}");
 
     let letters: Value = serde_json::from_str(&ok(doudi(
         dir,
-        &["deadletters", "list", "--json", "--db", &db],
+        &["deadletters", "list", "--json", "--db", db],
     )))
     .expect("dead letters json");
     let letters = letters.as_array().expect("array");
@@ -337,7 +383,7 @@ fn export_rows_resume_by_row_refused_rows_are_dead_letters_and_replay_after_the_
     );
 
     // Nothing is read twice; a row appended later is read alone.
-    let again = run(&db);
+    let again = run(db);
     assert_eq!(
         again["received"], 1,
         "only the cut workbook is tried again: {again}"
@@ -347,7 +393,7 @@ fn export_rows_resume_by_row_refused_rows_are_dead_letters_and_replay_after_the_
     appended.push_str(&death_row(4, "死亡注销", "刘淑珍"));
     std::fs::write(folder.join("2026-03.csv"), appended).expect("append");
     std::fs::remove_dir_all(&chronic).expect("remove the workbook");
-    let more = run(&db);
+    let more = run(db);
     assert_eq!(
         (more["received"].as_u64(), more["accepted"].as_u64()),
         (Some(1), Some(1)),
@@ -363,7 +409,7 @@ fn export_rows_resume_by_row_refused_rows_are_dead_letters_and_replay_after_the_
             "--reason",
             "row_refused",
             "--db",
-            &db,
+            db,
             "--feeds",
             "feeds",
         ],
@@ -387,7 +433,7 @@ fn export_rows_resume_by_row_refused_rows_are_dead_letters_and_replay_after_the_
             "--reason",
             "row_refused",
             "--db",
-            &db,
+            db,
             "--feeds",
             "feeds",
         ],
@@ -396,9 +442,9 @@ fn export_rows_resume_by_row_refused_rows_are_dead_letters_and_replay_after_the_
         after.contains("replayed 1 dead letters: 1 new events"),
         "{after}"
     );
-    let events = rows(
-        &db,
-        "SELECT event_id, profile, stream, position FROM events",
+    let events = texts(
+        db,
+        "SELECT event_id, profile, stream, CAST(position AS TEXT) FROM events",
     );
     assert_eq!(
         events,
@@ -421,7 +467,7 @@ fn export_rows_resume_by_row_refused_rows_are_dead_letters_and_replay_after_the_
             "--reason",
             "row_refused",
             "--db",
-            &db,
+            db,
         ],
     ));
     assert!(twice.contains("no dead letters to replay"), "{twice}");
