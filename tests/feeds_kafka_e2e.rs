@@ -131,3 +131,107 @@ fn rows(db: &str) -> Vec<(String, i64)> {
             out
         })
 }
+
+/// A valid 18-digit ID number (ISO 7064 MOD 11-2 check character).
+fn id_number(body: &str) -> String {
+    const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = body
+        .chars()
+        .zip(W)
+        .map(|(c, w)| c.to_digit(10).expect("digit") * w)
+        .sum();
+    let check = b"10X98765432"[(sum % 11) as usize] as char;
+    format!("{body}{check}")
+}
+
+#[test]
+fn a_topic_of_raw_rows_is_read_through_its_configured_profile() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let db = format!("sqlite://{}", dir.join("doudi.db").display());
+    ok(doudi(
+        dir,
+        &["gen", "--households", "50", "--seed", "3", "--out", "data"],
+    ));
+    import(dir, &db);
+    let mut broker = Broker::start(dir, 1);
+    assert!(
+        broker.command("create hukou_rows 1").starts_with("ok"),
+        "topic created"
+    );
+    std::fs::write(
+        dir.join("doudi.toml"),
+        "[kafka.profiles]\nhukou_rows = \"gongan-hukou\"\n",
+    )
+    .expect("config");
+    // The department's rows as its exchange sends them: column → cell.
+    let row = |n: u32, kind: &str, at: &str| {
+        serde_json::json!({
+            "变动流水号": format!("K{n}"), "变动类型": kind, "登记时间": at,
+            "公民身份号码": id_number(&format!("3415021950010{n:04}")), "姓名": "王秀英",
+            "性别": "2", "出生日期": "19500101", "户籍地区划": "341502001003",
+            "变动日期": "20260301", "死亡原因": ""
+        })
+        .to_string()
+    };
+    let lines = [
+        row(1, "死亡注销", "2026-03-01 10:00:00"),
+        row(2, "死亡注销", "2026-02-30 10:00:00"), // no such day: refused
+        row(3, "户籍更正", "2026-03-02 10:00:00"), // a change the profile passes over
+        row(4, "死亡注销", "2026-03-03 10:00:00"),
+    ];
+    std::fs::write(dir.join("rows.jsonl"), lines.join("\n") + "\n").expect("rows");
+    ok(doudi(
+        dir,
+        &[
+            "produce",
+            "--brokers",
+            &broker.bootstrap,
+            "--topic",
+            "hukou_rows",
+            "rows.jsonl",
+        ],
+    ));
+    let config = dir.join("doudi.toml");
+    let _w = worker(
+        dir,
+        &broker.bootstrap,
+        &db,
+        &[("DOUDI_CONFIG", config.to_str().expect("path"))],
+    );
+    let s = wait_received(dir, &db, 4, Duration::from_secs(120));
+    assert_eq!(s["received"].as_u64(), Some(4), "{s}\n{}", logs(dir));
+    assert_eq!(s["dead_letters"].as_u64(), Some(2), "{s}");
+    assert_eq!(rows(&db), vec![("gongan-hukou@1".to_string(), 2)]);
+    let letters: Value = serde_json::from_str(&ok(doudi(
+        dir,
+        &["deadletters", "list", "--json", "--db", &db],
+    )))
+    .expect("json");
+    let reasons: Vec<&str> = letters
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|d| d["reason"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        reasons.iter().all(|r| r.contains("gongan-hukou@1")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("登记时间")),
+        "the bad date is named by its column: {reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("passed over")),
+        "{reasons:?}"
+    );
+    assert!(
+        letters
+            .as_array()
+            .expect("array")
+            .iter()
+            .all(|d| d["stream"] == "hukou_rows/0"),
+        "{letters}"
+    );
+}

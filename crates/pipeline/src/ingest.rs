@@ -89,6 +89,37 @@ pub fn ingest_row(
     }
 }
 
+/// A department's raw row as a record carries it (a JSON object of column → cell, as a Kafka
+/// topic of raw rows does), read through `profile`. A row the profile passes over (a totals line,
+/// a filter) is kept as refused, saying which rule, rather than dropped: replay with the profile
+/// marks it done.
+pub fn ingest_raw_row(
+    record: RawRecord,
+    profile: &doudi_feeds::Profile,
+    provenance: &Arc<str>,
+) -> Ingested {
+    let row = record.line;
+    let result = if record.truncated() {
+        Err(doudi_feeds::RowError::new(
+            row,
+            format!(
+                "the row is {} bytes, over the limit (limits.max_event_bytes)",
+                record.full_len
+            ),
+        ))
+    } else {
+        match profile.map_raw(row, &record.bytes) {
+            doudi_feeds::Mapped::Event(e) => Ok(*e),
+            doudi_feeds::Mapped::Refused(e) => Err(e),
+            doudi_feeds::Mapped::Skipped(reason) => Err(doudi_feeds::RowError::new(
+                row,
+                format!("passed over by the profile's rule ({reason}); kept, not applied"),
+            )),
+        }
+    };
+    ingest_row(record, result, provenance)
+}
+
 /// Best effort: the `event_id` of a refused record, for finding it again (never trusted).
 pub(crate) fn sniff_event_id(bytes: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]

@@ -210,11 +210,14 @@ fn reread(feeds: &Path, stream: &str, offset: i64, len: i64) -> Result<Vec<u8>, 
 /// file now (after the fix), with its `name@version`.
 #[derive(Default)]
 struct Profiles {
-    by_folder: HashMap<String, Result<(Arc<Profile>, Arc<str>), String>>,
+    by_folder: HashMap<String, Result<FolderProfile, String>>,
 }
 
+/// A folder's profile and its `name@version`.
+type FolderProfile = (Arc<Profile>, Arc<str>);
+
 impl Profiles {
-    fn get(&mut self, feeds: &Path, stream: &str) -> Result<(Arc<Profile>, Arc<str>), String> {
+    fn get(&mut self, feeds: &Path, stream: &str) -> Result<FolderProfile, String> {
         let folder = stream.split('/').next().unwrap_or_default().to_string();
         self.by_folder
             .entry(folder.clone())
