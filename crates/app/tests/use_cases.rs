@@ -103,6 +103,7 @@ async fn record_in_review(store: &Store) -> i64 {
             position: 1,
             raw: raw.as_bytes().to_vec(),
             normalised: e.to_json(),
+            profile: None,
         }])
         .await
         .unwrap();

@@ -1,13 +1,19 @@
 //! File feeds: `DIR/<source>/*.jsonl`, read from stored positions, one record per line, with a
-//! size cap so that one absurd line cannot exhaust memory.
+//! size cap so that one absurd line cannot exhaust memory; and folders of a department's own
+//! exports with their feed profile beside them (`DIR/<folder>/profile.toml`), read row by row
+//! through it (see [`ProfileReader`]).
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
-use doudi_model::{Source, ALL_SOURCES};
+use doudi_feeds::{FeedReader, FileError, Profile};
+use doudi_model::{EventError, ParseLimits, Source, ALL_SOURCES};
 
+use crate::ingest::{ingest_record, ingest_row, Ingested};
 use crate::PipelineError;
 
 /// One line read from a feed file: where it came from and its bytes (at most the size cap).
@@ -34,16 +40,31 @@ impl RawRecord {
     }
 }
 
-/// The feed files of one source, in name order.
+/// The feed files of one folder, in name order: JSON envelope lines of one source, or a
+/// department's own exports read through the folder's feed profile.
 #[derive(Clone, Debug)]
 pub struct SourceFiles {
     pub source: Source,
+    /// The folder's name (a source code for envelope feeds).
+    pub folder: String,
+    /// The folder's feed profile (`profile.toml` beside the files); `None`: `*.jsonl` envelopes.
+    pub profile: Option<Arc<Profile>>,
     pub files: Vec<(String, PathBuf)>,
 }
 
-/// Find the feed files under `dir`: one folder per source (`health_insurance/`, `employment/`,
-/// `housing/`, `civil_registry/`), each holding `*.jsonl` files read in name order. A folder or file
-/// that is not recognised is an error rather than something silently skipped.
+/// The file beside a department's exports that names how to read them.
+pub const PROFILE_FILE: &str = "profile.toml";
+
+/// Find the feed files under `dir`, one folder each:
+///
+/// - a folder named for a source (`health_insurance/`, `employment/`, `housing/`,
+///   `civil_registry/`) holding `*.jsonl` files of JSON envelopes, one event per line;
+/// - any folder holding a feed profile as `profile.toml` beside a department's export files
+///   (CSV, Excel, JSON lines, fixed width, as the profile says); the profile names the source.
+///
+/// Files are read in name order. A folder or file that is not recognised is an error rather than
+/// something silently skipped; names starting with `.` are passed over (write a file under such a
+/// name, then rename it, so that a half-written file is never read).
 pub fn scan_feeds(dir: &Path) -> Result<Vec<SourceFiles>, PipelineError> {
     let io = |e: std::io::Error, p: &Path| PipelineError::Io {
         path: p.to_path_buf(),
@@ -62,43 +83,264 @@ pub fn scan_feeds(dir: &Path) -> Result<Vec<SourceFiles>, PipelineError> {
         if !path.is_dir() {
             return Err(PipelineError::UnexpectedFeedEntry {
                 path,
-                hint: "the feeds folder holds one folder per source, not files",
+                hint: "the feeds folder holds one folder per source or per department export, not files",
             });
         }
         names.push((name, path));
     }
     for (name, path) in names {
-        let Some(source) = Source::from_code(&name) else {
-            return Err(PipelineError::UnknownSourceFolder {
-                path,
-                known: ALL_SOURCES
-                    .iter()
-                    .map(|s| s.code())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
+        let profile_path = path.join(PROFILE_FILE);
+        let profile = if profile_path.is_file() {
+            let p = Profile::load(&profile_path)?;
+            if let Some(named) = Source::from_code(&name) {
+                if named != p.source {
+                    return Err(PipelineError::ProfileSourceMismatch {
+                        path: profile_path,
+                        folder: name,
+                        found: p.source.code().to_string(),
+                    });
+                }
+            }
+            Some(Arc::new(p))
+        } else {
+            None
+        };
+        let source = match (&profile, Source::from_code(&name)) {
+            (Some(p), _) => p.source,
+            (None, Some(s)) => s,
+            (None, None) => {
+                return Err(PipelineError::UnknownSourceFolder {
+                    path,
+                    known: ALL_SOURCES
+                        .iter()
+                        .map(|s| s.code())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
+            }
         };
         let mut files = Vec::new();
         for entry in std::fs::read_dir(&path).map_err(|e| io(e, &path))? {
             let entry = entry.map_err(|e| io(e, &path))?;
             let p = entry.path();
             let fname = entry.file_name().to_string_lossy().into_owned();
-            if fname.starts_with('.') {
+            if fname.starts_with('.') || (profile.is_some() && fname == PROFILE_FILE) {
                 continue;
             }
-            if !p.is_file() || !fname.ends_with(".jsonl") {
+            if !p.is_file() {
                 return Err(PipelineError::UnexpectedFeedEntry {
                     path: p,
-                    hint: "feed folders hold only *.jsonl files, one event per line",
+                    hint: "feed folders hold files, not folders",
                 });
             }
-            files.push((format!("{}/{}", source.code(), fname), p));
+            if profile.is_none() && !fname.ends_with(".jsonl") {
+                return Err(PipelineError::UnexpectedFeedEntry {
+                    path: p,
+                    hint: "feed folders without a profile.toml hold only *.jsonl files, one event per line",
+                });
+            }
+            files.push((format!("{name}/{fname}"), p));
         }
         files.sort();
-        out.push(SourceFiles { source, files });
+        out.push(SourceFiles {
+            source,
+            folder: name,
+            profile,
+            files,
+        });
     }
-    out.sort_by_key(|s| s.source);
+    out.sort_by(|a, b| (a.source, &a.folder).cmp(&(b.source, &b.folder)));
     Ok(out)
+}
+
+/// What a file looked like when it was last read to its end (or to an error that stops it):
+/// its length and modification time. A file that still looks so is not opened again by later
+/// passes of the same run.
+pub type FileStamp = (u64, Option<SystemTime>);
+
+/// Department exports read to their end in this process, by stream (see [`FileStamp`]).
+pub type FileMarks = Arc<Mutex<HashMap<String, FileStamp>>>;
+
+fn stamp(path: &Path) -> FileStamp {
+    std::fs::metadata(path)
+        .map(|m| (m.len(), m.modified().ok()))
+        .unwrap_or((0, None))
+}
+
+/// Reads one folder: envelope lines, or a department's exports through its profile.
+pub enum FeedSource {
+    Envelope(SourceReader),
+    Profile(ProfileReader),
+}
+
+impl FeedSource {
+    /// `positions` maps a stream to `(byte_offset, line)` already committed (for an export:
+    /// where the last row read ends, 0 for Excel, and its row number).
+    pub fn new(
+        files: SourceFiles,
+        positions: HashMap<String, (u64, u64)>,
+        cap: usize,
+        take_unterminated: bool,
+        marks: FileMarks,
+    ) -> Self {
+        match files.profile.clone() {
+            Some(profile) => {
+                FeedSource::Profile(ProfileReader::new(files, profile, positions, marks))
+            }
+            None => {
+                FeedSource::Envelope(SourceReader::new(files, positions, cap, take_unterminated))
+            }
+        }
+    }
+
+    /// The next record, ingested (an event, or why it is refused), or `None` when every file is
+    /// read to its end.
+    pub fn next_item(&mut self, limits: &ParseLimits) -> Result<Option<Ingested>, PipelineError> {
+        match self {
+            FeedSource::Envelope(r) => Ok(r.next_record()?.map(|rec| ingest_record(rec, limits))),
+            FeedSource::Profile(r) => Ok(r.next_item()),
+        }
+    }
+}
+
+/// Reads a folder of one department's exports through its feed profile, file by file in name
+/// order, each from the row after its stored position. A row the profile refuses becomes a
+/// refused record (a dead letter with the file, row, column and why); a file that stops being
+/// readable (cut short, past the profile's row limit, a header without a column the profile
+/// reads) becomes one refused record saying so, and its position stays at the last row read, so
+/// that the rest is read once the file or the profile is fixed.
+pub struct ProfileReader {
+    source: Source,
+    profile: Arc<Profile>,
+    provenance: Arc<str>,
+    files: std::vec::IntoIter<(String, PathBuf)>,
+    current: Option<OpenExport>,
+    positions: HashMap<String, (u64, u64)>,
+    marks: FileMarks,
+}
+
+struct OpenExport {
+    stream: String,
+    stamp: FileStamp,
+    reader: FeedReader,
+    /// The last row read and where it ends (Excel: 0).
+    row: u64,
+    end: u64,
+}
+
+impl ProfileReader {
+    fn new(
+        files: SourceFiles,
+        profile: Arc<Profile>,
+        positions: HashMap<String, (u64, u64)>,
+        marks: FileMarks,
+    ) -> Self {
+        ProfileReader {
+            source: files.source,
+            provenance: Arc::from(profile.provenance().to_string()),
+            profile,
+            files: files.files.into_iter(),
+            current: None,
+            positions,
+            marks,
+        }
+    }
+
+    fn mark(&self, stream: &str, stamp: FileStamp) {
+        self.marks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(stream.to_string(), stamp);
+    }
+
+    /// A file error as a refused record at the last row read (its position does not move).
+    fn file_error(&self, stream: String, row: u64, end: u64, e: FileError) -> Ingested {
+        Ingested {
+            record: RawRecord {
+                source: self.source,
+                stream,
+                line: row,
+                byte_offset: end,
+                end_offset: end,
+                bytes: Vec::new(),
+                full_len: 0,
+            },
+            result: Err(EventError::FileUnreadable(format!(
+                "profile {}: {e}",
+                self.provenance
+            ))),
+            normalised: String::new(),
+            link: None,
+            profile: Some(Arc::clone(&self.provenance)),
+        }
+    }
+
+    /// The next row, ingested, or `None` when every file is read.
+    pub fn next_item(&mut self) -> Option<Ingested> {
+        loop {
+            let Some(cur) = self.current.as_mut() else {
+                let (stream, path) = self.files.next()?;
+                let stamp = stamp(&path);
+                let seen = self
+                    .marks
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(&stream)
+                    .copied();
+                if seen == Some(stamp) {
+                    continue;
+                }
+                let (end, row) = self.positions.get(&stream).copied().unwrap_or((0, 0));
+                match FeedReader::open(Arc::clone(&self.profile), &path) {
+                    Ok(reader) => {
+                        self.current = Some(OpenExport {
+                            stream,
+                            stamp,
+                            reader: reader.resume_after(row),
+                            row,
+                            end,
+                        });
+                        continue;
+                    }
+                    Err(e) => {
+                        self.mark(&stream, stamp);
+                        return Some(self.file_error(stream, row, end, e));
+                    }
+                }
+            };
+            match cur.reader.next() {
+                None => {
+                    let (stream, stamp) = (cur.stream.clone(), cur.stamp);
+                    self.current = None;
+                    self.mark(&stream, stamp);
+                }
+                Some(Err(e)) => {
+                    let (stream, stamp, row, end) =
+                        (cur.stream.clone(), cur.stamp, cur.row, cur.end);
+                    self.current = None;
+                    self.mark(&stream, stamp);
+                    return Some(self.file_error(stream, row, end, e));
+                }
+                Some(Ok(r)) => {
+                    let p = &r.position;
+                    cur.row = p.row;
+                    cur.end = p.end_offset.unwrap_or(0);
+                    self.positions
+                        .insert(cur.stream.clone(), (cur.end, cur.row));
+                    let record = RawRecord {
+                        source: self.source,
+                        stream: cur.stream.clone(),
+                        line: p.row,
+                        byte_offset: p.byte_offset.unwrap_or(0),
+                        end_offset: cur.end,
+                        full_len: r.raw.len() as u64,
+                        bytes: r.raw,
+                    };
+                    return Some(ingest_row(record, r.result, &self.provenance));
+                }
+            }
+        }
+    }
 }
 
 /// Reads one source's files in order, from the stored positions.
@@ -276,25 +518,33 @@ pub fn sample_subjects(
     limits: &doudi_model::ParseLimits,
     max: usize,
 ) -> Result<Vec<doudi_model::Subject>, PipelineError> {
-    let mut readers: Vec<SourceReader> = scan_feeds(dir)?
+    let marks = FileMarks::default();
+    let mut readers: Vec<FeedSource> = scan_feeds(dir)?
         .into_iter()
-        .map(|files| SourceReader::new(files, HashMap::new(), limits.max_event_bytes + 1, true))
+        .map(|files| {
+            FeedSource::new(
+                files,
+                HashMap::new(),
+                limits.max_event_bytes + 1,
+                true,
+                marks.clone(),
+            )
+        })
         .collect();
     let mut out = Vec::with_capacity(max.min(1 << 20));
     while out.len() < max && !readers.is_empty() {
         let mut i = 0;
         while i < readers.len() && out.len() < max {
-            match readers[i].next_record()? {
+            match readers[i].next_item(limits)? {
                 None => {
                     readers.remove(i);
                     continue;
                 }
-                Some(r) if !r.truncated() => {
-                    if let Ok(event) = doudi_model::parse_event(&r.bytes, limits) {
+                Some(item) => {
+                    if let Ok(event) = item.result {
                         out.push(event.subject);
                     }
                 }
-                Some(_) => {}
             }
             i += 1;
         }

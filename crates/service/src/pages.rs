@@ -784,6 +784,7 @@ pub async fn trace(
                 event_id,
                 stream,
                 position,
+                profile,
                 raw,
                 outcome,
                 member_id,
@@ -794,7 +795,11 @@ pub async fn trace(
                 ts(at),
                 format!("{} #{seq} {source} {kind}", lang.t("事件", "event")),
                 format!(
-                    "{event_id} ({stream}:{position}) → {outcome} {} · {} {}{}\n{raw}",
+                    "{event_id} ({stream}:{position}{}) → {outcome} {} · {} {}{}\n{raw}",
+                    profile
+                        .as_deref()
+                        .map(|p| format!(", {} {p}", lang.t("格式", "profile")))
+                        .unwrap_or_default(),
                     member_id.as_deref().unwrap_or(""),
                     lang.t("匹配证据", "evidence"),
                     json_text(evidence),
