@@ -28,6 +28,18 @@ pub struct Config {
     pub serve: ServeConfig,
     /// Kafka feeds, dead-letter and warnings topics (`doudi run --brokers`, `doudi deliver --brokers`).
     pub kafka: doudi_kafka::KafkaConfig,
+    /// The audit trail's checkpoints (`doudi audit checkpoint`).
+    pub audit: AuditConfig,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// HMAC-SHA256 key signing audit checkpoints: `DOUDI_AUDIT__CHECKPOINT_KEY_FILE` (or
+    /// `DOUDI_AUDIT__CHECKPOINT_KEY`). Kept away from the database (whoever can change the
+    /// database must not hold it). Never printed.
+    #[serde(skip_serializing)]
+    pub checkpoint_key: Secret,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -282,6 +294,7 @@ type SetSecret = fn(&mut Config, Secret);
 const SECRETS: &[(&str, SetSecret)] = &[
     ("DELIVER__SECRET", |c, s| c.deliver.secret = s),
     ("STORE__PASSWORD", |c, s| c.store.password = s),
+    ("AUDIT__CHECKPOINT_KEY", |c, s| c.audit.checkpoint_key = s),
     ("KAFKA__SASL_PASSWORD", |c, s| {
         c.kafka.secrets.set("sasl.password", s.0)
     }),

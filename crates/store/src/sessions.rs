@@ -1,0 +1,136 @@
+//! Sign-in sessions of the service's pages, apart from API tokens: a session is its own random
+//! token (stored as its SHA-256) acting for an API token while both are valid. Signing out ends the
+//! session only; the API token, perhaps shared with scripts, stays as it was. A session row is
+//! never deleted. Portable SQL; the PostgreSQL twin is `migrations/postgres/0006_sessions.sql`.
+
+use serde::Serialize;
+
+use crate::db::{on, Col};
+use crate::error::{Ctx, StoreError};
+use crate::open::Store;
+use crate::time::now;
+use crate::tokens::TokenRow;
+
+/// A session as stored (its hash is never shown), with the API token it acts for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SessionRow {
+    pub session_id: i64,
+    pub created_at: String,
+    pub expires_at: String,
+    pub ended_at: Option<String>,
+    pub token: TokenRow,
+}
+
+impl Store {
+    /// Open a session (by its hash) for API token `token_id`, valid until `expires_at` (the
+    /// store's time format); returns its id.
+    pub async fn create_session(
+        &self,
+        session_hash: &str,
+        token_id: i64,
+        expires_at: &str,
+    ) -> Result<i64, StoreError> {
+        on!(self.pool(), pool => Ok(sqlx::query_scalar(
+            "INSERT INTO sessions (session_hash, token_id, created_at, expires_at)
+             VALUES ($1, $2, $3, $4) RETURNING session_id",
+        )
+        .bind(session_hash)
+        .bind(token_id)
+        .bind(now())
+        .bind(expires_at)
+        .fetch_one(pool)
+        .await
+        .ctx("opening a session")?))
+    }
+
+    /// The session with this hash and its API token (ended and expired ones too: the caller says
+    /// why it is refused).
+    pub async fn session_by_hash(
+        &self,
+        session_hash: &str,
+    ) -> Result<Option<SessionRow>, StoreError> {
+        on!(self.pool(), pool => Ok(sqlx::query(
+            "SELECT s.session_id, s.created_at, s.expires_at, s.ended_at,
+                    t.token_id, t.role, t.region_code, t.officer_id, t.label, t.created_by,
+                    t.created_at, t.expires_at, t.revoked_at, t.revoked_by
+             FROM sessions s JOIN api_tokens t ON t.token_id = s.token_id
+             WHERE s.session_hash = $1",
+        )
+        .bind(session_hash)
+        .fetch_optional(pool)
+        .await
+        .ctx("looking up a session")?
+        .map(|r| SessionRow {
+            session_id: r.col(0),
+            created_at: r.col(1),
+            expires_at: r.col(2),
+            ended_at: r.col(3),
+            token: TokenRow {
+                token_id: r.col(4),
+                role: r.col(5),
+                region_code: r.col(6),
+                officer_id: r.col(7),
+                label: r.col(8),
+                created_by: r.col(9),
+                created_at: r.col(10),
+                expires_at: r.col(11),
+                revoked_at: r.col(12),
+                revoked_by: r.col(13),
+            },
+        })))
+    }
+
+    /// End the session with this hash (signing out); `false` when there is none open.
+    pub async fn end_session(&self, session_hash: &str) -> Result<bool, StoreError> {
+        on!(self.pool(), pool => Ok(sqlx::query(
+            "UPDATE sessions SET ended_at = $1 WHERE session_hash = $2 AND ended_at IS NULL",
+        )
+        .bind(now())
+        .bind(session_hash)
+        .execute(pool)
+        .await
+        .ctx("ending a session")?
+        .rows_affected()
+            == 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{NewToken, Store};
+
+    #[tokio::test]
+    async fn a_session_acts_for_its_token_and_ends_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap();
+        let id = store
+            .create_token(&NewToken {
+                token_hash: "tok",
+                role: "officer",
+                region_code: "341502001",
+                officer_id: Some("o-1"),
+                label: "",
+                created_by: "cli:root",
+                expires_at: None,
+            })
+            .await
+            .unwrap();
+        store
+            .create_session("sess", id, "2999-01-01T00:00:00.000000Z")
+            .await
+            .unwrap();
+        let s = store.session_by_hash("sess").await.unwrap().unwrap();
+        assert_eq!((s.token.token_id, s.token.role.as_str()), (id, "officer"));
+        assert!(s.ended_at.is_none());
+        assert!(store.session_by_hash("tok").await.unwrap().is_none());
+        assert!(store.end_session("sess").await.unwrap());
+        assert!(!store.end_session("sess").await.unwrap());
+        let s = store.session_by_hash("sess").await.unwrap().unwrap();
+        assert!(s.ended_at.is_some());
+        // The API token is untouched.
+        let t = store.token_by_hash("tok").await.unwrap().unwrap();
+        assert!(t.revoked_at.is_none());
+    }
+}
