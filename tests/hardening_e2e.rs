@@ -179,3 +179,40 @@ fn a_cut_audit_tail_is_caught_with_a_checkpoint_on_postgres() {
     let pg = PgDatabase::create(&server, "checkpoint");
     the_tail_cut_is_caught_with_a_checkpoint(tmp.path(), &pg.url);
 }
+
+#[test]
+fn the_command_line_bounds_a_silence_too() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path();
+    let db = format!("sqlite://{}", dir.join("doudi.db").display());
+    for (flag, value) in [
+        ("--hours", "4294967295"),
+        ("--hours", "8785"),
+        ("--until", "9999-12-31T23:00:00-08:00"),
+    ] {
+        let out = doudi_env(
+            dir,
+            &[
+                "silences",
+                "add",
+                "--region",
+                "341502001",
+                flag,
+                value,
+                "--reason",
+                "x",
+                "--by",
+                "chen",
+                "--db",
+                &db,
+            ],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("at most a year") || err.contains("0001 to 9999"),
+            "{flag} {value}: {err}"
+        );
+    }
+}

@@ -294,7 +294,6 @@ type SetSecret = fn(&mut Config, Secret);
 const SECRETS: &[(&str, SetSecret)] = &[
     ("DELIVER__SECRET", |c, s| c.deliver.secret = s),
     ("STORE__PASSWORD", |c, s| c.store.password = s),
-    ("AUDIT__CHECKPOINT_KEY", |c, s| c.audit.checkpoint_key = s),
     ("KAFKA__SASL_PASSWORD", |c, s| {
         c.kafka.secrets.set("sasl.password", s.0)
     }),
@@ -304,6 +303,7 @@ const SECRETS: &[(&str, SetSecret)] = &[
     ("KAFKA__SSL_KEYSTORE_PASSWORD", |c, s| {
         c.kafka.secrets.set("ssl.keystore.password", s.0)
     }),
+    ("AUDIT__CHECKPOINT_KEY", |c, s| c.audit.checkpoint_key = s),
 ];
 
 fn valid_key_id(id: &str) -> bool {
@@ -616,6 +616,7 @@ mod tests {
         assert_eq!(made.get("sasl.password"), Some("secret-number-2"));
         assert_eq!(made.get("ssl.key.password"), Some("secret-number-3"));
         assert_eq!(made.get("ssl.keystore.password"), Some("secret-number-4"));
+        assert_eq!(c.audit.checkpoint_key.expose(), "secret-number-5");
         let printed = c.printable().unwrap();
         let debug = format!("{c:?}");
         for n in 0..SECRETS.len() {
