@@ -4,9 +4,9 @@
 //! (one person enrolled in two households), and a dead letter; an officer directory; one token per
 //! role. Requests go through the whole application in process (`tower::ServiceExt::oneshot`).
 //!
-//! On SQLite ([`Fixture::new`]), or on each store ([`Fixture::each_store`]): SQLite, and a fresh
-//! PostgreSQL database when `DOUDI_TEST_POSTGRES_URL` is set (otherwise a `skipped:` line is
-//! printed). Pages are requested with a sign-in session opened for an API token
+//! On SQLite ([`Fixture::new`]; on PostgreSQL with `DOUDI_TEST_SERVICE_STORE=postgres`), or on
+//! each store ([`Fixture::each_store`]): SQLite, and a fresh PostgreSQL database when
+//! `DOUDI_TEST_POSTGRES_URL` is set (otherwise a `skipped:` line is printed). Pages are requested with a sign-in session opened for an API token
 //! ([`Fixture::session`]), as a browser holds one.
 
 #![allow(dead_code)]
@@ -191,10 +191,16 @@ impl Fixture {
         Fixture::with_config(|_| {}).await
     }
 
+    /// On SQLite, or on PostgreSQL when `DOUDI_TEST_SERVICE_STORE=postgres` (and
+    /// `DOUDI_TEST_POSTGRES_URL`) is set: the whole service suite then runs on PostgreSQL.
     pub async fn with_config(tune: impl FnOnce(&mut ServiceConfig)) -> Fixture {
-        Fixture::on(Backend::Sqlite, tune)
-            .await
-            .expect("SQLite is always there")
+        let backend = match std::env::var("DOUDI_TEST_SERVICE_STORE").as_deref() {
+            Ok("postgres") => Backend::Postgres,
+            _ => Backend::Sqlite,
+        };
+        Fixture::on(backend, tune).await.expect(
+            "DOUDI_TEST_SERVICE_STORE=postgres needs DOUDI_TEST_POSTGRES_URL (the test server)",
+        )
     }
 
     /// A fixture on SQLite, and one on PostgreSQL when `DOUDI_TEST_POSTGRES_URL` is set.
