@@ -216,3 +216,32 @@ fn the_command_line_bounds_a_silence_too() {
         );
     }
 }
+
+#[test]
+fn a_token_expiry_is_bounded_not_a_panic() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path();
+    let db = format!("sqlite://{}", dir.join("doudi.db").display());
+    let out = doudi_env(
+        dir,
+        &[
+            "tokens",
+            "create",
+            "--role",
+            "auditor",
+            "--region",
+            "34",
+            "--expires-in",
+            "4294967295",
+            "--db",
+            &db,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "a usage error, not a panic");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--expires-in") && err.contains("1..=3660"),
+        "{err}"
+    );
+}
