@@ -183,15 +183,28 @@ pub async fn check_session(state: &AppState, session: &str) -> Result<Principal,
     principal_of(&row.token, session, Some(hash))
 }
 
-/// Open a session for API token `token` (checked again here): the session token for the cookie
-/// and the principal.
-pub async fn open_session(state: &AppState, token: &str) -> Result<(String, Principal), String> {
+/// Open a session for API token `token` (checked again here) from `client`: the session token
+/// for the cookie and the principal. Audited (`signed_in`).
+pub async fn open_session(
+    state: &AppState,
+    token: &str,
+    client: IpAddr,
+) -> Result<(String, Principal), String> {
     let p = check_token(state, token).await?;
     let (session, hash) = new_token();
     let until = chrono::Utc::now() + chrono::TimeDelta::hours(SESSION_HOURS);
+    let client = Some(client)
+        .filter(|ip| !ip.is_unspecified())
+        .map(|ip| ip.to_string());
     state
         .store()
-        .create_session(&hash, p.token_id, &doudi_store::ts(&until))
+        .create_session(
+            &hash,
+            p.token_id,
+            &doudi_store::ts(&until),
+            &p.actor(),
+            client.as_deref(),
+        )
         .await
         .map_err(db_error)?;
     Ok((session, p))

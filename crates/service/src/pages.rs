@@ -130,7 +130,7 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Response {
         }
         Err(e) => return error_page(lang, None, "/sign-in", &ApiError::BadRequest(e.body_text())),
     };
-    match auth::open_session(&state, &token).await {
+    match auth::open_session(&state, &token, ip).await {
         Ok((session, p)) => {
             tracing::info!(token_id = p.token_id, role = p.role.code(), "signed in");
             let secure = if state.config().public_url.starts_with("https://") {
@@ -210,7 +210,7 @@ pub async fn sign_out(
     // The session ends here (its cookie is no longer accepted, wherever a copy of it is); the API
     // token it acted for stays valid.
     if let Some(hash) = &who.session_hash {
-        if let Err(e) = state.store().end_session(hash).await {
+        if let Err(e) = state.store().end_session(hash, &who.actor()).await {
             return error_page(lang, Some(&who), "/", &ApiError::from(e));
         }
     }

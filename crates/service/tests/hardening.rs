@@ -636,6 +636,23 @@ async fn signing_out_ends_the_session_but_not_the_api_token() {
         // … and the API token, shared with scripts, still does.
         let r = fx.api("GET", "/api/warnings", Some(&token), None).await;
         assert_eq!(r.status, 200, "{}", r.body);
+        // Both ends of the session are in the audit trail, by the officer the token acts for.
+        let trail: Vec<(String, String)> = fx
+            .store
+            .audit_records(1, 100_000)
+            .await
+            .expect("audit")
+            .into_iter()
+            .filter(|a| a.action == "signed_in" || a.action == "signed_out")
+            .map(|a| (a.actor, a.action))
+            .collect();
+        assert!(
+            trail.ends_with(&[
+                ("o-341502001".to_string(), "signed_in".to_string()),
+                ("o-341502001".to_string(), "signed_out".to_string())
+            ]),
+            "{trail:?}"
+        );
         // Revoking the API token ends its sessions too.
         let again = session_cookie(&fx.sign_in(&token).await).expect("a new session");
         assert_eq!(

@@ -23,14 +23,17 @@ pub struct SessionRow {
 
 impl Store {
     /// Open a session (by its hash) for API token `token_id`, valid until `expires_at` (the
-    /// store's time format); returns its id.
+    /// store's time format); returns its id. Audited (`signed_in`, by `actor`, from `client`).
     pub async fn create_session(
         &self,
         session_hash: &str,
         token_id: i64,
         expires_at: &str,
+        actor: &str,
+        client: Option<&str>,
     ) -> Result<i64, StoreError> {
-        on!(self.pool(), pool => Ok(sqlx::query_scalar(
+        let mut tx = self.write_tx("starting to open a session").await?;
+        let id: i64 = on!(tx.conn(), c => sqlx::query_scalar(
             "INSERT INTO sessions (session_hash, token_id, created_at, expires_at)
              VALUES ($1, $2, $3, $4) RETURNING session_id",
         )
@@ -38,9 +41,19 @@ impl Store {
         .bind(token_id)
         .bind(now())
         .bind(expires_at)
-        .fetch_one(pool)
+        .fetch_one(&mut *c)
         .await
-        .ctx("opening a session")?))
+        .ctx("opening a session")?);
+        crate::audit::append(
+            tx.conn(),
+            actor,
+            "signed_in",
+            &format!("token:{token_id}"),
+            &serde_json::json!({"session_id": id, "expires_at": expires_at, "client": client}),
+        )
+        .await?;
+        tx.commit("committing a new session").await?;
+        Ok(id)
     }
 
     /// The session with this hash and its API token (ended and expired ones too: the caller says
@@ -80,18 +93,32 @@ impl Store {
         })))
     }
 
-    /// End the session with this hash (signing out); `false` when there is none open.
-    pub async fn end_session(&self, session_hash: &str) -> Result<bool, StoreError> {
-        on!(self.pool(), pool => Ok(sqlx::query(
-            "UPDATE sessions SET ended_at = $1 WHERE session_hash = $2 AND ended_at IS NULL",
+    /// End the session with this hash (signing out); `false` when there is none open. Audited
+    /// (`signed_out`, by `actor`).
+    pub async fn end_session(&self, session_hash: &str, actor: &str) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx("starting to end a session").await?;
+        let ended: Option<(i64, i64)> = on!(tx.conn(), c => sqlx::query_as(
+            "UPDATE sessions SET ended_at = $1 WHERE session_hash = $2 AND ended_at IS NULL
+             RETURNING session_id, token_id",
         )
         .bind(now())
         .bind(session_hash)
-        .execute(pool)
+        .fetch_optional(&mut *c)
         .await
-        .ctx("ending a session")?
-        .rows_affected()
-            == 1))
+        .ctx("ending a session")?);
+        let Some((session_id, token_id)) = ended else {
+            return Ok(false);
+        };
+        crate::audit::append(
+            tx.conn(),
+            actor,
+            "signed_out",
+            &format!("token:{token_id}"),
+            &serde_json::json!({"session_id": session_id}),
+        )
+        .await?;
+        tx.commit("committing the end of a session").await?;
+        Ok(true)
     }
 }
 
@@ -118,19 +145,35 @@ mod tests {
             .await
             .unwrap();
         store
-            .create_session("sess", id, "2999-01-01T00:00:00.000000Z")
+            .create_session(
+                "sess",
+                id,
+                "2999-01-01T00:00:00.000000Z",
+                "o-1",
+                Some("192.0.2.1"),
+            )
             .await
             .unwrap();
         let s = store.session_by_hash("sess").await.unwrap().unwrap();
         assert_eq!((s.token.token_id, s.token.role.as_str()), (id, "officer"));
         assert!(s.ended_at.is_none());
         assert!(store.session_by_hash("tok").await.unwrap().is_none());
-        assert!(store.end_session("sess").await.unwrap());
-        assert!(!store.end_session("sess").await.unwrap());
+        assert!(store.end_session("sess", "o-1").await.unwrap());
+        assert!(!store.end_session("sess", "o-1").await.unwrap());
         let s = store.session_by_hash("sess").await.unwrap().unwrap();
         assert!(s.ended_at.is_some());
         // The API token is untouched.
         let t = store.token_by_hash("tok").await.unwrap().unwrap();
         assert!(t.revoked_at.is_none());
+        // Both in the audit trail, which still verifies.
+        let actions: Vec<String> = store
+            .audit_records(1, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.action)
+            .collect();
+        assert_eq!(actions, ["token_created", "signed_in", "signed_out"]);
+        assert!(store.verify_audit().await.unwrap().first_broken.is_none());
     }
 }
