@@ -492,14 +492,16 @@ pub struct SilenceBody {
     pub hours: Option<u32>,
 }
 
+/// A time a client sent: RFC 3339, and in the years 0001 to 9999 once in UTC.
 fn time(text: &str, what: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .map_err(|e| ApiError::BadRequest(format!("{what} {text:?} is not an RFC 3339 time: {e}")))
+    let t = chrono::DateTime::parse_from_rfc3339(text).map_err(|e| {
+        ApiError::BadRequest(format!("{what} {text:?} is not an RFC 3339 time: {e}"))
+    })?;
+    Ok(doudi_app::silences::client_time(&t, what)?)
 }
 
 /// `POST /api/silences`: hold back notices for a household or region (a supervisor whose region
-/// contains it, as `doudi silences add`).
+/// contains it, as `doudi silences add`), for at most a year; times in the years 0001 to 9999.
 pub async fn add_silence(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -523,7 +525,7 @@ pub async fn add_silence(
     };
     let end = match (&b.until, b.hours) {
         (Some(t), None) => time(t, "until")?,
-        (None, Some(h)) => start + chrono::TimeDelta::hours(i64::from(h)),
+        (None, Some(h)) => doudi_app::silences::end_after_hours(start, h)?,
         _ => {
             return Err(ApiError::BadRequest(
                 "give either \"until\" (RFC 3339) or \"hours\"".into(),
@@ -560,7 +562,10 @@ pub async fn overview_data(
             "region must be a region code of up to 12 digits (got {code:?})"
         )));
     }
-    who.require_region(code, &format!("region {code}"))?;
+    who.require_region(
+        code,
+        &format!("no region {code} among this token's regions"),
+    )?;
     if !(1..=366).contains(&days) {
         return Err(ApiError::BadRequest(format!(
             "days must be 1 to 366 (got {days})"
