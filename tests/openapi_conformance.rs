@@ -6,8 +6,10 @@
 //! The run must end with 0 failures; the server must not panic.
 //!
 //! Runs only when `DOUDI_TEST_SCHEMATHESIS` names the `st` executable (`.ci/run` installs it);
-//! otherwise prints `skipped: …` and passes. `DOUDI_TEST_SCHEMATHESIS_EXAMPLES` (default 20) bounds
-//! the examples per operation; `tests/schemathesis.toml` is the configuration (what a 422 means).
+//! otherwise prints `skipped: …` and passes. On SQLite, and on PostgreSQL too when
+//! `DOUDI_TEST_POSTGRES_URL` is set. `DOUDI_TEST_SCHEMATHESIS_EXAMPLES` (default 50) bounds the
+//! examples per operation and phase; `tests/schemathesis.toml` is the configuration (what a 422
+//! means).
 
 mod common;
 
@@ -15,11 +17,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{doudi, ok};
+use common::{doudi, ok, PgDatabase};
 use serde_json::Value;
 
 /// Examples per operation and phase unless `DOUDI_TEST_SCHEMATHESIS_EXAMPLES` says otherwise.
-const DEFAULT_EXAMPLES: u32 = 20;
+const DEFAULT_EXAMPLES: u32 = 50;
 /// A fixed seed: a failure found in CI is found again locally.
 const SEED: &str = "20261206";
 
@@ -76,24 +78,48 @@ fn wait_ready(base: &str, server: &mut Server) {
     panic!("doudi serve did not become ready at {base}");
 }
 
-#[test]
-fn the_server_keeps_to_its_openapi_document_for_every_role() {
+fn schemathesis() -> Option<(String, u32)> {
     let Ok(st) = std::env::var("DOUDI_TEST_SCHEMATHESIS") else {
         println!(
             "skipped: set DOUDI_TEST_SCHEMATHESIS to the schemathesis executable (`st`, pip install \
              schemathesis) to run the OpenAPI conformance test"
         );
-        return;
+        return None;
     };
     let examples: u32 = std::env::var("DOUDI_TEST_SCHEMATHESIS_EXAMPLES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_EXAMPLES);
+    Some((st, examples))
+}
 
-    // A small store with warnings, a review queue and dead letters.
+#[test]
+fn the_server_keeps_to_its_openapi_document_for_every_role_on_sqlite() {
+    let Some((st, examples)) = schemathesis() else {
+        return;
+    };
     let tmp = tempfile::tempdir().expect("temp dir");
-    let dir = tmp.path();
-    let db = format!("sqlite://{}", dir.join("doudi.db").display());
+    let db = format!("sqlite://{}", tmp.path().join("doudi.db").display());
+    conformance(tmp.path(), &db, &st, examples);
+}
+
+#[test]
+fn the_server_keeps_to_its_openapi_document_for_every_role_on_postgres() {
+    let Some((st, examples)) = schemathesis() else {
+        return;
+    };
+    let Ok(server) = std::env::var("DOUDI_TEST_POSTGRES_URL") else {
+        println!("skipped: set DOUDI_TEST_POSTGRES_URL to run the OpenAPI conformance test on PostgreSQL");
+        return;
+    };
+    let pg = PgDatabase::create(&server, "openapi");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    conformance(tmp.path(), &pg, &st, examples);
+}
+
+/// Generate a small store at `db` (warnings, officers, dead letters), serve it, and run
+/// schemathesis once per role.
+fn conformance(dir: &Path, db: &str, st: &str, examples: u32) {
     for args in [
         &[
             "gen",
@@ -106,15 +132,15 @@ fn the_server_keeps_to_its_openapi_document_for_every_role() {
             "--hardship-share",
             "0.3",
         ][..],
-        &["import", "register.jsonl", "--db", &db],
-        &["officers", "import", "officers.jsonl", "--db", &db],
-        &["run", "--feeds", "feeds", "--once", "--db", &db],
+        &["import", "register.jsonl", "--db", db],
+        &["officers", "import", "officers.jsonl", "--db", db],
+        &["run", "--feeds", "feeds", "--once", "--db", db],
     ] {
         ok(doudi(dir, args));
     }
     let warnings: Value = serde_json::from_str(&ok(doudi(
         dir,
-        &["warnings", "list", "--json", "--limit", "1000", "--db", &db],
+        &["warnings", "list", "--json", "--limit", "1000", "--db", db],
     )))
     .expect("warnings");
     let assigned = warnings
@@ -128,8 +154,14 @@ fn the_server_keeps_to_its_openapi_document_for_every_role() {
         })
         .expect("an assigned warning")
         .clone();
-    let officer = assigned["assigned_to"].as_str().expect("officer").to_string();
-    let region = assigned["region_code"].as_str().expect("region").to_string();
+    let officer = assigned["assigned_to"]
+        .as_str()
+        .expect("officer")
+        .to_string();
+    let region = assigned["region_code"]
+        .as_str()
+        .expect("region")
+        .to_string();
     let (township, county) = (&region[..9], &region[..6]);
     let supervisor = format!("s-{county}");
     let roles = [
@@ -137,23 +169,40 @@ fn the_server_keeps_to_its_openapi_document_for_every_role() {
             "officer",
             token(
                 dir,
-                &db,
-                &["--role", "officer", "--region", township, "--officer", &officer],
+                db,
+                &[
+                    "--role",
+                    "officer",
+                    "--region",
+                    township,
+                    "--officer",
+                    &officer,
+                ],
             ),
         ),
         (
             "supervisor",
             token(
                 dir,
-                &db,
-                &["--role", "supervisor", "--region", county, "--officer", &supervisor],
+                db,
+                &[
+                    "--role",
+                    "supervisor",
+                    "--region",
+                    county,
+                    "--officer",
+                    &supervisor,
+                ],
             ),
         ),
         (
             "auditor",
-            token(dir, &db, &["--role", "auditor", "--region", "34"]),
+            token(dir, db, &["--role", "auditor", "--region", "34"]),
         ),
-        ("admin", token(dir, &db, &["--role", "admin", "--region", "34"])),
+        (
+            "admin",
+            token(dir, db, &["--role", "admin", "--region", "34"]),
+        ),
     ];
 
     let port = free_port();
@@ -163,7 +212,7 @@ fn the_server_keeps_to_its_openapi_document_for_every_role() {
     let mut server = Server(
         Command::new(env!("CARGO_BIN_EXE_doudi"))
             .current_dir(dir)
-            .args(["serve", "--db", &db])
+            .args(["serve", "--db", db])
             .env_remove("DOUDI_CONFIG")
             .env_remove("DOUDI_DB")
             .env("DOUDI_SERVE__LISTEN", format!("127.0.0.1:{port}"))
@@ -183,7 +232,7 @@ fn the_server_keeps_to_its_openapi_document_for_every_role() {
     let mut failed = Vec::new();
     for (role, secret) in &roles {
         let started = Instant::now();
-        let out = Command::new(&st)
+        let out = Command::new(st)
             .current_dir(dir)
             .arg("--config-file")
             .arg(&config)

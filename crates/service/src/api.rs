@@ -128,7 +128,10 @@ pub fn warning_filter<'a>(
         region_prefix: region,
         level,
         state: st,
-        assigned_to: q.officer.as_deref().filter(|o| !o.is_empty()),
+        assigned_to: match q.officer.as_deref() {
+            Some(o) => Some(text(o, "officer")?).filter(|o| !o.is_empty()),
+            None => None,
+        },
         limit,
         offset,
     })
@@ -144,6 +147,17 @@ pub async fn list_warnings(
     let mut page = state.store().warnings_page(&filter).await?;
     page.warnings.iter_mut().for_each(mask_warning);
     ok(page)
+}
+
+/// A text parameter (`what`): never U+0000, which PostgreSQL cannot store or compare (the
+/// document's pattern `^[^\x00]*$`).
+fn text<'a>(value: &'a str, what: &str) -> Result<&'a str, ApiError> {
+    if value.contains('\0') {
+        return Err(ApiError::BadRequest(format!(
+            "{what} must not contain U+0000"
+        )));
+    }
+    Ok(value)
 }
 
 fn warning_id(id: &str) -> Result<i64, ApiError> {
@@ -252,7 +266,8 @@ pub async fn show_household(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let read = household(state.store(), &who.who(), &id, "GET /api/households/{id}").await?;
+    let id = text(&id, "the household id")?;
+    let read = household(state.store(), &who.who(), id, "GET /api/households/{id}").await?;
     ok(json!({"household": read.value, "masked": read.masked}))
 }
 
@@ -263,6 +278,7 @@ pub async fn household_timeline(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult {
+    text(&id, "the household id")?;
     let read = trace(
         state.store(),
         &who.who(),
@@ -281,6 +297,7 @@ pub async fn household_trace(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult {
+    text(&id, "the household id")?;
     let read = trace(
         state.store(),
         &who.who(),

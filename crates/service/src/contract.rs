@@ -189,7 +189,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Checked<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
         match read(req, state).await? {
             Some(v) => Ok(Checked(v)),
-            None => Err(ApiError::BadRequest("this request needs a JSON body".into()).into_response()),
+            None => {
+                Err(ApiError::BadRequest("this request needs a JSON body".into()).into_response())
+            }
         }
     }
 }
@@ -233,9 +235,8 @@ async fn read<S: Send + Sync, T: DeserializeOwned>(
         )
         .into_response());
     }
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::BadRequest(format!("the body is not JSON: {e}")).into_response()
-    })?;
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")).into_response())?;
     contract
         .check_body(&method, &path, &value)
         .map_err(IntoResponse::into_response)?;
@@ -271,7 +272,10 @@ mod tests {
         ] {
             assert!(c.spec(method, path).is_ok(), "{method} {path}");
         }
-        assert!(!c.spec("post", "/api/warnings/{id}/acknowledge").map(|s| s.required).unwrap_or(true));
+        assert!(!c
+            .spec("post", "/api/warnings/{id}/acknowledge")
+            .map(|s| s.required)
+            .unwrap_or(true));
     }
 
     #[test]
@@ -282,9 +286,26 @@ mod tests {
         assert!(e.contains("why"), "{e}");
         let e = check("post", "/api/warnings/{id}/visit", json!({})).unwrap_err();
         assert!(e.contains("note"), "{e}");
-        let e = check("post", "/api/warnings/{id}/visit", json!({"note": " \u{3000}\t"})).unwrap_err();
+        let e = check(
+            "post",
+            "/api/warnings/{id}/visit",
+            json!({"note": " \u{3000}\t"}),
+        )
+        .unwrap_err();
         assert!(e.contains("at /note"), "{e}");
-        assert!(check("post", "/api/warnings/{id}/visit", json!({"note": " 已入户 "})).is_ok());
+        assert!(check(
+            "post",
+            "/api/warnings/{id}/visit",
+            json!({"note": " 已入户 "})
+        )
+        .is_ok());
+        let e = check(
+            "post",
+            "/api/deadletters/replay",
+            json!({"reason": "a\u{0}b"}),
+        )
+        .unwrap_err();
+        assert!(e.contains("at /reason"), "{e}");
     }
 
     #[test]
@@ -293,10 +314,14 @@ mod tests {
         assert!(r(json!({"disposition": "enrolled", "note": "核实"})).is_err());
         assert!(r(json!({"disposition": "enrolled", "category": "dibao", "note": "核实"})).is_ok());
         assert!(r(json!({"disposition": "enrolled", "category": "gold", "note": "核实"})).is_err());
-        assert!(r(json!({"disposition": "relief_granted", "amount": "1500.50", "note": "临时救助"})).is_ok());
+        assert!(r(
+            json!({"disposition": "relief_granted", "amount": "1500.50", "note": "临时救助"})
+        )
+        .is_ok());
         for bad in ["0", "0.00", "1.234", " 20", "-5", "1e3", "1234567890123456"] {
             assert!(
-                r(json!({"disposition": "relief_granted", "amount": bad, "note": "临时救助"})).is_err(),
+                r(json!({"disposition": "relief_granted", "amount": bad, "note": "临时救助"}))
+                    .is_err(),
                 "amount {bad:?}"
             );
         }
@@ -311,11 +336,17 @@ mod tests {
         assert!(s(json!({"region": "341502", "reason": "防汛", "hours": 8784})).is_ok());
         assert!(s(json!({"region": "341502", "reason": "防汛", "hours": 8785})).is_err());
         assert!(s(json!({"region": "341502", "reason": "防汛", "hours": 0})).is_err());
-        assert!(s(json!({"region": "341502", "reason": "防汛"})).is_err(), "no end");
+        assert!(
+            s(json!({"region": "341502", "reason": "防汛"})).is_err(),
+            "no end"
+        );
         assert!(s(json!({"region": "341502", "reason": "防汛", "hours": 2,
             "until": "2026-01-01T00:00:00Z"}))
         .is_err());
-        assert!(s(json!({"reason": "防汛", "hours": 2})).is_err(), "no target");
+        assert!(
+            s(json!({"reason": "防汛", "hours": 2})).is_err(),
+            "no target"
+        );
         assert!(s(json!({"region": "3415", "reason": "防汛", "hours": 2})).is_err());
         assert!(s(json!({"household": "HZ-1", "reason": "防汛",
             "until": "2026-01-01T00:00:00+08:00"}))
@@ -328,8 +359,18 @@ mod tests {
         let mut v = json!({"ids": [1.0, -1602154.0, 2.5, 7], "hours": 48.0});
         integral(&mut v);
         assert_eq!(v, json!({"ids": [1, -1602154, 2.5, 7], "hours": 48}));
-        assert!(check("post", "/api/silences", json!({"region": "341502", "reason": "r", "hours": 2.0})).is_ok());
-        assert!(check("post", "/api/silences", json!({"region": "341502", "reason": "r", "hours": 2.5})).is_err());
+        assert!(check(
+            "post",
+            "/api/silences",
+            json!({"region": "341502", "reason": "r", "hours": 2.0})
+        )
+        .is_ok());
+        assert!(check(
+            "post",
+            "/api/silences",
+            json!({"region": "341502", "reason": "r", "hours": 2.5})
+        )
+        .is_err());
     }
 
     #[test]

@@ -28,12 +28,7 @@ fn operation(doc: &Value, method: &str, template: &str) -> Value {
 /// Assert `r` has `status`, a JSON error with its code where it is an error, and that the document
 /// lists the status for the operation.
 fn assert_documented(doc: &Value, method: &str, template: &str, r: &Reply, status: u16) {
-    assert_eq!(
-        r.status.as_u16(),
-        status,
-        "{method} {template}: {}",
-        r.body
-    );
+    assert_eq!(r.status.as_u16(), status, "{method} {template}: {}", r.body);
     let op = operation(doc, method, template);
     assert!(
         op["responses"].get(status.to_string()).is_some(),
@@ -103,10 +98,18 @@ async fn a_body_not_sent_as_json_is_415_on_every_route_that_reads_one() {
             "/api/deadletters/replay".to_string(),
             Role::Admin,
         ),
-        ("/api/silences", "/api/silences".to_string(), Role::Supervisor),
+        (
+            "/api/silences",
+            "/api/silences".to_string(),
+            Role::Supervisor,
+        ),
     ] {
         let token = fx.token(role);
-        for content_type in [None, Some("text/plain"), Some("application/x-www-form-urlencoded")] {
+        for content_type in [
+            None,
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+        ] {
             let r = raw(&fx, "POST", &uri, token, content_type, r#"{"note":"x"}"#).await;
             assert_documented(&doc, "POST", template, &r, 415);
             assert_eq!(r.json()["error"]["code"], "unsupported_media_type");
@@ -114,7 +117,15 @@ async fn a_body_not_sent_as_json_is_415_on_every_route_that_reads_one() {
     }
     // The acknowledgement's body is optional: nothing sent is no body, and a JSON type with a
     // charset parameter is JSON.
-    let r = raw(&fx, "POST", &format!("/api/warnings/{w}/acknowledge"), fx.token(Role::Officer), None, "").await;
+    let r = raw(
+        &fx,
+        "POST",
+        &format!("/api/warnings/{w}/acknowledge"),
+        fx.token(Role::Officer),
+        None,
+        "",
+    )
+    .await;
     assert_documented(&doc, "POST", "/api/warnings/{id}/acknowledge", &r, 200);
     let r = raw(
         &fx,
@@ -164,6 +175,14 @@ async fn what_the_document_forbids_is_400_naming_the_place() {
             Role::Officer,
             json!({}),
             "note",
+        ),
+        // PostgreSQL stores no U+0000: the document forbids it in text, the server refuses it.
+        (
+            "/api/warnings/{id}/visit",
+            format!("/api/warnings/{w}/visit"),
+            Role::Officer,
+            json!({"note": "入户\u{0}核查"}),
+            "/note",
         ),
         (
             "/api/warnings/{id}/visit",
@@ -218,7 +237,9 @@ async fn what_the_document_forbids_is_400_naming_the_place() {
         ),
     ];
     for (template, uri, role, body, place) in cases {
-        let r = fx.api("POST", &uri, Some(fx.token(role)), Some(body.clone())).await;
+        let r = fx
+            .api("POST", &uri, Some(fx.token(role)), Some(body.clone()))
+            .await;
         assert_documented(&doc, "POST", template, &r, 400);
         let message = r.json()["error"]["message"]
             .as_str()
@@ -241,7 +262,9 @@ async fn what_the_document_forbids_is_400_naming_the_place() {
     .await;
     assert_documented(&doc, "POST", "/api/warnings/{id}/visit", &r, 400);
     // Nothing above moved the warning.
-    let r = fx.api("GET", &format!("/api/warnings/{w}"), Some(officer), None).await;
+    let r = fx
+        .api("GET", &format!("/api/warnings/{w}"), Some(officer), None)
+        .await;
     assert_eq!(r.json()["status"], "open", "{}", r.body);
 }
 
@@ -256,35 +279,101 @@ async fn query_and_path_bounds_are_the_documents() {
             .and_then(|ps| ps.iter().find(|p| p["name"] == "limit"))
             .map(|p| p["schema"].clone())
             .expect("a limit parameter");
-        assert_eq!(limit["maximum"], max, "{template}: the document's limit bound is the default max_page_size");
+        assert_eq!(
+            limit["maximum"], max,
+            "{template}: the document's limit bound is the default max_page_size"
+        );
         let auditor = fx.token(Role::Auditor);
-        let r = fx.api("GET", &format!("{template}?limit={max}"), Some(auditor), None).await;
+        let r = fx
+            .api(
+                "GET",
+                &format!("{template}?limit={max}"),
+                Some(auditor),
+                None,
+            )
+            .await;
         assert_documented(&doc, "GET", template, &r, 200);
         let r = fx
-            .api("GET", &format!("{template}?limit={}", max + 1), Some(auditor), None)
+            .api(
+                "GET",
+                &format!("{template}?limit={}", max + 1),
+                Some(auditor),
+                None,
+            )
             .await;
         assert_documented(&doc, "GET", template, &r, 400);
-        let r = fx.api("GET", &format!("{template}?limit=0"), Some(auditor), None).await;
+        let r = fx
+            .api("GET", &format!("{template}?limit=0"), Some(auditor), None)
+            .await;
         assert_documented(&doc, "GET", template, &r, 400);
     }
     let admin = fx.token(Role::Admin);
     // An empty region or level is not a region or a level.
-    for query in ["region=", "level=", "region=1234567890123", "offset=-1", "state="] {
-        let r = fx.api("GET", &format!("/api/warnings?{query}"), Some(admin), None).await;
+    for query in [
+        "region=",
+        "level=",
+        "region=1234567890123",
+        "offset=-1",
+        "state=",
+    ] {
+        let r = fx
+            .api("GET", &format!("/api/warnings?{query}"), Some(admin), None)
+            .await;
         assert_documented(&doc, "GET", "/api/warnings", &r, 400);
     }
-    for query in ["region=3", "officer=", "offset=9223372036854775807", "level=red&state=all"] {
-        let r = fx.api("GET", &format!("/api/warnings?{query}"), Some(admin), None).await;
+    let r = fx
+        .api("GET", "/api/warnings?officer=o-1%00", Some(admin), None)
+        .await;
+    assert_documented(&doc, "GET", "/api/warnings", &r, 400);
+    for template in [
+        "/api/households/{id}",
+        "/api/households/{id}/timeline",
+        "/api/households/{id}/trace",
+    ] {
+        let uri = template.replace("{id}", "HZ%00-1");
+        let r = fx
+            .api("GET", &uri, Some(fx.token(Role::Auditor)), None)
+            .await;
+        assert_documented(&doc, "GET", template, &r, 400);
+    }
+    for query in [
+        "region=3",
+        "officer=",
+        "offset=9223372036854775807",
+        "level=red&state=all",
+    ] {
+        let r = fx
+            .api("GET", &format!("/api/warnings?{query}"), Some(admin), None)
+            .await;
         assert_documented(&doc, "GET", "/api/warnings", &r, 200);
     }
     // Ids are 64-bit integers: beyond them is not an id (400); within, a warning that is not there (404).
-    let r = fx.api("GET", "/api/warnings/9223372036854775808", Some(admin), None).await;
+    let r = fx
+        .api(
+            "GET",
+            "/api/warnings/9223372036854775808",
+            Some(admin),
+            None,
+        )
+        .await;
     assert_documented(&doc, "GET", "/api/warnings/{id}", &r, 400);
-    let r = fx.api("GET", "/api/warnings/-9223372036854775808", Some(admin), None).await;
+    let r = fx
+        .api(
+            "GET",
+            "/api/warnings/-9223372036854775808",
+            Some(admin),
+            None,
+        )
+        .await;
     assert_documented(&doc, "GET", "/api/warnings/{id}", &r, 404);
     for days in ["0", "367"] {
         let r = fx
-            .api("GET", &format!("/api/regions/341502/overview?days={days}"), Some(admin), None)
+            .api(
+                "GET",
+                &format!("/api/regions/341502/overview?days={days}"),
+                Some(admin),
+                None,
+            )
             .await;
         assert_documented(&doc, "GET", "/api/regions/{code}/overview", &r, 400);
     }
@@ -339,10 +428,10 @@ fn every_api_operation_documents_its_error_statuses() {
         if r.method == "POST" {
             need.extend(["400", "413", "415"]);
         }
-        if op["parameters"]
-            .as_array()
-            .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query" || p["schema"]["type"] == "integer"))
-        {
+        if op["parameters"].as_array().is_some_and(|ps| {
+            ps.iter()
+                .any(|p| p["in"] == "query" || p["schema"]["type"] == "integer")
+        }) {
             need.push("400");
         }
         for status in need {
@@ -361,11 +450,9 @@ fn every_api_operation_documents_its_error_statuses() {
                 .pointer(reference.trim_start_matches('#'))
                 .expect("the body schema resolves");
             assert_eq!(
-                schema["additionalProperties"],
-                false,
+                schema["additionalProperties"], false,
                 "{} {}: the server refuses unknown fields, so must the document",
-                r.method,
-                r.path
+                r.method, r.path
             );
         }
     }
