@@ -179,10 +179,11 @@ parameters = {{ \"path.code\" = {{ dictionary = \"regions\", probability = 0.5 }
     )
 }
 
-/// Generate a small store at `db` (warnings, officers, dead letters), serve it, and run
+/// Generate a small store at `db` (warnings, officers, two dead letters), serve it, and run
 /// schemathesis once per role.
 fn conformance(dir: &Path, db: &str, st: &str, examples: u32) {
-    for args in [
+    ok(doudi(
+        dir,
         &[
             "gen",
             "--households",
@@ -193,8 +194,15 @@ fn conformance(dir: &Path, db: &str, st: &str, examples: u32) {
             ".",
             "--hardship-share",
             "0.3",
-        ][..],
-        &["import", "register.jsonl", "--db", db],
+        ],
+    ));
+    // Two records refused at ingest, so the dead-letter list and a replay answer with items.
+    let feed = dir.join("feeds/employment/2026-01.jsonl");
+    let mut text = std::fs::read_to_string(&feed).expect("an employment feed file");
+    text.push_str("{\"event_id\": \"broken-1\", \"source\": \"employment\"}\nnot JSON at all\n");
+    std::fs::write(&feed, text).expect("append to the feed");
+    for args in [
+        &["import", "register.jsonl", "--db", db][..],
         &["officers", "import", "officers.jsonl", "--db", db],
         &["run", "--feeds", "feeds", "--once", "--db", db],
     ] {
@@ -293,6 +301,12 @@ fn conformance(dir: &Path, db: &str, st: &str, examples: u32) {
     let config = dir.join("schemathesis.toml");
     std::fs::write(&config, configuration(&warnings, township, county)).expect("write config");
     let mut failed = Vec::new();
+    let dead: Value = serde_json::from_str(&ok(doudi(
+        dir,
+        &["deadletters", "list", "--json", "--db", db],
+    )))
+    .expect("dead letters");
+    assert_eq!(dead.as_array().map(Vec::len), Some(2), "{dead}");
     for (role, secret) in &roles {
         let started = Instant::now();
         let out = Command::new(st)
