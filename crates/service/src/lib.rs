@@ -10,7 +10,8 @@
 //! the OpenAPI test and the authorisation matrix test are built from it.
 //!
 //! Modules, lowest first: `error` (statuses), `principal` (who is behind a request), `html` (the
-//! page frame, error pages, small pieces), `auth` (tokens and the guard), `api` (the JSON routes),
+//! page frame, error pages, small pieces), `auth` (tokens and the guard), `contract` (request
+//! bodies checked against `schemas/openapi.json` itself, compiled in), `api` (the JSON routes),
 //! `pages` (the HTML routes); `transport` (TLS and trusted proxies) beside them.
 //!
 //! Access: API tokens stored hashed (`doudi tokens create`), four roles (officer, supervisor,
@@ -24,6 +25,7 @@
 
 mod api;
 mod auth;
+mod contract;
 mod error;
 mod html;
 mod pages;
@@ -47,6 +49,7 @@ pub use auth::{
     client_ip, form_token, forwarded_client, hash_token, new_token, AuthLimiter, SESSION_COOKIE,
     SESSION_HOURS,
 };
+pub use contract::DOCUMENT as OPENAPI_DOCUMENT;
 pub use error::ApiError;
 pub use principal::{Principal, Role};
 pub use transport::{check_transport, serve_tls, tls_config, TlsListener, TrustedProxies};

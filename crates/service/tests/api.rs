@@ -322,7 +322,9 @@ async fn a_review_decision_links_the_record_and_goes_on_to_a_warning() {
             Some(json!({"link": "HZ-1"})),
         )
         .await;
-    assert_eq!(r.status, 400, "{}", r.body);
+    // Well-formed by the document, refused by a rule it states in words: 422 (was 400).
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "unprocessable");
     let r = fx
         .api(
             "POST",

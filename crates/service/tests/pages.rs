@@ -180,7 +180,8 @@ async fn the_warning_page_masks_members_escapes_notes_and_needs_the_form_token()
             Some(&[("csrf", &csrf), ("note", " ")]),
         )
         .await;
-    assert_eq!(r.status, 400);
+    // The use case's rule, not the form's shape: 422 (was 400).
+    assert_eq!(r.status, 422);
     assert!(r.body.contains("needs a reason"), "{}", r.body);
 }
 
