@@ -184,7 +184,7 @@ fn stamp(path: &Path) -> FileStamp {
 /// Reads one folder: envelope lines, or a department's exports through its profile.
 pub enum FeedSource {
     Envelope(SourceReader),
-    Profile(ProfileReader),
+    Profile(Box<ProfileReader>),
 }
 
 impl FeedSource {
@@ -198,13 +198,13 @@ impl FeedSource {
         marks: FileMarks,
     ) -> Self {
         match files.profile.clone() {
-            Some(profile) => FeedSource::Profile(ProfileReader::new(
+            Some(profile) => FeedSource::Profile(Box::new(ProfileReader::new(
                 files,
                 profile,
                 positions,
                 marks,
                 take_unterminated,
-            )),
+            ))),
             None => {
                 FeedSource::Envelope(SourceReader::new(files, positions, cap, take_unterminated))
             }
