@@ -414,6 +414,37 @@ mod tests {
     }
 
     #[test]
+    fn a_raw_row_topic_takes_its_profiles_source_and_may_not_be_a_feed_topic() {
+        let mut c = KafkaConfig::default();
+        c.profiles
+            .insert("hukou_rows".into(), "gongan-hukou".into());
+        c.load_profiles().unwrap();
+        assert_eq!(c.source_of("hukou_rows"), Some(Source::CivilRegistry));
+        assert_eq!(
+            c.profile_of("hukou_rows").map(|p| p.provenance.to_string()),
+            Some("gongan-hukou@1".into())
+        );
+        assert!(c.feed_topics().contains(&"hukou_rows"));
+        assert_eq!(c.source_of("elsewhere"), None);
+
+        let mut clash = KafkaConfig::default();
+        clash
+            .profiles
+            .insert("housing".into(), "zhujian-dangerous-house".into());
+        let e = clash.load_profiles().unwrap_err();
+        assert!(e.starts_with("kafka.profiles.housing:"), "{e}");
+        let mut missing = KafkaConfig::default();
+        missing
+            .profiles
+            .insert("rows".into(), "/nonexistent/profile.toml".into());
+        let e = missing.load_profiles().unwrap_err();
+        assert!(
+            e.contains("kafka.profiles.rows") && e.contains("/nonexistent/profile.toml"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn client_properties_reach_every_client_with_the_secrets() {
         let mut c = with("security.protocol", "SASL_SSL");
         c.client

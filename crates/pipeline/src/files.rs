@@ -161,6 +161,20 @@ pub type FileStamp = (u64, Option<SystemTime>);
 /// Department exports read to their end in this process, by stream (see [`FileStamp`]).
 pub type FileMarks = Arc<Mutex<HashMap<String, FileStamp>>>;
 
+/// The length of a file whose last byte is not a newline; `None` when it ends with one (or is
+/// empty, or cannot be read: the reader then says why).
+fn unterminated(path: &Path) -> Option<u64> {
+    let mut f = File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    if len == 0 {
+        return None;
+    }
+    f.seek(SeekFrom::Start(len - 1)).ok()?;
+    let mut last = [0u8; 1];
+    std::io::Read::read_exact(&mut f, &mut last).ok()?;
+    (last[0] != b'\n').then_some(len)
+}
+
 fn stamp(path: &Path) -> FileStamp {
     std::fs::metadata(path)
         .map(|m| (m.len(), m.modified().ok()))
@@ -170,7 +184,7 @@ fn stamp(path: &Path) -> FileStamp {
 /// Reads one folder: envelope lines, or a department's exports through its profile.
 pub enum FeedSource {
     Envelope(SourceReader),
-    Profile(ProfileReader),
+    Profile(Box<ProfileReader>),
 }
 
 impl FeedSource {
@@ -184,9 +198,13 @@ impl FeedSource {
         marks: FileMarks,
     ) -> Self {
         match files.profile.clone() {
-            Some(profile) => {
-                FeedSource::Profile(ProfileReader::new(files, profile, positions, marks))
-            }
+            Some(profile) => FeedSource::Profile(Box::new(ProfileReader::new(
+                files,
+                profile,
+                positions,
+                marks,
+                take_unterminated,
+            ))),
             None => {
                 FeedSource::Envelope(SourceReader::new(files, positions, cap, take_unterminated))
             }
@@ -217,12 +235,18 @@ pub struct ProfileReader {
     current: Option<OpenExport>,
     positions: HashMap<String, (u64, u64)>,
     marks: FileMarks,
+    /// Read a text file's last row even when no newline ends it (a finished file), rather than
+    /// wait for the rest of it.
+    take_unterminated: bool,
 }
 
 struct OpenExport {
     stream: String,
     stamp: FileStamp,
     reader: FeedReader,
+    /// A text file whose last byte is not a newline: its length (the last row may still be
+    /// being written, and is left for a later pass).
+    unterminated_at: Option<u64>,
     /// The last row read and where it ends (Excel: 0).
     row: u64,
     end: u64,
@@ -234,6 +258,7 @@ impl ProfileReader {
         profile: Arc<Profile>,
         positions: HashMap<String, (u64, u64)>,
         marks: FileMarks,
+        take_unterminated: bool,
     ) -> Self {
         ProfileReader {
             source: files.source,
@@ -243,6 +268,7 @@ impl ProfileReader {
             current: None,
             positions,
             marks,
+            take_unterminated,
         }
     }
 
@@ -291,11 +317,18 @@ impl ProfileReader {
                     continue;
                 }
                 let (end, row) = self.positions.get(&stream).copied().unwrap_or((0, 0));
+                let text = self.profile.file.format != doudi_feeds::Format::Xlsx;
+                let unterminated_at = if text && !self.take_unterminated {
+                    unterminated(&path)
+                } else {
+                    None
+                };
                 match FeedReader::open(Arc::clone(&self.profile), &path) {
                     Ok(reader) => {
                         self.current = Some(OpenExport {
                             stream,
                             stamp,
+                            unterminated_at,
                             reader: reader.resume_after(row),
                             row,
                             end,
@@ -320,6 +353,14 @@ impl ProfileReader {
                     self.current = None;
                     self.mark(&stream, stamp);
                     return Some(self.file_error(stream, row, end, e));
+                }
+                Some(Ok(r))
+                    if cur.unterminated_at.is_some()
+                        && r.position.end_offset == cur.unterminated_at =>
+                {
+                    // The last row has no newline yet: perhaps half written. Left (its position
+                    // unmoved, the file unmarked) for a pass after the rest arrives.
+                    self.current = None;
                 }
                 Some(Ok(r)) => {
                     let p = &r.position;
@@ -555,6 +596,110 @@ pub fn sample_subjects(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const PROFILE: &str = r#"
+[profile]
+name = "t-deaths"
+version = 1
+source = "civil_registry"
+[file]
+format = "csv"
+[event]
+kind = { column = "类型", map = { "死亡" = "death" } }
+occurred_at = "时间"
+event_id = { column = "编号" }
+[subject]
+name = "姓名"
+[data.death]
+died_on = "日期"
+"#;
+
+    fn export_folder(csv: &str) -> (tempfile::TempDir, SourceFiles) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let folder = tmp.path().join("deaths");
+        std::fs::create_dir_all(&folder).expect("folder");
+        std::fs::write(folder.join(PROFILE_FILE), PROFILE).expect("profile");
+        std::fs::write(folder.join("a.csv"), csv).expect("csv");
+        let mut found = scan_feeds(tmp.path()).expect("scan");
+        assert_eq!(found.len(), 1);
+        let files = found.remove(0);
+        assert_eq!(
+            files.source,
+            Source::CivilRegistry,
+            "the profile says the source"
+        );
+        assert_eq!(files.files.len(), 1, "profile.toml is not a feed file");
+        (tmp, files)
+    }
+
+    fn read_all(
+        files: SourceFiles,
+        positions: HashMap<String, (u64, u64)>,
+        once: bool,
+    ) -> Vec<Ingested> {
+        let mut r = FeedSource::new(files, positions, 1 << 16, once, FileMarks::default());
+        let mut out = Vec::new();
+        while let Some(i) = r.next_item(&ParseLimits::default()).expect("read") {
+            out.push(i);
+        }
+        out
+    }
+
+    const CSV: &str = "编号,类型,时间,姓名,日期\n\
+        a1,死亡,2026-03-01 08:00:00,王秀英,2026-02-28\n\
+        a2,死亡,2026-03-02 08:00:00,李桂兰,2026-02-30\n\
+        a3,死亡,2026-03-03 08:00:00,张建国,2026-03-01";
+
+    #[test]
+    fn export_rows_resume_by_row_and_a_half_written_last_row_waits_while_watching() {
+        let (_tmp, files) = export_folder(CSV);
+        // Watching: the last row has no newline yet, so it is not read.
+        let watching = read_all(files.clone(), HashMap::new(), false);
+        let rows: Vec<u64> = watching.iter().map(|i| i.record.line).collect();
+        assert_eq!(rows, vec![2, 3]);
+        assert!(watching[0].result.is_ok());
+        assert_eq!(watching[0].profile.as_deref(), Some("t-deaths@1"));
+        let refused = watching[1]
+            .result
+            .as_ref()
+            .expect_err("2026-02-30 is refused");
+        assert_eq!(refused.code(), "row_refused");
+        let why = refused.to_string();
+        assert!(
+            why.contains("t-deaths@1") && why.contains("row 3") && why.contains("日期"),
+            "{why}"
+        );
+        assert!(!why.contains("李桂兰"), "{why}");
+        // Once: the file is finished, its last row is read; from the stored position, only it.
+        let at = (watching[1].record.end_offset, watching[1].record.line);
+        let rest = read_all(
+            files,
+            HashMap::from([("deaths/a.csv".to_string(), at)]),
+            true,
+        );
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].record.line, 4);
+        assert!(rest[0].result.is_ok());
+    }
+
+    #[test]
+    fn a_file_cut_short_is_one_refused_record_that_keeps_the_position() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let folder = tmp.path().join("chronic");
+        std::fs::create_dir_all(&folder).expect("folder");
+        std::fs::write(
+            folder.join(PROFILE_FILE),
+            doudi_feeds::shipped::text("yibao-chronic").expect("shipped"),
+        )
+        .expect("profile");
+        std::fs::write(folder.join("a.xlsx"), b"PK\x03\x04 cut").expect("xlsx");
+        let files = scan_feeds(tmp.path()).expect("scan").remove(0);
+        let got = read_all(files, HashMap::new(), true);
+        assert_eq!(got.len(), 1);
+        let e = got[0].result.as_ref().expect_err("unreadable");
+        assert_eq!(e.code(), "file_unreadable");
+        assert_eq!((got[0].record.line, got[0].record.end_offset), (0, 0));
+    }
 
     #[test]
     fn capped_lines_keep_the_cap_and_consume_the_rest() {
