@@ -406,13 +406,26 @@ async fn a_well_formed_request_refused_by_a_rule_in_words_is_422_and_documented(
         )
         .await;
     assert_documented(&doc, "POST", "/api/review/{seq}/decide", &r, 422);
-    // At the bound: a silence of a (leap) year of hours is accepted.
+    // A (leap) year of hours is the document's bound, but a silence must also end within a
+    // calendar year of its start: from a start in a common year, 8784 hours is a rule in words.
     let r = fx
         .api(
             "POST",
             "/api/silences",
             Some(sup),
-            Some(json!({"region": fx.own.township, "reason": "防汛", "hours": 8784})),
+            Some(json!({"region": fx.own.township, "reason": "防汛",
+                "from": "2027-01-01T00:00:00Z", "hours": 8784})),
+        )
+        .await;
+    assert_documented(&doc, "POST", "/api/silences", &r, 422);
+    // At the bound in a leap year: accepted.
+    let r = fx
+        .api(
+            "POST",
+            "/api/silences",
+            Some(sup),
+            Some(json!({"region": fx.own.township, "reason": "防汛",
+                "from": "2028-01-01T00:00:00Z", "hours": 8784})),
         )
         .await;
     assert_documented(&doc, "POST", "/api/silences", &r, 201);
