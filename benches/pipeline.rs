@@ -6,6 +6,10 @@
 //! cargo bench --bench pipeline                              # 100,000 households
 //! DOUDI_BENCH_HOUSEHOLDS=20000 cargo bench --bench pipeline  # smaller
 //! ```
+//! Then the same year as the departments export it (`gen --native`), run the same way through the
+//! shipped feed profiles: once the CSV layouts (GB18030, GBK, UTF-8), once the Excel layouts, each
+//! into a fresh store, in rows/s (a row is an event).
+//!
 //! A benchmark, not a test: nothing here asserts a speed.
 
 use std::sync::atomic::AtomicBool;
@@ -101,6 +105,69 @@ async fn bench(households: usize) {
         db_bytes as f64 / 1048576.0
     );
     store.close().await;
+
+    // The native exports, by file format, each group run alone into a fresh store.
+    doudi_synth::native::write_native(dir.path()).expect("write native");
+    for (group, pick) in [
+        (
+            "CSV",
+            (|f| matches!(f, doudi_synth::native::NativeFormat::Csv { .. }))
+                as fn(doudi_synth::native::NativeFormat) -> bool,
+        ),
+        ("XLSX", |f| f == doudi_synth::native::NativeFormat::Xlsx),
+    ] {
+        let feeds = dir.path().join(format!("native-{group}"));
+        std::fs::create_dir_all(&feeds).expect("group folder");
+        for layout in doudi_synth::native::LAYOUTS
+            .iter()
+            .filter(|l| pick(l.format))
+        {
+            // the profile beside the files, as `doudi gen --native` puts it
+            std::fs::write(
+                dir.path()
+                    .join("native")
+                    .join(layout.name)
+                    .join("profile.toml"),
+                doudi_feeds::shipped::text(layout.name).expect("shipped profile"),
+            )
+            .expect("write profile");
+            std::os::unix::fs::symlink(
+                dir.path().join("native").join(layout.name),
+                feeds.join(layout.name),
+            )
+            .expect("link layout folder");
+        }
+        let url = format!(
+            "sqlite://{}",
+            dir.path().join(format!("bench-{group}.db")).display()
+        );
+        let store = Store::open(&url).await.expect("open store");
+        store
+            .import_register(&register, "register.jsonl", true)
+            .await
+            .expect("import");
+        let engine = Arc::new(Engine::new(
+            RuleSet::builtin(),
+            doudi_model::ParseLimits::default(),
+            store.load_register().await.expect("load register"),
+        ));
+        let opts = RunOptions {
+            feeds_dir: feeds,
+            ..opts.clone()
+        };
+        let t = Instant::now();
+        let run = run_files(&store, engine, &opts, &(), Arc::new(AtomicBool::new(false)))
+            .await
+            .expect("run native");
+        assert_eq!(run.dead_letters, 0, "every native row makes an event");
+        report(
+            &format!("run --once ({group} exports)"),
+            run.received as usize,
+            "rows",
+            t.elapsed(),
+        );
+        store.close().await;
+    }
 }
 
 fn report(phase: &str, n: usize, unit: &str, elapsed: Duration) {

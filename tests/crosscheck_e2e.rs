@@ -97,6 +97,23 @@ fn nights_find_exactly_the_planted_findings_once_and_close_only_what_clean_data_
 
     // Night 1: exactly the planted findings, each routed to an officer.
     let s = night(dir, &db, "data/snapshots", 0);
+    // Without --work-dir the night keeps its checkpoints beside the snapshots (as --help says),
+    // one per snapshot file, so that an interrupted night resumes.
+    let work = dir.join("data/snapshots/.doudi-work");
+    let checkpoints = std::fs::read_dir(&work)
+        .unwrap_or_else(|e| panic!("{}: {e}", work.display()))
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .ends_with(".checkpoint.json")
+        })
+        .count();
+    assert!(
+        checkpoints >= 7,
+        "one checkpoint per snapshot file in {}, found {checkpoints}",
+        work.display()
+    );
     let truth: BTreeSet<Key> = std::fs::read_to_string(dir.join("data/truth/findings.jsonl"))
         .unwrap()
         .lines()

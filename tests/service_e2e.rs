@@ -203,9 +203,29 @@ async fn no_personal_data_reaches_the_logs_of_the_pipeline_or_the_service() {
     )
     .await;
     assert_eq!(s, 200, "{body}");
+    // Pages: sign in (a session of its own, not the API token, in the cookie).
+    let r = http
+        .post(format!("{base}/sign-in"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={auditor_token}"))
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(r.status().as_u16(), 303);
+    let session = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        session.starts_with("doudi_session=") && !session.contains(&auditor_token),
+        "{session}"
+    );
     let r = http
         .get(format!("{base}/households/{household}/trace"))
-        .header("cookie", format!("doudi_session={auditor_token}"))
+        .header("cookie", &session)
         .send()
         .await
         .expect("trace page");

@@ -22,6 +22,9 @@ pub async fn audit_read(
     if let Some(id) = who.token_id {
         detail["token_id"] = id.into();
     }
+    if let Some(client) = &who.client {
+        detail["client"] = client.as_str().into();
+    }
     store
         .audit(
             &who.actor,
@@ -50,7 +53,7 @@ pub async fn household(
     let Some(mut h) = store.household(household_id).await? else {
         return Err(not_in_register(household_id));
     };
-    who.require_region(&h.region_code, &format!("household {household_id}"))?;
+    who.require_region(&h.region_code, &not_in_register(household_id).to_string())?;
     audit_read(store, who, household_id, via, View::Household).await?;
     let masked = !in_clear(who.role, View::Household);
     if masked {
@@ -71,7 +74,7 @@ pub async fn trace(
     let Some(region) = store.household_region(household_id).await? else {
         return Err(not_in_register(household_id));
     };
-    who.require_region(&region, &format!("household {household_id}"))?;
+    who.require_region(&region, &not_in_register(household_id).to_string())?;
     let mut entries = store.trace(household_id).await?;
     if view == View::Timeline {
         entries.retain(|e| matches!(e, TraceEntry::Event { .. } | TraceEntry::Assessment { .. }));

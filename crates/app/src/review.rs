@@ -93,9 +93,9 @@ pub async fn decide(
         };
         let candidates = candidates(store, &item.evidence).await?;
         if !candidates.iter().any(|c| who.sees(&c.region)) {
-            return Err(AppError::Forbidden(format!(
-                "record #{seq} has no candidate household in this token's region {}",
-                who.region
+            // Outside the asker's region: the answer for a record that is not there.
+            return Err(AppError::NotFound(format!(
+                "record #{seq} is not in the review queue"
             )));
         }
         if let Decision::Link { member_id } = &decision {
@@ -104,7 +104,10 @@ pub async fn decide(
                     "member {member_id} is not among record #{seq}'s candidates (see GET /api/review)"
                 )));
             };
-            who.require_region(&c.region, &format!("member {member_id}'s household"))?;
+            who.require_region(
+                &c.region,
+                &format!("member {member_id} is not among record #{seq}'s candidates in this token's region"),
+            )?;
         }
     }
     let (choice, household) = match decision {

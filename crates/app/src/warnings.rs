@@ -25,7 +25,7 @@ pub async fn show_warning(
     let Some(mut d) = store.warning_detail(id).await? else {
         return Err(AppError::NotFound(format!("no warning #{id}")));
     };
-    who.require_region(&d.warning.region_code, &format!("warning #{id}"))?;
+    who.require_region(&d.warning.region_code, &format!("no warning #{id}"))?;
     audit_read(store, who, &d.warning.household_id, via, View::Warning).await?;
     mask_warning(&mut d.warning);
     Ok(d)
@@ -67,7 +67,7 @@ pub async fn move_warning(
         return Err(AppError::NotFound(format!("no warning #{id}")));
     };
     let w = &detail.warning;
-    who.require_region(&w.region_code, &format!("warning #{id}"))?;
+    who.require_region(&w.region_code, &format!("no warning #{id}"))?;
     let region = RegionCode::parse(&w.region_code)
         .map_err(|e| AppError::Unusable(format!("warning #{id} has a bad region code: {e}")))?;
     let directory = crate::engine::directory(store).await?;

@@ -55,6 +55,9 @@ pub struct Who {
     pub actor: String,
     /// The API token the request came with, named in the audit record of a read.
     pub token_id: Option<i64>,
+    /// The client's address (the service's, through trusted proxies only), named in the audit
+    /// record of a read.
+    pub client: Option<String>,
 }
 
 impl Who {
@@ -65,6 +68,7 @@ impl Who {
             region: String::new(),
             actor: actor.into(),
             token_id: None,
+            client: None,
         }
     }
 
@@ -73,16 +77,14 @@ impl Who {
         !self.role.is_regional() || region.starts_with(&self.region)
     }
 
-    /// Refuse unless the asker may see `region`; `what` names the thing refused.
-    pub fn require_region(&self, region: &str, what: &str) -> Result<(), AppError> {
+    /// Refuse unless the asker may see `region`: [`AppError::NotFound`] with `missing`, the very
+    /// answer given for something that does not exist — so a refusal tells neither where the
+    /// thing is (no region code) nor that it exists.
+    pub fn require_region(&self, region: &str, missing: &str) -> Result<(), AppError> {
         if self.sees(region) {
             Ok(())
         } else {
-            Err(AppError::Forbidden(format!(
-                "{what} is in region {region}, outside this token's region {} ({})",
-                self.region,
-                self.role.code()
-            )))
+            Err(AppError::NotFound(missing.to_string()))
         }
     }
 
@@ -107,12 +109,17 @@ mod tests {
             region: "341502001".into(),
             actor: "li".into(),
             token_id: Some(1),
+            client: None,
         };
         assert!(officer.sees("341502001003") && !officer.sees("341502002001"));
         assert_eq!(officer.scope(), "341502001");
-        assert!(officer
-            .require_region("341502002001", "warning #1")
-            .is_err());
+        let e = officer
+            .require_region("341502002001", "no warning #1")
+            .unwrap_err();
+        assert!(
+            matches!(&e, AppError::NotFound(m) if m == "no warning #1"),
+            "{e:?}"
+        );
         let cli = Who::operator("cli:alice");
         assert!(cli.sees("999") && cli.scope().is_empty());
         for r in Role::ALL {

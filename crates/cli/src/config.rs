@@ -28,6 +28,18 @@ pub struct Config {
     pub serve: ServeConfig,
     /// Kafka feeds, dead-letter and warnings topics (`doudi run --brokers`, `doudi deliver --brokers`).
     pub kafka: doudi_kafka::KafkaConfig,
+    /// The audit trail's checkpoints (`doudi audit checkpoint`).
+    pub audit: AuditConfig,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// HMAC-SHA256 key signing audit checkpoints: `DOUDI_AUDIT__CHECKPOINT_KEY_FILE` (or
+    /// `DOUDI_AUDIT__CHECKPOINT_KEY`). Kept away from the database (whoever can change the
+    /// database must not hold it). Never printed.
+    #[serde(skip_serializing)]
+    pub checkpoint_key: Secret,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -291,6 +303,7 @@ const SECRETS: &[(&str, SetSecret)] = &[
     ("KAFKA__SSL_KEYSTORE_PASSWORD", |c, s| {
         c.kafka.secrets.set("ssl.keystore.password", s.0)
     }),
+    ("AUDIT__CHECKPOINT_KEY", |c, s| c.audit.checkpoint_key = s),
 ];
 
 fn valid_key_id(id: &str) -> bool {
@@ -603,6 +616,7 @@ mod tests {
         assert_eq!(made.get("sasl.password"), Some("secret-number-2"));
         assert_eq!(made.get("ssl.key.password"), Some("secret-number-3"));
         assert_eq!(made.get("ssl.keystore.password"), Some("secret-number-4"));
+        assert_eq!(c.audit.checkpoint_key.expose(), "secret-number-5");
         let printed = c.printable().unwrap();
         let debug = format!("{c:?}");
         for n in 0..SECRETS.len() {

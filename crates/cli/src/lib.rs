@@ -104,7 +104,7 @@ enum Command {
     Findings(commands::findings::FindingsCommand),
     /// Replay every stored household timeline under another rule set: what would change.
     Backtest(commands::backtest::BacktestArgs),
-    /// The hash-chained audit trail: verify it, read it.
+    /// The hash-chained audit trail: verify it, read it, sign a checkpoint of its head.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
     /// Check a rule-set file.

@@ -26,6 +26,7 @@ mod index;
 mod progress;
 mod reader;
 mod report;
+mod sanitize;
 pub mod snapshot;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use doudi_model::{mask_id_str, mask_name, IdNumber};
+use crate::sanitize::sanitize;
+use doudi_model::IdNumber;
 
 use crate::aggregate::{find, Apply, Cx, Partial};
 use crate::progress::{Flow, Progress};
@@ -185,38 +186,6 @@ impl<R: Read> Read for Counting<R> {
         self.newlines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
         Ok(n)
     }
-}
-
-/// Mask every quoted or back-quoted value in a parser's message that could be personal data
-/// (non-ASCII text, or six digits or more).
-pub(crate) fn sanitize(msg: &str) -> String {
-    let mut out = String::with_capacity(msg.len());
-    let mut rest = msg;
-    while let Some(i) = rest.find(['"', '`']) {
-        let q = rest[i..].chars().next().unwrap_or('"');
-        out.push_str(&rest[..=i]);
-        let after = &rest[i + 1..];
-        match after.find(q) {
-            Some(j) => {
-                let inner = &after[..j];
-                let digits = inner.bytes().filter(u8::is_ascii_digit).count();
-                if !inner.is_ascii() {
-                    out.push_str(&mask_name(inner));
-                } else if digits >= 6 {
-                    out.push_str(&mask_id_str(inner));
-                } else {
-                    out.push_str(inner);
-                }
-                out.push(q);
-                rest = &after[j + 1..];
-            }
-            None => {
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 struct Reporter<'a> {
@@ -536,23 +505,5 @@ mod cell {
             bool i8 i16 i128 u128 f32 f64 char bytes byte_buf unit unit_struct
             newtype_struct seq tuple tuple_struct map struct identifier ignored_any
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sanitize_masks_values_but_keeps_field_names() {
-        let m = sanitize(r#"invalid type: string "11010519491231002X", expected fen"#);
-        assert_eq!(
-            m,
-            r#"invalid type: string "110105********002X", expected fen"#
-        );
-        let m = sanitize("unknown field `colour`, expected one of `plate`");
-        assert_eq!(m, "unknown field `colour`, expected one of `plate`");
-        let m = sanitize(r#"unknown variant `王秀英`"#);
-        assert!(!m.contains("秀英"), "{m}");
     }
 }

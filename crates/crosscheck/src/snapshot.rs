@@ -421,11 +421,11 @@ fn validate_as<R: SnapshotRow>(json: &[u8]) -> Result<(), String> {
         let path = e.path().to_string();
         format!(
             "{path}: {}",
-            crate::reader::sanitize(&e.into_inner().to_string())
+            crate::sanitize::sanitize(&e.into_inner().to_string())
         )
     })?;
     de.end()
-        .map_err(|e| crate::reader::sanitize(&e.to_string()))?;
+        .map_err(|e| crate::sanitize::sanitize(&e.to_string()))?;
     for (field, text) in row.required_text() {
         if text.trim().is_empty() {
             return Err(format!("{field}: must not be blank"));

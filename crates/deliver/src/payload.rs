@@ -8,6 +8,7 @@
 
 use doudi_model::{mask_id_str, mask_name};
 use doudi_store::PendingNotice;
+use doudi_warnings::explain::{explain, Ask};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -42,7 +43,20 @@ pub struct Item {
     /// The members concerned (those whose records made the rules fire; every member when none is
     /// known), masked.
     pub members: Vec<MemberRef>,
-    /// Why, in plain words, strongest first as the assessment lists them.
+    /// What the warning asks: `act`, or `verify_and_close` when the findings that raised it no
+    /// longer count (the risk cleared with evidence, or its signals expired while nobody acted).
+    /// Absent when the household's assessment cannot be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ask: Option<Ask>,
+    /// Why the warning is at its level (the urgency class, or that the level was reached earlier,
+    /// and for `verify_and_close` what changed since), Chinese and English line by line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub why_zh: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub why_en: Vec<String>,
+    /// Why, in plain words, strongest first as the assessment lists them. For a warning that asks
+    /// to verify and close, the original reasons (the findings that raised it, as they stood), each
+    /// followed by what changed since: never an empty list for a warning raised by findings.
     pub reasons: Vec<Reason>,
     /// The suggested relief (amount, months, kind, approver, why), if any.
     pub relief: Option<Value>,
@@ -127,17 +141,33 @@ pub fn item(n: &PendingNotice, web_base_url: &str) -> Item {
             relation: text(m, "relation"),
         })
         .collect();
-    let reasons = summary
+    let explanation = summary.map(|a| explain(n.level, a));
+    let reason = |c: &doudi_model::Contribution| Reason {
+        rule_id: c.rule_id.clone(),
+        points: c.points,
+        reason_zh: c.reason_zh.clone(),
+        reason_en: c.reason_en.clone(),
+        event_ids: c.event_ids.clone(),
+    };
+    let mut reasons: Vec<Reason> = summary
         .into_iter()
         .flat_map(|a| &a.contributions)
-        .map(|c| Reason {
-            rule_id: c.rule_id.clone(),
-            points: c.points,
-            reason_zh: c.reason_zh.clone(),
-            reason_en: c.reason_en.clone(),
-            event_ids: c.event_ids.clone(),
-        })
+        .map(reason)
         .collect();
+    if explanation.as_ref().map(|e| e.ask) == Some(Ask::VerifyAndClose) {
+        // The latest assessment no longer holds what raised the warning: tell the officer what
+        // did, and what changed since.
+        let lapsed = summary
+            .and_then(|a| a.risk.as_ref())
+            .map(|r| r.lapsed.as_slice())
+            .unwrap_or_default();
+        reasons.extend(lapsed.iter().map(|l| {
+            let mut r = reason(&l.finding);
+            r.reason_zh = format!("{}（{}）", r.reason_zh, l.change_zh);
+            r.reason_en = format!("{} ({})", r.reason_en, l.change_en);
+            r
+        }));
+    }
     Item {
         idempotency_key: notice_key(n.notice_id),
         notice_id: n.notice_id,
@@ -166,6 +196,12 @@ pub fn item(n: &PendingNotice, web_base_url: &str) -> Item {
             area: text(&household, "area"),
         },
         members,
+        ask: explanation.as_ref().map(|e| e.ask),
+        why_zh: explanation
+            .as_ref()
+            .map(|e| e.why_zh.clone())
+            .unwrap_or_default(),
+        why_en: explanation.map(|e| e.why_en).unwrap_or_default(),
         reasons,
         relief: summary
             .and_then(|a| a.relief.as_ref())
@@ -275,6 +311,46 @@ pub(crate) mod tests {
         assert_eq!(i.relief.as_ref().unwrap()["amount"], 219_600);
         let body = serde_json::to_string(&payload("li", vec![i])).unwrap();
         assert!(!body.contains("34240119490127046X") && !body.contains("陈桂兰"));
+    }
+
+    #[test]
+    fn an_open_red_whose_risk_expired_asks_to_verify_and_close_with_its_original_reasons() {
+        use doudi_model::{Lapsed, RiskState, RiskStatus};
+        let mut n = pending(8, "HB", "li");
+        let a = n.summary.as_mut().unwrap();
+        let finding = a.contributions.remove(0);
+        a.score = 0;
+        a.level = Level::None;
+        a.relief = None;
+        a.risk = Some(RiskState {
+            status: RiskStatus::Expired,
+            lapsed_on: None,
+            lapsed: vec![Lapsed {
+                finding,
+                change_zh: "已超过6个月无新的风险因素".into(),
+                change_en: "no new risk signal for more than 6 months".into(),
+            }],
+        });
+        let i = item(&n, "http://x");
+        assert_eq!(i.ask, Some(Ask::VerifyAndClose));
+        assert_eq!(i.reasons.len(), 1, "the original reason, not an empty red");
+        assert_eq!(i.reasons[0].rule_id, "serious_illness");
+        assert_eq!(
+            i.reasons[0].reason_en,
+            "serious illness diagnosed on 2026-02-12 (no new risk signal for more than 6 months)"
+        );
+        assert!(
+            i.why_en.iter().any(|l| l.ends_with("verify and close")),
+            "{:?}",
+            i.why_en
+        );
+        let body = serde_json::to_value(&i).unwrap();
+        assert_eq!(body["ask"], "verify_and_close");
+
+        // A red whose findings still count asks to act, with its reasons as they are.
+        let i = item(&pending(9, "HC", "li"), "http://x");
+        assert_eq!(i.ask, Some(Ask::Act));
+        assert_eq!(i.reasons.len(), 1);
     }
 
     #[test]

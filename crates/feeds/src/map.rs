@@ -9,9 +9,9 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{redact, RowError};
 use crate::profile::{
-    normalise_header, Field, FieldKind, IdRule, KindRule, Other, Profile, SkipWhen, ValueSource,
+    normalise_header, Field, IdRule, KindRule, Other, Profile, SkipWhen, ValueSource,
 };
-use crate::schema::{schemas, FieldType};
+use crate::schema::schemas;
 use crate::text;
 
 /// What became of one row.
@@ -35,52 +35,6 @@ impl Cells for Gathered {
     fn cell(&self, column: usize) -> Option<&str> {
         self.0.get(column).and_then(|c| c.as_deref())
     }
-}
-
-/// Convert a field's text (after transforms and code map) into the event's JSON value.
-pub(crate) fn convert(f: &Field, t: &str) -> Result<Value, String> {
-    Ok(match &f.ty {
-        FieldKind::DateTime => Value::String(
-            text::parse_datetime(t, &f.formats, &f.date_formats, f.time)?
-                .format("%Y-%m-%dT%H:%M:%S")
-                .to_string(),
-        ),
-        FieldKind::Schema(ty) => match ty {
-            FieldType::Text => Value::String(t.to_string()),
-            FieldType::Date => Value::String(
-                text::parse_date(t, &f.formats)?
-                    .format("%Y-%m-%d")
-                    .to_string(),
-            ),
-            FieldType::Month => Value::String(text::parse_month(t, &f.formats)?),
-            FieldType::Money => Value::from(text::parse_money(t, f.unit)?.fen()),
-            FieldType::Integer => Value::from(text::parse_integer(t)?),
-            FieldType::Bool => Value::Bool(text::parse_bool(t)?),
-            FieldType::Code(codes) => {
-                if codes.iter().any(|c| c == t) {
-                    Value::String(t.to_string())
-                } else {
-                    return Err(format!(
-                        "not one of {} (add a map from the export's codes)",
-                        codes.join(", ")
-                    ));
-                }
-            }
-            FieldType::List => Value::Array(
-                split(t, f.split.as_deref())
-                    .map(|s| Value::String(s.to_string()))
-                    .collect(),
-            ),
-        },
-    })
-}
-
-fn split<'a>(t: &'a str, sep: Option<&'a str>) -> Box<dyn Iterator<Item = &'a str> + 'a> {
-    let parts: Box<dyn Iterator<Item = &str>> = match sep {
-        Some(s) => Box::new(t.split(s)),
-        None => Box::new(t.split([';', ',', '；', '，', '|'])),
-    };
-    Box::new(parts.map(text::trim).filter(|s| !s.is_empty()))
 }
 
 impl Profile {
@@ -153,7 +107,8 @@ impl Profile {
     fn value_of(&self, row: u64, f: &Field, cells: &dyn Cells) -> Result<Option<Value>, RowError> {
         match self.text_of(row, f, cells)? {
             None => Ok(None),
-            Some(t) => convert(f, &t)
+            Some(t) => f
+                .convert(&t)
                 .map(Some)
                 .map_err(|why| self.row_error(row, f, why)),
         }

@@ -45,6 +45,7 @@ use toml::Spanned;
 use crate::error::ProfileError;
 use crate::schema::{schemas, FieldDef, FieldType};
 use crate::text::{self, Transform, Unit};
+use serde_json::Value;
 
 /// The layout of an export file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -917,7 +918,7 @@ impl Compiler<'_> {
         }
         // An empty target means "leave the field out" (e.g. sex code 9, 未说明).
         for t in targets.into_iter().filter(|t| !t.is_empty()) {
-            if let Err(why) = crate::map::convert(&f, &t) {
+            if let Err(why) = f.convert(&t) {
                 return Err(err(
                     self,
                     format!("the profile's value {t:?} is refused: {why}"),
@@ -953,6 +954,55 @@ pub(crate) fn normalise_header(s: &str) -> String {
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '\u{FEFF}')
         .collect()
+}
+
+impl Field {
+    /// Convert the field's text (after transforms and code map) into the event's JSON value.
+    pub(crate) fn convert(&self, t: &str) -> Result<Value, String> {
+        let f = self;
+        Ok(match &f.ty {
+            FieldKind::DateTime => Value::String(
+                text::parse_datetime(t, &f.formats, &f.date_formats, f.time)?
+                    .format("%Y-%m-%dT%H:%M:%S")
+                    .to_string(),
+            ),
+            FieldKind::Schema(ty) => match ty {
+                FieldType::Text => Value::String(t.to_string()),
+                FieldType::Date => Value::String(
+                    text::parse_date(t, &f.formats)?
+                        .format("%Y-%m-%d")
+                        .to_string(),
+                ),
+                FieldType::Month => Value::String(text::parse_month(t, &f.formats)?),
+                FieldType::Money => Value::from(text::parse_money(t, f.unit)?.fen()),
+                FieldType::Integer => Value::from(text::parse_integer(t)?),
+                FieldType::Bool => Value::Bool(text::parse_bool(t)?),
+                FieldType::Code(codes) => {
+                    if codes.iter().any(|c| c == t) {
+                        Value::String(t.to_string())
+                    } else {
+                        return Err(format!(
+                            "not one of {} (add a map from the export's codes)",
+                            codes.join(", ")
+                        ));
+                    }
+                }
+                FieldType::List => Value::Array(
+                    split(t, f.split.as_deref())
+                        .map(|s| Value::String(s.to_string()))
+                        .collect(),
+                ),
+            },
+        })
+    }
+}
+
+fn split<'a>(t: &'a str, sep: Option<&'a str>) -> Box<dyn Iterator<Item = &'a str> + 'a> {
+    let parts: Box<dyn Iterator<Item = &str>> = match sep {
+        Some(s) => Box::new(t.split(s)),
+        None => Box::new(t.split([';', ',', '；', '，', '|'])),
+    };
+    Box::new(parts.map(text::trim).filter(|s| !s.is_empty()))
 }
 
 #[cfg(test)]

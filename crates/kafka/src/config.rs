@@ -19,6 +19,13 @@ pub struct KafkaConfig {
     pub group_id: String,
     /// The topic of each feed.
     pub topics: Topics,
+    /// Topics that carry a department's raw rows (each record a JSON object of column → cell, as
+    /// its export has them), by topic: the feed profile that reads them (a shipped profile's
+    /// name, or a path to a profile file). The profile says the source.
+    pub profiles: BTreeMap<String, String>,
+    /// The profiles of `profiles`, loaded by [`KafkaConfig::load_profiles`].
+    #[serde(skip)]
+    pub loaded_profiles: ProfileTopics,
     /// Records refused at ingest, with their origin in headers.
     pub dead_letter_topic: String,
     /// Notices, keyed by household (`doudi deliver --brokers`).
@@ -63,6 +70,38 @@ pub struct KafkaConfig {
 
 /// Secret librdkafka properties (`sasl.password`, `ssl.key.password`, …): `Debug` shows their
 /// names only.
+/// The raw-row topics with their loaded feed profiles.
+#[derive(Clone, Default)]
+pub struct ProfileTopics(pub Vec<ProfileTopic>);
+
+/// A topic carrying a department's raw rows, and the profile that reads them.
+#[derive(Clone)]
+pub struct ProfileTopic {
+    pub topic: String,
+    pub profile: std::sync::Arc<doudi_feeds::Profile>,
+    /// `name@version`, kept with every event made.
+    pub provenance: std::sync::Arc<str>,
+}
+
+impl PartialEq for ProfileTopics {
+    fn eq(&self, other: &Self) -> bool {
+        let key = |p: &ProfileTopics| -> Vec<(String, String)> {
+            p.0.iter()
+                .map(|t| (t.topic.clone(), t.provenance.to_string()))
+                .collect()
+        };
+        key(self) == key(other)
+    }
+}
+
+impl std::fmt::Debug for ProfileTopics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|t| (&t.topic, &t.provenance)))
+            .finish()
+    }
+}
+
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct ClientSecrets(BTreeMap<&'static str, String>);
 
@@ -188,6 +227,8 @@ impl Default for KafkaConfig {
             brokers: String::new(),
             group_id: "doudi".into(),
             topics: Topics::default(),
+            profiles: BTreeMap::new(),
+            loaded_profiles: ProfileTopics::default(),
             dead_letter_topic: "dead_letters".into(),
             warnings_topic: "warnings".into(),
             max_invalid_ratio: 0.9,
@@ -283,13 +324,54 @@ impl KafkaConfig {
         Ok(())
     }
 
-    /// The source a feed topic carries.
+    /// The source a feed topic carries (a raw-row topic's: its profile's).
     pub fn source_of(&self, topic: &str) -> Option<Source> {
         self.topics
             .all()
             .into_iter()
             .find(|(t, _)| *t == topic)
             .map(|(_, s)| s)
+            .or_else(|| self.profile_of(topic).map(|p| p.profile.source))
+    }
+
+    /// The feed profile of a raw-row topic (after [`KafkaConfig::load_profiles`]).
+    pub fn profile_of(&self, topic: &str) -> Option<&ProfileTopic> {
+        self.loaded_profiles.0.iter().find(|p| p.topic == topic)
+    }
+
+    /// Every topic the worker reads: the four feeds', then the raw-row topics.
+    pub fn feed_topics(&self) -> Vec<&str> {
+        let mut topics: Vec<&str> = self.topics.all().iter().map(|(t, _)| *t).collect();
+        topics.extend(self.loaded_profiles.0.iter().map(|p| p.topic.as_str()));
+        topics
+    }
+
+    /// Load the profiles of `[kafka.profiles]` (a shipped profile by name, else a file). A raw-row
+    /// topic must be none of the other topics.
+    pub fn load_profiles(&mut self) -> Result<(), String> {
+        let mut loaded = Vec::new();
+        for (topic, spec) in &self.profiles {
+            let clash = self.topics.all().iter().any(|(t, _)| t == topic)
+                || *topic == self.dead_letter_topic
+                || *topic == self.warnings_topic;
+            if clash || topic.is_empty() {
+                return Err(format!(
+                    "kafka.profiles.{topic}: a raw-row topic must have a name of its own, not a feed, dead-letter or warnings topic"
+                ));
+            }
+            let profile = match doudi_feeds::shipped::profile(spec) {
+                Some(p) => p,
+                None => doudi_feeds::Profile::load(std::path::Path::new(spec)),
+            }
+            .map_err(|e| format!("kafka.profiles.{topic}: {e}"))?;
+            loaded.push(ProfileTopic {
+                topic: topic.clone(),
+                provenance: std::sync::Arc::from(profile.provenance().to_string()),
+                profile: std::sync::Arc::new(profile),
+            });
+        }
+        self.loaded_profiles = ProfileTopics(loaded);
+        Ok(())
     }
 
     /// Settings every client starts from: the brokers, quick reconnects, `[kafka.client]` and
@@ -329,6 +411,37 @@ mod tests {
         let mut c = KafkaConfig::default();
         c.client.insert(key.into(), value.into());
         c
+    }
+
+    #[test]
+    fn a_raw_row_topic_takes_its_profiles_source_and_may_not_be_a_feed_topic() {
+        let mut c = KafkaConfig::default();
+        c.profiles
+            .insert("hukou_rows".into(), "gongan-hukou".into());
+        c.load_profiles().unwrap();
+        assert_eq!(c.source_of("hukou_rows"), Some(Source::CivilRegistry));
+        assert_eq!(
+            c.profile_of("hukou_rows").map(|p| p.provenance.to_string()),
+            Some("gongan-hukou@1".into())
+        );
+        assert!(c.feed_topics().contains(&"hukou_rows"));
+        assert_eq!(c.source_of("elsewhere"), None);
+
+        let mut clash = KafkaConfig::default();
+        clash
+            .profiles
+            .insert("housing".into(), "zhujian-dangerous-house".into());
+        let e = clash.load_profiles().unwrap_err();
+        assert!(e.starts_with("kafka.profiles.housing:"), "{e}");
+        let mut missing = KafkaConfig::default();
+        missing
+            .profiles
+            .insert("rows".into(), "/nonexistent/profile.toml".into());
+        let e = missing.load_profiles().unwrap_err();
+        assert!(
+            e.contains("kafka.profiles.rows") && e.contains("/nonexistent/profile.toml"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -51,60 +51,63 @@ pub fn person_key(line: &[u8]) -> Option<String> {
     (!id.is_empty()).then_some(id)
 }
 
-/// Publish every line of `path` to `topic`; `progress` is told the bytes read so far.
-pub async fn produce_file(
-    cfg: &KafkaConfig,
-    topic: &str,
-    path: &Path,
-    progress: &(dyn Fn(u64) + Send + Sync),
-) -> Result<ProduceReport, KafkaError> {
-    let producer: FutureProducer = cfg
-        .producer()
-        .set("linger.ms", "20")
-        .set("batch.num.messages", "10000")
-        .create()
-        .map_err(KafkaError::client("creating the producer"))?;
-    let io = |e| KafkaError::Io {
-        path: path.to_path_buf(),
-        source: e,
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-    let mut report = ProduceReport::default();
-    let mut inflight = VecDeque::new();
-    let mut line = Vec::new();
-    let mut number = 0u64;
-    let mut next_progress = 0u64;
-    loop {
-        line.clear();
-        let n = reader.read_until(b'\n', &mut line).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        number += 1;
-        report.bytes += n as u64;
-        while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            line.pop();
-        }
-        if line.iter().all(u8::is_ascii_whitespace) {
-            report.blank += 1;
-            continue;
-        }
-        let key = person_key(&line);
+/// The header carrying the feed profile (`name@version`) that made an event from a department's
+/// export (`doudi produce --profile`); the worker stores it with the event, as the file reader does.
+pub const PROFILE_HEADER: &str = "doudi-profile";
+
+/// Queues records and settles their acknowledgements, bounded.
+struct Publisher {
+    producer: FutureProducer,
+    inflight: VecDeque<rdkafka::producer::DeliveryFuture>,
+    report: ProduceReport,
+}
+
+impl Publisher {
+    fn new(cfg: &KafkaConfig) -> Result<Publisher, KafkaError> {
+        let producer: FutureProducer = cfg
+            .producer()
+            .set("linger.ms", "20")
+            .set("batch.num.messages", "10000")
+            .create()
+            .map_err(KafkaError::client("creating the producer"))?;
+        Ok(Publisher {
+            producer,
+            inflight: VecDeque::new(),
+            report: ProduceReport::default(),
+        })
+    }
+
+    /// Queue one record (`number`: its line or row, for the report of unkeyed ones).
+    async fn send(
+        &mut self,
+        topic: &str,
+        line: &[u8],
+        number: u64,
+        profile: Option<&str>,
+    ) -> Result<(), KafkaError> {
+        let key = person_key(line);
         if key.is_none() {
-            report.unkeyed += 1;
-            if report.unkeyed_lines.len() < 20 {
-                report.unkeyed_lines.push(number);
+            self.report.unkeyed += 1;
+            if self.report.unkeyed_lines.len() < 20 {
+                self.report.unkeyed_lines.push(number);
             }
         }
-        let mut record = FutureRecord::<str, [u8]>::to(topic).payload(&line);
+        let mut record = FutureRecord::<str, [u8]>::to(topic).payload(line);
         if let Some(k) = key.as_deref() {
             record = record.key(k);
         }
+        if let Some(p) = profile {
+            record = record.headers(rdkafka::message::OwnedHeaders::new().insert(
+                rdkafka::message::Header {
+                    key: PROFILE_HEADER,
+                    value: Some(p.as_bytes()),
+                },
+            ));
+        }
         loop {
-            match producer.send_result(record) {
+            match self.producer.send_result(record) {
                 Ok(f) => {
-                    inflight.push_back(f);
+                    self.inflight.push_back(f);
                     break;
                 }
                 Err((
@@ -114,28 +117,95 @@ pub async fn produce_file(
                     r,
                 )) => {
                     record = r;
-                    match inflight.pop_front() {
-                        Some(f) => settle(f, &mut report).await?,
+                    match self.inflight.pop_front() {
+                        Some(f) => settle(f, &mut self.report).await?,
                         None => tokio::time::sleep(Duration::from_millis(10)).await,
                     }
                 }
                 Err((e, _)) => return Err(KafkaError::client("queueing a line")(e)),
             }
         }
-        while inflight.len() > 50_000 {
-            if let Some(f) = inflight.pop_front() {
-                settle(f, &mut report).await?;
+        while self.inflight.len() > 50_000 {
+            if let Some(f) = self.inflight.pop_front() {
+                settle(f, &mut self.report).await?;
             }
         }
-        if report.bytes >= next_progress {
-            progress(report.bytes);
-            next_progress = report.bytes + (1 << 20);
+        Ok(())
+    }
+
+    /// Wait for every acknowledgement.
+    async fn finish(mut self) -> Result<ProduceReport, KafkaError> {
+        while let Some(f) = self.inflight.pop_front() {
+            settle(f, &mut self.report).await?;
+        }
+        Ok(self.report)
+    }
+}
+
+/// Publish every line of `path` to `topic`; `progress` is told the bytes read so far.
+pub async fn produce_file(
+    cfg: &KafkaConfig,
+    topic: &str,
+    path: &Path,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<ProduceReport, KafkaError> {
+    let mut publisher = Publisher::new(cfg)?;
+    let io = |e| KafkaError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut line = Vec::new();
+    let mut number = 0u64;
+    let mut next_progress = 0u64;
+    let mut bytes = 0u64;
+    let mut blank = 0u64;
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        bytes += n as u64;
+        while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            line.pop();
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            blank += 1;
+            continue;
+        }
+        publisher.send(topic, &line, number, None).await?;
+        if bytes >= next_progress {
+            progress(bytes);
+            next_progress = bytes + (1 << 20);
         }
     }
-    while let Some(f) = inflight.pop_front() {
-        settle(f, &mut report).await?;
+    let mut report = publisher.finish().await?;
+    report.bytes = bytes;
+    report.blank = blank;
+    progress(bytes);
+    Ok(report)
+}
+
+/// Publish events made elsewhere (a department's export read through its feed profile), each an
+/// envelope event's JSON with the number of the row it came from, and the profile's
+/// `name@version` in the [`PROFILE_HEADER`] header.
+pub async fn produce_events(
+    cfg: &KafkaConfig,
+    topic: &str,
+    profile: &str,
+    events: impl Iterator<Item = (u64, Vec<u8>)>,
+) -> Result<ProduceReport, KafkaError> {
+    let mut publisher = Publisher::new(cfg)?;
+    let mut bytes = 0u64;
+    for (row, json) in events {
+        bytes += json.len() as u64;
+        publisher.send(topic, &json, row, Some(profile)).await?;
     }
-    progress(report.bytes);
+    let mut report = publisher.finish().await?;
+    report.bytes = bytes;
     Ok(report)
 }
 

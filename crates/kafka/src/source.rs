@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use doudi_model::Source;
 use doudi_pipeline::files::RawRecord;
 use doudi_pipeline::{
-    apply_batch, ingest_record, stage_batch, Engine, Ingested, PipelineError, RunReport,
-    StagedBatch,
+    apply_batch, ingest_raw_row, ingest_record, stage_batch, Engine, Ingested, PipelineError,
+    RunReport, StagedBatch,
 };
 use doudi_store::{Store, StoreError};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
@@ -398,6 +398,11 @@ pub async fn run_kafka(
     stop: Arc<AtomicBool>,
 ) -> Result<RunReport, KafkaError> {
     cfg.validate().map_err(KafkaError::Config)?;
+    let mut cfg = cfg.clone();
+    if cfg.loaded_profiles.0.len() != cfg.profiles.len() {
+        cfg.load_profiles().map_err(KafkaError::Config)?;
+    }
+    let cfg = &cfg;
     let started = Instant::now();
     let (tx, rx) = mpsc::channel::<Batch>(opts.channel_batches.max(1));
     let shared = Arc::new(Shared {
@@ -426,7 +431,7 @@ pub async fn run_kafka(
         .producer()
         .create()
         .map_err(KafkaError::client("creating the dead-letter producer"))?;
-    let topics: Vec<&str> = cfg.topics.all().iter().map(|(t, _)| *t).collect();
+    let topics: Vec<&str> = cfg.feed_topics();
     consumer
         .subscribe(&topics)
         .map_err(KafkaError::client("subscribing to the feed topics"))?;
@@ -505,8 +510,10 @@ fn read_loop(
     let cap = limits.max_event_bytes.saturating_add(1);
     let linger = Duration::from_millis(cfg.linger_ms);
     let mut topics: HashMap<String, (Arc<str>, Source)> = HashMap::new();
-    for (t, s) in cfg.topics.all() {
-        topics.insert(t.to_string(), (Arc::from(t), s));
+    for t in cfg.feed_topics() {
+        if let Some(s) = cfg.source_of(t) {
+            topics.insert(t.to_string(), (Arc::from(t), s));
+        }
     }
     let mut windows: HashMap<(Arc<str>, i32), InvalidWindow> = HashMap::new();
     let mut last_commit = Instant::now();
@@ -596,7 +603,15 @@ fn read_loop(
                     bytes: payload[..payload.len().min(cap)].to_vec(),
                     full_len: payload.len() as u64,
                 };
-                let mut item = ingest_record(record, &limits);
+                let mut item = match cfg.profile_of(topic) {
+                    // A department's raw row, read through the topic's profile.
+                    Some(p) => ingest_raw_row(record, &p.profile, &p.provenance),
+                    None => {
+                        let mut item = ingest_record(record, &limits);
+                        item.profile = profile_header(&msg);
+                        item
+                    }
+                };
                 item.link_with(engine.index());
                 let invalid = item.result.is_err();
                 let window = windows
@@ -1208,4 +1223,18 @@ async fn send_dead_letters(
         }
     }
     Ok(())
+}
+
+/// The feed profile (`name@version`) a record says made it (`doudi produce --profile`), if any
+/// and if it is short, plain text.
+fn profile_header(msg: &rdkafka::message::BorrowedMessage<'_>) -> Option<std::sync::Arc<str>> {
+    use rdkafka::message::{Headers, Message};
+    let headers = msg.headers()?;
+    let value = headers
+        .iter()
+        .find(|h| h.key == crate::produce::PROFILE_HEADER)?
+        .value?;
+    let text = std::str::from_utf8(value).ok()?;
+    (!text.is_empty() && text.len() <= 128 && !text.chars().any(char::is_control))
+        .then(|| std::sync::Arc::from(text))
 }

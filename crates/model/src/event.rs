@@ -639,6 +639,15 @@ pub enum EventError {
     InvalidField { field: String, message: String },
     #[error("event says source {found:?} but arrived on the {expected:?} feed")]
     SourceMismatch { expected: String, found: String },
+    /// A row of a department's export that its feed profile could not make an event of: the
+    /// profile, row, column and why (never the cell's value).
+    #[error("{0}")]
+    RowRefused(String),
+    /// A department's export file that stopped being readable (cut short, a sheet past its row
+    /// limit, a header without a column the profile reads): rows before stand, the rest waits
+    /// for the file or the profile to be fixed.
+    #[error("{0}")]
+    FileUnreadable(String),
 }
 
 impl EventError {
@@ -655,6 +664,8 @@ impl EventError {
             EventError::UnknownKind { .. } => "unknown_kind",
             EventError::InvalidField { .. } => "invalid_field",
             EventError::SourceMismatch { .. } => "source_mismatch",
+            EventError::RowRefused(_) => "row_refused",
+            EventError::FileUnreadable(_) => "file_unreadable",
         }
     }
 }

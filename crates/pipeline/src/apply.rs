@@ -251,6 +251,7 @@ async fn stage(
                     position: r.line,
                     raw: r.bytes.clone(),
                     normalised: item.normalised.clone(),
+                    profile: item.profile.as_deref().map(str::to_string),
                 });
                 events.push((event, item.link.as_ref()));
             }
@@ -374,7 +375,8 @@ fn furthest_positions(batch: &[Ingested]) -> Vec<PositionRow> {
                 v.insert(row);
             }
             Entry::Occupied(mut o) => {
-                if row.byte_offset > o.get().byte_offset {
+                // Excel rows have no byte offset (0): their row number decides.
+                if (row.byte_offset, row.line) > (o.get().byte_offset, o.get().line) {
                     o.insert(row);
                 }
             }

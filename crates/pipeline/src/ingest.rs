@@ -1,5 +1,7 @@
 //! Ingest: raw record → validated event, or the reason it is refused.
 
+use std::sync::Arc;
+
 use doudi_model::{parse_event, Event, EventError, Evidence, ParseLimits};
 use doudi_store::Json;
 
@@ -16,6 +18,9 @@ pub struct Ingested {
     /// The identity decision and its evidence encoded for the store, when made ahead on the
     /// reader thread (the applier links whatever has none).
     pub link: Option<(doudi_linkage::LinkDecision, Json<Evidence>)>,
+    /// The feed profile that made the event from a department's export (`name@version`), kept
+    /// with the event; `None` for a JSON envelope.
+    pub profile: Option<Arc<str>>,
 }
 
 impl Ingested {
@@ -62,7 +67,57 @@ pub fn ingest_record(record: RawRecord, limits: &ParseLimits) -> Ingested {
         result,
         normalised,
         link: None,
+        profile: None,
     }
+}
+
+/// A row of a department's export as its feed profile read it: the event, or why there is none
+/// (the profile, row, column and reason; never the cell's value).
+pub fn ingest_row(
+    record: RawRecord,
+    result: Result<Event, doudi_feeds::RowError>,
+    profile: &Arc<str>,
+) -> Ingested {
+    let result = result.map_err(|e| EventError::RowRefused(format!("profile {profile}: {e}")));
+    let normalised = result.as_ref().map(Event::to_json).unwrap_or_default();
+    Ingested {
+        record,
+        result,
+        normalised,
+        link: None,
+        profile: Some(Arc::clone(profile)),
+    }
+}
+
+/// A department's raw row as a record carries it (a JSON object of column → cell, as a Kafka
+/// topic of raw rows does), read through `profile`. A row the profile passes over (a totals line,
+/// a filter) is kept as refused, saying which rule, rather than dropped: replay with the profile
+/// marks it done.
+pub fn ingest_raw_row(
+    record: RawRecord,
+    profile: &doudi_feeds::Profile,
+    provenance: &Arc<str>,
+) -> Ingested {
+    let row = record.line;
+    let result = if record.truncated() {
+        Err(doudi_feeds::RowError::new(
+            row,
+            format!(
+                "the row is {} bytes, over the limit (limits.max_event_bytes)",
+                record.full_len
+            ),
+        ))
+    } else {
+        match profile.map_raw(row, &record.bytes) {
+            doudi_feeds::Mapped::Event(e) => Ok(*e),
+            doudi_feeds::Mapped::Refused(e) => Err(e),
+            doudi_feeds::Mapped::Skipped(reason) => Err(doudi_feeds::RowError::new(
+                row,
+                format!("passed over by the profile's rule ({reason}); kept, not applied"),
+            )),
+        }
+    };
+    ingest_row(record, result, provenance)
 }
 
 /// Best effort: the `event_id` of a refused record, for finding it again (never trusted).

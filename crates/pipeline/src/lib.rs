@@ -16,7 +16,7 @@ mod review;
 use std::path::PathBuf;
 
 pub use apply::{apply_batch, apply_replayed, stage_batch, BatchOutcome, Engine, StagedBatch};
-pub use ingest::{ingest_record, Ingested};
+pub use ingest::{ingest_raw_row, ingest_record, ingest_row, Ingested};
 pub use replay::{replay_dead_letters, ReplayOptions, ReplayReport, StillRefused};
 pub use review::{decide_review, ReviewApplied};
 
@@ -29,7 +29,7 @@ pub enum PipelineError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} is not a known source folder (known: {known}); move or rename it")]
+    #[error("{path} is neither a source folder (known: {known}) nor a folder of a department's exports with its feed profile (profile.toml) beside them; rename it, move it, or add its profile.toml")]
     UnknownSourceFolder { path: PathBuf, known: String },
     #[error("unexpected {path}: {hint}")]
     UnexpectedFeedEntry { path: PathBuf, hint: &'static str },
@@ -41,6 +41,14 @@ pub enum PipelineError {
     },
     #[error(transparent)]
     Store(#[from] doudi_store::StoreError),
+    #[error(transparent)]
+    Profile(#[from] doudi_feeds::ProfileError),
+    #[error("{path}: its profile.toml is for source {found:?}, but the folder is named for {folder:?}; rename the folder or fix the profile's source")]
+    ProfileSourceMismatch {
+        path: PathBuf,
+        folder: String,
+        found: String,
+    },
     #[error("the reader thread stopped unexpectedly")]
     ReaderGone,
 }

@@ -2,16 +2,20 @@
 //! through the pipeline (link, assess, warn) once and are marked replayed; the others stay, with
 //! why. Used by `doudi deadletters replay` and the HTTP service.
 
+use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::Arc;
+
+use doudi_feeds::{Mapped, Profile};
 
 use doudi_model::{ParseLimits, Source};
 use doudi_store::Store;
 use serde::Serialize;
 
 use crate::apply::{apply_replayed, BatchOutcome, Engine};
-use crate::files::RawRecord;
-use crate::{ingest_record, PipelineError};
+use crate::files::{RawRecord, PROFILE_FILE};
+use crate::{ingest_record, ingest_row, PipelineError};
 
 /// A dead letter that is still refused, and why.
 #[derive(Clone, Debug, Serialize)]
@@ -56,6 +60,7 @@ pub async fn replay_dead_letters(
     opts: &ReplayOptions<'_>,
 ) -> Result<ReplayReport, PipelineError> {
     let mut report = ReplayReport::default();
+    let mut profiles = Profiles::default();
     let mut after = 0;
     loop {
         let letters = store
@@ -83,6 +88,68 @@ pub async fn replay_dead_letters(
                 ));
                 continue;
             };
+            if d.reason_code == "file_unreadable" {
+                report.still_refused.push(refuse(
+                    "file_unreadable",
+                    format!(
+                        "a whole file stopped being readable after row {}: fix or re-export the file (or the profile), and `doudi run` reads it on from there",
+                        d.line
+                    ),
+                ));
+                continue;
+            }
+            if d.reason_code == "row_refused" {
+                // A row of a department's export: mapped again with its folder's profile as it
+                // stands now.
+                let profile = match profiles.get(opts.feeds, &d.stream) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        report.still_refused.push(refuse("row_refused", e));
+                        continue;
+                    }
+                };
+                let line = u64::try_from(d.line).unwrap_or(0);
+                let record = RawRecord {
+                    source,
+                    stream: d.stream.clone(),
+                    line,
+                    byte_offset: u64::try_from(d.byte_offset).unwrap_or(0),
+                    end_offset: u64::try_from(d.byte_offset).unwrap_or(0),
+                    full_len: d.raw.len() as u64,
+                    bytes: d.raw.clone(),
+                };
+                let result = match profile.0.map_raw(line, &d.raw) {
+                    Mapped::Event(e) if e.source != source => {
+                        report.still_refused.push(refuse(
+                            "source_mismatch",
+                            format!(
+                                "the folder's profile is now for source {:?}, the row came from {:?}",
+                                e.source.code(),
+                                source.code()
+                            ),
+                        ));
+                        continue;
+                    }
+                    Mapped::Event(e) => Ok(*e),
+                    Mapped::Refused(e) => Err(e),
+                    Mapped::Skipped(_) => {
+                        // The fixed profile passes the row over (a totals line, a filter): no
+                        // event, and nothing left to replay.
+                        good_ids.push(d.id);
+                        continue;
+                    }
+                };
+                let mut item = ingest_row(record, result, &profile.1);
+                match &item.result {
+                    Ok(_) => {
+                        item.link_with(engine.index());
+                        good.push(item);
+                        good_ids.push(d.id);
+                    }
+                    Err(e) => report.still_refused.push(refuse(e.code(), e.to_string())),
+                }
+                continue;
+            }
             let bytes = if d.raw_len as usize > d.raw.len() {
                 match reread(opts.feeds, &d.stream, d.byte_offset, d.raw_len) {
                     Ok(b) => b,
@@ -116,7 +183,7 @@ pub async fn replay_dead_letters(
                 Err(e) => report.still_refused.push(refuse(e.code(), e.to_string())),
             }
         }
-        if !good.is_empty() {
+        if !good_ids.is_empty() {
             let out = apply_replayed(store, engine, &good, &good_ids).await?;
             report.outcome.add(&out);
             report.replayed += good_ids.len();
@@ -137,4 +204,35 @@ fn reread(feeds: &Path, stream: &str, offset: i64, len: i64) -> Result<Vec<u8>, 
     f.read_exact(&mut buf)
         .map_err(|_| format!("its file {} is shorter than recorded", path.display()))?;
     Ok(buf)
+}
+
+/// The feed profiles of export folders, loaded once per replay: the one beside the dead letter's
+/// file now (after the fix), with its `name@version`.
+#[derive(Default)]
+struct Profiles {
+    by_folder: HashMap<String, Result<FolderProfile, String>>,
+}
+
+/// A folder's profile and its `name@version`.
+type FolderProfile = (Arc<Profile>, Arc<str>);
+
+impl Profiles {
+    fn get(&mut self, feeds: &Path, stream: &str) -> Result<FolderProfile, String> {
+        let folder = stream.split('/').next().unwrap_or_default().to_string();
+        self.by_folder
+            .entry(folder.clone())
+            .or_insert_with(|| {
+                let path = feeds.join(&folder).join(PROFILE_FILE);
+                if !path.is_file() {
+                    return Err(format!(
+                        "a row of a department's export, and {} is not there to read it again (give the feeds folder)",
+                        path.display()
+                    ));
+                }
+                let p = Profile::load(&path).map_err(|e| e.to_string())?;
+                let provenance = Arc::from(p.provenance().to_string());
+                Ok((Arc::new(p), provenance))
+            })
+            .clone()
+    }
 }

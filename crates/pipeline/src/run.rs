@@ -13,8 +13,8 @@ use serde::Serialize;
 use tokio::sync::{mpsc, Notify};
 
 use crate::apply::{apply_batch, BatchOutcome, Engine};
-use crate::files::{scan_feeds, SourceFiles, SourceReader};
-use crate::ingest::{ingest_record, Ingested};
+use crate::files::{scan_feeds, FeedSource, FileMarks, SourceFiles};
+use crate::ingest::Ingested;
 use crate::PipelineError;
 
 /// How to run over a feeds folder.
@@ -153,6 +153,8 @@ async fn run_passes(
     report: &mut RunReport,
     positions: &mut HashMap<String, Positions>,
 ) -> Result<(), PipelineError> {
+    // Department exports read to their end in an earlier pass: not opened again while unchanged.
+    let marks = FileMarks::default();
     loop {
         let sources = scan_feeds(&opts.feeds_dir)?;
         let total: u64 = sources
@@ -174,8 +176,11 @@ async fn run_passes(
             let batch_size = opts.batch_size.max(1);
             let once = opts.once;
             let stop = stop.clone();
+            let marks = marks.clone();
             tokio::task::spawn_blocking(move || {
-                read_pass(sources, positions, &engine, batch_size, once, tx, stop)
+                read_pass(
+                    sources, positions, &engine, batch_size, once, tx, stop, marks,
+                )
             })
         };
         let mut failure = None;
@@ -229,6 +234,7 @@ async fn run_passes(
 
 /// One pass over every source: read, parse, merge the sources by event time, send batches.
 /// Returns the positions reached (what was sent; the applier commits them with the effects).
+#[allow(clippy::too_many_arguments)]
 fn read_pass(
     sources: Vec<SourceFiles>,
     mut positions: HashMap<String, Positions>,
@@ -237,26 +243,26 @@ fn read_pass(
     once: bool,
     tx: mpsc::Sender<Vec<Ingested>>,
     stop: Arc<AtomicBool>,
+    marks: FileMarks,
 ) -> Result<HashMap<String, Positions>, PipelineError> {
     // Read a little past the limit so that an oversized line is seen as oversized.
     let limits = engine.limits;
     // Parse, normalise and link here, on the reader's core, ahead of the applier.
-    let ingest = |rec| {
-        let mut item = ingest_record(rec, &limits);
+    let link = |mut item: Ingested| {
         item.link_with(engine.index());
         item
     };
     let cap = limits.max_event_bytes.saturating_add(1);
-    let mut readers: Vec<SourceReader> = sources
+    let mut readers: Vec<FeedSource> = sources
         .into_iter()
         .map(|s| {
             let pos = positions.get(s.source.code()).cloned().unwrap_or_default();
-            SourceReader::new(s, pos, cap, once)
+            FeedSource::new(s, pos, cap, once, marks.clone())
         })
         .collect();
     let mut heads: Vec<Option<Ingested>> = Vec::with_capacity(readers.len());
     for r in readers.iter_mut() {
-        heads.push(r.next_record()?.map(ingest));
+        heads.push(r.next_item(&limits)?.map(link));
     }
     let mut batch = Vec::with_capacity(batch_size);
     loop {
@@ -277,7 +283,7 @@ fn read_pass(
             .or_default()
             .insert(rec.stream.clone(), (rec.end_offset, rec.line));
         batch.push(item);
-        heads[i] = readers[i].next_record()?.map(ingest);
+        heads[i] = readers[i].next_item(&limits)?.map(link);
         if batch.len() >= batch_size {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
             if tx.blocking_send(full).is_err() {

@@ -15,6 +15,7 @@ use doudi_warnings::lifecycle::Move;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::contract::{Checked, MaybeChecked};
 use crate::error::ApiError;
 use crate::principal::Principal;
 use crate::AppState;
@@ -67,7 +68,7 @@ pub fn warning_filter<'a>(
     who: &'a Principal,
     q: &'a ListQuery,
 ) -> Result<WarningFilter<'a>, ApiError> {
-    let level = match q.level.as_deref().filter(|l| !l.is_empty()) {
+    let level = match q.level.as_deref() {
         None => None,
         Some(l) => match Level::from_code(l) {
             Some(level) if level != Level::None => Some(level),
@@ -93,12 +94,12 @@ pub fn warning_filter<'a>(
             "state must be open, acknowledged, visited, resolved, active or all (got {st:?})"
         )));
     }
-    let region = match q.region.as_deref().filter(|r| !r.is_empty()) {
+    let region = match q.region.as_deref() {
         None => who.scope(),
         Some(r) => {
-            if r.len() > 12 || !r.bytes().all(|b| b.is_ascii_digit()) {
+            if r.is_empty() || r.len() > 12 || !r.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(ApiError::BadRequest(format!(
-                    "region must be a region-code prefix of up to 12 digits (got {r:?})"
+                    "region must be a region-code prefix of 1 to 12 digits (got {r:?})"
                 )));
             }
             if !r.starts_with(who.scope()) {
@@ -127,7 +128,10 @@ pub fn warning_filter<'a>(
         region_prefix: region,
         level,
         state: st,
-        assigned_to: q.officer.as_deref().filter(|o| !o.is_empty()),
+        assigned_to: match q.officer.as_deref() {
+            Some(o) => Some(text(o, "officer")?).filter(|o| !o.is_empty()),
+            None => None,
+        },
         limit,
         offset,
     })
@@ -143,6 +147,17 @@ pub async fn list_warnings(
     let mut page = state.store().warnings_page(&filter).await?;
     page.warnings.iter_mut().for_each(mask_warning);
     ok(page)
+}
+
+/// A text parameter (`what`): never U+0000, which PostgreSQL cannot store or compare (the
+/// document's pattern `^[^\x00]*$`).
+fn text<'a>(value: &'a str, what: &str) -> Result<&'a str, ApiError> {
+    if value.contains('\0') {
+        return Err(ApiError::BadRequest(format!(
+            "{what} must not contain U+0000"
+        )));
+    }
+    Ok(value)
 }
 
 fn warning_id(id: &str) -> Result<i64, ApiError> {
@@ -209,10 +224,10 @@ pub async fn acknowledge(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
-    body: Option<Json<MoveBody>>,
+    MaybeChecked(body): MaybeChecked<MoveBody>,
 ) -> ApiResult {
     let id = warning_id(&id)?;
-    let note = body.map(|b| b.0.note).unwrap_or_default();
+    let note = body.map(|b| b.note).unwrap_or_default();
     ok(make_move(&state, &who, id, &note, Move::Acknowledge).await?)
 }
 
@@ -221,7 +236,7 @@ pub async fn visit(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
-    Json(body): Json<MoveBody>,
+    Checked(body): Checked<MoveBody>,
 ) -> ApiResult {
     let id = warning_id(&id)?;
     ok(make_move(&state, &who, id, &body.note, Move::Visit).await?)
@@ -232,7 +247,7 @@ pub async fn resolve(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
-    Json(body): Json<ResolveBody>,
+    Checked(body): Checked<ResolveBody>,
 ) -> ApiResult {
     let id = warning_id(&id)?;
     let d = doudi_app::warnings::disposition(
@@ -251,7 +266,8 @@ pub async fn show_household(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let read = household(state.store(), &who.who(), &id, "GET /api/households/{id}").await?;
+    let id = text(&id, "the household id")?;
+    let read = household(state.store(), &who.who(), id, "GET /api/households/{id}").await?;
     ok(json!({"household": read.value, "masked": read.masked}))
 }
 
@@ -262,6 +278,7 @@ pub async fn household_timeline(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult {
+    text(&id, "the household id")?;
     let read = trace(
         state.store(),
         &who.who(),
@@ -280,6 +297,7 @@ pub async fn household_trace(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult {
+    text(&id, "the household id")?;
     let read = trace(
         state.store(),
         &who.who(),
@@ -344,7 +362,7 @@ pub async fn decide_review(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(seq): Path<String>,
-    Json(body): Json<DecideBody>,
+    Checked(body): Checked<DecideBody>,
 ) -> ApiResult {
     let seq: i64 = seq
         .parse()
@@ -409,7 +427,7 @@ pub struct ReplayBody {
 pub async fn replay_dead_letters(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(body): Json<ReplayBody>,
+    Checked(body): Checked<ReplayBody>,
 ) -> ApiResult {
     let cfg = state.config();
     let settings = cfg.engine_settings();
@@ -492,18 +510,20 @@ pub struct SilenceBody {
     pub hours: Option<u32>,
 }
 
+/// A time a client sent: RFC 3339, and in the years 0001 to 9999 once in UTC.
 fn time(text: &str, what: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .map_err(|e| ApiError::BadRequest(format!("{what} {text:?} is not an RFC 3339 time: {e}")))
+    let t = chrono::DateTime::parse_from_rfc3339(text).map_err(|e| {
+        ApiError::BadRequest(format!("{what} {text:?} is not an RFC 3339 time: {e}"))
+    })?;
+    Ok(doudi_app::silences::client_time(&t, what)?)
 }
 
 /// `POST /api/silences`: hold back notices for a household or region (a supervisor whose region
-/// contains it, as `doudi silences add`).
+/// contains it, as `doudi silences add`), for at most a year; times in the years 0001 to 9999.
 pub async fn add_silence(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(b): Json<SilenceBody>,
+    Checked(b): Checked<SilenceBody>,
 ) -> ApiResult {
     let scope = match (b.household, b.region) {
         (Some(h), None) => Scope::Household(h),
@@ -523,7 +543,7 @@ pub async fn add_silence(
     };
     let end = match (&b.until, b.hours) {
         (Some(t), None) => time(t, "until")?,
-        (None, Some(h)) => start + chrono::TimeDelta::hours(i64::from(h)),
+        (None, Some(h)) => doudi_app::silences::end_after_hours(start, h)?,
         _ => {
             return Err(ApiError::BadRequest(
                 "give either \"until\" (RFC 3339) or \"hours\"".into(),
@@ -560,7 +580,10 @@ pub async fn overview_data(
             "region must be a region code of up to 12 digits (got {code:?})"
         )));
     }
-    who.require_region(code, &format!("region {code}"))?;
+    who.require_region(
+        code,
+        &format!("no region {code} among this token's regions"),
+    )?;
     if !(1..=366).contains(&days) {
         return Err(ApiError::BadRequest(format!(
             "days must be 1 to 366 (got {days})"

@@ -20,8 +20,17 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// The request breaks `schemas/openapi.json` (400).
     #[error("{0}")]
     BadRequest(String),
+    /// A body not sent as `application/json` (415).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The request keeps the document but breaks a rule it states only in words (422).
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
     #[error("{0}")]
     Conflict(String),
     #[error("the database is not answering: {0}")]
@@ -38,6 +47,9 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -51,6 +63,9 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Unprocessable(_) => "unprocessable",
             ApiError::Conflict(_) => "conflict",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -89,7 +104,9 @@ impl From<doudi_app::AppError> for ApiError {
         match e {
             A::NotFound(m) => ApiError::NotFound(m),
             A::Forbidden(m) => ApiError::Forbidden(m),
-            A::BadRequest(m) => ApiError::BadRequest(m),
+            // A use case refuses what passed the request's checks (the document's schema, the
+            // handler's bounds) only by a rule the document states in words: 422, not 400.
+            A::BadRequest(m) => ApiError::Unprocessable(m),
             A::Conflict(m) => ApiError::Conflict(m),
             A::Unusable(m) => ApiError::Internal(m),
             A::Store(e) => e.into(),

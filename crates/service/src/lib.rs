@@ -10,17 +10,22 @@
 //! the OpenAPI test and the authorisation matrix test are built from it.
 //!
 //! Modules, lowest first: `error` (statuses), `principal` (who is behind a request), `html` (the
-//! page frame, error pages, small pieces), `auth` (tokens and the guard), `api` (the JSON routes),
+//! page frame, error pages, small pieces), `auth` (tokens and the guard), `contract` (request
+//! bodies checked against `schemas/openapi.json` itself, compiled in), `api` (the JSON routes),
 //! `pages` (the HTML routes); `transport` (TLS and trusted proxies) beside them.
 //!
 //! Access: API tokens stored hashed (`doudi tokens create`), four roles (officer, supervisor,
-//! auditor, admin), regional roles limited to their region prefix, failed authentication
-//! rate-limited per client address. What it must never do: log personal data (ID numbers, names,
+//! auditor, admin), regional roles limited to their region prefix (anything outside it answers 404,
+//! as if it did not exist), failed authentication rate-limited per client address (the limit is
+//! checked before any token), sign-in sessions apart from API tokens, client addresses from
+//! `X-Forwarded-For` only through trusted proxies, `Cache-Control: no-store` on every answer,
+//! 413 for any body over the limit, metric labels from closed sets. What it must never do: log personal data (ID numbers, names,
 //! addresses, raw records), show it to a role that does not need it, or let a person read a
 //! household's personal data without an audit record of the read.
 
 mod api;
 mod auth;
+mod contract;
 mod error;
 mod html;
 mod pages;
@@ -28,17 +33,23 @@ mod principal;
 mod transport;
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-pub use auth::{form_token, hash_token, new_token, SESSION_COOKIE};
+pub use auth::{
+    client_ip, form_token, forwarded_client, hash_token, new_token, AuthLimiter, SESSION_COOKIE,
+    SESSION_HOURS,
+};
+pub use contract::DOCUMENT as OPENAPI_DOCUMENT;
 pub use error::ApiError;
 pub use principal::{Principal, Role};
 pub use transport::{check_transport, serve_tls, tls_config, TlsListener, TrustedProxies};
@@ -99,7 +110,7 @@ impl ServiceConfig {
 struct Inner {
     store: doudi_store::Store,
     config: ServiceConfig,
-    auth_limiter: DefaultKeyedRateLimiter<IpAddr>,
+    auth_limiter: AuthLimiter,
 }
 
 /// The service's shared state.
@@ -108,11 +119,9 @@ pub struct AppState(Arc<Inner>);
 
 impl AppState {
     pub fn new(store: doudi_store::Store, config: ServiceConfig) -> AppState {
-        let per_minute =
-            NonZeroU32::new(config.auth_failures_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         AppState(Arc::new(Inner {
             store,
-            auth_limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            auth_limiter: AuthLimiter::new(config.auth_failures_per_minute),
             config,
         }))
     }
@@ -125,7 +134,7 @@ impl AppState {
         &self.0.config
     }
 
-    pub(crate) fn auth_limiter(&self) -> &DefaultKeyedRateLimiter<IpAddr> {
+    pub(crate) fn auth_limiter(&self) -> &AuthLimiter {
         &self.0.auth_limiter
     }
 }
@@ -312,8 +321,41 @@ pub fn routes() -> Vec<Route> {
 /// The path of `/metrics` (served by `doudi_telemetry::router`, outside the table's handlers).
 pub const METRICS_PATH: &str = "/metrics";
 
+/// Middleware: a body announced larger than `serve.max_body_bytes` is refused with 413 on every
+/// route, before any handler (or the guard) runs; a body that turns out larger while read (no
+/// `Content-Length`) is refused with 413 by the extractor ([`DefaultBodyLimit`]).
+async fn body_limit(
+    axum::extract::State(max): axum::extract::State<usize>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let announced = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > max as u64) {
+        return ApiError::PayloadTooLarge(format!(
+            "the request body is larger than the service accepts ({max} bytes: serve.max_body_bytes)"
+        ))
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Middleware: `Cache-Control: no-store` on every answer (pages and API answers carry personal
+/// data in clear; nothing of the service is for a shared or browser cache to keep), unless a
+/// handler said otherwise.
+async fn no_store(req: Request, next: Next) -> Response {
+    let mut r = next.run(req).await;
+    r.headers_mut()
+        .entry(CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    r
+}
+
 /// The whole application: every route of [`routes`] behind its guard, `/metrics`, JSON errors,
-/// the body size limit and request metrics.
+/// the body size limit (413), `Cache-Control: no-store` and request metrics.
 pub fn app(state: AppState) -> Router {
     let mut router: Router<AppState> = Router::new();
     for r in routes() {
@@ -330,8 +372,13 @@ pub fn app(state: AppState) -> Router {
     router
         .merge(doudi_telemetry::router())
         .fallback(api::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.config().max_body_bytes,
+            body_limit,
+        ))
         .layer(axum::middleware::from_fn(error::json_errors))
         .layer(DefaultBodyLimit::max(state.config().max_body_bytes))
+        .layer(axum::middleware::from_fn(no_store))
         .layer(axum::middleware::from_fn(doudi_telemetry::track_http))
         .with_state(state)
 }

@@ -1,5 +1,6 @@
 //! The pages for township officers, supervisors and auditors: server-rendered HTML, no JavaScript.
-//! Sign in by pasting a token (it becomes an HttpOnly, SameSite=Strict cookie); forms post with a
+//! Sign in by pasting an API token: it opens a session whose own token becomes an HttpOnly,
+//! SameSite=Strict cookie; signing out ends the session, not the API token. Forms post with a
 //! form token derived from the session ([`crate::auth::form_token`]) and are refused without it.
 //! Every text that comes from data is escaped ([`esc`]).
 
@@ -48,7 +49,7 @@ fn sign_in_body(lang: Lang, message: Option<&str>) -> String {
         message.map(|m| format!("<p class=\"err\">{}</p>", esc(m))).unwrap_or_default(),
         lang.t("访问令牌（由管理员以 doudi tokens create 生成）", "Access token (an administrator creates it with doudi tokens create)"),
         lang.t("登录", "Sign in"),
-        lang.t("令牌保存在本浏览器的安全 Cookie 中，仅用于本站。", "The token is kept in a secure cookie of this browser, for this site only."),
+        lang.t("登录后本浏览器持有一个会话 Cookie（最长 12 小时，退出即失效）；访问令牌本身不保存在浏览器中。", "Signing in gives this browser a session cookie (12 hours at most, ended when you sign out); the access token itself is not kept in the browser."),
     )
 }
 
@@ -104,21 +105,33 @@ fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// `POST /sign-in`: a valid token becomes the session cookie.
+/// `POST /sign-in`: a valid API token opens a session (its own token in the session cookie). An
+/// address over its failed-authentication limit is refused (429) before the token is looked at; a
+/// form over the body limit is refused with 413.
 pub async fn sign_in(State(state): State<AppState>, req: Request) -> Response {
     let (lang, _) = Lang::pick(None, req.headers());
-    let ip = auth::client_ip(&req);
+    let ip = auth::client_ip(&req, &state.config().trusted_proxies);
     if let Err(e) = same_origin(&state, req.headers()) {
+        return error_page(lang, None, "/sign-in", &e);
+    }
+    if let Err(e) = auth::limited(&state, ip) {
         return error_page(lang, None, "/sign-in", &e);
     }
     let form: Result<Form<SignInForm>, axum::extract::rejection::FormRejection> =
         <Form<SignInForm> as axum::extract::FromRequest<AppState>>::from_request(req, &state).await;
     let token = match form {
         Ok(Form(f)) => f.token.trim().to_string(),
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let e = ApiError::PayloadTooLarge(format!(
+                "the sign-in form is larger than the service accepts ({} bytes)",
+                state.config().max_body_bytes
+            ));
+            return error_page(lang, None, "/sign-in", &e);
+        }
         Err(e) => return error_page(lang, None, "/sign-in", &ApiError::BadRequest(e.body_text())),
     };
-    match auth::check_token(&state, &token).await {
-        Ok(p) => {
+    match auth::open_session(&state, &token, ip).await {
+        Ok((session, p)) => {
             tracing::info!(token_id = p.token_id, role = p.role.code(), "signed in");
             let secure = if state.config().public_url.starts_with("https://") {
                 "; Secure"
@@ -127,7 +140,8 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Response {
             };
             let mut r = see_other("/");
             match HeaderValue::from_str(&format!(
-                "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}"
+                "{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+                auth::SESSION_HOURS * 3600
             )) {
                 Ok(v) => {
                     r.headers_mut().insert(SET_COOKIE, v);
@@ -137,14 +151,12 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Response {
                     lang,
                     None,
                     "/sign-in",
-                    &ApiError::BadRequest("the token holds characters a token never has".into()),
+                    &ApiError::Internal("the session token cannot be a cookie".into()),
                 ),
             }
         }
         Err(why) => {
-            if let Err(e) = auth::failed_auth(&state, ip) {
-                return error_page(lang, None, "/sign-in", &e);
-            }
+            auth::failed_auth(&state, ip);
             html_response(
                 StatusCode::UNAUTHORIZED,
                 lang,
@@ -184,7 +196,7 @@ fn check_form(
     }
 }
 
-/// `POST /sign-out`.
+/// `POST /sign-out`: end the session (not the API token).
 pub async fn sign_out(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -195,6 +207,14 @@ pub async fn sign_out(
     if let Err(e) = check_form(&state, &headers, &who, &f.csrf) {
         return error_page(lang, Some(&who), "/", &e);
     }
+    // The session ends here (its cookie is no longer accepted, wherever a copy of it is); the API
+    // token it acted for stays valid.
+    if let Some(hash) = &who.session_hash {
+        if let Err(e) = state.store().end_session(hash, &who.actor()).await {
+            return error_page(lang, Some(&who), "/", &ApiError::from(e));
+        }
+    }
+    tracing::info!(token_id = who.token_id, "signed out");
     let mut r = see_other("/sign-in?signed_out=1");
     r.headers_mut().insert(
         SET_COOKIE,
@@ -784,6 +804,7 @@ pub async fn trace(
                 event_id,
                 stream,
                 position,
+                profile,
                 raw,
                 outcome,
                 member_id,
@@ -794,7 +815,11 @@ pub async fn trace(
                 ts(at),
                 format!("{} #{seq} {source} {kind}", lang.t("事件", "event")),
                 format!(
-                    "{event_id} ({stream}:{position}) → {outcome} {} · {} {}{}\n{raw}",
+                    "{event_id} ({stream}:{position}{}) → {outcome} {} · {} {}{}\n{raw}",
+                    profile
+                        .as_deref()
+                        .map(|p| format!(", {} {p}", lang.t("格式", "profile")))
+                        .unwrap_or_default(),
                     member_id.as_deref().unwrap_or(""),
                     lang.t("匹配证据", "evidence"),
                     json_text(evidence),

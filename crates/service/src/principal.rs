@@ -16,6 +16,10 @@ pub struct Principal {
     pub officer_id: Option<String>,
     /// The form token of this session (pages).
     pub form_token: String,
+    /// The hash of the sign-in session the request came with (pages), for signing out.
+    pub session_hash: Option<String>,
+    /// The client's address (through trusted proxies only), named in the audit record of a read.
+    pub client: Option<std::net::IpAddr>,
 }
 
 impl Principal {
@@ -34,6 +38,7 @@ impl Principal {
             region: self.region.clone(),
             actor: self.actor(),
             token_id: Some(self.token_id),
+            client: self.client.map(|ip| ip.to_string()),
         }
     }
 
@@ -52,9 +57,10 @@ impl Principal {
         !self.role.is_regional() || region.starts_with(&self.region)
     }
 
-    /// Refuse unless this principal may see `region`.
-    pub fn require_region(&self, region: &str, what: &str) -> Result<(), ApiError> {
-        Ok(self.who().require_region(region, what)?)
+    /// Refuse unless this principal may see `region`: 404 with `missing`, the same answer as for
+    /// something that does not exist.
+    pub fn require_region(&self, region: &str, missing: &str) -> Result<(), ApiError> {
+        Ok(self.who().require_region(region, missing)?)
     }
 
     /// The region prefix lists are limited to (`""`: everything).

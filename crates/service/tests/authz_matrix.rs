@@ -6,7 +6,7 @@
 mod common;
 
 use common::{Fixture, Reply, Side};
-use doudi_service::{form_token, routes, Kind, Role};
+use doudi_service::{routes, Kind, Role};
 use serde_json::{json, Value};
 
 /// What a role may do on a route.
@@ -90,9 +90,12 @@ fn api_body(path: &str, side: &Side) -> Option<Value> {
     })
 }
 
+/// Refused: 401, 403 (a role the route does not admit), 404 (outside the caller's region: as if it
+/// did not exist — was 403), or a page's way back to sign-in.
 fn refused(kind: Kind, r: &Reply) -> bool {
     r.status.as_u16() == 401
         || r.status.as_u16() == 403
+        || r.status.as_u16() == 404
         || (kind == Kind::Page
             && r.status.as_u16() == 303
             && (r.location() == "/sign-in" || r.location().starts_with("/sign-in?expired")))
@@ -110,7 +113,10 @@ async fn request(
     let u = uri(path, side, own);
     match kind {
         Kind::Page if method == "POST" => {
-            let csrf = token.map(form_token).unwrap_or_default();
+            let csrf = match token {
+                Some(t) => fx.csrf(t).await,
+                None => String::new(),
+            };
             let sign_in_token = token.unwrap_or("nothing");
             let fields: Vec<(&str, &str)> = if path == "/sign-in" {
                 vec![("token", sign_in_token)]
@@ -229,7 +235,10 @@ async fn an_officer_of_the_next_township_in_the_same_county_is_refused() {
     let r = fx
         .api("GET", &format!("/api/warnings/{w}"), Some(&token), None)
         .await;
-    assert_eq!(r.status, 403, "{}", r.body);
+    // 404 with the answer for a warning that does not exist, no village named (was 403).
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(r.json()["error"]["message"], format!("no warning #{w}"));
+    assert!(!r.body.contains(&fx.own.village), "{}", r.body);
     let r = fx
         .api(
             "POST",
@@ -238,7 +247,8 @@ async fn an_officer_of_the_next_township_in_the_same_county_is_refused() {
             Some(json!({})),
         )
         .await;
-    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(!r.body.contains(&fx.own.village), "{}", r.body);
     let list = fx
         .api("GET", "/api/warnings", Some(&token), None)
         .await

@@ -95,8 +95,13 @@ async fn the_warning_page_masks_members_escapes_notes_and_needs_the_form_token()
     }
     assert!(page.body.contains("陈*"), "members masked: {}", page.body);
     assert!(page.body.contains("预警原因") && page.body.contains("id=\"acknowledge\""));
-    let csrf = form_token(&token);
+    let csrf = fx.csrf(&token).await;
     assert!(page.body.contains(&csrf), "the forms carry the form token");
+    assert_ne!(
+        csrf,
+        form_token(&token),
+        "derived from the session, not the API token"
+    );
     // Without the form token (a forged cross-site post): refused, nothing moves.
     let r = fx
         .page(
@@ -130,7 +135,10 @@ async fn the_warning_page_masks_members_escapes_notes_and_needs_the_form_token()
     let req = axum::http::Request::builder()
         .method("POST")
         .uri(format!("/warnings/{w}/acknowledge"))
-        .header("cookie", format!("doudi_session={token}"))
+        .header(
+            "cookie",
+            format!("doudi_session={}", fx.session(&token).await),
+        )
         .header("origin", "https://evil.example")
         .header("host", "localhost:8080")
         .header("content-type", "application/x-www-form-urlencoded")
@@ -172,7 +180,8 @@ async fn the_warning_page_masks_members_escapes_notes_and_needs_the_form_token()
             Some(&[("csrf", &csrf), ("note", " ")]),
         )
         .await;
-    assert_eq!(r.status, 400);
+    // The use case's rule, not the form's shape: 422 (was 400).
+    assert_eq!(r.status, 422);
     assert!(r.body.contains("needs a reason"), "{}", r.body);
 }
 
@@ -202,10 +211,12 @@ async fn the_region_page_charts_warnings_and_the_auditor_trace_is_in_clear_and_a
             None,
         )
         .await;
+    // Outside the officer's township: 404, as for a region that is not there (was 403).
     assert_eq!(
-        r.status, 403,
+        r.status, 404,
         "the county is wider than the officer's township"
     );
+    assert!(!r.body.contains("outside"), "{}", r.body);
     let hh = &fx.own.households[0];
     let r = fx
         .page(

@@ -1,8 +1,15 @@
 //! The audit trail: append-only, hash-chained records of state changes, human actions and reads of
 //! personal data. A record's hash is SHA-256 over the previous record's hash and the record's own
 //! fields, so any edit, deletion or reordering breaks the chain at the first record touched.
+//!
+//! The chain alone cannot show that its tail was cut (delete the last records and lower the
+//! `audit_records` counter, and what is left verifies): a [`Checkpoint`] — the head's number and
+//! hash, signed with HMAC-SHA256 under a key kept outside the database — is kept elsewhere by the
+//! operator (or shipped to a log service), and [`Store::check_checkpoint`] finds a trail that no
+//! longer reaches it.
 
-use serde::Serialize;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::db::{on, Col, Conn};
@@ -130,7 +137,112 @@ pub(crate) async fn append(
     Ok(())
 }
 
+/// The head of the audit trail at some moment, signed: HMAC-SHA256 under a key from the
+/// configuration (`audit.checkpoint_key`), over [`Checkpoint::signed_text`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    /// Always `doudi-audit-checkpoint-v1`.
+    pub format: String,
+    /// The last record's number (0: an empty trail).
+    pub seq: i64,
+    /// The last record's hash ([`GENESIS`] for an empty trail).
+    pub hash: String,
+    /// When the checkpoint was taken (the store's time format).
+    pub taken_at: String,
+    /// Hex HMAC-SHA256 of [`Checkpoint::signed_text`].
+    pub mac: String,
+}
+
+/// The format name of a [`Checkpoint`].
+pub const CHECKPOINT_FORMAT: &str = "doudi-audit-checkpoint-v1";
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn checkpoint_mac(key: &[u8], text: &str) -> HmacSha256 {
+    // HMAC takes keys of any length: this cannot fail.
+    let mut mac = match HmacSha256::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => unreachable!("HMAC takes keys of any length"),
+    };
+    mac.update(text.as_bytes());
+    mac
+}
+
+impl Checkpoint {
+    /// Sign the head `(seq, hash)` taken at `taken_at`.
+    pub fn sign(key: &[u8], seq: i64, hash: &str, taken_at: &str) -> Checkpoint {
+        let mut c = Checkpoint {
+            format: CHECKPOINT_FORMAT.into(),
+            seq,
+            hash: hash.into(),
+            taken_at: taken_at.into(),
+            mac: String::new(),
+        };
+        c.mac = hex::encode(
+            checkpoint_mac(key, &c.signed_text())
+                .finalize()
+                .into_bytes(),
+        );
+        c
+    }
+
+    /// What the MAC covers: the format, the number, the hash and the time, one a line.
+    pub fn signed_text(&self) -> String {
+        format!(
+            "{}\n{}\n{}\n{}",
+            self.format, self.seq, self.hash, self.taken_at
+        )
+    }
+
+    /// Whether the MAC is right for `key` (compared in constant time).
+    pub fn signature_ok(&self, key: &[u8]) -> bool {
+        let Ok(mac) = hex::decode(&self.mac) else {
+            return false;
+        };
+        self.format == CHECKPOINT_FORMAT
+            && checkpoint_mac(key, &self.signed_text())
+                .verify_slice(&mac)
+                .is_ok()
+    }
+}
+
 impl Store {
+    /// The head of the audit trail: the last record's number and hash (`(0, GENESIS)` when empty).
+    pub async fn audit_head(&self) -> Result<(i64, String), StoreError> {
+        let last: Option<(i64, String)> = on!(self.pool(), p =>
+            sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(p)
+                .await
+                .ctx("reading the audit chain's head")?);
+        Ok(last.unwrap_or_else(|| (0, GENESIS.to_string())))
+    }
+
+    /// Whether the trail still reaches checkpoint `c` (its signature checked by the caller): the
+    /// record it names is there with the hash it names. `Some(why)` when not: the tail was cut, or
+    /// the trail was rewritten. (Whether the records up to it chain is [`Store::verify_audit`].)
+    pub async fn check_checkpoint(&self, c: &Checkpoint) -> Result<Option<String>, StoreError> {
+        if c.seq == 0 {
+            return Ok(None);
+        }
+        let (head, _) = self.audit_head().await?;
+        let found = self.audit_records(c.seq, 1).await?;
+        Ok(match found.first() {
+            Some(r) if r.seq == c.seq && r.hash == c.hash => None,
+            Some(r) if r.seq == c.seq => Some(format!(
+                "record #{} differs from the checkpoint taken at {}: its hash is {}, the checkpoint says {} (the trail was rewritten)",
+                c.seq, c.taken_at, r.hash, c.hash
+            )),
+            _ => Some(format!(
+                "the trail ends at record #{head}, but the checkpoint taken at {} saw record #{}: records #{} to #{} were deleted from the end",
+                c.taken_at,
+                c.seq,
+                head + 1,
+                c.seq
+            )),
+        })
+    }
+
     /// Append an audit record on its own (for reads of personal data and other actions without a
     /// transaction of their own).
     pub async fn audit(
@@ -254,5 +366,23 @@ impl Store {
         .iter()
         .map(audit_record)
         .collect()))
+    }
+}
+
+#[cfg(test)]
+mod checkpoint_tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_is_signed_and_an_edit_or_another_key_fails() {
+        let c = Checkpoint::sign(b"key-1", 42, "ab", "2026-12-06T00:00:00.000000Z");
+        assert!(c.signature_ok(b"key-1"));
+        assert!(!c.signature_ok(b"key-2"));
+        let mut lowered = c.clone();
+        lowered.seq = 41;
+        assert!(!lowered.signature_ok(b"key-1"));
+        let text = serde_json::to_string(&c).unwrap();
+        let back: Checkpoint = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, c);
     }
 }

@@ -32,6 +32,9 @@ pub struct EventRow {
     pub position: u64,
     pub raw: Vec<u8>,
     pub normalised: String,
+    /// The feed profile that made the event from a department's export (`name@version`);
+    /// `None` for a JSON envelope.
+    pub profile: Option<String>,
 }
 
 /// The identity decision for one event.
@@ -151,6 +154,7 @@ const EVENTS: Table<EventRow> = Table {
         int!("position", r => r.position as i64),
         bytes!("raw", r => &r.raw),
         text!("normalised", r => &r.normalised),
+        maybe_text!("profile", r => r.profile.as_deref()),
     ],
     stamp: Some("received_at"),
     on_conflict: Some(OnConflict {

@@ -90,12 +90,13 @@ mod open;
 mod queries;
 mod register;
 mod review;
+mod sessions;
 mod time;
 mod tokens;
 mod trace;
 mod web;
 
-pub use audit::{record_hash, AuditCheck, AuditRecord, GENESIS};
+pub use audit::{record_hash, AuditCheck, AuditRecord, Checkpoint, CHECKPOINT_FORMAT, GENESIS};
 pub use batch::{
     AssessmentRow, BatchTx, DeadLetterRow, EventRow, FactRow, LinkRow, NewWarning, OpenWarningRow,
     Position, PositionRow, WarningUpdate, TIMELINE_VERSION_UNKNOWN,
@@ -115,7 +116,8 @@ pub use open::{redact_url, Store};
 pub use queries::{DeadLetterRecord, DeadLetterView, Status, WarningView};
 pub use register::ImportReport;
 pub use review::{LinkDecisionView, ReviewChoice, ReviewDecisionView, ReviewItem, StoredModel};
-pub use time::ts;
+pub use sessions::SessionRow;
+pub use time::{is_canonical, ts};
 pub use tokens::{NewToken, TokenRow};
 pub use trace::TraceEntry;
 pub use web::{HouseholdRecord, RegionCounts, WarningFilter, WarningPage};

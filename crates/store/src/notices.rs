@@ -246,6 +246,15 @@ impl Store {
         ends_at: &str,
         created_by: &str,
     ) -> Result<i64, StoreError> {
+        // Silences are compared as text (`starts_at <= $1 AND ends_at > $1`): that is time order
+        // only for times written as the store writes them (four-digit year, UTC, six decimals).
+        for (t, what) in [(starts_at, "start"), (ends_at, "end")] {
+            if !crate::time::is_canonical(t) {
+                return Err(StoreError::Conflict(format!(
+                    "a silence's {what} {t:?} is not a time as the store writes it (RFC 3339 in UTC with a four-digit year, e.g. 2026-03-01T00:00:00.000000Z)"
+                )));
+            }
+        }
         on!(self.pool(), pool => {
             let mut tx = pool
                 .begin_with(<DB as Dialect>::BEGIN)

@@ -36,6 +36,9 @@ pub enum TraceEntry {
         kind: String,
         stream: String,
         position: i64,
+        /// The feed profile that made it from a department's export (`name@version`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        profile: Option<String>,
         /// The record as received (lossy UTF-8).
         raw: String,
         outcome: LinkOutcome,
@@ -125,7 +128,8 @@ impl Store {
                 "SELECT e.seq, e.occurred_at, e.received_at, e.source, e.event_id, e.kind, e.stream, e.position, e.raw,
                         l.outcome, t.member_id, l.evidence,
                         CASE WHEN rd.seq IS NULL THEN NULL ELSE CAST({json_object}('decision', rd.decision, 'member_id', rd.member_id,
-                          'decided_by', rd.decided_by, 'decided_at', rd.decided_at, 'note', rd.note) AS TEXT) END
+                          'decided_by', rd.decided_by, 'decided_at', rd.decided_at, 'note', rd.note) AS TEXT) END,
+                        e.profile
                  FROM timeline t JOIN events e ON e.seq = t.seq JOIN link_decisions l ON l.seq = t.seq
                  LEFT JOIN review_decisions rd ON rd.seq = t.seq
                  WHERE t.household_id = $1 ORDER BY t.seq"
@@ -146,6 +150,7 @@ impl Store {
                     kind: r.get(5),
                     stream: r.get(6),
                     position: r.get(7),
+                    profile: r.get(13),
                     raw: String::from_utf8_lossy(&raw).into_owned(),
                     outcome: r.code(9, "link_decisions.outcome")?,
                     member_id: r.get(10),

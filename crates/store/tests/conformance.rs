@@ -202,6 +202,7 @@ fn event_row_at(id: &str, at: &str) -> EventRow {
         position: 1,
         raw: raw.into_bytes(),
         normalised: e.to_json(),
+        profile: None,
     }
 }
 

@@ -11,10 +11,10 @@
 //! what [`explain`] says.
 
 use doudi_model::{Assessment, Level, RiskStatus};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What an open warning asks of its officer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Ask {
     /// Act within the level's time (visit, relief, referral).
@@ -115,15 +115,6 @@ pub fn explain(level: Level, latest: &Assessment) -> Explanation {
         lapsed_zh,
         lapsed_en,
     }
-}
-
-/// [`explain`] a warning as the store holds it: its level's code and its summary (the latest
-/// assessment, as JSON). `None` when either cannot be read (an assessment stored before these
-/// types, or a level code this version does not know).
-pub fn explain_stored(level: &str, summary: &serde_json::Value) -> Option<Explanation> {
-    let level = Level::from_code(level)?;
-    let latest = serde_json::from_value::<Assessment>(summary.clone()).ok()?;
-    Some(explain(level, &latest))
 }
 
 #[cfg(test)]

@@ -1,19 +1,39 @@
-//! `doudi audit`: the hash-chained audit trail — verify it, read it.
+//! `doudi audit`: the hash-chained audit trail — verify it, read it, and sign a checkpoint of its
+//! head to keep outside the database.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Subcommand;
+use doudi_store::Checkpoint;
 
 use super::open_store;
 use crate::Config;
 
+const CHECKPOINT_HELP: &str = "\
+The chain shows any record altered, deleted or reordered, but not a cut tail: whoever can write
+the database can delete the last records and lower the count. A checkpoint is the head's number
+and hash, signed with HMAC-SHA256 under audit.checkpoint_key (from the file named by
+DOUDI_AUDIT__CHECKPOINT_KEY_FILE, kept away from the database). Keep each checkpoint elsewhere
+(another host, a log service), e.g. from cron:
+  doudi audit checkpoint >> /srv/audit-checkpoints/doudi.jsonl
+and check the trail against the last one:
+  tail -n 1 /srv/audit-checkpoints/doudi.jsonl > last.json
+  doudi audit verify --checkpoint last.json";
+
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Recompute the hash chain from the first record; name the first record that was altered,
-    /// deleted or reordered. Exit 0 when intact, 3 when broken.
+    /// deleted or reordered; with --checkpoint, also that the trail still reaches a signed
+    /// checkpoint (a cut tail). Exit 0 when intact, 3 when broken (or the checkpoint's signature
+    /// is wrong).
     Verify {
         #[arg(long)]
         json: bool,
+        /// A checkpoint printed by `doudi audit checkpoint` (needs audit.checkpoint_key).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
     },
     /// Print audit records, oldest first.
     List {
@@ -25,31 +45,102 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print the head of the trail (its last record's number and hash), signed with
+    /// audit.checkpoint_key, as one line of JSON to keep outside the database.
+    #[command(after_help = CHECKPOINT_HELP)]
+    Checkpoint,
+}
+
+fn checkpoint_key(config: &Config) -> anyhow::Result<&[u8]> {
+    config
+        .audit
+        .checkpoint_key
+        .get()
+        .map(str::as_bytes)
+        .context(
+            "no audit.checkpoint_key: put the key in a file and name it in DOUDI_AUDIT__CHECKPOINT_KEY_FILE \
+             (keep it away from the database)",
+        )
+}
+
+/// Read and check a checkpoint file: `Err` when unreadable, `Ok(Err(why))` when its signature is
+/// wrong.
+fn read_checkpoint(key: &[u8], path: &PathBuf) -> anyhow::Result<Result<Checkpoint, String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the checkpoint {}", path.display()))?;
+    let c: Checkpoint = serde_json::from_str(text.trim()).with_context(|| {
+        format!(
+            "{} is not a checkpoint of `doudi audit checkpoint` (one line of JSON)",
+            path.display()
+        )
+    })?;
+    if !c.signature_ok(key) {
+        return Ok(Err(format!(
+            "the signature of checkpoint {} does not match: it was edited, or signed with another key than audit.checkpoint_key",
+            path.display()
+        )));
+    }
+    Ok(Ok(c))
 }
 
 pub async fn run(config: &Config, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
+    // A checkpoint without its key is refused before the database is opened.
+    let key = match &cmd {
+        AuditCommand::Checkpoint
+        | AuditCommand::Verify {
+            checkpoint: Some(_),
+            ..
+        } => Some(checkpoint_key(config)?),
+        _ => None,
+    };
     let store = open_store(config).await?;
     let code = match cmd {
-        AuditCommand::Verify { json } => {
-            let check = store.verify_audit().await?;
+        AuditCommand::Verify { json, checkpoint } => {
+            let mut check = store.verify_audit().await?;
+            let mut cp_line = None;
+            if let (Some(path), Some(key)) = (&checkpoint, key) {
+                let broken = match read_checkpoint(key, path)? {
+                    Err(why) => Some((0, why)),
+                    Ok(c) => {
+                        cp_line = Some(serde_json::json!({"seq": c.seq, "taken_at": c.taken_at}));
+                        store
+                            .check_checkpoint(&c)
+                            .await?
+                            .map(|why| (check.records + 1, why))
+                    }
+                };
+                // The chain's own break comes first (it is earlier in the trail).
+                if check.first_broken.is_none() {
+                    check.first_broken = broken;
+                }
+            }
             if json {
-                println!("{}", serde_json::to_string_pretty(&check)?);
+                let mut v = serde_json::to_value(&check)?;
+                v["checkpoint"] = cp_line.clone().unwrap_or(serde_json::Value::Null);
+                println!("{}", serde_json::to_string_pretty(&v)?);
             }
             match &check.first_broken {
                 None => {
                     if !json {
                         println!(
-                            "audit trail intact: {} records, hash chain verified",
-                            check.records
+                            "audit trail intact: {} records, hash chain verified{}",
+                            check.records,
+                            cp_line.map_or_else(String::new, |c| format!(
+                                ", reaches the checkpoint of record #{} taken at {}",
+                                c["seq"],
+                                c["taken_at"].as_str().unwrap_or("")
+                            ))
                         );
                     }
                     ExitCode::SUCCESS
                 }
                 Some((seq, why)) => {
-                    if !json {
+                    if *seq == 0 {
+                        eprintln!("error: {why}");
+                    } else if !json {
                         println!("audit trail BROKEN at record #{seq}: {why}");
                     }
-                    tracing::error!(record = seq, "the audit trail's hash chain is broken");
+                    tracing::error!(record = seq, "the audit trail is broken");
                     ExitCode::from(3)
                 }
             }
@@ -66,6 +157,13 @@ pub async fn run(config: &Config, cmd: AuditCommand) -> anyhow::Result<ExitCode>
                     );
                 }
             }
+            ExitCode::SUCCESS
+        }
+        AuditCommand::Checkpoint => {
+            let (seq, hash) = store.audit_head().await?;
+            let key = key.context("no audit.checkpoint_key")?;
+            let c = Checkpoint::sign(key, seq, &hash, &doudi_store::ts(&chrono::Utc::now()));
+            println!("{}", serde_json::to_string(&c)?);
             ExitCode::SUCCESS
         }
     };

@@ -44,6 +44,26 @@ pub struct CrosscheckArgs {
     pub json: bool,
 }
 
+/// Where checkpoints go: `--work-dir`, else `DIR/.doudi-work` when it can be made and written
+/// (a read-only snapshot mount gets none: the night then runs without resuming, and says so).
+fn work_dir(args: &CrosscheckArgs) -> Option<PathBuf> {
+    if let Some(dir) = &args.work_dir {
+        return Some(dir.clone());
+    }
+    let dir = args.snapshots.join(".doudi-work");
+    let probe = dir.join(".probe");
+    match std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&probe, b"")) {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&probe);
+            Some(dir)
+        }
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "no checkpoints tonight: the default work directory cannot be written (pass --work-dir DIR to resume an interrupted run)");
+            None
+        }
+    }
+}
+
 pub async fn run(config: &Config, args: CrosscheckArgs) -> anyhow::Result<ExitCode> {
     if !args.snapshots.is_dir() {
         anyhow::bail!(
@@ -81,7 +101,7 @@ pub async fn run(config: &Config, args: CrosscheckArgs) -> anyhow::Result<ExitCo
     let cfg = config.crosscheck.clone();
     let snapshots = args.snapshots.clone();
     let opts = RunOptions {
-        work_dir: args.work_dir.clone(),
+        work_dir: work_dir(&args),
         ..RunOptions::default()
     };
     let result = tokio::task::spawn_blocking(move || {

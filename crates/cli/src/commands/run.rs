@@ -15,12 +15,13 @@ use crate::Config;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-The feeds folder holds one folder per source (health_insurance/, employment/, housing/, civil_registry/) of *.jsonl files, one event per line, read in file-name order. Each batch's effects and the position it was read to commit together: stop it (Ctrl-C) or kill it at any moment and run it again, and it continues where it stopped without losing or repeating anything. Invalid lines go to dead letters (see `doudi deadletters list`) and never stop the run.
+The feeds folder holds one folder per source (health_insurance/, employment/, housing/, civil_registry/) of *.jsonl files, one event per line, read in file-name order; and any folder of a department's own exports (CSV, Excel, JSON lines, fixed width) with its feed profile beside them as profile.toml (`doudi feeds show NAME` prints a shipped one): each row is read through the profile, a refused row becomes a dead letter with its file, row, column and why, and every event keeps the profile's name@version. Each batch's effects and the position it was read to commit together: stop it (Ctrl-C) or kill it at any moment and run it again, and it continues where it stopped without losing or repeating anything. Invalid lines go to dead letters (see `doudi deadletters list`) and never stop the run.
 
 With --brokers (or kafka.brokers) the worker joins the consumer group kafka.group_id over the four feed topics instead, and runs until SIGTERM or Ctrl-C: each batch commits with the next offset of its partitions, and a partition assigned to it resumes at the stored offset. Run several workers (one database) to share the partitions. Invalid records also go to the dead-letter topic. A partition whose records are nearly all invalid (kafka.max_invalid_ratio) stops the worker with an error.
 
 Examples:
   doudi run --feeds data/feeds --once
+  doudi run --feeds data/native --once        # the exports `doudi gen --native` wrote
   doudi run --brokers 127.0.0.1:9092 --metrics-addr 127.0.0.1:9464
   DOUDI_STORE__URL=postgres://doudi@db/doudi doudi run --brokers kafka-1:9092,kafka-2:9092")]
 pub struct RunArgs {

@@ -20,8 +20,15 @@ Examples:
 In production, put a TLS-terminating reverse proxy in front (deploy/README.md: compose and a Kubernetes
 ingress) and list its address in serve.trusted_proxies, or give serve its own certificate
 (serve.tls_cert, serve.tls_key). With an https serve.public_url, serve refuses to start with neither.
+X-Forwarded-For is believed only from the addresses in serve.trusted_proxies.
 
-Officers sign in at http://HOST:PORT/sign-in by pasting their token (Chinese pages; English with ?lang=en). The API is described in schemas/openapi.json. /healthz (process up), /readyz (database answers) and /metrics (Prometheus) need no token. SIGTERM or Ctrl-C stops accepting and lets requests in flight finish (serve.shutdown_grace_seconds).")]
+Officers sign in at http://HOST:PORT/sign-in by pasting their token (Chinese pages; English with ?lang=en):
+that opens a session of its own (12 hours at most); signing out ends it, not the API token.
+
+Protections: anything outside a token's region answers 404, as if it did not exist; a client address
+over serve.auth_failures_per_minute failed authentications gets 429 for a minute, valid token or not;
+bodies over serve.max_body_bytes get 413 on every route; every answer is Cache-Control: no-store;
+a silence lasts at most a year. The API is described in schemas/openapi.json. /healthz (process up), /readyz (database answers) and /metrics (Prometheus) need no token. SIGTERM or Ctrl-C stops accepting and lets requests in flight finish (serve.shutdown_grace_seconds).")]
 pub struct ServeArgs {
     /// Address to listen on (overrides serve.listen).
     #[arg(long, value_name = "ADDR")]

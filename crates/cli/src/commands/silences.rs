@@ -2,9 +2,9 @@
 
 use std::process::ExitCode;
 
-use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use clap::Subcommand;
-use doudi_app::silences::{add_silence, NewSilence, Scope};
+use doudi_app::silences::{add_silence, client_time, end_after_hours, NewSilence, Scope};
 
 use super::{asker, open_store, refused};
 use crate::Config;
@@ -42,7 +42,7 @@ Examples:
             required_unless_present = "hours"
         )]
         until: Option<DateTime<FixedOffset>>,
-        /// Or: length in hours.
+        /// Or: length in hours (1 to 8784: a silence lasts at most a year).
         #[arg(long)]
         hours: Option<u32>,
     },
@@ -70,11 +70,25 @@ pub async fn run(config: &Config, cmd: SilencesCommand) -> anyhow::Result<ExitCo
                 (None, Some(r)) => Scope::Region(r),
                 (None, None) => unreachable_args()?,
             };
-            let start = from.map_or_else(Utc::now, |t| t.with_timezone(&Utc));
-            let end = match (until, hours) {
-                (Some(t), _) => t.with_timezone(&Utc),
-                (None, Some(h)) => start + TimeDelta::hours(i64::from(h)),
-                (None, None) => unreachable_args()?,
+            let times = (|| {
+                let start = match &from {
+                    Some(t) => client_time(t, "--from")?,
+                    None => Utc::now(),
+                };
+                let end = match (&until, hours) {
+                    (Some(t), _) => client_time(t, "--until")?,
+                    (None, Some(h)) => end_after_hours(start, h)?,
+                    (None, None) => return Ok(None),
+                };
+                Ok::<_, doudi_app::AppError>(Some((start, end)))
+            })();
+            let (start, end) = match times {
+                Ok(Some(t)) => t,
+                Ok(None) => unreachable_args()?,
+                Err(e) => {
+                    store.close().await;
+                    return refused(e);
+                }
             };
             let silence = NewSilence {
                 scope,

@@ -55,8 +55,8 @@ An officer's or supervisor's token sees its region prefix only and acts as the o
         /// The officer the token acts as (officer and supervisor roles).
         #[arg(long, value_name = "ID")]
         officer: Option<String>,
-        /// Days until it expires (default: never).
-        #[arg(long, value_name = "DAYS")]
+        /// Days until it expires, 1 to 3660 (default: never).
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=3660))]
         expires_in: Option<u32>,
         /// A note for `tokens list` (whose, what for).
         #[arg(long, default_value = "")]

@@ -72,6 +72,7 @@ fn print_entry(e: &TraceEntry) {
             kind,
             stream,
             position,
+            profile,
             outcome,
             member_id,
             evidence,
@@ -81,8 +82,12 @@ fn print_entry(e: &TraceEntry) {
             let total = evidence.total;
             let model = &evidence.model_version;
             println!(
-                "{}  event #{seq} {source} {kind} {event_id} ({stream}:{position}) → {outcome} {}{}",
+                "{}  event #{seq} {source} {kind} {event_id} ({stream}:{position}{}) → {outcome} {}{}",
                 ts(at),
+                profile
+                    .as_deref()
+                    .map(|p| format!(", profile {p}"))
+                    .unwrap_or_default(),
                 member_id.as_deref().unwrap_or(""),
                 total
                     .map(|t| format!(" [match weight {t:.1}, model {model}]"))

@@ -3,12 +3,17 @@
 //! 341503 ("other": outside both) — each with warnings, a record in the identity review queue
 //! (one person enrolled in two households), and a dead letter; an officer directory; one token per
 //! role. Requests go through the whole application in process (`tower::ServiceExt::oneshot`).
+//!
+//! On SQLite ([`Fixture::new`]; on PostgreSQL with `DOUDI_TEST_SERVICE_STORE=postgres`), or on
+//! each store ([`Fixture::each_store`]): SQLite, and a fresh PostgreSQL database when
+//! `DOUDI_TEST_POSTGRES_URL` is set (otherwise a `skipped:` line is printed). Pages are requested with a sign-in session opened for an API token
+//! ([`Fixture::session`]), as a browser holds one.
 
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -74,8 +79,87 @@ pub struct Side {
     pub review_member: String,
 }
 
+/// Which database a fixture's store is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh database on the PostgreSQL test server, dropped (with its connections) at the end.
+pub struct PgDatabase {
+    server: String,
+    name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// `None` (with a printed line) without `DOUDI_TEST_POSTGRES_URL`.
+    pub fn create() -> Option<PgDatabase> {
+        let Ok(server) = std::env::var("DOUDI_TEST_POSTGRES_URL") else {
+            println!("skipped: DOUDI_TEST_POSTGRES_URL not set (the PostgreSQL half of this test)");
+            return None;
+        };
+        static N: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "doudi_svc_{}_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        pg_admin(&server, &format!("CREATE DATABASE {name}"));
+        let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(&server);
+        Some(PgDatabase {
+            url: format!("{base}/{name}"),
+            server,
+            name,
+        })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        pg_admin(
+            &self.server,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+/// One statement on the server, on its own thread and runtime (so also from `Drop`).
+fn pg_admin(server: &str, sql: &str) {
+    let (server, sql) = (server.to_string(), sql.to_string());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&server)
+                .await
+                .expect("connect to DOUDI_TEST_POSTGRES_URL");
+            sqlx::raw_sql(&sql)
+                .execute(&mut c)
+                .await
+                .expect("admin sql");
+            let _ = c.close().await;
+        })
+    })
+    .join()
+    .expect("admin thread");
+}
+
 pub struct Fixture {
     pub dir: tempfile::TempDir,
+    pub backend: Backend,
+    /// The PostgreSQL database (dropped after the store is closed).
+    pub pg: Option<PgDatabase>,
+    /// Sessions opened for API tokens (token → session token).
+    sessions: Mutex<HashMap<String, String>>,
     pub store: Store,
     pub state: AppState,
     pub app: Router,
@@ -107,8 +191,36 @@ impl Fixture {
         Fixture::with_config(|_| {}).await
     }
 
+    /// On SQLite, or on PostgreSQL when `DOUDI_TEST_SERVICE_STORE=postgres` (and
+    /// `DOUDI_TEST_POSTGRES_URL`) is set: the whole service suite then runs on PostgreSQL.
     pub async fn with_config(tune: impl FnOnce(&mut ServiceConfig)) -> Fixture {
+        let backend = match std::env::var("DOUDI_TEST_SERVICE_STORE").as_deref() {
+            Ok("postgres") => Backend::Postgres,
+            _ => Backend::Sqlite,
+        };
+        Fixture::on(backend, tune).await.expect(
+            "DOUDI_TEST_SERVICE_STORE=postgres needs DOUDI_TEST_POSTGRES_URL (the test server)",
+        )
+    }
+
+    /// A fixture on SQLite, and one on PostgreSQL when `DOUDI_TEST_POSTGRES_URL` is set.
+    pub async fn each_store(tune: impl Fn(&mut ServiceConfig)) -> Vec<Fixture> {
+        let mut out = Vec::new();
+        for b in [Backend::Sqlite, Backend::Postgres] {
+            if let Some(fx) = Fixture::on(b, &tune).await {
+                out.push(fx);
+            }
+        }
+        out
+    }
+
+    /// A fixture on `backend` (`None`: PostgreSQL asked for but not configured).
+    pub async fn on(backend: Backend, tune: impl FnOnce(&mut ServiceConfig)) -> Option<Fixture> {
         let dir = tempfile::tempdir().expect("temp dir");
+        let pg = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(PgDatabase::create()?),
+        };
         let people = vec![
             person("341502", "陈桂兰", 1949, 1, 27, 46),
             person("341502", "李秀英", 1950, 3, 14, 22),
@@ -142,7 +254,10 @@ impl Fixture {
         text.push_str("this line is not JSON\n");
         std::fs::write(feeds.join("2026-02.jsonl"), text).expect("write feed");
 
-        let url = format!("sqlite://{}", dir.path().join("doudi.db").display());
+        let url = match &pg {
+            Some(db) => db.url.clone(),
+            None => format!("sqlite://{}", dir.path().join("doudi.db").display()),
+        };
         let store = Store::open(&url).await.expect("open store");
         let households: Vec<doudi_model::Household> = register
             .iter()
@@ -250,8 +365,11 @@ impl Fixture {
         tune(&mut config);
         let state = AppState::new(store.clone(), config);
         let app = doudi_service::app(state.clone());
-        Fixture {
+        Some(Fixture {
             dir,
+            backend,
+            pg,
+            sessions: Mutex::new(HashMap::new()),
             store,
             state,
             app,
@@ -259,11 +377,49 @@ impl Fixture {
             own,
             other,
             people,
-        }
+        })
     }
 
     pub fn token(&self, role: Role) -> &str {
         &self.tokens[&role]
+    }
+
+    /// Close the store (before its PostgreSQL database is dropped).
+    pub async fn finish(self) {
+        self.store.close().await;
+    }
+
+    /// A session opened for API token `token` by signing in (once per token), as a browser holds
+    /// it; a token that cannot sign in is returned as is (a cookie the server will refuse).
+    pub async fn session(&self, token: &str) -> String {
+        if let Some(s) = self.sessions.lock().expect("sessions").get(token) {
+            return s.clone();
+        }
+        let r = self.sign_in(token).await;
+        let Some(session) = session_cookie(&r) else {
+            return token.to_string();
+        };
+        self.sessions
+            .lock()
+            .expect("sessions")
+            .insert(token.to_string(), session.clone());
+        session
+    }
+
+    /// `POST /sign-in` with `token`.
+    pub async fn sign_in(&self, token: &str) -> Reply {
+        let req = Request::builder()
+            .method("POST")
+            .uri("/sign-in")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(encode_form(&[("token", token)])))
+            .expect("request");
+        self.send(req).await
+    }
+
+    /// The form token of the session opened for `token`.
+    pub async fn csrf(&self, token: &str) -> String {
+        doudi_service::form_token(&self.session(token).await)
     }
 
     /// A JSON API request with a bearer token.
@@ -288,7 +444,8 @@ impl Fixture {
         self.send(b.body(body).expect("request")).await
     }
 
-    /// A page request with the session cookie (and a form body for posts).
+    /// A page request with the cookie of a session opened for API token `token` (and a form
+    /// body for posts).
     pub async fn page(
         &self,
         method: &str,
@@ -296,8 +453,32 @@ impl Fixture {
         token: Option<&str>,
         form: Option<&[(&str, &str)]>,
     ) -> Reply {
+        let session = match token {
+            Some(t) => Some(self.session(t).await),
+            None => None,
+        };
+        let r = self
+            .page_with_session(method, uri, session.as_deref(), form)
+            .await;
+        if uri == "/sign-out" {
+            // Signed out: the next page opens a new session.
+            if let Some(t) = token {
+                self.sessions.lock().expect("sessions").remove(t);
+            }
+        }
+        r
+    }
+
+    /// A page request with `session` as the session cookie.
+    pub async fn page_with_session(
+        &self,
+        method: &str,
+        uri: &str,
+        session: Option<&str>,
+        form: Option<&[(&str, &str)]>,
+    ) -> Reply {
         let mut b = Request::builder().method(method).uri(uri);
-        if let Some(t) = token {
+        if let Some(t) = session {
             b = b.header("cookie", format!("{}={t}", doudi_service::SESSION_COOKIE));
         }
         let body = match form {
@@ -323,6 +504,16 @@ impl Fixture {
             body: String::from_utf8_lossy(&bytes).into_owned(),
         }
     }
+}
+
+/// The session token a sign-in answer sets in its cookie.
+pub fn session_cookie(r: &Reply) -> Option<String> {
+    let set = r.headers.get("set-cookie")?.to_str().ok()?;
+    let value = set
+        .split(';')
+        .next()?
+        .strip_prefix(&format!("{}=", doudi_service::SESSION_COOKIE))?;
+    Some(value.to_string()).filter(|v| !v.is_empty())
 }
 
 /// `application/x-www-form-urlencoded`.
