@@ -102,9 +102,11 @@ pub fn warning_filter<'a>(
                     "region must be a region-code prefix of 1 to 12 digits (got {r:?})"
                 )));
             }
+            // Outside the caller's region is as if it did not exist (404), as for every
+            // resource: the answer says nothing about the region asked for.
             if !r.starts_with(who.scope()) {
-                return Err(ApiError::Forbidden(format!(
-                    "region {r} is outside this token's region {}",
+                return Err(ApiError::NotFound(format!(
+                    "no region {r} within this token's region {}",
                     who.region
                 )));
             }
