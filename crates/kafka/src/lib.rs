@@ -11,14 +11,12 @@
 //! It never logs, labels or keys anything by name; keys are ID numbers only on the feed topics
 //! (as the producers send them) and household ids on the warnings topic.
 
-mod align;
 pub mod config;
 pub mod dev;
 mod error;
 pub mod produce;
 pub mod publish;
 pub mod source;
-mod window;
 
 pub use config::{KafkaConfig, Topics};
 pub use error::KafkaError;

@@ -2,7 +2,7 @@
 //!
 //! A consumer thread polls, ingests each message (parse, validate, link: the same [`Ingested`]
 //! record the file reader makes), releases the records of all its partitions in event-time order
-//! (`crate::align`: so a run's outcome does not depend on how fetches interleave, nor on where it
+//! (`doudi_pipeline::driver::Merger`: so a run's outcome does not depend on how fetches interleave, nor on where it
 //! was interrupted) and gathers batches, which a bounded channel carries to the applier. The
 //! applier sends a batch's invalid records to the dead-letter topic (and waits for the broker's
 //! acknowledgement), then commits the batch's effects and the next offset of each of its
@@ -26,12 +26,14 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use doudi_model::Source;
+use doudi_pipeline::driver::retry::{self, Backoff};
+use doudi_pipeline::driver::{CancellationToken, Fetch, InvalidWindow, Merger, Position};
 use doudi_pipeline::files::RawRecord;
 use doudi_pipeline::{
     apply_batch, ingest_raw_row, ingest_record, stage_batch, Engine, Ingested, PipelineError,
     RunReport, StagedBatch,
 };
-use doudi_store::{Store, StoreError};
+use doudi_store::Store;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -43,9 +45,10 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::align::{Aligner, Fetch, Key};
-use crate::window::InvalidWindow;
 use crate::{KafkaConfig, KafkaError};
+
+/// A partition: `(topic, partition)`.
+type Key = (Arc<str>, i32);
 
 /// How much to gather and read ahead.
 #[derive(Clone, Debug)]
@@ -115,7 +118,7 @@ struct Shared {
     revoked: Mutex<HashSet<(String, i32)>>,
     /// Partitions assigned since the consumer thread last looked, with their next offsets.
     assigned: Mutex<Vec<(String, i32, i64)>>,
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
     fatal: Mutex<Option<KafkaError>>,
     observer: Arc<dyn Observer>,
     /// Time the consumer thread spent waiting for the applier to take a batch (microseconds).
@@ -132,7 +135,7 @@ impl Shared {
         if f.is_none() {
             *f = Some(e);
         }
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.cancel();
     }
 
     /// Hand what is gathered to the applier.
@@ -203,7 +206,7 @@ impl Shared {
                 Err(e) => {
                     doudi_telemetry::db_error("positions");
                     tracing::warn!(error = %e, "cannot read stored positions; retrying");
-                    if self.stop.load(Ordering::Relaxed) {
+                    if self.stop.is_cancelled() {
                         return None;
                     }
                     std::thread::sleep(delay);
@@ -388,14 +391,14 @@ impl KafkaConfig {
     }
 }
 
-/// Run a worker of the group until `stop` is set (then drain and commit) or something fails.
+/// Run a worker of the group until `stop` is cancelled (then drain and commit) or something fails.
 pub async fn run_kafka(
     store: &Store,
     engine: Arc<Engine>,
     cfg: &KafkaConfig,
     opts: &SourceOptions,
     observer: Arc<dyn Observer>,
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
 ) -> Result<RunReport, KafkaError> {
     cfg.validate().map_err(KafkaError::Config)?;
     let mut cfg = cfg.clone();
@@ -456,7 +459,7 @@ pub async fn run_kafka(
     }
     shared.flow_changed.notify_all();
     if applied.is_err() {
-        stop.store(true, Ordering::Relaxed);
+        stop.cancel();
     }
     let read = tokio::task::spawn_blocking(move || reader.join())
         .await
@@ -471,29 +474,26 @@ pub async fn run_kafka(
     Ok(report)
 }
 
-/// The applier's result; once `stop` is set it gets `drain_timeout_ms` to finish.
+/// The applier's result; once `stop` is cancelled it gets `drain_timeout_ms` to finish.
 async fn wait_applier(
     mut applier: tokio::task::JoinHandle<Result<RunReport, KafkaError>>,
     shared: &Shared,
 ) -> Result<RunReport, KafkaError> {
-    let mut stopping_since: Option<Instant> = None;
-    loop {
-        tokio::select! {
-            r = &mut applier => return r.map_err(|_| KafkaError::ReaderGone)?,
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                if shared.stop.load(Ordering::Relaxed) {
-                    let since = *stopping_since.get_or_insert_with(Instant::now);
-                    // The reader drains first (up to the same deadline), then closes the channel.
-                    if since.elapsed() > Duration::from_millis(shared.cfg.drain_timeout_ms) * 2 {
-                        applier.abort();
-                        return Err(KafkaError::Config(format!(
-                            "in-flight batches did not commit within {} ms of the stop; \
-                             they are read again on restart",
-                            shared.cfg.drain_timeout_ms
-                        )));
-                    }
-                }
-            }
+    tokio::select! {
+        r = &mut applier => return r.map_err(|_| KafkaError::ReaderGone)?,
+        _ = shared.stop.cancelled() => {}
+    }
+    // The reader drains first (up to the same deadline), then closes the channel.
+    let grace = Duration::from_millis(shared.cfg.drain_timeout_ms) * 2;
+    tokio::select! {
+        r = &mut applier => r.map_err(|_| KafkaError::ReaderGone)?,
+        _ = tokio::time::sleep(grace) => {
+            applier.abort();
+            Err(KafkaError::Config(format!(
+                "in-flight batches did not commit within {} ms of the stop; \
+                 they are read again on restart",
+                shared.cfg.drain_timeout_ms
+            )))
         }
     }
 }
@@ -519,15 +519,15 @@ fn read_loop(
     let mut last_commit = Instant::now();
     let mut broken = None;
     let mut last_error_log: Option<Instant> = None;
-    // Each assigned partition's records, released in event-time order (`crate::align`). It also
+    // Each assigned partition's records, released in event-time order (the driver's merger). It also
     // knows the offset each partition should deliver next: a jump past it means records were
     // removed (retention, compaction) before this group read them — said loudly, never silently.
-    let mut aligner: Aligner<(Ingested, RecordMeta)> =
-        Aligner::new(Duration::from_millis(cfg.align_wait_ms), cfg.align_buffer);
-    let mut held_by: Option<(crate::align::Key, Instant)> = None;
+    let mut aligner: Merger<Key, (Ingested, RecordMeta)> =
+        Merger::new(Duration::from_millis(cfg.align_wait_ms), cfg.align_buffer);
+    let mut held_by: Option<(Key, Instant)> = None;
     let mut merge_wait = Duration::ZERO;
     let reading_since = Instant::now();
-    while !shared.stop.load(Ordering::Relaxed) {
+    while !shared.stop.is_cancelled() {
         let polled = consumer.poll(Duration::from_millis(20));
         {
             let mut revoked = lock(&shared.revoked);
@@ -597,9 +597,11 @@ fn read_loop(
                 let record = RawRecord {
                     source: *source,
                     stream: format!("{topic}/{partition}"),
-                    line: offset.max(0) as u64,
-                    byte_offset: offset.max(0) as u64,
-                    end_offset: offset.max(0) as u64 + 1,
+                    position: Position::Kafka {
+                        topic: topic.clone(),
+                        partition,
+                        offset,
+                    },
                     bytes: payload[..payload.len().min(cap)].to_vec(),
                     full_len: payload.len() as u64,
                 };
@@ -735,7 +737,7 @@ fn read_loop(
 fn release(
     shared: &Shared,
     consumer: &BaseConsumer<Ctx>,
-    aligner: &mut Aligner<(Ingested, RecordMeta)>,
+    aligner: &mut Merger<Key, (Ingested, RecordMeta)>,
 ) {
     let mut flows = Vec::new();
     loop {
@@ -750,7 +752,7 @@ fn release(
         let full = {
             let mut g = lock(&shared.gathering);
             while g.items.len() < shared.batch_size {
-                let Some((item, meta)) = aligner.pop(&mut flows) else {
+                let Some((_, (item, meta))) = aligner.pop(&mut flows) else {
                     break;
                 };
                 g.first_at.get_or_insert_with(Instant::now);
@@ -1031,42 +1033,18 @@ async fn stage_ahead(
     }
 }
 
-/// Whether a failed store operation may succeed if tried again (the database restarting, a
-/// dropped connection, a lock held by another writer).
-pub fn is_transient(e: &StoreError) -> bool {
-    let source = match e {
-        StoreError::Db { source, .. } | StoreError::Open { source, .. } => source,
-        _ => return false,
-    };
-    match source {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::Tls(_) => true,
-        sqlx::Error::Database(db) => {
-            let code = db.code().unwrap_or_default();
-            // PostgreSQL: connection exceptions, shutdown, starting up, serialization/deadlock.
-            // SQLite: busy, locked.
-            code.starts_with("08")
-                || code.starts_with("57P")
-                || code == "40001"
-                || code == "40P01"
-                || matches!(code.as_ref(), "5" | "6" | "261" | "262" | "517")
-        }
-        _ => false,
-    }
-}
+/// Whether a failed store operation may succeed if tried again (the driver's retry policy).
+pub use doudi_pipeline::driver::retry::is_transient;
 
 async fn apply_with_retry(
     shared: &Shared,
     engine: &Engine,
     items: &[Ingested],
 ) -> Result<doudi_pipeline::BatchOutcome, KafkaError> {
-    match apply_batch(&shared.store, engine, items).await {
-        Ok(o) => Ok(o),
-        Err(e) => retry_after(shared, engine, items, e).await,
-    }
+    Ok(retry::retry("a batch", Backoff::default(), || {
+        apply_batch(&shared.store, engine, items)
+    })
+    .await?)
 }
 
 /// A batch failed with `e`: if the database may come back, apply it afresh (stage and finish)
@@ -1075,29 +1053,12 @@ async fn retry_after(
     shared: &Shared,
     engine: &Engine,
     items: &[Ingested],
-    mut e: PipelineError,
+    e: PipelineError,
 ) -> Result<doudi_pipeline::BatchOutcome, KafkaError> {
-    let mut delay = Duration::from_millis(100);
-    let mut attempt = 1u32;
-    loop {
-        doudi_telemetry::db_error("batch");
-        match e {
-            PipelineError::Store(s) if is_transient(&s) => {
-                tracing::warn!(attempt, error = %s, retry_in_ms = delay.as_millis() as u64, "batch failed on the database; retrying");
-            }
-            e => return Err(e.into()),
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
-        attempt += 1;
-        match apply_batch(&shared.store, engine, items).await {
-            Ok(o) => {
-                tracing::info!(attempt, "the database is back; batch committed");
-                return Ok(o);
-            }
-            Err(next) => e = next,
-        }
-    }
+    Ok(retry::retry_after("a batch", e, Backoff::default(), || {
+        apply_batch(&shared.store, engine, items)
+    })
+    .await?)
 }
 
 /// Stage a batch (PostgreSQL), retrying with backoff while the database may come back.
@@ -1106,29 +1067,10 @@ async fn stage_with_retry(
     engine: &Engine,
     items: &[Ingested],
 ) -> Result<StagedBatch, KafkaError> {
-    let mut delay = Duration::from_millis(100);
-    let mut attempt = 1u32;
-    loop {
-        match stage_batch(&shared.store, engine, items).await {
-            Ok(s) => {
-                if attempt > 1 {
-                    tracing::info!(attempt, "the database is back; batch staged");
-                }
-                return Ok(s);
-            }
-            Err(PipelineError::Store(e)) if is_transient(&e) => {
-                doudi_telemetry::db_error("batch");
-                tracing::warn!(attempt, error = %e, retry_in_ms = delay.as_millis() as u64, "staging a batch failed on the database; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-                attempt += 1;
-            }
-            Err(e) => {
-                doudi_telemetry::db_error("batch");
-                return Err(e.into());
-            }
-        }
-    }
+    Ok(retry::retry("staging a batch", Backoff::default(), || {
+        stage_batch(&shared.store, engine, items)
+    })
+    .await?)
 }
 
 /// Send a batch's refused records to the dead-letter topic and wait for every acknowledgement

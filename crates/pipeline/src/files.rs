@@ -13,6 +13,7 @@ use std::time::SystemTime;
 use doudi_feeds::{FeedReader, FileError, Profile};
 use doudi_model::{EventError, ParseLimits, Source, ALL_SOURCES};
 
+use crate::driver::Position;
 use crate::ingest::{ingest_record, ingest_row, Ingested};
 use crate::PipelineError;
 
@@ -22,12 +23,9 @@ pub struct RawRecord {
     pub source: Source,
     /// `<source>/<file name>`, relative to the feeds folder.
     pub stream: String,
-    /// Line number, from 1.
-    pub line: u64,
-    /// Byte offset where the line starts.
-    pub byte_offset: u64,
-    /// Byte offset after the line and its newline: where reading resumes.
-    pub end_offset: u64,
+    /// Where it was read: a file's line and bytes, a partition's offset, or a replayed dead
+    /// letter's first reading.
+    pub position: Position,
     /// The line without its newline, cut at the size cap.
     pub bytes: Vec<u8>,
     /// The line's full length (more than `bytes.len()` when cut).
@@ -35,6 +33,11 @@ pub struct RawRecord {
 }
 
 impl RawRecord {
+    /// The line, row or offset it was read at.
+    pub fn line(&self) -> u64 {
+        self.position.line()
+    }
+
     pub fn truncated(&self) -> bool {
         self.full_len > self.bytes.len() as u64
     }
@@ -259,9 +262,11 @@ impl ProfileReader {
             record: RawRecord {
                 source: self.source,
                 stream,
-                line: row,
-                byte_offset: end,
-                end_offset: end,
+                position: Position::File {
+                    line: row,
+                    start: end,
+                    end,
+                },
                 bytes: Vec::new(),
                 full_len: 0,
             },
@@ -330,9 +335,11 @@ impl ProfileReader {
                     let record = RawRecord {
                         source: self.source,
                         stream: cur.stream.clone(),
-                        line: p.row,
-                        byte_offset: p.byte_offset.unwrap_or(0),
-                        end_offset: cur.end,
+                        position: Position::File {
+                            line: p.row,
+                            start: p.byte_offset.unwrap_or(0),
+                            end: cur.end,
+                        },
                         full_len: r.raw.len() as u64,
                         bytes: r.raw,
                     };
@@ -443,9 +450,11 @@ impl SourceReader {
                     return Ok(Some(RawRecord {
                         source: self.source,
                         stream: stream.clone(),
-                        line: *line,
-                        byte_offset: start,
-                        end_offset: *offset,
+                        position: Position::File {
+                            line: *line,
+                            start,
+                            end: *offset,
+                        },
                         bytes,
                         full_len,
                     }));

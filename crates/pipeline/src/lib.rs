@@ -8,6 +8,7 @@
 //! Logs never carry personal data.
 
 pub mod apply;
+pub mod driver;
 pub mod files;
 mod ingest;
 mod replay;

@@ -7,7 +7,6 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -188,7 +187,7 @@ impl Fixture {
             Arc::new(engine),
             &opts,
             &(),
-            Arc::new(AtomicBool::new(false)),
+            doudi_pipeline::driver::CancellationToken::new(),
         )
         .await
         .expect("run");

@@ -1,18 +1,19 @@
-//! The share of invalid records among the last N of a partition: a broken upstream stops the
-//! worker instead of filling the dead-letter topic with a whole feed.
+//! The invalid-ratio guard of every record source: the share of invalid records among the last N
+//! of a stream. A broken upstream stops the driver instead of filling the dead letters with a whole
+//! feed; scattered poison never trips it.
 
 use std::collections::VecDeque;
 
-/// The last `size` outcomes of one partition (true: invalid).
+/// The last `size` outcomes of one stream (true: invalid).
 #[derive(Debug)]
-pub(crate) struct InvalidWindow {
+pub struct InvalidWindow {
     outcomes: VecDeque<bool>,
     invalid: usize,
     size: usize,
 }
 
 impl InvalidWindow {
-    pub(crate) fn new(size: usize) -> Self {
+    pub fn new(size: usize) -> Self {
         InvalidWindow {
             outcomes: VecDeque::with_capacity(size.min(1 << 16)),
             invalid: 0,
@@ -21,7 +22,7 @@ impl InvalidWindow {
     }
 
     /// Record one outcome; returns the invalid count when the window is full and over `ratio`.
-    pub(crate) fn record(&mut self, invalid: bool, ratio: f64) -> Option<usize> {
+    pub fn record(&mut self, invalid: bool, ratio: f64) -> Option<usize> {
         if self.outcomes.len() == self.size && self.outcomes.pop_front() == Some(true) {
             self.invalid -= 1;
         }

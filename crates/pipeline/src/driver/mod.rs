@@ -1,0 +1,14 @@
+//! The pieces every stream driver shares, whatever its record source (feed files, a Kafka
+//! consumer group; the HTTP push and native profiles to come): a typed [`Position`] per source,
+//! the event-time [`Merger`], the [`InvalidWindow`] guard, the database [`retry`] policy, and
+//! cancellation by [`CancellationToken`] instead of polled flags.
+
+mod guard;
+mod merge;
+mod position;
+pub mod retry;
+
+pub use guard::InvalidWindow;
+pub use merge::{Fetch, Merger, StreamKey};
+pub use position::Position;
+pub use tokio_util::sync::CancellationToken;
