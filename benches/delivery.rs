@@ -140,6 +140,7 @@ async fn bench(benching: bool) {
         channel_batches: 2,
         once: true,
         poll_interval: Duration::from_secs(1),
+        invalid: Default::default(),
     };
     run_files(
         &store,

@@ -77,6 +77,7 @@ async fn bench(households: usize) {
         channel_batches: 2,
         once: true,
         poll_interval: Duration::from_secs(1),
+        invalid: Default::default(),
     };
     let t = Instant::now();
     let run = run_files(

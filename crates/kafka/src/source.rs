@@ -26,6 +26,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use doudi_model::Source;
+use doudi_pipeline::driver::dead_letter::{send_until_acknowledged, Ack, DeadLetterTopic};
 use doudi_pipeline::driver::retry::{self, Backoff};
 use doudi_pipeline::driver::{CancellationToken, Fetch, InvalidWindow, Merger, Position};
 use doudi_pipeline::files::RawRecord;
@@ -1073,6 +1074,74 @@ async fn stage_with_retry(
     .await?)
 }
 
+/// The dead-letter topic of a batch (`doudi_pipeline::driver::dead_letter`): each refused record
+/// with its partition, offset, reason and key in headers.
+struct DeadLetterTopicOf<'b> {
+    topic: &'b str,
+    producer: &'b FutureProducer,
+    metas: &'b [RecordMeta],
+}
+
+impl DeadLetterTopic for DeadLetterTopicOf<'_> {
+    fn send<'a>(&'a self, n: usize, item: &'a Ingested) -> Ack<'a> {
+        let (Some(meta), Err(e)) = (self.metas.get(n), &item.result) else {
+            return Box::pin(async { true });
+        };
+        let (code, reason) = (e.code(), e.to_string());
+        let headers = OwnedHeaders::new_with_capacity(7)
+            .insert(Header {
+                key: "doudi.topic",
+                value: Some(meta.topic.as_bytes()),
+            })
+            .insert(Header {
+                key: "doudi.partition",
+                value: Some(meta.partition.to_string().as_bytes()),
+            })
+            .insert(Header {
+                key: "doudi.offset",
+                value: Some(meta.offset.to_string().as_bytes()),
+            })
+            .insert(Header {
+                key: "doudi.reason",
+                value: Some(code.as_bytes()),
+            })
+            .insert(Header {
+                key: "doudi.reason_text",
+                value: Some(reason.as_bytes()),
+            })
+            .insert(Header {
+                key: "doudi.source",
+                value: Some(item.record.source.code().as_bytes()),
+            })
+            .insert(Header {
+                key: "doudi.original_length",
+                value: Some(item.record.full_len.to_string().as_bytes()),
+            });
+        let mut record = FutureRecord::<[u8], [u8]>::to(self.topic)
+            .payload(&item.record.bytes)
+            .headers(headers);
+        if let Some(k) = &meta.key {
+            record = record.key(k.as_slice());
+        }
+        match self.producer.send_result(record) {
+            Ok(f) => Box::pin(async move {
+                match f.await {
+                    Ok(Ok(_)) => true,
+                    Ok(Err((e, _))) => {
+                        tracing::warn!(error = %e, "dead letter not acknowledged; retrying");
+                        false
+                    }
+                    Err(_) => false,
+                }
+            }),
+            Err((e, _)) => {
+                tracing::warn!(error = %e, "cannot queue a dead letter; retrying");
+                Box::pin(async { false })
+            }
+        }
+    }
+}
+
 /// Send a batch's refused records to the dead-letter topic and wait for every acknowledgement
 /// (retrying what failed), before the batch commits: each reaches the topic at least once.
 async fn send_dead_letters(
@@ -1080,90 +1149,13 @@ async fn send_dead_letters(
     producer: &FutureProducer,
     batch: &Batch,
 ) -> Result<(), KafkaError> {
-    let topic = &shared.cfg.dead_letter_topic;
-    let mut todo: Vec<usize> = batch
-        .items
-        .iter()
-        .enumerate()
-        .filter(|(_, i)| i.result.is_err())
-        .map(|(n, _)| n)
-        .collect();
-    let mut delay = Duration::from_millis(200);
-    while !todo.is_empty() {
-        let mut waiting = Vec::with_capacity(todo.len());
-        for &n in &todo {
-            let item = &batch.items[n];
-            let meta = &batch.metas[n];
-            let (code, reason) = match &item.result {
-                Err(e) => (e.code(), e.to_string()),
-                Ok(_) => continue,
-            };
-            let headers = OwnedHeaders::new_with_capacity(7)
-                .insert(Header {
-                    key: "doudi.topic",
-                    value: Some(meta.topic.as_bytes()),
-                })
-                .insert(Header {
-                    key: "doudi.partition",
-                    value: Some(meta.partition.to_string().as_bytes()),
-                })
-                .insert(Header {
-                    key: "doudi.offset",
-                    value: Some(meta.offset.to_string().as_bytes()),
-                })
-                .insert(Header {
-                    key: "doudi.reason",
-                    value: Some(code.as_bytes()),
-                })
-                .insert(Header {
-                    key: "doudi.reason_text",
-                    value: Some(reason.as_bytes()),
-                })
-                .insert(Header {
-                    key: "doudi.source",
-                    value: Some(item.record.source.code().as_bytes()),
-                })
-                .insert(Header {
-                    key: "doudi.original_length",
-                    value: Some(item.record.full_len.to_string().as_bytes()),
-                });
-            let mut record = FutureRecord::<[u8], [u8]>::to(topic)
-                .payload(&item.record.bytes)
-                .headers(headers);
-            if let Some(k) = &meta.key {
-                record = record.key(k.as_slice());
-            }
-            match producer.send_result(record) {
-                Ok(f) => waiting.push((n, Some(f))),
-                Err((e, _)) => {
-                    tracing::warn!(error = %e, "cannot queue a dead letter; retrying");
-                    waiting.push((n, None));
-                }
-            }
-        }
-        let mut failed = Vec::new();
-        for (n, f) in waiting {
-            let ok = match f {
-                Some(f) => match f.await {
-                    Ok(Ok(_)) => true,
-                    Ok(Err((e, _))) => {
-                        tracing::warn!(error = %e, "dead letter not acknowledged; retrying");
-                        false
-                    }
-                    Err(_) => false,
-                },
-                None => false,
-            };
-            if !ok {
-                failed.push(n);
-            }
-        }
-        todo = failed;
-        if !todo.is_empty() {
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
-        }
-    }
+    let topic = DeadLetterTopicOf {
+        topic: &shared.cfg.dead_letter_topic,
+        producer,
+        metas: &batch.metas,
+    };
+    let backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    send_until_acknowledged(&topic, &batch.items, backoff).await;
     Ok(())
 }
 

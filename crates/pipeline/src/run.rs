@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, Notify};
 
 use crate::apply::{apply_batch, BatchOutcome, Engine};
-use crate::driver::{CancellationToken, Merger};
+use crate::driver::{CancellationToken, InvalidGuard, InvalidWindow, Merger};
 use crate::files::{scan_feeds, FeedSource, FileMarks, SourceFiles};
 use crate::ingest::Ingested;
 use crate::PipelineError;
@@ -28,6 +28,8 @@ pub struct RunOptions {
     pub once: bool,
     /// How often to look for new data when not `once`.
     pub poll_interval: Duration,
+    /// The invalid-ratio guard over each feed file (`feeds.max_invalid_ratio`).
+    pub invalid: InvalidGuard,
 }
 
 /// Totals of a run: the batches' counts added up, with how many batches and how long.
@@ -173,11 +175,12 @@ async fn run_passes(
             let engine = engine.clone();
             let batch_size = opts.batch_size.max(1);
             let once = opts.once;
+            let guard = opts.invalid;
             let stop = stop.clone();
             let marks = marks.clone();
             tokio::task::spawn_blocking(move || {
                 read_pass(
-                    sources, positions, &engine, batch_size, once, tx, stop, marks,
+                    sources, positions, &engine, batch_size, once, guard, tx, stop, marks,
                 )
             })
         };
@@ -233,6 +236,7 @@ fn read_pass(
     engine: &Engine,
     batch_size: usize,
     once: bool,
+    guard: InvalidGuard,
     tx: mpsc::Sender<Vec<Ingested>>,
     stop: CancellationToken,
     marks: FileMarks,
@@ -261,6 +265,7 @@ fn read_pass(
         offer(&mut merger, i, r.next_item(&limits)?.map(link));
     }
     let mut flows = Vec::new();
+    let mut windows: HashMap<String, InvalidWindow> = HashMap::new();
     let mut batch = Vec::with_capacity(batch_size);
     loop {
         if stop.is_cancelled() {
@@ -271,6 +276,19 @@ fn read_pass(
             break;
         };
         let rec = &item.record;
+        let window = windows
+            .entry(rec.stream.clone())
+            .or_insert_with(|| InvalidWindow::new(guard.window));
+        if let Some(invalid) = window.record(item.result.is_err(), guard.max_ratio) {
+            // Nothing gathered is handed over: it is read again after the fix.
+            return Err(PipelineError::BrokenFeed {
+                stream: rec.stream.clone(),
+                line: rec.line(),
+                invalid,
+                window: guard.window,
+                ratio: guard.max_ratio,
+            });
+        }
         positions
             .entry(rec.source.code().to_string())
             .or_default()

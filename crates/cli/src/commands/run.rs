@@ -117,6 +117,10 @@ pub async fn run_pipeline(
         channel_batches: config.limits.channel_batches,
         once,
         poll_interval: Duration::from_millis(config.feeds.poll_interval_ms),
+        invalid: doudi_pipeline::InvalidGuard {
+            max_ratio: config.feeds.max_invalid_ratio,
+            window: config.feeds.invalid_window,
+        },
     };
     let stop = stop_on_signal();
     let progress = RunProgress::new();

@@ -4,6 +4,23 @@
 
 use std::collections::VecDeque;
 
+/// The invalid-ratio guard's settings: more than `max_ratio` of the last `window` records of one
+/// stream invalid stops the driver. The default (ratio 1.0) never stops.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InvalidGuard {
+    pub max_ratio: f64,
+    pub window: usize,
+}
+
+impl Default for InvalidGuard {
+    fn default() -> Self {
+        InvalidGuard {
+            max_ratio: 1.0,
+            window: 1000,
+        }
+    }
+}
+
 /// The last `size` outcomes of one stream (true: invalid).
 #[derive(Debug)]
 pub struct InvalidWindow {
@@ -59,6 +76,15 @@ mod tests {
             }
         }
         assert_eq!(tripped, Some((900, 901)));
+    }
+
+    #[test]
+    fn the_default_guard_never_trips_even_on_a_wholly_invalid_stream() {
+        let g = InvalidGuard::default();
+        let mut w = InvalidWindow::new(g.window);
+        for _ in 0..5000 {
+            assert_eq!(w.record(true, g.max_ratio), None);
+        }
     }
 
     #[test]

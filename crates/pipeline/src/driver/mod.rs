@@ -1,14 +1,15 @@
 //! The pieces every stream driver shares, whatever its record source (feed files, a Kafka
 //! consumer group; the HTTP push and native profiles to come): a typed [`Position`] per source,
-//! the event-time [`Merger`], the [`InvalidWindow`] guard, the database [`retry`] policy, and
+//! the event-time [`Merger`], the [`InvalidWindow`] guard, the database [`retry`] policy, the [`dead_letter`] policy, and
 //! cancellation by [`CancellationToken`] instead of polled flags.
 
+pub mod dead_letter;
 mod guard;
 mod merge;
 mod position;
 pub mod retry;
 
-pub use guard::InvalidWindow;
+pub use guard::{InvalidGuard, InvalidWindow};
 pub use merge::{Fetch, Merger, StreamKey};
 pub use position::Position;
 pub use tokio_util::sync::CancellationToken;

@@ -181,6 +181,7 @@ impl Fixture {
             channel_batches: 1,
             once: true,
             poll_interval: Duration::from_millis(50),
+            invalid: Default::default(),
         };
         doudi_pipeline::run_files(
             &store,
