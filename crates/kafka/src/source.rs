@@ -27,13 +27,12 @@ use std::time::{Duration, Instant};
 
 use doudi_model::Source;
 use doudi_pipeline::driver::dead_letter::{send_until_acknowledged, Ack, DeadLetterTopic};
-use doudi_pipeline::driver::retry::{self, Backoff};
-use doudi_pipeline::driver::{CancellationToken, Fetch, InvalidWindow, Merger, Position};
-use doudi_pipeline::files::RawRecord;
-use doudi_pipeline::{
-    apply_batch, ingest_raw_row, ingest_record, stage_batch, Engine, Ingested, PipelineError,
-    RunReport, StagedBatch,
+use doudi_pipeline::driver::retry::Backoff;
+use doudi_pipeline::driver::{
+    apply_batches, BatchHooks, CancellationToken, Fetch, InvalidWindow, Merger, Position,
 };
+use doudi_pipeline::files::RawRecord;
+use doudi_pipeline::{ingest_raw_row, ingest_record, BatchOutcome, Engine, Ingested, RunReport};
 use doudi_store::Store;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{Header, Message, OwnedHeaders};
@@ -44,7 +43,6 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
-use tracing::Instrument;
 
 use crate::{KafkaConfig, KafkaError};
 
@@ -81,10 +79,8 @@ pub trait Observer: Send + Sync {
 
 impl Observer for () {}
 
-struct Batch {
-    items: Vec<Ingested>,
-    metas: Vec<RecordMeta>,
-}
+/// A batch with each record's message details.
+type Batch = doudi_pipeline::driver::Batch<Vec<RecordMeta>>;
 
 #[derive(Default)]
 struct Gathering {
@@ -149,7 +145,7 @@ impl Shared {
             g.first_at = None;
             Batch {
                 items: std::mem::take(&mut g.items),
-                metas: std::mem::take(&mut g.metas),
+                meta: std::mem::take(&mut g.metas),
             }
         };
         let tx = lock(&self.tx).clone();
@@ -817,20 +813,9 @@ fn set_paused(consumer: &BaseConsumer<Ctx>, (topic, partition): &Key, pause: boo
     }
 }
 
-/// A batch taken from the channel, with what was done of it ahead of its turn.
-struct Pending {
-    batch: Batch,
-    /// Its refused records are on the dead-letter topic.
-    dead_sent: bool,
-    /// Staged (`doudi_pipeline::stage_batch`) while the batch before it finished.
-    staged: Option<StagedBatch>,
-}
-
-/// Apply batches in the order they were gathered. On PostgreSQL, while a batch finishes (reads,
-/// assesses, writes, commits), the next one, if it is already waiting, is staged on a second
-/// connection (its events and link decisions inserted), so the backlog keeps two database
-/// connections busy. A staged batch finishes only after the one before it committed; if that one
-/// failed, the staged one is rolled back and staged again after it (its events' `seq` must follow).
+/// Apply batches in the order they were gathered: the driver's applier (`apply_batches`: staging
+/// ahead on PostgreSQL, retry while the database is away), with the dead-letter topic before each
+/// commit and the partitions' offsets after it.
 async fn apply_loop(
     shared: Arc<Shared>,
     engine: Arc<Engine>,
@@ -838,59 +823,22 @@ async fn apply_loop(
     producer: FutureProducer,
     started: Instant,
 ) -> Result<RunReport, KafkaError> {
-    let overlap = shared.store.backend() == "postgres";
     let mut report = RunReport::default();
-    let result = async {
-        let mut carried: Option<Pending> = None;
-        loop {
-            let pending = match carried.take() {
-                Some(p) => p,
-                None => match rx.recv().await {
-                    Some(batch) => Pending {
-                        batch,
-                        dead_sent: false,
-                        staged: None,
-                    },
-                    None => break,
-                },
-            };
-            let partitions: HashSet<(&str, i32)> = pending
-                .batch
-                .metas
-                .iter()
-                .map(|m| (&*m.topic, m.partition))
-                .collect();
-            let span = tracing::info_span!(
-                "kafka_batch",
-                records = pending.batch.items.len(),
-                partitions = partitions.len()
-            );
-            drop(partitions);
-            let Pending {
-                batch,
-                dead_sent,
-                staged,
-            } = pending;
-            let r = apply_one(
-                &shared,
-                &engine,
-                &producer,
-                &batch,
-                dead_sent,
-                staged,
-                (overlap, &mut rx),
-                &mut report,
-                started,
-            )
-            .instrument(span)
-            .await;
-            // A batch that committed was counted done by `apply_one`; one that failed is done too
-            // (the worker stops).
-            carried = r.inspect_err(|_| batch_done(&shared))?;
-        }
-        Ok::<(), KafkaError>(())
-    }
-    .await;
+    let hooks = KafkaHooks {
+        shared: &shared,
+        producer: &producer,
+    };
+    let result = apply_batches(
+        &shared.store,
+        &engine,
+        &mut rx,
+        &hooks,
+        None,
+        &mut report,
+        started,
+    )
+    .await
+    .map_err(KafkaError::from);
     if let Err(e) = &result {
         tracing::error!(error = %e, "the Kafka worker stops");
     }
@@ -903,176 +851,48 @@ fn batch_done(shared: &Shared) {
     shared.flow_changed.notify_all();
 }
 
-/// Apply one batch; with `overlap`, stage the next batch from `rx` (if one is waiting) while this
-/// one finishes, and return it. Once this one has committed, its offsets and its observer are
-/// told at once (`batch_done`), without waiting for the next one's staging to end.
-#[allow(clippy::too_many_arguments)]
-async fn apply_one(
-    shared: &Shared,
-    engine: &Engine,
-    producer: &FutureProducer,
-    batch: &Batch,
-    dead_sent: bool,
-    staged: Option<StagedBatch>,
-    (overlap, rx): (bool, &mut mpsc::Receiver<Batch>),
-    report: &mut RunReport,
-    started: Instant,
-) -> Result<Option<Pending>, KafkaError> {
-    let t0 = Instant::now();
-    if !dead_sent {
-        send_dead_letters(shared, producer, batch).await?;
-        doudi_telemetry::observe_stage("dead_letter_topic", t0.elapsed().as_secs_f64());
-    }
-    // Records consumed, dead letters, stage latencies and warnings are counted by the pipeline
-    // once the batch has committed (`doudi_pipeline::apply_batch`), as for file feeds.
-    let staged = match staged {
-        Some(s) => Some(s),
-        None if overlap => Some(stage_with_retry(shared, engine, &batch.items).await?),
-        None => None,
-    };
-    let next = if overlap { rx.try_recv().ok() } else { None };
-    let mut stage_next = Box::pin(async {
-        match &next {
-            Some(b) => Some(stage_ahead(shared, engine, producer, b).await),
-            None => None,
-        }
-    });
-    // What staging the next batch gave, once it has ended.
-    let mut ahead: Option<Option<(bool, Option<StagedBatch>)>> = None;
-    let outcome = match staged {
-        Some(staged) => {
-            let finish = staged.finish(engine);
-            tokio::pin!(finish);
-            let finished = loop {
-                tokio::select! {
-                    r = &mut finish => break r,
-                    s = &mut stage_next, if ahead.is_none() => ahead = Some(s),
-                }
-            };
-            match finished {
-                Ok(o) => o,
-                Err(e) => {
-                    // The next batch's events were numbered after this one's: once its staging
-                    // has ended, roll it back, and stage it again once this one has committed.
-                    let staged_next = match ahead.take() {
-                        Some(s) => s,
-                        None => stage_next.as_mut().await,
-                    };
-                    let dead_sent = staged_next.is_some_and(|(sent, _)| sent);
-                    ahead = Some(next.as_ref().map(|_| (dead_sent, None)));
-                    retry_after(shared, engine, &batch.items, e).await?
-                }
-            }
-        }
-        None => apply_with_retry(shared, engine, &batch.items).await?,
-    };
-    report.totals.add(&outcome);
-    report.batches += 1;
-    report.elapsed_ms = started.elapsed().as_millis() as u64;
-    {
-        let mut committed = lock(&shared.committed);
-        for m in &batch.metas {
-            let next = committed
-                .entry((m.topic.to_string(), m.partition))
-                .or_insert(0);
-            *next = (*next).max(m.offset + 1);
-        }
-    }
-    shared.dirty.store(true, Ordering::Relaxed);
-    if outcome.dead_letters > 0 {
-        tracing::warn!(
-            count = outcome.dead_letters,
-            reasons = ?outcome.dead_by_reason,
-            "records refused at ingest went to dead letters"
-        );
-    }
-    tracing::debug!(
-        received = outcome.received,
-        accepted = outcome.accepted,
-        ms = t0.elapsed().as_secs_f64() * 1000.0,
-        "batch committed"
-    );
-    batch_done(shared);
-    shared.observer.committed(&batch.metas, report);
-    let next_staged = match ahead {
-        Some(s) => {
-            drop(stage_next);
-            s
-        }
-        None => stage_next.await,
-    };
-    Ok(next.map(|batch| {
-        let (dead_sent, staged) = next_staged.unwrap_or((false, None));
-        Pending {
-            batch,
-            dead_sent,
-            staged,
-        }
-    }))
+/// What the worker does around each commit.
+struct KafkaHooks<'a> {
+    shared: &'a Shared,
+    producer: &'a FutureProducer,
 }
 
-/// Send the next batch's dead letters and stage it, while the batch before it finishes. A failure
-/// is left for its turn, where it is retried: returns whether its dead letters were sent, and the
-/// staged batch if it was staged.
-async fn stage_ahead(
-    shared: &Shared,
-    engine: &Engine,
-    producer: &FutureProducer,
-    batch: &Batch,
-) -> (bool, Option<StagedBatch>) {
-    let t = Instant::now();
-    if send_dead_letters(shared, producer, batch).await.is_err() {
-        return (false, None);
-    }
-    doudi_telemetry::observe_stage("dead_letter_topic", t.elapsed().as_secs_f64());
-    match stage_batch(&shared.store, engine, &batch.items).await {
-        Ok(s) => (true, Some(s)),
-        Err(e) => {
-            tracing::warn!(error = %e, "staging the next batch ahead failed; it is tried again in its turn");
-            (true, None)
+impl BatchHooks<Vec<RecordMeta>> for KafkaHooks<'_> {
+    /// The batch's refused records to the dead-letter topic, acknowledged.
+    fn before_commit(&self, batch: &Batch) -> impl std::future::Future<Output = ()> + Send {
+        async move {
+            let t = Instant::now();
+            send_dead_letters(self.shared, self.producer, batch).await;
+            doudi_telemetry::observe_stage("dead_letter_topic", t.elapsed().as_secs_f64());
         }
+    }
+
+    /// Its partitions' next offsets (committed to Kafka by the consumer thread), the batch done,
+    /// the observer told.
+    fn committed(&self, batch: &Batch, _outcome: &BatchOutcome, report: &RunReport) {
+        let shared = self.shared;
+        {
+            let mut committed = lock(&shared.committed);
+            for m in &batch.meta {
+                let next = committed
+                    .entry((m.topic.to_string(), m.partition))
+                    .or_insert(0);
+                *next = (*next).max(m.offset + 1);
+            }
+        }
+        shared.dirty.store(true, Ordering::Relaxed);
+        batch_done(shared);
+        shared.observer.committed(&batch.meta, report);
+    }
+
+    /// A batch that failed is done too (the worker stops).
+    fn failed(&self) {
+        batch_done(self.shared);
     }
 }
 
 /// Whether a failed store operation may succeed if tried again (the driver's retry policy).
 pub use doudi_pipeline::driver::retry::is_transient;
-
-async fn apply_with_retry(
-    shared: &Shared,
-    engine: &Engine,
-    items: &[Ingested],
-) -> Result<doudi_pipeline::BatchOutcome, KafkaError> {
-    Ok(retry::retry("a batch", Backoff::default(), || {
-        apply_batch(&shared.store, engine, items)
-    })
-    .await?)
-}
-
-/// A batch failed with `e`: if the database may come back, apply it afresh (stage and finish)
-/// with backoff until it commits; otherwise fail.
-async fn retry_after(
-    shared: &Shared,
-    engine: &Engine,
-    items: &[Ingested],
-    e: PipelineError,
-) -> Result<doudi_pipeline::BatchOutcome, KafkaError> {
-    Ok(retry::retry_after("a batch", e, Backoff::default(), || {
-        apply_batch(&shared.store, engine, items)
-    })
-    .await?)
-}
-
-/// Stage a batch (PostgreSQL), retrying with backoff while the database may come back.
-async fn stage_with_retry(
-    shared: &Shared,
-    engine: &Engine,
-    items: &[Ingested],
-) -> Result<StagedBatch, KafkaError> {
-    Ok(retry::retry("staging a batch", Backoff::default(), || {
-        stage_batch(&shared.store, engine, items)
-    })
-    .await?)
-}
 
 /// The dead-letter topic of a batch (`doudi_pipeline::driver::dead_letter`): each refused record
 /// with its partition, offset, reason and key in headers.
@@ -1144,19 +964,14 @@ impl DeadLetterTopic for DeadLetterTopicOf<'_> {
 
 /// Send a batch's refused records to the dead-letter topic and wait for every acknowledgement
 /// (retrying what failed), before the batch commits: each reaches the topic at least once.
-async fn send_dead_letters(
-    shared: &Shared,
-    producer: &FutureProducer,
-    batch: &Batch,
-) -> Result<(), KafkaError> {
+async fn send_dead_letters(shared: &Shared, producer: &FutureProducer, batch: &Batch) {
     let topic = DeadLetterTopicOf {
         topic: &shared.cfg.dead_letter_topic,
         producer,
-        metas: &batch.metas,
+        metas: &batch.meta,
     };
     let backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     send_until_acknowledged(&topic, &batch.items, backoff).await;
-    Ok(())
 }
 
 /// The feed profile (`name@version`) a record says made it (`doudi produce --profile`), if any

@@ -10,8 +10,10 @@ use doudi_store::Store;
 use serde::Serialize;
 use tokio::sync::{mpsc, Notify};
 
-use crate::apply::{apply_batch, BatchOutcome, Engine};
-use crate::driver::{CancellationToken, InvalidGuard, InvalidWindow, Merger};
+use crate::apply::{BatchOutcome, Engine};
+use crate::driver::{
+    apply_batches, Batch, BatchHooks, CancellationToken, InvalidGuard, InvalidWindow, Merger,
+};
 use crate::files::{scan_feeds, FeedSource, FileMarks, SourceFiles};
 use crate::ingest::Ingested;
 use crate::PipelineError;
@@ -49,11 +51,6 @@ impl std::ops::Deref for RunReport {
 }
 
 impl RunReport {
-    fn add(&mut self, b: &BatchOutcome) {
-        self.totals.add(b);
-        self.batches += 1;
-    }
-
     /// Records per second over the run.
     pub fn rate(&self) -> f64 {
         if self.elapsed_ms == 0 {
@@ -169,7 +166,7 @@ async fn run_passes(
             })
             .sum();
         progress.start(total);
-        let (tx, mut rx) = mpsc::channel::<Vec<Ingested>>(opts.channel_batches.max(1));
+        let (tx, mut rx) = mpsc::channel::<Batch<()>>(opts.channel_batches.max(1));
         let reader = {
             let positions = positions.clone();
             let engine = engine.clone();
@@ -184,32 +181,21 @@ async fn run_passes(
                 )
             })
         };
-        let mut failure = None;
-        while let Some(batch) = rx.recv().await {
-            let bytes: u64 = batch.iter().map(|i| i.record.position.bytes()).sum();
-            match apply_batch(store, &engine, &batch).await {
-                Ok(outcome) => {
-                    checkpoint_due.notify_one();
-                    report.add(&outcome);
-                    report.elapsed_ms = started.elapsed().as_millis() as u64;
-                    if outcome.dead_letters > 0 {
-                        tracing::warn!(
-                            count = outcome.dead_letters,
-                            reasons = ?outcome.dead_by_reason,
-                            "records refused at ingest went to dead letters"
-                        );
-                    }
-                    progress.advance(bytes, report);
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
-            if stop.is_cancelled() {
-                break;
-            }
-        }
+        let hooks = FileHooks {
+            checkpoint_due,
+            progress,
+        };
+        let failure = apply_batches(
+            store,
+            &engine,
+            &mut rx,
+            &hooks,
+            Some(&stop),
+            report,
+            started,
+        )
+        .await
+        .err();
         drop(rx);
         let pass = reader.await.map_err(|_| PipelineError::ReaderGone)?;
         if let Some(e) = failure {
@@ -237,7 +223,7 @@ fn read_pass(
     batch_size: usize,
     once: bool,
     guard: InvalidGuard,
-    tx: mpsc::Sender<Vec<Ingested>>,
+    tx: mpsc::Sender<Batch<()>>,
     stop: CancellationToken,
     marks: FileMarks,
 ) -> Result<HashMap<String, Positions>, PipelineError> {
@@ -297,15 +283,39 @@ fn read_pass(
         offer(&mut merger, i, readers[i].next_item(&limits)?.map(link));
         if batch.len() >= batch_size {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
-            if tx.blocking_send(full).is_err() {
+            if tx
+                .blocking_send(Batch {
+                    items: full,
+                    meta: (),
+                })
+                .is_err()
+            {
                 return Ok(positions);
             }
         }
     }
     if !batch.is_empty() {
-        let _ = tx.blocking_send(batch);
+        let _ = tx.blocking_send(Batch {
+            items: batch,
+            meta: (),
+        });
     }
     Ok(positions)
+}
+
+/// What a file run does around each commit: the checkpointer is due, progress advances by the
+/// batch's bytes. Files have no dead-letter topic (the table only).
+struct FileHooks<'a> {
+    checkpoint_due: &'a Notify,
+    progress: &'a dyn Progress,
+}
+
+impl BatchHooks<()> for FileHooks<'_> {
+    fn committed(&self, batch: &Batch<()>, _outcome: &BatchOutcome, report: &RunReport) {
+        self.checkpoint_due.notify_one();
+        let bytes = batch.items.iter().map(|i| i.record.position.bytes()).sum();
+        self.progress.advance(bytes, report);
+    }
 }
 
 /// Give reader `i`'s next record to the merger (keyed by its event time), or mark it at its end.
