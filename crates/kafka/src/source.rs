@@ -1,19 +1,18 @@
 //! The consumer-group source: one worker of many in a group over the four feed topics.
 //!
 //! A consumer thread polls, ingests each message (parse, validate, link: the same [`Ingested`]
-//! record the file reader makes), releases the records of all its partitions in event-time order
-//! (`doudi_pipeline::driver::Merger`: so a run's outcome does not depend on how fetches interleave, nor on where it
-//! was interrupted) and gathers batches, which a bounded channel carries to the applier. The
-//! applier sends a batch's invalid records to the dead-letter topic (and waits for the broker's
-//! acknowledgement), then commits the batch's effects and the next offset of each of its
-//! partitions in one database transaction (`apply_batch`), retrying with backoff while the
-//! database is away. Batches commit one at a time in the order they were released, so each
-//! partition's records are applied in offset order, and a slow database fills the channel, then
-//! the aligner's and librdkafka's bounded read-ahead, and so slows the consumption. On PostgreSQL
-//! the next batch, when one is waiting, is staged (`stage_batch`: its events and link decisions
-//! written, nothing of any household read) on a second connection while the one before it
-//! finishes; it finishes only after that one has committed, and is rolled back and staged again
-//! if that one failed.
+//! record the file reader makes, its position a `Position::Kafka`), releases the records of all
+//! its partitions in event-time order (the driver's `Merger`: so a run's outcome does not depend on
+//! how fetches interleave, nor on where it was interrupted) and gathers batches (the driver's
+//! `Batcher`, by size or `kafka.linger_ms`), which a bounded channel carries to the driver's
+//! applier (`apply_batches`). Before each batch commits, its invalid records go to the
+//! dead-letter topic and are acknowledged (`KafkaHooks::before_commit`); the batch's effects and
+//! the next offset of each of its partitions then commit in one database transaction, retried with
+//! backoff while the database is away. Batches commit one at a time in the order they were
+//! released, so each partition's records are applied in offset order, and a slow database fills the
+//! channel, then the merger's and librdkafka's bounded read-ahead, and so slows the consumption. On
+//! PostgreSQL the next batch, when one is waiting, is staged ahead on a second connection while the
+//! one before it finishes (see `doudi_pipeline::driver::apply_batches`).
 //!
 //! The database is the truth: on assignment the consumer seeks each partition to its stored
 //! position; on revoke and on shutdown it hands over what it has gathered, waits (within
@@ -29,7 +28,7 @@ use doudi_model::Source;
 use doudi_pipeline::driver::dead_letter::{send_until_acknowledged, Ack, DeadLetterTopic};
 use doudi_pipeline::driver::retry::Backoff;
 use doudi_pipeline::driver::{
-    apply_batches, BatchHooks, CancellationToken, Fetch, InvalidWindow, Merger, Position,
+    apply_batches, BatchHooks, Batcher, CancellationToken, Fetch, InvalidWindow, Merger, Position,
 };
 use doudi_pipeline::files::RawRecord;
 use doudi_pipeline::{ingest_raw_row, ingest_record, BatchOutcome, Engine, Ingested, RunReport};
@@ -82,12 +81,9 @@ impl Observer for () {}
 /// A batch with each record's message details.
 type Batch = doudi_pipeline::driver::Batch<Vec<RecordMeta>>;
 
-#[derive(Default)]
-struct Gathering {
-    items: Vec<Ingested>,
-    metas: Vec<RecordMeta>,
-    first_at: Option<Instant>,
-}
+/// The records being gathered into the next batch (the driver's batcher: `limits.batch_size`, or
+/// `kafka.linger_ms` after the first).
+type Gathering = Batcher<(Ingested, RecordMeta)>;
 
 #[derive(Default)]
 struct Flow {
@@ -102,7 +98,6 @@ struct Shared {
     cfg: KafkaConfig,
     store: Store,
     handle: Handle,
-    batch_size: usize,
     gathering: Mutex<Gathering>,
     tx: Mutex<Option<mpsc::Sender<Batch>>>,
     flow: Mutex<Flow>,
@@ -137,17 +132,17 @@ impl Shared {
 
     /// Hand what is gathered to the applier.
     fn flush(&self) {
-        let batch = {
-            let mut g = lock(&self.gathering);
-            if g.items.is_empty() {
-                return;
-            }
-            g.first_at = None;
-            Batch {
-                items: std::mem::take(&mut g.items),
-                meta: std::mem::take(&mut g.metas),
-            }
-        };
+        let gathered = lock(&self.gathering).take();
+        self.hand_over(gathered);
+    }
+
+    /// Hand a batch to the applier (waiting while the channel is full).
+    fn hand_over(&self, gathered: Vec<(Ingested, RecordMeta)>) {
+        if gathered.is_empty() {
+            return;
+        }
+        let (items, meta) = gathered.into_iter().unzip();
+        let batch = Batch { items, meta };
         let tx = lock(&self.tx).clone();
         let Some(tx) = tx else { return };
         lock(&self.flow).sent += 1;
@@ -409,8 +404,10 @@ pub async fn run_kafka(
         cfg: cfg.clone(),
         store: store.clone(),
         handle: Handle::current(),
-        batch_size: opts.batch_size.max(1),
-        gathering: Mutex::new(Gathering::default()),
+        gathering: Mutex::new(Batcher::new(
+            opts.batch_size,
+            Some(Duration::from_millis(cfg.linger_ms)),
+        )),
         tx: Mutex::new(Some(tx)),
         flow: Mutex::new(Flow::default()),
         flow_changed: Condvar::new(),
@@ -505,7 +502,6 @@ fn read_loop(
     let cfg = &shared.cfg;
     let limits = engine.limits;
     let cap = limits.max_event_bytes.saturating_add(1);
-    let linger = Duration::from_millis(cfg.linger_ms);
     let mut topics: HashMap<String, (Arc<str>, Source)> = HashMap::new();
     for t in cfg.feed_topics() {
         if let Some(s) = cfg.source_of(t) {
@@ -630,7 +626,7 @@ fn read_loop(
                         resume_at,
                     });
                     // Nothing gathered is handed over: it is read again after the fix.
-                    *lock(&shared.gathering) = Gathering::default();
+                    lock(&shared.gathering).clear();
                     break;
                 }
                 let time = item
@@ -673,10 +669,7 @@ fn read_loop(
             }
             held_by = holding.map(|k| (k, Instant::now()));
         }
-        let due = {
-            let g = lock(&shared.gathering);
-            g.first_at.is_some_and(|t| t.elapsed() >= linger)
-        };
+        let due = lock(&shared.gathering).due(Instant::now());
         if due {
             shared.flush();
             aligner.restart_waits(Instant::now());
@@ -748,24 +741,24 @@ fn release(
         let mut moved = 0;
         let full = {
             let mut g = lock(&shared.gathering);
-            while g.items.len() < shared.batch_size {
-                let Some((_, (item, meta))) = aligner.pop(&mut flows) else {
+            let now = Instant::now();
+            let mut full = None;
+            while full.is_none() {
+                let Some((_, record)) = aligner.pop(&mut flows) else {
                     break;
                 };
-                g.first_at.get_or_insert_with(Instant::now);
-                g.items.push(item);
-                g.metas.push(meta);
+                full = g.push(record, now);
                 moved += 1;
             }
-            g.items.len() >= shared.batch_size
+            full
         };
         for f in flows.drain(..) {
             if let Fetch::Resume(k) = f {
                 set_paused(consumer, &k, false);
             }
         }
-        if full {
-            shared.flush();
+        if let Some(batch) = full {
+            shared.hand_over(batch);
             aligner.restart_waits(Instant::now());
             if lock(&shared.flow).applier_gone {
                 return;

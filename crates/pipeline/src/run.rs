@@ -12,7 +12,8 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::apply::{BatchOutcome, Engine};
 use crate::driver::{
-    apply_batches, Batch, BatchHooks, CancellationToken, InvalidGuard, InvalidWindow, Merger,
+    apply_batches, Batch, BatchHooks, Batcher, CancellationToken, InvalidGuard, InvalidWindow,
+    Merger,
 };
 use crate::files::{scan_feeds, FeedSource, FileMarks, SourceFiles};
 use crate::ingest::Ingested;
@@ -252,7 +253,7 @@ fn read_pass(
     }
     let mut flows = Vec::new();
     let mut windows: HashMap<String, InvalidWindow> = HashMap::new();
-    let mut batch = Vec::with_capacity(batch_size);
+    let mut batcher = Batcher::new(batch_size, None);
     loop {
         if stop.is_cancelled() {
             return Ok(positions);
@@ -279,24 +280,17 @@ fn read_pass(
             .entry(rec.source.code().to_string())
             .or_default()
             .insert(rec.stream.clone(), (rec.position.resume_at(), rec.line()));
-        batch.push(item);
+        let full = batcher.push(item, now);
         offer(&mut merger, i, readers[i].next_item(&limits)?.map(link));
-        if batch.len() >= batch_size {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
-            if tx
-                .blocking_send(Batch {
-                    items: full,
-                    meta: (),
-                })
-                .is_err()
-            {
+        if let Some(items) = full {
+            if tx.blocking_send(Batch { items, meta: () }).is_err() {
                 return Ok(positions);
             }
         }
     }
-    if !batch.is_empty() {
+    if !batcher.is_empty() {
         let _ = tx.blocking_send(Batch {
-            items: batch,
+            items: batcher.take(),
             meta: (),
         });
     }
