@@ -852,12 +852,10 @@ struct KafkaHooks<'a> {
 
 impl BatchHooks<Vec<RecordMeta>> for KafkaHooks<'_> {
     /// The batch's refused records to the dead-letter topic, acknowledged.
-    fn before_commit(&self, batch: &Batch) -> impl std::future::Future<Output = ()> + Send {
-        async move {
-            let t = Instant::now();
-            send_dead_letters(self.shared, self.producer, batch).await;
-            doudi_telemetry::observe_stage("dead_letter_topic", t.elapsed().as_secs_f64());
-        }
+    async fn before_commit(&self, batch: &Batch) {
+        let t = Instant::now();
+        send_dead_letters(self.shared, self.producer, batch).await;
+        doudi_telemetry::observe_stage("dead_letter_topic", t.elapsed().as_secs_f64());
     }
 
     /// Its partitions' next offsets (committed to Kafka by the consumer thread), the batch done,
