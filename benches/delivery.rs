@@ -18,7 +18,6 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -141,10 +140,17 @@ async fn bench(benching: bool) {
         channel_batches: 2,
         once: true,
         poll_interval: Duration::from_secs(1),
+        invalid: Default::default(),
     };
-    run_files(&store, engine, &opts, &(), Arc::new(AtomicBool::new(false)))
-        .await
-        .expect("run");
+    run_files(
+        &store,
+        engine,
+        &opts,
+        &(),
+        doudi_pipeline::driver::CancellationToken::new(),
+    )
+    .await
+    .expect("run");
     let warnings = store
         .open_warnings(1_000_000, None)
         .await

@@ -21,7 +21,7 @@
 //! partitions overflow before the worker reads them, and the run waits for records that are gone.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -215,7 +215,7 @@ fn raw_consume(cfg: &KafkaConfig, events: u64) -> (u64, Duration) {
 /// worker's speed; a real broker holds a new group's first join the same way).
 struct StopAt {
     target: u64,
-    stop: Arc<AtomicBool>,
+    stop: doudi_pipeline::driver::CancellationToken,
     assigned_at: Mutex<Option<Instant>>,
     done_at: Mutex<Option<Instant>>,
 }
@@ -230,7 +230,7 @@ impl Observer for StopAt {
         if report.received >= self.target {
             let mut at = self.done_at.lock().unwrap_or_else(|e| e.into_inner());
             at.get_or_insert_with(Instant::now);
-            self.stop.store(true, Ordering::Relaxed);
+            self.stop.cancel();
         }
     }
 }
@@ -259,7 +259,7 @@ async fn end_to_end(
     let (store, engine) = open(url, register).await;
     let mut cfg = cfg.clone();
     cfg.group_id = group.to_string();
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = doudi_pipeline::driver::CancellationToken::new();
     let observer = Arc::new(StopAt {
         target: events,
         stop: stop.clone(),
@@ -384,7 +384,7 @@ async fn latency(
         .collect();
     let warm_up = 100.min(lines.len() / 10);
     let total = (rate * seconds).min((lines.len() - warm_up) as u64);
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = doudi_pipeline::driver::CancellationToken::new();
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
     struct Lat {
         all: Arc<Mutex<Vec<u64>>>,
@@ -392,7 +392,7 @@ async fn latency(
         batches: Mutex<Vec<(i64, usize, u64)>>,
         done: AtomicU64,
         target: u64,
-        stop: Arc<AtomicBool>,
+        stop: doudi_pipeline::driver::CancellationToken,
     }
     impl Observer for Lat {
         fn committed(&self, records: &[RecordMeta], _r: &RunReport) {
@@ -410,7 +410,7 @@ async fn latency(
             batches.push((now, records.len(), worst));
             let n = self.done.fetch_add(records.len() as u64, Ordering::Relaxed);
             if n + records.len() as u64 >= self.target {
-                self.stop.store(true, Ordering::Relaxed);
+                self.stop.cancel();
             }
         }
     }

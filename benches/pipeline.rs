@@ -12,7 +12,6 @@
 //!
 //! A benchmark, not a test: nothing here asserts a speed.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -78,11 +77,18 @@ async fn bench(households: usize) {
         channel_batches: 2,
         once: true,
         poll_interval: Duration::from_secs(1),
+        invalid: Default::default(),
     };
     let t = Instant::now();
-    let run = run_files(&store, engine, &opts, &(), Arc::new(AtomicBool::new(false)))
-        .await
-        .expect("run");
+    let run = run_files(
+        &store,
+        engine,
+        &opts,
+        &(),
+        doudi_pipeline::driver::CancellationToken::new(),
+    )
+    .await
+    .expect("run");
     let elapsed = t.elapsed();
     assert_eq!(
         run.received as usize, events,
@@ -156,9 +162,15 @@ async fn bench(households: usize) {
             ..opts.clone()
         };
         let t = Instant::now();
-        let run = run_files(&store, engine, &opts, &(), Arc::new(AtomicBool::new(false)))
-            .await
-            .expect("run native");
+        let run = run_files(
+            &store,
+            engine,
+            &opts,
+            &(),
+            doudi_pipeline::driver::CancellationToken::new(),
+        )
+        .await
+        .expect("run native");
         assert_eq!(run.dead_letters, 0, "every native row makes an event");
         report(
             &format!("run --once ({group} exports)"),

@@ -13,7 +13,6 @@
 //! ```
 //! A benchmark, not a test: nothing here asserts a speed.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -122,10 +121,17 @@ async fn bench(benching: bool) {
         channel_batches: 2,
         once: true,
         poll_interval: Duration::from_secs(1),
+        invalid: Default::default(),
     };
-    run_files(&store, engine, &opts, &(), Arc::new(AtomicBool::new(false)))
-        .await
-        .expect("run");
+    run_files(
+        &store,
+        engine,
+        &opts,
+        &(),
+        doudi_pipeline::driver::CancellationToken::new(),
+    )
+    .await
+    .expect("run");
     let status = store.status().await.expect("status");
     let mut tokens = Vec::new();
     for t in &townships {

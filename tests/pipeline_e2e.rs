@@ -546,3 +546,42 @@ fn peoples_commands_wait_for_the_running_pipeline_instead_of_failing() {
         serde_json::from_str(&ok(doudi(dir, &["audit", "verify", "--json", "--db", &db]))).unwrap();
     assert!(v["first_broken"].is_null(), "{v}");
 }
+
+#[test]
+fn a_feed_file_nearly_all_invalid_stops_the_run_when_the_guard_is_set_and_nothing_is_lost() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let db = setup(dir, "20", "5");
+    let good_lines = count_lines(&dir.join("data/feeds"));
+    // A broken export: 150 lines, none of them an event.
+    let broken: String = (0..150)
+        .map(|i| format!("broken export line {i}\n"))
+        .collect();
+    std::fs::write(dir.join("data/feeds/employment/zz-broken.jsonl"), broken).unwrap();
+    let run = ["run", "--feeds", "data/feeds", "--once", "--db", &db];
+
+    // Over half of the file's last 100 records invalid: the run stops, saying which file and
+    // which setting, instead of dead-lettering the whole export.
+    let out = doudi_env(
+        dir,
+        &run,
+        &[
+            ("DOUDI_FEEDS__MAX_INVALID_RATIO", "0.5"),
+            ("DOUDI_FEEDS__INVALID_WINDOW", "100"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("employment/zz-broken.jsonl"), "{stderr}");
+    assert!(stderr.contains("feeds.max_invalid_ratio = 0.5"), "{stderr}");
+    let s = status(dir, &db);
+    assert!(s["dead_letters"].as_u64().unwrap() < 100, "{s}");
+
+    // The default guard never stops: run again, every refused line is a dead letter and every
+    // good one is applied, once.
+    ok(doudi(dir, &run));
+    let s = status(dir, &db);
+    assert_eq!(s["dead_letters"], 150);
+    assert_eq!(s["accepted"], good_lines);
+    assert_eq!(s["duplicates"], 0);
+}

@@ -70,6 +70,12 @@ pub struct FeedsConfig {
     pub dir: PathBuf,
     /// How often `run` (without `--once`) looks for new lines and files, in milliseconds.
     pub poll_interval_ms: u64,
+    /// Stop `run` when more than this share of the last `invalid_window` records of one feed
+    /// file are invalid (a broken export), as `kafka.max_invalid_ratio` does for a partition.
+    /// 1.0 (the default) never stops: every refused record goes to the dead letters.
+    pub max_invalid_ratio: f64,
+    /// Records per feed file the ratio is taken over (at least 100).
+    pub invalid_window: usize,
 }
 
 impl Default for FeedsConfig {
@@ -77,6 +83,8 @@ impl Default for FeedsConfig {
         FeedsConfig {
             dir: PathBuf::from("feeds"),
             poll_interval_ms: 1000,
+            max_invalid_ratio: 1.0,
+            invalid_window: 1000,
         }
     }
 }
@@ -155,6 +163,18 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        if !(0.0..=1.0).contains(&self.feeds.max_invalid_ratio) {
+            anyhow::bail!(
+                "feeds.max_invalid_ratio must be between 0 and 1 (got {})",
+                self.feeds.max_invalid_ratio
+            );
+        }
+        if self.feeds.invalid_window < 100 {
+            anyhow::bail!(
+                "feeds.invalid_window must be at least 100 (got {})",
+                self.feeds.invalid_window
+            );
+        }
         let l = &self.limits;
         if l.max_event_bytes < 256 {
             anyhow::bail!(

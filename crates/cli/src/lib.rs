@@ -136,8 +136,9 @@ pub fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     init_logging();
+    // Worker threads follow the machine: TOKIO_WORKER_THREADS if set, else the available
+    // parallelism (tokio's default), instead of a fixed two.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
         .enable_all()
         .build()
     {

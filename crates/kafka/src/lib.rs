@@ -11,7 +11,6 @@
 //! It never logs, labels or keys anything by name; keys are ID numbers only on the feed topics
 //! (as the producers send them) and household ids on the warnings topic.
 
-mod align;
 pub mod config;
 pub mod dev;
 mod error;
@@ -19,7 +18,6 @@ pub mod produce;
 pub mod publish;
 pub mod sample;
 pub mod source;
-mod window;
 
 pub use config::{KafkaConfig, Topics};
 pub use error::KafkaError;

@@ -1,19 +1,18 @@
 //! The consumer-group source: one worker of many in a group over the four feed topics.
 //!
 //! A consumer thread polls, ingests each message (parse, validate, link: the same [`Ingested`]
-//! record the file reader makes), releases the records of all its partitions in event-time order
-//! (`crate::align`: so a run's outcome does not depend on how fetches interleave, nor on where it
-//! was interrupted) and gathers batches, which a bounded channel carries to the applier. The
-//! applier sends a batch's invalid records to the dead-letter topic (and waits for the broker's
-//! acknowledgement), then commits the batch's effects and the next offset of each of its
-//! partitions in one database transaction (`apply_batch`), retrying with backoff while the
-//! database is away. Batches commit one at a time in the order they were released, so each
-//! partition's records are applied in offset order, and a slow database fills the channel, then
-//! the aligner's and librdkafka's bounded read-ahead, and so slows the consumption. On PostgreSQL
-//! the next batch, when one is waiting, is staged (`stage_batch`: its events and link decisions
-//! written, nothing of any household read) on a second connection while the one before it
-//! finishes; it finishes only after that one has committed, and is rolled back and staged again
-//! if that one failed.
+//! record the file reader makes, its position a `Position::Kafka`), releases the records of all
+//! its partitions in event-time order (the driver's `Merger`: so a run's outcome does not depend on
+//! how fetches interleave, nor on where it was interrupted) and gathers batches (the driver's
+//! `Batcher`, by size or `kafka.linger_ms`), which a bounded channel carries to the driver's
+//! applier (`apply_batches`). Before each batch commits, its invalid records go to the
+//! dead-letter topic and are acknowledged (`KafkaHooks::before_commit`); the batch's effects and
+//! the next offset of each of its partitions then commit in one database transaction, retried with
+//! backoff while the database is away. Batches commit one at a time in the order they were
+//! released, so each partition's records are applied in offset order, and a slow database fills the
+//! channel, then the merger's and librdkafka's bounded read-ahead, and so slows the consumption. On
+//! PostgreSQL the next batch, when one is waiting, is staged ahead on a second connection while the
+//! one before it finishes (see `doudi_pipeline::driver::apply_batches`).
 //!
 //! The database is the truth: on assignment the consumer seeks each partition to its stored
 //! position; on revoke and on shutdown it hands over what it has gathered, waits (within
@@ -26,12 +25,14 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use doudi_model::Source;
-use doudi_pipeline::files::RawRecord;
-use doudi_pipeline::{
-    apply_batch, ingest_raw_row, ingest_record, stage_batch, Engine, Ingested, PipelineError,
-    RunReport, StagedBatch,
+use doudi_pipeline::driver::dead_letter::{send_until_acknowledged, Ack, DeadLetterTopic};
+use doudi_pipeline::driver::retry::Backoff;
+use doudi_pipeline::driver::{
+    apply_batches, BatchHooks, Batcher, CancellationToken, Fetch, InvalidWindow, Merger, Position,
 };
-use doudi_store::{Store, StoreError};
+use doudi_pipeline::files::RawRecord;
+use doudi_pipeline::{ingest_raw_row, ingest_record, BatchOutcome, Engine, Ingested, RunReport};
+use doudi_store::Store;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -41,11 +42,11 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
-use tracing::Instrument;
 
-use crate::align::{Aligner, Fetch, Key};
-use crate::window::InvalidWindow;
 use crate::{KafkaConfig, KafkaError};
+
+/// A partition: `(topic, partition)`.
+type Key = (Arc<str>, i32);
 
 /// How much to gather and read ahead.
 #[derive(Clone, Debug)]
@@ -77,17 +78,12 @@ pub trait Observer: Send + Sync {
 
 impl Observer for () {}
 
-struct Batch {
-    items: Vec<Ingested>,
-    metas: Vec<RecordMeta>,
-}
+/// A batch with each record's message details.
+type Batch = doudi_pipeline::driver::Batch<Vec<RecordMeta>>;
 
-#[derive(Default)]
-struct Gathering {
-    items: Vec<Ingested>,
-    metas: Vec<RecordMeta>,
-    first_at: Option<Instant>,
-}
+/// The records being gathered into the next batch (the driver's batcher: `limits.batch_size`, or
+/// `kafka.linger_ms` after the first).
+type Gathering = Batcher<(Ingested, RecordMeta)>;
 
 #[derive(Default)]
 struct Flow {
@@ -102,7 +98,6 @@ struct Shared {
     cfg: KafkaConfig,
     store: Store,
     handle: Handle,
-    batch_size: usize,
     gathering: Mutex<Gathering>,
     tx: Mutex<Option<mpsc::Sender<Batch>>>,
     flow: Mutex<Flow>,
@@ -115,7 +110,7 @@ struct Shared {
     revoked: Mutex<HashSet<(String, i32)>>,
     /// Partitions assigned since the consumer thread last looked, with their next offsets.
     assigned: Mutex<Vec<(String, i32, i64)>>,
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
     fatal: Mutex<Option<KafkaError>>,
     observer: Arc<dyn Observer>,
     /// Time the consumer thread spent waiting for the applier to take a batch (microseconds).
@@ -132,22 +127,22 @@ impl Shared {
         if f.is_none() {
             *f = Some(e);
         }
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.cancel();
     }
 
     /// Hand what is gathered to the applier.
     fn flush(&self) {
-        let batch = {
-            let mut g = lock(&self.gathering);
-            if g.items.is_empty() {
-                return;
-            }
-            g.first_at = None;
-            Batch {
-                items: std::mem::take(&mut g.items),
-                metas: std::mem::take(&mut g.metas),
-            }
-        };
+        let gathered = lock(&self.gathering).take();
+        self.hand_over(gathered);
+    }
+
+    /// Hand a batch to the applier (waiting while the channel is full).
+    fn hand_over(&self, gathered: Vec<(Ingested, RecordMeta)>) {
+        if gathered.is_empty() {
+            return;
+        }
+        let (items, meta) = gathered.into_iter().unzip();
+        let batch = Batch { items, meta };
         let tx = lock(&self.tx).clone();
         let Some(tx) = tx else { return };
         lock(&self.flow).sent += 1;
@@ -203,7 +198,7 @@ impl Shared {
                 Err(e) => {
                     doudi_telemetry::db_error("positions");
                     tracing::warn!(error = %e, "cannot read stored positions; retrying");
-                    if self.stop.load(Ordering::Relaxed) {
+                    if self.stop.is_cancelled() {
                         return None;
                     }
                     std::thread::sleep(delay);
@@ -388,14 +383,14 @@ impl KafkaConfig {
     }
 }
 
-/// Run a worker of the group until `stop` is set (then drain and commit) or something fails.
+/// Run a worker of the group until `stop` is cancelled (then drain and commit) or something fails.
 pub async fn run_kafka(
     store: &Store,
     engine: Arc<Engine>,
     cfg: &KafkaConfig,
     opts: &SourceOptions,
     observer: Arc<dyn Observer>,
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
 ) -> Result<RunReport, KafkaError> {
     cfg.validate().map_err(KafkaError::Config)?;
     let mut cfg = cfg.clone();
@@ -409,8 +404,10 @@ pub async fn run_kafka(
         cfg: cfg.clone(),
         store: store.clone(),
         handle: Handle::current(),
-        batch_size: opts.batch_size.max(1),
-        gathering: Mutex::new(Gathering::default()),
+        gathering: Mutex::new(Batcher::new(
+            opts.batch_size,
+            Some(Duration::from_millis(cfg.linger_ms)),
+        )),
         tx: Mutex::new(Some(tx)),
         flow: Mutex::new(Flow::default()),
         flow_changed: Condvar::new(),
@@ -456,7 +453,7 @@ pub async fn run_kafka(
     }
     shared.flow_changed.notify_all();
     if applied.is_err() {
-        stop.store(true, Ordering::Relaxed);
+        stop.cancel();
     }
     let read = tokio::task::spawn_blocking(move || reader.join())
         .await
@@ -471,29 +468,26 @@ pub async fn run_kafka(
     Ok(report)
 }
 
-/// The applier's result; once `stop` is set it gets `drain_timeout_ms` to finish.
+/// The applier's result; once `stop` is cancelled it gets `drain_timeout_ms` to finish.
 async fn wait_applier(
     mut applier: tokio::task::JoinHandle<Result<RunReport, KafkaError>>,
     shared: &Shared,
 ) -> Result<RunReport, KafkaError> {
-    let mut stopping_since: Option<Instant> = None;
-    loop {
-        tokio::select! {
-            r = &mut applier => return r.map_err(|_| KafkaError::ReaderGone)?,
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                if shared.stop.load(Ordering::Relaxed) {
-                    let since = *stopping_since.get_or_insert_with(Instant::now);
-                    // The reader drains first (up to the same deadline), then closes the channel.
-                    if since.elapsed() > Duration::from_millis(shared.cfg.drain_timeout_ms) * 2 {
-                        applier.abort();
-                        return Err(KafkaError::Config(format!(
-                            "in-flight batches did not commit within {} ms of the stop; \
-                             they are read again on restart",
-                            shared.cfg.drain_timeout_ms
-                        )));
-                    }
-                }
-            }
+    tokio::select! {
+        r = &mut applier => return r.map_err(|_| KafkaError::ReaderGone)?,
+        _ = shared.stop.cancelled() => {}
+    }
+    // The reader drains first (up to the same deadline), then closes the channel.
+    let grace = Duration::from_millis(shared.cfg.drain_timeout_ms) * 2;
+    tokio::select! {
+        r = &mut applier => r.map_err(|_| KafkaError::ReaderGone)?,
+        _ = tokio::time::sleep(grace) => {
+            applier.abort();
+            Err(KafkaError::Config(format!(
+                "in-flight batches did not commit within {} ms of the stop; \
+                 they are read again on restart",
+                shared.cfg.drain_timeout_ms
+            )))
         }
     }
 }
@@ -508,7 +502,6 @@ fn read_loop(
     let cfg = &shared.cfg;
     let limits = engine.limits;
     let cap = limits.max_event_bytes.saturating_add(1);
-    let linger = Duration::from_millis(cfg.linger_ms);
     let mut topics: HashMap<String, (Arc<str>, Source)> = HashMap::new();
     for t in cfg.feed_topics() {
         if let Some(s) = cfg.source_of(t) {
@@ -519,15 +512,15 @@ fn read_loop(
     let mut last_commit = Instant::now();
     let mut broken = None;
     let mut last_error_log: Option<Instant> = None;
-    // Each assigned partition's records, released in event-time order (`crate::align`). It also
+    // Each assigned partition's records, released in event-time order (the driver's merger). It also
     // knows the offset each partition should deliver next: a jump past it means records were
     // removed (retention, compaction) before this group read them — said loudly, never silently.
-    let mut aligner: Aligner<(Ingested, RecordMeta)> =
-        Aligner::new(Duration::from_millis(cfg.align_wait_ms), cfg.align_buffer);
-    let mut held_by: Option<(crate::align::Key, Instant)> = None;
+    let mut aligner: Merger<Key, (Ingested, RecordMeta)> =
+        Merger::new(Duration::from_millis(cfg.align_wait_ms), cfg.align_buffer);
+    let mut held_by: Option<(Key, Instant)> = None;
     let mut merge_wait = Duration::ZERO;
     let reading_since = Instant::now();
-    while !shared.stop.load(Ordering::Relaxed) {
+    while !shared.stop.is_cancelled() {
         let polled = consumer.poll(Duration::from_millis(20));
         {
             let mut revoked = lock(&shared.revoked);
@@ -597,9 +590,11 @@ fn read_loop(
                 let record = RawRecord {
                     source: *source,
                     stream: format!("{topic}/{partition}"),
-                    line: offset.max(0) as u64,
-                    byte_offset: offset.max(0) as u64,
-                    end_offset: offset.max(0) as u64 + 1,
+                    position: Position::Kafka {
+                        topic: topic.clone(),
+                        partition,
+                        offset,
+                    },
                     bytes: payload[..payload.len().min(cap)].to_vec(),
                     full_len: payload.len() as u64,
                 };
@@ -631,7 +626,7 @@ fn read_loop(
                         resume_at,
                     });
                     // Nothing gathered is handed over: it is read again after the fix.
-                    *lock(&shared.gathering) = Gathering::default();
+                    lock(&shared.gathering).clear();
                     break;
                 }
                 let time = item
@@ -674,10 +669,7 @@ fn read_loop(
             }
             held_by = holding.map(|k| (k, Instant::now()));
         }
-        let due = {
-            let g = lock(&shared.gathering);
-            g.first_at.is_some_and(|t| t.elapsed() >= linger)
-        };
+        let due = lock(&shared.gathering).due(Instant::now());
         if due {
             shared.flush();
             aligner.restart_waits(Instant::now());
@@ -735,7 +727,7 @@ fn read_loop(
 fn release(
     shared: &Shared,
     consumer: &BaseConsumer<Ctx>,
-    aligner: &mut Aligner<(Ingested, RecordMeta)>,
+    aligner: &mut Merger<Key, (Ingested, RecordMeta)>,
 ) {
     let mut flows = Vec::new();
     loop {
@@ -749,24 +741,24 @@ fn release(
         let mut moved = 0;
         let full = {
             let mut g = lock(&shared.gathering);
-            while g.items.len() < shared.batch_size {
-                let Some((item, meta)) = aligner.pop(&mut flows) else {
+            let now = Instant::now();
+            let mut full = None;
+            while full.is_none() {
+                let Some((_, record)) = aligner.pop(&mut flows) else {
                     break;
                 };
-                g.first_at.get_or_insert_with(Instant::now);
-                g.items.push(item);
-                g.metas.push(meta);
+                full = g.push(record, now);
                 moved += 1;
             }
-            g.items.len() >= shared.batch_size
+            full
         };
         for f in flows.drain(..) {
             if let Fetch::Resume(k) = f {
                 set_paused(consumer, &k, false);
             }
         }
-        if full {
-            shared.flush();
+        if let Some(batch) = full {
+            shared.hand_over(batch);
             aligner.restart_waits(Instant::now());
             if lock(&shared.flow).applier_gone {
                 return;
@@ -814,20 +806,9 @@ fn set_paused(consumer: &BaseConsumer<Ctx>, (topic, partition): &Key, pause: boo
     }
 }
 
-/// A batch taken from the channel, with what was done of it ahead of its turn.
-struct Pending {
-    batch: Batch,
-    /// Its refused records are on the dead-letter topic.
-    dead_sent: bool,
-    /// Staged (`doudi_pipeline::stage_batch`) while the batch before it finished.
-    staged: Option<StagedBatch>,
-}
-
-/// Apply batches in the order they were gathered. On PostgreSQL, while a batch finishes (reads,
-/// assesses, writes, commits), the next one, if it is already waiting, is staged on a second
-/// connection (its events and link decisions inserted), so the backlog keeps two database
-/// connections busy. A staged batch finishes only after the one before it committed; if that one
-/// failed, the staged one is rolled back and staged again after it (its events' `seq` must follow).
+/// Apply batches in the order they were gathered: the driver's applier (`apply_batches`: staging
+/// ahead on PostgreSQL, retry while the database is away), with the dead-letter topic before each
+/// commit and the partitions' offsets after it.
 async fn apply_loop(
     shared: Arc<Shared>,
     engine: Arc<Engine>,
@@ -835,59 +816,22 @@ async fn apply_loop(
     producer: FutureProducer,
     started: Instant,
 ) -> Result<RunReport, KafkaError> {
-    let overlap = shared.store.backend() == "postgres";
     let mut report = RunReport::default();
-    let result = async {
-        let mut carried: Option<Pending> = None;
-        loop {
-            let pending = match carried.take() {
-                Some(p) => p,
-                None => match rx.recv().await {
-                    Some(batch) => Pending {
-                        batch,
-                        dead_sent: false,
-                        staged: None,
-                    },
-                    None => break,
-                },
-            };
-            let partitions: HashSet<(&str, i32)> = pending
-                .batch
-                .metas
-                .iter()
-                .map(|m| (&*m.topic, m.partition))
-                .collect();
-            let span = tracing::info_span!(
-                "kafka_batch",
-                records = pending.batch.items.len(),
-                partitions = partitions.len()
-            );
-            drop(partitions);
-            let Pending {
-                batch,
-                dead_sent,
-                staged,
-            } = pending;
-            let r = apply_one(
-                &shared,
-                &engine,
-                &producer,
-                &batch,
-                dead_sent,
-                staged,
-                (overlap, &mut rx),
-                &mut report,
-                started,
-            )
-            .instrument(span)
-            .await;
-            // A batch that committed was counted done by `apply_one`; one that failed is done too
-            // (the worker stops).
-            carried = r.inspect_err(|_| batch_done(&shared))?;
-        }
-        Ok::<(), KafkaError>(())
-    }
-    .await;
+    let hooks = KafkaHooks {
+        shared: &shared,
+        producer: &producer,
+    };
+    let result = apply_batches(
+        &shared.store,
+        &engine,
+        &mut rx,
+        &hooks,
+        None,
+        &mut report,
+        started,
+    )
+    .await
+    .map_err(KafkaError::from);
     if let Err(e) = &result {
         tracing::error!(error = %e, "the Kafka worker stops");
     }
@@ -900,232 +844,110 @@ fn batch_done(shared: &Shared) {
     shared.flow_changed.notify_all();
 }
 
-/// Apply one batch; with `overlap`, stage the next batch from `rx` (if one is waiting) while this
-/// one finishes, and return it. Once this one has committed, its offsets and its observer are
-/// told at once (`batch_done`), without waiting for the next one's staging to end.
-#[allow(clippy::too_many_arguments)]
-async fn apply_one(
-    shared: &Shared,
-    engine: &Engine,
-    producer: &FutureProducer,
-    batch: &Batch,
-    dead_sent: bool,
-    staged: Option<StagedBatch>,
-    (overlap, rx): (bool, &mut mpsc::Receiver<Batch>),
-    report: &mut RunReport,
-    started: Instant,
-) -> Result<Option<Pending>, KafkaError> {
-    let t0 = Instant::now();
-    if !dead_sent {
-        send_dead_letters(shared, producer, batch).await?;
-        doudi_telemetry::observe_stage("dead_letter_topic", t0.elapsed().as_secs_f64());
+/// What the worker does around each commit.
+struct KafkaHooks<'a> {
+    shared: &'a Shared,
+    producer: &'a FutureProducer,
+}
+
+impl BatchHooks<Vec<RecordMeta>> for KafkaHooks<'_> {
+    /// The batch's refused records to the dead-letter topic, acknowledged.
+    async fn before_commit(&self, batch: &Batch) {
+        let t = Instant::now();
+        send_dead_letters(self.shared, self.producer, batch).await;
+        doudi_telemetry::observe_stage("dead_letter_topic", t.elapsed().as_secs_f64());
     }
-    // Records consumed, dead letters, stage latencies and warnings are counted by the pipeline
-    // once the batch has committed (`doudi_pipeline::apply_batch`), as for file feeds.
-    let staged = match staged {
-        Some(s) => Some(s),
-        None if overlap => Some(stage_with_retry(shared, engine, &batch.items).await?),
-        None => None,
-    };
-    let next = if overlap { rx.try_recv().ok() } else { None };
-    let mut stage_next = Box::pin(async {
-        match &next {
-            Some(b) => Some(stage_ahead(shared, engine, producer, b).await),
-            None => None,
+
+    /// Its partitions' next offsets (committed to Kafka by the consumer thread), the batch done,
+    /// the observer told.
+    fn committed(&self, batch: &Batch, _outcome: &BatchOutcome, report: &RunReport) {
+        let shared = self.shared;
+        {
+            let mut committed = lock(&shared.committed);
+            for m in &batch.meta {
+                let next = committed
+                    .entry((m.topic.to_string(), m.partition))
+                    .or_insert(0);
+                *next = (*next).max(m.offset + 1);
+            }
         }
-    });
-    // What staging the next batch gave, once it has ended.
-    let mut ahead: Option<Option<(bool, Option<StagedBatch>)>> = None;
-    let outcome = match staged {
-        Some(staged) => {
-            let finish = staged.finish(engine);
-            tokio::pin!(finish);
-            let finished = loop {
-                tokio::select! {
-                    r = &mut finish => break r,
-                    s = &mut stage_next, if ahead.is_none() => ahead = Some(s),
+        shared.dirty.store(true, Ordering::Relaxed);
+        batch_done(shared);
+        shared.observer.committed(&batch.meta, report);
+    }
+
+    /// A batch that failed is done too (the worker stops).
+    fn failed(&self) {
+        batch_done(self.shared);
+    }
+}
+
+/// Whether a failed store operation may succeed if tried again (the driver's retry policy).
+pub use doudi_pipeline::driver::retry::is_transient;
+
+/// The dead-letter topic of a batch (`doudi_pipeline::driver::dead_letter`): each refused record
+/// with its partition, offset, reason and key in headers.
+struct DeadLetterTopicOf<'b> {
+    topic: &'b str,
+    producer: &'b FutureProducer,
+    metas: &'b [RecordMeta],
+}
+
+impl DeadLetterTopic for DeadLetterTopicOf<'_> {
+    fn send<'a>(&'a self, n: usize, item: &'a Ingested) -> Ack<'a> {
+        let (Some(meta), Err(e)) = (self.metas.get(n), &item.result) else {
+            return Box::pin(async { true });
+        };
+        let (code, reason) = (e.code(), e.to_string());
+        let headers = OwnedHeaders::new_with_capacity(7)
+            .insert(Header {
+                key: "doudi.topic",
+                value: Some(meta.topic.as_bytes()),
+            })
+            .insert(Header {
+                key: "doudi.partition",
+                value: Some(meta.partition.to_string().as_bytes()),
+            })
+            .insert(Header {
+                key: "doudi.offset",
+                value: Some(meta.offset.to_string().as_bytes()),
+            })
+            .insert(Header {
+                key: "doudi.reason",
+                value: Some(code.as_bytes()),
+            })
+            .insert(Header {
+                key: "doudi.reason_text",
+                value: Some(reason.as_bytes()),
+            })
+            .insert(Header {
+                key: "doudi.source",
+                value: Some(item.record.source.code().as_bytes()),
+            })
+            .insert(Header {
+                key: "doudi.original_length",
+                value: Some(item.record.full_len.to_string().as_bytes()),
+            });
+        let mut record = FutureRecord::<[u8], [u8]>::to(self.topic)
+            .payload(&item.record.bytes)
+            .headers(headers);
+        if let Some(k) = &meta.key {
+            record = record.key(k.as_slice());
+        }
+        match self.producer.send_result(record) {
+            Ok(f) => Box::pin(async move {
+                match f.await {
+                    Ok(Ok(_)) => true,
+                    Ok(Err((e, _))) => {
+                        tracing::warn!(error = %e, "dead letter not acknowledged; retrying");
+                        false
+                    }
+                    Err(_) => false,
                 }
-            };
-            match finished {
-                Ok(o) => o,
-                Err(e) => {
-                    // The next batch's events were numbered after this one's: once its staging
-                    // has ended, roll it back, and stage it again once this one has committed.
-                    let staged_next = match ahead.take() {
-                        Some(s) => s,
-                        None => stage_next.as_mut().await,
-                    };
-                    let dead_sent = staged_next.is_some_and(|(sent, _)| sent);
-                    ahead = Some(next.as_ref().map(|_| (dead_sent, None)));
-                    retry_after(shared, engine, &batch.items, e).await?
-                }
-            }
-        }
-        None => apply_with_retry(shared, engine, &batch.items).await?,
-    };
-    report.totals.add(&outcome);
-    report.batches += 1;
-    report.elapsed_ms = started.elapsed().as_millis() as u64;
-    {
-        let mut committed = lock(&shared.committed);
-        for m in &batch.metas {
-            let next = committed
-                .entry((m.topic.to_string(), m.partition))
-                .or_insert(0);
-            *next = (*next).max(m.offset + 1);
-        }
-    }
-    shared.dirty.store(true, Ordering::Relaxed);
-    if outcome.dead_letters > 0 {
-        tracing::warn!(
-            count = outcome.dead_letters,
-            reasons = ?outcome.dead_by_reason,
-            "records refused at ingest went to dead letters"
-        );
-    }
-    tracing::debug!(
-        received = outcome.received,
-        accepted = outcome.accepted,
-        ms = t0.elapsed().as_secs_f64() * 1000.0,
-        "batch committed"
-    );
-    batch_done(shared);
-    shared.observer.committed(&batch.metas, report);
-    let next_staged = match ahead {
-        Some(s) => {
-            drop(stage_next);
-            s
-        }
-        None => stage_next.await,
-    };
-    Ok(next.map(|batch| {
-        let (dead_sent, staged) = next_staged.unwrap_or((false, None));
-        Pending {
-            batch,
-            dead_sent,
-            staged,
-        }
-    }))
-}
-
-/// Send the next batch's dead letters and stage it, while the batch before it finishes. A failure
-/// is left for its turn, where it is retried: returns whether its dead letters were sent, and the
-/// staged batch if it was staged.
-async fn stage_ahead(
-    shared: &Shared,
-    engine: &Engine,
-    producer: &FutureProducer,
-    batch: &Batch,
-) -> (bool, Option<StagedBatch>) {
-    let t = Instant::now();
-    if send_dead_letters(shared, producer, batch).await.is_err() {
-        return (false, None);
-    }
-    doudi_telemetry::observe_stage("dead_letter_topic", t.elapsed().as_secs_f64());
-    match stage_batch(&shared.store, engine, &batch.items).await {
-        Ok(s) => (true, Some(s)),
-        Err(e) => {
-            tracing::warn!(error = %e, "staging the next batch ahead failed; it is tried again in its turn");
-            (true, None)
-        }
-    }
-}
-
-/// Whether a failed store operation may succeed if tried again (the database restarting, a
-/// dropped connection, a lock held by another writer).
-pub fn is_transient(e: &StoreError) -> bool {
-    let source = match e {
-        StoreError::Db { source, .. } | StoreError::Open { source, .. } => source,
-        _ => return false,
-    };
-    match source {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::Tls(_) => true,
-        sqlx::Error::Database(db) => {
-            let code = db.code().unwrap_or_default();
-            // PostgreSQL: connection exceptions, shutdown, starting up, serialization/deadlock.
-            // SQLite: busy, locked.
-            code.starts_with("08")
-                || code.starts_with("57P")
-                || code == "40001"
-                || code == "40P01"
-                || matches!(code.as_ref(), "5" | "6" | "261" | "262" | "517")
-        }
-        _ => false,
-    }
-}
-
-async fn apply_with_retry(
-    shared: &Shared,
-    engine: &Engine,
-    items: &[Ingested],
-) -> Result<doudi_pipeline::BatchOutcome, KafkaError> {
-    match apply_batch(&shared.store, engine, items).await {
-        Ok(o) => Ok(o),
-        Err(e) => retry_after(shared, engine, items, e).await,
-    }
-}
-
-/// A batch failed with `e`: if the database may come back, apply it afresh (stage and finish)
-/// with backoff until it commits; otherwise fail.
-async fn retry_after(
-    shared: &Shared,
-    engine: &Engine,
-    items: &[Ingested],
-    mut e: PipelineError,
-) -> Result<doudi_pipeline::BatchOutcome, KafkaError> {
-    let mut delay = Duration::from_millis(100);
-    let mut attempt = 1u32;
-    loop {
-        doudi_telemetry::db_error("batch");
-        match e {
-            PipelineError::Store(s) if is_transient(&s) => {
-                tracing::warn!(attempt, error = %s, retry_in_ms = delay.as_millis() as u64, "batch failed on the database; retrying");
-            }
-            e => return Err(e.into()),
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
-        attempt += 1;
-        match apply_batch(&shared.store, engine, items).await {
-            Ok(o) => {
-                tracing::info!(attempt, "the database is back; batch committed");
-                return Ok(o);
-            }
-            Err(next) => e = next,
-        }
-    }
-}
-
-/// Stage a batch (PostgreSQL), retrying with backoff while the database may come back.
-async fn stage_with_retry(
-    shared: &Shared,
-    engine: &Engine,
-    items: &[Ingested],
-) -> Result<StagedBatch, KafkaError> {
-    let mut delay = Duration::from_millis(100);
-    let mut attempt = 1u32;
-    loop {
-        match stage_batch(&shared.store, engine, items).await {
-            Ok(s) => {
-                if attempt > 1 {
-                    tracing::info!(attempt, "the database is back; batch staged");
-                }
-                return Ok(s);
-            }
-            Err(PipelineError::Store(e)) if is_transient(&e) => {
-                doudi_telemetry::db_error("batch");
-                tracing::warn!(attempt, error = %e, retry_in_ms = delay.as_millis() as u64, "staging a batch failed on the database; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-                attempt += 1;
-            }
-            Err(e) => {
-                doudi_telemetry::db_error("batch");
-                return Err(e.into());
+            }),
+            Err((e, _)) => {
+                tracing::warn!(error = %e, "cannot queue a dead letter; retrying");
+                Box::pin(async { false })
             }
         }
     }
@@ -1133,96 +955,14 @@ async fn stage_with_retry(
 
 /// Send a batch's refused records to the dead-letter topic and wait for every acknowledgement
 /// (retrying what failed), before the batch commits: each reaches the topic at least once.
-async fn send_dead_letters(
-    shared: &Shared,
-    producer: &FutureProducer,
-    batch: &Batch,
-) -> Result<(), KafkaError> {
-    let topic = &shared.cfg.dead_letter_topic;
-    let mut todo: Vec<usize> = batch
-        .items
-        .iter()
-        .enumerate()
-        .filter(|(_, i)| i.result.is_err())
-        .map(|(n, _)| n)
-        .collect();
-    let mut delay = Duration::from_millis(200);
-    while !todo.is_empty() {
-        let mut waiting = Vec::with_capacity(todo.len());
-        for &n in &todo {
-            let item = &batch.items[n];
-            let meta = &batch.metas[n];
-            let (code, reason) = match &item.result {
-                Err(e) => (e.code(), e.to_string()),
-                Ok(_) => continue,
-            };
-            let headers = OwnedHeaders::new_with_capacity(7)
-                .insert(Header {
-                    key: "doudi.topic",
-                    value: Some(meta.topic.as_bytes()),
-                })
-                .insert(Header {
-                    key: "doudi.partition",
-                    value: Some(meta.partition.to_string().as_bytes()),
-                })
-                .insert(Header {
-                    key: "doudi.offset",
-                    value: Some(meta.offset.to_string().as_bytes()),
-                })
-                .insert(Header {
-                    key: "doudi.reason",
-                    value: Some(code.as_bytes()),
-                })
-                .insert(Header {
-                    key: "doudi.reason_text",
-                    value: Some(reason.as_bytes()),
-                })
-                .insert(Header {
-                    key: "doudi.source",
-                    value: Some(item.record.source.code().as_bytes()),
-                })
-                .insert(Header {
-                    key: "doudi.original_length",
-                    value: Some(item.record.full_len.to_string().as_bytes()),
-                });
-            let mut record = FutureRecord::<[u8], [u8]>::to(topic)
-                .payload(&item.record.bytes)
-                .headers(headers);
-            if let Some(k) = &meta.key {
-                record = record.key(k.as_slice());
-            }
-            match producer.send_result(record) {
-                Ok(f) => waiting.push((n, Some(f))),
-                Err((e, _)) => {
-                    tracing::warn!(error = %e, "cannot queue a dead letter; retrying");
-                    waiting.push((n, None));
-                }
-            }
-        }
-        let mut failed = Vec::new();
-        for (n, f) in waiting {
-            let ok = match f {
-                Some(f) => match f.await {
-                    Ok(Ok(_)) => true,
-                    Ok(Err((e, _))) => {
-                        tracing::warn!(error = %e, "dead letter not acknowledged; retrying");
-                        false
-                    }
-                    Err(_) => false,
-                },
-                None => false,
-            };
-            if !ok {
-                failed.push(n);
-            }
-        }
-        todo = failed;
-        if !todo.is_empty() {
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
-        }
-    }
-    Ok(())
+async fn send_dead_letters(shared: &Shared, producer: &FutureProducer, batch: &Batch) {
+    let topic = DeadLetterTopicOf {
+        topic: &shared.cfg.dead_letter_topic,
+        producer,
+        metas: &batch.meta,
+    };
+    let backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    send_until_acknowledged(&topic, &batch.items, backoff).await;
 }
 
 /// The feed profile (`name@version`) a record says made it (`doudi produce --profile`), if any

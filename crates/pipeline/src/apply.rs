@@ -248,7 +248,7 @@ async fn stage(
                     kind: event.kind().to_string(),
                     occurred_at: event.occurred_at,
                     stream: r.stream.clone(),
-                    position: r.line,
+                    position: r.line(),
                     raw: r.bytes.clone(),
                     normalised: item.normalised.clone(),
                     profile: item.profile.as_deref().map(str::to_string),
@@ -260,8 +260,8 @@ async fn stage(
                 dead.push(DeadLetterRow {
                     source: r.source.code().to_string(),
                     stream: r.stream.clone(),
-                    line: r.line,
-                    byte_offset: r.byte_offset,
+                    line: r.line(),
+                    byte_offset: r.position.start(),
                     event_id: sniff_event_id(&r.bytes),
                     reason_code: e.code().to_string(),
                     reason: e.to_string(),
@@ -367,8 +367,8 @@ fn furthest_positions(batch: &[Ingested]) -> Vec<PositionRow> {
         let row = PositionRow {
             source: r.source.code().to_string(),
             stream: r.stream.clone(),
-            byte_offset: r.end_offset,
-            line: r.line,
+            byte_offset: r.position.resume_at(),
+            line: r.line(),
         };
         match positions.entry(r.stream.as_str()) {
             Entry::Vacant(v) => {
@@ -779,9 +779,11 @@ mod tests {
             RawRecord {
                 source,
                 stream: stream.to_string(),
-                line,
-                byte_offset: end_offset - bytes.len() as u64 - 1,
-                end_offset,
+                position: crate::driver::Position::File {
+                    line,
+                    start: end_offset - bytes.len() as u64 - 1,
+                    end: end_offset,
+                },
                 full_len: bytes.len() as u64,
                 bytes,
             },

@@ -13,6 +13,7 @@ use std::time::SystemTime;
 use doudi_feeds::{FeedReader, FileError, Profile};
 use doudi_model::{EventError, ParseLimits, Source, ALL_SOURCES};
 
+use crate::driver::Position;
 use crate::ingest::{ingest_record, ingest_row, Ingested};
 use crate::PipelineError;
 
@@ -22,12 +23,9 @@ pub struct RawRecord {
     pub source: Source,
     /// `<source>/<file name>`, relative to the feeds folder.
     pub stream: String,
-    /// Line number, from 1.
-    pub line: u64,
-    /// Byte offset where the line starts.
-    pub byte_offset: u64,
-    /// Byte offset after the line and its newline: where reading resumes.
-    pub end_offset: u64,
+    /// Where it was read: a file's line and bytes, a partition's offset, or a replayed dead
+    /// letter's first reading.
+    pub position: Position,
     /// The line without its newline, cut at the size cap.
     pub bytes: Vec<u8>,
     /// The line's full length (more than `bytes.len()` when cut).
@@ -35,6 +33,11 @@ pub struct RawRecord {
 }
 
 impl RawRecord {
+    /// The line, row or offset it was read at.
+    pub fn line(&self) -> u64 {
+        self.position.line()
+    }
+
     pub fn truncated(&self) -> bool {
         self.full_len > self.bytes.len() as u64
     }
@@ -285,9 +288,11 @@ impl ProfileReader {
             record: RawRecord {
                 source: self.source,
                 stream,
-                line: row,
-                byte_offset: end,
-                end_offset: end,
+                position: Position::File {
+                    line: row,
+                    start: end,
+                    end,
+                },
                 bytes: Vec::new(),
                 full_len: 0,
             },
@@ -371,9 +376,11 @@ impl ProfileReader {
                     let record = RawRecord {
                         source: self.source,
                         stream: cur.stream.clone(),
-                        line: p.row,
-                        byte_offset: p.byte_offset.unwrap_or(0),
-                        end_offset: cur.end,
+                        position: Position::File {
+                            line: p.row,
+                            start: p.byte_offset.unwrap_or(0),
+                            end: cur.end,
+                        },
                         full_len: r.raw.len() as u64,
                         bytes: r.raw,
                     };
@@ -484,9 +491,11 @@ impl SourceReader {
                     return Ok(Some(RawRecord {
                         source: self.source,
                         stream: stream.clone(),
-                        line: *line,
-                        byte_offset: start,
-                        end_offset: *offset,
+                        position: Position::File {
+                            line: *line,
+                            start,
+                            end: *offset,
+                        },
                         bytes,
                         full_len,
                     }));
@@ -655,7 +664,7 @@ died_on = "日期"
         let (_tmp, files) = export_folder(CSV);
         // Watching: the last row has no newline yet, so it is not read.
         let watching = read_all(files.clone(), HashMap::new(), false);
-        let rows: Vec<u64> = watching.iter().map(|i| i.record.line).collect();
+        let rows: Vec<u64> = watching.iter().map(|i| i.record.line()).collect();
         assert_eq!(rows, vec![2, 3]);
         assert!(watching[0].result.is_ok());
         assert_eq!(watching[0].profile.as_deref(), Some("t-deaths@1"));
@@ -671,14 +680,17 @@ died_on = "日期"
         );
         assert!(!why.contains("李桂兰"), "{why}");
         // Once: the file is finished, its last row is read; from the stored position, only it.
-        let at = (watching[1].record.end_offset, watching[1].record.line);
+        let at = (
+            watching[1].record.position.resume_at(),
+            watching[1].record.line(),
+        );
         let rest = read_all(
             files,
             HashMap::from([("deaths/a.csv".to_string(), at)]),
             true,
         );
         assert_eq!(rest.len(), 1);
-        assert_eq!(rest[0].record.line, 4);
+        assert_eq!(rest[0].record.line(), 4);
         assert!(rest[0].result.is_ok());
     }
 
@@ -698,7 +710,10 @@ died_on = "日期"
         assert_eq!(got.len(), 1);
         let e = got[0].result.as_ref().expect_err("unreadable");
         assert_eq!(e.code(), "file_unreadable");
-        assert_eq!((got[0].record.line, got[0].record.end_offset), (0, 0));
+        assert_eq!(
+            (got[0].record.line(), got[0].record.position.resume_at()),
+            (0, 0)
+        );
     }
 
     #[test]

@@ -98,7 +98,7 @@ pub fn ingest_raw_row(
     profile: &doudi_feeds::Profile,
     provenance: &Arc<str>,
 ) -> Ingested {
-    let row = record.line;
+    let row = record.line();
     let result = if record.truncated() {
         Err(doudi_feeds::RowError::new(
             row,

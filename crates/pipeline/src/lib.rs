@@ -8,6 +8,7 @@
 //! Logs never carry personal data.
 
 pub mod apply;
+pub mod driver;
 pub mod files;
 mod ingest;
 mod replay;
@@ -49,9 +50,18 @@ pub enum PipelineError {
         folder: String,
         found: String,
     },
+    #[error("feed file {stream}: {invalid} of the last {window} records are invalid (over feeds.max_invalid_ratio = {ratio}); the export looks broken, so the run stops instead of dead-lettering it whole. Fix the file (or raise the limit), then run again: it resumes after the last committed batch, before line {line}")]
+    BrokenFeed {
+        stream: String,
+        line: u64,
+        invalid: usize,
+        window: usize,
+        ratio: f64,
+    },
     #[error("the reader thread stopped unexpectedly")]
     ReaderGone,
 }
 
 mod run;
+pub use driver::InvalidGuard;
 pub use run::{run_files, Progress, RunOptions, RunReport};

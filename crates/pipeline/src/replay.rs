@@ -14,6 +14,7 @@ use doudi_store::Store;
 use serde::Serialize;
 
 use crate::apply::{apply_replayed, BatchOutcome, Engine};
+use crate::driver::Position;
 use crate::files::{RawRecord, PROFILE_FILE};
 use crate::{ingest_record, ingest_row, PipelineError};
 
@@ -112,9 +113,11 @@ pub async fn replay_dead_letters(
                 let record = RawRecord {
                     source,
                     stream: d.stream.clone(),
-                    line,
-                    byte_offset: u64::try_from(d.byte_offset).unwrap_or(0),
-                    end_offset: u64::try_from(d.byte_offset).unwrap_or(0),
+                    position: Position::Replayed {
+                        line,
+                        start: u64::try_from(d.byte_offset).unwrap_or(0),
+                        end: u64::try_from(d.byte_offset).unwrap_or(0),
+                    },
                     full_len: d.raw.len() as u64,
                     bytes: d.raw.clone(),
                 };
@@ -167,9 +170,11 @@ pub async fn replay_dead_letters(
             let record = RawRecord {
                 source,
                 stream: d.stream.clone(),
-                line: u64::try_from(d.line).unwrap_or(0),
-                byte_offset: u64::try_from(d.byte_offset).unwrap_or(0),
-                end_offset: u64::try_from(d.byte_offset + d.raw_len + 1).unwrap_or(0),
+                position: Position::Replayed {
+                    line: u64::try_from(d.line).unwrap_or(0),
+                    start: u64::try_from(d.byte_offset).unwrap_or(0),
+                    end: u64::try_from(d.byte_offset + d.raw_len + 1).unwrap_or(0),
+                },
                 full_len: bytes.len() as u64,
                 bytes,
             };

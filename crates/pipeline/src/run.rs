@@ -3,16 +3,18 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use doudi_store::Store;
 use serde::Serialize;
 use tokio::sync::{mpsc, Notify};
 
-use crate::apply::{apply_batch, BatchOutcome, Engine};
+use crate::apply::{BatchOutcome, Engine};
+use crate::driver::{
+    apply_batches, Batch, BatchHooks, Batcher, CancellationToken, InvalidGuard, InvalidWindow,
+    Merger,
+};
 use crate::files::{scan_feeds, FeedSource, FileMarks, SourceFiles};
 use crate::ingest::Ingested;
 use crate::PipelineError;
@@ -29,6 +31,8 @@ pub struct RunOptions {
     pub once: bool,
     /// How often to look for new data when not `once`.
     pub poll_interval: Duration,
+    /// The invalid-ratio guard over each feed file (`feeds.max_invalid_ratio`).
+    pub invalid: InvalidGuard,
 }
 
 /// Totals of a run: the batches' counts added up, with how many batches and how long.
@@ -48,11 +52,6 @@ impl std::ops::Deref for RunReport {
 }
 
 impl RunReport {
-    fn add(&mut self, b: &BatchOutcome) {
-        self.totals.add(b);
-        self.batches += 1;
-    }
-
     /// Records per second over the run.
     pub fn rate(&self) -> f64 {
         if self.elapsed_ms == 0 {
@@ -78,13 +77,13 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(1000);
 
 type Positions = HashMap<String, (u64, u64)>;
 
-/// Run over `opts.feeds_dir` until the feeds are read (`once`) or `stop` is set.
+/// Run over `opts.feeds_dir` until the feeds are read (`once`) or `stop` is cancelled.
 pub async fn run_files(
     store: &Store,
     engine: Arc<Engine>,
     opts: &RunOptions,
     progress: &dyn Progress,
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
 ) -> Result<RunReport, PipelineError> {
     let started = Instant::now();
     let mut report = RunReport::default();
@@ -99,21 +98,21 @@ pub async fn run_files(
     // Checkpoint the write-ahead log beside the writer, after each commit, so that copying pages
     // into the database file (and its fsync) uses the other core instead of delaying the batches.
     let checkpoint_due = Arc::new(Notify::new());
-    let checkpoint_stop = Arc::new(AtomicBool::new(false));
+    let checkpoint_stop = CancellationToken::new();
     let checkpointer = tokio::spawn({
         let store = store.clone();
         let due = checkpoint_due.clone();
         let stop = checkpoint_stop.clone();
         async move {
             loop {
-                due.notified().await;
-                if stop.load(Ordering::Relaxed) {
-                    break;
+                tokio::select! {
+                    _ = due.notified() => {}
+                    _ = stop.cancelled() => break,
                 }
                 // Not after every commit: a page rewritten by many batches is then copied once.
-                tokio::time::sleep(CHECKPOINT_EVERY).await;
-                if stop.load(Ordering::Relaxed) {
-                    break;
+                tokio::select! {
+                    _ = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+                    _ = stop.cancelled() => break,
                 }
                 if let Err(e) = store.checkpoint().await {
                     tracing::warn!(error = %e, "background checkpoint failed (the next commit will checkpoint)");
@@ -133,8 +132,7 @@ pub async fn run_files(
         &mut positions,
     )
     .await;
-    checkpoint_stop.store(true, Ordering::Relaxed);
-    checkpoint_due.notify_one();
+    checkpoint_stop.cancel();
     let _ = checkpointer.await;
     result?;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
@@ -147,7 +145,7 @@ async fn run_passes(
     engine: Arc<Engine>,
     opts: &RunOptions,
     progress: &dyn Progress,
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
     checkpoint_due: &Notify,
     started: Instant,
     report: &mut RunReport,
@@ -169,64 +167,48 @@ async fn run_passes(
             })
             .sum();
         progress.start(total);
-        let (tx, mut rx) = mpsc::channel::<Vec<Ingested>>(opts.channel_batches.max(1));
+        let (tx, mut rx) = mpsc::channel::<Batch<()>>(opts.channel_batches.max(1));
         let reader = {
             let positions = positions.clone();
             let engine = engine.clone();
             let batch_size = opts.batch_size.max(1);
             let once = opts.once;
+            let guard = opts.invalid;
             let stop = stop.clone();
             let marks = marks.clone();
             tokio::task::spawn_blocking(move || {
                 read_pass(
-                    sources, positions, &engine, batch_size, once, tx, stop, marks,
+                    sources, positions, &engine, batch_size, once, guard, tx, stop, marks,
                 )
             })
         };
-        let mut failure = None;
-        while let Some(batch) = rx.recv().await {
-            let bytes: u64 = batch
-                .iter()
-                .map(|i| i.record.end_offset - i.record.byte_offset)
-                .sum();
-            match apply_batch(store, &engine, &batch).await {
-                Ok(outcome) => {
-                    checkpoint_due.notify_one();
-                    report.add(&outcome);
-                    report.elapsed_ms = started.elapsed().as_millis() as u64;
-                    if outcome.dead_letters > 0 {
-                        tracing::warn!(
-                            count = outcome.dead_letters,
-                            reasons = ?outcome.dead_by_reason,
-                            "records refused at ingest went to dead letters"
-                        );
-                    }
-                    progress.advance(bytes, report);
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
-        }
+        let hooks = FileHooks {
+            checkpoint_due,
+            progress,
+        };
+        let failure = apply_batches(
+            store,
+            &engine,
+            &mut rx,
+            &hooks,
+            Some(&stop),
+            report,
+            started,
+        )
+        .await
+        .err();
         drop(rx);
         let pass = reader.await.map_err(|_| PipelineError::ReaderGone)?;
         if let Some(e) = failure {
             return Err(e);
         }
         *positions = pass?;
-        if opts.once || stop.load(Ordering::Relaxed) {
+        if opts.once || stop.is_cancelled() {
             break;
         }
-        let until = Instant::now() + opts.poll_interval;
-        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        if stop.load(Ordering::Relaxed) {
-            break;
+        tokio::select! {
+            _ = tokio::time::sleep(opts.poll_interval) => {}
+            _ = stop.cancelled() => break,
         }
     }
     Ok(())
@@ -241,8 +223,9 @@ fn read_pass(
     engine: &Engine,
     batch_size: usize,
     once: bool,
-    tx: mpsc::Sender<Vec<Ingested>>,
-    stop: Arc<AtomicBool>,
+    guard: InvalidGuard,
+    tx: mpsc::Sender<Batch<()>>,
+    stop: CancellationToken,
     marks: FileMarks,
 ) -> Result<HashMap<String, Positions>, PipelineError> {
     // Read a little past the limit so that an oversized line is seen as oversized.
@@ -260,46 +243,86 @@ fn read_pass(
             FeedSource::new(s, pos, cap, once, marks.clone())
         })
         .collect();
-    let mut heads: Vec<Option<Ingested>> = Vec::with_capacity(readers.len());
-    for r in readers.iter_mut() {
-        heads.push(r.next_item(&limits)?.map(link));
+    // The sources merged by event time (`crate::driver::Merger`): each reader offers its next
+    // record once the one before went out, and is marked at its end when it has no more.
+    let mut merger: Merger<usize, Ingested> = Merger::new(Duration::MAX, 1);
+    let now = Instant::now();
+    for (i, r) in readers.iter_mut().enumerate() {
+        merger.assign(i, 0, now);
+        offer(&mut merger, i, r.next_item(&limits)?.map(link));
     }
-    let mut batch = Vec::with_capacity(batch_size);
+    let mut flows = Vec::new();
+    let mut windows: HashMap<String, InvalidWindow> = HashMap::new();
+    let mut batcher = Batcher::new(batch_size, None);
     loop {
-        if stop.load(Ordering::Relaxed) {
+        if stop.is_cancelled() {
             return Ok(positions);
         }
         // The head with the earliest event time; a refused record (no trusted time) goes first.
-        let next = heads
-            .iter()
-            .enumerate()
-            .filter_map(|(i, h)| h.as_ref().map(|h| (sort_key(h), i)))
-            .min();
-        let Some((_, i)) = next else { break };
-        let Some(item) = heads[i].take() else { break };
+        let Some((i, item)) = merger.pop(&mut flows) else {
+            break;
+        };
         let rec = &item.record;
+        let window = windows
+            .entry(rec.stream.clone())
+            .or_insert_with(|| InvalidWindow::new(guard.window));
+        if let Some(invalid) = window.record(item.result.is_err(), guard.max_ratio) {
+            // Nothing gathered is handed over: it is read again after the fix.
+            return Err(PipelineError::BrokenFeed {
+                stream: rec.stream.clone(),
+                line: rec.line(),
+                invalid,
+                window: guard.window,
+                ratio: guard.max_ratio,
+            });
+        }
         positions
             .entry(rec.source.code().to_string())
             .or_default()
-            .insert(rec.stream.clone(), (rec.end_offset, rec.line));
-        batch.push(item);
-        heads[i] = readers[i].next_item(&limits)?.map(link);
-        if batch.len() >= batch_size {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
-            if tx.blocking_send(full).is_err() {
+            .insert(rec.stream.clone(), (rec.position.resume_at(), rec.line()));
+        let full = batcher.push(item, now);
+        offer(&mut merger, i, readers[i].next_item(&limits)?.map(link));
+        if let Some(items) = full {
+            if tx.blocking_send(Batch { items, meta: () }).is_err() {
                 return Ok(positions);
             }
         }
     }
-    if !batch.is_empty() {
-        let _ = tx.blocking_send(batch);
+    if !batcher.is_empty() {
+        let _ = tx.blocking_send(Batch {
+            items: batcher.take(),
+            meta: (),
+        });
     }
     Ok(positions)
 }
 
-fn sort_key(item: &Ingested) -> Option<DateTime<Utc>> {
-    item.result
-        .as_ref()
-        .ok()
-        .map(|e| e.occurred_at.with_timezone(&Utc))
+/// What a file run does around each commit: the checkpointer is due, progress advances by the
+/// batch's bytes. Files have no dead-letter topic (the table only).
+struct FileHooks<'a> {
+    checkpoint_due: &'a Notify,
+    progress: &'a dyn Progress,
+}
+
+impl BatchHooks<()> for FileHooks<'_> {
+    fn committed(&self, batch: &Batch<()>, _outcome: &BatchOutcome, report: &RunReport) {
+        self.checkpoint_due.notify_one();
+        let bytes = batch.items.iter().map(|i| i.record.position.bytes()).sum();
+        self.progress.advance(bytes, report);
+    }
+}
+
+/// Give reader `i`'s next record to the merger (keyed by its event time), or mark it at its end.
+fn offer(merger: &mut Merger<usize, Ingested>, i: usize, next: Option<Ingested>) {
+    match next {
+        Some(item) => {
+            let time = item
+                .result
+                .as_ref()
+                .ok()
+                .map(|e| e.occurred_at.timestamp_micros());
+            merger.push(&i, 0, time, item);
+        }
+        None => merger.mark_end(&i),
+    }
 }

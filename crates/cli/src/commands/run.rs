@@ -1,11 +1,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use doudi_pipeline::driver::CancellationToken;
 use doudi_pipeline::{run_files, RunOptions, RunReport};
 use doudi_store::Store;
 
@@ -117,6 +117,10 @@ pub async fn run_pipeline(
         channel_batches: config.limits.channel_batches,
         once,
         poll_interval: Duration::from_millis(config.feeds.poll_interval_ms),
+        invalid: doudi_pipeline::InvalidGuard {
+            max_ratio: config.feeds.max_invalid_ratio,
+            window: config.feeds.invalid_window,
+        },
     };
     let stop = stop_on_signal();
     let progress = RunProgress::new();
@@ -135,15 +139,15 @@ pub async fn run_pipeline(
     Ok(report)
 }
 
-/// A flag set on the first SIGTERM or Ctrl-C (the work then stops after draining); a second
-/// one ends the process at once.
-pub fn stop_on_signal() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
+/// A token cancelled on the first SIGTERM or Ctrl-C (the work then stops after draining); a
+/// second one ends the process at once.
+pub fn stop_on_signal() -> CancellationToken {
+    let stop = CancellationToken::new();
     let flag = stop.clone();
     tokio::spawn(async move {
         super::shutdown_signal().await;
         tracing::info!("stopping after the current batch (again to abort)");
-        flag.store(true, Ordering::Relaxed);
+        flag.cancel();
         super::shutdown_signal().await;
         std::process::exit(130);
     });

@@ -12,7 +12,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -297,13 +297,14 @@ impl Fixture {
             channel_batches: 1,
             once: true,
             poll_interval: Duration::from_millis(50),
+            invalid: Default::default(),
         };
         doudi_pipeline::run_files(
             &store,
             Arc::new(engine),
             &opts,
             &(),
-            Arc::new(AtomicBool::new(false)),
+            doudi_pipeline::driver::CancellationToken::new(),
         )
         .await
         .expect("run");

@@ -1,18 +1,36 @@
-//! The share of invalid records among the last N of a partition: a broken upstream stops the
-//! worker instead of filling the dead-letter topic with a whole feed.
+//! The invalid-ratio guard of every record source: the share of invalid records among the last N
+//! of a stream. A broken upstream stops the driver instead of filling the dead letters with a whole
+//! feed; scattered poison never trips it.
 
 use std::collections::VecDeque;
 
-/// The last `size` outcomes of one partition (true: invalid).
+/// The invalid-ratio guard's settings: more than `max_ratio` of the last `window` records of one
+/// stream invalid stops the driver. The default (ratio 1.0) never stops.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InvalidGuard {
+    pub max_ratio: f64,
+    pub window: usize,
+}
+
+impl Default for InvalidGuard {
+    fn default() -> Self {
+        InvalidGuard {
+            max_ratio: 1.0,
+            window: 1000,
+        }
+    }
+}
+
+/// The last `size` outcomes of one stream (true: invalid).
 #[derive(Debug)]
-pub(crate) struct InvalidWindow {
+pub struct InvalidWindow {
     outcomes: VecDeque<bool>,
     invalid: usize,
     size: usize,
 }
 
 impl InvalidWindow {
-    pub(crate) fn new(size: usize) -> Self {
+    pub fn new(size: usize) -> Self {
         InvalidWindow {
             outcomes: VecDeque::with_capacity(size.min(1 << 16)),
             invalid: 0,
@@ -21,7 +39,7 @@ impl InvalidWindow {
     }
 
     /// Record one outcome; returns the invalid count when the window is full and over `ratio`.
-    pub(crate) fn record(&mut self, invalid: bool, ratio: f64) -> Option<usize> {
+    pub fn record(&mut self, invalid: bool, ratio: f64) -> Option<usize> {
         if self.outcomes.len() == self.size && self.outcomes.pop_front() == Some(true) {
             self.invalid -= 1;
         }
@@ -58,6 +76,15 @@ mod tests {
             }
         }
         assert_eq!(tripped, Some((900, 901)));
+    }
+
+    #[test]
+    fn the_default_guard_never_trips_even_on_a_wholly_invalid_stream() {
+        let g = InvalidGuard::default();
+        let mut w = InvalidWindow::new(g.window);
+        for _ in 0..5000 {
+            assert_eq!(w.record(true, g.max_ratio), None);
+        }
     }
 
     #[test]

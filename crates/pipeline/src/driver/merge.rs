@@ -1,31 +1,52 @@
-//! Event-time alignment of a worker's partitions: records are applied in the order of their
-//! `occurred_at`, merged across every assigned partition of the four feed topics, not in the order
-//! the broker's fetches happen to deliver them.
+//! The event-time merger of every record source: records are applied in the order of their
+//! `occurred_at`, merged across the streams a driver reads (the files of each source folder, every
+//! assigned partition of the feed topics), not in the order reads or fetches happen to deliver
+//! them.
 //!
-//! One person's records arrive on different topics (a death on `civil_registry`, the income drop
-//! it explains on `employment`), and a household's risk is assessed after each of its records: in
-//! fetch order, the same feeds could raise a warning in one run and none in another. The aligner
-//! keeps each partition's records in offset order and releases the earliest head among them, but
-//! only once every assigned partition either has a head or has been read to its end (its high
-//! watermark), so no earlier record can still be on its way. Ties go to the lower
-//! `(topic, partition)`, and a record without a time (refused at ingest) goes out at once.
+//! One person's records arrive in different streams (a death from the civil registry, the income
+//! drop it explains from employment), and a household's risk is assessed after each of its
+//! records: in delivery order, the same feeds could raise a warning in one run and none in another.
+//! The merger keeps each stream's records in their own order and releases the earliest head among
+//! them, but only once every stream either has a head or has been read to its end, so no earlier
+//! record can still be on its way. Ties go to the lower stream key, and a record without a time
+//! (refused at ingest) goes out at once.
 //!
-//! This is a k-way merge whose whole state is each partition's next offset. Because a batch is a
-//! prefix of what the aligner released and its offsets commit with its effects, a worker restarted
-//! from the stored offsets — after a crash, a rebalance or a deploy — continues the very same
-//! merge: over the same records the outcome is the same, however often it was interrupted.
+//! This is a k-way merge whose whole state is each stream's next position. Because a batch is a
+//! prefix of what the merger released and its positions commit with its effects, a driver
+//! restarted from the stored positions — after a crash, a rebalance or a deploy — continues the
+//! very same merge: over the same records the outcome is the same, however often it was
+//! interrupted.
 //!
-//! Two bounds keep it live and small. A partition that has neither a head nor reached its end for
-//! `wait` (its leader is down, say) stops holding the others back until it delivers again: lateness
-//! is then logged, and that record's order is the fetch's. And a partition holding more than
-//! `buffer` records is reported for pausing (the caller pauses its fetching) until it drains.
+//! Two bounds keep it live and small where a stream can go quiet (Kafka). A stream that has
+//! neither a head nor reached its end for `wait` (its leader is down, say) stops holding the
+//! others back until it delivers again: lateness is then logged, and that record's order is the
+//! fetch's. And a stream holding more than `buffer` records is reported for pausing (the caller
+//! pauses its fetching) until it drains. A file reader always has its next record or knows it is
+//! at its end, so neither bound ever applies to files.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A partition: `(topic, partition)`.
-pub(crate) type Key = (Arc<str>, i32);
+/// A stream's key: its order breaks ties between equal times.
+pub trait StreamKey: Ord + Clone {
+    /// How logs name the stream (never personal data).
+    fn describe(&self) -> String;
+}
+
+/// A Kafka partition: `(topic, partition)`.
+impl StreamKey for (Arc<str>, i32) {
+    fn describe(&self) -> String {
+        format!("{}/{}", self.0, self.1)
+    }
+}
+
+/// A reader's index among the driver's readers (files: source folders in name order).
+impl StreamKey for usize {
+    fn describe(&self) -> String {
+        format!("reader {self}")
+    }
+}
 
 #[derive(Debug)]
 struct Part<T> {
@@ -42,25 +63,25 @@ struct Part<T> {
     paused: bool,
 }
 
-/// Records of the assigned partitions, released in event-time order.
+/// Records of the streams read, released in event-time order.
 #[derive(Debug)]
-pub(crate) struct Aligner<T> {
-    parts: BTreeMap<Key, Part<T>>,
+pub struct Merger<K, T> {
+    parts: BTreeMap<K, Part<T>>,
     wait: Duration,
     buffer: usize,
     held: usize,
 }
 
-/// What the caller should do with a partition's fetching.
+/// What the caller should do with a stream's fetching.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Fetch {
-    Pause(Key),
-    Resume(Key),
+pub enum Fetch<K> {
+    Pause(K),
+    Resume(K),
 }
 
-impl<T> Aligner<T> {
-    pub(crate) fn new(wait: Duration, buffer: usize) -> Self {
-        Aligner {
+impl<K: StreamKey, T> Merger<K, T> {
+    pub fn new(wait: Duration, buffer: usize) -> Self {
+        Merger {
             parts: BTreeMap::new(),
             wait,
             buffer: buffer.max(1),
@@ -69,7 +90,7 @@ impl<T> Aligner<T> {
     }
 
     /// A partition is now this worker's, read from `next`.
-    pub(crate) fn assign(&mut self, key: Key, next: i64, now: Instant) {
+    pub fn assign(&mut self, key: K, next: i64, now: Instant) {
         let old = self.parts.insert(
             key,
             Part {
@@ -88,7 +109,7 @@ impl<T> Aligner<T> {
 
     /// A partition is no longer this worker's: what it held is dropped (never committed here, it
     /// is read again by the partition's next owner). Returns how many records that was.
-    pub(crate) fn revoke(&mut self, key: &Key) -> usize {
+    pub fn revoke(&mut self, key: &K) -> usize {
         match self.parts.remove(key) {
             Some(p) => {
                 self.held -= p.queue.len();
@@ -98,29 +119,23 @@ impl<T> Aligner<T> {
         }
     }
 
-    pub(crate) fn is_assigned(&self, key: &Key) -> bool {
+    pub fn is_assigned(&self, key: &K) -> bool {
         self.parts.contains_key(key)
     }
 
     /// Where a partition's reading stands (`None`: not assigned).
-    pub(crate) fn next_offset(&self, key: &Key) -> Option<i64> {
+    pub fn next_offset(&self, key: &K) -> Option<i64> {
         self.parts.get(key).map(|p| p.next)
     }
 
     /// Records held, over all partitions.
-    pub(crate) fn held(&self) -> usize {
+    pub fn held(&self) -> usize {
         self.held
     }
 
     /// A record of an assigned partition, at `offset`, with its event time (if it has one).
     /// Returns `Fetch::Pause` when the partition now holds more than the buffer.
-    pub(crate) fn push(
-        &mut self,
-        key: &Key,
-        offset: i64,
-        time: Option<i64>,
-        item: T,
-    ) -> Option<Fetch> {
+    pub fn push(&mut self, key: &K, offset: i64, time: Option<i64>, item: T) -> Option<Fetch<K>> {
         let buffer = self.buffer;
         let p = self.parts.get_mut(key)?;
         p.queue.push_back((time, item));
@@ -138,7 +153,7 @@ impl<T> Aligner<T> {
 
     /// Empty partitions not known to be at their end: the caller asks the client whether they
     /// are (`at_end(key, next)`), from the watermarks it caches.
-    pub(crate) fn refresh(&mut self, now: Instant, mut at_end: impl FnMut(&Key, i64) -> bool) {
+    pub fn refresh(&mut self, now: Instant, mut at_end: impl FnMut(&K, i64) -> bool) {
         for (key, p) in self.parts.iter_mut() {
             if !p.queue.is_empty() || p.at_end {
                 continue;
@@ -153,7 +168,7 @@ impl<T> Aligner<T> {
             if !p.overdue && now.duration_since(since) >= self.wait {
                 p.overdue = true;
                 tracing::warn!(
-                    stream = %format!("{}/{}", key.0, key.1),
+                    stream = %key.describe(),
                     waited_ms = self.wait.as_millis() as u64,
                     "a partition delivered nothing for kafka.align_wait_ms; the others go on \
                      without it (its next records are applied as they come)"
@@ -164,7 +179,7 @@ impl<T> Aligner<T> {
 
     /// The consumer was away (handing a batch to a busy applier): partitions still waiting start
     /// their wait again, so only time spent reading counts against them.
-    pub(crate) fn restart_waits(&mut self, now: Instant) {
+    pub fn restart_waits(&mut self, now: Instant) {
         for p in self.parts.values_mut() {
             if p.empty_since.is_some() {
                 p.empty_since = Some(now);
@@ -173,16 +188,29 @@ impl<T> Aligner<T> {
     }
 
     /// A partition that holds the merge back now (empty, not at its end, not overdue), if any.
-    pub(crate) fn holding(&self) -> Option<&Key> {
+    pub fn holding(&self) -> Option<&K> {
         self.parts
             .iter()
             .find(|(_, p)| p.queue.is_empty() && !p.at_end && !p.overdue)
             .map(|(k, _)| k)
     }
 
-    /// The next record in event-time order, if it can go now; `flows` gets the partitions to
-    /// resume. A partition emptied here must be refreshed before it stops holding others back.
-    pub(crate) fn pop(&mut self, flows: &mut Vec<Fetch>) -> Option<T> {
+    /// A stream is read to its end (a file reader has nothing more): while it holds nothing, it
+    /// holds nobody back. Pushing to it again makes it count again.
+    pub fn mark_end(&mut self, key: &K) {
+        if let Some(p) = self.parts.get_mut(key) {
+            if p.queue.is_empty() {
+                p.at_end = true;
+                p.empty_since = None;
+                p.overdue = false;
+            }
+        }
+    }
+
+    /// The next record in event-time order and its stream, if it can go now; `flows` gets the
+    /// streams to resume. A stream emptied here must be refreshed (or given its next record, or
+    /// marked at its end) before it stops holding others back.
+    pub fn pop(&mut self, flows: &mut Vec<Fetch<K>>) -> Option<(K, T)> {
         let untimed = self
             .parts
             .iter()
@@ -191,7 +219,7 @@ impl<T> Aligner<T> {
         let key = match untimed {
             Some(k) => k,
             None => {
-                let mut best: Option<(&Key, i64)> = None;
+                let mut best: Option<(&K, i64)> = None;
                 for (key, p) in &self.parts {
                     match p.queue.front() {
                         Some((Some(t), _)) => {
@@ -217,9 +245,9 @@ impl<T> Aligner<T> {
         }
         if p.paused && p.queue.len() <= buffer / 4 {
             p.paused = false;
-            flows.push(Fetch::Resume(key));
+            flows.push(Fetch::Resume(key.clone()));
         }
-        Some(item)
+        Some((key, item))
     }
 }
 
@@ -227,14 +255,16 @@ impl<T> Aligner<T> {
 mod tests {
     use super::*;
 
+    type Key = (Arc<str>, i32);
+
     fn key(t: &str, p: i32) -> Key {
         (Arc::from(t), p)
     }
 
-    fn drain(a: &mut Aligner<&'static str>) -> Vec<&'static str> {
+    fn drain(a: &mut Merger<Key, &'static str>) -> Vec<&'static str> {
         let mut out = Vec::new();
         let mut flows = Vec::new();
-        while let Some(x) = a.pop(&mut flows) {
+        while let Some((_, x)) = a.pop(&mut flows) {
             out.push(x);
         }
         out
@@ -243,7 +273,7 @@ mod tests {
     #[test]
     fn releases_in_event_time_order_across_partitions_once_each_has_a_head() {
         let now = Instant::now();
-        let mut a = Aligner::new(Duration::from_secs(5), 100);
+        let mut a = Merger::new(Duration::from_secs(5), 100);
         a.assign(key("employment", 0), 0, now);
         a.assign(key("civil_registry", 0), 0, now);
         a.push(&key("employment", 0), 0, Some(20), "income drop");
@@ -261,7 +291,7 @@ mod tests {
     #[test]
     fn a_record_without_a_time_never_waits() {
         let now = Instant::now();
-        let mut a = Aligner::new(Duration::from_secs(5), 100);
+        let mut a = Merger::new(Duration::from_secs(5), 100);
         a.assign(key("a", 0), 0, now);
         a.assign(key("b", 0), 0, now);
         a.push(&key("b", 0), 0, None, "refused");
@@ -272,7 +302,7 @@ mod tests {
     #[test]
     fn ties_go_to_the_lower_partition_and_order_within_a_partition_is_kept() {
         let now = Instant::now();
-        let mut a = Aligner::new(Duration::from_secs(5), 100);
+        let mut a = Merger::new(Duration::from_secs(5), 100);
         for p in [1, 0] {
             a.assign(key("t", p), 0, now);
         }
@@ -282,7 +312,7 @@ mod tests {
         a.refresh(now, |_, _| true);
         let mut out = Vec::new();
         let mut flows = Vec::new();
-        while let Some(x) = a.pop(&mut flows) {
+        while let Some((_, x)) = a.pop(&mut flows) {
             out.push(x);
             a.refresh(now, |_, _| true);
         }
@@ -300,7 +330,7 @@ mod tests {
         ];
         let run = |from: [usize; 3]| {
             let now = Instant::now();
-            let mut a = Aligner::new(Duration::from_secs(5), 100);
+            let mut a = Merger::new(Duration::from_secs(5), 100);
             let mut offsets = Vec::new();
             for (p, rows) in data.iter().enumerate() {
                 a.assign(key("t", p as i32), from[p] as i64, now);
@@ -312,7 +342,9 @@ mod tests {
             let mut flows = Vec::new();
             loop {
                 a.refresh(now, |_, _| true);
-                let Some(x) = a.pop(&mut flows) else { break };
+                let Some((_, x)) = a.pop(&mut flows) else {
+                    break;
+                };
                 out.push(x.0);
                 offsets.push(x.1);
             }
@@ -332,7 +364,7 @@ mod tests {
     #[test]
     fn a_silent_partition_holds_the_others_back_only_for_the_wait() {
         let start = Instant::now();
-        let mut a = Aligner::new(Duration::from_millis(100), 100);
+        let mut a = Merger::new(Duration::from_millis(100), 100);
         a.assign(key("a", 0), 0, start);
         a.assign(key("b", 0), 0, start);
         a.push(&key("a", 0), 0, Some(1), "x");
@@ -353,7 +385,7 @@ mod tests {
     #[test]
     fn a_full_partition_is_paused_and_resumed_once_drained() {
         let now = Instant::now();
-        let mut a = Aligner::new(Duration::from_secs(5), 4);
+        let mut a = Merger::new(Duration::from_secs(5), 4);
         a.assign(key("a", 0), 0, now);
         let mut flows = Vec::new();
         for o in 0..5 {
@@ -371,5 +403,41 @@ mod tests {
         assert_eq!(flows, [Fetch::Resume(key("a", 0))]);
         assert_eq!(a.revoke(&key("a", 0)), 0);
         assert!(!a.is_assigned(&key("a", 0)));
+    }
+
+    #[test]
+    fn file_readers_merge_by_time_with_ties_and_refusals_by_reader_order() {
+        // Each reader offers its next record only once the previous one went out, as the file
+        // driver does; a reader with nothing more is marked at its end.
+        let readers: [&[(Option<i64>, &'static str)]; 3] = [
+            &[(Some(5), "r0 a"), (Some(9), "r0 b")],
+            &[(Some(5), "r1 a"), (None, "r1 refused"), (Some(6), "r1 c")],
+            &[],
+        ];
+        let now = Instant::now();
+        let mut m: Merger<usize, &'static str> = Merger::new(Duration::MAX, 1);
+        let mut next = [0usize; 3];
+        let offer =
+            |m: &mut Merger<usize, &'static str>, next: &mut [usize; 3], i: usize| match readers[i]
+                .get(next[i])
+            {
+                Some((t, name)) => {
+                    m.push(&i, next[i] as i64, *t, *name);
+                    next[i] += 1;
+                }
+                None => m.mark_end(&i),
+            };
+        for i in 0..3 {
+            m.assign(i, 0, now);
+            offer(&mut m, &mut next, i);
+        }
+        let mut out = Vec::new();
+        let mut flows = Vec::new();
+        while let Some((i, x)) = m.pop(&mut flows) {
+            out.push(x);
+            offer(&mut m, &mut next, i);
+        }
+        assert_eq!(out, ["r0 a", "r1 a", "r1 refused", "r1 c", "r0 b"]);
+        assert_eq!(m.held(), 0);
     }
 }

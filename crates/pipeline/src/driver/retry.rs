@@ -1,0 +1,210 @@
+//! The database retry policy of every driver: a batch (or its staging) that failed because the
+//! database is away — restarting, a dropped connection, a lock held by another writer — is tried
+//! again with exponential backoff until it commits; any other failure stops the driver at once.
+
+use std::future::Future;
+use std::time::Duration;
+
+use doudi_store::StoreError;
+
+use crate::PipelineError;
+
+/// Whether a failed store operation may succeed if tried again (the database restarting, a
+/// dropped connection, a lock held by another writer).
+pub fn is_transient(e: &StoreError) -> bool {
+    let source = match e {
+        StoreError::Db { source, .. } | StoreError::Open { source, .. } => source,
+        _ => return false,
+    };
+    match source {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // PostgreSQL: connection exceptions, shutdown, starting up, serialization/deadlock.
+            // SQLite: busy, locked.
+            code.starts_with("08")
+                || code.starts_with("57P")
+                || code == "40001"
+                || code == "40P01"
+                || matches!(code.as_ref(), "5" | "6" | "261" | "262" | "517")
+        }
+        _ => false,
+    }
+}
+
+/// Whether a pipeline failure is a transient database one.
+pub fn is_transient_failure(e: &PipelineError) -> bool {
+    matches!(e, PipelineError::Store(s) if is_transient(s))
+}
+
+/// Delays between attempts: doubling from `first` up to `max`.
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Default for Backoff {
+    /// 100 ms, doubling up to 5 s.
+    fn default() -> Self {
+        Backoff::new(Duration::from_millis(100), Duration::from_secs(5))
+    }
+}
+
+impl Backoff {
+    pub fn new(first: Duration, max: Duration) -> Self {
+        Backoff { next: first, max }
+    }
+
+    /// The delay before the next attempt (each is twice the one before, at most `max`).
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        d
+    }
+}
+
+/// Run `op` until it succeeds; a transient database failure is retried after the backoff's
+/// delay, any other failure is returned. `what` names the operation in logs and metrics.
+pub async fn retry<T, F, Fut>(
+    what: &'static str,
+    backoff: Backoff,
+    mut op: F,
+) -> Result<T, PipelineError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, PipelineError>>,
+{
+    match op().await {
+        Ok(v) => Ok(v),
+        Err(e) => retry_after(what, e, backoff, op).await,
+    }
+}
+
+/// `op` failed with `first`: if the database may come back, run it again with backoff until it
+/// succeeds; otherwise return the failure.
+pub async fn retry_after<T, F, Fut>(
+    what: &'static str,
+    first: PipelineError,
+    mut backoff: Backoff,
+    mut op: F,
+) -> Result<T, PipelineError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, PipelineError>>,
+{
+    let mut e = first;
+    let mut attempt = 1u32;
+    loop {
+        doudi_telemetry::db_error("batch");
+        let delay = backoff.next_delay();
+        match &e {
+            PipelineError::Store(s) if is_transient(s) => {
+                tracing::warn!(attempt, error = %s, retry_in_ms = delay.as_millis() as u64, "{what} failed on the database; retrying");
+            }
+            _ => return Err(e),
+        }
+        tokio::time::sleep(delay).await;
+        attempt += 1;
+        match op().await {
+            Ok(v) => {
+                tracing::info!(attempt, "the database is back; {what} done");
+                return Ok(v);
+            }
+            Err(next) => e = next,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    fn away() -> PipelineError {
+        PipelineError::Store(StoreError::Db {
+            context: "applying a batch",
+            source: sqlx::Error::PoolTimedOut,
+        })
+    }
+
+    fn broken() -> PipelineError {
+        PipelineError::Store(StoreError::Corrupt {
+            context: "a level",
+            message: "unknown".into(),
+        })
+    }
+
+    fn fast() -> Backoff {
+        Backoff::new(Duration::from_millis(1), Duration::from_millis(4))
+    }
+
+    #[test]
+    fn the_database_away_is_transient_and_corrupt_data_or_a_conflict_is_not() {
+        assert!(is_transient_failure(&away()));
+        assert!(!is_transient_failure(&broken()));
+        assert!(!is_transient(&StoreError::Conflict(
+            "already decided".into()
+        )));
+        assert!(!is_transient(&StoreError::Db {
+            context: "x",
+            source: sqlx::Error::RowNotFound,
+        }));
+        assert!(!is_transient_failure(&PipelineError::ReaderGone));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_ceiling() {
+        let mut b = Backoff::default();
+        let ms: Vec<u128> = (0..8).map(|_| b.next_delay().as_millis()).collect();
+        assert_eq!(ms, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_is_retried_until_the_operation_succeeds() {
+        let calls = Cell::new(0);
+        let r = retry("a batch", fast(), || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move {
+                if n < 4 {
+                    Err(away())
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(r.ok(), Some(4));
+        assert_eq!(calls.get(), 4);
+    }
+
+    #[tokio::test]
+    async fn any_other_failure_is_returned_at_once_even_after_transient_ones() {
+        let calls = Cell::new(0);
+        let r: Result<(), _> = retry("a batch", fast(), || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move { Err(if n < 2 { away() } else { broken() }) }
+        })
+        .await;
+        assert!(matches!(
+            r,
+            Err(PipelineError::Store(StoreError::Corrupt { .. }))
+        ));
+        assert_eq!(calls.get(), 2);
+        // Not transient from the start: never tried again.
+        let calls = Cell::new(0);
+        let r: Result<(), _> = retry_after("a batch", broken(), fast(), || {
+            calls.set(calls.get() + 1);
+            async { Ok(()) }
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(calls.get(), 0);
+    }
+}
