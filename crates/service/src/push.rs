@@ -43,10 +43,14 @@ pub const NDJSON: &str = "application/x-ndjson";
 /// Refused lines named in one answer at most (the count of the rest follows).
 const MAX_NAMED_LINES: usize = 20;
 
+/// One source's ids already pushed (`None` until read from the folder), behind the lock that
+/// serialises its appends.
+type SourceLog = Arc<tokio::sync::Mutex<Option<HashSet<String>>>>;
+
 /// The push's shared state: per source, the ids already pushed (read from the folder on first
 /// use) behind the lock that serialises appends; per token, its recent batches.
 pub struct PushState {
-    sources: Mutex<HashMap<Source, Arc<tokio::sync::Mutex<Option<HashSet<String>>>>>>,
+    sources: Mutex<HashMap<Source, SourceLog>>,
     limiter: BatchLimiter,
 }
 
@@ -58,7 +62,7 @@ impl PushState {
         }
     }
 
-    fn source_lock(&self, source: Source) -> Arc<tokio::sync::Mutex<Option<HashSet<String>>>> {
+    fn source_lock(&self, source: Source) -> SourceLog {
         let mut map = self
             .sources
             .lock()
