@@ -145,6 +145,7 @@ async fn bench(benching: bool) {
                 label: "bench",
                 created_by: "bench",
                 expires_at: None,
+                feed_source: None,
             })
             .await
             .expect("token");

@@ -2,7 +2,7 @@
 //! 4.x) generates requests from the document — valid and invalid — against the real binary on a
 //! small generated store, with every check on (status codes and response schemas as documented,
 //! valid data accepted, invalid data refused, no server error, authentication enforced,
-//! unsupported methods refused with `Allow`), once per role: officer, supervisor, auditor, admin.
+//! unsupported methods refused with `Allow`), once per role: officer, supervisor, auditor, admin, feeder.
 //! The run must end with 0 failures; the server must not panic.
 //!
 //! Runs only when `DOUDI_TEST_SCHEMATHESIS` names the `st` executable (`.ci/run` installs it);
@@ -273,6 +273,21 @@ fn conformance(dir: &Path, db: &str, st: &str, examples: u32) {
             "admin",
             token(dir, db, &["--role", "admin", "--region", "34"]),
         ),
+        (
+            "feeder",
+            token(
+                dir,
+                db,
+                &[
+                    "--role",
+                    "feeder",
+                    "--source",
+                    "health_insurance",
+                    "--region",
+                    "34",
+                ],
+            ),
+        ),
     ];
 
     let port = free_port();
@@ -322,7 +337,11 @@ fn conformance(dir: &Path, db: &str, st: &str, examples: u32) {
             .args(["--seed", SEED])
             .args(["--workers", "1"])
             .args(["--no-color"])
-            .env("SCHEMATHESIS_HOOKS", "")
+            // A serializer for the push's `application/x-ndjson` body.
+            .env(
+                "SCHEMATHESIS_HOOKS",
+                repo().join("tests/schemathesis_hooks.py"),
+            )
             .output()
             .expect("run schemathesis");
         let text = format!(

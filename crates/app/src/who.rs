@@ -20,9 +20,14 @@ pub enum Role {
     /// Runs the service (and the command line on the server): reads everything (masked), replays
     /// dead letters; makes no decision about a household.
     Admin,
+    /// A department's program pushing its feed over HTTP (`POST /api/feeds/{source}`), for the
+    /// one source its token names: reads nothing, sees no region, and is in no reading route.
+    Feeder,
 }
 
 impl Role {
+    /// The roles of people (and the service's operator): every one of them reads warnings. The
+    /// [`Role::Feeder`] is not among them: it reads nothing.
     pub const ALL: [Role; 4] = [Role::Officer, Role::Supervisor, Role::Auditor, Role::Admin];
 
     pub fn code(self) -> &'static str {
@@ -31,11 +36,15 @@ impl Role {
             Role::Supervisor => "supervisor",
             Role::Auditor => "auditor",
             Role::Admin => "admin",
+            Role::Feeder => "feeder",
         }
     }
 
     pub fn from_code(s: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.code() == s)
+        Role::ALL
+            .into_iter()
+            .chain([Role::Feeder])
+            .find(|r| r.code() == s)
     }
 
     /// Whether the role is limited to its region.
@@ -72,9 +81,9 @@ impl Who {
         }
     }
 
-    /// Whether the asker may see things of `region` (a region code).
+    /// Whether the asker may see things of `region` (a region code). A feeder sees nothing.
     pub fn sees(&self, region: &str) -> bool {
-        !self.role.is_regional() || region.starts_with(&self.region)
+        self.role != Role::Feeder && (!self.role.is_regional() || region.starts_with(&self.region))
     }
 
     /// Refuse unless the asker may see `region`: [`AppError::NotFound`] with `missing`, the very
@@ -122,8 +131,13 @@ mod tests {
         );
         let cli = Who::operator("cli:alice");
         assert!(cli.sees("999") && cli.scope().is_empty());
-        for r in Role::ALL {
+        for r in Role::ALL.into_iter().chain([Role::Feeder]) {
             assert_eq!(Role::from_code(r.code()), Some(r));
         }
+        let feeder = Who {
+            role: Role::Feeder,
+            ..Who::operator("token:9")
+        };
+        assert!(!feeder.sees("341502001003") && !feeder.sees(""));
     }
 }

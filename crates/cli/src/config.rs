@@ -223,6 +223,15 @@ impl Config {
         if s.auth_failures_per_minute == 0 {
             anyhow::bail!("serve.auth_failures_per_minute must be at least 1");
         }
+        if s.push_max_bytes < 1024 {
+            anyhow::bail!(
+                "serve.push_max_bytes must be at least 1024 (got {})",
+                s.push_max_bytes
+            );
+        }
+        if s.push_batches_per_minute == 0 {
+            anyhow::bail!("serve.push_batches_per_minute must be at least 1");
+        }
         if !(1..=10_000).contains(&s.max_page_size) {
             anyhow::bail!(
                 "serve.max_page_size must be 1 to 10000 (got {})",
@@ -485,6 +494,10 @@ pub struct ServeConfig {
     pub auth_failures_per_minute: u32,
     /// Most warnings on one page of `GET /api/warnings`.
     pub max_page_size: i64,
+    /// Largest batch a feeder may push (`POST /api/feeds/{source}`), in bytes (larger: 413).
+    pub push_max_bytes: usize,
+    /// Batches one feeder token may push per minute (beyond it: 429).
+    pub push_batches_per_minute: u32,
     /// Seconds to let requests in flight finish after SIGTERM or Ctrl-C.
     pub shutdown_grace_seconds: u64,
     /// Addresses (`10.0.0.5`) or networks (`10.0.0.0/8`) of the reverse proxies in front of the
@@ -505,6 +518,8 @@ impl Default for ServeConfig {
             max_body_bytes: 65536,
             auth_failures_per_minute: 10,
             max_page_size: 500,
+            push_max_bytes: 8 * 1024 * 1024,
+            push_batches_per_minute: 600,
             shutdown_grace_seconds: 10,
             trusted_proxies: Vec::new(),
             tls_cert: None,

@@ -391,6 +391,14 @@ impl ProfileReader {
     }
 }
 
+/// Whether `stream` (`folder/file`) is a file the HTTP push appends to (`push-<date>.jsonl`).
+pub fn is_pushed(stream: &str) -> bool {
+    stream
+        .rsplit('/')
+        .next()
+        .is_some_and(|f| f.starts_with("push-") && f.ends_with(".jsonl"))
+}
+
 /// Reads one source's files in order, from the stored positions.
 pub struct SourceReader {
     source: Source,
@@ -469,8 +477,10 @@ impl SourceReader {
                 None => {
                     self.current = None;
                 }
-                Some(l) if !l.terminated && !self.take_unterminated => {
-                    // A line still being written: leave it for the next pass.
+                Some(l) if !l.terminated && (!self.take_unterminated || is_pushed(stream)) => {
+                    // A line still being written: leave it for the next pass. (A file of the HTTP
+                    // push is only ever appended whole lines: a last line without its newline is
+                    // an append in progress, even for `--once`.)
                     self.current = None;
                 }
                 Some(l) => {
@@ -692,6 +702,34 @@ died_on = "日期"
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].record.line(), 4);
         assert!(rest[0].result.is_ok());
+    }
+
+    #[test]
+    fn a_pushed_files_unterminated_last_line_waits_even_once() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let folder = tmp.path().join("civil_registry");
+        std::fs::create_dir_all(&folder).expect("folder");
+        let text = "{\"event_id\":\"a\"}\n{\"event_id\":\"b\"";
+        std::fs::write(folder.join("2026-03.jsonl"), text).expect("dropped file");
+        std::fs::write(folder.join("push-2026-12-07.jsonl"), text).expect("pushed file");
+        let feeds = scan_feeds(tmp.path()).expect("scan");
+        assert_eq!(feeds.len(), 1);
+        let mut reader = SourceReader::new(feeds[0].clone(), HashMap::new(), 1 << 20, true);
+        let mut streams = Vec::new();
+        while let Some(r) = reader.next_record().expect("read") {
+            streams.push((r.stream, r.line));
+        }
+        assert_eq!(
+            streams,
+            vec![
+                ("civil_registry/2026-03.jsonl".to_string(), 1),
+                ("civil_registry/2026-03.jsonl".to_string(), 2),
+                ("civil_registry/push-2026-12-07.jsonl".to_string(), 1),
+            ],
+            "a dropped file is finished with --once; a pushed one may be mid-append"
+        );
+        assert!(is_pushed("civil_registry/push-2026-12-07.jsonl"));
+        assert!(!is_pushed("push-x/2026-03.jsonl") && !is_pushed("a/push-1.csv"));
     }
 
     #[test]

@@ -136,6 +136,7 @@ fn principal_of(
         role,
         region: row.region_code.clone(),
         officer_id: row.officer_id.clone(),
+        feed_source: row.feed_source.clone(),
         form_token: form_token(form_source),
         session_hash,
         client: None,

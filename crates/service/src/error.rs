@@ -16,6 +16,9 @@ pub enum ApiError {
     Unauthenticated(String),
     #[error("too many failed sign-ins from this address: wait a minute and try again")]
     RateLimited,
+    /// Over a per-token rate (the push's batches per minute): 429.
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -43,7 +46,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited | ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -59,7 +62,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::Unauthenticated(_) => "unauthenticated",
-            ApiError::RateLimited => "rate_limited",
+            ApiError::RateLimited | ApiError::TooManyRequests(_) => "rate_limited",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::BadRequest(_) => "bad_request",

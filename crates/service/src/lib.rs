@@ -30,6 +30,7 @@ mod error;
 mod html;
 mod pages;
 mod principal;
+mod push;
 mod transport;
 
 use std::future::Future;
@@ -76,6 +77,10 @@ pub struct ServiceConfig {
     pub replay_page_size: i64,
     /// The reverse proxies in front of the service (`serve.trusted_proxies`).
     pub trusted_proxies: TrustedProxies,
+    /// Largest pushed batch (`POST /api/feeds/{source}`), in bytes; beyond it 413.
+    pub push_max_bytes: usize,
+    /// Batches a feeder token may push per minute; beyond it 429.
+    pub push_batches_per_minute: u32,
 }
 
 impl ServiceConfig {
@@ -92,6 +97,8 @@ impl ServiceConfig {
             feeds_dir: PathBuf::from("feeds"),
             replay_page_size: 10_000,
             trusted_proxies: TrustedProxies::default(),
+            push_max_bytes: 8 * 1024 * 1024,
+            push_batches_per_minute: 600,
         }
     }
 }
@@ -111,6 +118,7 @@ struct Inner {
     store: doudi_store::Store,
     config: ServiceConfig,
     auth_limiter: AuthLimiter,
+    push: push::PushState,
 }
 
 /// The service's shared state.
@@ -122,6 +130,7 @@ impl AppState {
         AppState(Arc::new(Inner {
             store,
             auth_limiter: AuthLimiter::new(config.auth_failures_per_minute),
+            push: push::PushState::new(config.push_batches_per_minute),
             config,
         }))
     }
@@ -136,6 +145,10 @@ impl AppState {
 
     pub(crate) fn auth_limiter(&self) -> &AuthLimiter {
         &self.0.auth_limiter
+    }
+
+    pub(crate) fn push(&self) -> &push::PushState {
+        &self.0.push
     }
 }
 
@@ -169,6 +182,11 @@ const DEAD_LETTER_READERS: &[Role] = &[Role::Auditor, Role::Admin];
 const ADMIN: &[Role] = &[Role::Admin];
 const SUPERVISOR: &[Role] = &[Role::Supervisor];
 const PUBLIC: &[Role] = &[];
+/// A department's program, for its one source (checked by the handler).
+const FEEDER: &[Role] = &[Role::Feeder];
+
+/// The path prefix of the push, whose bodies have their own limit (`serve.push_max_bytes`).
+pub const PUSH_PREFIX: &str = "/api/feeds/";
 
 fn route(
     method: &'static str,
@@ -281,6 +299,13 @@ pub fn routes() -> Vec<Route> {
             ALL,
             get(api::region_overview),
         ),
+        route(
+            "POST",
+            "/api/feeds/{source}",
+            Api,
+            FEEDER,
+            post(push::push_feed),
+        ),
         route("GET", "/sign-in", Page, PUBLIC, get(pages::sign_in_form)),
         route("POST", "/sign-in", Page, PUBLIC, post(pages::sign_in)),
         route("POST", "/sign-out", Page, ALL, post(pages::sign_out)),
@@ -321,14 +346,20 @@ pub fn routes() -> Vec<Route> {
 /// The path of `/metrics` (served by `doudi_telemetry::router`, outside the table's handlers).
 pub const METRICS_PATH: &str = "/metrics";
 
-/// Middleware: a body announced larger than `serve.max_body_bytes` is refused with 413 on every
-/// route, before any handler (or the guard) runs; a body that turns out larger while read (no
-/// `Content-Length`) is refused with 413 by the extractor ([`DefaultBodyLimit`]).
+/// Middleware: a body announced larger than `serve.max_body_bytes` (on the push,
+/// `serve.push_max_bytes`) is refused with 413 on every route, before any handler (or the guard)
+/// runs; a body that turns out larger while read (no `Content-Length`) is refused with 413 by the
+/// extractor ([`DefaultBodyLimit`]).
 async fn body_limit(
-    axum::extract::State(max): axum::extract::State<usize>,
+    axum::extract::State((max, push_max)): axum::extract::State<(usize, usize)>,
     req: Request,
     next: Next,
 ) -> Response {
+    let (max, key) = if req.uri().path().starts_with(PUSH_PREFIX) {
+        (push_max, "serve.push_max_bytes")
+    } else {
+        (max, "serve.max_body_bytes")
+    };
     let announced = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -336,7 +367,7 @@ async fn body_limit(
         .and_then(|v| v.trim().parse::<u64>().ok());
     if announced.is_some_and(|n| n > max as u64) {
         return ApiError::PayloadTooLarge(format!(
-            "the request body is larger than the service accepts ({max} bytes: serve.max_body_bytes)"
+            "the request body is larger than the service accepts ({max} bytes: {key})"
         ))
         .into_response();
     }
@@ -364,16 +395,19 @@ pub fn app(state: AppState) -> Router {
             roles: r.roles,
             kind: r.kind,
         };
-        let handler = r
+        let mut handler = r
             .handler
             .route_layer(axum::middleware::from_fn_with_state(guard, auth::guard));
+        if r.path.starts_with(PUSH_PREFIX) {
+            handler = handler.layer(DefaultBodyLimit::max(state.config().push_max_bytes));
+        }
         router = router.route(r.path, handler);
     }
     router
         .merge(doudi_telemetry::router())
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(
-            state.config().max_body_bytes,
+            (state.config().max_body_bytes, state.config().push_max_bytes),
             body_limit,
         ))
         .layer(axum::middleware::from_fn(error::json_errors))

@@ -14,6 +14,8 @@ pub struct Principal {
     /// The region prefix the token was created for.
     pub region: String,
     pub officer_id: Option<String>,
+    /// The one source a feeder token pushes (`None` for every other role).
+    pub feed_source: Option<String>,
     /// The form token of this session (pages).
     pub form_token: String,
     /// The hash of the sign-in session the request came with (pages), for signing out.
@@ -54,7 +56,7 @@ impl Principal {
 
     /// Whether this principal may see things of `region` (a region code).
     pub fn sees(&self, region: &str) -> bool {
-        !self.role.is_regional() || region.starts_with(&self.region)
+        self.who().sees(region)
     }
 
     /// Refuse unless this principal may see `region`: 404 with `missing`, the same answer as for

@@ -24,38 +24,58 @@ enum Exp {
 
 use Exp::{All, No, Own, Public};
 
-/// Roles in this order: officer, supervisor, auditor, admin.
-const ROLES: [Role; 4] = [Role::Officer, Role::Supervisor, Role::Auditor, Role::Admin];
+/// Roles in this order: officer, supervisor, auditor, admin, feeder (of `civil_registry`: its own
+/// "region" is its source).
+const ROLES: [Role; 5] = [
+    Role::Officer,
+    Role::Supervisor,
+    Role::Auditor,
+    Role::Admin,
+    Role::Feeder,
+];
 
-const MATRIX: &[(&str, &str, [Exp; 4])] = &[
-    ("GET", "/healthz", [Public; 4]),
-    ("GET", "/readyz", [Public; 4]),
-    ("GET", "/api/warnings", [Own, Own, All, All]),
-    ("GET", "/api/warnings/{id}", [Own, Own, All, All]),
-    ("POST", "/api/warnings/{id}/acknowledge", [Own, Own, No, No]),
-    ("POST", "/api/warnings/{id}/visit", [Own, Own, No, No]),
-    ("POST", "/api/warnings/{id}/resolve", [Own, Own, No, No]),
-    ("GET", "/api/households/{id}", [Own, Own, All, All]),
-    ("GET", "/api/households/{id}/timeline", [Own, Own, All, All]),
-    ("GET", "/api/households/{id}/trace", [Own, Own, All, No]),
-    ("GET", "/api/review", [All, All, All, All]),
-    ("POST", "/api/review/{seq}/decide", [Own, Own, No, No]),
-    ("GET", "/api/deadletters", [No, No, All, All]),
-    ("POST", "/api/deadletters/replay", [No, No, No, All]),
-    ("GET", "/api/officers", [All, All, All, All]),
-    ("GET", "/api/silences", [All, All, All, All]),
-    ("POST", "/api/silences", [No, Own, No, No]),
-    ("GET", "/api/regions/{code}/overview", [Own, Own, All, All]),
-    ("GET", "/sign-in", [Public; 4]),
-    ("POST", "/sign-in", [Public; 4]),
-    ("POST", "/sign-out", [All, All, All, All]),
-    ("GET", "/", [All, All, All, All]),
-    ("GET", "/warnings/{id}", [Own, Own, All, All]),
-    ("POST", "/warnings/{id}/acknowledge", [Own, Own, No, No]),
-    ("POST", "/warnings/{id}/visit", [Own, Own, No, No]),
-    ("POST", "/warnings/{id}/resolve", [Own, Own, No, No]),
-    ("GET", "/regions/{code}", [Own, Own, All, All]),
-    ("GET", "/households/{id}/trace", [Own, Own, All, No]),
+const MATRIX: &[(&str, &str, [Exp; 5])] = &[
+    ("GET", "/healthz", [Public; 5]),
+    ("GET", "/readyz", [Public; 5]),
+    ("GET", "/api/warnings", [Own, Own, All, All, No]),
+    ("GET", "/api/warnings/{id}", [Own, Own, All, All, No]),
+    (
+        "POST",
+        "/api/warnings/{id}/acknowledge",
+        [Own, Own, No, No, No],
+    ),
+    ("POST", "/api/warnings/{id}/visit", [Own, Own, No, No, No]),
+    ("POST", "/api/warnings/{id}/resolve", [Own, Own, No, No, No]),
+    ("GET", "/api/households/{id}", [Own, Own, All, All, No]),
+    (
+        "GET",
+        "/api/households/{id}/timeline",
+        [Own, Own, All, All, No],
+    ),
+    ("GET", "/api/households/{id}/trace", [Own, Own, All, No, No]),
+    ("GET", "/api/review", [All, All, All, All, No]),
+    ("POST", "/api/review/{seq}/decide", [Own, Own, No, No, No]),
+    ("GET", "/api/deadletters", [No, No, All, All, No]),
+    ("POST", "/api/deadletters/replay", [No, No, No, All, No]),
+    ("POST", "/api/feeds/{source}", [No, No, No, No, Own]),
+    ("GET", "/api/officers", [All, All, All, All, No]),
+    ("GET", "/api/silences", [All, All, All, All, No]),
+    ("POST", "/api/silences", [No, Own, No, No, No]),
+    (
+        "GET",
+        "/api/regions/{code}/overview",
+        [Own, Own, All, All, No],
+    ),
+    ("GET", "/sign-in", [Public; 5]),
+    ("POST", "/sign-in", [Public; 5]),
+    ("POST", "/sign-out", [All, All, All, All, No]),
+    ("GET", "/", [All, All, All, All, No]),
+    ("GET", "/warnings/{id}", [Own, Own, All, All, No]),
+    ("POST", "/warnings/{id}/acknowledge", [Own, Own, No, No, No]),
+    ("POST", "/warnings/{id}/visit", [Own, Own, No, No, No]),
+    ("POST", "/warnings/{id}/resolve", [Own, Own, No, No, No]),
+    ("GET", "/regions/{code}", [Own, Own, All, All, No]),
+    ("GET", "/households/{id}/trace", [Own, Own, All, No, No]),
 ];
 
 /// The concrete request for a route template, aimed at `side`.
@@ -63,7 +83,15 @@ fn uri(path: &str, side: &Side, own: bool) -> String {
     let warning = side.warnings[0].to_string();
     let mut u = path
         .replace("{seq}", &side.review_seq.to_string())
-        .replace("{code}", &side.township);
+        .replace("{code}", &side.township)
+        .replace(
+            "{source}",
+            if own {
+                common::FEEDER_SOURCE
+            } else {
+                "housing"
+            },
+        );
     u = if path.starts_with("/api/households") || path.starts_with("/households") {
         u.replace("{id}", &side.households[0])
     } else {
@@ -130,6 +158,18 @@ async fn request(
             fx.page(method, &u, token, Some(&fields)).await
         }
         Kind::Page => fx.page(method, &u, token, None).await,
+        _ if path == "/api/feeds/{source}" => {
+            let mut b = axum::http::Request::builder()
+                .method(method)
+                .uri(&u)
+                .header("content-type", "application/x-ndjson");
+            if let Some(t) = token {
+                b = b.header("authorization", format!("Bearer {t}"));
+            }
+            let line = common::death_line(&format!("matrix-{}-{own}", token.map_or(0, str::len)));
+            fx.send(b.body(axum::body::Body::from(line)).expect("request"))
+                .await
+        }
         _ => {
             let body = if method == "POST" {
                 api_body(path, side)

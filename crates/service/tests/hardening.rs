@@ -167,7 +167,13 @@ async fn silences_are_bounded_to_a_year_and_four_digit_years_and_never_panic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_over_the_limit_gets_413_on_every_route() {
-    for fx in Fixture::each_store(|c| c.max_body_bytes = 2048).await {
+    // The push has a limit of its own (`serve.push_max_bytes`, tests/push.rs): set to the same.
+    for fx in Fixture::each_store(|c| {
+        c.max_body_bytes = 2048;
+        c.push_max_bytes = 2048;
+    })
+    .await
+    {
         let big = "x".repeat(4096);
         let mut paths: Vec<(&str, String)> = routes()
             .iter()
@@ -176,7 +182,8 @@ async fn a_body_over_the_limit_gets_413_on_every_route() {
                     .path
                     .replace("{id}", "1")
                     .replace("{seq}", "1")
-                    .replace("{code}", "341502");
+                    .replace("{code}", "341502")
+                    .replace("{source}", "civil_registry");
                 (r.method, p)
             })
             .collect();

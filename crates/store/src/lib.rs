@@ -87,6 +87,7 @@ mod locks;
 mod notices;
 mod officers;
 mod open;
+mod pushed;
 mod queries;
 mod register;
 mod review;

@@ -162,4 +162,78 @@ mod tests {
         );
         assert_eq!(redact_url("sqlite://doudi.db"), "sqlite://doudi.db");
     }
+
+    /// Migration 0009 rebuilds `api_tokens` and `sessions` on SQLite (a CHECK cannot change in
+    /// place): a store with tokens and sessions from before keeps every row and id, the foreign
+    /// key still holds, and the feeder role comes with its source or not at all.
+    #[tokio::test]
+    async fn the_feeder_migration_keeps_tokens_and_sessions_on_sqlite() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("old.db").display());
+        let pool = open_sqlite(&url).await.expect("pool");
+        let before = sqlx::migrate::Migrator {
+            migrations: std::borrow::Cow::Owned(
+                SQLITE_MIGRATIONS
+                    .migrations
+                    .iter()
+                    .filter(|m| m.version < 9)
+                    .cloned()
+                    .collect(),
+            ),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        before.run(&pool).await.expect("migrations before 0009");
+        sqlx::raw_sql(
+            "INSERT INTO api_tokens (token_hash, role, region_code, officer_id, created_by, created_at)
+                 VALUES ('h1', 'officer', '341502001', 'o-1', 'test', '2026-12-01T00:00:00.000000Z'),
+                        ('h2', 'admin', '34', NULL, 'test', '2026-12-01T00:00:00.000000Z');
+             INSERT INTO sessions (session_hash, token_id, created_at, expires_at)
+                 VALUES ('s1', 2, '2026-12-01T00:00:00.000000Z', '2026-12-01T12:00:00.000000Z');",
+        )
+        .execute(&pool)
+        .await
+        .expect("rows from before");
+        SQLITE_MIGRATIONS.run(&pool).await.expect("0009");
+        let tokens: Vec<(i64, String, Option<String>)> =
+            sqlx::query_as("SELECT token_id, role, feed_source FROM api_tokens ORDER BY token_id")
+                .fetch_all(&pool)
+                .await
+                .expect("tokens");
+        assert_eq!(
+            tokens,
+            vec![(1, "officer".into(), None), (2, "admin".into(), None)]
+        );
+        let sessions: Vec<(i64, String, i64)> =
+            sqlx::query_as("SELECT session_id, session_hash, token_id FROM sessions")
+                .fetch_all(&pool)
+                .await
+                .expect("sessions");
+        assert_eq!(sessions, vec![(1, "s1".into(), 2)]);
+        let insert = |sql: &'static str| {
+            let pool = pool.clone();
+            async move { sqlx::raw_sql(sql).execute(&pool).await }
+        };
+        insert("INSERT INTO api_tokens (token_hash, role, region_code, created_by, created_at, feed_source)
+                VALUES ('h3', 'feeder', '34', 'test', 'now', 'housing')")
+            .await
+            .expect("a feeder with its source");
+        for refused in [
+            "INSERT INTO api_tokens (token_hash, role, region_code, created_by, created_at)
+             VALUES ('h4', 'feeder', '34', 'test', 'now')",
+            "INSERT INTO api_tokens (token_hash, role, region_code, created_by, created_at, feed_source)
+             VALUES ('h5', 'auditor', '34', 'test', 'now', 'housing')",
+            "INSERT INTO api_tokens (token_hash, role, region_code, created_by, created_at)
+             VALUES ('h6', 'king', '34', 'test', 'now')",
+            "INSERT INTO sessions (session_hash, token_id, created_at, expires_at)
+             VALUES ('s9', 99, 'now', 'later')",
+        ] {
+            assert!(insert(refused).await.is_err(), "not refused: {refused}");
+        }
+        let id: i64 = sqlx::query_scalar("SELECT token_id FROM api_tokens WHERE token_hash = 'h3'")
+            .fetch_one(&pool)
+            .await
+            .expect("id");
+        assert_eq!(id, 3, "ids go on after the rebuilt table's");
+        pool.close().await;
+    }
 }

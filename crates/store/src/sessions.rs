@@ -65,7 +65,7 @@ impl Store {
         on!(self.pool(), pool => Ok(sqlx::query(
             "SELECT s.session_id, s.created_at, s.expires_at, s.ended_at,
                     t.token_id, t.role, t.region_code, t.officer_id, t.label, t.created_by,
-                    t.created_at, t.expires_at, t.revoked_at, t.revoked_by
+                    t.created_at, t.expires_at, t.revoked_at, t.revoked_by, t.feed_source
              FROM sessions s JOIN api_tokens t ON t.token_id = s.token_id
              WHERE s.session_hash = $1",
         )
@@ -89,6 +89,7 @@ impl Store {
                 expires_at: r.col(11),
                 revoked_at: r.col(12),
                 revoked_by: r.col(13),
+                feed_source: r.col(14),
             },
         })))
     }
@@ -141,6 +142,7 @@ mod tests {
                 label: "",
                 created_by: "cli:root",
                 expires_at: None,
+                feed_source: None,
             })
             .await
             .unwrap();

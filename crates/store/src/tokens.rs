@@ -24,6 +24,8 @@ pub struct TokenRow {
     pub expires_at: Option<String>,
     pub revoked_at: Option<String>,
     pub revoked_by: Option<String>,
+    /// The one source a `feeder` token pushes (`None` for every other role).
+    pub feed_source: Option<String>,
 }
 
 /// A token to create.
@@ -38,9 +40,12 @@ pub struct NewToken<'a> {
     pub created_by: &'a str,
     /// Stored timestamp format ([`crate::ts`]); `None`: never expires.
     pub expires_at: Option<String>,
+    /// The one source a `feeder` token pushes; `None` for every other role (the table refuses a
+    /// feeder without one, and a source on any other role).
+    pub feed_source: Option<&'a str>,
 }
 
-const TOKEN_COLUMNS: &str = "SELECT token_id, role, region_code, officer_id, label, created_by, created_at, expires_at, revoked_at, revoked_by FROM api_tokens";
+const TOKEN_COLUMNS: &str = "SELECT token_id, role, region_code, officer_id, label, created_by, created_at, expires_at, revoked_at, revoked_by, feed_source FROM api_tokens";
 
 fn token_row(r: &impl Col) -> TokenRow {
     TokenRow {
@@ -54,6 +59,7 @@ fn token_row(r: &impl Col) -> TokenRow {
         expires_at: r.col(7),
         revoked_at: r.col(8),
         revoked_by: r.col(9),
+        feed_source: r.col(10),
     }
 }
 
@@ -66,8 +72,8 @@ impl Store {
             .await
             .ctx("starting to create a token")?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO api_tokens (token_hash, role, region_code, officer_id, label, created_by, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING token_id",
+            "INSERT INTO api_tokens (token_hash, role, region_code, officer_id, label, created_by, created_at, expires_at, feed_source)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING token_id",
         )
         .bind(t.token_hash)
         .bind(t.role)
@@ -77,6 +83,7 @@ impl Store {
         .bind(t.created_by)
         .bind(now())
         .bind(&t.expires_at)
+        .bind(t.feed_source)
         .fetch_one(&mut *tx)
         .await
         .ctx("creating a token")?;
@@ -86,7 +93,8 @@ impl Store {
             "token_created",
             &format!("token:{id}"),
             &serde_json::json!({"role": t.role, "region_code": t.region_code,
-                "officer_id": t.officer_id, "expires_at": t.expires_at}),
+                "officer_id": t.officer_id, "expires_at": t.expires_at,
+                "feed_source": t.feed_source}),
         )
         .await?;
         tx.commit().await.ctx("committing a new token")?;
@@ -179,6 +187,7 @@ mod tests {
                 label: "",
                 created_by: "cli:root",
                 expires_at: None,
+                feed_source: None,
             })
             .await
             .unwrap();

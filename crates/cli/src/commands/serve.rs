@@ -28,7 +28,7 @@ that opens a session of its own (12 hours at most); signing out ends it, not the
 Protections: anything outside a token's region answers 404, as if it did not exist; a client address
 over serve.auth_failures_per_minute failed authentications gets 429 for a minute, valid token or not;
 bodies over serve.max_body_bytes get 413 on every route; every answer is Cache-Control: no-store;
-a silence lasts at most a year. The API is described in schemas/openapi.json. /healthz (process up), /readyz (database answers) and /metrics (Prometheus) need no token. SIGTERM or Ctrl-C stops accepting and lets requests in flight finish (serve.shutdown_grace_seconds).")]
+a silence lasts at most a year. A feeder token (doudi tokens create --role feeder --source SOURCE) pushes its source's events to POST /api/feeds/SOURCE as JSON lines: the batch is accepted whole or refused whole (422 naming the lines), appended with fsync to FEEDS/SOURCE/push-DATE.jsonl for doudi run to ingest, duplicates by event id not appended again; over serve.push_max_bytes 413, over serve.push_batches_per_minute 429. The API is described in schemas/openapi.json. /healthz (process up), /readyz (database answers) and /metrics (Prometheus) need no token. SIGTERM or Ctrl-C stops accepting and lets requests in flight finish (serve.shutdown_grace_seconds).")]
 pub struct ServeArgs {
     /// Address to listen on (overrides serve.listen).
     #[arg(long, value_name = "ADDR")]
@@ -54,6 +54,8 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     service.max_body_bytes = s.max_body_bytes;
     service.auth_failures_per_minute = s.auth_failures_per_minute;
     service.max_page_size = s.max_page_size;
+    service.push_max_bytes = s.push_max_bytes;
+    service.push_batches_per_minute = s.push_batches_per_minute;
     service.parse_limits = config.limits.parse_limits();
     service.thresholds = config.linkage.thresholds.clone();
     service.feeds_dir = config.feeds.dir.clone();

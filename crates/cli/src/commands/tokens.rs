@@ -22,6 +22,9 @@ pub enum RoleArg {
     Auditor,
     /// Runs the service: reads everything masked, replays dead letters.
     Admin,
+    /// A department's program pushing one source's feed (`POST /api/feeds/SOURCE`; needs
+    /// --source); reads nothing.
+    Feeder,
 }
 
 impl RoleArg {
@@ -31,6 +34,7 @@ impl RoleArg {
             RoleArg::Supervisor => doudi_service::Role::Supervisor,
             RoleArg::Auditor => doudi_service::Role::Auditor,
             RoleArg::Admin => doudi_service::Role::Admin,
+            RoleArg::Feeder => doudi_service::Role::Feeder,
         }
     }
 }
@@ -44,8 +48,9 @@ Examples:
   doudi tokens create --role supervisor --region 341502 --officer s-341502 --expires-in 90
   doudi tokens create --role auditor --region 34 --label \"provincial audit 2026\" --expires-in 30
   doudi tokens create --role admin --region 34
+  doudi tokens create --role feeder --source health_insurance --region 34 --label \"医保 exchange\" --expires-in 365
 
-An officer's or supervisor's token sees its region prefix only and acts as the officer named (who must be in the directory, with that role, covering that region). An auditor's or an admin's token sees every region; --region records the office it was issued to. Every create and revoke is in the audit trail.")]
+An officer's or supervisor's token sees its region prefix only and acts as the officer named (who must be in the directory, with that role, covering that region). An auditor's or an admin's token sees every region; --region records the office it was issued to. A feeder's token pushes events of its one --source (POST /api/feeds/SOURCE) and reads nothing. Every create and revoke is in the audit trail.")]
     Create {
         #[arg(long, value_enum)]
         role: RoleArg,
@@ -55,6 +60,10 @@ An officer's or supervisor's token sees its region prefix only and acts as the o
         /// The officer the token acts as (officer and supervisor roles).
         #[arg(long, value_name = "ID")]
         officer: Option<String>,
+        /// The one source a feeder token pushes (health_insurance, employment, housing,
+        /// civil_registry); feeder role only.
+        #[arg(long, value_name = "SOURCE")]
+        source: Option<String>,
         /// Days until it expires, 1 to 3660 (default: never).
         #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=3660))]
         expires_in: Option<u32>,
@@ -84,11 +93,34 @@ pub async fn run(config: &Config, cmd: TokensCommand) -> anyhow::Result<ExitCode
             role,
             region,
             officer,
+            source,
             expires_in,
             label,
             json,
         } => {
             let role = role.role();
+            let feed_source = match (role, source.as_deref()) {
+                (doudi_service::Role::Feeder, Some(s)) => match doudi_model::Source::from_code(s) {
+                    Some(s) => Some(s.code()),
+                    None => {
+                        eprintln!("error: --source: unknown source {s:?} (known: health_insurance, employment, housing, civil_registry)");
+                        return Ok(ExitCode::from(2));
+                    }
+                },
+                (doudi_service::Role::Feeder, None) => {
+                    eprintln!("error: a feeder token pushes one source: give --source SOURCE");
+                    return Ok(ExitCode::from(2));
+                }
+                (_, Some(_)) => {
+                    eprintln!("error: --source is for feeder tokens only");
+                    return Ok(ExitCode::from(2));
+                }
+                (_, None) => None,
+            };
+            if feed_source.is_some() && officer.is_some() {
+                eprintln!("error: a feeder token acts for no officer: drop --officer");
+                return Ok(ExitCode::from(2));
+            }
             let region = match RegionCode::parse(&region) {
                 Ok(r) => r.as_str().to_string(),
                 Err(_)
@@ -148,13 +180,15 @@ pub async fn run(config: &Config, cmd: TokensCommand) -> anyhow::Result<ExitCode
                     label: &label,
                     created_by: &super::reader(),
                     expires_at: expires_at.clone(),
+                    feed_source,
                 })
                 .await?;
             if json {
                 println!(
                     "{}",
                     serde_json::json!({"token_id": id, "token": token, "role": role.code(),
-                        "region_code": region, "officer_id": officer, "expires_at": expires_at})
+                        "region_code": region, "officer_id": officer, "expires_at": expires_at,
+                        "feed_source": feed_source})
                 );
             } else {
                 println!(
@@ -191,7 +225,10 @@ pub async fn run(config: &Config, cmd: TokensCommand) -> anyhow::Result<ExitCode
                         t.token_id,
                         t.role,
                         t.region_code,
-                        t.officer_id.as_deref().unwrap_or("-"),
+                        t.officer_id
+                            .as_deref()
+                            .or(t.feed_source.as_deref())
+                            .unwrap_or("-"),
                         state,
                         t.created_at,
                         t.created_by,

@@ -318,6 +318,7 @@ impl Fixture {
         ] {
             tokens.insert(role, make_token(&store, role, region, officer, None).await);
         }
+        tokens.insert(Role::Feeder, make_feeder_token(&store, FEEDER_SOURCE).await);
         let side = |township: &str, village: &str, hh: &[&str]| Side {
             township: township.into(),
             village: village.into(),
@@ -538,6 +539,37 @@ fn pct(s: &str) -> String {
         .collect()
 }
 
+/// The source the fixture's feeder token pushes.
+pub const FEEDER_SOURCE: &str = "civil_registry";
+
+/// A death envelope of the fixture's first person, as a pushed line (with its newline).
+pub fn death_line(event_id: &str) -> String {
+    format!(
+        r#"{{"event_id":"{event_id}","source":"civil_registry","kind":"death","occurred_at":"2026-03-01T08:00:00+08:00","subject":{{"id_number":"{}","name":"陈桂兰"}},"data":{{"died_on":"2026-02-28"}}}}
+"#,
+        person("341502", "陈桂兰", 1949, 1, 27, 46).id_number
+    )
+}
+
+/// Store a feeder token for `source`; returns it.
+pub async fn make_feeder_token(store: &Store, source: &str) -> String {
+    let (token, hash) = doudi_service::new_token();
+    store
+        .create_token(&NewToken {
+            token_hash: &hash,
+            role: Role::Feeder.code(),
+            region_code: "34",
+            officer_id: None,
+            label: "test feeder",
+            created_by: "test",
+            expires_at: None,
+            feed_source: Some(source),
+        })
+        .await
+        .expect("feeder token");
+    token
+}
+
 /// Store a token; returns it.
 pub async fn make_token(
     store: &Store,
@@ -556,6 +588,7 @@ pub async fn make_token(
             label: "test",
             created_by: "test",
             expires_at,
+            feed_source: None,
         })
         .await
         .expect("token");
