@@ -717,7 +717,8 @@ died_on = "日期"
         let mut reader = SourceReader::new(feeds[0].clone(), HashMap::new(), 1 << 20, true);
         let mut streams = Vec::new();
         while let Some(r) = reader.next_record().expect("read") {
-            streams.push((r.stream, r.line));
+            let line = r.line();
+            streams.push((r.stream, line));
         }
         assert_eq!(
             streams,
