@@ -27,10 +27,10 @@ use std::time::{Duration, Instant};
 use doudi_model::Source;
 use doudi_pipeline::driver::dead_letter::{send_until_acknowledged, Ack, DeadLetterTopic};
 use doudi_pipeline::driver::retry::Backoff;
+use doudi_pipeline::driver::RawRecord;
 use doudi_pipeline::driver::{
     apply_batches, BatchHooks, Batcher, CancellationToken, Fetch, InvalidWindow, Merger, Position,
 };
-use doudi_pipeline::files::RawRecord;
 use doudi_pipeline::{ingest_raw_row, ingest_record, BatchOutcome, Engine, Ingested, RunReport};
 use doudi_store::Store;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};

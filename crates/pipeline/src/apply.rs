@@ -770,7 +770,7 @@ fn assess_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::files::RawRecord;
+    use crate::driver::RawRecord;
     use doudi_model::Source;
 
     fn record(source: Source, stream: &str, line: u64, end_offset: u64) -> Ingested {

@@ -14,34 +14,9 @@ use doudi_feeds::{FeedReader, FileError, Profile};
 use doudi_model::{EventError, ParseLimits, Source, ALL_SOURCES};
 
 use crate::driver::Position;
+use crate::driver::RawRecord;
 use crate::ingest::{ingest_record, ingest_row, Ingested};
 use crate::PipelineError;
-
-/// One line read from a feed file: where it came from and its bytes (at most the size cap).
-#[derive(Clone, Debug)]
-pub struct RawRecord {
-    pub source: Source,
-    /// `<source>/<file name>`, relative to the feeds folder.
-    pub stream: String,
-    /// Where it was read: a file's line and bytes, a partition's offset, or a replayed dead
-    /// letter's first reading.
-    pub position: Position,
-    /// The line without its newline, cut at the size cap.
-    pub bytes: Vec<u8>,
-    /// The line's full length (more than `bytes.len()` when cut).
-    pub full_len: u64,
-}
-
-impl RawRecord {
-    /// The line, row or offset it was read at.
-    pub fn line(&self) -> u64 {
-        self.position.line()
-    }
-
-    pub fn truncated(&self) -> bool {
-        self.full_len > self.bytes.len() as u64
-    }
-}
 
 /// The feed files of one folder, in name order: JSON envelope lines of one source, or a
 /// department's own exports read through the folder's feed profile.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use doudi_model::{parse_event, Event, EventError, Evidence, ParseLimits};
 use doudi_store::Json;
 
-use crate::files::RawRecord;
+use crate::driver::RawRecord;
 
 /// A record after ingest.
 #[derive(Debug)]

@@ -15,7 +15,8 @@ use serde::Serialize;
 
 use crate::apply::{apply_replayed, BatchOutcome, Engine};
 use crate::driver::Position;
-use crate::files::{RawRecord, PROFILE_FILE};
+use crate::driver::RawRecord;
+use crate::files::PROFILE_FILE;
 use crate::{ingest_record, ingest_row, PipelineError};
 
 /// A dead letter that is still refused, and why.

@@ -71,7 +71,7 @@ pub async fn send_until_acknowledged<T: DeadLetterTopic + ?Sized>(
 mod tests {
     use super::*;
     use crate::driver::Position;
-    use crate::files::RawRecord;
+    use crate::driver::RawRecord;
     use doudi_model::{ParseLimits, Source};
     use std::sync::Mutex;
     use std::time::Duration;

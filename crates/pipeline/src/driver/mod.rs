@@ -11,6 +11,7 @@ pub mod dead_letter;
 mod guard;
 mod merge;
 mod position;
+mod record;
 pub mod retry;
 
 pub use applier::{apply_batches, Batch, BatchHooks};
@@ -18,4 +19,5 @@ pub use batch::Batcher;
 pub use guard::{InvalidGuard, InvalidWindow};
 pub use merge::{Fetch, Merger, StreamKey};
 pub use position::Position;
+pub use record::RawRecord;
 pub use tokio_util::sync::CancellationToken;
