@@ -210,6 +210,7 @@ impl Config {
                 "deliver.batch_size, max_digest_items and concurrency must be at least 1"
             );
         }
+        d.zone()?;
         if d.backoff_base_ms == 0 || d.backoff_cap_ms < d.backoff_base_ms {
             anyhow::bail!("deliver.backoff_base_ms must be at least 1 and at most backoff_cap_ms");
         }
@@ -459,6 +460,20 @@ pub struct DeliverConfig {
     pub concurrency: usize,
     /// The web service, for the link to each warning in the payload.
     pub web_base_url: String,
+    /// The locality's time zone (an IANA name): WeCom and DingTalk messages give deadlines in it.
+    pub time_zone: String,
+}
+
+impl DeliverConfig {
+    /// [`DeliverConfig::time_zone`] as a zone.
+    pub fn zone(&self) -> anyhow::Result<chrono_tz::Tz> {
+        self.time_zone.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "deliver.time_zone {:?} is not an IANA time zone name (e.g. Asia/Shanghai)",
+                self.time_zone
+            )
+        })
+    }
 }
 
 impl Default for DeliverConfig {
@@ -476,6 +491,7 @@ impl Default for DeliverConfig {
             batch_size: 5000,
             concurrency: 8,
             web_base_url: "http://localhost:8080".into(),
+            time_zone: "Asia/Shanghai".into(),
         }
     }
 }
