@@ -44,6 +44,16 @@ impl Channel {
     pub fn is_robot(&self) -> bool {
         !matches!(self, Channel::Webhook(_))
     }
+
+    /// For a robot, what tells it apart (the file holding its URL): officers who share a group's
+    /// robot share its quota.
+    pub fn robot_key(&self) -> Option<&str> {
+        match self {
+            Channel::Webhook(_) => None,
+            Channel::Wecom(w) => Some(&w.url_file),
+            Channel::Dingtalk(d) => Some(&d.url_file),
+        }
+    }
 }
 
 /// Where and how a pass sends to one officer.
@@ -177,6 +187,7 @@ mod tests {
         };
         let c = Channel::of(&w).unwrap();
         assert_eq!((c.code(), c.is_robot()), ("wecom", true));
+        assert_eq!(c.robot_key(), Some("/run/secrets/w"));
         let blank = Channels {
             webhook: Some(" ".into()),
             ..Channels::default()

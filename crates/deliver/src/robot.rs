@@ -32,8 +32,9 @@ const MAX_REASON_CHARS: usize = 100;
 
 /// Messages a robot accepts a minute: 20 for both ("每个机器人发送的消息不能超过20条/分钟",
 /// WeCom, same page; DingTalk: "每个机器人每分钟最多发送20条消息到群里，如果超过20条，会限流10分钟",
-/// <https://open.dingtalk.com/document/robots/custom-robot-access>). A robot recipient's quota is
-/// the smaller of this and `deliver.quota_per_minute`.
+/// <https://open.dingtalk.com/document/robots/custom-robot-access>). A robot's quota (shared by the
+/// officers who read the same robot, told apart by the file holding its URL) is the smaller of
+/// this and `deliver.quota_per_minute`.
 pub const ROBOT_MESSAGES_PER_MINUTE: u32 = 20;
 
 /// How line breaks are written: WeCom takes `\n`; DingTalk's markdown needs two spaces before a

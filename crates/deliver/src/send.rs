@@ -123,24 +123,25 @@ pub struct Deliverer {
     key_id: Arc<str>,
     client: reqwest::Client,
     limits: RecipientLimits,
-    /// Recipients reached by a chat robot: at most [`ROBOT_MESSAGES_PER_MINUTE`].
+    /// Chat robots, by robot: at most [`ROBOT_MESSAGES_PER_MINUTE`] each.
     robot_limits: RecipientLimits,
     rng: ChaCha8Rng,
 }
 
-/// The quota of each recipient by their channel: a robot's is the smaller.
+/// The quota of each recipient by their channel: a webhook's per recipient; a robot's, the
+/// smaller, per robot (officers who share a group's robot share its quota).
 struct ByChannel<'a> {
     webhook: &'a mut RecipientLimits,
     robot: &'a mut RecipientLimits,
-    robots: &'a HashSet<&'a str>,
+    /// Recipient → their robot.
+    robots: &'a HashMap<&'a str, &'a str>,
 }
 
 impl Allow for ByChannel<'_> {
     fn allow(&mut self, recipient: &str, n: u32) -> bool {
-        if self.robots.contains(recipient) {
-            self.robot.allow(recipient, n)
-        } else {
-            self.webhook.allow(recipient, n)
+        match self.robots.get(recipient) {
+            Some(robot) => self.robot.allow(robot, n),
+            None => self.webhook.allow(recipient, n),
         }
     }
 }
@@ -259,10 +260,9 @@ impl Deliverer {
             return Ok(report);
         }
         let now = stamp(Utc::now());
-        let robots: HashSet<&str> = channels
+        let robots: HashMap<&str, &str> = channels
             .iter()
-            .filter(|(_, c)| c.is_robot())
-            .map(|(r, _)| r.as_str())
+            .filter_map(|(r, c)| c.robot_key().map(|k| (r.as_str(), k)))
             .collect();
         let p = plan(
             &pending,
@@ -646,4 +646,30 @@ async fn send_all(
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn officers_who_share_a_robot_share_its_quota_and_webhooks_keep_their_own() {
+        let per_minute = |n| RecipientLimits::per_minute(NonZeroU32::new(n).unwrap());
+        let (mut webhook, mut robot) = (per_minute(30), per_minute(ROBOT_MESSAGES_PER_MINUTE));
+        let robots: HashMap<&str, &str> = [("li", "/robots/a.url"), ("wang", "/robots/a.url")]
+            .into_iter()
+            .collect();
+        let mut q = ByChannel {
+            webhook: &mut webhook,
+            robot: &mut robot,
+            robots: &robots,
+        };
+        assert!(!q.allow("li", 21), "a robot takes 20 a minute");
+        assert!(q.allow("li", 20));
+        assert!(!q.allow("wang", 1), "the same robot: its minute is used up");
+        assert!(
+            q.allow("zhao", 30),
+            "a webhook recipient has the configured quota"
+        );
+    }
 }
