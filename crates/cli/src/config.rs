@@ -435,7 +435,8 @@ impl std::fmt::Debug for Secret {
 #[serde(deny_unknown_fields, default)]
 pub struct DeliverConfig {
     /// HMAC-SHA256 key shared with the receivers: `DOUDI_DELIVER__SECRET_FILE` (or
-    /// `DOUDI_DELIVER__SECRET`). Delivery refuses to start without one. Never printed.
+    /// `DOUDI_DELIVER__SECRET`). Delivery refuses to start without one while an officer is reached
+    /// by a webhook (robots need none). Never printed.
     #[serde(skip_serializing)]
     pub secret: Secret,
     /// The id of that key, sent in `X-Doudi-Key-Id`: receivers hold the old and the new key

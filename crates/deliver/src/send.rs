@@ -194,11 +194,9 @@ fn describe(e: reqwest::Error, timeout: Duration) -> String {
 }
 
 impl Deliverer {
-    /// Refuses an empty secret: an unsigned webhook could be forged by anyone.
+    /// An empty secret is allowed for a directory of robots only: a pass refuses to run while an
+    /// officer is reached by a webhook (an unsigned webhook could be forged by anyone).
     pub fn new(settings: Settings) -> Result<Deliverer, DeliverError> {
-        if settings.secret.is_empty() {
-            return Err(DeliverError::NoSecret);
-        }
         if settings.max_attempts == 0 {
             return Err(DeliverError::Setting(
                 "max_attempts must be at least 1".into(),
@@ -254,6 +252,23 @@ impl Deliverer {
     /// One pass: deliver what is due now.
     pub async fn pass(&mut self, store: &Store) -> Result<PassReport, DeliverError> {
         let channels = Self::channels(store).await?;
+        if self.secret.is_empty() {
+            let mut hooks: Vec<&str> = channels
+                .iter()
+                .filter(|(_, c)| !c.is_robot())
+                .map(|(r, _)| r.as_str())
+                .collect();
+            if !hooks.is_empty() {
+                hooks.sort_unstable();
+                let more = hooks.len().saturating_sub(3);
+                hooks.truncate(3);
+                let mut named = hooks.join(", ");
+                if more > 0 {
+                    named.push_str(&format!(" and {more} more"));
+                }
+                return Err(DeliverError::NoSecret(named));
+            }
+        }
         let pending = store.pending_notices(self.settings.batch_size).await?;
         let mut report = PassReport::default();
         if pending.is_empty() {
