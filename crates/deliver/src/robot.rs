@@ -20,6 +20,8 @@ use chrono_tz::Tz;
 use doudi_model::Level;
 use serde::Deserialize;
 
+use doudi_warnings::explain::Ask;
+
 use crate::payload::Item;
 
 /// Most bytes of markdown in one message: WeCom's limit for a markdown message's `content`
@@ -156,9 +158,14 @@ fn link(i: &Item) -> String {
     )
 }
 
+/// A warning whose findings no longer count asks to verify and close, not to act.
+fn asks_to_verify(i: &Item) -> bool {
+    i.ask == Some(Ask::VerifyAndClose)
+}
+
 /// The lines of one notice alone.
 fn single(i: &Item, zone: Tz) -> Vec<String> {
-    vec![
+    let mut lines = vec![
         format!(
             "### {} · {}",
             level_zh(&i.warning.level),
@@ -171,9 +178,12 @@ fn single(i: &Item, zone: Tz) -> Vec<String> {
             "> **期限**：{} 前办理",
             local_time(&i.warning.deadline, zone)
         ),
-        String::new(),
-        link(i),
-    ]
+    ];
+    if asks_to_verify(i) {
+        lines.push("> **要求**：风险信号已不再成立，请核实后关闭".to_string());
+    }
+    lines.extend([String::new(), link(i)]);
+    lines
 }
 
 /// The block of one notice in a digest.
@@ -187,9 +197,14 @@ fn entry(n: usize, i: &Item, zone: Tz) -> Vec<String> {
             place(i)
         ),
         format!(
-            "> 原因：{}；期限：{} 前",
+            "> 原因：{}；期限：{} 前{}",
             reason(i),
-            local_time(&i.warning.deadline, zone)
+            local_time(&i.warning.deadline, zone),
+            if asks_to_verify(i) {
+                "；请核实后关闭"
+            } else {
+                ""
+            }
         ),
         link(i),
         String::new(),
@@ -399,6 +414,36 @@ mod tests {
         );
         let m = message(&items(1), chrono_tz::Asia::Shanghai, Flavor::Wecom, 50);
         assert!(m.text.len() <= 50);
+    }
+
+    #[test]
+    fn a_warning_whose_findings_no_longer_count_asks_to_verify_and_close() {
+        let mut it = items(1).remove(0);
+        it.ask = Some(Ask::VerifyAndClose);
+        let m = message(
+            std::slice::from_ref(&it),
+            chrono_tz::Asia::Shanghai,
+            Flavor::Wecom,
+            4096,
+        );
+        assert!(
+            m.text
+                .contains("\n> **要求**：风险信号已不再成立，请核实后关闭\n\n[查看预警"),
+            "{}",
+            m.text
+        );
+        let m = message(
+            &[it.clone(), it],
+            chrono_tz::Asia::Shanghai,
+            Flavor::Wecom,
+            4096,
+        );
+        assert_eq!(m.text.matches("；请核实后关闭").count(), 2, "{}", m.text);
+        let m = message(&items(1), chrono_tz::Asia::Shanghai, Flavor::Wecom, 4096);
+        assert!(
+            !m.text.contains("核实后关闭"),
+            "a warning to act on says so by its level"
+        );
     }
 
     #[test]
