@@ -87,6 +87,9 @@ pub struct ServiceConfig {
     /// The feed profiles a feeder may push a department's own export in
     /// (`POST /api/feeds/{source}?profile=NAME`; `serve.push_profiles`).
     pub push_profiles: Vec<push::PushProfile>,
+    /// The raw-row Kafka topics and their profiles (`[kafka.profiles]`): a dead-letter replay
+    /// maps their refused rows again with them.
+    pub topic_profiles: Vec<(String, std::sync::Arc<doudi_feeds::Profile>)>,
 }
 
 impl ServiceConfig {
@@ -107,6 +110,7 @@ impl ServiceConfig {
             push_batches_per_minute: 600,
             push_sink: None,
             push_profiles: Vec::new(),
+            topic_profiles: Vec::new(),
         }
     }
 }

@@ -62,6 +62,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     service.replay_page_size = config.limits.batch_size.max(1) as i64;
     service.trusted_proxies = proxies;
     service.push_profiles = push_profiles(&s.push_profiles)?;
+    service.topic_profiles = super::topic_profiles(config)?;
     if s.push_to == crate::config::PushTo::Kafka {
         if config.kafka.brokers.is_empty() {
             anyhow::bail!(
