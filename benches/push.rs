@@ -8,9 +8,14 @@
 //! `DOUDI_BENCH_RATE` events/s (default 5,000) in batches of `DOUDI_BENCH_BATCH` (default 100);
 //! printed: events per second, batch latency p50 / p99 / max, and any non-200 answer.
 //!
+//! With `DOUDI_BENCH_PUSH_TO=kafka` the batches go to the `civil_registry` topic of librdkafka's
+//! mock broker in this process instead (`serve.push_to = "kafka"`: an idempotent producer with
+//! acks=all, the answer after every acknowledgement).
+//!
 //! ```sh
 //! cargo bench --bench push
 //! DOUDI_BENCH_SECONDS=20 DOUDI_BENCH_BATCH=500 cargo bench --bench push
+//! DOUDI_BENCH_PUSH_TO=kafka cargo bench --bench push
 //! ```
 //! A benchmark, not a test: nothing here asserts a speed.
 
@@ -43,6 +48,27 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
+}
+
+/// Kafka mode's sink, as `doudi serve` wires it.
+#[derive(Debug)]
+struct KafkaSink(doudi_kafka::produce::PushProducer);
+
+impl doudi_service::push::PushSink for KafkaSink {
+    fn publish<'a>(
+        &'a self,
+        source: doudi_model::Source,
+        lines: Vec<Vec<u8>>,
+        profile: Option<&'a str>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            self.0
+                .publish(source, &lines, profile)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
 }
 
 /// A batch of `n` death envelopes with fresh ids.
@@ -112,6 +138,19 @@ async fn bench(benching: bool) {
     let mut config = doudi_service::ServiceConfig::with_rules(doudi_risk::RuleSet::builtin());
     config.feeds_dir = dir.path().join("feeds");
     config.push_batches_per_minute = u32::MAX;
+    // Kafka mode: the mock broker lives as long as the bench.
+    let _broker = if std::env::var("DOUDI_BENCH_PUSH_TO").as_deref() == Ok("kafka") {
+        let mut kafka = doudi_kafka::KafkaConfig::default();
+        let broker = doudi_kafka::dev::DevBroker::start(&kafka, 1, 8).expect("mock broker");
+        kafka.brokers = broker.bootstrap();
+        let producer = doudi_kafka::produce::PushProducer::new(&kafka).expect("producer");
+        config.push_sink = Some(Arc::new(KafkaSink(producer)));
+        println!("push to: Kafka (mock broker, 8 partitions, acks=all)");
+        Some(broker)
+    } else {
+        println!("push to: the feeds folder (fsync)");
+        None
+    };
     let app = doudi_service::app(doudi_service::AppState::new(store.clone(), config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -234,4 +234,48 @@ fn a_topic_of_raw_rows_is_read_through_its_configured_profile() {
             .all(|d| d["stream"] == "hukou_rows/0"),
         "{letters}"
     );
+
+    // The profile fixed (this bureau files late death cancellations under 户籍更正) and configured for
+    // the topic: `deadletters replay` maps the topic's refused rows again with it. The row with an
+    // impossible date stays refused; the other becomes an event with the fixed profile's version.
+    let fixed = std::fs::read_to_string(profiles_path())
+        .expect("profile")
+        .replace("version = 1", "version = 2")
+        .replace(
+            "\"迁出\" = \"household_moved\"",
+            "\"迁出\" = \"household_moved\", \"户籍更正\" = \"death\"",
+        );
+    assert!(
+        fixed.contains("户籍更正"),
+        "the fix applies to the shipped profile"
+    );
+    std::fs::write(dir.join("fixed.toml"), fixed).expect("fixed profile");
+    std::fs::write(
+        dir.join("doudi.toml"),
+        "[kafka.profiles]\nhukou_rows = \"fixed.toml\"\n",
+    )
+    .expect("config");
+    let out = ok(doudi(
+        dir,
+        &[
+            "--config",
+            "doudi.toml",
+            "deadletters",
+            "replay",
+            "--db",
+            &db,
+        ],
+    ));
+    assert!(out.contains("replayed 1 dead letters"), "{out}");
+    assert!(
+        out.contains("1 still refused") && out.contains("登记时间"),
+        "{out}"
+    );
+    assert_eq!(
+        rows(&db),
+        vec![
+            ("gongan-hukou@1".to_string(), 2),
+            ("gongan-hukou@2".to_string(), 1)
+        ]
+    );
 }

@@ -515,6 +515,13 @@ pub struct ServeConfig {
     pub push_max_bytes: usize,
     /// Batches one feeder token may push per minute (beyond it: 429).
     pub push_batches_per_minute: u32,
+    /// Where pushed batches go: `folder` (appended to `feeds.dir`, read by `doudi run --feeds`)
+    /// or `kafka` (produced to the source's topic of `[kafka]`, acks=all, read by
+    /// `doudi run --brokers`).
+    pub push_to: PushTo,
+    /// Feed profiles (shipped names or paths) a feeder may push a department's own export in,
+    /// with `POST /api/feeds/SOURCE?profile=NAME`.
+    pub push_profiles: Vec<String>,
     /// Seconds to let requests in flight finish after SIGTERM or Ctrl-C.
     pub shutdown_grace_seconds: u64,
     /// Addresses (`10.0.0.5`) or networks (`10.0.0.0/8`) of the reverse proxies in front of the
@@ -527,6 +534,17 @@ pub struct ServeConfig {
     pub tls_key: Option<PathBuf>,
 }
 
+/// Where `doudi serve` puts pushed batches (`serve.push_to`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushTo {
+    /// Appended to the feeds folder (`feeds.dir`), fsynced.
+    #[default]
+    Folder,
+    /// Produced to the source's Kafka topic, acknowledged by all in-sync replicas.
+    Kafka,
+}
+
 impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
@@ -537,6 +555,8 @@ impl Default for ServeConfig {
             max_page_size: 500,
             push_max_bytes: 8 * 1024 * 1024,
             push_batches_per_minute: 600,
+            push_to: PushTo::Folder,
+            push_profiles: Vec::new(),
             shutdown_grace_seconds: 10,
             trusted_proxies: Vec::new(),
             tls_cert: None,

@@ -219,6 +219,16 @@ impl Topics {
             (self.civil_registry.as_str(), Source::CivilRegistry),
         ]
     }
+
+    /// The topic of `source`'s feed.
+    pub fn topic_of(&self, source: Source) -> &str {
+        match source {
+            Source::HealthInsurance => &self.health_insurance,
+            Source::Employment => &self.employment,
+            Source::Housing => &self.housing,
+            Source::CivilRegistry => &self.civil_registry,
+        }
+    }
 }
 
 impl Default for KafkaConfig {

@@ -209,6 +209,93 @@ pub async fn produce_events(
     Ok(report)
 }
 
+/// A producer kept for `doudi serve`'s HTTP push in Kafka mode (`serve.push_to = "kafka"`):
+/// each batch is produced to its source's topic, keyed by person like `doudi produce`, and
+/// [`PushProducer::publish`] returns only once every record is acknowledged by all in-sync
+/// replicas (`acks=all`, idempotent: see [`KafkaConfig::producer`]).
+pub struct PushProducer {
+    producer: FutureProducer,
+    topics: crate::Topics,
+}
+
+impl std::fmt::Debug for PushProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushProducer")
+            .field("topics", &self.topics)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PushProducer {
+    pub fn new(cfg: &KafkaConfig) -> Result<PushProducer, KafkaError> {
+        let producer: FutureProducer = cfg
+            .producer()
+            .create()
+            .map_err(KafkaError::client("creating the push producer"))?;
+        Ok(PushProducer {
+            producer,
+            topics: cfg.topics.clone(),
+        })
+    }
+
+    /// The topic `source`'s events go to (`kafka.topics`).
+    pub fn topic(&self, source: doudi_model::Source) -> &str {
+        self.topics.topic_of(source)
+    }
+
+    /// Produce `lines` (envelope JSON each) to `source`'s topic, the profile's `name@version` in
+    /// the [`PROFILE_HEADER`] header when given; `Ok` once every one is acknowledged. On an error
+    /// some may have been written: the caller answers that nothing may be taken as stored, and a
+    /// repeat is stored once (events are unique by source and id).
+    pub async fn publish(
+        &self,
+        source: doudi_model::Source,
+        lines: &[Vec<u8>],
+        profile: Option<&str>,
+    ) -> Result<String, KafkaError> {
+        let topic = self.topic(source).to_string();
+        let mut inflight = Vec::with_capacity(lines.len());
+        for line in lines {
+            let key = person_key(line);
+            let mut record = FutureRecord::<str, [u8]>::to(&topic).payload(line);
+            if let Some(k) = key.as_deref() {
+                record = record.key(k);
+            }
+            if let Some(p) = profile {
+                record = record.headers(rdkafka::message::OwnedHeaders::new().insert(
+                    rdkafka::message::Header {
+                        key: PROFILE_HEADER,
+                        value: Some(p.as_bytes()),
+                    },
+                ));
+            }
+            loop {
+                match self.producer.send_result(record) {
+                    Ok(f) => {
+                        inflight.push(f);
+                        break;
+                    }
+                    Err((
+                        rdkafka::error::KafkaError::MessageProduction(
+                            rdkafka::types::RDKafkaErrorCode::QueueFull,
+                        ),
+                        r,
+                    )) => {
+                        record = r;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err((e, _)) => return Err(KafkaError::client("queueing a pushed event")(e)),
+                }
+            }
+        }
+        let mut report = ProduceReport::default();
+        for f in inflight {
+            settle(f, &mut report).await?;
+        }
+        Ok(topic)
+    }
+}
+
 async fn settle(
     f: rdkafka::producer::DeliveryFuture,
     report: &mut ProduceReport,

@@ -53,6 +53,10 @@ pub struct ReplayOptions<'a> {
     pub limits: ParseLimits,
     /// Dead letters read (and applied in one transaction) at a time.
     pub page_size: i64,
+    /// The Kafka topics that carry a department's raw rows, with the profile that reads them now
+    /// (`[kafka.profiles]`): a refused row of such a topic (stream `TOPIC/PARTITION`) is mapped
+    /// again with it, as an export's row is with its folder's `profile.toml`.
+    pub topic_profiles: &'a [(String, Arc<Profile>)],
 }
 
 /// Replay the dead letters `opts` selects through `engine`, a page at a time.
@@ -103,7 +107,7 @@ pub async fn replay_dead_letters(
             if d.reason_code == "row_refused" {
                 // A row of a department's export: mapped again with its folder's profile as it
                 // stands now.
-                let profile = match profiles.get(opts.feeds, &d.stream) {
+                let profile = match profiles.get(opts.feeds, opts.topic_profiles, &d.stream) {
                     Ok(p) => p,
                     Err(e) => {
                         report.still_refused.push(refuse("row_refused", e));
@@ -223,15 +227,24 @@ struct Profiles {
 type FolderProfile = (Arc<Profile>, Arc<str>);
 
 impl Profiles {
-    fn get(&mut self, feeds: &Path, stream: &str) -> Result<FolderProfile, String> {
+    fn get(
+        &mut self,
+        feeds: &Path,
+        topics: &[(String, Arc<Profile>)],
+        stream: &str,
+    ) -> Result<FolderProfile, String> {
         let folder = stream.split('/').next().unwrap_or_default().to_string();
         self.by_folder
             .entry(folder.clone())
             .or_insert_with(|| {
+                // A raw-row topic's partition (`TOPIC/PARTITION`): its configured profile.
+                if let Some((_, p)) = topics.iter().find(|(t, _)| *t == folder) {
+                    return Ok((Arc::clone(p), Arc::from(p.provenance().to_string())));
+                }
                 let path = feeds.join(&folder).join(PROFILE_FILE);
                 if !path.is_file() {
                     return Err(format!(
-                        "a row of a department's export, and {} is not there to read it again (give the feeds folder)",
+                        "a row of a department's export, and {} is not there to read it again (give the feeds folder; for a raw-row Kafka topic, its profile in [kafka.profiles])",
                         path.display()
                     ));
                 }

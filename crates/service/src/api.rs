@@ -439,6 +439,7 @@ pub async fn replay_dead_letters(
         feeds: &cfg.feeds_dir,
         limits: settings.limits,
         page_size: cfg.replay_page_size,
+        topic_profiles: &cfg.topic_profiles,
     };
     match doudi_app::replay::replay(state.store(), &settings, &who.who(), &replay).await? {
         Some(report) => ok(report),

@@ -30,7 +30,7 @@ mod error;
 mod html;
 mod pages;
 mod principal;
-mod push;
+pub mod push;
 mod transport;
 
 use std::future::Future;
@@ -81,6 +81,15 @@ pub struct ServiceConfig {
     pub push_max_bytes: usize,
     /// Batches a feeder token may push per minute; beyond it 429.
     pub push_batches_per_minute: u32,
+    /// Where accepted batches go instead of the feeds folder (`serve.push_to = "kafka"`: a topic,
+    /// acknowledged by every in-sync replica); `None`: appended to the feeds folder.
+    pub push_sink: Option<std::sync::Arc<dyn push::PushSink>>,
+    /// The feed profiles a feeder may push a department's own export in
+    /// (`POST /api/feeds/{source}?profile=NAME`; `serve.push_profiles`).
+    pub push_profiles: Vec<push::PushProfile>,
+    /// The raw-row Kafka topics and their profiles (`[kafka.profiles]`): a dead-letter replay
+    /// maps their refused rows again with them.
+    pub topic_profiles: Vec<(String, std::sync::Arc<doudi_feeds::Profile>)>,
 }
 
 impl ServiceConfig {
@@ -99,6 +108,9 @@ impl ServiceConfig {
             trusted_proxies: TrustedProxies::default(),
             push_max_bytes: 8 * 1024 * 1024,
             push_batches_per_minute: 600,
+            push_sink: None,
+            push_profiles: Vec::new(),
+            topic_profiles: Vec::new(),
         }
     }
 }

@@ -16,15 +16,29 @@
 //!   duplicate and not appended again.
 //! - **Limits.** A body over `serve.push_max_bytes` is 413; a token over
 //!   `serve.push_batches_per_minute` batches in the last minute is 429.
+//! - **A department's own export** (`?profile=NAME`, a profile listed in `serve.push_profiles`):
+//!   the body is the export as the department writes it (CSV, Excel, JSON lines, fixed width, in
+//!   the profile's encoding), read through the profile; one refused row refuses the batch (422,
+//!   rows named by number and column, never by value). Kept as the department sent it: the batch
+//!   becomes one file of `<feeds>/push-<profile>-v<version>/` with the profile beside it as
+//!   `profile.toml`, written whole (a temporary name, fsynced, then renamed) so that `doudi run`
+//!   reads it like a dropped export, row positions and profile version recorded.
+//! - **Kafka mode** (`serve.push_to = "kafka"`): the events are produced to the source's topic
+//!   (keyed by person, the profile's `name@version` in a header) and the answer waits until every
+//!   one is acknowledged by all in-sync replicas (`acks=all`, idempotent producer).
+//! - **Several `doudi serve` on one folder**: appends hold an exclusive lock on
+//!   `<folder>/.push.lock`, so two processes never interleave a batch.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
 use std::io::Write;
 use std::path::{Path as FsPath, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -42,6 +56,72 @@ pub const NDJSON: &str = "application/x-ndjson";
 
 /// Refused lines named in one answer at most (the count of the rest follows).
 const MAX_NAMED_LINES: usize = 20;
+
+/// Event ids a Kafka-mode push remembers per source (the most recent ones): a repeat of an older
+/// batch is produced again and stored once all the same (events are unique by source and id).
+const KAFKA_RECENT_IDS: usize = 1_000_000;
+
+/// Where accepted events go when not to the feeds folder: implemented by the binary over a Kafka
+/// producer (`serve.push_to = "kafka"`).
+pub trait PushSink: Send + Sync + std::fmt::Debug {
+    /// Publish `lines` (one envelope event's JSON each) of `source`, made by the feed profile
+    /// `profile` (`name@version`) if any, and finish only once every line is durably
+    /// acknowledged. `Ok`: where they went (for the answer, e.g. the topic); `Err`: why not
+    /// (nothing may be taken as stored).
+    fn publish<'a>(
+        &'a self,
+        source: Source,
+        lines: Vec<Vec<u8>>,
+        profile: Option<&'a str>,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
+}
+
+/// A feed profile a feeder may push exports in, with its text (written beside the pushed files
+/// so that `doudi run` reads them through the very same profile).
+#[derive(Clone, Debug)]
+pub struct PushProfile {
+    pub profile: Arc<doudi_feeds::Profile>,
+    pub text: String,
+}
+
+impl PushProfile {
+    /// The media type a pushed export of this profile must be sent as.
+    pub fn media_type(&self) -> &'static str {
+        use doudi_feeds::Format;
+        match self.profile.file.format {
+            Format::Csv => "text/csv",
+            Format::Xlsx => XLSX,
+            Format::Jsonl => NDJSON,
+            Format::FixedWidth => "text/plain",
+        }
+    }
+
+    fn extension(&self) -> &'static str {
+        use doudi_feeds::Format;
+        match self.profile.file.format {
+            Format::Csv => "csv",
+            Format::Xlsx => "xlsx",
+            Format::Jsonl => "jsonl",
+            Format::FixedWidth => "txt",
+        }
+    }
+
+    /// The folder (under the feeds folder) its pushed exports are kept in: one per profile
+    /// version, so that a file is always read through the version it was checked with.
+    pub fn folder(&self) -> String {
+        format!("push-{}-v{}", self.profile.name, self.profile.version)
+    }
+}
+
+/// The media type of an Excel workbook.
+pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+/// `?profile=NAME`: the batch is a department's export in that profile's format.
+#[derive(Debug, Default, Deserialize)]
+pub struct PushQuery {
+    #[serde(default)]
+    pub profile: Option<String>,
+}
 
 /// One source's ids already pushed (`None` until read from the folder), behind the lock that
 /// serialises its appends.
@@ -191,6 +271,7 @@ fn append_durably(folder: &FsPath, file: &FsPath, data: &[u8]) -> std::io::Resul
     if folder_new {
         std::fs::create_dir_all(folder)?;
     }
+    let _lock = lock_folder(folder)?;
     let file_new = !file.exists();
     let mut f = std::fs::OpenOptions::new()
         .create(true)
@@ -217,11 +298,131 @@ fn internal(what: &str, e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(format!("push: {what}: {e}"))
 }
 
-/// `POST /api/feeds/{source}`: a batch of envelope lines from the source's feeder.
+/// The batch as events: each event's id and its envelope JSON.
+struct Batch {
+    events: Vec<(String, Vec<u8>)>,
+    /// Each event's line or row in the body (for the duplicates named in the answer).
+    numbers: Vec<u64>,
+}
+
+/// The refusal of a whole batch: `what` names the unit ("line(s)", "row(s)").
+fn refuse_whole(refused: Vec<String>, what: &str) -> ApiError {
+    let n = refused.len();
+    let more = n.saturating_sub(MAX_NAMED_LINES);
+    let mut text = format!(
+        "the batch is refused whole, nothing was stored: {n} {what} refused: {}",
+        refused[..n.min(MAX_NAMED_LINES)].join("; ")
+    );
+    if more > 0 {
+        text.push_str(&format!("; and {more} more"));
+    }
+    ApiError::Unprocessable(text)
+}
+
+/// Read a department's export through its profile: every event, or every refused row
+/// (`row N, column C: why`, never a cell's value).
+fn read_export(p: &PushProfile, body: Vec<u8>) -> Result<Batch, Vec<String>> {
+    let name = format!("batch.{}", p.extension());
+    let reader = doudi_feeds::FeedReader::from_bytes(Arc::clone(&p.profile), &name, body)
+        .map_err(|e| vec![e.to_string()])?;
+    let mut batch = Batch {
+        events: Vec::new(),
+        numbers: Vec::new(),
+    };
+    let mut refused = Vec::new();
+    for row in reader {
+        match row {
+            Ok(row) => match row.result {
+                Ok(event) => {
+                    batch.numbers.push(row.position.row);
+                    batch
+                        .events
+                        .push((event.event_id.clone(), event.to_json().into_bytes()));
+                }
+                Err(e) => refused.push(e.to_string()),
+            },
+            // The export cannot be read on (cut short, over the profile's row limit, …).
+            Err(e) => refused.push(e.to_string()),
+        }
+    }
+    if refused.is_empty() {
+        Ok(batch)
+    } else {
+        Err(refused)
+    }
+}
+
+/// Write a pushed export whole as a new file of `folder` (created with the profile beside it as
+/// `profile.toml`): under a hidden temporary name, fsynced, renamed, the folder fsynced. Returns
+/// the file's name; `None` when the very same batch is already there (a retry).
+fn write_export(
+    folder: &FsPath,
+    profile_text: &str,
+    ext: &str,
+    body: &[u8],
+) -> std::io::Result<Option<String>> {
+    use sha2::Digest;
+    let folder_new = !folder.exists();
+    std::fs::create_dir_all(folder)?;
+    let lock = lock_folder(folder)?;
+    let profile_file = folder.join(doudi_pipeline::files::PROFILE_FILE);
+    if !profile_file.exists() {
+        let tmp = folder.join(".profile.toml.tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(profile_text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &profile_file)?;
+    }
+    let digest = hex::encode(sha2::Sha256::digest(body));
+    let name = format!(
+        "push-{}-{}.{ext}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"),
+        &digest[..16]
+    );
+    // The same batch pushed again (a retry after a lost answer) is already here.
+    let same = format!("-{}.{ext}", &digest[..16]);
+    for entry in std::fs::read_dir(folder)? {
+        let n = entry?.file_name().to_string_lossy().into_owned();
+        if n.starts_with("push-") && n.ends_with(&same) {
+            return Ok(None);
+        }
+    }
+    let tmp = folder.join(format!(".{name}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    if let Err(e) = f.write_all(body).and_then(|()| f.sync_all()) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, folder.join(&name))?;
+    std::fs::File::open(folder)?.sync_all()?;
+    if folder_new {
+        if let Some(parent) = folder.parent() {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+    }
+    drop(lock);
+    Ok(Some(name))
+}
+
+/// An exclusive lock on `<folder>/.push.lock`, held while a batch is written: several
+/// `doudi serve` processes may push into one feeds folder.
+fn lock_folder(folder: &FsPath) -> std::io::Result<std::fs::File> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(folder.join(".push.lock"))?;
+    f.lock()?;
+    Ok(f)
+}
+
+/// `POST /api/feeds/{source}`: a batch from the source's feeder: envelope lines, or with
+/// `?profile=NAME` the department's own export.
 pub async fn push_feed(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(source): Path<String>,
+    Query(query): Query<PushQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -249,52 +450,104 @@ pub async fn push_feed(
             state.config().push_batches_per_minute
         )));
     }
+    let profile = match query.profile.as_deref() {
+        None => None,
+        Some(name) => {
+            let known = &state.config().push_profiles;
+            let Some(p) = known.iter().find(|p| p.profile.name == name) else {
+                let names: Vec<&str> = known.iter().map(|p| p.profile.name.as_str()).collect();
+                return Err(ApiError::Unprocessable(format!(
+                    "no push profile {name:?}: serve.push_profiles lists {}",
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                )));
+            };
+            if p.profile.source != source {
+                return Err(ApiError::Unprocessable(format!(
+                    "profile {name:?} makes {} events, not {}: push it to /api/feeds/{}",
+                    p.profile.source.code(),
+                    source.code(),
+                    p.profile.source.code()
+                )));
+            }
+            Some(p.clone())
+        }
+    };
+    let expected = profile.as_ref().map_or(NDJSON, PushProfile::media_type);
     let media = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase());
-    if media.as_deref() != Some(NDJSON) {
-        return Err(ApiError::UnsupportedMediaType(format!(
-            "send the batch as `Content-Type: {NDJSON}`: one JSON envelope per line"
-        )));
+    if media.as_deref() != Some(expected) {
+        return Err(ApiError::UnsupportedMediaType(match &profile {
+            None => format!("send the batch as `Content-Type: {NDJSON}`: one JSON envelope per line (or a department's export with ?profile=NAME)"),
+            Some(p) => format!(
+                "profile {:?} reads {}: send the export as `Content-Type: {expected}`",
+                p.profile.name,
+                p.profile.file.format.describe()
+            ),
+        }));
     }
-    let lines = match validate(&body, source, &state.config().parse_limits) {
-        Ok(lines) if lines.is_empty() => {
-            return Err(ApiError::Unprocessable(
-                "the batch holds no event: send one JSON envelope per line".into(),
-            ))
-        }
-        Ok(lines) => lines,
-        Err(refused) => {
-            let n = refused.len();
-            let more = n.saturating_sub(MAX_NAMED_LINES);
-            let mut text = format!(
-                "the batch is refused whole, nothing was stored: {n} line(s) refused: {}",
-                refused[..n.min(MAX_NAMED_LINES)].join("; ")
-            );
-            if more > 0 {
-                text.push_str(&format!("; and {more} more"));
+    let batch = match &profile {
+        None => match validate(&body, source, &state.config().parse_limits) {
+            Ok(lines) => Batch {
+                numbers: lines.iter().map(|l| l.number as u64).collect(),
+                events: lines
+                    .into_iter()
+                    .map(|l| (l.event_id, l.bytes.to_vec()))
+                    .collect(),
+            },
+            Err(refused) => return Err(refuse_whole(refused, "line(s)")),
+        },
+        Some(p) => {
+            let (p2, raw) = (p.clone(), body.to_vec());
+            match tokio::task::spawn_blocking(move || read_export(&p2, raw))
+                .await
+                .map_err(|e| internal("reading the export", e))?
+            {
+                Ok(b) => b,
+                Err(refused) => return Err(refuse_whole(refused, "row(s)")),
             }
-            return Err(ApiError::Unprocessable(text));
         }
     };
+    if batch.events.is_empty() {
+        return Err(ApiError::Unprocessable(match &profile {
+            None => "the batch holds no event: send one JSON envelope per line".into(),
+            Some(p) => format!(
+                "the export holds no row that profile {:?} makes an event of",
+                p.profile.name
+            ),
+        }));
+    }
 
-    let folder: PathBuf = state.config().feeds_dir.join(source.code());
+    let sink = state.config().push_sink.clone();
+    let folder: PathBuf = match (&profile, &sink) {
+        (Some(p), None) => state.config().feeds_dir.join(p.folder()),
+        _ => state.config().feeds_dir.join(source.code()),
+    };
     let lock = state.push().source_lock(source);
     let mut known = lock.lock().await;
     if known.is_none() {
-        let f = folder.clone();
-        let ids = tokio::task::spawn_blocking(move || pushed_ids(&f))
-            .await
-            .map_err(|e| internal("reading pushed ids", e))?
-            .map_err(|e| internal("reading the feed folder", e))?;
+        let ids = if sink.is_some() {
+            HashSet::new()
+        } else {
+            let f = state.config().feeds_dir.join(source.code());
+            tokio::task::spawn_blocking(move || pushed_ids(&f))
+                .await
+                .map_err(|e| internal("reading pushed ids", e))?
+                .map_err(|e| internal("reading the feed folder", e))?
+        };
         *known = Some(ids);
     }
     let known_ids = known.get_or_insert_with(HashSet::new);
-    let asked: Vec<&str> = lines
+    let asked: Vec<&str> = batch
+        .events
         .iter()
-        .map(|l| l.event_id.as_str())
+        .map(|(id, _)| id.as_str())
         .filter(|id| !known_ids.contains(*id))
         .collect();
     let stored = state
@@ -302,28 +555,58 @@ pub async fn push_feed(
         .stored_event_ids(source.code(), &asked)
         .await?;
     let mut fresh: HashSet<&str> = HashSet::new();
-    let mut data = Vec::with_capacity(body.len() + lines.len());
     let mut duplicate_lines = Vec::new();
+    let mut new_lines = Vec::new();
     let mut new_ids = Vec::new();
-    for l in &lines {
-        let id = l.event_id.as_str();
-        if known_ids.contains(id) || stored.contains(id) || !fresh.insert(id) {
-            duplicate_lines.push(l.number);
+    for ((id, json), number) in batch.events.iter().zip(&batch.numbers) {
+        if known_ids.contains(id.as_str()) || stored.contains(id.as_str()) || !fresh.insert(id) {
+            duplicate_lines.push(*number);
             continue;
         }
-        data.extend_from_slice(l.bytes);
-        data.push(b'\n');
-        new_ids.push(id.to_string());
+        new_lines.push(json.clone());
+        new_ids.push(id.clone());
     }
-    let name = format!("push-{}.jsonl", chrono::Utc::now().format("%Y-%m-%d"));
-    if !data.is_empty() {
+    let accepted = new_ids.len();
+    let provenance = profile.as_ref().map(|p| p.profile.provenance().to_string());
+    let unit = if profile.is_some() { "rows" } else { "lines" };
+    let stored_at: Option<String> = if new_lines.is_empty() {
+        None
+    } else if let Some(sink) = &sink {
+        let at = sink
+            .publish(source, new_lines, provenance.as_deref())
+            .await
+            .map_err(|e| {
+                tracing::error!(source = source.code(), error = %e, "push: publishing failed");
+                ApiError::Unavailable(format!(
+                    "the batch could not be published, nothing may be taken as stored: {e}; send it again (it is idempotent)"
+                ))
+            })?;
+        Some(at)
+    } else if let Some(p) = &profile {
+        // The export itself, as the department sent it (duplicates in it are stored once).
+        let (f, text, ext, raw) = (folder.clone(), p.text.clone(), p.extension(), body.to_vec());
+        let name = tokio::task::spawn_blocking(move || write_export(&f, &text, ext, &raw))
+            .await
+            .map_err(|e| internal("writing the export", e))?
+            .map_err(|e| internal("writing the export to the feeds folder", e))?;
+        name.map(|n| format!("{}/{n}", p.folder()))
+    } else {
+        let mut data = Vec::with_capacity(body.len() + new_lines.len());
+        for l in &new_lines {
+            data.extend_from_slice(l);
+            data.push(b'\n');
+        }
+        let name = format!("push-{}.jsonl", chrono::Utc::now().format("%Y-%m-%d"));
         let (f, file) = (folder.clone(), folder.join(&name));
         tokio::task::spawn_blocking(move || append_durably(&f, &file, &data))
             .await
             .map_err(|e| internal("appending", e))?
             .map_err(|e| internal("appending to the feed file", e))?;
+        Some(format!("{}/{name}", source.code()))
+    };
+    if sink.is_some() && known_ids.len() + new_ids.len() > KAFKA_RECENT_IDS {
+        known_ids.clear();
     }
-    let accepted = new_ids.len();
     known_ids.extend(new_ids);
     drop(known);
     tracing::info!(
@@ -331,16 +614,24 @@ pub async fn push_feed(
         token = who.token_id,
         accepted,
         duplicates = duplicate_lines.len(),
+        profile = provenance.as_deref().unwrap_or("-"),
         "push: batch stored"
     );
-    Ok(Json(json!({
+    let mut answer = json!({
         "source": source.code(),
         "accepted": accepted,
         "duplicates": duplicate_lines.len(),
         "duplicate_lines": duplicate_lines,
-        "file": if accepted > 0 { Some(format!("{}/{name}", source.code())) } else { None },
-    }))
-    .into_response())
+    });
+    match (&sink, stored_at) {
+        (Some(_), at) => answer["topic"] = json!(at),
+        (None, at) => answer["file"] = json!(at),
+    }
+    if let Some(p) = provenance {
+        answer["profile"] = json!(p);
+        answer["unit"] = json!(unit);
+    }
+    Ok(Json(answer).into_response())
 }
 
 #[cfg(test)]

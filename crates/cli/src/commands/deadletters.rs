@@ -26,7 +26,7 @@ Examples:
   DOUDI_LIMITS__MAX_EVENT_BYTES=262144 doudi deadletters replay --reason too_large
   doudi deadletters replay --id 17 --id 18
 
-A record longer than the size limit in force when it was refused was kept only in part; its whole line is read again from its feed file (under --feeds, by its byte offset). Replayed records keep their original event ids, so replaying twice changes nothing.")]
+A record longer than the size limit in force when it was refused was kept only in part; its whole line is read again from its feed file (under --feeds, by its byte offset). A refused row of a department's export is mapped again with the profile as it stands now: the folder's profile.toml, or for a raw-row Kafka topic its profile in [kafka.profiles]. Replayed records keep their original event ids, so replaying twice changes nothing.")]
     Replay {
         /// Only these dead letters (repeat the flag for more).
         #[arg(long = "id", value_name = "ID")]
@@ -84,12 +84,14 @@ async fn replay(
     feeds: &std::path::Path,
 ) -> anyhow::Result<()> {
     let settings = engine_settings(config)?;
+    let topic_profiles = super::topic_profiles(config)?;
     let replay = ReplayOptions {
         ids,
         reason,
         feeds,
         limits: settings.limits,
         page_size: config.limits.batch_size.max(1) as i64,
+        topic_profiles: &topic_profiles,
     };
     let Some(report) = doudi_app::replay::replay(store, &settings, &asker(), &replay).await? else {
         println!("no dead letters to replay");

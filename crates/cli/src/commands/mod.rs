@@ -67,6 +67,24 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 }
 
 /// What the engine is made with, from the configuration.
+/// The raw-row Kafka topics of `[kafka.profiles]` with their profiles (loaded and checked now),
+/// for a dead-letter replay to map their refused rows again.
+pub fn topic_profiles(
+    config: &Config,
+) -> anyhow::Result<Vec<(String, std::sync::Arc<doudi_feeds::Profile>)>> {
+    if config.kafka.profiles.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut kafka = config.kafka.clone();
+    kafka.load_profiles().map_err(anyhow::Error::msg)?;
+    Ok(kafka
+        .loaded_profiles
+        .0
+        .iter()
+        .map(|p| (p.topic.clone(), std::sync::Arc::clone(&p.profile)))
+        .collect())
+}
+
 pub fn engine_settings(config: &Config) -> anyhow::Result<EngineSettings> {
     Ok(EngineSettings {
         rules: config.rule_set()?,

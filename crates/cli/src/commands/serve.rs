@@ -28,7 +28,7 @@ that opens a session of its own (12 hours at most); signing out ends it, not the
 Protections: anything outside a token's region answers 404, as if it did not exist; a client address
 over serve.auth_failures_per_minute failed authentications gets 429 for a minute, valid token or not;
 bodies over serve.max_body_bytes get 413 on every route; every answer is Cache-Control: no-store;
-a silence lasts at most a year. A feeder token (doudi tokens create --role feeder --source SOURCE) pushes its source's events to POST /api/feeds/SOURCE as JSON lines: the batch is accepted whole or refused whole (422 naming the lines), appended with fsync to FEEDS/SOURCE/push-DATE.jsonl for doudi run to ingest, duplicates by event id not appended again; over serve.push_max_bytes 413, over serve.push_batches_per_minute 429. The API is described in schemas/openapi.json. /healthz (process up), /readyz (database answers) and /metrics (Prometheus) need no token. SIGTERM or Ctrl-C stops accepting and lets requests in flight finish (serve.shutdown_grace_seconds).")]
+a silence lasts at most a year. A feeder token (doudi tokens create --role feeder --source SOURCE) pushes its source's events to POST /api/feeds/SOURCE as JSON lines: the batch is accepted whole or refused whole (422 naming the lines), appended with fsync to FEEDS/SOURCE/push-DATE.jsonl for doudi run to ingest, duplicates by event id not appended again. With ?profile=NAME (a profile in serve.push_profiles) the body is the department's own export (CSV, Excel, …), kept whole in FEEDS/push-PROFILE-vVERSION/ beside its profile. With serve.push_to = \"kafka\" the events go to the source's topic instead, answered once acknowledged by all in-sync replicas (503 if not). Over serve.push_max_bytes 413, over serve.push_batches_per_minute 429. The API is described in schemas/openapi.json. /healthz (process up), /readyz (database answers) and /metrics (Prometheus) need no token. SIGTERM or Ctrl-C stops accepting and lets requests in flight finish (serve.shutdown_grace_seconds).")]
 pub struct ServeArgs {
     /// Address to listen on (overrides serve.listen).
     #[arg(long, value_name = "ADDR")]
@@ -61,6 +61,19 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     service.feeds_dir = config.feeds.dir.clone();
     service.replay_page_size = config.limits.batch_size.max(1) as i64;
     service.trusted_proxies = proxies;
+    service.push_profiles = push_profiles(&s.push_profiles)?;
+    service.topic_profiles = super::topic_profiles(config)?;
+    if s.push_to == crate::config::PushTo::Kafka {
+        if config.kafka.brokers.is_empty() {
+            anyhow::bail!(
+                "serve.push_to = \"kafka\" needs kafka.brokers (the brokers the pushed events are produced to)"
+            );
+        }
+        let producer = doudi_kafka::produce::PushProducer::new(&config.kafka)
+            .context("serve.push_to = \"kafka\": creating the producer")?;
+        tracing::info!(brokers = %config.kafka.brokers, "pushed batches go to the feed topics (acks=all)");
+        service.push_sink = Some(std::sync::Arc::new(KafkaPush(producer)));
+    }
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -99,6 +112,55 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     store.close().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The pushed batches' Kafka sink (`serve.push_to = "kafka"`).
+#[derive(Debug)]
+struct KafkaPush(doudi_kafka::produce::PushProducer);
+
+impl doudi_service::push::PushSink for KafkaPush {
+    fn publish<'a>(
+        &'a self,
+        source: doudi_model::Source,
+        lines: Vec<Vec<u8>>,
+        profile: Option<&'a str>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            self.0
+                .publish(source, &lines, profile)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// `serve.push_profiles`: each a shipped profile's name or a path, read and checked now (a bad
+/// one stops `serve` from starting, naming it).
+fn push_profiles(specs: &[String]) -> anyhow::Result<Vec<doudi_service::push::PushProfile>> {
+    let mut out: Vec<doudi_service::push::PushProfile> = Vec::new();
+    for spec in specs {
+        let path = std::path::Path::new(spec);
+        let text = match doudi_feeds::shipped::text(spec) {
+            Some(t) if !path.exists() => t.to_string(),
+            _ => std::fs::read_to_string(path).with_context(|| {
+                format!("serve.push_profiles: {spec:?} is neither a shipped profile nor a readable file")
+            })?,
+        };
+        let profile = doudi_feeds::Profile::parse(&text, path)
+            .with_context(|| format!("serve.push_profiles: {spec}"))?;
+        if out.iter().any(|p| p.profile.name == profile.name) {
+            anyhow::bail!(
+                "serve.push_profiles names profile {:?} twice: a push chooses it by name",
+                profile.name
+            );
+        }
+        out.push(doudi_service::push::PushProfile {
+            profile: std::sync::Arc::new(profile),
+            text,
+        });
+    }
+    Ok(out)
 }
 
 /// Ctrl-C, or SIGTERM (a service manager stopping the service).
