@@ -209,7 +209,7 @@ async fn exports_pushed_through_a_profile_end_as_the_same_exports_dropped_in_a_f
         first.clone(),
     )
     .await;
-    assert_eq!(s, 415, "{v}");
+    assert_eq!(s, 422, "{v}");
     assert!(
         v["error"]["message"]
             .as_str()

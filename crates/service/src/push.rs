@@ -483,7 +483,19 @@ pub async fn push_feed(
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase());
     if media.as_deref() != Some(expected) {
-        return Err(ApiError::UnsupportedMediaType(match &profile {
+        // A media type the document lists for this operation, but not the one this batch needs
+        // (CSV without a profile, an Excel body for a CSV profile): a rule stated in words, 422;
+        // any other media type: 415.
+        let documented = matches!(
+            media.as_deref(),
+            Some(NDJSON | XLSX | "text/csv" | "text/plain")
+        );
+        let refuse = if documented {
+            ApiError::Unprocessable
+        } else {
+            ApiError::UnsupportedMediaType
+        };
+        return Err(refuse(match &profile {
             None => format!("send the batch as `Content-Type: {NDJSON}`: one JSON envelope per line (or a department's export with ?profile=NAME)"),
             Some(p) => format!(
                 "profile {:?} reads {}: send the export as `Content-Type: {expected}`",
