@@ -365,3 +365,37 @@ fn a_year_caught_up_at_once_gets_catch_up_deadlines_by_level_and_event_dates() {
     assert!(levels.len() >= 2, "levels {levels:?}");
     assert!(deadlines.len() > 1, "every warning has the same deadline");
 }
+
+/// `rederive_households` (what a register change calls) re-derives households from all their
+/// facts: on households already derived it changes no assessment, no warning and writes no
+/// history line.
+#[test]
+fn rederiving_households_from_all_their_facts_changes_nothing_already_derived() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (register, items) = generated(tmp.path(), 200, 3);
+    let url = format!("sqlite://{}", tmp.path().join("rederive.db").display());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        // Shuffled, so that the stored rows came from re-derivations already.
+        let mut shuffled = items.clone();
+        shuffled.shuffle(&mut rand::rngs::StdRng::seed_from_u64(3));
+        apply(&url, &register, &batches(&shuffled, 100)).await;
+        let before = transitions(outcome(&url).await);
+        let lines_before = history(&url).await;
+        let store = doudi_store::Store::open(&url).await.expect("open");
+        let engine = doudi_pipeline::Engine::new(
+            doudi_risk::RuleSet::builtin(),
+            doudi_model::ParseLimits::default(),
+            store.load_register().await.expect("load register"),
+        );
+        let households: Vec<String> = register.iter().map(|h| h.household_id.clone()).collect();
+        let out = doudi_pipeline::rederive_households(&store, &engine, &households)
+            .await
+            .expect("rederive");
+        store.close().await;
+        assert_eq!((out.warnings_opened, out.warnings_raised), (0, 0));
+        assert_eq!(transitions(outcome(&url).await), before);
+        assert_eq!(history(&url).await, lines_before);
+        assert!(!before.warnings.is_empty());
+    });
+}
