@@ -90,6 +90,9 @@ pub struct ServiceConfig {
     /// The raw-row Kafka topics and their profiles (`[kafka.profiles]`): a dead-letter replay
     /// maps their refused rows again with them.
     pub topic_profiles: Vec<(String, std::sync::Arc<doudi_feeds::Profile>)>,
+    /// How warning deadlines follow from event and receipt times (`[warnings]`), for the warnings
+    /// a review decision or a replay opens.
+    pub deadlines: doudi_warnings::fold::DeadlinePolicy,
 }
 
 impl ServiceConfig {
@@ -111,6 +114,7 @@ impl ServiceConfig {
             push_sink: None,
             push_profiles: Vec::new(),
             topic_profiles: Vec::new(),
+            deadlines: Default::default(),
         }
     }
 }
@@ -121,6 +125,7 @@ impl ServiceConfig {
         doudi_app::EngineSettings {
             limits: self.parse_limits,
             thresholds: self.thresholds.clone(),
+            deadlines: self.deadlines,
             ..doudi_app::EngineSettings::with_rules(self.rules.clone())
         }
     }

@@ -74,6 +74,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(brokers = %config.kafka.brokers, "pushed batches go to the feed topics (acks=all)");
         service.push_sink = Some(std::sync::Arc::new(KafkaPush(producer)));
     }
+    service.deadlines = config.warnings.deadline_policy();
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
