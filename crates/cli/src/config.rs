@@ -232,6 +232,8 @@ impl Config {
         if s.push_batches_per_minute == 0 {
             anyhow::bail!("serve.push_batches_per_minute must be at least 1");
         }
+        doudi_service::parse_timezone(&s.timezone)
+            .map_err(|e| anyhow::anyhow!("serve.timezone: {e}"))?;
         if !(1..=10_000).contains(&s.max_page_size) {
             anyhow::bail!(
                 "serve.max_page_size must be 1 to 10000 (got {})",
@@ -498,6 +500,8 @@ pub struct ServeConfig {
     pub push_max_bytes: usize,
     /// Batches one feeder token may push per minute (beyond it: 429).
     pub push_batches_per_minute: u32,
+    /// The locality's time zone (an IANA name): the pages show times in it, to the minute.
+    pub timezone: String,
     /// Seconds to let requests in flight finish after SIGTERM or Ctrl-C.
     pub shutdown_grace_seconds: u64,
     /// Addresses (`10.0.0.5`) or networks (`10.0.0.0/8`) of the reverse proxies in front of the
@@ -520,6 +524,7 @@ impl Default for ServeConfig {
             max_page_size: 500,
             push_max_bytes: 8 * 1024 * 1024,
             push_batches_per_minute: 600,
+            timezone: "Asia/Shanghai".into(),
             shutdown_grace_seconds: 10,
             trusted_proxies: Vec::new(),
             tls_cert: None,

@@ -28,6 +28,7 @@ mod auth;
 mod contract;
 mod error;
 mod html;
+mod locale;
 mod pages;
 mod principal;
 mod push;
@@ -55,6 +56,13 @@ pub use error::ApiError;
 pub use principal::{Principal, Role};
 pub use transport::{check_transport, serve_tls, tls_config, TlsListener, TrustedProxies};
 
+/// A time zone by its IANA name (`Asia/Shanghai`), or what is wrong with the name.
+pub fn parse_timezone(name: &str) -> Result<chrono_tz::Tz, String> {
+    name.trim().parse::<chrono_tz::Tz>().map_err(|_| {
+        format!("{name:?} is not a time zone of the IANA database (write it like Asia/Shanghai)")
+    })
+}
+
 /// What the service needs besides the store.
 #[derive(Clone, Debug)]
 pub struct ServiceConfig {
@@ -81,6 +89,9 @@ pub struct ServiceConfig {
     pub push_max_bytes: usize,
     /// Batches a feeder token may push per minute; beyond it 429.
     pub push_batches_per_minute: u32,
+    /// The locality's time zone: pages show times in it, to the minute (`serve.timezone`, an
+    /// IANA name; default Asia/Shanghai).
+    pub timezone: chrono_tz::Tz,
 }
 
 impl ServiceConfig {
@@ -99,6 +110,7 @@ impl ServiceConfig {
             trusted_proxies: TrustedProxies::default(),
             push_max_bytes: 8 * 1024 * 1024,
             push_batches_per_minute: 600,
+            timezone: chrono_tz::Asia::Shanghai,
         }
     }
 }
@@ -332,7 +344,30 @@ pub fn routes() -> Vec<Route> {
             DOERS,
             post(pages::resolve),
         ),
-        route("GET", "/regions/{code}", Page, ALL, get(pages::region)),
+        route("GET", "/regions/{code}", Page, ALL, get(pages::region_page)),
+        route("GET", "/households/{id}", Page, ALL, get(pages::household)),
+        route("GET", "/review", Page, ALL, get(pages::review)),
+        route(
+            "POST",
+            "/review/{seq}/decide",
+            Page,
+            DOERS,
+            post(pages::decide),
+        ),
+        route(
+            "GET",
+            "/deadletters",
+            Page,
+            DEAD_LETTER_READERS,
+            get(pages::dead_letters),
+        ),
+        route(
+            "POST",
+            "/deadletters/replay",
+            Page,
+            ADMIN,
+            post(pages::replay),
+        ),
         route(
             "GET",
             "/households/{id}/trace",
