@@ -59,7 +59,7 @@ async fn the_inbox_shows_the_townships_warnings_most_urgent_first_with_time_left
         assert!(!r.body.contains(&format!("href=\"/warnings/{w}\"")));
     }
     assert!(
-        r.body.contains("剩余") || r.body.contains("已超期"),
+        r.body.contains("后到期") || r.body.contains("已超期"),
         "{}",
         r.body
     );
