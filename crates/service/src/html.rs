@@ -62,13 +62,7 @@ pub fn error_page(lang: Lang, who: Option<&Principal>, path: &str, e: &ApiError)
         e.status(),
         lang,
         false,
-        layout(
-            lang,
-            lang.t("无法完成", "Refused"),
-            who,
-            path,
-            body,
-        ),
+        layout(lang, lang.t("无法完成", "Refused"), who, path, body),
     )
 }
 
@@ -116,7 +110,13 @@ main{max-width:none;padding:0}a{color:#000;text-decoration:none}.card,ol.tl>li{b
 
 /// A whole page: head, header (who is signed in, links, language switch, sign-out), one `main`
 /// with the page's `h1`, and `body`.
-pub fn layout(lang: Lang, title: &str, who: Option<&Principal>, path: &str, body: Markup) -> Markup {
+pub fn layout(
+    lang: Lang,
+    title: &str,
+    who: Option<&Principal>,
+    path: &str,
+    body: Markup,
+) -> Markup {
     let other = lang.other();
     html! {
         (DOCTYPE)
@@ -196,8 +196,14 @@ mod tests {
 
     #[test]
     fn markup_in_text_is_escaped() {
-        let p = layout(Lang::En, "<b>", None, "/", html! { p { ("<script>alert('x')</script>&\"") } })
-            .into_string();
+        let p = layout(
+            Lang::En,
+            "<b>",
+            None,
+            "/",
+            html! { p { ("<script>alert('x')</script>&\"") } },
+        )
+        .into_string();
         assert!(p.contains("<h1>&lt;b&gt;</h1>"), "{p}");
         assert!(p.contains("&lt;script&gt;"), "{p}");
         assert!(!p.contains("<script>"), "{p}");

@@ -155,11 +155,31 @@ impl Lang {
     pub fn disability(self, grade: Option<u64>) -> String {
         match grade {
             Some(g) => match self {
-                Lang::Zh => format!("残疾{}级", ["一", "二", "三", "四"].get(g.saturating_sub(1) as usize).unwrap_or(&"")),
+                Lang::Zh => format!(
+                    "残疾{}级",
+                    ["一", "二", "三", "四"]
+                        .get(g.saturating_sub(1) as usize)
+                        .unwrap_or(&"")
+                ),
                 Lang::En => format!("disability grade {g}"),
             },
-            None => self.t("无", "none").to_string(),
+            None => self.t("无残疾", "no disability").to_string(),
         }
+    }
+
+    /// A linkage comparison's level in words (the code itself when unknown).
+    pub fn comparison(self, code: &str) -> Option<&'static str> {
+        Some(match code {
+            "exact" => self.t("一致", "exact"),
+            "village" => self.t("同村", "same village"),
+            "township" => self.t("同乡镇", "same township"),
+            "county" => self.t("同县", "same county"),
+            "close" | "near" | "similar" => self.t("相近", "close"),
+            "partial" => self.t("部分一致", "partial"),
+            "transposed" => self.t("位置颠倒", "transposed"),
+            "different" | "mismatch" | "disagree" => self.t("不一致", "different"),
+            _ => return None,
+        })
     }
 
     /// A disposition in words, with its amount, category or department.
@@ -306,7 +326,9 @@ impl Clock {
 
     /// `2026-12-08 01:28` in the locality's zone.
     pub fn at(&self, t: &DateTime<Utc>) -> String {
-        t.with_timezone(&self.tz).format("%Y-%m-%d %H:%M").to_string()
+        t.with_timezone(&self.tz)
+            .format("%Y-%m-%d %H:%M")
+            .to_string()
     }
 
     /// A day in the locality's zone (`2026-12-08`).
@@ -417,20 +439,32 @@ pub fn api_error(lang: Lang, e: &ApiError) -> String {
         ("form token", "表单已失效：请刷新页面后重新提交。"),
         ("another site", "该表单来自其他网站，已拒绝。"),
         ("may not use", "您的角色无权打开此页面。"),
-        ("acts for no officer", "该令牌未关联干部，不能处理预警或复核。"),
+        (
+            "acts for no officer",
+            "该令牌未关联干部，不能处理预警或复核。",
+        ),
         ("needs amount", "给予临时救助时请填写金额（元）。"),
-        ("not an amount", "金额格式不对：请填写元，例如 1500 或 1500.50。"),
+        (
+            "not an amount",
+            "金额格式不对：请填写元，例如 1500 或 1500.50。",
+        ),
         ("needs category", "纳入保障时请选择类别。"),
         ("unknown category", "保障类别不正确：请从列表中选择。"),
         ("needs department", "转介时请填写接收部门。"),
         ("unknown disposition", "处置方式不正确：请从列表中选择。"),
         ("too many failed", "失败次数过多：请一分钟后再试。"),
         ("larger than the service accepts", "提交的内容过长。"),
-        ("is not in the register", "名册中没有这一户（或不在您的辖区内）。"),
+        (
+            "is not in the register",
+            "名册中没有这一户（或不在您的辖区内）。",
+        ),
         ("no warning", "没有这条预警（或不在您的辖区内）。"),
         ("review", "复核记录不存在或已处理。"),
         ("moved meanwhile", "预警刚被他人处理过：请刷新页面后再试。"),
-        ("the database is not answering", "数据库暂时无法访问：请稍后再试。"),
+        (
+            "the database is not answering",
+            "数据库暂时无法访问：请稍后再试。",
+        ),
     ];
     for (needle, zh) in known {
         if msg.contains(needle) {
@@ -480,7 +514,10 @@ mod tests {
         let late = c.now - chrono::TimeDelta::hours(50);
         assert_eq!(c.due(&late), ("已超期 2 天".to_string(), true));
         let e = clock(Lang::En);
-        assert_eq!(e.relative(&(e.now - chrono::TimeDelta::minutes(61))), "1 hour ago");
+        assert_eq!(
+            e.relative(&(e.now - chrono::TimeDelta::minutes(61))),
+            "1 hour ago"
+        );
     }
 
     #[test]

@@ -371,20 +371,18 @@ pub async fn inbox(
         Level::Yellow => 2,
         Level::None => 3,
     };
-    list.warnings.sort_by_key(|w| {
-        (
-            !overdue(w),
-            rank(w.level),
-            w.deadline,
-            w.warning_id,
-        )
-    });
+    list.warnings
+        .sort_by_key(|w| (!overdue(w), rank(w.level), w.deadline, w.warning_id));
     let ids: Vec<i64> = list.warnings.iter().map(|w| w.warning_id).collect();
     let times = match state.store().warning_fact_times(&ids).await {
         Ok(t) => t,
         Err(e) => return error_page(lang, Some(&who), "/", &e.into()),
     };
-    let codes: Vec<String> = list.warnings.iter().map(|w| w.region_code.clone()).collect();
+    let codes: Vec<String> = list
+        .warnings
+        .iter()
+        .map(|w| w.region_code.clone())
+        .collect();
     let names = region_names(&state, &codes).await;
     let asker = who.who();
     let mut cards = Vec::with_capacity(list.warnings.len());
@@ -794,16 +792,29 @@ pub struct MoveForm {
 
 /// Why a refused move was refused, as a typed reason (the same checks as the use case, in the
 /// same order, on the warning as it still stands): for the page to explain it in its language.
-async fn why_refused(state: &AppState, who: &Principal, id: i64, note: &str, m: &Move) -> Option<MoveError> {
+async fn why_refused(
+    state: &AppState,
+    who: &Principal,
+    id: i64,
+    note: &str,
+    m: &Move,
+) -> Option<MoveError> {
     let d = state.store().warning_detail(id).await.ok()??;
     let region = doudi_model::RegionCode::parse(&d.warning.region_code).ok()?;
     let directory = doudi_app::engine::directory(state.store()).await.ok()?;
     let limit = state.config().rules.relief.township_limit;
     let actor = who.officer_id.as_deref()?;
-    doudi_warnings::lifecycle::authorise(&directory, actor, d.warning.assigned_to.as_deref(), &region, m, limit)
-        .and_then(|_| doudi_warnings::lifecycle::check_reason(m, note))
-        .and_then(|_| doudi_warnings::lifecycle::transition(d.warning.status, m))
-        .err()
+    doudi_warnings::lifecycle::authorise(
+        &directory,
+        actor,
+        d.warning.assigned_to.as_deref(),
+        &region,
+        m,
+        limit,
+    )
+    .and_then(|_| doudi_warnings::lifecycle::check_reason(m, note))
+    .and_then(|_| doudi_warnings::lifecycle::transition(d.warning.status, m))
+    .err()
 }
 
 async fn move_page(
@@ -917,18 +928,24 @@ pub async fn household(
         Ok(r) => r,
         Err(e) => return error_page(lang, Some(&who), &path, &e.into()),
     };
-    let entries = match doudi_app::household::trace(state.store(), &asker, &id, View::Trace, via).await {
-        Ok(r) => r.value,
-        Err(e) => return error_page(lang, Some(&who), &path, &e.into()),
-    };
+    let entries =
+        match doudi_app::household::trace(state.store(), &asker, &id, View::Trace, via).await {
+            Ok(r) => r.value,
+            Err(e) => return error_page(lang, Some(&who), &path, &e.into()),
+        };
     let warnings = match state.store().household_warnings(&id).await {
         Ok(w) => w,
         Err(e) => return error_page(lang, Some(&who), &path, &e.into()),
     };
     let h = &record.value.record;
     let names = region_names(&state, std::slice::from_ref(&record.value.region_code)).await;
-    let benefit = h.get("monthly_benefit_fen").and_then(Value::as_i64).unwrap_or(0);
-    let open = warnings.iter().find(|w| w.status != WarningStatus::Resolved);
+    let benefit = h
+        .get("monthly_benefit_fen")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let open = warnings
+        .iter()
+        .find(|w| w.status != WarningStatus::Resolved);
     let body = html! {
         @if record.masked {
             p.muted { (lang.t("个人信息已遮蔽（您的角色不需要）；本次查阅已记入审计日志。", "Personal data masked (your role does not need it); this read is recorded in the audit trail.")) }
@@ -1017,7 +1034,10 @@ fn facts(c: &Ctx, entries: &[TraceEntry]) -> Markup {
     let lang = c.lang;
     let mut rows: Vec<(String, &str, &str, usize)> = Vec::new();
     for e in entries.iter().rev() {
-        if let TraceEntry::Event { at, source, kind, .. } = e {
+        if let TraceEntry::Event {
+            at, source, kind, ..
+        } = e
+        {
             let day = c.clock.day(at);
             if let Some(last) = rows.last_mut() {
                 if last.0 == day && last.1 == source.as_str() && last.2 == kind.as_str() {
@@ -1070,7 +1090,14 @@ fn bar_chart(title: &str, rows: &BTreeMap<String, BTreeMap<String, i64>>) -> Mar
             }
             let bh = (c as f64 / max) * (h - 20.0);
             y -= bh;
-            bars.push((x, y, (bw - 1.0).max(1.0), bh, colour, format!("{label} {level}: {c}")));
+            bars.push((
+                x,
+                y,
+                (bw - 1.0).max(1.0),
+                bh,
+                colour,
+                format!("{label} {level}: {c}"),
+            ));
         }
     }
     let step = (rows.len() / 8).max(1);
@@ -1178,8 +1205,14 @@ fn link_reason(lang: Lang, why: &str) -> Markup {
     let t = match why {
         "linked" => Some(("已匹配", "linked")),
         "runner_up_within_margin" => Some(("两个候选人得分接近", "two candidates score close")),
-        "repaired_id_unconfirmed" => Some(("身份证号经修复，未经确认", "the ID number was repaired and is unconfirmed")),
-        "between_thresholds" => Some(("得分介于自动匹配与拒绝之间", "the score is between the thresholds")),
+        "repaired_id_unconfirmed" => Some((
+            "身份证号经修复，未经确认",
+            "the ID number was repaired and is unconfirmed",
+        )),
+        "between_thresholds" => Some((
+            "得分介于自动匹配与拒绝之间",
+            "the score is between the thresholds",
+        )),
         "below_review_threshold" => Some(("得分过低", "the score is too low")),
         "no_candidates" => Some(("没有候选人", "no candidates")),
         _ => None,
@@ -1193,9 +1226,15 @@ fn link_reason(lang: Lang, why: &str) -> Markup {
 fn id_evidence(lang: Lang, id: &doudi_model::IdEvidence) -> Markup {
     use doudi_model::IdEvidence as I;
     match id {
-        I::Valid { masked } => html! { (lang.t("身份证号有效 ", "valid ID number ")) code { (masked) } },
-        I::Upgraded { masked } => html! { (lang.t("15 位旧号，已升级为 ", "legacy 15-digit number, upgraded to ")) code { (masked) } },
-        I::Invalid { masked, problem } => html! { (lang.t("身份证号无效 ", "invalid ID number ")) code { (masked) } " " code { (problem) } },
+        I::Valid { masked } => {
+            html! { (lang.t("身份证号有效 ", "valid ID number ")) code { (masked) } }
+        }
+        I::Upgraded { masked } => {
+            html! { (lang.t("15 位旧号，已升级为 ", "legacy 15-digit number, upgraded to ")) code { (masked) } }
+        }
+        I::Invalid { masked, problem } => {
+            html! { (lang.t("身份证号无效 ", "invalid ID number ")) code { (masked) } " " code { (problem) } }
+        }
         I::Missing => html! { (lang.t("缺少身份证号", "no ID number")) },
     }
 }
@@ -1219,7 +1258,11 @@ fn evidence(lang: Lang, e: &doudi_model::Evidence) -> Markup {
                 ul.plain {
                     li.muted { (lang.t("先验 ", "prior ")) (format!("{:+.2}", e.prior)) }
                     @for k in &cand.comparisons {
-                        li { (field_name(lang, &k.field)) " " code { (k.level) } " " (format!("{:+.2}", k.weight + k.tf_adjustment.unwrap_or(0.0))) }
+                        li {
+                            (field_name(lang, &k.field)) " "
+                            @match lang.comparison(&k.level) { Some(t) => (t), None => code { (k.level) } }
+                            " " (format!("{:+.2}", k.weight + k.tf_adjustment.unwrap_or(0.0)))
+                        }
                     }
                 }
             }
@@ -1269,7 +1312,13 @@ pub async fn review(
             }
         }
     };
-    ok_page(&c, lang.t("身份复核", "Review queue"), Some(&who), "/review", body)
+    ok_page(
+        &c,
+        lang.t("身份复核", "Review queue"),
+        Some(&who),
+        "/review",
+        body,
+    )
 }
 
 /// A review decision from the page.
@@ -1308,9 +1357,21 @@ pub async fn decide(
         };
         let by = who.officer()?.to_string();
         let settings = state.config().engine_settings();
-        let note = if f.note.trim().is_empty() { "page" } else { f.note.trim() };
-        doudi_app::review::decide(state.store(), &settings, &who.who(), seq, decision, &by, note)
-            .await?;
+        let note = if f.note.trim().is_empty() {
+            "page"
+        } else {
+            f.note.trim()
+        };
+        doudi_app::review::decide(
+            state.store(),
+            &settings,
+            &who.who(),
+            seq,
+            decision,
+            &by,
+            note,
+        )
+        .await?;
         Ok::<_, ApiError>(seq)
     }
     .await;
@@ -1384,7 +1445,13 @@ pub async fn dead_letters(
             }
         }
     };
-    ok_page(&c, lang.t("退回记录", "Dead letters"), Some(&who), "/deadletters", body)
+    ok_page(
+        &c,
+        lang.t("退回记录", "Dead letters"),
+        Some(&who),
+        "/deadletters",
+        body,
+    )
 }
 
 /// A replay from the page.
@@ -1415,15 +1482,20 @@ pub async fn replay(
             limits: settings.limits,
             page_size: cfg.replay_page_size,
         };
-        let report = doudi_app::replay::replay(state.store(), &settings, &who.who(), &replay).await?;
+        let report =
+            doudi_app::replay::replay(state.store(), &settings, &who.who(), &replay).await?;
         Ok::<_, ApiError>(report.map_or((0, 0, 0), |r| (r.seen, r.replayed, r.still_refused.len())))
     }
     .await;
     match result {
         Ok((seen, replayed, refused)) => {
             let msg = match lang {
-                Lang::Zh => format!("已查看 {seen} 条，重放 {replayed} 条，仍被退回 {refused} 条。"),
-                Lang::En => format!("{seen} looked at, {replayed} replayed, {refused} still refused."),
+                Lang::Zh => {
+                    format!("已查看 {seen} 条，重放 {replayed} 条，仍被退回 {refused} 条。")
+                }
+                Lang::En => {
+                    format!("{seen} looked at, {replayed} replayed, {refused} still refused.")
+                }
             };
             let mut url = String::from("/deadletters?done=");
             for b in msg.bytes() {
@@ -1512,7 +1584,14 @@ fn fold_trace(entries: &[TraceEntry]) -> Vec<(&TraceEntry, usize)> {
             },
         ) = (out.last_mut(), e)
         {
-            if a == b && aa == ba && ab == bb && an.is_none() && bn.is_none() && ar.is_none() && br.is_none() {
+            if a == b
+                && aa == ba
+                && ab == bb
+                && an.is_none()
+                && bn.is_none()
+                && ar.is_none()
+                && br.is_none()
+            {
                 *n += 1;
                 continue;
             }
@@ -1525,7 +1604,12 @@ fn fold_trace(entries: &[TraceEntry]) -> Vec<(&TraceEntry, usize)> {
 fn trace_entry(c: &Ctx, e: &TraceEntry, n: usize) -> Markup {
     let lang = c.lang;
     match e {
-        TraceEntry::Register { at, change, file, record } => html! {
+        TraceEntry::Register {
+            at,
+            change,
+            file,
+            record,
+        } => html! {
             li {
                 div.when { (c.clock.at(at)) }
                 strong { (lang.register_change(change)) } " · " (lang.t("名册文件 ", "register file ")) code { (file) }
@@ -1535,14 +1619,28 @@ fn trace_entry(c: &Ctx, e: &TraceEntry, n: usize) -> Markup {
             }
         },
         TraceEntry::Event {
-            at, received_at, seq, source, kind, event_id, stream, position, profile, raw, outcome, member_id, evidence: ev, review, ..
+            at,
+            received_at,
+            seq,
+            source,
+            kind,
+            event_id,
+            stream,
+            position,
+            profile,
+            raw,
+            outcome,
+            member_id,
+            evidence: ev,
+            review,
+            ..
         } => html! {
             li {
                 div.when { (c.clock.at(at)) " · " (lang.t("收到于 ", "received ")) (c.clock.at(received_at)) }
                 strong { (lang.t("原始记录：", "Source record: ")) (lang.source(source)) " " (lang.kind(kind)) }
                 " " code { "#" (seq) }
                 br;
-                (lang.t("来源 ", "From ")) code { (stream) } " " (lang.t("第 ", "at ")) code { (position) } (lang.t(" 行/位置", ""))
+                (lang.t("来源 ", "From ")) code { (stream) } " · " (lang.t("位置 ", "position ")) code { (position) }
                 " · " (lang.t("编号 ", "record id ")) code { (event_id) }
                 @if let Some(p) = profile { " · " (lang.t("格式 ", "profile ")) code { (p) } }
                 br;
@@ -1555,7 +1653,14 @@ fn trace_entry(c: &Ctx, e: &TraceEntry, n: usize) -> Markup {
                 details { summary { (lang.t("收到的原始内容", "The record as received")) } pre { code { (raw) } } }
             }
         },
-        TraceEntry::Assessment { at, seq, rule_set_version, score, level, assessment } => html! {
+        TraceEntry::Assessment {
+            at,
+            seq,
+            rule_set_version,
+            score,
+            level,
+            assessment,
+        } => html! {
             li {
                 div.when { (c.clock.at(at)) }
                 strong { (lang.t("风险评估：", "Assessment: ")) } (html::level(lang, *level)) " " (lang.t("评分 ", "score ")) (score)
@@ -1569,7 +1674,16 @@ fn trace_entry(c: &Ctx, e: &TraceEntry, n: usize) -> Markup {
                 }
             }
         },
-        TraceEntry::Warning { warning_id, at, action, actor, level, score, note, refused } => html! {
+        TraceEntry::Warning {
+            warning_id,
+            at,
+            action,
+            actor,
+            level,
+            score,
+            note,
+            refused,
+        } => html! {
             li {
                 div.when { (c.clock.at(at)) }
                 strong { (lang.t("预警 ", "Warning ")) } a href={ "/warnings/" (warning_id) } { "#" (warning_id) }
@@ -1579,7 +1693,14 @@ fn trace_entry(c: &Ctx, e: &TraceEntry, n: usize) -> Markup {
                 @if let Some(r) = refused { p.err { (lang.t("已拒绝：", "refused: ")) (refusal_text(lang, r)) } }
             }
         },
-        TraceEntry::Finding { at, check, status, finding, close_note, .. } => html! {
+        TraceEntry::Finding {
+            at,
+            check,
+            status,
+            finding,
+            close_note,
+            ..
+        } => html! {
             li {
                 div.when { (at) }
                 strong { (lang.t("核查发现：", "Finding: ")) } code { (check) } " · " (lang.finding_status(status))
@@ -1636,10 +1757,18 @@ mod tests {
         h.push(entry("acknowledge", Some("已电话联系"), 20));
         h.push(entry("updated", None, 21));
         let f = fold_history(&h);
-        let shape: Vec<(&str, usize)> = f.iter().map(|f| (f.first.action.as_str(), f.count)).collect();
+        let shape: Vec<(&str, usize)> = f
+            .iter()
+            .map(|f| (f.first.action.as_str(), f.count))
+            .collect();
         assert_eq!(
             shape,
-            [("opened", 1), ("updated", 11), ("acknowledge", 1), ("updated", 1)]
+            [
+                ("opened", 1),
+                ("updated", 11),
+                ("acknowledge", 1),
+                ("updated", 1)
+            ]
         );
         assert_eq!(f[1].last_at, h[11].at);
     }

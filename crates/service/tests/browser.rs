@@ -234,14 +234,26 @@ impl Driver {
     /// The viewport as a PNG.
     async fn screenshot(&self) -> Vec<u8> {
         use base64::Engine;
-        let v = call(&self.http, reqwest::Method::GET, &self.url("/screenshot"), None).await;
+        let v = call(
+            &self.http,
+            reqwest::Method::GET,
+            &self.url("/screenshot"),
+            None,
+        )
+        .await;
         base64::engine::general_purpose::STANDARD
             .decode(v.as_str().unwrap_or(""))
             .expect("a base64 PNG")
     }
 
     async fn delete_cookies(&self) {
-        call(&self.http, reqwest::Method::DELETE, &self.url("/cookie"), None).await;
+        call(
+            &self.http,
+            reqwest::Method::DELETE,
+            &self.url("/cookie"),
+            None,
+        )
+        .await;
     }
 
     async fn quit(&self) {
@@ -341,7 +353,6 @@ async fn an_officer_signs_in_sees_their_township_and_acknowledges_a_warning_in_a
     server.await.expect("server task").expect("server");
 }
 
-
 /// Sign in through the form as `token`'s holder (after forgetting any earlier session).
 async fn sign_in_as(driver: &Driver, site: &str, token: &str) {
     driver.delete_cookies().await;
@@ -365,9 +376,7 @@ async fn check_page(driver: &Driver, axe: Option<&str>, label: &str) -> Vec<Stri
         ));
     }
     if let Some(source) = axe {
-        let loaded = driver
-            .exec(&format!("{source}\n;return typeof axe;"))
-            .await;
+        let loaded = driver.exec(&format!("{source}\n;return typeof axe;")).await;
         assert_eq!(loaded, "object", "axe-core did not load");
         let found = driver
             .exec_async(
@@ -396,8 +405,7 @@ async fn every_page_fits_a_phone_and_a_desktop_and_passes_axe_core() {
         std::env::var("DOUDI_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let axe = match std::env::var("DOUDI_TEST_AXE") {
         Ok(path) => Some(
-            std::fs::read_to_string(&path)
-                .unwrap_or_else(|e| panic!("DOUDI_TEST_AXE={path}: {e}")),
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("DOUDI_TEST_AXE={path}: {e}")),
         ),
         Err(_) => {
             println!("skipped (axe-core part): set DOUDI_TEST_AXE to axe-core's axe.min.js (npm install axe-core) to check accessibility");
@@ -446,7 +454,11 @@ async fn every_page_fits_a_phone_and_a_desktop_and_passes_axe_core() {
                 "/deadletters".into(),
                 "/regions/34".into(),
             ]),
-            _ => pages.extend(["/review".into(), "/deadletters".into(), "/regions/34".into()]),
+            _ => pages.extend([
+                "/review".into(),
+                "/deadletters".into(),
+                "/regions/34".into(),
+            ]),
         }
         plan.push((role, pages));
     }
@@ -473,7 +485,9 @@ async fn every_page_fits_a_phone_and_a_desktop_and_passes_axe_core() {
                 if let (Some(dir), 390) = (&shots, width) {
                     let name = match (role, path.as_str()) {
                         (Role::Officer, "/") => Some("officer-inbox"),
-                        (Role::Officer, p) if p.starts_with("/warnings/") && !p.ends_with("999999") => {
+                        (Role::Officer, p)
+                            if p.starts_with("/warnings/") && !p.ends_with("999999") =>
+                        {
                             Some("officer-warning")
                         }
                         (Role::Officer, p) if p == format!("/households/{hh}") => {

@@ -98,7 +98,12 @@ async fn the_warning_page_masks_members_escapes_notes_and_needs_the_form_token()
         assert!(!page.body.contains(&p.id_number) && !page.body.contains(p.name));
     }
     let sup = fx
-        .page("GET", &format!("/warnings/{w}"), Some(fx.token(Role::Supervisor)), None)
+        .page(
+            "GET",
+            &format!("/warnings/{w}"),
+            Some(fx.token(Role::Supervisor)),
+            None,
+        )
         .await;
     for p in &fx.people {
         assert!(!sup.body.contains(&p.id_number) && !sup.body.contains(p.name));

@@ -37,7 +37,11 @@ fn pages(fx: &Fixture, role: Role) -> Vec<String> {
             "/deadletters".into(),
             "/regions/34".into(),
         ]),
-        _ => p.extend(["/deadletters".into(), "/regions/34".into(), "/review".into()]),
+        _ => p.extend([
+            "/deadletters".into(),
+            "/regions/34".into(),
+            "/review".into(),
+        ]),
     }
     p
 }
@@ -166,21 +170,39 @@ async fn the_inbox_shows_cards_with_the_head_by_name_for_the_assigned_officer_on
     let r = fx.page("GET", "/", Some(&officer), None).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("class=\"card "), "{}", r.body);
-    assert!(r.body.contains("陈桂兰"), "the assigned officer sees the head by name: {}", r.body);
+    assert!(
+        r.body.contains("陈桂兰"),
+        "the assigned officer sees the head by name: {}",
+        r.body
+    );
     assert!(r.body.contains("特困人员"), "category in words");
     assert!(r.body.contains("发生于"), "when the hardship happened");
-    assert!(r.body.contains("到期") || r.body.contains("已超期"), "time left");
-    assert!(!r.body.contains("T17:") && !r.body.contains(".000000Z"), "no raw UTC times");
+    assert!(
+        r.body.contains("到期") || r.body.contains("已超期"),
+        "time left"
+    );
+    assert!(
+        !r.body.contains("T17:") && !r.body.contains(".000000Z"),
+        "no raw UTC times"
+    );
     let reads = fx.store.audit_records(1, 10_000).await.expect("audit");
     assert!(reads.iter().any(|a| a.action == "read_personal_data"
         && a.subject == format!("household:{}", fx.own.households[0])
         && a.detail.contains("\"via\":\"GET /\"")
         && a.detail.contains("\"masked\":false")));
     // The supervisor is not the assigned officer: masked.
-    let r = fx.page("GET", "/", Some(fx.token(Role::Supervisor)), None).await;
-    assert!(!r.body.contains("陈桂兰") && r.body.contains("陈*"), "{}", r.body);
+    let r = fx
+        .page("GET", "/", Some(fx.token(Role::Supervisor)), None)
+        .await;
+    assert!(
+        !r.body.contains("陈桂兰") && r.body.contains("陈*"),
+        "{}",
+        r.body
+    );
     // Filters: a level and a state.
-    let r = fx.page("GET", "/?level=yellow&state=resolved", Some(&officer), None).await;
+    let r = fx
+        .page("GET", "/?level=yellow&state=resolved", Some(&officer), None)
+        .await;
     assert!(r.body.contains("没有符合条件的预警"), "{}", r.body);
     assert!(r.body.contains("aria-current=\"true\""));
 }
@@ -190,18 +212,45 @@ async fn the_household_page_shows_members_address_warnings_and_the_visit_form() 
     let fx = Fixture::new().await;
     let hh = &fx.own.households[0];
     let officer = fx.token(Role::Officer).to_string();
-    let r = fx.page("GET", &format!("/households/{hh}"), Some(&officer), None).await;
+    let r = fx
+        .page("GET", &format!("/households/{hh}"), Some(&officer), None)
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    for needle in ["陈桂兰", "户主", "无劳动能力", "大塘村HA1号", "特困人员", "1172.00", "确诊重病", "id=\"visit\""] {
+    for needle in [
+        "陈桂兰",
+        "户主",
+        "无劳动能力",
+        "大塘村HA1号",
+        "特困人员",
+        "1172.00",
+        "确诊重病",
+        "id=\"visit\"",
+    ] {
         assert!(r.body.contains(needle), "{needle}: {}", r.body);
     }
-    assert!(r.body.contains(&fx.people[0].id_number), "in clear for the officer");
+    assert!(
+        r.body.contains(&fx.people[0].id_number),
+        "in clear for the officer"
+    );
     // The auditor: masked.
-    let r = fx.page("GET", &format!("/households/{hh}"), Some(fx.token(Role::Auditor)), None).await;
-    assert!(!r.body.contains("陈桂兰") && !r.body.contains("id=\"visit\""), "{}", r.body);
+    let r = fx
+        .page(
+            "GET",
+            &format!("/households/{hh}"),
+            Some(fx.token(Role::Auditor)),
+            None,
+        )
+        .await;
+    assert!(
+        !r.body.contains("陈桂兰") && !r.body.contains("id=\"visit\""),
+        "{}",
+        r.body
+    );
     // Another region: as if it did not exist.
     let other = &fx.other.households[0];
-    let r = fx.page("GET", &format!("/households/{other}"), Some(&officer), None).await;
+    let r = fx
+        .page("GET", &format!("/households/{other}"), Some(&officer), None)
+        .await;
     assert_eq!(r.status, 404);
     assert!(r.body.contains("名册中没有这一户"), "{}", r.body);
 }
@@ -218,7 +267,11 @@ async fn refused_moves_are_explained_in_chinese() {
             "POST",
             &format!("/warnings/{w}/resolve"),
             Some(&token),
-            Some(&[("csrf", &csrf), ("disposition", "false_alarm"), ("note", "误报")]),
+            Some(&[
+                ("csrf", &csrf),
+                ("disposition", "false_alarm"),
+                ("note", "误报"),
+            ]),
         )
         .await;
     assert_eq!(r.status, 409, "{}", r.body);
@@ -260,9 +313,15 @@ async fn refused_moves_are_explained_in_chinese() {
         )
         .await;
     assert_eq!(r.status, 403, "{}", r.body);
-    assert!(r.body.contains("超过乡镇审批限额") && r.body.contains("县级"), "{}", r.body);
+    assert!(
+        r.body.contains("超过乡镇审批限额") && r.body.contains("县级"),
+        "{}",
+        r.body
+    );
     // The refused attempt is in the history, explained.
-    let page = fx.page("GET", &format!("/warnings/{w}"), Some(&token), None).await;
+    let page = fx
+        .page("GET", &format!("/warnings/{w}"), Some(&token), None)
+        .await;
     assert!(page.body.contains("已拒绝"), "{}", page.body);
 }
 
@@ -272,8 +331,15 @@ async fn review_dead_letters_and_the_trace_have_pages() {
     let sup = fx.token(Role::Supervisor).to_string();
     let r = fx.page("GET", "/review", Some(&sup), None).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert!(r.body.contains(&format!("/review/{}/decide", fx.own.review_seq)), "{}", r.body);
-    assert!(!r.body.contains(&format!("/review/{}/decide", fx.other.review_seq)));
+    assert!(
+        r.body
+            .contains(&format!("/review/{}/decide", fx.own.review_seq)),
+        "{}",
+        r.body
+    );
+    assert!(!r
+        .body
+        .contains(&format!("/review/{}/decide", fx.other.review_seq)));
     assert!(r.body.contains("匹配概率"), "the evidence");
     let csrf = fx.csrf(&sup).await;
     let r = fx
@@ -285,28 +351,62 @@ async fn review_dead_letters_and_the_trace_have_pages() {
         )
         .await;
     assert_eq!(r.status, 303, "{}", r.body);
-    let item = fx.store.review_item(fx.own.review_seq).await.expect("item").expect("kept");
+    let item = fx
+        .store
+        .review_item(fx.own.review_seq)
+        .await
+        .expect("item")
+        .expect("kept");
     assert!(item.decision.is_some(), "decided");
     // Dead letters: the auditor reads, the admin replays.
-    let r = fx.page("GET", "/deadletters", Some(fx.token(Role::Auditor)), None).await;
+    let r = fx
+        .page("GET", "/deadletters", Some(fx.token(Role::Auditor)), None)
+        .await;
     assert_eq!(r.status, 200);
-    assert!(r.body.contains("格式无法读取") && !r.body.contains("id=\"replay\""), "{}", r.body);
+    assert!(
+        r.body.contains("格式无法读取") && !r.body.contains("id=\"replay\""),
+        "{}",
+        r.body
+    );
     let admin = fx.token(Role::Admin).to_string();
     let r = fx.page("GET", "/deadletters", Some(&admin), None).await;
     assert!(r.body.contains("id=\"replay\""));
     let csrf = fx.csrf(&admin).await;
-    let r = fx.page("POST", "/deadletters/replay", Some(&admin), Some(&[("csrf", &csrf)])).await;
+    let r = fx
+        .page(
+            "POST",
+            "/deadletters/replay",
+            Some(&admin),
+            Some(&[("csrf", &csrf)]),
+        )
+        .await;
     assert_eq!(r.status, 303, "{}", r.body);
     let r = fx.page("GET", r.location(), Some(&admin), None).await;
     assert!(r.body.contains("仍被退回 1 条"), "{}", r.body);
     // The auditor's trace: a timeline, the JSON one link away.
     let hh = &fx.own.households[0];
     let aud = fx.token(Role::Auditor).to_string();
-    let r = fx.page("GET", &format!("/households/{hh}/trace"), Some(&aud), None).await;
-    for needle in ["原始记录", "身份判定", "风险评估", "规则集", "开启预警", "?format=json"] {
+    let r = fx
+        .page("GET", &format!("/households/{hh}/trace"), Some(&aud), None)
+        .await;
+    for needle in [
+        "原始记录",
+        "身份判定",
+        "风险评估",
+        "规则集",
+        "开启预警",
+        "?format=json",
+    ] {
         assert!(r.body.contains(needle), "{needle}: {}", r.body);
     }
-    let r = fx.page("GET", &format!("/households/{hh}/trace?format=json"), Some(&aud), None).await;
+    let r = fx
+        .page(
+            "GET",
+            &format!("/households/{hh}/trace?format=json"),
+            Some(&aud),
+            None,
+        )
+        .await;
     let v = r.json();
     assert_eq!(v["masked"], false);
     assert!(v["entries"].as_array().is_some_and(|e| !e.is_empty()));
