@@ -69,7 +69,7 @@
 //!   [`StoreError::Corrupt`] naming its table and column, never a default;
 //! - `locks`: PostgreSQL's locks, in the one order above; `time`: how times are stored;
 //! - `batch`: the pipeline's [`BatchTx`]; the other modules, one area each (audit, lifecycle,
-//!   review, notices, delivery, register, officers, tokens, findings, queries, web, trace).
+//!   review, notices, delivery, register, officers, regions, tokens, findings, queries, web, trace).
 //!
 //! Every method is covered by `tests/conformance.rs`, run against both backends.
 
@@ -90,6 +90,7 @@ mod open;
 mod pages;
 mod pushed;
 mod queries;
+mod regions;
 mod register;
 mod review;
 mod sessions;
@@ -117,6 +118,7 @@ pub use officers::{OfficerImport, OfficerRow};
 pub use open::{redact_url, Store};
 pub use pages::FactTimes;
 pub use queries::{DeadLetterRecord, DeadLetterView, Status, WarningView};
+pub use regions::{display_name, RegionImport, RegionName};
 pub use register::ImportReport;
 pub use review::{LinkDecisionView, ReviewChoice, ReviewDecisionView, ReviewItem, StoredModel};
 pub use sessions::SessionRow;

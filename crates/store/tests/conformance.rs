@@ -166,6 +166,7 @@ conformance!(
     a_review_item_is_decided_once,
     findings_open_once_per_key_refresh_and_close,
     officer_import_replaces_the_directory,
+    region_names_are_imported_renamed_and_read_as_display_names,
     silences_hold_back_notices,
     audit_verify_passes_on_an_untouched_chain,
     audit_verify_catches_an_edited_record,
@@ -1173,6 +1174,70 @@ async fn officer_import_replaces_the_directory(db: &TestDb) {
             .collect::<Vec<_>>(),
         [("li", "341502003"), ("wang", "341502002")]
     );
+}
+
+async fn region_names_are_imported_renamed_and_read_as_display_names(db: &TestDb) {
+    use doudi_store::RegionName;
+    let store = &db.store;
+    let r = |code: &str, name: &str| RegionName {
+        code: code.into(),
+        name: name.into(),
+    };
+    let report = store
+        .import_region_names(
+            &[
+                r("341502", "金安区"),
+                r("341502102", "东河口镇"),
+                r("341502102003", "大塘村"),
+                r("341502103001", "桥头村"),
+            ],
+            "regions.csv",
+        )
+        .await
+        .unwrap();
+    assert_eq!((report.added, report.renamed, report.unchanged), (4, 0, 0));
+    let codes: Vec<String> = ["341502102003", "341502102", "341502103001", "341502999001"]
+        .map(String::from)
+        .to_vec();
+    let names = store.region_names(&codes).await.unwrap();
+    assert_eq!(names["341502102003"], "东河口镇大塘村");
+    assert_eq!(names["341502102"], "东河口镇");
+    assert_eq!(names["341502103001"], "桥头村", "its township has no name");
+    assert!(!names.contains_key("341502999001"), "unnamed: the code");
+    assert!(store.region_names(&[]).await.unwrap().is_empty());
+
+    // A later import renames and adds; nothing is deleted.
+    let report = store
+        .import_region_names(
+            &[r("341502102003", "大塘社区"), r("341502103", "马头镇")],
+            "regions-2.csv",
+        )
+        .await
+        .unwrap();
+    assert_eq!((report.added, report.renamed, report.unchanged), (1, 1, 0));
+    let names = store.region_names(&codes).await.unwrap();
+    assert_eq!(names["341502102003"], "东河口镇大塘社区");
+    assert_eq!(names["341502103001"], "马头镇桥头村");
+    let all = store.list_region_names("").await.unwrap();
+    assert_eq!(all.len(), 5);
+    assert_eq!(all[0], r("341502", "金安区"));
+    let under = store.list_region_names("341502103").await.unwrap();
+    assert_eq!(
+        under.iter().map(|r| r.code.as_str()).collect::<Vec<_>>(),
+        ["341502103", "341502103001"]
+    );
+    // Many codes at once (more than one statement's worth on SQLite).
+    let many: Vec<RegionName> = (0..1200)
+        .map(|i| {
+            r(
+                &format!("341599{:03}{:03}", i / 100, i % 100),
+                &format!("村{i}"),
+            )
+        })
+        .collect();
+    store.import_region_names(&many, "many.csv").await.unwrap();
+    let codes: Vec<String> = many.iter().map(|r| r.code.clone()).collect();
+    assert_eq!(store.region_names(&codes).await.unwrap().len(), 1200);
 }
 
 async fn silences_hold_back_notices(db: &TestDb) {
