@@ -104,6 +104,7 @@ impl Lang {
             WarningStatus::Acknowledged => self.t("已签收", "acknowledged"),
             WarningStatus::Visited => self.t("已入户核查", "visited"),
             WarningStatus::Resolved => self.t("已办结", "resolved"),
+            WarningStatus::Withdrawn => self.t("已撤回（记录不再支持）", "withdrawn"),
         }
     }
 
@@ -215,6 +216,7 @@ impl Lang {
             "overdue" => self.t("超期上报", "overdue"),
             "reminder" => self.t("提醒", "reminder"),
             "withdrawn" => self.t("撤回", "withdrawn"),
+            "rederived" => self.t("按迟到记录重新计算", "re-derived after a late record"),
             "reopened" => self.t("重新开启", "reopened"),
             _ => self.t("其他变更", "other change"),
         }

@@ -268,10 +268,19 @@ pub async fn sign_out(
     r
 }
 
-/// Region names for `codes` (village, township, county), as the pages show them. Until the
-/// store keeps a region-name table, every code stands for itself.
-async fn region_names(_state: &AppState, _codes: &[String]) -> HashMap<String, String> {
-    HashMap::new()
+/// Region names for `codes` (a village as 东河口镇大塘村), as the pages show them; a code without a
+/// name (or when the table cannot be read: logged) stands for itself.
+async fn region_names(state: &AppState, codes: &[String]) -> HashMap<String, String> {
+    let mut codes = codes.to_vec();
+    codes.sort();
+    codes.dedup();
+    match state.store().region_names(&codes).await {
+        Ok(names) => names,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read region names: showing codes");
+            HashMap::new()
+        }
+    }
 }
 
 /// A region by name (or by code when no name is known: then as a code).
@@ -325,6 +334,7 @@ fn state_param(q: &LangQuery) -> &'static str {
         Some("acknowledged") => "acknowledged",
         Some("visited") => "visited",
         Some("resolved") => "resolved",
+        Some("withdrawn") => "withdrawn",
         Some("all") => "all",
         _ => "active",
     }
@@ -364,7 +374,7 @@ pub async fn inbox(
         Err(e) => return error_page(lang, Some(&who), "/", &e.into()),
     };
     let now = c.clock.now;
-    let overdue = |w: &WarningView| w.status != WarningStatus::Resolved && w.deadline < now;
+    let overdue = |w: &WarningView| w.status.is_active() && w.deadline < now;
     let rank = |l: Level| match l {
         Level::Red => 0,
         Level::Orange => 1,
@@ -425,7 +435,7 @@ pub async fn inbox(
             }
         }
         nav.filters aria-label=(lang.t("按状态筛选", "Filter by state")) {
-            @for s in ["active", "open", "acknowledged", "visited", "resolved", "all"] {
+            @for s in ["active", "open", "acknowledged", "visited", "resolved", "withdrawn", "all"] {
                 a href=(filter_link(level, s)) aria-current=[(st == s).then_some("true")] { (state_name(lang, s)) }
             }
         }
@@ -461,11 +471,14 @@ fn card(
                 }
             }
             p { (lang.category(&text(h, "category"))) @if !reason.is_empty() { " · " (reason) } }
-            @if let Some(t) = times {
-                p.when { (lang.t("发生于 ", "happened ")) (when(&c.clock, &t.occurred_at)) }
+            @if let Some(at) = w.occurred_at.as_ref().or(times.map(|t| &t.occurred_at)) {
+                p.when {
+                    (lang.t("发生于 ", "happened ")) (when(&c.clock, at))
+                    @if w.late { " · " strong { (lang.t("补录（迟到记录，按补办期限）", "late record (catch-up deadline)")) } }
+                }
             }
             p {
-                @if w.status == WarningStatus::Resolved {
+                @if !w.status.is_active() {
                     span { (lang.status(w.status)) }
                 } @else {
                     (due(&c.clock, &w.deadline)) " · " (lang.status(w.status))
@@ -645,16 +658,22 @@ pub async fn warning(
         }
         p {
             (html::level(lang, w.level)) " " strong { (lang.status(w.status)) }
-            @if w.status != WarningStatus::Resolved { " · " (due(&c.clock, &w.deadline)) }
+            @if w.status.is_active() { " · " (due(&c.clock, &w.deadline)) }
         }
         dl.kv {
             dt { (lang.t("户主", "Head")) } dd { (head_name) }
             dt { (lang.t("住址", "Address")) } dd { (text(h, "address")) }
             dt { (lang.t("村（社区）", "Village")) } dd { (region(&names, &w.region_code)) }
             dt { (lang.t("类别", "Category")) } dd { (lang.category(&text(h, "category"))) }
+            @if let Some(at) = w.occurred_at.as_ref().or(times.get(&num).map(|t| &t.occurred_at)) {
+                dt { (lang.t("发生于", "Happened")) } dd { (when(&c.clock, at)) }
+            }
             @if let Some(t) = times.get(&num) {
-                dt { (lang.t("发生于", "Happened")) } dd { (when(&c.clock, &t.occurred_at)) }
                 dt { (lang.t("收到于", "Received")) } dd { (c.clock.at(&t.received_at)) }
+            }
+            @if w.late {
+                dt { (lang.t("补录", "Late record")) }
+                dd { (lang.t("记录收到时已过去很久，期限按补办期限从收到时算起。", "received long after it happened: the deadline is a catch-up window from receipt.")) }
             }
             dt { (lang.t("期限", "Deadline")) } dd { (c.clock.at(&w.deadline)) }
             dt { (lang.t("开启于", "Opened")) } dd { (when(&c.clock, &w.opened_at)) }
@@ -687,7 +706,7 @@ pub async fn warning(
         }
         h2 { (lang.t("家庭成员", "Members")) }
         (members(&c, h))
-        @if who.role.is_regional() && w.status != WarningStatus::Resolved {
+        @if who.role.is_regional() && w.status.is_active() {
             (move_forms(lang, &who, num, w.status, limit))
         }
         h2 { (lang.t("处理记录", "History")) }
@@ -943,9 +962,7 @@ pub async fn household(
         .get("monthly_benefit_fen")
         .and_then(Value::as_i64)
         .unwrap_or(0);
-    let open = warnings
-        .iter()
-        .find(|w| w.status != WarningStatus::Resolved);
+    let open = warnings.iter().find(|w| w.status.is_active());
     let body = html! {
         @if record.masked {
             p.muted { (lang.t("个人信息已遮蔽（您的角色不需要）；本次查阅已记入审计日志。", "Personal data masked (your role does not need it); this read is recorded in the audit trail.")) }
@@ -975,7 +992,7 @@ pub async fn household(
                 p { (top_reason(lang, &w.summary)) }
                 p.when {
                     (lang.t("开启于 ", "opened ")) (c.clock.at(&w.opened_at))
-                    @if w.status != WarningStatus::Resolved { " · " (due(&c.clock, &w.deadline)) }
+                    @if w.status.is_active() { " · " (due(&c.clock, &w.deadline)) }
                 }
             }
         }

@@ -71,7 +71,7 @@ impl Store {
     ) -> Result<Vec<WarningView>, StoreError> {
         on!(self.pool(), pool => {
         let rows = sqlx::query(
-            "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.score, w.deadline, w.opened_at, w.summary, h.record, w.assigned_to
+            "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.score, w.deadline, w.opened_at, w.summary, h.record, w.assigned_to, w.occurred_at, w.late
              FROM warnings w JOIN households h ON h.household_id = w.household_id
              WHERE w.household_id = $1 ORDER BY w.warning_id DESC",
         )
@@ -79,7 +79,7 @@ impl Store {
         .fetch_all(pool)
         .await
         .ctx("listing a household's warnings")?;
-        rows.iter().map(crate::queries::warning_view).collect()
+        rows.iter().map(|r| crate::queries::warning_view(r, 11)).collect()
         })
     }
 }
