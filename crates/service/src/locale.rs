@@ -104,7 +104,7 @@ impl Lang {
             WarningStatus::Acknowledged => self.t("已签收", "acknowledged"),
             WarningStatus::Visited => self.t("已入户核查", "visited"),
             WarningStatus::Resolved => self.t("已办结", "resolved"),
-            WarningStatus::Withdrawn => self.t("已撤回（记录不再支持）", "withdrawn"),
+            WarningStatus::Withdrawn => self.t("已撤回", "withdrawn"),
         }
     }
 

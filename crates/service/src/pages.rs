@@ -388,11 +388,12 @@ pub async fn inbox(
         Ok(t) => t,
         Err(e) => return error_page(lang, Some(&who), "/", &e.into()),
     };
-    let codes: Vec<String> = list
+    let mut codes: Vec<String> = list
         .warnings
         .iter()
         .map(|w| w.region_code.clone())
         .collect();
+    codes.push(who.scope().to_string());
     let names = region_names(&state, &codes).await;
     let asker = who.who();
     let mut cards = Vec::with_capacity(list.warnings.len());

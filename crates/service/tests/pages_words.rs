@@ -176,7 +176,11 @@ async fn the_inbox_shows_cards_with_the_head_by_name_for_the_assigned_officer_on
         r.body
     );
     assert!(r.body.contains("特困人员"), "category in words");
-    assert!(r.body.contains("东河口镇大塘村"), "the village by name: {}", r.body);
+    assert!(
+        r.body.contains("东河口镇大塘村"),
+        "the village by name: {}",
+        r.body
+    );
     assert!(r.body.contains("发生于"), "when the hardship happened");
     assert!(
         r.body.contains("到期") || r.body.contains("已超期"),
