@@ -12,6 +12,7 @@ use std::path::Path;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use common::PgDatabase;
+use doudi_pipeline::driver::RawRecord;
 use doudi_pipeline::Ingested;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -20,23 +21,26 @@ use rand::SeedableRng;
 #[derive(Debug, PartialEq)]
 struct Outcome {
     /// (source, event_id, household, rule_set_version, score, level, assessment JSON)
-    assessments: Vec<(String, String, String, String, i64, String, String)>,
+    assessments: Vec<AssessmentRow>,
     /// (household, level, score, status, triggering source, triggering event id, occurred_at,
     /// late, summary). Withdrawn warnings are left out: a warning opened while a household's
     /// records were incomplete and withdrawn when the rest arrived is the trace of an order, not
     /// a result.
-    warnings: Vec<(
-        String,
-        String,
-        i64,
-        String,
-        String,
-        String,
-        String,
-        i64,
-        String,
-    )>,
+    warnings: Vec<WarningRow>,
 }
+
+type AssessmentRow = (String, String, String, String, i64, String, String);
+type WarningRow = (
+    String,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    String,
+);
 
 const ASSESSMENTS: &str = "SELECT source, event_id, household_id, rule_set_version, score, level, COALESCE(assessment, '')
      FROM assessments ORDER BY source, event_id";
@@ -83,7 +87,7 @@ fn generated(
     dir: &Path,
     households: usize,
     seed: u64,
-) -> (Vec<doudi_model::Household>, Vec<Ingested>) {
+) -> (Vec<doudi_model::Household>, Vec<RawRecord>) {
     let gen = doudi_synth::GenConfig {
         households,
         seed,
@@ -103,24 +107,40 @@ fn generated(
             true,
         );
         while let Some(record) = reader.next_record().expect("read a feed") {
-            items.push(doudi_pipeline::ingest_record(record, &limits));
+            items.push(record);
         }
     }
     (doudi_synth::generate_register(&gen), items)
 }
 
-fn batches(items: &[Ingested], size: usize) -> Vec<Vec<Ingested>> {
-    items.chunks(size).map(<[Ingested]>::to_vec).collect()
+/// These records, ingested, in batches of `size`.
+fn batches(items: &[RawRecord], size: usize) -> Vec<Vec<Ingested>> {
+    let limits = doudi_model::ParseLimits::default();
+    items
+        .chunks(size)
+        .map(|c| {
+            c.iter()
+                .map(|r| doudi_pipeline::ingest_record(r.clone(), &limits))
+                .collect()
+        })
+        .collect()
 }
 
-fn by_time(items: &[Ingested]) -> Vec<Ingested> {
+fn occurred_at(r: &RawRecord) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    doudi_pipeline::ingest_record(r.clone(), &doudi_model::ParseLimits::default())
+        .result
+        .ok()
+        .map(|e| e.occurred_at)
+}
+
+fn by_time(items: &[RawRecord]) -> Vec<RawRecord> {
     let mut v = items.to_vec();
-    v.sort_by_key(|i| i.result.as_ref().ok().map(|e| e.occurred_at));
+    v.sort_by_cached_key(occurred_at);
     v
 }
 
 /// The orders to compare, by name: each a list of batches of the same records.
-fn orders(items: &[Ingested], seed: u64) -> Vec<(&'static str, Vec<Vec<Ingested>>)> {
+fn orders(items: &[RawRecord], seed: u64) -> Vec<(&'static str, Vec<Vec<Ingested>>)> {
     let sorted = by_time(items);
     let mut reversed = sorted.clone();
     reversed.reverse();
@@ -160,7 +180,7 @@ async fn apply(url: &str, register: &[doudi_model::Household], batches: &[Vec<In
 async fn same_outcome_in_every_order(
     what: &str,
     register: &[doudi_model::Household],
-    items: &[Ingested],
+    items: &[RawRecord],
     mut db: impl FnMut(&str) -> String,
 ) {
     let mut first: Option<(&str, Outcome)> = None;
@@ -203,7 +223,7 @@ async fn same_outcome_in_every_order(
 #[test]
 fn assessments_and_warnings_do_not_depend_on_arrival_order_on_sqlite() {
     let tmp = tempfile::tempdir().unwrap();
-    let (register, items) = generated(tmp.path(), 60, 19);
+    let (register, items) = generated(tmp.path(), 500, 19);
     println!("seed 19: {} records", items.len());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tmp.path().to_path_buf();
@@ -228,7 +248,7 @@ fn assessments_and_warnings_do_not_depend_on_arrival_order_on_postgres() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let (register, items) = generated(tmp.path(), 60, 19);
+    let (register, items) = generated(tmp.path(), 500, 19);
     println!("seed 19: {} records", items.len());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut dbs = Vec::new();
