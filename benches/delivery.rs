@@ -207,6 +207,7 @@ async fn bench(benching: bool) {
         max_attempts: 15,
         timeout: Duration::from_secs(10),
         web_base_url: "http://localhost:8080".into(),
+        time_zone: "Asia/Shanghai".parse().expect("a time zone"),
         batch_size: 5000,
         concurrency: 8,
     };

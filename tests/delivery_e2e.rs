@@ -3,6 +3,11 @@
 //! receiver on loopback (axum, in the test), which verifies each signature and applies each item
 //! once by its idempotency key, as a receiver should.
 //!
+//! The same notices reach officers whose directory entry names a WeCom (企业微信) group robot or a
+//! DingTalk (钉钉) custom robot: loopback receivers check the documented request formats, DingTalk's
+//! signature (computed here apart from doudi, with the `hmac`, `sha2` and `base64` crates) and its
+//! timestamp's freshness, and answer `errcode` 0 or an error code (a retry proven).
+//!
 //! "Down for a minute" is simulated by a down window counted in requests (connections refused,
 //! then 503 answers) with short backoff settings (20–100 ms): the retries, their count and the
 //! outcome are the same as with real minutes, and nothing here asserts a duration.
@@ -79,12 +84,13 @@ const NAMES: [&str; 14] = [
     "朱秀芳",
 ];
 
-/// Household `H{i}` (i < 14): one elderly woman (特困), distinct name and birth date; returns the
+/// Household `H{i}`: one elderly woman (特困), distinct name and birth date (i < 14); returns the
 /// record and the member's (ID number, name, birth date).
 fn household(i: u32) -> (Value, (String, String, String)) {
-    let day = 27 - i;
-    let id = id_number(&format!("194901{day:02}"), 46);
-    let name = NAMES[i as usize].to_string();
+    // Past the 14 names, the same names and birth dates again with other ID numbers.
+    let day = 27 - i % 14;
+    let id = id_number(&format!("194901{day:02}"), 46 + 2 * (i / 14));
+    let name = NAMES[(i % 14) as usize].to_string();
     let birth = format!("1949-01-{day:02}");
     let h = json!({
         "household_id": format!("H{i}"), "region_code": "341502001003", "address": format!("大塘村{i}号"),
@@ -99,6 +105,16 @@ fn household(i: u32) -> (Value, (String, String, String)) {
 /// `li` of township 341502001, whose webhook is `webhook`); supervisor `chen` has no webhook.
 /// Returns the database URL and the members' (ID number, name).
 fn warned(dir: &Path, n: u32, webhook: &str, config: &str) -> (String, Vec<(String, String)>) {
+    warned_with(dir, n, json!({ "webhook": webhook }), config)
+}
+
+/// [`warned`], officer `li` reached by `channels` (a webhook, a WeCom or a DingTalk robot).
+fn warned_with(
+    dir: &Path,
+    n: u32,
+    channels: Value,
+    config: &str,
+) -> (String, Vec<(String, String)>) {
     let db = format!("sqlite://{}", dir.join("doudi.db").display());
     let (households, people): (Vec<Value>, Vec<(String, String, String)>) =
         (0..n).map(household).unzip();
@@ -114,7 +130,7 @@ fn warned(dir: &Path, n: u32, webhook: &str, config: &str) -> (String, Vec<(Stri
         dir.join("officers.jsonl"),
         [
             json!({"officer_id": "li", "name": "李娜", "role": "officer", "region": "341502001",
-                   "channels": {"webhook": webhook}}),
+                   "channels": channels}),
             json!({"officer_id": "chen", "name": "陈主任", "role": "supervisor", "region": "341502"}),
         ]
         .iter()
@@ -655,4 +671,532 @@ fn a_notice_the_receiver_keeps_refusing_is_marked_failed_and_stays_in_the_inbox(
     let d = deliveries(&rt, &db2);
     assert_eq!((d[0].delivery.as_str(), d[0].attempts), ("failed", 1));
     assert_eq!(d[0].last_error.as_deref(), Some("HTTP 401"));
+}
+
+// ---- WeCom and DingTalk robots -------------------------------------------------------------
+
+/// The robots' credentials, as their real webhooks carry them.
+const WECOM_KEY: &str = "693a91f6-test-wecom-key";
+const DINGTALK_TOKEN: &str = "dt-test-access-token";
+const DINGTALK_SECRET: &str = "SECtest-dingtalk-signing-secret";
+
+/// One message as a robot received it.
+#[derive(Clone, Debug)]
+struct RobotPost {
+    /// The documented request shape, checked: an error says what was wrong.
+    format: Result<(), String>,
+    /// DingTalk: the signature matched and the timestamp was fresh.
+    signed: Option<Result<(), String>>,
+    /// The markdown (WeCom's `content`, DingTalk's `text`) and DingTalk's `title`.
+    text: String,
+    title: Option<String>,
+    /// The errcode answered.
+    errcode: i64,
+}
+
+/// Loopback WeCom and DingTalk robots: they check each request and answer the errcodes queued
+/// (then 0).
+#[derive(Default)]
+struct Robots {
+    posts: Vec<RobotPost>,
+    answers: std::collections::VecDeque<i64>,
+}
+
+type SharedRobots = Arc<Mutex<Robots>>;
+
+/// `{"msgtype":"markdown","markdown":{<fields>}}` and nothing else, every field a string.
+fn markdown_fields(body: &Value, fields: &[&str]) -> Result<Vec<String>, String> {
+    let top = body.as_object().ok_or("the body is not a JSON object")?;
+    let mut keys: Vec<&str> = top.keys().map(String::as_str).collect();
+    keys.sort();
+    if keys != ["markdown", "msgtype"] || body["msgtype"] != "markdown" {
+        return Err(format!("not a markdown message: {body}"));
+    }
+    let md = body["markdown"]
+        .as_object()
+        .ok_or("markdown is not an object")?;
+    let mut have: Vec<&str> = md.keys().map(String::as_str).collect();
+    have.sort();
+    let mut want = fields.to_vec();
+    want.sort();
+    if have != want {
+        return Err(format!("markdown has {have:?}, the format {want:?}"));
+    }
+    fields
+        .iter()
+        .map(|f| {
+            md[*f]
+                .as_str()
+                .map(str::to_string)
+                .ok_or(format!("markdown.{f} is not a string"))
+        })
+        .collect()
+}
+
+fn json_content_type(headers: &HeaderMap) -> Result<(), String> {
+    let ct = header(headers, "content-type");
+    if ct.starts_with("application/json") {
+        Ok(())
+    } else {
+        Err(format!("content type {ct:?}"))
+    }
+}
+
+fn answer(state: &SharedRobots, post: RobotPost) -> axum::Json<Value> {
+    let mut r = state.lock().unwrap();
+    let mut post = post;
+    post.errcode = if post.format.is_err() || post.signed.as_ref().is_some_and(|s| s.is_err()) {
+        310000
+    } else {
+        r.answers.pop_front().unwrap_or(0)
+    };
+    let errcode = post.errcode;
+    r.posts.push(post);
+    axum::Json(
+        json!({"errcode": errcode, "errmsg": if errcode == 0 { "ok" } else { "refused by the test robot" }}),
+    )
+}
+
+/// WeCom: `POST /cgi-bin/webhook/send?key=KEY`, `{"msgtype":"markdown","markdown":{"content":…}}`,
+/// the content at most 4,096 bytes.
+async fn wecom_robot(
+    State(s): State<SharedRobots>,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::Json<Value> {
+    let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let fields = markdown_fields(&value, &["content"]);
+    let text = fields.as_ref().map(|f| f[0].clone()).unwrap_or_default();
+    let format = (|| {
+        json_content_type(&headers)?;
+        if q.get("key").map(String::as_str) != Some(WECOM_KEY) {
+            return Err(format!("key {:?}", q.get("key")));
+        }
+        fields?;
+        if text.len() > 4096 {
+            return Err(format!("content of {} bytes, over 4096", text.len()));
+        }
+        Ok(())
+    })();
+    answer(
+        &s,
+        RobotPost {
+            format,
+            signed: None,
+            text,
+            title: None,
+            errcode: 0,
+        },
+    )
+}
+
+/// DingTalk's signature, computed here apart from doudi: base64(HMAC-SHA256(secret,
+/// "{timestamp}\n{secret}")).
+fn dingtalk_sign(secret: &str, timestamp: &str) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}\n{secret}").as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// DingTalk: `POST /robot/send?access_token=T&timestamp=MS&sign=S`, the timestamp in milliseconds
+/// within a minute of now (DingTalk allows an hour), the sign HMAC-SHA256 as documented;
+/// `{"msgtype":"markdown","markdown":{"title":…,"text":…}}`.
+async fn dingtalk_robot(
+    State(s): State<SharedRobots>,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::Json<Value> {
+    let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let fields = markdown_fields(&value, &["title", "text"]);
+    let (title, text) = match &fields {
+        Ok(f) => (Some(f[0].clone()), f[1].clone()),
+        Err(_) => (None, String::new()),
+    };
+    let format = (|| {
+        json_content_type(&headers)?;
+        if q.get("access_token").map(String::as_str) != Some(DINGTALK_TOKEN) {
+            return Err("wrong access_token".to_string());
+        }
+        fields.map(|_| ())
+    })();
+    let signed = (|| {
+        let ts = q.get("timestamp").ok_or("no timestamp")?;
+        let ms: i64 = ts.parse().map_err(|_| format!("timestamp {ts:?}"))?;
+        let skew = (chrono::Utc::now().timestamp_millis() - ms).abs();
+        if skew > 60_000 {
+            return Err(format!(
+                "timestamp {ms} is {skew} ms away from now (milliseconds?)"
+            ));
+        }
+        let sign = q.get("sign").ok_or("no sign")?;
+        if *sign != dingtalk_sign(DINGTALK_SECRET, ts) {
+            return Err("sign not match".to_string());
+        }
+        Ok(())
+    })();
+    answer(
+        &s,
+        RobotPost {
+            format,
+            signed: Some(signed),
+            text,
+            title,
+            errcode: 0,
+        },
+    )
+}
+
+fn serve_robots(rt: &tokio::runtime::Runtime, state: SharedRobots) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let app = axum::Router::new()
+        .route("/cgi-bin/webhook/send", axum::routing::post(wecom_robot))
+        .route("/robot/send", axum::routing::post(dingtalk_robot))
+        .with_state(state);
+    rt.spawn(async move {
+        let l = tokio::net::TcpListener::from_std(listener).unwrap();
+        axum::serve(l, app).await.unwrap();
+    });
+    format!("http://{addr}")
+}
+
+/// The files the directory names: a robot's URL (its key in it) and DingTalk's secret.
+fn secret_file(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, format!("{text}\n")).unwrap();
+    p.display().to_string()
+}
+
+/// Name the test region's county, township and village (through `doudi regions import`).
+fn import_regions(dir: &Path, db: &str) {
+    std::fs::write(
+        dir.join("regions.csv"),
+        "code,name\n341502,金安区\n341502001,东河口镇\n341502001003,大塘村\n",
+    )
+    .unwrap();
+    let printed = ok(doudi(
+        dir,
+        &["regions", "import", "regions.csv", "--db", db],
+    ));
+    assert!(printed.contains("3 added"), "{printed}");
+}
+
+fn log_of(rt: &tokio::runtime::Runtime, db: &str, notice: i64) -> Vec<doudi_store::DeliveryLogRow> {
+    rt.block_on(async {
+        let store = Store::open(db).await.unwrap();
+        let mut log = store.delivery_log(Some(notice), 100).await.unwrap();
+        store.close().await;
+        log.reverse();
+        log
+    })
+}
+
+/// The one open warning as a robot message should tell it: its id, level (红色), top reason and
+/// deadline as an officer in Anhui reads it (UTC+8, to the minute).
+struct Told {
+    warning_id: i64,
+    level: &'static str,
+    reason: String,
+    deadline: String,
+}
+
+fn the_warning(rt: &tokio::runtime::Runtime, db: &str) -> Told {
+    rt.block_on(async {
+        let store = Store::open(db).await.unwrap();
+        let w = store.open_warnings(10, None).await.unwrap().remove(0);
+        store.close().await;
+        let beijing = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+        Told {
+            warning_id: w.warning_id,
+            level: w.level.name_zh(),
+            reason: w.summary.contributions[0].reason_zh.clone(),
+            deadline: w
+                .deadline
+                .with_timezone(&beijing)
+                .format("%Y-%m-%d %H:%M")
+                .to_string(),
+        }
+    })
+}
+
+#[test]
+fn a_warning_reaches_the_officers_wecom_group_as_markdown_after_a_refused_attempt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let rt = runtime();
+    let robots = SharedRobots::default();
+    // The first post is refused as WeCom does when a robot sends too fast.
+    robots.lock().unwrap().answers.push_back(45009);
+    let base = serve_robots(&rt, robots.clone());
+    let url_file = secret_file(
+        dir,
+        "li-wecom.url",
+        &format!("{base}/cgi-bin/webhook/send?key={WECOM_KEY}"),
+    );
+    let (db, ids) = warned_with(dir, 1, json!({"wecom": {"url_file": url_file}}), FAST);
+    import_regions(dir, &db);
+    let listed = ok(doudi(dir, &["regions", "list", "--db", &db]));
+    assert!(
+        listed.contains("341502001003 village  东河口镇大塘村"),
+        "{listed}"
+    );
+    // The directory as stored and listed names the file, never the URL or its key.
+    let officers = ok(doudi(dir, &["officers", "list", "--json", "--db", &db]));
+    assert!(
+        officers.contains("li-wecom.url") && !officers.contains(WECOM_KEY),
+        "{officers}"
+    );
+
+    let d = deliver_until_settled(&rt, dir, &db);
+    assert_eq!(
+        (d[0].delivery.as_str(), d[0].attempts),
+        ("delivered", 2),
+        "{d:#?}"
+    );
+    let r = robots.lock().unwrap();
+    assert_eq!(r.posts.len(), 2, "refused once (45009), then taken");
+    for p in &r.posts {
+        assert_eq!(p.format, Ok(()), "the documented format");
+    }
+    assert_eq!(
+        r.posts[0].text, r.posts[1].text,
+        "a retry posts the same message"
+    );
+    let text = &r.posts[1].text;
+    eprintln!("WeCom markdown:\n{text}");
+    let w = the_warning(&rt, &db);
+    assert_eq!(
+        *text,
+        format!(
+            "### {}预警 · 新预警\n\
+             > **户**：H0（户主 陈＊＊）\n\
+             > **地点**：东河口镇大塘村\n\
+             > **原因**：{}\n\
+             > **期限**：{} 前办理\n\
+             \n\
+             [查看预警 #{id}](https://doudi.example.gov.cn/warnings/{id})",
+            w.level,
+            w.reason,
+            w.deadline,
+            id = w.warning_id
+        )
+    );
+    assert!(
+        !text.contains(&ids[0].0) && !text.contains(&ids[0].1),
+        "personal data: {text}"
+    );
+    assert!(!text.contains("大塘村0号"), "no address in a group");
+    drop(r);
+
+    let log = log_of(&rt, &db, d[0].notice_id);
+    let seen: Vec<String> = log
+        .iter()
+        .map(|l| {
+            format!(
+                "{} attempt {}: HTTP {:?} {} {:?}",
+                l.channel, l.attempt, l.http_status, l.outcome, l.error
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "wecom attempt 1: HTTP Some(200) retry Some(\"errcode 45009: refused by the test robot\")",
+            "wecom attempt 2: HTTP Some(200) delivered None",
+        ]
+    );
+    let printed = ok(doudi(dir, &["deliver", "--log", "--db", &db]));
+    assert!(
+        printed.contains("errcode 45009") && !printed.contains(WECOM_KEY),
+        "{printed}"
+    );
+}
+
+#[test]
+fn a_dingtalk_robot_gets_signed_fresh_requests_and_a_wrong_secret_fails_with_its_errcode() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let rt = runtime();
+    let robots = SharedRobots::default();
+    let base = serve_robots(&rt, robots.clone());
+    let channels = |secret: &str| {
+        json!({"dingtalk": {
+            "url_file": secret_file(dir, "li-dingtalk.url", &format!("{base}/robot/send?access_token={DINGTALK_TOKEN}")),
+            "secret_file": secret_file(dir, "li-dingtalk.secret", secret),
+        }})
+    };
+    let (db, ids) = warned_with(dir, 1, channels(DINGTALK_SECRET), FAST);
+    import_regions(dir, &db);
+    let printed = ok(doudi(
+        dir,
+        &["deliver", "--once", "--config", "doudi.toml", "--db", &db],
+    ));
+    assert!(printed.contains("delivered 1 notices"), "{printed}");
+    let r = robots.lock().unwrap();
+    assert_eq!(r.posts.len(), 1);
+    let p = &r.posts[0];
+    assert_eq!(p.format, Ok(()));
+    assert_eq!(
+        p.signed,
+        Some(Ok(())),
+        "signature and timestamp as documented"
+    );
+    let w = the_warning(&rt, &db);
+    assert_eq!(p.title, Some(format!("{}预警 · 户 H0", w.level)));
+    eprintln!("DingTalk markdown:\n{}", p.text);
+    assert!(
+        p.text.contains("  \n> **地点**：东河口镇大塘村  \n"),
+        "{}",
+        p.text
+    );
+    assert!(!p.text.contains(&ids[0].0) && !p.text.contains(&ids[0].1));
+    drop(r);
+
+    // A robot whose secret doudi holds wrong refuses every post (errcode 310000): retried, then
+    // failed, the errcode in the log, the secret nowhere.
+    let sub = dir.join("second");
+    std::fs::create_dir_all(&sub).unwrap();
+    let config = FAST.replace("max_attempts = 10", "max_attempts = 2");
+    let wrong = "SECnot-the-robots-secret";
+    let (db2, _) = warned_with(&sub, 1, channels(wrong), &config);
+    let d = deliver_until_settled(&rt, &sub, &db2);
+    assert_eq!(
+        (d[0].delivery.as_str(), d[0].attempts),
+        ("failed", 2),
+        "{d:#?}"
+    );
+    let r = robots.lock().unwrap();
+    assert_eq!(r.posts.len(), 3);
+    assert!(r.posts[1..]
+        .iter()
+        .all(|p| p.signed == Some(Err("sign not match".into())) && p.errcode == 310000));
+    drop(r);
+    let log = log_of(&rt, &db2, d[0].notice_id);
+    assert!(log.iter().all(|l| l.channel == "dingtalk"
+        && l.error.as_deref() == Some("errcode 310000: refused by the test robot")));
+    let printed = ok(doudi(&sub, &["deliver", "--log", "--db", &db2]));
+    assert!(
+        !printed.contains(wrong) && !printed.contains(DINGTALK_TOKEN),
+        "{printed}"
+    );
+}
+
+#[test]
+fn a_flood_to_a_robot_arrives_as_digests_that_fit_one_message_each_and_drop_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let rt = runtime();
+    let robots = SharedRobots::default();
+    let base = serve_robots(&rt, robots.clone());
+    let url_file = secret_file(
+        dir,
+        "li-wecom.url",
+        &format!("{base}/cgi-bin/webhook/send?key={WECOM_KEY}"),
+    );
+    let config = FAST.replace("quota_per_minute = 1000", "quota_per_minute = 3");
+    let (db, _) = warned_with(dir, 30, json!({"wecom": {"url_file": url_file}}), &config);
+    let d = deliver_until_settled(&rt, dir, &db);
+    assert!(d.iter().all(|n| n.delivery == "delivered"), "{d:#?}");
+    let r = robots.lock().unwrap();
+    assert!(r.posts.iter().all(|p| p.format.is_ok()));
+    assert!(
+        r.posts.len() <= 3,
+        "within the quota: {} posts",
+        r.posts.len()
+    );
+    assert!(
+        r.posts[0].text.starts_with("### 预警汇总："),
+        "{}",
+        r.posts[0].text
+    );
+    // Every warning linked exactly once across the digests.
+    let mut linked: Vec<String> = r
+        .posts
+        .iter()
+        .flat_map(|p| {
+            p.text
+                .lines()
+                .filter(|l| l.starts_with("[查看预警 #"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let per_post: Vec<usize> = r
+        .posts
+        .iter()
+        .map(|p| p.text.matches("[查看预警 #").count())
+        .collect();
+    eprintln!(
+        "30 notices in {} robot messages carrying {per_post:?}",
+        r.posts.len()
+    );
+    assert_eq!(linked.len(), 30, "{linked:#?}");
+    linked.sort();
+    linked.dedup();
+    assert_eq!(linked.len(), 30);
+    assert!(
+        per_post.len() > 1,
+        "more than one message holds: {per_post:?}"
+    );
+}
+
+#[test]
+fn region_names_import_from_csv_or_json_lines_and_a_bad_file_imports_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let db = format!("sqlite://{}", dir.join("doudi.db").display());
+    std::fs::write(
+        dir.join("bad.csv"),
+        "code,name\n341502,金安区\n34150,短\n341502001,\n",
+    )
+    .unwrap();
+    let out = doudi(dir, &["regions", "import", "bad.csv", "--db", &db]);
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("bad.csv:3: region code \"34150\" must be 6"),
+        "{e}"
+    );
+    assert!(
+        e.contains("bad.csv:4: region 341502001 has an empty name"),
+        "{e}"
+    );
+    let listed = ok(doudi(dir, &["regions", "list", "--db", &db]));
+    assert!(
+        listed.contains("no region names"),
+        "nothing half-imported: {listed}"
+    );
+
+    std::fs::write(
+        dir.join("regions.jsonl"),
+        "{\"code\":\"341502001\",\"name\":\"东河口镇\"}\n{\"code\":\"341502001003\",\"name\":\"大塘村\"}\n",
+    )
+    .unwrap();
+    let printed = ok(doudi(
+        dir,
+        &["regions", "import", "regions.jsonl", "--db", &db],
+    ));
+    assert!(printed.contains("2 added, 0 renamed"), "{printed}");
+    let listed = ok(doudi(dir, &["regions", "list", "--json", "--db", &db]));
+    let rows: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(rows[1]["full_name"], "东河口镇大塘村");
+
+    // `doudi gen` writes the names of every region it generates.
+    ok(doudi(dir, &["gen", "--households", "20", "--out", "gen"]));
+    let printed = ok(doudi(
+        dir,
+        &["regions", "import", "gen/regions.csv", "--db", &db],
+    ));
+    let added: usize = printed
+        .split(": ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(added > 100, "every county, township and village: {printed}");
 }

@@ -214,6 +214,7 @@ impl Config {
                 "deliver.batch_size, max_digest_items and concurrency must be at least 1"
             );
         }
+        d.zone()?;
         if d.backoff_base_ms == 0 || d.backoff_cap_ms < d.backoff_base_ms {
             anyhow::bail!("deliver.backoff_base_ms must be at least 1 and at most backoff_cap_ms");
         }
@@ -236,8 +237,8 @@ impl Config {
         if s.push_batches_per_minute == 0 {
             anyhow::bail!("serve.push_batches_per_minute must be at least 1");
         }
-        doudi_service::parse_timezone(&s.timezone)
-            .map_err(|e| anyhow::anyhow!("serve.timezone: {e}"))?;
+        doudi_service::parse_timezone(&s.time_zone)
+            .map_err(|e| anyhow::anyhow!("serve.time_zone: {e}"))?;
         if !(1..=10_000).contains(&s.max_page_size) {
             anyhow::bail!(
                 "serve.max_page_size must be 1 to 10000 (got {})",
@@ -494,6 +495,20 @@ pub struct DeliverConfig {
     pub concurrency: usize,
     /// The web service, for the link to each warning in the payload.
     pub web_base_url: String,
+    /// The locality's time zone (an IANA name): WeCom and DingTalk messages give deadlines in it.
+    pub time_zone: String,
+}
+
+impl DeliverConfig {
+    /// [`DeliverConfig::time_zone`] as a zone.
+    pub fn zone(&self) -> anyhow::Result<chrono_tz::Tz> {
+        self.time_zone.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "deliver.time_zone {:?} is not an IANA time zone name (e.g. Asia/Shanghai)",
+                self.time_zone
+            )
+        })
+    }
 }
 
 impl Default for DeliverConfig {
@@ -511,6 +526,7 @@ impl Default for DeliverConfig {
             batch_size: 5000,
             concurrency: 8,
             web_base_url: "http://localhost:8080".into(),
+            time_zone: "Asia/Shanghai".into(),
         }
     }
 }
@@ -534,7 +550,7 @@ pub struct ServeConfig {
     /// Batches one feeder token may push per minute (beyond it: 429).
     pub push_batches_per_minute: u32,
     /// The locality's time zone (an IANA name): the pages show times in it, to the minute.
-    pub timezone: String,
+    pub time_zone: String,
     /// Seconds to let requests in flight finish after SIGTERM or Ctrl-C.
     pub shutdown_grace_seconds: u64,
     /// Addresses (`10.0.0.5`) or networks (`10.0.0.0/8`) of the reverse proxies in front of the
@@ -557,7 +573,7 @@ impl Default for ServeConfig {
             max_page_size: 500,
             push_max_bytes: 8 * 1024 * 1024,
             push_batches_per_minute: 600,
-            timezone: "Asia/Shanghai".into(),
+            time_zone: "Asia/Shanghai".into(),
             shutdown_grace_seconds: 10,
             trusted_proxies: Vec::new(),
             tls_cert: None,

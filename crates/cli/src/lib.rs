@@ -21,6 +21,7 @@ Start here:
 
 A real run on the embedded default (SQLite, file feeds):
   doudi import register.jsonl        load or update the low-income register
+  doudi regions import regions.csv   names of the counties, townships and villages
   doudi run --feeds feeds --once     read every feed file once and stop
   doudi run --feeds feeds            keep watching the feeds for new lines and files
   doudi run --brokers HOST:PORT      a Kafka worker of the group over the four feed topics
@@ -87,6 +88,9 @@ enum Command {
     /// The officer directory warnings and findings are routed to.
     #[command(subcommand)]
     Officers(commands::officers::OfficersCommand),
+    /// Region names (county, township, village), so that pages and notices say 东河口镇大塘村.
+    #[command(subcommand)]
+    Regions(commands::regions::RegionsCommand),
     /// The identity model: train, show, explain a decision, evaluate on CSV files.
     #[command(subcommand)]
     Linkage(commands::linkage::LinkageCommand),
@@ -187,6 +191,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deliver(args) => commands::deliver::run(&config, args).await,
         Command::Silences(c) => commands::silences::run(&config, c).await,
         Command::Officers(c) => commands::officers::run(&config, c).await,
+        Command::Regions(c) => commands::regions::run(&config, c).await,
         Command::Linkage(c) => commands::linkage::run(&config, c).await,
         Command::Review(c) => commands::review::run(&config, c).await,
         Command::Crosscheck(args) => commands::crosscheck::run(&config, args).await,

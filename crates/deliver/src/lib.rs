@@ -1,4 +1,6 @@
-//! Delivery of notices from the outbox (the `notices` table) to officers over signed webhooks.
+//! Delivery of notices from the outbox (the `notices` table) to officers over signed webhooks,
+//! WeCom (企业微信) group robots and DingTalk (钉钉) custom robots ([`wecom`], [`dingtalk`]: one
+//! markdown message in Chinese, [`robot`]), the channel chosen per officer in the directory.
 //!
 //! The pure parts — the payload ([`payload`]), its signature ([`sign`]), the retry schedule
 //! ([`backoff`]) and the plan of a pass ([`plan`]: per-household order, per-recipient quota and
@@ -12,18 +14,27 @@
 //! notice is never sent before an earlier one. A recipient over their quota gets one digest of all
 //! their pending notices: nothing is dropped, nothing waits forever.
 //!
-//! It never logs personal data (ID numbers, names, phone numbers), the secret, or webhook URLs
-//! (which may carry tokens).
+//! Robots take no idempotency key: a message whose answer was lost is posted again, and the group
+//! may see it twice (at least once, as for webhooks).
+//!
+//! It never logs personal data (ID numbers, names, phone numbers), the secrets, or webhook URLs
+//! (which may carry tokens; a robot's URL and secret live in files the directory names, read at
+//! send time).
 
 pub mod backoff;
+pub mod channel;
+pub mod dingtalk;
 mod error;
 pub mod limits;
 pub mod payload;
 pub mod plan;
+pub mod robot;
 mod send;
 pub mod sign;
+pub mod wecom;
 
 pub use backoff::Backoff;
+pub use channel::Channel;
 pub use error::DeliverError;
 pub use limits::RecipientLimits;
 pub use payload::{Item, Payload};

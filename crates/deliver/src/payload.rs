@@ -87,10 +87,15 @@ pub struct WarningRef {
     pub rule_set_version: Option<String>,
 }
 
+/// The household as a notice names it (no person's name or ID number: those are in
+/// [`MemberRef`], masked).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HouseholdRef {
     pub household_id: String,
     pub region_code: String,
+    /// The village's name (`东河口镇大塘村`, from `doudi regions import`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region_name: Option<String>,
     pub address: Option<String>,
     pub category: Option<String>,
     pub area: Option<String>,
@@ -201,6 +206,7 @@ pub fn item(n: &PendingNotice, web_base_url: &str) -> Item {
         household: HouseholdRef {
             household_id: n.household_id.clone(),
             region_code: n.region_code.clone(),
+            region_name: None,
             address: text(&household, "address"),
             category: text(&household, "category"),
             area: text(&household, "area"),

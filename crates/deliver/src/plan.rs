@@ -1,8 +1,8 @@
 //! The plan of one delivery pass over the pending notices (in notice order): which go to the inbox
 //! only, which are sent now, one by one or as a digest, and which wait.
 //!
-//! - A recipient without a webhook reads notices in the inbox: they are marked inbox-only, never
-//!   failed.
+//! - A recipient without a delivery channel (webhook, WeCom or DingTalk robot) reads notices in
+//!   the inbox: they are marked inbox-only, never failed.
 //! - Per household, order is kept: once a household's notice is waiting (in backoff after a failed
 //!   attempt, or held back by its recipient's quota), its later notices wait too. Within a pass a
 //!   household's notices go to one recipient only (sends to one recipient are sequential, so their
@@ -15,13 +15,14 @@ use std::collections::{HashMap, HashSet};
 
 use doudi_store::PendingNotice;
 
+use crate::channel::Channel;
 use crate::limits::Allow;
 
 /// What to send to one recipient this pass, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecipientPlan {
     pub recipient: String,
-    pub url: String,
+    pub channel: Channel,
     /// Each delivery: indices into the pending list, in notice order.
     pub deliveries: Vec<Vec<usize>>,
     /// The deliveries are one digest (the recipient is over quota).
@@ -30,7 +31,7 @@ pub struct RecipientPlan {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// Notices whose recipient has no webhook.
+    /// Notices whose recipient has no delivery channel.
     pub inbox_only: Vec<i64>,
     /// Per recipient, in the order of their first notice.
     pub recipients: Vec<RecipientPlan>,
@@ -45,7 +46,7 @@ pub struct Plan {
 /// Plan a pass at `now` (RFC 3339 UTC as the store writes it: text order is time order).
 pub fn plan(
     pending: &[PendingNotice],
-    webhooks: &HashMap<String, String>,
+    channels: &HashMap<String, Channel>,
     now: &str,
     quota: &mut impl Allow,
     max_digest_items: usize,
@@ -57,7 +58,7 @@ pub fn plan(
     let mut ready: Vec<(&str, Vec<usize>)> = Vec::new();
     let mut ready_index: HashMap<&str, usize> = HashMap::new();
     for (i, n) in pending.iter().enumerate() {
-        if !webhooks.contains_key(&n.recipient) {
+        if !channels.contains_key(&n.recipient) {
             out.inbox_only.push(n.notice_id);
             continue;
         }
@@ -88,12 +89,14 @@ pub fn plan(
         ready[k].1.push(i);
     }
     for (recipient, items) in ready {
-        let url = webhooks.get(recipient).cloned().unwrap_or_default();
+        let Some(channel) = channels.get(recipient).cloned() else {
+            continue;
+        };
         let n = u32::try_from(items.len()).unwrap_or(u32::MAX);
         if quota.allow(recipient, n) {
             out.recipients.push(RecipientPlan {
                 recipient: recipient.to_string(),
-                url,
+                channel,
                 deliveries: items.into_iter().map(|i| vec![i]).collect(),
                 digest: false,
             });
@@ -103,7 +106,7 @@ pub fn plan(
             let digest: Vec<usize> = items.into_iter().take(max).collect();
             out.recipients.push(RecipientPlan {
                 recipient: recipient.to_string(),
-                url,
+                channel,
                 digest: digest.len() > 1,
                 deliveries: vec![digest],
             });
@@ -133,9 +136,14 @@ mod tests {
         }
     }
 
-    fn hooks(ids: &[&str]) -> HashMap<String, String> {
+    fn hooks(ids: &[&str]) -> HashMap<String, Channel> {
         ids.iter()
-            .map(|i| (i.to_string(), format!("http://127.0.0.1:1/{i}")))
+            .map(|i| {
+                (
+                    i.to_string(),
+                    Channel::Webhook(format!("http://127.0.0.1:1/{i}")),
+                )
+            })
             .collect()
     }
 

@@ -89,9 +89,9 @@ pub struct ServiceConfig {
     pub push_max_bytes: usize,
     /// Batches a feeder token may push per minute; beyond it 429.
     pub push_batches_per_minute: u32,
-    /// The locality's time zone: pages show times in it, to the minute (`serve.timezone`, an
+    /// The locality's time zone: pages show times in it, to the minute (`serve.time_zone`, an
     /// IANA name; default Asia/Shanghai).
-    pub timezone: chrono_tz::Tz,
+    pub time_zone: chrono_tz::Tz,
 }
 
 impl ServiceConfig {
@@ -110,7 +110,7 @@ impl ServiceConfig {
             trusted_proxies: TrustedProxies::default(),
             push_max_bytes: 8 * 1024 * 1024,
             push_batches_per_minute: 600,
-            timezone: chrono_tz::Asia::Shanghai,
+            time_zone: chrono_tz::Asia::Shanghai,
         }
     }
 }

@@ -9,7 +9,7 @@
 //! benefit, a plain-words timeline, its warnings and findings, the visit form), the review queue
 //! (the linker's evidence and the decide buttons), dead letters (with replay for administrators),
 //! a region's overview, and the auditor's trace as a timeline (its JSON one link away). Times are
-//! in the locality's zone (`serve.timezone`), to the minute.
+//! in the locality's zone (`serve.time_zone`), to the minute.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -62,7 +62,7 @@ fn ctx(state: &AppState, headers: &HeaderMap, q: &LangQuery) -> Ctx {
     Ctx {
         lang,
         set_lang,
-        clock: Clock::new(state.config().timezone, Utc::now(), lang),
+        clock: Clock::new(state.config().time_zone, Utc::now(), lang),
     }
 }
 

@@ -12,7 +12,8 @@
 //! iteration order). A larger `households` keeps the register of a smaller one as its prefix.
 //!
 //! Layout of a dataset directory:
-//! - `register.jsonl`: one [`doudi_model::Household`] per line;
+//! - `register.jsonl`: one [`doudi_model::Household`] per line (`doudi gen` adds `officers.jsonl`
+//!   and `regions.csv`, the names of [`region_names`]);
 //! - `feeds/<source>/<YYYY-MM>.jsonl`: event envelopes as [`doudi_model::parse_event`] reads
 //!   them, sorted by `occurred_at` then `event_id`, one file per calendar month of the window;
 //! - `truth/events.jsonl`: for every event, the member and household it is really about (`null`
@@ -249,6 +250,14 @@ pub fn generate_register(cfg: &GenConfig) -> Vec<Household> {
     (0..cfg.households)
         .map(|i| register::household(&mut rng, i, &regions, start, &mut ids))
         .collect()
+}
+
+/// The names of every region a generated household can live in, in code order: each county,
+/// township and village code with the region's own name (`341502` 金安区, `341502003` 东河口镇,
+/// `341502003004` 大塘村), the rows `doudi regions import` reads. The region tree is fixed (the
+/// same for every seed), so the names are too.
+pub fn region_names() -> Vec<(String, String)> {
+    regions::Regions::build().names()
 }
 
 /// A start date inside the range [`GenConfig::validate`] accepts.

@@ -237,6 +237,26 @@ impl Regions {
         }
     }
 
+    /// Every region of the tree with its own name, in code order: each county (6 digits), its
+    /// townships (9) and their villages or communities (12).
+    pub fn names(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for c in &self.counties {
+            out.push((c.code.to_string(), c.name.to_string()));
+            for t in &c.townships {
+                let Some(first) = t.villages.first() else {
+                    continue;
+                };
+                out.push((first.code.as_str()[..9].to_string(), t.name.clone()));
+                for v in &t.villages {
+                    out.push((v.code.as_str().to_string(), v.name.clone()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
     pub fn village(&self, p: Place) -> &Village {
         &self.counties[p.county].townships[p.township].villages[p.village]
     }
@@ -306,5 +326,27 @@ mod tests {
             }
         }
         assert!(!r.urban.is_empty() && !r.rural.is_empty());
+    }
+
+    #[test]
+    fn every_code_a_household_can_have_is_named_with_its_township_and_county() {
+        let r = Regions::build();
+        let names: std::collections::HashMap<String, String> = r.names().into_iter().collect();
+        for p in r.urban.iter().chain(&r.rural) {
+            let v = r.village(*p);
+            let code = v.code.as_str();
+            assert_eq!(names[code], v.name);
+            assert!(
+                names[&code[..9]].ends_with(['镇', '乡', '道']),
+                "{}",
+                names[&code[..9]]
+            );
+            assert!(names.contains_key(&code[..6]));
+        }
+        assert_eq!(names["341502"], "金安区");
+        let codes: Vec<String> = r.names().into_iter().map(|(c, _)| c).collect();
+        let mut sorted = codes.clone();
+        sorted.dedup();
+        assert_eq!(codes, sorted, "in code order, each once");
     }
 }

@@ -31,16 +31,67 @@ impl Role {
     }
 }
 
-/// How an officer is reached.
+/// How an officer is reached: at most one delivery channel (`webhook`, `wecom` or `dingtalk`;
+/// none: the inbox only), and a phone number.
+///
+/// A robot's webhook URL carries its key (whoever holds it can post to the group) and a DingTalk
+/// robot's signing secret is a secret too: the directory names the files that hold them, never
+/// the values, so the directory can be printed, stored and audited; `doudi deliver` reads the
+/// files when it sends.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Channels {
     /// Signed webhook (HTTPS URL of the officer's work system or messaging gateway).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<String>,
+    /// A WeCom (企业微信) group robot the officer reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wecom: Option<WecomRobot>,
+    /// A DingTalk (钉钉) custom robot the officer reads, with signing (加签).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dingtalk: Option<DingtalkRobot>,
     /// Phone number for SMS gateways (kept, never logged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
+}
+
+impl Channels {
+    /// The names of the delivery channels set (`webhook`, `wecom`, `dingtalk`).
+    pub fn delivery_channels(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self
+            .webhook
+            .as_deref()
+            .is_some_and(|u| !u.trim().is_empty())
+        {
+            out.push("webhook");
+        }
+        if self.wecom.is_some() {
+            out.push("wecom");
+        }
+        if self.dingtalk.is_some() {
+            out.push("dingtalk");
+        }
+        out
+    }
+}
+
+/// A WeCom group robot: `url_file` names a file holding its webhook URL
+/// (`https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…`, the key in it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WecomRobot {
+    pub url_file: String,
+}
+
+/// A DingTalk custom robot secured by signing (加签): `url_file` names a file holding its webhook
+/// URL (`https://oapi.dingtalk.com/robot/send?access_token=…`), `secret_file` one holding its
+/// secret (`SEC…`, shown on the robot's security settings).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DingtalkRobot {
+    pub url_file: String,
+    pub secret_file: String,
 }
 
 /// One officer of the directory, as imported (`doudi officers import FILE`, one JSON object a line).
@@ -76,6 +127,13 @@ pub enum DirectoryError {
     SelfSubstitute(String),
     #[error("officer id must not be empty")]
     EmptyId,
+    #[error("officer {officer:?} has several delivery channels ({channels}): give one of webhook, wecom or dingtalk")]
+    SeveralChannels { officer: String, channels: String },
+    #[error("officer {officer:?}: {channel} file names must not be empty")]
+    EmptyFile {
+        officer: String,
+        channel: &'static str,
+    },
 }
 
 /// How an item reached its assignee.
@@ -125,6 +183,25 @@ impl Directory {
         for o in officers {
             if o.officer_id.trim().is_empty() {
                 return Err(DirectoryError::EmptyId);
+            }
+            let channels = o.channels.delivery_channels();
+            if channels.len() > 1 {
+                return Err(DirectoryError::SeveralChannels {
+                    officer: o.officer_id.clone(),
+                    channels: channels.join(", "),
+                });
+            }
+            let blank = |f: &str| f.trim().is_empty();
+            let empty = match (&o.channels.wecom, &o.channels.dingtalk) {
+                (Some(w), _) if blank(&w.url_file) => Some("wecom"),
+                (_, Some(d)) if blank(&d.url_file) || blank(&d.secret_file) => Some("dingtalk"),
+                _ => None,
+            };
+            if let Some(channel) = empty {
+                return Err(DirectoryError::EmptyFile {
+                    officer: o.officer_id.clone(),
+                    channel,
+                });
             }
             by_region
                 .entry((o.role, o.region.as_str().to_string()))
@@ -393,6 +470,39 @@ mod tests {
             Directory::new(vec![li]),
             Err(DirectoryError::UnknownSubstitute { .. })
         ));
+    }
+
+    #[test]
+    fn an_officer_is_reached_by_one_channel_and_robots_by_files_not_secrets() {
+        let line = r#"{"officer_id":"li","name":"李娜","role":"officer","region":"341502001",
+            "channels":{"dingtalk":{"url_file":"/run/secrets/li-dingtalk.url","secret_file":"/run/secrets/li-dingtalk.secret"}}}"#;
+        let o: Officer = serde_json::from_str(line).unwrap();
+        assert_eq!(o.channels.delivery_channels(), ["dingtalk"]);
+        assert!(Directory::new(vec![o.clone()]).is_ok());
+
+        let mut two = o.clone();
+        two.channels.webhook = Some("https://example.gov.cn/hook".into());
+        assert_eq!(
+            Directory::new(vec![two]).unwrap_err().to_string(),
+            "officer \"li\" has several delivery channels (webhook, dingtalk): give one of webhook, wecom or dingtalk"
+        );
+        let mut blank = o.clone();
+        blank.channels.dingtalk = Some(DingtalkRobot {
+            url_file: "/run/secrets/li.url".into(),
+            secret_file: " ".into(),
+        });
+        assert!(matches!(
+            Directory::new(vec![blank]),
+            Err(DirectoryError::EmptyFile {
+                channel: "dingtalk",
+                ..
+            })
+        ));
+        // The secret itself in the directory is refused: only file names are known fields.
+        let inline = r#"{"officer_id":"li","name":"李娜","role":"officer","region":"341502001",
+            "channels":{"wecom":{"url":"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"}}}"#;
+        let e = serde_json::from_str::<Officer>(inline).unwrap_err();
+        assert!(e.to_string().contains("unknown field `url`"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! `doudi deliver`: send notices from the outbox to officers' signed webhooks, with retries,
-//! per-recipient quotas and digests, every attempt in the delivery log.
+//! `doudi deliver`: send notices from the outbox to officers' signed webhooks or their WeCom or
+//! DingTalk group robots, with retries, per-recipient quotas and digests, every attempt in the
+//! delivery log.
 
 use std::num::NonZeroU32;
 use std::process::ExitCode;
@@ -18,11 +19,19 @@ Reads the notices (opened, raised, escalated, overdue, reminder) in notice order
 its recipient's channels.webhook, signed: X-Doudi-Timestamp, X-Doudi-Signature (sha256= HMAC of
 \"{timestamp}.{body}\" with deliver.secret), X-Doudi-Key-Id (deliver.key_id: receivers hold the old and
 the new key during a key change and check with the one named), Idempotency-Key (doudi-notice-<id>).
-The receiver's check and the steps of a key change: crates/deliver/src/sign.rs. A failed attempt is
-retried with backoff; a household's later notices wait behind an earlier one. A recipient over
-deliver.quota_per_minute gets one digest of everything pending. Officers without a webhook read
-notices in their inbox only. Needs the key: DOUDI_DELIVER__SECRET_FILE names a file holding it
-(or DOUDI_DELIVER__SECRET holds it).
+The receiver's check and the steps of a key change: crates/deliver/src/sign.rs.
+
+An officer whose channels.wecom or channels.dingtalk is set gets one markdown message in Chinese
+per notice in their WeCom (企业微信) or DingTalk (钉钉) group: level, household (head's name
+masked), village, top reason, deadline in deliver.time_zone, link. The directory names the files
+holding the robot's webhook URL (and DingTalk's signing secret), read at each pass; DingTalk URLs
+are signed (timestamp, HMAC-SHA256 sign). A robot's answer must be errcode 0; any other errcode is
+a failed attempt, retried, the errcode in the log. A robot's quota is at most 20 a minute.
+
+A failed attempt is retried with backoff; a household's later notices wait behind an earlier one.
+A recipient over the quota gets one digest of everything pending (a robot: as much as one message
+holds). Officers without a channel read notices in their inbox only. Needs the webhook key:
+DOUDI_DELIVER__SECRET_FILE names a file holding it (or DOUDI_DELIVER__SECRET holds it).
 
 With --brokers (or kafka.brokers) it also publishes every notice to the Kafka topic
 kafka.warnings_topic, keyed by household (the same item as a webhook's: IDs and names masked),
@@ -43,7 +52,8 @@ pub struct DeliverArgs {
     /// Also publish notices to the Kafka warnings topic of these brokers (overrides kafka.brokers).
     #[arg(long, value_name = "HOST:PORT[,…]", conflicts_with = "log")]
     pub brokers: Option<String>,
-    /// Show the delivery log (newest first: every attempt with status or error and time taken)
+    /// Show the delivery log (newest first: every attempt with its channel, status or error
+    /// (a robot's errcode) and time taken)
     /// instead of delivering; needs no secret.
     #[arg(long, conflicts_with = "once")]
     pub log: bool,
@@ -77,6 +87,7 @@ pub fn settings(config: &Config) -> anyhow::Result<Settings> {
         max_attempts: d.max_attempts,
         timeout: Duration::from_millis(d.timeout_ms),
         web_base_url: d.web_base_url.clone(),
+        time_zone: d.zone()?,
         batch_size: i64::try_from(d.batch_size).unwrap_or(i64::MAX),
         concurrency: d.concurrency,
     })
@@ -191,10 +202,11 @@ async fn show_log(config: &Config, args: &DeliverArgs) -> anyhow::Result<ExitCod
         for l in &log {
             let ids: Vec<String> = l.notice_ids.iter().map(|i| i.to_string()).collect();
             println!(
-                "{}  {:<10} {:<14} attempt {:<2} {:<6} {:>6} ms  {}{}  notices {}",
+                "{}  {:<10} {:<14} {:<8} attempt {:<2} {:<6} {:>6} ms  {}{}  notices {}",
                 l.at,
                 l.outcome,
                 l.recipient,
+                l.channel,
                 l.attempt,
                 l.http_status.map_or("-".to_string(), |s| s.to_string()),
                 l.elapsed_ms,

@@ -7,7 +7,7 @@ use clap::Args;
 use doudi_model::{mask_name, Household, Level};
 use doudi_synth::{GenConfig, Noise};
 
-use super::{gen, import, officers, open_store, run};
+use super::{gen, import, officers, open_store, regions, run};
 use crate::Config;
 
 #[derive(Debug, Args)]
@@ -36,7 +36,11 @@ fn clear_demo_dir(dir: &Path, db_file: Option<&Path>) -> anyhow::Result<()> {
             std::fs::remove_dir_all(&p).with_context(|| format!("cannot clear {}", p.display()))?;
         }
     }
-    let mut files = vec![dir.join("register.jsonl"), dir.join("officers.jsonl")];
+    let mut files = vec![
+        dir.join("register.jsonl"),
+        dir.join("officers.jsonl"),
+        dir.join("regions.csv"),
+    ];
     if let Some(db) = db_file {
         for suffix in ["", "-wal", "-shm"] {
             files.push(PathBuf::from(format!("{}{suffix}", db.display())));
@@ -94,9 +98,22 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
         Err(problems) => anyhow::bail!("generated officers are invalid: {}", problems.join("; ")),
     };
     let directory = officers::import(&store, officers).await?;
+    let regions_file = args.dir.join("regions.csv");
+    let regions = match regions::read_regions(&regions_file)? {
+        Ok(r) => r,
+        Err(problems) => anyhow::bail!(
+            "generated region names are invalid: {}",
+            problems.join("; ")
+        ),
+    };
+    store
+        .import_region_names(&regions, &regions_file.display().to_string())
+        .await?;
     println!(
-        "2. imported the register: {} households added; and {} officers to route warnings to",
-        report.added, directory.added
+        "2. imported the register: {} households added; {} officers to route warnings to; {} region names",
+        report.added,
+        directory.added,
+        regions.len()
     );
 
     let run_report = run::run_pipeline(&config, &store, args.dir.join("feeds"), true).await?;
@@ -118,8 +135,11 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
         level(Level::Orange),
         level(Level::Yellow)
     );
-    for w in store.open_warnings(args.show, None).await? {
-        print_warning(&w);
+    let shown = store.open_warnings(args.show, None).await?;
+    let codes: Vec<String> = shown.iter().map(|w| w.region_code.clone()).collect();
+    let names = store.region_names(&codes).await?;
+    for w in &shown {
+        print_warning(w, names.get(&w.region_code).map(String::as_str));
     }
     let db = &config.store.url;
     println!(
@@ -132,7 +152,8 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_warning(w: &doudi_store::WarningView) {
+/// One warning as an officer reads it; `place` is its village's name (东河口镇大塘村), if known.
+fn print_warning(w: &doudi_store::WarningView, place: Option<&str>) {
     let assessment = &w.summary;
     let household: Option<Household> = serde_json::from_value(w.household.clone()).ok();
     let level_zh = match w.level {
@@ -149,8 +170,9 @@ fn print_warning(w: &doudi_store::WarningView) {
     );
     if let Some(h) = &household {
         println!(
-            "  {} · {} · {}",
+            "  {} · {} ({}) · {}",
             h.category.name_zh(),
+            place.unwrap_or(h.region_code.as_str()),
             h.region_code,
             h.address
         );

@@ -10,9 +10,9 @@ use crate::output;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Writes DIR/register.jsonl (the register, one household per line), DIR/officers.jsonl (an officer per township, a supervisor per county), DIR/snapshots/ (nightly department extracts for `doudi crosscheck`), DIR/feeds/<source>/<YYYY-MM>.jsonl (department events), with --native DIR/native/<profile>/ (the same events as the departments export them) and DIR/truth/ (which member each event is about, which households were given a hardship scenario). The same --seed always writes the same bytes.
+Writes DIR/register.jsonl (the register, one household per line), DIR/officers.jsonl (an officer per township, a supervisor per county), DIR/regions.csv (the names of the counties, townships and villages, for `doudi regions import`), DIR/snapshots/ (nightly department extracts for `doudi crosscheck`), DIR/feeds/<source>/<YYYY-MM>.jsonl (department events), with --native DIR/native/<profile>/ (the same events as the departments export them) and DIR/truth/ (which member each event is about, which households were given a hardship scenario). The same --seed always writes the same bytes.
 
-Example: doudi gen --households 100000 --seed 1 --out data && doudi import data/register.jsonl")]
+Example: doudi gen --households 100000 --seed 1 --out data && doudi import data/register.jsonl && doudi regions import data/regions.csv")]
 pub struct GenArgs {
     /// Number of households in the register.
     #[arg(long, default_value_t = 1000)]
@@ -23,7 +23,7 @@ pub struct GenArgs {
     /// Output folder (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Replace data an earlier `gen` wrote in the output folder (its register.jsonl, officers.jsonl, feeds/, snapshots/, truth/).
+    /// Replace data an earlier `gen` wrote in the output folder (its register.jsonl, officers.jsonl, regions.csv, feeds/, snapshots/, truth/).
     #[arg(long)]
     pub force: bool,
     /// First day of the feed window (default: the first of the month a year before today).
@@ -115,6 +115,7 @@ pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
     let earlier: Vec<PathBuf> = [
         "register.jsonl",
         "officers.jsonl",
+        "regions.csv",
         "feeds",
         "truth",
         "snapshots",
@@ -169,9 +170,10 @@ pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
     }
     println!("  hardship scenarios: {}", summary.scenarios);
     println!(
-        "next: doudi import {} && doudi officers import {}",
+        "next: doudi import {} && doudi officers import {} && doudi regions import {}",
         args.out.join("register.jsonl").display(),
-        args.out.join("officers.jsonl").display()
+        args.out.join("officers.jsonl").display(),
+        args.out.join("regions.csv").display()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -187,7 +189,23 @@ pub fn generate(out: &std::path::Path, cfg: &GenConfig) -> anyhow::Result<doudi_
         .collect();
     let path = out.join("officers.jsonl");
     std::fs::write(&path, officers).with_context(|| format!("cannot write {}", path.display()))?;
+    let path = out.join("regions.csv");
+    std::fs::write(&path, regions_csv())
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(summary)
+}
+
+/// DIR/regions.csv: every generated region's code and own name, under a `code,name` header (the
+/// names hold no comma or quote, so no field needs quoting).
+fn regions_csv() -> String {
+    let mut text = String::from("code,name\n");
+    for (code, name) in doudi_synth::region_names() {
+        text.push_str(&code);
+        text.push(',');
+        text.push_str(&name);
+        text.push('\n');
+    }
+    text
 }
 
 /// DIR/native/<layout>/: the envelope feeds in each department's layout, and the shipped profile

@@ -12,6 +12,7 @@ pub mod import;
 pub mod linkage;
 pub mod officers;
 pub mod produce;
+pub mod regions;
 pub mod review;
 pub mod rules;
 pub mod run;

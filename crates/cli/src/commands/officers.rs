@@ -20,6 +20,11 @@ pub enum OfficersCommand {
 Each line is one officer:
   {\"officer_id\":\"o-341502001\",\"name\":\"李娜\",\"role\":\"officer\",\"region\":\"341502001\",
    \"channels\":{\"webhook\":\"https://…\"},\"substitute\":\"o-341502002\",\"on_duty\":true}
+One delivery channel at most: the signed webhook, a WeCom group robot or a DingTalk robot with
+signing. A robot's URL carries its key, so name the files holding it (and DingTalk's secret):
+   \"channels\":{\"wecom\":{\"url_file\":\"/etc/doudi/robots/o-341502001.url\"}}
+   \"channels\":{\"dingtalk\":{\"url_file\":\"/etc/doudi/robots/o-341502001.url\",
+                            \"secret_file\":\"/etc/doudi/robots/o-341502001.secret\"}}
 role is officer (a township or village: receives its warnings) or supervisor (a county: receives
 escalations, approves relief above the township's limit). A warning goes to the officer of the
 longest region prefix of the household's region; off duty, to their substitute, else to the

@@ -178,8 +178,8 @@ fn officer(id: &str, role: OfficerRole, region: &str) -> Officer {
         role,
         region: doudi_model::RegionCode::parse(region).expect("region"),
         channels: Channels {
-            webhook: None,
             phone: Some("13800138000".into()),
+            ..Channels::default()
         },
         substitute: None,
         on_duty: true,
