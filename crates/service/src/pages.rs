@@ -1139,7 +1139,8 @@ fn bar_chart(title: &str, rows: &BTreeMap<String, BTreeMap<String, i64>>) -> Mar
     }
 }
 
-/// `GET /regions/{code}`: warnings by level over the last 30 days, and active ones by township.
+/// `GET /regions/{code}`: the county's (or township's) overview — its overdue warnings as cards
+/// (households masked), warnings by level over the last 30 days, and active ones by township.
 pub async fn region_page(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -1168,10 +1169,41 @@ pub async fn region_page(
             .or_default()
             .insert(l.code().to_string(), *n);
     }
+    // The region's overdue warnings (the region was checked above), most urgent first.
+    let filter = doudi_store::WarningFilter {
+        region_prefix: &code,
+        level: None,
+        state: "active",
+        assigned_to: None,
+        limit: 500,
+        offset: 0,
+    };
+    let mut overdue: Vec<WarningView> = match state.store().warnings_page(&filter).await {
+        Ok(p) => p
+            .warnings
+            .into_iter()
+            .filter(|w| w.deadline < c.clock.now)
+            .collect(),
+        Err(e) => return error_page(lang, Some(&who), &path, &e.into()),
+    };
+    overdue.sort_by_key(|w| w.deadline);
+    let overdue_total = overdue.len();
+    overdue.truncate(20);
+    for w in &mut overdue {
+        doudi_app::mask::mask_json(&mut w.household);
+    }
     let mut codes: Vec<String> = by_town.keys().cloned().collect();
     codes.push(code.clone());
+    codes.extend(overdue.iter().map(|w| w.region_code.clone()));
     let names = region_names(&state, &codes).await;
     let body = html! {
+        h2 { (lang.t("已超期的预警", "Overdue warnings")) " (" (overdue_total) ")" }
+        @if overdue.is_empty() { p.msg { (lang.t("没有超期的预警。", "No warning is overdue.")) } }
+        @for w in &overdue { (card(&c, w, &names, None)) }
+        @if overdue_total > overdue.len() {
+            p.muted { (lang.t("仅显示超期最久的 20 条。", "Only the 20 longest overdue are shown.")) }
+        }
+        h2 { (lang.t("统计", "Counts")) }
         (bar_chart(lang.t("近30天每日新开预警（按等级）", "Warnings opened per day, last 30 days, by level"), &by_day))
         (bar_chart(lang.t("各乡镇未办结预警（按等级）", "Active warnings by township and level"), &by_town))
         table {

@@ -204,6 +204,21 @@ async fn the_inbox_shows_cards_with_the_head_by_name_for_the_assigned_officer_on
         "{}",
         r.body
     );
+    // The county's overview lists its overdue warnings (none yet: every deadline is ahead).
+    let r = fx
+        .page(
+            "GET",
+            "/regions/341502",
+            Some(fx.token(Role::Supervisor)),
+            None,
+        )
+        .await;
+    assert!(
+        r.body.contains("已超期的预警") && r.body.contains("没有超期的预警"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("东河口镇"), "townships by name: {}", r.body);
     // Filters: a level and a state.
     let r = fx
         .page("GET", "/?level=yellow&state=resolved", Some(&officer), None)
