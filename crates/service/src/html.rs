@@ -106,7 +106,7 @@ table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;pad
 @media(min-width:48em){main{padding:1.2em 1.5em}}\
 @media print{header,form,nav,.noprint{display:none!important}body{background:#fff;color:#000;font-size:11pt}\
 main{max-width:none;padding:0}a{color:#000;text-decoration:none}.card,ol.tl>li{break-inside:avoid}\
-.lvl{border:1px solid #000}}";
+.lvl{background:none!important;color:#000!important;border:1px solid #000}}";
 
 /// A whole page: head, header (who is signed in, links, language switch, sign-out), one `main`
 /// with the page's `h1`, and `body`.
