@@ -237,6 +237,8 @@ impl Config {
         if s.push_batches_per_minute == 0 {
             anyhow::bail!("serve.push_batches_per_minute must be at least 1");
         }
+        doudi_service::parse_timezone(&s.time_zone)
+            .map_err(|e| anyhow::anyhow!("serve.time_zone: {e}"))?;
         if !(1..=10_000).contains(&s.max_page_size) {
             anyhow::bail!(
                 "serve.max_page_size must be 1 to 10000 (got {})",
@@ -555,6 +557,8 @@ pub struct ServeConfig {
     /// Feed profiles (shipped names or paths) a feeder may push a department's own export in,
     /// with `POST /api/feeds/SOURCE?profile=NAME`.
     pub push_profiles: Vec<String>,
+    /// The locality's time zone (an IANA name): the pages show times in it, to the minute.
+    pub time_zone: String,
     /// Seconds to let requests in flight finish after SIGTERM or Ctrl-C.
     pub shutdown_grace_seconds: u64,
     /// Addresses (`10.0.0.5`) or networks (`10.0.0.0/8`) of the reverse proxies in front of the
@@ -590,6 +594,7 @@ impl Default for ServeConfig {
             push_batches_per_minute: 600,
             push_to: PushTo::Folder,
             push_profiles: Vec::new(),
+            time_zone: "Asia/Shanghai".into(),
             shutdown_grace_seconds: 10,
             trusted_proxies: Vec::new(),
             tls_cert: None,

@@ -1,39 +1,29 @@
-//! HTML for the pages: escaping, the two languages (Chinese first, English with `?lang=en` or the
-//! `doudi_lang` cookie), the page frame, error pages (an error as a page or as JSON, for the
-//! guard), and small pieces (levels, statuses, times, time left).
-
-use std::fmt::Write;
+//! HTML for the pages: compile-time templates ([`maud`]: every value inserted is escaped unless
+//! marked otherwise), one base layout ([`layout`]: `lang`, title, viewport, the header with the
+//! language switch, one `main` landmark with the page's `h1`, a small inline stylesheet —
+//! mobile-first, print styles, accessible colours — and no JavaScript), error pages (an error as a
+//! page or as JSON, for the guard) and small pieces (level badges, times).
 
 use axum::extract::Request;
-use axum::http::header::{COOKIE, SET_COOKIE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use doudi_model::{Level, WarningStatus};
+use doudi_model::Level;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use crate::error::ApiError;
+pub use crate::locale::{cookie, Clock, Lang, LANG_COOKIE};
 use crate::principal::Principal;
 use crate::Kind;
 
-/// The value of cookie `name`, if sent.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
 /// A page as a response: its status, the language cookie when the language was chosen, and a
 /// content security policy that allows no script.
-pub fn html_response(status: StatusCode, lang: Lang, set_lang: bool, body: String) -> Response {
+pub fn html_response(status: StatusCode, lang: Lang, set_lang: bool, body: Markup) -> Response {
     let mut r = (
         status,
         [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        body,
+        body.into_string(),
     )
         .into_response();
     if set_lang {
@@ -62,199 +52,141 @@ pub fn error_page_or_json(kind: Kind, req: &Request, e: ApiError) -> Response {
     }
 }
 
+/// An error as a page: what went wrong in the page's language, and the way back.
 pub fn error_page(lang: Lang, who: Option<&Principal>, path: &str, e: &ApiError) -> Response {
-    let body = format!(
-        "<p class=\"err\">{}</p><p><a href=\"/\">{}</a></p>",
-        esc(&e.to_string()),
-        lang.t("返回待办预警", "Back to the inbox")
-    );
+    let body = html! {
+        p.err role="alert" { (crate::locale::api_error(lang, e)) }
+        p { a href="/" { (lang.t("返回待办预警", "Back to the inbox")) } }
+    };
     html_response(
         e.status(),
         lang,
         false,
-        page(
-            lang,
-            &format!("{} {}", e.status().as_u16(), lang.t("无法完成", "Refused")),
-            who,
-            path,
-            &body,
-        ),
+        layout(lang, lang.t("无法完成", "Refused"), who, path, body),
     )
 }
 
-/// Escape text for HTML content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// The stylesheet of every page: mobile first (one column, nothing wider than the screen), wider
+/// margins on a desktop, print styles that leave the record alone; colours of at least 4.5:1.
+const STYLE: &str = "*{box-sizing:border-box}\
+html{-webkit-text-size-adjust:100%}\
+body{font-family:system-ui,'WenQuanYi Micro Hei','Noto Sans CJK SC',sans-serif;margin:0;color:#1a1a1a;background:#fafafa;line-height:1.5;overflow-wrap:anywhere}\
+header{background:#7a1616;color:#fff;padding:.5em .8em;display:flex;flex-wrap:wrap;gap:.3em 1em;align-items:center}\
+header a{color:#fff}header form{margin:0}header strong{font-size:1.1em}\
+header button{background:transparent;color:#fff;border:1px solid #fff;border-radius:.3em;padding:.1em .6em;font:inherit;cursor:pointer}\
+main{padding:.8em;max-width:60em;margin:0 auto}\
+h1{font-size:1.35em;margin:.2em 0 .6em}h2{font-size:1.1em;margin:1.3em 0 .4em}h3{font-size:1em;margin:.2em 0}\
+a{color:#0b4f9c}code{font-family:inherit}\
+.card{background:#fff;border:1px solid #ccc;border-left:.45em solid #767676;border-radius:.4em;padding:.6em .8em;margin:.6em 0}\
+.card.red{border-left-color:#b71c1c}.card.orange{border-left-color:#a84300}.card.yellow{border-left-color:#c9a400}\
+.card p{margin:.2em 0}.card h3 a{text-decoration:none}\
+.lvl{display:inline-block;padding:0 .5em;border-radius:.3em;font-weight:bold;white-space:nowrap}\
+.lvl.red{background:#b71c1c;color:#fff}.lvl.orange{background:#a84300;color:#fff}.lvl.yellow{background:#f9d64a;color:#1a1a1a}.lvl.none{background:#e0e0e0;color:#1a1a1a}\
+.tag{display:inline-block;padding:0 .4em;border:1px solid #767676;border-radius:.3em;font-size:.9em}\
+.overdue{color:#b71c1c;font-weight:bold}.muted{color:#555}\
+.msg{background:#e8f5e9;border-left:.3em solid #2e7d32;padding:.5em .7em}\
+.err{background:#ffebee;border-left:.3em solid #b71c1c;padding:.5em .7em}\
+dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:.2em .8em;margin:.4em 0}dl.kv dt{color:#555}dl.kv dd{margin:0}\
+ul.plain,ol.tl{list-style:none;padding:0;margin:.4em 0}\
+ol.tl{border-left:2px solid #bbb;padding-left:.8em}ol.tl>li{margin:0 0 .8em;position:relative}\
+ol.tl>li::before{content:'';position:absolute;left:-1.2em;top:.45em;width:.6em;height:.6em;border-radius:50%;background:#767676}\
+.when{color:#555;font-size:.9em}\
+nav.filters{margin:.4em 0}nav.filters a{display:inline-block;margin:.15em .3em .15em 0;padding:.1em .7em;border:1px solid #0b4f9c;border-radius:1em;text-decoration:none}\
+nav.filters a[aria-current]{background:#0b4f9c;color:#fff}\
+form.act{background:#fff;border:1px solid #bbb;border-radius:.4em;padding:.6em .8em;margin:.8em 0}\
+form.act h3{margin-bottom:.4em}label{display:block;margin:.4em 0}\
+input,select,textarea,button{font:inherit;max-width:100%}\
+input:not([type=hidden]):not([type=radio]),select,textarea{display:block;width:100%;padding:.4em;border:1px solid #767676;border-radius:.3em}\
+textarea{min-height:4.5em}\
+form.act button,form.inline button{margin-top:.4em;padding:.5em 1.2em;background:#0b4f9c;color:#fff;border:0;border-radius:.3em;cursor:pointer}\
+form.inline{display:inline-block;margin:.2em .4em .2em 0}\
+pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f1f1f1;padding:.4em;font-size:.85em}\
+figure{margin:.6em 0}svg{width:100%;height:auto;max-width:48em}\
+table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.3em .4em;text-align:left;vertical-align:top}\
+@media(min-width:48em){main{padding:1.2em 1.5em}}\
+@media print{header,form,nav,.noprint{display:none!important}body{background:#fff;color:#000;font-size:11pt}\
+main{max-width:none;padding:0}a{color:#000;text-decoration:none}.card,ol.tl>li{break-inside:avoid}\
+.lvl{background:none!important;color:#000!important;border:1px solid #000}}";
 
-/// The language of a page.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lang {
-    Zh,
-    En,
-}
-
-/// The cookie remembering the language.
-pub const LANG_COOKIE: &str = "doudi_lang";
-
-impl Lang {
-    /// From `?lang=` (wins) or the cookie; Chinese by default. Also says whether `?lang=` was
-    /// given (then the cookie is set).
-    pub fn pick(query_lang: Option<&str>, headers: &HeaderMap) -> (Lang, bool) {
-        let parse = |s: &str| match s {
-            "en" => Some(Lang::En),
-            "zh" => Some(Lang::Zh),
-            _ => None,
-        };
-        if let Some(l) = query_lang.and_then(parse) {
-            return (l, true);
-        }
-        (
-            cookie(headers, LANG_COOKIE)
-                .and_then(parse)
-                .unwrap_or(Lang::Zh),
-            false,
-        )
-    }
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Lang::Zh => "zh",
-            Lang::En => "en",
-        }
-    }
-
-    /// The text in this language.
-    pub fn t<'a>(self, zh: &'a str, en: &'a str) -> &'a str {
-        match self {
-            Lang::Zh => zh,
-            Lang::En => en,
-        }
-    }
-
-    fn other(self) -> Lang {
-        match self {
-            Lang::Zh => Lang::En,
-            Lang::En => Lang::Zh,
-        }
-    }
-}
-
-const STYLE: &str = "body{font-family:system-ui,'Noto Sans CJK SC',sans-serif;margin:0;color:#222}\
-header{background:#8b1a1a;color:#fff;padding:.6em 1em;display:flex;gap:1.2em;align-items:center;flex-wrap:wrap}\
-header a{color:#fff}header form{margin:0}main{padding:1em;max-width:72em}\
-table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.35em .5em;text-align:left;vertical-align:top}\
-.red{background:#c62828;color:#fff}.orange{background:#ef6c00;color:#fff}.yellow{background:#f9a825}\
-.lvl{padding:.1em .5em;border-radius:.3em;font-weight:bold}.overdue{color:#c62828;font-weight:bold}\
-.msg{background:#e8f5e9;padding:.5em}.err{background:#ffebee;padding:.5em}\
-form.act{border:1px solid #ccc;padding:.6em;margin:.6em 0}textarea{width:100%}small{color:#666}";
-
-/// A whole page: head, header (who is signed in, links, language switch, sign-out) and `body`.
-pub fn page(lang: Lang, title: &str, who: Option<&Principal>, path: &str, body: &str) -> String {
-    let mut h = String::with_capacity(body.len() + 2048);
-    let _ = write!(
-        h,
-        "<!DOCTYPE html><html lang=\"{}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{} · 兜底 doudi</title><style>{STYLE}</style></head><body><header><strong>兜底 doudi</strong>",
-        if lang == Lang::Zh { "zh-CN" } else { "en" },
-        esc(title)
-    );
-    if let Some(p) = who {
-        let _ = write!(
-            h,
-            "<a href=\"/\">{}</a><a href=\"/regions/{}\">{}</a><span>{} · {} {}</span><form method=\"post\" action=\"/sign-out\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">{}</button></form>",
-            lang.t("待办预警", "Inbox"),
-            esc(if p.region.is_empty() { "34" } else { &p.region }),
-            lang.t("辖区概览", "Region overview"),
-            esc(&p.actor()),
-            esc(p.role.code()),
-            esc(&p.region),
-            esc(&p.form_token),
-            lang.t("退出", "Sign out"),
-        );
-    }
+/// A whole page: head, header (who is signed in, links, language switch, sign-out), one `main`
+/// with the page's `h1`, and `body`.
+pub fn layout(
+    lang: Lang,
+    title: &str,
+    who: Option<&Principal>,
+    path: &str,
+    body: Markup,
+) -> Markup {
     let other = lang.other();
-    let _ = write!(
-        h,
-        "<a href=\"{}?lang={}\">{}</a></header><main><h1>{}</h1>{body}</main></body></html>",
-        esc(path),
-        other.code(),
-        lang.t("English", "中文"),
-        esc(title)
-    );
-    h
-}
-
-/// A level as a coloured label.
-pub fn level(lang: Lang, level: Level) -> String {
-    let name = match level {
-        Level::Red => lang.t("红色", "red"),
-        Level::Orange => lang.t("橙色", "orange"),
-        Level::Yellow => lang.t("黄色", "yellow"),
-        Level::None => "none",
-    };
-    format!("<span class=\"lvl {}\">{}</span>", level.code(), esc(name))
-}
-
-/// A status in words.
-pub fn status(lang: Lang, status: WarningStatus) -> String {
-    esc(match status {
-        WarningStatus::Open => lang.t("待签收", "open"),
-        WarningStatus::Acknowledged => lang.t("已签收", "acknowledged"),
-        WarningStatus::Visited => lang.t("已入户核查", "visited"),
-        WarningStatus::Resolved => lang.t("已办结", "resolved"),
-        WarningStatus::Withdrawn => lang.t("已撤回", "withdrawn"),
-    })
-}
-
-/// A time as stored (`2026-03-01T00:00:00.000000Z`), escaped.
-pub fn time(t: &DateTime<Utc>) -> String {
-    esc(&doudi_store::ts(t))
-}
-
-/// Time left until `deadline`, counted from now, as an officer reads it.
-pub fn time_left(lang: Lang, deadline: &DateTime<Utc>) -> String {
-    let left = *deadline - chrono::Utc::now();
-    let minutes = left.num_minutes();
-    let (h, m) = (minutes.abs() / 60, minutes.abs() % 60);
-    let (days, hours) = (h / 24, h % 24);
-    let span = match lang {
-        Lang::Zh if days > 0 => format!("{days}天{hours}小时"),
-        Lang::Zh => format!("{h}小时{m}分"),
-        Lang::En if days > 0 => format!("{days} d {hours} h"),
-        Lang::En => format!("{h} h {m} min"),
-    };
-    if minutes < 0 {
-        format!(
-            "<span class=\"overdue\">{}</span>",
-            esc(&match lang {
-                Lang::Zh => format!("已超期 {span}"),
-                Lang::En => format!("overdue by {span}"),
-            })
-        )
-    } else {
-        esc(&match lang {
-            Lang::Zh => format!("剩余 {span}"),
-            Lang::En => format!("{span} left"),
-        })
+    html! {
+        (DOCTYPE)
+        html lang=(lang.html()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · " (lang.t("兜底预警", "doudi")) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    strong { (lang.t("兜底预警", "doudi")) }
+                    @if let Some(p) = who {
+                        nav aria-label=(lang.t("主菜单", "Main menu")) {
+                            a href="/" { (lang.t("待办预警", "Inbox")) }
+                            " "
+                            @if p.role != crate::Role::Officer || !p.region.is_empty() {
+                                a href={ "/regions/" (if p.region.is_empty() { "34" } else { &p.region }) } {
+                                    (lang.t("辖区概览", "Region overview"))
+                                }
+                                " "
+                            }
+                            @if p.role != crate::Role::Admin {
+                                a href="/review" { (lang.t("身份复核", "Review queue")) }
+                                " "
+                            }
+                            @if matches!(p.role, crate::Role::Auditor | crate::Role::Admin) {
+                                a href="/deadletters" { (lang.t("退回记录", "Dead letters")) }
+                            }
+                        }
+                        span { code { (p.actor()) } " · " (lang.role(p.role)) }
+                        form method="post" action="/sign-out" {
+                            input type="hidden" name="csrf" value=(p.form_token);
+                            button type="submit" { (lang.t("退出", "Sign out")) }
+                        }
+                    }
+                    a href={ (path) "?lang=" (other.code()) } lang=(other.html()) hreflang=(other.html()) {
+                        (lang.t("English", "中文"))
+                    }
+                }
+                main {
+                    h1 { (title) }
+                    (body)
+                }
+            }
+        }
     }
 }
 
-/// A category code in words.
-pub fn category(lang: Lang, code: &str) -> String {
-    match doudi_model::Category::from_code(code) {
-        Some(c) if lang == Lang::Zh => c.name_zh().to_string(),
-        _ => code.to_string(),
+/// A level as a coloured badge (text and background of at least 4.5:1).
+pub fn level(lang: Lang, level: Level) -> Markup {
+    html! { span class={ "lvl " (level.code()) } { (lang.level(level)) } }
+}
+
+/// A time in the locality's zone to the minute, with how long ago or ahead it is.
+pub fn when(clock: &Clock, t: &DateTime<Utc>) -> Markup {
+    html! {
+        time datetime=(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) {
+            (clock.at(t))
+        }
+        " (" (clock.relative(t)) ")"
+    }
+}
+
+/// Time left until a deadline ("3 小时后到期"), red when overdue.
+pub fn due(clock: &Clock, deadline: &DateTime<Utc>) -> Markup {
+    let (text, overdue) = clock.due(deadline);
+    html! {
+        @if overdue { strong.overdue { (text) } } @else { span { (text) } }
     }
 }
 
@@ -264,20 +196,31 @@ mod tests {
 
     #[test]
     fn markup_in_text_is_escaped() {
-        assert_eq!(
-            esc("<script>alert('x')</script>&\""),
-            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
-        );
-        let p = page(Lang::En, "<b>", None, "/", "");
+        let p = layout(
+            Lang::En,
+            "<b>",
+            None,
+            "/",
+            html! { p { ("<script>alert('x')</script>&\"") } },
+        )
+        .into_string();
         assert!(p.contains("<h1>&lt;b&gt;</h1>"), "{p}");
+        assert!(p.contains("&lt;script&gt;"), "{p}");
+        assert!(!p.contains("<script>"), "{p}");
     }
 
     #[test]
-    fn the_time_left_counts_down_and_says_when_overdue() {
-        let soon = chrono::Utc::now() + chrono::TimeDelta::minutes(150);
-        let t = time_left(Lang::En, &soon);
-        assert!(t.starts_with("2 h") && t.ends_with("left"), "{t}");
-        let past = chrono::Utc::now() - chrono::TimeDelta::hours(50);
-        assert!(time_left(Lang::Zh, &past).contains("已超期 2天"));
+    fn the_layout_has_a_language_a_title_a_main_landmark_and_no_script() {
+        let p = layout(Lang::Zh, "待办预警", None, "/", html! {}).into_string();
+        for needle in [
+            "<html lang=\"zh-CN\">",
+            "<title>待办预警 · 兜底预警</title>",
+            "<main><h1>待办预警</h1>",
+            "name=\"viewport\"",
+            "@media print",
+        ] {
+            assert!(p.contains(needle), "{needle} in {p}");
+        }
+        assert!(!p.contains("<script"));
     }
 }

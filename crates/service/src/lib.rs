@@ -28,6 +28,7 @@ mod auth;
 mod contract;
 mod error;
 mod html;
+mod locale;
 mod pages;
 mod principal;
 pub mod push;
@@ -54,6 +55,13 @@ pub use contract::DOCUMENT as OPENAPI_DOCUMENT;
 pub use error::ApiError;
 pub use principal::{Principal, Role};
 pub use transport::{check_transport, serve_tls, tls_config, TlsListener, TrustedProxies};
+
+/// A time zone by its IANA name (`Asia/Shanghai`), or what is wrong with the name.
+pub fn parse_timezone(name: &str) -> Result<chrono_tz::Tz, String> {
+    name.trim().parse::<chrono_tz::Tz>().map_err(|_| {
+        format!("{name:?} is not a time zone of the IANA database (write it like Asia/Shanghai)")
+    })
+}
 
 /// What the service needs besides the store.
 #[derive(Clone, Debug)]
@@ -93,6 +101,9 @@ pub struct ServiceConfig {
     /// How warning deadlines follow from event and receipt times (`[warnings]`), for the warnings
     /// a review decision or a replay opens.
     pub deadlines: doudi_warnings::fold::DeadlinePolicy,
+    /// The locality's time zone: pages show times in it, to the minute (`serve.time_zone`, an
+    /// IANA name; default Asia/Shanghai).
+    pub time_zone: chrono_tz::Tz,
 }
 
 impl ServiceConfig {
@@ -115,6 +126,7 @@ impl ServiceConfig {
             push_profiles: Vec::new(),
             topic_profiles: Vec::new(),
             deadlines: Default::default(),
+            time_zone: chrono_tz::Asia::Shanghai,
         }
     }
 }
@@ -349,7 +361,30 @@ pub fn routes() -> Vec<Route> {
             DOERS,
             post(pages::resolve),
         ),
-        route("GET", "/regions/{code}", Page, ALL, get(pages::region)),
+        route("GET", "/regions/{code}", Page, ALL, get(pages::region_page)),
+        route("GET", "/households/{id}", Page, ALL, get(pages::household)),
+        route("GET", "/review", Page, ALL, get(pages::review)),
+        route(
+            "POST",
+            "/review/{seq}/decide",
+            Page,
+            DOERS,
+            post(pages::decide),
+        ),
+        route(
+            "GET",
+            "/deadletters",
+            Page,
+            DEAD_LETTER_READERS,
+            get(pages::dead_letters),
+        ),
+        route(
+            "POST",
+            "/deadletters/replay",
+            Page,
+            ADMIN,
+            post(pages::replay),
+        ),
         route(
             "GET",
             "/households/{id}/trace",

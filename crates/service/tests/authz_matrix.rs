@@ -76,6 +76,11 @@ const MATRIX: &[(&str, &str, [Exp; 5])] = &[
     ("POST", "/warnings/{id}/resolve", [Own, Own, No, No, No]),
     ("GET", "/regions/{code}", [Own, Own, All, All, No]),
     ("GET", "/households/{id}/trace", [Own, Own, All, No, No]),
+    ("GET", "/households/{id}", [Own, Own, All, All, No]),
+    ("GET", "/review", [All, All, All, All, No]),
+    ("POST", "/review/{seq}/decide", [Own, Own, No, No, No]),
+    ("GET", "/deadletters", [No, No, All, All, No]),
+    ("POST", "/deadletters/replay", [No, No, No, All, No]),
 ];
 
 /// The concrete request for a route template, aimed at `side`.
@@ -153,6 +158,7 @@ async fn request(
                     ("csrf", csrf.as_str()),
                     ("note", "入户核查：住院治疗中"),
                     ("disposition", "false_alarm"),
+                    ("link", side.review_member.as_str()),
                 ]
             };
             fx.page(method, &u, token, Some(&fields)).await

@@ -2,6 +2,12 @@
 //! an officer signs in with their token, sees only their township's warnings, acknowledges one,
 //! and the change is in the store (the warning's state) and in the audit trail.
 //!
+//! And every page of every role at a phone's size (390×844) and a desktop's (1280×800): nothing
+//! wider than the window (no sideways scrolling), and axe-core (from npm: `DOUDI_TEST_AXE` names
+//! its `axe.min.js`; without it that part prints a skip line) finds no critical or serious
+//! violation. With `DOUDI_TEST_SCREENSHOTS` naming a folder (docs/screenshots), the officer's
+//! inbox, a warning, a household and the auditor's trace are saved there as phone screenshots.
+//!
 //! Runs when `DOUDI_TEST_CHROMEDRIVER` names chromedriver (Chromium at `DOUDI_TEST_CHROMIUM`,
 //! default /usr/bin/chromium); otherwise it prints a skip line. `.ci/run` sets it.
 
@@ -192,6 +198,64 @@ impl Driver {
         }
     }
 
+    /// The browser window's size (the page's viewport in headless Chromium).
+    async fn size(&self, width: u32, height: u32) {
+        call(
+            &self.http,
+            reqwest::Method::POST,
+            &self.url("/window/rect"),
+            Some(json!({"width": width, "height": height})),
+        )
+        .await;
+    }
+
+    /// Run `script` (a function body) in the page; its return value.
+    async fn exec(&self, script: &str) -> Value {
+        call(
+            &self.http,
+            reqwest::Method::POST,
+            &self.url("/execute/sync"),
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
+    /// Run `script` in the page; it calls `arguments[0]` with its result.
+    async fn exec_async(&self, script: &str) -> Value {
+        call(
+            &self.http,
+            reqwest::Method::POST,
+            &self.url("/execute/async"),
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
+    /// The viewport as a PNG.
+    async fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine;
+        let v = call(
+            &self.http,
+            reqwest::Method::GET,
+            &self.url("/screenshot"),
+            None,
+        )
+        .await;
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap_or(""))
+            .expect("a base64 PNG")
+    }
+
+    async fn delete_cookies(&self) {
+        call(
+            &self.http,
+            reqwest::Method::DELETE,
+            &self.url("/cookie"),
+            None,
+        )
+        .await;
+    }
+
     async fn quit(&self) {
         let _ = self
             .http
@@ -285,6 +349,167 @@ async fn an_officer_signs_in_sees_their_township_and_acknowledges_a_warning_in_a
         .expect("verify")
         .first_broken
         .is_none());
+    let _ = stop.send(());
+    server.await.expect("server task").expect("server");
+}
+
+/// Sign in through the form as `token`'s holder (after forgetting any earlier session).
+async fn sign_in_as(driver: &Driver, site: &str, token: &str) {
+    driver.delete_cookies().await;
+    driver.go(&format!("{site}/sign-in")).await;
+    driver.type_into("input[name=token]", token).await;
+    driver.click("button[type=submit]").await;
+    let url = driver.wait_url(|u| u.ends_with('/')).await;
+    assert!(url.ends_with('/'), "after sign-in: the inbox, got {url}");
+}
+
+/// What a check of one page found wrong (empty: nothing).
+async fn check_page(driver: &Driver, axe: Option<&str>, label: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let v = driver
+        .exec("return [document.documentElement.scrollWidth, window.innerWidth];")
+        .await;
+    let (scroll, inner) = (v[0].as_i64().unwrap_or(-1), v[1].as_i64().unwrap_or(0));
+    if scroll > inner {
+        problems.push(format!(
+            "{label}: {scroll} px wide in a {inner} px window (scrolls sideways)"
+        ));
+    }
+    if let Some(source) = axe {
+        let loaded = driver.exec(&format!("{source}\n;return typeof axe;")).await;
+        assert_eq!(loaded, "object", "axe-core did not load");
+        let found = driver
+            .exec_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations
+                   .filter(v => v.impact === 'critical' || v.impact === 'serious')
+                   .map(v => v.impact + ' ' + v.id + ': ' + v.help + ' at '
+                     + v.nodes.map(n => n.target.join(' ')).slice(0, 3).join(', '))))
+                   .catch(e => done(['axe failed: ' + e]));",
+            )
+            .await;
+        for v in found.as_array().into_iter().flatten() {
+            problems.push(format!("{label}: {}", v.as_str().unwrap_or("?")));
+        }
+    }
+    problems
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_fits_a_phone_and_a_desktop_and_passes_axe_core() {
+    let Ok(chromedriver) = std::env::var("DOUDI_TEST_CHROMEDRIVER") else {
+        println!("skipped: set DOUDI_TEST_CHROMEDRIVER to chromedriver (and DOUDI_TEST_CHROMIUM to Chromium) to run the browser test");
+        return;
+    };
+    let chromium =
+        std::env::var("DOUDI_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let axe = match std::env::var("DOUDI_TEST_AXE") {
+        Ok(path) => Some(
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("DOUDI_TEST_AXE={path}: {e}")),
+        ),
+        Err(_) => {
+            println!("skipped (axe-core part): set DOUDI_TEST_AXE to axe-core's axe.min.js (npm install axe-core) to check accessibility");
+            None
+        }
+    };
+    let shots = std::env::var("DOUDI_TEST_SCREENSHOTS").ok();
+    let fx = Fixture::new().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let site = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(doudi_service::serve(listener, fx.app.clone(), async {
+        let _ = stopped.await;
+    }));
+    let profile = tempfile::tempdir().expect("profile dir");
+    let driver = Driver::start(&chromedriver, &chromium, profile.path()).await;
+
+    let w = fx.own.warnings[0];
+    let hh = fx.own.households[0].clone();
+    let common_pages = vec![
+        "/".to_string(),
+        "/?level=red&state=all".into(),
+        format!("/warnings/{w}"),
+        format!("/households/{hh}"),
+        "/warnings/999999".into(),
+    ];
+    let mut plan: Vec<(Role, Vec<String>)> = Vec::new();
+    for role in [Role::Officer, Role::Supervisor, Role::Auditor, Role::Admin] {
+        let mut pages = common_pages.clone();
+        match role {
+            Role::Officer => pages.extend([
+                format!("/households/{hh}/trace"),
+                "/review".into(),
+                format!("/regions/{}", fx.own.township),
+            ]),
+            Role::Supervisor => pages.extend([
+                format!("/households/{hh}/trace"),
+                "/review".into(),
+                "/regions/341502".into(),
+            ]),
+            Role::Auditor => pages.extend([
+                format!("/households/{hh}/trace"),
+                "/review".into(),
+                "/deadletters".into(),
+                "/regions/34".into(),
+            ]),
+            _ => pages.extend([
+                "/review".into(),
+                "/deadletters".into(),
+                "/regions/34".into(),
+            ]),
+        }
+        plan.push((role, pages));
+    }
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for (width, height) in [(390, 844), (1280, 800)] {
+        driver.size(width, height).await;
+        driver.delete_cookies().await;
+        driver.go(&format!("{site}/sign-in")).await;
+        let inner = driver.exec("return window.innerWidth;").await;
+        assert!(
+            inner.as_i64().is_some_and(|i| i <= i64::from(width)),
+            "the window is {inner} px wide, asked for {width}"
+        );
+        problems.extend(check_page(&driver, axe.as_deref(), &format!("/sign-in at {width}")).await);
+        checked += 1;
+        for (role, pages) in &plan {
+            sign_in_as(&driver, &site, fx.token(*role)).await;
+            for path in pages {
+                driver.go(&format!("{site}{path}")).await;
+                let label = format!("{path} as {} at {width}×{height}", role.code());
+                problems.extend(check_page(&driver, axe.as_deref(), &label).await);
+                checked += 1;
+                if let (Some(dir), 390) = (&shots, width) {
+                    let name = match (role, path.as_str()) {
+                        (Role::Officer, "/") => Some("officer-inbox"),
+                        (Role::Officer, p)
+                            if p.starts_with("/warnings/") && !p.ends_with("999999") =>
+                        {
+                            Some("officer-warning")
+                        }
+                        (Role::Officer, p) if p == format!("/households/{hh}") => {
+                            Some("officer-household")
+                        }
+                        (Role::Auditor, p) if p.ends_with("/trace") => Some("auditor-trace"),
+                        _ => None,
+                    };
+                    if let Some(name) = name {
+                        std::fs::create_dir_all(dir).expect("screenshot folder");
+                        let file = std::path::Path::new(dir).join(format!("{name}.png"));
+                        std::fs::write(&file, driver.screenshot().await)
+                            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+                    }
+                }
+            }
+        }
+    }
+    driver.quit().await;
+    println!("{checked} pages checked");
+    assert!(checked >= 50, "{checked} pages checked");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
     let _ = stop.send(());
     server.await.expect("server task").expect("server");
 }

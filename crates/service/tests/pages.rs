@@ -30,7 +30,8 @@ async fn sign_in_sets_a_strict_http_only_cookie_and_a_bad_token_is_refused() {
         .page("POST", "/sign-in", None, Some(&[("token", "doudi_wrong")]))
         .await;
     assert_eq!(r.status, 401);
-    assert!(r.body.contains("unknown token"), "{}", r.body);
+    // Explained in the page's language (Chinese by default).
+    assert!(r.body.contains("令牌无效"), "{}", r.body);
     let r = fx.page("GET", "/", None, None).await;
     assert_eq!((r.status.as_u16(), r.location()), (303, "/sign-in"));
     let r = fx.page("GET", "/", Some("doudi_wrong"), None).await;
@@ -58,7 +59,7 @@ async fn the_inbox_shows_the_townships_warnings_most_urgent_first_with_time_left
         assert!(!r.body.contains(&format!("href=\"/warnings/{w}\"")));
     }
     assert!(
-        r.body.contains("剩余") || r.body.contains("已超期"),
+        r.body.contains("后到期") || r.body.contains("已超期"),
         "{}",
         r.body
     );
@@ -90,10 +91,24 @@ async fn the_warning_page_masks_members_escapes_notes_and_needs_the_form_token()
         .page("GET", &format!("/warnings/{w}"), Some(&token), None)
         .await;
     assert_eq!(page.status, 200, "{}", page.body);
-    for p in &fx.people {
+    // The officer the warning is assigned to sees whom to visit (the read audited); everyone
+    // else sees the members masked.
+    assert!(page.body.contains("陈桂兰"), "{}", page.body);
+    for p in &fx.people[1..] {
         assert!(!page.body.contains(&p.id_number) && !page.body.contains(p.name));
     }
-    assert!(page.body.contains("陈*"), "members masked: {}", page.body);
+    let sup = fx
+        .page(
+            "GET",
+            &format!("/warnings/{w}"),
+            Some(fx.token(Role::Supervisor)),
+            None,
+        )
+        .await;
+    for p in &fx.people {
+        assert!(!sup.body.contains(&p.id_number) && !sup.body.contains(p.name));
+    }
+    assert!(sup.body.contains("陈*"), "members masked: {}", sup.body);
     assert!(page.body.contains("预警原因") && page.body.contains("id=\"acknowledge\""));
     let csrf = fx.csrf(&token).await;
     assert!(page.body.contains(&csrf), "the forms carry the form token");
@@ -182,7 +197,7 @@ async fn the_warning_page_masks_members_escapes_notes_and_needs_the_form_token()
         .await;
     // The use case's rule, not the form's shape: 422 (was 400).
     assert_eq!(r.status, 422);
-    assert!(r.body.contains("needs a reason"), "{}", r.body);
+    assert!(r.body.contains("请填写说明"), "{}", r.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -284,6 +284,22 @@ impl Fixture {
             })
             .collect();
         store.import_officers(&rows).await.expect("officers");
+        // Names for the own side's regions (the other side's stay codes: the pages fall back).
+        let names: Vec<doudi_store::RegionName> = [
+            ("341502", "金安区"),
+            ("341502001", "东河口镇"),
+            (own_v, "大塘村"),
+        ]
+        .into_iter()
+        .map(|(code, name)| doudi_store::RegionName {
+            code: code.into(),
+            name: name.into(),
+        })
+        .collect();
+        store
+            .import_region_names(&names, "regions.csv")
+            .await
+            .expect("region names");
         let rules = doudi_risk::RuleSet::builtin();
         let engine = doudi_pipeline::Engine::new(
             rules.clone(),
