@@ -16,7 +16,10 @@ mod review;
 
 use std::path::PathBuf;
 
-pub use apply::{apply_batch, apply_replayed, stage_batch, BatchOutcome, Engine, StagedBatch};
+pub use apply::{
+    apply_batch, apply_replayed, rederive_households, stage_batch, BatchOutcome, Engine,
+    StagedBatch,
+};
 pub use ingest::{ingest_raw_row, ingest_record, ingest_row, Ingested};
 pub use replay::{replay_dead_letters, ReplayOptions, ReplayReport, StillRefused};
 pub use review::{decide_review, ReviewApplied};
