@@ -20,7 +20,9 @@
 //! A difference fails the test with the first differing rows of each table.
 //!
 //! The PostgreSQL scenarios need DOUDI_TEST_POSTGRES_URL (skipped with a message without it).
-//! `DOUDI_DETERMINISM_ONLY=kill,slow` runs only the scenarios whose names contain one of the words.
+//! `DOUDI_DETERMINISM_ONLY=killed,held` runs only the scenarios whose names contain one of the
+//! words; `DOUDI_DETERMINISM_KEEP=1` keeps the data, the scenarios' folders (worker logs) and
+//! databases, and prints where they are.
 
 mod common;
 #[path = "common/kafka.rs"]
@@ -68,7 +70,7 @@ fn selected(name: &str) -> bool {
     }
 }
 
-/// A small seeded generator (xorshift64) for the kill moments, the victims and the held-back
+/// A small seeded generator for the kill moments, the victims and the held-back
 /// partition.
 struct Rng(u64);
 
@@ -77,24 +79,36 @@ impl Rng {
         Rng((seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1)
     }
 
+    /// xorshift64* (the high bits: the low ones of plain xorshift repeat).
     fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) % n.max(1)
     }
 }
 
 /// The generated year, in `dir/data`.
 struct Data {
-    _tmp: tempfile::TempDir,
+    /// Removed when dropped (unless kept).
+    _tmp: Option<tempfile::TempDir>,
     dir: PathBuf,
     /// Feed lines, all topics.
     total: u64,
 }
 
+fn keep() -> bool {
+    std::env::var("DOUDI_DETERMINISM_KEEP").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
 fn generate(seed: u64) -> Data {
     let tmp = tempfile::tempdir().unwrap();
+    if keep() {
+        eprintln!(
+            "kept: the data and the scenarios' folders in {}",
+            tmp.path().display()
+        );
+    }
     let dir = tmp.path().to_path_buf();
     ok(doudi(
         &dir,
@@ -114,7 +128,12 @@ fn generate(seed: u64) -> Data {
     ));
     let total = kafka::feed_files(&dir).iter().map(|(_, f)| lines(f)).sum();
     Data {
-        _tmp: tmp,
+        _tmp: if keep() {
+            let _ = tmp.keep();
+            None
+        } else {
+            Some(tmp)
+        },
         dir,
         total,
     }
@@ -581,18 +600,56 @@ fn finish(dir: &Path, db: &Db, total: u64, workers: Vec<Guard>) {
     }
 }
 
-/// Publish `files` to `topic`.
+/// Publish `files` to `topic`, in their order: one `doudi produce` of their lines put end to end
+/// (the same records, keys and order as file by file; `doudi produce` starts a producer per file,
+/// about half a second each).
 fn produce(dir: &Path, broker: &Broker, topic: &str, files: &[PathBuf]) {
-    let mut args = vec![
-        "produce".to_string(),
-        "--brokers".into(),
-        broker.bootstrap.clone(),
-        "--topic".into(),
-        topic.into(),
-    ];
-    args.extend(files.iter().map(|f| f.display().to_string()));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    ok(doudi(dir, &refs));
+    if files.is_empty() {
+        return;
+    }
+    let mut lines = Vec::new();
+    for f in files {
+        let mut text = std::fs::read(f).unwrap();
+        if !text.ends_with(b"\n") && !text.is_empty() {
+            text.push(b'\n');
+        }
+        lines.extend(text);
+    }
+    let joined = dir.join(format!(
+        "produce-{topic}-{}.jsonl",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::write(&joined, lines).unwrap();
+    ok(doudi(
+        dir,
+        &[
+            "produce",
+            "--brokers",
+            &broker.bootstrap,
+            "--topic",
+            topic,
+            &joined.display().to_string(),
+        ],
+    ));
+}
+
+/// Publish every topic's files, or the first (`Some(0)`) or second (`Some(1)`) half of each
+/// topic's months.
+fn produce_all(dir: &Path, broker: &Broker, half: Option<usize>) {
+    for topic in FEEDS {
+        let files = topic_files(dir, topic);
+        let n = files.len();
+        let mine: Vec<PathBuf> = files
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| half.is_none_or(|h| (i * 2 >= n) == (h == 1)))
+            .map(|(_, f)| f)
+            .collect();
+        produce(dir, broker, topic, &mine);
+    }
 }
 
 fn topic_files(dir: &Path, topic: &str) -> Vec<PathBuf> {
@@ -617,7 +674,7 @@ fn file_run(dir: &Path, db: &Db) -> String {
 fn one_worker(dir: &Path, db: &Db, total: u64) -> String {
     import(dir, db, "data/register.jsonl");
     let broker = Broker::start(dir, PARTITIONS);
-    kafka::produce_all(dir, &broker.bootstrap);
+    produce_all(dir, &broker, None);
     let w = worker(dir, &broker, db, "one");
     finish(dir, db, total, vec![w]);
     String::new()
@@ -628,7 +685,7 @@ fn one_worker(dir: &Path, db: &Db, total: u64) -> String {
 fn killed_workers(dir: &Path, db: &Db, total: u64, seed: u64) -> String {
     import(dir, db, "data/register.jsonl");
     let broker = Broker::start(dir, PARTITIONS);
-    kafka::produce_all(dir, &broker.bootstrap);
+    produce_all(dir, &broker, None);
     let mut rng = Rng::new(seed, 3);
     let mut workers: Vec<Guard> = (0..3).map(|_| worker(dir, &broker, db, "three")).collect();
     let start = Instant::now();
@@ -636,9 +693,17 @@ fn killed_workers(dir: &Path, db: &Db, total: u64, seed: u64) -> String {
         std::thread::sleep(Duration::from_millis(50));
     }
     let mut kills: Vec<(usize, u64)> = Vec::new();
+    let mut last = 0;
     while kills.len() < 4 {
-        std::thread::sleep(Duration::from_millis(300 + rng.below(1500)));
+        // Fresh progress since the last kill (the group has settled again), then a random moment
+        // of the batches that follow.
+        let settling = Instant::now();
+        while received(dir, db) <= last && settling.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(rng.below(1000)));
         let at = received(dir, db);
+        last = at;
         if at >= total {
             break;
         }
@@ -672,7 +737,7 @@ fn held_back(dir: &Path, db: &Db, total: u64, seed: u64) -> String {
     let partition = rng.below(u64::from(PARTITIONS));
     let answer = broker.command(&format!("slow {topic} {partition} {HELD_BACK_MS}"));
     assert!(answer.starts_with("ok"), "{answer}");
-    kafka::produce_all(dir, &broker.bootstrap);
+    produce_all(dir, &broker, None);
     let started = Instant::now();
     let w = worker(dir, &broker, db, "held");
     // Well before the delay is over, the held-back partition's records are still missing.
@@ -735,7 +800,7 @@ fn register_between_batches(dir: &Path, db: &Db, total: u64) -> String {
     .unwrap();
     import(dir, db, "register-part.jsonl");
     let broker = Broker::start(dir, PARTITIONS);
-    kafka::produce_half(dir, &broker.bootstrap, 0);
+    produce_all(dir, &broker, Some(0));
     let first: u64 = FEEDS
         .iter()
         .map(|t| {
@@ -756,7 +821,7 @@ fn register_between_batches(dir: &Path, db: &Db, total: u64) -> String {
         dir,
         &["import", "data/register.jsonl", "--db", db.url()],
     ));
-    kafka::produce_half(dir, &broker.bootstrap, 1);
+    produce_all(dir, &broker, Some(1));
     finish(dir, db, total, vec![w]);
     format!(
         "{part} of {} households at start, the rest imported after {first} records",
@@ -800,9 +865,14 @@ fn scenario(
                 .unwrap_or_else(|| "it panicked".into())),
         ),
     };
+    let backend = db.backend();
+    if keep() {
+        eprintln!("kept: {name} on {backend} in {}", db.url());
+        std::mem::forget(db);
+    }
     let outcome = Outcome {
         name: name.to_string(),
-        backend: db.backend(),
+        backend,
         seconds: started.elapsed().as_secs_f64(),
         note,
         result,
