@@ -37,7 +37,7 @@ use common::{doudi, ok, PgDatabase};
 use kafka::{Broker, Guard, FEEDS};
 
 /// A few thousand households' year: small enough for CI, large enough for every rule to fire.
-const HOUSEHOLDS: &str = "1500";
+const HOUSEHOLDS: &str = "3000";
 const MONTHS: &str = "12";
 const DEFAULT_SEED: u64 = 19;
 const PARTITIONS: u32 = 8;
@@ -923,6 +923,17 @@ fn reference(data: &Data) -> Snapshot {
         r.rows("findings"),
         r.rows("notices")
     );
+    // Which columns are compared (the event time and late mark once the schema has them).
+    for (table, rows) in &r.tables {
+        if let Some(row) = rows.values().flatten().next() {
+            let names: Vec<&str> = row
+                .split(' ')
+                .filter_map(|c| c.split_once('=').map(|(n, _)| n))
+                .filter(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+                .collect();
+            eprintln!("  {table}: key and {}", names.join(", "));
+        }
+    }
     r
 }
 
