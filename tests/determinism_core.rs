@@ -21,23 +21,26 @@ use rand::SeedableRng;
 #[derive(Debug, PartialEq)]
 struct Outcome {
     /// (source, event_id, household, rule_set_version, score, level, assessment JSON)
-    assessments: Vec<(String, String, String, String, i64, String, String)>,
+    assessments: Vec<AssessmentRow>,
     /// (household, level, score, status, triggering source, triggering event id, occurred_at,
     /// late, summary). Withdrawn warnings are left out: a warning opened while a household's
     /// records were incomplete and withdrawn when the rest arrived is the trace of an order, not
     /// a result.
-    warnings: Vec<(
-        String,
-        String,
-        i64,
-        String,
-        String,
-        String,
-        String,
-        i64,
-        String,
-    )>,
+    warnings: Vec<WarningRow>,
 }
+
+type AssessmentRow = (String, String, String, String, i64, String, String);
+type WarningRow = (
+    String,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    String,
+);
 
 const ASSESSMENTS: &str = "SELECT source, event_id, household_id, rule_set_version, score, level, COALESCE(assessment, '')
      FROM assessments ORDER BY source, event_id";
