@@ -789,7 +789,7 @@ fn reversed_topics(dir: &Path, db: &Db, total: u64) -> String {
 
 /// (f) The worker starts with two thirds of the register; the whole register is imported while
 /// it runs, between the first and the second half of the year.
-fn register_between_batches(dir: &Path, db: &Db, total: u64) -> String {
+fn register_between_batches(dir: &Path, db: &Db, total: u64, assessments: usize) -> String {
     let register = std::fs::read_to_string(dir.join("data/register.jsonl")).unwrap();
     let households: Vec<&str> = register.lines().collect();
     let part = households.len() * 2 / 3;
@@ -822,6 +822,16 @@ fn register_between_batches(dir: &Path, db: &Db, total: u64) -> String {
         &["import", "data/register.jsonl", "--db", db.url()],
     ));
     produce_all(dir, &broker, Some(1));
+    // Every record read, the waiting ones linked once the worker has taken the import in
+    // (register.refresh_secs): as many assessments as the reference, or a minute.
+    let s = kafka::wait_received(dir, db.url(), total, WITHIN);
+    assert_eq!(s["received"].as_u64(), Some(total), "{s}");
+    let settling = Instant::now();
+    while kafka::status(dir, db.url())["assessments"].as_u64() < Some(assessments as u64)
+        && settling.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(250));
+    }
     finish(dir, db, total, vec![w]);
     format!(
         "{part} of {} households at start, the rest imported after {first} records",
@@ -1063,8 +1073,9 @@ fn a_register_import_between_batches_ends_as_the_file_run_with_the_whole_registe
     let data = generate(seed);
     let reference = reference(&data);
     let total = data.total;
+    let assessments = reference.rows("assessments");
     let outcome = scenario(&data, "register imported", db, &reference, |d, db| {
-        register_between_batches(d, db, total)
+        register_between_batches(d, db, total, assessments)
     });
     verdict(started, &[outcome]);
 }
