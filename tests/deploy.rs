@@ -420,3 +420,132 @@ fn every_metric_an_alert_uses_is_exported() {
         );
     }
 }
+
+#[test]
+fn the_deliverer_publishes_every_notice_to_the_warnings_topic_in_compose_and_kubernetes() {
+    let delivers: Vec<(PathBuf, Vec<String>)> = command_lines()
+        .into_iter()
+        .filter(|(_, args)| args[0] == "deliver")
+        .collect();
+    let files: BTreeSet<String> = delivers
+        .iter()
+        .filter_map(|(f, _)| f.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    assert!(
+        files.contains("compose.yaml") && files.contains("50-deliver.yaml"),
+        "a deliverer in compose and in Kubernetes: {files:?}"
+    );
+    for (file, args) in delivers {
+        assert!(
+            args.windows(2)
+                .any(|w| w[0] == "--brokers" && !w[1].is_empty()),
+            "{}: `doudi {}` publishes nothing to the warnings topic (add --brokers)",
+            file.display(),
+            args.join(" ")
+        );
+    }
+    // The topic it writes exists where the deliverer runs.
+    let compose =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/compose.yaml"))
+            .expect("deploy/compose.yaml");
+    assert!(
+        compose.contains("--topic warnings"),
+        "compose creates no warnings topic"
+    );
+}
+
+#[test]
+fn sizing_says_what_two_workers_do() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let sizing = std::fs::read_to_string(root.join("SIZING.md")).expect("SIZING.md");
+    assert!(
+        !sizing.contains("takes over on failure)"),
+        "SIZING.md calls the second worker a standby: both are active"
+    );
+    assert!(
+        sizing.contains("both active"),
+        "SIZING.md says what two workers do"
+    );
+    let compose = std::fs::read_to_string(root.join("compose.yaml")).expect("compose.yaml");
+    let workers = compose
+        .lines()
+        .filter(|l| {
+            l.trim_start()
+                .starts_with("command: [\"run\", \"--brokers\"")
+        })
+        .count();
+    let k8s = std::fs::read_to_string(root.join("k8s/30-worker.yaml")).expect("30-worker.yaml");
+    assert_eq!(workers, 2, "compose runs the two workers SIZING.md counts");
+    assert!(
+        k8s.contains("replicas: 2"),
+        "Kubernetes runs the two workers SIZING.md counts"
+    );
+}
+
+/// `doudi run` (a Kafka worker, or a file run that keeps watching) started and sent SIGTERM after
+/// `after`: its exit status, and what it printed on stderr.
+fn terminated_after(
+    dir: &Path,
+    args: &[&str],
+    after: std::time::Duration,
+) -> (Option<i32>, String) {
+    use std::process::{Command, Stdio};
+    let child = Command::new(env!("CARGO_BIN_EXE_doudi"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("DOUDI_CONFIG")
+        .env_remove("DOUDI_DB")
+        .env("DOUDI_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start doudi run");
+    std::thread::sleep(after);
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let out = child.wait_with_output().expect("doudi run ends");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_worker_sent_sigterm_in_its_first_second_drains_and_exits_0() {
+    use std::time::Duration;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path();
+    // A register to load (so that the worker is busy starting when the signal comes) and a
+    // feeds folder for the file run.
+    ok(doudi(
+        dir,
+        &["gen", "--households", "300", "--seed", "5", "--out", "data"],
+    ));
+    let db = format!("sqlite://{}", dir.join("doudi.db").display());
+    ok(doudi(dir, &["import", "data/register.jsonl", "--db", &db]));
+    // Nothing listens on port 9 of loopback: a worker that is still starting never gets far,
+    // and one that got further must leave cleanly all the same.
+    let kafka = ["run", "--brokers", "127.0.0.1:9", "--db", &db];
+    let files = ["run", "--feeds", "data/feeds", "--db", &db];
+    for (what, args) in [("Kafka worker", &kafka[..]), ("file run", &files[..])] {
+        for ms in [100, 400] {
+            let fresh = format!("sqlite://{}", dir.join(format!("fresh-{ms}.db")).display());
+            let on_fresh: Vec<&str> = args
+                .iter()
+                .map(|a| if *a == db { fresh.as_str() } else { *a })
+                .collect();
+            // On the imported database, and on a fresh one (migrations still running).
+            for args in [args, &on_fresh[..]] {
+                let (code, stderr) = terminated_after(dir, args, Duration::from_millis(ms));
+                assert_eq!(
+                    code,
+                    Some(0),
+                    "a {what} sent SIGTERM after {ms} ms must drain and exit 0 ({args:?}):\n{stderr}"
+                );
+            }
+        }
+    }
+}

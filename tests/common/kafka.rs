@@ -35,9 +35,20 @@ pub struct Broker {
 
 impl Broker {
     pub fn start(dir: &Path, partitions: u32) -> Broker {
+        Broker::start_cluster(dir, 1, partitions)
+    }
+
+    /// A cluster of `brokers` brokers (`slow TOPIC PARTITION MS` needs two or more).
+    pub fn start_cluster(dir: &Path, brokers: u32, partitions: u32) -> Broker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_doudi"))
             .current_dir(dir)
-            .args(["dev-broker", "--partitions", &partitions.to_string()])
+            .args([
+                "dev-broker",
+                "--brokers",
+                &brokers.to_string(),
+                "--partitions",
+                &partitions.to_string(),
+            ])
             .env("DOUDI_LOG", "error")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

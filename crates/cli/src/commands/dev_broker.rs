@@ -17,6 +17,12 @@ Fault commands on stdin, one per line, each answered on stdout with `ok …` or 
   down ID                    take broker ID (1..N) down
   up ID                      bring it back
   rtt ID MS                  delay broker ID's responses by MS milliseconds
+  delay ID API MS [COUNT]    answer the next COUNT (1) requests of API broker ID receives MS
+                             milliseconds late (Fetch, Metadata, …), its other requests as usual
+  lead TOPIC PARTITION ID    broker ID leads that partition from now on
+  slow TOPIC PARTITION MS    hold one partition back: the last broker leads it alone and answers
+                             its next Fetch MS late, so its records reach a consumer at least MS
+                             after the other partitions' (needs --brokers 2 or more)
   errors API COUNT CODE      the next COUNT requests of API (Fetch, Produce, Metadata, OffsetCommit,
                              JoinGroup, Heartbeat, …) fail with CODE (NOT_LEADER_FOR_PARTITION,
                              REQUEST_TIMED_OUT, TRANSPORT, … or a number)
@@ -26,6 +32,7 @@ Fault commands on stdin, one per line, each answered on stdout with `ok …` or 
 Examples:
   doudi dev-broker --partitions 8
   doudi dev-broker --brokers 3 --partitions 6 <faults.txt
+  (echo 'slow housing 0 30000'; cat) | doudi dev-broker --brokers 2   # housing/0 arrives 30 s late
   (echo 'down 1'; sleep 5; echo 'up 1'; cat) | doudi dev-broker")]
 pub struct DevBrokerArgs {
     /// Partitions of each topic.
@@ -40,7 +47,7 @@ pub async fn run(config: &Config, args: DevBrokerArgs) -> anyhow::Result<ExitCod
     if !(1..=1000).contains(&args.partitions) || !(1..=16).contains(&args.brokers) {
         anyhow::bail!("--partitions must be 1 to 1000 and --brokers 1 to 16");
     }
-    let broker = DevBroker::start(&config.kafka, args.brokers, args.partitions)?;
+    let mut broker = DevBroker::start(&config.kafka, args.brokers, args.partitions)?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "bootstrap={}", broker.bootstrap())?;

@@ -43,6 +43,10 @@ pub struct RunArgs {
 }
 
 pub async fn run(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
+    // First of all: from here on SIGTERM or Ctrl-C stops the run after draining, exit 0. A
+    // worker stopped in its first second (a rolling update, a scale-down) is still opening the
+    // database or loading the register: without this it would die of the signal (exit 143).
+    let stop = stop_on_signal();
     let metrics = args.metrics_addr.map(|addr| {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(doudi_telemetry::serve(addr, async {
@@ -50,7 +54,7 @@ pub async fn run(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
         }));
         (stop, server)
     });
-    let result = run_inner(config, args).await;
+    let result = run_inner(config, args, stop).await;
     if let Some((stop, server)) = metrics {
         let _ = stop.send(());
         if let Ok(Err(e)) = server.await {
@@ -60,7 +64,11 @@ pub async fn run(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
     result
 }
 
-async fn run_inner(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
+async fn run_inner(
+    config: &Config,
+    args: RunArgs,
+    stop: CancellationToken,
+) -> anyhow::Result<ExitCode> {
     let brokers = args
         .brokers
         .clone()
@@ -71,7 +79,7 @@ async fn run_inner(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("--once reads feed files; a Kafka worker runs until SIGTERM or Ctrl-C");
         }
         let store = open_store(config).await?;
-        let report = run_kafka(config, &store, &brokers).await;
+        let report = run_kafka(config, &store, &brokers, stop).await;
         store.close().await;
         let report = report?;
         if args.json {
@@ -92,7 +100,7 @@ async fn run_inner(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let store = open_store(config).await?;
-    let report = run_pipeline(config, &store, feeds, args.once).await?;
+    let report = run_pipeline_until(config, &store, feeds, args.once, stop).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -109,7 +117,20 @@ pub async fn run_pipeline(
     feeds: PathBuf,
     once: bool,
 ) -> anyhow::Result<RunReport> {
-    let engine = Arc::new(super::load_engine(config, store, Some(&feeds)).await?);
+    run_pipeline_until(config, store, feeds, once, stop_on_signal()).await
+}
+
+/// [`run_pipeline`] until `stop` is cancelled (already cancelled: nothing is read).
+async fn run_pipeline_until(
+    config: &Config,
+    store: &Store,
+    feeds: PathBuf,
+    once: bool,
+    stop: CancellationToken,
+) -> anyhow::Result<RunReport> {
+    let Some(engine) = load_unless_stopped(config, store, Some(&feeds), &stop).await? else {
+        return Ok(RunReport::default());
+    };
     tracing::info!(feeds = %feeds.display(), "pipeline starting");
     let opts = RunOptions {
         feeds_dir: feeds,
@@ -122,7 +143,6 @@ pub async fn run_pipeline(
             window: config.feeds.invalid_window,
         },
     };
-    let stop = stop_on_signal();
     let progress = RunProgress::new();
     let report = run_files(store, engine, &opts, &progress, stop).await;
     progress.finish();
@@ -139,31 +159,110 @@ pub async fn run_pipeline(
     Ok(report)
 }
 
+/// The engine (register, rules, linkage model), unless `stop` comes first: loading a large
+/// register takes a while, and a stop meanwhile ends the run before it reads anything.
+async fn load_unless_stopped(
+    config: &Config,
+    store: &Store,
+    feeds: Option<&std::path::Path>,
+    stop: &CancellationToken,
+) -> anyhow::Result<Option<Arc<doudi_pipeline::Engine>>> {
+    if stop.is_cancelled() {
+        tracing::info!("stopped before the run began: nothing was read");
+        return Ok(None);
+    }
+    tokio::select! {
+        engine = super::load_engine(config, store, feeds) => Ok(Some(Arc::new(engine?))),
+        _ = stop.cancelled() => {
+            tracing::info!("stopped while loading: nothing was read");
+            Ok(None)
+        }
+    }
+}
+
+/// SIGTERM and SIGINT (Ctrl-C), listened to from the moment this is made: the signals' default
+/// action (ending the process) is replaced at once, not when a task first polls.
+struct StopSignals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn install() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            StopSignals {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        StopSignals {}
+    }
+
+    /// The next SIGTERM or SIGINT.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            if self.term.is_none() && self.int.is_none() {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+            tokio::select! {
+                _ = next(&mut self.term) => {}
+                _ = next(&mut self.int) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 /// A token cancelled on the first SIGTERM or Ctrl-C (the work then stops after draining); a
-/// second one ends the process at once.
+/// second one ends the process at once. The handlers are in place when this returns.
 pub fn stop_on_signal() -> CancellationToken {
     let stop = CancellationToken::new();
     let flag = stop.clone();
+    let mut signals = StopSignals::install();
     tokio::spawn(async move {
-        super::shutdown_signal().await;
+        signals.recv().await;
         tracing::info!("stopping after the current batch (again to abort)");
         flag.cancel();
-        super::shutdown_signal().await;
+        signals.recv().await;
         std::process::exit(130);
     });
     stop
 }
 
-/// Run a Kafka worker until SIGTERM or Ctrl-C.
-async fn run_kafka(config: &Config, store: &Store, brokers: &str) -> anyhow::Result<RunReport> {
+/// Run a Kafka worker until `stop` (SIGTERM or Ctrl-C).
+async fn run_kafka(
+    config: &Config,
+    store: &Store,
+    brokers: &str,
+    stop: CancellationToken,
+) -> anyhow::Result<RunReport> {
     let mut kafka = config.kafka.clone();
     kafka.brokers = brokers.to_string();
-    let engine = Arc::new(super::load_engine(config, store, None).await?);
+    let Some(engine) = load_unless_stopped(config, store, None, &stop).await? else {
+        return Ok(RunReport::default());
+    };
     let opts = doudi_kafka::SourceOptions {
         batch_size: config.limits.batch_size,
         channel_batches: config.limits.channel_batches,
     };
-    let stop = stop_on_signal();
     let report = doudi_kafka::run_kafka(store, engine, &kafka, &opts, Arc::new(()), stop)
         .await
         .context("the Kafka worker stopped")?;
