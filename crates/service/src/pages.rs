@@ -1531,6 +1531,7 @@ pub async fn replay(
             feeds: &cfg.feeds_dir,
             limits: settings.limits,
             page_size: cfg.replay_page_size,
+            topic_profiles: &cfg.topic_profiles,
         };
         let report =
             doudi_app::replay::replay(state.store(), &settings, &who.who(), &replay).await?;
