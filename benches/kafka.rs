@@ -69,15 +69,21 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let mut cfg = KafkaConfig::default();
-    let broker = DevBroker::start(&cfg, 1, 8).expect("mock broker");
+    let mut broker = DevBroker::start(&cfg, 1, 8).expect("mock broker");
     cfg.brokers = broker.bootstrap();
-    runtime.block_on(bench(households, rate, cfg, &broker, benching));
+    runtime.block_on(bench(households, rate, cfg, &mut broker, benching));
     drop(broker);
 }
 
 struct Row(String, String, String);
 
-async fn bench(households: usize, rate: u64, cfg: KafkaConfig, broker: &DevBroker, benching: bool) {
+async fn bench(
+    households: usize,
+    rate: u64,
+    cfg: KafkaConfig,
+    broker: &mut DevBroker,
+    benching: bool,
+) {
     let dir = tempfile::tempdir().expect("temp dir");
     let gen = GenConfig {
         households,
@@ -334,7 +340,7 @@ fn stage_sums() -> std::collections::BTreeMap<String, (f64, f64)> {
 /// each, the time from its produce timestamp to its batch's commit.
 async fn latency(
     cfg: &KafkaConfig,
-    broker: &DevBroker,
+    broker: &mut DevBroker,
     url: &str,
     register: &[doudi_model::Household],
     dir: &Path,

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, FixedOffset, NaiveDate};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -587,6 +587,9 @@ pub struct Fact {
     pub payload: Payload,
 }
 
+/// The years (in UTC) an event's `occurred_at` may fall in.
+pub const OCCURRED_YEARS: (i32, i32) = (1900, 2199);
+
 /// Limits on a single event, so that one absurd record cannot exhaust memory or stack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -794,6 +797,19 @@ pub fn parse_event(bytes: &[u8], limits: &ParseLimits) -> Result<Event, EventErr
             field: "occurred_at".into(),
             message: "not an RFC 3339 timestamp like 2026-03-01T08:30:00+08:00".into(),
         })?;
+    // Event time orders a household's facts and sets deadlines: a date no department can mean
+    // (a typing slip such as 0202 or 9999) would sort before or after everything for ever, and
+    // past year 9999 it cannot even be stored as text.
+    let year = occurred_at.naive_utc().year();
+    if !(OCCURRED_YEARS.0..=OCCURRED_YEARS.1).contains(&year) {
+        return Err(EventError::InvalidField {
+            field: "occurred_at".into(),
+            message: format!(
+                "year {year} (in UTC) is outside {}–{}: check the date",
+                OCCURRED_YEARS.0, OCCURRED_YEARS.1
+            ),
+        });
+    }
     let data = raw.data.ok_or(EventError::MissingField("data"))?;
     let payload = Payload::from_json(&kind, data.get())?;
     payload.validate()?;
@@ -822,6 +838,28 @@ mod tests {
 
     fn err(bytes: &[u8]) -> EventError {
         parse_event(bytes, &ParseLimits::default()).unwrap_err()
+    }
+
+    #[test]
+    fn an_event_time_no_department_can_mean_is_refused_with_its_year() {
+        for (at, ok) in [
+            ("2026-03-01T08:00:00+08:00", true),
+            ("1900-01-01T00:00:00Z", true),
+            ("9999-12-31T23:00:00-10:00", false), // year 10000 in UTC
+            ("0202-03-01T08:00:00+08:00", false),
+            ("2200-01-01T00:00:00Z", false),
+        ] {
+            let line = format!(
+                r#"{{"event_id":"x","source":"civil_registry","kind":"death","occurred_at":"{at}","subject":{{"name":"张三"}},"data":{{"died_on":"2026-02-28"}}}}"#
+            );
+            match parse_event(line.as_bytes(), &ParseLimits::default()) {
+                Ok(_) => assert!(ok, "{at} accepted"),
+                Err(e) => {
+                    assert!(!ok, "{at}: {e}");
+                    assert!(e.to_string().contains("occurred_at"), "{e}");
+                }
+            }
+        }
     }
 
     #[test]

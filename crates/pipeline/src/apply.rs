@@ -1036,15 +1036,13 @@ async fn reconcile(
                     lines += 1;
                 }
             } else {
-                // A warning from before transitions were kept: its level counts as announced.
-                let (known, prev_max) = match &stored {
-                    Some(s) => (
-                        s.clone(),
-                        s.iter().map(|t| t.level).max().unwrap_or(Level::None),
-                    ),
-                    None => (Vec::new(), r.level),
-                };
-                for t in &e.transitions {
+                // A warning from before transitions were kept: its level counts as recorded.
+                let known: Vec<Transition> = stored.clone().unwrap_or_default();
+                // Every transition of the episode not yet recorded is announced as the fold has
+                // it — the first opens, the others raise — so that the pending notices always
+                // follow the episode, whatever order its facts came in. Only what a notice
+                // already sent announced (at that level or above) is not announced again.
+                for (n, t) in e.transitions.iter().enumerate() {
                     let recorded = match &stored {
                         Some(_) => known.iter().any(|k| k.same_as(t)),
                         None => t.level <= r.level,
@@ -1052,9 +1050,10 @@ async fn reconcile(
                     if recorded {
                         continue;
                     }
-                    if t.level > prev_max {
-                        tx.record_warning_change(change(id, "raised", t, e.score, true));
-                        count(out, t.level, "raised");
+                    let action = if n == 0 { "opened" } else { "raised" };
+                    if t.level > r.announced {
+                        tx.record_warning_change(change(id, action, t, e.score, true));
+                        count(out, t.level, action);
                     } else {
                         tx.record_warning_change(change(id, "rederived", t, e.score, false));
                     }

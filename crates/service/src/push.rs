@@ -12,8 +12,10 @@
 //!   fsynced, before the 200 answer; appends to one source are serialised. `doudi run` reads that
 //!   file like any feed file (the service does not ingest).
 //! - **Idempotent by event id.** An id already pushed (in a `push-*.jsonl` file of the source's
-//!   folder) or already stored in `events`, or repeated within the batch, is answered as a
-//!   duplicate and not appended again.
+//!   folder, as this process knows them) or already stored in `events`, or repeated within the
+//!   batch, is answered as a duplicate and not appended again. What one process cannot know
+//!   (another `serve`'s appends, ids past the remembered ones) the store still keeps once: events
+//!   are unique by source and id.
 //! - **Limits.** A body over `serve.push_max_bytes` is 413; a token over
 //!   `serve.push_batches_per_minute` batches in the last minute is 429.
 //! - **A department's own export** (`?profile=NAME`, a profile listed in `serve.push_profiles`):
@@ -60,6 +62,15 @@ const MAX_NAMED_LINES: usize = 20;
 /// Event ids a Kafka-mode push remembers per source (the most recent ones): a repeat of an older
 /// batch is produced again and stored once all the same (events are unique by source and id).
 const KAFKA_RECENT_IDS: usize = 1_000_000;
+
+/// How long a Kafka-mode push waits for the brokers' acknowledgements before answering 503 (the
+/// source's other pushes wait behind it).
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Event ids a folder-mode push remembers per source (read from the `push-*.jsonl` files at
+/// first use, then added to): past it the set starts afresh, and the store's unique
+/// (source, event id) still keeps a repeat once.
+const FOLDER_RECENT_IDS: usize = 2_000_000;
 
 /// Where accepted events go when not to the feeds folder: implemented by the binary over a Kafka
 /// producer (`serve.push_to = "kafka"`).
@@ -584,10 +595,18 @@ pub async fn push_feed(
     let stored_at: Option<String> = if new_lines.is_empty() {
         None
     } else if let Some(sink) = &sink {
-        let at = sink
-            .publish(source, new_lines, provenance.as_deref())
-            .await
-            .map_err(|e| {
+        let at = tokio::time::timeout(
+            PUBLISH_TIMEOUT,
+            sink.publish(source, new_lines, provenance.as_deref()),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "the brokers did not acknowledge within {} s",
+                PUBLISH_TIMEOUT.as_secs()
+            ))
+        })
+        .map_err(|e| {
                 tracing::error!(source = source.code(), error = %e, "push: publishing failed");
                 ApiError::Unavailable(format!(
                     "the batch could not be published, nothing may be taken as stored: {e}; send it again (it is idempotent)"
@@ -616,7 +635,12 @@ pub async fn push_feed(
             .map_err(|e| internal("appending to the feed file", e))?;
         Some(format!("{}/{name}", source.code()))
     };
-    if sink.is_some() && known_ids.len() + new_ids.len() > KAFKA_RECENT_IDS {
+    let cap = if sink.is_some() {
+        KAFKA_RECENT_IDS
+    } else {
+        FOLDER_RECENT_IDS
+    };
+    if known_ids.len() + new_ids.len() > cap {
         known_ids.clear();
     }
     known_ids.extend(new_ids);

@@ -132,6 +132,9 @@ pub struct CurrentWarningRow {
     pub source: String,
     pub event_id: String,
     pub episode: EpisodeMark,
+    /// The highest level a notice already sent (or put in the inbox) announced for this warning
+    /// (`None`: nothing sent yet). Re-derived transitions at or below it are not announced again.
+    pub announced: Level,
 }
 
 /// A committed fact of a household's timeline, with what is stored of its assessment.
@@ -376,6 +379,7 @@ type WarningRow = (
     Option<String>,
     i64,
     Option<String>,
+    Option<i64>,
     Option<i64>,
 );
 
@@ -695,7 +699,13 @@ impl BatchTx {
         let rows: Vec<WarningRow> = rows_for_households(
             self.tx.conn(),
             "SELECT warning_id, household_id, status, level, score, deadline, assessment_source, assessment_event_id,
-                    occurred_at, late, transitions, cut_seq
+                    occurred_at, late, transitions, cut_seq,
+                    (SELECT MAX(CASE WHEN n.transition LIKE 'red:%' THEN CAST(3 AS BIGINT)
+                                     WHEN n.transition LIKE 'orange:%' THEN CAST(2 AS BIGINT)
+                                     WHEN n.transition LIKE 'yellow:%' THEN CAST(1 AS BIGINT)
+                                     ELSE CAST(0 AS BIGINT) END)
+                       FROM notices n WHERE n.warning_id = warnings.warning_id AND n.delivery <> 'pending'
+                        AND n.superseded_at IS NULL AND n.transition IS NOT NULL)
              FROM warnings WHERE (status <> 'resolved' OR cut_seq IS NOT NULL) AND household_id",
             "",
             household_ids,
@@ -717,6 +727,7 @@ impl BatchTx {
             late,
             transitions,
             cut,
+            announced,
         ) in rows
         {
             if status == "resolved" {
@@ -741,6 +752,12 @@ impl BatchTx {
                         .transpose()?,
                     late: late != 0,
                     transitions,
+                },
+                announced: match announced {
+                    Some(3) => Level::Red,
+                    Some(2) => Level::Orange,
+                    Some(1) => Level::Yellow,
+                    _ => Level::None,
                 },
             };
             current.insert(hh, w);
@@ -942,6 +959,15 @@ impl BatchTx {
                  updated_at = ",
             );
             qb.push_bind(at);
+            // A withdrawn warning reopened starts its clocks afresh: escalation counts from now.
+            qb.push(", opened_at = CASE WHEN v.column11 = 1 THEN ");
+            qb.push_bind(at);
+            qb.push(
+                " ELSE warnings.opened_at END,
+                 ack_steps = CASE WHEN v.column11 = 1 THEN 0 ELSE warnings.ack_steps END,
+                 resolve_escalated = CASE WHEN v.column11 = 1 THEN 0 ELSE warnings.resolve_escalated END,
+                 last_notice_at = CASE WHEN v.column11 = 1 THEN NULL ELSE warnings.last_notice_at END",
+            );
             qb.push(" FROM (");
             qb.push_values(chunk, |mut b, u| {
                 b.push_bind(u.warning_id)

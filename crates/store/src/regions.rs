@@ -57,8 +57,8 @@ fn wanted(codes: &[String]) -> BTreeSet<&str> {
     let mut out = BTreeSet::new();
     for c in codes {
         out.insert(c.as_str());
-        if c.len() == 12 {
-            out.insert(&c[..9]);
+        if let (12, Some(township)) = (c.len(), c.get(..9)) {
+            out.insert(township);
         }
     }
     out

@@ -19,7 +19,7 @@
 //! the same assessments gives the same episode. No wall clock enters: deadlines come from the
 //! facts' event and receipt times.
 
-use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
+use chrono::{DateTime, FixedOffset, SubsecRound, TimeDelta, Utc};
 use doudi_risk::Level;
 use serde::{Deserialize, Serialize};
 
@@ -247,9 +247,11 @@ pub fn fold(
         score: latest.score,
         source: latest.source.clone(),
         event_id: latest.event_id.clone(),
-        occurred_at: current.occurred_at,
+        // To the microsecond, as the store keeps times: what is compared with the stored row
+        // must be what the store gives back.
+        occurred_at: current.occurred_at.trunc_subsecs(6),
         late: current.late,
-        deadline,
+        deadline: deadline.trunc_subsecs(6),
         transitions,
     })
 }
