@@ -294,7 +294,12 @@ struct Delta {
 
 /// The blocking keys of one member: identity number, birth date with family sound, birth date
 /// with township; and (when the name has a sound) sound with birth year, sound with township.
-fn member_keys(id: &[u8; 18], norm: &NormName, birth: NaiveDate, region: &[u8; 12]) -> [Option<u64>; 5] {
+fn member_keys(
+    id: &[u8; 18],
+    norm: &NormName,
+    birth: NaiveDate,
+    region: &[u8; 12],
+) -> [Option<u64>; 5] {
     let days = birth.num_days_from_ce();
     let sound = (!norm.sound.is_empty()).then_some(norm.sound.as_str());
     [
@@ -448,7 +453,12 @@ impl RegisterIndex {
             out.extend_from_slice(base.get(key));
             out.extend_from_slice(added);
         } else {
-            out.extend(base.get(key).iter().chain(added).filter(|m| self.is_live(**m)));
+            out.extend(
+                base.get(key)
+                    .iter()
+                    .chain(added)
+                    .filter(|m| self.is_live(**m)),
+            );
         }
     }
 
@@ -458,7 +468,10 @@ impl RegisterIndex {
             let mut d = Delta::default();
             for (i, n) in self.names.iter().enumerate() {
                 d.name_ids.insert(n.key.clone(), i as u32);
-                let e = d.sounds.entry(n.sound.clone()).or_insert((n.sound_count, Vec::new()));
+                let e = d
+                    .sounds
+                    .entry(n.sound.clone())
+                    .or_insert((n.sound_count, Vec::new()));
                 e.1.push(i as u32);
             }
             for m in 0..self.m_id.len() as u32 {
@@ -476,7 +489,13 @@ impl RegisterIndex {
 
     /// Add one to (or take one from) the members counted under a name and under its sound.
     fn count_name(&mut self, name_id: u32, up: bool) {
-        let step = |c: &mut u32| *c = if up { c.saturating_add(1) } else { c.saturating_sub(1) };
+        let step = |c: &mut u32| {
+            *c = if up {
+                c.saturating_add(1)
+            } else {
+                c.saturating_sub(1)
+            }
+        };
         let Some(sound) = self.names.get(name_id as usize).map(|n| n.sound.clone()) else {
             return;
         };
@@ -722,7 +741,10 @@ impl RegisterIndex {
             }
             if q.region.len() >= 9 {
                 let township = &q.region.as_bytes()[..9];
-                take(B_SOUND_TOWNSHIP, sound_township_key(&q.name.sound, township));
+                take(
+                    B_SOUND_TOWNSHIP,
+                    sound_township_key(&q.name.sound, township),
+                );
             }
         }
     }
@@ -857,11 +879,36 @@ mod tests {
     /// when it has one the table knows.
     fn homophone(name: &str, _pool: &[Household]) -> Option<String> {
         const PAIRS: &[(char, char)] = &[
-            ('伟', '玮'), ('丽', '莉'), ('明', '鸣'), ('芳', '方'), ('军', '君'), ('强', '蔷'),
-            ('红', '宏'), ('英', '鹰'), ('秀', '绣'), ('兰', '蓝'), ('娟', '鹃'), ('平', '萍'),
-            ('玲', '铃'), ('杰', '洁'), ('涛', '滔'), ('燕', '艳'), ('刚', '钢'), ('林', '琳'),
-            ('勇', '永'), ('辉', '晖'), ('建', '健'), ('文', '雯'), ('云', '芸'), ('梅', '玫'),
-            ('华', '桦'), ('敏', '民'), ('霞', '侠'), ('静', '晶'), ('国', '帼'), ('桂', '贵'),
+            ('伟', '玮'),
+            ('丽', '莉'),
+            ('明', '鸣'),
+            ('芳', '方'),
+            ('军', '君'),
+            ('强', '蔷'),
+            ('红', '宏'),
+            ('英', '鹰'),
+            ('秀', '绣'),
+            ('兰', '蓝'),
+            ('娟', '鹃'),
+            ('平', '萍'),
+            ('玲', '铃'),
+            ('杰', '洁'),
+            ('涛', '滔'),
+            ('燕', '艳'),
+            ('刚', '钢'),
+            ('林', '琳'),
+            ('勇', '永'),
+            ('辉', '晖'),
+            ('建', '健'),
+            ('文', '雯'),
+            ('云', '芸'),
+            ('梅', '玫'),
+            ('华', '桦'),
+            ('敏', '民'),
+            ('霞', '侠'),
+            ('静', '晶'),
+            ('国', '帼'),
+            ('桂', '贵'),
         ];
         let mut out: String = name.chars().take(1).collect();
         let mut swapped = false;
@@ -913,7 +960,12 @@ mod tests {
         }
     }
 
-    fn linkers(inc: &RegisterIndex, hs: &BTreeMap<String, Household>, rng: &mut ChaCha8Rng, t: &Thresholds) -> (Linker, Linker) {
+    fn linkers(
+        inc: &RegisterIndex,
+        hs: &BTreeMap<String, Household>,
+        rng: &mut ChaCha8Rng,
+        t: &Thresholds,
+    ) -> (Linker, Linker) {
         let mut order: Vec<&Household> = hs.values().collect();
         order.shuffle(rng);
         (
@@ -986,16 +1038,24 @@ mod tests {
             let homophones = subjects
                 .iter()
                 .filter(|s| {
-                    a.link(s).evidence.candidates.first().is_some_and(|c| {
-                        c.comparisons.iter().any(|c| c.level == "homophone")
-                    })
+                    a.link(s)
+                        .evidence
+                        .candidates
+                        .first()
+                        .is_some_and(|c| c.comparisons.iter().any(|c| c.level == "homophone"))
                 })
                 .count();
-            assert!(homophones > 0, "seed {seed}: no record compared as a homophone");
+            assert!(
+                homophones > 0,
+                "seed {seed}: no record compared as a homophone"
+            );
             assert_eq!(outcomes.len(), 3, "seed {seed}: {outcomes:?}");
             assert_same(&a, &b, &subjects, &format!("seed {seed} end"));
         }
-        println!("upserts {}, changes {}, removals {}", counts.0, counts.1, counts.2);
+        println!(
+            "upserts {}, changes {}, removals {}",
+            counts.0, counts.1, counts.2
+        );
     }
 
     #[test]
@@ -1012,7 +1072,10 @@ mod tests {
             region_code: Some(h.region_code.clone()),
         };
         let before = ix.link(&subject);
-        assert_eq!(before.household_id.as_deref(), Some(h.household_id.as_str()));
+        assert_eq!(
+            before.household_id.as_deref(),
+            Some(h.household_id.as_str())
+        );
         let members = ix.len();
         assert_eq!(ix.remove_household(&h.household_id), h.members.len());
         assert_eq!(ix.remove_household(&h.household_id), 0, "removed twice");

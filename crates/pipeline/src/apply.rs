@@ -3,7 +3,7 @@
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -18,14 +18,19 @@ use doudi_warnings::routing::Directory;
 use doudi_warnings::{decide, Decision, OpenWarning};
 
 use crate::ingest::{link_event, sniff_event_id, Ingested};
+use crate::register::Register;
 use crate::PipelineError;
 
-/// What the pipeline knows while it runs: the rule set and the register (held in memory).
+/// What the pipeline knows while it runs: the rule set and the register (held in memory, and
+/// followed while running: see [`crate::register`]).
 pub struct Engine {
     pub rules: RuleSet,
     pub limits: ParseLimits,
-    households: HashMap<String, Household>,
-    index: Linker,
+    /// The register's households and identity index, as one snapshot replaced on each register
+    /// change; a batch works on the snapshot it took.
+    register: RwLock<Arc<Register>>,
+    /// Whether the index covers the register (false for [`Engine::assess_only`]).
+    indexed: bool,
     /// Who is responsible for which region (empty: warnings stay unassigned).
     pub directory: Directory,
     cache: Mutex<TimelineCache>,
@@ -55,7 +60,7 @@ impl Engine {
     pub fn new(rules: RuleSet, limits: ParseLimits, register: Vec<Household>) -> Self {
         // The prior model until a trained one is stored (see `doudi_linkage::train`).
         let index = Linker::with_prior(RegisterIndex::build(&register));
-        Engine::with_index(rules, limits, register, index)
+        Engine::with_index(rules, limits, register, index, true)
     }
 
     /// An engine that assesses and warns but links nothing (its identity index is empty): for
@@ -63,7 +68,7 @@ impl Engine {
     /// register's index.
     pub fn assess_only(rules: RuleSet, limits: ParseLimits, register: Vec<Household>) -> Self {
         let index = Linker::with_prior(RegisterIndex::build(&[]));
-        Engine::with_index(rules, limits, register, index)
+        Engine::with_index(rules, limits, register, index, false)
     }
 
     fn with_index(
@@ -71,16 +76,13 @@ impl Engine {
         limits: ParseLimits,
         register: Vec<Household>,
         index: Linker,
+        indexed: bool,
     ) -> Self {
-        let households = register
-            .into_iter()
-            .map(|h| (h.household_id.clone(), h))
-            .collect();
         Engine {
             rules,
             limits,
-            households,
-            index,
+            register: RwLock::new(Arc::new(Register::new(register, index))),
+            indexed,
             directory: Directory::default(),
             cache: Mutex::new(TimelineCache::default()),
         }
@@ -92,10 +94,59 @@ impl Engine {
         model: doudi_linkage::Model,
         thresholds: doudi_linkage::Thresholds,
     ) -> Self {
-        Engine {
-            index: self.index.with_model(model, thresholds),
-            ..self
+        {
+            let mut slot = self
+                .register
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            Arc::make_mut(&mut *slot).map_linker(|l| l.with_model(model, thresholds));
         }
+        self
+    }
+
+    /// Label the register the engine was made with as the store's version `version` (read before
+    /// the register was loaded): the changes after it are what [`crate::refresh_register`] applies.
+    pub fn at_register_version(self, version: i64) -> Self {
+        {
+            let mut slot = self
+                .register
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            Arc::make_mut(&mut *slot)
+                .linker_mut()
+                .set_register_version(version);
+        }
+        self
+    }
+
+    /// The register as it stands: households and identity index, one consistent snapshot.
+    pub fn register(&self) -> Arc<Register> {
+        self.register
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Change the register to version `version` with `change` (given the register, copied if a
+    /// batch still holds it, and whether the index is to follow). Returns false, changing nothing,
+    /// when the engine already holds `version` or a later one.
+    pub(crate) fn update_register(
+        &self,
+        version: i64,
+        change: impl FnOnce(&mut Register, bool),
+    ) -> bool {
+        let mut slot = self
+            .register
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if slot.version() >= version {
+            return false;
+        }
+        // Copied only when a batch still holds the current snapshot.
+        let register = Arc::make_mut(&mut *slot);
+        change(register, self.indexed);
+        register.linker_mut().set_register_version(version);
+        true
     }
 
     /// Route new warnings with this officer directory.
@@ -104,9 +155,10 @@ impl Engine {
         self
     }
 
-    /// The register's identity linker: index, model, thresholds (read-only while running).
-    pub fn index(&self) -> &Linker {
-        &self.index
+    /// The register's identity linker (index, model, thresholds) as it stands: the snapshot of
+    /// [`Engine::register`], which dereferences to its [`Linker`].
+    pub fn index(&self) -> Arc<Register> {
+        self.register()
     }
 }
 
@@ -234,6 +286,9 @@ async fn stage(
     };
     let t0 = Instant::now();
     let mut tx = store.begin().await?;
+    // One register snapshot for the batch's identity decisions.
+    let register = engine.register();
+    let register_version = register.version();
 
     let mut dead = Vec::new();
     let mut rows = Vec::new();
@@ -253,7 +308,12 @@ async fn stage(
                     normalised: item.normalised.clone(),
                     profile: item.profile.as_deref().map(str::to_string),
                 });
-                events.push((event, item.link.as_ref()));
+                // Linked ahead with an older register: linked again below.
+                let ahead = item
+                    .link
+                    .as_ref()
+                    .filter(|_| item.register_version == register_version);
+                events.push((event, ahead));
             }
             Err(e) => {
                 *out.dead_by_reason.entry(e.code()).or_default() += 1;
@@ -303,7 +363,7 @@ async fn stage(
         let (decision, evidence) = match linked_ahead {
             Some((d, e)) => (d, e),
             None => {
-                linked_here = link_event(&engine.index, event);
+                linked_here = link_event(&register, event);
                 (&linked_here.0, &linked_here.1)
             }
         };
@@ -337,6 +397,7 @@ async fn stage(
             household_id: decision.household_id.clone(),
             member_id: decision.member_id.clone(),
             evidence: evidence.clone(),
+            register_version: register.version(),
         });
     }
     let t_linked = t0.elapsed();
@@ -582,13 +643,14 @@ pub(crate) async fn assess_and_warn(
     out: &mut BatchOutcome,
 ) -> Result<Vec<AssessmentRow>, PipelineError> {
     let now = Utc::now();
+    let register = engine.register();
     let mut assessments = Vec::with_capacity(facts.len());
-    let mut assessed = assess_all(engine, facts, timelines);
+    let mut assessed = assess_all(engine, &register, facts, timelines);
     for (i, FactRow { event_seq, fact }) in facts.iter().enumerate() {
         let Some((assessment, json)) = assessed[i].take() else {
             continue;
         };
-        let Some(household) = engine.households.get(&fact.household_id) else {
+        let Some(household) = register.household(&fact.household_id) else {
             continue;
         };
         let summary = || json.clone().unwrap_or_else(|| Json::encode(&assessment));
@@ -689,6 +751,7 @@ type Assessed = (doudi_risk::Assessment, Option<Json<doudi_risk::Assessment>>);
 /// Returns one result per fact (`None` for a household no longer in the register).
 fn assess_all(
     engine: &Engine,
+    register: &Register,
     facts: &[FactRow],
     timelines: &mut HashMap<String, Vec<Fact>>,
 ) -> Vec<Option<Assessed>> {
@@ -707,7 +770,7 @@ fn assess_all(
     let work = |groups: &mut [(String, Vec<usize>, Vec<Fact>)]| {
         let mut out = Vec::new();
         for (hh, indices, timeline) in groups.iter_mut() {
-            let household = engine.households.get(hh.as_str());
+            let household = register.household(hh.as_str());
             for &i in indices.iter() {
                 let fact = &facts[i].fact;
                 timeline.push(fact.clone());

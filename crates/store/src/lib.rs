@@ -115,10 +115,10 @@ pub use notices::{EscalationUpdate, NoticeRow, NoticeView, SilenceRow, WarningCl
 pub use officers::{OfficerImport, OfficerRow};
 pub use open::{redact_url, Store};
 pub use queries::{DeadLetterRecord, DeadLetterView, Status, WarningView};
-pub use register::ImportReport;
+pub use register::{ImportReport, RegisterChange, WaitingLink};
 pub use review::{LinkDecisionView, ReviewChoice, ReviewDecisionView, ReviewItem, StoredModel};
 pub use sessions::SessionRow;
 pub use time::{is_canonical, ts};
 pub use tokens::{NewToken, TokenRow};
-pub use trace::TraceEntry;
+pub use trace::{EarlierDecision, TraceEntry};
 pub use web::{HouseholdRecord, RegionCounts, WarningFilter, WarningPage};

@@ -1,0 +1,407 @@
+//! The register as a stream: a running worker follows register imports without a restart.
+//!
+//! Each import that changes anything bumps the store's register version and logs the households
+//! it added, changed, restored or removed (`doudi_store::Store::import_register`). A worker polls
+//! the version ([`follow_register`]), applies the changes to its engine's index and households
+//! between batches ([`refresh_register`]: each batch works on one snapshot, [`Engine::register`]),
+//! then links again the records decided with an older register that are still `unmatched` or in
+//! `review` ([`relink_waiting`]): a household enrolled today links yesterday's hospital bills.
+//! Every record is decided again by one worker only (claimed in the transaction that records the
+//! new decision), its earlier decision kept in `link_history`; a record that now links joins its
+//! household's timeline and is assessed like any other, in that same transaction.
+
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use doudi_linkage::{Linker, Outcome};
+use doudi_model::{parse_event, Fact, Household, ParseLimits};
+use doudi_store::{FactRow, LinkRow, Store, StoreError};
+
+use crate::apply::{assess_and_warn, open_warnings, BatchOutcome, Engine};
+use crate::driver::CancellationToken;
+use crate::ingest::link_event;
+use crate::PipelineError;
+
+/// One version of the register as a worker holds it: the households (for assessing) and the
+/// identity index over their members (for linking). Dereferences to its [`Linker`].
+#[derive(Clone, Debug)]
+pub struct Register {
+    households: HashMap<String, Household>,
+    linker: Linker,
+}
+
+impl Register {
+    /// The register of `households`, linked with `linker` (built over the same households).
+    pub fn new(households: Vec<Household>, linker: Linker) -> Register {
+        Register {
+            households: households
+                .into_iter()
+                .map(|h| (h.household_id.clone(), h))
+                .collect(),
+            linker,
+        }
+    }
+
+    /// The store's register version this one holds (0: before the first import, or unknown).
+    pub fn version(&self) -> i64 {
+        self.linker.register_version()
+    }
+
+    /// The household `id`, if it is in the register.
+    pub fn household(&self, id: &str) -> Option<&Household> {
+        self.households.get(id)
+    }
+
+    /// Households in the register.
+    pub fn households(&self) -> usize {
+        self.households.len()
+    }
+
+    /// The identity linker over the register's members.
+    pub fn linker(&self) -> &Linker {
+        &self.linker
+    }
+
+    /// The linker, to change in place (its register version, its members).
+    pub(crate) fn linker_mut(&mut self) -> &mut Linker {
+        &mut self.linker
+    }
+
+    /// Replace the linker by what `f` makes of it (another model or thresholds), without a copy.
+    pub(crate) fn map_linker(&mut self, f: impl FnOnce(Linker) -> Linker) {
+        let placeholder = Linker::with_prior(doudi_linkage::RegisterIndex::default());
+        let linker = std::mem::replace(&mut self.linker, placeholder);
+        self.linker = f(linker);
+    }
+
+    /// Apply one household's change: its current record (`Some`) or its removal (`None`). The
+    /// identity index changes only when the household is indexed (an assess-only engine indexes
+    /// nothing).
+    fn apply(&mut self, id: &str, record: Option<Household>, index: bool) {
+        match record {
+            Some(h) => {
+                if index {
+                    self.linker.upsert_household(&h);
+                }
+                self.households.insert(id.to_string(), h);
+            }
+            None => {
+                if index {
+                    self.linker.remove_household(id);
+                }
+                self.households.remove(id);
+            }
+        }
+    }
+}
+
+impl Deref for Register {
+    type Target = Linker;
+    fn deref(&self) -> &Linker {
+        &self.linker
+    }
+}
+
+/// What a refresh applied (counts only: never names or ID numbers).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RegisterRefresh {
+    pub from_version: i64,
+    pub to_version: i64,
+    pub added: u64,
+    pub changed: u64,
+    pub removed: u64,
+    /// Register members after the refresh.
+    pub members: u64,
+    /// Enrolled households whose record changed (a member added or removed, …): re-derived.
+    pub rederived: u64,
+}
+
+/// What a pass of [`relink_waiting`] did (counts only).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RelinkReport {
+    /// Records decided again.
+    pub examined: u64,
+    /// Of those, the records whose decision changed, by their new outcome.
+    pub linked: u64,
+    pub review: u64,
+    pub unmatched: u64,
+    pub warnings_opened: u64,
+    pub warnings_raised: u64,
+    /// Households given facts by the re-link.
+    pub households: u64,
+}
+
+/// Records claimed per transaction by [`relink_waiting`].
+const RELINK_CHUNK: i64 = 500;
+
+/// Bring the engine's register up to the store's version: read the changes since the engine's
+/// version, apply them to the index and the households (a new snapshot; batches under way keep
+/// theirs), and re-derive enrolled households whose record changed. Returns `None` when the engine
+/// was up to date.
+pub async fn refresh_register(
+    store: &Store,
+    engine: &Engine,
+) -> Result<Option<RegisterRefresh>, PipelineError> {
+    let from = engine.register().version();
+    let to = store.register_version().await?;
+    if to <= from {
+        return Ok(None);
+    }
+    let changes = store.register_changes(from, to).await?;
+    // The latest change of each household decides; its record is read as the store holds it now
+    // (an import after `to` is applied again at the next refresh: applying is idempotent).
+    let mut last: HashMap<&str, &str> = HashMap::new();
+    for c in &changes {
+        last.insert(c.household_id.as_str(), c.change.as_str());
+    }
+    let ids: Vec<String> = last.keys().map(|s| s.to_string()).collect();
+    let mut records: HashMap<String, Household> = store
+        .register_households(&ids)
+        .await?
+        .into_iter()
+        .map(|h| (h.household_id.clone(), h))
+        .collect();
+    let mut report = RegisterRefresh {
+        from_version: from,
+        to_version: to,
+        ..RegisterRefresh::default()
+    };
+    let mut changed = Vec::new();
+    let mut ordered: Vec<(&str, &str)> = last.into_iter().collect();
+    ordered.sort_unstable();
+    let applied = engine.update_register(to, |register, index| {
+        for (id, change) in &ordered {
+            let record = records.remove(*id);
+            match (&record, register.household(id)) {
+                (None, _) => report.removed += 1,
+                (Some(_), None) => report.added += 1,
+                (Some(new), Some(old)) => {
+                    report.changed += 1;
+                    if new.members != old.members {
+                        changed.push(id.to_string());
+                    }
+                }
+            }
+            let _ = change;
+            register.apply(id, record, index);
+        }
+        report.members = register.len() as u64;
+    });
+    if !applied {
+        return Ok(None);
+    }
+    report.rederived = changed.len() as u64;
+    tracing::info!(
+        from_version = report.from_version,
+        to_version = report.to_version,
+        added = report.added,
+        changed = report.changed,
+        removed = report.removed,
+        members = report.members,
+        rederived = report.rederived,
+        "register changes applied"
+    );
+    if !changed.is_empty() {
+        rederive(store, engine, &changed).await?;
+    }
+    Ok(Some(report))
+}
+
+/// Re-derive these households' assessments and warnings from their whole timelines with the
+/// register as the engine now holds it (a member added or removed changes what their facts mean).
+///
+/// The re-derivation itself is `doudi_pipeline::rederive_households` (issue 19, item 2); until it
+/// is in this branch the households are only logged, and their next fact assesses them with the
+/// new record.
+pub async fn rederive(
+    _store: &Store,
+    _engine: &Engine,
+    households: &[String],
+) -> Result<(), PipelineError> {
+    tracing::debug!(
+        households = households.len(),
+        "register changes to enrolled households: re-derived with their next fact"
+    );
+    Ok(())
+}
+
+/// Link again, with the engine's register, every record decided with an older one that is still
+/// `unmatched` or in `review` (none a person decided), a chunk per transaction until none is
+/// left. A record whose decision changes keeps its earlier decision in `link_history`; one that
+/// now links joins its household's timeline, is assessed and may open or raise its warning, in
+/// the transaction that claimed it (so with several workers each record is decided again once).
+pub async fn relink_waiting(store: &Store, engine: &Engine) -> Result<RelinkReport, PipelineError> {
+    let register = engine.register();
+    let version = register.version();
+    let mut report = RelinkReport::default();
+    let mut households = BTreeSet::new();
+    loop {
+        let mut tx = store.begin().await?;
+        let claimed = tx.claim_waiting_links(version, RELINK_CHUNK).await?;
+        if claimed.is_empty() {
+            break;
+        }
+        report.examined += claimed.len() as u64;
+        let mut keep = Vec::new();
+        let mut redecided = Vec::new();
+        for old in &claimed {
+            let event = match parse_event(old.event.as_bytes(), &ParseLimits::STORED) {
+                Ok(e) => e,
+                Err(e) => {
+                    return Err(StoreError::Corrupt {
+                        context: "stored event",
+                        message: e.to_string(),
+                    }
+                    .into())
+                }
+            };
+            let (decision, evidence) = link_event(&register, &event);
+            // The decision stands when its outcome, its member and its candidates are the same
+            // (weights move a little with the register's size: not a new decision).
+            let candidates = |e: &doudi_model::Evidence| -> Vec<(String, String)> {
+                e.candidates
+                    .iter()
+                    .map(|c| (c.household_id.clone(), c.member_id.clone()))
+                    .collect()
+            };
+            let same = decision.outcome == old.outcome
+                && decision.household_id == old.household_id
+                && decision.member_id == old.member_id
+                && serde_json::from_str::<doudi_model::Evidence>(&old.evidence)
+                    .is_ok_and(|e| candidates(&e) == candidates(&decision.evidence));
+            if same {
+                keep.push(old.seq);
+                continue;
+            }
+            redecided.push((old, event, decision, evidence));
+        }
+        // The households the new links go to, locked before anything of them is read; then the
+        // records a person decided meanwhile are left to the person.
+        let mut affected: Vec<String> = redecided
+            .iter()
+            .filter(|(_, _, d, _)| d.outcome == Outcome::Linked)
+            .filter_map(|(_, _, d, _)| d.household_id.clone())
+            .collect();
+        affected.sort();
+        affected.dedup();
+        tx.lock_households(&affected).await?;
+        let seqs: Vec<i64> = redecided.iter().map(|(o, ..)| o.seq).collect();
+        let reviewed: BTreeSet<i64> = tx.reviewed_among(&seqs).await?.into_iter().collect();
+        let mut facts = Vec::new();
+        for (old, event, decision, evidence) in redecided {
+            if reviewed.contains(&old.seq) {
+                continue;
+            }
+            match decision.outcome {
+                Outcome::Linked => report.linked += 1,
+                Outcome::Review => report.review += 1,
+                Outcome::Unmatched => report.unmatched += 1,
+            }
+            let row = LinkRow {
+                event_seq: old.seq,
+                source: old.source.clone(),
+                event_id: old.event_id.clone(),
+                outcome: decision.outcome,
+                household_id: decision.household_id.clone(),
+                member_id: decision.member_id.clone(),
+                evidence,
+                register_version: version,
+            };
+            tx.redecide_link(old, &row, version).await?;
+            if let (Outcome::Linked, Some(hh), Some(member)) =
+                (decision.outcome, decision.household_id, decision.member_id)
+            {
+                households.insert(hh.clone());
+                facts.push(FactRow {
+                    event_seq: old.seq,
+                    fact: Fact {
+                        event_id: event.event_id,
+                        source: event.source,
+                        household_id: hh,
+                        member_id: member,
+                        occurred_at: event.occurred_at,
+                        payload: event.payload,
+                    },
+                });
+            }
+        }
+        tx.keep_links(&keep, version).await?;
+        // In the order the events were received (`seq`), as a batch would have applied them.
+        facts.sort_by_key(|f| f.event_seq);
+        if !facts.is_empty() {
+            let mut timelines = tx.facts_for(&affected).await?;
+            let open = open_warnings(&mut tx, &affected).await?;
+            let mut out = BatchOutcome::default();
+            let assessments =
+                assess_and_warn(&mut tx, engine, &facts, &mut timelines, open, &mut out).await?;
+            tx.insert_facts(&facts).await?;
+            tx.insert_assessments(&assessments).await?;
+            report.warnings_opened += out.warnings_opened;
+            report.warnings_raised += out.warnings_raised;
+            tx.audit(
+                "pipeline",
+                "register_relinked",
+                "events",
+                &serde_json::json!({
+                    "register_version": version,
+                    "linked": facts.len(),
+                    "seqs": facts.iter().map(|f| f.event_seq).collect::<Vec<_>>(),
+                    "warnings_opened": out.warnings_opened,
+                    "warnings_raised": out.warnings_raised,
+                }),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+    }
+    report.households = households.len() as u64;
+    if report.examined > 0 {
+        tracing::info!(
+            register_version = version,
+            examined = report.examined,
+            linked = report.linked,
+            review = report.review,
+            unmatched = report.unmatched,
+            households = report.households,
+            warnings_opened = report.warnings_opened,
+            "records decided again with the new register"
+        );
+    }
+    if !households.is_empty() {
+        let hs: Vec<String> = households.into_iter().collect();
+        rederive(store, engine, &hs).await?;
+    }
+    Ok(report)
+}
+
+/// Follow the register until `stop`: every `every`, apply the store's register changes to the
+/// engine ([`refresh_register`]) and link again the records waiting for them
+/// ([`relink_waiting`]; also those another worker, still on an older register, decided since).
+/// A failure is logged and tried again at the next tick: the worker keeps running.
+pub async fn follow_register(
+    store: Store,
+    engine: Arc<Engine>,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let every = every.max(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.cancelled() => break,
+        }
+        let step = async {
+            refresh_register(&store, &engine).await?;
+            let version = engine.register().version();
+            if version > 0 && store.links_waiting(version).await? {
+                relink_waiting(&store, &engine).await?;
+            }
+            Ok::<(), PipelineError>(())
+        };
+        if let Err(e) = step.await {
+            tracing::warn!(error = %e, "following the register failed (tried again in {} s)", every.as_secs_f64());
+        }
+    }
+}
