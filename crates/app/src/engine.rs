@@ -35,6 +35,8 @@ pub struct EngineSettings {
     pub train_iterations: usize,
     /// How strongly people's review decisions weigh when blended into a trained model.
     pub label_strength: f64,
+    /// How warning deadlines follow from event and receipt times (`[warnings]`).
+    pub deadlines: doudi_warnings::fold::DeadlinePolicy,
 }
 
 impl EngineSettings {
@@ -47,6 +49,7 @@ impl EngineSettings {
             train_sample: 50_000,
             train_iterations: 25,
             label_strength: 1000.0,
+            deadlines: doudi_warnings::fold::DeadlinePolicy::default(),
         }
     }
 }
@@ -216,7 +219,9 @@ async fn with_parts(
             "no officer directory: warnings stay unassigned (run `doudi officers import FILE`)"
         );
     }
-    Ok(build(settings.rules.clone(), settings.limits, households).with_directory(directory))
+    Ok(build(settings.rules.clone(), settings.limits, households)
+        .with_directory(directory)
+        .with_deadlines(settings.deadlines))
 }
 
 /// Train the identity model on a sample of `feeds` (people's review decisions blended in) and make

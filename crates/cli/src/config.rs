@@ -214,6 +214,10 @@ impl Config {
             .escalation
             .validate()
             .map_err(anyhow::Error::msg)?;
+        self.warnings
+            .deadline_policy()
+            .validate()
+            .map_err(anyhow::Error::msg)?;
         let d = &self.deliver;
         if d.quota_per_minute == 0 {
             anyhow::bail!("deliver.quota_per_minute must be at least 1");
@@ -327,10 +331,39 @@ impl Default for LinkageConfig {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WarningsConfig {
+    /// A warning's deadline is never earlier than this many hours after its fact was received.
+    pub deadline_floor_hours: i64,
+    /// A fact received more than this many hours after it happened is late (a catch-up case).
+    pub late_after_hours: i64,
+    /// The deadline of a late warning: receipt + these hours, by level.
+    pub catch_up_hours: doudi_warnings::fold::LevelHours,
     pub escalation: doudi_warnings::escalation::EscalationConfig,
+}
+
+impl Default for WarningsConfig {
+    fn default() -> Self {
+        let d = doudi_warnings::fold::DeadlinePolicy::default();
+        WarningsConfig {
+            deadline_floor_hours: d.floor_hours,
+            late_after_hours: d.late_after_hours,
+            catch_up_hours: d.catch_up_hours,
+            escalation: Default::default(),
+        }
+    }
+}
+
+impl WarningsConfig {
+    /// The deadline policy of late records (issue 19).
+    pub fn deadline_policy(&self) -> doudi_warnings::fold::DeadlinePolicy {
+        doudi_warnings::fold::DeadlinePolicy {
+            floor_hours: self.deadline_floor_hours,
+            late_after_hours: self.late_after_hours,
+            catch_up_hours: self.catch_up_hours,
+        }
+    }
 }
 
 /// Every secret setting: the variable after `DOUDI_` (see [`secret_from_env`]) and where it goes.

@@ -76,6 +76,14 @@ pub struct WarningRef {
     pub opened_at: String,
     /// The deadline to act.
     pub deadline: String,
+    /// When the hardship happened: the event time of the record that set the level (absent for a
+    /// warning opened before it was kept).
+    #[serde(default)]
+    pub occurred_at: Option<String>,
+    /// The record that set the level arrived long after it happened (补录, a catch-up case): the
+    /// deadline is a catch-up window from its receipt.
+    #[serde(default)]
+    pub late: bool,
     pub rule_set_version: Option<String>,
 }
 
@@ -186,6 +194,8 @@ pub fn item(n: &PendingNotice, web_base_url: &str) -> Item {
             status: n.warning_status.code().to_string(),
             opened_at: n.opened_at.clone(),
             deadline: n.deadline.clone(),
+            occurred_at: n.occurred_at.clone(),
+            late: n.late,
             rule_set_version: summary.map(|a| a.rule_set_version.clone()),
         },
         household: HouseholdRef {
@@ -257,6 +267,8 @@ pub(crate) mod tests {
             warning_status: WarningStatus::Open,
             deadline: "2026-02-14T02:05:00.000000Z".into(),
             opened_at: "2026-02-12T02:05:00.000000Z".into(),
+            occurred_at: Some("2026-02-12T01:00:00.000000Z".into()),
+            late: false,
             summary: Ok(Assessment {
                 rule_set_version: "2026.1".into(),
                 household_id: household.into(),

@@ -19,23 +19,28 @@ pub enum WarningStatus {
     Visited,
     /// Decided, with a disposition. A later fact opens a new warning (a new episode).
     Resolved,
+    /// Opened by the pipeline, moved by nobody, and no longer borne out: a late record re-derived
+    /// the household and its episode vanished (issue 19). Reopened if a later fold opens it again.
+    Withdrawn,
 }
 
 impl WarningStatus {
-    pub const ALL: [WarningStatus; 4] = [
+    pub const ALL: [WarningStatus; 5] = [
         WarningStatus::Open,
         WarningStatus::Acknowledged,
         WarningStatus::Visited,
         WarningStatus::Resolved,
+        WarningStatus::Withdrawn,
     ];
 
-    /// Stable code: `open`, `acknowledged`, `visited`, `resolved`.
+    /// Stable code: `open`, `acknowledged`, `visited`, `resolved`, `withdrawn`.
     pub fn code(self) -> &'static str {
         match self {
             WarningStatus::Open => "open",
             WarningStatus::Acknowledged => "acknowledged",
             WarningStatus::Visited => "visited",
             WarningStatus::Resolved => "resolved",
+            WarningStatus::Withdrawn => "withdrawn",
         }
     }
 
@@ -45,7 +50,7 @@ impl WarningStatus {
 
     /// Still part of the household's current episode (new facts update it).
     pub fn is_active(self) -> bool {
-        self != WarningStatus::Resolved
+        !matches!(self, WarningStatus::Resolved | WarningStatus::Withdrawn)
     }
 }
 

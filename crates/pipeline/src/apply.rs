@@ -6,16 +6,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, FixedOffset, Utc};
 use doudi_linkage::{Linker, Outcome, RegisterIndex};
 use doudi_model::{Fact, Household, ParseLimits};
 use doudi_risk::{assess, derive_state, Level, RuleSet};
 use doudi_store::{
-    AssessmentRow, BatchTx, DeadLetterRow, EventRow, FactRow, Json, LinkRow, NewWarning,
-    PositionRow, Store, WarningUpdate,
+    transition_key, AssessmentRow, BatchTx, CurrentWarningRow, DeadLetterRow, EpisodeMark,
+    EventRow, FactRow, Json, LinkRow, NewWarning, PositionRow, Store, TimelineEntry, WarningChange,
+    WarningUpdate,
 };
+use doudi_warnings::fold::{fold, DeadlinePolicy, Episode, Step, Transition};
 use doudi_warnings::routing::Directory;
-use doudi_warnings::{decide, Decision, OpenWarning};
 
 use crate::ingest::{link_event, sniff_event_id, Ingested};
 use crate::register::Register;
@@ -33,26 +34,169 @@ pub struct Engine {
     indexed: bool,
     /// Who is responsible for which region (empty: warnings stay unassigned).
     pub directory: Directory,
+    /// How deadlines follow from event and receipt times (the `[warnings]` configuration).
+    pub deadlines: DeadlinePolicy,
     cache: Mutex<TimelineCache>,
 }
 
 /// At most this many facts are kept in memory; past it the cache starts afresh.
 const CACHE_MAX_FACTS: usize = 2_000_000;
 
-/// The committed timelines of households seen lately, so that a batch need not read (and parse)
-/// them back from the database. It is only trusted while the store's timeline version is the one
-/// it was filled at: anything else that appends to the timeline (another process) empties it.
+/// The committed timelines of households seen lately (in canonical order, with their stored
+/// assessments' levels and scores), so that a batch need not read (and parse) them back from the
+/// database. It is only trusted while the store's timeline version is the one it was filled at:
+/// anything else that appends to the timeline or re-derives assessments (another process) empties
+/// it.
 #[derive(Default)]
 struct TimelineCache {
     version: i64,
-    timelines: HashMap<String, Vec<Fact>>,
+    timelines: HashMap<String, Timeline>,
     facts: usize,
+}
+
+/// A household's facts in canonical order: `(occurred_at, source, event_id)` (then `seq`), with
+/// what is known of each (its `seq`, receipt time, stored assessment). Two vectors, so that a
+/// prefix of the facts is a slice `derive_state` takes as it is.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Timeline {
+    facts: Vec<Fact>,
+    meta: Vec<Meta>,
+}
+
+/// What the pipeline knows of a timeline fact besides the fact.
+#[derive(Clone, Copy, Debug)]
+struct Meta {
+    seq: i64,
+    received_at: DateTime<Utc>,
+    /// The stored assessment's level and score (`None`: none stored yet).
+    assessed: Option<(Level, i64)>,
+}
+
+/// The canonical key of a fact: the order facts happened in, whatever order they arrived in.
+type Key<'a> = (DateTime<FixedOffset>, &'static str, &'a str, i64);
+
+fn key<'a>(f: &'a Fact, m: &Meta) -> Key<'a> {
+    (f.occurred_at, f.source.code(), f.event_id.as_str(), m.seq)
+}
+
+impl Timeline {
+    /// A timeline from stored entries (any order).
+    pub(crate) fn from_entries(entries: Vec<TimelineEntry>) -> Timeline {
+        let mut t = Timeline::default();
+        t.merge(entries.into_iter().map(|e| {
+            (
+                e.fact,
+                Meta {
+                    seq: e.event_seq,
+                    received_at: e.received_at,
+                    assessed: e.assessed,
+                },
+            )
+        }));
+        t
+    }
+
+    fn len(&self) -> usize {
+        self.facts.len()
+    }
+
+    /// Where the fact of event `seq` stands (`len()` if it is not here).
+    pub(crate) fn position_of(&self, seq: i64) -> usize {
+        self.meta
+            .iter()
+            .position(|m| m.seq == seq)
+            .unwrap_or(self.len())
+    }
+
+    /// The level and score stored (or to be stored) for the fact of event `seq`.
+    pub(crate) fn assessed_of(&self, seq: i64) -> Option<(Level, i64)> {
+        self.meta
+            .iter()
+            .find(|m| m.seq == seq)
+            .and_then(|m| m.assessed)
+    }
+
+    /// Add facts (new ones, or read back) in canonical order; returns the index of the earliest
+    /// added one in the merged order (`len()` if none). Facts that follow every fact held (the
+    /// common case) are appended without sorting.
+    fn merge(&mut self, added: impl IntoIterator<Item = (Fact, Meta)>) -> usize {
+        let mut added: Vec<(Fact, Meta)> = added.into_iter().collect();
+        if added.is_empty() {
+            return self.len();
+        }
+        added.sort_by(|a, b| key(&a.0, &a.1).cmp(&key(&b.0, &b.1)));
+        let first = key(&added[0].0, &added[0].1);
+        let in_order = match (self.facts.last(), self.meta.last()) {
+            (Some(f), Some(m)) => key(f, m) < first,
+            _ => true,
+        };
+        if in_order {
+            let at = self.len();
+            for (f, m) in added {
+                self.facts.push(f);
+                self.meta.push(m);
+            }
+            return at;
+        }
+        let (seq0, occ0, src0, id0) = (first.3, first.0, first.1, first.2.to_string());
+        let mut all: Vec<(Fact, Meta)> = std::mem::take(&mut self.facts)
+            .into_iter()
+            .zip(std::mem::take(&mut self.meta))
+            .chain(added)
+            .collect();
+        all.sort_by(|a, b| key(&a.0, &a.1).cmp(&key(&b.0, &b.1)));
+        let at = all.partition_point(|(f, m)| key(f, m) < (occ0, src0, id0.as_str(), seq0));
+        for (f, m) in all {
+            self.facts.push(f);
+            self.meta.push(m);
+        }
+        at
+    }
 }
 
 impl TimelineCache {
     fn clear(&mut self) {
         self.timelines.clear();
         self.facts = 0;
+    }
+
+    /// Take these households' timelines out of the cache (as of `version`, else empty it first);
+    /// returns the households it did not hold.
+    fn take(
+        &mut self,
+        version: i64,
+        households: &[String],
+        into: &mut HashMap<String, Timeline>,
+    ) -> Vec<String> {
+        if self.version != version {
+            self.clear();
+            self.version = version;
+        }
+        let mut missing = Vec::new();
+        for hh in households {
+            match self.timelines.remove(hh) {
+                Some(t) => {
+                    self.facts -= t.len();
+                    into.insert(hh.clone(), t);
+                }
+                None => missing.push(hh.clone()),
+            }
+        }
+        missing
+    }
+
+    /// Put back timelines committed at `after` (read as of `version`).
+    fn put(&mut self, version: i64, after: i64, timelines: HashMap<String, Timeline>) {
+        if self.version == version {
+            self.version = after;
+            self.facts += timelines.values().map(Timeline::len).sum::<usize>();
+            self.timelines.extend(timelines);
+            if self.facts > CACHE_MAX_FACTS {
+                self.clear();
+            }
+        } else {
+            self.clear();
+        }
     }
 }
 
@@ -84,6 +228,7 @@ impl Engine {
             register: RwLock::new(Arc::new(Register::new(register, index))),
             indexed,
             directory: Directory::default(),
+            deadlines: DeadlinePolicy::default(),
             cache: Mutex::new(TimelineCache::default()),
         }
     }
@@ -152,6 +297,12 @@ impl Engine {
     /// Route new warnings with this officer directory.
     pub fn with_directory(mut self, directory: Directory) -> Self {
         self.directory = directory;
+        self
+    }
+
+    /// Set deadlines by this policy (instead of the default one).
+    pub fn with_deadlines(mut self, deadlines: DeadlinePolicy) -> Self {
+        self.deadlines = deadlines;
         self
     }
 
@@ -470,7 +621,8 @@ impl StagedBatch {
             t_staged,
         } = self;
         let t0 = Instant::now();
-        // Assess each household after each of its new facts, and decide its warning.
+        // Assess each household after each of its new facts, in canonical order, and decide its
+        // warning.
         let mut affected: Vec<String> = facts.iter().map(|f| f.fact.household_id.clone()).collect();
         affected.sort();
         affected.dedup();
@@ -478,34 +630,43 @@ impl StagedBatch {
         // before reading anything of them, the timeline version included.
         tx.lock_households(&affected).await?;
         let version = tx.timeline_version().await?;
-        let mut timelines: HashMap<String, Vec<Fact>> = HashMap::with_capacity(affected.len());
-        let mut missing = Vec::new();
-        {
-            let mut cache = engine.cache.lock().unwrap_or_else(PoisonError::into_inner);
-            if cache.version != version {
-                cache.clear();
-                cache.version = version;
-            }
-            for hh in &affected {
-                match cache.timelines.remove(hh) {
-                    Some(t) => {
-                        cache.facts -= t.len();
-                        timelines.insert(hh.clone(), t);
-                    }
-                    None => missing.push(hh.clone()),
-                }
-            }
-        }
+        let mut timelines: HashMap<String, Timeline> = HashMap::with_capacity(affected.len());
+        let missing = engine
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take(version, &affected, &mut timelines);
         let cache_hits = affected.len() - missing.len();
-        timelines.extend(tx.facts_for(&missing).await?);
-        let open = open_warnings(&mut tx, &affected).await?;
+        for (hh, entries) in tx.timeline_entries(&missing).await? {
+            timelines.insert(hh, Timeline::from_entries(entries));
+        }
         let t_read = t0.elapsed();
-        let assessments =
-            assess_and_warn(&mut tx, engine, &facts, &mut timelines, open, &mut out).await?;
+        // The new facts join their timelines; each household is re-derived from its earliest new
+        // fact on (only the new facts, when they come after every fact it had).
+        let received_at = tx.stamped_at();
+        let mut from: HashMap<String, usize> = HashMap::with_capacity(affected.len());
+        let mut by_household: HashMap<&str, Vec<(Fact, Meta)>> = HashMap::new();
+        for f in &facts {
+            by_household
+                .entry(f.fact.household_id.as_str())
+                .or_default()
+                .push((
+                    f.fact.clone(),
+                    Meta {
+                        seq: f.event_seq,
+                        received_at,
+                        assessed: None,
+                    },
+                ));
+        }
+        for (hh, added) in by_household {
+            let t = timelines.entry(hh.to_string()).or_default();
+            from.insert(hh.to_string(), t.merge(added));
+        }
+        derive_and_warn(&mut tx, engine, &mut timelines, &from, &mut out).await?;
 
         let t_assess = t0.elapsed();
         tx.insert_facts(&facts).await?;
-        tx.insert_assessments(&assessments).await?;
         match &replayed {
             None => {
                 tx.set_positions(&positions).await?;
@@ -532,19 +693,11 @@ impl StagedBatch {
         let t_commit = t0.elapsed();
 
         // Committed: these timelines are now what the store holds.
-        {
-            let mut cache = engine.cache.lock().unwrap_or_else(PoisonError::into_inner);
-            if cache.version == version {
-                cache.version = after;
-                cache.facts += timelines.values().map(Vec::len).sum::<usize>();
-                cache.timelines.extend(timelines);
-                if cache.facts > CACHE_MAX_FACTS {
-                    cache.clear();
-                }
-            } else {
-                cache.clear();
-            }
-        }
+        engine
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .put(version, after, timelines);
         for (source, n) in consumed {
             doudi_telemetry::events_consumed(source, n);
         }
@@ -607,132 +760,8 @@ fn record_metrics(
     }
 }
 
-/// The open warnings of these households, as the warning rules see them.
-pub(crate) async fn open_warnings(
-    tx: &mut BatchTx,
-    households: &[String],
-) -> Result<HashMap<String, OpenWarning>, PipelineError> {
-    Ok(tx
-        .open_warnings(households)
-        .await?
-        .into_values()
-        .map(|w| {
-            (
-                w.household_id.clone(),
-                OpenWarning {
-                    warning_id: w.warning_id,
-                    household_id: w.household_id,
-                    level: w.level,
-                    score: w.score,
-                    deadline: w.deadline,
-                },
-            )
-        })
-        .collect())
-}
-
-/// Append each fact to its household's timeline (`timelines` holds each affected household's
-/// committed timeline), assess the household after it, and open or update its warning in `tx`.
-/// Returns the assessments to store.
-pub(crate) async fn assess_and_warn(
-    tx: &mut BatchTx,
-    engine: &Engine,
-    facts: &[FactRow],
-    timelines: &mut HashMap<String, Vec<Fact>>,
-    mut open: HashMap<String, OpenWarning>,
-    out: &mut BatchOutcome,
-) -> Result<Vec<AssessmentRow>, PipelineError> {
-    let now = Utc::now();
-    let register = engine.register();
-    let mut assessments = Vec::with_capacity(facts.len());
-    let mut assessed = assess_all(engine, &register, facts, timelines);
-    for (i, FactRow { event_seq, fact }) in facts.iter().enumerate() {
-        let Some((assessment, json)) = assessed[i].take() else {
-            continue;
-        };
-        let Some(household) = register.household(&fact.household_id) else {
-            continue;
-        };
-        let summary = || json.clone().unwrap_or_else(|| Json::encode(&assessment));
-        let decision = decide(open.get(&fact.household_id), &assessment, now);
-        assessments.push(AssessmentRow {
-            event_seq: *event_seq,
-            source: fact.source.code().to_string(),
-            event_id: fact.event_id.clone(),
-            household_id: fact.household_id.clone(),
-            rule_set_version: assessment.rule_set_version.clone(),
-            score: assessment.score,
-            level: assessment.level,
-            assessment: json.clone(),
-        });
-        match decision {
-            Decision::Nothing => {}
-            Decision::Open { level, deadline } => {
-                let id = tx
-                    .open_warning(&NewWarning {
-                        household_id: fact.household_id.clone(),
-                        region_code: household.region_code.to_string(),
-                        level,
-                        score: assessment.score,
-                        deadline,
-                        source: fact.source.code().to_string(),
-                        event_id: fact.event_id.clone(),
-                        summary: summary(),
-                        assigned_to: engine
-                            .directory
-                            .route(&household.region_code)
-                            .map(|a| a.officer_id),
-                    })
-                    .await?;
-                out.warnings_opened += 1;
-                *out.warnings_by_level
-                    .entry((level.code(), "opened"))
-                    .or_default() += 1;
-                open.insert(
-                    fact.household_id.clone(),
-                    OpenWarning {
-                        warning_id: id,
-                        household_id: fact.household_id.clone(),
-                        level,
-                        score: assessment.score,
-                        deadline,
-                    },
-                );
-            }
-            Decision::Update {
-                warning_id,
-                level,
-                raised,
-                deadline,
-            } => {
-                tx.update_warning(&WarningUpdate {
-                    warning_id,
-                    level,
-                    score: assessment.score,
-                    raised,
-                    deadline,
-                    source: fact.source.code().to_string(),
-                    event_id: fact.event_id.clone(),
-                    summary: summary(),
-                })
-                .await?;
-                if raised {
-                    out.warnings_raised += 1;
-                    *out.warnings_by_level
-                        .entry((level.code(), "raised"))
-                        .or_default() += 1;
-                }
-                if let Some(w) = open.get_mut(&fact.household_id) {
-                    w.level = level;
-                    w.score = assessment.score;
-                    w.deadline = deadline;
-                }
-            }
-        }
-    }
-
-    Ok(assessments)
-}
+/// An assessment and its encoding for the store (`None` when quiet).
+type Assessed = (doudi_risk::Assessment, Option<Json<doudi_risk::Assessment>>);
 
 /// An assessment that found nothing: stored as its columns alone (most facts are routine).
 fn is_quiet(a: &doudi_risk::Assessment) -> bool {
@@ -743,69 +772,62 @@ fn is_quiet(a: &doudi_risk::Assessment) -> bool {
         && a.review_needed.is_empty()
 }
 
-/// An assessment and its encoding for the store (`None` when quiet).
-type Assessed = (doudi_risk::Assessment, Option<Json<doudi_risk::Assessment>>);
+/// The assessment stored for the fact at `i` of a timeline: the household as of that fact's
+/// event time, from the facts up to it in canonical order (issue 19: a function of the set of
+/// facts, not of the order they arrived in).
+fn assess_at(engine: &Engine, household: &Household, t: &Timeline, i: usize) -> Assessed {
+    let as_of = t.facts[i].occurred_at;
+    let state = derive_state(household, &t.facts[..=i], as_of);
+    let assessment = assess(&engine.rules, household, &state);
+    let json = (!is_quiet(&assessment)).then(|| Json::encode(&assessment));
+    (assessment, json)
+}
 
-/// Append each fact to its household's timeline and assess the household after it. Households are
-/// independent, so they are shared out over the cores; each household's facts stay in order.
-/// Returns one result per fact (`None` for a household no longer in the register).
-fn assess_all(
-    engine: &Engine,
-    register: &Register,
-    facts: &[FactRow],
-    timelines: &mut HashMap<String, Vec<Fact>>,
-) -> Vec<Option<Assessed>> {
-    // Facts by household, in batch order.
-    let mut groups: Vec<(String, Vec<usize>, Vec<Fact>)> = Vec::new();
-    let mut index: HashMap<&str, usize> = HashMap::new();
-    for (i, f) in facts.iter().enumerate() {
-        let hh = f.fact.household_id.as_str();
-        let g = *index.entry(hh).or_insert_with(|| {
-            let timeline = timelines.remove(hh).unwrap_or_default();
-            groups.push((hh.to_string(), Vec::new(), timeline));
-            groups.len() - 1
-        });
-        groups[g].1.push(i);
+/// Assess each household's facts from its index in `from` on. Households are independent, so
+/// they are shared out over the cores. Returns (household, index, assessment).
+fn assess_from<'a>(
+    engine: &'a Engine,
+    register: &'a Register,
+    timelines: &'a HashMap<String, Timeline>,
+    from: &HashMap<String, usize>,
+) -> Vec<(&'a str, usize, Assessed)> {
+    let mut groups: Vec<(&'a str, &'a Household, &'a Timeline, usize)> = Vec::new();
+    let mut total = 0;
+    let mut households: Vec<&String> = from.keys().collect();
+    households.sort();
+    for hh in households {
+        let (Some((name, t)), Some(household)) = (
+            timelines.get_key_value(hh.as_str()),
+            register.household(hh.as_str()),
+        ) else {
+            continue;
+        };
+        let start = from[hh].min(t.len());
+        total += t.len() - start;
+        groups.push((name.as_str(), household, t, start));
     }
-    let work = |groups: &mut [(String, Vec<usize>, Vec<Fact>)]| {
+    let work = |groups: &[(&'a str, &'a Household, &'a Timeline, usize)]| {
         let mut out = Vec::new();
-        for (hh, indices, timeline) in groups.iter_mut() {
-            let household = register.household(hh.as_str());
-            for &i in indices.iter() {
-                let fact = &facts[i].fact;
-                timeline.push(fact.clone());
-                let Some(household) = household else {
-                    continue;
-                };
-                // Assess as of the latest fact known, so a late record with an early date still
-                // sees everything that came after it.
-                let as_of = timeline
-                    .iter()
-                    .map(|f| f.occurred_at)
-                    .max()
-                    .unwrap_or(fact.occurred_at);
-                let state = derive_state(household, timeline, as_of);
-                let assessment = assess(&engine.rules, household, &state);
-                let json = (!is_quiet(&assessment)).then(|| Json::encode(&assessment));
-                out.push((i, (assessment, json)));
+        for &(hh, household, t, start) in groups {
+            for i in start..t.len() {
+                out.push((hh, i, assess_at(engine, household, t, i)));
             }
         }
         out
     };
-    // Split where half of the facts are on each side.
-    let half = facts.len() / 2;
+    // Split where half of the facts to assess are on each side.
+    let half = total / 2;
     let mut seen = 0;
     let split = groups
         .iter()
-        .position(|(_, idx, _)| {
-            seen += idx.len();
+        .position(|g| {
+            seen += g.2.len() - g.3;
             seen >= half
         })
         .map_or(groups.len(), |p| p + 1);
-    let (left, right) = groups.split_at_mut(split);
-    let parallel =
-        facts.len() >= 256 && std::thread::available_parallelism().map_or(1, |n| n.get()) > 1;
-    let results = if parallel {
+    let (left, right) = groups.split_at(split);
+    let parallel = total >= 256 && std::thread::available_parallelism().map_or(1, |n| n.get()) > 1;
+    if parallel {
         std::thread::scope(|scope| {
             let other = scope.spawn(|| work(right));
             let mut mine = work(left);
@@ -819,15 +841,362 @@ fn assess_all(
         let mut all = work(left);
         all.extend(work(right));
         all
-    };
-    let mut assessed: Vec<Option<Assessed>> = (0..facts.len()).map(|_| None).collect();
-    for (i, a) in results {
-        assessed[i] = Some(a);
     }
-    for (hh, _, timeline) in groups {
-        timelines.insert(hh, timeline);
+}
+
+/// Re-derive each household of `from` from its index there on (its timeline in `timelines`
+/// already holds every fact, new ones included, in canonical order): insert the assessments of
+/// facts that have none stored, update stored ones whose result changed, then fold the household's
+/// episode and reconcile its warning with it, all in `tx`. Keeps `timelines` in step with what
+/// the store will hold.
+pub(crate) async fn derive_and_warn(
+    tx: &mut BatchTx,
+    engine: &Engine,
+    timelines: &mut HashMap<String, Timeline>,
+    from: &HashMap<String, usize>,
+    out: &mut BatchOutcome,
+) -> Result<(), PipelineError> {
+    let mut households: Vec<String> = from.keys().cloned().collect();
+    households.sort();
+    let (current, cuts) = tx.current_warnings(&households).await?;
+    // One register snapshot for the whole derivation.
+    let register = engine.register();
+    let assessed = assess_from(engine, &register, timelines, from);
+
+    let mut inserts = Vec::new();
+    let mut candidates: Vec<(AssessmentRow, Option<(Level, i64)>)> = Vec::new();
+    let mut latest: HashMap<(String, usize), Json<doudi_risk::Assessment>> = HashMap::new();
+    let mut updates: Vec<(String, usize, Level, i64)> = Vec::with_capacity(assessed.len());
+    for (hh, i, (assessment, json)) in assessed {
+        let Some(t) = timelines.get(hh) else {
+            continue;
+        };
+        let (fact, meta) = (&t.facts[i], &t.meta[i]);
+        let row = AssessmentRow {
+            event_seq: meta.seq,
+            source: fact.source.code().to_string(),
+            event_id: fact.event_id.clone(),
+            household_id: hh.to_string(),
+            rule_set_version: assessment.rule_set_version.clone(),
+            score: assessment.score,
+            level: assessment.level,
+            assessment: json.clone(),
+        };
+        if i + 1 == t.len() {
+            // The household's latest assessment: its warning's summary.
+            latest.insert(
+                (hh.to_string(), i),
+                json.clone().unwrap_or_else(|| Json::encode(&assessment)),
+            );
+        }
+        updates.push((hh.to_string(), i, assessment.level, assessment.score));
+        match meta.assessed {
+            None => inserts.push(row),
+            Some(old) => candidates.push((row, Some(old))),
+        }
     }
-    assessed
+    // Stored assessments re-derived: rewrite those whose result changed.
+    let mut changed = Vec::new();
+    if !candidates.is_empty() {
+        let seqs: Vec<i64> = candidates.iter().map(|(r, _)| r.event_seq).collect();
+        let stored = tx.stored_assessments(&seqs).await?;
+        for (row, old) in candidates {
+            let same = old == Some((row.level, row.score))
+                && stored.get(&row.event_seq).is_some_and(|(version, text)| {
+                    *version == row.rule_set_version
+                        && text.as_deref() == row.assessment.as_ref().map(Json::as_str)
+                });
+            if !same {
+                changed.push(row);
+            }
+        }
+    }
+    tx.insert_assessments(&inserts).await?;
+    tx.update_assessments(&changed).await?;
+    for (hh, i, level, score) in updates {
+        if let Some(t) = timelines.get_mut(&hh) {
+            t.meta[i].assessed = Some((level, score));
+        }
+    }
+
+    // Each household's episode, folded from its assessments after the last cut.
+    let policy = engine.deadlines;
+    let hours = |l: Level| engine.rules.levels.params(l).map(|p| p.act_within_hours);
+    for hh in &households {
+        let (Some(t), Some(household)) = (timelines.get(hh), register.household(hh)) else {
+            continue;
+        };
+        let cut = cuts.get(hh).copied().unwrap_or(0);
+        let mut steps = Vec::new();
+        let mut last = None;
+        for (i, (f, m)) in t.facts.iter().zip(&t.meta).enumerate() {
+            let Some((level, score)) = m.assessed else {
+                continue;
+            };
+            if m.seq <= cut {
+                continue;
+            }
+            last = Some(i);
+            steps.push(Step {
+                seq: m.seq,
+                occurred_at: f.occurred_at,
+                source: f.source.code().to_string(),
+                event_id: f.event_id.clone(),
+                received_at: m.received_at,
+                level,
+                score,
+            });
+        }
+        let episode = fold(&steps, &policy, hours);
+        let start = from.get(hh).copied().unwrap_or(0);
+        let summary = match (&episode, last) {
+            (Some(_), Some(i)) => Some(match latest.remove(&(hh.clone(), i)) {
+                Some(j) => (j, i >= start),
+                None => {
+                    let (a, j) = assess_at(engine, household, t, i);
+                    (j.unwrap_or_else(|| Json::encode(&a)), false)
+                }
+            }),
+            _ => None,
+        };
+        reconcile(
+            tx,
+            engine,
+            household,
+            current.get(hh),
+            episode.zip(summary),
+            out,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The fold's transitions as the warning row keeps them.
+fn transitions_json(ts: &[Transition]) -> String {
+    serde_json::to_string(ts).unwrap_or_else(|_| "[]".to_string())
+}
+
+fn count(out: &mut BatchOutcome, level: Level, what: &'static str) {
+    if what == "opened" {
+        out.warnings_opened += 1;
+    } else {
+        out.warnings_raised += 1;
+    }
+    *out.warnings_by_level
+        .entry((level.code(), what))
+        .or_default() += 1;
+}
+
+/// Make the household's warning row say what its episode says: open it, update it, reopen a
+/// withdrawn one, or withdraw one no person moved whose episode vanished. History lines and notices
+/// only for transitions not yet recorded and for real changes; pending notices of transitions
+/// that vanished are superseded. `episode` comes with the latest assessment's summary and whether
+/// that assessment was made in this batch.
+async fn reconcile(
+    tx: &mut BatchTx,
+    engine: &Engine,
+    household: &Household,
+    row: Option<&CurrentWarningRow>,
+    episode: Option<(Episode, (Json<doudi_risk::Assessment>, bool))>,
+    out: &mut BatchOutcome,
+) -> Result<(), PipelineError> {
+    let hh = &household.household_id;
+    let change =
+        |id: i64, action: &'static str, t: &Transition, score: i64, notify: bool| WarningChange {
+            warning_id: id,
+            action,
+            level: t.level,
+            score,
+            source: t.source.clone(),
+            event_id: t.event_id.clone(),
+            notify: notify.then(|| transition_key(t.level, &t.source, &t.event_id)),
+        };
+    match (episode, row) {
+        (None, None) => {}
+        (None, Some(r)) => {
+            // No episode any more: withdraw a warning nobody has taken up; one a person moved
+            // stays for them to close.
+            if r.status == "open" {
+                tx.withdraw_warning(WarningChange {
+                    warning_id: r.warning_id,
+                    action: "withdrawn",
+                    level: r.level,
+                    score: r.score,
+                    source: r.source.clone(),
+                    event_id: r.event_id.clone(),
+                    notify: None,
+                });
+            }
+        }
+        (Some((e, (summary, _))), None) => {
+            let id = tx
+                .put_new_warning(&NewWarning {
+                    household_id: hh.clone(),
+                    region_code: household.region_code.to_string(),
+                    level: e.level,
+                    score: e.score,
+                    deadline: e.deadline,
+                    source: e.source.clone(),
+                    event_id: e.event_id.clone(),
+                    summary,
+                    assigned_to: engine
+                        .directory
+                        .route(&household.region_code)
+                        .map(|a| a.officer_id),
+                    episode: EpisodeMark {
+                        occurred_at: Some(e.occurred_at),
+                        late: e.late,
+                        transitions: Some(transitions_json(&e.transitions)),
+                    },
+                })
+                .await?;
+            for (n, t) in e.transitions.iter().enumerate() {
+                let action = if n == 0 { "opened" } else { "raised" };
+                tx.record_warning_change(change(id, action, t, e.score, true));
+                count(out, t.level, action);
+            }
+        }
+        (Some((e, (summary, fresh))), Some(r)) => {
+            let id = r.warning_id;
+            let reopen = r.status == "withdrawn";
+            let stored: Option<Vec<Transition>> = r
+                .episode
+                .transitions
+                .as_deref()
+                .and_then(|t| serde_json::from_str(t).ok());
+            let mark = EpisodeMark {
+                occurred_at: Some(e.occurred_at),
+                late: e.late,
+                transitions: Some(transitions_json(&e.transitions)),
+            };
+            let differs = r.level != e.level
+                || r.score != e.score
+                || r.source != e.source
+                || r.event_id != e.event_id
+                || r.deadline != e.deadline
+                || r.episode != mark;
+            if !(reopen || fresh || differs) {
+                return Ok(());
+            }
+            tx.put_warning_update(&WarningUpdate {
+                warning_id: id,
+                level: e.level,
+                score: e.score,
+                raised: false,
+                deadline: e.deadline,
+                source: e.source.clone(),
+                event_id: e.event_id.clone(),
+                summary,
+                episode: mark,
+                reopen,
+            });
+            let mut lines = 0;
+            if reopen {
+                for (n, t) in e.transitions.iter().enumerate() {
+                    let action = if n == 0 { "opened" } else { "raised" };
+                    tx.record_warning_change(change(id, action, t, e.score, true));
+                    count(out, t.level, action);
+                    lines += 1;
+                }
+            } else {
+                // A warning from before transitions were kept: its level counts as announced.
+                let (known, prev_max) = match &stored {
+                    Some(s) => (
+                        s.clone(),
+                        s.iter().map(|t| t.level).max().unwrap_or(Level::None),
+                    ),
+                    None => (Vec::new(), r.level),
+                };
+                for t in &e.transitions {
+                    let recorded = match &stored {
+                        Some(_) => known.iter().any(|k| k.same_as(t)),
+                        None => t.level <= r.level,
+                    };
+                    if recorded {
+                        continue;
+                    }
+                    if t.level > prev_max {
+                        tx.record_warning_change(change(id, "raised", t, e.score, true));
+                        count(out, t.level, "raised");
+                    } else {
+                        tx.record_warning_change(change(id, "rederived", t, e.score, false));
+                    }
+                    lines += 1;
+                }
+                let vanished: Vec<&Transition> = known
+                    .iter()
+                    .filter(|k| !e.transitions.iter().any(|t| t.same_as(k)))
+                    .collect();
+                for v in &vanished {
+                    tx.supersede_notices(id, transition_key(v.level, &v.source, &v.event_id));
+                }
+                if !vanished.is_empty() && lines == 0 {
+                    if let Some(t) = e.transitions.last() {
+                        tx.record_warning_change(change(id, "rederived", t, e.score, false));
+                        lines += 1;
+                    }
+                }
+            }
+            if lines == 0 && r.score != e.score {
+                tx.record_warning_change(WarningChange {
+                    warning_id: id,
+                    action: "updated",
+                    level: e.level,
+                    score: e.score,
+                    source: e.source.clone(),
+                    event_id: e.event_id.clone(),
+                    notify: None,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Re-derive these households' assessments and warnings from all their facts, under their locks,
+/// in one transaction: for a change that is not a new fact, such as a register change that adds
+/// members or re-links records (the register may now hold a household it did not, or hold it
+/// otherwise). `engine` must hold the register as it now is.
+pub async fn rederive_households(
+    store: &Store,
+    engine: &Engine,
+    households: &[String],
+) -> Result<BatchOutcome, PipelineError> {
+    let mut affected = households.to_vec();
+    affected.sort();
+    affected.dedup();
+    let mut out = BatchOutcome::default();
+    if affected.is_empty() {
+        return Ok(out);
+    }
+    let mut tx = store.begin().await?;
+    tx.lock_households(&affected).await?;
+    let mut timelines: HashMap<String, Timeline> = HashMap::with_capacity(affected.len());
+    for (hh, entries) in tx.timeline_entries(&affected).await? {
+        timelines.insert(hh, Timeline::from_entries(entries));
+    }
+    let from: HashMap<String, usize> = affected.iter().map(|h| (h.clone(), 0)).collect();
+    derive_and_warn(&mut tx, engine, &mut timelines, &from, &mut out).await?;
+    // Every worker's cached timelines of these households hold the old assessments.
+    tx.touch_timelines().await?;
+    tx.audit(
+        "pipeline",
+        "households_rederived",
+        "households",
+        &serde_json::json!({
+            "households": affected.len(), "warnings_opened": out.warnings_opened,
+            "warnings_raised": out.warnings_raised,
+        }),
+    )
+    .await?;
+    tx.commit().await?;
+    engine
+        .cache
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clear();
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -17,7 +17,10 @@ mod review;
 
 use std::path::PathBuf;
 
-pub use apply::{apply_batch, apply_replayed, stage_batch, BatchOutcome, Engine, StagedBatch};
+pub use apply::{
+    apply_batch, apply_replayed, rederive_households, stage_batch, BatchOutcome, Engine,
+    StagedBatch,
+};
 pub use ingest::{ingest_raw_row, ingest_record, ingest_row, Ingested};
 pub use register::{
     follow_register, refresh_register, relink_waiting, Register, RegisterRefresh, RelinkReport,

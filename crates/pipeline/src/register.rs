@@ -19,7 +19,7 @@ use doudi_linkage::{Linker, Outcome};
 use doudi_model::{parse_event, Fact, Household, ParseLimits};
 use doudi_store::{FactRow, LinkRow, Store, StoreError};
 
-use crate::apply::{assess_and_warn, open_warnings, BatchOutcome, Engine};
+use crate::apply::{derive_and_warn, rederive_households, BatchOutcome, Engine, Timeline};
 use crate::driver::CancellationToken;
 use crate::ingest::link_event;
 use crate::PipelineError;
@@ -210,19 +210,19 @@ pub async fn refresh_register(
 }
 
 /// Re-derive these households' assessments and warnings from their whole timelines with the
-/// register as the engine now holds it (a member added or removed changes what their facts mean).
-///
-/// The re-derivation itself is `doudi_pipeline::rederive_households` (issue 19, item 2); until it
-/// is in this branch the households are only logged, and their next fact assesses them with the
-/// new record.
+/// register as the engine now holds it (a member added or removed changes what their facts mean):
+/// [`crate::rederive_households`], in one transaction under the households' locks.
 pub async fn rederive(
-    _store: &Store,
-    _engine: &Engine,
+    store: &Store,
+    engine: &Engine,
     households: &[String],
 ) -> Result<(), PipelineError> {
-    tracing::debug!(
+    let out = rederive_households(store, engine, households).await?;
+    tracing::info!(
         households = households.len(),
-        "register changes to enrolled households: re-derived with their next fact"
+        warnings_opened = out.warnings_opened,
+        warnings_raised = out.warnings_raised,
+        "households re-derived after their register record changed"
     );
     Ok(())
 }
@@ -328,16 +328,27 @@ pub async fn relink_waiting(store: &Store, engine: &Engine) -> Result<RelinkRepo
             }
         }
         tx.keep_links(&keep, version).await?;
-        // In the order the events were received (`seq`), as a batch would have applied them.
         facts.sort_by_key(|f| f.event_seq);
         if !facts.is_empty() {
-            let mut timelines = tx.facts_for(&affected).await?;
-            let open = open_warnings(&mut tx, &affected).await?;
-            let mut out = BatchOutcome::default();
-            let assessments =
-                assess_and_warn(&mut tx, engine, &facts, &mut timelines, open, &mut out).await?;
+            // The facts join their timelines where they happened (usually before facts applied
+            // since): each household is re-derived from its earliest new fact on.
             tx.insert_facts(&facts).await?;
-            tx.insert_assessments(&assessments).await?;
+            let mut timelines: HashMap<String, Timeline> = HashMap::new();
+            for (hh, entries) in tx.timeline_entries(&affected).await? {
+                timelines.insert(hh, Timeline::from_entries(entries));
+            }
+            let mut from: HashMap<String, usize> = HashMap::new();
+            for f in &facts {
+                let hh = &f.fact.household_id;
+                if let Some(t) = timelines.get(hh) {
+                    let at = t.position_of(f.event_seq);
+                    from.entry(hh.clone())
+                        .and_modify(|p| *p = (*p).min(at))
+                        .or_insert(at);
+                }
+            }
+            let mut out = BatchOutcome::default();
+            derive_and_warn(&mut tx, engine, &mut timelines, &from, &mut out).await?;
             report.warnings_opened += out.warnings_opened;
             report.warnings_raised += out.warnings_raised;
             tx.audit(
@@ -368,10 +379,6 @@ pub async fn relink_waiting(store: &Store, engine: &Engine) -> Result<RelinkRepo
             warnings_opened = report.warnings_opened,
             "records decided again with the new register"
         );
-    }
-    if !households.is_empty() {
-        let hs: Vec<String> = households.into_iter().collect();
-        rederive(store, engine, &hs).await?;
     }
     Ok(report)
 }

@@ -7,7 +7,9 @@ use doudi_model::{parse_event, Fact, Level, ParseLimits};
 use doudi_store::{FactRow, ReviewChoice, Store, StoreError};
 use serde::Serialize;
 
-use crate::apply::{assess_and_warn, open_warnings, BatchOutcome, Engine};
+use std::collections::HashMap;
+
+use crate::apply::{derive_and_warn, BatchOutcome, Engine, Timeline};
 use crate::PipelineError;
 
 /// What a review decision did.
@@ -91,15 +93,24 @@ pub async fn decide_review(
             },
         }];
         let affected = [household_id.clone()];
-        let mut timelines = tx.facts_for(&affected).await?;
-        let open = open_warnings(&mut tx, &affected).await?;
-        let mut out = BatchOutcome::default();
-        let assessments =
-            assess_and_warn(&mut tx, engine, &facts, &mut timelines, open, &mut out).await?;
+        // The fact joins the timeline where it happened (usually long before the facts since):
+        // the household is re-derived from it on (issue 19).
         tx.insert_facts(&facts).await?;
-        tx.insert_assessments(&assessments).await?;
-        applied.level = assessments.last().map(|a| a.level);
-        applied.score = assessments.last().map(|a| a.score);
+        let mut timelines: HashMap<String, Timeline> = HashMap::new();
+        for (hh, entries) in tx.timeline_entries(&affected).await? {
+            timelines.insert(hh, Timeline::from_entries(entries));
+        }
+        let mut from = HashMap::new();
+        if let Some(t) = timelines.get(&household_id) {
+            from.insert(household_id.clone(), t.position_of(seq));
+        }
+        let mut out = BatchOutcome::default();
+        derive_and_warn(&mut tx, engine, &mut timelines, &from, &mut out).await?;
+        let assessed = timelines
+            .get(&household_id)
+            .and_then(|t| t.assessed_of(seq));
+        applied.level = assessed.map(|a| a.0);
+        applied.score = assessed.map(|a| a.1);
         applied.warnings_opened = out.warnings_opened;
         applied.warnings_raised = out.warnings_raised;
         applied.household_id = Some(household_id);

@@ -213,6 +213,7 @@ pub fn status(lang: Lang, status: WarningStatus) -> String {
         WarningStatus::Acknowledged => lang.t("已签收", "acknowledged"),
         WarningStatus::Visited => lang.t("已入户核查", "visited"),
         WarningStatus::Resolved => lang.t("已办结", "resolved"),
+        WarningStatus::Withdrawn => lang.t("已撤回", "withdrawn"),
     })
 }
 

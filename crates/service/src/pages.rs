@@ -279,7 +279,7 @@ pub async fn inbox(
             "<tr><td><a href=\"/warnings/{id}\">#{id}</a></td><td>{}</td><td>{}<br><small>{}</small></td><td><a href=\"/warnings/{id}\">{}</a><br><small>{}</small></td><td>{}</td><td>{}</td><td>{}</td></tr>",
             html::level(lang, w.level),
             html::time_left(lang, &w.deadline),
-            html::time(&w.deadline),
+            html::time(&w.deadline) + &happened(lang, w),
             esc(&w.household_id),
             household_line(lang, &household),
             esc(&w.region_code),
@@ -362,7 +362,7 @@ pub async fn warning(
         html::time_left(lang, &w.deadline),
         lang.t("期限", "Deadline"),
         html::time(&w.deadline),
-        lang.t("开启于 ", "opened ").to_string() + &html::time(&w.opened_at),
+        lang.t("开启于 ", "opened ").to_string() + &html::time(&w.opened_at) + &happened(lang, w),
     );
     let h = &w.household;
     let _ = write!(
@@ -937,4 +937,24 @@ fn explanation(b: &mut String, lang: Lang, level: Level, summary: &doudi_model::
         }
         b.push_str("</ul>");
     }
+}
+
+/// When the hardship happened, and the catch-up mark of a late record (issue 19): one line.
+fn happened(lang: Lang, w: &doudi_store::WarningView) -> String {
+    let Some(at) = &w.occurred_at else {
+        return String::new();
+    };
+    let mut line = format!(
+        "<br><small>{}{}",
+        lang.t("发生于 ", "happened "),
+        html::time(at)
+    );
+    if w.late {
+        line.push_str(lang.t(
+            " · 补录（迟到记录，按补办期限）",
+            " · late record (catch-up deadline)",
+        ));
+    }
+    line.push_str("</small>");
+    line
 }

@@ -109,6 +109,59 @@ pub struct OpenWarningRow {
     pub deadline: chrono::DateTime<chrono::Utc>,
 }
 
+/// What the fold of a household's episode says of its warning beyond level and score (issue 19).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EpisodeMark {
+    /// The event time of the fact that set the warning's level (when the hardship happened).
+    pub occurred_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// That fact was received long after it happened (a catch-up case).
+    pub late: bool,
+    /// The episode's transitions (JSON, as `doudi_warnings::fold` has them).
+    pub transitions: Option<String>,
+}
+
+/// A household's current warning (any status but resolved) and what the fold compares it with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CurrentWarningRow {
+    pub warning_id: i64,
+    pub household_id: String,
+    /// `open`, `acknowledged`, `visited` or `withdrawn`.
+    pub status: String,
+    pub level: Level,
+    pub score: i64,
+    pub deadline: chrono::DateTime<chrono::Utc>,
+    /// The triggering (latest) assessment's fact.
+    pub source: String,
+    pub event_id: String,
+    pub episode: EpisodeMark,
+}
+
+/// A committed fact of a household's timeline, with what is stored of its assessment.
+#[derive(Clone, Debug)]
+pub struct TimelineEntry {
+    pub event_seq: i64,
+    pub fact: Fact,
+    /// When its event was received (`events.received_at`).
+    pub received_at: chrono::DateTime<chrono::Utc>,
+    /// Its stored assessment's level and score (`None` if it has none: its household was not in
+    /// the register when it was applied).
+    pub assessed: Option<(Level, i64)>,
+}
+
+/// A line of a warning's history written by the pipeline, and the notice that announces it.
+#[derive(Clone, Debug)]
+pub struct WarningChange {
+    pub warning_id: i64,
+    /// `opened`, `raised`, `updated`, `rederived`, `reopened`, `withdrawn`.
+    pub action: &'static str,
+    pub level: Level,
+    pub score: i64,
+    pub source: String,
+    pub event_id: String,
+    /// Notify the officer responsible (kind = `action`), naming this transition (its key).
+    pub notify: Option<String>,
+}
+
 /// A warning to open.
 #[derive(Clone, Debug)]
 pub struct NewWarning {
@@ -123,6 +176,8 @@ pub struct NewWarning {
     pub summary: Json<Assessment>,
     /// The officer responsible (routing by region); `None` if no officer covers the region.
     pub assigned_to: Option<String>,
+    /// Event time, late mark and transitions (empty for a warning not decided by the fold).
+    pub episode: EpisodeMark,
 }
 
 /// A change to an open warning.
@@ -137,6 +192,10 @@ pub struct WarningUpdate {
     pub event_id: String,
     /// The latest assessment.
     pub summary: Json<Assessment>,
+    /// Event time, late mark and transitions (left as they are when `transitions` is `None`).
+    pub episode: EpisodeMark,
+    /// Set the status back to `open` (a withdrawn warning whose episode opened again).
+    pub reopen: bool,
 }
 
 /// Events: `seq` is drawn before the insert on PostgreSQL (see [`BatchTx::insert_events`]), given
@@ -256,6 +315,8 @@ const POSITIONS: Table<PositionRow> = Table {
 pub struct BatchTx {
     tx: Tx,
     at: String,
+    /// `at` as a time.
+    at_time: chrono::DateTime<chrono::Utc>,
     warnings: PendingWarnings,
     /// The timeline version first read in this transaction, less this transaction's own appends
     /// at that time (see [`BatchTx::timeline_version`]).
@@ -276,13 +337,21 @@ struct PendingWarnings {
     updated: Vec<WarningUpdate>,
     /// Where each pending warning is in `opened` (`Ok`) or `updated` (`Err`).
     at: HashMap<i64, Result<usize, usize>>,
-    /// Every change, in order: (warning id, action, level, score, source, event id).
-    history: Vec<(i64, &'static str, Level, i64, String, String)>,
+    /// Every change, in order (history lines and the notices they ask for).
+    history: Vec<WarningChange>,
+    /// Warnings to withdraw.
+    withdrawn: Vec<i64>,
+    /// Pending notices to mark superseded: (warning id, transition key; `None`: all of them).
+    superseded: Vec<(i64, Option<String>)>,
 }
 
 impl PendingWarnings {
     fn is_empty(&self) -> bool {
         self.history.is_empty()
+            && self.opened.is_empty()
+            && self.updated.is_empty()
+            && self.withdrawn.is_empty()
+            && self.superseded.is_empty()
     }
 }
 
@@ -297,9 +366,12 @@ impl Store {
         // ([`BatchTx::lock_households`]), counters by their rows' locks, the audit chain by its
         // own advisory lock.
         let tx = self.write_tx("starting a batch transaction").await?;
+        let at = now();
+        let at_time = decode_time(&at, "the batch's time")?;
         Ok(BatchTx {
             tx,
-            at: now(),
+            at,
+            at_time,
             warnings: PendingWarnings::default(),
             version_base: None,
             own_facts: 0,
@@ -308,6 +380,24 @@ impl Store {
 }
 
 impl BatchTx {
+    /// The time this transaction stamps its rows with: the `received_at` of the events it inserts.
+    pub fn stamped_at(&self) -> chrono::DateTime<chrono::Utc> {
+        self.at_time
+    }
+
+    /// Count a change to timelines that appends nothing (assessments re-derived in place), so
+    /// that every worker's cached timelines are read afresh (see [`BatchTx::timeline_version`]).
+    pub async fn touch_timelines(&mut self) -> Result<(), StoreError> {
+        on!(self.tx.conn(), c => {
+            sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'timeline_changes'")
+                .execute(&mut *c)
+                .await
+                .ctx("counting timeline changes")?;
+        });
+        self.own_facts += 1;
+        Ok(())
+    }
+
     /// Serialise this transaction with every other that touches these households, until it
     /// ends. On PostgreSQL: one transaction-scoped advisory lock per household
     /// ([`crate::household_lock_key`]), taken in key order so that two batches never wait for each other
@@ -469,6 +559,186 @@ impl BatchTx {
         Ok(())
     }
 
+    /// Update stored assessments (re-derived after a late fact), matched by `seq`.
+    pub async fn update_assessments(&mut self, rows: &[AssessmentRow]) -> Result<(), StoreError> {
+        let at = &self.at;
+        for chunk in rows.chunks(CHUNK) {
+            on!(self.tx.conn(), c => {
+                let mut qb: QueryBuilder<DB> = QueryBuilder::new(
+                    "UPDATE assessments SET rule_set_version = v.column2, score = v.column3, level = v.column4, assessment = v.column5, assessed_at = ",
+                );
+                qb.push_bind(at);
+                qb.push(" FROM (");
+                qb.push_values(chunk, |mut b, r| {
+                    b.push_bind(r.event_seq)
+                        .push_bind(&r.rule_set_version)
+                        .push_bind(r.score)
+                        .push_bind(r.level.code())
+                        .push_bind(r.assessment.as_ref().map(Json::as_str));
+                });
+                qb.push(") AS v WHERE assessments.seq = v.column1");
+                qb.build()
+                    .execute(&mut *c)
+                    .await
+                    .ctx("updating re-derived assessments")?;
+            });
+        }
+        Ok(())
+    }
+
+    /// The stored rule-set version and whole result of these assessments, by `seq` (to compare
+    /// a re-derivation with).
+    pub async fn stored_assessments(
+        &mut self,
+        seqs: &[i64],
+    ) -> Result<HashMap<i64, (String, Option<String>)>, StoreError> {
+        let mut out = HashMap::with_capacity(seqs.len());
+        for chunk in seqs.chunks(CHUNK) {
+            on!(self.tx.conn(), c => {
+                let mut qb: QueryBuilder<DB> = QueryBuilder::new(
+                    "SELECT seq, rule_set_version, assessment FROM assessments WHERE seq IN (",
+                );
+                let mut sep = qb.separated(", ");
+                for s in chunk {
+                    sep.push_bind(*s);
+                }
+                qb.push(")");
+                let rows: Vec<(i64, String, Option<String>)> = qb
+                    .build_query_as()
+                    .fetch_all(&mut *c)
+                    .await
+                    .ctx("reading stored assessments")?;
+                for (seq, version, text) in rows {
+                    out.insert(seq, (version, text));
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    /// Each household's timeline with its facts' receipt times and stored assessments, in `seq`
+    /// order.
+    pub async fn timeline_entries(
+        &mut self,
+        household_ids: &[String],
+    ) -> Result<HashMap<String, Vec<TimelineEntry>>, StoreError> {
+        let limits = doudi_model::ParseLimits::STORED;
+        let rows: Vec<(i64, String, String, String, String, Option<String>, Option<i64>)> =
+            rows_for_households(
+                self.tx.conn(),
+                "SELECT t.seq, t.household_id, t.member_id, e.normalised, e.received_at, a.level, a.score
+                 FROM timeline t JOIN events e ON e.seq = t.seq LEFT JOIN assessments a ON a.seq = t.seq
+                 WHERE t.household_id",
+                "ORDER BY t.seq",
+                household_ids,
+                "reading household timelines",
+            )
+            .await?;
+        let mut out: HashMap<String, Vec<TimelineEntry>> = HashMap::new();
+        for (seq, household_id, member_id, text, received_at, level, score) in rows {
+            let event = doudi_model::parse_event(text.as_bytes(), &limits)
+                .map_err(|e| corrupt("timeline event", e))?;
+            let received_at = decode_time(&received_at, "events.received_at")?;
+            let assessed = match (level, score) {
+                (Some(l), Some(s)) => Some((decode_code(&l, "assessments.level")?, s)),
+                _ => None,
+            };
+            out.entry(household_id.clone())
+                .or_default()
+                .push(TimelineEntry {
+                    event_seq: seq,
+                    fact: Fact {
+                        event_id: event.event_id,
+                        source: event.source,
+                        household_id,
+                        member_id,
+                        occurred_at: event.occurred_at,
+                        payload: event.payload,
+                    },
+                    received_at,
+                    assessed,
+                });
+        }
+        Ok(out)
+    }
+
+    /// The current warning (any status but resolved: withdrawn too) of each of these households,
+    /// and the episode cut of each that has one: the highest `cut_seq` of its resolved warnings.
+    #[allow(clippy::type_complexity)]
+    pub async fn current_warnings(
+        &mut self,
+        household_ids: &[String],
+    ) -> Result<(HashMap<String, CurrentWarningRow>, HashMap<String, i64>), StoreError> {
+        self.flush_warnings().await?;
+        let rows: Vec<(
+            i64,
+            String,
+            String,
+            String,
+            i64,
+            String,
+            String,
+            String,
+            Option<String>,
+            i64,
+            Option<String>,
+            Option<i64>,
+        )> = rows_for_households(
+            self.tx.conn(),
+            "SELECT warning_id, household_id, status, level, score, deadline, assessment_source, assessment_event_id,
+                    occurred_at, late, transitions, cut_seq
+             FROM warnings WHERE (status <> 'resolved' OR cut_seq IS NOT NULL) AND household_id",
+            "",
+            household_ids,
+            "reading current warnings",
+        )
+        .await?;
+        let mut current = HashMap::new();
+        let mut cuts: HashMap<String, i64> = HashMap::new();
+        for (
+            id,
+            hh,
+            status,
+            level,
+            score,
+            deadline,
+            source,
+            event_id,
+            occurred_at,
+            late,
+            transitions,
+            cut,
+        ) in rows
+        {
+            if status == "resolved" {
+                if let Some(c) = cut {
+                    let e = cuts.entry(hh).or_insert(c);
+                    *e = (*e).max(c);
+                }
+                continue;
+            }
+            let w = CurrentWarningRow {
+                warning_id: id,
+                household_id: hh.clone(),
+                status,
+                level: decode_code(&level, "warnings.level")?,
+                score,
+                deadline: decode_time(&deadline, "warnings.deadline")?,
+                source,
+                event_id,
+                episode: EpisodeMark {
+                    occurred_at: occurred_at
+                        .map(|t| decode_time(&t, "warnings.occurred_at"))
+                        .transpose()?,
+                    late: late != 0,
+                    transitions,
+                },
+            };
+            current.insert(hh, w);
+        }
+        Ok((current, cuts))
+    }
+
     /// The open warning of each of these households, if any.
     pub async fn open_warnings(
         &mut self,
@@ -478,7 +748,7 @@ impl BatchTx {
         let mut out = HashMap::new();
         let rows: Vec<(i64, String, String, i64, String)> = rows_for_households(
             self.tx.conn(),
-            "SELECT warning_id, household_id, level, score, deadline FROM warnings WHERE status <> 'resolved' AND household_id",
+            "SELECT warning_id, household_id, level, score, deadline FROM warnings WHERE status NOT IN ('resolved', 'withdrawn') AND household_id",
             "",
             household_ids,
             "reading open warnings",
@@ -499,8 +769,25 @@ impl BatchTx {
         Ok(out)
     }
 
-    /// Open a warning; returns its id. (Written with the batch's other warning changes.)
+    /// Open a warning; returns its id, with an `opened` history line and notice. (Written with
+    /// the batch's other warning changes.)
     pub async fn open_warning(&mut self, w: &NewWarning) -> Result<i64, StoreError> {
+        let id = self.put_new_warning(w).await?;
+        self.record_warning_change(WarningChange {
+            warning_id: id,
+            action: "opened",
+            level: w.level,
+            score: w.score,
+            source: w.source.clone(),
+            event_id: w.event_id.clone(),
+            notify: Some(transition_key(w.level, &w.source, &w.event_id)),
+        });
+        Ok(id)
+    }
+
+    /// Open a warning without a history line (the caller records its changes with
+    /// [`BatchTx::record_warning_change`]); returns its id.
+    pub async fn put_new_warning(&mut self, w: &NewWarning) -> Result<i64, StoreError> {
         let id = match (&mut self.tx, self.warnings.next_id) {
             (Db::Sqlite(_), Some(id)) => id,
             // What AUTOINCREMENT would hand out: above every id ever used.
@@ -523,20 +810,29 @@ impl BatchTx {
         let p = &mut self.warnings;
         p.at.insert(id, Ok(p.opened.len()));
         p.opened.push((id, w.clone()));
-        p.history.push((
-            id,
-            "opened",
-            w.level,
-            w.score,
-            w.source.clone(),
-            w.event_id.clone(),
-        ));
         Ok(id)
     }
 
-    /// Update an open warning with a newer assessment. (Written with the batch's other warning
-    /// changes.)
+    /// Update an open warning with a newer assessment, with a `raised` (and notice) or `updated`
+    /// history line. (Written with the batch's other warning changes.)
     pub async fn update_warning(&mut self, u: &WarningUpdate) -> Result<(), StoreError> {
+        self.put_warning_update(u);
+        self.record_warning_change(WarningChange {
+            warning_id: u.warning_id,
+            action: if u.raised { "raised" } else { "updated" },
+            level: u.level,
+            score: u.score,
+            source: u.source.clone(),
+            event_id: u.event_id.clone(),
+            notify: u
+                .raised
+                .then(|| transition_key(u.level, &u.source, &u.event_id)),
+        });
+        Ok(())
+    }
+
+    /// Change a warning (opened in this batch or before) without a history line.
+    pub fn put_warning_update(&mut self, u: &WarningUpdate) {
         let p = &mut self.warnings;
         match p.at.get(&u.warning_id).copied() {
             Some(Ok(i)) => {
@@ -547,23 +843,47 @@ impl BatchTx {
                 w.source = u.source.clone();
                 w.event_id = u.event_id.clone();
                 w.summary = u.summary.clone();
+                if u.episode.transitions.is_some() {
+                    w.episode = u.episode.clone();
+                }
             }
-            Some(Err(i)) => p.updated[i] = u.clone(),
+            Some(Err(i)) => {
+                let keep = p.updated[i].episode.clone();
+                let reopen = p.updated[i].reopen || u.reopen;
+                p.updated[i] = u.clone();
+                p.updated[i].reopen = reopen;
+                if u.episode.transitions.is_none() {
+                    p.updated[i].episode = keep;
+                }
+            }
             None => {
                 p.at.insert(u.warning_id, Err(p.updated.len()));
                 p.updated.push(u.clone());
             }
         }
-        let action = if u.raised { "raised" } else { "updated" };
-        p.history.push((
-            u.warning_id,
-            action,
-            u.level,
-            u.score,
-            u.source.clone(),
-            u.event_id.clone(),
-        ));
-        Ok(())
+    }
+
+    /// Record a pipeline change in the warning's history, and the notice it asks for (unless a
+    /// silence covers the household or region, or nobody is assigned).
+    pub fn record_warning_change(&mut self, c: WarningChange) {
+        self.warnings.history.push(c);
+    }
+
+    /// Withdraw a warning the pipeline opened and no person moved, whose episode vanished after a
+    /// re-derivation: status `withdrawn`, a history line, its pending notices superseded.
+    pub fn withdraw_warning(&mut self, c: WarningChange) {
+        self.warnings.withdrawn.push(c.warning_id);
+        self.warnings.superseded.push((c.warning_id, None));
+        self.warnings
+            .history
+            .push(WarningChange { notify: None, ..c });
+    }
+
+    /// Mark the warning's pending (not yet delivered) notices of this transition superseded.
+    pub fn supersede_notices(&mut self, warning_id: i64, transition: String) {
+        self.warnings
+            .superseded
+            .push((warning_id, Some(transition)));
     }
 
     /// Write the pending warning changes: new warnings, updates, history.
@@ -576,7 +896,7 @@ impl BatchTx {
         on!(self.tx.conn(), c => {
         for chunk in p.opened.chunks(CHUNK) {
             let mut qb: QueryBuilder<DB> = QueryBuilder::new(
-                "INSERT INTO warnings (warning_id, household_id, region_code, status, level, score, deadline, assessment_source, assessment_event_id, summary, opened_at, updated_at, assigned_to) ",
+                "INSERT INTO warnings (warning_id, household_id, region_code, status, level, score, deadline, assessment_source, assessment_event_id, summary, opened_at, updated_at, assigned_to, occurred_at, late, transitions) ",
             );
             qb.push_values(chunk, |mut b, (id, w)| {
                 b.push_bind(*id)
@@ -591,7 +911,10 @@ impl BatchTx {
                     .push_bind(w.summary.as_str())
                     .push_bind(at)
                     .push_bind(at)
-                    .push_bind(&w.assigned_to);
+                    .push_bind(&w.assigned_to)
+                    .push_bind(w.episode.occurred_at.as_ref().map(ts))
+                    .push_bind(i64::from(w.episode.late))
+                    .push_bind(&w.episode.transitions);
             });
             qb.build()
                 .execute(&mut *c)
@@ -599,8 +922,15 @@ impl BatchTx {
                 .ctx("opening warnings")?;
         }
         for chunk in p.updated.chunks(CHUNK) {
+            // Columns 8 to 10: the episode mark, changed only when the fold decided it (10: its
+            // transitions, NULL otherwise); 11: 1 to reopen a withdrawn warning.
             let mut qb: QueryBuilder<DB> = QueryBuilder::new(
-                "UPDATE warnings SET level = v.column2, score = v.column3, deadline = v.column4, assessment_source = v.column5, assessment_event_id = v.column6, summary = v.column7, updated_at = ",
+                "UPDATE warnings SET level = v.column2, score = v.column3, deadline = v.column4, assessment_source = v.column5, assessment_event_id = v.column6, summary = v.column7,
+                 occurred_at = CASE WHEN v.column10 IS NULL THEN warnings.occurred_at ELSE v.column8 END,
+                 late = CASE WHEN v.column10 IS NULL THEN warnings.late ELSE v.column9 END,
+                 transitions = COALESCE(v.column10, warnings.transitions),
+                 status = CASE WHEN v.column11 = 1 THEN 'open' ELSE warnings.status END,
+                 updated_at = ",
             );
             qb.push_bind(at);
             qb.push(" FROM (");
@@ -611,7 +941,11 @@ impl BatchTx {
                     .push_bind(ts(&u.deadline))
                     .push_bind(&u.source)
                     .push_bind(&u.event_id)
-                    .push_bind(u.summary.as_str());
+                    .push_bind(u.summary.as_str())
+                    .push_bind(u.episode.occurred_at.as_ref().map(ts))
+                    .push_bind(i64::from(u.episode.late))
+                    .push_bind(&u.episode.transitions)
+                    .push_bind(i64::from(u.reopen));
             });
             qb.push(") AS v WHERE warnings.warning_id = v.column1");
             qb.build()
@@ -619,23 +953,51 @@ impl BatchTx {
                 .await
                 .ctx("updating warnings")?;
         }
+        for chunk in p.withdrawn.chunks(CHUNK) {
+            let mut qb: QueryBuilder<DB> =
+                QueryBuilder::new("UPDATE warnings SET status = 'withdrawn', transitions = '[]', updated_at = ");
+            qb.push_bind(at);
+            qb.push(" WHERE status = 'open' AND warning_id IN (");
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            qb.push(")");
+            qb.build()
+                .execute(&mut *c)
+                .await
+                .ctx("withdrawing warnings")?;
+        }
+        for (id, transition) in &p.superseded {
+            let mut qb: QueryBuilder<DB> =
+                QueryBuilder::new("UPDATE notices SET superseded_at = ");
+            qb.push_bind(at);
+            qb.push(" WHERE warning_id = ");
+            qb.push_bind(*id);
+            qb.push(" AND delivery = 'pending' AND superseded_at IS NULL");
+            if let Some(t) = transition {
+                qb.push(" AND transition = ");
+                qb.push_bind(t);
+            }
+            qb.build()
+                .execute(&mut *c)
+                .await
+                .ctx("superseding notices")?;
+        }
         for chunk in p.history.chunks(CHUNK) {
             let mut qb: QueryBuilder<DB> = QueryBuilder::new(
                 "INSERT INTO warning_history (warning_id, action, level, score, actor, source, event_id, at) ",
             );
-            qb.push_values(
-                chunk,
-                |mut b, (id, action, level, score, source, event_id)| {
-                    b.push_bind(*id)
-                        .push_bind(*action)
-                        .push_bind(level.code())
-                        .push_bind(*score)
-                        .push_bind("pipeline")
-                        .push_bind(source)
-                        .push_bind(event_id)
-                        .push_bind(at);
-                },
-            );
+            qb.push_values(chunk, |mut b, h| {
+                b.push_bind(h.warning_id)
+                    .push_bind(h.action)
+                    .push_bind(h.level.code())
+                    .push_bind(h.score)
+                    .push_bind("pipeline")
+                    .push_bind(&h.source)
+                    .push_bind(&h.event_id)
+                    .push_bind(at);
+            });
             qb.build()
                 .execute(&mut *c)
                 .await
@@ -643,23 +1005,22 @@ impl BatchTx {
         }
         // Notices to the officer responsible (the inbox and the delivery outbox), unless a silence
         // covers the household or region; in the same transaction as the change they announce.
-        let notify: Vec<(i64, &str)> = p
+        let notify: Vec<(i64, &str, &str)> = p
             .history
             .iter()
-            .filter(|h| h.1 == "opened" || h.1 == "raised")
-            .map(|h| (h.0, h.1))
+            .filter_map(|h| h.notify.as_deref().map(|t| (h.warning_id, h.action, t)))
             .collect();
         for chunk in notify.chunks(CHUNK) {
             let mut qb: QueryBuilder<DB> = QueryBuilder::new(
-                "INSERT INTO notices (warning_id, kind, recipient, due_at, created_at, note)
+                "INSERT INTO notices (warning_id, kind, recipient, due_at, created_at, note, transition)
                  SELECT w.warning_id, v.column2, w.assigned_to, ",
             );
             qb.push_bind(at);
             qb.push(", ");
             qb.push_bind(at);
-            qb.push(", '' FROM (");
-            qb.push_values(chunk, |mut b, (id, kind)| {
-                b.push_bind(*id).push_bind(*kind);
+            qb.push(", '', v.column3 FROM (");
+            qb.push_values(chunk, |mut b, (id, kind, transition)| {
+                b.push_bind(*id).push_bind(*kind).push_bind(*transition);
             });
             qb.push(
                 ") AS v JOIN warnings w ON w.warning_id = v.column1 WHERE w.assigned_to IS NOT NULL
@@ -681,7 +1042,7 @@ impl BatchTx {
             qb.push_bind(at);
             qb.push(" WHERE warning_id IN (");
             let mut sep = qb.separated(", ");
-            for (id, _) in chunk {
+            for (id, _, _) in chunk {
                 sep.push_bind(*id);
             }
             qb.push(")");
@@ -864,4 +1225,9 @@ pub(crate) async fn facts_for(
         });
     }
     Ok(out)
+}
+
+/// The key naming a warning transition in notices (`level:source:event_id`).
+pub fn transition_key(level: Level, source: &str, event_id: &str) -> String {
+    format!("{}:{source}:{event_id}", level.code())
 }

@@ -41,6 +41,10 @@ pub struct PendingNotice {
     pub household: String,
     /// Members whose events made the rules fire (member ids), in member-id order.
     pub members_concerned: Vec<String>,
+    /// When the hardship happened (the event time of the fact that set the level), if kept.
+    pub occurred_at: Option<String>,
+    /// That fact arrived long after it happened (a catch-up case).
+    pub late: bool,
 }
 
 /// How an attempt ended, for the notices it carried.
@@ -121,7 +125,10 @@ impl Store {
     /// Notices still to deliver, in notice order (the order they were committed in), at most
     /// `limit`, due or not (the caller keeps a household's later notices behind one in retry).
     pub async fn pending_notices(&self, limit: i64) -> Result<Vec<PendingNotice>, StoreError> {
-        self.notices_where("n.delivery = 'pending'", limit).await
+        // A superseded notice (its transition vanished when a late record re-derived the household,
+        // issue 19) is not sent.
+        self.notices_where("n.delivery = 'pending' AND n.superseded_at IS NULL", limit)
+            .await
     }
 
     /// Notices not yet published to the Kafka warnings topic, in notice order, at most `limit`
@@ -130,8 +137,11 @@ impl Store {
         &self,
         limit: i64,
     ) -> Result<Vec<PendingNotice>, StoreError> {
-        self.notices_where("n.kafka_published_at IS NULL", limit)
-            .await
+        self.notices_where(
+            "n.kafka_published_at IS NULL AND n.superseded_at IS NULL",
+            limit,
+        )
+        .await
     }
 
     /// Record notices as published to Kafka: `(notice_id, partition, offset)` as the broker
@@ -200,7 +210,8 @@ impl Store {
         let sql = format!(
             "SELECT n.notice_id, n.warning_id, n.kind, n.recipient, n.due_at, n.created_at, n.note,
                     n.attempts, n.next_attempt_at, w.household_id, w.region_code, w.level, w.score,
-                    w.status, w.deadline, w.opened_at, w.summary, COALESCE(h.record, '{{}}')
+                    w.status, w.deadline, w.opened_at, w.summary, COALESCE(h.record, '{{}}'),
+                    w.occurred_at, w.late
              FROM notices n JOIN warnings w ON w.warning_id = n.warning_id
              LEFT JOIN households h ON h.household_id = w.household_id
              WHERE {filter} ORDER BY n.notice_id LIMIT $1"
@@ -232,6 +243,8 @@ impl Store {
                     opened_at: r.get(15),
                     summary: r.json(16, "warnings.summary").map_err(Unreadable::from),
                     household: r.get(17),
+                    occurred_at: r.get(18),
+                    late: r.get::<i64, _>(19) != 0,
                     members_concerned: Vec::new(),
                 }))
                 .collect::<Result<_, StoreError>>()?;

@@ -99,8 +99,9 @@ mod web;
 
 pub use audit::{record_hash, AuditCheck, AuditRecord, Checkpoint, CHECKPOINT_FORMAT, GENESIS};
 pub use batch::{
-    AssessmentRow, BatchTx, DeadLetterRow, EventRow, FactRow, LinkRow, NewWarning, OpenWarningRow,
-    Position, PositionRow, WarningUpdate, TIMELINE_VERSION_UNKNOWN,
+    transition_key, AssessmentRow, BatchTx, CurrentWarningRow, DeadLetterRow, EpisodeMark,
+    EventRow, FactRow, LinkRow, NewWarning, OpenWarningRow, Position, PositionRow, TimelineEntry,
+    WarningChange, WarningUpdate, TIMELINE_VERSION_UNKNOWN,
 };
 pub use codec::{Code, Document, Json, Unreadable};
 pub use connect::pg_options;

@@ -70,7 +70,8 @@ impl Store {
         on!(self.pool(), pool => {
             let Some(r) = sqlx::query(
                 "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.score, w.deadline, w.opened_at,
-                        w.summary, h.record, w.assigned_to, w.acknowledged_at, w.visited_at, w.resolved_at, w.disposition
+                        w.summary, h.record, w.assigned_to, w.acknowledged_at, w.visited_at, w.resolved_at, w.disposition,
+                        w.occurred_at, w.late
                  FROM warnings w JOIN households h ON h.household_id = w.household_id WHERE w.warning_id = $1",
             )
             .bind(warning_id)
@@ -104,7 +105,7 @@ impl Store {
             })
             .collect::<Result<_, StoreError>>()?;
             Ok(Some(WarningDetail {
-                warning: crate::queries::warning_view(&r)?,
+                warning: crate::queries::warning_view(&r, 15)?,
                 acknowledged_at: r.maybe_time(11, "warnings.acknowledged_at")?,
                 visited_at: r.maybe_time(12, "warnings.visited_at")?,
                 resolved_at: r.maybe_time(13, "warnings.resolved_at")?,
@@ -140,10 +141,10 @@ impl Store {
                 WarningStatus::Acknowledged => "acknowledged_at",
                 WarningStatus::Visited => "visited_at",
                 WarningStatus::Resolved => "resolved_at",
-                WarningStatus::Open => {
+                WarningStatus::Open | WarningStatus::Withdrawn => {
                     return Err(StoreError::Conflict(format!(
-                        "warning #{} cannot be moved back to open",
-                        m.warning_id
+                        "warning #{} cannot be moved back to {} by a person",
+                        m.warning_id, m.to
                     )))
                 }
             };
@@ -155,8 +156,15 @@ impl Store {
             } else {
                 format!("{stamp} = $2, acknowledged_at = COALESCE(acknowledged_at, $3)")
             };
+            // A resolve cuts the household's episode (issue 19): the next one folds only the
+            // facts above the highest timeline seq the household has now.
+            let cut = if m.to == WarningStatus::Resolved {
+                ", cut_seq = (SELECT COALESCE(MAX(t.seq), 0) FROM timeline t WHERE t.household_id = warnings.household_id)"
+            } else {
+                ""
+            };
             let sql = format!(
-                "UPDATE warnings SET status = $1, {stamp},
+                "UPDATE warnings SET status = $1, {stamp}{cut},
                      disposition = COALESCE($4, disposition), updated_at = $5
                  WHERE warning_id = $6 AND status = $7"
             );

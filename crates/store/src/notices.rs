@@ -105,7 +105,7 @@ impl Store {
             let sql = format!(
                 "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.opened_at, w.deadline,
                         w.assigned_to, w.ack_steps, w.resolve_escalated, w.last_notice_at, {SILENCE_OF}
-                 FROM warnings w WHERE w.status <> 'resolved' ORDER BY w.warning_id"
+                 FROM warnings w WHERE w.status NOT IN ('resolved', 'withdrawn') ORDER BY w.warning_id"
             );
             sqlx::query(&sql)
                 .bind(ts(&at))

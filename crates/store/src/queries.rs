@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::bulk::CHUNK;
-use crate::codec::{ser_time, Typed};
+use crate::codec::{ser_maybe_time, ser_time, Typed};
 use crate::db::{on, Col, Db};
 use crate::error::{Ctx, StoreError};
 use crate::open::Store;
@@ -55,6 +55,13 @@ pub struct WarningView {
     pub household: serde_json::Value,
     /// The officer responsible, if any covers the region.
     pub assigned_to: Option<String>,
+    /// When the hardship happened: the event time of the fact that set the warning's level
+    /// (`None` for a warning opened before this was kept).
+    #[serde(serialize_with = "ser_maybe_time")]
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// The fact that set the level was received long after it happened (a catch-up case, 补录):
+    /// its deadline is a catch-up window from receipt (see the README, "Late records").
+    pub late: bool,
 }
 
 /// A dead letter as a list shows it (raw shown as lossy UTF-8, at most 200 characters).
@@ -73,8 +80,9 @@ pub struct DeadLetterView {
 }
 
 /// A warning from a row whose first eleven columns are `warning_id, household_id, region_code,
-/// status, level, score, deadline, opened_at, summary, record (of the household), assigned_to`.
-pub(crate) fn warning_view(r: &impl Col) -> Result<WarningView, StoreError> {
+/// status, level, score, deadline, opened_at, summary, record (of the household), assigned_to`,
+/// and whose columns `extra` and `extra + 1` are `occurred_at, late`.
+pub(crate) fn warning_view(r: &impl Col, extra: usize) -> Result<WarningView, StoreError> {
     Ok(WarningView {
         warning_id: r.col(0),
         household_id: r.col(1),
@@ -87,6 +95,8 @@ pub(crate) fn warning_view(r: &impl Col) -> Result<WarningView, StoreError> {
         summary: r.json(8, "warnings.summary")?,
         household: r.json(9, "households.record")?,
         assigned_to: r.col(10),
+        occurred_at: r.maybe_time(extra, "warnings.occurred_at")?,
+        late: r.col::<i64>(extra + 1) != 0,
     })
 }
 
@@ -124,7 +134,7 @@ impl Store {
                 }
             }
             for row in sqlx::query(
-                "SELECT level, COUNT(*) FROM warnings WHERE status <> 'resolved' GROUP BY level",
+                "SELECT level, COUNT(*) FROM warnings WHERE status NOT IN ('resolved', 'withdrawn') GROUP BY level",
             )
             .fetch_all(pool)
             .await
@@ -144,9 +154,9 @@ impl Store {
         officer: Option<&str>,
     ) -> Result<Vec<WarningView>, StoreError> {
         Ok(on!(self.pool(), p => sqlx::query(
-            "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.score, w.deadline, w.opened_at, w.summary, h.record, w.assigned_to
+            "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.score, w.deadline, w.opened_at, w.summary, h.record, w.assigned_to, w.occurred_at, w.late
              FROM warnings w JOIN households h ON h.household_id = w.household_id
-             WHERE w.status <> 'resolved' AND ($1 IS NULL OR w.assigned_to = $1)
+             WHERE w.status NOT IN ('resolved', 'withdrawn') AND ($1 IS NULL OR w.assigned_to = $1)
              ORDER BY CASE w.level WHEN 'red' THEN 0 WHEN 'orange' THEN 1 WHEN 'yellow' THEN 2 ELSE 3 END, w.score DESC, w.warning_id
              LIMIT $2",
         )
@@ -156,7 +166,7 @@ impl Store {
         .await
         .ctx("listing warnings")?
         .iter()
-        .map(warning_view)
+        .map(|r| warning_view(r, 11))
         .collect::<Result<_, _>>()?))
     }
 

@@ -80,7 +80,7 @@ fn where_filter(postgres: bool) -> String {
 }
 
 const FILTER_REST: &str = "AND ($2 = '' OR w.level = $2)
-       AND ($3 = 'all' OR ($3 = 'active' AND w.status <> 'resolved') OR w.status = $3)
+       AND ($3 = 'all' OR ($3 = 'active' AND w.status NOT IN ('resolved', 'withdrawn')) OR w.status = $3)
        AND ($4 = '' OR w.assigned_to = $4)";
 
 impl Store {
@@ -99,7 +99,7 @@ impl Store {
                 .await
                 .ctx("counting warnings")?;
         let rows = sqlx::query(&format!(
-            "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.score, w.deadline, w.opened_at, w.summary, h.record, w.assigned_to
+            "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.score, w.deadline, w.opened_at, w.summary, h.record, w.assigned_to, w.occurred_at, w.late
              FROM warnings w JOIN households h ON h.household_id = w.household_id
              {}
              ORDER BY CASE w.level WHEN 'red' THEN 0 WHEN 'orange' THEN 1 WHEN 'yellow' THEN 2 ELSE 3 END, w.deadline, w.warning_id
@@ -119,7 +119,7 @@ impl Store {
             total,
             limit: f.limit,
             offset: f.offset,
-            warnings: rows.iter().map(crate::queries::warning_view).collect::<Result<_, _>>()?,
+            warnings: rows.iter().map(|r| crate::queries::warning_view(r, 11)).collect::<Result<_, _>>()?,
         })
         })
     }
@@ -190,7 +190,7 @@ impl Store {
         .collect::<Result<_, StoreError>>()?;
         let by_township = sqlx::query(&format!(
             "SELECT substr(region_code, 1, 9), level, COUNT(*) FROM warnings
-             WHERE {region} AND status <> 'resolved' GROUP BY 1, 2 ORDER BY 1, 2"
+             WHERE {region} AND status NOT IN ('resolved', 'withdrawn') GROUP BY 1, 2 ORDER BY 1, 2"
         ))
         .bind(region_prefix)
         .fetch_all(pool)

@@ -316,6 +316,7 @@ fn new_warning(household: &str, event_id: &str, assigned_to: Option<&str>) -> Ne
         event_id: event_id.into(),
         summary: assessment(household, 60, Level::Orange, &[event_id]),
         assigned_to: assigned_to.map(String::from),
+        episode: Default::default(),
     }
 }
 
@@ -597,6 +598,8 @@ async fn warnings_open_update_and_move_through_their_lifecycle(db: &TestDb) {
         source: "civil_registry".into(),
         event_id: "w2".into(),
         summary: assessment("H1", 80, Level::Red, &[]),
+        episode: Default::default(),
+        reopen: false,
     })
     .await
     .unwrap();
@@ -1219,6 +1222,8 @@ async fn silences_hold_back_notices(db: &TestDb) {
         source: "civil_registry".into(),
         event_id: "w9".into(),
         summary: assessment("H1", 90, Level::Red, &[]),
+        episode: Default::default(),
+        reopen: false,
     })
     .await
     .unwrap();
@@ -1573,6 +1578,8 @@ async fn a_persons_move_waits_for_a_batch_on_the_household(db: &TestDb) {
         source: "civil_registry".into(),
         event_id: "w2".into(),
         summary: assessment("H1", 95, Level::Red, &[]),
+        episode: Default::default(),
+        reopen: false,
     })
     .await
     .unwrap();

@@ -133,7 +133,7 @@ pub fn due(c: &Clock, now: DateTime<Utc>, cfg: &EscalationConfig, chain_len: u32
     };
     let mut last_notice = c.last_notice_at;
     match c.status {
-        Status::Resolved => return out,
+        Status::Resolved | Status::Withdrawn => return out,
         Status::Open => {
             // Step k falls due at opened + k × ack (k ≥ 1), up to the top of the chain.
             let mut step = c.ack_steps;

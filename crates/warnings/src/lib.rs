@@ -13,6 +13,11 @@
 //!   person closes or downgrades a warning, after a visit); when the level rises, `raised` is true
 //!   and the deadline tightens to the new level's, never later than the existing one.
 //!
+//! [`fold`] is how the pipeline decides (issue 19): the episode as a fold over the household's
+//! assessments in canonical order, independent of arrival order and of the wall clock; with the
+//! deadline policy for late records. [`decide`] remains for callers that decide one assessment at
+//! a time.
+//!
 //! [`explain`] says why an open warning is at its level and whether it asks to act or to verify
 //! and close (its risk no longer counts).
 //!
@@ -23,6 +28,7 @@
 
 pub mod escalation;
 pub mod explain;
+pub mod fold;
 pub mod lifecycle;
 pub mod routing;
 

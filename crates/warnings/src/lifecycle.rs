@@ -84,6 +84,9 @@ pub fn transition(status: Status, m: &Move) -> Result<Status, MoveError> {
         (Status::Resolved, _) => Err(bad(
             " (it is closed; a new fact about the household opens a new warning)",
         )),
+        (Status::Withdrawn, _) => Err(bad(
+            " (it was withdrawn: a late record showed the household was not at risk; a new fact reopens it)",
+        )),
         (Status::Open, Move::Acknowledge) => Ok(Status::Acknowledged),
         (_, Move::Acknowledge) => Err(bad(" (it was acknowledged already)")),
         (Status::Open | Status::Acknowledged, Move::Visit) => Ok(Status::Visited),
