@@ -251,12 +251,46 @@ fn register_follows_a_running_worker(dir: &Path, reference: &str, streamed: &str
         .count();
     assert!(linked_in_reference > 0, "{target} has linked records");
 
-    // The register without the target household.
+    // Another warned household, of several members, is enrolled without its last member: the
+    // import adds the member (a member change of an enrolled household: it is re-derived).
     let register = std::fs::read_to_string(dir.join("data/register.jsonl")).unwrap();
-    let without: String = register
+    let households: BTreeMap<String, Value> = register
         .lines()
-        .filter(|l| serde_json::from_str::<Value>(l).unwrap()["household_id"] != target.as_str())
-        .map(|l| format!("{l}\n"))
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (v["household_id"].as_str().unwrap().to_string(), v)
+        })
+        .collect();
+    let mut warned: Vec<(i64, String)> = warnings
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["score"].as_i64().unwrap_or(0),
+                w["household_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    warned.sort();
+    let grown = warned
+        .iter()
+        .rev()
+        .map(|(_, h)| h)
+        .find(|h| **h != target && households[*h]["members"].as_array().unwrap().len() >= 2)
+        .expect("a warned household of several members")
+        .clone();
+    // The register without the target household, and with one member less in `grown`.
+    let without: String = households
+        .values()
+        .filter(|h| h["household_id"] != target.as_str())
+        .map(|h| {
+            let mut h = h.clone();
+            if h["household_id"] == grown.as_str() {
+                h["members"].as_array_mut().unwrap().pop();
+            }
+            format!("{h}\n")
+        })
         .collect();
     std::fs::write(dir.join("without.jsonl"), without).unwrap();
     ok(doudi(dir, &["import", "without.jsonl", "--db", streamed]));
@@ -269,6 +303,7 @@ fn register_follows_a_running_worker(dir: &Path, reference: &str, streamed: &str
         });
         // Not enrolled: nothing links to it, no warning.
         assert!(warnings_of(dir, streamed, &target).is_empty());
+        let grown_before = rows(streamed);
         assert!(traced_events(dir, streamed, &target)
             .iter()
             .all(|(o, _)| o != "linked"));
@@ -292,6 +327,19 @@ fn register_follows_a_running_worker(dir: &Path, reference: &str, streamed: &str
             events.len(),
             warned,
             started.elapsed().as_secs_f64()
+        );
+        // The member added to `grown`: its household re-derived (its assessments change).
+        let grown_rows = |r: &Rows| -> Vec<(String, String, i64, String)> {
+            r.0.iter()
+                .filter(|a| a.2 == grown)
+                .map(|a| (a.0.clone(), a.1.clone(), a.3, a.4.clone()))
+                .collect()
+        };
+        let before = grown_rows(&grown_before);
+        wait_for(
+            Duration::from_secs(30),
+            "the grown household re-derived",
+            || (grown_rows(&rows(streamed)) != before).then_some(()),
         );
         // The trace says each was first unmatched (or sent to review), then linked.
         for (outcome, earlier) in &events {
