@@ -27,10 +27,10 @@ fn json(dir: &Path, args: &[&str]) -> Value {
 }
 
 /// A worker over the feeds folder that keeps running, following the register every second.
-fn worker(dir: &Path, db: &str) -> Child {
+fn worker(dir: &Path, feeds: &str, db: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_doudi"))
         .current_dir(dir)
-        .args(["run", "--feeds", "data/feeds", "--db", db])
+        .args(["run", "--feeds", feeds, "--db", db])
         .env_remove("DOUDI_CONFIG")
         .env_remove("DOUDI_DB")
         .env("DOUDI_LOG", "warn")
@@ -146,6 +146,28 @@ fn rows(db: &str) -> Rows {
     })
 }
 
+/// Records with more than one earlier decision (`seq`, how many).
+fn history_repeats(db: &str) -> Vec<(i64, i64)> {
+    let sql = "SELECT seq, COUNT(*) FROM link_history GROUP BY seq HAVING COUNT(*) > 1";
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        if db.starts_with("postgres") {
+            let pool = sqlx::PgPool::connect(db).await.unwrap();
+            let r = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            r
+        } else {
+            let pool = sqlx::SqlitePool::connect(db).await.unwrap();
+            let r = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            r
+        }
+    })
+}
+
 /// The household's warnings (level, status) as `warnings list` shows them.
 fn warnings_of(dir: &Path, db: &str, household: &str) -> Vec<(String, String)> {
     json(
@@ -199,7 +221,16 @@ fn traced_events(dir: &Path, db: &str, household: &str) -> Vec<(String, Vec<Stri
 /// Generate the data, run a reference (register complete from the start) into `reference`, and
 /// the streamed case into `streamed`: the register without one warned household, a worker that
 /// keeps running, then the import that enrols it.
-fn register_follows_a_running_worker(dir: &Path, reference: &str, streamed: &str) {
+///
+/// With `two_workers`, a second worker follows the register on the same database (reading a copy
+/// of the feeds under other file names: every record twice, applied once), and each waiting record
+/// must be decided again by one of them only.
+fn register_follows_a_running_worker(
+    dir: &Path,
+    reference: &str,
+    streamed: &str,
+    two_workers: bool,
+) {
     ok(doudi(
         dir,
         &[
@@ -295,7 +326,22 @@ fn register_follows_a_running_worker(dir: &Path, reference: &str, streamed: &str
     std::fs::write(dir.join("without.jsonl"), without).unwrap();
     ok(doudi(dir, &["import", "without.jsonl", "--db", streamed]));
 
-    let w = worker(dir, streamed);
+    let mut workers = vec![worker(dir, "data/feeds", streamed)];
+    if two_workers {
+        for source in std::fs::read_dir(dir.join("data/feeds")).unwrap() {
+            let source = source.unwrap().path();
+            let copy = dir
+                .join("data/feeds_copy")
+                .join(source.file_name().unwrap());
+            std::fs::create_dir_all(&copy).unwrap();
+            for file in std::fs::read_dir(&source).unwrap() {
+                let file = file.unwrap().path();
+                let name = file.file_name().unwrap().to_string_lossy().into_owned();
+                std::fs::copy(&file, copy.join(format!("copy-{name}"))).unwrap();
+            }
+        }
+        workers.push(worker(dir, "data/feeds_copy", streamed));
+    }
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         wait_for(Duration::from_secs(120), "every record read", || {
             let s = json(dir, &["status", "--json", "--db", streamed]);
@@ -353,7 +399,12 @@ fn register_follows_a_running_worker(dir: &Path, reference: &str, streamed: &str
             );
         }
     }));
-    stop(w);
+    for w in workers {
+        stop(w);
+    }
+    // Each record decided again once (by one worker): one earlier decision each.
+    let twice = history_repeats(streamed);
+    assert!(twice.is_empty(), "records decided again twice: {twice:?}");
     if let Err(e) = result {
         std::panic::resume_unwind(e);
     }
@@ -395,7 +446,7 @@ fn a_household_enrolled_while_a_worker_runs_links_its_waiting_records_on_sqlite(
     let dir = tmp.path();
     let reference = format!("sqlite://{}", dir.join("reference.db").display());
     let streamed = format!("sqlite://{}", dir.join("streamed.db").display());
-    register_follows_a_running_worker(dir, &reference, &streamed);
+    register_follows_a_running_worker(dir, &reference, &streamed, false);
 }
 
 #[test]
@@ -408,5 +459,5 @@ fn a_household_enrolled_while_a_worker_runs_links_its_waiting_records_on_postgre
     let dir = tmp.path();
     let reference = PgDatabase::create(&server, "regstream_ref");
     let streamed = PgDatabase::create(&server, "regstream");
-    register_follows_a_running_worker(dir, &reference.url, &streamed.url);
+    register_follows_a_running_worker(dir, &reference.url, &streamed.url, true);
 }
