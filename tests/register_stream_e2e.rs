@@ -9,6 +9,8 @@
 //! `skipped: DOUDI_TEST_POSTGRES_URL not set` and passes).
 
 mod common;
+#[path = "common/kafka.rs"]
+mod kafka;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,11 +28,16 @@ fn json(dir: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&ok(doudi(dir, args))).expect("json output")
 }
 
-/// A worker over the feeds folder that keeps running, following the register every second.
-fn worker(dir: &Path, feeds: &str, db: &str) -> Child {
+/// A worker that keeps running (over a feeds folder, `--feeds DIR`, or a broker, `--brokers
+/// HOST:PORT`), following the register every second.
+fn worker(dir: &Path, source: &[&str], db: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_doudi"))
         .current_dir(dir)
-        .args(["run", "--feeds", feeds, "--db", db])
+        .arg("run")
+        .args(source)
+        .args(["--db", db])
+        .env("DOUDI_KAFKA__SESSION_TIMEOUT_MS", "3000")
+        .env("DOUDI_KAFKA__LINGER_MS", "50")
         .env_remove("DOUDI_CONFIG")
         .env_remove("DOUDI_DB")
         .env("DOUDI_LOG", "warn")
@@ -218,19 +225,26 @@ fn traced_events(dir: &Path, db: &str, household: &str) -> Vec<(String, Vec<Stri
         .collect()
 }
 
+/// Where the streamed run's records come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// One worker over the feeds folder.
+    Files,
+    /// Two workers over the feeds folder and a copy of it, on one database.
+    TwoWorkers,
+    /// One worker over the feed topics of a broker.
+    Kafka,
+}
+
 /// Generate the data, run a reference (register complete from the start) into `reference`, and
 /// the streamed case into `streamed`: the register without one warned household, a worker that
 /// keeps running, then the import that enrols it.
 ///
-/// With `two_workers`, a second worker follows the register on the same database (reading a copy
-/// of the feeds under other file names: every record twice, applied once), and each waiting record
-/// must be decided again by one of them only.
-fn register_follows_a_running_worker(
-    dir: &Path,
-    reference: &str,
-    streamed: &str,
-    two_workers: bool,
-) {
+/// With [`Layout::TwoWorkers`], a second worker follows the register on the same database (reading
+/// a copy of the feeds under other file names: every record twice, applied once), and each waiting
+/// record must be decided again by one of them only. With [`Layout::Kafka`], the worker consumes
+/// the feed topics of a `doudi dev-broker` instead.
+fn register_follows_a_running_worker(dir: &Path, reference: &str, streamed: &str, layout: Layout) {
     ok(doudi(
         dir,
         &[
@@ -326,8 +340,16 @@ fn register_follows_a_running_worker(
     std::fs::write(dir.join("without.jsonl"), without).unwrap();
     ok(doudi(dir, &["import", "without.jsonl", "--db", streamed]));
 
-    let mut workers = vec![worker(dir, "data/feeds", streamed)];
-    if two_workers {
+    let broker = (layout == Layout::Kafka).then(|| {
+        let broker = kafka::Broker::start(dir, 2);
+        kafka::produce_all(dir, &broker.bootstrap);
+        broker
+    });
+    let mut workers = vec![match &broker {
+        Some(b) => worker(dir, &["--brokers", &b.bootstrap], streamed),
+        None => worker(dir, &["--feeds", "data/feeds"], streamed),
+    }];
+    if layout == Layout::TwoWorkers {
         for source in std::fs::read_dir(dir.join("data/feeds")).unwrap() {
             let source = source.unwrap().path();
             let copy = dir
@@ -340,7 +362,7 @@ fn register_follows_a_running_worker(
                 std::fs::copy(&file, copy.join(format!("copy-{name}"))).unwrap();
             }
         }
-        workers.push(worker(dir, "data/feeds_copy", streamed));
+        workers.push(worker(dir, &["--feeds", "data/feeds_copy"], streamed));
     }
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         wait_for(Duration::from_secs(120), "every record read", || {
@@ -402,6 +424,7 @@ fn register_follows_a_running_worker(
     for w in workers {
         stop(w);
     }
+    drop(broker);
     // Each record decided again once (by one worker): one earlier decision each.
     let twice = history_repeats(streamed);
     assert!(twice.is_empty(), "records decided again twice: {twice:?}");
@@ -446,7 +469,7 @@ fn a_household_enrolled_while_a_worker_runs_links_its_waiting_records_on_sqlite(
     let dir = tmp.path();
     let reference = format!("sqlite://{}", dir.join("reference.db").display());
     let streamed = format!("sqlite://{}", dir.join("streamed.db").display());
-    register_follows_a_running_worker(dir, &reference, &streamed, false);
+    register_follows_a_running_worker(dir, &reference, &streamed, Layout::Files);
 }
 
 #[test]
@@ -459,5 +482,14 @@ fn a_household_enrolled_while_a_worker_runs_links_its_waiting_records_on_postgre
     let dir = tmp.path();
     let reference = PgDatabase::create(&server, "regstream_ref");
     let streamed = PgDatabase::create(&server, "regstream");
-    register_follows_a_running_worker(dir, &reference.url, &streamed.url, true);
+    register_follows_a_running_worker(dir, &reference.url, &streamed.url, Layout::TwoWorkers);
+}
+
+#[test]
+fn a_household_enrolled_while_a_kafka_worker_runs_links_its_waiting_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let reference = format!("sqlite://{}", dir.join("reference.db").display());
+    let streamed = format!("sqlite://{}", dir.join("streamed.db").display());
+    register_follows_a_running_worker(dir, &reference, &streamed, Layout::Kafka);
 }
