@@ -114,7 +114,8 @@ pub struct RegisterRefresh {
     pub removed: u64,
     /// Register members after the refresh.
     pub members: u64,
-    /// Enrolled households whose record changed (a member added or removed, …): re-derived.
+    /// Households whose record changed (a member added or removed, …) or that came back after a
+    /// removal: re-derived.
     pub rederived: u64,
 }
 
@@ -135,6 +136,9 @@ pub struct RelinkReport {
 
 /// Records claimed per transaction by [`relink_waiting`].
 const RELINK_CHUNK: i64 = 500;
+
+/// Households re-derived per transaction after their register record changed.
+const REDERIVE_CHUNK: usize = 500;
 
 /// Bring the engine's register up to the store's version: read the changes since the engine's
 /// version, apply them to the index and the households (a new snapshot; batches under way keep
@@ -176,15 +180,22 @@ pub async fn refresh_register(
             let record = records.remove(*id);
             match (&record, register.household(id)) {
                 (None, _) => report.removed += 1,
-                (Some(_), None) => report.added += 1,
+                (Some(_), None) => {
+                    report.added += 1;
+                    // A household back in the register may have facts from before it left.
+                    if *change == "restored" {
+                        changed.push(id.to_string());
+                    }
+                }
                 (Some(new), Some(old)) => {
                     report.changed += 1;
-                    if new.members != old.members {
+                    // Members added or removed (or any other field the rules read): the
+                    // household's facts mean something else now.
+                    if new != old {
                         changed.push(id.to_string());
                     }
                 }
             }
-            let _ = change;
             register.apply(id, record, index);
         }
         report.members = register.len() as u64;
@@ -203,8 +214,8 @@ pub async fn refresh_register(
         rederived = report.rederived,
         "register changes applied"
     );
-    if !changed.is_empty() {
-        rederive(store, engine, &changed).await?;
+    for chunk in changed.chunks(REDERIVE_CHUNK) {
+        rederive(store, engine, chunk).await?;
     }
     Ok(Some(report))
 }
@@ -410,5 +421,83 @@ pub async fn follow_register(
         if let Err(e) = step.await {
             tracing::warn!(error = %e, "following the register failed (tried again in {} s)", every.as_secs_f64());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use doudi_model::{Household, ParseLimits, Subject};
+    use doudi_risk::RuleSet;
+
+    use crate::apply::Engine;
+
+    fn household(id: &str, member: &str, id_number: &str) -> Household {
+        serde_json::from_value(serde_json::json!({
+            "household_id": id, "region_code": "341502001001", "address": "x", "category": "dibao",
+            "area": "rural", "enrolled_on": "2023-05-01",
+            "members": [{"member_id": member, "id_number": id_number, "name": "王秀英", "sex": "female",
+                "birth_date": "1949-12-31", "relation": "head", "work_capacity": "none"}]
+        }))
+        .unwrap()
+    }
+
+    fn by_id(id: &str) -> Subject {
+        Subject {
+            id_number: Some(id.to_string()),
+            ..Subject::default()
+        }
+    }
+
+    #[test]
+    fn a_register_change_makes_a_new_snapshot_and_leaves_the_one_a_batch_holds() {
+        let engine = Engine::new(
+            RuleSet::builtin(),
+            ParseLimits::default(),
+            vec![household("H1", "M1", "11010519491231002X")],
+        );
+        let held = engine.register();
+        assert_eq!(held.version(), 0);
+        let second = doudi_model::IdNumber::from_parts(
+            "110105",
+            chrono::NaiveDate::from_ymd_opt(1949, 12, 31).unwrap(),
+            3,
+        )
+        .unwrap()
+        .expose()
+        .to_string();
+        let added = household("H2", "M2", &second);
+        assert!(engine.update_register(1, |r, index| {
+            r.apply("H2", Some(added.clone()), index);
+            r.apply("H1", None, index);
+        }));
+        let now = engine.register();
+        assert_eq!(now.version(), 1);
+        assert!(now.household("H1").is_none() && now.household("H2").is_some());
+        assert_eq!(
+            now.link(&by_id(&second)).household_id.as_deref(),
+            Some("H2")
+        );
+        assert_eq!(now.link(&by_id("11010519491231002X")).household_id, None);
+        // The snapshot taken before is as it was.
+        assert_eq!(held.version(), 0);
+        assert!(held.household("H1").is_some() && held.household("H2").is_none());
+        assert_eq!(
+            held.link(&by_id("11010519491231002X"))
+                .household_id
+                .as_deref(),
+            Some("H1")
+        );
+        // A version already held is not applied again.
+        assert!(!engine.update_register(1, |_, _| panic!("applied twice")));
+    }
+
+    #[test]
+    fn an_assess_only_engine_follows_households_without_an_index() {
+        let engine = Engine::assess_only(RuleSet::builtin(), ParseLimits::default(), vec![]);
+        let h = household("H1", "M1", "11010519491231002X");
+        assert!(engine.update_register(3, |r, index| r.apply("H1", Some(h.clone()), index)));
+        let r = engine.register();
+        assert!(r.household("H1").is_some());
+        assert!(r.is_empty(), "no index: nothing links");
     }
 }
