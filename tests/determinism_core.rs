@@ -21,30 +21,49 @@ use rand::SeedableRng;
 #[derive(Debug, PartialEq)]
 struct Outcome {
     /// (source, event_id, household, rule_set_version, score, level, assessment JSON)
-    assessments: Vec<(String, String, String, String, i64, String, String)>,
+    assessments: Vec<AssessmentRow>,
     /// (household, level, score, status, triggering source, triggering event id, occurred_at,
-    /// late, summary). Withdrawn warnings are left out: a warning opened while a household's
+    /// late, summary, transitions as (level, source, event id)). Withdrawn warnings are left out: a warning opened while a household's
     /// records were incomplete and withdrawn when the rest arrived is the trace of an order, not
     /// a result.
-    warnings: Vec<(
-        String,
-        String,
-        i64,
-        String,
-        String,
-        String,
-        String,
-        i64,
-        String,
-    )>,
+    warnings: Vec<WarningRow>,
 }
+
+type AssessmentRow = (String, String, String, String, i64, String, String);
+type WarningRow = (
+    String,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    String,
+);
 
 const ASSESSMENTS: &str = "SELECT source, event_id, household_id, rule_set_version, score, level, COALESCE(assessment, '')
      FROM assessments ORDER BY source, event_id";
 const WARNINGS: &str =
     "SELECT household_id, level, score, status, assessment_source, assessment_event_id,
-            COALESCE(occurred_at, ''), late, summary
+            COALESCE(occurred_at, ''), late, summary, COALESCE(transitions, '')
      FROM warnings WHERE status <> 'withdrawn' ORDER BY household_id, warning_id";
+
+/// The transitions of a warning as (level, source, event id): their deadlines follow receipt
+/// times, which differ from run to run.
+fn transitions(mut o: Outcome) -> Outcome {
+    for w in &mut o.warnings {
+        let ts: Vec<doudi_warnings::fold::Transition> =
+            serde_json::from_str(&w.9).expect("transitions");
+        w.9 = ts
+            .iter()
+            .map(|t| format!("{}:{}:{}", t.level.code(), t.source, t.event_id))
+            .collect::<Vec<_>>()
+            .join(" ");
+    }
+    o
+}
 
 async fn outcome(url: &str) -> Outcome {
     if url.starts_with("sqlite") {
@@ -75,6 +94,23 @@ async fn outcome(url: &str) -> Outcome {
         };
         pool.close().await;
         o
+    }
+}
+
+/// The warning history's lines by action (what the re-derivations did, for the log).
+async fn history(url: &str) -> Vec<(String, i64)> {
+    const SQL: &str =
+        "SELECT action, COUNT(*) FROM warning_history GROUP BY action ORDER BY action";
+    if url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(url).await.expect("connect");
+        let rows = sqlx::query_as(SQL).fetch_all(&pool).await.expect("history");
+        pool.close().await;
+        rows
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.expect("connect");
+        let rows = sqlx::query_as(SQL).fetch_all(&pool).await.expect("history");
+        pool.close().await;
+        rows
     }
 }
 
@@ -185,13 +221,14 @@ async fn same_outcome_in_every_order(
         let url = db(name);
         let started = std::time::Instant::now();
         apply(&url, register, &order).await;
-        let got = outcome(&url).await;
+        let got = transitions(outcome(&url).await);
         println!(
-            "{what}, {name}: {} batches, {} assessments, {} warnings, {:.1} s",
+            "{what}, {name}: {} batches, {} assessments, {} warnings, {:.1} s; history {:?}",
             order.len(),
             got.assessments.len(),
             got.warnings.len(),
-            started.elapsed().as_secs_f64()
+            started.elapsed().as_secs_f64(),
+            history(&url).await
         );
         match &first {
             None => {

@@ -81,6 +81,9 @@ pub struct ServiceConfig {
     pub push_max_bytes: usize,
     /// Batches a feeder token may push per minute; beyond it 429.
     pub push_batches_per_minute: u32,
+    /// How warning deadlines follow from event and receipt times (`[warnings]`), for the warnings
+    /// a review decision or a replay opens.
+    pub deadlines: doudi_warnings::fold::DeadlinePolicy,
 }
 
 impl ServiceConfig {
@@ -99,6 +102,7 @@ impl ServiceConfig {
             trusted_proxies: TrustedProxies::default(),
             push_max_bytes: 8 * 1024 * 1024,
             push_batches_per_minute: 600,
+            deadlines: Default::default(),
         }
     }
 }
@@ -109,6 +113,7 @@ impl ServiceConfig {
         doudi_app::EngineSettings {
             limits: self.parse_limits,
             thresholds: self.thresholds.clone(),
+            deadlines: self.deadlines,
             ..doudi_app::EngineSettings::with_rules(self.rules.clone())
         }
     }

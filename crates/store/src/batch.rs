@@ -355,6 +355,33 @@ impl PendingWarnings {
     }
 }
 
+/// A timeline row: seq, household, member, normalised event, received at, stored level and score.
+type TimelineRow = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+);
+
+/// A warning row as [`BatchTx::current_warnings`] reads it.
+type WarningRow = (
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    Option<String>,
+    Option<i64>,
+);
+
 /// The value [`BatchTx::timeline_version`] returns when other writers' appends interleaved with
 /// this transaction's: no store ever has it, so whatever is stamped with it is never trusted.
 pub const TIMELINE_VERSION_UNKNOWN: i64 = -1;
@@ -623,8 +650,7 @@ impl BatchTx {
         household_ids: &[String],
     ) -> Result<HashMap<String, Vec<TimelineEntry>>, StoreError> {
         let limits = doudi_model::ParseLimits::STORED;
-        let rows: Vec<(i64, String, String, String, String, Option<String>, Option<i64>)> =
-            rows_for_households(
+        let rows: Vec<TimelineRow> = rows_for_households(
                 self.tx.conn(),
                 "SELECT t.seq, t.household_id, t.member_id, e.normalised, e.received_at, a.level, a.score
                  FROM timeline t JOIN events e ON e.seq = t.seq LEFT JOIN assessments a ON a.seq = t.seq
@@ -664,26 +690,12 @@ impl BatchTx {
 
     /// The current warning (any status but resolved: withdrawn too) of each of these households,
     /// and the episode cut of each that has one: the highest `cut_seq` of its resolved warnings.
-    #[allow(clippy::type_complexity)]
     pub async fn current_warnings(
         &mut self,
         household_ids: &[String],
     ) -> Result<(HashMap<String, CurrentWarningRow>, HashMap<String, i64>), StoreError> {
         self.flush_warnings().await?;
-        let rows: Vec<(
-            i64,
-            String,
-            String,
-            String,
-            i64,
-            String,
-            String,
-            String,
-            Option<String>,
-            i64,
-            Option<String>,
-            Option<i64>,
-        )> = rows_for_households(
+        let rows: Vec<WarningRow> = rows_for_households(
             self.tx.conn(),
             "SELECT warning_id, household_id, status, level, score, deadline, assessment_source, assessment_event_id,
                     occurred_at, late, transitions, cut_seq

@@ -179,6 +179,7 @@ conformance!(
     a_review_decision_and_a_batch_at_once_both_commit,
     status_counts_everything,
     kafka_publication_is_recorded_once_per_notice,
+    superseded_notices_withdrawn_warnings_and_the_resolve_cut,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1802,4 +1803,114 @@ fn a_test_database_url_keeps_server_and_options() {
         "postgres://u:p@h/x?sslmode=disable"
     );
     assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
+}
+
+/// Issue 19: a pending notice whose transition vanished is superseded (neither delivered nor
+/// published); a withdrawn warning leaves the lists and reopens in place; a resolve stores the
+/// household's episode cut.
+async fn superseded_notices_withdrawn_warnings_and_the_resolve_cut(db: &TestDb) {
+    let store = &db.store;
+    let id = open_one_warning(store).await;
+    assert_eq!(store.pending_notices(10).await.unwrap().len(), 1);
+    let mut tx = store.begin().await.unwrap();
+    // Another transition's key supersedes nothing; the opening transition's does.
+    tx.supersede_notices(
+        id,
+        doudi_store::transition_key(Level::Red, "civil_registry", "w1"),
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(store.pending_notices(10).await.unwrap().len(), 1);
+    let mut tx = store.begin().await.unwrap();
+    tx.supersede_notices(
+        id,
+        doudi_store::transition_key(Level::Orange, "civil_registry", "w1"),
+    );
+    tx.commit().await.unwrap();
+    assert!(store.pending_notices(10).await.unwrap().is_empty());
+    assert!(store
+        .kafka_unpublished_notices(10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Withdrawn: out of the open list, still the household's current row.
+    let mut tx = store.begin().await.unwrap();
+    tx.withdraw_warning(doudi_store::WarningChange {
+        warning_id: id,
+        action: "withdrawn",
+        level: Level::Orange,
+        score: 60,
+        source: "civil_registry".into(),
+        event_id: "w1".into(),
+        notify: None,
+    });
+    tx.commit().await.unwrap();
+    assert!(store.open_warnings(10, None).await.unwrap().is_empty());
+    let mut tx = store.begin().await.unwrap();
+    let (current, cuts) = tx.current_warnings(&["H1".into()]).await.unwrap();
+    assert_eq!(current["H1"].status, "withdrawn");
+    assert_eq!(current["H1"].episode.transitions.as_deref(), Some("[]"));
+    assert!(cuts.is_empty());
+    // Reopened in place, with its episode mark.
+    let occurred = at("2026-02-28T00:00:00Z");
+    tx.put_warning_update(&WarningUpdate {
+        warning_id: id,
+        level: Level::Red,
+        score: 90,
+        raised: false,
+        deadline: at("2026-03-04T00:00:00Z"),
+        source: "civil_registry".into(),
+        event_id: "w1".into(),
+        summary: assessment("H1", 90, Level::Red, &["w1"]),
+        episode: doudi_store::EpisodeMark {
+            occurred_at: Some(occurred),
+            late: true,
+            transitions: Some("[]".into()),
+        },
+        reopen: true,
+    });
+    tx.commit().await.unwrap();
+    let list = store.open_warnings(10, None).await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        (
+            list[0].warning_id,
+            list[0].level,
+            list[0].occurred_at,
+            list[0].late
+        ),
+        (id, Level::Red, Some(occurred), true)
+    );
+
+    // A resolve cuts the episode at the household's highest timeline seq.
+    let seqs = store_facts(store, "H1", &["w2", "w3"]).await;
+    let mv = |from: WarningStatus, to: WarningStatus, action: &'static str| WarningMove {
+        warning_id: id,
+        from,
+        to,
+        action,
+        actor: "li",
+        note: "checked",
+        disposition: None,
+    };
+    use WarningStatus::{Acknowledged, Open, Resolved, Visited};
+    store
+        .move_warning(&mv(Open, Acknowledged, "acknowledge"))
+        .await
+        .unwrap();
+    store
+        .move_warning(&mv(Acknowledged, Visited, "visit"))
+        .await
+        .unwrap();
+    store
+        .move_warning(&WarningMove {
+            disposition: Some(&Disposition::RiskCleared),
+            ..mv(Visited, Resolved, "resolve")
+        })
+        .await
+        .unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let (current, cuts) = tx.current_warnings(&["H1".into()]).await.unwrap();
+    assert!(current.is_empty());
+    assert_eq!(cuts.get("H1"), seqs.iter().max());
 }

@@ -61,6 +61,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     service.feeds_dir = config.feeds.dir.clone();
     service.replay_page_size = config.limits.batch_size.max(1) as i64;
     service.trusted_proxies = proxies;
+    service.deadlines = config.warnings.deadline_policy();
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

@@ -288,6 +288,17 @@ fn print_detail(d: &doudi_store::WarningDetail) {
         ts(&w.opened_at),
         ts(&w.deadline)
     );
+    if let Some(at) = &w.occurred_at {
+        println!(
+            "happened {}{}",
+            ts(at),
+            if w.late {
+                " · late record (补录): the deadline is a catch-up window from its arrival"
+            } else {
+                ""
+            }
+        );
+    }
     if let Some(members) = w.household.get("members").and_then(|m| m.as_array()) {
         let list: Vec<String> = members
             .iter()
