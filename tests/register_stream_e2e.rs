@@ -80,11 +80,12 @@ fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<
     }
 }
 
+/// An assessment as stored: source, event id, household, score, level, the assessment (JSON).
+type Assessment = (String, String, String, i64, String, Option<String>);
+/// A warning as stored: household, status, level, score, the triggering event's source and id.
+type Warning = (String, String, String, i64, String, String);
 /// Every assessment (by event) and every warning (by household), as stored.
-type Rows = (
-    Vec<(String, String, String, i64, String, Option<String>)>,
-    Vec<(String, String, String, i64, String, String)>,
-);
+type Rows = (Vec<Assessment>, Vec<Warning>);
 
 macro_rules! rows_of {
     ($pool:expr) => {{
@@ -435,7 +436,7 @@ fn register_follows_a_running_worker(dir: &Path, reference: &str, streamed: &str
     // The same assessments and warnings as the run that had the household from the start.
     let (ref_assessments, ref_warnings) = rows(reference);
     let (got_assessments, got_warnings) = rows(streamed);
-    let by_household = |a: &[(String, String, String, i64, String, Option<String>)]| {
+    let by_household = |a: &[Assessment]| {
         let mut m: BTreeMap<String, usize> = BTreeMap::new();
         for r in a {
             *m.entry(r.2.clone()).or_default() += 1;
