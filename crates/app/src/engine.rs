@@ -155,13 +155,17 @@ pub async fn load_engine(
     settings: &EngineSettings,
     feeds: Option<&Path>,
 ) -> Result<Engine, AppError> {
+    // The version first: an import landing in between is applied again by the first refresh.
+    let version = store.register_version().await?;
     let register = store.load_register().await?;
     if register.is_empty() {
         tracing::warn!(
             "the register is empty: every event will be unmatched (run `doudi import FILE` first)"
         );
     }
-    let engine = with_parts(store, settings, Engine::new, register).await?;
+    let engine = with_parts(store, settings, Engine::new, register)
+        .await?
+        .at_register_version(version);
     let model = match active_model(store).await? {
         Some(model) => Some(model),
         None => match feeds {

@@ -130,6 +130,7 @@ async fn record_in_review(store: &Store) -> i64 {
                 comparisons: vec![],
             }],
         }),
+        register_version: 0,
     }])
     .await
     .unwrap();

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     pub store: StoreConfig,
     pub feeds: FeedsConfig,
+    /// How running workers follow register imports.
+    pub register: RegisterConfig,
     pub limits: LimitsConfig,
     pub rules: RulesConfig,
     /// Identity resolution: training of the model, decision thresholds.
@@ -86,6 +88,20 @@ impl Default for FeedsConfig {
             max_invalid_ratio: 1.0,
             invalid_window: 1000,
         }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegisterConfig {
+    /// How often each `doudi run` worker looks for a new register version (an import), in
+    /// seconds: it then applies the changes and links again the records that waited for them.
+    pub refresh_secs: u64,
+}
+
+impl Default for RegisterConfig {
+    fn default() -> Self {
+        RegisterConfig { refresh_secs: 5 }
     }
 }
 

@@ -607,7 +607,7 @@ fn read_loop(
                         item
                     }
                 };
-                item.link_with(engine.index());
+                item.link_with(&engine.index());
                 let invalid = item.result.is_err();
                 let window = windows
                     .entry((topic.clone(), partition))

@@ -266,10 +266,12 @@ impl Scorer {
                 }
             }
         }
+        // Equal totals are ordered by (household, member) id, never by member number, so an index
+        // changed a household at a time decides exactly as one built at once.
         scored.sort_unstable_by(|a, b| {
             b.total
                 .total_cmp(&a.total)
-                .then_with(|| a.member.cmp(&b.member))
+                .then_with(|| ix.rank_cmp(a.member, b.member))
         });
         self.decide(ix, c, subject, &q, &scored)
     }
@@ -395,17 +397,37 @@ fn static_level(name: &str) -> Cow<'static, str> {
 pub struct Linker {
     index: RegisterIndex,
     scorer: Scorer,
+    /// The version of the register the index holds (a label the caller sets; 0 unless set).
+    register_version: i64,
 }
 
 impl Linker {
     pub fn new(index: RegisterIndex, model: Model, thresholds: Thresholds) -> Linker {
         let scorer = Scorer::new(model, thresholds);
-        Linker { index, scorer }
+        Linker {
+            index,
+            scorer,
+            register_version: 0,
+        }
     }
 
     /// The same index with another model and thresholds (a trained model replacing the prior).
     pub fn with_model(self, model: Model, thresholds: Thresholds) -> Linker {
-        Linker::new(self.index, model, thresholds)
+        let version = self.register_version;
+        let mut l = Linker::new(self.index, model, thresholds);
+        l.register_version = version;
+        l
+    }
+
+    /// The version of the register the index holds, as last set with
+    /// [`Linker::set_register_version`] (0 unless set): decisions are made with it.
+    pub fn register_version(&self) -> i64 {
+        self.register_version
+    }
+
+    /// Label the index with the register version it now holds.
+    pub fn set_register_version(&mut self, version: i64) {
+        self.register_version = version;
     }
 
     /// The prior model and default thresholds (before any training).
@@ -420,6 +442,17 @@ impl Linker {
 
     pub fn index(&self) -> &RegisterIndex {
         &self.index
+    }
+
+    /// Index `household` in place of its earlier version, if any (see
+    /// [`RegisterIndex::upsert_household`]).
+    pub fn upsert_household(&mut self, household: &doudi_model::Household) {
+        self.index.upsert_household(household);
+    }
+
+    /// Stop linking to household `household_id`'s members; returns how many there were.
+    pub fn remove_household(&mut self, household_id: &str) -> usize {
+        self.index.remove_household(household_id)
     }
 
     pub fn model(&self) -> &Model {

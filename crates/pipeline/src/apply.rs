@@ -3,7 +3,7 @@
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, FixedOffset, Utc};
@@ -19,14 +19,19 @@ use doudi_warnings::fold::{fold, DeadlinePolicy, Episode, Step, Transition};
 use doudi_warnings::routing::Directory;
 
 use crate::ingest::{link_event, sniff_event_id, Ingested};
+use crate::register::Register;
 use crate::PipelineError;
 
-/// What the pipeline knows while it runs: the rule set and the register (held in memory).
+/// What the pipeline knows while it runs: the rule set and the register (held in memory, and
+/// followed while running: see [`crate::register`]).
 pub struct Engine {
     pub rules: RuleSet,
     pub limits: ParseLimits,
-    households: HashMap<String, Household>,
-    index: Linker,
+    /// The register's households and identity index, as one snapshot replaced on each register
+    /// change; a batch works on the snapshot it took.
+    register: RwLock<Arc<Register>>,
+    /// Whether the index covers the register (false for [`Engine::assess_only`]).
+    indexed: bool,
     /// Who is responsible for which region (empty: warnings stay unassigned).
     pub directory: Directory,
     /// How deadlines follow from event and receipt times (the `[warnings]` configuration).
@@ -199,7 +204,7 @@ impl Engine {
     pub fn new(rules: RuleSet, limits: ParseLimits, register: Vec<Household>) -> Self {
         // The prior model until a trained one is stored (see `doudi_linkage::train`).
         let index = Linker::with_prior(RegisterIndex::build(&register));
-        Engine::with_index(rules, limits, register, index)
+        Engine::with_index(rules, limits, register, index, true)
     }
 
     /// An engine that assesses and warns but links nothing (its identity index is empty): for
@@ -207,7 +212,7 @@ impl Engine {
     /// register's index.
     pub fn assess_only(rules: RuleSet, limits: ParseLimits, register: Vec<Household>) -> Self {
         let index = Linker::with_prior(RegisterIndex::build(&[]));
-        Engine::with_index(rules, limits, register, index)
+        Engine::with_index(rules, limits, register, index, false)
     }
 
     fn with_index(
@@ -215,16 +220,13 @@ impl Engine {
         limits: ParseLimits,
         register: Vec<Household>,
         index: Linker,
+        indexed: bool,
     ) -> Self {
-        let households = register
-            .into_iter()
-            .map(|h| (h.household_id.clone(), h))
-            .collect();
         Engine {
             rules,
             limits,
-            households,
-            index,
+            register: RwLock::new(Arc::new(Register::new(register, index))),
+            indexed,
             directory: Directory::default(),
             deadlines: DeadlinePolicy::default(),
             cache: Mutex::new(TimelineCache::default()),
@@ -237,10 +239,59 @@ impl Engine {
         model: doudi_linkage::Model,
         thresholds: doudi_linkage::Thresholds,
     ) -> Self {
-        Engine {
-            index: self.index.with_model(model, thresholds),
-            ..self
+        {
+            let mut slot = self
+                .register
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            Arc::make_mut(&mut *slot).map_linker(|l| l.with_model(model, thresholds));
         }
+        self
+    }
+
+    /// Label the register the engine was made with as the store's version `version` (read before
+    /// the register was loaded): the changes after it are what [`crate::refresh_register`] applies.
+    pub fn at_register_version(self, version: i64) -> Self {
+        {
+            let mut slot = self
+                .register
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            Arc::make_mut(&mut *slot)
+                .linker_mut()
+                .set_register_version(version);
+        }
+        self
+    }
+
+    /// The register as it stands: households and identity index, one consistent snapshot.
+    pub fn register(&self) -> Arc<Register> {
+        self.register
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Change the register to version `version` with `change` (given the register, copied if a
+    /// batch still holds it, and whether the index is to follow). Returns false, changing nothing,
+    /// when the engine already holds `version` or a later one.
+    pub(crate) fn update_register(
+        &self,
+        version: i64,
+        change: impl FnOnce(&mut Register, bool),
+    ) -> bool {
+        let mut slot = self
+            .register
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if slot.version() >= version {
+            return false;
+        }
+        // Copied only when a batch still holds the current snapshot.
+        let register = Arc::make_mut(&mut *slot);
+        change(register, self.indexed);
+        register.linker_mut().set_register_version(version);
+        true
     }
 
     /// Route new warnings with this officer directory.
@@ -255,9 +306,10 @@ impl Engine {
         self
     }
 
-    /// The register's identity linker: index, model, thresholds (read-only while running).
-    pub fn index(&self) -> &Linker {
-        &self.index
+    /// The register's identity linker (index, model, thresholds) as it stands: the snapshot of
+    /// [`Engine::register`], which dereferences to its [`Linker`].
+    pub fn index(&self) -> Arc<Register> {
+        self.register()
     }
 }
 
@@ -385,6 +437,9 @@ async fn stage(
     };
     let t0 = Instant::now();
     let mut tx = store.begin().await?;
+    // One register snapshot for the batch's identity decisions.
+    let register = engine.register();
+    let register_version = register.version();
 
     let mut dead = Vec::new();
     let mut rows = Vec::new();
@@ -404,7 +459,12 @@ async fn stage(
                     normalised: item.normalised.clone(),
                     profile: item.profile.as_deref().map(str::to_string),
                 });
-                events.push((event, item.link.as_ref()));
+                // Linked ahead with an older register: linked again below.
+                let ahead = item
+                    .link
+                    .as_ref()
+                    .filter(|_| item.register_version == register_version);
+                events.push((event, ahead));
             }
             Err(e) => {
                 *out.dead_by_reason.entry(e.code()).or_default() += 1;
@@ -454,7 +514,7 @@ async fn stage(
         let (decision, evidence) = match linked_ahead {
             Some((d, e)) => (d, e),
             None => {
-                linked_here = link_event(&engine.index, event);
+                linked_here = link_event(&register, event);
                 (&linked_here.0, &linked_here.1)
             }
         };
@@ -488,6 +548,7 @@ async fn stage(
             household_id: decision.household_id.clone(),
             member_id: decision.member_id.clone(),
             evidence: evidence.clone(),
+            register_version: register.version(),
         });
     }
     let t_linked = t0.elapsed();
@@ -726,6 +787,7 @@ fn assess_at(engine: &Engine, household: &Household, t: &Timeline, i: usize) -> 
 /// they are shared out over the cores. Returns (household, index, assessment).
 fn assess_from<'a>(
     engine: &'a Engine,
+    register: &'a Register,
     timelines: &'a HashMap<String, Timeline>,
     from: &HashMap<String, usize>,
 ) -> Vec<(&'a str, usize, Assessed)> {
@@ -736,7 +798,7 @@ fn assess_from<'a>(
     for hh in households {
         let (Some((name, t)), Some(household)) = (
             timelines.get_key_value(hh.as_str()),
-            engine.households.get(hh.as_str()),
+            register.household(hh.as_str()),
         ) else {
             continue;
         };
@@ -797,7 +859,9 @@ pub(crate) async fn derive_and_warn(
     let mut households: Vec<String> = from.keys().cloned().collect();
     households.sort();
     let (current, cuts) = tx.current_warnings(&households).await?;
-    let assessed = assess_from(engine, timelines, from);
+    // One register snapshot for the whole derivation.
+    let register = engine.register();
+    let assessed = assess_from(engine, &register, timelines, from);
 
     let mut inserts = Vec::new();
     let mut candidates: Vec<(AssessmentRow, Option<(Level, i64)>)> = Vec::new();
@@ -859,7 +923,7 @@ pub(crate) async fn derive_and_warn(
     let policy = engine.deadlines;
     let hours = |l: Level| engine.rules.levels.params(l).map(|p| p.act_within_hours);
     for hh in &households {
-        let (Some(t), Some(household)) = (timelines.get(hh), engine.households.get(hh)) else {
+        let (Some(t), Some(household)) = (timelines.get(hh), register.household(hh)) else {
             continue;
         };
         let cut = cuts.get(hh).copied().unwrap_or(0);

@@ -277,6 +277,7 @@ impl ProfileReader {
             ))),
             normalised: String::new(),
             link: None,
+            register_version: 0,
             profile: Some(Arc::clone(&self.provenance)),
         }
     }

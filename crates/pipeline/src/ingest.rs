@@ -18,6 +18,9 @@ pub struct Ingested {
     /// The identity decision and its evidence encoded for the store, when made ahead on the
     /// reader thread (the applier links whatever has none).
     pub link: Option<(doudi_linkage::LinkDecision, Json<Evidence>)>,
+    /// The register version `link` was decided with (the applier links again when its register
+    /// moved on meanwhile).
+    pub register_version: i64,
     /// The feed profile that made the event from a department's export (`name@version`), kept
     /// with the event; `None` for a JSON envelope.
     pub profile: Option<Arc<str>>,
@@ -28,6 +31,7 @@ impl Ingested {
     pub fn link_with(&mut self, linker: &doudi_linkage::Linker) {
         if let Ok(event) = &self.result {
             self.link = Some(link_event(linker, event));
+            self.register_version = linker.register_version();
         }
     }
 }
@@ -67,6 +71,7 @@ pub fn ingest_record(record: RawRecord, limits: &ParseLimits) -> Ingested {
         result,
         normalised,
         link: None,
+        register_version: 0,
         profile: None,
     }
 }
@@ -85,6 +90,7 @@ pub fn ingest_row(
         result,
         normalised,
         link: None,
+        register_version: 0,
         profile: Some(Arc::clone(profile)),
     }
 }

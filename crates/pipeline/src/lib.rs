@@ -11,6 +11,7 @@ pub mod apply;
 pub mod driver;
 pub mod files;
 mod ingest;
+pub mod register;
 mod replay;
 mod review;
 
@@ -21,6 +22,9 @@ pub use apply::{
     StagedBatch,
 };
 pub use ingest::{ingest_raw_row, ingest_record, ingest_row, Ingested};
+pub use register::{
+    follow_register, refresh_register, relink_waiting, Register, RegisterRefresh, RelinkReport,
+};
 pub use replay::{replay_dead_letters, ReplayOptions, ReplayReport, StillRefused};
 pub use review::{decide_review, ReviewApplied};
 

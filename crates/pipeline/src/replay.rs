@@ -150,7 +150,7 @@ pub async fn replay_dead_letters(
                 let mut item = ingest_row(record, result, &profile.1);
                 match &item.result {
                     Ok(_) => {
-                        item.link_with(engine.index());
+                        item.link_with(&engine.index());
                         good.push(item);
                         good_ids.push(d.id);
                     }
@@ -186,7 +186,7 @@ pub async fn replay_dead_letters(
             let mut item = ingest_record(record, &opts.limits);
             match &item.result {
                 Ok(_) => {
-                    item.link_with(engine.index());
+                    item.link_with(&engine.index());
                     good.push(item);
                     good_ids.push(d.id);
                 }

@@ -232,7 +232,7 @@ fn read_pass(
     let limits = engine.limits;
     // Parse, normalise and link here, on the reader's core, ahead of the applier.
     let link = |mut item: Ingested| {
-        item.link_with(engine.index());
+        item.link_with(&engine.index());
         item
     };
     let cap = limits.max_event_bytes.saturating_add(1);

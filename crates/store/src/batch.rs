@@ -48,6 +48,8 @@ pub struct LinkRow {
     pub household_id: Option<String>,
     pub member_id: Option<String>,
     pub evidence: Json<Evidence>,
+    /// The register version the decision was made with (see `Store::register_version`).
+    pub register_version: i64,
 }
 
 /// A fact to append to a household's timeline.
@@ -236,6 +238,7 @@ const LINKS: Table<LinkRow> = Table {
         maybe_text!("household_id", r => r.household_id.as_deref()),
         maybe_text!("member_id", r => r.member_id.as_deref()),
         text!("evidence", r => r.evidence.as_str()),
+        int!("register_version", r => r.register_version),
     ],
     stamp: Some("decided_at"),
     on_conflict: None,

@@ -7,8 +7,11 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{QueryBuilder, Row};
 
-use crate::batch::Position;
+use doudi_model::LinkOutcome;
+
+use crate::batch::{BatchTx, LinkRow, Position};
 use crate::bulk::CHUNK;
+use crate::codec::decode_code;
 use crate::db::{on, Db, Dialect};
 use crate::error::{corrupt, Ctx, StoreError};
 use crate::open::Store;
@@ -23,6 +26,35 @@ pub struct ImportReport {
     pub removed: u64,
     pub restored: u64,
     pub unchanged: u64,
+    /// The register's version after the import (unchanged when the import changed nothing).
+    pub version: i64,
+}
+
+/// One household an import added, changed, restored or removed, at register version `version`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RegisterChange {
+    pub version: i64,
+    pub household_id: String,
+    /// `added`, `changed`, `restored` or `removed`.
+    pub change: String,
+}
+
+/// An identity decision that may change now that the register moved past the version it was made
+/// with (an `unmatched` or `review` record no person has decided), claimed by one worker.
+#[derive(Clone, Debug)]
+pub struct WaitingLink {
+    pub seq: i64,
+    pub source: String,
+    pub event_id: String,
+    pub outcome: LinkOutcome,
+    pub household_id: Option<String>,
+    pub member_id: Option<String>,
+    /// The evidence as stored (JSON).
+    pub evidence: String,
+    pub decided_at: String,
+    pub register_version: i64,
+    /// The event as stored (normalised JSON).
+    pub event: String,
 }
 
 impl Store {
@@ -161,10 +193,12 @@ impl Store {
                     .await
                     .ctx("recording register history")?;
             }
+            let mut removed: Vec<&String> = Vec::new();
             if full_snapshot {
                 for (id, (_, active, before)) in &existing {
                     if *active && !seen.contains(id) {
                         report.removed += 1;
+                        removed.push(id);
                         sqlx::query(
                             "UPDATE households SET active = 0, updated_at = $1 WHERE household_id = $2",
                         )
@@ -190,6 +224,44 @@ impl Store {
                     }
                 }
             }
+            // A new register version when anything changed, with the households it changed: what
+            // running workers poll and apply (the version row's lock, held to commit, orders
+            // concurrent imports so that versions follow commits).
+            let changes = report.added + report.changed + report.restored + report.removed;
+            if changes > 0 {
+                let version: i64 = sqlx::query_scalar(
+                    "UPDATE register_version SET version = version + 1 WHERE id = 1 RETURNING version",
+                )
+                .fetch_one(&mut *tx)
+                .await
+                .ctx("bumping the register version")?;
+                report.version = version;
+                let mut logged: Vec<(&str, &str)> = writes
+                    .iter()
+                    .map(|(h, _, _, change, _)| (h.household_id.as_str(), *change))
+                    .collect();
+                logged.extend(removed.iter().map(|id| (id.as_str(), "removed")));
+                for chunk in logged.chunks(CHUNK) {
+                    let mut qb: QueryBuilder<DB> = QueryBuilder::new(
+                        "INSERT INTO register_changes (version, import_id, household_id, change) ",
+                    );
+                    qb.push_values(chunk, |mut b, (id, change)| {
+                        b.push_bind(version)
+                            .push_bind(import_id)
+                            .push_bind(*id)
+                            .push_bind(*change);
+                    });
+                    qb.build()
+                        .execute(&mut *tx)
+                        .await
+                        .ctx("logging register changes")?;
+                }
+            } else {
+                report.version = sqlx::query_scalar("SELECT version FROM register_version WHERE id = 1")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .ctx("reading the register version")?;
+            }
             sqlx::query(
                 "UPDATE register_imports SET added = $1, changed = $2, removed = $3, unchanged = $4 WHERE import_id = $5",
             )
@@ -212,6 +284,60 @@ impl Store {
             .await?;
             tx.commit().await.ctx("committing the register import")?;
             Ok(report)
+        })
+    }
+
+    /// The register's version: 0 before the first import that changed anything, then one more
+    /// for each.
+    pub async fn register_version(&self) -> Result<i64, StoreError> {
+        on!(self.pool(), pool => {
+            sqlx::query_scalar("SELECT version FROM register_version WHERE id = 1")
+                .fetch_one(pool)
+                .await
+                .ctx("reading the register version")
+        })
+    }
+
+    /// The households changed after version `after` up to `upto`, in the order they changed.
+    pub async fn register_changes(
+        &self,
+        after: i64,
+        upto: i64,
+    ) -> Result<Vec<RegisterChange>, StoreError> {
+        on!(self.pool(), pool => {
+            let rows = sqlx::query(
+                "SELECT version, household_id, change FROM register_changes
+                 WHERE version > $1 AND version <= $2 ORDER BY seq",
+            )
+            .bind(after)
+            .bind(upto)
+            .fetch_all(pool)
+            .await
+            .ctx("reading register changes")?;
+            Ok(rows
+                .into_iter()
+                .map(|r| RegisterChange {
+                    version: r.get(0),
+                    household_id: r.get(1),
+                    change: r.get(2),
+                })
+                .collect())
+        })
+    }
+
+    /// Whether some `unmatched` or `review` record (not decided by a person) was decided with a
+    /// register older than `version`.
+    pub async fn links_waiting(&self, version: i64) -> Result<bool, StoreError> {
+        on!(self.pool(), pool => {
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT l.seq FROM link_decisions l WHERE l.outcome <> 'linked' AND l.register_version < $1
+                 AND NOT EXISTS (SELECT 1 FROM review_decisions r WHERE r.seq = l.seq) LIMIT 1",
+            )
+            .bind(version)
+            .fetch_optional(pool)
+            .await
+            .ctx("looking for records decided with an older register")?;
+            Ok(found.is_some())
         })
     }
 
@@ -270,6 +396,149 @@ impl Store {
                     )
                 })
                 .collect())
+        })
+    }
+}
+
+impl BatchTx {
+    /// Claim up to `limit` records decided with a register older than `version` (`unmatched` or
+    /// `review`, not decided by a person), oldest first, for this transaction to decide again.
+    /// Each is claimed by one transaction only: on PostgreSQL the rows are locked (those another
+    /// worker holds are passed over) and checked again once locked; SQLite has one writer.
+    /// Record each claim's outcome with [`BatchTx::redecide_link`] or [`BatchTx::keep_links`].
+    pub async fn claim_waiting_links(
+        &mut self,
+        version: i64,
+        limit: i64,
+    ) -> Result<Vec<WaitingLink>, StoreError> {
+        on!(self.conn(), c => {
+            let lock = if <DB as Dialect>::POSTGRES { " FOR NO KEY UPDATE OF l SKIP LOCKED" } else { "" };
+            let sql = format!(
+                "SELECT l.seq, l.source, l.event_id, l.outcome, l.household_id, l.member_id, l.evidence,
+                        l.decided_at, l.register_version, e.normalised
+                 FROM link_decisions l JOIN events e ON e.seq = l.seq
+                 WHERE l.outcome <> 'linked' AND l.register_version < $1
+                   AND NOT EXISTS (SELECT 1 FROM review_decisions r WHERE r.seq = l.seq)
+                 ORDER BY l.seq LIMIT $2{lock}"
+            );
+            let rows = sqlx::query(&sql)
+                .bind(version)
+                .bind(limit)
+                .fetch_all(&mut *c)
+                .await
+                .ctx("claiming records to link again")?;
+            rows.into_iter()
+                .map(|r| {
+                    let outcome: String = r.get(3);
+                    Ok(WaitingLink {
+                        seq: r.get(0),
+                        source: r.get(1),
+                        event_id: r.get(2),
+                        outcome: decode_code(&outcome, "link_decisions.outcome")?,
+                        household_id: r.get(4),
+                        member_id: r.get(5),
+                        evidence: r.get(6),
+                        decided_at: r.get(7),
+                        register_version: r.get(8),
+                        event: r.get(9),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// The claimed records whose decision stands: mark them decided with register `version`.
+    pub async fn keep_links(&mut self, seqs: &[i64], version: i64) -> Result<(), StoreError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        on!(self.conn(), c => {
+            for chunk in seqs.chunks(CHUNK) {
+                let mut qb: QueryBuilder<DB> = QueryBuilder::new("UPDATE link_decisions SET register_version = ");
+                qb.push_bind(version);
+                qb.push(" WHERE seq IN (");
+                let mut sep = qb.separated(", ");
+                for s in chunk {
+                    sep.push_bind(*s);
+                }
+                qb.push(")");
+                qb.build()
+                    .execute(&mut *c)
+                    .await
+                    .ctx("marking records decided again")?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Replace a claimed record's decision with `new`, made with register `version`, keeping the
+    /// earlier one in `link_history`.
+    pub async fn redecide_link(
+        &mut self,
+        old: &WaitingLink,
+        new: &LinkRow,
+        version: i64,
+    ) -> Result<(), StoreError> {
+        let at = now();
+        on!(self.conn(), c => {
+            sqlx::query(
+                "INSERT INTO link_history (seq, outcome, household_id, member_id, evidence, decided_at,
+                   register_version, superseded_at, superseded_by_register_version)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(old.seq)
+            .bind(old.outcome.code())
+            .bind(&old.household_id)
+            .bind(&old.member_id)
+            .bind(&old.evidence)
+            .bind(&old.decided_at)
+            .bind(old.register_version)
+            .bind(&at)
+            .bind(version)
+            .execute(&mut *c)
+            .await
+            .ctx("keeping the earlier identity decision")?;
+            sqlx::query(
+                "UPDATE link_decisions SET outcome = $1, household_id = $2, member_id = $3, evidence = $4,
+                   decided_at = $5, register_version = $6 WHERE seq = $7",
+            )
+            .bind(new.outcome.code())
+            .bind(&new.household_id)
+            .bind(&new.member_id)
+            .bind(new.evidence.as_str())
+            .bind(&at)
+            .bind(version)
+            .bind(old.seq)
+            .execute(&mut *c)
+            .await
+            .ctx("recording the new identity decision")?;
+            Ok(())
+        })
+    }
+
+    /// Of these records, those a person has decided since they were claimed (they keep the
+    /// person's decision).
+    pub async fn reviewed_among(&mut self, seqs: &[i64]) -> Result<Vec<i64>, StoreError> {
+        let mut out = Vec::new();
+        if seqs.is_empty() {
+            return Ok(out);
+        }
+        on!(self.conn(), c => {
+            for chunk in seqs.chunks(CHUNK) {
+                let mut qb: QueryBuilder<DB> = QueryBuilder::new("SELECT seq FROM review_decisions WHERE seq IN (");
+                let mut sep = qb.separated(", ");
+                for s in chunk {
+                    sep.push_bind(*s);
+                }
+                qb.push(")");
+                let found: Vec<i64> = qb
+                    .build_query_scalar()
+                    .fetch_all(&mut *c)
+                    .await
+                    .ctx("reading review decisions")?;
+                out.extend(found);
+            }
+            Ok(out)
         })
     }
 }

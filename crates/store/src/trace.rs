@@ -46,6 +46,11 @@ pub enum TraceEntry {
         evidence: Evidence,
         /// A person's review decision, when the linker could not decide.
         review: Option<serde_json::Value>,
+        /// The linker's earlier decisions on this record, oldest first, when it decided again
+        /// after a register change (a record first unmatched, linked once its household was
+        /// enrolled).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        earlier_decisions: Vec<EarlierDecision>,
     },
     /// An assessment after a fact.
     Assessment {
@@ -79,6 +84,18 @@ pub enum TraceEntry {
         finding: serde_json::Value,
         close_note: Option<String>,
     },
+}
+
+/// An identity decision replaced by a later one (see [`TraceEntry::Event`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct EarlierDecision {
+    pub outcome: LinkOutcome,
+    pub decided_at: String,
+    /// The register version it was made with, and the one that replaced it.
+    pub register_version: i64,
+    pub superseded_at: String,
+    pub superseded_by_register_version: i64,
+    pub evidence: Evidence,
 }
 
 impl TraceEntry {
@@ -134,15 +151,38 @@ impl Store {
                  LEFT JOIN review_decisions rd ON rd.seq = t.seq
                  WHERE t.household_id = $1 ORDER BY t.seq"
             );
+            let mut earlier: std::collections::HashMap<i64, Vec<EarlierDecision>> =
+                std::collections::HashMap::new();
+            for r in sqlx::query(
+                "SELECT h.seq, h.outcome, h.decided_at, h.register_version, h.superseded_at,
+                        h.superseded_by_register_version, h.evidence
+                 FROM link_history h JOIN timeline t ON t.seq = h.seq
+                 WHERE t.household_id = $1 ORDER BY h.id",
+            )
+            .bind(household_id)
+            .fetch_all(pool)
+            .await
+            .ctx("tracing earlier identity decisions")?
+            {
+                earlier.entry(r.get(0)).or_default().push(EarlierDecision {
+                    outcome: r.code(1, "link_history.outcome")?,
+                    decided_at: r.get(2),
+                    register_version: r.get(3),
+                    superseded_at: r.get(4),
+                    superseded_by_register_version: r.get(5),
+                    evidence: r.json(6, "link_history.evidence")?,
+                });
+            }
             for r in sqlx::query(&sql)
             .bind(household_id)
             .fetch_all(pool)
             .await
             .ctx("tracing events")?
             {
+                let seq: i64 = r.get(0);
                 let raw: Vec<u8> = r.get(8);
                 out.push(TraceEntry::Event {
-                    seq: r.get(0),
+                    seq,
                     at: r.time(1, "events.occurred_at")?,
                     received_at: r.time(2, "events.received_at")?,
                     source: r.get(3),
@@ -156,6 +196,7 @@ impl Store {
                     member_id: r.get(10),
                     evidence: r.json(11, "link_decisions.evidence")?,
                     review: r.maybe_json(12, "review_decisions")?,
+                    earlier_decisions: earlier.remove(&seq).unwrap_or_default(),
                 });
             }
             for r in sqlx::query(

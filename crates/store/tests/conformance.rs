@@ -294,6 +294,7 @@ fn link_row(seq: i64, id: &str, outcome: LinkOutcome, household: Option<&str>) -
         household_id: household.map(String::from),
         member_id: household.map(|h| format!("{h}-1")),
         evidence: no_candidates(),
+        register_version: 0,
     }
 }
 

@@ -143,9 +143,11 @@ async fn run_pipeline_until(
             window: config.feeds.invalid_window,
         },
     };
+    let follower = follow_register(config, store, &engine, &stop);
     let progress = RunProgress::new();
     let report = run_files(store, engine, &opts, &progress, stop).await;
     progress.finish();
+    follower.stop().await;
     let report = report.context("the pipeline stopped")?;
     tracing::info!(
         received = report.received,
@@ -263,9 +265,10 @@ async fn run_kafka(
         batch_size: config.limits.batch_size,
         channel_batches: config.limits.channel_batches,
     };
-    let report = doudi_kafka::run_kafka(store, engine, &kafka, &opts, Arc::new(()), stop)
-        .await
-        .context("the Kafka worker stopped")?;
+    let follower = follow_register(config, store, &engine, &stop);
+    let report = doudi_kafka::run_kafka(store, engine, &kafka, &opts, Arc::new(()), stop).await;
+    follower.stop().await;
+    let report = report.context("the Kafka worker stopped")?;
     tracing::info!(
         received = report.received,
         accepted = report.accepted,
@@ -274,6 +277,38 @@ async fn run_kafka(
         "Kafka worker finished"
     );
     Ok(report)
+}
+
+/// The task that keeps a worker's register up to date (`register.refresh_secs`) while it runs.
+struct Follower {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Follower {
+    /// Stop following and wait for the task (a refresh under way finishes first).
+    async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Follow register imports beside the run (see `doudi_pipeline::follow_register`); stops with
+/// `run_stop` or [`Follower::stop`].
+fn follow_register(
+    config: &Config,
+    store: &Store,
+    engine: &Arc<doudi_pipeline::Engine>,
+    run_stop: &CancellationToken,
+) -> Follower {
+    let stop = run_stop.child_token();
+    let task = tokio::spawn(doudi_pipeline::follow_register(
+        store.clone(),
+        engine.clone(),
+        Duration::from_secs(config.register.refresh_secs.max(1)),
+        stop.clone(),
+    ));
+    Follower { stop, task }
 }
 
 pub fn print_report(r: &RunReport) {

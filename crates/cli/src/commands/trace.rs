@@ -77,6 +77,7 @@ fn print_entry(e: &TraceEntry) {
             member_id,
             evidence,
             review,
+            earlier_decisions,
             ..
         } => {
             let total = evidence.total;
@@ -101,6 +102,17 @@ fn print_entry(e: &TraceEntry) {
                     r.get("decided_by").and_then(Value::as_str).unwrap_or(""),
                     r.get("decided_at").and_then(Value::as_str).unwrap_or(""),
                     r.get("note").and_then(Value::as_str).unwrap_or("")
+                );
+            }
+            for d in earlier_decisions {
+                println!(
+                    "{:27}first {} at {} (register version {}); decided again at {} after register version {}",
+                    "",
+                    d.outcome,
+                    d.decided_at,
+                    d.register_version,
+                    d.superseded_at,
+                    d.superseded_by_register_version
                 );
             }
         }
