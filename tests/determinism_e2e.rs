@@ -11,7 +11,7 @@
 //! | three workers of one group, SIGKILLed and restarted at seeded random moments | PostgreSQL |
 //! | one partition held back 30 s (`slow` of `doudi dev-broker`) | PostgreSQL |
 //! | the topics produced one after the other, in reverse order, while a worker runs | PostgreSQL |
-//! | a register import between batches (ignored until workers follow imports) | PostgreSQL |
+//! | a register import between batches | PostgreSQL |
 //!
 //! Compared: assessments (source, event, household, rule-set version, score, level, the
 //! assessment), warnings (household, level, score, status, triggering assessment; the event time
@@ -1060,8 +1060,6 @@ fn the_outcome_is_a_function_of_the_records_whatever_the_workers_partitions_and_
 }
 
 #[test]
-#[ignore = "needs workers that take a register import without a restart (issue 19 item 4, the \
-            register helper's work): records of households enrolled mid-stream stay unmatched"]
 fn a_register_import_between_batches_ends_as_the_file_run_with_the_whole_register() {
     let started = Instant::now();
     let seed = seed();

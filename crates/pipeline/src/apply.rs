@@ -1107,12 +1107,19 @@ async fn reconcile(
                 // follow the episode, whatever order its facts came in. Only what a notice
                 // already sent announced (at that level or above) is not announced again.
                 for (n, t) in e.transitions.iter().enumerate() {
+                    let was = known.iter().position(|k| k.same_as(t));
                     let recorded = match &stored {
-                        Some(_) => known.iter().any(|k| k.same_as(t)),
+                        Some(_) => was.is_some(),
                         None => t.level <= r.level,
                     };
                     if recorded {
-                        continue;
+                        // Still the episode's, but an earlier fact now opens it (or it opens it
+                        // now): its pending notice says "opened" or "raised" as it stands now.
+                        let moved = matches!(was, Some(p) if (p == 0) != (n == 0));
+                        if !moved {
+                            continue;
+                        }
+                        tx.supersede_notices(id, transition_key(t.level, &t.source, &t.event_id));
                     }
                     let action = if n == 0 { "opened" } else { "raised" };
                     if t.level > r.announced {
