@@ -1468,8 +1468,13 @@ pub async fn dead_letters(
         Err(e) => return error_page(lang, Some(&who), "/deadletters", &e.into()),
     };
     let body = html! {
-        @if let Some(done) = &q.done {
-            p.msg role="status" { (done) }
+        @if let Some((seen, replayed, refused)) = q.done.as_deref().and_then(replay_counts) {
+            p.msg role="status" {
+                @match lang {
+                    Lang::Zh => { "已查看 " (seen) " 条，重放 " (replayed) " 条，仍被退回 " (refused) " 条。" }
+                    Lang::En => { (seen) " looked at, " (replayed) " replayed, " (refused) " still refused." }
+                }
+            }
         }
         p { (list.len()) " " (lang.t("条被退回的记录（无法读取或不合规，原始内容不在此显示）。", "records refused at ingest (their raw bytes are not shown).")) }
         @if who.role == Role::Admin {
@@ -1539,26 +1544,21 @@ pub async fn replay(
     }
     .await;
     match result {
+        // Only the three counts travel in the address: the sentence is the page's own, so a
+        // link cannot make the page say anything else.
         Ok((seen, replayed, refused)) => {
-            let msg = match lang {
-                Lang::Zh => {
-                    format!("已查看 {seen} 条，重放 {replayed} 条，仍被退回 {refused} 条。")
-                }
-                Lang::En => {
-                    format!("{seen} looked at, {replayed} replayed, {refused} still refused.")
-                }
-            };
-            let mut url = String::from("/deadletters?done=");
-            for b in msg.bytes() {
-                if b.is_ascii_alphanumeric() {
-                    url.push(b as char);
-                } else {
-                    url.push_str(&format!("%{b:02X}"));
-                }
-            }
-            see_other(&url)
+            see_other(&format!("/deadletters?done={seen}.{replayed}.{refused}"))
         }
         Err(e) => error_page(lang, Some(&who), "/deadletters", &e),
+    }
+}
+
+/// The counts of a replay as the dead-letter page's address carries them (`SEEN.REPLAYED.REFUSED`).
+fn replay_counts(done: &str) -> Option<(u64, u64, u64)> {
+    let mut parts = done.split('.').map(|p| p.parse::<u64>().ok());
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(Some(a)), Some(Some(b)), Some(Some(c)), None) => Some((a, b, c)),
+        _ => None,
     }
 }
 

@@ -403,6 +403,20 @@ async fn review_dead_letters_and_the_trace_have_pages() {
     assert_eq!(r.status, 303, "{}", r.body);
     let r = fx.page("GET", r.location(), Some(&admin), None).await;
     assert!(r.body.contains("仍被退回 1 条"), "{}", r.body);
+    // The status sentence is the page's own: text put in the address is not shown.
+    let r = fx
+        .page(
+            "GET",
+            "/deadletters?done=%E8%AF%B7%E8%87%B4%E7%94%B5",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(
+        !r.body.contains("请致电") && !r.body.contains("role=\"status\""),
+        "{}",
+        r.body
+    );
     // The auditor's trace: a timeline, the JSON one link away.
     let hh = &fx.own.households[0];
     let aud = fx.token(Role::Auditor).to_string();
