@@ -134,6 +134,8 @@ pub fn warning_filter<'a>(
             Some(o) => Some(text(o, "officer")?).filter(|o| !o.is_empty()),
             None => None,
         },
+        // The API keeps its documented order: level, then deadline.
+        overdue_first_at: None,
         limit,
         offset,
     })

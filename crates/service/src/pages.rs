@@ -366,6 +366,7 @@ pub async fn inbox(
         level,
         state: st,
         assigned_to: None,
+        overdue_first_at: Some(c.clock.now),
         limit: 200,
         offset: 0,
     };
@@ -1175,6 +1176,7 @@ pub async fn region_page(
         level: None,
         state: "active",
         assigned_to: None,
+        overdue_first_at: Some(c.clock.now),
         limit: 500,
         offset: 0,
     };

@@ -25,6 +25,9 @@ pub struct WarningFilter<'a> {
     pub state: &'a str,
     /// Only those assigned to this officer.
     pub assigned_to: Option<&'a str>,
+    /// Those overdue at this time (active, deadline passed) first, before the level order: so
+    /// that a page's limit never hides an overdue warning behind fresher reds.
+    pub overdue_first_at: Option<chrono::DateTime<chrono::Utc>>,
     pub limit: i64,
     pub offset: i64,
 }
@@ -84,7 +87,8 @@ const FILTER_REST: &str = "AND ($2 = '' OR w.level = $2)
        AND ($4 = '' OR w.assigned_to = $4)";
 
 impl Store {
-    /// Warnings matching `f`, most urgent first (level, then the nearest deadline), one page.
+    /// Warnings matching `f`, most urgent first (the overdue ones if `overdue_first_at` says so,
+    /// then level, then the nearest deadline), one page.
     pub async fn warnings_page(&self, f: &WarningFilter<'_>) -> Result<WarningPage, StoreError> {
         let level = f.level.map_or("", Level::code);
         let assigned = f.assigned_to.unwrap_or("");
@@ -102,7 +106,8 @@ impl Store {
             "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.score, w.deadline, w.opened_at, w.summary, h.record, w.assigned_to, w.occurred_at, w.late
              FROM warnings w JOIN households h ON h.household_id = w.household_id
              {}
-             ORDER BY CASE w.level WHEN 'red' THEN 0 WHEN 'orange' THEN 1 WHEN 'yellow' THEN 2 ELSE 3 END, w.deadline, w.warning_id
+             ORDER BY CASE WHEN $7 <> '' AND w.status NOT IN ('resolved', 'withdrawn') AND w.deadline < $7 THEN 0 ELSE 1 END,
+                      CASE w.level WHEN 'red' THEN 0 WHEN 'orange' THEN 1 WHEN 'yellow' THEN 2 ELSE 3 END, w.deadline, w.warning_id
              LIMIT $5 OFFSET $6",
             where_filter(<DB as Dialect>::POSTGRES)
         ))
@@ -112,6 +117,7 @@ impl Store {
         .bind(assigned)
         .bind(f.limit)
         .bind(f.offset)
+        .bind(f.overdue_first_at.as_ref().map(crate::ts).unwrap_or_default())
         .fetch_all(pool)
         .await
         .ctx("listing warnings")?;
