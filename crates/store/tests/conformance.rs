@@ -181,6 +181,7 @@ conformance!(
     status_counts_everything,
     kafka_publication_is_recorded_once_per_notice,
     superseded_notices_withdrawn_warnings_and_the_resolve_cut,
+    a_page_of_warnings_puts_the_overdue_first_when_asked,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1978,4 +1979,43 @@ async fn superseded_notices_withdrawn_warnings_and_the_resolve_cut(db: &TestDb) 
     let (current, cuts) = tx.current_warnings(&["H1".into()]).await.unwrap();
     assert!(current.is_empty());
     assert_eq!(cuts.get("H1"), seqs.iter().max());
+}
+
+/// The pages' inbox and region overview: with `overdue_first_at`, an overdue orange comes before a
+/// red not yet due, whatever the page's limit; without it, the API's order (level, deadline).
+async fn a_page_of_warnings_puts_the_overdue_first_when_asked(db: &TestDb) {
+    let store = &db.store;
+    let orange = open_one_warning(store).await; // deadline 2026-03-04
+    let mut tx = store.begin().await.unwrap();
+    let red = tx
+        .open_warning(&NewWarning {
+            level: Level::Red,
+            score: 90,
+            deadline: at("2030-01-01T00:00:00Z"),
+            ..new_warning("H2", "r1", Some("li"))
+        })
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let page = |overdue_first_at| doudi_store::WarningFilter {
+        region_prefix: "34",
+        level: None,
+        state: "active",
+        assigned_to: None,
+        overdue_first_at,
+        limit: 1,
+        offset: 0,
+    };
+    let first = |p: doudi_store::WarningPage| p.warnings[0].warning_id;
+    let by_level = store.warnings_page(&page(None)).await.unwrap();
+    assert_eq!(by_level.total, 2);
+    assert_eq!(first(by_level), red);
+    let now = Some(at("2026-06-01T00:00:00Z"));
+    assert_eq!(
+        first(store.warnings_page(&page(now)).await.unwrap()),
+        orange
+    );
+    // Before the orange's deadline nothing is overdue: the level order again.
+    let early = Some(at("2026-03-01T00:00:00Z"));
+    assert_eq!(first(store.warnings_page(&page(early)).await.unwrap()), red);
 }
