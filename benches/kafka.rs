@@ -176,6 +176,18 @@ async fn throughput(
             }
             Err(e) => eprintln!("PostgreSQL skipped: {e}"),
         }
+        // Two workers of one group on one database, as deploy/ runs them.
+        match fresh_pg(&base).await {
+            Ok(url) => {
+                let (n, took) =
+                    end_to_end_workers(cfg, &url, register, events, "bench-pg-2", 2).await;
+                rows.push(rate_row("end to end → PostgreSQL, 2 workers", n, took));
+                if let Err(e) = drop_pg(&base).await {
+                    eprintln!("the benchmark's PostgreSQL database was not dropped: {e}");
+                }
+            }
+            Err(e) => eprintln!("PostgreSQL skipped: {e}"),
+        }
     } else {
         eprintln!("PostgreSQL skipped: set DOUDI_TEST_POSTGRES_URL");
     }
@@ -306,6 +318,113 @@ async fn end_to_end(
         parts.join(", ")
     );
     (report.received, took)
+}
+
+/// Counts every worker's committed records; stops them all once together they reach `target`.
+struct StopAll {
+    target: u64,
+    stop: doudi_pipeline::driver::CancellationToken,
+    received: Mutex<Vec<u64>>,
+    assigned_at: Mutex<Option<Instant>>,
+    done_at: Mutex<Option<Instant>>,
+}
+
+/// One worker's view of [`StopAll`].
+struct WorkerOf(Arc<StopAll>, usize);
+
+impl Observer for WorkerOf {
+    fn assigned(&self, _partitions: usize) {
+        let mut at = self.0.assigned_at.lock().unwrap_or_else(|e| e.into_inner());
+        at.get_or_insert_with(Instant::now);
+    }
+
+    fn committed(&self, _records: &[RecordMeta], report: &RunReport) {
+        let total: u64 = {
+            let mut r = self.0.received.lock().unwrap_or_else(|e| e.into_inner());
+            r[self.1] = report.received;
+            r.iter().sum()
+        };
+        if total >= self.0.target {
+            let mut at = self.0.done_at.lock().unwrap_or_else(|e| e.into_inner());
+            at.get_or_insert_with(Instant::now);
+            self.0.stop.cancel();
+        }
+    }
+}
+
+/// `workers` workers of one group into one database, each on a thread of its own with its own
+/// runtime, store connection pool and engine (as separate processes have them): the time from
+/// the first assignment to the commit that made the records all in.
+async fn end_to_end_workers(
+    cfg: &KafkaConfig,
+    url: &str,
+    register: &[doudi_model::Household],
+    events: u64,
+    group: &str,
+    workers: usize,
+) -> (u64, Duration) {
+    let (first, _) = open(url, register).await;
+    first.close().await;
+    let mut cfg = cfg.clone();
+    cfg.group_id = group.to_string();
+    let stop = doudi_pipeline::driver::CancellationToken::new();
+    let all = Arc::new(StopAll {
+        target: events,
+        stop: stop.clone(),
+        received: Mutex::new(vec![0; workers]),
+        assigned_at: Mutex::new(None),
+        done_at: Mutex::new(None),
+    });
+    let opts = SourceOptions {
+        batch_size: 10_000,
+        channel_batches: 2,
+    };
+    let t = Instant::now();
+    let received: u64 = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|i| {
+                let (cfg, opts, stop, all) = (&cfg, &opts, stop.clone(), all.clone());
+                scope.spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(2)
+                        .enable_all()
+                        .build()
+                        .expect("tokio runtime");
+                    runtime.block_on(async move {
+                        let store = Store::open(url).await.expect("open store");
+                        let engine = Arc::new(Engine::new(
+                            RuleSet::builtin(),
+                            doudi_model::ParseLimits::default(),
+                            store.load_register().await.expect("load register"),
+                        ));
+                        let observer = Arc::new(WorkerOf(all, i));
+                        let report =
+                            doudi_kafka::run_kafka(&store, engine, cfg, opts, observer, stop)
+                                .await
+                                .expect("run");
+                        store.close().await;
+                        report.received
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("worker thread"))
+            .sum()
+    });
+    let whole = t.elapsed();
+    let at = |m: &Mutex<Option<Instant>>| *m.lock().unwrap_or_else(|e| e.into_inner());
+    let took = match (at(&all.assigned_at), at(&all.done_at)) {
+        (Some(a), Some(d)) => d.saturating_duration_since(a),
+        _ => whole,
+    };
+    eprintln!(
+        "{group}: {workers} workers, {received} records, {:.2} s from the first assignment to the last commit ({:.2} s with the group join and shutdown)",
+        took.as_secs_f64(),
+        whole.as_secs_f64()
+    );
+    (received, took)
 }
 
 /// Each pipeline stage's total seconds and observation count so far, from the metrics registry.

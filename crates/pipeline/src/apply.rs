@@ -858,10 +858,14 @@ pub(crate) async fn derive_and_warn(
 ) -> Result<(), PipelineError> {
     let mut households: Vec<String> = from.keys().cloned().collect();
     households.sort();
+    let t0 = Instant::now();
     let (current, cuts) = tx.current_warnings(&households).await?;
+    let t_current = t0.elapsed();
     // One register snapshot for the whole derivation.
     let register = engine.register();
     let assessed = assess_from(engine, &register, timelines, from);
+    let t_assessed = t0.elapsed();
+    let n_assessed = assessed.len();
 
     let mut inserts = Vec::new();
     let mut candidates: Vec<(AssessmentRow, Option<(Level, i64)>)> = Vec::new();
@@ -913,6 +917,8 @@ pub(crate) async fn derive_and_warn(
     }
     tx.insert_assessments(&inserts).await?;
     tx.update_assessments(&changed).await?;
+    let t_written = t0.elapsed();
+    let (n_inserted, n_changed) = (inserts.len(), changed.len());
     for (hh, i, level, score) in updates {
         if let Some(t) = timelines.get_mut(&hh) {
             t.meta[i].assessed = Some((level, score));
@@ -969,6 +975,18 @@ pub(crate) async fn derive_and_warn(
         )
         .await?;
     }
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    tracing::debug!(
+        households = households.len(),
+        assessed = n_assessed,
+        inserted = n_inserted,
+        rewritten = n_changed,
+        current_ms = ms(t_current),
+        assess_ms = ms(t_assessed - t_current),
+        store_ms = ms(t_written - t_assessed),
+        fold_ms = ms(t0.elapsed() - t_written),
+        "households derived"
+    );
     Ok(())
 }
 
