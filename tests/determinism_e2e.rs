@@ -604,6 +604,11 @@ fn finish(dir: &Path, db: &Db, total: u64, workers: Vec<Guard>) {
 /// (the same records, keys and order as file by file; `doudi produce` starts a producer per file,
 /// about half a second each).
 fn produce(dir: &Path, broker: &Broker, topic: &str, files: &[PathBuf]) {
+    produce_to(dir, &broker.bootstrap, topic, files);
+}
+
+/// [`produce`] to the brokers at `bootstrap`.
+fn produce_to(dir: &Path, bootstrap: &str, topic: &str, files: &[PathBuf]) {
     if files.is_empty() {
         return;
     }
@@ -628,7 +633,7 @@ fn produce(dir: &Path, broker: &Broker, topic: &str, files: &[PathBuf]) {
         &[
             "produce",
             "--brokers",
-            &broker.bootstrap,
+            bootstrap,
             "--topic",
             topic,
             &joined.display().to_string(),
@@ -681,38 +686,61 @@ fn one_worker(dir: &Path, db: &Db, total: u64) -> String {
 }
 
 /// (c) Three workers of one group, one of them SIGKILLed at seeded random moments and restarted
-/// at once, four times.
+/// at once, four times. The first two months are there when they start; the others are produced
+/// a month at a time (every topic's month, then the next) while the kills land, so that the
+/// stream lasts long enough for them however fast the machine.
 fn killed_workers(dir: &Path, db: &Db, total: u64, seed: u64) -> String {
     import(dir, db, "data/register.jsonl");
     let broker = Broker::start(dir, PARTITIONS);
-    produce_all(dir, &broker, None);
+    let by_topic: Vec<(&str, Vec<PathBuf>)> =
+        FEEDS.iter().map(|t| (*t, topic_files(dir, t))).collect();
+    let months = by_topic.iter().map(|(_, f)| f.len()).max().unwrap_or(0);
+    let month = |m: usize| {
+        for (topic, files) in &by_topic {
+            if let Some(f) = files.get(m) {
+                produce_to(dir, &broker.bootstrap, topic, std::slice::from_ref(f));
+            }
+        }
+    };
+    month(0);
+    month(1);
     let mut rng = Rng::new(seed, 3);
     let mut workers: Vec<Guard> = (0..3).map(|_| worker(dir, &broker, db, "three")).collect();
-    let start = Instant::now();
-    while received(dir, db) == 0 && start.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut kills: Vec<(usize, u64)> = Vec::new();
-    let mut last = 0;
-    while kills.len() < 4 {
-        // Fresh progress since the last kill (the group has settled again), then a random moment
-        // of the batches that follow.
-        let settling = Instant::now();
-        while received(dir, db) <= last && settling.elapsed() < Duration::from_secs(60) {
+    let kills = std::thread::scope(|scope| {
+        let producer = scope.spawn(|| {
+            for m in 2..months {
+                std::thread::sleep(Duration::from_millis(500));
+                month(m);
+            }
+        });
+        let start = Instant::now();
+        while received(dir, db) == 0 && start.elapsed() < Duration::from_secs(60) {
             std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(rng.below(1000)));
-        let at = received(dir, db);
-        last = at;
-        if at >= total {
-            break;
+        let mut kills: Vec<(usize, u64)> = Vec::new();
+        let mut last = 0;
+        while kills.len() < 4 {
+            // Fresh progress since the last kill (the group has settled again), then a random
+            // moment of the batches that follow.
+            let settling = Instant::now();
+            while received(dir, db) <= last && settling.elapsed() < Duration::from_secs(60) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            std::thread::sleep(Duration::from_millis(rng.below(1000)));
+            let at = received(dir, db);
+            last = at;
+            if at >= total {
+                break;
+            }
+            let victim = rng.below(3) as usize;
+            workers[victim].kill().unwrap(); // SIGKILL: no chance to drain or commit
+            workers[victim].wait().unwrap();
+            kills.push((victim, at));
+            workers[victim] = worker(dir, &broker, db, "three");
         }
-        let victim = rng.below(3) as usize;
-        workers[victim].kill().unwrap(); // SIGKILL: no chance to drain or commit
-        workers[victim].wait().unwrap();
-        kills.push((victim, at));
-        workers[victim] = worker(dir, &broker, db, "three");
-    }
+        producer.join().expect("the producing thread");
+        kills
+    });
     assert!(
         kills.len() >= 2,
         "only {} kills landed before the end of the stream ({kills:?}): slow the stream down \
