@@ -581,6 +581,7 @@ pub async fn push_feed(
     let mut duplicate_lines = Vec::new();
     let mut new_lines = Vec::new();
     let mut new_ids = Vec::new();
+    let mut new_numbers = Vec::new();
     for ((id, json), number) in batch.events.iter().zip(&batch.numbers) {
         if known_ids.contains(id.as_str()) || stored.contains(id.as_str()) || !fresh.insert(id) {
             duplicate_lines.push(*number);
@@ -588,8 +589,9 @@ pub async fn push_feed(
         }
         new_lines.push(json.clone());
         new_ids.push(id.clone());
+        new_numbers.push(*number);
     }
-    let accepted = new_ids.len();
+    let mut accepted = new_ids.len();
     let provenance = profile.as_ref().map(|p| p.profile.provenance().to_string());
     let unit = if profile.is_some() { "rows" } else { "lines" };
     let stored_at: Option<String> = if new_lines.is_empty() {
@@ -620,7 +622,17 @@ pub async fn push_feed(
             .await
             .map_err(|e| internal("writing the export", e))?
             .map_err(|e| internal("writing the export to the feeds folder", e))?;
-        name.map(|n| format!("{}/{n}", p.folder()))
+        match name {
+            Some(n) => Some(format!("{}/{n}", p.folder())),
+            None => {
+                // The very same export is already kept (a process that no longer remembers its
+                // ids, after a restart): its rows are duplicates, not accepted again.
+                accepted = 0;
+                duplicate_lines.extend(new_numbers);
+                duplicate_lines.sort_unstable();
+                None
+            }
+        }
     } else {
         let mut data = Vec::with_capacity(body.len() + new_lines.len());
         for l in &new_lines {
