@@ -4,6 +4,13 @@
 //! Training the identity model on a sample of the feeds, people's review decisions blended in, is
 //! here too: a first run trains one before it links.
 //!
+//! Rule sets and models are activated at stream positions (issue 19 item 2; see
+//! `doudi_pipeline::versions`): [`activate_rules`] and [`activate_model`] are the one way either
+//! becomes current, and running workers adopt it between two batches, for the records after the
+//! positions it was stored at. A first run stores the configured rule set as the first activation
+//! (from the start of every stream); a worker configured with another rule set than the active one
+//! uses the active one and says so.
+//!
 //! A model is activated only if it is usable: a degenerate one (EM learned something other than
 //! "same person", or the match share collapsed; see `doudi_linkage::em`) is refused, the last good
 //! model stays active, and the refusal is logged (warn), counted (`doudi_linkage_models{outcome=
@@ -17,7 +24,7 @@ use doudi_linkage::{check_model, Degenerate, LabelledPair, Model, Thresholds};
 use doudi_model::{Household, ParseLimits};
 use doudi_pipeline::Engine;
 use doudi_risk::RuleSet;
-use doudi_store::{Store, StoreError};
+use doudi_store::{ActivationKind, ActivationRow, Store, StoreError};
 use doudi_warnings::routing::{Directory, Officer};
 
 use crate::error::AppError;
@@ -26,6 +33,9 @@ use crate::error::AppError;
 #[derive(Clone, Debug)]
 pub struct EngineSettings {
     pub rules: RuleSet,
+    /// The rule set's TOML, stored with its first activation (`None` for the built-in one: its
+    /// text is known; another without its text is not stored).
+    pub rules_toml: Option<String>,
     pub limits: ParseLimits,
     /// Identity decision thresholds.
     pub thresholds: Thresholds,
@@ -44,6 +54,7 @@ impl EngineSettings {
     pub fn with_rules(rules: RuleSet) -> EngineSettings {
         EngineSettings {
             rules,
+            rules_toml: None,
             limits: ParseLimits::default(),
             thresholds: Thresholds::default(),
             train_sample: 50_000,
@@ -110,8 +121,8 @@ pub async fn active_model(store: &Store) -> Result<Option<Model>, AppError> {
 /// What became of a trained identity model.
 #[derive(Clone, Debug)]
 pub enum Activation {
-    /// Stored and made the active model.
-    Activated(Model),
+    /// Stored and made the active model, at the activation's positions.
+    Activated(Model, ActivationRow),
     /// Degenerate: not stored; `kept` is the version still active (`None`: the prior).
     Refused {
         reason: Degenerate,
@@ -171,14 +182,14 @@ pub async fn load_engine(
         None => match feeds {
             Some(dir) if !engine.index().is_empty() => {
                 match train_and_store(store, settings, &engine, dir).await? {
-                    Activation::Activated(model) => Some(model),
+                    Activation::Activated(model, _) => Some(model),
                     Activation::Refused { .. } | Activation::NoRecords => None,
                 }
             }
             _ => None,
         },
     };
-    Ok(match model {
+    let engine = match model {
         Some(model) => {
             tracing::info!(model = %model.version, "identity model loaded");
             engine.with_model(model, settings.thresholds.clone())
@@ -187,7 +198,116 @@ pub async fn load_engine(
             tracing::info!("identity model: the prior (none trained yet)");
             engine
         }
-    })
+    };
+    first_activations(store, settings).await?;
+    load_versions(store, &engine).await?;
+    Ok(engine)
+}
+
+/// Store what was current before activations were (a first run's configured rule set, a model
+/// stored by an earlier release) as the first activation of its kind, from the start of every
+/// stream; and say so when the configured rule set is not the active one.
+async fn first_activations(store: &Store, settings: &EngineSettings) -> Result<(), AppError> {
+    let text = match &settings.rules_toml {
+        Some(t) => Some(t.as_str()),
+        None if settings.rules == RuleSet::builtin() => Some(RuleSet::builtin_toml()),
+        None => None,
+    };
+    let active = match text {
+        Some(text) => {
+            let (row, stored) = store
+                .activate(
+                    ActivationKind::Rules,
+                    &settings.rules.version,
+                    text,
+                    "doudi",
+                    true,
+                )
+                .await?;
+            if stored {
+                tracing::info!(rule_set = %row.version, "the configured rule set is the first activated one, from the start of every stream");
+            }
+            Some(row)
+        }
+        None => store
+            .activations()
+            .await?
+            .into_iter()
+            .rev()
+            .find(|a| a.kind == ActivationKind::Rules),
+    };
+    if let Some(active) = active {
+        if active.version != settings.rules.version {
+            tracing::warn!(
+                configured = %settings.rules.version,
+                active = %active.version,
+                "the configured rule set is not the active one: records are assessed with the active one (activated {}); to change it, run `doudi rules activate FILE` (every worker adopts it at one stream position)",
+                active.activated_at
+            );
+        }
+    }
+    if let Some(m) = store.active_linkage_model().await? {
+        let (row, stored) = store
+            .activate(ActivationKind::Model, &m.version, &m.version, "doudi", true)
+            .await?;
+        if stored {
+            tracing::info!(model = %row.version, "the stored identity model is the first activated one, from the start of every stream");
+        }
+    }
+    Ok(())
+}
+
+/// Give the engine every activated rule set and model (running workers then follow new ones
+/// between batches).
+pub async fn load_versions(store: &Store, engine: &Engine) -> Result<(), AppError> {
+    let mut tx = store.begin().await?;
+    let versions = doudi_pipeline::versions::refresh_versions(&mut tx, engine).await?;
+    drop(tx);
+    tracing::info!(
+        activations = versions.generation,
+        rule_set = %versions.latest_rules().version,
+        "activated versions loaded"
+    );
+    Ok(())
+}
+
+/// Validate a rule set and activate it: every worker assesses the records after the streams'
+/// committed positions with it (between two batches; no restart), the records before with the
+/// version they were decided with.
+pub async fn activate_rules(
+    store: &Store,
+    text: &str,
+    who: &str,
+) -> Result<ActivationRow, AppError> {
+    let rules = RuleSet::from_toml_str(text)
+        .map_err(|e| AppError::BadRequest(format!("the rule set is invalid: {e}")))?;
+    let (row, _) = store
+        .activate(ActivationKind::Rules, &rules.version, text, who, false)
+        .await?;
+    tracing::info!(activation = row.id, rule_set = %row.version, streams = row.from.len(), "rule set activated");
+    Ok(row)
+}
+
+/// Activate an identity model (the one way a model becomes current): a degenerate one is refused
+/// (logged, counted, audited; the last good model stays); a usable one is stored and activated at
+/// the streams' committed positions, adopted by every worker between two batches. `records`: how
+/// many it was trained on.
+pub async fn activate_model(
+    store: &Store,
+    model: Model,
+    records: usize,
+    who: &str,
+) -> Result<Activation, AppError> {
+    if let Err(reason) = check_model(&model) {
+        return refuse(store, reason, records).await;
+    }
+    let text = serde_json::to_string(&model)
+        .map_err(|e| AppError::Unusable(format!("cannot encode the identity model: {e}")))?;
+    let row = store
+        .activate_linkage_model(&model.version, &text, records as i64, who)
+        .await?;
+    doudi_telemetry::linkage_model("activated");
+    Ok(Activation::Activated(model, row))
 }
 
 /// The engine for applying facts already linked to these households (a review decision): the
@@ -275,22 +395,16 @@ pub async fn train_on(
         );
         blended
     };
-    if let Err(reason) = check_model(&model) {
-        return refuse(store, reason, subjects.len()).await;
+    let activation = activate_model(store, model, subjects.len(), "doudi").await?;
+    if let Activation::Activated(model, _) = &activation {
+        tracing::info!(
+            model = %model.version,
+            records = subjects.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "trained the identity model on a sample of {from}"
+        );
     }
-    let text = serde_json::to_string(&model)
-        .map_err(|e| AppError::Unusable(format!("cannot encode the identity model: {e}")))?;
-    store
-        .activate_linkage_model(&model.version, &text, subjects.len() as i64)
-        .await?;
-    doudi_telemetry::linkage_model("activated");
-    tracing::info!(
-        model = %model.version,
-        records = subjects.len(),
-        ms = started.elapsed().as_millis() as u64,
-        "trained the identity model on a sample of {from}"
-    );
-    Ok(Activation::Activated(model))
+    Ok(activation)
 }
 
 /// Labelled pairs from decided reviews: the member a person linked is a match; every other

@@ -294,6 +294,16 @@ impl Config {
     }
 
     /// The rule set named by the configuration, or the built-in one.
+    /// The configured rule set's TOML (`None`: the built-in one).
+    pub fn rule_set_text(&self) -> anyhow::Result<Option<String>> {
+        match &self.rules.file {
+            None => Ok(None),
+            Some(path) => std::fs::read_to_string(path)
+                .map(Some)
+                .with_context(|| format!("cannot read rule set {}", path.display())),
+        }
+    }
+
     pub fn rule_set(&self) -> anyhow::Result<doudi_risk::RuleSet> {
         match &self.rules.file {
             None => Ok(doudi_risk::RuleSet::builtin()),

@@ -111,7 +111,8 @@ enum Command {
     /// The hash-chained audit trail: verify it, read it, sign a checkpoint of its head.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
-    /// Check a rule-set file.
+    /// Rule sets: check a file, activate one (every worker adopts it at one stream position), list
+    /// the activations.
     #[command(subcommand)]
     Rules(commands::rules::RulesCommand),
     /// Department exports (CSV, Excel, GB18030) read through feed profiles: dry-run check,
@@ -199,7 +200,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Findings(c) => commands::findings::run(&config, c).await,
         Command::Backtest(args) => commands::backtest::run(&config, args).await,
         Command::Audit(c) => commands::audit::run(&config, c).await,
-        Command::Rules(c) => commands::rules::run(c),
+        Command::Rules(c) => commands::rules::run(&config, c).await,
         Command::Feeds(c) => commands::feeds::run(c),
         Command::Serve(args) => commands::serve::run(&config, args).await,
         Command::Tokens(c) => commands::tokens::run(&config, c).await,

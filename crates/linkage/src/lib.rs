@@ -35,7 +35,9 @@ mod train;
 
 pub use em::{check_model, Degenerate};
 pub use index::{Query, RegisterIndex};
-pub use link::{explain, CandidateEvidence, Comparison, Evidence, IdEvidence, Linker, Thresholds};
+pub use link::{
+    explain, CandidateEvidence, Comparison, Evidence, IdEvidence, Linker, ModelScorer, Thresholds,
+};
 pub use model::{FieldModel, LevelModel, Model, TfSettings};
 pub use train::{blend_labels, train, LabelledPair};
 

@@ -391,6 +391,20 @@ fn static_level(name: &str) -> Cow<'static, str> {
     }
 }
 
+/// A model and thresholds ready to score, apart from any index: see [`Linker::link_with`].
+#[derive(Clone, Debug)]
+pub struct ModelScorer(Scorer);
+
+impl ModelScorer {
+    pub fn new(model: Model, thresholds: Thresholds) -> ModelScorer {
+        ModelScorer(Scorer::new(model, thresholds))
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.0.model
+    }
+}
+
 /// Links records to register members: the index, the model and the thresholds. `Sync`: share it
 /// between threads by reference or `Arc`.
 #[derive(Clone, Debug)]
@@ -438,6 +452,12 @@ impl Linker {
     /// Decide who `subject` is, with the evidence.
     pub fn link(&self, subject: &Subject) -> LinkDecision {
         self.scorer.link(&self.index, subject)
+    }
+
+    /// Decide who `subject` is with another model over the same index (a record decided with
+    /// the model of its stream position, not the latest one).
+    pub fn link_with(&self, scorer: &ModelScorer, subject: &Subject) -> LinkDecision {
+        scorer.0.link(&self.index, subject)
     }
 
     pub fn index(&self) -> &RegisterIndex {

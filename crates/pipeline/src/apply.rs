@@ -20,11 +20,15 @@ use doudi_warnings::routing::Directory;
 
 use crate::ingest::{link_event, sniff_event_id, Ingested};
 use crate::register::Register;
+use crate::versions::{check_current, refresh_versions, RulesIndex, Versions};
 use crate::PipelineError;
 
-/// What the pipeline knows while it runs: the rule set and the register (held in memory, and
-/// followed while running: see [`crate::register`]).
+/// What the pipeline knows while it runs: the rule sets and identity models activated (see
+/// [`crate::versions`]) and the register (held in memory, and followed while running: see
+/// [`crate::register`]).
 pub struct Engine {
+    /// The rule set records are assessed with before any rule set is activated (the configured
+    /// one); after, each record's is the one activated at its position (see [`Engine::versions`]).
     pub rules: RuleSet,
     pub limits: ParseLimits,
     /// The register's households and identity index, as one snapshot replaced on each register
@@ -37,6 +41,8 @@ pub struct Engine {
     /// How deadlines follow from event and receipt times (the `[warnings]` configuration).
     pub deadlines: DeadlinePolicy,
     cache: Mutex<TimelineCache>,
+    /// Every activated rule set and model, one snapshot replaced when an activation is seen.
+    pub(crate) versions: RwLock<Arc<Versions>>,
 }
 
 /// At most this many facts are kept in memory; past it the cache starts afresh.
@@ -70,6 +76,8 @@ struct Meta {
     received_at: DateTime<Utc>,
     /// The stored assessment's level and score (`None`: none stored yet).
     assessed: Option<(Level, i64)>,
+    /// The rule set its record is decided with (by the record's stream position).
+    rules: RulesIndex,
 }
 
 /// The canonical key of a fact: the order facts happened in, whatever order they arrived in.
@@ -80,16 +88,19 @@ fn key<'a>(f: &'a Fact, m: &Meta) -> Key<'a> {
 }
 
 impl Timeline {
-    /// A timeline from stored entries (any order).
-    pub(crate) fn from_entries(entries: Vec<TimelineEntry>) -> Timeline {
+    /// A timeline from stored entries (any order), each fact with the rule set of its record's
+    /// position in `versions`.
+    pub(crate) fn from_entries(entries: Vec<TimelineEntry>, versions: &Versions) -> Timeline {
         let mut t = Timeline::default();
         t.merge(entries.into_iter().map(|e| {
+            let rules = versions.rules_index(&e.stream, e.line);
             (
                 e.fact,
                 Meta {
                     seq: e.event_seq,
                     received_at: e.received_at,
                     assessed: e.assessed,
+                    rules,
                 },
             )
         }));
@@ -223,6 +234,7 @@ impl Engine {
         indexed: bool,
     ) -> Self {
         Engine {
+            versions: RwLock::new(Arc::new(Versions::new(rules.clone()))),
             rules,
             limits,
             register: RwLock::new(Arc::new(Register::new(register, index))),
@@ -247,6 +259,23 @@ impl Engine {
             Arc::make_mut(&mut *slot).map_linker(|l| l.with_model(model, thresholds));
         }
         self
+    }
+
+    /// Link with this model from now on (the thresholds kept): the latest activated model.
+    pub(crate) fn set_model(&self, model: doudi_linkage::Model) {
+        let mut slot = self
+            .register
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        Arc::make_mut(&mut *slot).map_linker(|l| {
+            let thresholds = l.thresholds().clone();
+            l.with_model(model, thresholds)
+        });
+    }
+
+    /// The identity decision thresholds.
+    pub fn thresholds(&self) -> doudi_linkage::Thresholds {
+        self.register().linker().thresholds().clone()
     }
 
     /// Label the register the engine was made with as the store's version `version` (read before
@@ -381,10 +410,19 @@ async fn apply_records(
     batch: &[Ingested],
     replayed: Option<&[i64]>,
 ) -> Result<BatchOutcome, PipelineError> {
-    stage(store, engine, batch, replayed.map(<[i64]>::to_vec))
-        .await?
-        .finish(engine)
-        .await
+    // An activation committed between staging and finishing: staged again, with it (another
+    // one landing in the same window again is not a reason to give up).
+    let mut attempts = 0;
+    loop {
+        let staged = stage(store, engine, batch, replayed.map(<[i64]>::to_vec)).await?;
+        match staged.finish(engine).await {
+            Err(PipelineError::VersionsChanged { seen, now }) if attempts < 10 => {
+                tracing::info!(seen, now, "a version was activated while the batch was applied: applying it again with it");
+                attempts += 1;
+            }
+            r => return r,
+        }
+    }
 }
 
 /// Begin a batch's transaction and write what depends on nothing but the batch itself: its
@@ -412,6 +450,10 @@ pub struct StagedBatch {
     tx: BatchTx,
     out: BatchOutcome,
     facts: Vec<FactRow>,
+    /// The rule set each fact's record is decided with.
+    fact_rules: Vec<RulesIndex>,
+    /// The versions the batch was staged with: it commits only if they are still current.
+    versions: Arc<Versions>,
     dead: Vec<DeadLetterRow>,
     positions: Vec<PositionRow>,
     /// Records read per source (counted once the batch commits; not for replayed dead letters).
@@ -437,6 +479,8 @@ async fn stage(
     };
     let t0 = Instant::now();
     let mut tx = store.begin().await?;
+    // The versions activated so far: each record is decided with those of its position.
+    let versions = refresh_versions(&mut tx, engine).await?;
     // One register snapshot for the batch's identity decisions.
     let register = engine.register();
     let register_version = register.version();
@@ -459,12 +503,18 @@ async fn stage(
                     normalised: item.normalised.clone(),
                     profile: item.profile.as_deref().map(str::to_string),
                 });
-                // Linked ahead with an older register: linked again below.
-                let ahead = item
-                    .link
-                    .as_ref()
-                    .filter(|_| item.register_version == register_version);
-                events.push((event, ahead));
+                // The identity model of the record's position (`None`: the linker's own).
+                let model = versions
+                    .scorer_at(&r.stream, r.line())
+                    .filter(|m| m.model().version != register.linker().model().version);
+                let wanted =
+                    model.map_or(&register.linker().model().version, |m| &m.model().version);
+                // Linked ahead with an older register or another model: linked again below.
+                let ahead = item.link.as_ref().filter(|(d, _)| {
+                    item.register_version == register_version && d.evidence.model_version == *wanted
+                });
+                let rules = versions.rules_index(&r.stream, r.line());
+                events.push((event, ahead, model, rules));
             }
             Err(e) => {
                 *out.dead_by_reason.entry(e.code()).or_default() += 1;
@@ -500,8 +550,9 @@ async fn stage(
     // Link every new event, in batch order.
     let mut links = Vec::with_capacity(new.len());
     let mut facts = Vec::new();
+    let mut fact_rules = Vec::new();
     let mut seen = std::collections::HashSet::with_capacity(new.len());
-    for (event, linked_ahead) in events {
+    for (event, linked_ahead, model, rules) in events {
         let key = (event.source.code().to_string(), event.event_id.clone());
         let Some(&event_seq) = new.get(&key) else {
             continue;
@@ -514,7 +565,14 @@ async fn stage(
         let (decision, evidence) = match linked_ahead {
             Some((d, e)) => (d, e),
             None => {
-                linked_here = link_event(&register, event);
+                linked_here = match model {
+                    None => link_event(&register, event),
+                    Some(m) => {
+                        let d = register.linker().link_with(m, &event.subject);
+                        let e = Json::encode(&d.evidence);
+                        (d, e)
+                    }
+                };
                 (&linked_here.0, &linked_here.1)
             }
         };
@@ -528,6 +586,7 @@ async fn stage(
             decision.household_id.as_ref(),
             decision.member_id.as_ref(),
         ) {
+            fact_rules.push(rules);
             facts.push(FactRow {
                 event_seq,
                 fact: Fact {
@@ -558,6 +617,8 @@ async fn stage(
         tx,
         out,
         facts,
+        fact_rules,
+        versions,
         dead,
         positions,
         consumed,
@@ -611,6 +672,8 @@ impl StagedBatch {
             mut tx,
             mut out,
             facts,
+            fact_rules,
+            versions,
             dead,
             positions,
             consumed,
@@ -638,7 +701,7 @@ impl StagedBatch {
             .take(version, &affected, &mut timelines);
         let cache_hits = affected.len() - missing.len();
         for (hh, entries) in tx.timeline_entries(&missing).await? {
-            timelines.insert(hh, Timeline::from_entries(entries));
+            timelines.insert(hh, Timeline::from_entries(entries, &versions));
         }
         let t_read = t0.elapsed();
         // The new facts join their timelines; each household is re-derived from its earliest new
@@ -646,7 +709,7 @@ impl StagedBatch {
         let received_at = tx.stamped_at();
         let mut from: HashMap<String, usize> = HashMap::with_capacity(affected.len());
         let mut by_household: HashMap<&str, Vec<(Fact, Meta)>> = HashMap::new();
-        for f in &facts {
+        for (f, &rules) in facts.iter().zip(&fact_rules) {
             by_household
                 .entry(f.fact.household_id.as_str())
                 .or_default()
@@ -656,6 +719,7 @@ impl StagedBatch {
                         seq: f.event_seq,
                         received_at,
                         assessed: None,
+                        rules,
                     },
                 ));
         }
@@ -663,9 +727,12 @@ impl StagedBatch {
             let t = timelines.entry(hh.to_string()).or_default();
             from.insert(hh.to_string(), t.merge(added));
         }
-        derive_and_warn(&mut tx, engine, &mut timelines, &from, &mut out).await?;
+        derive_and_warn(&mut tx, engine, &versions, &mut timelines, &from, &mut out).await?;
 
         let t_assess = t0.elapsed();
+        // Under the lock activations take: none committed since the batch was staged, or it is
+        // decided again with the new versions.
+        check_current(&mut tx, &versions).await?;
         tx.insert_facts(&facts).await?;
         match &replayed {
             None => {
@@ -775,10 +842,10 @@ fn is_quiet(a: &doudi_risk::Assessment) -> bool {
 /// The assessment stored for the fact at `i` of a timeline: the household as of that fact's
 /// event time, from the facts up to it in canonical order (issue 19: a function of the set of
 /// facts, not of the order they arrived in).
-fn assess_at(engine: &Engine, household: &Household, t: &Timeline, i: usize) -> Assessed {
+fn assess_at(versions: &Versions, household: &Household, t: &Timeline, i: usize) -> Assessed {
     let as_of = t.facts[i].occurred_at;
     let state = derive_state(household, &t.facts[..=i], as_of);
-    let assessment = assess(&engine.rules, household, &state);
+    let assessment = assess(versions.rules(t.meta[i].rules), household, &state);
     let json = (!is_quiet(&assessment)).then(|| Json::encode(&assessment));
     (assessment, json)
 }
@@ -786,7 +853,7 @@ fn assess_at(engine: &Engine, household: &Household, t: &Timeline, i: usize) -> 
 /// Assess each household's facts from its index in `from` on. Households are independent, so
 /// they are shared out over the cores. Returns (household, index, assessment).
 fn assess_from<'a>(
-    engine: &'a Engine,
+    versions: &'a Versions,
     register: &'a Register,
     timelines: &'a HashMap<String, Timeline>,
     from: &HashMap<String, usize>,
@@ -810,7 +877,7 @@ fn assess_from<'a>(
         let mut out = Vec::new();
         for &(hh, household, t, start) in groups {
             for i in start..t.len() {
-                out.push((hh, i, assess_at(engine, household, t, i)));
+                out.push((hh, i, assess_at(versions, household, t, i)));
             }
         }
         out
@@ -852,6 +919,7 @@ fn assess_from<'a>(
 pub(crate) async fn derive_and_warn(
     tx: &mut BatchTx,
     engine: &Engine,
+    versions: &Versions,
     timelines: &mut HashMap<String, Timeline>,
     from: &HashMap<String, usize>,
     out: &mut BatchOutcome,
@@ -863,7 +931,7 @@ pub(crate) async fn derive_and_warn(
     let t_current = t0.elapsed();
     // One register snapshot for the whole derivation.
     let register = engine.register();
-    let assessed = assess_from(engine, &register, timelines, from);
+    let assessed = assess_from(versions, &register, timelines, from);
     let t_assessed = t0.elapsed();
     let n_assessed = assessed.len();
 
@@ -927,7 +995,6 @@ pub(crate) async fn derive_and_warn(
 
     // Each household's episode, folded from its assessments after the last cut.
     let policy = engine.deadlines;
-    let hours = |l: Level| engine.rules.levels.params(l).map(|p| p.act_within_hours);
     for hh in &households {
         let (Some(t), Some(household)) = (timelines.get(hh), register.household(hh)) else {
             continue;
@@ -953,13 +1020,16 @@ pub(crate) async fn derive_and_warn(
                 score,
             });
         }
+        // Deadlines by the rule set of the episode's latest fact (in canonical order).
+        let rules = versions.rules(last.map_or(0, |i| t.meta[i].rules));
+        let hours = |l: Level| rules.levels.params(l).map(|p| p.act_within_hours);
         let episode = fold(&steps, &policy, hours);
         let start = from.get(hh).copied().unwrap_or(0);
         let summary = match (&episode, last) {
             (Some(_), Some(i)) => Some(match latest.remove(&(hh.clone(), i)) {
                 Some(j) => (j, i >= start),
                 None => {
-                    let (a, j) = assess_at(engine, household, t, i);
+                    let (a, j) = assess_at(versions, household, t, i);
                     (j.unwrap_or_else(|| Json::encode(&a)), false)
                 }
             }),
@@ -1196,12 +1266,14 @@ pub async fn rederive_households(
     }
     let mut tx = store.begin().await?;
     tx.lock_households(&affected).await?;
+    let versions = refresh_versions(&mut tx, engine).await?;
     let mut timelines: HashMap<String, Timeline> = HashMap::with_capacity(affected.len());
     for (hh, entries) in tx.timeline_entries(&affected).await? {
-        timelines.insert(hh, Timeline::from_entries(entries));
+        timelines.insert(hh, Timeline::from_entries(entries, &versions));
     }
     let from: HashMap<String, usize> = affected.iter().map(|h| (h.clone(), 0)).collect();
-    derive_and_warn(&mut tx, engine, &mut timelines, &from, &mut out).await?;
+    derive_and_warn(&mut tx, engine, &versions, &mut timelines, &from, &mut out).await?;
+    check_current(&mut tx, &versions).await?;
     // Every worker's cached timelines of these households hold the old assessments.
     tx.touch_timelines().await?;
     tx.audit(

@@ -14,6 +14,7 @@ mod ingest;
 pub mod register;
 mod replay;
 mod review;
+pub mod versions;
 
 use std::path::PathBuf;
 
@@ -67,6 +68,10 @@ pub enum PipelineError {
     },
     #[error("the reader thread stopped unexpectedly")]
     ReaderGone,
+    /// An activation (a rule set or model) committed after the batch was staged with the versions
+    /// as of activation `seen`: the batch is rolled back and applied again with them.
+    #[error("a rule set or identity model was activated meanwhile (activation {now}, the batch had {seen}); apply it again")]
+    VersionsChanged { seen: i64, now: i64 },
 }
 
 mod run;

@@ -22,6 +22,7 @@ use doudi_store::{FactRow, LinkRow, Store, StoreError};
 use crate::apply::{derive_and_warn, rederive_households, BatchOutcome, Engine, Timeline};
 use crate::driver::CancellationToken;
 use crate::ingest::link_event;
+use crate::versions::{check_current, refresh_versions};
 use crate::PipelineError;
 
 /// One version of the register as a worker holds it: the households (for assessing) and the
@@ -344,9 +345,11 @@ pub async fn relink_waiting(store: &Store, engine: &Engine) -> Result<RelinkRepo
             // The facts join their timelines where they happened (usually before facts applied
             // since): each household is re-derived from its earliest new fact on.
             tx.insert_facts(&facts).await?;
+            // Under the lock activations take (the facts' append took it): the versions are current.
+            let versions = refresh_versions(&mut tx, engine).await?;
             let mut timelines: HashMap<String, Timeline> = HashMap::new();
             for (hh, entries) in tx.timeline_entries(&affected).await? {
-                timelines.insert(hh, Timeline::from_entries(entries));
+                timelines.insert(hh, Timeline::from_entries(entries, &versions));
             }
             let mut from: HashMap<String, usize> = HashMap::new();
             for f in &facts {
@@ -359,7 +362,8 @@ pub async fn relink_waiting(store: &Store, engine: &Engine) -> Result<RelinkRepo
                 }
             }
             let mut out = BatchOutcome::default();
-            derive_and_warn(&mut tx, engine, &mut timelines, &from, &mut out).await?;
+            derive_and_warn(&mut tx, engine, &versions, &mut timelines, &from, &mut out).await?;
+            check_current(&mut tx, &versions).await?;
             report.warnings_opened += out.warnings_opened;
             report.warnings_raised += out.warnings_raised;
             tx.audit(

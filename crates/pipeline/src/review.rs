@@ -10,6 +10,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 
 use crate::apply::{derive_and_warn, BatchOutcome, Engine, Timeline};
+use crate::versions::{check_current, refresh_versions};
 use crate::PipelineError;
 
 /// What a review decision did.
@@ -96,16 +97,19 @@ pub async fn decide_review(
         // The fact joins the timeline where it happened (usually long before the facts since):
         // the household is re-derived from it on (issue 19).
         tx.insert_facts(&facts).await?;
+        // Under the lock activations take (the facts' append took it): the versions are current.
+        let versions = refresh_versions(&mut tx, engine).await?;
         let mut timelines: HashMap<String, Timeline> = HashMap::new();
         for (hh, entries) in tx.timeline_entries(&affected).await? {
-            timelines.insert(hh, Timeline::from_entries(entries));
+            timelines.insert(hh, Timeline::from_entries(entries, &versions));
         }
         let mut from = HashMap::new();
         if let Some(t) = timelines.get(&household_id) {
             from.insert(household_id.clone(), t.position_of(seq));
         }
         let mut out = BatchOutcome::default();
-        derive_and_warn(&mut tx, engine, &mut timelines, &from, &mut out).await?;
+        derive_and_warn(&mut tx, engine, &versions, &mut timelines, &from, &mut out).await?;
+        check_current(&mut tx, &versions).await?;
         let assessed = timelines
             .get(&household_id)
             .and_then(|t| t.assessed_of(seq));

@@ -74,6 +74,15 @@ impl RuleSet {
     /// The embedded file is not outside input: `builtin_rules_parse` proves it parses, so a
     /// failure here is a build defect and panics with the reason.
     pub fn builtin() -> RuleSet {
+        RuleSet::builtin_parsed()
+    }
+
+    /// The text of the built-in rule set (`rules/default.toml`), as an activation stores it.
+    pub fn builtin_toml() -> &'static str {
+        BUILTIN
+    }
+
+    fn builtin_parsed() -> RuleSet {
         match RuleSet::from_toml_str(BUILTIN) {
             Ok(rules) => rules,
             Err(e) => panic!("the built-in rules/default.toml is invalid: {e}"),

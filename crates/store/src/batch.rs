@@ -149,6 +149,10 @@ pub struct TimelineEntry {
     /// Its stored assessment's level and score (`None` if it has none: its household was not in
     /// the register when it was applied).
     pub assessed: Option<(Level, i64)>,
+    /// Where its event was read: the stream and the line (Kafka: offset) in it, which decide the
+    /// rule-set version it is assessed with (see [`crate::ActivationRow::covers`]).
+    pub stream: String,
+    pub line: u64,
 }
 
 /// A line of a warning's history written by the pipeline, and the notice that announces it.
@@ -367,6 +371,8 @@ type TimelineRow = (
     String,
     Option<String>,
     Option<i64>,
+    String,
+    i64,
 );
 
 /// A warning row as [`BatchTx::current_warnings`] reads it.
@@ -656,7 +662,8 @@ impl BatchTx {
         let limits = doudi_model::ParseLimits::STORED;
         let rows: Vec<TimelineRow> = rows_for_households(
                 self.tx.conn(),
-                "SELECT t.seq, t.household_id, t.member_id, e.normalised, e.received_at, a.level, a.score
+                "SELECT t.seq, t.household_id, t.member_id, e.normalised, e.received_at, a.level, a.score,
+                        e.stream, e.position
                  FROM timeline t JOIN events e ON e.seq = t.seq LEFT JOIN assessments a ON a.seq = t.seq
                  WHERE t.household_id",
                 "ORDER BY t.seq",
@@ -665,7 +672,7 @@ impl BatchTx {
             )
             .await?;
         let mut out: HashMap<String, Vec<TimelineEntry>> = HashMap::new();
-        for (seq, household_id, member_id, text, received_at, level, score) in rows {
+        for (seq, household_id, member_id, text, received_at, level, score, stream, line) in rows {
             let event = doudi_model::parse_event(text.as_bytes(), &limits)
                 .map_err(|e| corrupt("timeline event", e))?;
             let received_at = decode_time(&received_at, "events.received_at")?;
@@ -687,6 +694,8 @@ impl BatchTx {
                     },
                     received_at,
                     assessed,
+                    stream,
+                    line: line.max(0) as u64,
                 });
         }
         Ok(out)

@@ -69,10 +69,12 @@
 //!   [`StoreError::Corrupt`] naming its table and column, never a default;
 //! - `locks`: PostgreSQL's locks, in the one order above; `time`: how times are stored;
 //! - `batch`: the pipeline's [`BatchTx`]; the other modules, one area each (audit, lifecycle,
-//!   review, notices, delivery, register, officers, regions, tokens, findings, queries, web, trace).
+//!   review, notices, delivery, register, officers, regions, tokens, findings, queries, web, trace,
+//!   activations).
 //!
 //! Every method is covered by `tests/conformance.rs`, run against both backends.
 
+mod activations;
 mod audit;
 mod batch;
 mod bulk;
@@ -99,6 +101,7 @@ mod tokens;
 mod trace;
 mod web;
 
+pub use activations::{ActivationKind, ActivationRow};
 pub use audit::{record_hash, AuditCheck, AuditRecord, Checkpoint, CHECKPOINT_FORMAT, GENESIS};
 pub use batch::{
     transition_key, AssessmentRow, BatchTx, CurrentWarningRow, DeadLetterRow, EpisodeMark,

@@ -6,6 +6,7 @@ use doudi_model::{Evidence, LinkOutcome};
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::activations::{insert_activation, ActivationKind, ActivationRow};
 use crate::batch::BatchTx;
 use crate::codec::{decode_code, ser_time, Typed};
 use crate::db::{on, Col, Conn, Db, Dialect};
@@ -236,13 +237,15 @@ impl Store {
     }
 
     /// Store a linkage model and make it the active one (a model already stored under the same
-    /// version is kept as it was and made active).
+    /// version is kept as it was and made active), with its activation at the streams' committed
+    /// positions (see [`Store::activate`]), in one transaction.
     pub async fn activate_linkage_model(
         &self,
         version: &str,
         model: &str,
         trained_on: i64,
-    ) -> Result<(), StoreError> {
+        who: &str,
+    ) -> Result<ActivationRow, StoreError> {
         on!(self.pool(), pool => {
             let mut tx = pool
                 .begin_with(<DB as Dialect>::BEGIN)
@@ -270,13 +273,23 @@ impl Store {
             .ctx("storing a linkage model")?;
             crate::audit::append(
                 Db::from(&mut *tx),
-                "doudi",
+                who,
                 "linkage_model_activated",
                 &format!("model:{version}"),
                 &serde_json::json!({"trained_on": trained_on}),
             )
             .await?;
-            tx.commit().await.ctx("committing a linkage model")
+            let (activation, _) = insert_activation(
+                Db::from(&mut *tx),
+                ActivationKind::Model,
+                version,
+                version,
+                who,
+                false,
+            )
+            .await?;
+            tx.commit().await.ctx("committing a linkage model")?;
+            Ok(activation)
         })
     }
 }

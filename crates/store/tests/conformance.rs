@@ -176,6 +176,7 @@ conformance!(
     batches_on_the_same_household_serialise,
     a_batch_without_facts_and_one_with_facts_never_wait_in_a_cycle,
     linkage_models_activated_at_once_leave_one_active,
+    activations_sit_between_batches_at_the_committed_positions,
     a_persons_move_waits_for_a_batch_on_the_household,
     a_review_decision_and_a_batch_at_once_both_commit,
     status_counts_everything,
@@ -1040,9 +1041,12 @@ async fn a_review_item_is_decided_once(db: &TestDb) {
     drop(tx);
 
     // Linkage models: one active.
-    store.activate_linkage_model("m1", "{}", 10).await.unwrap();
     store
-        .activate_linkage_model("m2", "{\"x\":1}", 20)
+        .activate_linkage_model("m1", "{}", 10, "doudi")
+        .await
+        .unwrap();
+    store
+        .activate_linkage_model("m2", "{\"x\":1}", 20, "doudi")
         .await
         .unwrap();
     assert_eq!(
@@ -1050,7 +1054,7 @@ async fn a_review_item_is_decided_once(db: &TestDb) {
         "m2"
     );
     store
-        .activate_linkage_model("m1", "ignored", 0)
+        .activate_linkage_model("m1", "ignored", 0, "doudi")
         .await
         .unwrap();
     let m = store.active_linkage_model().await.unwrap().unwrap();
@@ -1595,7 +1599,11 @@ async fn linkage_models_activated_at_once_leave_one_active(db: &TestDb) {
             .map(|version| {
                 let store = db.store.clone();
                 let version = version.clone();
-                tokio::spawn(async move { store.activate_linkage_model(&version, "{}", 100).await })
+                tokio::spawn(async move {
+                    store
+                        .activate_linkage_model(&version, "{}", 100, "doudi")
+                        .await
+                })
             })
             .collect();
         for task in both {
@@ -1608,6 +1616,80 @@ async fn linkage_models_activated_at_once_leave_one_active(db: &TestDb) {
             active.version
         );
     }
+}
+
+/// An activation takes effect at every stream's committed position (the line after it); a
+/// from-start activation is stored only while none of its kind is; a batch holding the timeline
+/// counter's lock keeps an activation waiting until it commits, and then sees no new generation.
+async fn activations_sit_between_batches_at_the_committed_positions(db: &TestDb) {
+    use doudi_store::ActivationKind;
+    let store = &db.store;
+    assert_eq!(store.activation_generation().await.unwrap(), 0);
+    let (first, stored) = store
+        .activate(ActivationKind::Rules, "r1", "version = 'r1'", "doudi", true)
+        .await
+        .unwrap();
+    assert!(stored && first.from.is_empty() && first.covers("any/stream", 0));
+    // A second worker's first run: the stored one stays.
+    let (again, stored) = store
+        .activate(ActivationKind::Rules, "r9", "", "doudi", true)
+        .await
+        .unwrap();
+    assert!(!stored);
+    assert_eq!(again.id, first.id);
+
+    let mut tx = store.begin().await.unwrap();
+    tx.set_positions(&[position(420, 7)]).await.unwrap();
+    tx.commit().await.unwrap();
+    // A batch under the lock: the activation waits for its commit.
+    let mut tx = store.begin().await.unwrap();
+    tx.lock_timeline_counter().await.unwrap();
+    let generation = tx.activation_generation().await.unwrap();
+    assert_eq!(generation, first.id);
+    let activating = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .activate(
+                    ActivationKind::Rules,
+                    "r2",
+                    "version = 'r2'",
+                    "alice",
+                    false,
+                )
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    tx.set_positions(&[position(900, 9)]).await.unwrap();
+    assert_eq!(tx.activation_generation().await.unwrap(), generation);
+    tx.commit().await.unwrap();
+    let (second, stored) = activating.await.unwrap().unwrap();
+    assert!(stored);
+    // After the batch's commit: from the line after the batch's last one.
+    let line = second.from["civil_registry/a.jsonl"];
+    assert_eq!(line, 10);
+    assert!(!second.covers("civil_registry/a.jsonl", line - 1));
+    assert!(second.covers("civil_registry/a.jsonl", line));
+    assert!(second.covers("a/new/stream", 0));
+    assert_eq!(store.activation_generation().await.unwrap(), second.id);
+    let all = store.activations().await.unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|a| (a.version.as_str(), a.activated_by.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("r1", "doudi"), ("r2", "alice")]
+    );
+    // A model's activation is stored with it.
+    let m = store
+        .activate_linkage_model("m1", "{}", 10, "doudi")
+        .await
+        .unwrap();
+    assert_eq!(
+        (m.kind, m.version.as_str(), m.content.as_str()),
+        (ActivationKind::Model, "m1", "m1")
+    );
+    assert!(m.id > second.id);
 }
 
 async fn a_persons_move_waits_for_a_batch_on_the_household(db: &TestDb) {

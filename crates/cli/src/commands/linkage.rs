@@ -32,10 +32,13 @@ The model (m and u probabilities per field and comparison level, the prior, term
         #[arg(long)]
         sample: Option<usize>,
     },
-    /// Show the active model: each field's levels with m, u and weight.
+    /// Show the active model: each field's levels with m, u and weight; with --activations, the
+    /// models activated, when, by whom and from which stream positions.
     Show {
         #[arg(long)]
         json: bool,
+        #[arg(long)]
+        activations: bool,
     },
     /// Explain the identity decision of a stored event: each field's level and weight, the total,
     /// the thresholds, the decision.
@@ -111,7 +114,11 @@ pub async fn run(config: &Config, cmd: LinkageCommand) -> anyhow::Result<ExitCod
             store.close().await;
             Ok(report_activation(&activation, &feeds.display().to_string()))
         }
-        LinkageCommand::Show { json } => {
+        LinkageCommand::Show {
+            json,
+            activations: true,
+        } => super::rules::show(config, doudi_store::ActivationKind::Model, json).await,
+        LinkageCommand::Show { json, .. } => {
             let store = open_store(config).await?;
             let stored = store.active_linkage_model().await?;
             let refused = store.last_audit_record("linkage_model_refused").await?;
@@ -296,11 +303,12 @@ async fn train_from_kafka(
 fn report_activation(activation: &doudi_app::engine::Activation, from: &str) -> ExitCode {
     use doudi_app::engine::Activation;
     match activation {
-        Activation::Activated(model) => {
+        Activation::Activated(model, row) => {
             println!(
-                "trained identity model {} ({}); it is now the active model",
-                model.version, model.method
+                "trained identity model {} ({}); it is now the active model (activation {}, adopted by running workers before their next batch)",
+                model.version, model.method, row.id
             );
+            super::rules::print_positions(row);
             ExitCode::SUCCESS
         }
         Activation::Refused { reason, kept } => {

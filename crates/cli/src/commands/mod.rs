@@ -88,6 +88,7 @@ pub fn topic_profiles(
 pub fn engine_settings(config: &Config) -> anyhow::Result<EngineSettings> {
     Ok(EngineSettings {
         rules: config.rule_set()?,
+        rules_toml: config.rule_set_text()?,
         limits: config.limits.parse_limits(),
         thresholds: config.linkage.thresholds.clone(),
         train_sample: config.linkage.train_sample,

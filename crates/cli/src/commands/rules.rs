@@ -3,6 +3,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
+use doudi_store::{ActivationKind, ActivationRow};
+
+use super::open_store;
+use crate::Config;
 
 #[derive(Debug, Subcommand)]
 pub enum RulesCommand {
@@ -11,10 +15,47 @@ pub enum RulesCommand {
         /// The rule-set TOML file, e.g. rules/default.toml.
         file: PathBuf,
     },
+    /// Validate a rule-set file, store it and make it the active one: every worker assesses the
+    /// records after the streams' committed positions with it (no restart), the records before
+    /// keep the version they were decided with. Prints the positions it took effect at.
+    #[command(after_help = "\
+The activation is taken between two batches' commits: each stream's position at that instant is stored with it, and a record is decided with the latest activation at or before its own position (a stream that appears later starts with it). Running workers adopt it before their next batch; a household re-derived later (a late fact) re-assesses each fact with the rule set of that fact's record. `doudi rules show` lists the activations.")]
+    Activate {
+        /// The rule-set TOML file.
+        file: PathBuf,
+    },
+    /// List the rule-set activations: version, when, by whom, from which positions.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
-pub fn run(cmd: RulesCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(config: &Config, cmd: RulesCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        RulesCommand::Activate { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            if let Err(e) = doudi_risk::RuleSet::from_toml_str(&text) {
+                eprintln!(
+                    "{}: invalid: `{}`: {}",
+                    file.display(),
+                    e.key(),
+                    e.message()
+                );
+                return Ok(ExitCode::from(2));
+            }
+            let store = open_store(config).await?;
+            let row = doudi_app::engine::activate_rules(&store, &text, &super::reader()).await?;
+            store.close().await;
+            println!(
+                "rule set {} activated (activation {}) at {}",
+                row.version, row.id, row.activated_at
+            );
+            print_positions(&row);
+            Ok(ExitCode::SUCCESS)
+        }
+        RulesCommand::Show { json } => show(config, ActivationKind::Rules, json).await,
         RulesCommand::Check { file } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
@@ -40,4 +81,56 @@ pub fn run(cmd: RulesCommand) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// List the activations of `kind`.
+pub async fn show(config: &Config, kind: ActivationKind, json: bool) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    let rows: Vec<ActivationRow> = store
+        .activations()
+        .await?
+        .into_iter()
+        .filter(|a| a.kind == kind)
+        .collect();
+    store.close().await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if rows.is_empty() {
+        println!(
+            "no {} activated yet (a first `doudi run` activates the configured one)",
+            kind.code()
+        );
+    }
+    let last = rows.last().map(|r| r.id);
+    for row in &rows {
+        println!(
+            "activation {}: {} {}{} at {} by {}",
+            row.id,
+            kind.code(),
+            row.version,
+            if Some(row.id) == last {
+                " (active)"
+            } else {
+                ""
+            },
+            row.activated_at,
+            row.activated_by
+        );
+        print_positions(row);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where an activation took effect, stream by stream.
+pub fn print_positions(row: &ActivationRow) {
+    if row.from.is_empty() {
+        println!("  from the start of every stream");
+        return;
+    }
+    for (stream, line) in &row.from {
+        println!("  {stream}: from line (offset) {line}");
+    }
+    println!("  any stream begun since: from its start");
 }

@@ -38,7 +38,12 @@ pub fn is_transient(e: &StoreError) -> bool {
 
 /// Whether a pipeline failure is a transient database one.
 pub fn is_transient_failure(e: &PipelineError) -> bool {
-    matches!(e, PipelineError::Store(s) if is_transient(s))
+    match e {
+        PipelineError::Store(s) => is_transient(s),
+        // Applied again at once, with the versions just activated.
+        PipelineError::VersionsChanged { .. } => true,
+        _ => false,
+    }
 }
 
 /// Delays between attempts: doubling from `first` up to `max`.
