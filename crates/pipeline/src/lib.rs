@@ -67,6 +67,9 @@ pub enum PipelineError {
     },
     #[error("the reader thread stopped unexpectedly")]
     ReaderGone,
+    /// Told to stop while the database was away: the batch was not applied (read again).
+    #[error("stopped while waiting for the database; the batch in hand was not applied")]
+    Stopped,
 }
 
 mod run;
