@@ -18,10 +18,12 @@ pub mod produce;
 pub mod publish;
 pub mod sample;
 pub mod source;
+mod worker;
 
 pub use config::{KafkaConfig, Topics};
 pub use error::KafkaError;
-pub use source::{run_kafka, Observer, RecordMeta, SourceOptions};
+pub use source::RecordMeta;
+pub use worker::{is_transient, run_kafka, Observer, SourceOptions};
 
 /// Forward librdkafka's log lines to `tracing` (they carry broker addresses and states, never
 /// message contents).

@@ -72,6 +72,9 @@ pub enum PipelineError {
     /// as of activation `seen`: the batch is rolled back and applied again with them.
     #[error("a rule set or identity model was activated meanwhile (activation {now}, the batch had {seen}); apply it again")]
     VersionsChanged { seen: i64, now: i64 },
+    /// Told to stop while the database was away: the batch was not applied (read again).
+    #[error("stopped while waiting for the database; the batch in hand was not applied")]
+    Stopped,
 }
 
 mod run;

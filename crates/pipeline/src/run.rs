@@ -1,19 +1,21 @@
-//! Running over file feeds: a blocking reader thread (read, parse, merge by time) feeding batches
-//! through a bounded channel to the applier, which commits one transaction per batch.
+//! Running over file feeds: the feed folders as one [`RecordSource`] (a reader per folder), read
+//! by the driver's one reading loop on a blocking thread (read, parse, merge by time) feeding
+//! batches through a bounded channel to the applier, which commits one transaction per batch.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use doudi_model::ParseLimits;
 use doudi_store::Store;
 use serde::Serialize;
 use tokio::sync::{mpsc, Notify};
 
 use crate::apply::{BatchOutcome, Engine};
 use crate::driver::{
-    apply_batches, Batch, BatchHooks, Batcher, CancellationToken, InvalidGuard, InvalidWindow,
-    Merger,
+    apply_batches, read_records, Batch, BatchHooks, CancellationToken, Handover, InvalidGuard,
+    Polled, RawRecord, ReadOptions, RecordSource,
 };
 use crate::files::{scan_feeds, FeedSource, FileMarks, SourceFiles};
 use crate::ingest::Ingested;
@@ -167,19 +169,27 @@ async fn run_passes(
             })
             .sum();
         progress.start(total);
-        let (tx, mut rx) = mpsc::channel::<Batch<()>>(opts.channel_batches.max(1));
+        let (tx, mut rx) = mpsc::channel::<Batch<Vec<()>>>(opts.channel_batches.max(1));
+        let handover = Arc::new(Handover::new(opts.batch_size.max(1), None, tx));
         let reader = {
             let positions = positions.clone();
             let engine = engine.clone();
-            let batch_size = opts.batch_size.max(1);
+            let read = ReadOptions {
+                wait: Duration::MAX,
+                buffer: 1,
+                guard: opts.invalid,
+            };
             let once = opts.once;
-            let guard = opts.invalid;
             let stop = stop.clone();
             let marks = marks.clone();
+            let handover = handover.clone();
             tokio::task::spawn_blocking(move || {
-                read_pass(
-                    sources, positions, &engine, batch_size, once, guard, tx, stop, marks,
-                )
+                let mut files = FileSource::new(sources, positions, &engine, once, marks);
+                let read = read_records(&mut files, &handover, &read, &stop, |item| {
+                    item.link_with(&engine.index())
+                });
+                handover.close();
+                read.map(|_| files.positions)
             })
         };
         let hooks = FileHooks {
@@ -214,87 +224,107 @@ async fn run_passes(
     Ok(())
 }
 
-/// One pass over every source: read, parse, merge the sources by event time, send batches.
-/// Returns the positions reached (what was sent; the applier commits them with the effects).
-#[allow(clippy::too_many_arguments)]
-fn read_pass(
-    sources: Vec<SourceFiles>,
-    mut positions: HashMap<String, Positions>,
-    engine: &Engine,
-    batch_size: usize,
-    once: bool,
-    guard: InvalidGuard,
-    tx: mpsc::Sender<Batch<()>>,
-    stop: CancellationToken,
-    marks: FileMarks,
-) -> Result<HashMap<String, Positions>, PipelineError> {
-    // Read a little past the limit so that an oversized line is seen as oversized.
-    let limits = engine.limits;
-    // Parse, normalise and link here, on the reader's core, ahead of the applier.
-    let link = |mut item: Ingested| {
-        item.link_with(&engine.index());
-        item
-    };
-    let cap = limits.max_event_bytes.saturating_add(1);
-    let mut readers: Vec<FeedSource> = sources
-        .into_iter()
-        .map(|s| {
-            let pos = positions.get(s.source.code()).cloned().unwrap_or_default();
-            FeedSource::new(s, pos, cap, once, marks.clone())
-        })
-        .collect();
-    // The sources merged by event time (`crate::driver::Merger`): each reader offers its next
-    // record once the one before went out, and is marked at its end when it has no more.
-    let mut merger: Merger<usize, Ingested> = Merger::new(Duration::MAX, 1);
-    let now = Instant::now();
-    for (i, r) in readers.iter_mut().enumerate() {
-        merger.assign(i, 0, now);
-        offer(&mut merger, i, r.next_item(&limits)?.map(link));
+/// The feed folders as one record source: a reader per source folder (envelope lines, or a
+/// department's exports through its profile; the HTTP push writes envelope files), each a stream
+/// of the merge, read on demand.
+struct FileSource {
+    readers: Vec<FeedSource>,
+    limits: ParseLimits,
+    /// The positions reached, by source code then stream (what was released; the applier
+    /// commits them with the effects): where the next pass starts.
+    positions: HashMap<String, Positions>,
+}
+
+impl FileSource {
+    fn new(
+        sources: Vec<SourceFiles>,
+        positions: HashMap<String, Positions>,
+        engine: &Engine,
+        once: bool,
+        marks: FileMarks,
+    ) -> Self {
+        let limits = engine.limits;
+        // Read a little past the limit so that an oversized line is seen as oversized.
+        let cap = limits.max_event_bytes.saturating_add(1);
+        let readers = sources
+            .into_iter()
+            .map(|s| {
+                let pos = positions.get(s.source.code()).cloned().unwrap_or_default();
+                FeedSource::new(s, pos, cap, once, marks.clone())
+            })
+            .collect();
+        FileSource {
+            readers,
+            limits,
+            positions,
+        }
     }
-    let mut flows = Vec::new();
-    let mut windows: HashMap<String, InvalidWindow> = HashMap::new();
-    let mut batcher = Batcher::new(batch_size, None);
-    loop {
-        if stop.is_cancelled() {
-            return Ok(positions);
-        }
-        // The head with the earliest event time; a refused record (no trusted time) goes first.
-        let Some((i, item)) = merger.pop(&mut flows) else {
-            break;
+}
+
+impl RecordSource for FileSource {
+    /// A reader's index (source folders in name order: ties between equal times go to the
+    /// first).
+    type Key = usize;
+    type Meta = ();
+    type Error = PipelineError;
+
+    fn streams(&mut self) -> Vec<(usize, i64)> {
+        (0..self.readers.len()).map(|i| (i, 0)).collect()
+    }
+
+    fn reads_on_demand(&self) -> bool {
+        true
+    }
+
+    fn poll(&mut self, waiting: Option<&usize>) -> Result<Polled<usize, ()>, PipelineError> {
+        let Some(&i) = waiting else {
+            // No reader waits for its next record: every one is at its end.
+            return Ok(Polled::Done);
         };
+        Ok(match self.readers[i].next_item(&self.limits)? {
+            Some(item) => Polled::Record {
+                key: i,
+                offset: 0,
+                item,
+                meta: (),
+            },
+            None => Polled::End(i),
+        })
+    }
+
+    fn released(&mut self, item: &Ingested) {
         let rec = &item.record;
-        let window = windows
-            .entry(rec.stream.clone())
-            .or_insert_with(|| InvalidWindow::new(guard.window));
-        if let Some(invalid) = window.record(item.result.is_err(), guard.max_ratio) {
-            // Nothing gathered is handed over: it is read again after the fix.
-            return Err(PipelineError::BrokenFeed {
-                stream: rec.stream.clone(),
-                line: rec.line(),
-                invalid,
-                window: guard.window,
-                ratio: guard.max_ratio,
-            });
+        let code = rec.source.code();
+        if !self.positions.contains_key(code) {
+            self.positions.insert(code.to_string(), Positions::new());
         }
-        positions
-            .entry(rec.source.code().to_string())
-            .or_default()
-            .insert(rec.stream.clone(), (rec.position.resume_at(), rec.line()));
-        let full = batcher.push(item, now);
-        offer(&mut merger, i, readers[i].next_item(&limits)?.map(link));
-        if let Some(items) = full {
-            if tx.blocking_send(Batch { items, meta: () }).is_err() {
-                return Ok(positions);
+        let Some(streams) = self.positions.get_mut(code) else {
+            return;
+        };
+        let at = (rec.position.resume_at(), rec.line());
+        match streams.get_mut(rec.stream.as_str()) {
+            Some(p) => *p = at,
+            None => {
+                streams.insert(rec.stream.clone(), at);
             }
         }
     }
-    if !batcher.is_empty() {
-        let _ = tx.blocking_send(Batch {
-            items: batcher.take(),
-            meta: (),
-        });
+
+    fn broken(
+        &self,
+        _reader: &usize,
+        rec: &RawRecord,
+        invalid: usize,
+        guard: InvalidGuard,
+    ) -> PipelineError {
+        PipelineError::BrokenFeed {
+            stream: rec.stream.clone(),
+            line: rec.line(),
+            invalid,
+            window: guard.window,
+            ratio: guard.max_ratio,
+        }
     }
-    Ok(positions)
 }
 
 /// What a file run does around each commit: the checkpointer is due, progress advances by the
@@ -304,25 +334,10 @@ struct FileHooks<'a> {
     progress: &'a dyn Progress,
 }
 
-impl BatchHooks<()> for FileHooks<'_> {
-    fn committed(&self, batch: &Batch<()>, _outcome: &BatchOutcome, report: &RunReport) {
+impl BatchHooks<Vec<()>> for FileHooks<'_> {
+    fn committed(&self, batch: &Batch<Vec<()>>, _outcome: &BatchOutcome, report: &RunReport) {
         self.checkpoint_due.notify_one();
         let bytes = batch.items.iter().map(|i| i.record.position.bytes()).sum();
         self.progress.advance(bytes, report);
-    }
-}
-
-/// Give reader `i`'s next record to the merger (keyed by its event time), or mark it at its end.
-fn offer(merger: &mut Merger<usize, Ingested>, i: usize, next: Option<Ingested>) {
-    match next {
-        Some(item) => {
-            let time = item
-                .result
-                .as_ref()
-                .ok()
-                .map(|e| e.occurred_at.timestamp_micros());
-            merger.push(&i, 0, time, item);
-        }
-        None => merger.mark_end(&i),
     }
 }

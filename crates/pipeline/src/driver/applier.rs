@@ -55,7 +55,8 @@ struct Pending<M> {
 }
 
 /// Apply the batches of `rx` until it closes, a batch fails (not transiently), or `stop` is
-/// cancelled (checked after each commit; a batch staged ahead is then rolled back, uncommitted).
+/// cancelled (checked after each commit and during every wait for the database; a batch staged
+/// ahead, or one waiting for the database, is then rolled back, uncommitted).
 /// `report` gathers the totals.
 pub async fn apply_batches<M: Send + Sync, H: BatchHooks<M>>(
     store: &Store,
@@ -90,12 +91,17 @@ pub async fn apply_batches<M: Send + Sync, H: BatchHooks<M>>(
             store,
             engine,
             hooks,
+            stop,
         };
         let r = step
             .apply_one(&batch, hooked, staged, (overlap, &mut *rx), report, started)
             .instrument(span)
             .await;
-        carried = r.inspect_err(|_| hooks.failed())?;
+        carried = match r {
+            // Stopped while the database was away: the batch is not applied (read again).
+            Err(PipelineError::Stopped) => return Ok(()),
+            r => r.inspect_err(|_| hooks.failed())?,
+        };
         if stop.is_some_and(CancellationToken::is_cancelled) {
             return Ok(());
         }
@@ -106,6 +112,8 @@ struct Step<'a, H> {
     store: &'a Store,
     engine: &'a Engine,
     hooks: &'a H,
+    /// Ends a wait for the database at once (`retry`).
+    stop: Option<&'a CancellationToken>,
 }
 
 impl<H> Step<'_, H> {
@@ -134,7 +142,7 @@ impl<H> Step<'_, H> {
         let staged = match staged {
             Some(s) => Some(s),
             None if overlap => Some(
-                retry::retry("staging a batch", Backoff::default(), || {
+                retry::retry("staging a batch", Backoff::default(), self.stop, || {
                     stage_batch(store, engine, &batch.items)
                 })
                 .await?,
@@ -170,7 +178,7 @@ impl<H> Step<'_, H> {
                             drop(stage_next.as_mut().await);
                         }
                         ahead = Some(next.as_ref().map(|_| None));
-                        retry::retry_after("a batch", e, Backoff::default(), || {
+                        retry::retry_after("a batch", e, Backoff::default(), self.stop, || {
                             apply_batch(store, engine, &batch.items)
                         })
                         .await?
@@ -178,7 +186,7 @@ impl<H> Step<'_, H> {
                 }
             }
             None => {
-                retry::retry("a batch", Backoff::default(), || {
+                retry::retry("a batch", Backoff::default(), self.stop, || {
                     apply_batch(store, engine, &batch.items)
                 })
                 .await?

@@ -1,12 +1,15 @@
 //! The database retry policy of every driver: a batch (or its staging) that failed because the
 //! database is away — restarting, a dropped connection, a lock held by another writer — is tried
 //! again with exponential backoff until it commits; any other failure stops the driver at once.
+//! Every wait between attempts ends early when the driver's stop token is cancelled: a run told
+//! to stop while the database is away stops at once, its batch uncommitted (read again).
 
 use std::future::Future;
 use std::time::Duration;
 
 use doudi_store::StoreError;
 
+use super::CancellationToken;
 use crate::PipelineError;
 
 /// Whether a failed store operation may succeed if tried again (the database restarting, a
@@ -74,10 +77,12 @@ impl Backoff {
 }
 
 /// Run `op` until it succeeds; a transient database failure is retried after the backoff's
-/// delay, any other failure is returned. `what` names the operation in logs and metrics.
+/// delay, any other failure is returned. `what` names the operation in logs and metrics. When
+/// `stop` is cancelled during a wait, returns [`PipelineError::Stopped`] without trying again.
 pub async fn retry<T, F, Fut>(
     what: &'static str,
     backoff: Backoff,
+    stop: Option<&CancellationToken>,
     mut op: F,
 ) -> Result<T, PipelineError>
 where
@@ -86,16 +91,17 @@ where
 {
     match op().await {
         Ok(v) => Ok(v),
-        Err(e) => retry_after(what, e, backoff, op).await,
+        Err(e) => retry_after(what, e, backoff, stop, op).await,
     }
 }
 
 /// `op` failed with `first`: if the database may come back, run it again with backoff until it
-/// succeeds; otherwise return the failure.
+/// succeeds (or `stop` is cancelled: [`PipelineError::Stopped`]); otherwise return the failure.
 pub async fn retry_after<T, F, Fut>(
     what: &'static str,
     first: PipelineError,
     mut backoff: Backoff,
+    stop: Option<&CancellationToken>,
     mut op: F,
 ) -> Result<T, PipelineError>
 where
@@ -113,7 +119,16 @@ where
             }
             _ => return Err(e),
         }
-        tokio::time::sleep(delay).await;
+        match stop {
+            Some(stop) => tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.cancelled() => {
+                    tracing::info!(attempt, "stopping while the database is away; {what} is not applied (read again on the next run)");
+                    return Err(PipelineError::Stopped);
+                }
+            },
+            None => tokio::time::sleep(delay).await,
+        }
         attempt += 1;
         match op().await {
             Ok(v) => {
@@ -172,7 +187,7 @@ mod tests {
     #[tokio::test]
     async fn a_transient_failure_is_retried_until_the_operation_succeeds() {
         let calls = Cell::new(0);
-        let r = retry("a batch", fast(), || {
+        let r = retry("a batch", fast(), None, || {
             calls.set(calls.get() + 1);
             let n = calls.get();
             async move {
@@ -191,7 +206,7 @@ mod tests {
     #[tokio::test]
     async fn any_other_failure_is_returned_at_once_even_after_transient_ones() {
         let calls = Cell::new(0);
-        let r: Result<(), _> = retry("a batch", fast(), || {
+        let r: Result<(), _> = retry("a batch", fast(), None, || {
             calls.set(calls.get() + 1);
             let n = calls.get();
             async move { Err(if n < 2 { away() } else { broken() }) }
@@ -204,12 +219,49 @@ mod tests {
         assert_eq!(calls.get(), 2);
         // Not transient from the start: never tried again.
         let calls = Cell::new(0);
-        let r: Result<(), _> = retry_after("a batch", broken(), fast(), || {
+        let r: Result<(), _> = retry_after("a batch", broken(), fast(), None, || {
             calls.set(calls.get() + 1);
             async { Ok(()) }
         })
         .await;
         assert!(r.is_err());
         assert_eq!(calls.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_stop_during_a_wait_returns_promptly_without_applying() {
+        // The database stays away; the first wait is a minute long. Cancelling the token ends
+        // the wait at once: nothing more is tried, and the caller is told it stopped.
+        let stop = CancellationToken::new();
+        let calls = Cell::new(0);
+        let slow = Backoff::new(Duration::from_secs(60), Duration::from_secs(60));
+        let canceller = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                stop.cancel();
+            })
+        };
+        let t = std::time::Instant::now();
+        let r: Result<(), _> = retry("a batch", slow, Some(&stop), || {
+            calls.set(calls.get() + 1);
+            async { Err(away()) }
+        })
+        .await;
+        assert!(matches!(r, Err(PipelineError::Stopped)), "{r:?}");
+        assert_eq!(calls.get(), 1, "not tried again after the stop");
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        canceller.await.unwrap();
+        // Already stopped: the first failure's wait does not even start.
+        let r: Result<(), _> =
+            retry_after("a batch", away(), slow_backoff(), Some(&stop), || async {
+                Ok(())
+            })
+            .await;
+        assert!(matches!(r, Err(PipelineError::Stopped)));
+    }
+
+    fn slow_backoff() -> Backoff {
+        Backoff::new(Duration::from_secs(60), Duration::from_secs(60))
     }
 }
