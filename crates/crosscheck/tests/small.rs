@@ -4,7 +4,7 @@ use std::fs;
 use std::path::Path;
 
 use chrono::NaiveDate;
-use doudi_crosscheck::{run, Check, CheckConfig, NoProgress};
+use doudi_crosscheck::{run, Check, CheckConfig, NoProgress, RunResult};
 use doudi_model::{
     Area, Category, Household, IdNumber, Member, Money, RegionCode, Relation, Sex, WorkCapacity,
 };
@@ -81,20 +81,23 @@ fn hukou_for(reg: &[Household]) -> String {
 
 const AS_OF: fn() -> NaiveDate = || date(2027, 1, 1);
 
-#[test]
-fn a_missing_snapshot_skips_its_checks_instead_of_reporting_everyone() {
+/// The checks of `cfg` over the snapshots in `dir`, as of [`AS_OF`].
+fn check(reg: &[Household], dir: &Path, cfg: &CheckConfig) -> RunResult {
+    run(reg, dir, cfg, AS_OF(), &NoProgress).unwrap()
+}
+
+/// The default checks over the register's own 户籍 snapshot and one more file `name`.
+fn hukou_and(name: &str, text: &str) -> RunResult {
     let tmp = tempfile::tempdir().unwrap();
     let reg = register();
     write(tmp.path(), "hukou.csv", &hukou_for(&reg));
-    write(tmp.path(), "notes.txt", "not a snapshot");
-    let r = run(
-        &reg,
-        tmp.path(),
-        &CheckConfig::default(),
-        AS_OF(),
-        &NoProgress,
-    )
-    .unwrap();
+    write(tmp.path(), name, text);
+    check(&reg, tmp.path(), &CheckConfig::default())
+}
+
+#[test]
+fn a_missing_snapshot_skips_its_checks_instead_of_reporting_everyone() {
+    let r = hukou_and("notes.txt", "not a snapshot");
     assert!(r.findings.is_empty(), "{:?}", r.findings);
     assert_eq!(
         r.checks_run.iter().copied().collect::<Vec<_>>(),
@@ -110,18 +113,7 @@ fn a_missing_snapshot_skips_its_checks_instead_of_reporting_everyone() {
 
 #[test]
 fn a_refused_header_names_the_file_and_skips_the_kind() {
-    let tmp = tempfile::tempdir().unwrap();
-    let reg = register();
-    write(tmp.path(), "hukou.csv", &hukou_for(&reg));
-    write(tmp.path(), "vehicles.csv", "plate,owner\n皖N1,x\n");
-    let r = run(
-        &reg,
-        tmp.path(),
-        &CheckConfig::default(),
-        AS_OF(),
-        &NoProgress,
-    )
-    .unwrap();
+    let r = hukou_and("vehicles.csv", "plate,owner\n皖N1,x\n");
     let v = r.files.iter().find(|f| f.file == "vehicles.csv").unwrap();
     assert!(
         v.error.as_deref().unwrap().contains("owner"),
@@ -146,14 +138,7 @@ fn an_id_number_in_two_register_households_is_enrolled_twice() {
         "payment_id,household_id,region_code,id_number,category,month,amount_fen\n\
          P1,W1,341504001001,11010519491231002X,dibao,2026-12,50000\n",
     );
-    let r = run(
-        &reg,
-        tmp.path(),
-        &CheckConfig::default(),
-        AS_OF(),
-        &NoProgress,
-    )
-    .unwrap();
+    let r = check(&reg, tmp.path(), &CheckConfig::default());
     let keys: Vec<&str> = r.findings.iter().map(|f| f.key.as_str()).collect();
     assert_eq!(
         keys,
@@ -185,14 +170,14 @@ fn a_co_owned_home_counts_once_and_a_second_home_disqualifies() {
         &format!("{}\n{}\n", row("C1", a), row("C1", b)),
     );
     let cfg = CheckConfig::default();
-    let r = run(&reg, tmp.path(), &cfg, AS_OF(), &NoProgress).unwrap();
+    let r = check(&reg, tmp.path(), &cfg);
     assert!(r.findings.is_empty(), "{:?}", r.findings);
     write(
         tmp.path(),
         "properties.jsonl",
         &format!("{}\n{}\n{}\n", row("C1", a), row("C1", b), row("C2", b)),
     );
-    let r = run(&reg, tmp.path(), &cfg, AS_OF(), &NoProgress).unwrap();
+    let r = check(&reg, tmp.path(), &cfg);
     assert_eq!(r.findings.len(), 1);
     assert_eq!(r.findings[0].key, "disqualifying_property:H1");
     assert_eq!(r.findings[0].evidence["homes"], 2);
@@ -226,14 +211,14 @@ fn income_above_a_regional_line_for_too_few_months_is_not_a_finding() {
         "wages.csv",
         &wages(&["2026-11", "2026-12"], 130_000),
     );
-    let r = run(&reg, tmp.path(), &cfg, AS_OF(), &NoProgress).unwrap();
+    let r = check(&reg, tmp.path(), &cfg);
     assert!(r.findings.is_empty(), "two months are not three");
     write(
         tmp.path(),
         "wages.csv",
         &wages(&["2026-10", "2026-11", "2026-12"], 110_000),
     );
-    let r = run(&reg, tmp.path(), &cfg, AS_OF(), &NoProgress).unwrap();
+    let r = check(&reg, tmp.path(), &cfg);
     assert!(
         r.findings.is_empty(),
         "1,100 yuan is under this township's line of 1,200"
@@ -243,7 +228,7 @@ fn income_above_a_regional_line_for_too_few_months_is_not_a_finding() {
         "wages.csv",
         &wages(&["2026-10", "2026-11", "2026-12"], 130_000),
     );
-    let r = run(&reg, tmp.path(), &cfg, AS_OF(), &NoProgress).unwrap();
+    let r = check(&reg, tmp.path(), &cfg);
     assert_eq!(r.findings.len(), 1);
     let f = &r.findings[0];
     assert_eq!(f.key, "income_above_line:H2");
@@ -258,14 +243,7 @@ fn a_file_without_its_header_is_refused_without_showing_its_data() {
     let full = hukou_for(&reg);
     let headerless: String = full.lines().skip(1).map(|l| format!("{l}\n")).collect();
     write(tmp.path(), "hukou.csv", &headerless);
-    let r = run(
-        &reg,
-        tmp.path(),
-        &CheckConfig::default(),
-        AS_OF(),
-        &NoProgress,
-    )
-    .unwrap();
+    let r = check(&reg, tmp.path(), &CheckConfig::default());
     let err = r.files[0].error.clone().unwrap();
     for m in reg.iter().flat_map(|h| &h.members) {
         assert!(!err.contains(m.id_number.expose()), "{err}");

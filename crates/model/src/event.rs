@@ -565,6 +565,18 @@ pub struct Event {
 }
 
 impl Event {
+    /// The event as a fact of member `member_id` of household `household_id` (once linked).
+    pub fn into_fact(self, household_id: String, member_id: String) -> Fact {
+        Fact {
+            event_id: self.event_id,
+            source: self.source,
+            household_id,
+            member_id,
+            occurred_at: self.occurred_at,
+            payload: self.payload,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         self.payload.kind()
     }
@@ -881,14 +893,7 @@ mod tests {
     #[test]
     fn facts_round_trip_through_json() {
         let e = parse_event(line(GOOD).as_bytes(), &ParseLimits::default()).unwrap();
-        let f = Fact {
-            event_id: e.event_id.clone(),
-            source: e.source,
-            household_id: "H1".into(),
-            member_id: "M1".into(),
-            occurred_at: e.occurred_at,
-            payload: e.payload.clone(),
-        };
+        let f = e.into_fact("H1".into(), "M1".into());
         let back: Fact = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
         assert_eq!(back, f);
     }

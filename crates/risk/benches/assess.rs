@@ -42,14 +42,10 @@ fn households() -> (Vec<(Household, Vec<Fact>)>, DateTime<FixedOffset>) {
             for l in text.lines() {
                 let e = parse_event(l.as_bytes(), &limits).expect("event");
                 if let Some((h, m)) = truth.get(&e.event_id) {
-                    facts.entry(h.clone()).or_default().push(Fact {
-                        event_id: e.event_id,
-                        source: e.source,
-                        household_id: h.clone(),
-                        member_id: m.clone(),
-                        occurred_at: e.occurred_at,
-                        payload: e.payload,
-                    });
+                    facts
+                        .entry(h.clone())
+                        .or_default()
+                        .push(e.into_fact(h.clone(), m.clone()));
                 }
             }
         }

@@ -276,3 +276,25 @@ pub fn ruined_then_moved() -> Vec<Fact> {
 pub fn source_of(p: &Payload) -> Source {
     p.source()
 }
+
+/// The contribution of the rule `id` of `rules` for `h` with its `facts`, as of 09:00 on `day`.
+pub fn eval_rule(
+    rules: &crate::ruleset::RuleSet,
+    id: &str,
+    h: &Household,
+    facts: &[Fact],
+    day: &str,
+) -> Option<doudi_model::Contribution> {
+    let state = crate::state::derive_state(h, facts, at(day));
+    rules.rules.eval_one(id, &rules.context(h, &state))
+}
+
+/// [`eval_rule`] under the built-in rule set.
+pub fn eval_builtin(
+    id: &str,
+    h: &Household,
+    facts: &[Fact],
+    day: &str,
+) -> Option<doudi_model::Contribution> {
+    eval_rule(&crate::ruleset::RuleSet::builtin(), id, h, facts, day)
+}

@@ -20,26 +20,7 @@ use doudi_risk::{
 
 /// The rules that may rightly explain each kind of scenario.
 fn causes(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "serious_illness" => &[
-            "serious_illness",
-            "medical_burden",
-            "catastrophic_bill",
-            "income_below_line",
-            "job_loss",
-        ],
-        "earner_death" => &["death", "income_below_line"],
-        "job_loss" => &["job_loss", "income_below_line"],
-        "housing_crisis" => &["dangerous_house", "disaster_damage", "forced_relocation"],
-        "severe_disability" => &[
-            "severe_disability",
-            "catastrophic_bill",
-            "medical_burden",
-            "income_below_line",
-            "job_loss",
-        ],
-        _ => &[],
-    }
+    doudi_synth::scenario_causes(kind).unwrap_or(&[])
 }
 
 /// Warned (yellow or above) with one of `kind`'s causes among the three heaviest rules.

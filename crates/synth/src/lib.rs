@@ -69,6 +69,32 @@ use doudi_model::{Event, Household, Source, ALL_SOURCES};
 pub use names::split_name;
 pub use noise::ALL_LABELS as NOISE_LABELS;
 
+/// The rules (by id) that may rightly explain a planted hardship of `kind` (`serious_illness`,
+/// `earner_death`, `job_loss`, `housing_crisis`, `severe_disability`): what the engine's findings
+/// on a scenario household are checked against. `None` for a kind the generator does not plant.
+pub fn scenario_causes(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        "serious_illness" => &[
+            "serious_illness",
+            "medical_burden",
+            "catastrophic_bill",
+            "income_below_line",
+            "job_loss",
+        ],
+        "earner_death" => &["death", "income_below_line"],
+        "job_loss" => &["job_loss", "income_below_line"],
+        "housing_crisis" => &["dangerous_house", "disaster_damage", "forced_relocation"],
+        "severe_disability" => &[
+            "severe_disability",
+            "catastrophic_bill",
+            "medical_burden",
+            "income_below_line",
+            "job_loss",
+        ],
+        _ => return None,
+    })
+}
+
 /// What to generate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -247,36 +247,32 @@ mod tests {
         );
     }
 
+    /// A warning of `was` due in `due_in` hours, raised to red (24 h): the update decided.
+    fn raised_to_red(was: Level, due_in: i64) -> Decision {
+        let existing = open(was, now() + TimeDelta::hours(due_in));
+        decide(Some(&existing), &assessment(Level::Red, Some(24)), now())
+    }
+
+    /// The update of warning 7 to red, due in `hours`.
+    fn red_due_in(hours: i64) -> Decision {
+        Decision::Update {
+            warning_id: 7,
+            level: Level::Red,
+            raised: true,
+            deadline: now() + TimeDelta::hours(hours),
+        }
+    }
+
     #[test]
     fn raised_level_tightens_deadline() {
         // yellow opened a day ago, due in 14 more days; now red: due in 24 hours
-        let existing = open(Level::Yellow, now() + TimeDelta::hours(336));
-        let d = decide(Some(&existing), &assessment(Level::Red, Some(24)), now());
-        assert_eq!(
-            d,
-            Decision::Update {
-                warning_id: 7,
-                level: Level::Red,
-                raised: true,
-                deadline: now() + TimeDelta::hours(24)
-            }
-        );
+        assert_eq!(raised_to_red(Level::Yellow, 336), red_due_in(24));
     }
 
     #[test]
     fn raised_level_never_moves_deadline_later() {
         // orange due in 2 hours; now red (24 h): the earlier deadline stands
-        let existing = open(Level::Orange, now() + TimeDelta::hours(2));
-        let d = decide(Some(&existing), &assessment(Level::Red, Some(24)), now());
-        assert_eq!(
-            d,
-            Decision::Update {
-                warning_id: 7,
-                level: Level::Red,
-                raised: true,
-                deadline: now() + TimeDelta::hours(2)
-            }
-        );
+        assert_eq!(raised_to_red(Level::Orange, 2), red_due_in(2));
     }
 
     #[test]

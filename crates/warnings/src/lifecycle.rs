@@ -159,30 +159,10 @@ pub fn authorise(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routing::{Channels, Officer};
-
-    fn officer(id: &str, role: Role, region: &str) -> Officer {
-        Officer {
-            officer_id: id.into(),
-            name: id.into(),
-            role,
-            region: RegionCode::parse(region).unwrap(),
-            channels: Channels::default(),
-            substitute: None,
-            on_duty: true,
-        }
-    }
+    use crate::routing::tests::{directory_with, officer};
 
     fn directory() -> Directory {
-        let mut li = officer("li", Role::Officer, "341502001");
-        li.substitute = Some("wang".into());
-        Directory::new(vec![
-            li,
-            officer("wang", Role::Officer, "341502002"),
-            officer("zhou", Role::Officer, "341503001"),
-            officer("chen", Role::Supervisor, "341502"),
-        ])
-        .unwrap()
+        directory_with(officer("zhou", Role::Officer, "341503001"))
     }
 
     fn region() -> RegionCode {

@@ -360,10 +360,10 @@ impl Directory {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn officer(id: &str, role: Role, region: &str) -> Officer {
+    pub(crate) fn officer(id: &str, role: Role, region: &str) -> Officer {
         Officer {
             officer_id: id.into(),
             name: format!("name of {id}"),
@@ -375,20 +375,26 @@ mod tests {
         }
     }
 
-    fn region(s: &str) -> RegionCode {
-        RegionCode::parse(s).unwrap()
-    }
-
-    fn directory() -> Directory {
+    /// Li (officer of 341502001, Wang substituting), Wang (341502002), `third`, and Chen
+    /// (supervisor of 341502).
+    pub(crate) fn directory_with(third: Officer) -> Directory {
         let mut li = officer("li", Role::Officer, "341502001");
         li.substitute = Some("wang".into());
         Directory::new(vec![
             li,
             officer("wang", Role::Officer, "341502002"),
-            officer("zhao", Role::Officer, "341502001003"),
+            third,
             officer("chen", Role::Supervisor, "341502"),
         ])
         .unwrap()
+    }
+
+    fn region(s: &str) -> RegionCode {
+        RegionCode::parse(s).unwrap()
+    }
+
+    fn directory() -> Directory {
+        directory_with(officer("zhao", Role::Officer, "341502001003"))
     }
 
     #[test]

@@ -47,7 +47,10 @@ impl Rule for CatastrophicBill {
     const CAUSES: &'static [&'static str] = &[BILL_BEYOND_CAPACITY];
 
     fn validate(&self, at: Section) -> Result<(), RuleSetError> {
-        at.share("share_of_capacity_permille", self.share_of_capacity_permille)?;
+        at.share(
+            "share_of_capacity_permille",
+            self.share_of_capacity_permille,
+        )?;
         at.points("points", self.points)?;
         at.share("beyond_capacity_permille", self.beyond_capacity_permille)?;
         if self.beyond_capacity_permille < self.share_of_capacity_permille {
@@ -59,7 +62,13 @@ impl Rule for CatastrophicBill {
         Ok(())
     }
 
-    fn signals(&self, _: &Household, state: &HouseholdState, standard: &Standard, out: &mut Signals) {
+    fn signals(
+        &self,
+        _: &Household,
+        state: &HouseholdState,
+        standard: &Standard,
+        out: &mut Signals,
+    ) {
         let threshold = self.threshold(state, standard);
         for x in &state.settlements {
             if x.out_of_pocket > Money::ZERO && x.out_of_pocket >= threshold {
@@ -82,21 +91,18 @@ impl Rule for CatastrophicBill {
         let worst = bills.iter().max_by_key(|s| s.out_of_pocket)?;
         let share = worst.out_of_pocket.ratio_permille(cap).unwrap_or(0);
         let more = bills.len() - 1;
-        Some(Contribution {
-            rule_id: ID.to_string(),
-            points: p.points,
-            reason_zh: format!(
-                "{}一次就医自付{}元，达到家庭年支付能力{cap}元的{}%{}",
-                worst.settled_on,
-                worst.out_of_pocket,
-                percent(share),
-                if more > 0 {
-                    format!("（另有{more}笔类似账单）")
-                } else {
-                    String::new()
-                }
-            ),
-            reason_en: format!(
+        let zh = format!(
+            "{}一次就医自付{}元，达到家庭年支付能力{cap}元的{}%{}",
+            worst.settled_on,
+            worst.out_of_pocket,
+            percent(share),
+            if more > 0 {
+                format!("（另有{more}笔类似账单）")
+            } else {
+                String::new()
+            }
+        );
+        let en = format!(
                 "A single bill settled on {} left {} yuan to pay out of pocket, {}% of the household's yearly capacity to pay ({cap} yuan){}",
                 worst.settled_on,
                 worst.out_of_pocket,
@@ -106,34 +112,29 @@ impl Rule for CatastrophicBill {
                 } else {
                     String::new()
                 }
-            ),
-            event_ids: bills.iter().map(|s| s.event_id.to_string()).collect(),
-            urgency: None,
-            cause: (share >= p.beyond_capacity_permille).then(|| BILL_BEYOND_CAPACITY.to_string()),
-        })
+            );
+        let ids = bills.iter().map(|s| s.event_id.to_string()).collect();
+        let beyond = share >= p.beyond_capacity_permille;
+        Some(
+            Contribution::new(ID, p.points, zh, en, ids)
+                .with_cause(beyond.then_some(BILL_BEYOND_CAPACITY)),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ruleset::RuleSet;
-    use doudi_model::Household;
 
-    fn evaluate(r: &RuleSet, h: &Household, s: &HouseholdState) -> Option<Contribution> {
-        r.rules.catastrophic_bill.eval(&r.context(h, s))
-    }
-    use crate::state::derive_state;
     use crate::testkit::*;
     use doudi_model::Category;
 
     #[test]
     fn one_bill_of_40_percent_of_yearly_capacity_to_pay_adds_35() {
-        let rules = RuleSet::builtin();
         let h = family_dibao_rural(); // 2,500 a month → 30,000 a year; 40 % = 12,000
         let eval = |oop: i64| {
             let facts = [fact("E1", "M2", "2026-02-10", inpatient(oop, "2026-02-10"))];
-            evaluate(&rules, &h, &derive_state(&h, &facts, at("2026-03-01")))
+            eval_builtin(ID, &h, &facts, "2026-03-01")
         };
         assert_eq!(eval(1_199_999), None);
         let c = eval(1_200_000).unwrap();
@@ -147,11 +148,6 @@ mod tests {
             "2026-02-10",
             inpatient(351_360, "2026-02-10"),
         )];
-        assert!(evaluate(
-            &rules,
-            &lone,
-            &derive_state(&lone, &facts, at("2026-03-01"))
-        )
-        .is_some());
+        assert!(eval_builtin(ID, &lone, &facts, "2026-03-01").is_some());
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::check::{RuleSetError, Section};
 use crate::clearance::Signals;
 use crate::policy::Standard;
-use crate::rule::{Lapse, Ctx, Rule};
+use crate::rule::{Ctx, Lapse, Rule};
 use crate::state::HouseholdState;
 
 pub const ID: &str = "dangerous_house";
@@ -66,33 +66,24 @@ impl Rule for DangerousHouse {
                 "grade D dangerous house (wholly dangerous)",
             ),
         };
-        Some(Contribution {
-            rule_id: ID.to_string(),
-            points: points(worst.grade),
-            reason_zh: format!("住房于{}被鉴定为{zh}", worst.appraised_on),
-            reason_en: format!("The home was appraised a {en} on {}", worst.appraised_on),
-            event_ids: recent.iter().map(|d| d.event_id.to_string()).collect(),
-                    urgency: None,
-            cause: None,
-        })
+        Some(Contribution::new(
+            ID,
+            points(worst.grade),
+            format!("住房于{}被鉴定为{zh}", worst.appraised_on),
+            format!("The home was appraised a {en} on {}", worst.appraised_on),
+            recent.iter().map(|d| d.event_id.to_string()).collect(),
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ruleset::RuleSet;
-    use doudi_model::Household;
 
-    fn evaluate(r: &RuleSet, h: &Household, s: &HouseholdState) -> Option<Contribution> {
-        r.rules.dangerous_house.eval(&r.context(h, s))
-    }
-    use crate::state::derive_state;
     use crate::testkit::*;
 
     #[test]
     fn house_appraised_dangerous_adds_25_for_grade_c_and_40_for_grade_d() {
-        let rules = RuleSet::builtin();
         let h = family_dibao_rural();
         let facts = [fact(
             "E1",
@@ -100,7 +91,7 @@ mod tests {
             "2026-03-01",
             dangerous(HouseGrade::C, "2026-03-01"),
         )];
-        let c = evaluate(&rules, &h, &derive_state(&h, &facts, at("2026-03-02"))).unwrap();
+        let c = eval_builtin(ID, &h, &facts, "2026-03-02").unwrap();
         assert_eq!(c.points, 25);
         let mut both = facts.to_vec();
         both.push(fact(
@@ -109,7 +100,7 @@ mod tests {
             "2026-03-10",
             dangerous(HouseGrade::D, "2026-03-10"),
         ));
-        let d = evaluate(&rules, &h, &derive_state(&h, &both, at("2026-03-11"))).unwrap();
+        let d = eval_builtin(ID, &h, &both, "2026-03-11").unwrap();
         assert_eq!(d.points, 40);
         assert_eq!(d.reason_zh, "住房于2026-03-10被鉴定为D级危房（整栋危险）");
         assert_eq!(d.event_ids, vec!["E1", "E2"]);

@@ -101,38 +101,27 @@ impl Rule for Death {
         let top = tiers.iter().copied().max()?;
         // The gravest death counts in full; each further death adds the base weight.
         let points = top + p.any_member * (tiers.len() as i64 - 1);
-        Some(Contribution {
-            rule_id: ID.to_string(),
-            points,
-            reason_zh: zh.join("；"),
-            reason_en: en.join("; "),
-            event_ids: ids,
-            urgency: None,
-            cause: income_gone.then(|| INCOME_GONE.to_string()),
-        })
+        Some(
+            Contribution::new(ID, points, zh.join("；"), en.join("; "), ids)
+                .with_cause(income_gone.then_some(INCOME_GONE)),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ruleset::RuleSet;
     use doudi_model::Household;
 
-    fn evaluate(r: &RuleSet, h: &Household, s: &HouseholdState) -> Option<Contribution> {
-        r.rules.death.eval(&r.context(h, s))
-    }
-    use crate::state::derive_state;
     use crate::testkit::*;
     use doudi_model::{Category, Relation, Sex, WorkCapacity};
 
     #[test]
     fn death_adds_30_for_a_member_70_for_an_earner_and_90_when_no_one_left_can_work() {
-        let rules = RuleSet::builtin();
         let h = family_dibao_rural();
         let eval = |h: &Household, member: &str| {
             let facts = [fact("E1", member, "2026-03-02", death("2026-03-02"))];
-            evaluate(&rules, h, &derive_state(h, &facts, at("2026-03-03")))
+            eval_builtin(ID, h, &facts, "2026-03-03")
         };
         assert_eq!(eval(&h, "M3").map(|c| c.points), Some(30));
         assert_eq!(eval(&h, "M1").map(|c| c.points), Some(70));
@@ -143,10 +132,7 @@ mod tests {
         assert_eq!(c.points, 90);
         assert!(c.reason_en.contains("nobody left"), "{}", c.reason_en);
         // no death, no contribution
-        assert_eq!(
-            evaluate(&rules, &h, &derive_state(&h, &[], at("2026-03-03"))),
-            None
-        );
+        assert_eq!(eval_builtin(ID, &h, &[], "2026-03-03"), None);
         // an elderly parent without income
         let mut with_parent = h.clone();
         with_parent.members.push(member(

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::check::{RuleSetError, Section};
 use crate::clearance::Signals;
 use crate::policy::Standard;
-use crate::rule::{Lapse, reasons, Ctx, Rule, HOME_UNINHABITABLE};
+use crate::rule::{reasons, Ctx, Lapse, Rule, HOME_UNINHABITABLE};
 use crate::state::HouseholdState;
 
 pub const ID: &str = "disaster_damage";
@@ -96,37 +96,31 @@ impl Rule for DisasterDamage {
             zh.push_str(&format!("（合计损失{total}元）"));
             en.push_str(&format!(" (total losses {total} yuan)"));
         }
-        Some(Contribution {
-            rule_id: ID.to_string(),
-            points: if uninhabitable {
-                p.uninhabitable
-            } else {
-                p.damaged
-            },
-            reason_zh: zh,
-            reason_en: en,
-            event_ids: recent.iter().map(|d| d.event_id.to_string()).collect(),
-            urgency: None,
-            cause: homeless.then(|| HOME_UNINHABITABLE.to_string()),
-        })
+        Some(
+            Contribution::new(
+                ID,
+                if uninhabitable {
+                    p.uninhabitable
+                } else {
+                    p.damaged
+                },
+                zh,
+                en,
+                recent.iter().map(|d| d.event_id.to_string()).collect(),
+            )
+            .with_cause(homeless.then_some(HOME_UNINHABITABLE)),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ruleset::RuleSet;
-    use doudi_model::Household;
 
-    fn evaluate(r: &RuleSet, h: &Household, s: &HouseholdState) -> Option<Contribution> {
-        r.rules.disaster_damage.eval(&r.context(h, s))
-    }
-    use crate::state::derive_state;
     use crate::testkit::*;
 
     #[test]
     fn disaster_damage_adds_30_and_60_when_the_home_is_uninhabitable() {
-        let rules = RuleSet::builtin();
         let h = family_dibao_rural();
         let eval = |uninhabitable: bool| {
             let facts = [fact(
@@ -135,7 +129,7 @@ mod tests {
                 "2026-07-01",
                 disaster(800_000, uninhabitable, "2026-07-01"),
             )];
-            evaluate(&rules, &h, &derive_state(&h, &facts, at("2026-07-02"))).unwrap()
+            eval_builtin(ID, &h, &facts, "2026-07-02").unwrap()
         };
         assert_eq!(eval(false).points, 30);
         let c = eval(true);

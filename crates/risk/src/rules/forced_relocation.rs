@@ -54,36 +54,27 @@ impl Rule for ForcedRelocation {
             .collect();
         let last = forced.last()?;
         let (zh, en) = names(last.reason);
-        Some(Contribution {
-            rule_id: ID.to_string(),
-            points: self.points,
-            reason_zh: format!("家庭于{}被迫搬迁（原因：{zh}）", last.relocated_on),
-            reason_en: format!(
+        Some(Contribution::new(
+            ID,
+            self.points,
+            format!("家庭于{}被迫搬迁（原因：{zh}）", last.relocated_on),
+            format!(
                 "The household was forced to relocate on {} ({en})",
                 last.relocated_on
             ),
-            event_ids: forced.iter().map(|r| r.event_id.to_string()).collect(),
-                    urgency: None,
-            cause: None,
-        })
+            forced.iter().map(|r| r.event_id.to_string()).collect(),
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ruleset::RuleSet;
-    use doudi_model::Household;
 
-    fn evaluate(r: &RuleSet, h: &Household, s: &HouseholdState) -> Option<Contribution> {
-        r.rules.forced_relocation.eval(&r.context(h, s))
-    }
-    use crate::state::derive_state;
     use crate::testkit::*;
 
     #[test]
     fn forced_relocation_adds_30_and_a_voluntary_move_nothing() {
-        let rules = RuleSet::builtin();
         let h = family_dibao_rural();
         let eval = |forced: bool| {
             let facts = [fact(
@@ -92,7 +83,7 @@ mod tests {
                 "2026-05-01",
                 relocated(forced, "2026-05-01"),
             )];
-            evaluate(&rules, &h, &derive_state(&h, &facts, at("2026-05-02")))
+            eval_builtin(ID, &h, &facts, "2026-05-02")
         };
         assert_eq!(eval(false), None);
         let c = eval(true).unwrap();

@@ -8,7 +8,7 @@ use doudi_model::{Contribution, Money};
 use serde::{Deserialize, Serialize};
 
 use crate::check::{RuleSetError, Section};
-use crate::rule::{Lapse, percent, Ctx, Rule};
+use crate::rule::{percent, Ctx, Lapse, Rule};
 use crate::state::{HouseholdState, IncomePoint};
 
 pub const ID: &str = "income_below_line";
@@ -148,38 +148,26 @@ impl Rule for IncomeBelowLine {
             .filter(|q| line == Money::ZERO || assessed(q) < line)
             .map(|q| q.event_id.to_string())
             .collect();
-        Some(Contribution {
-            rule_id: ID.to_string(),
-            points,
-            reason_zh: format!(
-                "家庭人均月收入由登记时的{baseline}元降至{low}元（{}，{}人）{zh_ded}{zh_why}{}",
-                pt.on, pt.household_size, now.0
-            ),
-            reason_en: format!(
+        let zh = format!(
+            "家庭人均月收入由登记时的{baseline}元降至{low}元（{}，{}人）{zh_ded}{zh_why}{}",
+            pt.on, pt.household_size, now.0
+        );
+        let en = format!(
                 "Per-capita monthly income fell from {baseline} yuan at registration to {low} yuan ({}, {} {}){en_ded}{en_why}{}",
                 pt.on,
                 pt.household_size,
                 if pt.household_size == 1 { "person" } else { "people" },
                 now.1
-            ),
-            event_ids,
-                    urgency: None,
-            cause: None,
-        })
+            );
+        Some(Contribution::new(ID, points, zh, en, event_ids))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ruleset::RuleSet;
     use doudi_model::Household;
-    use crate::state::HouseholdState;
 
-    fn evaluate(r: &RuleSet, h: &Household, s: &HouseholdState) -> Option<Contribution> {
-        r.rules.income_below_line.eval(&r.context(h, s))
-    }
-    use crate::state::derive_state;
     use crate::testkit::*;
     use doudi_model::{Category, Money};
 
@@ -192,7 +180,7 @@ mod tests {
     }
 
     fn eval(h: &Household, facts: &[doudi_model::Fact], day: &str) -> Option<Contribution> {
-        evaluate(&RuleSet::builtin(), h, &derive_state(h, facts, at(day)))
+        eval_builtin(ID, h, facts, day)
     }
 
     #[test]

@@ -142,9 +142,9 @@ impl Rule for JobLoss {
                 en.push(e);
             }
         }
-        let no_earner_left = counted
-            .iter()
-            .any(|l| l.kind != EmploymentLossKind::ContributionsStopped && !l.anyone_employed_after);
+        let no_earner_left = counted.iter().any(|l| {
+            l.kind != EmploymentLossKind::ContributionsStopped && !l.anyone_employed_after
+        });
         // The income is gone when nobody was left in work and nobody left can work (急难).
         let income_gone = no_earner_left && !state.alive_members().any(|m| cx.able(m));
         if no_earner_left {
@@ -156,33 +156,27 @@ impl Rule for JobLoss {
             zh.push("家中已无有劳动能力的成员".to_string());
             en.push("nobody left in the household is able to work".to_string());
         }
-        Some(Contribution {
-            rule_id: ID.to_string(),
-            points,
-            reason_zh: zh.join("；"),
-            reason_en: en.join("; "),
-            event_ids: counted.iter().map(|l| l.event_id.to_string()).collect(),
-            urgency: None,
-            cause: income_gone.then(|| INCOME_GONE.to_string()),
-        })
+        Some(
+            Contribution::new(
+                ID,
+                points,
+                zh.join("；"),
+                en.join("; "),
+                counted.iter().map(|l| l.event_id.to_string()).collect(),
+            )
+            .with_cause(income_gone.then_some(INCOME_GONE)),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ruleset::RuleSet;
-    use doudi_model::Household;
 
-    fn evaluate(r: &RuleSet, h: &Household, s: &HouseholdState) -> Option<Contribution> {
-        r.rules.job_loss.eval(&r.context(h, s))
-    }
-    use crate::state::derive_state;
     use crate::testkit::*;
 
     #[test]
     fn job_loss_of_the_only_earner_adds_25_plus_10_with_the_strongest_signal_per_member() {
-        let rules = RuleSet::builtin();
         let h = family_dibao_rural();
         let facts = [
             fact(
@@ -194,7 +188,7 @@ mod tests {
             fact("E2", "M1", "2026-02-02", job_lost("2026-01-31", None)),
             fact("E3", "M1", "2026-02-05", unemployment("2026-02-05")),
         ];
-        let c = evaluate(&rules, &h, &derive_state(&h, &facts, at("2026-02-10"))).unwrap();
+        let c = eval_builtin(ID, &h, &facts, "2026-02-10").unwrap();
         // job lost 25 + nobody left in work 10; one month unpaid is below the 2-month minimum
         assert_eq!(c.points, 35);
         assert_eq!(c.event_ids, vec!["E2", "E3"]);
@@ -208,7 +202,6 @@ mod tests {
 
     #[test]
     fn contributions_stopped_for_three_months_alone_add_15() {
-        let rules = RuleSet::builtin();
         let h = family_dibao_rural();
         let facts = [fact(
             "E1",
@@ -216,7 +209,7 @@ mod tests {
             "2026-04-01",
             contributions_stopped("2026-01", 3),
         )];
-        let c = evaluate(&rules, &h, &derive_state(&h, &facts, at("2026-04-02"))).unwrap();
+        let c = eval_builtin(ID, &h, &facts, "2026-04-02").unwrap();
         assert_eq!(c.points, 15);
         assert!(
             c.reason_en.contains("3 months since 2026-02-01"),
@@ -227,10 +220,9 @@ mod tests {
 
     #[test]
     fn unemployment_registration_of_the_only_earner_adds_20_plus_10() {
-        let rules = RuleSet::builtin();
         let h = family_dibao_rural();
         let facts = [fact("E1", "M1", "2026-02-05", unemployment("2026-02-05"))];
-        let c = evaluate(&rules, &h, &derive_state(&h, &facts, at("2026-02-06"))).unwrap();
+        let c = eval_builtin(ID, &h, &facts, "2026-02-06").unwrap();
         assert_eq!(c.points, 30);
         assert_eq!(
             c.reason_en,

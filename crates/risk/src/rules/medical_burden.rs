@@ -156,10 +156,6 @@ mod tests {
     use crate::ruleset::RuleSet;
     use doudi_model::Household;
 
-    fn evaluate(r: &RuleSet, h: &Household, s: &HouseholdState) -> Option<Contribution> {
-        r.rules.medical_burden.eval(&r.context(h, s))
-    }
-    use crate::state::derive_state;
     use crate::testkit::*;
 
     /// The contribution for `oop_fen` out of pocket in two bills in February 2026 (and an old
@@ -181,7 +177,7 @@ mod tests {
             // more than 12 months old: not counted
             fact("E0", "M2", "2025-01-10", inpatient(5_000_000, "2025-01-10")),
         ];
-        evaluate(rules, h, &derive_state(h, &facts, at("2026-03-01")))
+        eval_rule(rules, ID, h, &facts, "2026-03-01")
     }
 
     #[test]
@@ -228,7 +224,10 @@ mod tests {
         assert_eq!(burden(&rules, &edge, 539_999), None);
         assert_eq!(burden(&rules, &edge, 540_000).map(|c| c.points), Some(30));
         assert_eq!(burden(&rules, &dibao, 540_000), None);
-        assert_eq!(burden(&rules, &dibao, 1_080_000).map(|c| c.points), Some(30));
+        assert_eq!(
+            burden(&rules, &dibao, 1_080_000).map(|c| c.points),
+            Some(30)
+        );
         rules.rules.medical_burden.regions[0].prefix = "44a".into();
         let e = rules.validate().unwrap_err();
         assert_eq!(e.key(), "rules.medical_burden.regions[0].prefix", "{e}");

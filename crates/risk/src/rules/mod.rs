@@ -87,6 +87,17 @@ macro_rules! registry {
                 $(self.$module.signals(household, state, standard, out);)*
             }
 
+            /// The contribution of the rule `id` alone (its points may be zero), for its tests.
+            #[cfg(test)]
+            pub(crate) fn eval_one(&self, id: &str, cx: &Ctx) -> Option<Contribution> {
+                $(
+                    if id == <$module::$rule as Rule>::ID {
+                        return self.$module.eval(cx);
+                    }
+                )*
+                None
+            }
+
             /// The contributions of the rules that fire (with points other than zero), in order.
             pub fn evaluate(&self, cx: &Ctx) -> Vec<Contribution> {
                 let mut out = Vec::new();

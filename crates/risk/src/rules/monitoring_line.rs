@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{RuleSetError, Section};
 use crate::policy::{check_regions, regional, Regional};
-use crate::rule::{Lapse, Ctx, Rule};
+use crate::rule::{Ctx, Lapse, Rule};
 use crate::state::{HouseholdState, IncomePoint};
 
 pub const ID: &str = "monitoring_line";
@@ -59,12 +59,14 @@ impl MonitoringLine {
 
 fn months_before(d: NaiveDate, months: i64) -> NaiveDate {
     let m = u32::try_from(months).unwrap_or(12);
-    d.checked_sub_months(Months::new(m)).unwrap_or(NaiveDate::MIN)
+    d.checked_sub_months(Months::new(m))
+        .unwrap_or(NaiveDate::MIN)
 }
 
 impl Rule for MonitoringLine {
     const ID: &'static str = ID;
-    const NAME: (&'static str, &'static str) = ("收入低于防返贫监测线", "income below the monitoring line");
+    const NAME: (&'static str, &'static str) =
+        ("收入低于防返贫监测线", "income below the monitoring line");
 
     fn validate(&self, at: Section) -> Result<(), RuleSetError> {
         if self.line_yearly.fen() <= 0 {
@@ -104,8 +106,11 @@ impl Rule for MonitoringLine {
         let as_of = state.as_of_date();
         let start = months_before(as_of, self.window_months);
         // Time-weighted over the window; the points in effect during it.
-        let points: Vec<&IncomePoint> =
-            state.income_history.iter().filter(|p| p.on <= as_of).collect();
+        let points: Vec<&IncomePoint> = state
+            .income_history
+            .iter()
+            .filter(|p| p.on <= as_of)
+            .collect();
         let mut level = registered.per(12);
         let (mut from, mut total) = (start, 0i128);
         let mut in_effect = Vec::new();
@@ -152,8 +157,7 @@ mod tests {
     use doudi_model::{Fact, Household};
 
     fn evaluate(r: &RuleSet, h: &Household, facts: &[Fact], day: &str) -> Option<Contribution> {
-        let s = derive_state(h, facts, at(day));
-        r.rules.monitoring_line.eval(&r.context(h, &s))
+        eval_rule(r, ID, h, facts, day)
     }
 
     /// Rural, the head earning 3,000 a month, the spouse farming 1,000, a pupil: 1,100 a person a
@@ -181,9 +185,19 @@ mod tests {
         let c = evaluate(&rules, &h, &facts, "2026-10-01").expect("below the line");
         assert_eq!(c.points, 30);
         assert_eq!(c.event_ids, vec!["E1"]);
-        assert!(c.reason_zh.contains("低于防返贫监测线8800.00元"), "{}", c.reason_zh);
-        assert!(c.reason_zh.contains("登记时每年13200.00元"), "{}", c.reason_zh);
-        assert!(c.reason_en.starts_with("Per-capita income over the last 12 months"));
+        assert!(
+            c.reason_zh.contains("低于防返贫监测线8800.00元"),
+            "{}",
+            c.reason_zh
+        );
+        assert!(
+            c.reason_zh.contains("登记时每年13200.00元"),
+            "{}",
+            c.reason_zh
+        );
+        assert!(c
+            .reason_en
+            .starts_with("Per-capita income over the last 12 months"));
     }
 
     #[test]
@@ -191,11 +205,18 @@ mod tests {
         let rules = RuleSet::builtin();
         for category in [Category::Unstable, Category::Sudden] {
             let (h, facts) = earning(category);
-            assert!(evaluate(&rules, &h, &facts, "2026-10-01").is_some(), "{category:?}");
+            assert!(
+                evaluate(&rules, &h, &facts, "2026-10-01").is_some(),
+                "{category:?}"
+            );
         }
         for category in [Category::Dibao, Category::Tekun, Category::DibaoEdge] {
             let (h, facts) = earning(category);
-            assert_eq!(evaluate(&rules, &h, &facts, "2026-10-01"), None, "{category:?}");
+            assert_eq!(
+                evaluate(&rules, &h, &facts, "2026-10-01"),
+                None,
+                "{category:?}"
+            );
         }
         let (mut h, facts) = earning(Category::EdgeProne);
         h.area = Area::Urban;

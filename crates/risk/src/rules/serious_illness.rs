@@ -57,33 +57,24 @@ impl Rule for SeriousIllness {
                 ),
             )
         });
-        Some(Contribution {
-            rule_id: ID.to_string(),
-            points: self.points,
-            reason_zh: zh,
-            reason_en: en,
-            event_ids: recent.iter().map(|i| i.event_id.to_string()).collect(),
-                    urgency: None,
-            cause: None,
-        })
+        Some(Contribution::new(
+            ID,
+            self.points,
+            zh,
+            en,
+            recent.iter().map(|i| i.event_id.to_string()).collect(),
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ruleset::RuleSet;
-    use doudi_model::Household;
 
-    fn evaluate(r: &RuleSet, h: &Household, s: &HouseholdState) -> Option<Contribution> {
-        r.rules.serious_illness.eval(&r.context(h, s))
-    }
-    use crate::state::derive_state;
     use crate::testkit::*;
 
     #[test]
     fn serious_illness_diagnosis_adds_45_with_its_date() {
-        let rules = RuleSet::builtin();
         let h = family_dibao_rural();
         let facts = [fact(
             "E1",
@@ -91,7 +82,7 @@ mod tests {
             "2026-03-05",
             diagnosis("C34.9", "2026-03-05"),
         )];
-        let c = evaluate(&rules, &h, &derive_state(&h, &facts, at("2026-03-06"))).unwrap();
+        let c = eval_builtin(ID, &h, &facts, "2026-03-06").unwrap();
         assert_eq!(c.points, 45);
         assert_eq!(
             c.reason_zh,
@@ -99,9 +90,6 @@ mod tests {
         );
         assert_eq!(c.event_ids, vec!["E1"]);
         // half a year later it is no longer a fresh signal
-        assert_eq!(
-            evaluate(&rules, &h, &derive_state(&h, &facts, at("2026-10-01"))),
-            None
-        );
+        assert_eq!(eval_builtin(ID, &h, &facts, "2026-10-01"), None);
     }
 }

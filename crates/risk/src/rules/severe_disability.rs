@@ -83,33 +83,25 @@ impl Rule for SevereDisability {
                 ),
             )
         });
-        Some(Contribution {
-            rule_id: ID.to_string(),
-            points: p.points,
-            reason_zh: zh,
-            reason_en: en,
-            event_ids: new.iter().map(|d| d.event_id.to_string()).collect(),
-                    urgency: None,
-            cause: None,
-        })
+        Some(Contribution::new(
+            ID,
+            p.points,
+            zh,
+            en,
+            new.iter().map(|d| d.event_id.to_string()).collect(),
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ruleset::RuleSet;
     use doudi_model::Household;
 
-    fn evaluate(r: &RuleSet, h: &Household, s: &HouseholdState) -> Option<Contribution> {
-        r.rules.severe_disability.eval(&r.context(h, s))
-    }
-    use crate::state::derive_state;
     use crate::testkit::*;
 
     #[test]
     fn new_grade_1_or_2_disability_adds_40_and_a_milder_or_repeated_grade_nothing() {
-        let rules = RuleSet::builtin();
         let mut h = family_dibao_rural();
         let eval = |h: &Household, grade: u8| {
             let facts = [fact(
@@ -118,7 +110,7 @@ mod tests {
                 "2026-03-01",
                 disability(grade, "2026-03-01"),
             )];
-            evaluate(&rules, h, &derive_state(h, &facts, at("2026-03-02")))
+            eval_builtin(ID, h, &facts, "2026-03-02")
         };
         let c = eval(&h, 1).unwrap();
         assert_eq!(c.points, 40);

@@ -19,17 +19,9 @@ pub fn adjust(cx: &Ctx, score: i64) -> Option<Contribution> {
     let since = c.stable_since?;
     let months = cx.review.risk_clear_stable_months;
     let target = cx.review.watch_points;
-    Some(Contribution {
-        rule_id: ID.to_string(),
-        points: target - score,
-        reason_zh: format!(
+    Some(Contribution::new(ID, target - score, format!(
             "最近一次风险因素出现于{since}，此后已稳定满{months}个月，但家中无有劳动能力的成员，不作风险消除：按监测分{target}继续监测"
-        ),
-        reason_en: format!(
+        ), format!(
             "The last risk signal was on {since} and the household has been stable for {months} months since, but nobody in it is able to work: the risk is not cleared and it stays watched at {target} points"
-        ),
-        event_ids: Vec::new(),
-            urgency: None,
-        cause: None,
-    })
+        ), Vec::new()))
 }

@@ -79,14 +79,10 @@ pub fn generate(households: usize, seed: u64, hardship_share: f64) -> Dataset {
                 let Some((h, m)) = truth.get(&e.event_id) else {
                     continue;
                 };
-                facts.entry(h.clone()).or_default().push(Fact {
-                    event_id: e.event_id,
-                    source: e.source,
-                    household_id: h.clone(),
-                    member_id: m.clone(),
-                    occurred_at: e.occurred_at,
-                    payload: e.payload,
-                });
+                facts
+                    .entry(h.clone())
+                    .or_default()
+                    .push(e.into_fact(h.clone(), m.clone()));
             }
         }
     }
