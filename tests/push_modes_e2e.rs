@@ -107,6 +107,8 @@ async fn push(
         .post(url)
         .bearer_auth(token)
         .header("content-type", media)
+        // The messages read below are the English ones (Chinese is the default).
+        .header("accept-language", "en")
         .body(body)
         .timeout(Duration::from_secs(120))
         .send()

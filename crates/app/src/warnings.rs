@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use doudi_model::{Category, Disposition, Money, RegionCode, WarningStatus};
 use doudi_store::{EscalationUpdate, NoticeRow, Store, WarningDetail, WarningMove};
-use doudi_warnings::escalation::{due, Clock, EscalationConfig, Notice};
+use doudi_warnings::escalation::{due, Clock, EscalationConfig, Notice, NoticeNote};
 use doudi_warnings::lifecycle::{authorise, check_reason, transition, Move};
 use doudi_warnings::routing::Directory;
 use serde::Serialize;
@@ -244,10 +244,10 @@ pub async fn tick(
                         "escalated",
                         holder(step),
                         at,
-                        format!(
-                            "not acknowledged within {} h",
-                            cfg.ack_within_hours.get(level).unwrap_or(0) * step
-                        ),
+                        NoticeNote::NotAcknowledged {
+                            hours: cfg.ack_within_hours.get(level).unwrap_or(0) * step,
+                        }
+                        .en(),
                     )
                 }
                 Notice::Overdue { at } => {
@@ -256,11 +256,11 @@ pub async fn tick(
                         "overdue",
                         chain.first().cloned(),
                         at,
-                        "not resolved by its deadline".to_string(),
+                        NoticeNote::NotResolved.en(),
                     )
                 }
                 Notice::Remind { at } => {
-                    ("reminder", holder(steps), at, "still waiting".to_string())
+                    ("reminder", holder(steps), at, NoticeNote::StillWaiting.en())
                 }
             };
             last = at;

@@ -8,6 +8,7 @@
 
 use doudi_model::{mask_id_str, mask_name};
 use doudi_store::PendingNotice;
+use doudi_warnings::escalation::NoticeNote;
 use doudi_warnings::explain::{explain, Ask};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -36,8 +37,14 @@ pub struct Item {
     /// opened, raised, escalated, overdue, reminder.
     pub notice: String,
     pub due_at: String,
+    /// Why the notice was made (an escalation, an overdue warning, a reminder), as stored.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub note: String,
+    /// The note in Chinese and in English (`超过 2 小时无人签收` / `not acknowledged within 2 h`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note_zh: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note_en: String,
     pub warning: WarningRef,
     pub household: HouseholdRef,
     /// The members concerned (those whose records made the rules fire; every member when none is
@@ -187,6 +194,8 @@ pub fn item(n: &PendingNotice, web_base_url: &str) -> Item {
         notice: n.kind.clone(),
         due_at: n.due_at.clone(),
         note: n.note.clone(),
+        note_zh: NoticeNote::zh_of(&n.note),
+        note_en: NoticeNote::en_of(&n.note),
         warning: WarningRef {
             warning_id: n.warning_id,
             link: format!(

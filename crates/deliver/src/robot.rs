@@ -179,6 +179,12 @@ fn single(i: &Item, zone: Tz) -> Vec<String> {
             local_time(&i.warning.deadline, zone)
         ),
     ];
+    if !i.note_zh.is_empty() {
+        lines.push(format!(
+            "> **说明**：{}",
+            cut(&plain(&i.note_zh), MAX_REASON_CHARS)
+        ));
+    }
     if asks_to_verify(i) {
         lines.push("> **要求**：风险信号已不再成立，请核实后关闭".to_string());
     }
@@ -197,9 +203,14 @@ fn entry(n: usize, i: &Item, zone: Tz) -> Vec<String> {
             place(i)
         ),
         format!(
-            "> 原因：{}；期限：{} 前{}",
+            "> 原因：{}；期限：{} 前{}{}",
             reason(i),
             local_time(&i.warning.deadline, zone),
+            if i.note_zh.is_empty() {
+                String::new()
+            } else {
+                format!("；{}", cut(&plain(&i.note_zh), MAX_REASON_CHARS))
+            },
             if asks_to_verify(i) {
                 "；请核实后关闭"
             } else {
@@ -370,6 +381,39 @@ mod tests {
             "{}",
             m.text
         );
+    }
+
+    #[test]
+    fn an_escalation_says_why_in_chinese_in_the_message_and_both_languages_in_the_item() {
+        let mut p = pending(1, "H1", "li");
+        p.kind = "escalated".into();
+        p.note = "not acknowledged within 4 h".into();
+        let mut it = item(&p, "https://doudi.example");
+        it.household.region_name = Some("东河口镇大塘村".into());
+        assert_eq!(it.note_zh, "超过 4 小时无人签收");
+        assert_eq!(it.note_en, "not acknowledged within 4 h");
+        let m = message(
+            &[it.clone()],
+            chrono_tz::Asia::Shanghai,
+            Flavor::Wecom,
+            4096,
+        );
+        assert!(
+            m.text.starts_with("### 红色预警 · 超时未确认，已上报\n"),
+            "{}",
+            m.text
+        );
+        assert!(
+            m.text.contains("> **说明**：超过 4 小时无人签收\n"),
+            "{}",
+            m.text
+        );
+        assert!(!m.text.contains("acknowledged"), "{}", m.text);
+        let mut other = it.clone();
+        other.note_zh = "仍在等待处理".into();
+        let m = message(&[it, other], chrono_tz::Asia::Shanghai, Flavor::Wecom, 4096);
+        assert!(m.text.contains("；超过 4 小时无人签收"), "{}", m.text);
+        assert!(m.text.contains("；仍在等待处理"), "{}", m.text);
     }
 
     #[test]

@@ -1,13 +1,17 @@
 //! Errors of the service, and how they reach a client: JSON
 //! `{"error": {"status", "code", "message", "where"}}` on the API (`where` is the method and the
 //! route template, added by [`json_errors`] for every 4xx/5xx, axum's own rejections included).
+//! The `code` is stable; the `message` is in the request's language (`Accept-Language`, Chinese
+//! by default: [`crate::messages`]).
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_LANGUAGE, CONTENT_TYPE};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+
+use crate::locale::Lang;
 
 /// Why a request failed. Messages say what to do instead; they never carry personal data.
 #[derive(Debug, thiserror::Error)]
@@ -160,7 +164,11 @@ fn code_for(status: StatusCode) -> &'static str {
 /// Middleware: every 4xx/5xx response of the API (and of the probes) becomes a JSON error that
 /// says what failed and where (method and route template) — ours, and axum's rejections (a bad
 /// query string, a body that is not JSON or too large, an unknown route, a wrong method).
+///
+/// The `message` is in the request's language (`Accept-Language`, Chinese by default; see
+/// [`Lang::from_accept_language`]), said in `Content-Language`; the `code` is the same in both.
 pub async fn json_errors(req: Request, next: Next) -> Response {
+    let lang = Lang::from_accept_language(req.headers());
     let place = format!(
         "{} {}",
         req.method(),
@@ -197,6 +205,7 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
             (code_for(status), text)
         }
     };
+    let message = crate::messages::message(lang, status.as_u16(), &message);
     let body = serde_json::json!({"error": {
         "status": status.as_u16(), "code": code, "message": message, "where": place,
     }});
@@ -204,6 +213,10 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
     parts.headers.insert(
         CONTENT_TYPE,
         axum::http::HeaderValue::from_static("application/json"),
+    );
+    parts.headers.insert(
+        CONTENT_LANGUAGE,
+        axum::http::HeaderValue::from_static(lang.html()),
     );
     Response::from_parts(parts, Body::from(body.to_string()))
 }

@@ -29,6 +29,7 @@ mod contract;
 mod error;
 mod html;
 mod locale;
+mod messages;
 mod pages;
 mod principal;
 pub mod push;
@@ -101,7 +102,7 @@ pub struct ServiceConfig {
     /// How warning deadlines follow from event and receipt times (`[warnings]`), for the warnings
     /// a review decision or a replay opens.
     pub deadlines: doudi_warnings::fold::DeadlinePolicy,
-    /// The locality's time zone: pages show times in it, to the minute (`serve.time_zone`, an
+    /// The locality's time zone: pages show times in it, to the minute (`locality.time_zone`, an
     /// IANA name; default Asia/Shanghai).
     pub time_zone: chrono_tz::Tz,
 }

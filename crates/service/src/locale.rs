@@ -55,6 +55,44 @@ impl Lang {
         )
     }
 
+    /// The language of an API answer, from `Accept-Language` (RFC 9110: the tags in order of
+    /// their `q`, equal weights in the order given; `q=0` is "not this"): the first `zh…` or
+    /// `en…` tag wins; Chinese for `*`, for none of the two, and for a missing or garbled header.
+    pub fn from_accept_language(headers: &HeaderMap) -> Lang {
+        let mut tags: Vec<(u16, usize, &str)> = Vec::new();
+        let values = headers
+            .get_all(axum::http::header::ACCEPT_LANGUAGE)
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        for item in values.flat_map(|v| v.split(',')) {
+            let mut parts = item.split(';');
+            let tag = parts.next().unwrap_or_default().trim();
+            let mut q = Some(1000u16);
+            for param in parts {
+                if let Some((k, v)) = param.split_once('=') {
+                    if k.trim().eq_ignore_ascii_case("q") {
+                        q = quality(v.trim());
+                    }
+                }
+            }
+            if let Some(q) = q.filter(|q| *q > 0) {
+                let order = tags.len();
+                tags.push((q, order, tag));
+            }
+        }
+        tags.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        for (_, _, tag) in tags {
+            let primary = tag.split('-').next().unwrap_or_default();
+            if primary.eq_ignore_ascii_case("zh") || tag == "*" {
+                return Lang::Zh;
+            }
+            if primary.eq_ignore_ascii_case("en") {
+                return Lang::En;
+            }
+        }
+        Lang::Zh
+    }
+
     /// `zh` or `en`.
     pub fn code(self) -> &'static str {
         match self {
@@ -222,6 +260,19 @@ impl Lang {
         }
     }
 
+    /// The note of a history line: the escalation tick's (`to li: not acknowledged within 2 h`)
+    /// in words; a person's note as written.
+    pub fn history_note(self, action: &str, note: &str) -> String {
+        if self == Lang::En || !matches!(action, "escalated" | "overdue" | "reminder") {
+            return note.to_string();
+        }
+        use doudi_warnings::escalation::NoticeNote;
+        match note.strip_prefix("to ").and_then(|n| n.split_once(": ")) {
+            Some((recipient, why)) => format!("通知 {recipient}：{}", NoticeNote::zh_of(why)),
+            None => NoticeNote::zh_of(note),
+        }
+    }
+
     /// Who made a change: the pipeline in words, an officer by id.
     pub fn actor(self, actor: &str) -> String {
         match actor {
@@ -302,6 +353,20 @@ impl Lang {
             "closed" => self.t("已关闭", "closed"),
             _ => self.t("其他", "other"),
         }
+    }
+}
+
+/// A `q` weight (`0` to `1`, at most three decimals) in thousandths; `None` if garbled.
+fn quality(v: &str) -> Option<u16> {
+    let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let thousandths = format!("{frac:0<3}").parse::<u16>().ok()?;
+    match whole {
+        "0" => Some(thousandths),
+        "1" if thousandths == 0 => Some(1000),
+        _ => None,
     }
 }
 
@@ -520,6 +585,55 @@ mod tests {
             e.relative(&(e.now - chrono::TimeDelta::minutes(61))),
             "1 hour ago"
         );
+    }
+
+    fn accept(value: &str) -> Lang {
+        let mut h = HeaderMap::new();
+        h.insert(
+            axum::http::header::ACCEPT_LANGUAGE,
+            axum::http::HeaderValue::from_str(value).unwrap(),
+        );
+        Lang::from_accept_language(&h)
+    }
+
+    #[test]
+    fn the_api_language_follows_accept_language_and_is_chinese_by_default() {
+        assert_eq!(Lang::from_accept_language(&HeaderMap::new()), Lang::Zh);
+        assert_eq!(accept("en"), Lang::En);
+        assert_eq!(accept("en-US,en;q=0.9"), Lang::En);
+        assert_eq!(accept("zh-CN,zh;q=0.9,en;q=0.8"), Lang::Zh);
+        assert_eq!(accept("ZH-hans"), Lang::Zh);
+        // The weights decide, not the order.
+        assert_eq!(accept("zh;q=0.5, en;q=0.9"), Lang::En);
+        assert_eq!(accept("en;q=0.4, zh-TW;q=0.6"), Lang::Zh);
+        assert_eq!(accept("fr, en;q=0.1"), Lang::En);
+        // q=0 is "not this".
+        assert_eq!(accept("en;q=0, zh;q=0.1"), Lang::Zh);
+        assert_eq!(accept("en;q=0"), Lang::Zh);
+        // `*`, other languages and garbled headers: Chinese.
+        assert_eq!(accept("*"), Lang::Zh);
+        assert_eq!(accept("*, en;q=0.5"), Lang::Zh);
+        assert_eq!(accept("fr-FR, de"), Lang::Zh);
+        assert_eq!(accept(";;;,,q=x"), Lang::Zh);
+        assert_eq!(accept("en;q=2"), Lang::Zh);
+        assert_eq!(accept("english"), Lang::Zh);
+    }
+
+    #[test]
+    fn the_escalation_ticks_history_notes_are_in_chinese() {
+        assert_eq!(
+            Lang::Zh.history_note("escalated", "to zhao: not acknowledged within 4 h"),
+            "通知 zhao：超过 4 小时无人签收"
+        );
+        assert_eq!(
+            Lang::Zh.history_note("reminder", "to li: still waiting"),
+            "通知 li：仍在等待处理"
+        );
+        assert_eq!(
+            Lang::En.history_note("reminder", "to li: still waiting"),
+            "to li: still waiting"
+        );
+        assert_eq!(Lang::Zh.history_note("visit", "to the well"), "to the well");
     }
 
     #[test]

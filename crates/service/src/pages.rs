@@ -9,7 +9,7 @@
 //! benefit, a plain-words timeline, its warnings and findings, the visit form), the review queue
 //! (the linker's evidence and the decide buttons), dead letters (with replay for administrators),
 //! a region's overview, and the auditor's trace as a timeline (its JSON one link away). Times are
-//! in the locality's zone (`serve.time_zone`), to the minute.
+//! in the locality's zone (`locality.time_zone`), to the minute.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -413,7 +413,7 @@ pub async fn inbox(
         } else {
             doudi_app::mask::mask_json(&mut w.household);
         }
-        cards.push(card(&c, w, &names, times.get(&w.warning_id)));
+        cards.push(card(&c, w, &names, times.get(&w.warning_id), None));
     }
     let filter_link = |lvl: Option<Level>, s: &str| {
         let mut url = format!("/?state={s}");
@@ -452,26 +452,66 @@ pub async fn inbox(
     ok_page(&c, lang.t("待办预警", "Inbox"), Some(&who), "/", body)
 }
 
-/// One warning of the inbox as a card.
+/// What holds a card: a warning or a review record stands alone (`article`), a list's item is an
+/// `li`, a part of a card a `div`.
+#[derive(Clone, Copy)]
+enum Holder {
+    Article,
+    Item,
+    Part,
+}
+
+/// The one card of the pages: a bordered block, its left edge in the level's colour when it has
+/// one. Every list of the pages is made of these (warnings, members, review records, candidates,
+/// dead letters).
+fn boxed(holder: Holder, level: Option<Level>, body: Markup) -> Markup {
+    let class = match level {
+        Some(l) => format!("card {}", l.code()),
+        None => "card".to_string(),
+    };
+    match holder {
+        Holder::Article => html! { article class=(class) { (body) } },
+        Holder::Item => html! { li class=(class) { (body) } },
+        Holder::Part => html! { div class=(class) { (body) } },
+    }
+}
+
+/// A warning as a card: its level's colour, a heading that links to it (the level, then
+/// `heading`), then `lines`.
+fn warning_card(lang: Lang, w: &WarningView, heading: Markup, lines: Markup) -> Markup {
+    boxed(
+        Holder::Article,
+        Some(w.level),
+        html! {
+            h3 { a href={ "/warnings/" (w.warning_id) } { (html::level(lang, w.level)) " " (heading) } }
+            (lines)
+        },
+    )
+}
+
+/// One warning of the inbox and the region overview as a card: the household head and village,
+/// category and top reason, when it happened, time left and state; and, for an escalated warning,
+/// how far it was sent up and since when.
 fn card(
     c: &Ctx,
     w: &WarningView,
     names: &HashMap<String, String>,
     times: Option<&doudi_store::FactTimes>,
+    escalated: Option<Markup>,
 ) -> Markup {
     let lang = c.lang;
     let h = &w.household;
     let head_name = head(h).map(|m| text(m, "name")).unwrap_or_default();
     let reason = top_reason(lang, &w.summary);
-    html! {
-        article class={ "card " (w.level.code()) } {
-            h3 {
-                a href={ "/warnings/" (w.warning_id) } {
-                    (html::level(lang, w.level)) " "
-                    (if head_name.is_empty() { lang.t("（无户主）", "(no head)").to_string() } else { head_name })
-                    " · " (region(names, &w.region_code))
-                }
-            }
+    let heading = html! {
+        (if head_name.is_empty() { lang.t("（无户主）", "(no head)").to_string() } else { head_name })
+        " · " (region(names, &w.region_code))
+    };
+    warning_card(
+        lang,
+        w,
+        heading,
+        html! {
             p { (lang.category(&text(h, "category"))) @if !reason.is_empty() { " · " (reason) } }
             @if let Some(at) = w.occurred_at.as_ref().or(times.map(|t| &t.occurred_at)) {
                 p.when {
@@ -487,8 +527,9 @@ fn card(
                 }
                 " · " span.muted { "#" (w.warning_id) }
             }
-        }
-    }
+            @if let Some(e) = escalated { p.when { (e) } }
+        },
+    )
 }
 
 /// A stored document as compact JSON, as the trace shows it.
@@ -512,7 +553,7 @@ fn members(c: &Ctx, record: &Value) -> Markup {
     html! {
         ul.plain {
             @for m in record.get("members").and_then(Value::as_array).into_iter().flatten() {
-                li.card {
+                (boxed(Holder::Item, None, html! {
                     strong { (text(m, "name")) }
                     " （" (lang.relation(&text(m, "relation"))) "，" (lang.sex(&text(m, "sex")))
                     @if let Some(a) = age(m, today) { "，" (a) " " (lang.t("岁", "years")) }
@@ -522,7 +563,7 @@ fn members(c: &Ctx, record: &Value) -> Markup {
                     (lang.disability(m.get("disability_grade").and_then(Value::as_u64)))
                     br;
                     span.muted { (lang.t("身份证号 ", "ID number ")) code { (text(m, "id_number")) } }
-                }
+                }))
             }
         }
     }
@@ -573,7 +614,7 @@ fn history(c: &Ctx, entries: &[HistoryEntry]) -> Markup {
                     strong { (lang.action(&f.first.action)) }
                     @if f.count > 1 { " ×" (f.count) }
                     " · " (lang.actor(&f.first.actor)) " · " (html::level(lang, f.first.level))
-                    @if let Some(n) = f.first.note.as_deref().filter(|n| !n.is_empty()) { p { (n) } }
+                    @if let Some(n) = f.first.note.as_deref().filter(|n| !n.is_empty()) { p { (lang.history_note(&f.first.action, n)) } }
                     @if let Some(r) = &f.first.refused {
                         p.err { strong { (lang.t("已拒绝：", "refused: ")) } (refusal_text(lang, r)) }
                     }
@@ -989,14 +1030,13 @@ pub async fn household(
         h2 { (lang.t("预警", "Warnings")) }
         @if warnings.is_empty() { p.muted { (lang.t("没有预警。", "No warnings.")) } }
         @for w in &warnings {
-            article class={ "card " (w.level.code()) } {
-                h3 { a href={ "/warnings/" (w.warning_id) } { (html::level(lang, w.level)) " " (lang.status(w.status)) " · #" (w.warning_id) } }
+            (warning_card(lang, w, html! { (lang.status(w.status)) " · #" (w.warning_id) }, html! {
                 p { (top_reason(lang, &w.summary)) }
                 p.when {
                     (lang.t("开启于 ", "opened ")) (c.clock.at(&w.opened_at))
                     @if w.status.is_active() { " · " (due(&c.clock, &w.deadline)) }
                 }
-            }
+            }))
         }
         @if let Some(w) = open {
             @if who.role.is_regional() && w.status != WarningStatus::Visited {
@@ -1140,8 +1180,9 @@ fn bar_chart(title: &str, rows: &BTreeMap<String, BTreeMap<String, i64>>) -> Mar
     }
 }
 
-/// `GET /regions/{code}`: the county's (or township's) overview — its overdue warnings as cards
-/// (households masked), warnings by level over the last 30 days, and active ones by township.
+/// `GET /regions/{code}`: the county's (or township's) overview — its overdue warnings and the
+/// warnings the escalation tick sent up (how far, since when) as cards (households masked),
+/// warnings by level over the last 30 days, and active ones by township.
 pub async fn region_page(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -1194,16 +1235,31 @@ pub async fn region_page(
     for w in &mut overdue {
         doudi_app::mask::mask_json(&mut w.household);
     }
+    // The warnings the escalation tick sent up, furthest up first.
+    let (escalated_total, mut escalated) = match state.store().escalated_warnings(&code, 20).await {
+        Ok(e) => e,
+        Err(e) => return error_page(lang, Some(&who), &path, &e.into()),
+    };
+    for e in &mut escalated {
+        doudi_app::mask::mask_json(&mut e.warning.household);
+    }
     let mut codes: Vec<String> = by_town.keys().cloned().collect();
     codes.push(code.clone());
     codes.extend(overdue.iter().map(|w| w.region_code.clone()));
+    codes.extend(escalated.iter().map(|e| e.warning.region_code.clone()));
     let names = region_names(&state, &codes).await;
     let body = html! {
         h2 { (lang.t("已超期的预警", "Overdue warnings")) " (" (overdue_total) ")" }
         @if overdue.is_empty() { p.msg { (lang.t("没有超期的预警。", "No warning is overdue.")) } }
-        @for w in &overdue { (card(&c, w, &names, None)) }
+        @for w in &overdue { (card(&c, w, &names, None, None)) }
         @if overdue_total > overdue.len() {
             p.muted { (lang.t("仅显示超期最久的 20 条。", "Only the 20 longest overdue are shown.")) }
+        }
+        h2 { (lang.t("已上报的预警", "Escalated warnings")) " (" (escalated_total) ")" }
+        @if escalated.is_empty() { p.msg { (lang.t("没有上报的预警。", "No warning is escalated.")) } }
+        @for e in &escalated { (card(&c, &e.warning, &names, None, Some(escalation(&c, e)))) }
+        @if escalated_total > escalated.len() as i64 {
+            p.muted { (lang.t("仅显示上报级数最高的 20 条。", "Only the 20 escalated furthest are shown.")) }
         }
         h2 { (lang.t("统计", "Counts")) }
         (bar_chart(lang.t("近30天每日新开预警（按等级）", "Warnings opened per day, last 30 days, by level"), &by_day))
@@ -1232,6 +1288,27 @@ pub async fn region_page(
         None => format!("{} {code}", lang.t("辖区概览", "Region overview")),
     };
     ok_page(&c, &title, Some(&who), &path, body)
+}
+
+/// How far the escalation tick sent a warning up and since when ("无人签收，已逐级上报 2 级 · 自
+/// 2026-03-02 16:00（3 小时前）").
+fn escalation(c: &Ctx, e: &doudi_store::EscalatedWarning) -> Markup {
+    let lang = c.lang;
+    let why = match (e.ack_steps, e.overdue, lang) {
+        (0, _, Lang::Zh) => "超期未办结，已上报督办".to_string(),
+        (0, _, Lang::En) => "not resolved by its deadline: sent to the supervisor".to_string(),
+        (k, false, Lang::Zh) => format!("无人签收，已逐级上报 {k} 级"),
+        (k, true, Lang::Zh) => format!("无人签收，已逐级上报 {k} 级；超期未办结"),
+        (1, false, Lang::En) => "not acknowledged: sent 1 step up".to_string(),
+        (k, false, Lang::En) => format!("not acknowledged: sent {k} steps up"),
+        (k, true, Lang::En) => {
+            format!("not acknowledged: sent {k} step(s) up; not resolved by its deadline")
+        }
+    };
+    html! {
+        strong.overdue { (why) }
+        @if let Some(at) = &e.since { " · " (lang.t("自 ", "since ")) (when(&c.clock, at)) }
+    }
 }
 
 /// A comparison's field in words.
@@ -1301,7 +1378,7 @@ fn evidence(lang: Lang, e: &doudi_model::Evidence) -> Markup {
             (link_reason(lang, &e.reason))
         }
         @for cand in &e.candidates {
-            div.card {
+            (boxed(Holder::Part, None, html! {
                 p {
                     a href={ "/households/" (cand.household_id) } { (lang.t("户 ", "household ")) code { (cand.household_id) } }
                     " · " (lang.t("成员 ", "member ")) code { (cand.member_id) }
@@ -1317,7 +1394,7 @@ fn evidence(lang: Lang, e: &doudi_model::Evidence) -> Markup {
                         }
                     }
                 }
-            }
+            }))
         }
     }
 }
@@ -1343,7 +1420,7 @@ pub async fn review(
         }
         p { (items.len()) " " (lang.t("条待人工确认的记录（数据比对无法确定是谁）。", "records wait for a person to decide whom they are about.")) }
         @for item in &items {
-            article.card {
+            (boxed(Holder::Article, None, html! {
                 h3 { (lang.source(&item.source)) (lang.t("：", ": ")) (lang.kind(&item.kind)) " · " code { "#" (item.seq) } }
                 p.when { (lang.t("发生于 ", "happened ")) (when(&c.clock, &item.occurred_at)) " · " (lang.t("进入复核 ", "queued ")) (c.clock.at(&item.queued_at)) }
                 (evidence(lang, &item.evidence))
@@ -1361,7 +1438,7 @@ pub async fn review(
                         button type="submit" { (lang.t("都不是（拒绝）", "None of them (reject)")) }
                     }
                 }
-            }
+            }))
         }
     };
     ok_page(
@@ -1489,7 +1566,7 @@ pub async fn dead_letters(
         }
         ul.plain {
             @for d in &list {
-                li.card {
+                (boxed(Holder::Item, None, html! {
                     strong { (lang.source(&d.source)) } " · " code { (d.stream) ":" (d.line) } " · " code { "#" (d.id) }
                     br;
                     (dead_reason(lang, &d.reason_code))
@@ -1498,7 +1575,7 @@ pub async fn dead_letters(
                         (d.raw_len) (lang.t(" 字节", " bytes"))
                         @if let Some(at) = &d.replayed_at { " · " (lang.t("已重放 ", "replayed ")) (at) }
                     }
-                }
+                }))
             }
         }
     };
@@ -1742,7 +1819,7 @@ fn trace_entry(c: &Ctx, e: &TraceEntry, n: usize) -> Markup {
                 strong { (lang.t("预警 ", "Warning ")) } a href={ "/warnings/" (warning_id) } { "#" (warning_id) }
                 " " strong { (lang.action(action)) } @if n > 1 { " ×" (n) }
                 " · " (lang.actor(actor)) " · " (html::level(lang, *level)) " " (score)
-                @if let Some(t) = note.as_deref().filter(|t| !t.is_empty()) { p { (t) } }
+                @if let Some(t) = note.as_deref().filter(|t| !t.is_empty()) { p { (lang.history_note(action, t)) } }
                 @if let Some(r) = refused { p.err { (lang.t("已拒绝：", "refused: ")) (refusal_text(lang, r)) } }
             }
         },

@@ -6,7 +6,8 @@
 //! wider than the window (no sideways scrolling), and axe-core (from npm: `DOUDI_TEST_AXE` names
 //! its `axe.min.js`; without it that part prints a skip line) finds no critical or serious
 //! violation. With `DOUDI_TEST_SCREENSHOTS` naming a folder (docs/screenshots), the officer's
-//! inbox, a warning, a household and the auditor's trace are saved there as phone screenshots.
+//! inbox, a warning, a household, the auditor's trace and the supervisor's county overview (with a
+//! warning in its escalated list) are saved there as phone screenshots.
 //!
 //! Runs when `DOUDI_TEST_CHROMEDRIVER` names chromedriver (Chromium at `DOUDI_TEST_CHROMIUM`,
 //! default /usr/bin/chromium); otherwise it prints a skip line. `.ci/run` sets it.
@@ -414,6 +415,13 @@ async fn every_page_fits_a_phone_and_a_desktop_and_passes_axe_core() {
     };
     let shots = std::env::var("DOUDI_TEST_SCREENSHOTS").ok();
     let fx = Fixture::new().await;
+    // The county overview's escalated list has a warning in it.
+    fx.escalate(
+        fx.own.warnings[1],
+        2,
+        chrono::Utc::now() - chrono::TimeDelta::hours(3),
+    )
+    .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -494,6 +502,7 @@ async fn every_page_fits_a_phone_and_a_desktop_and_passes_axe_core() {
                             Some("officer-household")
                         }
                         (Role::Auditor, p) if p.ends_with("/trace") => Some("auditor-trace"),
+                        (Role::Supervisor, "/regions/341502") => Some("supervisor-county"),
                         _ => None,
                     };
                     if let Some(name) = name {

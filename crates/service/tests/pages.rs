@@ -201,6 +201,51 @@ async fn the_warning_page_masks_members_escapes_notes_and_needs_the_form_token()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_county_overview_lists_the_escalated_warnings_with_their_step_and_since_when() {
+    let fx = Fixture::new().await;
+    let supervisor = fx.token(Role::Supervisor);
+    let r = fx
+        .page("GET", "/regions/341502", Some(supervisor), None)
+        .await;
+    assert!(r.body.contains("已上报的预警 (0)"), "{}", r.body);
+    assert!(r.body.contains("没有上报的预警。"), "{}", r.body);
+    let w = fx.own.warnings[0];
+    let at = chrono::Utc::now() - chrono::TimeDelta::hours(3);
+    fx.escalate(w, 2, at).await;
+    let r = fx
+        .page("GET", "/regions/341502", Some(supervisor), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let list = r
+        .body
+        .split("已上报的预警 (1)")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no escalated list: {}", r.body));
+    assert!(list.contains(&format!("/warnings/{w}")), "{list}");
+    assert!(list.contains("无人签收，已逐级上报 2 级"), "{list}");
+    assert!(list.contains("3 小时前"), "{list}");
+    let r = fx
+        .page("GET", "/regions/341502?lang=en", Some(supervisor), None)
+        .await;
+    assert!(
+        r.body.contains("not acknowledged: sent 2 steps up"),
+        "{}",
+        r.body
+    );
+    // The county outside the supervisor's sees none of it.
+    assert!(!fx.other.warnings.contains(&w));
+    // The warning's history says whom it was sent to, and why, in Chinese.
+    let r = fx
+        .page("GET", &format!("/warnings/{w}"), Some(supervisor), None)
+        .await;
+    assert!(
+        r.body.contains("通知 s-341502：超过 4 小时无人签收"),
+        "{}",
+        r.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_region_page_charts_warnings_and_the_auditor_trace_is_in_clear_and_audited() {
     let fx = Fixture::new().await;
     let r = fx

@@ -25,6 +25,8 @@ async fn push_as(
         .uri(format!("/api/feeds/{source}"))
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", media)
+        // The messages read here are the English ones (Chinese is the default).
+        .header("accept-language", "en")
         .body(Body::from(body.into()))
         .expect("request");
     fx.send(req).await

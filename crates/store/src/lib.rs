@@ -120,7 +120,7 @@ pub use locks::household_lock_key;
 pub use notices::{EscalationUpdate, NoticeRow, NoticeView, SilenceRow, WarningClockRow};
 pub use officers::{OfficerImport, OfficerRow};
 pub use open::{redact_url, Store};
-pub use pages::FactTimes;
+pub use pages::{EscalatedWarning, FactTimes};
 pub use queries::{DeadLetterRecord, DeadLetterView, Status, WarningView};
 pub use regions::{display_name, RegionImport, RegionName};
 pub use register::{ImportReport, RegisterChange, WaitingLink};

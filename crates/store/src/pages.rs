@@ -1,5 +1,6 @@
-//! Read-side queries of the officers' pages: when the facts that raised warnings happened, and a
-//! household's warnings (open and closed), newest first.
+//! Read-side queries of the officers' pages: when the facts that raised warnings happened, a
+//! household's warnings (open and closed), newest first, and a region's escalated warnings with
+//! how far up they went and since when.
 
 use std::collections::HashMap;
 
@@ -21,7 +22,69 @@ pub struct FactTimes {
     pub received_at: DateTime<Utc>,
 }
 
+/// An active warning the escalation tick sent up: how far and since when.
+#[derive(Clone, Debug)]
+pub struct EscalatedWarning {
+    /// The warning (the household's record as stored: mask it before showing it).
+    pub warning: WarningView,
+    /// Steps up the chain for want of acknowledgement: 1 the supervisor of the region, 2 the one
+    /// above, … (0: not escalated for acknowledgement).
+    pub ack_steps: i64,
+    /// Sent up to the supervisor for being unresolved at its deadline.
+    pub overdue: bool,
+    /// When it was last sent up (its latest escalation or overdue notice); `None` when the chain
+    /// had nobody to send it to.
+    pub since: Option<DateTime<Utc>>,
+}
+
 impl Store {
+    /// The active warnings of the region `region_prefix` that the escalation tick sent up (for
+    /// want of acknowledgement or for being unresolved at their deadline), furthest up first, then
+    /// the earliest deadline: at most `limit` of them, and how many there are in all.
+    pub async fn escalated_warnings(
+        &self,
+        region_prefix: &str,
+        limit: i64,
+    ) -> Result<(i64, Vec<EscalatedWarning>), StoreError> {
+        const WHERE: &str = "w.status NOT IN ('resolved', 'withdrawn') AND (w.ack_steps > 0 OR w.resolve_escalated <> 0)";
+        on!(self.pool(), pool => {
+        let region = crate::web::in_region(<DB as crate::db::Dialect>::POSTGRES, "w.region_code");
+        let total: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM warnings w WHERE {region} AND {WHERE}"
+        ))
+        .bind(region_prefix)
+        .fetch_one(pool)
+        .await
+        .ctx("counting escalated warnings")?;
+        let rows = sqlx::query(&format!(
+            "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.score, w.deadline, w.opened_at, w.summary, h.record, w.assigned_to, w.occurred_at, w.late,
+                    w.ack_steps, w.resolve_escalated,
+                    (SELECT MAX(n.due_at) FROM notices n WHERE n.warning_id = w.warning_id AND n.kind IN ('escalated', 'overdue'))
+             FROM warnings w JOIN households h ON h.household_id = w.household_id
+             WHERE {region} AND {WHERE}
+             ORDER BY w.ack_steps DESC, w.resolve_escalated DESC, w.deadline, w.warning_id
+             LIMIT $2"
+        ))
+        .bind(region_prefix)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .ctx("listing escalated warnings")?;
+        let list = rows
+            .iter()
+            .map(|r| {
+                Ok(EscalatedWarning {
+                    warning: crate::queries::warning_view(r, 11)?,
+                    ack_steps: crate::db::Col::col::<i64>(r, 13),
+                    overdue: crate::db::Col::col::<i64>(r, 14) != 0,
+                    since: r.maybe_time(15, "notices.due_at")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((total, list))
+        })
+    }
+
     /// For each of `warning_ids` (missing ones are left out), when the fact that last set it (its
     /// triggering fact) happened and was received.
     pub async fn warning_fact_times(

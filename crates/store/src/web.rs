@@ -67,7 +67,7 @@ pub struct RegionCounts {
 /// serves it (codes are digits; ':' sorts right after '9'). On PostgreSQL the comparison is made in
 /// the "C" collation: under a language collation (en_US, ICU) punctuation is ignored at first and
 /// '341502001' < '341502:' is false.
-fn in_region(postgres: bool, column: &str) -> String {
+pub(crate) fn in_region(postgres: bool, column: &str) -> String {
     if postgres {
         format!("{column} COLLATE \"C\" >= $1 AND {column} COLLATE \"C\" < $1 || ':'")
     } else {

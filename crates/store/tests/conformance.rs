@@ -183,6 +183,7 @@ conformance!(
     kafka_publication_is_recorded_once_per_notice,
     superseded_notices_withdrawn_warnings_and_the_resolve_cut,
     a_page_of_warnings_puts_the_overdue_first_when_asked,
+    escalated_warnings_say_how_far_up_and_since_when,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2100,4 +2101,71 @@ async fn a_page_of_warnings_puts_the_overdue_first_when_asked(db: &TestDb) {
     // Before the orange's deadline nothing is overdue: the level order again.
     let early = Some(at("2026-03-01T00:00:00Z"));
     assert_eq!(first(store.warnings_page(&page(early)).await.unwrap()), red);
+}
+
+/// The county overview's escalated list: an active warning sent up by the tick, with its step and
+/// the time of its latest escalation notice; one sent up for being overdue; none that is not
+/// escalated, resolved, or outside the region.
+async fn escalated_warnings_say_how_far_up_and_since_when(db: &TestDb) {
+    let store = &db.store;
+    let quiet = open_one_warning(store).await; // H1, not escalated
+    let mut tx = store.begin().await.unwrap();
+    let up = tx
+        .open_warning(&new_warning("H2", "r1", Some("li")))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.escalated_warnings("34", 10).await.unwrap().0, 0);
+    let step = |id: i64, steps: i64, overdue: bool, when: &str, kind: &str| {
+        doudi_store::EscalationUpdate {
+            warning_id: id,
+            expected_status: WarningStatus::Open,
+            expected_ack_steps: steps - 1,
+            expected_resolve_escalated: false,
+            ack_steps: steps,
+            resolve_escalated: overdue,
+            last_notice_at: at(when),
+            notices: vec![doudi_store::NoticeRow {
+                warning_id: id,
+                kind: kind.into(),
+                recipient: "chief".into(),
+                due_at: at(when),
+                note: "not acknowledged within 4 h".into(),
+            }],
+        }
+    };
+    store
+        .record_escalations(&[step(up, 1, false, "2026-03-02T04:00:00Z", "escalated")])
+        .await
+        .unwrap();
+    store
+        .record_escalations(&[step(up, 2, false, "2026-03-02T08:00:00Z", "escalated")])
+        .await
+        .unwrap();
+    let (total, list) = store.escalated_warnings("34", 10).await.unwrap();
+    assert_eq!(total, 1);
+    assert_eq!(list[0].warning.warning_id, up);
+    assert_eq!((list[0].ack_steps, list[0].overdue), (2, false));
+    assert_eq!(list[0].since, Some(at("2026-03-02T08:00:00Z")));
+    // Sent up for being overdue (no acknowledgement step): listed after the one two steps up.
+    store
+        .record_escalations(&[doudi_store::EscalationUpdate {
+            expected_ack_steps: 0,
+            ack_steps: 0,
+            ..step(quiet, 1, true, "2026-03-05T00:00:00Z", "overdue")
+        }])
+        .await
+        .unwrap();
+    let (total, list) = store.escalated_warnings("34", 10).await.unwrap();
+    assert_eq!(total, 2);
+    let got: Vec<(i64, i64, bool)> = list
+        .iter()
+        .map(|e| (e.warning.warning_id, e.ack_steps, e.overdue))
+        .collect();
+    assert_eq!(got, vec![(up, 2, false), (quiet, 0, true)]);
+    assert_eq!(list[1].since, Some(at("2026-03-05T00:00:00Z")));
+    // The limit cuts the list, not the count; another region sees none.
+    let (total, list) = store.escalated_warnings("34", 1).await.unwrap();
+    assert_eq!((total, list.len()), (2, 1));
+    assert_eq!(store.escalated_warnings("11", 10).await.unwrap().0, 0);
 }

@@ -171,6 +171,64 @@ pub fn due(c: &Clock, now: DateTime<Utc>, cfg: &EscalationConfig, chain_len: u32
     out
 }
 
+/// Why the tick made a notice, as its note says it. The note is stored in English (the words
+/// below, also those of notices made before); the Chinese is said from it wherever an officer
+/// reads it (pages, robot messages, the webhook's `note_zh`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoticeNote {
+    /// Nobody acknowledged the warning within this many hours (an escalation step).
+    NotAcknowledged { hours: u32 },
+    /// Acknowledged but not resolved by its deadline.
+    NotResolved,
+    /// The holder is reminded: the warning is still waiting.
+    StillWaiting,
+}
+
+impl NoticeNote {
+    /// The note as stored, in English.
+    pub fn en(self) -> String {
+        match self {
+            NoticeNote::NotAcknowledged { hours } => format!("not acknowledged within {hours} h"),
+            NoticeNote::NotResolved => "not resolved by its deadline".to_string(),
+            NoticeNote::StillWaiting => "still waiting".to_string(),
+        }
+    }
+
+    /// The note in Chinese.
+    pub fn zh(self) -> String {
+        match self {
+            NoticeNote::NotAcknowledged { hours } => format!("超过 {hours} 小时无人签收"),
+            NoticeNote::NotResolved => "已过办理期限仍未办结".to_string(),
+            NoticeNote::StillWaiting => "仍在等待处理".to_string(),
+        }
+    }
+
+    /// A stored note read back (`None`: not one of the tick's notes).
+    pub fn parse(note: &str) -> Option<NoticeNote> {
+        let note = note.trim();
+        match note {
+            "not resolved by its deadline" => Some(NoticeNote::NotResolved),
+            "still waiting" => Some(NoticeNote::StillWaiting),
+            _ => note
+                .strip_prefix("not acknowledged within ")?
+                .strip_suffix(" h")?
+                .parse()
+                .ok()
+                .map(|hours| NoticeNote::NotAcknowledged { hours }),
+        }
+    }
+
+    /// A stored note in Chinese: the tick's notes in words, any other text as it is.
+    pub fn zh_of(note: &str) -> String {
+        NoticeNote::parse(note).map_or_else(|| note.to_string(), NoticeNote::zh)
+    }
+
+    /// A stored note in English (as stored).
+    pub fn en_of(note: &str) -> String {
+        NoticeNote::parse(note).map_or_else(|| note.to_string(), NoticeNote::en)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,6 +352,30 @@ mod tests {
         assert_eq!(
             due(&c, t(72), &cfg(), 1),
             vec![Notice::Escalate { step: 1, at: t(72) }]
+        );
+    }
+
+    #[test]
+    fn the_ticks_notes_are_said_in_chinese_and_read_back_from_english() {
+        for n in [
+            NoticeNote::NotAcknowledged { hours: 4 },
+            NoticeNote::NotResolved,
+            NoticeNote::StillWaiting,
+        ] {
+            assert_eq!(NoticeNote::parse(&n.en()), Some(n));
+            assert!(n
+                .zh()
+                .chars()
+                .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)));
+        }
+        assert_eq!(
+            NoticeNote::zh_of("not acknowledged within 48 h"),
+            "超过 48 小时无人签收"
+        );
+        assert_eq!(NoticeNote::zh_of("still waiting"), "仍在等待处理");
+        assert_eq!(
+            NoticeNote::zh_of("a person's own words"),
+            "a person's own words"
         );
     }
 }

@@ -440,7 +440,42 @@ impl Fixture {
         doudi_service::form_token(&self.session(token).await)
     }
 
-    /// A JSON API request with a bearer token.
+    /// Record what the escalation tick does to a warning nobody acknowledged: sent `steps` up the
+    /// chain (to the county's supervisor), the last step at `at`.
+    pub async fn escalate(&self, warning_id: i64, steps: i64, at: chrono::DateTime<chrono::Utc>) {
+        for step in 1..=steps {
+            let update = doudi_store::EscalationUpdate {
+                warning_id,
+                expected_status: doudi_model::WarningStatus::Open,
+                expected_ack_steps: step - 1,
+                expected_resolve_escalated: false,
+                ack_steps: step,
+                resolve_escalated: false,
+                last_notice_at: at,
+                notices: vec![doudi_store::NoticeRow {
+                    warning_id,
+                    kind: "escalated".into(),
+                    recipient: "s-341502".into(),
+                    due_at: at,
+                    note: "not acknowledged within 4 h".into(),
+                }],
+            };
+            let done = self
+                .store
+                .record_escalations(&[update])
+                .await
+                .expect("escalation");
+            assert_eq!(
+                done.len(),
+                1,
+                "warning {warning_id} escalated to step {step}"
+            );
+        }
+    }
+
+    /// A JSON API request with a bearer token, asking for English messages (`Accept-Language:
+    /// en`: the tests read the messages as the code writes them; Chinese, the default, is tested
+    /// with [`Fixture::api_in`]).
     pub async fn api(
         &self,
         method: &str,
@@ -448,7 +483,22 @@ impl Fixture {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Reply {
+        self.api_in(Some("en"), method, uri, token, body).await
+    }
+
+    /// A JSON API request with a bearer token and `Accept-Language: lang` (none: not sent).
+    pub async fn api_in(
+        &self,
+        lang: Option<&str>,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let mut b = Request::builder().method(method).uri(uri);
+        if let Some(l) = lang {
+            b = b.header("accept-language", l);
+        }
         if let Some(t) = token {
             b = b.header("authorization", format!("Bearer {t}"));
         }
