@@ -271,5 +271,6 @@ fn deadline_text(t: &chrono::DateTime<chrono::Utc>) -> String {
         let over = -hours;
         tr!("已超期 {over} 小时", "{over} h overdue")
     };
-    format!("{} (+08:00), {left}", local.format("%Y-%m-%d %H:%M"))
+    let at = local.format("%Y-%m-%d %H:%M");
+    tr!("{at}（+08:00），{left}", "{at} (+08:00), {left}")
 }

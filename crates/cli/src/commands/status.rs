@@ -79,8 +79,12 @@ pub async fn run(config: &Config, args: StatusArgs) -> anyhow::Result<ExitCode> 
             ),
         ),
     ];
+    let width = match crate::lang::lang() {
+        crate::lang::Lang::Zh => 12,
+        crate::lang::Lang::En => 16,
+    };
     for (label, value) in rows {
-        println!("{}{value}", output::pad(label, 16));
+        println!("{}{value}", output::pad(label, width));
     }
     Ok(ExitCode::SUCCESS)
 }
