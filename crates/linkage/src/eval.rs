@@ -9,11 +9,15 @@
 //! # Optional: a candidate pair is predicted a match when its total weight (bits, prior
 //! # included) is at least this. Default 0, i.e. a match probability of at least 0.5.
 //! threshold = 0.0
-//! # Optional: a blocking key shared by more records than this (default 50) is split by the
-//! # other blocking fields' keys (sub-blocks); a sub-block still larger is cut to this many, and
-//! # the report says how many records a cut left uncompared. At least 1. Each record is then
-//! # compared with at most (its blocking keys × max_block) records: candidate pairs grow
-//! # linearly with the records.
+//! # Optional: a blocking key shared by more right records than this (default 5) is not a
+//! # block by itself: it is combined with each other field's keys (a date's year and a full
+//! # name's family name too), and a record takes each combination shared by at most this many.
+//! # Keys are thus chosen by their frequency: a record's candidates are bounded whatever the size
+//! # of the files, and candidate pairs grow linearly with the records. At least 1.
+//! block_target = 5
+//! # Optional: when no combination of a common key is that rare, the least common one is taken,
+//! # cut at this many records (default 50), and the report says how many records a cut left
+//! # uncompared. At least 1.
 //! max_block = 50
 //! # Optional: EM iterations (default 30; 0 keeps the rules' estimates).
 //! iterations = 30
@@ -67,7 +71,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -75,10 +79,11 @@ use serde::{Deserialize, Serialize};
 use crate::compare::{self, DATE_LEVELS, NAME_LEVELS};
 use crate::em::{self, Degenerate, EmInput, Patterns};
 use crate::idnum::{self, IdForm};
-use crate::index::fnv;
+use crate::index::{fnv, Keyed};
 use crate::model::{FieldModel, LevelModel, Model, TfSettings};
 use crate::normalise::{normalise_name, normalise_text, NormName};
 use crate::train::{round_sig, u_from_counts, U_SAMPLES, U_SEED};
+use crate::Thresholds;
 
 /// Comparator type of a column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,6 +200,8 @@ pub struct Spec {
     pub threshold: f64,
     #[serde(default = "default_max_block")]
     pub max_block: usize,
+    #[serde(default = "default_block_target")]
+    pub block_target: usize,
     #[serde(default = "default_iterations")]
     pub iterations: usize,
     #[serde(rename = "field", default)]
@@ -203,6 +210,10 @@ pub struct Spec {
 
 fn default_max_block() -> usize {
     50
+}
+
+fn default_block_target() -> usize {
+    5
 }
 
 fn default_iterations() -> usize {
@@ -298,6 +309,12 @@ pub fn parse_spec(text: &str, path: &Path) -> Result<Spec, EvalError> {
         return Err(err(
             at("max_block"),
             "max_block must be at least 1 (0 would compare nothing)".into(),
+        ));
+    }
+    if spec.block_target == 0 {
+        return Err(err(
+            at("block_target"),
+            "block_target must be at least 1 (0 would compare nothing)".into(),
         ));
     }
     let mut seen = HashSet::new();
@@ -662,13 +679,16 @@ pub struct EvalReport {
     pub candidate_pairs: usize,
     /// True pairs found among the candidates (blocking recall = this / truth_pairs).
     pub truth_pairs_in_candidates: usize,
-    /// Blocking keys shared by more than `max_block` records, split by other keys.
+    /// Blocking keys shared by more than `block_target` right records, combined with other keys.
     pub sub_blocked_keys: usize,
     /// Left records for which a block (or sub-block) was still larger than `max_block` and cut:
     /// some of their candidates were not compared.
     pub records_with_cut_blocks: usize,
     /// Per field: values that did not parse and were taken as missing (`invalid = "missing"`).
     pub invalid_values: BTreeMap<String, usize>,
+    /// Linking two files: each left record decided as the pipeline decides (null when
+    /// deduplicating).
+    pub decisions: Option<Decisions>,
     pub predicted_pairs: usize,
     pub true_positives: usize,
     pub false_positives: usize,
@@ -704,8 +724,16 @@ impl fmt::Display for EvalReport {
         if self.sub_blocked_keys > 0 || self.records_with_cut_blocks > 0 {
             writeln!(
                 f,
-                "blocks larger than max_block: {} keys split by other keys; {} records left with some candidates uncompared",
+                "blocking keys more common than block_target: {} combined with other keys; {} records left with some candidates uncompared (max_block)",
                 self.sub_blocked_keys, self.records_with_cut_blocks
+            )?;
+        }
+        if let Some(d) = &self.decisions {
+            writeln!(
+                f,
+                "decided as the pipeline would: {} linked ({} right), {} to review ({} with a true pair), {} unmatched ({} with a true pair)",
+                d.linked, d.linked_right, d.review, d.review_with_truth, d.unmatched,
+                d.unmatched_with_truth
             )?;
         }
         for (field, n) in &self.invalid_values {
@@ -743,6 +771,78 @@ impl fmt::Display for EvalReport {
             writeln!(f, "  {}: {}", fm.field, levels.join(", "))?;
         }
         Ok(())
+    }
+}
+
+/// Left records decided by the pipeline's rule with its default thresholds ([`Thresholds`]): linked
+/// when the best candidate weighs at least `link` bits and `margin` more than the runner-up, sent
+/// to review when it weighs at least `review`, unmatched otherwise (or with no candidate).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Decisions {
+    pub linked: usize,
+    /// Linked to a record of the truth file.
+    pub linked_right: usize,
+    pub review: usize,
+    pub unmatched: usize,
+    /// Records with a true pair that went to review, and that stayed unmatched.
+    pub review_with_truth: usize,
+    pub unmatched_with_truth: usize,
+}
+
+/// The best and second-best totals of the left record being scored.
+#[derive(Default)]
+struct Decider {
+    current: Option<usize>,
+    best: f64,
+    best_true: bool,
+    second: f64,
+    has_true: bool,
+    out: Decisions,
+}
+
+impl Decider {
+    fn pair(&mut self, i: usize, total: f64, is_true: bool) {
+        if self.current != Some(i) {
+            self.flush();
+            self.current = Some(i);
+            self.best = f64::NEG_INFINITY;
+            self.second = f64::NEG_INFINITY;
+            self.best_true = false;
+            self.has_true = false;
+        }
+        self.has_true |= is_true;
+        if total > self.best {
+            self.second = self.best;
+            self.best = total;
+            self.best_true = is_true;
+        } else if total > self.second {
+            self.second = total;
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.current.take().is_none() {
+            return;
+        }
+        let t = Thresholds::default();
+        if self.best >= t.link && self.best - self.second >= t.margin {
+            self.out.linked += 1;
+            self.out.linked_right += usize::from(self.best_true);
+        } else if self.best >= t.review {
+            self.out.review += 1;
+            self.out.review_with_truth += usize::from(self.has_true);
+        }
+    }
+
+    /// The counts, given the left records and how many of them have a true pair.
+    fn finish(&self, records: usize, with_truth: usize) -> Decisions {
+        let mut d = self.out.clone();
+        d.unmatched = records.saturating_sub(d.linked + d.review);
+        // linked to a wrong record counts as neither here
+        d.unmatched_with_truth = with_truth
+            .saturating_sub(d.linked_right + d.review_with_truth)
+            .min(d.unmatched);
+        d
     }
 }
 
@@ -831,30 +931,106 @@ fn start_fields(spec: &Spec) -> Vec<FieldModel> {
         .collect()
 }
 
-/// Blocking over the right table: per key, the right records that have it; keys shared by more
-/// than `max_block` records are split by every other blocking field's keys.
-struct Blocker {
-    /// The blocking fields.
-    blocking: Vec<usize>,
-    blocks: HashMap<u64, Vec<u32>>,
-    sub: HashMap<u64, Vec<u32>>,
-    max_block: usize,
+/// A field's keys for refining a common blocking key: its blocking keys, and coarser ones (a
+/// date's year, a full name's family name).
+fn facet_keys(field: usize, kind: FieldType, v: &Value, out: &mut Vec<u64>) {
+    block_keys(field, v, out);
+    let f = (field as u64).to_le_bytes();
+    match v {
+        Value::Date(d) => out.push(fnv(&[&f, b"year", &d.year().to_le_bytes()])),
+        Value::Name(n) if kind == FieldType::PersonName && !n.family_sound().is_empty() => {
+            out.push(fnv(&[&f, b"family", n.family_sound().as_bytes()]))
+        }
+        _ => {}
+    }
 }
 
-fn row_keys(blocking: &[usize], row: &[Value], out: &mut Vec<(usize, u64)>) {
-    out.clear();
-    let mut keys = Vec::new();
-    for f in blocking {
-        keys.clear();
-        block_keys(*f, &row[*f], &mut keys);
-        keys.sort_unstable();
-        keys.dedup();
-        out.extend(keys.iter().map(|k| (*f, *k)));
+/// A row's keys: `(field, key)` of its blocking fields (`primary`) and of every field (`facets`,
+/// for combined keys).
+#[derive(Default)]
+struct RowKeys {
+    primary: Vec<(usize, u64)>,
+    facets: Vec<(usize, u64)>,
+    scratch: Vec<u64>,
+}
+
+impl RowKeys {
+    fn fill(&mut self, blocking: &[usize], kinds: &[FieldType], row: &[Value]) {
+        self.primary.clear();
+        self.facets.clear();
+        for f in blocking {
+            self.scratch.clear();
+            block_keys(*f, &row[*f], &mut self.scratch);
+            self.scratch.sort_unstable();
+            self.scratch.dedup();
+            self.primary.extend(self.scratch.iter().map(|k| (*f, *k)));
+        }
+        for (f, kind) in kinds.iter().enumerate() {
+            self.scratch.clear();
+            facet_keys(f, *kind, &row[f], &mut self.scratch);
+            self.scratch.sort_unstable();
+            self.scratch.dedup();
+            self.facets.extend(self.scratch.iter().map(|k| (f, *k)));
+        }
     }
+}
+
+/// A combination's records: taken when at most `target` (`taken` set), else remembered when the
+/// least common so far. Whether it was too common.
+fn consider<'a>(
+    s: &'a [u32],
+    target: usize,
+    out: &mut Vec<u32>,
+    taken: &mut bool,
+    least: &mut Option<&'a [u32]>,
+) -> bool {
+    if s.is_empty() {
+        return false;
+    }
+    if s.len() <= target {
+        out.extend_from_slice(s);
+        *taken = true;
+        return false;
+    }
+    if least.is_none_or(|l| s.len() < l.len()) {
+        *least = Some(s);
+    }
+    true
+}
+
+/// Blocking over the right table, with keys chosen by their frequency (as the register index
+/// combines its keys): a blocking key shared by at most `target` right records is a block; a more
+/// common one is replaced by its combinations with each other field's keys (the date's year and
+/// the family name included), and a combination of two blocking keys still too common (a common
+/// family name with a common given name) by its combinations with a third field's keys. A record
+/// takes every combination shared by at most `target` records (or, when none is, the least common
+/// one, cut at `max_block`). A record's candidates are thus bounded by its keys × `target`
+/// whatever the size of the files: candidate pairs grow linearly with the records.
+struct Blocker {
+    blocking: Vec<usize>,
+    kinds: Vec<FieldType>,
+    blocks: Keyed,
+    /// (common blocking key, another field's key) → records.
+    combos: Keyed,
+    /// (two blocking keys whose combination is common, a third field's key) → records.
+    triples: Keyed,
+    /// Blocking keys shared by more than `target` right records.
+    oversized: usize,
+    target: usize,
+    max_block: usize,
 }
 
 fn sub_key(a: u64, b: u64) -> u64 {
     fnv(&[&a.to_le_bytes(), &b.to_le_bytes()])
+}
+
+/// The key of two blocking keys together, the same whichever comes first.
+fn pair_key((f, a): (usize, u64), (g, b): (usize, u64)) -> u64 {
+    if (f, a) <= (g, b) {
+        sub_key(a, b)
+    } else {
+        sub_key(b, a)
+    }
 }
 
 impl Blocker {
@@ -862,73 +1038,126 @@ impl Blocker {
         let blocking: Vec<usize> = (0..spec.fields.len())
             .filter(|f| spec.fields[*f].blocks())
             .collect();
-        let mut blocks: HashMap<u64, Vec<u32>> = HashMap::new();
-        let mut keys = Vec::new();
+        let kinds: Vec<FieldType> = spec.fields.iter().map(|f| f.kind).collect();
+        let target = spec.block_target.min(spec.max_block).max(1);
+        let mut keys = RowKeys::default();
+        let mut pairs: Vec<(u64, u32)> = Vec::new();
         for (j, row) in rows.iter().enumerate() {
-            row_keys(&blocking, row, &mut keys);
-            for (_, k) in &keys {
-                blocks.entry(*k).or_default().push(j as u32);
-            }
+            keys.fill(&blocking, &kinds, row);
+            pairs.extend(keys.primary.iter().map(|(_, k)| (*k, j as u32)));
         }
-        let mut sub: HashMap<u64, Vec<u32>> = HashMap::new();
+        let blocks = Keyed::build(pairs);
+        let mut pairs: Vec<(u64, u32)> = Vec::new();
+        let mut common: HashSet<u64> = HashSet::new();
         for (j, row) in rows.iter().enumerate() {
-            row_keys(&blocking, row, &mut keys);
-            for (f, k) in &keys {
-                if blocks.get(k).map_or(0, Vec::len) <= spec.max_block {
+            keys.fill(&blocking, &kinds, row);
+            for (f, k) in &keys.primary {
+                if blocks.get(*k).len() <= target {
                     continue;
                 }
-                for (g, k2) in &keys {
+                common.insert(*k);
+                for (g, k2) in &keys.facets {
                     if g != f {
-                        sub.entry(sub_key(*k, *k2)).or_default().push(j as u32);
+                        pairs.push((sub_key(*k, *k2), j as u32));
                     }
                 }
             }
         }
+        let combos = Keyed::build(pairs);
+        let mut pairs: Vec<(u64, u32)> = Vec::new();
+        for (j, row) in rows.iter().enumerate() {
+            keys.fill(&blocking, &kinds, row);
+            for (a, x) in keys.primary.iter().enumerate() {
+                for y in &keys.primary[a + 1..] {
+                    if x.0 == y.0
+                        || (combos.get(sub_key(x.1, y.1)).len() <= target
+                            && combos.get(sub_key(y.1, x.1)).len() <= target)
+                    {
+                        continue;
+                    }
+                    let both = pair_key(*x, *y);
+                    for (h, k3) in &keys.facets {
+                        if *h != x.0 && *h != y.0 {
+                            pairs.push((sub_key(both, *k3), j as u32));
+                        }
+                    }
+                }
+            }
+        }
+        let triples = Keyed::build(pairs);
         Blocker {
             blocking,
+            kinds,
             blocks,
-            sub,
+            combos,
+            triples,
+            oversized: common.len(),
+            target,
             max_block: spec.max_block,
         }
     }
 
     fn oversized(&self) -> usize {
-        self.blocks
-            .values()
-            .filter(|b| b.len() > self.max_block)
-            .count()
+        self.oversized
     }
 
     /// Candidates of a left row (right records, sorted, each once); whether a cut left some
     /// uncompared.
-    fn candidates(&self, row: &[Value], keys: &mut Vec<(usize, u64)>, out: &mut Vec<u32>) -> bool {
-        row_keys(&self.blocking, row, keys);
+    fn candidates(&self, row: &[Value], keys: &mut RowKeys, out: &mut Vec<u32>) -> bool {
+        keys.fill(&self.blocking, &self.kinds, row);
         out.clear();
         let mut cut = false;
-        for (f, k) in keys.iter() {
-            let Some(b) = self.blocks.get(k) else {
-                continue;
-            };
-            if b.len() <= self.max_block {
+        for (f, k) in &keys.primary {
+            let b = self.blocks.get(*k);
+            if b.len() <= self.target {
                 out.extend_from_slice(b);
                 continue;
             }
-            for (g, k2) in keys.iter() {
+            let mut taken = false;
+            let mut least: Option<&[u32]> = None;
+            let mut others = false;
+            for (g, k2) in &keys.facets {
                 if g == f {
                     continue;
                 }
-                if let Some(s) = self.sub.get(&sub_key(*k, *k2)) {
-                    if s.len() > self.max_block {
-                        cut = true;
+                others = true;
+                let common = consider(
+                    self.combos.get(sub_key(*k, *k2)),
+                    self.target,
+                    out,
+                    &mut taken,
+                    &mut least,
+                );
+                if !common || !self.blocking.contains(g) {
+                    continue;
+                }
+                let both = pair_key((*f, *k), (*g, *k2));
+                for (h, k3) in &keys.facets {
+                    if h != f && h != g {
+                        consider(
+                            self.triples.get(sub_key(both, *k3)),
+                            self.target,
+                            out,
+                            &mut taken,
+                            &mut least,
+                        );
                     }
-                    out.extend_from_slice(&s[..s.len().min(self.max_block)]);
                 }
             }
-            if keys.iter().all(|(g, _)| g == f) {
-                // no other key to split by: the block is cut
-                cut = true;
-                out.extend_from_slice(&b[..self.max_block]);
+            if taken {
+                continue;
             }
+            // no combination rare enough: the least common, cut at `max_block`; with no other
+            // field to combine with, the block itself
+            let s = match least {
+                Some(s) => s,
+                None if !others => b,
+                None => continue,
+            };
+            if s.len() > self.max_block {
+                cut = true;
+            }
+            out.extend_from_slice(&s[..s.len().min(self.max_block)]);
         }
         out.sort_unstable();
         out.dedup();
@@ -971,7 +1200,7 @@ pub fn run_eval(
 
     // Every candidate pair of every left record, one record at a time.
     let for_each_pair = |visit: &mut dyn FnMut(usize, usize, &[u8]), cut_records: &mut usize| {
-        let mut keys = Vec::new();
+        let mut keys = RowKeys::default();
         let mut cands = Vec::new();
         let mut levels = vec![0u8; nf];
         for (i, row) in l.rows.iter().enumerate() {
@@ -1120,6 +1349,7 @@ pub fn run_eval(
     let (mut tp, mut fp) = (0usize, 0usize);
     let mut truth_in_cands = 0usize;
     let mut ignored = 0usize;
+    let mut decide = Decider::default();
     for_each_pair(
         &mut |i, j, levels| {
             let mut total = prior;
@@ -1138,6 +1368,7 @@ pub fn run_eval(
             if is_true {
                 truth_in_cands += 1;
             }
+            decide.pair(i, total, is_true);
             if total >= spec.threshold {
                 predicted += 1;
                 if is_true {
@@ -1149,6 +1380,11 @@ pub fn run_eval(
         },
         &mut ignored,
     );
+    decide.flush();
+    let decisions = (!dedup).then(|| {
+        let with_truth: HashSet<usize> = truth_set.iter().map(|(i, _)| *i).collect();
+        decide.finish(nl, with_truth.len())
+    });
     let fn_ = truth_set.len() - tp;
     let precision = ratio(tp, tp + fp);
     let recall = ratio(tp, truth_set.len());
@@ -1173,6 +1409,7 @@ pub fn run_eval(
         sub_blocked_keys: blocker.oversized(),
         records_with_cut_blocks: cut_records,
         invalid_values,
+        decisions,
         predicted_pairs: predicted,
         true_positives: tp,
         false_positives: fp,
@@ -1184,4 +1421,379 @@ pub fn run_eval(
         elapsed_ms: t0.elapsed().as_millis(),
         model,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! Candidate pairs per record stay bounded as a generated set grows, and the blocking finds
+    //! every true pair the blocking before it (kept here as `LegacyBlocker`) found.
+
+    use std::collections::{HashMap, HashSet};
+    use std::fmt::Write as _;
+    use std::path::Path;
+
+    use doudi_model::Household;
+    use doudi_synth::{generate_register, split_name, GenConfig};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    // The blocking before issue 22's item 4 (blocks up to `max_block` taken whole).
+    /// Blocking over the right table: per key, the right records that have it; keys shared by more
+    /// than `max_block` records are split by every other blocking field's keys.
+    struct LegacyBlocker {
+        /// The blocking fields.
+        blocking: Vec<usize>,
+        blocks: HashMap<u64, Vec<u32>>,
+        sub: HashMap<u64, Vec<u32>>,
+        max_block: usize,
+    }
+
+    fn row_keys(blocking: &[usize], row: &[Value], out: &mut Vec<(usize, u64)>) {
+        out.clear();
+        let mut keys = Vec::new();
+        for f in blocking {
+            keys.clear();
+            block_keys(*f, &row[*f], &mut keys);
+            keys.sort_unstable();
+            keys.dedup();
+            out.extend(keys.iter().map(|k| (*f, *k)));
+        }
+    }
+
+    impl LegacyBlocker {
+        fn build(spec: &Spec, rows: &[Vec<Value>]) -> LegacyBlocker {
+            let blocking: Vec<usize> = (0..spec.fields.len())
+                .filter(|f| spec.fields[*f].blocks())
+                .collect();
+            let mut blocks: HashMap<u64, Vec<u32>> = HashMap::new();
+            let mut keys = Vec::new();
+            for (j, row) in rows.iter().enumerate() {
+                row_keys(&blocking, row, &mut keys);
+                for (_, k) in &keys {
+                    blocks.entry(*k).or_default().push(j as u32);
+                }
+            }
+            let mut sub: HashMap<u64, Vec<u32>> = HashMap::new();
+            for (j, row) in rows.iter().enumerate() {
+                row_keys(&blocking, row, &mut keys);
+                for (f, k) in &keys {
+                    if blocks.get(k).map_or(0, Vec::len) <= spec.max_block {
+                        continue;
+                    }
+                    for (g, k2) in &keys {
+                        if g != f {
+                            sub.entry(sub_key(*k, *k2)).or_default().push(j as u32);
+                        }
+                    }
+                }
+            }
+            LegacyBlocker {
+                blocking,
+                blocks,
+                sub,
+                max_block: spec.max_block,
+            }
+        }
+
+        /// Candidates of a left row (right records, sorted, each once); whether a cut left some
+        /// uncompared.
+        fn candidates(
+            &self,
+            row: &[Value],
+            keys: &mut Vec<(usize, u64)>,
+            out: &mut Vec<u32>,
+        ) -> bool {
+            row_keys(&self.blocking, row, keys);
+            out.clear();
+            let mut cut = false;
+            for (f, k) in keys.iter() {
+                let Some(b) = self.blocks.get(k) else {
+                    continue;
+                };
+                if b.len() <= self.max_block {
+                    out.extend_from_slice(b);
+                    continue;
+                }
+                for (g, k2) in keys.iter() {
+                    if g == f {
+                        continue;
+                    }
+                    if let Some(s) = self.sub.get(&sub_key(*k, *k2)) {
+                        if s.len() > self.max_block {
+                            cut = true;
+                        }
+                        out.extend_from_slice(&s[..s.len().min(self.max_block)]);
+                    }
+                }
+                if keys.iter().all(|(g, _)| g == f) {
+                    // no other key to split by: the block is cut
+                    cut = true;
+                    out.extend_from_slice(&b[..self.max_block]);
+                }
+            }
+            out.sort_unstable();
+            out.dedup();
+            cut
+        }
+    }
+
+    /// `register.csv`, `records.csv` (noisy records about members, and a tenth about people not
+    /// in the register) and `truth.csv` of `households` generated households, with or without
+    /// ID numbers (then names and birth dates in parts, as `doudi gen --eval-csv
+    /// --eval-without-id` writes them).
+    fn write_set(dir: &Path, households: usize, with_id: bool) {
+        let register = generate_register(&GenConfig {
+            households,
+            seed: 7,
+            ..GenConfig::default()
+        });
+        let outsiders = generate_register(&GenConfig {
+            households: households / 10,
+            seed: 8,
+            ..GenConfig::default()
+        });
+        let header = if with_id {
+            "rec_id,id_no,name,birth,sex,region\n"
+        } else {
+            "rec_id,family,given,birth_year,birth_month,birth_day,sex,region\n"
+        };
+        let row = |out: &mut String,
+                   id: &str,
+                   no: &str,
+                   name: &str,
+                   birth: &str,
+                   sex: &str,
+                   region: &str| {
+            if with_id {
+                let _ = writeln!(out, "{id},{no},{name},{birth},{sex},{region}");
+            } else {
+                let (family, given) = split_name(name);
+                let mut p = birth.splitn(3, '-');
+                let (y, m, d) = (
+                    p.next().unwrap_or(""),
+                    p.next().unwrap_or(""),
+                    p.next().unwrap_or(""),
+                );
+                let _ = writeln!(out, "{id},{family},{given},{y},{m},{d},{sex},{region}");
+            }
+        };
+        let mut reg = String::from(header);
+        for h in &register {
+            for m in &h.members {
+                row(
+                    &mut reg,
+                    &m.member_id,
+                    m.id_number.expose(),
+                    &m.name,
+                    &m.birth_date.to_string(),
+                    &format!("{:?}", m.sex),
+                    h.region_code.as_str(),
+                );
+            }
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let mut recs = String::from(header);
+        let mut truth = String::from("record,member\n");
+        let names: Vec<&str> = register
+            .iter()
+            .map(|h| h.members[0].name.as_str())
+            .collect();
+        let mut n = 0;
+        let mut record = |rng: &mut ChaCha8Rng, h: &Household, recs: &mut String| -> String {
+            let m = &h.members[rng.gen_range(0..h.members.len())];
+            let id = m.id_number.expose().to_string();
+            let no = match rng.gen_range(0..8) {
+                0 => String::new(),
+                1 => {
+                    let mut b = id.clone().into_bytes();
+                    let i = rng.gen_range(0..17);
+                    b[i] = if b[i] == b'9' { b'0' } else { b[i] + 1 };
+                    String::from_utf8(b).unwrap_or_default()
+                }
+                2 => {
+                    let mut b = id.clone().into_bytes();
+                    let i = rng.gen_range(0..16);
+                    b.swap(i, i + 1);
+                    String::from_utf8(b).unwrap_or_default()
+                }
+                _ => id,
+            };
+            let name = match rng.gen_range(0..10) {
+                0 => String::new(),
+                1 => names[rng.gen_range(0..names.len())].to_string(),
+                2 => {
+                    // a character of the given name dropped
+                    let c: Vec<char> = m.name.chars().collect();
+                    if c.len() > 2 {
+                        c[..c.len() - 1].iter().collect()
+                    } else {
+                        m.name.clone()
+                    }
+                }
+                _ => m.name.clone(),
+            };
+            let birth = match rng.gen_range(0..8) {
+                0 => String::new(),
+                1 => m
+                    .birth_date
+                    .succ_opt()
+                    .map(|d| d.to_string())
+                    .unwrap_or_default(),
+                2 => crate::compare::swap_day_month(m.birth_date)
+                    .unwrap_or(m.birth_date)
+                    .to_string(),
+                _ => m.birth_date.to_string(),
+            };
+            let region = match rng.gen_range(0..4) {
+                0 => String::new(),
+                1 => h.region_code.as_str()[..9].to_string(),
+                _ => h.region_code.as_str().to_string(),
+            };
+            let sex = if rng.gen_bool(0.9) {
+                format!("{:?}", m.sex)
+            } else {
+                String::new()
+            };
+            n += 1;
+            let rec_id = format!("E{n}");
+            row(recs, &rec_id, &no, &name, &birth, &sex, &region);
+            let _ = &m.member_id;
+            format!("{rec_id},{}", m.member_id)
+        };
+        for h in &register {
+            for _ in 0..rng.gen_range(1..=2) {
+                let t = record(&mut rng, h, &mut recs);
+                truth.push_str(&t);
+                truth.push('\n');
+            }
+        }
+        for h in &outsiders {
+            let _ = record(&mut rng, h, &mut recs);
+        }
+        std::fs::write(dir.join("register.csv"), reg).unwrap();
+        std::fs::write(dir.join("records.csv"), recs).unwrap();
+        std::fs::write(dir.join("truth.csv"), truth).unwrap();
+        let spec = if with_id {
+            "id = \"rec_id\"\n[[field]]\ncolumn = \"id_no\"\ntype = \"identity_number\"\n[[field]]\ncolumn = \"name\"\ntype = \"person_name\"\n[[field]]\ncolumn = \"birth\"\ntype = \"date\"\n[[field]]\ncolumn = \"sex\"\ntype = \"code\"\n[[field]]\ncolumn = \"region\"\ntype = \"code\"\n"
+        } else {
+            "id = \"rec_id\"\n[[field]]\ncolumn = \"family\"\ntype = \"family_name\"\nblock = true\n[[field]]\ncolumn = \"given\"\ntype = \"given_name\"\nblock = true\n[[field]]\nname = \"birth\"\ncolumns = [\"birth_year\", \"birth_month\", \"birth_day\"]\ntype = \"date\"\ninvalid = \"missing\"\n[[field]]\ncolumn = \"sex\"\ntype = \"code\"\n[[field]]\ncolumn = \"region\"\ntype = \"code\"\n"
+        };
+        std::fs::write(dir.join("spec.toml"), spec).unwrap();
+    }
+
+    struct Blocked {
+        records: usize,
+        pairs: usize,
+        /// True pairs among the candidates.
+        found: HashSet<(usize, usize)>,
+    }
+
+    /// Candidate pairs of the set in `dir` by the blocking now and before; and how many true pairs
+    /// found before and not now agree on two identifying fields (identity number, names, birth
+    /// date; at an agreeing level: exact or near) — a pair the scoring could link.
+    fn block(dir: &Path) -> (Blocked, Blocked, usize) {
+        let spec = read_spec(&dir.join("spec.toml")).unwrap();
+        let l = read_table(&dir.join("records.csv"), &spec).unwrap();
+        let r = read_table(&dir.join("register.csv"), &spec).unwrap();
+        let lmap: HashMap<&str, usize> = l
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.as_str(), i))
+            .collect();
+        let rmap: HashMap<&str, usize> = r
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.as_str(), i))
+            .collect();
+        let truth = read_truth(&dir.join("truth.csv"), &lmap, &rmap, false).unwrap();
+        let run = |each: &mut dyn FnMut(&[Value], &mut Vec<u32>)| {
+            let mut out = Blocked {
+                records: l.rows.len(),
+                pairs: 0,
+                found: HashSet::new(),
+            };
+            let mut cands = Vec::new();
+            for (i, row) in l.rows.iter().enumerate() {
+                each(row, &mut cands);
+                out.pairs += cands.len();
+                out.found.extend(
+                    cands
+                        .iter()
+                        .map(|j| (i, *j as usize))
+                        .filter(|p| truth.contains(p)),
+                );
+            }
+            out
+        };
+        let blocker = Blocker::build(&spec, &r.rows);
+        let mut keys = RowKeys::default();
+        let now = run(&mut |row, c| {
+            blocker.candidates(row, &mut keys, c);
+        });
+        let legacy = LegacyBlocker::build(&spec, &r.rows);
+        let mut keys = Vec::new();
+        let before = run(&mut |row, c| {
+            legacy.candidates(row, &mut keys, c);
+        });
+        let kinds: Vec<FieldType> = spec.fields.iter().map(|f| f.kind).collect();
+        let linkable_lost = before
+            .found
+            .difference(&now.found)
+            .filter(|(i, j)| {
+                kinds
+                    .iter()
+                    .enumerate()
+                    .filter(|(f, k)| {
+                        **k != FieldType::Code
+                            && (compare_values(**k, &l.rows[*i][*f], &r.rows[*j][*f]) as usize)
+                                < k.levels().len() - 2
+                    })
+                    .count()
+                    >= 2
+            })
+            .count();
+        (now, before, linkable_lost)
+    }
+
+    #[test]
+    fn candidate_pairs_per_record_stay_bounded_as_the_set_grows() {
+        for with_id in [true, false] {
+            let mut per_record = Vec::new();
+            for households in [1_000, 10_000] {
+                let dir = tempfile::tempdir().unwrap();
+                write_set(dir.path(), households, with_id);
+                let (now, before, linkable_lost) = block(dir.path());
+                let (a, b) = (
+                    now.pairs as f64 / now.records as f64,
+                    before.pairs as f64 / before.records as f64,
+                );
+                println!(
+                    "{households} households, IDs {with_id}: {a:.2} pairs per record ({b:.2} before); true pairs found {} ({} before), {} found before and not now, {linkable_lost} of them agreeing on two identifying fields",
+                    now.found.len(),
+                    before.found.len(),
+                    before.found.difference(&now.found).count(),
+                );
+                assert_eq!(
+                    linkable_lost, 0,
+                    "{households} households, IDs {with_id}: true pairs the blocking before found are lost"
+                );
+                assert!(now.found.len() >= before.found.len());
+                assert!(
+                    a <= b,
+                    "{households} households, IDs {with_id}: {a:.2} > {b:.2}"
+                );
+                per_record.push(a);
+            }
+            assert!(
+                per_record[1] <= per_record[0] * 2.5,
+                "IDs {with_id}: pairs per record grew from {:.2} to {:.2}",
+                per_record[0],
+                per_record[1]
+            );
+        }
+    }
 }

@@ -96,6 +96,34 @@ pub fn id_form(text: Option<&str>) -> IdForm {
     }
 }
 
+/// The birth date and sex a number encodes (digits 7–14, and the parity of the 17th: odd for
+/// men), for a record that typed the number but not those fields. Only a number that passed its
+/// check (or an upgraded legacy one) says them reliably; `None` for another form.
+pub fn encoded_birth_and_sex(
+    form: &IdForm,
+) -> Option<(Option<chrono::NaiveDate>, doudi_model::Sex)> {
+    let (IdForm::Valid(id) | IdForm::Upgraded(id)) = form else {
+        return None;
+    };
+    let num = |r: std::ops::Range<usize>| {
+        id[r].iter().try_fold(0u32, |a, d| {
+            d.is_ascii_digit().then(|| a * 10 + u32::from(d - b'0'))
+        })
+    };
+    let birth = match (num(6..10), num(10..12), num(12..14)) {
+        (Some(y), Some(m), Some(d)) => i32::try_from(y)
+            .ok()
+            .and_then(|y| chrono::NaiveDate::from_ymd_opt(y, m, d)),
+        _ => None,
+    };
+    let sex = if id[16].wrapping_sub(b'0') % 2 == 1 {
+        doudi_model::Sex::Male
+    } else {
+        doudi_model::Sex::Female
+    };
+    Some((birth, sex))
+}
+
 /// The first 17 digits as a number: the blocking key of an identity number.
 pub fn key17(id: &[u8; 18]) -> u64 {
     id[..17].iter().fold(0u64, |acc, d| {

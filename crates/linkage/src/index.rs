@@ -57,7 +57,7 @@ impl Arena {
 /// directory on the mixed key's top bits, so a lookup touches one directory slot and (on average)
 /// one or two keys instead of the twenty cache misses of a binary search over a million keys.
 #[derive(Clone, Debug, Default)]
-struct Keyed {
+pub(crate) struct Keyed {
     keys: Vec<u64>,
     members: Vec<u32>,
     /// `dir[b]` = first position whose mixed key has top bits ≥ `b`; `dir.len()` = buckets + 1.
@@ -73,7 +73,7 @@ fn mix(mut z: u64) -> u64 {
 }
 
 impl Keyed {
-    fn build(pairs: Vec<(u64, u32)>) -> Self {
+    pub(crate) fn build(pairs: Vec<(u64, u32)>) -> Self {
         let mut pairs: Vec<(u64, u32)> = pairs.into_iter().map(|(k, m)| (mix(k), m)).collect();
         pairs.sort_unstable();
         pairs.dedup();
@@ -98,7 +98,7 @@ impl Keyed {
         }
     }
 
-    fn get(&self, k: u64) -> &[u32] {
+    pub(crate) fn get(&self, k: u64) -> &[u32] {
         if self.keys.is_empty() {
             return &[];
         }
@@ -199,11 +199,17 @@ impl std::fmt::Debug for Query {
 impl Query {
     pub fn new(s: &Subject) -> Query {
         let form = idnum::id_form(s.id_number.as_deref());
+        // A record that typed a (valid) number but not the birth date or sex: the number says
+        // them, and the pairs it makes compare them like any record's (counted once when the
+        // numbers agree, below), so a model trained on such records learns those fields too.
+        let encoded = idnum::encoded_birth_and_sex(&form);
+        let birth_date = s.birth_date.or_else(|| encoded.and_then(|(b, _)| b));
+        let sex = s.sex.or_else(|| encoded.map(|(_, x)| x));
         let digits = match &form {
             IdForm::Valid(id) | IdForm::Upgraded(id) | IdForm::Invalid(id) => Some(id),
             IdForm::Missing | IdForm::Unusable => None,
         };
-        let birth_in_id = match (digits, s.birth_date) {
+        let birth_in_id = match (digits, birth_date) {
             (Some(id), Some(b)) => {
                 let num = |r: std::ops::Range<usize>| {
                     id[r]
@@ -216,7 +222,7 @@ impl Query {
             }
             _ => false,
         };
-        let sex_in_id = match (digits, s.sex) {
+        let sex_in_id = match (digits, sex) {
             (Some(id), Some(sex)) => {
                 let odd = id[16].wrapping_sub(b'0') % 2 == 1;
                 odd == (sex == Sex::Male)
@@ -228,8 +234,8 @@ impl Query {
             sex_in_id,
             form,
             name: normalise_name(s.name.as_deref().unwrap_or("")),
-            birth: s.birth_date,
-            sex: s.sex,
+            birth: birth_date,
+            sex,
             region: s
                 .region_code
                 .as_ref()
@@ -1091,5 +1097,60 @@ mod tests {
         assert_eq!(ix.len(), members);
         assert_eq!(ix.link(&subject), before);
         assert_eq!(ix.changed_since_build(), (h.members.len(), h.members.len()));
+    }
+
+    /// A record with a valid ID number but no birth date or sex takes them from the number: the
+    /// pair with the number's own member counts them once (as missing beside the agreeing
+    /// number), a pair with anybody else compares them; a number that fails its check says
+    /// nothing.
+    #[test]
+    fn a_record_with_only_an_id_number_takes_birth_date_and_sex_from_it() {
+        use crate::compare::{DATE_MISSING, SEX_MISSING};
+        use crate::model::{F_BIRTH, F_SEX};
+        let pool = register(50, 5);
+        let ix = RegisterIndex::build(&pool);
+        let m = &pool[3].members[0];
+        let subject = Subject {
+            id_number: Some(m.id_number.expose().to_string()),
+            name: Some(m.name.clone()),
+            birth_date: None,
+            sex: None,
+            region_code: None,
+        };
+        let q = super::Query::new(&subject);
+        assert_eq!(q.birth, Some(m.birth_date));
+        assert_eq!(q.sex, Some(m.sex));
+        assert!(q.birth_in_id && q.sex_in_id);
+        let own = ix.find_member(&pool[3].household_id, &m.member_id).unwrap();
+        let l = ix.compare(&q, own);
+        assert_eq!((l[F_BIRTH], l[F_SEX]), (DATE_MISSING, SEX_MISSING));
+        let other = (0..ix.len() as u32)
+            .find(|o| {
+                ix.birth(*o).is_some_and(|b| b != m.birth_date)
+                    && !ix.member_id(*o).is_empty()
+                    && *o != own
+            })
+            .unwrap();
+        let l = ix.compare(&q, other);
+        assert_ne!(
+            l[F_BIRTH], DATE_MISSING,
+            "a pair with somebody else compares the birth date"
+        );
+        assert_ne!(l[F_SEX], SEX_MISSING);
+        // a typed birth date stays the record's own
+        let typed = Subject {
+            birth_date: m.birth_date.succ_opt(),
+            ..subject.clone()
+        };
+        assert_eq!(super::Query::new(&typed).birth, m.birth_date.succ_opt());
+        // a number failing its check says nothing
+        let mut bad = m.id_number.expose().as_bytes().to_vec();
+        bad[17] = if bad[17] == b'0' { b'1' } else { b'0' };
+        let invalid = Subject {
+            id_number: String::from_utf8(bad).ok(),
+            ..subject
+        };
+        let q = super::Query::new(&invalid);
+        assert_eq!((q.birth, q.sex), (None, None));
     }
 }
