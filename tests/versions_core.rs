@@ -116,12 +116,15 @@ async fn outcome(url: &str) -> (Vec<Row>, Vec<WarningRow>) {
 }
 
 /// Apply the first half, activate the new rule set, apply `rest`; the engine was made before
-/// the activation (a running worker) and adopts it between two batches.
+/// the activation (a running worker) and adopts it between two batches. With `restart`, `rest`
+/// is applied by a new engine (another worker, a restart): its timelines are read back from the
+/// store, not kept from the first half.
 async fn apply(
     url: &str,
     register: &[doudi_model::Household],
     first: &[Vec<Ingested>],
     rest: &[Vec<Ingested>],
+    restart: bool,
 ) {
     let store = doudi_store::Store::open(url).await.expect("open");
     store
@@ -154,6 +157,15 @@ async fn apply(
         .await
         .expect("activate");
     assert!(stored && !row.from.is_empty());
+    let engine = if restart {
+        doudi_pipeline::Engine::new(
+            doudi_risk::RuleSet::builtin(),
+            doudi_model::ParseLimits::default(),
+            store.load_register().await.expect("load register"),
+        )
+    } else {
+        engine
+    };
     for b in rest {
         doudi_pipeline::apply_batch(&store, &engine, b)
             .await
@@ -179,12 +191,17 @@ async fn each_record_keeps_its_version(what: &str, mut db: impl FnMut(&str) -> S
     let mut shuffled = rest.clone();
     shuffled.shuffle(&mut rand::rngs::StdRng::seed_from_u64(22));
     let mut reference = None;
-    for (name, rest) in [
-        ("in file order", batches(&rest, 200)),
-        ("shuffled, late facts", batches(&shuffled, 97)),
+    for (name, rest, restart) in [
+        ("in file order", batches(&rest, 200), false),
+        ("shuffled, late facts", batches(&shuffled, 97), false),
+        (
+            "shuffled, late facts, another worker",
+            batches(&shuffled, 97),
+            true,
+        ),
     ] {
         let url = db(name);
-        apply(&url, &register, &batches(&first, 200), &rest).await;
+        apply(&url, &register, &batches(&first, 200), &rest, restart).await;
         let got = outcome(&url).await;
         let (mut old, mut new) = (0, 0);
         for (source, event_id, _, version, ..) in &got.0 {
