@@ -116,12 +116,15 @@ async fn outcome(url: &str) -> (Vec<Row>, Vec<WarningRow>) {
 }
 
 /// Apply the first half, activate the new rule set, apply `rest`; the engine was made before
-/// the activation (a running worker) and adopts it between two batches.
+/// the activation (a running worker) and adopts it between two batches. With `restart`, `rest`
+/// is applied by a new engine (another worker, a restart): its timelines are read back from the
+/// store, not kept from the first half.
 async fn apply(
     url: &str,
     register: &[doudi_model::Household],
     first: &[Vec<Ingested>],
     rest: &[Vec<Ingested>],
+    restart: bool,
 ) {
     let store = doudi_store::Store::open(url).await.expect("open");
     store
@@ -154,6 +157,15 @@ async fn apply(
         .await
         .expect("activate");
     assert!(stored && !row.from.is_empty());
+    let engine = if restart {
+        doudi_pipeline::Engine::new(
+            doudi_risk::RuleSet::builtin(),
+            doudi_model::ParseLimits::default(),
+            store.load_register().await.expect("load register"),
+        )
+    } else {
+        engine
+    };
     for b in rest {
         doudi_pipeline::apply_batch(&store, &engine, b)
             .await
@@ -179,12 +191,17 @@ async fn each_record_keeps_its_version(what: &str, mut db: impl FnMut(&str) -> S
     let mut shuffled = rest.clone();
     shuffled.shuffle(&mut rand::rngs::StdRng::seed_from_u64(22));
     let mut reference = None;
-    for (name, rest) in [
-        ("in file order", batches(&rest, 200)),
-        ("shuffled, late facts", batches(&shuffled, 97)),
+    for (name, rest, restart) in [
+        ("in file order", batches(&rest, 200), false),
+        ("shuffled, late facts", batches(&shuffled, 97), false),
+        (
+            "shuffled, late facts, another worker",
+            batches(&shuffled, 97),
+            true,
+        ),
     ] {
         let url = db(name);
-        apply(&url, &register, &batches(&first, 200), &rest).await;
+        apply(&url, &register, &batches(&first, 200), &rest, restart).await;
         let got = outcome(&url).await;
         let (mut old, mut new) = (0, 0);
         for (source, event_id, _, version, ..) in &got.0 {
@@ -265,4 +282,51 @@ fn the_version_lookup_by_stream_position() {
     assert!(!row.covers("employment/a.jsonl", 50));
     assert!(row.covers("employment/a.jsonl", 51));
     assert!(row.covers("employment/new.jsonl", 1));
+}
+
+/// On PostgreSQL a batch is staged (its events and link decisions) before it takes the lock
+/// activations take: one staged before an activation that committed before it finishes is
+/// refused at its finish (`VersionsChanged`, nothing of it committed) and applied again with the
+/// new version. (SQLite's single writer never lets an activation in between.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_batch_staged_before_an_activation_is_applied_again_with_it() {
+    let Ok(base) = std::env::var("DOUDI_TEST_POSTGRES_URL") else {
+        eprintln!("skipped: DOUDI_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let db = PgDatabase::create(&base, "vcore_stale");
+    let tmp = tempfile::tempdir().unwrap();
+    let (register, items) = generated(tmp.path());
+    let batch = batches(&items[..200], 200).remove(0);
+    let store = doudi_store::Store::open(&db.url).await.expect("open");
+    store
+        .import_register(&register, "register.jsonl", true)
+        .await
+        .expect("import");
+    let engine = doudi_pipeline::Engine::new(
+        doudi_risk::RuleSet::builtin(),
+        doudi_model::ParseLimits::default(),
+        store.load_register().await.expect("load register"),
+    );
+    let staged = doudi_pipeline::stage_batch(&store, &engine, &batch)
+        .await
+        .expect("stage");
+    store
+        .activate(ActivationKind::Rules, NEW, &new_rules(), "test", false)
+        .await
+        .expect("activate");
+    match staged.finish(&engine).await {
+        Err(doudi_pipeline::PipelineError::VersionsChanged { seen: 0, now }) => assert!(now > 0),
+        other => panic!("{other:?}"),
+    }
+    let out = doudi_pipeline::apply_batch(&store, &engine, &batch)
+        .await
+        .expect("applied again");
+    assert!(out.accepted > 100, "{out:?}");
+    let (assessments, _) = outcome(&db.url).await;
+    assert!(assessments.len() > 20, "{}", assessments.len());
+    for a in &assessments {
+        assert_eq!(a.3, NEW, "{a:?}");
+    }
+    store.close().await;
 }
