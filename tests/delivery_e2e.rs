@@ -39,6 +39,7 @@ fn doudi_cmd(dir: &Path, args: &[&str]) -> Command {
         .env_remove("DOUDI_DB")
         .env_remove("DOUDI_USER")
         .env("DOUDI_DELIVER__SECRET", SECRET)
+        .env("DOUDI_LANG", "en")
         .env("DOUDI_LOG", "warn");
     c
 }

@@ -492,6 +492,7 @@ fn terminated_after(
     use std::process::{Command, Stdio};
     let child = Command::new(env!("CARGO_BIN_EXE_doudi"))
         .current_dir(dir)
+        .env("DOUDI_LANG", "en")
         .args(args)
         .env_remove("DOUDI_CONFIG")
         .env_remove("DOUDI_DB")

@@ -33,6 +33,7 @@ fn json(dir: &Path, args: &[&str]) -> Value {
 fn worker(dir: &Path, source: &[&str], db: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_doudi"))
         .current_dir(dir)
+        .env("DOUDI_LANG", "en")
         .arg("run")
         .args(source)
         .args(["--db", db])

@@ -7,7 +7,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-/// Run `doudi` in `dir` with nothing from the caller's environment that could change it.
+/// Run `doudi` in `dir` with nothing from the caller's environment that could change it, in
+/// English (`DOUDI_LANG=en`; an `env` of [`doudi_env`] may choose another language).
 pub fn doudi(dir: &Path, args: &[&str]) -> Output {
     doudi_env(dir, args, &[])
 }
@@ -20,7 +21,9 @@ pub fn doudi_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         .env_remove("DOUDI_CONFIG")
         .env_remove("DOUDI_DB")
         .env_remove("DOUDI_USER")
-        .env("DOUDI_LOG", "warn");
+        .env("DOUDI_LOG", "warn")
+        // The tests read the English texts; Chinese (the default) is tested in cli_lang_e2e.
+        .env("DOUDI_LANG", "en");
     for (k, v) in env {
         cmd.env(k, v);
     }

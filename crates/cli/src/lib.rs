@@ -4,6 +4,9 @@
 //! print for people (or JSON for scripts); a refusal is `error: …` and exit 2. `anyhow` lives
 //! here and nowhere else.
 
+// First: its macros (`tr!`, `say!`, `complain!`) serve every module after it.
+#[macro_use]
+pub mod lang;
 mod commands;
 mod config;
 mod output;
@@ -36,7 +39,10 @@ Daily work:
   doudi serve                        the HTTP API and the officers' pages (tokens: doudi tokens create)
 
 Configuration: built-in defaults < --config FILE (TOML) < DOUDI_SECTION__KEY environment
-variables < flags. Example: DOUDI_LIMITS__BATCH_SIZE=500. Logs: DOUDI_LOG=debug.";
+variables < flags. Example: DOUDI_LIMITS__BATCH_SIZE=500. Logs: DOUDI_LOG=debug.
+
+Language: what doudi prints for people is in Chinese (中文) by default; --lang en or DOUDI_LANG=en
+for English. JSON, CSV, codes and logs are the same in both.";
 
 /// 兜底 doudi — finds low-income households falling into hardship from department feeds, and
 /// warns the township officer in time.
@@ -54,6 +60,9 @@ pub struct Cli {
     /// Database URL, e.g. sqlite://doudi.db (overrides store.url).
     #[arg(long, global = true, env = "DOUDI_DB", value_name = "URL")]
     db: Option<String>,
+    /// Language of what is printed for people: zh (default) or en. JSON and CSV never change.
+    #[arg(long, global = true, env = "DOUDI_LANG", value_name = "zh|en", value_parser = lang_arg)]
+    lang: Option<lang::Lang>,
     #[command(subcommand)]
     command: Command,
 }
@@ -139,6 +148,7 @@ pub fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    lang::set(cli.lang.unwrap_or(lang::Lang::Zh));
     init_logging();
     // Worker threads follow the machine: TOKIO_WORKER_THREADS if set, else the available
     // parallelism (tokio's default), instead of a fixed two.
@@ -148,17 +158,25 @@ pub fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            complain!(
+                "无法启动异步运行时：{e}",
+                "cannot start the async runtime: {e}"
+            );
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("{}", lang::error_chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--lang` / `DOUDI_LANG`: `zh…` or `en…` (a locale such as `en_US.UTF-8` will do).
+fn lang_arg(s: &str) -> Result<lang::Lang, String> {
+    lang::parse(s).ok_or_else(|| format!("{s:?}: zh or en"))
 }
 
 fn init_logging() {
@@ -174,7 +192,12 @@ fn init_logging() {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let mut config = Config::load(cli.config.as_deref())?;
+    // The configuration's own messages name its keys (English, as the keys are); in Chinese a
+    // lead sentence says what failed.
+    let mut config = Config::load(cli.config.as_deref()).map_err(|e| match lang::lang() {
+        lang::Lang::Zh => e.context("无法加载配置"),
+        lang::Lang::En => e,
+    })?;
     if let Some(db) = cli.db {
         config.store.url = db;
     }
@@ -206,10 +229,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate => {
             let store = commands::open_store(&config).await?;
             store.close().await;
-            println!(
-                "database {} is up to date",
-                doudi_store::redact_url(&config.store.url)
-            );
+            let db = doudi_store::redact_url(&config.store.url);
+            say!("数据库 {db} 已是最新结构", "database {db} is up to date");
             Ok(ExitCode::SUCCESS)
         }
         Command::Config => {

@@ -1,9 +1,12 @@
 //! Output helpers: progress bars on a terminal, plain progress lines in logs otherwise.
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::lang::t;
 
 /// A progress bar on a terminal; hidden (and replaced by periodic log lines) otherwise.
 pub fn bar(total: u64, message: &'static str) -> ProgressBar {
@@ -12,9 +15,12 @@ pub fn bar(total: u64, message: &'static str) -> ProgressBar {
     }
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("{msg:24} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(t(
+            "{msg:24} [{bar:40}] {pos}/{len}（{per_sec}，剩余 {eta}）",
+            "{msg:24} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)",
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     bar.set_message(message);
     bar.enable_steady_tick(Duration::from_millis(200));
@@ -34,9 +40,10 @@ impl RunProgress {
         let bar = if terminal {
             let b = ProgressBar::new(0);
             b.set_style(
-                ProgressStyle::with_template(
+                ProgressStyle::with_template(t(
+                    "读取数据 [{bar:40}] {bytes}/{total_bytes}（{bytes_per_sec}，剩余 {eta}）{msg}",
                     "reading feeds [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left) {msg}",
-                )
+                ))
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
             );
@@ -65,9 +72,10 @@ impl doudi_pipeline::Progress for RunProgress {
     fn advance(&self, bytes: u64, r: &doudi_pipeline::RunReport) {
         self.bar.inc(bytes);
         if self.terminal {
-            self.bar.set_message(format!(
-                "{} events, {} warnings opened",
-                r.received, r.warnings_opened
+            let (received, opened) = (r.received, r.warnings_opened);
+            self.bar.set_message(tr!(
+                "{received} 条记录，新开启预警 {opened} 条",
+                "{received} events, {opened} warnings opened"
             ));
         } else if let Ok(mut last) = self.last_log.lock() {
             if last.elapsed() >= Duration::from_secs(5) {
@@ -83,4 +91,59 @@ impl doudi_pipeline::Progress for RunProgress {
             }
         }
     }
+}
+
+/// "cannot open FILE" / "无法打开文件 FILE".
+pub fn cannot(zh: &str, en: &str, path: &Path) -> String {
+    let p = path.display();
+    tr!("无法{zh}文件 {p}", "cannot {en} {p}")
+}
+
+/// The first `show` problems of a refused file, one a line on stderr (each after `prefix`), and
+/// how many more.
+pub fn print_problems(problems: &[String], show: usize, prefix: &str) {
+    for p in problems.iter().take(show) {
+        eprintln!("  {prefix}{p}");
+    }
+    if problems.len() > show {
+        let more = problems.len() - show;
+        eprintln!("{}", tr!("  ……另有 {more} 处", "  … and {more} more"));
+    }
+}
+
+/// A JSON parse error of one line, with its column instead of serde's "at line 1 column N".
+pub fn json_problem(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    match msg.rsplit_once(" at line 1 column ") {
+        Some((m, col)) => tr!("{m}（第 {col} 列）", "{m} (column {col})"),
+        None => msg,
+    }
+}
+
+/// A list for scripts (`json`: the items as pretty JSON, whatever the language) or for people:
+/// `empty` when there is none, else `line` for each item.
+pub fn print_list<T: serde::Serialize>(
+    json: bool,
+    items: &[T],
+    empty: impl FnOnce() -> String,
+    line: impl FnMut(&T),
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(items)?);
+    } else if items.is_empty() {
+        println!("{}", empty());
+    } else {
+        items.iter().for_each(line);
+    }
+    Ok(())
+}
+
+/// `text` and spaces up to `width` columns of a terminal (a Chinese character takes two), with
+/// at least one space after it.
+pub fn pad(text: &str, width: usize) -> String {
+    let used: usize = text
+        .chars()
+        .map(|c| if c >= '\u{2e80}' { 2 } else { 1 })
+        .sum();
+    format!("{text}{}", " ".repeat(width.saturating_sub(used).max(1)))
 }

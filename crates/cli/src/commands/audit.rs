@@ -57,27 +57,31 @@ fn checkpoint_key(config: &Config) -> anyhow::Result<&[u8]> {
         .checkpoint_key
         .get()
         .map(str::as_bytes)
-        .context(
+        .context(crate::lang::t(
+            "没有设置 audit.checkpoint_key：请把密钥放在文件中，并在 DOUDI_AUDIT__CHECKPOINT_KEY_FILE 中写明该文件（不要与数据库放在一起）",
             "no audit.checkpoint_key: put the key in a file and name it in DOUDI_AUDIT__CHECKPOINT_KEY_FILE \
              (keep it away from the database)",
-        )
+        ))
 }
 
 /// Read and check a checkpoint file: `Err` when unreadable, `Ok(Err(why))` when its signature is
 /// wrong.
 fn read_checkpoint(key: &[u8], path: &PathBuf) -> anyhow::Result<Result<Checkpoint, String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the checkpoint {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| {
+        let p = path.display();
+        tr!("无法读取检查点 {p}", "cannot read the checkpoint {p}")
+    })?;
+    let p = path.display();
     let c: Checkpoint = serde_json::from_str(text.trim()).with_context(|| {
-        format!(
-            "{} is not a checkpoint of `doudi audit checkpoint` (one line of JSON)",
-            path.display()
+        tr!(
+            "{p} 不是 `doudi audit checkpoint` 生成的检查点（一行 JSON）",
+            "{p} is not a checkpoint of `doudi audit checkpoint` (one line of JSON)"
         )
     })?;
     if !c.signature_ok(key) {
-        return Ok(Err(format!(
-            "the signature of checkpoint {} does not match: it was edited, or signed with another key than audit.checkpoint_key",
-            path.display()
+        return Ok(Err(tr!(
+            "检查点 {p} 的签名不符：它被改动过，或不是用 audit.checkpoint_key 的密钥签名的",
+            "the signature of checkpoint {p} does not match: it was edited, or signed with another key than audit.checkpoint_key"
         )));
     }
     Ok(Ok(c))
@@ -122,23 +126,29 @@ pub async fn run(config: &Config, cmd: AuditCommand) -> anyhow::Result<ExitCode>
             match &check.first_broken {
                 None => {
                     if !json {
-                        println!(
-                            "audit trail intact: {} records, hash chain verified{}",
-                            check.records,
-                            cp_line.map_or_else(String::new, |c| format!(
-                                ", reaches the checkpoint of record #{} taken at {}",
-                                c["seq"],
-                                c["taken_at"].as_str().unwrap_or("")
-                            ))
+                        let records = check.records;
+                        let reaches = cp_line.map_or_else(String::new, |c| {
+                            let (seq, at) = (&c["seq"], c["taken_at"].as_str().unwrap_or(""));
+                            tr!(
+                                "，包含 {at} 对第 #{seq} 条记录所做的检查点",
+                                ", reaches the checkpoint of record #{seq} taken at {at}"
+                            )
+                        });
+                        say!(
+                            "审计记录完整：{records} 条，哈希链校验通过{reaches}",
+                            "audit trail intact: {records} records, hash chain verified{reaches}"
                         );
                     }
                     ExitCode::SUCCESS
                 }
                 Some((seq, why)) => {
                     if *seq == 0 {
-                        eprintln!("error: {why}");
+                        complain!("{why}", "{why}");
                     } else if !json {
-                        println!("audit trail BROKEN at record #{seq}: {why}");
+                        say!(
+                            "审计记录在第 #{seq} 条处被破坏：{why}",
+                            "audit trail BROKEN at record #{seq}: {why}"
+                        );
                     }
                     tracing::error!(record = seq, "the audit trail is broken");
                     ExitCode::from(3)
@@ -161,7 +171,10 @@ pub async fn run(config: &Config, cmd: AuditCommand) -> anyhow::Result<ExitCode>
         }
         AuditCommand::Checkpoint => {
             let (seq, hash) = store.audit_head().await?;
-            let key = key.context("no audit.checkpoint_key")?;
+            let key = key.context(crate::lang::t(
+                "没有设置 audit.checkpoint_key",
+                "no audit.checkpoint_key",
+            ))?;
             let c = Checkpoint::sign(key, seq, &hash, &doudi_store::ts(&chrono::Utc::now()));
             println!("{}", serde_json::to_string(&c)?);
             ExitCode::SUCCESS

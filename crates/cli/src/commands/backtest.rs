@@ -46,23 +46,29 @@ pub async fn run(config: &Config, args: BacktestArgs) -> anyhow::Result<ExitCode
     };
     let current = config.rule_set()?;
     let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        std::fs::read_to_string(path).with_context(|| output::cannot("读取", "read", path))?;
     let candidate = match RuleSet::from_toml_str(&text) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {}: {e}", path.display());
-            return Ok(ExitCode::from(2));
+            let p = path.display();
+            return super::refusal(tr!("规则集 {p} 无效：{e}", "{p}: {e}"));
         }
     };
     let store = open_store(config).await?;
     let register: HashMap<String, Household> = store
         .load_register()
         .await
-        .context("cannot load the register")?
+        .context(crate::lang::t(
+            "无法加载低保名册",
+            "cannot load the register",
+        ))?
         .into_iter()
         .map(|h| (h.household_id.clone(), h))
         .collect();
-    let bar = output::bar(register.len() as u64, "replaying timelines");
+    let bar = output::bar(
+        register.len() as u64,
+        crate::lang::t("重放各户记录", "replaying timelines"),
+    );
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<(String, Vec<Fact>)>>(4);
     let examples = args.examples;
     let replay = tokio::task::spawn_blocking(move || {
@@ -88,7 +94,10 @@ pub async fn run(config: &Config, args: BacktestArgs) -> anyhow::Result<ExitCode
         }
     }
     drop(tx);
-    let report = replay.await.context("the backtest thread stopped")?;
+    let report = replay.await.context(crate::lang::t(
+        "回测线程中止",
+        "the backtest thread stopped",
+    ))?;
     bar.finish_and_clear();
     store.close().await;
     if args.json {
@@ -105,7 +114,7 @@ async fn report(config: &Config, args: &BacktestArgs) -> anyhow::Result<ExitCode
     let warnings = store
         .open_warnings(i64::MAX, None)
         .await
-        .context("cannot read the warnings")?;
+        .context(crate::lang::t("无法读取预警", "cannot read the warnings"))?;
     store.close().await;
     let mut rows = Vec::with_capacity(warnings.len());
     let mut unread = 0usize;
@@ -125,7 +134,13 @@ async fn report(config: &Config, args: &BacktestArgs) -> anyhow::Result<ExitCode
         }
     }
     if unread > 0 {
-        eprintln!("warning: {unread} warnings whose level, household category or summary could not be read are left out");
+        eprintln!(
+            "{}",
+            tr!(
+                "注意：有 {unread} 条预警的等级、保障类别或评估摘要无法读取，未计入",
+                "warning: {unread} warnings whose level, household category or summary could not be read are left out"
+            )
+        );
     }
     let report = doudi_risk::calibrate(
         rows.iter().map(|(id, level, category, latest)| Warned {

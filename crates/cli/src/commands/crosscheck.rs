@@ -66,10 +66,11 @@ fn work_dir(args: &CrosscheckArgs) -> Option<PathBuf> {
 
 pub async fn run(config: &Config, args: CrosscheckArgs) -> anyhow::Result<ExitCode> {
     if !args.snapshots.is_dir() {
-        anyhow::bail!(
-            "snapshot folder {} does not exist (try `doudi gen --out DIR`: it writes DIR/snapshots/)",
-            args.snapshots.display()
-        );
+        let dir = args.snapshots.display();
+        anyhow::bail!(tr!(
+            "快照目录 {dir} 不存在（可试 `doudi gen --out DIR`：它会写出 DIR/snapshots/）",
+            "snapshot folder {dir} does not exist (try `doudi gen --out DIR`: it writes DIR/snapshots/)"
+        ));
     }
     let as_of = match args.as_of {
         Some(d) => d,
@@ -82,18 +83,12 @@ pub async fn run(config: &Config, args: CrosscheckArgs) -> anyhow::Result<ExitCo
         .await?
         .filter(|l| as_of.to_string().as_str() < l.as_str())
     {
-        eprintln!(
-            "error: night {as_of} is older than the last night checked ({last}): replaying it would close findings found since (pass --as-of {last} or later)"
-        );
-        return Ok(ExitCode::from(2));
+        return super::refusal(tr!(
+            "{as_of} 早于上次核查的日期（{last}）：重新核查它会关闭此后发现的问题（请用 --as-of {last} 或更晚的日期）",
+            "night {as_of} is older than the last night checked ({last}): replaying it would close findings found since (pass --as-of {last} or later)"
+        ));
     }
-    let register = store
-        .load_register()
-        .await
-        .context("cannot load the register")?;
-    if register.is_empty() {
-        anyhow::bail!("the register is empty: import it first (doudi import FILE)");
-    }
+    let register = super::load_register(&store).await?;
     let directory = doudi_app::engine::directory(&store).await?;
     let started_at = chrono::Utc::now();
     tracing::info!(households = register.len(), night = %as_of, snapshots = %args.snapshots.display(), "cross-check starting");
@@ -111,26 +106,33 @@ pub async fn run(config: &Config, args: CrosscheckArgs) -> anyhow::Result<ExitCo
         r
     })
     .await
-    .context("the cross-check thread stopped")?
-    .context("the cross-check failed")?;
+    .context(crate::lang::t(
+        "核查线程中止",
+        "the cross-check thread stopped",
+    ))?
+    .context(crate::lang::t("核查失败", "the cross-check failed"))?;
 
     // Reconcile with the open findings and record the night.
     let open = store.open_findings().await?;
-    let open: Vec<StoredFinding> =
-        open.iter()
-            .map(|s| {
-                Ok(StoredFinding {
-                    finding: serde_json::from_str::<Finding>(&s.row.finding)
-                        .with_context(|| format!("stored finding {} is unreadable", s.row.key))?,
-                    first_seen: s.row.first_seen.parse().with_context(|| {
-                        format!("stored finding {} has a bad first_seen", s.row.key)
-                    })?,
-                    last_seen: s.row.last_seen.parse().with_context(|| {
-                        format!("stored finding {} has a bad last_seen", s.row.key)
-                    })?,
-                })
+    let open: Vec<StoredFinding> = open
+        .iter()
+        .map(|s| {
+            Ok(StoredFinding {
+                finding: serde_json::from_str::<Finding>(&s.row.finding)
+                    .with_context(|| unreadable(&s.row.key, "finding"))?,
+                first_seen: s
+                    .row
+                    .first_seen
+                    .parse()
+                    .with_context(|| unreadable(&s.row.key, "first_seen"))?,
+                last_seen: s
+                    .row
+                    .last_seen
+                    .parse()
+                    .with_context(|| unreadable(&s.row.key, "last_seen"))?,
             })
-            .collect::<anyhow::Result<_>>()?;
+        })
+        .collect::<anyhow::Result<_>>()?;
     // A check whose snapshot had bad rows ran on partial data: its findings are reported, but
     // none is closed tonight (the bad row may be the one that still holds it).
     let partial: std::collections::BTreeSet<doudi_crosscheck::snapshot::Kind> = result
@@ -217,17 +219,23 @@ pub async fn run(config: &Config, args: CrosscheckArgs) -> anyhow::Result<ExitCo
 
     let report = match &args.out {
         Some(dir) => Some(
-            doudi_crosscheck::write_report(dir, &result, Some(&rec))
-                .with_context(|| format!("cannot write the report into {}", dir.display()))?,
+            doudi_crosscheck::write_report(dir, &result, Some(&rec)).with_context(|| {
+                let d = dir.display();
+                tr!("无法把报告写入 {d}", "cannot write the report into {d}")
+            })?,
         ),
         None => None,
     };
     let unassigned = assigned.values().filter(|a| a.is_none()).count();
     if !held_open.is_empty() {
         tracing::warn!(checks = ?held_open, "findings of checks with bad snapshot rows were not closed tonight");
+        let checks = held_open.join(", ");
         eprintln!(
-            "note: snapshots had bad rows, so no finding of {} was closed tonight",
-            held_open.join(", ")
+            "{}",
+            tr!(
+                "注意：快照中有错误行，因此今晚未关闭 {checks} 的任何发现",
+                "note: snapshots had bad rows, so no finding of {checks} was closed tonight"
+            )
         );
     }
     if unassigned > 0 {
@@ -243,6 +251,20 @@ pub async fn run(config: &Config, args: CrosscheckArgs) -> anyhow::Result<ExitCo
     Ok(ExitCode::from(
         u8::try_from(result.exit_code()).unwrap_or(1),
     ))
+}
+
+/// A stored finding that does not read back (`what`: the finding itself or one of its fields).
+fn unreadable(key: &str, what: &str) -> String {
+    match what {
+        "finding" => tr!(
+            "保存的核查发现 {key} 无法读取",
+            "stored finding {key} is unreadable"
+        ),
+        field => tr!(
+            "保存的核查发现 {key} 的 {field} 无效",
+            "stored finding {key} has a bad {field}"
+        ),
+    }
 }
 
 fn by_check(rec: &Reconciliation) -> BTreeMap<&'static str, (u64, i64)> {
@@ -289,48 +311,53 @@ fn print_summary(
     report: Option<&doudi_crosscheck::ReportFiles>,
 ) {
     let rows: u64 = result.files.iter().map(|f| f.rows).sum();
-    println!(
-        "cross-check of {} (run #{run_id}): {} snapshot rows in {:.1} s, {} bad rows",
-        result.as_of,
-        rows,
-        result.timings.total_ms as f64 / 1000.0,
-        result.bad_row_count
+    let (night, secs) = (result.as_of, result.timings.total_ms as f64 / 1000.0);
+    let bad = result.bad_row_count;
+    say!(
+        "{night} 的核查（第 #{run_id} 次）：快照 {rows} 行，用时 {secs:.1} 秒，错误行 {bad} 行",
+        "cross-check of {night} (run #{run_id}): {rows} snapshot rows in {secs:.1} s, {bad} bad rows"
     );
-    println!(
-        "findings: {} new, {} still open, {} closed (no longer true){}",
-        rec.new.len(),
-        rec.still_open.len(),
-        rec.closed.len(),
-        if unassigned > 0 {
-            format!(", {unassigned} in regions no officer covers")
-        } else {
-            String::new()
-        }
+    let (new, still, closed) = (rec.new.len(), rec.still_open.len(), rec.closed.len());
+    let nobody = if unassigned > 0 {
+        tr!(
+            "，其中 {unassigned} 条所在辖区没有责任干部",
+            ", {unassigned} in regions no officer covers"
+        )
+    } else {
+        String::new()
+    };
+    say!(
+        "核查发现：新增 {new}，仍未关闭 {still}，已关闭（情况已不存在）{closed}{nobody}",
+        "findings: {new} new, {still} still open, {closed} closed (no longer true){nobody}"
     );
     for (check, (n, fen)) in by_check(rec) {
-        println!(
-            "  {check:<28} {n:>6}   at stake {:>14.2} yuan",
-            fen as f64 / 100.0
+        let yuan = fen as f64 / 100.0;
+        say!(
+            "  {check:<28} {n:>6}   涉及金额 {yuan:>14.2} 元",
+            "  {check:<28} {n:>6}   at stake {yuan:>14.2} yuan"
         );
     }
     for (check, why) in &result.checks_skipped {
-        println!("  skipped {check}: {why}");
+        say!("  跳过 {check}：{why}", "  skipped {check}: {why}");
     }
     for b in result.bad_rows.iter().take(10) {
-        println!("  bad row {}:{}: {}", b.file, b.line, b.reason);
+        let (file, line, reason) = (&b.file, b.line, &b.reason);
+        say!(
+            "  错误行 {file}:{line}：{reason}",
+            "  bad row {file}:{line}: {reason}"
+        );
     }
-    if result.bad_row_count > 10 {
-        println!(
-            "  … {} bad rows in all (see the report)",
-            result.bad_row_count
+    if bad > 10 {
+        say!(
+            "  ……共 {bad} 行错误（见报告）",
+            "  … {bad} bad rows in all (see the report)"
         );
     }
     if let Some(r) = report {
-        println!(
-            "report: {} (also {} and {})",
-            r.html.display(),
-            r.json.display(),
-            r.csv.display()
+        let (html, json, csv) = (r.html.display(), r.json.display(), r.csv.display());
+        say!(
+            "报告：{html}（另有 {json} 和 {csv}）",
+            "report: {html} (also {json} and {csv})"
         );
     }
 }
@@ -375,9 +402,10 @@ impl Progress for BarProgress {
         }
         let bar = self.multi.add(ProgressBar::new(bytes));
         bar.set_style(
-            ProgressStyle::with_template(
+            ProgressStyle::with_template(crate::lang::t(
+                "{msg:24} [{bar:40}] {bytes}/{total_bytes}（{bytes_per_sec}，剩余 {eta}）",
                 "{msg:24} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
-            )
+            ))
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
         );
@@ -408,9 +436,14 @@ impl Progress for BarProgress {
             return;
         }
         if let Some(b) = self.bar(file) {
-            b.finish_with_message(format!(
-                "{file} ({rows} rows{})",
-                if resumed { ", resumed" } else { "" }
+            let resumed = if resumed {
+                crate::lang::t("，续读", ", resumed")
+            } else {
+                ""
+            };
+            b.finish_with_message(tr!(
+                "{file}（{rows} 行{resumed}）",
+                "{file} ({rows} rows{resumed})"
             ));
         }
     }

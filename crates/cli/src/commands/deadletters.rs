@@ -45,27 +45,20 @@ pub async fn run(config: &Config, cmd: DeadlettersCommand) -> anyhow::Result<Exi
     match cmd {
         DeadlettersCommand::List { limit, json } => {
             let list = store.dead_letters(limit).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
-            } else if list.is_empty() {
-                println!("no dead letters");
-            } else {
-                for d in &list {
-                    println!(
-                        "#{:<6} {}:{}  [{}] {}  ({} bytes){}",
-                        d.id,
-                        d.stream,
-                        d.line,
-                        d.reason_code,
-                        d.reason,
-                        d.raw_len,
-                        d.replayed_at
-                            .as_deref()
-                            .map(|t| format!("  replayed {t}"))
-                            .unwrap_or_default()
-                    );
-                }
-            }
+            let empty = || tr!("没有死信", "no dead letters");
+            crate::output::print_list(json, &list, empty, |d| {
+                let (id, stream, line, code) = (d.id, &d.stream, d.line, &d.reason_code);
+                let (reason, len) = (&d.reason, d.raw_len);
+                let replayed = d
+                    .replayed_at
+                    .as_deref()
+                    .map(|t| tr!("  已于 {t} 重放", "  replayed {t}"))
+                    .unwrap_or_default();
+                say!(
+                    "#{id:<6} {stream}:{line}  [{code}] {reason}（{len} 字节）{replayed}",
+                    "#{id:<6} {stream}:{line}  [{code}] {reason}  ({len} bytes){replayed}"
+                );
+            })?;
         }
         DeadlettersCommand::Replay { ids, reason, feeds } => {
             let feeds = feeds.unwrap_or_else(|| config.feeds.dir.clone());
@@ -94,24 +87,22 @@ async fn replay(
         topic_profiles: &topic_profiles,
     };
     let Some(report) = doudi_app::replay::replay(store, &settings, &asker(), &replay).await? else {
-        println!("no dead letters to replay");
+        say!("没有需要重放的死信", "no dead letters to replay");
         return Ok(());
     };
     for s in &report.still_refused {
-        println!(
-            "#{} {}:{}: still refused: [{}] {}",
-            s.id, s.stream, s.line, s.code, s.reason
+        let (id, stream, line, code, reason) = (s.id, &s.stream, s.line, &s.code, &s.reason);
+        say!(
+            "#{id} {stream}:{line}：仍被拒收：[{code}] {reason}",
+            "#{id} {stream}:{line}: still refused: [{code}] {reason}"
         );
     }
     let (replayed, still, total) = (report.replayed, report.still_refused.len(), &report.outcome);
-    println!(
-        "replayed {replayed} dead letters: {} new events ({} duplicates), {} linked, {} for review, {} unmatched, {} warnings opened; {still} still refused",
-        total.accepted,
-        total.duplicates,
-        total.linked,
-        total.review,
-        total.unmatched,
-        total.warnings_opened,
+    let (new, dups, linked) = (total.accepted, total.duplicates, total.linked);
+    let (review, unmatched, opened) = (total.review, total.unmatched, total.warnings_opened);
+    say!(
+        "已重放 {replayed} 条死信：新记录 {new} 条（重复 {dups} 条），已确认身份 {linked}，待人工确认 {review}，未匹配 {unmatched}，新开启预警 {opened} 条；仍被拒收 {still} 条",
+        "replayed {replayed} dead letters: {new} new events ({dups} duplicates), {linked} linked, {review} for review, {unmatched} unmatched, {opened} warnings opened; {still} still refused"
     );
     Ok(())
 }

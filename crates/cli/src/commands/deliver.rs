@@ -174,9 +174,14 @@ async fn deliver_with_kafka(
             )?
         );
     } else {
-        println!(
-            "published {} notices to {} ({} found already published at start)",
-            published.published, kafka.warnings_topic, published.recovered
+        let (n, topic, recovered) = (
+            published.published,
+            &kafka.warnings_topic,
+            published.recovered,
+        );
+        say!(
+            "已向 {topic} 发布 {n} 条通知（启动时发现已发布 {recovered} 条）",
+            "published {n} notices to {topic} ({recovered} found already published at start)"
         );
         if let Some(d) = &delivered {
             print_report(d, false)?;
@@ -192,22 +197,22 @@ async fn show_log(config: &Config, args: &DeliverArgs) -> anyhow::Result<ExitCod
     if args.json {
         println!("{}", serde_json::to_string_pretty(&log)?);
     } else if log.is_empty() {
-        println!("no delivery attempts yet");
+        say!("还没有发送记录", "no delivery attempts yet");
     } else {
         for l in &log {
             let ids: Vec<String> = l.notice_ids.iter().map(|i| i.to_string()).collect();
-            println!(
-                "{}  {:<10} {:<14} {:<8} attempt {:<2} {:<6} {:>6} ms  {}{}  notices {}",
-                l.at,
-                l.outcome,
-                l.recipient,
-                l.channel,
-                l.attempt,
-                l.http_status.map_or("-".to_string(), |s| s.to_string()),
-                l.elapsed_ms,
-                if l.digest { "digest " } else { "" },
-                l.error.as_deref().unwrap_or(""),
-                ids.join(",")
+            let (at, outcome, to, channel) = (&l.at, &l.outcome, &l.recipient, &l.channel);
+            let (attempt, ms, ids) = (l.attempt, l.elapsed_ms, ids.join(","));
+            let status = l.http_status.map_or("-".to_string(), |s| s.to_string());
+            let digest = if l.digest {
+                crate::lang::t("汇总 ", "digest ")
+            } else {
+                ""
+            };
+            let error = l.error.as_deref().unwrap_or("");
+            say!(
+                "{at}  {outcome:<10} {to:<14} {channel:<8} 第 {attempt:<2} 次 {status:<6} {ms:>6} 毫秒  {digest}{error}  通知 {ids}",
+                "{at}  {outcome:<10} {to:<14} {channel:<8} attempt {attempt:<2} {status:<6} {ms:>6} ms  {digest}{error}  notices {ids}"
             );
         }
     }
@@ -218,9 +223,12 @@ fn print_report(r: &PassReport, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(r)?);
     } else {
-        println!(
-            "delivered {} notices ({} requests, {} digests), {} to retry, {} failed, {} inbox only, {} waiting",
-            r.delivered, r.attempts, r.digests, r.retrying, r.failed, r.inbox_only, r.waiting
+        let (delivered, attempts, digests) = (r.delivered, r.attempts, r.digests);
+        let (retrying, failed) = (r.retrying, r.failed);
+        let (inbox_only, waiting) = (r.inbox_only, r.waiting);
+        say!(
+            "已送达 {delivered} 条通知（请求 {attempts} 次，汇总 {digests} 份），待重试 {retrying}，失败 {failed}，仅站内 {inbox_only}，等待中 {waiting}",
+            "delivered {delivered} notices ({attempts} requests, {digests} digests), {retrying} to retry, {failed} failed, {inbox_only} inbox only, {waiting} waiting"
         );
     }
     Ok(())

@@ -8,7 +8,8 @@ use doudi_model::{mask_name, Household, Level};
 use doudi_synth::{GenConfig, Noise};
 
 use super::{gen, import, officers, open_store, regions, run};
-use crate::Config;
+use crate::lang::{lang, t, Lang};
+use crate::{output, Config};
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -33,7 +34,7 @@ fn clear_demo_dir(dir: &Path, db_file: Option<&Path>) -> anyhow::Result<()> {
     for sub in ["feeds", "truth", "snapshots", "report"] {
         let p = dir.join(sub);
         if p.exists() {
-            std::fs::remove_dir_all(&p).with_context(|| format!("cannot clear {}", p.display()))?;
+            std::fs::remove_dir_all(&p).with_context(|| output::cannot("清空", "clear", &p))?;
         }
     }
     let mut files = vec![
@@ -48,7 +49,7 @@ fn clear_demo_dir(dir: &Path, db_file: Option<&Path>) -> anyhow::Result<()> {
     }
     for f in files {
         if f.exists() {
-            std::fs::remove_file(&f).with_context(|| format!("cannot remove {}", f.display()))?;
+            std::fs::remove_file(&f).with_context(|| output::cannot("删除", "remove", &f))?;
         }
     }
     Ok(())
@@ -66,7 +67,7 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let db_file = own_db.then(|| args.dir.join("doudi.db"));
     clear_demo_dir(&args.dir, db_file.as_deref())?;
 
-    println!("兜底 doudi — demo\n");
+    say!("兜底 doudi — 演示\n", "兜底 doudi — demo\n");
     let cfg = GenConfig {
         households: args.households,
         seed: args.seed,
@@ -77,63 +78,74 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
     };
     let summary = gen::generate(&args.dir, &cfg)?;
     let events: usize = summary.events.values().sum();
-    println!(
-        "1. generated {} households ({} members) and {} department events in {}/",
-        summary.households,
-        summary.members,
-        events,
-        args.dir.display()
+    let (households, members, dir) = (summary.households, summary.members, args.dir.display());
+    say!(
+        "1. 已生成 {households} 户（{members} 人）和 {events} 条部门记录，在 {dir}/",
+        "1. generated {households} households ({members} members) and {events} department events in {dir}/"
     );
 
     let store = open_store(&config).await?;
     let register_file = args.dir.join("register.jsonl");
     let households = match import::read_register(&register_file)? {
         Ok(h) => h,
-        Err(problems) => anyhow::bail!("generated register is invalid: {}", problems.join("; ")),
+        Err(problems) => {
+            return Err(invalid(
+                t("生成的低保名册", "generated register is"),
+                &problems,
+            ))
+        }
     };
     let report = import::import_households(&store, &households, &register_file, true).await?;
     let officers_file = args.dir.join("officers.jsonl");
     let officers = match officers::read_officers(&officers_file)? {
         Ok(o) => o,
-        Err(problems) => anyhow::bail!("generated officers are invalid: {}", problems.join("; ")),
+        Err(problems) => {
+            return Err(invalid(
+                t("生成的干部名录", "generated officers are"),
+                &problems,
+            ))
+        }
     };
     let directory = officers::import(&store, officers).await?;
     let regions_file = args.dir.join("regions.csv");
     let regions = match regions::read_regions(&regions_file)? {
         Ok(r) => r,
-        Err(problems) => anyhow::bail!(
-            "generated region names are invalid: {}",
-            problems.join("; ")
-        ),
+        Err(problems) => {
+            return Err(invalid(
+                t("生成的区划名称", "generated region names are"),
+                &problems,
+            ))
+        }
     };
     store
         .import_region_names(&regions, &regions_file.display().to_string())
         .await?;
-    println!(
-        "2. imported the register: {} households added; {} officers to route warnings to; {} region names",
-        report.added,
-        directory.added,
-        regions.len()
+    let (added, officers, names) = (report.added, directory.added, regions.len());
+    say!(
+        "2. 已导入低保名册：新增 {added} 户；负责接收预警的干部 {officers} 名；区划名称 {names} 个",
+        "2. imported the register: {added} households added; {officers} officers to route warnings to; {names} region names"
     );
 
     let run_report = run::run_pipeline(&config, &store, args.dir.join("feeds"), true).await?;
-    println!(
-        "3. ran the pipeline: {} records in {:.1} s — {} linked to a household member, {} unmatched, {} dead letters",
-        run_report.received,
-        run_report.elapsed_ms as f64 / 1000.0,
-        run_report.linked,
-        run_report.unmatched,
-        run_report.dead_letters
+    let r = &run_report;
+    let (received, secs) = (r.received, r.elapsed_ms as f64 / 1000.0);
+    let (linked, unmatched, dead) = (r.linked, r.unmatched, r.dead_letters);
+    say!(
+        "3. 已运行数据比对：{received} 条记录，用时 {secs:.1} 秒 — 确认到住户成员 {linked} 条，未匹配 {unmatched} 条，死信 {dead} 条",
+        "3. ran the pipeline: {received} records in {secs:.1} s — {linked} linked to a household member, {unmatched} unmatched, {dead} dead letters"
     );
 
     let status = store.status().await?;
     let open: i64 = status.warnings_open.values().sum();
     let level = |l: Level| status.warnings_open.get(&l).copied().unwrap_or(0);
-    println!(
-        "\n预警 Open warnings: {open} — 红色 red {}, 橙色 orange {}, 黄色 yellow {}. The most urgent:\n",
+    let (red, orange, yellow) = (
         level(Level::Red),
         level(Level::Orange),
-        level(Level::Yellow)
+        level(Level::Yellow),
+    );
+    say!(
+        "\n未办结预警 {open} 条 — 红色 {red}，橙色 {orange}，黄色 {yellow}。最紧急的：\n",
+        "\nOpen warnings: {open} — red {red}, orange {orange}, yellow {yellow}. The most urgent:\n"
     );
     let shown = store.open_warnings(args.show, None).await?;
     let codes: Vec<String> = shown.iter().map(|w| w.region_code.clone()).collect();
@@ -142,11 +154,10 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
         print_warning(w, names.get(&w.region_code).map(String::as_str));
     }
     let db = &config.store.url;
-    println!(
-        "Done in {:.1} s. Look further (add --db {db}):\n  doudi status\n  doudi warnings list            all warnings, with the officer responsible\n  doudi warnings show ID         one warning: reasons, relief, history\n  doudi trace HOUSEHOLD          why a household was flagged, record by record\n  doudi review list              records the linker left for a person to decide\n  doudi crosscheck --snapshots {}/snapshots --out {}/report",
-        started.elapsed().as_secs_f64(),
-        args.dir.display(),
-        args.dir.display()
+    let (secs, dir) = (started.elapsed().as_secs_f64(), args.dir.display());
+    say!(
+        "完成，用时 {secs:.1} 秒。进一步查看（加上 --db {db}）：\n  doudi status\n  doudi warnings list            全部预警及责任干部\n  doudi warnings show ID         一条预警：原因、救助建议、处理记录\n  doudi trace HOUSEHOLD          逐条记录说明该户为何被预警\n  doudi review list              需要人工确认身份的记录\n  doudi crosscheck --snapshots {dir}/snapshots --out {dir}/report",
+        "Done in {secs:.1} s. Look further (add --db {db}):\n  doudi status\n  doudi warnings list            all warnings, with the officer responsible\n  doudi warnings show ID         one warning: reasons, relief, history\n  doudi trace HOUSEHOLD          why a household was flagged, record by record\n  doudi review list              records the linker left for a person to decide\n  doudi crosscheck --snapshots {dir}/snapshots --out {dir}/report"
     );
     store.close().await;
     Ok(ExitCode::SUCCESS)
@@ -156,22 +167,22 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
 fn print_warning(w: &doudi_store::WarningView, place: Option<&str>) {
     let assessment = &w.summary;
     let household: Option<Household> = serde_json::from_value(w.household.clone()).ok();
-    let level_zh = match w.level {
-        Level::None => "",
-        other => other.name_zh(),
-    };
-    println!(
-        "[{level_zh} {}] 预警 #{} · 户 {} · score {} · 责任人 officer {}",
-        w.level.code().to_uppercase(),
-        w.warning_id,
-        w.household_id,
-        w.score,
-        w.assigned_to.as_deref().unwrap_or("(unassigned)")
-    );
+    let (id, hh, score) = (w.warning_id, &w.household_id, w.score);
+    let officer = crate::lang::assignee(w.assigned_to.as_deref());
+    match lang() {
+        Lang::Zh => println!(
+            "[{}] 预警 #{id} · 户 {hh} · 分数 {score} · 责任人 {officer}",
+            crate::lang::level(w.level)
+        ),
+        Lang::En => println!(
+            "[{}] warning #{id} · household {hh} · score {score} · officer {officer}",
+            w.level.code().to_uppercase()
+        ),
+    }
     if let Some(h) = &household {
         println!(
             "  {} · {} ({}) · {}",
-            h.category.name_zh(),
+            lang().category(h.category.code()),
             place.unwrap_or(h.region_code.as_str()),
             h.region_code,
             h.address
@@ -188,40 +199,64 @@ fn print_warning(w: &doudi_store::WarningView, place: Option<&str>) {
                 )
             })
             .collect();
-        println!("  成员 members: {}", members.join(", "));
+        say!("  成员：{}", "  members: {}", members.join(t("，", ", ")));
     }
     {
         let a = assessment;
-        println!("  原因 why:");
+        say!("  原因：", "  why:");
         for c in &a.contributions {
-            println!("   {:+4}  {}", c.points, c.reason_zh);
-            println!("         {}", c.reason_en);
+            let reason = lang().t(&c.reason_zh, &c.reason_en);
+            println!("   {:+4}  {reason}", c.points);
         }
         for r in &a.review_needed {
-            println!("   复核 review: {r}");
+            say!("   需复核：{r}", "   review: {r}");
         }
         if let Some(r) = &a.relief {
-            println!(
-                "  建议临时救助 suggested relief: {} 元 ({} months, {}; approved by the {})",
-                r.amount, r.months, r.kind, r.approver
-            );
+            let (amount, months) = (r.amount, r.months);
+            match lang() {
+                Lang::Zh => println!(
+                    "  建议临时救助：{amount} 元（{months} 个月，{}；{}审批）",
+                    t_relief_kind(&r.kind),
+                    t_approver(&r.approver)
+                ),
+                Lang::En => println!(
+                    "  suggested relief: {amount} yuan ({months} months, {}; approved by the {})",
+                    r.kind, r.approver
+                ),
+            }
         }
     }
-    println!("  截止 act by: {}\n", deadline_text(&w.deadline));
+    say!("  截止：{}\n", "  act by: {}\n", deadline_text(&w.deadline));
 }
 
-fn relation_zh(r: doudi_model::Relation) -> &'static str {
-    use doudi_model::Relation::*;
-    match r {
-        Head => "户主",
-        Spouse => "配偶",
-        Child => "子女",
-        Parent => "父母",
-        Grandchild => "孙辈",
-        Grandparent => "祖辈",
-        Sibling => "兄弟姐妹",
-        Other => "其他",
+/// A member's relation to the head, in the language in force (the pages' words).
+fn relation_zh(r: doudi_model::Relation) -> String {
+    let code = serde_json::to_value(r).unwrap_or_default();
+    lang().relation(code.as_str().unwrap_or("other"))
+}
+
+/// 急难型 / 支出型 relief.
+fn t_relief_kind(kind: &str) -> &str {
+    match kind {
+        "emergency" => "急难型",
+        "expense" => "支出型",
+        other => other,
     }
+}
+
+/// Who approves: 乡镇 or 县级.
+fn t_approver(approver: &str) -> &str {
+    match approver {
+        "township" => "乡镇",
+        "county" => "县级",
+        other => other,
+    }
+}
+
+/// A generated file that does not read back: a bug of the generator.
+fn invalid(what: &str, problems: &[String]) -> anyhow::Error {
+    let problems = problems.join("; ");
+    anyhow::anyhow!(tr!("{what}无效：{problems}", "{what} invalid: {problems}"))
 }
 
 /// `2026-11-24 22:23 (+08:00), in 23 h`.
@@ -231,9 +266,11 @@ fn deadline_text(t: &chrono::DateTime<chrono::Utc>) -> String {
     let local = t.with_timezone(&china);
     let hours = (*t - chrono::Utc::now()).num_hours();
     let left = if hours >= 0 {
-        format!("in {hours} h")
+        tr!("{hours} 小时后到期", "in {hours} h")
     } else {
-        format!("{} h overdue", -hours)
+        let over = -hours;
+        tr!("已超期 {over} 小时", "{over} h overdue")
     };
-    format!("{} (+08:00), {left}", local.format("%Y-%m-%d %H:%M"))
+    let at = local.format("%Y-%m-%d %H:%M");
+    tr!("{at}（+08:00），{left}", "{at} (+08:00), {left}")
 }

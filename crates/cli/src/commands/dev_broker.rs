@@ -45,7 +45,10 @@ pub struct DevBrokerArgs {
 
 pub async fn run(config: &Config, args: DevBrokerArgs) -> anyhow::Result<ExitCode> {
     if !(1..=1000).contains(&args.partitions) || !(1..=16).contains(&args.brokers) {
-        anyhow::bail!("--partitions must be 1 to 1000 and --brokers 1 to 16");
+        anyhow::bail!(tr!(
+            "--partitions 须在 1 到 1000 之间，--brokers 须在 1 到 16 之间",
+            "--partitions must be 1 to 1000 and --brokers 1 to 16"
+        ));
     }
     let mut broker = DevBroker::start(&config.kafka, args.brokers, args.partitions)?;
     {

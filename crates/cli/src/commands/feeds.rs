@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use doudi_feeds::{shipped, CheckReport, FeedReader, Profile};
 
+use crate::lang::t;
 use crate::output;
 
 #[derive(Debug, Subcommand)]
@@ -63,7 +64,7 @@ pub fn run(cmd: FeedsCommand) -> anyhow::Result<ExitCode> {
                         p.file.format.describe(),
                         p.title.as_deref().unwrap_or("")
                     ),
-                    Some(Err(e)) => println!("{name:<26} (invalid: {e})"),
+                    Some(Err(e)) => say!("{name:<26}（无效：{e}）", "{name:<26} (invalid: {e})"),
                     None => {}
                 }
             }
@@ -74,9 +75,10 @@ pub fn run(cmd: FeedsCommand) -> anyhow::Result<ExitCode> {
                 print!("{t}");
                 Ok(ExitCode::SUCCESS)
             }
-            None => anyhow::bail!(
+            None => anyhow::bail!(tr!(
+                "没有名为 {name:?} 的内置数据格式；`doudi feeds profiles` 列出全部",
                 "no shipped profile named {name:?}; `doudi feeds profiles` lists them"
-            ),
+            )),
         },
     }
 }
@@ -96,8 +98,7 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let profile = match load_profile(&args.profile) {
         Ok(p) => Arc::new(p),
         Err(e) => {
-            eprintln!("{e}");
-            return Ok(ExitCode::from(2));
+            return super::refusal(e.to_string());
         }
     };
     let mut report = CheckReport::new(&profile, args.samples);
@@ -107,7 +108,7 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             Err(e) => report.unreadable(&name, &profile, e.to_string()),
             Ok(reader) => {
                 let (_, total) = reader.progress();
-                let bar = output::bar(total.unwrap_or(0), "reading export");
+                let bar = output::bar(total.unwrap_or(0), t("读取导出文件", "reading export"));
                 report.check(reader, &mut |done, total| {
                     if let Some(t) = total {
                         bar.set_length(t);
@@ -121,7 +122,8 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&report).context("cannot write the report")?
+            serde_json::to_string_pretty(&report)
+                .context(t("无法输出报告", "cannot write the report"))?
         );
     } else {
         print!("{}", render(&report, &profile));
@@ -137,59 +139,103 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
 fn render(r: &CheckReport, p: &Profile) -> String {
     use std::fmt::Write;
     let mut o = String::new();
+    let (name, version, source) = (&r.profile.profile, &r.profile.version, &r.source);
+    let title = p
+        .title
+        .as_deref()
+        .map(|t| format!(" — {t}"))
+        .unwrap_or_default();
     let _ = writeln!(
         o,
-        "profile {} version {} ({}){}",
-        r.profile.profile,
-        r.profile.version,
-        r.source,
-        p.title
-            .as_deref()
-            .map(|t| format!(" — {t}"))
-            .unwrap_or_default()
+        "{}",
+        tr!(
+            "数据格式 {name} 版本 {version}（{source}）{title}",
+            "profile {name} version {version} ({source}){title}"
+        )
     );
     for f in &r.files {
         let mut what = vec![f.format.to_string()];
         what.extend(f.encoding.map(str::to_string));
-        what.extend(f.sheet.as_ref().map(|s| format!("sheet {s}")));
+        what.extend(f.sheet.as_ref().map(|s| tr!("工作表 {s}", "sheet {s}")));
         let _ = writeln!(o, "\n{} ({})", f.file, what.join(", "));
         let s = &f.stats;
-        let _ = writeln!(o, "  rows read      {:>9}", s.rows);
-        let _ = writeln!(o, "  events made    {:>9}", s.events);
+        let (rows, events, refused) = (s.rows, s.events, s.refused);
+        let _ = writeln!(
+            o,
+            "{}",
+            tr!("  读取行数      {rows:>9}", "  rows read      {rows:>9}")
+        );
+        let _ = writeln!(
+            o,
+            "{}",
+            tr!(
+                "  生成记录      {events:>9}",
+                "  events made    {events:>9}"
+            )
+        );
         for (kind, n) in &s.by_kind {
             let _ = writeln!(o, "    {kind:<26} {n:>9}");
         }
         for (reason, n) in &s.skipped {
-            let _ = writeln!(o, "  passed over    {n:>9}  {reason}");
+            let _ = writeln!(
+                o,
+                "{}",
+                tr!(
+                    "  跳过          {n:>9}  {reason}",
+                    "  passed over    {n:>9}  {reason}"
+                )
+            );
         }
-        let _ = writeln!(o, "  refused        {:>9}", s.refused);
+        let _ = writeln!(
+            o,
+            "{}",
+            tr!(
+                "  拒收          {refused:>9}",
+                "  refused        {refused:>9}"
+            )
+        );
         for e in &f.refusals {
             let _ = writeln!(o, "    {e}");
         }
         if let Some(e) = &f.error {
-            let _ = writeln!(o, "  FILE NOT READ TO ITS END: {e}");
+            let _ = writeln!(
+                o,
+                "{}",
+                tr!("  文件未读完：{e}", "  FILE NOT READ TO ITS END: {e}")
+            );
         }
     }
     if !r.samples.is_empty() {
-        let _ = writeln!(o, "\nsample events (personal data masked):");
+        let _ = writeln!(
+            o,
+            "{}",
+            tr!(
+                "\n样例记录（个人信息已遮蔽）：",
+                "\nsample events (personal data masked):"
+            )
+        );
         for s in &r.samples {
             let _ = writeln!(o, "  {s}");
         }
     }
-    let t = r.totals();
+    let totals = r.totals();
+    let (files, rows, events, refused) =
+        (r.files.len(), totals.rows, totals.events, totals.refused);
+    let verdict = if r.clean() {
+        t(" — 可以导入", " — ready")
+    } else {
+        t(
+            " — 请改正被拒收的行（在导出文件中，或在数据格式的映射中）后再检查",
+            " — fix the refused rows (in the export, or the profile's mapping) and check again",
+        )
+    };
     let _ = writeln!(
         o,
-        "\n{} file(s): {} rows, {} events, {} refused{}",
-        r.files.len(),
-        t.rows,
-        t.events,
-        t.refused,
-        if r.clean() {
-            " — ready".to_string()
-        } else {
-            " — fix the refused rows (in the export, or the profile's mapping) and check again"
-                .to_string()
-        }
+        "{}",
+        tr!(
+            "\n{files} 个文件：{rows} 行，{events} 条记录，拒收 {refused} 行{verdict}",
+            "\n{files} file(s): {rows} rows, {events} events, {refused} refused{verdict}"
+        )
     );
     o
 }

@@ -64,7 +64,10 @@ pub async fn run(config: &Config, cmd: FindingsCommand) -> anyhow::Result<ExitCo
             .collect();
         println!("{}", serde_json::to_string_pretty(&values)?);
     } else if list.is_empty() {
-        println!("no findings (run `doudi crosscheck --snapshots DIR`)");
+        say!(
+            "没有核查发现（请运行 `doudi crosscheck --snapshots DIR`）",
+            "no findings (run `doudi crosscheck --snapshots DIR`)"
+        );
     } else {
         for f in &list {
             let summary = serde_json::from_str::<serde_json::Value>(&f.row.finding)
@@ -75,20 +78,25 @@ pub async fn run(config: &Config, cmd: FindingsCommand) -> anyhow::Result<ExitCo
                         .map(str::to_string)
                 })
                 .unwrap_or_default();
-            println!(
-                "{:<7} {:<24} household {:<12} due {}  officer {:<12} {:>10.2} yuan  {}{}",
-                f.status,
-                f.row.check_code,
-                f.row.household_id,
-                f.row.deadline,
-                f.row.assigned_to.as_deref().unwrap_or("(unassigned)"),
-                f.row.amount_fen as f64 / 100.0,
-                summary,
-                f.close_note
-                    .as_deref()
-                    .map(|n| format!(" [closed: {n}]"))
-                    .unwrap_or_default()
-            );
+            let r = &f.row;
+            let (check, hh, due) = (&r.check_code, &r.household_id, &r.deadline);
+            let officer = crate::lang::assignee(r.assigned_to.as_deref());
+            let amount = r.amount_fen as f64 / 100.0;
+            let closed = f
+                .close_note
+                .as_deref()
+                .map(|n| tr!(" [已关闭：{n}]", " [closed: {n}]"))
+                .unwrap_or_default();
+            match crate::lang::lang() {
+                crate::lang::Lang::Zh => println!(
+                    "{}  {check:<24} 户 {hh:<12} 截止 {due}  责任人 {officer:<12} {amount:>10.2} 元  {summary}{closed}",
+                    crate::lang::lang().finding_status(&f.status.to_string())
+                ),
+                crate::lang::Lang::En => println!(
+                    "{:<7} {check:<24} household {hh:<12} due {due}  officer {officer:<12} {amount:>10.2} yuan  {summary}{closed}",
+                    f.status
+                ),
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -6,6 +6,7 @@ use chrono::{Datelike, NaiveDate};
 use clap::Args;
 use doudi_synth::{GenConfig, Noise};
 
+use crate::lang::t;
 use crate::output;
 
 #[derive(Debug, Args)]
@@ -127,10 +128,11 @@ pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
     .collect();
     if !earlier.is_empty() {
         if !args.force {
-            anyhow::bail!(
-                "{} already holds generated data (feed files from another run would mix with the new ones); choose another --out or pass --force to replace it",
-                args.out.display()
-            );
+            let out = args.out.display();
+            anyhow::bail!(tr!(
+                "{out} 中已有生成的数据（另一次生成的数据文件会与新的混在一起）：请换一个 --out，或加 --force 替换",
+                "{out} already holds generated data (feed files from another run would mix with the new ones); choose another --out or pass --force to replace it"
+            ));
         }
         for p in earlier {
             let removed = if p.is_dir() {
@@ -138,60 +140,82 @@ pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
             } else {
                 std::fs::remove_file(&p)
             };
-            removed.with_context(|| format!("cannot remove {}", p.display()))?;
+            removed.with_context(|| output::cannot("删除", "remove", &p))?;
         }
     }
     let summary = generate(&args.out, &cfg)?;
     if args.eval_csv {
-        let n = write_eval_csv(&args.out, args.eval_without_id)
-            .context("cannot write the linkage evaluation files")?;
-        println!(
-            "wrote {n} records for `doudi linkage eval` to {}",
-            args.out.join("eval").display()
+        let n = write_eval_csv(&args.out, args.eval_without_id).context(t(
+            "无法写入身份匹配评估文件",
+            "cannot write the linkage evaluation files",
+        ))?;
+        let dir = args.out.join("eval");
+        let dir = dir.display();
+        say!(
+            "已为 `doudi linkage eval` 写入 {n} 条记录到 {dir}",
+            "wrote {n} records for `doudi linkage eval` to {dir}"
         );
     }
     if args.native {
         let n = write_native(&args.out)?;
-        println!(
-            "wrote {n} native export files to {} (one folder per profile, profile.toml beside the files)",
-            args.out.join("native").display()
+        let dir = args.out.join("native");
+        let dir = dir.display();
+        say!(
+            "已写入 {n} 个部门原始导出文件到 {dir}（每个数据格式一个目录，profile.toml 放在文件旁）",
+            "wrote {n} native export files to {dir} (one folder per profile, profile.toml beside the files)"
         );
     }
     let events: usize = summary.events.values().sum();
-    println!(
-        "wrote {} households ({} members) and {} events to {}",
-        summary.households,
-        summary.members,
-        events,
-        args.out.display()
+    let (households, members, out) = (summary.households, summary.members, args.out.display());
+    say!(
+        "已生成 {households} 户（{members} 人）和 {events} 条部门记录，写入 {out}",
+        "wrote {households} households ({members} members) and {events} events to {out}"
     );
     for (source, n) in &summary.events {
-        println!("  {:<18} {n}", source.code());
+        match crate::lang::lang() {
+            crate::lang::Lang::Zh => {
+                println!("  {}  {n}", crate::lang::lang().source(source.code()))
+            }
+            crate::lang::Lang::En => println!("  {:<18} {n}", source.code()),
+        }
     }
-    println!("  hardship scenarios: {}", summary.scenarios);
-    println!(
-        "next: doudi import {} && doudi officers import {} && doudi regions import {}",
-        args.out.join("register.jsonl").display(),
-        args.out.join("officers.jsonl").display(),
-        args.out.join("regions.csv").display()
+    let scenarios = summary.scenarios;
+    say!(
+        "  困难情形：{scenarios}",
+        "  hardship scenarios: {scenarios}"
+    );
+    let file = |name: &str| args.out.join(name).display().to_string();
+    let (register, officers, regions) = (
+        file("register.jsonl"),
+        file("officers.jsonl"),
+        file("regions.csv"),
+    );
+    say!(
+        "下一步：doudi import {register} && doudi officers import {officers} && doudi regions import {regions}",
+        "next: doudi import {register} && doudi officers import {officers} && doudi regions import {regions}"
     );
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn generate(out: &std::path::Path, cfg: &GenConfig) -> anyhow::Result<doudi_synth::GenSummary> {
-    let bar = output::bar(cfg.households as u64, "generating households");
+    let bar = output::bar(
+        cfg.households as u64,
+        t("生成住户", "generating households"),
+    );
     let summary = doudi_synth::write_dataset(out, cfg, &mut |done| bar.set_position(done))
-        .with_context(|| format!("cannot generate data into {}", out.display()))?;
+        .with_context(|| {
+            let out = out.display();
+            tr!("无法在 {out} 中生成数据", "cannot generate data into {out}")
+        })?;
     bar.finish_and_clear();
     let officers: String = doudi_synth::officers::officers(cfg.seed)
         .iter()
         .map(|o| format!("{o}\n"))
         .collect();
     let path = out.join("officers.jsonl");
-    std::fs::write(&path, officers).with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::write(&path, officers).with_context(|| output::cannot("写入", "write", &path))?;
     let path = out.join("regions.csv");
-    std::fs::write(&path, regions_csv())
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::write(&path, regions_csv()).with_context(|| output::cannot("写入", "write", &path))?;
     Ok(summary)
 }
 
@@ -211,17 +235,24 @@ fn regions_csv() -> String {
 /// DIR/native/<layout>/: the envelope feeds in each department's layout, and the shipped profile
 /// that reads them as profile.toml. Returns the number of export files.
 fn write_native(out: &std::path::Path) -> anyhow::Result<usize> {
-    let summary =
-        doudi_synth::native::write_native(out).context("cannot write the native export files")?;
+    let summary = doudi_synth::native::write_native(out).context(t(
+        "无法写入部门原始导出文件",
+        "cannot write the native export files",
+    ))?;
     for layout in doudi_synth::native::LAYOUTS {
         let dir = out.join("native").join(layout.name);
         if !dir.exists() {
             continue;
         }
-        let text = doudi_feeds::shipped::text(layout.name)
-            .with_context(|| format!("no shipped profile for layout {}", layout.name))?;
+        let text = doudi_feeds::shipped::text(layout.name).with_context(|| {
+            let name = layout.name;
+            tr!(
+                "格式 {name} 没有内置的数据格式说明",
+                "no shipped profile for layout {name}"
+            )
+        })?;
         let path = dir.join("profile.toml");
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(&path, text).with_context(|| output::cannot("写入", "write", &path))?;
     }
     Ok(summary.files.values().sum())
 }

@@ -29,9 +29,9 @@ pub struct ImportArgs {
 
 /// Parse a register file; on any bad line return every problem (line number and what is wrong).
 pub fn read_register(path: &Path) -> anyhow::Result<Result<Vec<Household>, Vec<String>>> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file = File::open(path).with_context(|| output::cannot("打开", "open", path))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let bar = output::bar(size, "reading register");
+    let bar = output::bar(size, crate::lang::t("读取低保名册", "reading register"));
     let mut reader = BufReader::with_capacity(256 * 1024, file);
     let mut households = Vec::new();
     let mut problems = Vec::new();
@@ -41,14 +41,15 @@ pub fn read_register(path: &Path) -> anyhow::Result<Result<Vec<Household>, Vec<S
     let mut line_no = 0u64;
     while let Some(read) =
         doudi_pipeline::files::read_capped_line(&mut reader, MAX_LINE + 1, &mut buf)
-            .with_context(|| format!("cannot read {}", path.display()))?
+            .with_context(|| output::cannot("读取", "read", path))?
     {
         line_no += 1;
         bar.inc(read.consumed);
         if read.full_len > MAX_LINE as u64 {
-            problems.push(format!(
-                "line {line_no}: {} bytes, over the limit of {MAX_LINE} bytes for one household",
-                read.full_len
+            let len = read.full_len;
+            problems.push(tr!(
+                "第 {line_no} 行：{len} 字节，超过每户 {MAX_LINE} 字节的上限",
+                "line {line_no}: {len} bytes, over the limit of {MAX_LINE} bytes for one household"
             ));
             continue;
         }
@@ -58,9 +59,10 @@ pub fn read_register(path: &Path) -> anyhow::Result<Result<Vec<Household>, Vec<S
         let text = match std::str::from_utf8(&buf) {
             Ok(t) => t,
             Err(e) => {
-                problems.push(format!(
-                    "line {line_no}: not valid UTF-8 (first bad byte at offset {})",
-                    e.valid_up_to()
+                let at = e.valid_up_to();
+                problems.push(tr!(
+                    "第 {line_no} 行：不是有效的 UTF-8 编码（第一个错误字节在偏移 {at} 处）",
+                    "line {line_no}: not valid UTF-8 (first bad byte at offset {at})"
                 ));
                 continue;
             }
@@ -68,26 +70,24 @@ pub fn read_register(path: &Path) -> anyhow::Result<Result<Vec<Household>, Vec<S
         let household: Household = match serde_json::from_str(text) {
             Ok(h) => h,
             Err(e) => {
-                let msg = e.to_string();
-                let msg = match msg.rsplit_once(" at line 1 column ") {
-                    Some((m, col)) => format!("{m} (column {col})"),
-                    None => msg,
-                };
-                problems.push(format!("line {line_no}: {msg}"));
+                let msg = output::json_problem(&e);
+                problems.push(tr!("第 {line_no} 行：{msg}", "line {line_no}: {msg}"));
                 continue;
             }
         };
         if let Err(e) = household.validate() {
-            problems.push(format!(
-                "line {line_no} (household {}): {e}",
-                household.household_id
+            let hh = &household.household_id;
+            problems.push(tr!(
+                "第 {line_no} 行（户 {hh}）：{e}",
+                "line {line_no} (household {hh}): {e}"
             ));
             continue;
         }
         if !ids.insert(household.household_id.clone()) {
-            problems.push(format!(
-                "line {line_no}: household {} appears twice in the file",
-                household.household_id
+            let hh = &household.household_id;
+            problems.push(tr!(
+                "第 {line_no} 行：户 {hh} 在文件中出现了两次",
+                "line {line_no}: household {hh} appears twice in the file"
             ));
             continue;
         }
@@ -96,9 +96,10 @@ pub fn read_register(path: &Path) -> anyhow::Result<Result<Vec<Household>, Vec<S
             .iter()
             .find(|m| !member_ids.insert(m.member_id.clone()))
         {
-            problems.push(format!(
-                "line {line_no}: member {} also appears in another household of the file",
-                m.member_id
+            let member = &m.member_id;
+            problems.push(tr!(
+                "第 {line_no} 行：成员 {member} 也出现在文件中的另一户",
+                "line {line_no}: member {member} also appears in another household of the file"
             ));
             continue;
         }
@@ -116,31 +117,23 @@ pub async fn run(config: &Config, args: ImportArgs) -> anyhow::Result<ExitCode> 
     let households = match read_register(&args.file)? {
         Ok(h) => h,
         Err(problems) => {
-            eprintln!(
-                "error: {} has {} invalid line(s); nothing was imported. Fix them and import again:",
-                args.file.display(),
-                problems.len()
+            let (file, n) = (args.file.display(), problems.len());
+            complain!(
+                "{file} 有 {n} 行无效，未导入任何数据。请改正后重新导入：",
+                "{file} has {n} invalid line(s); nothing was imported. Fix them and import again:"
             );
-            for p in problems.iter().take(SHOW_PROBLEMS) {
-                eprintln!("  {p}");
-            }
-            if problems.len() > SHOW_PROBLEMS {
-                eprintln!("  … and {} more", problems.len() - SHOW_PROBLEMS);
-            }
+            output::print_problems(&problems, SHOW_PROBLEMS, "");
             return Ok(ExitCode::from(2));
         }
     };
     let store = open_store(config).await?;
     let report = import_households(&store, &households, &args.file, !args.no_removals).await?;
-    println!(
-        "imported {} households from {}: {} added, {} changed, {} restored, {} removed, {} unchanged",
-        households.len(),
-        args.file.display(),
-        report.added,
-        report.changed,
-        report.restored,
-        report.removed,
-        report.unchanged
+    let (n, file) = (households.len(), args.file.display());
+    let (added, changed, restored) = (report.added, report.changed, report.restored);
+    let (removed, unchanged) = (report.removed, report.unchanged);
+    say!(
+        "从 {file} 导入 {n} 户：新增 {added}，变更 {changed}，恢复 {restored}，移出 {removed}，未变 {unchanged}",
+        "imported {n} households from {file}: {added} added, {changed} changed, {restored} restored, {removed} removed, {unchanged} unchanged"
     );
     store.close().await;
     Ok(ExitCode::SUCCESS)
@@ -155,5 +148,8 @@ pub async fn import_households(
     store
         .import_register(households, &file.display().to_string(), full_snapshot)
         .await
-        .context("register import failed; nothing was changed")
+        .context(crate::lang::t(
+            "低保名册导入失败，未做任何更改",
+            "register import failed; nothing was changed",
+        ))
 }

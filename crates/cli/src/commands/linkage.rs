@@ -9,6 +9,7 @@ use clap::Subcommand;
 use doudi_linkage::{LinkDecision, Model, Outcome};
 
 use super::open_store;
+use crate::lang::t;
 use crate::Config;
 
 #[derive(Debug, Subcommand)]
@@ -83,23 +84,18 @@ pub async fn run(config: &Config, cmd: LinkageCommand) -> anyhow::Result<ExitCod
             }
             let feeds = feeds.unwrap_or_else(|| config.feeds.dir.clone());
             if !feeds.is_dir() {
-                anyhow::bail!(
-                    "feeds folder {} does not exist (pass --feeds DIR)",
-                    feeds.display()
-                );
+                let dir = feeds.display();
+                anyhow::bail!(tr!(
+                    "数据目录 {dir} 不存在（请用 --feeds DIR 指定）",
+                    "feeds folder {dir} does not exist (pass --feeds DIR)"
+                ));
             }
             let mut config = config.clone();
             if let Some(n) = sample {
                 config.linkage.train_sample = n;
             }
             let store = open_store(&config).await?;
-            let register = store
-                .load_register()
-                .await
-                .context("cannot load the register")?;
-            if register.is_empty() {
-                anyhow::bail!("the register is empty: import it first (doudi import FILE)");
-            }
+            let register = super::load_register(&store).await?;
             let engine = doudi_pipeline::Engine::new(
                 config.rule_set()?,
                 config.limits.parse_limits(),
@@ -133,13 +129,18 @@ pub async fn run(config: &Config, cmd: LinkageCommand) -> anyhow::Result<ExitCod
                 });
             let (model, trained) = match stored {
                 Some(m) => (
-                    serde_json::from_str::<Model>(&m.model)
-                        .context("the stored model is unreadable")?,
-                    format!("trained on {} records at {}", m.trained_on, m.trained_at),
+                    serde_json::from_str::<Model>(&m.model).context(t(
+                        "保存的身份匹配模型无法读取",
+                        "the stored model is unreadable",
+                    ))?,
+                    {
+                        let (n, at) = (m.trained_on, &m.trained_at);
+                        tr!("用 {n} 条记录训练于 {at}", "trained on {n} records at {at}")
+                    },
                 ),
                 None => (
                     Model::prior(),
-                    "the prior (no model trained yet)".to_string(),
+                    tr!("先验模型（尚未训练）", "the prior (no model trained yet)"),
                 ),
             };
             let usable = doudi_linkage::check_model(&model);
@@ -153,33 +154,38 @@ pub async fn run(config: &Config, cmd: LinkageCommand) -> anyhow::Result<ExitCod
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 match &usable {
-                    Ok(()) => println!(
-                        "active identity model {} ({}), {trained}",
-                        model.version, model.method
+                    Ok(()) => say!(
+                        "当前身份匹配模型 {version}（{method}），{trained}",
+                        "active identity model {version} ({method}), {trained}",
+                        version = model.version,
+                        method = model.method
                     ),
-                    Err(e) => println!(
-                        "stored identity model {} ({}), {trained}, is NOT used: {e}; the pipeline links with the prior",
-                        model.version, model.method
+                    Err(e) => say!(
+                        "保存的身份匹配模型 {version}（{method}），{trained}，未启用：{e}；数据比对使用先验模型",
+                        "stored identity model {version} ({method}), {trained}, is NOT used: {e}; the pipeline links with the prior",
+                        version = model.version,
+                        method = model.method
                     ),
                 }
                 if let Some((at, reason)) = &refusal {
-                    println!(
+                    say!(
+                        "上次训练于 {at} 被拒绝：{reason}；上面的模型仍然有效",
                         "last training refused at {at}: {reason}; the model above stays active"
                     );
                 }
-                println!(
-                    "prior share of records about a register member: {:.3}",
-                    model.lambda
+                let lambda = model.lambda;
+                say!(
+                    "记录属于名册成员的先验比例：{lambda:.3}",
+                    "prior share of records about a register member: {lambda:.3}"
                 );
                 for f in &model.fields {
                     println!("{}:", f.field);
                     for l in &f.levels {
-                        println!(
-                            "  {:<18} m {:<10.6} u {:<12.3e} weight {:+7.2} bits",
-                            l.level,
-                            l.m,
-                            l.u,
-                            (l.m.max(1e-12) / l.u.max(1e-12)).log2()
+                        let (level, m, u) = (&l.level, l.m, l.u);
+                        let weight = (m.max(1e-12) / u.max(1e-12)).log2();
+                        say!(
+                            "  {level:<18} m {m:<10.6} u {u:<12.3e} 权重 {weight:+7.2} 比特",
+                            "  {level:<18} m {m:<10.6} u {u:<12.3e} weight {weight:+7.2} bits"
                         );
                     }
                 }
@@ -191,8 +197,10 @@ pub async fn run(config: &Config, cmd: LinkageCommand) -> anyhow::Result<ExitCod
             let stored = store.link_decision(seq).await?;
             store.close().await;
             let Some(row) = stored else {
-                eprintln!("error: event #{seq} has no identity decision");
-                return Ok(ExitCode::from(2));
+                return super::refusal(tr!(
+                    "记录 #{seq} 没有身份判定",
+                    "event #{seq} has no identity decision"
+                ));
             };
             if json {
                 println!("{}", serde_json::to_string_pretty(&row)?);
@@ -221,14 +229,11 @@ pub async fn run(config: &Config, cmd: LinkageCommand) -> anyhow::Result<ExitCod
                 doudi_linkage::eval::run_eval(&spec, &left, right.as_deref(), &truth)
             })
             .await
-            .context("the evaluation thread stopped")?;
+            .context(t("评估线程中止", "the evaluation thread stopped"))?;
             match report {
                 Ok(r) if json => println!("{}", serde_json::to_string_pretty(&r)?),
                 Ok(r) => print!("{r}"),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(ExitCode::from(2));
-                }
+                Err(e) => return super::refusal(e.to_string()),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -253,30 +258,22 @@ async fn train_from_kafka(
         )
     })
     .await
-    .context("the sampling thread stopped")?
-    .context("cannot sample the feed topics")?;
-    println!(
-        "sampled {} records from {} partitions ({} not valid){}",
-        sample.read,
-        sample.partitions,
-        sample.invalid,
-        if sample.incomplete > 0 {
-            format!(
-                "; {} partitions not read to the end of the sample in time",
-                sample.incomplete
-            )
-        } else {
-            String::new()
-        }
+    .context(t("抽样线程中止", "the sampling thread stopped"))?
+    .context(t("无法从数据主题抽样", "cannot sample the feed topics"))?;
+    let (read, partitions, invalid) = (sample.read, sample.partitions, sample.invalid);
+    let incomplete = match sample.incomplete {
+        0 => String::new(),
+        n => tr!(
+            "；{n} 个分区未能按时读完样本",
+            "; {n} partitions not read to the end of the sample in time"
+        ),
+    };
+    say!(
+        "从 {partitions} 个分区抽取 {read} 条记录（无效 {invalid} 条）{incomplete}",
+        "sampled {read} records from {partitions} partitions ({invalid} not valid){incomplete}"
     );
     let store = open_store(config).await?;
-    let register = store
-        .load_register()
-        .await
-        .context("cannot load the register")?;
-    if register.is_empty() {
-        anyhow::bail!("the register is empty: import it first (doudi import FILE)");
-    }
+    let register = super::load_register(&store).await?;
     let engine =
         doudi_pipeline::Engine::new(config.rule_set()?, config.limits.parse_limits(), register);
     let settings = super::engine_settings(config)?;
@@ -289,7 +286,10 @@ async fn train_from_kafka(
     )
     .await?;
     store.close().await;
-    Ok(report_activation(&activation, "the feed topics"))
+    Ok(report_activation(
+        &activation,
+        t("数据主题", "the feed topics"),
+    ))
 }
 
 /// Print what became of a trained model; exit 3 when it was refused.
@@ -297,24 +297,33 @@ fn report_activation(activation: &doudi_app::engine::Activation, from: &str) -> 
     use doudi_app::engine::Activation;
     match activation {
         Activation::Activated(model) => {
-            println!(
-                "trained identity model {} ({}); it is now the active model",
-                model.version, model.method
+            let (version, method) = (&model.version, &model.method);
+            say!(
+                "已训练身份匹配模型 {version}（{method}），现为当前模型",
+                "trained identity model {version} ({method}); it is now the active model"
             );
             ExitCode::SUCCESS
         }
         Activation::Refused { reason, kept } => {
-            eprintln!(
-                "error: the trained identity model is degenerate and was NOT activated: {reason}"
+            complain!(
+                "训练出的身份匹配模型退化，未启用：{reason}",
+                "the trained identity model is degenerate and was NOT activated: {reason}"
             );
+            let kept = kept.as_deref().unwrap_or(t("先验模型", "the prior"));
             eprintln!(
-                "the active model stays {} (check the sample: records without ID numbers that share names but little else can mislead EM)",
-                kept.as_deref().unwrap_or("the prior")
+                "{}",
+                tr!(
+                    "当前模型仍为 {kept}（请检查样本：没有身份证号、只是姓名相同而其他信息很少的记录会误导 EM）",
+                    "the active model stays {kept} (check the sample: records without ID numbers that share names but little else can mislead EM)"
+                )
             );
             ExitCode::from(3)
         }
         Activation::NoRecords => {
-            println!("no valid records in {from}: nothing to train on");
+            say!(
+                "{from} 中没有有效记录：无法训练",
+                "no valid records in {from}: nothing to train on"
+            );
             ExitCode::SUCCESS
         }
     }

@@ -59,11 +59,24 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Store::open_with_password(&config.store.url, password)
         .await
         .with_context(|| {
-            format!(
-                "cannot use the database {}",
-                doudi_store::redact_url(&config.store.url)
-            )
+            let db = doudi_store::redact_url(&config.store.url);
+            tr!("无法使用数据库 {db}", "cannot use the database {db}")
         })
+}
+
+/// The stored register, which must not be empty (training and cross-checks need it).
+pub async fn load_register(store: &Store) -> anyhow::Result<Vec<doudi_model::Household>> {
+    let register = store.load_register().await.context(crate::lang::t(
+        "无法加载低保名册",
+        "cannot load the register",
+    ))?;
+    if register.is_empty() {
+        anyhow::bail!(tr!(
+            "低保名册为空：请先导入（doudi import FILE）",
+            "the register is empty: import it first (doudi import FILE)"
+        ));
+    }
+    Ok(register)
 }
 
 /// What the engine is made with, from the configuration.
@@ -124,11 +137,29 @@ pub fn asker() -> Who {
     Who::operator(reader())
 }
 
+/// A refusal the command line finds itself: `错误：…` / `error: …` on stderr, exit 2.
+pub fn refusal(text: String) -> anyhow::Result<ExitCode> {
+    eprintln!("{}{text}", crate::lang::error_lead());
+    Ok(ExitCode::from(2))
+}
+
 /// A use case's refusal as the command line says it (`error: …`, exit 2); a failure stays an
 /// error (exit 1).
 pub fn refused(e: AppError) -> anyhow::Result<ExitCode> {
     if e.is_refusal() {
-        eprintln!("error: {e}");
+        match crate::lang::lang() {
+            crate::lang::Lang::En => eprintln!("error: {e}"),
+            crate::lang::Lang::Zh => {
+                // The use case's own words stay as the detail after a lead in Chinese.
+                let lead = match &e {
+                    AppError::NotFound(_) => "没有找到",
+                    AppError::Forbidden(_) => "无权执行",
+                    AppError::Conflict(_) => "情况已有变化，未执行",
+                    _ => "请求不能执行",
+                };
+                eprintln!("错误：{lead}：{e}");
+            }
+        }
         Ok(ExitCode::from(2))
     } else {
         Err(e.into())

@@ -8,10 +8,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 use doudi_store::{OfficerRow, Store};
-use doudi_warnings::routing::{Directory, Officer};
+use doudi_warnings::routing::{Directory, Officer, Role};
 
 use super::open_store;
-use crate::Config;
+use crate::lang::{lang, t, Lang};
+use crate::{output, Config};
 
 #[derive(Debug, Subcommand)]
 pub enum OfficersCommand {
@@ -44,22 +45,23 @@ pub async fn run(config: &Config, cmd: OfficersCommand) -> anyhow::Result<ExitCo
             let officers = match read_officers(&file)? {
                 Ok(o) => o,
                 Err(problems) => {
-                    eprintln!("error: {} is invalid, nothing imported:", file.display());
-                    for p in problems.iter().take(20) {
-                        eprintln!("  {}:{p}", file.display());
-                    }
-                    if problems.len() > 20 {
-                        eprintln!("  … and {} more", problems.len() - 20);
-                    }
+                    let name = file.display();
+                    complain!(
+                        "{name} 无效，未导入任何数据：",
+                        "{name} is invalid, nothing imported:"
+                    );
+                    output::print_problems(&problems, 20, &format!("{name}:"));
                     return Ok(ExitCode::from(2));
                 }
             };
             let store = open_store(config).await?;
             let report = import(&store, officers).await?;
             store.close().await;
-            println!(
-                "officers: {} added, {} changed, {} unchanged, {} made inactive",
-                report.added, report.changed, report.unchanged, report.deactivated
+            let (added, changed) = (report.added, report.changed);
+            let (unchanged, inactive) = (report.unchanged, report.deactivated);
+            say!(
+                "干部名录：新增 {added}，变更 {changed}，未变 {unchanged}，停用 {inactive}",
+                "officers: {added} added, {changed} changed, {unchanged} unchanged, {inactive} made inactive"
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -73,34 +75,42 @@ pub async fn run(config: &Config, cmd: OfficersCommand) -> anyhow::Result<ExitCo
                     .cmp(&b.region)
                     .then(a.officer_id.cmp(&b.officer_id))
             });
-            if json {
-                let shown: Vec<Officer> = all
-                    .iter()
-                    .map(|o| {
-                        let mut o = (*o).clone();
-                        o.channels.phone =
-                            o.channels.phone.as_deref().map(doudi_app::mask::mask_phone);
-                        o
-                    })
-                    .collect();
-                println!("{}", serde_json::to_string_pretty(&shown)?);
-            } else if all.is_empty() {
-                println!("no officers (import a directory: doudi officers import FILE)");
-            } else {
-                for o in all {
-                    println!(
-                        "{:<14} {:<10} {:<12} {}{}",
-                        o.officer_id,
-                        o.role.code(),
-                        o.region.as_str(),
-                        if o.on_duty { "on duty" } else { "off duty" },
-                        o.substitute
-                            .as_deref()
-                            .map(|s| format!(", substitute {s}"))
-                            .unwrap_or_default()
-                    );
-                }
-            }
+            // Phone numbers masked, in JSON as in the table (which does not show them).
+            let shown: Vec<Officer> = all
+                .iter()
+                .map(|o| {
+                    let mut o = (*o).clone();
+                    o.channels.phone = o.channels.phone.as_deref().map(doudi_app::mask::mask_phone);
+                    o
+                })
+                .collect();
+            let empty = || {
+                tr!(
+                    "没有干部（请导入干部名录：doudi officers import FILE）",
+                    "no officers (import a directory: doudi officers import FILE)"
+                )
+            };
+            output::print_list(json, &shown, empty, |o| {
+                let duty = match o.on_duty {
+                    true => t("在岗", "on duty"),
+                    false => t("不在岗", "off duty"),
+                };
+                let substitute = o
+                    .substitute
+                    .as_deref()
+                    .map(|s| tr!("，代班人 {s}", ", substitute {s}"))
+                    .unwrap_or_default();
+                let role = match (lang(), o.role) {
+                    (Lang::En, r) => r.code(),
+                    (Lang::Zh, Role::Officer) => "乡镇干部",
+                    (Lang::Zh, Role::Supervisor) => "县级督办",
+                };
+                println!(
+                    "{:<14} {role:<10} {:<12} {duty}{substitute}",
+                    o.officer_id,
+                    o.region.as_str(),
+                );
+            })?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -112,22 +122,20 @@ fn directory_officers(d: &Directory) -> Vec<&Officer> {
 
 /// Read and check a directory file; on any problem return every problem as `line N: what`.
 pub fn read_officers(path: &Path) -> anyhow::Result<Result<Vec<Officer>, Vec<String>>> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file = std::fs::File::open(path).with_context(|| output::cannot("打开", "open", path))?;
     let mut officers = Vec::new();
     let mut problems = Vec::new();
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("cannot read {}", path.display()))?;
+        let line = line.with_context(|| output::cannot("读取", "read", path))?;
         if line.trim().is_empty() {
             continue;
         }
         match serde_json::from_str::<Officer>(&line) {
             Ok(o) => officers.push(o),
-            Err(e) => problems.push(format!(
-                "line {}: {}",
-                i + 1,
-                without_values(&e.to_string())
-            )),
+            Err(e) => {
+                let (n, what) = (i + 1, without_values(&e.to_string()));
+                problems.push(tr!("第 {n} 行：{what}", "line {n}: {what}"))
+            }
         }
     }
     if problems.is_empty() {

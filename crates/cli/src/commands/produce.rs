@@ -43,20 +43,26 @@ pub async fn run(config: &Config, args: ProduceArgs) -> anyhow::Result<ExitCode>
         kafka.brokers = b.clone();
     }
     if kafka.brokers.is_empty() {
-        anyhow::bail!("no brokers: pass --brokers HOST:PORT (or set kafka.brokers)");
+        anyhow::bail!(tr!(
+            "没有 Kafka 地址：请用 --brokers HOST:PORT 指定（或设置 kafka.brokers）",
+            "no brokers: pass --brokers HOST:PORT (or set kafka.brokers)"
+        ));
     }
     if let Some(spec) = &args.profile {
         return produce_exports(&kafka, spec, &args).await;
     }
     let Some(topic) = args.topic.clone() else {
-        anyhow::bail!("pass --topic (or --profile)");
+        anyhow::bail!(tr!(
+            "请给出 --topic（或 --profile）",
+            "pass --topic (or --profile)"
+        ));
     };
     let total: u64 = args
         .files
         .iter()
         .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
         .sum();
-    let bar = crate::output::bar(total, "publishing");
+    let bar = crate::output::bar(total, crate::lang::t("发布", "publishing"));
     let mut all = doudi_kafka::produce::ProduceReport::default();
     let mut before = 0u64;
     for file in &args.files {
@@ -66,19 +72,21 @@ pub async fn run(config: &Config, args: ProduceArgs) -> anyhow::Result<ExitCode>
             b.set_position(base + bytes)
         })
         .await
-        .with_context(|| format!("publishing {}", file.display()))?;
+        .with_context(|| crate::output::cannot("发布", "publish", file))?;
         before += r.bytes;
         if r.unkeyed > 0 {
+            let (name, n, lines) = (file.display(), r.unkeyed, &r.unkeyed_lines);
+            let more = if n as usize > lines.len() {
+                ", …"
+            } else {
+                ""
+            };
             eprintln!(
-                "{}: {} lines without a readable ID number published without a key (lines {:?}{})",
-                file.display(),
-                r.unkeyed,
-                r.unkeyed_lines,
-                if r.unkeyed as usize > r.unkeyed_lines.len() {
-                    ", …"
-                } else {
-                    ""
-                }
+                "{}",
+                tr!(
+                    "{name}：{n} 行没有可读的身份证号，已无键发布（行 {lines:?}{more}）",
+                    "{name}: {n} lines without a readable ID number published without a key (lines {lines:?}{more})"
+                )
             );
         }
         all.published += r.published;
@@ -90,9 +98,10 @@ pub async fn run(config: &Config, args: ProduceArgs) -> anyhow::Result<ExitCode>
     if args.json {
         println!("{}", serde_json::to_string_pretty(&all)?);
     } else {
-        println!(
-            "published {} events to {} ({} without a key, {} blank lines skipped)",
-            all.published, topic, all.unkeyed, all.blank
+        let (published, unkeyed, blank) = (all.published, all.unkeyed, all.blank);
+        say!(
+            "已向 {topic} 发布 {published} 条记录（无键 {unkeyed} 条，跳过空行 {blank} 行）",
+            "published {published} events to {topic} ({unkeyed} without a key, {blank} blank lines skipped)"
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -118,7 +127,8 @@ async fn produce_exports(
     args: &ProduceArgs,
 ) -> anyhow::Result<ExitCode> {
     let profile = std::sync::Arc::new(
-        super::feeds::load_profile(spec).with_context(|| format!("profile {spec}"))?,
+        super::feeds::load_profile(spec)
+            .with_context(|| tr!("数据格式 {spec}", "profile {spec}"))?,
     );
     let provenance = profile.provenance().to_string();
     let topic = match &args.topic {
@@ -168,16 +178,18 @@ async fn produce_exports(
         let r =
             doudi_kafka::produce::produce_events(kafka, &topic, &provenance, events.into_iter())
                 .await
-                .with_context(|| format!("publishing {}", file.display()))?;
+                .with_context(|| crate::output::cannot("发布", "publish", file))?;
         all.published += r.published;
         all.unkeyed += r.unkeyed;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&all)?);
     } else {
-        println!(
-            "published {} events made by profile {} to {} ({} without a key); {} rows refused, {} files unreadable",
-            all.published, all.profile, all.topic, all.unkeyed, all.refused, all.unreadable
+        let (published, profile, topic) = (all.published, &all.profile, &all.topic);
+        let (unkeyed, refused, unreadable) = (all.unkeyed, all.refused, all.unreadable);
+        say!(
+            "已按数据格式 {profile} 向 {topic} 发布 {published} 条记录（无键 {unkeyed} 条）；拒收 {refused} 行，无法读取的文件 {unreadable} 个",
+            "published {published} events made by profile {profile} to {topic} ({unkeyed} without a key); {refused} rows refused, {unreadable} files unreadable"
         );
     }
     Ok(if all.refused + all.unreadable > 0 {

@@ -48,17 +48,12 @@ pub async fn run(config: &Config, cmd: RegionsCommand) -> anyhow::Result<ExitCod
             let regions = match read_regions(&file)? {
                 Ok(r) => r,
                 Err(problems) => {
-                    eprintln!(
-                        "error: {} has {} problem(s); nothing was imported. Fix them and import again:",
-                        file.display(),
-                        problems.len()
+                    let (name, n) = (file.display(), problems.len());
+                    complain!(
+                        "{name} 有 {n} 处问题，未导入任何数据。请改正后重新导入：",
+                        "{name} has {n} problem(s); nothing was imported. Fix them and import again:"
                     );
-                    for p in problems.iter().take(SHOW_PROBLEMS) {
-                        eprintln!("  {}:{p}", file.display());
-                    }
-                    if problems.len() > SHOW_PROBLEMS {
-                        eprintln!("  … and {} more", problems.len() - SHOW_PROBLEMS);
-                    }
+                    output::print_problems(&problems, SHOW_PROBLEMS, &format!("{name}:"));
                     return Ok(ExitCode::from(2));
                 }
             };
@@ -67,19 +62,21 @@ pub async fn run(config: &Config, cmd: RegionsCommand) -> anyhow::Result<ExitCod
                 .import_region_names(&regions, &file.display().to_string())
                 .await?;
             store.close().await;
-            println!(
-                "region names from {}: {} added, {} renamed, {} unchanged",
-                file.display(),
-                report.added,
-                report.renamed,
-                report.unchanged
+            let name = file.display();
+            let (added, renamed, unchanged) = (report.added, report.renamed, report.unchanged);
+            say!(
+                "区划名称（{name}）：新增 {added}，改名 {renamed}，未变 {unchanged}",
+                "region names from {name}: {added} added, {renamed} renamed, {unchanged} unchanged"
             );
             Ok(ExitCode::SUCCESS)
         }
         RegionsCommand::List { under, json } => {
             let prefix = under.unwrap_or_default();
             if !prefix.bytes().all(|b| b.is_ascii_digit()) {
-                eprintln!("error: --under takes a code prefix of digits (e.g. 341502)");
+                complain!(
+                    "--under 需要数字组成的区划代码前缀（例如 341502）",
+                    "--under takes a code prefix of digits (e.g. 341502)"
+                );
                 return Ok(ExitCode::from(2));
             }
             let store = open_store(config).await?;
@@ -97,15 +94,22 @@ pub async fn run(config: &Config, cmd: RegionsCommand) -> anyhow::Result<ExitCod
                     name: r.name,
                 })
                 .collect();
-            if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            } else if rows.is_empty() {
-                println!("no region names (import some: doudi regions import FILE)");
-            } else {
-                for r in &rows {
-                    println!("{:<12} {:<8} {}", r.code, r.level, r.full_name);
-                }
-            }
+            let empty = || {
+                tr!(
+                    "没有区划名称（请导入：doudi regions import FILE）",
+                    "no region names (import some: doudi regions import FILE)"
+                )
+            };
+            output::print_list(json, &rows, empty, |r| {
+                let level = match (crate::lang::lang(), r.level) {
+                    (crate::lang::Lang::En, l) => l,
+                    (_, "county") => "县",
+                    (_, "township") => "乡镇",
+                    (_, "village") => "村",
+                    (_, l) => l,
+                };
+                println!("{:<12} {level:<8} {}", r.code, r.full_name);
+            })?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -143,16 +147,21 @@ fn check(code: &str, name: &str) -> Result<RegionName, String> {
     let code = RegionCode::parse(code).map_err(|e| e.to_string())?;
     let name = name.trim();
     if name.is_empty() {
-        return Err(format!("region {code} has an empty name"));
+        return Err(tr!(
+            "区划 {code} 的名称为空",
+            "region {code} has an empty name"
+        ));
     }
     if name.chars().any(char::is_control) {
-        return Err(format!(
+        return Err(tr!(
+            "区划 {code} 的名称含有控制字符（制表符或换行？）",
             "the name of region {code} holds a control character (a tab or a line break?)"
         ));
     }
     let chars = name.chars().count();
     if chars > MAX_NAME_CHARS {
-        return Err(format!(
+        return Err(tr!(
+            "区划 {code} 的名称长 {chars} 个字，超过 {MAX_NAME_CHARS} 个：请填写区划本身的名称（大塘村），不要填完整地址",
             "the name of region {code} is {chars} characters long, over {MAX_NAME_CHARS}: give the region's own name (大塘村), not a full address"
         ));
     }
@@ -179,8 +188,11 @@ fn is_json_lines(path: &Path, text: &str) -> bool {
 /// Read and check a region-name file (CSV or JSON lines); on any problem return every problem as
 /// `LINE: what` (the caller puts the file name before it).
 pub fn read_regions(path: &Path) -> anyhow::Result<Result<Vec<RegionName>, Vec<String>>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let bar = output::bar(bytes.len() as u64, "reading regions");
+    let bytes = std::fs::read(path).with_context(|| output::cannot("读取", "read", path))?;
+    let bar = output::bar(
+        bytes.len() as u64,
+        crate::lang::t("读取区划名称", "reading regions"),
+    );
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     let mut problems = Vec::new();
     let mut regions: Vec<RegionName> = Vec::new();
@@ -195,7 +207,8 @@ pub fn read_regions(path: &Path) -> anyhow::Result<Result<Vec<RegionName>, Vec<S
                 .count()
                 + 1;
             bar.finish_and_clear();
-            return Ok(Err(vec![format!(
+            return Ok(Err(vec![tr!(
+                "{line}：不是 UTF-8 编码（请把文件另存为 UTF-8；GBK 或 GB18030 导出的文件须先转换）",
                 "{line}: not UTF-8 (save the file as UTF-8; a GBK or GB18030 export must be converted first)"
             )]));
         }
@@ -210,42 +223,42 @@ pub fn read_regions(path: &Path) -> anyhow::Result<Result<Vec<RegionName>, Vec<S
         }
         let parsed = if json {
             serde_json::from_str::<Line>(line)
-                .map_err(|e| {
-                    let msg = e.to_string();
-                    match msg.rsplit_once(" at line 1 column ") {
-                        Some((m, col)) => format!("{m} (column {col})"),
-                        None => msg,
-                    }
-                })
+                .map_err(|e| output::json_problem(&e))
                 .and_then(|l| check(&l.code, &l.name))
         } else {
             match csv_fields(line) {
                 Err(e) => Err(e),
                 Ok(f) if line_no == 1 && is_header(&f) => continue,
-                Ok(f) if f.len() != 2 => Err(format!(
-                    "{} column(s), expected 2: code,name (a name with a comma goes in double quotes)",
-                    f.len()
-                )),
+                Ok(f) if f.len() != 2 => {
+                    let n = f.len();
+                    Err(tr!(
+                        "{n} 列，应为 2 列：code,name（名称中有逗号时请加双引号）",
+                        "{n} column(s), expected 2: code,name (a name with a comma goes in double quotes)"
+                    ))
+                }
                 Ok(f) => check(&f[0], &f[1]),
             }
         };
         match parsed {
             Ok(r) => match seen.get(&r.code) {
-                Some(first) => problems.push(format!(
-                    "{line_no}: region {} is named again (first on line {first})",
-                    r.code
-                )),
+                Some(first) => {
+                    let code = &r.code;
+                    problems.push(tr!(
+                        "{line_no}：区划 {code} 重复命名（首次在第 {first} 行）",
+                        "{line_no}: region {code} is named again (first on line {first})"
+                    ))
+                }
                 None => {
                     seen.insert(r.code.clone(), line_no);
                     regions.push(r);
                 }
             },
-            Err(e) => problems.push(format!("{line_no}: {e}")),
+            Err(e) => problems.push(tr!("{line_no}：{e}", "{line_no}: {e}")),
         }
     }
     bar.finish_and_clear();
     if regions.is_empty() && problems.is_empty() {
-        problems.push("1: the file names no region".to_string());
+        problems.push(tr!("1：文件中没有区划", "1: the file names no region"));
     }
     Ok(if problems.is_empty() {
         Ok(regions)
@@ -283,7 +296,13 @@ fn csv_fields(line: &str) -> Result<Vec<String>, String> {
                 quoted = true;
                 was_quoted = true;
             }
-            (false, '"') => return Err("a double quote inside an unquoted field".into()),
+            (false, '"') => {
+                return Err(crate::lang::t(
+                    "未加引号的字段中有双引号",
+                    "a double quote inside an unquoted field",
+                )
+                .into())
+            }
             (false, ',') => {
                 fields.push(std::mem::take(&mut field));
                 was_quoted = false;
@@ -292,7 +311,11 @@ fn csv_fields(line: &str) -> Result<Vec<String>, String> {
         }
     }
     if quoted {
-        return Err("a quoted field is not closed (a line break inside a name?)".into());
+        return Err(crate::lang::t(
+            "带引号的字段没有闭合（名称中有换行？）",
+            "a quoted field is not closed (a line break inside a name?)",
+        )
+        .into());
     }
     fields.push(field);
     Ok(fields)

@@ -7,6 +7,7 @@ use doudi_app::review::{decide, Decision};
 use doudi_store::{ts, ReviewItem};
 
 use super::{asker, engine_settings, open_store, refused};
+use crate::lang::{lang, Lang};
 use crate::Config;
 
 #[derive(Debug, Subcommand)]
@@ -66,21 +67,28 @@ pub async fn run(config: &Config, cmd: ReviewCommand) -> anyhow::Result<ExitCode
             if json {
                 println!("{}", serde_json::to_string_pretty(&items)?);
             } else if items.is_empty() {
-                println!("the review queue is empty");
+                say!("待人工确认队列为空", "the review queue is empty");
             } else {
                 let total = store.pending_review_count().await?;
-                println!("{total} records wait for review (oldest first):");
+                say!(
+                    "{total} 条记录待人工确认（最早的在前）：",
+                    "{total} records wait for review (oldest first):"
+                );
                 for item in &items {
                     println!("{}", list_line(item));
                 }
-                println!("\nsee one: doudi review show SEQ; decide: doudi review decide SEQ --link MEMBER | --reject");
+                say!(
+                    "\n查看一条：doudi review show SEQ；确认：doudi review decide SEQ --link MEMBER | --reject",
+                    "\nsee one: doudi review show SEQ; decide: doudi review decide SEQ --link MEMBER | --reject"
+                );
             }
             ExitCode::SUCCESS
         }
         ReviewCommand::Show { seq, json } => match store.review_item(seq).await? {
             None => {
-                eprintln!(
-                    "error: record #{seq} is not in the review queue (see `doudi review list`)"
+                complain!(
+                    "记录 #{seq} 不在待人工确认队列中（见 `doudi review list`）",
+                    "record #{seq} is not in the review queue (see `doudi review list`)"
                 );
                 ExitCode::from(2)
             }
@@ -108,14 +116,23 @@ pub async fn run(config: &Config, cmd: ReviewCommand) -> anyhow::Result<ExitCode
             match decide(&store, &settings, &asker(), seq, decision, &by, &note).await {
                 Ok(done) => {
                     match (&done.household_id, &done.level) {
-                        (Some(hh), Some(level)) => println!(
-                            "record #{seq} linked to household {hh}; the household is now at level {level} (score {}); warnings opened {}, raised {}",
-                            done.score.unwrap_or(0),
-                            done.warnings_opened,
-                            done.warnings_raised
+                        (Some(hh), Some(level)) => {
+                            let score = done.score.unwrap_or(0);
+                            let (opened, raised) = (done.warnings_opened, done.warnings_raised);
+                            let named = crate::lang::level(*level);
+                            say!(
+                                "记录 #{seq} 已确认属于户 {hh}；该户现为{named}（分数 {score}）；新开启预警 {opened} 条，升级 {raised} 条",
+                                "record #{seq} linked to household {hh}; the household is now at level {level} (score {score}); warnings opened {opened}, raised {raised}"
+                            )
+                        }
+                        (Some(hh), None) => say!(
+                            "记录 #{seq} 已确认属于户 {hh}",
+                            "record #{seq} linked to household {hh}"
                         ),
-                        (Some(hh), None) => println!("record #{seq} linked to household {hh}"),
-                        _ => println!("record #{seq} rejected: it stays out of every household's timeline"),
+                        _ => say!(
+                            "记录 #{seq} 已驳回：它不计入任何一户的记录",
+                            "record #{seq} rejected: it stays out of every household's timeline"
+                        ),
                     }
                     ExitCode::SUCCESS
                 }
@@ -128,25 +145,38 @@ pub async fn run(config: &Config, cmd: ReviewCommand) -> anyhow::Result<ExitCode
 }
 
 fn list_line(item: &ReviewItem) -> String {
-    format!(
-        "#{:<8} {:<16} {:<22} occurred {}  {} candidate(s)",
+    let (seq, at, n) = (
         item.seq,
-        item.source,
-        item.kind,
         ts(&item.occurred_at),
-        item.evidence.candidates.len()
-    )
+        item.evidence.candidates.len(),
+    );
+    match lang() {
+        Lang::Zh => format!(
+            "#{seq:<8} {}  {}  发生于 {at}  候选 {n} 个",
+            lang().source(&item.source),
+            lang().kind(&item.kind)
+        ),
+        Lang::En => format!(
+            "#{seq:<8} {:<16} {:<22} occurred {at}  {n} candidate(s)",
+            item.source, item.kind
+        ),
+    }
 }
 
 fn print_item(config: &Config, item: &ReviewItem) {
-    println!(
-        "record #{}: {} {} ({})",
-        item.seq, item.source, item.kind, item.event_id
-    );
-    println!(
-        "occurred {}; sent to review {}",
-        ts(&item.occurred_at),
-        ts(&item.queued_at)
+    let (seq, event) = (item.seq, &item.event_id);
+    match lang() {
+        Lang::Zh => println!(
+            "记录 #{seq}：{} {}（{event}）",
+            lang().source(&item.source),
+            lang().kind(&item.kind)
+        ),
+        Lang::En => println!("record #{seq}: {} {} ({event})", item.source, item.kind),
+    }
+    let (occurred, queued) = (ts(&item.occurred_at), ts(&item.queued_at));
+    say!(
+        "发生于 {occurred}；{queued} 转入人工确认",
+        "occurred {occurred}; sent to review {queued}"
     );
     print!(
         "{}",
@@ -159,21 +189,28 @@ fn print_item(config: &Config, item: &ReviewItem) {
         )
     );
     match &item.decision {
-        None => println!(
-            "undecided: doudi review decide {} --link MEMBER | --reject --by NAME",
-            item.seq
+        None => say!(
+            "尚未确认：doudi review decide {seq} --link MEMBER | --reject --by NAME",
+            "undecided: doudi review decide {seq} --link MEMBER | --reject --by NAME"
         ),
-        Some(d) => println!(
-            "decided: {} {} by {} at {}{}",
-            d.decision,
-            d.member_id.as_deref().unwrap_or(""),
-            d.decided_by,
-            ts(&d.decided_at),
-            if d.note.is_empty() {
+        Some(d) => {
+            let member = d.member_id.as_deref().unwrap_or("");
+            let (by, at) = (&d.decided_by, ts(&d.decided_at));
+            let note = if d.note.is_empty() {
                 String::new()
             } else {
                 format!(" — {}", d.note)
-            }
-        ),
+            };
+            let decision = match (lang(), d.decision.as_str()) {
+                (Lang::En, other) => other,
+                (Lang::Zh, "link") => "确认为",
+                (Lang::Zh, "reject") => "驳回",
+                (Lang::Zh, other) => other,
+            };
+            say!(
+                "已处理：{decision} {member}（{by}，{at}）{note}",
+                "decided: {decision} {member} by {by} at {at}{note}"
+            )
+        }
     }
 }

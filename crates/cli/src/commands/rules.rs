@@ -17,23 +17,29 @@ pub fn run(cmd: RulesCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         RulesCommand::Check { file } => {
             let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
+                .with_context(|| crate::output::cannot("读取", "read", &file))?;
             match doudi_risk::RuleSet::from_toml_str(&text) {
                 Ok(rules) => {
-                    println!("{}: valid, version {}", file.display(), rules.version);
+                    let (name, version) = (file.display(), &rules.version);
+                    say!(
+                        "{name}：有效，版本 {version}",
+                        "{name}: valid, version {version}"
+                    );
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
                     // the file, the rule (when the entry belongs to one), the entry, what is wrong
                     let rule = e
                         .rule()
-                        .map(|r| format!(" rule `{r}`,"))
+                        .map(|r| tr!(" 规则 `{r}`，", " rule `{r}`,"))
                         .unwrap_or_default();
+                    let (name, key, what) = (file.display(), e.key(), e.message());
                     eprintln!(
-                        "{}: invalid:{rule} `{}`: {}",
-                        file.display(),
-                        e.key(),
-                        e.message()
+                        "{}",
+                        tr!(
+                            "{name}：无效：{rule} `{key}`：{what}",
+                            "{name}: invalid:{rule} `{key}`: {what}"
+                        )
                     );
                     Ok(ExitCode::from(2))
                 }

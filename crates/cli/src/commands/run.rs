@@ -76,7 +76,10 @@ async fn run_inner(
         .filter(|_| args.feeds.is_none());
     if let Some(brokers) = brokers {
         if args.once {
-            anyhow::bail!("--once reads feed files; a Kafka worker runs until SIGTERM or Ctrl-C");
+            anyhow::bail!(tr!(
+                "--once 只用于读取数据文件；Kafka 消费进程一直运行，直到收到 SIGTERM 或 Ctrl-C",
+                "--once reads feed files; a Kafka worker runs until SIGTERM or Ctrl-C"
+            ));
         }
         let store = open_store(config).await?;
         let report = run_kafka(config, &store, &brokers, stop).await;
@@ -94,10 +97,11 @@ async fn run_inner(
         .clone()
         .unwrap_or_else(|| config.feeds.dir.clone());
     if !feeds.is_dir() {
-        anyhow::bail!(
-            "feeds folder {} does not exist (pass --feeds DIR, or try `doudi demo`)",
-            feeds.display()
-        );
+        let dir = feeds.display();
+        anyhow::bail!(tr!(
+            "数据目录 {dir} 不存在（请用 --feeds DIR 指定，或先试试 `doudi demo`）",
+            "feeds folder {dir} does not exist (pass --feeds DIR, or try `doudi demo`)"
+        ));
     }
     let store = open_store(config).await?;
     let report = run_pipeline_until(config, &store, feeds, args.once, stop).await?;
@@ -148,7 +152,7 @@ async fn run_pipeline_until(
     let report = run_files(store, engine, &opts, &progress, stop).await;
     progress.finish();
     follower.stop().await;
-    let report = report.context("the pipeline stopped")?;
+    let report = report.context(crate::lang::t("数据处理中止", "the pipeline stopped"))?;
     tracing::info!(
         received = report.received,
         accepted = report.accepted,
@@ -268,7 +272,10 @@ async fn run_kafka(
     let follower = follow_register(config, store, &engine, &stop);
     let report = doudi_kafka::run_kafka(store, engine, &kafka, &opts, Arc::new(()), stop).await;
     follower.stop().await;
-    let report = report.context("the Kafka worker stopped")?;
+    let report = report.context(crate::lang::t(
+        "Kafka 消费进程中止",
+        "the Kafka worker stopped",
+    ))?;
     tracing::info!(
         received = report.received,
         accepted = report.accepted,
@@ -312,18 +319,17 @@ fn follow_register(
 }
 
 pub fn print_report(r: &RunReport) {
-    println!(
-        "read {} records in {:.1} s ({:.0}/s): {} new, {} duplicates, {} dead letters",
-        r.received,
-        r.elapsed_ms as f64 / 1000.0,
-        r.rate(),
-        r.accepted,
-        r.duplicates,
-        r.dead_letters
+    let (received, secs, rate) = (r.received, r.elapsed_ms as f64 / 1000.0, r.rate());
+    let (new, dups, dead) = (r.accepted, r.duplicates, r.dead_letters);
+    let (linked, review, unmatched) = (r.linked, r.review, r.unmatched);
+    let (opened, raised) = (r.warnings_opened, r.warnings_raised);
+    say!(
+        "读取 {received} 条记录，用时 {secs:.1} 秒（每秒 {rate:.0} 条）：新记录 {new} 条，重复 {dups} 条，死信 {dead} 条",
+        "read {received} records in {secs:.1} s ({rate:.0}/s): {new} new, {dups} duplicates, {dead} dead letters"
     );
-    println!(
-        "identity: {} linked, {} for review, {} unmatched; warnings: {} opened, {} raised",
-        r.linked, r.review, r.unmatched, r.warnings_opened, r.warnings_raised
+    say!(
+        "身份匹配：已确认 {linked}，待人工确认 {review}，未匹配 {unmatched}；预警：新开启 {opened} 条，升级 {raised} 条",
+        "identity: {linked} linked, {review} for review, {unmatched} unmatched; warnings: {opened} opened, {raised} raised"
     );
     if !r.dead_by_reason.is_empty() {
         let reasons: Vec<String> = r
@@ -331,9 +337,10 @@ pub fn print_report(r: &RunReport) {
             .iter()
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
-        println!(
-            "dead letters by reason: {} (see `doudi deadletters list`)",
-            reasons.join(", ")
+        let reasons = reasons.join(crate::lang::t("，", ", "));
+        say!(
+            "死信原因：{reasons}（见 `doudi deadletters list`）",
+            "dead letters by reason: {reasons} (see `doudi deadletters list`)"
         );
     }
 }

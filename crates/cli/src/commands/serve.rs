@@ -66,19 +66,23 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     service.topic_profiles = super::topic_profiles(config)?;
     if s.push_to == crate::config::PushTo::Kafka {
         if config.kafka.brokers.is_empty() {
-            anyhow::bail!(
+            anyhow::bail!(tr!(
+                "serve.push_to = \"kafka\" 需要设置 kafka.brokers（推送的记录要发布到的 Kafka 地址）",
                 "serve.push_to = \"kafka\" needs kafka.brokers (the brokers the pushed events are produced to)"
-            );
+            ));
         }
-        let producer = doudi_kafka::produce::PushProducer::new(&config.kafka)
-            .context("serve.push_to = \"kafka\": creating the producer")?;
+        let producer =
+            doudi_kafka::produce::PushProducer::new(&config.kafka).context(crate::lang::t(
+                "serve.push_to = \"kafka\"：无法创建 Kafka 生产者",
+                "serve.push_to = \"kafka\": creating the producer",
+            ))?;
         tracing::info!(brokers = %config.kafka.brokers, "pushed batches go to the feed topics (acks=all)");
         service.push_sink = Some(std::sync::Arc::new(KafkaPush(producer)));
     }
     service.deadlines = config.warnings.deadline_policy();
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+        .with_context(|| tr!("无法在 {listen} 上监听", "cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     if store.tokens().await?.is_empty() {
         tracing::warn!("no API tokens yet: create one with `doudi tokens create`");
@@ -103,7 +107,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     tokio::pin!(server);
     tokio::select! {
-        done = &mut server => done.context("the server task failed")?.context("the server stopped")?,
+        done = &mut server => done.context(crate::lang::t("服务任务失败", "the server task failed"))?.context(crate::lang::t("服务已停止", "the server stopped"))?,
         _ = async {
             let _ = stopped_rx.await;
             tokio::time::sleep(grace).await;
@@ -146,16 +150,20 @@ fn push_profiles(specs: &[String]) -> anyhow::Result<Vec<doudi_service::push::Pu
         let text = match doudi_feeds::shipped::text(spec) {
             Some(t) if !path.exists() => t.to_string(),
             _ => std::fs::read_to_string(path).with_context(|| {
-                format!("serve.push_profiles: {spec:?} is neither a shipped profile nor a readable file")
+                tr!(
+                    "serve.push_profiles：{spec:?} 既不是内置数据格式，也不是可读的文件",
+                    "serve.push_profiles: {spec:?} is neither a shipped profile nor a readable file"
+                )
             })?,
         };
         let profile = doudi_feeds::Profile::parse(&text, path)
             .with_context(|| format!("serve.push_profiles: {spec}"))?;
         if out.iter().any(|p| p.profile.name == profile.name) {
-            anyhow::bail!(
-                "serve.push_profiles names profile {:?} twice: a push chooses it by name",
-                profile.name
-            );
+            let name = &profile.name;
+            anyhow::bail!(tr!(
+                "serve.push_profiles 两次列出数据格式 {name:?}：推送时按名称选择数据格式",
+                "serve.push_profiles names profile {name:?} twice: a push chooses it by name"
+            ));
         }
         out.push(doudi_service::push::PushProfile {
             profile: std::sync::Arc::new(profile),

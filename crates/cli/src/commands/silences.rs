@@ -98,9 +98,12 @@ pub async fn run(config: &Config, cmd: SilencesCommand) -> anyhow::Result<ExitCo
             };
             match add_silence(&store, &asker(), &by, &silence).await {
                 Ok(s) => {
-                    println!(
-                        "silence #{}: {} {} from {} until {}",
-                        s.silence_id, s.scope, s.target, s.starts_at, s.ends_at
+                    let (id, target, from, until) =
+                        (s.silence_id, &s.target, &s.starts_at, &s.ends_at);
+                    let scope = scope_words(s.scope);
+                    say!(
+                        "静默 #{id}：{scope} {target}，从 {from} 到 {until}",
+                        "silence #{id}: {scope} {target} from {from} until {until}"
                     );
                     ExitCode::SUCCESS
                 }
@@ -109,24 +112,15 @@ pub async fn run(config: &Config, cmd: SilencesCommand) -> anyhow::Result<ExitCo
         }
         SilencesCommand::List { json } => {
             let list = store.silences().await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
-            } else if list.is_empty() {
-                println!("no silences");
-            } else {
-                for s in &list {
-                    println!(
-                        "#{:<4} {:<9} {:<14} {} → {}  by {}: {}",
-                        s.silence_id,
-                        s.scope,
-                        s.target,
-                        s.starts_at,
-                        s.ends_at,
-                        s.created_by,
-                        s.reason
-                    );
-                }
-            }
+            let empty = || tr!("没有静默", "no silences");
+            crate::output::print_list(json, &list, empty, |s| {
+                let (id, target, from, until) = (s.silence_id, &s.target, &s.starts_at, &s.ends_at);
+                let (by, reason, scope) = (&s.created_by, &s.reason, scope_words(&s.scope));
+                say!(
+                    "#{id:<4} {scope} {target:<14} {from} → {until}  {by}：{reason}",
+                    "#{id:<4} {scope:<9} {target:<14} {from} → {until}  by {by}: {reason}"
+                );
+            })?;
             ExitCode::SUCCESS
         }
     };
@@ -136,5 +130,17 @@ pub async fn run(config: &Config, cmd: SilencesCommand) -> anyhow::Result<ExitCo
 
 /// clap enforces the required arguments; this only guards against a change in their declaration.
 fn unreachable_args<T>() -> anyhow::Result<T> {
-    anyhow::bail!("give --household or --region, and --until or --hours")
+    anyhow::bail!(tr!(
+        "请给出 --household 或 --region，以及 --until 或 --hours",
+        "give --household or --region, and --until or --hours"
+    ))
+}
+
+/// A silence's scope (`household`, `region`) in words.
+fn scope_words(scope: &str) -> &str {
+    match (crate::lang::lang(), scope) {
+        (crate::lang::Lang::Zh, "household") => "户",
+        (crate::lang::Lang::Zh, "region") => "区划",
+        (_, other) => other,
+    }
 }

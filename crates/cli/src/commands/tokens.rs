@@ -7,7 +7,8 @@ use clap::{Subcommand, ValueEnum};
 use doudi_model::RegionCode;
 use doudi_store::{NewToken, StoreError};
 
-use super::open_store;
+use super::{open_store, refusal};
+use crate::lang::{lang, t, Lang};
 use crate::Config;
 
 /// What a token may do.
@@ -103,23 +104,31 @@ pub async fn run(config: &Config, cmd: TokensCommand) -> anyhow::Result<ExitCode
                 (doudi_service::Role::Feeder, Some(s)) => match doudi_model::Source::from_code(s) {
                     Some(s) => Some(s.code()),
                     None => {
-                        eprintln!("error: --source: unknown source {s:?} (known: health_insurance, employment, housing, civil_registry)");
-                        return Ok(ExitCode::from(2));
+                        return refusal(tr!(
+                            "--source：未知的数据来源 {s:?}（可选：health_insurance 医保、employment 人社、housing 住建、civil_registry 民政户籍）",
+                            "--source: unknown source {s:?} (known: health_insurance, employment, housing, civil_registry)"
+                        ));
                     }
                 },
                 (doudi_service::Role::Feeder, None) => {
-                    eprintln!("error: a feeder token pushes one source: give --source SOURCE");
-                    return Ok(ExitCode::from(2));
+                    return refusal(tr!(
+                        "数据推送令牌只推送一个来源：请给出 --source SOURCE",
+                        "a feeder token pushes one source: give --source SOURCE"
+                    ));
                 }
                 (_, Some(_)) => {
-                    eprintln!("error: --source is for feeder tokens only");
-                    return Ok(ExitCode::from(2));
+                    return refusal(tr!(
+                        "--source 只用于数据推送令牌",
+                        "--source is for feeder tokens only"
+                    ));
                 }
                 (_, None) => None,
             };
             if feed_source.is_some() && officer.is_some() {
-                eprintln!("error: a feeder token acts for no officer: drop --officer");
-                return Ok(ExitCode::from(2));
+                return refusal(tr!(
+                    "数据推送令牌不代表任何干部：请去掉 --officer",
+                    "a feeder token acts for no officer: drop --officer"
+                ));
             }
             let region = match RegionCode::parse(&region) {
                 Ok(r) => r.as_str().to_string(),
@@ -132,39 +141,38 @@ pub async fn run(config: &Config, cmd: TokensCommand) -> anyhow::Result<ExitCode
                     region
                 }
                 Err(e) => {
-                    eprintln!("error: --region: {e}");
-                    return Ok(ExitCode::from(2));
+                    return refusal(tr!("--region：{e}", "--region: {e}"));
                 }
             };
             if role.is_regional() {
                 let Some(id) = officer.as_deref() else {
-                    eprintln!(
-                        "error: a {} token acts as an officer: give --officer ID (see `doudi officers list`)",
-                        role.code()
-                    );
-                    return Ok(ExitCode::from(2));
+                    let (code, name) = (role.code(), lang().role(role));
+                    return refusal(tr!(
+                        "{name}令牌代表一名干部：请给出 --officer ID（见 `doudi officers list`）",
+                        "a {code} token acts as an officer: give --officer ID (see `doudi officers list`)"
+                    ));
                 };
                 let directory = doudi_app::engine::directory(&store).await?;
                 let Some(o) = directory.get(id) else {
-                    eprintln!(
-                        "error: officer {id:?} is not in the directory (see `doudi officers list`)"
-                    );
-                    return Ok(ExitCode::from(2));
+                    return refusal(tr!(
+                        "干部 {id:?} 不在干部名录中（见 `doudi officers list`）",
+                        "officer {id:?} is not in the directory (see `doudi officers list`)"
+                    ));
                 };
                 if o.role.code() != role.code() {
-                    eprintln!(
-                        "error: officer {id:?} is a {} in the directory, not a {}",
-                        o.role.code(),
-                        role.code()
-                    );
-                    return Ok(ExitCode::from(2));
+                    let (is, wanted) = (o.role.code(), role.code());
+                    let (is_zh, wanted_zh) = (role_words(is), lang().role(role));
+                    return refusal(tr!(
+                        "干部 {id:?} 在名录中是{is_zh}，不是{wanted_zh}",
+                        "officer {id:?} is a {is} in the directory, not a {wanted}"
+                    ));
                 }
                 if !region.starts_with(o.region.as_str()) {
-                    eprintln!(
-                        "error: officer {id:?} covers region {}; the token's region {region} must lie inside it",
-                        o.region.as_str()
-                    );
-                    return Ok(ExitCode::from(2));
+                    let covers = o.region.as_str();
+                    return refusal(tr!(
+                        "干部 {id:?} 负责区划 {covers}；令牌的区划 {region} 必须在其范围内",
+                        "officer {id:?} covers region {covers}; the token's region {region} must lie inside it"
+                    ));
                 }
             }
             let expires_at = expires_in.map(|d| {
@@ -191,69 +199,81 @@ pub async fn run(config: &Config, cmd: TokensCommand) -> anyhow::Result<ExitCode
                         "feed_source": feed_source})
                 );
             } else {
-                println!(
-                    "token #{id} ({} of {region}{}), expires {}:",
-                    role.code(),
-                    officer
-                        .as_deref()
-                        .map(|o| format!(", acting as {o}"))
-                        .unwrap_or_default(),
-                    expires_at.as_deref().unwrap_or("never")
-                );
+                let acting = officer
+                    .as_deref()
+                    .map(|o| tr!("，代表 {o}", ", acting as {o}"))
+                    .unwrap_or_default();
+                let expires = expires_at.as_deref().unwrap_or(t("永不", "never"));
+                match lang() {
+                    Lang::Zh => println!(
+                        "令牌 #{id}（{region} 的{}{acting}），到期：{expires}：",
+                        lang().role(role)
+                    ),
+                    Lang::En => println!(
+                        "token #{id} ({} of {region}{acting}), expires {expires}:",
+                        role.code()
+                    ),
+                }
                 println!("{token}");
-                println!("it is shown this once: only its SHA-256 is stored");
+                say!(
+                    "令牌只显示这一次：数据库只保存它的 SHA-256",
+                    "it is shown this once: only its SHA-256 is stored"
+                );
             }
             ExitCode::SUCCESS
         }
         TokensCommand::List { json } => {
             let list = store.tokens().await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
-            } else if list.is_empty() {
-                println!("no tokens (create one: doudi tokens create --help)");
-            } else {
-                let now = doudi_store::ts(&chrono::Utc::now());
-                for t in &list {
-                    let state = match (&t.revoked_at, &t.expires_at) {
-                        (Some(at), _) => format!("revoked {at}"),
-                        (None, Some(e)) if *e <= now => format!("expired {e}"),
-                        (None, Some(e)) => format!("valid until {e}"),
-                        (None, None) => "valid, never expires".to_string(),
-                    };
-                    println!(
-                        "#{:<4} {:<10} {:<12} {:<14} {}  created {} by {}{}",
-                        t.token_id,
-                        t.role,
-                        t.region_code,
-                        t.officer_id
-                            .as_deref()
-                            .or(t.feed_source.as_deref())
-                            .unwrap_or("-"),
-                        state,
-                        t.created_at,
-                        t.created_by,
-                        if t.label.is_empty() {
-                            String::new()
-                        } else {
-                            format!("  ({})", t.label)
-                        }
-                    );
-                }
-            }
+            let now = doudi_store::ts(&chrono::Utc::now());
+            let empty = || {
+                tr!(
+                    "没有令牌（创建一个：doudi tokens create --help）",
+                    "no tokens (create one: doudi tokens create --help)"
+                )
+            };
+            crate::output::print_list(json, &list, empty, |t| {
+                let state = match (&t.revoked_at, &t.expires_at) {
+                    (Some(at), _) => tr!("已于 {at} 撤销", "revoked {at}"),
+                    (None, Some(e)) if *e <= now => tr!("已于 {e} 过期", "expired {e}"),
+                    (None, Some(e)) => tr!("有效期至 {e}", "valid until {e}"),
+                    (None, None) => tr!("有效，永不过期", "valid, never expires"),
+                };
+                let (id, region, role) = (t.token_id, &t.region_code, role_words(&t.role));
+                let who = t
+                    .officer_id
+                    .as_deref()
+                    .or(t.feed_source.as_deref())
+                    .unwrap_or("-");
+                let (at, by) = (&t.created_at, &t.created_by);
+                let label = if t.label.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ({})", t.label)
+                };
+                say!(
+                    "#{id:<4} {role} {region:<12} {who:<14} {state}  {by} 创建于 {at}{label}",
+                    "#{id:<4} {role:<10} {region:<12} {who:<14} {state}  created {at} by {by}{label}"
+                );
+            })?;
             ExitCode::SUCCESS
         }
         TokensCommand::Revoke { id } => match store.revoke_token(id, &super::reader()).await {
             Ok(()) => {
-                println!("token #{id} revoked");
+                say!("令牌 #{id} 已撤销", "token #{id} revoked");
                 ExitCode::SUCCESS
             }
-            Err(StoreError::Conflict(m)) => {
-                eprintln!("error: {m}");
-                ExitCode::from(2)
-            }
+            Err(StoreError::Conflict(m)) => refusal(m)?,
             Err(e) => return Err(e.into()),
         },
     };
     store.close().await;
     Ok(code)
+}
+
+/// A role given as its code, in words (the code itself in English or when unknown).
+fn role_words(code: &str) -> &str {
+    match doudi_service::Role::from_code(code) {
+        Some(r) if lang() == Lang::Zh => lang().role(r),
+        _ => code,
+    }
 }

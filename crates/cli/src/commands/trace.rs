@@ -12,6 +12,7 @@ use doudi_store::{ts, TraceEntry};
 use serde_json::Value;
 
 use super::{asker, open_store, refused};
+use crate::lang::{lang, Lang};
 use crate::Config;
 
 #[derive(Debug, Args)]
@@ -34,11 +35,11 @@ pub async fn run(config: &Config, args: TraceArgs) -> anyhow::Result<ExitCode> {
     let entries = match read {
         Ok(r) => r.value,
         Err(AppError::NotFound(_)) => {
-            eprintln!(
-                "error: the store knows nothing of household {} (check the id: `doudi warnings list`)",
-                args.household
-            );
-            return Ok(ExitCode::from(2));
+            let hh = &args.household;
+            return super::refusal(tr!(
+                "数据库中没有户 {hh} 的任何记录（请核对户号：`doudi warnings list`）",
+                "the store knows nothing of household {hh} (check the id: `doudi warnings list`)"
+            ));
         }
         Err(e) => return refused(e),
     };
@@ -46,10 +47,10 @@ pub async fn run(config: &Config, args: TraceArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "trace of household {} ({} entries)",
-        args.household,
-        entries.len()
+    let (hh, n) = (&args.household, entries.len());
+    say!(
+        "户 {hh} 的全部记录（{n} 条）",
+        "trace of household {hh} ({n} entries)"
     );
     for e in &entries {
         print_entry(e);
@@ -62,7 +63,14 @@ fn print_entry(e: &TraceEntry) {
         TraceEntry::Register {
             at, change, file, ..
         } => {
-            println!("{}  register   {change} (import of {file})", ts(at));
+            let at = ts(at);
+            match lang() {
+                Lang::Zh => println!(
+                    "{at}  名册  {}（导入 {file}）",
+                    lang().register_change(change)
+                ),
+                Lang::En => println!("{at}  register   {change} (import of {file})"),
+            }
         }
         TraceEntry::Event {
             seq,
@@ -82,38 +90,55 @@ fn print_entry(e: &TraceEntry) {
         } => {
             let total = evidence.total;
             let model = &evidence.model_version;
-            println!(
-                "{}  event #{seq} {source} {kind} {event_id} ({stream}:{position}{}) → {outcome} {}{}",
-                ts(at),
-                profile
-                    .as_deref()
-                    .map(|p| format!(", profile {p}"))
-                    .unwrap_or_default(),
-                member_id.as_deref().unwrap_or(""),
-                total
-                    .map(|t| format!(" [match weight {t:.1}, model {model}]"))
-                    .unwrap_or_default()
-            );
+            let at = ts(at);
+            let profile = profile
+                .as_deref()
+                .map(|p| tr!("，数据格式 {p}", ", profile {p}"))
+                .unwrap_or_default();
+            let member = member_id.as_deref().unwrap_or("");
+            let weight = total
+                .map(|t| {
+                    tr!(
+                        " [匹配权重 {t:.1}，模型 {model}]",
+                        " [match weight {t:.1}, model {model}]"
+                    )
+                })
+                .unwrap_or_default();
+            match lang() {
+                Lang::Zh => println!(
+                    "{at}  记录 #{seq} {} {} {event_id}（{stream}:{position}{profile}）→ {} {member}{weight}",
+                    lang().source(source),
+                    lang().kind(kind),
+                    lang().outcome(outcome.code())
+                ),
+                Lang::En => println!(
+                    "{at}  event #{seq} {source} {kind} {event_id} ({stream}:{position}{profile}) → {outcome} {member}{weight}"
+                ),
+            }
             if let Some(r) = review {
-                println!(
-                    "{:27}reviewed: {} by {} at {} {}",
-                    "",
-                    r.get("decision").and_then(Value::as_str).unwrap_or(""),
-                    r.get("decided_by").and_then(Value::as_str).unwrap_or(""),
-                    r.get("decided_at").and_then(Value::as_str).unwrap_or(""),
-                    r.get("note").and_then(Value::as_str).unwrap_or("")
+                let field = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("");
+                let (decision, by) = (field("decision"), field("decided_by"));
+                let (at, note) = (field("decided_at"), field("note"));
+                say!(
+                    "{:27}人工确认：{decision}（{by}，{at}）{note}",
+                    "{:27}reviewed: {decision} by {by} at {at} {note}",
+                    ""
                 );
             }
             for d in earlier_decisions {
-                println!(
-                    "{:27}first {} at {} (register version {}); decided again at {} after register version {}",
-                    "",
-                    d.outcome,
-                    d.decided_at,
-                    d.register_version,
-                    d.superseded_at,
-                    d.superseded_by_register_version
-                );
+                let (at, version) = (&d.decided_at, &d.register_version);
+                let (again, after) = (&d.superseded_at, &d.superseded_by_register_version);
+                match lang() {
+                    Lang::Zh => println!(
+                        "{:27}最初于 {at} {}（名册版本 {version}）；名册版本 {after} 后于 {again} 重新判定",
+                        "",
+                        lang().outcome(d.outcome.code())
+                    ),
+                    Lang::En => println!(
+                        "{:27}first {} at {at} (register version {version}); decided again at {again} after register version {after}",
+                        "", d.outcome
+                    ),
+                }
             }
         }
         TraceEntry::Assessment {
@@ -124,9 +149,10 @@ fn print_entry(e: &TraceEntry) {
             level,
             assessment,
         } => {
-            println!(
-                "{}  assessed after #{seq}: score {score}, {level} (rules {rule_set_version})",
-                ts(at)
+            let (at, named) = (ts(at), crate::lang::level(*level));
+            say!(
+                "{at}  记录 #{seq} 之后评估：分数 {score}，{named}（规则集 {rule_set_version}）",
+                "{at}  assessed after #{seq}: score {score}, {level} (rules {rule_set_version})"
             );
             if let Some(a) = assessment {
                 for c in &a.contributions {
@@ -144,18 +170,27 @@ fn print_entry(e: &TraceEntry) {
             refused,
             ..
         } => {
-            println!(
-                "{}  warning #{warning_id} {action} by {actor} ({level}){}{}",
-                ts(at),
-                note.as_deref()
-                    .filter(|n| !n.is_empty())
-                    .map(|n| format!(" — {n}"))
-                    .unwrap_or_default(),
-                refused
-                    .as_deref()
-                    .map(|r| format!(" [REFUSED: {r}]"))
-                    .unwrap_or_default()
-            );
+            let at = ts(at);
+            let note = note
+                .as_deref()
+                .filter(|n| !n.is_empty())
+                .map(|n| format!(" — {n}"))
+                .unwrap_or_default();
+            let refused = refused
+                .as_deref()
+                .map(|r| tr!(" [已拒绝：{r}]", " [REFUSED: {r}]"))
+                .unwrap_or_default();
+            match lang() {
+                Lang::Zh => println!(
+                    "{at}  预警 #{warning_id} {}（{}，{}）{note}{refused}",
+                    lang().action(action),
+                    lang().actor(actor),
+                    crate::lang::level(*level)
+                ),
+                Lang::En => println!(
+                    "{at}  warning #{warning_id} {action} by {actor} ({level}){note}{refused}"
+                ),
+            }
         }
         TraceEntry::Finding {
             at,
@@ -165,16 +200,18 @@ fn print_entry(e: &TraceEntry) {
             close_note,
             ..
         } => {
-            println!(
-                "{at}  finding {check} ({status}): {}{}",
-                finding
-                    .get("summary_zh")
-                    .and_then(Value::as_str)
-                    .unwrap_or(""),
-                close_note
-                    .as_deref()
-                    .map(|n| format!(" [closed: {n}]"))
-                    .unwrap_or_default()
+            let summary = finding
+                .get("summary_zh")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let closed = close_note
+                .as_deref()
+                .map(|n| tr!(" [已关闭：{n}]", " [closed: {n}]"))
+                .unwrap_or_default();
+            let status_words = lang().finding_status(status);
+            say!(
+                "{at}  核查发现 {check}（{status_words}）：{summary}{closed}",
+                "{at}  finding {check} ({status}): {summary}{closed}"
             );
         }
     }

@@ -11,6 +11,8 @@ use doudi_store::ts;
 use doudi_warnings::lifecycle::{Disposition, Move};
 
 use super::{asker, open_store, refused};
+use crate::lang::{assignee, lang, level, status, t, Lang};
+use crate::output::print_list;
 use crate::Config;
 
 /// How a warning was resolved (see `doudi warnings resolve --help`).
@@ -128,24 +130,22 @@ pub async fn run(config: &Config, cmd: WarningsCommand) -> anyhow::Result<ExitCo
         } => {
             let mut list = store.open_warnings(limit, officer.as_deref()).await?;
             list.iter_mut().for_each(mask_warning);
-            if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
-            } else if list.is_empty() {
-                println!("no open warnings");
-            } else {
-                for w in &list {
-                    println!(
-                        "#{:<6} {:<6} score {:<4} household {:<20} region {} deadline {} officer {}",
-                        w.warning_id,
-                        w.level.code(),
-                        w.score,
-                        w.household_id,
-                        w.region_code,
-                        ts(&w.deadline),
-                        w.assigned_to.as_deref().unwrap_or("(unassigned)")
-                    );
+            let empty = || tr!("没有未办结的预警", "no open warnings");
+            print_list(json, &list, empty, |w| {
+                let (id, score, hh, region) =
+                    (w.warning_id, w.score, &w.household_id, &w.region_code);
+                let (deadline, officer) = (ts(&w.deadline), assignee(w.assigned_to.as_deref()));
+                match lang() {
+                    Lang::Zh => println!(
+                        "#{id:<6} {}  分数 {score:<4} 户 {hh:<20} 区划 {region} 截止 {deadline} 责任人 {officer}",
+                        level(w.level)
+                    ),
+                    Lang::En => println!(
+                        "#{id:<6} {:<6} score {score:<4} household {hh:<20} region {region} deadline {deadline} officer {officer}",
+                        w.level.code()
+                    ),
                 }
-            }
+            })?;
             ExitCode::SUCCESS
         }
         WarningsCommand::Show { id, json } => {
@@ -158,10 +158,7 @@ pub async fn run(config: &Config, cmd: WarningsCommand) -> anyhow::Result<ExitCo
                     print_detail(&d);
                     ExitCode::SUCCESS
                 }
-                Err(AppError::NotFound(_)) => {
-                    eprintln!("error: no warning #{id} (see `doudi warnings list`)");
-                    ExitCode::from(2)
-                }
+                Err(AppError::NotFound(_)) => no_warning(id),
                 Err(e) => refused(e)?,
             }
         }
@@ -169,9 +166,10 @@ pub async fn run(config: &Config, cmd: WarningsCommand) -> anyhow::Result<ExitCo
             let now = now.map_or_else(chrono::Utc::now, |t| t.with_timezone(&chrono::Utc));
             let directory = doudi_app::engine::directory(&store).await?;
             let t = tick(&store, &directory, &config.warnings.escalation, now).await?;
-            println!(
-                "escalated {}, reminded {}, held back by silences {}",
-                t.escalated, t.reminded, t.silenced
+            let (escalated, reminded, silenced) = (t.escalated, t.reminded, t.silenced);
+            say!(
+                "逐级上报 {escalated} 条，提醒 {reminded} 条，因静默暂缓 {silenced} 条",
+                "escalated {escalated}, reminded {reminded}, held back by silences {silenced}"
             );
             ExitCode::SUCCESS
         }
@@ -181,24 +179,23 @@ pub async fn run(config: &Config, cmd: WarningsCommand) -> anyhow::Result<ExitCo
             json,
         } => {
             let list = store.inbox(&officer, limit).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
-            } else if list.is_empty() {
-                println!("no notices for {officer}");
-            } else {
-                for n in &list {
-                    println!(
-                        "{}  {:<10} warning #{:<6} {:<6} household {:<14} deadline {}  {}",
-                        ts(&n.due_at),
+            let empty = || tr!("{officer} 没有通知", "no notices for {officer}");
+            print_list(json, &list, empty, |n| {
+                let (due, id, hh) = (ts(&n.due_at), n.warning_id, &n.household_id);
+                let (deadline, note) = (ts(&n.deadline), &n.note);
+                match lang() {
+                    Lang::Zh => println!(
+                        "{due}  {}  预警 #{id:<6} {}  户 {hh:<14} 截止 {deadline}  {note}",
+                        lang().action(&n.kind),
+                        level(n.level)
+                    ),
+                    Lang::En => println!(
+                        "{due}  {:<10} warning #{id:<6} {:<6} household {hh:<14} deadline {deadline}  {note}",
                         n.kind,
-                        n.warning_id,
-                        n.level.code(),
-                        n.household_id,
-                        ts(&n.deadline),
-                        n.note
-                    );
+                        n.level.code()
+                    ),
                 }
-            }
+            })?;
             ExitCode::SUCCESS
         }
         WarningsCommand::Ack { id, by, note } => {
@@ -227,7 +224,10 @@ pub async fn run(config: &Config, cmd: WarningsCommand) -> anyhow::Result<ExitCo
                     )) {
                         Ok(category) => Disposition::Enrolled { category },
                         Err(_) => {
-                            eprintln!("error: unknown category {text:?} (dibao, tekun, dibao_edge, expenditure, unstable, edge_prone, sudden)");
+                            complain!(
+                                "未知的保障类别 {text:?}（可选：dibao 低保、tekun 特困、dibao_edge、expenditure、unstable、edge_prone、sudden）",
+                                "unknown category {text:?} (dibao, tekun, dibao_edge, expenditure, unstable, edge_prone, sudden)"
+                            );
                             return Ok(ExitCode::from(2));
                         }
                     }
@@ -263,41 +263,96 @@ async fn make_move(
     };
     match move_warning(store, &asker(), limit, &req).await {
         Ok(moved) => {
-            println!("warning #{id}: {} → {} by {actor}", moved.from, moved.to);
+            match lang() {
+                Lang::Zh => println!(
+                    "预警 #{id}：{} → {}（{actor}）",
+                    status(moved.from),
+                    status(moved.to)
+                ),
+                Lang::En => println!("warning #{id}: {} → {} by {actor}", moved.from, moved.to),
+            }
             Ok(ExitCode::SUCCESS)
         }
-        Err(AppError::NotFound(_)) => {
-            eprintln!("error: no warning #{id} (see `doudi warnings list`)");
-            Ok(ExitCode::from(2))
-        }
+        Err(AppError::NotFound(_)) => Ok(no_warning(id)),
+        Err(e) if lang() == Lang::Zh => match why_refused(config, store, &req).await {
+            Some(why) => {
+                eprintln!("错误：{}", crate::lang::move_error(Lang::Zh, &why));
+                Ok(ExitCode::from(2))
+            }
+            None => refused(e),
+        },
         Err(e) => refused(e),
     }
 }
 
+/// No such warning (exit 2).
+fn no_warning(id: i64) -> ExitCode {
+    complain!(
+        "没有预警 #{id}（见 `doudi warnings list`）",
+        "no warning #{id} (see `doudi warnings list`)"
+    );
+    ExitCode::from(2)
+}
+
+/// Why a move was refused, typed (for its words in Chinese), as the pages find it.
+async fn why_refused(
+    config: &Config,
+    store: &doudi_store::Store,
+    req: &MoveRequest<'_>,
+) -> Option<doudi_warnings::lifecycle::MoveError> {
+    use doudi_warnings::lifecycle::{authorise, check_reason, transition};
+    let d = store.warning_detail(req.warning_id).await.ok()??;
+    let region = doudi_model::RegionCode::parse(&d.warning.region_code).ok()?;
+    let directory = doudi_app::engine::directory(store).await.ok()?;
+    let limit = config.rule_set().ok()?.relief.township_limit;
+    authorise(
+        &directory,
+        req.officer,
+        d.warning.assigned_to.as_deref(),
+        &region,
+        &req.m,
+        limit,
+    )
+    .and_then(|_| check_reason(&req.m, req.note))
+    .and_then(|_| transition(d.warning.status, &req.m))
+    .err()
+}
+
 fn print_detail(d: &doudi_store::WarningDetail) {
     let w = &d.warning;
-    println!(
-        "warning #{} · {} · {} · score {} · household {} · region {}",
-        w.warning_id, w.status, w.level, w.score, w.household_id, w.region_code
-    );
-    println!(
-        "assigned to {} · opened {} · deadline {}",
-        w.assigned_to
-            .as_deref()
-            .unwrap_or("(nobody: no officer covers the region)"),
-        ts(&w.opened_at),
-        ts(&w.deadline)
-    );
+    let (id, score, hh, region) = (w.warning_id, w.score, &w.household_id, &w.region_code);
+    let assignee = w.assigned_to.as_deref().unwrap_or(t(
+        "（无：该辖区没有责任干部）",
+        "(nobody: no officer covers the region)",
+    ));
+    let (opened, deadline) = (ts(&w.opened_at), ts(&w.deadline));
+    match lang() {
+        Lang::Zh => {
+            println!(
+                "预警 #{id} · {} · {} · 分数 {score} · 户 {hh} · 区划 {region}",
+                status(w.status),
+                level(w.level)
+            );
+            println!("责任人 {assignee} · 开启 {opened} · 截止 {deadline}");
+        }
+        Lang::En => {
+            println!(
+                "warning #{id} · {} · {} · score {score} · household {hh} · region {region}",
+                w.status, w.level
+            );
+            println!("assigned to {assignee} · opened {opened} · deadline {deadline}");
+        }
+    }
     if let Some(at) = &w.occurred_at {
-        println!(
-            "happened {}{}",
-            ts(at),
-            if w.late {
-                " · late record (补录): the deadline is a catch-up window from its arrival"
-            } else {
-                ""
-            }
-        );
+        let late = if w.late {
+            t(
+                " · 补录：截止时间从记录到达时起算补办期限",
+                " · late record (补录): the deadline is a catch-up window from its arrival",
+            )
+        } else {
+            ""
+        };
+        say!("发生于 {}{late}", "happened {}{late}", ts(at));
     }
     if let Some(members) = w.household.get("members").and_then(|m| m.as_array()) {
         let list: Vec<String> = members
@@ -310,37 +365,51 @@ fn print_detail(d: &doudi_store::WarningDetail) {
                 )
             })
             .collect();
-        println!("members: {}", list.join(", "));
+        say!("成员：{}", "members: {}", list.join(t("，", ", ")));
     }
     print_explanation(w.level, &w.summary);
-    println!("why (rule set {}):", w.summary.rule_set_version);
+    let version = &w.summary.rule_set_version;
+    say!("原因（规则集 {version}）：", "why (rule set {version}):");
     for c in &w.summary.contributions {
         println!("  {:+5}  {}", c.points, c.reason_zh);
     }
     if let Some(disposition) = &d.disposition {
-        println!(
-            "disposition: {}",
-            serde_json::to_value(disposition).unwrap_or_default()
-        );
+        match lang() {
+            Lang::Zh => println!("处置：{}", lang().disposition(disposition)),
+            Lang::En => println!(
+                "disposition: {}",
+                serde_json::to_value(disposition).unwrap_or_default()
+            ),
+        }
     }
-    println!("history:");
+    say!("处理记录：", "history:");
     for h in &d.history {
-        println!(
-            "  {}  {:<12} by {:<14} level {:<6}{}{}",
-            ts(&h.at),
-            h.action,
-            h.actor,
-            h.level.code(),
-            h.note
-                .as_deref()
-                .filter(|n| !n.is_empty())
-                .map(|n| format!(" — {n}"))
-                .unwrap_or_default(),
-            h.refused
-                .as_deref()
-                .map(|r| format!(" [REFUSED: {r}]"))
-                .unwrap_or_default()
-        );
+        let note = h
+            .note
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .map(|n| format!(" — {n}"))
+            .unwrap_or_default();
+        let refused = h
+            .refused
+            .as_deref()
+            .map(|r| tr!(" [已拒绝：{r}]", " [REFUSED: {r}]"))
+            .unwrap_or_default();
+        let at = ts(&h.at);
+        match lang() {
+            Lang::Zh => println!(
+                "  {at}  {}  处理人 {}  等级 {}{note}{refused}",
+                lang().action(&h.action),
+                lang().actor(&h.actor),
+                level(h.level)
+            ),
+            Lang::En => println!(
+                "  {at}  {:<12} by {:<14} level {:<6}{note}{refused}",
+                h.action,
+                h.actor,
+                h.level.code()
+            ),
+        }
     }
 }
 
@@ -349,16 +418,28 @@ fn print_detail(d: &doudi_store::WarningDetail) {
 fn print_explanation(level: doudi_model::Level, summary: &doudi_model::Assessment) {
     use doudi_warnings::explain::{explain, Ask};
     let e = explain(level, summary);
+    let zh = lang() == Lang::Zh;
     if e.ask == Ask::VerifyAndClose {
-        println!("ask: 请核实后关闭 / verify and close");
+        say!("请核实后关闭", "ask: 请核实后关闭 / verify and close");
     }
-    for (zh, en) in e.why_zh.iter().zip(&e.why_en) {
-        println!("level: {zh}\n       {en}");
+    for (why_zh, why_en) in e.why_zh.iter().zip(&e.why_en) {
+        if zh {
+            println!("等级：{why_zh}");
+        } else {
+            println!("level: {why_zh}\n       {why_en}");
+        }
     }
     if !e.lapsed_zh.is_empty() {
-        println!("raised by (no longer counting):");
-        for (zh, en) in e.lapsed_zh.iter().zip(&e.lapsed_en) {
-            println!("  {zh}\n  {en}");
+        say!(
+            "曾因以下情况升级（现已不再计入）：",
+            "raised by (no longer counting):"
+        );
+        for (was_zh, was_en) in e.lapsed_zh.iter().zip(&e.lapsed_en) {
+            if zh {
+                println!("  {was_zh}");
+            } else {
+                println!("  {was_zh}\n  {was_en}");
+            }
         }
     }
 }
