@@ -147,3 +147,15 @@ pub fn pad(text: &str, width: usize) -> String {
         .sum();
     format!("{text}{}", " ".repeat(width.saturating_sub(used).max(1)))
 }
+
+/// A history line's tail: ` — note` (if any) and ` [已拒绝：why]` / ` [REFUSED: why]`.
+pub fn note_and_refusal(note: Option<&str>, refused: Option<&str>) -> String {
+    let note = note
+        .filter(|n| !n.is_empty())
+        .map(|n| format!(" — {n}"))
+        .unwrap_or_default();
+    let refused = refused
+        .map(|r| tr!(" [已拒绝：{r}]", " [REFUSED: {r}]"))
+        .unwrap_or_default();
+    note + &refused
+}

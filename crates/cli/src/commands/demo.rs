@@ -86,37 +86,22 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     let store = open_store(&config).await?;
     let register_file = args.dir.join("register.jsonl");
-    let households = match import::read_register(&register_file)? {
-        Ok(h) => h,
-        Err(problems) => {
-            return Err(invalid(
-                t("生成的低保名册", "generated register is"),
-                &problems,
-            ))
-        }
-    };
+    let households = generated(
+        import::read_register(&register_file)?,
+        t("生成的低保名册", "generated register is"),
+    )?;
     let report = import::import_households(&store, &households, &register_file, true).await?;
     let officers_file = args.dir.join("officers.jsonl");
-    let officers = match officers::read_officers(&officers_file)? {
-        Ok(o) => o,
-        Err(problems) => {
-            return Err(invalid(
-                t("生成的干部名录", "generated officers are"),
-                &problems,
-            ))
-        }
-    };
+    let officers = generated(
+        officers::read_officers(&officers_file)?,
+        t("生成的干部名录", "generated officers are"),
+    )?;
     let directory = officers::import(&store, officers).await?;
     let regions_file = args.dir.join("regions.csv");
-    let regions = match regions::read_regions(&regions_file)? {
-        Ok(r) => r,
-        Err(problems) => {
-            return Err(invalid(
-                t("生成的区划名称", "generated region names are"),
-                &problems,
-            ))
-        }
-    };
+    let regions = generated(
+        regions::read_regions(&regions_file)?,
+        t("生成的区划名称", "generated region names are"),
+    )?;
     store
         .import_region_names(&regions, &regions_file.display().to_string())
         .await?;
@@ -253,10 +238,12 @@ fn t_approver(approver: &str) -> &str {
     }
 }
 
-/// A generated file that does not read back: a bug of the generator.
-fn invalid(what: &str, problems: &[String]) -> anyhow::Error {
-    let problems = problems.join("; ");
-    anyhow::anyhow!(tr!("{what}无效：{problems}", "{what} invalid: {problems}"))
+/// What a generated file held, or (a bug of the generator) what is wrong with it.
+fn generated<T>(read: Result<T, Vec<String>>, what: &str) -> anyhow::Result<T> {
+    read.map_err(|problems| {
+        let problems = problems.join("; ");
+        anyhow::anyhow!(tr!("{what}无效：{problems}", "{what} invalid: {problems}"))
+    })
 }
 
 /// `2026-11-24 22:23 (+08:00), in 23 h`.

@@ -137,86 +137,58 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
 
 /// The report as a clerk reads it.
 fn render(r: &CheckReport, p: &Profile) -> String {
-    use std::fmt::Write;
-    let mut o = String::new();
+    let mut o: Vec<String> = Vec::new();
     let (name, version, source) = (&r.profile.profile, &r.profile.version, &r.source);
     let title = p
         .title
         .as_deref()
         .map(|t| format!(" — {t}"))
         .unwrap_or_default();
-    let _ = writeln!(
-        o,
-        "{}",
-        tr!(
-            "数据格式 {name} 版本 {version}（{source}）{title}",
-            "profile {name} version {version} ({source}){title}"
-        )
-    );
+    o.push(tr!(
+        "数据格式 {name} 版本 {version}（{source}）{title}",
+        "profile {name} version {version} ({source}){title}"
+    ));
     for f in &r.files {
         let mut what = vec![f.format.to_string()];
         what.extend(f.encoding.map(str::to_string));
         what.extend(f.sheet.as_ref().map(|s| tr!("工作表 {s}", "sheet {s}")));
-        let _ = writeln!(o, "\n{} ({})", f.file, what.join(", "));
+        o.push(format!("\n{} ({})", f.file, what.join(", ")));
         let s = &f.stats;
         let (rows, events, refused) = (s.rows, s.events, s.refused);
-        let _ = writeln!(
-            o,
-            "{}",
-            tr!("  读取行数      {rows:>9}", "  rows read      {rows:>9}")
+        o.push(tr!(
+            "  读取行数      {rows:>9}",
+            "  rows read      {rows:>9}"
+        ));
+        o.push(tr!(
+            "  生成记录      {events:>9}",
+            "  events made    {events:>9}"
+        ));
+        o.extend(
+            s.by_kind
+                .iter()
+                .map(|(kind, n)| format!("    {kind:<26} {n:>9}")),
         );
-        let _ = writeln!(
-            o,
-            "{}",
+        o.extend(s.skipped.iter().map(|(reason, n)| {
             tr!(
-                "  生成记录      {events:>9}",
-                "  events made    {events:>9}"
+                "  跳过          {n:>9}  {reason}",
+                "  passed over    {n:>9}  {reason}"
             )
-        );
-        for (kind, n) in &s.by_kind {
-            let _ = writeln!(o, "    {kind:<26} {n:>9}");
-        }
-        for (reason, n) in &s.skipped {
-            let _ = writeln!(
-                o,
-                "{}",
-                tr!(
-                    "  跳过          {n:>9}  {reason}",
-                    "  passed over    {n:>9}  {reason}"
-                )
-            );
-        }
-        let _ = writeln!(
-            o,
-            "{}",
-            tr!(
-                "  拒收          {refused:>9}",
-                "  refused        {refused:>9}"
-            )
-        );
-        for e in &f.refusals {
-            let _ = writeln!(o, "    {e}");
-        }
+        }));
+        o.push(tr!(
+            "  拒收          {refused:>9}",
+            "  refused        {refused:>9}"
+        ));
+        o.extend(f.refusals.iter().map(|e| format!("    {e}")));
         if let Some(e) = &f.error {
-            let _ = writeln!(
-                o,
-                "{}",
-                tr!("  文件未读完：{e}", "  FILE NOT READ TO ITS END: {e}")
-            );
+            o.push(tr!("  文件未读完：{e}", "  FILE NOT READ TO ITS END: {e}"));
         }
     }
     if !r.samples.is_empty() {
-        let _ = writeln!(
-            o,
-            "{}",
-            tr!(
-                "\n样例记录（个人信息已遮蔽）：",
-                "\nsample events (personal data masked):"
-            )
-        );
-        for s in &r.samples {
-            let _ = writeln!(o, "  {s}");
-        }
+        o.push(tr!(
+            "\n样例记录（个人信息已遮蔽）：",
+            "\nsample events (personal data masked):"
+        ));
+        o.extend(r.samples.iter().map(|s| format!("  {s}")));
     }
     let totals = r.totals();
     let (files, rows, events, refused) =
@@ -229,13 +201,10 @@ fn render(r: &CheckReport, p: &Profile) -> String {
             " — fix the refused rows (in the export, or the profile's mapping) and check again",
         )
     };
-    let _ = writeln!(
-        o,
-        "{}",
-        tr!(
-            "\n{files} 个文件：{rows} 行，{events} 条记录，拒收 {refused} 行{verdict}",
-            "\n{files} file(s): {rows} rows, {events} events, {refused} refused{verdict}"
-        )
-    );
-    o
+    o.push(tr!(
+        "\n{files} 个文件：{rows} 行，{events} 条记录，拒收 {refused} 行{verdict}",
+        "\n{files} file(s): {rows} rows, {events} events, {refused} refused{verdict}"
+    ));
+    o.push(String::new());
+    o.join("\n")
 }

@@ -171,25 +171,17 @@ fn print_entry(e: &TraceEntry) {
             ..
         } => {
             let at = ts(at);
-            let note = note
-                .as_deref()
-                .filter(|n| !n.is_empty())
-                .map(|n| format!(" — {n}"))
-                .unwrap_or_default();
-            let refused = refused
-                .as_deref()
-                .map(|r| tr!(" [已拒绝：{r}]", " [REFUSED: {r}]"))
-                .unwrap_or_default();
+            let tail = crate::output::note_and_refusal(note.as_deref(), refused.as_deref());
             match lang() {
                 Lang::Zh => println!(
-                    "{at}  预警 #{warning_id} {}（{}，{}）{note}{refused}",
+                    "{at}  预警 #{warning_id} {}（{}，{}）{tail}",
                     lang().action(action),
                     lang().actor(actor),
                     crate::lang::level(*level)
                 ),
-                Lang::En => println!(
-                    "{at}  warning #{warning_id} {action} by {actor} ({level}){note}{refused}"
-                ),
+                Lang::En => {
+                    println!("{at}  warning #{warning_id} {action} by {actor} ({level}){tail}")
+                }
             }
         }
         TraceEntry::Finding {

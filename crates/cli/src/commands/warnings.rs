@@ -384,27 +384,17 @@ fn print_detail(d: &doudi_store::WarningDetail) {
     }
     say!("处理记录：", "history:");
     for h in &d.history {
-        let note = h
-            .note
-            .as_deref()
-            .filter(|n| !n.is_empty())
-            .map(|n| format!(" — {n}"))
-            .unwrap_or_default();
-        let refused = h
-            .refused
-            .as_deref()
-            .map(|r| tr!(" [已拒绝：{r}]", " [REFUSED: {r}]"))
-            .unwrap_or_default();
+        let tail = crate::output::note_and_refusal(h.note.as_deref(), h.refused.as_deref());
         let at = ts(&h.at);
         match lang() {
             Lang::Zh => println!(
-                "  {at}  {}  处理人 {}  等级 {}{note}{refused}",
+                "  {at}  {}  处理人 {}  等级 {}{tail}",
                 lang().action(&h.action),
                 lang().actor(&h.actor),
                 level(h.level)
             ),
             Lang::En => println!(
-                "  {at}  {:<12} by {:<14} level {:<6}{note}{refused}",
+                "  {at}  {:<12} by {:<14} level {:<6}{tail}",
                 h.action,
                 h.actor,
                 h.level.code()
