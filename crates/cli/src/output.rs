@@ -159,3 +159,28 @@ pub fn note_and_refusal(note: Option<&str>, refused: Option<&str>) -> String {
         .unwrap_or_default();
     note + &refused
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_padded_by_terminal_columns() {
+        assert_eq!(pad("database", 16), "database        ");
+        assert_eq!(pad("events received", 16), "events received ");
+        // A Chinese character takes two columns.
+        assert_eq!(pad("数据库", 12), "数据库      ");
+        assert_eq!(pad("未办结预警", 12), "未办结预警  ");
+        assert_eq!(pad("too long for it", 4), "too long for it ");
+    }
+
+    #[test]
+    fn a_history_tail_has_the_note_and_the_refusal() {
+        // This crate's unit tests read English (see `lang::lang`).
+        assert_eq!(note_and_refusal(Some(""), None), "");
+        assert_eq!(
+            note_and_refusal(Some("账单已报销"), Some("not the officer")),
+            " — 账单已报销 [REFUSED: not the officer]"
+        );
+    }
+}

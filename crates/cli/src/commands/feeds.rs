@@ -144,8 +144,9 @@ fn render(r: &CheckReport, p: &Profile) -> String {
         .as_deref()
         .map(|t| format!(" — {t}"))
         .unwrap_or_default();
+    let source_words = crate::lang::lang().source(source);
     o.push(tr!(
-        "数据格式 {name} 版本 {version}（{source}）{title}",
+        "数据格式 {name} 版本 {version}（{source_words}）{title}",
         "profile {name} version {version} ({source}){title}"
     ));
     for f in &r.files {

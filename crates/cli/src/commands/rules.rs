@@ -37,20 +37,20 @@ pub async fn run(config: &Config, cmd: RulesCommand) -> anyhow::Result<ExitCode>
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
             if let Err(e) = doudi_risk::RuleSet::from_toml_str(&text) {
-                eprintln!(
-                    "{}: invalid: `{}`: {}",
-                    file.display(),
-                    e.key(),
-                    e.message()
+                let (path, key, why) = (file.display(), e.key(), e.message());
+                complain!(
+                    "{path}：规则集无效：`{key}`：{why}",
+                    "{path}: invalid: `{key}`: {why}"
                 );
                 return Ok(ExitCode::from(2));
             }
             let store = open_store(config).await?;
             let row = doudi_app::engine::activate_rules(&store, &text, &super::reader()).await?;
             store.close().await;
-            println!(
-                "rule set {} activated (activation {}) at {}",
-                row.version, row.id, row.activated_at
+            let (version, id, at) = (&row.version, row.id, &row.activated_at);
+            say!(
+                "规则集 {version} 已启用（启用记录 {id}，{at}）",
+                "rule set {version} activated (activation {id}) at {at}"
             );
             print_positions(&row);
             Ok(ExitCode::SUCCESS)
@@ -103,26 +103,27 @@ pub async fn show(config: &Config, kind: ActivationKind, json: bool) -> anyhow::
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }
+    let what = match kind {
+        ActivationKind::Rules => crate::lang::t("规则集", "rules"),
+        ActivationKind::Model => crate::lang::t("身份匹配模型", "model"),
+    };
     if rows.is_empty() {
-        println!(
-            "no {} activated yet (a first `doudi run` activates the configured one)",
-            kind.code()
+        say!(
+            "尚未启用任何{what}（首次 `doudi run` 会启用配置中的那一个）",
+            "no {what} activated yet (a first `doudi run` activates the configured one)"
         );
     }
     let last = rows.last().map(|r| r.id);
     for row in &rows {
-        println!(
-            "activation {}: {} {}{} at {} by {}",
-            row.id,
-            kind.code(),
-            row.version,
-            if Some(row.id) == last {
-                " (active)"
-            } else {
-                ""
-            },
-            row.activated_at,
-            row.activated_by
+        let (id, version, at, by) = (row.id, &row.version, &row.activated_at, &row.activated_by);
+        let active = if Some(row.id) == last {
+            crate::lang::t("（当前）", " (active)")
+        } else {
+            ""
+        };
+        say!(
+            "启用记录 {id}：{what} {version}{active}，{at}，由 {by} 启用",
+            "activation {id}: {what} {version}{active} at {at} by {by}"
         );
         print_positions(row);
     }
@@ -132,11 +133,17 @@ pub async fn show(config: &Config, kind: ActivationKind, json: bool) -> anyhow::
 /// Where an activation took effect, stream by stream.
 pub fn print_positions(row: &ActivationRow) {
     if row.from.is_empty() {
-        println!("  from the start of every stream");
+        say!("  自每个数据流的开头起", "  from the start of every stream");
         return;
     }
     for (stream, line) in &row.from {
-        println!("  {stream}: from line (offset) {line}");
+        say!(
+            "  {stream}：自第 {line} 行（偏移量）起",
+            "  {stream}: from line (offset) {line}"
+        );
     }
-    println!("  any stream begun since: from its start");
+    say!(
+        "  此后新出现的数据流：自其开头起",
+        "  any stream begun since: from its start"
+    );
 }

@@ -206,7 +206,7 @@ pub async fn run(config: &Config, cmd: TokensCommand) -> anyhow::Result<ExitCode
                 let expires = expires_at.as_deref().unwrap_or(t("永不", "never"));
                 match lang() {
                     Lang::Zh => println!(
-                        "令牌 #{id}（{region} 的{}{acting}），到期：{expires}：",
+                        "令牌 #{id}（{region} 的{}{acting}，到期：{expires}）：",
                         lang().role(role)
                     ),
                     Lang::En => println!(
