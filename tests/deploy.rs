@@ -388,6 +388,36 @@ fn every_command_line_parses() {
     }
 }
 
+/// Issue 22: the identity model is retrained on a schedule from the feed topics, by a CronJob in
+/// Kubernetes and by a long-running `--every` service in compose.
+#[test]
+fn the_identity_model_is_retrained_on_a_schedule_in_compose_and_kubernetes() {
+    let lines = command_lines();
+    let train = |file: &str| {
+        lines.iter().find(|(f, a)| {
+            f.ends_with(file) && a.len() >= 4 && a[..3] == ["linkage", "train", "--brokers"]
+        })
+    };
+    let (_, compose) = train("compose.yaml").expect("no `linkage train --brokers` in compose");
+    assert!(
+        compose.windows(2).any(|w| w[0] == "--every"),
+        "compose trains once only: {compose:?}"
+    );
+    train("60-cronjobs.yaml").expect("no `linkage train --brokers` CronJob in deploy/k8s");
+    let k8s = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/k8s/60-cronjobs.yaml"),
+    )
+    .unwrap();
+    let job = k8s
+        .split("\n---")
+        .find(|d| d.contains("\"linkage\", \"train\""))
+        .unwrap();
+    assert!(
+        job.contains("kind: CronJob") && job.contains("schedule:"),
+        "{job}"
+    );
+}
+
 #[test]
 fn every_metric_an_alert_uses_is_exported() {
     // One of each, so that every family has a sample to render.

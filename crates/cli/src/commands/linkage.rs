@@ -29,6 +29,12 @@ The model (m and u probabilities per field and comparison level, the prior, term
         /// With --brokers: records read per partition.
         #[arg(long, default_value_t = 5000)]
         per_partition: usize,
+        /// With --brokers: keep running and train again every DURATION (e.g. 7d, 12h, 30m), the
+        /// first time at once: a scheduled retraining for a Kafka deployment without a CronJob.
+        /// A refused (degenerate) model or an unreachable broker is reported and the next period
+        /// tried; the last good model stays active meanwhile. Stops on SIGTERM / Ctrl-C.
+        #[arg(long, value_name = "DURATION", requires = "brokers", value_parser = parse_every)]
+        every: Option<std::time::Duration>,
         /// Records to sample (overrides linkage.train_sample).
         #[arg(long)]
         sample: Option<usize>,
@@ -81,8 +87,12 @@ pub async fn run(config: &Config, cmd: LinkageCommand) -> anyhow::Result<ExitCod
             brokers,
             per_partition,
             sample,
+            every,
         } => {
             if let Some(brokers) = brokers {
+                if let Some(every) = every {
+                    return train_from_kafka_every(config, &brokers, per_partition, every).await;
+                }
                 return train_from_kafka(config, &brokers, per_partition).await;
             }
             let feeds = feeds.unwrap_or_else(|| config.feeds.dir.clone());
@@ -247,6 +257,61 @@ pub async fn run(config: &Config, cmd: LinkageCommand) -> anyhow::Result<ExitCod
     }
 }
 
+/// A period: a whole number followed by `d`, `h`, `m` or `s` (e.g. `7d`), at least a minute.
+fn parse_every(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let unit = s.chars().last().ok_or("an empty period")?;
+    let secs_per = match unit {
+        'd' => 86_400,
+        'h' => 3_600,
+        'm' => 60,
+        's' => 1,
+        _ => return Err("a period ends in d, h, m or s (e.g. 7d)".into()),
+    };
+    let n: u64 = s[..s.len() - 1]
+        .trim()
+        .parse()
+        .map_err(|_| "a period is a whole number followed by d, h, m or s (e.g. 7d)".to_string())?;
+    let secs = n.checked_mul(secs_per).ok_or("the period is too long")?;
+    if secs < 60 {
+        return Err("the period is at least a minute (1m)".into());
+    }
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+/// `linkage train --brokers --every D`: train at once, then every `every`, until stopped. A
+/// failed or refused training is reported and does not stop the schedule.
+async fn train_from_kafka_every(
+    config: &Config,
+    brokers: &str,
+    per_partition: usize,
+    every: std::time::Duration,
+) -> anyhow::Result<ExitCode> {
+    let stop = super::shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        let started = chrono::Utc::now();
+        match train_from_kafka(config, brokers, per_partition).await {
+            Ok(code) if code == ExitCode::SUCCESS => {}
+            Ok(_) => eprintln!("the last good model stays active until the next training"),
+            Err(e) => eprintln!(
+                "error: the training started at {} failed: {e:#}",
+                started.format("%Y-%m-%dT%H:%M:%SZ")
+            ),
+        }
+        let next = chrono::Utc::now()
+            + chrono::Duration::from_std(every).unwrap_or(chrono::Duration::days(7));
+        println!("next training at {}", next.format("%Y-%m-%dT%H:%M:%SZ"));
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = &mut stop => {
+                println!("stopped; no training under way");
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+    }
+}
+
 /// `linkage train --brokers`: train on a sample of the feed topics, with the same guard.
 async fn train_from_kafka(
     config: &Config,
@@ -354,4 +419,31 @@ pub fn explain(
         },
         &config.linkage.thresholds,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_every;
+    use std::time::Duration;
+
+    #[test]
+    fn a_training_period_is_a_number_and_a_unit_of_at_least_a_minute() {
+        assert_eq!(parse_every("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_every("12h"), Ok(Duration::from_secs(12 * 3_600)));
+        assert_eq!(parse_every("30m"), Ok(Duration::from_secs(1_800)));
+        assert_eq!(parse_every("90s"), Ok(Duration::from_secs(90)));
+        for bad in [
+            "",
+            "7",
+            "d",
+            "7w",
+            "-1d",
+            "1.5d",
+            "30s",
+            "0m",
+            "99999999999999999d",
+        ] {
+            assert!(parse_every(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }
