@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// Where the service is used: its time zone (pages, notices).
+    pub locality: LocalityConfig,
     pub store: StoreConfig,
     pub feeds: FeedsConfig,
     /// How running workers follow register imports.
@@ -32,6 +34,31 @@ pub struct Config {
     pub kafka: doudi_kafka::KafkaConfig,
     /// The audit trail's checkpoints (`doudi audit checkpoint`).
     pub audit: AuditConfig,
+}
+
+/// The locality the service serves (`[locality]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalityConfig {
+    /// The locality's time zone (an IANA name): the pages show times in it, to the minute, and
+    /// WeCom and DingTalk messages give deadlines in it.
+    pub time_zone: String,
+}
+
+impl Default for LocalityConfig {
+    fn default() -> Self {
+        LocalityConfig {
+            time_zone: "Asia/Shanghai".into(),
+        }
+    }
+}
+
+impl LocalityConfig {
+    /// [`LocalityConfig::time_zone`] as a zone.
+    pub fn zone(&self) -> anyhow::Result<chrono_tz::Tz> {
+        doudi_service::parse_timezone(&self.time_zone)
+            .map_err(|e| anyhow::anyhow!("locality.time_zone: {e}"))
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -149,7 +176,7 @@ pub struct RulesConfig {
 impl Config {
     /// Load: defaults, then `file` (if given), then `DOUDI_SECTION__KEY` environment variables.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
-        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        let mut given = Figment::new();
         if let Some(path) = file {
             if !path.exists() {
                 anyhow::bail!(
@@ -157,15 +184,17 @@ impl Config {
                     path.display()
                 );
             }
-            fig = fig.merge(Toml::file_exact(path));
+            given = given.merge(Toml::file_exact(path));
         }
         // Secrets are read as they are, below (through figment an all-digit secret would become
         // a number), from the variable or the file its `_FILE` variable names.
-        fig = fig.merge(
+        given = given.merge(
             Env::prefixed("DOUDI_")
                 .filter(|k| k.as_str().contains("__") && !is_secret_variable(k.as_str()))
                 .split("__"),
         );
+        let locality_given = given.find_value("locality.time_zone").is_ok();
+        let fig = Figment::from(Serialized::defaults(Config::default())).merge(given);
         let mut config: Config = fig.extract().map_err(|e| {
             let mut msg = String::from("invalid configuration");
             for err in e {
@@ -174,8 +203,42 @@ impl Config {
             anyhow::anyhow!(msg)
         })?;
         apply_secrets(&mut config, |var| std::env::var_os(var))?;
+        for warning in config.one_time_zone(locality_given)? {
+            tracing::warn!("{warning}");
+        }
         config.validate()?;
         Ok(config)
+    }
+
+    /// One time zone: `locality.time_zone`. The keys it replaced (`serve.time_zone`,
+    /// `deliver.time_zone`) are still read, each with a warning naming the new key, and refused
+    /// when they disagree with each other or with `locality.time_zone` (`locality_given`: set in
+    /// the file or the environment). Returns the warnings.
+    fn one_time_zone(&mut self, locality_given: bool) -> anyhow::Result<Vec<String>> {
+        let mut warnings = Vec::new();
+        let old = [
+            ("serve.time_zone", self.serve.time_zone.take()),
+            ("deliver.time_zone", self.deliver.time_zone.take()),
+        ];
+        let mut chosen: Option<(&str, String)> =
+            locality_given.then(|| ("locality.time_zone", self.locality.time_zone.clone()));
+        for (key, value) in old {
+            let Some(value) = value else { continue };
+            warnings.push(format!(
+                "{key} is replaced by locality.time_zone (one zone for pages and notices): write `[locality] time_zone = {value:?}` instead"
+            ));
+            match &chosen {
+                Some((other, zone)) if zone.trim() != value.trim() => anyhow::bail!(
+                    "{key} = {value:?} disagrees with {other} = {zone:?}: set one time zone, locality.time_zone"
+                ),
+                Some(_) => {}
+                None => chosen = Some((key, value)),
+            }
+        }
+        if let Some((_, zone)) = chosen {
+            self.locality.time_zone = zone;
+        }
+        Ok(warnings)
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -230,7 +293,7 @@ impl Config {
                 "deliver.batch_size, max_digest_items and concurrency must be at least 1"
             );
         }
-        d.zone()?;
+        self.locality.zone()?;
         if d.backoff_base_ms == 0 || d.backoff_cap_ms < d.backoff_base_ms {
             anyhow::bail!("deliver.backoff_base_ms must be at least 1 and at most backoff_cap_ms");
         }
@@ -253,8 +316,6 @@ impl Config {
         if s.push_batches_per_minute == 0 {
             anyhow::bail!("serve.push_batches_per_minute must be at least 1");
         }
-        doudi_service::parse_timezone(&s.time_zone)
-            .map_err(|e| anyhow::anyhow!("serve.time_zone: {e}"))?;
         if !(1..=10_000).contains(&s.max_page_size) {
             anyhow::bail!(
                 "serve.max_page_size must be 1 to 10000 (got {})",
@@ -522,20 +583,9 @@ pub struct DeliverConfig {
     pub concurrency: usize,
     /// The web service, for the link to each warning in the payload.
     pub web_base_url: String,
-    /// The locality's time zone (an IANA name): WeCom and DingTalk messages give deadlines in it.
-    pub time_zone: String,
-}
-
-impl DeliverConfig {
-    /// [`DeliverConfig::time_zone`] as a zone.
-    pub fn zone(&self) -> anyhow::Result<chrono_tz::Tz> {
-        self.time_zone.parse().map_err(|_| {
-            anyhow::anyhow!(
-                "deliver.time_zone {:?} is not an IANA time zone name (e.g. Asia/Shanghai)",
-                self.time_zone
-            )
-        })
-    }
+    /// Replaced by `locality.time_zone`; still read, with a warning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 impl Default for DeliverConfig {
@@ -553,7 +603,7 @@ impl Default for DeliverConfig {
             batch_size: 5000,
             concurrency: 8,
             web_base_url: "http://localhost:8080".into(),
-            time_zone: "Asia/Shanghai".into(),
+            time_zone: None,
         }
     }
 }
@@ -583,8 +633,9 @@ pub struct ServeConfig {
     /// Feed profiles (shipped names or paths) a feeder may push a department's own export in,
     /// with `POST /api/feeds/SOURCE?profile=NAME`.
     pub push_profiles: Vec<String>,
-    /// The locality's time zone (an IANA name): the pages show times in it, to the minute.
-    pub time_zone: String,
+    /// Replaced by `locality.time_zone`; still read, with a warning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     /// Seconds to let requests in flight finish after SIGTERM or Ctrl-C.
     pub shutdown_grace_seconds: u64,
     /// Addresses (`10.0.0.5`) or networks (`10.0.0.0/8`) of the reverse proxies in front of the
@@ -620,7 +671,7 @@ impl Default for ServeConfig {
             push_batches_per_minute: 600,
             push_to: PushTo::Folder,
             push_profiles: Vec::new(),
-            time_zone: "Asia/Shanghai".into(),
+            time_zone: None,
             shutdown_grace_seconds: 10,
             trusted_proxies: Vec::new(),
             tls_cert: None,
@@ -656,6 +707,67 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("does not exist"), "{e}");
+    }
+
+    #[test]
+    fn one_time_zone_the_old_keys_read_with_a_warning_and_refused_when_they_disagree() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("doudi.toml");
+        std::fs::write(&p, "[locality]\ntime_zone = \"Asia/Urumqi\"\n").unwrap();
+        assert_eq!(
+            Config::load(Some(&p)).unwrap().locality.zone().unwrap(),
+            chrono_tz::Asia::Urumqi
+        );
+        // The old keys alone: read, each with a warning naming the new key.
+        let mut c = Config::default();
+        c.serve.time_zone = Some("Asia/Urumqi".into());
+        c.deliver.time_zone = Some("Asia/Urumqi".into());
+        let warnings = c.one_time_zone(false).unwrap();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings
+                .iter()
+                .all(|w| w.contains("locality.time_zone") && w.contains("[locality]")),
+            "{warnings:?}"
+        );
+        assert_eq!(c.locality.time_zone, "Asia/Urumqi");
+        assert_eq!((c.serve.time_zone, c.deliver.time_zone), (None, None));
+        std::fs::write(&p, "[serve]\ntime_zone = \"Asia/Urumqi\"\n").unwrap();
+        assert_eq!(
+            Config::load(Some(&p)).unwrap().locality.time_zone,
+            "Asia/Urumqi"
+        );
+        // Two zones: refused, naming both keys.
+        std::fs::write(
+            &p,
+            "[serve]\ntime_zone = \"Asia/Urumqi\"\n[deliver]\ntime_zone = \"Asia/Shanghai\"\n",
+        )
+        .unwrap();
+        let e = Config::load(Some(&p)).unwrap_err().to_string();
+        assert!(
+            e.contains("deliver.time_zone") && e.contains("serve.time_zone"),
+            "{e}"
+        );
+        std::fs::write(
+            &p,
+            "[locality]\ntime_zone = \"Asia/Shanghai\"\n[serve]\ntime_zone = \"Asia/Urumqi\"\n",
+        )
+        .unwrap();
+        let e = Config::load(Some(&p)).unwrap_err().to_string();
+        assert!(
+            e.contains("locality.time_zone") && e.contains("serve.time_zone"),
+            "{e}"
+        );
+        // Agreeing: accepted.
+        std::fs::write(
+            &p,
+            "[locality]\ntime_zone = \"Asia/Shanghai\"\n[deliver]\ntime_zone = \"Asia/Shanghai\"\n",
+        )
+        .unwrap();
+        assert_eq!(Config::load(Some(&p)).unwrap(), Config::default());
+        std::fs::write(&p, "[locality]\ntime_zone = \"Mars/Olympus\"\n").unwrap();
+        let e = Config::load(Some(&p)).unwrap_err().to_string();
+        assert!(e.contains("locality.time_zone"), "{e}");
     }
 
     #[test]

@@ -1197,20 +1197,8 @@ pub async fn region_page(
         Ok(c) => c,
         Err(e) => return error_page(lang, Some(&who), &path, &e),
     };
-    let mut by_day: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
-    for (d, l, n) in &counts.by_day {
-        by_day
-            .entry(d.clone())
-            .or_default()
-            .insert(l.code().to_string(), *n);
-    }
-    let mut by_town: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
-    for (t, l, n) in &counts.by_township {
-        by_town
-            .entry(t.clone())
-            .or_default()
-            .insert(l.code().to_string(), *n);
-    }
+    let by_day = by_level(&counts.by_day);
+    let by_town = by_level(&counts.by_township);
     // The region's overdue warnings (the region was checked above), most urgent first.
     let filter = doudi_store::WarningFilter {
         region_prefix: &code,
@@ -1288,6 +1276,17 @@ pub async fn region_page(
         None => format!("{} {code}", lang.t("辖区概览", "Region overview")),
     };
     ok_page(&c, &title, Some(&who), &path, body)
+}
+
+/// Counts by key (a day, a township) and level: key → level code → count.
+fn by_level(rows: &[(String, Level, i64)]) -> BTreeMap<String, BTreeMap<String, i64>> {
+    let mut out: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    for (key, level, n) in rows {
+        out.entry(key.clone())
+            .or_default()
+            .insert(level.code().to_string(), *n);
+    }
+    out
 }
 
 /// How far the escalation tick sent a warning up and since when ("无人签收，已逐级上报 2 级 · 自

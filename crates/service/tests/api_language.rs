@@ -154,3 +154,49 @@ async fn a_chinese_message_keeps_the_place_it_names() {
     assert!(has_han(&msg) && msg.contains("level"), "{msg}");
     fx.finish().await;
 }
+
+#[tokio::test]
+async fn a_refused_push_names_its_lines_in_chinese_as_in_english() {
+    let fx = Fixture::new().await;
+    let feeder = fx.token(Role::Feeder).to_string();
+    let bad_date = common::death_line("P-9").replace("2026-02-28", "2026-02-30");
+    let body = format!("{}{bad_date}not json at all\n", common::death_line("P-8"));
+    let send = |lang: &'static str| {
+        let req = axum::http::Request::builder()
+            .method("POST")
+            .uri(format!("/api/feeds/{}", common::FEEDER_SOURCE))
+            .header("authorization", format!("Bearer {feeder}"))
+            .header("content-type", "application/x-ndjson")
+            .header("accept-language", lang)
+            .body(axum::body::Body::from(body.clone()))
+            .expect("request");
+        fx.send(req)
+    };
+    let zh = send("zh-CN,zh;q=0.9").await;
+    let en = send("en").await;
+    assert_eq!(
+        (zh.status.as_u16(), en.status.as_u16()),
+        (422, 422),
+        "{}",
+        zh.body
+    );
+    let ((zh_code, zh_msg), (en_code, en_msg)) = (error(&zh), error(&en));
+    assert_eq!(
+        (zh_code.as_str(), en_code.as_str()),
+        ("unprocessable", "unprocessable")
+    );
+    assert!(
+        en_msg.contains("line 2: invalid_field") && en_msg.contains("line 3: not_json"),
+        "{en_msg}"
+    );
+    assert!(
+        zh_msg.starts_with("整批拒收，未存储任何数据：2 行被拒："),
+        "{zh_msg}"
+    );
+    assert!(
+        zh_msg.contains("第 2 行：invalid_field") && zh_msg.contains("第 3 行：not_json"),
+        "{zh_msg}"
+    );
+    assert!(!zh_msg.contains("2026-02-30"), "never a value: {zh_msg}");
+    fx.finish().await;
+}

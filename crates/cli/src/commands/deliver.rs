@@ -23,7 +23,7 @@ The receiver's check and the steps of a key change: crates/deliver/src/sign.rs.
 
 An officer whose channels.wecom or channels.dingtalk is set gets one markdown message in Chinese
 per notice in their WeCom (企业微信) or DingTalk (钉钉) group: level, household (head's name
-masked), village, top reason, deadline in deliver.time_zone, link. The directory names the files
+masked), village, top reason, deadline in locality.time_zone, link. The directory names the files
 holding the robot's webhook URL (and DingTalk's signing secret), read at each pass; DingTalk URLs
 are signed (timestamp, HMAC-SHA256 sign). A robot's answer must be errcode 0; any other errcode is
 a failed attempt, retried, the errcode in the log. A robot's quota is at most 20 a minute.
@@ -82,7 +82,7 @@ pub fn settings(config: &Config) -> anyhow::Result<Settings> {
         max_attempts: d.max_attempts,
         timeout: Duration::from_millis(d.timeout_ms),
         web_base_url: d.web_base_url.clone(),
-        time_zone: d.zone()?,
+        time_zone: config.locality.zone()?,
         batch_size: i64::try_from(d.batch_size).unwrap_or(i64::MAX),
         concurrency: d.concurrency,
     })

@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
+use doudi_app::mask::mask_address;
 use doudi_model::{mask_name, Household, Level};
 use doudi_synth::{GenConfig, Noise};
 
@@ -148,6 +149,32 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A household as the command line shows it (masked, as `doudi_app::mask` says for every door):
+/// its category, village and address detail masked, then its members with name and ID number masked.
+fn household_lines(h: &Household, place: Option<&str>) -> (String, String) {
+    let line = format!(
+        "  {} · {} ({}) · {}",
+        lang().category(h.category.code()),
+        place.unwrap_or(h.region_code.as_str()),
+        h.region_code,
+        mask_address(&h.address)
+    );
+    let members: Vec<String> = h
+        .members
+        .iter()
+        .map(|m| {
+            format!(
+                "{} ({}, {})",
+                mask_name(&m.name),
+                relation_zh(m.relation),
+                m.id_number.masked()
+            )
+        })
+        .collect();
+    let members = members.join(t("，", ", "));
+    (line, tr!("  成员：{members}", "  members: {members}"))
+}
+
 /// One warning as an officer reads it; `place` is its village's name (东河口镇大塘村), if known.
 fn print_warning(w: &doudi_store::WarningView, place: Option<&str>) {
     let assessment = &w.summary;
@@ -165,26 +192,9 @@ fn print_warning(w: &doudi_store::WarningView, place: Option<&str>) {
         ),
     }
     if let Some(h) = &household {
-        println!(
-            "  {} · {} ({}) · {}",
-            lang().category(h.category.code()),
-            place.unwrap_or(h.region_code.as_str()),
-            h.region_code,
-            h.address
-        );
-        let members: Vec<String> = h
-            .members
-            .iter()
-            .map(|m| {
-                format!(
-                    "{} ({}, {})",
-                    mask_name(&m.name),
-                    relation_zh(m.relation),
-                    m.id_number
-                )
-            })
-            .collect();
-        say!("  成员：{}", "  members: {}", members.join(t("，", ", ")));
+        let (line, members) = household_lines(h, place);
+        println!("{line}");
+        println!("{members}");
     }
     {
         let a = assessment;
@@ -260,4 +270,29 @@ fn deadline_text(t: &chrono::DateTime<chrono::Utc>) -> String {
     };
     let at = local.format("%Y-%m-%d %H:%M");
     tr!("{at}（+08:00），{left}", "{at} (+08:00), {left}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_shows_members_id_numbers_names_and_address_masked() {
+        let h: Household = serde_json::from_str(
+            r#"{"household_id":"H1","region_code":"341502001001","address":"金安区三十铺镇一村12号",
+            "category":"dibao","area":"rural","monthly_benefit_fen":73200,"enrolled_on":"2023-05-01",
+            "members":[{"member_id":"M1","id_number":"11010519491231002X","name":"王秀英","sex":"female",
+            "birth_date":"1949-12-31","relation":"head","work_capacity":"none","monthly_income_fen":0}]}"#,
+        )
+        .expect("a valid household");
+        let (line, members) = household_lines(&h, Some("三十铺镇一村"));
+        assert!(!line.contains("12号"), "{line}");
+        assert!(line.contains("金安区***"), "{line}");
+        assert!(!members.contains("11010519491231002X"), "{members}");
+        assert!(members.contains("110105********002X"), "{members}");
+        assert!(
+            members.contains("王**") && !members.contains("王秀英"),
+            "{members}"
+        );
+    }
 }

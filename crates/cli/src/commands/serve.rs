@@ -56,7 +56,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     service.max_page_size = s.max_page_size;
     service.push_max_bytes = s.push_max_bytes;
     service.push_batches_per_minute = s.push_batches_per_minute;
-    service.time_zone = doudi_service::parse_timezone(&s.time_zone).map_err(anyhow::Error::msg)?;
+    service.time_zone = config.locality.zone()?;
     service.parse_limits = config.limits.parse_limits();
     service.thresholds = config.linkage.thresholds.clone();
     service.feeds_dir = config.feeds.dir.clone();
