@@ -94,6 +94,8 @@ mod regions;
 mod register;
 mod review;
 mod sessions;
+#[cfg(test)]
+mod testing;
 mod time;
 mod tokens;
 mod trace;
