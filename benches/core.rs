@@ -1,23 +1,17 @@
 //! Criterion benches of the pure core: parsing an event, linking a record, assessing a household.
 //! `cargo bench --bench core`
 
-use chrono::NaiveDate;
+mod support;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use doudi_linkage::RegisterIndex;
 use doudi_model::{parse_event, Fact, ParseLimits};
 use doudi_risk::{assess, derive_state, RuleSet};
-use doudi_synth::{GenConfig, Noise};
+use doudi_synth::GenConfig;
 
 fn dataset() -> (tempfile::TempDir, GenConfig) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cfg = GenConfig {
-        households: 2000,
-        seed: 3,
-        start: NaiveDate::from_ymd_opt(2025, 11, 1).expect("date"),
-        months: 12,
-        hardship_share: 0.05,
-        noise: Noise::default(),
-    };
+    let cfg = support::config(2000, 3, 12, 0.05);
     doudi_synth::write_dataset(dir.path(), &cfg, &mut |_| {}).expect("generate");
     (dir, cfg)
 }
@@ -77,14 +71,8 @@ fn benches(c: &mut Criterion) {
     for e in &events {
         let d = index.link(&e.subject);
         if let (Some(h), Some(m)) = (d.household_id, d.member_id) {
-            timelines.entry(h.clone()).or_default().push(Fact {
-                event_id: e.event_id.clone(),
-                source: e.source,
-                household_id: h,
-                member_id: m,
-                occurred_at: e.occurred_at,
-                payload: e.payload.clone(),
-            });
+            let fact = e.clone().into_fact(h.clone(), m);
+            timelines.entry(h).or_default().push(fact);
         }
     }
     let (hh, facts) = timelines

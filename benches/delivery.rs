@@ -16,6 +16,8 @@
 //! ```
 //! A benchmark, not a test: nothing here asserts a speed.
 
+mod support;
+
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
@@ -24,12 +26,8 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use chrono::NaiveDate;
 use doudi_deliver::{Backoff, Deliverer, Settings};
-use doudi_pipeline::{run_files, Engine, RunOptions};
-use doudi_risk::RuleSet;
-use doudi_store::{NoticeRow, OfficerRow, Store};
-use doudi_synth::{GenConfig, Noise};
+use doudi_store::{NoticeRow, OfficerRow};
 
 #[cfg(all(target_os = "linux", not(target_env = "musl")))]
 #[global_allocator]
@@ -37,21 +35,8 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const SECRET: &[u8] = b"bench-secret";
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
-    let benching = std::env::args().any(|a| a == "--bench");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    runtime.block_on(bench(benching));
+    support::main(bench);
 }
 
 /// Receipt instants by bench sequence number (the notice's note), and signature failures.
@@ -100,57 +85,23 @@ async fn receive(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> St
 }
 
 async fn bench(benching: bool) {
-    let households = env(
+    let households = support::env(
         "DOUDI_BENCH_HOUSEHOLDS",
         if benching { 20_000 } else { 500 },
     ) as usize;
-    let backlog = env("DOUDI_BENCH_BACKLOG", if benching { 20_000 } else { 200 });
-    let rate = env("DOUDI_BENCH_RATE", 1000);
-    let seconds = env("DOUDI_BENCH_SECONDS", if benching { 10 } else { 1 });
+    let backlog = support::env("DOUDI_BENCH_BACKLOG", if benching { 20_000 } else { 200 });
+    let rate = support::env("DOUDI_BENCH_RATE", 1000);
+    let seconds = support::env("DOUDI_BENCH_SECONDS", if benching { 10 } else { 1 });
 
     // Warnings to notify about: the pipeline over a synthetic register and feeds.
     let dir = tempfile::tempdir().expect("temp dir");
-    let cfg = GenConfig {
-        households,
-        seed: 3,
-        start: NaiveDate::from_ymd_opt(2025, 11, 1).expect("date"),
-        months: 6,
-        hardship_share: 0.2,
-        noise: Noise::default(),
-    };
+    let cfg = support::config(households, 3, 6, 0.2);
     doudi_synth::write_dataset(dir.path(), &cfg, &mut |_| {}).expect("generate");
-    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let store = Store::open(&url).await.expect("open store");
-    store
-        .import_register(
-            &doudi_synth::generate_register(&cfg),
-            "register.jsonl",
-            true,
-        )
-        .await
-        .expect("import");
-    let engine = Arc::new(Engine::new(
-        RuleSet::builtin(),
-        doudi_model::ParseLimits::default(),
-        store.load_register().await.expect("load register"),
-    ));
-    let opts = RunOptions {
-        feeds_dir: dir.path().join("feeds"),
-        batch_size: 10_000,
-        channel_batches: 2,
-        once: true,
-        poll_interval: Duration::from_secs(1),
-        invalid: Default::default(),
-    };
-    run_files(
-        &store,
-        engine,
-        &opts,
-        &(),
-        doudi_pipeline::driver::CancellationToken::new(),
-    )
-    .await
-    .expect("run");
+    let url = support::sqlite(dir.path(), "bench.db");
+    let store = support::store(&url, &doudi_synth::generate_register(&cfg)).await;
+    let engine = Arc::new(support::engine(&store).await);
+    let opts = support::run_options(dir.path().join("feeds"));
+    support::run_once(&store, engine, &opts).await;
     let warnings = store
         .open_warnings(1_000_000, None)
         .await

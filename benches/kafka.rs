@@ -20,18 +20,17 @@
 //! partition and drops older records beyond that: above ≈ 28,000 households the health-insurance
 //! partitions overflow before the worker reads them, and the run waits for records that are gone.
 
+mod support;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::NaiveDate;
 use doudi_kafka::dev::DevBroker;
 use doudi_kafka::{KafkaConfig, Observer, RecordMeta, SourceOptions};
-use doudi_pipeline::{Engine, RunReport};
-use doudi_risk::RuleSet;
+use doudi_pipeline::RunReport;
 use doudi_store::Store;
-use doudi_synth::{GenConfig, Noise};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
@@ -63,11 +62,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5000);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = support::runtime();
     let mut cfg = KafkaConfig::default();
     let mut broker = DevBroker::start(&cfg, 1, 8).expect("mock broker");
     cfg.brokers = broker.bootstrap();
@@ -85,14 +80,7 @@ async fn bench(
     benching: bool,
 ) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let gen = GenConfig {
-        households,
-        seed: 1,
-        start: NaiveDate::from_ymd_opt(2025, 11, 1).expect("date"),
-        months: 12,
-        hardship_share: 0.05,
-        noise: Noise::default(),
-    };
+    let gen = support::config(households, 1, 12, 0.05);
     let summary = doudi_synth::write_dataset(dir.path(), &gen, &mut |_| {}).expect("generate");
     let events: u64 = summary.events.values().sum::<usize>() as u64;
     let register = doudi_synth::generate_register(&gen);
@@ -107,7 +95,7 @@ async fn bench(
     // Latency at a fixed rate into SQLite, and into PostgreSQL when it is there.
     if only != "throughput" {
         let seconds = if benching { 20 } else { 2 };
-        let url = format!("sqlite://{}", dir.path().join("latency.db").display());
+        let url = support::sqlite(dir.path(), "latency.db");
         let pace = (rate, seconds);
         rows.push(latency(&cfg, broker, &url, &register, dir.path(), pace, "SQLite").await);
         if let Ok(base) = std::env::var("DOUDI_TEST_POSTGRES_URL") {
@@ -253,20 +241,6 @@ impl Observer for StopAt {
     }
 }
 
-async fn open(url: &str, register: &[doudi_model::Household]) -> (Store, Arc<Engine>) {
-    let store = Store::open(url).await.expect("open store");
-    store
-        .import_register(register, "register.jsonl", true)
-        .await
-        .expect("import");
-    let engine = Arc::new(Engine::new(
-        RuleSet::builtin(),
-        doudi_model::ParseLimits::default(),
-        store.load_register().await.expect("load register"),
-    ));
-    (store, engine)
-}
-
 async fn end_to_end(
     cfg: &KafkaConfig,
     url: &str,
@@ -274,7 +248,7 @@ async fn end_to_end(
     events: u64,
     group: &str,
 ) -> (u64, Duration) {
-    let (store, engine) = open(url, register).await;
+    let (store, engine) = support::open(url, register).await;
     let mut cfg = cfg.clone();
     cfg.group_id = group.to_string();
     let stop = doudi_pipeline::driver::CancellationToken::new();
@@ -363,7 +337,7 @@ async fn end_to_end_workers(
     group: &str,
     workers: usize,
 ) -> (u64, Duration) {
-    let (first, _) = open(url, register).await;
+    let (first, _) = support::open(url, register).await;
     first.close().await;
     let mut cfg = cfg.clone();
     cfg.group_id = group.to_string();
@@ -392,11 +366,7 @@ async fn end_to_end_workers(
                         .expect("tokio runtime");
                     runtime.block_on(async move {
                         let store = Store::open(url).await.expect("open store");
-                        let engine = Arc::new(Engine::new(
-                            RuleSet::builtin(),
-                            doudi_model::ParseLimits::default(),
-                            store.load_register().await.expect("load register"),
-                        ));
+                        let engine = Arc::new(support::engine(&store).await);
                         let observer = Arc::new(WorkerOf(all, i));
                         let report =
                             doudi_kafka::run_kafka(&store, engine, cfg, opts, observer, stop)
@@ -467,7 +437,7 @@ async fn latency(
     db: &str,
 ) -> Row {
     let tag = db.to_ascii_lowercase();
-    let (store, engine) = open(url, register).await;
+    let (store, engine) = support::open(url, register).await;
     // Fresh topics, so the worker starts at the first timed event.
     let mut cfg = cfg.clone();
     cfg.group_id = format!("bench-latency-{tag}");

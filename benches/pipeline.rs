@@ -12,14 +12,13 @@
 //!
 //! A benchmark, not a test: nothing here asserts a speed.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::NaiveDate;
-use doudi_pipeline::{run_files, Engine, RunOptions};
-use doudi_risk::RuleSet;
+use doudi_pipeline::{run_files, RunOptions};
 use doudi_store::Store;
-use doudi_synth::{GenConfig, Noise};
 
 // The same allocator as the `doudi` binary, so that the figures are the binary's.
 #[cfg(all(target_os = "linux", not(target_env = "musl")))]
@@ -28,35 +27,23 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: run small then.
-    let benching = std::env::args().any(|a| a == "--bench");
-    let households: usize = std::env::var("DOUDI_BENCH_HOUSEHOLDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if benching { 100_000 } else { 500 });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    runtime.block_on(bench(households));
+    let benching = support::benching();
+    let households = support::env(
+        "DOUDI_BENCH_HOUSEHOLDS",
+        if benching { 100_000 } else { 500 },
+    ) as usize;
+    support::runtime().block_on(bench(households));
 }
 
 async fn bench(households: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cfg = GenConfig {
-        households,
-        seed: 1,
-        start: NaiveDate::from_ymd_opt(2025, 11, 1).expect("date"),
-        months: 12,
-        hardship_share: 0.05,
-        noise: Noise::default(),
-    };
+    let cfg = support::config(households, 1, 12, 0.05);
     let t = Instant::now();
     let summary = doudi_synth::write_dataset(dir.path(), &cfg, &mut |_| {}).expect("generate");
     let events: usize = summary.events.values().sum();
     report("generate", households, "households", t.elapsed());
 
-    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let url = support::sqlite(dir.path(), "bench.db");
     let store = Store::open(&url).await.expect("open store");
     let register = doudi_synth::generate_register(&cfg);
     let t = Instant::now();
@@ -66,29 +53,10 @@ async fn bench(households: usize) {
         .expect("import");
     report("import register", households, "households", t.elapsed());
 
-    let engine = Arc::new(Engine::new(
-        RuleSet::builtin(),
-        doudi_model::ParseLimits::default(),
-        store.load_register().await.expect("load register"),
-    ));
-    let opts = RunOptions {
-        feeds_dir: dir.path().join("feeds"),
-        batch_size: 10_000,
-        channel_batches: 2,
-        once: true,
-        poll_interval: Duration::from_secs(1),
-        invalid: Default::default(),
-    };
+    let engine = Arc::new(support::engine(&store).await);
+    let opts = support::run_options(dir.path().join("feeds"));
     let t = Instant::now();
-    let run = run_files(
-        &store,
-        engine,
-        &opts,
-        &(),
-        doudi_pipeline::driver::CancellationToken::new(),
-    )
-    .await
-    .expect("run");
+    let run = support::run_once(&store, engine, &opts).await;
     let elapsed = t.elapsed();
     assert_eq!(
         run.received as usize, events,
@@ -152,11 +120,7 @@ async fn bench(households: usize) {
             .import_register(&register, "register.jsonl", true)
             .await
             .expect("import");
-        let engine = Arc::new(Engine::new(
-            RuleSet::builtin(),
-            doudi_model::ParseLimits::default(),
-            store.load_register().await.expect("load register"),
-        ));
+        let engine = Arc::new(support::engine(&store).await);
         let opts = RunOptions {
             feeds_dir: feeds,
             ..opts.clone()

@@ -19,35 +19,16 @@
 //! ```
 //! A benchmark, not a test: nothing here asserts a speed.
 
+mod support;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use doudi_store::{NewToken, Store};
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use doudi_store::Store;
 
 fn main() {
-    let benching = std::env::args().any(|a| a == "--bench");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    runtime.block_on(bench(benching));
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
+    support::main(bench);
 }
 
 /// Kafka mode's sink, as `doudi serve` wires it.
@@ -98,8 +79,8 @@ fn report(label: &str, o: &mut Outcome) {
         o.events,
         o.elapsed,
         o.events as f64 / o.elapsed.as_secs_f64(),
-        percentile(&o.latencies, 0.5),
-        percentile(&o.latencies, 0.99),
+        support::percentile(&o.latencies, 0.5),
+        support::percentile(&o.latencies, 0.99),
         o.latencies.last().copied().unwrap_or_default(),
         o.errors.len(),
         o.errors
@@ -110,31 +91,15 @@ fn report(label: &str, o: &mut Outcome) {
 }
 
 async fn bench(benching: bool) {
-    let seconds = env("DOUDI_BENCH_SECONDS", if benching { 10 } else { 1 });
-    let clients = env("DOUDI_BENCH_CLIENTS", 4);
-    let size = env("DOUDI_BENCH_BATCH", 100).max(1);
-    let rate = env("DOUDI_BENCH_RATE", 5_000).max(1);
+    let seconds = support::env("DOUDI_BENCH_SECONDS", if benching { 10 } else { 1 });
+    let clients = support::env("DOUDI_BENCH_CLIENTS", 4);
+    let size = support::env("DOUDI_BENCH_BATCH", 100).max(1);
+    let rate = support::env("DOUDI_BENCH_RATE", 5_000).max(1);
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(&format!(
-        "sqlite://{}",
-        dir.path().join("doudi.db").display()
-    ))
-    .await
-    .expect("store");
-    let (token, hash) = doudi_service::new_token();
-    store
-        .create_token(&NewToken {
-            token_hash: &hash,
-            role: "feeder",
-            region_code: "34",
-            officer_id: None,
-            label: "bench",
-            created_by: "bench",
-            expires_at: None,
-            feed_source: Some("civil_registry"),
-        })
+    let store = Store::open(&support::sqlite(dir.path(), "doudi.db"))
         .await
-        .expect("token");
+        .expect("store");
+    let token = support::token(&store, "feeder", "34", None, Some("civil_registry")).await;
     let mut config = doudi_service::ServiceConfig::with_rules(doudi_risk::RuleSet::builtin());
     config.feeds_dir = dir.path().join("feeds");
     config.push_batches_per_minute = u32::MAX;
@@ -151,16 +116,8 @@ async fn bench(benching: bool) {
         println!("push to: the feeds folder (fsync)");
         None
     };
-    let app = doudi_service::app(doudi_service::AppState::new(store.clone(), config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("listen");
-    let addr = listener.local_addr().expect("address");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(doudi_service::serve(listener, app, async {
-        let _ = stopped.await;
-    }));
-    let url = format!("http://{addr}/api/feeds/civil_registry");
+    let served = support::serve(doudi_service::AppState::new(store.clone(), config)).await;
+    let url = format!("{}/api/feeds/civil_registry", served.base);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -268,7 +225,6 @@ async fn bench(benching: bool) {
         &mut paced,
     );
 
-    let _ = stop.send(());
-    let _ = server.await;
+    served.stop().await;
     store.close().await;
 }

@@ -13,71 +13,38 @@
 //! ```
 //! A benchmark, not a test: nothing here asserts a speed.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::NaiveDate;
-use doudi_pipeline::{run_files, Engine, RunOptions};
 use doudi_risk::RuleSet;
-use doudi_store::{NewToken, OfficerRow, Store};
-use doudi_synth::{GenConfig, Noise};
+use doudi_store::OfficerRow;
 use doudi_warnings::routing::{Channels, Directory, Officer, Role};
 
 #[cfg(all(target_os = "linux", not(target_env = "musl")))]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
-    let benching = std::env::args().any(|a| a == "--bench");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    runtime.block_on(bench(benching));
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
+    support::main(bench);
 }
 
 async fn bench(benching: bool) {
-    let households = env(
+    let households = support::env(
         "DOUDI_BENCH_HOUSEHOLDS",
         if benching { 20_000 } else { 500 },
     ) as usize;
-    let clients = env("DOUDI_BENCH_CLIENTS", 8) as usize;
-    let seconds = env("DOUDI_BENCH_SECONDS", if benching { 10 } else { 1 });
-    let page = env("DOUDI_BENCH_PAGE", 50);
+    let clients = support::env("DOUDI_BENCH_CLIENTS", 8) as usize;
+    let seconds = support::env("DOUDI_BENCH_SECONDS", if benching { 10 } else { 1 });
+    let page = support::env("DOUDI_BENCH_PAGE", 50);
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let cfg = GenConfig {
-        households,
-        seed: 5,
-        start: NaiveDate::from_ymd_opt(2025, 11, 1).expect("date"),
-        months: 6,
-        hardship_share: 0.2,
-        noise: Noise::default(),
-    };
+    let cfg = support::config(households, 5, 6, 0.2);
     doudi_synth::write_dataset(dir.path(), &cfg, &mut |_| {}).expect("generate");
-    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let store = Store::open(&url).await.expect("open store");
+    let url = support::sqlite(dir.path(), "bench.db");
     let register = doudi_synth::generate_register(&cfg);
-    store
-        .import_register(&register, "register.jsonl", true)
-        .await
-        .expect("import");
+    let store = support::store(&url, &register).await;
     // One officer per township, so that warnings are routed as in production.
     let mut townships: Vec<String> = register
         .iter()
@@ -108,47 +75,17 @@ async fn bench(benching: bool) {
         .collect();
     store.import_officers(&rows).await.expect("officers");
     let engine = Arc::new(
-        Engine::new(
-            RuleSet::builtin(),
-            doudi_model::ParseLimits::default(),
-            store.load_register().await.expect("load register"),
-        )
-        .with_directory(Directory::new(officers).expect("directory")),
+        support::engine(&store)
+            .await
+            .with_directory(Directory::new(officers).expect("directory")),
     );
-    let opts = RunOptions {
-        feeds_dir: dir.path().join("feeds"),
-        batch_size: 10_000,
-        channel_batches: 2,
-        once: true,
-        poll_interval: Duration::from_secs(1),
-        invalid: Default::default(),
-    };
-    run_files(
-        &store,
-        engine,
-        &opts,
-        &(),
-        doudi_pipeline::driver::CancellationToken::new(),
-    )
-    .await
-    .expect("run");
+    let opts = support::run_options(dir.path().join("feeds"));
+    support::run_once(&store, engine, &opts).await;
     let status = store.status().await.expect("status");
     let mut tokens = Vec::new();
     for t in &townships {
-        let (token, hash) = doudi_service::new_token();
-        store
-            .create_token(&NewToken {
-                token_hash: &hash,
-                role: "officer",
-                region_code: t,
-                officer_id: Some(&format!("o-{t}")),
-                label: "bench",
-                created_by: "bench",
-                expires_at: None,
-                feed_source: None,
-            })
-            .await
-            .expect("token");
+        let officer = format!("o-{t}");
+        let token = support::token(&store, "officer", t, Some(&officer), None).await;
         tokens.push(token);
     }
     println!(
@@ -162,18 +99,8 @@ async fn bench(benching: bool) {
         store.clone(),
         doudi_service::ServiceConfig::with_rules(RuleSet::builtin()),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(doudi_service::serve(
-        listener,
-        doudi_service::app(state),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let served = support::serve(state).await;
+    let base = served.base.clone();
 
     let until = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
@@ -225,11 +152,10 @@ async fn bench(benching: bool) {
         "GET /api/warnings?limit={page}: {} requests in {elapsed:.1} s = {:.0} requests/s; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {failures} failed; largest answer {largest} bytes",
         all.len(),
         all.len() as f64 / elapsed,
-        percentile(&all, 0.50).as_secs_f64() * 1000.0,
-        percentile(&all, 0.99).as_secs_f64() * 1000.0,
+        support::percentile(&all, 0.50).as_secs_f64() * 1000.0,
+        support::percentile(&all, 0.99).as_secs_f64() * 1000.0,
         all.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
     );
-    let _ = stop.send(());
-    let _ = server.await;
+    served.stop().await;
     store.close().await;
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{doudi, exits};
+use common::{doudi, exits, gen};
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -64,36 +64,10 @@ fn nights_find_exactly_the_planted_findings_once_and_close_only_what_clean_data_
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let db = format!("sqlite://{}", dir.join("doudi.db").display());
-    exits(
-        doudi(
-            dir,
-            &[
-                "gen",
-                "--households",
-                "1500",
-                "--seed",
-                "7",
-                "--out",
-                "data",
-                // Fixed dates (by default the feeds end this month): the snapshots describe the
-                // night of 2026-11-01, which the later nights below are set against.
-                "--start",
-                "2025-11-01",
-            ],
-        ),
-        0,
-    );
-    exits(
-        doudi(dir, &["import", "data/register.jsonl", "--db", &db]),
-        0,
-    );
-    exits(
-        doudi(
-            dir,
-            &["officers", "import", "data/officers.jsonl", "--db", &db],
-        ),
-        0,
-    );
+    // Fixed dates (by default the feeds end this month): the snapshots describe the night of
+    // 2026-11-01, which the later nights below are set against.
+    gen(dir, "1500", "7", "data", &["--start", "2025-11-01"]);
+    common::import_generated(dir, "data/", &db);
 
     // Night 1: exactly the planted findings, each routed to an officer.
     let s = night(dir, &db, "data/snapshots", 0);

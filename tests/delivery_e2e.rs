@@ -12,6 +12,8 @@
 //! then 503 answers) with short backoff settings (20–100 ms): the retries, their count and the
 //! outcome are the same as with real minutes, and nothing here asserts a duration.
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::Path;
@@ -22,6 +24,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
+use common::ok;
 use doudi_store::{NoticeDelivery, NoticeRow, Store};
 use serde_json::{json, Value};
 
@@ -42,17 +45,6 @@ fn doudi_cmd(dir: &Path, args: &[&str]) -> Command {
         .env("DOUDI_LANG", "en")
         .env("DOUDI_LOG", "warn");
     c
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "doudi failed: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A valid 18-digit ID number (GB 11643) born on `birth` (YYYYMMDD) in 342401, with sequence `seq`.
@@ -157,11 +149,7 @@ fn warned_with(
         .collect();
     std::fs::write(feeds.join("2026-02.jsonl"), events).unwrap();
     std::fs::write(dir.join("doudi.toml"), config).unwrap();
-    ok(doudi(dir, &["import", "register.jsonl", "--db", &db]));
-    ok(doudi(
-        dir,
-        &["officers", "import", "officers.jsonl", "--db", &db],
-    ));
+    common::import_generated(dir, "", &db);
     ok(doudi(
         dir,
         &["run", "--feeds", "feeds", "--once", "--db", &db],

@@ -130,19 +130,7 @@ fn generated(
         noise: doudi_synth::Noise::default(),
     };
     doudi_synth::write_dataset(dir, &gen, &mut |_| {}).expect("generate");
-    let limits = doudi_model::ParseLimits::default();
-    let mut items = Vec::new();
-    for files in doudi_pipeline::files::scan_feeds(&dir.join("feeds")).expect("feeds") {
-        let mut reader = doudi_pipeline::files::SourceReader::new(
-            files,
-            Default::default(),
-            limits.max_event_bytes,
-            true,
-        );
-        while let Some(record) = reader.next_record().expect("read a feed") {
-            items.push(record);
-        }
-    }
+    let items = common::feed_records(&dir.join("feeds"));
     (doudi_synth::generate_register(&gen), items)
 }
 
@@ -191,16 +179,7 @@ fn orders(items: &[RawRecord], seed: u64) -> Vec<(&'static str, Vec<Vec<Ingested
 }
 
 async fn apply(url: &str, register: &[doudi_model::Household], batches: &[Vec<Ingested>]) {
-    let store = doudi_store::Store::open(url).await.expect("open");
-    store
-        .import_register(register, "register.jsonl", true)
-        .await
-        .expect("import");
-    let engine = doudi_pipeline::Engine::new(
-        doudi_risk::RuleSet::builtin(),
-        doudi_model::ParseLimits::default(),
-        store.load_register().await.expect("load register"),
-    );
+    let (store, engine) = common::open_with_register(url, register).await;
     for b in batches {
         doudi_pipeline::apply_batch(&store, &engine, b)
             .await
@@ -277,8 +256,7 @@ fn assessments_and_warnings_do_not_depend_on_arrival_order_on_sqlite() {
 
 #[test]
 fn assessments_and_warnings_do_not_depend_on_arrival_order_on_postgres() {
-    let Ok(server) = std::env::var("DOUDI_TEST_POSTGRES_URL") else {
-        println!("skipped: DOUDI_TEST_POSTGRES_URL not set");
+    let Some(server) = common::postgres_url() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

@@ -33,7 +33,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{doudi, ok, PgDatabase};
+use common::{doudi, gen, ok, PgDatabase};
 use kafka::{Broker, Guard, FEEDS};
 
 /// A few thousand households' year: small enough for CI, large enough for every rule to fire.
@@ -110,22 +110,13 @@ fn generate(seed: u64) -> Data {
         );
     }
     let dir = tmp.path().to_path_buf();
-    ok(doudi(
+    gen(
         &dir,
-        &[
-            "gen",
-            "--households",
-            HOUSEHOLDS,
-            "--months",
-            MONTHS,
-            "--seed",
-            &seed.to_string(),
-            "--out",
-            "data",
-            "--start",
-            "2025-01-01",
-        ],
-    ));
+        HOUSEHOLDS,
+        &seed.to_string(),
+        "data",
+        &["--months", MONTHS, "--start", "2025-01-01"],
+    );
     let total = kafka::feed_files(&dir).iter().map(|(_, f)| lines(f)).sum();
     Data {
         _tmp: if keep() {
@@ -628,17 +619,7 @@ fn produce_to(dir: &Path, bootstrap: &str, topic: &str, files: &[PathBuf]) {
             .as_nanos()
     ));
     std::fs::write(&joined, lines).unwrap();
-    ok(doudi(
-        dir,
-        &[
-            "produce",
-            "--brokers",
-            bootstrap,
-            "--topic",
-            topic,
-            &joined.display().to_string(),
-        ],
-    ));
+    kafka::produce(dir, bootstrap, topic, &[&joined.display().to_string()]);
 }
 
 /// Publish every topic's files, or the first (`Some(0)`) or second (`Some(1)`) half of each

@@ -9,7 +9,7 @@ mod kafka;
 
 use std::time::Duration;
 
-use common::{doudi, exits, ok};
+use common::{doudi, exits, gen, ok};
 use kafka::*;
 use serde_json::Value;
 
@@ -18,28 +18,10 @@ fn exports_produced_through_a_profile_reach_the_worker_with_their_provenance() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     let db = format!("sqlite://{}", dir.join("doudi.db").display());
-    ok(doudi(
-        dir,
-        &[
-            "gen",
-            "--households",
-            "300",
-            "--seed",
-            "9",
-            "--out",
-            "data",
-            "--native",
-        ],
-    ));
+    gen(dir, "300", "9", "data", &["--native"]);
     import(dir, &db);
     let folder = dir.join("data/native/gongan-hukou");
-    let mut files: Vec<String> = std::fs::read_dir(&folder)
-        .expect("folder")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.file_name().is_some_and(|n| n != "profile.toml"))
-        .map(|p| p.display().to_string())
-        .collect();
-    files.sort();
+    let files = common::export_files(&folder);
     assert!(!files.is_empty());
     let broker = Broker::start(dir, 2);
     let mut args = vec![
@@ -132,18 +114,6 @@ fn rows(db: &str) -> Vec<(String, i64)> {
         })
 }
 
-/// A valid 18-digit ID number (ISO 7064 MOD 11-2 check character).
-fn id_number(body: &str) -> String {
-    const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = body
-        .chars()
-        .zip(W)
-        .map(|(c, w)| c.to_digit(10).expect("digit") * w)
-        .sum();
-    let check = b"10X98765432"[(sum % 11) as usize] as char;
-    format!("{body}{check}")
-}
-
 #[test]
 fn a_topic_of_raw_rows_is_read_through_its_configured_profile() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -168,7 +138,7 @@ fn a_topic_of_raw_rows_is_read_through_its_configured_profile() {
     let row = |n: u32, kind: &str, at: &str| {
         serde_json::json!({
             "变动流水号": format!("K{n}"), "变动类型": kind, "登记时间": at,
-            "公民身份号码": id_number(&format!("3415021950010{n:04}")), "姓名": "王秀英",
+            "公民身份号码": common::id_number(&format!("3415021950010{n:04}")), "姓名": "王秀英",
             "性别": "2", "出生日期": "19500101", "户籍地区划": "341502001003",
             "变动日期": "20260301", "死亡原因": ""
         })
@@ -181,17 +151,7 @@ fn a_topic_of_raw_rows_is_read_through_its_configured_profile() {
         row(4, "死亡注销", "2026-03-03 10:00:00"),
     ];
     std::fs::write(dir.join("rows.jsonl"), lines.join("\n") + "\n").expect("rows");
-    ok(doudi(
-        dir,
-        &[
-            "produce",
-            "--brokers",
-            &broker.bootstrap,
-            "--topic",
-            "hukou_rows",
-            "rows.jsonl",
-        ],
-    ));
+    kafka::produce(dir, &broker.bootstrap, "hukou_rows", &["rows.jsonl"]);
     let config = dir.join("doudi.toml");
     let _w = worker(
         dir,

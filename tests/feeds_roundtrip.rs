@@ -111,27 +111,12 @@ fn native_exports_read_through_the_shipped_profiles_give_the_envelope_events() {
 #[test]
 fn gen_native_puts_the_profile_beside_each_folder_and_feeds_check_passes_them() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let out = common::doudi(
+    common::gen(
         tmp.path(),
-        &[
-            "gen",
-            "--households",
-            "400",
-            "--seed",
-            "5",
-            "--start",
-            "2026-01-01",
-            "--months",
-            "3",
-            "--out",
-            "data",
-            "--native",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        "400",
+        "5",
+        "data",
+        &["--start", "2026-01-01", "--months", "3", "--native"],
     );
     for layout in ["yibao-settlement", "renshe-employment", "gongan-hukou"] {
         let dir = tmp.path().join("data/native").join(layout);
@@ -141,13 +126,7 @@ fn gen_native_puts_the_profile_beside_each_folder_and_feeds_check_passes_them() 
             "--profile".into(),
             dir.join("profile.toml").display().to_string(),
         ];
-        let mut files: Vec<String> = std::fs::read_dir(&dir)
-            .expect("folder")
-            .map(|e| e.expect("entry").path())
-            .filter(|p| p.file_name().is_some_and(|n| n != "profile.toml"))
-            .map(|p| p.display().to_string())
-            .collect();
-        files.sort();
+        let files = common::export_files(&dir);
         assert!(!files.is_empty(), "{layout} has files");
         args.extend(files);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -15,12 +15,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{doudi, ok};
+use common::{doudi, gen, ok, sqlite_url};
 use serde_json::Value;
-
-fn db_url(dir: &Path, name: &str) -> String {
-    format!("sqlite://{}", dir.join(name).display())
-}
 
 fn status(dir: &Path, db: &str) -> Value {
     serde_json::from_str(&ok(doudi(dir, &["status", "--json", "--db", db]))).expect("status json")
@@ -140,26 +136,10 @@ fn state(db: &str) -> BTreeMap<&'static str, Vec<Vec<String>>> {
 fn the_native_year_run_through_the_shipped_profiles_ends_in_the_envelope_runs_state() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    ok(doudi(
-        dir,
-        &[
-            "gen",
-            "--households",
-            "1500",
-            "--seed",
-            "21",
-            "--out",
-            "data",
-            "--native",
-        ],
-    ));
-    let (a, b) = (db_url(dir, "envelope.db"), db_url(dir, "native.db"));
+    gen(dir, "1500", "21", "data", &["--native"]);
+    let (a, b) = (sqlite_url(dir, "envelope.db"), sqlite_url(dir, "native.db"));
     for db in [&a, &b] {
-        ok(doudi(dir, &["import", "data/register.jsonl", "--db", db]));
-        ok(doudi(
-            dir,
-            &["officers", "import", "data/officers.jsonl", "--db", db],
-        ));
+        common::import_generated(dir, "data/", db);
     }
     ok(doudi(
         dir,
@@ -216,23 +196,11 @@ fn the_native_year_run_through_the_shipped_profiles_ends_in_the_envelope_runs_st
     );
 }
 
-/// A valid 18-digit ID number (ISO 7064 MOD 11-2 check character).
-fn id_number(body: &str) -> String {
-    const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = body
-        .chars()
-        .zip(W)
-        .map(|(c, w)| c.to_digit(10).expect("digit") * w)
-        .sum();
-    let check = b"10X98765432"[(sum % 11) as usize] as char;
-    format!("{body}{check}")
-}
-
 const HEADER: &str =
     "变动流水号,变动类型,登记时间,公民身份号码,姓名,性别,出生日期,户籍地区划,变动日期";
 
 fn death_row(n: u32, kind: &str, name: &str) -> String {
-    let id = id_number(&format!("3415021950010{n:04}"));
+    let id = common::id_number(&format!("3415021950010{n:04}"));
     format!("D{n:04},{kind},2026-03-0{n} 10:00:00,{id},{name},1,19500101,341502001003,2026030{n}\n")
 }
 
@@ -267,14 +235,13 @@ died_on = {{ column = "变动日期", formats = ["%Y%m%d"] }}
 #[test]
 fn export_rows_resume_by_row_refused_rows_are_dead_letters_and_replay_after_the_profile_is_fixed() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let db = db_url(tmp.path(), "doudi.db");
+    let db = sqlite_url(tmp.path(), "doudi.db");
     exports_in_run(tmp.path(), &db);
 }
 
 #[test]
 fn export_rows_on_postgres_resume_dead_letter_and_replay_as_on_sqlite() {
-    let Ok(server) = std::env::var("DOUDI_TEST_POSTGRES_URL") else {
-        println!("skipped: DOUDI_TEST_POSTGRES_URL not set");
+    let Some(server) = common::postgres_url() else {
         return;
     };
     let pg = common::PgDatabase::create(&server, "feeds_run");
@@ -369,7 +336,11 @@ fn exports_in_run(dir: &Path, db: &str) {
         reason.contains("test-deaths@1") && reason.contains("row 3") && reason.contains("变动类型"),
         "{reason}"
     );
-    for personal in ["死亡登记", "李桂兰", &id_number("341502195001010002")[..]] {
+    for personal in [
+        "死亡登记",
+        "李桂兰",
+        &common::id_number("341502195001010002")[..],
+    ] {
         assert!(!reason.contains(personal), "no cell value in {reason}");
     }
     let cut = letters
@@ -487,7 +458,7 @@ fn a_folder_that_is_neither_a_source_nor_a_profile_folder_is_named() {
             "feeds",
             "--once",
             "--db",
-            &db_url(dir, "x.db"),
+            &sqlite_url(dir, "x.db"),
         ],
     );
     assert!(!out.status.success());

@@ -14,25 +14,17 @@ use serde_json::Value;
 /// Run raw SQL on the database (to tamper with it).
 fn tamper(db: &str, sql: &str) {
     let (db, sql) = (db.to_string(), sql.to_string());
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
-            if db.starts_with("sqlite:") {
-                let pool = sqlx::SqlitePool::connect(&db).await.expect("sqlite");
-                sqlx::raw_sql(&sql).execute(&pool).await.expect("sql");
-                pool.close().await;
-            } else {
-                let pool = sqlx::PgPool::connect(&db).await.expect("postgres");
-                sqlx::raw_sql(&sql).execute(&pool).await.expect("sql");
-                pool.close().await;
-            }
-        })
-    })
-    .join()
-    .expect("tamper thread");
+    common::on_own_thread(move || async move {
+        if db.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(&db).await.expect("sqlite");
+            sqlx::raw_sql(&sql).execute(&pool).await.expect("sql");
+            pool.close().await;
+        } else {
+            let pool = sqlx::PgPool::connect(&db).await.expect("postgres");
+            sqlx::raw_sql(&sql).execute(&pool).await.expect("sql");
+            pool.close().await;
+        }
+    });
 }
 
 fn the_tail_cut_is_caught_with_a_checkpoint(dir: &Path, db: &str) {
@@ -171,8 +163,7 @@ fn a_cut_audit_tail_is_caught_with_a_checkpoint_on_sqlite() {
 
 #[test]
 fn a_cut_audit_tail_is_caught_with_a_checkpoint_on_postgres() {
-    let Ok(server) = std::env::var("DOUDI_TEST_POSTGRES_URL") else {
-        println!("skipped: DOUDI_TEST_POSTGRES_URL not set");
+    let Some(server) = common::postgres_url() else {
         return;
     };
     let tmp = tempfile::tempdir().expect("temp dir");

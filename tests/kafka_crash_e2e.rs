@@ -183,22 +183,13 @@ fn a_worker_killed_at_random_moments_ends_as_an_uninterrupted_run_on_sqlite() {
     let dir = tmp.path();
     let reference = format!("sqlite://{}", dir.join("ref.db").display());
     let killed = format!("sqlite://{}", dir.join("killed.db").display());
-    common::ok(common::doudi(
+    common::gen(
         dir,
-        &[
-            "gen",
-            "--households",
-            HOUSEHOLDS,
-            "--months",
-            MONTHS,
-            "--seed",
-            "11",
-            "--out",
-            "data",
-            "--start",
-            "2024-01-01",
-        ],
-    ));
+        HOUSEHOLDS,
+        "11",
+        "data",
+        &["--months", MONTHS, "--start", "2024-01-01"],
+    );
     let total = gen_and_import(dir, HOUSEHOLDS, "11", &reference);
     import(dir, &killed);
     assert!(total >= AT_LEAST, "at least {AT_LEAST} events: {total}");
@@ -210,30 +201,20 @@ fn a_worker_killed_at_random_moments_ends_as_an_uninterrupted_run_on_sqlite() {
 
 #[test]
 fn a_worker_killed_at_random_moments_ends_as_an_uninterrupted_run_on_postgres() {
-    let Ok(base) = std::env::var("DOUDI_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: set DOUDI_TEST_POSTGRES_URL to run the crash test on PostgreSQL");
+    let Some(base) = common::postgres_url() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let reference = fresh_database(&base, "crash_ref");
     let killed = fresh_database(&base, "crash_killed");
-    common::ok(common::doudi(
+    common::gen(
         dir,
-        &[
-            "gen",
-            "--households",
-            HOUSEHOLDS,
-            "--months",
-            MONTHS,
-            "--seed",
-            "12",
-            "--out",
-            "data",
-            "--start",
-            "2024-01-01",
-        ],
-    ));
+        HOUSEHOLDS,
+        "12",
+        "data",
+        &["--months", MONTHS, "--start", "2024-01-01"],
+    );
     let total = gen_and_import(dir, HOUSEHOLDS, "12", &reference);
     import(dir, &killed);
     assert!(total >= AT_LEAST, "at least {AT_LEAST} events: {total}");

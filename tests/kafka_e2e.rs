@@ -8,19 +8,15 @@ mod kafka;
 
 use std::time::Duration;
 
-use common::{doudi, ok};
+use common::{doudi, ok, sqlite_url};
 use kafka::*;
 use serde_json::Value;
-
-fn sqlite(dir: &std::path::Path, name: &str) -> String {
-    format!("sqlite://{}", dir.join(name).display())
-}
 
 #[test]
 fn poison_records_reach_the_dead_letter_topic_with_their_origin_and_never_stall_a_partition() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let db = sqlite(dir, "doudi.db");
+    let db = sqlite_url(dir, "doudi.db");
     let good = gen_and_import(dir, "200", "7", &db);
     // One partition, so the poison sits in the middle of the records that follow it.
     let broker = Broker::start(dir, 1);
@@ -53,17 +49,12 @@ fn poison_records_reach_the_dead_letter_topic_with_their_origin_and_never_stall_
         file.push('\n');
     }
     std::fs::write(dir.join("poison.jsonl"), &file).unwrap();
-    ok(doudi(
+    kafka::produce(
         dir,
-        &[
-            "produce",
-            "--brokers",
-            &broker.bootstrap,
-            "--topic",
-            "health_insurance",
-            "poison.jsonl",
-        ],
-    ));
+        &broker.bootstrap,
+        "health_insurance",
+        &["poison.jsonl"],
+    );
     produce_all(dir, &broker.bootstrap);
     let total = good + 2 * poison.len() as u64;
 
@@ -153,7 +144,7 @@ fn poison_records_reach_the_dead_letter_topic_with_their_origin_and_never_stall_
 fn a_partition_of_nearly_only_invalid_records_stops_the_worker_with_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let db = sqlite(dir, "doudi.db");
+    let db = sqlite_url(dir, "doudi.db");
     gen_and_import(dir, "20", "3", &db);
     let broker = Broker::start(dir, 1);
     let mut file = String::new();
@@ -161,17 +152,7 @@ fn a_partition_of_nearly_only_invalid_records_stops_the_worker_with_a_clear_erro
         file.push_str(&format!("garbage line {i}\n"));
     }
     std::fs::write(dir.join("broken.jsonl"), &file).unwrap();
-    ok(doudi(
-        dir,
-        &[
-            "produce",
-            "--brokers",
-            &broker.bootstrap,
-            "--topic",
-            "housing",
-            "broken.jsonl",
-        ],
-    ));
+    kafka::produce(dir, &broker.bootstrap, "housing", &["broken.jsonl"]);
     let w = worker(
         dir,
         &broker.bootstrap,
@@ -193,13 +174,12 @@ fn a_partition_of_nearly_only_invalid_records_stops_the_worker_with_a_clear_erro
 #[test]
 fn a_worker_stopped_mid_stream_hands_its_partitions_over_and_nothing_is_lost_or_applied_twice() {
     let tmp = tempfile::tempdir().unwrap();
-    hand_over(tmp.path(), &sqlite(tmp.path(), "doudi.db"));
+    hand_over(tmp.path(), &sqlite_url(tmp.path(), "doudi.db"));
 }
 
 #[test]
 fn two_workers_on_postgres_hand_partitions_over_and_nothing_is_lost_or_applied_twice() {
-    let Ok(base) = std::env::var("DOUDI_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: set DOUDI_TEST_POSTGRES_URL to run the hand-over on PostgreSQL");
+    let Some(base) = common::postgres_url() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -253,7 +233,7 @@ fn hand_over(dir: &std::path::Path, db: &str) {
 fn the_worker_waits_through_broker_faults_and_resumes_losing_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let db = sqlite(dir, "doudi.db");
+    let db = sqlite_url(dir, "doudi.db");
     let total = gen_and_import(dir, "1500", "17", &db);
     let mut broker = Broker::start(dir, 4);
     produce_half(dir, &broker.bootstrap, 0);
@@ -311,7 +291,7 @@ fn the_worker_waits_through_broker_faults_and_resumes_losing_nothing() {
 fn notices_reach_the_warnings_topic_once_each_even_after_a_crash_between_send_and_record() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let db = sqlite(dir, "doudi.db");
+    let db = sqlite_url(dir, "doudi.db");
     let total = gen_and_import(dir, "300", "5", &db);
     let broker = Broker::start(dir, 3);
     produce_all(dir, &broker.bootstrap);
@@ -391,7 +371,7 @@ fn notices_reach_the_warnings_topic_once_each_even_after_a_crash_between_send_an
 fn the_identity_model_trains_on_a_sample_of_the_feed_topics() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let db = sqlite(dir, "doudi.db");
+    let db = sqlite_url(dir, "doudi.db");
     gen_and_import(dir, "200", "7", &db);
     let broker = Broker::start(dir, 2);
     produce_all(dir, &broker.bootstrap);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{doudi, ok};
+use common::{doudi, gen, ok};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -131,24 +131,7 @@ fn a_bad_csv_row_is_refused_naming_the_file_line_and_column() {
 fn linkage_eval_on_generated_feeds_at_default_noise_meets_the_precision_and_recall_aims() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let out = doudi(
-        dir,
-        &[
-            "gen",
-            "--households",
-            "1500",
-            "--seed",
-            "3",
-            "--out",
-            "data",
-            "--eval-csv",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    gen(dir, "1500", "3", "data", &["--eval-csv"]);
     let eval = dir.join("data/eval");
     let out = doudi(
         &eval,
@@ -187,24 +170,12 @@ fn linkage_eval_on_generated_feeds_at_default_noise_meets_the_precision_and_reca
 fn linkage_eval_without_id_numbers_links_on_name_and_birth_date_parts() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let out = doudi(
+    gen(
         dir,
-        &[
-            "gen",
-            "--households",
-            "1500",
-            "--seed",
-            "3",
-            "--out",
-            "data",
-            "--eval-csv",
-            "--eval-without-id",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        "1500",
+        "3",
+        "data",
+        &["--eval-csv", "--eval-without-id"],
     );
     let eval = dir.join("data/eval");
     let records = std::fs::read_to_string(eval.join("records.csv")).unwrap();

@@ -14,26 +14,16 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{doudi, ok, PgDatabase};
+use common::{doudi, gen, ok, PgDatabase, Server};
 use serde_json::Value;
 
 /// Examples per operation and phase unless `DOUDI_TEST_SCHEMATHESIS_EXAMPLES` says otherwise.
 const DEFAULT_EXAMPLES: u32 = 30;
 /// A fixed seed: a failure found in CI is found again locally.
 const SEED: &str = "20261206";
-
-/// The server, stopped when dropped (the test passed or not).
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -44,13 +34,6 @@ fn token(dir: &Path, db: &str, args: &[&str]) -> String {
     all.extend_from_slice(args);
     let v: Value = serde_json::from_str(&ok(doudi(dir, &all))).expect("token json");
     v["token"].as_str().expect("token").to_string()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn wait_ready(base: &str, server: &mut Server) {
@@ -108,8 +91,7 @@ fn the_server_keeps_to_its_openapi_document_for_every_role_on_postgres() {
     let Some((st, examples)) = schemathesis() else {
         return;
     };
-    let Ok(server) = std::env::var("DOUDI_TEST_POSTGRES_URL") else {
-        println!("skipped: set DOUDI_TEST_POSTGRES_URL to run the OpenAPI conformance test on PostgreSQL");
+    let Some(server) = common::postgres_url() else {
         return;
     };
     let pg = PgDatabase::create(&server, "openapi");
@@ -182,20 +164,7 @@ parameters = {{ \"path.code\" = {{ dictionary = \"regions\", probability = 0.5 }
 /// Generate a small store at `db` (warnings, officers, two dead letters), serve it, and run
 /// schemathesis once per role.
 fn conformance(dir: &Path, db: &str, st: &str, examples: u32) {
-    ok(doudi(
-        dir,
-        &[
-            "gen",
-            "--households",
-            "300",
-            "--seed",
-            "11",
-            "--out",
-            ".",
-            "--hardship-share",
-            "0.3",
-        ],
-    ));
+    gen(dir, "300", "11", ".", &["--hardship-share", "0.3"]);
     // Two records refused at ingest, so the dead-letter list and a replay answer with items.
     let feed = dir.join("feeds/employment/2026-01.jsonl");
     let mut text = std::fs::read_to_string(&feed).expect("an employment feed file");
@@ -213,17 +182,7 @@ fn conformance(dir: &Path, db: &str, st: &str, examples: u32) {
         &["warnings", "list", "--json", "--limit", "1000", "--db", db],
     )))
     .expect("warnings");
-    let assigned = warnings
-        .as_array()
-        .and_then(|a| {
-            a.iter().find(|w| {
-                w["assigned_to"]
-                    .as_str()
-                    .is_some_and(|o| o.starts_with("o-"))
-            })
-        })
-        .expect("an assigned warning")
-        .clone();
+    let assigned = common::assigned_warning(&warnings);
     let officer = assigned["assigned_to"]
         .as_str()
         .expect("officer")
@@ -290,22 +249,15 @@ fn conformance(dir: &Path, db: &str, st: &str, examples: u32) {
         ),
     ];
 
-    let port = free_port();
+    let port = common::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let log_path = dir.join("serve.log");
     let log = std::fs::File::create(&log_path).expect("log file");
     let mut server = Server(
-        Command::new(env!("CARGO_BIN_EXE_doudi"))
-            .current_dir(dir)
-            .args(["serve", "--db", db])
-            .env_remove("DOUDI_CONFIG")
-            .env_remove("DOUDI_DB")
-            .env("DOUDI_SERVE__LISTEN", format!("127.0.0.1:{port}"))
+        common::serve_command(dir, &["serve", "--db", db], port)
             // Schemathesis sends bad tokens on purpose (is authentication enforced?): the
             // per-address limit on failures would answer 429 to everything after the tenth.
             .env("DOUDI_SERVE__AUTH_FAILURES_PER_MINUTE", "1000000")
-            .env("DOUDI_LOG", "warn")
-            .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start doudi serve"),

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{doudi, doudi_env, ok};
+use common::{doudi, doudi_env, gen, ok};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,20 +16,7 @@ fn status(dir: &Path, db: &str) -> Value {
 
 /// Generate a small clean data set and import it; returns the database URL.
 fn setup(dir: &Path, households: &str, seed: &str) -> String {
-    ok(doudi(
-        dir,
-        &[
-            "gen",
-            "--households",
-            households,
-            "--seed",
-            seed,
-            "--out",
-            "data",
-            "--start",
-            "2025-01-01",
-        ],
-    ));
+    gen(dir, households, seed, "data", &["--start", "2025-01-01"]);
     let db = format!("sqlite://{}", dir.join("doudi.db").display());
     ok(doudi(dir, &["import", "data/register.jsonl", "--db", &db]));
     db
@@ -244,20 +231,7 @@ fn a_second_run_applies_nothing_and_a_copied_file_counts_only_duplicates() {
 fn killing_the_run_at_any_moment_and_restarting_gives_the_same_final_state() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    ok(doudi(
-        dir,
-        &[
-            "gen",
-            "--households",
-            "1500",
-            "--seed",
-            "11",
-            "--out",
-            "data",
-            "--start",
-            "2025-01-01",
-        ],
-    ));
+    gen(dir, "1500", "11", "data", &["--start", "2025-01-01"]);
     let env = [("DOUDI_LIMITS__BATCH_SIZE", "50")];
 
     // Reference: one uninterrupted run.

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{doudi, ok, PgDatabase};
+use common::{doudi, gen, ok, PgDatabase};
 use std::path::Path;
 
 use serde_json::Value;
@@ -40,26 +40,12 @@ fn import_and_run(dir: &Path, db: &str) -> (Value, Value, Value) {
 
 #[test]
 fn a_run_on_postgres_gives_the_same_status_as_on_sqlite_and_a_sound_audit_chain() {
-    let Ok(server) = std::env::var("DOUDI_TEST_POSTGRES_URL") else {
-        println!("skipped: DOUDI_TEST_POSTGRES_URL not set");
+    let Some(server) = common::postgres_url() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    ok(doudi(
-        dir,
-        &[
-            "gen",
-            "--households",
-            "300",
-            "--seed",
-            "11",
-            "--out",
-            "data",
-            "--start",
-            "2025-01-01",
-        ],
-    ));
+    gen(dir, "300", "11", "data", &["--start", "2025-01-01"]);
     let sqlite = format!("sqlite://{}", dir.join("doudi.db").display());
     let (lite_status, lite_warnings, lite_audit) = import_and_run(dir, &sqlite);
 
@@ -102,18 +88,7 @@ fn a_run_on_postgres_gives_the_same_status_as_on_sqlite_and_a_sound_audit_chain(
         dir,
         &["import", "data/register.jsonl", "--db", &shared.url],
     ));
-    for source in std::fs::read_dir(dir.join("data/feeds")).unwrap() {
-        let source = source.unwrap().path();
-        let copy = dir
-            .join("data/feeds_copy")
-            .join(source.file_name().unwrap());
-        std::fs::create_dir_all(&copy).unwrap();
-        for file in std::fs::read_dir(&source).unwrap() {
-            let file = file.unwrap().path();
-            let name = file.file_name().unwrap().to_string_lossy().into_owned();
-            std::fs::copy(&file, copy.join(format!("copy-{name}"))).unwrap();
-        }
-    }
+    common::copy_feeds(dir);
     let workers: Vec<_> = ["data/feeds", "data/feeds_copy"]
         .into_iter()
         .map(|feeds| {
@@ -196,18 +171,10 @@ async fn state(store: &doudi_store::Store, households: &[String]) -> State {
 /// The generated feeds as ingested records, merged by event time, in batches of `size`.
 fn ingested_batches(feeds: &Path, size: usize) -> Vec<Vec<doudi_pipeline::Ingested>> {
     let limits = doudi_model::ParseLimits::default();
-    let mut items = Vec::new();
-    for files in doudi_pipeline::files::scan_feeds(feeds).expect("feeds") {
-        let mut reader = doudi_pipeline::files::SourceReader::new(
-            files,
-            Default::default(),
-            limits.max_event_bytes,
-            true,
-        );
-        while let Some(record) = reader.next_record().expect("read a feed") {
-            items.push(doudi_pipeline::ingest_record(record, &limits));
-        }
-    }
+    let mut items: Vec<_> = common::feed_records(feeds)
+        .into_iter()
+        .map(|record| doudi_pipeline::ingest_record(record, &limits))
+        .collect();
     items.sort_by_key(|i| i.result.as_ref().ok().map(|e| e.occurred_at));
     let mut batches = Vec::new();
     let mut items = items.into_iter().peekable();
@@ -215,23 +182,6 @@ fn ingested_batches(feeds: &Path, size: usize) -> Vec<Vec<doudi_pipeline::Ingest
         batches.push(items.by_ref().take(size).collect());
     }
     batches
-}
-
-async fn open_with_register(
-    url: &str,
-    register: &[doudi_model::Household],
-) -> (doudi_store::Store, doudi_pipeline::Engine) {
-    let store = doudi_store::Store::open(url).await.expect("open");
-    store
-        .import_register(register, "register.jsonl", true)
-        .await
-        .expect("import");
-    let engine = doudi_pipeline::Engine::new(
-        doudi_risk::RuleSet::builtin(),
-        doudi_model::ParseLimits::default(),
-        store.load_register().await.expect("load register"),
-    );
-    (store, engine)
 }
 
 /// What the Kafka worker does on PostgreSQL under a backlog: the next batch is staged (its events
@@ -243,8 +193,7 @@ async fn open_with_register(
 /// redelivered in the next batch, one across that failure.
 #[test]
 fn batches_staged_ahead_end_as_batches_applied_one_after_the_other() {
-    let Ok(server) = std::env::var("DOUDI_TEST_POSTGRES_URL") else {
-        println!("skipped: DOUDI_TEST_POSTGRES_URL not set");
+    let Some(server) = common::postgres_url() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -282,7 +231,7 @@ fn batches_staged_ahead_end_as_batches_applied_one_after_the_other() {
     let ahead = PgDatabase::create(&server, "staged_ahead");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (expected, got) = rt.block_on(async {
-        let (store, engine) = open_with_register(&in_turn, &register).await;
+        let (store, engine) = common::open_with_register(&in_turn, &register).await;
         for b in &batches {
             doudi_pipeline::apply_batch(&store, &engine, b)
                 .await
@@ -291,7 +240,7 @@ fn batches_staged_ahead_end_as_batches_applied_one_after_the_other() {
         let expected = state(&store, &households).await;
         store.close().await;
 
-        let (store, engine) = open_with_register(&ahead, &register).await;
+        let (store, engine) = common::open_with_register(&ahead, &register).await;
         let mut staged = doudi_pipeline::stage_batch(&store, &engine, &batches[0])
             .await
             .expect("stage");

@@ -7,24 +7,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{doudi, ok};
+use common::{doudi, ok, Server};
 use serde_json::Value;
 
 fn status(dir: &Path, db: &str) -> Value {
     serde_json::from_str(&ok(doudi(dir, &["status", "--json", "--db", db]))).expect("status json")
-}
-
-/// Kill the server when the test ends, however it ends.
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,11 +27,7 @@ async fn pushed_events_are_ingested_by_run_as_if_read_from_files() {
     let reference = format!("sqlite://{}", dir.join("reference.db").display());
     let db = format!("sqlite://{}", dir.join("doudi.db").display());
     for d in [&reference, &db] {
-        ok(doudi(dir, &["import", "register.jsonl", "--db", d]));
-        ok(doudi(
-            dir,
-            &["officers", "import", "officers.jsonl", "--db", d],
-        ));
+        common::import_generated(dir, "", d);
     }
     ok(doudi(
         dir,
@@ -106,21 +91,10 @@ async fn pushed_events_are_ingested_by_run_as_if_read_from_files() {
         assert_eq!(doudi(dir, &all).status.code(), Some(2), "{args:?}");
     }
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
+    let port = common::free_port();
     let _server = Server(
-        Command::new(env!("CARGO_BIN_EXE_doudi"))
-            .current_dir(dir)
-            .args(["serve", "--db", &db])
-            .env_remove("DOUDI_CONFIG")
-            .env_remove("DOUDI_DB")
-            .env("DOUDI_SERVE__LISTEN", format!("127.0.0.1:{port}"))
+        common::serve_command(dir, &["serve", "--db", &db], port)
             .env("DOUDI_FEEDS__DIR", "feeds")
-            .env("DOUDI_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
             .expect("start doudi serve"),
     );
@@ -129,16 +103,7 @@ async fn pushed_events_are_ingested_by_run_as_if_read_from_files() {
         .timeout(Duration::from_secs(60))
         .build()
         .expect("client");
-    let mut up = false;
-    for _ in 0..200 {
-        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
-            if r.status().is_success() {
-                up = true;
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let up = common::ready(&http, &base, 200).await;
     assert!(up, "doudi serve did not become ready");
 
     let push = |batch: String| {

@@ -13,21 +13,10 @@ mod common;
 mod kafka;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{doudi, ok};
+use common::{doudi, gen, ok, Server};
 use serde_json::Value;
-
-/// Kill the server when the test ends, however it ends.
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
@@ -61,34 +50,17 @@ fn feeder(dir: &Path, db: &str, source: &str) -> String {
 /// `doudi serve` with `config` (TOML) on a free port; waits until it is ready.
 async fn serve(dir: &Path, db: &str, config: &str) -> (Server, String) {
     std::fs::write(dir.join("serve.toml"), config).expect("config");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
+    let port = common::free_port();
     let server = Server(
-        Command::new(env!("CARGO_BIN_EXE_doudi"))
-            .current_dir(dir)
-            .args(["--config", "serve.toml", "serve", "--db", db])
-            .env_remove("DOUDI_CONFIG")
-            .env_remove("DOUDI_DB")
-            .env("DOUDI_SERVE__LISTEN", format!("127.0.0.1:{port}"))
-            .env("DOUDI_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+        common::serve_command(dir, &["--config", "serve.toml", "serve", "--db", db], port)
             .spawn()
             .expect("start doudi serve"),
     );
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    for _ in 0..400 {
-        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
-            if r.status().is_success() {
-                return (server, base);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("doudi serve did not become ready");
+    let up = common::ready(&http, &base, 400).await;
+    assert!(up, "doudi serve did not become ready");
+    (server, base)
 }
 
 async fn push(
@@ -148,27 +120,11 @@ fn tree(folder: &Path) -> Vec<(String, Vec<u8>)> {
 async fn exports_pushed_through_a_profile_end_as_the_same_exports_dropped_in_a_folder() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path();
-    ok(doudi(
-        dir,
-        &[
-            "gen",
-            "--households",
-            "200",
-            "--seed",
-            "7",
-            "--out",
-            ".",
-            "--native",
-        ],
-    ));
+    gen(dir, "200", "7", ".", &["--native"]);
     let reference = format!("sqlite://{}", dir.join("reference.db").display());
     let db = format!("sqlite://{}", dir.join("doudi.db").display());
     for d in [&reference, &db] {
-        ok(doudi(dir, &["import", "register.jsonl", "--db", d]));
-        ok(doudi(
-            dir,
-            &["officers", "import", "officers.jsonl", "--db", d],
-        ));
+        common::import_generated(dir, "", d);
     }
     // The reference: the GB18030 settlement lists and the Excel appraisals dropped in folders.
     let dropped = dir.join("dropped");
@@ -413,19 +369,7 @@ async fn exports_pushed_through_a_profile_end_as_the_same_exports_dropped_in_a_f
 async fn in_kafka_mode_a_push_is_on_the_topic_before_the_answer_and_a_worker_ingests_it() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path();
-    ok(doudi(
-        dir,
-        &[
-            "gen",
-            "--households",
-            "200",
-            "--seed",
-            "8",
-            "--out",
-            ".",
-            "--native",
-        ],
-    ));
+    gen(dir, "200", "8", ".", &["--native"]);
     let db = format!("sqlite://{}", dir.join("doudi.db").display());
     ok(doudi(dir, &["import", "register.jsonl", "--db", &db]));
     let broker = kafka::Broker::start(dir, 4);

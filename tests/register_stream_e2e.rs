@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{doudi, doudi_env, ok, PgDatabase};
+use common::{doudi, doudi_env, gen, ok, PgDatabase};
 
 /// Both runs link with the prior model: a model trained on each run's own register would differ
 /// between them for reasons that are not this test's.
@@ -247,20 +247,7 @@ enum Layout {
 /// record must be decided again by one of them only. With [`Layout::Kafka`], the worker consumes
 /// the feed topics of a `doudi dev-broker` instead.
 fn register_follows_a_running_worker(dir: &Path, reference: &str, streamed: &str, layout: Layout) {
-    ok(doudi(
-        dir,
-        &[
-            "gen",
-            "--households",
-            "150",
-            "--seed",
-            "19",
-            "--out",
-            "data",
-            "--start",
-            "2025-01-01",
-        ],
-    ));
+    gen(dir, "150", "19", "data", &["--start", "2025-01-01"]);
     ok(doudi(
         dir,
         &["import", "data/register.jsonl", "--db", reference],
@@ -352,18 +339,7 @@ fn register_follows_a_running_worker(dir: &Path, reference: &str, streamed: &str
         None => worker(dir, &["--feeds", "data/feeds"], streamed),
     }];
     if layout == Layout::TwoWorkers {
-        for source in std::fs::read_dir(dir.join("data/feeds")).unwrap() {
-            let source = source.unwrap().path();
-            let copy = dir
-                .join("data/feeds_copy")
-                .join(source.file_name().unwrap());
-            std::fs::create_dir_all(&copy).unwrap();
-            for file in std::fs::read_dir(&source).unwrap() {
-                let file = file.unwrap().path();
-                let name = file.file_name().unwrap().to_string_lossy().into_owned();
-                std::fs::copy(&file, copy.join(format!("copy-{name}"))).unwrap();
-            }
-        }
+        common::copy_feeds(dir);
         workers.push(worker(dir, &["--feeds", "data/feeds_copy"], streamed));
     }
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -476,8 +452,7 @@ fn a_household_enrolled_while_a_worker_runs_links_its_waiting_records_on_sqlite(
 
 #[test]
 fn a_household_enrolled_while_a_worker_runs_links_its_waiting_records_on_postgres() {
-    let Ok(server) = std::env::var("DOUDI_TEST_POSTGRES_URL") else {
-        println!("skipped: DOUDI_TEST_POSTGRES_URL not set");
+    let Some(server) = common::postgres_url() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

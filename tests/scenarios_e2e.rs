@@ -5,33 +5,14 @@
 
 mod common;
 
-use common::{doudi, ok};
+use common::{doudi, gen, ok};
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
 /// The rules that may rightly explain each kind of story.
 fn causes(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "serious_illness" => &[
-            "serious_illness",
-            "medical_burden",
-            "catastrophic_bill",
-            "income_below_line",
-            "job_loss",
-        ],
-        "earner_death" => &["death", "income_below_line"],
-        "job_loss" => &["job_loss", "income_below_line"],
-        "housing_crisis" => &["dangerous_house", "disaster_damage", "forced_relocation"],
-        "severe_disability" => &[
-            "severe_disability",
-            "catastrophic_bill",
-            "medical_burden",
-            "income_below_line",
-            "job_loss",
-        ],
-        other => panic!("unknown scenario kind {other}"),
-    }
+    doudi_synth::scenario_causes(kind).unwrap_or_else(|| panic!("unknown scenario kind {kind}"))
 }
 
 #[test]
@@ -39,18 +20,7 @@ fn hardship_households_are_warned_for_their_cause_and_others_rarely_are() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let db = format!("sqlite://{}", dir.join("doudi.db").display());
-    ok(doudi(
-        dir,
-        &[
-            "gen",
-            "--households",
-            "4000",
-            "--seed",
-            "11",
-            "--out",
-            "data",
-        ],
-    ));
+    gen(dir, "4000", "11", "data", &[]);
     ok(doudi(dir, &["import", "data/register.jsonl", "--db", &db]));
     ok(doudi(
         dir,

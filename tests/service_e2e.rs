@@ -8,7 +8,7 @@ mod common;
 
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{doudi_env, ok};
@@ -88,17 +88,7 @@ async fn no_personal_data_reaches_the_logs_of_the_pipeline_or_the_service() {
         &[],
     )))
     .expect("warnings");
-    let w = warnings
-        .as_array()
-        .and_then(|a| {
-            a.iter().find(|w| {
-                w["assigned_to"]
-                    .as_str()
-                    .is_some_and(|o| o.starts_with("o-"))
-            })
-        })
-        .expect("an assigned warning")
-        .clone();
+    let w = common::assigned_warning(&warnings);
     let officer = w["assigned_to"].as_str().expect("officer").to_string();
     let township = &w["region_code"].as_str().expect("region")[..9];
     let household = w["household_id"].as_str().expect("household").to_string();
@@ -133,21 +123,12 @@ async fn no_personal_data_reaches_the_logs_of_the_pipeline_or_the_service() {
     assert_eq!(again.status.code(), Some(2));
 
     // The service, its address from the environment, logs at debug into a file.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
+    let port = common::free_port();
     let log_path = dir.join("serve.log");
     let log_file = std::fs::File::create(&log_path).expect("log file");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_doudi"))
-        .current_dir(dir)
-        .args(["serve", "--db", &db])
-        .env_remove("DOUDI_CONFIG")
-        .env_remove("DOUDI_DB")
-        .env("DOUDI_SERVE__LISTEN", format!("127.0.0.1:{port}"))
+    let mut server = common::serve_command(dir, &["serve", "--db", &db], port)
         .env("DOUDI_LOG", "debug")
         .env("RUST_LOG", "debug")
-        .stdout(Stdio::null())
         .stderr(log_file)
         .spawn()
         .expect("start doudi serve");
@@ -157,16 +138,7 @@ async fn no_personal_data_reaches_the_logs_of_the_pipeline_or_the_service() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    let mut up = false;
-    for _ in 0..200 {
-        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
-            up = r.status().is_success();
-            if up {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let up = common::ready(&http, &base, 200).await;
     assert!(up, "doudi serve did not become ready");
 
     let (s, body) = get(&http, &format!("{base}/api/warnings"), &officer_token).await;

@@ -16,7 +16,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientConfig;
 use serde_json::Value;
 
-use crate::common::{doudi, ok};
+use crate::common::{doudi, gen, ok};
 
 pub const FEEDS: [&str; 4] = [
     "health_insurance",
@@ -92,20 +92,7 @@ impl Drop for Broker {
 /// Generate a data set with officers, import it into `db`; returns the feeds' line count.
 pub fn gen_and_import(dir: &Path, households: &str, seed: &str, db: &str) -> u64 {
     if !dir.join("data/register.jsonl").exists() {
-        ok(doudi(
-            dir,
-            &[
-                "gen",
-                "--households",
-                households,
-                "--seed",
-                seed,
-                "--out",
-                "data",
-                "--start",
-                "2025-01-01",
-            ],
-        ));
+        gen(dir, households, seed, "data", &["--start", "2025-01-01"]);
     }
     import(dir, db);
     feed_files(dir)
@@ -122,11 +109,7 @@ pub fn gen_and_import(dir: &Path, households: &str, seed: &str, db: &str) -> u64
 
 /// Import the generated register and officers into `db`.
 pub fn import(dir: &Path, db: &str) {
-    ok(doudi(dir, &["import", "data/register.jsonl", "--db", db]));
-    ok(doudi(
-        dir,
-        &["officers", "import", "data/officers.jsonl", "--db", db],
-    ));
+    crate::common::import_generated(dir, "data/", db);
 }
 
 /// `(topic, file)` of every generated feed file.
@@ -174,10 +157,16 @@ pub fn produce_part(dir: &Path, bootstrap: &str, keep: impl Fn(usize, usize) -> 
         if mine.is_empty() {
             continue;
         }
-        let mut args = vec!["produce", "--brokers", bootstrap, "--topic", topic];
-        args.extend(mine.iter().map(String::as_str));
-        ok(doudi(dir, &args));
+        let mine: Vec<&str> = mine.iter().map(String::as_str).collect();
+        produce(dir, bootstrap, topic, &mine);
     }
+}
+
+/// `doudi produce` of `files` to `topic`; its standard output, after asserting it succeeded.
+pub fn produce(dir: &Path, bootstrap: &str, topic: &str, files: &[&str]) -> String {
+    let mut args = vec!["produce", "--brokers", bootstrap, "--topic", topic];
+    args.extend_from_slice(files);
+    ok(doudi(dir, &args))
 }
 
 /// A child process killed when dropped (a failed assertion leaves no worker behind).

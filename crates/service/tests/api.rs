@@ -82,12 +82,7 @@ async fn personal_data_is_shown_only_to_who_needs_it_and_every_read_is_audited()
     let w = fx.own.warnings[0];
     // The warning: masked for everyone, the read recorded.
     let r = fx
-        .api(
-            "GET",
-            &format!("/api/warnings/{w}"),
-            Some(fx.token(Role::Officer)),
-            None,
-        )
+        .api_get(Role::Officer, &format!("/api/warnings/{w}"))
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_no_personal_data(&fx, &r.body);
@@ -97,12 +92,7 @@ async fn personal_data_is_shown_only_to_who_needs_it_and_every_read_is_audited()
     // The household: in clear for the officer who visits it …
     let household_of = |body: &serde_json::Value| body["household"]["household_id"].clone();
     let r = fx
-        .api(
-            "GET",
-            &format!("/api/households/{hh}"),
-            Some(fx.token(Role::Officer)),
-            None,
-        )
+        .api_get(Role::Officer, &format!("/api/households/{hh}"))
         .await
         .json();
     assert_eq!(r["masked"], false);
@@ -110,25 +100,13 @@ async fn personal_data_is_shown_only_to_who_needs_it_and_every_read_is_audited()
     assert!(r.to_string().contains(&fx.people[0].id_number));
     // … masked for the auditor and the admin.
     for role in [Role::Auditor, Role::Admin] {
-        let r = fx
-            .api(
-                "GET",
-                &format!("/api/households/{hh}"),
-                Some(fx.token(role)),
-                None,
-            )
-            .await;
+        let r = fx.api_get(role, &format!("/api/households/{hh}")).await;
         assert_eq!(r.json()["masked"], true);
         assert_no_personal_data(&fx, &r.body);
     }
     // The trace: in clear for the auditor only.
     let r = fx
-        .api(
-            "GET",
-            &format!("/api/households/{hh}/trace"),
-            Some(fx.token(Role::Auditor)),
-            None,
-        )
+        .api_get(Role::Auditor, &format!("/api/households/{hh}/trace"))
         .await;
     assert_eq!(r.json()["masked"], false);
     assert!(
@@ -136,22 +114,12 @@ async fn personal_data_is_shown_only_to_who_needs_it_and_every_read_is_audited()
         "the auditor replays the records as received"
     );
     let r = fx
-        .api(
-            "GET",
-            &format!("/api/households/{hh}/trace"),
-            Some(fx.token(Role::Supervisor)),
-            None,
-        )
+        .api_get(Role::Supervisor, &format!("/api/households/{hh}/trace"))
         .await;
     assert_eq!(r.json()["masked"], true);
     assert_no_personal_data(&fx, &r.body);
     let r = fx
-        .api(
-            "GET",
-            &format!("/api/households/{hh}/timeline"),
-            Some(fx.token(Role::Supervisor)),
-            None,
-        )
+        .api_get(Role::Supervisor, &format!("/api/households/{hh}/timeline"))
         .await;
     assert_no_personal_data(&fx, &r.body);
     assert!(r.json()["entries"]
@@ -185,9 +153,7 @@ async fn personal_data_is_shown_only_to_who_needs_it_and_every_read_is_audited()
         .expect("json");
     assert_no_personal_data(&fx, &trail);
     // The officer directory shows phone numbers masked.
-    let officers = fx
-        .api("GET", "/api/officers", Some(fx.token(Role::Officer)), None)
-        .await;
+    let officers = fx.api_get(Role::Officer, "/api/officers").await;
     assert!(!officers.body.contains("13800138000") && officers.body.contains("138******00"));
 }
 
@@ -260,12 +226,7 @@ async fn moves_follow_the_lifecycle_rules_and_are_recorded() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let d = fx
-        .store
-        .warning_detail(w)
-        .await
-        .expect("detail")
-        .expect("warning");
+    let d = fx.detail(w).await;
     assert_eq!(d.warning.status, doudi_model::WarningStatus::Resolved);
     let actions: Vec<(String, String, bool)> = d
         .history
@@ -290,10 +251,7 @@ async fn moves_follow_the_lifecycle_rules_and_are_recorded() {
 async fn a_review_decision_links_the_record_and_goes_on_to_a_warning() {
     let fx = Fixture::new().await;
     let seq = fx.own.review_seq;
-    let q = fx
-        .api("GET", "/api/review", Some(fx.token(Role::Officer)), None)
-        .await
-        .json();
+    let q = fx.api_get(Role::Officer, "/api/review").await.json();
     let seqs: Vec<i64> = q["items"]
         .as_array()
         .expect("items")
@@ -309,10 +267,7 @@ async fn a_review_decision_links_the_record_and_goes_on_to_a_warning() {
         q["total_pending"].is_null(),
         "nor the length of the others' queue"
     );
-    let all = fx
-        .api("GET", "/api/review", Some(fx.token(Role::Auditor)), None)
-        .await
-        .json();
+    let all = fx.api_get(Role::Auditor, "/api/review").await.json();
     assert_eq!(all["total_pending"], 2, "{all}");
     let r = fx
         .api(
@@ -385,9 +340,7 @@ async fn bad_tokens_are_refused_and_repeated_failures_get_429() {
     assert_eq!(r.json()["error"]["code"], "rate_limited");
     // While limited, a good token is refused too: the limit is checked before any token, so it
     // slows guessing whatever is guessed (this asserted 200 before issue 23).
-    let r = fx
-        .api("GET", "/api/warnings", Some(fx.token(Role::Admin)), None)
-        .await;
+    let r = fx.api_get(Role::Admin, "/api/warnings").await;
     assert_eq!(r.status, 429, "{}", r.body);
     let metrics = fx.api("GET", "/metrics", None, None).await;
     assert!(
@@ -480,10 +433,7 @@ async fn a_supervisor_silences_a_township_and_the_overview_counts_by_level() {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
-    let list = fx
-        .api("GET", "/api/silences", Some(fx.token(Role::Officer)), None)
-        .await
-        .json();
+    let list = fx.api_get(Role::Officer, "/api/silences").await.json();
     assert_eq!(list["silences"].as_array().map(Vec::len), Some(1), "{list}");
     let o = fx
         .api("GET", "/api/regions/341502/overview", Some(sup), None)
@@ -506,15 +456,7 @@ async fn a_supervisor_silences_a_township_and_the_overview_counts_by_level() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_are_listed_without_their_bytes_and_replayed_by_an_admin() {
     let fx = Fixture::new().await;
-    let r = fx
-        .api(
-            "GET",
-            "/api/deadletters",
-            Some(fx.token(Role::Auditor)),
-            None,
-        )
-        .await
-        .json();
+    let r = fx.api_get(Role::Auditor, "/api/deadletters").await.json();
     let list = r["dead_letters"].as_array().expect("list");
     assert_eq!(list.len(), 1, "{r}");
     assert_eq!(list[0]["reason_code"], "not_json");

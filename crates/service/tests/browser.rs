@@ -326,12 +326,7 @@ async fn an_officer_signs_in_sees_their_township_and_acknowledges_a_warning_in_a
     assert!(after.contains("已记录"), "{after}");
     driver.quit().await;
 
-    let d = fx
-        .store
-        .warning_detail(w)
-        .await
-        .expect("detail")
-        .expect("warning");
+    let d = fx.detail(w).await;
     assert_eq!(d.warning.status, doudi_model::WarningStatus::Acknowledged);
     assert!(d.history.iter().any(|h| h.action == "acknowledge"
         && h.actor == "o-341502001"
@@ -343,13 +338,7 @@ async fn an_officer_signs_in_sees_their_township_and_acknowledges_a_warning_in_a
     assert!(trail.iter().any(|a| a.action == "read_personal_data"
         && a.actor == "o-341502001"
         && a.detail.contains("GET /warnings/{id}")));
-    assert!(fx
-        .store
-        .verify_audit()
-        .await
-        .expect("verify")
-        .first_broken
-        .is_none());
+    assert!(fx.audit_whole().await);
     let _ = stop.send(());
     server.await.expect("server task").expect("server");
 }
@@ -445,29 +434,7 @@ async fn every_page_fits_a_phone_and_a_desktop_and_passes_axe_core() {
     let mut plan: Vec<(Role, Vec<String>)> = Vec::new();
     for role in [Role::Officer, Role::Supervisor, Role::Auditor, Role::Admin] {
         let mut pages = common_pages.clone();
-        match role {
-            Role::Officer => pages.extend([
-                format!("/households/{hh}/trace"),
-                "/review".into(),
-                format!("/regions/{}", fx.own.township),
-            ]),
-            Role::Supervisor => pages.extend([
-                format!("/households/{hh}/trace"),
-                "/review".into(),
-                "/regions/341502".into(),
-            ]),
-            Role::Auditor => pages.extend([
-                format!("/households/{hh}/trace"),
-                "/review".into(),
-                "/deadletters".into(),
-                "/regions/34".into(),
-            ]),
-            _ => pages.extend([
-                "/review".into(),
-                "/deadletters".into(),
-                "/regions/34".into(),
-            ]),
-        }
+        pages.extend(fx.role_pages(role));
         plan.push((role, pages));
     }
     let mut problems = Vec::new();

@@ -331,9 +331,7 @@ async fn query_and_path_bounds_are_the_documents() {
         "/api/households/{id}/trace",
     ] {
         let uri = template.replace("{id}", "HZ%00-1");
-        let r = fx
-            .api("GET", &uri, Some(fx.token(Role::Auditor)), None)
-            .await;
+        let r = fx.api_get(Role::Auditor, &uri).await;
         assert_documented(&doc, "GET", template, &r, 400);
     }
     for query in [

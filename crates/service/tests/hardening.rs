@@ -368,13 +368,7 @@ async fn anything_outside_the_callers_region_is_404_with_nothing_about_it() {
             assert!(!leaks(&r), "{}", r.body);
         }
         // The audit trail is whole (refused moves are still recorded).
-        assert!(fx
-            .store
-            .verify_audit()
-            .await
-            .expect("verify")
-            .first_broken
-            .is_none());
+        assert!(fx.audit_whole().await);
         fx.finish().await;
     }
 }

@@ -44,9 +44,7 @@ async fn sign_in_sets_a_strict_http_only_cookie_and_a_bad_token_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_inbox_shows_the_townships_warnings_most_urgent_first_with_time_left() {
     let fx = Fixture::new().await;
-    let r = fx
-        .page("GET", "/", Some(fx.token(Role::Officer)), None)
-        .await;
+    let r = fx.page_get(Role::Officer, "/").await;
     assert_eq!(r.status, 200, "{}", r.body);
     for w in &fx.own.warnings {
         assert!(
@@ -70,9 +68,7 @@ async fn the_inbox_shows_the_townships_warnings_most_urgent_first_with_time_left
         .unwrap_or("");
     assert!(csp.contains("default-src 'none'"), "{csp}");
     // English on request, remembered in a cookie.
-    let r = fx
-        .page("GET", "/?lang=en", Some(fx.token(Role::Officer)), None)
-        .await;
+    let r = fx.page_get(Role::Officer, "/?lang=en").await;
     assert!(r.body.contains("Inbox") && r.body.contains("lang=\"en\""));
     let set = r
         .headers
@@ -98,12 +94,7 @@ async fn the_warning_page_masks_members_escapes_notes_and_needs_the_form_token()
         assert!(!page.body.contains(&p.id_number) && !page.body.contains(p.name));
     }
     let sup = fx
-        .page(
-            "GET",
-            &format!("/warnings/{w}"),
-            Some(fx.token(Role::Supervisor)),
-            None,
-        )
+        .page_get(Role::Supervisor, &format!("/warnings/{w}"))
         .await;
     for p in &fx.people {
         assert!(!sup.body.contains(&p.id_number) && !sup.body.contains(p.name));
@@ -248,14 +239,7 @@ async fn the_county_overview_lists_the_escalated_warnings_with_their_step_and_si
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_region_page_charts_warnings_and_the_auditor_trace_is_in_clear_and_audited() {
     let fx = Fixture::new().await;
-    let r = fx
-        .page(
-            "GET",
-            "/regions/341502",
-            Some(fx.token(Role::Supervisor)),
-            None,
-        )
-        .await;
+    let r = fx.page_get(Role::Supervisor, "/regions/341502").await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(
         r.body.contains("<svg") && r.body.contains("<rect"),
@@ -263,14 +247,7 @@ async fn the_region_page_charts_warnings_and_the_auditor_trace_is_in_clear_and_a
         r.body
     );
     assert!(r.body.contains("/regions/341502001"));
-    let r = fx
-        .page(
-            "GET",
-            "/regions/341502",
-            Some(fx.token(Role::Officer)),
-            None,
-        )
-        .await;
+    let r = fx.page_get(Role::Officer, "/regions/341502").await;
     // Outside the officer's township: 404, as for a region that is not there (was 403).
     assert_eq!(
         r.status, 404,
@@ -279,12 +256,7 @@ async fn the_region_page_charts_warnings_and_the_auditor_trace_is_in_clear_and_a
     assert!(!r.body.contains("outside"), "{}", r.body);
     let hh = &fx.own.households[0];
     let r = fx
-        .page(
-            "GET",
-            &format!("/households/{hh}/trace"),
-            Some(fx.token(Role::Auditor)),
-            None,
-        )
+        .page_get(Role::Auditor, &format!("/households/{hh}/trace"))
         .await;
     assert_eq!(r.status, 200);
     assert!(
@@ -292,12 +264,7 @@ async fn the_region_page_charts_warnings_and_the_auditor_trace_is_in_clear_and_a
         "the auditor sees the record as received"
     );
     let r = fx
-        .page(
-            "GET",
-            &format!("/households/{hh}/trace"),
-            Some(fx.token(Role::Officer)),
-            None,
-        )
+        .page_get(Role::Officer, &format!("/households/{hh}/trace"))
         .await;
     assert!(!r.body.contains(&fx.people[0].id_number));
     let reads: Vec<serde_json::Value> = fx

@@ -20,29 +20,7 @@ fn pages(fx: &Fixture, role: Role) -> Vec<String> {
         format!("/households/{hh}"),
         "/warnings/999999".into(),
     ];
-    match role {
-        Role::Officer => p.extend([
-            format!("/households/{hh}/trace"),
-            "/review".into(),
-            format!("/regions/{}", fx.own.township),
-        ]),
-        Role::Supervisor => p.extend([
-            format!("/households/{hh}/trace"),
-            "/review".into(),
-            "/regions/341502".into(),
-        ]),
-        Role::Auditor => p.extend([
-            format!("/households/{hh}/trace"),
-            "/review".into(),
-            "/deadletters".into(),
-            "/regions/34".into(),
-        ]),
-        _ => p.extend([
-            "/deadletters".into(),
-            "/regions/34".into(),
-            "/review".into(),
-        ]),
-    }
+    p.extend(fx.role_pages(role));
     p
 }
 
@@ -196,23 +174,14 @@ async fn the_inbox_shows_cards_with_the_head_by_name_for_the_assigned_officer_on
         && a.detail.contains("\"via\":\"GET /\"")
         && a.detail.contains("\"masked\":false")));
     // The supervisor is not the assigned officer: masked.
-    let r = fx
-        .page("GET", "/", Some(fx.token(Role::Supervisor)), None)
-        .await;
+    let r = fx.page_get(Role::Supervisor, "/").await;
     assert!(
         !r.body.contains("陈桂兰") && r.body.contains("陈*"),
         "{}",
         r.body
     );
     // The county's overview lists its overdue warnings (none yet: every deadline is ahead).
-    let r = fx
-        .page(
-            "GET",
-            "/regions/341502",
-            Some(fx.token(Role::Supervisor)),
-            None,
-        )
-        .await;
+    let r = fx.page_get(Role::Supervisor, "/regions/341502").await;
     assert!(
         r.body.contains("已超期的预警") && r.body.contains("没有超期的预警"),
         "{}",
@@ -254,12 +223,7 @@ async fn the_household_page_shows_members_address_warnings_and_the_visit_form() 
     );
     // The auditor: masked.
     let r = fx
-        .page(
-            "GET",
-            &format!("/households/{hh}"),
-            Some(fx.token(Role::Auditor)),
-            None,
-        )
+        .page_get(Role::Auditor, &format!("/households/{hh}"))
         .await;
     assert!(
         !r.body.contains("陈桂兰") && !r.body.contains("id=\"visit\""),
@@ -379,9 +343,7 @@ async fn review_dead_letters_and_the_trace_have_pages() {
         .expect("kept");
     assert!(item.decision.is_some(), "decided");
     // Dead letters: the auditor reads, the admin replays.
-    let r = fx
-        .page("GET", "/deadletters", Some(fx.token(Role::Auditor)), None)
-        .await;
+    let r = fx.page_get(Role::Auditor, "/deadletters").await;
     assert_eq!(r.status, 200);
     assert!(
         r.body.contains("格式无法读取") && !r.body.contains("id=\"replay\""),

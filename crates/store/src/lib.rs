@@ -96,6 +96,8 @@ mod regions;
 mod register;
 mod review;
 mod sessions;
+#[cfg(test)]
+mod testing;
 mod time;
 mod tokens;
 mod trace;

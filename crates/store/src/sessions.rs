@@ -125,27 +125,10 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::{NewToken, Store};
-
     #[tokio::test]
     async fn a_session_acts_for_its_token_and_ends_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
-            .await
-            .unwrap();
-        let id = store
-            .create_token(&NewToken {
-                token_hash: "tok",
-                role: "officer",
-                region_code: "341502001",
-                officer_id: Some("o-1"),
-                label: "",
-                created_by: "cli:root",
-                expires_at: None,
-                feed_source: None,
-            })
-            .await
-            .unwrap();
+        let (_dir, store) = crate::testing::scratch().await;
+        let id = crate::testing::officer_token(&store, "tok").await;
         store
             .create_session(
                 "sess",

@@ -170,27 +170,10 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[tokio::test]
     async fn a_token_is_found_by_its_hash_and_revoked_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
-            .await
-            .unwrap();
-        let id = store
-            .create_token(&NewToken {
-                token_hash: "abc",
-                role: "officer",
-                region_code: "341502001",
-                officer_id: Some("o-1"),
-                label: "",
-                created_by: "cli:root",
-                expires_at: None,
-                feed_source: None,
-            })
-            .await
-            .unwrap();
+        let (_dir, store) = crate::testing::scratch().await;
+        let id = crate::testing::officer_token(&store, "abc").await;
         let t = store.token_by_hash("abc").await.unwrap().unwrap();
         assert_eq!((t.token_id, t.role.as_str()), (id, "officer"));
         assert!(store.token_by_hash("abd").await.unwrap().is_none());

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use doudi_model::{
-    parse_event, Assessment, Contribution, Disposition, Evidence, Fact, Household, IdEvidence,
-    Level, LinkOutcome, ParseLimits, WarningStatus,
+    parse_event, Assessment, Contribution, Disposition, Evidence, Household, IdEvidence, Level,
+    LinkOutcome, ParseLimits, WarningStatus,
 };
 use doudi_store::Json;
 use doudi_store::{
@@ -215,14 +215,7 @@ fn fact_row(seq: i64, row: &EventRow, household: &str) -> FactRow {
     let e = parse_event(&row.raw, &ParseLimits::default()).expect("valid event");
     FactRow {
         event_seq: seq,
-        fact: Fact {
-            event_id: e.event_id,
-            source: e.source,
-            household_id: household.into(),
-            member_id: format!("{household}-1"),
-            occurred_at: e.occurred_at,
-            payload: e.payload,
-        },
+        fact: e.into_fact(household.into(), format!("{household}-1")),
     }
 }
 

@@ -512,6 +512,60 @@ impl Fixture {
         self.send(b.body(body).expect("request")).await
     }
 
+    /// `GET uri` of the API with the token of `role`.
+    pub async fn api_get(&self, role: Role, uri: &str) -> Reply {
+        self.api("GET", uri, Some(self.token(role)), None).await
+    }
+
+    /// `GET uri`, a page, in a session of `role`.
+    pub async fn page_get(&self, role: Role, uri: &str) -> Reply {
+        self.page("GET", uri, Some(self.token(role)), None).await
+    }
+
+    /// The stored warning `id` with its history.
+    pub async fn detail(&self, id: i64) -> doudi_store::WarningDetail {
+        self.store
+            .warning_detail(id)
+            .await
+            .expect("detail")
+            .expect("warning")
+    }
+
+    /// Whether the audit chain verifies whole.
+    pub async fn audit_whole(&self) -> bool {
+        self.store
+            .verify_audit()
+            .await
+            .expect("verify")
+            .first_broken
+            .is_none()
+    }
+
+    /// The pages beside the inbox, warnings and households that `role` opens, from this side.
+    pub fn role_pages(&self, role: Role) -> Vec<String> {
+        let hh = &self.own.households[0];
+        let trace = format!("/households/{hh}/trace");
+        match role {
+            Role::Officer => vec![
+                trace,
+                "/review".into(),
+                format!("/regions/{}", self.own.township),
+            ],
+            Role::Supervisor => vec![trace, "/review".into(), "/regions/341502".into()],
+            Role::Auditor => vec![
+                trace,
+                "/review".into(),
+                "/deadletters".into(),
+                "/regions/34".into(),
+            ],
+            _ => vec![
+                "/deadletters".into(),
+                "/regions/34".into(),
+                "/review".into(),
+            ],
+        }
+    }
+
     /// A page request with the cookie of a session opened for API token `token` (and a form
     /// body for posts).
     pub async fn page(
