@@ -9,6 +9,45 @@ use std::sync::OnceLock;
 pub use doudi_service::{move_error, yuan, Lang};
 
 static LANG: OnceLock<Lang> = OnceLock::new();
+static ZONE: OnceLock<chrono_tz::Tz> = OnceLock::new();
+
+/// Fix the locality's time zone (`locality.time_zone`) for the rest of the process (the first
+/// call wins; Asia/Shanghai until then).
+pub fn set_zone(zone: chrono_tz::Tz) {
+    let _ = ZONE.set(zone);
+}
+
+fn clock() -> doudi_service::Clock {
+    let zone = ZONE.get().copied().unwrap_or(chrono_tz::Asia::Shanghai);
+    doudi_service::Clock::new(zone, chrono::Utc::now(), lang())
+}
+
+/// A stored time for people. In Chinese: in the locality's zone, to the minute, with how long ago
+/// or ahead (`2026-12-08 09:30（3 小时后）`), as the pages show it. In English: the store's own
+/// UTC text (`2026-12-08T01:30:00.000000Z`), which scripts and operators' tools read.
+pub fn when<Tz: chrono::TimeZone>(t: &chrono::DateTime<Tz>) -> String {
+    let t = t.with_timezone(&chrono::Utc);
+    match lang() {
+        Lang::Zh => {
+            let c = clock();
+            format!("{}（{}）", c.at(&t), c.relative(&t))
+        }
+        Lang::En => doudi_store::ts(&t),
+    }
+}
+
+/// A deadline for people: as [`when`], with the time left or overdue in Chinese
+/// (`2026-12-08 09:30（3 小时后到期）`, `…（已超期 2 天）`).
+pub fn due<Tz: chrono::TimeZone>(t: &chrono::DateTime<Tz>) -> String {
+    let t = t.with_timezone(&chrono::Utc);
+    match lang() {
+        Lang::Zh => {
+            let c = clock();
+            format!("{}（{}）", c.at(&t), c.due(&t).0)
+        }
+        Lang::En => doudi_store::ts(&t),
+    }
+}
 
 /// The language of `--lang` / `DOUDI_LANG` (`zh`, `zh-CN`, `en`, `en_US.UTF-8`, …); `None` for
 /// anything else.

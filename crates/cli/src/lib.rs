@@ -202,6 +202,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(db) = cli.db {
         config.store.url = db;
     }
+    // Times for people in the locality's zone (a bad zone is refused where it is used).
+    if let Ok(zone) = config.locality.zone() {
+        lang::set_zone(zone);
+    }
     match cli.command {
         Command::Demo(args) => commands::demo::run(&config, args).await,
         Command::Gen(args) => commands::gen::run(args),

@@ -19,7 +19,7 @@ use doudi_warnings::fold::{fold, DeadlinePolicy, Episode, Step, Transition};
 use doudi_warnings::routing::Directory;
 
 use crate::ingest::{link_event, sniff_event_id, Ingested};
-use crate::register::Register;
+use crate::held::Register;
 use crate::versions::{check_current, refresh_versions, RulesIndex, Versions};
 use crate::PipelineError;
 

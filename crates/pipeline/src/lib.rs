@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod driver;
 pub mod files;
+mod held;
 mod ingest;
 pub mod register;
 mod replay;

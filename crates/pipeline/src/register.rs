@@ -11,11 +11,10 @@
 //! household's timeline and is assessed like any other, in that same transaction.
 
 use std::collections::{BTreeSet, HashMap};
-use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
-use doudi_linkage::{Linker, Outcome};
+use doudi_linkage::Outcome;
 use doudi_model::{parse_event, Fact, Household, ParseLimits};
 use doudi_store::{FactRow, LinkRow, Store, StoreError};
 
@@ -25,85 +24,8 @@ use crate::ingest::link_event;
 use crate::versions::{check_current, refresh_versions};
 use crate::PipelineError;
 
-/// One version of the register as a worker holds it: the households (for assessing) and the
-/// identity index over their members (for linking). Dereferences to its [`Linker`].
-#[derive(Clone, Debug)]
-pub struct Register {
-    households: HashMap<String, Household>,
-    linker: Linker,
-}
+pub use crate::held::Register;
 
-impl Register {
-    /// The register of `households`, linked with `linker` (built over the same households).
-    pub fn new(households: Vec<Household>, linker: Linker) -> Register {
-        Register {
-            households: households
-                .into_iter()
-                .map(|h| (h.household_id.clone(), h))
-                .collect(),
-            linker,
-        }
-    }
-
-    /// The store's register version this one holds (0: before the first import, or unknown).
-    pub fn version(&self) -> i64 {
-        self.linker.register_version()
-    }
-
-    /// The household `id`, if it is in the register.
-    pub fn household(&self, id: &str) -> Option<&Household> {
-        self.households.get(id)
-    }
-
-    /// Households in the register.
-    pub fn households(&self) -> usize {
-        self.households.len()
-    }
-
-    /// The identity linker over the register's members.
-    pub fn linker(&self) -> &Linker {
-        &self.linker
-    }
-
-    /// The linker, to change in place (its register version, its members).
-    pub(crate) fn linker_mut(&mut self) -> &mut Linker {
-        &mut self.linker
-    }
-
-    /// Replace the linker by what `f` makes of it (another model or thresholds), without a copy.
-    pub(crate) fn map_linker(&mut self, f: impl FnOnce(Linker) -> Linker) {
-        let placeholder = Linker::with_prior(doudi_linkage::RegisterIndex::default());
-        let linker = std::mem::replace(&mut self.linker, placeholder);
-        self.linker = f(linker);
-    }
-
-    /// Apply one household's change: its current record (`Some`) or its removal (`None`). The
-    /// identity index changes only when the household is indexed (an assess-only engine indexes
-    /// nothing).
-    fn apply(&mut self, id: &str, record: Option<Household>, index: bool) {
-        match record {
-            Some(h) => {
-                if index {
-                    self.linker.upsert_household(&h);
-                }
-                self.households.insert(id.to_string(), h);
-            }
-            None => {
-                if index {
-                    self.linker.remove_household(id);
-                }
-                self.households.remove(id);
-            }
-        }
-    }
-}
-
-impl Deref for Register {
-    type Target = Linker;
-    fn deref(&self) -> &Linker {
-        &self.linker
-    }
-}
 
 /// What a refresh applied (counts only: never names or ID numbers).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -246,6 +168,7 @@ pub async fn rederive(
 /// the transaction that claimed it (so with several workers each record is decided again once).
 pub async fn relink_waiting(store: &Store, engine: &Engine) -> Result<RelinkReport, PipelineError> {
     let register = engine.register();
+    let versions = engine.versions();
     let version = register.version();
     let mut report = RelinkReport::default();
     let mut households = BTreeSet::new();
@@ -269,7 +192,16 @@ pub async fn relink_waiting(store: &Store, engine: &Engine) -> Result<RelinkRepo
                     .into())
                 }
             };
-            let (decision, evidence) = link_event(&register, &event);
+            // Decided again with the identity model of the record's own position, as the batch
+            // that first read it was (whichever worker re-links it, whenever).
+            let (decision, evidence) = match versions.scorer_at(&old.stream, old.line) {
+                None => link_event(&register, &event),
+                Some(model) => {
+                    let d = register.linker().link_with(model, &event.subject);
+                    let e = doudi_store::Json::encode(&d.evidence);
+                    (d, e)
+                }
+            };
             // The decision stands when its outcome, its member and its candidates are the same
             // (weights move a little with the register's size: not a new decision).
             let candidates = |e: &doudi_model::Evidence| -> Vec<(String, String)> {

@@ -55,7 +55,7 @@ pub use auth::{
 pub use contract::DOCUMENT as OPENAPI_DOCUMENT;
 pub use error::ApiError;
 /// The pages' two languages and their domain words, shared with the command line.
-pub use locale::{move_error, yuan, Lang};
+pub use locale::{move_error, yuan, Clock, Lang};
 pub use principal::{Principal, Role};
 pub use transport::{check_transport, serve_tls, tls_config, TlsListener, TrustedProxies};
 

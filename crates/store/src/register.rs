@@ -55,6 +55,10 @@ pub struct WaitingLink {
     pub register_version: i64,
     /// The event as stored (normalised JSON).
     pub event: String,
+    /// Where the event was read (stream and line or offset): the identity model of that position
+    /// decides it again (`doudi_pipeline::versions`).
+    pub stream: String,
+    pub line: u64,
 }
 
 impl Store {
@@ -415,7 +419,7 @@ impl BatchTx {
             let lock = if <DB as Dialect>::POSTGRES { " FOR NO KEY UPDATE OF l SKIP LOCKED" } else { "" };
             let sql = format!(
                 "SELECT l.seq, l.source, l.event_id, l.outcome, l.household_id, l.member_id, l.evidence,
-                        l.decided_at, l.register_version, e.normalised
+                        l.decided_at, l.register_version, e.normalised, e.stream, e.position
                  FROM link_decisions l JOIN events e ON e.seq = l.seq
                  WHERE l.outcome <> 'linked' AND l.register_version < $1
                    AND NOT EXISTS (SELECT 1 FROM review_decisions r WHERE r.seq = l.seq)
@@ -441,6 +445,8 @@ impl BatchTx {
                         decided_at: r.get(7),
                         register_version: r.get(8),
                         event: r.get(9),
+                        stream: r.get(10),
+                        line: r.get::<i64, _>(11).max(0) as u64,
                     })
                 })
                 .collect()

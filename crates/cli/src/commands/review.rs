@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use doudi_app::review::{decide, Decision};
-use doudi_store::{ts, ReviewItem};
+use doudi_store::ReviewItem;
 
 use super::{asker, engine_settings, open_store, refused};
 use crate::lang::{lang, Lang};
@@ -147,7 +147,7 @@ pub async fn run(config: &Config, cmd: ReviewCommand) -> anyhow::Result<ExitCode
 fn list_line(item: &ReviewItem) -> String {
     let (seq, at, n) = (
         item.seq,
-        ts(&item.occurred_at),
+        crate::lang::when(&item.occurred_at),
         item.evidence.candidates.len(),
     );
     match lang() {
@@ -173,7 +173,7 @@ fn print_item(config: &Config, item: &ReviewItem) {
         ),
         Lang::En => println!("record #{seq}: {} {} ({event})", item.source, item.kind),
     }
-    let (occurred, queued) = (ts(&item.occurred_at), ts(&item.queued_at));
+    let (occurred, queued) = (crate::lang::when(&item.occurred_at), crate::lang::when(&item.queued_at));
     say!(
         "发生于 {occurred}；{queued} 转入人工确认",
         "occurred {occurred}; sent to review {queued}"
@@ -195,7 +195,7 @@ fn print_item(config: &Config, item: &ReviewItem) {
         ),
         Some(d) => {
             let member = d.member_id.as_deref().unwrap_or("");
-            let (by, at) = (&d.decided_by, ts(&d.decided_at));
+            let (by, at) = (&d.decided_by, crate::lang::when(&d.decided_at));
             let note = if d.note.is_empty() {
                 String::new()
             } else {

@@ -8,7 +8,7 @@ use clap::Args;
 use doudi_app::household::trace;
 use doudi_app::mask::View;
 use doudi_app::AppError;
-use doudi_store::{ts, TraceEntry};
+use doudi_store::TraceEntry;
 use serde_json::Value;
 
 use super::{asker, open_store, refused};
@@ -63,7 +63,7 @@ fn print_entry(e: &TraceEntry) {
         TraceEntry::Register {
             at, change, file, ..
         } => {
-            let at = ts(at);
+            let at = crate::lang::when(at);
             match lang() {
                 Lang::Zh => println!(
                     "{at}  名册  {}（导入 {file}）",
@@ -90,7 +90,7 @@ fn print_entry(e: &TraceEntry) {
         } => {
             let total = evidence.total;
             let model = &evidence.model_version;
-            let at = ts(at);
+            let at = crate::lang::when(at);
             let profile = profile
                 .as_deref()
                 .map(|p| tr!("，数据格式 {p}", ", profile {p}"))
@@ -149,7 +149,7 @@ fn print_entry(e: &TraceEntry) {
             level,
             assessment,
         } => {
-            let (at, named) = (ts(at), crate::lang::level(*level));
+            let (at, named) = (crate::lang::when(at), crate::lang::level(*level));
             say!(
                 "{at}  记录 #{seq} 之后评估：分数 {score}，{named}（规则集 {rule_set_version}）",
                 "{at}  assessed after #{seq}: score {score}, {level} (rules {rule_set_version})"
@@ -170,7 +170,7 @@ fn print_entry(e: &TraceEntry) {
             refused,
             ..
         } => {
-            let at = ts(at);
+            let at = crate::lang::when(at);
             let tail = crate::output::note_and_refusal(note.as_deref(), refused.as_deref());
             match lang() {
                 Lang::Zh => println!(

@@ -7,7 +7,6 @@ use doudi_app::mask::mask_warning;
 use doudi_app::warnings::{move_warning, show_warning, tick, MoveRequest};
 use doudi_app::AppError;
 use doudi_model::{Category, Money};
-use doudi_store::ts;
 use doudi_warnings::lifecycle::{Disposition, Move};
 
 use super::{asker, open_store, refused};
@@ -134,7 +133,7 @@ pub async fn run(config: &Config, cmd: WarningsCommand) -> anyhow::Result<ExitCo
             print_list(json, &list, empty, |w| {
                 let (id, score, hh, region) =
                     (w.warning_id, w.score, &w.household_id, &w.region_code);
-                let (deadline, officer) = (ts(&w.deadline), assignee(w.assigned_to.as_deref()));
+                let (deadline, officer) = (crate::lang::due(&w.deadline), assignee(w.assigned_to.as_deref()));
                 match lang() {
                     Lang::Zh => println!(
                         "#{id:<6} {}  分数 {score:<4} 户 {hh:<20} 区划 {region} 截止 {deadline} 责任人 {officer}",
@@ -181,8 +180,8 @@ pub async fn run(config: &Config, cmd: WarningsCommand) -> anyhow::Result<ExitCo
             let list = store.inbox(&officer, limit).await?;
             let empty = || tr!("{officer} 没有通知", "no notices for {officer}");
             print_list(json, &list, empty, |n| {
-                let (due, id, hh) = (ts(&n.due_at), n.warning_id, &n.household_id);
-                let (deadline, note) = (ts(&n.deadline), &n.note);
+                let (due, id, hh) = (crate::lang::when(&n.due_at), n.warning_id, &n.household_id);
+                let (deadline, note) = (crate::lang::due(&n.deadline), &n.note);
                 match lang() {
                     Lang::Zh => println!(
                         "{due}  {}  预警 #{id:<6} {}  户 {hh:<14} 截止 {deadline}  {note}",
@@ -325,7 +324,7 @@ fn print_detail(d: &doudi_store::WarningDetail) {
         "（无：该辖区没有责任干部）",
         "(nobody: no officer covers the region)",
     ));
-    let (opened, deadline) = (ts(&w.opened_at), ts(&w.deadline));
+    let (opened, deadline) = (crate::lang::when(&w.opened_at), crate::lang::due(&w.deadline));
     match lang() {
         Lang::Zh => {
             println!(
@@ -352,7 +351,7 @@ fn print_detail(d: &doudi_store::WarningDetail) {
         } else {
             ""
         };
-        say!("发生于 {}{late}", "happened {}{late}", ts(at));
+        say!("发生于 {}{late}", "happened {}{late}", crate::lang::when(at));
     }
     if let Some(members) = w.household.get("members").and_then(|m| m.as_array()) {
         let list: Vec<String> = members
@@ -385,7 +384,7 @@ fn print_detail(d: &doudi_store::WarningDetail) {
     say!("处理记录：", "history:");
     for h in &d.history {
         let tail = crate::output::note_and_refusal(h.note.as_deref(), h.refused.as_deref());
-        let at = ts(&h.at);
+        let at = crate::lang::when(&h.at);
         match lang() {
             Lang::Zh => println!(
                 "  {at}  {}  处理人 {}  等级 {}{tail}",
