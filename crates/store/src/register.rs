@@ -2,8 +2,6 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use futures_core::Stream;
-
 use doudi_model::Household;
 use serde::Serialize;
 use sha2::{Digest, Sha256};

@@ -2110,13 +2110,13 @@ async fn a_night_refreshes_and_closes_many_findings_at_once(db: &TestDb) {
     assert_eq!(all.len(), n);
     for f in &all {
         let i: usize = f.row.key[1..].parse().unwrap();
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             assert_eq!(f.status, "open", "{}", f.row.key);
             assert_eq!(f.row.last_seen, "2026-11-02");
             assert_eq!(f.row.amount_fen, 200 + i as i64);
             assert_eq!(f.row.finding, "{\"night\":\"2026-11-02\"}");
             // a night without an officer for it keeps the one it had
-            let officer = if i % 4 == 0 { "wang" } else { "li" };
+            let officer = if i.is_multiple_of(4) { "wang" } else { "li" };
             assert_eq!(f.row.assigned_to.as_deref(), Some(officer));
             assert_eq!(f.closed_on, None);
         } else {
