@@ -18,8 +18,8 @@ use doudi_store::{
 use doudi_warnings::fold::{fold, DeadlinePolicy, Episode, Step, Transition};
 use doudi_warnings::routing::Directory;
 
-use crate::ingest::{link_event, sniff_event_id, Ingested};
 use crate::held::Register;
+use crate::ingest::{link_event, sniff_event_id, Ingested};
 use crate::versions::{check_current, refresh_versions, RulesIndex, Versions};
 use crate::PipelineError;
 

@@ -26,7 +26,6 @@ use crate::PipelineError;
 
 pub use crate::held::Register;
 
-
 /// What a refresh applied (counts only: never names or ID numbers).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RegisterRefresh {

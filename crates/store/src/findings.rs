@@ -190,30 +190,36 @@ impl Store {
                 });
                 qb.build().execute(&mut *tx).await.ctx("opening findings")?;
             }
-            for f in &changes.refreshed {
-                sqlx::query(
-                    "UPDATE findings SET last_seen = $1, amount_fen = $2, finding = $3, assigned_to = COALESCE($4, assigned_to) WHERE key = $5 AND status = 'open'",
-                )
-                .bind(&f.last_seen)
-                .bind(f.amount_fen)
-                .bind(&f.finding)
-                .bind(&f.assigned_to)
-                .bind(&f.key)
-                .execute(&mut *tx)
-                .await
-                .ctx("refreshing findings")?;
+            // Refreshed and closed findings in bulk: one statement per chunk of keys.
+            for chunk in changes.refreshed.chunks(CHUNK / 2) {
+                let mut qb: QueryBuilder<DB> = QueryBuilder::new(
+                    "WITH v (key, last_seen, amount_fen, finding, assigned_to) AS (",
+                );
+                qb.push_values(chunk, |mut b, f| {
+                    b.push_bind(&f.key)
+                        .push_bind(&f.last_seen)
+                        .push_bind(f.amount_fen)
+                        .push_bind(&f.finding)
+                        .push_bind(&f.assigned_to);
+                });
+                qb.push(
+                    ") UPDATE findings SET last_seen = v.last_seen, amount_fen = v.amount_fen, finding = v.finding,
+                     assigned_to = COALESCE(v.assigned_to, findings.assigned_to)
+                     FROM v WHERE findings.key = v.key AND findings.status = 'open'",
+                );
+                qb.build().execute(&mut *tx).await.ctx("refreshing findings")?;
             }
-            for (key, note) in &changes.closed {
-                sqlx::query(
-                    "UPDATE findings SET status = 'closed', closed_on = $1, close_note = $2, closed_run = $3 WHERE key = $4 AND status = 'open'",
-                )
-                .bind(&run.night)
-                .bind(note)
-                .bind(run_id)
-                .bind(key)
-                .execute(&mut *tx)
-                .await
-                .ctx("closing findings")?;
+            for chunk in changes.closed.chunks(CHUNK / 2) {
+                let mut qb: QueryBuilder<DB> = QueryBuilder::new("WITH v (key, note) AS (");
+                qb.push_values(chunk, |mut b, (key, note)| {
+                    b.push_bind(key).push_bind(note);
+                });
+                qb.push(") UPDATE findings SET status = 'closed', closed_on = ");
+                qb.push_bind(&run.night);
+                qb.push(", close_note = v.note, closed_run = ");
+                qb.push_bind(run_id);
+                qb.push(" FROM v WHERE findings.key = v.key AND findings.status = 'open'");
+                qb.build().execute(&mut *tx).await.ctx("closing findings")?;
             }
             crate::audit::append(
                 Db::from(&mut *tx),

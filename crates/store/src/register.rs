@@ -1,6 +1,6 @@
 //! The register: import with additions, changes and removals, keeping every version in history.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use doudi_model::Household;
 use serde::Serialize;
@@ -345,21 +345,48 @@ impl Store {
         })
     }
 
-    /// The active households of the register.
+    /// The active households of the register, in household id order.
+    ///
+    /// One query, streamed: records are decoded (JSON) in batches on the blocking threads while
+    /// the next rows are still being read, so the decoding (most of the time at provincial scale)
+    /// runs beside the reading and on every core.
     pub async fn load_register(&self) -> Result<Vec<Household>, StoreError> {
+        /// Records decoded per task.
+        const BATCH: usize = 4096;
+        let in_flight = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+        let mut out: Vec<Household> = Vec::new();
+        let mut pending: VecDeque<tokio::task::JoinHandle<Result<Vec<Household>, StoreError>>> =
+            VecDeque::new();
         on!(self.pool(), pool => {
-            let rows =
-                sqlx::query("SELECT record FROM households WHERE active = 1 ORDER BY household_id")
-                    .fetch_all(pool)
-                    .await
-                    .ctx("loading the register")?;
-            rows.into_iter()
-                .map(|r| {
-                    let text: String = r.get(0);
-                    serde_json::from_str(&text).map_err(|e| corrupt("household record", e))
-                })
-                .collect()
-        })
+            let mut rows = sqlx::query_scalar::<_, String>(
+                "SELECT record FROM households WHERE active = 1 ORDER BY household_id",
+            )
+            .fetch(pool);
+            let mut batch = Vec::with_capacity(BATCH);
+            loop {
+                let next = std::future::poll_fn(|cx| rows.as_mut().poll_next(cx)).await;
+                let done = next.is_none();
+                if let Some(r) = next {
+                    batch.push(r.ctx("loading the register")?);
+                }
+                if batch.len() == BATCH || (done && !batch.is_empty()) {
+                    let records = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    pending.push_back(tokio::task::spawn_blocking(move || decode_households(records)));
+                    while pending.len() > in_flight {
+                        if let Some(h) = pending.pop_front() {
+                            out.extend(joined(h.await)?);
+                        }
+                    }
+                }
+                if done {
+                    break;
+                }
+            }
+        });
+        for h in pending {
+            out.extend(joined(h.await)?);
+        }
+        Ok(out)
     }
 
     /// The active households of the register among `ids`, in household id order: what a request
@@ -546,5 +573,25 @@ impl BatchTx {
             }
             Ok(out)
         })
+    }
+}
+
+/// Household records (JSON) as stored, decoded.
+fn decode_households(records: Vec<String>) -> Result<Vec<Household>, StoreError> {
+    records
+        .iter()
+        .map(|text| serde_json::from_str(text).map_err(|e| corrupt("household record", e)))
+        .collect()
+}
+
+/// A decoding task's result; a panic in it is the caller's panic.
+fn joined<T>(r: Result<T, tokio::task::JoinError>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => match e.try_into_panic() {
+            Ok(p) => std::panic::resume_unwind(p),
+            // Only when the runtime shuts down under the load.
+            Err(e) => panic!("a register decoding task was cancelled: {e}"),
+        },
     }
 }

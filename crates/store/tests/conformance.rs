@@ -184,6 +184,8 @@ conformance!(
     superseded_notices_withdrawn_warnings_and_the_resolve_cut,
     a_page_of_warnings_puts_the_overdue_first_when_asked,
     escalated_warnings_say_how_far_up_and_since_when,
+    a_large_register_loads_whole_and_in_order,
+    a_night_refreshes_and_closes_many_findings_at_once,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2161,4 +2163,112 @@ async fn escalated_warnings_say_how_far_up_and_since_when(db: &TestDb) {
     let (total, list) = store.escalated_warnings("34", 1).await.unwrap();
     assert_eq!((total, list.len()), (2, 1));
     assert_eq!(store.escalated_warnings("11", 10).await.unwrap().0, 0);
+}
+
+async fn a_large_register_loads_whole_and_in_order(db: &TestDb) {
+    let store = &db.store;
+    // More households than one decoding batch, imported out of order, a few of them removed.
+    let n = 9_500;
+    let mut households: Vec<Household> = (0..n)
+        .rev()
+        .map(|i| household(&format!("H{i:05}"), &format!("{i}号")))
+        .collect();
+    store.import_register(&households, "a", true).await.unwrap();
+    households.retain(|h| !h.household_id.ends_with('7'));
+    let r = store.import_register(&households, "b", true).await.unwrap();
+    assert_eq!(r.removed, n / 10);
+    households.sort_by(|a, b| a.household_id.cmp(&b.household_id));
+    let loaded = store.load_register().await.unwrap();
+    assert_eq!(loaded.len(), households.len());
+    assert!(loaded == households, "the register read back differs");
+    // An unreadable record is reported as corrupt, not skipped.
+    db.exec("UPDATE households SET record = '{' WHERE household_id = 'H04242'")
+        .await;
+    assert!(matches!(
+        store.load_register().await,
+        Err(StoreError::Corrupt { .. })
+    ));
+}
+
+async fn a_night_refreshes_and_closes_many_findings_at_once(db: &TestDb) {
+    let store = &db.store;
+    let finding = |i: usize, night: &str, amount: i64, officer: Option<&str>| FindingRow {
+        key: format!("k{i:04}"),
+        check_code: "disqualifying_vehicle".into(),
+        household_id: format!("H{i}"),
+        member_id: None,
+        region_code: "341502001001".into(),
+        category: "eligibility_review".into(),
+        amount_fen: amount,
+        finding: format!("{{\"night\":\"{night}\"}}"),
+        first_seen: "2026-11-01".into(),
+        last_seen: night.into(),
+        deadline: "2026-11-16".into(),
+        assigned_to: officer.map(String::from),
+    };
+    let run = |night: &str| CrosscheckRunRow {
+        night: night.into(),
+        snapshots: "snap".into(),
+        started_at: format!("{night}T02:00:00Z"),
+        rows_read: 1,
+        bad_rows: 0,
+    };
+    // More findings than one statement takes, on each side.
+    let n = 1_300;
+    let opened = NightChanges {
+        opened: (0..n)
+            .map(|i| finding(i, "2026-11-01", 100, Some("li")))
+            .collect(),
+        ..NightChanges::default()
+    };
+    store
+        .record_crosscheck(&run("2026-11-01"), &opened)
+        .await
+        .unwrap();
+    // Night two: the even ones still true (new amount; the odd hundreds without an officer now),
+    // the odd ones closed.
+    let next = NightChanges {
+        refreshed: (0..n)
+            .filter(|i| i % 2 == 0)
+            .map(|i| {
+                finding(
+                    i,
+                    "2026-11-02",
+                    200 + i as i64,
+                    (i % 4 == 0).then_some("wang"),
+                )
+            })
+            .collect(),
+        closed: (0..n)
+            .filter(|i| i % 2 == 1)
+            .map(|i| (format!("k{i:04}"), format!("gone {i}")))
+            .collect(),
+        ..NightChanges::default()
+    };
+    store
+        .record_crosscheck(&run("2026-11-02"), &next)
+        .await
+        .unwrap();
+    let all = store.all_findings().await.unwrap();
+    assert_eq!(all.len(), n);
+    for f in &all {
+        let i: usize = f.row.key[1..].parse().unwrap();
+        if i.is_multiple_of(2) {
+            assert_eq!(f.status, "open", "{}", f.row.key);
+            assert_eq!(f.row.last_seen, "2026-11-02");
+            assert_eq!(f.row.amount_fen, 200 + i as i64);
+            assert_eq!(f.row.finding, "{\"night\":\"2026-11-02\"}");
+            // a night without an officer for it keeps the one it had
+            let officer = if i.is_multiple_of(4) { "wang" } else { "li" };
+            assert_eq!(f.row.assigned_to.as_deref(), Some(officer));
+            assert_eq!(f.closed_on, None);
+        } else {
+            assert_eq!(f.status, "closed", "{}", f.row.key);
+            assert_eq!(f.closed_on.as_deref(), Some("2026-11-02"));
+            assert_eq!(f.close_note.as_deref(), Some(format!("gone {i}").as_str()));
+            assert_eq!(f.row.last_seen, "2026-11-01");
+            assert_eq!(f.row.amount_fen, 100);
+        }
+    }
+    assert_eq!(store.open_findings().await.unwrap().len(), n / 2);
 }

@@ -173,7 +173,10 @@ fn print_item(config: &Config, item: &ReviewItem) {
         ),
         Lang::En => println!("record #{seq}: {} {} ({event})", item.source, item.kind),
     }
-    let (occurred, queued) = (crate::lang::when(&item.occurred_at), crate::lang::when(&item.queued_at));
+    let (occurred, queued) = (
+        crate::lang::when(&item.occurred_at),
+        crate::lang::when(&item.queued_at),
+    );
     say!(
         "发生于 {occurred}；{queued} 转入人工确认",
         "occurred {occurred}; sent to review {queued}"

@@ -133,7 +133,10 @@ pub async fn run(config: &Config, cmd: WarningsCommand) -> anyhow::Result<ExitCo
             print_list(json, &list, empty, |w| {
                 let (id, score, hh, region) =
                     (w.warning_id, w.score, &w.household_id, &w.region_code);
-                let (deadline, officer) = (crate::lang::due(&w.deadline), assignee(w.assigned_to.as_deref()));
+                let (deadline, officer) = (
+                    crate::lang::due(&w.deadline),
+                    assignee(w.assigned_to.as_deref()),
+                );
                 match lang() {
                     Lang::Zh => println!(
                         "#{id:<6} {}  分数 {score:<4} 户 {hh:<20} 区划 {region} 截止 {deadline} 责任人 {officer}",
@@ -324,7 +327,10 @@ fn print_detail(d: &doudi_store::WarningDetail) {
         "（无：该辖区没有责任干部）",
         "(nobody: no officer covers the region)",
     ));
-    let (opened, deadline) = (crate::lang::when(&w.opened_at), crate::lang::due(&w.deadline));
+    let (opened, deadline) = (
+        crate::lang::when(&w.opened_at),
+        crate::lang::due(&w.deadline),
+    );
     match lang() {
         Lang::Zh => {
             println!(
@@ -351,7 +357,11 @@ fn print_detail(d: &doudi_store::WarningDetail) {
         } else {
             ""
         };
-        say!("发生于 {}{late}", "happened {}{late}", crate::lang::when(at));
+        say!(
+            "发生于 {}{late}",
+            "happened {}{late}",
+            crate::lang::when(at)
+        );
     }
     if let Some(members) = w.household.get("members").and_then(|m| m.as_array()) {
         let list: Vec<String> = members
