@@ -261,7 +261,7 @@ async fn first_activations(store: &Store, settings: &EngineSettings) -> Result<(
 /// between batches).
 pub async fn load_versions(store: &Store, engine: &Engine) -> Result<(), AppError> {
     let mut tx = store.begin().await?;
-    let versions = doudi_pipeline::versions::refresh_versions(&mut tx, engine).await?;
+    let versions = doudi_pipeline::apply::refresh_versions(&mut tx, engine).await?;
     drop(tx);
     tracing::info!(
         activations = versions.generation,

@@ -14,6 +14,7 @@
 pub mod config;
 pub mod dev;
 mod error;
+mod group;
 pub mod produce;
 pub mod publish;
 pub mod sample;
@@ -22,8 +23,8 @@ mod worker;
 
 pub use config::{KafkaConfig, Topics};
 pub use error::KafkaError;
-pub use source::RecordMeta;
-pub use worker::{is_transient, run_kafka, Observer, SourceOptions};
+pub use group::{Observer, RecordMeta};
+pub use worker::{is_transient, run_kafka, SourceOptions};
 
 /// Forward librdkafka's log lines to `tracing` (they carry broker addresses and states, never
 /// message contents).

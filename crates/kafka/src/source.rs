@@ -21,21 +21,12 @@ use rdkafka::message::Message;
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaRespErr;
 
-use crate::worker::{lock, Ctx, Shared};
+pub use crate::group::RecordMeta;
+use crate::group::{lock, Ctx, Shared};
 use crate::{KafkaConfig, KafkaError};
 
 /// A partition: `(topic, partition)`.
 pub(crate) type Key = (Arc<str>, i32);
-
-/// What a Kafka record carries beside its position (a `Position::Kafka` in its `RawRecord`)
-/// until its batch commits: what only a message has.
-#[derive(Clone, Debug, Default)]
-pub struct RecordMeta {
-    /// The message's timestamp (producer create time), milliseconds since the epoch.
-    pub timestamp_ms: Option<i64>,
-    /// The message key, kept only for records refused at ingest (for the dead-letter topic).
-    pub key: Option<Vec<u8>>,
-}
 
 /// A polled message, as much of it as ingest needs.
 pub(crate) struct Delivery<'a> {

@@ -23,7 +23,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use doudi_pipeline::driver::dead_letter::{send_until_acknowledged, Ack, DeadLetterTopic};
@@ -34,17 +34,14 @@ use doudi_pipeline::driver::{
 };
 use doudi_pipeline::{BatchOutcome, Engine, Ingested, RunReport};
 use doudi_store::Store;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::statistics::Statistics;
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use rdkafka::types::RDKafkaRespErr;
-use rdkafka::ClientContext;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
-use crate::source::{KafkaSource, RecordMeta};
+use crate::group::{lock, Ctx, Observer, RecordMeta, Shared};
+use crate::source::KafkaSource;
 use crate::{KafkaConfig, KafkaError};
 
 /// How much to gather and read ahead.
@@ -56,221 +53,8 @@ pub struct SourceOptions {
     pub channel_batches: usize,
 }
 
-/// Told when partitions are assigned and after each batch commits (benchmarks, progress).
-pub trait Observer: Send + Sync {
-    /// Partitions were assigned to this worker (`partitions`: how many, this time).
-    fn assigned(&self, _partitions: usize) {}
-    fn committed(&self, _records: &[RecordMeta], _report: &RunReport) {}
-}
-
-impl Observer for () {}
-
 /// A batch with each record's message details.
 type Batch = doudi_pipeline::driver::Batch<Vec<RecordMeta>>;
-
-/// What the consumer thread, its rebalance callbacks and the applier share.
-pub(crate) struct Shared {
-    pub(crate) cfg: KafkaConfig,
-    store: Store,
-    handle: Handle,
-    /// The batch being gathered and the channel to the applier.
-    pub(crate) handover: Handover<RecordMeta>,
-    /// The next offset of each assigned partition as committed in the database.
-    pub(crate) committed: Mutex<HashMap<(String, i32), i64>>,
-    /// Partitions whose database commit moved since the last commit to Kafka.
-    pub(crate) dirty: AtomicBool,
-    /// Partitions revoked since the consumer thread last looked (their windows restart).
-    pub(crate) revoked: Mutex<HashSet<(String, i32)>>,
-    /// Partitions assigned since the consumer thread last looked, with their next offsets.
-    pub(crate) assigned: Mutex<Vec<(String, i32, i64)>>,
-    stop: CancellationToken,
-    fatal: Mutex<Option<KafkaError>>,
-    observer: Arc<dyn Observer>,
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Shared {
-    fn fail(&self, e: KafkaError) {
-        let mut f = lock(&self.fatal);
-        if f.is_none() {
-            *f = Some(e);
-        }
-        self.stop.cancel();
-    }
-
-    pub(crate) fn commit_list(&self, only: Option<&HashSet<(String, i32)>>) -> TopicPartitionList {
-        let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), next) in lock(&self.committed).iter() {
-            if only.is_some_and(|o| !o.contains(&(topic.clone(), *partition))) {
-                continue;
-            }
-            if *next > 0 {
-                let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next));
-            }
-        }
-        tpl
-    }
-
-    /// Stored positions of the feed topics, retried while the database is away.
-    fn stored_positions(&self) -> Option<HashMap<(String, String), doudi_store::Position>> {
-        let mut delay = Duration::from_millis(100);
-        loop {
-            match self.handle.block_on(self.store.positions()) {
-                Ok(p) => return Some(p),
-                Err(e) => {
-                    doudi_telemetry::db_error("positions");
-                    tracing::warn!(error = %e, "cannot read stored positions; retrying");
-                    if self.stop.is_cancelled() {
-                        return None;
-                    }
-                    std::thread::sleep(delay);
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-    }
-}
-
-pub(crate) struct Ctx(Arc<Shared>);
-
-impl ClientContext for Ctx {
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
-        crate::forward_log(level, fac, message);
-    }
-
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        tracing::warn!(error = %error, "Kafka: {reason}");
-    }
-
-    fn stats(&self, statistics: Statistics) {
-        let committed = lock(&self.0.committed);
-        for (topic, t) in &statistics.topics {
-            for (partition, p) in &t.partitions {
-                if *partition < 0 || p.hi_offset < 0 {
-                    continue;
-                }
-                if let Some(next) = committed.get(&(topic.clone(), *partition)) {
-                    doudi_telemetry::set_consumer_lag(topic, *partition, p.hi_offset - next);
-                }
-            }
-        }
-    }
-}
-
-impl ConsumerContext for Ctx {
-    fn rebalance(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        err: RDKafkaRespErr,
-        tpl: &mut TopicPartitionList,
-    ) {
-        match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                self.on_assign(tpl);
-                if let Err(e) = consumer.assign(tpl) {
-                    self.0.fail(KafkaError::client("assigning partitions")(e));
-                }
-            }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                self.on_revoke(consumer, tpl);
-                if let Err(e) = consumer.unassign() {
-                    tracing::warn!(error = %e, "unassigning partitions failed");
-                }
-            }
-            other => {
-                // Give up every partition as a revoke would (drain, then forget what was read
-                // ahead), so nothing held for them is applied after they move.
-                tracing::error!(error = ?other, "rebalance error; letting every partition go");
-                let mut all = TopicPartitionList::new();
-                for (topic, partition) in lock(&self.0.committed).keys() {
-                    all.add_partition(topic, *partition);
-                }
-                self.on_revoke(consumer, &all);
-                let _ = consumer.unassign();
-            }
-        }
-    }
-}
-
-impl Ctx {
-    /// Start each partition at its stored position (the next offset), or at the beginning.
-    fn on_assign(&self, tpl: &mut TopicPartitionList) {
-        let s = &self.0;
-        let parts: Vec<(String, i32)> = tpl
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_string(), e.partition()))
-            .collect();
-        let Some(stored) = s.stored_positions() else {
-            return;
-        };
-        let mut committed = lock(&s.committed);
-        let mut assigned = lock(&s.assigned);
-        let mut described = Vec::new();
-        for (topic, partition) in parts {
-            let Some(source) = s.cfg.source_of(&topic) else {
-                continue;
-            };
-            let stream = format!("{topic}/{partition}");
-            let next = stored
-                .get(&(source.code().to_string(), stream.clone()))
-                .map(|p| p.byte_offset as i64);
-            let offset = next.map_or(Offset::Beginning, Offset::Offset);
-            if let Err(e) = tpl.set_partition_offset(&topic, partition, offset) {
-                tracing::error!(error = %e, %stream, "cannot set a start offset");
-            }
-            committed.insert((topic.clone(), partition), next.unwrap_or(0));
-            assigned.push((topic, partition, next.unwrap_or(0)));
-            described.push(format!("{stream}@{}", next.unwrap_or(0)));
-        }
-        tracing::info!(partitions = %described.join(" "), "partitions assigned; resuming at the stored positions");
-        drop((committed, assigned));
-        s.observer.assigned(described.len());
-    }
-
-    /// Hand over what is gathered, wait for it to commit, commit the offsets to Kafka.
-    fn on_revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
-        let s = &self.0;
-        let revoked: HashSet<(String, i32)> = tpl
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_string(), e.partition()))
-            .collect();
-        s.handover.flush();
-        let within = Duration::from_millis(s.cfg.drain_timeout_ms);
-        if !s.handover.drain(within) {
-            tracing::error!(
-                "in-flight batches did not commit within kafka.drain_timeout_ms; stopping this \
-                 worker so it cannot race the partitions' next owner"
-            );
-            s.fail(KafkaError::Config(format!(
-                "in-flight batches did not commit within {} ms of a revoke",
-                s.cfg.drain_timeout_ms
-            )));
-        }
-        if !consumer.assignment_lost() {
-            let list = s.commit_list(Some(&revoked));
-            if list.count() > 0 {
-                if let Err(e) = consumer.commit(&list, CommitMode::Sync) {
-                    tracing::warn!(error = %e, "committing offsets to Kafka on revoke failed (the database holds them)");
-                }
-            }
-        }
-        let mut committed = lock(&s.committed);
-        for (topic, partition) in &revoked {
-            committed.remove(&(topic.clone(), *partition));
-            doudi_telemetry::clear_consumer_lag(topic, *partition);
-        }
-        lock(&s.revoked).extend(revoked.iter().cloned());
-        tracing::info!(
-            partitions = revoked.len(),
-            "partitions revoked after draining"
-        );
-    }
-}
 
 impl KafkaConfig {
     fn consumer_config(&self) -> rdkafka::ClientConfig {

@@ -20,7 +20,7 @@ use doudi_warnings::routing::Directory;
 
 use crate::held::Register;
 use crate::ingest::{link_event, sniff_event_id, Ingested};
-use crate::versions::{check_current, refresh_versions, RulesIndex, Versions};
+use crate::versions::{check_current, RulesIndex, Versions};
 use crate::PipelineError;
 
 /// What the pipeline knows while it runs: the rule sets and identity models activated (see
@@ -1293,6 +1293,62 @@ pub async fn rederive_households(
         .unwrap_or_else(PoisonError::into_inner)
         .clear();
     Ok(out)
+}
+
+/// The engine's versions, with every activation this transaction sees: new ones are read (and
+/// taken by the engine) when the last activation's id moved. Cheap when nothing changed.
+pub async fn refresh_versions(
+    tx: &mut BatchTx,
+    engine: &Engine,
+) -> Result<Arc<Versions>, PipelineError> {
+    let current = engine.versions();
+    let generation = tx.activation_generation().await?;
+    if generation == current.generation {
+        return Ok(current);
+    }
+    let rows = tx.activations_after(current.generation).await?;
+    let mut models = Vec::new();
+    for row in &rows {
+        if row.kind == doudi_store::ActivationKind::Model {
+            let text = tx.linkage_model(&row.content).await?;
+            models.push((row.clone(), text));
+        }
+    }
+    let latest_model = models.last().map(|(_, t)| t.is_some());
+    let next = Arc::new(current.with(rows, &mut models, &engine.thresholds())?);
+    for r in &next.rule_sets()[current.rule_sets().len()..] {
+        tracing::info!(activation = r.activation.id, rule_set = %r.activation.version, "rule set activated: records from its positions on are assessed with it");
+    }
+    Ok(engine.adopt_versions(next, latest_model.is_some()))
+}
+
+impl Engine {
+    /// The versions the engine holds.
+    pub fn versions(&self) -> Arc<Versions> {
+        self.versions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Take `next` unless the engine already holds a later generation; with `model_changed`, the
+    /// register's linker takes the latest model. Returns the versions held.
+    pub(crate) fn adopt_versions(&self, next: Arc<Versions>, model_changed: bool) -> Arc<Versions> {
+        let mut slot = self
+            .versions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if slot.generation >= next.generation {
+            return slot.clone();
+        }
+        if model_changed {
+            if let Some(scorer) = next.models().last().and_then(|m| m.scorer.clone()) {
+                self.set_model(scorer.model().clone());
+            }
+        }
+        *slot = next;
+        slot.clone()
+    }
 }
 
 #[cfg(test)]

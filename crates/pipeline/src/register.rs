@@ -18,10 +18,11 @@ use doudi_linkage::Outcome;
 use doudi_model::{parse_event, Fact, Household, ParseLimits};
 use doudi_store::{FactRow, LinkRow, Store, StoreError};
 
+use crate::apply::refresh_versions;
 use crate::apply::{derive_and_warn, rederive_households, BatchOutcome, Engine, Timeline};
 use crate::driver::CancellationToken;
 use crate::ingest::link_event;
-use crate::versions::{check_current, refresh_versions};
+use crate::versions::check_current;
 use crate::PipelineError;
 
 pub use crate::held::Register;

@@ -9,8 +9,9 @@ use serde::Serialize;
 
 use std::collections::HashMap;
 
+use crate::apply::refresh_versions;
 use crate::apply::{derive_and_warn, BatchOutcome, Engine, Timeline};
-use crate::versions::{check_current, refresh_versions};
+use crate::versions::check_current;
 use crate::PipelineError;
 
 /// What a review decision did.

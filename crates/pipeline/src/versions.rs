@@ -11,13 +11,12 @@
 //! before it finishes is caught under the lock activations take ([`check_current`]): it rolls back
 //! and is applied again with the new versions.
 
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use doudi_linkage::{check_model, Model, ModelScorer, Thresholds};
 use doudi_risk::RuleSet;
 use doudi_store::{ActivationKind, ActivationRow, BatchTx, StoreError};
 
-use crate::apply::Engine;
 use crate::PipelineError;
 
 /// An activated rule set.
@@ -120,7 +119,7 @@ impl Versions {
     /// These versions and the activations `rows` after them (in order), the stored models
     /// read with `model`. A rule set or model that cannot be read is an error: a worker must not
     /// decide a record with another version than the one it belongs to.
-    fn with(
+    pub(crate) fn with(
         &self,
         rows: Vec<ActivationRow>,
         models: &mut Vec<(ActivationRow, Option<String>)>,
@@ -198,33 +197,6 @@ impl Versions {
     }
 }
 
-/// The engine's versions, with every activation this transaction sees: new ones are read (and
-/// taken by the engine) when the last activation's id moved. Cheap when nothing changed.
-pub async fn refresh_versions(
-    tx: &mut BatchTx,
-    engine: &Engine,
-) -> Result<Arc<Versions>, PipelineError> {
-    let current = engine.versions();
-    let generation = tx.activation_generation().await?;
-    if generation == current.generation {
-        return Ok(current);
-    }
-    let rows = tx.activations_after(current.generation).await?;
-    let mut models = Vec::new();
-    for row in &rows {
-        if row.kind == ActivationKind::Model {
-            let text = tx.linkage_model(&row.content).await?;
-            models.push((row.clone(), text));
-        }
-    }
-    let latest_model = models.last().map(|(_, t)| t.is_some());
-    let next = Arc::new(current.with(rows, &mut models, &engine.thresholds())?);
-    for r in &next.rules[current.rules.len()..] {
-        tracing::info!(activation = r.activation.id, rule_set = %r.activation.version, "rule set activated: records from its positions on are assessed with it");
-    }
-    Ok(engine.adopt_versions(next, latest_model.is_some()))
-}
-
 /// Fail with [`PipelineError::VersionsChanged`] if an activation committed since `versions` were
 /// read: takes the lock activations wait for (held to commit), so none can commit before this
 /// transaction does. Call it once the transaction's households are locked (the lock order).
@@ -238,35 +210,6 @@ pub async fn check_current(tx: &mut BatchTx, versions: &Versions) -> Result<(), 
         });
     }
     Ok(())
-}
-
-impl Engine {
-    /// The versions the engine holds.
-    pub fn versions(&self) -> Arc<Versions> {
-        self.versions
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Take `next` unless the engine already holds a later generation; with `model_changed`, the
-    /// register's linker takes the latest model. Returns the versions held.
-    pub(crate) fn adopt_versions(&self, next: Arc<Versions>, model_changed: bool) -> Arc<Versions> {
-        let mut slot = self
-            .versions
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if slot.generation >= next.generation {
-            return slot.clone();
-        }
-        if model_changed {
-            if let Some(scorer) = next.models.last().and_then(|m| m.scorer.clone()) {
-                self.set_model(scorer.model().clone());
-            }
-        }
-        *slot = next;
-        slot.clone()
-    }
 }
 
 #[cfg(test)]

@@ -220,3 +220,75 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
     );
     Response::from_parts(parts, Body::from(body.to_string()))
 }
+
+/// An error of the service in the page's language: English as the use case says it; in Chinese
+/// the known refusals in words, otherwise what the status means and what to do.
+pub fn api_error(lang: Lang, e: &ApiError) -> String {
+    let msg = e.to_string();
+    if lang == Lang::En {
+        return msg;
+    }
+    let known: &[(&str, &str)] = &[
+        ("unknown token", "令牌无效、已过期或已撤销：请重新登录。"),
+        ("expired", "令牌已过期：请向管理员申请新的令牌后重新登录。"),
+        ("revoked", "令牌已被撤销：请向管理员申请新的令牌。"),
+        ("form token", "表单已失效：请刷新页面后重新提交。"),
+        ("another site", "该表单来自其他网站，已拒绝。"),
+        ("may not use", "您的角色无权打开此页面。"),
+        (
+            "acts for no officer",
+            "该令牌未关联干部，不能处理预警或复核。",
+        ),
+        ("needs amount", "给予临时救助时请填写金额（元）。"),
+        (
+            "not an amount",
+            "金额格式不对：请填写元，例如 1500 或 1500.50。",
+        ),
+        ("needs category", "纳入保障时请选择类别。"),
+        ("unknown category", "保障类别不正确：请从列表中选择。"),
+        ("needs department", "转介时请填写接收部门。"),
+        ("unknown disposition", "处置方式不正确：请从列表中选择。"),
+        ("too many failed", "失败次数过多：请一分钟后再试。"),
+        ("larger than the service accepts", "提交的内容过长。"),
+        (
+            "is not in the register",
+            "名册中没有这一户（或不在您的辖区内）。",
+        ),
+        ("no warning", "没有这条预警（或不在您的辖区内）。"),
+        ("review", "复核记录不存在或已处理。"),
+        ("moved meanwhile", "预警刚被他人处理过：请刷新页面后再试。"),
+        (
+            "the database is not answering",
+            "数据库暂时无法访问：请稍后再试。",
+        ),
+    ];
+    for (needle, zh) in known {
+        if msg.contains(needle) {
+            return (*zh).to_string();
+        }
+    }
+    match e.status().as_u16() {
+        401 => "请先登录。",
+        403 => "您无权执行此操作。",
+        404 => "没有找到（或不在您的辖区内）。",
+        409 => "情况已有变化：请刷新页面后再试。",
+        413 => "提交的内容过长。",
+        422 | 400 => "提交的内容不完整或格式不对：请检查后重新提交。",
+        429 => "请求过于频繁：请稍后再试。",
+        503 => "服务暂时不可用：请稍后再试。",
+        _ => "系统出错：请稍后再试，或联系管理员。",
+    }
+    .to_string()
+}
+
+#[cfg(test)]
+mod page_message_tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_on_a_page_is_in_the_pages_language() {
+        let e = ApiError::Unauthenticated("unknown token".into());
+        assert!(api_error(Lang::Zh, &e).contains("令牌无效"));
+        assert_eq!(api_error(Lang::En, &e), "unknown token");
+    }
+}

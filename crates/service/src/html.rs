@@ -55,7 +55,7 @@ pub fn error_page_or_json(kind: Kind, req: &Request, e: ApiError) -> Response {
 /// An error as a page: what went wrong in the page's language, and the way back.
 pub fn error_page(lang: Lang, who: Option<&Principal>, path: &str, e: &ApiError) -> Response {
     let body = html! {
-        p.err role="alert" { (crate::locale::api_error(lang, e)) }
+        p.err role="alert" { (crate::error::api_error(lang, e)) }
         p { a href="/" { (lang.t("返回待办预警", "Back to the inbox")) } }
     };
     html_response(

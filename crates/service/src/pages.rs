@@ -201,7 +201,7 @@ pub async fn sign_in(State(state): State<AppState>, req: Request) -> Response {
         }
         Err(why) => {
             auth::failed_auth(&state, ip);
-            let why = locale::api_error(lang, &ApiError::Unauthenticated(why));
+            let why = crate::error::api_error(lang, &ApiError::Unauthenticated(why));
             html_response(
                 StatusCode::UNAUTHORIZED,
                 lang,
