@@ -110,29 +110,43 @@ where
 {
     let mut e = first;
     let mut attempt = 1u32;
+    // Activations that landed while the operation ran: it is run again at once, with them (each
+    // one is a committed change, so this ends; the cap only guards against a broken store).
+    let mut reversioned = 0u32;
     loop {
-        doudi_telemetry::db_error("batch");
-        let delay = backoff.next_delay();
-        match &e {
+        let delay = match &e {
+            PipelineError::VersionsChanged { seen, now } if reversioned < 100 => {
+                reversioned += 1;
+                tracing::info!(seen, now, "a rule set or identity model was activated while {what} was applied; applying it again with it");
+                Duration::ZERO
+            }
             PipelineError::Store(s) if is_transient(s) => {
+                doudi_telemetry::db_error("batch");
+                let delay = backoff.next_delay();
                 tracing::warn!(attempt, error = %s, retry_in_ms = delay.as_millis() as u64, "{what} failed on the database; retrying");
+                delay
             }
             _ => return Err(e),
+        };
+        // No wait after an activation: a stop is then honoured at the next batch boundary.
+        if !delay.is_zero() {
+            match stop {
+                Some(stop) => tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.cancelled() => {
+                        tracing::info!(attempt, "stopping while the database is away; {what} is not applied (read again on the next run)");
+                        return Err(PipelineError::Stopped);
+                    }
+                },
+                None => tokio::time::sleep(delay).await,
+            }
+            attempt += 1;
         }
-        match stop {
-            Some(stop) => tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = stop.cancelled() => {
-                    tracing::info!(attempt, "stopping while the database is away; {what} is not applied (read again on the next run)");
-                    return Err(PipelineError::Stopped);
-                }
-            },
-            None => tokio::time::sleep(delay).await,
-        }
-        attempt += 1;
         match op().await {
             Ok(v) => {
-                tracing::info!(attempt, "the database is back; {what} done");
+                if attempt > 1 {
+                    tracing::info!(attempt, "the database is back; {what} done");
+                }
                 return Ok(v);
             }
             Err(next) => e = next,
@@ -226,6 +240,31 @@ mod tests {
         .await;
         assert!(r.is_err());
         assert_eq!(calls.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_activation_meanwhile_is_applied_again_at_once_without_a_wait() {
+        // The batch was staged with activation 2 and another worker activated 3 (its startup's
+        // model, say): applied again at once, however long the database backoff would be.
+        let calls = Cell::new(0);
+        let slow = Backoff::new(Duration::from_secs(60), Duration::from_secs(60));
+        let t = std::time::Instant::now();
+        let changed = || PipelineError::VersionsChanged { seen: 2, now: 3 };
+        let r = retry_after("a batch", changed(), slow, None, || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move {
+                if n < 2 {
+                    Err(PipelineError::VersionsChanged { seen: 3, now: 4 })
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(r.ok(), Some(2));
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert!(is_transient_failure(&changed()));
     }
 
     #[tokio::test]
