@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::batch::BatchTx;
-use crate::db::{on, Conn};
+use crate::db::{on, Conn, Fetch};
 use crate::error::{Ctx, StoreError};
 use crate::locks::lock_timeline_counter;
 use crate::open::Store;
@@ -106,9 +106,8 @@ async fn activations_after(conn: Conn<'_>, after: i64) -> Result<Vec<ActivationR
     let rows: Vec<RawRow> = on!(conn, c => {
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM activations WHERE id > $1 ORDER BY id"))
             .bind(after)
-            .fetch_all(&mut *c)
-            .await
-            .ctx("reading activations")?
+            .all(&mut *c, "reading activations")
+            .await?
     });
     rows.into_iter().map(decode_row).collect()
 }
@@ -117,9 +116,8 @@ async fn activations_after(conn: Conn<'_>, after: i64) -> Result<Vec<ActivationR
 async fn generation(conn: Conn<'_>) -> Result<i64, StoreError> {
     Ok(on!(conn, c => {
         sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(id) FROM activations")
-            .fetch_one(&mut *c)
-            .await
-            .ctx("reading the activation generation")?
+            .one(&mut *c, "reading the activation generation")
+            .await?
     })
     .unwrap_or(0))
 }
@@ -147,9 +145,8 @@ pub(crate) async fn insert_activation(
     } else {
         let rows: Vec<(String, i64)> = on!(conn.reborrow(), c => {
             sqlx::query_as("SELECT stream, line FROM positions")
-                .fetch_all(&mut *c)
-                .await
-                .ctx("reading the positions an activation takes effect at")?
+                .all(&mut *c, "reading the positions an activation takes effect at")
+                .await?
         });
         rows.into_iter()
             .map(|(stream, line)| (stream, line.max(0) as u64 + 1))
@@ -168,9 +165,8 @@ pub(crate) async fn insert_activation(
         .bind(&positions)
         .bind(&at)
         .bind(who)
-        .fetch_one(&mut *c)
-        .await
-        .ctx("storing an activation")?
+        .one(&mut *c, "storing an activation")
+        .await?
     });
     crate::audit::append(
         conn.reborrow(),
@@ -254,9 +250,8 @@ impl BatchTx {
         Ok(on!(self.conn(), c => {
             sqlx::query_scalar("SELECT model FROM linkage_models WHERE version = $1")
                 .bind(version)
-                .fetch_optional(&mut *c)
-                .await
-                .ctx("reading a linkage model")?
+                .optional(&mut *c, "reading a linkage model")
+                .await?
         }))
     }
 

@@ -12,8 +12,8 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::db::{on, Col, Conn};
-use crate::error::{Ctx, StoreError};
+use crate::db::{on, Col, Conn, Fetch, Run};
+use crate::error::StoreError;
 use crate::locks::lock_audit_chain;
 use crate::open::Store;
 use crate::time::now;
@@ -104,9 +104,8 @@ pub(crate) async fn append(
     on!(conn, c => {
         let last: Option<(i64, String)> =
             sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&mut *c)
-                .await
-                .ctx("reading the audit chain's head")?;
+                .optional(&mut *c, "reading the audit chain's head")
+                .await?;
         let (seq, prev) = match last {
             Some((s, h)) => (s + 1, h),
             None => (1, GENESIS.to_string()),
@@ -125,14 +124,12 @@ pub(crate) async fn append(
         .bind(&detail)
         .bind(&prev)
         .bind(&hash)
-        .execute(&mut *c)
-        .await
-        .ctx("appending to the audit trail")?;
+        .run(&mut *c, "appending to the audit trail")
+        .await?;
         sqlx::query("INSERT INTO counters (name, value) VALUES ('audit_records', $1) ON CONFLICT(name) DO UPDATE SET value = excluded.value")
             .bind(seq)
-            .execute(&mut *c)
-            .await
-            .ctx("counting audit records")?;
+            .run(&mut *c, "counting audit records")
+            .await?;
     });
     Ok(())
 }
@@ -212,9 +209,8 @@ impl Store {
     pub async fn audit_head(&self) -> Result<(i64, String), StoreError> {
         let last: Option<(i64, String)> = on!(self.pool(), p =>
             sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(p)
-                .await
-                .ctx("reading the audit chain's head")?);
+                .optional(p, "reading the audit chain's head")
+                .await?);
         Ok(last.unwrap_or_else(|| (0, GENESIS.to_string())))
     }
 
@@ -264,9 +260,8 @@ impl Store {
         let rows: Vec<AuditRecord> = on!(self.pool(), p => sqlx::query(
             "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log ORDER BY seq",
         )
-        .fetch_all(p)
-        .await
-        .ctx("reading the audit trail")?
+        .all(p, "reading the audit trail")
+        .await?
         .iter()
         .map(audit_record)
         .collect());
@@ -313,9 +308,8 @@ impl Store {
         }
         let counted: Option<i64> = on!(self.pool(), p =>
             sqlx::query_scalar("SELECT value FROM counters WHERE name = 'audit_records'")
-                .fetch_optional(p)
-                .await
-                .ctx("reading the audit count")?);
+                .optional(p, "reading the audit count")
+                .await?);
         if let Some(n) = counted.filter(|n| *n > records) {
             return Ok(AuditCheck {
                 records,
@@ -341,9 +335,8 @@ impl Store {
              WHERE action = $1 ORDER BY seq DESC LIMIT 1",
         )
         .bind(action)
-        .fetch_optional(p)
-        .await
-        .ctx("reading the audit trail")?
+        .optional(p, "reading the audit trail")
+        .await?
         .as_ref()
         .map(audit_record)))
     }
@@ -360,9 +353,8 @@ impl Store {
         )
         .bind(from_seq)
         .bind(limit)
-        .fetch_all(p)
-        .await
-        .ctx("reading the audit trail")?
+        .all(p, "reading the audit trail")
+        .await?
         .iter()
         .map(audit_record)
         .collect()))

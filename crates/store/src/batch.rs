@@ -6,10 +6,12 @@ use std::collections::HashMap;
 use doudi_model::{Assessment, Evidence, Fact, Level, LinkOutcome};
 use sqlx::{QueryBuilder, Row};
 
-use crate::bulk::{bytes, int, maybe_text, text, Bind, Column, OnConflict, Table, CHUNK};
+use crate::bulk::{
+    bytes, int, maybe_text, text, update_listed, Bind, Column, OnConflict, Table, CHUNK,
+};
 use crate::codec::{decode_code, decode_time, Json};
-use crate::db::{on, Conn, Db, Tx};
-use crate::error::{corrupt, Ctx, StoreError};
+use crate::db::{on, push_list, Conn, Db, Fetch, Run, Tx};
+use crate::error::{corrupt, StoreError};
 use crate::locks::{lock_households, lock_timeline_counter};
 use crate::open::Store;
 use crate::time::{now, ts};
@@ -427,9 +429,8 @@ impl BatchTx {
     pub async fn touch_timelines(&mut self) -> Result<(), StoreError> {
         on!(self.tx.conn(), c => {
             sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'timeline_changes'")
-                .execute(&mut *c)
-                .await
-                .ctx("counting timeline changes")?;
+                .run(&mut *c, "counting timeline changes")
+                .await?;
         });
         self.own_facts += 1;
         Ok(())
@@ -458,9 +459,8 @@ impl BatchTx {
     pub async fn timeline_version(&mut self) -> Result<i64, StoreError> {
         let v: i64 = on!(self.tx.conn(), c => {
             sqlx::query_scalar("SELECT value FROM counters WHERE name = 'timeline_changes'")
-                .fetch_one(&mut *c)
-                .await
-                .ctx("reading the timeline version")?
+                .one(&mut *c, "reading the timeline version")
+                .await?
         });
         match self.version_base {
             None => {
@@ -496,9 +496,8 @@ impl BatchTx {
                      SELECT nextval(s.s) FROM s, generate_series(1, $1)",
                 )
                 .bind(rows.len() as i64)
-                .fetch_all(&mut **tx)
-                .await
-                .ctx("drawing event sequence numbers")?;
+                .all(&mut **tx, "drawing event sequence numbers")
+                .await?;
                 seqs.sort_unstable();
                 // One statement; a key another transaction is inserting waits for it, then is
                 // left. Rows go in key order (then batch order: the first of a repeated key is
@@ -525,17 +524,15 @@ impl BatchTx {
         // The batch holds the write lock, so every row above the current highest `seq` is one
         // this call inserted. Usually all are new: then the keys need not be read back.
         let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
-            .fetch_one(&mut **tx)
-            .await
-            .ctx("reading the last event sequence")?;
+            .one(&mut **tx, "reading the last event sequence")
+            .await?;
         let inserted = EVENTS.insert(Db::Sqlite(&mut **tx), rows, &self.at).await?;
         if inserted == rows.len() as u64 {
             // All new: SQLite gave them `before + 1`, `before + 2`, … in the order inserted
             // (one above the largest), unless the largest now says otherwise.
             let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
-                .fetch_one(&mut **tx)
-                .await
-                .ctx("reading the last event sequence")?;
+                .one(&mut **tx, "reading the last event sequence")
+                .await?;
             if last == before + inserted as i64 {
                 return Ok(rows
                     .iter()
@@ -547,9 +544,8 @@ impl BatchTx {
         let mut new = HashMap::with_capacity(inserted as usize);
         let returned = sqlx::query("SELECT seq, source, event_id FROM events WHERE seq > $1")
             .bind(before)
-            .fetch_all(&mut **tx)
-            .await
-            .ctx("reading which events were new")?;
+            .all(&mut **tx, "reading which events were new")
+            .await?;
         for row in returned {
             new.insert(
                 (row.get::<String, _>(1), row.get::<String, _>(2)),
@@ -583,9 +579,8 @@ impl BatchTx {
         on!(self.tx.conn(), c => {
             sqlx::query("UPDATE counters SET value = value + $1 WHERE name = 'timeline_changes'")
                 .bind(rows.len() as i64)
-                .execute(&mut *c)
-                .await
-                .ctx("counting timeline changes")?;
+                .run(&mut *c, "counting timeline changes")
+                .await?;
         });
         self.own_facts += rows.len() as i64;
         Ok(())
@@ -615,9 +610,8 @@ impl BatchTx {
                 });
                 qb.push(") AS v WHERE assessments.seq = v.column1");
                 qb.build()
-                    .execute(&mut *c)
-                    .await
-                    .ctx("updating re-derived assessments")?;
+                    .run(&mut *c, "updating re-derived assessments")
+                    .await?;
             });
         }
         Ok(())
@@ -633,18 +627,13 @@ impl BatchTx {
         for chunk in seqs.chunks(CHUNK) {
             on!(self.tx.conn(), c => {
                 let mut qb: QueryBuilder<DB> = QueryBuilder::new(
-                    "SELECT seq, rule_set_version, assessment FROM assessments WHERE seq IN (",
+                    "SELECT seq, rule_set_version, assessment FROM assessments WHERE seq IN ",
                 );
-                let mut sep = qb.separated(", ");
-                for s in chunk {
-                    sep.push_bind(*s);
-                }
-                qb.push(")");
+                push_list(&mut qb, chunk.iter().copied());
                 let rows: Vec<(i64, String, Option<String>)> = qb
                     .build_query_as()
-                    .fetch_all(&mut *c)
-                    .await
-                    .ctx("reading stored assessments")?;
+                    .all(&mut *c, "reading stored assessments")
+                    .await?;
                 for (seq, version, text) in rows {
                     out.insert(seq, (version, text));
                 }
@@ -833,16 +822,16 @@ impl BatchTx {
                 "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'warnings'), 0),
                             COALESCE((SELECT MAX(warning_id) FROM warnings), 0)) + 1",
             )
-            .fetch_one(&mut **tx)
-            .await
-            .ctx("reading the next warning id")?,
+            .one(&mut **tx, "reading the next warning id")
+            .await?,
             // Other workers open warnings too: each id from the table's own sequence.
-            (Db::Postgres(tx), _) => sqlx::query_scalar(
-                "SELECT nextval(pg_get_serial_sequence('warnings', 'warning_id'))",
-            )
-            .fetch_one(&mut **tx)
-            .await
-            .ctx("reading the next warning id")?,
+            (Db::Postgres(tx), _) => {
+                sqlx::query_scalar(
+                    "SELECT nextval(pg_get_serial_sequence('warnings', 'warning_id'))",
+                )
+                .one(&mut **tx, "reading the next warning id")
+                .await?
+            }
         };
         self.warnings.next_id = Some(id + 1);
         let p = &mut self.warnings;
@@ -955,9 +944,8 @@ impl BatchTx {
                     .push_bind(&w.episode.transitions);
             });
             qb.build()
-                .execute(&mut *c)
-                .await
-                .ctx("opening warnings")?;
+                .run(&mut *c, "opening warnings")
+                .await?;
         }
         for chunk in p.updated.chunks(CHUNK) {
             // Columns 8 to 10: the episode mark, changed only when the fold decided it (10: its
@@ -996,25 +984,18 @@ impl BatchTx {
             });
             qb.push(") AS v WHERE warnings.warning_id = v.column1");
             qb.build()
-                .execute(&mut *c)
-                .await
-                .ctx("updating warnings")?;
+                .run(&mut *c, "updating warnings")
+                .await?;
         }
-        for chunk in p.withdrawn.chunks(CHUNK) {
-            let mut qb: QueryBuilder<DB> =
-                QueryBuilder::new("UPDATE warnings SET status = 'withdrawn', transitions = '[]', updated_at = ");
-            qb.push_bind(at);
-            qb.push(" WHERE status = 'open' AND warning_id IN (");
-            let mut sep = qb.separated(", ");
-            for id in chunk {
-                sep.push_bind(*id);
-            }
-            qb.push(")");
-            qb.build()
-                .execute(&mut *c)
-                .await
-                .ctx("withdrawing warnings")?;
-        }
+        update_listed(
+            Db::from(&mut *c),
+            "UPDATE warnings SET status = 'withdrawn', transitions = '[]', updated_at = ",
+            at.clone(),
+            " WHERE status = 'open' AND warning_id IN ",
+            &p.withdrawn,
+            "withdrawing warnings",
+        )
+        .await?;
         for (id, transition) in &p.superseded {
             let mut qb: QueryBuilder<DB> =
                 QueryBuilder::new("UPDATE notices SET superseded_at = ");
@@ -1027,9 +1008,8 @@ impl BatchTx {
                 qb.push_bind(t);
             }
             qb.build()
-                .execute(&mut *c)
-                .await
-                .ctx("superseding notices")?;
+                .run(&mut *c, "superseding notices")
+                .await?;
         }
         for chunk in p.history.chunks(CHUNK) {
             let mut qb: QueryBuilder<DB> = QueryBuilder::new(
@@ -1046,9 +1026,8 @@ impl BatchTx {
                     .push_bind(at);
             });
             qb.build()
-                .execute(&mut *c)
-                .await
-                .ctx("recording warning history")?;
+                .run(&mut *c, "recording warning history")
+                .await?;
         }
         // Notices to the officer responsible (the inbox and the delivery outbox), unless a silence
         // covers the household or region; in the same transaction as the change they announce.
@@ -1081,22 +1060,11 @@ impl BatchTx {
                    OR (s.scope = 'region' AND substr(w.region_code, 1, length(s.target)) = s.target)))",
             );
             qb.build()
-                .execute(&mut *c)
-                .await
-                .ctx("recording notices")?;
-            let mut qb: QueryBuilder<DB> =
-                QueryBuilder::new("UPDATE warnings SET last_notice_at = ");
-            qb.push_bind(at);
-            qb.push(" WHERE warning_id IN (");
-            let mut sep = qb.separated(", ");
-            for (id, _, _) in chunk {
-                sep.push_bind(*id);
-            }
-            qb.push(")");
-            qb.build()
-                .execute(&mut *c)
-                .await
-                .ctx("recording notice times")?;
+                .run(&mut *c, "recording notices")
+                .await?;
+            let ids: Vec<i64> = chunk.iter().map(|(id, _, _)| *id).collect();
+            let (set, list) = ("UPDATE warnings SET last_notice_at = ", " WHERE warning_id IN ");
+            update_listed(Db::from(&mut *c), set, at.clone(), list, &ids, "recording notice times").await?;
         }
         });
         // Ids handed out stay valid for the rest of the batch.
@@ -1149,9 +1117,8 @@ impl BatchTx {
             )
             .bind(received as i64)
             .bind(duplicates as i64)
-            .execute(&mut *c)
-            .await
-            .ctx("updating counters")?;
+            .run(&mut *c, "updating counters")
+            .await?;
         });
         Ok(())
     }
@@ -1169,24 +1136,15 @@ impl BatchTx {
 
     /// Mark dead letters as replayed (their records were applied in this transaction).
     pub async fn mark_replayed(&mut self, ids: &[i64]) -> Result<(), StoreError> {
-        for chunk in ids.chunks(CHUNK) {
-            on!(self.tx.conn(), c => {
-                let mut qb: QueryBuilder<DB> =
-                    QueryBuilder::new("UPDATE dead_letters SET replayed_at = ");
-                qb.push_bind(&self.at);
-                qb.push(" WHERE id IN (");
-                let mut sep = qb.separated(", ");
-                for id in chunk {
-                    sep.push_bind(*id);
-                }
-                qb.push(")");
-                qb.build()
-                    .execute(&mut *c)
-                    .await
-                    .ctx("marking dead letters replayed")?;
-            });
-        }
-        Ok(())
+        update_listed(
+            self.tx.conn(),
+            "UPDATE dead_letters SET replayed_at = ",
+            self.at.clone(),
+            " WHERE id IN ",
+            ids,
+            "marking dead letters replayed",
+        )
+        .await
     }
 
     /// The transaction's connection, for the store's other modules.
@@ -1221,23 +1179,20 @@ where
         return Ok(Vec::new());
     }
     match conn {
-        Db::Postgres(c) => sqlx::query_as(&format!("{select} = ANY($1::text[]) {tail}"))
-            .bind(household_ids)
-            .fetch_all(&mut *c)
-            .await
-            .ctx(context),
+        Db::Postgres(c) => {
+            sqlx::query_as(&format!("{select} = ANY($1::text[]) {tail}"))
+                .bind(household_ids)
+                .all(&mut *c, context)
+                .await
+        }
         Db::Sqlite(c) => {
             let mut out = Vec::new();
             for chunk in household_ids.chunks(CHUNK) {
-                let mut qb: QueryBuilder<sqlx::Sqlite> =
-                    QueryBuilder::new(format!("{select} IN ("));
-                let mut sep = qb.separated(", ");
-                for id in chunk {
-                    sep.push_bind(id);
-                }
-                qb.push(") ");
+                let mut qb: QueryBuilder<sqlx::Sqlite> = QueryBuilder::new(format!("{select} IN "));
+                push_list(&mut qb, chunk);
+                qb.push(" ");
                 qb.push(tail);
-                out.extend(qb.build_query_as().fetch_all(&mut *c).await.ctx(context)?);
+                out.extend(qb.build_query_as().all(&mut *c, context).await?);
             }
             Ok(out)
         }

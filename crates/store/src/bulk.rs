@@ -13,8 +13,8 @@ use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
-use crate::db::{Conn, Db};
-use crate::error::{Ctx, StoreError};
+use crate::db::{on, push_list, Conn, Db, Fetch, Run};
+use crate::error::StoreError;
 
 /// Rows per multi-row statement on SQLite (well under its 32,766 bound parameters).
 pub(crate) const CHUNK: usize = 500;
@@ -138,12 +138,7 @@ impl<R> Table<R> {
                         }
                     });
                     qb.push(self.conflict_clause());
-                    written += qb
-                        .build()
-                        .execute(&mut *c)
-                        .await
-                        .ctx(self.doing)?
-                        .rows_affected();
+                    written += qb.build().run(&mut *c, self.doing).await?.rows_affected();
                 }
                 Ok(written)
             }
@@ -151,9 +146,8 @@ impl<R> Table<R> {
                 let sql = self.unnest_sql(None);
                 Ok(self
                     .bind_arrays(&sql, rows, stamp, None)
-                    .execute(&mut *c)
-                    .await
-                    .ctx(self.doing)?
+                    .run(&mut *c, self.doing)
+                    .await?
                     .rows_affected())
             }
         }
@@ -172,9 +166,8 @@ impl<R> Table<R> {
         let sql = format!("{} RETURNING {numbered}", self.unnest_sql(Some(numbered)));
         let rows = self
             .bind_arrays(&sql, rows, stamp, Some(seqs))
-            .fetch_all(&mut *c)
-            .await
-            .ctx(self.doing)?;
+            .all(&mut *c, self.doing)
+            .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
@@ -258,6 +251,36 @@ impl<R> Table<R> {
             self.conflict_clause()
         )
     }
+}
+
+/// `{set}$value{list}(id, …)` for every [`CHUNK`] of `ids`: the listed rows set to one value
+/// (`set` ends in `= `, `list` in `IN `). Nothing for no ids.
+pub(crate) async fn update_listed<V>(
+    conn: Conn<'_>,
+    set: &str,
+    value: V,
+    list: &str,
+    ids: &[i64],
+    context: &'static str,
+) -> Result<(), StoreError>
+where
+    V: Clone
+        + Send
+        + for<'q> sqlx::Encode<'q, sqlx::Sqlite>
+        + sqlx::Type<sqlx::Sqlite>
+        + for<'q> sqlx::Encode<'q, Postgres>
+        + sqlx::Type<Postgres>,
+{
+    on!(conn, c => {
+        for chunk in ids.chunks(CHUNK) {
+            let mut qb: QueryBuilder<DB> = QueryBuilder::new(set);
+            qb.push_bind(value.clone());
+            qb.push(list);
+            push_list(&mut qb, chunk.iter().copied());
+            qb.build().run(&mut *c, context).await?;
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -131,28 +131,29 @@ mod tests {
         );
     }
 
+    /// A URL with `sslmode=require` and `parameter` naming a file `name` (of placeholder
+    /// content) in a temporary folder, kept while the folder is.
+    fn require_with_file(parameter: &str, name: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, "x").unwrap();
+        let url = format!(
+            "postgres://u@h/db?sslmode=require&{parameter}={}",
+            path.display()
+        );
+        (dir, url)
+    }
+
     #[test]
     fn a_client_certificate_needs_its_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let cert = dir.path().join("c.crt");
-        std::fs::write(&cert, "x").unwrap();
-        let url = format!(
-            "postgres://u@h/db?sslmode=require&sslcert={}",
-            cert.display()
-        );
+        let (_dir, url) = require_with_file("sslcert", "c.crt");
         let e = pg_options(&url, None).unwrap_err().to_string();
         assert!(e.contains("both sslcert and sslkey"), "{e}");
     }
 
     #[test]
     fn require_with_a_root_certificate_verifies_the_chain_as_libpq_does() {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = dir.path().join("ca.crt");
-        std::fs::write(&ca, "x").unwrap();
-        let url = format!(
-            "postgres://u@h/db?sslmode=require&sslrootcert={}",
-            ca.display()
-        );
+        let (_dir, url) = require_with_file("sslrootcert", "ca.crt");
         assert!(matches!(
             pg_options(&url, None).unwrap().get_ssl_mode(),
             PgSslMode::VerifyCa

@@ -9,7 +9,7 @@
 //! 1. use `$1, $2, …` placeholders (SQLite accepts them) and portable SQL (`ON CONFLICT`,
 //!    `RETURNING`, `COALESCE`, `CASE`); bind integers as `i64`, never `bool`;
 //! 2. wrap the method body in `on!(self.pool(), pool => { … })` and use `pool` where
-//!    `self.pool()` was; a transaction is `pool.begin_with(<DB as Dialect>::BEGIN)`; pass a
+//!    `self.pool()` was; a transaction is `begin(pool, "starting …")`; pass a
 //!    transaction to a helper as `Db::from(&mut *tx)` (a [`Conn`]);
 //! 3. `QueryBuilder<DB>` for dynamic SQL; where SQL genuinely differs, choose the text with
 //!    `if <DB as Dialect>::POSTGRES { … } else { … }`, or match on the [`Db`] and write both arms;
@@ -19,8 +19,10 @@
 //! rustfmt leaves the bodies inside `on!(…)` as they are: keep them formatted by hand. Every
 //! method is covered by `tests/conformance.rs`, run against both backends.
 
+use sqlx::query::{Query, QueryAs, QueryScalar};
 use sqlx::{
-    PgConnection, PgPool, Postgres, Row, Sqlite, SqliteConnection, SqlitePool, Transaction,
+    Database, Executor, FromRow, IntoArguments, PgConnection, PgPool, Postgres, QueryBuilder, Row,
+    Sqlite, SqliteConnection, SqlitePool, Transaction,
 };
 
 use crate::error::{Ctx, StoreError};
@@ -67,7 +69,7 @@ pub(crate) use on;
 pub(crate) trait Dialect {
     /// PostgreSQL (else SQLite).
     const POSTGRES: bool;
-    /// How a transaction that writes begins (`pool.begin_with(<DB as Dialect>::BEGIN)`):
+    /// How a transaction that writes begins (see [`begin`]):
     /// `BEGIN IMMEDIATE` on SQLite (the write lock first, see the crate docs), `BEGIN` (read
     /// committed) on PostgreSQL.
     const BEGIN: &'static str;
@@ -113,20 +115,153 @@ macro_rules! col_by_get {
 
 col_by_get!(sqlx::sqlite::SqliteRow, sqlx::postgres::PgRow);
 
+/// Start a transaction that writes on one backend's pool (`<DB as Dialect>::BEGIN`): inside an
+/// [`on!`] body, `let mut tx = begin(pool, "starting …").await?;`.
+pub(crate) async fn begin<DB: Database + Dialect>(
+    pool: &sqlx::Pool<DB>,
+    context: &'static str,
+) -> Result<Transaction<'static, DB>, StoreError> {
+    pool.begin_with(DB::BEGIN).await.ctx(context)
+}
+
+/// Push `(v1, v2, …)`, each value bound: the list of an `IN`.
+pub(crate) fn push_list<'a, DB: Database, T>(
+    qb: &mut QueryBuilder<'a, DB>,
+    values: impl IntoIterator<Item = T>,
+) where
+    T: 'a + sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    qb.push("(");
+    let mut sep = qb.separated(", ");
+    for v in values {
+        sep.push_bind(v);
+    }
+    qb.push(")");
+}
+
+/// Run a statement and say in its error what it was doing: `.all(pool, "reading x").await?` is
+/// `.fetch_all(pool).await.ctx("reading x")?` (likewise [`Fetch::one`], [`Fetch::optional`], and
+/// [`Fetch::run`] for `execute`): the one way a query here turns a database error into
+/// [`StoreError::Db`], for `sqlx::query`, `query_as` and `query_scalar` alike.
+pub(crate) trait Fetch<'q, DB: Database>: Sized {
+    /// What one row becomes.
+    type Out;
+
+    async fn all<'e, 'c: 'e, E>(
+        self,
+        e: E,
+        context: &'static str,
+    ) -> Result<Vec<Self::Out>, StoreError>
+    where
+        'q: 'e,
+        Self: 'e,
+        E: 'e + Executor<'c, Database = DB>;
+
+    async fn one<'e, 'c: 'e, E>(self, e: E, context: &'static str) -> Result<Self::Out, StoreError>
+    where
+        'q: 'e,
+        Self: 'e,
+        E: 'e + Executor<'c, Database = DB>;
+
+    async fn optional<'e, 'c: 'e, E>(
+        self,
+        e: E,
+        context: &'static str,
+    ) -> Result<Option<Self::Out>, StoreError>
+    where
+        'q: 'e,
+        Self: 'e,
+        E: 'e + Executor<'c, Database = DB>;
+}
+
+/// [`Fetch`] for the three kinds of query (their `fetch_*` methods have the same names).
+macro_rules! fetch_by_ctx {
+    ([$($g:ident),*] $ty:ty, $out:ty, [$($bounds:tt)*]) => {
+        impl<'q, DB, A, $($g),*> Fetch<'q, DB> for $ty
+        where
+            DB: Database,
+            A: 'q + Send + IntoArguments<'q, DB>,
+            $($bounds)*
+        {
+            type Out = $out;
+
+            async fn all<'e, 'c: 'e, E>(self, e: E, context: &'static str) -> Result<Vec<$out>, StoreError>
+            where
+                'q: 'e,
+                Self: 'e,
+                E: 'e + Executor<'c, Database = DB>,
+            {
+                self.fetch_all(e).await.ctx(context)
+            }
+
+            async fn one<'e, 'c: 'e, E>(self, e: E, context: &'static str) -> Result<$out, StoreError>
+            where
+                'q: 'e,
+                Self: 'e,
+                E: 'e + Executor<'c, Database = DB>,
+            {
+                self.fetch_one(e).await.ctx(context)
+            }
+
+            async fn optional<'e, 'c: 'e, E>(self, e: E, context: &'static str) -> Result<Option<$out>, StoreError>
+            where
+                'q: 'e,
+                Self: 'e,
+                E: 'e + Executor<'c, Database = DB>,
+            {
+                self.fetch_optional(e).await.ctx(context)
+            }
+        }
+    };
+}
+
+fetch_by_ctx!([] Query<'q, DB, A>, DB::Row, []);
+fetch_by_ctx!([O] QueryAs<'q, DB, O, A>, O, [O: Send + Unpin + for<'r> FromRow<'r, DB::Row>,]);
+fetch_by_ctx!(
+    [O] QueryScalar<'q, DB, O, A>,
+    O,
+    [O: Send + Unpin, (O,): Send + Unpin + for<'r> FromRow<'r, DB::Row>,]
+);
+
+/// `sqlx::query`, which also runs statements.
+pub(crate) trait Run<'q, DB: Database>: Sized {
+    /// `execute`, its error saying what it was doing; the backend's result (rows affected).
+    async fn run<'e, 'c: 'e, E>(
+        self,
+        e: E,
+        context: &'static str,
+    ) -> Result<DB::QueryResult, StoreError>
+    where
+        'q: 'e,
+        Self: 'e,
+        E: 'e + Executor<'c, Database = DB>;
+}
+
+impl<'q, DB, A> Run<'q, DB> for Query<'q, DB, A>
+where
+    DB: Database,
+    A: 'q + Send + IntoArguments<'q, DB>,
+{
+    async fn run<'e, 'c: 'e, E>(
+        self,
+        e: E,
+        context: &'static str,
+    ) -> Result<DB::QueryResult, StoreError>
+    where
+        'q: 'e,
+        Self: 'e,
+        E: 'e + Executor<'c, Database = DB>,
+    {
+        self.execute(e).await.ctx(context)
+    }
+}
+
 impl Pool {
     /// Start a transaction that writes (`<DB as Dialect>::BEGIN`).
     pub(crate) async fn begin_write(&self, context: &'static str) -> Result<Tx, StoreError> {
         Ok(match self {
-            Db::Sqlite(p) => Db::Sqlite(
-                p.begin_with(<Sqlite as Dialect>::BEGIN)
-                    .await
-                    .ctx(context)?,
-            ),
-            Db::Postgres(p) => Db::Postgres(
-                p.begin_with(<Postgres as Dialect>::BEGIN)
-                    .await
-                    .ctx(context)?,
-            ),
+            Db::Sqlite(p) => Db::Sqlite(begin(p, context).await?),
+            Db::Postgres(p) => Db::Postgres(begin(p, context).await?),
         })
     }
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::codec::{Typed, Unreadable};
-use crate::db::{on, Dialect};
+use crate::db::{begin, on, Dialect, Fetch, Run};
 use crate::error::{corrupt, Ctx, StoreError};
 use crate::open::Store;
 use crate::time::now;
@@ -105,7 +105,7 @@ pub struct DeliveryLogRow {
 }
 
 /// A notice's delivery state.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct NoticeDelivery {
     pub notice_id: i64,
     pub warning_id: i64,
@@ -156,10 +156,7 @@ impl Store {
         }
         let at = now();
         on!(self.pool(), pool => {
-            let mut tx = pool
-                .begin_with(<DB as Dialect>::BEGIN)
-                .await
-                .ctx("starting to mark notices published")?;
+            let mut tx = begin(pool, "starting to mark notices published").await?;
             let mut marked = 0;
             for (id, partition, offset) in published {
                 marked += sqlx::query(
@@ -170,9 +167,8 @@ impl Store {
                 .bind(i64::from(*partition))
                 .bind(offset)
                 .bind(id)
-                .execute(&mut *tx)
-                .await
-                .ctx("marking a notice published")?
+                .run(&mut *tx, "marking a notice published")
+                .await?
                 .rows_affected();
             }
             tx.commit().await.ctx("committing published notices")?;
@@ -187,9 +183,8 @@ impl Store {
             Ok(sqlx::query(
                 "SELECT notice_id, kafka_partition, kafka_offset FROM notices ORDER BY notice_id",
             )
-            .fetch_all(pool)
-            .await
-            .ctx("reading notice publications")?
+            .all(pool, "reading notice publications")
+            .await?
             .into_iter()
             .map(|r| {
                 let p: Option<i64> = r.get(1);
@@ -219,9 +214,8 @@ impl Store {
         on!(self.pool(), pool => {
             let rows = sqlx::query(&sql)
             .bind(limit)
-            .fetch_all(pool)
-            .await
-            .ctx("reading pending notices")?;
+            .all(pool, "reading pending notices")
+            .await?;
             let mut out: Vec<PendingNotice> = rows
                 .iter()
                 .map(|r| Ok(PendingNotice {
@@ -271,9 +265,8 @@ impl Store {
                 })
                 .bind(&n.household_id)
                 .bind(n.warning_id)
-                .fetch_all(pool)
-                .await
-                .ctx("reading the members a warning concerns")?;
+                .all(pool, "reading the members a warning concerns")
+                .await?;
                 cache.insert(n.warning_id, members.clone());
                 n.members_concerned = members;
             }
@@ -287,18 +280,14 @@ impl Store {
             if notice_ids.is_empty() {
                 return Ok(());
             }
-            let mut tx = pool
-                .begin_with(<DB as Dialect>::BEGIN)
-                .await
-                .ctx("starting to mark notices")?;
+            let mut tx = begin(pool, "starting to mark notices").await?;
             for id in notice_ids {
                 sqlx::query(
                     "UPDATE notices SET delivery = 'inbox_only' WHERE notice_id = $1 AND delivery = 'pending'",
                 )
                 .bind(id)
-                .execute(&mut *tx)
-                .await
-                .ctx("marking a notice inbox-only")?;
+                .run(&mut *tx, "marking a notice inbox-only")
+                .await?;
             }
             tx.commit().await.ctx("committing inbox-only notices")
         })
@@ -310,10 +299,7 @@ impl Store {
             if attempts.is_empty() {
                 return Ok(());
             }
-            let mut tx = pool
-                .begin_with(<DB as Dialect>::BEGIN)
-                .await
-                .ctx("starting to record deliveries")?;
+            let mut tx = begin(pool, "starting to record deliveries").await?;
             for a in attempts {
                 let ids: Vec<i64> = a.notices.iter().map(|(id, _)| *id).collect();
                 let attempt = a.notices.iter().map(|(_, n)| *n).max().unwrap_or(1);
@@ -334,9 +320,8 @@ impl Store {
                 .bind(&a.error)
                 .bind(a.elapsed_ms)
                 .bind(a.outcome.code())
-                .execute(&mut *tx)
-                .await
-                .ctx("logging a delivery")?;
+                .run(&mut *tx, "logging a delivery")
+                .await?;
                 for (id, n) in &a.notices {
                     let q = match &a.outcome {
                         AttemptOutcome::Delivered => sqlx::query(
@@ -364,9 +349,7 @@ impl Store {
                         .bind(a.error.as_deref().unwrap_or("refused"))
                         .bind(id),
                     };
-                    q.execute(&mut *tx)
-                        .await
-                        .ctx("recording a notice's delivery")?;
+                    q.run(&mut *tx, "recording a notice's delivery").await?;
                 }
             }
             tx.commit().await.ctx("committing deliveries")
@@ -395,9 +378,8 @@ impl Store {
             let rows = sqlx::query(&sql)
             .bind(notice_id)
             .bind(limit)
-            .fetch_all(pool)
-            .await
-            .ctx("reading the delivery log")?;
+            .all(pool, "reading the delivery log")
+            .await?;
             rows.into_iter()
                 .map(|r| {
                     let ids: String = r.get(4);
@@ -428,7 +410,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<NoticeDelivery>, StoreError> {
         on!(self.pool(), pool => {
-            Ok(sqlx::query(
+            sqlx::query_as(
                 "SELECT n.notice_id, n.warning_id, w.household_id, n.recipient, n.kind, n.delivery, n.attempts,
                         n.created_at, n.delivered_at, n.next_attempt_at, n.last_error
                  FROM notices n JOIN warnings w ON w.warning_id = n.warning_id
@@ -436,24 +418,8 @@ impl Store {
             )
             .bind(after)
             .bind(limit)
-            .fetch_all(pool)
+            .all(pool, "reading notice deliveries")
             .await
-            .ctx("reading notice deliveries")?
-            .into_iter()
-            .map(|r| NoticeDelivery {
-                notice_id: r.get(0),
-                warning_id: r.get(1),
-                household_id: r.get(2),
-                recipient: r.get(3),
-                kind: r.get(4),
-                delivery: r.get(5),
-                attempts: r.get(6),
-                created_at: r.get(7),
-                delivered_at: r.get(8),
-                next_attempt_at: r.get(9),
-                last_error: r.get(10),
-            })
-            .collect())
         })
     }
 }

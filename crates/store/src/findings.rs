@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::QueryBuilder;
 
 use crate::bulk::CHUNK;
-use crate::db::{on, Col, Db, Dialect};
+use crate::db::{begin, on, Col, Db, Fetch, Run};
 use crate::error::{Ctx, StoreError};
 use crate::open::Store;
 use crate::time::now;
@@ -95,37 +95,35 @@ impl Store {
     pub async fn last_crosscheck_night(&self) -> Result<Option<String>, StoreError> {
         on!(self.pool(), pool => {
             sqlx::query_scalar("SELECT MAX(night) FROM crosscheck_runs")
-                .fetch_one(pool)
+                .one(pool, "reading the last cross-check night")
                 .await
-                .ctx("reading the last cross-check night")
         })
     }
 
     /// Every open finding, by key.
     pub async fn open_findings(&self) -> Result<Vec<StoredFinding>, StoreError> {
-        on!(self.pool(), pool => {
-            let sql = format!("{FINDING_COLUMNS} WHERE status = 'open' ORDER BY key");
-            Ok(sqlx::query(&sql)
-                .fetch_all(pool)
-                .await
-                .ctx("reading open findings")?
-                .iter()
-                .map(stored)
-                .collect())
-        })
+        self.findings_where(
+            "WHERE status = 'open' ORDER BY key",
+            "reading open findings",
+        )
+        .await
     }
 
     /// Every finding, open and closed, in the order they were opened.
     pub async fn all_findings(&self) -> Result<Vec<StoredFinding>, StoreError> {
+        self.findings_where("ORDER BY finding_id", "reading findings")
+            .await
+    }
+
+    /// The findings `tail` (a filter and an order) selects.
+    async fn findings_where(
+        &self,
+        tail: &str,
+        context: &'static str,
+    ) -> Result<Vec<StoredFinding>, StoreError> {
+        let sql = format!("{FINDING_COLUMNS} {tail}");
         on!(self.pool(), pool => {
-            let sql = format!("{FINDING_COLUMNS} ORDER BY finding_id");
-            Ok(sqlx::query(&sql)
-                .fetch_all(pool)
-                .await
-                .ctx("reading findings")?
-                .iter()
-                .map(stored)
-                .collect())
+            Ok(sqlx::query(&sql).all(pool, context).await?.iter().map(stored).collect())
         })
     }
 
@@ -137,14 +135,10 @@ impl Store {
         changes: &NightChanges,
     ) -> Result<i64, StoreError> {
         on!(self.pool(), pool => {
-            let mut tx = pool
-                .begin_with(<DB as Dialect>::BEGIN)
-                .await
-                .ctx("starting to record a cross-check")?;
+            let mut tx = begin(pool, "starting to record a cross-check").await?;
             let last: Option<String> = sqlx::query_scalar("SELECT MAX(night) FROM crosscheck_runs")
-                .fetch_one(&mut *tx)
-                .await
-                .ctx("reading the last cross-check night")?;
+                .one(&mut *tx, "reading the last cross-check night")
+                .await?;
             if let Some(last) = last.filter(|l| run.night.as_str() < l.as_str()) {
                 return Err(StoreError::Conflict(format!(
                     "night {} is older than the last night checked ({last}): replaying it would close findings found since; check a night from {last} on",
@@ -164,9 +158,8 @@ impl Store {
             .bind(changes.opened.len() as i64)
             .bind(changes.refreshed.len() as i64)
             .bind(changes.closed.len() as i64)
-            .fetch_one(&mut *tx)
-            .await
-            .ctx("recording a cross-check run")?;
+            .one(&mut *tx, "recording a cross-check run")
+            .await?;
             for chunk in changes.opened.chunks(CHUNK / 2) {
                 let mut qb: QueryBuilder<DB> = QueryBuilder::new(
                     "INSERT INTO findings (key, check_code, household_id, member_id, region_code, category, status,
@@ -188,7 +181,7 @@ impl Store {
                         .push_bind(&f.assigned_to)
                         .push_bind(run_id);
                 });
-                qb.build().execute(&mut *tx).await.ctx("opening findings")?;
+                qb.build().run(&mut *tx, "opening findings").await?;
             }
             // Refreshed and closed findings in bulk: one statement per chunk of keys.
             for chunk in changes.refreshed.chunks(CHUNK / 2) {
@@ -207,7 +200,7 @@ impl Store {
                      assigned_to = COALESCE(v.assigned_to, findings.assigned_to)
                      FROM v WHERE findings.key = v.key AND findings.status = 'open'",
                 );
-                qb.build().execute(&mut *tx).await.ctx("refreshing findings")?;
+                qb.build().run(&mut *tx, "refreshing findings").await?;
             }
             for chunk in changes.closed.chunks(CHUNK / 2) {
                 let mut qb: QueryBuilder<DB> = QueryBuilder::new("WITH v (key, note) AS (");
@@ -219,7 +212,7 @@ impl Store {
                 qb.push(", close_note = v.note, closed_run = ");
                 qb.push_bind(run_id);
                 qb.push(" FROM v WHERE findings.key = v.key AND findings.status = 'open'");
-                qb.build().execute(&mut *tx).await.ctx("closing findings")?;
+                qb.build().run(&mut *tx, "closing findings").await?;
             }
             crate::audit::append(
                 Db::from(&mut *tx),

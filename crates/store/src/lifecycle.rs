@@ -6,7 +6,7 @@ use doudi_model::{Disposition, Level, WarningStatus};
 use serde::Serialize;
 
 use crate::codec::{ser_maybe_time, ser_time, Json, Typed};
-use crate::db::{on, Col, Db, Dialect};
+use crate::db::{begin, on, Col, Db, Fetch, Run};
 use crate::error::{Ctx, StoreError};
 use crate::locks::lock_households;
 use crate::open::Store;
@@ -75,9 +75,8 @@ impl Store {
                  FROM warnings w JOIN households h ON h.household_id = w.household_id WHERE w.warning_id = $1",
             )
             .bind(warning_id)
-            .fetch_optional(pool)
-            .await
-            .ctx("reading a warning")?
+            .optional(pool, "reading a warning")
+            .await?
             else {
                 return Ok(None);
             };
@@ -86,9 +85,8 @@ impl Store {
                  WHERE warning_id = $1 ORDER BY id",
             )
             .bind(warning_id)
-            .fetch_all(pool)
-            .await
-            .ctx("reading a warning's history")?
+            .all(pool, "reading a warning's history")
+            .await?
             .iter()
             .map(|h| {
                 Ok(HistoryEntry {
@@ -119,10 +117,7 @@ impl Store {
     /// [`StoreError::Conflict`] if the warning is no longer in `from` (someone moved it meanwhile).
     pub async fn move_warning(&self, m: &WarningMove<'_>) -> Result<(), StoreError> {
         on!(self.pool(), pool => {
-            let mut tx = pool
-                .begin_with(<DB as Dialect>::BEGIN)
-                .await
-                .ctx("starting a warning move")?;
+            let mut tx = begin(pool, "starting a warning move").await?;
             // On PostgreSQL, wait for any batch deciding on the warning's household (as batches
             // wait for each other), so a person's move and the pipeline's update of the same
             // warning never interleave.
@@ -130,9 +125,8 @@ impl Store {
                 "SELECT household_id FROM warnings WHERE warning_id = $1",
             )
             .bind(m.warning_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .ctx("reading a warning")?
+            .optional(&mut *tx, "reading a warning")
+            .await?
             {
                 lock_households(Db::from(&mut *tx), &[household_id]).await?;
             }
@@ -176,9 +170,8 @@ impl Store {
                 .bind(&at)
                 .bind(m.warning_id)
                 .bind(m.from.code())
-                .execute(&mut *tx)
-                .await
-                .ctx("moving a warning")?;
+                .run(&mut *tx, "moving a warning")
+                .await?;
             if done.rows_affected() != 1 {
                 return Err(StoreError::Conflict(format!(
                     "warning #{} is no longer {}: someone moved it meanwhile (see `doudi warnings show {}`)",
@@ -194,9 +187,8 @@ impl Store {
             .bind(&at)
             .bind(m.note)
             .bind(m.warning_id)
-            .execute(&mut *tx)
-            .await
-            .ctx("recording a warning move")?;
+            .run(&mut *tx, "recording a warning move")
+            .await?;
             crate::audit::append(
                 Db::from(&mut *tx),
                 m.actor,
@@ -219,10 +211,7 @@ impl Store {
         refused: &str,
     ) -> Result<(), StoreError> {
         on!(self.pool(), pool => {
-            let mut tx = pool
-                .begin_with(<DB as Dialect>::BEGIN)
-                .await
-                .ctx("starting to record a refusal")?;
+            let mut tx = begin(pool, "starting to record a refusal").await?;
             sqlx::query(
                 "INSERT INTO warning_history (warning_id, action, level, score, actor, at, note, refused)
                  SELECT warning_id, $1, level, score, $2, $3, $4, $5 FROM warnings WHERE warning_id = $6",
@@ -233,9 +222,8 @@ impl Store {
             .bind(note)
             .bind(refused)
             .bind(warning_id)
-            .execute(&mut *tx)
-            .await
-            .ctx("recording a refused warning move")?;
+            .run(&mut *tx, "recording a refused warning move")
+            .await?;
             crate::audit::append(
                 Db::from(&mut *tx),
                 actor,

@@ -5,8 +5,8 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::db::{Conn, Db};
-use crate::error::{Ctx, StoreError};
+use crate::db::{Conn, Db, Run};
+use crate::error::StoreError;
 
 /// The first key of PostgreSQL's two-key advisory locks that serialise the audit chain; household
 /// locks use the one-key space, which never overlaps it.
@@ -38,9 +38,8 @@ pub(crate) async fn lock_households(conn: Conn<'_>, ids: &[String]) -> Result<()
     // taken as its row is produced.
     sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k")
         .bind(&keys)
-        .execute(&mut *c)
-        .await
-        .ctx("locking households")?;
+        .run(&mut *c, "locking households")
+        .await?;
     Ok(())
 }
 
@@ -54,9 +53,8 @@ pub(crate) async fn lock_timeline_counter(
         return Ok(());
     };
     sqlx::query("SELECT value FROM counters WHERE name = 'timeline_changes' FOR UPDATE")
-        .execute(&mut *c)
-        .await
-        .ctx(context)?;
+        .run(&mut *c, context)
+        .await?;
     Ok(())
 }
 
@@ -69,9 +67,8 @@ pub(crate) async fn lock_audit_chain(mut conn: Conn<'_>) -> Result<(), StoreErro
     };
     sqlx::query("SELECT pg_advisory_xact_lock($1, 0)")
         .bind(LOCK_AUDIT)
-        .execute(&mut *c)
-        .await
-        .ctx("waiting for the audit chain")?;
+        .run(&mut *c, "waiting for the audit chain")
+        .await?;
     Ok(())
 }
 

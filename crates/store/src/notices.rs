@@ -7,7 +7,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::codec::{ser_maybe_time, ser_time, Typed};
-use crate::db::{on, Conn, Db, Dialect};
+use crate::db::{begin, on, Conn, Db, Fetch, Run};
 use crate::error::{Ctx, StoreError};
 use crate::open::Store;
 use crate::time::{now, ts};
@@ -77,7 +77,7 @@ pub struct NoticeView {
 }
 
 /// A silence.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct SilenceRow {
     pub silence_id: i64,
     pub scope: String,
@@ -109,9 +109,8 @@ impl Store {
             );
             sqlx::query(&sql)
                 .bind(ts(&at))
-                .fetch_all(pool)
-                .await
-                .ctx("reading warning clocks")?
+                .all(pool, "reading warning clocks")
+                .await?
                 .iter()
                 .map(|r| {
                     Ok(WarningClockRow {
@@ -143,10 +142,7 @@ impl Store {
         updates: &[EscalationUpdate],
     ) -> Result<Vec<NoticeRow>, StoreError> {
         on!(self.pool(), pool => {
-            let mut tx = pool
-                .begin_with(<DB as Dialect>::BEGIN)
-                .await
-                .ctx("starting to record escalations")?;
+            let mut tx = begin(pool, "starting to record escalations").await?;
             let at = now();
             let mut recorded = Vec::new();
             for u in updates {
@@ -161,9 +157,8 @@ impl Store {
                 .bind(u.expected_status.code())
                 .bind(u.expected_ack_steps)
                 .bind(i64::from(u.expected_resolve_escalated))
-                .execute(&mut *tx)
-                .await
-                .ctx("recording escalation state")?;
+                .run(&mut *tx, "recording escalation state")
+                .await?;
                 if moved.rows_affected() != 1 {
                     continue;
                 }
@@ -191,10 +186,7 @@ impl Store {
     /// history entry each, in one transaction.
     pub async fn add_notices(&self, notices: &[NoticeRow]) -> Result<(), StoreError> {
         on!(self.pool(), pool => {
-            let mut tx = pool
-                .begin_with(<DB as Dialect>::BEGIN)
-                .await
-                .ctx("starting to record notices")?;
+            let mut tx = begin(pool, "starting to record notices").await?;
             let at = now();
             for n in notices {
                 insert_notice(Db::from(&mut *tx), n, &at).await?;
@@ -214,9 +206,8 @@ impl Store {
             )
             .bind(officer)
             .bind(limit)
-            .fetch_all(pool)
-            .await
-            .ctx("reading an inbox")?
+            .all(pool, "reading an inbox")
+            .await?
             .iter()
             .map(|r| {
                 Ok(NoticeView {
@@ -256,10 +247,7 @@ impl Store {
             }
         }
         on!(self.pool(), pool => {
-            let mut tx = pool
-                .begin_with(<DB as Dialect>::BEGIN)
-                .await
-                .ctx("starting to add a silence")?;
+            let mut tx = begin(pool, "starting to add a silence").await?;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO silences (scope, target, reason, starts_at, ends_at, created_by, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING silence_id",
@@ -271,9 +259,8 @@ impl Store {
             .bind(ends_at)
             .bind(created_by)
             .bind(now())
-            .fetch_one(&mut *tx)
-            .await
-            .ctx("adding a silence")?;
+            .one(&mut *tx, "adding a silence")
+            .await?;
             crate::audit::append(
                 Db::from(&mut *tx),
                 created_by,
@@ -292,34 +279,20 @@ impl Store {
         on!(self.pool(), pool => {
             sqlx::query_scalar("SELECT region_code FROM households WHERE household_id = $1")
                 .bind(household_id)
-                .fetch_optional(pool)
+                .optional(pool, "reading a household's region")
                 .await
-                .ctx("reading a household's region")
         })
     }
 
     /// Every silence, newest first.
     pub async fn silences(&self) -> Result<Vec<SilenceRow>, StoreError> {
         on!(self.pool(), pool => {
-            Ok(sqlx::query(
+            sqlx::query_as(
                 "SELECT silence_id, scope, target, reason, starts_at, ends_at, created_by, created_at
                  FROM silences ORDER BY silence_id DESC",
             )
-            .fetch_all(pool)
+            .all(pool, "listing silences")
             .await
-            .ctx("listing silences")?
-            .into_iter()
-            .map(|r| SilenceRow {
-                silence_id: r.get(0),
-                scope: r.get(1),
-                target: r.get(2),
-                reason: r.get(3),
-                starts_at: r.get(4),
-                ends_at: r.get(5),
-                created_by: r.get(6),
-                created_at: r.get(7),
-            })
-            .collect())
         })
     }
 }
@@ -336,9 +309,8 @@ async fn insert_notice(conn: Conn<'_>, n: &NoticeRow, at: &str) -> Result<(), St
         .bind(ts(&n.due_at))
         .bind(at)
         .bind(&n.note)
-        .execute(&mut *conn)
-        .await
-        .ctx("recording a notice")?;
+        .run(&mut *conn, "recording a notice")
+        .await?;
         sqlx::query(
             "INSERT INTO warning_history (warning_id, action, level, score, actor, at, note)
              SELECT warning_id, $1, level, score, 'doudi', $2, $3 FROM warnings WHERE warning_id = $4",
@@ -347,9 +319,8 @@ async fn insert_notice(conn: Conn<'_>, n: &NoticeRow, at: &str) -> Result<(), St
         .bind(ts(&n.due_at))
         .bind(format!("to {}: {}", n.recipient, n.note))
         .bind(n.warning_id)
-        .execute(&mut *conn)
-        .await
-        .ctx("recording a notice in the history")?;
+        .run(&mut *conn, "recording a notice in the history")
+        .await?;
     });
     Ok(())
 }

@@ -2,15 +2,14 @@
 //! record (JSON) and knows nothing of routing (that is `doudi-warnings`).
 
 use serde::Serialize;
-use sqlx::Row;
 
-use crate::db::{on, Db, Dialect};
+use crate::db::{begin, on, Db, Fetch, Run};
 use crate::error::{Ctx, StoreError};
 use crate::open::Store;
 use crate::time::now;
 
 /// One officer to store: id, role and region as columns, the whole record as JSON.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct OfficerRow {
     pub officer_id: String,
     pub role: String,
@@ -35,19 +34,15 @@ impl Store {
         officers: &[OfficerRow],
     ) -> Result<OfficerImport, StoreError> {
         on!(self.pool(), pool => {
-            let mut tx = pool
-                .begin_with(<DB as Dialect>::BEGIN)
-                .await
-                .ctx("starting an officer import")?;
+            let mut tx = begin(pool, "starting an officer import").await?;
             let mut report = OfficerImport::default();
             let at = now();
             for o in officers {
                 let before: Option<(String, i64)> =
                     sqlx::query_as("SELECT record, active FROM officers WHERE officer_id = $1")
                         .bind(&o.officer_id)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .ctx("reading an officer")?;
+                        .optional(&mut *tx, "reading an officer")
+                        .await?;
                 match before {
                     Some((record, 1)) if record == o.record => report.unchanged += 1,
                     Some(_) => report.changed += 1,
@@ -63,24 +58,21 @@ impl Store {
                 .bind(&o.region_code)
                 .bind(&o.record)
                 .bind(&at)
-                .execute(&mut *tx)
-                .await
-                .ctx("storing an officer")?;
+                .run(&mut *tx, "storing an officer")
+                .await?;
             }
             let active: Vec<String> =
                 sqlx::query_scalar("SELECT officer_id FROM officers WHERE active = 1")
-                    .fetch_all(&mut *tx)
-                    .await
-                    .ctx("listing officers")?;
+                    .all(&mut *tx, "listing officers")
+                    .await?;
             let keep: std::collections::HashSet<&str> =
                 officers.iter().map(|o| o.officer_id.as_str()).collect();
             for id in active.iter().filter(|id| !keep.contains(id.as_str())) {
                 sqlx::query("UPDATE officers SET active = 0, updated_at = $1 WHERE officer_id = $2")
                     .bind(&at)
                     .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .ctx("deactivating an officer")?;
+                    .run(&mut *tx, "deactivating an officer")
+                    .await?;
                 report.deactivated += 1;
             }
             crate::audit::append(
@@ -99,20 +91,11 @@ impl Store {
     /// The active officers' records (JSON), by officer id.
     pub async fn load_officers(&self) -> Result<Vec<OfficerRow>, StoreError> {
         on!(self.pool(), pool => {
-            Ok(sqlx::query(
+            sqlx::query_as(
                 "SELECT officer_id, role, region_code, record FROM officers WHERE active = 1 ORDER BY officer_id",
             )
-            .fetch_all(pool)
+            .all(pool, "loading the officer directory")
             .await
-            .ctx("loading the officer directory")?
-            .into_iter()
-            .map(|r| OfficerRow {
-                officer_id: r.get(0),
-                role: r.get(1),
-                region_code: r.get(2),
-                record: r.get(3),
-            })
-            .collect())
         })
     }
 }

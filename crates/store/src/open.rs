@@ -6,8 +6,8 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use crate::db::{on, Db, Pool, Tx};
-use crate::error::{Ctx, StoreError};
+use crate::db::{on, Db, Fetch, Pool, Tx};
+use crate::error::StoreError;
 
 /// Database page size (set when the file is created).
 const PAGE_SIZE: u32 = 8192;
@@ -83,9 +83,8 @@ impl Store {
         match &self.pool {
             Db::Sqlite(p) => {
                 let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                    .fetch_one(p)
-                    .await
-                    .ctx("checkpointing the write-ahead log")?;
+                    .one(p, "checkpointing the write-ahead log")
+                    .await?;
                 Ok((row.get(1), row.get(2)))
             }
             Db::Postgres(_) => Ok((0, 0)),

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use sqlx::QueryBuilder;
 
 use crate::codec::Typed;
-use crate::db::on;
-use crate::error::{Ctx, StoreError};
+use crate::db::{on, push_list, Fetch};
+use crate::error::StoreError;
 use crate::open::Store;
 use crate::queries::WarningView;
 
@@ -53,9 +53,8 @@ impl Store {
             "SELECT COUNT(*) FROM warnings w WHERE {region} AND {WHERE}"
         ))
         .bind(region_prefix)
-        .fetch_one(pool)
-        .await
-        .ctx("counting escalated warnings")?;
+        .one(pool, "counting escalated warnings")
+        .await?;
         let rows = sqlx::query(&format!(
             "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.score, w.deadline, w.opened_at, w.summary, h.record, w.assigned_to, w.occurred_at, w.late,
                     w.ack_steps, w.resolve_escalated,
@@ -67,9 +66,8 @@ impl Store {
         ))
         .bind(region_prefix)
         .bind(limit)
-        .fetch_all(pool)
-        .await
-        .ctx("listing escalated warnings")?;
+        .all(pool, "listing escalated warnings")
+        .await?;
         let list = rows
             .iter()
             .map(|r| {
@@ -100,18 +98,13 @@ impl Store {
             let mut qb: QueryBuilder<DB> = QueryBuilder::new(
                 "SELECT w.warning_id, e.occurred_at, e.received_at FROM warnings w
                  JOIN events e ON e.source = w.assessment_source AND e.event_id = w.assessment_event_id
-                 WHERE w.warning_id IN (",
+                 WHERE w.warning_id IN ",
             );
-            let mut list = qb.separated(", ");
-            for id in chunk {
-                list.push_bind(*id);
-            }
-            qb.push(")");
+            push_list(&mut qb, chunk.iter().copied());
             let rows = qb
                 .build()
-                .fetch_all(pool)
-                .await
-                .ctx("reading when the facts behind warnings happened")?;
+                .all(pool, "reading when the facts behind warnings happened")
+                .await?;
             for r in &rows {
                 out.insert(
                     crate::db::Col::col::<i64>(r, 0),
@@ -139,9 +132,8 @@ impl Store {
              WHERE w.household_id = $1 ORDER BY w.warning_id DESC",
         )
         .bind(household_id)
-        .fetch_all(pool)
-        .await
-        .ctx("listing a household's warnings")?;
+        .all(pool, "listing a household's warnings")
+        .await?;
         rows.iter().map(|r| crate::queries::warning_view(r, 11)).collect()
         })
     }

@@ -6,8 +6,8 @@
 
 use std::collections::HashSet;
 
-use crate::db::on;
-use crate::error::{Ctx, StoreError};
+use crate::db::{on, Fetch};
+use crate::error::StoreError;
 use crate::open::Store;
 
 /// Ids asked per statement (well under both databases' limits on bound parameters).
@@ -32,7 +32,7 @@ impl Store {
                 for id in chunk {
                     q = q.bind(*id);
                 }
-                q.fetch_all(pool).await.ctx("looking up pushed event ids")?
+                q.all(pool, "looking up pushed event ids").await?
             });
             found.extend(ids);
         }

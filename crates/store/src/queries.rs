@@ -9,7 +9,7 @@ use sqlx::Row;
 
 use crate::bulk::CHUNK;
 use crate::codec::{ser_maybe_time, ser_time, Typed};
-use crate::db::{on, Col, Db};
+use crate::db::{on, push_list, Col, Db, Fetch};
 use crate::error::{Ctx, StoreError};
 use crate::open::Store;
 
@@ -105,9 +105,8 @@ impl Store {
         on!(self.pool(), pool => {
             let scalar = |sql: &'static str| async move {
                 sqlx::query_scalar::<_, i64>(sql)
-                    .fetch_one(pool)
+                    .one(pool, "counting for status")
                     .await
-                    .ctx("counting for status")
             };
             let mut s = Status {
                 received: scalar("SELECT value FROM counters WHERE name = 'received'").await?,
@@ -122,9 +121,8 @@ impl Store {
                 ..Status::default()
             };
             for row in sqlx::query("SELECT outcome, COUNT(*) FROM link_decisions GROUP BY outcome")
-                .fetch_all(pool)
-                .await
-                .ctx("counting link decisions")?
+                .all(pool, "counting link decisions")
+                .await?
             {
                 let n: i64 = row.get(1);
                 match row.code(0, "link_decisions.outcome")? {
@@ -136,9 +134,8 @@ impl Store {
             for row in sqlx::query(
                 "SELECT level, COUNT(*) FROM warnings WHERE status NOT IN ('resolved', 'withdrawn') GROUP BY level",
             )
-            .fetch_all(pool)
-            .await
-            .ctx("counting warnings")?
+            .all(pool, "counting warnings")
+            .await?
             {
                 s.warnings_open.insert(row.code(0, "warnings.level")?, row.get(1));
             }
@@ -162,9 +159,8 @@ impl Store {
         )
         .bind(officer)
         .bind(limit)
-        .fetch_all(p)
-        .await
-        .ctx("listing warnings")?
+        .all(p, "listing warnings")
+        .await?
         .iter()
         .map(|r| warning_view(r, 11))
         .collect::<Result<_, _>>()?))
@@ -176,9 +172,8 @@ impl Store {
             "SELECT id, source, stream, line, reason_code, reason, raw_len, raw, replayed_at FROM dead_letters ORDER BY id LIMIT $1",
         )
         .bind(limit)
-        .fetch_all(p)
-        .await
-        .ctx("listing dead letters")?
+        .all(p, "listing dead letters")
+        .await?
             .into_iter()
             .map(|r| {
                 let raw: Vec<u8> = r.get(7);
@@ -211,9 +206,8 @@ impl Store {
             )
             .bind(after)
             .bind(limit)
-            .fetch_all(&mut *conn)
-            .await
-            .ctx("listing households with timelines")?;
+            .all(&mut *conn, "listing households with timelines")
+            .await?;
             let facts = crate::batch::facts_for(Db::from(&mut *conn), &ids).await?;
             (ids, facts)
         });
@@ -246,39 +240,20 @@ impl Store {
             qb.push_bind(code);
         }
         if !ids.is_empty() {
-            qb.push(" AND id IN (");
-            let mut sep = qb.separated(", ");
-            for id in ids.iter().take(CHUNK) {
-                sep.push_bind(*id);
-            }
-            qb.push(")");
+            qb.push(" AND id IN ");
+            push_list(&mut qb, ids.iter().take(CHUNK).copied());
         }
         qb.push(" ORDER BY id LIMIT ");
         qb.push_bind(limit);
-        let rows = qb
-            .build()
-            .fetch_all(p)
+        qb.build_query_as()
+            .all(p, "reading dead letters to replay")
             .await
-            .ctx("reading dead letters to replay")?;
-        Ok(rows
-            .into_iter()
-            .map(|r| DeadLetterRecord {
-                id: r.get(0),
-                source: r.get(1),
-                stream: r.get(2),
-                line: r.get(3),
-                byte_offset: r.get(4),
-                reason_code: r.get(5),
-                raw: r.get(6),
-                raw_len: r.get(7),
-            })
-            .collect())
         })
     }
 }
 
 /// A dead letter with its bytes, for replay.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, sqlx::FromRow)]
 pub struct DeadLetterRecord {
     pub id: i64,
     pub source: String,

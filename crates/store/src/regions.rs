@@ -16,13 +16,13 @@ use serde::Serialize;
 use sqlx::{QueryBuilder, Row};
 
 use crate::bulk::{text, OnConflict, Table, CHUNK};
-use crate::db::{on, Db, Dialect};
+use crate::db::{begin, on, push_list, Db, Fetch};
 use crate::error::{Ctx, StoreError};
 use crate::open::Store;
 use crate::time::now;
 
 /// One region and its own name (not the joined display name).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct RegionName {
     /// 6 (county), 9 (township) or 12 (village) digits.
     pub code: String,
@@ -86,15 +86,11 @@ impl Store {
         file: &str,
     ) -> Result<RegionImport, StoreError> {
         on!(self.pool(), pool => {
-            let mut tx = pool
-                .begin_with(<DB as Dialect>::BEGIN)
-                .await
-                .ctx("starting a region-name import")?;
+            let mut tx = begin(pool, "starting a region-name import").await?;
             let before: HashMap<String, String> =
                 sqlx::query("SELECT code, name FROM region_names")
-                    .fetch_all(&mut *tx)
-                    .await
-                    .ctx("reading region names")?
+                    .all(&mut *tx, "reading region names")
+                    .await?
                     .into_iter()
                     .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
                     .collect();
@@ -139,13 +135,9 @@ impl Store {
         for chunk in wanted.chunks(CHUNK) {
             on!(self.pool(), pool => {
                 let mut qb: QueryBuilder<DB> =
-                    QueryBuilder::new("SELECT code, name FROM region_names WHERE code IN (");
-                let mut sep = qb.separated(", ");
-                for c in chunk {
-                    sep.push_bind(*c);
-                }
-                qb.push(")");
-                for r in qb.build().fetch_all(pool).await.ctx("reading region names")? {
+                    QueryBuilder::new("SELECT code, name FROM region_names WHERE code IN ");
+                push_list(&mut qb, chunk.iter().copied());
+                for r in qb.build().all(pool, "reading region names").await? {
                     own.insert(r.get(0), r.get(1));
                 }
             });
@@ -163,17 +155,10 @@ impl Store {
         // A table of thousands of rows at most (one a village): filtered here, the same on both
         // backends.
         on!(self.pool(), pool => {
-            Ok(sqlx::query("SELECT code, name FROM region_names ORDER BY code")
-                .fetch_all(pool)
-                .await
-                .ctx("listing region names")?
-                .into_iter()
-                .map(|r| RegionName {
-                    code: r.get(0),
-                    name: r.get(1),
-                })
-                .filter(|r| r.code.starts_with(prefix))
-                .collect())
+            let all: Vec<RegionName> = sqlx::query_as("SELECT code, name FROM region_names ORDER BY code")
+                .all(pool, "listing region names")
+                .await?;
+            Ok(all.into_iter().filter(|r| r.code.starts_with(prefix)).collect())
         })
     }
 }

@@ -10,9 +10,9 @@ use sqlx::{QueryBuilder, Row};
 use doudi_model::LinkOutcome;
 
 use crate::batch::{BatchTx, LinkRow, Position};
-use crate::bulk::CHUNK;
+use crate::bulk::{update_listed, CHUNK};
 use crate::codec::decode_code;
-use crate::db::{on, Db, Dialect};
+use crate::db::{begin, on, push_list, Db, Dialect, Fetch, Run};
 use crate::error::{corrupt, Ctx, StoreError};
 use crate::open::Store;
 use crate::time::now;
@@ -31,7 +31,7 @@ pub struct ImportReport {
 }
 
 /// One household an import added, changed, restored or removed, at register version `version`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct RegisterChange {
     pub version: i64,
     pub household_id: String,
@@ -72,15 +72,11 @@ impl Store {
         full_snapshot: bool,
     ) -> Result<ImportReport, StoreError> {
         on!(self.pool(), pool => {
-            let mut tx = pool
-                .begin_with(<DB as Dialect>::BEGIN)
-                .await
-                .ctx("starting the register import")?;
+            let mut tx = begin(pool, "starting the register import").await?;
             let existing: HashMap<String, (String, bool, String)> =
                 sqlx::query("SELECT household_id, digest, active, record FROM households")
-                    .fetch_all(&mut *tx)
-                    .await
-                    .ctx("reading the current register")?
+                    .all(&mut *tx, "reading the current register")
+                    .await?
                     .into_iter()
                     .map(|r| {
                         (
@@ -96,9 +92,8 @@ impl Store {
             .bind(file)
             .bind(&at)
             .bind(i64::from(full_snapshot))
-            .fetch_one(&mut *tx)
-            .await
-            .ctx("recording the import")?;
+            .one(&mut *tx, "recording the import")
+            .await?;
             let mut report = ImportReport {
                 import_id,
                 ..ImportReport::default()
@@ -146,21 +141,15 @@ impl Store {
                        area = excluded.area, record = excluded.record, digest = excluded.digest, active = 1, updated_at = excluded.updated_at",
                 );
                 qb.build()
-                    .execute(&mut *tx)
-                    .await
-                    .ctx("writing households")?;
+                    .run(&mut *tx, "writing households")
+                    .await?;
 
                 let mut qb: QueryBuilder<DB> =
-                    QueryBuilder::new("UPDATE members SET active = 0 WHERE household_id IN (");
-                let mut sep = qb.separated(", ");
-                for (h, ..) in chunk {
-                    sep.push_bind(&h.household_id);
-                }
-                qb.push(")");
+                    QueryBuilder::new("UPDATE members SET active = 0 WHERE household_id IN ");
+                push_list(&mut qb, chunk.iter().map(|(h, ..)| &h.household_id));
                 qb.build()
-                    .execute(&mut *tx)
-                    .await
-                    .ctx("retiring old members")?;
+                    .run(&mut *tx, "retiring old members")
+                    .await?;
 
                 let members: Vec<(&str, &doudi_model::Member)> = chunk
                     .iter()
@@ -179,7 +168,7 @@ impl Store {
                     qb.push(
                         " ON CONFLICT (member_id) DO UPDATE SET household_id = excluded.household_id, id_number = excluded.id_number, active = 1",
                     );
-                    qb.build().execute(&mut *tx).await.ctx("writing members")?;
+                    qb.build().run(&mut *tx, "writing members").await?;
                 }
 
                 let mut qb: QueryBuilder<DB> = QueryBuilder::new(
@@ -193,9 +182,8 @@ impl Store {
                         .push_bind(record);
                 });
                 qb.build()
-                    .execute(&mut *tx)
-                    .await
-                    .ctx("recording register history")?;
+                    .run(&mut *tx, "recording register history")
+                    .await?;
             }
             let mut removed: Vec<&String> = Vec::new();
             if full_snapshot {
@@ -208,23 +196,20 @@ impl Store {
                         )
                         .bind(&at)
                         .bind(id)
-                        .execute(&mut *tx)
-                        .await
-                        .ctx("removing a household")?;
+                        .run(&mut *tx, "removing a household")
+                        .await?;
                         sqlx::query("UPDATE members SET active = 0 WHERE household_id = $1")
                             .bind(id)
-                            .execute(&mut *tx)
-                            .await
-                            .ctx("removing members")?;
+                            .run(&mut *tx, "removing members")
+                            .await?;
                         sqlx::query(
                             "INSERT INTO register_history (import_id, household_id, change, before, after) VALUES ($1, $2, 'removed', $3, NULL)",
                         )
                         .bind(import_id)
                         .bind(id)
                         .bind(before)
-                        .execute(&mut *tx)
-                        .await
-                        .ctx("recording register history")?;
+                        .run(&mut *tx, "recording register history")
+                        .await?;
                     }
                 }
             }
@@ -236,9 +221,8 @@ impl Store {
                 let version: i64 = sqlx::query_scalar(
                     "UPDATE register_version SET version = version + 1 WHERE id = 1 RETURNING version",
                 )
-                .fetch_one(&mut *tx)
-                .await
-                .ctx("bumping the register version")?;
+                .one(&mut *tx, "bumping the register version")
+                .await?;
                 report.version = version;
                 let mut logged: Vec<(&str, &str)> = writes
                     .iter()
@@ -256,15 +240,13 @@ impl Store {
                             .push_bind(*change);
                     });
                     qb.build()
-                        .execute(&mut *tx)
-                        .await
-                        .ctx("logging register changes")?;
+                        .run(&mut *tx, "logging register changes")
+                        .await?;
                 }
             } else {
                 report.version = sqlx::query_scalar("SELECT version FROM register_version WHERE id = 1")
-                    .fetch_one(&mut *tx)
-                    .await
-                    .ctx("reading the register version")?;
+                    .one(&mut *tx, "reading the register version")
+                    .await?;
             }
             sqlx::query(
                 "UPDATE register_imports SET added = $1, changed = $2, removed = $3, unchanged = $4 WHERE import_id = $5",
@@ -274,9 +256,8 @@ impl Store {
             .bind(report.removed as i64)
             .bind(report.unchanged as i64)
             .bind(import_id)
-            .execute(&mut *tx)
-            .await
-            .ctx("recording the import")?;
+            .run(&mut *tx, "recording the import")
+            .await?;
             crate::audit::append(
                 Db::from(&mut *tx),
                 "doudi",
@@ -296,9 +277,8 @@ impl Store {
     pub async fn register_version(&self) -> Result<i64, StoreError> {
         on!(self.pool(), pool => {
             sqlx::query_scalar("SELECT version FROM register_version WHERE id = 1")
-                .fetch_one(pool)
+                .one(pool, "reading the register version")
                 .await
-                .ctx("reading the register version")
         })
     }
 
@@ -309,23 +289,14 @@ impl Store {
         upto: i64,
     ) -> Result<Vec<RegisterChange>, StoreError> {
         on!(self.pool(), pool => {
-            let rows = sqlx::query(
+            sqlx::query_as(
                 "SELECT version, household_id, change FROM register_changes
                  WHERE version > $1 AND version <= $2 ORDER BY seq",
             )
             .bind(after)
             .bind(upto)
-            .fetch_all(pool)
+            .all(pool, "reading register changes")
             .await
-            .ctx("reading register changes")?;
-            Ok(rows
-                .into_iter()
-                .map(|r| RegisterChange {
-                    version: r.get(0),
-                    household_id: r.get(1),
-                    change: r.get(2),
-                })
-                .collect())
         })
     }
 
@@ -338,9 +309,8 @@ impl Store {
                  AND NOT EXISTS (SELECT 1 FROM review_decisions r WHERE r.seq = l.seq) LIMIT 1",
             )
             .bind(version)
-            .fetch_optional(pool)
-            .await
-            .ctx("looking for records decided with an older register")?;
+            .optional(pool, "looking for records decided with an older register")
+            .await?;
             Ok(found.is_some())
         })
     }
@@ -412,9 +382,8 @@ impl Store {
     pub async fn positions(&self) -> Result<HashMap<(String, String), Position>, StoreError> {
         on!(self.pool(), pool => {
             let rows = sqlx::query("SELECT source, stream, byte_offset, line FROM positions")
-                .fetch_all(pool)
-                .await
-                .ctx("reading source positions")?;
+                .all(pool, "reading source positions")
+                .await?;
             Ok(rows
                 .into_iter()
                 .map(|r| {
@@ -455,9 +424,8 @@ impl BatchTx {
             let rows = sqlx::query(&sql)
                 .bind(version)
                 .bind(limit)
-                .fetch_all(&mut *c)
-                .await
-                .ctx("claiming records to link again")?;
+                .all(&mut *c, "claiming records to link again")
+                .await?;
             rows.into_iter()
                 .map(|r| {
                     let outcome: String = r.get(3);
@@ -482,26 +450,15 @@ impl BatchTx {
 
     /// The claimed records whose decision stands: mark them decided with register `version`.
     pub async fn keep_links(&mut self, seqs: &[i64], version: i64) -> Result<(), StoreError> {
-        if seqs.is_empty() {
-            return Ok(());
-        }
-        on!(self.conn(), c => {
-            for chunk in seqs.chunks(CHUNK) {
-                let mut qb: QueryBuilder<DB> = QueryBuilder::new("UPDATE link_decisions SET register_version = ");
-                qb.push_bind(version);
-                qb.push(" WHERE seq IN (");
-                let mut sep = qb.separated(", ");
-                for s in chunk {
-                    sep.push_bind(*s);
-                }
-                qb.push(")");
-                qb.build()
-                    .execute(&mut *c)
-                    .await
-                    .ctx("marking records decided again")?;
-            }
-            Ok(())
-        })
+        update_listed(
+            self.conn(),
+            "UPDATE link_decisions SET register_version = ",
+            version,
+            " WHERE seq IN ",
+            seqs,
+            "marking records decided again",
+        )
+        .await
     }
 
     /// Replace a claimed record's decision with `new`, made with register `version`, keeping the
@@ -528,9 +485,8 @@ impl BatchTx {
             .bind(old.register_version)
             .bind(&at)
             .bind(version)
-            .execute(&mut *c)
-            .await
-            .ctx("keeping the earlier identity decision")?;
+            .run(&mut *c, "keeping the earlier identity decision")
+            .await?;
             sqlx::query(
                 "UPDATE link_decisions SET outcome = $1, household_id = $2, member_id = $3, evidence = $4,
                    decided_at = $5, register_version = $6 WHERE seq = $7",
@@ -542,9 +498,8 @@ impl BatchTx {
             .bind(&at)
             .bind(version)
             .bind(old.seq)
-            .execute(&mut *c)
-            .await
-            .ctx("recording the new identity decision")?;
+            .run(&mut *c, "recording the new identity decision")
+            .await?;
             Ok(())
         })
     }
@@ -558,17 +513,12 @@ impl BatchTx {
         }
         on!(self.conn(), c => {
             for chunk in seqs.chunks(CHUNK) {
-                let mut qb: QueryBuilder<DB> = QueryBuilder::new("SELECT seq FROM review_decisions WHERE seq IN (");
-                let mut sep = qb.separated(", ");
-                for s in chunk {
-                    sep.push_bind(*s);
-                }
-                qb.push(")");
+                let mut qb: QueryBuilder<DB> = QueryBuilder::new("SELECT seq FROM review_decisions WHERE seq IN ");
+                push_list(&mut qb, chunk.iter().copied());
                 let found: Vec<i64> = qb
                     .build_query_scalar()
-                    .fetch_all(&mut *c)
-                    .await
-                    .ctx("reading review decisions")?;
+                    .all(&mut *c, "reading review decisions")
+                    .await?;
                 out.extend(found);
             }
             Ok(out)

@@ -4,12 +4,11 @@
 use chrono::{DateTime, Utc};
 use doudi_model::{Evidence, LinkOutcome};
 use serde::Serialize;
-use sqlx::Row;
 
 use crate::activations::{insert_activation, ActivationKind, ActivationRow};
 use crate::batch::BatchTx;
 use crate::codec::{decode_code, ser_time, Typed};
-use crate::db::{on, Col, Conn, Db, Dialect};
+use crate::db::{begin, on, Col, Conn, Db, Fetch, Run};
 use crate::error::{Ctx, StoreError};
 use crate::locks::lock_timeline_counter;
 use crate::open::Store;
@@ -73,7 +72,7 @@ pub struct LinkDecisionView {
 }
 
 /// A stored linkage model.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredModel {
     pub version: String,
     pub model: String,
@@ -129,9 +128,8 @@ impl Store {
             );
             sqlx::query(&sql)
                 .bind(limit)
-                .fetch_all(pool)
-                .await
-                .ctx("listing the review queue")?
+                .all(pool, "listing the review queue")
+                .await?
                 .into_iter()
                 .map(|r| review_item(&r))
                 .collect()
@@ -145,9 +143,8 @@ impl Store {
                 "SELECT COUNT(*) FROM link_decisions l WHERE l.outcome = 'review'
                  AND NOT EXISTS (SELECT 1 FROM review_decisions r WHERE r.seq = l.seq)",
             )
-            .fetch_one(pool)
+            .one(pool, "counting the review queue")
             .await
-            .ctx("counting the review queue")
         })
     }
 
@@ -157,9 +154,8 @@ impl Store {
             let sql = format!("{REVIEW_COLUMNS} WHERE l.seq = $1 AND l.outcome = 'review'");
             sqlx::query(&sql)
                 .bind(seq)
-                .fetch_optional(pool)
-                .await
-                .ctx("reading a review item")?
+                .optional(pool, "reading a review item")
+                .await?
                 .map(|r| review_item(&r))
                 .transpose()
         })
@@ -173,9 +169,8 @@ impl Store {
                  FROM link_decisions WHERE seq = $1",
             )
             .bind(seq)
-            .fetch_optional(pool)
-            .await
-            .ctx("reading an identity decision")?
+            .optional(pool, "reading an identity decision")
+            .await?
             .map(|r| {
                 Ok(LinkDecisionView {
                     seq: r.col(0),
@@ -203,9 +198,8 @@ impl Store {
                  FROM review_decisions r JOIN events e ON e.seq = r.seq JOIN link_decisions l ON l.seq = r.seq
                  ORDER BY r.seq",
             )
-            .fetch_all(pool)
-            .await
-            .ctx("reading decided reviews")?
+            .all(pool, "reading decided reviews")
+            .await?
             .into_iter()
             .map(|r| {
                 Ok((
@@ -221,18 +215,11 @@ impl Store {
     /// The active linkage model, if one was stored.
     pub async fn active_linkage_model(&self) -> Result<Option<StoredModel>, StoreError> {
         on!(self.pool(), pool => {
-            Ok(sqlx::query(
+            sqlx::query_as(
                 "SELECT version, model, trained_on, trained_at FROM linkage_models WHERE active = 1",
             )
-            .fetch_optional(pool)
+            .optional(pool, "reading the active linkage model")
             .await
-            .ctx("reading the active linkage model")?
-            .map(|r| StoredModel {
-                version: r.get(0),
-                model: r.get(1),
-                trained_on: r.get(2),
-                trained_at: r.get(3),
-            }))
         })
     }
 
@@ -247,19 +234,15 @@ impl Store {
         who: &str,
     ) -> Result<ActivationRow, StoreError> {
         on!(self.pool(), pool => {
-            let mut tx = pool
-                .begin_with(<DB as Dialect>::BEGIN)
-                .await
-                .ctx("starting to store a linkage model")?;
+            let mut tx = begin(pool, "starting to store a linkage model").await?;
             // One activation at a time on PostgreSQL (two workers starting on a new database
             // both store the default model): without it, each finds no active model to
             // deactivate and the second insert breaks `linkage_models_one_active`. The timeline
             // counter's row is the lock the audit append below takes first anyway (crate docs).
             lock_timeline_counter(Db::from(&mut *tx), "waiting to store a linkage model").await?;
             sqlx::query("UPDATE linkage_models SET active = 0 WHERE active = 1")
-                .execute(&mut *tx)
-                .await
-                .ctx("deactivating the previous linkage model")?;
+                .run(&mut *tx, "deactivating the previous linkage model")
+                .await?;
             sqlx::query(
                 "INSERT INTO linkage_models (version, model, trained_on, trained_at, active) VALUES ($1, $2, $3, $4, 1)
                  ON CONFLICT(version) DO UPDATE SET active = 1",
@@ -268,9 +251,8 @@ impl Store {
             .bind(model)
             .bind(trained_on)
             .bind(now())
-            .execute(&mut *tx)
-            .await
-            .ctx("storing a linkage model")?;
+            .run(&mut *tx, "storing a linkage model")
+            .await?;
             crate::audit::append(
                 Db::from(&mut *tx),
                 who,
@@ -299,9 +281,8 @@ async fn member_household(conn: Conn<'_>, member_id: &str) -> Result<Option<Stri
     on!(conn, c => {
         sqlx::query_scalar("SELECT household_id FROM members WHERE member_id = $1 AND active = 1")
             .bind(member_id)
-            .fetch_optional(&mut *c)
+            .optional(&mut *c, "looking up a register member")
             .await
-            .ctx("looking up a register member")
     })
 }
 
@@ -330,9 +311,8 @@ impl BatchTx {
                 "SELECT l.outcome, r.seq FROM link_decisions l LEFT JOIN review_decisions r ON r.seq = l.seq WHERE l.seq = $1",
             )
             .bind(seq)
-            .fetch_optional(&mut *c)
-            .await
-            .ctx("reading a review item")?;
+            .optional(&mut *c, "reading a review item")
+            .await?;
             match state {
                 None => {
                     return Err(StoreError::Conflict(format!(
@@ -373,9 +353,8 @@ impl BatchTx {
             .bind(decided_by)
             .bind(now())
             .bind(note)
-            .execute(&mut *c)
-            .await
-            .ctx("recording a review decision")?;
+            .run(&mut *c, "recording a review decision")
+            .await?;
             crate::audit::append(
                 Db::from(&mut *c),
                 decided_by,
@@ -401,9 +380,8 @@ impl BatchTx {
         on!(self.conn(), c => {
             sqlx::query_scalar("SELECT normalised FROM events WHERE seq = $1")
                 .bind(seq)
-                .fetch_optional(&mut *c)
+                .optional(&mut *c, "reading an event")
                 .await
-                .ctx("reading an event")
         })
     }
 }

@@ -5,8 +5,8 @@
 
 use serde::Serialize;
 
-use crate::db::{on, Col};
-use crate::error::{Ctx, StoreError};
+use crate::db::{on, Col, Fetch};
+use crate::error::StoreError;
 use crate::open::Store;
 use crate::time::now;
 use crate::tokens::TokenRow;
@@ -41,9 +41,8 @@ impl Store {
         .bind(token_id)
         .bind(now())
         .bind(expires_at)
-        .fetch_one(&mut *c)
-        .await
-        .ctx("opening a session")?);
+        .one(&mut *c, "opening a session")
+        .await?);
         crate::audit::append(
             tx.conn(),
             actor,
@@ -70,9 +69,8 @@ impl Store {
              WHERE s.session_hash = $1",
         )
         .bind(session_hash)
-        .fetch_optional(pool)
-        .await
-        .ctx("looking up a session")?
+        .optional(pool, "looking up a session")
+        .await?
         .map(|r| SessionRow {
             session_id: r.col(0),
             created_at: r.col(1),
@@ -104,9 +102,8 @@ impl Store {
         )
         .bind(now())
         .bind(session_hash)
-        .fetch_optional(&mut *c)
-        .await
-        .ctx("ending a session")?);
+        .optional(&mut *c, "ending a session")
+        .await?);
         let Some((session_id, token_id)) = ended else {
             return Ok(false);
         };
@@ -127,8 +124,7 @@ impl Store {
 mod tests {
     #[tokio::test]
     async fn a_session_acts_for_its_token_and_ends_alone() {
-        let (_dir, store) = crate::testing::scratch().await;
-        let id = crate::testing::officer_token(&store, "tok").await;
+        let (_dir, store, id) = crate::testing::scratch_with_officer_token("tok").await;
         store
             .create_session(
                 "sess",

@@ -11,10 +11,11 @@ pub(crate) async fn scratch() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
-/// The store with one officer's token (`o-1` of township 341502001) of hash `hash`, created by
-/// `cli:root`; its id.
-pub(crate) async fn officer_token(store: &Store, hash: &str) -> i64 {
-    store
+/// A scratch store (see [`scratch`]) with one officer's token (`o-1` of township 341502001) of
+/// hash `hash`, created by `cli:root`, and the token's id.
+pub(crate) async fn scratch_with_officer_token(hash: &str) -> (tempfile::TempDir, Store, i64) {
+    let (dir, store) = scratch().await;
+    let id = store
         .create_token(&NewToken {
             token_hash: hash,
             role: "officer",
@@ -26,5 +27,6 @@ pub(crate) async fn officer_token(store: &Store, hash: &str) -> i64 {
             feed_source: None,
         })
         .await
-        .unwrap()
+        .unwrap();
+    (dir, store, id)
 }

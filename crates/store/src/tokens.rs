@@ -4,8 +4,7 @@
 //! Portable SQL only (`$n` placeholders, `RETURNING`, integers as i64): the PostgreSQL twin of the
 //! table is `migrations/postgres/0004_service.sql`.
 
-use crate::db::Col;
-use crate::db::{on, Db, Dialect};
+use crate::db::{begin, on, Col, Db, Fetch, Run};
 use crate::error::{Ctx, StoreError};
 use crate::open::Store;
 use crate::time::now;
@@ -67,10 +66,7 @@ impl Store {
     /// Store a new token (by its hash); returns its id. Audited.
     pub async fn create_token(&self, t: &NewToken<'_>) -> Result<i64, StoreError> {
         on!(self.pool(), pool => {
-        let mut tx = pool
-            .begin_with(<DB as Dialect>::BEGIN)
-            .await
-            .ctx("starting to create a token")?;
+        let mut tx = begin(pool, "starting to create a token").await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO api_tokens (token_hash, role, region_code, officer_id, label, created_by, created_at, expires_at, feed_source)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING token_id",
@@ -84,9 +80,8 @@ impl Store {
         .bind(now())
         .bind(&t.expires_at)
         .bind(t.feed_source)
-        .fetch_one(&mut *tx)
-        .await
-        .ctx("creating a token")?;
+        .one(&mut *tx, "creating a token")
+        .await?;
         crate::audit::append(
             Db::from(&mut *tx),
             t.created_by,
@@ -107,9 +102,8 @@ impl Store {
         let sql = format!("{TOKEN_COLUMNS} WHERE token_hash = $1");
         on!(self.pool(), pool => Ok(sqlx::query(&sql)
             .bind(token_hash)
-            .fetch_optional(pool)
-            .await
-            .ctx("looking up a token")?
+            .optional(pool, "looking up a token")
+            .await?
             .map(|r| token_row(&r))))
     }
 
@@ -117,9 +111,8 @@ impl Store {
     pub async fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
         let sql = format!("{TOKEN_COLUMNS} ORDER BY token_id");
         on!(self.pool(), pool => Ok(sqlx::query(&sql)
-            .fetch_all(pool)
-            .await
-            .ctx("listing tokens")?
+            .all(pool, "listing tokens")
+            .await?
             .iter()
             .map(token_row)
             .collect()))
@@ -129,10 +122,7 @@ impl Store {
     /// revoked already. Audited.
     pub async fn revoke_token(&self, token_id: i64, revoked_by: &str) -> Result<(), StoreError> {
         on!(self.pool(), pool => {
-        let mut tx = pool
-            .begin_with(<DB as Dialect>::BEGIN)
-            .await
-            .ctx("starting to revoke a token")?;
+        let mut tx = begin(pool, "starting to revoke a token").await?;
         let at = now();
         let done = sqlx::query(
             "UPDATE api_tokens SET revoked_at = $1, revoked_by = $2 WHERE token_id = $3 AND revoked_at IS NULL",
@@ -140,16 +130,14 @@ impl Store {
         .bind(&at)
         .bind(revoked_by)
         .bind(token_id)
-        .execute(&mut *tx)
-        .await
-        .ctx("revoking a token")?;
+        .run(&mut *tx, "revoking a token")
+        .await?;
         if done.rows_affected() != 1 {
             let exists: Option<i64> =
                 sqlx::query_scalar("SELECT token_id FROM api_tokens WHERE token_id = $1")
                     .bind(token_id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .ctx("looking up a token")?;
+                    .optional(&mut *tx, "looking up a token")
+                    .await?;
             return Err(StoreError::Conflict(match exists {
                 None => format!("there is no token #{token_id} (see `doudi tokens list`)"),
                 Some(_) => format!("token #{token_id} was revoked already"),
@@ -172,8 +160,7 @@ impl Store {
 mod tests {
     #[tokio::test]
     async fn a_token_is_found_by_its_hash_and_revoked_once() {
-        let (_dir, store) = crate::testing::scratch().await;
-        let id = crate::testing::officer_token(&store, "abc").await;
+        let (_dir, store, id) = crate::testing::scratch_with_officer_token("abc").await;
         let t = store.token_by_hash("abc").await.unwrap().unwrap();
         assert_eq!((t.token_id, t.role.as_str()), (id, "officer"));
         assert!(store.token_by_hash("abd").await.unwrap().is_none());

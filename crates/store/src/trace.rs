@@ -7,8 +7,8 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::codec::{ser_time, Typed};
-use crate::db::{on, Dialect};
-use crate::error::{Ctx, StoreError};
+use crate::db::{on, Dialect, Fetch};
+use crate::error::StoreError;
 use crate::open::Store;
 use crate::time::ts;
 
@@ -112,21 +112,47 @@ impl TraceEntry {
     }
 }
 
+// The parts of a trace read by household id (`$1`), besides its events.
+
+const REGISTER_HISTORY: &str =
+    "SELECT i.imported_at, h.change, i.file, h.after FROM register_history h
+     JOIN register_imports i ON i.import_id = h.import_id WHERE h.household_id = $1 ORDER BY h.id";
+
+const EARLIER_DECISIONS: &str =
+    "SELECT h.seq, h.outcome, h.decided_at, h.register_version, h.superseded_at,
+            h.superseded_by_register_version, h.evidence
+     FROM link_history h JOIN timeline t ON t.seq = h.seq
+     WHERE t.household_id = $1 ORDER BY h.id";
+
+const ASSESSMENTS: &str =
+    "SELECT a.seq, e.occurred_at, a.rule_set_version, a.score, a.level, a.assessment
+     FROM assessments a JOIN events e ON e.seq = a.seq WHERE a.household_id = $1 ORDER BY a.seq";
+
+const WARNING_HISTORY: &str =
+    "SELECT h.warning_id, h.at, h.action, h.actor, h.level, h.score, h.note, h.refused
+     FROM warning_history h JOIN warnings w ON w.warning_id = h.warning_id
+     WHERE w.household_id = $1 ORDER BY h.id";
+
+const FINDINGS: &str =
+    "SELECT key, first_seen, status, check_code, finding, close_note FROM findings
+     WHERE household_id = $1 ORDER BY finding_id";
+
 impl Store {
     /// The household's trace, oldest first (register versions, events with their identity
     /// decisions, assessments, warning changes, findings). Empty if the store knows nothing of it.
     pub async fn trace(&self, household_id: &str) -> Result<Vec<TraceEntry>, StoreError> {
         on!(self.pool(), pool => {
+            /// The rows of one part of the trace: `sql` for the household (`$1`).
+            async fn part(
+                pool: &sqlx::Pool<DB>,
+                sql: &str,
+                household_id: &str,
+                context: &'static str,
+            ) -> Result<Vec<<DB as sqlx::Database>::Row>, StoreError> {
+                sqlx::query(sql).bind(household_id).all(pool, context).await
+            }
             let mut out = Vec::new();
-            for r in sqlx::query(
-                "SELECT i.imported_at, h.change, i.file, h.after FROM register_history h
-                 JOIN register_imports i ON i.import_id = h.import_id WHERE h.household_id = $1 ORDER BY h.id",
-            )
-            .bind(household_id)
-            .fetch_all(pool)
-            .await
-            .ctx("tracing register history")?
-            {
+            for r in part(pool, REGISTER_HISTORY, household_id, "tracing register history").await? {
                 out.push(TraceEntry::Register {
                     at: r.time(0, "register_imports.imported_at")?,
                     change: r.get(1),
@@ -153,17 +179,8 @@ impl Store {
             );
             let mut earlier: std::collections::HashMap<i64, Vec<EarlierDecision>> =
                 std::collections::HashMap::new();
-            for r in sqlx::query(
-                "SELECT h.seq, h.outcome, h.decided_at, h.register_version, h.superseded_at,
-                        h.superseded_by_register_version, h.evidence
-                 FROM link_history h JOIN timeline t ON t.seq = h.seq
-                 WHERE t.household_id = $1 ORDER BY h.id",
-            )
-            .bind(household_id)
-            .fetch_all(pool)
-            .await
-            .ctx("tracing earlier identity decisions")?
-            {
+            let context = "tracing earlier identity decisions";
+            for r in part(pool, EARLIER_DECISIONS, household_id, context).await? {
                 earlier.entry(r.get(0)).or_default().push(EarlierDecision {
                     outcome: r.code(1, "link_history.outcome")?,
                     decided_at: r.get(2),
@@ -173,12 +190,7 @@ impl Store {
                     evidence: r.json(6, "link_history.evidence")?,
                 });
             }
-            for r in sqlx::query(&sql)
-            .bind(household_id)
-            .fetch_all(pool)
-            .await
-            .ctx("tracing events")?
-            {
+            for r in part(pool, &sql, household_id, "tracing events").await? {
                 let seq: i64 = r.get(0);
                 let raw: Vec<u8> = r.get(8);
                 out.push(TraceEntry::Event {
@@ -199,15 +211,7 @@ impl Store {
                     earlier_decisions: earlier.remove(&seq).unwrap_or_default(),
                 });
             }
-            for r in sqlx::query(
-                "SELECT a.seq, e.occurred_at, a.rule_set_version, a.score, a.level, a.assessment
-                 FROM assessments a JOIN events e ON e.seq = a.seq WHERE a.household_id = $1 ORDER BY a.seq",
-            )
-            .bind(household_id)
-            .fetch_all(pool)
-            .await
-            .ctx("tracing assessments")?
-            {
+            for r in part(pool, ASSESSMENTS, household_id, "tracing assessments").await? {
                 out.push(TraceEntry::Assessment {
                     seq: r.get(0),
                     at: r.time(1, "events.occurred_at")?,
@@ -217,16 +221,7 @@ impl Store {
                     assessment: r.maybe_json(5, "assessments.assessment")?,
                 });
             }
-            for r in sqlx::query(
-                "SELECT h.warning_id, h.at, h.action, h.actor, h.level, h.score, h.note, h.refused
-                 FROM warning_history h JOIN warnings w ON w.warning_id = h.warning_id
-                 WHERE w.household_id = $1 ORDER BY h.id",
-            )
-            .bind(household_id)
-            .fetch_all(pool)
-            .await
-            .ctx("tracing warnings")?
-            {
+            for r in part(pool, WARNING_HISTORY, household_id, "tracing warnings").await? {
                 out.push(TraceEntry::Warning {
                     warning_id: r.get(0),
                     at: r.time(1, "warning_history.at")?,
@@ -238,15 +233,7 @@ impl Store {
                     refused: r.get(7),
                 });
             }
-            for r in sqlx::query(
-                "SELECT key, first_seen, status, check_code, finding, close_note FROM findings
-                 WHERE household_id = $1 ORDER BY finding_id",
-            )
-            .bind(household_id)
-            .fetch_all(pool)
-            .await
-            .ctx("tracing findings")?
-            {
+            for r in part(pool, FINDINGS, household_id, "tracing findings").await? {
                 out.push(TraceEntry::Finding {
                     key: r.get(0),
                     at: r.get(1),

@@ -6,9 +6,8 @@
 //! which is a range of codes (see [`in_region`]).
 
 use crate::codec::Typed;
-use crate::db::Col;
-use crate::db::{on, Dialect};
-use crate::error::{corrupt, Ctx, StoreError};
+use crate::db::{on, Col, Dialect, Fetch};
+use crate::error::{corrupt, StoreError};
 use crate::open::Store;
 use crate::queries::WarningView;
 use doudi_model::Level;
@@ -63,6 +62,13 @@ pub struct RegionCounts {
     pub by_township: Vec<(String, Level, i64)>,
 }
 
+/// Rows of (key, level, count), as [`RegionCounts`] holds them.
+fn level_counts(rows: &[impl Col]) -> Result<Vec<(String, Level, i64)>, StoreError> {
+    rows.iter()
+        .map(|r| Ok((r.col(0), r.code(1, "warnings.level")?, r.col(2))))
+        .collect()
+}
+
 /// `column` starts with the region prefix `$1`, as a range of codes so that an index on the column
 /// serves it (codes are digits; ':' sorts right after '9'). On PostgreSQL the comparison is made in
 /// the "C" collation: under a language collation (en_US, ICU) punctuation is ignored at first and
@@ -99,9 +105,8 @@ impl Store {
                 .bind(level)
                 .bind(f.state)
                 .bind(assigned)
-                .fetch_one(pool)
-                .await
-                .ctx("counting warnings")?;
+                .one(pool, "counting warnings")
+                .await?;
         let rows = sqlx::query(&format!(
             "SELECT w.warning_id, w.household_id, w.region_code, w.status, w.level, w.score, w.deadline, w.opened_at, w.summary, h.record, w.assigned_to, w.occurred_at, w.late
              FROM warnings w JOIN households h ON h.household_id = w.household_id
@@ -118,9 +123,8 @@ impl Store {
         .bind(f.limit)
         .bind(f.offset)
         .bind(f.overdue_first_at.as_ref().map(crate::ts).unwrap_or_default())
-        .fetch_all(pool)
-        .await
-        .ctx("listing warnings")?;
+        .all(pool, "listing warnings")
+        .await?;
         Ok(WarningPage {
             total,
             limit: f.limit,
@@ -140,9 +144,8 @@ impl Store {
             "SELECT household_id, region_code, category, active, updated_at, record FROM households WHERE household_id = $1",
         )
         .bind(household_id)
-        .fetch_optional(pool)
-        .await
-        .ctx("reading a household")?
+        .optional(pool, "reading a household")
+        .await?
         else {
             return Ok(None);
         };
@@ -166,9 +169,8 @@ impl Store {
         on!(self.pool(), pool => Ok(
             sqlx::query("SELECT region_code, household_id FROM warnings WHERE warning_id = $1")
                 .bind(warning_id)
-                .fetch_optional(pool)
-                .await
-                .ctx("reading a warning's region")?
+                .optional(pool, "reading a warning's region")
+                .await?
                 .map(|r| (r.col(0), r.col(1))),
         ))
     }
@@ -188,26 +190,18 @@ impl Store {
         ))
         .bind(region_prefix)
         .bind(since)
-        .fetch_all(pool)
-        .await
-        .ctx("counting warnings by day")?
-        .iter()
-        .map(|r| Ok((r.col(0), r.code(1, "warnings.level")?, r.col(2))))
-        .collect::<Result<_, StoreError>>()?;
+        .all(pool, "counting warnings by day")
+        .await?;
         let by_township = sqlx::query(&format!(
             "SELECT substr(region_code, 1, 9), level, COUNT(*) FROM warnings
              WHERE {region} AND status NOT IN ('resolved', 'withdrawn') GROUP BY 1, 2 ORDER BY 1, 2"
         ))
         .bind(region_prefix)
-        .fetch_all(pool)
-        .await
-        .ctx("counting warnings by township")?
-        .iter()
-        .map(|r| Ok((r.col(0), r.code(1, "warnings.level")?, r.col(2))))
-        .collect::<Result<_, StoreError>>()?;
+        .all(pool, "counting warnings by township")
+        .await?;
         Ok(RegionCounts {
-            by_day,
-            by_township,
+            by_day: level_counts(&by_day)?,
+            by_township: level_counts(&by_township)?,
         })
         })
     }
@@ -216,9 +210,8 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         on!(self.pool(), pool => {
             sqlx::query_scalar::<_, i64>("SELECT CAST(1 AS BIGINT)")
-                .fetch_one(pool)
-                .await
-                .ctx("checking the database answers")?;
+                .one(pool, "checking the database answers")
+                .await?;
             Ok(())
         })
     }
