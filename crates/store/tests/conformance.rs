@@ -12,9 +12,10 @@ use doudi_model::{
 };
 use doudi_store::Json;
 use doudi_store::{
-    AssessmentRow, AttemptOutcome, CrosscheckRunRow, DeadLetterRow, DeliveryAttempt, EventRow,
-    FactRow, FindingRow, LinkRow, NewWarning, NightChanges, OfficerRow, Position, PositionRow,
-    ReviewChoice, Store, StoreError, WarningMove, WarningUpdate, TIMELINE_VERSION_UNKNOWN,
+    AssessmentRow, AttemptOutcome, BatchTx, CrosscheckRunRow, DeadLetterRow, DeliveryAttempt,
+    EventRow, FactRow, FindingRow, ImportReport, LinkRow, NewWarning, NightChanges, OfficerRow,
+    Position, PositionRow, ReviewChoice, Store, StoreError, WarningMove, WarningUpdate,
+    TIMELINE_VERSION_UNKNOWN,
 };
 
 /// A database for one test: the store, its URL (for tampering with raw SQL), and what to clean.
@@ -195,6 +196,11 @@ fn event_row(id: &str) -> EventRow {
     event_row_at(id, "2026-03-01T08:00:00+08:00")
 }
 
+/// Events `ids`, in that order (see [`event_row`]).
+fn events(ids: &[&str]) -> Vec<EventRow> {
+    ids.iter().map(|id| event_row(id)).collect()
+}
+
 fn event_row_at(id: &str, at: &str) -> EventRow {
     let raw = format!(
         r#"{{"event_id":"{id}","source":"civil_registry","kind":"death","occurred_at":"{at}","data":{{"died_on":"2026-02-28"}}}}"#
@@ -322,7 +328,7 @@ fn new_warning(household: &str, event_id: &str, assigned_to: Option<&str>) -> Ne
 
 /// Store events `ids` for `household` as linked facts, and return their seqs.
 async fn store_facts(store: &Store, household: &str, ids: &[&str]) -> Vec<i64> {
-    let rows: Vec<EventRow> = ids.iter().map(|id| event_row(id)).collect();
+    let rows = events(ids);
     let mut tx = store.begin().await.unwrap();
     let new = tx.insert_events(&rows).await.unwrap();
     let seqs: Vec<i64> = ids.iter().map(|id| new[&key(id)]).collect();
@@ -342,16 +348,111 @@ async fn store_facts(store: &Store, household: &str, ids: &[&str]) -> Vec<i64> {
     seqs
 }
 
+/// A batch holding `households` (see [`doudi_store::BatchTx::lock_households`]).
+async fn begin_holding(store: &Store, households: &[&str]) -> BatchTx {
+    let mut tx = store.begin().await.unwrap();
+    let ids: Vec<String> = households.iter().map(|h| h.to_string()).collect();
+    tx.lock_households(&ids).await.unwrap();
+    tx
+}
+
+/// Insert event `id` in `tx` and append it to `household`'s timeline (no link decision).
+async fn append_fact(tx: &mut BatchTx, id: &str, household: &str) {
+    let r = event_row(id);
+    let new = tx.insert_events(std::slice::from_ref(&r)).await.unwrap();
+    tx.insert_facts(&[fact_row(new[&key(id)], &r, household)])
+        .await
+        .unwrap();
+}
+
+/// The pipeline's audit record of a batch, with `detail`.
+async fn audit_batch(tx: &mut BatchTx, detail: serde_json::Value) {
+    tx.audit("pipeline", "batch_applied", "events", &detail)
+        .await
+        .unwrap();
+}
+
+/// Where the audit trail is broken first, and why (it must be).
+async fn first_broken(db: &TestDb) -> (i64, String) {
+    let check = db.store.verify_audit().await.unwrap();
+    check.first_broken.expect("broken")
+}
+
+/// Import the register of H1 (一村1号) and H2 (二村2号), whole, from file `file`.
+async fn import_h1_h2(store: &Store, file: &str) -> ImportReport {
+    let households = [household("H1", "一村1号"), household("H2", "二村2号")];
+    store
+        .import_register(&households, file, true)
+        .await
+        .unwrap()
+}
+
+/// Open the first warning of H1 (from event `event_id`, assigned to `li`) in `tx`; its id.
+async fn open_first_on_h1(tx: &mut BatchTx, event_id: &str) -> i64 {
+    assert!(tx.open_warnings(&["H1".into()]).await.unwrap().is_empty());
+    tx.open_warning(&new_warning("H1", event_id, Some("li")))
+        .await
+        .unwrap()
+}
+
+/// H1's warning `id` raised to red at `score` by event `event_id`.
+fn raised_to_red(
+    id: i64,
+    score: i64,
+    deadline: chrono::DateTime<chrono::Utc>,
+    event_id: &str,
+) -> WarningUpdate {
+    WarningUpdate {
+        warning_id: id,
+        level: Level::Red,
+        score,
+        raised: true,
+        deadline,
+        source: "civil_registry".into(),
+        event_id: event_id.into(),
+        summary: assessment("H1", score, Level::Red, &[]),
+        episode: Default::default(),
+        reopen: false,
+    }
+}
+
+/// Officer li's move of warning `id` from `from` to `to` (`action`) with `note`, without a
+/// disposition.
+fn li_move(
+    id: i64,
+    note: &'static str,
+    from: WarningStatus,
+    to: WarningStatus,
+    action: &'static str,
+) -> WarningMove<'static> {
+    WarningMove {
+        warning_id: id,
+        from,
+        to,
+        action,
+        actor: "li",
+        note,
+        disposition: None,
+    }
+}
+
+/// A person's move that must succeed.
+async fn move_ok(store: &Store, m: WarningMove<'_>) {
+    store.move_warning(&m).await.unwrap();
+}
+
+/// A cross-check night that must be recorded.
+async fn record_night(store: &Store, run: &CrosscheckRunRow, changes: &NightChanges) {
+    store.record_crosscheck(run, changes).await.unwrap();
+}
+
 // ---------------------------------------------------------------------------------------------
 // The contract
 
 async fn events_are_stored_once_and_a_duplicate_changes_nothing(db: &TestDb) {
     let store = &db.store;
     let mut tx = store.begin().await.unwrap();
-    let first = tx
-        .insert_events(&[event_row("e2"), event_row("e1")])
-        .await
-        .unwrap();
+    let first = tx.insert_events(&events(&["e2", "e1"])).await.unwrap();
     assert_eq!(first.len(), 2);
     assert!(
         first[&key("e2")] < first[&key("e1")],
@@ -393,14 +494,7 @@ async fn a_batch_without_commit_leaves_nothing(db: &TestDb) {
     let mut tx = store.begin().await.unwrap();
     assert_eq!(tx.insert_events(&[event_row("e1")]).await.unwrap().len(), 1);
     tx.set_positions(&[position(100, 1)]).await.unwrap();
-    tx.audit(
-        "pipeline",
-        "batch_applied",
-        "events",
-        &serde_json::json!({}),
-    )
-    .await
-    .unwrap();
+    audit_batch(&mut tx, serde_json::json!({})).await;
     drop(tx);
     let s = store.status().await.unwrap();
     assert_eq!(s.accepted, 0);
@@ -473,11 +567,7 @@ async fn facts_read_back_in_order_and_move_the_timeline_version(db: &TestDb) {
     assert!(!t.contains_key("H9"));
     assert_eq!(t["H1"][0].member_id, "H1-1");
     // Within a batch the version moves by the batch's own appends.
-    let r = event_row("f5");
-    let new = tx.insert_events(std::slice::from_ref(&r)).await.unwrap();
-    tx.insert_facts(&[fact_row(new[&key("f5")], &r, "H2")])
-        .await
-        .unwrap();
+    append_fact(&mut tx, "f5", "H2").await;
     assert_eq!(tx.timeline_version().await.unwrap(), v0 + 5);
     tx.commit().await.unwrap();
 
@@ -552,14 +642,7 @@ async fn assessments_are_stored_and_traced(db: &TestDb) {
 /// A register with H1 and an officer "li" covering its region; a warning opened on H1 by event
 /// `w1`. Returns the warning id.
 async fn open_one_warning(store: &Store) -> i64 {
-    store
-        .import_register(
-            &[household("H1", "一村1号"), household("H2", "二村2号")],
-            "reg",
-            true,
-        )
-        .await
-        .unwrap();
+    import_h1_h2(store, "reg").await;
     store
         .import_officers(&[OfficerRow {
             officer_id: "li".into(),
@@ -571,11 +654,7 @@ async fn open_one_warning(store: &Store) -> i64 {
         .unwrap();
     store_facts(store, "H1", &["w1"]).await;
     let mut tx = store.begin().await.unwrap();
-    assert!(tx.open_warnings(&["H1".into()]).await.unwrap().is_empty());
-    let id = tx
-        .open_warning(&new_warning("H1", "w1", Some("li")))
-        .await
-        .unwrap();
+    let id = open_first_on_h1(&mut tx, "w1").await;
     // Read back inside the batch (pending changes are written first).
     let open = tx.open_warnings(&["H1".into()]).await.unwrap();
     assert_eq!(open["H1"].warning_id, id);
@@ -589,20 +668,9 @@ async fn warnings_open_update_and_move_through_their_lifecycle(db: &TestDb) {
     let id = open_one_warning(store).await;
 
     let mut tx = store.begin().await.unwrap();
-    tx.update_warning(&WarningUpdate {
-        warning_id: id,
-        level: Level::Red,
-        score: 80,
-        raised: true,
-        deadline: at("2026-03-02T00:00:00Z"),
-        source: "civil_registry".into(),
-        event_id: "w2".into(),
-        summary: assessment("H1", 80, Level::Red, &[]),
-        episode: Default::default(),
-        reopen: false,
-    })
-    .await
-    .unwrap();
+    tx.update_warning(&raised_to_red(id, 80, at("2026-03-02T00:00:00Z"), "w2"))
+        .await
+        .unwrap();
     // A second warning in the same batch gets its own id.
     let id2 = tx
         .open_warning(&new_warning("H2", "w3", None))
@@ -622,19 +690,11 @@ async fn warnings_open_update_and_move_through_their_lifecycle(db: &TestDb) {
     let relief = Disposition::ReliefGranted {
         amount: "1500".parse().unwrap(),
     };
-    let mv = |from: WarningStatus, to: WarningStatus, action: &'static str| WarningMove {
-        warning_id: id,
-        from,
-        to,
-        action,
-        actor: "li",
-        note: "called the household",
+    let mv = |from, to: WarningStatus, action| WarningMove {
         disposition: (to == Resolved).then_some(&relief),
+        ..li_move(id, "called the household", from, to, action)
     };
-    store
-        .move_warning(&mv(Open, Acknowledged, "acknowledge"))
-        .await
-        .unwrap();
+    move_ok(store, mv(Open, Acknowledged, "acknowledge")).await;
     let stale = store.move_warning(&mv(Open, Visited, "visit")).await;
     assert!(
         matches!(&stale, Err(StoreError::Conflict(m)) if m.contains("no longer open")),
@@ -644,14 +704,8 @@ async fn warnings_open_update_and_move_through_their_lifecycle(db: &TestDb) {
         .record_refused_move(id, "visit", "li", "", "warning moved meanwhile")
         .await
         .unwrap();
-    store
-        .move_warning(&mv(Acknowledged, Visited, "visit"))
-        .await
-        .unwrap();
-    store
-        .move_warning(&mv(Visited, Resolved, "resolve"))
-        .await
-        .unwrap();
+    move_ok(store, mv(Acknowledged, Visited, "visit")).await;
+    move_ok(store, mv(Visited, Resolved, "resolve")).await;
 
     let d = store.warning_detail(id).await.unwrap().expect("warning");
     assert_eq!(d.warning.status, Resolved);
@@ -678,11 +732,7 @@ async fn warnings_open_update_and_move_through_their_lifecycle(db: &TestDb) {
 
     // Resolved: no longer open; a new episode may open on the household.
     let mut tx = store.begin().await.unwrap();
-    assert!(tx.open_warnings(&["H1".into()]).await.unwrap().is_empty());
-    let id3 = tx
-        .open_warning(&new_warning("H1", "w4", Some("li")))
-        .await
-        .unwrap();
+    let id3 = open_first_on_h1(&mut tx, "w4").await;
     tx.commit().await.unwrap();
     assert!(id3 > id2);
     assert_eq!(store.status().await.unwrap().warnings_total, 3);
@@ -905,14 +955,7 @@ async fn dead_letters_are_kept_and_marked_replayed(db: &TestDb) {
 
 async fn register_import_reports_each_change(db: &TestDb) {
     let store = &db.store;
-    let r = store
-        .import_register(
-            &[household("H1", "一村1号"), household("H2", "二村2号")],
-            "a",
-            true,
-        )
-        .await
-        .unwrap();
+    let r = import_h1_h2(store, "a").await;
     assert_eq!((r.added, r.changed, r.removed, r.unchanged), (2, 0, 0, 0));
     let r = store
         .import_register(&[household("H1", "一村9号")], "b", true)
@@ -965,10 +1008,7 @@ async fn register_import_reports_each_change(db: &TestDb) {
 async fn a_review_item_is_decided_once(db: &TestDb) {
     let store = &db.store;
     let mut tx = store.begin().await.unwrap();
-    let new = tx
-        .insert_events(&[event_row("r1"), event_row("r2")])
-        .await
-        .unwrap();
+    let new = tx.insert_events(&events(&["r1", "r2"])).await.unwrap();
     let (s1, s2) = (new[&key("r1")], new[&key("r2")]);
     tx.insert_links(&[
         link_row(s1, "r1", LinkOutcome::Review, None),
@@ -1085,10 +1125,7 @@ async fn findings_open_once_per_key_refresh_and_close(db: &TestDb) {
         opened: vec![finding("a", "2026-11-01"), finding("b", "2026-11-01")],
         ..NightChanges::default()
     };
-    store
-        .record_crosscheck(&run("2026-11-01"), &opened)
-        .await
-        .unwrap();
+    record_night(store, &run("2026-11-01"), &opened).await;
     assert_eq!(store.open_findings().await.unwrap().len(), 2);
     let dup = NightChanges {
         opened: vec![finding("a", "2026-11-01")],
@@ -1103,10 +1140,7 @@ async fn findings_open_once_per_key_refresh_and_close(db: &TestDb) {
         closed: vec![("b".into(), "no longer true on 2026-11-02".into())],
         ..NightChanges::default()
     };
-    store
-        .record_crosscheck(&run("2026-11-02"), &next)
-        .await
-        .unwrap();
+    record_night(store, &run("2026-11-02"), &next).await;
     let older = store
         .record_crosscheck(&run("2026-10-30"), &NightChanges::default())
         .await;
@@ -1137,10 +1171,7 @@ async fn findings_open_once_per_key_refresh_and_close(db: &TestDb) {
         opened: vec![finding("b", "2026-11-03")],
         ..NightChanges::default()
     };
-    store
-        .record_crosscheck(&run("2026-11-03"), &again)
-        .await
-        .unwrap();
+    record_night(store, &run("2026-11-03"), &again).await;
     assert_eq!(store.all_findings().await.unwrap().len(), 3);
 }
 
@@ -1280,20 +1311,9 @@ async fn silences_hold_back_notices(db: &TestDb) {
     // A warning raised while silenced: updated, but no notice.
     let before = store.pending_notices(10).await.unwrap().len();
     let mut tx = store.begin().await.unwrap();
-    tx.update_warning(&WarningUpdate {
-        warning_id: id,
-        level: Level::Red,
-        score: 90,
-        raised: true,
-        deadline: chrono::Utc::now(),
-        source: "civil_registry".into(),
-        event_id: "w9".into(),
-        summary: assessment("H1", 90, Level::Red, &[]),
-        episode: Default::default(),
-        reopen: false,
-    })
-    .await
-    .unwrap();
+    tx.update_warning(&raised_to_red(id, 90, chrono::Utc::now(), "w9"))
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(store.pending_notices(10).await.unwrap().len(), before);
     assert_eq!(
@@ -1384,8 +1404,7 @@ async fn audit_verify_catches_an_edited_record(db: &TestDb) {
     some_audit_records(&db.store).await;
     db.exec("UPDATE audit_log SET detail = '{\"i\":99}' WHERE seq = 3")
         .await;
-    let check = db.store.verify_audit().await.unwrap();
-    let (seq, why) = check.first_broken.expect("broken");
+    let (seq, why) = first_broken(db).await;
     assert_eq!(seq, 3);
     assert!(why.contains("altered"), "{why}");
 }
@@ -1393,24 +1412,12 @@ async fn audit_verify_catches_an_edited_record(db: &TestDb) {
 async fn audit_verify_catches_a_deleted_record(db: &TestDb) {
     some_audit_records(&db.store).await;
     db.exec("DELETE FROM audit_log WHERE seq = 2").await;
-    let (seq, why) = db
-        .store
-        .verify_audit()
-        .await
-        .unwrap()
-        .first_broken
-        .expect("broken");
+    let (seq, why) = first_broken(db).await;
     assert_eq!(seq, 3);
     assert!(why.contains("deleted or reordered"), "{why}");
     // The end of the trail deleted is caught by the count.
     db.exec("DELETE FROM audit_log WHERE seq >= 2").await;
-    let (seq, why) = db
-        .store
-        .verify_audit()
-        .await
-        .unwrap()
-        .first_broken
-        .expect("broken");
+    let (seq, why) = first_broken(db).await;
     assert_eq!(seq, 2);
     assert!(why.contains("missing"), "{why}");
 }
@@ -1424,13 +1431,7 @@ async fn audit_verify_catches_a_reordered_record(db: &TestDb) {
          UPDATE audit_log SET seq = 3 WHERE seq = -2;",
     )
     .await;
-    let (seq, why) = db
-        .store
-        .verify_audit()
-        .await
-        .unwrap()
-        .first_broken
-        .expect("broken");
+    let (seq, why) = first_broken(db).await;
     assert_eq!(seq, 2);
     assert!(
         why.contains("does not follow") || why.contains("altered"),
@@ -1476,11 +1477,7 @@ async fn batches_on_the_same_household_serialise(db: &TestDb) {
             tx.lock_households(&["H1".into(), "H1".into()])
                 .await
                 .unwrap();
-            let r = event_row("c1");
-            let new = tx.insert_events(std::slice::from_ref(&r)).await.unwrap();
-            tx.insert_facts(&[fact_row(new[&key("c1")], &r, "H1")])
-                .await
-                .unwrap();
+            append_fact(&mut tx, "c1", "H1").await;
             locked_tx.send(()).unwrap();
             tokio::time::sleep(hold).await;
             let committing = Instant::now();
@@ -1492,8 +1489,7 @@ async fn batches_on_the_same_household_serialise(db: &TestDb) {
     if postgres {
         // Another household is not held up by A.
         let t0 = Instant::now();
-        let mut tx = store.begin().await.unwrap();
-        tx.lock_households(&["H2".into()]).await.unwrap();
+        let tx = begin_holding(&store, &["H2"]).await;
         tx.commit().await.unwrap();
         assert!(t0.elapsed() < hold / 2, "H2 waited for H1's batch");
     }
@@ -1512,15 +1508,10 @@ async fn batches_on_the_same_household_serialise(db: &TestDb) {
     if postgres {
         // Timelines held since the first version read are not taken as current when another
         // worker appended meanwhile (to another household).
-        let mut tx = store.begin().await.unwrap();
-        tx.lock_households(&["H1".into()]).await.unwrap();
+        let mut tx = begin_holding(&store, &["H1"]).await;
         let v0 = tx.timeline_version().await.unwrap();
         store_facts(&store, "H2", &["c2"]).await;
-        let r = event_row("c3");
-        let new = tx.insert_events(std::slice::from_ref(&r)).await.unwrap();
-        tx.insert_facts(&[fact_row(new[&key("c3")], &r, "H1")])
-            .await
-            .unwrap();
+        append_fact(&mut tx, "c3", "H1").await;
         assert_eq!(
             tx.timeline_version().await.unwrap(),
             TIMELINE_VERSION_UNKNOWN
@@ -1541,24 +1532,12 @@ async fn a_batch_without_facts_and_one_with_facts_never_wait_in_a_cycle(db: &Tes
     let a = {
         let store = store.clone();
         tokio::spawn(async move {
-            let mut tx = store.begin().await.unwrap();
-            tx.lock_households(&["H1".into()]).await.unwrap();
-            let r = event_row("w1");
-            let new = tx.insert_events(std::slice::from_ref(&r)).await.unwrap();
-            tx.insert_facts(&[fact_row(new[&key("w1")], &r, "H1")])
-                .await
-                .unwrap();
+            let mut tx = begin_holding(&store, &["H1"]).await;
+            append_fact(&mut tx, "w1", "H1").await;
             started_tx.send(()).unwrap();
             tokio::time::sleep(Duration::from_millis(300)).await;
             tx.add_counters(1, 0).await.unwrap();
-            tx.audit(
-                "pipeline",
-                "batch_applied",
-                "events",
-                &serde_json::json!({"a": 1}),
-            )
-            .await
-            .unwrap();
+            audit_batch(&mut tx, serde_json::json!({"a": 1})).await;
             tx.commit().await.unwrap();
         })
     };
@@ -1566,14 +1545,7 @@ async fn a_batch_without_facts_and_one_with_facts_never_wait_in_a_cycle(db: &Tes
     // B: a batch of one duplicate, no facts: counts, appends its audit record, commits.
     let mut tx = store.begin().await.unwrap();
     tx.add_counters(1, 1).await.unwrap();
-    tx.audit(
-        "pipeline",
-        "batch_applied",
-        "events",
-        &serde_json::json!({"b": 1}),
-    )
-    .await
-    .unwrap();
+    audit_batch(&mut tx, serde_json::json!({"b": 1})).await;
     tx.commit().await.unwrap();
     a.await.unwrap();
     let check = store.verify_audit().await.unwrap();
@@ -1691,8 +1663,7 @@ async fn activations_sit_between_batches_at_the_committed_positions(db: &TestDb)
 async fn a_persons_move_waits_for_a_batch_on_the_household(db: &TestDb) {
     let store = db.store.clone();
     let id = open_one_warning(&store).await;
-    let mut tx = store.begin().await.unwrap();
-    tx.lock_households(&["H1".into()]).await.unwrap();
+    let mut tx = begin_holding(&store, &["H1"]).await;
     let open = tx.open_warnings(&["H1".into()]).await.unwrap();
     assert_eq!(open["H1"].warning_id, id);
     let mover = {
@@ -1714,20 +1685,9 @@ async fn a_persons_move_waits_for_a_batch_on_the_household(db: &TestDb) {
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!mover.is_finished(), "the move did not wait for the batch");
-    tx.update_warning(&WarningUpdate {
-        warning_id: id,
-        level: Level::Red,
-        score: 95,
-        raised: true,
-        deadline: chrono::Utc::now(),
-        source: "civil_registry".into(),
-        event_id: "w2".into(),
-        summary: assessment("H1", 95, Level::Red, &[]),
-        episode: Default::default(),
-        reopen: false,
-    })
-    .await
-    .unwrap();
+    tx.update_warning(&raised_to_red(id, 95, chrono::Utc::now(), "w2"))
+        .await
+        .unwrap();
     let committing = Instant::now();
     tx.commit().await.unwrap();
     let (done, at) = mover.await.unwrap();
@@ -1756,14 +1716,7 @@ async fn a_few_households_are_read_without_the_register(db: &TestDb) {
         )
         .await
         .unwrap();
-    store
-        .import_register(
-            &[household("H1", "一村1号"), household("H2", "二村2号")],
-            "reg2",
-            true,
-        )
-        .await
-        .unwrap();
+    import_h1_h2(store, "reg2").await;
     let ids = |hs: Vec<Household>| hs.into_iter().map(|h| h.household_id).collect::<Vec<_>>();
     let wanted: Vec<String> = ["H3", "H2", "NOPE"].iter().map(|s| s.to_string()).collect();
     assert_eq!(
@@ -1836,19 +1789,11 @@ async fn a_review_decision_and_a_batch_at_once_both_commit(db: &TestDb) {
     let batch = {
         let store = store.clone();
         tokio::spawn(async move {
-            let mut tx = store.begin().await.unwrap();
-            tx.lock_households(&["H1".into()]).await.unwrap();
+            let mut tx = begin_holding(&store, &["H1"]).await;
             let r = event_row("q2");
             let s2 = tx.insert_events(std::slice::from_ref(&r)).await.unwrap()[&key("q2")];
             tx.insert_facts(&[fact_row(s2, &r, "H1")]).await.unwrap();
-            tx.audit(
-                "pipeline",
-                "batch_applied",
-                "events",
-                &serde_json::json!({}),
-            )
-            .await
-            .unwrap();
+            audit_batch(&mut tx, serde_json::json!({})).await;
             tx.commit().await
         })
     };
@@ -1869,14 +1814,7 @@ async fn a_review_decision_and_a_batch_at_once_both_commit(db: &TestDb) {
 
 async fn status_counts_everything(db: &TestDb) {
     let store = &db.store;
-    store
-        .import_register(
-            &[household("H1", "一村1号"), household("H2", "二村2号")],
-            "reg",
-            true,
-        )
-        .await
-        .unwrap();
+    import_h1_h2(store, "reg").await;
     let rows = [
         event_row("s1"),
         event_row("s2"),
@@ -1956,21 +1894,14 @@ async fn superseded_notices_withdrawn_warnings_and_the_resolve_cut(db: &TestDb) 
     let store = &db.store;
     let id = open_one_warning(store).await;
     assert_eq!(store.pending_notices(10).await.unwrap().len(), 1);
-    let mut tx = store.begin().await.unwrap();
     // Another transition's key supersedes nothing; the opening transition's does.
-    tx.supersede_notices(
-        id,
-        doudi_store::transition_key(Level::Red, "civil_registry", "w1"),
-    );
-    tx.commit().await.unwrap();
-    assert_eq!(store.pending_notices(10).await.unwrap().len(), 1);
-    let mut tx = store.begin().await.unwrap();
-    tx.supersede_notices(
-        id,
-        doudi_store::transition_key(Level::Orange, "civil_registry", "w1"),
-    );
-    tx.commit().await.unwrap();
-    assert!(store.pending_notices(10).await.unwrap().is_empty());
+    for (level, pending) in [(Level::Red, 1), (Level::Orange, 0)] {
+        let mut tx = store.begin().await.unwrap();
+        let transition = doudi_store::transition_key(level, "civil_registry", "w1");
+        tx.supersede_notices(id, transition);
+        tx.commit().await.unwrap();
+        assert_eq!(store.pending_notices(10).await.unwrap().len(), pending);
+    }
     assert!(store
         .kafka_unpublished_notices(10)
         .await
@@ -2028,24 +1959,10 @@ async fn superseded_notices_withdrawn_warnings_and_the_resolve_cut(db: &TestDb) 
 
     // A resolve cuts the episode at the household's highest timeline seq.
     let seqs = store_facts(store, "H1", &["w2", "w3"]).await;
-    let mv = |from: WarningStatus, to: WarningStatus, action: &'static str| WarningMove {
-        warning_id: id,
-        from,
-        to,
-        action,
-        actor: "li",
-        note: "checked",
-        disposition: None,
-    };
+    let mv = |from, to, action| li_move(id, "checked", from, to, action);
     use WarningStatus::{Acknowledged, Open, Resolved, Visited};
-    store
-        .move_warning(&mv(Open, Acknowledged, "acknowledge"))
-        .await
-        .unwrap();
-    store
-        .move_warning(&mv(Acknowledged, Visited, "visit"))
-        .await
-        .unwrap();
+    move_ok(store, mv(Open, Acknowledged, "acknowledge")).await;
+    move_ok(store, mv(Acknowledged, Visited, "visit")).await;
     store
         .move_warning(&WarningMove {
             disposition: Some(&Disposition::RiskCleared),
@@ -2221,10 +2138,7 @@ async fn a_night_refreshes_and_closes_many_findings_at_once(db: &TestDb) {
             .collect(),
         ..NightChanges::default()
     };
-    store
-        .record_crosscheck(&run("2026-11-01"), &opened)
-        .await
-        .unwrap();
+    record_night(store, &run("2026-11-01"), &opened).await;
     // Night two: the even ones still true (new amount; the odd hundreds without an officer now),
     // the odd ones closed.
     let next = NightChanges {
@@ -2245,10 +2159,7 @@ async fn a_night_refreshes_and_closes_many_findings_at_once(db: &TestDb) {
             .collect(),
         ..NightChanges::default()
     };
-    store
-        .record_crosscheck(&run("2026-11-02"), &next)
-        .await
-        .unwrap();
+    record_night(store, &run("2026-11-02"), &next).await;
     let all = store.all_findings().await.unwrap();
     assert_eq!(all.len(), n);
     for f in &all {
