@@ -141,74 +141,43 @@ pub(crate) fn push_list<'a, DB: Database, T>(
 
 /// Run a statement and say in its error what it was doing: `.all(pool, "reading x").await?` is
 /// `.fetch_all(pool).await.ctx("reading x")?` (likewise [`Fetch::one`], [`Fetch::optional`], and
-/// [`Fetch::run`] for `execute`): the one way a query here turns a database error into
-/// [`StoreError::Db`], for `sqlx::query`, `query_as` and `query_scalar` alike.
-pub(crate) trait Fetch<'q, DB: Database>: Sized {
+/// [`Run::run`] for `execute`): the one way a query here turns a database error into
+/// [`StoreError::Db`], for `sqlx::query`, `query_as` and `query_scalar` alike. `E` is the executor
+/// (a pool or a connection).
+pub(crate) trait Fetch<'e, 'c: 'e, DB: Database, E: 'e + Executor<'c, Database = DB>>:
+    Sized + 'e
+{
     /// What one row becomes.
     type Out;
 
-    async fn all<'e, 'c: 'e, E>(
-        self,
-        e: E,
-        context: &'static str,
-    ) -> Result<Vec<Self::Out>, StoreError>
-    where
-        'q: 'e,
-        Self: 'e,
-        E: 'e + Executor<'c, Database = DB>;
+    async fn all(self, e: E, context: &'static str) -> Result<Vec<Self::Out>, StoreError>;
 
-    async fn one<'e, 'c: 'e, E>(self, e: E, context: &'static str) -> Result<Self::Out, StoreError>
-    where
-        'q: 'e,
-        Self: 'e,
-        E: 'e + Executor<'c, Database = DB>;
+    async fn one(self, e: E, context: &'static str) -> Result<Self::Out, StoreError>;
 
-    async fn optional<'e, 'c: 'e, E>(
-        self,
-        e: E,
-        context: &'static str,
-    ) -> Result<Option<Self::Out>, StoreError>
-    where
-        'q: 'e,
-        Self: 'e,
-        E: 'e + Executor<'c, Database = DB>;
+    async fn optional(self, e: E, context: &'static str) -> Result<Option<Self::Out>, StoreError>;
 }
 
 /// [`Fetch`] for the three kinds of query (their `fetch_*` methods have the same names).
 macro_rules! fetch_by_ctx {
     ([$($g:ident),*] $ty:ty, $out:ty, [$($bounds:tt)*]) => {
-        impl<'q, DB, A, $($g),*> Fetch<'q, DB> for $ty
+        impl<'q: 'e, 'e, 'c: 'e, DB, A, E, $($g),*> Fetch<'e, 'c, DB, E> for $ty
         where
             DB: Database,
-            A: 'q + Send + IntoArguments<'q, DB>,
+            A: 'q + 'e + Send + IntoArguments<'q, DB>,
+            E: 'e + Executor<'c, Database = DB>,
             $($bounds)*
         {
             type Out = $out;
 
-            async fn all<'e, 'c: 'e, E>(self, e: E, context: &'static str) -> Result<Vec<$out>, StoreError>
-            where
-                'q: 'e,
-                Self: 'e,
-                E: 'e + Executor<'c, Database = DB>,
-            {
+            async fn all(self, e: E, context: &'static str) -> Result<Vec<$out>, StoreError> {
                 self.fetch_all(e).await.ctx(context)
             }
 
-            async fn one<'e, 'c: 'e, E>(self, e: E, context: &'static str) -> Result<$out, StoreError>
-            where
-                'q: 'e,
-                Self: 'e,
-                E: 'e + Executor<'c, Database = DB>,
-            {
+            async fn one(self, e: E, context: &'static str) -> Result<$out, StoreError> {
                 self.fetch_one(e).await.ctx(context)
             }
 
-            async fn optional<'e, 'c: 'e, E>(self, e: E, context: &'static str) -> Result<Option<$out>, StoreError>
-            where
-                'q: 'e,
-                Self: 'e,
-                E: 'e + Executor<'c, Database = DB>,
-            {
+            async fn optional(self, e: E, context: &'static str) -> Result<Option<$out>, StoreError> {
                 self.fetch_optional(e).await.ctx(context)
             }
         }
@@ -216,42 +185,28 @@ macro_rules! fetch_by_ctx {
 }
 
 fetch_by_ctx!([] Query<'q, DB, A>, DB::Row, []);
-fetch_by_ctx!([O] QueryAs<'q, DB, O, A>, O, [O: Send + Unpin + for<'r> FromRow<'r, DB::Row>,]);
+fetch_by_ctx!([O] QueryAs<'q, DB, O, A>, O, [O: 'e + Send + Unpin + for<'r> FromRow<'r, DB::Row>,]);
 fetch_by_ctx!(
     [O] QueryScalar<'q, DB, O, A>,
     O,
-    [O: Send + Unpin, (O,): Send + Unpin + for<'r> FromRow<'r, DB::Row>,]
+    [O: 'e + Send + Unpin, (O,): Send + Unpin + for<'r> FromRow<'r, DB::Row>,]
 );
 
 /// `sqlx::query`, which also runs statements.
-pub(crate) trait Run<'q, DB: Database>: Sized {
+pub(crate) trait Run<'e, 'c: 'e, DB: Database, E: 'e + Executor<'c, Database = DB>>:
+    Sized + 'e
+{
     /// `execute`, its error saying what it was doing; the backend's result (rows affected).
-    async fn run<'e, 'c: 'e, E>(
-        self,
-        e: E,
-        context: &'static str,
-    ) -> Result<DB::QueryResult, StoreError>
-    where
-        'q: 'e,
-        Self: 'e,
-        E: 'e + Executor<'c, Database = DB>;
+    async fn run(self, e: E, context: &'static str) -> Result<DB::QueryResult, StoreError>;
 }
 
-impl<'q, DB, A> Run<'q, DB> for Query<'q, DB, A>
+impl<'q: 'e, 'e, 'c: 'e, DB, A, E> Run<'e, 'c, DB, E> for Query<'q, DB, A>
 where
     DB: Database,
-    A: 'q + Send + IntoArguments<'q, DB>,
+    A: 'q + 'e + Send + IntoArguments<'q, DB>,
+    E: 'e + Executor<'c, Database = DB>,
 {
-    async fn run<'e, 'c: 'e, E>(
-        self,
-        e: E,
-        context: &'static str,
-    ) -> Result<DB::QueryResult, StoreError>
-    where
-        'q: 'e,
-        Self: 'e,
-        E: 'e + Executor<'c, Database = DB>,
-    {
+    async fn run(self, e: E, context: &'static str) -> Result<DB::QueryResult, StoreError> {
         self.execute(e).await.ctx(context)
     }
 }
