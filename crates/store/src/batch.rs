@@ -377,22 +377,24 @@ type TimelineRow = (
     i64,
 );
 
-/// A warning row as [`BatchTx::current_warnings`] reads it.
-type WarningRow = (
-    i64,
-    String,
-    String,
-    String,
-    i64,
-    String,
-    String,
-    String,
-    Option<String>,
-    i64,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-);
+/// A warning row as [`BatchTx::current_warnings`] reads it (columns by name).
+#[derive(sqlx::FromRow)]
+struct WarningRow {
+    warning_id: i64,
+    household_id: String,
+    status: String,
+    level: String,
+    score: i64,
+    deadline: String,
+    assessment_source: String,
+    assessment_event_id: String,
+    occurred_at: Option<String>,
+    late: i64,
+    transitions: Option<String>,
+    cut_seq: Option<i64>,
+    /// The highest level its sent notices announced: 3 red, 2 orange, 1 yellow, 0 none.
+    announced: Option<i64>,
+}
 
 /// The value [`BatchTx::timeline_version`] returns when other writers' appends interleaved with
 /// this transaction's: no store ever has it, so whatever is stamped with it is never trusted.
@@ -706,7 +708,7 @@ impl BatchTx {
                                      WHEN n.transition LIKE 'yellow:%' THEN CAST(1 AS BIGINT)
                                      ELSE CAST(0 AS BIGINT) END)
                        FROM notices n WHERE n.warning_id = warnings.warning_id AND n.delivery <> 'pending'
-                        AND n.superseded_at IS NULL AND n.transition IS NOT NULL)
+                        AND n.superseded_at IS NULL AND n.transition IS NOT NULL) AS announced
              FROM warnings WHERE (status <> 'resolved' OR cut_seq IS NOT NULL) AND household_id",
             "",
             household_ids,
@@ -715,53 +717,39 @@ impl BatchTx {
         .await?;
         let mut current = HashMap::new();
         let mut cuts: HashMap<String, i64> = HashMap::new();
-        for (
-            id,
-            hh,
-            status,
-            level,
-            score,
-            deadline,
-            source,
-            event_id,
-            occurred_at,
-            late,
-            transitions,
-            cut,
-            announced,
-        ) in rows
-        {
-            if status == "resolved" {
-                if let Some(c) = cut {
-                    let e = cuts.entry(hh).or_insert(c);
+        for w in rows {
+            if w.status == "resolved" {
+                if let Some(c) = w.cut_seq {
+                    let e = cuts.entry(w.household_id).or_insert(c);
                     *e = (*e).max(c);
                 }
                 continue;
             }
-            let w = CurrentWarningRow {
-                warning_id: id,
-                household_id: hh.clone(),
-                status,
-                level: decode_code(&level, "warnings.level")?,
-                score,
-                deadline: decode_time(&deadline, "warnings.deadline")?,
-                source,
-                event_id,
+            let row = CurrentWarningRow {
+                warning_id: w.warning_id,
+                household_id: w.household_id.clone(),
+                status: w.status,
+                level: decode_code(&w.level, "warnings.level")?,
+                score: w.score,
+                deadline: decode_time(&w.deadline, "warnings.deadline")?,
+                source: w.assessment_source,
+                event_id: w.assessment_event_id,
                 episode: EpisodeMark {
-                    occurred_at: occurred_at
+                    occurred_at: w
+                        .occurred_at
                         .map(|t| decode_time(&t, "warnings.occurred_at"))
                         .transpose()?,
-                    late: late != 0,
-                    transitions,
+                    late: w.late != 0,
+                    transitions: w.transitions,
                 },
-                announced: match announced {
+                announced: match w.announced {
                     Some(3) => Level::Red,
                     Some(2) => Level::Orange,
                     Some(1) => Level::Yellow,
                     _ => Level::None,
                 },
             };
-            current.insert(hh, w);
+            current.insert(w.household_id, row);
         }
         Ok((current, cuts))
     }

@@ -31,13 +31,7 @@ impl TestDb {
     async fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = Store::open(&url).await.expect("open sqlite");
-        TestDb {
-            store,
-            url,
-            _dir: Some(dir),
-            drop: None,
-        }
+        TestDb::open(url, Some(dir), None).await
     }
 
     /// A fresh PostgreSQL database, or `None` (with a printed line) without the variable.
@@ -59,13 +53,22 @@ impl TestDb {
         );
         admin(&server, &format!("CREATE DATABASE {name}")).await;
         let url = with_database(&server, &name);
-        let store = Store::open(&url).await.expect("open postgres");
-        Some(TestDb {
+        Some(TestDb::open(url, None, Some((server, name))).await)
+    }
+
+    /// The store at `url`, with the folder it is in (SQLite) or the database to drop (PostgreSQL).
+    async fn open(
+        url: String,
+        dir: Option<tempfile::TempDir>,
+        drop: Option<(String, String)>,
+    ) -> TestDb {
+        let store = Store::open(&url).await.expect("open the test database");
+        TestDb {
             store,
             url,
-            _dir: None,
-            drop: Some((server, name)),
-        })
+            _dir: dir,
+            drop,
+        }
     }
 
     /// Run raw SQL against the database (to tamper with it).
