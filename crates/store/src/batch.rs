@@ -650,7 +650,6 @@ impl BatchTx {
         &mut self,
         household_ids: &[String],
     ) -> Result<HashMap<String, Vec<TimelineEntry>>, StoreError> {
-        let limits = doudi_model::ParseLimits::STORED;
         let rows: Vec<TimelineRow> = rows_for_households(
                 self.tx.conn(),
                 "SELECT t.seq, t.household_id, t.member_id, e.normalised, e.received_at, a.level, a.score,
@@ -664,30 +663,20 @@ impl BatchTx {
             .await?;
         let mut out: HashMap<String, Vec<TimelineEntry>> = HashMap::new();
         for (seq, household_id, member_id, text, received_at, level, score, stream, line) in rows {
-            let event = doudi_model::parse_event(text.as_bytes(), &limits)
-                .map_err(|e| corrupt("timeline event", e))?;
+            let fact = stored_fact(&text, household_id.clone(), member_id)?;
             let received_at = decode_time(&received_at, "events.received_at")?;
             let assessed = match (level, score) {
                 (Some(l), Some(s)) => Some((decode_code(&l, "assessments.level")?, s)),
                 _ => None,
             };
-            out.entry(household_id.clone())
-                .or_default()
-                .push(TimelineEntry {
-                    event_seq: seq,
-                    fact: Fact {
-                        event_id: event.event_id,
-                        source: event.source,
-                        household_id,
-                        member_id,
-                        occurred_at: event.occurred_at,
-                        payload: event.payload,
-                    },
-                    received_at,
-                    assessed,
-                    stream,
-                    line: line.max(0) as u64,
-                });
+            out.entry(household_id).or_default().push(TimelineEntry {
+                event_seq: seq,
+                fact,
+                received_at,
+                assessed,
+                stream,
+                line: line.max(0) as u64,
+            });
         }
         Ok(out)
     }
@@ -1192,7 +1181,6 @@ pub(crate) async fn facts_for(
     conn: Conn<'_>,
     household_ids: &[String],
 ) -> Result<HashMap<String, Vec<Fact>>, StoreError> {
-    let limits = doudi_model::ParseLimits::STORED;
     let mut out: HashMap<String, Vec<Fact>> = HashMap::new();
     let rows: Vec<(String, String, String)> = rows_for_households(
         conn,
@@ -1203,18 +1191,24 @@ pub(crate) async fn facts_for(
     )
     .await?;
     for (household_id, member_id, text) in rows {
-        let event = doudi_model::parse_event(text.as_bytes(), &limits)
-            .map_err(|e| corrupt("timeline event", e))?;
-        out.entry(household_id.clone()).or_default().push(Fact {
-            event_id: event.event_id,
-            source: event.source,
-            household_id,
-            member_id,
-            occurred_at: event.occurred_at,
-            payload: event.payload,
-        });
+        let fact = stored_fact(&text, household_id.clone(), member_id)?;
+        out.entry(household_id).or_default().push(fact);
     }
     Ok(out)
+}
+
+/// A timeline fact from its stored event (normalised JSON, read under the stored-data limits).
+fn stored_fact(text: &str, household_id: String, member_id: String) -> Result<Fact, StoreError> {
+    let event = doudi_model::parse_event(text.as_bytes(), &doudi_model::ParseLimits::STORED)
+        .map_err(|e| corrupt("timeline event", e))?;
+    Ok(Fact {
+        event_id: event.event_id,
+        source: event.source,
+        household_id,
+        member_id,
+        occurred_at: event.occurred_at,
+        payload: event.payload,
+    })
 }
 
 /// The key naming a warning transition in notices (`level:source:event_id`).
