@@ -11,10 +11,14 @@
 //! 2. wrap the method body in `on!(self.pool(), pool => { … })` and use `pool` where
 //!    `self.pool()` was; a transaction is `begin(pool, "starting …")`; pass a
 //!    transaction to a helper as `Db::from(&mut *tx)` (a [`Conn`]);
-//! 3. `QueryBuilder<DB>` for dynamic SQL; where SQL genuinely differs, choose the text with
+//! 3. run a query with what it was doing: `.all(pool, "reading x").await?` ([`Fetch`]: `all`,
+//!    `one`, `optional`; [`Run`]: `run` for `execute`); a row whose columns are a struct's fields
+//!    is `sqlx::query_as` into a `#[derive(sqlx::FromRow)]` struct;
+//! 4. `QueryBuilder<DB>` for dynamic SQL (an `IN` list with [`push_list`], an update of listed rows
+//!    with `crate::bulk::update_listed`); where SQL genuinely differs, choose the text with
 //!    `if <DB as Dialect>::POSTGRES { … } else { … }`, or match on the [`Db`] and write both arms;
 //!    a bulk insert is a table description in [`crate::bulk`], never two hand-written statements;
-//! 4. add the table to `migrations/postgres` under the same number as in `migrations/sqlite`.
+//! 5. add the table to `migrations/postgres` under the same number as in `migrations/sqlite`.
 //!
 //! rustfmt leaves the bodies inside `on!(…)` as they are: keep them formatted by hand. Every
 //! method is covered by `tests/conformance.rs`, run against both backends.
