@@ -23,7 +23,9 @@ pub struct Position {
     pub line: u64,
 }
 
-/// An accepted event, raw and normalised.
+/// An accepted event, raw and normalised. When `raw` is byte for byte `normalised` (the JSON
+/// envelope as doudi writes it), the bytes are stored once: `events.raw` is then empty, and every
+/// reader of the raw record (the trace) takes the normalised text for it.
 #[derive(Clone, Debug)]
 pub struct EventRow {
     pub source: String,
@@ -222,7 +224,9 @@ const EVENTS: Table<EventRow> = Table {
         },
         text!("stream", r => &r.stream),
         int!("position", r => r.position as i64),
-        bytes!("raw", r => &r.raw),
+        // Stored once when the department sent the very normalised JSON (our envelope, byte for
+        // byte): the raw column is then empty and read back as the normalised text.
+        bytes!("raw", r => if r.raw == r.normalised.as_bytes() { &[] } else { &r.raw }),
         text!("normalised", r => &r.normalised),
         maybe_text!("profile", r => r.profile.as_deref()),
     ],

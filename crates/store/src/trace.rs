@@ -172,7 +172,7 @@ impl Store {
                         l.outcome, t.member_id, l.evidence,
                         CASE WHEN rd.seq IS NULL THEN NULL ELSE CAST({json_object}('decision', rd.decision, 'member_id', rd.member_id,
                           'decided_by', rd.decided_by, 'decided_at', rd.decided_at, 'note', rd.note) AS TEXT) END,
-                        e.profile
+                        e.profile, e.normalised
                  FROM timeline t JOIN events e ON e.seq = t.seq JOIN link_decisions l ON l.seq = t.seq
                  LEFT JOIN review_decisions rd ON rd.seq = t.seq
                  WHERE t.household_id = $1 ORDER BY t.seq"
@@ -192,7 +192,13 @@ impl Store {
             }
             for r in part(pool, &sql, household_id, "tracing events").await? {
                 let seq: i64 = r.get(0);
+                // Empty: the department sent the normalised JSON itself (stored once).
                 let raw: Vec<u8> = r.get(8);
+                let raw = if raw.is_empty() {
+                    r.get(14)
+                } else {
+                    String::from_utf8_lossy(&raw).into_owned()
+                };
                 out.push(TraceEntry::Event {
                     seq,
                     at: r.time(1, "events.occurred_at")?,
@@ -203,7 +209,7 @@ impl Store {
                     stream: r.get(6),
                     position: r.get(7),
                     profile: r.get(13),
-                    raw: String::from_utf8_lossy(&raw).into_owned(),
+                    raw,
                     outcome: r.code(9, "link_decisions.outcome")?,
                     member_id: r.get(10),
                     evidence: r.json(11, "link_decisions.evidence")?,

@@ -162,6 +162,7 @@ conformance!(
     positions_never_move_backwards,
     facts_read_back_in_order_and_move_the_timeline_version,
     assessments_are_stored_and_traced,
+    an_envelope_sent_as_normalised_is_stored_once_and_traced_whole,
     warnings_open_update_and_move_through_their_lifecycle,
     notices_outbox_and_delivery_state,
     dead_letters_are_kept_and_marked_replayed,
@@ -640,6 +641,76 @@ async fn assessments_are_stored_and_traced(db: &TestDb) {
     assert!(trace.iter().any(
         |e| matches!(e, doudi_store::TraceEntry::Register { change, .. } if change == "added")
     ));
+}
+
+async fn an_envelope_sent_as_normalised_is_stored_once_and_traced_whole(db: &TestDb) {
+    let store = &db.store;
+    store
+        .import_register(&[household("H1", "一村1号")], "reg.jsonl", true)
+        .await
+        .unwrap();
+    // n1: the department sent our envelope exactly as doudi writes it; n2: its own spelling.
+    let mut same = event_row("n1");
+    same.raw = same.normalised.clone().into_bytes();
+    let other = event_row("n2");
+    assert_ne!(other.raw, other.normalised.as_bytes());
+    let mut tx = store.begin().await.unwrap();
+    let new = tx
+        .insert_events(&[same.clone(), other.clone()])
+        .await
+        .unwrap();
+    let links: Vec<LinkRow> = ["n1", "n2"]
+        .iter()
+        .map(|id| link_row(new[&key(id)], id, LinkOutcome::Linked, Some("H1")))
+        .collect();
+    tx.insert_links(&links).await.unwrap();
+    let facts = [(&same, "n1"), (&other, "n2")].map(|(r, id)| fact_row(new[&key(id)], r, "H1"));
+    tx.insert_facts(&facts).await.unwrap();
+    tx.commit().await.unwrap();
+    // The raw bytes are stored once (none kept for n1), yet every record's raw reads back whole.
+    let stored = raw_lengths(&db.url).await;
+    assert_eq!(
+        stored,
+        [
+            ("n1".to_string(), 0),
+            ("n2".to_string(), other.raw.len() as i64)
+        ]
+    );
+    let raws: Vec<(String, String)> = store
+        .trace("H1")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e {
+            doudi_store::TraceEntry::Event { event_id, raw, .. } => Some((event_id, raw)),
+            _ => None,
+        })
+        .collect();
+    let text = |r: &EventRow| String::from_utf8(r.raw.clone()).unwrap();
+    assert_eq!(
+        raws,
+        [
+            ("n1".to_string(), text(&same)),
+            ("n2".to_string(), text(&other))
+        ]
+    );
+    // The timeline (what every re-derivation reads) is whole too.
+    let mut tx = store.begin().await.unwrap();
+    let t = tx.facts_for(&["H1".to_string()]).await.unwrap();
+    assert_eq!(t["H1"].len(), 2);
+}
+
+/// `(event_id, length of the stored raw column)` of every event, read past the store.
+async fn raw_lengths(url: &str) -> Vec<(String, i64)> {
+    use sqlx::Connection;
+    let sql = "SELECT event_id, CAST(length(raw) AS BIGINT) FROM events ORDER BY event_id";
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query_as(sql).fetch_all(&mut c).await.unwrap()
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query_as(sql).fetch_all(&mut c).await.unwrap()
+    }
 }
 
 /// A register with H1 and an officer "li" covering its region; a warning opened on H1 by event
