@@ -2,6 +2,7 @@
 //! certificate for `localhost`; a client trusting that CA gets its answers over HTTPS, a client that does not is
 //! refused in the handshake, and plain HTTP to the TLS port gets nothing.
 
+mod common;
 #[path = "common/pki.rs"]
 mod pki;
 
@@ -35,10 +36,9 @@ async fn serve_over_its_own_tls_answers_clients_that_trust_its_ca_only() {
     let ca = std::fs::read_to_string(&pki.ca).unwrap();
     let tls = doudi_service::tls_config(&pki.server_cert, &pki.server_key).expect("TLS config");
 
-    let store =
-        doudi_store::Store::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
-            .await
-            .expect("store");
+    let store = doudi_store::Store::open(&common::sqlite_url(dir.path(), "t.db"))
+        .await
+        .expect("store");
     let app = doudi_service::app(doudi_service::AppState::new(
         store,
         doudi_service::ServiceConfig::with_rules(doudi_risk::RuleSet::builtin()),
