@@ -22,26 +22,21 @@ fn en(dir: &Path, args: &[&str]) -> Output {
     doudi_env(dir, &all, &[("DOUDI_LANG", "zh")])
 }
 
+/// Its standard output, after asserting it succeeded ([`common::ok`]).
 fn stdout(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "doudi failed: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::ok(out.clone())
 }
 
+/// Its standard error, after asserting it refused the request ([`common::refused`]).
 fn refused(out: &Output) -> String {
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "expected exit 2: stdout {} stderr {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    common::refused(out.clone())
+}
+
+/// Every one of `words` is in the text `s`.
+fn assert_words(s: &str, words: &[&str]) {
+    for word in words {
+        assert!(s.contains(word), "{word} missing:\n{s}");
+    }
 }
 
 /// English words in a Chinese line: runs of Latin letters that are not part of a code, an id, a
@@ -119,17 +114,18 @@ fn the_command_line_speaks_chinese_by_default_and_english_with_the_switch() {
 
     // status
     let s = stdout(&zh(dir, &["status", "--db", &db]));
-    for word in [
-        "低保名册",
-        "收到记录",
-        "身份匹配",
-        "未办结预警",
-        "红色",
-        "橙色",
-        "黄色",
-    ] {
-        assert!(s.contains(word), "{word} missing:\n{s}");
-    }
+    assert_words(
+        &s,
+        &[
+            "低保名册",
+            "收到记录",
+            "身份匹配",
+            "未办结预警",
+            "红色",
+            "橙色",
+            "黄色",
+        ],
+    );
     assert_chinese("status", &s);
     // Chinese is the default: neither `--lang` nor `DOUDI_LANG`.
     let default = std::process::Command::new(env!("CARGO_BIN_EXE_doudi"))
@@ -143,15 +139,16 @@ fn the_command_line_speaks_chinese_by_default_and_english_with_the_switch() {
         .unwrap();
     assert_eq!(stdout(&default), s);
     let s = stdout(&en(dir, &["status", "--db", &db]));
-    for word in [
-        "register",
-        "events received",
-        "identity",
-        "warnings open",
-        "red",
-    ] {
-        assert!(s.contains(word), "{word} missing:\n{s}");
-    }
+    assert_words(
+        &s,
+        &[
+            "register",
+            "events received",
+            "identity",
+            "warnings open",
+            "red",
+        ],
+    );
     // DOUDI_LANG alone switches too.
     let s = stdout(&doudi_env(
         dir,

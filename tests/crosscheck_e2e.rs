@@ -88,11 +88,9 @@ fn nights_find_exactly_the_planted_findings_once_and_close_only_what_clean_data_
         "one checkpoint per snapshot file in {}, found {checkpoints}",
         work.display()
     );
-    let truth: BTreeSet<Key> = std::fs::read_to_string(dir.join("data/truth/findings.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
+    let truth: BTreeSet<Key> = common::read_jsonl(&dir.join("data/truth/findings.jsonl"))
+        .iter()
+        .map(|v| {
             (
                 v["check"].as_str().unwrap().to_string(),
                 v["household_id"].as_str().unwrap().to_string(),

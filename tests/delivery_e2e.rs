@@ -34,16 +34,10 @@ fn doudi(dir: &Path, args: &[&str]) -> Output {
     doudi_cmd(dir, args).output().expect("run doudi")
 }
 
+/// [`common::doudi_command`] with the webhook signing key set.
 fn doudi_cmd(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_doudi"));
-    c.current_dir(dir)
-        .args(args)
-        .env_remove("DOUDI_CONFIG")
-        .env_remove("DOUDI_DB")
-        .env_remove("DOUDI_USER")
-        .env("DOUDI_DELIVER__SECRET", SECRET)
-        .env("DOUDI_LANG", "en")
-        .env("DOUDI_LOG", "warn");
+    let mut c = common::doudi_command(dir, args);
+    c.env("DOUDI_DELIVER__SECRET", SECRET);
     c
 }
 
@@ -85,12 +79,7 @@ fn household(i: u32) -> (Value, (String, String, String)) {
     let id = id_number(&format!("194901{day:02}"), 46 + 2 * (i / 14));
     let name = NAMES[(i % 14) as usize].to_string();
     let birth = format!("1949-01-{day:02}");
-    let h = json!({
-        "household_id": format!("H{i}"), "region_code": "341502001003", "address": format!("大塘村{i}号"),
-        "category": "tekun", "area": "rural", "monthly_benefit_fen": 117200, "enrolled_on": "2023-05-01",
-        "members": [{"member_id": format!("H{i}-1"), "id_number": id, "name": name,
-            "sex": "female", "birth_date": birth, "relation": "head", "work_capacity": "none"}]
-    });
+    let h = common::tekun_household(&format!("H{i}"), &i.to_string(), (&id, &name, &birth));
     (h, (id, name, birth))
 }
 
@@ -111,49 +100,26 @@ fn warned_with(
     let db = format!("sqlite://{}", dir.join("doudi.db").display());
     let (households, people): (Vec<Value>, Vec<(String, String, String)>) =
         (0..n).map(household).unzip();
-    std::fs::write(
-        dir.join("register.jsonl"),
-        households
-            .iter()
-            .map(|h| format!("{h}\n"))
-            .collect::<String>(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("officers.jsonl"),
-        [
-            json!({"officer_id": "li", "name": "李娜", "role": "officer", "region": "341502001",
-                   "channels": channels}),
-            json!({"officer_id": "chen", "name": "陈主任", "role": "supervisor", "region": "341502"}),
-        ]
-        .iter()
-        .map(|v| format!("{v}\n"))
-        .collect::<String>(),
-    )
-    .unwrap();
-    let feeds = dir.join("feeds/health_insurance");
-    std::fs::create_dir_all(&feeds).unwrap();
-    let events: String = people
+    let events: Vec<Value> = people
         .iter()
         .enumerate()
         .map(|(i, (id, name, birth))| {
-            let e = json!({
-                "event_id": format!("YB-{i}"), "source": "health_insurance", "kind": "serious_illness_diagnosed",
-                "occurred_at": "2026-02-12T10:05:00+08:00",
-                "subject": {"id_number": id, "name": name, "birth_date": birth,
-                    "sex": "female", "region_code": "341502001003"},
-                "data": {"diagnosis": "C34.9", "description": "肺恶性肿瘤", "diagnosed_on": "2026-02-12"}
-            });
-            format!("{e}\n")
+            common::illness(&format!("YB-{i}"), common::village_woman((id, name, birth)))
         })
         .collect();
-    std::fs::write(feeds.join("2026-02.jsonl"), events).unwrap();
+    common::write_case(
+        dir,
+        &households,
+        &[
+            json!({"officer_id": "li", "name": "李娜", "role": "officer", "region": "341502001",
+                   "channels": channels}),
+            json!({"officer_id": "chen", "name": "陈主任", "role": "supervisor", "region": "341502"}),
+        ],
+        &events,
+    );
     std::fs::write(dir.join("doudi.toml"), config).unwrap();
     common::import_generated(dir, "", &db);
-    ok(doudi(
-        dir,
-        &["run", "--feeds", "feeds", "--once", "--db", &db],
-    ));
+    common::run_once(dir, "feeds", &db);
     (
         db,
         people.into_iter().map(|(id, name, _)| (id, name)).collect(),
@@ -275,13 +241,62 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn deliveries(rt: &tokio::runtime::Runtime, db: &str) -> Vec<NoticeDelivery> {
+/// What `work` makes of the store at `db` (opened for it, closed after), on `rt`.
+fn with_store<T>(rt: &tokio::runtime::Runtime, db: &str, work: impl AsyncFnOnce(&Store) -> T) -> T {
     rt.block_on(async {
         let store = Store::open(db).await.unwrap();
-        let d = store.notice_deliveries(0, 10_000).await.unwrap();
+        let out = work(&store).await;
         store.close().await;
-        d
+        out
     })
+}
+
+fn deliveries(rt: &tokio::runtime::Runtime, db: &str) -> Vec<NoticeDelivery> {
+    with_store(rt, db, async |store| {
+        store.notice_deliveries(0, 10_000).await.unwrap()
+    })
+}
+
+/// A receiver on a free port of loopback, served from `rt`: officer `li`'s webhook URL and what
+/// the receiver saw.
+fn receiver(rt: &tokio::runtime::Runtime) -> (String, Shared) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook/li", listener.local_addr().unwrap());
+    let hook = Shared::default();
+    serve(rt, listener, hook.clone());
+    (url, hook)
+}
+
+/// A test's temporary folder and runtime.
+fn case() -> (tempfile::TempDir, tokio::runtime::Runtime) {
+    (tempfile::tempdir().unwrap(), runtime())
+}
+
+/// [`case`] with a [`receiver`].
+fn with_receiver() -> (tempfile::TempDir, tokio::runtime::Runtime, String, Shared) {
+    let (tmp, rt) = case();
+    let (url, hook) = receiver(&rt);
+    (tmp, rt, url, hook)
+}
+
+/// [`case`] with the robots ([`serve_robots`]).
+fn with_robots() -> (
+    tempfile::TempDir,
+    tokio::runtime::Runtime,
+    String,
+    SharedRobots,
+) {
+    let (tmp, rt) = case();
+    let (base, robots) = serve_robots(&rt);
+    (tmp, rt, base, robots)
+}
+
+/// `doudi deliver --once` with the test's `doudi.toml`; what it printed.
+fn deliver_once(dir: &Path, db: &str) -> String {
+    ok(doudi(
+        dir,
+        &["deliver", "--once", "--config", "doudi.toml", "--db", db],
+    ))
 }
 
 /// Run `doudi deliver` (the loop) until every notice is out of `pending`; a guard of two minutes
@@ -314,13 +329,8 @@ fn deliver_until_settled(
 
 #[test]
 fn a_warning_reaches_its_officers_webhook_signed_with_masked_ids_and_a_link() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, rt, url, hook) = with_receiver();
     let dir = tmp.path();
-    let rt = runtime();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook/li", listener.local_addr().unwrap());
-    let hook = Shared::default();
-    serve(&rt, listener, hook.clone());
     let (db, ids) = warned(dir, 1, &url, FAST);
 
     // Without a secret delivery refuses to start, and says how to give one.
@@ -333,10 +343,7 @@ fn a_warning_reaches_its_officers_webhook_signed_with_masked_ids_and_a_link() {
     assert!(e.contains("DOUDI_DELIVER__SECRET"), "{e}");
     assert!(hook.lock().unwrap().requests.is_empty());
 
-    let printed = ok(doudi(
-        dir,
-        &["deliver", "--once", "--config", "doudi.toml", "--db", &db],
-    ));
+    let printed = deliver_once(dir, &db);
     assert!(printed.contains("delivered 1 notices"), "{printed}");
     let h = hook.lock().unwrap();
     assert_eq!(h.requests.len(), 1);
@@ -378,10 +385,7 @@ fn a_warning_reaches_its_officers_webhook_signed_with_masked_ids_and_a_link() {
     drop(h);
 
     // Delivered once: a second run sends nothing.
-    ok(doudi(
-        dir,
-        &["deliver", "--once", "--config", "doudi.toml", "--db", &db],
-    ));
+    deliver_once(dir, &db);
     assert_eq!(hook.lock().unwrap().requests.len(), 1);
     let d = deliveries(&rt, &db);
     assert_eq!(d.len(), 1);
@@ -400,10 +404,7 @@ fn a_warning_reaches_its_officers_webhook_signed_with_masked_ids_and_a_link() {
             &db,
         ],
     ));
-    ok(doudi(
-        dir,
-        &["deliver", "--once", "--config", "doudi.toml", "--db", &db],
-    ));
+    deliver_once(dir, &db);
     let d = deliveries(&rt, &db);
     let chen: Vec<&NoticeDelivery> = d.iter().filter(|n| n.recipient == "chen").collect();
     assert!(!chen.is_empty(), "{d:#?}");
@@ -417,9 +418,8 @@ fn a_warning_reaches_its_officers_webhook_signed_with_masked_ids_and_a_link() {
 
 #[test]
 fn a_receiver_down_then_up_gets_each_notice_once_after_retries_all_in_the_log() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, rt) = case();
     let dir = tmp.path();
-    let rt = runtime();
     // A port nobody listens on yet: connections are refused.
     let probe = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = probe.local_addr().unwrap();
@@ -427,10 +427,7 @@ fn a_receiver_down_then_up_gets_each_notice_once_after_retries_all_in_the_log() 
     let url = format!("http://{addr}/hook/li");
     let (db, _) = warned(dir, 1, &url, FAST);
 
-    let printed = ok(doudi(
-        dir,
-        &["deliver", "--once", "--config", "doudi.toml", "--db", &db],
-    ));
+    let printed = deliver_once(dir, &db);
     assert!(printed.contains("1 to retry"), "{printed}");
     let d = deliveries(&rt, &db);
     assert_eq!((d[0].delivery.as_str(), d[0].attempts), ("pending", 1));
@@ -458,12 +455,7 @@ fn a_receiver_down_then_up_gets_each_notice_once_after_retries_all_in_the_log() 
     assert!(h.requests.iter().all(|r| r.body == h.requests[0].body));
     drop(h);
 
-    let log = rt.block_on(async {
-        let store = Store::open(&db).await.unwrap();
-        store.delivery_log(Some(notice_id), 100).await.unwrap()
-    });
-    let mut log = log;
-    log.reverse();
+    let log = log_of(&rt, &db, notice_id);
     let seen: Vec<(i64, Option<i64>, &str)> = log
         .iter()
         .map(|l| (l.attempt, l.http_status, l.outcome.as_str()))
@@ -493,13 +485,8 @@ fn a_receiver_down_then_up_gets_each_notice_once_after_retries_all_in_the_log() 
 
 #[test]
 fn a_households_later_notices_wait_behind_an_earlier_one_in_retry_while_others_go_on() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, rt, url, hook) = with_receiver();
     let dir = tmp.path();
-    let rt = runtime();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook/li", listener.local_addr().unwrap());
-    let hook = Shared::default();
-    serve(&rt, listener, hook.clone());
     let (db, _) = warned(dir, 5, &url, FAST);
 
     // Two more notices for H0's warning (reminders), after both households' first notices.
@@ -507,8 +494,7 @@ fn a_households_later_notices_wait_behind_an_earlier_one_in_retry_while_others_g
     assert_eq!(d.len(), 5, "{d:#?}");
     let first_h0 = d.iter().find(|n| n.household_id == "H0").unwrap().clone();
     let first_h1 = d.iter().find(|n| n.household_id == "H1").unwrap().clone();
-    rt.block_on(async {
-        let store = Store::open(&db).await.unwrap();
+    with_store(&rt, &db, async |store| {
         let reminder = |note: &str| NoticeRow {
             warning_id: first_h0.warning_id,
             kind: "reminder".into(),
@@ -568,22 +554,14 @@ fn a_households_later_notices_wait_behind_an_earlier_one_in_retry_while_others_g
 
 #[test]
 fn a_flood_beyond_the_quota_arrives_as_one_digest_with_every_notice() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, rt, url, hook) = with_receiver();
     let dir = tmp.path();
-    let rt = runtime();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook/li", listener.local_addr().unwrap());
-    let hook = Shared::default();
-    serve(&rt, listener, hook.clone());
     let config = FAST.replace("quota_per_minute = 1000", "quota_per_minute = 3");
     let (db, ids) = warned(dir, 12, &url, &config);
     let d = deliveries(&rt, &db);
     assert_eq!(d.len(), 12);
 
-    let printed = ok(doudi(
-        dir,
-        &["deliver", "--once", "--config", "doudi.toml", "--db", &db],
-    ));
+    let printed = deliver_once(dir, &db);
     assert!(
         printed.contains("delivered 12 notices (1 requests, 1 digests)"),
         "{printed}"
@@ -619,14 +597,9 @@ fn id_numbers_of_the_test_households_are_valid() {
 
 #[test]
 fn a_notice_the_receiver_keeps_refusing_is_marked_failed_and_stays_in_the_inbox() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, rt, url, hook) = with_receiver();
     let dir = tmp.path();
-    let rt = runtime();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook/li", listener.local_addr().unwrap());
-    let hook = Shared::default();
     hook.lock().unwrap().fail_before = usize::MAX;
-    serve(&rt, listener, hook.clone());
     let config = FAST.replace("max_attempts = 10", "max_attempts = 3");
     let (db, _) = warned(dir, 1, &url, &config);
 
@@ -748,17 +721,11 @@ fn answer(state: &SharedRobots, post: RobotPost) -> axum::Json<Value> {
 
 /// WeCom: `POST /cgi-bin/webhook/send?key=KEY`, `{"msgtype":"markdown","markdown":{"content":…}}`,
 /// the content at most 4,096 bytes.
-async fn wecom_robot(
-    State(s): State<SharedRobots>,
-    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> axum::Json<Value> {
-    let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let fields = markdown_fields(&value, &["content"]);
+fn wecom_post(q: &HashMap<String, String>, headers: &HeaderMap, value: &Value) -> RobotPost {
+    let fields = markdown_fields(value, &["content"]);
     let text = fields.as_ref().map(|f| f[0].clone()).unwrap_or_default();
     let format = (|| {
-        json_content_type(&headers)?;
+        json_content_type(headers)?;
         if q.get("key").map(String::as_str) != Some(WECOM_KEY) {
             return Err(format!("key {:?}", q.get("key")));
         }
@@ -768,16 +735,13 @@ async fn wecom_robot(
         }
         Ok(())
     })();
-    answer(
-        &s,
-        RobotPost {
-            format,
-            signed: None,
-            text,
-            title: None,
-            errcode: 0,
-        },
-    )
+    RobotPost {
+        format,
+        signed: None,
+        text,
+        title: None,
+        errcode: 0,
+    }
 }
 
 /// DingTalk's signature, computed here apart from doudi: base64(HMAC-SHA256(secret,
@@ -793,20 +757,14 @@ fn dingtalk_sign(secret: &str, timestamp: &str) -> String {
 /// DingTalk: `POST /robot/send?access_token=T&timestamp=MS&sign=S`, the timestamp in milliseconds
 /// within a minute of now (DingTalk allows an hour), the sign HMAC-SHA256 as documented;
 /// `{"msgtype":"markdown","markdown":{"title":…,"text":…}}`.
-async fn dingtalk_robot(
-    State(s): State<SharedRobots>,
-    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> axum::Json<Value> {
-    let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let fields = markdown_fields(&value, &["title", "text"]);
+fn dingtalk_post(q: &HashMap<String, String>, headers: &HeaderMap, value: &Value) -> RobotPost {
+    let fields = markdown_fields(value, &["title", "text"]);
     let (title, text) = match &fields {
         Ok(f) => (Some(f[0].clone()), f[1].clone()),
         Err(_) => (None, String::new()),
     };
     let format = (|| {
-        json_content_type(&headers)?;
+        json_content_type(headers)?;
         if q.get("access_token").map(String::as_str) != Some(DINGTALK_TOKEN) {
             return Err("wrong access_token".to_string());
         }
@@ -827,31 +785,49 @@ async fn dingtalk_robot(
         }
         Ok(())
     })();
-    answer(
-        &s,
-        RobotPost {
-            format,
-            signed: Some(signed),
-            text,
-            title,
-            errcode: 0,
-        },
-    )
+    RobotPost {
+        format,
+        signed: Some(signed),
+        text,
+        title,
+        errcode: 0,
+    }
 }
 
-fn serve_robots(rt: &tokio::runtime::Runtime, state: SharedRobots) -> String {
+/// A robot: WeCom's at `/cgi-bin/webhook/send` ([`wecom_post`]), DingTalk's at `/robot/send`
+/// ([`dingtalk_post`]); each request checked, then answered ([`answer`]).
+async fn robot(
+    State(s): State<SharedRobots>,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::Json<Value> {
+    let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let post = if uri.path() == "/robot/send" {
+        dingtalk_post(&q, &headers, &value)
+    } else {
+        wecom_post(&q, &headers, &value)
+    };
+    answer(&s, post)
+}
+
+/// The robots, served from `rt` on a free port of loopback: their base URL and what they saw.
+fn serve_robots(rt: &tokio::runtime::Runtime) -> (String, SharedRobots) {
+    let state = SharedRobots::default();
+    let robots = state.clone();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     listener.set_nonblocking(true).unwrap();
     let app = axum::Router::new()
-        .route("/cgi-bin/webhook/send", axum::routing::post(wecom_robot))
-        .route("/robot/send", axum::routing::post(dingtalk_robot))
+        .route("/cgi-bin/webhook/send", axum::routing::post(robot))
+        .route("/robot/send", axum::routing::post(robot))
         .with_state(state);
     rt.spawn(async move {
         let l = tokio::net::TcpListener::from_std(listener).unwrap();
         axum::serve(l, app).await.unwrap();
     });
-    format!("http://{addr}")
+    (format!("http://{addr}"), robots)
 }
 
 /// The files the directory names: a robot's URL (its key in it) and DingTalk's secret.
@@ -861,28 +837,40 @@ fn secret_file(dir: &Path, name: &str, text: &str) -> String {
     p.display().to_string()
 }
 
+/// The file naming officer `li`'s WeCom robot at `base` (its key in the URL).
+fn wecom_url_file(dir: &Path, base: &str) -> String {
+    let url = format!("{base}/cgi-bin/webhook/send?key={WECOM_KEY}");
+    secret_file(dir, "li-wecom.url", &url)
+}
+
 /// Name the test region's county, township and village (through `doudi regions import`).
 fn import_regions(dir: &Path, db: &str) {
-    std::fs::write(
-        dir.join("regions.csv"),
-        "code,name\n341502,金安区\n341502001,东河口镇\n341502001003,大塘村\n",
-    )
-    .unwrap();
-    let printed = ok(doudi(
-        dir,
-        &["regions", "import", "regions.csv", "--db", db],
-    ));
+    let names = "code,name\n341502,金安区\n341502001,东河口镇\n341502001003,大塘村\n";
+    let printed = import_region_file(dir, db, "regions.csv", names);
     assert!(printed.contains("3 added"), "{printed}");
 }
 
+/// `text` written to the file `name`, then imported by `doudi regions import`; what it printed.
+fn import_region_file(dir: &Path, db: &str, name: &str, text: &str) -> String {
+    std::fs::write(dir.join(name), text).unwrap();
+    ok(doudi(dir, &["regions", "import", name, "--db", db]))
+}
+
 fn log_of(rt: &tokio::runtime::Runtime, db: &str, notice: i64) -> Vec<doudi_store::DeliveryLogRow> {
-    rt.block_on(async {
-        let store = Store::open(db).await.unwrap();
+    with_store(rt, db, async |store| {
         let mut log = store.delivery_log(Some(notice), 100).await.unwrap();
-        store.close().await;
         log.reverse();
         log
     })
+}
+
+/// `doudi deliver --log` of `db` tells every one of `told` and none of `secrets`.
+fn assert_log_tells(dir: &Path, db: &str, told: &[&str], secrets: &[&str]) {
+    let printed = ok(doudi(dir, &["deliver", "--log", "--db", db]));
+    assert!(
+        told.iter().all(|t| printed.contains(t)) && !secrets.iter().any(|s| printed.contains(s)),
+        "{printed}"
+    );
 }
 
 /// The one open warning as a robot message should tell it: its id, level (红色), top reason and
@@ -895,10 +883,8 @@ struct Told {
 }
 
 fn the_warning(rt: &tokio::runtime::Runtime, db: &str) -> Told {
-    rt.block_on(async {
-        let store = Store::open(db).await.unwrap();
+    with_store(rt, db, async |store| {
         let w = store.open_warnings(10, None).await.unwrap().remove(0);
-        store.close().await;
         let beijing = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
         Told {
             warning_id: w.warning_id,
@@ -915,18 +901,11 @@ fn the_warning(rt: &tokio::runtime::Runtime, db: &str) -> Told {
 
 #[test]
 fn a_warning_reaches_the_officers_wecom_group_as_markdown_after_a_refused_attempt() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, rt, base, robots) = with_robots();
     let dir = tmp.path();
-    let rt = runtime();
-    let robots = SharedRobots::default();
     // The first post is refused as WeCom does when a robot sends too fast.
     robots.lock().unwrap().answers.push_back(45009);
-    let base = serve_robots(&rt, robots.clone());
-    let url_file = secret_file(
-        dir,
-        "li-wecom.url",
-        &format!("{base}/cgi-bin/webhook/send?key={WECOM_KEY}"),
-    );
+    let url_file = wecom_url_file(dir, &base);
     let (db, ids) = warned_with(dir, 1, json!({"wecom": {"url_file": url_file}}), FAST);
     import_regions(dir, &db);
     let listed = ok(doudi(dir, &["regions", "list", "--db", &db]));
@@ -999,20 +978,13 @@ fn a_warning_reaches_the_officers_wecom_group_as_markdown_after_a_refused_attemp
             "wecom attempt 2: HTTP Some(200) delivered None",
         ]
     );
-    let printed = ok(doudi(dir, &["deliver", "--log", "--db", &db]));
-    assert!(
-        printed.contains("errcode 45009") && !printed.contains(WECOM_KEY),
-        "{printed}"
-    );
+    assert_log_tells(dir, &db, &["errcode 45009"], &[WECOM_KEY]);
 }
 
 #[test]
 fn a_dingtalk_robot_gets_signed_fresh_requests_and_a_wrong_secret_fails_with_its_errcode() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, rt, base, robots) = with_robots();
     let dir = tmp.path();
-    let rt = runtime();
-    let robots = SharedRobots::default();
-    let base = serve_robots(&rt, robots.clone());
     let channels = |secret: &str| {
         json!({"dingtalk": {
             "url_file": secret_file(dir, "li-dingtalk.url", &format!("{base}/robot/send?access_token={DINGTALK_TOKEN}")),
@@ -1072,25 +1044,14 @@ fn a_dingtalk_robot_gets_signed_fresh_requests_and_a_wrong_secret_fails_with_its
     let log = log_of(&rt, &db2, d[0].notice_id);
     assert!(log.iter().all(|l| l.channel == "dingtalk"
         && l.error.as_deref() == Some("errcode 310000: refused by the test robot")));
-    let printed = ok(doudi(&sub, &["deliver", "--log", "--db", &db2]));
-    assert!(
-        !printed.contains(wrong) && !printed.contains(DINGTALK_TOKEN),
-        "{printed}"
-    );
+    assert_log_tells(&sub, &db2, &[], &[wrong, DINGTALK_TOKEN]);
 }
 
 #[test]
 fn a_flood_to_a_robot_arrives_as_digests_that_fit_one_message_each_and_drop_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, rt, base, robots) = with_robots();
     let dir = tmp.path();
-    let rt = runtime();
-    let robots = SharedRobots::default();
-    let base = serve_robots(&rt, robots.clone());
-    let url_file = secret_file(
-        dir,
-        "li-wecom.url",
-        &format!("{base}/cgi-bin/webhook/send?key={WECOM_KEY}"),
-    );
+    let url_file = wecom_url_file(dir, &base);
     let config = FAST.replace("quota_per_minute = 1000", "quota_per_minute = 3");
     let (db, _) = warned_with(dir, 30, json!({"wecom": {"url_file": url_file}}), &config);
     let d = deliver_until_settled(&rt, dir, &db);
@@ -1140,14 +1101,10 @@ fn a_flood_to_a_robot_arrives_as_digests_that_fit_one_message_each_and_drop_noth
 
 #[test]
 fn region_names_import_from_csv_or_json_lines_and_a_bad_file_imports_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, [db]) = common::sqlite_case(["doudi.db"]);
     let dir = tmp.path();
-    let db = format!("sqlite://{}", dir.join("doudi.db").display());
-    std::fs::write(
-        dir.join("bad.csv"),
-        "code,name\n341502,金安区\n34150,短\n341502001,\n",
-    )
-    .unwrap();
+    let bad = "code,name\n341502,金安区\n34150,短\n341502001,\n";
+    std::fs::write(dir.join("bad.csv"), bad).unwrap();
     let out = doudi(dir, &["regions", "import", "bad.csv", "--db", &db]);
     assert_eq!(out.status.code(), Some(2));
     let e = String::from_utf8_lossy(&out.stderr);
@@ -1165,15 +1122,12 @@ fn region_names_import_from_csv_or_json_lines_and_a_bad_file_imports_nothing() {
         "nothing half-imported: {listed}"
     );
 
-    std::fs::write(
-        dir.join("regions.jsonl"),
-        "{\"code\":\"341502001\",\"name\":\"东河口镇\"}\n{\"code\":\"341502001003\",\"name\":\"大塘村\"}\n",
-    )
-    .unwrap();
-    let printed = ok(doudi(
+    let printed = import_region_file(
         dir,
-        &["regions", "import", "regions.jsonl", "--db", &db],
-    ));
+        &db,
+        "regions.jsonl",
+        "{\"code\":\"341502001\",\"name\":\"东河口镇\"}\n{\"code\":\"341502001003\",\"name\":\"大塘村\"}\n",
+    );
     assert!(printed.contains("2 added, 0 renamed"), "{printed}");
     let listed = ok(doudi(dir, &["regions", "list", "--json", "--db", &db]));
     let rows: Value = serde_json::from_str(&listed).unwrap();

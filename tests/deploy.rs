@@ -551,11 +551,8 @@ fn a_worker_sent_sigterm_in_its_first_second_drains_and_exits_0() {
     let dir = tmp.path();
     // A register to load (so that the worker is busy starting when the signal comes) and a
     // feeds folder for the file run.
-    ok(doudi(
-        dir,
-        &["gen", "--households", "300", "--seed", "5", "--out", "data"],
-    ));
-    let db = format!("sqlite://{}", dir.join("doudi.db").display());
+    common::gen(dir, "300", "5", "data", &[]);
+    let db = common::sqlite_url(dir, "doudi.db");
     ok(doudi(dir, &["import", "data/register.jsonl", "--db", &db]));
     // Nothing listens on port 9 of loopback: a worker that is still starting never gets far,
     // and one that got further must leave cleanly all the same.

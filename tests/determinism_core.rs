@@ -11,7 +11,7 @@ mod common;
 use std::path::Path;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use common::PgDatabase;
+use common::{batches, PgDatabase};
 use doudi_pipeline::driver::RawRecord;
 use doudi_pipeline::Ingested;
 use rand::seq::SliceRandom;
@@ -66,35 +66,16 @@ fn transitions(mut o: Outcome) -> Outcome {
 }
 
 async fn outcome(url: &str) -> Outcome {
-    if url.starts_with("sqlite") {
-        let pool = sqlx::SqlitePool::connect(url).await.expect("connect");
-        let o = Outcome {
-            assessments: sqlx::query_as(ASSESSMENTS)
-                .fetch_all(&pool)
-                .await
-                .expect("assessments"),
-            warnings: sqlx::query_as(WARNINGS)
-                .fetch_all(&pool)
-                .await
-                .expect("warnings"),
-        };
-        pool.close().await;
-        o
-    } else {
-        let pool = sqlx::PgPool::connect(url).await.expect("connect");
-        let o = Outcome {
-            assessments: sqlx::query_as(ASSESSMENTS)
-                .fetch_all(&pool)
-                .await
-                .expect("assessments"),
-            warnings: sqlx::query_as(WARNINGS)
-                .fetch_all(&pool)
-                .await
-                .expect("warnings"),
-        };
-        pool.close().await;
-        o
-    }
+    common::on_pool!(url, |pool| Outcome {
+        assessments: sqlx::query_as(ASSESSMENTS)
+            .fetch_all(&pool)
+            .await
+            .expect("assessments"),
+        warnings: sqlx::query_as(WARNINGS)
+            .fetch_all(&pool)
+            .await
+            .expect("warnings"),
+    })
 }
 
 /// The warning history's lines by action (what the re-derivations did, for the log).
@@ -121,30 +102,7 @@ fn generated(
     households: usize,
     seed: u64,
 ) -> (Vec<doudi_model::Household>, Vec<RawRecord>) {
-    let gen = doudi_synth::GenConfig {
-        households,
-        seed,
-        start: chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
-        months: 12,
-        hardship_share: 0.4,
-        noise: doudi_synth::Noise::default(),
-    };
-    doudi_synth::write_dataset(dir, &gen, &mut |_| {}).expect("generate");
-    let items = common::feed_records(&dir.join("feeds"));
-    (doudi_synth::generate_register(&gen), items)
-}
-
-/// These records, ingested, in batches of `size`.
-fn batches(items: &[RawRecord], size: usize) -> Vec<Vec<Ingested>> {
-    let limits = doudi_model::ParseLimits::default();
-    items
-        .chunks(size)
-        .map(|c| {
-            c.iter()
-                .map(|r| doudi_pipeline::ingest_record(r.clone(), &limits))
-                .collect()
-        })
-        .collect()
+    common::generated_year(dir, households, seed, 0.4)
 }
 
 fn occurred_at(r: &RawRecord) -> Option<chrono::DateTime<chrono::FixedOffset>> {
@@ -282,9 +240,8 @@ fn assessments_and_warnings_do_not_depend_on_arrival_order_on_postgres() {
 /// hours — and says when the hardship happened.
 #[test]
 fn a_year_caught_up_at_once_gets_catch_up_deadlines_by_level_and_event_dates() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, [url]) = common::sqlite_case(["catch_up.db"]);
     let (register, items) = generated(tmp.path(), 80, 7);
-    let url = format!("sqlite://{}", tmp.path().join("catch_up.db").display());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let rows: Vec<(String, String, String, i64, String, String)> = rt.block_on(async {
         apply(&url, &register, &batches(&by_time(&items), 500)).await;
@@ -349,9 +306,8 @@ fn a_year_caught_up_at_once_gets_catch_up_deadlines_by_level_and_event_dates() {
 /// history line.
 #[test]
 fn rederiving_households_from_all_their_facts_changes_nothing_already_derived() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, [url]) = common::sqlite_case(["rederive.db"]);
     let (register, items) = generated(tmp.path(), 200, 3);
-    let url = format!("sqlite://{}", tmp.path().join("rederive.db").display());
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         // Shuffled, so that the stored rows came from re-derivations already.

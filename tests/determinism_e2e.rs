@@ -384,15 +384,7 @@ async fn snapshot_of(url: &str) -> Snapshot {
 fn snapshot(db: &Db) -> Snapshot {
     let url = db.url().to_string();
     // On a thread of its own: callers may be inside no runtime, or another one.
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(snapshot_of(&url))
-    })
-    .join()
-    .unwrap()
+    common::on_own_thread(move || async move { snapshot_of(&url).await })
 }
 
 /// How a table of a scenario differs from the reference's.
@@ -577,18 +569,7 @@ fn finish(dir: &Path, db: &Db, total: u64, workers: Vec<Guard>) {
         "the stream was not read to its end within {WITHIN:?}: {s}\n{}",
         kafka::logs(dir)
     );
-    for w in &workers {
-        kafka::terminate(w);
-    }
-    for w in workers {
-        let out = w.output();
-        assert!(
-            out.status.success(),
-            "a worker did not stop cleanly: {}\n{}",
-            out.status,
-            kafka::logs(dir)
-        );
-    }
+    kafka::stop_workers(dir, workers);
 }
 
 /// Publish `files` to `topic`, in their order: one `doudi produce` of their lines put end to end
@@ -611,13 +592,7 @@ fn produce_to(dir: &Path, bootstrap: &str, topic: &str, files: &[PathBuf]) {
         }
         lines.extend(text);
     }
-    let joined = dir.join(format!(
-        "produce-{topic}-{}.jsonl",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
+    let joined = dir.join(format!("produce-{topic}-{}.jsonl", common::now_nanos()));
     std::fs::write(&joined, lines).unwrap();
     kafka::produce(dir, bootstrap, topic, &[&joined.display().to_string()]);
 }
@@ -859,6 +834,22 @@ struct Outcome {
 }
 
 /// Run a scenario into `db` (in its folder), then the cross-check; compare with `reference`.
+/// [`scenario`] `name` on a fresh PostgreSQL database (`what` in its name), when it is selected
+/// and PostgreSQL is configured.
+fn pg_scenario(
+    data: &Data,
+    name: &str,
+    what: &str,
+    reference: &Snapshot,
+    run: impl FnOnce(&Path, &Db) -> String,
+) -> Option<Outcome> {
+    if !selected(name) {
+        return None;
+    }
+    let db = postgres(what)?;
+    Some(scenario(data, name, db, reference, run))
+}
+
 fn scenario(
     data: &Data,
     name: &str,
@@ -1010,36 +1001,24 @@ fn the_outcome_is_a_function_of_the_records_whatever_the_workers_partitions_and_
         let reference = &reference;
         let waiting = s.spawn(move || {
             let mut out = Vec::new();
-            if selected("held-back partition") {
-                if let Some(db) = postgres("held") {
-                    out.push(scenario(
-                        data,
-                        "held-back partition",
-                        db,
-                        reference,
-                        |d, db| held_back(d, db, total, seed),
-                    ));
-                }
-            }
-            if selected("three workers killed") {
-                if let Some(db) = postgres("killed") {
-                    out.push(scenario(
-                        data,
-                        "three workers killed",
-                        db,
-                        reference,
-                        |d, db| killed_workers(d, db, total, seed),
-                    ));
-                }
-            }
+            out.extend(pg_scenario(
+                data,
+                "held-back partition",
+                "held",
+                reference,
+                |d, db| held_back(d, db, total, seed),
+            ));
+            out.extend(pg_scenario(
+                data,
+                "three workers killed",
+                "killed",
+                reference,
+                |d, db| killed_workers(d, db, total, seed),
+            ));
             out
         });
         let mut busy = Vec::new();
-        if selected("file run") {
-            if let Some(db) = postgres("file") {
-                busy.push(scenario(data, "file run", db, reference, file_run));
-            }
-        }
+        busy.extend(pg_scenario(data, "file run", "file", reference, file_run));
         if selected("one worker") {
             let dir = scenario_dir(data, "one-worker-db");
             busy.push(scenario(
@@ -1055,13 +1034,13 @@ fn the_outcome_is_a_function_of_the_records_whatever_the_workers_partitions_and_
                 }));
             }
         }
-        if selected("topics reversed") {
-            if let Some(db) = postgres("reverse") {
-                busy.push(scenario(data, "topics reversed", db, reference, |d, db| {
-                    reversed_topics(d, db, total)
-                }));
-            }
-        }
+        busy.extend(pg_scenario(
+            data,
+            "topics reversed",
+            "reverse",
+            reference,
+            |d, db| reversed_topics(d, db, total),
+        ));
         (waiting.join().unwrap(), busy)
     });
     let outcomes: Vec<Outcome> = busy.into_iter().chain(waiting).collect();

@@ -10,20 +10,13 @@ use chrono::NaiveDate;
 use doudi_feeds::{shipped, FeedReader, FileError, Profile, Row, RowError, Stats};
 use doudi_model::Event;
 use doudi_synth::native::{layout_for, write_layout, write_xlsx, Cell, Layout};
-use doudi_synth::GenConfig;
 use proptest::prelude::*;
 
 mod common;
 
 /// The envelope events of a small generated year (every kind present).
 fn events() -> Vec<Event> {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let cfg = GenConfig {
-        households: 1200,
-        seed: 7,
-        ..GenConfig::default()
-    };
-    doudi_synth::write_dataset(tmp.path(), &cfg, &mut |_| {}).expect("generate");
+    let tmp = common::synth_dataset(1200, 7);
     doudi_synth::native::envelope_events(tmp.path()).expect("envelope feeds")
 }
 
@@ -136,6 +129,33 @@ fn assert_refusal(e: &RowError, row: u64, column: &str, why: &str, value: &str) 
     );
 }
 
+/// A refusal expected: the row, the column, why, and the value it must not show.
+type Refusal = (u64, &'static str, &'static str, &'static str);
+
+/// The refusals of `r`, after asserting there are `total` and that the first are as `cases` say,
+/// each checked by [`assert_refusal`].
+fn refusals<'a>(r: &'a Read, total: usize, cases: &[Refusal]) -> Vec<&'a RowError> {
+    let refused = r.refused();
+    assert_eq!(refused.len(), total, "{refused:?}");
+    for (e, (row, column, why, value)) in refused.iter().zip(cases) {
+        assert_refusal(e, *row, column, why, value);
+    }
+    refused
+}
+
+/// The settlement list's refused rows (of five; the fifth, of mixed encodings, has no column).
+const SETTLEMENT_REFUSALS: [Refusal; 4] = [
+    (4, "医疗费总额", "more than two decimals", "1234.567"),
+    (5, "结算日期", "not a real calendar date", "20260230"),
+    (
+        6,
+        "结算日期",
+        "is empty; every settlement event needs it",
+        "\u{0}",
+    ),
+    (7, "医疗类别", "does not list", "99,"),
+];
+
 #[test]
 fn gb18030_csv_bad_rows_are_refused_with_row_column_and_why_and_the_rest_read() {
     let events = events();
@@ -161,31 +181,8 @@ fn gb18030_csv_bad_rows_are_refused_with_row_column_and_why_and_the_rest_read() 
     assert!(r.error.is_none());
     assert_eq!(r.stats.rows, 13, "twelve settlements and the totals line");
     assert_eq!(r.stats.skipped.values().sum::<u64>(), 1);
-    let refused = r.refused();
-    assert_eq!(refused.len(), 5, "{refused:?}");
-    assert_refusal(
-        refused[0],
-        4,
-        "医疗费总额",
-        "more than two decimals",
-        "1234.567",
-    );
+    let refused = refusals(&r, 5, &SETTLEMENT_REFUSALS);
     assert_eq!(refused[0].field.as_deref(), Some("data.total_cost_fen"));
-    assert_refusal(
-        refused[1],
-        5,
-        "结算日期",
-        "not a real calendar date",
-        "20260230",
-    );
-    assert_refusal(
-        refused[2],
-        6,
-        "结算日期",
-        "is empty; every settlement event needs it",
-        "\u{0}",
-    );
-    assert_refusal(refused[3], 7, "医疗类别", "does not list", "99,");
     assert_eq!(refused[4].row, 8);
     assert!(
         refused[4].reason.contains("mixed encodings"),
@@ -305,23 +302,15 @@ fn xlsx_bad_cells_truncated_workbooks_and_row_limits() {
 
     let r = read(profile("renshe-employment"), "rs.xlsx", bytes.clone()).expect("opens");
     assert!(r.error.is_none());
-    let refused = r.refused();
-    assert_eq!(refused.len(), 3, "{refused:?}");
-    assert_refusal(
-        refused[0],
-        2,
-        "月工资(元)",
-        "more than two decimals",
-        "3000.125",
-    );
-    assert_refusal(
-        refused[1],
+    refusals(
+        &r,
         3,
-        "业务日期",
-        "not a real calendar date",
-        "2026-02-30",
+        &[
+            (2, "月工资(元)", "more than two decimals", "3000.125"),
+            (3, "业务日期", "not a real calendar date", "2026-02-30"),
+            (4, "业务日期", "is empty", "\u{0}"),
+        ],
     );
-    assert_refusal(refused[2], 4, "业务日期", "is empty", "\u{0}");
     assert_eq!(r.events(), 1);
     assert_eq!(r.rows[0].position.sheet.as_deref(), Some("就业失业登记"));
 
@@ -490,16 +479,14 @@ fn feeds_check_reports_refusals_without_values_and_exits_1() {
     lines[3] = set_cell(&lines[3], 14, "88.888");
     let tmp = tempfile::tempdir().expect("tempdir");
     std::fs::write(tmp.path().join("2026-03.csv"), gb_bytes(&lines)).expect("write");
-    let out = common::doudi(
-        tmp.path(),
-        &[
-            "feeds",
-            "check",
-            "--profile",
-            "yibao-settlement",
-            "2026-03.csv",
-        ],
-    );
+    let check = [
+        "feeds",
+        "check",
+        "--profile",
+        "yibao-settlement",
+        "2026-03.csv",
+    ];
+    let out = common::doudi(tmp.path(), &check);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
@@ -516,17 +503,7 @@ fn feeds_check_reports_refusals_without_values_and_exits_1() {
         "a sample shows a name unmasked"
     );
 
-    let json = common::doudi(
-        tmp.path(),
-        &[
-            "feeds",
-            "check",
-            "--profile",
-            "yibao-settlement",
-            "2026-03.csv",
-            "--json",
-        ],
-    );
+    let json = common::doudi(tmp.path(), &[&check[..], &["--json"]].concat());
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json report");
     assert_eq!(v["files"][0]["refusals"][0]["column"], "基金支付总额");
     assert_eq!(v["files"][0]["by_kind"]["settlement"], 4);

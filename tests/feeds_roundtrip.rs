@@ -9,7 +9,6 @@ use std::sync::Arc;
 use doudi_feeds::{shipped, FeedReader};
 use doudi_model::Event;
 use doudi_synth::native::LAYOUTS;
-use doudi_synth::GenConfig;
 
 mod common;
 
@@ -28,13 +27,7 @@ fn canonical(events: impl IntoIterator<Item = Event>) -> Vec<String> {
 
 #[test]
 fn native_exports_read_through_the_shipped_profiles_give_the_envelope_events() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let cfg = GenConfig {
-        households: 1500,
-        seed: 21,
-        ..GenConfig::default()
-    };
-    doudi_synth::write_dataset(tmp.path(), &cfg, &mut |_| {}).expect("generate");
+    let tmp = common::synth_dataset(1500, 21);
     let summary = doudi_synth::native::write_native(tmp.path()).expect("write native");
 
     let mut native = Vec::new();

@@ -15,12 +15,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{doudi, gen, ok, sqlite_url};
+use common::{dead_letters, doudi, gen, ok, replay, run_once, sqlite_url, status};
 use serde_json::Value;
 
-fn status(dir: &Path, db: &str) -> Value {
-    serde_json::from_str(&ok(doudi(dir, &["status", "--json", "--db", db]))).expect("status json")
-}
+/// `deadletters replay` of the refused rows, from the feeds folder.
+const REPLAY_REFUSED_ROWS: [&str; 4] = ["--reason", "row_refused", "--feeds", "feeds"];
 
 fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()
@@ -137,18 +136,9 @@ fn the_native_year_run_through_the_shipped_profiles_ends_in_the_envelope_runs_st
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     gen(dir, "1500", "21", "data", &["--native"]);
-    let (a, b) = (sqlite_url(dir, "envelope.db"), sqlite_url(dir, "native.db"));
-    for db in [&a, &b] {
-        common::import_generated(dir, "data/", db);
-    }
-    ok(doudi(
-        dir,
-        &["run", "--feeds", "data/feeds", "--once", "--db", &a],
-    ));
-    ok(doudi(
-        dir,
-        &["run", "--feeds", "data/native", "--once", "--db", &b],
-    ));
+    let [a, b] = common::imported_stores(dir, "data/", ["envelope.db", "native.db"]);
+    run_once(dir, "data/feeds", &a);
+    run_once(dir, "data/native", &b);
 
     let (sa, sb) = (status(dir, &a), status(dir, &b));
     assert!(
@@ -319,12 +309,7 @@ fn exports_in_run(dir: &Path, db: &str) {
     assert_eq!(first["accepted"], 2, "{first}");
     assert_eq!(first["dead_letters"], 2, "{first}");
 
-    let letters: Value = serde_json::from_str(&ok(doudi(
-        dir,
-        &["deadletters", "list", "--json", "--db", db],
-    )))
-    .expect("dead letters json");
-    let letters = letters.as_array().expect("array");
+    let letters = dead_letters(dir, db);
     let row = letters
         .iter()
         .find(|d| d["reason_code"] == "row_refused")
@@ -372,19 +357,7 @@ fn exports_in_run(dir: &Path, db: &str) {
     );
 
     // Replay before the fix: still refused, with why.
-    let before = ok(doudi(
-        dir,
-        &[
-            "deadletters",
-            "replay",
-            "--reason",
-            "row_refused",
-            "--db",
-            db,
-            "--feeds",
-            "feeds",
-        ],
-    ));
+    let before = replay(dir, db, &REPLAY_REFUSED_ROWS, &[]);
     assert!(
         before.contains("still refused") && before.contains("replayed 0"),
         "{before}"
@@ -396,19 +369,7 @@ fn exports_in_run(dir: &Path, db: &str) {
         deaths_profile(2, r#""死亡注销" = "death", "死亡登记" = "death""#),
     )
     .expect("profile");
-    let after = ok(doudi(
-        dir,
-        &[
-            "deadletters",
-            "replay",
-            "--reason",
-            "row_refused",
-            "--db",
-            db,
-            "--feeds",
-            "feeds",
-        ],
-    ));
+    let after = replay(dir, db, &REPLAY_REFUSED_ROWS, &[]);
     assert!(
         after.contains("replayed 1 dead letters: 1 new events"),
         "{after}"
@@ -430,17 +391,7 @@ fn exports_in_run(dir: &Path, db: &str) {
         .collect::<Vec<_>>()
     );
     // Replaying again changes nothing.
-    let twice = ok(doudi(
-        dir,
-        &[
-            "deadletters",
-            "replay",
-            "--reason",
-            "row_refused",
-            "--db",
-            db,
-        ],
-    ));
+    let twice = replay(dir, db, &["--reason", "row_refused"], &[]);
     assert!(twice.contains("no dead letters to replay"), "{twice}");
 }
 

@@ -69,17 +69,7 @@ macro_rules! outcome_of {
 }
 
 async fn outcome(db: &str) -> Outcome {
-    if db.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(db).await.unwrap();
-        let o = outcome_of!(pool);
-        pool.close().await;
-        o
-    } else {
-        let pool = sqlx::SqlitePool::connect(db).await.unwrap();
-        let o = outcome_of!(pool);
-        pool.close().await;
-        o
-    }
+    common::on_pool!(db, |pool| outcome_of!(pool))
 }
 
 /// Households whose value differs between the uninterrupted and the killed run, described.
@@ -177,49 +167,37 @@ fn crash_run(dir: &Path, broker: &Broker, reference: &str, killed: &str, total: 
     }
 }
 
-#[test]
-fn a_worker_killed_at_random_moments_ends_as_an_uninterrupted_run_on_sqlite() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let reference = format!("sqlite://{}", dir.join("ref.db").display());
-    let killed = format!("sqlite://{}", dir.join("killed.db").display());
+/// A year of `seed` generated, imported into `reference` and `killed`, and published; then
+/// [`crash_run`].
+fn killed_at_random(dir: &Path, seed: &str, reference: &str, killed: &str) {
     common::gen(
         dir,
         HOUSEHOLDS,
-        "11",
+        seed,
         "data",
         &["--months", MONTHS, "--start", "2024-01-01"],
     );
-    let total = gen_and_import(dir, HOUSEHOLDS, "11", &reference);
-    import(dir, &killed);
+    let total = gen_and_import(dir, HOUSEHOLDS, seed, reference);
+    import(dir, killed);
     assert!(total >= AT_LEAST, "at least {AT_LEAST} events: {total}");
     // Partitions small enough for the mock broker, which keeps about 5 MB of each.
     let broker = Broker::start(dir, 16);
     produce_all(dir, &broker.bootstrap);
-    crash_run(dir, &broker, &reference, &killed, total);
+    crash_run(dir, &broker, reference, killed, total);
+}
+
+#[test]
+fn a_worker_killed_at_random_moments_ends_as_an_uninterrupted_run_on_sqlite() {
+    let (tmp, [reference, killed]) = common::sqlite_case(["ref.db", "killed.db"]);
+    killed_at_random(tmp.path(), "11", &reference, &killed);
 }
 
 #[test]
 fn a_worker_killed_at_random_moments_ends_as_an_uninterrupted_run_on_postgres() {
-    let Some(base) = common::postgres_url() else {
+    let Some((tmp, [reference, killed])) =
+        common::postgres_case(["kafka_crash_ref", "kafka_crash_killed"])
+    else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let reference = fresh_database(&base, "crash_ref");
-    let killed = fresh_database(&base, "crash_killed");
-    common::gen(
-        dir,
-        HOUSEHOLDS,
-        "12",
-        "data",
-        &["--months", MONTHS, "--start", "2024-01-01"],
-    );
-    let total = gen_and_import(dir, HOUSEHOLDS, "12", &reference);
-    import(dir, &killed);
-    assert!(total >= AT_LEAST, "at least {AT_LEAST} events: {total}");
-    // Partitions small enough for the mock broker, which keeps about 5 MB of each.
-    let broker = Broker::start(dir, 16);
-    produce_all(dir, &broker.bootstrap);
-    crash_run(dir, &broker, &reference, &killed, total);
+    killed_at_random(tmp.path(), "12", &reference, &killed);
 }

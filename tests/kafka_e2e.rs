@@ -12,14 +12,27 @@ use common::{doudi, ok, sqlite_url};
 use kafka::*;
 use serde_json::Value;
 
-#[test]
-fn poison_records_reach_the_dead_letter_topic_with_their_origin_and_never_stall_a_partition() {
+/// A test's folder holding a data set of `households` from `seed`, imported into its SQLite store
+/// (`doudi.db`), and a broker of `partitions` partitions a topic: the folder, the store's URL,
+/// the feeds' line count and the broker.
+fn setup(
+    households: &str,
+    seed: &str,
+    partitions: u32,
+) -> (tempfile::TempDir, String, u64, Broker) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let db = sqlite_url(dir, "doudi.db");
-    let good = gen_and_import(dir, "200", "7", &db);
+    let total = gen_and_import(dir, households, seed, &db);
+    let broker = Broker::start(dir, partitions);
+    (tmp, db, total, broker)
+}
+
+#[test]
+fn poison_records_reach_the_dead_letter_topic_with_their_origin_and_never_stall_a_partition() {
     // One partition, so the poison sits in the middle of the records that follow it.
-    let broker = Broker::start(dir, 1);
+    let (tmp, db, good, broker) = setup("200", "7", 1);
+    let dir = tmp.path();
     let register = std::fs::read_to_string(dir.join("data/register.jsonl")).unwrap();
     let h: Value = serde_json::from_str(register.lines().next().unwrap()).unwrap();
     let m = &h["members"][0];
@@ -142,11 +155,8 @@ fn poison_records_reach_the_dead_letter_topic_with_their_origin_and_never_stall_
 
 #[test]
 fn a_partition_of_nearly_only_invalid_records_stops_the_worker_with_a_clear_error() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, db, _, broker) = setup("20", "3", 1);
     let dir = tmp.path();
-    let db = sqlite_url(dir, "doudi.db");
-    gen_and_import(dir, "20", "3", &db);
-    let broker = Broker::start(dir, 1);
     let mut file = String::new();
     for i in 0..1500 {
         file.push_str(&format!("garbage line {i}\n"));
@@ -231,11 +241,8 @@ fn hand_over(dir: &std::path::Path, db: &str) {
 
 #[test]
 fn the_worker_waits_through_broker_faults_and_resumes_losing_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, db, total, mut broker) = setup("1500", "17", 4);
     let dir = tmp.path();
-    let db = sqlite_url(dir, "doudi.db");
-    let total = gen_and_import(dir, "1500", "17", &db);
-    let mut broker = Broker::start(dir, 4);
     produce_half(dir, &broker.bootstrap, 0);
     let mut w = worker(
         dir,
@@ -289,11 +296,8 @@ fn the_worker_waits_through_broker_faults_and_resumes_losing_nothing() {
 
 #[test]
 fn notices_reach_the_warnings_topic_once_each_even_after_a_crash_between_send_and_record() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, db, total, broker) = setup("300", "5", 3);
     let dir = tmp.path();
-    let db = sqlite_url(dir, "doudi.db");
-    let total = gen_and_import(dir, "300", "5", &db);
-    let broker = Broker::start(dir, 3);
     produce_all(dir, &broker.bootstrap);
     let mut w = worker(dir, &broker.bootstrap, &db, &[]);
     wait_received(dir, &db, total, Duration::from_secs(120));
@@ -369,11 +373,8 @@ fn notices_reach_the_warnings_topic_once_each_even_after_a_crash_between_send_an
 /// the feed topics (from each partition's beginning), guarded like training on files.
 #[test]
 fn the_identity_model_trains_on_a_sample_of_the_feed_topics() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, db, _, broker) = setup("200", "7", 2);
     let dir = tmp.path();
-    let db = sqlite_url(dir, "doudi.db");
-    gen_and_import(dir, "200", "7", &db);
-    let broker = Broker::start(dir, 2);
     produce_all(dir, &broker.bootstrap);
     let out = ok(doudi(
         dir,

@@ -5,6 +5,7 @@ mod common;
 
 use common::{doudi, gen, ok};
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use serde_json::Value;
 
@@ -12,31 +13,35 @@ fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/linkage/tests/data")
 }
 
-#[test]
-fn linkage_eval_reports_precision_recall_and_pair_counts_for_two_files() {
-    let d = data();
-    let out = doudi(
-        &d,
-        &[
-            "linkage",
-            "eval",
-            "--spec",
-            "spec.toml",
-            "--left",
-            "left.csv",
-            "--right",
-            "right.csv",
-            "--truth",
-            "truth.csv",
-            "--json",
-        ],
-    );
+/// `doudi linkage eval` in `dir` of `spec.toml` and `truth.csv` there, the `left` CSV file linked
+/// to the `right` one (none: within itself), with `--json` when asked.
+fn linkage_eval(dir: &Path, left: &str, right: Option<&str>, json: bool) -> Output {
+    let mut args = vec!["linkage", "eval", "--spec", "spec.toml", "--left", left];
+    if let Some(right) = right {
+        args.extend(["--right", right]);
+    }
+    args.extend(["--truth", "truth.csv"]);
+    if json {
+        args.push("--json");
+    }
+    doudi(dir, &args)
+}
+
+/// The JSON report of [`linkage_eval`] of `left` and `right`, after asserting it succeeded.
+fn eval_report(dir: &Path, left: &str, right: &str) -> Value {
+    let out = linkage_eval(dir, left, Some(right), true);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn linkage_eval_reports_precision_recall_and_pair_counts_for_two_files() {
+    let d = data();
+    let r = eval_report(&d, "left.csv", "right.csv");
     assert_eq!(r["mode"], "link");
     assert_eq!(r["truth_pairs"], 7);
     let tp = r["true_positives"].as_u64().unwrap();
@@ -48,21 +53,7 @@ fn linkage_eval_reports_precision_recall_and_pair_counts_for_two_files() {
     assert!(r["recall"].as_f64().unwrap() >= 6.0 / 7.0, "{r}");
     assert!(r["candidate_pairs"].as_u64().unwrap() >= tp);
 
-    let text = doudi(
-        &d,
-        &[
-            "linkage",
-            "eval",
-            "--spec",
-            "spec.toml",
-            "--left",
-            "left.csv",
-            "--right",
-            "right.csv",
-            "--truth",
-            "truth.csv",
-        ],
-    );
+    let text = linkage_eval(&d, "left.csv", Some("right.csv"), false);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.to_lowercase().contains("precision"), "{text}");
 }
@@ -78,21 +69,7 @@ fn a_bad_csv_row_is_refused_naming_the_file_line_and_column() {
     let mut lines: Vec<&str> = left.lines().collect();
     lines.insert(3, "L99,341502194912310210,王秀英,not-a-date,somewhere");
     std::fs::write(tmp.path().join("left.csv"), lines.join("\n") + "\n").unwrap();
-    let out = doudi(
-        tmp.path(),
-        &[
-            "linkage",
-            "eval",
-            "--spec",
-            "spec.toml",
-            "--left",
-            "left.csv",
-            "--right",
-            "right.csv",
-            "--truth",
-            "truth.csv",
-        ],
-    );
+    let out = linkage_eval(tmp.path(), "left.csv", Some("right.csv"), false);
     assert_eq!(out.status.code(), Some(2));
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -109,19 +86,7 @@ fn a_bad_csv_row_is_refused_naming_the_file_line_and_column() {
         "id = \"rec_id\"\n[[field]]\ncolumn = \"nope\"\ntype = \"date\"\n",
     )
     .unwrap();
-    let out = doudi(
-        tmp.path(),
-        &[
-            "linkage",
-            "eval",
-            "--spec",
-            "spec.toml",
-            "--left",
-            "right.csv",
-            "--truth",
-            "truth.csv",
-        ],
-    );
+    let out = linkage_eval(tmp.path(), "right.csv", None, false);
     assert_eq!(out.status.code(), Some(2));
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("nope"), "{e}");
@@ -133,28 +98,7 @@ fn linkage_eval_on_generated_feeds_at_default_noise_meets_the_precision_and_reca
     let dir = tmp.path();
     gen(dir, "1500", "3", "data", &["--eval-csv"]);
     let eval = dir.join("data/eval");
-    let out = doudi(
-        &eval,
-        &[
-            "linkage",
-            "eval",
-            "--spec",
-            "spec.toml",
-            "--left",
-            "records.csv",
-            "--right",
-            "register.csv",
-            "--truth",
-            "truth.csv",
-            "--json",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = eval_report(&eval, "records.csv", "register.csv");
     eprintln!(
         "generated set: precision {} recall {} f1 {} over {} true pairs, {} candidate pairs",
         r["precision"], r["recall"], r["f1"], r["truth_pairs"], r["candidate_pairs"]
@@ -188,28 +132,7 @@ fn linkage_eval_without_id_numbers_links_on_name_and_birth_date_parts() {
     assert!(!records
         .split(|c: char| !c.is_ascii_digit())
         .any(|run| run.len() >= 15));
-    let out = doudi(
-        &eval,
-        &[
-            "linkage",
-            "eval",
-            "--spec",
-            "spec.toml",
-            "--left",
-            "records.csv",
-            "--right",
-            "register.csv",
-            "--truth",
-            "truth.csv",
-            "--json",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = eval_report(&eval, "records.csv", "register.csv");
     eprintln!(
         "without ID numbers: precision {} recall {} f1 {} over {} true pairs, {} candidate pairs, model {}",
         r["precision"], r["recall"], r["f1"], r["truth_pairs"], r["candidate_pairs"], r["model"]["method"]
@@ -232,15 +155,7 @@ fn linkage_eval_without_id_numbers_links_on_name_and_birth_date_parts() {
 
 /// A valid GB 11643 number from a region, a birth date (YYYYMMDD) and a sequence number.
 fn id_number(region: &str, birth: &str, seq: u32) -> String {
-    let body = format!("{region}{birth}{seq:03}");
-    const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = body
-        .bytes()
-        .zip(W)
-        .map(|(b, w)| u32::from(b - b'0') * w)
-        .sum();
-    let check = b"10X98765432"[(sum % 11) as usize] as char;
-    format!("{body}{check}")
+    common::id_number(&format!("{region}{birth}{seq:03}"))
 }
 
 fn member_json(hh: &str, name: &str, birth: &str, seq: u32, village: &str) -> Value {

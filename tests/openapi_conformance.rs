@@ -29,12 +29,7 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn token(dir: &Path, db: &str, args: &[&str]) -> String {
-    let mut all = vec!["tokens", "create", "--json", "--db", db];
-    all.extend_from_slice(args);
-    let v: Value = serde_json::from_str(&ok(doudi(dir, &all))).expect("token json");
-    v["token"].as_str().expect("token").to_string()
-}
+use common::create_token as token;
 
 fn wait_ready(base: &str, server: &mut Server) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -196,56 +191,17 @@ fn conformance(dir: &Path, db: &str, st: &str, examples: u32) {
     let roles = [
         (
             "officer",
-            token(
-                dir,
-                db,
-                &[
-                    "--role",
-                    "officer",
-                    "--region",
-                    township,
-                    "--officer",
-                    &officer,
-                ],
-            ),
+            token(dir, db, "officer", township, &["--officer", &officer]),
         ),
         (
             "supervisor",
-            token(
-                dir,
-                db,
-                &[
-                    "--role",
-                    "supervisor",
-                    "--region",
-                    county,
-                    "--officer",
-                    &supervisor,
-                ],
-            ),
+            token(dir, db, "supervisor", county, &["--officer", &supervisor]),
         ),
-        (
-            "auditor",
-            token(dir, db, &["--role", "auditor", "--region", "34"]),
-        ),
-        (
-            "admin",
-            token(dir, db, &["--role", "admin", "--region", "34"]),
-        ),
+        ("auditor", token(dir, db, "auditor", "34", &[])),
+        ("admin", token(dir, db, "admin", "34", &[])),
         (
             "feeder",
-            token(
-                dir,
-                db,
-                &[
-                    "--role",
-                    "feeder",
-                    "--source",
-                    "health_insurance",
-                    "--region",
-                    "34",
-                ],
-            ),
+            token(dir, db, "feeder", "34", &["--source", "health_insurance"]),
         ),
     ];
 

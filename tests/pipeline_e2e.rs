@@ -3,23 +3,24 @@
 
 mod common;
 
-use common::{doudi, doudi_env, gen, ok};
+use common::{dead_letters, doudi, doudi_env, gen, ok, quiet_command, replay, run_once, status};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn status(dir: &Path, db: &str) -> Value {
-    serde_json::from_str(&ok(doudi(dir, &["status", "--json", "--db", db]))).expect("status json")
-}
+/// The limit that lets the large record of the replay test through.
+const LARGER_LIMIT: [(&str, &str); 1] = [("DOUDI_LIMITS__MAX_EVENT_BYTES", "262144")];
 
-/// Generate a small clean data set and import it; returns the database URL.
-fn setup(dir: &Path, households: &str, seed: &str) -> String {
+/// Generate a small clean data set in a new temporary folder and import it; returns the folder
+/// and the database URL.
+fn setup(households: &str, seed: &str) -> (tempfile::TempDir, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     gen(dir, households, seed, "data", &["--start", "2025-01-01"]);
     let db = format!("sqlite://{}", dir.join("doudi.db").display());
     ok(doudi(dir, &["import", "data/register.jsonl", "--db", &db]));
-    db
+    (tmp, db)
 }
 
 fn count_lines(dir: &Path) -> u64 {
@@ -38,9 +39,8 @@ fn count_lines(dir: &Path) -> u64 {
 
 #[test]
 fn bad_lines_land_in_dead_letters_with_reason_and_position_and_the_rest_is_processed() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, db) = setup("60", "3");
     let dir = tmp.path();
-    let db = setup(dir, "60", "3");
     let good_lines = count_lines(&dir.join("data/feeds"));
 
     let valid = r#"{"event_id":"bad-base","source":"health_insurance","kind":"settlement","occurred_at":"2025-03-01T08:00:00+08:00","subject":{},"data":{"setting":"outpatient","total_cost_fen":1000,"fund_paid_fen":500,"out_of_pocket_fen":500,"settled_on":"2025-03-01"}}"#;
@@ -111,10 +111,7 @@ fn bad_lines_land_in_dead_letters_with_reason_and_position_and_the_rest_is_proce
     }
     std::fs::write(dir.join("data/feeds/health_insurance/zz-bad.jsonl"), &file).unwrap();
 
-    let out = ok(doudi(
-        dir,
-        &["run", "--feeds", "data/feeds", "--once", "--db", &db],
-    ));
+    let out = run_once(dir, "data/feeds", &db);
     assert!(out.contains("dead letters"), "{out}");
     let s = status(dir, &db);
     assert_eq!(s["dead_letters"], bad.len() as u64);
@@ -128,12 +125,7 @@ fn bad_lines_land_in_dead_letters_with_reason_and_position_and_the_rest_is_proce
         good_lines
     );
 
-    let list: Value = serde_json::from_str(&ok(doudi(
-        dir,
-        &["deadletters", "list", "--json", "--db", &db],
-    )))
-    .unwrap();
-    let list = list.as_array().unwrap();
+    let list = dead_letters(dir, &db);
     assert_eq!(list.len(), bad.len());
     for (i, (_, code)) in bad.iter().enumerate() {
         let d = list
@@ -161,13 +153,9 @@ fn bad_lines_land_in_dead_letters_with_reason_and_position_and_the_rest_is_proce
 
 #[test]
 fn a_second_run_applies_nothing_and_a_copied_file_counts_only_duplicates() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, db) = setup("80", "5");
     let dir = tmp.path();
-    let db = setup(dir, "80", "5");
-    ok(doudi(
-        dir,
-        &["run", "--feeds", "data/feeds", "--once", "--db", &db],
-    ));
+    run_once(dir, "data/feeds", &db);
     let first = status(dir, &db);
     assert!(first["accepted"].as_u64().unwrap() > 0);
     assert!(
@@ -204,10 +192,7 @@ fn a_second_run_applies_nothing_and_a_copied_file_counts_only_duplicates() {
         .path();
     let lines = std::fs::read_to_string(&original).unwrap().lines().count() as u64;
     std::fs::copy(&original, src.join("zz-resent.jsonl")).unwrap();
-    ok(doudi(
-        dir,
-        &["run", "--feeds", "data/feeds", "--once", "--db", &db],
-    ));
+    run_once(dir, "data/feeds", &db);
     let after = status(dir, &db);
     assert_eq!(after["duplicates"], lines);
     assert_eq!(
@@ -251,6 +236,7 @@ fn killing_the_run_at_any_moment_and_restarting_gives_the_same_final_state() {
 
     // Killed several times mid-run, then finished.
     let killed = format!("sqlite://{}", dir.join("killed.db").display());
+    let run_killed = ["run", "--feeds", "data/feeds", "--once", "--db", &killed];
     ok(doudi(
         dir,
         &["import", "data/register.jsonl", "--db", &killed],
@@ -262,16 +248,7 @@ fn killing_the_run_at_any_moment_and_restarting_gives_the_same_final_state() {
     let mut last = 0u64;
     let mut jitter = 17u64;
     for _ in 0..5 {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_doudi"))
-            .current_dir(dir)
-            .args(["run", "--feeds", "data/feeds", "--once", "--db", &killed])
-            .env("DOUDI_LANG", "en")
-            .env("DOUDI_LIMITS__BATCH_SIZE", "50")
-            .env("DOUDI_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = quiet_command(dir, &run_killed).envs(env).spawn().unwrap();
         let start = Instant::now();
         let mut finished = false;
         loop {
@@ -299,11 +276,7 @@ fn killing_the_run_at_any_moment_and_restarting_gives_the_same_final_state() {
             break;
         }
     }
-    ok(doudi_env(
-        dir,
-        &["run", "--feeds", "data/feeds", "--once", "--db", &killed],
-        &env,
-    ));
+    ok(doudi_env(dir, &run_killed, &env));
     let got = status(dir, &killed);
     assert!(
         kills >= 3,
@@ -318,9 +291,8 @@ fn killing_the_run_at_any_moment_and_restarting_gives_the_same_final_state() {
 
 #[test]
 fn reimporting_the_register_applies_additions_changes_and_removals() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, db) = setup("30", "9");
     let dir = tmp.path();
-    let db = setup(dir, "30", "9");
     let text = std::fs::read_to_string(dir.join("data/register.jsonl")).unwrap();
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     // remove the first household, change the second's address, add a copy of the third under a new id
@@ -373,9 +345,8 @@ fn configuration_errors_say_which_key_and_environment_overrides_apply() {
 
 #[test]
 fn dead_letters_replayed_after_a_fix_go_through_the_pipeline_once() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, db) = setup("30", "5");
     let dir = tmp.path();
-    let db = setup(dir, "30", "5");
     // One member of the register, a valid event about them that is too large for the default
     // limit (a long free-text description), and a line that is not JSON at all.
     let register = std::fs::read_to_string(dir.join("data/register.jsonl")).unwrap();
@@ -392,45 +363,24 @@ fn dead_letters_replayed_after_a_fix_go_through_the_pipeline_once() {
     assert!(big.len() > 65_536);
     let feed = dir.join("data/feeds/health_insurance/zz-extra.jsonl");
     std::fs::write(&feed, format!("{big}\nnot json at all\n")).unwrap();
-    ok(doudi(
-        dir,
-        &["run", "--feeds", "data/feeds", "--once", "--db", &db],
-    ));
+    run_once(dir, "data/feeds", &db);
     let before = status(dir, &db);
     assert_eq!(before["dead_letters"], 2);
 
     // Without a fix nothing passes.
-    let out = ok(doudi(
-        dir,
-        &[
-            "deadletters",
-            "replay",
-            "--feeds",
-            "data/feeds",
-            "--db",
-            &db,
-        ],
-    ));
+    let out = replay(dir, &db, &["--feeds", "data/feeds"], &[]);
     assert!(
         out.contains("replayed 0") && out.contains("2 still refused"),
         "{out}"
     );
 
     // The fix: a larger limit. The large record (kept only in part) is read again from its file.
-    let out = ok(doudi_env(
+    let out = replay(
         dir,
-        &[
-            "deadletters",
-            "replay",
-            "--reason",
-            "too_large",
-            "--feeds",
-            "data/feeds",
-            "--db",
-            &db,
-        ],
-        &[("DOUDI_LIMITS__MAX_EVENT_BYTES", "262144")],
-    ));
+        &db,
+        &["--reason", "too_large", "--feeds", "data/feeds"],
+        &LARGER_LIMIT,
+    );
     assert!(
         out.contains("replayed 1") && out.contains("1 new events"),
         "{out}"
@@ -448,14 +398,8 @@ fn dead_letters_replayed_after_a_fix_go_through_the_pipeline_once() {
         after["received"], before["received"],
         "a replay is not a new receipt"
     );
-    let list: Value = serde_json::from_str(&ok(doudi(
-        dir,
-        &["deadletters", "list", "--json", "--db", &db],
-    )))
-    .unwrap();
+    let list = dead_letters(dir, &db);
     let replayed: Vec<&Value> = list
-        .as_array()
-        .unwrap()
         .iter()
         .filter(|d| d["replayed_at"].is_string())
         .collect();
@@ -463,43 +407,31 @@ fn dead_letters_replayed_after_a_fix_go_through_the_pipeline_once() {
     assert_eq!(replayed[0]["reason_code"], "too_large");
 
     // Again: nothing left of that reason; the other one stays refused.
-    let out = ok(doudi_env(
+    let out = replay(
         dir,
-        &[
-            "deadletters",
-            "replay",
-            "--reason",
-            "too_large",
-            "--feeds",
-            "data/feeds",
-            "--db",
-            &db,
-        ],
-        &[("DOUDI_LIMITS__MAX_EVENT_BYTES", "262144")],
-    ));
+        &db,
+        &["--reason", "too_large", "--feeds", "data/feeds"],
+        &LARGER_LIMIT,
+    );
     assert!(out.contains("no dead letters to replay"), "{out}");
     assert_eq!(status(dir, &db)["accepted"], after["accepted"]);
 }
 
 #[test]
 fn peoples_commands_wait_for_the_running_pipeline_instead_of_failing() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, db) = setup("1500", "21");
     let dir = tmp.path();
-    let db = setup(dir, "1500", "21");
     ok(doudi(
         dir,
         &["officers", "import", "data/officers.jsonl", "--db", &db],
     ));
-    let mut run = Command::new(env!("CARGO_BIN_EXE_doudi"))
-        .current_dir(dir)
-        .args(["run", "--feeds", "data/feeds", "--once", "--db", &db])
-        .env("DOUDI_LIMITS__BATCH_SIZE", "50")
-        .env("DOUDI_LANG", "en")
-        .env("DOUDI_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut run = quiet_command(
+        dir,
+        &["run", "--feeds", "data/feeds", "--once", "--db", &db],
+    )
+    .env("DOUDI_LIMITS__BATCH_SIZE", "50")
+    .spawn()
+    .unwrap();
     // While batches commit, people read households (each read is audited: a write) and an
     // administrator re-imports the officer directory (a write).
     let mut rounds = 0;
@@ -525,9 +457,8 @@ fn peoples_commands_wait_for_the_running_pipeline_instead_of_failing() {
 
 #[test]
 fn a_feed_file_nearly_all_invalid_stops_the_run_when_the_guard_is_set_and_nothing_is_lost() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, db) = setup("20", "5");
     let dir = tmp.path();
-    let db = setup(dir, "20", "5");
     let good_lines = count_lines(&dir.join("data/feeds"));
     // A broken export: 150 lines, none of them an event.
     let broken: String = (0..150)

@@ -40,16 +40,14 @@ fn import_and_run(dir: &Path, db: &str) -> (Value, Value, Value) {
 
 #[test]
 fn a_run_on_postgres_gives_the_same_status_as_on_sqlite_and_a_sound_audit_chain() {
-    let Some(server) = common::postgres_url() else {
+    let Some((tmp, [pg, shared])) = common::postgres_case(["e2e", "e2e"]) else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     gen(dir, "300", "11", "data", &["--start", "2025-01-01"]);
     let sqlite = format!("sqlite://{}", dir.join("doudi.db").display());
     let (lite_status, lite_warnings, lite_audit) = import_and_run(dir, &sqlite);
 
-    let pg = PgDatabase::create(&server, "e2e");
     let (pg_status, pg_warnings, pg_audit) = import_and_run(dir, &pg.url);
 
     assert!(
@@ -83,7 +81,6 @@ fn a_run_on_postgres_gives_the_same_status_as_on_sqlite_and_a_sound_audit_chain(
     // copies under other file names, so its positions are its own and it reads every record
     // whether or not the first has finished (with the same files, a worker that starts after the
     // other's last commit has nothing left to read).
-    let shared = PgDatabase::create(&server, "e2e");
     ok(doudi(
         dir,
         &["import", "data/register.jsonl", "--db", &shared.url],
@@ -197,16 +194,7 @@ fn batches_staged_ahead_end_as_batches_applied_one_after_the_other() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let gen = doudi_synth::GenConfig {
-        households: 300,
-        seed: 5,
-        start: chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
-        months: 12,
-        hardship_share: 0.3,
-        noise: doudi_synth::Noise::default(),
-    };
-    doudi_synth::write_dataset(tmp.path(), &gen, &mut |_| {}).expect("generate");
-    let register = doudi_synth::generate_register(&gen);
+    let (register, _) = common::generated_year(tmp.path(), 300, 5, 0.3);
     let households: Vec<String> = register.iter().map(|h| h.household_id.clone()).collect();
     let mut batches = ingested_batches(&tmp.path().join("feeds"), 100);
     assert!(batches.len() >= 8, "{} batches", batches.len());

@@ -6,29 +6,19 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::{doudi, ok, Server};
 use serde_json::Value;
 
-fn status(dir: &Path, db: &str) -> Value {
-    serde_json::from_str(&ok(doudi(dir, &["status", "--json", "--db", db]))).expect("status json")
-}
+use common::status;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushed_events_are_ingested_by_run_as_if_read_from_files() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path();
-    ok(doudi(
-        dir,
-        &["gen", "--households", "300", "--seed", "7", "--out", "."],
-    ));
-    let reference = format!("sqlite://{}", dir.join("reference.db").display());
-    let db = format!("sqlite://{}", dir.join("doudi.db").display());
-    for d in [&reference, &db] {
-        common::import_generated(dir, "", d);
-    }
+    common::gen(dir, "300", "7", ".", &[]);
+    let [reference, db] = common::imported_stores(dir, "", ["reference.db", "doudi.db"]);
     ok(doudi(
         dir,
         &["run", "--feeds", "feeds", "--once", "--db", &reference],

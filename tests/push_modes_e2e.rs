@@ -12,39 +12,16 @@ mod common;
 #[path = "common/kafka.rs"]
 mod kafka;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use common::{doudi, gen, ok, Server};
+use common::{create_token, doudi, export_files as exports, gen, ok, sqlite_url, status, Server};
 use serde_json::Value;
 
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
-fn status(dir: &Path, db: &str) -> Value {
-    serde_json::from_str(&ok(doudi(dir, &["status", "--json", "--db", db]))).expect("status json")
-}
-
-/// The export files of one `gen --native` folder, in name order (not its profile).
-fn exports(folder: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
-        .expect("native folder")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.file_name().is_some_and(|n| n != "profile.toml"))
-        .collect();
-    files.sort();
-    files
-}
-
 fn feeder(dir: &Path, db: &str, source: &str) -> String {
-    let created: Value = serde_json::from_str(&ok(doudi(
-        dir,
-        &[
-            "tokens", "create", "--role", "feeder", "--source", source, "--region", "34", "--json",
-            "--db", db,
-        ],
-    )))
-    .expect("token json");
-    created["token"].as_str().expect("token").to_string()
+    create_token(dir, db, "feeder", "34", &["--source", source])
 }
 
 /// `doudi serve` with `config` (TOML) on a free port; waits until it is ready.
@@ -94,6 +71,32 @@ async fn push(
     )
 }
 
+/// [`push`] of a CSV export through the `yibao-settlement` profile as `health_insurance`.
+async fn push_settlement(base: &str, token: &str, body: Vec<u8>) -> (u16, Value) {
+    push(
+        base,
+        token,
+        "health_insurance",
+        Some("yibao-settlement"),
+        "text/csv",
+        body,
+    )
+    .await
+}
+
+/// [`push`] of envelope lines (JSON lines) as `health_insurance`.
+async fn push_envelopes(base: &str, token: &str, body: Vec<u8>) -> (u16, Value) {
+    push(
+        base,
+        token,
+        "health_insurance",
+        None,
+        "application/x-ndjson",
+        body,
+    )
+    .await
+}
+
 /// Files of `folder` (recursively), as (relative path, bytes).
 fn tree(folder: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
@@ -121,11 +124,7 @@ async fn exports_pushed_through_a_profile_end_as_the_same_exports_dropped_in_a_f
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path();
     gen(dir, "200", "7", ".", &["--native"]);
-    let reference = format!("sqlite://{}", dir.join("reference.db").display());
-    let db = format!("sqlite://{}", dir.join("doudi.db").display());
-    for d in [&reference, &db] {
-        common::import_generated(dir, "", d);
-    }
+    let [reference, db] = common::imported_stores(dir, "", ["reference.db", "doudi.db"]);
     // The reference: the GB18030 settlement lists and the Excel appraisals dropped in folders.
     let dropped = dir.join("dropped");
     for name in ["yibao-settlement", "zhujian-dangerous-house"] {
@@ -158,57 +157,34 @@ async fn exports_pushed_through_a_profile_end_as_the_same_exports_dropped_in_a_f
     // Refused whole, nothing stored: a wrong media type, an unknown profile, a profile of
     // another source, a bad row (named by row, never by value).
     let first = std::fs::read(&settlements[0]).expect("export");
-    let (s, v) = push(
-        &base,
-        &hi,
-        "health_insurance",
-        Some("yibao-settlement"),
-        "application/x-ndjson",
-        first.clone(),
-    )
-    .await;
-    assert_eq!(s, 422, "{v}");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("text/csv"),
-        "{v}"
-    );
-    let (s, v) = push(
-        &base,
-        &hi,
-        "health_insurance",
-        Some("no-such"),
-        "text/csv",
-        first.clone(),
-    )
-    .await;
-    assert_eq!(s, 422, "{v}");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("yibao-settlement"),
-        "{v}"
-    );
-    let (s, v) = push(
-        &base,
-        &housing,
-        "housing",
-        Some("yibao-settlement"),
-        "text/csv",
-        first.clone(),
-    )
-    .await;
-    assert_eq!(s, 422, "{v}");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("/api/feeds/health_insurance"),
-        "{v}"
-    );
+    for (token, source, profile, media, named) in [
+        (
+            &hi,
+            "health_insurance",
+            "yibao-settlement",
+            "application/x-ndjson",
+            "text/csv",
+        ),
+        (
+            &hi,
+            "health_insurance",
+            "no-such",
+            "text/csv",
+            "yibao-settlement",
+        ),
+        (
+            &housing,
+            "housing",
+            "yibao-settlement",
+            "text/csv",
+            "/api/feeds/health_insurance",
+        ),
+    ] {
+        let (s, v) = push(&base, token, source, Some(profile), media, first.clone()).await;
+        assert_eq!(s, 422, "{v}");
+        let msg = v["error"]["message"].as_str().unwrap_or("");
+        assert!(msg.contains(named), "{v}");
+    }
     // The first data row's settlement date (`,YYYYMMDD,` after the title and header lines) made
     // impossible: month 13.
     let mut bad = first.clone();
@@ -229,15 +205,7 @@ async fn exports_pushed_through_a_profile_end_as_the_same_exports_dropped_in_a_f
         .expect("an eight-digit date in a data row");
     let row = bad[..at].iter().filter(|b| **b == b'\n').count() + 1;
     bad[at + 5..at + 7].copy_from_slice(b"13");
-    let (s, v) = push(
-        &base,
-        &hi,
-        "health_insurance",
-        Some("yibao-settlement"),
-        "text/csv",
-        bad,
-    )
-    .await;
+    let (s, v) = push_settlement(&base, &hi, bad).await;
     assert_eq!(s, 422, "{v}");
     let msg = v["error"]["message"].as_str().unwrap_or("");
     assert!(
@@ -252,15 +220,7 @@ async fn exports_pushed_through_a_profile_end_as_the_same_exports_dropped_in_a_f
     // Every export pushed as the department wrote it.
     let mut accepted = 0;
     for f in &settlements {
-        let (s, v) = push(
-            &base,
-            &hi,
-            "health_insurance",
-            Some("yibao-settlement"),
-            "text/csv",
-            std::fs::read(f).expect("export"),
-        )
-        .await;
+        let (s, v) = push_settlement(&base, &hi, std::fs::read(f).expect("export")).await;
         assert_eq!(s, 200, "{v}");
         assert!(
             v["profile"]
@@ -306,15 +266,7 @@ async fn exports_pushed_through_a_profile_end_as_the_same_exports_dropped_in_a_f
     );
 
     // A retry of a batch already kept: nothing new written.
-    let (s, v) = push(
-        &base,
-        &hi,
-        "health_insurance",
-        Some("yibao-settlement"),
-        "text/csv",
-        first.clone(),
-    )
-    .await;
+    let (s, v) = push_settlement(&base, &hi, first.clone()).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["accepted"], 0, "{v}");
     assert_eq!(tree(&dir.join("pushed")).len(), kept.len());
@@ -327,15 +279,7 @@ async fn exports_pushed_through_a_profile_end_as_the_same_exports_dropped_in_a_f
         &std::fs::read_to_string(dir.join("serve.toml")).expect("config"),
     )
     .await;
-    let (s, v) = push(
-        &base,
-        &hi,
-        "health_insurance",
-        Some("yibao-settlement"),
-        "text/csv",
-        first.clone(),
-    )
-    .await;
+    let (s, v) = push_settlement(&base, &hi, first.clone()).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["accepted"], 0, "{v}");
     assert!(v["duplicates"].as_u64().unwrap_or(0) > 0, "{v}");
@@ -370,7 +314,7 @@ async fn in_kafka_mode_a_push_is_on_the_topic_before_the_answer_and_a_worker_ing
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path();
     gen(dir, "200", "8", ".", &["--native"]);
-    let db = format!("sqlite://{}", dir.join("doudi.db").display());
+    let db = sqlite_url(dir, "doudi.db");
     ok(doudi(dir, &["import", "register.jsonl", "--db", &db]));
     let broker = kafka::Broker::start(dir, 4);
     let hi = feeder(dir, &db, "health_insurance");
@@ -394,15 +338,7 @@ async fn in_kafka_mode_a_push_is_on_the_topic_before_the_answer_and_a_worker_ing
         }
     }
     let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    let (s, v) = push(
-        &base,
-        &hi,
-        "health_insurance",
-        None,
-        "application/x-ndjson",
-        body.clone().into_bytes(),
-    )
-    .await;
+    let (s, v) = push_envelopes(&base, &hi, body.clone().into_bytes()).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["accepted"].as_u64(), Some(lines.len() as u64), "{v}");
     assert_eq!(v["topic"], "health_insurance", "{v}");
@@ -423,15 +359,7 @@ async fn in_kafka_mode_a_push_is_on_the_topic_before_the_answer_and_a_worker_ing
         .into_iter()
         .next()
         .expect("an export");
-    let (s, v) = push(
-        &base,
-        &hi,
-        "health_insurance",
-        Some("yibao-settlement"),
-        "text/csv",
-        std::fs::read(&export).expect("export"),
-    )
-    .await;
+    let (s, v) = push_settlement(&base, &hi, std::fs::read(&export).expect("export")).await;
     assert_eq!(s, 200, "{v}");
     let rows = v["accepted"].as_u64().expect("accepted");
     let on_topic = kafka::read_topic(&broker.bootstrap, "health_insurance");
@@ -460,15 +388,7 @@ async fn in_kafka_mode_a_push_is_on_the_topic_before_the_answer_and_a_worker_ing
     );
     kafka::terminate(&worker);
     let _ = worker.wait();
-    let (s, v) = push(
-        &base,
-        &hi,
-        "health_insurance",
-        None,
-        "application/x-ndjson",
-        body.into_bytes(),
-    )
-    .await;
+    let (s, v) = push_envelopes(&base, &hi, body.into_bytes()).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["duplicates"].as_u64(), Some(lines.len() as u64), "{v}");
     assert_eq!(v["topic"], Value::Null, "{v}");

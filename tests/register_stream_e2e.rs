@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{doudi, doudi_env, gen, ok, PgDatabase};
+use common::{doudi, doudi_env, gen, ok};
 
 /// Both runs link with the prior model: a model trained on each run's own register would differ
 /// between them for reasons that are not this test's.
@@ -31,20 +31,14 @@ fn json(dir: &Path, args: &[&str]) -> Value {
 /// A worker that keeps running (over a feeds folder, `--feeds DIR`, or a broker, `--brokers
 /// HOST:PORT`), following the register every second.
 fn worker(dir: &Path, source: &[&str], db: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_doudi"))
-        .current_dir(dir)
-        .env("DOUDI_LANG", "en")
-        .arg("run")
-        .args(source)
-        .args(["--db", db])
+    let mut args = vec!["run"];
+    args.extend_from_slice(source);
+    args.extend(["--db", db]);
+    common::quiet_command(dir, &args)
         .env("DOUDI_KAFKA__SESSION_TIMEOUT_MS", "3000")
         .env("DOUDI_KAFKA__LINGER_MS", "50")
-        .env_remove("DOUDI_CONFIG")
-        .env_remove("DOUDI_DB")
-        .env("DOUDI_LOG", "warn")
         .env("DOUDI_REGISTER__REFRESH_SECS", "1")
         .env(PRIOR.0, PRIOR.1)
-        .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start the worker")
@@ -88,49 +82,21 @@ type Warning = (String, String, String, i64, String, String);
 /// Every assessment (by event) and every warning (by household), as stored.
 type Rows = (Vec<Assessment>, Vec<Warning>);
 
+/// Every assessment, by the event (source, id), not by `seq`: the numbers depend on batch timing.
+const ASSESSMENTS: &str =
+    "SELECT source, event_id, household_id, score, level, assessment FROM assessments
+     ORDER BY source, event_id";
+/// Every warning, by household.
+const WARNINGS: &str =
+    "SELECT household_id, status, level, score, assessment_source, assessment_event_id FROM warnings
+     ORDER BY household_id, warning_id";
+
 macro_rules! rows_of {
     ($pool:expr) => {{
-        use sqlx::Row;
         let pool = &$pool;
-        // By the event (source, id), not by `seq`: the numbers depend on batch timing.
-        let assessments = sqlx::query(
-            "SELECT source, event_id, household_id, score, level, assessment FROM assessments
-             ORDER BY source, event_id",
-        )
-        .fetch_all(pool)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| {
-            (
-                r.get::<String, _>(0),
-                r.get::<String, _>(1),
-                r.get::<String, _>(2),
-                r.get::<i64, _>(3),
-                r.get::<String, _>(4),
-                r.get::<Option<String>, _>(5),
-            )
-        })
-        .collect();
-        let warnings = sqlx::query(
-            "SELECT household_id, status, level, score, assessment_source, assessment_event_id FROM warnings
-             ORDER BY household_id, warning_id",
-        )
-        .fetch_all(pool)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| {
-            (
-                r.get::<String, _>(0),
-                r.get::<String, _>(1),
-                r.get::<String, _>(2),
-                r.get::<i64, _>(3),
-                r.get::<String, _>(4),
-                r.get::<String, _>(5),
-            )
-        })
-        .collect();
+        let assessments: Vec<Assessment> =
+            sqlx::query_as(ASSESSMENTS).fetch_all(pool).await.unwrap();
+        let warnings: Vec<Warning> = sqlx::query_as(WARNINGS).fetch_all(pool).await.unwrap();
         (assessments, warnings)
     }};
 }
@@ -140,19 +106,7 @@ fn rows(db: &str) -> Rows {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
-        if db.starts_with("postgres") {
-            let pool = sqlx::PgPool::connect(db).await.unwrap();
-            let r = rows_of!(pool);
-            pool.close().await;
-            r
-        } else {
-            let pool = sqlx::SqlitePool::connect(db).await.unwrap();
-            let r = rows_of!(pool);
-            pool.close().await;
-            r
-        }
-    })
+    rt.block_on(async { common::on_pool!(db, |pool| rows_of!(pool)) })
 }
 
 /// Records with more than one earlier decision (`seq`, how many).
@@ -443,23 +397,18 @@ fn register_follows_a_running_worker(dir: &Path, reference: &str, streamed: &str
 
 #[test]
 fn a_household_enrolled_while_a_worker_runs_links_its_waiting_records_on_sqlite() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let reference = format!("sqlite://{}", dir.join("reference.db").display());
-    let streamed = format!("sqlite://{}", dir.join("streamed.db").display());
-    register_follows_a_running_worker(dir, &reference, &streamed, Layout::Files);
+    let (tmp, [reference, streamed]) = common::sqlite_case(["reference.db", "streamed.db"]);
+    register_follows_a_running_worker(tmp.path(), &reference, &streamed, Layout::Files);
 }
 
 #[test]
 fn a_household_enrolled_while_a_worker_runs_links_its_waiting_records_on_postgres() {
-    let Some(server) = common::postgres_url() else {
+    let Some((tmp, [reference, streamed])) = common::postgres_case(["regstream_ref", "regstream"])
+    else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let reference = PgDatabase::create(&server, "regstream_ref");
-    let streamed = PgDatabase::create(&server, "regstream");
-    register_follows_a_running_worker(dir, &reference.url, &streamed.url, Layout::TwoWorkers);
+    let (dir, layout) = (tmp.path(), Layout::TwoWorkers);
+    register_follows_a_running_worker(dir, &reference.url, &streamed.url, layout);
 }
 
 #[test]

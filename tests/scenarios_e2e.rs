@@ -65,11 +65,9 @@ fn hardship_households_are_warned_for_their_cause_and_others_rarely_are() {
         );
     }
     let scenarios: BTreeMap<String, String> =
-        std::fs::read_to_string(dir.join("data/truth/scenarios.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let v: Value = serde_json::from_str(l).unwrap();
+        common::read_jsonl(&dir.join("data/truth/scenarios.jsonl"))
+            .iter()
+            .map(|v| {
                 (
                     v["household_id"].as_str().unwrap().to_string(),
                     v["scenario"].as_str().unwrap().to_string(),

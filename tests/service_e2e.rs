@@ -34,11 +34,19 @@ fn logs_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn token(dir: &Path, db: &str, args: &[&str]) -> String {
-    let mut all = vec!["tokens", "create", "--json", "--db", db];
-    all.extend_from_slice(args);
-    let v: Value = serde_json::from_str(&ok(doudi_env(dir, &all, DEBUG))).expect("token json");
-    v["token"].as_str().expect("token").to_string()
+/// A token of `role` for `region` (`more`: `--officer`, …), created with debug logging.
+fn token(dir: &Path, db: &str, role: &str, region: &str, more: &[&str]) -> String {
+    common::create_token_env(dir, DEBUG, db, role, region, more)
+}
+
+/// `POST /sign-in` of the form with `token`.
+async fn sign_in(http: &reqwest::Client, base: &str, token: &str) -> reqwest::Response {
+    http.post(format!("{base}/sign-in"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"))
+        .send()
+        .await
+        .expect("sign in")
 }
 
 async fn get(http: &reqwest::Client, url: &str, token: &str) -> (u16, String) {
@@ -93,22 +101,10 @@ async fn no_personal_data_reaches_the_logs_of_the_pipeline_or_the_service() {
     let township = &w["region_code"].as_str().expect("region")[..9];
     let household = w["household_id"].as_str().expect("household").to_string();
     let warning_id = w["warning_id"].as_i64().expect("id");
-    let officer_token = token(
-        dir,
-        &db,
-        &[
-            "--role",
-            "officer",
-            "--region",
-            township,
-            "--officer",
-            &officer,
-            "--expires-in",
-            "30",
-        ],
-    );
-    let auditor_token = token(dir, &db, &["--role", "auditor", "--region", "34"]);
-    let spare = token(dir, &db, &["--role", "admin", "--region", "34"]);
+    let more = ["--officer", &officer, "--expires-in", "30"];
+    let officer_token = token(dir, &db, "officer", township, &more);
+    let auditor_token = token(dir, &db, "auditor", "34", &[]);
+    let spare = token(dir, &db, "admin", "34", &[]);
     let listed = ok(doudi_env(dir, &["tokens", "list", "--db", &db], &[]));
     assert!(
         listed.contains("officer") && listed.contains(&officer),
@@ -141,48 +137,26 @@ async fn no_personal_data_reaches_the_logs_of_the_pipeline_or_the_service() {
     let up = common::ready(&http, &base, 200).await;
     assert!(up, "doudi serve did not become ready");
 
-    let (s, body) = get(&http, &format!("{base}/api/warnings"), &officer_token).await;
-    assert_eq!(s, 200, "{body}");
-    let (s, body) = get(
-        &http,
-        &format!("{base}/api/warnings/{warning_id}"),
-        &officer_token,
-    )
-    .await;
-    assert_eq!(s, 200, "{body}");
-    let (s, body) = get(
-        &http,
-        &format!("{base}/api/households/{household}"),
-        &officer_token,
-    )
-    .await;
-    assert_eq!(s, 200, "{body}");
-    assert!(
-        secrets.iter().any(|p| body.contains(p.as_str())),
-        "the officer sees the household in clear"
-    );
-    let (s, _) = get(
-        &http,
-        &format!("{base}/api/households/{household}/timeline"),
-        &officer_token,
-    )
-    .await;
-    assert_eq!(s, 200);
-    let (s, body) = get(
-        &http,
-        &format!("{base}/api/households/{household}/trace"),
-        &auditor_token,
-    )
-    .await;
-    assert_eq!(s, 200, "{body}");
+    // What the officer and the auditor read, each answered.
+    let household_path = format!("/api/households/{household}");
+    for (path, token) in [
+        ("/api/warnings".to_string(), &officer_token),
+        (format!("/api/warnings/{warning_id}"), &officer_token),
+        (household_path.clone(), &officer_token),
+        (format!("{household_path}/timeline"), &officer_token),
+        (format!("{household_path}/trace"), &auditor_token),
+    ] {
+        let (s, body) = get(&http, &format!("{base}{path}"), token).await;
+        assert_eq!(s, 200, "{path}: {body}");
+        if path == household_path {
+            assert!(
+                secrets.iter().any(|p| body.contains(p.as_str())),
+                "the officer sees the household in clear"
+            );
+        }
+    }
     // Pages: sign in (a session of its own, not the API token, in the cookie).
-    let r = http
-        .post(format!("{base}/sign-in"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={auditor_token}"))
-        .send()
-        .await
-        .expect("sign in");
+    let r = sign_in(&http, &base, &auditor_token).await;
     assert_eq!(r.status().as_u16(), 303);
     let session = r
         .headers()
@@ -226,13 +200,7 @@ async fn no_personal_data_reaches_the_logs_of_the_pipeline_or_the_service() {
         "{}",
         r.text().await.unwrap_or_default()
     );
-    let r = http
-        .post(format!("{base}/sign-in"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={officer_token}"))
-        .send()
-        .await
-        .expect("sign in");
+    let r = sign_in(&http, &base, &officer_token).await;
     assert_eq!(r.status().as_u16(), 303);
     let metrics = http
         .get(format!("{base}/metrics"))

@@ -11,7 +11,7 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
-use common::PgDatabase;
+use common::{batches, PgDatabase};
 use doudi_pipeline::driver::RawRecord;
 use doudi_pipeline::Ingested;
 use doudi_store::ActivationKind;
@@ -41,29 +41,7 @@ fn new_rules() -> String {
 }
 
 fn generated(dir: &Path) -> (Vec<doudi_model::Household>, Vec<RawRecord>) {
-    let gen = doudi_synth::GenConfig {
-        households: 300,
-        seed: 22,
-        start: chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
-        months: 12,
-        hardship_share: 0.5,
-        noise: doudi_synth::Noise::default(),
-    };
-    doudi_synth::write_dataset(dir, &gen, &mut |_| {}).expect("generate");
-    let limits = doudi_model::ParseLimits::default();
-    let mut items = Vec::new();
-    for files in doudi_pipeline::files::scan_feeds(&dir.join("feeds")).expect("feeds") {
-        let mut reader = doudi_pipeline::files::SourceReader::new(
-            files,
-            Default::default(),
-            limits.max_event_bytes,
-            true,
-        );
-        while let Some(record) = reader.next_record().expect("read a feed") {
-            items.push(record);
-        }
-    }
-    (doudi_synth::generate_register(&gen), items)
+    common::generated_year(dir, 300, 22, 0.5)
 }
 
 /// The first half of each stream (by line), and the rest.
@@ -77,18 +55,6 @@ fn halves(items: &[RawRecord]) -> (Vec<RawRecord>, Vec<RawRecord>) {
         .iter()
         .cloned()
         .partition(|r| r.position.line() <= per_stream[r.stream.as_str()] / 2)
-}
-
-fn batches(items: &[RawRecord], size: usize) -> Vec<Vec<Ingested>> {
-    let limits = doudi_model::ParseLimits::default();
-    items
-        .chunks(size)
-        .map(|c| {
-            c.iter()
-                .map(|r| doudi_pipeline::ingest_record(r.clone(), &limits))
-                .collect()
-        })
-        .collect()
 }
 
 type Row = (String, String, String, String, i64, String, String);
@@ -248,8 +214,7 @@ async fn sqlite_each_record_keeps_the_rule_set_of_its_position() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_each_record_keeps_the_rule_set_of_its_position() {
-    let Ok(base) = std::env::var("DOUDI_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: DOUDI_TEST_POSTGRES_URL is not set");
+    let Some(base) = common::postgres_url() else {
         return;
     };
     let mut dbs = Vec::new();
@@ -290,24 +255,14 @@ fn the_version_lookup_by_stream_position() {
 /// new version. (SQLite's single writer never lets an activation in between.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_batch_staged_before_an_activation_is_applied_again_with_it() {
-    let Ok(base) = std::env::var("DOUDI_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: DOUDI_TEST_POSTGRES_URL is not set");
+    let Some(base) = common::postgres_url() else {
         return;
     };
     let db = PgDatabase::create(&base, "vcore_stale");
     let tmp = tempfile::tempdir().unwrap();
     let (register, items) = generated(tmp.path());
     let batch = batches(&items[..200], 200).remove(0);
-    let store = doudi_store::Store::open(&db.url).await.expect("open");
-    store
-        .import_register(&register, "register.jsonl", true)
-        .await
-        .expect("import");
-    let engine = doudi_pipeline::Engine::new(
-        doudi_risk::RuleSet::builtin(),
-        doudi_model::ParseLimits::default(),
-        store.load_register().await.expect("load register"),
-    );
+    let (store, engine) = common::open_with_register(&db.url, &register).await;
     let staged = doudi_pipeline::stage_batch(&store, &engine, &batch)
         .await
         .expect("stage");

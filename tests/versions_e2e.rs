@@ -19,7 +19,6 @@ mod kafka;
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{doudi, ok, PgDatabase};
@@ -201,33 +200,16 @@ fn wait(dir: &Path, db: &str, n: u64) {
 }
 
 fn stop(dir: &Path, workers: Vec<Guard>) {
-    for w in &workers {
-        kafka::terminate(w);
-    }
-    for w in workers {
-        let out = w.output();
-        assert!(
-            out.status.success(),
-            "a worker did not stop cleanly: {}\n{}",
-            out.status,
-            kafka::logs(dir)
-        );
-    }
+    kafka::stop_workers(dir, workers);
 }
 
 /// A worker following the feed files (`doudi run --feeds feeds`, no `--once`).
 fn file_worker(dir: &Path, db: &str) -> Guard {
     let log = std::fs::File::create(dir.join("worker-files.log")).unwrap();
     Guard(Some(
-        Command::new(env!("CARGO_BIN_EXE_doudi"))
-            .current_dir(dir)
-            .args(["run", "--feeds", "feeds", "--db", db])
-            .env_remove("DOUDI_CONFIG")
-            .env_remove("DOUDI_DB")
-            .env("DOUDI_LOG", "warn")
+        common::quiet_command(dir, &["run", "--feeds", "feeds", "--db", db])
             .env("DOUDI_FEEDS__POLL_INTERVAL_MS", "100")
             .env(BATCH.0, BATCH.1)
-            .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start a file worker"),
@@ -306,15 +288,8 @@ async fn outcome_of(url: &str) -> Outcome {
 
 fn outcome(url: &str) -> Outcome {
     let url = url.to_string();
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(outcome_of(&url))
-    })
-    .join()
-    .unwrap()
+    // On a thread of its own: callers may be inside no runtime, or another one.
+    common::on_own_thread(move || async move { outcome_of(&url).await })
 }
 
 /// Every assessment of a first-half record carries the old version, every other the new one.

@@ -5,20 +5,43 @@
 
 mod common;
 
-use common::{doudi, ok, refused};
+use common::{doudi, json as doudi_json, ok, refused, warnings_list};
 use std::path::Path;
+use std::process::Output;
 
 use serde_json::{json, Value};
 
 /// One elderly woman enrolled twice (two households, same ID number, name and birth date): no
 /// linker can tell which household a record about her belongs to.
 fn household(id: &str) -> Value {
-    json!({
-        "household_id": id, "region_code": "341502001003", "address": format!("大塘村{id}号"),
-        "category": "tekun", "area": "rural", "monthly_benefit_fen": 117200, "enrolled_on": "2023-05-01",
-        "members": [{"member_id": format!("{id}-1"), "id_number": "34240119490127046X", "name": "陈桂兰",
-            "sex": "female", "birth_date": "1949-01-27", "relation": "head", "work_capacity": "none"}]
-    })
+    common::tekun_household(id, id, HER)
+}
+
+/// Her ID number, name and birth date.
+const HER: (&str, &str, &str) = ("34240119490127046X", "陈桂兰", "1949-01-27");
+
+/// `doudi warnings VERB ID --by BY MORE` on `db`.
+fn act(dir: &Path, db: &str, verb: &str, id: &str, by: &str, more: &[&str]) -> Output {
+    let mut args = vec!["warnings", verb, id, "--by", by, "--db", db];
+    args.extend_from_slice(more);
+    doudi(dir, &args)
+}
+
+/// `doudi warnings resolve ID --by BY --disposition HOW [--amount YUAN] --note NOTE` on `db`.
+fn resolve(
+    dir: &Path,
+    db: &str,
+    id: &str,
+    by: &str,
+    how: &str,
+    amount: &str,
+    note: &str,
+) -> Output {
+    let mut more = vec!["--disposition", how, "--note", note];
+    if !amount.is_empty() {
+        more.extend(["--amount", amount]);
+    }
+    act(dir, db, "resolve", id, by, &more)
 }
 
 #[test]
@@ -26,33 +49,16 @@ fn a_reviewed_record_is_linked_by_a_person_and_goes_on_to_a_routed_warning() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let db = format!("sqlite://{}", dir.join("doudi.db").display());
-    std::fs::write(
-        dir.join("register.jsonl"),
-        format!("{}\n{}\n", household("HA"), household("HB")),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("officers.jsonl"),
-        [
+    common::write_case(
+        dir,
+        &[household("HA"), household("HB")],
+        &[
             json!({"officer_id": "o-341502001", "name": "李娜", "role": "officer", "region": "341502001", "substitute": "o-341502002"}),
             json!({"officer_id": "o-341502002", "name": "王磊", "role": "officer", "region": "341502002"}),
             json!({"officer_id": "s-341502", "name": "陈主任", "role": "supervisor", "region": "341502"}),
-        ]
-        .iter()
-        .map(|v| format!("{v}\n"))
-        .collect::<String>(),
-    )
-    .unwrap();
-    let feeds = dir.join("feeds/health_insurance");
-    std::fs::create_dir_all(&feeds).unwrap();
-    let event = json!({
-        "event_id": "YB-1", "source": "health_insurance", "kind": "serious_illness_diagnosed",
-        "occurred_at": "2026-02-12T10:05:00+08:00",
-        "subject": {"id_number": "34240119490127046X", "name": "陈桂兰", "birth_date": "1949-01-27",
-            "sex": "female", "region_code": "341502001003"},
-        "data": {"diagnosis": "C34.9", "description": "肺恶性肿瘤", "diagnosed_on": "2026-02-12"}
-    });
-    std::fs::write(feeds.join("2026-02.jsonl"), format!("{event}\n")).unwrap();
+        ],
+        &[common::illness("YB-1", common::village_woman(HER))],
+    );
 
     ok(doudi(dir, &["import", "register.jsonl", "--db", &db]));
     let imported = ok(doudi(
@@ -60,13 +66,9 @@ fn a_reviewed_record_is_linked_by_a_person_and_goes_on_to_a_routed_warning() {
         &["officers", "import", "officers.jsonl", "--db", &db],
     ));
     assert!(imported.contains("3 added"), "{imported}");
-    ok(doudi(
-        dir,
-        &["run", "--feeds", "feeds", "--once", "--db", &db],
-    ));
+    common::run_once(dir, "feeds", &db);
 
-    let queue: Value =
-        serde_json::from_str(&ok(doudi(dir, &["review", "list", "--json", "--db", &db]))).unwrap();
+    let queue = doudi_json(dir, &["review", "list", "--json", "--db", &db]);
     let items = queue.as_array().unwrap();
     assert_eq!(items.len(), 1, "{queue}");
     let seq = items[0]["seq"].as_i64().unwrap().to_string();
@@ -120,20 +122,14 @@ fn a_reviewed_record_is_linked_by_a_person_and_goes_on_to_a_routed_warning() {
     ));
     assert!(e.contains("decided already"), "{e}");
 
-    let queue: Value =
-        serde_json::from_str(&ok(doudi(dir, &["review", "list", "--json", "--db", &db]))).unwrap();
+    let queue = doudi_json(dir, &["review", "list", "--json", "--db", &db]);
     assert_eq!(queue.as_array().unwrap().len(), 0);
-    let item: Value = serde_json::from_str(&ok(doudi(
-        dir,
-        &["review", "show", &seq, "--json", "--db", &db],
-    )))
-    .unwrap();
+    let item = doudi_json(dir, &["review", "show", &seq, "--json", "--db", &db]);
     assert_eq!(item["decision"]["decided_by"], "li");
     assert_eq!(item["decision"]["member_id"], "HA-1");
     assert_eq!(item["decision"]["note"], "checked hukou");
 
-    let status: Value =
-        serde_json::from_str(&ok(doudi(dir, &["status", "--json", "--db", &db]))).unwrap();
+    let status = common::status(dir, &db);
     assert_eq!(
         status["applied"], 1,
         "the reviewed fact joined HA's timeline"
@@ -157,41 +153,17 @@ fn a_reviewed_record_is_linked_by_a_person_and_goes_on_to_a_routed_warning() {
     ));
     assert!(trained.contains("labels"), "{trained}");
     // Routed to the officer of the household's township, and shown masked.
-    let warnings: Value = serde_json::from_str(&ok(doudi(
-        dir,
-        &[
-            "warnings",
-            "list",
-            "--officer",
-            "o-341502001",
-            "--json",
-            "--db",
-            &db,
-        ],
-    )))
-    .unwrap();
-    let w = &warnings.as_array().unwrap()[0];
+    let warnings = warnings_list(dir, &db, &["--officer", "o-341502001"]);
+    let w = &warnings[0];
     assert_eq!(w["household_id"], "HA");
     assert_eq!(w["assigned_to"], "o-341502001");
-    let text = warnings.to_string();
+    let text = Value::from(warnings).to_string();
     assert!(
         !text.contains("34240119490127046X") && !text.contains("陈桂兰"),
         "{text}"
     );
-    let none: Value = serde_json::from_str(&ok(doudi(
-        dir,
-        &[
-            "warnings",
-            "list",
-            "--officer",
-            "o-341502002",
-            "--json",
-            "--db",
-            &db,
-        ],
-    )))
-    .unwrap();
-    assert_eq!(none.as_array().unwrap().len(), 0);
+    let none = warnings_list(dir, &db, &["--officer", "o-341502002"]);
+    assert_eq!(none.len(), 0);
 }
 
 #[test]
@@ -215,183 +187,86 @@ fn a_bad_officer_file_is_refused_whole_with_line_numbers() {
 
 /// One household at risk (a 特困 woman alone with a hospital bill beyond a year of her means: red),
 /// its officer and their neighbour township's officer.
-fn warned(dir: &Path) -> (String, i64) {
+fn warned() -> (tempfile::TempDir, String, i64) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let db = format!("sqlite://{}", dir.join("doudi.db").display());
-    std::fs::write(dir.join("register.jsonl"), format!("{}\n", household("HA"))).unwrap();
-    std::fs::write(
-        dir.join("officers.jsonl"),
-        [
-            json!({"officer_id": "li", "name": "李娜", "role": "officer", "region": "341502001", "substitute": "wang"}),
-            json!({"officer_id": "wang", "name": "王磊", "role": "officer", "region": "341502002"}),
-            json!({"officer_id": "zhou", "name": "周洁", "role": "officer", "region": "341503001"}),
-            json!({"officer_id": "chen", "name": "陈主任", "role": "supervisor", "region": "341502"}),
-        ]
-        .iter()
-        .map(|v| format!("{v}\n"))
-        .collect::<String>(),
-    )
-    .unwrap();
-    let feeds = dir.join("feeds/health_insurance");
-    std::fs::create_dir_all(&feeds).unwrap();
+    let officers = [
+        json!({"officer_id": "li", "name": "李娜", "role": "officer", "region": "341502001", "substitute": "wang"}),
+        json!({"officer_id": "wang", "name": "王磊", "role": "officer", "region": "341502002"}),
+        json!({"officer_id": "zhou", "name": "周洁", "role": "officer", "region": "341503001"}),
+        json!({"officer_id": "chen", "name": "陈主任", "role": "supervisor", "region": "341502"}),
+    ];
     // A hospital bill of 17,512 yuan out of pocket: beyond a year of her means (急难, red).
     let event = json!({
         "event_id": "YB-1", "source": "health_insurance", "kind": "settlement",
         "occurred_at": "2026-02-12T10:05:00+08:00",
-        "subject": {"id_number": "34240119490127046X", "name": "陈桂兰", "birth_date": "1949-01-27",
-            "sex": "female", "region_code": "341502001003"},
+        "subject": common::village_woman(HER),
         "data": {"setting": "inpatient", "total_cost_fen": 4856200, "fund_paid_fen": 3105000,
             "out_of_pocket_fen": 1751200, "diagnoses": ["C34.9"], "admitted_on": "2026-02-01",
             "discharged_on": "2026-02-12", "settled_on": "2026-02-12"}
     });
-    std::fs::write(feeds.join("2026-02.jsonl"), format!("{event}\n")).unwrap();
-    ok(doudi(dir, &["import", "register.jsonl", "--db", &db]));
-    ok(doudi(
-        dir,
-        &["officers", "import", "officers.jsonl", "--db", &db],
-    ));
-    ok(doudi(
-        dir,
-        &["run", "--feeds", "feeds", "--once", "--db", &db],
-    ));
-    let list: Value = serde_json::from_str(&ok(doudi(
-        dir,
-        &["warnings", "list", "--json", "--db", &db],
-    )))
-    .unwrap();
-    let w = &list.as_array().unwrap()[0];
+    common::write_case(dir, &[household("HA")], &officers, &[event]);
+    common::import_generated(dir, "", &db);
+    common::run_once(dir, "feeds", &db);
+    let list = warnings_list(dir, &db, &[]);
+    let w = &list[0];
     assert_eq!(w["assigned_to"], "li");
-    (db, w["warning_id"].as_i64().unwrap())
+    (tmp, db, w["warning_id"].as_i64().unwrap())
+}
+
+/// [`warned`], then acknowledged by its officer `li` (with `more`: a note) after a refused try by
+/// `zhou`, of another township.
+fn acknowledged(more: &[&str]) -> (tempfile::TempDir, String) {
+    let (tmp, db, id) = warned();
+    let id = id.to_string();
+    let _ = act(tmp.path(), &db, "ack", &id, "zhou", &[]);
+    ok(act(tmp.path(), &db, "ack", &id, "li", more));
+    (tmp, db)
 }
 
 #[test]
 fn a_warning_is_acknowledged_visited_and_resolved_by_its_officer_with_every_move_recorded() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, db, id) = warned();
     let dir = tmp.path();
-    let (db, id) = warned(dir);
     let id = id.to_string();
 
     // Another township's officer is refused, and the attempt is recorded.
-    let e = refused(doudi(
-        dir,
-        &["warnings", "ack", &id, "--by", "zhou", "--db", &db],
-    ));
+    let e = refused(act(dir, &db, "ack", &id, "zhou", &[]));
     assert!(e.contains("may not act") && e.contains("\"li\""), "{e}");
     // Resolving before acknowledging is refused with what to do.
-    let e = refused(doudi(
-        dir,
-        &[
-            "warnings",
-            "resolve",
-            &id,
-            "--by",
-            "li",
-            "--disposition",
-            "false_alarm",
-            "--note",
-            "x",
-            "--db",
-            &db,
-        ],
-    ));
+    let e = refused(resolve(dir, &db, &id, "li", "false_alarm", "", "x"));
     assert!(e.contains("acknowledge it first"), "{e}");
 
-    ok(doudi(
-        dir,
-        &[
-            "warnings",
-            "ack",
-            &id,
-            "--by",
-            "wang",
-            "--note",
-            "substitute takes it",
-            "--db",
-            &db,
-        ],
-    ));
-    let e = refused(doudi(
-        dir,
-        &["warnings", "ack", &id, "--by", "li", "--db", &db],
-    ));
+    let note = ["--note", "substitute takes it"];
+    ok(act(dir, &db, "ack", &id, "wang", &note));
+    let e = refused(act(dir, &db, "ack", &id, "li", &[]));
     assert!(e.contains("acknowledged already"), "{e}");
     // Relief needs the visit first.
-    let e = refused(doudi(
-        dir,
-        &[
-            "warnings",
-            "resolve",
-            &id,
-            "--by",
-            "li",
-            "--disposition",
-            "relief_granted",
-            "--amount",
-            "2000",
-            "--note",
-            "x",
-            "--db",
-            &db,
-        ],
-    ));
+    let e = refused(resolve(dir, &db, &id, "li", "relief_granted", "2000", "x"));
     assert!(e.contains("visit"), "{e}");
-    ok(doudi(
+    ok(act(
         dir,
-        &[
-            "warnings",
-            "visit",
-            &id,
-            "--by",
-            "li",
-            "--note",
-            "独居，住院中",
-            "--db",
-            &db,
-        ],
+        &db,
+        "visit",
+        &id,
+        "li",
+        &["--note", "独居，住院中"],
     ));
     // Above the township's limit (3,000 yuan by default) an officer is refused; the supervisor may.
-    let e = refused(doudi(
-        dir,
-        &[
-            "warnings",
-            "resolve",
-            &id,
-            "--by",
-            "li",
-            "--disposition",
-            "relief_granted",
-            "--amount",
-            "5000",
-            "--note",
-            "x",
-            "--db",
-            &db,
-        ],
-    ));
+    let e = refused(resolve(dir, &db, &id, "li", "relief_granted", "5000", "x"));
     assert!(e.contains("approval limit"), "{e}");
-    ok(doudi(
+    ok(resolve(
         dir,
-        &[
-            "warnings",
-            "resolve",
-            &id,
-            "--by",
-            "chen",
-            "--disposition",
-            "relief_granted",
-            "--amount",
-            "5000",
-            "--note",
-            "急难型临时救助",
-            "--db",
-            &db,
-        ],
+        &db,
+        &id,
+        "chen",
+        "relief_granted",
+        "5000",
+        "急难型临时救助",
     ));
 
-    let d: Value = serde_json::from_str(&ok(doudi(
-        dir,
-        &["warnings", "show", &id, "--json", "--db", &db],
-    )))
-    .unwrap();
+    let d = doudi_json(dir, &["warnings", "show", &id, "--json", "--db", &db]);
     assert_eq!(d["status"], "resolved");
     assert_eq!(d["disposition"]["disposition"], "relief_granted");
     assert_eq!(d["disposition"]["amount_fen"], 500_000);
@@ -421,12 +296,13 @@ fn a_warning_is_acknowledged_visited_and_resolved_by_its_officer_with_every_move
     assert_eq!(history, expected);
     assert!(!d.to_string().contains("34240119490127046X"));
     // Resolved: no longer in the list of active warnings.
-    let list: Value = serde_json::from_str(&ok(doudi(
-        dir,
-        &["warnings", "list", "--json", "--db", &db],
-    )))
-    .unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 0);
+    assert_eq!(warnings_list(dir, &db, &[]).len(), 0);
+}
+
+/// What `doudi args` printed holds every one of `words`.
+fn assert_prints(dir: &Path, args: &[&str], words: &[&str]) {
+    let printed = ok(doudi(dir, args));
+    assert!(words.iter().all(|w| printed.contains(w)), "{printed}");
 }
 
 /// The built-in rule set with `rule` weighed at `points` and a new version.
@@ -458,9 +334,8 @@ fn candidate_rules(rule: &str, points: i64) -> String {
 
 #[test]
 fn a_backtest_shows_the_warnings_a_rule_change_would_lose_and_refuses_a_bad_rule_file() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, db, _) = warned();
     let dir = tmp.path();
-    let (db, _) = warned(dir);
     std::fs::write(
         dir.join("candidate.toml"),
         candidate_rules("catastrophic_bill", 0),
@@ -487,12 +362,7 @@ fn a_backtest_shows_the_warnings_a_rule_change_would_lose_and_refuses_a_bad_rule
     assert_eq!(lost + lowered, 1, "{report}");
     assert_eq!(report["examples"][0]["household_id"], "HA");
     // Nothing was written: the warning is as it was.
-    let list: Value = serde_json::from_str(&ok(doudi(
-        dir,
-        &["warnings", "list", "--json", "--db", &db],
-    )))
-    .unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(warnings_list(dir, &db, &[]).len(), 1);
 
     std::fs::write(dir.join("bad.toml"), candidate_rules("serious_illness", -5)).unwrap();
     let e = refused(doudi(
@@ -533,7 +403,7 @@ fn tick(dir: &Path, db: &str, at: chrono::DateTime<chrono::Utc>) -> (u64, u64, u
 }
 
 fn inbox(dir: &Path, db: &str, officer: &str) -> Vec<String> {
-    let v: Value = serde_json::from_str(&ok(doudi(
+    let v = doudi_json(
         dir,
         &[
             "warnings",
@@ -544,8 +414,7 @@ fn inbox(dir: &Path, db: &str, officer: &str) -> Vec<String> {
             "--db",
             db,
         ],
-    )))
-    .unwrap();
+    );
     v.as_array()
         .unwrap()
         .iter()
@@ -555,9 +424,8 @@ fn inbox(dir: &Path, db: &str, officer: &str) -> Vec<String> {
 
 #[test]
 fn an_unacknowledged_red_warning_escalates_to_the_supervisor_exactly_at_its_deadline() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, db, id) = warned();
     let dir = tmp.path();
-    let (db, id) = warned(dir);
     let opened = opened_at(dir, &db, id);
     assert_eq!(
         inbox(dir, &db, "li"),
@@ -575,34 +443,16 @@ fn an_unacknowledged_red_warning_escalates_to_the_supervisor_exactly_at_its_dead
     // Ticking again at the same moment changes nothing.
     let (escalated, _, _) = tick(dir, &db, opened + chrono::TimeDelta::hours(2));
     assert_eq!(escalated, 0);
-    let history = ok(doudi(
-        dir,
-        &["warnings", "show", &id.to_string(), "--db", &db],
-    ));
-    assert!(
-        history.contains("escalated") && history.contains("to chen"),
-        "{history}"
-    );
+    let show = ["warnings", "show", &id.to_string(), "--db", &db];
+    assert_prints(dir, &show, &["escalated", "to chen"]);
 }
 
 #[test]
 fn an_acknowledged_warning_does_not_escalate_for_acknowledgement() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, db, id) = warned();
     let dir = tmp.path();
-    let (db, id) = warned(dir);
     let opened = opened_at(dir, &db, id);
-    ok(doudi(
-        dir,
-        &[
-            "warnings",
-            "ack",
-            &id.to_string(),
-            "--by",
-            "li",
-            "--db",
-            &db,
-        ],
-    ));
+    ok(act(dir, &db, "ack", &id.to_string(), "li", &[]));
     let (escalated, _, _) = tick(dir, &db, opened + chrono::TimeDelta::hours(20));
     assert_eq!(escalated, 0);
     assert!(inbox(dir, &db, "chen").is_empty());
@@ -610,9 +460,8 @@ fn an_acknowledged_warning_does_not_escalate_for_acknowledgement() {
 
 #[test]
 fn a_silence_holds_escalation_back_until_it_ends() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, db, id) = warned();
     let dir = tmp.path();
-    let (db, id) = warned(dir);
     let opened = opened_at(dir, &db, id);
     let until = opened + chrono::TimeDelta::hours(10);
     // Only a supervisor of the region may silence it; a refusal is in the audit trail.
@@ -657,44 +506,14 @@ fn a_silence_holds_escalation_back_until_it_ends() {
     let (escalated, _, _) = tick(dir, &db, opened + chrono::TimeDelta::hours(11));
     assert_eq!(escalated, 1, "the silence has ended");
     assert_eq!(inbox(dir, &db, "chen"), ["escalated"]);
-    let list = ok(doudi(dir, &["silences", "list", "--db", &db]));
-    assert!(
-        list.contains("flood response on site") && list.contains("chen"),
-        "{list}"
-    );
+    let list = ["silences", "list", "--db", &db];
+    assert_prints(dir, &list, &["flood response on site", "chen"]);
 }
 
 #[test]
 fn a_trace_shows_the_record_its_identity_evidence_the_assessment_and_every_human_action() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, db) = acknowledged(&["--note", "on my way"]);
     let dir = tmp.path();
-    let (db, id) = warned(dir);
-    let _ = doudi(
-        dir,
-        &[
-            "warnings",
-            "ack",
-            &id.to_string(),
-            "--by",
-            "zhou",
-            "--db",
-            &db,
-        ],
-    );
-    ok(doudi(
-        dir,
-        &[
-            "warnings",
-            "ack",
-            &id.to_string(),
-            "--by",
-            "li",
-            "--note",
-            "on my way",
-            "--db",
-            &db,
-        ],
-    ));
     let trace: Value =
         serde_json::from_str(&ok(doudi(dir, &["trace", "HA", "--json", "--db", &db]))).unwrap();
     let entries = trace.as_array().unwrap();
@@ -772,15 +591,8 @@ fn verify(dir: &Path, db: &str) -> (Option<i32>, Value) {
 
 #[test]
 fn audit_verify_names_the_first_altered_deleted_or_reordered_record() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, db) = acknowledged(&[]);
     let dir = tmp.path();
-    let (db, id) = warned(dir);
-    let id = id.to_string();
-    let _ = doudi(dir, &["warnings", "ack", &id, "--by", "zhou", "--db", &db]);
-    ok(doudi(
-        dir,
-        &["warnings", "ack", &id, "--by", "li", "--db", &db],
-    ));
     ok(doudi(dir, &["trace", "HA", "--db", &db]));
     let (code, v) = verify(dir, &db);
     assert_eq!(code, Some(0), "{v}");
@@ -816,9 +628,8 @@ fn audit_verify_names_the_first_altered_deleted_or_reordered_record() {
     );
 
     // Deleted: record 2 removed, on a fresh trail.
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, db, _) = warned();
     let dir = tmp.path();
-    let (db, _) = warned(dir);
     tamper(&db, "DELETE FROM audit_log WHERE seq = 2");
     let (code, v) = verify(dir, &db);
     assert_eq!(code, Some(3));
@@ -832,9 +643,8 @@ fn audit_verify_names_the_first_altered_deleted_or_reordered_record() {
     );
 
     // Reordered: records 2 and 3 swap places.
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, db, _) = warned();
     let dir = tmp.path();
-    let (db, _) = warned(dir);
     tamper(&db, "UPDATE audit_log SET seq = -2 WHERE seq = 2");
     tamper(&db, "UPDATE audit_log SET seq = 2 WHERE seq = 3");
     tamper(&db, "UPDATE audit_log SET seq = 3 WHERE seq = -2");
@@ -843,9 +653,8 @@ fn audit_verify_names_the_first_altered_deleted_or_reordered_record() {
     assert_eq!(v["first_broken"][0], 2, "{v}");
 
     // The end cut off.
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, db, _) = warned();
     let dir = tmp.path();
-    let (db, _) = warned(dir);
     tamper(
         &db,
         "DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)",

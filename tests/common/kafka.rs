@@ -201,6 +201,22 @@ impl Drop for Guard {
     }
 }
 
+/// Stop the workers (SIGTERM: each drains), asserting that each exited cleanly.
+pub fn stop_workers(dir: &Path, workers: Vec<Guard>) {
+    for w in &workers {
+        terminate(w);
+    }
+    for w in workers {
+        let out = w.output();
+        assert!(
+            out.status.success(),
+            "a worker did not stop cleanly: {}\n{}",
+            out.status,
+            logs(dir)
+        );
+    }
+}
+
 /// A fresh database on the PostgreSQL test server (DOUDI_TEST_POSTGRES_URL), dropped when the
 /// test ends. Derefs to its URL.
 pub fn fresh_database(base: &str, what: &str) -> crate::common::PgDatabase {
@@ -209,13 +225,7 @@ pub fn fresh_database(base: &str, what: &str) -> crate::common::PgDatabase {
 
 /// A `doudi run --brokers` worker.
 pub fn worker(dir: &Path, bootstrap: &str, db: &str, env: &[(&str, &str)]) -> Guard {
-    let log = dir.join(format!(
-        "worker-{}.log",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
+    let log = dir.join(format!("worker-{}.log", crate::common::now_nanos()));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_doudi"));
     cmd.current_dir(dir)
         .args(["run", "--brokers", bootstrap, "--json", "--db", db])

@@ -7,6 +7,11 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+// The PostgreSQL test database, shared with the service's tests (crates/service/tests/common).
+mod pg;
+#[allow(unused_imports)]
+pub use pg::{on_own_thread, PgDatabase};
+
 /// Run `doudi` in `dir` with nothing from the caller's environment that could change it, in
 /// English (`DOUDI_LANG=en`; an `env` of [`doudi_env`] may choose another language).
 pub fn doudi(dir: &Path, args: &[&str]) -> Output {
@@ -15,6 +20,15 @@ pub fn doudi(dir: &Path, args: &[&str]) -> Output {
 
 /// [`doudi`] with extra environment variables.
 pub fn doudi_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = doudi_command(dir, args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run doudi")
+}
+
+/// The command [`doudi`] runs, for a caller that sets more or spawns it.
+pub fn doudi_command(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_doudi"));
     cmd.current_dir(dir)
         .args(args)
@@ -24,10 +38,7 @@ pub fn doudi_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         .env("DOUDI_LOG", "warn")
         // The tests read the English texts; Chinese (the default) is tested in cli_lang_e2e.
         .env("DOUDI_LANG", "en");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run doudi")
+    cmd
 }
 
 /// Its standard output, after asserting it succeeded.
@@ -66,84 +77,6 @@ pub fn refused(out: Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// A new database on the PostgreSQL test server (`DOUDI_TEST_POSTGRES_URL`), dropped with its
-/// connections when this is dropped, the test passed or not. Derefs to its URL.
-pub struct PgDatabase {
-    server: String,
-    name: String,
-    pub url: String,
-}
-
-impl PgDatabase {
-    /// `what` goes into the database's name, to tell leftovers apart.
-    pub fn create(server: &str, what: &str) -> PgDatabase {
-        let name = format!(
-            "doudi_{what}_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0)
-        );
-        pg_admin(server, &format!("CREATE DATABASE {name}"));
-        let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(server);
-        PgDatabase {
-            server: server.to_string(),
-            url: format!("{base}/{name}"),
-            name,
-        }
-    }
-}
-
-impl std::ops::Deref for PgDatabase {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.url
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        pg_admin(
-            &self.server,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-    }
-}
-
-/// One statement on the server, on its own thread and runtime (so also from `Drop`, and from
-/// inside another runtime).
-fn pg_admin(server: &str, sql: &str) {
-    let (server, sql) = (server.to_string(), sql.to_string());
-    on_own_thread(move || async move {
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(&server)
-            .await
-            .expect("connect to DOUDI_TEST_POSTGRES_URL");
-        sqlx::raw_sql(&sql)
-            .execute(&mut c)
-            .await
-            .expect("admin sql");
-        let _ = c.close().await;
-    });
-}
-
-/// Run the future `work` makes to its end on a runtime of a thread of its own (so also from `Drop`, and from
-/// inside another runtime).
-pub fn on_own_thread<F: std::future::Future<Output = ()>>(
-    work: impl FnOnce() -> F + Send + 'static,
-) {
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(work())
-    })
-    .join()
-    .expect("a thread of its own");
-}
-
 /// `doudi gen` of `households` households from `seed` into `out` (beside `dir`), with `more`
 /// arguments; its standard output, after asserting it succeeded.
 pub fn gen(dir: &Path, households: &str, seed: &str, out: &str, more: &[&str]) -> String {
@@ -175,6 +108,23 @@ pub fn postgres_url() -> Option<String> {
     url
 }
 
+/// A temporary folder and the URLs of the SQLite databases `names` in it.
+pub fn sqlite_case<const N: usize>(names: [&str; N]) -> (tempfile::TempDir, [String; N]) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let urls = names.map(|name| sqlite_url(tmp.path(), name));
+    (tmp, urls)
+}
+
+/// A temporary folder and a fresh database on the PostgreSQL test server for each of `what` (see
+/// [`PgDatabase::create`]), or `None` after saying the test is skipped.
+pub fn postgres_case<const N: usize>(
+    what: [&str; N],
+) -> Option<(tempfile::TempDir, [PgDatabase; N])> {
+    let server = postgres_url()?;
+    let databases = what.map(|w| PgDatabase::create(&server, w));
+    Some((tempfile::tempdir().expect("temp dir"), databases))
+}
+
 /// Import the generated register and officer directory found at `prefix` (`""` or `"data/"`)
 /// into `db`.
 pub fn import_generated(dir: &Path, prefix: &str, db: &str) {
@@ -182,6 +132,16 @@ pub fn import_generated(dir: &Path, prefix: &str, db: &str) {
     let officers = format!("{prefix}officers.jsonl");
     ok(doudi(dir, &["import", &register, "--db", db]));
     ok(doudi(dir, &["officers", "import", &officers, "--db", db]));
+}
+
+/// The SQLite databases `names` in `dir`, each holding the generated register and officer
+/// directory found at `prefix` (as [`import_generated`]); their URLs.
+pub fn imported_stores<const N: usize>(dir: &Path, prefix: &str, names: [&str; N]) -> [String; N] {
+    names.map(|name| {
+        let db = sqlite_url(dir, name);
+        import_generated(dir, prefix, &db);
+        db
+    })
 }
 
 /// A valid 18-digit ID number (ISO 7064 MOD 11-2 check character).
@@ -322,4 +282,215 @@ pub fn export_files(folder: &Path) -> Vec<String> {
         .collect();
     files.sort();
     files
+}
+
+/// The JSON `doudi args` printed, after asserting it succeeded.
+pub fn json(dir: &Path, args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&ok(doudi(dir, args))).expect("doudi printed JSON")
+}
+
+/// `doudi status --json` of `db`.
+pub fn status(dir: &Path, db: &str) -> serde_json::Value {
+    json(dir, &["status", "--json", "--db", db])
+}
+
+/// `doudi deadletters replay ARGS` on `db`, with `env`; what it printed, after asserting it
+/// succeeded.
+pub fn replay(dir: &Path, db: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut all = vec!["deadletters", "replay", "--db", db];
+    all.extend_from_slice(args);
+    ok(doudi_env(dir, &all, env))
+}
+
+/// `doudi args` in `dir` as [`doudi`] runs it, its output going nowhere; the caller may set more,
+/// then spawns it (a run to kill, a worker to stop).
+pub fn quiet_command(dir: &Path, args: &[&str]) -> Command {
+    let mut c = doudi_command(dir, args);
+    c.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    c
+}
+
+/// `doudi run --feeds FEEDS --once` on `db`; what it printed, after asserting it succeeded.
+pub fn run_once(dir: &Path, feeds: &str, db: &str) -> String {
+    ok(doudi(dir, &["run", "--feeds", feeds, "--once", "--db", db]))
+}
+
+/// `doudi deadletters list --json` of `db`.
+pub fn dead_letters(dir: &Path, db: &str) -> Vec<serde_json::Value> {
+    let list = json(dir, &["deadletters", "list", "--json", "--db", db]);
+    list.as_array().expect("a list").clone()
+}
+
+/// `values` written to `path` as JSON lines.
+pub fn write_jsonl(path: &Path, values: &[serde_json::Value]) {
+    let text: String = values.iter().map(|v| format!("{v}\n")).collect();
+    std::fs::write(path, text).expect("write JSON lines");
+}
+
+/// The JSON lines of the file at `path`.
+pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .expect("read JSON lines")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+/// `doudi tokens create --role ROLE` for region `region` with `more` arguments (`--source`,
+/// `--officer`, …) on `db`, `--json`; the token.
+pub fn create_token(dir: &Path, db: &str, role: &str, region: &str, more: &[&str]) -> String {
+    create_token_env(dir, &[], db, role, region, more)
+}
+
+/// [`create_token`] with extra environment variables.
+pub fn create_token_env(
+    dir: &Path,
+    env: &[(&str, &str)],
+    db: &str,
+    role: &str,
+    region: &str,
+    more: &[&str],
+) -> String {
+    let mut args = vec![
+        "tokens", "create", "--json", "--db", db, "--role", role, "--region", region,
+    ];
+    args.extend_from_slice(more);
+    let created: serde_json::Value =
+        serde_json::from_str(&ok(doudi_env(dir, &args, env))).expect("token json");
+    created["token"].as_str().expect("token").to_string()
+}
+
+/// Nanoseconds since the epoch: a name part that tells one call's files from another's.
+pub fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after the epoch")
+        .as_nanos()
+}
+
+/// The records of `items` cut into ingested batches of `size`, as the driver hands them on.
+pub fn batches(
+    items: &[doudi_pipeline::driver::RawRecord],
+    size: usize,
+) -> Vec<Vec<doudi_pipeline::Ingested>> {
+    let limits = doudi_model::ParseLimits::default();
+    items
+        .chunks(size)
+        .map(|c| {
+            c.iter()
+                .map(|r| doudi_pipeline::ingest_record(r.clone(), &limits))
+                .collect()
+        })
+        .collect()
+}
+
+/// A year from 2025-01-01 of `households` generated from `seed` with `hardship_share`, written
+/// into `dir`: its register, and the records of its feeds in file order.
+pub fn generated_year(
+    dir: &Path,
+    households: usize,
+    seed: u64,
+    hardship_share: f64,
+) -> (
+    Vec<doudi_model::Household>,
+    Vec<doudi_pipeline::driver::RawRecord>,
+) {
+    let gen = doudi_synth::GenConfig {
+        households,
+        seed,
+        start: chrono::NaiveDate::from_ymd_opt(2025, 1, 1).expect("a date"),
+        months: 12,
+        hardship_share,
+        noise: doudi_synth::Noise::default(),
+    };
+    doudi_synth::write_dataset(dir, &gen, &mut |_| {}).expect("generate");
+    let items = feed_records(&dir.join("feeds"));
+    (doudi_synth::generate_register(&gen), items)
+}
+
+/// `$work`, an expression of `$pool` (awaited inside), on a pool of the database at `$db`,
+/// PostgreSQL or SQLite, closed after: the same queries on either backend.
+#[allow(unused_macros)]
+macro_rules! on_pool {
+    ($db:expr, |$pool:ident| $work:expr) => {{
+        let db: &str = $db;
+        if db.starts_with("postgres") {
+            let $pool = sqlx::PgPool::connect(db).await.expect("connect");
+            let out = $work;
+            $pool.close().await;
+            out
+        } else {
+            let $pool = sqlx::SqlitePool::connect(db).await.expect("connect");
+            let out = $work;
+            $pool.close().await;
+            out
+        }
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use on_pool;
+
+/// A data set of `households` generated from `seed` (the rest as `doudi gen`'s defaults), written
+/// into a new temporary folder.
+pub fn synth_dataset(households: usize, seed: u64) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = doudi_synth::GenConfig {
+        households,
+        seed,
+        ..doudi_synth::GenConfig::default()
+    };
+    doudi_synth::write_dataset(tmp.path(), &cfg, &mut |_| {}).expect("generate");
+    tmp
+}
+
+/// A 特困 household `id` at house `number` of village 341502001003 (大塘村): one elderly woman
+/// alone, `member` (ID number, name, birth date as YYYY-MM-DD).
+pub fn tekun_household(id: &str, number: &str, member: (&str, &str, &str)) -> serde_json::Value {
+    let (id_number, name, birth) = member;
+    serde_json::json!({
+        "household_id": id, "region_code": "341502001003", "address": format!("大塘村{number}号"),
+        "category": "tekun", "area": "rural", "monthly_benefit_fen": 117200, "enrolled_on": "2023-05-01",
+        "members": [{"member_id": format!("{id}-1"), "id_number": id_number, "name": name,
+            "sex": "female", "birth_date": birth, "relation": "head", "work_capacity": "none"}]
+    })
+}
+
+/// A health-insurance record `event_id`: lung cancer diagnosed on 2026-02-12 for `subject`.
+pub fn illness(event_id: &str, subject: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "event_id": event_id, "source": "health_insurance", "kind": "serious_illness_diagnosed",
+        "occurred_at": "2026-02-12T10:05:00+08:00",
+        "subject": subject,
+        "data": {"diagnosis": "C34.9", "description": "肺恶性肿瘤", "diagnosed_on": "2026-02-12"}
+    })
+}
+
+/// The subject of a record about a woman of village 341502001003 (ID number, name, birth date).
+pub fn village_woman(member: (&str, &str, &str)) -> serde_json::Value {
+    let (id_number, name, birth) = member;
+    serde_json::json!({"id_number": id_number, "name": name, "birth_date": birth,
+        "sex": "female", "region_code": "341502001003"})
+}
+
+/// A case in `dir`: `register.jsonl`, `officers.jsonl` and the health-insurance feed
+/// `feeds/health_insurance/2026-02.jsonl` holding `events`.
+pub fn write_case(
+    dir: &Path,
+    register: &[serde_json::Value],
+    officers: &[serde_json::Value],
+    events: &[serde_json::Value],
+) {
+    write_jsonl(&dir.join("register.jsonl"), register);
+    write_jsonl(&dir.join("officers.jsonl"), officers);
+    let feeds = dir.join("feeds/health_insurance");
+    std::fs::create_dir_all(&feeds).expect("feeds folder");
+    write_jsonl(&feeds.join("2026-02.jsonl"), events);
+}
+
+/// `doudi warnings list --json` of `db` with `more` arguments (`--officer`, …).
+pub fn warnings_list(dir: &Path, db: &str, more: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["warnings", "list", "--json", "--db", db];
+    args.extend_from_slice(more);
+    json(dir, &args).as_array().expect("a list").clone()
 }

@@ -12,7 +12,6 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -86,71 +85,19 @@ pub enum Backend {
     Postgres,
 }
 
-/// A fresh database on the PostgreSQL test server, dropped (with its connections) at the end.
-pub struct PgDatabase {
-    server: String,
-    name: String,
-    pub url: String,
-}
+// The PostgreSQL test database, the same as the end-to-end tests' (one copy, included by path).
+#[path = "../../../../tests/common/pg.rs"]
+mod pg;
+pub use pg::PgDatabase;
 
-impl PgDatabase {
-    /// `None` (with a printed line) without `DOUDI_TEST_POSTGRES_URL`.
-    pub fn create() -> Option<PgDatabase> {
-        let Ok(server) = std::env::var("DOUDI_TEST_POSTGRES_URL") else {
-            println!("skipped: DOUDI_TEST_POSTGRES_URL not set (the PostgreSQL half of this test)");
-            return None;
-        };
-        static N: AtomicU64 = AtomicU64::new(0);
-        let name = format!(
-            "doudi_svc_{}_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        pg_admin(&server, &format!("CREATE DATABASE {name}"));
-        let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(&server);
-        Some(PgDatabase {
-            url: format!("{base}/{name}"),
-            server,
-            name,
-        })
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        pg_admin(
-            &self.server,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-    }
-}
-
-/// One statement on the server, on its own thread and runtime (so also from `Drop`).
-fn pg_admin(server: &str, sql: &str) {
-    let (server, sql) = (server.to_string(), sql.to_string());
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(&server)
-                .await
-                .expect("connect to DOUDI_TEST_POSTGRES_URL");
-            sqlx::raw_sql(&sql)
-                .execute(&mut c)
-                .await
-                .expect("admin sql");
-            let _ = c.close().await;
-        })
-    })
-    .join()
-    .expect("admin thread");
+/// A fresh database on the PostgreSQL test server, dropped (with its connections) at the end;
+/// `None` (with a printed line) without `DOUDI_TEST_POSTGRES_URL`.
+fn pg_database() -> Option<PgDatabase> {
+    let Ok(server) = std::env::var("DOUDI_TEST_POSTGRES_URL") else {
+        println!("skipped: DOUDI_TEST_POSTGRES_URL not set (the PostgreSQL half of this test)");
+        return None;
+    };
+    Some(PgDatabase::create(&server, "svc"))
 }
 
 pub struct Fixture {
@@ -219,7 +166,7 @@ impl Fixture {
         let dir = tempfile::tempdir().expect("temp dir");
         let pg = match backend {
             Backend::Sqlite => None,
-            Backend::Postgres => Some(PgDatabase::create()?),
+            Backend::Postgres => Some(pg_database()?),
         };
         let people = vec![
             person("341502", "陈桂兰", 1949, 1, 27, 46),
