@@ -67,6 +67,13 @@ impl Section<'_> {
         self.range(entry, value, 0, 1000)
     }
 
+    /// Each of `entries` (key, value) must be sane points ([`Section::points`]), checked in order.
+    pub fn all_points(&self, entries: &[(&str, i64)]) -> Result<(), RuleSetError> {
+        entries
+            .iter()
+            .try_for_each(|(entry, value)| self.points(entry, *value))
+    }
+
     /// A share in permille from 1 to 100 times the whole (1..=100,000).
     pub fn share(&self, entry: &str, value: i64) -> Result<(), RuleSetError> {
         self.range(entry, value, 1, 100_000)

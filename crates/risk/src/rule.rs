@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::check::{RuleSetError, Section};
 use crate::clearance::{Clearance, Episode, Signals};
+use crate::evidence::Evidence;
 use crate::policy::{Deductions, General, ReviewParams, Standard};
 use crate::state::HouseholdState;
 
@@ -120,6 +121,14 @@ impl<'s, 'a> Ctx<'s, 'a> {
     /// Whether a signal that happened `on` still counts (its risk is not cleared).
     pub fn counts(&self, on: NaiveDate) -> bool {
         on <= self.state.as_of_date() && self.clearance.counts(on)
+    }
+
+    /// The records that still count, in order.
+    pub fn recent<'c, 'r: 'c, T: Evidence>(
+        &'c self,
+        records: &'r [T],
+    ) -> impl Iterator<Item = &'r T> + 'c {
+        records.iter().filter(|r| self.counts(r.on()))
     }
 
     /// A living member able to work.

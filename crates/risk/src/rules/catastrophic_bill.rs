@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{RuleSetError, Section};
 use crate::clearance::Signals;
+use crate::evidence::event_ids;
 use crate::policy::Standard;
 use crate::rule::{percent, Ctx, Rule, BILL_BEYOND_CAPACITY};
 use crate::state::HouseholdState;
@@ -82,10 +83,8 @@ impl Rule for CatastrophicBill {
         let p = self;
         let cap = capacity(state, &cx.standard);
         let threshold = cap.scale(p.share_of_capacity_permille, 1000);
-        let bills: Vec<_> = state
-            .settlements
-            .iter()
-            .filter(|s| cx.counts(s.settled_on))
+        let bills: Vec<_> = cx
+            .recent(&state.settlements)
             .filter(|s| s.out_of_pocket > Money::ZERO && s.out_of_pocket >= threshold)
             .collect();
         let worst = bills.iter().max_by_key(|s| s.out_of_pocket)?;
@@ -113,7 +112,7 @@ impl Rule for CatastrophicBill {
                     String::new()
                 }
             );
-        let ids = bills.iter().map(|s| s.event_id.to_string()).collect();
+        let ids = event_ids(&bills);
         let beyond = share >= p.beyond_capacity_permille;
         Some(
             Contribution::new(ID, p.points, zh, en, ids)

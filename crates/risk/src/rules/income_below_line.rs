@@ -58,10 +58,8 @@ impl Rule for IncomeBelowLine {
         let edge = cx.standard.edge_line_monthly();
         let assessed = |pt: &IncomePoint| d.per_capita_for_risk(pt.parts(), cx.pupils);
         let baseline = d.per_capita_for_risk(state.parts_at_registration(), cx.pupils);
-        let lowest = state
-            .income_history
-            .iter()
-            .filter(|pt| cx.counts(pt.on))
+        let lowest = cx
+            .recent(&state.income_history)
             .map(|pt| (assessed(pt), pt))
             .min_by_key(|(pc, _)| *pc)?;
         let (low, pt) = lowest;

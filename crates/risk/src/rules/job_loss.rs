@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{RuleSetError, Section};
 use crate::clearance::Signals;
+use crate::evidence::event_ids;
 use crate::policy::Standard;
 use crate::rule::{relation_en, relation_of, relation_zh, Ctx, Rule, INCOME_GONE};
 use crate::state::{EmploymentLoss, EmploymentLossKind, HouseholdState};
@@ -96,28 +97,25 @@ impl Rule for JobLoss {
             1,
             60,
         )?;
-        at.points("contributions_stopped", self.contributions_stopped)?;
-        at.points("unemployment_registered", self.unemployment_registered)?;
-        at.points("job_lost", self.job_lost)?;
-        at.points("no_earner_left_bonus", self.no_earner_left_bonus)
+        at.all_points(&[
+            ("contributions_stopped", self.contributions_stopped),
+            ("unemployment_registered", self.unemployment_registered),
+            ("job_lost", self.job_lost),
+            ("no_earner_left_bonus", self.no_earner_left_bonus),
+        ])
     }
 
     fn signals(&self, _: &Household, state: &HouseholdState, _: &Standard, out: &mut Signals) {
-        for x in &state.employment_losses {
-            if weight(self, x) > 0 {
-                out.day(x.on);
-            }
-        }
+        out.days(state.employment_losses.iter().filter(|x| weight(self, x) > 0));
     }
 
     fn eval(&self, cx: &Ctx) -> Option<Contribution> {
         let state = cx.state;
         let p = self;
         let weight = |l: &EmploymentLoss| weight(p, l);
-        let counted: Vec<&EmploymentLoss> = state
-            .employment_losses
-            .iter()
-            .filter(|l| cx.counts(l.on) && weight(l) > 0)
+        let counted: Vec<&EmploymentLoss> = cx
+            .recent(&state.employment_losses)
+            .filter(|l| weight(l) > 0)
             .collect();
         if counted.is_empty() {
             return None;
@@ -162,7 +160,7 @@ impl Rule for JobLoss {
                 points,
                 zh.join("；"),
                 en.join("; "),
-                counted.iter().map(|l| l.event_id.to_string()).collect(),
+                event_ids(&counted),
             )
             .with_cause(income_gone.then_some(INCOME_GONE)),
         )

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{RuleSetError, Section};
 use crate::clearance::Signals;
+use crate::evidence::event_ids;
 use crate::policy::Standard;
 use crate::rule::{reasons, relation_en, relation_of, relation_zh, Ctx, Rule};
 use crate::state::HouseholdState;
@@ -27,18 +28,12 @@ impl Rule for SeriousIllness {
     }
 
     fn signals(&self, _: &Household, state: &HouseholdState, _: &Standard, out: &mut Signals) {
-        for x in &state.serious_illnesses {
-            out.day(x.diagnosed_on);
-        }
+        out.days(&state.serious_illnesses);
     }
 
     fn eval(&self, cx: &Ctx) -> Option<Contribution> {
         let state = cx.state;
-        let recent: Vec<_> = state
-            .serious_illnesses
-            .iter()
-            .filter(|i| cx.counts(i.diagnosed_on))
-            .collect();
+        let recent: Vec<_> = cx.recent(&state.serious_illnesses).collect();
         if recent.is_empty() {
             return None;
         }
@@ -57,13 +52,7 @@ impl Rule for SeriousIllness {
                 ),
             )
         });
-        Some(Contribution::new(
-            ID,
-            self.points,
-            zh,
-            en,
-            recent.iter().map(|i| i.event_id.to_string()).collect(),
-        ))
+        Some(Contribution::new(ID, self.points, zh, en, event_ids(&recent)))
     }
 }
 

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{RuleSetError, Section};
 use crate::clearance::Signals;
+use crate::evidence::event_ids;
 use crate::policy::Standard;
 use crate::rule::{reasons, relation_en, relation_of, relation_zh, Ctx, Rule};
 use crate::state::HouseholdState;
@@ -57,10 +58,8 @@ impl Rule for SevereDisability {
     fn eval(&self, cx: &Ctx) -> Option<Contribution> {
         let state = cx.state;
         let p = self;
-        let new: Vec<_> = state
-            .disabilities
-            .iter()
-            .filter(|d| cx.counts(d.certified_on))
+        let new: Vec<_> = cx
+            .recent(&state.disabilities)
             .filter(|d| p.counts(d.grade, d.previous_grade))
             .collect();
         if new.is_empty() {
@@ -83,13 +82,7 @@ impl Rule for SevereDisability {
                 ),
             )
         });
-        Some(Contribution::new(
-            ID,
-            p.points,
-            zh,
-            en,
-            new.iter().map(|d| d.event_id.to_string()).collect(),
-        ))
+        Some(Contribution::new(ID, p.points, zh, en, event_ids(&new)))
     }
 }
 
