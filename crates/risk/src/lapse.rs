@@ -115,15 +115,10 @@ mod tests {
     #[test]
     fn income_back_above_the_line_is_cleared_with_its_evidence() {
         let h = family(Category::DibaoEdge);
-        let facts = [
-            fact(
-                "E1",
-                "M1",
-                "2025-06-01",
-                job_lost("2025-05-31", Some(200_000)),
-            ),
-            fact("E2", "M1", "2025-08-01", job_started("2025-08-01", 250_000)),
-        ];
+        let facts = timeline([
+            ("M1", "2025-06-01", job_lost("2025-05-31", Some(200_000))),
+            ("M1", "2025-08-01", job_started("2025-08-01", 250_000)),
+        ]);
         let a = run(&h, &facts, "2026-03-01");
         assert_eq!(a.level, Level::None, "{a:#?}");
         let risk = a.risk.as_ref().expect("risk");
@@ -163,12 +158,7 @@ mod tests {
         assert_eq!((risk.status, risk.lapsed.len()), (RiskStatus::NoRisk, 0));
         let open = run(
             &h,
-            &[fact(
-                "E1",
-                "M2",
-                "2026-03-01",
-                diagnosis("C50.9", "2026-03-01"),
-            )],
+            &only("M2", "2026-03-01", diagnosis("C50.9", "2026-03-01")),
             "2026-03-02",
         );
         let risk = open.risk.as_ref().expect("risk");
@@ -178,15 +168,10 @@ mod tests {
     #[test]
     fn a_new_episode_keeps_the_previous_ones_findings_as_lapsed() {
         let h = family(Category::Dibao);
-        let facts = [
-            fact(
-                "E1",
-                "M1",
-                "2025-01-10",
-                disaster(8_000_000, false, "2025-01-10"),
-            ),
-            fact("E2", "M2", "2026-03-01", diagnosis("C50.9", "2026-03-01")),
-        ];
+        let facts = timeline([
+            ("M1", "2025-01-10", disaster(8_000_000, false, "2025-01-10")),
+            ("M2", "2026-03-01", diagnosis("C50.9", "2026-03-01")),
+        ]);
         let a = run(&h, &facts, "2026-03-02");
         assert!(a
             .contributions

@@ -132,7 +132,7 @@ mod tests {
     fn one_bill_of_40_percent_of_yearly_capacity_to_pay_adds_35() {
         let h = family_dibao_rural(); // 2,500 a month → 30,000 a year; 40 % = 12,000
         let eval = |oop: i64| {
-            let facts = [fact("E1", "M2", "2026-02-10", inpatient(oop, "2026-02-10"))];
+            let facts = only("M2", "2026-02-10", inpatient(oop, "2026-02-10"));
             eval_builtin(ID, &h, &facts, "2026-03-01")
         };
         assert_eq!(eval(1_199_999), None);
@@ -141,12 +141,7 @@ mod tests {
         assert!(c.reason_zh.contains("12000.00元"), "{}", c.reason_zh);
         // no income: capacity is the yearly 低保 standard (732 × 12 = 8,784; 40 % = 3,513.60)
         let lone = single_elderly(Category::Tekun);
-        let facts = [fact(
-            "E1",
-            "M1",
-            "2026-02-10",
-            inpatient(351_360, "2026-02-10"),
-        )];
+        let facts = only("M1", "2026-02-10", inpatient(351_360, "2026-02-10"));
         assert!(eval_builtin(ID, &lone, &facts, "2026-03-01").is_some());
     }
 }

@@ -81,12 +81,7 @@ mod tests {
     #[test]
     fn house_appraised_dangerous_adds_25_for_grade_c_and_40_for_grade_d() {
         let h = family_dibao_rural();
-        let facts = [fact(
-            "E1",
-            "M1",
-            "2026-03-01",
-            dangerous(HouseGrade::C, "2026-03-01"),
-        )];
+        let facts = only("M1", "2026-03-01", dangerous(HouseGrade::C, "2026-03-01"));
         let c = eval_builtin(ID, &h, &facts, "2026-03-02").unwrap();
         assert_eq!(c.points, 25);
         let mut both = facts.to_vec();

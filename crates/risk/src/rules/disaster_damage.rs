@@ -122,12 +122,7 @@ mod tests {
     fn disaster_damage_adds_30_and_60_when_the_home_is_uninhabitable() {
         let h = family_dibao_rural();
         let eval = |uninhabitable: bool| {
-            let facts = [fact(
-                "E1",
-                "M1",
-                "2026-07-01",
-                disaster(800_000, uninhabitable, "2026-07-01"),
-            )];
+            let facts = only("M1", "2026-07-01", disaster(800_000, uninhabitable, "2026-07-01"));
             eval_builtin(ID, &h, &facts, "2026-07-02").unwrap()
         };
         assert_eq!(eval(false).points, 30);

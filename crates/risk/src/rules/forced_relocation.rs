@@ -70,12 +70,7 @@ mod tests {
     fn forced_relocation_adds_30_and_a_voluntary_move_nothing() {
         let h = family_dibao_rural();
         let eval = |forced: bool| {
-            let facts = [fact(
-                "E1",
-                "M1",
-                "2026-05-01",
-                relocated(forced, "2026-05-01"),
-            )];
+            let facts = only("M1", "2026-05-01", relocated(forced, "2026-05-01"));
             eval_builtin(ID, &h, &facts, "2026-05-02")
         };
         assert_eq!(eval(false), None);

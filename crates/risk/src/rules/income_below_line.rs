@@ -185,7 +185,7 @@ mod tests {
     fn job_loss_pushing_income_below_the_dibao_line_adds_25_and_a_new_job_does_not_undo_it() {
         // (2,800 × 0.8 + 500 − 100) / 3 = 880 ≥ 732; without the wage: (500 − 100) / 3 = 133.33
         let h = earning(2800);
-        let lost = [fact("E1", "M1", "2026-02-01", job_lost("2026-01-31", None))];
+        let lost = only("M1", "2026-02-01", job_lost("2026-01-31", None));
         let c = eval(&h, &lost, "2026-02-02").unwrap();
         assert_eq!(c.points, 25);
         assert_eq!(c.event_ids, vec!["E1"]);
@@ -218,12 +218,7 @@ mod tests {
         // (4,000 × 0.8 + 500 − 100) / 3 = 1,200 ≥ edge 1,098. A bill of 12,600 out of pocket,
         // less 10 % of the yearly 54,000 income, is 7,200 a year = 600 a month: 3,000 / 3 = 1,000.
         let h = earning(4000);
-        let facts = [fact(
-            "E1",
-            "M2",
-            "2026-03-01",
-            inpatient(1_260_000, "2026-03-01"),
-        )];
+        let facts = only("M2", "2026-03-01", inpatient(1_260_000, "2026-03-01"));
         let c = eval(&h, &facts, "2026-03-02").unwrap();
         assert_eq!(c.points, 15);
         assert_eq!(
@@ -231,12 +226,7 @@ mod tests {
             "Per-capita monthly income fell from 1200.00 yuan at registration to 1000.00 yuan (2026-03-01, 3 people) (after deducting a monthly 800.00 yuan cost of working, 600.00 yuan medical out-of-pocket, 100.00 yuan schooling), below the 低保边缘 (near-poverty) line of 1098.00 yuan"
         );
         // ordinary spending (within 10 % of income) is not deducted
-        let small = [fact(
-            "E1",
-            "M2",
-            "2026-03-01",
-            inpatient(540_000, "2026-03-01"),
-        )];
+        let small = only("M2", "2026-03-01", inpatient(540_000, "2026-03-01"));
         assert_eq!(eval(&h, &small, "2026-03-02"), None);
     }
 
@@ -244,12 +234,7 @@ mod tests {
     fn a_sharp_drop_that_crosses_no_line_adds_15() {
         // (8,000 × 0.8 + 400) / 3 = 2,266.66 → wage cut to 4,500: (4,500 × 0.8 + 400) / 3 = 1,333.33
         let h = earning(8000);
-        let facts = [fact(
-            "E1",
-            "M1",
-            "2026-03-01",
-            wage_changed("2026-03-01", 450_000),
-        )];
+        let facts = only("M1", "2026-03-01", wage_changed("2026-03-01", 450_000));
         let c = eval(&h, &facts, "2026-03-02").unwrap();
         assert_eq!(c.points, 15);
         assert!(c.reason_zh.ends_with("，下降41.1%"), "{}", c.reason_zh);
@@ -259,27 +244,17 @@ mod tests {
     fn a_dip_of_less_than_a_tenth_across_the_line_does_not_count() {
         // (2,500 × 0.8 + 400) / 3 = 800 → wage 2,230: 728 (below 732, but only 9 % down)
         let h = earning(2500);
-        let dip = [fact(
-            "E1",
-            "M1",
-            "2026-03-01",
-            wage_changed("2026-03-01", 223_000),
-        )];
+        let dip = only("M1", "2026-03-01", wage_changed("2026-03-01", 223_000));
         assert_eq!(eval(&h, &dip, "2026-03-02"), None);
         // wage 2,200: 720, 10 % down: counts
-        let fall = [fact(
-            "E1",
-            "M1",
-            "2026-03-01",
-            wage_changed("2026-03-01", 220_000),
-        )];
+        let fall = only("M1", "2026-03-01", wage_changed("2026-03-01", 220_000));
         assert_eq!(eval(&h, &fall, "2026-03-02").map(|c| c.points), Some(25));
     }
 
     #[test]
     fn a_birth_is_not_a_fall_in_income() {
         let h = earning(2800);
-        let facts = [fact("E1", "M2", "2026-03-01", birth("2026-03-01"))];
+        let facts = only("M2", "2026-03-01", birth("2026-03-01"));
         assert_eq!(eval(&h, &facts, "2026-03-02"), None);
     }
 
@@ -287,7 +262,7 @@ mod tests {
     fn a_household_already_below_the_line_at_registration_has_not_fallen_across_it() {
         // a 低保 household at (1,000 × 0.8 + 400) / 3 = 400: losing the job is a sharp drop only
         let h = earning(1000);
-        let facts = [fact("E1", "M1", "2026-02-01", job_lost("2026-01-31", None))];
+        let facts = only("M1", "2026-02-01", job_lost("2026-01-31", None));
         let c = eval(&h, &facts, "2026-02-02").unwrap();
         assert_eq!(c.points, 15);
         assert!(c.reason_en.ends_with(", down 66.6%"), "{}", c.reason_en);

@@ -176,16 +176,7 @@ mod tests {
     #[test]
     fn job_loss_of_the_only_earner_adds_25_plus_10_with_the_strongest_signal_per_member() {
         let h = family_dibao_rural();
-        let facts = [
-            fact(
-                "E1",
-                "M1",
-                "2026-02-01",
-                contributions_stopped("2026-01", 1),
-            ),
-            fact("E2", "M1", "2026-02-02", job_lost("2026-01-31", None)),
-            fact("E3", "M1", "2026-02-05", unemployment("2026-02-05")),
-        ];
+        let facts = timeline([("M1", "2026-02-01", contributions_stopped("2026-01", 1)), ("M1", "2026-02-02", job_lost("2026-01-31", None)), ("M1", "2026-02-05", unemployment("2026-02-05"))]);
         let c = eval_builtin(ID, &h, &facts, "2026-02-10").unwrap();
         // job lost 25 + nobody left in work 10; one month unpaid is below the 2-month minimum
         assert_eq!(c.points, 35);
@@ -201,12 +192,7 @@ mod tests {
     #[test]
     fn contributions_stopped_for_three_months_alone_add_15() {
         let h = family_dibao_rural();
-        let facts = [fact(
-            "E1",
-            "M1",
-            "2026-04-01",
-            contributions_stopped("2026-01", 3),
-        )];
+        let facts = only("M1", "2026-04-01", contributions_stopped("2026-01", 3));
         let c = eval_builtin(ID, &h, &facts, "2026-04-02").unwrap();
         assert_eq!(c.points, 15);
         assert!(
@@ -219,7 +205,7 @@ mod tests {
     #[test]
     fn unemployment_registration_of_the_only_earner_adds_20_plus_10() {
         let h = family_dibao_rural();
-        let facts = [fact("E1", "M1", "2026-02-05", unemployment("2026-02-05"))];
+        let facts = only("M1", "2026-02-05", unemployment("2026-02-05"));
         let c = eval_builtin(ID, &h, &facts, "2026-02-06").unwrap();
         assert_eq!(c.points, 30);
         assert_eq!(

@@ -166,12 +166,7 @@ mod tests {
         let mut h = family(category);
         h.members[0].monthly_income = Money::from_yuan(3000);
         h.members[1].monthly_income = Money::from_yuan(1000);
-        let facts = vec![fact(
-            "E1",
-            "M1",
-            "2026-02-01",
-            job_lost("2026-01-31", Some(300_000)),
-        )];
+        let facts = only("M1", "2026-02-01", job_lost("2026-01-31", Some(300_000))).to_vec();
         (h, facts)
     }
 

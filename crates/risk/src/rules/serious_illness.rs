@@ -65,12 +65,7 @@ mod tests {
     #[test]
     fn serious_illness_diagnosis_adds_45_with_its_date() {
         let h = family_dibao_rural();
-        let facts = [fact(
-            "E1",
-            "M2",
-            "2026-03-05",
-            diagnosis("C34.9", "2026-03-05"),
-        )];
+        let facts = only("M2", "2026-03-05", diagnosis("C34.9", "2026-03-05"));
         let c = eval_builtin(ID, &h, &facts, "2026-03-06").unwrap();
         assert_eq!(c.points, 45);
         assert_eq!(

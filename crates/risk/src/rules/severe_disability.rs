@@ -97,12 +97,7 @@ mod tests {
     fn new_grade_1_or_2_disability_adds_40_and_a_milder_or_repeated_grade_nothing() {
         let mut h = family_dibao_rural();
         let eval = |h: &Household, grade: u8| {
-            let facts = [fact(
-                "E1",
-                "M2",
-                "2026-03-01",
-                disability(grade, "2026-03-01"),
-            )];
+            let facts = only("M2", "2026-03-01", disability(grade, "2026-03-01"));
             eval_builtin(ID, h, &facts, "2026-03-02")
         };
         let c = eval(&h, 1).unwrap();
