@@ -132,14 +132,14 @@ mod tests {
 
     #[test]
     fn rejects_bad_codes() {
-        assert!(matches!(
-            RegionCode::parse("34150"),
-            Err(RegionError::BadLength(_))
-        ));
-        assert!(matches!(
-            RegionCode::parse("34150a"),
-            Err(RegionError::NotDigits(_))
-        ));
+        type Why = fn(&RegionError) -> bool;
+        let refused: [(&str, Why); 2] = [
+            ("34150", |e| matches!(e, RegionError::BadLength(_))),
+            ("34150a", |e| matches!(e, RegionError::NotDigits(_))),
+        ];
+        for (code, why) in refused {
+            assert!(RegionCode::parse(code).is_err_and(|e| why(&e)), "{code}");
+        }
         assert!(serde_json::from_str::<RegionCode>("\"1234567\"").is_err());
     }
 }
