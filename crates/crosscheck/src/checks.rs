@@ -37,6 +37,9 @@ fn who(m: &Member) -> Value {
     })
 }
 
+/// One check over the aggregated rows, adding its findings.
+type RunCheck<'a> = fn(&Judge<'a>, &Partial, &mut Vec<Finding>);
+
 impl Judge<'_> {
     fn finding(
         &self,
@@ -73,29 +76,33 @@ impl Judge<'_> {
         h.monthly_benefit.times(12)
     }
 
+    /// A finding that the household may not be eligible: it costs a year of its benefit.
+    fn eligibility(
+        &self,
+        check: Check,
+        h: &Household,
+        ev: Value,
+        words: (String, String),
+    ) -> Finding {
+        self.finding(check, h, None, Self::year_of_benefit(h), ev, words)
+    }
+
     pub fn run(&self, p: &Partial) -> Vec<Finding> {
         let mut out = Vec::new();
         let ran = |c: Check| self.ran.contains(&c);
-        if ran(Check::DeceasedStillPaid) {
-            self.deceased(p, &mut out);
-        }
-        if ran(Check::NoLivingMember) {
-            self.no_living(p, &mut out);
-        }
-        if ran(Check::DisqualifyingVehicle) {
-            self.vehicles(p, &mut out);
-        }
-        if ran(Check::DisqualifyingProperty) {
-            self.properties(p, &mut out);
-        }
-        if ran(Check::DisqualifyingCompany) {
-            self.companies(p, &mut out);
-        }
-        if ran(Check::IncomeAboveLine) {
-            self.income(p, &mut out);
-        }
-        if ran(Check::DuplicateEnrolment) {
-            self.duplicates(p, &mut out);
+        let checks: [(Check, RunCheck); 7] = [
+            (Check::DeceasedStillPaid, Self::deceased),
+            (Check::NoLivingMember, Self::no_living),
+            (Check::DisqualifyingVehicle, Self::vehicles),
+            (Check::DisqualifyingProperty, Self::properties),
+            (Check::DisqualifyingCompany, Self::companies),
+            (Check::IncomeAboveLine, Self::income),
+            (Check::DuplicateEnrolment, Self::duplicates),
+        ];
+        for (check, each) in checks {
+            if ran(check) {
+                each(self, p, &mut out);
+            }
         }
         if ran(Check::IdUnknownToHukou) || ran(Check::HukouMismatch) {
             self.hukou(p, &mut out);
@@ -200,25 +207,38 @@ impl Judge<'_> {
         }
     }
 
-    fn vehicles(&self, p: &Partial, out: &mut Vec<Finding>) {
+    /// Evidence rows by household: for each member in order, one row per item (items sorted),
+    /// made by `row` from the member (as [`who`] shows them) and the item.
+    fn rows_by_household<T: Clone + Ord>(
+        &self,
+        per_member: &BTreeMap<u32, Vec<T>>,
+        row: impl Fn(Value, &T) -> Value,
+    ) -> BTreeMap<u32, Vec<Value>> {
         let mut by_household: BTreeMap<u32, Vec<Value>> = BTreeMap::new();
-        for (&m, items) in &p.vehicles {
+        for (&m, items) in per_member {
             let (_, mem) = self.index.member(m);
             let mut items = items.clone();
             items.sort();
-            for v in items {
+            for it in &items {
                 by_household
                     .entry(self.index.household_of(m))
                     .or_default()
-                    .push(json!({
-                        "owner": who(mem),
-                        "plate": v.plate_masked,
-                        "vehicle_type": v.vehicle_type,
-                        "value_fen": v.value,
-                        "registered_on": v.registered_on,
-                    }));
+                    .push(row(who(mem), it));
             }
         }
+        by_household
+    }
+
+    fn vehicles(&self, p: &Partial, out: &mut Vec<Finding>) {
+        let by_household = self.rows_by_household(&p.vehicles, |owner, v| {
+            json!({
+                "owner": owner,
+                "plate": v.plate_masked,
+                "vehicle_type": v.vehicle_type,
+                "value_fen": v.value,
+                "registered_on": v.registered_on,
+            })
+        });
         let rule = &self.cfg.vehicle;
         for (hi, vehicles) in by_household {
             let h = &self.index.households[hi as usize];
@@ -228,7 +248,6 @@ impl Judge<'_> {
                 "rule": {"max_value_fen": rule.max_value, "exempt_types": rule.exempt_types,
                          "always_disqualifying_types": rule.always_disqualifying_types},
             });
-            let amount = Self::year_of_benefit(h);
             let zh = format!(
                 "家庭成员名下有 {n} 辆超出规定的机动车（价值超过 {} 元或属禁止车型），需核查保障资格。",
                 yuan(rule.max_value)
@@ -238,7 +257,7 @@ impl Judge<'_> {
                  disqualifying type): review eligibility.",
                 yuan(rule.max_value)
             );
-            out.push(self.finding(Check::DisqualifyingVehicle, h, None, amount, ev, (zh, en)));
+            out.push(self.eligibility(Check::DisqualifyingVehicle, h, ev, (zh, en)));
         }
     }
 
@@ -303,37 +322,21 @@ impl Judge<'_> {
                 rule.max_homes,
                 other
             );
-            out.push(self.finding(
-                Check::DisqualifyingProperty,
-                h,
-                None,
-                Self::year_of_benefit(h),
-                ev,
-                (zh, en),
-            ));
+            out.push(self.eligibility(Check::DisqualifyingProperty, h, ev, (zh, en)));
         }
     }
 
     fn companies(&self, p: &Partial, out: &mut Vec<Finding>) {
         let rule = &self.cfg.company;
-        let mut by_household: BTreeMap<u32, Vec<Value>> = BTreeMap::new();
-        for (&m, items) in &p.companies {
-            let (_, mem) = self.index.member(m);
-            let mut items = items.clone();
-            items.sort();
-            for c in items {
-                by_household
-                    .entry(self.index.household_of(m))
-                    .or_default()
-                    .push(json!({
-                        "person": who(mem),
-                        "credit_code": c.credit_code,
-                        "company_name": c.company_name,
-                        "role": c.role,
-                        "registered_capital_fen": c.registered_capital,
-                    }));
-            }
-        }
+        let by_household = self.rows_by_household(&p.companies, |person, c| {
+            json!({
+                "person": person,
+                "credit_code": c.credit_code,
+                "company_name": c.company_name,
+                "role": c.role,
+                "registered_capital_fen": c.registered_capital,
+            })
+        });
         for (hi, companies) in by_household {
             let h = &self.index.households[hi as usize];
             let n = companies.len();
@@ -351,14 +354,7 @@ impl Judge<'_> {
                  above {} yuan): review eligibility.",
                 yuan(rule.max_registered_capital)
             );
-            out.push(self.finding(
-                Check::DisqualifyingCompany,
-                h,
-                None,
-                Self::year_of_benefit(h),
-                ev,
-                (zh, en),
-            ));
+            out.push(self.eligibility(Check::DisqualifyingCompany, h, ev, (zh, en)));
         }
     }
 
