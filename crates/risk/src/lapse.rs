@@ -97,11 +97,7 @@ mod tests {
         assert_eq!(l.finding.event_ids, vec!["E1"]);
         assert_eq!(l.finding.points, 60);
         assert_eq!(l.finding.urgency, Some(Urgency::Expense));
-        assert!(
-            l.finding.reason_zh.starts_with("2025-12-10遭受洪涝灾害"),
-            "{}",
-            l.finding.reason_zh
-        );
+        assert_starts(&l.finding.reason_zh, "2025-12-10遭受洪涝灾害");
         assert_eq!(
             l.change_en,
             "the disaster is now more than 6 months old, with no new risk signal since 2026-01-05; the household moved on 2026-01-05"
@@ -128,18 +124,11 @@ mod tests {
             .iter()
             .find(|l| l.finding.rule_id == "income_below_line")
             .expect("the fall in income, as it stood");
-        assert!(
-            income
-                .change_en
-                .starts_with("per-capita income after deductions back at or above"),
-            "{}",
-            income.change_en
+        assert_starts(
+            &income.change_en,
+            "per-capita income after deductions back at or above",
         );
-        assert!(
-            income.change_en.contains("since 2025-08-01"),
-            "{}",
-            income.change_en
-        );
+        assert_contains(&income.change_en, "since 2025-08-01");
         let job = risk
             .lapsed
             .iter()

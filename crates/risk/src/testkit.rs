@@ -132,6 +132,24 @@ pub fn fact(event_id: &str, member_id: &str, day: &str, payload: Payload) -> Fac
     }
 }
 
+/// `text` contains `part` (the text in the failure).
+#[track_caller]
+pub fn assert_contains(text: &str, part: &str) {
+    assert!(text.contains(part), "{text}");
+}
+
+/// `text` starts with `start` (the text in the failure).
+#[track_caller]
+pub fn assert_starts(text: &str, start: &str) {
+    assert!(text.starts_with(start), "{text}");
+}
+
+/// `text` ends with `end` (the text in the failure).
+#[track_caller]
+pub fn assert_ends(text: &str, end: &str) {
+    assert!(text.ends_with(end), "{text}");
+}
+
 /// The one fact `E1` of a test: `payload` about `member_id`, recorded on `day`.
 pub fn only(member_id: &str, day: &str, payload: Payload) -> [Fact; 1] {
     [fact("E1", member_id, day, payload)]

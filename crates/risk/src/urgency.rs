@@ -387,12 +387,9 @@ mod tests {
             (Level::None, Level::Yellow, 35)
         );
         assert!(basis.raised_by_vulnerability);
-        assert!(
-            basis
-                .reason_zh
-                .contains("未达黄色线（30分）；家庭脆弱性使等级提高一级，为黄色"),
-            "{}",
-            basis.reason_zh
+        assert_contains(
+            &basis.reason_zh,
+            "未达黄色线（30分）；家庭脆弱性使等级提高一级，为黄色",
         );
     }
 }

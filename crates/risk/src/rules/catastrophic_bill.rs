@@ -138,7 +138,7 @@ mod tests {
         assert_eq!(eval(1_199_999), None);
         let c = eval(1_200_000).unwrap();
         assert_eq!(c.points, 35);
-        assert!(c.reason_zh.contains("12000.00元"), "{}", c.reason_zh);
+        assert_contains(&c.reason_zh, "12000.00元");
         // no income: capacity is the yearly 低保 standard (732 × 12 = 8,784; 40 % = 3,513.60)
         let lone = single_elderly(Category::Tekun);
         let facts = only("M1", "2026-02-10", inpatient(351_360, "2026-02-10"));

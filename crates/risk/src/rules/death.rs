@@ -130,7 +130,7 @@ mod tests {
         couple.members[1].work_capacity = WorkCapacity::None;
         let c = eval(&couple, "M1").unwrap();
         assert_eq!(c.points, 90);
-        assert!(c.reason_en.contains("nobody left"), "{}", c.reason_en);
+        assert_contains(&c.reason_en, "nobody left");
         // no death, no contribution
         assert_eq!(eval_builtin(ID, &h, &[], "2026-03-03"), None);
         // an elderly parent without income

@@ -206,11 +206,7 @@ mod tests {
         ));
         let c2 = eval(&h, &both, "2026-03-02").unwrap();
         assert_eq!(c2.points, 25);
-        assert!(
-            c2.reason_en.ends_with("; it is 880.00 yuan now"),
-            "{}",
-            c2.reason_en
-        );
+        assert_ends(&c2.reason_en, "; it is 880.00 yuan now");
     }
 
     #[test]
@@ -237,7 +233,7 @@ mod tests {
         let facts = only("M1", "2026-03-01", wage_changed("2026-03-01", 450_000));
         let c = eval(&h, &facts, "2026-03-02").unwrap();
         assert_eq!(c.points, 15);
-        assert!(c.reason_zh.ends_with("，下降41.1%"), "{}", c.reason_zh);
+        assert_ends(&c.reason_zh, "，下降41.1%");
     }
 
     #[test]
@@ -265,6 +261,6 @@ mod tests {
         let facts = only("M1", "2026-02-01", job_lost("2026-01-31", None));
         let c = eval(&h, &facts, "2026-02-02").unwrap();
         assert_eq!(c.points, 15);
-        assert!(c.reason_en.ends_with(", down 66.6%"), "{}", c.reason_en);
+        assert_ends(&c.reason_en, ", down 66.6%");
     }
 }

@@ -180,16 +180,8 @@ mod tests {
         let c = evaluate(&rules, &h, &facts, "2026-10-01").expect("below the line");
         assert_eq!(c.points, 30);
         assert_eq!(c.event_ids, vec!["E1"]);
-        assert!(
-            c.reason_zh.contains("低于防返贫监测线8800.00元"),
-            "{}",
-            c.reason_zh
-        );
-        assert!(
-            c.reason_zh.contains("登记时每年13200.00元"),
-            "{}",
-            c.reason_zh
-        );
+        assert_contains(&c.reason_zh, "低于防返贫监测线8800.00元");
+        assert_contains(&c.reason_zh, "登记时每年13200.00元");
         assert!(c
             .reason_en
             .starts_with("Per-capita income over the last 12 months"));

@@ -102,7 +102,7 @@ mod tests {
         };
         let c = eval(&h, 1).unwrap();
         assert_eq!(c.points, 40);
-        assert!(c.reason_zh.contains("一级残疾"), "{}", c.reason_zh);
+        assert_contains(&c.reason_zh, "一级残疾");
         assert_eq!(eval(&h, 3), None);
         // already grade 2 on the register: a second grade-2 certificate is not new
         h.members[1].disability_grade = Some(2);
