@@ -90,28 +90,19 @@ impl Rule for CatastrophicBill {
         let worst = bills.iter().max_by_key(|s| s.out_of_pocket)?;
         let share = worst.out_of_pocket.ratio_permille(cap).unwrap_or(0);
         let more = bills.len() - 1;
-        let zh = format!(
-            "{}一次就医自付{}元，达到家庭年支付能力{cap}元的{}%{}",
-            worst.settled_on,
-            worst.out_of_pocket,
-            percent(share),
-            if more > 0 {
-                format!("（另有{more}笔类似账单）")
-            } else {
-                String::new()
-            }
-        );
+        let (more_zh, more_en) = if more > 0 {
+            (
+                format!("（另有{more}笔类似账单）"),
+                format!(" ({more} more such bills)"),
+            )
+        } else {
+            (String::new(), String::new())
+        };
+        let (settled, paid, pct) = (worst.settled_on, worst.out_of_pocket, percent(share));
+        let zh = format!("{settled}一次就医自付{paid}元，达到家庭年支付能力{cap}元的{pct}%{more_zh}");
         let en = format!(
-                "A single bill settled on {} left {} yuan to pay out of pocket, {}% of the household's yearly capacity to pay ({cap} yuan){}",
-                worst.settled_on,
-                worst.out_of_pocket,
-                percent(share),
-                if more > 0 {
-                    format!(" ({more} more such bills)")
-                } else {
-                    String::new()
-                }
-            );
+            "A single bill settled on {settled} left {paid} yuan to pay out of pocket, {pct}% of the household's yearly capacity to pay ({cap} yuan){more_en}"
+        );
         let ids = event_ids(&bills);
         let beyond = share >= p.beyond_capacity_permille;
         Some(
