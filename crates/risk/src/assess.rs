@@ -278,11 +278,7 @@ mod tests {
         let points: Vec<_> = a.contributions.iter().map(|c| c.points).collect();
         assert_eq!(points, vec![70, 28]);
         assert_eq!(a.score, 98);
-        assert!(
-            has_review(&a, "[inhibited] 收入下降由家庭成员死亡所致"),
-            "{:#?}",
-            a.review_needed
-        );
+        assert_review(&a, "[inhibited] 收入下降由家庭成员死亡所致");
         let c = &a.contributions[0];
         assert_eq!(c.rule_id, "death");
         assert_eq!(c.event_ids, vec!["E1".to_string()]);
@@ -302,11 +298,7 @@ mod tests {
         assert!(r.within_township_limit);
         assert_eq!(r.approver, "township");
         // the dead member's benefit must be reviewed (no over-payment)
-        assert!(
-            has_review(&a, "[benefit_adjust_on_death]"),
-            "{:#?}",
-            a.review_needed
-        );
+        assert_review(&a, "[benefit_adjust_on_death]");
     }
 
     #[test]
@@ -592,7 +584,7 @@ mod tests {
             property_acquired("2026-02-08", 50_000_000),
         )];
         let a = run(&h, &p, "2026-02-10");
-        assert!(has_review(&a, "[asset_check]"), "{:#?}", a.review_needed);
+        assert_review(&a, "[asset_check]");
         assert_eq!(a.level, Level::None);
     }
 
@@ -603,11 +595,7 @@ mod tests {
         let a = run(&h, &facts, "2026-03-03");
         assert_eq!(a.level, Level::None);
         assert_eq!(a.relief, None);
-        assert!(
-            has_review(&a, "[benefit_stop_on_death]"),
-            "{:#?}",
-            a.review_needed
-        );
+        assert_review(&a, "[benefit_stop_on_death]");
     }
 
     #[test]

@@ -139,6 +139,12 @@ mod tests {
     use crate::testkit::*;
     use doudi_model::{Area, Household};
 
+    /// The first enrolment suggested starts with `start`; all of them in the failure.
+    #[track_caller]
+    fn assert_enrolment(r: &ReliefSuggestion, start: &str) {
+        assert!(r.enrolment[0].starts_with(start), "{:?}", r.enrolment);
+    }
+
     /// The relief suggested for `h` with no facts on 2026-03-01, at `level`, for `findings`.
     fn suggest(
         rules: &RuleSet,
@@ -188,23 +194,15 @@ mod tests {
         h.members[0].monthly_income = Money::from_yuan(2800);
         let r = suggest(&rules, &h, Level::Orange, &illness);
         assert_eq!(r.enrolment.len(), 1);
-        assert!(
-            r.enrolment[0].starts_with("[single_person]"),
-            "{:?}",
-            r.enrolment
-        );
+        assert_enrolment(&r, "[single_person]");
         // below the 低保 line after deductions: 低保 ((2,000 × 0.8 + 400) / 3 = 666.66 < 732)
         let h = family(doudi_model::Category::DibaoEdge);
         let r = suggest(&rules, &h, Level::Orange, &illness);
-        assert!(
-            r.enrolment[0].starts_with("[dibao] 扣除刚性支出和就业成本后人均月收入666.66元"),
-            "{:?}",
-            r.enrolment
-        );
+        assert_enrolment(&r, "[dibao] 扣除刚性支出和就业成本后人均月收入666.66元");
         // nobody can work, no income: 特困
         let h = single_elderly(doudi_model::Category::EdgeProne);
         let r = suggest(&rules, &h, Level::Yellow, &illness);
-        assert!(r.enrolment[0].starts_with("[tekun]"), "{:?}", r.enrolment);
+        assert_enrolment(&r, "[tekun]");
         // already on 低保: nothing to suggest
         let h = family_dibao_rural();
         let r = suggest(&rules, &h, Level::Yellow, &illness);

@@ -172,9 +172,15 @@ pub fn points(a: &Assessment) -> Vec<(&str, i64)> {
         .collect()
 }
 
-/// Whether `a` asks for a review whose text starts with `prefix` (`[asset_check]`).
-pub fn has_review(a: &Assessment, prefix: &str) -> bool {
-    a.review_needed.iter().any(|r| r.starts_with(prefix))
+/// `a` asks for a review whose text starts with `prefix` (`[asset_check]`); the reviews asked
+/// for in the failure.
+#[track_caller]
+pub fn assert_review(a: &Assessment, prefix: &str) {
+    assert!(
+        a.review_needed.iter().any(|r| r.starts_with(prefix)),
+        "{:#?}",
+        a.review_needed
+    );
 }
 
 pub fn death(on: &str) -> Payload {
