@@ -649,36 +649,36 @@ pub fn write_snapshots(
                     "status": status,
                 })
             };
-            // With probability `p` the first (role, capital range in yuan, status), else the second.
-            let pick = |rng: &mut ChaCha8Rng, n: u64, p: f64, two: [(&str, i64, i64, &str); 2]| {
-                let (role, lo, hi, status) = if rng.gen_bool(p) { two[0] } else { two[1] };
-                row(n, role, yuan_range(rng, lo, hi), status)
-            };
-            if p == Some(Plant::Company) {
-                counter += 1;
-                let r = pick(
-                    &mut rng,
-                    counter,
+            // A planted company (disqualifying), or now and then one that is not: with the
+            // probability given the first (role, capital range in yuan, status), else the second.
+            let company = if p == Some(Plant::Company) {
+                Some((
+                    true,
                     0.6,
                     [
                         ("legal_representative", 10_000, 2_000_000, "active"),
                         ("shareholder", 100_001, 5_000_000, "active"),
                     ],
-                );
-                companies.json(&r)?;
-                truth.add("disqualifying_company", h, None);
+                ))
             } else if rng.gen_bool(0.03) {
-                counter += 1;
-                let r = pick(
-                    &mut rng,
-                    counter,
+                Some((
+                    false,
                     0.5,
                     [
                         ("shareholder", 10_000, 100_000, "active"),
                         ("legal_representative", 10_000, 500_000, "cancelled"),
                     ],
-                );
-                companies.json(&r)?;
+                ))
+            } else {
+                None
+            };
+            if let Some((planted, first, two)) = company {
+                counter += 1;
+                let (role, lo, hi, status) = if rng.gen_bool(first) { two[0] } else { two[1] };
+                companies.json(&row(counter, role, yuan_range(&mut rng, lo, hi), status))?;
+                if planted {
+                    truth.add("disqualifying_company", h, None);
+                }
             }
         }
 
