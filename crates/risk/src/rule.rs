@@ -191,6 +191,23 @@ pub(crate) fn reasons<T>(records: &[T], each: impl Fn(&T) -> (String, String)) -
     (zh.join("；"), en.join("; "))
 }
 
+/// The reasons for several records each about a member, worded by `each` with the member's
+/// relation (Chinese, English); `None` when there are no records.
+pub(crate) fn member_reasons<T>(
+    state: &HouseholdState,
+    records: &[&T],
+    member_id: impl Fn(&T) -> &str,
+    each: impl Fn(&T, &str, &str) -> (String, String),
+) -> Option<(String, String)> {
+    if records.is_empty() {
+        return None;
+    }
+    Some(reasons(records, |r| {
+        let rel = relation_of(state, member_id(r));
+        each(r, relation_zh(rel), relation_en(rel))
+    }))
+}
+
 /// A permille as a percentage for reasons: 500 → "50", 1250 → "125".
 pub(crate) fn percent(permille: i64) -> String {
     if permille % 10 == 0 {

@@ -7,7 +7,7 @@ use crate::check::{RuleSetError, Section};
 use crate::clearance::Signals;
 use crate::evidence::event_ids;
 use crate::policy::Standard;
-use crate::rule::{reasons, relation_en, relation_of, relation_zh, Ctx, Rule};
+use crate::rule::{member_reasons, Ctx, Rule};
 use crate::state::HouseholdState;
 
 pub const ID: &str = "serious_illness";
@@ -34,24 +34,13 @@ impl Rule for SeriousIllness {
     fn eval(&self, cx: &Ctx) -> Option<Contribution> {
         let state = cx.state;
         let recent: Vec<_> = cx.recent(&state.serious_illnesses).collect();
-        if recent.is_empty() {
-            return None;
-        }
-        let (zh, en) = reasons(&recent, |i| {
-            let rel = relation_of(state, i.member_id);
+        let (zh, en) = member_reasons(state, &recent, |i| i.member_id, |i, rel_zh, rel_en| {
+            let on = i.diagnosed_on;
             (
-                format!(
-                    "家庭成员（{}）于{}确诊重大疾病或慢性病",
-                    relation_zh(rel),
-                    i.diagnosed_on
-                ),
-                format!(
-                    "Member ({}) was diagnosed with a serious or chronic disease on {}",
-                    relation_en(rel),
-                    i.diagnosed_on
-                ),
+                format!("家庭成员（{rel_zh}）于{on}确诊重大疾病或慢性病"),
+                format!("Member ({rel_en}) was diagnosed with a serious or chronic disease on {on}"),
             )
-        });
+        })?;
         Some(Contribution::new(ID, self.points, zh, en, event_ids(&recent)))
     }
 }

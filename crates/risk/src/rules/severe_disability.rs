@@ -8,7 +8,7 @@ use crate::check::{RuleSetError, Section};
 use crate::clearance::Signals;
 use crate::evidence::event_ids;
 use crate::policy::Standard;
-use crate::rule::{reasons, relation_en, relation_of, relation_zh, Ctx, Rule};
+use crate::rule::{member_reasons, Ctx, Rule};
 use crate::state::HouseholdState;
 
 pub const ID: &str = "severe_disability";
@@ -62,26 +62,13 @@ impl Rule for SevereDisability {
             .recent(&state.disabilities)
             .filter(|d| p.counts(d.grade, d.previous_grade))
             .collect();
-        if new.is_empty() {
-            return None;
-        }
-        let (zh, en) = reasons(&new, |d| {
-            let rel = relation_of(state, d.member_id);
+        let (zh, en) = member_reasons(state, &new, |d| d.member_id, |d, rel_zh, rel_en| {
+            let (on, grade) = (d.certified_on, d.grade);
             (
-                format!(
-                    "家庭成员（{}）于{}被评定为{}残疾（重度）",
-                    relation_zh(rel),
-                    d.certified_on,
-                    grade_zh(d.grade)
-                ),
-                format!(
-                    "Member ({}) was certified with a grade {} (severe) disability on {}",
-                    relation_en(rel),
-                    d.grade,
-                    d.certified_on
-                ),
+                format!("家庭成员（{rel_zh}）于{on}被评定为{}残疾（重度）", grade_zh(grade)),
+                format!("Member ({rel_en}) was certified with a grade {grade} (severe) disability on {on}"),
             )
-        });
+        })?;
         Some(Contribution::new(ID, p.points, zh, en, event_ids(&new)))
     }
 }
