@@ -226,14 +226,34 @@ mod tests {
         assert_eq!(eval(&h, &small, "2026-03-02"), None);
     }
 
+    /// A sharp drop counts 15, whether it crosses no line or the household was below the line
+    /// already: (monthly wage, the fact, the day after, the end of its Chinese or English reason).
     #[test]
     fn a_sharp_drop_that_crosses_no_line_adds_15() {
-        // (8,000 × 0.8 + 400) / 3 = 2,266.66 → wage cut to 4,500: (4,500 × 0.8 + 400) / 3 = 1,333.33
-        let h = earning(8000);
-        let facts = only("M1", "2026-03-01", wage_changed("2026-03-01", 450_000));
-        let c = eval(&h, &facts, "2026-03-02").unwrap();
-        assert_eq!(c.points, 15);
-        assert_ends(&c.reason_zh, "，下降41.1%");
+        type Reason = fn(&Contribution) -> &str;
+        let cases: [(i64, [doudi_model::Fact; 1], &str, Reason, &str); 2] = [
+            // (8,000 × 0.8 + 400) / 3 = 2,266.66 → wage cut to 4,500: (4,500 × 0.8 + 400) / 3 = 1,333.33
+            (
+                8000,
+                only("M1", "2026-03-01", wage_changed("2026-03-01", 450_000)),
+                "2026-03-02",
+                |c| &c.reason_zh,
+                "，下降41.1%",
+            ),
+            // a 低保 household at (1,000 × 0.8 + 400) / 3 = 400: losing the job is a sharp drop only
+            (
+                1000,
+                only("M1", "2026-02-01", job_lost("2026-01-31", None)),
+                "2026-02-02",
+                |c| &c.reason_en,
+                ", down 66.6%",
+            ),
+        ];
+        for (wage, facts, day, reason, end) in cases {
+            let c = eval(&earning(wage), &facts, day).unwrap();
+            assert_eq!(c.points, 15, "{wage}");
+            assert_ends(reason(&c), end);
+        }
     }
 
     #[test]
@@ -254,13 +274,4 @@ mod tests {
         assert_eq!(eval(&h, &facts, "2026-03-02"), None);
     }
 
-    #[test]
-    fn a_household_already_below_the_line_at_registration_has_not_fallen_across_it() {
-        // a 低保 household at (1,000 × 0.8 + 400) / 3 = 400: losing the job is a sharp drop only
-        let h = earning(1000);
-        let facts = only("M1", "2026-02-01", job_lost("2026-01-31", None));
-        let c = eval(&h, &facts, "2026-02-02").unwrap();
-        assert_eq!(c.points, 15);
-        assert_ends(&c.reason_en, ", down 66.6%");
-    }
 }
