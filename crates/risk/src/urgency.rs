@@ -174,60 +174,34 @@ mod tests {
             .any(|c| c.points >= v)
     }
 
-    /// Two adults of 63 and 62 (over working age), the head still employed.
-    fn older_couple(category: Category) -> Household {
+    /// A member of a test household: sex, birth date, capacity to work, employed, monthly income
+    /// in yuan.
+    type Person<'a> = (Sex, &'a str, WorkCapacity, bool, i64);
+
+    /// A rural household of two: the head (M1) and one more member (M2).
+    fn rural_two(category: Category, head: Person, relation: Relation, other: Person) -> Household {
+        let m = |id, relation, (sex, birth, capacity, employed, yuan): Person| {
+            member(id, relation, sex, birth, capacity, employed, yuan)
+        };
         household(
             category,
             doudi_model::Area::Rural,
-            vec![
-                member(
-                    "M1",
-                    Relation::Head,
-                    Sex::Male,
-                    "1963-01-02",
-                    WorkCapacity::Full,
-                    true,
-                    2500,
-                ),
-                member(
-                    "M2",
-                    Relation::Spouse,
-                    Sex::Female,
-                    "1964-02-03",
-                    WorkCapacity::Partial,
-                    false,
-                    0,
-                ),
-            ],
+            vec![m("M1", Relation::Head, head), m("M2", relation, other)],
         )
+    }
+
+    /// Two adults of 63 and 62 (over working age), the head still employed.
+    fn older_couple(category: Category) -> Household {
+        let husband = (Sex::Male, "1963-01-02", WorkCapacity::Full, true, 2500);
+        let wife = (Sex::Female, "1964-02-03", WorkCapacity::Partial, false, 0);
+        rural_two(category, husband, Relation::Spouse, wife)
     }
 
     /// A single mother of 35, farming, and her child of 8.
     fn single_mother(category: Category) -> Household {
-        household(
-            category,
-            doudi_model::Area::Rural,
-            vec![
-                member(
-                    "M1",
-                    Relation::Head,
-                    Sex::Female,
-                    "1991-04-05",
-                    WorkCapacity::Full,
-                    false,
-                    900,
-                ),
-                member(
-                    "M2",
-                    Relation::Child,
-                    Sex::Male,
-                    "2018-06-07",
-                    WorkCapacity::None,
-                    false,
-                    0,
-                ),
-            ],
-        )
+        let mother = (Sex::Female, "1991-04-05", WorkCapacity::Full, false, 900);
+        let child = (Sex::Male, "2018-06-07", WorkCapacity::None, false, 0);
+        rural_two(category, mother, Relation::Child, child)
     }
 
     fn assert_emergency(a: &Assessment, cause: &str, what: &str) {
