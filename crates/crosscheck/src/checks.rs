@@ -29,6 +29,11 @@ fn months_json(ms: &[Month]) -> Value {
     Value::Array(ms.iter().map(|m| Value::String(m.to_string())).collect())
 }
 
+/// How a finding's words name a member: masked name, masked ID number, member id.
+fn named(m: &Member) -> (String, String, &str) {
+    (mask_name(&m.name), m.id_number.masked(), &m.member_id)
+}
+
 fn who(m: &Member) -> Value {
     json!({
         "member_id": m.member_id,
@@ -501,14 +506,10 @@ impl Judge<'_> {
                     continue;
                 }
                 let ev = json!({"member": who(mem)});
-                let zh = format!(
-                    "成员{}的身份证号（{}）在户籍库中查无此人，需核实身份。",
-                    mask_name(&mem.name),
-                    mem.id_number.masked()
-                );
+                let (name, id, member) = named(mem);
+                let zh = format!("成员{name}的身份证号（{id}）在户籍库中查无此人，需核实身份。");
                 let en = format!(
-                    "Member {}'s ID number is not on the hukou roll: verify identity.",
-                    mem.member_id
+                    "Member {member}'s ID number is not on the hukou roll: verify identity."
                 );
                 out.push(self.finding(Check::IdUnknownToHukou, h, Some(mem), share, ev, (zh, en)));
             } else if flags & (HUKOU_NAME_DIFFERS | HUKOU_BIRTH_DIFFERS) != 0 {
@@ -536,14 +537,10 @@ impl Judge<'_> {
                     (true, false) => "name",
                     _ => "birth date",
                 };
-                let zh = format!(
-                    "成员{}（{}）的{what_zh}与户籍登记不一致，需核实身份。",
-                    mask_name(&mem.name),
-                    mem.id_number.masked()
-                );
+                let (name, id, member) = named(mem);
+                let zh = format!("成员{name}（{id}）的{what_zh}与户籍登记不一致，需核实身份。");
                 let en = format!(
-                    "Member {}'s {what_en} disagrees with the hukou roll: verify identity.",
-                    mem.member_id
+                    "Member {member}'s {what_en} disagrees with the hukou roll: verify identity."
                 );
                 out.push(self.finding(Check::HukouMismatch, h, Some(mem), share, ev, (zh, en)));
             }
