@@ -12,7 +12,6 @@
 //! register from `register.jsonl`, indexing, reading every snapshot and judging. The child also
 //! checks the findings against the planted truth.
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -23,6 +22,9 @@ use doudi_crosscheck::{run_with, snapshot_as_of, CheckConfig, NoProgress, RunOpt
 use doudi_model::{Household, Money};
 use doudi_synth::snapshots::{write_snapshots, SnapshotConfig};
 use doudi_synth::{generate_register, GenConfig};
+
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -143,30 +145,8 @@ fn run_phase(dir: &Path) {
     let bytes: u64 = result.files.iter().map(|f| f.bytes).sum();
     let hwm = status_kib("VmHWM:");
 
-    let truth: BTreeSet<(String, String, Option<String>)> =
-        fs::read_to_string(dir.join("truth/findings.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                (
-                    v["check"].as_str().unwrap().to_string(),
-                    v["household_id"].as_str().unwrap().to_string(),
-                    v["member_id"].as_str().map(String::from),
-                )
-            })
-            .collect();
-    let found: BTreeSet<(String, String, Option<String>)> = result
-        .findings
-        .iter()
-        .map(|f| {
-            (
-                f.check.code().to_string(),
-                f.household_id.clone(),
-                f.member_id.clone(),
-            )
-        })
-        .collect();
+    let truth = support::read_truth(&dir.join("truth/findings.jsonl"));
+    let found = support::keys(&result.findings);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "register: {} households, {} members, loaded in {:.1} s (RSS {:.0} MiB)",

@@ -134,6 +134,18 @@ fn push_capped<T: Ord>(list: &mut Vec<T>, item: T) {
     }
 }
 
+/// Keep the least value per key (the earliest death, the first difference): the same whatever
+/// order the rows and chunks come in.
+fn keep_least<T: Ord>(into: &mut BTreeMap<u32, T>, k: u32, v: T) {
+    match into.get_mut(&k) {
+        Some(cur) if v < *cur => *cur = v,
+        Some(_) => {}
+        None => {
+            into.insert(k, v);
+        }
+    }
+}
+
 fn merge_lists<T: Ord>(into: &mut BTreeMap<u32, Vec<T>>, from: BTreeMap<u32, Vec<T>>) {
     for (k, items) in from {
         let list = into.entry(k).or_default();
@@ -157,22 +169,10 @@ impl Partial {
             }
         }
         for (k, d) in other.hukou_diff {
-            match self.hukou_diff.get_mut(&k) {
-                Some(cur) if d < *cur => *cur = d,
-                Some(_) => {}
-                None => {
-                    self.hukou_diff.insert(k, d);
-                }
-            }
+            keep_least(&mut self.hukou_diff, k, d);
         }
         for (k, d) in other.deaths {
-            match self.deaths.get_mut(&k) {
-                Some(cur) if d < *cur => *cur = d,
-                Some(_) => {}
-                None => {
-                    self.deaths.insert(k, d);
-                }
-            }
+            keep_least(&mut self.deaths, k, d);
         }
         merge_lists(&mut self.vehicles, other.vehicles);
         merge_lists(&mut self.properties, other.properties);
@@ -242,13 +242,7 @@ impl Apply for DeathRecord {
             date: self.death_date,
             record_id: self.record_id.trim().to_string(),
         };
-        match p.deaths.get_mut(&m) {
-            Some(cur) if d < *cur => *cur = d,
-            Some(_) => {}
-            None => {
-                p.deaths.insert(m, d);
-            }
-        }
+        keep_least(&mut p.deaths, m, d);
     }
 }
 
@@ -272,13 +266,7 @@ impl Apply for HukouRecord {
                 birth_date: self.birth_date,
                 name_masked: mask_name(&self.name),
             };
-            match p.hukou_diff.get_mut(&m) {
-                Some(cur) if d < *cur => *cur = d,
-                Some(_) => {}
-                None => {
-                    p.hukou_diff.insert(m, d);
-                }
-            }
+            keep_least(&mut p.hukou_diff, m, d);
         }
     }
 }

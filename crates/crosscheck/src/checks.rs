@@ -29,6 +29,11 @@ fn months_json(ms: &[Month]) -> Value {
     Value::Array(ms.iter().map(|m| Value::String(m.to_string())).collect())
 }
 
+/// How a finding's words name a member: masked name, masked ID number, member id.
+fn named(m: &Member) -> (String, String, &str) {
+    (mask_name(&m.name), m.id_number.masked(), &m.member_id)
+}
+
 fn who(m: &Member) -> Value {
     json!({
         "member_id": m.member_id,
@@ -36,6 +41,9 @@ fn who(m: &Member) -> Value {
         "id_number": m.id_number.masked(),
     })
 }
+
+/// One check over the aggregated rows, adding its findings.
+type RunCheck<'a> = fn(&Judge<'a>, &Partial, &mut Vec<Finding>);
 
 impl Judge<'_> {
     fn finding(
@@ -73,29 +81,33 @@ impl Judge<'_> {
         h.monthly_benefit.times(12)
     }
 
+    /// A finding that the household may not be eligible: it costs a year of its benefit.
+    fn eligibility(
+        &self,
+        check: Check,
+        h: &Household,
+        ev: Value,
+        words: (String, String),
+    ) -> Finding {
+        self.finding(check, h, None, Self::year_of_benefit(h), ev, words)
+    }
+
     pub fn run(&self, p: &Partial) -> Vec<Finding> {
         let mut out = Vec::new();
         let ran = |c: Check| self.ran.contains(&c);
-        if ran(Check::DeceasedStillPaid) {
-            self.deceased(p, &mut out);
-        }
-        if ran(Check::NoLivingMember) {
-            self.no_living(p, &mut out);
-        }
-        if ran(Check::DisqualifyingVehicle) {
-            self.vehicles(p, &mut out);
-        }
-        if ran(Check::DisqualifyingProperty) {
-            self.properties(p, &mut out);
-        }
-        if ran(Check::DisqualifyingCompany) {
-            self.companies(p, &mut out);
-        }
-        if ran(Check::IncomeAboveLine) {
-            self.income(p, &mut out);
-        }
-        if ran(Check::DuplicateEnrolment) {
-            self.duplicates(p, &mut out);
+        let checks: [(Check, RunCheck); 7] = [
+            (Check::DeceasedStillPaid, Self::deceased),
+            (Check::NoLivingMember, Self::no_living),
+            (Check::DisqualifyingVehicle, Self::vehicles),
+            (Check::DisqualifyingProperty, Self::properties),
+            (Check::DisqualifyingCompany, Self::companies),
+            (Check::IncomeAboveLine, Self::income),
+            (Check::DuplicateEnrolment, Self::duplicates),
+        ];
+        for (check, each) in checks {
+            if ran(check) {
+                each(self, p, &mut out);
+            }
         }
         if ran(Check::IdUnknownToHukou) || ran(Check::HukouMismatch) {
             self.hukou(p, &mut out);
@@ -200,25 +212,38 @@ impl Judge<'_> {
         }
     }
 
-    fn vehicles(&self, p: &Partial, out: &mut Vec<Finding>) {
+    /// Evidence rows by household: for each member in order, one row per item (items sorted),
+    /// made by `row` from the member (as [`who`] shows them) and the item.
+    fn rows_by_household<T: Clone + Ord>(
+        &self,
+        per_member: &BTreeMap<u32, Vec<T>>,
+        row: impl Fn(Value, &T) -> Value,
+    ) -> BTreeMap<u32, Vec<Value>> {
         let mut by_household: BTreeMap<u32, Vec<Value>> = BTreeMap::new();
-        for (&m, items) in &p.vehicles {
+        for (&m, items) in per_member {
             let (_, mem) = self.index.member(m);
             let mut items = items.clone();
             items.sort();
-            for v in items {
+            for it in &items {
                 by_household
                     .entry(self.index.household_of(m))
                     .or_default()
-                    .push(json!({
-                        "owner": who(mem),
-                        "plate": v.plate_masked,
-                        "vehicle_type": v.vehicle_type,
-                        "value_fen": v.value,
-                        "registered_on": v.registered_on,
-                    }));
+                    .push(row(who(mem), it));
             }
         }
+        by_household
+    }
+
+    fn vehicles(&self, p: &Partial, out: &mut Vec<Finding>) {
+        let by_household = self.rows_by_household(&p.vehicles, |owner, v| {
+            json!({
+                "owner": owner,
+                "plate": v.plate_masked,
+                "vehicle_type": v.vehicle_type,
+                "value_fen": v.value,
+                "registered_on": v.registered_on,
+            })
+        });
         let rule = &self.cfg.vehicle;
         for (hi, vehicles) in by_household {
             let h = &self.index.households[hi as usize];
@@ -228,7 +253,6 @@ impl Judge<'_> {
                 "rule": {"max_value_fen": rule.max_value, "exempt_types": rule.exempt_types,
                          "always_disqualifying_types": rule.always_disqualifying_types},
             });
-            let amount = Self::year_of_benefit(h);
             let zh = format!(
                 "家庭成员名下有 {n} 辆超出规定的机动车（价值超过 {} 元或属禁止车型），需核查保障资格。",
                 yuan(rule.max_value)
@@ -238,7 +262,7 @@ impl Judge<'_> {
                  disqualifying type): review eligibility.",
                 yuan(rule.max_value)
             );
-            out.push(self.finding(Check::DisqualifyingVehicle, h, None, amount, ev, (zh, en)));
+            out.push(self.eligibility(Check::DisqualifyingVehicle, h, ev, (zh, en)));
         }
     }
 
@@ -303,37 +327,21 @@ impl Judge<'_> {
                 rule.max_homes,
                 other
             );
-            out.push(self.finding(
-                Check::DisqualifyingProperty,
-                h,
-                None,
-                Self::year_of_benefit(h),
-                ev,
-                (zh, en),
-            ));
+            out.push(self.eligibility(Check::DisqualifyingProperty, h, ev, (zh, en)));
         }
     }
 
     fn companies(&self, p: &Partial, out: &mut Vec<Finding>) {
         let rule = &self.cfg.company;
-        let mut by_household: BTreeMap<u32, Vec<Value>> = BTreeMap::new();
-        for (&m, items) in &p.companies {
-            let (_, mem) = self.index.member(m);
-            let mut items = items.clone();
-            items.sort();
-            for c in items {
-                by_household
-                    .entry(self.index.household_of(m))
-                    .or_default()
-                    .push(json!({
-                        "person": who(mem),
-                        "credit_code": c.credit_code,
-                        "company_name": c.company_name,
-                        "role": c.role,
-                        "registered_capital_fen": c.registered_capital,
-                    }));
-            }
-        }
+        let by_household = self.rows_by_household(&p.companies, |person, c| {
+            json!({
+                "person": person,
+                "credit_code": c.credit_code,
+                "company_name": c.company_name,
+                "role": c.role,
+                "registered_capital_fen": c.registered_capital,
+            })
+        });
         for (hi, companies) in by_household {
             let h = &self.index.households[hi as usize];
             let n = companies.len();
@@ -351,14 +359,7 @@ impl Judge<'_> {
                  above {} yuan): review eligibility.",
                 yuan(rule.max_registered_capital)
             );
-            out.push(self.finding(
-                Check::DisqualifyingCompany,
-                h,
-                None,
-                Self::year_of_benefit(h),
-                ev,
-                (zh, en),
-            ));
+            out.push(self.eligibility(Check::DisqualifyingCompany, h, ev, (zh, en)));
         }
     }
 
@@ -505,14 +506,10 @@ impl Judge<'_> {
                     continue;
                 }
                 let ev = json!({"member": who(mem)});
-                let zh = format!(
-                    "成员{}的身份证号（{}）在户籍库中查无此人，需核实身份。",
-                    mask_name(&mem.name),
-                    mem.id_number.masked()
-                );
+                let (name, id, member) = named(mem);
+                let zh = format!("成员{name}的身份证号（{id}）在户籍库中查无此人，需核实身份。");
                 let en = format!(
-                    "Member {}'s ID number is not on the hukou roll: verify identity.",
-                    mem.member_id
+                    "Member {member}'s ID number is not on the hukou roll: verify identity."
                 );
                 out.push(self.finding(Check::IdUnknownToHukou, h, Some(mem), share, ev, (zh, en)));
             } else if flags & (HUKOU_NAME_DIFFERS | HUKOU_BIRTH_DIFFERS) != 0 {
@@ -540,14 +537,10 @@ impl Judge<'_> {
                     (true, false) => "name",
                     _ => "birth date",
                 };
-                let zh = format!(
-                    "成员{}（{}）的{what_zh}与户籍登记不一致，需核实身份。",
-                    mask_name(&mem.name),
-                    mem.id_number.masked()
-                );
+                let (name, id, member) = named(mem);
+                let zh = format!("成员{name}（{id}）的{what_zh}与户籍登记不一致，需核实身份。");
                 let en = format!(
-                    "Member {}'s {what_en} disagrees with the hukou roll: verify identity.",
-                    mem.member_id
+                    "Member {member}'s {what_en} disagrees with the hukou roll: verify identity."
                 );
                 out.push(self.finding(Check::HukouMismatch, h, Some(mem), share, ev, (zh, en)));
             }

@@ -610,7 +610,7 @@ impl Pool<'_> {
                         }
                         Err(_) => return,
                     };
-                    let res = read_any(&plan, range, cx, self.progress, &stop);
+                    let res = chunk_reader(plan.kind)(&plan, range, cx, self.progress, &stop);
                     let out = match res {
                         Ok(o) => o,
                         Err(e) => {
@@ -711,21 +711,20 @@ fn finish_file(st: &mut InFlight, max_bad: usize) -> (FileReport, Vec<BadRow>, P
     (report, bads, partial)
 }
 
-fn read_any(
-    plan: &FilePlan,
-    range: (u64, u64),
-    cx: &Cx,
-    progress: &dyn Progress,
-    stop: &AtomicBool,
-) -> Result<ChunkOut, CrosscheckError> {
+/// Reads a byte range of a file as rows of one kind ([`reader::read_chunk`]).
+type ChunkReader =
+    fn(&FilePlan, (u64, u64), &Cx, &dyn Progress, &AtomicBool) -> Result<ChunkOut, CrosscheckError>;
+
+/// The reader of a file of `kind`.
+fn chunk_reader(kind: Kind) -> ChunkReader {
     use reader::read_chunk;
-    match plan.kind {
-        Kind::Deaths => read_chunk::<DeathRecord>(plan, range, cx, progress, stop),
-        Kind::Hukou => read_chunk::<HukouRecord>(plan, range, cx, progress, stop),
-        Kind::Vehicles => read_chunk::<VehicleRecord>(plan, range, cx, progress, stop),
-        Kind::Properties => read_chunk::<PropertyRecord>(plan, range, cx, progress, stop),
-        Kind::Companies => read_chunk::<CompanyRecord>(plan, range, cx, progress, stop),
-        Kind::Wages => read_chunk::<WageRecord>(plan, range, cx, progress, stop),
-        Kind::Payments => read_chunk::<PaymentRecord>(plan, range, cx, progress, stop),
+    match kind {
+        Kind::Deaths => read_chunk::<DeathRecord>,
+        Kind::Hukou => read_chunk::<HukouRecord>,
+        Kind::Vehicles => read_chunk::<VehicleRecord>,
+        Kind::Properties => read_chunk::<PropertyRecord>,
+        Kind::Companies => read_chunk::<CompanyRecord>,
+        Kind::Wages => read_chunk::<WageRecord>,
+        Kind::Payments => read_chunk::<PaymentRecord>,
     }
 }

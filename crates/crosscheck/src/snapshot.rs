@@ -352,49 +352,28 @@ pub(crate) trait SnapshotRow: serde::de::DeserializeOwned {
     }
 }
 
-impl SnapshotRow for DeathRecord {
-    fn id_number(&self) -> &str {
-        &self.id_number
-    }
-    fn required_text(&self) -> Vec<(&'static str, &str)> {
-        vec![("record_id", &self.record_id)]
-    }
+/// Each record type with the text field that must not be blank.
+macro_rules! snapshot_rows {
+    ($($record:ident => $required:ident),* $(,)?) => {
+        $(
+            impl SnapshotRow for $record {
+                fn id_number(&self) -> &str {
+                    &self.id_number
+                }
+                fn required_text(&self) -> Vec<(&'static str, &str)> {
+                    vec![(stringify!($required), &self.$required)]
+                }
+            }
+        )*
+    };
 }
 
-impl SnapshotRow for HukouRecord {
-    fn id_number(&self) -> &str {
-        &self.id_number
-    }
-    fn required_text(&self) -> Vec<(&'static str, &str)> {
-        vec![("name", &self.name)]
-    }
-}
-
-impl SnapshotRow for VehicleRecord {
-    fn id_number(&self) -> &str {
-        &self.id_number
-    }
-    fn required_text(&self) -> Vec<(&'static str, &str)> {
-        vec![("plate", &self.plate)]
-    }
-}
-
-impl SnapshotRow for PropertyRecord {
-    fn id_number(&self) -> &str {
-        &self.id_number
-    }
-    fn required_text(&self) -> Vec<(&'static str, &str)> {
-        vec![("certificate_no", &self.certificate_no)]
-    }
-}
-
-impl SnapshotRow for CompanyRecord {
-    fn id_number(&self) -> &str {
-        &self.id_number
-    }
-    fn required_text(&self) -> Vec<(&'static str, &str)> {
-        vec![("credit_code", &self.credit_code)]
-    }
+snapshot_rows! {
+    DeathRecord => record_id,
+    HukouRecord => name,
+    VehicleRecord => plate,
+    PropertyRecord => certificate_no,
+    CompanyRecord => credit_code,
 }
 
 impl SnapshotRow for WageRecord {

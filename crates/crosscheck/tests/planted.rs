@@ -10,12 +10,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::{Days, NaiveDate};
 use doudi_crosscheck::{
     reconcile, run, run_with, snapshot_as_of, write_report, BadRow, CheckConfig, CrosscheckError,
-    Finding, Flow, NoProgress, Progress, RunOptions, StoredFinding,
+    Flow, NoProgress, Progress, RunOptions, StoredFinding,
 };
 use doudi_model::Household;
 use doudi_synth::{write_dataset, GenConfig};
 
-type Key = (String, String, Option<String>);
+mod support;
+
+use support::{keys, read_truth, Key};
 
 struct Dataset {
     _tmp: tempfile::TempDir,
@@ -49,34 +51,6 @@ fn dataset(households: usize, seed: u64) -> Dataset {
         truth,
         as_of,
     }
-}
-
-fn read_truth(path: &Path) -> BTreeSet<Key> {
-    fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                v["check"].as_str().unwrap().to_string(),
-                v["household_id"].as_str().unwrap().to_string(),
-                v["member_id"].as_str().map(String::from),
-            )
-        })
-        .collect()
-}
-
-fn keys(findings: &[Finding]) -> BTreeSet<Key> {
-    findings
-        .iter()
-        .map(|f| {
-            (
-                f.check.code().to_string(),
-                f.household_id.clone(),
-                f.member_id.clone(),
-            )
-        })
-        .collect()
 }
 
 fn assert_same(found: &BTreeSet<Key>, truth: &BTreeSet<Key>) {

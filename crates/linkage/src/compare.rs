@@ -6,6 +6,16 @@ use doudi_model::Sex;
 
 use crate::normalise::{NormName, Script};
 
+/// Identity-number levels, in the order of [`crate::idnum::IdLevel`].
+pub const ID_LEVELS: [&str; 6] = [
+    "exact",
+    "upgraded_15",
+    "one_substitution",
+    "adjacent_swap",
+    "different",
+    "missing",
+];
+
 /// Name levels (index order as in [`NAME_LEVELS`]).
 pub const NAME_EXACT: u8 = 0;
 pub const NAME_HOMOPHONE: u8 = 1;

@@ -523,24 +523,31 @@ pub(crate) fn fit(input: &EmInput, given_lambda: f64) -> Result<EmFit, Degenerat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::LevelModel;
 
-    fn field(name: &str, m: &[f64], u: &[f64]) -> FieldModel {
-        let names = ["exact", "close", "far", "missing"];
-        FieldModel {
-            field: name.into(),
-            levels: names
-                .iter()
-                .zip(m.iter().zip(u))
-                .map(|(l, (m, u))| LevelModel {
-                    level: l.to_string(),
-                    m: *m,
-                    u: *u,
-                })
-                .collect(),
-            missing: Some(3),
-            tf: false,
+    /// EM over pairs counted by agreement pattern.
+    fn fit_counts(
+        fields: &[FieldModel],
+        counts: &[(&[u8], f64)],
+        records: f64,
+        iterations: usize,
+        given_lambda: f64,
+    ) -> Result<EmFit, Degenerate> {
+        let mut patterns: Patterns = BTreeMap::new();
+        for (p, n) in counts {
+            *patterns.entry(p.to_vec()).or_default() += n;
         }
+        let input = EmInput {
+            patterns: &patterns,
+            fields,
+            records,
+            iterations,
+        };
+        fit(&input, given_lambda)
+    }
+
+    /// A field of four levels, the last one `missing`.
+    fn field(name: &str, m: &[f64], u: &[f64]) -> FieldModel {
+        crate::model::field(name, &["exact", "close", "far", "missing"], m, u, false)
     }
 
     #[test]
@@ -578,21 +585,16 @@ mod tests {
             field("last", &[0.8, 0.1, 0.05, 0.1], &[0.01, 0.01, 0.98, 0.1]),
             field("day", &[0.8, 0.1, 0.05, 0.1], &[0.03, 0.01, 0.96, 0.1]),
         ];
-        let mut patterns: Patterns = BTreeMap::new();
-        // different people sharing the first name
-        *patterns.entry(vec![0, 2, 2]).or_default() += 9000.0;
-        *patterns.entry(vec![0, 2, 0]).or_default() += 300.0;
-        *patterns.entry(vec![0, 0, 2]).or_default() += 90.0;
-        // true pairs
-        *patterns.entry(vec![0, 0, 0]).or_default() += 400.0;
-        *patterns.entry(vec![1, 0, 0]).or_default() += 40.0;
-        let input = EmInput {
-            patterns: &patterns,
-            fields: &fields,
-            records: 1000.0,
-            iterations: 50,
-        };
-        let fit = fit(&input, 0.05).unwrap();
+        let counts: &[(&[u8], f64)] = &[
+            // different people sharing the first name
+            (&[0, 2, 2], 9000.0),
+            (&[0, 2, 0], 300.0),
+            (&[0, 0, 2], 90.0),
+            // true pairs
+            (&[0, 0, 0], 400.0),
+            (&[1, 0, 0], 40.0),
+        ];
+        let fit = fit_counts(&fields, counts, 1000.0, 50, 0.05).unwrap();
         let post = |p: &[u8]| posterior(&fit.fields, fit.lambda, p);
         assert!(post(&[0, 0, 0]) > 0.99, "{fit:?}");
         assert!(post(&[0, 2, 2]) < 0.01, "{fit:?}");
@@ -605,15 +607,11 @@ mod tests {
             field("a", &[0.8, 0.1, 0.05, 0.1], &[0.01, 0.01, 0.98, 0.1]),
             field("b", &[0.8, 0.1, 0.05, 0.1], &[0.01, 0.01, 0.98, 0.1]),
         ];
-        let mut patterns: Patterns = BTreeMap::new();
         // every pair agrees on a and on b: 5000 pairs among 100 records cannot all be matches
-        *patterns.entry(vec![0, 0]).or_default() += 5000.0;
-        let input = EmInput {
-            patterns: &patterns,
-            fields: &fields,
-            records: 100.0,
-            iterations: 30,
-        };
-        assert!(matches!(fit(&input, 0.01), Err(Degenerate::Prior { .. })));
+        let counts: &[(&[u8], f64)] = &[(&[0, 0], 5000.0)];
+        assert!(matches!(
+            fit_counts(&fields, counts, 100.0, 30, 0.01),
+            Err(Degenerate::Prior { .. })
+        ));
     }
 }

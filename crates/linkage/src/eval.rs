@@ -76,7 +76,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::compare::{self, DATE_LEVELS, NAME_LEVELS};
+use crate::compare::{self, DATE_LEVELS, ID_LEVELS, NAME_LEVELS};
 use crate::em::{self, Degenerate, EmInput, Patterns};
 use crate::idnum::{self, IdForm};
 use crate::index::{fnv, Keyed};
@@ -103,14 +103,7 @@ pub enum FieldType {
 impl FieldType {
     fn levels(self) -> &'static [&'static str] {
         match self {
-            FieldType::IdentityNumber => &[
-                "exact",
-                "upgraded_15",
-                "one_substitution",
-                "adjacent_swap",
-                "different",
-                "missing",
-            ],
+            FieldType::IdentityNumber => &ID_LEVELS,
             FieldType::Identifier => &["exact", "one_edit", "two_edits", "different", "missing"],
             FieldType::PersonName | FieldType::GivenName | FieldType::FamilyName => &NAME_LEVELS,
             FieldType::Date => &DATE_LEVELS,
@@ -557,6 +550,17 @@ struct Table {
     rows: Vec<Vec<Value>>,
     /// Per field: values that did not parse and were taken as missing.
     invalid: Vec<usize>,
+}
+
+impl Table {
+    /// Each record id's row, for reading the true pairs by id.
+    fn positions(&self) -> HashMap<&str, usize> {
+        self.ids
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.as_str(), i))
+            .collect()
+    }
 }
 
 fn csv_err(file: &Path, line: u64, column: &str, message: impl Into<String>) -> EvalError {
@@ -1181,18 +1185,7 @@ pub fn run_eval(
     };
     let dedup = r.is_none();
     let rt = r.as_ref().unwrap_or(&l);
-    let lmap: HashMap<&str, usize> = l
-        .ids
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.as_str(), i))
-        .collect();
-    let rmap: HashMap<&str, usize> = rt
-        .ids
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.as_str(), i))
-        .collect();
+    let (lmap, rmap) = (l.positions(), rt.positions());
     let truth_set = read_truth(truth, &lmap, &rmap, dedup)?;
     let nf = spec.fields.len();
     let kinds: Vec<FieldType> = spec.fields.iter().map(|f| f.kind).collect();
@@ -1437,6 +1430,8 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
+    use crate::typos;
+
     use super::*;
 
     // The blocking before issue 22's item 4 (blocks up to `max_block` taken whole).
@@ -1606,18 +1601,8 @@ mod tests {
             let id = m.id_number.expose().to_string();
             let no = match rng.gen_range(0..8) {
                 0 => String::new(),
-                1 => {
-                    let mut b = id.clone().into_bytes();
-                    let i = rng.gen_range(0..17);
-                    b[i] = if b[i] == b'9' { b'0' } else { b[i] + 1 };
-                    String::from_utf8(b).unwrap_or_default()
-                }
-                2 => {
-                    let mut b = id.clone().into_bytes();
-                    let i = rng.gen_range(0..16);
-                    b.swap(i, i + 1);
-                    String::from_utf8(b).unwrap_or_default()
-                }
+                1 => typos::digit_changed(rng, &id).unwrap_or_default(),
+                2 => typos::digits_swapped(rng, &id).unwrap_or_default(),
                 _ => id,
             };
             let name = match rng.gen_range(0..10) {
@@ -1697,18 +1682,7 @@ mod tests {
         let spec = read_spec(&dir.join("spec.toml")).unwrap();
         let l = read_table(&dir.join("records.csv"), &spec).unwrap();
         let r = read_table(&dir.join("register.csv"), &spec).unwrap();
-        let lmap: HashMap<&str, usize> = l
-            .ids
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.as_str(), i))
-            .collect();
-        let rmap: HashMap<&str, usize> = r
-            .ids
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.as_str(), i))
-            .collect();
+        let (lmap, rmap) = (l.positions(), r.positions());
         let truth = read_truth(&dir.join("truth.csv"), &lmap, &rmap, false).unwrap();
         let run = |each: &mut dyn FnMut(&[Value], &mut Vec<u32>)| {
             let mut out = Blocked {

@@ -237,30 +237,20 @@ mod tests {
     #[test]
     fn comparison_levels_name_the_typo() {
         let m = arr(GOOD);
-        assert_eq!(compare_id(&id_form(Some(GOOD)), &m), IdLevel::Exact);
-        assert_eq!(
-            compare_id(&id_form(Some("110105491231002")), &m),
-            IdLevel::Upgraded15
-        );
-        // one digit replaced (position 10)
-        assert_eq!(
-            compare_id(&id_form(Some("11010519491731002X")), &m),
-            IdLevel::OneSubstitution
-        );
-        // only the check character wrong
-        assert_eq!(
-            compare_id(&id_form(Some("110105194912310021")), &m),
-            IdLevel::OneSubstitution
-        );
-        // adjacent digits 3 and 1 swapped (positions 12, 13)
-        assert_eq!(
-            compare_id(&id_form(Some("11010519491213002X")), &m),
-            IdLevel::AdjacentSwap
-        );
-        assert_eq!(
-            compare_id(&id_form(Some("11010519500101002X")), &m),
-            IdLevel::Different
-        );
+        let cases = [
+            (GOOD, IdLevel::Exact),
+            ("110105491231002", IdLevel::Upgraded15),
+            // one digit replaced (position 10)
+            ("11010519491731002X", IdLevel::OneSubstitution),
+            // only the check character wrong
+            ("110105194912310021", IdLevel::OneSubstitution),
+            // adjacent digits 3 and 1 swapped (positions 12, 13)
+            ("11010519491213002X", IdLevel::AdjacentSwap),
+            ("11010519500101002X", IdLevel::Different),
+        ];
+        for (id, level) in cases {
+            assert_eq!(compare_id(&id_form(Some(id)), &m), level, "{id}");
+        }
         assert_eq!(compare_id(&IdForm::Missing, &m), IdLevel::Missing);
     }
 

@@ -800,6 +800,8 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
+    use crate::typos;
+
     use super::RegisterIndex;
     use crate::normalise::normalise_name;
     use crate::{Linker, Model, Thresholds};
@@ -839,18 +841,8 @@ mod tests {
         let id = m.id_number.expose().to_string();
         let id_number = match rng.gen_range(0..6) {
             0 => None,
-            1 => {
-                let mut b = id.clone().into_bytes();
-                let i = rng.gen_range(0..17);
-                b[i] = if b[i] == b'9' { b'0' } else { b[i] + 1 };
-                String::from_utf8(b).ok()
-            }
-            2 => {
-                let mut b = id.clone().into_bytes();
-                let i = rng.gen_range(0..16);
-                b.swap(i, i + 1);
-                String::from_utf8(b).ok()
-            }
+            1 => typos::digit_changed(rng, &id),
+            2 => typos::digits_swapped(rng, &id),
             3 => Some(format!("{}{}", &id[..6], &id[8..17])),
             _ => Some(id),
         };

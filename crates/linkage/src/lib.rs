@@ -32,6 +32,8 @@ mod link;
 pub mod model;
 pub mod normalise;
 mod train;
+#[cfg(test)]
+mod typos;
 
 pub use em::{check_model, Degenerate};
 pub use index::{Query, RegisterIndex};
@@ -144,6 +146,11 @@ mod tests {
         sync_send::<RegisterIndex>();
     }
 
+    /// `d` linked, or its explanation in the failure.
+    fn assert_linked(d: &LinkDecision, thresholds: &Thresholds) {
+        assert_eq!(d.outcome, Outcome::Linked, "{}", explain(d, thresholds));
+    }
+
     #[test]
     fn exact_valid_id_links_to_the_member() {
         let idx = RegisterIndex::build(&[household("H1", "M1", "11010519491231002X")]);
@@ -162,12 +169,7 @@ mod tests {
         let mut s = id_only(Some("110105491231002"));
         s.name = Some("王秀英".into());
         let d = idx.link(&s);
-        assert_eq!(
-            d.outcome,
-            Outcome::Linked,
-            "{}",
-            explain(&d, &Thresholds::default())
-        );
+        assert_linked(&d, &Thresholds::default());
         assert!(matches!(d.evidence.id_number, IdEvidence::Upgraded { .. }));
         assert_eq!(d.evidence.candidates[0].comparisons[0].level, "upgraded_15");
     }
@@ -253,12 +255,7 @@ mod tests {
         s.id_number = None;
         s.name = Some("張偉".into());
         let d = linker.link(&s);
-        assert_eq!(
-            d.outcome,
-            Outcome::Linked,
-            "{}",
-            explain(&d, linker.thresholds())
-        );
+        assert_linked(&d, linker.thresholds());
         assert_eq!(d.member_id.as_deref(), Some("H03"));
         // 张玮 is a homophone of 张伟 born elsewhere in time: the birth date decides
         s.name = Some("张玮".into());

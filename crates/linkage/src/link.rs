@@ -7,7 +7,9 @@ use std::sync::OnceLock;
 use doudi_model::{mask_id_str, IdNumber, IdNumberError, Subject};
 use serde::{Deserialize, Serialize};
 
-use crate::compare::{NAME_EXACT, NAME_HOMOPHONE};
+use crate::compare::{
+    DATE_LEVELS, ID_LEVELS, NAME_EXACT, NAME_HOMOPHONE, NAME_LEVELS, REGION_LEVELS, SEX_LEVELS,
+};
 use crate::idnum::{IdForm, IdLevel};
 use crate::index::{Levels, Query, RegisterIndex};
 use crate::model::{
@@ -368,24 +370,14 @@ impl Scorer {
 
 /// Level names as `'static` (every level name of the register model is one of these).
 fn static_level(name: &str) -> Cow<'static, str> {
-    const KNOWN: &[&str] = &[
-        "exact",
-        "upgraded_15",
-        "one_substitution",
-        "adjacent_swap",
-        "different",
-        "missing",
-        "homophone",
-        "close",
-        "far",
-        "day_month_swapped",
-        "same",
-        "village",
-        "township",
-        "county",
-        "other",
+    let known = [
+        &ID_LEVELS[..],
+        &NAME_LEVELS,
+        &DATE_LEVELS,
+        &SEX_LEVELS,
+        &REGION_LEVELS,
     ];
-    match KNOWN.iter().find(|k| **k == name) {
+    match known.into_iter().flatten().find(|k| **k == name) {
         Some(k) => Cow::Borrowed(k),
         None => Cow::Owned(name.to_string()),
     }

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::compare::{DATE_LEVELS, NAME_LEVELS, REGION_LEVELS, SEX_LEVELS};
+use crate::compare::{DATE_LEVELS, ID_LEVELS, NAME_LEVELS, REGION_LEVELS, SEX_LEVELS};
 use crate::idnum::IdLevel;
 
 /// One comparison level of one field.
@@ -81,16 +81,7 @@ pub const REGISTER_FIELDS_EN: [&str; 5] = ["ID number", "name", "birth date", "s
 /// Chinese field names for explanations.
 pub const REGISTER_FIELDS_ZH: [&str; 5] = ["身份证号", "姓名", "出生日期", "性别", "地区"];
 
-const ID_LEVEL_NAMES: [&str; 6] = [
-    "exact",
-    "upgraded_15",
-    "one_substitution",
-    "adjacent_swap",
-    "different",
-    "missing",
-];
-
-fn field(name: &str, levels: &[&str], m: &[f64], u: &[f64], tf: bool) -> FieldModel {
+pub(crate) fn field(name: &str, levels: &[&str], m: &[f64], u: &[f64], tf: bool) -> FieldModel {
     FieldModel {
         field: name.to_string(),
         levels: levels
@@ -114,11 +105,11 @@ impl Model {
     /// Sane defaults for the register, usable before any training (hand-set, close to what EM finds
     /// on the synthetic feeds at default noise).
     pub fn prior() -> Model {
-        debug_assert_eq!(IdLevel::ALL.len(), ID_LEVEL_NAMES.len());
+        debug_assert_eq!(IdLevel::ALL.len(), ID_LEVELS.len());
         let fields = vec![
             field(
                 REGISTER_FIELDS[F_ID],
-                &ID_LEVEL_NAMES,
+                &ID_LEVELS,
                 &[0.90, 0.015, 0.02, 0.02, 0.005, 0.04],
                 &[1e-10, 1e-10, 1e-8, 1e-8, 0.96, 0.04],
                 false,

@@ -4,8 +4,6 @@
 //!
 //! Pure data with its serde form (the form stored and delivered); no scoring logic.
 
-use std::fmt;
-
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
@@ -72,11 +70,7 @@ impl Level {
     }
 }
 
-impl fmt::Display for Level {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.code())
-    }
-}
+display_by_code!(Level);
 
 /// How urgent what a rule found is, by policy: by what happened, never by who the household is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -117,11 +111,7 @@ impl Urgency {
     }
 }
 
-impl fmt::Display for Urgency {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.code())
-    }
-}
+display_by_code!(Urgency);
 
 /// What one rule added to the score, and why, in words an officer reads.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,8 +5,6 @@
 //! `{"event_id", "source", "kind", "occurred_at" (RFC 3339), "subject": {...}, "data": {...}}`.
 //! Amounts are whole numbers of fen; dates are `YYYY-MM-DD`.
 
-use std::fmt;
-
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
@@ -81,11 +79,7 @@ impl Source {
     }
 }
 
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.code())
-    }
-}
+display_by_code!(Source);
 
 /// Who the record is about, as the department typed it. Every field may be missing.
 /// `id_number` is kept as typed (it may be invalid): the link stage decides what it means.

@@ -10,7 +10,6 @@
 use std::fmt;
 
 use chrono::NaiveDate;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::sex::Sex;
 
@@ -201,18 +200,7 @@ impl fmt::Debug for IdNumber {
     }
 }
 
-impl Serialize for IdNumber {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.expose())
-    }
-}
-
-impl<'de> Deserialize<'de> for IdNumber {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        IdNumber::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
+serde_as_text!(IdNumber, IdNumber::expose);
 
 #[cfg(test)]
 mod tests {

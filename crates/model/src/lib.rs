@@ -8,6 +8,40 @@
 //! reads outside data returns a typed error that says what was wrong and where.
 //! Personal data (ID numbers, names) is shown masked by `Display`/`Debug` wherever this crate can.
 
+/// `Display` as the value's stable code (`f.write_str`, or `f.pad` where the caller's width and
+/// alignment apply).
+macro_rules! display_by_code {
+    ($ty:ident) => {
+        display_by_code!($ty, write_str);
+    };
+    ($ty:ident, $write:ident) => {
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.$write(self.code())
+            }
+        }
+    };
+}
+
+/// Serde for a value written as its text: serialised as `$text`, read back through its `parse`
+/// (refusing what `parse` refuses).
+macro_rules! serde_as_text {
+    ($ty:ident, $text:path) => {
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str($text(self))
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <String as serde::Deserialize>::deserialize(d)?;
+                $ty::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
 pub mod assessment;
 pub mod event;
 pub mod household;

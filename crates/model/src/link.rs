@@ -51,11 +51,7 @@ impl LinkOutcome {
     }
 }
 
-impl std::fmt::Display for LinkOutcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.code())
-    }
-}
+display_by_code!(LinkOutcome, pad);
 
 /// How the record's identity number looked (masked: never the full number).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

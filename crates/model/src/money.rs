@@ -238,22 +238,16 @@ mod tests {
         assert_eq!(Money::parse_yuan("961").unwrap(), Money::from_fen(96100));
         assert_eq!(Money::parse_yuan("961.5").unwrap(), Money::from_fen(96150));
         assert_eq!(Money::parse_yuan("0.07").unwrap(), Money::from_fen(7));
-        assert!(matches!(
-            Money::parse_yuan("1.234"),
-            Err(MoneyError::TooPrecise(_))
-        ));
-        assert!(matches!(
-            Money::parse_yuan("-3"),
-            Err(MoneyError::Negative(_))
-        ));
-        assert!(matches!(
-            Money::parse_yuan("abc"),
-            Err(MoneyError::NotANumber(_))
-        ));
-        assert!(matches!(
-            Money::parse_yuan("3."),
-            Err(MoneyError::NotANumber(_))
-        ));
+        type Why = fn(&MoneyError) -> bool;
+        let refused: [(&str, Why); 4] = [
+            ("1.234", |e| matches!(e, MoneyError::TooPrecise(_))),
+            ("-3", |e| matches!(e, MoneyError::Negative(_))),
+            ("abc", |e| matches!(e, MoneyError::NotANumber(_))),
+            ("3.", |e| matches!(e, MoneyError::NotANumber(_))),
+        ];
+        for (text, why) in refused {
+            assert!(Money::parse_yuan(text).is_err_and(|e| why(&e)), "{text}");
+        }
     }
 
     #[test]

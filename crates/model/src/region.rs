@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// Which tier of administration a code names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -96,18 +96,7 @@ impl FromStr for RegionCode {
     }
 }
 
-impl Serialize for RegionCode {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for RegionCode {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        RegionCode::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
+serde_as_text!(RegionCode, RegionCode::as_str);
 
 #[cfg(test)]
 mod tests {
@@ -132,14 +121,14 @@ mod tests {
 
     #[test]
     fn rejects_bad_codes() {
-        assert!(matches!(
-            RegionCode::parse("34150"),
-            Err(RegionError::BadLength(_))
-        ));
-        assert!(matches!(
-            RegionCode::parse("34150a"),
-            Err(RegionError::NotDigits(_))
-        ));
+        type Why = fn(&RegionError) -> bool;
+        let refused: [(&str, Why); 2] = [
+            ("34150", |e| matches!(e, RegionError::BadLength(_))),
+            ("34150a", |e| matches!(e, RegionError::NotDigits(_))),
+        ];
+        for (code, why) in refused {
+            assert!(RegionCode::parse(code).is_err_and(|e| why(&e)), "{code}");
+        }
         assert!(serde_json::from_str::<RegionCode>("\"1234567\"").is_err());
     }
 }

@@ -54,11 +54,7 @@ impl WarningStatus {
     }
 }
 
-impl std::fmt::Display for WarningStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.code())
-    }
-}
+display_by_code!(WarningStatus, pad);
 
 /// How a warning was resolved.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,74 +2,28 @@
 //! its whole year of facts (perfect linkage), derived and assessed as of the end of the window.
 //! `cargo bench -p doudi-risk --bench assess`
 
-use chrono::{DateTime, FixedOffset, NaiveDate, TimeDelta};
+use chrono::{DateTime, FixedOffset};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use doudi_model::{parse_event, Fact, Household, ParseLimits};
+use doudi_model::{Fact, Household};
 use doudi_risk::{assess, derive_state, RuleSet};
-use doudi_synth::{GenConfig, Noise};
-use std::collections::HashMap;
+use doudi_synth::Noise;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 fn households() -> (Vec<(Household, Vec<Fact>)>, DateTime<FixedOffset>) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let start = NaiveDate::from_ymd_opt(2026, 1, 1).expect("date");
-    let cfg = GenConfig {
-        households: 2000,
-        seed: 5,
-        start,
-        months: 12,
-        hardship_share: 0.05,
-        noise: Noise::none(),
-    };
-    doudi_synth::write_dataset(dir.path(), &cfg, &mut |_| {}).expect("generate");
-    let register = doudi_synth::generate_register(&cfg);
-    let mut truth: HashMap<String, (String, String)> = HashMap::new();
-    let text = std::fs::read_to_string(dir.path().join("truth/events.jsonl")).expect("truth");
-    for l in text.lines() {
-        let v: serde_json::Value = serde_json::from_str(l).expect("json");
-        if let (Some(e), Some(h), Some(m)) = (
-            v["event_id"].as_str(),
-            v["household_id"].as_str(),
-            v["member_id"].as_str(),
-        ) {
-            truth.insert(e.into(), (h.into(), m.into()));
-        }
-    }
-    let mut facts: HashMap<String, Vec<Fact>> = HashMap::new();
-    let limits = ParseLimits::default();
-    for source in std::fs::read_dir(dir.path().join("feeds")).expect("feeds") {
-        for file in std::fs::read_dir(source.expect("entry").path()).expect("dir") {
-            let text = std::fs::read_to_string(file.expect("file").path()).expect("read");
-            for l in text.lines() {
-                let e = parse_event(l.as_bytes(), &limits).expect("event");
-                if let Some((h, m)) = truth.get(&e.event_id) {
-                    facts
-                        .entry(h.clone())
-                        .or_default()
-                        .push(e.into_fact(h.clone(), m.clone()));
-                }
-            }
-        }
-    }
-    for f in facts.values_mut() {
+    let mut d = common::generate_with(2000, 5, 0.05, Noise::none());
+    for f in d.facts.values_mut() {
         f.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
     }
-    let tz = FixedOffset::east_opt(8 * 3600).expect("tz");
-    let as_of = NaiveDate::from_ymd_opt(2027, 1, 1)
-        .expect("date")
-        .and_hms_opt(0, 0, 0)
-        .expect("time")
-        .and_local_timezone(tz)
-        .single()
-        .expect("time")
-        - TimeDelta::seconds(1);
-    let rows = register
+    let rows = std::mem::take(&mut d.register)
         .into_iter()
         .map(|h| {
-            let f = facts.remove(&h.household_id).unwrap_or_default();
+            let f = d.facts.remove(&h.household_id).unwrap_or_default();
             (h, f)
         })
         .collect();
-    (rows, as_of)
+    (rows, d.as_of)
 }
 
 fn bench(c: &mut Criterion) {

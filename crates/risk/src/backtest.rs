@@ -333,12 +333,7 @@ mod tests {
         candidate.levels.red.min_score = 70;
         let h = family_dibao_rural();
         let quiet = family(Category::EdgeProne);
-        let stop = [fact(
-            "E1",
-            "M1",
-            "2026-04-01",
-            contributions_stopped("2026-01", 3),
-        )];
+        let stop = only("M1", "2026-04-01", contributions_stopped("2026-01", 3));
         let child = [fact("E2", "M3", "2026-03-02", death("2026-03-02"))];
         let none: [doudi_model::Fact; 0] = [];
         let rows = vec![

@@ -208,18 +208,13 @@ mod tests {
         let rules = RuleSet::builtin();
         let mut alone = family(Category::Tekun);
         alone.members[1].work_capacity = WorkCapacity::None;
-        let death = [fact("E1", "M1", "2026-03-02", death("2026-03-02"))];
+        let death = only("M1", "2026-03-02", death("2026-03-02"));
         let red = assess(
             &rules,
             &alone,
             &derive_state(&alone, &death, at("2026-03-03")),
         );
-        let ill = [fact(
-            "E1",
-            "M2",
-            "2026-03-01",
-            diagnosis("C50.9", "2026-03-01"),
-        )];
+        let ill = only("M2", "2026-03-01", diagnosis("C50.9", "2026-03-01"));
         let h = family(Category::Dibao);
         let orange = assess(&rules, &h, &derive_state(&h, &ill, at("2026-03-02")));
         // an old red whose summary is now empty

@@ -67,6 +67,29 @@ impl Section<'_> {
         self.range(entry, value, 0, 1000)
     }
 
+    /// Two entries each in `min..=max`, `high` not below `low` (each given as key and value).
+    pub fn ordered(
+        &self,
+        (low, low_value): (&str, i64),
+        (high, high_value): (&str, i64),
+        min: i64,
+        max: i64,
+    ) -> Result<(), RuleSetError> {
+        self.range(low, low_value, min, max)?;
+        self.range(high, high_value, min, max)?;
+        if high_value < low_value {
+            return self.invalid(high, &format!("must not be below {}", self.key(low)));
+        }
+        Ok(())
+    }
+
+    /// Each of `entries` (key, value) must be sane points ([`Section::points`]), checked in order.
+    pub fn all_points(&self, entries: &[(&str, i64)]) -> Result<(), RuleSetError> {
+        entries
+            .iter()
+            .try_for_each(|(entry, value)| self.points(entry, *value))
+    }
+
     /// A share in permille from 1 to 100 times the whole (1..=100,000).
     pub fn share(&self, entry: &str, value: i64) -> Result<(), RuleSetError> {
         self.range(entry, value, 1, 100_000)

@@ -22,6 +22,7 @@ use chrono::{Months, NaiveDate};
 use doudi_model::Money;
 use serde::Serialize;
 
+use crate::evidence::Evidence;
 use crate::policy::{Deductions, General, ReviewParams, Standard};
 use crate::state::HouseholdState;
 
@@ -118,6 +119,13 @@ impl Signals {
     /// A signal on day `on` (ignored when it is after the day of the assessment).
     pub fn day(&mut self, on: NaiveDate) {
         self.span(on, on);
+    }
+
+    /// Each of `records` on its day.
+    pub fn days<'r, T: Evidence + 'r>(&mut self, records: impl IntoIterator<Item = &'r T>) {
+        for r in records {
+            self.day(r.on());
+        }
     }
 
     /// A risk that lasted from `from` to `to` (ignored when it began after the day of the

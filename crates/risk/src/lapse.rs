@@ -97,11 +97,7 @@ mod tests {
         assert_eq!(l.finding.event_ids, vec!["E1"]);
         assert_eq!(l.finding.points, 60);
         assert_eq!(l.finding.urgency, Some(Urgency::Expense));
-        assert!(
-            l.finding.reason_zh.starts_with("2025-12-10遭受洪涝灾害"),
-            "{}",
-            l.finding.reason_zh
-        );
+        assert_starts(&l.finding.reason_zh, "2025-12-10遭受洪涝灾害");
         assert_eq!(
             l.change_en,
             "the disaster is now more than 6 months old, with no new risk signal since 2026-01-05; the household moved on 2026-01-05"
@@ -115,15 +111,10 @@ mod tests {
     #[test]
     fn income_back_above_the_line_is_cleared_with_its_evidence() {
         let h = family(Category::DibaoEdge);
-        let facts = [
-            fact(
-                "E1",
-                "M1",
-                "2025-06-01",
-                job_lost("2025-05-31", Some(200_000)),
-            ),
-            fact("E2", "M1", "2025-08-01", job_started("2025-08-01", 250_000)),
-        ];
+        let facts = timeline([
+            ("M1", "2025-06-01", job_lost("2025-05-31", Some(200_000))),
+            ("M1", "2025-08-01", job_started("2025-08-01", 250_000)),
+        ]);
         let a = run(&h, &facts, "2026-03-01");
         assert_eq!(a.level, Level::None, "{a:#?}");
         let risk = a.risk.as_ref().expect("risk");
@@ -133,18 +124,11 @@ mod tests {
             .iter()
             .find(|l| l.finding.rule_id == "income_below_line")
             .expect("the fall in income, as it stood");
-        assert!(
-            income
-                .change_en
-                .starts_with("per-capita income after deductions back at or above"),
-            "{}",
-            income.change_en
+        assert_starts(
+            &income.change_en,
+            "per-capita income after deductions back at or above",
         );
-        assert!(
-            income.change_en.contains("since 2025-08-01"),
-            "{}",
-            income.change_en
-        );
+        assert_contains(&income.change_en, "since 2025-08-01");
         let job = risk
             .lapsed
             .iter()
@@ -163,12 +147,7 @@ mod tests {
         assert_eq!((risk.status, risk.lapsed.len()), (RiskStatus::NoRisk, 0));
         let open = run(
             &h,
-            &[fact(
-                "E1",
-                "M2",
-                "2026-03-01",
-                diagnosis("C50.9", "2026-03-01"),
-            )],
+            &only("M2", "2026-03-01", diagnosis("C50.9", "2026-03-01")),
             "2026-03-02",
         );
         let risk = open.risk.as_ref().expect("risk");
@@ -178,15 +157,10 @@ mod tests {
     #[test]
     fn a_new_episode_keeps_the_previous_ones_findings_as_lapsed() {
         let h = family(Category::Dibao);
-        let facts = [
-            fact(
-                "E1",
-                "M1",
-                "2025-01-10",
-                disaster(8_000_000, false, "2025-01-10"),
-            ),
-            fact("E2", "M2", "2026-03-01", diagnosis("C50.9", "2026-03-01")),
-        ];
+        let facts = timeline([
+            ("M1", "2025-01-10", disaster(8_000_000, false, "2025-01-10")),
+            ("M2", "2026-03-01", diagnosis("C50.9", "2026-03-01")),
+        ]);
         let a = run(&h, &facts, "2026-03-02");
         assert!(a
             .contributions

@@ -41,6 +41,7 @@ pub mod backtest;
 pub mod calibrate;
 pub mod check;
 pub mod clearance;
+pub mod evidence;
 pub mod lapse;
 pub mod level;
 pub mod policy;

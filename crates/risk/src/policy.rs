@@ -479,14 +479,12 @@ impl General {
     /// `[general]`: ages in range, the working ages in order.
     pub fn validate(&self) -> Result<(), RuleSetError> {
         let at = Section("general");
-        at.range("working_age_min", self.working_age_min, 0, 120)?;
-        at.range("working_age_max", self.working_age_max, 0, 120)?;
-        if self.working_age_max < self.working_age_min {
-            return at.invalid(
-                "working_age_max",
-                "must not be below general.working_age_min",
-            );
-        }
+        at.ordered(
+            ("working_age_min", self.working_age_min),
+            ("working_age_max", self.working_age_max),
+            0,
+            120,
+        )?;
         at.range("elderly_age", self.elderly_age, 1, 120)?;
         at.range("child_age_below", self.child_age_below, 1, 30)
     }
@@ -511,15 +509,12 @@ impl Deductions {
         if self.schooling_monthly_per_pupil.is_negative() {
             return at.invalid("schooling_monthly_per_pupil", "must not be negative");
         }
-        at.range("school_age_min", self.school_age_min, 0, 30)?;
-        at.range("school_age_below", self.school_age_below, 0, 30)?;
-        if self.school_age_below < self.school_age_min {
-            return at.invalid(
-                "school_age_below",
-                "must not be below deductions.school_age_min",
-            );
-        }
-        Ok(())
+        at.ordered(
+            ("school_age_min", self.school_age_min),
+            ("school_age_below", self.school_age_below),
+            0,
+            30,
+        )
     }
 }
 
@@ -592,23 +587,20 @@ impl Levels {
             at.range("act_within_hours", p.act_within_hours, 1, 24 * 366)?;
             at.range("relief_months", p.relief_months, 0, max_relief_months)?;
         }
-        if self.orange.min_score <= self.yellow.min_score {
-            return invalid(
-                "levels.orange.min_score",
-                &format!(
-                    "{} must be above levels.yellow.min_score ({}): thresholds go yellow < orange < red",
-                    self.orange.min_score, self.yellow.min_score
-                ),
-            );
-        }
-        if self.red.min_score <= self.orange.min_score {
-            return invalid(
-                "levels.red.min_score",
-                &format!(
-                    "{} must be above levels.orange.min_score ({}): thresholds go yellow < orange < red",
-                    self.red.min_score, self.orange.min_score
-                ),
-            );
+        let steps = [
+            ("yellow", &self.yellow, "orange", &self.orange),
+            ("orange", &self.orange, "red", &self.red),
+        ];
+        for (below, low, above, high) in steps {
+            if high.min_score <= low.min_score {
+                return invalid(
+                    &format!("levels.{above}.min_score"),
+                    &format!(
+                        "{} must be above levels.{below}.min_score ({}): thresholds go yellow < orange < red",
+                        high.min_score, low.min_score
+                    ),
+                );
+            }
         }
         if self.orange.act_within_hours > self.yellow.act_within_hours {
             return invalid(

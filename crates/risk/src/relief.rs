@@ -137,7 +137,24 @@ mod tests {
     use crate::ruleset::RuleSet;
     use crate::state::derive_state;
     use crate::testkit::*;
-    use doudi_model::Area;
+    use doudi_model::{Area, Household};
+
+    /// The first enrolment suggested starts with `start`; all of them in the failure.
+    #[track_caller]
+    fn assert_enrolment(r: &ReliefSuggestion, start: &str) {
+        assert!(r.enrolment[0].starts_with(start), "{:?}", r.enrolment);
+    }
+
+    /// The relief suggested for `h` with no facts on 2026-03-01, at `level`, for `findings`.
+    fn suggest(
+        rules: &RuleSet,
+        h: &Household,
+        level: Level,
+        findings: &[Contribution],
+    ) -> ReliefSuggestion {
+        let s = derive_state(h, &[], at("2026-03-01"));
+        suggest_relief(rules, &rules.context(h, &s), level, findings).unwrap()
+    }
 
     fn contribution(rule_id: &str) -> Contribution {
         Contribution::new(rule_id, 50, String::new(), String::new(), vec![])
@@ -155,17 +172,17 @@ mod tests {
             suggest_relief(&rules, &rules.context(&h, &s), Level::None, &job),
             None
         );
-        let y = suggest_relief(&rules, &rules.context(&h, &s), Level::Yellow, &job).unwrap();
+        let y = suggest(&rules, &h, Level::Yellow, &job);
         assert_eq!((y.months, y.amount), (1, Money::from_yuan(732)));
         assert_eq!(y.kind, "expense");
-        let o = suggest_relief(&rules, &rules.context(&h, &s), Level::Orange, &illness).unwrap();
+        let o = suggest(&rules, &h, Level::Orange, &illness);
         assert_eq!((o.months, o.kind.as_str()), (2, "expense"));
-        let r = suggest_relief(&rules, &rules.context(&h, &s), Level::Red, &illness).unwrap();
+        let r = suggest(&rules, &h, Level::Red, &illness);
         assert_eq!((r.months, r.kind.as_str()), (4, "emergency"));
-        let d = suggest_relief(&rules, &rules.context(&h, &s), Level::Yellow, &death).unwrap();
+        let d = suggest(&rules, &h, Level::Yellow, &death);
         assert_eq!((d.months, d.kind.as_str()), (2, "emergency"));
         assert_eq!(d.approver, "township");
-        assert!(d.reason_zh.contains("急难型"), "{}", d.reason_zh);
+        assert_contains(&d.reason_zh, "急难型");
     }
 
     #[test]
@@ -175,32 +192,20 @@ mod tests {
         // an edge household still above the line with a seriously ill member: 单人户
         let mut h = family(doudi_model::Category::DibaoEdge);
         h.members[0].monthly_income = Money::from_yuan(2800);
-        let s = derive_state(&h, &[], at("2026-03-01"));
-        let r = suggest_relief(&rules, &rules.context(&h, &s), Level::Orange, &illness).unwrap();
+        let r = suggest(&rules, &h, Level::Orange, &illness);
         assert_eq!(r.enrolment.len(), 1);
-        assert!(
-            r.enrolment[0].starts_with("[single_person]"),
-            "{:?}",
-            r.enrolment
-        );
+        assert_enrolment(&r, "[single_person]");
         // below the 低保 line after deductions: 低保 ((2,000 × 0.8 + 400) / 3 = 666.66 < 732)
         let h = family(doudi_model::Category::DibaoEdge);
-        let s = derive_state(&h, &[], at("2026-03-01"));
-        let r = suggest_relief(&rules, &rules.context(&h, &s), Level::Orange, &illness).unwrap();
-        assert!(
-            r.enrolment[0].starts_with("[dibao] 扣除刚性支出和就业成本后人均月收入666.66元"),
-            "{:?}",
-            r.enrolment
-        );
+        let r = suggest(&rules, &h, Level::Orange, &illness);
+        assert_enrolment(&r, "[dibao] 扣除刚性支出和就业成本后人均月收入666.66元");
         // nobody can work, no income: 特困
         let h = single_elderly(doudi_model::Category::EdgeProne);
-        let s = derive_state(&h, &[], at("2026-03-01"));
-        let r = suggest_relief(&rules, &rules.context(&h, &s), Level::Yellow, &illness).unwrap();
-        assert!(r.enrolment[0].starts_with("[tekun]"), "{:?}", r.enrolment);
+        let r = suggest(&rules, &h, Level::Yellow, &illness);
+        assert_enrolment(&r, "[tekun]");
         // already on 低保: nothing to suggest
         let h = family_dibao_rural();
-        let s = derive_state(&h, &[], at("2026-03-01"));
-        let r = suggest_relief(&rules, &rules.context(&h, &s), Level::Yellow, &illness).unwrap();
+        let r = suggest(&rules, &h, Level::Yellow, &illness);
         assert!(r.enrolment.is_empty());
     }
 
@@ -209,33 +214,16 @@ mod tests {
         let rules = RuleSet::builtin();
         let mut h = family_dibao_rural();
         h.area = Area::Urban;
-        let s = derive_state(&h, &[], at("2026-03-01"));
         // urban 961 × 4 = 3,844 > 3,000
-        let r = suggest_relief(
-            &rules,
-            &rules.context(&h, &s),
-            Level::Red,
-            &[contribution("death")],
-        )
-        .unwrap();
+        let r = suggest(&rules, &h, Level::Red, &[contribution("death")]);
         assert_eq!(r.amount, Money::from_yuan(3844));
         assert!(!r.within_township_limit);
         assert_eq!(r.approver, "county");
-        assert!(
-            r.reason_en.contains("the county approves"),
-            "{}",
-            r.reason_en
-        );
+        assert_contains(&r.reason_en, "the county approves");
         // never above the cap
         let mut big = rules.clone();
         big.levels.red.relief_months = 6;
-        let r = suggest_relief(
-            &big,
-            &big.context(&h, &s),
-            Level::Red,
-            &[contribution("death")],
-        )
-        .unwrap();
+        let r = suggest(&big, &h, Level::Red, &[contribution("death")]);
         assert_eq!(r.months, 6);
     }
 }

@@ -257,26 +257,16 @@ mod tests {
     fn wage_rise_in_dibao_household_opens_gradual_exit_with_grace_months() {
         let rules = RuleSet::builtin();
         let h = family_dibao_rural();
-        let facts = [fact(
-            "E1",
-            "M1",
-            "2026-02-01",
-            wage_changed("2026-02-01", 300_000),
-        )];
+        let facts = only("M1", "2026-02-01", wage_changed("2026-02-01", 300_000));
         let v = review_needed_for(&rules, &h, &derive_state(&h, &facts, at("2026-02-02")));
         assert_eq!(v.len(), 1, "{v:#?}");
-        assert!(v[0].starts_with("[dibao_gradual_exit]"), "{}", v[0]);
-        assert!(v[0].contains("至2026-08-01"), "{}", v[0]);
+        assert_starts(&v[0], "[dibao_gradual_exit]");
+        assert_contains(&v[0], "至2026-08-01");
         // after the grace period the entry is gone
         let later = review_needed_for(&rules, &h, &derive_state(&h, &facts, at("2026-09-01")));
         assert!(later.is_empty(), "{later:#?}");
         // a wage cut is not a rise
-        let cut = [fact(
-            "E1",
-            "M1",
-            "2026-02-01",
-            wage_changed("2026-02-01", 100_000),
-        )];
+        let cut = only("M1", "2026-02-01", wage_changed("2026-02-01", 100_000));
         assert!(
             review_needed_for(&rules, &h, &derive_state(&h, &cut, at("2026-02-02"))).is_empty()
         );
@@ -286,14 +276,9 @@ mod tests {
     fn elderly_edge_household_is_never_cleared_without_work_capacity() {
         let rules = RuleSet::builtin();
         let h = single_elderly(Category::EdgeProne);
-        let facts = [fact(
-            "E1",
-            "M1",
-            "2026-02-01",
-            job_started("2026-02-01", 100_000),
-        )];
+        let facts = only("M1", "2026-02-01", job_started("2026-02-01", 100_000));
         let v = review_needed_for(&rules, &h, &derive_state(&h, &facts, at("2026-02-02")));
-        assert!(v[0].starts_with("[risk_clear_review]"), "{}", v[0]);
-        assert!(v[0].contains("risk is not cleared"), "{}", v[0]);
+        assert_starts(&v[0], "[risk_clear_review]");
+        assert_contains(&v[0], "risk is not cleared");
     }
 }

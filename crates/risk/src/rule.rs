@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::check::{RuleSetError, Section};
 use crate::clearance::{Clearance, Episode, Signals};
+use crate::evidence::Evidence;
 use crate::policy::{Deductions, General, ReviewParams, Standard};
 use crate::state::HouseholdState;
 
@@ -122,6 +123,14 @@ impl<'s, 'a> Ctx<'s, 'a> {
         on <= self.state.as_of_date() && self.clearance.counts(on)
     }
 
+    /// The records that still count, in order.
+    pub fn recent<'c, 'r: 'c, T: Evidence>(
+        &'c self,
+        records: &'r [T],
+    ) -> impl Iterator<Item = &'r T> + 'c {
+        records.iter().filter(|r| self.counts(r.on()))
+    }
+
     /// A living member able to work.
     pub fn able(&self, m: &crate::state::MemberState) -> bool {
         self.general.able(m)
@@ -180,6 +189,23 @@ pub(crate) fn relation_of(state: &HouseholdState, member_id: &str) -> Option<Rel
 pub(crate) fn reasons<T>(records: &[T], each: impl Fn(&T) -> (String, String)) -> (String, String) {
     let (zh, en): (Vec<String>, Vec<String>) = records.iter().map(each).unzip();
     (zh.join("；"), en.join("; "))
+}
+
+/// The reasons for several records each about a member, worded by `each` with the member's
+/// relation (Chinese, English); `None` when there are no records.
+pub(crate) fn member_reasons<T>(
+    state: &HouseholdState,
+    records: &[&T],
+    member_id: impl Fn(&T) -> &str,
+    each: impl Fn(&T, &str, &str) -> (String, String),
+) -> Option<(String, String)> {
+    if records.is_empty() {
+        return None;
+    }
+    Some(reasons(records, |r| {
+        let rel = relation_of(state, member_id(r));
+        each(r, relation_zh(rel), relation_en(rel))
+    }))
 }
 
 /// A permille as a percentage for reasons: 500 → "50", 1250 → "125".

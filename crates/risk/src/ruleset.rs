@@ -338,21 +338,15 @@ mod tests {
         ];
         assert_eq!(r.validate(), Ok(()));
         let v = |c: &str| RegionCode::parse(c).unwrap();
-        assert_eq!(
-            r.standard_for(&v("999901001001"), Area::Rural)
-                .dibao_monthly,
-            Money::from_yuan(700)
-        );
-        assert_eq!(
-            r.standard_for(&v("999901002001"), Area::Rural)
-                .dibao_monthly,
-            Money::from_yuan(650)
-        );
-        assert_eq!(
-            r.standard_for(&v("110105001001"), Area::Urban)
-                .dibao_monthly,
-            Money::from_yuan(961)
-        );
+        let dibao = [
+            ("999901001001", Area::Rural, 700),
+            ("999901002001", Area::Rural, 650),
+            ("110105001001", Area::Urban, 961),
+        ];
+        for (code, area, yuan) in dibao {
+            let standard = r.standard_for(&v(code), area);
+            assert_eq!(standard.dibao_monthly, Money::from_yuan(yuan), "{code}");
+        }
         assert_eq!(
             r.standard_for(&v("110105001001"), Area::Rural)
                 .edge_line_monthly(),

@@ -908,7 +908,7 @@ mod tests {
     #[test]
     fn only_facts_up_to_as_of_count() {
         let h = family_dibao_rural();
-        let facts = vec![fact("E1", "M1", "2026-03-02", death("2026-03-02"))];
+        let facts = only("M1", "2026-03-02", death("2026-03-02")).to_vec();
         let before = derive_state(&h, &facts, at("2026-03-01"));
         assert!(before.deaths.is_empty());
         assert_eq!(before.size_now(), 3);
@@ -920,13 +920,13 @@ mod tests {
     #[test]
     fn state_tracks_income_size_and_members() {
         let h = family_dibao_rural();
-        let facts = vec![
-            fact("E1", "M1", "2026-03-02", death("2026-03-02")),
-            fact("E2", "M2", "2026-03-10", birth("2026-03-10")),
-            fact("E3", "M3", "2026-03-12", disability(2, "2026-03-12")),
-            fact("E4", "M2", "2026-03-15", settlement(50_000, "2026-03-15")),
-            fact("E5", "M2", "2025-01-15", settlement(70_000, "2025-01-15")),
-        ];
+        let facts = timeline([
+            ("M1", "2026-03-02", death("2026-03-02")),
+            ("M2", "2026-03-10", birth("2026-03-10")),
+            ("M3", "2026-03-12", disability(2, "2026-03-12")),
+            ("M2", "2026-03-15", settlement(50_000, "2026-03-15")),
+            ("M2", "2025-01-15", settlement(70_000, "2025-01-15")),
+        ]);
         let s = derive_state(&h, &facts, at("2026-04-01"));
         // M1 (head, earning 2,000) died: income and size drop, then a birth adds a member
         let d = &s.deaths[0];
@@ -959,10 +959,10 @@ mod tests {
     #[test]
     fn job_loss_then_new_job_restores_income() {
         let h = family_dibao_rural();
-        let facts = vec![
-            fact("E1", "M1", "2026-01-10", job_lost("2026-01-09", None)),
-            fact("E2", "M1", "2026-02-10", job_started("2026-02-10", 260_000)),
-        ];
+        let facts = timeline([
+            ("M1", "2026-01-10", job_lost("2026-01-09", None)),
+            ("M1", "2026-02-10", job_started("2026-02-10", 260_000)),
+        ]);
         let s = derive_state(&h, &facts, at("2026-03-01"));
         assert_eq!(s.monthly_income_now, Money::from_yuan(3100));
         assert_eq!(s.income_history[0].monthly_income, Money::from_yuan(500));
@@ -976,15 +976,10 @@ mod tests {
     #[test]
     fn home_stays_unsafe_until_the_household_moves() {
         let h = family_dibao_rural();
-        let facts = vec![
-            fact(
-                "E1",
-                "M1",
-                "2026-03-01",
-                dangerous(HouseGrade::D, "2026-03-01"),
-            ),
-            fact("E2", "M1", "2026-05-01", relocated(false, "2026-05-01")),
-        ];
+        let facts = timeline([
+            ("M1", "2026-03-01", dangerous(HouseGrade::D, "2026-03-01")),
+            ("M1", "2026-05-01", relocated(false, "2026-05-01")),
+        ]);
         let s = derive_state(&h, &facts, at("2026-04-01"));
         assert_eq!(s.unsafe_home_since(), Some(date("2026-03-01")));
         let s = derive_state(&h, &facts, at("2026-05-02"));

@@ -5,8 +5,8 @@ use chrono::{DateTime, FixedOffset, NaiveDate};
 use doudi_model::event::*;
 use doudi_model::id_number::check_char;
 use doudi_model::{
-    Area, Category, Fact, Household, IdNumber, Member, Money, Payload, RegionCode, Relation, Sex,
-    Source, WorkCapacity,
+    Area, Assessment, Category, Fact, Household, IdNumber, Member, Money, Payload, RegionCode,
+    Relation, Sex, Source, WorkCapacity,
 };
 
 pub fn date(s: &str) -> NaiveDate {
@@ -130,6 +130,57 @@ pub fn fact(event_id: &str, member_id: &str, day: &str, payload: Payload) -> Fac
         occurred_at: at(day),
         payload,
     }
+}
+
+/// `text` contains `part` (the text in the failure).
+#[track_caller]
+pub fn assert_contains(text: &str, part: &str) {
+    assert!(text.contains(part), "{text}");
+}
+
+/// `text` starts with `start` (the text in the failure).
+#[track_caller]
+pub fn assert_starts(text: &str, start: &str) {
+    assert!(text.starts_with(start), "{text}");
+}
+
+/// `text` ends with `end` (the text in the failure).
+#[track_caller]
+pub fn assert_ends(text: &str, end: &str) {
+    assert!(text.ends_with(end), "{text}");
+}
+
+/// The one fact `E1` of a test: `payload` about `member_id`, recorded on `day`.
+pub fn only(member_id: &str, day: &str, payload: Payload) -> [Fact; 1] {
+    [fact("E1", member_id, day, payload)]
+}
+
+/// Facts `E1`, `E2`, … in the order given: (member, day recorded, payload).
+pub fn timeline<const N: usize>(facts: [(&str, &str, Payload); N]) -> Vec<Fact> {
+    facts
+        .into_iter()
+        .enumerate()
+        .map(|(i, (member_id, day, payload))| fact(&format!("E{}", i + 1), member_id, day, payload))
+        .collect()
+}
+
+/// The points of each contribution of `a`, by rule, in order.
+pub fn points(a: &Assessment) -> Vec<(&str, i64)> {
+    a.contributions
+        .iter()
+        .map(|c| (c.rule_id.as_str(), c.points))
+        .collect()
+}
+
+/// `a` asks for a review whose text starts with `prefix` (`[asset_check]`); the reviews asked
+/// for in the failure.
+#[track_caller]
+pub fn assert_review(a: &Assessment, prefix: &str) {
+    assert!(
+        a.review_needed.iter().any(|r| r.starts_with(prefix)),
+        "{:#?}",
+        a.review_needed
+    );
 }
 
 pub fn death(on: &str) -> Payload {
@@ -261,15 +312,10 @@ pub fn birth(on: &str) -> Payload {
 /// A home made uninhabitable by a flood on 2025-12-10 (80,000 yuan of losses), the household
 /// moved on 2026-01-05 (at M1).
 pub fn ruined_then_moved() -> Vec<Fact> {
-    vec![
-        fact(
-            "E1",
-            "M1",
-            "2025-12-10",
-            disaster(8_000_000, true, "2025-12-10"),
-        ),
-        fact("E2", "M1", "2026-01-05", relocated(false, "2026-01-05")),
-    ]
+    timeline([
+        ("M1", "2025-12-10", disaster(8_000_000, true, "2025-12-10")),
+        ("M1", "2026-01-05", relocated(false, "2026-01-05")),
+    ])
 }
 
 /// Source of a payload, for completeness.

@@ -174,60 +174,34 @@ mod tests {
             .any(|c| c.points >= v)
     }
 
-    /// Two adults of 63 and 62 (over working age), the head still employed.
-    fn older_couple(category: Category) -> Household {
+    /// A member of a test household: sex, birth date, capacity to work, employed, monthly income
+    /// in yuan.
+    type Person<'a> = (Sex, &'a str, WorkCapacity, bool, i64);
+
+    /// A rural household of two: the head (M1) and one more member (M2).
+    fn rural_two(category: Category, head: Person, relation: Relation, other: Person) -> Household {
+        let m = |id, relation, (sex, birth, capacity, employed, yuan): Person| {
+            member(id, relation, sex, birth, capacity, employed, yuan)
+        };
         household(
             category,
             doudi_model::Area::Rural,
-            vec![
-                member(
-                    "M1",
-                    Relation::Head,
-                    Sex::Male,
-                    "1963-01-02",
-                    WorkCapacity::Full,
-                    true,
-                    2500,
-                ),
-                member(
-                    "M2",
-                    Relation::Spouse,
-                    Sex::Female,
-                    "1964-02-03",
-                    WorkCapacity::Partial,
-                    false,
-                    0,
-                ),
-            ],
+            vec![m("M1", Relation::Head, head), m("M2", relation, other)],
         )
+    }
+
+    /// Two adults of 63 and 62 (over working age), the head still employed.
+    fn older_couple(category: Category) -> Household {
+        let husband = (Sex::Male, "1963-01-02", WorkCapacity::Full, true, 2500);
+        let wife = (Sex::Female, "1964-02-03", WorkCapacity::Partial, false, 0);
+        rural_two(category, husband, Relation::Spouse, wife)
     }
 
     /// A single mother of 35, farming, and her child of 8.
     fn single_mother(category: Category) -> Household {
-        household(
-            category,
-            doudi_model::Area::Rural,
-            vec![
-                member(
-                    "M1",
-                    Relation::Head,
-                    Sex::Female,
-                    "1991-04-05",
-                    WorkCapacity::Full,
-                    false,
-                    900,
-                ),
-                member(
-                    "M2",
-                    Relation::Child,
-                    Sex::Male,
-                    "2018-06-07",
-                    WorkCapacity::None,
-                    false,
-                    0,
-                ),
-            ],
-        )
+        let mother = (Sex::Female, "1991-04-05", WorkCapacity::Full, false, 900);
+        let child = (Sex::Male, "2018-06-07", WorkCapacity::None, false, 0);
+        rural_two(category, mother, Relation::Child, child)
     }
 
     fn assert_emergency(a: &Assessment, cause: &str, what: &str) {
@@ -257,7 +231,7 @@ mod tests {
             h.members[1].work_capacity = WorkCapacity::None;
             let a = run(
                 &h,
-                &[fact("E1", "M1", "2026-03-02", death("2026-03-02"))],
+                &only("M1", "2026-03-02", death("2026-03-02")),
                 "2026-03-03",
             );
             assert_emergency(&a, "income_gone", &format!("{category:?} earner died"));
@@ -265,24 +239,14 @@ mod tests {
             let h = older_couple(category);
             let a = run(
                 &h,
-                &[fact(
-                    "E1",
-                    "M1",
-                    "2026-02-01",
-                    job_lost("2026-01-31", Some(250_000)),
-                )],
+                &only("M1", "2026-02-01", job_lost("2026-01-31", Some(250_000))),
                 "2026-02-02",
             );
             assert_emergency(&a, "income_gone", &format!("{category:?} job lost"));
             // the home uninhabitable: a flood on a two-earner household ...
             let mut h = family(category);
             h.members[1].employed = true;
-            let flood = [fact(
-                "E1",
-                "M1",
-                "2026-07-01",
-                disaster(8_000_000, true, "2026-07-01"),
-            )];
+            let flood = only("M1", "2026-07-01", disaster(8_000_000, true, "2026-07-01"));
             let a = run(&h, &flood, "2026-07-02");
             assert_emergency(&a, "home_uninhabitable", &format!("{category:?} flood"));
             // ... and a single mother's house destroyed
@@ -294,12 +258,7 @@ mod tests {
             );
             // a bill beyond the household's capacity to pay in a year
             let h = family(category);
-            let bill = [fact(
-                "E1",
-                "M2",
-                "2026-01-20",
-                inpatient(3_000_000, "2026-01-20"),
-            )];
+            let bill = only("M2", "2026-01-20", inpatient(3_000_000, "2026-01-20"));
             let a = run(&h, &bill, "2026-01-21");
             assert_emergency(&a, "bill_beyond_capacity", &format!("{category:?} bill"));
         }
@@ -308,15 +267,10 @@ mod tests {
     #[test]
     fn a_household_that_moved_out_of_its_ruined_home_is_no_longer_an_emergency() {
         let h = family(Category::Dibao);
-        let facts = [
-            fact(
-                "E1",
-                "M1",
-                "2026-07-01",
-                disaster(8_000_000, true, "2026-07-01"),
-            ),
-            fact("E2", "M1", "2026-07-20", relocated(false, "2026-07-20")),
-        ];
+        let facts = timeline([
+            ("M1", "2026-07-01", disaster(8_000_000, true, "2026-07-01")),
+            ("M1", "2026-07-20", relocated(false, "2026-07-20")),
+        ]);
         let a = run(&h, &facts, "2026-07-21");
         // 60 for the ruined home: orange by its size, no longer 急难
         assert_eq!(a.level, Level::Orange, "{a:#?}");
@@ -328,47 +282,32 @@ mod tests {
         let cases: [(&str, Vec<Fact>); 5] = [
             (
                 "non-earner death",
-                vec![fact("E1", "M3", "2026-03-02", death("2026-03-02"))],
+                only("M3", "2026-03-02", death("2026-03-02")).to_vec(),
             ),
             (
                 "illness",
-                vec![fact(
-                    "E1",
-                    "M2",
-                    "2026-03-01",
-                    diagnosis("C50.9", "2026-03-01"),
-                )],
+                only("M2", "2026-03-01", diagnosis("C50.9", "2026-03-01")).to_vec(),
             ),
             (
                 "dangerous house",
-                vec![fact(
-                    "E1",
-                    "M1",
-                    "2026-03-01",
-                    dangerous(HouseGrade::D, "2026-03-01"),
-                )],
+                only("M1", "2026-03-01", dangerous(HouseGrade::D, "2026-03-01")).to_vec(),
             ),
             (
                 "illness with a heavy year",
-                vec![
-                    fact("E1", "M2", "2026-01-05", diagnosis("C50.9", "2026-01-05")),
-                    fact("E2", "M2", "2026-01-20", inpatient(1_100_000, "2026-01-20")),
-                    fact("E3", "M2", "2026-02-20", inpatient(1_100_000, "2026-02-20")),
-                    fact("E4", "M2", "2026-02-25", inpatient(1_100_000, "2026-02-25")),
-                    fact("E5", "M2", "2026-02-28", inpatient(1_100_000, "2026-02-28")),
-                ],
+                timeline([
+                    ("M2", "2026-01-05", diagnosis("C50.9", "2026-01-05")),
+                    ("M2", "2026-01-20", inpatient(1_100_000, "2026-01-20")),
+                    ("M2", "2026-02-20", inpatient(1_100_000, "2026-02-20")),
+                    ("M2", "2026-02-25", inpatient(1_100_000, "2026-02-25")),
+                    ("M2", "2026-02-28", inpatient(1_100_000, "2026-02-28")),
+                ]),
             ),
             (
                 "job loss",
-                vec![
-                    fact(
-                        "E1",
-                        "M1",
-                        "2026-02-01",
-                        job_lost("2026-01-31", Some(200_000)),
-                    ),
-                    fact("E2", "M1", "2026-02-10", unemployment("2026-02-10")),
-                ],
+                timeline([
+                    ("M1", "2026-02-01", job_lost("2026-01-31", Some(200_000))),
+                    ("M1", "2026-02-10", unemployment("2026-02-10")),
+                ]),
             ),
         ];
         for category in Category::ALL {
@@ -401,12 +340,7 @@ mod tests {
         let h = single_elderly(Category::Tekun);
         let a = run(
             &h,
-            &[fact(
-                "E1",
-                "M1",
-                "2026-03-01",
-                diagnosis("C34.9", "2026-03-01"),
-            )],
+            &only("M1", "2026-03-01", diagnosis("C34.9", "2026-03-01")),
             "2026-03-02",
         );
         assert_eq!((a.level, a.score), (Level::Orange, 75), "{a:#?}");
@@ -419,12 +353,7 @@ mod tests {
     fn findings_below_yellow_are_raised_one_step_by_vulnerability() {
         // a grade C dangerous house (25) in a 低保 household with a child (×1.4 → 35): yellow
         let h = family(Category::Dibao);
-        let c = [fact(
-            "E1",
-            "M1",
-            "2026-03-01",
-            dangerous(HouseGrade::C, "2026-03-01"),
-        )];
+        let c = only("M1", "2026-03-01", dangerous(HouseGrade::C, "2026-03-01"));
         let a = run(&h, &c, "2026-03-02");
         let basis = a.basis.as_ref().expect("basis");
         assert_eq!(
@@ -432,12 +361,9 @@ mod tests {
             (Level::None, Level::Yellow, 35)
         );
         assert!(basis.raised_by_vulnerability);
-        assert!(
-            basis
-                .reason_zh
-                .contains("未达黄色线（30分）；家庭脆弱性使等级提高一级，为黄色"),
-            "{}",
-            basis.reason_zh
+        assert_contains(
+            &basis.reason_zh,
+            "未达黄色线（30分）；家庭脆弱性使等级提高一级，为黄色",
         );
     }
 }

@@ -147,6 +147,11 @@ fn date_slash(d: Option<NaiveDate>) -> String {
 fn local(e: &Event) -> NaiveDateTime {
     e.occurred_at.naive_local()
 }
+/// When the department recorded the event, as text in `format`.
+fn stamp(e: &Event, format: &str) -> Cell {
+    t(local(e).format(format).to_string())
+}
+
 fn yuan(m: Money) -> String {
     m.to_string()
 }
@@ -185,6 +190,38 @@ fn person_no(e: &Event) -> String {
 }
 
 // ---- the layouts ----------------------------------------------------------------------------
+
+/// How a department writes a birth date: as text in a format, or as a date cell.
+#[derive(Clone, Copy)]
+enum Birth {
+    Text(&'static str),
+    Date,
+}
+
+/// The person an event is about as most departments list them: name, ID number, sex (in the
+/// department's words), birth date, region.
+fn person(e: &Event, sex: fn(Option<Sex>) -> String, birth: Birth) -> [Cell; 5] {
+    let born = match birth {
+        Birth::Text(format) => t(date(e.subject.birth_date, format)),
+        Birth::Date => e.subject.birth_date.map(Cell::Date).unwrap_or(t("")),
+    };
+    [
+        t(name(e)),
+        t(id(e)),
+        t(sex(e.subject.sex)),
+        born,
+        t(region(e)),
+    ]
+}
+
+/// A row: the department's own columns before the person, the person, its columns after.
+fn cells<const B: usize, const A: usize>(
+    before: [Cell; B],
+    person: [Cell; 5],
+    after: [Cell; A],
+) -> Vec<Cell> {
+    before.into_iter().chain(person).chain(after).collect()
+}
 
 const YB_SETTLEMENT: &[&str] = &[
     "结算ID",
@@ -234,7 +271,7 @@ fn yb_settlement(e: &Event) -> Vec<Cell> {
         t(yuan(s.total_cost_fen)),
         t(yuan(s.fund_paid_fen)),
         t(yuan(s.out_of_pocket_fen)),
-        t(local(e).format("%Y-%m-%d %H:%M:%S").to_string()),
+        stamp(e, "%Y-%m-%d %H:%M:%S"),
     ]
 }
 
@@ -274,18 +311,16 @@ fn yb_chronic(e: &Event) -> Vec<Cell> {
     let Payload::SeriousIllnessDiagnosed(d) = &e.payload else {
         return Vec::new();
     };
-    vec![
-        Cell::Number(serial(e).trim_start_matches('0').to_string()),
-        t(name(e)),
-        t(id(e)),
-        t(sex_zh(e.subject.sex)),
-        e.subject.birth_date.map(Cell::Date).unwrap_or(t("")),
-        t(region(e)),
-        t(&d.diagnosis),
-        t(d.description.clone().unwrap_or_default()),
-        Cell::Date(d.diagnosed_on),
-        Cell::DateTime(local(e)),
-    ]
+    cells(
+        [Cell::Number(serial(e).trim_start_matches('0').to_string())],
+        person(e, sex_zh, Birth::Date),
+        [
+            t(&d.diagnosis),
+            t(d.description.clone().unwrap_or_default()),
+            Cell::Date(d.diagnosed_on),
+            Cell::DateTime(local(e)),
+        ],
+    )
 }
 
 const RS_EMPLOYMENT: &[&str] = &[
@@ -330,20 +365,17 @@ fn rs_employment(e: &Event) -> Vec<Cell> {
         _ => return Vec::new(),
     };
     let num = |m: Option<Money>| m.map(|m| Cell::Number(yuan(m))).unwrap_or(t(""));
-    vec![
-        t(format!("RS{}", serial(e))),
-        t(kind),
-        t(name(e)),
-        t(id(e)),
-        t(sex_zh(e.subject.sex)),
-        t(date(e.subject.birth_date, "%Y-%m-%d")),
-        t(region(e)),
-        t(format!("{}年{}月{}日", on.year(), on.month(), on.day())),
-        num(wage),
-        num(previous),
-        t(employer.unwrap_or_default()),
-        t(local(e).format("%Y-%m-%d %H:%M:%S").to_string()),
-    ]
+    cells(
+        [t(format!("RS{}", serial(e))), t(kind)],
+        person(e, sex_zh, Birth::Text("%Y-%m-%d")),
+        [
+            t(format!("{}年{}月{}日", on.year(), on.month(), on.day())),
+            num(wage),
+            num(previous),
+            t(employer.unwrap_or_default()),
+            stamp(e, "%Y-%m-%d %H:%M:%S"),
+        ],
+    )
 }
 
 const RS_CONTRIBUTIONS: &[&str] = &[
@@ -363,18 +395,16 @@ fn rs_contributions(e: &Event) -> Vec<Cell> {
     let Payload::ContributionsStopped(c) = &e.payload else {
         return Vec::new();
     };
-    vec![
-        t(person_no(e)),
-        t(name(e)),
-        t(id(e)),
-        t(sex_zh(e.subject.sex)),
-        t(date(e.subject.birth_date, "%Y.%m.%d")),
-        t(region(e)),
-        t("110 企业职工基本养老保险"),
-        t(c.last_paid_month.replace('-', "")),
-        t(c.months_unpaid.to_string()),
-        t(local(e).format("%Y%m%d%H%M%S").to_string()),
-    ]
+    cells(
+        [t(person_no(e))],
+        person(e, sex_zh, Birth::Text("%Y.%m.%d")),
+        [
+            t("110 企业职工基本养老保险"),
+            t(c.last_paid_month.replace('-', "")),
+            t(c.months_unpaid.to_string()),
+            stamp(e, "%Y%m%d%H%M%S"),
+        ],
+    )
 }
 
 const ZJ_DANGER: &[&str] = &[
@@ -394,26 +424,25 @@ fn zj_danger(e: &Event) -> Vec<Cell> {
     let Payload::DangerousHouseAppraised(d) = &e.payload else {
         return Vec::new();
     };
-    vec![
-        t(name(e)),
-        t(id(e)),
-        t(sex_zh(e.subject.sex)),
-        e.subject.birth_date.map(Cell::Date).unwrap_or(t("")),
-        t(region(e)),
-        t(""),
-        t(match d.grade {
-            HouseGrade::C => "C级",
-            HouseGrade::D => "D级",
-        }),
-        t(format!(
-            "{}.{}.{}",
-            d.appraised_on.year(),
-            d.appraised_on.month(),
-            d.appraised_on.day()
-        )),
-        t("六安市房屋安全鉴定中心"),
-        Cell::DateTime(local(e)),
-    ]
+    cells(
+        [],
+        person(e, sex_zh, Birth::Date),
+        [
+            t(""),
+            t(match d.grade {
+                HouseGrade::C => "C级",
+                HouseGrade::D => "D级",
+            }),
+            t(format!(
+                "{}.{}.{}",
+                d.appraised_on.year(),
+                d.appraised_on.month(),
+                d.appraised_on.day()
+            )),
+            t("六安市房屋安全鉴定中心"),
+            Cell::DateTime(local(e)),
+        ],
+    )
 }
 
 const YJ_DISASTER: &[&str] = &[
@@ -433,27 +462,26 @@ fn yj_disaster(e: &Event) -> Vec<Cell> {
     let Payload::DisasterDamage(d) = &e.payload else {
         return Vec::new();
     };
-    vec![
-        t(name(e)),
-        t(id(e)),
-        t(sex_zh(e.subject.sex)),
-        t(date(e.subject.birth_date, "%Y-%m-%d")),
-        t(region(e)),
-        t(match d.disaster {
-            DisasterKind::Flood => "洪涝",
-            DisasterKind::Earthquake => "地震",
-            DisasterKind::Fire => "火灾",
-            DisasterKind::Typhoon => "台风",
-            DisasterKind::Landslide => "滑坡",
-            DisasterKind::Drought => "干旱",
-            DisasterKind::Hail => "冰雹",
-            DisasterKind::Other => "其他",
-        }),
-        t(wan_yuan(d.loss_fen)),
-        t(if d.uninhabitable { "是" } else { "否" }),
-        t(d.occurred_on.format("%Y-%m-%d").to_string()),
-        t(local(e).format("%Y/%m/%d %H:%M:%S").to_string()),
-    ]
+    cells(
+        [],
+        person(e, sex_zh, Birth::Text("%Y-%m-%d")),
+        [
+            t(match d.disaster {
+                DisasterKind::Flood => "洪涝",
+                DisasterKind::Earthquake => "地震",
+                DisasterKind::Fire => "火灾",
+                DisasterKind::Typhoon => "台风",
+                DisasterKind::Landslide => "滑坡",
+                DisasterKind::Drought => "干旱",
+                DisasterKind::Hail => "冰雹",
+                DisasterKind::Other => "其他",
+            }),
+            t(wan_yuan(d.loss_fen)),
+            t(if d.uninhabitable { "是" } else { "否" }),
+            t(d.occurred_on.format("%Y-%m-%d").to_string()),
+            stamp(e, "%Y/%m/%d %H:%M:%S"),
+        ],
+    )
 }
 
 const BDC_PROPERTY: &[&str] = &[
@@ -482,28 +510,26 @@ fn bdc_property(e: &Event) -> Vec<Cell> {
     } else {
         area
     };
-    vec![
-        t(format!("BDC{}", serial(e))),
-        t(name(e)),
-        t(id(e)),
-        t(sex_zh(e.subject.sex)),
-        t(date(e.subject.birth_date, "%Y-%m-%d")),
-        t(region(e)),
-        t(match p.action {
-            PropertyAction::Acquired => "转移登记（买入）",
-            PropertyAction::Sold => "转移登记（卖出）",
-        }),
-        t(match p.property_type {
-            PropertyType::Residential => "住宅",
-            PropertyType::Commercial => "商业",
-            PropertyType::Land => "土地",
-            PropertyType::Other => "其他",
-        }),
-        t(opt_yuan(p.value_fen)),
-        t(area),
-        t(date_slash(Some(p.registered_on))),
-        t(local(e).format("%Y-%m-%d %H:%M:%S").to_string()),
-    ]
+    cells(
+        [t(format!("BDC{}", serial(e)))],
+        person(e, sex_zh, Birth::Text("%Y-%m-%d")),
+        [
+            t(match p.action {
+                PropertyAction::Acquired => "转移登记（买入）",
+                PropertyAction::Sold => "转移登记（卖出）",
+            }),
+            t(match p.property_type {
+                PropertyType::Residential => "住宅",
+                PropertyType::Commercial => "商业",
+                PropertyType::Land => "土地",
+                PropertyType::Other => "其他",
+            }),
+            t(opt_yuan(p.value_fen)),
+            t(area),
+            t(date_slash(Some(p.registered_on))),
+            stamp(e, "%Y-%m-%d %H:%M:%S"),
+        ],
+    )
 }
 
 const BQ_RELOCATION: &[&str] = &[
@@ -514,28 +540,26 @@ fn bq_relocation(e: &Event) -> Vec<Cell> {
     let Payload::Relocated(r) = &e.payload else {
         return Vec::new();
     };
-    vec![
-        t(format!("BQ{}", serial(e))),
-        t(name(e)),
-        t(id(e)),
-        t(sex_code(e.subject.sex)),
-        t(date(e.subject.birth_date, "%Y%m%d")),
-        t(region(e)),
-        t(match r.reason {
-            RelocationReason::Disaster => "01",
-            RelocationReason::Demolition => "02",
-            RelocationReason::DangerousHouse => "03",
-            RelocationReason::Ecological => "04",
-            RelocationReason::Other => "99",
-        }),
-        Cell::Number(if r.forced { "1" } else { "0" }.into()),
-        t(r.relocated_on.format("%Y-%m-%d").to_string()),
-        t(r.to_region_code
-            .as_ref()
-            .map(|c| c.as_str().to_string())
-            .unwrap_or_default()),
-        t(local(e).format("%Y-%m-%dT%H:%M:%S").to_string()),
-    ]
+    cells(
+        [t(format!("BQ{}", serial(e)))],
+        person(e, sex_code, Birth::Text("%Y%m%d")),
+        [
+            t(match r.reason {
+                RelocationReason::Disaster => "01",
+                RelocationReason::Demolition => "02",
+                RelocationReason::DangerousHouse => "03",
+                RelocationReason::Ecological => "04",
+                RelocationReason::Other => "99",
+            }),
+            Cell::Number(if r.forced { "1" } else { "0" }.into()),
+            t(r.relocated_on.format("%Y-%m-%d").to_string()),
+            t(r.to_region_code
+                .as_ref()
+                .map(|c| c.as_str().to_string())
+                .unwrap_or_default()),
+            stamp(e, "%Y-%m-%dT%H:%M:%S"),
+        ],
+    )
 }
 
 const GA_HUKOU: &[&str] = &[
@@ -582,23 +606,20 @@ fn ga_hukou(e: &Event) -> Vec<Cell> {
         }
         _ => return Vec::new(),
     };
-    vec![
-        t(format!("HJ{}", serial(e))),
-        t(kind),
-        t(name(e)),
-        t(id(e)),
-        t(sex_code(e.subject.sex)),
-        t(date(e.subject.birth_date, "%Y%m%d")),
-        t(region(e)),
-        t(on.format("%Y%m%d").to_string()),
-        t(cause),
-        t(to),
-        t(from),
-        t(child),
-        t(child_sex),
-        t(child_id),
-        t(local(e).format("%Y-%m-%d %H:%M:%S").to_string()),
-    ]
+    cells(
+        [t(format!("HJ{}", serial(e))), t(kind)],
+        person(e, sex_code, Birth::Text("%Y%m%d")),
+        [
+            t(on.format("%Y%m%d").to_string()),
+            t(cause),
+            t(to),
+            t(from),
+            t(child),
+            t(child_sex),
+            t(child_id),
+            stamp(e, "%Y-%m-%d %H:%M:%S"),
+        ],
+    )
 }
 
 const MZ_MARRIAGE: &[&str] = &[
@@ -625,18 +646,16 @@ fn mz_marriage(e: &Event) -> Vec<Cell> {
         Payload::Divorce(d) => ("离婚登记", d.divorced_on, None, None),
         _ => return Vec::new(),
     };
-    vec![
-        t(kind),
-        t(name(e)),
-        t(id(e)),
-        t(sex_zh(e.subject.sex)),
-        t(date(e.subject.birth_date, "%Y-%m-%d")),
-        t(region(e)),
-        t(on.format("%Y-%m-%d").to_string()),
-        t(spouse.unwrap_or_default()),
-        t(spouse_id.unwrap_or_default()),
-        t(local(e).format("%Y-%m-%d %H:%M:%S").to_string()),
-    ]
+    cells(
+        [t(kind)],
+        person(e, sex_zh, Birth::Text("%Y-%m-%d")),
+        [
+            t(on.format("%Y-%m-%d").to_string()),
+            t(spouse.unwrap_or_default()),
+            t(spouse_id.unwrap_or_default()),
+            stamp(e, "%Y-%m-%d %H:%M:%S"),
+        ],
+    )
 }
 
 const CL_DISABILITY: &[&str] = &[
@@ -674,7 +693,7 @@ fn cl_disability(e: &Event) -> Vec<Cell> {
         }),
         t(d.grade.to_string()),
         t(d.certified_on.format("%Y%m%d").to_string()),
-        t(local(e).format("%Y%m%d%H%M%S").to_string()),
+        stamp(e, "%Y%m%d%H%M%S"),
     ]
 }
 

@@ -113,6 +113,19 @@ struct Proto {
     disability: Option<u8>,
 }
 
+impl Proto {
+    /// A member without a disability (arguments are evaluated in this order, as the fields were).
+    fn able(relation: Relation, sex: Sex, age: u32, surname: String) -> Proto {
+        Proto {
+            relation,
+            sex,
+            age,
+            surname,
+            disability: None,
+        }
+    }
+}
+
 fn other_sex(s: Sex) -> Sex {
     match s {
         Sex::Male => Sex::Female,
@@ -120,12 +133,17 @@ fn other_sex(s: Sex) -> Sex {
     }
 }
 
-fn random_sex(rng: &mut ChaCha8Rng) -> Sex {
-    if rng.gen_bool(0.5) {
-        Sex::Male
+/// `likely` with probability `p`, else the other sex (one draw).
+fn likely_sex(rng: &mut ChaCha8Rng, p: f64, likely: Sex) -> Sex {
+    if rng.gen_bool(p) {
+        likely
     } else {
-        Sex::Female
+        other_sex(likely)
     }
+}
+
+fn random_sex(rng: &mut ChaCha8Rng) -> Sex {
+    likely_sex(rng, 0.5, Sex::Male)
 }
 
 #[derive(Clone, Copy)]
@@ -191,50 +209,25 @@ fn compose(rng: &mut ChaCha8Rng, category: Category) -> Vec<Proto> {
     let tpl = template(rng, category);
     match tpl {
         Template::ElderlyAlone => {
-            let sex = if rng.gen_bool(0.6) {
-                Sex::Female
-            } else {
-                Sex::Male
-            };
-            out.push(Proto {
-                relation: Relation::Head,
-                sex,
-                age: elderly_age(rng),
-                surname: sur(rng),
-                disability: None,
-            });
+            let sex = likely_sex(rng, 0.6, Sex::Female);
+            out.push(Proto::able(Relation::Head, sex, elderly_age(rng), sur(rng)));
         }
         Template::ElderlyCouple => {
             let age = elderly_age(rng).max(62);
-            let head_sex = if rng.gen_bool(0.88) {
-                Sex::Male
-            } else {
-                Sex::Female
-            };
-            out.push(Proto {
-                relation: Relation::Head,
-                sex: head_sex,
-                age,
-                surname: sur(rng),
-                disability: None,
-            });
+            let head_sex = likely_sex(rng, 0.88, Sex::Male);
+            out.push(Proto::able(Relation::Head, head_sex, age, sur(rng)));
             let d: i64 = rng.gen_range(-3..=6);
-            out.push(Proto {
-                relation: Relation::Spouse,
-                sex: other_sex(head_sex),
-                age: (age as i64 - d).clamp(58, 96) as u32,
-                surname: sur(rng),
-                disability: None,
-            });
+            out.push(Proto::able(
+                Relation::Spouse,
+                other_sex(head_sex),
+                (age as i64 - d).clamp(58, 96) as u32,
+                sur(rng),
+            ));
         }
         Template::DisabledAlone | Template::DisabledWithParent => {
             let with_parent = matches!(tpl, Template::DisabledWithParent);
             let age = rng.gen_range(20..=58);
-            let sex = if rng.gen_bool(0.55) {
-                Sex::Male
-            } else {
-                Sex::Female
-            };
+            let sex = likely_sex(rng, 0.55, Sex::Male);
             let surname = sur(rng);
             out.push(Proto {
                 relation: Relation::Head,
@@ -247,40 +240,25 @@ fn compose(rng: &mut ChaCha8Rng, category: Category) -> Vec<Proto> {
                 },
             });
             if with_parent && !tekun {
-                let psex = if rng.gen_bool(0.6) {
-                    Sex::Female
-                } else {
-                    Sex::Male
-                };
-                out.push(Proto {
-                    relation: Relation::Parent,
-                    sex: psex,
-                    age: (age + rng.gen_range(22..=34)).min(94),
-                    surname: if psex == Sex::Male { surname } else { sur(rng) },
-                    disability: None,
-                });
+                let psex = likely_sex(rng, 0.6, Sex::Female);
+                out.push(Proto::able(
+                    Relation::Parent,
+                    psex,
+                    (age + rng.gen_range(22..=34)).min(94),
+                    if psex == Sex::Male { surname } else { sur(rng) },
+                ));
             }
         }
         Template::SingleParent => {
             let age = rng.gen_range(26..=52);
-            let sex = if rng.gen_bool(0.65) {
-                Sex::Female
-            } else {
-                Sex::Male
-            };
+            let sex = likely_sex(rng, 0.65, Sex::Female);
             let surname = sur(rng);
             let kids_surname = if sex == Sex::Male || rng.gen_bool(0.25) {
                 surname.clone()
             } else {
                 sur(rng)
             };
-            out.push(Proto {
-                relation: Relation::Head,
-                sex,
-                age,
-                surname,
-                disability: None,
-            });
+            out.push(Proto::able(Relation::Head, sex, age, surname));
             for _ in 0..kids(rng, 3) {
                 out.push(kid(rng, Relation::Child, (age - 20).min(20), &kids_surname));
             }
@@ -292,11 +270,7 @@ fn compose(rng: &mut ChaCha8Rng, category: Category) -> Vec<Proto> {
             } else {
                 rng.gen_range(26..=55)
             };
-            let head_sex = if rng.gen_bool(0.9) {
-                Sex::Male
-            } else {
-                Sex::Female
-            };
+            let head_sex = likely_sex(rng, 0.9, Sex::Male);
             let head_surname = sur(rng);
             let spouse_surname = sur(rng);
             let spouse_age = (age as i64 + rng.gen_range(-5..=3)).clamp(22, 60) as u32;
@@ -305,49 +279,44 @@ fn compose(rng: &mut ChaCha8Rng, category: Category) -> Vec<Proto> {
             } else {
                 (spouse_surname.clone(), age)
             };
-            out.push(Proto {
-                relation: Relation::Head,
-                sex: head_sex,
+            out.push(Proto::able(
+                Relation::Head,
+                head_sex,
                 age,
-                surname: head_surname.clone(),
-                disability: None,
-            });
-            out.push(Proto {
-                relation: Relation::Spouse,
-                sex: other_sex(head_sex),
-                age: spouse_age,
-                surname: spouse_surname.clone(),
-                disability: None,
-            });
+                head_surname.clone(),
+            ));
+            out.push(Proto::able(
+                Relation::Spouse,
+                other_sex(head_sex),
+                spouse_age,
+                spouse_surname.clone(),
+            ));
             if three {
                 let n_parents = rng.gen_range(1..=2);
                 let page = (age + rng.gen_range(22..=32)).min(94);
-                let mother = Proto {
-                    relation: Relation::Parent,
-                    sex: Sex::Female,
-                    age: page.saturating_sub(rng.gen_range(0..=4)).max(age + 18),
-                    surname: sur(rng),
-                    disability: None,
-                };
+                let mother = Proto::able(
+                    Relation::Parent,
+                    Sex::Female,
+                    page.saturating_sub(rng.gen_range(0..=4)).max(age + 18),
+                    sur(rng),
+                );
                 if n_parents == 2 {
-                    out.push(Proto {
-                        relation: Relation::Parent,
-                        sex: Sex::Male,
-                        age: page,
-                        surname: head_surname.clone(),
-                        disability: None,
-                    });
+                    out.push(Proto::able(
+                        Relation::Parent,
+                        Sex::Male,
+                        page,
+                        head_surname.clone(),
+                    ));
                     out.push(mother);
                 } else if rng.gen_bool(0.7) {
                     out.push(mother);
                 } else {
-                    out.push(Proto {
-                        relation: Relation::Parent,
-                        sex: Sex::Male,
-                        age: page,
-                        surname: head_surname.clone(),
-                        disability: None,
-                    });
+                    out.push(Proto::able(
+                        Relation::Parent,
+                        Sex::Male,
+                        page,
+                        head_surname.clone(),
+                    ));
                 }
             }
             let room = 6 - out.len();
@@ -366,32 +335,21 @@ fn compose(rng: &mut ChaCha8Rng, category: Category) -> Vec<Proto> {
         }
         Template::GrandparentsGrandchildren => {
             let age = rng.gen_range(55..=78);
-            let head_sex = if rng.gen_bool(0.6) {
-                Sex::Male
-            } else {
-                Sex::Female
-            };
+            let head_sex = likely_sex(rng, 0.6, Sex::Male);
             let surname = sur(rng);
-            out.push(Proto {
-                relation: Relation::Head,
-                sex: head_sex,
-                age,
-                surname: surname.clone(),
-                disability: None,
-            });
+            out.push(Proto::able(Relation::Head, head_sex, age, surname.clone()));
             let mut grand_surname = surname.clone();
             if rng.gen_bool(0.6) {
                 let ss = sur(rng);
                 if head_sex == Sex::Female {
                     grand_surname = ss.clone();
                 }
-                out.push(Proto {
-                    relation: Relation::Spouse,
-                    sex: other_sex(head_sex),
-                    age: (age as i64 + rng.gen_range(-4..=4)).clamp(50, 90) as u32,
-                    surname: ss,
-                    disability: None,
-                });
+                out.push(Proto::able(
+                    Relation::Spouse,
+                    other_sex(head_sex),
+                    (age as i64 + rng.gen_range(-4..=4)).clamp(50, 90) as u32,
+                    ss,
+                ));
             } else if head_sex == Sex::Female && rng.gen_bool(0.5) {
                 grand_surname = sur(rng);
             }

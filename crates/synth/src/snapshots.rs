@@ -183,6 +183,19 @@ fn field(s: &str) -> String {
 }
 
 impl Csv {
+    /// One file a month, `<name>-<YYYY-MM>.csv` under `dir`, in the order of `months`.
+    fn monthly(
+        dir: &Path,
+        name: &str,
+        months: &[NaiveDate],
+        header: &str,
+    ) -> Result<Vec<Csv>, SynthError> {
+        months
+            .iter()
+            .map(|m| Csv::create(dir.join(format!("{name}-{}.csv", month_str(*m))), header))
+            .collect()
+    }
+
     fn create(path: PathBuf, header: &str) -> Result<Csv, SynthError> {
         let f = fs::File::create(&path).map_err(io_err(&path))?;
         let mut w = BufWriter::with_capacity(1 << 17, f);
@@ -422,24 +435,18 @@ pub fn write_snapshots(
         snap.join("vehicles.csv"),
         "plate,id_number,vehicle_type,value_fen,registered_on",
     )?;
-    let mut wages: Vec<Csv> = wage_months
-        .iter()
-        .map(|m| {
-            Csv::create(
-                snap.join(format!("wages-{}.csv", month_str(*m))),
-                "id_number,month,employer,wage_fen",
-            )
-        })
-        .collect::<Result<_, _>>()?;
-    let mut payments: Vec<Csv> = pay_months
-        .iter()
-        .map(|m| {
-            Csv::create(
-                snap.join(format!("payments-{}.csv", month_str(*m))),
-                "payment_id,household_id,region_code,id_number,category,month,amount_fen",
-            )
-        })
-        .collect::<Result<_, _>>()?;
+    let mut wages = Csv::monthly(
+        &snap,
+        "wages",
+        &wage_months,
+        "id_number,month,employer,wage_fen",
+    )?;
+    let mut payments = Csv::monthly(
+        &snap,
+        "payments",
+        &pay_months,
+        "payment_id,household_id,region_code,id_number,category,month,amount_fen",
+    )?;
 
     let mut truth = Truth(BTreeSet::new());
     let mut counter: u64 = 0;
@@ -642,43 +649,36 @@ pub fn write_snapshots(
                     "status": status,
                 })
             };
-            if p == Some(Plant::Company) {
-                counter += 1;
-                let r = if rng.gen_bool(0.6) {
-                    row(
-                        counter,
-                        "legal_representative",
-                        yuan_range(&mut rng, 10_000, 2_000_000),
-                        "active",
-                    )
-                } else {
-                    row(
-                        counter,
-                        "shareholder",
-                        yuan_range(&mut rng, 100_001, 5_000_000),
-                        "active",
-                    )
-                };
-                companies.json(&r)?;
-                truth.add("disqualifying_company", h, None);
+            // A planted company (disqualifying), or now and then one that is not: with the
+            // probability given the first (role, capital range in yuan, status), else the second.
+            let company = if p == Some(Plant::Company) {
+                Some((
+                    true,
+                    0.6,
+                    [
+                        ("legal_representative", 10_000, 2_000_000, "active"),
+                        ("shareholder", 100_001, 5_000_000, "active"),
+                    ],
+                ))
             } else if rng.gen_bool(0.03) {
+                Some((
+                    false,
+                    0.5,
+                    [
+                        ("shareholder", 10_000, 100_000, "active"),
+                        ("legal_representative", 10_000, 500_000, "cancelled"),
+                    ],
+                ))
+            } else {
+                None
+            };
+            if let Some((planted, first, two)) = company {
                 counter += 1;
-                let r = if rng.gen_bool(0.5) {
-                    row(
-                        counter,
-                        "shareholder",
-                        yuan_range(&mut rng, 10_000, 100_000),
-                        "active",
-                    )
-                } else {
-                    row(
-                        counter,
-                        "legal_representative",
-                        yuan_range(&mut rng, 10_000, 500_000),
-                        "cancelled",
-                    )
-                };
-                companies.json(&r)?;
+                let (role, lo, hi, status) = if rng.gen_bool(first) { two[0] } else { two[1] };
+                companies.json(&row(counter, role, yuan_range(&mut rng, lo, hi), status))?;
+                if planted {
+                    truth.add("disqualifying_company", h, None);
+                }
             }
         }
 

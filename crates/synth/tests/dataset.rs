@@ -44,6 +44,14 @@ struct Dataset {
     scenarios: Vec<Value>,
 }
 
+/// The truth of each event, by event id.
+fn truth_by_event(d: &Dataset) -> HashMap<&str, &Value> {
+    d.truth
+        .iter()
+        .map(|t| (t["event_id"].as_str().unwrap(), t))
+        .collect()
+}
+
 fn generate(c: &GenConfig) -> Dataset {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
@@ -246,11 +254,7 @@ fn without_noise_every_subject_carries_the_members_exact_id() {
         .flat_map(|h| h.members.iter())
         .map(|m| (m.member_id.as_str(), m.id_number.expose().to_string()))
         .collect();
-    let truth: HashMap<&str, &Value> = d
-        .truth
-        .iter()
-        .map(|t| (t["event_id"].as_str().unwrap(), t))
-        .collect();
+    let truth = truth_by_event(&d);
     for (_, e) in &d.events {
         let t = truth[e.event_id.as_str()];
         let mid = t["member_id"].as_str().expect("no outsiders without noise");
@@ -282,11 +286,7 @@ fn noise_rates_are_roughly_honoured_and_mean_what_they_say() {
         .map(|m| (m.member_id.as_str(), m))
         .collect();
     let register_ids: BTreeSet<&str> = members.values().map(|m| m.id_number.expose()).collect();
-    let truth: HashMap<&str, &Value> = d
-        .truth
-        .iter()
-        .map(|t| (t["event_id"].as_str().unwrap(), t))
-        .collect();
+    let truth = truth_by_event(&d);
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for (_, e) in &d.events {
         let t = truth[e.event_id.as_str()];
@@ -358,11 +358,7 @@ fn scenarios_come_at_the_hardship_share_and_tell_coherent_stories() {
         .iter()
         .map(|(_, e)| (e.event_id.as_str(), e))
         .collect();
-    let truth: HashMap<&str, &Value> = d
-        .truth
-        .iter()
-        .map(|t| (t["event_id"].as_str().unwrap(), t))
-        .collect();
+    let truth = truth_by_event(&d);
     let mut kinds = BTreeSet::new();
     for s in &d.scenarios {
         let hid = s["household_id"].as_str().unwrap();

@@ -237,6 +237,14 @@ mod tests {
         DateTime::from_timestamp(1_767_225_600, 0).unwrap() + TimeDelta::hours(h)
     }
 
+    /// A red warning's clock at `status`.
+    fn red_at(status: Status) -> Clock {
+        Clock {
+            status,
+            ..clock(Level::Red)
+        }
+    }
+
     fn clock(level: Level) -> Clock {
         Clock {
             status: Status::Open,
@@ -291,10 +299,7 @@ mod tests {
 
     #[test]
     fn an_acknowledged_warning_does_not_escalate_until_its_deadline_passes_unresolved() {
-        let c = Clock {
-            status: Status::Acknowledged,
-            ..clock(Level::Red)
-        };
+        let c = red_at(Status::Acknowledged);
         assert_eq!(due(&c, t(23), &cfg(), 2), vec![]);
         assert_eq!(
             due(&c, t(24), &cfg(), 2),
@@ -314,10 +319,7 @@ mod tests {
 
     #[test]
     fn a_resolved_warning_or_a_region_without_supervisor_does_not_escalate() {
-        let c = Clock {
-            status: Status::Resolved,
-            ..clock(Level::Red)
-        };
+        let c = red_at(Status::Resolved);
         assert_eq!(due(&c, t(100), &cfg(), 2), vec![]);
         // Nobody above: the officer is reminded instead.
         let c = clock(Level::Red);

@@ -141,6 +141,11 @@ mod tests {
         }
     }
 
+    /// The explanation of a warning at `level` whose latest assessment finds no level.
+    fn explain_latest_none(level: Level, status: RiskStatus, lapsed: Vec<Lapsed>) -> Explanation {
+        explain(level, &latest(Level::None, status, lapsed))
+    }
+
     fn disaster() -> Lapsed {
         let mut finding = Contribution::new(
             "disaster_damage",
@@ -159,10 +164,7 @@ mod tests {
 
     #[test]
     fn an_expired_red_asks_to_verify_and_close_with_its_original_reasons() {
-        let e = explain(
-            Level::Red,
-            &latest(Level::None, RiskStatus::Expired, vec![disaster()]),
-        );
+        let e = explain_latest_none(Level::Red, RiskStatus::Expired, vec![disaster()]);
         assert_eq!(e.ask, Ask::VerifyAndClose);
         assert!(e.why_en[0].starts_with("The red warning was raised by earlier findings"));
         assert_eq!(
@@ -185,19 +187,13 @@ mod tests {
 
     #[test]
     fn a_cleared_risk_is_told_apart_from_an_expired_one_and_from_no_risk() {
-        let cleared = explain(
-            Level::Orange,
-            &latest(Level::None, RiskStatus::Cleared, vec![disaster()]),
-        );
+        let cleared = explain_latest_none(Level::Orange, RiskStatus::Cleared, vec![disaster()]);
         assert_eq!(cleared.ask, Ask::VerifyAndClose);
         assert!(cleared
             .why_en
             .iter()
             .any(|l| l.starts_with("The risk is cleared (income has recovered)")));
-        let never = explain(
-            Level::Yellow,
-            &latest(Level::None, RiskStatus::NoRisk, vec![]),
-        );
+        let never = explain_latest_none(Level::Yellow, RiskStatus::NoRisk, vec![]);
         assert_eq!(never.ask, Ask::VerifyAndClose);
         assert!(never
             .why_en

@@ -327,17 +327,21 @@ mod tests {
         assert_eq!(fold(&tied, &policy, hours), a);
     }
 
+    /// Each transition of `e`: (level, triggering event).
+    fn transitions(e: &Episode) -> Vec<(Level, &str)> {
+        e.transitions
+            .iter()
+            .map(|t| (t.level, t.event_id.as_str()))
+            .collect()
+    }
+
     #[test]
     fn the_level_is_the_highest_reached_and_never_lowered() {
         let e = fold(&steps(), &DeadlinePolicy::default(), hours).unwrap();
         assert_eq!(e.level, Level::Red);
         // score and triggering fact: the latest assessment (orange, after the red)
         assert_eq!((e.score, e.event_id.as_str()), (80, "e"));
-        let t: Vec<(Level, &str)> = e
-            .transitions
-            .iter()
-            .map(|t| (t.level, t.event_id.as_str()))
-            .collect();
+        let t = transitions(&e);
         assert_eq!(t, vec![(Level::Yellow, "b"), (Level::Red, "d")]);
         // the hardship's time is that of the fact that set red
         assert_eq!(e.occurred_at, at("2026-03-04T00:00:00Z"));
@@ -374,11 +378,7 @@ mod tests {
         late.occurred_at = at("2026-03-01T09:00:00+08:00");
         s.push(late);
         let e = fold(&s, &DeadlinePolicy::default(), hours).unwrap();
-        let t: Vec<(Level, &str)> = e
-            .transitions
-            .iter()
-            .map(|t| (t.level, t.event_id.as_str()))
-            .collect();
+        let t = transitions(&e);
         assert_eq!(t, vec![(Level::Orange, "z"), (Level::Red, "d")]);
     }
 

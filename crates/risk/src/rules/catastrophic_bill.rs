@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{RuleSetError, Section};
 use crate::clearance::Signals;
+use crate::evidence::event_ids;
 use crate::policy::Standard;
 use crate::rule::{percent, Ctx, Rule, BILL_BEYOND_CAPACITY};
 use crate::state::HouseholdState;
@@ -82,38 +83,27 @@ impl Rule for CatastrophicBill {
         let p = self;
         let cap = capacity(state, &cx.standard);
         let threshold = cap.scale(p.share_of_capacity_permille, 1000);
-        let bills: Vec<_> = state
-            .settlements
-            .iter()
-            .filter(|s| cx.counts(s.settled_on))
+        let bills: Vec<_> = cx
+            .recent(&state.settlements)
             .filter(|s| s.out_of_pocket > Money::ZERO && s.out_of_pocket >= threshold)
             .collect();
         let worst = bills.iter().max_by_key(|s| s.out_of_pocket)?;
         let share = worst.out_of_pocket.ratio_permille(cap).unwrap_or(0);
         let more = bills.len() - 1;
-        let zh = format!(
-            "{}一次就医自付{}元，达到家庭年支付能力{cap}元的{}%{}",
-            worst.settled_on,
-            worst.out_of_pocket,
-            percent(share),
-            if more > 0 {
-                format!("（另有{more}笔类似账单）")
-            } else {
-                String::new()
-            }
-        );
+        let (more_zh, more_en) = if more > 0 {
+            (
+                format!("（另有{more}笔类似账单）"),
+                format!(" ({more} more such bills)"),
+            )
+        } else {
+            (String::new(), String::new())
+        };
+        let (settled, paid, pct) = (worst.settled_on, worst.out_of_pocket, percent(share));
+        let zh = format!("{settled}一次就医自付{paid}元，达到家庭年支付能力{cap}元的{pct}%{more_zh}");
         let en = format!(
-                "A single bill settled on {} left {} yuan to pay out of pocket, {}% of the household's yearly capacity to pay ({cap} yuan){}",
-                worst.settled_on,
-                worst.out_of_pocket,
-                percent(share),
-                if more > 0 {
-                    format!(" ({more} more such bills)")
-                } else {
-                    String::new()
-                }
-            );
-        let ids = bills.iter().map(|s| s.event_id.to_string()).collect();
+            "A single bill settled on {settled} left {paid} yuan to pay out of pocket, {pct}% of the household's yearly capacity to pay ({cap} yuan){more_en}"
+        );
+        let ids = event_ids(&bills);
         let beyond = share >= p.beyond_capacity_permille;
         Some(
             Contribution::new(ID, p.points, zh, en, ids)
@@ -133,21 +123,16 @@ mod tests {
     fn one_bill_of_40_percent_of_yearly_capacity_to_pay_adds_35() {
         let h = family_dibao_rural(); // 2,500 a month → 30,000 a year; 40 % = 12,000
         let eval = |oop: i64| {
-            let facts = [fact("E1", "M2", "2026-02-10", inpatient(oop, "2026-02-10"))];
+            let facts = only("M2", "2026-02-10", inpatient(oop, "2026-02-10"));
             eval_builtin(ID, &h, &facts, "2026-03-01")
         };
         assert_eq!(eval(1_199_999), None);
         let c = eval(1_200_000).unwrap();
         assert_eq!(c.points, 35);
-        assert!(c.reason_zh.contains("12000.00元"), "{}", c.reason_zh);
+        assert_contains(&c.reason_zh, "12000.00元");
         // no income: capacity is the yearly 低保 standard (732 × 12 = 8,784; 40 % = 3,513.60)
         let lone = single_elderly(Category::Tekun);
-        let facts = [fact(
-            "E1",
-            "M1",
-            "2026-02-10",
-            inpatient(351_360, "2026-02-10"),
-        )];
+        let facts = only("M1", "2026-02-10", inpatient(351_360, "2026-02-10"));
         assert!(eval_builtin(ID, &lone, &facts, "2026-03-01").is_some());
     }
 }

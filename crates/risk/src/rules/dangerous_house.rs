@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{RuleSetError, Section};
 use crate::clearance::Signals;
+use crate::evidence::event_ids;
 use crate::policy::Standard;
 use crate::rule::{Ctx, Lapse, Rule};
 use crate::state::HouseholdState;
@@ -25,8 +26,7 @@ impl Rule for DangerousHouse {
     const NAME: (&'static str, &'static str) = ("危房", "dangerous house");
 
     fn validate(&self, at: Section) -> Result<(), RuleSetError> {
-        at.points("grade_c", self.grade_c)?;
-        at.points("grade_d", self.grade_d)
+        at.all_points(&[("grade_c", self.grade_c), ("grade_d", self.grade_d)])
     }
 
     fn signals(&self, _: &Household, state: &HouseholdState, _: &Standard, out: &mut Signals) {
@@ -48,11 +48,7 @@ impl Rule for DangerousHouse {
             HouseGrade::C => p.grade_c,
             HouseGrade::D => p.grade_d,
         };
-        let recent: Vec<_> = state
-            .dangerous_house
-            .iter()
-            .filter(|d| cx.counts(d.appraised_on))
-            .collect();
+        let recent: Vec<_> = cx.recent(&state.dangerous_house).collect();
         let worst = recent
             .iter()
             .max_by_key(|d| (points(d.grade), d.appraised_on))?;
@@ -71,7 +67,7 @@ impl Rule for DangerousHouse {
             points(worst.grade),
             format!("住房于{}被鉴定为{zh}", worst.appraised_on),
             format!("The home was appraised a {en} on {}", worst.appraised_on),
-            recent.iter().map(|d| d.event_id.to_string()).collect(),
+            event_ids(&recent),
         ))
     }
 }
@@ -85,12 +81,7 @@ mod tests {
     #[test]
     fn house_appraised_dangerous_adds_25_for_grade_c_and_40_for_grade_d() {
         let h = family_dibao_rural();
-        let facts = [fact(
-            "E1",
-            "M1",
-            "2026-03-01",
-            dangerous(HouseGrade::C, "2026-03-01"),
-        )];
+        let facts = only("M1", "2026-03-01", dangerous(HouseGrade::C, "2026-03-01"));
         let c = eval_builtin(ID, &h, &facts, "2026-03-02").unwrap();
         assert_eq!(c.points, 25);
         let mut both = facts.to_vec();

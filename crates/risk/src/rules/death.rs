@@ -30,9 +30,11 @@ impl Rule for Death {
     const CAUSES: &'static [&'static str] = &[INCOME_GONE];
 
     fn validate(&self, at: Section) -> Result<(), RuleSetError> {
-        at.points("any_member", self.any_member)?;
-        at.points("earner", self.earner)?;
-        at.points("nobody_left_able_to_work", self.nobody_left_able_to_work)?;
+        at.all_points(&[
+            ("any_member", self.any_member),
+            ("earner", self.earner),
+            ("nobody_left_able_to_work", self.nobody_left_able_to_work),
+        ])?;
         if self.earner < self.any_member {
             return at.invalid(
                 "earner",
@@ -49,9 +51,7 @@ impl Rule for Death {
     }
 
     fn signals(&self, _: &Household, state: &HouseholdState, _: &Standard, out: &mut Signals) {
-        for x in &state.deaths {
-            out.day(x.died_on);
-        }
+        out.days(&state.deaths);
     }
 
     fn eval(&self, cx: &Ctx) -> Option<Contribution> {
@@ -61,7 +61,7 @@ impl Rule for Death {
         let mut tiers = Vec::new();
         let mut income_gone = false;
         let (mut zh, mut en, mut ids) = (Vec::new(), Vec::new(), Vec::new());
-        for d in state.deaths.iter().filter(|d| cx.counts(d.died_on)) {
+        for d in cx.recent(&state.deaths) {
             let could_work = d.work_capacity.is_some_and(|c| c != WorkCapacity::None)
                 && d.age.is_some_and(|a| cx.general.of_working_age(a));
             let earner = d.employed || (d.monthly_income > Money::ZERO && could_work);
@@ -130,7 +130,7 @@ mod tests {
         couple.members[1].work_capacity = WorkCapacity::None;
         let c = eval(&couple, "M1").unwrap();
         assert_eq!(c.points, 90);
-        assert!(c.reason_en.contains("nobody left"), "{}", c.reason_en);
+        assert_contains(&c.reason_en, "nobody left");
         // no death, no contribution
         assert_eq!(eval_builtin(ID, &h, &[], "2026-03-03"), None);
         // an elderly parent without income

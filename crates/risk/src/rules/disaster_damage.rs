@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{RuleSetError, Section};
 use crate::clearance::Signals;
+use crate::evidence::event_ids;
 use crate::policy::Standard;
 use crate::rule::{reasons, Ctx, Lapse, Rule, HOME_UNINHABITABLE};
 use crate::state::HouseholdState;
@@ -39,8 +40,10 @@ impl Rule for DisasterDamage {
     const CAUSES: &'static [&'static str] = &[HOME_UNINHABITABLE];
 
     fn validate(&self, at: Section) -> Result<(), RuleSetError> {
-        at.points("damaged", self.damaged)?;
-        at.points("uninhabitable", self.uninhabitable)
+        at.all_points(&[
+            ("damaged", self.damaged),
+            ("uninhabitable", self.uninhabitable),
+        ])
     }
 
     fn signals(&self, _: &Household, state: &HouseholdState, _: &Standard, out: &mut Signals) {
@@ -63,11 +66,7 @@ impl Rule for DisasterDamage {
     fn eval(&self, cx: &Ctx) -> Option<Contribution> {
         let state = cx.state;
         let p = self;
-        let recent: Vec<_> = state
-            .disasters
-            .iter()
-            .filter(|d| cx.counts(d.occurred_on))
-            .collect();
+        let recent: Vec<_> = cx.recent(&state.disasters).collect();
         if recent.is_empty() {
             return None;
         }
@@ -106,7 +105,7 @@ impl Rule for DisasterDamage {
                 },
                 zh,
                 en,
-                recent.iter().map(|d| d.event_id.to_string()).collect(),
+                event_ids(&recent),
             )
             .with_cause(homeless.then_some(HOME_UNINHABITABLE)),
         )
@@ -123,12 +122,7 @@ mod tests {
     fn disaster_damage_adds_30_and_60_when_the_home_is_uninhabitable() {
         let h = family_dibao_rural();
         let eval = |uninhabitable: bool| {
-            let facts = [fact(
-                "E1",
-                "M1",
-                "2026-07-01",
-                disaster(800_000, uninhabitable, "2026-07-01"),
-            )];
+            let facts = only("M1", "2026-07-01", disaster(800_000, uninhabitable, "2026-07-01"));
             eval_builtin(ID, &h, &facts, "2026-07-02").unwrap()
         };
         assert_eq!(eval(false).points, 30);

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{RuleSetError, Section};
 use crate::clearance::Signals;
+use crate::evidence::event_ids;
 use crate::policy::Standard;
 use crate::rule::{Ctx, Rule};
 use crate::state::HouseholdState;
@@ -38,20 +39,12 @@ impl Rule for ForcedRelocation {
     }
 
     fn signals(&self, _: &Household, state: &HouseholdState, _: &Standard, out: &mut Signals) {
-        for x in &state.relocations {
-            if x.forced {
-                out.day(x.relocated_on);
-            }
-        }
+        out.days(state.relocations.iter().filter(|x| x.forced));
     }
 
     fn eval(&self, cx: &Ctx) -> Option<Contribution> {
         let state = cx.state;
-        let forced: Vec<_> = state
-            .relocations
-            .iter()
-            .filter(|r| r.forced && cx.counts(r.relocated_on))
-            .collect();
+        let forced: Vec<_> = cx.recent(&state.relocations).filter(|r| r.forced).collect();
         let last = forced.last()?;
         let (zh, en) = names(last.reason);
         Some(Contribution::new(
@@ -62,7 +55,7 @@ impl Rule for ForcedRelocation {
                 "The household was forced to relocate on {} ({en})",
                 last.relocated_on
             ),
-            forced.iter().map(|r| r.event_id.to_string()).collect(),
+            event_ids(&forced),
         ))
     }
 }
@@ -77,12 +70,7 @@ mod tests {
     fn forced_relocation_adds_30_and_a_voluntary_move_nothing() {
         let h = family_dibao_rural();
         let eval = |forced: bool| {
-            let facts = [fact(
-                "E1",
-                "M1",
-                "2026-05-01",
-                relocated(forced, "2026-05-01"),
-            )];
+            let facts = only("M1", "2026-05-01", relocated(forced, "2026-05-01"));
             eval_builtin(ID, &h, &facts, "2026-05-02")
         };
         assert_eq!(eval(false), None);

@@ -58,10 +58,8 @@ impl Rule for IncomeBelowLine {
         let edge = cx.standard.edge_line_monthly();
         let assessed = |pt: &IncomePoint| d.per_capita_for_risk(pt.parts(), cx.pupils);
         let baseline = d.per_capita_for_risk(state.parts_at_registration(), cx.pupils);
-        let lowest = state
-            .income_history
-            .iter()
-            .filter(|pt| cx.counts(pt.on))
+        let lowest = cx
+            .recent(&state.income_history)
             .map(|pt| (assessed(pt), pt))
             .min_by_key(|(pc, _)| *pc)?;
         let (low, pt) = lowest;
@@ -187,7 +185,7 @@ mod tests {
     fn job_loss_pushing_income_below_the_dibao_line_adds_25_and_a_new_job_does_not_undo_it() {
         // (2,800 × 0.8 + 500 − 100) / 3 = 880 ≥ 732; without the wage: (500 − 100) / 3 = 133.33
         let h = earning(2800);
-        let lost = [fact("E1", "M1", "2026-02-01", job_lost("2026-01-31", None))];
+        let lost = only("M1", "2026-02-01", job_lost("2026-01-31", None));
         let c = eval(&h, &lost, "2026-02-02").unwrap();
         assert_eq!(c.points, 25);
         assert_eq!(c.event_ids, vec!["E1"]);
@@ -208,11 +206,7 @@ mod tests {
         ));
         let c2 = eval(&h, &both, "2026-03-02").unwrap();
         assert_eq!(c2.points, 25);
-        assert!(
-            c2.reason_en.ends_with("; it is 880.00 yuan now"),
-            "{}",
-            c2.reason_en
-        );
+        assert_ends(&c2.reason_en, "; it is 880.00 yuan now");
     }
 
     #[test]
@@ -220,12 +214,7 @@ mod tests {
         // (4,000 × 0.8 + 500 − 100) / 3 = 1,200 ≥ edge 1,098. A bill of 12,600 out of pocket,
         // less 10 % of the yearly 54,000 income, is 7,200 a year = 600 a month: 3,000 / 3 = 1,000.
         let h = earning(4000);
-        let facts = [fact(
-            "E1",
-            "M2",
-            "2026-03-01",
-            inpatient(1_260_000, "2026-03-01"),
-        )];
+        let facts = only("M2", "2026-03-01", inpatient(1_260_000, "2026-03-01"));
         let c = eval(&h, &facts, "2026-03-02").unwrap();
         assert_eq!(c.points, 15);
         assert_eq!(
@@ -233,65 +222,56 @@ mod tests {
             "Per-capita monthly income fell from 1200.00 yuan at registration to 1000.00 yuan (2026-03-01, 3 people) (after deducting a monthly 800.00 yuan cost of working, 600.00 yuan medical out-of-pocket, 100.00 yuan schooling), below the 低保边缘 (near-poverty) line of 1098.00 yuan"
         );
         // ordinary spending (within 10 % of income) is not deducted
-        let small = [fact(
-            "E1",
-            "M2",
-            "2026-03-01",
-            inpatient(540_000, "2026-03-01"),
-        )];
+        let small = only("M2", "2026-03-01", inpatient(540_000, "2026-03-01"));
         assert_eq!(eval(&h, &small, "2026-03-02"), None);
     }
 
+    /// A sharp drop counts 15, whether it crosses no line or the household was below the line
+    /// already: (monthly wage, the fact, the day after, the end of its Chinese or English reason).
     #[test]
     fn a_sharp_drop_that_crosses_no_line_adds_15() {
-        // (8,000 × 0.8 + 400) / 3 = 2,266.66 → wage cut to 4,500: (4,500 × 0.8 + 400) / 3 = 1,333.33
-        let h = earning(8000);
-        let facts = [fact(
-            "E1",
-            "M1",
-            "2026-03-01",
-            wage_changed("2026-03-01", 450_000),
-        )];
-        let c = eval(&h, &facts, "2026-03-02").unwrap();
-        assert_eq!(c.points, 15);
-        assert!(c.reason_zh.ends_with("，下降41.1%"), "{}", c.reason_zh);
+        type Reason = fn(&Contribution) -> &str;
+        let cases: [(i64, [doudi_model::Fact; 1], &str, Reason, &str); 2] = [
+            // (8,000 × 0.8 + 400) / 3 = 2,266.66 → wage cut to 4,500: (4,500 × 0.8 + 400) / 3 = 1,333.33
+            (
+                8000,
+                only("M1", "2026-03-01", wage_changed("2026-03-01", 450_000)),
+                "2026-03-02",
+                |c| &c.reason_zh,
+                "，下降41.1%",
+            ),
+            // a 低保 household at (1,000 × 0.8 + 400) / 3 = 400: losing the job is a sharp drop only
+            (
+                1000,
+                only("M1", "2026-02-01", job_lost("2026-01-31", None)),
+                "2026-02-02",
+                |c| &c.reason_en,
+                ", down 66.6%",
+            ),
+        ];
+        for (wage, facts, day, reason, end) in cases {
+            let c = eval(&earning(wage), &facts, day).unwrap();
+            assert_eq!(c.points, 15, "{wage}");
+            assert_ends(reason(&c), end);
+        }
     }
 
     #[test]
     fn a_dip_of_less_than_a_tenth_across_the_line_does_not_count() {
         // (2,500 × 0.8 + 400) / 3 = 800 → wage 2,230: 728 (below 732, but only 9 % down)
         let h = earning(2500);
-        let dip = [fact(
-            "E1",
-            "M1",
-            "2026-03-01",
-            wage_changed("2026-03-01", 223_000),
-        )];
+        let dip = only("M1", "2026-03-01", wage_changed("2026-03-01", 223_000));
         assert_eq!(eval(&h, &dip, "2026-03-02"), None);
         // wage 2,200: 720, 10 % down: counts
-        let fall = [fact(
-            "E1",
-            "M1",
-            "2026-03-01",
-            wage_changed("2026-03-01", 220_000),
-        )];
+        let fall = only("M1", "2026-03-01", wage_changed("2026-03-01", 220_000));
         assert_eq!(eval(&h, &fall, "2026-03-02").map(|c| c.points), Some(25));
     }
 
     #[test]
     fn a_birth_is_not_a_fall_in_income() {
         let h = earning(2800);
-        let facts = [fact("E1", "M2", "2026-03-01", birth("2026-03-01"))];
+        let facts = only("M2", "2026-03-01", birth("2026-03-01"));
         assert_eq!(eval(&h, &facts, "2026-03-02"), None);
     }
 
-    #[test]
-    fn a_household_already_below_the_line_at_registration_has_not_fallen_across_it() {
-        // a 低保 household at (1,000 × 0.8 + 400) / 3 = 400: losing the job is a sharp drop only
-        let h = earning(1000);
-        let facts = [fact("E1", "M1", "2026-02-01", job_lost("2026-01-31", None))];
-        let c = eval(&h, &facts, "2026-02-02").unwrap();
-        assert_eq!(c.points, 15);
-        assert!(c.reason_en.ends_with(", down 66.6%"), "{}", c.reason_en);
-    }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{RuleSetError, Section};
 use crate::clearance::Signals;
+use crate::evidence::event_ids;
 use crate::policy::Standard;
 use crate::rule::{relation_en, relation_of, relation_zh, Ctx, Rule, INCOME_GONE};
 use crate::state::{EmploymentLoss, EmploymentLossKind, HouseholdState};
@@ -96,28 +97,25 @@ impl Rule for JobLoss {
             1,
             60,
         )?;
-        at.points("contributions_stopped", self.contributions_stopped)?;
-        at.points("unemployment_registered", self.unemployment_registered)?;
-        at.points("job_lost", self.job_lost)?;
-        at.points("no_earner_left_bonus", self.no_earner_left_bonus)
+        at.all_points(&[
+            ("contributions_stopped", self.contributions_stopped),
+            ("unemployment_registered", self.unemployment_registered),
+            ("job_lost", self.job_lost),
+            ("no_earner_left_bonus", self.no_earner_left_bonus),
+        ])
     }
 
     fn signals(&self, _: &Household, state: &HouseholdState, _: &Standard, out: &mut Signals) {
-        for x in &state.employment_losses {
-            if weight(self, x) > 0 {
-                out.day(x.on);
-            }
-        }
+        out.days(state.employment_losses.iter().filter(|x| weight(self, x) > 0));
     }
 
     fn eval(&self, cx: &Ctx) -> Option<Contribution> {
         let state = cx.state;
         let p = self;
         let weight = |l: &EmploymentLoss| weight(p, l);
-        let counted: Vec<&EmploymentLoss> = state
-            .employment_losses
-            .iter()
-            .filter(|l| cx.counts(l.on) && weight(l) > 0)
+        let counted: Vec<&EmploymentLoss> = cx
+            .recent(&state.employment_losses)
+            .filter(|l| weight(l) > 0)
             .collect();
         if counted.is_empty() {
             return None;
@@ -162,7 +160,7 @@ impl Rule for JobLoss {
                 points,
                 zh.join("；"),
                 en.join("; "),
-                counted.iter().map(|l| l.event_id.to_string()).collect(),
+                event_ids(&counted),
             )
             .with_cause(income_gone.then_some(INCOME_GONE)),
         )
@@ -178,50 +176,27 @@ mod tests {
     #[test]
     fn job_loss_of_the_only_earner_adds_25_plus_10_with_the_strongest_signal_per_member() {
         let h = family_dibao_rural();
-        let facts = [
-            fact(
-                "E1",
-                "M1",
-                "2026-02-01",
-                contributions_stopped("2026-01", 1),
-            ),
-            fact("E2", "M1", "2026-02-02", job_lost("2026-01-31", None)),
-            fact("E3", "M1", "2026-02-05", unemployment("2026-02-05")),
-        ];
+        let facts = timeline([("M1", "2026-02-01", contributions_stopped("2026-01", 1)), ("M1", "2026-02-02", job_lost("2026-01-31", None)), ("M1", "2026-02-05", unemployment("2026-02-05"))]);
         let c = eval_builtin(ID, &h, &facts, "2026-02-10").unwrap();
         // job lost 25 + nobody left in work 10; one month unpaid is below the 2-month minimum
         assert_eq!(c.points, 35);
         assert_eq!(c.event_ids, vec!["E2", "E3"]);
-        assert!(
-            c.reason_zh
-                .contains("家庭成员（户主）于2026-01-31失去工作（原月工资2000.00元）"),
-            "{}",
-            c.reason_zh
-        );
+        assert_contains(&c.reason_zh, "家庭成员（户主）于2026-01-31失去工作（原月工资2000.00元）");
     }
 
     #[test]
     fn contributions_stopped_for_three_months_alone_add_15() {
         let h = family_dibao_rural();
-        let facts = [fact(
-            "E1",
-            "M1",
-            "2026-04-01",
-            contributions_stopped("2026-01", 3),
-        )];
+        let facts = only("M1", "2026-04-01", contributions_stopped("2026-01", 3));
         let c = eval_builtin(ID, &h, &facts, "2026-04-02").unwrap();
         assert_eq!(c.points, 15);
-        assert!(
-            c.reason_en.contains("3 months since 2026-02-01"),
-            "{}",
-            c.reason_en
-        );
+        assert_contains(&c.reason_en, "3 months since 2026-02-01");
     }
 
     #[test]
     fn unemployment_registration_of_the_only_earner_adds_20_plus_10() {
         let h = family_dibao_rural();
-        let facts = [fact("E1", "M1", "2026-02-05", unemployment("2026-02-05"))];
+        let facts = only("M1", "2026-02-05", unemployment("2026-02-05"));
         let c = eval_builtin(ID, &h, &facts, "2026-02-06").unwrap();
         assert_eq!(c.points, 30);
         assert_eq!(

@@ -190,7 +190,7 @@ mod tests {
         let half = eval(900_000).unwrap();
         assert_eq!(half.points, 30);
         assert_eq!(half.event_ids, vec!["E1", "E2"]);
-        assert!(half.reason_zh.contains("9000.00元"), "{}", half.reason_zh);
+        assert_contains(&half.reason_zh, "9000.00元");
         assert_eq!(eval(1_800_000).map(|c| c.points), Some(55));
     }
 

@@ -166,12 +166,7 @@ mod tests {
         let mut h = family(category);
         h.members[0].monthly_income = Money::from_yuan(3000);
         h.members[1].monthly_income = Money::from_yuan(1000);
-        let facts = vec![fact(
-            "E1",
-            "M1",
-            "2026-02-01",
-            job_lost("2026-01-31", Some(300_000)),
-        )];
+        let facts = only("M1", "2026-02-01", job_lost("2026-01-31", Some(300_000))).to_vec();
         (h, facts)
     }
 
@@ -185,16 +180,8 @@ mod tests {
         let c = evaluate(&rules, &h, &facts, "2026-10-01").expect("below the line");
         assert_eq!(c.points, 30);
         assert_eq!(c.event_ids, vec!["E1"]);
-        assert!(
-            c.reason_zh.contains("低于防返贫监测线8800.00元"),
-            "{}",
-            c.reason_zh
-        );
-        assert!(
-            c.reason_zh.contains("登记时每年13200.00元"),
-            "{}",
-            c.reason_zh
-        );
+        assert_contains(&c.reason_zh, "低于防返贫监测线8800.00元");
+        assert_contains(&c.reason_zh, "登记时每年13200.00元");
         assert!(c
             .reason_en
             .starts_with("Per-capita income over the last 12 months"));

@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{RuleSetError, Section};
 use crate::clearance::Signals;
+use crate::evidence::event_ids;
 use crate::policy::Standard;
-use crate::rule::{reasons, relation_en, relation_of, relation_zh, Ctx, Rule};
+use crate::rule::{member_reasons, Ctx, Rule};
 use crate::state::HouseholdState;
 
 pub const ID: &str = "serious_illness";
@@ -27,43 +28,20 @@ impl Rule for SeriousIllness {
     }
 
     fn signals(&self, _: &Household, state: &HouseholdState, _: &Standard, out: &mut Signals) {
-        for x in &state.serious_illnesses {
-            out.day(x.diagnosed_on);
-        }
+        out.days(&state.serious_illnesses);
     }
 
     fn eval(&self, cx: &Ctx) -> Option<Contribution> {
         let state = cx.state;
-        let recent: Vec<_> = state
-            .serious_illnesses
-            .iter()
-            .filter(|i| cx.counts(i.diagnosed_on))
-            .collect();
-        if recent.is_empty() {
-            return None;
-        }
-        let (zh, en) = reasons(&recent, |i| {
-            let rel = relation_of(state, i.member_id);
+        let recent: Vec<_> = cx.recent(&state.serious_illnesses).collect();
+        let (zh, en) = member_reasons(state, &recent, |i| i.member_id, |i, rel_zh, rel_en| {
+            let on = i.diagnosed_on;
             (
-                format!(
-                    "家庭成员（{}）于{}确诊重大疾病或慢性病",
-                    relation_zh(rel),
-                    i.diagnosed_on
-                ),
-                format!(
-                    "Member ({}) was diagnosed with a serious or chronic disease on {}",
-                    relation_en(rel),
-                    i.diagnosed_on
-                ),
+                format!("家庭成员（{rel_zh}）于{on}确诊重大疾病或慢性病"),
+                format!("Member ({rel_en}) was diagnosed with a serious or chronic disease on {on}"),
             )
-        });
-        Some(Contribution::new(
-            ID,
-            self.points,
-            zh,
-            en,
-            recent.iter().map(|i| i.event_id.to_string()).collect(),
-        ))
+        })?;
+        Some(Contribution::new(ID, self.points, zh, en, event_ids(&recent)))
     }
 }
 
@@ -76,12 +54,7 @@ mod tests {
     #[test]
     fn serious_illness_diagnosis_adds_45_with_its_date() {
         let h = family_dibao_rural();
-        let facts = [fact(
-            "E1",
-            "M2",
-            "2026-03-05",
-            diagnosis("C34.9", "2026-03-05"),
-        )];
+        let facts = only("M2", "2026-03-05", diagnosis("C34.9", "2026-03-05"));
         let c = eval_builtin(ID, &h, &facts, "2026-03-06").unwrap();
         assert_eq!(c.points, 45);
         assert_eq!(

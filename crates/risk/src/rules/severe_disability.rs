@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{RuleSetError, Section};
 use crate::clearance::Signals;
+use crate::evidence::event_ids;
 use crate::policy::Standard;
-use crate::rule::{reasons, relation_en, relation_of, relation_zh, Ctx, Rule};
+use crate::rule::{member_reasons, Ctx, Rule};
 use crate::state::HouseholdState;
 
 pub const ID: &str = "severe_disability";
@@ -57,39 +58,18 @@ impl Rule for SevereDisability {
     fn eval(&self, cx: &Ctx) -> Option<Contribution> {
         let state = cx.state;
         let p = self;
-        let new: Vec<_> = state
-            .disabilities
-            .iter()
-            .filter(|d| cx.counts(d.certified_on))
+        let new: Vec<_> = cx
+            .recent(&state.disabilities)
             .filter(|d| p.counts(d.grade, d.previous_grade))
             .collect();
-        if new.is_empty() {
-            return None;
-        }
-        let (zh, en) = reasons(&new, |d| {
-            let rel = relation_of(state, d.member_id);
+        let (zh, en) = member_reasons(state, &new, |d| d.member_id, |d, rel_zh, rel_en| {
+            let (on, grade) = (d.certified_on, d.grade);
             (
-                format!(
-                    "家庭成员（{}）于{}被评定为{}残疾（重度）",
-                    relation_zh(rel),
-                    d.certified_on,
-                    grade_zh(d.grade)
-                ),
-                format!(
-                    "Member ({}) was certified with a grade {} (severe) disability on {}",
-                    relation_en(rel),
-                    d.grade,
-                    d.certified_on
-                ),
+                format!("家庭成员（{rel_zh}）于{on}被评定为{}残疾（重度）", grade_zh(grade)),
+                format!("Member ({rel_en}) was certified with a grade {grade} (severe) disability on {on}"),
             )
-        });
-        Some(Contribution::new(
-            ID,
-            p.points,
-            zh,
-            en,
-            new.iter().map(|d| d.event_id.to_string()).collect(),
-        ))
+        })?;
+        Some(Contribution::new(ID, p.points, zh, en, event_ids(&new)))
     }
 }
 
@@ -104,17 +84,12 @@ mod tests {
     fn new_grade_1_or_2_disability_adds_40_and_a_milder_or_repeated_grade_nothing() {
         let mut h = family_dibao_rural();
         let eval = |h: &Household, grade: u8| {
-            let facts = [fact(
-                "E1",
-                "M2",
-                "2026-03-01",
-                disability(grade, "2026-03-01"),
-            )];
+            let facts = only("M2", "2026-03-01", disability(grade, "2026-03-01"));
             eval_builtin(ID, h, &facts, "2026-03-02")
         };
         let c = eval(&h, 1).unwrap();
         assert_eq!(c.points, 40);
-        assert!(c.reason_zh.contains("一级残疾"), "{}", c.reason_zh);
+        assert_contains(&c.reason_zh, "一级残疾");
         assert_eq!(eval(&h, 3), None);
         // already grade 2 on the register: a second grade-2 certificate is not new
         h.members[1].disability_grade = Some(2);

@@ -31,6 +31,11 @@ fn read_lines(path: &Path) -> Vec<String> {
 }
 
 pub fn generate(households: usize, seed: u64, hardship_share: f64) -> Dataset {
+    generate_with(households, seed, hardship_share, Noise::default())
+}
+
+/// [`generate`] with the feeds' noise given (the bench measures clean feeds).
+pub fn generate_with(households: usize, seed: u64, hardship_share: f64, noise: Noise) -> Dataset {
     let dir = tempfile::tempdir().expect("temp dir");
     let start = NaiveDate::from_ymd_opt(2026, 1, 1).expect("date");
     let cfg = GenConfig {
@@ -39,7 +44,7 @@ pub fn generate(households: usize, seed: u64, hardship_share: f64) -> Dataset {
         start,
         months: 12,
         hardship_share,
-        noise: Noise::default(),
+        noise,
     };
     doudi_synth::write_dataset(dir.path(), &cfg, &mut |_| {}).expect("generate");
     let register: Vec<Household> = read_lines(&dir.path().join("register.jsonl"))
