@@ -251,13 +251,15 @@ pub async fn resolve(
     Path(id): Path<String>,
     Checked(body): Checked<ResolveBody>,
 ) -> ApiResult {
+    // The id is checked first, as for the other moves.
+    let id = warning_id(&id)?;
     let d = doudi_app::warnings::disposition(
         &body.disposition,
         body.amount.as_deref(),
         body.category.as_deref(),
         body.department.as_deref(),
     )?;
-    ok(move_at(&state, &who, &id, &body.note, Move::Resolve(d)).await?)
+    ok(make_move(&state, &who, id, &body.note, Move::Resolve(d)).await?)
 }
 
 /// `GET /api/households/{id}`: the register record — in clear for the region's officers and
