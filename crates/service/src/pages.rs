@@ -105,7 +105,8 @@ impl Posted {
 
 /// What a page starts from: what a post does (its language as the page's query picks it), the
 /// query, and the page's language and clock (one extractor instead of the same five parameters
-/// in each page).
+/// in each page). A page with a path takes the path first, then this: the path is read before
+/// the query, as before.
 pub struct Page {
     base: Posted,
     q: LangQuery,
@@ -711,7 +712,7 @@ fn refusal_text(lang: Lang, r: &str) -> String {
 /// `GET /warnings/{id}`: who, where, why, how urgent, what to do — and the forms to act. The
 /// household's head and members are shown by name to the officer the warning is assigned to (the
 /// read is audited as a read of the household's record); masked for everyone else.
-pub async fn warning(p: Page, Path(id): Path<String>) -> PageResult {
+pub async fn warning(Path(id): Path<String>, p: Page) -> PageResult {
     let Page { base, q, c } = &p;
     let (state, who) = (&base.state, &base.who);
     let lang = c.lang;
@@ -1007,7 +1008,7 @@ pub async fn resolve(p: Posted, Path(id): Path<String>, Form(f): Form<MoveForm>)
 /// work capacity and disability; address (in clear for officers and supervisors of its region,
 /// the read audited); category and benefit; its warnings and findings; a plain-words timeline of
 /// the facts (repeats folded); and the visit form of its open warning.
-pub async fn household(p: Page, Path(id): Path<String>) -> PageResult {
+pub async fn household(Path(id): Path<String>, p: Page) -> PageResult {
     let Page { base, c, .. } = &p;
     let (state, who) = (&base.state, &base.who);
     let lang = c.lang;
@@ -1201,7 +1202,7 @@ fn bar_chart(title: &str, rows: &BTreeMap<String, BTreeMap<String, i64>>) -> Mar
 /// `GET /regions/{code}`: the county's (or township's) overview — its overdue warnings and the
 /// warnings the escalation tick sent up (how far, since when) as cards (households masked),
 /// warnings by level over the last 30 days, and active ones by township.
-pub async fn region_page(p: Page, Path(code): Path<String>) -> PageResult {
+pub async fn region_page(Path(code): Path<String>, p: Page) -> PageResult {
     let Page { base, c, .. } = &p;
     let (state, who) = (&base.state, &base.who);
     let lang = c.lang;
@@ -1618,7 +1619,7 @@ fn replay_counts(done: &str) -> Option<(u64, u64, u64)> {
 /// evidence, each assessment with its rule contributions and rule-set version, each warning move
 /// and who made it; the JSON with `?format=json`. In clear for auditors (the read is audited),
 /// masked for officers and supervisors.
-pub async fn trace(p: Page, Path(id): Path<String>) -> PageResult {
+pub async fn trace(Path(id): Path<String>, p: Page) -> PageResult {
     let Page { base, q, c } = &p;
     let (state, who) = (&base.state, &base.who);
     let lang = c.lang;
