@@ -120,12 +120,7 @@ async fn bench(benching: bool) {
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    let mut townships: Vec<String> = warnings
-        .iter()
-        .map(|w| w.region_code[..9.min(w.region_code.len())].to_string())
-        .collect();
-    townships.sort();
-    townships.dedup();
+    let townships = support::townships(warnings.iter().map(|w| w.region_code.as_str()));
     let officers: Vec<OfficerRow> = townships
         .iter()
         .map(|t| OfficerRow {

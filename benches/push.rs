@@ -31,27 +31,6 @@ fn main() {
     support::main(bench);
 }
 
-/// Kafka mode's sink, as `doudi serve` wires it.
-#[derive(Debug)]
-struct KafkaSink(doudi_kafka::produce::PushProducer);
-
-impl doudi_service::push::PushSink for KafkaSink {
-    fn publish<'a>(
-        &'a self,
-        source: doudi_model::Source,
-        lines: Vec<Vec<u8>>,
-        profile: Option<&'a str>,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + 'a>>
-    {
-        Box::pin(async move {
-            self.0
-                .publish(source, &lines, profile)
-                .await
-                .map_err(|e| e.to_string())
-        })
-    }
-}
-
 /// A batch of `n` death envelopes with fresh ids.
 fn batch(next: &AtomicU64, n: u64) -> String {
     let mut s = String::with_capacity(n as usize * 260);
@@ -65,6 +44,7 @@ fn batch(next: &AtomicU64, n: u64) -> String {
     s
 }
 
+#[derive(Default)]
 struct Outcome {
     events: u64,
     latencies: Vec<Duration>,
@@ -109,7 +89,8 @@ async fn bench(benching: bool) {
         let broker = doudi_kafka::dev::DevBroker::start(&kafka, 1, 8).expect("mock broker");
         kafka.brokers = broker.bootstrap();
         let producer = doudi_kafka::produce::PushProducer::new(&kafka).expect("producer");
-        config.push_sink = Some(Arc::new(KafkaSink(producer)));
+        // Kafka mode's sink: the one `doudi serve` wires.
+        config.push_sink = Some(Arc::new(doudi_cli::KafkaPush(producer)));
         println!("push to: Kafka (mock broker, 8 partitions, acks=all)");
         Some(broker)
     } else {
@@ -155,12 +136,7 @@ async fn bench(benching: bool) {
     for _ in 0..clients {
         let (send, next) = (send.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
-            let mut o = Outcome {
-                events: 0,
-                latencies: Vec::new(),
-                errors: Vec::new(),
-                elapsed: Duration::ZERO,
-            };
+            let mut o = Outcome::default();
             while Instant::now() < until {
                 match send(batch(&next, size)).await {
                     Ok(t) => {
@@ -173,12 +149,7 @@ async fn bench(benching: bool) {
             o
         }));
     }
-    let mut all = Outcome {
-        events: 0,
-        latencies: Vec::new(),
-        errors: Vec::new(),
-        elapsed: Duration::ZERO,
-    };
+    let mut all = Outcome::default();
     for t in tasks {
         let o = t.await.expect("client");
         all.events += o.events;
@@ -204,12 +175,7 @@ async fn bench(benching: bool) {
         let body = batch(&next, size);
         tasks.push(tokio::spawn(send.clone()(body)));
     }
-    let mut paced = Outcome {
-        events: 0,
-        latencies: Vec::new(),
-        errors: Vec::new(),
-        elapsed: Duration::ZERO,
-    };
+    let mut paced = Outcome::default();
     for t in tasks {
         match t.await.expect("push") {
             Ok(took) => {

@@ -46,12 +46,7 @@ async fn bench(benching: bool) {
     let register = doudi_synth::generate_register(&cfg);
     let store = support::store(&url, &register).await;
     // One officer per township, so that warnings are routed as in production.
-    let mut townships: Vec<String> = register
-        .iter()
-        .map(|h| h.region_code.as_str()[..9].to_string())
-        .collect();
-    townships.sort();
-    townships.dedup();
+    let townships = support::townships(register.iter().map(|h| h.region_code.as_str()));
     let officers: Vec<Officer> = townships
         .iter()
         .map(|t| Officer {

@@ -180,3 +180,15 @@ pub async fn token(
         .expect("token");
     token
 }
+
+/// The distinct townships (the 9-digit prefixes) of `regions`, sorted: one officer each, so that
+/// warnings are routed as in production.
+pub fn townships<'a>(regions: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut townships: Vec<String> = regions
+        .into_iter()
+        .map(|r| r[..9.min(r.len())].to_string())
+        .collect();
+    townships.sort();
+    townships.dedup();
+    townships
+}

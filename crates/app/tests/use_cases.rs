@@ -83,6 +83,14 @@ fn officer_of(region: &str, actor: &str) -> Who {
 
 /// A serious illness of H1's member, sent to review with H1-1 as its one candidate; returns its
 /// seq.
+/// A store with the register and one record waiting in review (its seq).
+async fn in_review() -> (Db, i64) {
+    let db = db().await;
+    register(&db.store).await;
+    let seq = record_in_review(&db.store).await;
+    (db, seq)
+}
+
 async fn record_in_review(store: &Store) -> i64 {
     let raw = serde_json::json!({
         "event_id": "d1", "source": "health_insurance", "kind": "serious_illness_diagnosed",
@@ -140,10 +148,8 @@ async fn record_in_review(store: &Store) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_review_decision_reads_only_the_linked_household_of_the_register() {
-    let db = db().await;
+    let (db, seq) = in_review().await;
     let store = &db.store;
-    register(store).await;
-    let seq = record_in_review(store).await;
     // Another household's stored record is unreadable: reading the whole register fails, a
     // decision about H1 does not need it.
     let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
@@ -194,10 +200,8 @@ async fn a_review_decision_reads_only_the_linked_household_of_the_register() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_by_someone_not_responsible_is_refused_and_recorded_and_the_right_one_moves() {
-    let db = db().await;
+    let (db, seq) = in_review().await;
     let store = &db.store;
-    register(store).await;
-    let seq = record_in_review(store).await;
     let settings = EngineSettings::with_rules(doudi_risk::RuleSet::builtin());
     let op = Who::operator("cli:test");
     let link = Decision::Link {

@@ -174,6 +174,13 @@ pub struct RulesConfig {
 }
 
 impl Config {
+    /// The Kafka settings with the brokers a command was given (`--brokers`).
+    pub fn kafka_at(&self, brokers: &str) -> doudi_kafka::KafkaConfig {
+        let mut kafka = self.kafka.clone();
+        kafka.brokers = brokers.to_string();
+        kafka
+    }
+
     /// Load: defaults, then `file` (if given), then `DOUDI_SECTION__KEY` environment variables.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
         let mut given = Figment::new();
@@ -242,25 +249,27 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        /// Refuse setting `key` below `min`, saying both (every such bound reads alike).
+        fn at_least<T: PartialOrd + std::fmt::Display>(
+            key: &str,
+            value: T,
+            min: T,
+        ) -> anyhow::Result<()> {
+            if value < min {
+                anyhow::bail!("{key} must be at least {min} (got {value})");
+            }
+            Ok(())
+        }
+
         if !(0.0..=1.0).contains(&self.feeds.max_invalid_ratio) {
             anyhow::bail!(
                 "feeds.max_invalid_ratio must be between 0 and 1 (got {})",
                 self.feeds.max_invalid_ratio
             );
         }
-        if self.feeds.invalid_window < 100 {
-            anyhow::bail!(
-                "feeds.invalid_window must be at least 100 (got {})",
-                self.feeds.invalid_window
-            );
-        }
+        at_least("feeds.invalid_window", self.feeds.invalid_window, 100)?;
         let l = &self.limits;
-        if l.max_event_bytes < 256 {
-            anyhow::bail!(
-                "limits.max_event_bytes must be at least 256 (got {})",
-                l.max_event_bytes
-            );
-        }
+        at_least("limits.max_event_bytes", l.max_event_bytes, 256)?;
         if l.max_depth < 3 {
             anyhow::bail!("limits.max_depth must be at least 3 (an event nests subject and data)");
         }
@@ -298,21 +307,11 @@ impl Config {
             anyhow::bail!("deliver.backoff_base_ms must be at least 1 and at most backoff_cap_ms");
         }
         let s = &self.serve;
-        if s.max_body_bytes < 1024 {
-            anyhow::bail!(
-                "serve.max_body_bytes must be at least 1024 (got {})",
-                s.max_body_bytes
-            );
-        }
+        at_least("serve.max_body_bytes", s.max_body_bytes, 1024)?;
         if s.auth_failures_per_minute == 0 {
             anyhow::bail!("serve.auth_failures_per_minute must be at least 1");
         }
-        if s.push_max_bytes < 1024 {
-            anyhow::bail!(
-                "serve.push_max_bytes must be at least 1024 (got {})",
-                s.push_max_bytes
-            );
-        }
+        at_least("serve.push_max_bytes", s.push_max_bytes, 1024)?;
         if s.push_batches_per_minute == 0 {
             anyhow::bail!("serve.push_batches_per_minute must be at least 1");
         }
@@ -738,26 +737,20 @@ mod tests {
             "Asia/Urumqi"
         );
         // Two zones: refused, naming both keys.
-        std::fs::write(
-            &p,
-            "[serve]\ntime_zone = \"Asia/Urumqi\"\n[deliver]\ntime_zone = \"Asia/Shanghai\"\n",
-        )
-        .unwrap();
-        let e = Config::load(Some(&p)).unwrap_err().to_string();
-        assert!(
-            e.contains("deliver.time_zone") && e.contains("serve.time_zone"),
-            "{e}"
-        );
-        std::fs::write(
-            &p,
-            "[locality]\ntime_zone = \"Asia/Shanghai\"\n[serve]\ntime_zone = \"Asia/Urumqi\"\n",
-        )
-        .unwrap();
-        let e = Config::load(Some(&p)).unwrap_err().to_string();
-        assert!(
-            e.contains("locality.time_zone") && e.contains("serve.time_zone"),
-            "{e}"
-        );
+        for (text, [first, second]) in [
+            (
+                "[serve]\ntime_zone = \"Asia/Urumqi\"\n[deliver]\ntime_zone = \"Asia/Shanghai\"\n",
+                ["deliver.time_zone", "serve.time_zone"],
+            ),
+            (
+                "[locality]\ntime_zone = \"Asia/Shanghai\"\n[serve]\ntime_zone = \"Asia/Urumqi\"\n",
+                ["locality.time_zone", "serve.time_zone"],
+            ),
+        ] {
+            std::fs::write(&p, text).unwrap();
+            let e = Config::load(Some(&p)).unwrap_err().to_string();
+            assert!(e.contains(first) && e.contains(second), "{e}");
+        }
         // Agreeing: accepted.
         std::fs::write(
             &p,

@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use commands::serve::KafkaPush;
 pub use config::{secret_from_env, Config, Secret};
 
 const AFTER_HELP: &str = "\

@@ -80,14 +80,8 @@ impl doudi_pipeline::Progress for RunProgress {
         } else if let Ok(mut last) = self.last_log.lock() {
             if last.elapsed() >= Duration::from_secs(5) {
                 *last = Instant::now();
-                tracing::info!(
-                    received = r.received,
-                    accepted = r.accepted,
-                    duplicates = r.duplicates,
-                    dead_letters = r.dead_letters,
-                    warnings_opened = r.warnings_opened,
-                    "progress"
-                );
+                doudi_telemetry::info_counts!(r, "progress";
+                    received, accepted, duplicates, dead_letters, warnings_opened);
             }
         }
     }

@@ -101,12 +101,8 @@ pub struct PassReport {
 
 impl PassReport {
     fn add(&mut self, o: &PassReport) {
-        self.delivered += o.delivered;
-        self.attempts += o.attempts;
-        self.digests += o.digests;
-        self.retrying += o.retrying;
-        self.failed += o.failed;
-        self.inbox_only += o.inbox_only;
+        doudi_telemetry::add_counts!(self, o;
+            delivered, attempts, digests, retrying, failed, inbox_only);
         self.waiting = o.waiting;
     }
 
@@ -413,15 +409,8 @@ impl Deliverer {
         }
         store.record_deliveries(&attempts).await?;
         if report.moved() {
-            tracing::info!(
-                delivered = report.delivered,
-                digests = report.digests,
-                retrying = report.retrying,
-                failed = report.failed,
-                inbox_only = report.inbox_only,
-                waiting = report.waiting,
-                "delivery pass"
-            );
+            doudi_telemetry::info_counts!(report, "delivery pass";
+                delivered, digests, retrying, failed, inbox_only, waiting);
         }
         Ok(report)
     }

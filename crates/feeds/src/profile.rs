@@ -216,25 +216,53 @@ struct FieldOrColumn(FieldToml);
 
 impl<'de> Deserialize<'de> for FieldOrColumn {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = FieldOrColumn;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a column name, or a table such as { column = \"…\", map = { … } }")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<FieldOrColumn, E> {
-                Ok(FieldOrColumn(FieldToml {
-                    column: Some(v.to_string()),
+        string_or_table(
+            d,
+            "a column name, or a table such as { column = \"…\", map = { … } }",
+            |column| {
+                FieldOrColumn(FieldToml {
+                    column: Some(column),
                     ..FieldToml::default()
-                }))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FieldOrColumn, A::Error> {
-                FieldToml::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(FieldOrColumn)
-            }
-        }
-        d.deserialize_any(V)
+                })
+            },
+            FieldOrColumn,
+        )
     }
+}
+
+/// A key written either short, as a string (`short`), or long, as a table read as `T` (`long`).
+fn string_or_table<'de, D, T, R>(
+    d: D,
+    expecting: &'static str,
+    short: fn(String) -> R,
+    long: fn(T) -> R,
+) -> Result<R, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct V<T, R> {
+        expecting: &'static str,
+        short: fn(String) -> R,
+        long: fn(T) -> R,
+    }
+    impl<'de, T: Deserialize<'de>, R> Visitor<'de> for V<T, R> {
+        type Value = R;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<R, E> {
+            Ok((self.short)(v.to_string()))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<R, A::Error> {
+            T::deserialize(de::value::MapAccessDeserializer::new(map)).map(self.long)
+        }
+    }
+    d.deserialize_any(V {
+        expecting,
+        short,
+        long,
+    })
 }
 
 #[derive(Deserialize)]
@@ -272,21 +300,12 @@ enum KindToml {
 
 impl<'de> Deserialize<'de> for KindToml {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = KindToml;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a kind such as \"settlement\", or { column = \"…\", map = { … } }")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<KindToml, E> {
-                Ok(KindToml::Fixed(v.to_string()))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<KindToml, A::Error> {
-                KindTable::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(KindToml::ByColumn)
-            }
-        }
-        d.deserialize_any(V)
+        string_or_table(
+            d,
+            "a kind such as \"settlement\", or { column = \"…\", map = { … } }",
+            KindToml::Fixed,
+            KindToml::ByColumn,
+        )
     }
 }
 

@@ -201,30 +201,19 @@ mod tests {
             settlement.field("diagnoses").map(|f| &f.ty),
             Some(&FieldType::List)
         );
-        assert_eq!(
-            s.kinds["disaster_damage"]
-                .field("uninhabitable")
-                .map(|f| &f.ty),
-            Some(&FieldType::Bool)
-        );
-        assert_eq!(
-            s.kinds["dangerous_house_appraised"]
-                .field("grade")
-                .map(|f| &f.ty),
-            Some(&FieldType::Code(vec!["C".into(), "D".into()]))
-        );
-        assert_eq!(
-            s.kinds["contributions_stopped"]
-                .field("last_paid_month")
-                .map(|f| &f.ty),
-            Some(&FieldType::Month)
-        );
-        assert_eq!(
-            s.kinds["property_registered"]
-                .field("area_m2")
-                .map(|f| &f.ty),
-            Some(&FieldType::Integer)
-        );
+        for (kind, field, ty) in [
+            ("disaster_damage", "uninhabitable", FieldType::Bool),
+            (
+                "dangerous_house_appraised",
+                "grade",
+                FieldType::Code(vec!["C".into(), "D".into()]),
+            ),
+            ("contributions_stopped", "last_paid_month", FieldType::Month),
+            ("property_registered", "area_m2", FieldType::Integer),
+        ] {
+            let found = s.kinds[kind].field(field).map(|f| &f.ty);
+            assert_eq!(found, Some(&ty), "{kind}.{field}");
+        }
         let mut names: Vec<&str> = s.subject.iter().map(|f| f.name.as_str()).collect();
         names.sort_unstable();
         assert_eq!(

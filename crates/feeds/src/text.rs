@@ -64,14 +64,10 @@ pub const DEFAULT_MONTH_FORMATS: &[&str] = &["%Y-%m", "%Y%m", "%Y/%m", "%Yå¹´%mæ
 /// digits, so `%Y/%m/%d` reads `2026/3/1`). A date-and-time in ISO form, as an Excel date cell is
 /// read, is taken too. `2026-02-30` is refused as not a real calendar date.
 pub fn parse_date(s: &str, formats: &[String]) -> Result<NaiveDate, String> {
-    let mut out_of_range = false;
-    for f in formats {
-        match NaiveDate::parse_from_str(s, f) {
-            Ok(d) => return Ok(d),
-            Err(e) if e.kind() == ParseErrorKind::OutOfRange => out_of_range = true,
-            Err(_) => {}
-        }
-    }
+    let out_of_range = match first_format(s, formats, NaiveDate::parse_from_str) {
+        Ok(d) => return Ok(d),
+        Err(out_of_range) => out_of_range,
+    };
     if let Ok(dt) = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S") {
         return Ok(dt.date());
     }
@@ -89,14 +85,10 @@ pub fn parse_datetime(
     date_formats: &[String],
     time: NaiveTime,
 ) -> Result<NaiveDateTime, String> {
-    let mut out_of_range = false;
-    for f in formats {
-        match NaiveDateTime::parse_from_str(s, f) {
-            Ok(d) => return Ok(d),
-            Err(e) if e.kind() == ParseErrorKind::OutOfRange => out_of_range = true,
-            Err(_) => {}
-        }
-    }
+    let out_of_range = match first_format(s, formats, NaiveDateTime::parse_from_str) {
+        Ok(d) => return Ok(d),
+        Err(out_of_range) => out_of_range,
+    };
     match parse_date(s, date_formats) {
         Ok(d) => Ok(d.and_time(time)),
         Err(e) if out_of_range || e.starts_with("not a real") => {
@@ -108,6 +100,24 @@ pub fn parse_datetime(
             shapes(date_formats)
         )),
     }
+}
+
+/// `s` read with the first of `formats` that `parse` takes it in; else whether one of them found
+/// a value out of range (a day or month that does not exist, not a shape that does not fit).
+fn first_format<T>(
+    s: &str,
+    formats: &[String],
+    parse: impl Fn(&str, &str) -> chrono::ParseResult<T>,
+) -> Result<T, bool> {
+    let mut out_of_range = false;
+    for f in formats {
+        match parse(s, f) {
+            Ok(v) => return Ok(v),
+            Err(e) if e.kind() == ParseErrorKind::OutOfRange => out_of_range = true,
+            Err(_) => {}
+        }
+    }
+    Err(out_of_range)
 }
 
 /// A month (`YYYY-MM` in the event) written in one of `formats`.

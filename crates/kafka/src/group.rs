@@ -170,15 +170,19 @@ impl ConsumerContext for Ctx {
     }
 }
 
+/// The topics and partitions of a rebalance's list.
+fn partitions<C: FromIterator<(String, i32)>>(tpl: &TopicPartitionList) -> C {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect()
+}
+
 impl Ctx {
     /// Start each partition at its stored position (the next offset), or at the beginning.
     pub(crate) fn on_assign(&self, tpl: &mut TopicPartitionList) {
         let s = &self.0;
-        let parts: Vec<(String, i32)> = tpl
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_string(), e.partition()))
-            .collect();
+        let parts: Vec<(String, i32)> = partitions(tpl);
         let Some(stored) = s.stored_positions() else {
             return;
         };
@@ -209,11 +213,7 @@ impl Ctx {
     /// Hand over what is gathered, wait for it to commit, commit the offsets to Kafka.
     pub(crate) fn on_revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
         let s = &self.0;
-        let revoked: HashSet<(String, i32)> = tpl
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_string(), e.partition()))
-            .collect();
+        let revoked: HashSet<(String, i32)> = partitions(tpl);
         s.handover.flush();
         let within = Duration::from_millis(s.cfg.drain_timeout_ms);
         if !s.handover.drain(within) {

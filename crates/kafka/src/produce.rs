@@ -92,30 +92,14 @@ impl Publisher {
                 self.report.unkeyed_lines.push(number);
             }
         }
-        let mut record = FutureRecord::<str, [u8]>::to(topic).payload(line);
-        if let Some(k) = key.as_deref() {
-            record = record.key(k);
-        }
-        if let Some(p) = profile {
-            record = record.headers(rdkafka::message::OwnedHeaders::new().insert(
-                rdkafka::message::Header {
-                    key: PROFILE_HEADER,
-                    value: Some(p.as_bytes()),
-                },
-            ));
-        }
+        let mut record = record(topic, line, key.as_deref(), profile);
         loop {
             match self.producer.send_result(record) {
                 Ok(f) => {
                     self.inflight.push_back(f);
                     break;
                 }
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
-                    r,
-                )) => {
+                Err((e, r)) if queue_full(&e) => {
                     record = r;
                     match self.inflight.pop_front() {
                         Some(f) => settle(f, &mut self.report).await?,
@@ -257,30 +241,14 @@ impl PushProducer {
         let mut inflight = Vec::with_capacity(lines.len());
         for line in lines {
             let key = person_key(line);
-            let mut record = FutureRecord::<str, [u8]>::to(&topic).payload(line);
-            if let Some(k) = key.as_deref() {
-                record = record.key(k);
-            }
-            if let Some(p) = profile {
-                record = record.headers(rdkafka::message::OwnedHeaders::new().insert(
-                    rdkafka::message::Header {
-                        key: PROFILE_HEADER,
-                        value: Some(p.as_bytes()),
-                    },
-                ));
-            }
+            let mut record = record(&topic, line, key.as_deref(), profile);
             loop {
                 match self.producer.send_result(record) {
                     Ok(f) => {
                         inflight.push(f);
                         break;
                     }
-                    Err((
-                        rdkafka::error::KafkaError::MessageProduction(
-                            rdkafka::types::RDKafkaErrorCode::QueueFull,
-                        ),
-                        r,
-                    )) => {
+                    Err((e, r)) if queue_full(&e) => {
                         record = r;
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
@@ -294,6 +262,38 @@ impl PushProducer {
         }
         Ok(topic)
     }
+}
+
+/// The record of `line` for `topic`: keyed by its person when it names one (so that one
+/// person's events stay in order on one partition), the profile's name in [`PROFILE_HEADER`]
+/// when given.
+fn record<'a>(
+    topic: &'a str,
+    line: &'a [u8],
+    key: Option<&'a str>,
+    profile: Option<&'a str>,
+) -> FutureRecord<'a, str, [u8]> {
+    let mut record = FutureRecord::<str, [u8]>::to(topic).payload(line);
+    if let Some(k) = key {
+        record = record.key(k);
+    }
+    if let Some(p) = profile {
+        record = record.headers(rdkafka::message::OwnedHeaders::new().insert(
+            rdkafka::message::Header {
+                key: PROFILE_HEADER,
+                value: Some(p.as_bytes()),
+            },
+        ));
+    }
+    record
+}
+
+/// Whether a send was refused only because the producer's queue is full (make room, then retry).
+fn queue_full(e: &rdkafka::error::KafkaError) -> bool {
+    matches!(
+        e,
+        rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)
+    )
 }
 
 async fn settle(

@@ -364,15 +364,9 @@ pub struct BatchOutcome {
 impl BatchOutcome {
     /// Add another batch's counts to these.
     pub fn add(&mut self, b: &BatchOutcome) {
-        self.received += b.received;
-        self.accepted += b.accepted;
-        self.duplicates += b.duplicates;
-        self.dead_letters += b.dead_letters;
-        self.linked += b.linked;
-        self.review += b.review;
-        self.unmatched += b.unmatched;
-        self.warnings_opened += b.warnings_opened;
-        self.warnings_raised += b.warnings_raised;
+        doudi_telemetry::add_counts!(self, b;
+            received, accepted, duplicates, dead_letters, linked, review, unmatched,
+            warnings_opened, warnings_raised);
         for (k, v) in &b.dead_by_reason {
             *self.dead_by_reason.entry(k).or_default() += v;
         }

@@ -27,6 +27,23 @@ pub struct Ingested {
 }
 
 impl Ingested {
+    /// A record as read (a line or a row, through `profile` if any): not linked yet.
+    fn read(
+        record: RawRecord,
+        result: Result<Event, EventError>,
+        profile: Option<Arc<str>>,
+    ) -> Ingested {
+        let normalised = result.as_ref().map(Event::to_json).unwrap_or_default();
+        Ingested {
+            record,
+            result,
+            normalised,
+            link: None,
+            register_version: 0,
+            profile,
+        }
+    }
+
     /// Link the event ahead of the applier (pure: the linker is read-only).
     pub fn link_with(&mut self, linker: &doudi_linkage::Linker) {
         if let Ok(event) = &self.result {
@@ -65,15 +82,7 @@ pub fn ingest_record(record: RawRecord, limits: &ParseLimits) -> Ingested {
             }
         })
     };
-    let normalised = result.as_ref().map(Event::to_json).unwrap_or_default();
-    Ingested {
-        record,
-        result,
-        normalised,
-        link: None,
-        register_version: 0,
-        profile: None,
-    }
+    Ingested::read(record, result, None)
 }
 
 /// A row of a department's export as its feed profile read it: the event, or why there is none
@@ -84,15 +93,7 @@ pub fn ingest_row(
     profile: &Arc<str>,
 ) -> Ingested {
     let result = result.map_err(|e| EventError::RowRefused(format!("profile {profile}: {e}")));
-    let normalised = result.as_ref().map(Event::to_json).unwrap_or_default();
-    Ingested {
-        record,
-        result,
-        normalised,
-        link: None,
-        register_version: 0,
-        profile: Some(Arc::clone(profile)),
-    }
+    Ingested::read(record, result, Some(Arc::clone(profile)))
 }
 
 /// A department's raw row as a record carries it (a JSON object of column → cell, as a Kafka

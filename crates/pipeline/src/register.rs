@@ -127,16 +127,8 @@ pub async fn refresh_register(
         return Ok(None);
     }
     report.rederived = changed.len() as u64;
-    tracing::info!(
-        from_version = report.from_version,
-        to_version = report.to_version,
-        added = report.added,
-        changed = report.changed,
-        removed = report.removed,
-        members = report.members,
-        rederived = report.rederived,
-        "register changes applied"
-    );
+    doudi_telemetry::info_counts!(report, "register changes applied";
+        from_version, to_version, added, changed, removed, members, rederived);
     for chunk in changed.chunks(REDERIVE_CHUNK) {
         rederive(store, engine, chunk).await?;
     }
@@ -316,16 +308,9 @@ pub async fn relink_waiting(store: &Store, engine: &Engine) -> Result<RelinkRepo
     }
     report.households = households.len() as u64;
     if report.examined > 0 {
-        tracing::info!(
-            register_version = version,
-            examined = report.examined,
-            linked = report.linked,
-            review = report.review,
-            unmatched = report.unmatched,
-            households = report.households,
-            warnings_opened = report.warnings_opened,
-            "records decided again with the new register"
-        );
+        doudi_telemetry::info_counts!(report, "records decided again with the new register";
+            register_version = version;
+            examined, linked, review, unmatched, households, warnings_opened);
     }
     Ok(report)
 }

@@ -104,7 +104,7 @@ pub async fn replay_dead_letters(
                 ));
                 continue;
             }
-            if d.reason_code == "row_refused" {
+            let mut item = if d.reason_code == "row_refused" {
                 // A row of a department's export: mapped again with its folder's profile as it
                 // stands now.
                 let profile = match profiles.get(opts.feeds, opts.topic_profiles, &d.stream) {
@@ -147,43 +147,35 @@ pub async fn replay_dead_letters(
                         continue;
                     }
                 };
-                let mut item = ingest_row(record, result, &profile.1);
-                match &item.result {
-                    Ok(_) => {
-                        item.link_with(&engine.index());
-                        good.push(item);
-                        good_ids.push(d.id);
-                    }
-                    Err(e) => report.still_refused.push(refuse(e.code(), e.to_string())),
-                }
-                continue;
-            }
-            let bytes = if d.raw_len as usize > d.raw.len() {
-                match reread(opts.feeds, &d.stream, d.byte_offset, d.raw_len) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        report.still_refused.push(refuse(
-                            "partial",
-                            format!("kept only in part and {e} (give the feeds folder)"),
-                        ));
-                        continue;
-                    }
-                }
+                ingest_row(record, result, &profile.1)
             } else {
-                d.raw.clone()
+                let bytes = if d.raw_len as usize > d.raw.len() {
+                    match reread(opts.feeds, &d.stream, d.byte_offset, d.raw_len) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            report.still_refused.push(refuse(
+                                "partial",
+                                format!("kept only in part and {e} (give the feeds folder)"),
+                            ));
+                            continue;
+                        }
+                    }
+                } else {
+                    d.raw.clone()
+                };
+                let record = RawRecord {
+                    source,
+                    stream: d.stream.clone(),
+                    position: Position::Replayed {
+                        line: u64::try_from(d.line).unwrap_or(0),
+                        start: u64::try_from(d.byte_offset).unwrap_or(0),
+                        end: u64::try_from(d.byte_offset + d.raw_len + 1).unwrap_or(0),
+                    },
+                    full_len: bytes.len() as u64,
+                    bytes,
+                };
+                ingest_record(record, &opts.limits)
             };
-            let record = RawRecord {
-                source,
-                stream: d.stream.clone(),
-                position: Position::Replayed {
-                    line: u64::try_from(d.line).unwrap_or(0),
-                    start: u64::try_from(d.byte_offset).unwrap_or(0),
-                    end: u64::try_from(d.byte_offset + d.raw_len + 1).unwrap_or(0),
-                },
-                full_len: bytes.len() as u64,
-                bytes,
-            };
-            let mut item = ingest_record(record, &opts.limits);
             match &item.result {
                 Ok(_) => {
                     item.link_with(&engine.index());

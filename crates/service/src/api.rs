@@ -3,7 +3,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
 use doudi_app::household::{household, trace};
 use doudi_app::mask::{mask_phone, mask_warning, View};
 use doudi_app::review::Decision;
@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use crate::contract::{Checked, MaybeChecked};
 use crate::error::ApiError;
-use crate::principal::Principal;
+use crate::principal::{Principal, Signed};
 use crate::AppState;
 
 type ApiResult = Result<Response, ApiError>;
@@ -142,11 +142,7 @@ pub fn warning_filter<'a>(
 }
 
 /// `GET /api/warnings`: warnings in the token's region, most urgent first, a page at a time.
-pub async fn list_warnings(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    Query(q): Query<ListQuery>,
-) -> ApiResult {
+pub async fn list_warnings(Signed { state, who }: Signed, Query(q): Query<ListQuery>) -> ApiResult {
     let filter = warning_filter(&state, &who, &q)?;
     let mut page = state.store().warnings_page(&filter).await?;
     page.warnings.iter_mut().for_each(mask_warning);
@@ -171,11 +167,7 @@ fn warning_id(id: &str) -> Result<i64, ApiError> {
 
 /// `GET /api/warnings/{id}`: one warning with reasons, suggested relief and history (members
 /// masked); the read is audited.
-pub async fn show_warning(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    Path(id): Path<String>,
-) -> ApiResult {
+pub async fn show_warning(Signed { state, who }: Signed, Path(id): Path<String>) -> ApiResult {
     let id = warning_id(&id)?;
     ok(read_warning(state.store(), &who.who(), id, "GET /api/warnings/{id}").await?)
 }
@@ -223,36 +215,43 @@ pub async fn make_move(
     Ok(move_warning(state.store(), &who.who(), limit, &req).await?)
 }
 
+/// [`make_move`] on the warning a path names (`{id}`: refused unless a number).
+async fn move_at(
+    state: &AppState,
+    who: &Principal,
+    id: &str,
+    note: &str,
+    m: Move,
+) -> Result<doudi_app::warnings::Moved, ApiError> {
+    make_move(state, who, warning_id(id)?, note, m).await
+}
+
 /// `POST /api/warnings/{id}/acknowledge`.
 pub async fn acknowledge(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
+    Signed { state, who }: Signed,
     Path(id): Path<String>,
     MaybeChecked(body): MaybeChecked<MoveBody>,
 ) -> ApiResult {
-    let id = warning_id(&id)?;
     let note = body.map(|b| b.note).unwrap_or_default();
-    ok(make_move(&state, &who, id, &note, Move::Acknowledge).await?)
+    ok(move_at(&state, &who, &id, &note, Move::Acknowledge).await?)
 }
 
 /// `POST /api/warnings/{id}/visit` (a note saying what the visit found is required).
 pub async fn visit(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
+    Signed { state, who }: Signed,
     Path(id): Path<String>,
     Checked(body): Checked<MoveBody>,
 ) -> ApiResult {
-    let id = warning_id(&id)?;
-    ok(make_move(&state, &who, id, &body.note, Move::Visit).await?)
+    ok(move_at(&state, &who, &id, &body.note, Move::Visit).await?)
 }
 
 /// `POST /api/warnings/{id}/resolve`.
 pub async fn resolve(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
+    Signed { state, who }: Signed,
     Path(id): Path<String>,
     Checked(body): Checked<ResolveBody>,
 ) -> ApiResult {
+    // The id is checked first, as for the other moves.
     let id = warning_id(&id)?;
     let d = doudi_app::warnings::disposition(
         &body.disposition,
@@ -265,51 +264,39 @@ pub async fn resolve(
 
 /// `GET /api/households/{id}`: the register record — in clear for the region's officers and
 /// supervisors (they visit it), masked for auditors and admins; audited either way.
-pub async fn show_household(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    Path(id): Path<String>,
-) -> ApiResult {
+pub async fn show_household(Signed { state, who }: Signed, Path(id): Path<String>) -> ApiResult {
     let id = text(&id, "the household id")?;
     let read = household(state.store(), &who.who(), id, "GET /api/households/{id}").await?;
     ok(json!({"household": read.value, "masked": read.masked}))
 }
 
+/// A household's entries in `view`, read (and audited) as `GET /api/households/{id}/{route}`.
+async fn entries(
+    state: &AppState,
+    who: &Principal,
+    id: &str,
+    view: View,
+    route: &str,
+) -> Result<doudi_app::household::Read<Vec<doudi_store::TraceEntry>>, ApiError> {
+    text(id, "the household id")?;
+    let via = format!("GET /api/households/{{id}}/{route}");
+    Ok(trace(state.store(), &who.who(), id, view, &via).await?)
+}
+
 /// `GET /api/households/{id}/timeline`: the events applied to the household and the assessment
 /// after each, oldest first (masked; audited).
 pub async fn household_timeline(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
+    Signed { state, who }: Signed,
     Path(id): Path<String>,
 ) -> ApiResult {
-    text(&id, "the household id")?;
-    let read = trace(
-        state.store(),
-        &who.who(),
-        &id,
-        View::Timeline,
-        "GET /api/households/{id}/timeline",
-    )
-    .await?;
+    let read = entries(&state, &who, &id, View::Timeline, "timeline").await?;
     ok(json!({"household_id": id, "masked": true, "entries": read.value}))
 }
 
 /// `GET /api/households/{id}/trace`: everything about the household in order — in clear for
 /// auditors, masked for officers and supervisors; audited either way.
-pub async fn household_trace(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    Path(id): Path<String>,
-) -> ApiResult {
-    text(&id, "the household id")?;
-    let read = trace(
-        state.store(),
-        &who.who(),
-        &id,
-        View::Trace,
-        "GET /api/households/{id}/trace",
-    )
-    .await?;
+pub async fn household_trace(Signed { state, who }: Signed, Path(id): Path<String>) -> ApiResult {
+    let read = entries(&state, &who, &id, View::Trace, "trace").await?;
     ok(json!({"household_id": id, "masked": read.masked, "entries": read.value}))
 }
 
@@ -333,11 +320,7 @@ fn limit(state: &AppState, q: &LimitQuery) -> Result<i64, ApiError> {
 
 /// `GET /api/review`: records waiting for a person's identity decision; regional roles see those
 /// with a candidate household in their region. The evidence holds no personal data in clear.
-pub async fn list_review(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    Query(q): Query<LimitQuery>,
-) -> ApiResult {
+pub async fn list_review(Signed { state, who }: Signed, Query(q): Query<LimitQuery>) -> ApiResult {
     let limit = limit(&state, &q)?;
     let items = doudi_app::review::pending(state.store(), &who.who(), limit).await?;
     // The queue's whole length only for roles that see all of it.
@@ -363,8 +346,7 @@ pub struct DecideBody {
 /// `POST /api/review/{seq}/decide`: link the record to one of its candidates (a member of a
 /// household in the token's region) or reject it; a link goes on through the pipeline.
 pub async fn decide_review(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
+    Signed { state, who }: Signed,
     Path(seq): Path<String>,
     Checked(body): Checked<DecideBody>,
 ) -> ApiResult {
@@ -429,8 +411,7 @@ pub struct ReplayBody {
 /// `POST /api/deadletters/replay`: after a fix, send the dead letters that pass now through the
 /// pipeline (as `doudi deadletters replay`).
 pub async fn replay_dead_letters(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
+    Signed { state, who }: Signed,
     Checked(body): Checked<ReplayBody>,
 ) -> ApiResult {
     let cfg = state.config();
@@ -451,10 +432,7 @@ pub async fn replay_dead_letters(
 
 /// `GET /api/officers`: the directory (phone numbers masked); regional roles see the officers of
 /// their region and those above it.
-pub async fn list_officers(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-) -> ApiResult {
+pub async fn list_officers(Signed { state, who }: Signed) -> ApiResult {
     let directory = doudi_app::engine::directory(state.store()).await?;
     let mut list: Vec<_> = directory
         .officers()
@@ -477,10 +455,7 @@ pub async fn list_officers(
 }
 
 /// `GET /api/silences`: silences touching the token's region.
-pub async fn list_silences(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-) -> ApiResult {
+pub async fn list_silences(Signed { state, who }: Signed) -> ApiResult {
     let mut out = Vec::new();
     for s in state.store().silences().await? {
         let visible = if !who.role.is_regional() {
@@ -526,8 +501,7 @@ fn time(text: &str, what: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiErro
 /// `POST /api/silences`: hold back notices for a household or region (a supervisor whose region
 /// contains it, as `doudi silences add`), for at most a year; times in the years 0001 to 9999.
 pub async fn add_silence(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
+    Signed { state, who }: Signed,
     Checked(b): Checked<SilenceBody>,
 ) -> ApiResult {
     let scope = match (b.household, b.region) {
@@ -603,8 +577,7 @@ pub async fn overview_data(
 
 /// `GET /api/regions/{code}/overview`.
 pub async fn region_overview(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
+    Signed { state, who }: Signed,
     Path(code): Path<String>,
     Query(q): Query<OverviewQuery>,
 ) -> ApiResult {

@@ -45,7 +45,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 
 pub use auth::{
@@ -236,166 +236,60 @@ fn route(
     }
 }
 
+/// The route table, one line a route: method, path, what it serves, the roles admitted, the
+/// handler (the method is said once: it names both the route and the handler's method filter).
+macro_rules! table {
+    ($($method:ident $path:literal $kind:ident $roles:ident $handler:path;)*) => {
+        vec![$(route(
+            stringify!($method),
+            $path,
+            $kind,
+            $roles,
+            on(MethodFilter::$method, $handler),
+        ),)*]
+    };
+}
+
 /// Every route of the service: the one table the router, the OpenAPI test and the authorisation
 /// matrix are built from.
 pub fn routes() -> Vec<Route> {
     use Kind::{Api, Page, Probe};
-    vec![
-        route("GET", "/healthz", Probe, PUBLIC, get(api::healthz)),
-        route("GET", "/readyz", Probe, PUBLIC, get(api::readyz)),
-        route("GET", "/api/warnings", Api, ALL, get(api::list_warnings)),
-        route(
-            "GET",
-            "/api/warnings/{id}",
-            Api,
-            ALL,
-            get(api::show_warning),
-        ),
-        route(
-            "POST",
-            "/api/warnings/{id}/acknowledge",
-            Api,
-            DOERS,
-            post(api::acknowledge),
-        ),
-        route(
-            "POST",
-            "/api/warnings/{id}/visit",
-            Api,
-            DOERS,
-            post(api::visit),
-        ),
-        route(
-            "POST",
-            "/api/warnings/{id}/resolve",
-            Api,
-            DOERS,
-            post(api::resolve),
-        ),
-        route(
-            "GET",
-            "/api/households/{id}",
-            Api,
-            ALL,
-            get(api::show_household),
-        ),
-        route(
-            "GET",
-            "/api/households/{id}/timeline",
-            Api,
-            ALL,
-            get(api::household_timeline),
-        ),
-        route(
-            "GET",
-            "/api/households/{id}/trace",
-            Api,
-            TRACE_READERS,
-            get(api::household_trace),
-        ),
-        route("GET", "/api/review", Api, ALL, get(api::list_review)),
-        route(
-            "POST",
-            "/api/review/{seq}/decide",
-            Api,
-            DOERS,
-            post(api::decide_review),
-        ),
-        route(
-            "GET",
-            "/api/deadletters",
-            Api,
-            DEAD_LETTER_READERS,
-            get(api::list_dead_letters),
-        ),
-        route(
-            "POST",
-            "/api/deadletters/replay",
-            Api,
-            ADMIN,
-            post(api::replay_dead_letters),
-        ),
-        route("GET", "/api/officers", Api, ALL, get(api::list_officers)),
-        route("GET", "/api/silences", Api, ALL, get(api::list_silences)),
-        route(
-            "POST",
-            "/api/silences",
-            Api,
-            SUPERVISOR,
-            post(api::add_silence),
-        ),
-        route(
-            "GET",
-            "/api/regions/{code}/overview",
-            Api,
-            ALL,
-            get(api::region_overview),
-        ),
-        route(
-            "POST",
-            "/api/feeds/{source}",
-            Api,
-            FEEDER,
-            post(push::push_feed),
-        ),
-        route("GET", "/sign-in", Page, PUBLIC, get(pages::sign_in_form)),
-        route("POST", "/sign-in", Page, PUBLIC, post(pages::sign_in)),
-        route("POST", "/sign-out", Page, ALL, post(pages::sign_out)),
-        route("GET", "/", Page, ALL, get(pages::inbox)),
-        route("GET", "/warnings/{id}", Page, ALL, get(pages::warning)),
-        route(
-            "POST",
-            "/warnings/{id}/acknowledge",
-            Page,
-            DOERS,
-            post(pages::acknowledge),
-        ),
-        route(
-            "POST",
-            "/warnings/{id}/visit",
-            Page,
-            DOERS,
-            post(pages::visit),
-        ),
-        route(
-            "POST",
-            "/warnings/{id}/resolve",
-            Page,
-            DOERS,
-            post(pages::resolve),
-        ),
-        route("GET", "/regions/{code}", Page, ALL, get(pages::region_page)),
-        route("GET", "/households/{id}", Page, ALL, get(pages::household)),
-        route("GET", "/review", Page, ALL, get(pages::review)),
-        route(
-            "POST",
-            "/review/{seq}/decide",
-            Page,
-            DOERS,
-            post(pages::decide),
-        ),
-        route(
-            "GET",
-            "/deadletters",
-            Page,
-            DEAD_LETTER_READERS,
-            get(pages::dead_letters),
-        ),
-        route(
-            "POST",
-            "/deadletters/replay",
-            Page,
-            ADMIN,
-            post(pages::replay),
-        ),
-        route(
-            "GET",
-            "/households/{id}/trace",
-            Page,
-            TRACE_READERS,
-            get(pages::trace),
-        ),
-    ]
+    table! {
+        GET  "/healthz"                       Probe PUBLIC              api::healthz;
+        GET  "/readyz"                        Probe PUBLIC              api::readyz;
+        GET  "/api/warnings"                  Api   ALL                 api::list_warnings;
+        GET  "/api/warnings/{id}"             Api   ALL                 api::show_warning;
+        POST "/api/warnings/{id}/acknowledge" Api   DOERS               api::acknowledge;
+        POST "/api/warnings/{id}/visit"       Api   DOERS               api::visit;
+        POST "/api/warnings/{id}/resolve"     Api   DOERS               api::resolve;
+        GET  "/api/households/{id}"           Api   ALL                 api::show_household;
+        GET  "/api/households/{id}/timeline"  Api   ALL                 api::household_timeline;
+        GET  "/api/households/{id}/trace"     Api   TRACE_READERS       api::household_trace;
+        GET  "/api/review"                    Api   ALL                 api::list_review;
+        POST "/api/review/{seq}/decide"       Api   DOERS               api::decide_review;
+        GET  "/api/deadletters"               Api   DEAD_LETTER_READERS api::list_dead_letters;
+        POST "/api/deadletters/replay"        Api   ADMIN               api::replay_dead_letters;
+        GET  "/api/officers"                  Api   ALL                 api::list_officers;
+        GET  "/api/silences"                  Api   ALL                 api::list_silences;
+        POST "/api/silences"                  Api   SUPERVISOR          api::add_silence;
+        GET  "/api/regions/{code}/overview"   Api   ALL                 api::region_overview;
+        POST "/api/feeds/{source}"            Api   FEEDER              push::push_feed;
+        GET  "/sign-in"                       Page  PUBLIC              pages::sign_in_form;
+        POST "/sign-in"                       Page  PUBLIC              pages::sign_in;
+        POST "/sign-out"                      Page  ALL                 pages::sign_out;
+        GET  "/"                              Page  ALL                 pages::inbox;
+        GET  "/warnings/{id}"                 Page  ALL                 pages::warning;
+        POST "/warnings/{id}/acknowledge"     Page  DOERS               pages::acknowledge;
+        POST "/warnings/{id}/visit"           Page  DOERS               pages::visit;
+        POST "/warnings/{id}/resolve"         Page  DOERS               pages::resolve;
+        GET  "/regions/{code}"                Page  ALL                 pages::region_page;
+        GET  "/households/{id}"               Page  ALL                 pages::household;
+        GET  "/review"                        Page  ALL                 pages::review;
+        POST "/review/{seq}/decide"           Page  DOERS               pages::decide;
+        GET  "/deadletters"                   Page  DEAD_LETTER_READERS pages::dead_letters;
+        POST "/deadletters/replay"            Page  ADMIN               pages::replay;
+        GET  "/households/{id}/trace"         Page  TRACE_READERS       pages::trace;
+    }
 }
 
 /// The path of `/metrics` (served by `doudi_telemetry::router`, outside the table's handlers).

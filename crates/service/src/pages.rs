@@ -13,11 +13,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::header::{LOCATION, ORIGIN, SET_COOKIE};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Form, Json};
+use axum::{Form, Json};
 use chrono::{DateTime, NaiveDate, Utc};
 use doudi_app::mask::View;
 use doudi_model::{Level, WarningStatus};
@@ -31,7 +32,7 @@ use crate::auth::{self, SESSION_COOKIE};
 use crate::error::ApiError;
 use crate::html::{self, due, error_page, html_response, layout, when, Clock, Lang};
 use crate::locale::{self, yuan};
-use crate::principal::{Principal, Role};
+use crate::principal::{Principal, Role, Signed};
 use crate::AppState;
 
 /// The query of any page.
@@ -63,6 +64,90 @@ fn ctx(state: &AppState, headers: &HeaderMap, q: &LangQuery) -> Ctx {
         lang,
         set_lang,
         clock: Clock::new(state.config().time_zone, Utc::now(), lang),
+    }
+}
+
+/// What a form's post starts from: the state, the signed-in person, the request's headers (for
+/// the origin check) and the language of the answer.
+pub struct Posted {
+    state: AppState,
+    who: Principal,
+    headers: HeaderMap,
+    lang: Lang,
+}
+
+impl FromRequestParts<AppState> for Posted {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Posted, Response> {
+        let Signed { state, who } = Signed::from_request_parts(parts, state).await?;
+        let (lang, _) = Lang::pick(None, &parts.headers);
+        Ok(Posted {
+            state,
+            who,
+            headers: parts.headers.clone(),
+            lang,
+        })
+    }
+}
+
+impl Posted {
+    /// Refuse a form sent from another site or without this session's form token.
+    fn check(&self, csrf: &str) -> Result<(), ApiError> {
+        check_form(&self.state, &self.headers, &self.who, csrf)
+    }
+
+    /// The error page at `path` in the answer's language.
+    fn fail(&self, path: &str, e: &ApiError) -> Response {
+        error_page(self.lang, Some(&self.who), path, e)
+    }
+}
+
+/// What a page starts from: what a post does (its language as the page's query picks it), the
+/// query, and the page's language and clock (one extractor instead of the same five parameters
+/// in each page). A page with a path takes the path first, then this: the path is read before
+/// the query, as before.
+pub struct Page {
+    base: Posted,
+    q: LangQuery,
+    c: Ctx,
+}
+
+/// A page's answer: the page, or the error page already made (so that a handler can `?`).
+type PageResult = Result<Response, Failed>;
+
+/// The error page of a page that could not be made (boxed: a response is large).
+pub struct Failed(Box<Response>);
+
+impl IntoResponse for Failed {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+impl Page {
+    /// `r`'s value, or the error page at `path` in the page's language.
+    fn or_fail<T, E: Into<ApiError>>(&self, path: &str, r: Result<T, E>) -> Result<T, Failed> {
+        r.map_err(|e| Failed(Box::new(self.base.fail(path, &e.into()))))
+    }
+
+    /// The page `body` under `title`, at `path`.
+    fn ok(&self, title: &str, path: &str, body: Markup) -> PageResult {
+        Ok(ok_page(&self.c, title, Some(&self.base.who), path, body))
+    }
+}
+
+impl FromRequestParts<AppState> for Page {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Page, Response> {
+        let mut base = Posted::from_request_parts(parts, state).await?;
+        let Query(q) = Query::<LangQuery>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let c = ctx(state, &parts.headers, &q);
+        base.lang = c.lang;
+        Ok(Page { base, q, c })
     }
 }
 
@@ -242,24 +327,18 @@ fn check_form(
 }
 
 /// `POST /sign-out`: end the session (not the API token).
-pub async fn sign_out(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    headers: HeaderMap,
-    Form(f): Form<CsrfForm>,
-) -> Response {
-    let (lang, _) = Lang::pick(None, &headers);
-    if let Err(e) = check_form(&state, &headers, &who, &f.csrf) {
-        return error_page(lang, Some(&who), "/", &e);
+pub async fn sign_out(p: Posted, Form(f): Form<CsrfForm>) -> Response {
+    if let Err(e) = p.check(&f.csrf) {
+        return p.fail("/", &e);
     }
     // The session ends here (its cookie is no longer accepted, wherever a copy of it is); the API
     // token it acted for stays valid.
-    if let Some(hash) = &who.session_hash {
-        if let Err(e) = state.store().end_session(hash, &who.actor()).await {
-            return error_page(lang, Some(&who), "/", &ApiError::from(e));
+    if let Some(hash) = &p.who.session_hash {
+        if let Err(e) = p.state.store().end_session(hash, &p.who.actor()).await {
+            return p.fail("/", &ApiError::from(e));
         }
     }
-    tracing::info!(token_id = who.token_id, "signed out");
+    tracing::info!(token_id = p.who.token_id, "signed out");
     let mut r = see_other("/sign-in?signed_out=1");
     r.headers_mut().insert(
         SET_COOKIE,
@@ -352,15 +431,11 @@ fn state_name(lang: Lang, s: &str) -> &'static str {
 /// and deadline — with the household head (by name for the officer it is assigned to; the read is
 /// audited), the village, the category, the top reason, when the hardship happened and the time
 /// left; filters by level and state.
-pub async fn inbox(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    headers: HeaderMap,
-    Query(q): Query<LangQuery>,
-) -> Response {
-    let c = ctx(&state, &headers, &q);
+pub async fn inbox(p: Page) -> PageResult {
+    let Page { base, q, c } = &p;
+    let (state, who) = (&base.state, &base.who);
     let lang = c.lang;
-    let (level, st) = (level_param(&q), state_param(&q));
+    let (level, st) = (level_param(q), state_param(q));
     let filter = doudi_store::WarningFilter {
         region_prefix: who.scope(),
         level,
@@ -370,10 +445,7 @@ pub async fn inbox(
         limit: 200,
         offset: 0,
     };
-    let mut list = match state.store().warnings_page(&filter).await {
-        Ok(l) => l,
-        Err(e) => return error_page(lang, Some(&who), "/", &e.into()),
-    };
+    let mut list = p.or_fail("/", state.store().warnings_page(&filter).await)?;
     let now = c.clock.now;
     let overdue = |w: &WarningView| w.status.is_active() && w.deadline < now;
     let rank = |l: Level| match l {
@@ -385,21 +457,18 @@ pub async fn inbox(
     list.warnings
         .sort_by_key(|w| (!overdue(w), rank(w.level), w.deadline, w.warning_id));
     let ids: Vec<i64> = list.warnings.iter().map(|w| w.warning_id).collect();
-    let times = match state.store().warning_fact_times(&ids).await {
-        Ok(t) => t,
-        Err(e) => return error_page(lang, Some(&who), "/", &e.into()),
-    };
+    let times = p.or_fail("/", state.store().warning_fact_times(&ids).await)?;
     let mut codes: Vec<String> = list
         .warnings
         .iter()
         .map(|w| w.region_code.clone())
         .collect();
     codes.push(who.scope().to_string());
-    let names = region_names(&state, &codes).await;
+    let names = region_names(state, &codes).await;
     let asker = who.who();
     let mut cards = Vec::with_capacity(list.warnings.len());
     for w in &mut list.warnings {
-        if assigned_to_me(&who, w) {
+        if assigned_to_me(who, w) {
             let audit = doudi_app::household::audit_read(
                 state.store(),
                 &asker,
@@ -407,13 +476,11 @@ pub async fn inbox(
                 "GET /",
                 View::Household,
             );
-            if let Err(e) = audit.await {
-                return error_page(lang, Some(&who), "/", &e.into());
-            }
+            p.or_fail("/", audit.await)?;
         } else {
             doudi_app::mask::mask_json(&mut w.household);
         }
-        cards.push(card(&c, w, &names, times.get(&w.warning_id), None));
+        cards.push(card(c, w, &names, times.get(&w.warning_id), None));
     }
     let filter_link = |lvl: Option<Level>, s: &str| {
         let mut url = format!("/?state={s}");
@@ -449,7 +516,7 @@ pub async fn inbox(
             p.muted { (lang.t("仅显示最紧急的 200 条。", "Only the 200 most urgent are shown.")) }
         }
     };
-    ok_page(&c, lang.t("待办预警", "Inbox"), Some(&who), "/", body)
+    p.ok(lang.t("待办预警", "Inbox"), "/", body)
 }
 
 /// What holds a card: a warning or a review record stands alone (`article`), a list's item is an
@@ -645,41 +712,28 @@ fn refusal_text(lang: Lang, r: &str) -> String {
 /// `GET /warnings/{id}`: who, where, why, how urgent, what to do — and the forms to act. The
 /// household's head and members are shown by name to the officer the warning is assigned to (the
 /// read is audited as a read of the household's record); masked for everyone else.
-pub async fn warning(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(q): Query<LangQuery>,
-) -> Response {
-    let c = ctx(&state, &headers, &q);
+pub async fn warning(Path(id): Path<String>, p: Page) -> PageResult {
+    let Page { base, q, c } = &p;
+    let (state, who) = (&base.state, &base.who);
     let lang = c.lang;
     let path = format!("/warnings/{id}");
-    let Ok(num) = id.parse::<i64>() else {
-        return error_page(
-            lang,
-            Some(&who),
-            "/",
-            &ApiError::NotFound(format!("no warning {id:?}")),
-        );
-    };
+    let num = id
+        .parse::<i64>()
+        .map_err(|_| ApiError::NotFound(format!("no warning {id:?}")));
+    let num = p.or_fail("/", num)?;
     let asker = who.who();
     let read = doudi_app::warnings::show_warning(state.store(), &asker, num, "GET /warnings/{id}");
-    let mut d = match read.await.map_err(ApiError::from) {
-        Ok(d) => d,
-        Err(e) => return error_page(lang, Some(&who), &path, &e),
-    };
-    if assigned_to_me(&who, &d.warning) {
+    let mut d = p.or_fail(&path, read.await)?;
+    if assigned_to_me(who, &d.warning) {
         let read = doudi_app::household::household(
             state.store(),
             &asker,
             &d.warning.household_id,
             "GET /warnings/{id}",
         );
-        match read.await {
-            Ok(r) if !r.masked => d.warning.household = r.value.record,
-            Ok(_) => {}
-            Err(e) => return error_page(lang, Some(&who), &path, &e.into()),
+        let r = p.or_fail(&path, read.await)?;
+        if !r.masked {
+            d.warning.household = r.value.record;
         }
     }
     let times = state
@@ -687,7 +741,7 @@ pub async fn warning(
         .warning_fact_times(&[num])
         .await
         .unwrap_or_default();
-    let names = region_names(&state, std::slice::from_ref(&d.warning.region_code)).await;
+    let names = region_names(state, std::slice::from_ref(&d.warning.region_code)).await;
     let w = &d.warning;
     let h = &w.household;
     let limit = state.config().rules.relief.township_limit;
@@ -748,20 +802,18 @@ pub async fn warning(
             p { strong { (lang.t("处置：", "Disposition: ")) } (lang.disposition(disp)) }
         }
         h2 { (lang.t("家庭成员", "Members")) }
-        (members(&c, h))
+        (members(c, h))
         @if who.role.is_regional() && w.status.is_active() {
-            (move_forms(lang, &who, num, w.status, limit))
+            (move_forms(lang, who, num, w.status, limit))
         }
         h2 { (lang.t("处理记录", "History")) }
-        (history(&c, &d.history))
+        (history(c, &d.history))
         @if who.role != Role::Admin {
             p { a href={ "/households/" (w.household_id) "/trace" } { (lang.t("全程追溯", "Trace")) } }
         }
     };
-    ok_page(
-        &c,
+    p.ok(
         &format!("{} #{num}", lang.t("预警", "Warning")),
-        Some(&who),
         &path,
         body,
     )
@@ -880,36 +932,36 @@ async fn why_refused(
 }
 
 async fn move_page(
-    state: AppState,
-    who: Principal,
-    headers: HeaderMap,
+    p: Posted,
     id: String,
     form: MoveForm,
     make: impl FnOnce(&MoveForm) -> Result<Move, ApiError>,
 ) -> Response {
-    let (lang, _) = Lang::pick(None, &headers);
-    let path = format!("/warnings/{id}");
+    let Posted {
+        state, who, lang, ..
+    } = &p;
+    let (lang, path) = (*lang, format!("/warnings/{id}"));
     let mut tried: Option<(i64, Move)> = None;
     let result = async {
-        check_form(&state, &headers, &who, &form.csrf)?;
+        p.check(&form.csrf)?;
         let num: i64 = id
             .parse()
             .map_err(|_| ApiError::NotFound(format!("no warning {id:?}")))?;
         let m = make(&form)?;
         tried = Some((num, m.clone()));
-        crate::api::make_move(&state, &who, num, form.note.trim(), m).await
+        crate::api::make_move(state, who, num, form.note.trim(), m).await
     }
     .await;
     match result {
         Ok(moved) => see_other(&format!("/warnings/{}?done={}", moved.warning_id, moved.to)),
         Err(e) => {
             let typed = match &tried {
-                Some((num, m)) => why_refused(&state, &who, *num, form.note.trim(), m).await,
+                Some((num, m)) => why_refused(state, who, *num, form.note.trim(), m).await,
                 None => None,
             };
             match typed {
-                Some(why) => refused_page(lang, &who, &path, &e, &locale::move_error(lang, &why)),
-                None => error_page(lang, Some(&who), &path, &e),
+                Some(why) => refused_page(lang, who, &path, &e, &locale::move_error(lang, &why)),
+                None => p.fail(&path, &e),
             }
         }
     }
@@ -930,36 +982,18 @@ fn refused_page(lang: Lang, who: &Principal, path: &str, e: &ApiError, why: &str
 }
 
 /// `POST /warnings/{id}/acknowledge`.
-pub async fn acknowledge(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Form(form): Form<MoveForm>,
-) -> Response {
-    move_page(state, who, headers, id, form, |_| Ok(Move::Acknowledge)).await
+pub async fn acknowledge(p: Posted, Path(id): Path<String>, Form(f): Form<MoveForm>) -> Response {
+    move_page(p, id, f, |_| Ok(Move::Acknowledge)).await
 }
 
 /// `POST /warnings/{id}/visit`.
-pub async fn visit(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Form(form): Form<MoveForm>,
-) -> Response {
-    move_page(state, who, headers, id, form, |_| Ok(Move::Visit)).await
+pub async fn visit(p: Posted, Path(id): Path<String>, Form(f): Form<MoveForm>) -> Response {
+    move_page(p, id, f, |_| Ok(Move::Visit)).await
 }
 
 /// `POST /warnings/{id}/resolve`.
-pub async fn resolve(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Form(form): Form<MoveForm>,
-) -> Response {
-    move_page(state, who, headers, id, form, |f| {
+pub async fn resolve(p: Posted, Path(id): Path<String>, Form(f): Form<MoveForm>) -> Response {
+    move_page(p, id, f, |f| {
         Ok(Move::Resolve(doudi_app::warnings::disposition(
             &f.disposition,
             f.amount.as_deref(),
@@ -974,33 +1008,20 @@ pub async fn resolve(
 /// work capacity and disability; address (in clear for officers and supervisors of its region,
 /// the read audited); category and benefit; its warnings and findings; a plain-words timeline of
 /// the facts (repeats folded); and the visit form of its open warning.
-pub async fn household(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(q): Query<LangQuery>,
-) -> Response {
-    let c = ctx(&state, &headers, &q);
+pub async fn household(Path(id): Path<String>, p: Page) -> PageResult {
+    let Page { base, c, .. } = &p;
+    let (state, who) = (&base.state, &base.who);
     let lang = c.lang;
     let path = format!("/households/{id}");
     let asker = who.who();
     let via = "GET /households/{id}";
-    let record = match doudi_app::household::household(state.store(), &asker, &id, via).await {
-        Ok(r) => r,
-        Err(e) => return error_page(lang, Some(&who), &path, &e.into()),
-    };
-    let entries =
-        match doudi_app::household::trace(state.store(), &asker, &id, View::Trace, via).await {
-            Ok(r) => r.value,
-            Err(e) => return error_page(lang, Some(&who), &path, &e.into()),
-        };
-    let warnings = match state.store().household_warnings(&id).await {
-        Ok(w) => w,
-        Err(e) => return error_page(lang, Some(&who), &path, &e.into()),
-    };
+    let record = doudi_app::household::household(state.store(), &asker, &id, via).await;
+    let record = p.or_fail(&path, record)?;
+    let entries = doudi_app::household::trace(state.store(), &asker, &id, View::Trace, via).await;
+    let entries = p.or_fail(&path, entries)?.value;
+    let warnings = p.or_fail(&path, state.store().household_warnings(&id).await)?;
     let h = &record.value.record;
-    let names = region_names(&state, std::slice::from_ref(&record.value.region_code)).await;
+    let names = region_names(state, std::slice::from_ref(&record.value.region_code)).await;
     let benefit = h
         .get("monthly_benefit_fen")
         .and_then(Value::as_i64)
@@ -1026,7 +1047,7 @@ pub async fn household(
             }
         }
         h2 { (lang.t("家庭成员", "Members")) }
-        (members(&c, h))
+        (members(c, h))
         h2 { (lang.t("预警", "Warnings")) }
         @if warnings.is_empty() { p.muted { (lang.t("没有预警。", "No warnings.")) } }
         @for w in &warnings {
@@ -1045,15 +1066,13 @@ pub async fn household(
         }
         (findings(lang, &entries))
         h2 { (lang.t("事实时间线", "Timeline of facts")) }
-        (facts(&c, &entries))
+        (facts(c, &entries))
         @if who.role != Role::Admin {
             p { a href={ "/households/" (id) "/trace" } { (lang.t("全程追溯", "Trace")) } }
         }
     };
-    ok_page(
-        &c,
+    p.ok(
         &format!("{} {}", lang.t("户档案", "Household"), id),
-        Some(&who),
         &path,
         body,
     )
@@ -1183,20 +1202,15 @@ fn bar_chart(title: &str, rows: &BTreeMap<String, BTreeMap<String, i64>>) -> Mar
 /// `GET /regions/{code}`: the county's (or township's) overview — its overdue warnings and the
 /// warnings the escalation tick sent up (how far, since when) as cards (households masked),
 /// warnings by level over the last 30 days, and active ones by township.
-pub async fn region_page(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    headers: HeaderMap,
-    Path(code): Path<String>,
-    Query(q): Query<LangQuery>,
-) -> Response {
-    let c = ctx(&state, &headers, &q);
+pub async fn region_page(Path(code): Path<String>, p: Page) -> PageResult {
+    let Page { base, c, .. } = &p;
+    let (state, who) = (&base.state, &base.who);
     let lang = c.lang;
     let path = format!("/regions/{code}");
-    let counts = match crate::api::overview_data(&state, &who, &code, 30).await {
-        Ok(c) => c,
-        Err(e) => return error_page(lang, Some(&who), &path, &e),
-    };
+    let counts = p.or_fail(
+        &path,
+        crate::api::overview_data(state, who, &code, 30).await,
+    )?;
     let by_day = by_level(&counts.by_day);
     let by_town = by_level(&counts.by_township);
     // The region's overdue warnings (the region was checked above), most urgent first.
@@ -1209,14 +1223,12 @@ pub async fn region_page(
         limit: 500,
         offset: 0,
     };
-    let mut overdue: Vec<WarningView> = match state.store().warnings_page(&filter).await {
-        Ok(p) => p
-            .warnings
-            .into_iter()
-            .filter(|w| w.deadline < c.clock.now)
-            .collect(),
-        Err(e) => return error_page(lang, Some(&who), &path, &e.into()),
-    };
+    let mut overdue: Vec<WarningView> = p
+        .or_fail(&path, state.store().warnings_page(&filter).await)?
+        .warnings
+        .into_iter()
+        .filter(|w| w.deadline < c.clock.now)
+        .collect();
     overdue.sort_by_key(|w| w.deadline);
     let overdue_total = overdue.len();
     overdue.truncate(20);
@@ -1224,10 +1236,8 @@ pub async fn region_page(
         doudi_app::mask::mask_json(&mut w.household);
     }
     // The warnings the escalation tick sent up, furthest up first.
-    let (escalated_total, mut escalated) = match state.store().escalated_warnings(&code, 20).await {
-        Ok(e) => e,
-        Err(e) => return error_page(lang, Some(&who), &path, &e.into()),
-    };
+    let escalated = state.store().escalated_warnings(&code, 20).await;
+    let (escalated_total, mut escalated) = p.or_fail(&path, escalated)?;
     for e in &mut escalated {
         doudi_app::mask::mask_json(&mut e.warning.household);
     }
@@ -1235,17 +1245,17 @@ pub async fn region_page(
     codes.push(code.clone());
     codes.extend(overdue.iter().map(|w| w.region_code.clone()));
     codes.extend(escalated.iter().map(|e| e.warning.region_code.clone()));
-    let names = region_names(&state, &codes).await;
+    let names = region_names(state, &codes).await;
     let body = html! {
         h2 { (lang.t("已超期的预警", "Overdue warnings")) " (" (overdue_total) ")" }
         @if overdue.is_empty() { p.msg { (lang.t("没有超期的预警。", "No warning is overdue.")) } }
-        @for w in &overdue { (card(&c, w, &names, None, None)) }
+        @for w in &overdue { (card(c, w, &names, None, None)) }
         @if overdue_total > overdue.len() {
             p.muted { (lang.t("仅显示超期最久的 20 条。", "Only the 20 longest overdue are shown.")) }
         }
         h2 { (lang.t("已上报的预警", "Escalated warnings")) " (" (escalated_total) ")" }
         @if escalated.is_empty() { p.msg { (lang.t("没有上报的预警。", "No warning is escalated.")) } }
-        @for e in &escalated { (card(&c, &e.warning, &names, None, Some(escalation(&c, e)))) }
+        @for e in &escalated { (card(c, &e.warning, &names, None, Some(escalation(c, e)))) }
         @if escalated_total > escalated.len() as i64 {
             p.muted { (lang.t("仅显示上报级数最高的 20 条。", "Only the 20 escalated furthest are shown.")) }
         }
@@ -1275,7 +1285,7 @@ pub async fn region_page(
         Some(n) => format!("{} {n}", lang.t("辖区概览", "Region overview")),
         None => format!("{} {code}", lang.t("辖区概览", "Region overview")),
     };
-    ok_page(&c, &title, Some(&who), &path, body)
+    p.ok(&title, &path, body)
 }
 
 /// Counts by key (a day, a township) and level: key → level code → count.
@@ -1400,18 +1410,12 @@ fn evidence(lang: Lang, e: &doudi_model::Evidence) -> Markup {
 
 /// `GET /review`: the identity review queue of the signed-in person's region, with the evidence
 /// and (for officers and supervisors) the decide buttons.
-pub async fn review(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    headers: HeaderMap,
-    Query(q): Query<LangQuery>,
-) -> Response {
-    let c = ctx(&state, &headers, &q);
+pub async fn review(p: Page) -> PageResult {
+    let Page { base, q, c } = &p;
+    let (state, who) = (&base.state, &base.who);
     let lang = c.lang;
-    let items = match doudi_app::review::pending(state.store(), &who.who(), 50).await {
-        Ok(i) => i,
-        Err(e) => return error_page(lang, Some(&who), "/review", &e.into()),
-    };
+    let items = doudi_app::review::pending(state.store(), &who.who(), 50).await;
+    let items = p.or_fail("/review", items)?;
     let doer = who.role.is_regional() && who.officer_id.is_some();
     let body = html! {
         @if let Some(done) = &q.done {
@@ -1440,13 +1444,7 @@ pub async fn review(
             }))
         }
     };
-    ok_page(
-        &c,
-        lang.t("身份复核", "Review queue"),
-        Some(&who),
-        "/review",
-        body,
-    )
+    p.ok(lang.t("身份复核", "Review queue"), "/review", body)
 }
 
 /// A review decision from the page.
@@ -1461,16 +1459,10 @@ pub struct DecideForm {
 }
 
 /// `POST /review/{seq}/decide`: link the record to a candidate or reject it.
-pub async fn decide(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    headers: HeaderMap,
-    Path(seq): Path<String>,
-    Form(f): Form<DecideForm>,
-) -> Response {
-    let (lang, _) = Lang::pick(None, &headers);
+pub async fn decide(p: Posted, Path(seq): Path<String>, Form(f): Form<DecideForm>) -> Response {
+    let Posted { state, who, .. } = &p;
     let result = async {
-        check_form(&state, &headers, &who, &f.csrf)?;
+        p.check(&f.csrf)?;
         let seq: i64 = seq
             .parse()
             .map_err(|_| ApiError::NotFound(format!("no review record {seq:?}")))?;
@@ -1505,7 +1497,7 @@ pub async fn decide(
     .await;
     match result {
         Ok(seq) => see_other(&format!("/review?done={seq}")),
-        Err(e) => error_page(lang, Some(&who), "/review", &e),
+        Err(e) => p.fail("/review", &e),
     }
 }
 
@@ -1533,18 +1525,11 @@ fn dead_reason(lang: Lang, code: &str) -> Markup {
 
 /// `GET /deadletters`: records refused at ingest (their raw bytes are not shown), and for
 /// administrators the replay form.
-pub async fn dead_letters(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    headers: HeaderMap,
-    Query(q): Query<LangQuery>,
-) -> Response {
-    let c = ctx(&state, &headers, &q);
+pub async fn dead_letters(p: Page) -> PageResult {
+    let Page { base, q, c } = &p;
+    let (state, who) = (&base.state, &base.who);
     let lang = c.lang;
-    let list = match state.store().dead_letters(200).await {
-        Ok(l) => l,
-        Err(e) => return error_page(lang, Some(&who), "/deadletters", &e.into()),
-    };
+    let list = p.or_fail("/deadletters", state.store().dead_letters(200).await)?;
     let body = html! {
         @if let Some((seen, replayed, refused)) = q.done.as_deref().and_then(replay_counts) {
             p.msg role="status" {
@@ -1578,13 +1563,7 @@ pub async fn dead_letters(
             }
         }
     };
-    ok_page(
-        &c,
-        lang.t("退回记录", "Dead letters"),
-        Some(&who),
-        "/deadletters",
-        body,
-    )
+    p.ok(lang.t("退回记录", "Dead letters"), "/deadletters", body)
 }
 
 /// A replay from the page.
@@ -1597,15 +1576,10 @@ pub struct ReplayForm {
 
 /// `POST /deadletters/replay`: after a fix, send the dead letters that pass now through the
 /// pipeline (as `doudi deadletters replay`).
-pub async fn replay(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    headers: HeaderMap,
-    Form(f): Form<ReplayForm>,
-) -> Response {
-    let (lang, _) = Lang::pick(None, &headers);
+pub async fn replay(p: Posted, Form(f): Form<ReplayForm>) -> Response {
+    let Posted { state, who, .. } = &p;
     let result = async {
-        check_form(&state, &headers, &who, &f.csrf)?;
+        p.check(&f.csrf)?;
         let cfg = state.config();
         let settings = cfg.engine_settings();
         let replay = doudi_pipeline::ReplayOptions {
@@ -1627,7 +1601,7 @@ pub async fn replay(
         Ok((seen, replayed, refused)) => {
             see_other(&format!("/deadletters?done={seen}.{replayed}.{refused}"))
         }
-        Err(e) => error_page(lang, Some(&who), "/deadletters", &e),
+        Err(e) => p.fail("/deadletters", &e),
     }
 }
 
@@ -1645,26 +1619,19 @@ fn replay_counts(done: &str) -> Option<(u64, u64, u64)> {
 /// evidence, each assessment with its rule contributions and rule-set version, each warning move
 /// and who made it; the JSON with `?format=json`. In clear for auditors (the read is audited),
 /// masked for officers and supervisors.
-pub async fn trace(
-    State(state): State<AppState>,
-    Extension(who): Extension<Principal>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(q): Query<LangQuery>,
-) -> Response {
-    let c = ctx(&state, &headers, &q);
+pub async fn trace(Path(id): Path<String>, p: Page) -> PageResult {
+    let Page { base, q, c } = &p;
+    let (state, who) = (&base.state, &base.who);
     let lang = c.lang;
     let path = format!("/households/{id}/trace");
     let via = "GET /households/{id}/trace";
     let asker = who.who();
     let read = doudi_app::household::trace(state.store(), &asker, &id, View::Trace, via);
-    let (entries, masked) = match read.await.map_err(ApiError::from) {
-        Ok(r) => (r.value, r.masked),
-        Err(e) => return error_page(lang, Some(&who), &path, &e),
-    };
+    let read = p.or_fail(&path, read.await)?;
+    let (entries, masked) = (read.value, read.masked);
     if q.format.as_deref() == Some("json") {
-        return Json(serde_json::json!({"household_id": id, "masked": masked, "entries": entries}))
-            .into_response();
+        let json = serde_json::json!({"household_id": id, "masked": masked, "entries": entries});
+        return Ok(Json(json).into_response());
     }
     let body = html! {
         p.muted {
@@ -1674,13 +1641,11 @@ pub async fn trace(
             " · " a.noprint href={ (path) "?format=json" } { (lang.t("原始数据下载", "the same as JSON")) }
         }
         ol.tl {
-            @for e in fold_trace(&entries) { (trace_entry(&c, e.0, e.1)) }
+            @for e in fold_trace(&entries) { (trace_entry(c, e.0, e.1)) }
         }
     };
-    ok_page(
-        &c,
+    p.ok(
         &format!("{} {id}", lang.t("全程追溯", "Trace of household")),
-        Some(&who),
         &path,
         body,
     )

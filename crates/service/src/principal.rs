@@ -4,7 +4,13 @@
 pub use doudi_app::Role;
 use doudi_app::Who;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+
 use crate::error::ApiError;
+use crate::AppState;
 
 /// The person (or program) behind a request.
 #[derive(Clone, Debug)]
@@ -72,5 +78,28 @@ impl Principal {
         } else {
             ""
         }
+    }
+}
+
+/// The state and the person behind a request: what every handler behind the token or the
+/// session starts from (one extractor, instead of `State` and `Extension<Principal>` in each).
+/// Refused as `Extension` refuses when no principal was put on the request (a route mounted
+/// without authentication).
+pub struct Signed {
+    pub state: AppState,
+    pub who: Principal,
+}
+
+impl FromRequestParts<AppState> for Signed {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Signed, Response> {
+        let Extension(who) = Extension::<Principal>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Signed {
+            state: state.clone(),
+            who,
+        })
     }
 }

@@ -34,11 +34,7 @@ async fn reads_of(fx: &Fixture, household: &str) -> Vec<serde_json::Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_officer_lists_only_their_townships_warnings_filtered_and_paged() {
     let fx = Fixture::new().await;
-    let officer = fx.token(Role::Officer);
-    let page = fx
-        .api("GET", "/api/warnings", Some(officer), None)
-        .await
-        .json();
+    let page = fx.api_get(Role::Officer, "/api/warnings").await.json();
     let list = page["warnings"].as_array().expect("warnings");
     assert_eq!(page["total"], fx.own.warnings.len() as i64, "{page}");
     assert!(list.iter().all(|w| w["region_code"]
@@ -105,17 +101,15 @@ async fn personal_data_is_shown_only_to_who_needs_it_and_every_read_is_audited()
         assert_no_personal_data(&fx, &r.body);
     }
     // The trace: in clear for the auditor only.
-    let r = fx
-        .api_get(Role::Auditor, &format!("/api/households/{hh}/trace"))
-        .await;
+    let trace = format!("/api/households/{hh}/trace");
+    let r = fx.api_get(Role::Auditor, &trace).await;
     assert_eq!(r.json()["masked"], false);
+    let id_number = &fx.people[0].id_number;
     assert!(
-        r.body.contains(&fx.people[0].id_number),
+        r.body.contains(id_number),
         "the auditor replays the records as received"
     );
-    let r = fx
-        .api_get(Role::Supervisor, &format!("/api/households/{hh}/trace"))
-        .await;
+    let r = fx.api_get(Role::Supervisor, &trace).await;
     assert_eq!(r.json()["masked"], true);
     assert_no_personal_data(&fx, &r.body);
     let r = fx
@@ -187,44 +181,25 @@ async fn moves_follow_the_lifecycle_rules_and_are_recorded() {
         r.json(),
         json!({"warning_id": w, "from": "open", "to": "acknowledged", "by": "o-341502001"})
     );
-    let r = fx
-        .api(
-            "POST",
-            &format!("/api/warnings/{w}/visit"),
-            Some(officer),
-            Some(json!({"note": "  "})),
-        )
-        .await;
+    let (visit, resolve) = (
+        format!("/api/warnings/{w}/visit"),
+        format!("/api/warnings/{w}/resolve"),
+    );
+    let blank = json!({"note": "  "});
+    let r = fx.api("POST", &visit, Some(officer), Some(blank)).await;
     assert_eq!(r.status, 400, "a visit needs a reason: {}", r.body);
     assert_eq!(r.json()["error"]["where"], "POST /api/warnings/{id}/visit");
-    let r = fx
-        .api(
-            "POST",
-            &format!("/api/warnings/{w}/visit"),
-            Some(officer),
-            Some(json!({"note": "住院治疗中，家中无人照料"})),
-        )
-        .await;
+    let found = json!({"note": "住院治疗中，家中无人照料"});
+    let r = fx.api("POST", &visit, Some(officer), Some(found)).await;
     assert_eq!(r.status, 200, "{}", r.body);
     // Relief above the township's limit: only a supervisor; the refusal is in the history.
     let big = json!({"disposition": "relief_granted", "amount": "9000", "note": "急难型临时救助"});
     let r = fx
-        .api(
-            "POST",
-            &format!("/api/warnings/{w}/resolve"),
-            Some(officer),
-            Some(big.clone()),
-        )
+        .api("POST", &resolve, Some(officer), Some(big.clone()))
         .await;
     assert_eq!(r.status, 403, "{}", r.body);
-    let r = fx
-        .api(
-            "POST",
-            &format!("/api/warnings/{w}/resolve"),
-            Some(fx.token(Role::Supervisor)),
-            Some(big),
-        )
-        .await;
+    let sup = fx.token(Role::Supervisor);
+    let r = fx.api("POST", &resolve, Some(sup), Some(big)).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let d = fx.detail(w).await;
     assert_eq!(d.warning.status, doudi_model::WarningStatus::Resolved);
@@ -269,36 +244,21 @@ async fn a_review_decision_links_the_record_and_goes_on_to_a_warning() {
     );
     let all = fx.api_get(Role::Auditor, "/api/review").await.json();
     assert_eq!(all["total_pending"], 2, "{all}");
-    let r = fx
-        .api(
-            "POST",
-            &format!("/api/review/{seq}/decide"),
-            Some(fx.token(Role::Officer)),
-            Some(json!({"link": "HZ-1"})),
-        )
-        .await;
+    let (decide, officer) = (format!("/api/review/{seq}/decide"), fx.token(Role::Officer));
+    let stranger = json!({"link": "HZ-1"});
+    let r = fx.api("POST", &decide, Some(officer), Some(stranger)).await;
     // Well-formed by the document, refused by a rule it states in words: 422 (was 400).
     assert_eq!(r.status, 422, "{}", r.body);
     assert_eq!(r.json()["error"]["code"], "unprocessable");
-    let r = fx
-        .api(
-            "POST",
-            &format!("/api/review/{seq}/decide"),
-            Some(fx.token(Role::Officer)),
-            Some(json!({"link": fx.own.review_member, "note": "核对户籍"})),
-        )
-        .await;
+    let link = json!({"link": fx.own.review_member, "note": "核对户籍"});
+    let r = fx.api("POST", &decide, Some(officer), Some(link)).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let done = r.json();
     assert_eq!(done["decision"], "link");
     assert_eq!(done["warnings_opened"], 1, "{done}");
+    let sup = fx.token(Role::Supervisor);
     let r = fx
-        .api(
-            "POST",
-            &format!("/api/review/{seq}/decide"),
-            Some(fx.token(Role::Supervisor)),
-            Some(json!({"reject": true})),
-        )
+        .api("POST", &decide, Some(sup), Some(json!({"reject": true})))
         .await;
     assert_eq!(r.status, 409, "decided once only: {}", r.body);
 }

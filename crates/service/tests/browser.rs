@@ -124,24 +124,30 @@ impl Driver {
         format!("{}/session/{}{path}", self.base, self.session)
     }
 
-    async fn go(&self, url: &str) {
+    /// A command of this session (`POST` of `body` to `path`): its value.
+    async fn command(&self, path: &str, body: Value) -> Value {
         call(
             &self.http,
             reqwest::Method::POST,
-            &self.url("/url"),
-            Some(json!({"url": url})),
+            &self.url(path),
+            Some(body),
         )
-        .await;
+        .await
+    }
+
+    /// A value of this session (`GET path`).
+    async fn read(&self, path: &str) -> Value {
+        call(&self.http, reqwest::Method::GET, &self.url(path), None).await
+    }
+
+    async fn go(&self, url: &str) {
+        self.command("/url", json!({"url": url})).await;
     }
 
     async fn find(&self, css: &str) -> String {
-        let v = call(
-            &self.http,
-            reqwest::Method::POST,
-            &self.url("/element"),
-            Some(json!({"using": "css selector", "value": css})),
-        )
-        .await;
+        let v = self
+            .command("/element", json!({"using": "css selector", "value": css}))
+            .await;
         v[ELEMENT]
             .as_str()
             .unwrap_or_else(|| panic!("no element {css}: {v}"))
@@ -150,28 +156,18 @@ impl Driver {
 
     async fn type_into(&self, css: &str, text: &str) {
         let e = self.find(css).await;
-        call(
-            &self.http,
-            reqwest::Method::POST,
-            &self.url(&format!("/element/{e}/value")),
-            Some(json!({"text": text})),
-        )
-        .await;
+        self.command(&format!("/element/{e}/value"), json!({"text": text}))
+            .await;
     }
 
     async fn click(&self, css: &str) {
         let e = self.find(css).await;
-        call(
-            &self.http,
-            reqwest::Method::POST,
-            &self.url(&format!("/element/{e}/click")),
-            Some(json!({})),
-        )
-        .await;
+        self.command(&format!("/element/{e}/click"), json!({}))
+            .await;
     }
 
     async fn source(&self) -> String {
-        call(&self.http, reqwest::Method::GET, &self.url("/source"), None)
+        self.read("/source")
             .await
             .as_str()
             .unwrap_or("")
@@ -179,11 +175,7 @@ impl Driver {
     }
 
     async fn current_url(&self) -> String {
-        call(&self.http, reqwest::Method::GET, &self.url("/url"), None)
-            .await
-            .as_str()
-            .unwrap_or("")
-            .to_string()
+        self.read("/url").await.as_str().unwrap_or("").to_string()
     }
 
     /// The current URL once `done` holds for it (a click's navigation may still be under way when
@@ -201,47 +193,26 @@ impl Driver {
 
     /// The browser window's size (the page's viewport in headless Chromium).
     async fn size(&self, width: u32, height: u32) {
-        call(
-            &self.http,
-            reqwest::Method::POST,
-            &self.url("/window/rect"),
-            Some(json!({"width": width, "height": height})),
-        )
-        .await;
+        self.command("/window/rect", json!({"width": width, "height": height}))
+            .await;
     }
 
     /// Run `script` (a function body) in the page; its return value.
     async fn exec(&self, script: &str) -> Value {
-        call(
-            &self.http,
-            reqwest::Method::POST,
-            &self.url("/execute/sync"),
-            Some(json!({"script": script, "args": []})),
-        )
-        .await
+        self.command("/execute/sync", json!({"script": script, "args": []}))
+            .await
     }
 
     /// Run `script` in the page; it calls `arguments[0]` with its result.
     async fn exec_async(&self, script: &str) -> Value {
-        call(
-            &self.http,
-            reqwest::Method::POST,
-            &self.url("/execute/async"),
-            Some(json!({"script": script, "args": []})),
-        )
-        .await
+        self.command("/execute/async", json!({"script": script, "args": []}))
+            .await
     }
 
     /// The viewport as a PNG.
     async fn screenshot(&self) -> Vec<u8> {
         use base64::Engine;
-        let v = call(
-            &self.http,
-            reqwest::Method::GET,
-            &self.url("/screenshot"),
-            None,
-        )
-        .await;
+        let v = self.read("/screenshot").await;
         base64::engine::general_purpose::STANDARD
             .decode(v.as_str().unwrap_or(""))
             .expect("a base64 PNG")
@@ -266,25 +237,64 @@ impl Driver {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_officer_signs_in_sees_their_township_and_acknowledges_a_warning_in_a_browser() {
+/// chromedriver and Chromium, as the environment names them; `None` (and a skip line) when it
+/// names no chromedriver.
+fn browser() -> Option<(String, String)> {
     let Ok(chromedriver) = std::env::var("DOUDI_TEST_CHROMEDRIVER") else {
         println!("skipped: set DOUDI_TEST_CHROMEDRIVER to chromedriver (and DOUDI_TEST_CHROMIUM to Chromium) to run the browser test");
-        return;
+        return None;
     };
     let chromium =
         std::env::var("DOUDI_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    Some((chromedriver, chromium))
+}
+
+/// The fixture's application served on loopback (with the browser's profile folder), until
+/// [`Served::stop`].
+struct Served {
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    _profile: tempfile::TempDir,
+}
+
+impl Served {
+    /// Serve `fx`'s application and start the browser: the site's address, the driver, the server.
+    async fn start(
+        fx: &Fixture,
+        (chromedriver, chromium): &(String, String),
+    ) -> (String, Driver, Served) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let site = format!("http://{}", listener.local_addr().expect("addr"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(doudi_service::serve(listener, fx.app.clone(), async {
+            let _ = stopped.await;
+        }));
+        let profile = tempfile::tempdir().expect("profile dir");
+        let driver = Driver::start(chromedriver, chromium, profile.path()).await;
+        let served = Served {
+            stop,
+            server,
+            _profile: profile,
+        };
+        (site, driver, served)
+    }
+
+    /// Stop serving, once the server has finished its requests.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.server.await.expect("server task").expect("server");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_officer_signs_in_sees_their_township_and_acknowledges_a_warning_in_a_browser() {
+    let Some(browser) = browser() else {
+        return;
+    };
     let fx = Fixture::new().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let site = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(doudi_service::serve(listener, fx.app.clone(), async {
-        let _ = stopped.await;
-    }));
-    let profile = tempfile::tempdir().expect("profile dir");
-    let driver = Driver::start(&chromedriver, &chromium, profile.path()).await;
+    let (site, driver, server) = Served::start(&fx, &browser).await;
 
     driver.go(&format!("{site}/sign-in")).await;
     driver
@@ -339,8 +349,7 @@ async fn an_officer_signs_in_sees_their_township_and_acknowledges_a_warning_in_a
         && a.actor == "o-341502001"
         && a.detail.contains("GET /warnings/{id}")));
     assert!(fx.audit_whole().await);
-    let _ = stop.send(());
-    server.await.expect("server task").expect("server");
+    server.stop().await;
 }
 
 /// Sign in through the form as `token`'s holder (after forgetting any earlier session).
@@ -387,12 +396,9 @@ async fn check_page(driver: &Driver, axe: Option<&str>, label: &str) -> Vec<Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_fits_a_phone_and_a_desktop_and_passes_axe_core() {
-    let Ok(chromedriver) = std::env::var("DOUDI_TEST_CHROMEDRIVER") else {
-        println!("skipped: set DOUDI_TEST_CHROMEDRIVER to chromedriver (and DOUDI_TEST_CHROMIUM to Chromium) to run the browser test");
+    let Some(browser) = browser() else {
         return;
     };
-    let chromium =
-        std::env::var("DOUDI_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let axe = match std::env::var("DOUDI_TEST_AXE") {
         Ok(path) => Some(
             std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("DOUDI_TEST_AXE={path}: {e}")),
@@ -411,16 +417,7 @@ async fn every_page_fits_a_phone_and_a_desktop_and_passes_axe_core() {
         chrono::Utc::now() - chrono::TimeDelta::hours(3),
     )
     .await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let site = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(doudi_service::serve(listener, fx.app.clone(), async {
-        let _ = stopped.await;
-    }));
-    let profile = tempfile::tempdir().expect("profile dir");
-    let driver = Driver::start(&chromedriver, &chromium, profile.path()).await;
+    let (site, driver, server) = Served::start(&fx, &browser).await;
 
     let w = fx.own.warnings[0];
     let hh = fx.own.households[0].clone();
@@ -486,6 +483,5 @@ async fn every_page_fits_a_phone_and_a_desktop_and_passes_axe_core() {
     println!("{checked} pages checked");
     assert!(checked >= 50, "{checked} pages checked");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
-    let _ = stop.send(());
-    server.await.expect("server task").expect("server");
+    server.stop().await;
 }

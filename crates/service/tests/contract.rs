@@ -268,13 +268,34 @@ async fn what_the_document_forbids_is_400_naming_the_place() {
     assert_eq!(r.json()["status"], "open", "{}", r.body);
 }
 
+/// `GET` requests of one token, each answer asserted with [`assert_documented`].
+struct Getter<'a> {
+    fx: &'a Fixture,
+    doc: &'a Value,
+    token: &'a str,
+}
+
+impl Getter<'_> {
+    /// `GET uri`, asserted `status` and listed for the operation `template`.
+    async fn get(&self, uri: &str, template: &str, status: u16) {
+        let r = self.fx.api("GET", uri, Some(self.token), None).await;
+        assert_documented(self.doc, "GET", template, &r, status);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_and_path_bounds_are_the_documents() {
     let fx = Fixture::new().await;
     let doc = document();
     let max = ServiceConfig::with_rules(doudi_risk::RuleSet::builtin()).max_page_size;
+    let (fx, doc) = (&fx, &doc);
+    let auditor = Getter {
+        fx,
+        doc,
+        token: fx.token(Role::Auditor),
+    };
     for template in ["/api/warnings", "/api/review", "/api/deadletters"] {
-        let limit = operation(&doc, "GET", template)["parameters"]
+        let limit = operation(doc, "GET", template)["parameters"]
             .as_array()
             .and_then(|ps| ps.iter().find(|p| p["name"] == "limit"))
             .map(|p| p["schema"].clone())
@@ -283,48 +304,38 @@ async fn query_and_path_bounds_are_the_documents() {
             limit["maximum"], max,
             "{template}: the document's limit bound is the default max_page_size"
         );
-        let auditor = fx.token(Role::Auditor);
-        let r = fx
-            .api(
-                "GET",
-                &format!("{template}?limit={max}"),
-                Some(auditor),
-                None,
-            )
+        auditor
+            .get(&format!("{template}?limit={max}"), template, 200)
             .await;
-        assert_documented(&doc, "GET", template, &r, 200);
-        let r = fx
-            .api(
-                "GET",
-                &format!("{template}?limit={}", max + 1),
-                Some(auditor),
-                None,
-            )
+        let above = max + 1;
+        auditor
+            .get(&format!("{template}?limit={above}"), template, 400)
             .await;
-        assert_documented(&doc, "GET", template, &r, 400);
-        let r = fx
-            .api("GET", &format!("{template}?limit=0"), Some(auditor), None)
+        auditor
+            .get(&format!("{template}?limit=0"), template, 400)
             .await;
-        assert_documented(&doc, "GET", template, &r, 400);
     }
-    let admin = fx.token(Role::Admin);
-    // An empty region or level is not a region or a level.
-    for query in [
-        "region=",
-        "level=",
-        "region=1234567890123",
-        "offset=-1",
-        "state=",
+    let admin = Getter {
+        fx,
+        doc,
+        token: fx.token(Role::Admin),
+    };
+    // An empty region or level is not a region or a level; within the bounds: accepted.
+    for (query, status) in [
+        ("region=", 400),
+        ("level=", 400),
+        ("region=1234567890123", 400),
+        ("offset=-1", 400),
+        ("state=", 400),
+        ("officer=o-1%00", 400),
+        ("region=3", 200),
+        ("officer=", 200),
+        ("offset=9223372036854775807", 200),
+        ("level=red&state=all", 200),
     ] {
-        let r = fx
-            .api("GET", &format!("/api/warnings?{query}"), Some(admin), None)
-            .await;
-        assert_documented(&doc, "GET", "/api/warnings", &r, 400);
+        let uri = format!("/api/warnings?{query}");
+        admin.get(&uri, "/api/warnings", status).await;
     }
-    let r = fx
-        .api("GET", "/api/warnings?officer=o-1%00", Some(admin), None)
-        .await;
-    assert_documented(&doc, "GET", "/api/warnings", &r, 400);
     for template in [
         "/api/households/{id}",
         "/api/households/{id}/timeline",
@@ -332,48 +343,17 @@ async fn query_and_path_bounds_are_the_documents() {
     ] {
         let uri = template.replace("{id}", "HZ%00-1");
         let r = fx.api_get(Role::Auditor, &uri).await;
-        assert_documented(&doc, "GET", template, &r, 400);
-    }
-    for query in [
-        "region=3",
-        "officer=",
-        "offset=9223372036854775807",
-        "level=red&state=all",
-    ] {
-        let r = fx
-            .api("GET", &format!("/api/warnings?{query}"), Some(admin), None)
-            .await;
-        assert_documented(&doc, "GET", "/api/warnings", &r, 200);
+        assert_documented(doc, "GET", template, &r, 400);
     }
     // Ids are 64-bit integers: beyond them is not an id (400); within, a warning that is not there (404).
-    let r = fx
-        .api(
-            "GET",
-            "/api/warnings/9223372036854775808",
-            Some(admin),
-            None,
-        )
-        .await;
-    assert_documented(&doc, "GET", "/api/warnings/{id}", &r, 400);
-    let r = fx
-        .api(
-            "GET",
-            "/api/warnings/-9223372036854775808",
-            Some(admin),
-            None,
-        )
-        .await;
-    assert_documented(&doc, "GET", "/api/warnings/{id}", &r, 404);
-    for days in ["0", "367"] {
-        let r = fx
-            .api(
-                "GET",
-                &format!("/api/regions/341502/overview?days={days}"),
-                Some(admin),
-                None,
-            )
+    for (id, status) in [("9223372036854775808", 400), ("-9223372036854775808", 404)] {
+        admin
+            .get(&format!("/api/warnings/{id}"), "/api/warnings/{id}", status)
             .await;
-        assert_documented(&doc, "GET", "/api/regions/{code}/overview", &r, 400);
+    }
+    for days in ["0", "367"] {
+        let uri = format!("/api/regions/341502/overview?days={days}");
+        admin.get(&uri, "/api/regions/{code}/overview", 400).await;
     }
 }
 
@@ -383,14 +363,10 @@ async fn a_well_formed_request_refused_by_a_rule_in_words_is_422_and_documented(
     let doc = document();
     let sup = fx.token(Role::Supervisor);
     // The end before the start: the document can say it only in words.
+    let backwards = json!({"region": fx.own.township, "reason": "防汛",
+        "from": "2026-06-02T00:00:00+08:00", "until": "2026-06-01T00:00:00+08:00"});
     let r = fx
-        .api(
-            "POST",
-            "/api/silences",
-            Some(sup),
-            Some(json!({"region": fx.own.township, "reason": "防汛",
-                "from": "2026-06-02T00:00:00+08:00", "until": "2026-06-01T00:00:00+08:00"})),
-        )
+        .api("POST", "/api/silences", Some(sup), Some(backwards))
         .await;
     assert_documented(&doc, "POST", "/api/silences", &r, 422);
     assert_eq!(r.json()["error"]["code"], "unprocessable");
@@ -405,28 +381,14 @@ async fn a_well_formed_request_refused_by_a_rule_in_words_is_422_and_documented(
         .await;
     assert_documented(&doc, "POST", "/api/review/{seq}/decide", &r, 422);
     // A (leap) year of hours is the document's bound, but a silence must also end within a
-    // calendar year of its start: from a start in a common year, 8784 hours is a rule in words.
-    let r = fx
-        .api(
-            "POST",
-            "/api/silences",
-            Some(sup),
-            Some(json!({"region": fx.own.township, "reason": "防汛",
-                "from": "2027-01-01T00:00:00Z", "hours": 8784})),
-        )
-        .await;
-    assert_documented(&doc, "POST", "/api/silences", &r, 422);
-    // At the bound in a leap year: accepted.
-    let r = fx
-        .api(
-            "POST",
-            "/api/silences",
-            Some(sup),
-            Some(json!({"region": fx.own.township, "reason": "防汛",
-                "from": "2028-01-01T00:00:00Z", "hours": 8784})),
-        )
-        .await;
-    assert_documented(&doc, "POST", "/api/silences", &r, 201);
+    // calendar year of its start: from a start in a common year, 8784 hours is a rule in words;
+    // at the bound in a leap year: accepted.
+    for (from, status) in [("2027-01-01T00:00:00Z", 422), ("2028-01-01T00:00:00Z", 201)] {
+        let body =
+            json!({"region": fx.own.township, "reason": "防汛", "from": from, "hours": 8784});
+        let r = fx.api("POST", "/api/silences", Some(sup), Some(body)).await;
+        assert_documented(&doc, "POST", "/api/silences", &r, status);
+    }
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! ending the session but not the API token.
 
 mod common;
+mod signed;
 
 use std::net::SocketAddr;
 
@@ -16,6 +17,7 @@ use axum::http::Request;
 use common::{session_cookie, Fixture, Reply};
 use doudi_service::{routes, Role, TrustedProxies};
 use serde_json::{json, Value};
+use signed::{header, personal_reads};
 
 /// A request from `peer` (as the server's connection sees it), with extra headers.
 async fn from_peer(
@@ -340,23 +342,12 @@ async fn anything_outside_the_callers_region_is_404_with_nothing_about_it() {
         assert_eq!(r.status, 404, "{}", r.body);
         // The pages say the same.
         let r = fx
-            .page(
-                "GET",
-                &format!("/warnings/{foreign_w}"),
-                Some(&officer),
-                None,
-            )
+            .page_get(Role::Officer, &format!("/warnings/{foreign_w}"))
             .await;
         assert_eq!(r.status, 404, "{}", r.body);
         assert!(!leaks(&r), "{}", r.body);
-        let r = fx
-            .page(
-                "GET",
-                &format!("/households/{foreign_h}/trace"),
-                Some(&officer),
-                None,
-            )
-            .await;
+        let trace = format!("/households/{foreign_h}/trace");
+        let r = fx.page_get(Role::Officer, &trace).await;
         assert_eq!(r.status, 404);
         assert!(!leaks(&r), "{}", r.body);
         // Probing ids learns nothing: every foreign one looks missing.
@@ -570,15 +561,11 @@ async fn forwarded_for_counts_only_from_trusted_proxies_for_the_limiter_and_the_
         )
         .await;
         assert_eq!(r.status, 200, "{}", r.body);
-        let clients: Vec<String> = fx
-            .store
-            .audit_records(1, 100_000)
+        let clients: Vec<String> = personal_reads(&fx, 100_000)
             .await
-            .expect("audit")
-            .into_iter()
-            .filter(|a| a.action == "read_personal_data")
-            .filter_map(|a| {
-                serde_json::from_str::<Value>(&a.detail).ok()?["client"]
+            .iter()
+            .filter_map(|d| {
+                serde_json::from_str::<Value>(d).ok()?["client"]
                     .as_str()
                     .map(str::to_string)
             })
@@ -599,11 +586,7 @@ async fn signing_out_ends_the_session_but_not_the_api_token() {
             session, token,
             "the cookie holds a session token, not the API token"
         );
-        let set = r
-            .headers
-            .get("set-cookie")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        let set = header(&r, "set-cookie");
         assert!(
             set.contains("HttpOnly") && set.contains("Max-Age="),
             "{set}"

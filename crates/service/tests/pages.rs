@@ -3,10 +3,12 @@
 //! token, escaping, the language switch, the region chart and the auditor's trace.
 
 mod common;
+mod signed;
 
 use common::Fixture;
 use doudi_service::{form_token, Role};
 use serde_json::json;
+use signed::{header, personal_reads, Signed};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_sets_a_strict_http_only_cookie_and_a_bad_token_is_refused() {
@@ -17,11 +19,7 @@ async fn sign_in_sets_a_strict_http_only_cookie_and_a_bad_token_is_refused() {
         .await;
     assert_eq!(r.status, 303);
     assert_eq!(r.location(), "/");
-    let cookie = r
-        .headers
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let cookie = header(&r, "set-cookie");
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
@@ -61,20 +59,12 @@ async fn the_inbox_shows_the_townships_warnings_most_urgent_first_with_time_left
         "{}",
         r.body
     );
-    let csp = r
-        .headers
-        .get("content-security-policy")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let csp = header(&r, "content-security-policy");
     assert!(csp.contains("default-src 'none'"), "{csp}");
     // English on request, remembered in a cookie.
     let r = fx.page_get(Role::Officer, "/?lang=en").await;
     assert!(r.body.contains("Inbox") && r.body.contains("lang=\"en\""));
-    let set = r
-        .headers
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let set = header(&r, "set-cookie");
     assert!(set.starts_with("doudi_lang=en"), "{set}");
 }
 
@@ -108,24 +98,13 @@ async fn the_warning_page_masks_members_escapes_notes_and_needs_the_form_token()
         form_token(&token),
         "derived from the session, not the API token"
     );
+    let me = Signed::new(&fx, &token).await;
+    let ack = format!("/warnings/{w}/acknowledge");
     // Without the form token (a forged cross-site post): refused, nothing moves.
-    let r = fx
-        .page(
-            "POST",
-            &format!("/warnings/{w}/acknowledge"),
-            Some(&token),
-            Some(&[("note", "x")]),
-        )
-        .await;
+    let r = me.form(&ack, &[("note", "x")]).await;
     assert_eq!(r.status, 403, "{}", r.body);
-    let r = fx
-        .page(
-            "POST",
-            &format!("/warnings/{w}/acknowledge"),
-            Some(&token),
-            Some(&[("csrf", &form_token("doudi_other")), ("note", "x")]),
-        )
-        .await;
+    let other = form_token("doudi_other");
+    let r = me.form(&ack, &[("csrf", &other), ("note", "x")]).await;
     assert_eq!(r.status, 403);
     assert_eq!(
         fx.store
@@ -154,37 +133,20 @@ async fn the_warning_page_masks_members_escapes_notes_and_needs_the_form_token()
         .expect("request");
     assert_eq!(fx.send(req).await.status, 403);
     // With it: moved, and back to the page.
-    let r = fx
-        .page(
-            "POST",
-            &format!("/warnings/{w}/acknowledge"),
-            Some(&token),
-            Some(&[("csrf", &csrf), ("note", "<script>alert(1)</script>")]),
-        )
+    let r = me
+        .post(&ack, &[("note", "<script>alert(1)</script>")])
         .await;
     assert_eq!(
         (r.status.as_u16(), r.location()),
         (303, format!("/warnings/{w}?done=acknowledged").as_str())
     );
-    let page = fx
-        .page(
-            "GET",
-            &format!("/warnings/{w}?done=acknowledged"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let page = me.get(&format!("/warnings/{w}?done=acknowledged")).await;
     assert!(!page.body.contains("<script>alert(1)</script>"));
     assert!(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(page.body.contains("已记录"));
     // A visit without a reason is refused with the rule's words.
-    let r = fx
-        .page(
-            "POST",
-            &format!("/warnings/{w}/visit"),
-            Some(&token),
-            Some(&[("csrf", &csrf), ("note", " ")]),
-        )
+    let r = me
+        .post(&format!("/warnings/{w}/visit"), &[("note", " ")])
         .await;
     // The use case's rule, not the form's shape: 422 (was 400).
     assert_eq!(r.status, 422);
@@ -194,18 +156,14 @@ async fn the_warning_page_masks_members_escapes_notes_and_needs_the_form_token()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_county_overview_lists_the_escalated_warnings_with_their_step_and_since_when() {
     let fx = Fixture::new().await;
-    let supervisor = fx.token(Role::Supervisor);
-    let r = fx
-        .page("GET", "/regions/341502", Some(supervisor), None)
-        .await;
+    let supervisor = Signed::new(&fx, fx.token(Role::Supervisor)).await;
+    let r = supervisor.get("/regions/341502").await;
     assert!(r.body.contains("已上报的预警 (0)"), "{}", r.body);
     assert!(r.body.contains("没有上报的预警。"), "{}", r.body);
     let w = fx.own.warnings[0];
     let at = chrono::Utc::now() - chrono::TimeDelta::hours(3);
     fx.escalate(w, 2, at).await;
-    let r = fx
-        .page("GET", "/regions/341502", Some(supervisor), None)
-        .await;
+    let r = supervisor.get("/regions/341502").await;
     assert_eq!(r.status, 200, "{}", r.body);
     let list = r
         .body
@@ -215,9 +173,7 @@ async fn the_county_overview_lists_the_escalated_warnings_with_their_step_and_si
     assert!(list.contains(&format!("/warnings/{w}")), "{list}");
     assert!(list.contains("无人签收，已逐级上报 2 级"), "{list}");
     assert!(list.contains("3 小时前"), "{list}");
-    let r = fx
-        .page("GET", "/regions/341502?lang=en", Some(supervisor), None)
-        .await;
+    let r = supervisor.get("/regions/341502?lang=en").await;
     assert!(
         r.body.contains("not acknowledged: sent 2 steps up"),
         "{}",
@@ -226,9 +182,7 @@ async fn the_county_overview_lists_the_escalated_warnings_with_their_step_and_si
     // The county outside the supervisor's sees none of it.
     assert!(!fx.other.warnings.contains(&w));
     // The warning's history says whom it was sent to, and why, in Chinese.
-    let r = fx
-        .page("GET", &format!("/warnings/{w}"), Some(supervisor), None)
-        .await;
+    let r = supervisor.get(&format!("/warnings/{w}")).await;
     assert!(
         r.body.contains("通知 s-341502：超过 4 小时无人签收"),
         "{}",
@@ -254,27 +208,20 @@ async fn the_region_page_charts_warnings_and_the_auditor_trace_is_in_clear_and_a
         "the county is wider than the officer's township"
     );
     assert!(!r.body.contains("outside"), "{}", r.body);
-    let hh = &fx.own.households[0];
-    let r = fx
-        .page_get(Role::Auditor, &format!("/households/{hh}/trace"))
-        .await;
+    let (hh, id_number) = (&fx.own.households[0], &fx.people[0].id_number);
+    let trace = format!("/households/{hh}/trace");
+    let r = fx.page_get(Role::Auditor, &trace).await;
     assert_eq!(r.status, 200);
     assert!(
-        r.body.contains(&fx.people[0].id_number),
+        r.body.contains(id_number),
         "the auditor sees the record as received"
     );
-    let r = fx
-        .page_get(Role::Officer, &format!("/households/{hh}/trace"))
-        .await;
-    assert!(!r.body.contains(&fx.people[0].id_number));
-    let reads: Vec<serde_json::Value> = fx
-        .store
-        .audit_records(1, 10_000)
+    let r = fx.page_get(Role::Officer, &trace).await;
+    assert!(!r.body.contains(id_number));
+    let reads: Vec<serde_json::Value> = personal_reads(&fx, 10_000)
         .await
-        .expect("audit")
-        .into_iter()
-        .filter(|a| a.action == "read_personal_data")
-        .map(|a| serde_json::from_str(&a.detail).expect("json"))
+        .iter()
+        .map(|d| serde_json::from_str(d).expect("json"))
         .collect();
     assert!(reads.contains(&json!({"via": "GET /households/{id}/trace", "masked": false, "role": "auditor", "token_id": 3})), "{reads:?}");
 }

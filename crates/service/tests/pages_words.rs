@@ -4,9 +4,11 @@
 //! cards and filters, refusals in Chinese, the review and dead-letter pages, the trace's JSON.
 
 mod common;
+mod signed;
 
 use common::Fixture;
 use doudi_service::Role;
+use signed::Signed;
 
 /// The pages each role opens (paths), from the fixture's own side.
 fn pages(fx: &Fixture, role: Role) -> Vec<String> {
@@ -200,10 +202,8 @@ async fn the_inbox_shows_cards_with_the_head_by_name_for_the_assigned_officer_on
 async fn the_household_page_shows_members_address_warnings_and_the_visit_form() {
     let fx = Fixture::new().await;
     let hh = &fx.own.households[0];
-    let officer = fx.token(Role::Officer).to_string();
-    let r = fx
-        .page("GET", &format!("/households/{hh}"), Some(&officer), None)
-        .await;
+    let officer = Signed::new(&fx, fx.token(Role::Officer)).await;
+    let r = officer.get(&format!("/households/{hh}")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     for needle in [
         "陈桂兰",
@@ -217,24 +217,18 @@ async fn the_household_page_shows_members_address_warnings_and_the_visit_form() 
     ] {
         assert!(r.body.contains(needle), "{needle}: {}", r.body);
     }
-    assert!(
-        r.body.contains(&fx.people[0].id_number),
-        "in clear for the officer"
-    );
+    let id_number = &fx.people[0].id_number;
+    assert!(r.body.contains(id_number), "in clear for the officer");
     // The auditor: masked.
     let r = fx
         .page_get(Role::Auditor, &format!("/households/{hh}"))
         .await;
-    assert!(
-        !r.body.contains("陈桂兰") && !r.body.contains("id=\"visit\""),
-        "{}",
-        r.body
-    );
+    for hidden in ["陈桂兰", "id=\"visit\""] {
+        assert!(!r.body.contains(hidden), "{hidden}: {}", r.body);
+    }
     // Another region: as if it did not exist.
     let other = &fx.other.households[0];
-    let r = fx
-        .page("GET", &format!("/households/{other}"), Some(&officer), None)
-        .await;
+    let r = officer.get(&format!("/households/{other}")).await;
     assert_eq!(r.status, 404);
     assert!(r.body.contains("名册中没有这一户"), "{}", r.body);
 }
@@ -242,60 +236,37 @@ async fn the_household_page_shows_members_address_warnings_and_the_visit_form() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_moves_are_explained_in_chinese() {
     let fx = Fixture::new().await;
-    let token = fx.token(Role::Officer).to_string();
-    let csrf = fx.csrf(&token).await;
+    let me = Signed::new(&fx, fx.token(Role::Officer)).await;
     let w = fx.own.warnings[0];
+    let resolve = format!("/warnings/{w}/resolve");
     // Resolve before acknowledging: the transition's refusal, in words.
-    let r = fx
-        .page(
-            "POST",
-            &format!("/warnings/{w}/resolve"),
-            Some(&token),
-            Some(&[
-                ("csrf", &csrf),
-                ("disposition", "false_alarm"),
-                ("note", "误报"),
-            ]),
+    let r = me
+        .post(
+            &resolve,
+            &[("disposition", "false_alarm"), ("note", "误报")],
         )
         .await;
     assert_eq!(r.status, 409, "{}", r.body);
     assert!(r.body.contains("请先签收预警"), "{}", r.body);
     // A visit without a note.
-    let r = fx
-        .page(
-            "POST",
-            &format!("/warnings/{w}/visit"),
-            Some(&token),
-            Some(&[("csrf", &csrf), ("note", " ")]),
-        )
+    let r = me
+        .post(&format!("/warnings/{w}/visit"), &[("note", " ")])
         .await;
     assert_eq!(r.status, 422);
     assert!(r.body.contains("请填写说明"), "{}", r.body);
     // Relief above the township's limit, by an officer: the county decides.
     for (path, note) in [("acknowledge", "已联系"), ("visit", "住院中")] {
-        let r = fx
-            .page(
-                "POST",
-                &format!("/warnings/{w}/{path}"),
-                Some(&token),
-                Some(&[("csrf", &csrf), ("note", note)]),
-            )
+        let r = me
+            .post(&format!("/warnings/{w}/{path}"), &[("note", note)])
             .await;
         assert_eq!(r.status, 303, "{}", r.body);
     }
-    let r = fx
-        .page(
-            "POST",
-            &format!("/warnings/{w}/resolve"),
-            Some(&token),
-            Some(&[
-                ("csrf", &csrf),
-                ("disposition", "relief_granted"),
-                ("amount", "99999"),
-                ("note", "大额救助"),
-            ]),
-        )
-        .await;
+    let relief = [
+        ("disposition", "relief_granted"),
+        ("amount", "99999"),
+        ("note", "大额救助"),
+    ];
+    let r = me.post(&resolve, &relief).await;
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(
         r.body.contains("超过乡镇审批限额") && r.body.contains("县级"),
@@ -303,17 +274,15 @@ async fn refused_moves_are_explained_in_chinese() {
         r.body
     );
     // The refused attempt is in the history, explained.
-    let page = fx
-        .page("GET", &format!("/warnings/{w}"), Some(&token), None)
-        .await;
+    let page = me.get(&format!("/warnings/{w}")).await;
     assert!(page.body.contains("已拒绝"), "{}", page.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn review_dead_letters_and_the_trace_have_pages() {
     let fx = Fixture::new().await;
-    let sup = fx.token(Role::Supervisor).to_string();
-    let r = fx.page("GET", "/review", Some(&sup), None).await;
+    let sup = Signed::new(&fx, fx.token(Role::Supervisor)).await;
+    let r = sup.get("/review").await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(
         r.body
@@ -325,15 +294,8 @@ async fn review_dead_letters_and_the_trace_have_pages() {
         .body
         .contains(&format!("/review/{}/decide", fx.other.review_seq)));
     assert!(r.body.contains("匹配概率"), "the evidence");
-    let csrf = fx.csrf(&sup).await;
-    let r = fx
-        .page(
-            "POST",
-            &format!("/review/{}/decide", fx.own.review_seq),
-            Some(&sup),
-            Some(&[("csrf", &csrf), ("link", &fx.own.review_member)]),
-        )
-        .await;
+    let decide = format!("/review/{}/decide", fx.own.review_seq);
+    let r = sup.post(&decide, &[("link", &fx.own.review_member)]).await;
     assert_eq!(r.status, 303, "{}", r.body);
     let item = fx
         .store
@@ -350,41 +312,24 @@ async fn review_dead_letters_and_the_trace_have_pages() {
         "{}",
         r.body
     );
-    let admin = fx.token(Role::Admin).to_string();
-    let r = fx.page("GET", "/deadletters", Some(&admin), None).await;
+    let admin = Signed::new(&fx, fx.token(Role::Admin)).await;
+    let r = admin.get("/deadletters").await;
     assert!(r.body.contains("id=\"replay\""));
-    let csrf = fx.csrf(&admin).await;
-    let r = fx
-        .page(
-            "POST",
-            "/deadletters/replay",
-            Some(&admin),
-            Some(&[("csrf", &csrf)]),
-        )
-        .await;
+    let r = admin.post("/deadletters/replay", &[]).await;
     assert_eq!(r.status, 303, "{}", r.body);
-    let r = fx.page("GET", r.location(), Some(&admin), None).await;
+    let r = admin.get(r.location()).await;
     assert!(r.body.contains("仍被退回 1 条"), "{}", r.body);
     // The status sentence is the page's own: text put in the address is not shown.
-    let r = fx
-        .page(
-            "GET",
-            "/deadletters?done=%E8%AF%B7%E8%87%B4%E7%94%B5",
-            Some(&admin),
-            None,
-        )
+    let r = admin
+        .get("/deadletters?done=%E8%AF%B7%E8%87%B4%E7%94%B5")
         .await;
-    assert!(
-        !r.body.contains("请致电") && !r.body.contains("role=\"status\""),
-        "{}",
-        r.body
-    );
+    for hidden in ["请致电", "role=\"status\""] {
+        assert!(!r.body.contains(hidden), "{hidden}: {}", r.body);
+    }
     // The auditor's trace: a timeline, the JSON one link away.
     let hh = &fx.own.households[0];
-    let aud = fx.token(Role::Auditor).to_string();
-    let r = fx
-        .page("GET", &format!("/households/{hh}/trace"), Some(&aud), None)
-        .await;
+    let aud = Signed::new(&fx, fx.token(Role::Auditor)).await;
+    let r = aud.get(&format!("/households/{hh}/trace")).await;
     for needle in [
         "原始记录",
         "身份判定",
@@ -395,13 +340,8 @@ async fn review_dead_letters_and_the_trace_have_pages() {
     ] {
         assert!(r.body.contains(needle), "{needle}: {}", r.body);
     }
-    let r = fx
-        .page(
-            "GET",
-            &format!("/households/{hh}/trace?format=json"),
-            Some(&aud),
-            None,
-        )
+    let r = aud
+        .get(&format!("/households/{hh}/trace?format=json"))
         .await;
     let v = r.json();
     assert_eq!(v["masked"], false);

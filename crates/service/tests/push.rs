@@ -9,6 +9,11 @@ use axum::http::Request;
 use common::{death_line, make_feeder_token, Fixture, Reply, FEEDER_SOURCE};
 use doudi_service::Role;
 
+/// The counts a push answers with: events accepted, and duplicates of events stored before.
+fn accepted_and_duplicates(v: &serde_json::Value) -> (Option<i64>, Option<i64>) {
+    (v["accepted"].as_i64(), v["duplicates"].as_i64())
+}
+
 async fn push(fx: &Fixture, source: &str, token: &str, body: impl Into<String>) -> Reply {
     push_as(fx, source, token, "application/x-ndjson", body).await
 }
@@ -81,11 +86,7 @@ async fn a_batch_is_appended_durably_and_pushed_again_is_a_duplicate() {
         let r = push(&fx, FEEDER_SOURCE, &feeder, batch).await;
         assert_eq!(r.status, 200, "{}", r.body);
         let v = r.json();
-        assert_eq!(
-            (v["accepted"].as_i64(), v["duplicates"].as_i64()),
-            (Some(0), Some(3)),
-            "{v}"
-        );
+        assert_eq!(accepted_and_duplicates(&v), (Some(0), Some(3)), "{v}");
         assert!(v["file"].is_null(), "{v}");
         assert_eq!(pushed(&fx, FEEDER_SOURCE), text);
 
@@ -113,11 +114,7 @@ async fn a_batch_is_appended_durably_and_pushed_again_is_a_duplicate() {
             .await
             .expect("body");
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
-        assert_eq!(
-            (v["accepted"].as_i64(), v["duplicates"].as_i64()),
-            (Some(1), Some(1)),
-            "{v}"
-        );
+        assert_eq!(accepted_and_duplicates(&v), (Some(1), Some(1)), "{v}");
         assert_eq!(pushed(&fx, FEEDER_SOURCE).lines().count(), 3);
         fx.finish().await;
     }
@@ -135,11 +132,7 @@ async fn an_event_already_in_the_store_is_a_duplicate() {
         let r = push(&fx, "health_insurance", &feeder, format!("{stored}\n")).await;
         assert_eq!(r.status, 200, "{}", r.body);
         let v = r.json();
-        assert_eq!(
-            (v["accepted"].as_i64(), v["duplicates"].as_i64()),
-            (Some(0), Some(1)),
-            "{v}"
-        );
+        assert_eq!(accepted_and_duplicates(&v), (Some(0), Some(1)), "{v}");
         assert_eq!(pushed(&fx, "health_insurance"), "");
         fx.finish().await;
     }

@@ -10,6 +10,31 @@
 //! docs/ARCHITECTURE.md). Functions that take a route expect the template
 //! (axum's `MatchedPath`), which [`track_http`] reads for you.
 
+/// Log `message` (info) with counts of `report` as fields of the same names, so that each
+/// report's summary line names each count once: `info_counts!(report, "delivery pass"; delivered,
+/// failed)` is `tracing::info!(delivered = report.delivered, failed = report.failed, "delivery
+/// pass")`. Fields that are not the report's go first, before a second `;`. Counts only: never a
+/// field that could hold personal data.
+#[macro_export]
+macro_rules! info_counts {
+    ($report:expr, $message:literal; $($field:ident),+ $(,)?) => {
+        ::tracing::info!($($field = $report.$field,)+ $message)
+    };
+    ($report:expr, $message:literal; $($key:ident = $value:expr),+; $($field:ident),+ $(,)?) => {
+        ::tracing::info!($($key = $value,)+ $($field = $report.$field,)+ $message)
+    };
+}
+
+/// Add the counts `fields` of report `other` to `report`'s, field by field:
+/// `add_counts!(self, o; delivered, failed)` is `self.delivered += o.delivered; self.failed +=
+/// o.failed;` (the reports of one pass or batch summed over a run).
+#[macro_export]
+macro_rules! add_counts {
+    ($report:expr, $other:expr; $($field:ident),+ $(,)?) => {
+        $($report.$field += $other.$field;)+
+    };
+}
+
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Instant;

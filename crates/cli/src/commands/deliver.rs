@@ -124,8 +124,7 @@ async fn deliver_with_kafka(
     args: &DeliverArgs,
     brokers: &str,
 ) -> anyhow::Result<ExitCode> {
-    let mut kafka = config.kafka.clone();
-    kafka.brokers = brokers.to_string();
+    let kafka = config.kafka_at(brokers);
     let store = open_store(config).await?;
     let publisher = doudi_kafka::publish::Publisher::new(&kafka, &config.deliver.web_base_url)?;
     let webhooks = if config.deliver.secret.expose().is_empty() {

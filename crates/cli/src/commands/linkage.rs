@@ -318,8 +318,7 @@ async fn train_from_kafka(
     brokers: &str,
     per_partition: usize,
 ) -> anyhow::Result<ExitCode> {
-    let mut kafka = config.kafka.clone();
-    kafka.brokers = brokers.to_string();
+    let kafka = config.kafka_at(brokers);
     let limits = config.limits.parse_limits();
     let sample = tokio::task::spawn_blocking(move || {
         doudi_kafka::sample::sample_subjects(

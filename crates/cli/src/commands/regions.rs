@@ -364,36 +364,21 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.len(), 6, "{e:#?}");
-        assert!(
-            e[0].starts_with("2: ") && e[0].contains("6 (county), 9 (township) or 12"),
-            "{}",
-            e[0]
-        );
-        assert!(
-            e[1].starts_with("3: ") && e[1].contains("empty name"),
-            "{}",
-            e[1]
-        );
-        assert!(
-            e[2].starts_with("4: ") && e[2].contains("3 column(s)"),
-            "{}",
-            e[2]
-        );
-        assert!(
-            e[3].starts_with("5: ") && e[3].contains("first on line 1"),
-            "{}",
-            e[3]
-        );
-        assert!(
-            e[4].starts_with("6: ") && e[4].contains("not closed"),
-            "{}",
-            e[4]
-        );
-        assert!(
-            e[5].starts_with("7: ") && e[5].contains("control character"),
-            "{}",
-            e[5]
-        );
+        // Each problem in line order: its line number, then what is wrong.
+        let expected = [
+            ("2: ", "6 (county), 9 (township) or 12"),
+            ("3: ", "empty name"),
+            ("4: ", "3 column(s)"),
+            ("5: ", "first on line 1"),
+            ("6: ", "not closed"),
+            ("7: ", "control character"),
+        ];
+        for (problem, (line, what)) in e.iter().zip(expected) {
+            assert!(
+                problem.starts_with(line) && problem.contains(what),
+                "{problem}"
+            );
+        }
 
         let e = read(
             "regions.jsonl",

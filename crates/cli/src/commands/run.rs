@@ -153,15 +153,8 @@ async fn run_pipeline_until(
     progress.finish();
     follower.stop().await;
     let report = report.context(crate::lang::t("数据处理中止", "the pipeline stopped"))?;
-    tracing::info!(
-        received = report.received,
-        accepted = report.accepted,
-        duplicates = report.duplicates,
-        dead_letters = report.dead_letters,
-        warnings_opened = report.warnings_opened,
-        elapsed_ms = report.elapsed_ms,
-        "pipeline finished"
-    );
+    doudi_telemetry::info_counts!(report, "pipeline finished";
+        received, accepted, duplicates, dead_letters, warnings_opened, elapsed_ms);
     Ok(report)
 }
 
@@ -260,8 +253,7 @@ async fn run_kafka(
     brokers: &str,
     stop: CancellationToken,
 ) -> anyhow::Result<RunReport> {
-    let mut kafka = config.kafka.clone();
-    kafka.brokers = brokers.to_string();
+    let kafka = config.kafka_at(brokers);
     let Some(engine) = load_unless_stopped(config, store, None, &stop).await? else {
         return Ok(RunReport::default());
     };
@@ -276,13 +268,8 @@ async fn run_kafka(
         "Kafka 消费进程中止",
         "the Kafka worker stopped",
     ))?;
-    tracing::info!(
-        received = report.received,
-        accepted = report.accepted,
-        dead_letters = report.dead_letters,
-        elapsed_ms = report.elapsed_ms,
-        "Kafka worker finished"
-    );
+    doudi_telemetry::info_counts!(report, "Kafka worker finished";
+        received, accepted, dead_letters, elapsed_ms);
     Ok(report)
 }
 

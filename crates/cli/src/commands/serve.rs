@@ -120,9 +120,10 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The pushed batches' Kafka sink (`serve.push_to = "kafka"`).
+/// The pushed batches' Kafka sink (`serve.push_to = "kafka"`); public so that the push
+/// benchmark's Kafka mode wires the same adapter as `doudi serve`.
 #[derive(Debug)]
-struct KafkaPush(doudi_kafka::produce::PushProducer);
+pub struct KafkaPush(pub doudi_kafka::produce::PushProducer);
 
 impl doudi_service::push::PushSink for KafkaPush {
     fn publish<'a>(

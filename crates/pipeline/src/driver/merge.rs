@@ -261,6 +261,21 @@ mod tests {
         (Arc::from(t), p)
     }
 
+    /// A merger waiting up to `wait`, holding `capacity` records a partition, with partition 0
+    /// of each of `topics` assigned from offset 0 at `now`.
+    fn merger(
+        wait: Duration,
+        capacity: usize,
+        topics: &[&str],
+        now: Instant,
+    ) -> Merger<Key, &'static str> {
+        let mut a = Merger::new(wait, capacity);
+        for t in topics {
+            a.assign(key(t, 0), 0, now);
+        }
+        a
+    }
+
     fn drain(a: &mut Merger<Key, &'static str>) -> Vec<&'static str> {
         let mut out = Vec::new();
         let mut flows = Vec::new();
@@ -273,9 +288,12 @@ mod tests {
     #[test]
     fn releases_in_event_time_order_across_partitions_once_each_has_a_head() {
         let now = Instant::now();
-        let mut a = Merger::new(Duration::from_secs(5), 100);
-        a.assign(key("employment", 0), 0, now);
-        a.assign(key("civil_registry", 0), 0, now);
+        let mut a = merger(
+            Duration::from_secs(5),
+            100,
+            &["employment", "civil_registry"],
+            now,
+        );
         a.push(&key("employment", 0), 0, Some(20), "income drop");
         a.push(&key("employment", 0), 1, Some(40), "job lost");
         // The civil registry has delivered nothing yet: its death may be earlier.
@@ -291,9 +309,7 @@ mod tests {
     #[test]
     fn a_record_without_a_time_never_waits() {
         let now = Instant::now();
-        let mut a = Merger::new(Duration::from_secs(5), 100);
-        a.assign(key("a", 0), 0, now);
-        a.assign(key("b", 0), 0, now);
+        let mut a = merger(Duration::from_secs(5), 100, &["a", "b"], now);
         a.push(&key("b", 0), 0, None, "refused");
         a.push(&key("b", 0), 1, Some(5), "later");
         assert_eq!(drain(&mut a), ["refused"]);
@@ -364,9 +380,7 @@ mod tests {
     #[test]
     fn a_silent_partition_holds_the_others_back_only_for_the_wait() {
         let start = Instant::now();
-        let mut a = Merger::new(Duration::from_millis(100), 100);
-        a.assign(key("a", 0), 0, start);
-        a.assign(key("b", 0), 0, start);
+        let mut a = merger(Duration::from_millis(100), 100, &["a", "b"], start);
         a.push(&key("a", 0), 0, Some(1), "x");
         a.refresh(start, |_, _| false);
         assert!(drain(&mut a).is_empty());
@@ -385,8 +399,7 @@ mod tests {
     #[test]
     fn a_full_partition_is_paused_and_resumed_once_drained() {
         let now = Instant::now();
-        let mut a = Merger::new(Duration::from_secs(5), 4);
-        a.assign(key("a", 0), 0, now);
+        let mut a = merger(Duration::from_secs(5), 4, &["a"], now);
         let mut flows = Vec::new();
         for o in 0..5 {
             if let Some(f) = a.push(&key("a", 0), o, Some(o), "r") {
