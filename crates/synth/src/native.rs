@@ -21,7 +21,7 @@ use doudi_model::event::{
     RelocationReason,
 };
 use doudi_model::{parse_event, Event, Money, ParseLimits, Payload, Sex, Source, ALL_SOURCES};
-use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+use rust_xlsxwriter::{DocProperties, ExcelDateTime, Format, Workbook};
 
 use crate::{io_err, SynthError};
 
@@ -1047,6 +1047,10 @@ pub fn write_xlsx(
 ) -> Result<(), SynthError> {
     let x = |e: rust_xlsxwriter::XlsxError| SynthError::Config(format!("{}: {e}", path.display()));
     let mut wb = Workbook::new();
+    // Created "on" the first day of the month the file covers, not at the clock's time: the
+    // same seed writes the same bytes (`gen --help`), workbooks included.
+    let created = excel_date(month).map_err(x)?;
+    wb.set_properties(&DocProperties::new().set_creation_datetime(&created));
     let date_fmt = Format::new().set_num_format("yyyy-mm-dd");
     let time_fmt = Format::new().set_num_format("yyyy-mm-dd hh:mm:ss");
     let ws = wb.add_worksheet_with_constant_memory();

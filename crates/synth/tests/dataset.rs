@@ -461,3 +461,29 @@ fn bad_configurations_are_refused_with_the_field_named() {
     let e = write_dataset(&file.join("sub"), &cfg(10, 1), &mut |_| {}).unwrap_err();
     assert!(e.to_string().contains("a-file"), "{e}");
 }
+
+#[test]
+fn department_exports_are_the_same_bytes_for_the_same_seed_workbooks_included() {
+    let c = cfg(200, 7);
+    let (a, b) = (generate(&c), generate(&c));
+    doudi_synth::native::write_native(&a.dir).unwrap();
+    // A workbook carries its creation time to the second: a second later, a clock would show.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    doudi_synth::native::write_native(&b.dir).unwrap();
+    let native = files(&a.dir.join("native"));
+    assert_eq!(native, files(&b.dir.join("native")));
+    assert!(
+        native
+            .iter()
+            .any(|f| f.extension().is_some_and(|e| e == "xlsx")),
+        "{native:?}"
+    );
+    for f in &native {
+        assert!(
+            fs::read(a.dir.join("native").join(f)).unwrap()
+                == fs::read(b.dir.join("native").join(f)).unwrap(),
+            "{} differs",
+            f.display()
+        );
+    }
+}
