@@ -332,14 +332,18 @@ fn new_warning(household: &str, event_id: &str, assigned_to: Option<&str>) -> Ne
 
 /// Store events `ids` for `household` as linked facts, and return their seqs.
 async fn store_facts(store: &Store, household: &str, ids: &[&str]) -> Vec<i64> {
-    let rows = events(ids);
+    store_rows(store, household, events(ids)).await
+}
+
+/// [`store_facts`] of events built by the caller.
+async fn store_rows(store: &Store, household: &str, rows: Vec<EventRow>) -> Vec<i64> {
     let mut tx = store.begin().await.unwrap();
     let new = tx.insert_events(&rows).await.unwrap();
-    let seqs: Vec<i64> = ids.iter().map(|id| new[&key(id)]).collect();
-    let links: Vec<LinkRow> = ids
+    let seqs: Vec<i64> = rows.iter().map(|r| new[&key(&r.event_id)]).collect();
+    let links: Vec<LinkRow> = rows
         .iter()
         .zip(&seqs)
-        .map(|(id, s)| link_row(*s, id, LinkOutcome::Linked, Some(household)))
+        .map(|(r, s)| link_row(*s, &r.event_id, LinkOutcome::Linked, Some(household)))
         .collect();
     tx.insert_links(&links).await.unwrap();
     let facts: Vec<FactRow> = rows
@@ -350,6 +354,14 @@ async fn store_facts(store: &Store, household: &str, ids: &[&str]) -> Vec<i64> {
     tx.insert_facts(&facts).await.unwrap();
     tx.commit().await.unwrap();
     seqs
+}
+
+/// A register of H1 alone.
+async fn import_h1(store: &Store) {
+    store
+        .import_register(&[household("H1", "一村1号")], "reg.jsonl", true)
+        .await
+        .unwrap();
 }
 
 /// A batch holding `households` (see [`doudi_store::BatchTx::lock_households`]).
@@ -585,10 +597,7 @@ async fn facts_read_back_in_order_and_move_the_timeline_version(db: &TestDb) {
 
 async fn assessments_are_stored_and_traced(db: &TestDb) {
     let store = &db.store;
-    store
-        .import_register(&[household("H1", "一村1号")], "reg.jsonl", true)
-        .await
-        .unwrap();
+    import_h1(store).await;
     let seqs = store_facts(store, "H1", &["a1", "a2"]).await;
     let mut tx = store.begin().await.unwrap();
     tx.insert_assessments(&[
@@ -645,28 +654,13 @@ async fn assessments_are_stored_and_traced(db: &TestDb) {
 
 async fn an_envelope_sent_as_normalised_is_stored_once_and_traced_whole(db: &TestDb) {
     let store = &db.store;
-    store
-        .import_register(&[household("H1", "一村1号")], "reg.jsonl", true)
-        .await
-        .unwrap();
+    import_h1(store).await;
     // n1: the department sent our envelope exactly as doudi writes it; n2: its own spelling.
     let mut same = event_row("n1");
     same.raw = same.normalised.clone().into_bytes();
     let other = event_row("n2");
     assert_ne!(other.raw, other.normalised.as_bytes());
-    let mut tx = store.begin().await.unwrap();
-    let new = tx
-        .insert_events(&[same.clone(), other.clone()])
-        .await
-        .unwrap();
-    let links: Vec<LinkRow> = ["n1", "n2"]
-        .iter()
-        .map(|id| link_row(new[&key(id)], id, LinkOutcome::Linked, Some("H1")))
-        .collect();
-    tx.insert_links(&links).await.unwrap();
-    let facts = [(&same, "n1"), (&other, "n2")].map(|(r, id)| fact_row(new[&key(id)], r, "H1"));
-    tx.insert_facts(&facts).await.unwrap();
-    tx.commit().await.unwrap();
+    store_rows(store, "H1", vec![same.clone(), other.clone()]).await;
     // The raw bytes are stored once (none kept for n1), yet every record's raw reads back whole.
     let stored = raw_lengths(&db.url).await;
     assert_eq!(
