@@ -126,6 +126,7 @@ async fn generation(conn: Conn<'_>) -> Result<i64, StoreError> {
 /// must be held: see the module docs). With `from_start`, it applies from the start of every
 /// stream, and only if no activation of its kind is stored yet (the first run's rule set, a model
 /// stored before activations were): then the latest of its kind is returned and nothing stored.
+/// Likewise a model whose version is the latest model activation's is not activated again.
 pub(crate) async fn insert_activation(
     mut conn: Conn<'_>,
     kind: ActivationKind,
@@ -134,10 +135,14 @@ pub(crate) async fn insert_activation(
     who: &str,
     from_start: bool,
 ) -> Result<(ActivationRow, bool), StoreError> {
-    if from_start {
+    // A model is named by its content's hash: activating the very model that is already the
+    // latest changes nothing (two workers starting on a new database both store the default
+    // model; a second activation would only make the other's batch in flight restage).
+    if from_start || kind == ActivationKind::Model {
         let existing = activations_after(conn.reborrow(), 0).await?;
-        if let Some(last) = existing.into_iter().rev().find(|a| a.kind == kind) {
-            return Ok((last, false));
+        match existing.into_iter().rev().find(|a| a.kind == kind) {
+            Some(last) if from_start || last.version == version => return Ok((last, false)),
+            _ => {}
         }
     }
     let from: BTreeMap<String, u64> = if from_start {

@@ -1623,6 +1623,7 @@ async fn a_batch_without_facts_and_one_with_facts_never_wait_in_a_cycle(db: &Tes
 /// Two workers started at once on a new database both store the default linkage model, or a
 /// model is trained while a worker starts: every activation succeeds, and one model is active.
 async fn linkage_models_activated_at_once_leave_one_active(db: &TestDb) {
+    let mut stored = 0;
     for round in 0..10 {
         // The same version twice (two workers), then two versions (a worker and a training).
         let versions = if round % 2 == 0 {
@@ -1651,6 +1652,15 @@ async fn linkage_models_activated_at_once_leave_one_active(db: &TestDb) {
             "{} active",
             active.version
         );
+        // The same model twice is one activation (the second changes nothing); two are two.
+        let now = db.store.activations().await.unwrap();
+        let new: Vec<&str> = now[stored..].iter().map(|a| a.version.as_str()).collect();
+        if round % 2 == 0 {
+            assert_eq!(new, [versions[0].as_str()]);
+        } else {
+            assert_eq!(new.len(), 2, "{new:?}");
+        }
+        stored = now.len();
     }
 }
 
