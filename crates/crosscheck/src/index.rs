@@ -94,19 +94,22 @@ impl IdTable {
         }
     }
 
-    /// Look up every key of `ids` into `out` (same order). The home slots are all read first, in
-    /// a loop of independent loads, so that their cache misses are waited for together rather
-    /// than one row after another.
+    /// Look up every key of `ids` into `out` (same order). The home slots of a group of rows are
+    /// computed first, then read in a loop that does nothing else, so that their cache misses
+    /// are waited for together rather than one row after another.
     pub fn get_all(&self, ids: &[IdNumber], out: &mut Vec<Option<u32>>) {
-        const AT_ONCE: usize = 32;
+        const AT_ONCE: usize = 64;
         out.clear();
         for group in ids.chunks(AT_ONCE) {
             let mut keys = [0u64; AT_ONCE];
-            let mut touched = 0u32;
-            for (k, id) in keys.iter_mut().zip(group) {
+            let mut homes = [0usize; AT_ONCE];
+            for ((k, h), id) in keys.iter_mut().zip(homes.iter_mut()).zip(group) {
                 *k = id_key(id);
-                touched ^= self.slots[self.home(*k)][2];
+                *h = self.home(*k);
             }
+            let touched = homes[..group.len()]
+                .iter()
+                .fold(0u32, |t, &h| t ^ self.slots[h][2]);
             std::hint::black_box(touched);
             out.extend(keys[..group.len()].iter().map(|k| self.get(*k)));
         }
