@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use doudi_model::{mask_name, Category, IdNumber, Money, RegionCode};
+use doudi_model::{mask_name, Category, Money, RegionCode};
 
 use crate::config::CheckConfig;
 use crate::index::{fnv, Index};
@@ -381,9 +381,4 @@ impl Apply for PaymentRecord {
             f.paid.add(self.month, self.amount_fen);
         }
     }
-}
-
-/// Look up a normalised ID number.
-pub(crate) fn find(index: &Index, id: &IdNumber) -> Option<u32> {
-    index.by_id.get(id).copied()
 }

@@ -1,13 +1,11 @@
 //! The register, indexed by normalised ID number. The only thing held in memory beside the
 //! per-member aggregates.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 
 use doudi_model::{Household, IdNumber};
 
-/// FNV-1a: ID numbers are short and fixed-size; SipHash's DoS resistance buys nothing here and
-/// costs a third of the lookup time.
+/// FNV-1a, for fingerprints and digests.
 pub(crate) struct Fnv(u64);
 
 impl Default for Fnv {
@@ -30,7 +28,93 @@ impl Hasher for Fnv {
     }
 }
 
-pub(crate) type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+/// A valid ID number as a number: its first 17 characters are digits and the 18th follows from
+/// them, so the 17 digits name it alone (and fit in 57 bits).
+fn id_key(id: &IdNumber) -> u64 {
+    id.expose().as_bytes()[..17]
+        .iter()
+        .fold(0u64, |k, d| k * 10 + u64::from(d.wrapping_sub(b'0')))
+}
+
+/// Marks an empty slot: no 17-digit number reaches it.
+const EMPTY: u64 = u64::MAX;
+
+/// Member by ID number: an open-addressing table of packed 12-byte slots (key, member), about
+/// two thirds full. Every snapshot row is looked up here, at random: at provincial scale the
+/// table is tens of megabytes, and a lookup is a cache miss; the table is kept small (so more
+/// of it stays in cache) and [`IdTable::get_all`] looks up many rows at once so that their
+/// misses overlap.
+pub(crate) struct IdTable {
+    /// `[key low, key high, member]`.
+    slots: Vec<[u32; 3]>,
+}
+
+impl IdTable {
+    fn with_capacity(n: usize) -> IdTable {
+        let len = (n + n / 2).max(16);
+        IdTable {
+            slots: vec![[u32::MAX, u32::MAX, 0]; len],
+        }
+    }
+
+    /// The first slot to probe (multiplicative hashing, reduced by a multiply-shift).
+    fn home(&self, key: u64) -> usize {
+        let h = key.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        ((u128::from(h) * self.slots.len() as u128) >> 64) as usize
+    }
+
+    fn key_at(&self, i: usize) -> u64 {
+        let s = self.slots[i];
+        u64::from(s[0]) | (u64::from(s[1]) << 32)
+    }
+
+    /// Insert unless the key is there; returns the member already holding it.
+    fn insert(&mut self, key: u64, member: u32) -> Option<u32> {
+        let mut i = self.home(key);
+        loop {
+            match self.key_at(i) {
+                EMPTY => {
+                    self.slots[i] = [key as u32, (key >> 32) as u32, member];
+                    return None;
+                }
+                k if k == key => return Some(self.slots[i][2]),
+                _ => i = if i + 1 == self.slots.len() { 0 } else { i + 1 },
+            }
+        }
+    }
+
+    fn get(&self, key: u64) -> Option<u32> {
+        let mut i = self.home(key);
+        loop {
+            match self.key_at(i) {
+                EMPTY => return None,
+                k if k == key => return Some(self.slots[i][2]),
+                _ => i = if i + 1 == self.slots.len() { 0 } else { i + 1 },
+            }
+        }
+    }
+
+    /// Look up every key of `ids` into `out` (same order). The home slots of a group of rows are
+    /// computed first, then read in a loop that does nothing else, so that their cache misses
+    /// are waited for together rather than one row after another.
+    pub fn get_all(&self, ids: &[IdNumber], out: &mut Vec<Option<u32>>) {
+        const AT_ONCE: usize = 64;
+        out.clear();
+        for group in ids.chunks(AT_ONCE) {
+            let mut keys = [0u64; AT_ONCE];
+            let mut homes = [0usize; AT_ONCE];
+            for ((k, h), id) in keys.iter_mut().zip(homes.iter_mut()).zip(group) {
+                *k = id_key(id);
+                *h = self.home(*k);
+            }
+            let touched = homes[..group.len()]
+                .iter()
+                .fold(0u32, |t, &h| t ^ self.slots[h][2]);
+            std::hint::black_box(touched);
+            out.extend(keys[..group.len()].iter().map(|k| self.get(*k)));
+        }
+    }
+}
 
 /// One member of the register: its household and position.
 #[derive(Clone, Copy, Debug)]
@@ -45,7 +129,7 @@ pub(crate) struct Index<'r> {
     pub members: Vec<MemberRef>,
     /// First member index of each household.
     pub first_member: Vec<u32>,
-    pub by_id: FnvMap<IdNumber, u32>,
+    pub by_id: IdTable,
     /// Later members carrying an ID number an earlier member already has: (earlier, later).
     pub duplicates: Vec<(u32, u32)>,
 }
@@ -55,8 +139,7 @@ impl<'r> Index<'r> {
         let n: usize = households.iter().map(|h| h.members.len()).sum();
         let mut members = Vec::with_capacity(n);
         let mut first_member = Vec::with_capacity(households.len());
-        let mut by_id: FnvMap<IdNumber, u32> = FnvMap::default();
-        by_id.reserve(n);
+        let mut by_id = IdTable::with_capacity(n);
         let mut duplicates = Vec::new();
         for (hi, h) in households.iter().enumerate() {
             first_member.push(members.len() as u32);
@@ -66,11 +149,8 @@ impl<'r> Index<'r> {
                     household: hi as u32,
                     position: pi as u16,
                 });
-                match by_id.get(&m.id_number) {
-                    Some(&first) => duplicates.push((first, ix)),
-                    None => {
-                        by_id.insert(m.id_number, ix);
-                    }
+                if let Some(first) = by_id.insert(id_key(&m.id_number), ix) {
+                    duplicates.push((first, ix));
                 }
             }
         }
@@ -126,4 +206,32 @@ pub(crate) fn fnv(bytes: &[u8]) -> u64 {
     let mut f = Fnv::default();
     f.write(bytes);
     f.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u32) -> IdNumber {
+        let birth = chrono::NaiveDate::from_ymd_opt(1950, 1, 1).unwrap()
+            + chrono::Days::new(u64::from(n / 1000));
+        IdNumber::from_parts("341502", birth, (n % 1000) as u16).unwrap()
+    }
+
+    #[test]
+    fn every_id_number_is_found_in_batches_the_first_holder_wins_and_strangers_are_not() {
+        let mut table = IdTable::with_capacity(5000);
+        for n in 0..5000 {
+            assert_eq!(table.insert(id_key(&id(n)), n), None);
+        }
+        assert_eq!(table.insert(id_key(&id(17)), 9999), Some(17));
+        let ids: Vec<IdNumber> = (0..6000).map(id).collect();
+        let mut out = Vec::new();
+        table.get_all(&ids, &mut out);
+        assert_eq!(out.len(), 6000);
+        for (n, found) in out.iter().enumerate() {
+            let n = n as u32;
+            assert_eq!(*found, (n < 5000).then_some(n), "{n}");
+        }
+    }
 }

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::sanitize::sanitize;
 use doudi_model::IdNumber;
 
-use crate::aggregate::{find, Apply, Cx, Partial};
+use crate::aggregate::{Apply, Cx, Partial};
 use crate::progress::{Flow, Progress};
-use crate::snapshot::{all_columns, required_columns, Format, Kind, SnapshotRow};
+use crate::snapshot::{all_columns, required_columns, Format, Kind, PlainCsv, SnapshotRow};
 use crate::CrosscheckError;
 
 /// Rows between two progress reports (and stop-flag checks).
@@ -223,13 +223,20 @@ impl Reporter<'_> {
     }
 }
 
-struct Sink<'a> {
+/// Rows looked up in the register together (see [`crate::index::IdTable::get_all`]).
+const LOOKUP_BATCH: usize = 256;
+
+struct Sink<'a, R> {
     cx: &'a Cx<'a>,
     out: ChunkOut,
     max_bad: usize,
+    /// Well-formed rows waiting for their lookup, applied in order.
+    pending: Vec<R>,
+    ids: Vec<IdNumber>,
+    found: Vec<Option<u32>>,
 }
 
-impl Sink<'_> {
+impl<R: SnapshotRow + Apply> Sink<'_, R> {
     fn bad(&mut self, line: u64, field: Option<String>, reason: String) {
         self.out.bad_count += 1;
         if self.out.bad.len() < self.max_bad {
@@ -241,31 +248,42 @@ impl Sink<'_> {
         }
     }
 
-    fn row<R: SnapshotRow + Apply>(&mut self, line: u64, row: R) {
+    fn row(&mut self, line: u64, row: R) {
         for (field, text) in row.required_text() {
             if text.trim().is_empty() {
                 self.bad(line, Some(field.to_string()), "must not be blank".into());
                 return;
             }
         }
-        let id = match IdNumber::parse(row.id_number()) {
-            Ok(id) => id,
-            Err(e) => {
-                self.bad(line, Some("id_number".into()), e.to_string());
-                return;
+        match IdNumber::parse(row.id_number()) {
+            Ok(id) => {
+                self.ids.push(id);
+                self.pending.push(row);
+                if self.pending.len() == LOOKUP_BATCH {
+                    self.flush();
+                }
             }
-        };
-        self.out.partial.rows += 1;
-        let member = find(self.cx.index, &id);
-        if member.is_some() {
-            self.out.partial.matched += 1;
+            Err(e) => self.bad(line, Some("id_number".into()), e.to_string()),
         }
-        row.apply(member, self.cx, &mut self.out.partial);
+    }
+
+    /// Look the waiting rows up and apply them, in the order they were read.
+    fn flush(&mut self) {
+        self.cx.index.by_id.get_all(&self.ids, &mut self.found);
+        self.ids.clear();
+        let p = &mut self.out.partial;
+        for (row, member) in self.pending.drain(..).zip(self.found.iter().copied()) {
+            p.rows += 1;
+            if member.is_some() {
+                p.matched += 1;
+            }
+            row.apply(member, self.cx, p);
+        }
     }
 }
 
 /// Read the byte range `range` of `plan` as rows of `R`.
-pub(crate) fn read_chunk<R: SnapshotRow + Apply>(
+pub(crate) fn read_chunk<R: SnapshotRow + PlainCsv + Apply>(
     plan: &FilePlan,
     range: (u64, u64),
     cx: &Cx,
@@ -289,6 +307,9 @@ pub(crate) fn read_chunk<R: SnapshotRow + Apply>(
             bad_count: 0,
         },
         max_bad: cx.cfg.max_bad_rows_listed,
+        pending: Vec::with_capacity(LOOKUP_BATCH),
+        ids: Vec::with_capacity(LOOKUP_BATCH),
+        found: Vec::with_capacity(LOOKUP_BATCH),
     };
     let mut rep = Reporter {
         file: &plan.name,
@@ -315,11 +336,26 @@ pub(crate) fn read_chunk<R: SnapshotRow + Apply>(
                 .buffer_capacity(1 << 17)
                 .from_reader(&mut src);
             let mut rec = csv::StringRecord::new();
+            let plain_columns = plain_columns(plan.kind, &header);
             loop {
                 match rdr.read_record(&mut rec) {
                     Ok(false) => break,
                     Ok(true) => {
                         let line = rec.position().map(|p| p.line()).unwrap_or(0);
+                        let plain = match &plain_columns {
+                            Some(columns) if rec.len() == header.len() => R::plain(&Cells {
+                                record: &rec,
+                                columns,
+                            }),
+                            _ => None,
+                        };
+                        if let Some(row) = plain {
+                            sink.row(line, row);
+                            if !rep.tick(rdr.position().byte()) {
+                                return Err(CrosscheckError::Interrupted);
+                            }
+                            continue;
+                        }
                         let cells = || {
                             serde::de::value::MapDeserializer::new(
                                 header
@@ -408,12 +444,94 @@ pub(crate) fn read_chunk<R: SnapshotRow + Apply>(
             }
         }
     }
+    sink.flush();
     rep.flush(range.1 - range.0);
     if stop.load(Ordering::Relaxed) {
         return Err(CrosscheckError::Interrupted);
     }
     sink.out.newlines = src.newlines;
     Ok(sink.out)
+}
+
+/// Where each of `kind`'s columns ([`all_columns`] order) is in a file with `header`
+/// (`usize::MAX`: not there), or `None` when the header names a column twice (serde then refuses
+/// every row, and says why).
+fn plain_columns(kind: Kind, header: &[String]) -> Option<Vec<usize>> {
+    let mut seen = std::collections::BTreeSet::new();
+    if !header.iter().all(|c| seen.insert(c.as_str())) {
+        return None;
+    }
+    Some(
+        all_columns(kind)
+            .iter()
+            .map(|c| header.iter().position(|h| h == c).unwrap_or(usize::MAX))
+            .collect(),
+    )
+}
+
+/// A CSV row's cells by column ([`all_columns`] order), read as serde reads them through
+/// [`cell::Cell`] (the same values, the same refusals), with the common forms (a plain date, a
+/// month, a region code) read without serde's detour through an owned string. Each method
+/// gives `None` where serde must decide.
+pub(crate) struct Cells<'r> {
+    record: &'r csv::StringRecord,
+    columns: &'r [usize],
+}
+
+impl<'r> Cells<'r> {
+    /// The cell of column `i`, `None` when the file has no such column.
+    fn cell(&self, i: usize) -> Option<&'r str> {
+        self.columns.get(i).and_then(|&p| self.record.get(p))
+    }
+
+    /// A text field.
+    pub fn text(&self, i: usize) -> Option<String> {
+        self.cell(i).map(str::to_string)
+    }
+
+    /// A field of any type, as serde reads it from the cell (an absent column is `None` for an
+    /// option, and for anything else left to serde).
+    pub fn value<T: serde::Deserialize<'r>>(&self, i: usize) -> Option<T> {
+        match self.cell(i) {
+            Some(s) => T::deserialize(cell::Cell(s)).ok(),
+            None => {
+                T::deserialize(serde::de::value::UnitDeserializer::<serde::de::value::Error>::new())
+                    .ok()
+            }
+        }
+    }
+
+    /// A field serde reads by parsing the cell's text with `parse`.
+    pub fn parsed<T, E>(&self, i: usize, parse: fn(&str) -> Result<T, E>) -> Option<T> {
+        parse(self.cell(i)?).ok()
+    }
+
+    /// An optional field read with `parse`: an empty cell or an absent column is `None`.
+    pub fn optional<T, E>(&self, i: usize, parse: fn(&str) -> Result<T, E>) -> Option<Option<T>> {
+        match self.cell(i) {
+            None | Some("") => Some(None),
+            Some(s) => parse(s).ok().map(Some),
+        }
+    }
+
+    /// A date: `YYYY-MM-DD` read here, any other form as serde reads it.
+    pub fn date(&self, i: usize) -> Option<chrono::NaiveDate> {
+        let s = self.cell(i)?;
+        let b = s.as_bytes();
+        let digits = |r: std::ops::Range<usize>| {
+            b[r].iter().try_fold(0u32, |n, d| {
+                d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+            })
+        };
+        if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
+            if let (Some(y), Some(m), Some(d)) = (digits(0..4), digits(5..7), digits(8..10)) {
+                if let Some(date) = chrono::NaiveDate::from_ymd_opt(y as i32, m, d) {
+                    return Some(date);
+                }
+            }
+        }
+        self.value(i)
+    }
 }
 
 /// One CSV field as a serde deserializer: numbers are inferred for `deserialize_any` (amounts in
@@ -505,5 +623,123 @@ mod cell {
             bool i8 i16 i128 u128 f32 f64 char bytes byte_buf unit unit_struct
             newtype_struct seq tuple tuple_struct map struct identifier ignored_any
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt::Debug;
+
+    use serde::de::DeserializeOwned;
+
+    use super::*;
+    use crate::snapshot::{
+        CompanyRecord, DeathRecord, HukouRecord, PaymentRecord, PropertyRecord, VehicleRecord,
+        WageRecord,
+    };
+
+    /// Read `row` under `header` both ways: the plain reading, when it gives a record, gives the
+    /// one serde gives; it declines only what serde refuses or reads some other way.
+    fn same_as_serde<R: PlainCsv + DeserializeOwned + PartialEq + Debug>(
+        kind: Kind,
+        header: &str,
+        row: &str,
+    ) -> bool {
+        let header: Vec<String> = header.split(',').map(str::to_string).collect();
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(row.as_bytes());
+        let mut rec = csv::StringRecord::new();
+        assert!(rdr.read_record(&mut rec).unwrap());
+        let by_serde = R::deserialize(serde::de::value::MapDeserializer::new(
+            header
+                .iter()
+                .map(String::as_str)
+                .zip(rec.iter().map(cell::Cell)),
+        ))
+        .ok();
+        let columns = plain_columns(kind, &header).unwrap();
+        let plain = R::plain(&Cells {
+            record: &rec,
+            columns: &columns,
+        });
+        if plain.is_some() {
+            assert_eq!(plain, by_serde, "{row}");
+        }
+        plain.is_some()
+    }
+
+    const ID: &str = "11010519491231002X";
+
+    #[test]
+    fn a_plain_csv_row_reads_as_serde_reads_it_and_anything_else_is_left_to_serde() {
+        let h = "payment_id,household_id,region_code,id_number,category,month,amount_fen";
+        let pay = |row: &str| same_as_serde::<PaymentRecord>(Kind::Payments, h, row);
+        assert!(pay(&format!("P1,H1,341502001001,{ID},dibao,2026-01,61000")));
+        assert!(pay(&format!("P1,H1, 341502001001 ,{ID},dibao, 2026-01 ,0")));
+        assert!(!pay(&format!(
+            "P1,H1,341502001001,{ID},Dibao,2026-01,61000"
+        )));
+        assert!(!pay(&format!("P1,H1,341502001001,{ID},dibao,2026-1,61000")));
+        assert!(!pay(&format!("P1,H1,341502001001,{ID},dibao,2026-01,-5")));
+        assert!(!pay(&format!(
+            "P1,H1,341502001001,{ID},dibao,2026-01,610.5"
+        )));
+        assert!(!pay(&format!("P1,H1,3415020010,{ID},dibao,2026-01,1")));
+
+        let h = "id_number,month,employer,wage_fen";
+        let wage = |row: &str| same_as_serde::<WageRecord>(Kind::Wages, h, row);
+        assert!(wage(&format!("{ID},2026-01,,350000")));
+        assert!(wage(&format!("{ID},2026-01,某公司,350000")));
+        assert!(same_as_serde::<WageRecord>(
+            Kind::Wages,
+            "wage_fen,month,id_number",
+            &format!("1,2026-01,{ID}")
+        ));
+
+        let h = "id_number,name,sex,birth_date,region_code";
+        let hukou = |row: &str| same_as_serde::<HukouRecord>(Kind::Hukou, h, row);
+        assert!(hukou(&format!(
+            "{ID},王秀英,female,1949-12-31,341502001001"
+        )));
+        assert!(!hukou(&format!(
+            "{ID},王秀英,female,1949-02-30,341502001001"
+        )));
+        // another form of date: read as serde reads it
+        assert!(hukou(&format!("{ID},王秀英,female,1949-2-3,341502001001")));
+        assert!(!hukou(&format!(
+            "{ID},王秀英,woman,1949-12-31,341502001001"
+        )));
+
+        let h = "plate,id_number,vehicle_type,value_fen,registered_on";
+        let car = |row: &str| same_as_serde::<VehicleRecord>(Kind::Vehicles, h, row);
+        assert!(car(&format!("皖N12345,{ID},passenger_car,,2020-05-01")));
+        assert!(car(&format!("皖N12345,{ID},truck,8000000,2020-05-01")));
+        assert!(!car(&format!("皖N12345,{ID},truck,8e6,2020-05-01")));
+
+        let h = "certificate_no,id_number,usage,area_m2,value_fen,region_code,registered_on";
+        let home = |row: &str| same_as_serde::<PropertyRecord>(Kind::Properties, h, row);
+        assert!(home(&format!("C1,{ID},residential,90,,,2019-03-01")));
+        assert!(home(&format!("C1,{ID},commercial,,100,341502,2019-03-01")));
+        assert!(!home(&format!("C1,{ID},residential,90,,34150,2019-03-01")));
+        assert!(!home(&format!("C1,{ID},residential,-1,,,2019-03-01")));
+
+        let h = "credit_code,company_name,id_number,role,registered_capital_fen,status";
+        let company = |row: &str| same_as_serde::<CompanyRecord>(Kind::Companies, h, row);
+        assert!(company(&format!("91X,某公司,{ID},shareholder,100,active")));
+        assert!(!company(&format!("91X,某公司,{ID},shareholder,,active")));
+
+        let h = "record_id,id_number,name,death_date";
+        let death = |row: &str| same_as_serde::<DeathRecord>(Kind::Deaths, h, row);
+        assert!(death(&format!("D1,{ID},王秀英,2026-03-04")));
+        assert!(!death(&format!("D1,{ID},王秀英,")));
+    }
+
+    #[test]
+    fn a_header_naming_a_column_twice_is_left_to_serde() {
+        let header: Vec<String> = ["id_number", "month", "month", "wage_fen"]
+            .map(String::from)
+            .to_vec();
+        assert!(plain_columns(Kind::Wages, &header).is_none());
     }
 }

@@ -14,6 +14,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use doudi_model::{Category, Money, RegionCode, Sex};
 
+use crate::reader::Cells;
+
 /// The kinds of snapshot, in the order they are read (deaths first: payments are judged
 /// against them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -391,6 +393,101 @@ impl SnapshotRow for PaymentRecord {
             ("payment_id", &self.payment_id),
             ("household_id", &self.household_id),
         ]
+    }
+}
+
+/// A record read straight from a CSV row's cells (columns in [`all_columns`] order): the same
+/// record serde would make of them, or `None` when a cell must go through serde to be accepted
+/// or refused with its reason.
+pub(crate) trait PlainCsv: Sized {
+    fn plain(c: &Cells) -> Option<Self>;
+}
+
+impl PlainCsv for DeathRecord {
+    fn plain(c: &Cells) -> Option<Self> {
+        Some(DeathRecord {
+            record_id: c.text(0)?,
+            id_number: c.text(1)?,
+            name: c.text(2)?,
+            death_date: c.date(3)?,
+            region_code: c.optional(4, RegionCode::parse)?,
+        })
+    }
+}
+
+impl PlainCsv for HukouRecord {
+    fn plain(c: &Cells) -> Option<Self> {
+        Some(HukouRecord {
+            id_number: c.text(0)?,
+            name: c.text(1)?,
+            sex: c.value(2)?,
+            birth_date: c.date(3)?,
+            region_code: c.parsed(4, RegionCode::parse)?,
+        })
+    }
+}
+
+impl PlainCsv for VehicleRecord {
+    fn plain(c: &Cells) -> Option<Self> {
+        Some(VehicleRecord {
+            plate: c.text(0)?,
+            id_number: c.text(1)?,
+            vehicle_type: c.value(2)?,
+            value_fen: c.value(3)?,
+            registered_on: c.date(4)?,
+        })
+    }
+}
+
+impl PlainCsv for PropertyRecord {
+    fn plain(c: &Cells) -> Option<Self> {
+        Some(PropertyRecord {
+            certificate_no: c.text(0)?,
+            id_number: c.text(1)?,
+            usage: c.value(2)?,
+            area_m2: c.value(3)?,
+            value_fen: c.value(4)?,
+            region_code: c.optional(5, RegionCode::parse)?,
+            registered_on: c.date(6)?,
+        })
+    }
+}
+
+impl PlainCsv for CompanyRecord {
+    fn plain(c: &Cells) -> Option<Self> {
+        Some(CompanyRecord {
+            credit_code: c.text(0)?,
+            company_name: c.text(1)?,
+            id_number: c.text(2)?,
+            role: c.value(3)?,
+            registered_capital_fen: c.value(4)?,
+            status: c.value(5)?,
+        })
+    }
+}
+
+impl PlainCsv for WageRecord {
+    fn plain(c: &Cells) -> Option<Self> {
+        Some(WageRecord {
+            id_number: c.text(0)?,
+            month: c.parsed(1, str::parse)?,
+            employer: c.value(2)?,
+            wage_fen: c.value(3)?,
+        })
+    }
+}
+
+impl PlainCsv for PaymentRecord {
+    fn plain(c: &Cells) -> Option<Self> {
+        Some(PaymentRecord {
+            payment_id: c.text(0)?,
+            household_id: c.text(1)?,
+            region_code: c.parsed(2, RegionCode::parse)?,
+            id_number: c.text(3)?,
+            category: c.value(4)?,
+            month: c.parsed(5, str::parse)?,
+            amount_fen: c.value(6)?,
+        })
     }
 }
 
