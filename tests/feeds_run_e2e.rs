@@ -79,7 +79,7 @@ fn state(db: &str) -> BTreeMap<&'static str, Vec<Vec<String>>> {
             r[3] = v.to_string();
             r
         })
-        .collect(),
+        .collect::<Vec<_>>(),
     );
     s.insert(
         "link_decisions",
@@ -121,6 +121,11 @@ fn state(db: &str) -> BTreeMap<&'static str, Vec<Vec<String>>> {
         })
         .collect::<Vec<_>>(),
     );
+    // In the order of what is compared (the stored documents are packed: their order is not
+    // the JSON's).
+    for rows in s.values_mut() {
+        rows.sort();
+    }
     s.insert(
         "warnings",
         rows(
