@@ -73,12 +73,13 @@ fn state(db: &str) -> BTreeMap<&'static str, Vec<Vec<String>>> {
         .into_iter()
         // the canonical JSON holds the event id: take it out
         .map(|mut r| {
-            let mut v: Value = serde_json::from_str(&r[3]).expect("normalised");
+            let text = doudi_store::unpack_document(&r[3]).expect("normalised");
+            let mut v: Value = serde_json::from_str(&text).expect("normalised");
             v.as_object_mut().expect("object").remove("event_id");
             r[3] = v.to_string();
             r
         })
-        .collect(),
+        .collect::<Vec<_>>(),
     );
     s.insert(
         "link_decisions",
@@ -97,13 +98,18 @@ fn state(db: &str) -> BTreeMap<&'static str, Vec<Vec<String>>> {
         rows(
             db,
             "SELECT a.household_id, e.kind, e.occurred_at, a.rule_set_version, a.score, a.level,
-                    json_extract(a.assessment, '$.contributions')
+                    a.assessment
              FROM assessments a JOIN events e ON e.seq = a.seq",
         )
         .into_iter()
-        // each contribution names the events behind it by id: take those out
+        // the contributions (the assessment is stored packed); each names the events behind it
+        // by id: take those out
         .map(|mut r| {
-            if let Ok(mut v) = serde_json::from_str::<Value>(&r[6]) {
+            let contributions = doudi_store::unpack_document(&r[6])
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .map(|mut a| a["contributions"].take());
+            if let Some(mut v) = contributions {
                 for c in v.as_array_mut().into_iter().flatten() {
                     if let Some(ids) = c.get_mut("event_ids") {
                         *ids = Value::from(ids.as_array().map_or(0, Vec::len));
@@ -115,6 +121,11 @@ fn state(db: &str) -> BTreeMap<&'static str, Vec<Vec<String>>> {
         })
         .collect::<Vec<_>>(),
     );
+    // In the order of what is compared (the stored documents are packed: their order is not
+    // the JSON's).
+    for rows in s.values_mut() {
+        rows.sort();
+    }
     s.insert(
         "warnings",
         rows(

@@ -116,7 +116,12 @@ pub fn mask_trace_entry(e: &mut TraceEntry) {
             record: Some(record),
             ..
         } => mask_json(record),
-        TraceEntry::Event { raw, .. } => *raw = mask_raw(raw),
+        // Removed by retention: nothing left to mask (and no "not JSON" to say of it).
+        TraceEntry::Event {
+            raw,
+            raw_removed_at: None,
+            ..
+        } => *raw = mask_raw(raw),
         TraceEntry::Finding { finding, .. } => mask_json(finding),
         _ => {}
     }

@@ -112,6 +112,7 @@ async fn record_in_review(store: &Store) -> i64 {
             position: 1,
             raw: raw.as_bytes().to_vec(),
             normalised: e.to_json(),
+            packed: None,
             profile: None,
         }])
         .await

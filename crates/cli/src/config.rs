@@ -81,6 +81,10 @@ pub struct StoreConfig {
     /// [`secret_from_env`]). Never printed.
     #[serde(skip_serializing)]
     pub password: Secret,
+    /// Raw payloads (records as the departments sent them) received more than this many days ago
+    /// are removed by `doudi retention`, marked with when; the normalised events and everything
+    /// decided from them stay. `None`: kept for good.
+    pub raw_retention_days: Option<u32>,
 }
 
 impl Default for StoreConfig {
@@ -88,6 +92,7 @@ impl Default for StoreConfig {
         StoreConfig {
             url: "sqlite://doudi.db".into(),
             password: Secret::default(),
+            raw_retention_days: None,
         }
     }
 }

@@ -84,6 +84,8 @@ enum Command {
     Produce(commands::produce::ProduceArgs),
     /// Show counts: events received, applied, duplicates, dead letters, links, warnings.
     Status(commands::status::StatusArgs),
+    /// Remove raw payloads older than the retention age (store.raw_retention_days); run nightly.
+    Retention(commands::retention::RetentionArgs),
     /// Inspect records refused at ingest.
     #[command(subcommand)]
     Deadletters(commands::deadletters::DeadlettersCommand),
@@ -215,6 +217,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::DevBroker(args) => commands::dev_broker::run(&config, args).await,
         Command::Produce(args) => commands::produce::run(&config, args).await,
         Command::Status(args) => commands::status::run(&config, args).await,
+        Command::Retention(args) => commands::retention::run(&config, args).await,
         Command::Deadletters(c) => commands::deadletters::run(&config, c).await,
         Command::Warnings(c) => commands::warnings::run(&config, c).await,
         Command::Deliver(args) => commands::deliver::run(&config, args).await,

@@ -495,6 +495,7 @@ async fn stage(
                     position: r.line(),
                     raw: r.bytes.clone(),
                     normalised: item.normalised.clone(),
+                    packed: Some(item.packed.clone()),
                     profile: item.profile.as_deref().map(str::to_string),
                 });
                 // The identity model of the record's position (`None`: the linker's own).

@@ -276,6 +276,7 @@ impl ProfileReader {
                 self.provenance
             ))),
             normalised: String::new(),
+            packed: String::new(),
             link: None,
             register_version: 0,
             profile: Some(Arc::clone(&self.provenance)),

@@ -15,6 +15,8 @@ pub struct Ingested {
     /// The event's canonical JSON (empty when refused), made here on the reader thread so that the
     /// applier, which waits on the database, does less.
     pub normalised: String,
+    /// `normalised` packed as the store keeps it (made here too; empty when refused).
+    pub packed: String,
     /// The identity decision and its evidence encoded for the store, when made ahead on the
     /// reader thread (the applier links whatever has none).
     pub link: Option<(doudi_linkage::LinkDecision, Json<Evidence>)>,
@@ -34,10 +36,16 @@ impl Ingested {
         profile: Option<Arc<str>>,
     ) -> Ingested {
         let normalised = result.as_ref().map(Event::to_json).unwrap_or_default();
+        let packed = if result.is_ok() {
+            doudi_store::pack_event(&normalised)
+        } else {
+            String::new()
+        };
         Ingested {
             record,
             result,
             normalised,
+            packed,
             link: None,
             register_version: 0,
             profile,

@@ -205,7 +205,8 @@ pub async fn relink_waiting(store: &Store, engine: &Engine) -> Result<RelinkRepo
             let same = decision.outcome == old.outcome
                 && decision.household_id == old.household_id
                 && decision.member_id == old.member_id
-                && serde_json::from_str::<doudi_model::Evidence>(&old.evidence)
+                && old
+                    .decoded_evidence()
                     .is_ok_and(|e| candidates(&e) == candidates(&decision.evidence));
             if same {
                 keep.push(old.seq);

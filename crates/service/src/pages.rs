@@ -1723,6 +1723,7 @@ fn trace_entry(c: &Ctx, e: &TraceEntry, n: usize) -> Markup {
             position,
             profile,
             raw,
+            raw_removed_at,
             outcome,
             member_id,
             evidence: ev,
@@ -1744,7 +1745,11 @@ fn trace_entry(c: &Ctx, e: &TraceEntry, n: usize) -> Markup {
                 @if let Some(r) = review {
                     p { (lang.t("人工复核：", "Review: ")) code { (r.to_string()) } }
                 }
-                details { summary { (lang.t("收到的原始内容", "The record as received")) } pre { code { (raw) } } }
+                @if let Some(removed) = raw_removed_at {
+                    p { (lang.t("原始内容已按保存期限删除于 ", "The record as received was removed by retention on ")) (c.clock.at(removed)) }
+                } @else {
+                    details { summary { (lang.t("收到的原始内容", "The record as received")) } pre { code { (raw) } } }
+                }
             }
         },
         TraceEntry::Assessment {

@@ -14,6 +14,7 @@ use crate::db::{on, push_list, Conn, Db, Fetch, Run, Tx};
 use crate::error::{corrupt, StoreError};
 use crate::locks::{lock_households, lock_timeline_counter};
 use crate::open::Store;
+use crate::pack::{pack_event, unpack};
 use crate::time::{now, ts};
 
 /// A position in one source stream: the byte offset after the last committed record and its line.
@@ -36,6 +37,9 @@ pub struct EventRow {
     pub position: u64,
     pub raw: Vec<u8>,
     pub normalised: String,
+    /// `normalised` packed ([`crate::pack_event`]), when the caller packed it on its own thread;
+    /// `None`: packed as the row is written.
+    pub packed: Option<String>,
     /// The feed profile that made the event from a department's export (`name@version`);
     /// `None` for a JSON envelope.
     pub profile: Option<String>,
@@ -227,7 +231,14 @@ const EVENTS: Table<EventRow> = Table {
         // Stored once when the department sent the very normalised JSON (our envelope, byte for
         // byte): the raw column is then empty and read back as the normalised text.
         bytes!("raw", r => if r.raw == r.normalised.as_bytes() { &[] } else { &r.raw }),
-        text!("normalised", r => &r.normalised),
+        // Packed (see `pack`); every reader unpacks it.
+        Column {
+            name: "normalised",
+            bind: Bind::Text(|r| match &r.packed {
+                Some(p) => Cow::Borrowed(p.as_str()),
+                None => Cow::Owned(pack_event(&r.normalised)),
+            }),
+        },
         maybe_text!("profile", r => r.profile.as_deref()),
     ],
     stamp: Some("received_at"),
@@ -247,7 +258,7 @@ const LINKS: Table<LinkRow> = Table {
         text!("outcome", r => r.outcome.code()),
         maybe_text!("household_id", r => r.household_id.as_deref()),
         maybe_text!("member_id", r => r.member_id.as_deref()),
-        text!("evidence", r => r.evidence.as_str()),
+        text!("evidence", r => r.evidence.stored()),
         int!("register_version", r => r.register_version),
     ],
     stamp: Some("decided_at"),
@@ -277,7 +288,7 @@ const ASSESSMENTS: Table<AssessmentRow> = Table {
         text!("rule_set_version", r => &r.rule_set_version),
         int!("score", r => r.score),
         text!("level", r => r.level.code()),
-        maybe_text!("assessment", r => r.assessment.as_ref().map(Json::as_str)),
+        maybe_text!("assessment", r => r.assessment.as_ref().map(Json::stored)),
     ],
     stamp: Some("assessed_at"),
     on_conflict: None,
@@ -612,7 +623,7 @@ impl BatchTx {
                         .push_bind(&r.rule_set_version)
                         .push_bind(r.score)
                         .push_bind(r.level.code())
-                        .push_bind(r.assessment.as_ref().map(Json::as_str));
+                        .push_bind(r.assessment.as_ref().map(Json::stored));
                 });
                 qb.push(") AS v WHERE assessments.seq = v.column1");
                 qb.build()
@@ -623,8 +634,8 @@ impl BatchTx {
         Ok(())
     }
 
-    /// The stored rule-set version and whole result of these assessments, by `seq` (to compare
-    /// a re-derivation with).
+    /// The stored rule-set version and whole result (its JSON, unpacked) of these assessments, by
+    /// `seq` (to compare a re-derivation with).
     pub async fn stored_assessments(
         &mut self,
         seqs: &[i64],
@@ -641,6 +652,9 @@ impl BatchTx {
                     .all(&mut *c, "reading stored assessments")
                     .await?;
                 for (seq, version, text) in rows {
+                    let text = text
+                        .map(|t| unpack(&t, "assessments.assessment").map(Cow::into_owned))
+                        .transpose()?;
                     out.insert(seq, (version, text));
                 }
             });
@@ -1203,6 +1217,7 @@ pub(crate) async fn facts_for(
 
 /// A timeline fact from its stored event (normalised JSON, read under the stored-data limits).
 fn stored_fact(text: &str, household_id: String, member_id: String) -> Result<Fact, StoreError> {
+    let text = unpack(text, "events.normalised")?;
     let event = doudi_model::parse_event(text.as_bytes(), &doudi_model::ParseLimits::STORED)
         .map_err(|e| corrupt("timeline event", e))?;
     Ok(Fact {

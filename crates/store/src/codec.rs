@@ -1,6 +1,7 @@
 //! One encode/decode, for both backends, of what the store keeps as text: codes (levels, warning
 //! statuses, link outcomes), times (RFC 3339, see [`crate::time`]) and JSON documents (assessments,
-//! evidence, dispositions). A stored value that does not decode is [`StoreError::Corrupt`] naming
+//! evidence, dispositions; assessments and evidence packed in their per-event columns, read in
+//! either form, see [`crate::pack`]). A stored value that does not decode is [`StoreError::Corrupt`] naming
 //! its table and column — never a default.
 
 use std::marker::PhantomData;
@@ -12,6 +13,7 @@ use serde::{Serialize, Serializer};
 
 use crate::db::Col;
 use crate::error::StoreError;
+use crate::pack::{pack, unpack};
 use crate::time::ts;
 
 /// A value the store keeps as its code (`red`, `open`, `linked`).
@@ -55,17 +57,31 @@ impl Document for Evidence {}
 impl Document for Disposition {}
 
 mod private {
-    pub trait Sealed {}
-    impl Sealed for doudi_model::Assessment {}
-    impl Sealed for doudi_model::Evidence {}
-    impl Sealed for doudi_model::Disposition {}
+    use crate::pack::Dict;
+
+    /// The dictionary a document is packed with in its per-event column (see [`crate::pack`]).
+    pub trait Sealed {
+        const PACK: Option<Dict>;
+    }
+    impl Sealed for doudi_model::Assessment {
+        const PACK: Option<Dict> = Some(Dict::Assessment);
+    }
+    impl Sealed for doudi_model::Evidence {
+        const PACK: Option<Dict> = Some(Dict::Evidence);
+    }
+    impl Sealed for doudi_model::Disposition {
+        const PACK: Option<Dict> = None;
+    }
 }
 
 /// A document encoded for the store, typed by what it holds: made where the value is made (the
-/// pipeline encodes assessments and evidence on its worker threads), written as it is.
+/// pipeline encodes assessments and evidence on its worker threads), written as it is. Its JSON
+/// ([`Json::as_str`]) and, for the documents stored once per event (assessments, evidence), its
+/// packed form ([`Json::stored`], see [`crate::pack`]) that their own columns keep.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Json<T> {
     text: String,
+    packed: Option<String>,
     of: PhantomData<fn() -> T>,
 }
 
@@ -74,8 +90,10 @@ impl<T: Document> Json<T> {
         // Plain derived data never fails to encode; were it to, `null` is stored and reading it
         // back is `Corrupt` naming the column, never a silent default.
         let text = serde_json::to_string(value).unwrap_or_else(|_| "null".to_string());
+        let packed = T::PACK.map(|dict| pack(dict, &text));
         Json {
             text,
+            packed,
             of: PhantomData,
         }
     }
@@ -87,8 +105,15 @@ impl<T: Document> Json<T> {
 }
 
 impl<T> Json<T> {
+    /// The JSON.
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// What the document's per-event column keeps: packed, or the JSON for a document that is
+    /// not packed.
+    pub fn stored(&self) -> &str {
+        self.packed.as_deref().unwrap_or(&self.text)
     }
 }
 
@@ -112,7 +137,7 @@ pub(crate) fn decode_json<T: DeserializeOwned>(
     text: &str,
     column: &'static str,
 ) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+    serde_json::from_str(&unpack(text, column)?).map_err(|e| StoreError::Corrupt {
         context: column,
         message: e.to_string(),
     })
@@ -160,6 +185,15 @@ pub(crate) trait Typed: Col {
         self.col::<Option<String>>(i)
             .map(|t| decode_time(&t, column))
             .transpose()
+    }
+
+    /// A packed document's text (see [`crate::pack`]), or the text itself.
+    fn unpacked(&self, i: usize, column: &'static str) -> Result<String, StoreError> {
+        let text = self.col::<String>(i);
+        Ok(match unpack(&text, column)? {
+            std::borrow::Cow::Borrowed(_) => text,
+            std::borrow::Cow::Owned(t) => t,
+        })
     }
 
     fn json<T: DeserializeOwned>(&self, i: usize, column: &'static str) -> Result<T, StoreError> {

@@ -67,10 +67,13 @@
 //!   and link outcomes by their codes, times as `DateTime<Utc>`, assessments, evidence and
 //!   dispositions as typed documents ([`Json`]); a stored value that does not decode is
 //!   [`StoreError::Corrupt`] naming its table and column, never a default;
+//! - `pack`: the per-event documents (normalised events, assessments, link evidence) and the
+//!   register's history of records deflated against a preset
+//!   dictionary of their kind, as text in the same columns; either form reads;
 //! - `locks`: PostgreSQL's locks, in the one order above; `time`: how times are stored;
 //! - `batch`: the pipeline's [`BatchTx`]; the other modules, one area each (audit, lifecycle,
 //!   review, notices, delivery, register, officers, regions, tokens, findings, queries, web, trace,
-//!   activations).
+//!   activations, retention).
 //!
 //! Every method is covered by `tests/conformance.rs`, run against both backends.
 
@@ -89,11 +92,13 @@ mod locks;
 mod notices;
 mod officers;
 mod open;
+mod pack;
 mod pages;
 mod pushed;
 mod queries;
 mod regions;
 mod register;
+mod retention;
 mod review;
 mod sessions;
 #[cfg(test)]
@@ -122,6 +127,7 @@ pub use locks::household_lock_key;
 pub use notices::{EscalationUpdate, NoticeRow, NoticeView, SilenceRow, WarningClockRow};
 pub use officers::{OfficerImport, OfficerRow};
 pub use open::{redact_url, Store};
+pub use pack::{pack_event, unpack_document};
 pub use pages::{EscalatedWarning, FactTimes};
 pub use queries::{DeadLetterRecord, DeadLetterView, Status, WarningView};
 pub use regions::{display_name, RegionImport, RegionName};

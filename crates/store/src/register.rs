@@ -11,10 +11,11 @@ use doudi_model::LinkOutcome;
 
 use crate::batch::{BatchTx, LinkRow, Position};
 use crate::bulk::{update_listed, CHUNK};
-use crate::codec::decode_code;
+use crate::codec::{decode_code, decode_json, Typed};
 use crate::db::{begin, on, push_list, Db, Dialect, Fetch, Run};
 use crate::error::{corrupt, Ctx, StoreError};
 use crate::open::Store;
+use crate::pack::{pack, Dict};
 use crate::time::now;
 
 /// What an import changed.
@@ -49,7 +50,7 @@ pub struct WaitingLink {
     pub outcome: LinkOutcome,
     pub household_id: Option<String>,
     pub member_id: Option<String>,
-    /// The evidence as stored (JSON).
+    /// The evidence as stored (JSON, or packed: [`WaitingLink::decoded_evidence`] reads it).
     pub evidence: String,
     pub decided_at: String,
     pub register_version: i64,
@@ -59,6 +60,13 @@ pub struct WaitingLink {
     /// decides it again (`doudi_pipeline::versions`).
     pub stream: String,
     pub line: u64,
+}
+
+impl WaitingLink {
+    /// The stored evidence, read in either form.
+    pub fn decoded_evidence(&self) -> Result<doudi_model::Evidence, StoreError> {
+        decode_json(&self.evidence, "link_decisions.evidence")
+    }
 }
 
 impl Store {
@@ -179,7 +187,7 @@ impl Store {
                         .push_bind(&h.household_id)
                         .push_bind(*change)
                         .push_bind(before)
-                        .push_bind(record);
+                        .push_bind(pack(Dict::Register, record));
                 });
                 qb.build()
                     .run(&mut *tx, "recording register history")
@@ -439,7 +447,7 @@ impl BatchTx {
                         evidence: r.get(6),
                         decided_at: r.get(7),
                         register_version: r.get(8),
-                        event: r.get(9),
+                        event: r.unpacked(9, "events.normalised")?,
                         stream: r.get(10),
                         line: r.get::<i64, _>(11).max(0) as u64,
                     })
@@ -494,7 +502,7 @@ impl BatchTx {
             .bind(new.outcome.code())
             .bind(&new.household_id)
             .bind(&new.member_id)
-            .bind(new.evidence.as_str())
+            .bind(new.evidence.stored())
             .bind(&at)
             .bind(version)
             .bind(old.seq)

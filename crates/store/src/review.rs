@@ -12,6 +12,7 @@ use crate::db::{begin, on, Col, Conn, Db, Fetch, Run};
 use crate::error::{Ctx, StoreError};
 use crate::locks::lock_timeline_counter;
 use crate::open::Store;
+use crate::pack::unpack;
 use crate::time::now;
 
 /// An event waiting in (or taken out of) the review queue.
@@ -203,7 +204,7 @@ impl Store {
             .into_iter()
             .map(|r| {
                 Ok((
-                    r.col(0),
+                    r.unpacked(0, "events.normalised")?,
                     review_decision(&r, r.col(1), 2)?,
                     r.json(7, "link_decisions.evidence")?,
                 ))
@@ -378,10 +379,12 @@ impl BatchTx {
     /// The normalised event stored at `seq`.
     pub async fn event_at(&mut self, seq: i64) -> Result<Option<String>, StoreError> {
         on!(self.conn(), c => {
-            sqlx::query_scalar("SELECT normalised FROM events WHERE seq = $1")
+            let text: Option<String> = sqlx::query_scalar("SELECT normalised FROM events WHERE seq = $1")
                 .bind(seq)
                 .optional(&mut *c, "reading an event")
-                .await
+                .await?;
+            text.map(|t| unpack(&t, "events.normalised").map(std::borrow::Cow::into_owned))
+                .transpose()
         })
     }
 }

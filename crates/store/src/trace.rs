@@ -6,7 +6,7 @@ use doudi_model::{Assessment, Evidence, Level, LinkOutcome};
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::codec::{ser_time, Typed};
+use crate::codec::{ser_maybe_time, ser_time, Typed};
 use crate::db::{on, Dialect, Fetch};
 use crate::error::StoreError;
 use crate::open::Store;
@@ -39,8 +39,14 @@ pub enum TraceEntry {
         /// The feed profile that made it from a department's export (`name@version`).
         #[serde(skip_serializing_if = "Option::is_none")]
         profile: Option<String>,
-        /// The record as received (lossy UTF-8).
+        /// The record as received (lossy UTF-8); empty once removed by retention.
         raw: String,
+        /// When retention removed the raw record (`store.raw_retention_days`).
+        #[serde(
+            skip_serializing_if = "Option::is_none",
+            serialize_with = "ser_maybe_time"
+        )]
+        raw_removed_at: Option<DateTime<Utc>>,
         outcome: LinkOutcome,
         member_id: Option<String>,
         evidence: Evidence,
@@ -172,7 +178,7 @@ impl Store {
                         l.outcome, t.member_id, l.evidence,
                         CASE WHEN rd.seq IS NULL THEN NULL ELSE CAST({json_object}('decision', rd.decision, 'member_id', rd.member_id,
                           'decided_by', rd.decided_by, 'decided_at', rd.decided_at, 'note', rd.note) AS TEXT) END,
-                        e.profile, e.normalised
+                        e.profile, e.normalised, e.raw_removed_at
                  FROM timeline t JOIN events e ON e.seq = t.seq JOIN link_decisions l ON l.seq = t.seq
                  LEFT JOIN review_decisions rd ON rd.seq = t.seq
                  WHERE t.household_id = $1 ORDER BY t.seq"
@@ -192,10 +198,12 @@ impl Store {
             }
             for r in part(pool, &sql, household_id, "tracing events").await? {
                 let seq: i64 = r.get(0);
-                // Empty: the department sent the normalised JSON itself (stored once).
+                // Empty: removed by retention (and marked so), or else the department sent the
+                // normalised JSON itself (stored once).
                 let raw: Vec<u8> = r.get(8);
-                let raw = if raw.is_empty() {
-                    r.get(14)
+                let raw_removed_at = r.maybe_time(15, "events.raw_removed_at")?;
+                let raw = if raw.is_empty() && raw_removed_at.is_none() {
+                    r.unpacked(14, "events.normalised")?
                 } else {
                     String::from_utf8_lossy(&raw).into_owned()
                 };
@@ -210,6 +218,7 @@ impl Store {
                     position: r.get(7),
                     profile: r.get(13),
                     raw,
+                    raw_removed_at,
                     outcome: r.code(9, "link_decisions.outcome")?,
                     member_id: r.get(10),
                     evidence: r.json(11, "link_decisions.evidence")?,

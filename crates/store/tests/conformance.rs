@@ -163,6 +163,8 @@ conformance!(
     facts_read_back_in_order_and_move_the_timeline_version,
     assessments_are_stored_and_traced,
     an_envelope_sent_as_normalised_is_stored_once_and_traced_whole,
+    assessments_and_evidence_are_stored_packed_and_old_json_rows_still_read,
+    raw_payloads_past_retention_are_removed_and_the_trace_says_when,
     warnings_open_update_and_move_through_their_lifecycle,
     notices_outbox_and_delivery_state,
     dead_letters_are_kept_and_marked_replayed,
@@ -219,6 +221,7 @@ fn event_row_at(id: &str, at: &str) -> EventRow {
         position: 1,
         raw: raw.into_bytes(),
         normalised: e.to_json(),
+        packed: None,
         profile: None,
     }
 }
@@ -692,6 +695,162 @@ async fn an_envelope_sent_as_normalised_is_stored_once_and_traced_whole(db: &Tes
     let mut tx = store.begin().await.unwrap();
     let t = tx.facts_for(&["H1".to_string()]).await.unwrap();
     assert_eq!(t["H1"].len(), 2);
+}
+
+/// Events, assessments, link evidence and the register's history are stored packed (text, not
+/// JSON) and read back as they were written; a row stored before packing (plain JSON) reads the
+/// same.
+async fn assessments_and_evidence_are_stored_packed_and_old_json_rows_still_read(db: &TestDb) {
+    let store = &db.store;
+    import_h1(store).await;
+    let seqs = store_facts(store, "H1", &["p1", "p2"]).await;
+    let red = assessment("H1", 70, Level::Red, &["p1", "p2"]);
+    let rows: Vec<AssessmentRow> = seqs
+        .iter()
+        .zip(["p1", "p2"])
+        .map(|(seq, id)| AssessmentRow {
+            event_seq: *seq,
+            source: "civil_registry".into(),
+            event_id: id.into(),
+            household_id: "H1".into(),
+            rule_set_version: "rules-1".into(),
+            score: 70,
+            level: Level::Red,
+            assessment: Some(red.clone()),
+        })
+        .collect();
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_assessments(&rows).await.unwrap();
+    let stored = tx.stored_assessments(&seqs).await.unwrap();
+    assert_eq!(
+        stored[&seqs[0]],
+        ("rules-1".to_string(), Some(red.as_str().to_string()))
+    );
+    tx.commit().await.unwrap();
+    // Packed in the columns: neither is JSON there.
+    let sql = "SELECT assessment FROM assessments UNION ALL SELECT evidence FROM link_decisions
+               UNION ALL SELECT normalised FROM events UNION ALL SELECT after FROM register_history";
+    let texts = column_texts(&db.url, sql).await;
+    assert_eq!(texts.len(), 7);
+    assert!(texts.iter().all(|t| t.starts_with('~')), "{texts:?}");
+    // An old row of each: the JSON itself.
+    db.exec(&format!(
+        "UPDATE assessments SET assessment = '{}' WHERE seq = {};
+         UPDATE link_decisions SET evidence = '{}' WHERE seq = {};
+         UPDATE events SET normalised = '{}' WHERE seq = {};
+         INSERT INTO register_history (import_id, household_id, change, before, after)
+           SELECT import_id, household_id, 'changed', NULL, '{}' FROM register_history",
+        red.as_str().replace('\'', "''"),
+        seqs[1],
+        no_candidates().as_str(),
+        seqs[1],
+        event_row("p2").normalised,
+        seqs[1],
+        serde_json::to_string(&household("H1", "一村1号")).unwrap()
+    ))
+    .await;
+    let mut tx = store.begin().await.unwrap();
+    let facts = &tx.facts_for(&["H1".to_string()]).await.unwrap()["H1"];
+    let ids: Vec<&str> = facts.iter().map(|f| f.event_id.as_str()).collect();
+    assert_eq!(ids, ["p1", "p2"]);
+    drop(tx);
+    let trace = store.trace("H1").await.unwrap();
+    let (mut assessments, mut evidence, mut records) = (Vec::new(), Vec::new(), Vec::new());
+    for e in trace {
+        match e {
+            doudi_store::TraceEntry::Register { record, .. } => records.push(record),
+            doudi_store::TraceEntry::Assessment { assessment, .. } => assessments.push(assessment),
+            doudi_store::TraceEntry::Event { evidence: ev, .. } => evidence.push(ev),
+            _ => {}
+        }
+    }
+    let want = red.decode("test").unwrap();
+    assert_eq!(assessments, [Some(want.clone()), Some(want)]);
+    let no = no_candidates().decode("test").unwrap();
+    assert_eq!(evidence, [no.clone(), no]);
+    let h1 = serde_json::to_value(household("H1", "一村1号")).unwrap();
+    assert_eq!(records, [Some(h1.clone()), Some(h1)]);
+    let mut tx = store.begin().await.unwrap();
+    let stored = tx.stored_assessments(&seqs).await.unwrap();
+    assert_eq!(stored[&seqs[0]], stored[&seqs[1]]);
+}
+
+/// Retention removes the raw payloads received before a moment, marks when, and the trace says
+/// so instead of showing the normalised text; the event itself (normalised) stays whole.
+async fn raw_payloads_past_retention_are_removed_and_the_trace_says_when(db: &TestDb) {
+    let store = &db.store;
+    import_h1(store).await;
+    let mut same = event_row("r1");
+    same.raw = same.normalised.clone().into_bytes();
+    let other = event_row("r2");
+    store_rows(store, "H1", vec![same.clone(), other.clone()]).await;
+    let removed_at = |store: &Store| {
+        let store = store.clone();
+        async move {
+            store
+                .trace("H1")
+                .await
+                .unwrap()
+                .into_iter()
+                .filter_map(|e| match e {
+                    doudi_store::TraceEntry::Event {
+                        raw,
+                        raw_removed_at,
+                        ..
+                    } => Some((raw, raw_removed_at.is_some())),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    // Received after the cut-off: kept.
+    let past = at("2020-01-01T00:00:00Z");
+    assert_eq!(store.remove_raw_before(past, "retention").await.unwrap(), 0);
+    let kept = removed_at(store).await;
+    assert_eq!(
+        kept[1],
+        (String::from_utf8(other.raw.clone()).unwrap(), false)
+    );
+    assert_eq!(kept[0], (same.normalised.clone(), false));
+    // Received before it: removed, marked, audited, once.
+    let records = store.verify_audit().await.unwrap().records;
+    let later = chrono::Utc::now() + chrono::Duration::seconds(5);
+    assert_eq!(
+        store.remove_raw_before(later, "retention").await.unwrap(),
+        2
+    );
+    assert_eq!(
+        store.remove_raw_before(later, "retention").await.unwrap(),
+        0
+    );
+    assert_eq!(
+        removed_at(store).await,
+        [(String::new(), true), (String::new(), true)]
+    );
+    assert_eq!(
+        raw_lengths(&db.url).await,
+        [("r1".to_string(), 0), ("r2".to_string(), 0)]
+    );
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(
+        tx.facts_for(&["H1".to_string()]).await.unwrap()["H1"].len(),
+        2
+    );
+    drop(tx);
+    let check = store.verify_audit().await.unwrap();
+    assert_eq!((check.records, check.first_broken), (records + 1, None));
+}
+
+/// The first column (text) of `sql`'s rows, read past the store.
+async fn column_texts(url: &str, sql: &str) -> Vec<String> {
+    use sqlx::Connection;
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_all(&mut c).await.unwrap()
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_all(&mut c).await.unwrap()
+    }
 }
 
 /// `(event_id, length of the stored raw column)` of every event, read past the store.

@@ -13,6 +13,7 @@ pub mod linkage;
 pub mod officers;
 pub mod produce;
 pub mod regions;
+pub mod retention;
 pub mod review;
 pub mod rules;
 pub mod run;
