@@ -407,8 +407,6 @@ struct WarningRow {
     late: i64,
     transitions: Option<String>,
     cut_seq: Option<i64>,
-    /// The highest level its sent notices announced: 3 red, 2 orange, 1 yellow, 0 none.
-    announced: Option<i64>,
 }
 
 /// The value [`BatchTx::timeline_version`] returns when other writers' appends interleaved with
@@ -709,19 +707,18 @@ impl BatchTx {
         let rows: Vec<WarningRow> = rows_for_households(
             self.tx.conn(),
             "SELECT warning_id, household_id, status, level, score, deadline, assessment_source, assessment_event_id,
-                    occurred_at, late, transitions, cut_seq,
-                    (SELECT MAX(CASE WHEN n.transition LIKE 'red:%' THEN CAST(3 AS BIGINT)
-                                     WHEN n.transition LIKE 'orange:%' THEN CAST(2 AS BIGINT)
-                                     WHEN n.transition LIKE 'yellow:%' THEN CAST(1 AS BIGINT)
-                                     ELSE CAST(0 AS BIGINT) END)
-                       FROM notices n WHERE n.warning_id = warnings.warning_id AND n.delivery <> 'pending'
-                        AND n.superseded_at IS NULL AND n.transition IS NOT NULL) AS announced
+                    occurred_at, late, transitions, cut_seq
              FROM warnings WHERE (status <> 'resolved' OR cut_seq IS NOT NULL) AND household_id",
             "",
             household_ids,
             "reading current warnings",
         )
         .await?;
+        let ids: Vec<i64> = (rows.iter())
+            .filter(|w| w.status != "resolved")
+            .map(|w| w.warning_id)
+            .collect();
+        let announced = self.announced(&ids).await?;
         let mut current = HashMap::new();
         let mut cuts: HashMap<String, i64> = HashMap::new();
         for w in rows {
@@ -749,7 +746,7 @@ impl BatchTx {
                     late: w.late != 0,
                     transitions: w.transitions,
                 },
-                announced: match w.announced {
+                announced: match announced.get(&w.warning_id) {
                     Some(3) => Level::Red,
                     Some(2) => Level::Orange,
                     Some(1) => Level::Yellow,
@@ -759,6 +756,35 @@ impl BatchTx {
             current.insert(w.household_id, row);
         }
         Ok((current, cuts))
+    }
+
+    /// The highest level the sent notices (not pending, not superseded) of each of these
+    /// warnings announced: 3 red, 2 orange, 1 yellow, 0 none; warnings without one are left out.
+    /// Read for a list of warnings at a time, not warning by warning: notices have no index by
+    /// warning, so each statement reads the table once (a subquery per warning read it once per
+    /// warning, and its cost grew with every notice the store holds: issue 24).
+    async fn announced(&mut self, warning_ids: &[i64]) -> Result<HashMap<i64, i64>, StoreError> {
+        let mut out = HashMap::new();
+        for chunk in warning_ids.chunks(CHUNK) {
+            on!(self.tx.conn(), c => {
+                let mut qb: QueryBuilder<DB> = QueryBuilder::new(
+                    "SELECT warning_id, MAX(CASE WHEN transition LIKE 'red:%' THEN CAST(3 AS BIGINT)
+                                                 WHEN transition LIKE 'orange:%' THEN CAST(2 AS BIGINT)
+                                                 WHEN transition LIKE 'yellow:%' THEN CAST(1 AS BIGINT)
+                                                 ELSE CAST(0 AS BIGINT) END)
+                     FROM notices WHERE delivery <> 'pending' AND superseded_at IS NULL
+                      AND transition IS NOT NULL AND warning_id IN ",
+                );
+                push_list(&mut qb, chunk.iter().copied());
+                qb.push(" GROUP BY warning_id");
+                let rows: Vec<(i64, i64)> = qb
+                    .build_query_as()
+                    .all(&mut *c, "reading what sent notices announced")
+                    .await?;
+                out.extend(rows);
+            });
+        }
+        Ok(out)
     }
 
     /// The open warning of each of these households, if any.
@@ -991,17 +1017,22 @@ impl BatchTx {
             "withdrawing warnings",
         )
         .await?;
-        for (id, transition) in &p.superseded {
+        // A statement per list of (warning, transition — none: every one of the warning), not
+        // per pair: notices have no index by warning, so each statement reads the pending ones.
+        for chunk in p.superseded.chunks(CHUNK) {
             let mut qb: QueryBuilder<DB> =
                 QueryBuilder::new("UPDATE notices SET superseded_at = ");
             qb.push_bind(at);
-            qb.push(" WHERE warning_id = ");
-            qb.push_bind(*id);
-            qb.push(" AND delivery = 'pending' AND superseded_at IS NULL");
-            if let Some(t) = transition {
-                qb.push(" AND transition = ");
-                qb.push_bind(t);
-            }
+            qb.push(" WHERE delivery = 'pending' AND superseded_at IS NULL AND warning_id IN ");
+            push_list(&mut qb, chunk.iter().map(|(id, _)| *id));
+            qb.push(" AND EXISTS (SELECT 1 FROM (");
+            qb.push_values(chunk, |mut b, (id, transition)| {
+                b.push_bind(*id).push_bind(transition.as_deref());
+            });
+            qb.push(
+                ") AS v WHERE v.column1 = notices.warning_id
+                   AND (v.column2 IS NULL OR v.column2 = notices.transition))",
+            );
             qb.build()
                 .run(&mut *c, "superseding notices")
                 .await?;

@@ -189,6 +189,7 @@ conformance!(
     status_counts_everything,
     kafka_publication_is_recorded_once_per_notice,
     superseded_notices_withdrawn_warnings_and_the_resolve_cut,
+    what_sent_notices_announced_and_supersedes_stay_per_warning_when_read_together,
     a_page_of_warnings_puts_the_overdue_first_when_asked,
     escalated_warnings_say_how_far_up_and_since_when,
     a_large_register_loads_whole_and_in_order,
@@ -2122,6 +2123,86 @@ fn a_test_database_url_keeps_server_and_options() {
         "postgres://u:p@h/x?sslmode=disable"
     );
     assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
+}
+
+/// Issue 24: what the sent notices announced is read for a batch's warnings together, and pending
+/// notices are superseded a list at a time: each warning still gets its own highest sent level
+/// (pending notices announce nothing yet), and a supersede reaches only its own warning's notices
+/// of that transition.
+async fn what_sent_notices_announced_and_supersedes_stay_per_warning_when_read_together(
+    db: &TestDb,
+) {
+    let store = &db.store;
+    let h1 = open_one_warning(store).await;
+    let mut tx = store.begin().await.unwrap();
+    let h2 = tx
+        .open_warning(&new_warning("H2", "w3", Some("li")))
+        .await
+        .unwrap();
+    tx.update_warning(&raised_to_red(h1, 80, at("2026-03-02T00:00:00Z"), "w2"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let announced = |current: &std::collections::HashMap<
+        String,
+        doudi_store::CurrentWarningRow,
+    >| { (current["H1"].announced, current["H2"].announced) };
+    let both = || vec!["H1".to_string(), "H2".to_string()];
+    let mut tx = store.begin().await.unwrap();
+    let (current, _) = tx.current_warnings(&both()).await.unwrap();
+    assert_eq!(announced(&current), (Level::None, Level::None));
+    drop(tx);
+
+    // H1's two notices (opened orange, raised red) reach the inbox; H2's stays pending.
+    let pending = store.pending_notices(10).await.unwrap();
+    assert_eq!(pending.len(), 3);
+    let of = |warning: i64| -> Vec<i64> {
+        (pending.iter())
+            .filter(|n| n.warning_id == warning)
+            .map(|n| n.notice_id)
+            .collect()
+    };
+    store.mark_inbox_only(&of(h1)).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let (current, _) = tx.current_warnings(&both()).await.unwrap();
+    assert_eq!(announced(&current), (Level::Red, Level::None));
+    drop(tx);
+    store.mark_inbox_only(&of(h2)).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let (current, _) = tx.current_warnings(&both()).await.unwrap();
+    assert_eq!(announced(&current), (Level::Red, Level::Orange));
+    drop(tx);
+
+    // New pending notices on both; one supersede list: H1's by its transition, H2's by a
+    // transition it does not have.
+    let mut tx = store.begin().await.unwrap();
+    tx.update_warning(&raised_to_red(h1, 90, at("2026-03-02T00:00:00Z"), "w5"))
+        .await
+        .unwrap();
+    tx.update_warning(&raised_to_red(h2, 85, at("2026-03-02T00:00:00Z"), "w4"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.supersede_notices(
+        h1,
+        doudi_store::transition_key(Level::Red, "civil_registry", "w5"),
+    );
+    tx.supersede_notices(
+        h2,
+        doudi_store::transition_key(Level::Red, "civil_registry", "w5"),
+    );
+    tx.commit().await.unwrap();
+    let pending = store.pending_notices(10).await.unwrap();
+    assert_eq!(
+        pending.iter().map(|n| n.warning_id).collect::<Vec<_>>(),
+        vec![h2],
+        "only H1's notice of that transition is superseded"
+    );
+    // Superseded and pending notices announce nothing: the levels are as before.
+    let mut tx = store.begin().await.unwrap();
+    let (current, _) = tx.current_warnings(&both()).await.unwrap();
+    assert_eq!(announced(&current), (Level::Red, Level::Orange));
 }
 
 /// Issue 19: a pending notice whose transition vanished is superseded (neither delivered nor
