@@ -760,9 +760,9 @@ impl BatchTx {
 
     /// The highest level the sent notices (not pending, not superseded) of each of these
     /// warnings announced: 3 red, 2 orange, 1 yellow, 0 none; warnings without one are left out.
-    /// Read for a list of warnings at a time, not warning by warning: notices have no index by
-    /// warning, so each statement reads the table once (a subquery per warning read it once per
-    /// warning, and its cost grew with every notice the store holds: issue 24).
+    /// Read for a list of warnings at a time through `notices_warning` (migration 0015): a
+    /// subquery per warning without that index read the whole table once per warning, a cost
+    /// that grew with every notice the store holds (issue 24).
     async fn announced(&mut self, warning_ids: &[i64]) -> Result<HashMap<i64, i64>, StoreError> {
         let mut out = HashMap::new();
         for chunk in warning_ids.chunks(CHUNK) {
@@ -1018,7 +1018,7 @@ impl BatchTx {
         )
         .await?;
         // A statement per list of (warning, transition — none: every one of the warning), not
-        // per pair: notices have no index by warning, so each statement reads the pending ones.
+        // per pair (the warnings found through `notices_warning`).
         for chunk in p.superseded.chunks(CHUNK) {
             let mut qb: QueryBuilder<DB> =
                 QueryBuilder::new("UPDATE notices SET superseded_at = ");
