@@ -877,7 +877,7 @@ mod tests {
 
     use crate::typos;
 
-    use super::RegisterIndex;
+    use super::{IndexBuilder, RegisterIndex};
     use crate::normalise::normalise_name;
     use crate::{Linker, Model, Thresholds};
 
@@ -1129,6 +1129,30 @@ mod tests {
             "upserts {}, changes {}, removals {}",
             counts.0, counts.1, counts.2
         );
+    }
+
+    #[test]
+    fn a_household_given_twice_is_indexed_with_each_member_once() {
+        let pool = register(20, 5);
+        let h = pool
+            .iter()
+            .find(|h| h.members.len() >= 2)
+            .expect("a household of several members");
+        // The household again, its first member repeated and given twice more, one member new.
+        let mut again = h.clone();
+        let mut new = h.members[1].clone();
+        new.member_id = format!("{}-new", new.member_id);
+        again.members = vec![h.members[0].clone(), h.members[0].clone(), new];
+        let mut given: Vec<Household> = pool.clone();
+        given.push(again);
+        let members: usize = pool.iter().map(|h| h.members.len()).sum();
+        let ix = RegisterIndex::build(&given);
+        assert_eq!(ix.len(), members + 1, "each (household, member) pair once");
+        let mut b = IndexBuilder::default();
+        for h in &given {
+            b.add(h);
+        }
+        assert_eq!(b.finish().len(), ix.len());
     }
 
     #[test]
