@@ -425,7 +425,7 @@ mod tests {
     #[test]
     fn the_timeline_cache_drops_the_timelines_used_longest_ago_past_its_cap() {
         let mut c = TimelineCache::new(10);
-        let mut put = |c: &mut TimelineCache, v: i64, ids: &[&str]| {
+        let put = |c: &mut TimelineCache, v: i64, ids: &[&str]| {
             let mut into = HashMap::new();
             let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
             c.take(v, &ids, &mut into);
