@@ -28,13 +28,22 @@ fn json(dir: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&ok(doudi(dir, args))).expect("json output")
 }
 
+/// Memory caps small enough that a worker over the generated register holds a few households'
+/// records and timelines only, reading the others back from the store (`[memory]`): the results
+/// must be those of a worker that holds everything.
+const TINY_CAPS: [(&str, &str); 2] = [
+    ("DOUDI_MEMORY__REGISTER_HOUSEHOLDS", "3"),
+    ("DOUDI_MEMORY__TIMELINE_FACTS", "5"),
+];
+
 /// A worker that keeps running (over a feeds folder, `--feeds DIR`, or a broker, `--brokers
-/// HOST:PORT`), following the register every second.
-fn worker(dir: &Path, source: &[&str], db: &str) -> Child {
+/// HOST:PORT`), following the register every second, with `env` besides.
+fn worker(dir: &Path, source: &[&str], db: &str, env: &[(&str, &str)]) -> Child {
     let mut args = vec!["run"];
     args.extend_from_slice(source);
     args.extend(["--db", db]);
     common::quiet_command(dir, &args)
+        .envs(env.iter().copied())
         .env("DOUDI_KAFKA__SESSION_TIMEOUT_MS", "3000")
         .env("DOUDI_KAFKA__LINGER_MS", "50")
         .env("DOUDI_REGISTER__REFRESH_SECS", "1")
@@ -190,6 +199,8 @@ enum Layout {
     TwoWorkers,
     /// One worker over the feed topics of a broker.
     Kafka,
+    /// One worker over the feeds folder holding a few households and timelines ([`TINY_CAPS`]).
+    FilesTinyCaps,
 }
 
 /// Generate the data, run a reference (register complete from the start) into `reference`, and
@@ -288,13 +299,18 @@ fn register_follows_a_running_worker(dir: &Path, reference: &str, streamed: &str
         kafka::produce_all(dir, &broker.bootstrap);
         broker
     });
+    let caps: &[(&str, &str)] = if layout == Layout::FilesTinyCaps {
+        &TINY_CAPS
+    } else {
+        &[]
+    };
     let mut workers = vec![match &broker {
-        Some(b) => worker(dir, &["--brokers", &b.bootstrap], streamed),
-        None => worker(dir, &["--feeds", "data/feeds"], streamed),
+        Some(b) => worker(dir, &["--brokers", &b.bootstrap], streamed, caps),
+        None => worker(dir, &["--feeds", "data/feeds"], streamed, caps),
     }];
     if layout == Layout::TwoWorkers {
         common::copy_feeds(dir);
-        workers.push(worker(dir, &["--feeds", "data/feeds_copy"], streamed));
+        workers.push(worker(dir, &["--feeds", "data/feeds_copy"], streamed, caps));
     }
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         wait_for(Duration::from_secs(120), "every record read", || {
@@ -399,6 +415,42 @@ fn register_follows_a_running_worker(dir: &Path, reference: &str, streamed: &str
 fn a_household_enrolled_while_a_worker_runs_links_its_waiting_records_on_sqlite() {
     let (tmp, [reference, streamed]) = common::sqlite_case(["reference.db", "streamed.db"]);
     register_follows_a_running_worker(tmp.path(), &reference, &streamed, Layout::Files);
+}
+
+/// The same with a worker that holds 3 household records and 5 timeline facts: the others are
+/// read from the store as of the register version its snapshot holds, before and after the import.
+#[test]
+fn a_worker_holding_few_households_follows_the_register_with_the_same_results() {
+    let (tmp, [reference, streamed]) = common::sqlite_case(["reference.db", "streamed.db"]);
+    register_follows_a_running_worker(tmp.path(), &reference, &streamed, Layout::FilesTinyCaps);
+}
+
+/// `doudi run --once` holding a few household records and timeline facts (small batches, so that
+/// households come back after they were evicted) gives the same status, assessments and warnings
+/// as a run that holds everything.
+#[test]
+fn a_run_with_tiny_memory_caps_gives_the_same_status_assessments_and_warnings() {
+    let (tmp, [full, capped]) = common::sqlite_case(["full.db", "capped.db"]);
+    let dir = tmp.path();
+    gen(dir, "200", "23", "data", &["--start", "2025-01-01"]);
+    let batches = ("DOUDI_LIMITS__BATCH_SIZE", "97");
+    for (db, caps) in [(&full, &[][..]), (&capped, &TINY_CAPS[..])] {
+        ok(doudi(dir, &["import", "data/register.jsonl", "--db", db]));
+        let mut env = vec![PRIOR, batches];
+        env.extend_from_slice(caps);
+        ok(doudi_env(
+            dir,
+            &["run", "--feeds", "data/feeds", "--once", "--db", db],
+            &env,
+        ));
+    }
+    let status = |db: &str| json(dir, &["status", "--json", "--db", db]);
+    assert_eq!(status(&capped), status(&full));
+    let (full_rows, capped_rows) = (rows(&full), rows(&capped));
+    assert!(!full_rows.1.is_empty(), "the run warns some household");
+    assert_eq!(capped_rows.0.len(), full_rows.0.len());
+    assert!(capped_rows.0 == full_rows.0, "assessments differ");
+    assert_eq!(capped_rows.1, full_rows.1, "warnings row by row");
 }
 
 #[test]

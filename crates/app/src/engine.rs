@@ -21,8 +21,9 @@
 use std::path::Path;
 
 use doudi_linkage::{check_model, Degenerate, LabelledPair, Model, Thresholds};
-use doudi_model::{Household, ParseLimits};
-use doudi_pipeline::Engine;
+use doudi_linkage::{IndexBuilder, Linker};
+use doudi_model::ParseLimits;
+use doudi_pipeline::{Engine, MemoryCaps, Register};
 use doudi_risk::RuleSet;
 use doudi_store::{ActivationKind, ActivationRow, Store, StoreError};
 use doudi_warnings::routing::{Directory, Officer};
@@ -47,6 +48,8 @@ pub struct EngineSettings {
     pub label_strength: f64,
     /// How warning deadlines follow from event and receipt times (`[warnings]`).
     pub deadlines: doudi_warnings::fold::DeadlinePolicy,
+    /// How much a worker holds in memory (`[memory]`).
+    pub memory: MemoryCaps,
 }
 
 impl EngineSettings {
@@ -61,6 +64,7 @@ impl EngineSettings {
             train_iterations: 25,
             label_strength: 1000.0,
             deadlines: doudi_warnings::fold::DeadlinePolicy::default(),
+            memory: MemoryCaps::default(),
         }
     }
 }
@@ -168,15 +172,46 @@ pub async fn load_engine(
 ) -> Result<Engine, AppError> {
     // The version first: an import landing in between is applied again by the first refresh.
     let version = store.register_version().await?;
-    let register = store.load_register().await?;
-    if register.is_empty() {
+    // Streamed: every member indexed, the records kept up to the cap (the others are read from
+    // the store when a record of theirs comes), so the whole register is never held at once.
+    let cap = settings.memory.households;
+    let mut index = IndexBuilder::default();
+    let mut held = Vec::new();
+    let mut households = 0usize;
+    store
+        .load_register_in_batches(|batch| {
+            for h in batch {
+                index.add(&h);
+                households += 1;
+                if held.len() < cap {
+                    held.push(h);
+                }
+            }
+        })
+        .await?;
+    if households == 0 {
         tracing::warn!(
             "the register is empty: every event will be unmatched (run `doudi import FILE` first)"
         );
     }
-    let engine = with_parts(store, settings, Engine::new, register)
-        .await?
-        .at_register_version(version);
+    let complete = held.len() == households;
+    tracing::info!(
+        households,
+        records_held = held.len(),
+        "register indexed (household records held up to memory.register_households)"
+    );
+    let register = Register::with_households(
+        held,
+        complete,
+        // The prior model until a trained one is stored (see `doudi_linkage::train`).
+        Linker::with_prior(index.finish()),
+        cap,
+    );
+    let engine = with_parts(store, settings, households, |rules, limits| {
+        Engine::over_register(rules, limits, register)
+    })
+    .await?
+    .at_register_version(version);
     let model = match active_model(store).await? {
         Some(model) => Some(model),
         None => match feeds {
@@ -319,29 +354,30 @@ pub async fn assessor_for(
     household_ids: &[String],
 ) -> Result<Engine, AppError> {
     let households = store.register_households(household_ids).await?;
-    with_parts(store, settings, Engine::assess_only, households).await
+    with_parts(store, settings, households.len(), |rules, limits| {
+        Engine::assess_only(rules, limits, households)
+    })
+    .await
 }
 
-/// How an engine is made from rules, limits and households.
-type BuildEngine = fn(RuleSet, ParseLimits, Vec<Household>) -> Engine;
-
-/// Rules, households and the officer directory, made into an engine by `build`.
+/// Rules, `households` households and the officer directory, made into an engine by `build`.
 async fn with_parts(
     store: &Store,
     settings: &EngineSettings,
-    build: BuildEngine,
-    households: Vec<Household>,
+    households: usize,
+    build: impl FnOnce(RuleSet, ParseLimits) -> Engine,
 ) -> Result<Engine, AppError> {
-    tracing::info!(households = households.len(), rule_set = %settings.rules.version, "register and rules loaded");
+    tracing::info!(households, rule_set = %settings.rules.version, "register and rules loaded");
     let directory = directory(store).await?;
     if directory.is_empty() {
         tracing::warn!(
             "no officer directory: warnings stay unassigned (run `doudi officers import FILE`)"
         );
     }
-    Ok(build(settings.rules.clone(), settings.limits, households)
+    Ok(build(settings.rules.clone(), settings.limits)
         .with_directory(directory)
-        .with_deadlines(settings.deadlines))
+        .with_deadlines(settings.deadlines)
+        .with_memory(settings.memory))
 }
 
 /// Train the identity model on a sample of `feeds` (people's review decisions blended in) and make

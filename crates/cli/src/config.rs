@@ -19,6 +19,8 @@ pub struct Config {
     /// How running workers follow register imports.
     pub register: RegisterConfig,
     pub limits: LimitsConfig,
+    /// How much a `run` worker holds in memory besides the identity index.
+    pub memory: MemoryConfig,
     pub rules: RulesConfig,
     /// Identity resolution: training of the model, decision thresholds.
     pub linkage: LinkageConfig,
@@ -134,6 +136,36 @@ pub struct RegisterConfig {
 impl Default for RegisterConfig {
     fn default() -> Self {
         RegisterConfig { refresh_secs: 5 }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryConfig {
+    /// Register households whose records a worker holds (the identity index covers every member
+    /// whatever this is); the others are read from the database when a record of theirs comes.
+    pub register_households: usize,
+    /// Timeline facts a worker holds for the households it saw lately; past it, those of the
+    /// households seen longest ago are read back from the database when next needed.
+    pub timeline_facts: usize,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        let caps = doudi_pipeline::MemoryCaps::default();
+        MemoryConfig {
+            register_households: caps.households,
+            timeline_facts: caps.timeline_facts,
+        }
+    }
+}
+
+impl MemoryConfig {
+    pub fn caps(&self) -> doudi_pipeline::MemoryCaps {
+        doudi_pipeline::MemoryCaps {
+            households: self.register_households,
+            timeline_facts: self.timeline_facts,
+        }
     }
 }
 
@@ -287,6 +319,11 @@ impl Config {
         if l.channel_batches == 0 {
             anyhow::bail!("limits.channel_batches must be at least 1");
         }
+        at_least(
+            "memory.register_households",
+            self.memory.register_households,
+            1,
+        )?;
         self.warnings
             .escalation
             .validate()

@@ -331,74 +331,138 @@ fn sex_code(s: Sex) -> u8 {
     }
 }
 
-impl RegisterIndex {
-    /// Index every member of `households`. A (household, member) pair seen twice is kept once.
-    pub fn build<'a>(households: impl IntoIterator<Item = &'a Household>) -> Self {
-        let mut ix = RegisterIndex::default();
-        let mut name_ids: HashMap<String, u32> = HashMap::new();
-        let mut sound_counts: HashMap<Box<str>, u32> = HashMap::new();
-        let mut seen: HashSet<(String, String)> = HashSet::new();
-        let mut by_id = Vec::new();
-        let mut by_birth_family = Vec::new();
-        let mut by_birth_township = Vec::new();
-        let mut by_sound_year = Vec::new();
-        let mut by_sound_township = Vec::new();
-        for h in households {
-            let region = region_bytes(h);
-            let mut hh: Option<u32> = None;
-            for m in &h.members {
-                if !seen.insert((h.household_id.clone(), m.member_id.clone())) {
-                    continue;
-                }
-                let hidx = *hh.get_or_insert_with(|| {
-                    ix.h_region.push(region);
-                    ix.household_ids.push(&h.household_id)
-                });
-                let idx = ix.m_id.len() as u32;
-                let mut id = [0u8; 18];
-                id.copy_from_slice(m.id_number.expose().as_bytes());
-                let norm = normalise_name(&m.name);
-                let name_id = match name_ids.get(&norm.key) {
-                    Some(n) => *n,
-                    None => {
-                        let n = ix.names.len() as u32;
-                        ix.names.push(NameEntry {
-                            key: norm.key.clone().into_boxed_str(),
-                            sound: norm.sound.clone().into_boxed_str(),
-                            script: norm.script,
-                            key_count: 0,
-                            sound_count: 0,
-                        });
-                        name_ids.insert(norm.key.clone(), n);
-                        n
-                    }
-                };
-                ix.names[name_id as usize].key_count += 1;
-                *sound_counts.entry(norm.sound.clone().into()).or_default() += 1;
-                let birth = m.birth_date.num_days_from_ce();
-                let keys = member_keys(&id, &norm, m.birth_date, &region);
-                for (block, key) in [
-                    &mut by_id,
-                    &mut by_birth_family,
-                    &mut by_birth_township,
-                    &mut by_sound_year,
-                    &mut by_sound_township,
-                ]
-                .into_iter()
-                .zip(keys)
-                {
-                    if let Some(k) = key {
-                        block.push((k, idx));
-                    }
-                }
-                ix.m_id.push(id);
-                ix.m_name.push(name_id);
-                ix.m_birth.push(birth);
-                ix.m_sex.push(sex_code(m.sex));
-                ix.m_household.push(hidx);
-                ix.member_ids.push(&m.member_id);
+/// A [`RegisterIndex`] made a household at a time (in the order given, as
+/// [`RegisterIndex::build`] does), so that the households need not all be held at once: a worker
+/// loading the register indexes each batch it reads and keeps only the records it has room for.
+#[derive(Default)]
+pub struct IndexBuilder {
+    ix: RegisterIndex,
+    name_ids: HashMap<String, u32>,
+    sound_counts: HashMap<Box<str>, u32>,
+    /// Household id → the index of its first occurrence (a household given twice adds only the
+    /// members not seen under it; other occurrences in `repeats`).
+    households: HashMap<Box<str>, u32>,
+    repeats: HashMap<u32, Vec<u32>>,
+    /// The first member of each household occurrence (its members follow it).
+    first_member: Vec<u32>,
+    by_id: Vec<(u64, u32)>,
+    by_birth_family: Vec<(u64, u32)>,
+    by_birth_township: Vec<(u64, u32)>,
+    by_sound_year: Vec<(u64, u32)>,
+    by_sound_township: Vec<(u64, u32)>,
+}
+
+impl IndexBuilder {
+    /// Whether member `member_id` was indexed under an earlier occurrence of household
+    /// `first` (its first occurrence) or of this one (`current`, once it has one).
+    fn seen(&self, first: Option<u32>, current: Option<u32>, member_id: &str) -> bool {
+        let Some(first) = first else {
+            return false;
+        };
+        let occurrences = std::iter::once(first)
+            .chain(self.repeats.get(&first).into_iter().flatten().copied())
+            .chain(current);
+        for h in occurrences {
+            let start = self.first_member[h as usize] as usize;
+            let end = self
+                .first_member
+                .get(h as usize + 1)
+                .map_or(self.ix.m_id.len(), |e| *e as usize);
+            if (start..end).any(|m| self.ix.member_ids.get(m as u32) == member_id) {
+                return true;
             }
         }
+        false
+    }
+
+    /// Index the members of `h`.
+    pub fn add(&mut self, h: &Household) {
+        let region = region_bytes(h);
+        let first = self.households.get(h.household_id.as_str()).copied();
+        let mut hh: Option<u32> = None;
+        for (i, m) in h.members.iter().enumerate() {
+            let again = h.members[..i].iter().any(|o| o.member_id == m.member_id);
+            if again || self.seen(first, hh, &m.member_id) {
+                continue;
+            }
+            let hidx = match hh {
+                Some(x) => x,
+                None => {
+                    self.ix.h_region.push(region);
+                    let x = self.ix.household_ids.push(&h.household_id);
+                    self.first_member.push(self.ix.m_id.len() as u32);
+                    match first {
+                        Some(f) => self.repeats.entry(f).or_default().push(x),
+                        None => {
+                            self.households.insert(h.household_id.as_str().into(), x);
+                        }
+                    }
+                    hh = Some(x);
+                    x
+                }
+            };
+            let ix = &mut self.ix;
+            let idx = ix.m_id.len() as u32;
+            let mut id = [0u8; 18];
+            id.copy_from_slice(m.id_number.expose().as_bytes());
+            let norm = normalise_name(&m.name);
+            let name_id = match self.name_ids.get(&norm.key) {
+                Some(n) => *n,
+                None => {
+                    let n = ix.names.len() as u32;
+                    ix.names.push(NameEntry {
+                        key: norm.key.clone().into_boxed_str(),
+                        sound: norm.sound.clone().into_boxed_str(),
+                        script: norm.script,
+                        key_count: 0,
+                        sound_count: 0,
+                    });
+                    self.name_ids.insert(norm.key.clone(), n);
+                    n
+                }
+            };
+            ix.names[name_id as usize].key_count += 1;
+            *self
+                .sound_counts
+                .entry(norm.sound.clone().into())
+                .or_default() += 1;
+            let birth = m.birth_date.num_days_from_ce();
+            let keys = member_keys(&id, &norm, m.birth_date, &region);
+            for (block, key) in [
+                &mut self.by_id,
+                &mut self.by_birth_family,
+                &mut self.by_birth_township,
+                &mut self.by_sound_year,
+                &mut self.by_sound_township,
+            ]
+            .into_iter()
+            .zip(keys)
+            {
+                if let Some(k) = key {
+                    block.push((k, idx));
+                }
+            }
+            ix.m_id.push(id);
+            ix.m_name.push(name_id);
+            ix.m_birth.push(birth);
+            ix.m_sex.push(sex_code(m.sex));
+            ix.m_household.push(hidx);
+            ix.member_ids.push(&m.member_id);
+        }
+    }
+
+    /// The index of every household added.
+    pub fn finish(self) -> RegisterIndex {
+        let IndexBuilder {
+            mut ix,
+            sound_counts,
+            by_id,
+            by_birth_family,
+            by_birth_township,
+            by_sound_year,
+            by_sound_township,
+            ..
+        } = self;
         for n in &mut ix.names {
             n.sound_count = sound_counts.get(&n.sound).copied().unwrap_or(0);
         }
@@ -417,6 +481,17 @@ impl RegisterIndex {
         ix.member_ids.shrink();
         ix.household_ids.shrink();
         ix
+    }
+}
+
+impl RegisterIndex {
+    /// Index every member of `households`. A (household, member) pair seen twice is kept once.
+    pub fn build<'a>(households: impl IntoIterator<Item = &'a Household>) -> Self {
+        let mut b = IndexBuilder::default();
+        for h in households {
+            b.add(h);
+        }
+        b.finish()
     }
 
     /// Number of members indexed (live: a removed household's members no longer count).
@@ -802,7 +877,7 @@ mod tests {
 
     use crate::typos;
 
-    use super::RegisterIndex;
+    use super::{IndexBuilder, RegisterIndex};
     use crate::normalise::normalise_name;
     use crate::{Linker, Model, Thresholds};
 
@@ -1054,6 +1129,30 @@ mod tests {
             "upserts {}, changes {}, removals {}",
             counts.0, counts.1, counts.2
         );
+    }
+
+    #[test]
+    fn a_household_given_twice_is_indexed_with_each_member_once() {
+        let pool = register(20, 5);
+        let h = pool
+            .iter()
+            .find(|h| h.members.len() >= 2)
+            .expect("a household of several members");
+        // The household again, its first member repeated and given twice more, one member new.
+        let mut again = h.clone();
+        let mut new = h.members[1].clone();
+        new.member_id = format!("{}-new", new.member_id);
+        again.members = vec![h.members[0].clone(), h.members[0].clone(), new];
+        let mut given: Vec<Household> = pool.clone();
+        given.push(again);
+        let members: usize = pool.iter().map(|h| h.members.len()).sum();
+        let ix = RegisterIndex::build(&given);
+        assert_eq!(ix.len(), members + 1, "each (household, member) pair once");
+        let mut b = IndexBuilder::default();
+        for h in &given {
+            b.add(h);
+        }
+        assert_eq!(b.finish().len(), ix.len());
     }
 
     #[test]

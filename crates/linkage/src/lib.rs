@@ -36,7 +36,7 @@ mod train;
 mod typos;
 
 pub use em::{check_model, Degenerate};
-pub use index::{Query, RegisterIndex};
+pub use index::{IndexBuilder, Query, RegisterIndex};
 pub use link::{
     explain, CandidateEvidence, Comparison, Evidence, IdEvidence, Linker, ModelScorer, Thresholds,
 };

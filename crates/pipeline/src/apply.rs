@@ -18,6 +18,7 @@ use doudi_store::{
 use doudi_warnings::fold::{fold, DeadlinePolicy, Episode, Step, Transition};
 use doudi_warnings::routing::Directory;
 
+use crate::cache::TimelineCache;
 use crate::held::Register;
 use crate::ingest::{link_event, sniff_event_id, Ingested};
 use crate::versions::{check_current, RulesIndex, Versions};
@@ -43,21 +44,6 @@ pub struct Engine {
     cache: Mutex<TimelineCache>,
     /// Every activated rule set and model, one snapshot replaced when an activation is seen.
     pub(crate) versions: RwLock<Arc<Versions>>,
-}
-
-/// At most this many facts are kept in memory; past it the cache starts afresh.
-const CACHE_MAX_FACTS: usize = 2_000_000;
-
-/// The committed timelines of households seen lately (in canonical order, with their stored
-/// assessments' levels and scores), so that a batch need not read (and parse) them back from the
-/// database. It is only trusted while the store's timeline version is the one it was filled at:
-/// anything else that appends to the timeline or re-derives assessments (another process) empties
-/// it.
-#[derive(Default)]
-struct TimelineCache {
-    version: i64,
-    timelines: HashMap<String, Timeline>,
-    facts: usize,
 }
 
 /// A household's facts in canonical order: `(occurred_at, source, event_id)` (then `seq`), with
@@ -107,8 +93,29 @@ impl Timeline {
         t
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.facts.len()
+    }
+
+    /// A timeline of `n` facts (for the cache's tests).
+    #[cfg(test)]
+    pub(crate) fn with_len_for_tests(n: usize) -> Timeline {
+        let fact: Fact = serde_json::from_value(serde_json::json!({
+            "event_id": "e", "source": "employment", "household_id": "H", "member_id": "M",
+            "occurred_at": "2026-01-01T00:00:00+08:00",
+            "payload": {"kind": "job_lost", "data": {"last_day": "2025-12-31"}}
+        }))
+        .expect("a fact");
+        let meta = Meta {
+            seq: 1,
+            received_at: DateTime::<Utc>::default(),
+            assessed: None,
+            rules: RulesIndex::default(),
+        };
+        Timeline {
+            facts: vec![fact; n],
+            meta: vec![meta; n],
+        }
     }
 
     /// Where the fact of event `seq` stands (`len()` if it is not here).
@@ -165,52 +172,6 @@ impl Timeline {
     }
 }
 
-impl TimelineCache {
-    fn clear(&mut self) {
-        self.timelines.clear();
-        self.facts = 0;
-    }
-
-    /// Take these households' timelines out of the cache (as of `version`, else empty it first);
-    /// returns the households it did not hold.
-    fn take(
-        &mut self,
-        version: i64,
-        households: &[String],
-        into: &mut HashMap<String, Timeline>,
-    ) -> Vec<String> {
-        if self.version != version {
-            self.clear();
-            self.version = version;
-        }
-        let mut missing = Vec::new();
-        for hh in households {
-            match self.timelines.remove(hh) {
-                Some(t) => {
-                    self.facts -= t.len();
-                    into.insert(hh.clone(), t);
-                }
-                None => missing.push(hh.clone()),
-            }
-        }
-        missing
-    }
-
-    /// Put back timelines committed at `after` (read as of `version`).
-    fn put(&mut self, version: i64, after: i64, timelines: HashMap<String, Timeline>) {
-        if self.version == version {
-            self.version = after;
-            self.facts += timelines.values().map(Timeline::len).sum::<usize>();
-            self.timelines.extend(timelines);
-            if self.facts > CACHE_MAX_FACTS {
-                self.clear();
-            }
-        } else {
-            self.clear();
-        }
-    }
-}
-
 impl Engine {
     pub fn new(rules: RuleSet, limits: ParseLimits, register: Vec<Household>) -> Self {
         // The prior model until a trained one is stored (see `doudi_linkage::train`).
@@ -233,11 +194,21 @@ impl Engine {
         index: Linker,
         indexed: bool,
     ) -> Self {
+        Engine::over(rules, limits, Register::new(register, index), indexed)
+    }
+
+    /// An engine over a register already made: its identity index over every member, and the
+    /// household records it holds (see [`Register::with_households`]).
+    pub fn over_register(rules: RuleSet, limits: ParseLimits, register: Register) -> Self {
+        Engine::over(rules, limits, register, true)
+    }
+
+    fn over(rules: RuleSet, limits: ParseLimits, register: Register, indexed: bool) -> Self {
         Engine {
             versions: RwLock::new(Arc::new(Versions::new(rules.clone()))),
             rules,
             limits,
-            register: RwLock::new(Arc::new(Register::new(register, index))),
+            register: RwLock::new(Arc::new(register)),
             indexed,
             directory: Directory::default(),
             deadlines: DeadlinePolicy::default(),
@@ -286,10 +257,21 @@ impl Engine {
                 .register
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
-            Arc::make_mut(&mut *slot)
-                .linker_mut()
-                .set_register_version(version);
+            let register = Arc::make_mut(&mut *slot);
+            register.begin_version(version);
+            register.linker_mut().set_register_version(version);
         }
+        self
+    }
+
+    /// Hold at most this much in memory (household records, timeline facts): see
+    /// [`crate::MemoryCaps`].
+    pub fn with_memory(self, caps: crate::MemoryCaps) -> Self {
+        self.register().set_household_cap(caps.households);
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set_cap(caps.timeline_facts);
         self
     }
 
@@ -316,8 +298,10 @@ impl Engine {
         if slot.version() >= version {
             return false;
         }
-        // Copied only when a batch still holds the current snapshot.
+        // Copied only when a batch still holds the current snapshot (the household records are
+        // shared, each held with the versions it holds for).
         let register = Arc::make_mut(&mut *slot);
+        register.begin_version(version);
         change(register, self.indexed);
         register.linker_mut().set_register_version(version);
         true
@@ -849,7 +833,7 @@ fn assess_at(versions: &Versions, household: &Household, t: &Timeline, i: usize)
 /// they are shared out over the cores. Returns (household, index, assessment).
 fn assess_from<'a>(
     versions: &'a Versions,
-    register: &'a Register,
+    records: &'a HashMap<String, Arc<Household>>,
     timelines: &'a HashMap<String, Timeline>,
     from: &HashMap<String, usize>,
 ) -> Vec<(&'a str, usize, Assessed)> {
@@ -860,13 +844,13 @@ fn assess_from<'a>(
     for hh in households {
         let (Some((name, t)), Some(household)) = (
             timelines.get_key_value(hh.as_str()),
-            register.household(hh.as_str()),
+            records.get(hh.as_str()),
         ) else {
             continue;
         };
         let start = from[hh].min(t.len());
         total += t.len() - start;
-        groups.push((name.as_str(), household, t, start));
+        groups.push((name.as_str(), household.as_ref(), t, start));
     }
     let work = |groups: &[(&'a str, &'a Household, &'a Timeline, usize)]| {
         let mut out = Vec::new();
@@ -924,9 +908,10 @@ pub(crate) async fn derive_and_warn(
     let t0 = Instant::now();
     let (current, cuts) = tx.current_warnings(&households).await?;
     let t_current = t0.elapsed();
-    // One register snapshot for the whole derivation.
+    // One register snapshot for the whole derivation: the households' records as of it.
     let register = engine.register();
-    let assessed = assess_from(versions, &register, timelines, from);
+    let records = register.records(tx, &households).await?;
+    let assessed = assess_from(versions, &records, timelines, from);
     let t_assessed = t0.elapsed();
     let n_assessed = assessed.len();
 
@@ -991,7 +976,7 @@ pub(crate) async fn derive_and_warn(
     // Each household's episode, folded from its assessments after the last cut.
     let policy = engine.deadlines;
     for hh in &households {
-        let (Some(t), Some(household)) = (timelines.get(hh), register.household(hh)) else {
+        let (Some(t), Some(household)) = (timelines.get(hh), records.get(hh)) else {
             continue;
         };
         let cut = cuts.get(hh).copied().unwrap_or(0);

@@ -98,10 +98,12 @@ pub async fn refresh_register(
     let mut changed = Vec::new();
     let mut ordered: Vec<(&str, &str)> = last.into_iter().collect();
     ordered.sort_unstable();
+    // The records as the engine's register (version `from`) has them: held, or read as of it.
+    let old = engine.register().records_from(store, &ids).await?;
     let applied = engine.update_register(to, |register, index| {
         for (id, change) in &ordered {
             let record = records.remove(*id);
-            match (&record, register.household(id)) {
+            match (&record, old.get(*id).map(|h| h.as_ref())) {
                 (None, _) => report.removed += 1,
                 (Some(_), None) => {
                     report.added += 1;

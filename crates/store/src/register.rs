@@ -324,15 +324,26 @@ impl Store {
     }
 
     /// The active households of the register, in household id order.
+    pub async fn load_register(&self) -> Result<Vec<Household>, StoreError> {
+        let mut out: Vec<Household> = Vec::new();
+        self.load_register_in_batches(|batch| out.extend(batch))
+            .await?;
+        Ok(out)
+    }
+
+    /// The active households of the register, in household id order, given to `each` a batch at
+    /// a time (a few thousand): a worker that keeps only some of them never holds them all.
     ///
     /// One query, streamed: records are decoded (JSON) in batches on the blocking threads while
     /// the next rows are still being read, so the decoding (most of the time at provincial scale)
     /// runs beside the reading and on every core.
-    pub async fn load_register(&self) -> Result<Vec<Household>, StoreError> {
+    pub async fn load_register_in_batches(
+        &self,
+        mut each: impl FnMut(Vec<Household>),
+    ) -> Result<(), StoreError> {
         /// Records decoded per task.
         const BATCH: usize = 4096;
         let in_flight = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
-        let mut out: Vec<Household> = Vec::new();
         let mut pending: VecDeque<tokio::task::JoinHandle<Result<Vec<Household>, StoreError>>> =
             VecDeque::new();
         on!(self.pool(), pool => {
@@ -352,7 +363,7 @@ impl Store {
                     pending.push_back(tokio::task::spawn_blocking(move || decode_households(records)));
                     while pending.len() > in_flight {
                         if let Some(h) = pending.pop_front() {
-                            out.extend(joined(h.await)?);
+                            each(joined(h.await)?);
                         }
                     }
                 }
@@ -362,9 +373,22 @@ impl Store {
             }
         });
         for h in pending {
-            out.extend(joined(h.await)?);
+            each(joined(h.await)?);
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// The households among `ids` as the register held them at `version` (in household id order):
+    /// [`households_as_of`]. What a worker holding only some households reads on a miss.
+    pub async fn households_as_of(
+        &self,
+        ids: &[String],
+        version: i64,
+    ) -> Result<Vec<Household>, StoreError> {
+        on!(self.pool(), p => {
+            let mut conn = p.acquire().await.ctx("loading households")?;
+            households_as_of(Db::from(&mut *conn), ids, version).await
+        })
     }
 
     /// The active households of the register among `ids`, in household id order: what a request
@@ -409,6 +433,16 @@ impl Store {
 }
 
 impl BatchTx {
+    /// The households among `ids` as the register held them at `version`, read in this
+    /// transaction: [`households_as_of`].
+    pub async fn households_as_of(
+        &mut self,
+        ids: &[String],
+        version: i64,
+    ) -> Result<Vec<Household>, StoreError> {
+        households_as_of(self.conn(), ids, version).await
+    }
+
     /// Claim up to `limit` records decided with a register older than `version` (`unmatched` or
     /// `review`, not decided by a person), oldest first, for this transaction to decide again.
     /// Each is claimed by one transaction only: on PostgreSQL the rows are locked (those another
@@ -532,6 +566,58 @@ impl BatchTx {
             Ok(out)
         })
     }
+}
+
+/// The households among `ids` as the register held them at `version` (in household id order;
+/// those not in the register then are left out): the current record of each household no import
+/// changed after `version`, else what the first import after it found (`before`: the record it
+/// replaced or removed; none for a household it added or restored). The current records are read
+/// before the changes, so an import committing in between is seen among the changes.
+async fn households_as_of(
+    mut conn: crate::db::Conn<'_>,
+    ids: &[String],
+    version: i64,
+) -> Result<Vec<Household>, StoreError> {
+    const CONTEXT: &str = "loading households as of a register version";
+    let current: Vec<(String, String)> = crate::batch::rows_for_households(
+        conn.reborrow(),
+        "SELECT household_id, record FROM households WHERE active = 1 AND household_id",
+        "ORDER BY household_id",
+        ids,
+        CONTEXT,
+    )
+    .await?;
+    // `version` is a number: written into the statement, the ids stay bound.
+    let changed: Vec<(String, String, Option<String>)> = crate::batch::rows_for_households(
+        conn,
+        &format!(
+            "SELECT c.household_id, c.change, h.before FROM register_changes c
+             JOIN register_history h ON h.import_id = c.import_id AND h.household_id = c.household_id
+             WHERE c.version > {} AND c.household_id",
+            version.max(0)
+        ),
+        "ORDER BY c.seq",
+        ids,
+        CONTEXT,
+    )
+    .await?;
+    let mut records: std::collections::BTreeMap<String, Option<String>> =
+        current.into_iter().map(|(id, r)| (id, Some(r))).collect();
+    let mut first_change: HashSet<String> = HashSet::new();
+    for (id, change, before) in changed {
+        if first_change.insert(id.clone()) {
+            let held = match change.as_str() {
+                "changed" | "removed" => before,
+                _ => None,
+            };
+            records.insert(id, held);
+        }
+    }
+    records
+        .into_values()
+        .flatten()
+        .map(|text| decode_json(&text, "household record"))
+        .collect()
 }
 
 /// Household records (JSON) as stored, decoded.

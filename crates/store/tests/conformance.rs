@@ -1963,6 +1963,45 @@ async fn a_few_households_are_read_without_the_register(db: &TestDb) {
         "active households only, unknown ids left out"
     );
     assert!(store.register_households(&[]).await.unwrap().is_empty());
+
+    // As the register was at each version: H3 removed at 2 and restored at 3, H1 changed at 3,
+    // H2 removed at 3.
+    let v3 = store
+        .import_register(
+            &[household("H1", "一村1号之二"), household("H3", "三村3号")],
+            "reg3",
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(v3.version, 3);
+    let all: Vec<String> = ["H1", "H2", "H3", "NOPE"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let addresses = |hs: Vec<Household>| {
+        hs.into_iter()
+            .map(|h| format!("{} {}", h.household_id, h.address))
+            .collect::<Vec<_>>()
+    };
+    for (version, expected) in [
+        (1, &["H1 一村1号", "H2 二村2号", "H3 三村3号"][..]),
+        (2, &["H1 一村1号", "H2 二村2号"][..]),
+        (3, &["H1 一村1号之二", "H3 三村3号"][..]),
+    ] {
+        assert_eq!(
+            addresses(store.households_as_of(&all, version).await.unwrap()),
+            expected,
+            "as of version {version}"
+        );
+    }
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(
+        addresses(tx.households_as_of(&all, 2).await.unwrap()),
+        ["H1 一村1号", "H2 二村2号"],
+        "in a transaction"
+    );
+    assert!(tx.households_as_of(&[], 2).await.unwrap().is_empty());
 }
 
 /// Stored vocabulary is read back as types: a value no type knows is an error naming the table and

@@ -109,6 +109,7 @@ pub fn engine_settings(config: &Config) -> anyhow::Result<EngineSettings> {
         train_iterations: config.linkage.train_iterations,
         label_strength: config.linkage.label_strength,
         deadlines: config.warnings.deadline_policy(),
+        memory: config.memory.caps(),
     })
 }
 
