@@ -85,7 +85,14 @@ fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<
 }
 
 /// An assessment as stored: source, event id, household, score, level, the assessment (packed).
-type Assessment = (String, String, String, i64, String, Option<Vec<u8>>);
+type Assessment = (
+    String,
+    String,
+    String,
+    i64,
+    String,
+    Option<doudi_store::Stored>,
+);
 /// A warning as stored: household, status, level, score, the triggering event's source and id.
 type Warning = (String, String, String, i64, String, String);
 /// Every assessment (by event) and every warning (by household), as stored.
