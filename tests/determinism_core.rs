@@ -29,7 +29,16 @@ struct Outcome {
     warnings: Vec<WarningRow>,
 }
 
-type AssessmentRow = (String, String, String, String, i64, String, String);
+/// The last column: the assessment as stored (packed: bytes on SQLite, text on PostgreSQL).
+type AssessmentRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    doudi_store::Stored,
+);
 type WarningRow = (
     String,
     String,
@@ -43,8 +52,8 @@ type WarningRow = (
     String,
 );
 
-const ASSESSMENTS: &str = "SELECT source, event_id, household_id, rule_set_version, score, level, COALESCE(assessment, '')
-     FROM assessments ORDER BY source, event_id";
+const ASSESSMENTS: &str = "SELECT e.source, e.event_id, a.household_id, a.rule_set_version, a.score, a.level, COALESCE(a.assessment, '')
+     FROM assessments a JOIN events e ON e.seq = a.seq ORDER BY e.source, e.event_id";
 const WARNINGS: &str =
     "SELECT household_id, level, score, status, assessment_source, assessment_event_id,
             COALESCE(occurred_at, ''), late, summary, COALESCE(transitions, '')

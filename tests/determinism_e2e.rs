@@ -236,8 +236,15 @@ macro_rules! rows_of {
         let q: &Query = $q;
         let mut rows = Rows::new();
         for r in sqlx::query(&q.sql).fetch_all($pool).await.unwrap() {
+            // A packed document (the assessment: bytes on SQLite, text on PostgreSQL) as its JSON.
             let cells: Vec<String> = (0..q.names.len())
-                .map(|i| r.get::<Option<String>, _>(i).unwrap_or_else(|| "∅".into()))
+                .map(|i| match r.get::<Option<doudi_store::Stored>, _>(i) {
+                    Some(v) if q.names[i] == "assessment" => {
+                        doudi_store::unpack_document(v.0).expect("a stored document")
+                    }
+                    Some(v) => String::from_utf8(v.0).expect("text"),
+                    None => "∅".into(),
+                })
                 .map(|v| match v.as_str() {
                     // A boolean column reads `true` on PostgreSQL and `1` on SQLite.
                     "true" => "1".to_string(),
@@ -265,7 +272,11 @@ fn queries(warning_columns: &[String], notice_columns: &[String]) -> Vec<Query> 
     let text = |cols: &[&str]| -> (String, Vec<String>) {
         let sql = cols
             .iter()
-            .map(|c| format!("CAST({c} AS TEXT)"))
+            .map(|c| match *c {
+                // kept as it is stored (bytes on SQLite): read as a document
+                "assessment" => c.to_string(),
+                _ => format!("CAST({c} AS TEXT)"),
+            })
             .collect::<Vec<_>>()
             .join(", ");
         let names = cols
@@ -286,7 +297,8 @@ fn queries(warning_columns: &[String], notice_columns: &[String]) -> Vec<Query> 
     ]);
     out.push(Query {
         table: "assessments",
-        sql: format!("SELECT {cols} FROM assessments"),
+        // the event's source and id are the event's (`seq`)
+        sql: format!("SELECT {cols} FROM assessments JOIN events USING (seq)"),
         key_columns: 3,
         names,
     });

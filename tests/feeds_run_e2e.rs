@@ -49,6 +49,9 @@ fn rows(db: &str, sql: &str) -> Vec<Vec<String>> {
                         match raw.type_info().name() {
                             "INTEGER" => r.get::<i64, _>(i).to_string(),
                             "REAL" => r.get::<f64, _>(i).to_string(),
+                            // a packed document kept as bytes: its JSON
+                            "BLOB" => doudi_store::unpack_document(r.get::<Vec<u8>, _>(i))
+                                .expect("stored document"),
                             _ => r.get::<String, _>(i),
                         }
                     })

@@ -84,8 +84,15 @@ fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<
     }
 }
 
-/// An assessment as stored: source, event id, household, score, level, the assessment (JSON).
-type Assessment = (String, String, String, i64, String, Option<String>);
+/// An assessment as stored: source, event id, household, score, level, the assessment (packed).
+type Assessment = (
+    String,
+    String,
+    String,
+    i64,
+    String,
+    Option<doudi_store::Stored>,
+);
 /// A warning as stored: household, status, level, score, the triggering event's source and id.
 type Warning = (String, String, String, i64, String, String);
 /// Every assessment (by event) and every warning (by household), as stored.
@@ -93,8 +100,8 @@ type Rows = (Vec<Assessment>, Vec<Warning>);
 
 /// Every assessment, by the event (source, id), not by `seq`: the numbers depend on batch timing.
 const ASSESSMENTS: &str =
-    "SELECT source, event_id, household_id, score, level, assessment FROM assessments
-     ORDER BY source, event_id";
+    "SELECT e.source, e.event_id, a.household_id, a.score, a.level, a.assessment
+     FROM assessments a JOIN events e ON e.seq = a.seq ORDER BY e.source, e.event_id";
 /// Every warning, by household.
 const WARNINGS: &str =
     "SELECT household_id, status, level, score, assessment_source, assessment_event_id FROM warnings

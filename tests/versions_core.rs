@@ -57,9 +57,18 @@ fn halves(items: &[RawRecord]) -> (Vec<RawRecord>, Vec<RawRecord>) {
         .partition(|r| r.position.line() <= per_stream[r.stream.as_str()] / 2)
 }
 
-type Row = (String, String, String, String, i64, String, String);
-const ASSESSMENTS: &str = "SELECT source, event_id, household_id, rule_set_version, score, level, COALESCE(assessment, '')
-     FROM assessments ORDER BY source, event_id";
+/// The last column: the assessment as stored (packed: bytes on SQLite, text on PostgreSQL).
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    doudi_store::Stored,
+);
+const ASSESSMENTS: &str = "SELECT e.source, e.event_id, a.household_id, a.rule_set_version, a.score, a.level, COALESCE(a.assessment, '')
+     FROM assessments a JOIN events e ON e.seq = a.seq ORDER BY e.source, e.event_id";
 type WarningRow = (String, String, i64, String, String, String);
 const WARNINGS: &str =
     "SELECT household_id, level, score, status, assessment_source, assessment_event_id

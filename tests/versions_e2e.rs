@@ -234,7 +234,7 @@ fn produce(data: &Data, dir: &Path, bootstrap: &str, half: &str) {
 
 type Rows = BTreeMap<String, Vec<String>>;
 
-const ASSESSMENTS: &str = "SELECT source, event_id, household_id, rule_set_version, CAST(score AS TEXT), level, COALESCE(assessment, '') FROM assessments";
+const ASSESSMENTS: &str = "SELECT e.source, e.event_id, a.household_id, a.rule_set_version, CAST(a.score AS TEXT), a.level, COALESCE(a.assessment, '') FROM assessments a JOIN events e ON e.seq = a.seq";
 const WARNINGS: &str = "SELECT household_id, level, CAST(score AS TEXT), status, assessment_source, assessment_event_id FROM warnings WHERE status <> 'withdrawn'";
 
 #[derive(Debug, PartialEq)]
@@ -265,7 +265,15 @@ async fn outcome_of(url: &str) -> Outcome {
                 .await
                 .unwrap()
                 .iter()
-                .map(|r| (0..$n).map(|i| r.get::<String, _>(i)).collect())
+                // Each column as text; a packed document (the assessment) as its JSON.
+                .map(|r| {
+                    (0..$n)
+                        .map(|i| {
+                            doudi_store::unpack_document(r.get::<doudi_store::Stored, _>(i).0)
+                                .expect("a stored value")
+                        })
+                        .collect()
+                })
                 .collect::<Vec<Vec<String>>>()
         };
     }

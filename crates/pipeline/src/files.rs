@@ -276,7 +276,7 @@ impl ProfileReader {
                 self.provenance
             ))),
             normalised: String::new(),
-            packed: String::new(),
+            packed: Default::default(),
             link: None,
             register_version: 0,
             profile: Some(Arc::clone(&self.provenance)),

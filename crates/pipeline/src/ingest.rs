@@ -16,7 +16,7 @@ pub struct Ingested {
     /// applier, which waits on the database, does less.
     pub normalised: String,
     /// `normalised` packed as the store keeps it (made here too; empty when refused).
-    pub packed: String,
+    pub packed: doudi_store::Packed,
     /// The identity decision and its evidence encoded for the store, when made ahead on the
     /// reader thread (the applier links whatever has none).
     pub link: Option<(doudi_linkage::LinkDecision, Json<Evidence>)>,
@@ -39,7 +39,7 @@ impl Ingested {
         let packed = if result.is_ok() {
             doudi_store::pack_event(&normalised)
         } else {
-            String::new()
+            doudi_store::Packed::default()
         };
         Ingested {
             record,

@@ -14,7 +14,7 @@ use crate::db::{on, push_list, Conn, Db, Fetch, Run, Tx};
 use crate::error::{corrupt, StoreError};
 use crate::locks::{lock_households, lock_timeline_counter};
 use crate::open::Store;
-use crate::pack::{pack_event, unpack};
+use crate::pack::{pack_event, unpack_stored, Packed, Stored};
 use crate::time::{now, ts};
 
 /// A position in one source stream: the byte offset after the last committed record and its line.
@@ -39,7 +39,7 @@ pub struct EventRow {
     pub normalised: String,
     /// `normalised` packed ([`crate::pack_event`]), when the caller packed it on its own thread;
     /// `None`: packed as the row is written.
-    pub packed: Option<String>,
+    pub packed: Option<Packed>,
     /// The feed profile that made the event from a department's export (`name@version`);
     /// `None` for a JSON envelope.
     pub profile: Option<String>,
@@ -50,6 +50,7 @@ pub struct EventRow {
 pub struct LinkRow {
     /// The event's `seq`, as [`BatchTx::insert_events`] returned it.
     pub event_seq: i64,
+    /// The event's source and id (not stored again: `event_seq` names the event).
     pub source: String,
     pub event_id: String,
     pub outcome: LinkOutcome,
@@ -73,6 +74,7 @@ pub struct FactRow {
 pub struct AssessmentRow {
     /// The `seq` of the event whose fact was assessed.
     pub event_seq: i64,
+    /// The event's source and id (not stored again: `event_seq` names the event).
     pub source: String,
     pub event_id: String,
     pub household_id: String,
@@ -234,9 +236,11 @@ const EVENTS: Table<EventRow> = Table {
         // Packed (see `pack`); every reader unpacks it.
         Column {
             name: "normalised",
-            bind: Bind::Text(|r| match &r.packed {
-                Some(p) => Cow::Borrowed(p.as_str()),
-                None => Cow::Owned(pack_event(&r.normalised)),
+            bind: Bind::Packed(|r| {
+                Some(match &r.packed {
+                    Some(p) => Cow::Borrowed(p),
+                    None => Cow::Owned(pack_event(&r.normalised)),
+                })
             }),
         },
         maybe_text!("profile", r => r.profile.as_deref()),
@@ -248,17 +252,19 @@ const EVENTS: Table<EventRow> = Table {
     }),
 };
 
+/// Not the event's source and id: the event's row (`seq`) has them (migration 0016).
 const LINKS: Table<LinkRow> = Table {
     name: "link_decisions",
     doing: "inserting link decisions",
     columns: &[
         int!("seq", r => r.event_seq),
-        text!("source", r => &r.source),
-        text!("event_id", r => &r.event_id),
         text!("outcome", r => r.outcome.code()),
         maybe_text!("household_id", r => r.household_id.as_deref()),
         maybe_text!("member_id", r => r.member_id.as_deref()),
-        text!("evidence", r => r.evidence.stored()),
+        Column {
+            name: "evidence",
+            bind: Bind::Packed(|r| r.evidence.packed().map(Cow::Borrowed)),
+        },
         int!("register_version", r => r.register_version),
     ],
     stamp: Some("decided_at"),
@@ -277,18 +283,25 @@ const TIMELINE: Table<FactRow> = Table {
     on_conflict: None,
 };
 
+/// Not the event's source and id: the event's row (`seq`) has them (migration 0016).
 const ASSESSMENTS: Table<AssessmentRow> = Table {
     name: "assessments",
     doing: "inserting assessments",
     columns: &[
         int!("seq", r => r.event_seq),
-        text!("source", r => &r.source),
-        text!("event_id", r => &r.event_id),
         text!("household_id", r => &r.household_id),
         text!("rule_set_version", r => &r.rule_set_version),
         int!("score", r => r.score),
         text!("level", r => r.level.code()),
-        maybe_text!("assessment", r => r.assessment.as_ref().map(Json::stored)),
+        Column {
+            name: "assessment",
+            bind: Bind::Packed(|r| {
+                r.assessment
+                    .as_ref()
+                    .and_then(Json::packed)
+                    .map(Cow::Borrowed)
+            }),
+        },
     ],
     stamp: Some("assessed_at"),
     on_conflict: None,
@@ -384,7 +397,7 @@ type TimelineRow = (
     i64,
     String,
     String,
-    String,
+    Stored,
     String,
     Option<String>,
     Option<i64>,
@@ -620,8 +633,14 @@ impl BatchTx {
                     b.push_bind(r.event_seq)
                         .push_bind(&r.rule_set_version)
                         .push_bind(r.score)
-                        .push_bind(r.level.code())
-                        .push_bind(r.assessment.as_ref().map(Json::stored));
+                        .push_bind(r.level.code());
+                    // Bytes on SQLite, text on PostgreSQL (see `pack`).
+                    let packed = r.assessment.as_ref().and_then(Json::packed);
+                    if <DB as crate::db::Dialect>::POSTGRES {
+                        b.push_bind(packed.map(Packed::to_text));
+                    } else {
+                        b.push_bind(packed.map(Packed::as_bytes));
+                    }
                 });
                 qb.push(") AS v WHERE assessments.seq = v.column1");
                 qb.build()
@@ -645,13 +664,13 @@ impl BatchTx {
                     "SELECT seq, rule_set_version, assessment FROM assessments WHERE seq IN ",
                 );
                 push_list(&mut qb, chunk.iter().copied());
-                let rows: Vec<(i64, String, Option<String>)> = qb
+                let rows: Vec<(i64, String, Option<Stored>)> = qb
                     .build_query_as()
                     .all(&mut *c, "reading stored assessments")
                     .await?;
                 for (seq, version, text) in rows {
                     let text = text
-                        .map(|t| unpack(&t, "assessments.assessment").map(Cow::into_owned))
+                        .map(|t| unpack_stored(&t.0, "assessments.assessment").map(Cow::into_owned))
                         .transpose()?;
                     out.insert(seq, (version, text));
                 }
@@ -679,7 +698,7 @@ impl BatchTx {
             .await?;
         let mut out: HashMap<String, Vec<TimelineEntry>> = HashMap::new();
         for (seq, household_id, member_id, text, received_at, level, score, stream, line) in rows {
-            let fact = stored_fact(&text, household_id.clone(), member_id)?;
+            let fact = stored_fact(&text.0, household_id.clone(), member_id)?;
             let received_at = decode_time(&received_at, "events.received_at")?;
             let assessed = match (level, score) {
                 (Some(l), Some(s)) => Some((decode_code(&l, "assessments.level")?, s)),
@@ -1231,7 +1250,7 @@ pub(crate) async fn facts_for(
     household_ids: &[String],
 ) -> Result<HashMap<String, Vec<Fact>>, StoreError> {
     let mut out: HashMap<String, Vec<Fact>> = HashMap::new();
-    let rows: Vec<(String, String, String)> = rows_for_households(
+    let rows: Vec<(String, String, Stored)> = rows_for_households(
         conn,
         "SELECT t.household_id, t.member_id, e.normalised FROM timeline t JOIN events e ON e.seq = t.seq WHERE t.household_id",
         "ORDER BY t.seq",
@@ -1240,15 +1259,15 @@ pub(crate) async fn facts_for(
     )
     .await?;
     for (household_id, member_id, text) in rows {
-        let fact = stored_fact(&text, household_id.clone(), member_id)?;
+        let fact = stored_fact(&text.0, household_id.clone(), member_id)?;
         out.entry(household_id).or_default().push(fact);
     }
     Ok(out)
 }
 
 /// A timeline fact from its stored event (normalised JSON, read under the stored-data limits).
-fn stored_fact(text: &str, household_id: String, member_id: String) -> Result<Fact, StoreError> {
-    let text = unpack(text, "events.normalised")?;
+fn stored_fact(stored: &[u8], household_id: String, member_id: String) -> Result<Fact, StoreError> {
+    let text = unpack_stored(stored, "events.normalised")?;
     let event = doudi_model::parse_event(text.as_bytes(), &doudi_model::ParseLimits::STORED)
         .map_err(|e| corrupt("timeline event", e))?;
     Ok(Fact {

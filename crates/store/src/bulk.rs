@@ -16,6 +16,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
 use crate::db::{on, push_list, Conn, Db, Fetch, Run};
 use crate::error::StoreError;
+use crate::pack::Packed;
 
 /// Rows per multi-row statement on SQLite (well under its 32,766 bound parameters).
 pub(crate) const CHUNK: usize = 500;
@@ -72,12 +73,15 @@ pub(crate) enum Bind<R> {
     Int(fn(&R) -> i64),
     /// BLOB / BYTEA (`bytea[]`).
     Bytes(for<'a> fn(&'a R) -> &'a [u8]),
+    /// A packed document or NULL (see [`crate::pack`]): its bytes on SQLite (a BLOB in a TEXT
+    /// column), its text form on PostgreSQL (`text[]`).
+    Packed(for<'a> fn(&'a R) -> Option<Cow<'a, Packed>>),
 }
 
 impl<R> Bind<R> {
     fn pg_array(&self) -> &'static str {
         match self {
-            Bind::Text(_) | Bind::MaybeText(_) => "text[]",
+            Bind::Text(_) | Bind::MaybeText(_) | Bind::Packed(_) => "text[]",
             Bind::Int(_) => "bigint[]",
             Bind::Bytes(_) => "bytea[]",
         }
@@ -138,6 +142,11 @@ impl<R> Table<R> {
                                 Bind::MaybeText(f) => b.push_bind(f(r)),
                                 Bind::Int(f) => b.push_bind(f(r)),
                                 Bind::Bytes(f) => b.push_bind(f(r)),
+                                Bind::Packed(f) => match f(r) {
+                                    Some(Cow::Borrowed(p)) => b.push_bind(Some(p.as_bytes())),
+                                    Some(Cow::Owned(p)) => b.push_bind(Some(p.into_bytes())),
+                                    None => b.push_bind(None::<Vec<u8>>),
+                                },
                             };
                         }
                         if self.stamp.is_some() {
@@ -193,6 +202,11 @@ impl<R> Table<R> {
                 Bind::MaybeText(f) => q.bind(rows.iter().map(*f).collect::<Vec<_>>()),
                 Bind::Int(f) => q.bind(rows.iter().map(*f).collect::<Vec<_>>()),
                 Bind::Bytes(f) => q.bind(rows.iter().map(*f).collect::<Vec<_>>()),
+                Bind::Packed(f) => q.bind(
+                    rows.iter()
+                        .map(|r| f(r).map(|p| p.to_text()))
+                        .collect::<Vec<_>>(),
+                ),
             };
         }
         if self.stamp.is_some() {

@@ -13,7 +13,7 @@ use serde::{Serialize, Serializer};
 
 use crate::db::Col;
 use crate::error::StoreError;
-use crate::pack::{pack, unpack};
+use crate::pack::{pack_bytes, unpack_stored, Packed, Stored};
 use crate::time::ts;
 
 /// A value the store keeps as its code (`red`, `open`, `linked`).
@@ -81,7 +81,7 @@ mod private {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Json<T> {
     text: String,
-    packed: Option<String>,
+    packed: Option<Packed>,
     of: PhantomData<fn() -> T>,
 }
 
@@ -90,7 +90,7 @@ impl<T: Document> Json<T> {
         // Plain derived data never fails to encode; were it to, `null` is stored and reading it
         // back is `Corrupt` naming the column, never a silent default.
         let text = serde_json::to_string(value).unwrap_or_else(|_| "null".to_string());
-        let packed = T::PACK.map(|dict| pack(dict, &text));
+        let packed = T::PACK.map(|dict| pack_bytes(dict, &text));
         Json {
             text,
             packed,
@@ -110,10 +110,10 @@ impl<T> Json<T> {
         &self.text
     }
 
-    /// What the document's per-event column keeps: packed, or the JSON for a document that is
-    /// not packed.
-    pub fn stored(&self) -> &str {
-        self.packed.as_deref().unwrap_or(&self.text)
+    /// What the document's per-event column keeps (see [`crate::pack`]): packed (bytes on
+    /// SQLite, text on PostgreSQL); `None` for a document that is not packed (its JSON is kept).
+    pub fn packed(&self) -> Option<&Packed> {
+        self.packed.as_ref()
     }
 }
 
@@ -137,7 +137,15 @@ pub(crate) fn decode_json<T: DeserializeOwned>(
     text: &str,
     column: &'static str,
 ) -> Result<T, StoreError> {
-    serde_json::from_str(&unpack(text, column)?).map_err(|e| StoreError::Corrupt {
+    decode_stored(text.as_bytes(), column)
+}
+
+/// A stored document (any of its forms, see [`crate::pack::unpack_stored`]) decoded.
+pub(crate) fn decode_stored<T: DeserializeOwned>(
+    stored: &[u8],
+    column: &'static str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(&unpack_stored(stored, column)?).map_err(|e| StoreError::Corrupt {
         context: column,
         message: e.to_string(),
     })
@@ -187,17 +195,22 @@ pub(crate) trait Typed: Col {
             .transpose()
     }
 
-    /// A packed document's text (see [`crate::pack`]), or the text itself.
+    /// A stored document's JSON (see [`crate::pack`]), in any of its forms.
     fn unpacked(&self, i: usize, column: &'static str) -> Result<String, StoreError> {
-        let text = self.col::<String>(i);
-        Ok(match unpack(&text, column)? {
-            std::borrow::Cow::Borrowed(_) => text,
-            std::borrow::Cow::Owned(t) => t,
-        })
+        let Stored(bytes) = self.col::<Stored>(i);
+        match unpack_stored(&bytes, column)? {
+            std::borrow::Cow::Borrowed(_) => {
+                String::from_utf8(bytes).map_err(|e| StoreError::Corrupt {
+                    context: column,
+                    message: e.to_string(),
+                })
+            }
+            std::borrow::Cow::Owned(t) => Ok(t),
+        }
     }
 
     fn json<T: DeserializeOwned>(&self, i: usize, column: &'static str) -> Result<T, StoreError> {
-        decode_json(&self.col::<String>(i), column)
+        decode_stored(&self.col::<Stored>(i).0, column)
     }
 
     fn maybe_json<T: DeserializeOwned>(
@@ -205,8 +218,8 @@ pub(crate) trait Typed: Col {
         i: usize,
         column: &'static str,
     ) -> Result<Option<T>, StoreError> {
-        self.col::<Option<String>>(i)
-            .map(|t| decode_json(&t, column))
+        self.col::<Option<Stored>>(i)
+            .map(|t| decode_stored(&t.0, column))
             .transpose()
     }
 }

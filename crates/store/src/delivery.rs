@@ -236,7 +236,7 @@ impl Store {
                     deadline: r.get(14),
                     opened_at: r.get(15),
                     summary: r.json(16, "warnings.summary").map_err(Unreadable::from),
-                    household: r.get(17),
+                    household: r.unpacked(17, "households.record")?,
                     occurred_at: r.get(18),
                     late: r.get::<i64, _>(19) != 0,
                     members_concerned: Vec::new(),

@@ -11,11 +11,11 @@ use doudi_model::LinkOutcome;
 
 use crate::batch::{BatchTx, LinkRow, Position};
 use crate::bulk::{update_listed, CHUNK};
-use crate::codec::{decode_code, decode_json, Typed};
+use crate::codec::{decode_code, decode_stored, Typed};
 use crate::db::{begin, on, push_list, Db, Dialect, Fetch, Run};
 use crate::error::{corrupt, Ctx, StoreError};
 use crate::open::Store;
-use crate::pack::{pack, Dict};
+use crate::pack::{decode_household_record, pack_bytes, Dict, Packed, Stored};
 use crate::time::now;
 
 /// What an import changed.
@@ -51,7 +51,7 @@ pub struct WaitingLink {
     pub household_id: Option<String>,
     pub member_id: Option<String>,
     /// The evidence as stored (JSON, or packed: [`WaitingLink::decoded_evidence`] reads it).
-    pub evidence: String,
+    pub evidence: Stored,
     pub decided_at: String,
     pub register_version: i64,
     /// The event as stored (normalised JSON).
@@ -65,7 +65,7 @@ pub struct WaitingLink {
 impl WaitingLink {
     /// The stored evidence, read in either form.
     pub fn decoded_evidence(&self) -> Result<doudi_model::Evidence, StoreError> {
-        decode_json(&self.evidence, "link_decisions.evidence")
+        decode_stored(&self.evidence.0, "link_decisions.evidence")
     }
 }
 
@@ -81,7 +81,7 @@ impl Store {
     ) -> Result<ImportReport, StoreError> {
         on!(self.pool(), pool => {
             let mut tx = begin(pool, "starting the register import").await?;
-            let existing: HashMap<String, (String, bool, String)> =
+            let existing: HashMap<String, (String, bool, Stored)> =
                 sqlx::query("SELECT household_id, digest, active, record FROM households")
                     .all(&mut *tx, "reading the current register")
                     .await?
@@ -107,8 +107,8 @@ impl Store {
                 ..ImportReport::default()
             };
             let mut seen = HashSet::with_capacity(households.len());
-            // (household, its JSON, digest, change, version before)
-            let mut writes: Vec<(&Household, String, String, &'static str, Option<String>)> =
+            // (household, its record packed, digest, change, version before)
+            let mut writes: Vec<(&Household, Packed, String, &'static str, Option<Stored>)> =
                 Vec::new();
             for h in households {
                 let record = serde_json::to_string(h).map_err(|e| corrupt("household", e))?;
@@ -128,7 +128,8 @@ impl Store {
                     "changed" => report.changed += 1,
                     _ => report.restored += 1,
                 }
-                writes.push((h, record, digest, change, before));
+                // Kept packed (see `pack`): in `households.record` and the history's `after`.
+                writes.push((h, pack_bytes(Dict::Register, &record), digest, change, before));
             }
             for chunk in writes.chunks(CHUNK) {
                 let mut qb: QueryBuilder<DB> = QueryBuilder::new(
@@ -138,9 +139,14 @@ impl Store {
                     b.push_bind(&h.household_id)
                         .push_bind(h.region_code.as_str())
                         .push_bind(h.category.code())
-                        .push_bind(h.area.code())
-                        .push_bind(record)
-                        .push_bind(digest)
+                        .push_bind(h.area.code());
+                    // Bytes on SQLite, text on PostgreSQL (see `pack`).
+                    if <DB as Dialect>::POSTGRES {
+                        b.push_bind(record.to_text());
+                    } else {
+                        b.push_bind(record.as_bytes());
+                    }
+                    b.push_bind(digest)
                         .push_bind(1i64)
                         .push_bind(&at);
                 });
@@ -185,9 +191,14 @@ impl Store {
                 qb.push_values(chunk, |mut b, (h, record, _, change, before)| {
                     b.push_bind(import_id)
                         .push_bind(&h.household_id)
-                        .push_bind(*change)
-                        .push_bind(before)
-                        .push_bind(pack(Dict::Register, record));
+                        .push_bind(*change);
+                    if <DB as Dialect>::POSTGRES {
+                        b.push_bind(before.clone().map(Stored::into_text))
+                            .push_bind(record.to_text());
+                    } else {
+                        b.push_bind(before.clone().map(Stored::into_bytes))
+                            .push_bind(record.as_bytes());
+                    }
                 });
                 qb.build()
                     .run(&mut *tx, "recording register history")
@@ -210,13 +221,17 @@ impl Store {
                             .bind(id)
                             .run(&mut *tx, "removing members")
                             .await?;
-                        sqlx::query(
+                        let q = sqlx::query(
                             "INSERT INTO register_history (import_id, household_id, change, before, after) VALUES ($1, $2, 'removed', $3, NULL)",
                         )
                         .bind(import_id)
-                        .bind(id)
-                        .bind(before)
-                        .run(&mut *tx, "recording register history")
+                        .bind(id);
+                        let q = if <DB as Dialect>::POSTGRES {
+                            q.bind(before.clone().into_text())
+                        } else {
+                            q.bind(before.clone().into_bytes())
+                        };
+                        q.run(&mut *tx, "recording register history")
                         .await?;
                     }
                 }
@@ -347,7 +362,7 @@ impl Store {
         let mut pending: VecDeque<tokio::task::JoinHandle<Result<Vec<Household>, StoreError>>> =
             VecDeque::new();
         on!(self.pool(), pool => {
-            let mut rows = sqlx::query_scalar::<_, String>(
+            let mut rows = sqlx::query_scalar::<_, Stored>(
                 "SELECT record FROM households WHERE active = 1 ORDER BY household_id",
             )
             .fetch(pool);
@@ -394,7 +409,7 @@ impl Store {
     /// The active households of the register among `ids`, in household id order: what a request
     /// about a few households reads instead of the whole register.
     pub async fn register_households(&self, ids: &[String]) -> Result<Vec<Household>, StoreError> {
-        let rows: Vec<(String,)> = on!(self.pool(), p => {
+        let rows: Vec<(Stored,)> = on!(self.pool(), p => {
             let mut conn = p.acquire().await.ctx("loading households")?;
             crate::batch::rows_for_households(
                 Db::from(&mut *conn),
@@ -406,7 +421,7 @@ impl Store {
             .await?
         });
         rows.into_iter()
-            .map(|(text,)| serde_json::from_str(&text).map_err(|e| corrupt("households.record", e)))
+            .map(|(stored,)| decode_household_record(&stored.0))
             .collect()
     }
 
@@ -456,7 +471,7 @@ impl BatchTx {
         on!(self.conn(), c => {
             let lock = if <DB as Dialect>::POSTGRES { " FOR NO KEY UPDATE OF l SKIP LOCKED" } else { "" };
             let sql = format!(
-                "SELECT l.seq, l.source, l.event_id, l.outcome, l.household_id, l.member_id, l.evidence,
+                "SELECT l.seq, e.source, e.event_id, l.outcome, l.household_id, l.member_id, l.evidence,
                         l.decided_at, l.register_version, e.normalised, e.stream, e.position
                  FROM link_decisions l JOIN events e ON e.seq = l.seq
                  WHERE l.outcome <> 'linked' AND l.register_version < $1
@@ -513,7 +528,13 @@ impl BatchTx {
     ) -> Result<(), StoreError> {
         let at = now();
         on!(self.conn(), c => {
-            sqlx::query(
+            // Documents as stored: bytes on SQLite, text on PostgreSQL (see `pack`).
+            let (old_evidence, new_evidence) = match new.evidence.packed() {
+                Some(p) if !<DB as Dialect>::POSTGRES => (Ok(old.evidence.clone().into_bytes()), Ok(p.as_bytes().to_vec())),
+                Some(p) => (Err(old.evidence.clone().into_text()), Err(p.to_text())),
+                None => (Err(old.evidence.clone().into_text()), Err(new.evidence.as_str().to_string())),
+            };
+            let q = sqlx::query(
                 "INSERT INTO link_history (seq, outcome, household_id, member_id, evidence, decided_at,
                    register_version, superseded_at, superseded_by_register_version)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -521,23 +542,29 @@ impl BatchTx {
             .bind(old.seq)
             .bind(old.outcome.code())
             .bind(&old.household_id)
-            .bind(&old.member_id)
-            .bind(&old.evidence)
-            .bind(&old.decided_at)
+            .bind(&old.member_id);
+            let q = match old_evidence {
+                Ok(bytes) => q.bind(bytes),
+                Err(text) => q.bind(text),
+            };
+            q.bind(&old.decided_at)
             .bind(old.register_version)
             .bind(&at)
             .bind(version)
             .run(&mut *c, "keeping the earlier identity decision")
             .await?;
-            sqlx::query(
+            let q = sqlx::query(
                 "UPDATE link_decisions SET outcome = $1, household_id = $2, member_id = $3, evidence = $4,
                    decided_at = $5, register_version = $6 WHERE seq = $7",
             )
             .bind(new.outcome.code())
             .bind(&new.household_id)
-            .bind(&new.member_id)
-            .bind(new.evidence.stored())
-            .bind(&at)
+            .bind(&new.member_id);
+            let q = match new_evidence {
+                Ok(bytes) => q.bind(bytes),
+                Err(text) => q.bind(text),
+            };
+            q.bind(&at)
             .bind(version)
             .bind(old.seq)
             .run(&mut *c, "recording the new identity decision")
@@ -579,7 +606,7 @@ async fn households_as_of(
     version: i64,
 ) -> Result<Vec<Household>, StoreError> {
     const CONTEXT: &str = "loading households as of a register version";
-    let current: Vec<(String, String)> = crate::batch::rows_for_households(
+    let current: Vec<(String, Stored)> = crate::batch::rows_for_households(
         conn.reborrow(),
         "SELECT household_id, record FROM households WHERE active = 1 AND household_id",
         "ORDER BY household_id",
@@ -588,7 +615,7 @@ async fn households_as_of(
     )
     .await?;
     // `version` is a number: written into the statement, the ids stay bound.
-    let changed: Vec<(String, String, Option<String>)> = crate::batch::rows_for_households(
+    let changed: Vec<(String, String, Option<Stored>)> = crate::batch::rows_for_households(
         conn,
         &format!(
             "SELECT c.household_id, c.change, h.before FROM register_changes c
@@ -601,7 +628,7 @@ async fn households_as_of(
         CONTEXT,
     )
     .await?;
-    let mut records: std::collections::BTreeMap<String, Option<String>> =
+    let mut records: std::collections::BTreeMap<String, Option<Stored>> =
         current.into_iter().map(|(id, r)| (id, Some(r))).collect();
     let mut first_change: HashSet<String> = HashSet::new();
     for (id, change, before) in changed {
@@ -616,15 +643,15 @@ async fn households_as_of(
     records
         .into_values()
         .flatten()
-        .map(|text| decode_json(&text, "household record"))
+        .map(|stored| decode_household_record(&stored.0))
         .collect()
 }
 
-/// Household records (JSON) as stored, decoded.
-fn decode_households(records: Vec<String>) -> Result<Vec<Household>, StoreError> {
+/// Household records as stored (any form, see [`decode_household_record`]), decoded.
+fn decode_households(records: Vec<Stored>) -> Result<Vec<Household>, StoreError> {
     records
         .iter()
-        .map(|text| serde_json::from_str(text).map_err(|e| corrupt("household record", e)))
+        .map(|stored| decode_household_record(&stored.0))
         .collect()
 }
 

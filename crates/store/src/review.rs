@@ -12,7 +12,7 @@ use crate::db::{begin, on, Col, Conn, Db, Fetch, Run};
 use crate::error::{Ctx, StoreError};
 use crate::locks::lock_timeline_counter;
 use crate::open::Store;
-use crate::pack::unpack;
+use crate::pack::{unpack_stored, Stored};
 use crate::time::now;
 
 /// An event waiting in (or taken out of) the review queue.
@@ -82,7 +82,7 @@ pub struct StoredModel {
 }
 
 const REVIEW_COLUMNS: &str =
-    "SELECT l.seq, l.source, l.event_id, e.kind, e.occurred_at, l.decided_at, l.evidence,
+    "SELECT l.seq, e.source, e.event_id, e.kind, e.occurred_at, l.decided_at, l.evidence,
         r.decision, r.household_id, r.member_id, r.decided_by, r.decided_at, r.note
      FROM link_decisions l JOIN events e ON e.seq = l.seq
      LEFT JOIN review_decisions r ON r.seq = l.seq";
@@ -166,8 +166,8 @@ impl Store {
     pub async fn link_decision(&self, seq: i64) -> Result<Option<LinkDecisionView>, StoreError> {
         on!(self.pool(), pool => {
             sqlx::query(
-                "SELECT seq, source, event_id, outcome, household_id, member_id, evidence, decided_at
-                 FROM link_decisions WHERE seq = $1",
+                "SELECT l.seq, e.source, e.event_id, l.outcome, l.household_id, l.member_id, l.evidence, l.decided_at
+                 FROM link_decisions l JOIN events e ON e.seq = l.seq WHERE l.seq = $1",
             )
             .bind(seq)
             .optional(pool, "reading an identity decision")
@@ -379,11 +379,11 @@ impl BatchTx {
     /// The normalised event stored at `seq`.
     pub async fn event_at(&mut self, seq: i64) -> Result<Option<String>, StoreError> {
         on!(self.conn(), c => {
-            let text: Option<String> = sqlx::query_scalar("SELECT normalised FROM events WHERE seq = $1")
+            let stored: Option<Stored> = sqlx::query_scalar("SELECT normalised FROM events WHERE seq = $1")
                 .bind(seq)
                 .optional(&mut *c, "reading an event")
                 .await?;
-            text.map(|t| unpack(&t, "events.normalised").map(std::borrow::Cow::into_owned))
+            stored.map(|t| unpack_stored(&t.0, "events.normalised").map(std::borrow::Cow::into_owned))
                 .transpose()
         })
     }

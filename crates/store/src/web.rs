@@ -7,7 +7,7 @@
 
 use crate::codec::Typed;
 use crate::db::{on, Col, Dialect, Fetch};
-use crate::error::{corrupt, StoreError};
+use crate::error::StoreError;
 use crate::open::Store;
 use crate::queries::WarningView;
 use doudi_model::Level;
@@ -149,14 +149,14 @@ impl Store {
         else {
             return Ok(None);
         };
-        let record: String = r.col(5);
+        let record: crate::pack::Stored = r.col(5);
         Ok(Some(HouseholdRecord {
             household_id: r.col(0),
             region_code: r.col(1),
             category: r.col(2),
             active: r.col::<i64>(3) != 0,
             updated_at: r.col(4),
-            record: serde_json::from_str(&record).map_err(|e| corrupt("household record", e))?,
+            record: crate::codec::decode_stored(&record.0, "households.record")?,
         }))
         })
     }

@@ -164,6 +164,7 @@ conformance!(
     assessments_are_stored_and_traced,
     an_envelope_sent_as_normalised_is_stored_once_and_traced_whole,
     assessments_and_evidence_are_stored_packed_and_old_json_rows_still_read,
+    register_records_are_stored_packed_and_old_json_records_still_read,
     raw_payloads_past_retention_are_removed_and_the_trace_says_when,
     warnings_open_update_and_move_through_their_lifecycle,
     notices_outbox_and_delivery_state,
@@ -728,16 +729,34 @@ async fn assessments_and_evidence_are_stored_packed_and_old_json_rows_still_read
         ("rules-1".to_string(), Some(red.as_str().to_string()))
     );
     tx.commit().await.unwrap();
-    // Packed in the columns: neither is JSON there.
+    // Packed in the columns: neither is JSON there. On SQLite bytes (a BLOB: the dictionary's
+    // byte, high bit set, then the deflate stream), on PostgreSQL text (`~`, id, base64).
     let sql = "SELECT assessment FROM assessments UNION ALL SELECT evidence FROM link_decisions
-               UNION ALL SELECT normalised FROM events UNION ALL SELECT after FROM register_history";
-    let texts = column_texts(&db.url, sql).await;
-    assert_eq!(texts.len(), 7);
-    assert!(texts.iter().all(|t| t.starts_with('~')), "{texts:?}");
-    // An old row of each: the JSON itself.
+               UNION ALL SELECT normalised FROM events UNION ALL SELECT after FROM register_history
+               UNION ALL SELECT record FROM households";
+    let stored = column_bytes(&db.url, sql).await;
+    assert_eq!(stored.len(), 8);
+    let sqlite = db.url.starts_with("sqlite:");
+    assert!(
+        stored
+            .iter()
+            .all(|b| if sqlite { b[0] >= 0x80 } else { b[0] == b'~' }),
+        "{stored:?}"
+    );
+    if sqlite {
+        let types = column_bytes(
+            &db.url,
+            "SELECT typeof(normalised) FROM events UNION ALL SELECT typeof(record) FROM households",
+        )
+        .await;
+        assert!(types.iter().all(|t| t == b"blob"), "{types:?}");
+    }
+    // Old rows: the JSON itself (before packing), and packed text (`~`: SQLite rows written
+    // before packed documents were kept as bytes).
     db.exec(&format!(
         "UPDATE assessments SET assessment = '{}' WHERE seq = {};
          UPDATE link_decisions SET evidence = '{}' WHERE seq = {};
+         UPDATE events SET normalised = '{}' WHERE seq = {};
          UPDATE events SET normalised = '{}' WHERE seq = {};
          INSERT INTO register_history (import_id, household_id, change, before, after)
            SELECT import_id, household_id, 'changed', NULL, '{}' FROM register_history",
@@ -747,9 +766,15 @@ async fn assessments_and_evidence_are_stored_packed_and_old_json_rows_still_read
         seqs[1],
         event_row("p2").normalised,
         seqs[1],
+        doudi_store::pack_event(&event_row("p1").normalised).to_text(),
+        seqs[0],
         serde_json::to_string(&household("H1", "一村1号")).unwrap()
     ))
     .await;
+    assert!(column_bytes(&db.url, "SELECT normalised FROM events")
+        .await
+        .iter()
+        .any(|b| b.starts_with(b"~n")));
     let mut tx = store.begin().await.unwrap();
     let facts = &tx.facts_for(&["H1".to_string()]).await.unwrap()["H1"];
     let ids: Vec<&str> = facts.iter().map(|f| f.event_id.as_str()).collect();
@@ -774,6 +799,80 @@ async fn assessments_and_evidence_are_stored_packed_and_old_json_rows_still_read
     let mut tx = store.begin().await.unwrap();
     let stored = tx.stored_assessments(&seqs).await.unwrap();
     assert_eq!(stored[&seqs[0]], stored[&seqs[1]]);
+}
+
+/// The register's records are stored packed (`households.record`, and the history's `before`
+/// and `after` with them); a record stored before (plain JSON) reads the same through every
+/// reader of the register, and an import that changes it keeps it, as stored, for `before`.
+async fn register_records_are_stored_packed_and_old_json_records_still_read(db: &TestDb) {
+    let store = &db.store;
+    import_h1_h2(store, "reg").await;
+    let want = [household("H1", "一村1号"), household("H2", "二村2号")];
+    let json = |h: &Household| serde_json::to_value(h).unwrap();
+    let loaded = store.load_register().await.unwrap();
+    assert_eq!(
+        loaded.iter().map(json).collect::<Vec<_>>(),
+        want.iter().map(json).collect::<Vec<_>>()
+    );
+    let records = column_bytes(
+        &db.url,
+        "SELECT record FROM households ORDER BY household_id",
+    )
+    .await;
+    let plain = serde_json::to_string(&want[0]).unwrap();
+    assert!(
+        records[0].len() * 2 < plain.len(),
+        "{} packed from {}",
+        records[0].len(),
+        plain.len()
+    );
+    assert_eq!(
+        json(&doudi_store::decode_household_record(&records[0]).unwrap()),
+        json(&want[0])
+    );
+    // H1 as a store from before packing holds it: the JSON itself.
+    db.exec(&format!(
+        "UPDATE households SET record = '{plain}' WHERE household_id = 'H1'"
+    ))
+    .await;
+    let loaded = store.load_register().await.unwrap();
+    assert_eq!(
+        loaded.iter().map(json).collect::<Vec<_>>(),
+        want.iter().map(json).collect::<Vec<_>>()
+    );
+    let few = store.register_households(&["H1".into()]).await.unwrap();
+    assert_eq!(json(&few[0]), json(&want[0]));
+    let shown = store.household("H1").await.unwrap().expect("H1");
+    assert_eq!(shown.record, json(&want[0]));
+    // An import that changes H1 keeps the old JSON as `before`; the register as of the version
+    // before it reads it back; the new record is packed.
+    let version = store.register_version().await.unwrap();
+    let moved = household("H1", "一村9号");
+    store
+        .import_register(&[moved.clone(), want[1].clone()], "reg2", true)
+        .await
+        .unwrap();
+    let before = store
+        .households_as_of(&["H1".into()], version)
+        .await
+        .unwrap();
+    assert_eq!(json(&before[0]), json(&want[0]));
+    let now = store
+        .households_as_of(&["H1".into()], version + 1)
+        .await
+        .unwrap();
+    assert_eq!(json(&now[0]), json(&moved));
+    let records = column_bytes(
+        &db.url,
+        "SELECT record FROM households ORDER BY household_id",
+    )
+    .await;
+    assert_ne!(records[0].first(), Some(&b'{'));
+    // A damaged record is corrupt, naming its column.
+    db.exec("UPDATE households SET record = '~rAAAA' WHERE household_id = 'H2'")
+        .await;
+    let e = store.load_register().await.unwrap_err().to_string();
+    assert!(e.contains("households.record"), "{e}");
 }
 
 /// Retention removes the raw payloads received before a moment, marks when, and the trace says
@@ -843,14 +942,16 @@ async fn raw_payloads_past_retention_are_removed_and_the_trace_says_when(db: &Te
 }
 
 /// The first column (text) of `sql`'s rows, read past the store.
-async fn column_texts(url: &str, sql: &str) -> Vec<String> {
+/// The values of a query's one column as bytes (a SQLite BLOB or TEXT, a PostgreSQL TEXT).
+async fn column_bytes(url: &str, sql: &str) -> Vec<Vec<u8>> {
     use sqlx::Connection;
     if url.starts_with("sqlite:") {
         let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
         sqlx::query_scalar(sql).fetch_all(&mut c).await.unwrap()
     } else {
         let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-        sqlx::query_scalar(sql).fetch_all(&mut c).await.unwrap()
+        let texts: Vec<String> = sqlx::query_scalar(sql).fetch_all(&mut c).await.unwrap();
+        texts.into_iter().map(String::into_bytes).collect()
     }
 }
 
@@ -2539,4 +2640,127 @@ async fn a_night_refreshes_and_closes_many_findings_at_once(db: &TestDb) {
         }
     }
     assert_eq!(store.open_findings().await.unwrap().len(), n / 2);
+}
+
+/// A SQLite store migrated before 0016, with rows as the code before wrote them (the register's
+/// record as plain JSON, documents packed as text, the event's source and id in identity
+/// decisions and assessments), upgrades on open: those columns go, and every reader gives the
+/// same household, trace and identity decision; what is written after is in the new forms.
+#[tokio::test]
+async fn a_store_from_before_0016_upgrades_and_reads_the_same() {
+    use sqlx::migrate::Migrator;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("old.db").display());
+    let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
+        .unwrap()
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let all: Migrator = sqlx::migrate!("./migrations/sqlite");
+    let before = Migrator {
+        migrations: std::borrow::Cow::Owned(
+            all.migrations
+                .iter()
+                .filter(|m| m.version < 16)
+                .cloned()
+                .collect(),
+        ),
+        ..Migrator::DEFAULT
+    };
+    before.run(&pool).await.expect("migrations before 0016");
+    let h1 = household("H1", "一村1号");
+    let record = serde_json::to_string(&h1).unwrap();
+    let ev = event_row("o1");
+    let evidence = no_candidates();
+    let red = assessment("H1", 70, Level::Red, &["o1"]);
+    let text = |j: Option<&doudi_store::Packed>| j.expect("packed").to_text();
+    sqlx::raw_sql(&format!(
+        "INSERT INTO register_imports (file, imported_at, full_snapshot, added, changed, removed, unchanged)
+           VALUES ('reg.jsonl', '2026-12-01T00:00:00.000000Z', 1, 1, 0, 0, 0);
+         INSERT INTO households (household_id, region_code, category, area, record, digest, active, updated_at)
+           VALUES ('H1', '341502001001', 'dibao', 'rural', '{record}', 'old', 1, '2026-12-01T00:00:00.000000Z');
+         INSERT INTO members (member_id, household_id, id_number, active) VALUES ('H1-1', 'H1', '11010519491231002X', 1);
+         INSERT INTO register_history (import_id, household_id, change, before, after) VALUES (1, 'H1', 'added', NULL, '{record}');
+         INSERT INTO events (seq, source, event_id, kind, occurred_at, received_at, stream, position, raw, normalised)
+           VALUES (1, 'civil_registry', 'o1', 'death', '2026-03-01T00:00:00.000000Z', '2026-12-02T00:00:00.000000Z',
+                   'civil_registry/a.jsonl', 1, X'', '{normalised}');
+         INSERT INTO link_decisions (seq, source, event_id, outcome, household_id, member_id, evidence, decided_at, register_version)
+           VALUES (1, 'civil_registry', 'o1', 'linked', 'H1', 'H1-1', '{evidence}', '2026-12-02T00:00:00.000000Z', 1);
+         INSERT INTO timeline (seq, household_id, member_id) VALUES (1, 'H1', 'H1-1');
+         INSERT INTO assessments (seq, source, event_id, household_id, rule_set_version, score, level, assessment, assessed_at)
+           VALUES (1, 'civil_registry', 'o1', 'H1', 'rules-1', 70, 'red', '{assessment}', '2026-12-02T00:00:00.000000Z');",
+        normalised = doudi_store::pack_event(&ev.normalised).to_text(),
+        evidence = text(evidence.packed()),
+        assessment = text(red.packed()),
+    ))
+    .execute(&pool)
+    .await
+    .expect("rows from before");
+    pool.close().await;
+
+    let store = Store::open(&url).await.expect("open and migrate");
+    for (table, column) in [
+        ("link_decisions", "source"),
+        ("link_decisions", "event_id"),
+        ("assessments", "source"),
+        ("assessments", "event_id"),
+    ] {
+        let n: i64 = column_bytes(
+            &url,
+            &format!("SELECT CAST(COUNT(*) AS TEXT) FROM pragma_table_info('{table}') WHERE name = '{column}'"),
+        )
+        .await
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).parse::<i64>().unwrap())
+        .sum();
+        assert_eq!(n, 0, "{table}.{column} is gone");
+    }
+    let json = |h: &Household| serde_json::to_value(h).unwrap();
+    let loaded = store.load_register().await.unwrap();
+    assert_eq!(loaded.iter().map(json).collect::<Vec<_>>(), [json(&h1)]);
+    let decision = store.link_decision(1).await.unwrap().expect("decision");
+    assert_eq!(
+        (decision.source.as_str(), decision.event_id.as_str()),
+        ("civil_registry", "o1")
+    );
+    assert_eq!(decision.evidence, evidence.decode("test").unwrap());
+    let trace = serde_json::to_value(store.trace("H1").await.unwrap()).unwrap();
+    let entries = trace.as_array().expect("entries");
+    let of = |kind: &str| {
+        entries
+            .iter()
+            .find(|e| e["entry"] == kind)
+            .unwrap_or_else(|| panic!("a {kind} entry in {trace}"))
+            .clone()
+    };
+    assert_eq!(of("register")["record"], json(&h1));
+    let event = of("event");
+    assert_eq!(
+        (&event["source"], &event["event_id"], &event["raw"]),
+        (
+            &serde_json::json!("civil_registry"),
+            &serde_json::json!("o1"),
+            &serde_json::json!(ev.normalised)
+        )
+    );
+    assert_eq!(
+        event["evidence"],
+        serde_json::to_value(evidence.decode("test").unwrap()).unwrap()
+    );
+    assert_eq!(
+        of("assessment")["assessment"],
+        serde_json::to_value(red.decode("test").unwrap()).unwrap()
+    );
+    // A new import writes the changed record packed; the old JSON is its `before`.
+    store
+        .import_register(&[household("H1", "一村2号")], "reg2.jsonl", true)
+        .await
+        .unwrap();
+    let kinds = column_bytes(
+        &url,
+        "SELECT typeof(record) FROM households UNION ALL SELECT typeof(before) || '/' || typeof(after) FROM register_history WHERE import_id = 2",
+    )
+    .await;
+    assert_eq!(kinds, [b"blob".to_vec(), b"blob/blob".to_vec()]);
+    let as_before = store.households_as_of(&["H1".into()], 0).await.unwrap();
+    assert_eq!(as_before.iter().map(json).collect::<Vec<_>>(), [json(&h1)]);
 }
