@@ -27,7 +27,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use doudi_deliver::{Backoff, Deliverer, Settings};
-use doudi_store::{NoticeRow, OfficerRow};
+use doudi_store::NoticeRow;
+use doudi_warnings::routing::Channels;
 
 #[cfg(all(target_os = "linux", not(target_env = "musl")))]
 #[global_allocator]
@@ -121,18 +122,11 @@ async fn bench(benching: bool) {
         let _ = axum::serve(listener, app).await;
     });
     let townships = support::townships(warnings.iter().map(|w| w.region_code.as_str()));
-    let officers: Vec<OfficerRow> = townships
-        .iter()
-        .map(|t| OfficerRow {
-            officer_id: format!("o-{t}"),
-            role: "officer".into(),
-            region_code: t.clone(),
-            record: serde_json::json!({"officer_id": format!("o-{t}"), "name": "officer",
-                "role": "officer", "region": t, "channels": {"webhook": hook}})
-            .to_string(),
-        })
-        .collect();
-    store.import_officers(&officers).await.expect("officers");
+    let channels = Channels {
+        webhook: Some(hook),
+        ..Channels::default()
+    };
+    support::township_officers(&store, &townships, channels).await;
     println!(
         "{} warnings in {} townships ({} households); webhook on loopback",
         warnings.len(),

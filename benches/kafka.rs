@@ -215,32 +215,6 @@ fn raw_consume(cfg: &KafkaConfig, events: u64) -> (u64, Duration) {
     (n, first.map_or(Duration::ZERO, |f| f.elapsed()))
 }
 
-/// Stops the worker once `target` records have committed, noting when its partitions were
-/// first assigned and when the last record committed: the rate is taken between the two (the
-/// group join before it, up to the broker's `group.initial.rebalance.delay.ms` of 3 s, is not the
-/// worker's speed; a real broker holds a new group's first join the same way).
-struct StopAt {
-    target: u64,
-    stop: doudi_pipeline::driver::CancellationToken,
-    assigned_at: Mutex<Option<Instant>>,
-    done_at: Mutex<Option<Instant>>,
-}
-
-impl Observer for StopAt {
-    fn assigned(&self, _partitions: usize) {
-        let mut at = self.assigned_at.lock().unwrap_or_else(|e| e.into_inner());
-        at.get_or_insert_with(Instant::now);
-    }
-
-    fn committed(&self, _records: &[RecordMeta], report: &RunReport) {
-        if report.received >= self.target {
-            let mut at = self.done_at.lock().unwrap_or_else(|e| e.into_inner());
-            at.get_or_insert_with(Instant::now);
-            self.stop.cancel();
-        }
-    }
-}
-
 async fn end_to_end(
     cfg: &KafkaConfig,
     url: &str,
@@ -252,27 +226,19 @@ async fn end_to_end(
     let mut cfg = cfg.clone();
     cfg.group_id = group.to_string();
     let stop = doudi_pipeline::driver::CancellationToken::new();
-    let observer = Arc::new(StopAt {
-        target: events,
-        stop: stop.clone(),
-        assigned_at: Mutex::new(None),
-        done_at: Mutex::new(None),
-    });
+    let all = StopAll::new(events, &stop, 1);
     let opts = SourceOptions {
         batch_size: 10_000,
         channel_batches: 2,
     };
     let before = stage_sums();
     let t = Instant::now();
-    let report = doudi_kafka::run_kafka(&store, engine, &cfg, &opts, observer.clone(), stop)
+    let observer = Arc::new(WorkerOf(all.clone(), 0));
+    let report = doudi_kafka::run_kafka(&store, engine, &cfg, &opts, observer, stop)
         .await
         .expect("run");
     let whole = t.elapsed();
-    let at = |m: &Mutex<Option<Instant>>| *m.lock().unwrap_or_else(|e| e.into_inner());
-    let took = match (at(&observer.assigned_at), at(&observer.done_at)) {
-        (Some(a), Some(d)) => d.saturating_duration_since(a),
-        _ => whole,
-    };
+    let took = all.took().unwrap_or(whole);
     store.close().await;
     // Where the applier's time went (the worker's own stage histograms, as on /metrics).
     let after = stage_sums();
@@ -294,13 +260,39 @@ async fn end_to_end(
     (report.received, took)
 }
 
-/// Counts every worker's committed records; stops them all once together they reach `target`.
+/// Counts every worker's committed records and stops them all once together they reach `target`,
+/// noting when partitions were first assigned and when the last record committed: the rate is
+/// taken between the two (the group join before it, up to the broker's
+/// `group.initial.rebalance.delay.ms` of 3 s, is not the workers' speed; a real broker holds a new
+/// group's first join the same way).
 struct StopAll {
     target: u64,
     stop: doudi_pipeline::driver::CancellationToken,
     received: Mutex<Vec<u64>>,
     assigned_at: Mutex<Option<Instant>>,
     done_at: Mutex<Option<Instant>>,
+}
+
+impl StopAll {
+    fn new(
+        target: u64,
+        stop: &doudi_pipeline::driver::CancellationToken,
+        workers: usize,
+    ) -> Arc<StopAll> {
+        Arc::new(StopAll {
+            target,
+            stop: stop.clone(),
+            received: Mutex::new(vec![0; workers]),
+            assigned_at: Mutex::new(None),
+            done_at: Mutex::new(None),
+        })
+    }
+
+    /// From the first assignment to the commit that made the records all in, once both happened.
+    fn took(&self) -> Option<Duration> {
+        let at = |m: &Mutex<Option<Instant>>| *m.lock().unwrap_or_else(|e| e.into_inner());
+        Some(at(&self.done_at)?.saturating_duration_since(at(&self.assigned_at)?))
+    }
 }
 
 /// One worker's view of [`StopAll`].
@@ -342,13 +334,7 @@ async fn end_to_end_workers(
     let mut cfg = cfg.clone();
     cfg.group_id = group.to_string();
     let stop = doudi_pipeline::driver::CancellationToken::new();
-    let all = Arc::new(StopAll {
-        target: events,
-        stop: stop.clone(),
-        received: Mutex::new(vec![0; workers]),
-        assigned_at: Mutex::new(None),
-        done_at: Mutex::new(None),
-    });
+    let all = StopAll::new(events, &stop, workers);
     let opts = SourceOptions {
         batch_size: 10_000,
         channel_batches: 2,
@@ -384,11 +370,7 @@ async fn end_to_end_workers(
             .sum()
     });
     let whole = t.elapsed();
-    let at = |m: &Mutex<Option<Instant>>| *m.lock().unwrap_or_else(|e| e.into_inner());
-    let took = match (at(&all.assigned_at), at(&all.done_at)) {
-        (Some(a), Some(d)) => d.saturating_duration_since(a),
-        _ => whole,
-    };
+    let took = all.took().unwrap_or(whole);
     eprintln!(
         "{group}: {workers} workers, {received} records, {:.2} s from the first assignment to the last commit ({:.2} s with the group join and shutdown)",
         took.as_secs_f64(),

@@ -19,8 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use doudi_risk::RuleSet;
-use doudi_store::OfficerRow;
-use doudi_warnings::routing::{Channels, Directory, Officer, Role};
+use doudi_warnings::routing::{Channels, Directory};
 
 #[cfg(all(target_os = "linux", not(target_env = "musl")))]
 #[global_allocator]
@@ -47,28 +46,7 @@ async fn bench(benching: bool) {
     let store = support::store(&url, &register).await;
     // One officer per township, so that warnings are routed as in production.
     let townships = support::townships(register.iter().map(|h| h.region_code.as_str()));
-    let officers: Vec<Officer> = townships
-        .iter()
-        .map(|t| Officer {
-            officer_id: format!("o-{t}"),
-            name: "officer".into(),
-            role: Role::Officer,
-            region: doudi_model::RegionCode::parse(t).expect("township"),
-            channels: Channels::default(),
-            substitute: None,
-            on_duty: true,
-        })
-        .collect();
-    let rows: Vec<OfficerRow> = officers
-        .iter()
-        .map(|o| OfficerRow {
-            officer_id: o.officer_id.clone(),
-            role: "officer".into(),
-            region_code: o.region.as_str().into(),
-            record: serde_json::to_string(o).expect("officer"),
-        })
-        .collect();
-    store.import_officers(&rows).await.expect("officers");
+    let officers = support::township_officers(&store, &townships, Channels::default()).await;
     let engine = Arc::new(
         support::engine(&store)
             .await

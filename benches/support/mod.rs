@@ -15,6 +15,7 @@ use doudi_pipeline::{run_files, Engine, RunOptions, RunReport};
 use doudi_risk::RuleSet;
 use doudi_store::Store;
 use doudi_synth::{GenConfig, Noise};
+use doudi_warnings::routing::{Channels, Officer, Role};
 
 /// The whole number in the environment variable `name`, else `default`.
 pub fn env(name: &str, default: u64) -> u64 {
@@ -191,4 +192,29 @@ pub fn townships<'a>(regions: impl IntoIterator<Item = &'a str>) -> Vec<String> 
     townships.sort();
     townships.dedup();
     townships
+}
+
+/// One officer per township (`o-` and its code), each reached through `channels`, stored as the
+/// store's officer directory, so that warnings are routed as in production; the officers.
+pub async fn township_officers(
+    store: &Store,
+    townships: &[String],
+    channels: Channels,
+) -> Vec<Officer> {
+    let officers: Vec<Officer> = townships
+        .iter()
+        .map(|t| Officer {
+            officer_id: format!("o-{t}"),
+            name: "officer".into(),
+            role: Role::Officer,
+            region: doudi_model::RegionCode::parse(t).expect("township"),
+            channels: channels.clone(),
+            substitute: None,
+            on_duty: true,
+        })
+        .collect();
+    doudi_app::engine::import_directory(store, &officers)
+        .await
+        .expect("officers");
+    officers
 }

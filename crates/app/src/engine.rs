@@ -25,7 +25,7 @@ use doudi_linkage::{IndexBuilder, Linker};
 use doudi_model::ParseLimits;
 use doudi_pipeline::{Engine, MemoryCaps, Register};
 use doudi_risk::RuleSet;
-use doudi_store::{ActivationKind, ActivationRow, Store, StoreError};
+use doudi_store::{ActivationKind, ActivationRow, OfficerImport, OfficerRow, Store, StoreError};
 use doudi_warnings::routing::{Directory, Officer};
 
 use crate::error::AppError;
@@ -88,6 +88,29 @@ pub async fn directory(store: &Store) -> Result<Directory, AppError> {
             "the stored officer directory is inconsistent ({e}); import it again"
         ))
     })
+}
+
+/// Store `officers` as the officer directory, each as its record with the columns routing reads
+/// (id, role, region); officers stored before and not among them become inactive (see
+/// [`Store::import_officers`]).
+pub async fn import_directory(
+    store: &Store,
+    officers: &[Officer],
+) -> Result<OfficerImport, AppError> {
+    let rows = officers
+        .iter()
+        .map(|o| {
+            Ok(OfficerRow {
+                officer_id: o.officer_id.clone(),
+                role: o.role.code().to_string(),
+                region_code: o.region.as_str().to_string(),
+                record: serde_json::to_string(o).map_err(|e| {
+                    AppError::BadRequest(format!("officer {} cannot be stored: {e}", o.officer_id))
+                })?,
+            })
+        })
+        .collect::<Result<Vec<_>, AppError>>()?;
+    Ok(store.import_officers(&rows).await?)
 }
 
 /// The stored active identity model, if one was stored (unchecked: see [`active_model`]).

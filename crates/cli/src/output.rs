@@ -93,6 +93,22 @@ pub fn cannot(zh: &str, en: &str, path: &Path) -> String {
     tr!("无法{zh}文件 {p}", "cannot {en} {p}")
 }
 
+/// How many problems of a refused file are printed before the rest is only counted.
+const SHOW_PROBLEMS: usize = 20;
+
+/// Refuse an import file (the register, the officer directory, region names): says that nothing
+/// of it was imported and how many problems it has, lists the first of them on stderr (each after
+/// `FILE:`), and returns the exit code of a refusal (2).
+pub fn nothing_imported(file: &Path, problems: &[String]) -> std::process::ExitCode {
+    let (name, n) = (file.display(), problems.len());
+    crate::complain!(
+        "{name} 有 {n} 处问题，未导入任何数据。请改正后重新导入：",
+        "{name} has {n} problem(s); nothing was imported. Fix them and import again:"
+    );
+    print_problems(problems, SHOW_PROBLEMS, &format!("{name}:"));
+    std::process::ExitCode::from(2)
+}
+
 /// The first `show` problems of a refused file, one a line on stderr (each after `prefix`), and
 /// how many more.
 pub fn print_problems(problems: &[String], show: usize, prefix: &str) {

@@ -352,6 +352,20 @@ impl Deliverer {
                 };
                 report.attempts += 1;
                 let attempt = job.notices.iter().map(|(_, n)| *n).max().unwrap_or(1);
+                // A failed attempt in the log, with the same fields whether it is retried (warn)
+                // or given up (error): `tracing` fixes an event's level where it is written.
+                macro_rules! failed_attempt {
+                    ($level:ident, $($rest:tt)+) => {
+                        tracing::$level!(
+                            recipient = %recipient,
+                            channel,
+                            notices = job.notices.len(),
+                            attempt,
+                            status = status.map(i64::from),
+                            $($rest)+
+                        )
+                    };
+                }
                 let outcome = if ok {
                     report.delivered += job.notices.len() as u64;
                     if job.digest {
@@ -365,12 +379,8 @@ impl Deliverer {
                         .backoff
                         .delay(u32::try_from(attempt).unwrap_or(u32::MAX), &mut self.rng);
                     let next = at + chrono::Duration::from_std(delay).unwrap_or_default();
-                    tracing::warn!(
-                        recipient = %recipient,
-                        channel,
-                        notices = job.notices.len(),
-                        attempt,
-                        status = status.map(i64::from),
+                    failed_attempt!(
+                        warn,
                         retry_in_ms = delay.as_millis() as u64,
                         "delivery failed; will retry"
                     );
@@ -379,12 +389,8 @@ impl Deliverer {
                     }
                 } else {
                     report.failed += job.notices.len() as u64;
-                    tracing::error!(
-                        recipient = %recipient,
-                        channel,
-                        notices = job.notices.len(),
-                        attempt,
-                        status = status.map(i64::from),
+                    failed_attempt!(
+                        error,
                         "delivery given up: notices marked failed (still in the inbox)"
                     );
                     AttemptOutcome::Failed

@@ -97,7 +97,7 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
         officers::read_officers(&officers_file)?,
         t("生成的干部名录", "generated officers are"),
     )?;
-    let directory = officers::import(&store, officers).await?;
+    let directory = doudi_app::engine::import_directory(&store, &officers).await?;
     let regions_file = args.dir.join("regions.csv");
     let regions = generated(
         regions::read_regions(&regions_file)?,

@@ -13,8 +13,6 @@ use crate::{output, Config};
 
 /// Largest accepted register line (one household with its members).
 const MAX_LINE: usize = 1024 * 1024;
-/// How many problems to print before summarising.
-const SHOW_PROBLEMS: usize = 20;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -116,15 +114,7 @@ pub fn read_register(path: &Path) -> anyhow::Result<Result<Vec<Household>, Vec<S
 pub async fn run(config: &Config, args: ImportArgs) -> anyhow::Result<ExitCode> {
     let households = match read_register(&args.file)? {
         Ok(h) => h,
-        Err(problems) => {
-            let (file, n) = (args.file.display(), problems.len());
-            complain!(
-                "{file} 有 {n} 行无效，未导入任何数据。请改正后重新导入：",
-                "{file} has {n} invalid line(s); nothing was imported. Fix them and import again:"
-            );
-            output::print_problems(&problems, SHOW_PROBLEMS, "");
-            return Ok(ExitCode::from(2));
-        }
+        Err(problems) => return Ok(output::nothing_imported(&args.file, &problems)),
     };
     let store = open_store(config).await?;
     let report = import_households(&store, &households, &args.file, !args.no_removals).await?;

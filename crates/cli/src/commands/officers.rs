@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use doudi_store::{OfficerRow, Store};
 use doudi_warnings::routing::{Directory, Officer, Role};
 
 use super::open_store;
@@ -44,18 +43,10 @@ pub async fn run(config: &Config, cmd: OfficersCommand) -> anyhow::Result<ExitCo
         OfficersCommand::Import { file } => {
             let officers = match read_officers(&file)? {
                 Ok(o) => o,
-                Err(problems) => {
-                    let name = file.display();
-                    complain!(
-                        "{name} 无效，未导入任何数据：",
-                        "{name} is invalid, nothing imported:"
-                    );
-                    output::print_problems(&problems, 20, &format!("{name}:"));
-                    return Ok(ExitCode::from(2));
-                }
+                Err(problems) => return Ok(output::nothing_imported(&file, &problems)),
             };
             let store = open_store(config).await?;
-            let report = import(&store, officers).await?;
+            let report = doudi_app::engine::import_directory(&store, &officers).await?;
             store.close().await;
             let (added, changed) = (report.added, report.changed);
             let (unchanged, inactive) = (report.unchanged, report.deactivated);
@@ -148,24 +139,6 @@ pub fn read_officers(path: &Path) -> anyhow::Result<Result<Vec<Officer>, Vec<Str
     } else {
         Err(problems)
     })
-}
-
-pub async fn import(
-    store: &Store,
-    officers: Vec<Officer>,
-) -> anyhow::Result<doudi_store::OfficerImport> {
-    let rows = officers
-        .iter()
-        .map(|o| {
-            Ok(OfficerRow {
-                officer_id: o.officer_id.clone(),
-                role: o.role.code().to_string(),
-                region_code: o.region.as_str().to_string(),
-                record: serde_json::to_string(o)?,
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(store.import_officers(&rows).await?)
 }
 
 /// A parse error without the values it quotes (a phone number or a name typed in the wrong

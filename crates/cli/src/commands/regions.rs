@@ -14,8 +14,6 @@ use serde::Deserialize;
 use super::open_store;
 use crate::{output, Config};
 
-/// How many problems to print before summarising.
-const SHOW_PROBLEMS: usize = 20;
 /// The longest name accepted, in characters (the longest township names run to about 15).
 const MAX_NAME_CHARS: usize = 40;
 
@@ -47,15 +45,7 @@ pub async fn run(config: &Config, cmd: RegionsCommand) -> anyhow::Result<ExitCod
         RegionsCommand::Import { file } => {
             let regions = match read_regions(&file)? {
                 Ok(r) => r,
-                Err(problems) => {
-                    let (name, n) = (file.display(), problems.len());
-                    complain!(
-                        "{name} 有 {n} 处问题，未导入任何数据。请改正后重新导入：",
-                        "{name} has {n} problem(s); nothing was imported. Fix them and import again:"
-                    );
-                    output::print_problems(&problems, SHOW_PROBLEMS, &format!("{name}:"));
-                    return Ok(ExitCode::from(2));
-                }
+                Err(problems) => return Ok(output::nothing_imported(&file, &problems)),
             };
             let store = open_store(config).await?;
             let report = store

@@ -21,7 +21,7 @@ use axum::Router;
 use chrono::NaiveDate;
 use doudi_model::IdNumber;
 use doudi_service::{AppState, Role, ServiceConfig};
-use doudi_store::{NewToken, OfficerRow, Store};
+use doudi_store::{NewToken, Store};
 use doudi_warnings::routing::{Channels, Directory, Officer, Role as OfficerRole};
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -221,16 +221,9 @@ impl Fixture {
             officer("o-341503001", OfficerRole::Officer, "341503001"),
             officer("s-341503", OfficerRole::Supervisor, "341503"),
         ];
-        let rows: Vec<OfficerRow> = officers
-            .iter()
-            .map(|o| OfficerRow {
-                officer_id: o.officer_id.clone(),
-                role: o.role.code().into(),
-                region_code: o.region.as_str().into(),
-                record: serde_json::to_string(o).expect("officer"),
-            })
-            .collect();
-        store.import_officers(&rows).await.expect("officers");
+        doudi_app::engine::import_directory(&store, &officers)
+            .await
+            .expect("officers");
         // Names for the own side's regions (the other side's stay codes: the pages fall back).
         let names: Vec<doudi_store::RegionName> = [
             ("341502", "金安区"),
