@@ -299,8 +299,7 @@ pub fn decode(
     }
 
     let next = AtomicUsize::new(0);
-    let decoded: Vec<Mutex<Option<Result<Vec<Household>, RegisterFileError>>>> =
-        blocks.iter().map(|_| Mutex::new(None)).collect();
+    let decoded: Vec<Mutex<Option<Decoded>>> = blocks.iter().map(|_| Mutex::new(None)).collect();
     let work = || loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(&(block, n, hash)) = blocks.get(i) else {
@@ -337,6 +336,9 @@ pub fn decode(
     }
     Ok(out)
 }
+
+/// A block's households, or why it did not decode.
+type Decoded = Result<Vec<Household>, RegisterFileError>;
 
 fn decode_block(block: &[u8], n: usize, t: &Tables) -> Result<Vec<Household>, RegisterFileError> {
     fn pick<T: Clone>(table: &[T], i: usize) -> Result<T, RegisterFileError> {
