@@ -316,11 +316,11 @@ pub async fn run(config: &Config, args: CrosscheckArgs) -> anyhow::Result<ExitCo
         tracing::warn!(unassigned, "findings in regions no officer covers (import the officer directory: doudi officers import FILE)");
     }
     if args.json {
-        let mut summary = summary_json(run_id, &result, &rec, unassigned, report.as_ref());
+        let mut summary = summary_json(run_id, result, rec, unassigned, report.as_ref());
         summary["not_closed_tonight"] = serde_json::json!(held_open);
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        print_summary(run_id, &result, &rec, unassigned, report.as_ref());
+        print_summary(run_id, result, rec, unassigned, report.as_ref());
     }
     Ok(ExitCode::from(
         u8::try_from(result.exit_code()).unwrap_or(1),
