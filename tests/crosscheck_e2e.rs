@@ -113,14 +113,80 @@ fn nights_find_exactly_the_planted_findings_once_and_close_only_what_clean_data_
     let id = first["members"][0]["id_number"].as_str().unwrap();
     assert!(!html.contains(id), "no full ID number in the report");
 
-    // Night 2, same snapshots: nothing new, nothing closed, no duplicate.
-    let s = night(dir, &db, "data/snapshots", 0);
+    // The register was read from the database and kept beside it for the next nights, readable
+    // by its owner only.
+    let register_file = dir.join("doudi.db-crosscheck-register");
+    let meta = std::fs::metadata(&register_file).expect("the register file is kept");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(meta.permissions().mode() & 0o077, 0, "owner only");
+    }
+    assert!(meta.len() > 1000);
+
+    // Night 2, same snapshots: nothing new, nothing closed, no duplicate; the register read from
+    // the file.
+    let (s, log) = night_logged(dir, &db);
+    assert!(
+        log.contains("register read from the register file"),
+        "{log}"
+    );
     assert_eq!(
         (s["new"].as_u64(), s["closed"].as_u64()),
         (Some(0), Some(0))
     );
     assert_eq!(s["still_open"], truth.len());
-    assert_eq!(open_findings(dir, &db).len(), truth.len());
+    let again = open_findings(dir, &db);
+    assert_eq!(again.len(), truth.len());
+    assert_eq!(
+        again, open,
+        "a re-run of the night changes no stored finding"
+    );
+    let report_before = std::fs::read(dir.join("report/findings.csv")).unwrap();
+
+    // A damaged register file is never used: the night reads the database (same findings, same
+    // report) and writes the file again; a file of another register neither.
+    let mut bytes = std::fs::read(&register_file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&register_file, &bytes).unwrap();
+    let (s, log) = night_logged(dir, &db);
+    assert!(log.contains("register file not used"), "{log}");
+    assert!(log.contains("damaged"), "{log}");
+    assert_eq!(
+        (s["new"].as_u64(), s["closed"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(s["still_open"], truth.len());
+    assert_eq!(
+        std::fs::read(dir.join("report/findings.csv")).unwrap(),
+        report_before
+    );
+    let (_, log) = night_logged(dir, &db);
+    assert!(
+        log.contains("register read from the register file"),
+        "rewritten: {log}"
+    );
+    std::fs::write(&register_file, b"not a register file").unwrap();
+    let (s, log) = night_logged(dir, &db);
+    assert!(log.contains("register file not used"), "{log}");
+    assert_eq!(s["still_open"], truth.len());
+    // --no-register-file reads the database and leaves the file alone.
+    let out = common::doudi_env(
+        dir,
+        &[
+            "crosscheck",
+            "--snapshots",
+            "data/snapshots",
+            "--json",
+            "--no-register-file",
+            "--db",
+            &db,
+        ],
+        &[("DOUDI_LOG", "info")],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("register file"));
 
     // Night 3: the death registry no longer lists one planted death (it was a wrong record), but
     // one of its rows is broken: the finding is not closed on partial data; the bad row is named;
@@ -196,7 +262,14 @@ fn nights_find_exactly_the_planted_findings_once_and_close_only_what_clean_data_
     assert_eq!(closed.len(), 1);
     assert_eq!(closed[0]["member_id"], member);
     assert!(closed[0]["close_note"].as_str().unwrap().len() > 5);
-    assert_eq!(open_findings(dir, &db).len(), truth.len() - 1);
+    let still = open_findings(dir, &db);
+    assert_eq!(still.len(), truth.len() - 1);
+    // Found again on a later night: last seen that night, first seen kept.
+    for f in &still {
+        assert_eq!(f["last_seen"], "2026-11-02", "{f}");
+        let before = open.iter().find(|o| o["key"] == f["key"]).unwrap();
+        assert_eq!(f["first_seen"], before["first_seen"]);
+    }
 
     // An older night than the last one checked is refused: it would close what was found since.
     let out = doudi(
@@ -214,6 +287,27 @@ fn nights_find_exactly_the_planted_findings_once_and_close_only_what_clean_data_
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("older than the last night"));
     assert_eq!(open_findings(dir, &db).len(), truth.len() - 1);
+}
+
+/// A night on the generated snapshots (exit 0), its log at level info.
+fn night_logged(dir: &Path, db: &str) -> (Value, String) {
+    let out = common::doudi_env(
+        dir,
+        &[
+            "crosscheck",
+            "--snapshots",
+            "data/snapshots",
+            "--out",
+            "report",
+            "--json",
+            "--db",
+            db,
+        ],
+        &[("DOUDI_LOG", "info")],
+    );
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    let summary = serde_json::from_str(&exits(out, 0)).expect("summary json");
+    (summary, log)
 }
 
 /// A night at a given date, exit 0.

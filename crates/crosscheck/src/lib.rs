@@ -25,6 +25,7 @@ mod finding;
 mod index;
 mod progress;
 mod reader;
+pub mod register_file;
 mod report;
 mod sanitize;
 pub mod snapshot;
@@ -49,7 +50,7 @@ pub use finding::{
 };
 pub use progress::{Flow, LogProgress, NoProgress, Progress};
 pub use reader::BadRow;
-pub use report::{write_report, ReportFiles};
+pub use report::{stage_report, write_report, ReportFiles, StagedReport};
 pub use snapshot::{Format, Kind, Month};
 
 use aggregate::{Cx, Death, Partial};

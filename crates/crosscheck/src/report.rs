@@ -87,7 +87,66 @@ pub fn write_report(
     result: &RunResult,
     reconciliation: Option<&Reconciliation>,
 ) -> Result<ReportFiles, CrosscheckError> {
+    stage_report(dir, result, reconciliation)?.commit()
+}
+
+/// A report written in full under temporary names (`.findings.json.part`…) in its directory,
+/// not yet in place: [`StagedReport::commit`] renames its files into place, [`StagedReport::discard`]
+/// removes them. So a report can be written while the night is being stored and appear only once
+/// the night is recorded.
+#[derive(Debug)]
+pub struct StagedReport {
+    files: ReportFiles,
+    parts: [PathBuf; 3],
+}
+
+impl StagedReport {
+    /// Put the files in place (each replaces the file of its name).
+    pub fn commit(self) -> Result<ReportFiles, CrosscheckError> {
+        let targets = [&self.files.json, &self.files.csv, &self.files.html];
+        for (part, target) in self.parts.iter().zip(targets) {
+            if let Err(e) = fs::rename(part, target) {
+                self.remove_parts();
+                return Err(CrosscheckError::Write {
+                    path: target.clone(),
+                    source: e,
+                });
+            }
+        }
+        Ok(self.files)
+    }
+
+    /// Remove the files written (the report is not to be published).
+    pub fn discard(self) {
+        self.remove_parts();
+    }
+
+    fn remove_parts(&self) {
+        for part in &self.parts {
+            let _ = fs::remove_file(part);
+        }
+    }
+}
+
+/// [`write_report`]'s files, written under temporary names ([`StagedReport`]). The three files
+/// are written at once, each on its own thread.
+pub fn stage_report(
+    dir: &Path,
+    result: &RunResult,
+    reconciliation: Option<&Reconciliation>,
+) -> Result<StagedReport, CrosscheckError> {
     fs::create_dir_all(dir).map_err(write_err(dir))?;
+    let files = ReportFiles {
+        json: dir.join("findings.json"),
+        csv: dir.join("findings.csv"),
+        html: dir.join("report.html"),
+    };
+    let parts = [
+        dir.join(".findings.json.part"),
+        dir.join(".findings.csv.part"),
+        dir.join(".report.html.part"),
+    ];
+    let staged = StagedReport { files, parts };
     let rows = rows(result, reconciliation);
     let mut by_check: BTreeMap<Check, Total> = BTreeMap::new();
     let mut by_township: BTreeMap<String, Total> = BTreeMap::new();
@@ -103,8 +162,60 @@ pub fn write_report(
             t.amount += f.amount_at_stake;
         }
     }
+    let (json, csv, html) = std::thread::scope(|s| {
+        let json = s.spawn(|| {
+            write_json(
+                &staged.parts[0],
+                result,
+                reconciliation,
+                &rows,
+                &by_check,
+                &by_township,
+                total,
+            )
+        });
+        let csv = s.spawn(|| write_csv(&staged.parts[1], &rows));
+        let html_path = &staged.parts[2];
+        let html = fs::write(
+            html_path,
+            html(
+                result,
+                reconciliation,
+                &rows,
+                &by_check,
+                &by_township,
+                total,
+            ),
+        )
+        .map_err(write_err(html_path));
+        (joined(json), joined(csv), html)
+    });
+    match json.and(csv).and(html) {
+        Ok(()) => Ok(staged),
+        Err(e) => {
+            staged.discard();
+            Err(e)
+        }
+    }
+}
 
-    // JSON
+/// A writing thread's result; its panic is the caller's.
+fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    match h.join() {
+        Ok(v) => v,
+        Err(p) => std::panic::resume_unwind(p),
+    }
+}
+
+fn write_json(
+    path: &Path,
+    result: &RunResult,
+    reconciliation: Option<&Reconciliation>,
+    rows: &[Row],
+    by_check: &BTreeMap<Check, Total>,
+    by_township: &BTreeMap<String, Total>,
+    total: Total,
+) -> Result<(), CrosscheckError> {
     #[derive(Serialize)]
     struct JsonFinding<'a> {
         status: &'a str,
@@ -132,7 +243,7 @@ pub fn write_report(
         as_of: result.as_of,
         totals: total,
         by_check: by_check.iter().map(|(c, t)| (c.code(), *t)).collect(),
-        by_township: &by_township,
+        by_township,
         checks_run: result.checks_run.iter().map(|c| c.code()).collect(),
         checks_skipped: result
             .checks_skipped
@@ -152,84 +263,63 @@ pub fn write_report(
             .collect(),
         closed: reconciliation.map(|r| r.closed.as_slice()),
     };
-    let json_path = dir.join("findings.json");
     let text = serde_json::to_vec_pretty(&json).map_err(|e| CrosscheckError::Write {
-        path: json_path.clone(),
+        path: path.to_path_buf(),
         source: e.into(),
     })?;
-    fs::write(&json_path, text).map_err(write_err(&json_path))?;
+    fs::write(path, text).map_err(write_err(path))
+}
 
-    // CSV
-    let csv_path = dir.join("findings.csv");
-    {
-        let mut w = csv::Writer::from_path(&csv_path).map_err(|e| CrosscheckError::Write {
-            path: csv_path.clone(),
+fn write_csv(csv_path: &Path, rows: &[Row]) -> Result<(), CrosscheckError> {
+    let mut w = csv::Writer::from_path(csv_path).map_err(|e| CrosscheckError::Write {
+        path: csv_path.to_path_buf(),
+        source: e.into(),
+    })?;
+    let mut put = |rec: &[String]| {
+        w.write_record(rec).map_err(|e| CrosscheckError::Write {
+            path: csv_path.to_path_buf(),
             source: e.into(),
-        })?;
-        let mut put = |rec: &[String]| {
-            w.write_record(rec).map_err(|e| CrosscheckError::Write {
-                path: csv_path.clone(),
-                source: e.into(),
-            })
-        };
+        })
+    };
+    put(&[
+        "key",
+        "status",
+        "check",
+        "check_zh",
+        "household_id",
+        "member_id",
+        "region_code",
+        "township",
+        "household_category",
+        "amount_at_stake_yuan",
+        "as_of",
+        "deadline",
+        "first_seen",
+        "summary_zh",
+        "summary_en",
+    ]
+    .map(String::from))?;
+    for r in rows {
+        let f = r.finding;
         put(&[
-            "key",
-            "status",
-            "check",
-            "check_zh",
-            "household_id",
-            "member_id",
-            "region_code",
-            "township",
-            "household_category",
-            "amount_at_stake_yuan",
-            "as_of",
-            "deadline",
-            "first_seen",
-            "summary_zh",
-            "summary_en",
-        ]
-        .map(String::from))?;
-        for r in &rows {
-            let f = r.finding;
-            put(&[
-                f.key.clone(),
-                r.status.to_string(),
-                f.check.code().to_string(),
-                f.check.name_zh().to_string(),
-                f.household_id.clone(),
-                f.member_id.clone().unwrap_or_default(),
-                f.region_code.to_string(),
-                f.township(),
-                f.household_category.code().to_string(),
-                f.amount_at_stake.to_string(),
-                f.as_of.to_string(),
-                f.deadline.to_string(),
-                r.first_seen.map(|d| d.to_string()).unwrap_or_default(),
-                f.summary_zh.clone(),
-                f.summary_en.clone(),
-            ])?;
-        }
-        w.flush().map_err(write_err(&csv_path))?;
+            f.key.clone(),
+            r.status.to_string(),
+            f.check.code().to_string(),
+            f.check.name_zh().to_string(),
+            f.household_id.clone(),
+            f.member_id.clone().unwrap_or_default(),
+            f.region_code.to_string(),
+            f.township(),
+            f.household_category.code().to_string(),
+            f.amount_at_stake.to_string(),
+            f.as_of.to_string(),
+            f.deadline.to_string(),
+            r.first_seen.map(|d| d.to_string()).unwrap_or_default(),
+            f.summary_zh.clone(),
+            f.summary_en.clone(),
+        ])?;
     }
-
-    // HTML
-    let html_path = dir.join("report.html");
-    let html = html(
-        result,
-        reconciliation,
-        &rows,
-        &by_check,
-        &by_township,
-        total,
-    );
-    fs::write(&html_path, html).map_err(write_err(&html_path))?;
-
-    Ok(ReportFiles {
-        json: json_path,
-        csv: csv_path,
-        html: html_path,
-    })
+    w.flush().map_err(write_err(csv_path))
 }
 
 fn esc(s: &str) -> String {

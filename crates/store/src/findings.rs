@@ -54,11 +54,18 @@ pub struct CrosscheckRunRow {
     pub bad_rows: i64,
 }
 
-/// What a night changed: findings opened, still open (refreshed), closed.
+/// What a night changed: findings opened, still open (refreshed), closed. A finding still open
+/// is in one of `refreshed` (its row written again), `seen_again` (only its `last_seen` moves to
+/// the night) or `unchanged` (nothing to write: a re-run of the same night, or a check that did
+/// not run); the night's count of findings still open is the three together.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct NightChanges {
     pub opened: Vec<FindingRow>,
     pub refreshed: Vec<FindingRow>,
+    /// Keys of open findings found again whose row is the same but for `last_seen`.
+    pub seen_again: Vec<String>,
+    /// Open findings found again (or left open) whose row does not change at all.
+    pub unchanged: usize,
     /// (key, note)
     pub closed: Vec<(String, String)>,
 }
@@ -145,6 +152,7 @@ impl Store {
                     run.night
                 )));
             }
+            let still_open = changes.refreshed.len() + changes.seen_again.len() + changes.unchanged;
             let run_id: i64 = sqlx::query_scalar(
                 "INSERT INTO crosscheck_runs (night, snapshots, started_at, finished_at, rows_read, bad_rows, opened, still_open, closed)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING run_id",
@@ -156,7 +164,7 @@ impl Store {
             .bind(run.rows_read)
             .bind(run.bad_rows)
             .bind(changes.opened.len() as i64)
-            .bind(changes.refreshed.len() as i64)
+            .bind(still_open as i64)
             .bind(changes.closed.len() as i64)
             .one(&mut *tx, "recording a cross-check run")
             .await?;
@@ -202,6 +210,18 @@ impl Store {
                 );
                 qb.build().run(&mut *tx, "refreshing findings").await?;
             }
+            // Found again, the same but for the night: only `last_seen` is written.
+            for chunk in changes.seen_again.chunks(CHUNK) {
+                let mut qb: QueryBuilder<DB> = QueryBuilder::new("UPDATE findings SET last_seen = ");
+                qb.push_bind(&run.night);
+                qb.push(" WHERE status = 'open' AND key IN (");
+                let mut keys = qb.separated(", ");
+                for key in chunk {
+                    keys.push_bind(key);
+                }
+                qb.push(")");
+                qb.build().run(&mut *tx, "marking findings seen again").await?;
+            }
             for chunk in changes.closed.chunks(CHUNK / 2) {
                 let mut qb: QueryBuilder<DB> = QueryBuilder::new("WITH v (key, note) AS (");
                 qb.push_values(chunk, |mut b, (key, note)| {
@@ -221,7 +241,7 @@ impl Store {
                 &format!("night:{}", run.night),
                 &serde_json::json!({"run_id": run_id, "rows_read": run.rows_read, "bad_rows": run.bad_rows,
                     "opened": changes.opened.iter().map(|f| &f.key).collect::<Vec<_>>(),
-                    "refreshed": changes.refreshed.len(),
+                    "refreshed": still_open,
                     "closed": changes.closed.iter().map(|c| &c.0).collect::<Vec<_>>()}),
             )
             .await?;

@@ -98,6 +98,7 @@ mod pushed;
 mod queries;
 mod regions;
 mod register;
+mod register_stamp;
 mod retention;
 mod review;
 mod sessions;

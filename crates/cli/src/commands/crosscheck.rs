@@ -22,6 +22,8 @@ use crate::Config;
 #[command(after_help = "\
 Reads every snapshot file in DIR (death.csv, hukou.csv, vehicles.csv, properties.csv, companies.csv, wages.csv, payments.csv, or .jsonl; schemas in schemas/snapshots/), compares them with the register, and records the night's findings: new ones are opened and routed to the officer of the household's township with a deadline (category eligibility review, never an automatic cut); findings still true are kept (no duplicates on a re-run); findings no longer true close themselves with a note.
 
+The register file: on a SQLite store the night reads the register from a compact binary copy kept beside the database (DB-crosscheck-register, made readable by its owner only), made by the first night after each change to the register and used only while the register is the one it was made from (its version and import); a file of another register, of another format or damaged (every part is hashed) is never used: the night then reads the register from the database and makes the file again. On PostgreSQL, and with --no-register-file, the register is read from the database. Deleting the file is always safe.
+
 Exit codes (for cron): 0 all checks ran on clean snapshots; 3 all checks ran but bad rows were skipped (listed in the report with file and line); 4 some checks could not run (a snapshot missing or unreadable: their open findings are left as they were); 1 the run failed.
 
 Example (cron at 2 a.m.): doudi crosscheck --snapshots /data/snapshots/$(date +%F) --out /srv/reports/$(date +%F)")]
@@ -42,6 +44,10 @@ pub struct CrosscheckArgs {
     /// Print the night's summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Read the register from the database tonight, and neither use nor keep the register file
+    /// beside a SQLite store (see below).
+    #[arg(long)]
+    pub no_register_file: bool,
 }
 
 /// Where checkpoints go: `--work-dir`, else `DIR/.doudi-work` when it can be made and written
@@ -88,10 +94,27 @@ pub async fn run(config: &Config, args: CrosscheckArgs) -> anyhow::Result<ExitCo
             "night {as_of} is older than the last night checked ({last}): replaying it would close findings found since (pass --as-of {last} or later)"
         ));
     }
-    let register = super::load_register(&store).await?;
+    let loading = std::time::Instant::now();
+    let (register, keep) = night_register(&store, args.no_register_file).await?;
+    if register.is_empty() {
+        anyhow::bail!(tr!(
+            "低保名册为空：请先导入（doudi import FILE）",
+            "the register is empty: import it first (doudi import FILE)"
+        ));
+    }
+    tracing::info!(
+        households = register.len(),
+        ms = loading.elapsed().as_millis() as u64,
+        "register loaded"
+    );
     let directory = doudi_app::engine::directory(&store).await?;
     let started_at = chrono::Utc::now();
     tracing::info!(households = register.len(), night = %as_of, snapshots = %args.snapshots.display(), "cross-check starting");
+    // The open findings are read (and decoded) while the snapshots are.
+    let open_task = {
+        let store = store.clone();
+        tokio::spawn(async move { read_open_findings(&store).await })
+    };
 
     let cfg = config.crosscheck.clone();
     let snapshots = args.snapshots.clone();
@@ -100,9 +123,21 @@ pub async fn run(config: &Config, args: CrosscheckArgs) -> anyhow::Result<ExitCo
         ..RunOptions::default()
     };
     let result = tokio::task::spawn_blocking(move || {
-        let progress = BarProgress::new();
-        let r = doudi_crosscheck::run_with(&register, &snapshots, &cfg, as_of, &progress, &opts);
-        progress.finish();
+        let r = std::thread::scope(|s| {
+            // A register read from the database is kept for the next nights, written beside
+            // the checks.
+            let reg = &register;
+            let writer = keep.map(|k| s.spawn(move || k.write(reg)));
+            let progress = BarProgress::new();
+            let r = doudi_crosscheck::run_with(reg, &snapshots, &cfg, as_of, &progress, &opts);
+            progress.finish();
+            if let Some(w) = writer {
+                w.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            }
+            r
+        });
+        // Freeing a provincial register (millions of strings) is not on the night's way.
+        std::thread::spawn(move || drop(register));
         r
     })
     .await
@@ -113,26 +148,10 @@ pub async fn run(config: &Config, args: CrosscheckArgs) -> anyhow::Result<ExitCo
     .context(crate::lang::t("核查失败", "the cross-check failed"))?;
 
     // Reconcile with the open findings and record the night.
-    let open = store.open_findings().await?;
-    let open: Vec<StoredFinding> = open
-        .iter()
-        .map(|s| {
-            Ok(StoredFinding {
-                finding: serde_json::from_str::<Finding>(&s.row.finding)
-                    .with_context(|| unreadable(&s.row.key, "finding"))?,
-                first_seen: s
-                    .row
-                    .first_seen
-                    .parse()
-                    .with_context(|| unreadable(&s.row.key, "first_seen"))?,
-                last_seen: s
-                    .row
-                    .last_seen
-                    .parse()
-                    .with_context(|| unreadable(&s.row.key, "last_seen"))?,
-            })
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let (stored, open) = open_task.await.context(crate::lang::t(
+        "读取未关闭的核查发现的任务中止",
+        "reading the open findings stopped",
+    ))??;
     // A check whose snapshot had bad rows ran on partial data: its findings are reported, but
     // none is closed tonight (the bad row may be the one that still holds it).
     let partial: std::collections::BTreeSet<doudi_crosscheck::snapshot::Kind> = result
@@ -184,13 +203,15 @@ pub async fn run(config: &Config, args: CrosscheckArgs) -> anyhow::Result<ExitCo
             assigned_to: assigned.get(&f.key).cloned().flatten(),
         })
     };
-    let changes = NightChanges {
+    // Only what changed is written: a finding found again with the same facts and officer moves
+    // its `last_seen` only (nothing at all on a re-run of the same night).
+    let before: HashMap<&str, usize> = open
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.finding.key.as_str(), i))
+        .collect();
+    let mut changes = NightChanges {
         opened: rec.new.iter().map(row).collect::<anyhow::Result<_>>()?,
-        refreshed: rec
-            .still_open
-            .iter()
-            .map(row)
-            .collect::<anyhow::Result<_>>()?,
         closed: rec
             .closed
             .iter()
@@ -201,31 +222,84 @@ pub async fn run(config: &Config, args: CrosscheckArgs) -> anyhow::Result<ExitCo
                 )
             })
             .collect(),
+        ..NightChanges::default()
     };
+    for s in &rec.still_open {
+        let key = s.finding.key.as_str();
+        let same = before.get(key).and_then(|&i| {
+            let (old, row) = (&open[i], &stored[i].row);
+            let officer = assigned.get(key).cloned().flatten();
+            (old.finding == s.finding
+                && row.amount_fen == s.finding.amount_at_stake.fen()
+                && (officer.is_none() || officer == row.assigned_to))
+                .then_some(row.last_seen.as_str())
+        });
+        match same {
+            Some(last_seen) if last_seen == s.last_seen.to_string() => changes.unchanged += 1,
+            Some(_) => changes.seen_again.push(key.to_string()),
+            None => changes.refreshed.push(row(s)?),
+        }
+    }
+    drop(stored);
+    tracing::info!(
+        opened = changes.opened.len(),
+        refreshed = changes.refreshed.len(),
+        seen_again = changes.seen_again.len(),
+        unchanged = changes.unchanged,
+        closed = changes.closed.len(),
+        "storing the night"
+    );
     let rows_read: u64 = result.files.iter().map(|f| f.rows).sum();
-    let run_id = store
-        .record_crosscheck(
-            &CrosscheckRunRow {
-                night: as_of.to_string(),
-                snapshots: args.snapshots.display().to_string(),
-                started_at: started_at.to_rfc3339(),
-                rows_read: rows_read as i64,
-                bad_rows: result.bad_row_count as i64,
-            },
-            &changes,
-        )
-        .await?;
-    store.close().await;
-
-    let report = match &args.out {
-        Some(dir) => Some(
-            doudi_crosscheck::write_report(dir, &result, Some(&rec)).with_context(|| {
+    let run_row = CrosscheckRunRow {
+        night: as_of.to_string(),
+        snapshots: args.snapshots.display().to_string(),
+        started_at: started_at.to_rfc3339(),
+        rows_read: rows_read as i64,
+        bad_rows: result.bad_row_count as i64,
+    };
+    // The report is written (under temporary names) while the night is stored, and put in place
+    // once it is recorded.
+    let result = std::sync::Arc::new(result);
+    let rec = std::sync::Arc::new(rec);
+    let staging = args.out.clone().map(|dir| {
+        let (result, rec) = (std::sync::Arc::clone(&result), std::sync::Arc::clone(&rec));
+        tokio::task::spawn_blocking(move || {
+            doudi_crosscheck::stage_report(&dir, &result, Some(&rec)).with_context(|| {
                 let d = dir.display();
                 tr!("无法把报告写入 {d}", "cannot write the report into {d}")
-            })?,
-        ),
+            })
+        })
+    });
+    let recorded = store.record_crosscheck(&run_row, &changes).await;
+    store.close().await;
+    let staged = match staging {
+        Some(task) => Some(task.await.context(crate::lang::t(
+            "写报告的线程中止",
+            "the report thread stopped",
+        ))?),
         None => None,
     };
+    let run_id = match recorded {
+        Ok(id) => id,
+        Err(e) => {
+            if let Some(Ok(s)) = staged {
+                s.discard();
+            }
+            return Err(e.into());
+        }
+    };
+    let report = match staged {
+        Some(s) => Some(s?.commit().with_context(|| {
+            let d = args
+                .out
+                .as_deref()
+                .unwrap_or(std::path::Path::new(""))
+                .display();
+            tr!("无法把报告写入 {d}", "cannot write the report into {d}")
+        })?),
+        None => None,
+    };
+    let (result, rec) = (&*result, &*rec);
     let unassigned = assigned.values().filter(|a| a.is_none()).count();
     if !held_open.is_empty() {
         tracing::warn!(checks = ?held_open, "findings of checks with bad snapshot rows were not closed tonight");
@@ -242,15 +316,162 @@ pub async fn run(config: &Config, args: CrosscheckArgs) -> anyhow::Result<ExitCo
         tracing::warn!(unassigned, "findings in regions no officer covers (import the officer directory: doudi officers import FILE)");
     }
     if args.json {
-        let mut summary = summary_json(run_id, &result, &rec, unassigned, report.as_ref());
+        let mut summary = summary_json(run_id, result, rec, unassigned, report.as_ref());
         summary["not_closed_tonight"] = serde_json::json!(held_open);
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        print_summary(run_id, &result, &rec, unassigned, report.as_ref());
+        print_summary(run_id, result, rec, unassigned, report.as_ref());
     }
     Ok(ExitCode::from(
         u8::try_from(result.exit_code()).unwrap_or(1),
     ))
+}
+
+/// The open findings as stored, and decoded (in the same order).
+async fn read_open_findings(
+    store: &doudi_store::Store,
+) -> anyhow::Result<(Vec<doudi_store::StoredFinding>, Vec<StoredFinding>)> {
+    let stored = store.open_findings().await?;
+    tokio::task::spawn_blocking(move || {
+        let open = stored
+            .iter()
+            .map(|s| {
+                Ok(StoredFinding {
+                    finding: serde_json::from_str::<Finding>(&s.row.finding)
+                        .with_context(|| unreadable(&s.row.key, "finding"))?,
+                    first_seen: s
+                        .row
+                        .first_seen
+                        .parse()
+                        .with_context(|| unreadable(&s.row.key, "first_seen"))?,
+                    last_seen: s
+                        .row
+                        .last_seen
+                        .parse()
+                        .with_context(|| unreadable(&s.row.key, "last_seen"))?,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok((stored, open))
+    })
+    .await
+    .context(crate::lang::t(
+        "读取未关闭的核查发现的线程中止",
+        "the thread reading the open findings stopped",
+    ))?
+}
+
+/// The register file of a store's register: where, and the register's stamp.
+struct KeepRegister {
+    path: PathBuf,
+    stamp: String,
+}
+
+impl KeepRegister {
+    /// Write the file (under a temporary name, then renamed over the old one, readable by its
+    /// owner only). A failure only costs the next night the time of reading the database.
+    fn write(&self, register: &[doudi_model::Household]) {
+        let t = std::time::Instant::now();
+        let Some(name) = self.path.file_name() else {
+            return;
+        };
+        let tmp = self.path.with_file_name(format!(
+            ".{}.{}.tmp",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let written = doudi_crosscheck::register_file::encode(register, &self.stamp)
+            .map_err(anyhow::Error::from)
+            .and_then(|bytes| {
+                let _ = std::fs::remove_file(&tmp);
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                let mut f = options.open(&tmp)?;
+                std::io::Write::write_all(&mut f, &bytes)?;
+                drop(f);
+                std::fs::rename(&tmp, &self.path)?;
+                Ok(bytes.len())
+            });
+        match written {
+            Ok(bytes) => tracing::info!(
+                file = %self.path.display(),
+                bytes,
+                ms = t.elapsed().as_millis() as u64,
+                "register file written for the next nights"
+            ),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                tracing::warn!(file = %self.path.display(), error = %e, "cannot keep the register file (the next night reads the register from the database)");
+            }
+        }
+    }
+}
+
+/// The register for the night: from the register file beside a SQLite store when it was made
+/// from the register as it stands, else from the database (with, when a file can be kept, what
+/// to write it with).
+async fn night_register(
+    store: &doudi_store::Store,
+    no_file: bool,
+) -> anyhow::Result<(Vec<doudi_model::Household>, Option<KeepRegister>)> {
+    let path = if no_file {
+        None
+    } else {
+        store.sqlite_file().map(|db| {
+            let mut name = db.file_name().unwrap_or_default().to_os_string();
+            name.push("-crosscheck-register");
+            db.with_file_name(name)
+        })
+    };
+    let Some(path) = path else {
+        return Ok((super::load_register(store).await?, None));
+    };
+    let stamp = store.register_stamp().await?;
+    if let Some(stamp) = &stamp {
+        let t = std::time::Instant::now();
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+                let stamp = stamp.clone();
+                let decoded = tokio::task::spawn_blocking(move || {
+                    doudi_crosscheck::register_file::decode(&bytes, &stamp, threads)
+                })
+                .await
+                .context(crate::lang::t(
+                    "读取名册文件的线程中止",
+                    "the thread reading the register file stopped",
+                ))?;
+                match decoded {
+                    Ok(register) => {
+                        tracing::info!(file = %path.display(), households = register.len(), ms = t.elapsed().as_millis() as u64, "register read from the register file");
+                        return Ok((register, None));
+                    }
+                    Err(e) => {
+                        tracing::info!(file = %path.display(), reason = %e, "register file not used: reading the register from the database, and keeping a new file");
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::info!(file = %path.display(), "no register file yet: reading the register from the database, and keeping one");
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot read the register file: reading the register from the database");
+            }
+        }
+    }
+    let register = store.load_register().await.context(crate::lang::t(
+        "无法加载低保名册",
+        "cannot load the register",
+    ))?;
+    // Kept only when no import changed the register while it was read.
+    let after = store.register_stamp().await?;
+    let keep = match (stamp, after) {
+        (Some(s), Some(a)) if s == a => Some(KeepRegister { path, stamp: s }),
+        _ => None,
+    };
+    Ok((register, keep))
 }
 
 /// A stored finding that does not read back (`what`: the finding itself or one of its fields).
