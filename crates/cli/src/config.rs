@@ -148,6 +148,10 @@ pub struct MemoryConfig {
     /// Timeline facts a worker holds for the households it saw lately; past it, those of the
     /// households seen longest ago are read back from the database when next needed.
     pub timeline_facts: usize,
+    /// SQLite: the page cache of the connection that writes (batches), in MiB; a bound, taken as
+    /// pages are read. Kept from batch to batch: sized to the indexes a batch inserts into at
+    /// random places (about 100 bytes an event stored), they are read from the file once.
+    pub sqlite_write_cache_mib: u32,
 }
 
 impl Default for MemoryConfig {
@@ -156,6 +160,7 @@ impl Default for MemoryConfig {
         MemoryConfig {
             register_households: caps.households,
             timeline_facts: caps.timeline_facts,
+            sqlite_write_cache_mib: doudi_store::DEFAULT_WRITE_CACHE_MIB,
         }
     }
 }
@@ -176,8 +181,12 @@ pub struct LimitsConfig {
     pub max_event_bytes: usize,
     /// Deepest accepted nesting of JSON objects/arrays in an event.
     pub max_depth: usize,
-    /// Records per transaction.
+    /// Records per transaction (file runs: while the store is small; see `max_batch_size`).
     pub batch_size: usize,
+    /// File runs: batches grow with the store (one record for every 40 events stored) from
+    /// `batch_size` up to this, so that the index pages each commit writes per record stay about
+    /// the same as the store grows. At most `batch_size`: no growth.
+    pub max_batch_size: usize,
     /// Batches read ahead of the database (bounds memory).
     pub channel_batches: usize,
 }
@@ -189,6 +198,7 @@ impl Default for LimitsConfig {
             max_event_bytes: p.max_event_bytes,
             max_depth: p.max_depth,
             batch_size: 10_000,
+            max_batch_size: 50_000,
             channel_batches: 2,
         }
     }
@@ -316,12 +326,23 @@ impl Config {
                 l.batch_size
             );
         }
+        if l.max_batch_size > 1_000_000 {
+            anyhow::bail!(
+                "limits.max_batch_size must be at most 1000000 (got {})",
+                l.max_batch_size
+            );
+        }
         if l.channel_batches == 0 {
             anyhow::bail!("limits.channel_batches must be at least 1");
         }
         at_least(
             "memory.register_households",
             self.memory.register_households,
+            1,
+        )?;
+        at_least(
+            "memory.sqlite_write_cache_mib",
+            self.memory.sqlite_write_cache_mib,
             1,
         )?;
         self.warnings

@@ -130,9 +130,12 @@ const EARLIER_DECISIONS: &str =
      FROM link_history h JOIN timeline t ON t.seq = h.seq
      WHERE t.household_id = $1 ORDER BY h.id";
 
+/// Through the household's timeline (every assessment is of one of its facts: the same `seq`):
+/// assessments have no index by household (migration 0018).
 const ASSESSMENTS: &str =
     "SELECT a.seq, e.occurred_at, a.rule_set_version, a.score, a.level, a.assessment
-     FROM assessments a JOIN events e ON e.seq = a.seq WHERE a.household_id = $1 ORDER BY a.seq";
+     FROM timeline t JOIN assessments a ON a.seq = t.seq JOIN events e ON e.seq = a.seq
+     WHERE t.household_id = $1 AND a.household_id = $1 ORDER BY a.seq";
 
 const WARNING_HISTORY: &str =
     "SELECT h.warning_id, h.at, h.action, h.actor, h.level, h.score, h.note, h.refused
