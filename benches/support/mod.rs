@@ -102,7 +102,6 @@ pub fn run_options(feeds_dir: PathBuf) -> RunOptions {
     RunOptions {
         feeds_dir,
         batch_size: 10_000,
-        max_batch_size: 50_000,
         channel_batches: 2,
         once: true,
         poll_interval: Duration::from_secs(1),

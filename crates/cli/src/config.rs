@@ -181,12 +181,8 @@ pub struct LimitsConfig {
     pub max_event_bytes: usize,
     /// Deepest accepted nesting of JSON objects/arrays in an event.
     pub max_depth: usize,
-    /// Records per transaction (file runs: while the store is small; see `max_batch_size`).
+    /// Records per transaction.
     pub batch_size: usize,
-    /// File runs: batches grow with the store (one record for every 40 events stored) from
-    /// `batch_size` up to this, so that the index pages each commit writes per record stay about
-    /// the same as the store grows. At most `batch_size`: no growth.
-    pub max_batch_size: usize,
     /// Batches read ahead of the database (bounds memory).
     pub channel_batches: usize,
 }
@@ -198,7 +194,6 @@ impl Default for LimitsConfig {
             max_event_bytes: p.max_event_bytes,
             max_depth: p.max_depth,
             batch_size: 10_000,
-            max_batch_size: 50_000,
             channel_batches: 2,
         }
     }
@@ -324,12 +319,6 @@ impl Config {
             anyhow::bail!(
                 "limits.batch_size must be 1 to 100000 (got {})",
                 l.batch_size
-            );
-        }
-        if l.max_batch_size > 1_000_000 {
-            anyhow::bail!(
-                "limits.max_batch_size must be at most 1000000 (got {})",
-                l.max_batch_size
             );
         }
         if l.channel_batches == 0 {

@@ -82,6 +82,4 @@ pub enum PipelineError {
 
 mod run;
 pub use driver::InvalidGuard;
-pub use run::{
-    batch_size_for, run_files, Progress, RunOptions, RunReport, EVENTS_PER_BATCH_RECORD,
-};
+pub use run::{run_files, Progress, RunOptions, RunReport};

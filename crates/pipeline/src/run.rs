@@ -25,15 +25,8 @@ use crate::PipelineError;
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     pub feeds_dir: PathBuf,
-    /// Records per transaction while the store is small (see `max_batch_size`).
+    /// Records per transaction.
     pub batch_size: usize,
-    /// Batches grow with the store, to one record for every [`EVENTS_PER_BATCH_RECORD`] events
-    /// stored, from `batch_size` up to this (no growth when it is at most `batch_size`). A batch
-    /// inserts at random places of indexes that grow with the store (events by key, timelines by
-    /// household), and at its commit every index page it changed is written to the write-ahead
-    /// log and again by the checkpoint: with batches of a fixed size, the pages written per
-    /// record grow with the store; with batches that grow with it, they stay about the same.
-    pub max_batch_size: usize,
     /// Batches read ahead of the applier (the bound on memory).
     pub channel_batches: usize,
     /// Read what is there and stop; otherwise keep watching for new lines and files.
@@ -81,19 +74,6 @@ pub trait Progress: Send + Sync {
 
 impl Progress for () {}
 
-/// Batches grow to one record for every this many events stored (see
-/// [`RunOptions::max_batch_size`]): the pages of the largest index inserted into at random
-/// places, `events (source, event_id)`, hold about 150 entries each, so a batch then changes
-/// about 4 entries in each page it writes instead of fewer and fewer as the store grows.
-pub const EVENTS_PER_BATCH_RECORD: u64 = 40;
-
-/// The records per batch for a store holding `stored` events (see [`RunOptions::max_batch_size`]).
-pub fn batch_size_for(opts: &RunOptions, stored: u64) -> usize {
-    let min = opts.batch_size.max(1);
-    let grown = usize::try_from(stored / EVENTS_PER_BATCH_RECORD).unwrap_or(usize::MAX);
-    grown.min(opts.max_batch_size).max(min)
-}
-
 /// How often the background checkpoint runs while batches are committed.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(1000);
 
@@ -109,8 +89,6 @@ pub async fn run_files(
 ) -> Result<RunReport, PipelineError> {
     let started = Instant::now();
     let mut report = RunReport::default();
-    // Events stored before this run (batches grow with the store).
-    let stored = store.events_stored().await?;
     // Stored positions, by source code then stream.
     let mut positions: HashMap<String, Positions> = HashMap::new();
     for ((source, stream), p) in store.positions().await? {
@@ -152,7 +130,6 @@ pub async fn run_files(
         stop,
         &checkpoint_due,
         started,
-        stored,
         &mut report,
         &mut positions,
     )
@@ -173,7 +150,6 @@ async fn run_passes(
     stop: CancellationToken,
     checkpoint_due: &Notify,
     started: Instant,
-    stored: u64,
     report: &mut RunReport,
     positions: &mut HashMap<String, Positions>,
 ) -> Result<(), PipelineError> {
@@ -194,8 +170,7 @@ async fn run_passes(
             .sum();
         progress.start(total);
         let (tx, mut rx) = mpsc::channel::<Batch<Vec<()>>>(opts.channel_batches.max(1));
-        let size = batch_size_for(opts, stored + report.accepted);
-        let handover = Arc::new(Handover::new(size, None, tx));
+        let handover = Arc::new(Handover::new(opts.batch_size.max(1), None, tx));
         let reader = {
             let positions = positions.clone();
             let engine = engine.clone();
@@ -220,7 +195,6 @@ async fn run_passes(
         let hooks = FileHooks {
             checkpoint_due,
             progress,
-            grow: (opts, stored, handover.as_ref()),
         };
         let failure = apply_batches(
             store,
@@ -358,51 +332,12 @@ impl RecordSource for FileSource {
 struct FileHooks<'a> {
     checkpoint_due: &'a Notify,
     progress: &'a dyn Progress,
-    /// The options, the events stored before the run, and the handover whose batches grow.
-    grow: (&'a RunOptions, u64, &'a Handover<()>),
 }
 
 impl BatchHooks<Vec<()>> for FileHooks<'_> {
     fn committed(&self, batch: &Batch<Vec<()>>, _outcome: &BatchOutcome, report: &RunReport) {
         self.checkpoint_due.notify_one();
-        let (opts, stored, handover) = self.grow;
-        handover.set_batch_size(batch_size_for(opts, stored + report.accepted));
         let bytes = batch.items.iter().map(|i| i.record.position.bytes()).sum();
         self.progress.advance(bytes, report);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn batches_grow_with_the_store_between_the_two_sizes() {
-        let opts = RunOptions {
-            feeds_dir: PathBuf::new(),
-            batch_size: 10_000,
-            max_batch_size: 50_000,
-            channel_batches: 2,
-            once: true,
-            poll_interval: Duration::from_secs(1),
-            invalid: InvalidGuard::default(),
-        };
-        assert_eq!(batch_size_for(&opts, 0), 10_000);
-        assert_eq!(
-            batch_size_for(&opts, 400_000),
-            10_000,
-            "small: as configured"
-        );
-        assert_eq!(batch_size_for(&opts, 1_000_000), 25_000);
-        assert_eq!(
-            batch_size_for(&opts, 10_000_000),
-            50_000,
-            "no more than the cap"
-        );
-        let fixed = RunOptions {
-            max_batch_size: 100,
-            ..opts
-        };
-        assert_eq!(batch_size_for(&fixed, 10_000_000), 10_000, "no growth");
     }
 }

@@ -414,17 +414,6 @@ struct WarningRow {
 pub const TIMELINE_VERSION_UNKNOWN: i64 = -1;
 
 impl Store {
-    /// About how many events the store holds: the highest `seq` (one index probe; exact on
-    /// SQLite, where numbers are handed out without gaps).
-    pub async fn events_stored(&self) -> Result<u64, StoreError> {
-        let n: i64 = on!(self.pool(), p => {
-            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
-                .one(p, "counting stored events")
-                .await?
-        });
-        Ok(u64::try_from(n).unwrap_or(0))
-    }
-
     /// Start a batch transaction.
     pub async fn begin(&self) -> Result<BatchTx, StoreError> {
         // On PostgreSQL read committed: households are serialised by advisory locks

@@ -139,7 +139,6 @@ async fn run_pipeline_until(
     let opts = RunOptions {
         feeds_dir: feeds,
         batch_size: config.limits.batch_size,
-        max_batch_size: config.limits.max_batch_size,
         channel_batches: config.limits.channel_batches,
         once,
         poll_interval: Duration::from_millis(config.feeds.poll_interval_ms),

@@ -34,12 +34,6 @@ impl<T> Batcher<T> {
         self.is_full().then(|| self.take())
     }
 
-    /// Take batches of `size` items from now on (one already holding as many is taken by the next
-    /// push).
-    pub fn set_size(&mut self, size: usize) {
-        self.size = size.max(1);
-    }
-
     pub fn is_full(&self) -> bool {
         self.items.len() >= self.size
     }

@@ -57,11 +57,6 @@ impl<M> Handover<M> {
     }
 
     /// Whether the gathering batch should go although it is not full (it lingered).
-    /// Gather batches of `size` records from now on (the batch being gathered included).
-    pub fn set_batch_size(&self, size: usize) {
-        lock(&self.gathering).set_size(size);
-    }
-
     pub fn due(&self, now: Instant) -> bool {
         lock(&self.gathering).due(now)
     }

@@ -257,7 +257,6 @@ impl Fixture {
         let opts = doudi_pipeline::RunOptions {
             feeds_dir: dir.path().join("feeds"),
             batch_size: 100,
-            max_batch_size: 100,
             channel_batches: 1,
             once: true,
             poll_interval: Duration::from_millis(50),
