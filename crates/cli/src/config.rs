@@ -148,6 +148,10 @@ pub struct MemoryConfig {
     /// Timeline facts a worker holds for the households it saw lately; past it, those of the
     /// households seen longest ago are read back from the database when next needed.
     pub timeline_facts: usize,
+    /// SQLite: the page cache of the connection that writes (batches), in MiB; a bound, taken as
+    /// pages are read. Kept from batch to batch: sized to the indexes a batch inserts into at
+    /// random places (about 100 bytes an event stored), they are read from the file once.
+    pub sqlite_write_cache_mib: u32,
 }
 
 impl Default for MemoryConfig {
@@ -156,6 +160,7 @@ impl Default for MemoryConfig {
         MemoryConfig {
             register_households: caps.households,
             timeline_facts: caps.timeline_facts,
+            sqlite_write_cache_mib: doudi_store::DEFAULT_WRITE_CACHE_MIB,
         }
     }
 }
@@ -322,6 +327,11 @@ impl Config {
         at_least(
             "memory.register_households",
             self.memory.register_households,
+            1,
+        )?;
+        at_least(
+            "memory.sqlite_write_cache_mib",
+            self.memory.sqlite_write_cache_mib,
             1,
         )?;
         self.warnings

@@ -127,7 +127,7 @@ pub use lifecycle::{HistoryEntry, WarningDetail, WarningMove};
 pub use locks::household_lock_key;
 pub use notices::{EscalationUpdate, NoticeRow, NoticeView, SilenceRow, WarningClockRow};
 pub use officers::{OfficerImport, OfficerRow};
-pub use open::{redact_url, Store};
+pub use open::{redact_url, OpenOptions, Store, DEFAULT_WRITE_CACHE_MIB};
 pub use pack::{decode_household_record, pack_event, unpack_document, Packed, Stored};
 pub use pages::{EscalatedWarning, FactTimes};
 pub use queries::{DeadLetterRecord, DeadLetterView, Status, WarningView};

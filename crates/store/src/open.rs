@@ -15,10 +15,44 @@ const PAGE_SIZE: u32 = 8192;
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// The page cache of the SQLite connection that writes, by default (MiB): see
+/// [`OpenOptions::write_cache_mib`].
+pub const DEFAULT_WRITE_CACHE_MIB: u32 = 256;
+
+/// The page cache of each other (reading) SQLite connection (MiB).
+const READ_CACHE_MIB: u32 = 64;
+
+/// How a store is opened, beyond its URL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// SQLite: the page cache of the one connection every write transaction runs on, in MiB (a
+    /// bound: memory is taken only as pages are read). The writer keeps it from batch to batch,
+    /// so the indexes a batch inserts into at random places (events by key, timelines and
+    /// assessments by household) are read from the file once, not again by every batch: size it
+    /// to them (about 100 bytes an event). Ignored on PostgreSQL.
+    pub write_cache_mib: u32,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            write_cache_mib: DEFAULT_WRITE_CACHE_MIB,
+        }
+    }
+}
+
 /// The store (a pool of connections to one database).
+///
+/// On SQLite, write transactions ([`Store::write_tx`]: batches, audit records, activations,
+/// sessions) run on one connection of their own, kept open: SQLite writes one transaction at a
+/// time anyway, and a connection keeps its page cache only while no other connection writes, so
+/// batches taking turns over the pool's connections each began with an empty cache and read every
+/// index page they touched from the file again (a cost per batch that grew with the store).
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
+    /// The connection write transactions run on (on PostgreSQL, the pool itself).
+    writer: Pool,
 }
 
 impl Store {
@@ -34,20 +68,31 @@ impl Store {
         url: &str,
         password: Option<&str>,
     ) -> Result<Store, StoreError> {
-        let pool = if url.starts_with("sqlite:") {
+        Store::open_with(url, password, OpenOptions::default()).await
+    }
+
+    /// [`Store::open_with_password`], with these [`OpenOptions`].
+    pub async fn open_with(
+        url: &str,
+        password: Option<&str>,
+        options: OpenOptions,
+    ) -> Result<Store, StoreError> {
+        let (pool, writer) = if url.starts_with("sqlite:") {
             if password.is_some() {
                 return Err(StoreError::BadUrl {
                     url: redact_url(url),
                     message: "a database password is given, but only PostgreSQL takes one".into(),
                 });
             }
-            Db::Sqlite(open_sqlite(url).await?)
+            let (pool, writer) = open_sqlite(url, options).await?;
+            (Db::Sqlite(pool), Db::Sqlite(writer))
         } else if crate::connect::is_postgres(url) {
-            Db::Postgres(crate::connect::pg_pool(url, password).await?)
+            let pool = Db::Postgres(crate::connect::pg_pool(url, password).await?);
+            (pool.clone(), pool)
         } else {
             return Err(StoreError::UnsupportedUrl(redact_url(url)));
         };
-        let store = Store { pool };
+        let store = Store { pool, writer };
         store.migrate().await?;
         Ok(store)
     }
@@ -71,8 +116,10 @@ impl Store {
 
     /// Start a transaction that writes: `BEGIN IMMEDIATE` on SQLite (the write lock first, see
     /// the crate docs), `BEGIN` (read committed) on PostgreSQL.
+    /// On SQLite on the writer's own connection (see [`Store`]): a second write transaction
+    /// waits for the first to end, as SQLite's write lock would have it wait.
     pub(crate) async fn write_tx(&self, context: &'static str) -> Result<Tx, StoreError> {
-        self.pool.begin_write(context).await
+        self.writer.begin_write(context).await
     }
 
     /// Copy committed pages from the write-ahead log into the database file without blocking the
@@ -97,12 +144,17 @@ impl Store {
 
     /// Close the pool (on SQLite, flushing the WAL).
     pub async fn close(&self) {
+        on!(&self.writer, p => p.close().await);
         on!(&self.pool, p => p.close().await)
     }
 }
 
-async fn open_sqlite(url: &str) -> Result<SqlitePool, StoreError> {
-    let options = SqliteConnectOptions::from_str(url)
+/// The pool of reading connections and the writer's (one connection, opened when first used).
+async fn open_sqlite(
+    url: &str,
+    options: OpenOptions,
+) -> Result<(SqlitePool, SqlitePool), StoreError> {
+    let base = SqliteConnectOptions::from_str(url)
         .map_err(|e| StoreError::BadUrl {
             url: url.to_string(),
             message: e.to_string(),
@@ -113,17 +165,31 @@ async fn open_sqlite(url: &str) -> Result<SqlitePool, StoreError> {
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(30))
         .foreign_keys(true)
-        .pragma("cache_size", "-65536")
         .pragma("temp_store", "memory")
         .pragma("wal_autocheckpoint", "32768");
-    SqlitePoolOptions::new()
+    // `cache_size` in KiB when negative.
+    let cache = |mib: u32| (-(i64::from(mib.max(1)) * 1024)).to_string();
+    let pool = SqlitePoolOptions::new()
         .max_connections(4)
-        .connect_with(options)
+        .connect_with(base.clone().pragma("cache_size", cache(READ_CACHE_MIB)))
         .await
         .map_err(|e| StoreError::Open {
             url: url.to_string(),
             source: e,
-        })
+        })?;
+    // The database exists now (the pool created it): the writer opens it when first used.
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        // No idle or age limit: the writer keeps its connection (and page cache) for good.
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_lazy_with(
+            base.create_if_missing(false)
+                .pragma("cache_size", cache(options.write_cache_mib)),
+        );
+    Ok((pool, writer))
 }
 
 /// The URL without its password (for errors, logs and what a command prints).
@@ -162,6 +228,29 @@ mod tests {
         assert_eq!(redact_url("sqlite://doudi.db"), "sqlite://doudi.db");
     }
 
+    /// Write transactions run on the writer's one connection: a second waits for the first to
+    /// end (instead of failing on SQLite's lock), then begins.
+    #[tokio::test]
+    async fn write_transactions_take_turns_on_the_writers_connection() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let store = Store::open(&url).await.expect("open");
+        let first = store.write_tx("first").await.expect("first");
+        let second = tokio::spawn({
+            let store = store.clone();
+            async move { store.write_tx("second").await.map(|_| ()) }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!second.is_finished(), "the second waits for the first");
+        drop(first);
+        second.await.expect("joined").expect("then begins");
+        // Reads go on beside a write transaction, on the other connections.
+        let held = store.write_tx("held").await.expect("held");
+        assert!(store.positions().await.expect("read beside it").is_empty());
+        drop(held);
+        store.close().await;
+    }
+
     /// Migration 0009 rebuilds `api_tokens` and `sessions` on SQLite (a CHECK cannot change in
     /// place): a store with tokens and sessions from before keeps every row and id, the foreign
     /// key still holds, and the feeder role comes with its source or not at all.
@@ -169,7 +258,9 @@ mod tests {
     async fn the_feeder_migration_keeps_tokens_and_sessions_on_sqlite() {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("old.db").display());
-        let pool = open_sqlite(&url).await.expect("pool");
+        let (pool, _) = open_sqlite(&url, OpenOptions::default())
+            .await
+            .expect("pool");
         let before = sqlx::migrate::Migrator {
             migrations: std::borrow::Cow::Owned(
                 SQLITE_MIGRATIONS

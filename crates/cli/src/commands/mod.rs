@@ -57,7 +57,10 @@ pub async fn shutdown_signal() {
 
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let password = config.store.password.get();
-    Store::open_with_password(&config.store.url, password)
+    let options = doudi_store::OpenOptions {
+        write_cache_mib: config.memory.sqlite_write_cache_mib,
+    };
+    Store::open_with(&config.store.url, password, options)
         .await
         .with_context(|| {
             let db = doudi_store::redact_url(&config.store.url);
