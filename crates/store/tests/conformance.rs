@@ -2927,7 +2927,7 @@ async fn a_store_from_before_0017_upgrades_and_reads_the_same_times() {
              FROM link_decisions l JOIN assessments a USING (seq) ORDER BY seq"
         )
         .await,
-        [format!("- -"), format!("{later} {later}")].map(String::into_bytes)
+        ["- -".to_string(), format!("{later} {later}")].map(String::into_bytes)
     );
     let store = &store;
     let decided = |seq| async move {
