@@ -39,6 +39,7 @@ type AssessmentRow = (
     String,
     doudi_store::Stored,
 );
+/// The summary (the latest assessment) as stored too: packed (migration 0017).
 type WarningRow = (
     String,
     String,
@@ -48,7 +49,7 @@ type WarningRow = (
     String,
     String,
     i64,
-    String,
+    doudi_store::Stored,
     String,
 );
 

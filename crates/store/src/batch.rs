@@ -1,7 +1,7 @@
 //! One batch = one transaction: the effects of a batch of records and the positions they came from.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use doudi_model::{Assessment, Evidence, Fact, Level, LinkOutcome};
 use sqlx::{QueryBuilder, Row};
@@ -252,7 +252,9 @@ const EVENTS: Table<EventRow> = Table {
     }),
 };
 
-/// Not the event's source and id: the event's row (`seq`) has them (migration 0016).
+/// Not the event's source and id: the event's row (`seq`) has them (migration 0016). Not the
+/// time either: `decided_at` stays NULL for the decision on an event this transaction received,
+/// its `received_at` is that time (migration 0017); [`BatchTx::insert_links`] stamps the others.
 const LINKS: Table<LinkRow> = Table {
     name: "link_decisions",
     doing: "inserting link decisions",
@@ -267,7 +269,7 @@ const LINKS: Table<LinkRow> = Table {
         },
         int!("register_version", r => r.register_version),
     ],
-    stamp: Some("decided_at"),
+    stamp: None,
     on_conflict: None,
 };
 
@@ -283,7 +285,8 @@ const TIMELINE: Table<FactRow> = Table {
     on_conflict: None,
 };
 
-/// Not the event's source and id: the event's row (`seq`) has them (migration 0016).
+/// Not the event's source and id: the event's row (`seq`) has them (migration 0016). `assessed_at`
+/// as `decided_at` in [`LINKS`] (migration 0017).
 const ASSESSMENTS: Table<AssessmentRow> = Table {
     name: "assessments",
     doing: "inserting assessments",
@@ -303,7 +306,7 @@ const ASSESSMENTS: Table<AssessmentRow> = Table {
             }),
         },
     ],
-    stamp: Some("assessed_at"),
+    stamp: None,
     on_conflict: None,
 };
 
@@ -360,6 +363,8 @@ pub struct BatchTx {
     version_base: Option<i64>,
     /// Facts this transaction appended.
     own_facts: i64,
+    /// The `seq` of every event this transaction inserted (their `received_at` is `at`).
+    own_events: HashSet<i64>,
 }
 
 /// Warning changes not yet written (see [`BatchTx`]).
@@ -442,6 +447,7 @@ impl Store {
             warnings: PendingWarnings::default(),
             version_base: None,
             own_facts: 0,
+            own_events: HashSet::new(),
         })
     }
 }
@@ -546,6 +552,7 @@ impl BatchTx {
                     })?;
                     new.insert((rows[i].source.clone(), rows[i].event_id.clone()), seq);
                 }
+                self.own_events.extend(new.values().copied());
                 return Ok(new);
             }
         };
@@ -562,6 +569,7 @@ impl BatchTx {
                 .one(&mut **tx, "reading the last event sequence")
                 .await?;
             if last == before + inserted as i64 {
+                self.own_events.extend(before + 1..=last);
                 return Ok(rows
                     .iter()
                     .zip(before + 1..)
@@ -580,12 +588,39 @@ impl BatchTx {
                 row.get::<i64, _>(0),
             );
         }
+        self.own_events.extend(new.values().copied());
         Ok(new)
     }
 
     pub async fn insert_links(&mut self, rows: &[LinkRow]) -> Result<(), StoreError> {
         LINKS.insert(self.tx.conn(), rows, &self.at).await?;
-        Ok(())
+        self.stamp_older(
+            "UPDATE link_decisions SET decided_at = ",
+            rows.iter().map(|r| r.event_seq),
+            "stamping link decisions",
+        )
+        .await
+    }
+
+    /// Stamp the rows just written for events this transaction did not receive (a record linked
+    /// or assessed after its receipt) with this transaction's time; the others keep NULL, read
+    /// as their event's `received_at`, which is this time (migration 0017).
+    async fn stamp_older(
+        &mut self,
+        set: &str,
+        seqs: impl Iterator<Item = i64>,
+        context: &'static str,
+    ) -> Result<(), StoreError> {
+        let older: Vec<i64> = seqs.filter(|s| !self.own_events.contains(s)).collect();
+        update_listed(
+            self.tx.conn(),
+            set,
+            self.at.clone(),
+            " WHERE seq IN ",
+            &older,
+            context,
+        )
+        .await
     }
 
     /// The timelines of these households (facts in the order they were applied).
@@ -615,8 +650,26 @@ impl BatchTx {
     }
 
     pub async fn insert_assessments(&mut self, rows: &[AssessmentRow]) -> Result<(), StoreError> {
+        // In `seq` order: rows that come in household order land at random places of the
+        // batch's range and split pages half full (a sixth of the table's pages was free space).
+        let sorted: Vec<AssessmentRow>;
+        let rows = if rows.is_sorted_by_key(|r| r.event_seq) {
+            rows
+        } else {
+            sorted = {
+                let mut v = rows.to_vec();
+                v.sort_unstable_by_key(|r| r.event_seq);
+                v
+            };
+            &sorted
+        };
         ASSESSMENTS.insert(self.tx.conn(), rows, &self.at).await?;
-        Ok(())
+        self.stamp_older(
+            "UPDATE assessments SET assessed_at = ",
+            rows.iter().map(|r| r.event_seq),
+            "stamping assessments",
+        )
+        .await
     }
 
     /// Update stored assessments (re-derived after a late fact), matched by `seq`.
@@ -974,9 +1027,14 @@ impl BatchTx {
                     .push_bind(w.score)
                     .push_bind(ts(&w.deadline))
                     .push_bind(&w.source)
-                    .push_bind(&w.event_id)
-                    .push_bind(w.summary.as_str())
-                    .push_bind(at)
+                    .push_bind(&w.event_id);
+                // Packed (see `pack`): bytes on SQLite, text on PostgreSQL.
+                match w.summary.packed() {
+                    Some(p) if <DB as crate::db::Dialect>::POSTGRES => b.push_bind(p.to_text()),
+                    Some(p) => b.push_bind(p.as_bytes()),
+                    None => b.push_bind(w.summary.as_str()),
+                };
+                b.push_bind(at)
                     .push_bind(at)
                     .push_bind(&w.assigned_to)
                     .push_bind(w.episode.occurred_at.as_ref().map(ts))
@@ -1015,9 +1073,13 @@ impl BatchTx {
                     .push_bind(u.score)
                     .push_bind(ts(&u.deadline))
                     .push_bind(&u.source)
-                    .push_bind(&u.event_id)
-                    .push_bind(u.summary.as_str())
-                    .push_bind(u.episode.occurred_at.as_ref().map(ts))
+                    .push_bind(&u.event_id);
+                match u.summary.packed() {
+                    Some(p) if <DB as crate::db::Dialect>::POSTGRES => b.push_bind(p.to_text()),
+                    Some(p) => b.push_bind(p.as_bytes()),
+                    None => b.push_bind(u.summary.as_str()),
+                };
+                b.push_bind(u.episode.occurred_at.as_ref().map(ts))
                     .push_bind(i64::from(u.episode.late))
                     .push_bind(&u.episode.transitions)
                     .push_bind(i64::from(u.reopen));

@@ -4,10 +4,11 @@
 
 use doudi_model::{Assessment, Level, WarningStatus};
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row};
 
+use crate::bulk::CHUNK;
 use crate::codec::{Typed, Unreadable};
-use crate::db::{begin, on, Dialect, Fetch, Run};
+use crate::db::{begin, on, push_list, Dialect, Fetch, Run};
 use crate::error::{corrupt, Ctx, StoreError};
 use crate::open::Store;
 use crate::time::now;
@@ -242,31 +243,42 @@ impl Store {
                     members_concerned: Vec::new(),
                 }))
                 .collect::<Result<_, StoreError>>()?;
-            // Members concerned: those whose events the warning's rules name.
+            // Members concerned: those whose events the warning's rules name (the events its
+            // assessment's contributions list; the assessment is stored packed, so they are
+            // read from it here, not by JSON functions in SQL).
             let mut cache: std::collections::HashMap<i64, Vec<String>> = Default::default();
             for n in &mut out {
                 if let Some(m) = cache.get(&n.warning_id) {
                     n.members_concerned = m.clone();
                     continue;
                 }
-                let members: Vec<String> = sqlx::query_scalar(if <DB as Dialect>::POSTGRES {
-                    "SELECT DISTINCT t.member_id FROM timeline t JOIN events e ON e.seq = t.seq
-                     WHERE t.household_id = $1 AND e.event_id IN (
-                         SELECT jsonb_path_query(w.summary::jsonb, '$.contributions[*].event_ids[*]') #>> '{}'
-                         FROM warnings w WHERE w.warning_id = $2)
-                     ORDER BY t.member_id"
-                } else {
-                    "SELECT DISTINCT t.member_id FROM timeline t JOIN events e ON e.seq = t.seq
-                     WHERE t.household_id = $1 AND e.event_id IN (
-                         SELECT ev.value FROM warnings w, json_each(w.summary, '$.contributions') c,
-                                json_each(c.value, '$.event_ids') ev
-                         WHERE w.warning_id = $2 AND json_valid(w.summary))
-                     ORDER BY t.member_id"
-                })
-                .bind(&n.household_id)
-                .bind(n.warning_id)
-                .all(pool, "reading the members a warning concerns")
-                .await?;
+                let mut event_ids: Vec<&str> = match &n.summary {
+                    Ok(a) => a
+                        .contributions
+                        .iter()
+                        .flat_map(|c| c.event_ids.iter().map(String::as_str))
+                        .collect(),
+                    Err(_) => Vec::new(),
+                };
+                event_ids.sort_unstable();
+                event_ids.dedup();
+                let mut members: Vec<String> = Vec::new();
+                for chunk in event_ids.chunks(CHUNK) {
+                    let mut qb: QueryBuilder<DB> = QueryBuilder::new(
+                        "SELECT DISTINCT t.member_id FROM timeline t JOIN events e ON e.seq = t.seq
+                         WHERE t.household_id = ",
+                    );
+                    qb.push_bind(n.household_id.as_str());
+                    qb.push(" AND e.event_id IN ");
+                    push_list(&mut qb, chunk.iter().copied());
+                    let found: Vec<String> = qb
+                        .build_query_scalar()
+                        .all(pool, "reading the members a warning concerns")
+                        .await?;
+                    members.extend(found);
+                }
+                members.sort_unstable();
+                members.dedup();
                 cache.insert(n.warning_id, members.clone());
                 n.members_concerned = members;
             }

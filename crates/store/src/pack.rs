@@ -40,7 +40,7 @@ const MAX_UNPACKED: usize = 16 << 20;
 /// A preset dictionary, by the id stored in front of what it packed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dict {
-    /// `assessments.assessment`.
+    /// `assessments.assessment`, `warnings.summary` (the latest assessment, migration 0017).
     Assessment,
     /// `link_decisions.evidence`, `link_history.evidence`.
     Evidence,

@@ -472,7 +472,7 @@ impl BatchTx {
             let lock = if <DB as Dialect>::POSTGRES { " FOR NO KEY UPDATE OF l SKIP LOCKED" } else { "" };
             let sql = format!(
                 "SELECT l.seq, e.source, e.event_id, l.outcome, l.household_id, l.member_id, l.evidence,
-                        l.decided_at, l.register_version, e.normalised, e.stream, e.position
+                        COALESCE(l.decided_at, e.received_at), l.register_version, e.normalised, e.stream, e.position
                  FROM link_decisions l JOIN events e ON e.seq = l.seq
                  WHERE l.outcome <> 'linked' AND l.register_version < $1
                    AND NOT EXISTS (SELECT 1 FROM review_decisions r WHERE r.seq = l.seq)

@@ -82,7 +82,7 @@ pub struct StoredModel {
 }
 
 const REVIEW_COLUMNS: &str =
-    "SELECT l.seq, e.source, e.event_id, e.kind, e.occurred_at, l.decided_at, l.evidence,
+    "SELECT l.seq, e.source, e.event_id, e.kind, e.occurred_at, COALESCE(l.decided_at, e.received_at), l.evidence,
         r.decision, r.household_id, r.member_id, r.decided_by, r.decided_at, r.note
      FROM link_decisions l JOIN events e ON e.seq = l.seq
      LEFT JOIN review_decisions r ON r.seq = l.seq";
@@ -166,7 +166,8 @@ impl Store {
     pub async fn link_decision(&self, seq: i64) -> Result<Option<LinkDecisionView>, StoreError> {
         on!(self.pool(), pool => {
             sqlx::query(
-                "SELECT l.seq, e.source, e.event_id, l.outcome, l.household_id, l.member_id, l.evidence, l.decided_at
+                "SELECT l.seq, e.source, e.event_id, l.outcome, l.household_id, l.member_id, l.evidence,
+                        COALESCE(l.decided_at, e.received_at)
                  FROM link_decisions l JOIN events e ON e.seq = l.seq WHERE l.seq = $1",
             )
             .bind(seq)

@@ -195,6 +195,7 @@ conformance!(
     escalated_warnings_say_how_far_up_and_since_when,
     a_large_register_loads_whole_and_in_order,
     a_night_refreshes_and_closes_many_findings_at_once,
+    times_equal_to_the_events_receipt_are_not_stored_again,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2642,6 +2643,98 @@ async fn a_night_refreshes_and_closes_many_findings_at_once(db: &TestDb) {
     assert_eq!(store.open_findings().await.unwrap().len(), n / 2);
 }
 
+/// A decision or an assessment made in the transaction that received its event keeps no time of
+/// its own (its event's `received_at` is that time, migration 0017); one made later keeps its
+/// time. Read back, both are the times they were made. A warning's summary is stored packed and
+/// still names the members concerned.
+async fn times_equal_to_the_events_receipt_are_not_stored_again(db: &TestDb) {
+    let store = &db.store;
+    import_h1(store).await;
+    let mut tx = store.begin().await.unwrap();
+    let received = tx.stamped_at();
+    let new = tx.insert_events(&events(&["t1", "t2"])).await.unwrap();
+    let (s1, s2) = (new[&key("t1")], new[&key("t2")]);
+    tx.insert_links(&[link_row(s1, "t1", LinkOutcome::Review, None)])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // t2 linked and assessed in a later transaction, t1 assessed in it too.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut tx = store.begin().await.unwrap();
+    let later = tx.stamped_at();
+    assert!(later > received);
+    tx.insert_links(&[link_row(s2, "t2", LinkOutcome::Review, None)])
+        .await
+        .unwrap();
+    let quiet = |seq: i64, id: &str| AssessmentRow {
+        event_seq: seq,
+        source: "civil_registry".into(),
+        event_id: id.into(),
+        household_id: "H1".into(),
+        rule_set_version: "rules-1".into(),
+        score: 0,
+        level: Level::None,
+        assessment: None,
+    };
+    tx.insert_assessments(&[quiet(s1, "t1"), quiet(s2, "t2")])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let stored = column_bytes(
+        &db.url,
+        "SELECT COALESCE(decided_at, '-') FROM link_decisions ORDER BY seq",
+    )
+    .await;
+    let later_text = doudi_store::ts(&later);
+    assert_eq!(stored, [b"-".to_vec(), later_text.clone().into_bytes()]);
+    let stored = column_bytes(
+        &db.url,
+        "SELECT COALESCE(assessed_at, '-') FROM assessments ORDER BY seq",
+    )
+    .await;
+    assert_eq!(
+        stored,
+        [later_text.clone().into_bytes(), later_text.into_bytes()]
+    );
+    let decided = |seq| async move {
+        store
+            .link_decision(seq)
+            .await
+            .unwrap()
+            .expect("decision")
+            .decided_at
+    };
+    assert_eq!((decided(s1).await, decided(s2).await), (received, later));
+    let queued: Vec<_> = store
+        .pending_reviews(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| (i.seq, i.queued_at))
+        .collect();
+    assert_eq!(queued, [(s1, received), (s2, later)]);
+
+    // The summary, packed: bytes on SQLite, text on PostgreSQL; the notice still names H1-1.
+    let id = open_one_warning(store).await;
+    let summary = column_bytes(
+        &db.url,
+        &format!("SELECT summary FROM warnings WHERE warning_id = {id}"),
+    )
+    .await;
+    assert!(
+        summary[0].first().is_some_and(|b| *b != b'{'),
+        "packed, not JSON"
+    );
+    let pending = store.pending_notices(10).await.unwrap();
+    assert_eq!(pending[0].members_concerned, ["H1-1"]);
+    assert_eq!(
+        pending[0].summary.as_ref().unwrap(),
+        &assessment("H1", 60, Level::Orange, &["w1"])
+            .decode("test")
+            .unwrap()
+    );
+}
+
 /// A SQLite store migrated before 0016, with rows as the code before wrote them (the register's
 /// record as plain JSON, documents packed as text, the event's source and id in identity
 /// decisions and assessments), upgrades on open: those columns go, and every reader gives the
@@ -2763,4 +2856,100 @@ async fn a_store_from_before_0016_upgrades_and_reads_the_same() {
     assert_eq!(kinds, [b"blob".to_vec(), b"blob/blob".to_vec()]);
     let as_before = store.households_as_of(&["H1".into()], 0).await.unwrap();
     assert_eq!(as_before.iter().map(json).collect::<Vec<_>>(), [json(&h1)]);
+}
+
+/// A SQLite store migrated before 0017, with times as the code before wrote them (every identity
+/// decision and assessment stamped, a warning's summary as plain JSON), upgrades on open: a time
+/// equal to its event's receipt goes (read back the same), a later one stays, and the plain
+/// summary still names the members concerned.
+#[tokio::test]
+async fn a_store_from_before_0017_upgrades_and_reads_the_same_times() {
+    use sqlx::migrate::Migrator;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("old.db").display());
+    let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
+        .unwrap()
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let all: Migrator = sqlx::migrate!("./migrations/sqlite");
+    let before = Migrator {
+        migrations: std::borrow::Cow::Owned(
+            all.migrations
+                .iter()
+                .filter(|m| m.version < 17)
+                .cloned()
+                .collect(),
+        ),
+        ..Migrator::DEFAULT
+    };
+    before.run(&pool).await.expect("migrations before 0017");
+    let (received, later) = ("2026-12-02T00:00:00.000000Z", "2026-12-03T00:00:00.000000Z");
+    let evidence = no_candidates().packed().expect("packed").to_text();
+    let summary = assessment("H1", 60, Level::Orange, &["o1"]);
+    let mut sql = String::new();
+    for (seq, id) in [(1, "o1"), (2, "o2")] {
+        let ev = event_row(id);
+        sql += &format!(
+            "INSERT INTO events (seq, source, event_id, kind, occurred_at, received_at, stream, position, raw, normalised)
+               VALUES ({seq}, 'civil_registry', '{id}', 'death', '2026-03-01T00:00:00.000000Z', '{received}',
+                       'civil_registry/a.jsonl', {seq}, X'', '{}');
+             INSERT INTO timeline (seq, household_id, member_id) VALUES ({seq}, 'H1', 'H1-1');
+             INSERT INTO assessments (seq, household_id, rule_set_version, score, level, assessment, assessed_at)
+               VALUES ({seq}, 'H1', 'rules-1', 0, 'none', NULL, '{}');",
+            doudi_store::pack_event(&ev.normalised).to_text(),
+            if seq == 1 { received } else { later },
+        );
+    }
+    // o1 decided on receipt, o2 (in review) decided again later.
+    sql += &format!(
+        "INSERT INTO link_decisions (seq, outcome, household_id, member_id, evidence, decided_at, register_version)
+           VALUES (1, 'linked', 'H1', 'H1-1', '{evidence}', '{received}', 1),
+                  (2, 'review', NULL, NULL, '{evidence}', '{later}', 1);
+         INSERT INTO warnings (warning_id, household_id, region_code, status, level, score, deadline,
+                               assessment_source, assessment_event_id, summary, opened_at, updated_at)
+           VALUES (1, 'H1', '341502001001', 'open', 'orange', 60, '2026-12-05T00:00:00.000000Z',
+                   'civil_registry', 'o1', '{}', '{received}', '{received}');
+         INSERT INTO notices (warning_id, kind, recipient, due_at, created_at)
+           VALUES (1, 'opened', 'li', '{received}', '{received}');",
+        summary.as_str(),
+    );
+    sqlx::raw_sql(&sql)
+        .execute(&pool)
+        .await
+        .expect("rows from before");
+    pool.close().await;
+
+    let store = Store::open(&url).await.expect("open and migrate");
+    assert_eq!(
+        column_bytes(
+            &url,
+            "SELECT COALESCE(decided_at, '-') || ' ' || COALESCE(a.assessed_at, '-')
+             FROM link_decisions l JOIN assessments a USING (seq) ORDER BY seq"
+        )
+        .await,
+        ["- -".to_string(), format!("{later} {later}")].map(String::into_bytes)
+    );
+    let store = &store;
+    let decided = |seq| async move {
+        doudi_store::ts(
+            &store
+                .link_decision(seq)
+                .await
+                .unwrap()
+                .expect("decision")
+                .decided_at,
+        )
+    };
+    assert_eq!(
+        (decided(1).await, decided(2).await),
+        (received.into(), later.into())
+    );
+    let review = store.pending_reviews(10).await.unwrap();
+    assert_eq!(doudi_store::ts(&review[0].queued_at), later);
+    let pending = store.pending_notices(10).await.unwrap();
+    assert_eq!(pending[0].members_concerned, ["H1-1"]);
+    assert_eq!(
+        pending[0].summary.as_ref().unwrap(),
+        &summary.decode("test").unwrap()
+    );
 }
