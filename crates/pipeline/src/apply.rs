@@ -275,6 +275,14 @@ impl Engine {
         self
     }
 
+    /// How the timeline cache answered so far, and what it holds.
+    pub fn timeline_cache_stats(&self) -> crate::TimelineCacheStats {
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stats()
+    }
+
     /// The register as it stands: households and identity index, one consistent snapshot.
     pub fn register(&self) -> Arc<Register> {
         self.register

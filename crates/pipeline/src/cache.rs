@@ -22,7 +22,10 @@ pub struct MemoryCaps {
     /// when a record of theirs comes.
     pub households: usize,
     /// Timeline facts held for the households seen lately; past it, those of the households used
-    /// longest ago are dropped (read again from the store when they are next needed).
+    /// longest ago are dropped (read again from the store when they are next needed). The default
+    /// holds a year of a 450,000-household register (1.4M facts): past the cap, a batch reads
+    /// back (from random pages, then decodes) most of the timelines it touches, a cost an event
+    /// that grows with the register (issue 24).
     pub timeline_facts: usize,
 }
 
@@ -30,7 +33,7 @@ impl Default for MemoryCaps {
     fn default() -> Self {
         MemoryCaps {
             households: 1_000_000,
-            timeline_facts: 500_000,
+            timeline_facts: 2_000_000,
         }
     }
 }
@@ -256,6 +259,22 @@ pub(crate) struct TimelineCache {
     timelines: HashMap<Box<str>, (Timeline, u64)>,
     facts: usize,
     clock: u64,
+    /// Households asked for and found here, and not found (read from the store), since the start.
+    hits: u64,
+    misses: u64,
+}
+
+/// What the timeline cache held and answered (for the log at the end of a run).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimelineCacheStats {
+    /// Households whose timeline a batch found in memory.
+    pub hits: u64,
+    /// Households whose timeline a batch read from the store (those seen for the first time
+    /// included: their timeline is empty there).
+    pub misses: u64,
+    /// Facts held now, and the cap.
+    pub facts: usize,
+    pub cap: usize,
 }
 
 impl Default for TimelineCache {
@@ -272,6 +291,17 @@ impl TimelineCache {
             timelines: HashMap::new(),
             facts: 0,
             clock: 0,
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    pub(crate) fn stats(&self) -> TimelineCacheStats {
+        TimelineCacheStats {
+            hits: self.hits,
+            misses: self.misses,
+            facts: self.facts,
+            cap: self.cap,
         }
     }
 
@@ -307,6 +337,8 @@ impl TimelineCache {
                 None => missing.push(hh.clone()),
             }
         }
+        self.misses += missing.len() as u64;
+        self.hits += (households.len() - missing.len()) as u64;
         missing
     }
 
@@ -441,5 +473,8 @@ mod tests {
         let mut into = HashMap::new();
         let missing = c.take(2, &["A".into(), "B".into(), "C".into()], &mut into);
         assert_eq!(missing, vec!["A".to_string()]);
+        // Asked 6 times in all: A, B and C the first time, A once more after it went.
+        let stats = c.stats();
+        assert_eq!((stats.hits, stats.misses), (2, 4));
     }
 }

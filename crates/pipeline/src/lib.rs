@@ -24,7 +24,7 @@ pub use apply::{
     apply_batch, apply_replayed, rederive_households, stage_batch, BatchOutcome, Engine,
     StagedBatch,
 };
-pub use cache::MemoryCaps;
+pub use cache::{MemoryCaps, TimelineCacheStats};
 pub use ingest::{ingest_raw_row, ingest_record, ingest_row, Ingested};
 pub use register::{
     follow_register, refresh_register, relink_waiting, Register, RegisterRefresh, RelinkReport,

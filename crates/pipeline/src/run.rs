@@ -124,7 +124,7 @@ pub async fn run_files(
     });
     let result = run_passes(
         store,
-        engine,
+        engine.clone(),
         opts,
         progress,
         stop,
@@ -138,6 +138,16 @@ pub async fn run_files(
     let _ = checkpointer.await;
     result?;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
+    // Misses past the households seen for the first time are timelines read back from the store
+    // (`memory.timeline_facts` too small for the register's year).
+    let cache = engine.timeline_cache_stats();
+    tracing::info!(
+        hits = cache.hits,
+        misses = cache.misses,
+        facts_held = cache.facts,
+        cap = cache.cap,
+        "timeline cache"
+    );
     Ok(report)
 }
 
