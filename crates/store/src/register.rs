@@ -75,6 +75,9 @@ const IMPORT_CHUNK: usize = 5_000;
 /// Active households read per step when looking for the removed ones.
 const REMOVAL_PAGE: i64 = 5_000;
 
+/// Register history ids copied into the change log per statement (each well under a second).
+const CHANGES_STEP: i64 = 100_000;
+
 /// A register import under way ([`Store::begin_register_import`]): one transaction, written a
 /// chunk of households at a time; [`RegisterImport::finish`] marks the removed households, logs
 /// the changes under a new register version and commits. Dropped before it finishes, the
@@ -280,14 +283,23 @@ impl RegisterImport {
                 .await?;
                 report.version = version;
                 // The changes are the import's history rows (in the order they were written):
-                // copied, not held. The numbers are written into the statement.
-                sqlx::query(&format!(
-                    "INSERT INTO register_changes (version, import_id, household_id, change)
-                     SELECT {version}, import_id, household_id, change FROM register_history
-                     WHERE id > {history_after} AND import_id = {import_id} ORDER BY id"
-                ))
-                .run(&mut *c, "logging register changes")
-                .await?;
+                // copied, not held, a range of ids a statement. The numbers are written into
+                // the statement.
+                let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM register_history")
+                    .one(&mut *c, "reading the register history")
+                    .await?;
+                let mut from = history_after;
+                while from < last {
+                    let to = last.min(from.saturating_add(CHANGES_STEP));
+                    sqlx::query(&format!(
+                        "INSERT INTO register_changes (version, import_id, household_id, change)
+                         SELECT {version}, import_id, household_id, change FROM register_history
+                         WHERE id > {from} AND id <= {to} AND import_id = {import_id} ORDER BY id"
+                    ))
+                    .run(&mut *c, "logging register changes")
+                    .await?;
+                    from = to;
+                }
             } else {
                 report.version = sqlx::query_scalar("SELECT version FROM register_version WHERE id = 1")
                     .one(&mut *c, "reading the register version")
