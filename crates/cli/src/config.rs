@@ -152,6 +152,9 @@ pub struct MemoryConfig {
     /// pages are read. Kept from batch to batch: sized to the indexes a batch inserts into at
     /// random places (about 100 bytes an event stored), they are read from the file once.
     pub sqlite_write_cache_mib: u32,
+    /// `doudi import`: register households read, checked and written at a time (the file is
+    /// never held whole; of the households before, only their ids' 16-byte keys are kept).
+    pub import_households: usize,
 }
 
 impl Default for MemoryConfig {
@@ -161,6 +164,7 @@ impl Default for MemoryConfig {
             register_households: caps.households,
             timeline_facts: caps.timeline_facts,
             sqlite_write_cache_mib: doudi_store::DEFAULT_WRITE_CACHE_MIB,
+            import_households: 5_000,
         }
     }
 }
@@ -334,6 +338,7 @@ impl Config {
             self.memory.sqlite_write_cache_mib,
             1,
         )?;
+        at_least("memory.import_households", self.memory.import_households, 1)?;
         self.warnings
             .escalation
             .validate()

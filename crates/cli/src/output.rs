@@ -100,23 +100,29 @@ const SHOW_PROBLEMS: usize = 20;
 /// of it was imported and how many problems it has, lists the first of them on stderr (each after
 /// `FILE:`), and returns the exit code of a refusal (2).
 pub fn nothing_imported(file: &Path, problems: &[String]) -> std::process::ExitCode {
-    let (name, n) = (file.display(), problems.len());
+    refused(file, problems, problems.len())
+}
+
+/// [`nothing_imported`] of a file with `total` problems, of which the first are `problems`.
+pub fn refused(file: &Path, problems: &[String], total: usize) -> std::process::ExitCode {
+    let (name, n) = (file.display(), total.max(problems.len()));
     crate::complain!(
         "{name} 有 {n} 处问题，未导入任何数据。请改正后重新导入：",
         "{name} has {n} problem(s); nothing was imported. Fix them and import again:"
     );
-    print_problems(problems, SHOW_PROBLEMS, &format!("{name}:"));
+    print_problems(problems, n, SHOW_PROBLEMS, &format!("{name}:"));
     std::process::ExitCode::from(2)
 }
 
-/// The first `show` problems of a refused file, one a line on stderr (each after `prefix`), and
-/// how many more.
-pub fn print_problems(problems: &[String], show: usize, prefix: &str) {
+/// The first `show` problems of a refused file with `total`, one a line on stderr (each after
+/// `prefix`), and how many more.
+pub fn print_problems(problems: &[String], total: usize, show: usize, prefix: &str) {
     for p in problems.iter().take(show) {
         eprintln!("  {prefix}{p}");
     }
-    if problems.len() > show {
-        let more = problems.len() - show;
+    let shown = problems.len().min(show);
+    if total > shown {
+        let more = total - shown;
         eprintln!("{}", tr!("  ……另有 {more} 处", "  … and {more} more"));
     }
 }

@@ -132,7 +132,7 @@ pub use pack::{decode_household_record, pack_event, unpack_document, Packed, Sto
 pub use pages::{EscalatedWarning, FactTimes};
 pub use queries::{DeadLetterRecord, DeadLetterView, Status, WarningView};
 pub use regions::{display_name, RegionImport, RegionName};
-pub use register::{ImportReport, RegisterChange, WaitingLink};
+pub use register::{ImportReport, RegisterChange, RegisterImport, WaitingLink};
 pub use review::{LinkDecisionView, ReviewChoice, ReviewDecisionView, ReviewItem, StoredModel};
 pub use sessions::SessionRow;
 pub use time::{is_canonical, ts};

@@ -12,7 +12,7 @@ use doudi_model::LinkOutcome;
 use crate::batch::{BatchTx, LinkRow, Position};
 use crate::bulk::{update_listed, CHUNK};
 use crate::codec::{decode_code, decode_stored, Typed};
-use crate::db::{begin, on, push_list, Db, Dialect, Fetch, Run};
+use crate::db::{on, push_list, Db, Dialect, Fetch, Run, Tx};
 use crate::error::{corrupt, Ctx, StoreError};
 use crate::open::Store;
 use crate::pack::{decode_household_record, pack_bytes, Dict, Packed, Stored};
@@ -69,68 +69,111 @@ impl WaitingLink {
     }
 }
 
-impl Store {
-    /// Import households. With `full_snapshot`, households active in the store but absent from
-    /// `households` are marked removed (never deleted); otherwise only additions and changes apply.
-    /// All in one transaction: an import applies whole or not at all.
-    pub async fn import_register(
-        &self,
-        households: &[Household],
-        file: &str,
-        full_snapshot: bool,
-    ) -> Result<ImportReport, StoreError> {
-        on!(self.pool(), pool => {
-            let mut tx = begin(pool, "starting the register import").await?;
-            let existing: HashMap<String, (String, bool, Stored)> =
-                sqlx::query("SELECT household_id, digest, active, record FROM households")
-                    .all(&mut *tx, "reading the current register")
-                    .await?
-                    .into_iter()
-                    .map(|r| {
-                        (
-                            r.get::<String, _>(0),
-                            (r.get::<String, _>(1), r.get::<i64, _>(2) != 0, r.get(3)),
-                        )
-                    })
-                    .collect();
-            let at = now();
-            let import_id: i64 = sqlx::query_scalar(
-                "INSERT INTO register_imports (file, imported_at, full_snapshot, added, changed, removed, unchanged) VALUES ($1, $2, $3, 0, 0, 0, 0) RETURNING import_id",
+/// Households per chunk of [`Store::import_register`].
+const IMPORT_CHUNK: usize = 5_000;
+
+/// Active households read per step when looking for the removed ones.
+const REMOVAL_PAGE: i64 = 5_000;
+
+/// Register history ids copied into the change log per statement (each well under a second).
+const CHANGES_STEP: i64 = 100_000;
+
+/// A register import under way ([`Store::begin_register_import`]): one transaction, written a
+/// chunk of households at a time; [`RegisterImport::finish`] marks the removed households, logs
+/// the changes under a new register version and commits. Dropped before it finishes, the
+/// transaction is rolled back and nothing of the import is kept.
+pub struct RegisterImport {
+    tx: Tx,
+    file: String,
+    full_snapshot: bool,
+    at: String,
+    /// The register history's rows of this import have ids above this.
+    history_after: i64,
+    report: ImportReport,
+}
+
+impl std::fmt::Debug for RegisterImport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisterImport")
+            .field("file", &self.file)
+            .field("report", &self.report)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RegisterImport {
+    /// Apply these households (additions, changes and restorations; each household once in an
+    /// import): compared by digest with their current version, read now for these alone.
+    pub async fn write(&mut self, households: &[Household]) -> Result<(), StoreError> {
+        if households.is_empty() {
+            return Ok(());
+        }
+        let (import_id, at) = (self.report.import_id, self.at.as_str());
+        let report = &mut self.report;
+        let mut conn = self.tx.conn();
+        let ids: Vec<String> = households.iter().map(|h| h.household_id.clone()).collect();
+        // household → (digest, active)
+        let existing: HashMap<String, (String, bool)> =
+            crate::batch::rows_for_households::<(String, String, i64)>(
+                conn.reborrow(),
+                "SELECT household_id, digest, active FROM households WHERE household_id",
+                "",
+                &ids,
+                "reading the current register",
             )
-            .bind(file)
-            .bind(&at)
-            .bind(i64::from(full_snapshot))
-            .one(&mut *tx, "recording the import")
-            .await?;
-            let mut report = ImportReport {
-                import_id,
-                ..ImportReport::default()
-            };
-            let mut seen = HashSet::with_capacity(households.len());
-            // (household, its record packed, digest, change, version before)
-            let mut writes: Vec<(&Household, Packed, String, &'static str, Option<Stored>)> =
-                Vec::new();
-            for h in households {
-                let record = serde_json::to_string(h).map_err(|e| corrupt("household", e))?;
-                let digest = hex::encode(Sha256::digest(record.as_bytes()));
-                seen.insert(h.household_id.clone());
-                let (change, before) = match existing.get(&h.household_id) {
-                    None => ("added", None),
-                    Some((d, true, _)) if *d == digest => {
-                        report.unchanged += 1;
-                        continue;
-                    }
-                    Some((_, true, before)) => ("changed", Some(before.clone())),
-                    Some((_, false, before)) => ("restored", Some(before.clone())),
-                };
-                match change {
-                    "added" => report.added += 1,
-                    "changed" => report.changed += 1,
-                    _ => report.restored += 1,
+            .await?
+            .into_iter()
+            .map(|(id, digest, active)| (id, (digest, active != 0)))
+            .collect();
+        // (household, its record, digest, change)
+        let mut changes: Vec<(&Household, String, String, &'static str)> = Vec::new();
+        for h in households {
+            let record = serde_json::to_string(h).map_err(|e| corrupt("household", e))?;
+            let digest = hex::encode(Sha256::digest(record.as_bytes()));
+            let change = match existing.get(&h.household_id) {
+                None => "added",
+                Some((d, true)) if *d == digest => {
+                    report.unchanged += 1;
+                    continue;
                 }
-                // Kept packed (see `pack`): in `households.record` and the history's `after`.
-                writes.push((h, pack_bytes(Dict::Register, &record), digest, change, before));
+                Some((_, true)) => "changed",
+                Some((_, false)) => "restored",
+            };
+            match change {
+                "added" => report.added += 1,
+                "changed" => report.changed += 1,
+                _ => report.restored += 1,
             }
+            changes.push((h, record, digest, change));
+        }
+        drop(existing);
+        // The versions the changed and restored households replace, for their history.
+        let replaced: Vec<String> = changes
+            .iter()
+            .filter(|(.., change)| *change != "added")
+            .map(|(h, ..)| h.household_id.clone())
+            .collect();
+        let mut before: HashMap<String, Stored> =
+            crate::batch::rows_for_households::<(String, Stored)>(
+                conn.reborrow(),
+                "SELECT household_id, record FROM households WHERE household_id",
+                "",
+                &replaced,
+                "reading the current register",
+            )
+            .await?
+            .into_iter()
+            .collect();
+        // (household, its record packed, digest, change, version before)
+        let writes: Vec<(&Household, Packed, String, &'static str, Option<Stored>)> = changes
+            .into_iter()
+            .map(|(h, record, digest, change)| {
+                let was = before.remove(&h.household_id);
+                // Kept packed (see `pack`): in `households.record` and the history's `after`.
+                (h, pack_bytes(Dict::Register, &record), digest, change, was)
+            })
+            .collect();
+        on!(conn, c => {
             for chunk in writes.chunks(CHUNK) {
                 let mut qb: QueryBuilder<DB> = QueryBuilder::new(
                     "INSERT INTO households (household_id, region_code, category, area, record, digest, active, updated_at) ",
@@ -148,21 +191,21 @@ impl Store {
                     }
                     b.push_bind(digest)
                         .push_bind(1i64)
-                        .push_bind(&at);
+                        .push_bind(at);
                 });
                 qb.push(
                     " ON CONFLICT (household_id) DO UPDATE SET region_code = excluded.region_code, category = excluded.category,
                        area = excluded.area, record = excluded.record, digest = excluded.digest, active = 1, updated_at = excluded.updated_at",
                 );
                 qb.build()
-                    .run(&mut *tx, "writing households")
+                    .run(&mut *c, "writing households")
                     .await?;
 
                 let mut qb: QueryBuilder<DB> =
                     QueryBuilder::new("UPDATE members SET active = 0 WHERE household_id IN ");
                 push_list(&mut qb, chunk.iter().map(|(h, ..)| &h.household_id));
                 qb.build()
-                    .run(&mut *tx, "retiring old members")
+                    .run(&mut *c, "retiring old members")
                     .await?;
 
                 let members: Vec<(&str, &doudi_model::Member)> = chunk
@@ -182,7 +225,7 @@ impl Store {
                     qb.push(
                         " ON CONFLICT (member_id) DO UPDATE SET household_id = excluded.household_id, id_number = excluded.id_number, active = 1",
                     );
-                    qb.build().run(&mut *tx, "writing members").await?;
+                    qb.build().run(&mut *c, "writing members").await?;
                 }
 
                 let mut qb: QueryBuilder<DB> = QueryBuilder::new(
@@ -201,41 +244,33 @@ impl Store {
                     }
                 });
                 qb.build()
-                    .run(&mut *tx, "recording register history")
+                    .run(&mut *c, "recording register history")
                     .await?;
             }
-            let mut removed: Vec<&String> = Vec::new();
-            if full_snapshot {
-                for (id, (_, active, before)) in &existing {
-                    if *active && !seen.contains(id) {
-                        report.removed += 1;
-                        removed.push(id);
-                        sqlx::query(
-                            "UPDATE households SET active = 0, updated_at = $1 WHERE household_id = $2",
-                        )
-                        .bind(&at)
-                        .bind(id)
-                        .run(&mut *tx, "removing a household")
-                        .await?;
-                        sqlx::query("UPDATE members SET active = 0 WHERE household_id = $1")
-                            .bind(id)
-                            .run(&mut *tx, "removing members")
-                            .await?;
-                        let q = sqlx::query(
-                            "INSERT INTO register_history (import_id, household_id, change, before, after) VALUES ($1, $2, 'removed', $3, NULL)",
-                        )
-                        .bind(import_id)
-                        .bind(id);
-                        let q = if <DB as Dialect>::POSTGRES {
-                            q.bind(before.clone().into_text())
-                        } else {
-                            q.bind(before.clone().into_bytes())
-                        };
-                        q.run(&mut *tx, "recording register history")
-                        .await?;
-                    }
-                }
-            }
+            Ok(())
+        })
+    }
+
+    /// Finish the import: with a full snapshot, mark removed (never delete) every active household
+    /// `in_file` does not know (the file's household ids); log the changes under a new register
+    /// version when there are any; record the import and commit.
+    pub async fn finish(
+        mut self,
+        in_file: impl Fn(&str) -> bool,
+    ) -> Result<ImportReport, StoreError> {
+        if self.full_snapshot {
+            self.remove_absent(&in_file).await?;
+        }
+        let RegisterImport {
+            mut tx,
+            file,
+            at: _,
+            history_after,
+            mut report,
+            ..
+        } = self;
+        let import_id = report.import_id;
+        on!(tx.conn(), c => {
             // A new register version when anything changed, with the households it changed: what
             // running workers poll and apply (the version row's lock, held to commit, orders
             // concurrent imports so that versions follow commits).
@@ -244,31 +279,30 @@ impl Store {
                 let version: i64 = sqlx::query_scalar(
                     "UPDATE register_version SET version = version + 1 WHERE id = 1 RETURNING version",
                 )
-                .one(&mut *tx, "bumping the register version")
+                .one(&mut *c, "bumping the register version")
                 .await?;
                 report.version = version;
-                let mut logged: Vec<(&str, &str)> = writes
-                    .iter()
-                    .map(|(h, _, _, change, _)| (h.household_id.as_str(), *change))
-                    .collect();
-                logged.extend(removed.iter().map(|id| (id.as_str(), "removed")));
-                for chunk in logged.chunks(CHUNK) {
-                    let mut qb: QueryBuilder<DB> = QueryBuilder::new(
-                        "INSERT INTO register_changes (version, import_id, household_id, change) ",
-                    );
-                    qb.push_values(chunk, |mut b, (id, change)| {
-                        b.push_bind(version)
-                            .push_bind(import_id)
-                            .push_bind(*id)
-                            .push_bind(*change);
-                    });
-                    qb.build()
-                        .run(&mut *tx, "logging register changes")
-                        .await?;
+                // The changes are the import's history rows (in the order they were written):
+                // copied, not held, a range of ids a statement. The numbers are written into
+                // the statement.
+                let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM register_history")
+                    .one(&mut *c, "reading the register history")
+                    .await?;
+                let mut from = history_after;
+                while from < last {
+                    let to = last.min(from.saturating_add(CHANGES_STEP));
+                    sqlx::query(&format!(
+                        "INSERT INTO register_changes (version, import_id, household_id, change)
+                         SELECT {version}, import_id, household_id, change FROM register_history
+                         WHERE id > {from} AND id <= {to} AND import_id = {import_id} ORDER BY id"
+                    ))
+                    .run(&mut *c, "logging register changes")
+                    .await?;
+                    from = to;
                 }
             } else {
                 report.version = sqlx::query_scalar("SELECT version FROM register_version WHERE id = 1")
-                    .one(&mut *tx, "reading the register version")
+                    .one(&mut *c, "reading the register version")
                     .await?;
             }
             sqlx::query(
@@ -279,10 +313,10 @@ impl Store {
             .bind(report.removed as i64)
             .bind(report.unchanged as i64)
             .bind(import_id)
-            .run(&mut *tx, "recording the import")
+            .run(&mut *c, "recording the import")
             .await?;
             crate::audit::append(
-                Db::from(&mut *tx),
+                Db::from(&mut *c),
                 "doudi",
                 "register_imported",
                 &format!("import:{import_id}"),
@@ -290,8 +324,146 @@ impl Store {
                     "restored": report.restored, "removed": report.removed, "unchanged": report.unchanged}),
             )
             .await?;
-            tx.commit().await.ctx("committing the register import")?;
-            Ok(report)
+        });
+        tx.commit("committing the register import").await?;
+        Ok(report)
+    }
+
+    /// Give the import up: nothing of it is kept (as when it is dropped, but waited for).
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        on!(self.tx, tx => tx.rollback().await.ctx("rolling back the register import"))
+    }
+
+    /// Mark removed the active households `in_file` does not know, reading the active ones a page
+    /// at a time in household id order.
+    async fn remove_absent(&mut self, in_file: &impl Fn(&str) -> bool) -> Result<(), StoreError> {
+        let (import_id, at) = (self.report.import_id, self.at.as_str());
+        let report = &mut self.report;
+        let mut conn = self.tx.conn();
+        let mut last: Option<String> = None;
+        loop {
+            let page: Vec<String> = on!(conn.reborrow(), c => {
+                match &last {
+                    None => sqlx::query_scalar(
+                        "SELECT household_id FROM households WHERE active = 1 ORDER BY household_id LIMIT $1",
+                    )
+                    .bind(REMOVAL_PAGE),
+                    Some(after) => sqlx::query_scalar(
+                        "SELECT household_id FROM households WHERE active = 1 AND household_id > $1 ORDER BY household_id LIMIT $2",
+                    )
+                    .bind(after.clone())
+                    .bind(REMOVAL_PAGE),
+                }
+                .all(&mut *c, "reading the current register")
+                .await?
+            });
+            let Some(end) = page.last().cloned() else {
+                break;
+            };
+            let removed: Vec<String> = page.into_iter().filter(|id| !in_file(id)).collect();
+            last = Some(end);
+            if removed.is_empty() {
+                continue;
+            }
+            report.removed += removed.len() as u64;
+            let before: Vec<(String, Stored)> = crate::batch::rows_for_households(
+                conn.reborrow(),
+                "SELECT household_id, record FROM households WHERE household_id",
+                "ORDER BY household_id",
+                &removed,
+                "reading the current register",
+            )
+            .await?;
+            on!(conn.reborrow(), c => {
+                for ids in removed.chunks(CHUNK) {
+                    let mut qb: QueryBuilder<DB> = QueryBuilder::new("UPDATE households SET active = 0, updated_at = ");
+                    qb.push_bind(at);
+                    qb.push(" WHERE household_id IN ");
+                    push_list(&mut qb, ids);
+                    qb.build().run(&mut *c, "removing households").await?;
+                    let mut qb: QueryBuilder<DB> = QueryBuilder::new("UPDATE members SET active = 0 WHERE household_id IN ");
+                    push_list(&mut qb, ids);
+                    qb.build().run(&mut *c, "removing members").await?;
+                }
+                for chunk in before.chunks(CHUNK) {
+                    let mut qb: QueryBuilder<DB> = QueryBuilder::new(
+                        "INSERT INTO register_history (import_id, household_id, change, before, after) ",
+                    );
+                    qb.push_values(chunk, |mut b, (id, before)| {
+                        b.push_bind(import_id).push_bind(id).push("'removed'");
+                        if <DB as Dialect>::POSTGRES {
+                            b.push_bind(before.clone().into_text());
+                        } else {
+                            b.push_bind(before.clone().into_bytes());
+                        }
+                        b.push("NULL");
+                    });
+                    qb.build().run(&mut *c, "recording register history").await?;
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Import households. With `full_snapshot`, households active in the store but absent from
+    /// `households` are marked removed (never deleted); otherwise only additions and changes apply.
+    /// All in one transaction: an import applies whole or not at all. A file too large to hold
+    /// goes through [`Store::begin_register_import`] a chunk at a time.
+    pub async fn import_register(
+        &self,
+        households: &[Household],
+        file: &str,
+        full_snapshot: bool,
+    ) -> Result<ImportReport, StoreError> {
+        let mut import = self.begin_register_import(file, full_snapshot).await?;
+        for chunk in households.chunks(IMPORT_CHUNK) {
+            import.write(chunk).await?;
+        }
+        let ids: HashSet<&str> = households.iter().map(|h| h.household_id.as_str()).collect();
+        import.finish(|id| ids.contains(id)).await
+    }
+
+    /// Start a register import from `file` that takes its households a chunk at a time
+    /// ([`RegisterImport::write`]) and applies them all or none ([`RegisterImport::finish`]
+    /// commits; dropped before, nothing of it is kept). Holds what one chunk needs, never the
+    /// register: the current version of a chunk's households is read with the chunk.
+    pub async fn begin_register_import(
+        &self,
+        file: &str,
+        full_snapshot: bool,
+    ) -> Result<RegisterImport, StoreError> {
+        let mut tx = self
+            .pool()
+            .begin_write("starting the register import")
+            .await?;
+        let at = now();
+        let (import_id, history_after) = on!(tx.conn(), c => {
+            let import_id: i64 = sqlx::query_scalar(
+                "INSERT INTO register_imports (file, imported_at, full_snapshot, added, changed, removed, unchanged) VALUES ($1, $2, $3, 0, 0, 0, 0) RETURNING import_id",
+            )
+            .bind(file)
+            .bind(&at)
+            .bind(i64::from(full_snapshot))
+            .one(&mut *c, "recording the import")
+            .await?;
+            // The history rows this import writes come after it (its changes are logged from them).
+            let after: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM register_history")
+                .one(&mut *c, "reading the register history")
+                .await?;
+            (import_id, after)
+        });
+        Ok(RegisterImport {
+            tx,
+            file: file.to_string(),
+            full_snapshot,
+            at,
+            history_after,
+            report: ImportReport {
+                import_id,
+                ..ImportReport::default()
+            },
         })
     }
 
