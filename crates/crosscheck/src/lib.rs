@@ -94,7 +94,7 @@ pub enum CrosscheckError {
 pub struct RunOptions {
     /// Where checkpoints are kept; `None`: no resume.
     pub work_dir: Option<PathBuf>,
-    /// Worker threads; `None`: all cores.
+    /// Worker threads (reading the snapshots, judging); `None`: all cores.
     pub threads: Option<usize>,
     /// Files are read in byte ranges of about this size (at least 64 KiB).
     pub chunk_bytes: u64,
@@ -422,7 +422,7 @@ pub fn run_with(
         wage_window,
         ran: &checks_run,
     };
-    let findings = judge.run(&total);
+    let findings = judge.run(&total, threads);
     let checks_ms = t_checks.elapsed().as_millis() as u64;
 
     Ok(RunResult {
