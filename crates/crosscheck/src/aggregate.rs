@@ -146,12 +146,27 @@ fn keep_least<T: Ord>(into: &mut BTreeMap<u32, T>, k: u32, v: T) {
     }
 }
 
-fn merge_lists<T: Ord>(into: &mut BTreeMap<u32, Vec<T>>, from: BTreeMap<u32, Vec<T>>) {
-    for (k, items) in from {
-        let list = into.entry(k).or_default();
-        for it in items {
-            push_capped(list, it);
-        }
+fn merge_list<T: Ord>(into: &mut BTreeMap<u32, Vec<T>>, k: u32, items: Vec<T>) {
+    let list = into.entry(k).or_default();
+    for it in items {
+        push_capped(list, it);
+    }
+}
+
+/// Merge `from` into `into` entry by entry with `each`, or take `from` whole when `into` is
+/// empty: the same map (every `each` keeps an entry it finds no counterpart for as it is; a
+/// file's chunks, and the night's files, mostly merge into nothing).
+fn merge_map<K: Ord, V>(
+    into: &mut BTreeMap<K, V>,
+    from: BTreeMap<K, V>,
+    mut each: impl FnMut(&mut BTreeMap<K, V>, K, V),
+) {
+    if into.is_empty() {
+        *into = from;
+        return;
+    }
+    for (k, v) in from {
+        each(into, k, v);
     }
 }
 
@@ -168,35 +183,31 @@ impl Partial {
                 }
             }
         }
-        for (k, d) in other.hukou_diff {
-            keep_least(&mut self.hukou_diff, k, d);
-        }
-        for (k, d) in other.deaths {
-            keep_least(&mut self.deaths, k, d);
-        }
-        merge_lists(&mut self.vehicles, other.vehicles);
-        merge_lists(&mut self.properties, other.properties);
-        merge_lists(&mut self.companies, other.companies);
-        for (k, w) in other.wages {
-            match self.wages.get_mut(&k) {
+        merge_map(&mut self.hukou_diff, other.hukou_diff, keep_least);
+        merge_map(&mut self.deaths, other.deaths, keep_least);
+        merge_map(&mut self.vehicles, other.vehicles, merge_list);
+        merge_map(&mut self.properties, other.properties, merge_list);
+        merge_map(&mut self.companies, other.companies, merge_list);
+        merge_map(&mut self.wages, other.wages, |wages, k, w| {
+            match wages.get_mut(&k) {
                 Some(cur) => {
                     for (a, b) in cur.iter_mut().zip(w) {
                         *a += b;
                     }
                 }
                 None => {
-                    self.wages.insert(k, w);
+                    wages.insert(k, w);
                 }
             }
-        }
-        for (k, p) in other.overpaid {
-            self.overpaid.entry(k).or_default().merge(p);
-        }
-        for (k, p) in other.orphan_paid {
-            self.orphan_paid.entry(k).or_default().merge(p);
-        }
-        for (k, by_hh) in other.foreign {
-            let mine = self.foreign.entry(k).or_default();
+        });
+        merge_map(&mut self.overpaid, other.overpaid, |m, k, p| {
+            m.entry(k).or_default().merge(p)
+        });
+        merge_map(&mut self.orphan_paid, other.orphan_paid, |m, k, p| {
+            m.entry(k).or_default().merge(p)
+        });
+        merge_map(&mut self.foreign, other.foreign, |foreign, k, by_hh| {
+            let mine = foreign.entry(k).or_default();
             for (hh, f) in by_hh {
                 match mine.get_mut(&hh) {
                     Some(cur) => {
@@ -210,7 +221,7 @@ impl Partial {
                     }
                 }
             }
-        }
+        });
     }
 }
 

@@ -209,27 +209,27 @@ impl<'r> Index<'r> {
         let start = self.first_member[h as usize];
         start..start + self.households[h as usize].members.len() as u32
     }
+}
 
-    /// A digest of everything the aggregates depend on (household and member order and ids), so
-    /// that a checkpoint made against another register is never reused.
-    pub fn digest(&self) -> u64 {
-        let mut f = Fnv::default();
-        for h in self.households {
-            f.write(h.household_id.as_bytes());
+/// A digest of everything the aggregates depend on (household and member order and ids), so
+/// that a checkpoint made against another register is never reused.
+pub(crate) fn digest(households: &[Household]) -> u64 {
+    let mut f = Fnv::default();
+    for h in households {
+        f.write(h.household_id.as_bytes());
+        f.write(&[0]);
+        f.write(h.region_code.as_str().as_bytes());
+        f.write(&h.monthly_benefit.fen().to_le_bytes());
+        f.write(h.category.code().as_bytes());
+        for m in &h.members {
+            f.write(m.member_id.as_bytes());
+            f.write(m.id_number.expose().as_bytes());
+            f.write(m.name.as_bytes());
             f.write(&[0]);
-            f.write(h.region_code.as_str().as_bytes());
-            f.write(&h.monthly_benefit.fen().to_le_bytes());
-            f.write(h.category.code().as_bytes());
-            for m in &h.members {
-                f.write(m.member_id.as_bytes());
-                f.write(m.id_number.expose().as_bytes());
-                f.write(m.name.as_bytes());
-                f.write(&[0]);
-            }
-            f.write(&[1]);
         }
-        f.finish()
+        f.write(&[1]);
     }
+    f.finish()
 }
 
 /// FNV-1a of a byte string (fingerprints).

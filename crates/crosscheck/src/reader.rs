@@ -183,9 +183,23 @@ impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.bytes += n as u64;
-        self.newlines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+        self.newlines += count_newlines(&buf[..n]);
         Ok(n)
     }
+}
+
+/// Newlines in `buf`, counted in blocks small enough for a byte counter (which the compiler
+/// turns into wide vector compares).
+fn count_newlines(buf: &[u8]) -> u64 {
+    buf.chunks(255)
+        .map(|block| {
+            u64::from(
+                block
+                    .iter()
+                    .fold(0u8, |n, &b| n.wrapping_add(u8::from(b == b'\n'))),
+            )
+        })
+        .sum()
 }
 
 struct Reporter<'a> {
@@ -766,6 +780,18 @@ mod tests {
             assert_eq!(required, by_cells, "{row}");
         }
         plain.is_some()
+    }
+
+    #[test]
+    fn newlines_are_counted_in_any_length() {
+        for n in [0usize, 1, 254, 255, 256, 1000, 70_000] {
+            let buf: Vec<u8> = (0..n)
+                .map(|i| if i % 3 == 0 { b'\n' } else { b'a' })
+                .collect();
+            let want = buf.iter().filter(|b| **b == b'\n').count() as u64;
+            assert_eq!(count_newlines(&buf), want, "{n}");
+        }
+        assert_eq!(count_newlines(&[b'\n'; 600]), 600);
     }
 
     #[test]
