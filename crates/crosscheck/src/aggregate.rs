@@ -146,12 +146,27 @@ fn keep_least<T: Ord>(into: &mut BTreeMap<u32, T>, k: u32, v: T) {
     }
 }
 
-fn merge_lists<T: Ord>(into: &mut BTreeMap<u32, Vec<T>>, from: BTreeMap<u32, Vec<T>>) {
-    for (k, items) in from {
-        let list = into.entry(k).or_default();
-        for it in items {
-            push_capped(list, it);
-        }
+fn merge_list<T: Ord>(into: &mut BTreeMap<u32, Vec<T>>, k: u32, items: Vec<T>) {
+    let list = into.entry(k).or_default();
+    for it in items {
+        push_capped(list, it);
+    }
+}
+
+/// Merge `from` into `into` entry by entry with `each`, or take `from` whole when `into` is
+/// empty: the same map (every `each` keeps an entry it finds no counterpart for as it is; a
+/// file's chunks, and the night's files, mostly merge into nothing).
+fn merge_map<K: Ord, V>(
+    into: &mut BTreeMap<K, V>,
+    from: BTreeMap<K, V>,
+    mut each: impl FnMut(&mut BTreeMap<K, V>, K, V),
+) {
+    if into.is_empty() {
+        *into = from;
+        return;
+    }
+    for (k, v) in from {
+        each(into, k, v);
     }
 }
 
@@ -168,35 +183,31 @@ impl Partial {
                 }
             }
         }
-        for (k, d) in other.hukou_diff {
-            keep_least(&mut self.hukou_diff, k, d);
-        }
-        for (k, d) in other.deaths {
-            keep_least(&mut self.deaths, k, d);
-        }
-        merge_lists(&mut self.vehicles, other.vehicles);
-        merge_lists(&mut self.properties, other.properties);
-        merge_lists(&mut self.companies, other.companies);
-        for (k, w) in other.wages {
-            match self.wages.get_mut(&k) {
+        merge_map(&mut self.hukou_diff, other.hukou_diff, keep_least);
+        merge_map(&mut self.deaths, other.deaths, keep_least);
+        merge_map(&mut self.vehicles, other.vehicles, merge_list);
+        merge_map(&mut self.properties, other.properties, merge_list);
+        merge_map(&mut self.companies, other.companies, merge_list);
+        merge_map(&mut self.wages, other.wages, |wages, k, w| {
+            match wages.get_mut(&k) {
                 Some(cur) => {
                     for (a, b) in cur.iter_mut().zip(w) {
                         *a += b;
                     }
                 }
                 None => {
-                    self.wages.insert(k, w);
+                    wages.insert(k, w);
                 }
             }
-        }
-        for (k, p) in other.overpaid {
-            self.overpaid.entry(k).or_default().merge(p);
-        }
-        for (k, p) in other.orphan_paid {
-            self.orphan_paid.entry(k).or_default().merge(p);
-        }
-        for (k, by_hh) in other.foreign {
-            let mine = self.foreign.entry(k).or_default();
+        });
+        merge_map(&mut self.overpaid, other.overpaid, |m, k, p| {
+            m.entry(k).or_default().merge(p)
+        });
+        merge_map(&mut self.orphan_paid, other.orphan_paid, |m, k, p| {
+            m.entry(k).or_default().merge(p)
+        });
+        merge_map(&mut self.foreign, other.foreign, |foreign, k, by_hh| {
+            let mine = foreign.entry(k).or_default();
             for (hh, f) in by_hh {
                 match mine.get_mut(&hh) {
                     Some(cur) => {
@@ -210,7 +221,7 @@ impl Partial {
                     }
                 }
             }
-        }
+        });
     }
 }
 
@@ -230,6 +241,9 @@ pub(crate) struct Cx<'a> {
 /// How one kind of row changes the aggregates.
 pub(crate) trait Apply {
     fn apply(self, member: Option<u32>, cx: &Cx, p: &mut Partial);
+    /// What a well-formed row about no register member does: `apply(None, ..)` without the
+    /// row (the reader need not make the record).
+    fn unmatched(_cx: &Cx, _p: &mut Partial) {}
 }
 
 impl Apply for DeathRecord {
@@ -247,27 +261,37 @@ impl Apply for DeathRecord {
 }
 
 impl Apply for HukouRecord {
-    fn apply(self, member: Option<u32>, cx: &Cx, p: &mut Partial) {
+    fn unmatched(cx: &Cx, p: &mut Partial) {
         if p.hukou.is_empty() {
             p.hukou = vec![0; cx.index.members.len()];
         }
+    }
+
+    fn apply(self, member: Option<u32>, cx: &Cx, p: &mut Partial) {
+        Self::unmatched(cx, p);
         let Some(m) = member else { return };
-        let (_, reg) = cx.index.member(m);
-        let mut flags = HUKOU_SEEN;
-        if self.name.trim() != reg.name.trim() {
-            flags |= HUKOU_NAME_DIFFERS;
-        }
-        if self.birth_date != reg.birth_date {
-            flags |= HUKOU_BIRTH_DIFFERS;
-        }
-        p.hukou[m as usize] |= flags;
-        if flags != HUKOU_SEEN {
-            let d = HukouDiff {
-                birth_date: self.birth_date,
-                name_masked: mask_name(&self.name),
-            };
-            keep_least(&mut p.hukou_diff, m, d);
-        }
+        hukou_seen(&self.name, self.birth_date, m, cx, p);
+    }
+}
+
+/// A register member `m` on the hukou roll under `name`, born on `birth_date`.
+pub(crate) fn hukou_seen(name: &str, birth_date: NaiveDate, m: u32, cx: &Cx, p: &mut Partial) {
+    HukouRecord::unmatched(cx, p);
+    let (_, reg) = cx.index.member(m);
+    let mut flags = HUKOU_SEEN;
+    if name.trim() != reg.name.trim() {
+        flags |= HUKOU_NAME_DIFFERS;
+    }
+    if birth_date != reg.birth_date {
+        flags |= HUKOU_BIRTH_DIFFERS;
+    }
+    p.hukou[m as usize] |= flags;
+    if flags != HUKOU_SEEN {
+        let d = HukouDiff {
+            birth_date,
+            name_masked: mask_name(name),
+        };
+        keep_least(&mut p.hukou_diff, m, d);
     }
 }
 
@@ -336,29 +360,63 @@ impl Apply for CompanyRecord {
 impl Apply for WageRecord {
     fn apply(self, member: Option<u32>, cx: &Cx, p: &mut Partial) {
         let Some(m) = member else { return };
-        let (first, n) = cx.wage_window;
-        let k = first.until(self.month);
-        if k < 0 || k >= n as i32 {
-            return;
-        }
-        let h = cx.index.household_of(m);
-        let row = p.wages.entry(h).or_insert_with(|| vec![0; n as usize]);
-        row[k as usize] += self.wage_fen.fen();
+        wage_paid(self.month, self.wage_fen, m, cx, p);
     }
+}
+
+/// A wage of `wage` to register member `m` for `month`.
+pub(crate) fn wage_paid(month: Month, wage: Money, m: u32, cx: &Cx, p: &mut Partial) {
+    let (first, n) = cx.wage_window;
+    let k = first.until(month);
+    if k < 0 || k >= n as i32 {
+        return;
+    }
+    let h = cx.index.household_of(m);
+    let row = p.wages.entry(h).or_insert_with(|| vec![0; n as usize]);
+    row[k as usize] += wage.fen();
 }
 
 impl Apply for PaymentRecord {
     fn apply(self, member: Option<u32>, cx: &Cx, p: &mut Partial) {
         let Some(m) = member else { return };
+        let region = self.region_code;
+        let payment = Payment {
+            household_id: &self.household_id,
+            category: self.category,
+            month: self.month,
+            amount: self.amount_fen,
+        };
+        payment.apply(m, || Some(region), cx, p);
+    }
+}
+
+/// What a payment row says, borrowed from the row.
+pub(crate) struct Payment<'a> {
+    pub household_id: &'a str,
+    pub category: Category,
+    pub month: Month,
+    pub amount: Money,
+}
+
+impl Payment<'_> {
+    /// A payment to register member `m`; `region` gives the paying locality (only asked for a
+    /// payment under another household number).
+    pub fn apply(
+        &self,
+        m: u32,
+        region: impl FnOnce() -> Option<RegionCode>,
+        cx: &Cx,
+        p: &mut Partial,
+    ) {
+        let household_id = self.household_id.trim();
         let h = cx.index.household_of(m);
-        let hh = &cx.index.households[h as usize];
-        if self.household_id.trim() == hh.household_id {
+        if cx.index.is_household_id(h, household_id) {
             if let Some(d) = cx.deaths.get(&m) {
                 if self.month > Month::of(d.date) {
                     p.overpaid
                         .entry(m)
                         .or_default()
-                        .add(self.month, self.amount_fen);
+                        .add(self.month, self.amount);
                 }
             }
             if let Some(last) = cx.all_dead.get(&h) {
@@ -366,19 +424,25 @@ impl Apply for PaymentRecord {
                     p.orphan_paid
                         .entry(h)
                         .or_default()
-                        .add(self.month, self.amount_fen);
+                        .add(self.month, self.amount);
                 }
             }
         } else {
             let by_hh = p.foreign.entry(m).or_default();
-            let f = by_hh
-                .entry(self.household_id.trim().to_string())
-                .or_insert_with(|| ForeignPaid {
-                    region: self.region_code.clone(),
-                    category: self.category,
-                    paid: Paid::default(),
-                });
-            f.paid.add(self.month, self.amount_fen);
+            let f = match by_hh.get_mut(household_id) {
+                Some(f) => f,
+                None => {
+                    let Some(region) = region() else { return };
+                    by_hh
+                        .entry(household_id.to_string())
+                        .or_insert(ForeignPaid {
+                            region,
+                            category: self.category,
+                            paid: Paid::default(),
+                        })
+                }
+            };
+            f.paid.add(self.month, self.amount);
         }
     }
 }

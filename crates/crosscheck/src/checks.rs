@@ -92,8 +92,10 @@ impl Judge<'_> {
         self.finding(check, h, None, Self::year_of_benefit(h), ev, words)
     }
 
-    pub fn run(&self, p: &Partial) -> Vec<Finding> {
-        let mut out = Vec::new();
+    /// Every check that ran, on up to `threads` threads: the checks (and slices of the
+    /// register's members for the hukou checks) are shared out, and their findings put together
+    /// in the same order as one thread would find them.
+    pub fn run(&self, p: &Partial, threads: usize) -> Vec<Finding> {
         let ran = |c: Check| self.ran.contains(&c);
         let checks: [(Check, RunCheck); 7] = [
             (Check::DeceasedStillPaid, Self::deceased),
@@ -104,13 +106,64 @@ impl Judge<'_> {
             (Check::IncomeAboveLine, Self::income),
             (Check::DuplicateEnrolment, Self::duplicates),
         ];
-        for (check, each) in checks {
-            if ran(check) {
-                each(self, p, &mut out);
+        enum Task {
+            Check(usize),
+            Hukou(std::ops::Range<usize>),
+        }
+        let mut tasks: Vec<Task> = Vec::new();
+        for (i, (check, _)) in checks.iter().enumerate() {
+            if ran(*check) {
+                tasks.push(Task::Check(i));
             }
         }
         if ran(Check::IdUnknownToHukou) || ran(Check::HukouMismatch) {
-            self.hukou(p, &mut out);
+            // slices small enough to even out the threads' work
+            let n = p.hukou.len();
+            let parts = if threads > 1 { 4 * threads } else { 1 };
+            let step = n.div_ceil(parts).max(1);
+            let mut start = 0;
+            loop {
+                let end = (start + step).min(n);
+                tasks.push(Task::Hukou(start..end));
+                if end >= n {
+                    break;
+                }
+                start = end;
+            }
+        }
+        let work = |t: &Task| {
+            let mut out = Vec::new();
+            match t {
+                Task::Check(i) => (checks[*i].1)(self, p, &mut out),
+                Task::Hukou(r) => self.hukou(p, r.clone(), &mut out),
+            }
+            out
+        };
+        let mut parts: Vec<Vec<Finding>> = Vec::with_capacity(tasks.len());
+        let threads = threads.clamp(1, tasks.len().max(1));
+        if threads == 1 {
+            parts.extend(tasks.iter().map(work));
+        } else {
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let done: Vec<std::sync::Mutex<Vec<Finding>>> =
+                tasks.iter().map(|_| Default::default()).collect();
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(|| loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(t) = tasks.get(i) else { return };
+                        let found = work(t);
+                        if let Ok(mut d) = done[i].lock() {
+                            *d = found;
+                        }
+                    });
+                }
+            });
+            parts.extend(done.into_iter().map(|d| d.into_inner().unwrap_or_default()));
+        }
+        let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+        for part in parts {
+            out.extend(part);
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
         out.dedup_by(|a, b| a.key == b.key);
@@ -490,12 +543,14 @@ impl Judge<'_> {
         }
     }
 
-    fn hukou(&self, p: &Partial, out: &mut Vec<Finding>) {
+    /// The hukou checks of the members in `members` (register order).
+    fn hukou(&self, p: &Partial, members: std::ops::Range<usize>, out: &mut Vec<Finding>) {
         if p.hukou.len() != self.index.members.len() {
             return;
         }
-        for (m, flags) in p.hukou.iter().enumerate() {
-            let m = m as u32;
+        let start = members.start;
+        for (m, flags) in p.hukou[members].iter().enumerate() {
+            let m = (start + m) as u32;
             let (h, mem) = self.index.member(m);
             let share = h
                 .monthly_benefit

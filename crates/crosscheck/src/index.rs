@@ -116,6 +116,22 @@ impl IdTable {
     }
 }
 
+/// A household id of up to 15 bytes packed with its length (so two pack alike only if they
+/// are the same text); `None` for a longer one.
+fn pack_household_id(id: &str) -> Option<u128> {
+    let b = id.as_bytes();
+    if b.len() > 15 {
+        return None;
+    }
+    let mut k = [0u8; 16];
+    k[..b.len()].copy_from_slice(b);
+    k[15] = b.len() as u8;
+    Some(u128::from_le_bytes(k))
+}
+
+/// The packed form of a household id too long to pack (no packed id has length byte 255).
+const LONG_ID: u128 = u128::MAX;
+
 /// One member of the register: its household and position.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct MemberRef {
@@ -132,6 +148,9 @@ pub(crate) struct Index<'r> {
     pub by_id: IdTable,
     /// Later members carrying an ID number an earlier member already has: (earlier, later).
     pub duplicates: Vec<(u32, u32)>,
+    /// Each household's id packed ([`pack_household_id`]): every payment row is compared with
+    /// its member's household id, and this small table spares reaching the register's strings.
+    household_keys: Vec<u128>,
 }
 
 impl<'r> Index<'r> {
@@ -141,8 +160,10 @@ impl<'r> Index<'r> {
         let mut first_member = Vec::with_capacity(households.len());
         let mut by_id = IdTable::with_capacity(n);
         let mut duplicates = Vec::new();
+        let mut household_keys = Vec::with_capacity(households.len());
         for (hi, h) in households.iter().enumerate() {
             first_member.push(members.len() as u32);
+            household_keys.push(pack_household_id(&h.household_id).unwrap_or(LONG_ID));
             for (pi, m) in h.members.iter().enumerate() {
                 let ix = members.len() as u32;
                 members.push(MemberRef {
@@ -160,6 +181,16 @@ impl<'r> Index<'r> {
             first_member,
             by_id,
             duplicates,
+            household_keys,
+        }
+    }
+
+    /// Whether household `h`'s id is `id` (exactly).
+    pub fn is_household_id(&self, h: u32, id: &str) -> bool {
+        let key = self.household_keys[h as usize];
+        match pack_household_id(id) {
+            Some(k) => k == key,
+            None => key == LONG_ID && self.households[h as usize].household_id == id,
         }
     }
 
@@ -178,27 +209,27 @@ impl<'r> Index<'r> {
         let start = self.first_member[h as usize];
         start..start + self.households[h as usize].members.len() as u32
     }
+}
 
-    /// A digest of everything the aggregates depend on (household and member order and ids), so
-    /// that a checkpoint made against another register is never reused.
-    pub fn digest(&self) -> u64 {
-        let mut f = Fnv::default();
-        for h in self.households {
-            f.write(h.household_id.as_bytes());
+/// A digest of everything the aggregates depend on (household and member order and ids), so
+/// that a checkpoint made against another register is never reused.
+pub(crate) fn digest(households: &[Household]) -> u64 {
+    let mut f = Fnv::default();
+    for h in households {
+        f.write(h.household_id.as_bytes());
+        f.write(&[0]);
+        f.write(h.region_code.as_str().as_bytes());
+        f.write(&h.monthly_benefit.fen().to_le_bytes());
+        f.write(h.category.code().as_bytes());
+        for m in &h.members {
+            f.write(m.member_id.as_bytes());
+            f.write(m.id_number.expose().as_bytes());
+            f.write(m.name.as_bytes());
             f.write(&[0]);
-            f.write(h.region_code.as_str().as_bytes());
-            f.write(&h.monthly_benefit.fen().to_le_bytes());
-            f.write(h.category.code().as_bytes());
-            for m in &h.members {
-                f.write(m.member_id.as_bytes());
-                f.write(m.id_number.expose().as_bytes());
-                f.write(m.name.as_bytes());
-                f.write(&[0]);
-            }
-            f.write(&[1]);
         }
-        f.finish()
+        f.write(&[1]);
     }
+    f.finish()
 }
 
 /// FNV-1a of a byte string (fingerprints).
@@ -216,6 +247,28 @@ mod tests {
         let birth = chrono::NaiveDate::from_ymd_opt(1950, 1, 1).unwrap()
             + chrono::Days::new(u64::from(n / 1000));
         IdNumber::from_parts("341502", birth, (n % 1000) as u16).unwrap()
+    }
+
+    #[test]
+    fn household_ids_compare_as_their_text() {
+        let ids = [
+            "H00000001",
+            "",
+            "H0000000100",
+            "123456789012345",
+            "1234567890123456",
+            "住户12345",
+        ];
+        for a in ids {
+            for b in ids {
+                let (pa, pb) = (pack_household_id(a), pack_household_id(b));
+                assert_eq!(pa.is_some(), a.len() <= 15);
+                if let (Some(x), Some(y)) = (pa, pb) {
+                    assert_eq!(x == y, a == b, "{a} {b}");
+                    assert_ne!(x, LONG_ID);
+                }
+            }
+        }
     }
 
     #[test]

@@ -94,7 +94,7 @@ pub enum CrosscheckError {
 pub struct RunOptions {
     /// Where checkpoints are kept; `None`: no resume.
     pub work_dir: Option<PathBuf>,
-    /// Worker threads; `None`: all cores.
+    /// Worker threads (reading the snapshots, judging); `None`: all cores.
     pub threads: Option<usize>,
     /// Files are read in byte ranges of about this size (at least 64 KiB).
     pub chunk_bytes: u64,
@@ -301,20 +301,32 @@ pub fn run_with(
         return Err(CrosscheckError::NoSnapshots(snapshots_dir.to_path_buf()));
     }
 
-    progress.stage("indexing the register");
-    let index = Index::build(register);
-    let index_ms = t0.elapsed().as_millis() as u64;
-
-    let cfg_text = serde_json::to_string(cfg).unwrap_or_default();
-    let base = format!("v1|{as_of}|{cfg_text}|{:x}", index.digest());
-    let wage_window = (
-        Month::of(as_of).plus(-(cfg.income.months as i32)),
-        cfg.income.months,
-    );
     let threads = opts
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .clamp(1, 64);
+    progress.stage("indexing the register");
+    // The register's digest (for the checkpoints) is taken beside the index.
+    let (index, digest) = if threads > 1 {
+        std::thread::scope(|s| {
+            let digest = s.spawn(|| index::digest(register));
+            let index = Index::build(register);
+            let digest = digest
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (index, digest)
+        })
+    } else {
+        (Index::build(register), index::digest(register))
+    };
+    let index_ms = t0.elapsed().as_millis() as u64;
+
+    let cfg_text = serde_json::to_string(cfg).unwrap_or_default();
+    let base = format!("v1|{as_of}|{cfg_text}|{digest:x}");
+    let wage_window = (
+        Month::of(as_of).plus(-(cfg.income.months as i32)),
+        cfg.income.months,
+    );
     let pool = Pool {
         progress,
         opts,
@@ -422,7 +434,7 @@ pub fn run_with(
         wage_window,
         ran: &checks_run,
     };
-    let findings = judge.run(&total);
+    let findings = judge.run(&total, threads);
     let checks_ms = t_checks.elapsed().as_millis() as u64;
 
     Ok(RunResult {

@@ -183,9 +183,23 @@ impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.bytes += n as u64;
-        self.newlines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+        self.newlines += count_newlines(&buf[..n]);
         Ok(n)
     }
+}
+
+/// Newlines in `buf`, counted in blocks small enough for a byte counter (which the compiler
+/// turns into wide vector compares).
+fn count_newlines(buf: &[u8]) -> u64 {
+    buf.chunks(255)
+        .map(|block| {
+            u64::from(
+                block
+                    .iter()
+                    .fold(0u8, |n, &b| n.wrapping_add(u8::from(b == b'\n'))),
+            )
+        })
+        .sum()
 }
 
 struct Reporter<'a> {
@@ -226,17 +240,28 @@ impl Reporter<'_> {
 /// Rows looked up in the register together (see [`crate::index::IdTable::get_all`]).
 const LOOKUP_BATCH: usize = 256;
 
-struct Sink<'a, R> {
+/// A well-formed row waiting for its lookup: a record already made (JSONL, or a CSV row read
+/// through serde), or a plain CSV row kept as its cells in a reused record with its
+/// [`PlainCsv::facts`], applied from them (no string of it is copied unless kept).
+enum Pending<R: PlainCsv> {
+    Made(R),
+    /// A kept record, and its facts.
+    Plain(usize, R::Facts),
+}
+
+struct Sink<'a, R: PlainCsv> {
     cx: &'a Cx<'a>,
     out: ChunkOut,
     max_bad: usize,
     /// Well-formed rows waiting for their lookup, applied in order.
-    pending: Vec<R>,
+    pending: Vec<Pending<R>>,
+    /// Kept records holding pending plain rows (the first `kept` of them).
+    kept: usize,
     ids: Vec<IdNumber>,
     found: Vec<Option<u32>>,
 }
 
-impl<R: SnapshotRow + Apply> Sink<'_, R> {
+impl<R: SnapshotRow + PlainCsv + Apply> Sink<'_, R> {
     fn bad(&mut self, line: u64, field: Option<String>, reason: String) {
         self.out.bad_count += 1;
         if self.out.bad.len() < self.max_bad {
@@ -248,8 +273,13 @@ impl<R: SnapshotRow + Apply> Sink<'_, R> {
         }
     }
 
+    fn full(&self) -> bool {
+        self.pending.len() >= LOOKUP_BATCH
+    }
+
+    /// A record made by serde (flush when [`Sink::full`]).
     fn row(&mut self, line: u64, row: R) {
-        for (field, text) in row.required_text() {
+        for (field, text) in row.required_text().into_iter().flatten() {
             if text.trim().is_empty() {
                 self.bad(line, Some(field.to_string()), "must not be blank".into());
                 return;
@@ -258,17 +288,34 @@ impl<R: SnapshotRow + Apply> Sink<'_, R> {
         match IdNumber::parse(row.id_number()) {
             Ok(id) => {
                 self.ids.push(id);
-                self.pending.push(row);
-                if self.pending.len() == LOOKUP_BATCH {
-                    self.flush();
-                }
+                self.pending.push(Pending::Made(row));
+            }
+            Err(e) => self.bad(line, Some("id_number".into()), e.to_string()),
+        }
+    }
+
+    /// The plain row in kept record `self.kept` (flush when [`Sink::full`]): the same checks
+    /// as [`Sink::row`] on the record [`PlainCsv::plain`] would make, on the cells.
+    fn plain_row(&mut self, line: u64, cells: &Cells, facts: R::Facts) {
+        for &(field, i) in R::REQUIRED {
+            if cells.cell(i).is_none_or(|t| t.trim().is_empty()) {
+                self.bad(line, Some(field.to_string()), "must not be blank".into());
+                return;
+            }
+        }
+        match IdNumber::parse(cells.cell(R::ID).unwrap_or("")) {
+            Ok(id) => {
+                self.ids.push(id);
+                self.pending.push(Pending::Plain(self.kept, facts));
+                self.kept += 1;
             }
             Err(e) => self.bad(line, Some("id_number".into()), e.to_string()),
         }
     }
 
     /// Look the waiting rows up and apply them, in the order they were read.
-    fn flush(&mut self) {
+    fn flush(&mut self, kept: &[csv::StringRecord], columns: Option<&[usize]>) {
+        let cx = self.cx;
         self.cx.index.by_id.get_all(&self.ids, &mut self.found);
         self.ids.clear();
         let p = &mut self.out.partial;
@@ -277,8 +324,18 @@ impl<R: SnapshotRow + Apply> Sink<'_, R> {
             if member.is_some() {
                 p.matched += 1;
             }
-            row.apply(member, self.cx, p);
+            match (row, member) {
+                (Pending::Made(row), _) => row.apply(member, cx, p),
+                (Pending::Plain(..), None) => R::unmatched(cx, p),
+                (Pending::Plain(k, facts), Some(m)) => {
+                    if let (Some(record), Some(columns)) = (kept.get(k), columns) {
+                        let cells = Cells { record, columns };
+                        R::apply_plain(facts, &cells, m, cx, p);
+                    }
+                }
+            }
         }
+        self.kept = 0;
     }
 }
 
@@ -308,6 +365,7 @@ pub(crate) fn read_chunk<R: SnapshotRow + PlainCsv + Apply>(
         },
         max_bad: cx.cfg.max_bad_rows_listed,
         pending: Vec::with_capacity(LOOKUP_BATCH),
+        kept: 0,
         ids: Vec::with_capacity(LOOKUP_BATCH),
         found: Vec::with_capacity(LOOKUP_BATCH),
     };
@@ -335,22 +393,34 @@ pub(crate) fn read_chunk<R: SnapshotRow + PlainCsv + Apply>(
                 .flexible(false)
                 .buffer_capacity(1 << 17)
                 .from_reader(&mut src);
-            let mut rec = csv::StringRecord::new();
-            let plain_columns = plain_columns(plan.kind, &header);
+            let plain = plain_columns(plan.kind, &header);
+            // Records holding the pending plain rows, reused batch after batch; the one past
+            // them is read into.
+            let mut kept: Vec<csv::StringRecord> = Vec::with_capacity(LOOKUP_BATCH + 1);
             loop {
-                match rdr.read_record(&mut rec) {
+                if sink.full() {
+                    sink.flush(&kept, plain.as_deref());
+                }
+                if kept.len() <= sink.kept {
+                    kept.push(csv::StringRecord::new());
+                }
+                let rec = &mut kept[sink.kept];
+                match rdr.read_record(rec) {
                     Ok(false) => break,
                     Ok(true) => {
+                        let rec = &*rec;
                         let line = rec.position().map(|p| p.line()).unwrap_or(0);
-                        let plain = match &plain_columns {
-                            Some(columns) if rec.len() == header.len() => R::plain(&Cells {
-                                record: &rec,
+                        let cells = match &plain {
+                            Some(columns) if rec.len() == header.len() => Some(Cells {
+                                record: rec,
                                 columns,
                             }),
                             _ => None,
                         };
-                        if let Some(row) = plain {
-                            sink.row(line, row);
+                        if let Some((cells, facts)) =
+                            cells.and_then(|c| R::facts(&c).map(|f| (c, f)))
+                        {
+                            sink.plain_row(line, &cells, facts);
                             if !rep.tick(rdr.position().byte()) {
                                 return Err(CrosscheckError::Interrupted);
                             }
@@ -405,6 +475,7 @@ pub(crate) fn read_chunk<R: SnapshotRow + PlainCsv + Apply>(
                     return Err(CrosscheckError::Interrupted);
                 }
             }
+            sink.flush(&kept, plain.as_deref());
         }
         Format::Jsonl => {
             let mut r = BufReader::with_capacity(1 << 17, &mut src);
@@ -412,6 +483,9 @@ pub(crate) fn read_chunk<R: SnapshotRow + PlainCsv + Apply>(
             let mut line: u64 = 0;
             let mut bytes: u64 = 0;
             loop {
+                if sink.full() {
+                    sink.flush(&[], None);
+                }
                 buf.clear();
                 let n = r.read_until(b'\n', &mut buf).map_err(io_err(&plan.path))?;
                 if n == 0 {
@@ -442,9 +516,9 @@ pub(crate) fn read_chunk<R: SnapshotRow + PlainCsv + Apply>(
                     return Err(CrosscheckError::Interrupted);
                 }
             }
+            sink.flush(&[], None);
         }
     }
-    sink.flush();
     rep.flush(range.1 - range.0);
     if stop.load(Ordering::Relaxed) {
         return Err(CrosscheckError::Interrupted);
@@ -480,13 +554,36 @@ pub(crate) struct Cells<'r> {
 
 impl<'r> Cells<'r> {
     /// The cell of column `i`, `None` when the file has no such column.
-    fn cell(&self, i: usize) -> Option<&'r str> {
+    pub fn cell(&self, i: usize) -> Option<&'r str> {
         self.columns.get(i).and_then(|&p| self.record.get(p))
     }
 
     /// A text field.
     pub fn text(&self, i: usize) -> Option<String> {
         self.cell(i).map(str::to_string)
+    }
+
+    /// Whether [`Cells::text`] gives the field.
+    pub fn has(&self, i: usize) -> bool {
+        self.cell(i).is_some()
+    }
+
+    /// Whether [`Cells::value`] gives the field (for types read without allocating).
+    pub fn ok<T: serde::Deserialize<'r>>(&self, i: usize) -> bool {
+        self.value::<T>(i).is_some()
+    }
+
+    /// Whether `parsed(i, RegionCode::parse)` gives the field.
+    pub fn region_ok(&self, i: usize) -> bool {
+        self.cell(i).is_some_and(region_code_ok)
+    }
+
+    /// Whether `optional(i, RegionCode::parse)` gives the field.
+    pub fn optional_region_ok(&self, i: usize) -> bool {
+        match self.cell(i) {
+            None | Some("") => true,
+            Some(s) => region_code_ok(s),
+        }
     }
 
     /// A field of any type, as serde reads it from the cell (an absent column is `None` for an
@@ -532,6 +629,12 @@ impl<'r> Cells<'r> {
         }
         self.value(i)
     }
+}
+
+/// Whether [`doudi_model::RegionCode::parse`] accepts `s`, found without allocating.
+fn region_code_ok(s: &str) -> bool {
+    let t = s.trim();
+    t.bytes().all(|b| b.is_ascii_digit()) && matches!(t.len(), 6 | 9 | 12)
 }
 
 /// One CSV field as a serde deserializer: numbers are inferred for `deserialize_any` (amounts in
@@ -630,7 +733,7 @@ mod cell {
 mod tests {
     use std::fmt::Debug;
 
-    use serde::de::DeserializeOwned;
+    use doudi_model::RegionCode;
 
     use super::*;
     use crate::snapshot::{
@@ -640,7 +743,7 @@ mod tests {
 
     /// Read `row` under `header` both ways: the plain reading, when it gives a record, gives the
     /// one serde gives; it declines only what serde refuses or reads some other way.
-    fn same_as_serde<R: PlainCsv + DeserializeOwned + PartialEq + Debug>(
+    fn same_as_serde<R: PlainCsv + SnapshotRow + PartialEq + Debug>(
         kind: Kind,
         header: &str,
         row: &str,
@@ -659,14 +762,55 @@ mod tests {
         ))
         .ok();
         let columns = plain_columns(kind, &header).unwrap();
-        let plain = R::plain(&Cells {
+        let cells = Cells {
             record: &rec,
             columns: &columns,
-        });
-        if plain.is_some() {
-            assert_eq!(plain, by_serde, "{row}");
+        };
+        let plain = R::plain(&cells);
+        // Checked without making the record: the same verdict, the same ID number and blanks.
+        assert_eq!(R::facts(&cells).is_some(), plain.is_some(), "{row}");
+        if let Some(p) = &plain {
+            assert_eq!(plain.as_ref(), by_serde.as_ref(), "{row}");
+            assert_eq!(cells.cell(R::ID), Some(p.id_number()), "{row}");
+            let required: Vec<(&str, &str)> = p.required_text().into_iter().flatten().collect();
+            let by_cells: Vec<(&str, &str)> = R::REQUIRED
+                .iter()
+                .map(|&(f, i)| (f, cells.cell(i).unwrap()))
+                .collect();
+            assert_eq!(required, by_cells, "{row}");
         }
         plain.is_some()
+    }
+
+    #[test]
+    fn newlines_are_counted_in_any_length() {
+        for n in [0usize, 1, 254, 255, 256, 1000, 70_000] {
+            let buf: Vec<u8> = (0..n)
+                .map(|i| if i % 3 == 0 { b'\n' } else { b'a' })
+                .collect();
+            let want = buf.iter().filter(|b| **b == b'\n').count() as u64;
+            assert_eq!(count_newlines(&buf), want, "{n}");
+        }
+        assert_eq!(count_newlines(&[b'\n'; 600]), 600);
+    }
+
+    #[test]
+    fn region_codes_are_checked_as_the_model_parses_them() {
+        for s in [
+            "341502",
+            " 341502 ",
+            "341502001",
+            "341502001001",
+            "34150",
+            "3415020010",
+            "34150a",
+            "",
+            " ",
+            "３４１５０２",
+            "341502\t",
+        ] {
+            assert_eq!(region_code_ok(s), RegionCode::parse(s).is_ok(), "{s:?}");
+        }
     }
 
     const ID: &str = "11010519491231002X";

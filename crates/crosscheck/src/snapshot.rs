@@ -14,6 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use doudi_model::{Category, Money, RegionCode, Sex};
 
+use crate::aggregate::{Apply, Cx, Partial};
 use crate::reader::Cells;
 
 /// The kinds of snapshot, in the order they are read (deaths first: payments are judged
@@ -348,9 +349,9 @@ masked_debug!(
 /// What every record offers the reader: the ID number it is about and the checks serde cannot do.
 pub(crate) trait SnapshotRow: serde::de::DeserializeOwned {
     fn id_number(&self) -> &str;
-    /// Fields that must not be blank, by name.
-    fn required_text(&self) -> Vec<(&'static str, &str)> {
-        Vec::new()
+    /// Fields that must not be blank, by name (at most two; `None` past the last).
+    fn required_text(&self) -> [Option<(&'static str, &str)>; 2] {
+        [None, None]
     }
 }
 
@@ -362,8 +363,8 @@ macro_rules! snapshot_rows {
                 fn id_number(&self) -> &str {
                     &self.id_number
                 }
-                fn required_text(&self) -> Vec<(&'static str, &str)> {
-                    vec![(stringify!($required), &self.$required)]
+                fn required_text(&self) -> [Option<(&'static str, &str)>; 2] {
+                    [Some((stringify!($required), &self.$required)), None]
                 }
             }
         )*
@@ -388,10 +389,10 @@ impl SnapshotRow for PaymentRecord {
     fn id_number(&self) -> &str {
         &self.id_number
     }
-    fn required_text(&self) -> Vec<(&'static str, &str)> {
-        vec![
-            ("payment_id", &self.payment_id),
-            ("household_id", &self.household_id),
+    fn required_text(&self) -> [Option<(&'static str, &str)>; 2] {
+        [
+            Some(("payment_id", &self.payment_id)),
+            Some(("household_id", &self.household_id)),
         ]
     }
 }
@@ -399,11 +400,34 @@ impl SnapshotRow for PaymentRecord {
 /// A record read straight from a CSV row's cells (columns in [`all_columns`] order): the same
 /// record serde would make of them, or `None` when a cell must go through serde to be accepted
 /// or refused with its reason.
-pub(crate) trait PlainCsv: Sized {
+///
+/// The reader does not make the record of a plain row: [`PlainCsv::facts`] reads what applying
+/// it needs beside its text cells, without allocating, exactly when [`PlainCsv::plain`] would
+/// give a record (the reader's tests hold them to it), and [`PlainCsv::apply_plain`] applies it
+/// from the facts and the cells as [`Apply::apply`] applies the record. Kinds with few rows
+/// make the record.
+pub(crate) trait PlainCsv: Sized + Apply {
+    /// The ID number's column ([`all_columns`] order).
+    const ID: usize;
+    /// The text columns that must not be blank, named as [`SnapshotRow::required_text`] names
+    /// them, in the same order.
+    const REQUIRED: &'static [(&'static str, usize)];
+    /// What a plain row's cells give, read without allocating.
+    type Facts: Copy;
     fn plain(c: &Cells) -> Option<Self>;
+    fn facts(c: &Cells) -> Option<Self::Facts>;
+    /// `plain(c)`'s record applied to register member `member`.
+    fn apply_plain(_facts: Self::Facts, c: &Cells, member: u32, cx: &Cx, p: &mut Partial) {
+        if let Some(r) = Self::plain(c) {
+            r.apply(Some(member), cx, p);
+        }
+    }
 }
 
 impl PlainCsv for DeathRecord {
+    type Facts = ();
+    const ID: usize = 1;
+    const REQUIRED: &'static [(&'static str, usize)] = &[("record_id", 0)];
     fn plain(c: &Cells) -> Option<Self> {
         Some(DeathRecord {
             record_id: c.text(0)?,
@@ -413,9 +437,16 @@ impl PlainCsv for DeathRecord {
             region_code: c.optional(4, RegionCode::parse)?,
         })
     }
+    fn facts(c: &Cells) -> Option<()> {
+        (c.has(0) && c.has(1) && c.has(2) && c.date(3).is_some() && c.optional_region_ok(4))
+            .then_some(())
+    }
 }
 
 impl PlainCsv for HukouRecord {
+    type Facts = NaiveDate;
+    const ID: usize = 0;
+    const REQUIRED: &'static [(&'static str, usize)] = &[("name", 1)];
     fn plain(c: &Cells) -> Option<Self> {
         Some(HukouRecord {
             id_number: c.text(0)?,
@@ -425,9 +456,19 @@ impl PlainCsv for HukouRecord {
             region_code: c.parsed(4, RegionCode::parse)?,
         })
     }
+    fn facts(c: &Cells) -> Option<NaiveDate> {
+        let birth = c.date(3)?;
+        (c.has(0) && c.has(1) && c.ok::<Sex>(2) && c.region_ok(4)).then_some(birth)
+    }
+    fn apply_plain(birth: NaiveDate, c: &Cells, member: u32, cx: &Cx, p: &mut Partial) {
+        crate::aggregate::hukou_seen(c.cell(1).unwrap_or(""), birth, member, cx, p);
+    }
 }
 
 impl PlainCsv for VehicleRecord {
+    type Facts = ();
+    const ID: usize = 1;
+    const REQUIRED: &'static [(&'static str, usize)] = &[("plate", 0)];
     fn plain(c: &Cells) -> Option<Self> {
         Some(VehicleRecord {
             plate: c.text(0)?,
@@ -437,9 +478,20 @@ impl PlainCsv for VehicleRecord {
             registered_on: c.date(4)?,
         })
     }
+    fn facts(c: &Cells) -> Option<()> {
+        (c.has(0)
+            && c.has(1)
+            && c.ok::<VehicleType>(2)
+            && c.ok::<Option<Money>>(3)
+            && c.date(4).is_some())
+        .then_some(())
+    }
 }
 
 impl PlainCsv for PropertyRecord {
+    type Facts = ();
+    const ID: usize = 1;
+    const REQUIRED: &'static [(&'static str, usize)] = &[("certificate_no", 0)];
     fn plain(c: &Cells) -> Option<Self> {
         Some(PropertyRecord {
             certificate_no: c.text(0)?,
@@ -451,9 +503,22 @@ impl PlainCsv for PropertyRecord {
             registered_on: c.date(6)?,
         })
     }
+    fn facts(c: &Cells) -> Option<()> {
+        (c.has(0)
+            && c.has(1)
+            && c.ok::<PropertyUse>(2)
+            && c.ok::<Option<u32>>(3)
+            && c.ok::<Option<Money>>(4)
+            && c.optional_region_ok(5)
+            && c.date(6).is_some())
+        .then_some(())
+    }
 }
 
 impl PlainCsv for CompanyRecord {
+    type Facts = ();
+    const ID: usize = 2;
+    const REQUIRED: &'static [(&'static str, usize)] = &[("credit_code", 0)];
     fn plain(c: &Cells) -> Option<Self> {
         Some(CompanyRecord {
             credit_code: c.text(0)?,
@@ -464,9 +529,21 @@ impl PlainCsv for CompanyRecord {
             status: c.value(5)?,
         })
     }
+    fn facts(c: &Cells) -> Option<()> {
+        (c.has(0)
+            && c.has(1)
+            && c.has(2)
+            && c.ok::<CompanyRole>(3)
+            && c.ok::<Money>(4)
+            && c.ok::<CompanyStatus>(5))
+        .then_some(())
+    }
 }
 
 impl PlainCsv for WageRecord {
+    type Facts = (Month, Money);
+    const ID: usize = 0;
+    const REQUIRED: &'static [(&'static str, usize)] = &[];
     fn plain(c: &Cells) -> Option<Self> {
         Some(WageRecord {
             id_number: c.text(0)?,
@@ -475,9 +552,26 @@ impl PlainCsv for WageRecord {
             wage_fen: c.value(3)?,
         })
     }
+    fn facts(c: &Cells) -> Option<(Month, Money)> {
+        let month = c.parsed(1, str::parse)?;
+        let wage = c.value(3)?;
+        (c.has(0) && c.ok::<Option<&str>>(2)).then_some((month, wage))
+    }
+    fn apply_plain(
+        (month, wage): (Month, Money),
+        _c: &Cells,
+        member: u32,
+        cx: &Cx,
+        p: &mut Partial,
+    ) {
+        crate::aggregate::wage_paid(month, wage, member, cx, p);
+    }
 }
 
 impl PlainCsv for PaymentRecord {
+    type Facts = (Category, Month, Money);
+    const ID: usize = 3;
+    const REQUIRED: &'static [(&'static str, usize)] = &[("payment_id", 0), ("household_id", 1)];
     fn plain(c: &Cells) -> Option<Self> {
         Some(PaymentRecord {
             payment_id: c.text(0)?,
@@ -488,6 +582,27 @@ impl PlainCsv for PaymentRecord {
             month: c.parsed(5, str::parse)?,
             amount_fen: c.value(6)?,
         })
+    }
+    fn facts(c: &Cells) -> Option<(Category, Month, Money)> {
+        let category = c.value(4)?;
+        let month = c.parsed(5, str::parse)?;
+        let amount = c.value(6)?;
+        (c.has(0) && c.has(1) && c.region_ok(2) && c.has(3)).then_some((category, month, amount))
+    }
+    fn apply_plain(
+        (category, month, amount): (Category, Month, Money),
+        c: &Cells,
+        member: u32,
+        cx: &Cx,
+        p: &mut Partial,
+    ) {
+        let payment = crate::aggregate::Payment {
+            household_id: c.cell(1).unwrap_or(""),
+            category,
+            month,
+            amount,
+        };
+        payment.apply(member, || c.parsed(2, RegionCode::parse), cx, p);
     }
 }
 
@@ -502,7 +617,7 @@ fn validate_as<R: SnapshotRow>(json: &[u8]) -> Result<(), String> {
     })?;
     de.end()
         .map_err(|e| crate::sanitize::sanitize(&e.to_string()))?;
-    for (field, text) in row.required_text() {
+    for (field, text) in row.required_text().into_iter().flatten() {
         if text.trim().is_empty() {
             return Err(format!("{field}: must not be blank"));
         }
