@@ -2735,12 +2735,9 @@ async fn times_equal_to_the_events_receipt_are_not_stored_again(db: &TestDb) {
     );
 }
 
-/// A SQLite store migrated before 0016, with rows as the code before wrote them (the register's
-/// record as plain JSON, documents packed as text, the event's source and id in identity
-/// decisions and assessments), upgrades on open: those columns go, and every reader gives the
-/// same household, trace and identity decision; what is written after is in the new forms.
-#[tokio::test]
-async fn a_store_from_before_0016_upgrades_and_reads_the_same() {
+/// A new SQLite store in a temporary directory with the migrations before `version` applied
+/// (as the code of that time left it): the directory (keep it alive), the store's URL and a pool.
+async fn sqlite_migrated_before(version: i64) -> (tempfile::TempDir, String, sqlx::SqlitePool) {
     use sqlx::migrate::Migrator;
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("old.db").display());
@@ -2753,13 +2750,26 @@ async fn a_store_from_before_0016_upgrades_and_reads_the_same() {
         migrations: std::borrow::Cow::Owned(
             all.migrations
                 .iter()
-                .filter(|m| m.version < 16)
+                .filter(|m| m.version < version)
                 .cloned()
                 .collect(),
         ),
         ..Migrator::DEFAULT
     };
-    before.run(&pool).await.expect("migrations before 0016");
+    before
+        .run(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("migrations before {version}: {e}"));
+    (dir, url, pool)
+}
+
+/// A SQLite store migrated before 0016, with rows as the code before wrote them (the register's
+/// record as plain JSON, documents packed as text, the event's source and id in identity
+/// decisions and assessments), upgrades on open: those columns go, and every reader gives the
+/// same household, trace and identity decision; what is written after is in the new forms.
+#[tokio::test]
+async fn a_store_from_before_0016_upgrades_and_reads_the_same() {
+    let (_dir, url, pool) = sqlite_migrated_before(16).await;
     let h1 = household("H1", "一村1号");
     let record = serde_json::to_string(&h1).unwrap();
     let ev = event_row("o1");
@@ -2864,25 +2874,7 @@ async fn a_store_from_before_0016_upgrades_and_reads_the_same() {
 /// summary still names the members concerned.
 #[tokio::test]
 async fn a_store_from_before_0017_upgrades_and_reads_the_same_times() {
-    use sqlx::migrate::Migrator;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("old.db").display());
-    let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
-        .unwrap()
-        .create_if_missing(true);
-    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-    let all: Migrator = sqlx::migrate!("./migrations/sqlite");
-    let before = Migrator {
-        migrations: std::borrow::Cow::Owned(
-            all.migrations
-                .iter()
-                .filter(|m| m.version < 17)
-                .cloned()
-                .collect(),
-        ),
-        ..Migrator::DEFAULT
-    };
-    before.run(&pool).await.expect("migrations before 0017");
+    let (_dir, url, pool) = sqlite_migrated_before(17).await;
     let (received, later) = ("2026-12-02T00:00:00.000000Z", "2026-12-03T00:00:00.000000Z");
     let evidence = no_candidates().packed().expect("packed").to_text();
     let summary = assessment("H1", 60, Level::Orange, &["o1"]);
