@@ -162,32 +162,19 @@ pub fn stage_report(
             t.amount += f.amount_at_stake;
         }
     }
+    let night = Night {
+        result,
+        reconciliation,
+        rows: &rows,
+        by_check: &by_check,
+        by_township: &by_township,
+        total,
+    };
     let (json, csv, html) = std::thread::scope(|s| {
-        let json = s.spawn(|| {
-            write_json(
-                &staged.parts[0],
-                result,
-                reconciliation,
-                &rows,
-                &by_check,
-                &by_township,
-                total,
-            )
-        });
+        let json = s.spawn(|| write_json(&staged.parts[0], &night));
         let csv = s.spawn(|| write_csv(&staged.parts[1], &rows));
         let html_path = &staged.parts[2];
-        let html = fs::write(
-            html_path,
-            html(
-                result,
-                reconciliation,
-                &rows,
-                &by_check,
-                &by_township,
-                total,
-            ),
-        )
-        .map_err(write_err(html_path));
+        let html = fs::write(html_path, html(&night)).map_err(write_err(html_path));
         (joined(json), joined(csv), html)
     });
     match json.and(csv).and(html) {
@@ -207,15 +194,27 @@ fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
     }
 }
 
-fn write_json(
-    path: &Path,
-    result: &RunResult,
-    reconciliation: Option<&Reconciliation>,
-    rows: &[Row],
-    by_check: &BTreeMap<Check, Total>,
-    by_township: &BTreeMap<String, Total>,
+/// What the night's reports are written from: its result, the reconciliation with the findings
+/// already open, the rows of the report and their totals.
+#[derive(Clone, Copy)]
+struct Night<'a> {
+    result: &'a RunResult,
+    reconciliation: Option<&'a Reconciliation>,
+    rows: &'a [Row<'a>],
+    by_check: &'a BTreeMap<Check, Total>,
+    by_township: &'a BTreeMap<String, Total>,
     total: Total,
-) -> Result<(), CrosscheckError> {
+}
+
+fn write_json(path: &Path, night: &Night<'_>) -> Result<(), CrosscheckError> {
+    let Night {
+        result,
+        reconciliation,
+        rows,
+        by_check,
+        by_township,
+        total,
+    } = *night;
     #[derive(Serialize)]
     struct JsonFinding<'a> {
         status: &'a str,
@@ -377,14 +376,15 @@ fn yuan_f(m: Money) -> f64 {
     m.fen() as f64 / 100.0
 }
 
-fn html(
-    result: &RunResult,
-    rec: Option<&Reconciliation>,
-    rows: &[Row],
-    by_check: &BTreeMap<Check, Total>,
-    by_township: &BTreeMap<String, Total>,
-    total: Total,
-) -> String {
+fn html(night: &Night<'_>) -> String {
+    let Night {
+        result,
+        reconciliation: rec,
+        rows,
+        by_check,
+        by_township,
+        total,
+    } = *night;
     let mut s = String::with_capacity(64 * 1024);
     let _ = write!(
         s,

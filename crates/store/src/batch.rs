@@ -1028,12 +1028,12 @@ impl BatchTx {
                     .push_bind(ts(&w.deadline))
                     .push_bind(&w.source)
                     .push_bind(&w.event_id);
-                // Packed (see `pack`): bytes on SQLite, text on PostgreSQL.
                 match w.summary.packed() {
-                    Some(p) if <DB as crate::db::Dialect>::POSTGRES => b.push_bind(p.to_text()),
-                    Some(p) => b.push_bind(p.as_bytes()),
-                    None => b.push_bind(w.summary.as_str()),
-                };
+                    Some(p) => <DB as crate::db::Dialect>::push_packed(&mut b, p),
+                    None => {
+                        b.push_bind(w.summary.as_str());
+                    }
+                }
                 b.push_bind(at)
                     .push_bind(at)
                     .push_bind(&w.assigned_to)
@@ -1075,10 +1075,11 @@ impl BatchTx {
                     .push_bind(&u.source)
                     .push_bind(&u.event_id);
                 match u.summary.packed() {
-                    Some(p) if <DB as crate::db::Dialect>::POSTGRES => b.push_bind(p.to_text()),
-                    Some(p) => b.push_bind(p.as_bytes()),
-                    None => b.push_bind(u.summary.as_str()),
-                };
+                    Some(p) => <DB as crate::db::Dialect>::push_packed(&mut b, p),
+                    None => {
+                        b.push_bind(u.summary.as_str());
+                    }
+                }
                 b.push_bind(u.episode.occurred_at.as_ref().map(ts))
                     .push_bind(i64::from(u.episode.late))
                     .push_bind(&u.episode.transitions)

@@ -77,16 +77,35 @@ pub(crate) trait Dialect {
     /// `BEGIN IMMEDIATE` on SQLite (the write lock first, see the crate docs), `BEGIN` (read
     /// committed) on PostgreSQL.
     const BEGIN: &'static str;
+    /// Bind a packed document in a row of a multi-row statement as this backend stores it: bytes
+    /// on SQLite, the text form on PostgreSQL (see `pack`).
+    fn push_packed<'args>(
+        b: &mut sqlx::query_builder::Separated<'_, 'args, Self, &'static str>,
+        packed: &'args crate::pack::Packed,
+    ) where
+        Self: Database;
 }
 
 impl Dialect for Sqlite {
     const POSTGRES: bool = false;
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
+    fn push_packed<'args>(
+        b: &mut sqlx::query_builder::Separated<'_, 'args, Self, &'static str>,
+        packed: &'args crate::pack::Packed,
+    ) {
+        b.push_bind(packed.as_bytes());
+    }
 }
 
 impl Dialect for Postgres {
     const POSTGRES: bool = true;
     const BEGIN: &'static str = "BEGIN";
+    fn push_packed<'args>(
+        b: &mut sqlx::query_builder::Separated<'_, 'args, Self, &'static str>,
+        packed: &'args crate::pack::Packed,
+    ) {
+        b.push_bind(packed.to_text());
+    }
 }
 
 /// Decode a column the same way on either backend's row: lets row-mapping helpers be written once

@@ -183,12 +183,7 @@ impl RegisterImport {
                         .push_bind(h.region_code.as_str())
                         .push_bind(h.category.code())
                         .push_bind(h.area.code());
-                    // Bytes on SQLite, text on PostgreSQL (see `pack`).
-                    if <DB as Dialect>::POSTGRES {
-                        b.push_bind(record.to_text());
-                    } else {
-                        b.push_bind(record.as_bytes());
-                    }
+                    <DB as Dialect>::push_packed(&mut b, record);
                     b.push_bind(digest)
                         .push_bind(1i64)
                         .push_bind(at);
@@ -236,12 +231,11 @@ impl RegisterImport {
                         .push_bind(&h.household_id)
                         .push_bind(*change);
                     if <DB as Dialect>::POSTGRES {
-                        b.push_bind(before.clone().map(Stored::into_text))
-                            .push_bind(record.to_text());
+                        b.push_bind(before.clone().map(Stored::into_text));
                     } else {
-                        b.push_bind(before.clone().map(Stored::into_bytes))
-                            .push_bind(record.as_bytes());
+                        b.push_bind(before.clone().map(Stored::into_bytes));
                     }
+                    <DB as Dialect>::push_packed(&mut b, record);
                 });
                 qb.build()
                     .run(&mut *c, "recording register history")
