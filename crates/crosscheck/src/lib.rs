@@ -87,6 +87,13 @@ pub enum CrosscheckError {
     Manifest { path: PathBuf, reason: String },
     #[error("the run was interrupted; files finished so far are checkpointed")]
     Interrupted,
+    /// A broken invariant of the reader (a bug, not bad input): the run stops rather than count
+    /// a row it did not check.
+    #[error(
+        "snapshot {file}: internal error: {reason}; the run stopped (files finished before it \
+         are checkpointed): please report it with the log"
+    )]
+    Internal { file: String, reason: String },
 }
 
 /// How to run (beyond the configuration of the checks).

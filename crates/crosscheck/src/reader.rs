@@ -313,8 +313,15 @@ impl<R: SnapshotRow + PlainCsv + Apply> Sink<'_, R> {
         }
     }
 
-    /// Look the waiting rows up and apply them, in the order they were read.
-    fn flush(&mut self, kept: &[csv::StringRecord], columns: Option<&[usize]>) {
+    /// Look the waiting rows up and apply them, in the order they were read. A plain row whose
+    /// kept record or column map is missing (which [`Sink::plain_row`] never leaves) is an
+    /// error naming the file, never a row skipped in silence.
+    fn flush(
+        &mut self,
+        file: &str,
+        kept: &[csv::StringRecord],
+        columns: Option<&[usize]>,
+    ) -> Result<(), CrosscheckError> {
         let cx = self.cx;
         self.cx.index.by_id.get_all(&self.ids, &mut self.found);
         self.ids.clear();
@@ -328,14 +335,23 @@ impl<R: SnapshotRow + PlainCsv + Apply> Sink<'_, R> {
                 (Pending::Made(row), _) => row.apply(member, cx, p),
                 (Pending::Plain(..), None) => R::unmatched(cx, p),
                 (Pending::Plain(k, facts), Some(m)) => {
-                    if let (Some(record), Some(columns)) = (kept.get(k), columns) {
-                        let cells = Cells { record, columns };
-                        R::apply_plain(facts, &cells, m, cx, p);
-                    }
+                    let (Some(record), Some(columns)) = (kept.get(k), columns) else {
+                        return Err(CrosscheckError::Internal {
+                            file: file.to_string(),
+                            reason: format!(
+                                "plain row {k} of a lookup batch has no kept record \
+                                 ({} kept) or no column map",
+                                kept.len()
+                            ),
+                        });
+                    };
+                    let cells = Cells { record, columns };
+                    R::apply_plain(facts, &cells, m, cx, p);
                 }
             }
         }
         self.kept = 0;
+        Ok(())
     }
 }
 
@@ -399,7 +415,7 @@ pub(crate) fn read_chunk<R: SnapshotRow + PlainCsv + Apply>(
             let mut kept: Vec<csv::StringRecord> = Vec::with_capacity(LOOKUP_BATCH + 1);
             loop {
                 if sink.full() {
-                    sink.flush(&kept, plain.as_deref());
+                    sink.flush(&plan.name, &kept, plain.as_deref())?;
                 }
                 if kept.len() <= sink.kept {
                     kept.push(csv::StringRecord::new());
@@ -475,7 +491,7 @@ pub(crate) fn read_chunk<R: SnapshotRow + PlainCsv + Apply>(
                     return Err(CrosscheckError::Interrupted);
                 }
             }
-            sink.flush(&kept, plain.as_deref());
+            sink.flush(&plan.name, &kept, plain.as_deref())?;
         }
         Format::Jsonl => {
             let mut r = BufReader::with_capacity(1 << 17, &mut src);
@@ -484,7 +500,7 @@ pub(crate) fn read_chunk<R: SnapshotRow + PlainCsv + Apply>(
             let mut bytes: u64 = 0;
             loop {
                 if sink.full() {
-                    sink.flush(&[], None);
+                    sink.flush(&plan.name, &[], None)?;
                 }
                 buf.clear();
                 let n = r.read_until(b'\n', &mut buf).map_err(io_err(&plan.path))?;
@@ -516,7 +532,7 @@ pub(crate) fn read_chunk<R: SnapshotRow + PlainCsv + Apply>(
                     return Err(CrosscheckError::Interrupted);
                 }
             }
-            sink.flush(&[], None);
+            sink.flush(&plan.name, &[], None)?;
         }
     }
     rep.flush(range.1 - range.0);
