@@ -128,7 +128,9 @@ pub use locks::household_lock_key;
 pub use notices::{EscalationUpdate, NoticeRow, NoticeView, SilenceRow, WarningClockRow};
 pub use officers::{OfficerImport, OfficerRow};
 pub use open::{redact_url, OpenOptions, Store, DEFAULT_WRITE_CACHE_MIB};
-pub use pack::{decode_household_record, pack_event, unpack_document, Packed, Stored};
+pub use pack::{
+    decode_household_record, pack_event, pack_event_deflate, unpack_document, Packed, Stored,
+};
 pub use pages::{EscalatedWarning, FactTimes};
 pub use queries::{DeadLetterRecord, DeadLetterView, Status, WarningView};
 pub use regions::{display_name, RegionImport, RegionName};
