@@ -339,3 +339,25 @@ impl RunReader {
 
 /// The index file shared by an index's clones.
 pub(crate) type Shared = Arc<IndexFile>;
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    /// The index file is its owner's alone and has no name from the start: nothing to clean up
+    /// after a crash, nothing another process can open.
+    #[test]
+    fn the_index_file_is_private_and_unlinked_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, path) = super::private_unlinked(dir.path(), "identity-index").unwrap();
+        let meta = file.metadata().unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(meta.nlink(), 0, "unlinked");
+        assert!(!path.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let e = super::private_unlinked(&dir.path().join("missing"), "identity-index")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing") && e.contains("cannot create"), "{e}");
+    }
+}
