@@ -149,7 +149,7 @@ pub struct MemoryConfig {
     /// Register members whose identity numbers, birth dates, sexes and blocking keys the identity
     /// index holds in memory (about 100 of its 130–160 bytes a member); past it, these go to a
     /// private file (mode 0600, unlinked as soon as made, so never left behind) in
-    /// `identity_dir` and are read back as records come (40 bytes a member stay in memory).
+    /// `identity_dir` and are read back as records come (about 50 bytes a member stay in memory).
     /// Links the same either way. 0: always on disk.
     pub identity_members: usize,
     /// The directory of the identity index's file; empty: beside the SQLite database (the system's
