@@ -18,7 +18,7 @@
 //! `doudi linkage show` finds it. A stored model that fails the same check is not used (the prior
 //! is).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use doudi_linkage::{check_model, Degenerate, LabelledPair, Model, Thresholds};
 use doudi_linkage::{IndexBuilder, Linker};
@@ -50,6 +50,53 @@ pub struct EngineSettings {
     pub deadlines: doudi_warnings::fold::DeadlinePolicy,
     /// How much a worker holds in memory (`[memory]`).
     pub memory: MemoryCaps,
+    /// Where the identity index keeps its bulk (`memory.identity_members`, `memory.identity_dir`).
+    pub identity_index: IdentityIndexSettings,
+}
+
+/// How much of the identity index a worker holds in memory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IdentityIndexSettings {
+    /// Register members whose identity numbers, birth dates, sexes and blocking keys the index
+    /// holds in memory (about 100 of its 130–160 bytes a member); past it, they are written to
+    /// a private file and read back by positioned reads (the results are the same).
+    pub members_in_memory: usize,
+    /// The file's directory: `None` for beside the SQLite database (the system's temporary
+    /// directory for PostgreSQL).
+    pub dir: Option<PathBuf>,
+}
+
+/// Members an identity index holds in memory unless configured otherwise: a 900,000-household
+/// register (about 300 MB of index).
+pub const DEFAULT_IDENTITY_MEMBERS: usize = 2_000_000;
+
+impl Default for IdentityIndexSettings {
+    fn default() -> Self {
+        IdentityIndexSettings {
+            members_in_memory: DEFAULT_IDENTITY_MEMBERS,
+            dir: None,
+        }
+    }
+}
+
+impl IdentityIndexSettings {
+    /// The directory the index file goes in for `store`.
+    fn dir(&self, store: &Store) -> PathBuf {
+        if let Some(d) = &self.dir {
+            return d.clone();
+        }
+        store
+            .sqlite_file()
+            .and_then(|f| f.parent().map(Path::to_path_buf))
+            .map(|d| {
+                if d.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    d
+                }
+            })
+            .unwrap_or_else(std::env::temp_dir)
+    }
 }
 
 impl EngineSettings {
@@ -65,6 +112,7 @@ impl EngineSettings {
             label_strength: 1000.0,
             deadlines: doudi_warnings::fold::DeadlinePolicy::default(),
             memory: MemoryCaps::default(),
+            identity_index: IdentityIndexSettings::default(),
         }
     }
 }
@@ -198,7 +246,8 @@ pub async fn load_engine(
     // Streamed: every member indexed, the records kept up to the cap (the others are read from
     // the store when a record of theirs comes), so the whole register is never held at once.
     let cap = settings.memory.households;
-    let mut index = IndexBuilder::default();
+    let bound = &settings.identity_index;
+    let mut index = IndexBuilder::on_disk_past(bound.members_in_memory, bound.dir(store));
     let mut held = Vec::new();
     let mut households = 0usize;
     store
@@ -218,16 +267,23 @@ pub async fn load_engine(
         );
     }
     let complete = held.len() == households;
+    // A file that cannot be written (a full or read-only disk) is named with its directory.
+    let index = index
+        .try_finish()
+        .map_err(|e| AppError::Unusable(format!("{e} (memory.identity_dir)")))?;
     tracing::info!(
         households,
+        members = index.len(),
         records_held = held.len(),
-        "register indexed (household records held up to memory.register_households)"
+        index_heap_mib = index.heap_bytes() / (1 << 20),
+        index_file_mib = index.file_bytes().map(|b| b / (1 << 20)),
+        "register indexed (household records held up to memory.register_households; the identity index's bulk on disk past memory.identity_members)"
     );
     let register = Register::with_households(
         held,
         complete,
         // The prior model until a trained one is stored (see `doudi_linkage::train`).
-        Linker::with_prior(index.finish()),
+        Linker::with_prior(index),
         cap,
     );
     let engine = with_parts(store, settings, households, |rules, limits| {

@@ -27,6 +27,6 @@ pub mod silences;
 pub mod warnings;
 pub mod who;
 
-pub use engine::EngineSettings;
+pub use engine::{EngineSettings, IdentityIndexSettings};
 pub use error::AppError;
 pub use who::{Role, Who};

@@ -19,7 +19,7 @@ pub struct Config {
     /// How running workers follow register imports.
     pub register: RegisterConfig,
     pub limits: LimitsConfig,
-    /// How much a `run` worker holds in memory besides the identity index.
+    /// How much a `run` worker holds in memory: household records, timelines, the identity index.
     pub memory: MemoryConfig,
     pub rules: RulesConfig,
     /// Identity resolution: training of the model, decision thresholds.
@@ -143,8 +143,18 @@ impl Default for RegisterConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct MemoryConfig {
     /// Register households whose records a worker holds (the identity index covers every member
-    /// whatever this is); the others are read from the database when a record of theirs comes.
+    /// whatever this is, bounded by `identity_members`); the others are read from the database
+    /// when a record of theirs comes.
     pub register_households: usize,
+    /// Register members whose identity numbers, birth dates, sexes and blocking keys the identity
+    /// index holds in memory (about 100 of its 130–160 bytes a member); past it, these go to a
+    /// private file (mode 0600, unlinked as soon as made, so never left behind) in
+    /// `identity_dir` and are read back as records come (about 50 bytes a member stay in memory).
+    /// Links the same either way. 0: always on disk.
+    pub identity_members: usize,
+    /// The directory of the identity index's file; empty: beside the SQLite database (the system's
+    /// temporary directory for PostgreSQL).
+    pub identity_dir: PathBuf,
     /// Timeline facts a worker holds for the households it saw lately; past it, those of the
     /// households seen longest ago are read back from the database when next needed.
     pub timeline_facts: usize,
@@ -162,6 +172,8 @@ impl Default for MemoryConfig {
         let caps = doudi_pipeline::MemoryCaps::default();
         MemoryConfig {
             register_households: caps.households,
+            identity_members: doudi_app::engine::DEFAULT_IDENTITY_MEMBERS,
+            identity_dir: PathBuf::new(),
             timeline_facts: caps.timeline_facts,
             sqlite_write_cache_mib: doudi_store::DEFAULT_WRITE_CACHE_MIB,
             import_households: 5_000,
@@ -170,6 +182,14 @@ impl Default for MemoryConfig {
 }
 
 impl MemoryConfig {
+    /// Where the identity index keeps its bulk.
+    pub fn identity_index(&self) -> doudi_app::IdentityIndexSettings {
+        doudi_app::IdentityIndexSettings {
+            members_in_memory: self.identity_members,
+            dir: (!self.identity_dir.as_os_str().is_empty()).then(|| self.identity_dir.clone()),
+        }
+    }
+
     pub fn caps(&self) -> doudi_pipeline::MemoryCaps {
         doudi_pipeline::MemoryCaps {
             households: self.register_households,
@@ -339,6 +359,13 @@ impl Config {
             1,
         )?;
         at_least("memory.import_households", self.memory.import_households, 1)?;
+        let dir = &self.memory.identity_dir;
+        if !dir.as_os_str().is_empty() && !dir.is_dir() {
+            anyhow::bail!(
+                "memory.identity_dir must be an existing directory for the identity index's file (got {})",
+                dir.display()
+            );
+        }
         self.warnings
             .escalation
             .validate()
@@ -763,6 +790,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("does not exist"), "{e}");
+    }
+
+    #[test]
+    fn the_identity_index_bound_is_read_and_a_bad_one_is_refused_with_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("doudi.toml");
+        std::fs::write(
+            &p,
+            format!(
+                "[memory]\nidentity_members = 5000\nidentity_dir = \"{}\"\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let ix = Config::load(Some(&p)).unwrap().memory.identity_index();
+        assert_eq!(ix.members_in_memory, 5000);
+        assert_eq!(ix.dir.as_deref(), Some(dir.path()));
+        let defaults = Config::default().memory.identity_index();
+        assert_eq!(defaults.dir, None, "beside the database unless given");
+        std::fs::write(&p, "[memory]\nidentity_members = -1\n").unwrap();
+        let e = Config::load(Some(&p)).unwrap_err().to_string();
+        assert!(e.contains("identity_members"), "{e}");
+        std::fs::write(&p, "[memory]\nidentity_dir = \"/no/such/dir\"\n").unwrap();
+        let e = Config::load(Some(&p)).unwrap_err().to_string();
+        assert!(
+            e.contains("memory.identity_dir") && e.contains("/no/such/dir"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -10,7 +10,11 @@
 //! - the name's sound with the township (records whose region is given to the township or village).
 //!
 //! About 140 bytes per member at a million members (see [`RegisterIndex::heap_bytes`] and
-//! `benches/linkage.rs`).
+//! `benches/linkage.rs`). Built with [`IndexBuilder::on_disk_past`], an index past its bound keeps
+//! the identity numbers, birth dates, sexes and blocking pairs (about 100 of those bytes) in a
+//! private file ([`crate::ondisk`]) and reads them back with positioned reads: about 50 bytes a
+//! member stay in memory at 4.4 million members, and every lookup and comparison gives the same
+//! answer.
 
 use std::collections::{HashMap, HashSet};
 
@@ -21,6 +25,7 @@ use crate::compare::{self, swap_day_month};
 use crate::idnum::{self, IdForm, IdLevel};
 use crate::model::{F_BIRTH, F_ID, F_NAME, F_REGION, F_SEX};
 use crate::normalise::{normalise_name, NormName, Script};
+use crate::ondisk::{self, IndexFileError};
 
 /// Strings stored end to end, addressed by number.
 #[derive(Clone, Debug, Default)]
@@ -58,6 +63,10 @@ impl Arena {
 /// four to eight keys (at most a cache line) instead of the twenty cache misses of a binary search
 /// over a million keys. A bucket per four to eight keys, not per key: the directory costs half a
 /// byte to a byte a key instead of four to eight (an eighth to a fifth of the index).
+///
+/// In a bounded index ([`IndexBuilder::on_disk_past`]) the pairs are in the index file and only
+/// the directory is in memory: a lookup reads its bucket (one positioned read of a few dozen
+/// bytes).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Keyed {
     keys: Vec<u64>,
@@ -65,6 +74,8 @@ pub(crate) struct Keyed {
     /// `dir[b]` = first position whose mixed key has top bits ≥ `b`; `dir.len()` = buckets + 1.
     dir: Vec<u32>,
     shift: u32,
+    /// The pairs in the index file: the file, where they start, how many.
+    disk: Option<(ondisk::Shared, u64, usize)>,
 }
 
 /// splitmix64's finaliser: a bijection on u64 that spreads any key set evenly.
@@ -79,11 +90,8 @@ impl Keyed {
         let mut pairs: Vec<(u64, u32)> = pairs.into_iter().map(|(k, m)| (mix(k), m)).collect();
         pairs.sort_unstable();
         pairs.dedup();
-        let n = pairs.len().max(2);
         // log2 of the keys rounded up, less 3: four to eight keys a bucket.
-        let bits = (usize::BITS - (n - 1).leading_zeros())
-            .saturating_sub(3)
-            .clamp(1, 32);
+        let bits = ondisk::dir_bits(pairs.len());
         let shift = 64 - bits;
         let buckets = 1usize << bits;
         let mut dir = Vec::with_capacity(buckets + 1);
@@ -100,6 +108,60 @@ impl Keyed {
             members: pairs.iter().map(|p| p.1).collect(),
             dir,
             shift,
+            disk: None,
+        }
+    }
+
+    /// An array merged into the index file (see [`ondisk::Spill`]).
+    fn on_disk(file: &ondisk::Shared, a: ondisk::DiskArray) -> Self {
+        Keyed {
+            keys: Vec::new(),
+            members: Vec::new(),
+            dir: a.dir,
+            shift: a.shift,
+            disk: Some((std::sync::Arc::clone(file), a.offset, a.len)),
+        }
+    }
+
+    /// Append the members under key `k` to `out` (in member order), from memory or the file.
+    fn get_into(&self, k: u64, out: &mut Vec<u32>) {
+        let Some((file, offset, len)) = &self.disk else {
+            out.extend_from_slice(self.get(k));
+            return;
+        };
+        if *len == 0 {
+            return;
+        }
+        let h = mix(k);
+        let b = (h >> self.shift) as usize;
+        let (Some(lo), Some(hi)) = (self.dir.get(b), self.dir.get(b + 1)) else {
+            return;
+        };
+        let (lo, hi) = (*lo as usize, *hi as usize);
+        if hi <= lo {
+            return;
+        }
+        let mut buf = [0u8; 16 * ondisk::PAIR_BYTES];
+        let mut heap_buf = Vec::new();
+        let bytes = (hi - lo) * ondisk::PAIR_BYTES;
+        let buf: &mut [u8] = if bytes <= buf.len() {
+            &mut buf[..bytes]
+        } else {
+            heap_buf.resize(bytes, 0);
+            &mut heap_buf
+        };
+        file.read(buf, offset + (lo * ondisk::PAIR_BYTES) as u64);
+        for p in buf.chunks_exact(ondisk::PAIR_BYTES) {
+            let mut key = [0u8; 8];
+            key.copy_from_slice(&p[..8]);
+            let key = u64::from_le_bytes(key);
+            if key == h {
+                let mut m = [0u8; 4];
+                m.copy_from_slice(&p[8..]);
+                out.push(u32::from_le_bytes(m));
+            } else if key > h {
+                break;
+            }
         }
     }
 
@@ -258,10 +320,17 @@ pub type Levels = [u8; 5];
 /// ([`RegisterIndex::upsert_household`], [`RegisterIndex::remove_household`]).
 #[derive(Clone, Debug, Default)]
 pub struct RegisterIndex {
+    /// Identity number, birth date and sex of members `base..` (those before `base` are in the
+    /// index file, when there is one).
     m_id: Vec<[u8; 18]>,
-    m_name: Vec<u32>,
     m_birth: Vec<i32>,
     m_sex: Vec<u8>,
+    /// Members whose identity number, birth date and sex are in `file`.
+    base: usize,
+    /// The file of a bounded index (see [`IndexBuilder::on_disk_past`]), shared by its clones.
+    file: Option<ondisk::Shared>,
+    /// Name and household of every member (`m_household.len()` is the number of members).
+    m_name: Vec<u32>,
     m_household: Vec<u32>,
     member_ids: Arena,
     household_ids: Arena,
@@ -355,9 +424,113 @@ pub struct IndexBuilder {
     by_birth_township: Vec<(u64, u32)>,
     by_sound_year: Vec<(u64, u32)>,
     by_sound_township: Vec<(u64, u32)>,
+    /// Members past which the bulk goes to a file in a directory (see
+    /// [`IndexBuilder::on_disk_past`]).
+    bound: Option<(usize, std::path::PathBuf)>,
+    /// The file being written, once past the bound.
+    spill: Option<ondisk::Spill>,
+    /// The first failure writing it (the build goes on counting, [`IndexBuilder::try_finish`]
+    /// reports it).
+    failed: Option<IndexFileError>,
 }
 
 impl IndexBuilder {
+    /// A builder that keeps at most about `members` members' identity numbers, birth dates,
+    /// sexes and blocking keys in memory: past that it writes them to a private file in `dir`
+    /// (unlinked at once, see [`crate::ondisk`]) and the built index reads them from it. Links
+    /// exactly as an index held in memory. Finish it with [`IndexBuilder::try_finish`].
+    pub fn on_disk_past(members: usize, dir: impl Into<std::path::PathBuf>) -> IndexBuilder {
+        IndexBuilder {
+            bound: Some((members, dir.into())),
+            ..IndexBuilder::default()
+        }
+    }
+
+    /// Members indexed so far.
+    fn members(&self) -> usize {
+        self.ix.m_household.len()
+    }
+
+    /// Past the bound: move what is in memory to the file and keep writing there.
+    fn start_spill(&mut self) -> Result<(), IndexFileError> {
+        let Some((bound, dir)) = &self.bound else {
+            return Ok(());
+        };
+        // Runs of a quarter of the bound's pairs per array (five arrays of 16-byte pairs).
+        let mut spill = ondisk::Spill::create(dir, (*bound / 4).clamp(1 << 10, 1 << 20))?;
+        let ix = &mut self.ix;
+        for ((id, birth), sex) in ix.m_id.iter().zip(&ix.m_birth).zip(&ix.m_sex) {
+            spill.record(id, *birth, *sex)?;
+        }
+        ix.base = ix.m_id.len();
+        ix.m_id = Vec::new();
+        ix.m_birth = Vec::new();
+        ix.m_sex = Vec::new();
+        for (b, pairs) in [
+            &mut self.by_id,
+            &mut self.by_birth_family,
+            &mut self.by_birth_township,
+            &mut self.by_sound_year,
+            &mut self.by_sound_township,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for (k, m) in std::mem::take(pairs) {
+                spill.pair(b, (mix(k), m))?;
+            }
+        }
+        self.spill = Some(spill);
+        Ok(())
+    }
+
+    /// Record a member's identity number, birth date, sex and blocking keys: in memory, or in the
+    /// file once past the bound.
+    fn put(&mut self, id: [u8; 18], birth: i32, sex: u8, keys: [Option<u64>; 5]) {
+        let idx = (self.members() - 1) as u32;
+        if self.failed.is_none() && self.spill.is_none() {
+            if let Some((bound, _)) = &self.bound {
+                if self.members() > *bound {
+                    if let Err(e) = self.start_spill() {
+                        self.failed = Some(e);
+                    }
+                }
+            }
+        }
+        if self.failed.is_some() {
+            return;
+        }
+        if let Some(spill) = &mut self.spill {
+            let mut r = spill.record(&id, birth, sex);
+            for (b, key) in keys.into_iter().enumerate() {
+                if let (Some(k), Ok(())) = (key, &r) {
+                    r = spill.pair(b, (mix(k), idx));
+                }
+            }
+            if let Err(e) = r {
+                self.failed = Some(e);
+            }
+            return;
+        }
+        for (block, key) in [
+            &mut self.by_id,
+            &mut self.by_birth_family,
+            &mut self.by_birth_township,
+            &mut self.by_sound_year,
+            &mut self.by_sound_township,
+        ]
+        .into_iter()
+        .zip(keys)
+        {
+            if let Some(k) = key {
+                block.push((k, idx));
+            }
+        }
+        self.ix.m_id.push(id);
+        self.ix.m_birth.push(birth);
+        self.ix.m_sex.push(sex);
+    }
+
     /// Whether member `member_id` was indexed under an earlier occurrence of household
     /// `first` (its first occurrence) or of this one (`current`, once it has one).
     fn seen(&self, first: Option<u32>, current: Option<u32>, member_id: &str) -> bool {
@@ -372,7 +545,7 @@ impl IndexBuilder {
             let end = self
                 .first_member
                 .get(h as usize + 1)
-                .map_or(self.ix.m_id.len(), |e| *e as usize);
+                .map_or(self.members(), |e| *e as usize);
             if (start..end).any(|m| self.ix.member_ids.get(m as u32) == member_id) {
                 return true;
             }
@@ -395,7 +568,7 @@ impl IndexBuilder {
                 None => {
                     self.ix.h_region.push(region);
                     let x = self.ix.household_ids.push(&h.household_id);
-                    self.first_member.push(self.ix.m_id.len() as u32);
+                    self.first_member.push(self.members() as u32);
                     match first {
                         Some(f) => self.repeats.entry(f).or_default().push(x),
                         None => {
@@ -407,7 +580,6 @@ impl IndexBuilder {
                 }
             };
             let ix = &mut self.ix;
-            let idx = ix.m_id.len() as u32;
             let mut id = [0u8; 18];
             id.copy_from_slice(m.id_number.expose().as_bytes());
             let norm = normalise_name(&m.name);
@@ -433,31 +605,27 @@ impl IndexBuilder {
                 .or_default() += 1;
             let birth = m.birth_date.num_days_from_ce();
             let keys = member_keys(&id, &norm, m.birth_date, &region);
-            for (block, key) in [
-                &mut self.by_id,
-                &mut self.by_birth_family,
-                &mut self.by_birth_township,
-                &mut self.by_sound_year,
-                &mut self.by_sound_township,
-            ]
-            .into_iter()
-            .zip(keys)
-            {
-                if let Some(k) = key {
-                    block.push((k, idx));
-                }
-            }
-            ix.m_id.push(id);
             ix.m_name.push(name_id);
-            ix.m_birth.push(birth);
-            ix.m_sex.push(sex_code(m.sex));
             ix.m_household.push(hidx);
             ix.member_ids.push(&m.member_id);
+            self.put(id, birth, sex_code(m.sex), keys);
         }
     }
 
-    /// The index of every household added.
+    /// The index of every household added, for a builder that keeps everything in memory (made
+    /// by `default()`). A bounded builder ([`IndexBuilder::on_disk_past`]) is finished with
+    /// [`IndexBuilder::try_finish`], which says what failed with its file; here such a failure
+    /// panics.
     pub fn finish(self) -> RegisterIndex {
+        match self.try_finish() {
+            Ok(ix) => ix,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The index of every household added; with its bulk in a file when the members passed the
+    /// bound of [`IndexBuilder::on_disk_past`].
+    pub fn try_finish(self) -> Result<RegisterIndex, IndexFileError> {
         let IndexBuilder {
             mut ix,
             sound_counts,
@@ -466,16 +634,36 @@ impl IndexBuilder {
             by_birth_township,
             by_sound_year,
             by_sound_township,
+            spill,
+            failed,
             ..
         } = self;
+        if let Some(e) = failed {
+            return Err(e);
+        }
         for n in &mut ix.names {
             n.sound_count = sound_counts.get(&n.sound).copied().unwrap_or(0);
         }
-        ix.by_id = Keyed::build(by_id);
-        ix.by_birth_family = Keyed::build(by_birth_family);
-        ix.by_birth_township = Keyed::build(by_birth_township);
-        ix.by_sound_year = Keyed::build(by_sound_year);
-        ix.by_sound_township = Keyed::build(by_sound_township);
+        match spill {
+            None => {
+                ix.by_id = Keyed::build(by_id);
+                ix.by_birth_family = Keyed::build(by_birth_family);
+                ix.by_birth_township = Keyed::build(by_birth_township);
+                ix.by_sound_year = Keyed::build(by_sound_year);
+                ix.by_sound_township = Keyed::build(by_sound_township);
+            }
+            Some(spill) => {
+                ix.base = spill.records;
+                let (file, [a, b, c, d, e]) = spill.finish()?;
+                let file = std::sync::Arc::new(file);
+                ix.by_id = Keyed::on_disk(&file, a);
+                ix.by_birth_family = Keyed::on_disk(&file, b);
+                ix.by_birth_township = Keyed::on_disk(&file, c);
+                ix.by_sound_year = Keyed::on_disk(&file, d);
+                ix.by_sound_township = Keyed::on_disk(&file, e);
+                ix.file = Some(file);
+            }
+        }
         ix.m_id.shrink_to_fit();
         ix.m_name.shrink_to_fit();
         ix.m_birth.shrink_to_fit();
@@ -485,7 +673,7 @@ impl IndexBuilder {
         ix.names.shrink_to_fit();
         ix.member_ids.shrink();
         ix.household_ids.shrink();
-        ix
+        Ok(ix)
     }
 }
 
@@ -501,12 +689,19 @@ impl RegisterIndex {
 
     /// Number of members indexed (live: a removed household's members no longer count).
     pub fn len(&self) -> usize {
-        self.m_id.len() - self.dead_count
+        self.m_household.len() - self.dead_count
+    }
+
+    /// Whether the bulk of the index is in a file (see [`IndexBuilder::on_disk_past`]), and the
+    /// file's size in bytes.
+    pub fn file_bytes(&self) -> Option<u64> {
+        self.file.as_ref().map(|f| f.bytes)
     }
 
     /// Whether member `m` is indexed and not removed.
     fn is_live(&self, m: u32) -> bool {
-        (m as usize) < self.m_id.len() && !self.dead.get(m as usize).copied().unwrap_or(false)
+        (m as usize) < self.m_household.len()
+            && !self.dead.get(m as usize).copied().unwrap_or(false)
     }
 
     /// The order that decides between candidates of equal weight and which members a cut block
@@ -535,16 +730,18 @@ impl RegisterIndex {
             .and_then(|d| d.blocks.get(block))
             .and_then(|b| b.get(&key))
             .map_or(&[][..], Vec::as_slice);
-        if self.dead_count == 0 {
-            out.extend_from_slice(base.get(key));
-            out.extend_from_slice(added);
-        } else {
-            out.extend(
-                base.get(key)
-                    .iter()
-                    .chain(added)
-                    .filter(|m| self.is_live(**m)),
-            );
+        let start = out.len();
+        base.get_into(key, out);
+        out.extend_from_slice(added);
+        if self.dead_count != 0 {
+            let mut keep = start;
+            for i in start..out.len() {
+                if self.is_live(out[i]) {
+                    out[keep] = out[i];
+                    keep += 1;
+                }
+            }
+            out.truncate(keep);
         }
     }
 
@@ -560,7 +757,7 @@ impl RegisterIndex {
                     .or_insert((n.sound_count, Vec::new()));
                 e.1.push(i as u32);
             }
-            for m in 0..self.m_id.len() as u32 {
+            for m in 0..self.m_household.len() as u32 {
                 if self.is_live(m) {
                     d.households
                         .entry(self.household_id(m).to_string())
@@ -622,7 +819,7 @@ impl RegisterIndex {
                 self.h_region.push(region);
                 self.household_ids.push(&household.household_id)
             });
-            let idx = self.m_id.len() as u32;
+            let idx = self.m_household.len() as u32;
             let norm = normalise_name(&m.name);
             let known = self.delta_mut().name_ids.get(norm.key.as_str()).copied();
             let name_id = match known {
@@ -680,8 +877,8 @@ impl RegisterIndex {
         if members.is_empty() {
             return 0;
         }
-        if self.dead.len() < self.m_id.len() {
-            self.dead.resize(self.m_id.len(), false);
+        if self.dead.len() < self.m_household.len() {
+            self.dead.resize(self.m_household.len(), false);
         }
         let mut removed = 0;
         for m in members {
@@ -705,7 +902,7 @@ impl RegisterIndex {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.m_id.is_empty()
+        self.m_household.is_empty()
     }
 
     /// Heap memory held (exact for the arrays, the allocator's own overhead aside).
@@ -752,7 +949,7 @@ impl RegisterIndex {
 
     /// The member number of (household, member) ids, if indexed (a linear scan: tests and labels).
     pub fn find_member(&self, household_id: &str, member_id: &str) -> Option<u32> {
-        (0..self.m_id.len() as u32).find(|m| {
+        (0..self.m_household.len() as u32).find(|m| {
             self.is_live(*m)
                 && self.member_id(*m) == member_id
                 && self.household_id(*m) == household_id
@@ -765,10 +962,32 @@ impl RegisterIndex {
             .and_then(|n| self.names.get(*n as usize))
     }
 
+    #[cfg(test)]
     fn birth(&self, m: u32) -> Option<NaiveDate> {
-        self.m_birth
-            .get(m as usize)
-            .and_then(|d| NaiveDate::from_num_days_from_ce_opt(*d))
+        self.record(m)
+            .and_then(|(_, d, _)| NaiveDate::from_num_days_from_ce_opt(d))
+    }
+
+    /// Member `m`'s identity number, birth date (days from the common era) and sex code: from
+    /// the index file for the members built into it, else from memory.
+    fn record(&self, m: u32) -> Option<([u8; 18], i32, u8)> {
+        let m = m as usize;
+        if m < self.base {
+            let file = self.file.as_ref()?;
+            let mut r = [0u8; ondisk::RECORD_BYTES];
+            file.read(&mut r, (m * ondisk::RECORD_BYTES) as u64);
+            let mut id = [0u8; 18];
+            id.copy_from_slice(&r[..18]);
+            let mut birth = [0u8; 4];
+            birth.copy_from_slice(&r[18..22]);
+            return Some((id, i32::from_le_bytes(birth), r[22]));
+        }
+        let i = m - self.base;
+        Some((
+            *self.m_id.get(i)?,
+            *self.m_birth.get(i)?,
+            *self.m_sex.get(i)?,
+        ))
     }
 
     fn region(&self, m: u32) -> &[u8] {
@@ -838,18 +1057,20 @@ impl RegisterIndex {
     /// Compare the record with member `m`, field by field.
     pub fn compare(&self, q: &Query, m: u32) -> Levels {
         let mut l = [0u8; 5];
-        let id = self.m_id.get(m as usize).copied().unwrap_or([b'0'; 18]);
+        let record = self.record(m);
+        let id = record.map_or([b'0'; 18], |r| r.0);
         l[F_ID] = idnum::compare_id(&q.form, &id).index() as u8;
         l[F_NAME] = match self.name_entry(m) {
             Some(e) => compare::compare_name(&q.name, &e.key, &e.sound, e.script),
             None => compare::NAME_MISSING,
         };
-        l[F_BIRTH] = compare::compare_date(q.birth, self.birth(m));
+        l[F_BIRTH] = compare::compare_date(
+            q.birth,
+            record.and_then(|r| NaiveDate::from_num_days_from_ce_opt(r.1)),
+        );
         l[F_SEX] = compare::compare_sex(
             q.sex,
-            self.m_sex
-                .get(m as usize)
-                .map(|s| if *s == 0 { Sex::Male } else { Sex::Female }),
+            record.map(|r| if r.2 == 0 { Sex::Male } else { Sex::Female }),
         );
         l[F_REGION] = compare::compare_region(q.region.as_bytes(), self.region(m));
         // Birth date and sex are written inside the ID number: when the numbers agree (exactly or
@@ -1134,6 +1355,93 @@ mod tests {
             "upserts {}, changes {}, removals {}",
             counts.0, counts.1, counts.2
         );
+    }
+
+    /// The same register indexed in memory and with its bulk in a file (a bound far below its
+    /// members, runs small enough to merge several): the same candidates for every record, the
+    /// same decisions and evidence, before and after households change; nothing left in the
+    /// directory.
+    #[test]
+    fn an_index_with_its_bulk_on_disk_links_exactly_as_one_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        for seed in [1u64, 2] {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let pool = register(1500, seed);
+            let subjects: Vec<Subject> = (0..1500)
+                .map(|_| {
+                    let h = &pool[rng.gen_range(0..pool.len())];
+                    noisy_subject(&mut rng, h, &pool)
+                })
+                .collect();
+            let memory = RegisterIndex::build(&pool);
+            let mut b = IndexBuilder::on_disk_past(100, dir.path());
+            for h in &pool {
+                b.add(h);
+            }
+            let disk = b.try_finish().unwrap();
+            assert_eq!(memory.file_bytes(), None);
+            assert!(disk.file_bytes().is_some_and(|b| b > 0));
+            // The numbers, dates, sexes and blocking pairs (83 bytes a member) are in the file.
+            assert!(
+                disk.heap_bytes() + 75 * disk.len() <= memory.heap_bytes(),
+                "{} against {} bytes for {} members",
+                disk.heap_bytes(),
+                memory.heap_bytes(),
+                disk.len()
+            );
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+            let same_candidates = |a: &RegisterIndex, b: &RegisterIndex| {
+                let (mut keys, mut ca, mut cb) = (Vec::new(), Vec::new(), Vec::new());
+                for s in &subjects {
+                    let q = super::Query::new(s);
+                    ca.clear();
+                    cb.clear();
+                    a.id_candidates(&q, &mut keys, &mut ca);
+                    b.id_candidates(&q, &mut keys, &mut cb);
+                    a.other_candidates(&q, 2, &mut ca);
+                    b.other_candidates(&q, 2, &mut cb);
+                    assert_eq!(ca, cb, "seed {seed}: candidates of {s:?}");
+                    for m in &ca {
+                        assert_eq!(a.compare(&q, *m), b.compare(&q, *m));
+                    }
+                }
+            };
+            same_candidates(&memory, &disk);
+            let cut = Thresholds {
+                max_block: 2,
+                ..Thresholds::default()
+            };
+            let (mut memory, mut disk) = (memory, disk);
+            for round in 0..2 {
+                for t in [Thresholds::default(), cut.clone()] {
+                    let a = Linker::new(memory.clone(), Model::prior(), t.clone());
+                    let b = Linker::new(disk.clone(), Model::prior(), t);
+                    assert_same(&a, &b, &subjects, &format!("seed {seed} round {round}"));
+                }
+                // Households changed, removed and added, in both.
+                for step in 0..200usize {
+                    let h = &pool[rng.gen_range(0..pool.len())];
+                    match step % 3 {
+                        0 => {
+                            let h = changed(&mut rng, h, &pool, step);
+                            memory.upsert_household(&h);
+                            disk.upsert_household(&h);
+                        }
+                        1 => {
+                            assert_eq!(
+                                memory.remove_household(&h.household_id),
+                                disk.remove_household(&h.household_id)
+                            );
+                        }
+                        _ => {
+                            memory.upsert_household(h);
+                            disk.upsert_household(h);
+                        }
+                    }
+                }
+                same_candidates(&memory, &disk);
+            }
+        }
     }
 
     #[test]

@@ -19,7 +19,8 @@
 //! - [`eval`]: the same engine over any two CSV files described by a TOML spec, scored against
 //!   truth pairs.
 //!
-//! Pure: no I/O (except [`eval`], which reads the files it is given), no logging, no SQL, no
+//! Pure: no I/O (except [`eval`], which reads the files it is given, and the private file a
+//! bounded index keeps its bulk in, [`IndexBuilder::on_disk_past`]), no logging, no SQL, no
 //! clocks in decisions. Evidence and error messages never hold a full ID number or a name: ID
 //! numbers appear masked, names not at all.
 
@@ -31,6 +32,7 @@ mod index;
 mod link;
 pub mod model;
 pub mod normalise;
+mod ondisk;
 mod train;
 #[cfg(test)]
 mod typos;
@@ -41,6 +43,7 @@ pub use link::{
     explain, CandidateEvidence, Comparison, Evidence, IdEvidence, Linker, ModelScorer, Thresholds,
 };
 pub use model::{FieldModel, LevelModel, Model, TfSettings};
+pub use ondisk::IndexFileError;
 pub use train::{blend_labels, train, LabelledPair};
 
 use serde::{Deserialize, Serialize};

@@ -113,6 +113,7 @@ pub fn engine_settings(config: &Config) -> anyhow::Result<EngineSettings> {
         label_strength: config.linkage.label_strength,
         deadlines: config.warnings.deadline_policy(),
         memory: config.memory.caps(),
+        identity_index: config.memory.identity_index(),
     })
 }
 
