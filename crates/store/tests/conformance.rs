@@ -767,7 +767,8 @@ async fn assessments_and_evidence_are_stored_packed_and_old_json_rows_still_read
         seqs[1],
         event_row("p2").normalised,
         seqs[1],
-        doudi_store::pack_event(&event_row("p1").normalised).to_text(),
+        // As written before zstd: deflate, in the text form.
+        doudi_store::pack_event_deflate(&event_row("p1").normalised).to_text(),
         seqs[0],
         serde_json::to_string(&household("H1", "一村1号")).unwrap()
     ))
