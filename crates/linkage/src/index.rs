@@ -1273,18 +1273,23 @@ mod tests {
         )
     }
 
+    /// `n` records typed by hand about members of households drawn from `pool`.
+    fn noisy_subjects(rng: &mut ChaCha8Rng, pool: &[Household], n: usize) -> Vec<Subject> {
+        (0..n)
+            .map(|_| {
+                let h = &pool[rng.gen_range(0..pool.len())];
+                noisy_subject(rng, h, pool)
+            })
+            .collect()
+    }
+
     #[test]
     fn an_index_changed_household_by_household_links_like_one_built_at_once() {
         let mut counts = (0, 0, 0);
         for seed in 1..=6u64 {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let pool = register(240, seed);
-            let subjects: Vec<Subject> = (0..400)
-                .map(|_| {
-                    let h = &pool[rng.gen_range(0..pool.len())];
-                    noisy_subject(&mut rng, h, &pool)
-                })
-                .collect();
+            let subjects = noisy_subjects(&mut rng, &pool, 400);
             // Start from a built index over part of the register (or from nothing).
             let start = if seed % 2 == 0 { 0 } else { 120 };
             let mut current: BTreeMap<String, Household> = pool[..start]
@@ -1367,12 +1372,7 @@ mod tests {
         for seed in [1u64, 2] {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let pool = register(1500, seed);
-            let subjects: Vec<Subject> = (0..1500)
-                .map(|_| {
-                    let h = &pool[rng.gen_range(0..pool.len())];
-                    noisy_subject(&mut rng, h, &pool)
-                })
-                .collect();
+            let subjects = noisy_subjects(&mut rng, &pool, 1500);
             let memory = RegisterIndex::build(&pool);
             let mut b = IndexBuilder::on_disk_past(100, dir.path());
             for h in &pool {
