@@ -466,22 +466,24 @@ impl IndexBuilder {
         ix.m_id = Vec::new();
         ix.m_birth = Vec::new();
         ix.m_sex = Vec::new();
-        for (b, pairs) in [
-            &mut self.by_id,
-            &mut self.by_birth_family,
-            &mut self.by_birth_township,
-            &mut self.by_sound_year,
-            &mut self.by_sound_township,
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        for (b, pairs) in self.blocks_mut().into_iter().enumerate() {
             for (k, m) in std::mem::take(pairs) {
                 spill.pair(b, (mix(k), m))?;
             }
         }
         self.spill = Some(spill);
         Ok(())
+    }
+
+    /// The blocking pairs held in memory, in [`Delta::blocks`] order.
+    fn blocks_mut(&mut self) -> [&mut Vec<(u64, u32)>; 5] {
+        [
+            &mut self.by_id,
+            &mut self.by_birth_family,
+            &mut self.by_birth_township,
+            &mut self.by_sound_year,
+            &mut self.by_sound_township,
+        ]
     }
 
     /// Record a member's identity number, birth date, sex and blocking keys: in memory, or in the
@@ -512,16 +514,7 @@ impl IndexBuilder {
             }
             return;
         }
-        for (block, key) in [
-            &mut self.by_id,
-            &mut self.by_birth_family,
-            &mut self.by_birth_township,
-            &mut self.by_sound_year,
-            &mut self.by_sound_township,
-        ]
-        .into_iter()
-        .zip(keys)
-        {
+        for (block, key) in self.blocks_mut().into_iter().zip(keys) {
             if let Some(k) = key {
                 block.push((k, idx));
             }
